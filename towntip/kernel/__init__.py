@@ -1,0 +1,1 @@
+"""The kernel every service shares: settings, database, bus, errors, telemetry."""

@@ -1,0 +1,116 @@
+"""Request/reply endpoints of a service through nats.micro: validated input, errors as NATS service errors.
+
+Discovery and stats answer on $SRV.PING/INFO/STATS. Every endpoint lives at svc.<node>.<service>.<name> in a
+queue group named after the service, so several instances share the load. A handler raises
+towntip.kernel.errors.ServiceError for what the caller may see; anything else is logged here and answered
+as "500 internal error", never with a traceback or a repr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import Service
+from opentelemetry import trace
+from pydantic import BaseModel, ValidationError
+
+from towntip.kernel import errors
+from towntip.kernel.bus import subjects
+from towntip.kernel.telemetry import extract_context, tracer
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 64 * 1024
+Handler = Callable[[Any], Awaitable[BaseModel | dict[str, Any] | list[Any] | None]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # "balance", "events.put": the subject's tail
+    handler: Handler
+    request_model: type[BaseModel] | None = None
+    max_bytes: int = MAX_REQUEST_BYTES
+
+
+@dataclass
+class Endpoints:
+    """A service's endpoints, declared with a decorator and started together."""
+
+    items: list[Endpoint] = field(default_factory=list)
+
+    def add(self, name: str, request_model: type[BaseModel] | None = None, *, max_bytes: int = MAX_REQUEST_BYTES):
+        def decorator(fn: Handler) -> Handler:
+            self.items.append(Endpoint(name, fn, request_model, max_bytes))
+            return fn
+
+        return decorator
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """Header values cannot hold line breaks; keep reasons short and on one line."""
+    return " ".join(text.split())[:limit]
+
+
+def _encode(result: BaseModel | dict[str, Any] | list[Any] | None) -> bytes:
+    if result is None:
+        return b""
+    if isinstance(result, BaseModel):
+        return result.model_dump_json().encode()
+    return json.dumps(result, default=str, ensure_ascii=False).encode()
+
+
+def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Awaitable[None]]:
+    span_name = f"{service} {ep.name}"
+    otel = tracer(f"towntip.{service}")
+
+    async def handle(req: Request) -> None:
+        with otel.start_as_current_span(
+            span_name, context=extract_context(req.headers), kind=trace.SpanKind.SERVER,
+            attributes={"messaging.destination.name": subject},
+        ) as span:
+            try:
+                if len(req.data) > ep.max_bytes:
+                    raise errors.BadRequest(f"request is {len(req.data)} bytes; at most {ep.max_bytes} are accepted")
+                payload: Any = None
+                if ep.request_model is not None:
+                    try:
+                        payload = ep.request_model.model_validate_json(req.data or b"{}")
+                    except ValidationError as exc:
+                        raise errors.BadRequest(errors.describe_validation_error(exc)) from None
+                result = await ep.handler(payload)
+            except errors.ServiceError as exc:
+                span.set_attribute("error.code", exc.code)
+                await req.respond_error(str(exc.code), one_line(exc.reason))
+                return
+            except Exception:
+                log.exception("endpoint %s failed", subject)
+                span.set_status(trace.StatusCode.ERROR)
+                await req.respond_error("500", "internal error")
+                return
+            await req.respond(_encode(result))
+
+    return handle
+
+
+async def start_service(
+    nc: NATS, *, node: str, service: str, version: str, endpoints: Endpoints, description: str = ""
+) -> Service:
+    """Register the service with nats.micro; the caller stops it (await svc.stop())."""
+    svc = await add_service(
+        nc, name=service, version=version, description=description or f"{service} service of {node}",
+        metadata={"node": node},
+    )
+    group = svc.add_group(name=subjects.svc_group(node, service), queue_group=service)
+    for ep in endpoints.items:
+        subject = subjects.svc(node, service, ep.name)
+        await group.add_endpoint(
+            name=ep.name.replace(".", "-"), subject=ep.name, handler=_wrap(service, subject, ep)
+        )
+    return svc

@@ -1,0 +1,199 @@
+"""Transactional outbox: an event commits with the change that caused it; a relay publishes it afterwards.
+
+The relay publishes each row with Nats-Msg-Id = event id, waits for JetStream's acks, then marks the rows.
+A crash between publish and mark publishes the same rows again on restart: the stream drops the repeats
+inside its duplicate window, and consumers drop anything older through their inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from nats.js import JetStreamContext
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from towntip.kernel.bus import subjects
+from towntip.kernel.bus.envelope import Envelope, utcnow
+from towntip.kernel.telemetry import inject_headers
+
+log = logging.getLogger(__name__)
+
+SeqType = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
+
+
+@dataclass(frozen=True)
+class BusTables:
+    outbox: Table
+    inbox: Table
+
+
+def define_bus_tables(metadata: MetaData) -> BusTables:
+    """The outbox and inbox of one service, in that service's own metadata (and so its own migrations)."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("seq", SeqType, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("subject", String(255), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", Text, nullable=False, default="{}"),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index("ix_outbox_unpublished", "published_at", "seq"),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(64), nullable=False),
+        Column("message_id", String(200), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("consumer", "message_id", name="pk_inbox"),
+    )
+    return BusTables(outbox=outbox, inbox=inbox)
+
+
+def outbox_row(envelope: Envelope) -> dict:
+    return {
+        "event_id": envelope.id,
+        "subject": envelope.subject,
+        "payload": envelope.to_bytes(),
+        "headers": json.dumps(inject_headers({})),
+        "created_at": envelope.time,
+    }
+
+
+async def add_events(session: AsyncSession, tables: BusTables, envelopes: Iterable[Envelope]) -> int:
+    """Stage events in the caller's transaction. Committing is the caller's business (the adapter's)."""
+    rows = [outbox_row(e) for e in envelopes]
+    if rows:
+        await session.execute(insert(tables.outbox), rows)
+    return len(rows)
+
+
+FaultHook = Callable[[str], Awaitable[None] | None]
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in order. Woken after each commit; polls as a fallback."""
+
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: BusTables,
+        batch: int = 500,
+        poll_interval: float = 1.0,
+        ack_timeout: float = 10.0,
+        keep_published: timedelta = timedelta(days=1),
+        fault_hook: FaultHook | None = None,
+    ) -> None:
+        self.js = js
+        self.sessions = sessions
+        self.table = tables.outbox
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.ack_timeout = ack_timeout
+        self.keep_published = keep_published
+        self.fault_hook = fault_hook  # tests use it to crash between publish and mark
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _fault(self, point: str) -> None:
+        if self.fault_hook is not None:
+            result = self.fault_hook(point)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def publish_pending(self) -> int:
+        """One round: publish up to `batch` rows and mark them. Returns how many were published."""
+        t = self.table
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(t.c.seq, t.c.event_id, t.c.subject, t.c.payload, t.c.headers)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.seq)
+                    .limit(self.batch)
+                )
+            ).all()
+        if not rows:
+            return 0
+        futures = []
+        for row in rows:
+            headers = json.loads(row.headers or "{}")
+            headers[subjects.HDR_MSG_ID] = row.event_id
+            futures.append(await self.js.publish_async(row.subject, bytes(row.payload), headers=headers))
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=self.ack_timeout)
+        await self._fault("published")
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(t).where(t.c.seq.in_([r.seq for r in rows])).values(published_at=utcnow())
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def prune(self) -> int:
+        """Forget rows published long ago (the stream holds the facts)."""
+        t = self.table
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                delete(t).where(t.c.published_at.is_not(None), t.c.published_at < utcnow() - self.keep_published)
+            )
+        return result.rowcount or 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        rounds = 0
+        while not stop.is_set():
+            self._wake.clear()  # before the round: a commit during it leaves the flag set for the next
+            try:
+                n = await self.publish_pending()
+                backoff = 0.2
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the rows, try again later
+                log.warning("outbox relay: %s: %s (retrying in %.1fs)", exc.__class__.__name__, exc, backoff)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            rounds += 1
+            if rounds % 1000 == 0:
+                await self.prune()
+            if n >= self.batch:
+                continue  # more are waiting
+            waker = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waker, stopper}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            waker.cancel()
+            stopper.cancel()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

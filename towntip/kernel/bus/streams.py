@@ -1,0 +1,69 @@
+"""JetStream streams of a node, provisioned idempotently by whoever needs them first (service or supervisor)."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from towntip.kernel.bus import subjects
+
+DAY = 24 * 3600.0
+EDGE_KINDS = ("tap", "heartbeat")
+MAX_EDGE_BYTES = 8 * 1024  # the stream refuses anything larger from a device
+
+
+def evt_stream_config(node: str, service: str) -> StreamConfig:
+    """A service's facts. Kept 30 days; Nats-Msg-Id dedup over 10 minutes covers relay restarts."""
+    return StreamConfig(
+        name=subjects.evt_stream(node, service),
+        subjects=[subjects.evt_all(node, service)],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=30 * DAY,
+        duplicate_window=600.0,
+        discard=DiscardPolicy.OLD,
+    )
+
+
+def edge_stream_config(node: str) -> StreamConfig:
+    """What devices send. Dedup here is only a first line: the consuming service keeps the tap ids for ever."""
+    return StreamConfig(
+        name=subjects.edge_stream(node),
+        subjects=[subjects.edge_kind(node, kind) for kind in EDGE_KINDS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=14 * DAY,
+        duplicate_window=600.0,
+        max_msg_size=MAX_EDGE_BYTES,
+        discard=DiscardPolicy.OLD,
+    )
+
+
+def dlq_stream_config(node: str) -> StreamConfig:
+    """Poison messages with their error, for an operator to read and replay. Kept 90 days."""
+    return StreamConfig(
+        name=subjects.dlq_stream(node),
+        subjects=[f"dlq.{node}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=90 * DAY,
+        duplicate_window=600.0,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        return
+    await js.update_stream(config)
+
+
+async def ensure_node_streams(js: JetStreamContext, node: str, services: tuple[str, ...] = ()) -> None:
+    """The edge and dead-letter streams of a node, and the event stream of each named service."""
+    await ensure_stream(js, edge_stream_config(node))
+    await ensure_stream(js, dlq_stream_config(node))
+    for service in services:
+        await ensure_stream(js, evt_stream_config(node, service))

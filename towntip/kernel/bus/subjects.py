@@ -1,0 +1,66 @@
+"""Every subject and stream name of a node, built in one place. The node id is in every subject."""
+
+from __future__ import annotations
+
+SERVICES = ("points",)  # services that run in a node today; the others arrive with their issues
+
+
+def svc(node: str, service: str, endpoint: str) -> str:
+    """Request/reply endpoint of a service (nats.micro, queue group per service)."""
+    return f"svc.{node}.{service}.{endpoint}"
+
+
+def svc_group(node: str, service: str) -> str:
+    return f"svc.{node}.{service}"
+
+
+def evt(node: str, service: str, event_type: str) -> str:
+    """A fact a service announces; published by its outbox relay into its event stream."""
+    return f"evt.{node}.{service}.{event_type}"
+
+
+def evt_all(node: str, service: str) -> str:
+    return f"evt.{node}.{service}.>"
+
+
+def edge(node: str, terminal: str, kind: str) -> str:
+    """What a device sends: taps, heartbeats (JetStream, ids made on the device)."""
+    return f"edge.{node}.{terminal}.{kind}"
+
+
+def edge_kind(node: str, kind: str) -> str:
+    """Every terminal's messages of one kind, e.g. all taps of a node."""
+    return f"edge.{node}.*.{kind}"
+
+
+def dlq(node: str, service: str, consumer: str) -> str:
+    """Where a poison message lands, with its error in the headers."""
+    return f"dlq.{node}.{service}.{consumer}"
+
+
+def _stream_part(node: str) -> str:
+    return node.upper().replace("-", "_")
+
+
+def evt_stream(node: str, service: str) -> str:
+    return f"EVT_{_stream_part(node)}_{service.upper()}"
+
+
+def edge_stream(node: str) -> str:
+    return f"EDGE_{_stream_part(node)}"
+
+
+def dlq_stream(node: str) -> str:
+    return f"DLQ_{_stream_part(node)}"
+
+
+# Headers the bus uses besides NATS's own.
+HDR_MSG_ID = "Nats-Msg-Id"
+HDR_RESULT_TO = "Towntip-Result-To"  # where a consumer sends the outcome of a device message
+HDR_ERROR = "Towntip-Error"
+HDR_ERROR_CODE = "Towntip-Error-Code"
+HDR_ORIGINAL_SUBJECT = "Towntip-Original-Subject"
+HDR_DELIVERIES = "Towntip-Deliveries"
+# NATS service-error headers (nats.micro's convention), used for every error reply.
+HDR_SERVICE_ERROR = "Nats-Service-Error"
+HDR_SERVICE_ERROR_CODE = "Nats-Service-Error-Code"

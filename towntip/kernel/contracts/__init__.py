@@ -1,0 +1,1 @@
+"""Messages that cross process boundaries, defined once: requests, replies, device messages and event payloads."""

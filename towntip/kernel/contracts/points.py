@@ -1,0 +1,140 @@
+"""Contracts of the points service: the tap a terminal sends, its outcome, queries, and the events announced."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_TAP_BYTES = 2048  # a tap is ~250 bytes; anything far larger is refused before parsing
+
+Role = Literal["participant", "volunteer"]
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+TerminalId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+TapId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
+def _upper(v: str) -> str:
+    return v.upper()
+
+
+# A FeliCa IDm: 8 bytes, written as 16 hex digits.
+CardIdm = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{16}$"), AfterValidator(_upper)]
+
+
+def _aware(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        raise ValueError("time must carry a timezone")
+    return v
+
+
+AwareTime = Annotated[datetime, AfterValidator(_aware)]
+
+_STRICT = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class Tap(BaseModel):
+    """A card touched a terminal. Sent on edge.<node>.<terminal>.tap with Nats-Msg-Id = '<terminal>:<tap_id>'."""
+
+    model_config = _STRICT
+
+    v: Literal[1] = 1
+    tap_id: TapId
+    terminal_id: TerminalId
+    card_idm: CardIdm
+    event: Code
+    role: Role = "participant"
+    tapped_at: AwareTime
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: made on the terminal, unique for ever (not only inside JetStream's window)."""
+        return f"tap:{self.terminal_id}:{self.tap_id}"
+
+
+class TapOutcome(BaseModel):
+    """What the terminal hears back once the tap is decided."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tap_id: str
+    status: Literal["credited", "duplicate"]
+    points: int
+    balance: int
+
+
+class BalanceQuery(BaseModel):
+    model_config = _STRICT
+
+    card_idm: CardIdm
+
+
+class Balance(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    asset: str
+    balance: int
+    taps: int
+
+
+class EventIn(BaseModel):
+    """An event where terminals issue points; the rule (points per role) is set per event."""
+
+    model_config = _STRICT
+
+    code: Code
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    participant_points: int = Field(default=1, ge=0, le=1000)
+    volunteer_points: int = Field(default=5, ge=0, le=1000)
+
+
+class EventOut(EventIn):
+    model_config = ConfigDict(frozen=True)
+
+    taps: int = 0
+    points_issued: int = 0
+    people: int = 0
+
+
+class EventQuery(BaseModel):
+    model_config = _STRICT
+
+    code: Code
+
+
+class EventList(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    events: list[EventOut]
+
+
+# Event payloads (the `data` of an Envelope).
+class TapRecorded(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    terminal_id: str
+    tap_id: str
+    event: str
+    role: Role
+    points: int
+    card_ref: str  # keyed hash of the IDm, never the IDm itself
+    tapped_at: datetime
+
+
+class EventDefined(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    name: str
+    participant_points: int
+    volunteer_points: int
+
+
+# Endpoints of the points service: svc.<node>.points.<endpoint>
+SERVICE = "points"
+EP_BALANCE = "balance"  # BalanceQuery -> Balance
+EP_EVENT_PUT = "events.put"  # EventIn -> EventOut (create or update the rule)
+EP_EVENT_GET = "events.get"  # EventQuery -> EventOut
+EP_EVENT_LIST = "events.list"  # {} -> EventList

@@ -1,0 +1,55 @@
+"""One Alembic history per service, applied at start on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from towntip.kernel.db import ensure_schema
+
+
+def alembic_config(script_location: str | Path) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    return cfg
+
+
+async def upgrade(engine: AsyncEngine, script_location: str | Path, *, schema: str | None = None) -> None:
+    """Bring the service's tables to head. Safe to run on every start, by several instances at once on PG."""
+    await ensure_schema(engine, schema)
+    cfg = alembic_config(script_location)
+
+    def _run(sync_conn) -> None:  # noqa: ANN001
+        cfg.attributes["connection"] = sync_conn
+        cfg.attributes["schema"] = schema
+        command.upgrade(cfg, "head")
+
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Serialise concurrent starts of the same service (several instances behind a queue group).
+            from sqlalchemy import text
+
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"migrate:{schema}"})
+        await conn.run_sync(_run)
+
+
+def run_env(context: EnvironmentContext, target_metadata: MetaData) -> None:
+    """The body of each service's migrations/env.py: run on the connection handed over by `upgrade`."""
+    config = context.config
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("migrations run through towntip.kernel.migrate.upgrade(), not the alembic CLI")
+    schema = config.attributes.get("schema")
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table_schema=schema,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

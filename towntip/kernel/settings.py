@@ -1,0 +1,74 @@
+"""Settings for every process of a node, read from TOWNTIP_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NODE_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+
+
+def check_node_id(value: str) -> str:
+    """A node id appears in subjects, stream names and JetStream domains: keep it to [a-z0-9-]."""
+    if not NODE_ID_RE.fullmatch(value):
+        raise ValueError(
+            f"node id {value!r} must be 2-32 characters of a-z, 0-9 and '-', starting with a letter"
+        )
+    return value
+
+
+class NodeSettings(BaseSettings):
+    """What every process of a node needs to know."""
+
+    model_config = SettingsConfigDict(env_prefix="TOWNTIP_", extra="ignore")
+
+    node_id: str = "tsurugashima"
+    nats_url: str = "nats://127.0.0.1:4222"
+    data_dir: str = "./var"
+    # Where OpenTelemetry spans go: "none", "console", or "file:<path>" (JSON lines).
+    trace_export: str = "none"
+    log_level: str = "INFO"
+
+    @field_validator("node_id")
+    @classmethod
+    def _valid_node_id(cls, value: str) -> str:
+        return check_node_id(value)
+
+
+class ServiceSettings(NodeSettings):
+    """A service process: its own database (SQLite file by default, or PostgreSQL with a schema)."""
+
+    service: str = ""
+    database_url: str = ""
+    # With PostgreSQL: the schema this service owns (defaults to the service name).
+    database_schema: str = ""
+    # Key for hashing card IDms (hex); the supervisor writes one into the data dir on first start.
+    card_key: str = ""
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir}/{self.service}.sqlite3"
+
+    def resolved_schema(self) -> str | None:
+        url = self.resolved_database_url()
+        if url.startswith("postgresql"):
+            return self.database_schema or self.service
+        return None
+
+
+class GatewaySettings(NodeSettings):
+    """The gateway: HTTP edge of a node."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # Services the gateway expects to answer on $SRV.PING (comma separated).
+    services: str = "points"
+    # Bearer token for staff API calls (until the identity service issues real tokens).
+    admin_token: str = ""
+    request_timeout: float = 5.0
+
+    def expected_services(self) -> list[str]:
+        return [s.strip() for s in self.services.split(",") if s.strip()]

@@ -1,0 +1,86 @@
+"""OpenTelemetry for every process: one trace across HTTP and NATS (W3C trace context in message headers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+log = logging.getLogger(__name__)
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Writes finished spans as JSON lines: enough to follow one trace across processes on a laptop or in tests."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = []
+        for span in spans:
+            ctx = span.get_span_context()
+            parent = span.parent
+            lines.append(
+                json.dumps(
+                    {
+                        "name": span.name,
+                        "service": span.resource.attributes.get("service.name"),
+                        "trace_id": format(ctx.trace_id, "032x"),
+                        "span_id": format(ctx.span_id, "016x"),
+                        "parent_id": format(parent.span_id, "016x") if parent else None,
+                        "kind": span.kind.name,
+                        "start": span.start_time,
+                        "end": span.end_time,
+                        "status": span.status.status_code.name,
+                        "attributes": {k: str(v) for k, v in (span.attributes or {}).items()},
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return SpanExportResult.SUCCESS
+
+
+def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "") -> None:
+    """Install a tracer provider for this process. `export`: none | console | file:<path>."""
+    resource = Resource.create({"service.name": service_name, "service.namespace": node_id or "towntip"})
+    provider = TracerProvider(resource=resource)
+    if export == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    elif export.startswith("file:"):
+        # Simple (synchronous) so spans are on disk when the request that made them has been answered.
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(export[5:])))
+    elif export not in ("", "none"):
+        log.warning("unknown trace export %r; traces are not exported", export)
+    trace.set_tracer_provider(provider)
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def inject_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Add the current trace context (traceparent, tracestate) to NATS or HTTP headers."""
+    propagate.inject(headers)
+    return headers
+
+
+def extract_context(headers: Mapping[str, str] | None) -> otel_context.Context:
+    return propagate.extract(dict(headers or {}))
