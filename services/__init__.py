@@ -1,0 +1,1 @@
+"""The services of a node; each owns its data and talks to the others only over NATS."""

@@ -1,0 +1,107 @@
+"""Tables of the points service (its own database or schema): events, accounts, journal, postings, taps."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+)
+
+from towntip.kernel.bus.outbox import SeqType, define_bus_tables
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+bus = define_bus_tables(metadata)
+
+# An event where terminals issue points; the rule (points per role) is set per event.
+events = Table(
+    "events",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("participant_points", Integer, nullable=False),
+    Column("volunteer_points", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("participant_points >= 0 AND volunteer_points >= 0", name="rule_not_negative"),
+)
+
+# Ledger accounts: 'card:<keyed hash of IDm>', 'person:<id>', 'system:issuance', ...
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    # Only system accounts (issuance, redemption) may go below zero; a person's or a card's never.
+    Column("may_go_negative", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("account_id", String(100), ForeignKey("accounts.id"), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("may_go_negative", Boolean, nullable=False),
+    PrimaryKeyConstraint("account_id", "asset"),
+    CheckConstraint("may_go_negative OR balance >= 0", name="not_negative"),
+)
+
+# One journal entry per business action, keyed by the idempotency key made where the action happened.
+journal = Table(
+    "journal",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Immutable postings; the amounts of one journal entry sum to zero per asset.
+postings = Table(
+    "postings",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("journal_id", String(36), ForeignKey("journal.id"), nullable=False),
+    Column("account_id", String(100), ForeignKey("accounts.id"), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Index("ix_postings_account", "account_id", "asset"),
+)
+
+# Card taps as recorded (the terminal's facts), for per-event figures and the card's history.
+taps = Table(
+    "taps",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("terminal_id", String(32), nullable=False),
+    Column("tap_id", String(64), nullable=False),
+    Column("account_id", String(100), ForeignKey("accounts.id"), nullable=False),
+    Column("event_code", String(64), ForeignKey("events.code"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("tapped_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("journal_id", String(36), ForeignKey("journal.id"), nullable=False),
+    Index("ix_taps_event", "event_code"),
+    Index("ix_taps_account", "account_id"),
+)
