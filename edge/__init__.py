@@ -1,0 +1,1 @@
+"""Software on devices: the IC card terminal agent (readers, spool, agent) and, later, the signage player."""

@@ -1,0 +1,39 @@
+"""The `towntip` command: node, edge, points and demo verbs. Exit codes: 0 ok, 1 failure, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from towntip.cli import demo, edge, node, points
+
+    parser = argparse.ArgumentParser(prog="towntip", description="TownTip Commons: one municipality node and its tools")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (node, edge, points, demo):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        code = 130
+    return int(code or 0)
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"towntip: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""`towntip demo ...`: demo data for a node. `seed` puts the seed's event table into the points service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
+from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_node, connect
+from towntip.kernel import errors
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts.points import EP_EVENT_PUT, SERVICE, EventIn
+
+SEED_CSV = Path("shared") / "data" / "seed_event_points.csv"
+PARTICIPANT_POINTS = 1  # the rule in force in the seed: participant 1 point, volunteer 5
+VOLUNTEER_POINTS = 5
+
+
+def find_seed_csv(starts: list[Path] | None = None) -> Path | None:
+    """shared/data/seed_event_points.csv in the cwd, the package's directory, or any of their parents."""
+    starts = starts if starts is not None else [Path.cwd(), Path(__file__).resolve().parent]
+    for start in starts:
+        for folder in (start, *start.parents):
+            candidate = folder / SEED_CSV
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def seed_events(path: Path) -> list[EventIn]:
+    """The rows as events seed-01, seed-02, ... in file order (stable, so re-seeding updates them)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or "event" not in reader.fieldnames:
+                raise BadInput(f"{path}: expected a header with an 'event' column, found {reader.fieldnames}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(f"cannot read {path}: {exc}") from None
+    if not rows:
+        raise BadInput(f"{path} has no rows")
+    width = max(2, len(str(len(rows))))
+    events = []
+    for i, row in enumerate(rows, start=1):
+        try:
+            events.append(EventIn(
+                code=f"seed-{i:0{width}d}", name=row.get("event") or "",
+                participant_points=PARTICIPANT_POINTS, volunteer_points=VOLUNTEER_POINTS,
+            ))
+        except ValidationError as exc:
+            raise BadInput(f"{path} row {i + 1}: {errors.describe_validation_error(exc)}") from None
+    return events
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("demo", help="demo data for a node")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    seed = verbs.add_parser("seed", help="put the seed's events (seed_event_points.csv) into the points service")
+    add_nats_args(seed)
+    seed.add_argument("--csv", default=None, help="the event table (default: shared/data/seed_event_points.csv, "
+                      "looked for upwards from here and from the package)")
+    seed.set_defaults(func=cmd_seed)
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    try:
+        node = check_node(args.node)
+        if args.csv:
+            path = Path(args.csv)
+            if not path.is_file():
+                raise BadInput(f"--csv {path}: no such file")
+        else:
+            found = find_seed_csv()
+            if found is None:
+                raise BadInput(f"cannot find {SEED_CSV} above {Path.cwd()} or the package; pass --csv PATH")
+            path = found
+        events = seed_events(path)
+    except BadInput as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        done = asyncio.run(_seed(args.nats_url, node, events))
+    except Unreachable as exc:
+        return fail(str(exc))
+    except errors.ServiceError as exc:
+        return fail(f"points service: {exc.reason} ({exc.code})", EXIT_FAILURE)
+    print(f"{done} events put on {subjects.svc(node, SERVICE, EP_EVENT_PUT)} from {path}")
+    return EXIT_OK
+
+
+async def _seed(url: str, node: str, events: list[EventIn]) -> int:
+    nc = await connect(url)
+    subject = subjects.svc(node, SERVICE, EP_EVENT_PUT)
+    try:
+        for ev in events:
+            await rpc.call(nc, subject, ev, timeout=5.0)
+            print(f"{ev.code}\t{ev.name}", flush=True)
+    finally:
+        await nc.close()
+    return len(events)

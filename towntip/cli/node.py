@@ -1,0 +1,95 @@
+"""`towntip node up`: run a whole node (nats-server, services, gateway) under one supervisor."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from towntip.cli import EXIT_USAGE, fail
+from towntip.kernel.bus import subjects
+from towntip.kernel.settings import check_node_id
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    node = subparsers.add_parser("node", help="run this municipality's node")
+    verbs = node.add_subparsers(dest="verb", required=True, metavar="VERB")
+    up = verbs.add_parser(
+        "up",
+        help="start nats-server, every service and the gateway; restart what crashes; Ctrl-C stops all",
+        description="Start a whole node: its own nats-server (unless --nats-url), each service, the gateway.",
+    )
+    up.add_argument("--node", default="tsurugashima", help="node id (default: %(default)s)")
+    up.add_argument("--http-host", default="127.0.0.1", help="gateway address (default: %(default)s)")
+    up.add_argument("--http-port", type=int, default=8000, help="gateway port (default: %(default)s)")
+    up.add_argument("--nats-port", type=int, default=0, help="port of the embedded nats-server (default: a free one)")
+    up.add_argument("--data-dir", default="./var", help="databases, JetStream store, logs, secrets (default: %(default)s)")
+    up.add_argument("--nats-url", default="", help="use this NATS instead of starting one (nats://host:port)")
+    up.add_argument("--database-url", default="",
+                    help="one PostgreSQL URL for all services (each gets the schema named after it); "
+                         "default: one SQLite file per service in the data dir")
+    up.add_argument("--service-db", action="append", default=[], metavar="NAME=URL",
+                    help="database URL for one service (repeatable)")
+    up.add_argument("--trace-export", default="",
+                    help="none | console | file:PATH (default: file:<data-dir>/traces.jsonl)")
+    up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                    help="log level of the node's processes (default: %(default)s)")
+    up.set_defaults(func=cmd_up)
+
+
+def _port(value: int, what: str, *, zero_ok: bool = False) -> str | None:
+    if (value == 0 and zero_ok) or 1 <= value <= 65535:
+        return None
+    return f"{what} must be between 1 and 65535, not {value}"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from towntip.node.supervisor import NodeConfig, run_node
+
+    try:
+        check_node_id(args.node)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    for problem in (_port(args.http_port, "--http-port"), _port(args.nats_port, "--nats-port", zero_ok=True)):
+        if problem:
+            return fail(problem, EXIT_USAGE)
+    if args.nats_url and args.nats_port:
+        return fail("--nats-port is for the embedded nats-server; it makes no sense with --nats-url", EXIT_USAGE)
+    if args.nats_url and not args.nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        return fail(f"--nats-url must look like nats://host:port, not {args.nats_url!r}", EXIT_USAGE)
+    trace = args.trace_export
+    if trace and trace not in ("none", "console") and not (trace.startswith("file:") and len(trace) > 5):
+        return fail(f"--trace-export must be none, console or file:PATH, not {trace!r}", EXIT_USAGE)
+    if args.database_url and not args.database_url.startswith("postgresql"):
+        return fail("--database-url is for PostgreSQL (postgresql+asyncpg://…); "
+                    "without it each service uses its own SQLite file", EXIT_USAGE)
+    service_dbs: dict[str, str] = {}
+    for item in args.service_db:
+        name, sep, url = item.partition("=")
+        if not sep or not url:
+            return fail(f"--service-db wants NAME=URL, not {item!r}", EXIT_USAGE)
+        if name not in subjects.SERVICES:
+            return fail(f"--service-db: unknown service {name!r} (services: {', '.join(subjects.SERVICES)})",
+                        EXIT_USAGE)
+        service_dbs[name] = url
+    config = NodeConfig(
+        node_id=args.node, data_dir=Path(args.data_dir), http_host=args.http_host, http_port=args.http_port,
+        nats_port=args.nats_port, nats_url=args.nats_url, database_url=args.database_url,
+        service_dbs=service_dbs, trace_export=trace, log_level=args.log_level,
+    )
+    return run_node(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m towntip.cli.node up …`: the node command alone (works while other CLI groups are missing)."""
+    parser = argparse.ArgumentParser(prog="towntip")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv if argv is not None else ["node", *sys.argv[1:]])
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""`towntip points ...`: ask a node's points service. Also the small helpers the edge and demo verbs share."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
+from towntip.kernel import errors
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts.points import EP_BALANCE, SERVICE, Balance, BalanceQuery, CardIdm
+from towntip.kernel.settings import check_node_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NODE = "tsurugashima"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+class BadInput(ValueError):
+    """An argument that is wrong: exit 2, nothing sent."""
+
+
+class Unreachable(Exception):
+    """NATS could not be reached: exit 1 with a clear message."""
+
+
+def check_idm(value: str) -> str:
+    try:
+        return TypeAdapter(CardIdm).validate_python(value)
+    except ValidationError:
+        raise BadInput(f"card IDm {value!r} must be 16 hexadecimal digits (8 bytes), e.g. 0123456789ABCDEF") from None
+
+
+def check_node(value: str) -> str:
+    try:
+        return check_node_id(value)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+async def connect(url: str, **callbacks: Any) -> Any:
+    """Connect to NATS, a few quick tries only: a command should say the bus is unreachable, not hang."""
+    import nats
+
+    async def quiet(exc: Exception) -> None:
+        log.debug("nats: %s", exc)
+
+    try:
+        return await nats.connect(
+            url, connect_timeout=2, max_reconnect_attempts=3, reconnect_time_wait=0.5, error_cb=quiet,
+            name="towntip-cli", **callbacks,
+        )
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        raise Unreachable(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from None
+
+
+def add_nats_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nats-url", default=DEFAULT_NATS_URL, help=f"the node's NATS (default {DEFAULT_NATS_URL})")
+    p.add_argument("--node", default=DEFAULT_NODE, help=f"node id (default {DEFAULT_NODE})")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("points", help="query a node's points service")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    bal = verbs.add_parser("balance", help="a card's balance: the number on stdout, details on stderr")
+    add_nats_args(bal)
+    bal.add_argument("--card", required=True, metavar="IDM", help="the card's IDm, 16 hex digits")
+    bal.set_defaults(func=cmd_balance)
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    try:
+        node = check_node(args.node)
+        query = BalanceQuery(card_idm=check_idm(args.card))
+    except BadInput as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        balance = asyncio.run(_balance(args.nats_url, node, query))
+    except Unreachable as exc:
+        return fail(str(exc))
+    except errors.ServiceError as exc:
+        return fail(f"points service: {exc.reason} ({exc.code})", EXIT_FAILURE)
+    except ValidationError as exc:
+        return fail(f"points service answered something unexpected: {errors.describe_validation_error(exc)}")
+    print(balance.balance)
+    print(f"asset {balance.asset}, {balance.taps} taps", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _balance(url: str, node: str, query: BalanceQuery) -> Balance:
+    nc = await connect(url)
+    try:
+        reply = await rpc.call(nc, subjects.svc(node, SERVICE, EP_BALANCE), query, timeout=5.0)
+    finally:
+        await nc.close()
+    return Balance.model_validate(reply)
