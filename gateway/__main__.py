@@ -1,0 +1,31 @@
+"""`python -m gateway`: run the gateway with uvicorn (settings from TOWNTIP_* variables)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from gateway.app import create_app
+from towntip.kernel.settings import GatewaySettings
+from towntip.kernel.telemetry import setup_tracing
+
+
+def main() -> int:
+    settings = GatewaySettings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s gateway %(name)s: %(message)s")
+    setup_tracing("gateway", settings.trace_export, node_id=settings.node_id)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

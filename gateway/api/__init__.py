@@ -1,0 +1,26 @@
+"""The HTTP API under /api/v1: each route maps onto a service endpoint over NATS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
+
+from gateway.api import points
+
+PREFIX = "/api/v1"
+ROUTERS = (points.router,)
+
+
+def router() -> APIRouter:
+    api = APIRouter(prefix=PREFIX)
+    for r in ROUTERS:
+        api.include_router(r)
+    return api
+
+
+def route_templates() -> dict[Callable[..., Any], str]:
+    """{endpoint function: full path template}, for span names that never carry path values (card IDms)."""
+    return {route.endpoint: PREFIX + route.path for r in ROUTERS for route in r.routes if isinstance(route, APIRoute)}

@@ -1,0 +1,136 @@
+"""The gateway app factory: `create_app(settings)`. Connects to NATS in its lifespan, never at import."""
+
+from __future__ import annotations
+
+import html
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import nats
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from gateway import api, health, problems
+from gateway.tracing import TraceMiddleware
+from towntip.kernel.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+TITLE = "TownTip Commons node API"
+VERSION = "0.1.0"
+
+
+async def _connect(settings: GatewaySettings) -> nats.NATS:
+    async def on_disconnect() -> None:
+        log.warning("gateway: disconnected from NATS")
+
+    async def on_reconnect() -> None:
+        log.info("gateway: reconnected to NATS")
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("gateway: NATS error: %s", exc)
+
+    return await nats.connect(
+        settings.nats_url,
+        name=f"gateway@{settings.node_id}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )
+
+
+def _native_telemetry_off() -> dict[str, Any]:
+    """FastAPI >= 0.16x has its own request spans: they are not current while the route runs (so rpc.call
+    would not continue them) and record the raw path (card IDms). TraceMiddleware does the job instead."""
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False, "operation_spans": False}}
+    return {}
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.nc = await _connect(settings)
+        try:
+            yield
+        finally:
+            nc, app.state.nc = app.state.nc, None
+            try:
+                await nc.drain()
+            except Exception:  # noqa: BLE001 - closing anyway
+                await nc.close()
+
+    app = FastAPI(
+        **_native_telemetry_off(),
+        title=TITLE,
+        version=VERSION,
+        description=f"HTTP API of the TownTip Commons node `{settings.node_id}`. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.nc = None
+    problems.install(app)
+    app.add_middleware(TraceMiddleware, templates=api.route_templates())
+    app.include_router(api.router())
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.fix_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    async def report() -> dict[str, Any]:
+        return await health.check(app.state.nc, settings.node_id, settings.expected_services())
+
+    @app.get("/healthz", tags=["health"], summary="Is every service of this node answering?",
+             responses={503: {"description": "something is down (named in `down`)"}})
+    async def healthz() -> JSONResponse:
+        body = await report()
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def status_page(request: Request) -> HTMLResponse:
+        body = await report()
+        return HTMLResponse(_status_html(body), status_code=200 if body["status"] == "ok" else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    return app
+
+
+def _status_html(body: dict[str, Any]) -> str:
+    e = html.escape
+    ok = body["status"] == "ok"
+    rows = []
+    for name, svc in body["services"].items():
+        up = svc["up"]
+        rows.append(f"<tr><td>{e(name)}</td><td class={'up' if up else 'down'}>"
+                    f"{'稼働中 up' if up else '停止 down'}</td><td>{svc['instances']}</td></tr>")
+    procs = []
+    for name, p in (body.get("processes") or {}).items():
+        procs.append(f"<tr><td>{e(name)}</td><td>{e(str(p.get('state')))}</td><td>{e(str(p.get('pid')))}</td>"
+                     f"<td>{e(str(p.get('restarts')))}</td><td>{e(str(p.get('since')))}</td></tr>")
+    proc_table = (
+        "<h2>プロセス <small>Processes</small></h2><table><tr><th>名前 name</th><th>状態 state</th>"
+        "<th>pid</th><th>再起動 restarts</th><th>以降 since</th></tr>" + "".join(procs) + "</table>"
+    ) if procs else ""
+    return f"""<!doctype html>
+<html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>TownTip ノード {e(body['node'])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1rem;max-width:40rem}}table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}.up{{color:#176b2c}}.down{{color:#b00020}}
+small{{color:#555}}</style></head><body>
+<h1>TownTip ノード <small>node</small> {e(body['node'])}</h1>
+<p class={'up' if ok else 'down'}>{'すべて稼働中 — all services up' if ok else '停止中 down: ' + e(', '.join(body['down']))}</p>
+<p>NATS: {e(body['nats'])}</p>
+<h2>サービス <small>Services</small></h2>
+<table><tr><th>名前 name</th><th>状態 state</th><th>インスタンス instances</th></tr>{''.join(rows)}</table>
+{proc_table}
+<p><a href="/docs">API (OpenAPI)</a></p>
+</body></html>"""

@@ -1,0 +1,249 @@
+"""`towntip node up` as a real subprocess: real nats-server, real services, real gateway, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import psutil
+import pytest
+
+from towntip.cli import main as cli_main
+from towntip.node.natsd import NatsServer, free_port
+
+NODE = "testnode"
+# `python -m services.points` needs the package's __main__: until the lead's service exists, the parts of
+# these tests that need it skip (with this reason) instead of failing.
+POINTS_RUNNABLE = importlib.util.find_spec("services.points") is not None and (
+    importlib.util.find_spec("services.points.__main__") is not None
+)
+NO_POINTS = "services.points (python -m services.points) does not exist yet"
+
+
+@dataclass
+class Node:
+    proc: subprocess.Popen
+    data_dir: Path
+    http_port: int
+    nats_port: int
+    out_path: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def output(self) -> str:
+        return self.out_path.read_text(encoding="utf-8", errors="replace")
+
+    async def health(self) -> tuple[int, dict[str, Any]] | None:
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as c:
+                r = await c.get(f"{self.base}/healthz")
+            return r.status_code, r.json()
+        except httpx.HTTPError:
+            return None
+
+    async def wait_health(self, want: int | None, timeout: float = 20.0) -> dict[str, Any]:
+        """Until /healthz answers `want` (any status if None); fails with the node's output otherwise."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"node up exited with {self.proc.returncode}:\n{self.output}"
+            last = await self.health()
+            if last is not None and (want is None or last[0] == want):
+                return last[1]
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"/healthz never answered {want}; last {last}\n{self.output}")
+
+    async def status(self) -> dict[str, dict[str, Any]]:
+        nc = await nats.connect(f"nats://127.0.0.1:{self.nats_port}", connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            msg = await nc.request(f"svc.{NODE}.node.status", b"", timeout=2)
+        finally:
+            await nc.close()
+        return {p["name"]: p for p in json.loads(msg.data)["processes"]}
+
+    async def wait_running(self, *names: str, timeout: float = 10.0) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.status()
+            if all(status.get(n, {}).get("state") == "running" for n in names) or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.1)
+
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def node_argv(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from towntip.cli import main; import sys; sys.exit(main())", "node", "up", *args]
+
+
+def start_node(tmp_path: Path, *, nats_url: str = "") -> Node:
+    http_port = free_port()
+    nats_port = int(nats_url.rsplit(":", 1)[1]) if nats_url else free_port()
+    data_dir = tmp_path / "var"
+    out_path = tmp_path / "node-up.out"
+    nats_args = ["--nats-url", nats_url] if nats_url else ["--nats-port", str(nats_port)]
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            node_argv("--node", NODE, "--data-dir", str(data_dir), "--http-port", str(http_port), *nats_args,
+                      "--trace-export", "none"),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    return Node(proc, data_dir, http_port, nats_port, out_path)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(node_argv(*args), capture_output=True, text=True, timeout=20)
+
+
+def finish(node: Node) -> None:
+    """After a failed test: do not leave a node behind."""
+    if node.proc.poll() is None:
+        node.proc.send_signal(signal.SIGTERM)
+        try:
+            node.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait()
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    n = start_node(tmp_path)
+    try:
+        yield n
+    finally:
+        finish(n)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path: Path) -> None:
+    body = await node.wait_health(200 if POINTS_RUNNABLE else None)
+    status = await node.wait_running("nats-server", "gateway")
+    assert set(status) == {"nats-server", "points", "gateway"}
+    pids = [p["pid"] for p in status.values()]
+    assert all(isinstance(pid, int) and alive(pid) for pid in pids), status
+    assert status["gateway"]["state"] == "running" and status["nats-server"]["state"] == "running"
+    assert set(body.get("processes", {})) == {"nats-server", "points", "gateway"}
+
+    # Secrets: made once, owner-only, and the admin token opens the staff API.
+    for name in ("admin-token", "card-key"):
+        path = node.data_dir / "secrets" / name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(bytes.fromhex((node.data_dir / "secrets" / "card-key").read_text().strip())) == 32
+    token = (node.data_dir / "secrets" / "admin-token").read_text().strip()
+    async with httpx.AsyncClient(timeout=5) as c:
+        r = await c.get(f"{node.base}/api/v1/points/cards/0123456789ABCDEF/balance")
+        assert r.status_code == 401
+        if POINTS_RUNNABLE:
+            r = await c.get(f"{node.base}/api/v1/points/cards/0123456789ABCDEF/balance",
+                            headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200, r.text
+    for name in ("nats-server", "points", "gateway"):
+        assert (node.data_dir / "logs" / f"{name}.log").exists()
+
+    # A second node on the same data dir is refused.
+    second = run_cli("--node", NODE, "--data-dir", str(node.data_dir), "--http-port", str(free_port()))
+    assert second.returncode == 1 and "already running" in second.stdout + second.stderr
+
+    started = time.monotonic()
+    assert node.stop() == 0
+    assert time.monotonic() - started < 15
+    assert not [pid for pid in pids if alive(pid)], "children left behind"
+    out = node.output
+    assert "nats-server … " in out and f"http://127.0.0.1:{node.http_port}" in out and "admin-token" in out
+    if POINTS_RUNNABLE:
+        assert "points … " in out
+
+
+@pytest.mark.skipif(not POINTS_RUNNABLE, reason=NO_POINTS)
+async def test_a_killed_service_is_restarted(node: Node) -> None:
+    await node.wait_health(200)
+    before = (await node.status())["points"]
+    os.kill(before["pid"], signal.SIGKILL)
+
+    body = await node.wait_health(503, timeout=5)
+    assert "points" in body["down"]
+    await node.wait_health(200)
+    after = (await node.wait_running("points"))["points"]
+    assert after["restarts"] == 1 and after["pid"] != before["pid"] and after["state"] == "running"
+    assert not alive(before["pid"])
+    assert "points … " in node.output and "restart #1" in node.output
+    assert node.stop() == 0
+
+
+async def test_a_killed_nats_server_is_restarted(node: Node) -> None:
+    want = 200 if POINTS_RUNNABLE else None
+    await node.wait_health(want)
+    before = (await node.status())["nats-server"]
+    os.kill(before["pid"], signal.SIGKILL)
+    await node.wait_health(503, timeout=5)  # the gateway lost its NATS
+    await asyncio.sleep(0.5)
+    await node.wait_health(200 if POINTS_RUNNABLE else None, timeout=20)
+    status = await node.status()
+    assert status["nats-server"]["restarts"] == 1 and status["nats-server"]["pid"] != before["pid"]
+    pids = [p["pid"] for p in status.values() if p["pid"]]
+    assert node.stop(sig=signal.SIGINT) == 0  # Ctrl-C
+    assert not [pid for pid in pids if alive(pid)]
+
+
+async def test_node_up_on_an_existing_nats(nats_server: NatsServer, tmp_path: Path) -> None:
+    node = start_node(tmp_path, nats_url=nats_server.url)
+    try:
+        body = await node.wait_health(200 if POINTS_RUNNABLE else None)
+        assert "nats-server" not in body.get("processes", {})
+        assert not (tmp_path / "var" / "nats").exists()
+        assert node.stop() == 0
+        assert nats_server.proc is not None and nats_server.proc.poll() is None  # not ours to stop
+    finally:
+        finish(node)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--node", "Not_A_Node"], "node id"),
+        (["--http-port", "70000"], "--http-port"),
+        (["--trace-export", "jaeger"], "--trace-export"),
+        (["--service-db", "nosuch=sqlite+aiosqlite:///x.db"], "unknown service"),
+        (["--service-db", "points"], "NAME=URL"),
+        (["--database-url", "mysql://x"], "PostgreSQL"),
+    ],
+)
+def test_bad_input_exits_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["node", "up", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_taken_http_port_is_refused(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run_cli("--node", NODE, "--data-dir", str(tmp_path / "var"), "--http-port", str(port))
+    assert r.returncode == 1 and "in use" in r.stdout + r.stderr

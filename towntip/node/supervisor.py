@@ -1,0 +1,522 @@
+"""`towntip node up`: one command runs a whole node: nats-server, every service, the gateway.
+
+What it does, in order:
+1. takes a lock on the data dir (one node per data dir), makes the secrets on first start
+   (<data-dir>/secrets/admin-token, card-key; mode 0600, reused later);
+2. starts its own nats-server (unless --nats-url) and provisions the node's streams;
+3. starts each service (`python -m services.<name>`) and waits until it answers $SRV.PING.<name>;
+4. starts the gateway (`python -m gateway`) and waits until GET /healthz answers;
+5. restarts any process that dies (backoff 0.5 s doubling to 10 s, reset after 30 s of running), the
+   embedded nats-server included; answers svc.<node>.node.status with each process's state;
+6. on SIGINT/SIGTERM: SIGTERM to the gateway, then the services, then nats-server, each given up to 10 s
+   before SIGKILL; exits 0.
+
+Children run in their own process groups (a Ctrl-C in the terminal reaches only the supervisor, which then
+stops them in order) and log to <data-dir>/logs/<name>.log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from towntip.kernel.bus import subjects
+from towntip.kernel.bus.streams import ensure_node_streams
+from towntip.kernel.secrets import load_or_create_secret
+from towntip.node.natsd import NatsServer
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 10.0
+BACKOFF_RESET_AFTER = 30.0
+STOP_GRACE = 10.0
+READY_TIMEOUT = 30.0
+POLL = 0.1
+
+NATS_NAME = "nats-server"
+GATEWAY_NAME = "gateway"
+
+STARTING, RUNNING, RESTARTING, STOPPED = "starting", "running", "restarting", "stopped"
+
+
+class StartupError(Exception):
+    """The node cannot start (port taken, data dir locked, nats-server does not start)."""
+
+
+@dataclass
+class NodeConfig:
+    node_id: str = "tsurugashima"
+    data_dir: Path = Path("./var")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    nats_port: int = 0  # 0: a free port
+    nats_url: str = ""  # an existing NATS: no embedded server
+    database_url: str = ""  # one PostgreSQL for all services, a schema each
+    service_dbs: dict[str, str] = field(default_factory=dict)  # per service
+    trace_export: str = ""  # "" means file:<data-dir>/traces.jsonl
+    log_level: str = "INFO"
+    services: tuple[str, ...] = subjects.SERVICES
+    python: str = sys.executable
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        if not self.trace_export:
+            self.trace_export = f"file:{self.data_dir / 'traces.jsonl'}"
+
+
+def utc_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise StartupError(f"{what} port {host}:{port} is in use ({exc.strerror}); choose another one") from None
+
+
+def base_env() -> dict[str, str]:
+    """The supervisor's environment without TOWNTIP_* (a node's configuration comes from its flags)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOWNTIP_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Child:
+    """One supervised process and its restart bookkeeping."""
+
+    name: str
+    kind: str  # "nats" | "service" | "gateway"
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    proc: subprocess.Popen | None = None
+    state: str = STOPPED
+    restarts: int = 0
+    since: str = field(default_factory=utc_iso)
+    started_at: float = 0.0
+    delay: float = 0.0  # the next restart's backoff
+    restart_at: float = 0.0
+    generation: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.since = utc_iso()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.name, "pid": self.pid if self.alive() else None, "state": self.state,
+                "restarts": self.restarts, "since": self.since}
+
+
+class Supervisor:
+    def __init__(self, config: NodeConfig, *, out: TextIO | None = None) -> None:
+        self.config = config
+        self.out = out or sys.stdout
+        self.stop_event = asyncio.Event()
+        self.children: dict[str, Child] = {}
+        self.nats_server: NatsServer | None = None
+        self.nc: NATS | None = None
+        self.nats_url = config.nats_url
+        self.admin_token = ""
+        self.card_key = ""
+        self._tasks: set[asyncio.Task] = set()
+        self._nats_starting: asyncio.Future | None = None
+        self._lock_fh: Any = None
+
+    # -- output ---------------------------------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def step(self, name: str, what: str) -> None:
+        self.say(f"  {name} … {what}")
+
+    # -- setup ----------------------------------------------------------------------------------------------
+
+    def _lock_data_dir(self) -> None:
+        data = self.config.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        (data / "logs").mkdir(exist_ok=True)
+        fh = open(data / "node.lock", "a+")  # noqa: SIM115 - held for the node's life
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise StartupError(f"another node is already running on {data} (node.lock is held)") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock_fh = fh
+
+    def _secrets(self) -> None:
+        data = self.config.data_dir
+        self.admin_token = load_or_create_secret(data, "admin-token", nbytes=32, kind="urlsafe")
+        self.card_key = load_or_create_secret(data, "card-key", nbytes=32, kind="hex")
+        self.say(f"  管理トークン admin token: {data / 'secrets' / 'admin-token'}")
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        c = self.config
+        env = base_env() | {
+            "TOWNTIP_NODE_ID": c.node_id,
+            "TOWNTIP_NATS_URL": self.nats_url,
+            "TOWNTIP_DATA_DIR": str(c.data_dir),
+            "TOWNTIP_TRACE_EXPORT": c.trace_export,
+            "TOWNTIP_LOG_LEVEL": c.log_level,
+            "TOWNTIP_SERVICE": name,
+            "TOWNTIP_CARD_KEY": self.card_key,
+        }
+        if name in c.service_dbs:
+            env["TOWNTIP_DATABASE_URL"] = c.service_dbs[name]
+        elif c.database_url:
+            env["TOWNTIP_DATABASE_URL"] = c.database_url
+            env["TOWNTIP_DATABASE_SCHEMA"] = name
+        return env
+
+    def _gateway_env(self) -> dict[str, str]:
+        c = self.config
+        return base_env() | {
+            "TOWNTIP_NODE_ID": c.node_id,
+            "TOWNTIP_NATS_URL": self.nats_url,
+            "TOWNTIP_DATA_DIR": str(c.data_dir),
+            "TOWNTIP_TRACE_EXPORT": c.trace_export,
+            "TOWNTIP_LOG_LEVEL": c.log_level,
+            "TOWNTIP_HTTP_HOST": c.http_host,
+            "TOWNTIP_HTTP_PORT": str(c.http_port),
+            "TOWNTIP_SERVICES": ",".join(c.services),
+            "TOWNTIP_ADMIN_TOKEN": self.admin_token,
+        }
+
+    # -- processes ------------------------------------------------------------------------------------------
+
+    async def _spawn(self, child: Child) -> None:
+        child.generation += 1
+        child.ready.clear()
+        child.set_state(STARTING)
+        if child.kind == "nats":
+            assert self.nats_server is not None
+            # Its own task, so a shutdown that cancels the monitor can still wait for it (no orphan server).
+            self._nats_starting = asyncio.ensure_future(asyncio.to_thread(self.nats_server.start))
+            await asyncio.shield(self._nats_starting)
+            child.proc = self.nats_server.proc
+        else:
+            child.proc = _popen(child)
+        child.started_at = time.monotonic()
+        self._spawn_task(self._wait_ready(child, child.generation))
+
+    def _spawn_task(self, coro: Any) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _wait_ready(self, child: Child, generation: int) -> None:
+        """Poll until the child answers (or is replaced); then it is `running`."""
+        check: Callable[[], Any] = {
+            "nats": self._nats_ready, "service": lambda: self._service_ready(child.name),
+            "gateway": self._gateway_ready,
+        }[child.kind]
+        while child.generation == generation and child.alive() and not self.stop_event.is_set():
+            try:
+                if await check():
+                    break
+            except Exception:  # noqa: BLE001 - not ready yet
+                pass
+            await asyncio.sleep(0.2)
+        else:
+            return
+        child.set_state(RUNNING)
+        child.ready.set()
+        if child.restarts:
+            self.step(child.name, f"再起動完了 running again (pid {child.pid}, restart #{child.restarts})")
+
+    async def _nats_ready(self) -> bool:
+        return True  # NatsServer.start returns once the port accepts
+
+    async def _service_ready(self, name: str) -> bool:
+        from gateway.health import ping_services  # the same ping the gateway's /healthz uses
+
+        if self.nc is None or not self.nc.is_connected:
+            return False
+        found = await ping_services(self.nc, [name], self.config.node_id)
+        return bool(found[name])
+
+    async def _gateway_ready(self) -> bool:
+        host = self.config.http_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            r = await client.get(f"http://{host}:{self.config.http_port}/healthz")
+            return r.status_code in (200, 503)  # it answers; 503 only says a service is down
+
+    async def _monitor(self) -> None:
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            for child in list(self.children.values()):
+                if child.state in (STARTING, RUNNING) and child.proc is not None and child.proc.poll() is not None:
+                    self._crashed(child, now)
+                elif child.state == RESTARTING and now >= child.restart_at:
+                    try:
+                        await self._spawn(child)
+                    except Exception as exc:  # noqa: BLE001 - try again later
+                        self._schedule_restart(child, time.monotonic(), f"could not start ({exc})")
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), timeout=POLL)
+            except TimeoutError:
+                pass
+
+    def _crashed(self, child: Child, now: float) -> None:
+        assert child.proc is not None
+        code = child.proc.returncode
+        how = f"signal {-code}" if code < 0 else f"code {code}"
+        if now - child.started_at >= BACKOFF_RESET_AFTER:
+            child.delay = 0.0
+        self._schedule_restart(child, now, f"exited with {how}")
+
+    def _schedule_restart(self, child: Child, now: float, why: str) -> None:
+        child.delay = BACKOFF_START if child.delay == 0 else min(child.delay * 2, BACKOFF_MAX)
+        child.restart_at = now + child.delay
+        child.restarts += 1
+        child.ready.clear()
+        child.set_state(RESTARTING)
+        hint = f"; see {child.log_path}" if child.log_path else ""
+        self.step(child.name, f"停止 {why}; {child.delay:g} 秒後に再起動 restarting in {child.delay:g}s "
+                              f"(restart #{child.restarts}){hint}")
+
+    # -- status over NATS ----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {"node": self.config.node_id, "pid": os.getpid(),
+                "processes": [c.status() for c in self.children.values()]}
+
+    async def _on_status(self, msg: Msg) -> None:
+        if msg.reply:
+            await msg.respond(json.dumps(self.status()).encode())
+
+    # -- the node's life ------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        c = self.config
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        self.say(f"TownTip ノード node {c.node_id} — データ data: {c.data_dir}")
+        monitor: asyncio.Task | None = None
+        try:
+            self._lock_data_dir()
+            check_port_free(c.http_host, c.http_port, "HTTP")
+            if not c.nats_url and c.nats_port:
+                check_port_free("127.0.0.1", c.nats_port, "NATS")
+            self._secrets()
+            await self._start_nats()
+            monitor = self._spawn_task(self._monitor())
+            await self._start_services()
+            if not self.stop_event.is_set():
+                await self._start_gateway()
+            if not self.stop_event.is_set():
+                self.say("ノード稼働中 node is up — Ctrl-C で停止 to stop")
+            await self.stop_event.wait()
+            self.say("停止中 stopping …")
+            return 0
+        except StartupError as exc:
+            self.say(f"towntip: {exc}")
+            return 1
+        finally:
+            self.stop_event.set()
+            if monitor is not None:
+                monitor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await monitor
+            await self.shutdown()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            if self._lock_fh is not None:
+                self._lock_fh.close()
+
+    async def _start_nats(self) -> None:
+        c = self.config
+        if not c.nats_url:
+            self.nats_server = NatsServer(
+                node_id=c.node_id, data_dir=c.data_dir / "nats", port=c.nats_port,
+                log_file=c.data_dir / "logs" / f"{NATS_NAME}.log",
+            )
+            child = Child(NATS_NAME, "nats", log_path=c.data_dir / "logs" / f"{NATS_NAME}.log")
+            self.children[NATS_NAME] = child
+            try:
+                await self._spawn(child)
+            except Exception as exc:  # noqa: BLE001
+                raise StartupError(f"nats-server did not start: {exc} (see {child.log_path})") from None
+            self.nats_url = self.nats_server.url
+            self.step(NATS_NAME, f"起動 ready ({self.nats_url}, pid {child.pid})")
+        async def on_error(exc: Exception) -> None:
+            pass  # a restart of nats-server is reported by the monitor; no tracebacks here
+
+        async def on_disconnect() -> None:
+            if not self.stop_event.is_set():
+                self.step("nats", "切断 supervisor lost its NATS connection; reconnecting")
+
+        async def on_reconnect() -> None:
+            self.step("nats", "再接続 supervisor reconnected")
+
+        try:
+            self.nc = await nats.connect(
+                self.nats_url, name=f"supervisor@{c.node_id}", max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5, connect_timeout=5, error_cb=on_error,
+                disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise StartupError(f"cannot connect to NATS at {self.nats_url}: {exc}") from None
+        if c.nats_url:
+            self.step("nats", f"接続 connected ({self.nats_url})")
+        await self.nc.subscribe(subjects.svc(c.node_id, "node", "status"), cb=self._on_status)
+        try:
+            await ensure_node_streams(self.nc.jetstream(), c.node_id, c.services)
+        except Exception as exc:  # noqa: BLE001
+            raise StartupError(f"could not provision the node's streams: {exc.__class__.__name__}: {exc}") from None
+        names = [subjects.edge_stream(c.node_id), subjects.dlq_stream(c.node_id)]
+        names += [subjects.evt_stream(c.node_id, s) for s in c.services]
+        self.step("streams", f"準備完了 ok ({', '.join(names)})")
+
+    async def _start_services(self) -> None:
+        c = self.config
+        for name in c.services:
+            child = Child(name, "service", argv=[c.python, "-m", f"services.{name}"], env=self._service_env(name),
+                          log_path=c.data_dir / "logs" / f"{name}.log")
+            self.children[name] = child
+            await self._spawn(child)
+        await self._await_ready([self.children[n] for n in c.services])
+
+    async def _start_gateway(self) -> None:
+        c = self.config
+        child = Child(GATEWAY_NAME, "gateway", argv=[c.python, "-m", "gateway"], env=self._gateway_env(),
+                      log_path=c.data_dir / "logs" / f"{GATEWAY_NAME}.log")
+        self.children[GATEWAY_NAME] = child
+        await self._spawn(child)
+        await self._await_ready([child])
+
+    async def _await_ready(self, children: list[Child]) -> None:
+        """Announce each child once it answers; one that crashed while starting is left to the monitor."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending = list(children)
+        while pending and not self.stop_event.is_set() and time.monotonic() < deadline:
+            for ch in list(pending):
+                if ch.ready.is_set():
+                    self._announce(ch)
+                    pending.remove(ch)
+                elif ch.restarts:
+                    pending.remove(ch)  # the monitor said so and restarts it; the node goes on starting
+            if pending:
+                await asyncio.sleep(0.05)
+        if not self.stop_event.is_set():
+            for ch in pending:
+                self.step(ch.name, f"まだ応答なし not ready after {READY_TIMEOUT:g}s (state {ch.state}); "
+                                   f"still trying — see {ch.log_path}")
+
+    def _announce(self, child: Child) -> None:
+        if child.kind == "gateway":
+            self.step(child.name, f"http://{self.config.http_host}:{self.config.http_port} (pid {child.pid})")
+        else:
+            self.step(child.name, f"稼働中 running (pid {child.pid})")
+
+    async def shutdown(self) -> None:
+        """Gateway first, then the services, then nats-server; each group gets STOP_GRACE before SIGKILL."""
+        for child in self.children.values():
+            child.generation += 1  # readiness watchers of the old generation stop
+            if child.state != STOPPED:
+                child.set_state(STOPPED)
+        for task in list(self._tasks):
+            task.cancel()
+        groups = [
+            [ch for ch in self.children.values() if ch.kind == "gateway"],
+            [ch for ch in self.children.values() if ch.kind == "service"],
+        ]
+        for group in groups:
+            await self._terminate(group)
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.close(), timeout=2)
+            self.nc = None
+        nats_children = [ch for ch in self.children.values() if ch.kind == "nats"]
+        if self._nats_starting is not None and not self._nats_starting.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._nats_starting), timeout=15)
+        if self.nats_server is not None:
+            for ch in nats_children:
+                ch.proc = self.nats_server.proc or ch.proc
+        await self._terminate(nats_children)
+        if self.children:
+            self.say("停止しました node stopped")
+
+    async def _terminate(self, group: list[Child]) -> None:
+        live = [ch for ch in group if ch.alive()]
+        for ch in live:
+            _signal_group(ch, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for _ in range(int(STOP_GRACE / 0.05) + 1):
+            if not any(ch.alive() for ch in live) or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for ch in live:
+            if ch.alive():
+                self.step(ch.name, f"{STOP_GRACE:g} 秒で終了せず強制終了 did not stop in {STOP_GRACE:g}s; SIGKILL")
+                _signal_group(ch, signal.SIGKILL)
+            assert ch.proc is not None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                ch.proc.wait(timeout=5)
+
+
+def _popen(child: Child) -> subprocess.Popen:
+    """Start a child in its own session (process group), its output appended to its log file."""
+    assert child.log_path is not None
+    with open(child.log_path, "ab") as log:
+        log.write(f"--- {utc_iso()} starting {child.name} ---\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            child.argv, env=child.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+
+def _signal_group(child: Child, sig: int) -> None:
+    """Children lead their own process groups (start_new_session): signal the whole group."""
+    if child.proc is None:
+        return
+    try:
+        os.killpg(child.proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            if child.proc.poll() is None:
+                os.kill(child.proc.pid, sig)
+
+
+def run_node(config: NodeConfig) -> int:
+    return asyncio.run(Supervisor(config).run())
