@@ -1,0 +1,1 @@
+"""Benchmarks of a TownTip node (run them as modules, e.g. `python -m bench.taps`)."""
