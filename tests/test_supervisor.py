@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
@@ -27,10 +26,6 @@ from towntip.node.natsd import NatsServer, free_port
 NODE = "testnode"
 # `python -m services.points` needs the package's __main__: until the lead's service exists, the parts of
 # these tests that need it skip (with this reason) instead of failing.
-POINTS_RUNNABLE = importlib.util.find_spec("services.points") is not None and (
-    importlib.util.find_spec("services.points.__main__") is not None
-)
-NO_POINTS = "services.points (python -m services.points) does not exist yet"
 
 
 @dataclass
@@ -141,7 +136,7 @@ def alive(pid: int) -> bool:
 
 
 async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path: Path) -> None:
-    body = await node.wait_health(200 if POINTS_RUNNABLE else None)
+    body = await node.wait_health(200)
     status = await node.wait_running("nats-server", "gateway")
     assert set(status) == {"nats-server", "points", "gateway"}
     pids = [p["pid"] for p in status.values()]
@@ -158,10 +153,9 @@ async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path:
     async with httpx.AsyncClient(timeout=5) as c:
         r = await c.get(f"{node.base}/api/v1/points/cards/0123456789ABCDEF/balance")
         assert r.status_code == 401
-        if POINTS_RUNNABLE:
-            r = await c.get(f"{node.base}/api/v1/points/cards/0123456789ABCDEF/balance",
-                            headers={"Authorization": f"Bearer {token}"})
-            assert r.status_code == 200, r.text
+        r = await c.get(f"{node.base}/api/v1/points/cards/0123456789ABCDEF/balance",
+                        headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
     for name in ("nats-server", "points", "gateway"):
         assert (node.data_dir / "logs" / f"{name}.log").exists()
 
@@ -175,11 +169,9 @@ async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path:
     assert not [pid for pid in pids if alive(pid)], "children left behind"
     out = node.output
     assert "nats-server … " in out and f"http://127.0.0.1:{node.http_port}" in out and "admin-token" in out
-    if POINTS_RUNNABLE:
-        assert "points … " in out
+    assert "points … " in out
 
 
-@pytest.mark.skipif(not POINTS_RUNNABLE, reason=NO_POINTS)
 async def test_a_killed_service_is_restarted(node: Node) -> None:
     await node.wait_health(200)
     before = (await node.status())["points"]
@@ -196,13 +188,13 @@ async def test_a_killed_service_is_restarted(node: Node) -> None:
 
 
 async def test_a_killed_nats_server_is_restarted(node: Node) -> None:
-    want = 200 if POINTS_RUNNABLE else None
+    want = 200
     await node.wait_health(want)
     before = (await node.status())["nats-server"]
     os.kill(before["pid"], signal.SIGKILL)
     await node.wait_health(503, timeout=5)  # the gateway lost its NATS
     await asyncio.sleep(0.5)
-    await node.wait_health(200 if POINTS_RUNNABLE else None, timeout=20)
+    await node.wait_health(200, timeout=20)
     status = await node.status()
     assert status["nats-server"]["restarts"] == 1 and status["nats-server"]["pid"] != before["pid"]
     pids = [p["pid"] for p in status.values() if p["pid"]]
@@ -213,7 +205,7 @@ async def test_a_killed_nats_server_is_restarted(node: Node) -> None:
 async def test_node_up_on_an_existing_nats(nats_server: NatsServer, tmp_path: Path) -> None:
     node = start_node(tmp_path, nats_url=nats_server.url)
     try:
-        body = await node.wait_health(200 if POINTS_RUNNABLE else None)
+        body = await node.wait_health(200)
         assert "nats-server" not in body.get("processes", {})
         assert not (tmp_path / "var" / "nats").exists()
         assert node.stop() == 0

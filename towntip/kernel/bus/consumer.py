@@ -27,9 +27,10 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
 from pydantic import BaseModel
-from sqlalchemy import insert, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from towntip.kernel import db
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.endpoints import one_line
 from towntip.kernel.bus.envelope import utcnow
@@ -84,6 +85,10 @@ class ConsumerSpec:
     backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
     ack_wait: float = 10.0
     fetch_timeout: float = 1.0
+    # Pullers on the one durable consumer, each fetching and applying its own batches: while one waits on the
+    # database, the next batch is decoded and sent. Same keys in two batches at once are safe: the second claim
+    # of an inbox row waits for the first transaction, then finds the key taken.
+    concurrency: int = 1
 
 
 @dataclass
@@ -127,11 +132,21 @@ class IdempotentConsumer(Generic[T]):
             ack_wait=self.spec.ack_wait,
             # The server's bound sits above ours, so the consumer decides when a message is dead.
             max_deliver=self.spec.max_deliver + 3,
-            max_ack_pending=self.spec.batch * 4,
+            max_ack_pending=self.spec.batch * 4 * max(1, self.spec.concurrency),
             filter_subject=self.spec.filter_subject,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        pullers = [asyncio.create_task(self._pull(stop), name=f"{self.spec.durable}-{i}")
+                   for i in range(max(1, self.spec.concurrency))]
+        try:
+            await asyncio.gather(*pullers)
+        finally:
+            for task in pullers:
+                task.cancel()
+            await asyncio.gather(*pullers, return_exceptions=True)
+
+    async def _pull(self, stop: asyncio.Event) -> None:
         psub = await self.js.pull_subscribe(
             self.spec.filter_subject, durable=self.spec.durable, stream=self.spec.stream, config=self.consumer_config()
         )
@@ -194,28 +209,35 @@ class IdempotentConsumer(Generic[T]):
 
     async def _apply_and_settle(self, deliveries: list[Delivery[T]]) -> None:
         async with self.sessions() as session, session.begin():
-            keys = [d.key for d in deliveries if not d.duplicate]
-            if keys:
-                found = await session.execute(
-                    select(self.inbox.c.message_id).where(
-                        self.inbox.c.consumer == self.spec.durable, self.inbox.c.message_id.in_(keys)
-                    )
+            # Claim the keys: the inbox rows go in first (ON CONFLICT DO NOTHING), and a key that was not
+            # inserted was applied before. One statement, decided by the primary key, whatever the planner knows.
+            claims = [d for d in deliveries if not d.duplicate]
+            if claims:
+                now = utcnow()
+                stmt = (
+                    db.insert_on_conflict(session, self.inbox)
+                    .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
+                    .returning(self.inbox.c.message_id)
                 )
-                done = set(found.scalars())
-                for d in deliveries:
-                    if d.key in done:
+                rows = [{"consumer": self.spec.durable, "message_id": k, "processed_at": now}
+                        for k in sorted({d.key for d in claims})]  # one lock order for concurrent batches
+                claimed = set((await session.execute(stmt, rows)).scalars())
+                for d in claims:
+                    if d.key not in claimed:
                         d.duplicate = True
             outcomes = await self.handler.apply(session, deliveries)
             if len(outcomes) != len(deliveries):
                 raise RuntimeError("handler returned the wrong number of outcomes")
-            now = utcnow()
-            rows = [
-                {"consumer": self.spec.durable, "message_id": d.key, "processed_at": now}
-                for d, o in zip(deliveries, outcomes, strict=True)
-                if not d.duplicate and not isinstance(o, Rejected)
+            refused = [
+                d.key for d, o in zip(deliveries, outcomes, strict=True) if not d.duplicate and isinstance(o, Rejected)
             ]
-            if rows:
-                await session.execute(insert(self.inbox), rows)
+            if refused:
+                # Nothing was applied for these: no inbox row, so a corrected resend is judged afresh.
+                await session.execute(
+                    delete(self.inbox).where(
+                        self.inbox.c.consumer == self.spec.durable, self.inbox.c.message_id.in_(refused)
+                    )
+                )
         if self.on_commit is not None:
             self.on_commit()
         for d, outcome in zip(deliveries, outcomes, strict=True):
