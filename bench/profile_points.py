@@ -123,7 +123,7 @@ async def run(args: argparse.Namespace) -> None:
         cards = [f"{rng.getrandbits(64):016X}" for _ in range(CARDS)]
         # warm-up
         warm = make_taps(200, rng, cards)
-        await asyncio.gather(*[await js.publish_async(s, p, headers=h) for s, p, h, _ in warm])
+        await asyncio.gather(*[await js.publish_async(s, p, headers=h) for s, p, h, *_ in warm])
         await arrivals.wait_for({k.encode() for *_, k in warm}, idle=20, limit=60)
 
         sql, phases = Timer(), Timer()
@@ -150,7 +150,7 @@ async def run(args: argparse.Namespace) -> None:
         if prof is not None:
             prof.enable()
         t0 = time.perf_counter()
-        futs = [await js.publish_async(s, p, headers=h) for s, p, h, _ in taps]
+        futs = [await js.publish_async(s, p, headers=h) for s, p, h, *_ in taps]
         await asyncio.gather(*futs)
         ok = await arrivals.wait_for(keys, idle=30, limit=300)
         wall = time.perf_counter() - t0

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from services.points.app import PointsService
+from towntip.kernel import runtime
 from towntip.kernel.settings import ServiceSettings
 from towntip.kernel.telemetry import setup_tracing
 
@@ -33,7 +34,7 @@ def main() -> int:
         level=ServiceSettings(service="points").log_level,
         format="%(asctime)s %(levelname)s points %(name)s: %(message)s",
     )
-    return asyncio.run(_main())
+    return runtime.run(_main())
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ accounts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Running balances of the accounts that must never go below zero (people, cards), guarded by the CHECK below.
+# System accounts keep none: their balance is the sum of their postings (service.system_balance).
 balances = Table(
     "balances",
     metadata,

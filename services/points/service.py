@@ -7,12 +7,11 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.models import accounts, balances, bus, events, journal, postings, taps
-from towntip.kernel import errors
+from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import add_events
 from towntip.kernel.contracts.points import (
@@ -39,20 +38,14 @@ def payload_hash(tap: Tap) -> str:
     return hashlib.sha256(tap.model_dump_json().encode()).hexdigest()
 
 
-def _insert(session: AsyncSession, table: Table):
-    """INSERT with the dialect's ON CONFLICT support (PostgreSQL and SQLite both have it)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 async def ensure_accounts(session: AsyncSession, ids: dict[str, tuple[str, bool]]) -> None:
     """Create accounts that are not there yet: {id: (kind, may_go_negative)}."""
     if not ids:
         return
     now = utcnow()
-    stmt = _insert(session, accounts).on_conflict_do_nothing(index_elements=["id"])
-    await session.execute(
-        stmt, [{"id": i, "kind": k, "may_go_negative": neg, "created_at": now} for i, (k, neg) in ids.items()]
+    stmt = db.insert_on_conflict(session, accounts).on_conflict_do_nothing(index_elements=["id"])
+    await session.execute(  # sorted: concurrent batches take the locks of new accounts in one order
+        stmt, [{"id": i, "kind": k, "may_go_negative": neg, "created_at": now} for i, (k, neg) in sorted(ids.items())]
     )
 
 
@@ -65,11 +58,27 @@ async def apply_deltas(session: AsyncSession, deltas: dict[str, int], *, negativ
     ]
     if not rows:
         return
-    stmt = _insert(session, balances).values(rows)
+    # executemany of one cached statement (the keys are distinct): a multi-row VALUES built per call would be
+    # compiled anew each time, which cost more than the database work.
+    stmt = db.insert_on_conflict(session, balances)
     stmt = stmt.on_conflict_do_update(
         index_elements=["account_id", "asset"], set_={"balance": balances.c.balance + stmt.excluded.balance}
     )
-    await session.execute(stmt)
+    await session.execute(stmt, rows)
+
+
+async def system_balance(session: AsyncSession, account_id: str, asset: str = ASSET_POINTS) -> int:
+    """A system account's balance (issuance, redemption), summed from its postings.
+
+    System accounts keep no running balance row: they may go below zero, so there is nothing to guard, and a row
+    that every transaction updates would make concurrent batches wait on each other.
+    """
+    total = await session.execute(
+        select(func.coalesce(func.sum(postings.c.amount), 0)).where(
+            postings.c.account_id == account_id, postings.c.asset == asset
+        )
+    )
+    return int(total.scalar_one())
 
 
 async def balances_of(session: AsyncSession, account_ids: Sequence[str], asset: str = ASSET_POINTS) -> dict[str, int]:
@@ -89,7 +98,7 @@ async def balances_of(session: AsyncSession, account_ids: Sequence[str], asset: 
 async def put_event(*, session: AsyncSession, event_in: EventIn, node: str) -> EventOut:
     """Create an event or change its rule; announces EventDefined."""
     now = utcnow()
-    stmt = _insert(session, events).values(
+    stmt = db.insert_on_conflict(session, events).values(
         code=event_in.code,
         name=event_in.name,
         participant_points=event_in.participant_points,
@@ -222,7 +231,6 @@ async def record_taps(
                 posting_rows.append({"journal_id": jid, "account_id": ISSUANCE, "asset": ASSET_POINTS, "amount": -pts})
                 posting_rows.append({"journal_id": jid, "account_id": account, "asset": ASSET_POINTS, "amount": pts})
                 deltas[account] = deltas.get(account, 0) + pts
-                deltas[ISSUANCE] = deltas.get(ISSUANCE, 0) - pts
             running[account] = running.get(account, 0) + pts
             tap_rows.append({
                 "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": account,
@@ -241,7 +249,8 @@ async def record_taps(
         if posting_rows:
             await session.execute(postings.insert(), posting_rows)
         await session.execute(taps.insert(), tap_rows)
-        await apply_deltas(session, deltas, negative_ok={ISSUANCE}, asset=ASSET_POINTS)
+        # Only the cards' running balances: the issuance account has none (see system_balance).
+        await apply_deltas(session, deltas, negative_ok=set(), asset=ASSET_POINTS)
         await add_events(session, bus, envelopes)
 
     dups = [(i, it.tap) for i, it in enumerate(items) if it.duplicate]

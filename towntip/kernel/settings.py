@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NODE_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
@@ -46,6 +46,8 @@ class ServiceSettings(NodeSettings):
     database_schema: str = ""
     # Key for hashing card IDms (hex); the supervisor writes one into the data dir on first start.
     card_key: str = ""
+    # Batches a stream consumer applies at once (pullers on one durable; see kernel.bus.consumer).
+    consumer_concurrency: int = Field(default=2, ge=1, le=8)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

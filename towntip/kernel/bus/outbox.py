@@ -74,19 +74,21 @@ def define_bus_tables(metadata: MetaData) -> BusTables:
     return BusTables(outbox=outbox, inbox=inbox)
 
 
-def outbox_row(envelope: Envelope) -> dict:
+def outbox_row(envelope: Envelope, headers: str | None = None) -> dict:
+    """The row of one event; `headers` (JSON) carries the trace context of the change that made it."""
     return {
         "event_id": envelope.id,
         "subject": envelope.subject,
         "payload": envelope.to_bytes(),
-        "headers": json.dumps(inject_headers({})),
+        "headers": headers if headers is not None else json.dumps(inject_headers({})),
         "created_at": envelope.time,
     }
 
 
 async def add_events(session: AsyncSession, tables: BusTables, envelopes: Iterable[Envelope]) -> int:
     """Stage events in the caller's transaction. Committing is the caller's business (the adapter's)."""
-    rows = [outbox_row(e) for e in envelopes]
+    headers = json.dumps(inject_headers({}))  # one change, one trace context
+    rows = [outbox_row(e, headers) for e in envelopes]
     if rows:
         await session.execute(insert(tables.outbox), rows)
     return len(rows)
