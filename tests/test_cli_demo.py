@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nats
+import pytest
 from nats.micro import add_service
 from nats.micro.request import Request
 
@@ -64,3 +65,17 @@ async def test_seed_failures_are_clear(nats_server, tmp_path: Path, capsys) -> N
     code = await cli("demo", "seed", "--nats-url", nats_server.url, "--node", NODE)
     err = capsys.readouterr().err
     assert code == 1 and "no service answers" in err
+
+
+def test_packaged_reference_data_matches_the_shared_copy():
+    """towntip/data is our copy of the team's shared/data: the same bytes wherever that folder is reachable."""
+    import towntip
+
+    packaged = Path(towntip.__file__).resolve().parent / "data"
+    shared = Path(towntip.__file__).resolve().parents[2] / "shared" / "data"
+    if not shared.is_dir():
+        pytest.skip(f"no shared/data beside the checkout ({shared}) to compare with")
+    names = sorted(p.name for p in shared.glob("*.csv"))
+    assert names == sorted(p.name for p in packaged.glob("*.csv"))
+    for name in names:
+        assert (packaged / name).read_bytes() == (shared / name).read_bytes(), name

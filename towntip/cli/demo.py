@@ -15,14 +15,20 @@ from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts.points import EP_EVENT_PUT, SERVICE, EventIn
 
+# The seed's table ships with the package (towntip/data); a shared/data copy beside the checkout also counts.
+PACKAGED_CSV = Path(__file__).resolve().parents[1] / "data" / "seed_event_points.csv"
 SEED_CSV = Path("shared") / "data" / "seed_event_points.csv"
 PARTICIPANT_POINTS = 1  # the rule in force in the seed: participant 1 point, volunteer 5
 VOLUNTEER_POINTS = 5
 
 
 def find_seed_csv(starts: list[Path] | None = None) -> Path | None:
-    """shared/data/seed_event_points.csv in the cwd, the package's directory, or any of their parents."""
-    starts = starts if starts is not None else [Path.cwd(), Path(__file__).resolve().parent]
+    """The packaged towntip/data/seed_event_points.csv, else shared/data/seed_event_points.csv in the cwd or any
+    of its parents (`starts` replaces both, for tests)."""
+    if starts is None:
+        if PACKAGED_CSV.is_file():
+            return PACKAGED_CSV
+        starts = [Path.cwd()]
     for start in starts:
         for folder in (start, *start.parents):
             candidate = folder / SEED_CSV
@@ -61,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     seed = verbs.add_parser("seed", help="put the seed's events (seed_event_points.csv) into the points service")
     add_nats_args(seed)
-    seed.add_argument("--csv", default=None, help="the event table (default: shared/data/seed_event_points.csv, "
+    seed.add_argument("--csv", default=None, help="the event table (default: the packaged towntip/data/seed_event_points.csv, "
                       "looked for upwards from here and from the package)")
     seed.set_defaults(func=cmd_seed)
 
