@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+from nats.errors import Error as NatsError
 from pydantic import TypeAdapter, ValidationError
 
 from edge.readers.simulated import SimulatedReader
@@ -16,7 +17,9 @@ from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import PENDING, REJECTED, Spool, SpooledTap
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_idm, check_node, connect
-from towntip.kernel.contracts.points import Code, TerminalId
+from towntip.kernel import errors
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts.points import EP_BALANCE, SERVICE, Balance, BalanceQuery, Code, TerminalId
 
 MAX_COUNT = 100_000
 
@@ -98,19 +101,33 @@ async def _simulate(
                 settled = await agent.wait_settled(wait)
                 rows = spool.get_many([t.tap_id for t in taps])
                 left = spool.queue_length()
+        balance = await _balance_now(nc, node, idm) if any(r.balance is not None for r in rows) else None
     finally:
         await nc.close()
-    return _report(rows, count, settled, wait, earlier, left, spool_path)
+    return _report(rows, count, settled, wait, earlier, left, spool_path, balance)
+
+
+async def _balance_now(nc: object, node: str, idm: str) -> int | None:
+    """The card's balance once every tap has settled. Each outcome carries the balance right after its own
+    commit, and batches commit concurrently, so the last tap's outcome need not be the latest figure."""
+    try:
+        reply = await rpc.call(nc, subjects.svc(node, SERVICE, EP_BALANCE), BalanceQuery(card_idm=idm), timeout=5.0)
+        return Balance.model_validate(reply).balance
+    except (errors.ServiceError, NatsError, ValueError, OSError, TimeoutError):  # ValidationError is a ValueError
+        return None
 
 
 def _report(
-    rows: list[SpooledTap], count: int, settled: bool, wait: float, earlier: int, left: int, spool_path: Path
+    rows: list[SpooledTap], count: int, settled: bool, wait: float, earlier: int, left: int, spool_path: Path,
+    balance_now: int | None = None,
 ) -> int:
     tally = {"credited": 0, "duplicate": 0, "rejected": 0}
     for r in rows:
         if r.outcome:
             tally[r.outcome] += 1
-    balance = next((r.balance for r in reversed(rows) if r.balance is not None), None)
+    balance = balance_now
+    if balance is None:
+        balance = next((r.balance for r in reversed(rows) if r.balance is not None), None)
     line = (f"{count} taps: {tally['credited']} credited, {tally['duplicate']} duplicate, "
             f"{tally['rejected']} rejected")
     if balance is not None:
