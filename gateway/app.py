@@ -7,7 +7,9 @@ import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import nats
 from fastapi import FastAPI, Request
@@ -104,6 +106,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     return app
 
 
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def _local_time(value: Any) -> str:
+    """Times are UTC on the wire and Asia/Tokyo on screen."""
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(JST).strftime("%m/%d %H:%M:%S")
+    except ValueError:
+        return str(value or "")
+
+
 def _status_html(body: dict[str, Any]) -> str:
     e = html.escape
     ok = body["status"] == "ok"
@@ -115,22 +128,24 @@ def _status_html(body: dict[str, Any]) -> str:
     procs = []
     for name, p in (body.get("processes") or {}).items():
         procs.append(f"<tr><td>{e(name)}</td><td>{e(str(p.get('state')))}</td><td>{e(str(p.get('pid')))}</td>"
-                     f"<td>{e(str(p.get('restarts')))}</td><td>{e(str(p.get('since')))}</td></tr>")
+                     f"<td>{e(str(p.get('restarts')))}</td><td>{e(_local_time(p.get('since')))}</td></tr>")
     proc_table = (
-        "<h2>プロセス <small>Processes</small></h2><table><tr><th>名前 name</th><th>状態 state</th>"
-        "<th>pid</th><th>再起動 restarts</th><th>以降 since</th></tr>" + "".join(procs) + "</table>"
+        "<h2>プロセス <small>Processes</small></h2><div class=scroll><table><tr><th>名前 name</th>"
+        "<th>状態 state</th><th>pid</th><th>再起動 restarts</th><th>開始 since (JST)</th></tr>"
+        + "".join(procs) + "</table></div>"
     ) if procs else ""
     return f"""<!doctype html>
 <html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>TownTip ノード {e(body['node'])}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:1rem;max-width:40rem}}table{{border-collapse:collapse;width:100%}}
-td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}.up{{color:#176b2c}}.down{{color:#b00020}}
+td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}}th{{font-size:.85rem}}
+.scroll{{overflow-x:auto}}h1{{font-size:1.4rem;overflow-wrap:anywhere}}.up{{color:#176b2c}}.down{{color:#b00020}}
 small{{color:#555}}</style></head><body>
 <h1>TownTip ノード <small>node</small> {e(body['node'])}</h1>
 <p class={'up' if ok else 'down'}>{'すべて稼働中 — all services up' if ok else '停止中 down: ' + e(', '.join(body['down']))}</p>
 <p>NATS: {e(body['nats'])}</p>
 <h2>サービス <small>Services</small></h2>
-<table><tr><th>名前 name</th><th>状態 state</th><th>インスタンス instances</th></tr>{''.join(rows)}</table>
+<div class=scroll><table><tr><th>名前 name</th><th>状態 state</th><th>インスタンス instances</th></tr>{''.join(rows)}</table></div>
 {proc_table}
 <p><a href="/docs">API (OpenAPI)</a></p>
 </body></html>"""

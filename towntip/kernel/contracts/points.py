@@ -35,7 +35,7 @@ _STRICT = ConfigDict(frozen=True, extra="forbid", strict=False)
 
 
 class Tap(BaseModel):
-    """A card touched a terminal. Sent on edge.<node>.<terminal>.tap with Nats-Msg-Id = '<terminal>:<tap_id>'."""
+    """A card touched a terminal. Sent on edge.<node>.<terminal>.tap with Nats-Msg-Id = its key."""
 
     model_config = _STRICT
 
