@@ -49,6 +49,12 @@ class JsonLinesSpanExporter(SpanExporter):
                         "end": span.end_time,
                         "status": span.status.status_code.name,
                         "attributes": {k: str(v) for k, v in (span.attributes or {}).items()},
+                        # A consumer's batch span links to the span of each message it took (their own traces).
+                        "links": [
+                            {"trace_id": format(link.context.trace_id, "032x"),
+                             "span_id": format(link.context.span_id, "016x")}
+                            for link in span.links
+                        ],
                     },
                     ensure_ascii=False,
                 )
