@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +36,10 @@ def card_account_id(card_key: bytes, idm: str) -> str:
 
 
 def payload_hash(tap: Tap) -> str:
-    return hashlib.sha256(tap.model_dump_json().encode()).hexdigest()
+    """What a tap said, so a repeat can be told from another tap under the same id. The time is taken in UTC:
+    the same instant written with another offset is the same tap."""
+    same = tap.model_copy(update={"tapped_at": tap.tapped_at.astimezone(UTC)})
+    return hashlib.sha256(same.model_dump_json().encode()).hexdigest()
 
 
 async def ensure_accounts(session: AsyncSession, ids: dict[str, tuple[str, bool]]) -> None:

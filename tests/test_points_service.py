@@ -1,0 +1,303 @@
+"""The points domain on real databases (SQLite and PostgreSQL): rules per event, a balanced ledger, taps once.
+
+services/points/service.py is called directly inside a session and transaction, as the tap handler does; the
+kernel's inbox is not involved here, so "duplicate" is what the caller says it is (TapToApply.duplicate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.points import service
+from services.points.app import MIGRATIONS
+from services.points.models import accounts, balances, bus, events, journal, postings, taps
+from towntip.kernel import db, errors, migrate
+from towntip.kernel.contracts.points import Balance, EventIn, Tap, TapOutcome
+
+NODE = "testnode"
+KEY = bytes(range(32))
+CARDS = [f"{n:016X}" for n in (0x012E4CD8A30B5C7F, 0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x00000000DEADBEEF,
+                                  0xA1B2C3D4E5F60718, 0x1111222233334444, 0x9F8E7D6C5B4A3928)]
+T0 = datetime(2025, 5, 3, 10, 0, tzinfo=UTC)
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def sessions(database: tuple[str, str | None]) -> AsyncIterator[Sessions]:
+    """A migrated points database, as services/points/app.py makes it."""
+    url, schema = database
+    engine = db.create_engine(url, schema=schema)
+    try:
+        await migrate.upgrade(engine, MIGRATIONS, schema=schema)
+        yield db.sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+def tap(n: int, card: str, *, event: str = "ev", role: str = "participant", terminal: str = "term-1",
+        tapped_at: datetime | None = None) -> Tap:
+    return Tap(tap_id=f"tap-{n:06d}", terminal_id=terminal, card_idm=card, event=event, role=role,  # type: ignore[arg-type]
+               tapped_at=tapped_at or T0 + timedelta(seconds=n))
+
+
+async def define(sessions: Sessions, code: str, **rule: int) -> None:
+    async with sessions() as s, s.begin():
+        await service.put_event(session=s, event_in=EventIn(code=code, name=f"Event {code}", **rule), node=NODE)
+
+
+async def record(sessions: Sessions, items: Sequence[Tap], *, duplicate: bool | Sequence[bool] = False
+                 ) -> list[service.TapResult]:
+    flags = [duplicate] * len(items) if isinstance(duplicate, bool) else list(duplicate)
+    async with sessions() as s, s.begin():
+        return await service.record_taps(
+            session=s, items=[service.TapToApply(t, d) for t, d in zip(items, flags, strict=True)],
+            card_key=KEY, node=NODE,
+        )
+
+
+async def card_balance(sessions: Sessions, idm: str) -> Balance:
+    async with sessions() as s:
+        return await service.get_card_balance(session=s, card_key=KEY, idm=idm)
+
+
+async def snapshot(sessions: Sessions) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the ledger's tables (and the outbox's size): to show that something changed nothing."""
+
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    async with sessions() as s:
+        for table in (events, accounts, balances, journal, postings, taps):
+            rows = await s.execute(select(table))
+            out[table.name] = sorted(tuple(r) for r in rows)
+        out["outbox"] = [((await s.execute(select(func.count()).select_from(bus.outbox))).scalar_one(),)]
+    return out
+
+
+def credited(result: service.TapResult) -> TapOutcome:
+    assert isinstance(result, TapOutcome), f"expected an outcome, got {result!r}"
+    return result
+
+
+async def test_each_event_has_its_own_rule(sessions: Sessions) -> None:
+    await define(sessions, "std")  # the defaults: participant 1, volunteer 5
+    await define(sessions, "big", participant_points=2, volunteer_points=10)
+    async with sessions() as s:
+        std = await service.get_event(session=s, code="std")
+        big = await service.get_event(session=s, code="big")
+    assert (std.participant_points, std.volunteer_points) == (1, 5)
+    assert (big.participant_points, big.volunteer_points) == (2, 10)
+
+    a, b = CARDS[0], CARDS[1]
+    results = await record(sessions, [
+        tap(1, a, event="std"),
+        tap(2, a, event="std", role="volunteer"),
+        tap(3, b, event="big"),
+        tap(4, b, event="big", role="volunteer"),
+        tap(5, a, event="big", role="volunteer"),
+    ])
+    assert [(credited(r).status, credited(r).points) for r in results] == [
+        ("credited", 1), ("credited", 5), ("credited", 2), ("credited", 10), ("credited", 10)
+    ]
+    # The outcome carries the running balance of the card, inside the batch too.
+    assert [credited(r).balance for r in results] == [1, 6, 2, 12, 16]
+    assert (await card_balance(sessions, a)) == Balance(asset=service.ASSET_POINTS, balance=16, taps=3)
+    assert (await card_balance(sessions, b)) == Balance(asset=service.ASSET_POINTS, balance=12, taps=2)
+
+    async with sessions() as s:
+        figures = {e.code: (e.taps, e.points_issued, e.people) for e in await service.list_events(session=s)}
+    assert figures == {"big": (3, 22, 2), "std": (2, 6, 1)}
+
+    # A changed rule applies to later taps only.
+    await define(sessions, "std", participant_points=3, volunteer_points=0)
+    later = await record(sessions, [tap(6, b, event="std"), tap(7, b, event="std", role="volunteer")])
+    assert [credited(r).points for r in later] == [3, 0]
+    assert (await card_balance(sessions, a)).balance == 16
+    assert (await card_balance(sessions, b)) == Balance(asset=service.ASSET_POINTS, balance=15, taps=4)
+
+
+async def test_the_ledger_balances_after_a_batch_of_taps(sessions: Sessions) -> None:
+    await define(sessions, "ev")
+    await define(sessions, "fest", participant_points=2, volunteer_points=10)
+    rule = {"ev": (1, 5), "fest": (2, 10)}
+    expected: dict[str, int] = {}
+    n = 0
+    for batch in range(4):  # several transactions, several cards, both roles, both events
+        items = []
+        for i in range(25):
+            n += 1
+            card = CARDS[(n * 3 + batch) % len(CARDS)]
+            event = "fest" if i % 4 == 0 else "ev"
+            role = "volunteer" if n % 5 == 0 else "participant"
+            items.append(tap(n, card, event=event, role=role))
+            expected[card] = expected.get(card, 0) + rule[event][role == "volunteer"]
+        assert all(credited(r).status == "credited" for r in await record(sessions, items))
+    total = sum(expected.values())
+    assert total > 100 and len(expected) == len(CARDS)
+
+    async with sessions() as s:
+        per_asset = dict((await s.execute(
+            select(postings.c.asset, func.sum(postings.c.amount)).group_by(postings.c.asset))).all())
+        unbalanced = (await s.execute(
+            select(postings.c.journal_id).group_by(postings.c.journal_id).having(func.sum(postings.c.amount) != 0)
+        )).all()
+        issued = await service.system_balance(s, service.ISSUANCE)
+        n_journal = (await s.execute(select(func.count()).select_from(journal))).scalar_one()
+        n_postings = (await s.execute(select(func.count()).select_from(postings))).scalar_one()
+        from_postings = dict((await s.execute(
+            select(postings.c.account_id, func.sum(postings.c.amount))
+            .where(postings.c.account_id != service.ISSUANCE).group_by(postings.c.account_id))).all())
+        running = dict((await s.execute(select(balances.c.account_id, balances.c.balance))).all())
+    assert per_asset == {service.ASSET_POINTS: 0}
+    assert unbalanced == []
+    assert issued == -total
+    assert n_journal == n and n_postings == 2 * n
+    assert service.ISSUANCE not in running  # the issuance account keeps no running balance row
+    assert {a: int(v) for a, v in from_postings.items()} == running
+    for card, points in expected.items():
+        assert (await card_balance(sessions, card)).balance == points, card
+
+
+async def test_the_card_idm_is_stored_nowhere(sessions: Sessions, database: tuple[str, str | None]) -> None:
+    await define(sessions, "ev")
+    given = [CARDS[0], CARDS[1].lower(), CARDS[2]]  # a terminal may send lower case; it is the same card
+    results = await record(sessions, [tap(i, c, role=("volunteer" if i == 1 else "participant"))
+                                      for i, c in enumerate(given)])
+    assert all(credited(r).status == "credited" for r in results)
+    await record(sessions, [tap(0, CARDS[0])], duplicate=True)  # the duplicate path reads but writes nothing
+    assert (await card_balance(sessions, CARDS[1])).balance == 5
+
+    # Every row of every table in the database, whatever models.py says there is.
+    _, schema = database
+    dump: list[tuple[str, str]] = []
+    async with sessions() as s:
+        conn = await s.connection()
+        md = MetaData()
+        await conn.run_sync(lambda c: md.reflect(c, schema=schema))
+        assert {"taps", "journal", "postings", "accounts", "balances", "outbox", "inbox", "events"} <= {
+            t.name for t in md.tables.values()}
+        for table in md.tables.values():
+            for row in await s.execute(select(table)):
+                for value in row:
+                    if isinstance(value, bytes | bytearray | memoryview):
+                        text = bytes(value).decode("latin-1")
+                    else:
+                        text = str(value)
+                    dump.append((table.name, text))
+    everything = "\n".join(text for _, text in dump)
+    assert "tap-000001" in everything and "TapRecorded" in everything  # the dump does hold the taps and events
+    for idm in CARDS[:3]:
+        for form in (idm.upper(), idm.lower()):
+            where = sorted({name for name, text in dump if form in text})
+            assert not where, f"IDm {form} stored in clear in {where}"
+
+
+async def test_the_same_tap_is_credited_once(sessions: Sessions) -> None:
+    await define(sessions, "ev")
+    card = CARDS[0]
+    first = credited((await record(sessions, [tap(1, card, role="volunteer")]))[0])
+    assert (first.status, first.points, first.balance) == ("credited", 5, 5)
+    before = await snapshot(sessions)
+
+    # The kernel's inbox knew the key: a duplicate is answered from what was stored, and changes nothing.
+    again = credited((await record(sessions, [tap(1, card, role="volunteer")], duplicate=True))[0])
+    assert (again.tap_id, again.status, again.points, again.balance) == ("tap-000001", "duplicate", 5, 5)
+    assert await snapshot(sessions) == before
+
+    # Delivered as new in a later transaction (the inbox did not say): the ledger's unique keys refuse it,
+    # the transaction rolls back, and the tap stays credited once.
+    with pytest.raises(IntegrityError):
+        await record(sessions, [tap(1, card, role="volunteer")])
+    assert await snapshot(sessions) == before
+    assert (await card_balance(sessions, card)) == Balance(asset=service.ASSET_POINTS, balance=5, taps=1)
+
+    # Within one batch: the first copy credits, the second (marked duplicate by the consumer) reports it.
+    both = await record(sessions, [tap(2, card), tap(2, card)], duplicate=[False, True])
+    assert [(credited(r).status, credited(r).points, credited(r).balance) for r in both] == [
+        ("credited", 1, 6), ("duplicate", 1, 6)
+    ]
+    assert (await card_balance(sessions, card)) == Balance(asset=service.ASSET_POINTS, balance=6, taps=2)
+
+
+async def test_the_same_instant_at_another_offset_is_the_same_tap(sessions: Sessions) -> None:
+    await define(sessions, "ev")
+    original = tap(1, CARDS[0])
+    credited((await record(sessions, [original]))[0])
+    before = await snapshot(sessions)
+    jst = original.model_copy(update={"tapped_at": original.tapped_at.astimezone(timezone(timedelta(hours=9)))})
+    assert jst.tapped_at == original.tapped_at and jst.model_dump_json() != original.model_dump_json()
+    [again] = await record(sessions, [jst], duplicate=True)
+    assert (credited(again).status, credited(again).balance) == ("duplicate", 1)
+    assert await snapshot(sessions) == before
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"event": "other"},
+        {"role": "participant"},
+        {"card": CARDS[1]},
+        {"tapped_at": T0 + timedelta(hours=1)},
+    ],
+    ids=["event", "role", "card", "time"],
+)
+async def test_the_same_key_with_another_payload_is_a_conflict(sessions: Sessions, changed: dict[str, Any]) -> None:
+    await define(sessions, "ev")
+    await define(sessions, "other", participant_points=7, volunteer_points=7)
+    original = tap(1, CARDS[0], role="volunteer")
+    credited((await record(sessions, [original]))[0])
+    before = await snapshot(sessions)
+
+    fields = {"event": "ev", "role": "volunteer", "tapped_at": original.tapped_at} | changed
+    card = fields.pop("card", CARDS[0])
+    forged = tap(1, card, **fields)
+    assert forged.key == original.key and forged != original
+    [result] = await record(sessions, [forged], duplicate=True)
+    assert isinstance(result, errors.Conflict), result
+    assert isinstance(result, errors.ServiceError) and result.code == 409
+    assert "tap-000001" in result.reason
+    assert await snapshot(sessions) == before
+    assert (await card_balance(sessions, CARDS[0])).balance == 5
+    assert (await card_balance(sessions, CARDS[1])) == Balance(asset=service.ASSET_POINTS, balance=0, taps=0)
+
+
+async def test_a_tap_for_an_unknown_event_is_refused(sessions: Sessions) -> None:
+    await define(sessions, "ev")
+    before = await snapshot(sessions)
+    [refused] = await record(sessions, [tap(1, CARDS[0], event="no-such-event", role="volunteer")])
+    assert isinstance(refused, errors.NotFound) and refused.code == 404
+    assert "no-such-event" in refused.reason
+    assert await snapshot(sessions) == before
+
+    # In a batch, the refused tap credits nothing and spares the others.
+    results = await record(sessions, [tap(2, CARDS[0], event="nope"), tap(3, CARDS[1]), tap(4, CARDS[0], event="nope")])
+    assert isinstance(results[0], errors.NotFound) and isinstance(results[2], errors.NotFound)
+    assert credited(results[1]).points == 1
+    assert (await card_balance(sessions, CARDS[0])) == Balance(asset=service.ASSET_POINTS, balance=0, taps=0)
+    assert (await card_balance(sessions, CARDS[1])).balance == 1
+    async with sessions() as s:
+        assert (await s.execute(select(func.count()).select_from(taps))).scalar_one() == 1
+        assert await service.system_balance(s, service.ISSUANCE) == -1
+        with pytest.raises(errors.NotFound):
+            await service.get_event(session=s, code="nope")
+
+    # A repeat of a refused tap has nothing to be a duplicate of.
+    [repeat] = await record(sessions, [tap(2, CARDS[0], event="nope")], duplicate=True)
+    assert isinstance(repeat, errors.ServiceError) and repeat.code == 422
+
+
+async def test_an_unknown_card_has_nothing(sessions: Sessions) -> None:
+    assert (await card_balance(sessions, CARDS[5])) == Balance(asset=service.ASSET_POINTS, balance=0, taps=0)
+    await define(sessions, "ev")
+    credited((await record(sessions, [tap(1, CARDS[0]), tap(2, CARDS[1], role="volunteer")]))[0])
+    assert (await card_balance(sessions, CARDS[5])) == Balance(asset=service.ASSET_POINTS, balance=0, taps=0)
+    assert (await card_balance(sessions, CARDS[5].lower())).balance == 0
+    assert (await card_balance(sessions, CARDS[1].lower())) == Balance(asset=service.ASSET_POINTS, balance=5, taps=1)
+    async with sessions() as s:  # asking does not open an account
+        assert (await service.balances_of(s, [service.card_account_id(KEY, CARDS[5])])) == {}
