@@ -89,12 +89,14 @@ def node_argv(*args: str) -> list[str]:
     return [sys.executable, "-c", "from towntip.cli import main; import sys; sys.exit(main())", "node", "up", *args]
 
 
-def start_node(tmp_path: Path, *, nats_url: str = "") -> Node:
+def start_node(tmp_path: Path, *, nats_url: str = "", database_url: str = "") -> Node:
     http_port = free_port()
     nats_port = int(nats_url.rsplit(":", 1)[1]) if nats_url else free_port()
     data_dir = tmp_path / "var"
     out_path = tmp_path / "node-up.out"
     nats_args = ["--nats-url", nats_url] if nats_url else ["--nats-port", str(nats_port)]
+    if database_url:
+        nats_args += ["--database-url", database_url]
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             node_argv("--node", NODE, "--data-dir", str(data_dir), "--http-port", str(http_port), *nats_args,
@@ -239,3 +241,58 @@ def test_a_taken_http_port_is_refused(tmp_path: Path) -> None:
         port = s.getsockname()[1]
         r = run_cli("--node", NODE, "--data-dir", str(tmp_path / "var"), "--http-port", str(port))
     assert r.returncode == 1 and "in use" in r.stdout + r.stderr
+
+
+@pytest.mark.postgres
+async def test_node_up_on_existing_nats_and_postgres_credits_a_tap(nats_server: NatsServer, tmp_path: Path) -> None:
+    """The production shape: the machine's NATS and one PostgreSQL database, the points service in its schema."""
+    from tests.conftest import PG_URL, postgres_available
+
+    reason = await asyncio.to_thread(postgres_available)  # it runs its own event loop
+    if reason:
+        pytest.skip(reason)
+    import asyncpg
+
+    dsn = PG_URL.replace("postgresql+asyncpg", "postgresql")
+    dbname = f"towntip_node_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{dbname}"')
+    node_db = PG_URL.rsplit("/", 1)[0] + f"/{dbname}"
+    node = start_node(tmp_path, nats_url=nats_server.url, database_url=node_db)
+    try:
+        await node.wait_health(200, timeout=30)
+        card = "00112233445566FF"
+        nc = await nats.connect(nats_server.url)
+        try:
+            await nc.request(f"svc.{NODE}.points.events.put",
+                             json.dumps({"code": "pg-ev", "name": "PG event"}).encode(), timeout=5)
+        finally:
+            await nc.close()
+        sim = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", "from towntip.cli import main; import sys; sys.exit(main())", "edge", "simulate",
+             "--nats-url", nats_server.url, "--node", NODE, "--event", "pg-ev", "--card", card, "--volunteer",
+             "--count", "2", "--terminal", "pg-term", "--spool", str(tmp_path / "spool.sqlite3")],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert sim.returncode == 0, sim.stderr
+        assert sim.stdout.strip() == "2 taps: 2 credited, 0 duplicate, 0 rejected; balance 10"
+        token = (node.data_dir / "secrets" / "admin-token").read_text().strip()
+        async with httpx.AsyncClient(timeout=5) as c:
+            r = await c.get(f"{node.base}/api/v1/points/cards/{card}/balance",
+                            headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json() == {"asset": "machi-point", "balance": 10, "taps": 2}
+        conn = await asyncpg.connect(dsn.rsplit("/", 1)[0] + f"/{dbname}")
+        try:
+            tables = {r["table_name"] for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'points'")}
+            assert {"events", "accounts", "balances", "journal", "postings", "taps", "outbox", "inbox"} <= tables
+            assert await conn.fetchval("SELECT count(*) FROM points.taps") == 2
+        finally:
+            await conn.close()
+        assert not list(node.data_dir.glob("*.sqlite3")), "no SQLite file when the node runs on PostgreSQL"
+        assert node.stop() == 0
+    finally:
+        finish(node)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        await admin.close()

@@ -13,6 +13,7 @@ What happens to a message:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -84,7 +85,10 @@ class ConsumerSpec:
     max_deliver: int = 5
     backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
     ack_wait: float = 10.0
-    fetch_timeout: float = 1.0
+    fetch_timeout: float = 1.0  # long poll while the stream is quiet
+    # While messages flow: how long a fetch may wait to fill a batch. nats.py's fetch(n) waits for all n (or its
+    # timeout) once nothing is ready at once, so a long timeout there would hold early messages back.
+    linger: float = 0.005
     # Pullers on the one durable consumer, each fetching and applying its own batches: while one waits on the
     # database, the next batch is decoded and sent. Same keys in two batches at once are safe: the second claim
     # of an inbox row waits for the first transaction, then finds the key taken.
@@ -150,11 +154,21 @@ class IdempotentConsumer(Generic[T]):
         psub = await self.js.pull_subscribe(
             self.spec.filter_subject, durable=self.spec.durable, stream=self.spec.stream, config=self.consumer_config()
         )
+        quiet = True
         try:
             while not stop.is_set():
                 try:
-                    msgs = await psub.fetch(self.spec.batch, timeout=self.spec.fetch_timeout)
+                    if quiet:
+                        # Returns on the first message, then takes whatever else is already there.
+                        msgs = await psub.fetch(1, timeout=self.spec.fetch_timeout)
+                        if self.spec.batch > 1:
+                            with contextlib.suppress(NatsTimeout, TimeoutError):
+                                msgs += await psub.fetch(self.spec.batch - 1, timeout=self.spec.linger)
+                    else:
+                        msgs = await psub.fetch(self.spec.batch, timeout=self.spec.linger)
+                    quiet = False
                 except (NatsTimeout, TimeoutError):
+                    quiet = True
                     continue
                 except (ConnectionClosedError, NoRespondersError) as exc:
                     if self.nc.is_closed:
