@@ -264,6 +264,8 @@ class Node:
     schema: str
     nats: NatsServer | None = None
     points: subprocess.Popen | None = None
+    instances: int = 1  # points processes sharing the tap consumer and the endpoints (the design's scaling unit)
+    more_points: list[subprocess.Popen] = field(default_factory=list)
     gateway: subprocess.Popen | None = None
     gateway_note: str = ""
     logs: dict[str, Path] = field(default_factory=dict)
@@ -298,6 +300,8 @@ class Node:
     async def start_points(self, nc: nats.NATS, timeout: float = 60.0) -> None:
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         self.points = self.spawn("points", "services.points", self.env("points"))
+        self.more_points = [self.spawn(f"points-{i}", "services.points", self.env("points"))
+                            for i in range(2, self.instances + 1)]
         deadline = time.monotonic() + timeout
         subject = subjects.svc(NODE, "points", "events.put")
         body = EventIn(code=EVENT, name="ベンチ bench walk", participant_points=1, volunteer_points=5)
@@ -336,20 +340,32 @@ class Node:
             "nats-server": self.nats.proc.pid if self.nats and self.nats.proc else None,
             "points": self.points.pid if self.points else None,
             "gateway": self.gateway.pid if self.gateway else None,
-        }
+        } | {f"points-{i}": p.pid for i, p in enumerate(self.more_points, start=2)}
 
     def memory(self) -> dict[str, Any]:
         each = {name: rss_mb(pid) for name, pid in self.pids().items() if pid is not None}
-        return {"rss_mb": each, "total_mb": sum(v for v in each.values() if v is not None),
+        return {"rss_mb": fold_instances(each), "total_mb": sum(v for v in each.values() if v is not None),
                 "gateway": self.gateway_note}
 
     def stop(self) -> None:
-        for proc in (self.gateway, self.points):
+        for proc in (self.gateway, self.points, *self.more_points):
             with contextlib.suppress(Exception):
                 stop_process(proc)
         if self.nats is not None:
             with contextlib.suppress(Exception):
                 self.nats.stop()
+
+
+def fold_instances(figures: dict[str, float | None]) -> dict[str, float | None]:
+    """points-2, points-3 … added into "points": the figures are the service's, however many processes."""
+    out: dict[str, float | None] = {}
+    for name, value in figures.items():
+        key = "points" if name.startswith("points-") else name
+        if key in out and out[key] is not None and value is not None:
+            out[key] = out[key] + value  # type: ignore[operator]
+        elif key not in out:
+            out[key] = value
+    return out
 
 
 class Arrivals:
@@ -431,8 +447,9 @@ async def sustained(js: Any, arrivals: Arrivals, taps: list, node: Node, idle: f
         "seconds": elapsed,
         "per_s": (len(arrived) / elapsed) if complete and elapsed else None,
         "per_s_partial": (len(arrived) / elapsed) if elapsed else None,
-        "cpu_s": {name: (cpu1[name] - cpu0[name]) if cpu0.get(name) is not None and cpu1.get(name) is not None
-                  else None for name in cpu1} | (
+        "cpu_s": fold_instances({
+            name: (cpu1[name] - cpu0[name]) if cpu0.get(name) is not None and cpu1.get(name) is not None else None
+            for name in cpu1}) | (
             {"postgres": sum(v - pg0.get(pid, 0.0) for pid, v in pg1.items())} if pg1 else {}),
         "cpu_wall_s": wall,
         "memory": memory,
@@ -520,7 +537,8 @@ async def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         url = args.pg_url
     else:
         url = f"sqlite+aiosqlite:///{workdir}/data/points.sqlite3"
-    node = Node(workdir=workdir, database_url=url if kind == "postgres" else "", schema=schema)
+    node = Node(workdir=workdir, database_url=url if kind == "postgres" else "", schema=schema,
+                instances=args.instances)
     result: dict[str, Any] = {"database": kind, "schema": schema or None}
     nc = None
     try:
@@ -538,7 +556,8 @@ async def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         js = nc.jetstream()
         log("starting python -m services.points")
         await node.start_points(nc)
-        log(f"points service pid {node.points.pid if node.points else '?'} ready")
+        log(f"points service pid {node.points.pid if node.points else '?'} ready"
+            + (f" (+ {len(node.more_points)} more instances)" if node.more_points else ""))
         node.start_gateway()
         log(f"gateway: {node.gateway_note}")
 
@@ -703,6 +722,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--insert-seconds", type=float, default=10.0, help="time bound of the 1-row-per-txn baseline")
     p.add_argument("--pg-url", default=PG_URL)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--instances", type=int, default=1, choices=range(1, 9), metavar="N",
+                   help="points service processes (1-8, default 1)")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     args = p.parse_args(argv)
     if args.taps < 1 or args.rate <= 0 or args.seconds <= 0:
