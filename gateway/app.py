@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import api, health, problems
 from gateway.tracing import TraceMiddleware
+from towntip.kernel import runtime
 from towntip.kernel.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.nc = await _connect(settings)
+        runtime.settle_heap()
         try:
             yield
         finally:

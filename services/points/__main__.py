@@ -18,6 +18,7 @@ async def _main() -> int:
     setup_tracing("points", settings.trace_export, node_id=settings.node_id)
     svc = PointsService(settings)
     await svc.start()
+    runtime.settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
