@@ -25,20 +25,22 @@ class TapHandler:
         self.card_key = card_key
 
     def decode(self, msg: Msg) -> tuple[str, contract.Tap]:
-        body = _tap_id_body(msg)
         if len(msg.data) > contract.MAX_TAP_BYTES:
-            raise Rejected(f"tap is {len(msg.data)} bytes; at most {contract.MAX_TAP_BYTES}", code=413, body=body)
+            raise Rejected(f"tap is {len(msg.data)} bytes; at most {contract.MAX_TAP_BYTES}", code=413,
+                           body=_tap_id_body(msg))
         try:
             tap = contract.Tap.model_validate_json(msg.data)
         except ValidationError as exc:
-            raise Rejected(f"malformed tap: {errors.describe_validation_error(exc)}", body=body) from None
+            raise Rejected(f"malformed tap: {errors.describe_validation_error(exc)}", body=_tap_id_body(msg)) from None
         # edge.<node>.<terminal>.tap: a terminal speaks only for itself.
         parts = msg.subject.split(".")
         if len(parts) != 4 or parts[1] != self.node or parts[2] != tap.terminal_id:
-            raise Rejected(f"tap of terminal {tap.terminal_id!r} arrived on {msg.subject!r}", code=403, body=body)
+            raise Rejected(f"tap of terminal {tap.terminal_id!r} arrived on {msg.subject!r}", code=403,
+                           body={"tap_id": tap.tap_id})
         msg_id = (msg.headers or {}).get(subjects.HDR_MSG_ID)
         if msg_id is not None and msg_id != tap.key:
-            raise Rejected(f"Nats-Msg-Id {msg_id!r} does not match the tap's key {tap.key!r}", body=body)
+            raise Rejected(f"Nats-Msg-Id {msg_id!r} does not match the tap's key {tap.key!r}",
+                           body={"tap_id": tap.tap_id})
         return tap.key, tap
 
     async def apply(self, session: AsyncSession, deliveries: Sequence[Delivery[contract.Tap]]) -> list[Outcome]:

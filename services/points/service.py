@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.points.models import accounts, balances, bus, events, journal, postings, taps
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
-from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.bus.outbox import add_events, outbox_rows
 from towntip.kernel.contracts.points import (
     Balance,
     EventDefined,
@@ -42,35 +42,6 @@ def payload_hash(tap: Tap) -> str:
     return hashlib.sha256(same.model_dump_json().encode()).hexdigest()
 
 
-async def ensure_accounts(session: AsyncSession, ids: dict[str, tuple[str, bool]]) -> None:
-    """Create accounts that are not there yet: {id: (kind, may_go_negative)}."""
-    if not ids:
-        return
-    now = utcnow()
-    stmt = db.insert_on_conflict(session, accounts).on_conflict_do_nothing(index_elements=["id"])
-    await session.execute(  # sorted: concurrent batches take the locks of new accounts in one order
-        stmt, [{"id": i, "kind": k, "may_go_negative": neg, "created_at": now} for i, (k, neg) in sorted(ids.items())]
-    )
-
-
-async def apply_deltas(session: AsyncSession, deltas: dict[str, int], *, negative_ok: set[str], asset: str) -> None:
-    """Add to balances in one statement; the CHECK constraint refuses a person's or card's balance below 0."""
-    rows = [
-        {"account_id": a, "asset": asset, "balance": d, "may_go_negative": a in negative_ok}
-        for a, d in sorted(deltas.items())
-        if d
-    ]
-    if not rows:
-        return
-    # executemany of one cached statement (the keys are distinct): a multi-row VALUES built per call would be
-    # compiled anew each time, which cost more than the database work.
-    stmt = db.insert_on_conflict(session, balances)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["account_id", "asset"], set_={"balance": balances.c.balance + stmt.excluded.balance}
-    )
-    await session.execute(stmt, rows)
-
-
 async def system_balance(session: AsyncSession, account_id: str, asset: str = ASSET_POINTS) -> int:
     """A system account's balance (issuance, redemption), summed from its postings.
 
@@ -90,7 +61,7 @@ async def balances_of(session: AsyncSession, account_ids: Sequence[str], asset: 
         return {}
     rows = await session.execute(
         select(balances.c.account_id, balances.c.balance).where(
-            balances.c.account_id.in_(list(account_ids)), balances.c.asset == asset
+            db.among(session, balances.c.account_id, account_ids), balances.c.asset == asset
         )
     )
     return {r.account_id: r.balance for r in rows}
@@ -220,15 +191,11 @@ async def record_taps(
         accepted.append((i, tap, pts, card_account_id(card_key, tap.card_idm)))
 
     if accepted:
-        card_ids = {a for *_, a in accepted}
-        running = await balances_of(session, list(card_ids))
-        # A card with a balance row has an account; only new cards need one. The issuance account comes with
-        # the schema (migration 0002). In steady state this skips a statement per batch.
-        await ensure_accounts(session, {a: ("card", False) for a in card_ids if a not in running})
         now = utcnow()
+        card_ids = sorted({a for *_, a in accepted})  # one lock order for concurrent batches
         journal_rows, posting_rows, tap_rows, envelopes = [], [], [], []
-        deltas: dict[str, int] = {}
-        for i, tap, pts, account in accepted:
+        deltas = dict.fromkeys(card_ids, 0)
+        for _i, tap, pts, account in accepted:
             jid = new_id()
             journal_rows.append(
                 {"id": jid, "idempotency_key": tap.key, "kind": "tap", "payload_hash": payload_hash(tap), "created_at": now}
@@ -236,14 +203,12 @@ async def record_taps(
             if pts:
                 posting_rows.append({"journal_id": jid, "account_id": ISSUANCE, "asset": ASSET_POINTS, "amount": -pts})
                 posting_rows.append({"journal_id": jid, "account_id": account, "asset": ASSET_POINTS, "amount": pts})
-                deltas[account] = deltas.get(account, 0) + pts
-            running[account] = running.get(account, 0) + pts
+                deltas[account] += pts
             tap_rows.append({
                 "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": account,
                 "event_code": tap.event, "role": tap.role, "points": pts, "tapped_at": tap.tapped_at,
                 "recorded_at": now, "journal_id": jid,
             })
-            results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts, balance=running[account])
             recorded = TapRecorded(
                 key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
                 points=pts, card_ref=account.removeprefix("card:"), tapped_at=tap.tapped_at,
@@ -251,20 +216,39 @@ async def record_taps(
             envelopes.append(
                 Envelope(type="TapRecorded", node=node, service=SERVICE, time=now, data=recorded.model_dump(mode="json"))
             )
-        await session.execute(journal.insert(), journal_rows)
-        if posting_rows:
-            await session.execute(postings.insert(), posting_rows)
-        await session.execute(taps.insert(), tap_rows)
-        # Only the cards' running balances: the issuance account has none (see system_balance).
-        await apply_deltas(session, deltas, negative_ok=set(), asset=ASSET_POINTS)
-        await add_events(session, bus, envelopes)
+        # Everything in one write (one round trip on PostgreSQL): accounts for cards not seen before (the issuance
+        # account comes with the schema, migration 0002), the journal, its postings, the taps, the cards' running
+        # balances (the issuance account keeps none, see system_balance; the CHECK refuses a card below 0), and
+        # the events. The balances come back as they are after this batch.
+        balance_upsert = db.Rows(
+            balances,
+            [{"account_id": a, "asset": ASSET_POINTS, "balance": d, "may_go_negative": False} for a, d in deltas.items()],
+            conflict=lambda ins: ins.on_conflict_do_update(
+                index_elements=["account_id", "asset"], set_={"balance": balances.c.balance + ins.excluded.balance}
+            ),
+            returning=(balances.c.account_id, balances.c.balance),
+        )
+        after = await db.write_rows(session, [
+            db.Rows(accounts, [{"id": a, "kind": "card", "may_go_negative": False, "created_at": now} for a in card_ids],
+                    conflict=lambda ins: ins.on_conflict_do_nothing(index_elements=["id"])),
+            db.Rows(journal, journal_rows),
+            db.Rows(postings, posting_rows),
+            db.Rows(taps, tap_rows),
+            balance_upsert,
+            outbox_rows(bus, envelopes),
+        ])
+        # Each tap's outcome carries the card's balance just after it: walk back from the balance after the batch.
+        running = {r.account_id: r.balance for r in after}
+        for i, tap, pts, account in reversed(accepted):
+            results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts, balance=running[account])
+            running[account] -= pts
 
     dups = [(i, it.tap) for i, it in enumerate(items) if it.duplicate]
     if dups:
         rows = await session.execute(
             select(taps.c.key, taps.c.points, taps.c.account_id, journal.c.payload_hash)
             .join(journal, journal.c.id == taps.c.journal_id)
-            .where(taps.c.key.in_([t.key for _, t in dups]))
+            .where(db.among(session, taps.c.key, [t.key for _, t in dups]))
         )
         stored = {r.key: r for r in rows}
         current = await balances_of(session, list({r.account_id for r in stored.values()}))

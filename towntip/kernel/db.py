@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, event, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -62,8 +65,84 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
 def insert_on_conflict(session: AsyncSession, table: Table):
     """INSERT with ON CONFLICT (DO NOTHING / DO UPDATE) in the session's dialect; PostgreSQL and SQLite both have it."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert)(table)
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+async def single_statements(session: AsyncSession) -> None:
+    """Call first in a session whose every statement stands alone: on PostgreSQL each then commits by itself
+    (autocommit), which saves the BEGIN and COMMIT round trips; SQLite keeps its transaction (no round trips there).
+    The connection gets its isolation level back when it returns to the pool."""
+    if dialect_of(session) == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def among(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL as `= ANY(array)`: one bound array, so the statement (and asyncpg's prepared
+    statement) is the same whatever the number of values; an IN list would be a new statement for each length."""
+    if dialect_of(session) == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+@dataclass
+class Rows:
+    """Rows for one table, for `write_rows`. `conflict` adds an ON CONFLICT clause to the dialect's insert (it is
+    given the insert, and may use `.excluded`); `returning` asks for columns of the rows written."""
+
+    table: Table
+    rows: list[dict[str, Any]]
+    conflict: Callable[[Any], Any] | None = None
+    returning: tuple[Any, ...] = field(default=())
+
+
+async def write_rows(session: AsyncSession, writes: Sequence[Rows]) -> list[Row]:
+    """Insert rows into several tables in the caller's transaction; returns what the one `returning` write asked for.
+
+    PostgreSQL: ONE statement and one round trip for all of them. Each table's rows travel as one array per column,
+    unnested into an INSERT ... SELECT, and the inserts are data-modifying CTEs of one statement (all run to
+    completion; foreign keys between them are checked at the end of the statement). The statement's text depends on
+    the tables and columns only, never on the number of rows, so it is prepared once per connection.
+    SQLite: an executemany per table, in the order given (so parents go before the rows that refer to them).
+    All rows of one write must have the same keys.
+    """
+    writes = [w for w in writes if w.rows]
+    if not writes:
+        return []
+    if sum(1 for w in writes if w.returning) > 1:
+        raise ValueError("at most one write may ask for returning")
+    if dialect_of(session) != "postgresql":
+        result: list[Row] = []
+        for w in writes:
+            stmt = sqlite.insert(w.table)
+            if w.conflict is not None:
+                stmt = w.conflict(stmt)
+            if w.returning:
+                result = list((await session.execute(stmt.returning(*w.returning), w.rows)).all())
+            else:
+                await session.execute(stmt, w.rows)
+        return result
+    ctes, returned = [], None
+    for i, w in enumerate(writes):
+        names = list(w.rows[0])
+        source = select(*[
+            func.unnest(bindparam(f"w{i}_{name}", [r[name] for r in w.rows],
+                                  type_=postgresql.ARRAY(w.table.c[name].type)))
+            for name in names
+        ])
+        stmt = postgresql.insert(w.table).from_select(names, source)
+        if w.conflict is not None:
+            stmt = w.conflict(stmt)
+        if w.returning:
+            returned = stmt.returning(*w.returning).cte(f"w{i}")
+        else:
+            ctes.append(stmt.cte(f"w{i}"))
+    main = select(*returned.c) if returned is not None else select(literal(1))
+    rows = (await session.execute(main.add_cte(*ctes))).all()
+    return list(rows) if returned is not None else []
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -228,14 +228,13 @@ class IdempotentConsumer(Generic[T]):
             claims = [d for d in deliveries if not d.duplicate]
             if claims:
                 now = utcnow()
-                stmt = (
-                    db.insert_on_conflict(session, self.inbox)
-                    .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
-                    .returning(self.inbox.c.message_id)
-                )
                 rows = [{"consumer": self.spec.durable, "message_id": k, "processed_at": now}
                         for k in sorted({d.key for d in claims})]  # one lock order for concurrent batches
-                claimed = set((await session.execute(stmt, rows)).scalars())
+                claimed = {r.message_id for r in await db.write_rows(session, [db.Rows(
+                    self.inbox, rows,
+                    conflict=lambda ins: ins.on_conflict_do_nothing(index_elements=["consumer", "message_id"]),
+                    returning=(self.inbox.c.message_id,),
+                )])}
                 for d in claims:
                     if d.key not in claimed:
                         d.duplicate = True
@@ -249,7 +248,7 @@ class IdempotentConsumer(Generic[T]):
                 # Nothing was applied for these: no inbox row, so a corrected resend is judged afresh.
                 await session.execute(
                     delete(self.inbox).where(
-                        self.inbox.c.consumer == self.spec.durable, self.inbox.c.message_id.in_(refused)
+                        self.inbox.c.consumer == self.spec.durable, db.among(session, self.inbox.c.message_id, refused)
                     )
                 )
         if self.on_commit is not None:

@@ -28,12 +28,12 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    insert,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from towntip.kernel import db
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.envelope import Envelope, utcnow
 from towntip.kernel.telemetry import inject_headers
@@ -85,13 +85,17 @@ def outbox_row(envelope: Envelope, headers: str | None = None) -> dict:
     }
 
 
+def outbox_rows(tables: BusTables, envelopes: Iterable[Envelope]) -> db.Rows:
+    """Events as outbox rows, to stage with the change's own rows in one `db.write_rows` (one round trip)."""
+    headers = json.dumps(inject_headers({}))  # one change, one trace context
+    return db.Rows(tables.outbox, [outbox_row(e, headers) for e in envelopes])
+
+
 async def add_events(session: AsyncSession, tables: BusTables, envelopes: Iterable[Envelope]) -> int:
     """Stage events in the caller's transaction. Committing is the caller's business (the adapter's)."""
-    headers = json.dumps(inject_headers({}))  # one change, one trace context
-    rows = [outbox_row(e, headers) for e in envelopes]
-    if rows:
-        await session.execute(insert(tables.outbox), rows)
-    return len(rows)
+    rows = outbox_rows(tables, envelopes)
+    await db.write_rows(session, [rows])
+    return len(rows.rows)
 
 
 FaultHook = Callable[[str], Awaitable[None] | None]
@@ -136,6 +140,7 @@ class OutboxRelay:
         """One round: publish up to `batch` rows and mark them. Returns how many were published."""
         t = self.table
         async with self.sessions() as session:
+            await db.single_statements(session)
             rows = (
                 await session.execute(
                     select(t.c.seq, t.c.event_id, t.c.subject, t.c.payload, t.c.headers)
@@ -154,8 +159,9 @@ class OutboxRelay:
         await asyncio.wait_for(asyncio.gather(*futures), timeout=self.ack_timeout)
         await self._fault("published")
         async with self.sessions() as session, session.begin():
+            await db.single_statements(session)  # one UPDATE: atomic by itself
             await session.execute(
-                update(t).where(t.c.seq.in_([r.seq for r in rows])).values(published_at=utcnow())
+                update(t).where(db.among(session, t.c.seq, [r.seq for r in rows])).values(published_at=utcnow())
             )
         self.published += len(rows)
         return len(rows)
