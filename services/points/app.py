@@ -73,7 +73,7 @@ class PointsService:
                 service=SERVICE,
                 node=self.node,
                 batch=self.tap_batch,
-                concurrency=self.settings.resolved_consumer_concurrency(),
+                concurrency=self.settings.consumer_concurrency,
             ),
             handler=TapHandler(node=self.node, card_key=card_key),
             on_commit=self.relay.wake,
