@@ -1,1 +1,3 @@
-"""The identity service of a node (issue 3): accounts, an OpenID Connect provider, federation trust. Not built yet."""
+"""Identity service: accounts at a home node, login sessions, and the node's OpenID Connect provider."""
+
+VERSION = "0.1.0"

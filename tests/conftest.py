@@ -11,7 +11,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from towntip.node.natsd import NatsServer
+from tests.smtp_helpers import Recorder, Smtp
+from towntip.node.natsd import NatsServer, free_port
 
 PG_URL = os.environ.get("TOWNTIP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 _pg_state: dict[str, object] = {}
@@ -73,3 +74,13 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         await conn.close()
 
     asyncio.run(drop())
+
+
+@pytest.fixture
+def smtp() -> Iterator[Smtp]:
+    """A free port for a local SMTP server and its recorder; the test calls start() (or leaves it down)."""
+    server = Smtp(port=free_port(), handler=Recorder())
+    try:
+        yield server
+    finally:
+        server.stop()

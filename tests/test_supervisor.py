@@ -140,11 +140,11 @@ def alive(pid: int) -> bool:
 async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path: Path) -> None:
     body = await node.wait_health(200)
     status = await node.wait_running("nats-server", "gateway")
-    assert set(status) == {"nats-server", "points", "gateway"}
+    assert set(status) == {"nats-server", "identity", "points", "gateway"}
     pids = [p["pid"] for p in status.values()]
     assert all(isinstance(pid, int) and alive(pid) for pid in pids), status
     assert status["gateway"]["state"] == "running" and status["nats-server"]["state"] == "running"
-    assert set(body.get("processes", {})) == {"nats-server", "points", "gateway"}
+    assert set(body.get("processes", {})) == {"nats-server", "identity", "points", "gateway"}
 
     # Secrets: made once, owner-only, and the admin token opens the staff API.
     for name in ("admin-token", "card-key"):
@@ -158,7 +158,7 @@ async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path:
         r = await c.get(f"{node.base}/api/v1/points/cards/0123456789ABCDEF/balance",
                         headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200, r.text
-    for name in ("nats-server", "points", "gateway"):
+    for name in ("nats-server", "identity", "points", "gateway"):
         assert (node.data_dir / "logs" / f"{name}.log").exists()
 
     # A second node on the same data dir is refused.
@@ -171,7 +171,7 @@ async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path:
     assert not [pid for pid in pids if alive(pid)], "children left behind"
     out = node.output
     assert "nats-server … " in out and f"http://127.0.0.1:{node.http_port}" in out and "admin-token" in out
-    assert "points … " in out
+    assert "points … " in out and "identity … " in out
 
 
 async def test_a_killed_service_is_restarted(node: Node) -> None:

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--node", default="tsurugashima", help="node id (default: %(default)s)")
     up.add_argument("--http-host", default="127.0.0.1", help="gateway address (default: %(default)s)")
     up.add_argument("--http-port", type=int, default=8000, help="gateway port (default: %(default)s)")
+    up.add_argument("--public-url", default="",
+                    help="the node's address as browsers reach it: OpenID issuer and links in e-mails "
+                         "(default: http://<http-host>:<http-port>)")
     up.add_argument("--nats-port", type=int, default=0, help="port of the embedded nats-server (default: a free one)")
     up.add_argument("--data-dir", default="./var", help="databases, JetStream store, logs, secrets (default: %(default)s)")
     up.add_argument("--nats-url", default="", help="use this NATS instead of starting one (nats://host:port)")
@@ -53,6 +56,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     for problem in (_port(args.http_port, "--http-port"), _port(args.nats_port, "--nats-port", zero_ok=True)):
         if problem:
             return fail(problem, EXIT_USAGE)
+    if args.public_url and not args.public_url.startswith(("http://", "https://")):
+        return fail(f"--public-url must start with https:// (or http:// on a laptop), not {args.public_url!r}",
+                    EXIT_USAGE)
     if args.nats_url and args.nats_port:
         return fail("--nats-port is for the embedded nats-server; it makes no sense with --nats-url", EXIT_USAGE)
     if args.nats_url and not args.nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
@@ -74,7 +80,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         service_dbs[name] = url
     config = NodeConfig(
         node_id=args.node, data_dir=Path(args.data_dir), http_host=args.http_host, http_port=args.http_port,
-        nats_port=args.nats_port, nats_url=args.nats_url, database_url=args.database_url,
+        public_url=args.public_url.rstrip("/"), nats_port=args.nats_port, nats_url=args.nats_url, database_url=args.database_url,
         service_dbs=service_dbs, trace_export=trace, log_level=args.log_level,
     )
     return run_node(config)

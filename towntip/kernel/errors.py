@@ -49,12 +49,20 @@ class Unprocessable(ServiceError):
     title = "Unprocessable"
 
 
+class TooManyRequests(ServiceError):
+    code = 429
+    title = "Too many requests"
+
+
 class Unavailable(ServiceError):
     code = 503
     title = "Service unavailable"
 
 
-_BY_CODE = {c.code: c for c in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, Unavailable)}
+_BY_CODE = {
+    c.code: c
+    for c in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, TooManyRequests, Unavailable)
+}
 
 
 def from_code(code: int, reason: str) -> ServiceError:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -42,3 +44,36 @@ def settle_heap() -> None:
     """Collect once, then freeze what survives: long-lived start-up objects leave the cyclic collector's scans."""
     gc.collect()
     gc.freeze()
+
+
+class ServiceProcess(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def wait_failed(self) -> None: ...
+
+
+def serve(name: str, factory: Callable[[Any], ServiceProcess]) -> int:
+    """`python -m <service>`: settings from TOWNTIP_* variables, start, settle the heap, run until SIGTERM/SIGINT
+    or until a background task dies (exit 1, so the supervisor restarts the process)."""
+    from towntip.kernel.settings import ServiceSettings
+    from towntip.kernel.telemetry import setup_tracing
+
+    settings = ServiceSettings(service=name)
+    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s")
+
+    async def main() -> int:
+        setup_tracing(name, settings.trace_export, node_id=settings.node_id)
+        svc = factory(settings)
+        await svc.start()
+        settle_heap()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        waiter = asyncio.ensure_future(stop.wait())
+        failed = asyncio.ensure_future(svc.wait_failed())
+        await asyncio.wait({waiter, failed}, return_when=asyncio.FIRST_COMPLETED)
+        await svc.stop()
+        return 1 if failed.done() and not waiter.done() else 0
+
+    return run(main())

@@ -27,6 +27,8 @@ class NodeSettings(BaseSettings):
     node_id: str = "tsurugashima"
     nats_url: str = "nats://127.0.0.1:4222"
     data_dir: str = "./var"
+    # The node's public base URL (the gateway as people's browsers reach it): links in e-mails, the OpenID issuer.
+    public_url: str = "http://127.0.0.1:8000"
     # Where OpenTelemetry spans go: "none", "console", or "file:<path>" (JSON lines).
     trace_export: str = "none"
     log_level: str = "INFO"
@@ -70,7 +72,7 @@ class GatewaySettings(NodeSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Services the gateway expects to answer on $SRV.PING (comma separated).
-    services: str = "points"
+    services: str = "identity,points"
     # Bearer token for staff API calls (until the identity service issues real tokens).
     admin_token: str = ""
     request_timeout: float = 5.0

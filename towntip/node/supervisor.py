@@ -66,6 +66,7 @@ class NodeConfig:
     data_dir: Path = Path("./var")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    public_url: str = ""  # as browsers reach the gateway; "" means http://<http-host>:<http-port>
     nats_port: int = 0  # 0: a free port
     nats_url: str = ""  # an existing NATS: no embedded server
     database_url: str = ""  # one PostgreSQL for all services, a schema each
@@ -77,6 +78,8 @@ class NodeConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+        if not self.public_url:
+            self.public_url = f"http://{self.http_host}:{self.http_port}"
         if not self.trace_export:
             self.trace_export = f"file:{self.data_dir / 'traces.jsonl'}"
 
@@ -194,6 +197,7 @@ class Supervisor:
             "TOWNTIP_LOG_LEVEL": c.log_level,
             "TOWNTIP_SERVICE": name,
             "TOWNTIP_CARD_KEY": self.card_key,
+            "TOWNTIP_PUBLIC_URL": c.public_url,
         }
         if name in c.service_dbs:
             env["TOWNTIP_DATABASE_URL"] = c.service_dbs[name]
@@ -212,6 +216,7 @@ class Supervisor:
             "TOWNTIP_LOG_LEVEL": c.log_level,
             "TOWNTIP_HTTP_HOST": c.http_host,
             "TOWNTIP_HTTP_PORT": str(c.http_port),
+            "TOWNTIP_PUBLIC_URL": c.public_url,
             "TOWNTIP_SERVICES": ",".join(c.services),
             "TOWNTIP_ADMIN_TOKEN": self.admin_token,
         }
@@ -409,7 +414,7 @@ class Supervisor:
     async def _start_services(self) -> None:
         c = self.config
         for name in c.services:
-            child = Child(name, "service", argv=[c.python, "-m", f"services.{name}"], env=self._service_env(name),
+            child = Child(name, "service", argv=[c.python, "-m", subjects.SERVICE_MODULES[name]], env=self._service_env(name),
                           log_path=c.data_dir / "logs" / f"{name}.log")
             self.children[name] = child
             await self._spawn(child)

@@ -1,0 +1,386 @@
+"""Accounts at a home node: registration, e-mail verification, login with lockout, sessions, password change and
+reset, profile, deletion and export. Domain logic only: no NATS, no commits (the adapters own transactions)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity import passwords
+from identity.models import (
+    bus,
+    mail,
+    oauth_clients,
+    oauth_codes,
+    oauth_refresh_tokens,
+    one_time_tokens,
+    sessions,
+    users,
+)
+from towntip.kernel import errors
+from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
+from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.contracts import identity as c
+from towntip.kernel.mail import queue_mail
+
+SERVICE = c.SERVICE
+SESSION_TTL = timedelta(days=14)
+SESSION_TOUCH = timedelta(minutes=5)  # last_seen is written at most this often
+VERIFY_TTL = timedelta(days=2)
+RESET_TTL = timedelta(hours=1)
+MAX_FAILED_LOGINS = 5  # then the account is locked ...
+LOCKOUT = timedelta(minutes=15)  # ... for this long (doubling with each further lockout, up to a day)
+MAX_LOCKOUT = timedelta(days=1)
+WRONG_LOGIN = "the handle (or e-mail) or the password is wrong / ハンドル（またはメール）かパスワードが違います"
+
+
+def new_secret() -> str:
+    """256 random bits, URL-safe: session tokens, one-time tokens, codes, refresh tokens, client secrets."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def aware(t: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were written in UTC."""
+    if t is None or t.tzinfo is not None:
+        return t
+    return t.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where the person's browser goes: the gateway's public pages (for links in e-mails)."""
+
+    base_url: str
+
+    def verify(self, token: str) -> str:
+        return f"{self.base_url}/verify-email?token={token}"
+
+    def reset(self, token: str) -> str:
+        return f"{self.base_url}/password/reset?token={token}"
+
+
+def to_user(row: Any, node: str) -> c.User:
+    return c.User(
+        id=row.id, handle=row.handle, global_handle=f"{row.handle}@{node}", home_node=node,
+        display_name=row.display_name, email=row.email, email_verified=row.email_verified,
+        nickname=row.nickname, district=row.district, interests=list(row.interests or []), lang=row.lang,
+        created_at=aware(row.created_at),
+    )
+
+
+async def _user_by(session: AsyncSession, **where: str) -> Any:
+    (col, value), = where.items()
+    return (await session.execute(select(users).where(users.c[col] == value))).first()
+
+
+async def _announce(session: AsyncSession, node: str, type_: str, data: dict[str, Any]) -> None:
+    await add_events(session, bus, [Envelope(type=type_, node=node, service=SERVICE, data=data)])
+
+
+def _public_profile(user: c.User) -> dict[str, Any]:
+    """What other nodes may know of a person: the profile fields they chose to show, never e-mail or secrets."""
+    return {
+        "global_handle": user.global_handle, "handle": user.handle, "home_node": user.home_node,
+        "display_name": user.display_name, "nickname": user.nickname, "district": user.district,
+        "interests": user.interests,
+    }
+
+
+# ---- registration and verification ----------------------------------------------------------------------------
+
+
+async def create_user(
+    session: AsyncSession, *, node: str, handle: str, display_name: str, email: str, password: str,
+    email_verified: bool, lang: str = "ja",
+) -> c.User:
+    now = utcnow()
+    if await _user_by(session, handle=handle):
+        raise errors.Conflict(f"the handle {handle!r} is taken / このハンドルは使われています")
+    if await _user_by(session, email=email):
+        raise errors.Conflict("an account with this e-mail exists / このメールアドレスのアカウントがあります")
+    row = {
+        "id": new_id(), "handle": handle, "display_name": display_name, "email": email,
+        "email_verified": email_verified, "password_hash": await passwords.hash_password(password),
+        "nickname": "", "district": "", "interests": [], "lang": lang, "failed_logins": 0, "locked_until": None,
+        "password_changed_at": now, "created_at": now, "updated_at": now,
+    }
+    try:
+        async with session.begin_nested():
+            await session.execute(users.insert().values(**row))
+    except IntegrityError:  # a concurrent registration won the race for the handle or the address
+        raise errors.Conflict("the handle or e-mail was just taken / ハンドルかメールが使われました") from None
+    user = to_user(await _user_by(session, id=row["id"]), node)
+    await _announce(session, node, "UserRegistered", _public_profile(user))
+    return user
+
+
+async def _issue_token(session: AsyncSession, *, user_id: str, purpose: str, ttl: timedelta) -> str:
+    token = new_secret()
+    now = utcnow()
+    await session.execute(one_time_tokens.insert().values(
+        token_hash=digest(token), purpose=purpose, user_id=user_id, created_at=now, expires_at=now + ttl,
+    ))
+    return token
+
+
+async def send_verification(session: AsyncSession, *, user: c.User, links: Links) -> None:
+    token = await _issue_token(session, user_id=user.id, purpose="verify", ttl=VERIFY_TTL)
+    await queue_mail(
+        session, mail, key=f"verify:{digest(token)}", to=user.email,
+        subject="【TownTip】メールアドレスの確認 / Confirm your e-mail address",
+        text=(
+            f"{user.display_name} 様\n\nTownTip Commons へのご登録ありがとうございます。\n"
+            f"次のリンクを開いて、メールアドレスを確認してください（48時間有効）。\n\n{links.verify(token)}\n\n"
+            "お心当たりのない場合は、このメールを破棄してください。\n\n"
+            f"---\nHello {user.display_name},\n\nThank you for joining TownTip Commons. Open the link above within "
+            "48 hours to confirm your e-mail address. If you did not sign up, ignore this message.\n"
+        ),
+    )
+
+
+async def register(session: AsyncSession, *, node: str, data: c.RegisterIn, links: Links) -> c.Registered:
+    user = await create_user(
+        session, node=node, handle=data.handle, display_name=data.display_name, email=data.email,
+        password=data.password, email_verified=False, lang=data.lang,
+    )
+    await send_verification(session, user=user, links=links)
+    return c.Registered(user=user, verification_sent=True)
+
+
+async def _use_token(session: AsyncSession, *, token: str, purpose: str) -> str:
+    """Marks a one-time token used and returns its user id; refuses unknown, used and expired tokens alike."""
+    now = utcnow()
+    row = (await session.execute(
+        update(one_time_tokens)
+        .where(one_time_tokens.c.token_hash == digest(token), one_time_tokens.c.purpose == purpose,
+               one_time_tokens.c.used_at.is_(None), one_time_tokens.c.expires_at > now)
+        .values(used_at=now)
+        .returning(one_time_tokens.c.user_id)
+    )).first()
+    if row is None:
+        raise errors.BadRequest("the link is invalid, used or expired / リンクが無効か、使用済みか、期限切れです")
+    return row.user_id
+
+
+async def verify_email(session: AsyncSession, *, node: str, token: str) -> c.User:
+    user_id = await _use_token(session, token=token, purpose="verify")
+    await session.execute(update(users).where(users.c.id == user_id).values(email_verified=True, updated_at=utcnow()))
+    return to_user(await _user_by(session, id=user_id), node)
+
+
+async def resend_verification(session: AsyncSession, *, email: str, links: Links, node: str) -> None:
+    row = await _user_by(session, email=email)
+    if row is not None and not row.email_verified:  # silent otherwise: no account enumeration
+        await send_verification(session, user=to_user(row, node), links=links)
+
+
+# ---- login and sessions ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoginResult:
+    session: c.Session | None
+    error: errors.ServiceError | None  # the failure is recorded (committed) before it is raised
+
+
+async def login(session: AsyncSession, *, node: str, data: c.LoginIn) -> LoginResult:
+    """Checks the password; counts failures and locks the account after MAX_FAILED_LOGINS.
+
+    The caller commits in both cases (the failure count must stick) and then raises `error` if set."""
+    now = utcnow()
+    key = "email" if "@" in data.login else "handle"
+    row = await _user_by(session, **{key: data.login.lower() if key == "email" else data.login})
+    locked_until = aware(row.locked_until) if row is not None else None
+    if locked_until is not None and locked_until > now:
+        await passwords.verify_password(None, data.password)  # same cost as any other answer
+        return LoginResult(None, errors.TooManyRequests(
+            "too many failed logins: the account is locked until "
+            f"{locked_until:%Y-%m-%d %H:%M} UTC / ログインの失敗が続いたため一時的にロックしています"))
+    ok = await passwords.verify_password(row.password_hash if row is not None else None, data.password)
+    if not ok:
+        if row is not None:
+            failed = row.failed_logins + 1
+            values: dict[str, Any] = {"failed_logins": failed}
+            if failed % MAX_FAILED_LOGINS == 0:
+                times = failed // MAX_FAILED_LOGINS
+                values["locked_until"] = now + min(LOCKOUT * (2 ** (times - 1)), MAX_LOCKOUT)
+            await session.execute(update(users).where(users.c.id == row.id).values(**values))
+        return LoginResult(None, errors.Unauthorized(WRONG_LOGIN))
+    values = {"failed_logins": 0, "locked_until": None}
+    if passwords.needs_rehash(row.password_hash):
+        values["password_hash"] = await passwords.hash_password(data.password)
+    await session.execute(update(users).where(users.c.id == row.id).values(**values))
+    token = new_secret()
+    await session.execute(sessions.insert().values(
+        token_hash=digest(token), user_id=row.id, auth_time=now, expires_at=now + SESSION_TTL, last_seen_at=now,
+        client_ip=data.client_ip, user_agent=data.user_agent,
+    ))
+    return LoginResult(c.Session(session_token=token, user=to_user(row, node), auth_time=now,
+                                 expires_at=now + SESSION_TTL), None)
+
+
+async def current_session(session: AsyncSession, *, node: str, token: str) -> c.Session:
+    now = utcnow()
+    row = (await session.execute(
+        select(sessions.c.auth_time, sessions.c.expires_at, sessions.c.last_seen_at, users)
+        .join(users, users.c.id == sessions.c.user_id)
+        .where(sessions.c.token_hash == digest(token))
+    )).first()
+    if row is None or aware(row.expires_at) <= now:
+        raise errors.Unauthorized("not logged in, or the session has ended / ログインしていないか、期限切れです")
+    if now - aware(row.last_seen_at) > SESSION_TOUCH:
+        await session.execute(update(sessions).where(sessions.c.token_hash == digest(token)).values(last_seen_at=now))
+    return c.Session(user=to_user(row, node), auth_time=aware(row.auth_time), expires_at=aware(row.expires_at))
+
+
+async def logout(session: AsyncSession, *, token: str) -> None:
+    await session.execute(delete(sessions).where(sessions.c.token_hash == digest(token)))
+
+
+# ---- passwords ------------------------------------------------------------------------------------------------
+
+
+async def change_password(session: AsyncSession, *, node: str, data: c.PasswordChangeIn) -> None:
+    s = await current_session(session, node=node, token=data.session_token)
+    row = await _user_by(session, id=s.user.id)
+    if not await passwords.verify_password(row.password_hash, data.current_password):
+        raise errors.Unauthorized("the current password is wrong / 現在のパスワードが違います")
+    await _set_password(session, user_id=row.id, password=data.new_password)
+    # Every other session ends: whoever else held one no longer knows the password.
+    await session.execute(delete(sessions).where(
+        sessions.c.user_id == row.id, sessions.c.token_hash != digest(data.session_token)))
+
+
+async def _set_password(session: AsyncSession, *, user_id: str, password: str) -> None:
+    now = utcnow()
+    await session.execute(update(users).where(users.c.id == user_id).values(
+        password_hash=await passwords.hash_password(password), password_changed_at=now, updated_at=now,
+        failed_logins=0, locked_until=None,
+    ))
+    # Refresh tokens granted before the change stop working too.
+    await session.execute(update(oauth_refresh_tokens).where(
+        oauth_refresh_tokens.c.user_id == user_id, oauth_refresh_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
+
+
+async def request_reset(session: AsyncSession, *, email: str, links: Links) -> None:
+    """Sends a reset link if the address has an account; answers the same either way (no enumeration)."""
+    row = await _user_by(session, email=email)
+    if row is None:
+        return
+    token = await _issue_token(session, user_id=row.id, purpose="reset", ttl=RESET_TTL)
+    await queue_mail(
+        session, mail, key=f"reset:{digest(token)}", to=row.email,
+        subject="【TownTip】パスワードの再設定 / Reset your password",
+        text=(
+            f"{row.display_name} 様\n\nパスワード再設定のご依頼を受け付けました。次のリンクから1時間以内に新しい"
+            f"パスワードを設定してください。\n\n{links.reset(token)}\n\n"
+            "お心当たりのない場合は、このメールを破棄してください。パスワードは変わりません。\n\n"
+            f"---\nHello {row.display_name},\n\nSomeone asked to reset your password. Open the link above within one "
+            "hour to choose a new one. If it was not you, ignore this message: your password stays as it is.\n"
+        ),
+    )
+
+
+async def reset_password(session: AsyncSession, *, data: c.ResetIn) -> None:
+    user_id = await _use_token(session, token=data.token, purpose="reset")
+    await _set_password(session, user_id=user_id, password=data.new_password)
+    await session.execute(delete(sessions).where(sessions.c.user_id == user_id))
+    # A reset link came through the mailbox: that proves the address as well.
+    await session.execute(update(users).where(users.c.id == user_id).values(email_verified=True))
+
+
+# ---- profile, deletion, export --------------------------------------------------------------------------------
+
+
+async def update_profile(session: AsyncSession, *, node: str, data: c.ProfileUpdateIn) -> c.User:
+    s = await current_session(session, node=node, token=data.session_token)
+    values = data.model_dump(exclude={"session_token"}, exclude_none=True)
+    if values:
+        values["updated_at"] = utcnow()
+        await session.execute(update(users).where(users.c.id == s.user.id).values(**values))
+    user = to_user(await _user_by(session, id=s.user.id), node)
+    if values:
+        await _announce(session, node, "ProfileChanged", _public_profile(user))
+    return user
+
+
+async def delete_account(session: AsyncSession, *, node: str, data: c.DeleteIn) -> None:
+    s = await current_session(session, node=node, token=data.session_token)
+    row = await _user_by(session, id=s.user.id)
+    if not await passwords.verify_password(row.password_hash, data.password):
+        raise errors.Unauthorized("the password is wrong / パスワードが違います")
+    await _remove(session, node=node, row=row)
+
+
+async def export_account(session: AsyncSession, *, node: str, token: str) -> dict[str, Any]:
+    """Everything this node keeps about the person, as JSON (secrets only as the fact that they exist)."""
+    s = await current_session(session, node=node, token=token)
+    uid = s.user.id
+    row = await _user_by(session, id=uid)
+    sess = (await session.execute(
+        select(sessions.c.auth_time, sessions.c.expires_at, sessions.c.last_seen_at, sessions.c.client_ip,
+               sessions.c.user_agent).where(sessions.c.user_id == uid).order_by(sessions.c.auth_time)
+    )).all()
+    grants = (await session.execute(
+        select(oauth_refresh_tokens.c.client_id, oauth_clients.c.name, oauth_refresh_tokens.c.scope,
+               func.min(oauth_refresh_tokens.c.issued_at).label("first"),
+               func.max(oauth_refresh_tokens.c.issued_at).label("last"))
+        .join(oauth_clients, oauth_clients.c.client_id == oauth_refresh_tokens.c.client_id)
+        .where(oauth_refresh_tokens.c.user_id == uid)
+        .group_by(oauth_refresh_tokens.c.client_id, oauth_clients.c.name, oauth_refresh_tokens.c.scope)
+    )).all()
+    iso = lambda t: aware(t).isoformat() if t is not None else None  # noqa: E731
+    return {
+        "exported_at": utcnow().isoformat(),
+        "node": node,
+        "account": {
+            **s.user.model_dump(mode="json"),
+            "password": "set (stored as an Argon2id hash; not exported)",
+            "password_changed_at": iso(row.password_changed_at),
+            "failed_logins": row.failed_logins,
+            "locked_until": iso(row.locked_until),
+            "updated_at": iso(row.updated_at),
+        },
+        "sessions": [
+            {"auth_time": iso(r.auth_time), "expires_at": iso(r.expires_at), "last_seen_at": iso(r.last_seen_at),
+             "client_ip": r.client_ip, "user_agent": r.user_agent} for r in sess
+        ],
+        "authorized_clients": [
+            {"client_id": r.client_id, "name": r.name, "scope": r.scope, "first_granted": iso(r.first),
+             "last_refreshed": iso(r.last)} for r in grants
+        ],
+    }
+
+
+# ---- admin ----------------------------------------------------------------------------------------------------
+
+
+async def list_users(session: AsyncSession, *, node: str) -> list[c.User]:
+    rows = await session.execute(select(users).order_by(users.c.handle))
+    return [to_user(r, node) for r in rows]
+
+
+async def remove_user(session: AsyncSession, *, node: str, handle: str) -> None:
+    row = await _user_by(session, handle=handle)
+    if row is None:
+        raise errors.NotFound(f"no user {handle!r}")
+    await _remove(session, node=node, row=row)
+
+
+async def _remove(session: AsyncSession, *, node: str, row: Any) -> None:
+    """The person and everything hanging on them; other nodes hear UserDeleted and drop what they cached."""
+    for table in (sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
+        await session.execute(delete(table).where(table.c.user_id == row.id))
+    await session.execute(delete(users).where(users.c.id == row.id))
+    await _announce(session, node, "UserDeleted", {"global_handle": f"{row.handle}@{node}", "home_node": node})

@@ -1,0 +1,85 @@
+"""The identity service process: migrate, connect, serve endpoints, relay its outbox, send its mail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.micro.service import Service
+
+from identity import VERSION
+from identity.accounts import SERVICE, Links
+from identity.handlers import build_endpoints
+from identity.models import bus, mail
+from identity.oidc import OidcService
+from towntip.kernel import db, migrate
+from towntip.kernel.bus.endpoints import start_service
+from towntip.kernel.bus.outbox import OutboxRelay
+from towntip.kernel.bus.streams import ensure_node_streams
+from towntip.kernel.mail import MailSender, SmtpSettings
+from towntip.kernel.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class IdentityService:
+    def __init__(self, settings: ServiceSettings, *, smtp: SmtpSettings | None = None) -> None:
+        self.settings = settings
+        self.node = settings.node_id
+        self.smtp = smtp or SmtpSettings()
+        self.stop_event = asyncio.Event()
+        self.nc: NATS | None = None
+        self.micro: Service | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        schema = s.resolved_schema()
+        self.engine = db.create_engine(s.resolved_database_url(), schema=schema)
+        await migrate.upgrade(self.engine, MIGRATIONS, schema=schema)
+        self.sessions = db.sessionmaker(self.engine)
+        self.nc = await nats.connect(
+            s.nats_url, name=f"{self.node}.identity", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            connect_timeout=5,
+        )
+        js = self.nc.jetstream()
+        await ensure_node_streams(js, self.node, (SERVICE,))
+        self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
+        self.mailer = MailSender(sessions=self.sessions, table=mail, settings=self.smtp)
+
+        def committed() -> None:
+            self.relay.wake()
+            self.mailer.wake()
+
+        base = s.public_url.rstrip("/")
+        self.oidc = OidcService(sessions=self.sessions, node=self.node, issuer=base)
+        self._tasks = [
+            asyncio.create_task(self.relay.run(self.stop_event), name="identity-outbox-relay"),
+            asyncio.create_task(self.mailer.run(self.stop_event), name="identity-mail-sender"),
+        ]
+        self.micro = await start_service(
+            self.nc, node=self.node, service=SERVICE, version=VERSION,
+            endpoints=build_endpoints(sessions=self.sessions, node=self.node, links=Links(base), oidc=self.oidc,
+                                      on_commit=committed),
+            description="accounts, login sessions and the OpenID Connect provider of this node",
+        )
+        log.info("identity service ready on node %s (issuer %s)", self.node, base)
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        if self.micro is not None:
+            await self.micro.stop()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.drain()
+        await self.engine.dispose()
+
+    async def wait_failed(self) -> None:
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)

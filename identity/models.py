@@ -1,0 +1,146 @@
+"""Tables of the identity service (its own database or schema). Secrets are stored only as hashes:
+passwords as Argon2id, session tokens, one-time tokens, authorization codes, refresh tokens and client secrets as
+SHA-256 of a random value of 256 bits (enough entropy that a slow hash adds nothing)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from towntip.kernel.bus.outbox import define_bus_tables
+from towntip.kernel.mail import define_mail_table
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+bus = define_bus_tables(metadata)
+mail = define_mail_table(metadata)
+TS = DateTime(timezone=True)
+
+# People whose home is this node. handle@node is their global handle.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("handle", String(30), nullable=False, unique=True),
+    Column("display_name", String(100), nullable=False),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("email_verified", Boolean, nullable=False, default=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("nickname", String(50), nullable=False, default=""),
+    Column("district", String(100), nullable=False, default=""),
+    Column("interests", JSON, nullable=False, default=list),
+    Column("lang", String(2), nullable=False, default="ja"),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", TS, nullable=True),
+    Column("password_changed_at", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# One-time tokens sent by e-mail: verification of an address, password reset.
+one_time_tokens = Table(
+    "one_time_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),  # verify | reset
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
+    Index("ix_one_time_tokens_user", "user_id", "purpose"),
+)
+
+# Login sessions at this node (the provider's single sign-on session). The gateway holds the token in a cookie.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("auth_time", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("client_ip", String(64), nullable=False, default=""),
+    Column("user_agent", String(300), nullable=False, default=""),
+    Index("ix_sessions_user", "user_id"),
+)
+
+# OpenID Connect clients registered at this provider (by the admin CLI, later by federation trust).
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", String(100), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("secret_hash", String(64), nullable=True),  # None: a public client (PKCE only)
+    Column("redirect_uris", JSON, nullable=False),
+    Column("post_logout_redirect_uris", JSON, nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# Authorization codes: single use, short-lived, bound to client, redirect URI and PKCE challenge.
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(100), ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("redirect_uri", String(500), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("nonce", String(200), nullable=True),
+    Column("code_challenge", String(128), nullable=True),
+    Column("code_challenge_method", String(10), nullable=True),
+    Column("auth_time", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
+)
+
+# Refresh tokens: rotated on every use; a token used twice revokes its whole family (RFC 9700 §4.14).
+oauth_refresh_tokens = Table(
+    "oauth_refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("family_id", String(36), nullable=False),
+    Column("code_hash", String(64), nullable=True),  # the code the family started from (revoked on code replay)
+    Column("client_id", String(100), ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("auth_time", TS, nullable=False),
+    Column("issued_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
+    Index("ix_oauth_refresh_tokens_family", "family_id"),
+    Index("ix_oauth_refresh_tokens_code", "code_hash"),
+)
+
+# The provider's signing keys (RSA, RS256). The newest active key signs; retired keys stay in the JWKS until the
+# tokens they signed have expired, then are dropped.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(10), nullable=False),
+    Column("private_pem", Text, nullable=False),
+    Column("public_jwk", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("retired_at", TS, nullable=True),
+)

@@ -1,0 +1,599 @@
+"""The node's OpenID Connect provider, built on authlib's AuthorizationServer.
+
+The gateway receives the HTTP requests (`/.well-known/openid-configuration`, `/oauth/*`) and hands each one over
+NATS as an `OidcRequest` (method, URL, the headers that matter, the form, the person's session token); this module
+answers with an `OidcResponse` (status, headers, body). authlib's grant hooks are synchronous: authlib runs in a
+worker thread, and its hooks call back into the event loop for the database (`Bridge`).
+
+What it implements: discovery, JWKS (with rotation, see keys.py), the authorization code flow with PKCE (S256,
+required for every client), refresh tokens (rotated on each use; a reused one revokes its family), userinfo, and
+RP-initiated logout. ID tokens and access tokens are JWTs signed RS256; access tokens live 10 minutes, ID tokens an
+hour, refresh tokens 30 days, codes 60 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from authlib.oauth2 import AuthorizationServer, OAuth2Error
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, OAuth2Request, TokenMixin
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from identity import keys
+from identity.accounts import aware, current_session, digest, logout, new_secret
+from identity.models import oauth_clients, oauth_codes, oauth_refresh_tokens, users
+from towntip.kernel import errors
+from towntip.kernel.bus.envelope import new_id, utcnow
+from towntip.kernel.contracts import identity as c
+
+ACCESS_TTL = 600
+ID_TOKEN_TTL = 3600
+REFRESH_TTL = timedelta(days=30)
+CODE_TTL = timedelta(seconds=60)
+FRESH_LOGIN = timedelta(seconds=120)  # prompt=login is satisfied by a login this recent
+SCOPES = ("openid", "profile", "email")
+T = TypeVar("T")
+
+_signing: contextvars.ContextVar[keys.SigningKey] = contextvars.ContextVar("signing_key")
+
+
+class Bridge:
+    """Runs a coroutine on the service's event loop from authlib's worker thread and waits for it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __call__(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)  # type: ignore[arg-type]
+
+
+# ---- the models authlib asks for ------------------------------------------------------------------------------
+
+
+@dataclass
+class Client(ClientMixin):
+    client_id: str
+    name: str
+    secret_hash: str | None
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    scope: str
+
+    @property
+    def public(self) -> bool:
+        return self.secret_hash is None
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # redirect_uri is required in every request (OpenID Connect Core 3.1.2.1)
+
+    def get_allowed_scope(self, scope: str) -> str:
+        allowed = set(self.scope.split())
+        return " ".join(s for s in (scope or "").split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris  # exact match, no prefixes or wildcards
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return self.secret_hash is not None and hmac.compare_digest(digest(client_secret), self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint != "token":
+            return True
+        return method == "none" if self.public else method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in ("authorization_code", "refresh_token")
+
+
+@dataclass
+class User:
+    id: str
+    handle: str
+    node: str
+    display_name: str
+    nickname: str
+    email: str
+    email_verified: bool
+    lang: str
+    auth_time: datetime | None = None
+
+    def get_user_id(self) -> str:
+        return self.id
+
+
+@dataclass
+class Code(AuthorizationCodeMixin):
+    code_hash: str
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    scope: str
+    nonce: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    auth_time: datetime
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.auth_time.timestamp())
+
+    def get_acr(self) -> str | None:
+        return None
+
+    def get_amr(self) -> list[str]:
+        return ["pwd"]
+
+
+@dataclass
+class Refresh(TokenMixin):
+    token_hash: str
+    family_id: str
+    client_id: str
+    user_id: str
+    scope: str
+    auth_time: datetime
+    expires_at: datetime
+
+    def check_client(self, client: Client) -> bool:
+        return client.client_id == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return int((self.expires_at - utcnow()).total_seconds())
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return False  # revoked and used tokens are never returned by the store
+
+    def get_user(self) -> str:
+        return self.user_id
+
+    def get_client(self) -> str:  # type: ignore[override]
+        return self.client_id
+
+
+# ---- storage (async, on the event loop) -----------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    sessions: async_sessionmaker[AsyncSession]
+    node: str
+
+    async def client(self, client_id: str | None) -> Client | None:
+        if not client_id:
+            return None
+        async with self.sessions() as s:
+            row = (await s.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
+        if row is None:
+            return None
+        return Client(row.client_id, row.name, row.secret_hash, list(row.redirect_uris),
+                      list(row.post_logout_redirect_uris), row.scope)
+
+    async def user(self, user_id: str, auth_time: datetime | None = None) -> User | None:
+        async with self.sessions() as s:
+            row = (await s.execute(select(users).where(users.c.id == user_id))).first()
+        if row is None:
+            return None
+        return User(row.id, row.handle, self.node, row.display_name, row.nickname, row.email, row.email_verified,
+                    row.lang, auth_time)
+
+    async def save_code(self, code: str, request: OAuth2Request) -> None:
+        data = request.payload.data
+        now = utcnow()
+        async with self.sessions() as s, s.begin():
+            await s.execute(oauth_codes.insert().values(
+                code_hash=digest(code), client_id=request.client.client_id, user_id=request.user.id,
+                redirect_uri=request.payload.redirect_uri, scope=request.payload.scope or "",
+                nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"), auth_time=request.user.auth_time,
+                created_at=now, expires_at=now + CODE_TTL, used_at=None,
+            ))
+
+    async def claim_code(self, code: str, client_id: str) -> Code | None:
+        """Marks the code used, once. A code presented again revokes what it was exchanged for (RFC 6749 4.1.2)."""
+        now, h = utcnow(), digest(code)
+        async with self.sessions() as s, s.begin():
+            row = (await s.execute(
+                update(oauth_codes)
+                .where(oauth_codes.c.code_hash == h, oauth_codes.c.client_id == client_id,
+                       oauth_codes.c.used_at.is_(None), oauth_codes.c.expires_at > now)
+                .values(used_at=now)
+                .returning(*oauth_codes.c)
+            )).first()
+            if row is None:
+                await s.execute(update(oauth_refresh_tokens)
+                                .where(oauth_refresh_tokens.c.code_hash == h, oauth_refresh_tokens.c.revoked_at.is_(None))
+                                .values(revoked_at=now))
+                return None
+        return Code(row.code_hash, row.client_id, row.user_id, row.redirect_uri, row.scope, row.nonce,
+                    row.code_challenge, row.code_challenge_method, aware(row.auth_time))
+
+    async def claim_refresh(self, token: str) -> Refresh | None:
+        """Marks the refresh token used, once. A used token presented again revokes its whole family."""
+        now, h = utcnow(), digest(token)
+        async with self.sessions() as s, s.begin():
+            row = (await s.execute(
+                update(oauth_refresh_tokens)
+                .where(oauth_refresh_tokens.c.token_hash == h, oauth_refresh_tokens.c.used_at.is_(None),
+                       oauth_refresh_tokens.c.revoked_at.is_(None), oauth_refresh_tokens.c.expires_at > now)
+                .values(used_at=now)
+                .returning(*oauth_refresh_tokens.c)
+            )).first()
+            if row is None:
+                old = (await s.execute(select(oauth_refresh_tokens.c.family_id)
+                                       .where(oauth_refresh_tokens.c.token_hash == h))).first()
+                if old is not None:
+                    await s.execute(update(oauth_refresh_tokens)
+                                    .where(oauth_refresh_tokens.c.family_id == old.family_id,
+                                           oauth_refresh_tokens.c.revoked_at.is_(None))
+                                    .values(revoked_at=now))
+                return None
+        return Refresh(row.token_hash, row.family_id, row.client_id, row.user_id, row.scope, aware(row.auth_time),
+                       aware(row.expires_at))
+
+    async def save_refresh(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        refresh = token.get("refresh_token")
+        if not refresh:
+            return
+        previous: Refresh | None = getattr(request, "refresh_token", None)
+        code: Code | None = getattr(request, "authorization_code", None)
+        now = utcnow()
+        async with self.sessions() as s, s.begin():
+            await s.execute(oauth_refresh_tokens.insert().values(
+                token_hash=digest(refresh),
+                family_id=previous.family_id if previous else new_id(),
+                code_hash=code.code_hash if code else None,
+                client_id=request.client.client_id, user_id=request.user.id, scope=token.get("scope", ""),
+                auth_time=previous.auth_time if previous else (code.auth_time if code else now),
+                issued_at=now, expires_at=now + REFRESH_TTL, used_at=None, revoked_at=None,
+            ))
+
+
+# ---- authlib's server and grants ------------------------------------------------------------------------------
+
+
+class Request(OAuth2Request):
+    def __init__(self, method: str, uri: str, headers: dict[str, str], args: dict[str, str],
+                 form: dict[str, str]) -> None:
+        super().__init__(method=method, uri=uri, headers=headers)
+        self.args = args
+        self.form = form
+        self.payload = BasicOAuth2Payload({**args, **form})
+
+
+class S256Challenge(CodeChallenge):
+    """PKCE for every client, S256 only (RFC 9700 2.1.1)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge' (PKCE is required)", redirect_uri=redirect_uri)
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256", redirect_uri=redirect_uri)
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class Provider(AuthorizationServer):
+    def __init__(self, *, store: Store, bridge: Bridge, issuer: str) -> None:
+        super().__init__(scopes_supported=list(SCOPES))
+        self.store = store
+        self.bridge = bridge
+        self.issuer = issuer
+        self.register_token_generator("default", BearerTokenGenerator(
+            access_token_generator=self._access_token,
+            refresh_token_generator=lambda *_a, **_k: new_secret(),
+            expires_generator=lambda *_a, **_k: ACCESS_TTL,
+        ))
+        provider = self
+
+        class CodeGrant(AuthorizationCodeGrant):
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+            def generate_authorization_code(self) -> str:
+                return new_secret()
+
+            def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+                provider.bridge(provider.store.save_code(code, request))
+
+            def query_authorization_code(self, code: str, client: Client) -> Code | None:
+                return provider.bridge(provider.store.claim_code(code, client.client_id))
+
+            def delete_authorization_code(self, authorization_code: Code) -> None:
+                pass  # claimed (marked used) atomically when it was looked up
+
+            def authenticate_user(self, authorization_code: Code) -> User | None:
+                return provider.bridge(provider.store.user(authorization_code.user_id, authorization_code.auth_time))
+
+        class RefreshGrant(RefreshTokenGrant):
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+            INCLUDE_NEW_REFRESH_TOKEN = True
+
+            def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:
+                return provider.bridge(provider.store.claim_refresh(refresh_token))
+
+            def authenticate_user(self, refresh_token: Refresh) -> User | None:
+                return provider.bridge(provider.store.user(refresh_token.user_id, refresh_token.auth_time))
+
+            def revoke_old_credential(self, refresh_token: Refresh) -> None:
+                pass  # claimed (marked used) atomically when it was looked up
+
+        class IdToken(OpenIDCode):
+            DEFAULT_EXPIRES_IN = ID_TOKEN_TTL
+
+            def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+                return False  # a nonce comes back only inside the one ID token of a single-use code
+
+            def resolve_client_private_key(self, client: Client) -> Any:
+                return _signing.get().key
+
+            def get_client_algorithm(self, client: Client) -> str:
+                return keys.ALG
+
+            def get_encode_header(self, client: Client) -> dict[str, str]:
+                return {"alg": keys.ALG, "kid": _signing.get().kid}
+
+            def get_client_claims(self, client: Client) -> dict[str, Any]:
+                return {"iss": provider.issuer, "aud": [client.client_id]}
+
+            def generate_user_info(self, user: User, scope: str) -> UserInfo:
+                return provider.user_claims(user, scope)
+
+        self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken(require_nonce=False)])
+        self.register_grant(RefreshGrant)
+
+    # authlib's framework hooks
+    def query_client(self, client_id: str) -> Client | None:
+        return self.bridge(self.store.client(client_id))
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        self.bridge(self.store.save_refresh(token, request))
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        return request
+
+    def create_json_request(self, request: Any) -> Any:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> c.OidcResponse:
+        return c.OidcResponse(status=status, headers=dict(headers or []), body=body)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    # ours
+    def _access_token(self, client: Client, grant_type: str, user: User, scope: str) -> str:
+        now = int(time.time())
+        signing = _signing.get()
+        claims = {
+            "iss": self.issuer, "sub": user.id, "aud": client.client_id, "client_id": client.client_id,
+            "scope": scope, "iat": now, "exp": now + ACCESS_TTL, "jti": new_id(),
+            "handle": f"{user.handle}@{user.node}",
+        }
+        return jwt.encode({"alg": keys.ALG, "kid": signing.kid, "typ": "at+jwt"}, claims, signing.key, [keys.ALG])
+
+    def user_claims(self, user: User, scope: str) -> UserInfo:
+        scopes = set((scope or "").split())
+        info = UserInfo(sub=user.id)
+        if "profile" in scopes:
+            info.update(name=user.display_name, nickname=user.nickname or None,
+                        preferred_username=f"{user.handle}@{user.node}", locale=user.lang)
+            info = UserInfo({k: v for k, v in info.items() if v is not None})
+        if "email" in scopes:
+            info.update(email=user.email, email_verified=user.email_verified)
+        return info
+
+
+# ---- the endpoints the gateway calls --------------------------------------------------------------------------
+
+
+def _error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> c.OidcResponse:
+    return c.OidcResponse(status=status, headers={"Content-Type": "application/json", "Cache-Control": "no-store",
+                                                  **(headers or {})},
+                          body={"error": error, "error_description": description})
+
+
+@dataclass
+class OidcService:
+    sessions: async_sessionmaker[AsyncSession]
+    node: str
+    issuer: str
+    provider: Provider = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.issuer = self.issuer.rstrip("/")
+        self.store = Store(self.sessions, self.node)
+        self.provider = Provider(store=self.store, bridge=Bridge(asyncio.get_running_loop()), issuer=self.issuer)
+
+    def metadata(self) -> dict[str, Any]:
+        base = self.issuer
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/oauth/authorize",
+            "token_endpoint": f"{base}/oauth/token",
+            "userinfo_endpoint": f"{base}/oauth/userinfo",
+            "jwks_uri": f"{base}/oauth/jwks",
+            "end_session_endpoint": f"{base}/oauth/logout",
+            "scopes_supported": list(SCOPES),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [keys.ALG],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "nickname",
+                                 "preferred_username", "locale", "email", "email_verified"],
+            "ui_locales_supported": ["ja", "en"],
+            "prompt_values_supported": ["none", "login"],
+        }
+
+    async def handle(self, r: c.OidcRequest) -> c.OidcResponse:
+        if r.endpoint == "discovery":
+            return c.OidcResponse(status=200, headers={"Content-Type": "application/json"}, body=self.metadata())
+        if r.endpoint == "jwks":
+            async with self.sessions() as s, s.begin():
+                await keys.active_key(s)  # there is always one to publish
+                published = await keys.published(s)
+            return c.OidcResponse(status=200, headers={"Content-Type": "application/json"}, body={"keys": published})
+        handler: dict[str, Callable[[c.OidcRequest], Awaitable[c.OidcResponse]]] = {
+            "authorize": self.authorize, "token": self.token, "userinfo": self.userinfo,
+            "end_session": self.end_session,
+        }
+        return await handler[r.endpoint](r)
+
+    def _request(self, r: c.OidcRequest) -> Request:
+        args = dict(parse_qsl(urlsplit(r.url).query, keep_blank_values=True))
+        return Request(r.method, r.url, dict(r.headers), args, dict(r.form) if r.method == "POST" else {})
+
+    async def _load_signing_key(self) -> None:
+        async with self.sessions() as s, s.begin():
+            _signing.set(await keys.active_key(s))
+
+    async def authorize(self, r: c.OidcRequest) -> c.OidcResponse:
+        req = self._request(r)
+        user: User | None = None
+        if r.session_token:
+            try:
+                async with self.sessions() as s, s.begin():
+                    sess = await current_session(s, node=self.node, token=r.session_token)
+                user = await self.store.user(sess.user.id, sess.auth_time)
+            except errors.Unauthorized:
+                user = None
+        p = self.provider
+        try:
+            grant = await asyncio.to_thread(p.get_consent_grant, req, user)
+        except OAuth2Error as error:
+            return p.handle_error_response(req, error)
+        data = req.payload.data
+        if user is not None and user.auth_time is not None:
+            age = utcnow() - user.auth_time
+            if "login" in (data.get("prompt") or "").split() and age > FRESH_LOGIN:
+                user = None
+            max_age = data.get("max_age")
+            if max_age and max_age.isdigit() and age > timedelta(seconds=int(max_age)):
+                user = None
+        if user is None:
+            return c.OidcResponse(status=200, login_required=True)
+        await self._load_signing_key()
+        return await asyncio.to_thread(p.create_authorization_response, req, user, grant)
+
+    async def token(self, r: c.OidcRequest) -> c.OidcResponse:
+        if r.method != "POST":
+            return _error(405, "invalid_request", "the token endpoint takes POST", {"Allow": "POST"})
+        await self._load_signing_key()
+        resp = await asyncio.to_thread(self.provider.create_token_response, self._request(r))
+        resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    async def _keyset(self) -> KeySet:
+        async with self.sessions() as s, s.begin():
+            await keys.active_key(s)
+            return KeySet.import_key_set({"keys": await keys.published(s)})
+
+    async def verify_access_token(self, token: str) -> dict[str, Any]:
+        """Claims of a valid access token of this provider; raises Unauthorized otherwise."""
+        try:
+            decoded = jwt.decode(token, await self._keyset(), algorithms=[keys.ALG])
+        except (JoseError, ValueError) as exc:
+            raise errors.Unauthorized(f"invalid token: {exc.__class__.__name__}") from None
+        if decoded.header.get("typ") != "at+jwt":
+            raise errors.Unauthorized("not an access token")
+        claims = decoded.claims
+        now = time.time()
+        if claims.get("iss") != self.issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+            raise errors.Unauthorized("the token is expired or was not issued here")
+        return claims
+
+    async def userinfo(self, r: c.OidcRequest) -> c.OidcResponse:
+        auth = next((v for k, v in r.headers.items() if k.lower() == "authorization"), "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _error(401, "invalid_request", "a bearer access token is required", {"WWW-Authenticate": "Bearer"})
+        try:
+            claims = await self.verify_access_token(token.strip())
+        except errors.Unauthorized as exc:
+            return _error(401, "invalid_token", exc.reason,
+                          {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.reason}"'})
+        user = await self.store.user(claims["sub"])
+        if user is None:
+            return _error(401, "invalid_token", "the account no longer exists",
+                          {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return c.OidcResponse(status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+                              body=dict(self.provider.user_claims(user, claims.get("scope", ""))))
+
+    async def end_session(self, r: c.OidcRequest) -> c.OidcResponse:
+        """RP-initiated logout 1.0: ends this node's session; back to the client only to a registered URI."""
+        params = {**dict(parse_qsl(urlsplit(r.url).query)), **(r.form if r.method == "POST" else {})}
+        hint, target, state = params.get("id_token_hint"), params.get("post_logout_redirect_uri"), params.get("state")
+        client_id = params.get("client_id")
+        sub = None
+        if hint:
+            try:
+                decoded = jwt.decode(hint, await self._keyset(), algorithms=[keys.ALG])  # an expired hint is fine
+            except (JoseError, ValueError):
+                return _error(400, "invalid_request", "id_token_hint is not an ID token of this provider")
+            claims = decoded.claims
+            aud = claims.get("aud")
+            aud_ids = aud if isinstance(aud, list) else [aud]
+            if claims.get("iss") != self.issuer or (client_id and client_id not in aud_ids):
+                return _error(400, "invalid_request", "id_token_hint was not issued here for this client")
+            client_id = client_id or (aud_ids[0] if aud_ids else None)
+            sub = claims.get("sub")
+        redirect = None
+        if target:
+            client = await self.store.client(client_id)
+            if client is None or target not in client.post_logout_redirect_uris:
+                return _error(400, "invalid_request", "post_logout_redirect_uri is not registered for the client")
+            redirect = target + ("&" if urlsplit(target).query else "?") + urlencode({"state": state}) if state \
+                else target
+        if r.session_token:
+            async with self.sessions() as s, s.begin():
+                try:
+                    sess = await current_session(s, node=self.node, token=r.session_token)
+                    if sub is None or sess.user.id == sub:
+                        await logout(s, token=r.session_token)
+                except errors.Unauthorized:
+                    pass
+        if redirect:
+            return c.OidcResponse(status=302, headers={"Location": redirect}, clear_session=True)
+        return c.OidcResponse(status=200, body={"logged_out": True}, clear_session=True)

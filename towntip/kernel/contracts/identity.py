@@ -1,0 +1,245 @@
+"""Contracts of the identity service (svc.<node>.identity.*): accounts at a home node, sessions, admin, OIDC.
+
+A person has one home node; their global handle is `handle@node`. Session tokens are opaque secrets the gateway
+keeps in an HttpOnly cookie; the identity service stores only their SHA-256.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from towntip.kernel import categories
+from towntip.kernel.mail import check_address
+
+SERVICE = "identity"
+
+# Endpoints (the tail of svc.<node>.identity.<name>)
+EP_REGISTER = "register"
+EP_VERIFY_EMAIL = "email.verify"
+EP_RESEND_VERIFICATION = "email.resend"
+EP_LOGIN = "login"
+EP_SESSION = "session"
+EP_LOGOUT = "logout"
+EP_PASSWORD_CHANGE = "password.change"
+EP_RESET_REQUEST = "password.reset_request"
+EP_RESET = "password.reset"
+EP_PROFILE_UPDATE = "profile.update"
+EP_DELETE = "account.delete"
+EP_EXPORT = "account.export"
+EP_USER_ADD = "admin.user.add"
+EP_USER_LIST = "admin.user.list"
+EP_USER_REMOVE = "admin.user.remove"
+EP_CLIENT_ADD = "admin.client.add"
+EP_CLIENT_LIST = "admin.client.list"
+EP_CLIENT_REMOVE = "admin.client.remove"
+EP_KEY_ROTATE = "admin.key.rotate"
+EP_OIDC = "oidc"
+
+_IN = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+Handle = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{2,29}$")]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Password = Annotated[str, StringConstraints(min_length=10, max_length=256, strip_whitespace=False)]
+AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False)]
+Token = Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+Lang = Literal["ja", "en"]
+
+
+def _email(v: str) -> str:
+    """One plain address we can send mail to (kernel.mail's rule), kept in lower case: one account per address."""
+    try:
+        return check_address(v).lower()
+    except ValueError:
+        raise ValueError("not an e-mail address (one plain address like name@example.jp)") from None
+
+
+Email = Annotated[str, AfterValidator(_email)]
+
+
+def _interests(v: list[str]) -> list[str]:
+    known = categories.codes()
+    bad = [c for c in v if c not in known]
+    if bad:
+        raise ValueError(f"unknown categories: {', '.join(bad[:5])}")
+    return sorted(set(v))
+
+
+Interests = Annotated[list[str], Field(max_length=43), AfterValidator(_interests)]
+
+
+class User(BaseModel):
+    id: str
+    handle: str
+    global_handle: str  # handle@home-node
+    home_node: str
+    display_name: str
+    email: str
+    email_verified: bool
+    nickname: str = ""
+    district: str = ""
+    interests: list[str] = []
+    lang: Lang = "ja"
+    created_at: datetime
+
+
+class RegisterIn(BaseModel):
+    model_config = _IN
+    handle: Handle
+    display_name: DisplayName
+    email: Email
+    password: Password
+    lang: Lang = "ja"
+
+
+class Registered(BaseModel):
+    user: User
+    verification_sent: bool
+
+
+class TokenIn(BaseModel):
+    model_config = _IN
+    token: Token
+
+
+class EmailIn(BaseModel):
+    model_config = _IN
+    email: Email
+    lang: Lang = "ja"
+
+
+class LoginIn(BaseModel):
+    model_config = _IN
+    login: Annotated[str, StringConstraints(min_length=1, max_length=254)]  # handle or e-mail
+    password: AnyPassword
+    client_ip: Annotated[str, StringConstraints(max_length=64)] = ""
+    user_agent: Annotated[str, StringConstraints(max_length=300)] = ""
+
+
+class Session(BaseModel):
+    session_token: str = ""  # only in the answer to login; later answers leave it empty
+    user: User
+    auth_time: datetime
+    expires_at: datetime
+
+
+class SessionIn(BaseModel):
+    model_config = _IN
+    session_token: Token
+
+
+class PasswordChangeIn(SessionIn):
+    current_password: AnyPassword
+    new_password: Password
+
+
+class ResetIn(BaseModel):
+    model_config = _IN
+    token: Token
+    new_password: Password
+
+
+class ProfileUpdateIn(SessionIn):
+    display_name: DisplayName | None = None
+    nickname: Annotated[str, StringConstraints(max_length=50)] | None = None
+    district: Annotated[str, StringConstraints(max_length=100)] | None = None
+    interests: Interests | None = None
+    lang: Lang | None = None
+
+
+class DeleteIn(SessionIn):
+    password: AnyPassword
+
+
+class Done(BaseModel):
+    ok: bool = True
+    detail: str = ""
+
+
+# ---- admin -----------------------------------------------------------------------------------------------------
+
+
+class UserAddIn(BaseModel):
+    model_config = _IN
+    handle: Handle
+    display_name: DisplayName | None = None
+    email: Email
+    password: Password
+    email_verified: bool = True
+
+
+class UserRef(BaseModel):
+    model_config = _IN
+    handle: Handle
+
+
+class UserList(BaseModel):
+    users: list[User]
+
+
+RedirectUri = Annotated[str, StringConstraints(min_length=8, max_length=500, pattern=r"^https?://[^\s#]+$")]
+ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{1,99}$")]
+
+
+class ClientAddIn(BaseModel):
+    model_config = _IN
+    client_id: ClientId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    redirect_uris: Annotated[list[RedirectUri], Field(min_length=1, max_length=10)]
+    post_logout_redirect_uris: Annotated[list[RedirectUri], Field(max_length=10)] = []
+    public: bool = False  # a public client (SPA, native app) has no secret and must use PKCE
+    scope: Annotated[str, StringConstraints(pattern=r"^[a-z_ ]{1,200}$")] = "openid profile email"
+
+
+class Client(BaseModel):
+    client_id: str
+    name: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    public: bool
+    scope: str
+    created_at: datetime
+    client_secret: str = ""  # only in the answer to client add
+
+
+class ClientRef(BaseModel):
+    model_config = _IN
+    client_id: ClientId
+
+
+class ClientList(BaseModel):
+    clients: list[Client]
+
+
+class KeyRotated(BaseModel):
+    kid: str
+    published: list[str]  # kids in the JWKS now
+
+
+# ---- OIDC over the bus -----------------------------------------------------------------------------------------
+
+OidcEndpoint = Literal["discovery", "jwks", "authorize", "token", "userinfo", "end_session"]
+
+
+class OidcRequest(BaseModel):
+    """An HTTP request to the provider, as the gateway received it (only what the provider needs)."""
+
+    model_config = _IN
+    endpoint: OidcEndpoint
+    method: Literal["GET", "POST"]
+    url: Annotated[str, StringConstraints(max_length=4000)]
+    headers: dict[str, Annotated[str, StringConstraints(max_length=4000)]] = {}
+    form: dict[str, Annotated[str, StringConstraints(max_length=4000)]] = {}
+    session_token: Token | None = None
+
+
+class OidcResponse(BaseModel):
+    status: int
+    headers: dict[str, str] = {}
+    body: Any = None  # JSON (dict) or text
+    # authorize: no live session at this node, the gateway sends the person to its login page and back
+    login_required: bool = False
+    # end_session: the gateway clears its session cookie
+    clear_session: bool = False
