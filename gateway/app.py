@@ -15,9 +15,12 @@ import nats
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import api, health, problems
+from gateway import api, health, oidc, problems
+from gateway.portal import pages
+from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
+from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     problems.install(app)
     app.add_middleware(TraceMiddleware, templates=api.route_templates())
     app.include_router(api.router())
+    app.include_router(oidc.router)
+    app.include_router(pages.router)
+    app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
+    app.state.login_throttle = Throttle()
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -99,7 +106,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503,
                             headers={"Cache-Control": "no-store"})
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/status", response_class=HTMLResponse, include_in_schema=False)
     async def status_page(request: Request) -> HTMLResponse:
         body = await report()
         return HTMLResponse(_status_html(body), status_code=200 if body["status"] == "ok" else 503,

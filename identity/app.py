@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client as NATS
@@ -24,6 +26,16 @@ from towntip.kernel.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def allow_plain_http_on_loopback(base_url: str) -> None:
+    """authlib refuses http:// URLs (InsecureTransportError). A node on a laptop (`make run`) has no TLS: allow
+    plain http only when the public URL is a loopback address, which no one else can reach."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
+    elif parts.scheme == "http":
+        log.warning("public URL %s is plain http: OpenID Connect refuses it; use https", base_url)
 
 
 class IdentityService:
@@ -56,6 +68,7 @@ class IdentityService:
             self.mailer.wake()
 
         base = s.public_url.rstrip("/")
+        allow_plain_http_on_loopback(base)
         self.oidc = OidcService(sessions=self.sessions, node=self.node, issuer=base)
         self._tasks = [
             asyncio.create_task(self.relay.run(self.stop_event), name="identity-outbox-relay"),

@@ -294,9 +294,17 @@ class Request(OAuth2Request):
     def __init__(self, method: str, uri: str, headers: dict[str, str], args: dict[str, str],
                  form: dict[str, str]) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
-        self.args = args
-        self.form = form
+        self._args = args
+        self._form = form
         self.payload = BasicOAuth2Payload({**args, **form})
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
 
 
 class S256Challenge(CodeChallenge):
@@ -483,7 +491,8 @@ class OidcService:
 
     def _request(self, r: c.OidcRequest) -> Request:
         args = dict(parse_qsl(urlsplit(r.url).query, keep_blank_values=True))
-        return Request(r.method, r.url, dict(r.headers), args, dict(r.form) if r.method == "POST" else {})
+        headers = {k.title(): v for k, v in r.headers.items()}  # authlib looks up "Authorization", "Content-Type"
+        return Request(r.method, r.url, headers, args, dict(r.form) if r.method == "POST" else {})
 
     async def _load_signing_key(self) -> None:
         async with self.sessions() as s, s.begin():
@@ -545,7 +554,7 @@ class OidcService:
         return claims
 
     async def userinfo(self, r: c.OidcRequest) -> c.OidcResponse:
-        auth = next((v for k, v in r.headers.items() if k.lower() == "authorization"), "")
+        auth = next((v for k, v in r.headers.items() if k.lower() == "authorization"), "")  # any case
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return _error(401, "invalid_request", "a bearer access token is required", {"WWW-Authenticate": "Bearer"})

@@ -87,9 +87,9 @@ async def points(nc: nats.NATS) -> AsyncIterator[FakePoints]:
 
 
 @pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[httpx.AsyncClient]:
+async def client(nats_server: NatsServer, tmp_path) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
     settings = GatewaySettings(node_id=NODE, nats_url=nats_server.url, admin_token=TOKEN, services="points",
-                               request_timeout=2.0)
+                               request_timeout=2.0, data_dir=str(tmp_path))
     app = create_app(settings)
 
     @app.get("/boom", include_in_schema=False)
@@ -125,7 +125,7 @@ async def test_healthz_follows_the_points_service(client: httpx.AsyncClient, poi
     body = r.json()
     assert body["status"] == "down" and body["down"] == ["points"]
 
-    page = await client.get("/")
+    page = await client.get("/status")
     assert page.status_code == 503 and "points" in page.text and "停止" in page.text
 
 

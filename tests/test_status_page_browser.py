@@ -37,7 +37,7 @@ async def load(driver: Any, url: str) -> dict[str, Any]:
 async def test_status_page_on_a_phone(node: Node, phone_browser: Any) -> None:  # noqa: F811
     await node.wait_health(200)
     await node.wait_running("nats-server", "points", "gateway")
-    facts = await load(phone_browser, node.base + "/")
+    facts = await load(phone_browser, node.base + "/status")
 
     assert facts["lang"] == "ja"
     assert "tsurugashima" not in facts["title"] and "testnode" in facts["title"]
@@ -55,13 +55,13 @@ async def test_status_page_on_a_phone(node: Node, phone_browser: Any) -> None:  
     os.kill(pid, signal.SIGSTOP)
     try:
         await node.wait_health(503, timeout=5)
-        facts = await load(phone_browser, node.base + "/")
+        facts = await load(phone_browser, node.base + "/status")
         assert "停止中 down: points" in facts["text"]
         points_rows = [r for r in facts["rows"] if r.startswith("points")]
         assert "停止 down" in points_rows[0], facts["rows"]
     finally:
         os.kill(pid, signal.SIGCONT)
     await node.wait_health(200)
-    facts = await load(phone_browser, node.base + "/")
+    facts = await load(phone_browser, node.base + "/status")
     assert "すべて稼働中 — all services up" in facts["text"]
     assert node.stop() == 0

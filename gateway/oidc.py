@@ -1,0 +1,108 @@
+"""The node's OpenID Connect endpoints on the public HTTP edge, relayed to the identity service over NATS.
+
+The gateway passes on only what the provider needs: the method, the URL as the issuer sees it (the public base URL
+with the path and query), the Authorization and Content-Type headers, the form, and the person's session token
+from the portal's cookie. The provider's answer comes back as status, headers and body. When the person has no
+session here, the authorize request goes to the login page and comes back to the same URL afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from gateway.portal.session import clear_session, session_token
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts import identity as c
+
+router = APIRouter(include_in_schema=False)
+FORWARDED_HEADERS = ("authorization", "content-type")
+MAX_FORM_BYTES = 16 * 1024
+
+
+async def _relay(request: Request, endpoint: c.OidcEndpoint) -> Response:
+    settings = request.app.state.settings
+    nc = request.app.state.nc
+    if nc is None or not nc.is_connected:
+        return JSONResponse({"error": "temporarily_unavailable", "error_description": "the bus is not connected"},
+                            status_code=503)
+    form: dict[str, str] = {}
+    if request.method == "POST":
+        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+            return JSONResponse({"error": "invalid_request", "error_description": "request too large"},
+                                status_code=413)
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    url = settings.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    oidc_request = c.OidcRequest(
+        endpoint=endpoint, method=request.method, url=url,  # type: ignore[arg-type]
+        headers={k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS},
+        form=form, session_token=session_token(request),
+    )
+    try:
+        answer = c.OidcResponse.model_validate(await rpc.call(
+            nc, subjects.svc(settings.node_id, c.SERVICE, c.EP_OIDC), oidc_request, timeout=settings.request_timeout))
+    except Exception as exc:  # noqa: BLE001 - the provider is down or refused the relayed request itself
+        status = getattr(exc, "code", 503)
+        return JSONResponse({"error": "temporarily_unavailable" if status >= 500 else "invalid_request",
+                             "error_description": str(exc)}, status_code=status if status >= 400 else 503)
+    if answer.login_required:
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(back, safe='')}", status_code=303)
+    response = _response(answer)
+    if answer.clear_session:
+        clear_session(response, request)
+    return response
+
+
+def _response(answer: c.OidcResponse) -> Response:
+    headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
+    if answer.status in (301, 302, 303, 307) and "Location" in answer.headers:
+        return RedirectResponse(answer.headers["Location"], status_code=302, headers=headers)
+    body: Any = answer.body
+    if isinstance(body, str):
+        try:  # authlib hands JSON over as text
+            body = json.loads(body)
+        except ValueError:
+            return Response(body, status_code=answer.status, headers=headers, media_type="text/plain")
+    if body is None and answer.status == 200:
+        body = {}
+    return JSONResponse(body, status_code=answer.status, headers=headers)
+
+
+@router.get("/.well-known/openid-configuration")
+async def discovery(request: Request) -> Response:
+    return await _relay(request, "discovery")
+
+
+@router.get("/oauth/jwks")
+async def jwks(request: Request) -> Response:
+    return await _relay(request, "jwks")
+
+
+@router.api_route("/oauth/authorize", methods=["GET", "POST"])
+async def authorize(request: Request) -> Response:
+    return await _relay(request, "authorize")
+
+
+@router.post("/oauth/token")
+async def token(request: Request) -> Response:
+    return await _relay(request, "token")
+
+
+@router.api_route("/oauth/userinfo", methods=["GET", "POST"])
+async def userinfo(request: Request) -> Response:
+    return await _relay(request, "userinfo")
+
+
+@router.api_route("/oauth/logout", methods=["GET", "POST"])
+async def end_session(request: Request) -> Response:
+    response = await _relay(request, "end_session")
+    if response.status_code == 200 and "location" not in response.headers:
+        logged_out = RedirectResponse("/?logged_out=1", status_code=303)
+        clear_session(logged_out, request)
+        return logged_out
+    return response

@@ -1,0 +1,1 @@
+"""The portal shell: pages people use in a browser (Japanese first, English second; phone first)."""

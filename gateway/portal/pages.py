@@ -1,0 +1,376 @@
+"""The portal's pages: home, sign-up, e-mail confirmation, login and logout, My Page, profile, password,
+data export and account deletion. Every page asks the identity service over NATS; every form is CSRF-protected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ValidationError
+
+from gateway.portal import session as ps
+from gateway.portal.i18n import t
+from towntip.kernel import categories, errors
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts import identity as c
+
+router = APIRouter(include_in_schema=False)
+ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
+JST = ZoneInfo("Asia/Tokyo")
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any] | None = None) -> Any:
+    settings = request.app.state.settings
+    nc = request.app.state.nc
+    if nc is None or not nc.is_connected:
+        raise errors.Unavailable("the gateway is not connected to the node's message bus")
+    return await rpc.call(nc, subjects.svc(settings.node_id, c.SERVICE, endpoint), payload,
+                          timeout=max(settings.request_timeout, 10.0))
+
+
+async def current_user(request: Request) -> c.User | None:
+    token = ps.session_token(request)
+    if not token:
+        return None
+    try:
+        return c.Session.model_validate(await _call(request, c.EP_SESSION, {"session_token": token})).user
+    except errors.Unauthorized:
+        return None
+
+
+def render(request: Request, template: str, *, status: int = 200, user: c.User | None = None,
+           **ctx: Any) -> HTMLResponse:
+    lang = ps.lang(request)
+    new_cookies: dict[str, str] = {}
+    csrf = ps.csrf_token(request, new_cookies)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    ctx.setdefault("form", {})
+    body = ENV.get_template(template).render(
+        t=lambda key: t(key, lang), lang=lang, node=request.app.state.settings.node_id, csrf=csrf, user=user,
+        here=here, **ctx,
+    )
+    response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store",
+                                                               "X-Frame-Options": "DENY",
+                                                               "Referrer-Policy": "same-origin"})
+    if ps.CSRF_COOKIE in new_cookies:
+        ps.set_csrf_cookie(response, request, new_cookies[ps.CSRF_COOKIE])
+    if request.query_params.get("lang") in ("ja", "en"):
+        response.set_cookie(ps.LANG_COOKIE, request.query_params["lang"], max_age=365 * 86400, samesite="lax")
+    return response
+
+
+def message(request: Request, *, heading: str, paragraphs: list[str], status: int = 200,
+            link: tuple[str, str] | None = None, user: c.User | None = None, error: str | None = None
+            ) -> HTMLResponse:
+    return render(request, "message.html", status=status, heading=heading, paragraphs=paragraphs, link=link,
+                  user=user, error=error)
+
+
+async def form_of(request: Request) -> dict[str, Any] | HTMLResponse:
+    """The posted form, or the refusal page: too large, or without a valid CSRF token (changes nothing)."""
+    lang = ps.lang(request)
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        return message(request, heading=t("error", lang), paragraphs=["413"], status=413)
+    form = await request.form()
+    if not ps.csrf_ok(request, form.get("csrf") if isinstance(form.get("csrf"), str) else None):
+        return message(request, heading=t("error", lang), paragraphs=[t("csrf", lang)], status=403,
+                       link=(request.url.path, t("home", lang)))
+    return {k: (form.getlist(k) if k == "interests" else v) for k, v in form.items() if k != "csrf"}
+
+
+def _reason(exc: Exception, lang: str) -> str:
+    if isinstance(exc, errors.Unavailable):
+        return t("unavailable", lang)
+    return str(getattr(exc, "reason", exc))
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
+
+
+# ---- pages ----------------------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    user = await _user_or_none(request)
+    notice = t("logged_out", ps.lang(request)) if request.query_params.get("logged_out") else None
+    return render(request, "home.html", user=user, notice=notice)
+
+
+async def _user_or_none(request: Request) -> c.User | None:
+    try:
+        return await current_user(request)
+    except errors.ServiceError:
+        return None  # the home page works while identity is down
+
+
+@router.get("/lang/{code}")
+async def switch_lang(code: str, request: Request) -> Response:
+    response = RedirectResponse(ps.safe_next(request.query_params.get("next"), "/"), status_code=303)
+    if code in ("ja", "en"):
+        response.set_cookie(ps.LANG_COOKIE, code, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> Response:
+    return render(request, "login.html", next=ps.safe_next(request.query_params.get("next")))
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    nxt = ps.safe_next(form.get("next"))
+    ip = request.client.host if request.client else ""
+    if not request.app.state.login_throttle.allow(ip):
+        return render(request, "login.html", status=429, error=t("too_many", lang), next=nxt,
+                      form={"login": form.get("login", "")})
+    try:
+        data = c.LoginIn(login=form.get("login", ""), password=form.get("password", ""), client_ip=ip,
+                         user_agent=request.headers.get("user-agent", "")[:300])
+        sess = c.Session.model_validate(await _call(request, c.EP_LOGIN, data))
+    except ValidationError:
+        return render(request, "login.html", status=400, error=t("handle_or_email", lang), next=nxt, form=form)
+    except errors.ServiceError as exc:
+        status = exc.code if 400 <= exc.code < 600 else 400
+        return render(request, "login.html", status=status, error=_reason(exc, lang), next=nxt,
+                      form={"login": form.get("login", "")})
+    response = RedirectResponse(nxt, status_code=303)
+    ps.set_session(response, request, sess.session_token)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    token = ps.session_token(request)
+    if token:
+        try:
+            await _call(request, c.EP_LOGOUT, {"session_token": token})
+        except errors.ServiceError:
+            pass  # the cookie goes anyway; the session expires on its own
+    response = RedirectResponse("/?logged_out=1", status_code=303)
+    ps.clear_session(response, request)
+    return response
+
+
+@router.get("/register", response_class=HTMLResponse)
+async def register_page(request: Request) -> Response:
+    return render(request, "register.html")
+
+
+@router.post("/register")
+async def register(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    keep = {k: form.get(k, "") for k in ("handle", "display_name", "email")}
+    try:
+        data = c.RegisterIn(handle=form.get("handle", ""), display_name=form.get("display_name", ""),
+                            email=form.get("email", ""), password=form.get("password", ""), lang=lang)
+        await _call(request, c.EP_REGISTER, data)
+    except ValidationError as exc:
+        return render(request, "register.html", status=400, error=errors.describe_validation_error(exc), form=keep)
+    except errors.ServiceError as exc:
+        return render(request, "register.html", status=exc.code if 400 <= exc.code < 600 else 400,
+                      error=_reason(exc, lang), form=keep)
+    return message(request, heading=t("register", lang), paragraphs=[t("registered", lang), t("mail_help", lang)],
+                   link=("/login", t("login", lang)))
+
+
+@router.get("/verify-email", response_class=HTMLResponse)
+async def verify_email(request: Request) -> Response:
+    lang = ps.lang(request)
+    try:
+        await _call(request, c.EP_VERIFY_EMAIL, c.TokenIn(token=request.query_params.get("token", "")))
+    except (ValidationError, errors.ServiceError) as exc:
+        reason = _reason(exc, lang) if isinstance(exc, errors.ServiceError) else "invalid link"
+        return message(request, heading=t("error", lang), paragraphs=[reason], status=400,
+                       link=("/me", t("mypage", lang)))
+    return message(request, heading=t("verified", lang), paragraphs=[], link=("/me", t("mypage", lang)))
+
+
+@router.post("/verify-email/resend")
+async def resend(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    await _call(request, c.EP_RESEND_VERIFICATION, {"email": user.email, "lang": lang})
+    return message(request, heading=t("resend", lang), paragraphs=[t("resent", lang), t("mail_help", lang)],
+                   user=user, link=("/me", t("mypage", lang)))
+
+
+@router.get("/me", response_class=HTMLResponse)
+async def my_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    lang = ps.lang(request)
+    names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
+    return render(request, "me.html", user=user, interests=[names.get(i, i) for i in user.interests],
+                  since=user.created_at.astimezone(JST).strftime("%Y-%m-%d"))
+
+
+@router.get("/settings/profile", response_class=HTMLResponse)
+async def profile_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    return render(request, "profile.html", user=user, categories=categories.all_categories())
+
+
+@router.post("/settings/profile")
+async def profile(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    user = await current_user(request)
+    token = ps.session_token(request)
+    if user is None or token is None:
+        return _login_redirect(request)
+    try:
+        data = c.ProfileUpdateIn(session_token=token, display_name=form.get("display_name"),
+                                 nickname=form.get("nickname", ""), district=form.get("district", ""),
+                                 interests=form.get("interests", []), lang=form.get("lang") or None)
+        user = c.User.model_validate(await _call(request, c.EP_PROFILE_UPDATE, data))
+    except ValidationError as exc:
+        return render(request, "profile.html", status=400, user=user, categories=categories.all_categories(),
+                      error=errors.describe_validation_error(exc))
+    except errors.ServiceError as exc:
+        return render(request, "profile.html", status=exc.code, user=user, categories=categories.all_categories(),
+                      error=_reason(exc, lang))
+    response = render(request, "profile.html", user=user, categories=categories.all_categories(),
+                      notice=t("saved", user.lang))
+    response.set_cookie(ps.LANG_COOKIE, user.lang, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+@router.get("/settings/password", response_class=HTMLResponse)
+async def password_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    return render(request, "password.html", user=user, action="/settings/password", token=None)
+
+
+@router.post("/settings/password")
+async def change_password(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    user = await current_user(request)
+    token = ps.session_token(request)
+    if user is None or token is None:
+        return _login_redirect(request)
+    try:
+        data = c.PasswordChangeIn(session_token=token, current_password=form.get("current_password", ""),
+                                  new_password=form.get("new_password", ""))
+        await _call(request, c.EP_PASSWORD_CHANGE, data)
+    except (ValidationError, errors.ServiceError) as exc:
+        reason = errors.describe_validation_error(exc) if isinstance(exc, ValidationError) else _reason(exc, lang)
+        return render(request, "password.html", status=400 if isinstance(exc, ValidationError) else exc.code,
+                      user=user, action="/settings/password", token=None, error=reason)
+    return message(request, heading=t("password", lang), paragraphs=[t("password_changed", lang)], user=user,
+                   link=("/me", t("mypage", lang)))
+
+
+@router.get("/password/forgot", response_class=HTMLResponse)
+async def forgot_page(request: Request) -> Response:
+    return render(request, "forgot.html")
+
+
+@router.post("/password/forgot")
+async def forgot(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    try:
+        await _call(request, c.EP_RESET_REQUEST, c.EmailIn(email=form.get("email", ""), lang=lang))
+    except ValidationError as exc:
+        return render(request, "forgot.html", status=400, error=errors.describe_validation_error(exc))
+    return message(request, heading=t("forgot", lang), paragraphs=[t("reset_sent", lang), t("mail_help", lang)])
+
+
+@router.get("/password/reset", response_class=HTMLResponse)
+async def reset_page(request: Request) -> Response:
+    return render(request, "password.html", action="/password/reset", token=request.query_params.get("token", ""))
+
+
+@router.post("/password/reset")
+async def reset(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    try:
+        await _call(request, c.EP_RESET, c.ResetIn(token=form.get("token", ""),
+                                                  new_password=form.get("new_password", "")))
+    except (ValidationError, errors.ServiceError) as exc:
+        reason = errors.describe_validation_error(exc) if isinstance(exc, ValidationError) else _reason(exc, lang)
+        return render(request, "password.html", status=400, action="/password/reset",
+                      token=form.get("token", ""), error=reason)
+    return message(request, heading=t("password", lang), paragraphs=[t("password_set", lang)],
+                   link=("/login", t("login", lang)))
+
+
+@router.get("/settings/export")
+async def export(request: Request) -> Response:
+    token = ps.session_token(request)
+    if token is None:
+        return _login_redirect(request)
+    try:
+        data = await _call(request, c.EP_EXPORT, {"session_token": token})
+    except errors.Unauthorized:
+        return _login_redirect(request)
+    return Response(json.dumps(data, ensure_ascii=False, indent=2), media_type="application/json",
+                    headers={"Content-Disposition": 'attachment; filename="towntip-my-data.json"',
+                             "Cache-Control": "no-store"})
+
+
+@router.get("/settings/delete", response_class=HTMLResponse)
+async def delete_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    return render(request, "delete.html", user=user)
+
+
+@router.post("/settings/delete")
+async def delete(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    user = await current_user(request)
+    token = ps.session_token(request)
+    if user is None or token is None:
+        return _login_redirect(request)
+    try:
+        await _call(request, c.EP_DELETE, c.DeleteIn(session_token=token, password=form.get("password", "x")))
+    except errors.ServiceError as exc:
+        return render(request, "delete.html", status=exc.code, user=user, error=_reason(exc, lang))
+    response = message(request, heading=t("deleted", lang), paragraphs=[], link=("/", t("home", lang)))
+    ps.clear_session(response, request)
+    return response

@@ -1,0 +1,127 @@
+"""The portal's cookies: the login session, CSRF protection, the language, and a per-address login throttle.
+
+- Session: the identity service's opaque token in an HttpOnly, SameSite=Lax cookie; on https it is
+  `__Host-tt_session` and Secure (no Domain, Path=/), so no sibling host can set or read it.
+- CSRF (every POST form): a signed double-submit token. A random nonce lives in its own HttpOnly cookie; the form
+  carries HMAC(gateway key, nonce). A page on another site can neither read the cookie nor compute the HMAC, and a
+  cookie it manages to plant is useless without the key. Cross-site POSTs are also refused by Origin when the
+  browser sends one.
+- Login throttle: at most LOGIN_LIMIT attempts per client address per LOGIN_WINDOW at this gateway (the identity
+  service also locks an account after repeated failures, wherever they come from).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import defaultdict, deque
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from starlette.responses import Response
+
+SESSION_COOKIE = "tt_session"
+SECURE_SESSION_COOKIE = "__Host-tt_session"
+CSRF_COOKIE = "tt_csrf"
+LANG_COOKIE = "tt_lang"
+SESSION_MAX_AGE = 14 * 24 * 3600
+LOGIN_LIMIT = 10
+LOGIN_WINDOW = 300.0
+
+
+def _secure(request: Request) -> bool:
+    return request.app.state.settings.public_url.startswith("https://")
+
+
+def _session_cookie(request: Request) -> str:
+    return SECURE_SESSION_COOKIE if _secure(request) else SESSION_COOKIE
+
+
+def session_token(request: Request) -> str | None:
+    value = request.cookies.get(_session_cookie(request))
+    return value if value and 16 <= len(value) <= 200 and value.replace("-", "").replace("_", "").isalnum() else None
+
+
+def set_session(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(_session_cookie(request), token, max_age=SESSION_MAX_AGE, path="/", httponly=True,
+                        secure=_secure(request), samesite="lax")
+
+
+def clear_session(response: Response, request: Request) -> None:
+    response.delete_cookie(_session_cookie(request), path="/", httponly=True, secure=_secure(request), samesite="lax")
+
+
+# ---- CSRF -----------------------------------------------------------------------------------------------------
+
+
+def _sign(request: Request, nonce: str) -> str:
+    key: bytes = request.app.state.portal_key
+    return hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_token(request: Request, response_cookies: dict[str, str]) -> str:
+    """The token for a form on this page; makes the nonce cookie when there is none yet."""
+    nonce = request.cookies.get(CSRF_COOKIE) or response_cookies.get(CSRF_COOKIE)
+    if not nonce:
+        nonce = secrets.token_urlsafe(24)
+        response_cookies[CSRF_COOKIE] = nonce
+    return _sign(request, nonce)
+
+
+def set_csrf_cookie(response: Response, request: Request, nonce: str) -> None:
+    response.set_cookie(CSRF_COOKIE, nonce, path="/", httponly=True, secure=_secure(request), samesite="lax")
+
+
+def csrf_ok(request: Request, submitted: str | None) -> bool:
+    nonce = request.cookies.get(CSRF_COOKIE)
+    if not nonce or not submitted:
+        return False
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        public = urlsplit(request.app.state.settings.public_url)
+        here = urlsplit(str(request.base_url))
+        if urlsplit(origin).netloc not in (public.netloc, here.netloc):
+            return False
+    return hmac.compare_digest(_sign(request, nonce), submitted)
+
+
+# ---- language -------------------------------------------------------------------------------------------------
+
+
+def lang(request: Request) -> str:
+    value = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "ja"
+    return value if value in ("ja", "en") else "ja"
+
+
+# ---- login throttle -------------------------------------------------------------------------------------------
+
+
+class Throttle:
+    """Sliding window of attempts per key (client address), in this gateway process."""
+
+    def __init__(self, limit: int = LOGIN_LIMIT, window: float = LOGIN_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self.seen: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        q = self.seen[key]
+        while q and now - q[0] > self.window:
+            q.popleft()
+        if len(q) >= self.limit:
+            return False
+        q.append(now)
+        if len(self.seen) > 10_000:  # forget idle addresses
+            for k in [k for k, v in self.seen.items() if not v or now - v[-1] > self.window]:
+                del self.seen[k]
+        return True
+
+
+def safe_next(value: str | None, default: str = "/me") -> str:
+    """Only a path on this site: no scheme, no host, no `//` or backslash tricks (open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or "\n" in value:
+        return default
+    return value
