@@ -1,0 +1,150 @@
+"""The portal shell in headless Chromium on a phone-sized screen: sign up, confirm the address from the e-mail,
+log in, My Page, English, profile, logout. The gateway is served by uvicorn on a real port; the identity service
+and a local SMTP server run beside it against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from identity.app import IdentityService
+from tests.browser import phone_browser  # noqa: F401 - fixture
+from tests.smtp_helpers import Smtp
+from towntip.kernel.mail import SmtpSettings
+from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.node.natsd import free_port
+
+pytestmark = pytest.mark.browser
+NODE = "tsurugashima"
+
+
+@pytest.fixture
+async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[tuple[str, Smtp]]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    smtp.start()
+    svc = IdentityService(ServiceSettings(
+        service="identity", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / "id"),
+        public_url=base), smtp=SmtpSettings(host="127.0.0.1", port=smtp.port))
+    await svc.start()
+    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity",
+                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        yield base, smtp
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        await svc.stop()
+
+
+def facts(driver: Any) -> dict[str, Any]:
+    return driver.execute_script(
+        """return {lang: document.documentElement.lang, text: document.body.innerText, url: location.pathname,
+                   overflow: document.documentElement.scrollWidth - window.innerWidth};""")
+
+
+def click_and_wait(driver: Any, element: Any) -> dict[str, Any]:
+    """Click, then wait until the page the click led to has replaced this one."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(element))
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    return facts(driver)
+
+
+async def run(fn: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+async def fill_and_submit(driver: Any, values: dict[str, str], button: str = "button[type=submit]") -> dict[str, Any]:
+    from selenium.webdriver.common.by import By
+
+    def go() -> dict[str, Any]:
+        for name, value in values.items():
+            field = driver.find_element(By.NAME, name)
+            field.clear()
+            field.send_keys(value)
+        return click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, f"main {button}"))
+
+    return await run(go)
+
+
+async def open_page(driver: Any, url: str) -> dict[str, Any]:
+    await run(driver.get, url)
+    return await run(facts, driver)
+
+
+async def mail_link(smtp: Smtp, kind: str) -> str:
+    for _ in range(200):
+        for m in smtp.handler.parsed():
+            found = re.search(rf"(http://\S+/{kind}\?token=[A-Za-z0-9_-]+)", m.get_body(("plain",)).get_content())
+            if found:
+                return found.group(1)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind} mail")
+
+
+async def test_sign_up_confirm_log_in_and_my_page_on_a_phone(portal, phone_browser) -> None:  # noqa: F811
+    base, smtp = portal
+    d = phone_browser
+    from selenium.webdriver.common.by import By
+
+    home = await open_page(d, base + "/")
+    assert home["lang"] == "ja" and "楽しみながらまちづくりに参加" in home["text"] and home["overflow"] <= 0
+
+    await open_page(d, base + "/register")
+    done = await fill_and_submit(d, {"handle": "hanako", "display_name": "山田 花子", "email": "hanako@example.jp",
+                                     "password": "correct horse battery"})
+    assert "登録しました" in done["text"] and "迷惑メール" in done["text"], done["text"]
+
+    confirmed = await open_page(d, await mail_link(smtp, "verify-email"))
+    assert "確認しました" in confirmed["text"]
+
+    me = await open_page(d, base + "/me")
+    assert me["url"] == "/login"  # not logged in yet: the login page, which brings us back
+    me = await fill_and_submit(d, {"login": "hanako", "password": "correct horse battery"})
+    assert me["url"] == "/me" and f"hanako@{NODE}" in me["text"] and "山田 花子" in me["text"], me["text"]
+    assert "未確認" not in me["text"] and me["overflow"] <= 0
+
+    english = await open_page(d, base + "/lang/en?next=/me")
+    assert english["lang"] == "en" and "My Page" in english["text"] and "Global ID" in english["text"]
+    await open_page(d, base + "/lang/ja?next=/settings/profile")
+
+    def pick_interest() -> dict[str, Any]:
+        d.find_element(By.CSS_SELECTOR, "input[name=interests][value='npo-3']").click()
+        return facts(d)
+
+    await run(pick_interest)
+    saved = await fill_and_submit(d, {"nickname": "はなちゃん", "district": "脚折"})
+    assert "保存しました" in saved["text"], saved["text"]
+    me = await open_page(d, base + "/me")
+    assert "はなちゃん" in me["text"] and "まちづくりの推進を図る活動" in me["text"]
+
+    def log_out() -> dict[str, Any]:
+        return click_and_wait(d, d.find_element(By.CSS_SELECTOR, "header form button"))
+
+    out = await run(log_out)
+    assert "ログアウトしました" in out["text"]
+    again = await open_page(d, base + "/me")
+    assert again["url"] == "/login"
+
+
+async def test_wrong_password_shows_the_reason_in_japanese(portal, phone_browser) -> None:  # noqa: F811
+    base, _ = portal
+    await open_page(phone_browser, base + "/login")
+    page = await fill_and_submit(phone_browser, {"login": "nobody", "password": "wrong password"})
+    assert page["url"] == "/login" and "パスワードが違います" in page["text"]
