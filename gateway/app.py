@@ -87,7 +87,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(oidc.router)
     app.include_router(pages.router)
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
-    app.state.login_throttle = Throttle()
+    app.state.login_throttle = Throttle(settings.login_limit, settings.login_window)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

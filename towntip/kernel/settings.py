@@ -76,6 +76,9 @@ class GatewaySettings(NodeSettings):
     # Bearer token for staff API calls (until the identity service issues real tokens).
     admin_token: str = ""
     request_timeout: float = 5.0
+    # Portal logins per client address per window, at this gateway (TOWNTIP_LOGIN_LIMIT; benchmarks raise it).
+    login_limit: int = Field(default=10, ge=1)
+    login_window: float = Field(default=300.0, gt=0)
 
     def expected_services(self) -> list[str]:
         return [s.strip() for s in self.services.split(",") if s.strip()]
