@@ -63,6 +63,9 @@ def _response(answer: c.OidcResponse) -> Response:
     if answer.status in (301, 302, 303, 307) and "Location" in answer.headers:
         return RedirectResponse(answer.headers["Location"], status_code=302, headers=headers)
     body: Any = answer.body
+    media = answer.headers.get("Content-Type", "")
+    if isinstance(body, str) and media and media != "application/json":
+        return Response(body, status_code=answer.status, headers=headers, media_type=media)
     if isinstance(body, str):
         try:  # authlib hands JSON over as text
             body = json.loads(body)
@@ -76,6 +79,12 @@ def _response(answer: c.OidcResponse) -> Response:
 @router.get("/.well-known/openid-configuration")
 async def discovery(request: Request) -> Response:
     return await _relay(request, "discovery")
+
+
+@router.get("/.well-known/openid-federation")
+async def federation(request: Request) -> Response:
+    """This node's entity configuration (OpenID Federation), signed by the node."""
+    return await _relay(request, "federation")
 
 
 @router.get("/oauth/jwks")

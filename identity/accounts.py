@@ -71,9 +71,12 @@ class Links:
 
 
 def to_user(row: Any, node: str) -> c.User:
+    """A person of this node (handle `name`), or of another node (handle `name@home`, linked by issuer and sub)."""
+    home = getattr(row, "home_node", None)
     return c.User(
-        id=row.id, handle=row.handle, global_handle=f"{row.handle}@{node}", home_node=node,
-        display_name=row.display_name, email=row.email, email_verified=row.email_verified,
+        id=row.id, handle=row.handle, global_handle=row.handle if home else f"{row.handle}@{node}",
+        home_node=home or node, display_name=row.display_name, email=row.email or "",
+        email_verified=row.email_verified,
         nickname=row.nickname, district=row.district, interests=list(row.interests or []), lang=row.lang,
         created_at=aware(row.created_at),
     )
@@ -221,13 +224,19 @@ async def login(session: AsyncSession, *, node: str, data: c.LoginIn) -> LoginRe
     if passwords.needs_rehash(row.password_hash):
         values["password_hash"] = await passwords.hash_password(data.password)
     await session.execute(update(users).where(users.c.id == row.id).values(**values))
+    return LoginResult(await new_session(session, node=node, row=row, client_ip=data.client_ip,
+                                         user_agent=data.user_agent), None)
+
+
+async def new_session(session: AsyncSession, *, node: str, row: Any, client_ip: str, user_agent: str) -> c.Session:
+    """A login session at this node for the person in `row`; only the token's hash is stored."""
+    now = utcnow()
     token = new_secret()
     await session.execute(sessions.insert().values(
         token_hash=digest(token), user_id=row.id, auth_time=now, expires_at=now + SESSION_TTL, last_seen_at=now,
-        client_ip=data.client_ip, user_agent=data.user_agent,
+        client_ip=client_ip, user_agent=user_agent,
     ))
-    return LoginResult(c.Session(session_token=token, user=to_user(row, node), auth_time=now,
-                                 expires_at=now + SESSION_TTL), None)
+    return c.Session(session_token=token, user=to_user(row, node), auth_time=now, expires_at=now + SESSION_TTL)
 
 
 async def current_session(session: AsyncSession, *, node: str, token: str) -> c.Session:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import nats
 from nats.aio.client import Client as NATS
 from nats.micro.service import Service
 
 from identity import VERSION
 from identity.accounts import SERVICE, Links
+from identity.federated_login import FederatedLogins
+from identity.federation import TrustResolver
 from identity.handlers import build_endpoints
 from identity.models import bus, mail
 from identity.oidc import OidcService
@@ -32,7 +36,11 @@ def allow_plain_http_on_loopback(base_url: str) -> None:
     """authlib refuses http:// URLs (InsecureTransportError). A node on a laptop (`make run`) has no TLS: allow
     plain http only when the public URL is a loopback address, which no one else can reach."""
     parts = urlsplit(base_url)
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+    try:
+        loopback = parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "http" and loopback:
         os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
     elif parts.scheme == "http":
         log.warning("public URL %s is plain http: OpenID Connect refuses it; use https", base_url)
@@ -69,7 +77,12 @@ class IdentityService:
 
         base = s.public_url.rstrip("/")
         allow_plain_http_on_loopback(base)
-        self.oidc = OidcService(sessions=self.sessions, node=self.node, issuer=base)
+        self.resolver = (TrustResolver.from_files(s.trust_anchor, s.trust_anchor_jwks, s.federation_cache_seconds)
+                         if s.trust_anchor and s.trust_anchor_jwks else None)
+        self.http = httpx.AsyncClient(timeout=10)
+        self.oidc = OidcService(sessions=self.sessions, node=self.node, issuer=base, resolver=self.resolver,
+                                anchor=s.trust_anchor.rstrip("/"))
+        federated = FederatedLogins(sessions=self.sessions, node=self.node, entity_id=base, resolver=self.resolver, client=self.http)
         self._tasks = [
             asyncio.create_task(self.relay.run(self.stop_event), name="identity-outbox-relay"),
             asyncio.create_task(self.mailer.run(self.stop_event), name="identity-mail-sender"),
@@ -77,7 +90,7 @@ class IdentityService:
         self.micro = await start_service(
             self.nc, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, links=Links(base), oidc=self.oidc,
-                                      on_commit=committed),
+                                      federated=federated, on_commit=committed),
             description="accounts, login sessions and the OpenID Connect provider of this node",
         )
         log.info("identity service ready on node %s (issuer %s)", self.node, base)
@@ -92,6 +105,9 @@ class IdentityService:
                 task.cancel()
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
+        await self.http.aclose()
+        if self.resolver is not None:
+            await self.resolver.client.aclose()
         await self.engine.dispose()
 
     async def wait_failed(self) -> None:

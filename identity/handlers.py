@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity import accounts, clients, keys
+from identity.federated_login import FederatedLogins
 from identity.oidc import OidcService
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import identity as c
@@ -20,7 +21,7 @@ from towntip.kernel.contracts import identity as c
 
 def build_endpoints(
     *, sessions: async_sessionmaker[AsyncSession], node: str, links: accounts.Links, oidc: OidcService,
-    on_commit: Callable[[], None],
+    federated: FederatedLogins, on_commit: Callable[[], None],
 ) -> Endpoints:
     eps = Endpoints()
 
@@ -146,6 +147,16 @@ def build_endpoints(
     @eps.add(c.EP_OIDC, c.OidcRequest)
     async def oidc_request(data: c.OidcRequest) -> c.OidcResponse:
         return await oidc.handle(data)
+
+    # ---- logging in with one's home node ----
+
+    @eps.add(c.EP_FEDERATED_START, c.FederatedStartIn)
+    async def federated_start(data: c.FederatedStartIn) -> c.FederatedStart:
+        return await federated.start(data)  # its own short transactions: it calls other nodes
+
+    @eps.add(c.EP_FEDERATED_FINISH, c.FederatedFinishIn)
+    async def federated_finish(data: c.FederatedFinishIn) -> c.FederatedSession:
+        return await federated.finish(data)
 
     return eps
 

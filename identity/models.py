@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from towntip.kernel.bus.outbox import define_bus_tables
@@ -39,9 +40,9 @@ users = Table(
     "users",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("handle", String(30), nullable=False, unique=True),
+    Column("handle", String(64), nullable=False, unique=True),  # name, or name@home for people of other nodes
     Column("display_name", String(100), nullable=False),
-    Column("email", String(254), nullable=False, unique=True),
+    Column("email", String(254), nullable=True, unique=True),  # None for people whose home is another node
     Column("email_verified", Boolean, nullable=False, default=False),
     Column("password_hash", String(200), nullable=False),
     Column("nickname", String(50), nullable=False, default=""),
@@ -53,6 +54,26 @@ users = Table(
     Column("password_changed_at", TS, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    # People whose home is another node: where they log in (issuer) and who they are there (sub). None: ours.
+    Column("home_node", String(32), nullable=True),
+    Column("home_issuer", String(300), nullable=True),
+    Column("home_sub", String(64), nullable=True),
+    UniqueConstraint("home_issuer", "home_sub", name="uq_users_home_issuer"),
+)
+
+# Logins at another node under way: state (hashed), PKCE verifier and nonce, single use, ten minutes.
+federated_logins = Table(
+    "federated_logins",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("issuer", String(300), nullable=False),
+    Column("entity_id", String(300), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("return_to", String(500), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
 )
 
 # One-time tokens sent by e-mail: verification of an address, password reset.

@@ -40,8 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity import keys
 from identity.accounts import aware, current_session, digest, logout, new_secret
+from identity.federation import TrustError, TrustResolver, entity_configuration
 from identity.models import oauth_clients, oauth_codes, oauth_refresh_tokens, users
-from towntip.kernel import errors
+from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import identity as c
 
@@ -196,16 +197,48 @@ class Refresh(TokenMixin):
 class Store:
     sessions: async_sessionmaker[AsyncSession]
     node: str
+    resolver: TrustResolver | None = None
 
     async def client(self, client_id: str | None) -> Client | None:
         if not client_id:
             return None
+        if client_id.startswith(("https://", "http://")):
+            return await self.federated_client(client_id)
         async with self.sessions() as s:
             row = (await s.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
         if row is None:
             return None
         return Client(row.client_id, row.name, row.secret_hash, list(row.redirect_uris),
                       list(row.post_logout_redirect_uris), row.scope)
+
+    async def federated_client(self, entity_id: str) -> Client | None:
+        """Another node of the federation, registered automatically: its entity id is its client id, and its
+        redirect URIs are those of its relying-party metadata, trusted only through the anchor's chain. It is a
+        public client: it proves itself by PKCE and by where the code goes."""
+        if self.resolver is None:
+            return None
+        try:
+            trusted = await self.resolver.resolve(entity_id)
+        except TrustError:
+            return None
+        rp = trusted.relying_party
+        uris = [u for u in rp.get("redirect_uris") or [] if isinstance(u, str) and u.startswith(entity_id + "/")]
+        if not uris:
+            return None
+        logout = [u for u in rp.get("post_logout_redirect_uris") or []
+                  if isinstance(u, str) and u.startswith(entity_id + "/")]
+        client = Client(entity_id, str(rp.get("client_name") or trusted.node)[:100], None, uris, logout,
+                        "openid profile email")
+        # Registered: a row like any client's (codes and refresh tokens refer to it), refreshed from the metadata
+        # each time; a node the anchor drops is refused above whatever the row says.
+        async with self.sessions() as s, s.begin():
+            stmt = db.insert_on_conflict(s, oauth_clients).values(
+                client_id=entity_id, name=client.name, secret_hash=None, redirect_uris=uris,
+                post_logout_redirect_uris=logout, scope=client.scope, created_at=utcnow())
+            await s.execute(stmt.on_conflict_do_update(index_elements=["client_id"], set_={
+                "name": stmt.excluded.name, "redirect_uris": stmt.excluded.redirect_uris,
+                "post_logout_redirect_uris": stmt.excluded.post_logout_redirect_uris, "secret_hash": None}))
+        return client
 
     async def user(self, user_id: str, auth_time: datetime | None = None) -> User | None:
         async with self.sessions() as s:
@@ -447,9 +480,12 @@ class OidcService:
     issuer: str
     provider: Provider = field(init=False)
 
+    resolver: TrustResolver | None = None
+    anchor: str = ""
+
     def __post_init__(self) -> None:
         self.issuer = self.issuer.rstrip("/")
-        self.store = Store(self.sessions, self.node)
+        self.store = Store(self.sessions, self.node, self.resolver)
         self.provider = Provider(store=self.store, bridge=Bridge(asyncio.get_running_loop()), issuer=self.issuer)
 
     def metadata(self) -> dict[str, Any]:
@@ -478,6 +514,14 @@ class OidcService:
     async def handle(self, r: c.OidcRequest) -> c.OidcResponse:
         if r.endpoint == "discovery":
             return c.OidcResponse(status=200, headers={"Content-Type": "application/json"}, body=self.metadata())
+        if r.endpoint == "federation":
+            async with self.sessions() as s, s.begin():
+                key = await keys.active_key(s)
+                published = await keys.published(s)
+            statement = entity_configuration(entity_id=self.issuer, node=self.node, key=key.key, kid=key.kid,
+                                             jwks=published, provider=self.metadata(), anchor=self.anchor or None)
+            return c.OidcResponse(status=200, headers={"Content-Type": "application/entity-statement+jwt"},
+                                  body=statement)
         if r.endpoint == "jwks":
             async with self.sessions() as s, s.begin():
                 await keys.active_key(s)  # there is always one to publish

@@ -66,6 +66,9 @@ WORDS: dict[str, tuple[str, str]] = {
                  "Too many login attempts. Wait a few minutes and try again."),
     "unavailable": ("ただいま利用できません。しばらくしてからお試しください。",
                     "Not available right now. Please try again shortly."),
+    "federated": ("ほかの地域のIDでログイン", "Log in with my home region"),
+    "federated_hint": ("ホーム地域のID（例: hanako@tsurugashima）", "Your ID at home (e.g. hanako@tsurugashima)"),
+    "federated_go": ("ホーム地域でログイン", "Log in at home"),
     "member_since": ("登録日", "Member since"),
 }
 

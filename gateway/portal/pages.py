@@ -152,6 +152,49 @@ async def login(request: Request) -> Response:
     return response
 
 
+@router.post("/login/federated")
+async def login_federated(request: Request) -> Response:
+    """Log in with one's home node: off to its provider, through the federation's trust."""
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    nxt = ps.safe_next(form.get("next"))
+    try:
+        data = c.FederatedStartIn(target=str(form.get("target", "")).strip().lower(), return_to=nxt)
+        start = c.FederatedStart.model_validate(await _call(request, c.EP_FEDERATED_START, data))
+    except ValidationError:
+        return render(request, "login.html", status=400, error=t("federated_hint", lang), next=nxt)
+    except errors.ServiceError as exc:
+        return render(request, "login.html", status=exc.code if 400 <= exc.code < 600 else 400,
+                      error=_reason(exc, lang), next=nxt)
+    return RedirectResponse(start.authorize_url, status_code=303)
+
+
+@router.get("/login/federated/callback")
+async def login_federated_callback(request: Request) -> Response:
+    lang = ps.lang(request)
+    q = request.query_params
+    if q.get("error"):
+        return message(request, heading=t("error", lang), status=400,
+                       paragraphs=[f"{q.get('error')}: {q.get('error_description', '')}"[:300]],
+                       link=("/login", t("login", lang)))
+    ip = request.client.host if request.client else ""
+    try:
+        data = c.FederatedFinishIn(state=q.get("state", ""), code=q.get("code", ""), client_ip=ip,
+                                   user_agent=request.headers.get("user-agent", "")[:300])
+        done = c.FederatedSession.model_validate(await _call(request, c.EP_FEDERATED_FINISH, data))
+    except ValidationError:
+        return message(request, heading=t("error", lang), paragraphs=["invalid callback"], status=400,
+                       link=("/login", t("login", lang)))
+    except errors.ServiceError as exc:
+        return message(request, heading=t("error", lang), paragraphs=[_reason(exc, lang)],
+                       status=exc.code if 400 <= exc.code < 600 else 400, link=("/login", t("login", lang)))
+    response = RedirectResponse(ps.safe_next(done.return_to), status_code=303)
+    ps.set_session(response, request, done.session.session_token)
+    return response
+
+
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     form = await form_of(request)

@@ -48,6 +48,11 @@ class ServiceSettings(NodeSettings):
     database_schema: str = ""
     # Key for hashing card IDms (hex); the supervisor writes one into the data dir on first start.
     card_key: str = ""
+    # Federation (identity): the trust anchor's entity id (URL) and its public keys (a JWKS file handed over out of
+    # band). Without them this node trusts no other node. Resolved chains are cached this long at most.
+    trust_anchor: str = ""
+    trust_anchor_jwks: str = ""
+    federation_cache_seconds: float = Field(default=300.0, ge=0)
     # Batches a stream consumer applies at once (pullers on one durable; see kernel.bus.consumer). 1 gives the
     # lowest latency; on PostgreSQL 2 gives more throughput (bench: ~4,300 against ~3,300 taps/s sustained, p99 at
     # 1,000 taps/s ~70 against ~50 ms). On SQLite keep 1: one connection per process (kernel.db), so a second

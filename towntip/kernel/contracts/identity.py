@@ -37,6 +37,8 @@ EP_CLIENT_LIST = "admin.client.list"
 EP_CLIENT_REMOVE = "admin.client.remove"
 EP_KEY_ROTATE = "admin.key.rotate"
 EP_OIDC = "oidc"
+EP_FEDERATED_START = "federated.start"
+EP_FEDERATED_FINISH = "federated.finish"
 
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -220,7 +222,7 @@ class KeyRotated(BaseModel):
 
 # ---- OIDC over the bus -----------------------------------------------------------------------------------------
 
-OidcEndpoint = Literal["discovery", "jwks", "authorize", "token", "userinfo", "end_session"]
+OidcEndpoint = Literal["discovery", "jwks", "authorize", "token", "userinfo", "end_session", "federation"]
 
 
 class OidcRequest(BaseModel):
@@ -243,3 +245,31 @@ class OidcResponse(BaseModel):
     login_required: bool = False
     # end_session: the gateway clears its session cookie
     clear_session: bool = False
+
+
+# ---- logging in with one's home node (cross-node single sign-on) ------------------------------------------------
+
+
+class FederatedStartIn(BaseModel):
+    """`name@node` (or just `node`): the person's home node, where they log in."""
+
+    model_config = _IN
+    target: Annotated[str, StringConstraints(pattern=r"^([a-z0-9][a-z0-9_]{2,29}@)?[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+    return_to: Annotated[str, StringConstraints(pattern=r"^/[^/\\].*$|^/$", max_length=500)] = "/me"
+
+
+class FederatedStart(BaseModel):
+    authorize_url: str
+
+
+class FederatedFinishIn(BaseModel):
+    model_config = _IN
+    state: Token
+    code: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    client_ip: Annotated[str, StringConstraints(max_length=64)] = ""
+    user_agent: Annotated[str, StringConstraints(max_length=300)] = ""
+
+
+class FederatedSession(BaseModel):
+    session: Session
+    return_to: str

@@ -1,0 +1,212 @@
+"""Cross-node single sign-on with three real nodes and a trust anchor.
+
+Each node runs its own nats-server (JetStream domain = node id, a leafnode of a hub nats-server), its identity
+service and its gateway served by uvicorn on its own loopback address (127.0.0.2-4, so the browser's cookies stay
+apart as they would on three sites). The trust anchor is served by uvicorn too. The browser is an httpx client
+with a cookie jar that follows redirects itself, so each hop is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import nats
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from identity.app import IdentityService
+from identity.federation import TrustAnchor, TrustError, TrustResolver, anchor_app
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts import identity as c
+from towntip.kernel.mail import SmtpSettings
+from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.node.natsd import NatsServer, free_port
+
+pytestmark = pytest.mark.slow
+TOWNS = ("tsurugashima", "suginami", "shibuya")
+PW = "correct horse battery"
+
+
+@dataclass
+class Node:
+    name: str
+    base: str
+    nats: NatsServer
+    identity: IdentityService
+
+
+async def serve(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            return server, task
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+
+
+@pytest.fixture
+async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[str, Node]]]:
+    hub_leaf_port = free_port()
+    hub = NatsServer(node_id="hub", data_dir=tmp_path / "hub",
+                     extra_config=f'leafnodes {{ listen: "127.0.0.1:{hub_leaf_port}", no_advertise: true }}').start()
+    servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
+    services: list[IdentityService] = []
+    anchor_port = free_port()
+    anchor = TrustAnchor(tmp_path / "anchor", f"http://127.0.0.1:{anchor_port}")
+    servers.append(await serve(anchor_app(anchor), "127.0.0.1", anchor_port))
+    nodes: dict[str, Node] = {}
+    try:
+        for i, town in enumerate(TOWNS):
+            host, port = f"127.0.0.{i + 2}", free_port()
+            base = f"http://{host}:{port}"
+            ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats", extra_config=(
+                f'leafnodes {{ remotes: [{{ url: "nats-leaf://127.0.0.1:{hub_leaf_port}" }}], reconnect: "1s" }}'
+            )).start()
+            svc = IdentityService(ServiceSettings(
+                service="identity", node_id=town, nats_url=ns.url, data_dir=str(tmp_path / town),
+                public_url=base, trust_anchor=anchor.entity_id, trust_anchor_jwks=str(anchor.jwks_path),
+                federation_cache_seconds=0,  # removal by the anchor takes effect at once (default: 5 min)
+            ), smtp=SmtpSettings(enabled=False))
+            await svc.start()
+            services.append(svc)
+            app = create_app(GatewaySettings(node_id=town, nats_url=ns.url, services="identity",
+                                             data_dir=str(tmp_path / town / "gw"), public_url=base,
+                                             request_timeout=15))
+            servers.append(await serve(app, host, port))
+            anchor.add(base, town)
+            nodes[town] = Node(town, base, ns, svc)
+        nc = await nats.connect(nodes["tsurugashima"].nats.url)
+        try:
+            await rpc.call(nc, subjects.svc("tsurugashima", c.SERVICE, c.EP_USER_ADD), c.UserAddIn(
+                handle="hanako", display_name="山田 花子", email="hanako@example.jp", password=PW), timeout=15)
+        finally:
+            await nc.close()
+        yield anchor, nodes
+    finally:
+        for server, _task in servers:
+            server.should_exit = True
+        await asyncio.gather(*(t for _s, t in servers), return_exceptions=True)
+        for svc in services:
+            await svc.stop()
+        for node in nodes.values():
+            node.nats.stop()
+        hub.stop()
+
+
+class Browser:
+    """Cookies per host, redirects followed one hop at a time (and recorded)."""
+
+    def __init__(self) -> None:
+        self.http = httpx.AsyncClient(follow_redirects=False, timeout=20)
+        self.hops: list[str] = []
+
+    async def go(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        r = await self.http.request(method, url, **kw)
+        self.hops.append(f"{method} {url}")
+        for _ in range(10):
+            if r.status_code not in (302, 303):
+                return r
+            url = urljoin(str(r.url), r.headers["location"])
+            self.hops.append(f"GET {url}")
+            r = await self.http.get(url)
+        raise AssertionError("too many redirects")
+
+    async def form(self, url: str, action: str, fields: dict[str, str], form_id: str | None = None
+                   ) -> httpx.Response:
+        page = await self.go("GET", url)
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
+        nxt = re.search(r'name="next" value="([^"]*)"', page.text)
+        data = {"csrf": csrf, **({"next": nxt.group(1).replace("&amp;", "&")} if nxt else {}), **fields}
+        return await self.go("POST", urljoin(str(page.url), action), data=data)
+
+
+async def test_log_in_at_home_then_at_two_other_nodes_without_a_password(federation) -> None:
+    anchor, nodes = federation
+    home, b, cnode = nodes["tsurugashima"], nodes["suginami"], nodes["shibuya"]
+    browser = Browser()
+
+    # At B: "log in with my home region" → A's login page (A is where the password goes) → back at B, logged in.
+    r = await browser.form(f"{b.base}/login", "/login/federated", {"target": "hanako@tsurugashima"})
+    assert r.url.host == urlsplit(home.base).hostname and r.url.path == "/login", browser.hops
+    r = await browser.form(str(r.url), "/login", {"login": "hanako", "password": PW})
+    assert r.status_code == 200 and str(r.url) == f"{b.base}/me", (browser.hops, r.text[-800:])
+    assert "hanako@tsurugashima" in r.text and "山田 花子" in r.text
+    assert not any(h.startswith("POST") and b.base in h and "/login " in h + " " for h in browser.hops)
+
+    # At C: no password at all, the session at A answers.
+    browser.hops.clear()
+    r = await browser.form(f"{cnode.base}/login", "/login/federated", {"target": "hanako@tsurugashima"})
+    assert r.status_code == 200 and str(r.url) == f"{cnode.base}/me", browser.hops
+    assert "hanako@tsurugashima" in r.text
+    assert not any("/login?" in h and home.base in h for h in browser.hops), browser.hops
+
+    # B's profile of the person is linked to hanako@tsurugashima; B holds no password and no e-mail of hers.
+    async with b.identity.sessions() as s:
+        from sqlalchemy import select
+
+        from identity.models import users
+        row = (await s.execute(select(users).where(users.c.handle == "hanako@tsurugashima"))).one()
+    assert row.home_node == "tsurugashima" and row.home_issuer == home.base and row.email is None
+    assert row.password_hash == "!"
+
+    # The anchor removes C: C's next login is refused at A (no redirect back to C), and B no longer trusts C.
+    assert anchor.remove(cnode.base)
+    fresh = Browser()
+    r = await fresh.form(f"{cnode.base}/login", "/login/federated", {"target": "hanako@tsurugashima"})
+    assert r.url.host == urlsplit(home.base).hostname and r.status_code in (400, 401), fresh.hops
+    assert not any(h.startswith(f"GET {cnode.base}/login/federated/callback") for h in fresh.hops)
+    r = await browser.form(f"{b.base}/login", "/login/federated", {"target": "someone@shibuya"})
+    assert r.status_code == 403 and "shibuya" in r.text
+
+
+async def test_a_chain_that_does_not_hold_is_refused(federation) -> None:
+    anchor, nodes = federation
+    home = nodes["tsurugashima"]
+    resolver = TrustResolver.from_files(anchor.entity_id, str(anchor.jwks_path), cache_seconds=0)
+    trusted = await resolver.resolve(home.base)
+    assert trusted.node == "tsurugashima" and trusted.provider["issuer"] == home.base
+
+    def tamper(request: httpx.Request, response_text: str) -> str:
+        header, payload, sig = response_text.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims["metadata"]["openid_provider"]["token_endpoint"] = "https://evil.example/token"
+        forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        return f"{header}.{forged}.{sig}"
+
+    class MitM(httpx.AsyncBaseTransport):
+        """Between the resolver and the network: rewrites the home node's entity configuration."""
+
+        def __init__(self) -> None:
+            self.inner = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            if request.url.path == "/.well-known/openid-federation" and request.url.host != "127.0.0.1":
+                await response.aread()
+                return httpx.Response(200, text=tamper(request, response.text))
+            return response
+
+    tampered = TrustResolver(anchor.entity_id, resolver.anchor_jwks, 0, httpx.AsyncClient(transport=MitM()))
+    with pytest.raises(TrustError, match="signature"):
+        await tampered.resolve(home.base)
+
+    # A node the anchor never vouched for, and an anchor key that is not the real one.
+    with pytest.raises(TrustError, match="does not vouch|no entity configuration|cannot reach"):
+        await resolver.resolve("http://127.0.0.9:9")
+    other = TrustAnchor(Path(str(anchor.data_dir) + "-other"), anchor.entity_id)
+    wrong_keys = TrustResolver.from_files(anchor.entity_id, str(other.jwks_path), cache_seconds=0)
+    with pytest.raises(TrustError, match="signature"):
+        await wrong_keys.resolve(home.base)
+    for r in (resolver, tampered, wrong_keys):
+        await r.client.aclose()
