@@ -1,4 +1,4 @@
-"""The `towntip` command: node, edge, points, identity and demo verbs. Exit codes: 0 ok, 1 failure, 2 bad input."""
+"""The `towntip` command: node, edge, points, identity, federation and demo verbs. Exit codes: 0 ok, 1 failure, 2 bad input."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from towntip.cli import demo, edge, identity, node, points
+    from towntip.cli import demo, edge, federation, identity, node, points
 
     parser = argparse.ArgumentParser(prog="towntip", description="TownTip Commons: one municipality node and its tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (node, edge, points, identity, demo):
+    for module in (node, edge, points, identity, federation, demo):
         module.register(sub)
     return parser
 

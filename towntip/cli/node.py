@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--public-url", default="",
                     help="the node's address as browsers reach it: OpenID issuer and links in e-mails "
                          "(default: http://<http-host>:<http-port>)")
+    up.add_argument("--trust-anchor", default="",
+                    help="the federation's trust anchor (its entity id, a URL); with --trust-anchor-jwks")
+    up.add_argument("--trust-anchor-jwks", default="",
+                    help="the anchor's public keys (JWKS file from `towntip federation anchor init`)")
     up.add_argument("--nats-port", type=int, default=0, help="port of the embedded nats-server (default: a free one)")
     up.add_argument("--data-dir", default="./var", help="databases, JetStream store, logs, secrets (default: %(default)s)")
     up.add_argument("--nats-url", default="", help="use this NATS instead of starting one (nats://host:port)")
@@ -59,6 +63,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.public_url and not args.public_url.startswith(("http://", "https://")):
         return fail(f"--public-url must start with https:// (or http:// on a laptop), not {args.public_url!r}",
                     EXIT_USAGE)
+    if bool(args.trust_anchor) != bool(args.trust_anchor_jwks):
+        return fail("--trust-anchor and --trust-anchor-jwks go together", EXIT_USAGE)
+    if args.trust_anchor_jwks and not Path(args.trust_anchor_jwks).is_file():
+        return fail(f"--trust-anchor-jwks: no file {args.trust_anchor_jwks!r}", EXIT_USAGE)
     if args.nats_url and args.nats_port:
         return fail("--nats-port is for the embedded nats-server; it makes no sense with --nats-url", EXIT_USAGE)
     if args.nats_url and not args.nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
@@ -82,6 +90,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         node_id=args.node, data_dir=Path(args.data_dir), http_host=args.http_host, http_port=args.http_port,
         public_url=args.public_url.rstrip("/"), nats_port=args.nats_port, nats_url=args.nats_url, database_url=args.database_url,
         service_dbs=service_dbs, trace_export=trace, log_level=args.log_level,
+        trust_anchor=args.trust_anchor.rstrip("/"),
+        trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",
     )
     return run_node(config)
 

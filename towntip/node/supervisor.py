@@ -67,6 +67,8 @@ class NodeConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     public_url: str = ""  # as browsers reach the gateway; "" means http://<http-host>:<http-port>
+    trust_anchor: str = ""  # the federation's trust anchor (entity id) ...
+    trust_anchor_jwks: str = ""  # ... and its public keys (a JWKS file)
     nats_port: int = 0  # 0: a free port
     nats_url: str = ""  # an existing NATS: no embedded server
     database_url: str = ""  # one PostgreSQL for all services, a schema each
@@ -198,6 +200,8 @@ class Supervisor:
             "TOWNTIP_SERVICE": name,
             "TOWNTIP_CARD_KEY": self.card_key,
             "TOWNTIP_PUBLIC_URL": c.public_url,
+            "TOWNTIP_TRUST_ANCHOR": c.trust_anchor,
+            "TOWNTIP_TRUST_ANCHOR_JWKS": c.trust_anchor_jwks,
         }
         if name in c.service_dbs:
             env["TOWNTIP_DATABASE_URL"] = c.service_dbs[name]
