@@ -100,8 +100,9 @@ def check_port_free(host: str, port: int, what: str) -> None:
 
 
 def base_env() -> dict[str, str]:
-    """The supervisor's environment without TOWNTIP_* (a node's configuration comes from its flags)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOWNTIP_")}
+    """The supervisor's environment without TOWNTIP_* (a node's configuration comes from its flags), except the
+    outgoing mail relay's settings, TOWNTIP_SMTP_* (host, port, credentials: a password has no place in a flag)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOWNTIP_") or k.startswith("TOWNTIP_SMTP_")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
