@@ -13,18 +13,22 @@ import httpx
 import nats
 from nats.aio.client import Client as NATS
 from nats.micro.service import Service
+from sqlalchemy import select
 
 from identity import VERSION
 from identity.accounts import SERVICE, Links
 from identity.federated_login import FederatedLogins
 from identity.federation import TrustResolver
 from identity.handlers import build_endpoints
-from identity.models import bus, mail
+from identity.models import bus, mail, users
 from identity.oidc import OidcService
+from identity.peers import PeerProfileHandler
 from towntip.kernel import db, migrate
+from towntip.kernel.bus import subjects
+from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.outbox import OutboxRelay
-from towntip.kernel.bus.streams import ensure_node_streams
+from towntip.kernel.bus.streams import ensure_node_streams, ensure_peer_sources
 from towntip.kernel.mail import MailSender, SmtpSettings
 from towntip.kernel.settings import ServiceSettings
 
@@ -83,9 +87,32 @@ class IdentityService:
         self.oidc = OidcService(sessions=self.sessions, node=self.node, issuer=base, resolver=self.resolver,
                                 anchor=s.trust_anchor.rstrip("/"))
         federated = FederatedLogins(sessions=self.sessions, node=self.node, entity_id=base, resolver=self.resolver, client=self.http)
+        # People of other nodes known here: their home nodes' identity events are sourced into FED_<node>.
+        async with self.sessions() as session:
+            peers = set((await session.execute(
+                select(users.c.home_node).where(users.c.home_node.is_not(None)).distinct())).scalars())
+        await ensure_peer_sources(js, self.node, peers, SERVICE)
+        self.peer_profiles = IdempotentConsumer(
+            nc=self.nc, js=js, sessions=self.sessions, tables=bus,
+            spec=ConsumerSpec(stream=subjects.fed_stream(self.node), durable="identity-peer-profiles",
+                              filter_subject="evt.*.identity.>", service=SERVICE, node=self.node, batch=64),
+            handler=PeerProfileHandler(self.node),
+        )
+
+        async def peer_known(peer: str) -> None:
+            try:
+                added = await ensure_peer_sources(js, self.node, {peer}, SERVICE)
+            except Exception as exc:  # noqa: BLE001 - the login stands; the next start retries
+                log.warning("could not source %s's profile events: %s", peer, exc)
+                return
+            if added:
+                log.info("now following profile events of %s", ", ".join(added))
+
+        federated.on_peer = peer_known
         self._tasks = [
             asyncio.create_task(self.relay.run(self.stop_event), name="identity-outbox-relay"),
             asyncio.create_task(self.mailer.run(self.stop_event), name="identity-mail-sender"),
+            asyncio.create_task(self.peer_profiles.run(self.stop_event), name="identity-peer-profiles"),
         ]
         self.micro = await start_service(
             self.nc, node=self.node, service=SERVICE, version=VERSION,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,6 +46,8 @@ class FederatedLogins:
     entity_id: str  # this node's public base URL: its issuer, entity id and client id at other nodes
     resolver: TrustResolver | None
     client: httpx.AsyncClient
+    # Called with a home node once one of its people is linked here (the service follows its profile events).
+    on_peer: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -116,6 +119,8 @@ class FederatedLogins:
             user_row = await self._link(session, claims, node=trusted.node, issuer=pending.issuer)
             sess = await new_session(session, node=self.node, row=user_row, client_ip=data.client_ip,
                                      user_agent=data.user_agent)
+        if self.on_peer is not None:
+            await self.on_peer(trusted.node)
         return c.FederatedSession(session=sess, return_to=pending.return_to)
 
     def _check_id_token(self, token: str, jwks: dict[str, Any], pending: Any) -> dict[str, Any]:

@@ -56,7 +56,7 @@ async def serve(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asyncio
 
 
 @pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[str, Node]]]:
+async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[str, Node], NatsServer]]:
     hub_leaf_port = free_port()
     hub = NatsServer(node_id="hub", data_dir=tmp_path / "hub",
                      extra_config=f'leafnodes {{ listen: "127.0.0.1:{hub_leaf_port}", no_advertise: true }}').start()
@@ -92,7 +92,7 @@ async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[st
                 handle="hanako", display_name="山田 花子", email="hanako@example.jp", password=PW), timeout=15)
         finally:
             await nc.close()
-        yield anchor, nodes
+        yield anchor, nodes, hub
     finally:
         for server, _task in servers:
             server.should_exit = True
@@ -132,7 +132,7 @@ class Browser:
 
 
 async def test_log_in_at_home_then_at_two_other_nodes_without_a_password(federation) -> None:
-    anchor, nodes = federation
+    anchor, nodes, _hub = federation
     home, b, cnode = nodes["tsurugashima"], nodes["suginami"], nodes["shibuya"]
     browser = Browser()
 
@@ -171,7 +171,7 @@ async def test_log_in_at_home_then_at_two_other_nodes_without_a_password(federat
 
 
 async def test_a_chain_that_does_not_hold_is_refused(federation) -> None:
-    anchor, nodes = federation
+    anchor, nodes, _hub = federation
     home = nodes["tsurugashima"]
     resolver = TrustResolver.from_files(anchor.entity_id, str(anchor.jwks_path), cache_seconds=0)
     trusted = await resolver.resolve(home.base)
@@ -210,3 +210,57 @@ async def test_a_chain_that_does_not_hold_is_refused(federation) -> None:
         await wrong_keys.resolve(home.base)
     for r in (resolver, tampered, wrong_keys):
         await r.client.aclose()
+
+
+async def linked_row(node: Node, handle: str) -> Any:
+    from sqlalchemy import select
+
+    from identity.models import users
+
+    async with node.identity.sessions() as s:
+        return (await s.execute(select(users).where(users.c.handle == handle))).first()
+
+
+async def wait_for(predicate: Any, timeout: float = 20.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_profile_changes_at_home_reach_linked_nodes_and_catch_up_after_a_partition(federation) -> None:
+    _anchor, nodes, hub = federation
+    home, b, cnode = nodes["tsurugashima"], nodes["suginami"], nodes["shibuya"]
+    browser = Browser()
+    r = await browser.form(f"{b.base}/login", "/login/federated", {"target": "hanako@tsurugashima"})
+    await browser.form(str(r.url), "/login", {"login": "hanako", "password": PW})
+    r = await browser.form(f"{cnode.base}/login", "/login/federated", {"target": "hanako@tsurugashima"})
+    assert str(r.url) == f"{cnode.base}/me"
+
+    nc = await nats.connect(home.nats.url)
+    try:
+        async def call(endpoint: str, payload: Any) -> Any:
+            return await rpc.call(nc, subjects.svc("tsurugashima", c.SERVICE, endpoint), payload, timeout=15)
+
+        token = (await call(c.EP_LOGIN, c.LoginIn(login="hanako", password=PW)))["session_token"]
+        await call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=token, nickname="はなちゃん",
+                                                          interests=["npo-3"]))
+
+        async def everywhere(field: str, value: Any) -> bool:
+            rows = [await linked_row(n, "hanako@tsurugashima") for n in (b, cnode)]
+            return all(row is not None and getattr(row, field) == value for row in rows)
+
+        assert await wait_for(lambda: everywhere("nickname", "はなちゃん")), "the change did not reach B and C"
+        assert (await linked_row(b, "hanako@tsurugashima")).interests == ["npo-3"]
+
+        # Partition: the hub goes away; a change at home waits; the hub returns; B and C catch up.
+        hub.stop()
+        await call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=token, district="脚折"))
+        await asyncio.sleep(1.5)
+        assert not await everywhere("district", "脚折")
+        hub.start()
+        assert await wait_for(lambda: everywhere("district", "脚折"), timeout=30), "no catch-up after the partition"
+    finally:
+        await nc.close()

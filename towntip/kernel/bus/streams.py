@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    ExternalStream,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+)
 from nats.js.errors import NotFoundError
 
 from towntip.kernel.bus import subjects
@@ -67,3 +74,35 @@ async def ensure_node_streams(js: JetStreamContext, node: str, services: tuple[s
     await ensure_stream(js, dlq_stream_config(node))
     for service in services:
         await ensure_stream(js, evt_stream_config(node, service))
+
+
+def peer_source(peer: str, service: str) -> StreamSource:
+    """A peer node's event stream of one service, read through the hub with the peer's JetStream domain."""
+    return StreamSource(name=subjects.evt_stream(peer, service), filter_subject=subjects.evt_all(peer, service),
+                        external=ExternalStream(api=subjects.js_api(peer)))
+
+
+def fed_stream_config(node: str, sources: list[StreamSource]) -> StreamConfig:
+    """FED_<NODE>: copies of peers' events this node has asked for. JetStream keeps each source's position, so a
+    node cut off from a peer catches up when the link returns. Its own subject (the stream's name) takes nothing."""
+    return StreamConfig(
+        name=subjects.fed_stream(node), subjects=[f"fed.{node}.in"], sources=sources or None,
+        retention=RetentionPolicy.LIMITS, storage=StorageType.FILE, max_age=30 * DAY, duplicate_window=600.0,
+    )
+
+
+async def ensure_peer_sources(js: JetStreamContext, node: str, peers: set[str], service: str) -> list[str]:
+    """Make FED_<node> source `service`'s events of every peer in `peers` (adding, never removing); returns the
+    peers added. Idempotent; several instances may call it at once (the last update wins with the same set)."""
+    name = subjects.fed_stream(node)
+    exists = True
+    try:
+        info = await js.stream_info(name)
+        sources = list(info.config.sources or [])
+    except NotFoundError:
+        exists, sources = False, []
+    have = {s.name for s in sources}
+    added = [p for p in sorted(peers - {node}) if subjects.evt_stream(p, service) not in have]
+    if added or not exists:
+        await ensure_stream(js, fed_stream_config(node, sources + [peer_source(p, service) for p in added]))
+    return added

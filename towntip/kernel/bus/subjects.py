@@ -52,6 +52,16 @@ def edge_stream(node: str) -> str:
     return f"EDGE_{_stream_part(node)}"
 
 
+def fed_stream(node: str) -> str:
+    """What a node takes in from its peers: their event streams, sourced over the leafnodes (FED_<NODE>)."""
+    return f"FED_{_stream_part(node)}"
+
+
+def js_api(node: str) -> str:
+    """Another node's JetStream API, reached through the hub by its JetStream domain (= node id)."""
+    return f"$JS.{node}.API"
+
+
 def dlq_stream(node: str) -> str:
     return f"DLQ_{_stream_part(node)}"
 

@@ -1,0 +1,78 @@
+"""Profiles of people whose home is another node, kept current from that node's events.
+
+When this node first links a person from node A (a federated login), it asks JetStream to source A's identity
+events into FED_<this node> (over the leafnodes, through A's JetStream domain). This consumer applies them to the
+linked local profiles: a public profile change at home reaches every node where the person is known, and a node
+that was cut off catches up when the link returns (JetStream keeps each source's position). Applied once (the
+kernel's inbox); a node may speak only for its own people (`name@A` changes only when A says so).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from nats.aio.msg import Msg
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.models import sessions, users
+from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
+from towntip.kernel.bus.envelope import utcnow
+
+PROFILE_EVENTS = ("UserRegistered", "ProfileChanged")
+FIELDS = ("display_name", "nickname", "district", "interests")
+
+
+class PeerProfileHandler:
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+    def decode(self, msg: Msg) -> tuple[str, dict[str, Any]]:
+        try:
+            env = json.loads(msg.data)
+            key, peer, type_, data = env["id"], env["node"], env["type"], env["data"]
+        except (ValueError, KeyError, TypeError):
+            raise Rejected("not an event envelope") from None
+        parts = msg.subject.split(".")
+        if len(parts) != 4 or parts[0] != "evt" or parts[1] != peer or parts[2] != "identity":
+            raise Rejected(f"event of {peer!r} arrived on {msg.subject!r}", code=403)
+        if peer == self.node:
+            raise Rejected("this node's own event came back", code=409)
+        handle = str(data.get("global_handle", "")) if isinstance(data, dict) else ""
+        if not handle.endswith(f"@{peer}"):
+            raise Rejected(f"{peer!r} may speak only for its own people, not {handle!r}", code=403)
+        return f"{peer}:{key}", {"peer": peer, "type": type_, "handle": handle, "data": data}
+
+    async def apply(self, session: AsyncSession, deliveries: Sequence[Delivery[dict[str, Any]]]) -> list[Outcome]:
+        out: list[Outcome] = []
+        for d in deliveries:
+            if d.duplicate:
+                out.append(None)
+                continue
+            e = d.item
+            where = (users.c.handle == e["handle"], users.c.home_node == e["peer"])
+            if e["type"] in PROFILE_EVENTS:
+                values = {k: e["data"][k] for k in FIELDS if k in e["data"]}
+                values = _clip(values)
+                if values:
+                    await session.execute(update(users).where(*where).values(**values, updated_at=utcnow()))
+            elif e["type"] == "UserDeleted":
+                row = (await session.execute(select(users.c.id).where(*where))).first()
+                if row is not None:
+                    await session.execute(delete(sessions).where(sessions.c.user_id == row.id))
+                    await session.execute(delete(users).where(users.c.id == row.id))
+            out.append(None)
+        return out
+
+
+def _clip(values: dict[str, Any]) -> dict[str, Any]:
+    """What a peer says is checked like input: strings of the lengths our columns hold, a list of codes."""
+    out: dict[str, Any] = {}
+    for k, limit in (("display_name", 100), ("nickname", 50), ("district", 100)):
+        if isinstance(values.get(k), str):
+            out[k] = values[k][:limit]
+    if isinstance(values.get("interests"), list):
+        out["interests"] = [str(x)[:10] for x in values["interests"][:43]]
+    return out
