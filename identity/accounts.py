@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity import passwords
 from identity.models import (
@@ -191,41 +191,40 @@ async def resend_verification(session: AsyncSession, *, email: str, links: Links
 # ---- login and sessions ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class LoginResult:
-    session: c.Session | None
-    error: errors.ServiceError | None  # the failure is recorded (committed) before it is raised
-
-
-async def login(session: AsyncSession, *, node: str, data: c.LoginIn) -> LoginResult:
+async def login(sessions_maker: async_sessionmaker[AsyncSession], *, node: str, data: c.LoginIn) -> c.Session:
     """Checks the password; counts failures and locks the account after MAX_FAILED_LOGINS.
 
-    The caller commits in both cases (the failure count must stick) and then raises `error` if set."""
+    The Argon2id check (tens of ms) runs outside any transaction: on SQLite a transaction holds the node's one
+    write lock. The failure count is incremented atomically, so concurrent wrong guesses all count."""
     now = utcnow()
     key = "email" if "@" in data.login else "handle"
-    row = await _user_by(session, **{key: data.login.lower() if key == "email" else data.login})
+    async with sessions_maker() as session:
+        row = await _user_by(session, **{key: data.login.lower() if key == "email" else data.login})
+    if row is not None and row.home_node is not None:
+        row = None  # a person of another node logs in at home
     locked_until = aware(row.locked_until) if row is not None else None
     if locked_until is not None and locked_until > now:
         await passwords.verify_password(None, data.password)  # same cost as any other answer
-        return LoginResult(None, errors.TooManyRequests(
+        raise errors.TooManyRequests(
             "too many failed logins: the account is locked until "
-            f"{locked_until:%Y-%m-%d %H:%M} UTC / ログインの失敗が続いたため一時的にロックしています"))
+            f"{locked_until:%Y-%m-%d %H:%M} UTC / ログインの失敗が続いたため一時的にロックしています")
     ok = await passwords.verify_password(row.password_hash if row is not None else None, data.password)
     if not ok:
         if row is not None:
-            failed = row.failed_logins + 1
-            values: dict[str, Any] = {"failed_logins": failed}
-            if failed % MAX_FAILED_LOGINS == 0:
-                times = failed // MAX_FAILED_LOGINS
-                values["locked_until"] = now + min(LOCKOUT * (2 ** (times - 1)), MAX_LOCKOUT)
-            await session.execute(update(users).where(users.c.id == row.id).values(**values))
-        return LoginResult(None, errors.Unauthorized(WRONG_LOGIN))
-    values = {"failed_logins": 0, "locked_until": None}
+            async with sessions_maker() as session, session.begin():
+                failed = (await session.execute(
+                    update(users).where(users.c.id == row.id).values(failed_logins=users.c.failed_logins + 1)
+                    .returning(users.c.failed_logins))).scalar_one()
+                if failed % MAX_FAILED_LOGINS == 0:
+                    lock = min(LOCKOUT * (2 ** (failed // MAX_FAILED_LOGINS - 1)), MAX_LOCKOUT)
+                    await session.execute(update(users).where(users.c.id == row.id).values(locked_until=now + lock))
+        raise errors.Unauthorized(WRONG_LOGIN)
+    values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
     if passwords.needs_rehash(row.password_hash):
         values["password_hash"] = await passwords.hash_password(data.password)
-    await session.execute(update(users).where(users.c.id == row.id).values(**values))
-    return LoginResult(await new_session(session, node=node, row=row, client_ip=data.client_ip,
-                                         user_agent=data.user_agent), None)
+    async with sessions_maker() as session, session.begin():
+        await session.execute(update(users).where(users.c.id == row.id).values(**values))
+        return await new_session(session, node=node, row=row, client_ip=data.client_ip, user_agent=data.user_agent)
 
 
 async def new_session(session: AsyncSession, *, node: str, row: Any, client_ip: str, user_agent: str) -> c.Session:

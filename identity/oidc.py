@@ -523,9 +523,12 @@ class OidcService:
             return c.OidcResponse(status=200, headers={"Content-Type": "application/entity-statement+jwt"},
                                   body=statement)
         if r.endpoint == "jwks":
-            async with self.sessions() as s, s.begin():
-                await keys.active_key(s)  # there is always one to publish
+            async with self.sessions() as s:
                 published = await keys.published(s)
+            if not published:  # the first request of a new node: make the key
+                async with self.sessions() as s, s.begin():
+                    await keys.active_key(s)
+                    published = await keys.published(s)
             return c.OidcResponse(status=200, headers={"Content-Type": "application/json"}, body={"keys": published})
         handler: dict[str, Callable[[c.OidcRequest], Awaitable[c.OidcResponse]]] = {
             "authorize": self.authorize, "token": self.token, "userinfo": self.userinfo,
@@ -539,8 +542,12 @@ class OidcService:
         return Request(r.method, r.url, headers, args, dict(r.form) if r.method == "POST" else {})
 
     async def _load_signing_key(self) -> None:
-        async with self.sessions() as s, s.begin():
-            _signing.set(await keys.active_key(s))
+        async with self.sessions() as s:
+            key = await keys.active_key(s) if await keys.published(s) else None
+        if key is None:  # a new node's first token: make the key (a write)
+            async with self.sessions() as s, s.begin():
+                key = await keys.active_key(s)
+        _signing.set(key)
 
     async def authorize(self, r: c.OidcRequest) -> c.OidcResponse:
         req = self._request(r)
@@ -567,7 +574,6 @@ class OidcService:
                 user = None
         if user is None:
             return c.OidcResponse(status=200, login_required=True)
-        await self._load_signing_key()
         return await asyncio.to_thread(p.create_authorization_response, req, user, grant)
 
     async def token(self, r: c.OidcRequest) -> c.OidcResponse:
@@ -579,8 +585,8 @@ class OidcService:
         return resp
 
     async def _keyset(self) -> KeySet:
-        async with self.sessions() as s, s.begin():
-            await keys.active_key(s)
+        """The published public keys (what a relying party would fetch); no private key is touched."""
+        async with self.sessions() as s:
             return KeySet.import_key_set({"keys": await keys.published(s)})
 
     async def verify_access_token(self, token: str) -> dict[str, Any]:

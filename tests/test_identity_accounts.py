@@ -217,3 +217,13 @@ async def test_admin_users_and_clients(node):
     await node.call(c.EP_USER_REMOVE, c.UserRef(handle="taro"))
     with pytest.raises(errors.NotFound):
         await node.call(c.EP_USER_REMOVE, c.UserRef(handle="taro"))
+
+
+async def test_concurrent_wrong_guesses_all_count(node):
+    """Logins are served concurrently (one Argon2id check per request, in threads); the failure count is atomic."""
+    await register(node)
+    results = await asyncio.gather(*(login(node, password=f"wrong password {i}") for i in range(5)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, errors.Unauthorized) for r in results), results
+    with pytest.raises(errors.TooManyRequests):
+        await login(node)

@@ -8,6 +8,7 @@ as "500 internal error", never with a traceback or a repr.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -66,11 +67,30 @@ def _encode(result: BaseModel | dict[str, Any] | list[Any] | None) -> bytes:
     return json.dumps(result, default=str, ensure_ascii=False).encode()
 
 
+MAX_IN_FLIGHT = 64  # requests of one endpoint handled at once by one process; more wait in NATS's queue
+
+
 def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Awaitable[None]]:
+    """nats.py hands a subscription's messages to its callback one at a time: a handler awaited there would serve
+    one request at a time per endpoint (one password hash at a time, however many cores). So the callback starts a
+    task per request, at most MAX_IN_FLIGHT at once, and returns."""
     span_name = f"{service} {ep.name}"
     otel = tracer(f"towntip.{service}")
+    slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+    running: set[asyncio.Task[None]] = set()
 
-    async def handle(req: Request) -> None:
+    async def dispatch(req: Request) -> None:
+        await slots.acquire()  # back-pressure: the subscription stops reading while all slots are busy
+        task = asyncio.create_task(serve(req))
+        running.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            running.discard(t)
+            slots.release()
+
+        task.add_done_callback(done)
+
+    async def serve(req: Request) -> None:
         with otel.start_as_current_span(
             span_name, context=extract_context(req.headers), kind=trace.SpanKind.SERVER,
             attributes={"messaging.destination.name": subject},
@@ -96,7 +116,7 @@ def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Await
                 return
             await req.respond(_encode(result))
 
-    return handle
+    return dispatch
 
 
 async def start_service(

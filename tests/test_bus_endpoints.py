@@ -1,0 +1,56 @@
+"""kernel.bus.endpoints against a real nats-server: validated input, coded errors, and concurrent requests."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import BaseModel
+
+from towntip.kernel import errors
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.bus.endpoints import Endpoints, start_service
+
+NODE = "testnode"
+
+
+class Meet(BaseModel):
+    n: int
+
+
+async def test_requests_are_served_concurrently_with_coded_errors(nc) -> None:
+    eps = Endpoints()
+    arrived: list[int] = []
+    all_here = asyncio.Event()
+
+    @eps.add("meet", Meet)
+    async def meet(q: Meet) -> dict[str, int]:
+        """Answers only once all 8 requests are inside at the same time: served one at a time, it never would."""
+        arrived.append(q.n)
+        if len(arrived) == 8:
+            all_here.set()
+        await asyncio.wait_for(all_here.wait(), timeout=5)
+        return {"n": q.n}
+
+    @eps.add("boom")
+    async def boom(_: None) -> None:
+        raise RuntimeError("internal detail that must not leak")
+
+    @eps.add("nope")
+    async def nope(_: None) -> None:
+        raise errors.NotFound("no such thing")
+
+    svc = await start_service(nc, node=NODE, service="demo", version="0.0.1", endpoints=eps)
+    try:
+        subject = subjects.svc(NODE, "demo", "meet")
+        answers = await asyncio.gather(*(rpc.call(nc, subject, Meet(n=i), timeout=8) for i in range(8)))
+        assert [a["n"] for a in answers] == list(range(8)) and sorted(arrived) == list(range(8))
+        with pytest.raises(errors.ServiceError) as exc:
+            await rpc.call(nc, subjects.svc(NODE, "demo", "boom"))
+        assert exc.value.code == 500 and "internal detail" not in exc.value.reason
+        with pytest.raises(errors.NotFound, match="no such thing"):
+            await rpc.call(nc, subjects.svc(NODE, "demo", "nope"))
+        with pytest.raises(errors.BadRequest):
+            await rpc.call(nc, subject, {"n": "many"})
+    finally:
+        await svc.stop()
