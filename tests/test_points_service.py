@@ -301,3 +301,66 @@ async def test_an_unknown_card_has_nothing(sessions: Sessions) -> None:
     assert (await card_balance(sessions, CARDS[1].lower())) == Balance(asset=service.ASSET_POINTS, balance=5, taps=1)
     async with sessions() as s:  # asking does not open an account
         assert (await service.balances_of(s, [service.card_account_id(KEY, CARDS[5])])) == {}
+
+
+# ---- cards bound to people ----------------------------------------------------------------------------------------
+
+PERSON = "0192f3a4-aaaa-7bbb-8ccc-000000000001"
+OTHER = "0192f3a4-aaaa-7bbb-8ccc-000000000002"
+
+
+async def bind_request(sessions: Sessions, person: str, idm: str) -> Any:
+    async with sessions() as s, s.begin():
+        return await service.request_binding(session=s, card_key=KEY, person=person, idm=idm)
+
+
+async def points_of(sessions: Sessions, person: str) -> Any:
+    async with sessions() as s:
+        return await service.person_points(session=s, person=person)
+
+
+async def test_a_binding_is_confirmed_by_the_cards_next_tap_and_moves_its_points(sessions: Sessions) -> None:
+    await define(sessions, "ev", participant_points=1, volunteer_points=5)
+    await record(sessions, [tap(1, CARDS[0]), tap(2, CARDS[0], role="volunteer")])  # 6 points on the card
+    pending = await bind_request(sessions, PERSON, CARDS[0].lower())
+    assert pending.card_ref == service.card_account_id(KEY, CARDS[0]).removeprefix("card:")[:8]
+    mine = await points_of(sessions, PERSON)
+    assert mine.balance == 0 and mine.cards == [] and [p.card_ref for p in mine.pending] == [pending.card_ref]
+
+    [outcome] = await record(sessions, [tap(3, CARDS[0])])  # the confirming tap
+    assert isinstance(outcome, TapOutcome) and outcome.balance == 7  # 6 moved + 1 for this tap
+    mine = await points_of(sessions, PERSON)
+    assert mine.balance == 7 and [c.card_ref for c in mine.cards] == [pending.card_ref] and mine.pending == []
+    assert (await card_balance(sessions, CARDS[0])).balance == 0
+    [later] = await record(sessions, [tap(4, CARDS[0], role="volunteer")])
+    assert later.balance == 12 and (await points_of(sessions, PERSON)).balance == 12
+    async with sessions() as s:  # still a zero-sum ledger
+        total = (await s.execute(select(func.sum(postings.c.amount)))).scalar_one()
+        assert total == 0
+
+    # Another person cannot take the card over; the owner reports it lost; its taps no longer credit her.
+    with pytest.raises(errors.Conflict):
+        await bind_request(sessions, OTHER, CARDS[0])
+    with pytest.raises(errors.Conflict):
+        await bind_request(sessions, PERSON, CARDS[0])
+    async with sessions() as s, s.begin():
+        with pytest.raises(errors.NotFound):
+            await service.unbind_card(session=s, person=OTHER, ref=pending.card_ref)
+    async with sessions() as s, s.begin():
+        after = await service.unbind_card(session=s, person=PERSON, ref=pending.card_ref)
+    assert after.balance == 12 and after.cards == []
+    await record(sessions, [tap(5, CARDS[0])])
+    assert (await points_of(sessions, PERSON)).balance == 12 and (await card_balance(sessions, CARDS[0])).balance == 1
+
+
+async def test_an_expired_binding_request_binds_nothing(sessions: Sessions) -> None:
+    await define(sessions, "ev")
+    await bind_request(sessions, PERSON, CARDS[1])
+    async with sessions() as s, s.begin():
+        from services.points.models import card_binding_requests
+
+        await s.execute(card_binding_requests.update().values(expires_at=T0))
+    await record(sessions, [tap(1, CARDS[1])])
+    mine = await points_of(sessions, PERSON)
+    assert mine.balance == 0 and mine.cards == [] and mine.pending == []
+    assert (await card_balance(sessions, CARDS[1])).balance == 1

@@ -97,4 +97,20 @@ def build_endpoints(
         async with sessions() as session:
             return contract.EventList(events=await service.list_events(session=session))
 
+    @eps.add(contract.EP_CARD_BIND_REQUEST, contract.CardBindRequest)
+    async def bind_request(q: contract.CardBindRequest) -> contract.CardBindPending:
+        async with sessions() as session, session.begin():
+            return await service.request_binding(session=session, card_key=card_key, person=q.person,
+                                                 idm=q.card_idm)
+
+    @eps.add(contract.EP_CARD_UNBIND, contract.CardUnbind)
+    async def unbind(q: contract.CardUnbind) -> contract.PersonPoints:
+        async with sessions() as session, session.begin():
+            return await service.unbind_card(session=session, person=q.person, ref=q.card_ref)
+
+    @eps.add(contract.EP_PERSON_POINTS, contract.PersonQuery)
+    async def person_points(q: contract.PersonQuery) -> contract.PersonPoints:
+        async with sessions() as session:
+            return await service.person_points(session=session, person=q.person)
+
     return eps

@@ -107,3 +107,25 @@ taps = Table(
     Index("ix_taps_event", "event_code"),
     Index("ix_taps_account", "account_id"),
 )
+
+# A card bound to a person: its taps credit the person's account (its balance moved there when it was bound).
+card_bindings = Table(
+    "card_bindings",
+    metadata,
+    Column("card_account", String(100), ForeignKey("accounts.id"), primary_key=True),
+    Column("person_account", String(100), ForeignKey("accounts.id"), nullable=False),
+    Column("bound_at", DateTime(timezone=True), nullable=False),
+    Column("method", String(16), nullable=False),  # "tap": confirmed by a tap at a terminal
+    Index("ix_card_bindings_person", "person_account"),
+)
+
+# A person asked online to bind a card; the card's next tap at any terminal, before expiry, confirms it
+# (an IDm is not a secret: typing it proves nothing, holding the card at a terminal does).
+card_binding_requests = Table(
+    "card_binding_requests",
+    metadata,
+    Column("card_account", String(100), primary_key=True),
+    Column("person_account", String(100), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -6,20 +6,34 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points.models import accounts, balances, bus, events, journal, postings, taps
+from services.points.models import (
+    accounts,
+    balances,
+    bus,
+    card_binding_requests,
+    card_bindings,
+    events,
+    journal,
+    postings,
+    taps,
+)
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import add_events, outbox_rows
 from towntip.kernel.contracts.points import (
     Balance,
+    BoundCard,
+    CardBindPending,
     EventDefined,
     EventIn,
     EventOut,
+    PersonPoints,
     Tap,
     TapOutcome,
     TapRecorded,
@@ -153,6 +167,93 @@ async def get_card_balance(*, session: AsyncSession, card_key: bytes, idm: str) 
 # ---- taps ---------------------------------------------------------------------------------------------------
 
 
+# ---- cards bound to people --------------------------------------------------------------------------------------
+
+BIND_WINDOW = timedelta(minutes=15)
+
+
+def person_account_id(person: str) -> str:
+    """A person's ledger account at this node: the identity service's user id here."""
+    return f"person:{person}"
+
+
+def card_ref(card_account: str) -> str:
+    """What a person sees of a card: 8 hex digits of its keyed hash (never the IDm)."""
+    return card_account.removeprefix("card:")[:8]
+
+
+async def _routes(session: AsyncSession, cards: Sequence[str], now: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """({card: person it credits}, {card: person, for cards this tap binds}), in one query."""
+    if not cards:
+        return {}, {}
+    b, r = card_bindings, card_binding_requests
+    rows = await session.execute(
+        select(b.c.card_account, b.c.person_account, literal("bound").label("state"))
+        .where(db.among(session, b.c.card_account, cards))
+        .union_all(
+            select(r.c.card_account, r.c.person_account, literal("pending").label("state"))
+            .where(db.among(session, r.c.card_account, cards), r.c.expires_at > now)
+        )
+    )
+    found = list(rows)
+    routes = {row.card_account: row.person_account for row in found if row.state == "bound"}
+    newly = {row.card_account: row.person_account for row in found
+             if row.state == "pending" and row.card_account not in routes}
+    return {**routes, **newly}, newly
+
+
+async def request_binding(*, session: AsyncSession, card_key: bytes, person: str, idm: str) -> CardBindPending:
+    """A person asks to bind a card; the card's next tap at any terminal within BIND_WINDOW confirms it."""
+    card = card_account_id(card_key, idm)
+    mine = person_account_id(person)
+    bound = (await session.execute(select(card_bindings.c.person_account)
+                                   .where(card_bindings.c.card_account == card))).first()
+    if bound is not None:
+        if bound.person_account == mine:
+            raise errors.Conflict("this card is already yours / このカードは登録済みです")
+        raise errors.Conflict("this card is bound to another account: it must be reported lost there first "
+                              "/ 別のアカウントに登録されています")
+    now = utcnow()
+    stmt = db.insert_on_conflict(session, card_binding_requests).values(
+        card_account=card, person_account=mine, requested_at=now, expires_at=now + BIND_WINDOW)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["card_account"], set_={
+        "person_account": stmt.excluded.person_account, "requested_at": stmt.excluded.requested_at,
+        "expires_at": stmt.excluded.expires_at}))
+    return CardBindPending(card_ref=card_ref(card), expires_at=now + BIND_WINDOW)
+
+
+async def unbind_card(*, session: AsyncSession, person: str, ref: str) -> PersonPoints:
+    """A lost card: its taps no longer credit the person (who keeps the points already earned)."""
+    mine = person_account_id(person)
+    rows = (await session.execute(select(card_bindings.c.card_account)
+                                  .where(card_bindings.c.person_account == mine))).scalars().all()
+    match = [c for c in rows if c.removeprefix("card:").startswith(ref)]
+    if len(match) != 1:
+        raise errors.NotFound(f"no card {ref!r} is bound to this account")
+    await session.execute(delete(card_bindings).where(card_bindings.c.card_account == match[0]))
+    return await person_points(session=session, person=person)
+
+
+async def person_points(*, session: AsyncSession, person: str) -> PersonPoints:
+    mine = person_account_id(person)
+    balance = (await balances_of(session, [mine])).get(mine, 0)
+    cards = (await session.execute(select(card_bindings.c.card_account, card_bindings.c.bound_at)
+                                   .where(card_bindings.c.person_account == mine)
+                                   .order_by(card_bindings.c.bound_at))).all()
+    pending = (await session.execute(select(card_binding_requests.c.card_account, card_binding_requests.c.expires_at)
+                                     .where(card_binding_requests.c.person_account == mine,
+                                            card_binding_requests.c.expires_at > utcnow()))).all()
+    return PersonPoints(
+        asset=ASSET_POINTS, balance=balance,
+        cards=[BoundCard(card_ref=card_ref(r.card_account), bound_at=_aware(r.bound_at)) for r in cards],
+        pending=[CardBindPending(card_ref=card_ref(r.card_account), expires_at=_aware(r.expires_at)) for r in pending],
+    )
+
+
+def _aware(t: Any) -> Any:
+    return t if t is None or t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
 @dataclass
 class TapToApply:
     tap: Tap
@@ -194,8 +295,30 @@ async def record_taps(
         now = utcnow()
         card_ids = sorted({a for *_, a in accepted})  # one lock order for concurrent batches
         journal_rows, posting_rows, tap_rows, envelopes = [], [], [], []
-        deltas = dict.fromkeys(card_ids, 0)
-        for _i, tap, pts, account in accepted:
+        # Where a card's points go: the person it is bound to, else the card's own account. A card with a binding
+        # request waiting is bound by this very tap (the tap is the proof that the requester holds the card).
+        routes, newly_bound = await _routes(session, card_ids, now)
+        people = sorted({p for p in routes.values()})
+        deltas = dict.fromkeys(card_ids + people, 0)
+        for card, person in newly_bound.items():
+            moved = (await balances_of(session, [card])).get(card, 0)
+            jid = new_id()
+            journal_rows.append({"id": jid, "idempotency_key": f"bind:{card}:{now.isoformat()}", "kind": "bind",
+                                 "payload_hash": hashlib.sha256(f"{card}>{person}".encode()).hexdigest(),
+                                 "created_at": now})
+            if moved:
+                posting_rows.append({"journal_id": jid, "account_id": card, "asset": ASSET_POINTS, "amount": -moved})
+                posting_rows.append({"journal_id": jid, "account_id": person, "asset": ASSET_POINTS, "amount": moved})
+                # Taken off the card by its own UPDATE: a negative delta in the upsert below would be checked
+                # as a negative row before the conflict turns it into an update (SQLite's CHECK does that).
+                await session.execute(update(balances).where(
+                    balances.c.account_id == card, balances.c.asset == ASSET_POINTS,
+                ).values(balance=balances.c.balance - moved))
+                deltas[person] += moved
+        credited: list[tuple[int, Tap, int, str]] = []
+        for i, tap, pts, card in accepted:
+            account = routes.get(card, card)
+            credited.append((i, tap, pts, account))
             jid = new_id()
             journal_rows.append(
                 {"id": jid, "idempotency_key": tap.key, "kind": "tap", "payload_hash": payload_hash(tap), "created_at": now}
@@ -205,21 +328,21 @@ async def record_taps(
                 posting_rows.append({"journal_id": jid, "account_id": account, "asset": ASSET_POINTS, "amount": pts})
                 deltas[account] += pts
             tap_rows.append({
-                "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": account,
+                "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": card,
                 "event_code": tap.event, "role": tap.role, "points": pts, "tapped_at": tap.tapped_at,
                 "recorded_at": now, "journal_id": jid,
             })
             recorded = TapRecorded(
                 key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
-                points=pts, card_ref=account.removeprefix("card:"), tapped_at=tap.tapped_at,
+                points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at,
             )
             envelopes.append(
                 Envelope(type="TapRecorded", node=node, service=SERVICE, time=now, data=recorded.model_dump(mode="json"))
             )
-        # Everything in one write (one round trip on PostgreSQL): accounts for cards not seen before (the issuance
-        # account comes with the schema, migration 0002), the journal, its postings, the taps, the cards' running
-        # balances (the issuance account keeps none, see system_balance; the CHECK refuses a card below 0), and
-        # the events. The balances come back as they are after this batch.
+        # Everything in one write (one round trip on PostgreSQL): accounts for cards and people not seen before
+        # (the issuance account comes with the schema, migration 0002), new bindings, the journal, its postings,
+        # the taps, the running balances (the issuance account keeps none, see system_balance; the CHECK refuses a
+        # card or person below 0), and the events. The balances come back as they are after this batch.
         balance_upsert = db.Rows(
             balances,
             [{"account_id": a, "asset": ASSET_POINTS, "balance": d, "may_go_negative": False} for a, d in deltas.items()],
@@ -228,18 +351,24 @@ async def record_taps(
             ),
             returning=(balances.c.account_id, balances.c.balance),
         )
+        new_accounts = [{"id": a, "kind": "card", "may_go_negative": False, "created_at": now} for a in card_ids]
+        new_accounts += [{"id": p, "kind": "person", "may_go_negative": False, "created_at": now} for p in people]
         after = await db.write_rows(session, [
-            db.Rows(accounts, [{"id": a, "kind": "card", "may_go_negative": False, "created_at": now} for a in card_ids],
-                    conflict=lambda ins: ins.on_conflict_do_nothing(index_elements=["id"])),
+            db.Rows(accounts, new_accounts, conflict=lambda ins: ins.on_conflict_do_nothing(index_elements=["id"])),
+            db.Rows(card_bindings, [{"card_account": c, "person_account": p, "bound_at": now, "method": "tap"}
+                                    for c, p in sorted(newly_bound.items())]),
             db.Rows(journal, journal_rows),
             db.Rows(postings, posting_rows),
             db.Rows(taps, tap_rows),
             balance_upsert,
             outbox_rows(bus, envelopes),
         ])
-        # Each tap's outcome carries the card's balance just after it: walk back from the balance after the batch.
+        if newly_bound:
+            await session.execute(delete(card_binding_requests).where(
+                db.among(session, card_binding_requests.c.card_account, list(newly_bound))))
+        # Each tap's outcome carries the credited balance just after it: walk back from the balance after the batch.
         running = {r.account_id: r.balance for r in after}
-        for i, tap, pts, account in reversed(accepted):
+        for i, tap, pts, account in reversed(credited):
             results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts, balance=running[account])
             running[account] -= pts
 

@@ -138,3 +138,49 @@ EP_BALANCE = "balance"  # BalanceQuery -> Balance
 EP_EVENT_PUT = "events.put"  # EventIn -> EventOut (create or update the rule)
 EP_EVENT_GET = "events.get"  # EventQuery -> EventOut
 EP_EVENT_LIST = "events.list"  # {} -> EventList
+
+
+# ---- cards bound to people (svc.<node>.points.cards.*) ----------------------------------------------------------
+
+EP_CARD_BIND_REQUEST = "cards.bind_request"  # CardBindRequest -> CardBindPending
+EP_CARD_UNBIND = "cards.unbind"  # CardUnbind -> PersonPoints
+EP_PERSON_POINTS = "person.points"  # PersonQuery -> PersonPoints
+
+PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]  # the identity service's user id
+
+
+class CardBindRequest(BaseModel):
+    model_config = _STRICT
+
+    person: PersonId
+    card_idm: CardIdm
+
+
+class CardBindPending(BaseModel):
+    card_ref: str  # the first 8 hex digits of the card's keyed hash: enough to tell one's cards apart
+    expires_at: datetime
+
+
+class CardUnbind(BaseModel):
+    model_config = _STRICT
+
+    person: PersonId
+    card_ref: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,64}$")]
+
+
+class PersonQuery(BaseModel):
+    model_config = _STRICT
+
+    person: PersonId
+
+
+class BoundCard(BaseModel):
+    card_ref: str
+    bound_at: datetime
+
+
+class PersonPoints(BaseModel):
+    asset: str
+    balance: int
+    cards: list[BoundCard]
+    pending: list[CardBindPending]
