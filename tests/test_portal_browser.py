@@ -14,6 +14,7 @@ import uvicorn
 
 from gateway.app import create_app
 from identity.app import IdentityService
+from services.points.app import PointsService
 from tests.browser import phone_browser  # noqa: F401 - fixture
 from tests.smtp_helpers import Smtp
 from towntip.kernel.mail import SmtpSettings
@@ -33,7 +34,10 @@ async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[tuple[str, 
         service="identity", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / "id"),
         public_url=base), smtp=SmtpSettings(host="127.0.0.1", port=smtp.port))
     await svc.start()
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity",
+    points = PointsService(ServiceSettings(service="points", node_id=NODE, nats_url=nats_server.url,
+                                           data_dir=str(tmp_path / "pt"), card_key="11" * 32))
+    await points.start()
+    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,points",
                                      data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -46,6 +50,7 @@ async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[tuple[str, 
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+        await points.stop()
         await svc.stop()
 
 
@@ -148,3 +153,58 @@ async def test_wrong_password_shows_the_reason_in_japanese(portal, phone_browser
     await open_page(phone_browser, base + "/login")
     page = await fill_and_submit(phone_browser, {"login": "nobody", "password": "wrong password"})
     assert page["url"] == "/login" and "パスワードが違います" in page["text"]
+
+
+async def test_bind_a_card_by_touching_a_terminal_then_report_it_lost(portal, phone_browser, nats_server) -> None:  # noqa: F811
+    base, _ = portal
+    d = phone_browser
+    from datetime import UTC, datetime
+
+    import nats as nats_client
+    from selenium.webdriver.common.by import By
+
+    from towntip.kernel.bus import rpc, subjects
+    from towntip.kernel.contracts import identity as ic
+    from towntip.kernel.contracts import points as pc
+
+    nc = await nats_client.connect(nats_server.url)
+    try:
+        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
+            handle="taro", email="taro@example.jp", password="correct horse battery"), timeout=15)
+        await rpc.call(nc, subjects.svc(NODE, pc.SERVICE, pc.EP_EVENT_PUT), pc.EventIn(code="walk", name="散歩"))
+        js = nc.jetstream()
+
+        async def touch(n: int) -> None:
+            t = pc.Tap(tap_id=f"browser-{n:04d}", terminal_id="hall-1", card_idm="0123456789ABCDEF", event="walk",
+                       tapped_at=datetime.now(UTC))
+            await js.publish(subjects.edge(NODE, "hall-1", "tap"), t.model_dump_json().encode(),
+                             headers={subjects.HDR_MSG_ID: t.key})
+
+        await touch(1)  # a point on the card before it is bound
+        await open_page(d, base + "/login?next=/settings/cards")
+        page = await fill_and_submit(d, {"login": "taro", "password": "correct horse battery"})
+        assert page["url"] == "/settings/cards" and "まだカードを登録していません" in page["text"], page["text"]
+        page = await fill_and_submit(d, {"card_idm": "0123456789abcdef"}, button="form[action$=bind] button")
+        assert "端末へのタッチ待ち" in page["text"] and page["overflow"] <= 0, page["text"]
+
+        await touch(2)  # the confirming touch: the card's point moves over, this touch adds one
+
+        async def bound() -> dict:
+            return await open_page(d, base + "/settings/cards")
+
+        for _ in range(100):
+            page = await bound()
+            if "紛失を届け出る" in page["text"]:
+                break
+            await asyncio.sleep(0.1)
+        balance = await run(lambda: d.find_element(By.ID, "balance").text)
+        assert balance == "2" and "端末へのタッチ待ち" not in page["text"], page["text"]
+        me = await open_page(d, base + "/me")
+        assert "2" in await run(lambda: d.find_element(By.ID, "my-points").text)
+
+        await open_page(d, base + "/settings/cards")
+        page = await run(lambda: click_and_wait(d, d.find_element(By.CSS_SELECTOR, "form.card-row button")))
+        assert "登録を解除しました" in page["text"] and "まだカードを登録していません" in page["text"], page["text"]
+        assert me["overflow"] <= 0
+    finally:
+        await nc.close()

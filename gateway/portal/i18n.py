@@ -69,6 +69,18 @@ WORDS: dict[str, tuple[str, str]] = {
     "federated": ("ほかの地域のIDでログイン", "Log in with my home region"),
     "federated_hint": ("ホーム地域のID（例: hanako@tsurugashima）", "Your ID at home (e.g. hanako@tsurugashima)"),
     "federated_go": ("ホーム地域でログイン", "Log in at home"),
+    "cards": ("交通系ICカード", "Transit IC cards"),
+    "card": ("カード", "Card"),
+    "bound_cards": ("登録済みのカード", "Your cards"),
+    "no_cards": ("まだカードを登録していません。", "No card yet."),
+    "bind_card": ("カードを登録", "Add a card"),
+    "card_idm": ("カードのIDm（16桁の英数字）", "The card's IDm (16 hex digits)"),
+    "bind_help": ("登録を申し込んだら、15分以内にいずれかの会場端末へカードをタッチしてください。タッチで登録が完了し、カードに貯まっていたポイントがアカウントに移ります。",
+                  "After asking, touch the card on any event terminal within 15 minutes. The touch completes the binding, and the card's points move to your account."),
+    "tap_to_confirm": ("端末へのタッチ待ち", "Waiting for a touch at a terminal"),
+    "report_lost": ("紛失を届け出る", "Report lost"),
+    "unbound": ("カードの登録を解除しました。これまでのポイントはアカウントに残ります。",
+                "The card is unbound. The points you earned stay in your account."),
     "member_since": ("登録日", "Member since"),
 }
 

@@ -19,6 +19,7 @@ from gateway.portal.i18n import t
 from towntip.kernel import categories, errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
+from towntip.kernel.contracts import points as pc
 
 router = APIRouter(include_in_schema=False)
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
@@ -269,8 +270,79 @@ async def my_page(request: Request) -> Response:
         return _login_redirect(request)
     lang = ps.lang(request)
     names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
+    try:
+        points: pc.PersonPoints | None = pc.PersonPoints.model_validate(
+            await _points(request, pc.EP_PERSON_POINTS, pc.PersonQuery(person=user.id)))
+    except errors.ServiceError:
+        points = None  # My Page works while the points service is down
     return render(request, "me.html", user=user, interests=[names.get(i, i) for i in user.interests],
-                  since=user.created_at.astimezone(JST).strftime("%Y-%m-%d"))
+                  since=user.created_at.astimezone(JST).strftime("%Y-%m-%d"), points=points)
+
+
+async def _points(request: Request, endpoint: str, payload: BaseModel) -> Any:
+    settings = request.app.state.settings
+    nc = request.app.state.nc
+    if nc is None or not nc.is_connected:
+        raise errors.Unavailable("the gateway is not connected to the node's message bus")
+    return await rpc.call(nc, subjects.svc(settings.node_id, pc.SERVICE, endpoint), payload,
+                          timeout=settings.request_timeout)
+
+
+async def _cards_page(request: Request, user: c.User, *, status: int = 200, **ctx: Any) -> HTMLResponse:
+    try:
+        points = pc.PersonPoints.model_validate(await _points(request, pc.EP_PERSON_POINTS,
+                                                              pc.PersonQuery(person=user.id)))
+    except errors.ServiceError as exc:
+        return message(request, heading=t("error", ps.lang(request)), paragraphs=[_reason(exc, ps.lang(request))],
+                       status=503, user=user)
+    return render(request, "cards.html", status=status, user=user, points=points, **ctx)
+
+
+@router.get("/settings/cards", response_class=HTMLResponse)
+async def cards_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    return await _cards_page(request, user)
+
+
+@router.post("/settings/cards/bind")
+async def bind_card(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    try:
+        await _points(request, pc.EP_CARD_BIND_REQUEST,
+                      pc.CardBindRequest(person=user.id, card_idm=str(form.get("card_idm", "")).strip()))
+    except ValidationError:
+        return await _cards_page(request, user, status=400, error=t("card_idm", lang))
+    except errors.ServiceError as exc:
+        return await _cards_page(request, user, status=exc.code if 400 <= exc.code < 600 else 400,
+                                 error=_reason(exc, lang))
+    return await _cards_page(request, user, notice=t("bind_help", lang))
+
+
+@router.post("/settings/cards/unbind")
+async def unbind_card(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    try:
+        await _points(request, pc.EP_CARD_UNBIND, pc.CardUnbind(person=user.id, card_ref=str(form.get("card_ref", ""))))
+    except ValidationError:
+        return await _cards_page(request, user, status=400, error="card")
+    except errors.ServiceError as exc:
+        return await _cards_page(request, user, status=exc.code if 400 <= exc.code < 600 else 400,
+                                 error=_reason(exc, lang))
+    return await _cards_page(request, user, notice=t("unbound", lang))
 
 
 @router.get("/settings/profile", response_class=HTMLResponse)
