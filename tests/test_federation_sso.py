@@ -22,6 +22,7 @@ import httpx
 import nats
 import pytest
 import uvicorn
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from gateway.app import create_app
 from identity.app import IdentityService
@@ -159,6 +160,27 @@ async def test_log_in_at_home_then_at_two_other_nodes_without_a_password(federat
         row = (await s.execute(select(users).where(users.c.handle == "hanako@tsurugashima"))).one()
     assert row.home_node == "tsurugashima" and row.home_issuer == home.base and row.email is None
     assert row.password_hash == "!"
+
+    # A token of A is no token at B: B's provider verifies only its own.
+    nc = await nats.connect(home.nats.url)
+    try:
+        rp = await rpc.call(nc, subjects.svc("tsurugashima", c.SERVICE, c.EP_CLIENT_ADD), c.ClientAddIn(
+            client_id="rp", redirect_uris=["https://rp.example.org/cb"]), timeout=15)
+    finally:
+        await nc.close()
+    verifier = "v" * 50
+    r = await browser.http.get(f"{home.base}/oauth/authorize", params={
+        "response_type": "code", "client_id": "rp", "redirect_uri": "https://rp.example.org/cb", "scope": "openid",
+        "state": "s", "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"})
+    assert r.status_code == 302, r.text  # A's session from above: no password
+    code = dict(x.split("=", 1) for x in urlsplit(r.headers["location"]).query.split("&"))["code"]
+    token = (await browser.http.post(f"{home.base}/oauth/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": "https://rp.example.org/cb",
+        "code_verifier": verifier}, auth=("rp", rp["client_secret"]))).json()["access_token"]
+    assert (await browser.http.get(f"{home.base}/oauth/userinfo",
+                                   headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    at_b = await browser.http.get(f"{b.base}/oauth/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert at_b.status_code == 401 and "invalid_token" in at_b.headers["www-authenticate"]
 
     # The anchor removes C: C's next login is refused at A (no redirect back to C), and B no longer trusts C.
     assert anchor.remove(cnode.base)

@@ -44,6 +44,7 @@ class Env:
     transport: httpx.ASGITransport
     client_id: str
     client_secret: str
+    identity: Any = None
 
     def browser(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=self.transport, base_url=BASE, follow_redirects=False)
@@ -71,7 +72,7 @@ async def env(nats_server, database, tmp_path, smtp) -> AsyncIterator[Env]:
     nc = await nats.connect(nats_server.url)
     try:
         async with app.router.lifespan_context(app):
-            e = Env(app, nc, httpx.ASGITransport(app=app), "", "")
+            e = Env(app, nc, httpx.ASGITransport(app=app), "", "", svc)
             client = await e.admin(c.EP_CLIENT_ADD, c.ClientAddIn(
                 client_id="rp-portal", redirect_uris=[RP_CB], post_logout_redirect_uris=[RP_LOGOUT]))
             e.client_id, e.client_secret = client["client_id"], client["client_secret"]
@@ -272,3 +273,34 @@ async def test_challenge_helper_matches(env):
     """The S256 challenge the client library sends is the one the provider checks (RFC 7636 appendix B)."""
     assert create_s256_code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == \
         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+async def test_expired_and_foreign_tokens_are_refused(env, tmp_path):
+    """An access token signed with the node's own key but expired, and one signed by a key the node never had."""
+    import time as _time
+
+    from joserfc.jwk import RSAKey
+
+    from identity import keys
+
+    meta = await metadata(env)
+    async with env.browser() as browser, env.rp() as rp:
+        await portal_login(browser)
+        r, verifier, _ = await authorize(env, browser, rp)
+        token = await rp.fetch_token(meta["token_endpoint"], authorization_response=r.headers["location"],
+                                     code_verifier=verifier)
+        claims = jwt.decode(token["access_token"], KeySet.import_key_set(
+            (await browser.get("/oauth/jwks")).json())).claims
+        identity = env.identity
+        async with identity.sessions() as s:
+            own = await keys.active_key(s)
+        now = int(_time.time())
+        expired = jwt.encode({"alg": "RS256", "kid": own.kid, "typ": "at+jwt"},
+                             {**claims, "iat": now - 7200, "exp": now - 3600}, own.key, ["RS256"])
+        stranger = RSAKey.generate_key(2048)
+        foreign = jwt.encode({"alg": "RS256", "kid": own.kid, "typ": "at+jwt"}, claims, stranger, ["RS256"])
+        for bad in (expired, foreign):
+            r = await browser.get("/oauth/userinfo", headers={"Authorization": f"Bearer {bad}"})
+            assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], r.text
+        ok = await browser.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+        assert ok.status_code == 200 and ok.json()["sub"] == claims["sub"]
