@@ -64,8 +64,13 @@ class Node:
             await asyncio.sleep(0.1)
         raise AssertionError(f"/healthz never answered {want}; last {last}\n{self.output}")
 
+    def operator_url(self) -> str:
+        """The embedded nats-server takes only its users: the operator's URL is in the data dir."""
+        path = self.data_dir / "secrets" / "nats-operator-url"
+        return path.read_text().strip() if path.exists() else f"nats://127.0.0.1:{self.nats_port}"
+
     async def status(self) -> dict[str, dict[str, Any]]:
-        nc = await nats.connect(f"nats://127.0.0.1:{self.nats_port}", connect_timeout=2, max_reconnect_attempts=1)
+        nc = await nats.connect(self.operator_url(), connect_timeout=2, max_reconnect_attempts=1)
         try:
             msg = await nc.request(f"svc.{NODE}.node.status", b"", timeout=2)
         finally:
@@ -296,3 +301,67 @@ async def test_node_up_on_existing_nats_and_postgres_credits_a_tap(nats_server: 
         finish(node)
         await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_who_may_say_what_on_the_nodes_bus(node: Node) -> None:
+    """Each process and terminal has its own NATS user scoped to its subjects; a test proves each refusal."""
+    await node.wait_health(200)
+    data = node.data_dir / "secrets"
+    base = f"nats://127.0.0.1:{node.nats_port}"
+
+    # No user: no connection.
+    with pytest.raises(Exception):  # noqa: B017 - nats-py raises its own "no servers" after the auth refusal
+        await nats.connect(base, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+
+    operator = await nats.connect(node.operator_url())
+    try:
+        answer = json.loads((await operator.request(f"svc.{NODE}.node.enroll",
+                                                    json.dumps({"terminal": "hall-1"}).encode(), timeout=5)).data)
+        bad = await operator.request(f"svc.{NODE}.node.enroll", b'{"terminal": "Hall 1!"}', timeout=5)
+        assert bad.headers and bad.headers.get("Nats-Service-Error-Code") == "400"
+        js = operator.jetstream()
+        stream = f"EDGE_{NODE.upper()}"
+        before = (await js.stream_info(stream)).state.messages
+
+        async def refused(url: str, subject: str, **kw: Any) -> str:
+            """Publishes to `subject` as the user in `url`; returns the server's permission error."""
+            seen: list[str] = []
+
+            async def on_error(exc: Exception) -> None:
+                seen.append(str(exc))
+
+            nc = await nats.connect(url, error_cb=on_error, **kw)
+            try:
+                await nc.publish(subject, b"{}")
+                await nc.flush(timeout=2)
+                for _ in range(50):
+                    if seen:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await nc.close()
+            return " ".join(seen).lower()
+
+        # Terminal hall-1 may not publish as hall-2, nor call a service, nor read another terminal's inbox.
+        term = answer["url"]
+        assert "permissions violation" in await refused(term, f"edge.{NODE}.hall-2.tap",
+                                                        inbox_prefix=answer["inbox_prefix"])
+        assert "permissions violation" in await refused(term, f"svc.{NODE}.points.events.put",
+                                                        inbox_prefix=answer["inbox_prefix"])
+        nc = await nats.connect(term, inbox_prefix=answer["inbox_prefix"])
+        try:
+            ack = await nc.jetstream().publish(f"edge.{NODE}.hall-1.heartbeat", b"{}", timeout=5)
+            assert ack.stream == stream  # its own subject works
+        finally:
+            await nc.close()
+        assert (await js.stream_info(stream)).state.messages == before + 1  # nothing from the refused ones
+
+        # The gateway may not enrol terminals; the points service may not publish identity's events.
+        gateway = base.replace("nats://", f"nats://gateway:{(data / 'nats-gateway').read_text().strip()}@")
+        assert "permissions violation" in await refused(gateway, f"svc.{NODE}.node.enroll")
+        points = base.replace("nats://", f"nats://svc-points:{(data / 'nats-svc-points').read_text().strip()}@")
+        assert "permissions violation" in await refused(points, f"evt.{NODE}.identity.profile_changed")
+        assert (data / "nats-terminals.json").stat().st_mode & 0o077 == 0
+        assert (node.data_dir / "nats" / "nats-server.conf").stat().st_mode & 0o077 == 0
+    finally:
+        await operator.close()

@@ -153,7 +153,7 @@ async def test_tap_consumer_span_links_to_the_taps_span(traced_node: tuple[Node,
     tap_trace, tap_span = secrets.token_hex(16), secrets.token_hex(8)
     tap = {"tap_id": secrets.token_hex(8), "terminal_id": TERMINAL, "card_idm": CARD, "event": code,
            "role": "participant", "tapped_at": datetime.now(UTC).isoformat()}
-    nc = await nats.connect(f"nats://127.0.0.1:{node.nats_port}", connect_timeout=3)
+    nc = await nats.connect(node.operator_url(), connect_timeout=3)
     try:
         inbox = nc.new_inbox()
         outcomes = await nc.subscribe(inbox)

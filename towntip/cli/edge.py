@@ -20,6 +20,7 @@ from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_idm, 
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts.points import EP_BALANCE, SERVICE, Balance, BalanceQuery, Code, TerminalId
+from towntip.node.natsauth import terminal_inbox_prefix
 
 MAX_COUNT = 100_000
 
@@ -42,6 +43,41 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sim.add_argument("--spool", default=None, help="spool file (default ./var/edge/<terminal>.sqlite3)")
     sim.add_argument("--wait", default="10", help="seconds to wait for the outcomes (default 10)")
     sim.set_defaults(func=cmd_simulate)
+
+    enroll = verbs.add_parser(
+        "enroll", help="give a terminal its own NATS user (operator only); prints the URL the terminal connects with")
+    add_nats_args(enroll)
+    enroll.add_argument("--terminal", required=True, help="terminal id, e.g. hall-1")
+    enroll.set_defaults(func=cmd_enroll)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    try:
+        node = check_node(args.node)
+        terminal = TypeAdapter(TerminalId).validate_python(args.terminal)
+    except BadInput as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except ValidationError:
+        return fail(f"terminal id {args.terminal!r} must be 1-32 characters of a-z, 0-9 and '-'", EXIT_USAGE)
+
+    async def go() -> dict:
+        nc = await connect(args.nats_url)
+        try:
+            return await rpc.call(nc, subjects.svc(node, "node", "enroll"), {"terminal": terminal}, timeout=10)
+        finally:
+            await nc.close()
+
+    try:
+        answer = asyncio.run(go())
+    except Unreachable as exc:
+        return fail(str(exc))
+    except errors.ServiceError as exc:
+        return fail(f"enrolment refused: {exc.reason} ({exc.code})")
+    print(answer["url"])
+    print(f"terminal {terminal}: it may publish only edge.{node}.{terminal}.> and read only its own inboxes "
+          f"({answer['inbox_prefix']}.>); keep this URL secret. Enrolling again replaces the password.",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> tuple[str, str, str, str, int, float, Path]:
@@ -89,7 +125,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 async def _simulate(
     url: str, node: str, terminal: str, spool_path: Path, event: str, role: str, idm: str, count: int, wait: float
 ) -> int:
-    nc = await connect(url)
+    nc = await connect(url, inbox_prefix=terminal_inbox_prefix(terminal))  # the inboxes a terminal may use
     try:
         with Spool(spool_path) as spool:
             earlier = spool.queue_length()

@@ -57,7 +57,17 @@ async def connect(url: str, **callbacks: Any) -> Any:
             name="towntip-cli", **callbacks,
         )
     except (nats.errors.Error, OSError, TimeoutError) as exc:
-        raise Unreachable(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from None
+        raise Unreachable(f"cannot reach NATS at {redact(url)}: {exc or type(exc).__name__}") from None
+
+
+def redact(url: str) -> str:
+    """A NATS URL fit to print: a password in it is replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
 
 
 def add_nats_args(p: argparse.ArgumentParser) -> None:

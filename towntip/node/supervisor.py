@@ -37,10 +37,20 @@ import httpx
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from pydantic import TypeAdapter, ValidationError
 
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.streams import ensure_node_streams
+from towntip.kernel.contracts.points import TerminalId
 from towntip.kernel.secrets import load_or_create_secret
+from towntip.node.natsauth import (
+    GATEWAY,
+    OPERATOR,
+    BusUsers,
+    service_user,
+    terminal_inbox_prefix,
+    terminal_user,
+)
 from towntip.node.natsd import NatsServer
 
 BACKOFF_START = 0.5
@@ -151,7 +161,8 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.nats_server: NatsServer | None = None
         self.nc: NATS | None = None
-        self.nats_url = config.nats_url
+        self.nats_url = config.nats_url  # as shown; the processes get their own credentials in it
+        self.bus_users: BusUsers | None = None  # the embedded nats-server's users (None with --nats-url)
         self.admin_token = ""
         self.card_key = ""
         self._tasks: set[asyncio.Task] = set()
@@ -194,7 +205,7 @@ class Supervisor:
         c = self.config
         env = base_env() | {
             "TOWNTIP_NODE_ID": c.node_id,
-            "TOWNTIP_NATS_URL": self.nats_url,
+            "TOWNTIP_NATS_URL": self._nats_url_for(service_user(name)),
             "TOWNTIP_DATA_DIR": str(c.data_dir),
             "TOWNTIP_TRACE_EXPORT": c.trace_export,
             "TOWNTIP_LOG_LEVEL": c.log_level,
@@ -215,7 +226,7 @@ class Supervisor:
         c = self.config
         return base_env() | {
             "TOWNTIP_NODE_ID": c.node_id,
-            "TOWNTIP_NATS_URL": self.nats_url,
+            "TOWNTIP_NATS_URL": self._nats_url_for(GATEWAY),
             "TOWNTIP_DATA_DIR": str(c.data_dir),
             "TOWNTIP_TRACE_EXPORT": c.trace_export,
             "TOWNTIP_LOG_LEVEL": c.log_level,
@@ -332,6 +343,43 @@ class Supervisor:
         if msg.reply:
             await msg.respond(json.dumps(self.status()).encode())
 
+    def _nats_url_for(self, user: str) -> str:
+        """The NATS URL a process of this node connects with: its own user on the embedded server."""
+        if self.bus_users is None:
+            return self.nats_url
+        return self.bus_users.url(self.nats_url, user)
+
+    async def _on_enroll(self, msg: Msg) -> None:
+        """svc.<node>.node.enroll {"terminal": id}: a terminal's own NATS user (only the operator may ask: the
+        server's permissions let no other user publish here). Answers its URL; the server reloads its users."""
+        if not msg.reply:
+            return
+
+        async def error(code: int, reason: str) -> None:
+            assert self.nc is not None
+            await self.nc.publish(msg.reply, b"", headers={subjects.HDR_SERVICE_ERROR: reason,
+                                                           subjects.HDR_SERVICE_ERROR_CODE: str(code)})
+
+        try:
+            terminal = TypeAdapter(TerminalId).validate_python(json.loads(msg.data or b"{}").get("terminal"))
+        except (ValueError, AttributeError, ValidationError):
+            await error(400, "terminal: 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit")
+            return
+        if self.bus_users is None or self.nats_server is None:
+            await error(409, "this node uses an outside NATS (--nats-url): its users are managed there")
+            return
+        password = self.bus_users.enroll(terminal)
+        self.nats_server.extra_config = self.bus_users.render()
+        self.nats_server.write_config()
+        self.nats_server.config_path.chmod(0o600)
+        if self.nats_server.proc is not None and self.nats_server.proc.poll() is None:
+            self.nats_server.proc.send_signal(signal.SIGHUP)  # nats-server reloads its config
+        self.step("enroll", f"端末 terminal {terminal} 登録 enrolled")
+        await msg.respond(json.dumps({
+            "terminal": terminal, "url": self.bus_users.url(self.nats_url, terminal_user(terminal), password),
+            "inbox_prefix": terminal_inbox_prefix(terminal),
+        }).encode())
+
     # -- the node's life ------------------------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -375,9 +423,10 @@ class Supervisor:
     async def _start_nats(self) -> None:
         c = self.config
         if not c.nats_url:
+            self.bus_users = BusUsers(c.data_dir, c.node_id, c.services)
             self.nats_server = NatsServer(
                 node_id=c.node_id, data_dir=c.data_dir / "nats", port=c.nats_port,
-                log_file=c.data_dir / "logs" / f"{NATS_NAME}.log",
+                log_file=c.data_dir / "logs" / f"{NATS_NAME}.log", extra_config=self.bus_users.render(),
             )
             child = Child(NATS_NAME, "nats", log_path=c.data_dir / "logs" / f"{NATS_NAME}.log")
             self.children[NATS_NAME] = child
@@ -386,7 +435,13 @@ class Supervisor:
             except Exception as exc:  # noqa: BLE001
                 raise StartupError(f"nats-server did not start: {exc} (see {child.log_path})") from None
             self.nats_url = self.nats_server.url
+            self.nats_server.config_path.chmod(0o600)  # it holds the users' passwords
+            operator = self.bus_users.url(self.nats_url, OPERATOR)
+            path = c.data_dir / "secrets" / "nats-operator-url"
+            path.write_text(operator + "\n")
+            path.chmod(0o600)
             self.step(NATS_NAME, f"起動 ready ({self.nats_url}, pid {child.pid})")
+            self.say(f"  運用者の接続先 operator's NATS URL: {path}")
         async def on_error(exc: Exception) -> None:
             pass  # a restart of nats-server is reported by the monitor; no tracebacks here
 
@@ -399,7 +454,7 @@ class Supervisor:
 
         try:
             self.nc = await nats.connect(
-                self.nats_url, name=f"supervisor@{c.node_id}", max_reconnect_attempts=-1,
+                self._nats_url_for(OPERATOR), name=f"supervisor@{c.node_id}", max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5, connect_timeout=5, error_cb=on_error,
                 disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
             )
@@ -408,6 +463,7 @@ class Supervisor:
         if c.nats_url:
             self.step("nats", f"接続 connected ({self.nats_url})")
         await self.nc.subscribe(subjects.svc(c.node_id, "node", "status"), cb=self._on_status)
+        await self.nc.subscribe(subjects.svc(c.node_id, "node", "enroll"), cb=self._on_enroll)
         try:
             await ensure_node_streams(self.nc.jetstream(), c.node_id, c.services)
         except Exception as exc:  # noqa: BLE001
