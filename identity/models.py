@@ -19,18 +19,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from towntip.kernel import db
 from towntip.kernel.bus.outbox import define_bus_tables
 from towntip.kernel.mail import define_mail_table
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = MetaData(naming_convention=db.NAMING_CONVENTION)
 bus = define_bus_tables(metadata)
 mail = define_mail_table(metadata)
 TS = DateTime(timezone=True)

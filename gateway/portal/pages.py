@@ -86,6 +86,19 @@ async def form_of(request: Request) -> dict[str, Any] | HTMLResponse:
     return {k: (form.getlist(k) if k == "interests" else v) for k, v in form.items() if k != "csrf"}
 
 
+async def signed_in_form(request: Request) -> tuple[dict[str, Any], c.User, str] | Response:
+    """A form posted by a logged-in person: (form, user, session token), or the response to send instead
+    (the refusal of a form without its CSRF token, or the way to the login page)."""
+    form = await form_of(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    user = await current_user(request)
+    token = ps.session_token(request)
+    if user is None or token is None:
+        return _login_redirect(request)
+    return form, user, token
+
+
 def _reason(exc: Exception, lang: str) -> str:
     if isinstance(exc, errors.Unavailable):
         return t("unavailable", lang)
@@ -252,12 +265,10 @@ async def verify_email(request: Request) -> Response:
 @router.post("/verify-email/resend")
 async def resend(request: Request) -> Response:
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await current_user(request)
-    if user is None:
-        return _login_redirect(request)
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
     await _call(request, c.EP_RESEND_VERIFICATION, {"email": user.email, "lang": lang})
     return message(request, heading=t("resend", lang), paragraphs=[t("resent", lang), t("mail_help", lang)],
                    user=user, link=("/me", t("mypage", lang)))
@@ -309,12 +320,10 @@ async def cards_page(request: Request) -> Response:
 @router.post("/settings/cards/bind")
 async def bind_card(request: Request) -> Response:
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await current_user(request)
-    if user is None:
-        return _login_redirect(request)
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
     try:
         await _points(request, pc.EP_CARD_BIND_REQUEST,
                       pc.CardBindRequest(person=user.id, card_idm=str(form.get("card_idm", "")).strip()))
@@ -329,12 +338,10 @@ async def bind_card(request: Request) -> Response:
 @router.post("/settings/cards/unbind")
 async def unbind_card(request: Request) -> Response:
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await current_user(request)
-    if user is None:
-        return _login_redirect(request)
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
     try:
         await _points(request, pc.EP_CARD_UNBIND, pc.CardUnbind(person=user.id, card_ref=str(form.get("card_ref", ""))))
     except ValidationError:
@@ -356,13 +363,10 @@ async def profile_page(request: Request) -> Response:
 @router.post("/settings/profile")
 async def profile(request: Request) -> Response:
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await current_user(request)
-    token = ps.session_token(request)
-    if user is None or token is None:
-        return _login_redirect(request)
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, token = got
     try:
         data = c.ProfileUpdateIn(session_token=token, display_name=form.get("display_name"),
                                  nickname=form.get("nickname", ""), district=form.get("district", ""),
@@ -391,13 +395,10 @@ async def password_page(request: Request) -> Response:
 @router.post("/settings/password")
 async def change_password(request: Request) -> Response:
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await current_user(request)
-    token = ps.session_token(request)
-    if user is None or token is None:
-        return _login_redirect(request)
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, token = got
     try:
         data = c.PasswordChangeIn(session_token=token, current_password=form.get("current_password", ""),
                                   new_password=form.get("new_password", ""))
@@ -475,13 +476,10 @@ async def delete_page(request: Request) -> Response:
 @router.post("/settings/delete")
 async def delete(request: Request) -> Response:
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await current_user(request)
-    token = ps.session_token(request)
-    if user is None or token is None:
-        return _login_redirect(request)
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, token = got
     try:
         await _call(request, c.EP_DELETE, c.DeleteIn(session_token=token, password=form.get("password", "x")))
     except errors.ServiceError as exc:

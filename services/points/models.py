@@ -17,17 +17,10 @@ from sqlalchemy import (
     Table,
 )
 
+from towntip.kernel import db
 from towntip.kernel.bus.outbox import SeqType, define_bus_tables
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = MetaData(naming_convention=db.NAMING_CONVENTION)
 bus = define_bus_tables(metadata)
 
 # An event where terminals issue points; the rule (points per role) is set per event.
