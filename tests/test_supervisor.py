@@ -359,6 +359,7 @@ async def test_who_may_say_what_on_the_nodes_bus(node: Node) -> None:
         # The gateway may not enrol terminals; the points service may not publish identity's events.
         gateway = base.replace("nats://", f"nats://gateway:{(data / 'nats-gateway').read_text().strip()}@")
         assert "permissions violation" in await refused(gateway, f"svc.{NODE}.node.enroll")
+        assert "permissions violation" in await refused(gateway, f"svc.{NODE}.identity.admin.user.add")
         points = base.replace("nats://", f"nats://svc-points:{(data / 'nats-svc-points').read_text().strip()}@")
         assert "permissions violation" in await refused(points, f"evt.{NODE}.identity.profile_changed")
         assert (data / "nats-terminals.json").stat().st_mode & 0o077 == 0

@@ -5,7 +5,7 @@ own subjects (nats-server `authorization` with per-user permissions).
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
 | `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters, JetStream API and acks, `$SRV`, replies to `_INBOX.>` | its endpoints `svc.<node>.<service>.>`, `$SRV`, `_INBOX.>` |
-| `gateway` | the services' endpoints `svc.<node>.<service>.>` and `svc.<node>.node.status`, `$SRV` | `_INBOX.>` |
+| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones, `svc.<node>.node.status`, `$SRV` | `_INBOX.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 
 So terminal X cannot publish as terminal Y, no service can publish another service's events, and the gateway
@@ -46,10 +46,11 @@ def _quote(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid nats-server config string
 
 
-def _perms(publish: list[str], subscribe: list[str]) -> str:
+def _perms(publish: list[str], subscribe: list[str], deny_publish: list[str] | None = None) -> str:
     pub = ", ".join(_quote(s) for s in publish)
     sub = ", ".join(_quote(s) for s in subscribe)
-    return f"permissions: {{ publish: {{ allow: [{pub}] }}, subscribe: {{ allow: [{sub}] }} }}"
+    deny = f", deny: [{', '.join(_quote(s) for s in deny_publish)}]" if deny_publish else ""
+    return f"permissions: {{ publish: {{ allow: [{pub}]{deny} }}, subscribe: {{ allow: [{sub}] }} }}"
 
 
 @dataclass
@@ -92,8 +93,9 @@ class BusUsers:
         n = self.node
         users = [f"{{ user: {_quote(OPERATOR)}, password: {_quote(self.passwords[OPERATOR])} }}"]
         gateway_pub = [f"svc.{n}.{s}.>" for s in self.services] + [f"svc.{n}.node.status", "$SRV.>"]
+        admin = [f"svc.{n}.{s}.admin.>" for s in self.services]  # the operator's endpoints, not the gateway's
         users.append(f"{{ user: {_quote(GATEWAY)}, password: {_quote(self.passwords[GATEWAY])}, "
-                     f"{_perms(gateway_pub, ['_INBOX.>'])} }}")
+                     f"{_perms(gateway_pub, ['_INBOX.>'], admin)} }}")
         for s in self.services:
             pub = [subjects.evt_all(n, s), f"dlq.{n}.{s}.>", "$JS.API.>", "$JS.ACK.>", "$SRV.>", "_INBOX.>"]
             sub = [f"svc.{n}.{s}.>", "$SRV.>", "_INBOX.>"]
