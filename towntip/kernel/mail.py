@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import FaultHook, SeqType
+from towntip.kernel.loops import woken_rounds
 
 log = logging.getLogger(__name__)
 
@@ -478,28 +479,11 @@ class MailSender:
             log.warning("mail sending is disabled (TOWNTIP_SMTP_ENABLED=false): messages stay queued")
             await stop.wait()
             return
-        backoff = 0.2
-        while not stop.is_set():
-            self._wake.clear()  # before the round: a commit during it leaves the flag set for the next
-            try:
-                claimed, _sent = await self._round()
-                backoff = 0.2
-            except Exception as exc:  # noqa: BLE001 - any failure (the database's): rows stay, try again later
-                log.warning("mail sender: %s: %s (retrying in %.1fs)", exc.__class__.__name__, exc, backoff)
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if claimed >= self.batch:
-                continue  # more may be due
-            waker = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waker, stopper}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
-            waker.cancel()
-            stopper.cancel()
+
+        async def round_() -> bool:
+            claimed, _sent = await self._round()
+            return claimed >= self.batch  # more may be due
+
+        await woken_rounds("mail sender", round_, wake=self._wake, stop=stop, poll_interval=self.poll_interval)
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from towntip.kernel import db
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.envelope import Envelope, utcnow
+from towntip.kernel.loops import woken_rounds
 from towntip.kernel.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
@@ -176,32 +177,14 @@ class OutboxRelay:
         return result.rowcount or 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
         rounds = 0
-        while not stop.is_set():
-            self._wake.clear()  # before the round: a commit during it leaves the flag set for the next
-            try:
-                n = await self.publish_pending()
-                backoff = 0.2
-            except Exception as exc:  # noqa: BLE001 - any failure: keep the rows, try again later
-                log.warning("outbox relay: %s: %s (retrying in %.1fs)", exc.__class__.__name__, exc, backoff)
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+
+        async def round_() -> bool:
+            nonlocal rounds
+            n = await self.publish_pending()
             rounds += 1
             if rounds % 1000 == 0:
                 await self.prune()
-            if n >= self.batch:
-                continue  # more are waiting
-            waker = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waker, stopper}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
-            waker.cancel()
-            stopper.cancel()
+            return n >= self.batch  # more are waiting
 
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
+        await woken_rounds("outbox relay", round_, wake=self._wake, stop=stop, poll_interval=self.poll_interval)
