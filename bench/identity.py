@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -46,6 +44,7 @@ import httpx
 import nats
 import psutil
 from argon2 import PasswordHasher
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
@@ -480,10 +479,6 @@ class IdentityNode:
                 self.nats.stop()
 
 
-def s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-
-
 async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, Any]:
     print(f"\n== {kind} ==", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"towntip-bench-identity-{kind}-"))
@@ -579,7 +574,7 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
             r = await cl.get("/oauth/authorize", params={
                 "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "scope": SCOPE,
                 "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-                "code_challenge": s256(verifier), "code_challenge_method": "S256"})
+                "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"})
             location = r.headers.get("location", "")
             if r.status_code == 302 and location.startswith(REDIRECT_URI + "?"):
                 codes.append((parse_qs(urlsplit(location).query)["code"][0], verifier))

@@ -52,16 +52,23 @@ async def _insert_new(session: AsyncSession) -> str:
     return kid
 
 
-async def active_key(session: AsyncSession) -> SigningKey:
-    """The signing key, made on first use."""
+async def current_key(session: AsyncSession) -> SigningKey | None:
+    """The signing key, or None on a node that has made none yet (a read only)."""
     row = (await session.execute(
         select(signing_keys.c.kid, signing_keys.c.private_pem)
         .where(signing_keys.c.retired_at.is_(None)).order_by(signing_keys.c.created_at.desc()).limit(1)
     )).first()
-    if row is None:
+    return None if row is None else SigningKey(row.kid, _parse(row.kid, row.private_pem))
+
+
+async def active_key(session: AsyncSession) -> SigningKey:
+    """The signing key, made on first use (call inside a transaction)."""
+    key = await current_key(session)
+    if key is None:
         await _insert_new(session)
-        return await active_key(session)
-    return SigningKey(row.kid, _parse(row.kid, row.private_pem))
+        key = await current_key(session)
+        assert key is not None
+    return key
 
 
 _PARSED: dict[str, RSAKey] = {}

@@ -229,8 +229,13 @@ class Store:
                   if isinstance(u, str) and u.startswith(entity_id + "/")]
         client = Client(entity_id, str(rp.get("client_name") or trusted.node)[:100], None, uris, logout,
                         "openid profile email")
-        # Registered: a row like any client's (codes and refresh tokens refer to it), refreshed from the metadata
-        # each time; a node the anchor drops is refused above whatever the row says.
+        # Registered: a row like any client's (codes and refresh tokens refer to it), written when the metadata
+        # differs from it (not on every request); a node the anchor drops is refused above whatever the row says.
+        async with self.sessions() as s:
+            row = (await s.execute(select(oauth_clients).where(oauth_clients.c.client_id == entity_id))).first()
+        if row is not None and (row.name, list(row.redirect_uris), list(row.post_logout_redirect_uris),
+                                row.secret_hash) == (client.name, uris, logout, None):
+            return client
         async with self.sessions() as s, s.begin():
             stmt = db.insert_on_conflict(s, oauth_clients).values(
                 client_id=entity_id, name=client.name, secret_hash=None, redirect_uris=uris,
@@ -543,7 +548,7 @@ class OidcService:
 
     async def _load_signing_key(self) -> None:
         async with self.sessions() as s:
-            key = await keys.active_key(s) if await keys.published(s) else None
+            key = await keys.current_key(s)
         if key is None:  # a new node's first token: make the key (a write)
             async with self.sessions() as s, s.begin():
                 key = await keys.active_key(s)

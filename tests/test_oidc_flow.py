@@ -18,7 +18,6 @@ import httpx
 import nats
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -267,12 +266,6 @@ async def test_portal_forms_need_their_csrf_token(env):
         assert r.status_code == 403
     users = await env.admin(c.EP_USER_LIST)
     assert [u["handle"] for u in users["users"]] == ["hanako"]
-
-
-async def test_challenge_helper_matches(env):
-    """The S256 challenge the client library sends is the one the provider checks (RFC 7636 appendix B)."""
-    assert create_s256_code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == \
-        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
 async def test_expired_and_foreign_tokens_are_refused(env, tmp_path):
