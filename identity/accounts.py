@@ -78,7 +78,7 @@ def to_user(row: Any, node: str) -> c.User:
         home_node=home or node, display_name=row.display_name, email=row.email or "",
         email_verified=row.email_verified,
         nickname=row.nickname, district=row.district, interests=list(row.interests or []), lang=row.lang,
-        created_at=aware(row.created_at),
+        roles=sorted(row.roles or []), created_at=aware(row.created_at),
     )
 
 
@@ -384,6 +384,17 @@ async def remove_user(session: AsyncSession, *, node: str, handle: str) -> None:
     if row is None:
         raise errors.NotFound(f"no user {handle!r}")
     await _remove(session, node=node, row=row)
+
+
+async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, granted: bool) -> c.User:
+    """Grant or revoke one role; the row is locked for the change (two grants at once both count)."""
+    row = (await session.execute(select(users).where(users.c.handle == handle).with_for_update())).first()
+    if row is None:
+        raise errors.NotFound(f"no user {handle!r} / このユーザーはいません")
+    roles = set(row.roles or [])
+    roles = roles | {role} if granted else roles - {role}
+    await session.execute(update(users).where(users.c.id == row.id).values(roles=sorted(roles), updated_at=utcnow()))
+    return to_user(await _user_by(session, id=row.id), node)
 
 
 async def _remove(session: AsyncSession, *, node: str, row: Any) -> None:

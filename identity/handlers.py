@@ -108,6 +108,16 @@ def build_endpoints(
         async with sessions() as s:
             return c.UserList(users=await accounts.list_users(s, node=node))
 
+    @eps.add(c.EP_USER_GRANT, c.RoleIn)
+    async def user_grant(data: c.RoleIn) -> c.User:
+        async with tx() as s:
+            return await accounts.set_role(s, node=node, handle=data.handle, role=data.role, granted=True)
+
+    @eps.add(c.EP_USER_REVOKE, c.RoleIn)
+    async def user_revoke(data: c.RoleIn) -> c.User:
+        async with tx() as s:
+            return await accounts.set_role(s, node=node, handle=data.handle, role=data.role, granted=False)
+
     @eps.add(c.EP_USER_REMOVE, c.UserRef)
     async def user_remove(data: c.UserRef) -> c.Done:
         async with tx() as s:

@@ -42,6 +42,8 @@ users = Table(
     Column("district", String(100), nullable=False, default=""),
     Column("interests", JSON, nullable=False, default=list),
     Column("lang", String(2), nullable=False, default="ja"),
+    # Roles at this node, granted by the operator (towntip identity user grant): see contracts.identity.ROLES.
+    Column("roles", JSON, nullable=False, default=list, server_default="[]"),
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("locked_until", TS, nullable=True),
     Column("password_changed_at", TS, nullable=False),

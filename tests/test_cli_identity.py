@@ -94,10 +94,10 @@ async def test_user_add_list_remove(service, nats_server, nc, capsys, monkeypatc
     assert await identity(nats_server, "user", "list") == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ["HANDLE", "GLOBAL", "HANDLE", "E-MAIL", "VERIFIED", "CREATED"]
-    assert [ln.split()[:4] for ln in lines[1:]] == [
-        ["bob_2", f"bob_2@{NODE}", "bob@example.jp", "no"],
-        ["hanako", f"hanako@{NODE}", "hanako@example.jp", "yes"],
+    assert lines[0].split() == ["HANDLE", "GLOBAL", "HANDLE", "E-MAIL", "VERIFIED", "ROLES", "CREATED"]
+    assert [ln.split()[:5] for ln in lines[1:]] == [
+        ["bob_2", f"bob_2@{NODE}", "bob@example.jp", "no", "-"],
+        ["hanako", f"hanako@{NODE}", "hanako@example.jp", "yes", "-"],
     ]
     assert lines[1].index(f"bob_2@{NODE}") == lines[0].index("GLOBAL HANDLE")  # columns line up
     assert err.strip() == "2 users"
@@ -119,6 +119,38 @@ async def test_user_add_list_remove(service, nats_server, nc, capsys, monkeypatc
     assert await identity(nats_server, "user", "remove", "--handle", "hanako") == 1
     out, err = capsys.readouterr()
     assert out == "" and "identity service: no user 'hanako' (404)" in err
+
+
+async def test_user_grant_and_revoke_roles(service, nats_server, nc, capsys, monkeypatch) -> None:  # noqa: ANN001
+    stdin(monkeypatch, PW + "\n")
+    assert await identity(nats_server, *add_user("hanako", "hanako@example.jp")) == 0
+    sess = await call(nc, c.EP_LOGIN, c.LoginIn(login="hanako", password=PW))
+    assert sess["user"]["roles"] == []
+    capsys.readouterr()
+
+    for role in ("staff", "secretariat", "staff"):  # granting twice is no change
+        assert await identity(nats_server, "user", "grant", "--handle", "hanako", "--role", role) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"hanako@{NODE}: secretariat, staff"
+    # the live session sees the roles at once (the portal asks on every request)
+    now = await call(nc, c.EP_SESSION, c.SessionIn(session_token=sess["session_token"]))
+    assert now["user"]["roles"] == ["secretariat", "staff"]
+    assert await identity(nats_server, "user", "list") == 0
+    assert "secretariat,staff" in capsys.readouterr().out
+
+    assert await identity(nats_server, "user", "revoke", "--handle", "hanako", "--role", "staff") == 0
+    assert capsys.readouterr().out == f"hanako@{NODE}: secretariat\n"
+
+    # an unknown role is a usage error (nothing sent); an unknown person is the service's 404; nothing changed
+    assert await identity(nats_server, "user", "grant", "--handle", "hanako", "--role", "mayor") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("towntip: ") and "role" in err and "'staff' or 'secretariat'" in err, err
+    assert await identity(nats_server, "user", "grant", "--handle", "nobody", "--role", "staff") == 1
+    assert "no user 'nobody'" in capsys.readouterr().err
+    assert await identity(nats_server, "user", "grant", "--handle", "Bad Name", "--role", "staff") == 2
+    with pytest.raises(errors.BadRequest):  # the service checks too (a caller other than the CLI)
+        await call(nc, c.EP_USER_GRANT, {"handle": "hanako", "role": "mayor"})
+    users = (await call(nc, c.EP_USER_LIST))["users"]
+    assert [(u["handle"], u["roles"]) for u in users] == [("hanako", ["secretariat"])]
 
 
 async def test_user_add_refuses_a_password_that_is_empty_short_or_an_argument(

@@ -60,6 +60,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "points": ("まちづくりポイント", "Town points"),
     "not_yet": ("この地域のポータルでは、まだ始まっていません。", "Not started on this portal yet."),
     "error": ("エラー", "Error"),
+    "forbidden": ("このページを見る権限がありません。", "You do not have permission to see this page."),
     "csrf": ("フォームの有効期限が切れたか、別のサイトから送られました。ページを開き直して、もう一度お試しください。",
              "The form expired or came from another site. Reload the page and try again."),
     "too_many": ("ログインの試行が多すぎます。しばらく待ってからお試しください。",

@@ -99,6 +99,19 @@ async def signed_in_form(request: Request) -> tuple[dict[str, Any], c.User, str]
     return form, user, token
 
 
+async def require_role(request: Request, *roles: str) -> c.User | Response:
+    """The logged-in person if they hold one of `roles` at this node (granted by the operator:
+    `towntip identity user grant`), else the login page (not logged in) or a 403 page (logged in without it)."""
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    if not set(roles) & set(user.roles):
+        lang = ps.lang(request)
+        return message(request, heading=t("error", lang), paragraphs=[t("forbidden", lang)], status=403, user=user,
+                       link=("/", t("home", lang)))
+    return user
+
+
 def _reason(exc: Exception, lang: str) -> str:
     if isinstance(exc, errors.Unavailable):
         return t("unavailable", lang)

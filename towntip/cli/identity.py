@@ -77,6 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rm.add_argument("--handle", required=True, help="the account's handle (without @node)")
     rm.set_defaults(func=cmd_user_remove)
 
+    for verb, helptext in (("grant", "give a person a role at this node"), ("revoke", "take a role away")):
+        g = user_verbs.add_parser(verb, help=helptext, description=f"{helptext.capitalize()}. Roles: staff "
+                                  "(municipal staff: events, issuance, coupons, courses, the municipality's themes), "
+                                  "secretariat (the co-creation secretariat: inquiries, calls, evaluators).")
+        add_nats_args(g)
+        g.add_argument("--handle", required=True, help="name (a person of this node) or name@home (of another node)")
+        g.add_argument("--role", required=True, metavar="ROLE", help=f"one of: {', '.join(c.ROLES)}")
+        g.set_defaults(func=cmd_user_role, granted=verb == "grant")
+
     client = groups.add_parser("client", help="OpenID Connect clients (relying parties) of this node")
     client_verbs = client.add_subparsers(dest="verb", required=True, metavar="VERB")
     cadd = client_verbs.add_parser(
@@ -147,8 +156,9 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([u.model_dump(mode="json") for u in users], ensure_ascii=False, indent=2))
     else:
-        print(table(["HANDLE", "GLOBAL HANDLE", "E-MAIL", "VERIFIED", "CREATED"], [
-            [u.handle, u.global_handle, u.email, "yes" if u.email_verified else "no", when(u.created_at)]
+        print(table(["HANDLE", "GLOBAL HANDLE", "E-MAIL", "VERIFIED", "ROLES", "CREATED"], [
+            [u.handle, u.global_handle, u.email, "yes" if u.email_verified else "no", ",".join(u.roles) or "-",
+             when(u.created_at)]
             for u in users
         ]))
         print(f"{len(users)} users", file=sys.stderr)
@@ -168,6 +178,22 @@ def cmd_user_remove(args: argparse.Namespace) -> int:
     except Failed as exc:
         return fail(str(exc))
     print(f"removed user {data.handle}@{node}")
+    return EXIT_OK
+
+
+def cmd_user_role(args: argparse.Namespace) -> int:
+    try:
+        node = check_node(args.node)
+        data = c.RoleIn(handle=args.handle, role=args.role)
+    except BadInput as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except ValidationError as exc:
+        return fail(errors.describe_validation_error(exc), EXIT_USAGE)
+    try:
+        user = ask(args.nats_url, node, c.EP_USER_GRANT if args.granted else c.EP_USER_REVOKE, data, c.User)
+    except Failed as exc:
+        return fail(str(exc))
+    print(f"{user.global_handle}: {', '.join(user.roles) or 'no roles'}")
     return EXIT_OK
 
 

@@ -32,6 +32,8 @@ EP_EXPORT = "account.export"
 EP_USER_ADD = "admin.user.add"
 EP_USER_LIST = "admin.user.list"
 EP_USER_REMOVE = "admin.user.remove"
+EP_USER_GRANT = "admin.user.grant"
+EP_USER_REVOKE = "admin.user.revoke"
 EP_CLIENT_ADD = "admin.client.add"
 EP_CLIENT_LIST = "admin.client.list"
 EP_CLIENT_REMOVE = "admin.client.remove"
@@ -48,6 +50,12 @@ Password = Annotated[str, StringConstraints(min_length=10, max_length=256, strip
 AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False)]
 Token = Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 Lang = Literal["ja", "en"]
+# Roles a person may hold at a node (granted by the operator):
+#   staff        municipal staff: events and their rules, issuance, coupons, courses, donations confirmed at the
+#                counter, the municipality's co-creation themes;
+#   secretariat  the co-creation secretariat (事務局): inquiries, calls, evaluators, publication of results.
+ROLES = ("staff", "secretariat")
+Role = Literal["staff", "secretariat"]
 
 
 def _email(v: str) -> str:
@@ -84,6 +92,7 @@ class User(BaseModel):
     district: str = ""
     interests: list[str] = []
     lang: Lang = "ja"
+    roles: list[str] = []
     created_at: datetime
 
 
@@ -175,6 +184,13 @@ class UserAddIn(BaseModel):
 class UserRef(BaseModel):
     model_config = _IN
     handle: Handle
+
+
+class RoleIn(BaseModel):
+    model_config = _IN
+    # this node's people (name) or people of other nodes known here (name@home)
+    handle: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{2,29}(@[a-z][a-z0-9-]{0,30}[a-z0-9])?$")]
+    role: Role
 
 
 class UserList(BaseModel):
