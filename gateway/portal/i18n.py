@@ -86,6 +86,14 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 
 
+def add_words(words: dict[str, tuple[str, str]]) -> None:
+    """A feature's own words (its pages module calls this at import); a key already taken is a programming error."""
+    taken = sorted(set(words) & set(WORDS))
+    if taken:
+        raise ValueError(f"portal words defined twice: {', '.join(taken)}")
+    WORDS.update(words)
+
+
 def t(key: str, lang: str) -> str:
     ja, en = WORDS.get(key, (key, key))
     return en if lang == "en" else ja

@@ -20,11 +20,24 @@ from towntip.kernel import categories, errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.contracts import points as pc
+from towntip.kernel.contracts.actor import Actor
 
 router = APIRouter(include_in_schema=False)
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
 JST = ZoneInfo("Asia/Tokyo")
 MAX_FORM_BYTES = 64 * 1024
+# The header's links to features, in order: (word key, path, who sees it). Each feature's pages module adds its own
+# with add_nav(): who is "all", "user" (logged in) or a role ("staff", "secretariat").
+NAV: list[tuple[str, str, str]] = []
+
+
+def add_nav(key: str, href: str, who: str = "all") -> None:
+    NAV.append((key, href, who))
+
+
+def _nav_for(user: c.User | None) -> list[tuple[str, str]]:
+    return [(key, href) for key, href, who in NAV
+            if who == "all" or (user is not None and (who == "user" or who in user.roles))]
 
 
 async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any] | None = None) -> Any:
@@ -55,7 +68,7 @@ def render(request: Request, template: str, *, status: int = 200, user: c.User |
     ctx.setdefault("form", {})
     body = ENV.get_template(template).render(
         t=lambda key: t(key, lang), lang=lang, node=request.app.state.settings.node_id, csrf=csrf, user=user,
-        here=here, **ctx,
+        here=here, nav=_nav_for(user), **ctx,
     )
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store",
                                                                "X-Frame-Options": "DENY",
@@ -97,6 +110,12 @@ async def signed_in_form(request: Request) -> tuple[dict[str, Any], c.User, str]
     if user is None or token is None:
         return _login_redirect(request)
     return form, user, token
+
+
+def actor_of(user: c.User) -> Actor:
+    """The person as services see them (contracts.actor): passed inside requests the gateway makes for them."""
+    return Actor(user_id=user.id, global_handle=user.global_handle, display_name=user.display_name,
+                 roles=tuple(user.roles))
 
 
 async def require_role(request: Request, *roles: str) -> c.User | Response:
