@@ -271,7 +271,14 @@ async def record_taps(
     Returns one result per item, in order: a TapOutcome, or the error the terminal should hear.
     """
     results: list[TapResult | None] = [None] * len(items)
-    fresh = [(i, it.tap) for i, it in enumerate(items) if not it.duplicate]
+    fresh = []
+    for i, it in enumerate(items):
+        if it.duplicate:
+            continue
+        if it.tap.mode != "checkin":
+            results[i] = errors.Unprocessable(f"this node does not take {it.tap.mode!r} touches yet")
+            continue
+        fresh.append((i, it.tap))
     codes = {t.event for _, t in fresh}
     rules = {}
     if codes:

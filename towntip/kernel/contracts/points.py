@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_TAP_BYTES = 2048  # a tap is ~250 bytes; anything far larger is refused before parsing
 
 Role = Literal["participant", "volunteer"]
+# What a touch means, set on the terminal by staff:
+#   checkin   event check-in: points per the event's rule and the role (participant or volunteer);
+#   register  card registration: the terminal shows a one-time code the person enters on the portal;
+#   donation  a donation recorded at the counter is confirmed by the donor's card (ref = the donation's id);
+#   coupon    a coupon is redeemed (ref = the coupon's code), e.g. at the community hall or on the bus.
+Mode = Literal["checkin", "register", "donation", "coupon"]
+Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,64}$")]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 TerminalId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 TapId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
@@ -43,9 +50,19 @@ class Tap(BaseModel):
     tap_id: TapId
     terminal_id: TerminalId
     card_idm: CardIdm
-    event: Code
+    event: Code | None = None  # the event checked in to (checkin mode)
     role: Role = "participant"
+    mode: Mode = "checkin"
+    ref: Ref | None = None  # what the touch confirms, for donation and coupon modes
     tapped_at: AwareTime
+
+    @model_validator(mode="after")
+    def _fits_mode(self) -> Tap:
+        if self.mode == "checkin" and self.event is None:
+            raise ValueError("a check-in names its event")
+        if self.mode in ("donation", "coupon") and self.ref is None:
+            raise ValueError(f"a {self.mode} touch names what it confirms (ref)")
+        return self
 
     @property
     def key(self) -> str:
@@ -62,6 +79,23 @@ class TapOutcome(BaseModel):
     status: Literal["credited", "duplicate"]
     points: int
     balance: int
+    display: str = ""  # what the terminal shows besides the points, e.g. the registration code
+
+
+class Heartbeat(BaseModel):
+    """A terminal says it is alive, every minute or so: edge.<node>.<terminal>.heartbeat (core NATS)."""
+
+    model_config = _STRICT
+
+    v: Literal[1] = 1
+    terminal_id: TerminalId
+    sent_at: AwareTime
+    mode: Mode
+    event: Code | None = None
+    queue: int = Field(ge=0)  # taps in the spool not yet accepted by JetStream
+    unsettled: int = Field(ge=0)  # taps accepted but whose outcome was not heard
+    last_tap_at: AwareTime | None = None
+    version: Annotated[str, StringConstraints(max_length=32)] = ""
 
 
 class BalanceQuery(BaseModel):
