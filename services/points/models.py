@@ -60,6 +60,24 @@ balances = Table(
     CheckConstraint("may_go_negative OR balance >= 0", name="not_negative"),
 )
 
+# What the ledger counts (migration 0005 seeds them): まちづくりポイント, 単位 (course credits), the node's 地域通貨.
+# The node sets each asset's names and its rules: expiry of what was earned, or demurrage (a monthly fee on balances).
+assets = Table(
+    "assets",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # points | credits | currency
+    Column("name_ja", String(100), nullable=False),
+    Column("name_en", String(100), nullable=False),
+    Column("unit", String(16), nullable=False),
+    Column("expiry_days", Integer, nullable=True),
+    Column("demurrage_percent_per_month", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("expiry_days IS NULL OR expiry_days > 0", name="expiry_positive"),
+    CheckConstraint("demurrage_percent_per_month IS NULL OR demurrage_percent_per_month BETWEEN 1 AND 50",
+                    name="demurrage_range"),
+)
+
 # One journal entry per business action, keyed by the idempotency key made where the action happened.
 journal = Table(
     "journal",
@@ -69,6 +87,10 @@ journal = Table(
     Column("kind", String(32), nullable=False),
     Column("payload_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The entry this one undoes (an entry is reversed at most once); who made it; why.
+    Column("reverses", String(36), ForeignKey("journal.id"), nullable=True, unique=True),
+    Column("actor", String(100), nullable=False, default="", server_default=""),
+    Column("memo", String(200), nullable=False, default="", server_default=""),
 )
 
 # Immutable postings; the amounts of one journal entry sum to zero per asset.
@@ -81,6 +103,7 @@ postings = Table(
     Column("asset", String(32), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Index("ix_postings_account", "account_id", "asset"),
+    Index("ix_postings_journal", "journal_id"),
 )
 
 # Card taps as recorded (the terminal's facts), for per-event figures and the card's history.
@@ -121,4 +144,20 @@ card_binding_requests = Table(
     Column("person_account", String(100), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Card terminals as last heard (heartbeats, taps): mode, event, spool queue, unsettled taps (migration 0004).
+terminals = Table(
+    "terminals",
+    metadata,
+    Column("terminal_id", String(32), primary_key=True),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("event", String(64), nullable=True),
+    Column("queue", Integer, nullable=False, default=0),
+    Column("unsettled", Integer, nullable=False, default=0),
+    Column("last_tap_at", DateTime(timezone=True), nullable=True),
+    Column("version", String(32), nullable=False, default=""),
+    Column("interval_s", Integer, nullable=False, default=30),  # its heartbeat interval, seconds
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),  # when its last heartbeat arrived
 )

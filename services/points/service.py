@@ -312,7 +312,7 @@ async def record_taps(
             jid = new_id()
             journal_rows.append({"id": jid, "idempotency_key": f"bind:{card}:{now.isoformat()}", "kind": "bind",
                                  "payload_hash": hashlib.sha256(f"{card}>{person}".encode()).hexdigest(),
-                                 "created_at": now})
+                                 "created_at": now, "reverses": None, "actor": person, "memo": "card bound"})
             if moved:
                 posting_rows.append({"journal_id": jid, "account_id": card, "asset": ASSET_POINTS, "amount": -moved})
                 posting_rows.append({"journal_id": jid, "account_id": person, "asset": ASSET_POINTS, "amount": moved})
@@ -328,7 +328,8 @@ async def record_taps(
             credited.append((i, tap, pts, account))
             jid = new_id()
             journal_rows.append(
-                {"id": jid, "idempotency_key": tap.key, "kind": "tap", "payload_hash": payload_hash(tap), "created_at": now}
+                {"id": jid, "idempotency_key": tap.key, "kind": "tap", "payload_hash": payload_hash(tap), "created_at": now,
+                 "reverses": None, "actor": f"terminal:{tap.terminal_id}", "memo": ""}
             )
             if pts:
                 posting_rows.append({"journal_id": jid, "account_id": ISSUANCE, "asset": ASSET_POINTS, "amount": -pts})

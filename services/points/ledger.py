@@ -1,0 +1,291 @@
+"""The double-entry ledger of a node: assets, accounts, journal entries and their postings. No NATS, no commits here.
+
+Rules it keeps (tests/test_ledger_model.py checks them against a model with Hypothesis, on both databases):
+- amounts are integers; each entry's postings sum to zero per asset, so per asset all balances sum to zero always;
+- an entry carries an idempotency key made where the action happened: the same key with the same payload is a
+  duplicate (answered with the first result, applied once), with another payload a conflict (409), nothing written;
+- postings are never changed or deleted (database triggers refuse it); an entry is corrected by its reversal, once;
+- people, cards, projects and events never go below zero: an entry that would is refused (409) and writes nothing.
+  Only system accounts (issuance, redemption, ...) may, and they keep no running balance (see `system_balance`).
+
+Accounts are `<kind>:<id>`: person:<identity user id>, card:<keyed hash of the IDm>, project:<id>, event:<code>,
+system:<name>. They are created on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.points.models import accounts, assets, balances, bus, journal, postings
+from towntip.kernel import db, errors
+from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
+from towntip.kernel.bus.outbox import outbox_rows
+
+SERVICE = "points"
+ACCOUNT_KINDS = ("person", "card", "project", "event", "system")
+ACCOUNT_RE = re.compile(r"^(person|card|project|event|system):[A-Za-z0-9_.:-]{1,90}$")
+KEY_RE = re.compile(r"^[A-Za-z0-9_.:@-]{8,200}$")
+KIND_RE = re.compile(r"^[a-z][a-z_]{1,31}$")
+MAX_LEGS = 64
+MAX_AMOUNT = 10**12
+
+
+def may_go_negative(account: str) -> bool:
+    return account.startswith("system:")
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: str
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One business action: its legs sum to zero per asset."""
+
+    key: str
+    kind: str
+    legs: tuple[Leg, ...]
+    actor: str = ""
+    memo: str = ""
+    reverses: str | None = None  # the journal id of the entry this one undoes
+
+    def payload_hash(self) -> str:
+        """What the entry says, in a canonical form: the same action retried hashes the same, whoever retries it."""
+        legs = sorted((leg.account, leg.asset, leg.amount) for leg in self.legs)
+        body = {"kind": self.kind, "legs": legs, "memo": self.memo, "reverses": self.reverses}
+        return hashlib.sha256(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class Posted:
+    key: str
+    journal_id: str
+    status: str  # posted | duplicate
+    balances: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, asset) -> balance after
+
+
+PostResult = Posted | errors.ServiceError
+
+
+def check_entry(entry: Entry, known_assets: set[str]) -> errors.ServiceError | None:
+    """What is wrong with an entry on its own (before looking at balances), or None."""
+    if not KEY_RE.fullmatch(entry.key):
+        return errors.BadRequest("an idempotency key is 8-200 characters of A-Z a-z 0-9 _ . : @ -")
+    if not KIND_RE.fullmatch(entry.kind):
+        return errors.BadRequest(f"bad entry kind {entry.kind!r}")
+    if not 2 <= len(entry.legs) <= MAX_LEGS:
+        return errors.BadRequest(f"an entry has 2 to {MAX_LEGS} postings")
+    seen: set[tuple[str, str]] = set()
+    sums: dict[str, int] = defaultdict(int)
+    for leg in entry.legs:
+        if not ACCOUNT_RE.fullmatch(leg.account):
+            return errors.BadRequest(f"bad account {leg.account!r} (kind:id, kind one of {', '.join(ACCOUNT_KINDS)})")
+        if leg.asset not in known_assets:
+            return errors.Unprocessable(f"unknown asset {leg.asset!r}")
+        if not isinstance(leg.amount, int) or isinstance(leg.amount, bool) or leg.amount == 0 \
+                or abs(leg.amount) > MAX_AMOUNT:
+            return errors.BadRequest(f"an amount is a non-zero integer of at most {MAX_AMOUNT}")
+        if (leg.account, leg.asset) in seen:
+            return errors.BadRequest(f"{leg.account} appears twice for {leg.asset} in one entry")
+        seen.add((leg.account, leg.asset))
+        sums[leg.asset] += leg.amount
+    unbalanced = sorted(a for a, s in sums.items() if s)
+    if unbalanced:
+        return errors.BadRequest(f"postings do not sum to zero for {', '.join(unbalanced)}")
+    if len(entry.actor) > 100 or len(entry.memo) > 200:
+        return errors.BadRequest("actor is at most 100 and memo at most 200 characters")
+    return None
+
+
+async def asset_codes(session: AsyncSession) -> set[str]:
+    return set((await session.execute(select(assets.c.code))).scalars())
+
+
+async def _locked_balances(session: AsyncSession, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Current balances of the (account, asset) pairs, their rows locked until commit (PostgreSQL; SQLite has one
+    writer at a time anyway), in one order so concurrent entries on the same accounts queue instead of deadlocking."""
+    if not pairs:
+        return {}
+    ids = sorted({a for a, _ in pairs})
+    stmt = (select(balances.c.account_id, balances.c.asset, balances.c.balance)
+            .where(db.among(session, balances.c.account_id, ids))
+            .order_by(balances.c.account_id, balances.c.asset))
+    if db.dialect_of(session) == "postgresql":
+        stmt = stmt.with_for_update()
+    wanted = set(pairs)
+    return {(r.account_id, r.asset): r.balance for r in await session.execute(stmt)
+            if (r.account_id, r.asset) in wanted}
+
+
+async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node: str,
+                       announce: bool = True) -> list[PostResult]:
+    """Post a batch of entries in the caller's transaction; one result per entry, in order.
+
+    An entry that is wrong, a conflicting repeat or one that would take a person, card, project or event below zero
+    gets its error and writes nothing; the others are written together (one statement for the inserts on
+    PostgreSQL, one for the debits)."""
+    known = await asset_codes(session)
+    results: list[PostResult | None] = [None] * len(entries)
+    for i, e in enumerate(entries):
+        results[i] = check_entry(e, known)
+
+    # Repeats of keys already in the journal.
+    keys = sorted({e.key for i, e in enumerate(entries) if results[i] is None})
+    stored = {}
+    if keys:
+        rows = await session.execute(select(journal.c.idempotency_key, journal.c.id, journal.c.payload_hash)
+                                     .where(db.among(session, journal.c.idempotency_key, keys)))
+        stored = {r.idempotency_key: (r.id, r.payload_hash) for r in rows}
+    # Balances: the accounts that must stay at or above zero, locked; then each entry decided in order.
+    candidates = [i for i, e in enumerate(entries) if results[i] is None and e.key not in stored]
+    guarded = sorted({(leg.account, leg.asset) for i in candidates for leg in entries[i].legs
+                      if not may_go_negative(leg.account)})
+    running = await _locked_balances(session, guarded)
+    now = utcnow()
+    journal_rows: list[dict[str, Any]] = []
+    posting_rows: list[dict[str, Any]] = []
+    envelopes: list[Envelope] = []
+    deltas: dict[tuple[str, str], int] = defaultdict(int)
+    new_accounts: dict[str, str] = {}
+    written: dict[str, tuple[str, str]] = {}  # key -> (journal id, payload hash) of entries written by this batch
+    for i, e in enumerate(entries):
+        if results[i] is not None:
+            continue
+        first = stored.get(e.key) or written.get(e.key)
+        if first is not None:  # a repeat: of an entry in the journal, or of one earlier in this batch
+            results[i] = (Posted(key=e.key, journal_id=first[0], status="duplicate") if first[1] == e.payload_hash()
+                          else errors.Conflict(f"idempotency key {e.key!r} was already used for a different entry"))
+            continue
+        after = {(leg.account, leg.asset): running.get((leg.account, leg.asset), 0) + leg.amount
+                 for leg in e.legs if not may_go_negative(leg.account)}
+        short = sorted(f"{a} ({asset})" for (a, asset), b in after.items() if b < 0)
+        if short:  # refused: nothing written, and the key stays free
+            results[i] = errors.Conflict(f"not enough to pay: {', '.join(short)} would go below zero "
+                                         "/ 残高が足りません")
+            continue
+        running.update(after)
+        jid = new_id()
+        written[e.key] = (jid, e.payload_hash())
+        journal_rows.append({"id": jid, "idempotency_key": e.key, "kind": e.kind, "payload_hash": e.payload_hash(),
+                             "created_at": now, "reverses": e.reverses, "actor": e.actor, "memo": e.memo})
+        for leg in e.legs:
+            posting_rows.append({"journal_id": jid, "account_id": leg.account, "asset": leg.asset,
+                                 "amount": leg.amount})
+            new_accounts.setdefault(leg.account, leg.account.split(":", 1)[0])
+            if not may_go_negative(leg.account):
+                deltas[(leg.account, leg.asset)] += leg.amount
+        results[i] = Posted(key=e.key, journal_id=jid, status="posted", balances=after)
+        if announce:
+            envelopes.append(Envelope(type="EntryPosted", node=node, service=SERVICE, time=now, data={
+                "key": e.key, "kind": e.kind, "journal_id": jid, "reverses": e.reverses, "memo": e.memo,
+                "legs": [{"account": leg.account, "asset": leg.asset, "amount": leg.amount} for leg in e.legs],
+            }))
+
+    if journal_rows:
+        credits = {k: d for k, d in deltas.items() if d > 0}
+        debits = {k: d for k, d in deltas.items() if d < 0}
+        await db.write_rows(session, [
+            db.Rows(accounts, [{"id": a, "kind": k, "may_go_negative": may_go_negative(a), "created_at": now}
+                               for a, k in sorted(new_accounts.items())],
+                    conflict=lambda ins: ins.on_conflict_do_nothing(index_elements=["id"])),
+            db.Rows(journal, journal_rows),
+            db.Rows(postings, posting_rows),
+            db.Rows(balances, [{"account_id": a, "asset": s, "balance": d, "may_go_negative": False}
+                               for (a, s), d in sorted(credits.items())],
+                    conflict=lambda ins: ins.on_conflict_do_update(
+                        index_elements=["account_id", "asset"],
+                        set_={"balance": balances.c.balance + ins.excluded.balance})),
+            outbox_rows(bus, envelopes),
+        ])
+        await _debit(session, debits)
+    return results  # type: ignore[return-value]
+
+
+async def _debit(session: AsyncSession, debits: dict[tuple[str, str], int]) -> None:
+    """Take the debits off existing balance rows (they exist: the entry was checked against them, locked).
+
+    Not by the upsert: a proposed row with a negative amount would fail the CHECK before the conflict turned it
+    into an update, on both databases. One statement on PostgreSQL (arrays unnested), an executemany on SQLite."""
+    if not debits:
+        return
+    items = sorted(debits.items())
+    if db.dialect_of(session) == "postgresql":
+        d = (select(func.unnest(bindparam("ids", [a for (a, _), _ in items], type_=postgresql.ARRAY(balances.c.account_id.type))).label("account_id"),
+                    func.unnest(bindparam("assets", [s for (_, s), _ in items], type_=postgresql.ARRAY(balances.c.asset.type))).label("asset"),
+                    func.unnest(bindparam("deltas", [v for _, v in items], type_=postgresql.ARRAY(balances.c.balance.type))).label("delta"))
+             .subquery())
+        await session.execute(update(balances).where(balances.c.account_id == d.c.account_id,
+                                                     balances.c.asset == d.c.asset)
+                              .values(balance=balances.c.balance + d.c.delta))
+        return
+    await session.execute(
+        update(balances).where(balances.c.account_id == bindparam("a"), balances.c.asset == bindparam("s"))
+        .values(balance=balances.c.balance + bindparam("d")),
+        [{"a": a, "s": s, "d": v} for (a, s), v in items],
+    )
+
+
+async def reverse(session: AsyncSession, *, original_key: str, key: str, node: str, actor: str = "",
+                  memo: str = "") -> PostResult:
+    """Undo an entry by posting its opposite, once. Refused if it would take someone below zero (they spent it)."""
+    orig = (await session.execute(select(journal.c.id, journal.c.kind)
+                                  .where(journal.c.idempotency_key == original_key))).first()
+    if orig is None:
+        return errors.NotFound(f"no entry {original_key!r}")
+    if orig.kind == "reversal":
+        return errors.Unprocessable("a reversal is not reversed: post a new entry instead")
+    done = (await session.execute(select(journal.c.idempotency_key).where(journal.c.reverses == orig.id))).first()
+    if done is not None and done.idempotency_key != key:
+        return errors.Conflict(f"entry {original_key!r} was already reversed by {done.idempotency_key!r}")
+    legs = tuple(Leg(r.account_id, r.asset, -r.amount) for r in await session.execute(
+        select(postings.c.account_id, postings.c.asset, postings.c.amount)
+        .where(postings.c.journal_id == orig.id).order_by(postings.c.seq)))
+    entry = Entry(key=key, kind="reversal", legs=legs, actor=actor, memo=memo or f"reverses {original_key}",
+                  reverses=orig.id)
+    return (await post_entries(session, [entry], node=node))[0]
+
+
+# ---- reading ---------------------------------------------------------------------------------------------------
+
+
+async def balance(session: AsyncSession, account: str, asset: str) -> int:
+    if may_go_negative(account):
+        return await system_balance(session, account, asset)
+    row = (await session.execute(select(balances.c.balance).where(
+        balances.c.account_id == account, balances.c.asset == asset))).scalar_one_or_none()
+    return int(row or 0)
+
+
+async def system_balance(session: AsyncSession, account: str, asset: str) -> int:
+    """A system account's balance, summed from its postings (it keeps no running balance: nothing to guard, and a
+    row every transaction updates would make concurrent batches wait on each other)."""
+    total = await session.execute(select(func.coalesce(func.sum(postings.c.amount), 0)).where(
+        postings.c.account_id == account, postings.c.asset == asset))
+    return int(total.scalar_one())
+
+
+async def totals_by_asset(session: AsyncSession) -> dict[str, int]:
+    """Sum of all postings per asset: zero for every asset, always (each entry sums to zero)."""
+    rows = await session.execute(select(postings.c.asset, func.sum(postings.c.amount)).group_by(postings.c.asset))
+    return {asset: int(total) for asset, total in rows}
+
+
+async def entry_legs(session: AsyncSession, key: str) -> list[Leg]:
+    rows = await session.execute(
+        select(postings.c.account_id, postings.c.asset, postings.c.amount)
+        .join(journal, journal.c.id == postings.c.journal_id)
+        .where(journal.c.idempotency_key == key).order_by(postings.c.seq))
+    return [Leg(r.account_id, r.asset, r.amount) for r in rows]
