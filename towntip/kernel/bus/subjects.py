@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-SERVICES = ("identity", "points")  # services that run in a node today; the others arrive with their issues
+SERVICES = ("identity", "points", "projects")  # services that run in a node today; the others arrive with their issues
 # Where each service's code lives (`python -m <module>`): the design card puts identity at the top level.
-SERVICE_MODULES = {"identity": "identity", "points": "services.points"}
+SERVICE_MODULES = {"identity": "identity", "points": "services.points", "projects": "services.projects"}
 
 
 def svc(node: str, service: str, endpoint: str) -> str:

@@ -1,0 +1,179 @@
+"""Tables of the projects service (its own database or schema): organisations and members, hearings, themes,
+requirements and criteria, the append-only audit log, inquiries, and the kernel's outbox, inbox and mail outbox.
+
+Ids of things that may one day travel to other nodes (organisations, themes, criteria) are UUIDs made here, with
+`origin_node` naming the node that made them: a copy at another node keeps the same id and says where it is from.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from towntip.kernel import db
+from towntip.kernel.bus.outbox import SeqType, define_bus_tables
+from towntip.kernel.mail import define_mail_table
+
+metadata = MetaData(naming_convention=db.NAMING_CONVENTION)
+bus = define_bus_tables(metadata)
+mail = define_mail_table(metadata)
+TS = DateTime(timezone=True)
+
+# Municipal departments (the theme owners) and companies or other organisations (the co-creation partners).
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("origin_node", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # department | company
+    Column("name", String(200), nullable=False),
+    Column("size", String(16), nullable=False, default=""),
+    Column("industry", String(200), nullable=False, default=""),
+    Column("fields", JSON, nullable=False, default=list),
+    Column("expertise", Text, nullable=False, default=""),
+    Column("website", String(300), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("origin_node", "kind", "name", name="uq_organisations_origin_node_kind_name"),
+    CheckConstraint("kind IN ('department', 'company')", name="kind"),
+)
+
+# Who belongs to an organisation, by global handle (name@home): people of other nodes may join a company here.
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("org_id", String(36), ForeignKey("organisations.id"), nullable=False),
+    Column("global_handle", String(64), nullable=False),
+    Column("role", String(16), nullable=False),  # admin | member
+    Column("added_at", TS, nullable=False),
+    Column("added_by", String(64), nullable=False),
+    PrimaryKeyConstraint("org_id", "global_handle", name="pk_memberships"),
+    Index("ix_memberships_global_handle", "global_handle"),
+    CheckConstraint("role IN ('admin', 'member')", name="role"),
+)
+
+# Cross-department hearings (部局横断ヒアリング): a department's current state and its issues.
+hearings = Table(
+    "hearings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("origin_node", String(32), nullable=False),
+    Column("department_id", String(36), ForeignKey("organisations.id"), nullable=False),
+    Column("held_on", Date, nullable=False),
+    Column("current_state", Text, nullable=False),
+    Column("issues", JSON, nullable=False),
+    Column("attendees", String(200), nullable=False, default=""),
+    Column("recorded_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_hearings_department_id", "department_id"),
+)
+
+# Co-creation themes (共創テーマ), owned by one department. Phase 1..4 only moves forward (service.themes).
+themes = Table(
+    "themes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("origin_node", String(32), nullable=False),
+    Column("owner_department_id", String(36), ForeignKey("organisations.id"), nullable=False),
+    Column("hearing_id", String(36), ForeignKey("hearings.id"), nullable=True),
+    Column("title", String(200), nullable=False),
+    Column("background", Text, nullable=False, default=""),
+    Column("target", Text, nullable=False, default=""),
+    Column("desired_outcome", Text, nullable=False, default=""),
+    Column("fields", JSON, nullable=False, default=list),
+    Column("company_points", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),  # draft | published
+    Column("phase", Integer, nullable=False),
+    Column("version", Integer, nullable=False),  # +1 on every change: stale edits are refused
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("published_at", TS, nullable=True),
+    Index("ix_themes_status", "status", "published_at"),
+    Index("ix_themes_owner_department_id", "owner_department_id"),
+    CheckConstraint("phase BETWEEN 1 AND 4", name="phase"),
+    CheckConstraint("status IN ('draft', 'published')", name="status"),
+)
+
+# Recruitment requirements (募集要件) of a theme; frozen, with its criteria, once the call is open.
+requirements = Table(
+    "requirements",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), primary_key=True),
+    Column("conditions", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("deadline", TS, nullable=False),
+    Column("call_opened_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Evaluation criteria and weights, published before the call opens (scores of later phases refer to these ids).
+criteria = Table(
+    "criteria",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("weight", Integer, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    UniqueConstraint("theme_id", "position", name="uq_criteria_theme_id_position"),
+    CheckConstraint("weight BETWEEN 1 AND 100", name="weight"),
+)
+
+# Every change to a theme and its parts (and to organisations and inquiries): who, when, what, before and after.
+# Written in the transaction of the change; never updated or deleted (triggers refuse both, migration 0001).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("subject_kind", String(16), nullable=False),  # theme | org | inquiry
+    Column("subject_id", String(36), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),  # global handle, or "visitor"
+    Column("actor_name", String(100), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("note", String(1000), nullable=False, default=""),
+    Index("ix_audit_log_subject", "subject_kind", "subject_id", "seq"),
+)
+
+# The contact form (相談・お問い合わせ): routed to the secretariat; an auto-reply goes out through mail_outbox.
+inquiries = Table(
+    "inquiries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("reference", String(16), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("phone", String(30), nullable=False, default=""),
+    Column("topic", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("lang", String(2), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("answered_at", TS, nullable=True),
+    Column("answered_by", String(64), nullable=True),
+    Column("mail_key", String(200), nullable=True),  # the auto-reply's key in mail_outbox; None: not sent
+    Index("ix_inquiries_status", "status", "received_at"),
+    Index("ix_inquiries_email", "email", "received_at"),
+    CheckConstraint("kind IN ('municipality', 'company')", name="kind"),
+    CheckConstraint("status IN ('open', 'answered')", name="status"),
+)
