@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import service
+from services.points import ledger, service
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
 from towntip.kernel.bus.endpoints import Endpoints
+from towntip.kernel.contracts import ledger as lc
 from towntip.kernel.contracts import points as contract
 
 
@@ -113,4 +116,59 @@ def build_endpoints(
         async with sessions() as session:
             return await service.person_points(session=session, person=q.person)
 
+    add_ledger_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit)
     return eps
+
+
+def _result(key: str, r: ledger.PostResult) -> lc.EntryResult:
+    if isinstance(r, ledger.Posted):
+        return lc.EntryResult(key=key, status=r.status, journal_id=r.journal_id)  # type: ignore[arg-type]
+    return lc.EntryResult(key=key, status="refused", code=r.code, reason=r.reason)
+
+
+def add_ledger_endpoints(
+    eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None]
+) -> None:
+    """The operator's ledger endpoints (admin.*: the gateway's NATS user may not call them)."""
+
+    @eps.add(lc.EP_LEDGER_POST, lc.PostIn, max_bytes=1024 * 1024)
+    async def post(q: lc.PostIn) -> lc.PostOut:
+        entries = [ledger.Entry(key=e.key, kind=e.kind, memo=e.memo, actor=q.actor,
+                                legs=tuple(ledger.Leg(g.account, g.asset, g.amount) for g in e.legs))
+                   for e in q.entries]
+        results = await _retrying(sessions, lambda s: ledger.post_entries(s, entries, node=node))
+        on_commit()
+        return lc.PostOut(results=[_result(e.key, r) for e, r in zip(entries, results, strict=True)])
+
+    @eps.add(lc.EP_LEDGER_REVERSE, lc.ReverseIn)
+    async def reverse(q: lc.ReverseIn) -> lc.EntryResult:
+        r = await _retrying(sessions, lambda s: ledger.reverse(s, original_key=q.original_key, key=q.key,
+                                                               node=node, actor=q.actor, memo=q.memo))
+        on_commit()
+        if isinstance(r, errors.ServiceError):
+            raise r
+        return _result(q.key, r)
+
+    @eps.add(lc.EP_LEDGER_BALANCE, lc.BalanceIn)
+    async def balance(q: lc.BalanceIn) -> lc.AccountBalance:
+        async with sessions() as s:
+            return lc.AccountBalance(account=q.account, asset=q.asset,
+                                     balance=await ledger.balance(s, q.account, q.asset))
+
+    @eps.add(lc.EP_LEDGER_TOTALS)
+    async def totals(_: None) -> lc.Totals:
+        async with sessions() as s:
+            return lc.Totals(totals=await ledger.totals_by_asset(s))
+
+
+async def _retrying(sessions: async_sessionmaker[AsyncSession], fn: Callable[[AsyncSession], Any]) -> Any:
+    """Run fn in a transaction; once more if a concurrent call took one of its idempotency keys first (the unique
+    key refused our insert): the second run sees that entry and answers duplicate or conflict."""
+    for attempt in range(2):
+        try:
+            async with sessions() as s, s.begin():
+                return await fn(s)
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,81 @@
+"""Contracts of the ledger endpoints of the points service (svc.<node>.points.admin.ledger.*, the operator's).
+
+Postings made by features (taps, donations, courses, coupons) go through their own endpoints; these are for the
+node's operator: manual entries and corrections (reversals), in batches, each with its own idempotency key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+EP_LEDGER_POST = "admin.ledger.post"  # PostIn -> PostOut
+EP_LEDGER_REVERSE = "admin.ledger.reverse"  # ReverseIn -> EntryResult
+EP_LEDGER_BALANCE = "admin.ledger.balance"  # BalanceIn -> AccountBalance
+EP_LEDGER_TOTALS = "admin.ledger.totals"  # {} -> Totals
+
+_IN = ConfigDict(extra="forbid", frozen=True)
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{8,200}$")]
+Account = Annotated[str, StringConstraints(pattern=r"^(person|card|project|event|system):[A-Za-z0-9_.:-]{1,90}$")]
+Asset = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
+Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")]
+Text = Annotated[str, StringConstraints(max_length=200)]
+
+
+class LegIn(BaseModel):
+    model_config = _IN
+    account: Account
+    asset: Asset
+    amount: int = Field(strict=True)  # an integer: 1.5 or "3" is refused, not rounded
+
+
+class EntryIn(BaseModel):
+    model_config = _IN
+    key: Key  # made where the action happened; the same key again is a duplicate, with another payload a conflict
+    kind: Kind = "adjustment"
+    legs: Annotated[list[LegIn], Field(min_length=2, max_length=64)]
+    memo: Text = ""
+
+
+class PostIn(BaseModel):
+    model_config = _IN
+    actor: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "operator"
+    entries: Annotated[list[EntryIn], Field(min_length=1, max_length=1000)]
+
+
+class EntryResult(BaseModel):
+    key: str
+    status: Literal["posted", "duplicate", "refused"]
+    journal_id: str | None = None
+    code: int | None = None  # for refused: the HTTP-like code (400, 409, 422)
+    reason: str = ""
+
+
+class PostOut(BaseModel):
+    results: list[EntryResult]
+
+
+class ReverseIn(BaseModel):
+    model_config = _IN
+    original_key: Key
+    key: Key
+    actor: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "operator"
+    memo: Text = ""
+
+
+class BalanceIn(BaseModel):
+    model_config = _IN
+    account: Account
+    asset: Asset = "machi-point"
+
+
+class AccountBalance(BaseModel):
+    account: str
+    asset: str
+    balance: int
+
+
+class Totals(BaseModel):
+    """Sum of all postings per asset: zero for each, always."""
+
+    totals: dict[str, int]
