@@ -77,6 +77,7 @@ class Settlement:
     balance: int | None = None
     reason: str | None = None
     error_code: int | None = None
+    display: str = ""  # what the node asked the terminal to show (not kept in the spool)
 
 
 _SCHEMA = """
@@ -211,6 +212,15 @@ class Spool:
 
     def unsettled(self) -> list[SpooledTap]:
         return self._rows("WHERE state != 'settled'")
+
+    def last(self) -> SpooledTap | None:
+        """The latest tap spooled on this device, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT max(seq) FROM taps").fetchone()
+        if row is None or row[0] is None:
+            return None
+        rows = self._rows("WHERE seq = ?", (row[0],))
+        return rows[0] if rows else None
 
     def get(self, tap_id: str) -> SpooledTap | None:
         rows = self._rows("WHERE tap_id = ?", (tap_id,))

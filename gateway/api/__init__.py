@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from gateway.api import points
 
 PREFIX = "/api/v1"
-ROUTERS = (points.router,)
+ROUTERS = (points.router, points.terminals_router)
 
 
 def router() -> APIRouter:

@@ -64,3 +64,15 @@ async def get_event(code: CodePath, nc: Nats, settings: Settings) -> c.EventOut:
             responses=responses(400, 401, 422, 503))
 async def put_event(code: CodePath, rule: EventRule, _: Staff, nc: Nats, settings: Settings) -> c.EventOut:
     return await _call(nc, settings, c.EP_EVENT_PUT, c.EventIn(code=code, **rule.model_dump()), c.EventOut)
+
+
+# /api/v1/terminals: the card terminals as the points service last heard them (its own router: not under /points).
+terminals_router = APIRouter(prefix="/terminals", tags=["terminals"])
+
+
+@terminals_router.get(
+    "", response_model=c.TerminalList, summary="Card terminals: online, last seen, mode, queue (staff)",
+    responses=responses(401, 503),
+)
+async def list_terminals(_: Staff, nc: Nats, settings: Settings) -> c.TerminalList:
+    return await _call(nc, settings, c.EP_TERMINALS_LIST, None, c.TerminalList)

@@ -14,6 +14,7 @@ from services.points import VERSION
 from services.points.handlers import TapHandler, build_endpoints
 from services.points.models import bus
 from services.points.service import SERVICE
+from services.points.terminals import TerminalTracker
 from towntip.kernel import db, migrate
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
@@ -53,6 +54,7 @@ class PointsService:
         await migrate.upgrade(self.engine, MIGRATIONS, schema=schema)
         self.sessions = db.sessionmaker(self.engine)
         card_key = self.card_key()
+        self.terminals = TerminalTracker(sessions=self.sessions, node=self.node)  # heartbeats, taps' arrival
 
         self.nc = await nats.connect(
             s.nats_url, name=f"{self.node}.points", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
@@ -75,17 +77,20 @@ class PointsService:
                 batch=self.tap_batch,
                 concurrency=self.settings.consumer_concurrency,
             ),
-            handler=TapHandler(node=self.node, card_key=card_key),
+            handler=self.terminals.track(TapHandler(node=self.node, card_key=card_key)),
             on_commit=self.relay.wake,
         )
         self._tasks = [
             asyncio.create_task(self.relay.run(self.stop_event), name="points-outbox-relay"),
             asyncio.create_task(self.consumer.run(self.stop_event), name="points-tap-consumer"),
+            asyncio.create_task(self.terminals.run(self.stop_event), name="points-terminals"),
         ]
+        await self.terminals.subscribe(self.nc)
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
             self.nc, node=self.node, service=SERVICE, version=VERSION,
-            endpoints=build_endpoints(sessions=self.sessions, node=self.node, card_key=card_key, on_commit=self.relay.wake),
+            endpoints=self.terminals.add_endpoints(build_endpoints(
+                sessions=self.sessions, node=self.node, card_key=card_key, on_commit=self.relay.wake)),
             description="まちづくりポイント: ledger, events, card taps",
         )
         log.info("points service ready on node %s", self.node)

@@ -1,28 +1,52 @@
-"""`towntip edge ...`: the terminal side. `simulate` touches one card N times through the real agent and spool."""
+"""`towntip edge ...`: the terminal side.
+
+- `simulate`: touches one card N times through the real agent and spool, in any mode, and reports the outcomes;
+- `run`: a terminal for real: a reader (nfcpy `--reader nfc --device usb:054c:06c1`, or `--reader sim` taking IDms
+  on standard input), feedback on screen and by sound, heartbeats, the offline spool; staff types a donation's
+  or coupon's reference on standard input before the touch;
+- `enroll`: the operator gives a terminal its own NATS user;
+- `status`: the operator's table of terminals as the points service last heard them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import re
+import signal
 import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from nats.errors import Error as NatsError
 from pydantic import TypeAdapter, ValidationError
 
+from edge.feedback import FeedbackPanel, make_screen, make_sound
+from edge.readers.base import CardReader
 from edge.readers.simulated import SimulatedReader
-from edge.terminal.agent import TerminalAgent
+from edge.terminal.agent import MODES, REF_MODES, TerminalAgent, check_mode, check_ref
 from edge.terminal.spool import PENDING, REJECTED, Spool, SpooledTap
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_idm, check_node, connect
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts.points import EP_BALANCE, SERVICE, Balance, BalanceQuery, Code, TerminalId
+from towntip.kernel.contracts.points import (
+    EP_BALANCE,
+    EP_TERMINALS_LIST,
+    SERVICE,
+    Balance,
+    BalanceQuery,
+    TerminalId,
+    TerminalList,
+)
 from towntip.node.natsauth import terminal_inbox_prefix
 
 MAX_COUNT = 100_000
+log = logging.getLogger(__name__)
 
 
 def default_terminal() -> str:
@@ -35,20 +59,78 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     sim = verbs.add_parser("simulate", help="touch a card N times on a simulated terminal and wait for the outcomes")
     add_nats_args(sim)
-    sim.add_argument("--event", required=True, help="event code, e.g. seed-01")
+    add_mode_args(sim)
     sim.add_argument("--card", required=True, metavar="IDM", help="the card's IDm, 16 hex digits")
-    sim.add_argument("--volunteer", action="store_true", help="tap as a volunteer (default: participant)")
-    sim.add_argument("--count", default="1", help=f"how many touches, 1..{MAX_COUNT} (default 1)")
+    sim.add_argument("--ref", action="append", default=None, metavar="REF",
+                     help="donation/coupon mode: what each touch confirms; give it once per touch")
+    sim.add_argument("--count", default=None, help=f"how many touches, 1..{MAX_COUNT} (default 1, or one per --ref)")
     sim.add_argument("--terminal", default=None, help="terminal id (default sim-<hostname>)")
     sim.add_argument("--spool", default=None, help="spool file (default ./var/edge/<terminal>.sqlite3)")
     sim.add_argument("--wait", default="10", help="seconds to wait for the outcomes (default 10)")
+    sim.add_argument("--screen", default="none", choices=("none", "console"), help="show each outcome (default none)")
+    sim.add_argument("--sound", default="none", choices=("none", "auto", "aplay", "bell"),
+                     help="a tone per outcome (default none)")
     sim.set_defaults(func=cmd_simulate)
+
+    run = verbs.add_parser("run", help="run a card terminal: read cards, send taps, show and sound the outcomes")
+    add_nats_args(run)
+    add_mode_args(run)
+    run.add_argument("--terminal", default=None, help="terminal id (default sim-<hostname>); enrol it first")
+    run.add_argument("--reader", default="nfc", choices=("nfc", "sim"),
+                     help="nfc: a FeliCa reader through nfcpy; sim: IDms typed on standard input (default nfc)")
+    run.add_argument("--device", default="usb", help="nfcpy device path (default usb; RC-S380: usb:054c:06c1)")
+    run.add_argument("--spool", default=None, help="spool file (default ./var/edge/<terminal>.sqlite3)")
+    run.add_argument("--heartbeat", default="30", help="seconds between heartbeats (default 30)")
+    run.add_argument("--debounce", default="3", help="a card again within this many seconds counts once (default 3)")
+    run.add_argument("--screen", default="console", choices=("none", "console"), help="where messages go")
+    run.add_argument("--sound", default="auto", choices=("none", "auto", "aplay", "bell"),
+                     help="auto: aplay where a sound device exists, else the terminal bell")
+    run.set_defaults(func=cmd_run)
+
+    status = verbs.add_parser("status", help="the node's card terminals: online, last seen, mode, queue (operator)")
+    add_nats_args(status)
+    status.add_argument("--json", action="store_true", help="print the service's answer as JSON")
+    status.set_defaults(func=cmd_status)
 
     enroll = verbs.add_parser(
         "enroll", help="give a terminal its own NATS user (operator only); prints the URL the terminal connects with")
     add_nats_args(enroll)
     enroll.add_argument("--terminal", required=True, help="terminal id, e.g. hall-1")
     enroll.set_defaults(func=cmd_enroll)
+
+
+def add_mode_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", default="checkin", choices=MODES,
+                   help="checkin (an event), register (card registration), donation or coupon (default checkin)")
+    p.add_argument("--event", default=None, help="event code for check-in, e.g. seed-01")
+    p.add_argument("--volunteer", action="store_true", help="check in as a volunteer (default: participant)")
+
+
+def _mode(args: argparse.Namespace) -> tuple[str, str | None, str]:
+    role = "volunteer" if args.volunteer else "participant"
+    try:
+        check_mode(args.mode, args.event, role)
+    except ValueError as exc:
+        raise BadInput(f"{exc} (--mode {args.mode}{' --event' if args.mode == 'checkin' else ''})") from None
+    return args.mode, args.event, role
+
+
+def _terminal(value: str | None) -> str:
+    terminal = value or default_terminal()
+    try:
+        return TypeAdapter(TerminalId).validate_python(terminal)
+    except ValidationError:
+        raise BadInput(f"terminal id {terminal!r} must be 1-32 characters of a-z, 0-9 and '-'") from None
+
+
+def _seconds(name: str, value: str, low: float, high: float) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise BadInput(f"{name} {value!r} is not a number of seconds") from None
+    if not low <= n <= high:
+        raise BadInput(f"{name} must be between {low:g} and {high:g} seconds")
+    return n
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -80,42 +162,46 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check(args: argparse.Namespace) -> tuple[str, str, str, str, int, float, Path]:
+def _check(args: argparse.Namespace) -> tuple[str, str, tuple[str, str | None, str], str, int, list[str] | None,
+                                              float, Path]:
     node = check_node(args.node)
     idm = check_idm(args.card)
+    mode = _mode(args)
+    terminal = _terminal(args.terminal)
+    refs = list(args.ref) if args.ref else None
+    if mode[0] in REF_MODES:
+        if not refs:
+            raise BadInput(f"{mode[0]} mode: give what each touch confirms with --ref (once per touch)")
+        try:
+            refs = [check_ref(r) for r in refs]
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+    elif refs:
+        raise BadInput(f"--ref is for donation and coupon modes, not {mode[0]}")
+    default_count = str(len(refs)) if refs else "1"
     try:
-        event = TypeAdapter(Code).validate_python(args.event)
-    except ValidationError:
-        raise BadInput(f"event code {args.event!r} must be 1-64 characters of a-z, 0-9, '-' and '_'") from None
-    terminal = args.terminal or default_terminal()
-    try:
-        terminal = TypeAdapter(TerminalId).validate_python(terminal)
-    except ValidationError:
-        raise BadInput(f"terminal id {terminal!r} must be 1-32 characters of a-z, 0-9 and '-'") from None
-    try:
-        count = int(args.count)
+        count = int(args.count if args.count is not None else default_count)
     except ValueError:
         raise BadInput(f"--count {args.count!r} is not a whole number") from None
     if not 1 <= count <= MAX_COUNT:
         raise BadInput(f"--count must be between 1 and {MAX_COUNT}, not {count}")
-    try:
-        wait = float(args.wait)
-    except ValueError:
-        raise BadInput(f"--wait {args.wait!r} is not a number of seconds") from None
-    if not 0 <= wait <= 86400:
-        raise BadInput("--wait must be between 0 and 86400 seconds")
+    if refs and count != len(refs):
+        raise BadInput(f"--count {count} but {len(refs)} --ref: one reference per touch")
+    wait = _seconds("--wait", args.wait, 0, 86400)
     spool = Path(args.spool) if args.spool else Path("var") / "edge" / f"{terminal}.sqlite3"
-    return node, idm, event, terminal, count, wait, spool
+    return node, idm, mode, terminal, count, refs, wait, spool
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     try:
-        node, idm, event, terminal, count, wait, spool_path = _check(args)
+        node, idm, mode, terminal, count, refs, wait, spool_path = _check(args)
+        panel = FeedbackPanel(make_screen(args.screen), make_sound(args.sound))
     except BadInput as exc:
         return fail(str(exc), EXIT_USAGE)
-    role = "volunteer" if args.volunteer else "participant"
+    except (ValueError, FileNotFoundError) as exc:
+        return fail(str(exc), EXIT_USAGE)
     try:
-        return asyncio.run(_simulate(args.nats_url, node, terminal, spool_path, event, role, idm, count, wait))
+        return asyncio.run(_simulate(args.nats_url, node, terminal, spool_path, mode, idm, count, refs, wait, panel))
     except Unreachable as exc:
         return fail(f"{exc}; nothing was spooled or sent")
     except OSError as exc:
@@ -123,21 +209,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 async def _simulate(
-    url: str, node: str, terminal: str, spool_path: Path, event: str, role: str, idm: str, count: int, wait: float
+    url: str, node: str, terminal: str, spool_path: Path, mode: tuple[str, str | None, str], idm: str, count: int,
+    refs: list[str] | None, wait: float, panel: FeedbackPanel,
 ) -> int:
     nc = await connect(url, inbox_prefix=terminal_inbox_prefix(terminal))  # the inboxes a terminal may use
+    mode_name, event, role = mode
     try:
         with Spool(spool_path) as spool:
             earlier = spool.queue_length()
             # Each simulated touch is a distinct tap on purpose: no debounce here.
-            agent = TerminalAgent(nc, node, terminal, spool, event, role, debounce=0)  # type: ignore[arg-type]
+            agent = TerminalAgent(nc, node, terminal, spool, event, role, mode=mode_name, debounce=0,  # type: ignore[arg-type]
+                                  feedback=panel, heartbeat_interval=0)
             async with agent:
                 reads = [r async for r in SimulatedReader.repeat(idm, count)]
-                taps = await agent.tap_many(reads)
+                if count == 1:
+                    tap = await agent.tap(reads[0], ref=refs[0] if refs else None, debounce=False)  # shown as real
+                    taps = [tap] if tap is not None else []
+                else:
+                    taps = await agent.tap_many(reads, refs=refs)
                 settled = await agent.wait_settled(wait)
                 rows = spool.get_many([t.tap_id for t in taps])
                 left = spool.queue_length()
-        balance = await _balance_now(nc, node, idm) if any(r.balance is not None for r in rows) else None
+        balance = (await _balance_now(nc, node, idm)
+                   if mode_name == "checkin" and any(r.balance is not None for r in rows) else None)
     finally:
         await nc.close()
     return _report(rows, count, settled, wait, earlier, left, spool_path, balance)
@@ -190,3 +284,208 @@ def _report(
         print(f"towntip: not all taps settled within {wait:g}s: {detail}", file=sys.stderr)
         code = EXIT_FAILURE
     return code
+
+
+# ---- towntip edge run ---------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        node = check_node(args.node)
+        mode = _mode(args)
+        terminal = _terminal(args.terminal)
+        heartbeat = _seconds("--heartbeat", args.heartbeat, 1, 3600)
+        debounce = _seconds("--debounce", args.debounce, 0, 3600)
+        panel = FeedbackPanel(make_screen(args.screen), make_sound(args.sound))
+    except BadInput as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except (ValueError, FileNotFoundError) as exc:
+        return fail(str(exc), EXIT_USAGE)
+    spool_path = Path(args.spool) if args.spool else Path("var") / "edge" / f"{terminal}.sqlite3"
+    reader: CardReader
+    if args.reader == "nfc":
+        from edge.readers.nfc import NfcReader  # noqa: PLC0415 - nfcpy only where a reader is used
+
+        reader = NfcReader(args.device)
+    else:
+        reader = SimulatedReader(asyncio.Queue())
+    try:
+        return asyncio.run(run_terminal(
+            url=args.nats_url, node=node, terminal=terminal, spool_path=spool_path, mode=mode, reader=reader,
+            panel=panel, heartbeat=heartbeat, debounce=debounce, stdin_reads=args.reader == "sim"))
+    except OSError as exc:
+        return fail(f"terminal stopped: {exc}")
+    except RuntimeError as exc:
+        return fail(str(exc))
+
+
+async def run_terminal(
+    *, url: str, node: str, terminal: str, spool_path: Path, mode: tuple[str, str | None, str], reader: CardReader,
+    panel: Any, heartbeat: float, debounce: float, stdin_reads: bool, lines: Any = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Runs a terminal until stopped (SIGINT/SIGTERM, `stop`, or the end of the input with the sim reader).
+
+    Works offline from the first second: taps are spooled while NATS is out of reach and sent once it answers.
+    Standard input (or `lines`, an async iterator of text lines) takes staff commands: `ref <REF>` (or a bare
+    reference in donation/coupon mode) names what the next touch confirms; with `--reader sim` a line of 16 hex
+    digits is a touch.
+    """
+    import nats  # noqa: PLC0415
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    mode_name, event, role = mode
+    spool = Spool(spool_path)
+    agent = TerminalAgent(None, node, terminal, spool, event, role, mode=mode_name, debounce=debounce,  # type: ignore[arg-type]
+                          feedback=panel, heartbeat_interval=heartbeat)
+    await agent.start()
+
+    async def quiet(exc: Exception) -> None:
+        log.debug("nats: %r", exc)
+
+    async def connect_forever() -> Any:
+        nc = await nats.connect(url, name=f"terminal {terminal}", connect_timeout=2, max_reconnect_attempts=-1,
+                                reconnect_time_wait=1, error_cb=quiet, reconnected_cb=agent.on_reconnected,
+                                inbox_prefix=terminal_inbox_prefix(terminal))
+        await agent.attach(nc)
+        print(f"terminal {terminal}: connected to node {node}", file=sys.stderr)
+        return nc
+
+    async def take_lines() -> None:
+        source = lines if lines is not None else _stdin_lines()
+        async for raw in source:
+            line = raw.strip()
+            if not line:
+                continue
+            word, _, rest = line.partition(" ")
+            try:
+                if word.lower() == "ref":
+                    agent.set_pending_ref(rest.strip())
+                    print(f"next touch confirms {rest.strip()}", file=sys.stderr)
+                elif stdin_reads and re.fullmatch(r"[0-9A-Fa-f]{16}", line):
+                    await agent.tap(line)
+                elif agent.mode in REF_MODES:
+                    agent.set_pending_ref(line)
+                    print(f"next touch confirms {line}", file=sys.stderr)
+                elif stdin_reads:
+                    await agent.tap(line)  # refused and shown: not an IDm
+                else:
+                    print(f"unknown command {line!r}: ref <REF>", file=sys.stderr)
+            except ValueError as exc:
+                print(f"towntip: {exc}", file=sys.stderr)
+        if stdin_reads:
+            await asyncio.sleep(0)
+            stop.set()  # the simulated reader's input ended
+
+    print(f"terminal {terminal}: {mode_name}{' ' + event if event else ''}{' (volunteer)' if role == 'volunteer' else ''}"
+          f", spool {spool_path}, {spool.queue_length()} taps waiting", file=sys.stderr)
+    connecting = asyncio.create_task(connect_forever(), name="connect")
+    reading = asyncio.create_task(agent.run(reader), name="read")
+    commands = asyncio.create_task(take_lines(), name="commands")
+    stopping = asyncio.create_task(stop.wait())
+    code = EXIT_OK
+    try:
+        done, _ = await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if reading in done and reading.exception() is not None:
+            exc = reading.exception()
+            print(f"towntip: the card reader stopped: {exc}", file=sys.stderr)
+            code = EXIT_FAILURE
+        if stdin_reads:  # let the last touches reach the node when it is there
+            await agent.wait_settled(3.0)
+    finally:
+        for task in (reading, commands, stopping):
+            task.cancel()
+        await reader.close()
+        await agent.stop()
+        nc = None
+        if connecting.done() and not connecting.cancelled() and connecting.exception() is None:
+            nc = connecting.result()
+        else:
+            connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+        left = spool.queue_length()
+        spool.close()
+        if left:
+            print(f"terminal {terminal}: {left} taps wait in {spool_path} and will be sent next time",
+                  file=sys.stderr)
+    return code
+
+
+async def _stdin_lines() -> Any:
+    """Lines of standard input, read in a thread (a kiosk's keyboard or a pipe)."""
+    while True:
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            return
+        yield line
+
+
+# ---- towntip edge status --------------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        node = check_node(args.node)
+    except BadInput as exc:
+        return fail(str(exc), EXIT_USAGE)
+
+    async def go() -> dict:
+        nc = await connect(args.nats_url)
+        try:
+            return await rpc.call(nc, subjects.svc(node, SERVICE, EP_TERMINALS_LIST), None, timeout=10)
+        finally:
+            await nc.close()
+
+    try:
+        answer = TerminalList.model_validate(asyncio.run(go()))
+    except Unreachable as exc:
+        return fail(str(exc))
+    except errors.ServiceError as exc:
+        return fail(f"the points service did not answer: {exc.reason} ({exc.code})")
+    except ValidationError:
+        return fail("the points service answered terminals.list with an unexpected body")
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+        return EXIT_OK
+    print(format_status(answer))
+    return EXIT_OK
+
+
+def _ago(t: datetime | None, now: datetime) -> str:
+    if t is None:
+        return "-"
+    s = max(0, int((now - t).total_seconds()))
+    if s < 120:
+        return f"{s}s ago"
+    if s < 7200:
+        return f"{s // 60}m ago"
+    if s < 2 * 86400:
+        return f"{s // 3600}h ago"
+    return f"{s // 86400}d ago"
+
+
+def format_status(answer: TerminalList) -> str:
+    """The terminals as a table; the online ones first within each name order."""
+    now = answer.checked_at.astimezone(UTC)
+    head = ("TERMINAL", "STATE", "LAST SEEN", "MODE", "EVENT", "QUEUE", "UNSETTLED", "LAST TAP", "VERSION")
+    rows = [head]
+    for t in answer.terminals:
+        rows.append((
+            t.terminal_id, "online" if t.online else "OFFLINE", _ago(t.last_seen_at, now), t.mode, t.event or "-",
+            str(t.queue), str(t.unsettled), _ago(t.last_tap_at, now), t.version or "-",
+        ))
+    if len(rows) == 1:
+        return "no terminal has been heard from yet"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    online = sum(1 for t in answer.terminals if t.online)
+    lines.append(f"{len(answer.terminals)} terminals, {online} online")
+    return "\n".join(lines)

@@ -4,7 +4,7 @@ own subjects (nats-server `authorization` with per-user permissions).
 | user | may publish | may subscribe |
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
-| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters, JetStream API and acks, `$SRV`, replies to `_INBOX.>` | its endpoints `svc.<node>.<service>.>`, `$SRV`, `_INBOX.>` |
+| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters, JetStream API and acks, `$SRV`, replies to `_INBOX.>` | its endpoints `svc.<node>.<service>.>`, `$SRV`, `_INBOX.>`; points also `edge.<node>.*.heartbeat` |
 | `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones, `svc.<node>.node.status`, `$SRV` | `_INBOX.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 
@@ -27,6 +27,11 @@ from towntip.kernel.secrets import load_or_create_secret
 OPERATOR = "operator"
 GATEWAY = "gateway"
 TERMINAL_PREFIX = "term-"
+
+
+# Core NATS messages of the terminals a service listens to (not through JetStream): the points service keeps
+# each terminal's latest heartbeat.
+EDGE_LISTENERS = {"points": ("heartbeat",)}
 
 
 def service_user(service: str) -> str:
@@ -98,7 +103,7 @@ class BusUsers:
                      f"{_perms(gateway_pub, ['_INBOX.>'], admin)} }}")
         for s in self.services:
             pub = [subjects.evt_all(n, s), f"dlq.{n}.{s}.>", "$JS.API.>", "$JS.ACK.>", "$SRV.>", "_INBOX.>"]
-            sub = [f"svc.{n}.{s}.>", "$SRV.>", "_INBOX.>"]
+            sub = [f"svc.{n}.{s}.>", "$SRV.>", "_INBOX.>"] + [subjects.edge_kind(n, k) for k in EDGE_LISTENERS.get(s, ())]
             users.append(f"{{ user: {_quote(service_user(s))}, password: {_quote(self.passwords[service_user(s)])}, "
                          f"{_perms(pub, sub)} }}")
         for terminal, password in sorted(self.terminals().items()):

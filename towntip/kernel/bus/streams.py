@@ -16,7 +16,9 @@ from nats.js.errors import NotFoundError
 from towntip.kernel.bus import subjects
 
 DAY = 24 * 3600.0
-EDGE_KINDS = ("tap", "heartbeat")
+# Only taps are kept: heartbeats are core NATS (the latest per terminal is in the points service's database), so
+# they neither fill the stream nor reach the tap consumer.
+EDGE_KINDS = ("tap",)
 MAX_EDGE_BYTES = 8 * 1024  # the stream refuses anything larger from a device
 
 

@@ -83,7 +83,8 @@ class TapOutcome(BaseModel):
 
 
 class Heartbeat(BaseModel):
-    """A terminal says it is alive, every minute or so: edge.<node>.<terminal>.heartbeat (core NATS)."""
+    """A terminal says it is alive, every `interval` seconds: edge.<node>.<terminal>.heartbeat (core NATS, not
+    kept in the EDGE stream). The points service keeps the latest per terminal (terminals.list)."""
 
     model_config = _STRICT
 
@@ -96,6 +97,7 @@ class Heartbeat(BaseModel):
     unsettled: int = Field(ge=0)  # taps accepted but whose outcome was not heard
     last_tap_at: AwareTime | None = None
     version: Annotated[str, StringConstraints(max_length=32)] = ""
+    interval: int = Field(default=30, ge=1, le=3600)  # seconds to the next heartbeat: online = seen within 2x
 
 
 class BalanceQuery(BaseModel):
@@ -218,3 +220,33 @@ class PersonPoints(BaseModel):
     balance: int
     cards: list[BoundCard]
     pending: list[CardBindPending]
+
+
+# ---- card terminals as the node hears them (svc.<node>.points.terminals.*) ------------------------------------
+
+EP_TERMINALS_LIST = "terminals.list"  # {} -> TerminalList (staff, operator)
+
+
+class TerminalStatus(BaseModel):
+    """One terminal as last heard: from its heartbeats (mode, event, queue, ...) and its taps' arrival."""
+
+    model_config = ConfigDict(frozen=True)
+
+    terminal_id: str
+    online: bool  # heard from within 2 x its heartbeat interval
+    last_seen_at: datetime  # when the node last heard from it (heartbeat or tap), by the node's clock
+    mode: str
+    event: str | None = None
+    queue: int = 0  # taps on the device not yet accepted by the bus (as of its last heartbeat)
+    unsettled: int = 0  # taps accepted whose outcome the terminal has not heard
+    last_tap_at: datetime | None = None  # its latest touch, by the terminal's clock
+    version: str = ""
+    interval: int = 30
+    heartbeat_at: datetime | None = None  # when its last heartbeat arrived (None: only taps so far)
+
+
+class TerminalList(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    checked_at: datetime
+    terminals: list[TerminalStatus]
