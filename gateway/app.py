@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import api, health, oidc, problems
-from gateway.portal import pages
+from gateway.portal import pages, projects
 from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -86,6 +86,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(api.router())
     app.include_router(oidc.router)
     app.include_router(pages.router)
+    projects.install(app)  # co-creation pages (and the contact form's throttle)
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = Throttle(settings.login_limit, settings.login_window)
 

@@ -1,0 +1,697 @@
+"""The portal's co-creation pages (ORG, phase 1): the public theme list and theme pages, the staff's hearings, theme
+editing, requirements, publication, phase moves and history; company registration and profiles; the public contact
+form and the secretariat's inbox. Each page asks the projects service over NATS with the person as an Actor inside
+the request; the service decides what they may do. Every form is CSRF-protected (pages.form_of)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from gateway.portal import session as ps
+from gateway.portal.i18n import add_words, t
+from gateway.portal.pages import (
+    actor_of,
+    add_nav,
+    current_user,
+    form_of,
+    message,
+    render,
+    require_role,
+    signed_in_form,
+)
+from towntip.kernel import categories, errors
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts import identity as ic
+from towntip.kernel.contracts import projects as c
+
+router = APIRouter(include_in_schema=False)
+JST = ZoneInfo("Asia/Tokyo")
+CRITERIA_ROWS = 6
+# The contact form is open to anyone: at most CONTACT_LIMIT posts per client address per CONTACT_WINDOW seconds,
+# at this gateway (the service also caps auto-replies per address).
+CONTACT_LIMIT = 5
+CONTACT_WINDOW = 600.0
+
+add_words({
+    "nav_themes": ("共創テーマ", "Themes"),
+    "nav_orgs": ("所属団体", "My organisations"),
+    "nav_hearings": ("ヒアリング", "Hearings"),
+    "nav_contact": ("お問い合わせ", "Contact"),
+    "nav_inquiries": ("問い合わせ受付", "Inquiries"),
+    "pj_themes": ("公民連携テーマ一覧", "Co-creation themes"),
+    "pj_themes_intro": ("自治体が企業と共に取り組みたい地域課題です。分野で絞り込めます。",
+                        "Local issues a municipality wants to work on with companies. Filter them by field."),
+    "pj_all_fields": ("すべての分野", "All fields"),
+    "pj_filter": ("絞り込む", "Filter"),
+    "pj_no_themes": ("該当するテーマはまだありません。", "No theme yet."),
+    "pj_new_theme": ("テーマを作成", "New theme"),
+    "pj_draft": ("下書き", "Draft"),
+    "pj_published": ("公開中", "Published"),
+    "pj_phase": ("フェーズ", "Phase"),
+    "pj_owner": ("担当部局", "Owner department"),
+    "pj_title": ("テーマ名", "Title"),
+    "pj_background": ("背景", "Background"),
+    "pj_target": ("対象", "Target"),
+    "pj_outcome": ("目指す成果", "Desired outcome"),
+    "pj_fields": ("分野", "Fields"),
+    "pj_company_points": ("企業連携ポイント（民間に期待すること）", "Where companies can help"),
+    "pj_hearing": ("もとになったヒアリング", "From hearing"),
+    "pj_none": ("なし", "None"),
+    "pj_edit": ("編集", "Edit"),
+    "pj_save": ("保存", "Save"),
+    "pj_publish": ("公開する", "Publish"),
+    "pj_requirements": ("募集要件", "Recruitment requirements"),
+    "pj_set_requirements": ("募集要件を設定", "Set the requirements"),
+    "pj_no_requirements": ("募集要件はまだ設定されていません。", "No recruitment requirements yet."),
+    "pj_conditions": ("提案条件", "Proposal conditions"),
+    "pj_scope": ("提案範囲", "Scope"),
+    "pj_deadline": ("締切（日本時間）", "Deadline (Japan time)"),
+    "pj_criteria": ("評価基準と配点（合計100）", "Evaluation criteria and weights (sum 100)"),
+    "pj_criterion": ("評価項目", "Criterion"),
+    "pj_weight": ("配点", "Weight"),
+    "pj_description": ("説明", "Description"),
+    "pj_frozen": ("公募開始後は、公平性のため募集要件と評価基準を変更できません。",
+                  "Once the call is open, the requirements and criteria are frozen, for fairness."),
+    "pj_call_open": ("公募中（開始: ", "Call open (since "),
+    "pj_open_call": ("公募を開始する", "Open the call"),
+    "pj_move_phase": ("次のフェーズへ進める", "Move to the next phase"),
+    "pj_move_note": ("理由・判断の記録", "Reason (recorded in the history)"),
+    "pj_history": ("変更履歴", "History"),
+    "pj_when": ("日時", "When"),
+    "pj_who": ("担当者", "Who"),
+    "pj_what": ("内容", "What"),
+    "pj_before": ("変更前", "Before"),
+    "pj_after": ("変更後", "After"),
+    "pj_hearings": ("部局横断ヒアリング", "Cross-department hearings"),
+    "pj_record_hearing": ("ヒアリングを記録", "Record a hearing"),
+    "pj_department": ("部局", "Department"),
+    "pj_held_on": ("実施日", "Held on"),
+    "pj_current_state": ("現状", "Current state"),
+    "pj_issues": ("課題（1行に1つ）", "Issues (one per line)"),
+    "pj_attendees": ("出席者", "Attendees"),
+    "pj_no_hearings": ("まだ記録がありません。", "Nothing recorded yet."),
+    "pj_no_department": ("先に部局を登録してください（所属団体 → 登録）。",
+                         "Register a department first (My organisations → Register)."),
+    "pj_orgs": ("所属団体", "My organisations"),
+    "pj_register_org": ("企業・団体を登録", "Register a company or organisation"),
+    "pj_org_kind": ("種別", "Kind"),
+    "pj_kind_department": ("自治体の部局", "Municipal department"),
+    "pj_kind_company": ("企業・団体", "Company or organisation"),
+    "pj_org_name": ("名称", "Name"),
+    "pj_size": ("規模", "Size"),
+    "pj_size_": ("未回答", "Not given"),
+    "pj_size_individual": ("個人事業", "Sole proprietor"),
+    "pj_size_micro": ("小規模（〜9人）", "Micro (up to 9)"),
+    "pj_size_small": ("中小（10〜99人）", "Small (10-99)"),
+    "pj_size_medium": ("中堅（100〜999人）", "Medium (100-999)"),
+    "pj_size_large": ("大企業（1000人〜）", "Large (1000+)"),
+    "pj_industry": ("業種", "Industry"),
+    "pj_expertise": ("得意分野・専門性", "Expertise"),
+    "pj_website": ("ウェブサイト", "Website"),
+    "pj_members": ("メンバー", "Members"),
+    "pj_add_member": ("メンバーを追加", "Add a member"),
+    "pj_member_handle": ("グローバルID（例: hanako@tsurugashima）", "Global ID (e.g. hanako@tsurugashima)"),
+    "pj_role": ("権限", "Role"),
+    "pj_role_admin": ("管理者", "Admin"),
+    "pj_role_member": ("メンバー", "Member"),
+    "pj_no_orgs": ("まだどの団体にも所属していません。", "You belong to no organisation yet."),
+    "pj_any_size": ("業種や規模を問わず、地域課題の解決に取り組む企業・団体が参加できます。",
+                    "Companies and organisations of any size or industry can take part."),
+    "pj_not_found": ("見つかりません。", "Not found."),
+    "pj_contact": ("相談・お問い合わせ", "Contact us"),
+    "pj_contact_intro": ("構想段階や情報整理の初期段階からご相談いただけます。必要事項をご入力のうえ、送信ボタンを押してください。送信後、自動返信メールをお送りします。",
+                         "You can consult us from the very first idea. Fill in the form and send it; an automatic reply will follow by e-mail."),
+    "pj_i_am": ("ご所属", "You are"),
+    "pj_kind_municipality": ("自治体", "A municipality"),
+    "pj_name": ("お名前", "Your name"),
+    "pj_organisation": ("自治体名・企業名", "Municipality or company"),
+    "pj_email": ("メールアドレス", "E-mail"),
+    "pj_phone": ("電話番号（任意）", "Phone (optional)"),
+    "pj_topic": ("件名", "Subject"),
+    "pj_message": ("ご相談内容", "Message"),
+    "pj_send": ("送信する", "Send"),
+    "pj_contact_done": ("お問い合わせを受け付けました", "Your inquiry was received"),
+    "pj_reference": ("受付番号", "Reference"),
+    "pj_auto_reply_sent": ("ご入力のメールアドレスに自動返信メールをお送りしました。",
+                           "An automatic reply is on its way to the address you gave."),
+    "pj_auto_reply_skipped": ("このアドレスには短時間に多くの自動返信をお送りしたため、今回は自動返信を控えました。お問い合わせは事務局に届いています。",
+                              "This address had several automatic replies in a short time, so none was sent this time. Your inquiry has reached the secretariat."),
+    "pj_no_mail": ("10分以上経過してもメールが届かない場合は、以下の可能性がございます。",
+                   "If no e-mail has arrived after 10 minutes or more, it may be that:"),
+    "pj_no_mail_1": ("迷惑メールフォルダに振り分けられている", "it was sorted into your spam folder"),
+    "pj_no_mail_2": ("入力されたメールアドレスに誤りがある", "the e-mail address you entered has a typo"),
+    "pj_no_mail_3": ("受信拒否設定（ドメイン指定受信等）が有効になっている",
+                     "a reception filter (e.g. accepting only chosen domains) is on"),
+    "pj_no_mail_4": ("セキュリティ設定によりブロックされている", "it was blocked by security settings"),
+    "pj_no_mail_then": ("その際は、お手数ですが再度ご送信いただくか、別のメールアドレスにてお試しください。",
+                        "In that case, please send the form again or try another e-mail address."),
+    "pj_too_many": ("送信が多すぎます。しばらく待ってからお試しください。",
+                    "Too many messages. Please wait a while and try again."),
+    "pj_inquiries": ("お問い合わせ（事務局）", "Inquiries (secretariat)"),
+    "pj_status": ("状態", "Status"),
+    "pj_status_open": ("未対応", "Open"),
+    "pj_status_answered": ("対応済み", "Answered"),
+    "pj_mark_answered": ("対応済みにする", "Mark answered"),
+    "pj_reopen": ("未対応に戻す", "Reopen"),
+    "pj_auto_reply": ("自動返信", "Auto-reply"),
+    "pj_no_inquiries": ("お問い合わせはありません。", "No inquiries."),
+    "pj_received": ("受付日時", "Received"),
+    "pj_all": ("すべて", "All"),
+})
+add_nav("nav_themes", "/themes", "all")
+add_nav("nav_orgs", "/orgs", "user")
+add_nav("nav_hearings", "/hearings", "staff")
+add_nav("nav_inquiries", "/secretariat/inquiries", "secretariat")
+add_nav("nav_contact", "/contact", "all")
+
+
+def install(app: FastAPI) -> None:
+    """Called by gateway.app.create_app: the routes, and the contact form's throttle."""
+    app.include_router(router)
+    app.state.contact_throttle = ps.Throttle(CONTACT_LIMIT, CONTACT_WINDOW)
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------------
+
+
+async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any]) -> Any:
+    settings = request.app.state.settings
+    nc = request.app.state.nc
+    if nc is None or not nc.is_connected:
+        raise errors.Unavailable("the gateway is not connected to the node's message bus")
+    return await rpc.call(nc, subjects.svc(settings.node_id, c.SERVICE, endpoint), payload,
+                          timeout=settings.request_timeout)
+
+
+def _jst(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Times are UTC on the wire and Asia/Tokyo on screen."""
+    if not value:
+        return ""
+    try:
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return when.astimezone(JST).strftime(fmt)
+    except ValueError:
+        return str(value)
+
+
+def _page(request: Request, template: str, *, user: ic.User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+    lang = ps.lang(request)
+    names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
+    phases = c.PHASES_EN if lang == "en" else c.PHASES
+    return render(request, f"projects/{template}", status=status, user=user, jst=_jst, category_names=names,
+                  categories=categories.all_categories(), phases=phases, sizes=c.ORG_SIZES, **ctx)
+
+
+def _status(exc: errors.ServiceError) -> int:
+    return exc.code if 400 <= exc.code < 600 else 400
+
+
+def _why(exc: Exception, lang: str) -> str:
+    if isinstance(exc, ValidationError):
+        return errors.describe_validation_error(exc)
+    if isinstance(exc, errors.Unavailable):
+        return t("unavailable", lang)
+    return str(getattr(exc, "reason", exc))
+
+
+def _refusal(request: Request, exc: errors.ServiceError, user: ic.User | None,
+             back: tuple[str, str] | None = None) -> HTMLResponse:
+    lang = ps.lang(request)
+    heading = t("pj_not_found", lang) if isinstance(exc, errors.NotFound) else t("error", lang)
+    return message(request, heading=heading, paragraphs=[_why(exc, lang)], status=_status(exc), user=user,
+                   link=back or ("/themes", t("pj_themes", lang)))
+
+
+def _login(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
+
+
+async def _maybe_user(request: Request) -> ic.User | None:
+    """The person, if logged in; public pages work while identity is down."""
+    try:
+        return await current_user(request)
+    except errors.ServiceError:
+        return None
+
+
+def _internal(user: ic.User | None) -> bool:
+    return user is not None and bool({"staff", "secretariat"} & set(user.roles))
+
+
+async def _form_lists(request: Request) -> Any:
+    """The posted form with repeated fields (checkboxes): form_of has checked its CSRF token and size already, and
+    Starlette keeps the parsed form, so this reads no body twice."""
+    return await request.form()
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _deadline(value: str) -> str:
+    """A datetime-local value (Japan time, as the form says) as an aware ISO time; the contract checks the rest."""
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=JST).isoformat() if value else ""
+    except ValueError:
+        return value
+
+
+# ---- themes ----------------------------------------------------------------------------------------------------
+
+
+@router.get("/themes", response_class=HTMLResponse)
+async def theme_list(request: Request) -> Response:
+    user = await _maybe_user(request)
+    field = request.query_params.get("field") or None
+    if field is not None and field not in categories.codes():
+        field = None
+    actor = actor_of(user) if user else None
+    try:
+        found = c.ThemeList.model_validate(await _call(request, c.EP_THEME_LIST, c.ThemeListQuery(
+            actor=actor, field=field, include_drafts=_internal(user))))
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user, back=("/", t("home", ps.lang(request))))
+    return _page(request, "themes.html", user=user, themes=found.themes, field=field or "",
+                 internal=_internal(user))
+
+
+async def _theme(request: Request, theme_id: str, user: ic.User | None) -> c.Theme:
+    try:
+        q = c.ThemeQuery(theme_id=theme_id, actor=actor_of(user) if user else None)
+    except ValidationError:
+        raise errors.NotFound(f"no theme {theme_id}") from None
+    return c.Theme.model_validate(await _call(request, c.EP_THEME_GET, q))
+
+
+async def _managed(request: Request, theme_id: str, user: ic.User) -> c.Theme:
+    """The theme, if this person may change it (the service checks again on every change)."""
+    theme = await _theme(request, theme_id, user)
+    if not theme.may_manage:
+        raise errors.Forbidden(f"only staff of {theme.owner_department_name} (the theme's owner) or the secretariat "
+                               "may change this theme")
+    return theme
+
+
+async def _my_departments(request: Request, user: ic.User) -> list[c.Org]:
+    """The departments a theme may be made for by this person: their own, or all for the secretariat."""
+    q = c.OrgListQuery(kind="department", member=None if "secretariat" in user.roles else actor_of(user))
+    return c.OrgList.model_validate(await _call(request, c.EP_ORG_LIST, q)).orgs
+
+
+async def _hearings(request: Request, user: ic.User) -> list[c.Hearing]:
+    return c.HearingList.model_validate(
+        await _call(request, c.EP_HEARING_LIST, c.HearingListQuery(actor=actor_of(user)))).hearings
+
+
+@router.get("/themes/new", response_class=HTMLResponse)
+async def theme_new_page(request: Request) -> Response:
+    user = await require_role(request, "staff", "secretariat")
+    if isinstance(user, Response):
+        return user
+    try:
+        depts, hearings = await _my_departments(request, user), await _hearings(request, user)
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "theme_form.html", user=user, theme=None, departments=depts, hearings=hearings,
+                 form={"hearing_id": request.query_params.get("hearing", "")}, chosen=[])
+
+
+def _content(form: dict[str, Any], raw: Any) -> dict[str, Any]:
+    return {"title": form.get("title", ""), "background": form.get("background", ""),
+            "target": form.get("target", ""), "desired_outcome": form.get("desired_outcome", ""),
+            "company_points": form.get("company_points", ""), "fields": raw.getlist("fields")}
+
+
+@router.post("/themes/new")
+async def theme_create(request: Request) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    raw = await _form_lists(request)
+    content = _content(form, raw)
+    try:
+        data = c.ThemeCreate(actor=actor_of(user), owner_department_id=form.get("owner_department_id", ""),
+                             hearing_id=form.get("hearing_id") or None, **content)
+        theme = c.Theme.model_validate(await _call(request, c.EP_THEME_CREATE, data))
+    except (ValidationError, errors.ServiceError) as exc:
+        try:
+            depts, hearings = await _my_departments(request, user), await _hearings(request, user)
+        except errors.ServiceError as exc2:
+            return _refusal(request, exc2, user)
+        return _page(request, "theme_form.html", user=user, theme=None, departments=depts, hearings=hearings,
+                     form=form, chosen=content["fields"], error=_why(exc, ps.lang(request)),
+                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+    return RedirectResponse(f"/themes/{theme.id}", status_code=303)
+
+
+@router.get("/themes/{theme_id}", response_class=HTMLResponse)
+async def theme_page(theme_id: str, request: Request) -> Response:
+    user = await _maybe_user(request)
+    try:
+        theme = await _theme(request, theme_id, user)
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
+    return _page(request, "theme.html", user=user, theme=theme, internal=_internal(user), notice=notice)
+
+
+@router.get("/themes/{theme_id}/edit", response_class=HTMLResponse)
+async def theme_edit_page(theme_id: str, request: Request) -> Response:
+    user = await require_role(request, "staff", "secretariat")
+    if isinstance(user, Response):
+        return user
+    try:
+        theme = await _managed(request, theme_id, user)
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "theme_form.html", user=user, theme=theme, form=theme.model_dump(), chosen=theme.fields)
+
+
+@router.post("/themes/{theme_id}/edit")
+async def theme_edit(theme_id: str, request: Request) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    raw = await _form_lists(request)
+    content = _content(form, raw)
+    try:
+        data = c.ThemeUpdate(actor=actor_of(user), theme_id=theme_id, version=form.get("version", "0"), **content)
+        await _call(request, c.EP_THEME_UPDATE, data)
+    except (ValidationError, errors.ServiceError) as exc:
+        try:
+            theme = await _theme(request, theme_id, user)
+        except errors.ServiceError as exc2:
+            return _refusal(request, exc2, user)
+        return _page(request, "theme_form.html", user=user, theme=theme, form=form, chosen=content["fields"],
+                     error=_why(exc, ps.lang(request)),
+                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+    return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
+
+
+async def _theme_action(request: Request, theme_id: str, endpoint: str, make: Any) -> Response:
+    """A button on the theme's page (publish, open the call, move the phase): the theme page again, with the
+    service's reason when it refused."""
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    try:
+        await _call(request, endpoint, make(actor_of(user), form))
+    except (ValidationError, errors.ServiceError) as exc:
+        try:
+            theme = await _theme(request, theme_id, user)
+        except errors.ServiceError as exc2:
+            return _refusal(request, exc2, user)
+        return _page(request, "theme.html", user=user, theme=theme, internal=_internal(user),
+                     error=_why(exc, ps.lang(request)),
+                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+    return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
+
+
+@router.post("/themes/{theme_id}/publish")
+async def theme_publish(theme_id: str, request: Request) -> Response:
+    return await _theme_action(request, theme_id, c.EP_THEME_PUBLISH,
+                               lambda actor, form: c.ThemeAction(actor=actor, theme_id=theme_id))
+
+
+@router.post("/themes/{theme_id}/call")
+async def theme_open_call(theme_id: str, request: Request) -> Response:
+    return await _theme_action(request, theme_id, c.EP_THEME_CALL_OPEN,
+                               lambda actor, form: c.ThemeAction(actor=actor, theme_id=theme_id))
+
+
+@router.post("/themes/{theme_id}/phase")
+async def theme_phase(theme_id: str, request: Request) -> Response:
+    return await _theme_action(request, theme_id, c.EP_THEME_ADVANCE, lambda actor, form: c.PhaseAdvance(
+        actor=actor, theme_id=theme_id, to_phase=form.get("to_phase", "0"), note=form.get("note", "")))
+
+
+def _requirements_form(theme: c.Theme) -> dict[str, Any]:
+    r = theme.requirements
+    if r is None:
+        return {}
+    out: dict[str, Any] = {"conditions": r.conditions, "scope": r.scope,
+                           "deadline": _jst(r.deadline, "%Y-%m-%dT%H:%M")}
+    for x in r.criteria:
+        out |= {f"crit_name_{x.position}": x.name, f"crit_weight_{x.position}": str(x.weight),
+                f"crit_desc_{x.position}": x.description}
+    return out
+
+
+@router.get("/themes/{theme_id}/requirements", response_class=HTMLResponse)
+async def requirements_page(theme_id: str, request: Request) -> Response:
+    user = await require_role(request, "staff", "secretariat")
+    if isinstance(user, Response):
+        return user
+    try:
+        theme = await _managed(request, theme_id, user)
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "requirements.html", user=user, theme=theme, form=_requirements_form(theme),
+                 rows=range(1, CRITERIA_ROWS + 1))
+
+
+@router.post("/themes/{theme_id}/requirements")
+async def requirements_put(theme_id: str, request: Request) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    rows = []
+    for i in range(1, CRITERIA_ROWS + 1):
+        name = str(form.get(f"crit_name_{i}", "")).strip()
+        if name:
+            rows.append({"name": name, "weight": form.get(f"crit_weight_{i}") or "0",
+                         "description": form.get(f"crit_desc_{i}", "")})
+    try:
+        data = c.RequirementsPut(actor=actor_of(user), theme_id=theme_id, conditions=form.get("conditions", ""),
+                                 scope=form.get("scope", ""), deadline=_deadline(str(form.get("deadline", ""))),
+                                 criteria=rows)
+        await _call(request, c.EP_THEME_REQUIREMENTS, data)
+    except (ValidationError, errors.ServiceError) as exc:
+        try:
+            theme = await _theme(request, theme_id, user)
+        except errors.ServiceError as exc2:
+            return _refusal(request, exc2, user)
+        return _page(request, "requirements.html", user=user, theme=theme, form=form,
+                     rows=range(1, CRITERIA_ROWS + 1), error=_why(exc, ps.lang(request)),
+                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+    return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
+
+
+@router.get("/themes/{theme_id}/history", response_class=HTMLResponse)
+async def history_page(theme_id: str, request: Request) -> Response:
+    user = await require_role(request, "staff", "secretariat")
+    if isinstance(user, Response):
+        return user
+    try:
+        theme = await _theme(request, theme_id, user)
+        hist = c.History.model_validate(await _call(request, c.EP_THEME_HISTORY, c.ThemeQuery(
+            theme_id=theme_id, actor=actor_of(user))))
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "history.html", user=user, theme=theme, entries=hist.entries)
+
+
+# ---- hearings --------------------------------------------------------------------------------------------------
+
+
+async def _hearings_page(request: Request, user: ic.User, *, status: int = 200, **ctx: Any) -> HTMLResponse:
+    try:
+        depts = c.OrgList.model_validate(await _call(request, c.EP_ORG_LIST, c.OrgListQuery(kind="department")))
+        found = await _hearings(request, user)
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "hearings.html", user=user, status=status, departments=depts.orgs, hearings=found, **ctx)
+
+
+@router.get("/hearings", response_class=HTMLResponse)
+async def hearings_page(request: Request) -> Response:
+    user = await require_role(request, "staff", "secretariat")
+    if isinstance(user, Response):
+        return user
+    return await _hearings_page(request, user)
+
+
+@router.post("/hearings")
+async def hearing_create(request: Request) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    try:
+        data = c.HearingCreate(actor=actor_of(user), department_id=form.get("department_id", ""),
+                               held_on=form.get("held_on", ""), current_state=form.get("current_state", ""),
+                               issues=_lines(str(form.get("issues", ""))), attendees=form.get("attendees", ""))
+        await _call(request, c.EP_HEARING_CREATE, data)
+    except (ValidationError, errors.ServiceError) as exc:
+        return await _hearings_page(request, user, form=form, error=_why(exc, ps.lang(request)),
+                                    status=400 if isinstance(exc, ValidationError) else _status(exc))
+    return await _hearings_page(request, user, notice=t("saved", ps.lang(request)))
+
+
+# ---- organisations ---------------------------------------------------------------------------------------------
+
+
+@router.get("/orgs", response_class=HTMLResponse)
+async def orgs_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login(request)
+    try:
+        mine = c.OrgList.model_validate(await _call(request, c.EP_ORG_LIST, c.OrgListQuery(member=actor_of(user))))
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "orgs.html", user=user, orgs=mine.orgs)
+
+
+@router.get("/orgs/new", response_class=HTMLResponse)
+async def org_new_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login(request)
+    return _page(request, "org_form.html", user=user, org=None, chosen=[], staff="staff" in user.roles)
+
+
+def _profile(form: dict[str, Any], raw: Any) -> dict[str, Any]:
+    return {"name": form.get("name", ""), "size": form.get("size", ""), "industry": form.get("industry", ""),
+            "expertise": form.get("expertise", ""), "website": form.get("website", ""),
+            "fields": raw.getlist("fields")}
+
+
+@router.post("/orgs/new")
+async def org_create(request: Request) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    profile = _profile(form, await _form_lists(request))
+    try:
+        data = c.OrgCreate(actor=actor_of(user), kind=form.get("kind", "company"), **profile)
+        org = c.Org.model_validate(await _call(request, c.EP_ORG_CREATE, data))
+    except (ValidationError, errors.ServiceError) as exc:
+        return _page(request, "org_form.html", user=user, org=None, form=form, chosen=profile["fields"],
+                     staff="staff" in user.roles, error=_why(exc, ps.lang(request)),
+                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+    return RedirectResponse(f"/orgs/{org.id}", status_code=303)
+
+
+async def _org(request: Request, org_id: str, user: ic.User | None) -> c.Org:
+    try:
+        q = c.OrgQuery(org_id=org_id, actor=actor_of(user) if user else None)
+    except ValidationError:
+        raise errors.NotFound(f"no organisation {org_id}") from None
+    return c.Org.model_validate(await _call(request, c.EP_ORG_GET, q))
+
+
+@router.get("/orgs/{org_id}", response_class=HTMLResponse)
+async def org_page(org_id: str, request: Request) -> Response:
+    user = await _maybe_user(request)
+    try:
+        org = await _org(request, org_id, user)
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
+    notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
+    return _page(request, "org.html", user=user, org=org, form=org.model_dump(), chosen=org.fields, notice=notice)
+
+
+async def _org_action(request: Request, org_id: str, endpoint: str, make: Any) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    raw = await _form_lists(request)
+    try:
+        await _call(request, endpoint, make(actor_of(user), form, raw))
+    except (ValidationError, errors.ServiceError) as exc:
+        try:
+            org = await _org(request, org_id, user)
+        except errors.ServiceError as exc2:
+            return _refusal(request, exc2, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
+        return _page(request, "org.html", user=user, org=org, form=form, chosen=raw.getlist("fields"),
+                     error=_why(exc, ps.lang(request)),
+                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+    return RedirectResponse(f"/orgs/{org_id}?saved=1", status_code=303)
+
+
+@router.post("/orgs/{org_id}")
+async def org_update(org_id: str, request: Request) -> Response:
+    return await _org_action(request, org_id, c.EP_ORG_UPDATE, lambda actor, form, raw: c.OrgUpdate(
+        actor=actor, org_id=org_id, **_profile(form, raw)))
+
+
+@router.post("/orgs/{org_id}/members")
+async def org_member_add(org_id: str, request: Request) -> Response:
+    return await _org_action(request, org_id, c.EP_ORG_MEMBER_ADD, lambda actor, form, raw: c.MemberAdd(
+        actor=actor, org_id=org_id, global_handle=str(form.get("global_handle", "")).strip().lower(),
+        role=form.get("role", "member")))
+
+
+# ---- the contact form (public) and the secretariat's inbox -----------------------------------------------------
+
+
+@router.get("/contact", response_class=HTMLResponse)
+async def contact_page(request: Request) -> Response:
+    return _page(request, "contact.html", user=await _maybe_user(request), form={"kind": "company"})
+
+
+@router.post("/contact")
+async def contact(request: Request) -> Response:
+    lang = ps.lang(request)
+    form = await form_of(request)  # CSRF like every form: a page elsewhere cannot post it for a visitor
+    if isinstance(form, HTMLResponse):
+        return form
+    user = await _maybe_user(request)
+    ip = request.client.host if request.client else ""
+    if not request.app.state.contact_throttle.allow(ip):
+        return _page(request, "contact.html", user=user, form=form, error=t("pj_too_many", lang), status=429)
+    try:
+        data = c.InquiryCreate(kind=form.get("kind", ""), name=form.get("name", ""),
+                               organisation=form.get("organisation", ""), email=form.get("email", ""),
+                               phone=form.get("phone", ""), topic=form.get("topic", ""),
+                               message=form.get("message", ""), lang=lang)
+        receipt = c.InquiryReceipt.model_validate(await _call(request, c.EP_INQUIRY_CREATE, data))
+    except (ValidationError, errors.ServiceError) as exc:
+        return _page(request, "contact.html", user=user, form=form, error=_why(exc, lang),
+                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+    return _page(request, "contact_done.html", user=user, receipt=receipt)
+
+
+@router.get("/secretariat/inquiries", response_class=HTMLResponse)
+async def inquiries_page(request: Request) -> Response:
+    user = await require_role(request, "secretariat")
+    if isinstance(user, Response):
+        return user
+    status = request.query_params.get("status")
+    try:
+        found = c.InquiryList.model_validate(await _call(request, c.EP_INQUIRY_LIST, c.InquiryListQuery(
+            actor=actor_of(user), status=status if status in ("open", "answered") else None)))
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "inquiries.html", user=user, inquiries=found.inquiries, shown=status or "")
+
+
+@router.post("/secretariat/inquiries/{inquiry_id}/status")
+async def inquiry_status(inquiry_id: str, request: Request) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    try:
+        await _call(request, c.EP_INQUIRY_STATUS, c.InquiryStatusSet(
+            actor=actor_of(user), inquiry_id=inquiry_id, status=form.get("status", ""), note=form.get("note", "")))
+    except (ValidationError, errors.ServiceError) as exc:
+        if isinstance(exc, ValidationError):
+            exc = errors.BadRequest(errors.describe_validation_error(exc))
+        return _refusal(request, exc, user, back=("/secretariat/inquiries", t("pj_inquiries", ps.lang(request))))
+    return RedirectResponse("/secretariat/inquiries", status_code=303)
