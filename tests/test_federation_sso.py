@@ -31,6 +31,7 @@ from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.node.leafnode import render_leafnodes
 from towntip.node.natsd import NatsServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -71,9 +72,8 @@ async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[st
         for i, town in enumerate(TOWNS):
             host, port = f"127.0.0.{i + 2}", free_port()
             base = f"http://{host}:{port}"
-            ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats", extra_config=(
-                f'leafnodes {{ remotes: [{{ url: "nats-leaf://127.0.0.1:{hub_leaf_port}" }}], reconnect: "1s" }}'
-            )).start()
+            ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats", extra_config=render_leafnodes(
+                town, [f"nats-leaf://127.0.0.1:{hub_leaf_port}"])).start()  # as `towntip node up --hub` does
             svc = IdentityService(ServiceSettings(
                 service="identity", node_id=town, nats_url=ns.url, data_dir=str(tmp_path / town),
                 public_url=base, trust_anchor=anchor.entity_id, trust_anchor_jwks=str(anchor.jwks_path),

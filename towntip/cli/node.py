@@ -9,6 +9,7 @@ from pathlib import Path
 from towntip.cli import EXIT_USAGE, fail
 from towntip.kernel.bus import subjects
 from towntip.kernel.settings import check_node_id
+from towntip.node.leafnode import check_hub_url, read_credentials
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--nats-port", type=int, default=0, help="port of the embedded nats-server (default: a free one)")
     up.add_argument("--data-dir", default="./var", help="databases, JetStream store, logs, secrets (default: %(default)s)")
     up.add_argument("--nats-url", default="", help="use this NATS instead of starting one (nats://host:port)")
+    up.add_argument("--hub", action="append", default=[], metavar="URL",
+                    help="join the federation: the hub's leafnode URL, nats-leaf://host:port (repeat for each of "
+                         "the hub's servers); the node refuses on its side what no peer may say as this node")
+    up.add_argument("--hub-credentials-file", default="", metavar="PATH",
+                    help="a file holding user:password for the hub's leafnode listener (never put it in the URL)")
     up.add_argument("--database-url", default="",
                     help="one PostgreSQL URL for all services (each gets the schema named after it); "
                          "default: one SQLite file per service in the data dir")
@@ -48,6 +54,26 @@ def _port(value: int, what: str, *, zero_ok: bool = False) -> str | None:
     if (value == 0 and zero_ok) or 1 <= value <= 65535:
         return None
     return f"{what} must be between 1 and 65535, not {value}"
+
+
+def _hub_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with --hub and --hub-credentials-file, or None (the password itself is never shown)."""
+    if args.hub and args.nats_url:
+        return "--hub links the embedded nats-server to the hub; with --nats-url the leafnodes are that server's"
+    if args.hub_credentials_file and not args.hub:
+        return "--hub-credentials-file goes with --hub"
+    for url in args.hub:
+        problem = check_hub_url(url)
+        if problem:
+            return f"--hub: {problem}"
+    if args.hub_credentials_file:
+        try:
+            read_credentials(args.hub_credentials_file)
+        except OSError as exc:
+            return f"--hub-credentials-file: cannot read {args.hub_credentials_file!r} ({exc.strerror})"
+        except ValueError as exc:
+            return f"--hub-credentials-file: {exc}"
+    return None
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -71,6 +97,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail("--nats-port is for the embedded nats-server; it makes no sense with --nats-url", EXIT_USAGE)
     if args.nats_url and not args.nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
         return fail(f"--nats-url must look like nats://host:port, not {args.nats_url!r}", EXIT_USAGE)
+    problem = _hub_problem(args)
+    if problem:
+        return fail(problem, EXIT_USAGE)
     trace = args.trace_export
     if trace and trace not in ("none", "console") and not (trace.startswith("file:") and len(trace) > 5):
         return fail(f"--trace-export must be none, console or file:PATH, not {trace!r}", EXIT_USAGE)
@@ -89,6 +118,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = NodeConfig(
         node_id=args.node, data_dir=Path(args.data_dir), http_host=args.http_host, http_port=args.http_port,
         public_url=args.public_url.rstrip("/"), nats_port=args.nats_port, nats_url=args.nats_url, database_url=args.database_url,
+        hub_urls=tuple(args.hub),
+        hub_credentials_file=str(Path(args.hub_credentials_file).resolve()) if args.hub_credentials_file else "",
         service_dbs=service_dbs, trace_export=trace, log_level=args.log_level,
         trust_anchor=args.trust_anchor.rstrip("/"),
         trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",

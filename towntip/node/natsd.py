@@ -97,9 +97,13 @@ class NatsServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store = self.data_dir / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            render_config(node_id=self.node_id, port=self.port, store_dir=store, host=self.host, extra=self.extra_config)
-        )
+        text = render_config(node_id=self.node_id, port=self.port, store_dir=store, host=self.host,
+                             extra=self.extra_config)
+        # Owner-only from the first byte: the config may hold the bus users' and the hub's passwords.
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
         return self.config_path
 
     def start(self, timeout: float = 10.0) -> NatsServer:

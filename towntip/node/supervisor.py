@@ -3,7 +3,9 @@
 What it does, in order:
 1. takes a lock on the data dir (one node per data dir), makes the secrets on first start
    (<data-dir>/secrets/admin-token, card-key; mode 0600, reused later);
-2. starts its own nats-server (unless --nats-url) and provisions the node's streams;
+2. starts its own nats-server (unless --nats-url) — a leafnode of the federation's hub with --hub, refusing on
+   its side of the link what no peer may say as this node (`towntip.node.leafnode`) — and provisions the node's
+   streams;
 3. starts each service (`python -m services.<name>`) and waits until it answers $SRV.PING.<name>;
 4. starts the gateway (`python -m gateway`) and waits until GET /healthz answers;
 5. restarts any process that dies (backoff 0.5 s doubling to 10 s, reset after 30 s of running), the
@@ -43,6 +45,7 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.points import TerminalId
 from towntip.kernel.secrets import load_or_create_secret
+from towntip.node.leafnode import read_credentials, render_leafnodes
 from towntip.node.natsauth import (
     GATEWAY,
     OPERATOR,
@@ -81,6 +84,8 @@ class NodeConfig:
     trust_anchor_jwks: str = ""  # ... and its public keys (a JWKS file)
     nats_port: int = 0  # 0: a free port
     nats_url: str = ""  # an existing NATS: no embedded server
+    hub_urls: tuple[str, ...] = ()  # the federation hub's leafnode URLs (its servers); () = a node on its own
+    hub_credentials_file: str = ""  # user:password for the hub's leafnode listener, if it asks for one
     database_url: str = ""  # one PostgreSQL for all services, a schema each
     service_dbs: dict[str, str] = field(default_factory=dict)  # per service
     trace_export: str = ""  # "" means file:<data-dir>/traces.jsonl
@@ -163,6 +168,7 @@ class Supervisor:
         self.nc: NATS | None = None
         self.nats_url = config.nats_url  # as shown; the processes get their own credentials in it
         self.bus_users: BusUsers | None = None  # the embedded nats-server's users (None with --nats-url)
+        self._hub_credentials: tuple[str, str] | None = None
         self.admin_token = ""
         self.card_key = ""
         self._tasks: set[asyncio.Task] = set()
@@ -369,7 +375,7 @@ class Supervisor:
             await error(409, "this node uses an outside NATS (--nats-url): its users are managed there")
             return
         password = self.bus_users.enroll(terminal)
-        self.nats_server.extra_config = self.bus_users.render()
+        self.nats_server.extra_config = self._nats_extra_config()
         self.nats_server.write_config()
         self.nats_server.config_path.chmod(0o600)
         if self.nats_server.proc is not None and self.nats_server.proc.poll() is None:
@@ -420,13 +426,26 @@ class Supervisor:
             if self._lock_fh is not None:
                 self._lock_fh.close()
 
+    def _nats_extra_config(self) -> str:
+        """The embedded server's users and, with --hub, its leafnode remote with the node's deny lists (rendered
+        again whenever a terminal is enrolled, so a reload keeps the link as it was)."""
+        assert self.bus_users is not None
+        c = self.config
+        leaf = render_leafnodes(c.node_id, c.hub_urls, services=c.services, credentials=self._hub_credentials)
+        return self.bus_users.render() + leaf
+
     async def _start_nats(self) -> None:
         c = self.config
         if not c.nats_url:
+            if c.hub_credentials_file:
+                try:
+                    self._hub_credentials = read_credentials(c.hub_credentials_file)
+                except (OSError, ValueError) as exc:
+                    raise StartupError(f"hub credentials: {exc}") from None
             self.bus_users = BusUsers(c.data_dir, c.node_id, c.services)
             self.nats_server = NatsServer(
                 node_id=c.node_id, data_dir=c.data_dir / "nats", port=c.nats_port,
-                log_file=c.data_dir / "logs" / f"{NATS_NAME}.log", extra_config=self.bus_users.render(),
+                log_file=c.data_dir / "logs" / f"{NATS_NAME}.log", extra_config=self._nats_extra_config(),
             )
             child = Child(NATS_NAME, "nats", log_path=c.data_dir / "logs" / f"{NATS_NAME}.log")
             self.children[NATS_NAME] = child
@@ -441,6 +460,9 @@ class Supervisor:
             path.write_text(operator + "\n")
             path.chmod(0o600)
             self.step(NATS_NAME, f"起動 ready ({self.nats_url}, pid {child.pid})")
+            if c.hub_urls:  # the URLs as given: a password is only ever in the credentials file and the 0600 config
+                self.step("hub", f"リーフノード接続先 leafnode to {', '.join(c.hub_urls)} "
+                                 f"(deny lists: see {self.nats_server.config_path})")
             self.say(f"  運用者の接続先 operator's NATS URL: {path}")
         async def on_error(exc: Exception) -> None:
             pass  # a restart of nats-server is reported by the monitor; no tracebacks here

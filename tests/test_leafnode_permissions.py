@@ -1,0 +1,417 @@
+"""Node A cannot speak as node B over the federation's leafnodes, and a test proves each refusal.
+
+Real nats-servers: a hub and two nodes, each node's config rendered as `towntip node up --hub` renders it (its bus
+users from `natsauth.BusUsers`, its leafnode remote from `towntip.node.leafnode`). The attacker is node A's
+operator, who may publish anything on A's own server. Each refusal is also run without the node's deny lists
+(`unprotected`): there the same attempt succeeds, so the protected case's "nothing arrived" means something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NoStreamResponseError, NotFoundError
+
+from tests.test_supervisor import NODE, Node, finish, node_argv
+from towntip.cli import main as cli_main
+from towntip.kernel.bus import subjects
+from towntip.kernel.bus.streams import (
+    edge_stream_config,
+    ensure_node_streams,
+    ensure_peer_sources,
+    ensure_stream,
+    evt_stream_config,
+)
+from towntip.node import leafnode
+from towntip.node.natsauth import OPERATOR, BusUsers
+from towntip.node.natsd import NatsServer, free_port
+
+pytestmark = pytest.mark.slow
+A, B = "town-a", "town-b"
+
+
+@dataclass
+class Federation:
+    """A hub and nodes A and B; `op[node]` is that node's operator connection (it may do anything there)."""
+
+    protected: bool
+    hub: NatsServer
+    servers: dict[str, NatsServer]
+    op: dict[str, NATS] = field(default_factory=dict)
+
+    async def reach(self, src: str, dst: str, timeout: float = 15.0) -> None:
+        """Until a message published at `src` arrives at `dst`. Messages on one path keep their order, so what
+        `src` published before has arrived at `dst` by then — or never will."""
+        subject = f"probe.{dst}.{uuid.uuid4().hex}"
+        got = asyncio.Event()
+
+        async def on_probe(_msg: Msg) -> None:
+            got.set()
+
+        sub = await self.op[dst].subscribe(subject, cb=on_probe)
+        await self.op[dst].flush()
+        deadline = time.monotonic() + timeout
+        try:
+            while not got.is_set():
+                assert time.monotonic() < deadline, f"no link from {src} to {dst} after {timeout}s"
+                await self.op[src].publish(subject, b"")
+                await self.op[src].flush()
+                try:
+                    await asyncio.wait_for(got.wait(), 0.1)
+                except TimeoutError:
+                    pass
+        finally:
+            await sub.unsubscribe()
+        await asyncio.sleep(0.3)  # a stream stores what its subscription took in a moment later
+
+
+def leaf_config(node: str, hub_url: str, protected: bool) -> str:
+    if protected:
+        return leafnode.render_leafnodes(node, [hub_url])
+    return f'leafnodes {{ remotes: [{{ url: "{hub_url}" }}], reconnect: "1s" }}\n'  # what the tests once wrote
+
+
+@asynccontextmanager
+async def running_federation(tmp_path: Path, *, protected: bool) -> AsyncIterator[Federation]:
+    leaf_port = free_port()
+    hub = NatsServer(node_id="hub", data_dir=tmp_path / "hub",
+                     extra_config=f'leafnodes {{ listen: "127.0.0.1:{leaf_port}", no_advertise: true }}').start()
+    fed = Federation(protected, hub, {})
+    try:
+        for node in (A, B):
+            users = BusUsers(tmp_path / node, node, subjects.SERVICES)
+            server = NatsServer(node_id=node, data_dir=tmp_path / node / "nats", extra_config=(
+                users.render() + leaf_config(node, f"nats-leaf://127.0.0.1:{leaf_port}", protected)))
+            fed.servers[node] = server.start()
+            fed.op[node] = await nats.connect(users.url(server.url, OPERATOR))
+            await ensure_node_streams(fed.op[node].jetstream(), node, subjects.SERVICES)
+        await fed.reach(A, B)
+        await fed.reach(B, A)
+        yield fed
+    finally:
+        for nc in fed.op.values():
+            await nc.close()
+        for server in fed.servers.values():
+            server.stop()
+        hub.stop()
+
+
+@pytest.fixture(params=[True, False], ids=["protected", "unprotected"])
+async def fed(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Federation]:
+    async with running_federation(tmp_path, protected=request.param) as f:
+        yield f
+
+
+async def answer(nc: NATS, subject: str, payload: bytes = b"", timeout: float = 1.0) -> bytes | None:
+    """The reply to a request, or None when nobody answers (no responders, or silence)."""
+    try:
+        return (await nc.request(subject, payload, timeout=timeout)).data
+    except (NoRespondersError, NatsTimeout):
+        return None
+
+
+async def messages(nc: NATS, stream: str) -> int:
+    return (await nc.jetstream().stream_info(stream)).state.messages
+
+
+def forged_event(node: str) -> bytes:
+    """What A would have to say to make B's peers change hanako@<node>'s profile."""
+    return json.dumps({"id": str(uuid.uuid4()), "type": "ProfileChanged", "version": 1, "node": node,
+                       "data": {"global_handle": f"hanako@{node}", "nickname": "forged"}}).encode()
+
+
+async def test_a_forged_event_of_b_published_at_a_does_not_land_in_bs_event_stream(fed: Federation) -> None:
+    stream = subjects.evt_stream(B, "identity")
+    subject = subjects.evt(B, "identity", "ProfileChanged")
+    if fed.protected:
+        with pytest.raises(NoStreamResponseError):  # no stream anywhere takes it from A: not even an ack
+            await fed.op[A].jetstream().publish(subject, forged_event(B), timeout=2)
+    else:
+        ack = await fed.op[A].jetstream().publish(subject, forged_event(B), timeout=5)
+        assert ack.stream == stream  # B's own stream acknowledged A's forgery
+    await fed.op[A].publish(subject, forged_event(B))  # and fire-and-forget
+    await fed.reach(A, B)
+    assert await messages(fed.op[B], stream) == (0 if fed.protected else 2)
+
+
+async def test_a_forged_tap_at_bs_terminal_does_not_land_in_bs_edge_stream(fed: Federation) -> None:
+    stream, subject = subjects.edge_stream(B), subjects.edge(B, "t1", "tap")
+    tap = json.dumps({"tap_id": str(uuid.uuid4()), "terminal": "t1", "idm": "0123456789ABCDEF"}).encode()
+    if fed.protected:
+        with pytest.raises(NoStreamResponseError):
+            await fed.op[A].jetstream().publish(subject, tap, timeout=2)
+    else:
+        assert (await fed.op[A].jetstream().publish(subject, tap, timeout=5)).stream == stream
+    await fed.op[A].publish(subject, tap)
+    await fed.reach(A, B)
+    assert await messages(fed.op[B], stream) == (0 if fed.protected else 2)
+
+
+async def test_a_cannot_call_bs_endpoints(fed: Federation) -> None:
+    seen: list[str] = []
+
+    async def responder(msg: Msg) -> None:
+        seen.append(msg.subject)
+        await msg.respond(b'{"id": 1}')
+
+    endpoints = [subjects.svc(B, "identity", "admin.user.add"), subjects.svc(B, "node", "enroll"),
+                 subjects.svc(B, "points", "events.put")]
+    for subject in endpoints:
+        await fed.op[B].subscribe(subject, cb=responder)
+    await fed.op[B].flush()
+    await fed.reach(B, A)  # B's interest has had the time to reach A, were it let out
+    await fed.reach(A, B)
+    payload = json.dumps({"handle": "mallory", "display_name": "M", "email": "m@example.org",
+                          "password": "x" * 12}).encode()
+    replies = [await answer(fed.op[A], subject, payload) for subject in endpoints]
+    if fed.protected:
+        assert replies == [None] * len(endpoints) and seen == []
+    else:
+        assert replies == [b'{"id": 1}'] * len(endpoints) and seen == endpoints
+
+
+async def test_a_cannot_delete_purge_or_read_bs_streams_through_bs_jetstream_domain(fed: Federation) -> None:
+    js_b = fed.op[B].jetstream()
+    edge = subjects.edge_stream(B)
+    await js_b.publish(subjects.edge(B, "t1", "tap"), b'{"idm": "0123456789ABCDEF"}')
+    await js_b.add_consumer(edge, ConsumerConfig(durable_name="points-taps", ack_policy=AckPolicy.EXPLICIT))
+    await js_b.add_stream(name="SCRATCH", subjects=["scratch.b"])
+    api = subjects.js_api(B)
+    evt_points = subjects.evt_stream(B, "points")
+    attempts = [  # (subject, payload): what a peer has no business asking of B's JetStream
+        (f"{api}.STREAM.MSG.GET.{edge}", b'{"seq": 1}'),  # read a tap (it carries a card's IDm)
+        (f"{api}.DIRECT.GET.{edge}", b'{"seq": 1}'),
+        (f"{api}.STREAM.INFO.{edge}", b""),
+        (f"{api}.STREAM.NAMES", b""),
+        (f"{api}.INFO", b""),
+        (f"{api}.CONSUMER.MSG.NEXT.{edge}.points-taps", b'{"batch": 1, "expires": 200000000}'),
+        (f"{api}.CONSUMER.DELETE.{edge}.points-taps", b""),
+        (f"{api}.CONSUMER.CREATE.{edge}", json.dumps(
+            {"stream_name": edge, "config": {"deliver_subject": "stolen.taps", "ack_policy": "none"}}).encode()),
+        (f"{api}.CONSUMER.CREATE.{evt_points}.spy.evt.{B}.points.>", json.dumps(
+            {"stream_name": evt_points, "config": {"name": "spy", "deliver_subject": "stolen.points",
+                                                   "ack_policy": "none", "filter_subject": f"evt.{B}.points.>"}}
+        ).encode()),
+        (f"{api}.STREAM.MSG.DELETE.{edge}", b'{"seq": 1}'),
+        (f"{api}.STREAM.UPDATE.{edge}", json.dumps({"name": edge, "subjects": ["nothing.any.more"]}).encode()),
+        (f"{api}.STREAM.CREATE.FORGED", b'{"name": "FORGED", "subjects": ["forged.>"]}'),
+        (f"{api}.STREAM.PURGE.{edge}", b""),
+        (f"{api}.STREAM.DELETE.SCRATCH", b""),
+        (f"{api}.STREAM.DELETE.{edge}", b""),
+    ]
+    replies = {subject: await answer(fed.op[A], subject, payload, timeout=0.5) for subject, payload in attempts}
+    if fed.protected:
+        assert replies == {subject: None for subject, _ in attempts}
+        assert await messages(fed.op[B], edge) == 1  # the stream survives with its tap
+        assert (await js_b.consumer_info(edge, "points-taps")).num_pending == 1
+        assert (await js_b.stream_info(edge)).config.subjects == edge_stream_config(B).subjects  # not updated
+        assert await messages(fed.op[B], "SCRATCH") == 0
+        with pytest.raises(NotFoundError):
+            await js_b.stream_info("FORGED")
+    else:  # each of these did what it says at B
+        purged = json.loads(replies[f"{api}.STREAM.PURGE.{edge}"] or b"{}")
+        read = json.loads(replies[f"{api}.STREAM.MSG.GET.{edge}"] or b"{}")
+        assert read["message"]["subject"] == subjects.edge(B, "t1", "tap")
+        assert purged.get("success") is True
+        for name in ("SCRATCH", edge):
+            with pytest.raises(NotFoundError):
+                await js_b.stream_info(name)
+
+
+async def test_a_cannot_acknowledge_bs_messages_for_b(fed: Federation) -> None:
+    """A tap that B's consumer holds unacknowledged stays pending when A forges its ack (else it would be lost)."""
+    js_b = fed.op[B].jetstream()
+    edge = subjects.edge_stream(B)
+    await js_b.publish(subjects.edge(B, "t1", "tap"), b"{}")
+    sub = await js_b.pull_subscribe(subjects.edge_kind(B, "tap"), durable="points-taps", stream=edge,
+                                    config=ConsumerConfig(ack_wait=60))
+    (held,) = await sub.fetch(1, timeout=5)
+    await fed.op[A].publish(held.reply, b"+ACK")  # the ack subject is guessable: stream, consumer, sequences
+    await fed.reach(A, B)
+    want = 1 if fed.protected else 0
+    for _ in range(50):  # the consumer takes an ack in a moment after its subscription did
+        pending = (await js_b.consumer_info(edge, "points-taps")).num_ack_pending
+        if pending == want:
+            break
+        await asyncio.sleep(0.1)
+    if fed.protected:  # and it stays so
+        await asyncio.sleep(0.5)
+        pending = (await js_b.consumer_info(edge, "points-taps")).num_ack_pending
+    assert pending == want
+
+
+async def test_what_is_private_to_b_never_reaches_a(fed: Federation) -> None:
+    """A listens on B's terminals, B's endpoints and every reply inbox: B's own traffic stays at B."""
+    leaked: list[str] = []
+
+    async def spy(msg: Msg) -> None:
+        leaked.append(msg.subject)
+
+    for subject in (f"edge.{B}.>", f"svc.{B}.>", "_INBOX.>", "$SRV.>"):
+        await fed.op[A].subscribe(subject, cb=spy)
+    await fed.op[A].flush()
+    await fed.reach(A, B)
+    await fed.reach(B, A)  # A's interest has reached B
+
+    async def login(msg: Msg) -> None:
+        await msg.respond(b'{"session_token": "secret"}')
+
+    await fed.op[B].subscribe(subjects.svc(B, "identity", "login"), cb=login)
+    await fed.op[B].jetstream().publish(subjects.edge(B, "t1", "tap"), b'{"idm": "0123456789ABCDEF"}')
+    reply = await fed.op[B].request(subjects.svc(B, "identity", "login"), b"{}", timeout=5)  # at B, by B
+    assert reply.data == b'{"session_token": "secret"}'
+    await fed.reach(B, A)
+    if fed.protected:
+        assert leaked == []
+    else:
+        assert {s.split(".")[0] for s in leaked} >= {"edge", "svc", "_INBOX"}, leaked
+
+
+async def wait_messages(nc: NATS, stream: str, want: int, timeout: float = 20.0) -> int:
+    """The stream's message count once it reaches `want`, or when `timeout` is over."""
+    have = 0
+    for _ in range(int(timeout / 0.1)):
+        have = await messages(nc, stream)
+        if have >= want:
+            break
+        await asyncio.sleep(0.1)
+    return have
+
+
+async def test_b_still_sources_as_public_events_and_catches_up_after_a_partition(tmp_path: Path) -> None:
+    """What federation needs still crosses: B's FED stream sources A's identity events (consumer creation on A
+    through A's JetStream domain, deliveries, heartbeats), also after the hub was gone for a while."""
+    async with running_federation(tmp_path, protected=True) as f:
+        js_a, js_b = f.op[A].jetstream(), f.op[B].jetstream()
+        await ensure_stream(js_a, evt_stream_config(A, "identity"))
+        await js_a.publish(subjects.evt(A, "identity", "ProfileChanged"), forged_event(A))
+        assert await ensure_peer_sources(js_b, B, {A}, "identity") == [A]
+        fed_b = subjects.fed_stream(B)
+        assert await wait_messages(f.op[B], fed_b, 1) == 1
+        await js_a.publish(subjects.evt(A, "identity", "ProfileChanged"), forged_event(A))
+        assert await wait_messages(f.op[B], fed_b, 2) == 2
+        got = await js_b.get_msg(fed_b, 2)
+        assert got.subject == subjects.evt(A, "identity", "ProfileChanged")
+
+        f.hub.stop()
+        await js_a.publish(subjects.evt(A, "identity", "UserDeleted"), forged_event(A))
+        await asyncio.sleep(1.0)
+        assert await messages(f.op[B], fed_b) == 2
+        f.hub.start()
+        assert await wait_messages(f.op[B], fed_b, 3, timeout=30) == 3, "no catch-up after the partition"
+
+
+def test_the_deny_lists_name_the_nodes_own_namespaces_and_leave_sourcing_open() -> None:
+    imports, exports = leafnode.deny_imports("town-b"), leafnode.deny_exports("town-b")
+    for ns in ("evt", "edge", "svc", "dlq", "fed"):
+        assert f"{ns}.town-b.>" in imports
+    assert {"$JS.town-b.API.STREAM.>", "$JS.town-b.API.CONSUMER.DELETE.>", "$JS.ACK.>"} <= set(imports)
+    assert "$JS.town-b.API.CONSUMER.CREATE.EDGE_TOWN_B.>" in imports
+    assert "$JS.town-b.API.CONSUMER.CREATE.EVT_TOWN_B_POINTS.>" in imports
+    assert not [s for s in imports if "EVT_TOWN_B_IDENTITY" in s]  # peers source it
+    assert not [s for s in imports + exports if s.startswith(("$JS.S.", "$JSC.", "$JS.FC."))]
+    assert {"edge.town-b.>", "svc.town-b.>", "dlq.town-b.>", "_INBOX.>"} <= set(exports)
+    assert f"evt.{B}.>" not in exports  # its events are what peers source
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hub", "http://hub.example:7422"], "must start with"),
+    (["--hub", "nats-leaf://town:pw@hub.example:7422"], "--hub-credentials-file"),
+    (["--hub", "nats-leaf://hub.example"], "host:port"),
+    (["--hub", "nats-leaf://hub.example:7422", "--nats-url", "nats://127.0.0.1:4222"], "--nats-url"),
+    (["--hub-credentials-file", "/nonexistent"], "goes with --hub"),
+    (["--hub", "nats-leaf://hub.example:7422", "--hub-credentials-file", "/nonexistent/creds"], "cannot read"),
+])
+def test_bad_hub_input_exits_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["node", "up", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_credentials_file_must_hold_user_colon_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    creds = tmp_path / "hub-creds"
+    creds.write_text("just-a-password-no-user\n")
+    assert cli_main(["node", "up", "--hub", "nats-leaf://hub.example:7422", "--hub-credentials-file", str(creds)]) == 2
+    err = capsys.readouterr().err
+    assert "user:password" in err and "just-a-password" not in err
+
+
+def start_node_up(tmp_path: Path, *args: str) -> Node:
+    """`towntip node up` as a real subprocess on free ports, with extra arguments."""
+    http_port, nats_port, data_dir = free_port(), free_port(), tmp_path / "var"
+    out_path = tmp_path / "node-up.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            node_argv("--node", NODE, "--data-dir", str(data_dir), "--http-port", str(http_port),
+                      "--nats-port", str(nats_port), "--trace-export", "none", *args),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return Node(proc, data_dir, http_port, nats_port, out_path)
+
+
+async def leafs(monitor: int) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=2) as client:
+        return (await client.get(f"http://127.0.0.1:{monitor}/leafz")).json().get("leafs") or []
+
+
+async def wait_leaf(monitor: int, name: str, timeout: float = 20.0) -> bool:
+    for _ in range(int(timeout / 0.2)):
+        if any(leaf.get("name") == name for leaf in await leafs(monitor)):
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path) -> None:
+    """`towntip node up --hub … --hub-credentials-file …`: the embedded server's config holds the remote with the
+    deny lists, the hub (which asks for a password) sees the node, an enrolment's reload keeps the link, and the
+    password is printed nowhere."""
+    password = secrets.token_urlsafe(16) + "@:/%"
+    leaf_port, monitor = free_port(), free_port()
+    hub = NatsServer(node_id="hub", data_dir=tmp_path / "hub", extra_config=(
+        f'http: "127.0.0.1:{monitor}"\n'
+        f'leafnodes {{ listen: "127.0.0.1:{leaf_port}", no_advertise: true, '
+        f'authorization {{ user: "town", password: {json.dumps(password)} }} }}')).start()
+    creds = tmp_path / "hub-creds"
+    creds.write_text(f"town:{password}\n")
+    creds.chmod(0o600)
+    hub_url = f"nats-leaf://127.0.0.1:{leaf_port}"
+    node = start_node_up(tmp_path, "--hub", hub_url, "--hub-credentials-file", str(creds))
+    data_dir = node.data_dir
+    try:
+        await node.wait_health(200, timeout=40)
+        config = (data_dir / "nats" / "nats-server.conf").read_text()
+        assert leafnode.render_leafnodes(NODE, [hub_url], credentials=("town", password)) in config
+        assert await wait_leaf(monitor, NODE), f"the hub never saw {NODE}: {await leafs(monitor)}"
+
+        operator = await nats.connect(node.operator_url())
+        try:
+            await operator.request(f"svc.{NODE}.node.enroll", b'{"terminal": "hall-1"}', timeout=5)
+        finally:
+            await operator.close()
+        config = (data_dir / "nats" / "nats-server.conf").read_text()
+        assert "term-hall-1" in config and f'"evt.{NODE}.>"' in config  # the reload kept the remote
+        await asyncio.sleep(1.0)
+        assert await wait_leaf(monitor, NODE), "the link did not survive the reload"
+        assert node.stop() == 0
+        assert hub_url in node.output and password not in node.output
+        assert password not in "".join(p.read_text(errors="replace") for p in (data_dir / "logs").glob("*.log"))
+    finally:
+        finish(node)
+        hub.stop()

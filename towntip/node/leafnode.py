@@ -1,0 +1,137 @@
+"""A node's link to the federation's hub: the `leafnodes { remotes: [...] }` block of its nats-server config.
+
+All nodes share one subject space over their leafnodes, so without limits node A (whose operator may publish
+anything on A's own server) could publish B's events, forge taps at B's terminals, call B's services (admin ones
+included) and delete or read B's streams through B's JetStream domain. A node does not rely on the hub's operator
+for this: its own remote refuses, on its side of the link,
+
+- to take in (`deny_imports`) anything on its own namespaces — only this node speaks as this node — and every
+  part of its JetStream API that a peer has no business with (only creating a consumer on a stream that peers may
+  source stays open, because that is how a peer sources it);
+- to send out (`deny_exports`) what is private to the node: its terminals' messages, its services' endpoints, its
+  dead letters, its request replies, its service discovery and JetStream advisories.
+
+What stream sourcing needs (measured with three nats-server 2.15 processes, a spy subscribed to `>` at the hub):
+the sourcing node sends `$JS.<peer>.API.CONSUMER.CREATE.<STREAM>.<name>.<filter>` with the reply subject
+`$JSC.R.<id>`; the peer's consumer delivers to `$JS.S.<id>` (messages and idle heartbeats) and asks for flow
+control on `$JS.FC.>`; the consumer acknowledges nothing (AckNone). None of those is denied here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from towntip.kernel.bus import subjects
+
+# Services whose event stream peers may source (into FED_<peer>): identity's public profiles. Every other stream
+# of the node is closed to consumers created from outside.
+FEDERATED_SERVICES: tuple[str, ...] = ("identity",)
+
+# Leafnode URL schemes nats-server takes for a remote.
+HUB_SCHEMES = ("nats-leaf://", "nats://", "tls://", "ws://", "wss://")
+
+# Parts of a node's JetStream API a peer never needs: reading or changing streams, messages and consumers, the
+# account and the server. A peer sources a stream through CONSUMER.CREATE alone (see the module's docstring).
+_JS_API_DENIED = (
+    "INFO",  # the account's usage and limits
+    "STREAM.>",  # create, update, delete, purge, info, list, names, msg get/delete, snapshot, restore, …
+    "DIRECT.>",  # direct get: reads any message (a tap carries a card's IDm)
+    "ACCOUNT.>",  # account purge, stream moves
+    "META.>",
+    "SERVER.>",
+    "CONSUMER.DURABLE.>",  # the old durable create: a durable survives its creator
+    "CONSUMER.DELETE.>",  # the node's own consumers (a peer's ephemeral source consumer expires by itself)
+    "CONSUMER.INFO.>",
+    "CONSUMER.NAMES.>",
+    "CONSUMER.LIST.>",
+    "CONSUMER.MSG.>",  # pulls from the node's own durables (taps taken away from the points service)
+    "CONSUMER.LEADER.>",
+    "CONSUMER.PAUSE.>",
+    "CONSUMER.UNPIN.>",
+    "CONSUMER.RESET.>",
+)
+
+
+def _stream_names(node: str, services: tuple[str, ...]) -> list[str]:
+    """The node's streams that no peer may create a consumer on."""
+    names = [subjects.edge_stream(node), subjects.dlq_stream(node), subjects.fed_stream(node)]
+    names += [subjects.evt_stream(node, s) for s in services if s not in FEDERATED_SERVICES]
+    return names
+
+
+def deny_imports(node: str, services: tuple[str, ...] = subjects.SERVICES) -> list[str]:
+    """Subjects this node never takes in from the hub."""
+    own = [f"evt.{node}.>", f"edge.{node}.>", f"svc.{node}.>", f"dlq.{node}.>", f"fed.{node}.>"]
+    api = subjects.js_api(node)
+    js = [f"{api}.{part}" for part in _JS_API_DENIED]
+    for stream in _stream_names(node, services):
+        js += [f"{api}.CONSUMER.CREATE.{stream}", f"{api}.CONSUMER.CREATE.{stream}.>"]
+    # Acks for this node's own consumers come from its own processes; a peer's source consumer acks nothing.
+    return own + js + ["$JS.ACK.>", "$SRV.>"]
+
+
+def deny_exports(node: str) -> list[str]:
+    """Subjects this node never sends to the hub: what only its own processes and terminals may see."""
+    return [f"edge.{node}.>", f"svc.{node}.>", f"dlq.{node}.>", f"fed.{node}.>",
+            "_INBOX.>",  # replies to requests made on this node: session tokens, terminal passwords, …
+            "$SRV.>", "$JS.EVENT.>"]
+
+
+def read_credentials(path: str | Path) -> tuple[str, str]:
+    """`user:password` (one line) from a file, for the hub's leafnode listener. Raises ValueError."""
+    text = Path(path).read_text().strip()
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password or "\n" in text:
+        raise ValueError(f"{path} must hold one line user:password")
+    return user, password
+
+
+def _with_credentials(url: str, credentials: tuple[str, str] | None) -> str:
+    if credentials is None:
+        return url
+    from urllib.parse import quote
+
+    scheme, _, rest = url.partition("://")
+    user, password = credentials
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
+
+
+def check_hub_url(url: str) -> str | None:
+    """Why `url` is no hub URL for a leafnode remote, or None. Credentials belong in a file, not in the URL."""
+    if not url.startswith(HUB_SCHEMES):
+        return f"a hub URL must start with {', '.join(HUB_SCHEMES)}, not {url!r}"
+    rest = url.partition("://")[2]
+    if "@" in rest:
+        return "a hub URL takes no user or password: put user:password in --hub-credentials-file"
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"a hub URL must be scheme://host:port, not {url!r}"
+    return None
+
+
+def render_leafnodes(
+    node: str,
+    hub_urls: list[str] | tuple[str, ...],
+    *,
+    services: tuple[str, ...] = subjects.SERVICES,
+    credentials: tuple[str, str] | None = None,
+    reconnect: str = "1s",
+) -> str:
+    """The `leafnodes` block of a node's nats-server config: one remote to the hub (several URLs = the hub's
+    servers, tried in turn), with this node's deny lists. Empty without hub URLs."""
+    if not hub_urls:
+        return ""
+    urls = ", ".join(json.dumps(_with_credentials(u, credentials)) for u in hub_urls)
+    imports = ", ".join(json.dumps(s) for s in deny_imports(node, services))
+    exports = ", ".join(json.dumps(s) for s in deny_exports(node))
+    return (
+        "leafnodes {\n"
+        "  remotes: [\n"
+        f"    {{ urls: [{urls}],\n"
+        f"      deny_imports: [{imports}],\n"
+        f"      deny_exports: [{exports}] }}\n"
+        "  ]\n"
+        f"  reconnect: {json.dumps(reconnect)}\n"
+        "}\n"
+    )
