@@ -123,7 +123,7 @@ def test_tones_are_real_wav_files_and_the_bell_rings_per_beep() -> None:
     out = io.StringIO()
     screen.out = out  # type: ignore[attr-defined]
     FeedbackPanel(screen, make_sound("none"))(Feedback("credited", points=1, balance=1))
-    assert "1ポイント獲得（残高 1）" in out.getvalue() and "1 points earned (balance 1)" in out.getvalue()
+    assert "1ポイント獲得（残高 1）" in out.getvalue() and "1 point earned (balance 1)" in out.getvalue()
 
 
 # ---- against the real points service --------------------------------------------------------------------------

@@ -57,6 +57,10 @@ def _balance(fb: Feedback) -> tuple[str, str]:
     return f"（残高 {fb.balance}）", f" (balance {fb.balance})"
 
 
+def _points_en(n: int) -> str:
+    return f"{n} point{'' if n == 1 else 's'} earned"
+
+
 def _credited(fb: Feedback) -> tuple[str, str]:
     bja, ben = _balance(fb)
     pts = fb.points or 0
@@ -65,11 +69,11 @@ def _credited(fb: Feedback) -> tuple[str, str]:
     elif fb.mode == "donation":
         ja, en = "寄附を確認しました。ありがとうございます", "Donation confirmed, thank you"
         if pts:
-            ja, en = f"{ja}。{pts}ポイント獲得{bja}", f"{en}. {pts} points earned{ben}"
+            ja, en = f"{ja}。{pts}ポイント獲得{bja}", f"{en}. {_points_en(pts)}{ben}"
     elif fb.mode == "coupon":
         ja, en = "クーポンを利用しました", "Coupon redeemed"
     else:
-        ja, en = f"{pts}ポイント獲得{bja}", f"{pts} points earned{ben}"
+        ja, en = f"{pts}ポイント獲得{bja}", f"{_points_en(pts)}{ben}"
     if fb.display:
         ja, en = f"{ja}：{fb.display}", f"{en}: {fb.display}"
     return ja, en
