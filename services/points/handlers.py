@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points import ledger, service
@@ -161,14 +162,33 @@ def add_ledger_endpoints(
             return lc.Totals(totals=await ledger.totals_by_asset(s))
 
 
-async def _retrying(sessions: async_sessionmaker[AsyncSession], fn: Callable[[AsyncSession], Any]) -> Any:
-    """Run fn in a transaction; once more if a concurrent call took one of its idempotency keys first (the unique
-    key refused our insert): the second run sees that entry and answers duplicate or conflict."""
-    for attempt in range(2):
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure: PostgreSQL asks for a retry
+_ledger_writer = asyncio.Lock()
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    for err in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+        if code:
+            return str(code)
+    return None
+
+
+async def _retrying(sessions: async_sessionmaker[AsyncSession], fn: Callable[[AsyncSession], Any],
+                    attempts: int = 4) -> Any:
+    """Run fn in a transaction, one ledger transaction at a time in this process (its batches never wait on each
+    other's row locks). Again if a concurrent caller took one of its idempotency keys first (the second run sees
+    that entry and answers duplicate or conflict), or if PostgreSQL chose it as a deadlock victim against another
+    process (a tap batch, another instance): nothing of a failed run was written."""
+    for attempt in range(attempts):
         try:
-            async with sessions() as s, s.begin():
+            async with _ledger_writer, sessions() as s, s.begin():
                 return await fn(s)
         except IntegrityError:
             if attempt:
                 raise
+        except DBAPIError as exc:
+            if _sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.01 * (attempt + 1))
     raise AssertionError("unreachable")

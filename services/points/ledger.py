@@ -19,7 +19,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -64,9 +64,13 @@ class Entry:
 
     def payload_hash(self) -> str:
         """What the entry says, in a canonical form: the same action retried hashes the same, whoever retries it."""
-        legs = sorted((leg.account, leg.asset, leg.amount) for leg in self.legs)
-        body = {"kind": self.kind, "legs": legs, "memo": self.memo, "reverses": self.reverses}
-        return hashlib.sha256(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            legs = sorted((leg.account, leg.asset, leg.amount) for leg in self.legs)
+            body = {"kind": self.kind, "legs": legs, "memo": self.memo, "reverses": self.reverses}
+            cached = hashlib.sha256(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 @dataclass
@@ -74,7 +78,6 @@ class Posted:
     key: str
     journal_id: str
     status: str  # posted | duplicate
-    balances: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, asset) -> balance after
 
 
 PostResult = Posted | errors.ServiceError
@@ -149,11 +152,12 @@ async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node:
         rows = await session.execute(select(journal.c.idempotency_key, journal.c.id, journal.c.payload_hash)
                                      .where(db.among(session, journal.c.idempotency_key, keys)))
         stored = {r.idempotency_key: (r.id, r.payload_hash) for r in rows}
-    # Balances: the accounts that must stay at or above zero, locked; then each entry decided in order.
+    # Balances: only an account that some entry here debits can go below zero. Those are read and locked (with
+    # the credits to them tracked too); a credit to any other account needs no look at its balance.
     candidates = [i for i, e in enumerate(entries) if results[i] is None and e.key not in stored]
-    guarded = sorted({(leg.account, leg.asset) for i in candidates for leg in entries[i].legs
-                      if not may_go_negative(leg.account)})
-    running = await _locked_balances(session, guarded)
+    debited = {(leg.account, leg.asset) for i in candidates for leg in entries[i].legs
+               if leg.amount < 0 and not may_go_negative(leg.account)}
+    running = await _locked_balances(session, sorted(debited))
     now = utcnow()
     journal_rows: list[dict[str, Any]] = []
     posting_rows: list[dict[str, Any]] = []
@@ -170,7 +174,7 @@ async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node:
                           else errors.Conflict(f"idempotency key {e.key!r} was already used for a different entry"))
             continue
         after = {(leg.account, leg.asset): running.get((leg.account, leg.asset), 0) + leg.amount
-                 for leg in e.legs if not may_go_negative(leg.account)}
+                 for leg in e.legs if (leg.account, leg.asset) in debited}
         short = sorted(f"{a} ({asset})" for (a, asset), b in after.items() if b < 0)
         if short:  # refused: nothing written, and the key stays free
             results[i] = errors.Conflict(f"not enough to pay: {', '.join(short)} would go below zero "
@@ -187,7 +191,7 @@ async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node:
             new_accounts.setdefault(leg.account, leg.account.split(":", 1)[0])
             if not may_go_negative(leg.account):
                 deltas[(leg.account, leg.asset)] += leg.amount
-        results[i] = Posted(key=e.key, journal_id=jid, status="posted", balances=after)
+        results[i] = Posted(key=e.key, journal_id=jid, status="posted")
         if announce:
             envelopes.append(Envelope(type="EntryPosted", node=node, service=SERVICE, time=now, data={
                 "key": e.key, "kind": e.kind, "journal_id": jid, "reverses": e.reverses, "memo": e.memo,
