@@ -62,11 +62,20 @@ def facts(driver: Any) -> dict[str, Any]:
 
 def click_and_wait(driver: Any, element: Any) -> dict[str, Any]:
     """Click, then wait until the page the click led to has replaced this one."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def gone(d: Any) -> bool:
+        try:
+            return expected_conditions.staleness_of(element)(d)
+        except WebDriverException as exc:  # chromedriver's way of saying stale, when the page changed mid-check
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+
     element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(element))
+    WebDriverWait(driver, 15).until(gone)
     WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
     return facts(driver)
 
@@ -206,5 +215,55 @@ async def test_bind_a_card_by_touching_a_terminal_then_report_it_lost(portal, ph
         page = await run(lambda: click_and_wait(d, d.find_element(By.CSS_SELECTOR, "form.card-row button")))
         assert "登録を解除しました" in page["text"] and "まだカードを登録していません" in page["text"], page["text"]
         assert me["overflow"] <= 0
+    finally:
+        await nc.close()
+
+
+async def test_register_a_card_with_the_code_a_terminal_showed(portal, phone_browser, nats_server) -> None:  # noqa: F811
+    base, _ = portal
+    d = phone_browser
+    import json
+    from datetime import UTC, datetime
+
+    import nats as nats_client
+    from selenium.webdriver.common.by import By
+
+    from towntip.kernel.bus import rpc, subjects
+    from towntip.kernel.contracts import identity as ic
+    from towntip.kernel.contracts import points as pc
+
+    nc = await nats_client.connect(nats_server.url)
+    try:
+        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
+            handle="jiro", email="jiro@example.jp", password="correct horse battery"), timeout=15)
+        await rpc.call(nc, subjects.svc(NODE, pc.SERVICE, pc.EP_EVENT_PUT), pc.EventIn(code="walk", name="散歩"))
+        js = nc.jetstream()
+        outcomes: asyncio.Queue[dict] = asyncio.Queue()
+
+        async def on_outcome(msg) -> None:  # noqa: ANN001
+            await outcomes.put(json.loads(msg.data))
+        await nc.subscribe("_INBOX.hall-2.>", cb=on_outcome)
+
+        async def touch(n: int, mode: str) -> dict:
+            t = pc.Tap(tap_id=f"register-{n:04d}", terminal_id="hall-2", card_idm="00000000DEADBEEF", mode=mode,
+                       event="walk" if mode == "checkin" else None, tapped_at=datetime.now(UTC))
+            await js.publish(subjects.edge(NODE, "hall-2", "tap"), t.model_dump_json().encode(),
+                             headers={subjects.HDR_MSG_ID: t.key, subjects.HDR_RESULT_TO: "_INBOX.hall-2.out"})
+            return await asyncio.wait_for(outcomes.get(), 15)
+
+        assert (await touch(1, "checkin"))["points"] == 1  # a point on the card before it is registered
+        shown = (await touch(2, "register"))["display"]  # what the terminal's screen shows
+        assert len(shown) == 9
+
+        await open_page(d, base + "/login?next=/settings/cards")
+        page = await fill_and_submit(d, {"login": "jiro", "password": "correct horse battery"})
+        assert "端末に表示された登録コード" in page["text"], page["text"]
+        page = await fill_and_submit(d, {"code": "WRONG-123"}, button="form[action$=code] button")
+        assert "コードが無効か期限切れです" in page["text"] and "まだカードを登録していません" in page["text"]
+        page = await fill_and_submit(d, {"code": shown.lower()}, button="form[action$=code] button")
+        assert "カードを登録しました" in page["text"] and "紛失を届け出る" in page["text"], page["text"]
+        assert await run(lambda: d.find_element(By.ID, "balance").text) == "1"
+        assert page["overflow"] <= 0
+        assert (await touch(3, "checkin"))["balance"] == 2  # the card now credits jiro
     finally:
         await nc.close()

@@ -82,6 +82,15 @@ WORDS: dict[str, tuple[str, str]] = {
     "report_lost": ("紛失を届け出る", "Report lost"),
     "unbound": ("カードの登録を解除しました。これまでのポイントはアカウントに残ります。",
                 "The card is unbound. The points you earned stay in your account."),
+    "card_code": ("端末に表示された登録コード", "The code the terminal showed"),
+    "card_code_help": ("会場の端末を「カード登録」にしてカードをタッチすると、8文字の登録コードが表示されます。10分以内に入力してください。",
+                       "Touch your card on a terminal in card registration mode: it shows an 8-character code. "
+                       "Enter it within 10 minutes."),
+    "card_code_go": ("コードで登録", "Register with the code"),
+    "card_registered": ("カードを登録しました。カードに貯まっていたポイントはアカウントに移りました。",
+                        "Your card is registered. The points it held are now in your account."),
+    "too_many_codes": ("コードの入力が多すぎます。10分ほど待ってからお試しください。",
+                       "Too many codes entered. Wait about 10 minutes and try again."),
     "member_since": ("登録日", "Member since"),
 }
 

@@ -367,6 +367,32 @@ async def bind_card(request: Request) -> Response:
     return await _cards_page(request, user, notice=t("bind_help", lang))
 
 
+CODE_ATTEMPTS = (10, 600.0)  # registration codes tried per person per 10 minutes (a code has 40 bits and lives 10 min)
+
+
+@router.post("/settings/cards/code")
+async def card_code(request: Request) -> Response:
+    """The one-time code a terminal in registration mode showed: binds that card to the logged-in person."""
+    lang = ps.lang(request)
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    throttle = getattr(request.app.state, "card_code_throttle", None)
+    if throttle is None:
+        throttle = request.app.state.card_code_throttle = ps.Throttle(*CODE_ATTEMPTS)
+    if not throttle.allow(user.id):
+        return await _cards_page(request, user, status=429, error=t("too_many_codes", lang))
+    try:
+        await _points(request, pc.EP_CARD_REGISTER_CODE, pc.CardCodeIn(person=user.id, code=str(form.get("code", ""))))
+    except ValidationError:
+        return await _cards_page(request, user, status=400, error=t("card_code_help", lang))
+    except errors.ServiceError as exc:
+        return await _cards_page(request, user, status=exc.code if 400 <= exc.code < 600 else 400,
+                                 error=_reason(exc, lang))
+    return await _cards_page(request, user, notice=t("card_registered", lang))
+
+
 @router.post("/settings/cards/unbind")
 async def unbind_card(request: Request) -> Response:
     lang = ps.lang(request)

@@ -112,6 +112,13 @@ def build_endpoints(
         async with sessions() as session, session.begin():
             return await service.unbind_card(session=session, person=q.person, ref=q.card_ref)
 
+    @eps.add(contract.EP_CARD_REGISTER_CODE, contract.CardCodeIn)
+    async def register_code(q: contract.CardCodeIn) -> contract.PersonPoints:
+        async with sessions() as session, session.begin():
+            out = await service.register_with_code(session=session, person=q.person, code=q.code, node=node)
+        on_commit()
+        return out
+
     @eps.add(contract.EP_PERSON_POINTS, contract.PersonQuery)
     async def person_points(q: contract.PersonQuery) -> contract.PersonPoints:
         async with sessions() as session:

@@ -146,6 +146,20 @@ card_binding_requests = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+# A touch in registration mode: the terminal shows a one-time code; the person enters it on the portal while
+# logged in, which binds the card (possession of the card and of the account, both proven). Hash only.
+card_registration_codes = Table(
+    "card_registration_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("tap_key", String(200), nullable=False, unique=True),
+    Column("card_account", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("used_by", String(100), nullable=True),
+)
+
 # Card terminals as last heard (heartbeats, taps): mode, event, spool queue, unsettled taps (migration 0004).
 terminals = Table(
     "terminals",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -12,12 +13,14 @@ from typing import Any
 from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.points import ledger
 from services.points.models import (
     accounts,
     balances,
     bus,
     card_binding_requests,
     card_bindings,
+    card_registration_codes,
     events,
     journal,
     postings,
@@ -254,6 +257,73 @@ def _aware(t: Any) -> Any:
     return t if t is None or t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
+# ---- card registration at a terminal ------------------------------------------------------------------------
+
+REG_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read off a screen and typed on a phone
+REG_LENGTH = 8  # 40 bits: with 10 minutes to live and the portal's throttle, not guessable
+REG_WINDOW = timedelta(minutes=10)
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+async def _registration_touch(session: AsyncSession, tap: Tap, card_key: bytes) -> TapResult:
+    """A touch at a terminal in registration mode: a one-time code for the terminal to show. Entered on the portal
+    by a logged-in person (register_with_code), it binds this card to them."""
+    card = card_account_id(card_key, tap.card_idm)
+    bound = (await session.execute(select(card_bindings.c.person_account)
+                                   .where(card_bindings.c.card_account == card))).first()
+    if bound is not None:
+        return errors.Conflict("this card is already registered: report it lost on My Page first "
+                               "/ このカードは登録済みです")
+    code = "".join(secrets.choice(REG_ALPHABET) for _ in range(REG_LENGTH))
+    now = utcnow()
+    await session.execute(card_registration_codes.insert().values(
+        code_hash=_code_hash(code), tap_key=tap.key, card_account=card, created_at=now, expires_at=now + REG_WINDOW))
+    balance = (await balances_of(session, [card])).get(card, 0)
+    return TapOutcome(tap_id=tap.tap_id, status="credited", points=0, balance=balance,
+                      display=f"{code[:4]}-{code[4:]}")
+
+
+async def register_with_code(*, session: AsyncSession, person: str, code: str, node: str) -> PersonPoints:
+    """Bind the card whose registration touch showed `code` to the person; its points move to them."""
+    now = utcnow()
+    r = card_registration_codes
+    row = (await session.execute(select(r).where(r.c.code_hash == _code_hash(code)).with_for_update())).first()
+    if row is None or row.used_at is not None or _aware(row.expires_at) <= now:
+        raise errors.NotFound("this code is unknown, used or expired: touch the card again in registration mode "
+                              "/ コードが無効か期限切れです。もう一度カードをタッチしてください")
+    mine = person_account_id(person)
+    bound = (await session.execute(select(card_bindings.c.person_account)
+                                   .where(card_bindings.c.card_account == row.card_account))).first()
+    if bound is not None:
+        raise errors.Conflict("this card is already yours / このカードは登録済みです" if bound.person_account == mine
+                              else "this card is bound to another account / 別のアカウントに登録されています")
+    await bind_card(session, card=row.card_account, person=mine, method="code", node=node, now=now,
+                    key=f"bind:{row.tap_key}")
+    await session.execute(update(r).where(r.c.code_hash == row.code_hash).values(used_at=now, used_by=mine))
+    return await person_points(session=session, person=person)
+
+
+async def bind_card(session: AsyncSession, *, card: str, person: str, method: str, node: str, now: Any,
+                    key: str) -> None:
+    """The card's balances (every asset) move to the person in one journal entry (idempotency key `key`, from the
+    action that bound it); its later taps credit them."""
+    held = (await session.execute(select(balances.c.asset, balances.c.balance).where(
+        balances.c.account_id == card, balances.c.balance > 0).order_by(balances.c.asset))).all()
+    legs = tuple(leg for h in held for leg in (ledger.Leg(card, h.asset, -h.balance), ledger.Leg(person, h.asset, h.balance)))
+    if legs:
+        [moved] = await ledger.post_entries(session, [ledger.Entry(
+            key=key, kind="bind", legs=legs, actor=person, memo=f"card bound ({method})",
+        )], node=node)
+        if isinstance(moved, errors.ServiceError):
+            raise moved
+    await session.execute(card_bindings.insert().values(card_account=card, person_account=person, bound_at=now,
+                                                        method=method))
+    await session.execute(delete(card_binding_requests).where(card_binding_requests.c.card_account == card))
+
+
 @dataclass
 class TapToApply:
     tap: Tap
@@ -274,6 +344,9 @@ async def record_taps(
     fresh = []
     for i, it in enumerate(items):
         if it.duplicate:
+            continue
+        if it.tap.mode == "register":
+            results[i] = await _registration_touch(session, it.tap, card_key)
             continue
         if it.tap.mode != "checkin":
             results[i] = errors.Unprocessable(f"this node does not take {it.tap.mode!r} touches yet")
@@ -389,9 +462,13 @@ async def record_taps(
         )
         stored = {r.key: r for r in rows}
         current = await balances_of(session, list({r.account_id for r in stored.values()}))
+        shown = set((await session.execute(select(card_registration_codes.c.tap_key).where(
+            db.among(session, card_registration_codes.c.tap_key, [t.key for _, t in dups])))).scalars())
         for i, tap in dups:
             row = stored.get(tap.key)
-            if row is None:
+            if tap.key in shown:  # a registration touch heard twice: its code was shown once, and stays valid
+                results[i] = TapOutcome(tap_id=tap.tap_id, status="duplicate", points=0, balance=0)
+            elif row is None:
                 results[i] = errors.Unprocessable("repeat of a tap that was refused")
             elif row.payload_hash != payload_hash(tap):
                 results[i] = errors.Conflict(f"tap id {tap.tap_id!r} was already used for a different tap")

@@ -181,6 +181,7 @@ EP_EVENT_LIST = "events.list"  # {} -> EventList
 EP_CARD_BIND_REQUEST = "cards.bind_request"  # CardBindRequest -> CardBindPending
 EP_CARD_UNBIND = "cards.unbind"  # CardUnbind -> PersonPoints
 EP_PERSON_POINTS = "person.points"  # PersonQuery -> PersonPoints
+EP_CARD_REGISTER_CODE = "cards.register_code"  # CardCodeIn -> PersonPoints (the code a terminal showed)
 
 PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]  # the identity service's user id
 
@@ -195,6 +196,24 @@ class CardBindRequest(BaseModel):
 class CardBindPending(BaseModel):
     card_ref: str  # the first 8 hex digits of the card's keyed hash: enough to tell one's cards apart
     expires_at: datetime
+
+
+def _code(v: str) -> str:
+    return v.replace("-", "").replace(" ", "").upper()
+
+
+class CardCodeIn(BaseModel):
+    """The one-time code a terminal in registration mode showed (8 letters and digits, dashes and spaces ignored)."""
+
+    model_config = _STRICT
+
+    person: PersonId
+    code: Annotated[str, StringConstraints(max_length=20), AfterValidator(_code),
+                    AfterValidator(lambda v: v if len(v) == 8 and v.isalnum() else _bad_code())]
+
+
+def _bad_code() -> str:
+    raise ValueError("the code is the 8 letters and digits the terminal showed")
 
 
 class CardUnbind(BaseModel):
