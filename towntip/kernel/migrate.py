@@ -20,14 +20,17 @@ def alembic_config(script_location: str | Path) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, script_location: str | Path, *, schema: str | None = None) -> None:
-    """Bring the service's tables to head. Safe to run on every start, by several instances at once on PG."""
+    """Bring the service's tables to every head. Safe to run on every start, by several instances at once on PG.
+
+    Every head: features of one service may add their migrations on separate branches from the same parent (e.g.
+    courses and donations both after 0006); a later merge revision joins them."""
     await ensure_schema(engine, schema)
     cfg = alembic_config(script_location)
 
     def _run(sync_conn) -> None:  # noqa: ANN001
         cfg.attributes["connection"] = sync_conn
         cfg.attributes["schema"] = schema
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
