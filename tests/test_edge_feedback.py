@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import wave
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -88,8 +89,9 @@ def test_the_words_for_each_outcome_japanese_first() -> None:
         (Feedback("ignored"), "読み取り済みです", "Already read", "notice"),
         (Feedback("needs_ref", mode="coupon"), "係員がクーポンの番号を入力してからタッチしてください",
          "Staff must enter the coupon number before the touch", "error"),
-        (Feedback("credited", mode="register", display="K7Q2-9MXD"), "カードを登録しました：K7Q2-9MXD",
-         "Card registered: K7Q2-9MXD", "success"),
+        (Feedback("credited", mode="register", display="K7Q2-9MXD"),
+         "登録コード：K7Q2-9MXD（10分以内にマイページで入力してください）",
+         "Registration code: K7Q2-9MXD (enter it on the portal within 10 minutes)", "success"),
         (Feedback("credited", mode="donation", points=10, balance=40),
          "寄附を確認しました。ありがとうございます。10ポイント獲得（残高 40）",
          "Donation confirmed, thank you. 10 points earned (balance 40)", "success"),
@@ -192,6 +194,16 @@ async def test_what_the_person_sees_and_hears(nats_server: NatsServer, points: P
         assert shown.last("duplicate") == ("このタッチは受付済みです（残高 10）", "This touch was already counted (balance 10)")
         assert shown.sound.played[-1] == "notice"
         assert spool.get(again.tap_id).outcome == "duplicate"  # type: ignore[union-attr]
+
+        # registration: the node answers with a one-time code, shown for the person to type on the portal.
+        agent.set_mode("register")
+        async with agent:
+            reg = await agent.tap(CardRead("5555555555555555", datetime.now(UTC)))
+            assert reg is not None and await agent.wait_settled(10)
+        ja, en = shown.last("credited")
+        assert re.fullmatch(r"登録コード：[2-9A-Z]{4}-[2-9A-Z]{4}（10分以内にマイページで入力してください）", ja), ja
+        assert en.startswith("Registration code: ") and shown.sound.played[-1] == "success"
+        agent.set_mode("checkin", "fest", "volunteer")
 
         # offline: the node is out of reach; the tap is kept and "queued" is shown at once, then it is credited
         # once the node is back (the screen has moved on: nothing more is shown for it).

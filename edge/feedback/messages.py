@@ -64,7 +64,10 @@ def _points_en(n: int) -> str:
 def _credited(fb: Feedback) -> tuple[str, str]:
     bja, ben = _balance(fb)
     pts = fb.points or 0
-    if fb.mode == "register":
+    if fb.mode == "register":  # the node shows a one-time code the person enters on the portal
+        if fb.display:
+            return (f"登録コード：{fb.display}（10分以内にマイページで入力してください）",
+                    f"Registration code: {fb.display} (enter it on the portal within 10 minutes)")
         ja, en = "カードを登録しました", "Card registered"
     elif fb.mode == "donation":
         ja, en = "寄附を確認しました。ありがとうございます", "Donation confirmed, thank you"
