@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import nats
@@ -45,7 +45,8 @@ JIMU = Actor(user_id="user-jimu-0001", global_handle=f"jimu@{NODE}", display_nam
              roles=("secretariat",))
 ACME = Actor(user_id="user-acme-0001", global_handle="acme@suginami", display_name="株式会社アクメ 佐藤")
 OTHER = Actor(user_id="user-other-001", global_handle=f"other@{NODE}", display_name="市民 次郎")
-LATER = datetime.now(UTC) + timedelta(days=30)
+LATER = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+JST = timezone(timedelta(hours=9))
 
 
 def actor(a: Actor) -> dict[str, Any]:
@@ -125,7 +126,7 @@ THEME = {
 def reqs(deadline: datetime = LATER, weights: tuple[int, ...] = (40, 35, 25)) -> dict[str, Any]:
     names = ("実現可能性", "費用対効果", "地域への波及")
     return {"conditions": "市内で実証に参加できる法人または共同事業体", "scope": "6か月の実証（車両2台まで）",
-            "deadline": deadline.isoformat(),
+            "deadline": deadline.astimezone(JST).isoformat(),  # as a form in Japan sends it
             "criteria": [{"name": n, "weight": w} for n, w in zip(names, weights, strict=False)]}
 
 
@@ -183,7 +184,7 @@ async def test_phase_one_from_a_hearing_to_a_published_theme_with_frozen_criteri
     r = with_reqs["requirements"]
     assert [(x["name"], x["weight"], x["position"]) for x in r["criteria"]] == [
         ("実現可能性", 40, 1), ("費用対効果", 35, 2), ("地域への波及", 25, 3)]
-    assert r["call_opened_at"] is None
+    assert r["call_opened_at"] is None and datetime.fromisoformat(r["deadline"]) == LATER
     # Before the call opens, the weights may still change.
     changed = await node.call(c.EP_THEME_REQUIREMENTS, {"actor": actor(KIKAKU), "theme_id": theme["id"],
                                                         **reqs(weights=(50, 30, 20))})

@@ -11,7 +11,7 @@ are shared with other nodes.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -292,9 +292,10 @@ class Criterion(BaseModel):
 
 
 def _aware(v: datetime) -> datetime:
+    """A time with its zone, kept in UTC (SQLite stores the wall time it is given, whatever its offset)."""
     if v.tzinfo is None:
         raise ValueError("time must carry a timezone")
-    return v
+    return v.astimezone(UTC)
 
 
 AwareTime = Annotated[datetime, AfterValidator(_aware)]
