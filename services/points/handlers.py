@@ -12,11 +12,12 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import ledger, service
+from services.points import coupons, ledger, service
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
 from towntip.kernel.bus.endpoints import Endpoints
+from towntip.kernel.contracts import coupons as cc
 from towntip.kernel.contracts import ledger as lc
 from towntip.kernel.contracts import points as contract
 
@@ -125,6 +126,7 @@ def build_endpoints(
             return await service.person_points(session=session, person=q.person)
 
     add_ledger_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit)
+    add_coupon_endpoints(eps, sessions=sessions, node=node, card_key=card_key, on_commit=on_commit)
     return eps
 
 
@@ -179,6 +181,50 @@ def _sqlstate(exc: DBAPIError) -> str | None:
         if code:
             return str(code)
     return None
+
+
+def add_coupon_endpoints(
+    eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str, card_key: bytes,
+    on_commit: Callable[[], None],
+) -> None:
+    """The wallet, local currency awarded by staff, coupons bought with it and redeemed at the counter."""
+
+    @eps.add(cc.EP_WALLET, contract.PersonQuery)
+    async def wallet(q: contract.PersonQuery) -> cc.Wallet:
+        async with sessions() as s:
+            return await coupons.wallet(s, person=q.person)
+
+    @eps.add(cc.EP_CURRENCY_AWARD, cc.CurrencyAwardIn)
+    async def award(q: cc.CurrencyAwardIn) -> cc.Wallet:
+        out = await _retrying(sessions, lambda s: coupons.award_currency(s, q=q, node=node))
+        on_commit()
+        return out
+
+    @eps.add(cc.EP_COUPON_TYPE_PUT, cc.CouponTypeIn)
+    async def put_type(q: cc.CouponTypeIn) -> cc.CouponType:
+        async with sessions() as s, s.begin():
+            return await coupons.put_type(s, q=q)
+
+    @eps.add(cc.EP_COUPON_TYPES)
+    async def types(_: None) -> cc.CouponTypeList:
+        async with sessions() as s:
+            return await coupons.list_types(s)
+
+    @eps.add(cc.EP_COUPON_BUY, cc.CouponBuyIn)
+    async def buy(q: cc.CouponBuyIn) -> cc.CouponBought:
+        out = await _retrying(sessions, lambda s: coupons.buy(s, q=q, key=card_key, node=node))
+        on_commit()
+        return out
+
+    @eps.add(cc.EP_COUPON_MINE, contract.PersonQuery)
+    async def mine(q: contract.PersonQuery) -> cc.CouponList:
+        async with sessions() as s:
+            return await coupons.mine(s, person=q.person, key=card_key)
+
+    @eps.add(cc.EP_COUPON_REDEEM, cc.CouponRedeemIn)
+    async def redeem(q: cc.CouponRedeemIn) -> cc.CouponOut:
+        async with sessions() as s, s.begin():
+            return await coupons.redeem_at_counter(s, q=q, key=card_key)
 
 
 async def _retrying(sessions: async_sessionmaker[AsyncSession], fn: Callable[[AsyncSession], Any],

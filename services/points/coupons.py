@@ -1,0 +1,200 @@
+"""The wallet, local currency and coupons. No NATS, no commits here.
+
+A person's local currency (地域通貨) buys coupons the node offers (公民館の施設使用料, 市営バス, partner shops): the
+price moves from `person:<id>` to `system:redemption` in one ledger entry whose idempotency key the buyer's form
+made, so a double submission buys one coupon. A coupon has a single-use code, redeemed at a counter by staff (or at a
+terminal in coupon mode), before it expires. Its code is never stored: it is HMAC(card key, "coupon:" + id), shown to
+its owner whenever they look, and its SHA-256 is what the counter's lookup finds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.points import ledger
+from services.points.models import assets, balances
+from services.points.models_coupons import coupon_types, coupons
+from towntip.kernel import db, errors
+from towntip.kernel.bus.envelope import new_id, utcnow
+from towntip.kernel.contracts import coupons as cc
+from towntip.kernel.contracts.actor import Actor
+
+CURRENCY = "local-currency"
+REDEMPTION = "system:redemption"
+ISSUANCE = "system:issuance"
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # base32 without 0/O and 1/I
+
+
+def person_account(person: str) -> str:
+    return f"person:{person}"
+
+
+def coupon_code(key: bytes, coupon_id: str) -> str:
+    """10 characters (50 bits) from the node's secret and the coupon's id: the same every time its owner looks."""
+    digest = hmac.new(key, f"coupon:{coupon_id}".encode(), hashlib.sha256).digest()
+    raw = base64.b32encode(digest).decode()[:10]
+    return raw.translate(str.maketrans("OI01", "XYZ9"))  # nothing a person could misread
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _aware(t: Any) -> Any:
+    from datetime import UTC
+
+    return t if t is None or t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _staff(actor: Actor) -> None:
+    if not actor.has("staff"):
+        raise errors.Forbidden("only the node's staff may do this / 職員のみが操作できます")
+
+
+# ---- the wallet -------------------------------------------------------------------------------------------------
+
+
+async def wallet(session: AsyncSession, *, person: str) -> cc.Wallet:
+    """Every asset of the node, with the person's balance (0 where they hold none)."""
+    mine = person_account(person)
+    rows = await session.execute(
+        select(assets.c.code, assets.c.kind, assets.c.name_ja, assets.c.name_en, assets.c.unit,
+               func.coalesce(balances.c.balance, 0).label("balance"))
+        .select_from(assets.outerjoin(balances, (balances.c.asset == assets.c.code)
+                                      & (balances.c.account_id == mine)))
+        .order_by(assets.c.code))
+    order = {"points": 0, "credits": 1, "currency": 2}
+    out = [cc.AssetBalance(asset=r.code, kind=r.kind, name_ja=r.name_ja, name_en=r.name_en, unit=r.unit,
+                           balance=int(r.balance)) for r in rows]
+    return cc.Wallet(balances=sorted(out, key=lambda b: (order.get(b.kind, 9), b.asset)))
+
+
+async def award_currency(session: AsyncSession, *, q: cc.CurrencyAwardIn, node: str) -> cc.Wallet:
+    _staff(q.actor)
+    [r] = await ledger.post_entries(session, [ledger.Entry(
+        key=f"currency:{q.key}", kind="currency_award", actor=f"staff:{q.actor.user_id}", memo=q.memo,
+        legs=(ledger.Leg(ISSUANCE, CURRENCY, -q.amount), ledger.Leg(person_account(q.person), CURRENCY, q.amount)),
+    )], node=node)
+    if isinstance(r, errors.ServiceError):
+        raise r
+    return await wallet(session, person=q.person)
+
+
+# ---- coupon types -------------------------------------------------------------------------------------------------
+
+
+def _type_out(r: Any) -> cc.CouponType:
+    return cc.CouponType(code=r.code, title_ja=r.title_ja, title_en=r.title_en, issuer=r.issuer, price=r.price,
+                         valid_days=r.valid_days, active=r.active)
+
+
+async def put_type(session: AsyncSession, *, q: cc.CouponTypeIn) -> cc.CouponType:
+    """Create a kind of coupon or change it (coupons already bought keep their price and expiry)."""
+    _staff(q.actor)
+    now = utcnow()
+    values = {"title_ja": q.title_ja, "title_en": q.title_en, "issuer": q.issuer, "price": q.price,
+              "valid_days": q.valid_days, "active": q.active, "updated_at": now}
+    stmt = db.insert_on_conflict(session, coupon_types).values(code=q.code, created_at=now, **values)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["code"], set_=values))
+    row = (await session.execute(select(coupon_types).where(coupon_types.c.code == q.code))).one()
+    return _type_out(row)
+
+
+async def list_types(session: AsyncSession) -> cc.CouponTypeList:
+    rows = await session.execute(select(coupon_types).order_by(coupon_types.c.price, coupon_types.c.code))
+    return cc.CouponTypeList(types=[_type_out(r) for r in rows])
+
+
+# ---- buying and redeeming ---------------------------------------------------------------------------------------
+
+
+def _coupon_out(r: Any, key: bytes, now: Any) -> cc.CouponOut:
+    status = "redeemed" if r.redeemed_at is not None else "expired" if _aware(r.expires_at) <= now else "active"
+    return cc.CouponOut(id=r.id, type_code=r.type_code, title_ja=r.title_ja, title_en=r.title_en, issuer=r.issuer,
+                        price=r.price, code=coupon_code(key, r.id), bought_at=_aware(r.bought_at),
+                        expires_at=_aware(r.expires_at), status=status, redeemed_at=_aware(r.redeemed_at))
+
+
+def _coupon_query() -> Any:
+    return (select(coupons, coupon_types.c.title_ja, coupon_types.c.title_en, coupon_types.c.issuer)
+            .join(coupon_types, coupon_types.c.code == coupons.c.type_code))
+
+
+async def buy(session: AsyncSession, *, q: cc.CouponBuyIn, key: bytes, node: str) -> cc.CouponBought:
+    """Exchange local currency for a coupon; the same purchase key again answers the coupon it bought."""
+    now = utcnow()
+    purchase_key = f"coupon:{q.person}:{q.key}"
+    mine = person_account(q.person)
+    done = (await session.execute(_coupon_query().where(coupons.c.purchase_key == purchase_key))).first()
+    if done is not None:
+        if done.person_account != mine or done.type_code != q.type_code:
+            raise errors.Conflict("this purchase key was used for another purchase / 別の購入に使われたキーです")
+        left = await ledger.balance(session, mine, CURRENCY)
+        return cc.CouponBought(coupon=_coupon_out(done, key, now), status="duplicate", currency_left=left)
+    kind = (await session.execute(select(coupon_types).where(coupon_types.c.code == q.type_code))).first()
+    if kind is None or not kind.active:
+        raise errors.NotFound(f"no coupon {q.type_code!r} on offer / このクーポンは扱っていません")
+    [paid] = await ledger.post_entries(session, [ledger.Entry(
+        key=purchase_key, kind="coupon_purchase", actor=mine, memo=f"coupon {q.type_code}",
+        legs=(ledger.Leg(mine, CURRENCY, -kind.price), ledger.Leg(REDEMPTION, CURRENCY, kind.price)),
+    )], node=node)
+    if isinstance(paid, errors.Conflict) and "below zero" in paid.reason:
+        raise errors.Conflict(f"not enough local currency: the coupon costs {kind.price} "
+                              f"/ 地域通貨が足りません（{kind.price}円必要です）")
+    if isinstance(paid, errors.ServiceError):
+        raise paid
+    cid = new_id()
+    await session.execute(coupons.insert().values(
+        id=cid, purchase_key=purchase_key, code_hash=_hash(coupon_code(key, cid)), type_code=kind.code,
+        person_account=mine, price=kind.price, bought_at=now, expires_at=now + timedelta(days=kind.valid_days)))
+    row = (await session.execute(_coupon_query().where(coupons.c.id == cid))).one()
+    left = await ledger.balance(session, mine, CURRENCY)
+    return cc.CouponBought(coupon=_coupon_out(row, key, now), status="bought", currency_left=left)
+
+
+async def mine(session: AsyncSession, *, person: str, key: bytes) -> cc.CouponList:
+    now = utcnow()
+    rows = await session.execute(_coupon_query().where(coupons.c.person_account == person_account(person))
+                                 .order_by(coupons.c.bought_at.desc()))
+    return cc.CouponList(coupons=[_coupon_out(r, key, now) for r in rows])
+
+
+async def redeem(session: AsyncSession, *, code: str, by: str, key: bytes,
+                 owner: str | None = None, type_code: str | None = None) -> cc.CouponOut:
+    """Use a coupon once. At the counter staff type its code; at a terminal in coupon mode the owner's card finds
+    their oldest active coupon of the terminal's kind (`owner`, `type_code`; `code` empty)."""
+    now = utcnow()
+    q = _coupon_query()
+    if owner is not None:
+        q = (q.where(coupons.c.person_account == owner, coupons.c.type_code == type_code,
+                     coupons.c.redeemed_at.is_(None), coupons.c.expires_at > now)
+             .order_by(coupons.c.expires_at, coupons.c.bought_at).limit(1))
+    else:
+        q = q.where(coupons.c.code_hash == _hash(code))
+    row = (await session.execute(q)).first()
+    if row is None:
+        raise errors.NotFound("no such coupon / クーポンが見つかりません" if owner is None
+                              else f"no active {type_code!r} coupon on this card's account / 使えるクーポンがありません")
+    if row.redeemed_at is not None:
+        raise errors.Conflict(f"this coupon was already used on {_aware(row.redeemed_at):%Y-%m-%d %H:%M} UTC "
+                              "/ このクーポンは使用済みです")
+    if _aware(row.expires_at) <= now:
+        raise errors.Conflict("this coupon has expired / このクーポンは有効期限切れです")
+    # Single use even under concurrent redemptions: only the update that still finds it unused counts.
+    done = await session.execute(update(coupons).where(coupons.c.id == row.id, coupons.c.redeemed_at.is_(None))
+                                 .values(redeemed_at=now, redeemed_by=by))
+    if done.rowcount != 1:
+        raise errors.Conflict("this coupon was just used / このクーポンは使用済みです")
+    return _coupon_out((await session.execute(_coupon_query().where(coupons.c.id == row.id))).one(), key, now)
+
+
+async def redeem_at_counter(session: AsyncSession, *, q: cc.CouponRedeemIn, key: bytes) -> cc.CouponOut:
+    _staff(q.actor)
+    return await redeem(session, code=q.code, by=f"staff:{q.actor.user_id}", key=key)
