@@ -386,6 +386,25 @@ async def remove_user(session: AsyncSession, *, node: str, handle: str) -> None:
     await _remove(session, node=node, row=row)
 
 
+async def lookup_person(session: AsyncSession, *, node: str, actor: Any, query: str) -> c.PersonRef:
+    """Staff and the secretariat find a person known here by global handle (name@home) or e-mail address."""
+    if not actor.has("staff", "secretariat"):
+        raise errors.Forbidden("only the node's staff may look people up / 職員のみが検索できます")
+    q = query.strip().lower()
+    name, _, home = q.partition("@")
+    if home == node:  # one of ours: stored as plain `name`
+        row = await _user_by(session, handle=name)
+    elif "." in home:  # an e-mail address (node ids have no dots)
+        row = await _user_by(session, email=q)
+    else:  # a person of another node known here
+        row = await _user_by(session, handle=q)
+    if row is None:
+        raise errors.NotFound(f"nobody known here as {query!r} / 該当する人がいません")
+    user = to_user(row, node)
+    return c.PersonRef(user_id=user.id, global_handle=user.global_handle, display_name=user.display_name,
+                       home_node=user.home_node)
+
+
 async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, granted: bool) -> c.User:
     """Grant or revoke one role; the row is locked for the change (two grants at once both count)."""
     row = (await session.execute(select(users).where(users.c.handle == handle).with_for_update())).first()

@@ -108,6 +108,11 @@ def build_endpoints(
         async with sessions() as s:
             return c.UserList(users=await accounts.list_users(s, node=node))
 
+    @eps.add(c.EP_PEOPLE_LOOKUP, c.PersonLookupIn)
+    async def people_lookup(data: c.PersonLookupIn) -> c.PersonRef:
+        async with sessions() as s:
+            return await accounts.lookup_person(s, node=node, actor=data.actor, query=data.query)
+
     @eps.add(c.EP_USER_GRANT, c.RoleIn)
     async def user_grant(data: c.RoleIn) -> c.User:
         async with tx() as s:

@@ -377,3 +377,18 @@ async def test_no_identity_service_exits_1(nats_server, capsys, monkeypatch) -> 
         assert code == 1
         assert out == "" and "Traceback" not in err
         assert f"no identity service answers on {subjects.svc(NODE, c.SERVICE, endpoint)}" in err
+
+
+async def test_staff_look_people_up_by_global_handle_or_email(service, nats_server, nc, monkeypatch) -> None:  # noqa: ANN001
+    stdin(monkeypatch, PW + "\n")
+    assert await identity(nats_server, *add_user("hanako", "hanako@example.jp", "--display-name", "山田 花子")) == 0
+    staff = {"user_id": "staff-0001", "global_handle": "suzuki@testnode", "display_name": "鈴木", "roles": ["staff"]}
+    for query in (f"hanako@{NODE}", "Hanako@Example.JP", "hanako"):
+        found = await call(nc, c.EP_PEOPLE_LOOKUP, {"actor": staff, "query": query})
+        assert (found["global_handle"], found["display_name"], found["home_node"]) == (
+            f"hanako@{NODE}", "山田 花子", NODE)
+        assert set(found) == {"user_id", "global_handle", "display_name", "home_node"}  # nothing private
+    with pytest.raises(errors.NotFound):
+        await call(nc, c.EP_PEOPLE_LOOKUP, {"actor": staff, "query": "taro@elsewhere"})
+    with pytest.raises(errors.Forbidden):  # a citizen may not look people up
+        await call(nc, c.EP_PEOPLE_LOOKUP, {"actor": {**staff, "roles": []}, "query": "hanako"})

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel import categories
+from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.mail import check_address
 
 SERVICE = "identity"
@@ -32,6 +33,7 @@ EP_EXPORT = "account.export"
 EP_USER_ADD = "admin.user.add"
 EP_USER_LIST = "admin.user.list"
 EP_USER_REMOVE = "admin.user.remove"
+EP_PEOPLE_LOOKUP = "people.lookup"  # PersonLookupIn -> PersonRef (staff: who is name@home at this node)
 EP_USER_GRANT = "admin.user.grant"
 EP_USER_REVOKE = "admin.user.revoke"
 EP_CLIENT_ADD = "admin.client.add"
@@ -191,6 +193,22 @@ class RoleIn(BaseModel):
     # this node's people (name) or people of other nodes known here (name@home)
     handle: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{2,29}(@[a-z][a-z0-9-]{0,30}[a-z0-9])?$")]
     role: Role
+
+
+class PersonLookupIn(BaseModel):
+    """Staff find a person known at this node by their global handle (name@home) or e-mail, e.g. to record that
+    they finished a course or to award them currency. Answers only who they are here, nothing private."""
+
+    model_config = _IN
+    actor: Actor
+    query: Annotated[str, StringConstraints(min_length=3, max_length=254)]
+
+
+class PersonRef(BaseModel):
+    user_id: str
+    global_handle: str
+    display_name: str
+    home_node: str
 
 
 class UserList(BaseModel):
