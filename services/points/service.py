@@ -343,6 +343,10 @@ async def record_taps(
     results: list[TapResult | None] = [None] * len(items)
     fresh = []
     for i, it in enumerate(items):
+        if it.tap.mode == "donation":  # the donor's card confirms their pledge; repeats too (services/points/donations.py)
+            from services.points.donations import confirm_by_touch
+            results[i] = await confirm_by_touch(session, it.tap, card_key=card_key, node=node)
+            continue
         if it.duplicate:
             continue
         if it.tap.mode == "register":
@@ -453,7 +457,7 @@ async def record_taps(
             results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts, balance=running[account])
             running[account] -= pts
 
-    dups = [(i, it.tap) for i, it in enumerate(items) if it.duplicate]
+    dups = [(i, it.tap) for i, it in enumerate(items) if it.duplicate and results[i] is None]
     if dups:
         rows = await session.execute(
             select(taps.c.key, taps.c.points, taps.c.account_id, journal.c.payload_hash)

@@ -1,0 +1,238 @@
+"""Contracts of donations (寄附) to certified projects: svc.<node>.points.donations.* (the points service).
+
+Certified projects (認定プロジェクト) are registered and certified by staff; a person pledges an amount in yen with a
+payment method; staff confirm the payment (at the counter, on their page, or by the donor's card touched on a
+terminal in donation mode); the confirmation awards まちづくりポイント once and numbers a receipt (寄附金受領証明書).
+Money is integer yen. Staff requests carry an `Actor` with the role "staff"; a person sees only their own donations.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from towntip.kernel import categories
+from towntip.kernel.contracts.actor import Actor
+
+SERVICE = "points"
+EP_PROJECT_PUT = "donations.projects.put"  # ProjectPut -> Project (staff: create or change)
+EP_PROJECT_CERTIFY = "donations.projects.certify"  # ProjectCertify -> Project (staff)
+EP_PROJECT_LIST = "donations.projects.list"  # ProjectListQuery -> ProjectList (public: certified only)
+EP_PROJECT_GET = "donations.projects.get"  # ProjectQuery -> ProjectDetail (the transparency page)
+EP_FUND_USE_ADD = "donations.fund_uses.add"  # FundUseIn -> ProjectDetail (staff)
+EP_METHODS = "donations.methods"  # {} -> MethodList
+EP_PLEDGE = "donations.pledge"  # PledgeIn -> Donation (a logged-in person)
+EP_MINE = "donations.mine"  # ActorQuery -> MyDonations
+EP_LIST = "donations.list"  # DonationListQuery -> DonationList (staff)
+EP_CONFIRM = "donations.confirm"  # DonationAction -> Donation (staff)
+EP_CANCEL = "donations.cancel"  # DonationAction -> Donation (staff)
+EP_RECEIPT = "donations.receipt"  # DonationAction -> ReceiptPdf (the donor or staff)
+EP_RULES_GET = "donations.rules.get"  # {} -> Rules
+EP_RULES_PUT = "donations.rules.put"  # RulesPut -> Rules (staff)
+
+MAX_YEN = 100_000_000  # one pledge, one use of funds: at most 1億円
+MAX_GOAL = 10_000_000_000
+
+_IN = ConfigDict(extra="forbid", frozen=True)
+ProjectCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
+Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,16}$", to_upper=True, strip_whitespace=True)]
+MethodCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+Yen = Annotated[int, Field(strict=True, ge=1, le=MAX_YEN)]  # 1.5, "3", 0 and negatives are refused, not rounded
+
+
+def _text(max_length: int, min_length: int = 1) -> type[str]:
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length,  # type: ignore[return-value]
+                                            strip_whitespace=True)]
+
+
+Status = Literal["pledged", "confirmed", "cancelled"]
+
+
+class ProjectPut(BaseModel):
+    model_config = _IN
+    actor: Actor
+    code: ProjectCode
+    title: _text(200)  # type: ignore[valid-type]
+    organisation: _text(200)  # type: ignore[valid-type]
+    description: _text(4000, 0) = ""  # type: ignore[valid-type]
+    field: str
+    goal_yen: Annotated[int, Field(strict=True, ge=0, le=MAX_GOAL)] = 0  # 0: no goal
+    open: bool = True  # takes donations (once certified)
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, v: str) -> str:
+        if v not in categories.codes():
+            raise ValueError(f"unknown field {v!r}: one of the category grid's codes (npo-<n>, pib-<n>)")
+        return v
+
+
+class ProjectCertify(BaseModel):
+    model_config = _IN
+    actor: Actor
+    code: ProjectCode
+    certified: bool = True  # False withdraws the certification (no new pledges)
+
+
+class ProjectListQuery(BaseModel):
+    model_config = _IN
+    actor: Actor | None = None
+    include_uncertified: bool = False  # staff only
+
+
+class ProjectQuery(BaseModel):
+    model_config = _IN
+    code: ProjectCode
+    actor: Actor | None = None
+
+
+class Project(BaseModel):
+    code: str
+    title: str
+    organisation: str
+    description: str
+    field: str
+    goal_yen: int
+    open: bool
+    certified: bool
+    certified_at: datetime | None = None
+    raised_yen: int = 0  # confirmed donations only
+    donors: int = 0  # distinct people with a confirmed donation
+    takes_donations: bool = False  # certified and open
+
+
+class ProjectList(BaseModel):
+    projects: list[Project]
+
+
+class FundUseIn(BaseModel):
+    model_config = _IN
+    actor: Actor
+    project: ProjectCode
+    used_on: date
+    amount_yen: Yen
+    description: _text(500)  # type: ignore[valid-type]
+
+
+class FundUse(BaseModel):
+    id: str
+    used_on: date
+    amount_yen: int
+    description: str
+    recorded_at: datetime
+
+
+class ProjectDetail(BaseModel):
+    """What the transparency page shows: raised (confirmed only), donors, goal, the use of funds, the balance."""
+
+    project: Project
+    uses: list[FundUse]
+    used_yen: int
+    balance_yen: int  # raised - used
+    pending_yen: int = 0  # pledged, not yet confirmed (staff only; 0 for others)
+
+
+class Method(BaseModel):
+    code: str
+    name_ja: str
+    name_en: str
+    confirmed_by: Literal["staff", "provider"]
+    channels: list[str]  # how a confirmation may come: "staff" (their page), "terminal" (the donor's card)
+    instructions_ja: str
+    instructions_en: str
+
+
+class MethodList(BaseModel):
+    methods: list[Method]
+
+
+class PledgeIn(BaseModel):
+    model_config = _IN
+    actor: Actor
+    project: ProjectCode
+    amount_yen: Yen
+    method: MethodCode
+    donor_name: _text(100, 0) = ""  # type: ignore[valid-type]  # the name on the receipt; the display name if empty
+
+
+class ActorQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+
+
+class DonationListQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+    status: Status | None = None
+    project: ProjectCode | None = None
+
+
+class DonationAction(BaseModel):
+    model_config = _IN
+    actor: Actor
+    reference: Reference
+    reason: _text(200, 0) = ""  # type: ignore[valid-type]  # why it was cancelled
+
+
+class Donation(BaseModel):
+    id: str
+    reference: str  # D-XXXXXX: shown at the counter, written on the transfer
+    project: str
+    project_title: str
+    person: str
+    donor_name: str
+    amount_yen: int
+    method: str
+    status: Status
+    pledged_at: datetime
+    confirmed_at: datetime | None = None
+    confirmed_via: str | None = None  # staff | terminal
+    cancelled_at: datetime | None = None
+    cancel_reason: str = ""
+    points: int = 0  # まちづくりポイント awarded on confirmation
+    receipt_no: str | None = None
+
+
+class DonationList(BaseModel):
+    donations: list[Donation]
+
+
+class MyDonations(BaseModel):
+    donations: list[Donation]
+    confirmed_yen: int
+    points: int  # points earned by donating
+
+
+class ReceiptPdf(BaseModel):
+    receipt_no: str
+    filename: str
+    pdf_base64: str
+
+
+class Rules(BaseModel):
+    points_per_1000_yen: int
+    issuer_name: str  # the municipality on receipts (the node id if empty)
+    bank_account: str  # shown with bank transfer instructions
+    updated_at: datetime | None = None
+
+
+class RulesPut(BaseModel):
+    model_config = _IN
+    actor: Actor
+    points_per_1000_yen: Annotated[int, Field(strict=True, ge=0, le=1000)]
+    issuer_name: _text(100, 0) = ""  # type: ignore[valid-type]
+    bank_account: _text(300, 0) = ""  # type: ignore[valid-type]
+
+
+# Event payloads (the `data` of an Envelope): evt.<node>.points.donation_pledged / _confirmed / _cancelled.
+class DonationEvent(BaseModel):
+    reference: str
+    project: str
+    person: str
+    amount_yen: int
+    method: str
+    status: Status
+    points: int = 0
+    receipt_no: str | None = None
