@@ -161,6 +161,18 @@ async def test_a_person_not_seen_yet_is_credited_when_they_open_their_credits(
     hers = await call(nc, c.EP_COURSE_MINE, {"actor": a(HANAKO)})
     assert hers["credits"] == 0 and hers["completions"] == [] and hers["certificates"] == []
 
+    # Staff's page looks the person up at the identity service first: then the credits go at once.
+    jiro = Actor(user_id=str(uuid.uuid4()), global_handle="jiro@kawagoe", display_name="川越 次郎")
+    known = {"user_id": jiro.user_id, "global_handle": jiro.global_handle, "display_name": jiro.display_name}
+    out = await call(nc, c.EP_COURSE_COMPLETE, {"actor": a(STAFF), "course": "machi-101", "person": "jiro@kawagoe",
+                                                "known": known})
+    assert out["status"] == "credited" and out["completion"]["display_name"] == "川越 次郎"
+    assert await credit_of(nc, jiro) == 2
+    with pytest.raises(errors.BadRequest, match="someone else"):
+        await call(nc, c.EP_COURSE_COMPLETE, {"actor": a(STAFF), "course": "kankyo-201", "person": "taro",
+                                              "known": known})
+    assert await credit_of(nc, jiro) == 2
+
 
 async def test_certificate_verifies_tampering_fails_revocation_shows(
         nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811

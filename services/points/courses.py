@@ -273,6 +273,8 @@ async def complete(session: AsyncSession, data: c.CompletionIn, node: str) -> c.
     course = (await session.execute(select(courses).where(courses.c.code == data.course))).first()
     if course is None:
         raise errors.NotFound(f"no course {data.course!r} / 講座が見つかりません")
+    if data.known is not None:
+        await see_person(session, data.known, node)
     person = await _person_of(session, data.person, node)
     ref = data.person if ("-" in data.person and "@" not in data.person) else _global(data.person, node)
     conds = [course_completions.c.person_ref == ref]
@@ -307,9 +309,9 @@ async def list_completions(session: AsyncSession, q: c.CompletionsQuery) -> list
     return [_completion_out(r, r if r.global_handle else None) for r in await session.execute(stmt)]
 
 
-async def see_person(session: AsyncSession, actor: Actor, node: str) -> None:
-    """The gateway vouches for this person (an authenticated Actor): remember their handle and name, and credit
-    completions that waited for them."""
+async def see_person(session: AsyncSession, actor: Actor | c.KnownPerson, node: str) -> None:
+    """The gateway vouches for this person (an authenticated Actor, or identity's answer to staff's lookup):
+    remember their handle and name, and credit completions that waited for them."""
     now = utcnow()
     # A handle freed by a deleted account and taken by someone new now names the new person.
     await session.execute(delete(course_people).where(course_people.c.global_handle == actor.global_handle,

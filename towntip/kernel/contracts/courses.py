@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel import categories
-from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.actor import Actor, GlobalHandle
 
 EP_COURSE_PUT = "courses.put"  # CourseIn -> Course (staff)
 EP_COURSE_LIST = "courses.list"  # {} -> CourseList (anyone)
@@ -134,12 +134,29 @@ class CertificationList(BaseModel):
     certifications: list[Certification]
 
 
+class KnownPerson(BaseModel):
+    """Who `person` is, as the identity service answered the gateway (people.lookup, for staff): lets the points
+    service credit at once. Without it, a handle not yet seen here waits until the person opens マイ単位."""
+
+    model_config = _IN
+    user_id: Annotated[str, StringConstraints(min_length=8, max_length=64)]
+    global_handle: GlobalHandle
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
 class CompletionIn(BaseModel):
     model_config = _IN
     actor: Actor
     course: Code
     person: PersonRef
+    known: KnownPerson | None = None
     completed_on: date | None = None  # default: today (Japan)
+
+    @model_validator(mode="after")
+    def _same_person(self) -> CompletionIn:
+        if self.known is not None and self.person not in (self.known.global_handle, self.known.user_id):
+            raise ValueError("known is someone else than person")
+        return self
 
 
 class Completion(BaseModel):
