@@ -1,0 +1,66 @@
+"""The wallet and the coupon desk in headless Chromium on a phone: staff (granted the role by the operator) add a kind
+of coupon and award local currency to a person found by global handle; the person exchanges it for a coupon and sees
+its code; staff redeem the code at the counter; the coupon shows as used. A citizen cannot open the desk."""
+
+from __future__ import annotations
+
+import nats as nats_client
+from selenium.webdriver.common.by import By
+
+from tests.browser import phone_browser  # noqa: F401 - fixture
+from tests.test_portal_browser import NODE, fill_and_submit, open_page, portal, run  # noqa: F401 - fixture
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts import identity as ic
+
+PW = "correct horse battery"
+
+
+async def login(d, base: str, handle: str, next_: str) -> dict:  # noqa: ANN001
+    await open_page(d, f"{base}/logout")
+    d.delete_all_cookies()
+    await open_page(d, f"{base}/login?next={next_}")
+    return await fill_and_submit(d, {"login": handle, "password": PW})
+
+
+async def test_exchange_currency_for_a_coupon_and_redeem_it(portal, phone_browser, nats_server) -> None:  # noqa: F811
+    base, _ = portal
+    d = phone_browser
+    nc = await nats_client.connect(nats_server.url)
+    try:
+        for handle in ("suzuki", "hanako"):
+            await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
+                handle=handle, email=f"{handle}@example.jp", password=PW), timeout=15)
+        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle="suzuki", role="staff"))
+    finally:
+        await nc.close()
+
+    page = await login(d, base, "hanako", "/staff/coupons")  # a citizen: 403
+    assert "権限がありません" in page["text"] and "クーポン窓口" not in page["text"], page["text"]
+
+    page = await login(d, base, "suzuki", "/staff/coupons")
+    assert page["url"] == "/staff/coupons" and "クーポン窓口（職員）" in page["text"], page["text"]
+    page = await fill_and_submit(d, {"kind_code": "kominkan-room", "title_ja": "公民館 会議室 1時間",
+                                     "title_en": "Community hall room, 1 hour", "issuer": "中央公民館", "price": "300"},
+                                 button="#kind button")
+    assert "公民館 会議室 1時間" in page["text"], page["text"]
+    page = await fill_and_submit(d, {"person": f"hanako@{NODE}", "amount": "500", "memo": "公園清掃ボランティア"},
+                                 button="#award button")
+    assert f"付与しました: hanako (hanako@{NODE})" in page["text"], page["text"]
+
+    page = await login(d, base, "hanako", "/points")
+    assert page["url"] == "/points" and page["overflow"] <= 0
+    assert await run(lambda: d.find_element(By.ID, "bal-local-currency").text) == "500 円"
+    page = await fill_and_submit(d, {}, button="#buy-kominkan-room")
+    assert "クーポンと交換しました" in page["text"] and "利用可能" in page["text"], page["text"]
+    assert await run(lambda: d.find_element(By.ID, "bal-local-currency").text) == "200 円"
+    code = await run(lambda: d.find_element(By.CSS_SELECTOR, ".coupon-code").text)
+    assert len(code) == 11 and code[5] == "-"
+
+    await login(d, base, "suzuki", "/staff/coupons")
+    page = await fill_and_submit(d, {"code": code}, button="#redeem button")
+    assert "使用済みにしました: 公民館 会議室 1時間 (300)" in page["text"], page["text"]
+    page = await fill_and_submit(d, {"code": code}, button="#redeem button")
+    assert "使用済みです" in page["text"], page["text"]
+
+    page = await login(d, base, "hanako", "/points")
+    assert "使用済み" in page["text"] and not await run(lambda: d.find_elements(By.CSS_SELECTOR, ".coupon-code"))
