@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.micro.service import Service
 
-from services.points import VERSION
+from services.points import VERSION, asset_rules
 from services.points.handlers import TapHandler, build_endpoints
 from services.points.models import bus
 from services.points.service import SERVICE
@@ -84,6 +85,7 @@ class PointsService:
             asyncio.create_task(self.relay.run(self.stop_event), name="points-outbox-relay"),
             asyncio.create_task(self.consumer.run(self.stop_event), name="points-tap-consumer"),
             asyncio.create_task(self.terminals.run(self.stop_event), name="points-terminals"),
+            asyncio.create_task(self._sweep_assets(), name="points-asset-rules"),
         ]
         await self.terminals.subscribe(self.nc)
         # Registered last: answering $SRV.PING means the service is ready.
@@ -94,6 +96,20 @@ class PointsService:
             description="まちづくりポイント: ledger, events, card taps",
         )
         log.info("points service ready on node %s", self.node)
+
+    async def _sweep_assets(self, every: float = 3600.0) -> None:
+        """Apply the assets' expiry and demurrage rules every hour (each entry keyed, so a run twice does nothing)."""
+        while not self.stop_event.is_set():
+            try:
+                async with self.sessions() as s, s.begin():
+                    done = await asset_rules.sweep(s, node=self.node)
+                if any(done.values()):
+                    log.info("asset rules applied: %s", done)
+                    self.relay.wake()
+            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next round
+                log.exception("asset rules sweep failed; next try in %.0f s", every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), every)
 
     async def stop(self) -> None:
         self.stop_event.set()

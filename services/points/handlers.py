@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.points import asset_rules as asset_rules_
 from services.points import coupons, donations, ledger, service
 from services.points.courses import add_course_endpoints
 from towntip.kernel import errors
@@ -167,6 +168,18 @@ def add_ledger_endpoints(
         async with sessions() as s:
             return lc.AccountBalance(account=q.account, asset=q.asset,
                                      balance=await ledger.balance(s, q.account, q.asset))
+
+    @eps.add(lc.EP_ASSET_RULES, lc.AssetRulesIn)
+    async def asset_rules(q: lc.AssetRulesIn) -> lc.AssetRules:
+        async with sessions() as s, s.begin():
+            return lc.AssetRules(**await asset_rules_.set_rules(
+                s, asset=q.asset, expiry_days=q.expiry_days, demurrage_percent_per_month=q.demurrage_percent_per_month))
+
+    @eps.add(lc.EP_ASSET_SWEEP, lc.SweepIn)
+    async def sweep(q: lc.SweepIn) -> lc.Swept:
+        out = await _retrying(sessions, lambda s: asset_rules_.sweep(s, node=node, now=q.at))
+        on_commit()
+        return lc.Swept(**out)
 
     @eps.add(lc.EP_LEDGER_TOTALS)
     async def totals(_: None) -> lc.Totals:

@@ -5,6 +5,7 @@ node's operator: manual entries and corrections (reversals), in batches, each wi
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -13,6 +14,8 @@ EP_LEDGER_POST = "admin.ledger.post"  # PostIn -> PostOut
 EP_LEDGER_REVERSE = "admin.ledger.reverse"  # ReverseIn -> EntryResult
 EP_LEDGER_BALANCE = "admin.ledger.balance"  # BalanceIn -> AccountBalance
 EP_LEDGER_TOTALS = "admin.ledger.totals"  # {} -> Totals
+EP_ASSET_RULES = "admin.assets.rules"  # AssetRulesIn -> AssetRules
+EP_ASSET_SWEEP = "admin.assets.sweep"  # SweepIn -> Swept (the service also sweeps by itself every hour)
 
 _IN = ConfigDict(extra="forbid", frozen=True)
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{8,200}$")]
@@ -79,3 +82,29 @@ class Totals(BaseModel):
     """Sum of all postings per asset: zero for each, always."""
 
     totals: dict[str, int]
+
+
+class AssetRulesIn(BaseModel):
+    """The node's rule for one asset: balances unused for `expiry_days` expire, or `demurrage_percent_per_month` of
+    each balance goes each month (not both; neither: balances keep)."""
+
+    model_config = _IN
+    asset: Asset
+    expiry_days: int | None = Field(default=None, ge=1, le=3650)
+    demurrage_percent_per_month: int | None = Field(default=None, ge=1, le=50)
+
+
+class AssetRules(BaseModel):
+    asset: str
+    expiry_days: int | None
+    demurrage_percent_per_month: int | None
+
+
+class SweepIn(BaseModel):
+    model_config = _IN
+    at: datetime | None = None  # apply the rules as of this time (default: now)
+
+
+class Swept(BaseModel):
+    expired: int
+    demurrage: int
