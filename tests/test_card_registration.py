@@ -94,3 +94,9 @@ async def test_the_code_endpoint_checks_its_input(nc: nats.NATS, points_service)
             await rpc.call(nc, subject, {"person": "user-0001", "code": code}, timeout=10)
     with pytest.raises(errors.NotFound):
         await rpc.call(nc, subject, {"person": "user-0001", "code": "ABCD-EFGH"}, timeout=10)
+
+
+async def test_a_card_that_never_earned_can_be_registered(sessions: Sessions) -> None:  # noqa: F811
+    [shown] = await record(sessions, [reg_tap(1, CARDS[2])])  # its very first touch
+    mine = await enter(sessions, PERSON, shown.display)
+    assert mine.balance == 0 and len(mine.cards) == 1

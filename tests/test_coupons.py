@@ -116,3 +116,43 @@ async def test_bad_input_is_refused_and_changes_nothing(
         await call(nc, endpoint, payload)
     assert (await call(nc, cc.EP_COUPON_TYPES))["types"] == []
     assert (await call(nc, lc.EP_LEDGER_TOTALS))["totals"] == {}
+
+
+async def test_a_touch_in_coupon_mode_uses_the_owners_coupon_once(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+    """On the bus: the terminal is in coupon mode for `city-bus`; the rider's bound card uses one ride."""
+    import json
+    from datetime import timedelta
+
+    from towntip.kernel.bus.envelope import utcnow
+    from towntip.kernel.contracts.points import Tap
+
+    await call(nc, cc.EP_COUPON_TYPE_PUT, {"actor": STAFF, **HALL, "code": "city-bus", "title_ja": "市営バス 1乗車",
+                                           "title_en": "City bus, one ride", "issuer": "市営バス", "price": 150})
+    await call(nc, cc.EP_CURRENCY_AWARD, {"actor": STAFF, "person": PERSON, "amount": 300, "memo": "資源回収",
+                                          "key": "award-000000000000777"})
+    for n in (1, 2):
+        await call(nc, cc.EP_COUPON_BUY, {"person": PERSON, "type_code": "city-bus", "key": f"form-00000000000007{n:02d}"})
+    card = "0123456789ABCDEF"
+    js = nc.jetstream()
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+
+    async def touch(n: int, idm: str = card, mode: str = "coupon") -> dict:
+        t = Tap(tap_id=f"bus-touch-{n:03d}", terminal_id="bus-12", card_idm=idm, mode=mode,  # type: ignore[arg-type]
+                ref="city-bus" if mode == "coupon" else None, tapped_at=utcnow() - timedelta(seconds=1))
+        await js.publish(subjects.edge(NODE, "bus-12", "tap"), t.model_dump_json().encode(),
+                         headers={subjects.HDR_MSG_ID: t.key, subjects.HDR_RESULT_TO: inbox})
+        msg = await sub.next_msg(timeout=15)
+        return {"body": json.loads(msg.data), "error": (msg.headers or {}).get(subjects.HDR_SERVICE_ERROR)}
+
+    code = (await touch(0, mode="register"))["body"]["display"]  # the rider registered the card beforehand
+    await call(nc, "cards.register_code", {"person": PERSON, "code": code})
+    first = await touch(1)
+    assert first["body"]["status"] == "credited" and "残り1枚" in first["body"]["display"], first
+    assert "残り0枚" in (await touch(2))["body"]["display"]
+    third = await touch(3)
+    assert third["error"] and "no active 'city-bus' coupon" in third["error"], third
+    stranger = await touch(4, "FEDCBA9876543210")
+    assert stranger["error"] and "not registered" in stranger["error"]
+    statuses = sorted(c["status"] for c in (await call(nc, cc.EP_COUPON_MINE, {"person": PERSON}))["coupons"])
+    assert statuses == ["redeemed", "redeemed"]

@@ -198,3 +198,34 @@ async def redeem(session: AsyncSession, *, code: str, by: str, key: bytes,
 async def redeem_at_counter(session: AsyncSession, *, q: cc.CouponRedeemIn, key: bytes) -> cc.CouponOut:
     _staff(q.actor)
     return await redeem(session, code=q.code, by=f"staff:{q.actor.user_id}", key=key)
+
+
+async def redeem_by_touch(session: AsyncSession, tap: Any, *, card_key: bytes, duplicate: bool) -> Any:
+    """A touch at a terminal in coupon mode (on the bus, at the hall's door): the card's owner uses their coupon of
+    the terminal's kind (`tap.ref`, e.g. `city-bus`) that expires first. The touch's key marks the coupon, so the
+    same touch heard twice answers duplicate and uses nothing more."""
+    from services.points.models import card_bindings
+    from services.points.service import card_account_id
+    from towntip.kernel.contracts.points import TapOutcome
+
+    by = tap.key
+    if duplicate:
+        row = (await session.execute(_coupon_query().where(coupons.c.redeemed_by == by))).first()
+        if row is None:
+            return errors.Unprocessable("repeat of a touch that was refused")
+        return TapOutcome(tap_id=tap.tap_id, status="duplicate", points=0, balance=0, display=row.title_ja)
+    card = card_account_id(card_key, tap.card_idm)
+    owner = (await session.execute(select(card_bindings.c.person_account)
+                                   .where(card_bindings.c.card_account == card))).scalar_one_or_none()
+    if owner is None:
+        return errors.NotFound("this card is not registered to an account; coupons belong to accounts "
+                               "/ このカードはアカウントに登録されていません")
+    try:
+        used = await redeem(session, code="", by=by, key=card_key, owner=owner, type_code=(tap.ref or "").lower())
+    except errors.ServiceError as exc:
+        return exc
+    left = (await session.execute(select(func.count()).select_from(coupons).where(
+        coupons.c.person_account == owner, coupons.c.type_code == used.type_code, coupons.c.redeemed_at.is_(None),
+        coupons.c.expires_at > utcnow()))).scalar_one()
+    return TapOutcome(tap_id=tap.tap_id, status="credited", points=0, balance=0,
+                      display=f"{used.title_ja}（残り{left}枚 / {left} left）")

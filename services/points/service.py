@@ -319,6 +319,9 @@ async def bind_card(session: AsyncSession, *, card: str, person: str, method: st
         )], node=node)
         if isinstance(moved, errors.ServiceError):
             raise moved
+    for account, kind in ((card, "card"), (person, "person")):  # a card that never earned has no account yet
+        await session.execute(db.insert_on_conflict(session, accounts).values(
+            id=account, kind=kind, may_go_negative=False, created_at=now).on_conflict_do_nothing(index_elements=["id"]))
     await session.execute(card_bindings.insert().values(card_account=card, person_account=person, bound_at=now,
                                                         method=method))
     await session.execute(delete(card_binding_requests).where(card_binding_requests.c.card_account == card))
@@ -346,6 +349,10 @@ async def record_taps(
         if it.tap.mode == "donation":  # the donor's card confirms their pledge; repeats too (services/points/donations.py)
             from services.points.donations import confirm_by_touch
             results[i] = await confirm_by_touch(session, it.tap, card_key=card_key, node=node)
+            continue
+        if it.tap.mode == "coupon":  # a coupon of the terminal's kind (ref), of the card's owner; repeats too
+            from services.points.coupons import redeem_by_touch
+            results[i] = await redeem_by_touch(session, it.tap, card_key=card_key, duplicate=it.duplicate)
             continue
         if it.duplicate:
             continue
