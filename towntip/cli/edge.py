@@ -18,6 +18,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -356,6 +357,9 @@ async def run_terminal(
         return nc
 
     async def take_lines() -> None:
+        if stdin_reads:  # scripted touches: give the connection a moment, as a person walks up to the terminal
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(connecting), 3.0)
         source = lines if lines is not None else _stdin_lines()
         async for raw in source:
             line = raw.strip()
@@ -420,11 +424,18 @@ async def run_terminal(
 
 
 async def _stdin_lines() -> Any:
-    """Lines of standard input, read in a thread (a kiosk's keyboard or a pipe)."""
-    while True:
-        line = await asyncio.to_thread(sys.stdin.readline)
-        if not line:
-            return
+    """Lines of standard input (a kiosk's keyboard or a pipe), read by a daemon thread: a terminal stopped with
+    Ctrl-C or SIGTERM does not wait for one more line."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def pump() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, "")
+
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
+    while line := await queue.get():
         yield line
 
 
