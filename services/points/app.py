@@ -11,7 +11,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.micro.service import Service
 
-from services.points import VERSION, asset_rules
+from services.points import VERSION, asset_rules, people
 from services.points.handlers import TapHandler, build_endpoints
 from services.points.models import bus
 from services.points.service import SERVICE
@@ -21,7 +21,7 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.outbox import OutboxRelay
-from towntip.kernel.bus.streams import ensure_node_streams
+from towntip.kernel.bus.streams import ensure_node_streams, ensure_stream, evt_stream_config
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import ServiceSettings
 
@@ -81,7 +81,14 @@ class PointsService:
             handler=self.terminals.track(TapHandler(node=self.node, card_key=card_key)),
             on_commit=self.relay.wake,
         )
+        # The people directory (district of each person) from identity's events: a durable consumer of this node's
+        # EVT_<NODE>_IDENTITY (made here too if identity has not started yet).
+        await ensure_stream(js, evt_stream_config(self.node, "identity"))
+        self.people = IdempotentConsumer(nc=self.nc, js=js, sessions=self.sessions, tables=bus,
+                                         spec=people.consumer_spec(self.node, SERVICE),
+                                         handler=people.IdentityEventsHandler(self.node))
         self._tasks = [
+            asyncio.create_task(self.people.run(self.stop_event), name="points-people"),
             asyncio.create_task(self.relay.run(self.stop_event), name="points-outbox-relay"),
             asyncio.create_task(self.consumer.run(self.stop_event), name="points-tap-consumer"),
             asyncio.create_task(self.terminals.run(self.stop_event), name="points-terminals"),

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points import asset_rules as asset_rules_
-from services.points import coupons, donations, ledger, service
+from services.points import coupons, donations, ledger, notebook, service
 from services.points.courses import add_course_endpoints
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
@@ -131,6 +131,7 @@ def build_endpoints(
     add_coupon_endpoints(eps, sessions=sessions, node=node, card_key=card_key, on_commit=on_commit)
     add_course_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit)
     donations.add_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit, retrying=_retrying)
+    notebook.add_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit)  # まちづくり手帳, staff figures
     return eps
 
 

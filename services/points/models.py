@@ -34,6 +34,12 @@ events = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("participant_points >= 0 AND volunteer_points >= 0", name="rule_not_negative"),
+    # ---- まちづくり手帳: what one participation stands for (migration 0008; all optional, set by staff) ----
+    Column("field", String(16), nullable=True),  # a category code (towntip.kernel.categories)
+    Column("activity", String(16), nullable=True),  # participate | carry_out | learn
+    Column("minutes", Integer, nullable=True),  # activity time per participation
+    Column("co2_g", Integer, nullable=True),  # CO2 reduction per participation, grams
+    Column("kcal", Integer, nullable=True),  # calories burnt per participation
 )
 
 # Ledger accounts: 'card:<keyed hash of IDm>', 'person:<id>', 'system:issuance', ...

@@ -97,6 +97,7 @@ async def put_event(*, session: AsyncSession, event_in: EventIn, node: str) -> E
         volunteer_points=event_in.volunteer_points,
         created_at=now,
         updated_at=now,
+        **_notebook_facts(event_in),
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["code"],
@@ -105,6 +106,8 @@ async def put_event(*, session: AsyncSession, event_in: EventIn, node: str) -> E
             "participant_points": stmt.excluded.participant_points,
             "volunteer_points": stmt.excluded.volunteer_points,
             "updated_at": stmt.excluded.updated_at,
+            # The notebook's facts change only when the request names them (null clears one).
+            **{k: getattr(stmt.excluded, k) for k in _notebook_facts(event_in, only_set=True)},
         },
     )
     await session.execute(stmt)
@@ -113,6 +116,17 @@ async def put_event(*, session: AsyncSession, event_in: EventIn, node: str) -> E
         session, bus, [Envelope(type="EventDefined", node=node, service=SERVICE, data=data.model_dump(mode="json"))]
     )
     return await get_event(session=session, code=event_in.code)
+
+
+def _notebook_facts(event_in: EventIn, *, only_set: bool = False) -> dict[str, Any]:
+    """The notebook's facts of an event as stored: minutes and grams, so sums stay exact integers."""
+    facts = {
+        "field": ("field", event_in.field), "activity": ("activity", event_in.activity),
+        "minutes": ("hours", None if event_in.hours is None else round(event_in.hours * 60)),
+        "co2_g": ("co2_kg", None if event_in.co2_kg is None else round(event_in.co2_kg * 1000)),
+        "kcal": ("kcal", event_in.kcal),
+    }
+    return {col: v for col, (name, v) in facts.items() if not only_set or name in event_in.model_fields_set}
 
 
 def _event_stats():
@@ -139,6 +153,11 @@ def _event_query():
             func.coalesce(stats.c.taps, 0).label("taps"),
             func.coalesce(stats.c.points_issued, 0).label("points_issued"),
             func.coalesce(stats.c.people, 0).label("people"),
+            events.c.field,
+            events.c.activity,
+            (events.c.minutes / literal(60.0)).label("hours"),
+            (events.c.co2_g / literal(1000.0)).label("co2_kg"),
+            events.c.kcal,
         )
         .select_from(events.outerjoin(stats, stats.c.event_code == events.c.code))
     )

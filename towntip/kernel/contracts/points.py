@@ -114,6 +114,18 @@ class Balance(BaseModel):
     taps: int
 
 
+# What a participation at an event is, in the notebook's words (the seed's sample page: 参加, 実施).
+Activity = Literal["participate", "carry_out", "learn"]
+
+
+def _category(v: str) -> str:
+    from towntip.kernel import categories
+
+    if v not in categories.codes():
+        raise ValueError(f"unknown field {v!r}: a category code such as npo-7 or pib-16")
+    return v
+
+
 class EventIn(BaseModel):
     """An event where terminals issue points; the rule (points per role) is set per event."""
 
@@ -123,6 +135,12 @@ class EventIn(BaseModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
     participant_points: int = Field(default=1, ge=0, le=1000)
     volunteer_points: int = Field(default=5, ge=0, le=1000)
+    # まちづくり手帳 (services/points/notebook.py): what one participation stands for; all optional.
+    field: Annotated[str, AfterValidator(_category)] | None = None  # a category code of the grid (npo-7, pib-16)
+    activity: Activity | None = None  # 参加 / 実施 / 受講 (a donation is 寄付, from donations)
+    hours: Annotated[float, Field(ge=0, le=168), AfterValidator(lambda v: round(v, 2))] | None = None
+    co2_kg: Annotated[float, Field(ge=0, le=100_000), AfterValidator(lambda v: round(v, 3))] | None = None
+    kcal: int | None = Field(default=None, ge=0, le=100_000)
 
 
 class EventOut(EventIn):
