@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import api, health, oidc, problems
-from gateway.portal import courses, donations, pages, projects, wallet
+from gateway.portal import courses, donations, notebook, pages, projects, wallet
 from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -90,6 +90,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(wallet.router)  # my points, credits, currency and coupons; the staff's coupon desk
     app.include_router(courses.router)  # courses, マイ単位, certifications and public certificate pages
     app.include_router(donations.router)  # 寄附: certified projects, transparency, マイ寄附 and receipts, staff desk
+    app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = Throttle(settings.login_limit, settings.login_window)
 
