@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import nats
@@ -15,6 +17,7 @@ from services.projects.handlers import build_endpoints
 from services.projects.models import bus, mail
 from towntip.kernel import db, migrate
 from towntip.kernel.bus.endpoints import start_service
+from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.projects import SERVICE
@@ -29,8 +32,9 @@ class ProjectsService:
     """One instance of the service. Several may run against one database: they share the work over NATS."""
 
     def __init__(self, settings: ServiceSettings, *, smtp: SmtpSettings | None = None,
-                 mail_backoff: tuple[float, ...] | None = None) -> None:
+                 mail_backoff: tuple[float, ...] | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
+        self.clock = clock  # now, for deadlines and briefings (a test moves it forward)
         self.node = settings.node_id
         self.smtp = smtp or SmtpSettings()
         self.mail_backoff = mail_backoff
@@ -67,8 +71,9 @@ class ProjectsService:
         self.micro = await start_service(
             self.nc, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, public_url=s.public_url.rstrip("/"),
-                                      on_commit=committed),
-            description="co-creation (ORG): organisations, hearings, themes and their phases, the contact form",
+                                      on_commit=committed, clock=self.clock),
+            description="co-creation (ORG): organisations, hearings, themes and their phases, briefings, proposals, "
+                        "the selection and its result, the contact form",
         )
         log.info("projects service ready on node %s", self.node)
 

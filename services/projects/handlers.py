@@ -4,27 +4,34 @@ relay and the mail sender after each commit."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.projects import inquiries, organisations, themes
+from services.projects import briefings, evaluation, inquiries, matching, organisations, proposals, themes
 from towntip.kernel.bus.endpoints import Endpoints
+from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import projects as c
 
 T = TypeVar("T")
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, public_url: str,
-                    on_commit: Callable[[], None]) -> Endpoints:
+                    on_commit: Callable[[], None], clock: Callable[[], datetime] = utcnow) -> Endpoints:
+    """`clock` is the service's idea of now (deadlines, briefings' starts): the real time, or a test's clock."""
     eps = Endpoints()
 
     async def write(change: Callable[..., Awaitable[T]], **args: Any) -> T:
         """One change in its own transaction; after the commit, the outbox relay and the mail sender are woken."""
         async with sessions() as session, session.begin():
-            out = await change(session=session, **args)
+            out = await change(session=session, now=clock(), **args)
         on_commit()
         return out
+
+    async def read(query: Callable[..., Awaitable[T]], **args: Any) -> T:
+        async with sessions() as session:
+            return await query(session=session, **args)
 
     # ---- organisations ----
 
@@ -103,6 +110,88 @@ def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, pu
     async def theme_history(q: c.ThemeQuery) -> c.History:
         async with sessions() as session:
             return await themes.history(session=session, theme_id=q.theme_id, actor=q.actor)
+
+    # ---- phase 2 (対話形成): matching, briefings, proposals, evaluation, the result ----
+
+    @eps.add(c.EP_MATCH_COMPANIES, c.ThemeQuery)
+    async def match_companies(q: c.ThemeQuery) -> c.CompanyMatches:
+        return await read(matching.companies_for, theme_id=q.theme_id, actor=q.actor)
+
+    @eps.add(c.EP_MATCH_THEMES, c.OrgMatchQuery)
+    async def match_themes(q: c.OrgMatchQuery) -> c.ThemeMatches:
+        return await read(matching.themes_for, q=q)
+
+    @eps.add(c.EP_BRIEFING_CREATE, c.BriefingCreate)
+    async def briefing_create(q: c.BriefingCreate) -> c.Briefing:
+        return await write(briefings.create, data=q, node=node)
+
+    @eps.add(c.EP_BRIEFING_LIST, c.ThemeQuery)
+    async def briefing_list(q: c.ThemeQuery) -> c.BriefingList:
+        return await read(briefings.list_, theme_id=q.theme_id, actor=q.actor)
+
+    @eps.add(c.EP_BRIEFING_REGISTER, c.BriefingRegister)
+    async def briefing_register(q: c.BriefingRegister) -> c.Briefing:
+        return await write(briefings.register, data=q, node=node)
+
+    @eps.add(c.EP_BRIEFING_CANCEL, c.BriefingCancel)
+    async def briefing_cancel(q: c.BriefingCancel) -> c.Briefing:
+        return await write(briefings.cancel, data=q, node=node)
+
+    @eps.add(c.EP_PROPOSAL_SUBMIT, c.ProposalSubmit)
+    async def proposal_submit(q: c.ProposalSubmit) -> c.Proposal:
+        return await write(proposals.submit, data=q, node=node)
+
+    @eps.add(c.EP_PROPOSAL_UPDATE, c.ProposalUpdate)
+    async def proposal_update(q: c.ProposalUpdate) -> c.Proposal:
+        return await write(proposals.update_, data=q, node=node)
+
+    @eps.add(c.EP_PROPOSAL_WITHDRAW, c.ProposalAction)
+    async def proposal_withdraw(q: c.ProposalAction) -> c.Proposal:
+        return await write(proposals.withdraw, data=q, node=node)
+
+    @eps.add(c.EP_PROPOSAL_PARTNER, c.PartnerAnswer)
+    async def proposal_partner(q: c.PartnerAnswer) -> c.Proposal:
+        return await write(proposals.answer_partner, data=q, node=node)
+
+    @eps.add(c.EP_PROPOSAL_GET, c.ProposalQuery)
+    async def proposal_get(q: c.ProposalQuery) -> c.Proposal:
+        return await read(proposals.get, q=q, now=clock())
+
+    @eps.add(c.EP_PROPOSAL_LIST, c.ProposalListQuery)
+    async def proposal_list(q: c.ProposalListQuery) -> c.ProposalList:
+        return c.ProposalList(proposals=await read(proposals.list_, q=q, now=clock()))
+
+    @eps.add(c.EP_EVALUATOR_APPOINT, c.EvaluatorAppoint)
+    async def evaluator_appoint(q: c.EvaluatorAppoint) -> c.EvaluationStatus:
+        return await write(evaluation.appoint, data=q, node=node)
+
+    @eps.add(c.EP_REVIEW_DECLARE, c.ConflictDeclare)
+    async def review_declare(q: c.ConflictDeclare) -> c.MyReviews:
+        return await write(evaluation.declare, data=q, node=node)
+
+    @eps.add(c.EP_REVIEW_SCORE, c.ScoreSubmit)
+    async def review_score(q: c.ScoreSubmit) -> c.MyReviews:
+        return await write(evaluation.score, data=q, node=node)
+
+    @eps.add(c.EP_REVIEW_MINE, c.ThemeQuery)
+    async def review_mine(q: c.ThemeQuery) -> c.MyReviews:
+        return await read(evaluation.mine_, theme_id=q.theme_id, actor=q.actor, now=clock())
+
+    @eps.add(c.EP_EVALUATION_STATUS, c.ThemeQuery)
+    async def evaluation_status(q: c.ThemeQuery) -> c.EvaluationStatus:
+        return await read(evaluation.status, theme_id=q.theme_id, actor=q.actor, now=clock())
+
+    @eps.add(c.EP_EVALUATION_CLOSE, c.ThemeAction)
+    async def evaluation_close(q: c.ThemeAction) -> c.EvaluationStatus:
+        return await write(evaluation.close, data=q, node=node)
+
+    @eps.add(c.EP_RESULT_PUBLISH, c.ResultPublish)
+    async def result_publish(q: c.ResultPublish) -> c.Result:
+        return await write(evaluation.publish, data=q, node=node)
+
+    @eps.add(c.EP_RESULT_GET, c.ThemeQuery)
+    async def result_get(q: c.ThemeQuery) -> c.Result:
+        return await read(evaluation.result, theme_id=q.theme_id, actor=q.actor)
 
     # ---- the contact form ----
 

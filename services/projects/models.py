@@ -1,5 +1,6 @@
 """Tables of the projects service (its own database or schema): organisations and members, hearings, themes,
-requirements and criteria, the append-only audit log, inquiries, and the kernel's outbox, inbox and mail outbox.
+requirements and criteria, the append-only audit log, inquiries, phase 2's briefings, proposals, evaluators,
+reviews and results, and the kernel's outbox, inbox and mail outbox.
 
 Ids of things that may one day travel to other nodes (organisations, themes, criteria) are UUIDs made here, with
 `origin_node` naming the node that made them: a copy at another node keeps the same id and says where it is from.
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -141,7 +145,7 @@ audit_log = Table(
     "audit_log",
     metadata,
     Column("seq", SeqType, primary_key=True, autoincrement=True),
-    Column("subject_kind", String(16), nullable=False),  # theme | org | inquiry
+    Column("subject_kind", String(16), nullable=False),  # theme | org | hearing | inquiry | briefing | proposal | review
     Column("subject_id", String(36), nullable=False),
     Column("action", String(32), nullable=False),
     Column("actor", String(64), nullable=False),  # global handle, or "visitor"
@@ -176,4 +180,137 @@ inquiries = Table(
     Index("ix_inquiries_email", "email", "received_at"),
     CheckConstraint("kind IN ('municipality', 'company')", name="kind"),
     CheckConstraint("status IN ('open', 'answered')", name="status"),
+)
+
+
+# ---- phase 2 (対話形成): briefings, the open call's proposals, evaluation and the published result ----------------
+
+# Briefings (説明会) of a theme: a place or an online address, and a capacity. `registered` counts the seats taken;
+# a registration raises it with one conditional UPDATE (registered < capacity), so two people can never take the
+# last seat both, and the CHECK is the database's own backstop.
+briefings = Table(
+    "briefings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("origin_node", String(32), nullable=False),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Column("venue", String(300), nullable=False, default=""),
+    Column("online_url", String(300), nullable=False, default=""),
+    Column("capacity", Integer, nullable=False),
+    Column("registered", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Index("ix_briefings_theme_id", "theme_id", "starts_at"),
+    CheckConstraint("capacity >= 1", name="capacity"),
+    CheckConstraint("registered >= 0 AND registered <= capacity", name="seats"),
+)
+
+# Who registered for a briefing: one seat per person, on behalf of one of their organisations.
+briefing_registrations = Table(
+    "briefing_registrations",
+    metadata,
+    Column("briefing_id", String(36), ForeignKey("briefings.id"), nullable=False),
+    Column("global_handle", String(64), nullable=False),
+    Column("display_name", String(100), nullable=False),
+    Column("org_id", String(36), ForeignKey("organisations.id"), nullable=False),
+    Column("registered_at", TS, nullable=False),
+    PrimaryKeyConstraint("briefing_id", "global_handle", name="pk_briefing_registrations"),
+)
+
+# Proposals to a theme's open call: one per lead organisation and theme; confidential until the result is out
+# (services.projects.proposals says who may read one).
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("origin_node", String(32), nullable=False),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("lead_org_id", String(36), ForeignKey("organisations.id"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("budget_yen", BigInteger, nullable=False),
+    Column("attachments", JSON, nullable=False, default=list),
+    Column("status", String(16), nullable=False),  # submitted | withdrawn
+    Column("version", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("withdrawn_at", TS, nullable=True),
+    UniqueConstraint("theme_id", "lead_org_id", name="uq_proposals_theme_id_lead_org_id"),
+    CheckConstraint("budget_yen >= 0", name="budget"),
+    CheckConstraint("status IN ('submitted', 'withdrawn')", name="status"),
+)
+
+# The partner organisations of a consortium proposal, each confirming (or declining) its own participation.
+proposal_partners = Table(
+    "proposal_partners",
+    metadata,
+    Column("proposal_id", String(36), ForeignKey("proposals.id"), nullable=False),
+    Column("org_id", String(36), ForeignKey("organisations.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | confirmed | declined
+    Column("answered_at", TS, nullable=True),
+    Column("answered_by", String(64), nullable=True),
+    PrimaryKeyConstraint("proposal_id", "org_id", name="pk_proposal_partners"),
+    Index("ix_proposal_partners_org_id", "org_id"),
+    CheckConstraint("status IN ('pending', 'confirmed', 'declined')", name="status"),
+)
+
+# Evaluators of a theme, appointed by the secretariat by global handle (they need hold no role).
+evaluators = Table(
+    "evaluators",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("global_handle", String(64), nullable=False),
+    Column("appointed_at", TS, nullable=False),
+    Column("appointed_by", String(64), nullable=False),
+    PrimaryKeyConstraint("theme_id", "global_handle", name="pk_evaluators"),
+    Index("ix_evaluators_global_handle", "global_handle"),
+)
+
+# One evaluator's review of one proposal: first the declaration of interests (a conflict excludes them from it),
+# then the comment and the scores (review_scores), changeable until the evaluation is closed.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("proposal_id", String(36), ForeignKey("proposals.id"), nullable=False),
+    Column("evaluator", String(64), nullable=False),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("conflicted", Boolean, nullable=False),
+    Column("conflict_reason", String(1000), nullable=False, default=""),
+    Column("declared_at", TS, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("scored_at", TS, nullable=True),
+    PrimaryKeyConstraint("proposal_id", "evaluator", name="pk_reviews"),
+    Index("ix_reviews_theme_id", "theme_id", "evaluator"),
+)
+
+review_scores = Table(
+    "review_scores",
+    metadata,
+    Column("proposal_id", String(36), nullable=False),
+    Column("evaluator", String(64), nullable=False),
+    Column("criterion_id", String(36), ForeignKey("criteria.id"), nullable=False),
+    Column("score", Integer, nullable=False),
+    PrimaryKeyConstraint("proposal_id", "evaluator", "criterion_id", name="pk_review_scores"),
+    ForeignKeyConstraint(["proposal_id", "evaluator"], ["reviews.proposal_id", "reviews.evaluator"],
+                         name="fk_review_scores_review"),
+    CheckConstraint("score BETWEEN 0 AND 5", name="score"),
+)
+
+# The selection of a theme: closed once (the ranking computed and frozen), then published once with its reasons.
+results = Table(
+    "results",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), primary_key=True),
+    Column("closed_at", TS, nullable=False),
+    Column("closed_by", String(64), nullable=False),
+    Column("ranking", JSON, nullable=False),
+    Column("published_at", TS, nullable=True),
+    Column("published_by", String(64), nullable=True),
+    Column("reasons", Text, nullable=False, default=""),
+    Column("selected", JSON, nullable=False, default=list),  # proposal ids: the pilot candidates
 )

@@ -8,6 +8,9 @@ Who may do what:
 - drafts are read only by staff and the secretariat: to anyone else a draft does not exist (404, like a wrong id);
 - published themes are public; the history is for staff and the secretariat.
 
+Phase 2's briefings, proposals and selection live in briefings.py, proposals.py and evaluation.py; the gate to
+phase 3 asks for that selection's published result with at least one pilot candidate.
+
 Every change writes an audit row in the same transaction; public facts are announced through the outbox.
 """
 
@@ -20,7 +23,15 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects.common import announce, audit, aware, diff, new_uuid, plain, roles_of
-from services.projects.models import audit_log, criteria, hearings, organisations, requirements, themes
+from services.projects.models import (
+    audit_log,
+    criteria,
+    hearings,
+    organisations,
+    requirements,
+    results,
+    themes,
+)
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import projects as c
@@ -304,6 +315,11 @@ async def _gate(session: AsyncSession, row: Any, to_phase: int, now: datetime) -
             missing.append("the open call must have been opened")
         elif req.deadline > now:
             missing.append("the call's deadline must have passed")
+        result = (await session.execute(select(results).where(results.c.theme_id == row.id))).first()
+        if result is None or result.published_at is None:
+            missing.append("the selection's result must be published")
+        elif not result.selected:
+            missing.append("the published result must name at least one pilot candidate")
     # to_phase == 4: the pilot's plan, agreements and KPIs are not recorded here yet (later work on issue 5); the
     # move needs only its reason, like every move.
     return missing

@@ -1,8 +1,11 @@
 """Contracts of the projects service (svc.<node>.projects.*): co-creation between a municipality and companies (ORG).
 
-Phase 1 (課題整理) is built: organisations (municipal departments, companies of any size or industry) and their
+Phase 1 (課題整理) and phase 2 (対話形成) are built: organisations (municipal departments, companies of any size or industry) and their
 members, cross-department hearings, co-creation themes with their recruitment requirements and evaluation criteria,
-publication, phase gates with an audit history, and the contact form routed to the secretariat (事務局).
+publication, phase gates with an audit history, and the contact form routed to the secretariat (事務局); companies
+matched to themes, briefings (説明会) with registrations, the open call's proposals (single companies or consortia,
+confidential until the result), evaluators who declare conflicts and score independently, and the published result
+with its pilot candidates.
 
 Who is asking travels inside each request as an `Actor` (contracts.actor); the service decides what they may do.
 Ids are UUIDs made at the theme's home node (`origin_node`), so themes and organisations keep their ids when they
@@ -40,6 +43,27 @@ EP_THEME_REQUIREMENTS = "themes.requirements.put"  # RequirementsPut -> Theme
 EP_THEME_CALL_OPEN = "themes.call.open"  # ThemeAction -> Theme
 EP_THEME_ADVANCE = "themes.phase.advance"  # PhaseAdvance -> Theme
 EP_THEME_HISTORY = "themes.history"  # ThemeQuery -> History
+# Phase 2 (対話形成): matching, briefings, proposals, evaluation and the result
+EP_MATCH_COMPANIES = "matching.companies"  # ThemeQuery -> CompanyMatches (the theme's managers)
+EP_MATCH_THEMES = "matching.themes"  # OrgMatchQuery -> ThemeMatches (the organisation's members, staff, secretariat)
+EP_BRIEFING_CREATE = "briefings.create"  # BriefingCreate -> Briefing (the theme's managers)
+EP_BRIEFING_LIST = "briefings.list"  # ThemeQuery -> BriefingList (public; registrations for the managers)
+EP_BRIEFING_REGISTER = "briefings.register"  # BriefingRegister -> Briefing (a member of a company)
+EP_BRIEFING_CANCEL = "briefings.cancel"  # BriefingCancel -> Briefing (the person's own registration)
+EP_PROPOSAL_SUBMIT = "proposals.submit"  # ProposalSubmit -> Proposal (a member of the lead organisation)
+EP_PROPOSAL_UPDATE = "proposals.update"  # ProposalUpdate -> Proposal (compare-and-set on version, until the deadline)
+EP_PROPOSAL_WITHDRAW = "proposals.withdraw"  # ProposalAction -> Proposal
+EP_PROPOSAL_PARTNER = "proposals.partner.answer"  # PartnerAnswer -> Proposal (a member of the partner)
+EP_PROPOSAL_GET = "proposals.get"  # ProposalQuery -> Proposal (404 for anyone who may not read it)
+EP_PROPOSAL_LIST = "proposals.list"  # ProposalListQuery -> ProposalList (only what the actor may read)
+EP_EVALUATOR_APPOINT = "evaluation.evaluators.appoint"  # EvaluatorAppoint -> EvaluationStatus (secretariat)
+EP_REVIEW_DECLARE = "evaluation.declare"  # ConflictDeclare -> MyReviews (an evaluator of the theme)
+EP_REVIEW_SCORE = "evaluation.score"  # ScoreSubmit -> MyReviews
+EP_REVIEW_MINE = "evaluation.mine"  # ThemeQuery -> MyReviews (only the evaluator's own)
+EP_EVALUATION_STATUS = "evaluation.status"  # ThemeQuery -> EvaluationStatus (secretariat, owner staff)
+EP_EVALUATION_CLOSE = "evaluation.close"  # ThemeAction -> EvaluationStatus (secretariat)
+EP_RESULT_PUBLISH = "evaluation.publish"  # ResultPublish -> Result (secretariat)
+EP_RESULT_GET = "results.get"  # ThemeQuery -> Result (public once published)
 EP_INQUIRY_CREATE = "inquiries.create"  # InquiryCreate -> InquiryReceipt (no actor: the public contact form)
 EP_INQUIRY_LIST = "inquiries.list"  # InquiryListQuery -> InquiryList (secretariat)
 EP_INQUIRY_STATUS = "inquiries.status"  # InquiryStatusSet -> Inquiry (secretariat)
@@ -397,6 +421,367 @@ class History(BaseModel):
     entries: list[AuditEntry]
 
 
+# ---- phase 2 (対話形成): matching, briefings, proposals, evaluation, the result ----------------------------------
+
+SCORE_MAX = 5  # each criterion is scored 0..SCORE_MAX by each evaluator
+MIN_EVALUATORS = 2  # "several evaluators": the evaluation closes only with at least this many appointed
+ProposalStatus = Literal["submitted", "withdrawn"]
+PartnerStatus = Literal["pending", "confirmed", "declined"]
+
+
+def _url(v: str) -> str:
+    if not v:
+        return v
+    return _website(v)
+
+
+class CompanyMatch(BaseModel):
+    org: Org  # the public profile (no members)
+    score: int  # 2 per shared field + 1 per word of the theme's company points found in the expertise
+    fields: list[str]  # the shared fields
+    words: list[str]  # the words found
+
+
+class CompanyMatches(BaseModel):
+    theme_id: str
+    words: list[str]  # the words taken from the theme's "where companies can help"
+    matches: list[CompanyMatch]
+
+
+class OrgMatchQuery(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    org_id: Uuid
+
+
+class ThemeMatch(BaseModel):
+    theme: Theme
+    score: int
+    fields: list[str]
+    words: list[str]
+
+
+class ThemeMatches(BaseModel):
+    org_id: str
+    matches: list[ThemeMatch]
+
+
+class BriefingCreate(BaseModel):
+    """A briefing (説明会): when, where (a venue, an online address, or both), how many seats."""
+
+    model_config = _IN
+
+    actor: Actor
+    theme_id: Uuid
+    title: Name
+    starts_at: AwareTime
+    ends_at: AwareTime
+    venue: Short = ""
+    online_url: Website = ""
+    capacity: int = Field(ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _where_and_when(self) -> BriefingCreate:
+        if not self.venue and not self.online_url:
+            raise ValueError("a briefing needs a venue or an online address (or both)")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("a briefing ends after it starts")
+        return self
+
+
+class BriefingRegistration(BaseModel):
+    global_handle: str
+    display_name: str
+    org_id: str
+    org_name: str
+    registered_at: datetime
+
+
+class Briefing(BaseModel):
+    id: str
+    origin_node: str
+    theme_id: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    venue: str
+    online: bool
+    online_url: str  # only for those registered and the theme's managers ("" for the others)
+    capacity: int
+    registered: int
+    seats_left: int
+    created_at: datetime
+    my_registration: BriefingRegistration | None = None
+    registrations: list[BriefingRegistration] | None = None  # the theme's managers only
+
+
+class BriefingList(BaseModel):
+    theme_id: str
+    may_manage: bool
+    briefings: list[Briefing]
+
+
+class BriefingRegister(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    briefing_id: Uuid
+    org_id: Uuid  # the company the person comes for (they must be its member)
+
+
+class BriefingCancel(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    briefing_id: Uuid
+
+
+class Attachment(BaseModel):
+    """An attachment given as text or as an address (no files are uploaded)."""
+
+    model_config = _IN
+
+    label: Name
+    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), AfterValidator(_url)] = ""
+    text: Text = ""
+
+    @model_validator(mode="after")
+    def _something(self) -> Attachment:
+        if not self.url and not self.text:
+            raise ValueError(f"attachment {self.label!r} needs an address or a text")
+        return self
+
+
+class ProposalContent(BaseModel):
+    model_config = _IN
+
+    title: Name
+    summary: Required
+    plan: Required
+    budget_yen: int = Field(ge=0, le=1_000_000_000_000)  # integer yen
+    attachments: Annotated[list[Attachment], Field(max_length=10)] = []
+    # A consortium: the partner organisations (companies) beside the lead; each confirms its own participation.
+    partner_org_ids: Annotated[list[Uuid], Field(max_length=10)] = []
+
+    @model_validator(mode="after")
+    def _partners_once(self) -> ProposalContent:
+        if len(set(self.partner_org_ids)) != len(self.partner_org_ids):
+            raise ValueError("each partner organisation is named once")
+        return self
+
+
+class ProposalSubmit(ProposalContent):
+    actor: Actor
+    theme_id: Uuid
+    lead_org_id: Uuid
+
+
+class ProposalUpdate(ProposalContent):
+    actor: Actor
+    proposal_id: Uuid
+    version: int = Field(ge=1)  # the version the editor saw: a stale edit is refused (409)
+
+
+class ProposalAction(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    proposal_id: Uuid
+    note: Note = ""
+
+
+class PartnerAnswer(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    proposal_id: Uuid
+    org_id: Uuid  # the partner organisation answering (the actor must be its member)
+    decision: Literal["confirm", "decline"]
+
+
+class ProposalQuery(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    proposal_id: Uuid
+
+
+class ProposalListQuery(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    theme_id: Uuid | None = None
+    mine: bool = False  # only those of the actor's own organisations (lead or partner)
+
+
+class Partner(BaseModel):
+    org_id: str
+    org_name: str
+    status: PartnerStatus
+    answered_at: datetime | None
+    answered_by: str | None
+
+
+class Proposal(BaseModel):
+    id: str
+    origin_node: str
+    theme_id: str
+    theme_title: str
+    lead_org_id: str
+    lead_org_name: str
+    partners: list[Partner]
+    title: str
+    summary: str
+    plan: str
+    budget_yen: int
+    attachments: list[Attachment]
+    status: ProposalStatus
+    version: int
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    withdrawn_at: datetime | None
+    deadline: datetime
+    open_for_changes: bool  # submitted and before the deadline
+    relation: list[str]  # how the actor may see it: lead, partner, evaluator, manager
+    may_edit: bool
+
+
+class ProposalList(BaseModel):
+    proposals: list[Proposal]
+
+
+class EvaluatorAppoint(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    theme_id: Uuid
+    global_handle: GlobalHandle
+
+
+class ConflictDeclare(BaseModel):
+    """An evaluator's declaration of interests for one proposal, before any score: once, and final."""
+
+    model_config = _IN
+
+    actor: Actor
+    proposal_id: Uuid
+    conflicted: bool
+    reason: Note = ""
+
+    @model_validator(mode="after")
+    def _reason(self) -> ConflictDeclare:
+        if self.conflicted and not self.reason:
+            raise ValueError("say what the conflict of interest is")
+        return self
+
+
+Score = Annotated[int, Field(ge=0, le=SCORE_MAX)]
+
+
+class ScoreSubmit(BaseModel):
+    """One evaluator's scores of one proposal: every criterion of the theme, 0..SCORE_MAX, and a comment."""
+
+    model_config = _IN
+
+    actor: Actor
+    proposal_id: Uuid
+    scores: Annotated[dict[Uuid, Score], Field(min_length=1, max_length=20)]
+    comment: Required
+
+
+class MyReview(BaseModel):
+    proposal_id: str
+    proposal_title: str
+    lead_org_name: str
+    declared: bool
+    conflicted: bool | None
+    conflict_reason: str
+    scores: dict[str, int] | None  # criterion id -> score
+    comment: str
+    scored_at: datetime | None
+
+
+class MyReviews(BaseModel):
+    theme_id: str
+    theme_title: str
+    criteria: list[CriterionOut]
+    deadline: datetime
+    open_for_review: bool  # the deadline has passed and the evaluation is not closed
+    closed: bool
+    reviews: list[MyReview]
+
+
+class CriterionAverage(BaseModel):
+    criterion_id: str
+    name: str
+    weight: int
+    average: float  # the mean of the counted evaluators' scores (anonymised)
+
+
+class RankedProposal(BaseModel):
+    proposal_id: str
+    title: str
+    lead_org_name: str
+    partner_names: list[str]
+    rank: int  # equal totals share a rank
+    total: float  # the weighted average over evaluators without a conflict, 0..SCORE_MAX
+    evaluators_counted: int
+    averages: list[CriterionAverage]
+    selected: bool = False
+
+
+class ProgressCell(BaseModel):
+    evaluator: str
+    proposal_id: str
+    state: Literal["undeclared", "conflicted", "to_score", "scored"]  # never the scores themselves
+
+
+class ProposalBrief(BaseModel):
+    id: str
+    title: str
+    lead_org_name: str
+    partners_confirmed: bool
+
+
+class EvaluationStatus(BaseModel):
+    theme_id: str
+    theme_title: str
+    deadline: datetime | None
+    deadline_passed: bool
+    evaluators: list[str]
+    proposals: list[ProposalBrief]  # those submitted
+    progress: list[ProgressCell]
+    missing: list[str]  # what still stands before the evaluation can close
+    closed_at: datetime | None
+    published_at: datetime | None
+    ranking: list[RankedProposal] | None  # once closed
+
+
+class ResultPublish(BaseModel):
+    model_config = _IN
+
+    actor: Actor
+    theme_id: Uuid
+    selected: Annotated[list[Uuid], Field(max_length=20)]  # the pilot candidates (実証候補)
+    reasons: Required
+
+
+class Result(BaseModel):
+    theme_id: str
+    origin_node: str
+    theme_title: str
+    status: Literal["closed", "published"]
+    closed_at: datetime
+    published_at: datetime | None
+    reasons: str
+    criteria: list[CriterionOut]
+    score_max: int = SCORE_MAX
+    ranking: list[RankedProposal]
+    pilot_candidates: list[RankedProposal]
+
+
 # ---- inquiries (相談・お問い合わせ) -----------------------------------------------------------------------------------
 
 
@@ -530,3 +915,65 @@ class ThemeChanged(ThemePublished):
 
 class OrganisationChanged(OrganisationRegistered):
     """An organisation's public profile changed (the whole profile again)."""
+
+
+class BriefingScheduled(BaseModel):
+    id: str
+    theme_id: str
+    origin_node: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    venue: str
+    online: bool  # the address itself goes only to those registered
+    capacity: int
+
+
+class BriefingSeatsChanged(BaseModel):
+    """Seats taken changed (a registration or a cancellation): counts only, never who."""
+
+    briefing_id: str
+    theme_id: str
+    origin_node: str
+    registered: int
+    capacity: int
+
+
+class ProposalReceived(BaseModel):
+    """A proposal arrived: that it exists, nothing of who sent it or what it says (confidential until the result)."""
+
+    proposal_id: str
+    theme_id: str
+    origin_node: str
+    at: datetime
+
+
+class ProposalWithdrawn(ProposalReceived):
+    pass
+
+
+class EvaluatorAppointed(BaseModel):
+    theme_id: str
+    origin_node: str
+    global_handle: str
+    at: datetime
+
+
+class EvaluationClosed(BaseModel):
+    theme_id: str
+    origin_node: str
+    proposals: int
+    at: datetime
+
+
+class ResultPublished(BaseModel):
+    """The selection's result, public: the criteria, the ranking with totals and anonymised averages, the pilot
+    candidates and the reasons (never a proposal's own text, never an evaluator's own scores)."""
+
+    theme_id: str
+    origin_node: str
+    published_at: datetime
+    reasons: str
+    criteria: list[dict[str, Any]]
+    ranking: list[dict[str, Any]]
+    pilot_candidates: list[str]
