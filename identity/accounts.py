@@ -92,9 +92,11 @@ async def _announce(session: AsyncSession, node: str, type_: str, data: dict[str
 
 
 def _public_profile(user: c.User) -> dict[str, Any]:
-    """What other nodes may know of a person: the profile fields they chose to show, never e-mail or secrets."""
+    """What other nodes may know of a person: the profile fields they chose to show, never e-mail or secrets. The
+    node-local `user_id` is there for this node's own services (the points service's people directory keys the
+    ledger's `person:<user_id>` accounts by it); it is an identifier, not a credential."""
     return {
-        "global_handle": user.global_handle, "handle": user.handle, "home_node": user.home_node,
+        "user_id": user.id, "global_handle": user.global_handle, "handle": user.handle, "home_node": user.home_node,
         "display_name": user.display_name, "nickname": user.nickname, "district": user.district,
         "interests": user.interests,
     }

@@ -364,3 +364,14 @@ async def test_an_expired_binding_request_binds_nothing(sessions: Sessions) -> N
     mine = await points_of(sessions, PERSON)
     assert mine.balance == 0 and mine.cards == [] and mine.pending == []
     assert (await card_balance(sessions, CARDS[1])).balance == 1
+
+
+async def test_a_tap_is_stored_at_its_instant_whatever_its_offset(sessions: Sessions) -> None:
+    """A terminal in Japan sends +09:00; the ledger keeps the instant (SQLite keeps no offset: it stores UTC)."""
+    await define(sessions, "ev")
+    jst = timezone(timedelta(hours=9))
+    await record(sessions, [tap(1, CARDS[0], tapped_at=datetime(2025, 5, 3, 10, 0, tzinfo=jst))])
+    async with sessions() as s:
+        stored = (await s.execute(select(taps.c.tapped_at))).scalar_one()
+    stored = stored if stored.tzinfo else stored.replace(tzinfo=UTC)
+    assert stored == datetime(2025, 5, 3, 1, 0, tzinfo=UTC)

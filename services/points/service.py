@@ -440,7 +440,8 @@ async def record_taps(
                 deltas[account] += pts
             tap_rows.append({
                 "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": card,
-                "event_code": tap.event, "role": tap.role, "points": pts, "tapped_at": tap.tapped_at,
+                "event_code": tap.event, "role": tap.role, "points": pts,
+                "tapped_at": tap.tapped_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
                 "recorded_at": now, "journal_id": jid,
             })
             recorded = TapRecorded(
