@@ -173,8 +173,12 @@ add_nav("nav_contact", "/contact", "all")
 
 
 def install(app: FastAPI) -> None:
-    """Called by gateway.app.create_app: the routes, and the contact form's throttle."""
+    """Called by gateway.app.create_app: the routes (phase 2's in projects_calls), and the contact form's
+    throttle."""
+    from gateway.portal import projects_calls  # imports this module's helpers
+
     app.include_router(router)
+    app.include_router(projects_calls.router)
     app.state.contact_throttle = ps.Throttle(CONTACT_LIMIT, CONTACT_WINDOW)
 
 
