@@ -133,4 +133,7 @@ async def start_service(
         await group.add_endpoint(
             name=ep.name.replace(".", "-"), subject=ep.name, handler=_wrap(service, subject, ep)
         )
+    # The subscriptions are only buffered so far: a round trip makes sure the server has them, so that a caller who
+    # was told "started" never gets "no responders" (seen under load as a flaky first request).
+    await nc.flush(timeout=10)
     return svc
