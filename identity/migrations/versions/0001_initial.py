@@ -7,6 +7,8 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from towntip.kernel.migration_ops import create_bus_tables, create_mail_table
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -17,44 +19,8 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    op.create_table(
-        "outbox",
-        sa.Column("seq", Seq, primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(36), nullable=False),
-        sa.Column("subject", sa.String(255), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", sa.Text(), nullable=False),
-        sa.Column("created_at", TS, nullable=False),
-        sa.Column("published_at", TS, nullable=True),
-        sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
-        sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
-    )
-    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "seq"])
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(64), nullable=False),
-        sa.Column("message_id", sa.String(200), nullable=False),
-        sa.Column("processed_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "message_id", name="pk_inbox"),
-    )
-    op.create_table(
-        "mail_outbox",
-        sa.Column("seq", Seq, primary_key=True, autoincrement=True),
-        sa.Column("key", sa.String(200), nullable=False),
-        sa.Column("to_addr", sa.String(254), nullable=False),
-        sa.Column("subject", sa.String(500), nullable=False),
-        sa.Column("body_text", sa.Text(), nullable=False),
-        sa.Column("body_html", sa.Text(), nullable=True),
-        sa.Column("created_at", TS, nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", TS, nullable=False),
-        sa.Column("sent_at", TS, nullable=True),
-        sa.Column("last_error", sa.String(500), nullable=True),
-        sa.Column("failed_at", TS, nullable=True),
-        sa.PrimaryKeyConstraint("seq", name="pk_mail_outbox"),
-        sa.UniqueConstraint("key", name="uq_mail_outbox_key"),
-    )
-    op.create_index("ix_mail_outbox_due", "mail_outbox", ["sent_at", "failed_at", "next_attempt_at"])
+    create_bus_tables()
+    create_mail_table()
     op.create_table(
         "users",
         sa.Column("id", sa.String(36), nullable=False),

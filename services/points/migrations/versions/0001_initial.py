@@ -7,6 +7,8 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from towntip.kernel.migration_ops import create_bus_tables
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -17,26 +19,7 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    op.create_table(
-        "outbox",
-        sa.Column("seq", Seq, primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(36), nullable=False),
-        sa.Column("subject", sa.String(255), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", sa.Text(), nullable=False),
-        sa.Column("created_at", TS, nullable=False),
-        sa.Column("published_at", TS, nullable=True),
-        sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
-        sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
-    )
-    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "seq"])
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(64), nullable=False),
-        sa.Column("message_id", sa.String(200), nullable=False),
-        sa.Column("processed_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "message_id", name="pk_inbox"),
-    )
+    create_bus_tables()
     op.create_table(
         "events",
         sa.Column("code", sa.String(64), nullable=False),
