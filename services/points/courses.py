@@ -5,7 +5,8 @@
   finishes a course once; a repeat answers duplicate and posts nothing.
 - Staff name the person by global handle (or this node's handle, or the identity user id). Ledger accounts are
   person:<identity user id>; this service learns which id a handle is only from an Actor the gateway authenticated
-  (`course_people`, refreshed whenever the person opens their credits page). A completion for someone not seen
+  (the node's people directory, `services/points/people.py`: fed by identity's events, and refreshed whenever the
+  person opens their credits page). A completion for someone not seen
   here yet waits (pending) and is credited the first time they open マイ単位. No handle is ever taken from a form
   as proof of who someone is.
 - When the credits a certification counts (its courses and fields; all courses if none given) reach its threshold,
@@ -34,15 +35,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points import ledger
+from services.points import people as directory
 from services.points.models import bus
 from services.points.models_courses import (
     certificate_keys,
     certificates,
     certifications,
     course_completions,
-    course_people,
     courses,
 )
+from services.points.models_notebook import people
 from towntip.kernel import db, errors
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
@@ -233,9 +235,10 @@ def _global(ref: str, node: str) -> str:
 
 
 async def _person_of(session: AsyncSession, ref: str, node: str) -> Any:
-    col = course_people.c.user_id if "-" in ref and "@" not in ref else course_people.c.global_handle
-    key = ref if col is course_people.c.user_id else _global(ref, node)
-    return (await session.execute(select(course_people).where(col == key))).first()
+    """The person `ref` names in the node's people directory, if their identity user id is known here."""
+    col = people.c.user_id if "-" in ref and "@" not in ref else people.c.global_handle
+    key = ref if col is people.c.user_id else _global(ref, node)
+    return (await session.execute(select(people).where(col == key, people.c.user_id.is_not(None)))).first()
 
 
 def _completion_out(r: Any, person: Any = None) -> c.Completion:
@@ -301,8 +304,8 @@ async def complete(session: AsyncSession, data: c.CompletionIn, node: str) -> c.
 
 async def list_completions(session: AsyncSession, q: c.CompletionsQuery) -> list[c.Completion]:
     _staff(q.actor)
-    stmt = (select(course_completions, course_people.c.global_handle, course_people.c.display_name)
-            .outerjoin(course_people, course_people.c.user_id == course_completions.c.person_id)
+    stmt = (select(course_completions, people.c.global_handle, people.c.display_name)
+            .outerjoin(people, people.c.user_id == course_completions.c.person_id)
             .order_by(course_completions.c.recorded_at.desc()).limit(1000))
     if q.course:
         stmt = stmt.where(course_completions.c.course_code == q.course)
@@ -312,13 +315,7 @@ async def list_completions(session: AsyncSession, q: c.CompletionsQuery) -> list
 async def see_person(session: AsyncSession, actor: Actor | c.KnownPerson, node: str) -> None:
     """The gateway vouches for this person (an authenticated Actor, or identity's answer to staff's lookup):
     remember their handle and name, and credit completions that waited for them."""
-    now = utcnow()
-    # A handle freed by a deleted account and taken by someone new now names the new person.
-    await session.execute(delete(course_people).where(course_people.c.global_handle == actor.global_handle,
-                                                      course_people.c.user_id != actor.user_id))
-    values = {"global_handle": actor.global_handle, "display_name": actor.display_name, "seen_at": now}
-    ins = db.insert_on_conflict(session, course_people).values(user_id=actor.user_id, **values)
-    await session.execute(ins.on_conflict_do_update(index_elements=["user_id"], set_=values))
+    await directory.link_actor(session, actor)  # type: ignore[arg-type] - a KnownPerson has the same three fields
     waiting = (await session.execute(select(course_completions.c.id, course_completions.c.course_code).where(
         course_completions.c.person_id.is_(None),
         course_completions.c.person_ref.in_([actor.user_id, actor.global_handle])))).all()
@@ -357,7 +354,7 @@ async def grant_due(session: AsyncSession, person_id: str, node: str) -> list[c.
         return []
     have = set((await session.execute(select(certificates.c.certification_code)
                                        .where(certificates.c.person_id == person_id))).scalars())
-    person = (await session.execute(select(course_people).where(course_people.c.user_id == person_id))).first()
+    person = (await session.execute(select(people).where(people.c.user_id == person_id))).first()
     out = []
     for rule in await session.execute(select(certifications).order_by(certifications.c.code)):
         counted = _count_for(rule, done)
@@ -401,7 +398,7 @@ def _certificate_out(r: Any, *, with_token: bool, staff: bool) -> c.CertificateV
 
 async def mine(session: AsyncSession, actor: Actor, node: str) -> c.MyCredits:
     await see_person(session, actor, node)
-    person = (await session.execute(select(course_people).where(course_people.c.user_id == actor.user_id))).first()
+    person = (await session.execute(select(people).where(people.c.user_id == actor.user_id))).first()
     rows = await session.execute(select(course_completions).where(course_completions.c.person_id == actor.user_id)
                                  .order_by(course_completions.c.completed_on, course_completions.c.course_code))
     completions = [_completion_out(r, person) for r in rows]

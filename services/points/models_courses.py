@@ -54,16 +54,6 @@ certifications = Table(
     CheckConstraint("credits_required > 0", name="required_positive"),
 )
 
-# People as the gateway vouched for them (an authenticated Actor): how a handle staff type becomes person:<user id>.
-course_people = Table(
-    "course_people",
-    metadata,
-    Column("user_id", String(64), primary_key=True),
-    Column("global_handle", String(64), nullable=False, unique=True),
-    Column("display_name", String(100), nullable=False),
-    Column("seen_at", DateTime(timezone=True), nullable=False),
-)
-
 # A completion staff recorded. person_id is set once the person is known here (then the credits are posted, key
 # journal_key = course:<code>:<user id>); until then it waits under person_ref (pending).
 course_completions = Table(
