@@ -65,3 +65,20 @@ async def test_bad_rules_are_refused_and_change_nothing(nc: nats.NATS, points_se
         await call(nc, lc.EP_ASSET_RULES, {"asset": "credit", "demurrage_percent_per_month": 80})
     rules = await call(nc, lc.EP_ASSET_RULES, {"asset": "credit"})  # no rule: balances keep
     assert rules == {"asset": "credit", "expiry_days": None, "demurrage_percent_per_month": None}
+
+
+async def test_the_operator_sets_a_rule_from_the_cli(nc: nats.NATS, nats_server, points_service, capsys) -> None:  # noqa: ANN001, F811
+    from tests.test_cli_edge import cli
+
+    base = ["points", "asset-rules", "--nats-url", nats_server.url, "--node", "testnode"]
+    assert await cli(*base, "--asset", "local-currency", "--demurrage-percent", "2") == 0
+    assert capsys.readouterr().out == "local-currency: 2% of each balance goes each month\n"
+    assert await cli(*base, "--asset", "machi-point", "--expiry-days", "730") == 0
+    assert await cli(*base, "--asset", "credit", "--none") == 0
+    assert capsys.readouterr().out.splitlines() == ["machi-point: balances unused for 730 days expire",
+                                                    "credit: balances keep"]
+    assert await cli(*base, "--asset", "local-currency", "--demurrage-percent", "90") == 2  # checked before sending
+    assert await cli(*base, "--asset", "gold", "--none") == 1  # the service's 404
+    assert "unknown asset 'gold'" in capsys.readouterr().err
+    rules = await call(nc, lc.EP_ASSET_RULES, {"asset": "local-currency", "demurrage_percent_per_month": 2})
+    assert rules["demurrage_percent_per_month"] == 2  # the refused 90 changed nothing

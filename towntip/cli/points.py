@@ -83,6 +83,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bal.add_argument("--card", required=True, metavar="IDM", help="the card's IDm, 16 hex digits")
     bal.set_defaults(func=cmd_balance)
 
+    rules = verbs.add_parser(
+        "asset-rules", help="set an asset's rule: expiry of unused balances, or a monthly demurrage (or none)",
+        description="The node's rule for one asset (まちづくりポイント machi-point, 単位 credit, 地域通貨 local-currency): "
+                    "balances on which nothing was posted for N days expire (--expiry-days N), or P%% of every "
+                    "balance goes each month (--demurrage-percent P), or neither (--none). The points service "
+                    "applies it every hour. Prints the rule as set.")
+    add_nats_args(rules)
+    rules.add_argument("--asset", required=True, help="machi-point, credit or local-currency")
+    rule = rules.add_mutually_exclusive_group(required=True)
+    rule.add_argument("--expiry-days", type=int, metavar="N", help="unused for N days (1-3650): expires")
+    rule.add_argument("--demurrage-percent", type=int, metavar="P", help="P %% a month (1-50)")
+    rule.add_argument("--none", action="store_true", help="balances keep")
+    rules.set_defaults(func=cmd_asset_rules)
+
 
 def cmd_balance(args: argparse.Namespace) -> int:
     try:
@@ -110,3 +124,38 @@ async def _balance(url: str, node: str, query: BalanceQuery) -> Balance:
     finally:
         await nc.close()
     return Balance.model_validate(reply)
+
+
+def cmd_asset_rules(args: argparse.Namespace) -> int:
+    from towntip.kernel.contracts import ledger as lc
+
+    try:
+        node = check_node(args.node)
+        data = lc.AssetRulesIn(asset=args.asset, expiry_days=args.expiry_days,
+                               demurrage_percent_per_month=args.demurrage_percent)
+    except BadInput as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except ValidationError as exc:
+        return fail(errors.describe_validation_error(exc), EXIT_USAGE)
+
+    async def go() -> lc.AssetRules:
+        nc = await connect(args.nats_url)
+        try:
+            reply = await rpc.call(nc, subjects.svc(node, SERVICE, lc.EP_ASSET_RULES), data, timeout=10.0)
+        finally:
+            await nc.close()
+        return lc.AssetRules.model_validate(reply)
+
+    try:
+        out = asyncio.run(go())
+    except Unreachable as exc:
+        return fail(str(exc))
+    except errors.ServiceError as exc:
+        return fail(f"points service: {exc.reason} ({exc.code})", EXIT_FAILURE)
+    if out.expiry_days is not None:
+        print(f"{out.asset}: balances unused for {out.expiry_days} days expire")
+    elif out.demurrage_percent_per_month is not None:
+        print(f"{out.asset}: {out.demurrage_percent_per_month}% of each balance goes each month")
+    else:
+        print(f"{out.asset}: balances keep")
+    return EXIT_OK
