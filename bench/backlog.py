@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +26,16 @@ from typing import Any
 
 import nats
 
-from bench.taps import EVENT, Node, bench_inserts, bench_jetstream, drop_schema, log, machine, pg_reachable
+from bench.taps import (
+    EVENT,
+    Node,
+    bench_inserts,
+    bench_jetstream,
+    each_database,
+    log,
+    machine,
+    tear_down,
+)
 from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import SETTLED, Spool, new_tap_id
 from towntip.kernel import runtime
@@ -128,14 +136,7 @@ async def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         result["error"] = f"{exc.__class__.__name__}: {exc}"
         print(f"!! {kind}: {result['error']}", flush=True)
     finally:
-        if nc is not None:
-            with contextlib.suppress(Exception):
-                await nc.close()
-        node.stop()
-        if kind == "postgres":
-            with contextlib.suppress(Exception):
-                await drop_schema(args.pg_url, schema)
-        shutil.rmtree(workdir, ignore_errors=True)
+        await tear_down(node, nc, kind, args.pg_url, schema, workdir)
     return result
 
 
@@ -181,16 +182,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def amain(args: argparse.Namespace) -> int:
     mach = machine()
-    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    skipped: dict[str, str] = {}
-    results = []
-    for kind in kinds:
-        if kind == "postgres":
-            why = await pg_reachable(args.pg_url)
-            if why is not None:
-                skipped[kind] = f"PostgreSQL unreachable at {args.pg_url} ({why})"
-                continue
-        results.append(await run_one(kind, args))
+    results, skipped = await each_database(args, run_one)
     report(mach, results, skipped)
     if args.json:
         args.json.write_text(json.dumps({"machine": mach, "results": results, "skipped": skipped}, indent=2,

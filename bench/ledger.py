@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -28,7 +27,15 @@ from typing import Any
 
 import nats
 
-from bench.taps import Node, bench_inserts, bench_jetstream, drop_schema, log, machine, pg_reachable
+from bench.taps import (
+    Node,
+    bench_inserts,
+    bench_jetstream,
+    each_database,
+    log,
+    machine,
+    tear_down,
+)
 from towntip.kernel import runtime
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import ledger as lc
@@ -131,14 +138,7 @@ async def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 tail = [ln for ln in path.read_text(errors="replace").splitlines() if "Error" in ln][-5:]
                 print(f"   --- errors in the {name} log ---\n   " + "\n   ".join(tail))
     finally:
-        if nc is not None:
-            with contextlib.suppress(Exception):
-                await nc.close()
-        node.stop()
-        if kind == "postgres":
-            with contextlib.suppress(Exception):
-                await drop_schema(args.pg_url, schema)
-        shutil.rmtree(workdir, ignore_errors=True)
+        await tear_down(node, nc, kind, args.pg_url, schema, workdir)
     return result
 
 
@@ -192,16 +192,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def amain(args: argparse.Namespace) -> int:
     mach = machine()
-    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    skipped: dict[str, str] = {}
-    results = []
-    for kind in kinds:
-        if kind == "postgres":
-            why = await pg_reachable(args.pg_url)
-            if why is not None:
-                skipped[kind] = f"PostgreSQL unreachable at {args.pg_url} ({why})"
-                continue
-        results.append(await run_one(kind, args))
+    results, skipped = await each_database(args, run_one)
     report(mach, results, skipped)
     if args.json:
         args.json.write_text(json.dumps({"machine": mach, "args": {k: str(v) for k, v in vars(args).items()},

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -594,17 +595,7 @@ async def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 tail = path.read_text(errors="replace").splitlines()[-15:]
                 print(f"   --- last lines of {name} log ---\n   " + "\n   ".join(tail))
     finally:
-        if nc is not None:
-            with contextlib.suppress(Exception):
-                await nc.close()
-        node.stop()
-        if kind == "postgres":
-            try:
-                await drop_schema(args.pg_url, schema)
-                log(f"dropped schema {schema}")
-            except Exception as exc:  # noqa: BLE001
-                print(f"!! could not drop schema {schema}: {exc}", flush=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+        await tear_down(node, nc, kind, args.pg_url, schema, workdir)
     return result
 
 
@@ -732,8 +723,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def amain(args: argparse.Namespace) -> int:
-    mach = machine()
+async def each_database(
+    args: argparse.Namespace, run: Callable[[str, argparse.Namespace], Awaitable[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """`run(kind, args)` for each database `--db` asks for, in turn; PostgreSQL is skipped, with the reason, where it
+    does not answer at `--pg-url`. Returns (results, {skipped kind: why}). Shared by every bench of a node."""
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     skipped: dict[str, str] = {}
     results = []
@@ -744,7 +738,28 @@ async def amain(args: argparse.Namespace) -> int:
                 skipped[kind] = f"PostgreSQL unreachable at {args.pg_url} ({why})"
                 print(f"\n== postgres == SKIPPED: {skipped[kind]}", flush=True)
                 continue
-        results.append(await run_one(kind, args))
+        results.append(await run(kind, args))
+    return results, skipped
+
+
+async def tear_down(node: Node, nc: Any, kind: str, pg_url: str, schema: str, workdir: Path) -> None:
+    """After a bench's run on one database: its connection, the node's processes, its schema, its files."""
+    if nc is not None:
+        with contextlib.suppress(Exception):
+            await nc.close()
+    node.stop()
+    if kind == "postgres":
+        try:
+            await drop_schema(pg_url, schema)
+            log(f"dropped schema {schema}")
+        except Exception as exc:  # noqa: BLE001
+            print(f"!! could not drop schema {schema}: {exc}", flush=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def amain(args: argparse.Namespace) -> int:
+    mach = machine()
+    results, skipped = await each_database(args, run_one)
     report(mach, results, skipped)
     if args.json:
         args.json.write_text(json.dumps({
