@@ -20,9 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.portal import session as ps
 from gateway.portal.i18n import add_words, t
+from gateway.portal.pages import _reason as _why
+from gateway.portal.pages import _user_or_none as _maybe_user
 from gateway.portal.pages import (
     actor_of,
     add_nav,
+    call,
     current_user,
     form_of,
     message,
@@ -30,8 +33,8 @@ from gateway.portal.pages import (
     require_role,
     signed_in_form,
 )
+from gateway.portal.pages import error_status as _status
 from towntip.kernel import categories, errors
-from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts import identity as ic
 
@@ -119,17 +122,12 @@ add_nav("nav_credits", "/credits", "user")
 add_nav("nav_staff_courses", "/staff/courses", "staff")
 
 
-# ---- helpers ---------------------------------------------------------------------------------------------------
-
-
 async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any] | None = None,
                 service: str = "points") -> Any:
-    settings = request.app.state.settings
-    nc = request.app.state.nc
-    if nc is None or not nc.is_connected:
-        raise errors.Unavailable("the gateway is not connected to the node's message bus")
-    return await rpc.call(nc, subjects.svc(settings.node_id, service, endpoint), payload,
-                          timeout=settings.request_timeout)
+    return await call(request, service, endpoint, payload)
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------------
 
 
 def _jst(value: Any, fmt: str = "%Y-%m-%d") -> str:
@@ -150,29 +148,10 @@ def _page(request: Request, template: str, *, user: ic.User | None, status: int 
                   **ctx)
 
 
-def _status(exc: errors.ServiceError) -> int:
-    return exc.code if 400 <= exc.code < 600 else 400
-
-
-def _why(exc: Exception, lang: str) -> str:
-    if isinstance(exc, ValidationError):
-        return errors.describe_validation_error(exc)
-    if isinstance(exc, errors.Unavailable):
-        return t("unavailable", lang)
-    return str(getattr(exc, "reason", exc))
-
-
 def _refusal(request: Request, exc: errors.ServiceError, user: ic.User | None) -> HTMLResponse:
     lang = ps.lang(request)
     return message(request, heading=t("error", lang), paragraphs=[_why(exc, lang)], status=_status(exc), user=user,
                    link=("/courses", t("co_courses", lang)))
-
-
-async def _maybe_user(request: Request) -> ic.User | None:
-    try:
-        return await current_user(request)
-    except errors.ServiceError:
-        return None
 
 
 def _blank(v: Any) -> Any:

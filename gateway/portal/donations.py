@@ -27,6 +27,9 @@ from gateway.portal.pages import (
     require_role,
     signed_in_form,
 )
+from gateway.portal.pages import _login_redirect as _login
+from gateway.portal.pages import _reason as _why
+from gateway.portal.pages import _user_or_none as _maybe_user
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import donations as c
 from towntip.kernel.contracts import identity as ic
@@ -143,14 +146,6 @@ def _percent(p: c.Project) -> int:
     return min(100, p.raised_yen * 100 // p.goal_yen) if p.goal_yen else 0
 
 
-def _why(exc: Exception, lang: str) -> str:
-    if isinstance(exc, ValidationError):
-        return errors.describe_validation_error(exc)
-    if isinstance(exc, errors.Unavailable):
-        return t("unavailable", lang)
-    return str(getattr(exc, "reason", exc))
-
-
 def _code(exc: Exception) -> int:
     if isinstance(exc, ValidationError):
         return 400
@@ -163,18 +158,6 @@ def _refusal(request: Request, exc: Exception, user: ic.User | None, back: tuple
     lang = ps.lang(request)
     return message(request, heading=t("error", lang), paragraphs=[_why(exc, lang)], status=_code(exc), user=user,
                    link=back or ("/donations", t("dn_projects", lang)))
-
-
-async def _maybe_user(request: Request) -> ic.User | None:
-    try:
-        return await current_user(request)
-    except errors.ServiceError:
-        return None
-
-
-def _login(request: Request) -> RedirectResponse:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
 
 
 def _int(value: Any) -> Any:

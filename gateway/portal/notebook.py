@@ -22,6 +22,7 @@ from gateway.portal.pages import (
     actor_of,
     add_nav,
     current_user,
+    error_status,
     form_of,
     message,
     render,
@@ -217,7 +218,7 @@ async def put_event(request: Request) -> Response:
         return await _figures(request, user, status=400, error=describe_validation_error(exc),
                               form={k: str(v) for k, v in form.items()})
     except errors.ServiceError as exc:
-        return await _figures(request, user, status=exc.code if 400 <= exc.code < 600 else 400,
+        return await _figures(request, user, status=error_status(exc),
                               error=_reason(exc, lang))
     shown = saved.model_dump(include={"code", "name", "participant_points", "volunteer_points", "field", "activity",
                                       "hours", "co2_kg", "kcal"})

@@ -40,13 +40,21 @@ def _nav_for(user: c.User | None) -> list[tuple[str, str]]:
             if who == "all" or (user is not None and (who == "user" or who in user.roles))]
 
 
-async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any] | None = None) -> Any:
+async def call(request: Request, service: str, endpoint: str, payload: BaseModel | dict[str, Any] | None = None,
+               *, timeout: float | None = None) -> Any:
+    """One request to a service of this node over NATS, for a page (every portal module calls through here)."""
     settings = request.app.state.settings
     nc = request.app.state.nc
     if nc is None or not nc.is_connected:
         raise errors.Unavailable("the gateway is not connected to the node's message bus")
-    return await rpc.call(nc, subjects.svc(settings.node_id, c.SERVICE, endpoint), payload,
-                          timeout=max(settings.request_timeout, 10.0))
+    return await rpc.call(nc, subjects.svc(settings.node_id, service, endpoint), payload,
+                          timeout=settings.request_timeout if timeout is None else timeout)
+
+
+async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any] | None = None) -> Any:
+    """The identity service (a password check may take a moment: at least 10 s)."""
+    return await call(request, c.SERVICE, endpoint, payload,
+                      timeout=max(request.app.state.settings.request_timeout, 10.0))
 
 
 async def current_user(request: Request) -> c.User | None:
@@ -132,9 +140,17 @@ async def require_role(request: Request, *roles: str) -> c.User | Response:
 
 
 def _reason(exc: Exception, lang: str) -> str:
+    """What to tell the person about a refusal: the contract's reasons, the service's, or "not available now"."""
+    if isinstance(exc, ValidationError):
+        return errors.describe_validation_error(exc)
     if isinstance(exc, errors.Unavailable):
         return t("unavailable", lang)
     return str(getattr(exc, "reason", exc))
+
+
+def error_status(exc: errors.ServiceError) -> int:
+    """The HTTP status of a page that shows a service's refusal (a 5xx stays 5xx; anything odd is 400)."""
+    return exc.code if 400 <= exc.code < 600 else 400
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
@@ -190,8 +206,7 @@ async def login(request: Request) -> Response:
     except ValidationError:
         return render(request, "login.html", status=400, error=t("handle_or_email", lang), next=nxt, form=form)
     except errors.ServiceError as exc:
-        status = exc.code if 400 <= exc.code < 600 else 400
-        return render(request, "login.html", status=status, error=_reason(exc, lang), next=nxt,
+        return render(request, "login.html", status=error_status(exc), error=_reason(exc, lang), next=nxt,
                       form={"login": form.get("login", "")})
     response = RedirectResponse(nxt, status_code=303)
     ps.set_session(response, request, sess.session_token)
@@ -212,7 +227,7 @@ async def login_federated(request: Request) -> Response:
     except ValidationError:
         return render(request, "login.html", status=400, error=t("federated_hint", lang), next=nxt)
     except errors.ServiceError as exc:
-        return render(request, "login.html", status=exc.code if 400 <= exc.code < 600 else 400,
+        return render(request, "login.html", status=error_status(exc),
                       error=_reason(exc, lang), next=nxt)
     return RedirectResponse(start.authorize_url, status_code=303)
 
@@ -235,7 +250,7 @@ async def login_federated_callback(request: Request) -> Response:
                        link=("/login", t("login", lang)))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[_reason(exc, lang)],
-                       status=exc.code if 400 <= exc.code < 600 else 400, link=("/login", t("login", lang)))
+                       status=error_status(exc), link=("/login", t("login", lang)))
     response = RedirectResponse(ps.safe_next(done.return_to), status_code=303)
     ps.set_session(response, request, done.session.session_token)
     return response
@@ -276,7 +291,7 @@ async def register(request: Request) -> Response:
     except ValidationError as exc:
         return render(request, "register.html", status=400, error=errors.describe_validation_error(exc), form=keep)
     except errors.ServiceError as exc:
-        return render(request, "register.html", status=exc.code if 400 <= exc.code < 600 else 400,
+        return render(request, "register.html", status=error_status(exc),
                       error=_reason(exc, lang), form=keep)
     return message(request, heading=t("register", lang), paragraphs=[t("registered", lang), t("mail_help", lang)],
                    link=("/login", t("login", lang)))
@@ -323,12 +338,7 @@ async def my_page(request: Request) -> Response:
 
 
 async def _points(request: Request, endpoint: str, payload: BaseModel) -> Any:
-    settings = request.app.state.settings
-    nc = request.app.state.nc
-    if nc is None or not nc.is_connected:
-        raise errors.Unavailable("the gateway is not connected to the node's message bus")
-    return await rpc.call(nc, subjects.svc(settings.node_id, pc.SERVICE, endpoint), payload,
-                          timeout=settings.request_timeout)
+    return await call(request, pc.SERVICE, endpoint, payload)
 
 
 async def _cards_page(request: Request, user: c.User, *, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -362,7 +372,7 @@ async def bind_card(request: Request) -> Response:
     except ValidationError:
         return await _cards_page(request, user, status=400, error=t("card_idm", lang))
     except errors.ServiceError as exc:
-        return await _cards_page(request, user, status=exc.code if 400 <= exc.code < 600 else 400,
+        return await _cards_page(request, user, status=error_status(exc),
                                  error=_reason(exc, lang))
     return await _cards_page(request, user, notice=t("bind_help", lang))
 
@@ -388,7 +398,7 @@ async def card_code(request: Request) -> Response:
     except ValidationError:
         return await _cards_page(request, user, status=400, error=t("card_code_help", lang))
     except errors.ServiceError as exc:
-        return await _cards_page(request, user, status=exc.code if 400 <= exc.code < 600 else 400,
+        return await _cards_page(request, user, status=error_status(exc),
                                  error=_reason(exc, lang))
     return await _cards_page(request, user, notice=t("card_registered", lang))
 
@@ -405,7 +415,7 @@ async def unbind_card(request: Request) -> Response:
     except ValidationError:
         return await _cards_page(request, user, status=400, error="card")
     except errors.ServiceError as exc:
-        return await _cards_page(request, user, status=exc.code if 400 <= exc.code < 600 else 400,
+        return await _cards_page(request, user, status=error_status(exc),
                                  error=_reason(exc, lang))
     return await _cards_page(request, user, notice=t("unbound", lang))
 
@@ -462,7 +472,7 @@ async def change_password(request: Request) -> Response:
                                   new_password=form.get("new_password", ""))
         await _call(request, c.EP_PASSWORD_CHANGE, data)
     except (ValidationError, errors.ServiceError) as exc:
-        reason = errors.describe_validation_error(exc) if isinstance(exc, ValidationError) else _reason(exc, lang)
+        reason = _reason(exc, lang)
         return render(request, "password.html", status=400 if isinstance(exc, ValidationError) else exc.code,
                       user=user, action="/settings/password", token=None, error=reason)
     return message(request, heading=t("password", lang), paragraphs=[t("password_changed", lang)], user=user,
@@ -502,7 +512,7 @@ async def reset(request: Request) -> Response:
         await _call(request, c.EP_RESET, c.ResetIn(token=form.get("token", ""),
                                                   new_password=form.get("new_password", "")))
     except (ValidationError, errors.ServiceError) as exc:
-        reason = errors.describe_validation_error(exc) if isinstance(exc, ValidationError) else _reason(exc, lang)
+        reason = _reason(exc, lang)
         return render(request, "password.html", status=400, action="/password/reset",
                       token=form.get("token", ""), error=reason)
     return message(request, heading=t("password", lang), paragraphs=[t("password_set", lang)],

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Request
@@ -16,9 +15,13 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.portal import session as ps
 from gateway.portal.i18n import add_words, t
+from gateway.portal.pages import _login_redirect as _login
+from gateway.portal.pages import _reason as _why
+from gateway.portal.pages import _user_or_none as _maybe_user
 from gateway.portal.pages import (
     actor_of,
     add_nav,
+    call,
     current_user,
     form_of,
     message,
@@ -26,8 +29,8 @@ from gateway.portal.pages import (
     require_role,
     signed_in_form,
 )
+from gateway.portal.pages import error_status as _status
 from towntip.kernel import categories, errors
-from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
 
@@ -186,12 +189,7 @@ def install(app: FastAPI) -> None:
 
 
 async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any]) -> Any:
-    settings = request.app.state.settings
-    nc = request.app.state.nc
-    if nc is None or not nc.is_connected:
-        raise errors.Unavailable("the gateway is not connected to the node's message bus")
-    return await rpc.call(nc, subjects.svc(settings.node_id, c.SERVICE, endpoint), payload,
-                          timeout=settings.request_timeout)
+    return await call(request, c.SERVICE, endpoint, payload)
 
 
 def _jst(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -213,37 +211,12 @@ def _page(request: Request, template: str, *, user: ic.User | None, status: int 
                   categories=categories.all_categories(), phases=phases, sizes=c.ORG_SIZES, **ctx)
 
 
-def _status(exc: errors.ServiceError) -> int:
-    return exc.code if 400 <= exc.code < 600 else 400
-
-
-def _why(exc: Exception, lang: str) -> str:
-    if isinstance(exc, ValidationError):
-        return errors.describe_validation_error(exc)
-    if isinstance(exc, errors.Unavailable):
-        return t("unavailable", lang)
-    return str(getattr(exc, "reason", exc))
-
-
 def _refusal(request: Request, exc: errors.ServiceError, user: ic.User | None,
              back: tuple[str, str] | None = None) -> HTMLResponse:
     lang = ps.lang(request)
     heading = t("pj_not_found", lang) if isinstance(exc, errors.NotFound) else t("error", lang)
     return message(request, heading=heading, paragraphs=[_why(exc, lang)], status=_status(exc), user=user,
                    link=back or ("/themes", t("pj_themes", lang)))
-
-
-def _login(request: Request) -> RedirectResponse:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
-
-
-async def _maybe_user(request: Request) -> ic.User | None:
-    """The person, if logged in; public pages work while identity is down."""
-    try:
-        return await current_user(request)
-    except errors.ServiceError:
-        return None
 
 
 def _internal(user: ic.User | None) -> bool:

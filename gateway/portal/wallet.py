@@ -20,6 +20,7 @@ from gateway.portal.pages import (
     actor_of,
     add_nav,
     current_user,
+    error_status,
     form_of,
     message,
     render,
@@ -111,7 +112,7 @@ async def buy(request: Request) -> Response:
     except ValidationError:
         return await _wallet_page(request, user, status=400, error=t("error", lang))
     except errors.ServiceError as exc:
-        return await _wallet_page(request, user, status=exc.code if 400 <= exc.code < 600 else 400,
+        return await _wallet_page(request, user, status=error_status(exc),
                                   error=_reason(exc, lang))
     return await _wallet_page(request, user, notice=t("bought", lang))
 
@@ -161,9 +162,9 @@ async def put_type(request: Request) -> Response:
                             active=form.get("active") == "on")
         await _points(request, cc.EP_COUPON_TYPE_PUT, q)
     except (ValidationError, ValueError) as exc:
-        return await _desk(request, user, status=400, error=_invalid(exc, lang))
+        return await _desk(request, user, status=400, error=_reason(exc, lang))
     except errors.ServiceError as exc:
-        return await _desk(request, user, status=exc.code if 400 <= exc.code < 600 else 400, error=_reason(exc, lang))
+        return await _desk(request, user, status=error_status(exc), error=_reason(exc, lang))
     return await _desk(request, user, notice=t("save", lang) + " ✓")
 
 
@@ -178,9 +179,9 @@ async def redeem(request: Request) -> Response:
         used = cc.CouponOut.model_validate(await _points(request, cc.EP_COUPON_REDEEM, cc.CouponRedeemIn(
             actor=actor_of(user), code=str(form.get("code", "")))))
     except ValidationError as exc:
-        return await _desk(request, user, status=400, error=_invalid(exc, lang))
+        return await _desk(request, user, status=400, error=_reason(exc, lang))
     except errors.ServiceError as exc:
-        return await _desk(request, user, status=exc.code if 400 <= exc.code < 600 else 400, error=_reason(exc, lang))
+        return await _desk(request, user, status=error_status(exc), error=_reason(exc, lang))
     title = used.title_en if lang == "en" else used.title_ja
     return await _desk(request, user, notice=f"{t('redeemed_ok', lang)}: {title} ({used.price})")
 
@@ -200,9 +201,9 @@ async def award(request: Request) -> Response:
             actor=actor, person=who.user_id, amount=_int(form.get("amount")), memo=str(form.get("memo", "")),
             key=str(form.get("key", ""))))
     except (ValidationError, ValueError) as exc:
-        return await _desk(request, user, status=400, error=_invalid(exc, lang))
+        return await _desk(request, user, status=400, error=_reason(exc, lang))
     except errors.ServiceError as exc:
-        return await _desk(request, user, status=exc.code if 400 <= exc.code < 600 else 400, error=_reason(exc, lang))
+        return await _desk(request, user, status=error_status(exc), error=_reason(exc, lang))
     return await _desk(request, user, notice=f"{t('awarded', lang)}: {who.display_name} ({who.global_handle})")
 
 
@@ -211,11 +212,3 @@ def _int(v: Any) -> int:
         return int(str(v).strip())
     except ValueError:
         raise ValueError("a whole number is needed / 整数を入力してください") from None
-
-
-def _invalid(exc: Exception, lang: str) -> str:
-    if isinstance(exc, ValidationError):
-        from towntip.kernel.errors import describe_validation_error
-
-        return describe_validation_error(exc)
-    return str(exc)
