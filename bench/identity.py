@@ -56,10 +56,10 @@ from bench.taps import (
     _verdict,
     cpu_seconds,
     drop_schema,
+    each_database,
     log,
     machine,
     percentile,
-    pg_reachable,
     postgres_cpu,
     rss_mb,
     stop_process,
@@ -836,17 +836,7 @@ async def amain(args: argparse.Namespace) -> int:
     cores = mach["cores"] or 1
     started = time.perf_counter()
     base = await baselines(args, cores)
-    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    skipped: dict[str, str] = {}
-    results = []
-    for kind in kinds:
-        if kind == "postgres":
-            why = await pg_reachable(args.pg_url)
-            if why is not None:
-                skipped[kind] = f"PostgreSQL unreachable at {args.pg_url} ({why})"
-                print(f"\n== postgres == SKIPPED: {skipped[kind]}", flush=True)
-                continue
-        results.append(await run_one(kind, args, cores))
+    results, skipped = await each_database(args, lambda kind, a: run_one(kind, a, cores))
     report(mach, base, results, skipped, args)
     print(f"(whole run {time.perf_counter() - started:.0f} s)")
     if args.json:
