@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -28,6 +28,7 @@ from towntip.kernel import errors
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import add_events
 from towntip.kernel.contracts import identity as c
+from towntip.kernel.db import aware
 from towntip.kernel.mail import queue_mail
 
 SERVICE = c.SERVICE
@@ -48,13 +49,6 @@ def new_secret() -> str:
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def aware(t: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were written in UTC."""
-    if t is None or t.tzinfo is not None:
-        return t
-    return t.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

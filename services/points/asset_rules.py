@@ -21,6 +21,7 @@ from services.points import ledger
 from services.points.models import assets, balances, journal, postings
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.db import aware as _aware
 
 EXPIRED = "system:expired"
 DEMURRAGE = "system:demurrage"
@@ -87,8 +88,3 @@ async def sweep(session: AsyncSession, *, node: str, now: datetime | None = None
                 counts["expired" if e.kind == "expiry" else "demurrage"] += 1
     return counts
 
-
-def _aware(t: Any) -> Any:
-    from datetime import UTC
-
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

@@ -25,6 +25,7 @@ from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import coupons as cc
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.db import aware as _aware
 
 CURRENCY = "local-currency"
 REDEMPTION = "system:redemption"
@@ -45,12 +46,6 @@ def coupon_code(key: bytes, coupon_id: str) -> str:
 
 def _hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
-
-
-def _aware(t: Any) -> Any:
-    from datetime import UTC
-
-    return t if t is None or t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _staff(actor: Actor) -> None:

@@ -51,14 +51,11 @@ from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import add_events
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
 ISSUANCE = "system:issuance"
 JST = ZoneInfo("Asia/Tokyo")
-
-
-def _aware(v: datetime) -> datetime:
-    return v if v.tzinfo is not None else v.replace(tzinfo=ZoneInfo("UTC"))
 
 
 def _staff(actor: Actor) -> None:

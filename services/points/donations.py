@@ -19,7 +19,7 @@ import base64
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,7 @@ from towntip.kernel.bus.outbox import add_events
 from towntip.kernel.contracts import donations as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.points import Tap, TapOutcome
+from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
 ASSET = "machi-point"  # まちづくりポイント
@@ -112,10 +113,6 @@ def method_of(code: str) -> PaymentMethod:
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
-
-
-def _aware(t: Any) -> Any:
-    return t if t is None or t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _staff(actor: Actor | None) -> Actor:

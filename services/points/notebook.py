@@ -20,7 +20,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,7 @@ from towntip.kernel import categories, errors
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.db import aware as _aware
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -57,10 +58,6 @@ def category(code: str | None) -> tuple[str | None, str | None, str | None]:
     names = {k.code: k for k in categories.all_categories()}
     cat = names.get(code)
     return SEED_LETTERS.get(code), cat.name_ja if cat else code, cat.name_en if cat else code
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite hands times back without their zone
 
 
 def jst(t: datetime) -> datetime:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -26,6 +26,7 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.db import aware as _aware
 
 CONSUMER = "points-people"
 PROFILE_EVENTS = ("UserRegistered", "ProfileChanged")
@@ -35,10 +36,6 @@ EVENTS = (*PROFILE_EVENTS, "UserDeleted")
 def consumer_spec(node: str, service: str) -> ConsumerSpec:
     return ConsumerSpec(stream=subjects.evt_stream(node, "identity"), durable=CONSUMER,
                         filter_subject=subjects.evt_all(node, "identity"), service=service, node=node, batch=64)
-
-
-def _aware(t: datetime | None) -> datetime | None:
-    return t if t is None or t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 class IdentityEventsHandler:

@@ -41,6 +41,7 @@ from towntip.kernel.contracts.points import (
     TapOutcome,
     TapRecorded,
 )
+from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
 ASSET_POINTS = "machi-point"  # まちづくりポイント
@@ -270,10 +271,6 @@ async def person_points(*, session: AsyncSession, person: str) -> PersonPoints:
         cards=[BoundCard(card_ref=card_ref(r.card_account), bound_at=_aware(r.bound_at)) for r in cards],
         pending=[CardBindPending(card_ref=card_ref(r.card_account), expires_at=_aware(r.expires_at)) for r in pending],
     )
-
-
-def _aware(t: Any) -> Any:
-    return t if t is None or t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 # ---- card registration at a terminal ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from towntip.kernel.bus.envelope import Envelope
 from towntip.kernel.bus.outbox import add_events
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.projects import SERVICE
+from towntip.kernel.db import aware
 
 VISITOR = "visitor"  # the actor of what an anonymous visitor did (the contact form)
 
@@ -23,13 +24,6 @@ VISITOR = "visitor"  # the actor of what an anonymous visitor did (the contact f
 def new_uuid() -> str:
     """Ids of things that may travel to other nodes: random UUIDs (OS entropy), unique across nodes."""
     return str(uuid.uuid4())
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes; everything here is stored in UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def plain(value: Any) -> Any:
