@@ -21,7 +21,7 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.outbox import OutboxRelay
-from towntip.kernel.bus.streams import ensure_node_streams, ensure_stream, evt_stream_config
+from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import ServiceSettings
 
@@ -62,7 +62,8 @@ class PointsService:
             connect_timeout=5,
         )
         js = self.nc.jetstream()
-        await ensure_node_streams(js, self.node, (SERVICE,))
+        # identity's stream too: the people directory consumes it (made here if identity has not started yet)
+        await ensure_node_streams(js, self.node, (SERVICE, "identity"))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self.consumer = IdempotentConsumer(
             nc=self.nc,
@@ -82,8 +83,7 @@ class PointsService:
             on_commit=self.relay.wake,
         )
         # The people directory (district of each person) from identity's events: a durable consumer of this node's
-        # EVT_<NODE>_IDENTITY (made here too if identity has not started yet).
-        await ensure_stream(js, evt_stream_config(self.node, "identity"))
+        # EVT_<NODE>_IDENTITY.
         self.people = IdempotentConsumer(nc=self.nc, js=js, sessions=self.sessions, tables=bus,
                                          spec=people.consumer_spec(self.node, SERVICE),
                                          handler=people.IdentityEventsHandler(self.node))

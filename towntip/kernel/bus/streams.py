@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -11,7 +15,7 @@ from nats.js.api import (
     StreamConfig,
     StreamSource,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from towntip.kernel.bus import subjects
 
@@ -70,12 +74,24 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     await js.update_stream(config)
 
 
-async def ensure_node_streams(js: JetStreamContext, node: str, services: tuple[str, ...] = ()) -> None:
-    """The edge and dead-letter streams of a node, and the event stream of each named service."""
-    await ensure_stream(js, edge_stream_config(node))
-    await ensure_stream(js, dlq_stream_config(node))
-    for service in services:
-        await ensure_stream(js, evt_stream_config(node, service))
+async def ensure_node_streams(js: JetStreamContext, node: str, services: tuple[str, ...] = (), *,
+                              patience: float = 30.0) -> None:
+    """The edge and dead-letter streams of a node, and the event stream of each named service.
+
+    A service starting while the nats-server restarts finds JetStream not answering for a moment: it asks again
+    for up to `patience` seconds instead of failing its start."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            await ensure_stream(js, edge_stream_config(node))
+            await ensure_stream(js, dlq_stream_config(node))
+            for service in services:
+                await ensure_stream(js, evt_stream_config(node, service))
+            return
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 def peer_source(peer: str, service: str) -> StreamSource:
