@@ -176,12 +176,13 @@ add_nav("nav_contact", "/contact", "all")
 
 
 def install(app: FastAPI) -> None:
-    """Called by gateway.app.create_app: the routes (phase 2's in projects_calls), and the contact form's
-    throttle."""
-    from gateway.portal import projects_calls  # imports this module's helpers
+    """Called by gateway.app.create_app: the routes (phase 2's in projects_calls, phases 3 and 4 and the cases in
+    projects_pilots), and the contact form's throttle."""
+    from gateway.portal import projects_calls, projects_pilots  # they import this module's helpers
 
     app.include_router(router)
     app.include_router(projects_calls.router)
+    app.include_router(projects_pilots.router)
     app.state.contact_throttle = ps.Throttle(CONTACT_LIMIT, CONTACT_WINDOW)
 
 
@@ -338,7 +339,15 @@ async def theme_page(theme_id: str, request: Request) -> Response:
     except errors.ServiceError as exc:
         return _refusal(request, exc, user)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
-    return _page(request, "theme.html", user=user, theme=theme, internal=_internal(user), notice=notice)
+    return _page(request, "theme.html", user=user, theme=theme, internal=_internal(user), notice=notice,
+                 **await _later_phases(request, theme, user))
+
+
+async def _later_phases(request: Request, theme: c.Theme, user: ic.User | None) -> dict[str, Any]:
+    """What the theme's page shows of phases 3 and 4 (the pilot workspace's link and gate, the published case)."""
+    from gateway.portal import projects_pilots  # it imports this module
+
+    return await projects_pilots.theme_extras(request, theme, user)
 
 
 @router.get("/themes/{theme_id}/edit", response_class=HTMLResponse)
@@ -391,7 +400,8 @@ async def _theme_action(request: Request, theme_id: str, endpoint: str, make: An
             return _refusal(request, exc2, user)
         return _page(request, "theme.html", user=user, theme=theme, internal=_internal(user),
                      error=_why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+                     status=400 if isinstance(exc, ValidationError) else _status(exc),
+                     **await _later_phases(request, theme, user))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
 
 
