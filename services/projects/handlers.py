@@ -9,9 +9,19 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.projects import briefings, evaluation, inquiries, matching, organisations, proposals, themes
+from services.projects import (
+    briefings,
+    evaluation,
+    inquiries,
+    matching,
+    organisations,
+    pilots,
+    proposals,
+    themes,
+)
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 
 T = TypeVar("T")
@@ -192,6 +202,60 @@ def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, pu
     @eps.add(c.EP_RESULT_GET, c.ThemeQuery)
     async def result_get(q: c.ThemeQuery) -> c.Result:
         return await read(evaluation.result, theme_id=q.theme_id, actor=q.actor)
+
+    # ---- phase 3 (実証設計): the pilot's roles, schedule, KPIs, plan and agreements (services.projects.pilots) ----
+
+    @eps.add(p.EP_PILOT_GET, p.PilotQuery)
+    async def pilot_get(q: p.PilotQuery) -> p.Pilot:
+        return await read(pilots.workspace, theme_id=q.theme_id, actor=q.actor)
+
+    @eps.add(p.EP_ROLE_PUT, p.RolePut)
+    async def role_put(q: p.RolePut) -> p.Pilot:
+        return await write(pilots.put_role, data=q, node=node)
+
+    @eps.add(p.EP_ROLE_REMOVE, p.RoleRemove)
+    async def role_remove(q: p.RoleRemove) -> p.Pilot:
+        return await write(pilots.remove_role, data=q, node=node)
+
+    @eps.add(p.EP_MILESTONE_PUT, p.MilestonePut)
+    async def milestone_put(q: p.MilestonePut) -> p.Pilot:
+        return await write(pilots.put_milestone, data=q, node=node)
+
+    @eps.add(p.EP_MILESTONE_REMOVE, p.MilestoneRemove)
+    async def milestone_remove(q: p.MilestoneRemove) -> p.Pilot:
+        return await write(pilots.remove_milestone, data=q, node=node)
+
+    @eps.add(p.EP_MILESTONE_STATUS, p.MilestoneStatusSet)
+    async def milestone_status(q: p.MilestoneStatusSet) -> p.Pilot:
+        return await write(pilots.set_milestone_status, data=q, node=node)
+
+    @eps.add(p.EP_KPI_PUT, p.KpiPut)
+    async def kpi_put(q: p.KpiPut) -> p.Pilot:
+        return await write(pilots.put_kpi, data=q, node=node)
+
+    @eps.add(p.EP_KPI_REMOVE, p.KpiRemove)
+    async def kpi_remove(q: p.KpiRemove) -> p.Pilot:
+        return await write(pilots.remove_kpi, data=q, node=node)
+
+    @eps.add(p.EP_PLAN_PUT, p.PlanPut)
+    async def plan_put(q: p.PlanPut) -> p.Pilot:
+        return await write(pilots.put_plan, data=q, node=node)
+
+    @eps.add(p.EP_AGREEMENT_CREATE, p.AgreementCreate)
+    async def agreement_create(q: p.AgreementCreate) -> p.Agreement:
+        return await write(pilots.create_agreement, data=q, node=node)
+
+    @eps.add(p.EP_AGREEMENT_REVISE, p.AgreementRevise)
+    async def agreement_revise(q: p.AgreementRevise) -> p.Agreement:
+        return await write(pilots.revise_agreement, data=q, node=node)
+
+    @eps.add(p.EP_AGREEMENT_SIGN, p.AgreementSign)
+    async def agreement_sign(q: p.AgreementSign) -> p.Agreement:
+        return await write(pilots.sign_agreement, data=q, node=node)
+
+    @eps.add(p.EP_AGREEMENT_GET, p.AgreementQuery)
+    async def agreement_get(q: p.AgreementQuery) -> p.Agreement:
+        return await read(pilots.get_agreement, q=q)
 
     # ---- the contact form ----
 
