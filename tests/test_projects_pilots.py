@@ -10,11 +10,13 @@ company parties; the department 企画政策課 is the municipality side.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import nats
 import pytest
@@ -529,3 +531,35 @@ async def test_results_decision_and_the_published_case(node: PilotNode) -> None:
     assert actions[-7:] == ["report_saved", "report_saved", "budget_saved", "decision_made", "case_published",
                             "case_edited", "case_republished"]
     assert actions.count("actual_recorded") == 4 and "case_drafted" in actions
+
+
+async def test_concurrent_signatures_and_saves_land_once(node: PilotNode) -> None:
+    """All parties sign at once (one of them twice): each signature lands once, the agreement is concluded once
+    (one PilotAgreed); four editors save the first plan at once: one version 1, three told to reload."""
+    tid, org = await to_phase3(node)
+    ag = await node.call(p.EP_AGREEMENT_CREATE, {"actor": actor(KIKAKU), "theme_id": tid, "kind": "agreement",
+                                                 "title": "協定書", "body": AGREEMENT})
+    sign = {"theme_id": tid, "agreement_id": ag["id"], "version": 1, "sha256": ag["sha256"]}
+
+    async def attempt(endpoint: str, payload: dict[str, Any]) -> str:
+        try:
+            await node.call(endpoint, payload)
+            return "ok"
+        except errors.Conflict as exc:
+            return exc.reason
+
+    outcomes = await asyncio.gather(*(attempt(p.EP_AGREEMENT_SIGN, {**sign, "actor": actor(who), "org_id": org[k]})
+                                      for who, k in ((KIKAKU, "dept"), (BETA, "beta"), (GAMMA, "gamma"),
+                                                     (BETA, "beta"), (JIMU, "dept"))))
+    assert outcomes.count("ok") == 3, outcomes
+    assert all("already signed" in o for o in outcomes if o != "ok"), outcomes
+    got = await node.call(p.EP_AGREEMENT_GET, {"theme_id": tid, "agreement_id": ag["id"], "actor": actor(GAMMA)})
+    assert got["signed"] and len(got["signatures"]) == 3
+    assert await node.count(models.audit_log, models.audit_log.c.action == "agreement_concluded") == 1
+    assert [t for t, _ in await node.events()].count("pilot_agreed") == 1
+
+    plans = await asyncio.gather(*(attempt(p.EP_PLAN_PUT, {"actor": actor(who), "theme_id": tid, **PLAN,
+                                                           "version": 0, "risks": f"リスク {i}"})
+                                   for i, who in enumerate((KIKAKU, JIMU, KIKAKU, JIMU))))
+    assert plans.count("ok") == 1 and all("at version 1" in o for o in plans if o != "ok"), plans
+    assert await node.count(models.pilot_plans) == 1
