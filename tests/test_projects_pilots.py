@@ -10,11 +10,13 @@ company parties; the department 企画政策課 is the municipality side.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import nats
 import pytest
@@ -222,6 +224,15 @@ async def test_pilot_design_sign_off_by_both_sides_and_the_gate_to_phase_four(no
     got = await node.call(p.EP_KPI_PUT, {**kpi, **KPI_TAXI})
     assert [(k["name"], k["direction"]) for k in got["kpis"]] == [("週あたり外出回数", "increase"),
                                                                    ("タクシー補助の支出", "decrease")]
+    # Phase 4's parts wait for phase 4.
+    for ep, payload in ((p.EP_ACTUAL_ADD, {"actor": actor(BETA), **base, "kpi_id": trips["id"], "value": "1.4",
+                                           "measured_on": "2027-01-31"}),
+                        (p.EP_REPORT_PUT, {"actor": actor(KIKAKU), **base, "version": 0, "summary": "x",
+                                           "results": "x"}),
+                        (p.EP_DECISION_MAKE, {"actor": actor(KIKAKU), **base, "decision": "adopt", "reasons": "x"}),
+                        (p.EP_CASE_PUT, {"actor": actor(KIKAKU), **base, "draft_revision": 0, "title": "x",
+                                         "summary": "x", "approach": "x", "outcomes": "x", "transferability": "x"})):
+        await node.refused(errors.Conflict, ep, payload, "phase 4")
 
     # The plan: versioned, compare-and-set on the version the editor saw; every version readable.
     plan = {"actor": actor(KIKAKU), **base, **PLAN, "version": 0}
@@ -354,3 +365,201 @@ async def test_a_pilot_before_phase_three_does_not_exist(node: PilotNode) -> Non
         "responsibilities": "車両"}, "no pilot")
     await node.refused(errors.NotFound, p.EP_PILOT_GET, {"theme_id": "00000000-0000-4000-8000-000000000000",
                                                          "actor": actor(JIMU)}, "no pilot")
+
+
+# ---- phase 4 ------------------------------------------------------------------------------------------------------
+
+
+async def to_phase4(node: Node) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The theme of to_phase3 with its pilot designed and agreed, moved to phase 4. Returns the theme id, the
+    organisations' ids and the KPIs' ids by name."""
+    tid, org = await to_phase3(node)
+    base = {"actor": actor(KIKAKU), "theme_id": tid}
+    for party, title in (("dept", "全体調整"), ("beta", "運行"), ("gamma", "見守り")):
+        await node.call(p.EP_ROLE_PUT, {**base, "org_id": org[party], "title": title, "responsibilities": title})
+    await node.call(p.EP_MILESTONE_PUT, {**base, "title": "運行開始", "due_on": "2027-04-01"})
+    for kpi in (KPI_TRIPS, KPI_TAXI, {**KPI_TRIPS, "name": "登録者数", "unit": "人", "baseline": 0, "target": 300}):
+        got = await node.call(p.EP_KPI_PUT, {**base, **kpi})
+    await node.call(p.EP_PLAN_PUT, {**base, **PLAN, "version": 0})
+    ag = await node.call(p.EP_AGREEMENT_CREATE, {**base, "kind": "memorandum", "title": "覚書", "body": AGREEMENT})
+    for who, party in ((KIKAKU, "dept"), (BETA, "beta"), (GAMMA, "gamma")):
+        await node.call(p.EP_AGREEMENT_SIGN, {"actor": actor(who), "theme_id": tid, "agreement_id": ag["id"],
+                                              "org_id": org[party], "version": 1, "sha256": ag["sha256"]})
+    await node.call(c.EP_THEME_ADVANCE, {**base, "to_phase": 4, "note": "実証開始"})
+    return tid, org, {k["name"]: k["id"] for k in got["kpis"]}
+
+
+REPORT = {"summary": "6か月で延べ2,400人が利用し、外出回数が増えた", "results": "週あたり外出回数 1.2→1.8 回",
+          "issues": "雨の日の予約集中", "lessons": "見守りと一体にすると利用が定着する"}
+BUDGET = {"actual_cost_yen": 5_050_000, "effects": "タクシー補助の支出が月15万円減った",
+          "rationale": "補助の削減分で運行費の6割を賄える", "requested_budget_yen": 9_600_000}
+CASE = {"title": "団地の予約型乗合交通で高齢者の外出を支える", "summary": "郊外団地で乗合タクシーと見守りを組み合わせた実証",
+        "approach": "市が利用者を募り、交通事業者が運行、NPOが見守りを担った", "outcomes": "外出回数が1.5倍に",
+        "lessons": "予約の締切を前日夕方にすると配車が安定する", "transferability": "路線バスが減便された団地ならどこでも"}
+
+
+async def test_results_decision_and_the_published_case(node: PilotNode) -> None:
+    tid, org, kpi = await to_phase4(node)
+    base = {"theme_id": tid}
+    trips, taxi = kpi["週あたり外出回数"], kpi["タクシー補助の支出"]
+
+    # Actuals: the managers and the company parties record them; the latest by date counts.
+    add = {**base, "kpi_id": trips, "value": "1.5", "measured_on": "2027-05-31", "source": "アンケート"}
+    await node.call(p.EP_ACTUAL_ADD, {**add, "actor": actor(KIKAKU)})
+    await node.call(p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA), "value": "1.80", "measured_on": "2027-06-30",
+                                      "note": "6月分"})
+    await node.call(p.EP_ACTUAL_ADD, {**add, "actor": actor(GAMMA), "kpi_id": taxi, "value": 750,
+                                      "measured_on": "2027-06-30", "source": "財政課"})
+    got = await node.call(p.EP_ACTUAL_ADD, {**add, "actor": actor(JIMU), "kpi_id": taxi, "value": 800,
+                                            "measured_on": "2027-04-30"})  # recorded later, measured earlier
+    by = {k["name"]: k for k in got["kpis"]}
+    # 1.2 → 2.0, actual 1.8: 0.6 of 0.8 = 3/4; 900 → 600 (decrease), actual 750: 150 of 300 = 1/2.
+    assert (by["週あたり外出回数"]["actual"], by["週あたり外出回数"]["achievement"],
+            by["週あたり外出回数"]["achievement_pct"]) == ("1.8", "3/4", "75.0")
+    assert [m["value"] for m in by["週あたり外出回数"]["measurements"]] == ["1.5", "1.8"]
+    assert (by["タクシー補助の支出"]["actual"], by["タクシー補助の支出"]["achievement_pct"]) == ("750", "50.0")
+    assert [m["measured_on"] for m in by["タクシー補助の支出"]["measurements"]] == ["2027-04-30", "2027-06-30"]
+    assert by["登録者数"]["actual"] is None and by["登録者数"]["achievement_pct"] is None
+    for who in (OMEGA, OTHER, KANKYO):
+        await node.refused(errors.NotFound, p.EP_ACTUAL_ADD, {**add, "actor": actor(who)}, "no pilot")
+    await node.refused(errors.NotFound, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA),
+                                                          "kpi_id": "00000000-0000-4000-8000-000000000000"}, "no KPI")
+    for bad, words in (({"value": "たくさん"}, "value"), ({"value": "Infinity"}, "value"),
+                       ({"measured_on": "2027-13-01"}, "measured_on"), ({"unit": "回"}, "unit")):
+        await node.refused(errors.BadRequest, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA), **bad}, words)
+
+    # The case may be drafted now, but not published before the report and the decision.
+    draft = {"actor": actor(KIKAKU), **base, **CASE, "draft_revision": 0}
+    await node.refused(errors.Forbidden, p.EP_CASE_PUT, {**draft, "actor": actor(BETA)})
+    case = await node.call(p.EP_CASE_PUT, draft)
+    cid = case["id"]
+    assert case["published"] is None and case["draft"]["fields"] == ["npo-1", "npo-3"]  # the theme's fields
+    assert case["missing_for_publication"] == ["the report must be saved", "the next-year decision must be made"]
+    reason = await node.refused(errors.Conflict, p.EP_CASE_PUBLISH, {"actor": actor(KIKAKU), **base})
+    assert "report must be saved" in reason and "decision must be made" in reason
+    for who in (None, OTHER, BETA, KANKYO):
+        await node.refused(errors.NotFound, p.EP_CASE_GET, {"case_id": cid, "actor": actor(who)}, "no published")
+    assert (await node.call(p.EP_CASE_LIST, {}))["cases"] == []
+    await node.refused(errors.Conflict, p.EP_DECISION_MAKE, {"actor": actor(KIKAKU), **base, "decision": "adopt",
+                                                             "reasons": "効果あり"}, "report and the budget")
+
+    # The report and the budget rationale: the managers', versioned like the plan.
+    report = {"actor": actor(KIKAKU), **base, **REPORT, "version": 0}
+    await node.refused(errors.Forbidden, p.EP_REPORT_PUT, {**report, "actor": actor(BETA)})
+    await node.refused(errors.BadRequest, p.EP_REPORT_PUT, {**report, "summary": ""}, "summary")
+    await node.call(p.EP_REPORT_PUT, report)
+    got = await node.call(p.EP_REPORT_PUT, {**report, "version": 1, "issues": "雨の日の予約集中、運転手の確保"})
+    assert got["report"]["version"] == 2 and len(got["report_versions"]) == 2
+    await node.refused(errors.Conflict, p.EP_REPORT_PUT, {**report, "version": 1}, "at version 2")
+    budget = {"actor": actor(JIMU), **base, **BUDGET, "version": 0}
+    await node.refused(errors.BadRequest, p.EP_BUDGET_PUT, {**budget, "requested_budget_yen": -5}, "requested")
+    assert (await node.call(p.EP_BUDGET_PUT, budget))["budget"]["requested_budget_yen"] == 9_600_000
+    await node.refused(errors.Conflict, p.EP_CASE_PUBLISH, {"actor": actor(KIKAKU), **base}, "decision must be made")
+
+    # The decision: a manager's, once, final; the theme is complete and its record closed.
+    decide = {"actor": actor(KIKAKU), **base, "decision": "expand", "reasons": "外出回数と補助の削減に効果。他の団地へ広げる"}
+    await node.refused(errors.Forbidden, p.EP_DECISION_MAKE, {**decide, "actor": actor(BETA)})
+    await node.refused(errors.BadRequest, p.EP_DECISION_MAKE, {**decide, "decision": "maybe"}, "decision")
+    await node.refused(errors.BadRequest, p.EP_DECISION_MAKE, {**decide, "reasons": ""}, "reasons")
+    got = await node.call(p.EP_DECISION_MAKE, decide)
+    assert got["complete"] and got["decision"]["label"] == "拡大・横展開"
+    await node.refused(errors.Conflict, p.EP_DECISION_MAKE, {**decide, "decision": "end"}, "already made")
+    await node.refused(errors.Conflict, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA)}, "complete")
+    await node.refused(errors.Conflict, p.EP_REPORT_PUT, {**report, "version": 2, "lessons": "後から"}, "complete")
+    await node.refused(errors.Conflict, p.EP_BUDGET_PUT, {**budget, "version": 1, "effects": "後から"}, "complete")
+    await node.refused(errors.Conflict, p.EP_MILESTONE_STATUS, {
+        "actor": actor(BETA), **base, "milestone_id": got["milestones"][0]["id"], "status": "done"}, "decision")
+
+    # Publication: public from now on, with the KPI table and the partners as they are now.
+    await node.refused(errors.Forbidden, p.EP_CASE_PUBLISH, {"actor": actor(GAMMA), **base})
+    case = await node.call(p.EP_CASE_PUBLISH, {"actor": actor(JIMU), **base, "note": "公開"})
+    pub = case["published"]
+    assert pub["version"] == 1 and case["versions"] == [1] and case["draft"]["unpublished_changes"] is False
+    kpis = [{"name": "週あたり外出回数", "unit": "回/週", "baseline": "1.2", "target": "2", "actual": "1.8",
+             "direction": "increase", "achievement_pct": "75.0"},
+            {"name": "タクシー補助の支出", "unit": "千円/月", "baseline": "900", "target": "600", "actual": "750",
+             "direction": "decrease", "achievement_pct": "50.0"},
+            {"name": "登録者数", "unit": "人", "baseline": "0", "target": "300", "actual": None,
+             "direction": "increase", "achievement_pct": None}]
+    assert pub["kpis"] == kpis and pub["partners"] == ["NPO法人ガンマ見守り", "ベータ交通株式会社"]
+    assert pub["decision"] == "expand" and pub["owner_department_name"] == "企画政策課"
+    await node.refused(errors.Conflict, p.EP_CASE_PUBLISH, {"actor": actor(JIMU), **base}, "nothing changed")
+    public = await node.call(p.EP_CASE_GET, {"case_id": cid})
+    assert public["published"] == pub and public["draft"] is None and not public["may_manage"]
+    assert (await node.call(p.EP_CASE_FOR_THEME, {"theme_id": tid}))["id"] == cid
+    dumped = json.dumps(public, ensure_ascii=False)
+    for secret in ("第1条", "5050000", "9600000", "雨の日", "予約番号"):  # agreements, budget, report, plan
+        assert secret not in dumped, secret
+    assert [x["id"] for x in (await node.call(p.EP_CASE_LIST, {"field": "npo-3"}))["cases"]] == [cid]
+    assert (await node.call(p.EP_CASE_LIST, {"field": "npo-10"}))["cases"] == []
+    assert (await node.call(p.EP_CASE_LIST, {"decision": "end"}))["cases"] == []
+
+    # Edits, compare-and-set on the draft's revision; the public keeps version 1 until the next publication.
+    await node.refused(errors.Conflict, p.EP_CASE_PUT, {**draft, "title": "古い版から"}, "revision 1")
+    await node.refused(errors.BadRequest, p.EP_CASE_PUT, {**draft, "draft_revision": 1, "fields": ["x-1"]}, "fields")
+    edited = await node.call(p.EP_CASE_PUT, {**draft, "draft_revision": 1, "title": "団地の乗合交通と見守り",
+                                             "fields": ["npo-1"]})
+    assert edited["draft"]["unpublished_changes"] and edited["published"]["title"] == CASE["title"]
+    assert (await node.call(p.EP_CASE_GET, {"case_id": cid}))["published"]["title"] == CASE["title"]
+    again = await node.call(p.EP_CASE_PUBLISH, {"actor": actor(KIKAKU), **base})
+    assert again["published"]["version"] == 2 and again["versions"] == [1, 2]
+    first = await node.call(p.EP_CASE_GET, {"case_id": cid, "version": 1})
+    assert first["published"]["title"] == CASE["title"] and first["published"]["fields"] == ["npo-1", "npo-3"]
+    assert (await node.call(p.EP_CASE_LIST, {"field": "npo-3"}))["cases"] == []
+    await node.refused(errors.NotFound, p.EP_CASE_GET, {"case_id": cid, "version": 3}, "version 3")
+
+    # The events: CasePublished then CaseChanged with exactly the agreed fields; ThemeCompleted.
+    events = await node.events()
+    cased = [(t, e) for t, e in events if t in ("case_published", "case_changed")]
+    assert [(t, e["version"]) for t, e in cased] == [("case_published", 1), ("case_changed", 2)]
+    fields = {"id", "theme_id", "origin_node", "owner_department_name", "title", "summary", "approach", "outcomes",
+              "lessons", "transferability", "fields", "kpis", "partners", "decision", "version", "published_at"}
+    for _, e in cased:
+        assert set(e) == fields
+        assert e["id"] == cid and e["theme_id"] == tid and e["origin_node"] == NODE and e["kpis"] == kpis
+        assert p.CasePublished.model_validate(e).partners == ["NPO法人ガンマ見守り", "ベータ交通株式会社"]
+    assert cased[1][1]["title"] == "団地の乗合交通と見守り" and cased[1][1]["fields"] == ["npo-1"]
+    (completed,) = [e for t, e in events if t == "theme_completed"]
+    assert completed["decision"] == "expand" and completed["theme_id"] == tid
+    text = json.dumps([e for t, e in events if not t.startswith("organisation_")], ensure_ascii=False)
+    for secret in ("5050000", "9600000", "雨の日", "第1条"):
+        assert secret not in text, secret
+
+    # The theme's history shows phase 4 too.
+    history = await node.call(c.EP_THEME_HISTORY, {"theme_id": tid, "actor": actor(JIMU)})
+    actions = [e["action"] for e in history["entries"]]
+    assert actions[-7:] == ["report_saved", "report_saved", "budget_saved", "decision_made", "case_published",
+                            "case_edited", "case_republished"]
+    assert actions.count("actual_recorded") == 4 and "case_drafted" in actions
+
+
+async def test_concurrent_signatures_and_saves_land_once(node: PilotNode) -> None:
+    """All parties sign at once (one of them twice): each signature lands once, the agreement is concluded once
+    (one PilotAgreed); four editors save the first plan at once: one version 1, three told to reload."""
+    tid, org = await to_phase3(node)
+    ag = await node.call(p.EP_AGREEMENT_CREATE, {"actor": actor(KIKAKU), "theme_id": tid, "kind": "agreement",
+                                                 "title": "協定書", "body": AGREEMENT})
+    sign = {"theme_id": tid, "agreement_id": ag["id"], "version": 1, "sha256": ag["sha256"]}
+
+    async def attempt(endpoint: str, payload: dict[str, Any]) -> str:
+        try:
+            await node.call(endpoint, payload)
+            return "ok"
+        except errors.Conflict as exc:
+            return exc.reason
+
+    outcomes = await asyncio.gather(*(attempt(p.EP_AGREEMENT_SIGN, {**sign, "actor": actor(who), "org_id": org[k]})
+                                      for who, k in ((KIKAKU, "dept"), (BETA, "beta"), (GAMMA, "gamma"),
+                                                     (BETA, "beta"), (JIMU, "dept"))))
+    assert outcomes.count("ok") == 3, outcomes
+    assert all("already signed" in o for o in outcomes if o != "ok"), outcomes
+    got = await node.call(p.EP_AGREEMENT_GET, {"theme_id": tid, "agreement_id": ag["id"], "actor": actor(GAMMA)})
+    assert got["signed"] and len(got["signatures"]) == 3
+    assert await node.count(models.audit_log, models.audit_log.c.action == "agreement_concluded") == 1
+    assert [t for t, _ in await node.events()].count("pilot_agreed") == 1
+
+    plans = await asyncio.gather(*(attempt(p.EP_PLAN_PUT, {"actor": actor(who), "theme_id": tid, **PLAN,
+                                                           "version": 0, "risks": f"リスク {i}"})
+                                   for i, who in enumerate((KIKAKU, JIMU, KIKAKU, JIMU))))
+    assert plans.count("ok") == 1 and all("at version 1" in o for o in plans if o != "ok"), plans
+    assert await node.count(models.pilot_plans) == 1

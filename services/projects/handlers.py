@@ -15,6 +15,7 @@ from services.projects import (
     inquiries,
     matching,
     organisations,
+    outcomes,
     pilots,
     proposals,
     themes,
@@ -256,6 +257,44 @@ def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, pu
     @eps.add(p.EP_AGREEMENT_GET, p.AgreementQuery)
     async def agreement_get(q: p.AgreementQuery) -> p.Agreement:
         return await read(pilots.get_agreement, q=q)
+
+    # ---- phase 4 (成果定着): actuals, report, budget rationale, decision, case study (services.projects.outcomes) ----
+
+    @eps.add(p.EP_ACTUAL_ADD, p.ActualAdd)
+    async def actual_add(q: p.ActualAdd) -> p.Pilot:
+        return await write(outcomes.add_actual, data=q, node=node)
+
+    @eps.add(p.EP_REPORT_PUT, p.ReportPut)
+    async def report_put(q: p.ReportPut) -> p.Pilot:
+        return await write(outcomes.put_report, data=q, node=node)
+
+    @eps.add(p.EP_BUDGET_PUT, p.BudgetPut)
+    async def budget_put(q: p.BudgetPut) -> p.Pilot:
+        return await write(outcomes.put_budget, data=q, node=node)
+
+    @eps.add(p.EP_DECISION_MAKE, p.DecisionMake)
+    async def decision_make(q: p.DecisionMake) -> p.Pilot:
+        return await write(outcomes.decide, data=q, node=node)
+
+    @eps.add(p.EP_CASE_PUT, p.CasePut)
+    async def case_put(q: p.CasePut) -> p.Case:
+        return await write(outcomes.put_case, data=q, node=node)
+
+    @eps.add(p.EP_CASE_PUBLISH, p.CasePublish)
+    async def case_publish(q: p.CasePublish) -> p.Case:
+        return await write(outcomes.publish_case, data=q, node=node)
+
+    @eps.add(p.EP_CASE_GET, p.CaseQuery)
+    async def case_get(q: p.CaseQuery) -> p.Case:
+        return await read(outcomes.get_case, q=q)
+
+    @eps.add(p.EP_CASE_FOR_THEME, p.PilotQuery)
+    async def case_for_theme(q: p.PilotQuery) -> p.Case:
+        return await read(outcomes.case_for_theme, theme_id=q.theme_id, actor=q.actor)
+
+    @eps.add(p.EP_CASE_LIST, p.CaseListQuery)
+    async def case_list(q: p.CaseListQuery) -> p.CaseList:
+        return await read(outcomes.list_cases, q=q)
 
     # ---- the contact form ----
 

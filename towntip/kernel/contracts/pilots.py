@@ -55,6 +55,7 @@ EP_CASE_LIST = "cases.list"  # CaseListQuery -> CaseList (no actor needed: publi
 
 AgreementKind = Literal["agreement", "memorandum", "nda"]  # 協定書, 覚書, 秘密保持契約
 AGREEMENT_KINDS = {"agreement": "協定書", "memorandum": "覚書", "nda": "秘密保持契約"}
+AGREEMENT_KINDS_EN = {"agreement": "Agreement", "memorandum": "Memorandum", "nda": "Non-disclosure agreement"}
 Direction = Literal["increase", "decrease"]
 MilestoneStatus = Literal["planned", "done"]
 Side = Literal["municipality", "company"]
