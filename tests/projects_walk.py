@@ -36,6 +36,8 @@ PEOPLE = (("kikaku", "企画 太郎", "staff"), ("jimu", "事務局 一郎", "se
 COMPANIES = (("acme", "株式会社アクメ", "デマンド交通の配車"), ("beta", "ベータ交通株式会社", "乗合タクシーの車両と運行"),
              ("gamma", "NPO法人ガンマ見守り", "高齢者の見守り"))
 PARTNERS_LINK = "対話形成（説明会・公募・選定）"
+# The walks log people in and out more often than the gateway lets one address do by default (10 in 5 minutes).
+LOGIN_LIMIT = 50
 
 
 class Walk:
@@ -81,7 +83,8 @@ async def walk(nats_server, tmp_path) -> AsyncIterator[Walk]:
                                   ic.RoleIn(handle=handle, role=role))
         users[handle] = ic.User.model_validate(user)
     app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,projects",
-                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
+                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15,
+                                     login_limit=LOGIN_LIMIT))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     for _ in range(100):
@@ -266,3 +269,38 @@ async def partner_formation(walk: Walk, d: Any, tid: str, orgs: dict[str, dict[s
     assert "3. 実証設計" in page["text"] and "保存しました" in page["text"], page["text"]
     assert (await run(facts, d))["overflow"] <= 0
     return {"acme": acme_pid, "beta": beta_pid}
+
+
+async def fill_form(driver: Any, form_css: str, values: dict[str, str] | None = None, *,
+                    selects: dict[str, str] | None = None, raw: dict[str, str] | None = None,
+                    checks: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Fill one form of a page that has several with the same field names (the workspace's add and edit forms):
+    open the folded section (<details>) it is in, as a person taps its heading, type into its fields, choose
+    options by visible text, set date inputs' values directly, tick what `checks` selects inside it, submit it,
+    and wait for the next page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    def go() -> dict[str, Any]:
+        form = driver.find_element(By.CSS_SELECTOR, form_css)
+        box = driver.execute_script("return arguments[0].closest('details')", form)
+        if box is not None and not box.get_attribute("open"):
+            summary = box.find_element(By.TAG_NAME, "summary")
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", summary)
+            summary.click()
+        for name, value in (values or {}).items():
+            field = form.find_element(By.NAME, name)
+            field.clear()
+            field.send_keys(value)
+        for name, text in (selects or {}).items():
+            Select(form.find_element(By.NAME, name)).select_by_visible_text(text)
+        for name, value in (raw or {}).items():
+            driver.execute_script("arguments[0].value = arguments[1]", form.find_element(By.NAME, name), value)
+        for css in checks:
+            form.find_element(By.CSS_SELECTOR, css).click()
+        button = form.find_element(By.CSS_SELECTOR, "button[type=submit]")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+        button.click()
+        return wait_left(driver, button)
+
+    return await run(go)
