@@ -193,6 +193,14 @@ async def test_the_pilot_workspace_is_for_its_parties_and_refusals_show_their_re
     # A KPI whose target lies the wrong way from its baseline: 400 with the reason, nothing stored.
     r = await post(kikaku, f"{page}/kpis", {**KPI, "target": "1.0"}, form_page=page)
     assert r.status_code == 400 and "target above its baseline" in r.text and await p.count(models.pilot_kpis) == 0
+    r = await post(kikaku, f"{page}/kpis", {**KPI, "baseline": "たくさん"}, form_page=page)
+    assert r.status_code == 400 and "baseline" in r.text and await p.count(models.pilot_kpis) == 0
+    # Not an id: "not found", as for an id that does not exist; a bad id in a form: 400, never a 500.
+    assert (await kikaku.get("/themes/not-an-id/pilot")).status_code == 404
+    assert (await kikaku.get(f"/themes/{tid}/agreements/not-an-id")).status_code == 404
+    r = await post(kikaku, f"{page}/roles", {"org_id": "not-an-id", "title": "統括", "responsibilities": "x"},
+                   form_page=page)
+    assert r.status_code == 400 and await p.count(models.pilot_roles) == 0
 
     aid = await design_the_pilot(p, tid, orgs)
     r = await kikaku.get(page)
@@ -288,3 +296,5 @@ async def test_results_decision_and_the_public_case(portal: Portal) -> None:
     assert (await visitor.get(f"/themes/{tid}")).text.count(f"/cases/{cid}") == 1
     assert (await visitor.get("/cases/00000000-0000-4000-8000-000000000000")).status_code == 404
     assert (await visitor.get("/cases/not-an-id")).status_code == 404
+    r = await visitor.get(f"/cases/{cid}?lang=en")
+    assert 'lang="en"' in r.text and "Transferability" in r.text and "Adopt" in r.text and "75.0 %" in r.text
