@@ -18,12 +18,10 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-import nats
 import pytest
 from sqlalchemy import select
 
 from services.projects import models
-from services.projects.app import ProjectsService
 from services.projects.pilots import achievement, dec_text, percent, sha256
 from tests.test_projects_calls import (
     ACME,
@@ -37,16 +35,15 @@ from tests.test_projects_calls import (
     NODE,
     OMEGA,
     OTHER,
-    Clock,
     Node,
     _two_proposals,
     actor,
+    running,
     scores,
 )
 from towntip.kernel import errors
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
-from towntip.kernel.settings import ServiceSettings
 
 PILOT_TABLES = (
     models.themes, models.pilot_roles, models.pilot_milestones, models.pilot_kpis, models.kpi_measurements,
@@ -68,18 +65,8 @@ class PilotNode(Node):
 
 @pytest.fixture
 async def node(nats_server, database, tmp_path) -> AsyncIterator[PilotNode]:
-    url, schema = database
-    settings = ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path),
-                               database_url=url, database_schema=schema or "", public_url="https://tsuru.example.jp")
-    clock = Clock()
-    svc = ProjectsService(settings, clock=clock)
-    await svc.start()
-    nc = await nats.connect(nats_server.url)
-    try:
-        yield PilotNode(nc, svc, clock)
-    finally:
-        await nc.close()
-        await svc.stop()
+    async with running(nats_server, database, tmp_path, PilotNode) as n:
+        yield n
 
 
 async def to_phase3(node: Node) -> tuple[str, dict[str, str]]:
