@@ -67,7 +67,7 @@ async def pilot_design(w: Walk, d, tid: str) -> None:
     three parties, a milestone, a KPI, the plan and an agreement, and signs it for the department; each company
     party signs it for itself (and one marks the milestone done); the gate opens and the theme moves to phase 4."""
     page = await log_in(d, w.base, "kikaku", f"/themes/{tid}")
-    assert "成果定着フェーズへ進むために必要なこと" in page["text"], page["text"]
+    assert "成果定着フェーズへ進むために必要なこと" in page["text"] and "実証計画書を保存する" in page["text"], page["text"]
     page = await click_link(d, "実証設計（役割")
     assert page["url"] == f"/themes/{tid}/pilot" and "役割未設定" in page["text"], page["text"]
     for party, title, duty in (("企画政策課", "全体統括", "関係課との調整、住民への周知"),

@@ -181,6 +181,11 @@ async def test_the_pilot_workspace_is_for_its_parties_and_refusals_show_their_re
     # The theme's page links the workspace for its parties only, and shows the gate next to the move control.
     r = await kikaku.get(f"/themes/{tid}")
     assert 'id="pilot-link"' in r.text and 'id="gate-missing"' in r.text
+    for words in ("役割分担で「企画政策課」の役割を決める", "KPIを1つ以上設定する", "実証計画書を保存する"):
+        assert words in r.text, words
+    r = await kikaku.get(f"{page}?lang=en")
+    assert "the pilot plan must be saved" in r.text and "Pilot design" in r.text
+    assert (await kikaku.get(f"{page}?lang=ja")).status_code == 200  # back to Japanese (a cookie)
     assert 'id="pilot-link"' not in (await omega.get(f"/themes/{tid}")).text
 
     # A form without its CSRF token is refused before the service is asked; nothing is stored.

@@ -8,6 +8,7 @@ Every form is CSRF-protected (pages.form_of). Included by gateway.portal.project
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -176,6 +177,34 @@ def num(value: Any) -> str:
     return text if text != "-0" else "0"
 
 
+# What the gate to phase 4 and the case's publication still ask for, as the service says it (English), in Japanese
+# for the Japanese pages; anything not listed here is shown as the service said it.
+_MISSING_JA: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
+    (r"^the split of roles must give '(.+)' a role$", r"役割分担で「\1」の役割を決める"),
+    (r"^at least one milestone in the schedule is needed$", "スケジュールにマイルストーンを1つ以上登録する"),
+    (r"^at least one KPI is needed$", "KPIを1つ以上設定する"),
+    (r"^the pilot plan must be saved$", "実証計画書を保存する"),
+    (r"^at least one agreement must be signed by every party in its current version$",
+     "協定・覚書を1つ以上、全参加者が最新の版に署名する"),
+    (r"^the report must be saved$", "実証報告書を保存する"),
+    (r"^the next-year decision must be made$", "次年度判断を確定する"),
+))
+
+
+def missing_words(items: list[str], lang: str) -> list[str]:
+    """The service's list of what still stands, in the page's language."""
+    if lang == "en":
+        return items
+    out = []
+    for item in items:
+        for pattern, ja in _MISSING_JA:
+            if pattern.match(item):
+                item = pattern.sub(ja, item)
+                break
+        out.append(item)
+    return out
+
+
 def _yen(value: Any) -> str:
     return f"{int(value):,}" if value is not None else "—"
 
@@ -184,7 +213,7 @@ def _ppage(request: Request, template: str, *, user: ic.User | None, status: int
     lang = ps.lang(request)
     decisions = pc.DECISIONS_EN if lang == "en" else pc.DECISIONS
     return _page(request, template, user=user, status=status, num=num,
-                 yen=_yen, decisions=decisions, **ctx)
+                 yen=_yen, decisions=decisions, missing=lambda items: missing_words(items, lang), **ctx)
 
 
 def _saved(request: Request) -> str | None:
@@ -215,12 +244,13 @@ async def _act(request: Request, make: Callable[[Any, dict[str, Any], Any], tupl
 async def theme_extras(request: Request, theme: c.Theme, user: ic.User | None) -> dict[str, Any]:
     """For the theme's page (projects.theme_page): whether this person reads the pilot workspace, what still stands
     before phase 4 (next to the "move phase" control), and the published case, if any."""
-    out: dict[str, Any] = {"pilot": None, "case": None}
+    out: dict[str, Any] = {"pilot": None, "case": None, "gate": []}
     if theme.phase < 3 or theme.status != "published":
         return out
     if user is not None:
         try:
-            out["pilot"] = await _pilot(request, theme.id, user)
+            out["pilot"] = pilot = await _pilot(request, theme.id, user)
+            out["gate"] = missing_words(pilot.missing_for_phase4, ps.lang(request))
         except errors.ServiceError:
             pass  # not a party (404), or the service is busy: the theme's page works without it
     try:
