@@ -225,7 +225,11 @@ async def test_the_pilot_workspace_is_for_its_parties_and_refusals_show_their_re
     r = await post(beta, f"/themes/{tid}/agreements/{aid}/sign", {"org_id": orgs["gamma"], "version": "1",
                                                                   "sha256": sha},
                    form_page=f"/themes/{tid}/agreements/{aid}")
-    assert r.status_code in (403, 409), r.text
+    assert r.status_code == 403 and "ガンマ" in r.text, r.text
+    r = await post(beta, f"/themes/{tid}/agreements/{aid}/sign", {"org_id": orgs["beta"], "version": "1",
+                                                                  "sha256": sha},
+                   form_page=f"/themes/{tid}/agreements/{aid}")
+    assert r.status_code == 409 and "already signed" in r.text and "他の人が先に" not in r.text, r.text
     assert (await omega.get(f"/themes/{tid}/agreements/{aid}")).status_code == 404
     # A new version voids the signatures (they stay, marked void) and the gate closes again.
     r = await post(kikaku, f"/themes/{tid}/agreements/{aid}/revise", {"version": "1", "title": "実証実験に関する協定書",

@@ -228,11 +228,16 @@ async def _pilot(request: Request, theme_id: str, user: ic.User | None) -> pc.Pi
     return pc.Pilot.model_validate(await _call(request, pc.EP_PILOT_GET, q))
 
 
+# The service's words for an edit or a signature made on a version that is no longer the current one.
+_STALE = re.compile(r"you (edited|revised) (version|revision)|someone else meanwhile|not the agreement's current "
+                    r"version|not that of version")
+
+
 async def _act(request: Request, make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]], done: str,
                again: AgainFn) -> Response:
     """A form post (projects_calls._action), with the stale-version message for a compare-and-set refusal."""
     async def again_stale(request: Request, user: ic.User, status: int, error: str) -> Response:
-        if status == 409 and "version" in error.lower():
+        if status == 409 and _STALE.search(error):
             error = f"{t('pp_stale', ps.lang(request))} ({error})"
         return await again(request, user, status, error)
     return await _action(request, make, done, again_stale)
