@@ -226,6 +226,7 @@ async def test_pilot_design_sign_off_by_both_sides_and_the_gate_to_phase_four(no
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "period_end": "2027-03-31"}, "period")
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": -1}, "budget_yen")
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": 10.5}, "budget_yen")
+    await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": True}, "not true or false")
     await node.refused(errors.Forbidden, p.EP_PLAN_PUT, {**plan, "actor": actor(BETA)})
     await node.refused(errors.Conflict, p.EP_PLAN_PUT, {**plan, "version": 1}, "at version 0")
     assert (await node.call(p.EP_PLAN_PUT, plan))["plan"]["version"] == 1
@@ -411,7 +412,7 @@ async def test_results_decision_and_the_published_case(node: PilotNode) -> None:
         await node.refused(errors.NotFound, p.EP_ACTUAL_ADD, {**add, "actor": actor(who)}, "no pilot")
     await node.refused(errors.NotFound, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA),
                                                           "kpi_id": "00000000-0000-4000-8000-000000000000"}, "no KPI")
-    for bad, words in (({"value": "たくさん"}, "value"), ({"value": "Infinity"}, "value"),
+    for bad, words in (({"value": "たくさん"}, "value"), ({"value": "Infinity"}, "value"), ({"value": True}, "value"),
                        ({"measured_on": "2027-13-01"}, "measured_on"), ({"unit": "回"}, "unit")):
         await node.refused(errors.BadRequest, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA), **bad}, words)
 

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.projects import _IN, Fields, Name, Note, Required, Text, Uuid
@@ -63,9 +63,17 @@ Decision = Literal["adopt", "continue", "expand", "end"]
 DECISIONS = {"adopt": "本格導入", "continue": "継続実証", "expand": "拡大・横展開", "end": "終了"}
 DECISIONS_EN = {"adopt": "Adopt", "continue": "Continue the pilot", "expand": "Expand / roll out", "end": "End"}
 
+
+def _not_bool(v: Any) -> Any:
+    """JSON true/false is not an amount (pydantic's lax int would take it as 1/0)."""
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not true or false")
+    return v
+
+
 # A measured quantity: exact, up to 12 digits before the point and 6 after; never NaN or infinite.
-Quantity = Annotated[Decimal, Field(max_digits=18, decimal_places=6, allow_inf_nan=False)]
-Yen = Annotated[int, Field(ge=0, le=1_000_000_000_000)]
+Quantity = Annotated[Decimal, BeforeValidator(_not_bool), Field(max_digits=18, decimal_places=6, allow_inf_nan=False)]
+Yen = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=1_000_000_000_000)]
 Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16_000)]
 Sha256 = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9a-f]{64}$", to_lower=True)]
