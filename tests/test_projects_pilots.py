@@ -275,6 +275,14 @@ async def test_pilot_design_sign_off_by_both_sides_and_the_gate_to_phase_four(no
     ag = await node.call(p.EP_AGREEMENT_REVISE, rev)
     assert ag["version"] == 2 and ag["sha256"] == sha256(revised) and not ag["signed"]
     assert [(v["number"], v["sha256"]) for v in ag["versions"]] == [(1, sha256(AGREEMENT)), (2, sha256(revised))]
+    assert [v["body"] for v in ag["versions"]] == [AGREEMENT, revised]
+    # The workspace carries only the current text (a reply stays small); the agreement itself every version's.
+    (listed,) = [x for x in (await node.call(p.EP_PILOT_GET, {**base, "actor": actor(GAMMA)}))["agreements"]
+                 if x["id"] == aid]
+    assert [v["body"] for v in listed["versions"]] == [None, revised] and listed["body"] == revised
+    assert [v["body"] for v in (await node.call(p.EP_AGREEMENT_GET, {**base, "agreement_id": aid,
+                                                                     "actor": actor(GAMMA)}))["versions"]] == [
+        AGREEMENT, revised]
     assert [(x["org_name"], x["version"], x["current"]) for x in ag["signatures"]] == [
         ("ベータ交通株式会社", 1, False), ("NPO法人ガンマ見守り", 1, False)]
     assert len(ag["pending"]) == 3
@@ -551,6 +559,12 @@ async def test_concurrent_signatures_and_saves_land_once(node: PilotNode) -> Non
                                    for i, who in enumerate((KIKAKU, JIMU, KIKAKU, JIMU))))
     assert plans.count("ok") == 1 and all("at version 1" in o for o in plans if o != "ok"), plans
     assert await node.count(models.pilot_plans) == 1
+
+    # A pilot holds at most MAX_AGREEMENTS agreements (the workspace carries each one's current text).
+    new = {"actor": actor(KIKAKU), "theme_id": tid, "kind": "nda", "title": "秘密保持契約", "body": "秘密を守る。"}
+    for _ in range(p.MAX_AGREEMENTS - 1):
+        await node.call(p.EP_AGREEMENT_CREATE, new)
+    await node.refused(errors.Conflict, p.EP_AGREEMENT_CREATE, new, "at most 15")
 
 
 async def test_the_gate_to_phase_four_names_each_missing_item(node: PilotNode) -> None:

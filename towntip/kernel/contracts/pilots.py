@@ -54,6 +54,7 @@ EP_CASE_FOR_THEME = "cases.theme"  # PilotQuery -> Case (the theme's case: publi
 EP_CASE_LIST = "cases.list"  # CaseListQuery -> CaseList (no actor needed: published cases of this node)
 
 AgreementKind = Literal["agreement", "memorandum", "nda"]  # 協定書, 覚書, 秘密保持契約
+MAX_AGREEMENTS = 15  # per pilot: each may hold 16,000 characters, and the workspace carries every current text
 AGREEMENT_KINDS = {"agreement": "協定書", "memorandum": "覚書", "nda": "秘密保持契約"}
 AGREEMENT_KINDS_EN = {"agreement": "Agreement", "memorandum": "Memorandum", "nda": "Non-disclosure agreement"}
 Direction = Literal["increase", "decrease"]
@@ -438,7 +439,9 @@ class BudgetVersion(BudgetIn, DocumentVersion):
 class AgreementVersion(BaseModel):
     number: int
     title: str
-    body: str
+    # The text. In pilots.get's workspace only the current version carries it (None for the earlier ones, which
+    # pilots.agreements.get returns whole): a reply must stay under NATS's 1 MB with many long revisions.
+    body: str | None
     sha256: str  # of the body, UTF-8
     created_at: datetime
     created_by: str
@@ -502,7 +505,7 @@ class Pilot(BaseModel):
     kpis_frozen: bool  # from phase 4 the KPIs no longer change
     plan: PlanVersion | None  # the current version
     plan_versions: list[PlanVersion]  # every version, oldest first
-    agreements: list[Agreement]
+    agreements: list[Agreement]  # earlier versions without their text (see AgreementVersion.body)
     missing_for_phase4: list[str]  # what still stands before the move to phase 4 (empty: the gate is open)
     report: ReportVersion | None
     report_versions: list[ReportVersion]
