@@ -226,6 +226,7 @@ async def test_pilot_design_sign_off_by_both_sides_and_the_gate_to_phase_four(no
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "period_end": "2027-03-31"}, "period")
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": -1}, "budget_yen")
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": 10.5}, "budget_yen")
+    await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": True}, "not true or false")
     await node.refused(errors.Forbidden, p.EP_PLAN_PUT, {**plan, "actor": actor(BETA)})
     await node.refused(errors.Conflict, p.EP_PLAN_PUT, {**plan, "version": 1}, "at version 0")
     assert (await node.call(p.EP_PLAN_PUT, plan))["plan"]["version"] == 1
@@ -274,6 +275,14 @@ async def test_pilot_design_sign_off_by_both_sides_and_the_gate_to_phase_four(no
     ag = await node.call(p.EP_AGREEMENT_REVISE, rev)
     assert ag["version"] == 2 and ag["sha256"] == sha256(revised) and not ag["signed"]
     assert [(v["number"], v["sha256"]) for v in ag["versions"]] == [(1, sha256(AGREEMENT)), (2, sha256(revised))]
+    assert [v["body"] for v in ag["versions"]] == [AGREEMENT, revised]
+    # The workspace carries only the current text (a reply stays small); the agreement itself every version's.
+    (listed,) = [x for x in (await node.call(p.EP_PILOT_GET, {**base, "actor": actor(GAMMA)}))["agreements"]
+                 if x["id"] == aid]
+    assert [v["body"] for v in listed["versions"]] == [None, revised] and listed["body"] == revised
+    assert [v["body"] for v in (await node.call(p.EP_AGREEMENT_GET, {**base, "agreement_id": aid,
+                                                                     "actor": actor(GAMMA)}))["versions"]] == [
+        AGREEMENT, revised]
     assert [(x["org_name"], x["version"], x["current"]) for x in ag["signatures"]] == [
         ("ベータ交通株式会社", 1, False), ("NPO法人ガンマ見守り", 1, False)]
     assert len(ag["pending"]) == 3
@@ -411,7 +420,7 @@ async def test_results_decision_and_the_published_case(node: PilotNode) -> None:
         await node.refused(errors.NotFound, p.EP_ACTUAL_ADD, {**add, "actor": actor(who)}, "no pilot")
     await node.refused(errors.NotFound, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA),
                                                           "kpi_id": "00000000-0000-4000-8000-000000000000"}, "no KPI")
-    for bad, words in (({"value": "たくさん"}, "value"), ({"value": "Infinity"}, "value"),
+    for bad, words in (({"value": "たくさん"}, "value"), ({"value": "Infinity"}, "value"), ({"value": True}, "value"),
                        ({"measured_on": "2027-13-01"}, "measured_on"), ({"unit": "回"}, "unit")):
         await node.refused(errors.BadRequest, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA), **bad}, words)
 
@@ -550,6 +559,12 @@ async def test_concurrent_signatures_and_saves_land_once(node: PilotNode) -> Non
                                    for i, who in enumerate((KIKAKU, JIMU, KIKAKU, JIMU))))
     assert plans.count("ok") == 1 and all("at version 1" in o for o in plans if o != "ok"), plans
     assert await node.count(models.pilot_plans) == 1
+
+    # A pilot holds at most MAX_AGREEMENTS agreements (the workspace carries each one's current text).
+    new = {"actor": actor(KIKAKU), "theme_id": tid, "kind": "nda", "title": "秘密保持契約", "body": "秘密を守る。"}
+    for _ in range(p.MAX_AGREEMENTS - 1):
+        await node.call(p.EP_AGREEMENT_CREATE, new)
+    await node.refused(errors.Conflict, p.EP_AGREEMENT_CREATE, new, "at most 15")
 
 
 async def test_the_gate_to_phase_four_names_each_missing_item(node: PilotNode) -> None:

@@ -31,7 +31,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import themes as theme_domain
@@ -389,9 +389,11 @@ async def _agreement_row(session: AsyncSession, ctx: Ctx, agreement_id: str) -> 
     return row
 
 
-async def _agreement_out(session: AsyncSession, ctx: Ctx, row: Any) -> p.Agreement:
-    versions = [p.AgreementVersion(number=v.number, title=v.title, body=v.body, sha256=v.sha256,
-                                   created_at=aware(v.created_at), created_by=v.created_by)
+async def _agreement_out(session: AsyncSession, ctx: Ctx, row: Any, *, all_texts: bool = True) -> p.Agreement:
+    """The agreement; `all_texts` False leaves the earlier versions' texts out (the workspace: see the contract)."""
+    versions = [p.AgreementVersion(number=v.number, title=v.title,
+                                   body=v.body if all_texts or v.number == row.current_version else None,
+                                   sha256=v.sha256, created_at=aware(v.created_at), created_by=v.created_by)
                 for v in await session.execute(select(agreement_versions).where(
                     agreement_versions.c.agreement_id == row.id).order_by(agreement_versions.c.number))]
     current = versions[-1]
@@ -405,7 +407,7 @@ async def _agreement_out(session: AsyncSession, ctx: Ctx, row: Any) -> p.Agreeme
     pending = [x for x in ctx.parties if x.org_id not in signed_now]
     return p.Agreement(
         id=row.id, theme_id=row.theme_id, kind=row.kind, title=current.title, version=current.number,
-        sha256=current.sha256, body=current.body, versions=versions, signatures=sigs, pending=pending,
+        sha256=current.sha256, body=current.body or "", versions=versions, signatures=sigs, pending=pending,
         signed=not pending, signed_at=aware(row.signed_at) if not pending else None, created_at=aware(row.created_at),
         my_parties=[x.org_id for x in pending if x.org_id in ctx.mine])
 
@@ -413,13 +415,17 @@ async def _agreement_out(session: AsyncSession, ctx: Ctx, row: Any) -> p.Agreeme
 async def _agreements(session: AsyncSession, ctx: Ctx) -> list[p.Agreement]:
     rows = await session.execute(select(agreements).where(agreements.c.theme_id == ctx.theme.id)
                                  .order_by(agreements.c.created_at, agreements.c.id))
-    return [await _agreement_out(session, ctx, r) for r in rows]
+    return [await _agreement_out(session, ctx, r, all_texts=False) for r in rows]
 
 
 async def create_agreement(*, session: AsyncSession, data: p.AgreementCreate, node: str,
                            now: datetime | None = None) -> p.Agreement:
     ctx = await _managed(session, data.theme_id, data.actor, "agreements")
     now = now or utcnow()
+    count = (await session.execute(select(func.count()).select_from(agreements).where(
+        agreements.c.theme_id == ctx.theme.id))).scalar_one()
+    if count >= p.MAX_AGREEMENTS:
+        raise errors.Conflict(f"a pilot holds at most {p.MAX_AGREEMENTS} agreements: revise one of them instead")
     agreement_id, digest = new_uuid(), sha256(data.body)
     await session.execute(insert(agreements).values(
         id=agreement_id, theme_id=ctx.theme.id, kind=data.kind, current_version=1, created_at=now,
