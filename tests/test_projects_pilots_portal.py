@@ -172,6 +172,8 @@ async def test_the_pilot_workspace_is_for_its_parties_and_refusals_show_their_re
     for words in ("実証設計", "企画政策課", "ベータ交通株式会社", "NPO法人ガンマ見守り", "役割分担", "add-role",
                   "成果定着フェーズへ進むために必要なこと"):
         assert words in r.text, words
+    r = await (await p.as_("jimu")).get(page)  # the secretariat manages every theme
+    assert r.status_code == 200 and 'id="add-role"' in r.text and 'id="advance-4"' in r.text
     r = await beta.get(page)
     assert r.status_code == 200 and "ベータ交通株式会社" in r.text and 'id="add-role"' not in r.text
     for outsider in (omega, kankyo):
