@@ -606,8 +606,9 @@ async def test_fair_selection_conflicts_independent_scores_close_and_publish(nod
     types = [t for t, _ in await node.events()]
     assert types.count("evaluator_appointed") == 3 and types[-3:] == ["evaluation_closed", "result_published",
                                                                      "theme_phase_advanced"]
-    # From phase 3 the move to 4 needs only its reason (until pilots are recorded), and phases never go back.
-    assert (await node.call(c.EP_THEME_ADVANCE, {**move, "to_phase": 4, "note": "実証終了"}))["phase"] == 4
+    # From phase 3 the move to 4 waits for the pilot's design (tests/test_projects_pilots.py); phases never go back.
+    await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, {**move, "to_phase": 4, "note": "実証終了"},
+                       "the pilot plan must be saved")
     await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, move, "only forward")
 
 

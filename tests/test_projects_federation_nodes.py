@@ -25,12 +25,12 @@ from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
 from services.projects.common import announce
-from services.projects.federation import CaseFacts
 from tests.test_federation_sso import serve
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope
 from towntip.kernel.contracts import federation as f
+from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.mail import SmtpSettings
@@ -189,7 +189,7 @@ async def test_themes_and_cases_travel_read_only_and_a_node_speaks_only_for_itse
             "fields": ["npo-1"], "kpis": [], "partners": ["株式会社アクメ"], "decision": "expand", "version": 1,
             "published_at": theme["published_at"]}
     async with a.projects.sessions() as s, s.begin():
-        await announce(s, node=A, event=CasePublished(**case))
+        await announce(s, node=A, event=p.CasePublished(**case))
     a.projects.relay.wake()
     for peer in (b, cn):
         assert await wait_for(lambda peer=peer: peer.call(f.EP_CASES_GET, {"origin_node": A, "id": case_id}))
@@ -239,10 +239,6 @@ async def test_themes_and_cases_travel_read_only_and_a_node_speaks_only_for_itse
     assert [t["origin_node"] for t in (await a.call(f.EP_THEMES_LIST, {}))["themes"]] == []
     members = {m["node"]: m["active"] for m in (await a.call(f.EP_MEMBERS, {}))["members"]}
     assert members == {A: True, B: True, C: False}
-
-
-class CasePublished(CaseFacts):
-    """The event phase 4 announces when a case is published (its fields, as contracts.pilots defines them)."""
 
 
 async def _count(node: Node, stream: str, want: int) -> bool:

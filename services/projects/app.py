@@ -94,7 +94,8 @@ class ProjectsService:
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, public_url=s.public_url.rstrip("/"),
                                       on_commit=committed, clock=self.clock, anchor=s.trust_anchor.rstrip("/")),
             description="co-creation (ORG): organisations, hearings, themes and their phases, briefings, proposals, "
-                        "the selection and its result, the contact form",
+                        "the selection and its result, the pilot (roles, schedule, KPIs, plan, agreements), its "
+                        "results and the decision, case studies, the contact form",
         )
         log.info("projects service ready on node %s", self.node)
 

@@ -23,6 +23,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.projects import outcomes
 from services.projects import themes as theme_domain
 from services.projects.common import announce, audit, aware
 from services.projects.models import (
@@ -47,6 +49,7 @@ from towntip.kernel import errors
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
 from towntip.kernel.bus.envelope import event_token, utcnow
 from towntip.kernel.contracts import federation as f
+from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -56,27 +59,6 @@ log = logging.getLogger(__name__)
 # ---- what a peer says, checked like input -----------------------------------------------------------------------
 
 
-class CaseFacts(BaseModel):
-    """A published case as its node announces it (CasePublished / CaseChanged of contracts.pilots)."""
-
-    id: str
-    theme_id: str
-    origin_node: str
-    owner_department_name: str
-    title: str
-    summary: str = ""
-    approach: str = ""
-    outcomes: str = ""
-    lessons: str = ""
-    transferability: str = ""
-    fields: list[str] = []
-    kpis: list[dict[str, Any]] = []
-    partners: list[str] = []
-    decision: str = ""
-    version: int
-    published_at: datetime
-
-
 # Event types applied here and the model each is checked with. Every other type on a peer's projects stream is
 # acknowledged without effect.
 APPLIED: dict[str, type[BaseModel]] = {
@@ -84,8 +66,8 @@ APPLIED: dict[str, type[BaseModel]] = {
     "ThemeChanged": c.ThemeChanged,
     "ThemePhaseAdvanced": c.ThemePhaseAdvanced,
     "ResultPublished": c.ResultPublished,
-    "CasePublished": CaseFacts,
-    "CaseChanged": CaseFacts,
+    "CasePublished": p.CasePublished,
+    "CaseChanged": p.CaseChanged,
     "WideAreaParticipationDeclared": f.WideAreaParticipationDeclared,
 }
 
@@ -215,7 +197,7 @@ async def _upsert_theme(session: AsyncSession, e: c.ThemePublished, now: datetim
         await session.execute(update(remote_themes).where(*where).values(**values))
 
 
-async def _upsert_case(session: AsyncSession, e: CaseFacts, now: datetime) -> None:
+async def _upsert_case(session: AsyncSession, e: p.CasePublished, now: datetime) -> None:
     values = {
         "theme_id": _clip(e.theme_id, 36), "owner_department_name": _clip(e.owner_department_name, 200),
         "title": _clip(e.title, 200), "summary": e.summary, "approach": e.approach, "outcomes": e.outcomes,
@@ -365,8 +347,20 @@ async def _case_row(session: AsyncSession, origin_node: str, case_id: str, node:
     return row
 
 
-async def get_case(*, session: AsyncSession, q: f.RemoteQuery, node: str) -> f.RemoteCase:
-    row = await _case_row(session, q.origin_node, q.id, node)
+async def _local_case(session: AsyncSession, case_id: str, node: str, public_url: str) -> Any:
+    """This node's own published case (phase 4, services.projects.outcomes) shaped like a copy: staff start themes
+    from their own town's cases too."""
+    case = await outcomes.get_case(session=session, q=p.CaseQuery(case_id=case_id))
+    if case.published is None:
+        raise errors.NotFound(f"no published case {case_id}")
+    return SimpleNamespace(**case.published.model_dump(), entity_id=public_url, received_at=case.published.published_at)
+
+
+async def get_case(*, session: AsyncSession, q: f.RemoteQuery, node: str, public_url: str = "") -> f.RemoteCase:
+    if q.origin_node == node:
+        row = await _local_case(session, q.id, node, public_url)
+    else:
+        row = await _case_row(session, q.origin_node, q.id, node)
     return _case_out(row, await _followed(session, q.actor, "case"))
 
 
@@ -437,7 +431,10 @@ async def following(*, session: AsyncSession, q: f.FollowingQuery, node: str) ->
 
 
 async def adopt(*, session: AsyncSession, data: f.CaseAdopt, node: str, now: datetime) -> c.Theme:
-    row = await _case_row(session, data.case_origin_node, data.case_id, node)
+    if data.case_origin_node == node:
+        row = await _local_case(session, data.case_id, node, "")
+    else:
+        row = await _case_row(session, data.case_origin_node, data.case_id, node)
     origin = {"origin_node": row.origin_node, "case_id": row.id, "title": row.title}
     create = c.ThemeCreate.model_validate(data.model_dump(exclude={"case_origin_node", "case_id"}))
     return await theme_domain.create_theme(session=session, data=create, node=node, now=now, origin_case=origin)

@@ -16,12 +16,15 @@ from services.projects import (
     inquiries,
     matching,
     organisations,
+    outcomes,
+    pilots,
     proposals,
     themes,
 )
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import federation as f
+from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 
 T = TypeVar("T")
@@ -205,6 +208,98 @@ def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, pu
     async def result_get(q: c.ThemeQuery) -> c.Result:
         return await read(evaluation.result, theme_id=q.theme_id, actor=q.actor)
 
+    # ---- phase 3 (実証設計): the pilot's roles, schedule, KPIs, plan and agreements (services.projects.pilots) ----
+
+    @eps.add(p.EP_PILOT_GET, p.PilotQuery)
+    async def pilot_get(q: p.PilotQuery) -> p.Pilot:
+        return await read(pilots.workspace, theme_id=q.theme_id, actor=q.actor)
+
+    @eps.add(p.EP_ROLE_PUT, p.RolePut)
+    async def role_put(q: p.RolePut) -> p.Pilot:
+        return await write(pilots.put_role, data=q, node=node)
+
+    @eps.add(p.EP_ROLE_REMOVE, p.RoleRemove)
+    async def role_remove(q: p.RoleRemove) -> p.Pilot:
+        return await write(pilots.remove_role, data=q, node=node)
+
+    @eps.add(p.EP_MILESTONE_PUT, p.MilestonePut)
+    async def milestone_put(q: p.MilestonePut) -> p.Pilot:
+        return await write(pilots.put_milestone, data=q, node=node)
+
+    @eps.add(p.EP_MILESTONE_REMOVE, p.MilestoneRemove)
+    async def milestone_remove(q: p.MilestoneRemove) -> p.Pilot:
+        return await write(pilots.remove_milestone, data=q, node=node)
+
+    @eps.add(p.EP_MILESTONE_STATUS, p.MilestoneStatusSet)
+    async def milestone_status(q: p.MilestoneStatusSet) -> p.Pilot:
+        return await write(pilots.set_milestone_status, data=q, node=node)
+
+    @eps.add(p.EP_KPI_PUT, p.KpiPut)
+    async def kpi_put(q: p.KpiPut) -> p.Pilot:
+        return await write(pilots.put_kpi, data=q, node=node)
+
+    @eps.add(p.EP_KPI_REMOVE, p.KpiRemove)
+    async def kpi_remove(q: p.KpiRemove) -> p.Pilot:
+        return await write(pilots.remove_kpi, data=q, node=node)
+
+    @eps.add(p.EP_PLAN_PUT, p.PlanPut)
+    async def plan_put(q: p.PlanPut) -> p.Pilot:
+        return await write(pilots.put_plan, data=q, node=node)
+
+    @eps.add(p.EP_AGREEMENT_CREATE, p.AgreementCreate)
+    async def agreement_create(q: p.AgreementCreate) -> p.Agreement:
+        return await write(pilots.create_agreement, data=q, node=node)
+
+    @eps.add(p.EP_AGREEMENT_REVISE, p.AgreementRevise)
+    async def agreement_revise(q: p.AgreementRevise) -> p.Agreement:
+        return await write(pilots.revise_agreement, data=q, node=node)
+
+    @eps.add(p.EP_AGREEMENT_SIGN, p.AgreementSign)
+    async def agreement_sign(q: p.AgreementSign) -> p.Agreement:
+        return await write(pilots.sign_agreement, data=q, node=node)
+
+    @eps.add(p.EP_AGREEMENT_GET, p.AgreementQuery)
+    async def agreement_get(q: p.AgreementQuery) -> p.Agreement:
+        return await read(pilots.get_agreement, q=q)
+
+    # ---- phase 4 (成果定着): actuals, report, budget rationale, decision, case study (services.projects.outcomes) ----
+
+    @eps.add(p.EP_ACTUAL_ADD, p.ActualAdd)
+    async def actual_add(q: p.ActualAdd) -> p.Pilot:
+        return await write(outcomes.add_actual, data=q, node=node)
+
+    @eps.add(p.EP_REPORT_PUT, p.ReportPut)
+    async def report_put(q: p.ReportPut) -> p.Pilot:
+        return await write(outcomes.put_report, data=q, node=node)
+
+    @eps.add(p.EP_BUDGET_PUT, p.BudgetPut)
+    async def budget_put(q: p.BudgetPut) -> p.Pilot:
+        return await write(outcomes.put_budget, data=q, node=node)
+
+    @eps.add(p.EP_DECISION_MAKE, p.DecisionMake)
+    async def decision_make(q: p.DecisionMake) -> p.Pilot:
+        return await write(outcomes.decide, data=q, node=node)
+
+    @eps.add(p.EP_CASE_PUT, p.CasePut)
+    async def case_put(q: p.CasePut) -> p.Case:
+        return await write(outcomes.put_case, data=q, node=node)
+
+    @eps.add(p.EP_CASE_PUBLISH, p.CasePublish)
+    async def case_publish(q: p.CasePublish) -> p.Case:
+        return await write(outcomes.publish_case, data=q, node=node)
+
+    @eps.add(p.EP_CASE_GET, p.CaseQuery)
+    async def case_get(q: p.CaseQuery) -> p.Case:
+        return await read(outcomes.get_case, q=q)
+
+    @eps.add(p.EP_CASE_FOR_THEME, p.PilotQuery)
+    async def case_for_theme(q: p.PilotQuery) -> p.Case:
+        return await read(outcomes.case_for_theme, theme_id=q.theme_id, actor=q.actor)
+
+    @eps.add(p.EP_CASE_LIST, p.CaseListQuery)
+    async def case_list(q: p.CaseListQuery) -> p.CaseList:
+        return await read(outcomes.list_cases, q=q)
+
     # ---- the contact form ----
 
     @eps.add(c.EP_INQUIRY_CREATE, c.InquiryCreate)
@@ -240,7 +335,7 @@ def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, pu
 
     @eps.add(f.EP_CASES_GET, f.RemoteQuery)
     async def fed_case(q: f.RemoteQuery) -> f.RemoteCase:
-        return await read(federation.get_case, q=q, node=node)
+        return await read(federation.get_case, q=q, node=node, public_url=public_url)
 
     @eps.add(f.EP_FOLLOW, f.FollowIn)
     async def fed_follow(q: f.FollowIn) -> f.Followed:

@@ -1,6 +1,8 @@
 """Tables of the projects service (its own database or schema): organisations and members, hearings, themes,
 requirements and criteria, the append-only audit log, inquiries, phase 2's briefings, proposals, evaluators,
-reviews and results, and the kernel's outbox, inbox and mail outbox.
+reviews and results, phases 3 and 4's pilot (roles, milestones, KPIs and measurements, plans, agreements with their
+versions and signatures, reports, budget rationales, the decision) and case studies, and the kernel's outbox, inbox
+and mail outbox.
 
 Ids of things that may one day travel to other nodes (organisations, themes, criteria) are UUIDs made here, with
 `origin_node` naming the node that made them: a copy at another node keeps the same id and says where it is from.
@@ -317,6 +319,242 @@ results = Table(
     Column("published_by", String(64), nullable=True),
     Column("reasons", Text, nullable=False, default=""),
     Column("selected", JSON, nullable=False, default=list),  # proposal ids: the pilot candidates
+)
+
+
+# ---- phases 3 (実証設計) and 4 (成果定着): the pilot of a theme, its results and the case study ------------------------
+# One pilot per theme in phase 3 or 4, keyed by the theme. Its parties are derived, not stored: the owner department
+# and the lead and confirmed partners of the selected proposals (results.selected). Decimal quantities (KPIs and
+# their measurements) are stored as exact decimal text, never as floats (SQLite has no exact NUMERIC).
+
+# The split of roles (役割分担): one row per role of a party.
+pilot_roles = Table(
+    "pilot_roles",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("org_id", String(36), ForeignKey("organisations.id"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("responsibilities", Text, nullable=False),
+    Column("contact_handle", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Index("ix_pilot_roles_theme_id", "theme_id"),
+)
+
+# The schedule's milestones; their status (done, when, who) is recorded while the pilot runs.
+pilot_milestones = Table(
+    "pilot_milestones",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),  # planned | done
+    Column("done_at", TS, nullable=True),
+    Column("done_by", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_pilot_milestones_theme_id", "theme_id", "due_on"),
+    CheckConstraint("status IN ('planned', 'done')", name="status"),
+    CheckConstraint("(status = 'done') = (done_at IS NOT NULL)", name="done_at"),
+)
+
+# KPIs with their baseline and target (exact decimal text); frozen when the theme moves to phase 4.
+pilot_kpis = Table(
+    "pilot_kpis",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("unit", String(40), nullable=False),
+    Column("baseline", String(40), nullable=False),
+    Column("target", String(40), nullable=False),
+    Column("direction", String(8), nullable=False),  # increase | decrease
+    Column("method", Text, nullable=False),
+    Column("data_source", Text, nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("theme_id", "name", name="uq_pilot_kpis_theme_id_name"),
+    CheckConstraint("direction IN ('increase', 'decrease')", name="direction"),
+)
+
+# Measurements of a KPI in phase 4 (the latest by measured_on, then by seq, is the actual).
+kpi_measurements = Table(
+    "kpi_measurements",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("seq", Integer, nullable=False),  # 1, 2, ... per KPI: the order of recording
+    Column("kpi_id", String(36), ForeignKey("pilot_kpis.id"), nullable=False),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("value", String(40), nullable=False),
+    Column("measured_on", Date, nullable=False),
+    Column("note", String(1000), nullable=False, default=""),
+    Column("source", Text, nullable=False, default=""),
+    Column("recorded_at", TS, nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    UniqueConstraint("kpi_id", "seq", name="uq_kpi_measurements_kpi_id_seq"),
+)
+
+# The pilot plan (実証計画書): every version kept; a new version is a new row (theme, version + 1).
+pilot_plans = Table(
+    "pilot_plans",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("objective", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("budget_yen", BigInteger, nullable=False),
+    Column("risks", Text, nullable=False, default=""),
+    Column("data_handling", Text, nullable=False, default=""),
+    Column("saved_at", TS, nullable=False),
+    Column("saved_by", String(64), nullable=False),
+    Column("saved_by_name", String(100), nullable=False),
+    PrimaryKeyConstraint("theme_id", "version", name="pk_pilot_plans"),
+    CheckConstraint("budget_yen >= 0", name="budget"),
+    CheckConstraint("period_end >= period_start", name="period"),
+)
+
+# Agreements and memoranda (協定書 / 覚書 / 秘密保持契約); their text lives in agreement_versions.
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # agreement | memorandum | nda
+    Column("current_version", Integer, nullable=False),
+    Column("signed_at", TS, nullable=True),  # when every party had signed the current version (None: not yet)
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Index("ix_agreements_theme_id", "theme_id"),
+    CheckConstraint("kind IN ('agreement', 'memorandum', 'nda')", name="kind"),
+)
+
+# Each revision of an agreement: immutable (never updated), with the sha256 of its body.
+agreement_versions = Table(
+    "agreement_versions",
+    metadata,
+    Column("agreement_id", String(36), ForeignKey("agreements.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    PrimaryKeyConstraint("agreement_id", "number", name="pk_agreement_versions"),
+)
+
+# Signatures: one per party and version, bound to the version's sha256; those of superseded versions stay (void).
+agreement_signatures = Table(
+    "agreement_signatures",
+    metadata,
+    Column("agreement_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("org_id", String(36), ForeignKey("organisations.id"), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("signed_by", String(64), nullable=False),
+    Column("signed_by_name", String(100), nullable=False),
+    Column("signed_at", TS, nullable=False),
+    PrimaryKeyConstraint("agreement_id", "version", "org_id", name="pk_agreement_signatures"),
+    ForeignKeyConstraint(["agreement_id", "version"], ["agreement_versions.agreement_id", "agreement_versions.number"],
+                         name="fk_agreement_signatures_version"),
+)
+
+# The pilot report (実証報告書), versioned like the plan.
+pilot_reports = Table(
+    "pilot_reports",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("results", Text, nullable=False),
+    Column("issues", Text, nullable=False, default=""),
+    Column("lessons", Text, nullable=False, default=""),
+    Column("saved_at", TS, nullable=False),
+    Column("saved_by", String(64), nullable=False),
+    Column("saved_by_name", String(100), nullable=False),
+    PrimaryKeyConstraint("theme_id", "version", name="pk_pilot_reports"),
+)
+
+# The budget rationale (予算化の根拠), versioned like the plan.
+budget_rationales = Table(
+    "budget_rationales",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("actual_cost_yen", BigInteger, nullable=False),
+    Column("effects", Text, nullable=False),
+    Column("rationale", Text, nullable=False),
+    Column("requested_budget_yen", BigInteger, nullable=False),
+    Column("saved_at", TS, nullable=False),
+    Column("saved_by", String(64), nullable=False),
+    Column("saved_by_name", String(100), nullable=False),
+    PrimaryKeyConstraint("theme_id", "version", name="pk_budget_rationales"),
+    CheckConstraint("actual_cost_yen >= 0 AND requested_budget_yen >= 0", name="yen"),
+)
+
+# The next-year decision (次年度判断): one per theme, final. With it the theme is complete.
+pilot_decisions = Table(
+    "pilot_decisions",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), primary_key=True),
+    Column("decision", String(16), nullable=False),  # adopt | continue | expand | end
+    Column("reasons", Text, nullable=False),
+    Column("decided_at", TS, nullable=False),
+    Column("decided_by", String(64), nullable=False),
+    Column("decided_by_name", String(100), nullable=False),
+    CheckConstraint("decision IN ('adopt', 'continue', 'expand', 'end')", name="decision"),
+)
+
+# The case study (事例化) of a theme: the managers' draft (this row) and its published versions (case_versions).
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False, unique=True),
+    Column("origin_node", String(32), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("approach", Text, nullable=False),
+    Column("outcomes", Text, nullable=False),
+    Column("lessons", Text, nullable=False, default=""),
+    Column("transferability", Text, nullable=False),
+    Column("fields", JSON, nullable=False, default=list),
+    Column("draft_revision", Integer, nullable=False),  # +1 on every edit of the draft (compare-and-set)
+    Column("version", Integer, nullable=False),  # the latest published version (0: never published)
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("published_at", TS, nullable=True),  # of the latest published version
+)
+
+# Each publication of a case: immutable, public; the KPI table and the partners as they were at publication.
+case_versions = Table(
+    "case_versions",
+    metadata,
+    Column("case_id", String(36), ForeignKey("cases.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("owner_department_name", String(200), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("approach", Text, nullable=False),
+    Column("outcomes", Text, nullable=False),
+    Column("lessons", Text, nullable=False),
+    Column("transferability", Text, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("kpis", JSON, nullable=False),
+    Column("partners", JSON, nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("published_at", TS, nullable=False),
+    Column("published_by", String(64), nullable=False),
+    PrimaryKeyConstraint("case_id", "version", name="pk_case_versions"),
+    Index("ix_case_versions_published_at", "published_at"),
 )
 
 

@@ -9,7 +9,8 @@ Who may do what:
 - published themes are public; the history is for staff and the secretariat.
 
 Phase 2's briefings, proposals and selection live in briefings.py, proposals.py and evaluation.py; the gate to
-phase 3 asks for that selection's published result with at least one pilot candidate.
+phase 3 asks for that selection's published result with at least one pilot candidate. Phase 3's pilot design lives in
+pilots.py, phase 4's results and case study in outcomes.py; the gate to phase 4 asks pilots.py what is missing.
 
 Every change writes an audit row in the same transaction; public facts are announced through the outbox.
 """
@@ -341,8 +342,12 @@ async def _gate(session: AsyncSession, row: Any, to_phase: int, now: datetime) -
             missing.append("the selection's result must be published")
         elif not result.selected:
             missing.append("the published result must name at least one pilot candidate")
-    # to_phase == 4: the pilot's plan, agreements and KPIs are not recorded here yet (later work on issue 5); the
-    # move needs only its reason, like every move.
+    elif to_phase == 4:
+        # The pilot's design (services.projects.pilots): roles for every party, a milestone, a KPI, a saved plan
+        # and an agreement every party signed in its current version.
+        from services.projects import pilots
+
+        missing += await pilots.gate_to_phase4(session, row)
     return missing
 
 
@@ -384,11 +389,18 @@ async def list_(*, session: AsyncSession, q: c.ThemeListQuery) -> list[c.Theme]:
 async def history(*, session: AsyncSession, theme_id: str, actor: Actor | None) -> c.History:
     if not _internal(actor):
         raise errors.Forbidden("a theme's history is for municipal staff and the secretariat")
-    await _theme_row(session, theme_id, actor)
+    row = await _theme_row(session, theme_id, actor)
+    # Phases 3 and 4 write their rows (kinds pilot, kpi, agreement, case) under the theme's id. What they changed
+    # belongs to the pilot's parties: staff of other departments see who did what and when, not the contents.
+    pilot_kinds = ("pilot", "kpi", "agreement", "case")
+    manager = await may_manage(session, actor, row.owner_department_id)
     rows = await session.execute(
-        select(audit_log).where(audit_log.c.subject_kind == "theme", audit_log.c.subject_id == theme_id)
+        select(audit_log).where(audit_log.c.subject_kind.in_(("theme", *pilot_kinds)),
+                                audit_log.c.subject_id == theme_id)
         .order_by(audit_log.c.seq))
     return c.History(theme_id=theme_id, entries=[
         c.AuditEntry(seq=r.seq, subject_kind=r.subject_kind, subject_id=r.subject_id, action=r.action,
-                     actor=r.actor, actor_name=r.actor_name, at=aware(r.at), before=r.before, after=r.after,
-                     note=r.note) for r in rows])
+                     actor=r.actor, actor_name=r.actor_name, at=aware(r.at),
+                     before=r.before if manager or r.subject_kind == "theme" else None,
+                     after=r.after if manager or r.subject_kind == "theme" else None,
+                     note=r.note if manager or r.subject_kind == "theme" else "") for r in rows])
