@@ -178,10 +178,11 @@ add_nav("nav_contact", "/contact", "all")
 def install(app: FastAPI) -> None:
     """Called by gateway.app.create_app: the routes (phase 2's in projects_calls), and the contact form's
     throttle."""
-    from gateway.portal import projects_calls  # imports this module's helpers
+    from gateway.portal import federation, projects_calls  # import this module's helpers
 
     app.include_router(router)
     app.include_router(projects_calls.router)
+    app.include_router(federation.router)
     app.state.contact_throttle = ps.Throttle(CONTACT_LIMIT, CONTACT_WINDOW)
 
 
