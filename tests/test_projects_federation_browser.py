@@ -169,6 +169,24 @@ async def test_remote_theme_follow_and_a_case_adopted_into_a_draft(portal, phone
     page = await fill(driver, {"title": "杉並区版 乗合タクシー", "target": "区内の団地に住む高齢者"},
                       submit="#adopt button[type=submit]")
     assert page["url"].startswith("/themes/") and "杉並区版 乗合タクシー" in page["text"]
+    adopted_url = page["url"]
     assert "下書き" in page["text"] and "もとにした事例" in page["text"] and "乗合タクシーの実証" in page["text"]
     page = await click_link(driver, "変更履歴")
     assert "乗合タクシーの実証" in page["text"] and CASE_ID in page["text"]
+
+    # 広域連携: the peer invites this town to its theme; the staff member declares participation from the copy.
+    await publish("ThemeChanged", {**theme(3, 3), "wide_area": True, "invited_nodes": [NODE]})
+    page = await until(driver, f"{base}/federation/themes/{PEER}/{THEME_ID}", "この自治体として参加を表明する")
+    assert "広域連携テーマ" in page["text"] and "招待された自治体" in page["text"]
+    page = await fill(driver, {"note": "隣接区として参加します"}, submit="#participate button")
+    assert "この自治体は参加を表明しています" in page["text"]
+    assert await run(driver.execute_script, "return document.querySelectorAll('#participate').length") == 0
+    # ... and invites the peer to its own theme (published first), from the theme page.
+    page = await open_page(driver, f"{base}{adopted_url}")
+    page = await fill(driver, {}, submit="#publish button")
+    page = await click_link(driver, "広域連携（他の自治体を招待）")
+    assert PEER in page["text"] and page["overflow"] <= 0
+    page = await fill(driver, {}, checks=(f"input[value='{PEER}']",), submit="#wide-area button")
+    assert page["url"] == adopted_url and "広域連携テーマ" in page["text"]
+    invited = await run(driver.execute_script, "return document.querySelector('#wide-area dd').innerText")
+    assert invited == PEER
