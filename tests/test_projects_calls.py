@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -121,8 +122,11 @@ class Node:
         return out
 
 
-@pytest.fixture
-async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
+@asynccontextmanager
+async def running(nats_server: Any, database: tuple[str, str | None], tmp_path: Any,
+                  cls: type[Node] = Node) -> AsyncIterator[Node]:
+    """The projects service on this database with a test clock, and a client connection (also for
+    tests/test_projects_pilots.py, whose Node snapshots more tables)."""
     url, schema = database
     settings = ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path),
                                database_url=url, database_schema=schema or "", public_url="https://tsuru.example.jp")
@@ -131,10 +135,16 @@ async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
     await svc.start()
     nc = await nats.connect(nats_server.url)
     try:
-        yield Node(nc, svc, clock)
+        yield cls(nc, svc, clock)
     finally:
         await nc.close()
         await svc.stop()
+
+
+@pytest.fixture
+async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
+    async with running(nats_server, database, tmp_path) as n:
+        yield n
 
 
 THEME = {

@@ -18,12 +18,10 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-import nats
 import pytest
 from sqlalchemy import select
 
 from services.projects import models
-from services.projects.app import ProjectsService
 from services.projects.pilots import achievement, dec_text, percent, sha256
 from tests.test_projects_calls import (
     ACME,
@@ -37,16 +35,15 @@ from tests.test_projects_calls import (
     NODE,
     OMEGA,
     OTHER,
-    Clock,
     Node,
     _two_proposals,
     actor,
+    running,
     scores,
 )
 from towntip.kernel import errors
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
-from towntip.kernel.settings import ServiceSettings
 
 PILOT_TABLES = (
     models.themes, models.pilot_roles, models.pilot_milestones, models.pilot_kpis, models.kpi_measurements,
@@ -68,18 +65,8 @@ class PilotNode(Node):
 
 @pytest.fixture
 async def node(nats_server, database, tmp_path) -> AsyncIterator[PilotNode]:
-    url, schema = database
-    settings = ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path),
-                               database_url=url, database_schema=schema or "", public_url="https://tsuru.example.jp")
-    clock = Clock()
-    svc = ProjectsService(settings, clock=clock)
-    await svc.start()
-    nc = await nats.connect(nats_server.url)
-    try:
-        yield PilotNode(nc, svc, clock)
-    finally:
-        await nc.close()
-        await svc.stop()
+    async with running(nats_server, database, tmp_path, PilotNode) as n:
+        yield n
 
 
 async def to_phase3(node: Node) -> tuple[str, dict[str, str]]:
@@ -239,6 +226,7 @@ async def test_pilot_design_sign_off_by_both_sides_and_the_gate_to_phase_four(no
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "period_end": "2027-03-31"}, "period")
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": -1}, "budget_yen")
     await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": 10.5}, "budget_yen")
+    await node.refused(errors.BadRequest, p.EP_PLAN_PUT, {**plan, "budget_yen": True}, "not true or false")
     await node.refused(errors.Forbidden, p.EP_PLAN_PUT, {**plan, "actor": actor(BETA)})
     await node.refused(errors.Conflict, p.EP_PLAN_PUT, {**plan, "version": 1}, "at version 0")
     assert (await node.call(p.EP_PLAN_PUT, plan))["plan"]["version"] == 1
@@ -287,6 +275,14 @@ async def test_pilot_design_sign_off_by_both_sides_and_the_gate_to_phase_four(no
     ag = await node.call(p.EP_AGREEMENT_REVISE, rev)
     assert ag["version"] == 2 and ag["sha256"] == sha256(revised) and not ag["signed"]
     assert [(v["number"], v["sha256"]) for v in ag["versions"]] == [(1, sha256(AGREEMENT)), (2, sha256(revised))]
+    assert [v["body"] for v in ag["versions"]] == [AGREEMENT, revised]
+    # The workspace carries only the current text (a reply stays small); the agreement itself every version's.
+    (listed,) = [x for x in (await node.call(p.EP_PILOT_GET, {**base, "actor": actor(GAMMA)}))["agreements"]
+                 if x["id"] == aid]
+    assert [v["body"] for v in listed["versions"]] == [None, revised] and listed["body"] == revised
+    assert [v["body"] for v in (await node.call(p.EP_AGREEMENT_GET, {**base, "agreement_id": aid,
+                                                                     "actor": actor(GAMMA)}))["versions"]] == [
+        AGREEMENT, revised]
     assert [(x["org_name"], x["version"], x["current"]) for x in ag["signatures"]] == [
         ("ベータ交通株式会社", 1, False), ("NPO法人ガンマ見守り", 1, False)]
     assert len(ag["pending"]) == 3
@@ -424,7 +420,7 @@ async def test_results_decision_and_the_published_case(node: PilotNode) -> None:
         await node.refused(errors.NotFound, p.EP_ACTUAL_ADD, {**add, "actor": actor(who)}, "no pilot")
     await node.refused(errors.NotFound, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA),
                                                           "kpi_id": "00000000-0000-4000-8000-000000000000"}, "no KPI")
-    for bad, words in (({"value": "たくさん"}, "value"), ({"value": "Infinity"}, "value"),
+    for bad, words in (({"value": "たくさん"}, "value"), ({"value": "Infinity"}, "value"), ({"value": True}, "value"),
                        ({"measured_on": "2027-13-01"}, "measured_on"), ({"unit": "回"}, "unit")):
         await node.refused(errors.BadRequest, p.EP_ACTUAL_ADD, {**add, "actor": actor(BETA), **bad}, words)
 
@@ -563,3 +559,55 @@ async def test_concurrent_signatures_and_saves_land_once(node: PilotNode) -> Non
                                    for i, who in enumerate((KIKAKU, JIMU, KIKAKU, JIMU))))
     assert plans.count("ok") == 1 and all("at version 1" in o for o in plans if o != "ok"), plans
     assert await node.count(models.pilot_plans) == 1
+
+    # A pilot holds at most MAX_AGREEMENTS agreements (the workspace carries each one's current text).
+    new = {"actor": actor(KIKAKU), "theme_id": tid, "kind": "nda", "title": "秘密保持契約", "body": "秘密を守る。"}
+    for _ in range(p.MAX_AGREEMENTS - 1):
+        await node.call(p.EP_AGREEMENT_CREATE, new)
+    await node.refused(errors.Conflict, p.EP_AGREEMENT_CREATE, new, "at most 15")
+
+
+async def test_the_gate_to_phase_four_names_each_missing_item(node: PilotNode) -> None:
+    """Each part of the design, added one by one, leaves the gate's list; taking one away brings it back."""
+    tid, org = await to_phase3(node)
+    base = {"actor": actor(JIMU), "theme_id": tid}
+    move = {**base, "to_phase": 4, "note": "実証開始"}
+    roles = {k: f"the split of roles must give {n!r} a role" for k, n in (
+        ("dept", "企画政策課"), ("gamma", "NPO法人ガンマ見守り"), ("beta", "ベータ交通株式会社"))}
+    milestone, kpi = "at least one milestone in the schedule is needed", "at least one KPI is needed"
+    plan, agreement = ("the pilot plan must be saved",
+                       "at least one agreement must be signed by every party in its current version")
+    missing = [*roles.values(), milestone, kpi, plan, agreement]
+
+    async def gate_says(expected: list[str]) -> None:
+        reason = await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, move)
+        assert reason == "phase 4 (成果定着) is not open yet: " + "; ".join(expected), reason
+        assert (await node.call(p.EP_PILOT_GET, {"theme_id": tid, "actor": actor(KIKAKU)}))[
+            "missing_for_phase4"] == expected
+
+    await gate_says(missing)
+    role_ids = {}
+    for party in ("beta", "dept", "gamma"):
+        got = await node.call(p.EP_ROLE_PUT, {**base, "org_id": org[party], "title": "役割", "responsibilities": "x"})
+        role_ids[party] = next(r["id"] for r in got["roles"] if r["org_id"] == org[party])
+        missing.remove(roles[party])
+        await gate_says(missing)
+    await node.call(p.EP_ROLE_REMOVE, {**base, "role_id": role_ids["gamma"]})
+    await gate_says([roles["gamma"], *missing])
+    await node.call(p.EP_ROLE_PUT, {**base, "org_id": org["gamma"], "title": "見守り", "responsibilities": "x"})
+    for item, endpoint, payload in (
+            (milestone, p.EP_MILESTONE_PUT, {"title": "運行開始", "due_on": "2027-04-01"}),
+            (kpi, p.EP_KPI_PUT, KPI_TRIPS), (plan, p.EP_PLAN_PUT, {**PLAN, "version": 0})):
+        await node.call(endpoint, {**base, **payload})
+        missing.remove(item)
+        await gate_says(missing)
+    ag = await node.call(p.EP_AGREEMENT_CREATE, {**base, "kind": "memorandum", "title": "覚書", "body": AGREEMENT})
+    for who, party in ((KIKAKU, "dept"), (BETA, "beta")):
+        await node.call(p.EP_AGREEMENT_SIGN, {"actor": actor(who), "theme_id": tid, "agreement_id": ag["id"],
+                                              "org_id": org[party], "version": 1, "sha256": ag["sha256"]})
+        await gate_says([agreement])
+    await node.call(p.EP_AGREEMENT_SIGN, {"actor": actor(GAMMA), "theme_id": tid, "agreement_id": ag["id"],
+                                          "org_id": org["gamma"], "version": 1, "sha256": ag["sha256"]})
+    # A company member may not move the phase even with the gate open; a manager may.
+    await node.refused(errors.Forbidden, c.EP_THEME_ADVANCE, {**move, "actor": actor(BETA)})
+    assert (await node.call(c.EP_THEME_ADVANCE, move))["phase"] == 4

@@ -398,12 +398,25 @@ kpi_measurements = Table(
     UniqueConstraint("kpi_id", "seq", name="uq_kpi_measurements_kpi_id_seq"),
 )
 
-# The pilot plan (実証計画書): every version kept; a new version is a new row (theme, version + 1).
-pilot_plans = Table(
+def _versioned(name: str, *columns: Column | CheckConstraint) -> Table:
+    """A document of a pilot kept in every version: one row per (theme, version), never updated; a new version is a
+    new row, so two concurrent saves of the same version cannot both land (the primary key)."""
+    return Table(
+        name,
+        metadata,
+        Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+        Column("version", Integer, nullable=False),
+        *columns,
+        Column("saved_at", TS, nullable=False),
+        Column("saved_by", String(64), nullable=False),
+        Column("saved_by_name", String(100), nullable=False),
+        PrimaryKeyConstraint("theme_id", "version", name=f"pk_{name}"),
+    )
+
+
+# The pilot plan (実証計画書).
+pilot_plans = _versioned(
     "pilot_plans",
-    metadata,
-    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
-    Column("version", Integer, nullable=False),
     Column("objective", Text, nullable=False),
     Column("scope", Text, nullable=False),
     Column("method", Text, nullable=False),
@@ -412,10 +425,6 @@ pilot_plans = Table(
     Column("budget_yen", BigInteger, nullable=False),
     Column("risks", Text, nullable=False, default=""),
     Column("data_handling", Text, nullable=False, default=""),
-    Column("saved_at", TS, nullable=False),
-    Column("saved_by", String(64), nullable=False),
-    Column("saved_by_name", String(100), nullable=False),
-    PrimaryKeyConstraint("theme_id", "version", name="pk_pilot_plans"),
     CheckConstraint("budget_yen >= 0", name="budget"),
     CheckConstraint("period_end >= period_start", name="period"),
 )
@@ -465,36 +474,22 @@ agreement_signatures = Table(
                          name="fk_agreement_signatures_version"),
 )
 
-# The pilot report (実証報告書), versioned like the plan.
-pilot_reports = Table(
+# The pilot report (実証報告書).
+pilot_reports = _versioned(
     "pilot_reports",
-    metadata,
-    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
-    Column("version", Integer, nullable=False),
     Column("summary", Text, nullable=False),
     Column("results", Text, nullable=False),
     Column("issues", Text, nullable=False, default=""),
     Column("lessons", Text, nullable=False, default=""),
-    Column("saved_at", TS, nullable=False),
-    Column("saved_by", String(64), nullable=False),
-    Column("saved_by_name", String(100), nullable=False),
-    PrimaryKeyConstraint("theme_id", "version", name="pk_pilot_reports"),
 )
 
-# The budget rationale (予算化の根拠), versioned like the plan.
-budget_rationales = Table(
+# The budget rationale (予算化の根拠).
+budget_rationales = _versioned(
     "budget_rationales",
-    metadata,
-    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
-    Column("version", Integer, nullable=False),
     Column("actual_cost_yen", BigInteger, nullable=False),
     Column("effects", Text, nullable=False),
     Column("rationale", Text, nullable=False),
     Column("requested_budget_yen", BigInteger, nullable=False),
-    Column("saved_at", TS, nullable=False),
-    Column("saved_by", String(64), nullable=False),
-    Column("saved_by_name", String(100), nullable=False),
-    PrimaryKeyConstraint("theme_id", "version", name="pk_budget_rationales"),
     CheckConstraint("actual_cost_yen >= 0 AND requested_budget_yen >= 0", name="yen"),
 )
 

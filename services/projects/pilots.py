@@ -31,7 +31,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import themes as theme_domain
@@ -225,39 +225,56 @@ async def _item(session: AsyncSession, table: Any, item_id: str, theme_id: str, 
     return row
 
 
+async def _put_item(session: AsyncSession, ctx: Ctx, *, table: Any, item_id: str | None, noun: str, kind: str,
+                    new: dict[str, Any], actor: Actor, now: datetime, on_insert: dict[str, Any] | None = None,
+                    on_write: dict[str, Any] | None = None, shown: dict[str, Any] | None = None) -> None:
+    """Add a row of the pilot (a role, a milestone, a KPI) or change it by id; the audit row says what changed.
+    `on_insert` are the columns only a new row gets, `on_write` those every write sets, `shown` extra facts for
+    the audit row."""
+    on_write, shown = on_write or {}, shown or {}
+    if item_id is None:
+        new_id = new_uuid()
+        await session.execute(insert(table).values(
+            id=new_id, theme_id=ctx.theme.id, created_at=now, updated_at=now, **(on_insert or {}), **on_write, **new))
+        await _log(session, ctx, kind=kind, action=f"{noun}_added", actor=actor, at=now,
+                   after={f"{noun}_id": new_id, **shown, **new})
+        return
+    row = await _item(session, table, item_id, ctx.theme.id, noun)
+    before, after = diff({k: getattr(row, k) for k in new}, new)
+    if after:
+        await session.execute(update(table).where(table.c.id == row.id).values(updated_at=now, **on_write, **new))
+        await _log(session, ctx, kind=kind, action=f"{noun}_changed", actor=actor, at=now,
+                   before={f"{noun}_id": row.id, **before}, after={f"{noun}_id": row.id, **after})
+
+
+async def _remove_item(session: AsyncSession, ctx: Ctx, *, table: Any, item_id: str, noun: str, kind: str,
+                       shown: tuple[str, ...], actor: Actor, now: datetime) -> None:
+    row = await _item(session, table, item_id, ctx.theme.id, noun)
+    await session.execute(delete(table).where(table.c.id == row.id))
+    before = {k: getattr(row, k) for k in shown}
+    if "org_id" in before:
+        before["party"] = ctx.name_of(row.org_id)
+    await _log(session, ctx, kind=kind, action=f"{noun}_removed", actor=actor, at=now,
+               before={f"{noun}_id": row.id, **before})
+
+
 async def put_role(*, session: AsyncSession, data: p.RolePut, node: str, now: datetime | None = None) -> p.Pilot:
     ctx = await _managed(session, data.theme_id, data.actor, "the split of roles")
-    now = now or utcnow()
     party = _party(ctx, data.org_id)
-    new = {"org_id": data.org_id, "title": data.title, "responsibilities": data.responsibilities,
-           "contact_handle": data.contact_handle}
-    if data.role_id is None:
-        role_id = new_uuid()
-        await session.execute(insert(pilot_roles).values(
-            id=role_id, theme_id=ctx.theme.id, created_at=now, updated_at=now, updated_by=data.actor.global_handle,
-            **new))
-        await _log(session, ctx, kind="pilot", action="role_added", actor=data.actor, at=now,
-                   after={"role_id": role_id, "party": party.org_name, **new})
-    else:
-        row = await _item(session, pilot_roles, data.role_id, ctx.theme.id, "role")
-        before, after = diff({k: getattr(row, k) for k in new}, new)
-        if after:
-            await session.execute(update(pilot_roles).where(pilot_roles.c.id == row.id).values(
-                updated_at=now, updated_by=data.actor.global_handle, **new))
-            await _log(session, ctx, kind="pilot", action="role_changed", actor=data.actor, at=now,
-                       before={"role_id": row.id, **before}, after={"role_id": row.id, **after})
+    await _put_item(session, ctx, table=pilot_roles, item_id=data.role_id, noun="role", kind="pilot",
+                    new={"org_id": data.org_id, "title": data.title, "responsibilities": data.responsibilities,
+                         "contact_handle": data.contact_handle},
+                    on_write={"updated_by": data.actor.global_handle}, shown={"party": party.org_name},
+                    actor=data.actor, now=now or utcnow())
     return await workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
 
 
 async def remove_role(*, session: AsyncSession, data: p.RoleRemove, node: str,
                       now: datetime | None = None) -> p.Pilot:
     ctx = await _managed(session, data.theme_id, data.actor, "the split of roles")
-    now = now or utcnow()
-    row = await _item(session, pilot_roles, data.role_id, ctx.theme.id, "role")
-    await session.execute(delete(pilot_roles).where(pilot_roles.c.id == row.id))
-    await _log(session, ctx, kind="pilot", action="role_removed", actor=data.actor, at=now,
-               before={"role_id": row.id, "party": ctx.name_of(row.org_id), "title": row.title,
-                       "responsibilities": row.responsibilities, "contact_handle": row.contact_handle})
+    await _remove_item(session, ctx, table=pilot_roles, item_id=data.role_id, noun="role", kind="pilot",
+                       shown=("org_id", "title", "responsibilities", "contact_handle"), actor=data.actor,
+                       now=now or utcnow())
     return await workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
 
 
@@ -267,33 +284,17 @@ async def remove_role(*, session: AsyncSession, data: p.RoleRemove, node: str,
 async def put_milestone(*, session: AsyncSession, data: p.MilestonePut, node: str,
                         now: datetime | None = None) -> p.Pilot:
     ctx = await _managed(session, data.theme_id, data.actor, "the schedule")
-    now = now or utcnow()
-    new = {"title": data.title, "due_on": data.due_on, "description": data.description}
-    if data.milestone_id is None:
-        milestone_id = new_uuid()
-        await session.execute(insert(pilot_milestones).values(
-            id=milestone_id, theme_id=ctx.theme.id, status="planned", created_at=now, updated_at=now, **new))
-        await _log(session, ctx, kind="pilot", action="milestone_added", actor=data.actor, at=now,
-                   after={"milestone_id": milestone_id, **new})
-    else:
-        row = await _item(session, pilot_milestones, data.milestone_id, ctx.theme.id, "milestone")
-        before, after = diff({k: getattr(row, k) for k in new}, new)
-        if after:
-            await session.execute(update(pilot_milestones).where(pilot_milestones.c.id == row.id)
-                                  .values(updated_at=now, **new))
-            await _log(session, ctx, kind="pilot", action="milestone_changed", actor=data.actor, at=now,
-                       before={"milestone_id": row.id, **before}, after={"milestone_id": row.id, **after})
+    await _put_item(session, ctx, table=pilot_milestones, item_id=data.milestone_id, noun="milestone", kind="pilot",
+                    new={"title": data.title, "due_on": data.due_on, "description": data.description},
+                    on_insert={"status": "planned"}, actor=data.actor, now=now or utcnow())
     return await workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
 
 
 async def remove_milestone(*, session: AsyncSession, data: p.MilestoneRemove, node: str,
                            now: datetime | None = None) -> p.Pilot:
     ctx = await _managed(session, data.theme_id, data.actor, "the schedule")
-    now = now or utcnow()
-    row = await _item(session, pilot_milestones, data.milestone_id, ctx.theme.id, "milestone")
-    await session.execute(delete(pilot_milestones).where(pilot_milestones.c.id == row.id))
-    await _log(session, ctx, kind="pilot", action="milestone_removed", actor=data.actor, at=now,
-               before={"milestone_id": row.id, "title": row.title, "due_on": row.due_on, "status": row.status})
+    await _remove_item(session, ctx, table=pilot_milestones, item_id=data.milestone_id, noun="milestone",
+                       kind="pilot", shown=("title", "due_on", "status"), actor=data.actor, now=now or utcnow())
     return await workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
 
 
@@ -320,44 +321,24 @@ async def set_milestone_status(*, session: AsyncSession, data: p.MilestoneStatus
 # ---- KPIs -----------------------------------------------------------------------------------------------------
 
 
-def _kpi_values(data: p.KpiIn) -> dict[str, Any]:
-    return {"name": data.name, "unit": data.unit, "baseline": dec_text(data.baseline),
-            "target": dec_text(data.target), "direction": data.direction, "method": data.method,
-            "data_source": data.data_source}
-
-
 async def put_kpi(*, session: AsyncSession, data: p.KpiPut, node: str, now: datetime | None = None) -> p.Pilot:
     ctx = await _managed(session, data.theme_id, data.actor, "the KPIs")
-    now = now or utcnow()
-    new = _kpi_values(data)
-    row = None if data.kpi_id is None else await _item(session, pilot_kpis, data.kpi_id, ctx.theme.id, "KPI")
     same_name = (await session.execute(select(pilot_kpis.c.id).where(
         pilot_kpis.c.theme_id == ctx.theme.id, pilot_kpis.c.name == data.name))).first()
-    if same_name is not None and (row is None or same_name.id != row.id):
+    if same_name is not None and same_name.id != data.kpi_id:
         raise errors.Conflict(f"the pilot already has a KPI named {data.name!r}")
-    if row is None:
-        kpi_id = new_uuid()
-        await session.execute(insert(pilot_kpis).values(
-            id=kpi_id, theme_id=ctx.theme.id, created_at=now, updated_at=now, **new))
-        await _log(session, ctx, kind="kpi", action="kpi_added", actor=data.actor, at=now,
-                   after={"kpi_id": kpi_id, **new})
-    else:
-        before, after = diff({k: getattr(row, k) for k in new}, new)
-        if after:
-            await session.execute(update(pilot_kpis).where(pilot_kpis.c.id == row.id).values(updated_at=now, **new))
-            await _log(session, ctx, kind="kpi", action="kpi_changed", actor=data.actor, at=now,
-                       before={"kpi_id": row.id, **before}, after={"kpi_id": row.id, **after})
+    await _put_item(session, ctx, table=pilot_kpis, item_id=data.kpi_id, noun="kpi", kind="kpi",
+                    new={"name": data.name, "unit": data.unit, "baseline": dec_text(data.baseline),
+                         "target": dec_text(data.target), "direction": data.direction, "method": data.method,
+                         "data_source": data.data_source}, actor=data.actor, now=now or utcnow())
     return await workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
 
 
 async def remove_kpi(*, session: AsyncSession, data: p.KpiRemove, node: str, now: datetime | None = None) -> p.Pilot:
     ctx = await _managed(session, data.theme_id, data.actor, "the KPIs")
-    now = now or utcnow()
-    row = await _item(session, pilot_kpis, data.kpi_id, ctx.theme.id, "KPI")
-    await session.execute(delete(pilot_kpis).where(pilot_kpis.c.id == row.id))
-    await _log(session, ctx, kind="kpi", action="kpi_removed", actor=data.actor, at=now,
-               before={"kpi_id": row.id, **{k: getattr(row, k) for k in ("name", "unit", "baseline", "target",
-                                                                          "direction")}})
+    await _remove_item(session, ctx, table=pilot_kpis, item_id=data.kpi_id, noun="kpi", kind="kpi",
+                       shown=("name", "unit", "baseline", "target", "direction"), actor=data.actor,
+                       now=now or utcnow())
     return await workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
 
 
@@ -408,9 +389,11 @@ async def _agreement_row(session: AsyncSession, ctx: Ctx, agreement_id: str) -> 
     return row
 
 
-async def _agreement_out(session: AsyncSession, ctx: Ctx, row: Any) -> p.Agreement:
-    versions = [p.AgreementVersion(number=v.number, title=v.title, body=v.body, sha256=v.sha256,
-                                   created_at=aware(v.created_at), created_by=v.created_by)
+async def _agreement_out(session: AsyncSession, ctx: Ctx, row: Any, *, all_texts: bool = True) -> p.Agreement:
+    """The agreement; `all_texts` False leaves the earlier versions' texts out (the workspace: see the contract)."""
+    versions = [p.AgreementVersion(number=v.number, title=v.title,
+                                   body=v.body if all_texts or v.number == row.current_version else None,
+                                   sha256=v.sha256, created_at=aware(v.created_at), created_by=v.created_by)
                 for v in await session.execute(select(agreement_versions).where(
                     agreement_versions.c.agreement_id == row.id).order_by(agreement_versions.c.number))]
     current = versions[-1]
@@ -424,7 +407,7 @@ async def _agreement_out(session: AsyncSession, ctx: Ctx, row: Any) -> p.Agreeme
     pending = [x for x in ctx.parties if x.org_id not in signed_now]
     return p.Agreement(
         id=row.id, theme_id=row.theme_id, kind=row.kind, title=current.title, version=current.number,
-        sha256=current.sha256, body=current.body, versions=versions, signatures=sigs, pending=pending,
+        sha256=current.sha256, body=current.body or "", versions=versions, signatures=sigs, pending=pending,
         signed=not pending, signed_at=aware(row.signed_at) if not pending else None, created_at=aware(row.created_at),
         my_parties=[x.org_id for x in pending if x.org_id in ctx.mine])
 
@@ -432,13 +415,17 @@ async def _agreement_out(session: AsyncSession, ctx: Ctx, row: Any) -> p.Agreeme
 async def _agreements(session: AsyncSession, ctx: Ctx) -> list[p.Agreement]:
     rows = await session.execute(select(agreements).where(agreements.c.theme_id == ctx.theme.id)
                                  .order_by(agreements.c.created_at, agreements.c.id))
-    return [await _agreement_out(session, ctx, r) for r in rows]
+    return [await _agreement_out(session, ctx, r, all_texts=False) for r in rows]
 
 
 async def create_agreement(*, session: AsyncSession, data: p.AgreementCreate, node: str,
                            now: datetime | None = None) -> p.Agreement:
     ctx = await _managed(session, data.theme_id, data.actor, "agreements")
     now = now or utcnow()
+    count = (await session.execute(select(func.count()).select_from(agreements).where(
+        agreements.c.theme_id == ctx.theme.id))).scalar_one()
+    if count >= p.MAX_AGREEMENTS:
+        raise errors.Conflict(f"a pilot holds at most {p.MAX_AGREEMENTS} agreements: revise one of them instead")
     agreement_id, digest = new_uuid(), sha256(data.body)
     await session.execute(insert(agreements).values(
         id=agreement_id, theme_id=ctx.theme.id, kind=data.kind, current_version=1, created_at=now,

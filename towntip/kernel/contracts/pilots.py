@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.projects import _IN, Fields, Name, Note, Required, Text, Uuid
@@ -54,6 +54,7 @@ EP_CASE_FOR_THEME = "cases.theme"  # PilotQuery -> Case (the theme's case: publi
 EP_CASE_LIST = "cases.list"  # CaseListQuery -> CaseList (no actor needed: published cases of this node)
 
 AgreementKind = Literal["agreement", "memorandum", "nda"]  # 協定書, 覚書, 秘密保持契約
+MAX_AGREEMENTS = 15  # per pilot: each may hold 16,000 characters, and the workspace carries every current text
 AGREEMENT_KINDS = {"agreement": "協定書", "memorandum": "覚書", "nda": "秘密保持契約"}
 AGREEMENT_KINDS_EN = {"agreement": "Agreement", "memorandum": "Memorandum", "nda": "Non-disclosure agreement"}
 Direction = Literal["increase", "decrease"]
@@ -63,9 +64,17 @@ Decision = Literal["adopt", "continue", "expand", "end"]
 DECISIONS = {"adopt": "本格導入", "continue": "継続実証", "expand": "拡大・横展開", "end": "終了"}
 DECISIONS_EN = {"adopt": "Adopt", "continue": "Continue the pilot", "expand": "Expand / roll out", "end": "End"}
 
+
+def _not_bool(v: Any) -> Any:
+    """JSON true/false is not an amount (pydantic's lax int would take it as 1/0)."""
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not true or false")
+    return v
+
+
 # A measured quantity: exact, up to 12 digits before the point and 6 after; never NaN or infinite.
-Quantity = Annotated[Decimal, Field(max_digits=18, decimal_places=6, allow_inf_nan=False)]
-Yen = Annotated[int, Field(ge=0, le=1_000_000_000_000)]
+Quantity = Annotated[Decimal, BeforeValidator(_not_bool), Field(max_digits=18, decimal_places=6, allow_inf_nan=False)]
+Yen = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=1_000_000_000_000)]
 Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16_000)]
 Sha256 = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9a-f]{64}$", to_lower=True)]
@@ -430,7 +439,9 @@ class BudgetVersion(BudgetIn, DocumentVersion):
 class AgreementVersion(BaseModel):
     number: int
     title: str
-    body: str
+    # The text. In pilots.get's workspace only the current version carries it (None for the earlier ones, which
+    # pilots.agreements.get returns whole): a reply must stay under NATS's 1 MB with many long revisions.
+    body: str | None
     sha256: str  # of the body, UTF-8
     created_at: datetime
     created_by: str
@@ -494,7 +505,7 @@ class Pilot(BaseModel):
     kpis_frozen: bool  # from phase 4 the KPIs no longer change
     plan: PlanVersion | None  # the current version
     plan_versions: list[PlanVersion]  # every version, oldest first
-    agreements: list[Agreement]
+    agreements: list[Agreement]  # earlier versions without their text (see AgreementVersion.body)
     missing_for_phase4: list[str]  # what still stands before the move to phase 4 (empty: the gate is open)
     report: ReportVersion | None
     report_versions: list[ReportVersion]
