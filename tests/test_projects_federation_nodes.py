@@ -65,7 +65,7 @@ class Node:
         return await rpc.call(self.nc, subjects.svc(self.name, c.SERVICE, endpoint), payload, timeout=15)
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> bool:
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 40.0) -> bool:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         try:
