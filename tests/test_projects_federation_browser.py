@@ -190,3 +190,31 @@ async def test_remote_theme_follow_and_a_case_adopted_into_a_draft(portal, phone
     assert page["url"] == adopted_url and "広域連携テーマ" in page["text"]
     invited = await run(driver.execute_script, "return document.querySelector('#wide-area dd').innerText")
     assert invited == PEER
+
+
+async def test_pages_refuse_what_they_should(portal) -> None:
+    """Over plain HTTP: unknown or malformed items are 404, changes need a CSRF token and a login, and no page
+    offers to change another town's theme."""
+    import httpx
+
+    base, _publish, _projects = portal
+    async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=20) as http:
+        for path in (f"/federation/themes/{PEER}/not-a-uuid", f"/federation/themes/{PEER}/{CASE_ID}",
+                     f"/federation/cases/{NODE}/{THEME_ID}", f"/federation/cases/Bad_Node/{CASE_ID}"):
+            r = await http.get(path)
+            assert r.status_code == 404, path
+        for path in ("/federation/following", f"/federation/cases/{PEER}/{CASE_ID}/adopt",
+                     f"/themes/{THEME_ID}/wide-area"):
+            r = await http.get(path)
+            assert r.status_code == 303 and r.headers["location"].startswith("/login"), path
+        r = await http.post("/federation/follow", data={"kind": "theme", "origin_node": PEER, "id": THEME_ID})
+        assert r.status_code == 403
+        r = await http.post(f"/federation/themes/{PEER}/{THEME_ID}/participate", data={"note": "x"})
+        assert r.status_code == 403
+        for _ in range(100):  # the peer's theme arrives a moment after the fixture published it
+            r = await http.get(f"/federation/themes/{PEER}/{THEME_ID}")
+            if r.status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status_code == 200 and "ここでは編集できません" in r.text
+        assert 'action="/themes/' not in r.text and "/edit" not in r.text
