@@ -39,6 +39,7 @@ from towntip.kernel.bus.streams import (
     ensure_peer_sources,
     ensure_stream,
     evt_stream_config,
+    fed_stream_config,
 )
 from towntip.node import leafnode
 from towntip.node.natsauth import OPERATOR, BusUsers
@@ -194,8 +195,11 @@ async def test_a_cannot_delete_purge_or_read_bs_streams_through_bs_jetstream_dom
     await js_b.publish(subjects.edge(B, "t1", "tap"), b'{"idm": "0123456789ABCDEF"}')
     await js_b.add_consumer(edge, ConsumerConfig(durable_name="points-taps", ack_policy=AckPolicy.EXPLICIT))
     await js_b.add_stream(name="SCRATCH", subjects=["scratch.b"])
+    await ensure_stream(js_b, fed_stream_config(B, [], own="projects"))
+    await js_b.publish(subjects.fed_service_in(B, "projects"), b"{}")
     api = subjects.js_api(B)
     evt_points = subjects.evt_stream(B, "points")
+    fed_projects = subjects.fed_service_stream(B, "projects")
     attempts = [  # (subject, payload): what a peer has no business asking of B's JetStream
         (f"{api}.STREAM.MSG.GET.{edge}", b'{"seq": 1}'),  # read a tap (it carries a card's IDm)
         (f"{api}.DIRECT.GET.{edge}", b'{"seq": 1}'),
@@ -210,6 +214,11 @@ async def test_a_cannot_delete_purge_or_read_bs_streams_through_bs_jetstream_dom
             {"stream_name": evt_points, "config": {"name": "spy", "deliver_subject": "stolen.points",
                                                    "ack_policy": "none", "filter_subject": f"evt.{B}.points.>"}}
         ).encode()),
+        (f"{api}.CONSUMER.CREATE.{fed_projects}.spy.>", json.dumps(  # what B copied of its peers: B's own business
+            {"stream_name": fed_projects, "config": {"name": "spy", "deliver_subject": "stolen.fed",
+                                                     "ack_policy": "none", "filter_subject": ">"}}).encode()),
+        (f"{api}.CONSUMER.CREATE.{fed_projects}", json.dumps(
+            {"stream_name": fed_projects, "config": {"deliver_subject": "stolen.fed", "ack_policy": "none"}}).encode()),
         (f"{api}.STREAM.MSG.DELETE.{edge}", b'{"seq": 1}'),
         (f"{api}.STREAM.UPDATE.{edge}", json.dumps({"name": edge, "subjects": ["nothing.any.more"]}).encode()),
         (f"{api}.STREAM.CREATE.FORGED", b'{"name": "FORGED", "subjects": ["forged.>"]}'),
@@ -319,6 +328,35 @@ async def test_b_still_sources_as_public_events_and_catches_up_after_a_partition
         assert await wait_messages(f.op[B], fed_b, 3, timeout=30) == 3, "no catch-up after the partition"
 
 
+async def test_b_sources_as_public_projects_events_into_its_own_fed_stream(tmp_path: Path) -> None:
+    """B's projects service sources A's projects events into FED_B_PROJECTS while identity sources A's profiles
+    into FED_B, both at once: each keeps its source (one stream each, so no update overwrites the other's), and
+    both cross the hub, also after a partition."""
+    async with running_federation(tmp_path, protected=True) as f:
+        js_a, js_b = f.op[A].jetstream(), f.op[B].jetstream()
+        added = await asyncio.gather(*(ensure_peer_sources(js_b, B, {A}, service, own=service == "projects")
+                                       for service in ("identity", "projects", "identity", "projects")))
+        assert [A] in added and all(a in ([], [A]) for a in added)
+        fed_b, fed_p = subjects.fed_stream(B), subjects.fed_service_stream(B, "projects")
+        assert [s.name for s in (await js_b.stream_info(fed_b)).config.sources] == [subjects.evt_stream(A, "identity")]
+        assert [s.name for s in (await js_b.stream_info(fed_p)).config.sources] == [subjects.evt_stream(A, "projects")]
+        theme = json.dumps({"id": str(uuid.uuid4()), "type": "ThemePublished", "version": 1, "node": A,
+                            "data": {"id": str(uuid.uuid4()), "origin_node": A}}).encode()
+        await js_a.publish(subjects.evt(A, "projects", "theme_published"), theme)
+        await js_a.publish(subjects.evt(A, "identity", "ProfileChanged"), forged_event(A))
+        assert await wait_messages(f.op[B], fed_p, 1) == 1
+        assert await wait_messages(f.op[B], fed_b, 1) == 1
+        got = await js_b.get_msg(fed_p, 1)
+        assert got.subject == subjects.evt(A, "projects", "theme_published") and got.data == theme
+
+        f.hub.stop()
+        await js_a.publish(subjects.evt(A, "projects", "theme_changed"), theme)
+        await asyncio.sleep(1.0)
+        assert await messages(f.op[B], fed_p) == 1
+        f.hub.start()
+        assert await wait_messages(f.op[B], fed_p, 2, timeout=30) == 2, "no catch-up after the partition"
+
+
 def test_the_deny_lists_name_the_nodes_own_namespaces_and_leave_sourcing_open() -> None:
     imports, exports = leafnode.deny_imports("town-b"), leafnode.deny_exports("town-b")
     for ns in ("evt", "edge", "svc", "dlq", "fed"):
@@ -327,6 +365,8 @@ def test_the_deny_lists_name_the_nodes_own_namespaces_and_leave_sourcing_open() 
     assert "$JS.town-b.API.CONSUMER.CREATE.EDGE_TOWN_B.>" in imports
     assert "$JS.town-b.API.CONSUMER.CREATE.EVT_TOWN_B_POINTS.>" in imports
     assert not [s for s in imports if "EVT_TOWN_B_IDENTITY" in s]  # peers source it
+    assert not [s for s in imports if "EVT_TOWN_B_PROJECTS" in s]  # peers source it (only public facts)
+    assert "$JS.town-b.API.CONSUMER.CREATE.FED_TOWN_B_PROJECTS.>" in imports  # what B copied stays B's
     assert not [s for s in imports + exports if s.startswith(("$JS.S.", "$JSC.", "$JS.FC."))]
     assert {"edge.town-b.>", "svc.town-b.>", "dlq.town-b.>", "_INBOX.>"} <= set(exports)
     assert f"evt.{B}.>" not in exports  # its events are what peers source

@@ -177,12 +177,13 @@ add_nav("nav_contact", "/contact", "all")
 
 def install(app: FastAPI) -> None:
     """Called by gateway.app.create_app: the routes (phase 2's in projects_calls, phases 3 and 4 and the cases in
-    projects_pilots), and the contact form's throttle."""
-    from gateway.portal import projects_calls, projects_pilots  # they import this module's helpers
+    projects_pilots, other towns' themes and cases in federation), and the contact form's throttle."""
+    from gateway.portal import federation, projects_calls, projects_pilots  # they import these helpers
 
     app.include_router(router)
     app.include_router(projects_calls.router)
     app.include_router(projects_pilots.router)
+    app.include_router(federation.router)
     app.state.contact_throttle = ps.Throttle(CONTACT_LIMIT, CONTACT_WINDOW)
 
 

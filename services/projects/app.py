@@ -12,14 +12,17 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.micro.service import Service
 
-from services.projects import VERSION
+from identity.federation import TrustError, TrustResolver
+from services.projects import VERSION, federation
 from services.projects.handlers import build_endpoints
 from services.projects.models import bus, mail
 from towntip.kernel import db, migrate
+from towntip.kernel.bus import subjects
+from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import OutboxRelay
-from towntip.kernel.bus.streams import ensure_node_streams
+from towntip.kernel.bus.streams import ensure_node_streams, ensure_peer_sources
 from towntip.kernel.contracts.projects import SERVICE
 from towntip.kernel.mail import MailSender, SmtpSettings
 from towntip.kernel.settings import ServiceSettings
@@ -63,20 +66,79 @@ class ProjectsService:
             self.relay.wake()
             self.mailer.wake()
 
+        # Federation: the members' public projects events, sourced into FED_<node>_PROJECTS (its own stream: identity
+        # updates FED_<node>'s sources at the same time) and applied once. Peers come from the trust anchor.
+        self.js = js
+        self.resolver = (TrustResolver.from_files(s.trust_anchor, s.trust_anchor_jwks, s.federation_cache_seconds)
+                         if s.trust_anchor and s.trust_anchor_jwks else None)
+        async with self.sessions() as session:
+            peers = {n for n, _ in (await federation._active(session)).items()}
+        await ensure_peer_sources(js, self.node, peers, SERVICE, own=True)
+        self.peer_facts = federation.PeerFactsHandler(self.node)
+        self.peer_consumer = IdempotentConsumer(
+            nc=self.nc, js=js, sessions=self.sessions, tables=bus, on_commit=committed,
+            spec=ConsumerSpec(stream=subjects.fed_service_stream(self.node, SERVICE), durable="projects-peer-facts",
+                              filter_subject="evt.*.projects.>", service=SERVICE, node=self.node, batch=64),
+            handler=self.peer_facts,
+        )
         self._tasks = [
             asyncio.create_task(self.relay.run(self.stop_event), name="projects-outbox-relay"),
             asyncio.create_task(self.mailer.run(self.stop_event), name="projects-mail-sender"),
+            asyncio.create_task(self.peer_consumer.run(self.stop_event), name="projects-peer-facts"),
         ]
+        if self.resolver is not None:
+            self._tasks.append(asyncio.create_task(self._members_loop(), name="projects-federation-members"))
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
             self.nc, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, public_url=s.public_url.rstrip("/"),
-                                      on_commit=committed, clock=self.clock),
+                                      on_commit=committed, clock=self.clock, anchor=s.trust_anchor.rstrip("/")),
             description="co-creation (ORG): organisations, hearings, themes and their phases, briefings, proposals, "
                         "the selection and its result, the pilot (roles, schedule, KPIs, plan, agreements), its "
                         "results and the decision, case studies, the contact form",
         )
         log.info("projects service ready on node %s", self.node)
+
+    async def refresh_members(self) -> set[str]:
+        """Ask the trust anchor for its members; record them (a node no longer listed becomes inactive: its copies
+        are hidden) and source the projects events of every active peer. Returns the active peers. A member that
+        is listed but cannot be resolved for a moment (its node down) stays a member; an anchor that cannot be
+        reached changes nothing."""
+        assert self.resolver is not None
+        try:
+            listed = await self.resolver.members()
+        except TrustError as exc:
+            log.warning("federation members: %s", exc)
+            return set()
+        async with self.sessions() as session:
+            known = await federation.known_entities(session)
+        found: dict[str, str] = {}
+        for entity_id in listed:
+            try:
+                found[(await self.resolver.resolve(entity_id)).node] = entity_id
+            except TrustError as exc:
+                if entity_id.rstrip("/") in known:
+                    found[known[entity_id.rstrip("/")]] = entity_id
+                else:
+                    log.info("federation member %s not resolved yet: %s", entity_id, exc)
+        async with self.sessions() as session, session.begin():
+            await federation.record_members(session, found, utcnow())
+        peers = set(found) - {self.node}
+        added = await ensure_peer_sources(self.js, self.node, peers, SERVICE, own=True)
+        if added:
+            log.info("now sourcing the projects events of %s", ", ".join(added))
+        return peers
+
+    async def _members_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                await self.refresh_members()
+            except Exception as exc:  # noqa: BLE001 - the next round retries
+                log.warning("federation members refresh failed: %r", exc)
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), self.settings.federation_refresh_seconds)
+            except TimeoutError:
+                pass
 
     async def stop(self) -> None:
         self.stop_event.set()
@@ -91,6 +153,8 @@ class ProjectsService:
                     log.error("projects task %s ended with %r", task.get_name(), task.exception())
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
+        if self.resolver is not None:
+            await self.resolver.client.aclose()
         await self.engine.dispose()
 
     async def wait_failed(self) -> None:

@@ -108,7 +108,7 @@ async def appoint(*, session: AsyncSession, data: c.EvaluatorAppoint, node: str,
     await audit(session, kind="theme", subject_id=theme.id, action="evaluator_appointed", actor=data.actor, at=now,
                 after={"evaluator": data.global_handle})
     await announce(session, node=node, at=now, event=c.EvaluatorAppointed(
-        theme_id=theme.id, origin_node=theme.origin_node, global_handle=data.global_handle, at=now))
+        theme_id=theme.id, origin_node=theme.origin_node, at=now))
     return await status(session=session, theme_id=theme.id, actor=data.actor, now=now)
 
 

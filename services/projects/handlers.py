@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.projects import (
     briefings,
     evaluation,
+    federation,
     inquiries,
     matching,
     organisations,
@@ -22,6 +23,7 @@ from services.projects import (
 )
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 
@@ -29,8 +31,10 @@ T = TypeVar("T")
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, public_url: str,
-                    on_commit: Callable[[], None], clock: Callable[[], datetime] = utcnow) -> Endpoints:
-    """`clock` is the service's idea of now (deadlines, briefings' starts): the real time, or a test's clock."""
+                    on_commit: Callable[[], None], clock: Callable[[], datetime] = utcnow,
+                    anchor: str = "") -> Endpoints:
+    """`clock` is the service's idea of now (deadlines, briefings' starts): the real time, or a test's clock.
+    `anchor`: the federation's trust anchor (entity id), "" without one."""
     eps = Endpoints()
 
     async def write(change: Callable[..., Awaitable[T]], **args: Any) -> T:
@@ -310,5 +314,51 @@ def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, pu
     @eps.add(c.EP_INQUIRY_STATUS, c.InquiryStatusSet)
     async def inquiry_status(q: c.InquiryStatusSet) -> c.Inquiry:
         return await write(inquiries.set_status, data=q)
+
+    # ---- federation: other municipalities' themes and cases, follows, 横展開, 広域連携 ----
+
+    @eps.add(f.EP_MEMBERS, f.MembersQuery)
+    async def fed_members(q: f.MembersQuery) -> f.Members:
+        return await read(federation.members, node=node, anchor=anchor)
+
+    @eps.add(f.EP_THEMES_LIST, f.RemoteListQuery)
+    async def fed_themes(q: f.RemoteListQuery) -> f.RemoteThemeList:
+        return await read(federation.list_themes, q=q, node=node)
+
+    @eps.add(f.EP_THEMES_GET, f.RemoteQuery)
+    async def fed_theme(q: f.RemoteQuery) -> f.RemoteTheme:
+        return await read(federation.get_theme, q=q, node=node)
+
+    @eps.add(f.EP_CASES_LIST, f.RemoteListQuery)
+    async def fed_cases(q: f.RemoteListQuery) -> f.RemoteCaseList:
+        return await read(federation.list_cases, q=q, node=node)
+
+    @eps.add(f.EP_CASES_GET, f.RemoteQuery)
+    async def fed_case(q: f.RemoteQuery) -> f.RemoteCase:
+        return await read(federation.get_case, q=q, node=node, public_url=public_url)
+
+    @eps.add(f.EP_FOLLOW, f.FollowIn)
+    async def fed_follow(q: f.FollowIn) -> f.Followed:
+        return await write(federation.follow, data=q, node=node)
+
+    @eps.add(f.EP_UNFOLLOW, f.FollowIn)
+    async def fed_unfollow(q: f.FollowIn) -> f.Followed:
+        return await write(federation.unfollow, data=q, node=node)
+
+    @eps.add(f.EP_FOLLOWING, f.FollowingQuery)
+    async def fed_following(q: f.FollowingQuery) -> f.FollowingList:
+        return await read(federation.following, q=q, node=node)
+
+    @eps.add(f.EP_ADOPT, f.CaseAdopt)
+    async def fed_adopt(q: f.CaseAdopt) -> c.Theme:
+        return await write(federation.adopt, data=q, node=node)
+
+    @eps.add(f.EP_WIDE_AREA, f.WideAreaSet)
+    async def fed_wide_area(q: f.WideAreaSet) -> c.Theme:
+        return await write(federation.set_wide_area, data=q, node=node)
+
+    @eps.add(f.EP_PARTICIPATE, f.ParticipationDeclare)
+    async def fed_participate(q: f.ParticipationDeclare) -> f.RemoteTheme:
+        return await write(federation.participate, data=q, node=node)
 
     return eps

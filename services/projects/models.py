@@ -109,6 +109,10 @@ themes = Table(
     Column("created_by", String(64), nullable=False),
     Column("updated_at", TS, nullable=False),
     Column("published_at", TS, nullable=True),
+    # Federation (migration 0004): wide-area (広域連携, invitations and participants in their own tables) and the
+    # case this theme was started from (横展開): {origin_node, case_id, title}.
+    Column("wide_area", Boolean, nullable=False, default=False),
+    Column("origin_case", JSON, nullable=True),
     Index("ix_themes_status", "status", "published_at"),
     Index("ix_themes_owner_department_id", "owner_department_id"),
     CheckConstraint("phase BETWEEN 1 AND 4", name="phase"),
@@ -546,4 +550,118 @@ case_versions = Table(
     Column("published_by", String(64), nullable=False),
     PrimaryKeyConstraint("case_id", "version", name="pk_case_versions"),
     Index("ix_case_versions_published_at", "published_at"),
+)
+
+
+# ---- federation (migration 0004): other municipalities' themes and cases, follows, wide-area themes -------------
+
+# The member municipalities as the trust anchor listed them at the last look (services.projects.federation): a
+# node no longer listed is inactive, and its copies are hidden. Without a trust anchor the table stays empty.
+federation_members = Table(
+    "federation_members",
+    metadata,
+    Column("node", String(32), primary_key=True),
+    Column("entity_id", String(300), nullable=False),  # its public base URL (links to the original pages)
+    Column("active", Boolean, nullable=False),
+    Column("checked_at", TS, nullable=False),
+)
+
+# Read-only copies of other nodes' published themes, from their own events; the newest version wins.
+remote_themes = Table(
+    "remote_themes",
+    metadata,
+    Column("origin_node", String(32), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("owner_department_name", String(200), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("background", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("desired_outcome", Text, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("company_points", Text, nullable=False),
+    Column("phase", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("published_at", TS, nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("wide_area", Boolean, nullable=False),
+    Column("invited_nodes", JSON, nullable=False),
+    Column("participants", JSON, nullable=False),
+    Column("origin_case", JSON, nullable=True),
+    Column("received_at", TS, nullable=False),
+    PrimaryKeyConstraint("origin_node", "id", name="pk_remote_themes"),
+)
+
+# Read-only copies of other nodes' published cases (事例).
+remote_cases = Table(
+    "remote_cases",
+    metadata,
+    Column("origin_node", String(32), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("theme_id", String(36), nullable=False),
+    Column("owner_department_name", String(200), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("approach", Text, nullable=False),
+    Column("outcomes", Text, nullable=False),
+    Column("lessons", Text, nullable=False),
+    Column("transferability", Text, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("kpis", JSON, nullable=False),
+    Column("partners", JSON, nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("published_at", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    PrimaryKeyConstraint("origin_node", "id", name="pk_remote_cases"),
+)
+
+# Who follows which theme or case (of any node, this one included) and what they last saw of it.
+follows = Table(
+    "follows",
+    metadata,
+    Column("global_handle", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # theme | case
+    Column("origin_node", String(32), nullable=False),
+    Column("item_id", String(36), nullable=False),
+    Column("followed_at", TS, nullable=False),
+    Column("seen_at", TS, nullable=False),
+    Column("seen_version", Integer, nullable=False),
+    Column("seen_phase", Integer, nullable=True),
+    PrimaryKeyConstraint("global_handle", "kind", "origin_node", "item_id", name="pk_follows"),
+    CheckConstraint("kind IN ('theme', 'case')", name="kind"),
+)
+
+# A wide-area theme's invited municipalities (node ids), at the theme's own node.
+theme_invitations = Table(
+    "theme_invitations",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("node", String(32), nullable=False),
+    Column("invited_at", TS, nullable=False),
+    Column("invited_by", String(64), nullable=False),
+    PrimaryKeyConstraint("theme_id", "node", name="pk_theme_invitations"),
+)
+
+# Invited municipalities whose declaration of participation arrived (from their own event stream).
+theme_participants = Table(
+    "theme_participants",
+    metadata,
+    Column("theme_id", String(36), ForeignKey("themes.id"), nullable=False),
+    Column("node", String(32), nullable=False),
+    Column("declared_at", TS, nullable=False),
+    Column("recorded_at", TS, nullable=False),
+    Column("note", Text, nullable=False),
+    PrimaryKeyConstraint("theme_id", "node", name="pk_theme_participants"),
+)
+
+# This node's own declarations of participation in other nodes' wide-area themes.
+participations = Table(
+    "participations",
+    metadata,
+    Column("origin_node", String(32), nullable=False),
+    Column("theme_id", String(36), nullable=False),
+    Column("declared_at", TS, nullable=False),
+    Column("declared_by", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    PrimaryKeyConstraint("origin_node", "theme_id", name="pk_participations"),
 )

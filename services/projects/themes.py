@@ -31,6 +31,8 @@ from services.projects.models import (
     organisations,
     requirements,
     results,
+    theme_invitations,
+    theme_participants,
     themes,
 )
 from towntip.kernel import errors
@@ -152,14 +154,31 @@ async def _out(session: AsyncSession, row: Any, actor: Actor | None, *, full: bo
         updated_at=aware(row.updated_at), published_at=aware(row.published_at),
         requirements=await _requirements(session, row.id) if full else None,
         may_manage=await may_manage(session, actor, row.owner_department_id),
+        **await wide_area_of(session, row),
     )
 
 
-def _public(row: Any, cls: type[c.ThemePublished]) -> c.ThemePublished:
+async def wide_area_of(session: AsyncSession, row: Any) -> dict[str, Any]:
+    """A theme's federation facts: wide-area (広域連携) with its invited and participating municipalities (node
+    ids, sorted), and the case it was started from (横展開)."""
+    out: dict[str, Any] = {"wide_area": bool(row.wide_area), "invited_nodes": [], "participants": [],
+                           "origin_case": row.origin_case}
+    if row.wide_area:
+        out["invited_nodes"] = list((await session.execute(
+            select(theme_invitations.c.node).where(theme_invitations.c.theme_id == row.id)
+            .order_by(theme_invitations.c.node))).scalars())
+        out["participants"] = list((await session.execute(
+            select(theme_participants.c.node).where(theme_participants.c.theme_id == row.id)
+            .order_by(theme_participants.c.node))).scalars())
+    return out
+
+
+async def public_event(session: AsyncSession, row: Any, cls: type[c.ThemePublished]) -> c.ThemePublished:
+    """The whole public theme as other nodes see it (ThemePublished or ThemeChanged)."""
     return cls(id=row.id, origin_node=row.origin_node, owner_department_name=row.owner_department_name,
                title=row.title, background=row.background, target=row.target, desired_outcome=row.desired_outcome,
                fields=list(row.fields or []), company_points=row.company_points, phase=row.phase,
-               version=row.version, published_at=aware(row.published_at))
+               version=row.version, published_at=aware(row.published_at), **await wide_area_of(session, row))
 
 
 async def _reload(session: AsyncSession, theme_id: str) -> Any:
@@ -177,8 +196,9 @@ async def _bump(session: AsyncSession, row: Any, now: datetime, **values: Any) -
     return await _reload(session, row.id)
 
 
-async def create_theme(*, session: AsyncSession, data: c.ThemeCreate, node: str,
-                       now: datetime | None = None) -> c.Theme:
+async def create_theme(*, session: AsyncSession, data: c.ThemeCreate, node: str, now: datetime | None = None,
+                       origin_case: dict[str, str] | None = None) -> c.Theme:
+    """A draft theme; `origin_case` ({origin_node, case_id, title}) when it is started from a case (横展開)."""
     dept = await _department(session, data.owner_department_id)
     if not await may_manage(session, data.actor, dept.id):
         raise errors.Forbidden(f"only staff of {dept.name!r} or the secretariat may create its themes")
@@ -191,10 +211,11 @@ async def create_theme(*, session: AsyncSession, data: c.ThemeCreate, node: str,
     content = data.model_dump(include=set(CONTENT))
     await session.execute(insert(themes).values(
         id=theme_id, origin_node=node, owner_department_id=dept.id, hearing_id=data.hearing_id, status="draft",
-        phase=1, version=1, created_at=now, created_by=data.actor.global_handle, updated_at=now, **content))
+        phase=1, version=1, created_at=now, created_by=data.actor.global_handle, updated_at=now,
+        origin_case=origin_case, **content))
     await audit(session, kind="theme", subject_id=theme_id, action="created", actor=data.actor, at=now,
                 after={"owner_department": dept.name, "hearing_id": data.hearing_id, "status": "draft", "phase": 1,
-                       **content})
+                       **content, **({"origin_case": origin_case} if origin_case else {})})
     return await _out(session, await _reload(session, theme_id), data.actor)
 
 
@@ -217,7 +238,7 @@ async def update_theme(*, session: AsyncSession, data: c.ThemeUpdate, node: str,
     await audit(session, kind="theme", subject_id=row.id, action="updated", actor=data.actor, at=now,
                 before=before, after=after)
     if row.status == "published":
-        await announce(session, node=node, event=_public(row, c.ThemeChanged), at=now)
+        await announce(session, node=node, event=await public_event(session, row, c.ThemeChanged), at=now)
     return await _out(session, row, data.actor)
 
 
@@ -232,7 +253,7 @@ async def publish(*, session: AsyncSession, data: c.ThemeAction, node: str, now:
     row = await _bump(session, row, now, status="published", published_at=now)
     await audit(session, kind="theme", subject_id=row.id, action="published", actor=data.actor, at=now,
                 before={"status": "draft"}, after={"status": "published"}, note=data.note)
-    await announce(session, node=node, event=_public(row, c.ThemePublished), at=now)
+    await announce(session, node=node, event=await public_event(session, row, c.ThemePublished), at=now)
     return await _out(session, row, data.actor)
 
 
@@ -348,7 +369,8 @@ async def advance_phase(*, session: AsyncSession, data: c.PhaseAdvance, node: st
     await audit(session, kind="theme", subject_id=row.id, action="phase_advanced", actor=data.actor, at=now,
                 before={"phase": from_phase}, after={"phase": data.to_phase}, note=data.note)
     await announce(session, node=node, at=now, event=c.ThemePhaseAdvanced(
-        theme_id=row.id, origin_node=row.origin_node, from_phase=from_phase, to_phase=data.to_phase, at=now))
+        theme_id=row.id, origin_node=row.origin_node, from_phase=from_phase, to_phase=data.to_phase, at=now,
+        version=row.version))
     return await _out(session, row, data.actor)
 
 

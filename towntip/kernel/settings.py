@@ -53,6 +53,8 @@ class ServiceSettings(NodeSettings):
     trust_anchor: str = ""
     trust_anchor_jwks: str = ""
     federation_cache_seconds: float = Field(default=300.0, ge=0)
+    # How often the projects service asks the trust anchor for its members (whose themes and cases it copies).
+    federation_refresh_seconds: float = Field(default=60.0, gt=0)
     # Batches a stream consumer applies at once (pullers on one durable; see kernel.bus.consumer). 1 gives the
     # lowest latency; on PostgreSQL 2 gives more throughput (bench: ~4,300 against ~3,300 taps/s sustained, p99 at
     # 1,000 taps/s ~70 against ~50 ms). On SQLite keep 1: one connection per process (kernel.db), so a second

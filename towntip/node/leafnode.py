@@ -24,9 +24,14 @@ from pathlib import Path
 
 from towntip.kernel.bus import subjects
 
-# Services whose event stream peers may source (into FED_<peer>): identity's public profiles. Every other stream
-# of the node is closed to consumers created from outside.
-FEDERATED_SERVICES: tuple[str, ...] = ("identity",)
+# Services whose event stream peers may source: identity's public profiles (into FED_<peer>) and projects' public
+# facts of co-creation (into FED_<peer>_PROJECTS): published themes, their phases and results, cases, wide-area
+# participation. Every event type on EVT_<NODE>_PROJECTS was checked to carry only what the node's public pages
+# show (docs/architecture.md, "Federation of themes and cases"; tests/test_projects_federation.py keeps the list).
+# Every other stream of the node is closed to consumers created from outside.
+FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects")
+# Services that keep their own FED_<NODE>_<SERVICE> (identity uses FED_<NODE>): private like FED_<NODE>.
+OWN_FED_STREAMS: tuple[str, ...] = ("projects",)
 
 # Leafnode URL schemes nats-server takes for a remote.
 HUB_SCHEMES = ("nats-leaf://", "nats://", "tls://", "ws://", "wss://")
@@ -56,6 +61,7 @@ _JS_API_DENIED = (
 def _stream_names(node: str, services: tuple[str, ...]) -> list[str]:
     """The node's streams that no peer may create a consumer on."""
     names = [subjects.edge_stream(node), subjects.dlq_stream(node), subjects.fed_stream(node)]
+    names += [subjects.fed_service_stream(node, s) for s in OWN_FED_STREAMS]
     names += [subjects.evt_stream(node, s) for s in services if s not in FEDERATED_SERVICES]
     return names
 

@@ -100,19 +100,25 @@ def peer_source(peer: str, service: str) -> StreamSource:
                         external=ExternalStream(api=subjects.js_api(peer)))
 
 
-def fed_stream_config(node: str, sources: list[StreamSource]) -> StreamConfig:
-    """FED_<NODE>: copies of peers' events this node has asked for. JetStream keeps each source's position, so a
-    node cut off from a peer catches up when the link returns. Its own subject (the stream's name) takes nothing."""
+def fed_stream_config(node: str, sources: list[StreamSource], *, own: str | None = None) -> StreamConfig:
+    """FED_<NODE> (identity's), or FED_<NODE>_<OWN> of service `own`: copies of peers' events this node has asked
+    for. JetStream keeps each source's position, so a node cut off from a peer catches up when the link returns.
+    Its own subject takes nothing."""
+    name = subjects.fed_service_stream(node, own) if own else subjects.fed_stream(node)
+    subject = subjects.fed_service_in(node, own) if own else f"fed.{node}.in"
     return StreamConfig(
-        name=subjects.fed_stream(node), subjects=[f"fed.{node}.in"], sources=sources or None,
+        name=name, subjects=[subject], sources=sources or None,
         retention=RetentionPolicy.LIMITS, storage=StorageType.FILE, max_age=30 * DAY, duplicate_window=600.0,
     )
 
 
-async def ensure_peer_sources(js: JetStreamContext, node: str, peers: set[str], service: str) -> list[str]:
-    """Make FED_<node> source `service`'s events of every peer in `peers` (adding, never removing); returns the
-    peers added. Idempotent; several instances may call it at once (the last update wins with the same set)."""
-    name = subjects.fed_stream(node)
+async def ensure_peer_sources(js: JetStreamContext, node: str, peers: set[str], service: str, *,
+                              own: bool = False) -> list[str]:
+    """Make FED_<node> (or with `own`, the service's own FED_<node>_<SERVICE>) source `service`'s events of every
+    peer in `peers` (adding, never removing); returns the peers added. Idempotent; several instances of one service
+    may call it at once (the last update wins with the same set). Two services must not share a stream: each
+    update writes the whole source list, so one could drop the other's new source; hence `own`."""
+    name = subjects.fed_service_stream(node, service) if own else subjects.fed_stream(node)
     exists = True
     try:
         info = await js.stream_info(name)
@@ -122,5 +128,6 @@ async def ensure_peer_sources(js: JetStreamContext, node: str, peers: set[str], 
     have = {s.name for s in sources}
     added = [p for p in sorted(peers - {node}) if subjects.evt_stream(p, service) not in have]
     if added or not exists:
-        await ensure_stream(js, fed_stream_config(node, sources + [peer_source(p, service) for p in added]))
+        await ensure_stream(js, fed_stream_config(node, sources + [peer_source(p, service) for p in added],
+                                                  own=service if own else None))
     return added

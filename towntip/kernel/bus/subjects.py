@@ -57,6 +57,17 @@ def fed_stream(node: str) -> str:
     return f"FED_{_stream_part(node)}"
 
 
+def fed_service_stream(node: str, service: str) -> str:
+    """A service's own copies of its peers' events (FED_<NODE>_<SERVICE>): its own stream, so that no two services
+    update one stream's sources at once (a read-modify-write that could lose a source)."""
+    return f"FED_{_stream_part(node)}_{service.upper()}"
+
+
+def fed_service_in(node: str, service: str) -> str:
+    """The subject of FED_<NODE>_<SERVICE> itself (it takes nothing: only its sources fill it)."""
+    return f"fed.{node}.{service}.in"
+
+
 def js_api(node: str) -> str:
     """Another node's JetStream API, reached through the hub by its JetStream domain (= node id)."""
     return f"$JS.{node}.API"

@@ -387,6 +387,11 @@ class Theme(BaseModel):
     requirements: Requirements | None = None
     # For the actor who asked: may they edit it, move its phase?
     may_manage: bool = False
+    # Wide-area co-creation (広域連携) and 横展開: see contracts.federation.
+    wide_area: bool = False
+    invited_nodes: list[str] = []
+    participants: list[str] = []  # invited municipalities (node ids) that declared participation
+    origin_case: dict[str, str] | None = None  # {origin_node, case_id, title} of the case it was started from
 
 
 class ThemeList(BaseModel):
@@ -874,6 +879,13 @@ class ThemePublished(BaseModel):
     phase: int
     version: int
     published_at: datetime
+    # Added for federation (defaults keep older events valid): a wide-area theme (広域連携) names the member
+    # municipalities (node ids) it invited and those of them whose participation it recorded; a theme started from
+    # a case (横展開) names that case: {origin_node, case_id, title}.
+    wide_area: bool = False
+    invited_nodes: list[str] = []
+    participants: list[str] = []
+    origin_case: dict[str, str] | None = None
 
 
 class ThemeRequirementsSet(BaseModel):
@@ -899,6 +911,7 @@ class ThemePhaseAdvanced(BaseModel):
     from_phase: int
     to_phase: int
     at: datetime
+    version: int | None = None  # the theme's version after the move (added for federation; older events: None)
 
 
 class InquiryReceived(BaseModel):
@@ -953,9 +966,12 @@ class ProposalWithdrawn(ProposalReceived):
 
 
 class EvaluatorAppointed(BaseModel):
+    """That an evaluator was appointed. Who it is stays at the node (the status is for the managers only): the
+    handle is no longer sent (it would reach every member node once the stream is federated)."""
+
     theme_id: str
     origin_node: str
-    global_handle: str
+    global_handle: str = ""
     at: datetime
 
 
