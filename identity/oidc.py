@@ -37,7 +37,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from identity import keys
 from identity.accounts import aware, current_session, digest, logout, new_secret
@@ -51,9 +51,11 @@ ACCESS_TTL = 600
 ID_TOKEN_TTL = 3600
 REFRESH_TTL = timedelta(days=30)
 CODE_TTL = timedelta(seconds=60)
+KEY_RECHECK = 10.0  # seconds between reads of the signing key by the refresh grant
 FRESH_LOGIN = timedelta(seconds=120)  # prompt=login is satisfied by a login this recent
 SCOPES = ("openid", "profile", "email")
 T = TypeVar("T")
+Executor = AsyncSession | AsyncConnection  # what the store's *_in methods run their statements on
 
 _signing: contextvars.ContextVar[keys.SigningKey] = contextvars.ContextVar("signing_key")
 
@@ -226,8 +228,8 @@ class Store:
             return await self.local_client(s, client_id)
 
     @staticmethod
-    async def local_client(s: AsyncSession, client_id: str) -> Client | None:
-        """A client registered on this node (not a federated one), read in the caller's session."""
+    async def local_client(s: Executor, client_id: str) -> Client | None:
+        """A client registered on this node (not a federated one), read in the caller's session or connection."""
         row = (await s.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
         if row is None:
             return None
@@ -272,7 +274,7 @@ class Store:
         async with self.sessions() as s:
             return await self.user_in(s, user_id, auth_time)
 
-    async def user_in(self, s: AsyncSession, user_id: str, auth_time: datetime | None = None) -> User | None:
+    async def user_in(self, s: Executor, user_id: str, auth_time: datetime | None = None) -> User | None:
         row = (await s.execute(select(users).where(users.c.id == user_id))).first()
         if row is None:
             return None
@@ -316,7 +318,7 @@ class Store:
             return await self.claim_refresh_in(s, digest(token))
 
     @staticmethod
-    async def claim_refresh_in(s: AsyncSession, token_hash: str) -> Refresh | None:
+    async def claim_refresh_in(s: Executor, token_hash: str) -> Refresh | None:
         """claim_refresh in the caller's transaction: the token marked used if it was usable (one UPDATE, so two
         concurrent claims cannot both win); otherwise its family, if it has one, revoked."""
         now = utcnow()
@@ -333,7 +335,7 @@ class Store:
         return _refresh(row)
 
     @staticmethod
-    async def revoke_family_of(s: AsyncSession, token_hash: str) -> None:
+    async def revoke_family_of(s: Executor, token_hash: str) -> None:
         old = (await s.execute(select(oauth_refresh_tokens.c.family_id)
                                .where(oauth_refresh_tokens.c.token_hash == token_hash))).first()
         if old is not None:
@@ -347,7 +349,7 @@ class Store:
             await self.save_refresh_in(s, token, request)
 
     @staticmethod
-    async def save_refresh_in(s: AsyncSession, token: dict[str, Any], request: OAuth2Request) -> None:
+    async def save_refresh_in(s: Executor, token: dict[str, Any], request: OAuth2Request) -> None:
         refresh = token.get("refresh_token")
         if not refresh:
             return
@@ -555,6 +557,7 @@ class OidcService:
         self.issuer = self.issuer.rstrip("/")
         self.store = Store(self.sessions, self.node, self.resolver)
         self.provider = Provider(store=self.store, bridge=Bridge(asyncio.get_running_loop()), issuer=self.issuer)
+        self._key: tuple[float, keys.SigningKey] | None = None
 
     def metadata(self) -> dict[str, Any]:
         base = self.issuer
@@ -608,6 +611,20 @@ class OidcService:
         args = dict(parse_qsl(urlsplit(r.url).query, keep_blank_values=True))
         headers = {k.title(): v for k, v in r.headers.items()}  # authlib looks up "Authorization", "Content-Type"
         return Request(r.method, r.url, headers, args, dict(r.form) if r.method == "POST" else {})
+
+    async def _signing_key(self, s: AsyncConnection) -> keys.SigningKey:
+        """The signing key, read again at most every KEY_RECHECK seconds (a key retired by a rotation stays
+        published for a day, so a token it signs in the seconds after still verifies); a rotation through this
+        process forgets it at once (forget_signing_key)."""
+        cached = self._key
+        if cached is not None and time.monotonic() - cached[0] < KEY_RECHECK:
+            return cached[1]
+        key = await keys.active_key(s)
+        self._key = (time.monotonic(), key)
+        return key
+
+    def forget_signing_key(self) -> None:
+        self._key = None
 
     async def _load_signing_key(self) -> None:
         async with self.sessions() as s:
@@ -669,9 +686,11 @@ class OidcService:
         ids = {i for i in (basic_id, req.form.get("client_id"), req.payload.client_id) if i}
         clients = {i: await self.store.federated_client(i) for i in ids if is_federated(i)}  # own sessions: first
         token = req.form.get("refresh_token")
-        async with self.sessions() as s:
-            async with s.begin() as tx:
-                signing = await keys.active_key(s)
+        engine = self.sessions.kw["bind"]
+        async with engine.connect() as s:  # a Core connection: the ORM session adds nothing here but CPU
+            tx = await s.begin()
+            try:
+                signing = await self._signing_key(s)
                 for i in ids - clients.keys():
                     clients[i] = await self.store.local_client(s, i)
                 token_hash = digest(token) if token else None
@@ -679,10 +698,15 @@ class OidcService:
                 user = await self.store.user_in(s, claimed.user_id, claimed.auth_time) if claimed else None
                 pre = Prefetched(clients, token_hash, claimed, user)
                 resp = self._authlib_on_loop(req, signing, pre)
-                if not pre.asked_token:
+                if pre.asked_token:
+                    if pre.issued is not None:
+                        await self.store.save_refresh_in(s, *pre.issued)
+                    await tx.commit()
+                else:
                     await tx.rollback()
-                elif pre.issued is not None:
-                    await self.store.save_refresh_in(s, *pre.issued)
+            except BaseException:
+                await tx.rollback()
+                raise
         return resp
 
     def _authlib_on_loop(self, req: Request, signing: keys.SigningKey, pre: Prefetched) -> c.OidcResponse:
