@@ -321,18 +321,23 @@ class Store:
     async def claim_refresh_in(s: Executor, token_hash: str) -> Refresh | None:
         """claim_refresh in the caller's transaction: the token marked used if it was usable (one UPDATE, so two
         concurrent claims cannot both win); otherwise its family, if it has one, revoked."""
-        now = utcnow()
-        row = (await s.execute(
-            update(oauth_refresh_tokens)
-            .where(oauth_refresh_tokens.c.token_hash == token_hash, oauth_refresh_tokens.c.used_at.is_(None),
-                   oauth_refresh_tokens.c.revoked_at.is_(None), oauth_refresh_tokens.c.expires_at > now)
-            .values(used_at=now)
-            .returning(*oauth_refresh_tokens.c)
-        )).first()
+        row = (await s.execute(_claim(token_hash))).first()
         if row is None:
             await Store.revoke_family_of(s, token_hash)
             return None
         return _refresh(row)
+
+    async def claim_refresh_with_user(self, s: Executor, token_hash: str) -> tuple[Refresh, User | None] | None:
+        """claim_refresh_in, the token's user read by the same statement (a round trip less per refresh)."""
+        row = (await s.execute(_claim(token_hash).returning(*_CLAIMED_USER))).first()
+        if row is None:
+            await Store.revoke_family_of(s, token_hash)
+            return None
+        token = _refresh(row)
+        if row.user_handle is None:
+            return token, None
+        return token, User(token.user_id, row.user_handle, self.node, row.user_display_name, row.user_nickname,
+                           row.user_email, row.user_email_verified, row.user_lang, token.auth_time)
 
     @staticmethod
     async def revoke_family_of(s: Executor, token_hash: str) -> None:
@@ -369,6 +374,21 @@ class Store:
 def is_federated(client_id: str) -> bool:
     """Another node of the federation: its entity id (a URL) is its client id."""
     return client_id.startswith(("https://", "http://"))
+
+
+def _claim(token_hash: str) -> Any:
+    now = utcnow()
+    return (update(oauth_refresh_tokens)
+            .where(oauth_refresh_tokens.c.token_hash == token_hash, oauth_refresh_tokens.c.used_at.is_(None),
+                   oauth_refresh_tokens.c.revoked_at.is_(None), oauth_refresh_tokens.c.expires_at > now)
+            .values(used_at=now)
+            .returning(*oauth_refresh_tokens.c))
+
+
+# The claimed token's user, as correlated subqueries in the claim's RETURNING (PostgreSQL; SQLite ≥ 3.35)
+_CLAIMED_USER = tuple(
+    select(users.c[name]).where(users.c.id == oauth_refresh_tokens.c.user_id).scalar_subquery().label(f"user_{name}")
+    for name in ("handle", "display_name", "nickname", "email", "email_verified", "lang"))
 
 
 def _refresh(row: Any) -> Refresh:
@@ -676,7 +696,7 @@ class OidcService:
     async def refresh(self, req: Request) -> c.OidcResponse:
         """The refresh grant in one transaction, authlib run on the event loop (it is ~1 ms of CPU, the RS256
         signature most of it): read the signing key, the client(s) the request names, claim the refresh token
-        (or revoke its family), read its user; then authlib checks and answers from those; then the new refresh
+        and read its user in one statement (or revoke its family); then authlib checks and answers from those; then the new refresh
         token is written and all commits at once. What is kept: a new token, the old one used; or, for a token
         already used, revoked or expired, its family revoked. Any other refusal (client authentication, another
         client's token, a wider scope) rolls back: nothing changed.
@@ -695,8 +715,8 @@ class OidcService:
                 for i in ids - clients.keys():
                     clients[i] = await self.store.local_client(s, i)
                 token_hash = digest(token) if token else None
-                claimed = await self.store.claim_refresh_in(s, token_hash) if token_hash else None
-                user = await self.store.user_in(s, claimed.user_id, claimed.auth_time) if claimed else None
+                found = await self.store.claim_refresh_with_user(s, token_hash) if token_hash else None
+                claimed, user = found or (None, None)
                 pre = Prefetched(clients, token_hash, claimed, user)
                 resp = self._authlib_on_loop(req, signing, pre)
                 if pre.issued is not None:
