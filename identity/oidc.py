@@ -36,7 +36,7 @@ from authlib.oidc.core.grants import OpenIDCode
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from identity import keys
@@ -230,7 +230,7 @@ class Store:
     @staticmethod
     async def local_client(s: Executor, client_id: str) -> Client | None:
         """A client registered on this node (not a federated one), read in the caller's session or connection."""
-        row = (await s.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
+        row = (await s.execute(_CLIENT, {"client_id": client_id})).first()
         if row is None:
             return None
         return Client(row.client_id, row.name, row.secret_hash, list(row.redirect_uris),
@@ -321,7 +321,7 @@ class Store:
     async def claim_refresh_in(s: Executor, token_hash: str) -> Refresh | None:
         """claim_refresh in the caller's transaction: the token marked used if it was usable (one UPDATE, so two
         concurrent claims cannot both win); otherwise its family, if it has one, revoked."""
-        row = (await s.execute(_claim(token_hash))).first()
+        row = (await s.execute(_CLAIM, {"b_token_hash": token_hash, "now": utcnow()})).first()
         if row is None:
             await Store.revoke_family_of(s, token_hash)
             return None
@@ -329,7 +329,7 @@ class Store:
 
     async def claim_refresh_with_user(self, s: Executor, token_hash: str) -> tuple[Refresh, User | None] | None:
         """claim_refresh_in, the token's user read by the same statement (a round trip less per refresh)."""
-        row = (await s.execute(_claim(token_hash).returning(*_CLAIMED_USER))).first()
+        row = (await s.execute(_CLAIM_WITH_USER, {"b_token_hash": token_hash, "now": utcnow()})).first()
         if row is None:
             await Store.revoke_family_of(s, token_hash)
             return None
@@ -361,14 +361,14 @@ class Store:
         previous: Refresh | None = getattr(request, "refresh_token", None)
         code: Code | None = getattr(request, "authorization_code", None)
         now = utcnow()
-        await s.execute(oauth_refresh_tokens.insert().values(
-            token_hash=digest(refresh),
-            family_id=previous.family_id if previous else new_id(),
-            code_hash=code.code_hash if code else None,
-            client_id=request.client.client_id, user_id=request.user.id, scope=token.get("scope", ""),
-            auth_time=previous.auth_time if previous else (code.auth_time if code else now),
-            issued_at=now, expires_at=now + REFRESH_TTL, used_at=None, revoked_at=None,
-        ))
+        await s.execute(_INSERT_REFRESH, {
+            "token_hash": digest(refresh),
+            "family_id": previous.family_id if previous else new_id(),
+            "code_hash": code.code_hash if code else None,
+            "client_id": request.client.client_id, "user_id": request.user.id, "scope": token.get("scope", ""),
+            "auth_time": previous.auth_time if previous else (code.auth_time if code else now),
+            "issued_at": now, "expires_at": now + REFRESH_TTL, "used_at": None, "revoked_at": None,
+        })
 
 
 def is_federated(client_id: str) -> bool:
@@ -376,19 +376,19 @@ def is_federated(client_id: str) -> bool:
     return client_id.startswith(("https://", "http://"))
 
 
-def _claim(token_hash: str) -> Any:
-    now = utcnow()
-    return (update(oauth_refresh_tokens)
-            .where(oauth_refresh_tokens.c.token_hash == token_hash, oauth_refresh_tokens.c.used_at.is_(None),
-                   oauth_refresh_tokens.c.revoked_at.is_(None), oauth_refresh_tokens.c.expires_at > now)
-            .values(used_at=now)
-            .returning(*oauth_refresh_tokens.c))
-
-
-# The claimed token's user, as correlated subqueries in the claim's RETURNING (PostgreSQL; SQLite ≥ 3.35)
-_CLAIMED_USER = tuple(
+# The refresh grant's statements, built once: each use then skips building the statement and its cache key.
+_CLIENT = select(oauth_clients).where(oauth_clients.c.client_id == bindparam("client_id"))
+_CLAIM = (update(oauth_refresh_tokens)
+          .where(oauth_refresh_tokens.c.token_hash == bindparam("b_token_hash"),
+                 oauth_refresh_tokens.c.used_at.is_(None), oauth_refresh_tokens.c.revoked_at.is_(None),
+                 oauth_refresh_tokens.c.expires_at > bindparam("now"))
+          .values(used_at=bindparam("now"))
+          .returning(*oauth_refresh_tokens.c))
+# ... and the claimed token's user, as correlated subqueries in the claim's RETURNING (PostgreSQL; SQLite ≥ 3.35)
+_CLAIM_WITH_USER = _CLAIM.returning(*(
     select(users.c[name]).where(users.c.id == oauth_refresh_tokens.c.user_id).scalar_subquery().label(f"user_{name}")
-    for name in ("handle", "display_name", "nickname", "email", "email_verified", "lang"))
+    for name in ("handle", "display_name", "nickname", "email", "email_verified", "lang")))
+_INSERT_REFRESH = oauth_refresh_tokens.insert()
 
 
 def _refresh(row: Any) -> Refresh:
