@@ -70,7 +70,7 @@ class Prefetched:
     token_hash: str | None
     refresh: Refresh | None
     user: User | None
-    asked_token: bool = False  # authlib got as far as the refresh token: its claim (or the revocation) stands
+    asked_token: bool = False  # authlib got as far as the refresh token (a used one's family revocation stands)
     issued: tuple[dict[str, Any], OAuth2Request] | None = None
 
 
@@ -639,7 +639,9 @@ class OidcService:
         cached = self._key
         if cached is not None and time.monotonic() - cached[0] < KEY_RECHECK:
             return cached[1]
-        key = await keys.active_key(s)
+        key = await keys.current_key(s)
+        if key is None:  # a new node's first key, made in this transaction: not kept, the transaction may roll back
+            return await keys.active_key(s)
         self._key = (time.monotonic(), key)
         return key
 
@@ -696,13 +698,13 @@ class OidcService:
     async def refresh(self, req: Request) -> c.OidcResponse:
         """The refresh grant in one transaction, authlib run on the event loop (it is ~1 ms of CPU, the RS256
         signature most of it): read the signing key, the client(s) the request names, claim the refresh token
-        and read its user in one statement (or revoke its family); then authlib checks and answers from those; then the new refresh
-        token is written and all commits at once. What is kept: a new token, the old one used; or, for a token
-        already used, revoked or expired, its family revoked. Any other refusal (client authentication, another
-        client's token, a wider scope) rolls back: nothing changed.
+        and read its user in one statement (or revoke its family); then authlib checks and answers from those;
+        then the new refresh token is written and all commits at once. What is kept: a new token, the old one
+        used; or, for a token already used, revoked or expired, its family revoked. Any other refusal (client
+        authentication, another client's token, a wider scope) rolls back: nothing changed.
 
-        The other grants go through authlib in a worker thread whose hooks hop back to the loop for each step;
-        for a refresh that was five sessions, two commits and four thread hops (see the README's identity bench)."""
+        The other grants still run authlib in a worker thread whose hooks hop back to the loop for each step; a
+        refresh served that way took five sessions, two commits and four thread hops (README, identity bench)."""
         basic_id, _ = extract_basic_authorization(req.headers)
         ids = {i for i in (basic_id, req.form.get("client_id"), req.payload.client_id) if i}
         clients = {i: await self.store.federated_client(i) for i in ids if is_federated(i)}  # own sessions: first

@@ -160,3 +160,33 @@ async def test_one_token_used_twice_at_once_gives_one_new_token_then_revokes_the
     assert after.status_code == 400 and after.json()["error"] == "invalid_grant"
     rows = await family(env, t0["refresh_token"])
     assert len(rows) == 2 and all(r.revoked_at is not None for r in rows)
+
+
+async def test_after_a_key_rotation_refreshes_sign_with_the_new_key(env):
+    meta = await metadata(env)
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+        t1 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t0["refresh_token"])
+        rotated = await env.admin(c.EP_KEY_ROTATE)
+        t2 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t1["refresh_token"])
+    async with env.browser() as b:
+        jwks = KeySet.import_key_set((await b.get("/oauth/jwks")).json())
+    old_kid = jwt.decode(t1["access_token"], jwks, algorithms=["RS256"]).header["kid"]
+    assert old_kid != rotated["kid"]
+    assert jwt.decode(t2["access_token"], jwks, algorithms=["RS256"]).header["kid"] == rotated["kid"]
+
+
+async def test_a_refused_first_request_of_a_new_node_leaves_no_unpublished_key(env):
+    """The node's first key is made by the first token request; if that request is refused and rolls back, the
+    key goes with it, and the next refresh signs with a key that the JWKS publishes."""
+    refused = await post_refresh(env, "no-such-token", (env.client_id, "not-the-secret"))
+    assert refused.status_code == 401
+    meta = await metadata(env)
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+        t1 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t0["refresh_token"])
+    async with env.browser() as b:
+        jwks = (await b.get("/oauth/jwks")).json()
+    assert len(jwks["keys"]) == 1
+    decoded = jwt.decode(t1["access_token"], KeySet.import_key_set(jwks), algorithms=["RS256"])
+    assert decoded.header["kid"] == jwks["keys"][0]["kid"]
