@@ -150,6 +150,7 @@ def build_endpoints(
         async with tx() as s:
             kid = await keys.rotate(s)
             published = [k["kid"] for k in await keys.published(s)]
+        oidc.forget_signing_key()
         return c.KeyRotated(kid=kid, published=published)
 
     # ---- OpenID Connect, for the gateway ----

@@ -1,0 +1,192 @@
+"""The refresh grant (one transaction, authlib on the event loop: identity/oidc.py, OidcService.refresh), driven by
+authlib's httpx client through the real gateway and identity service over a real nats-server, on SQLite and
+PostgreSQL: rotation on each use, a reused token revokes its family, another client's token, a wrong secret, a
+wider scope, an expired token, a public client, and two uses of one token at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from sqlalchemy import select, update
+
+from identity.accounts import digest
+from identity.models import oauth_refresh_tokens as rt
+from tests import test_oidc_flow
+from tests.test_oidc_flow import BASE, RP_CB, Env, authorize, metadata, portal_login
+from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts import identity as c
+
+env = test_oidc_flow.env  # the same fixture: identity service, gateway app, a confidential client, one user
+
+
+async def first_tokens(e: Env, rp: AsyncOAuth2Client) -> dict[str, Any]:
+    async with e.browser() as browser:
+        await portal_login(browser)
+        r, verifier, _ = await authorize(e, browser, rp)
+        assert r.status_code == 302, r.text
+        return await rp.fetch_token((await metadata(e))["token_endpoint"], authorization_response=r.headers["location"],
+                                    code_verifier=verifier)
+
+
+async def family(e: Env, refresh_token: str) -> list[Any]:
+    """Every row of the token's family, oldest first."""
+    async with e.identity.sessions() as s:
+        fam = (await s.execute(select(rt.c.family_id).where(rt.c.token_hash == digest(refresh_token)))).scalar_one()
+        return list((await s.execute(select(rt).where(rt.c.family_id == fam).order_by(rt.c.issued_at))).all())
+
+
+async def post_refresh(e: Env, token: str, auth: tuple[str, str] | None = None, **form: str) -> Any:
+    async with e.browser() as b:
+        return await b.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": token, **form},
+                            auth=auth)
+
+
+async def test_each_refresh_rotates_the_token_and_signs_a_fresh_access_token(env):
+    meta = await metadata(env)
+    async with env.rp() as rp:
+        first = await first_tokens(env, rp)
+        async with env.browser() as b:
+            jwks = KeySet.import_key_set((await b.get("/oauth/jwks")).json())
+        sub = jwt.decode(first["access_token"], jwks, algorithms=["RS256"]).claims["sub"]
+        current, seen = first, {first["refresh_token"]}
+        for _ in range(3):
+            new = await rp.refresh_token(meta["token_endpoint"], refresh_token=current["refresh_token"])
+            assert new["refresh_token"] not in seen and new["token_type"].lower() == "bearer"
+            assert new["expires_in"] == 600 and new["scope"] == "openid profile email"
+            decoded = jwt.decode(new["access_token"], jwks, algorithms=["RS256"])
+            assert decoded.header["typ"] == "at+jwt" and decoded.header["kid"] == jwks.keys[0].kid
+            claims = decoded.claims
+            assert claims["sub"] == sub and claims["iss"] == BASE and claims["aud"] == env.client_id
+            assert claims["handle"] == "hanako@tsuru"
+            info = (await rp.get(meta["userinfo_endpoint"])).json()
+            assert info["sub"] == sub
+            seen.add(new["refresh_token"])
+            current = new
+    rows = await family(env, first["refresh_token"])
+    assert len(rows) == 4 and len({r.family_id for r in rows}) == 1 and len({r.auth_time for r in rows}) == 1
+    assert [r.used_at is not None for r in rows] == [True, True, True, False]
+    assert all(r.revoked_at is None for r in rows)
+
+
+async def test_a_reused_refresh_token_revokes_its_family(env):
+    meta = await metadata(env)
+    auth = (env.client_id, env.client_secret)
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+        t1 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t0["refresh_token"])
+        t2 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t1["refresh_token"])
+    reuse = await post_refresh(env, t0["refresh_token"], auth)
+    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
+    assert reuse.headers["cache-control"] == "no-store"
+    assert all(r.revoked_at is not None for r in await family(env, t0["refresh_token"]))
+    newest = await post_refresh(env, t2["refresh_token"], auth)
+    assert newest.status_code == 400 and newest.json()["error"] == "invalid_grant"
+
+
+async def test_refusals_by_client_secret_or_scope_change_nothing(env):
+    other = await env.admin(c.EP_CLIENT_ADD, c.ClientAddIn(client_id="rp-other", redirect_uris=[RP_CB]))
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+    before = await family(env, t0["refresh_token"])
+    token = t0["refresh_token"]
+
+    theirs = await post_refresh(env, token, (other["client_id"], other["client_secret"]))  # authenticated, not its token
+    assert theirs.status_code == 400 and theirs.json()["error"] == "invalid_grant"
+    wrong_secret = await post_refresh(env, token, (env.client_id, "not-the-secret"))
+    assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
+    no_auth = await post_refresh(env, token)
+    assert no_auth.status_code in (400, 401) and no_auth.json()["error"] == "invalid_client"
+    unknown = await post_refresh(env, token, ("nobody", "x"))
+    assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_client"
+    wider = await post_refresh(env, token, (env.client_id, env.client_secret), scope="openid profile email phone")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    missing = await post_refresh(env, "", (env.client_id, env.client_secret))
+    assert missing.status_code == 400 and missing.json()["error"] in ("invalid_request", "invalid_grant")
+    unknown_token = await post_refresh(env, "no-such-token", (env.client_id, env.client_secret))
+    assert unknown_token.status_code == 400 and unknown_token.json()["error"] == "invalid_grant"
+    assert await family(env, token) == before  # nothing changed
+
+    # The rightful client still refreshes it, with a narrower scope if it asks.
+    ok = await post_refresh(env, token, (env.client_id, env.client_secret), scope="openid")
+    assert ok.status_code == 200 and ok.json()["scope"] == "openid"
+    rows = await family(env, token)
+    assert len(rows) == 2 and rows[0].used_at is not None and rows[1].scope == "openid"
+
+
+async def test_an_expired_refresh_token_is_refused_and_its_family_revoked(env):
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+    async with env.identity.sessions() as s, s.begin():
+        await s.execute(update(rt).where(rt.c.token_hash == digest(t0["refresh_token"]))
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+    r = await post_refresh(env, t0["refresh_token"], (env.client_id, env.client_secret))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    rows = await family(env, t0["refresh_token"])
+    assert len(rows) == 1 and rows[0].used_at is None and rows[0].revoked_at is not None
+
+
+async def test_a_public_client_refreshes_with_its_client_id_alone(env):
+    await env.admin(c.EP_CLIENT_ADD, c.ClientAddIn(client_id="rp-spa", redirect_uris=[RP_CB], public=True))
+    meta = await metadata(env)
+    async with env.rp(client_id="rp-spa", client_secret=None, token_endpoint_auth_method="none") as rp:
+        t0 = await first_tokens(env, rp)
+        t1 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t0["refresh_token"])
+        assert t1["refresh_token"] != t0["refresh_token"]
+    # A secret it does not have, or the confidential client's token: refused.
+    async with env.browser() as b:
+        r = await b.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": t1["refresh_token"],
+                                               "client_id": "rp-spa", "client_secret": "guess"})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+        r = await b.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": t0["refresh_token"],
+                                               "client_id": "rp-spa"})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant"  # reused: the family is revoked
+    assert all(row.revoked_at is not None for row in await family(env, t0["refresh_token"]))
+
+
+async def test_one_token_used_twice_at_once_gives_one_new_token_then_revokes_the_family(env):
+    auth = (env.client_id, env.client_secret)
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+    a, b = await asyncio.gather(post_refresh(env, t0["refresh_token"], auth), post_refresh(env, t0["refresh_token"], auth))
+    assert sorted([a.status_code, b.status_code]) == [200, 400]
+    winner = a if a.status_code == 200 else b
+    after = await post_refresh(env, winner.json()["refresh_token"], auth)
+    assert after.status_code == 400 and after.json()["error"] == "invalid_grant"
+    rows = await family(env, t0["refresh_token"])
+    assert len(rows) == 2 and all(r.revoked_at is not None for r in rows)
+
+
+async def test_after_a_key_rotation_refreshes_sign_with_the_new_key(env):
+    meta = await metadata(env)
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+        t1 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t0["refresh_token"])
+        rotated = await env.admin(c.EP_KEY_ROTATE)
+        t2 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t1["refresh_token"])
+    async with env.browser() as b:
+        jwks = KeySet.import_key_set((await b.get("/oauth/jwks")).json())
+    old_kid = jwt.decode(t1["access_token"], jwks, algorithms=["RS256"]).header["kid"]
+    assert old_kid != rotated["kid"]
+    assert jwt.decode(t2["access_token"], jwks, algorithms=["RS256"]).header["kid"] == rotated["kid"]
+
+
+async def test_a_refused_first_request_of_a_new_node_leaves_no_unpublished_key(env):
+    """The node's first key is made by the first token request; if that request is refused and rolls back, the
+    key goes with it, and the next refresh signs with a key that the JWKS publishes."""
+    refused = await post_refresh(env, "no-such-token", (env.client_id, "not-the-secret"))
+    assert refused.status_code == 401
+    meta = await metadata(env)
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+        t1 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t0["refresh_token"])
+    async with env.browser() as b:
+        jwks = (await b.get("/oauth/jwks")).json()
+    assert len(jwks["keys"]) == 1
+    decoded = jwt.decode(t1["access_token"], KeySet.import_key_set(jwks), algorithms=["RS256"])
+    assert decoded.header["kid"] == jwks["keys"][0]["kid"]
