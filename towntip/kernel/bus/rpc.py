@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -14,6 +17,14 @@ from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.telemetry import inject_headers
 
+log = logging.getLogger(__name__)
+
+# "No responders" is also what a caller gets for the moment a service re-subscribes (a restart, a reconnect after
+# its nats-server restarted, a slow client cut off by the server): the request is asked again, with backoff, for
+# at most this long (and never past the caller's timeout) before the service counts as unavailable. Nobody received
+# a request that had no responders, so asking again cannot apply anything twice.
+NO_RESPONDERS_PATIENCE = 1.0
+
 
 async def call(nc: NATS, subject: str, payload: BaseModel | dict[str, Any] | None = None, *, timeout: float = 5.0) -> Any:
     """Request/reply with trace context in the headers. Raises errors.ServiceError for an error reply."""
@@ -22,12 +33,22 @@ async def call(nc: NATS, subject: str, payload: BaseModel | dict[str, Any] | Non
     else:
         body = json.dumps(payload or {}).encode()
     headers = inject_headers({})
-    try:
-        msg = await nc.request(subject, body, timeout=timeout, headers=headers or None)
-    except NoRespondersError as exc:
-        raise errors.Unavailable(f"no service answers on {subject}") from exc
-    except NatsTimeout as exc:
-        raise errors.Unavailable(f"{subject} did not answer within {timeout}s") from exc
+    start = time.monotonic()
+    patience = min(NO_RESPONDERS_PATIENCE, timeout / 2)
+    pause = 0.05
+    while True:
+        left = timeout - (time.monotonic() - start)
+        try:
+            msg = await nc.request(subject, body, timeout=max(left, 0.001), headers=headers or None)
+            break
+        except NoRespondersError as exc:
+            if time.monotonic() - start + pause > patience:
+                raise errors.Unavailable(f"no service answers on {subject}") from exc
+            await asyncio.sleep(pause)
+            pause *= 2
+            log.warning("no responders on %s after %.2f s: asking again", subject, time.monotonic() - start)
+        except NatsTimeout as exc:
+            raise errors.Unavailable(f"{subject} did not answer within {timeout}s") from exc
     hdrs = msg.headers or {}
     if subjects.HDR_SERVICE_ERROR_CODE in hdrs or subjects.HDR_SERVICE_ERROR in hdrs:
         try:
