@@ -418,6 +418,7 @@ async def wait_leaf(monitor: int, name: str, timeout: float = 20.0) -> bool:
     return False
 
 
+@pytest.mark.xdist_group("whole-node")  # tests that start whole nodes (`towntip node up`) run one after another on one worker
 async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path) -> None:
     """`towntip node up --hub … --hub-credentials-file …`: the embedded server's config holds the remote with the
     deny lists, the hub (which asks for a password) sees the node, an enrolment's reload keeps the link, and the

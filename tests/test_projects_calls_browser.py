@@ -19,7 +19,7 @@ from tests.browser import phone_browser  # noqa: F401 - fixture
 from tests.projects_walk import Walk, partner_formation, walk  # noqa: F401 - fixture
 from towntip.kernel.contracts import projects as c
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(360)]  # a long walk; under a loaded machine it takes minutes
 
 
 async def test_one_theme_through_partner_formation_to_phase_three(walk: Walk, phone_browser) -> None:  # noqa: F811

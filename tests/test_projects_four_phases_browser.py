@@ -20,7 +20,7 @@ from tests.browser import phone_browser  # noqa: F401 - fixture
 from tests.projects_walk import JST, Walk, click, fill_form, partner_formation, walk  # noqa: F401 - fixture
 from tests.test_projects_browser import click_link, facts, fill, log_in, open_page, run
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(360)]  # a long walk; under a loaded machine it takes minutes
 TITLE = "高齢者の移動手段の確保"
 
 

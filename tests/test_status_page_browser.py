@@ -12,7 +12,7 @@ import pytest
 from tests.browser import PHONE, phone_browser  # noqa: F401 - fixture
 from tests.test_supervisor import Node, node  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("whole-node")]  # tests that start whole nodes (`towntip node up`) run one after another on one worker
 
 
 def page_facts(driver: Any) -> dict[str, Any]:

@@ -23,6 +23,8 @@ import pytest
 from towntip.cli import main as cli_main
 from towntip.node.natsd import NatsServer, free_port
 
+pytestmark = pytest.mark.xdist_group("whole-node")  # tests that start whole nodes (`towntip node up`) run one after another on one worker
+
 NODE = "testnode"
 # `python -m services.points` needs the package's __main__: until the lead's service exists, the parts of
 # these tests that need it skip (with this reason) instead of failing.
@@ -52,7 +54,7 @@ class Node:
         except httpx.HTTPError:
             return None
 
-    async def wait_health(self, want: int | None, timeout: float = 20.0) -> dict[str, Any]:
+    async def wait_health(self, want: int | None, timeout: float = 60.0) -> dict[str, Any]:
         """Until /healthz answers `want` (any status if None); fails with the node's output otherwise."""
         deadline = time.monotonic() + timeout
         last = None
@@ -77,7 +79,7 @@ class Node:
             await nc.close()
         return {p["name"]: p for p in json.loads(msg.data)["processes"]}
 
-    async def wait_running(self, *names: str, timeout: float = 10.0) -> dict[str, dict[str, Any]]:
+    async def wait_running(self, *names: str, timeout: float = 40.0) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             status = await self.status()
@@ -201,7 +203,7 @@ async def test_a_killed_nats_server_is_restarted(node: Node) -> None:
     os.kill(before["pid"], signal.SIGKILL)
     await node.wait_health(503, timeout=5)  # the gateway lost its NATS
     await asyncio.sleep(0.5)
-    await node.wait_health(200, timeout=20)
+    await node.wait_health(200, timeout=60)
     status = await node.status()
     assert status["nats-server"]["restarts"] == 1 and status["nats-server"]["pid"] != before["pid"]
     pids = [p["pid"] for p in status.values() if p["pid"]]
@@ -265,7 +267,7 @@ async def test_node_up_on_existing_nats_and_postgres_credits_a_tap(nats_server: 
     node_db = PG_URL.rsplit("/", 1)[0] + f"/{dbname}"
     node = start_node(tmp_path, nats_url=nats_server.url, database_url=node_db)
     try:
-        await node.wait_health(200, timeout=30)
+        await node.wait_health(200, timeout=60)
         card = "00112233445566FF"
         nc = await nats.connect(nats_server.url)
         try:

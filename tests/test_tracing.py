@@ -27,6 +27,8 @@ from tests.test_supervisor import NODE, Node, finish, node_argv
 from towntip.kernel.telemetry import JsonLinesSpanExporter
 from towntip.node.natsd import free_port
 
+pytestmark = pytest.mark.xdist_group("whole-node")  # tests that start whole nodes run one after another on one worker
+
 Span = dict[str, Any]
 BALANCE_ROUTE = "/api/v1/points/cards/{idm}/balance"
 EVENTS_ROUTE = "/api/v1/points/events"
