@@ -9,7 +9,6 @@ kernel's inbox); a node may speak only for its own people (`name@A` changes only
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.models import sessions, users
-from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
+from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected, peer_event
 from towntip.kernel.bus.envelope import utcnow
 
 PROFILE_EVENTS = ("UserRegistered", "ProfileChanged")
@@ -30,16 +29,7 @@ class PeerProfileHandler:
         self.node = node
 
     def decode(self, msg: Msg) -> tuple[str, dict[str, Any]]:
-        try:
-            env = json.loads(msg.data)
-            key, peer, type_, data = env["id"], env["node"], env["type"], env["data"]
-        except (ValueError, KeyError, TypeError):
-            raise Rejected("not an event envelope") from None
-        parts = msg.subject.split(".")
-        if len(parts) != 4 or parts[0] != "evt" or parts[1] != peer or parts[2] != "identity":
-            raise Rejected(f"event of {peer!r} arrived on {msg.subject!r}", code=403)
-        if peer == self.node:
-            raise Rejected("this node's own event came back", code=409)
+        key, peer, type_, data = peer_event(msg, self.node, "identity")
         handle = str(data.get("global_handle", "")) if isinstance(data, dict) else ""
         if not handle.endswith(f"@{peer}"):
             raise Rejected(f"{peer!r} may speak only for its own people, not {handle!r}", code=403)

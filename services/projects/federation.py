@@ -18,7 +18,6 @@ Who may:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ from services.projects.models import (
     themes,
 )
 from towntip.kernel import errors
-from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
+from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected, peer_event
 from towntip.kernel.bus.envelope import event_token, utcnow
 from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import pilots as p
@@ -89,16 +88,8 @@ class PeerFactsHandler:
         self.ignored: deque[str] = deque(maxlen=100)  # why events were ignored (also logged), newest last
 
     def decode(self, msg: Msg) -> tuple[str, dict[str, Any]]:
-        try:
-            env = json.loads(msg.data)
-            key, peer, type_, data = env["id"], env["node"], env["type"], env["data"]
-        except (ValueError, KeyError, TypeError):
-            raise Rejected("not an event envelope") from None
+        key, peer, type_, data = peer_event(msg, self.node, "projects")
         parts = msg.subject.split(".")
-        if len(parts) != 4 or parts[0] != "evt" or parts[1] != peer or parts[2] != "projects":
-            raise Rejected(f"event of {peer!r} arrived on {msg.subject!r}", code=403)
-        if peer == self.node:
-            raise Rejected("this node's own event came back", code=409)
         if not isinstance(type_, str) or parts[3] != event_token(type_):
             raise Rejected(f"event type {type_!r} does not match its subject {msg.subject!r}")
         model = APPLIED.get(type_)

@@ -52,6 +52,23 @@ class Rejected(Exception):
         self.body = body
 
 
+def peer_event(msg: Msg, node: str, service: str) -> tuple[str, str, Any, Any]:
+    """(id, peer, type, data) of another node's event on `service`, as sourced into this node's FED stream.
+    Rejected when it is no envelope, arrived on another node's or service's subject (a node speaks only as itself),
+    or is this node's own event come back."""
+    try:
+        env = json.loads(msg.data)
+        key, peer, type_, data = env["id"], env["node"], env["type"], env["data"]
+    except (ValueError, KeyError, TypeError):
+        raise Rejected("not an event envelope") from None
+    parts = msg.subject.split(".")
+    if len(parts) != 4 or parts[0] != "evt" or parts[1] != peer or parts[2] != service:
+        raise Rejected(f"event of {peer!r} arrived on {msg.subject!r}", code=403)
+    if peer == node:
+        raise Rejected("this node's own event came back", code=409)
+    return key, peer, type_, data
+
+
 @dataclass
 class Delivery(Generic[T]):
     msg: Msg

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.pilots import CasePublished
 from towntip.kernel.contracts.projects import Note, ThemeCreate, Uuid
 
 # Endpoints (the tail of svc.<node>.projects.<name>)
@@ -102,26 +103,11 @@ class RemoteThemeList(BaseModel):
     themes: list[RemoteTheme]
 
 
-class RemoteCase(BaseModel):
-    """A copy of another municipality's published case (事例): what its pilot did and achieved."""
+class RemoteCase(CasePublished):
+    """A copy of another municipality's published case (事例): what its pilot did and achieved, as its node last
+    announced it."""
 
-    id: str
-    theme_id: str
-    origin_node: str
     origin_url: str
-    owner_department_name: str
-    title: str
-    summary: str
-    approach: str
-    outcomes: str
-    lessons: str
-    transferability: str
-    fields: list[str]
-    kpis: list[dict[str, Any]]
-    partners: list[str]
-    decision: str
-    version: int
-    published_at: datetime
     received_at: datetime
     following: bool = False
     # What a new theme started from this case (横展開) says before the staff edit it.

@@ -542,8 +542,8 @@ class CaseDraft(CaseIn):
 
 
 class CasePublished(BaseModel):
-    """A case study became public (H3 federates it: other nodes keep a read-only copy by `id`, newest `version`
-    wins). `kpis`: [{name, unit, baseline, target, actual, direction, achievement_pct}] with the decimals as strings
+    """A case study became public (the federation of themes and cases keeps a read-only copy at other nodes by
+    `id`, newest `version` wins). `kpis`: [{name, unit, baseline, target, actual, direction, achievement_pct}] with the decimals as strings
     ("12.5"), `actual` and `achievement_pct` (rounded half-up to one decimal, "50.0") None without a measurement.
     `partners`: the company parties' names. `decision`: adopt | continue | expand | end."""
 
