@@ -159,8 +159,18 @@ def _bad(exc: Exception) -> int:
     return 400 if isinstance(exc, ValidationError) else _status(exc)  # type: ignore[arg-type]
 
 
+AgainFn = Callable[[Request, ic.User, int, str], Awaitable[Response]]
+
+
+def again_page(page: Callable[..., Awaitable[Response]], *args: str) -> AgainFn:
+    """The form's page shown again after a refusal: `page(request, user, *args, status=, error=)`."""
+    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
+        return await page(request, user, *args, status=status, error=error)
+    return again
+
+
 async def _action(request: Request, make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]], done: str,
-                  again: Callable[[Request, ic.User, int, str], Awaitable[Response]]) -> Response:
+                  again: AgainFn) -> Response:
     """A form post: the call the form makes, then `done` (a redirect) or the page again with the reason."""
     got = await signed_in_form(request)
     if isinstance(got, Response):
@@ -216,11 +226,6 @@ async def partners_page(theme_id: str, request: Request) -> Response:
     return await _partners_page(request, await _maybe_user(request), theme_id)
 
 
-def _again_partners(theme_id: str) -> Callable[[Request, ic.User, int, str], Awaitable[Response]]:
-    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
-        return await _partners_page(request, user, theme_id, status=status, error=error)
-    return again
-
 
 @router.post("/themes/{theme_id}/briefings")
 async def briefing_create(theme_id: str, request: Request) -> Response:
@@ -228,20 +233,21 @@ async def briefing_create(theme_id: str, request: Request) -> Response:
         actor=actor, theme_id=theme_id, title=form.get("title", ""),
         starts_at=_jst_input(str(form.get("starts_at", ""))), ends_at=_jst_input(str(form.get("ends_at", ""))),
         venue=form.get("venue", ""), online_url=form.get("online_url", ""), capacity=form.get("capacity") or "0")),
-        f"/themes/{theme_id}/partners?saved=1", _again_partners(theme_id))
+        f"/themes/{theme_id}/partners?saved=1", again_page(_partners_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/briefings/{briefing_id}/register")
 async def briefing_register(theme_id: str, briefing_id: str, request: Request) -> Response:
     return await _action(request, lambda actor, form, raw: (c.EP_BRIEFING_REGISTER, c.BriefingRegister(
         actor=actor, briefing_id=briefing_id, org_id=form.get("org_id", ""))),
-        f"/themes/{theme_id}/partners?saved=1", _again_partners(theme_id))
+        f"/themes/{theme_id}/partners?saved=1", again_page(_partners_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/briefings/{briefing_id}/cancel")
 async def briefing_cancel(theme_id: str, briefing_id: str, request: Request) -> Response:
     return await _action(request, lambda actor, form, raw: (c.EP_BRIEFING_CANCEL, c.BriefingCancel(
-        actor=actor, briefing_id=briefing_id)), f"/themes/{theme_id}/partners?saved=1", _again_partners(theme_id))
+        actor=actor, briefing_id=briefing_id)), f"/themes/{theme_id}/partners?saved=1",
+        again_page(_partners_page, theme_id))
 
 
 # ---- matching ------------------------------------------------------------------------------------------------------
@@ -374,11 +380,6 @@ async def proposal_page(proposal_id: str, request: Request) -> Response:
     return await _proposal_page(request, user, proposal_id)
 
 
-def _again_proposal(proposal_id: str) -> Callable[[Request, ic.User, int, str], Awaitable[Response]]:
-    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
-        return await _proposal_page(request, user, proposal_id, status=status, error=error)
-    return again
-
 
 @router.get("/proposals/{proposal_id}/edit", response_class=HTMLResponse)
 async def proposal_edit_page(proposal_id: str, request: Request) -> Response:
@@ -419,14 +420,14 @@ async def proposal_edit(proposal_id: str, request: Request) -> Response:
 async def proposal_withdraw(proposal_id: str, request: Request) -> Response:
     return await _action(request, lambda actor, form, raw: (c.EP_PROPOSAL_WITHDRAW, c.ProposalAction(
         actor=actor, proposal_id=proposal_id, note=form.get("note", ""))), f"/proposals/{proposal_id}?saved=1",
-        _again_proposal(proposal_id))
+        again_page(_proposal_page, proposal_id))
 
 
 @router.post("/proposals/{proposal_id}/partner")
 async def proposal_partner(proposal_id: str, request: Request) -> Response:
     return await _action(request, lambda actor, form, raw: (c.EP_PROPOSAL_PARTNER, c.PartnerAnswer(
         actor=actor, proposal_id=proposal_id, org_id=form.get("org_id", ""), decision=form.get("decision", ""))),
-        f"/proposals/{proposal_id}?saved=1", _again_proposal(proposal_id))
+        f"/proposals/{proposal_id}?saved=1", again_page(_proposal_page, proposal_id))
 
 
 @router.get("/themes/{theme_id}/proposals", response_class=HTMLResponse)
@@ -467,18 +468,13 @@ async def evaluate_page(theme_id: str, request: Request) -> Response:
     return await _evaluate_page(request, user, theme_id)
 
 
-def _again_evaluate(theme_id: str) -> Callable[[Request, ic.User, int, str], Awaitable[Response]]:
-    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
-        return await _evaluate_page(request, user, theme_id, status=status, error=error)
-    return again
-
 
 @router.post("/themes/{theme_id}/evaluate/{proposal_id}/declare")
 async def evaluate_declare(theme_id: str, proposal_id: str, request: Request) -> Response:
     return await _action(request, lambda actor, form, raw: (c.EP_REVIEW_DECLARE, c.ConflictDeclare(
         actor=actor, proposal_id=proposal_id, conflicted=form.get("conflicted") == "yes",
         reason=form.get("reason", ""))), f"/themes/{theme_id}/evaluate?saved=1#p-{proposal_id}",
-        _again_evaluate(theme_id))
+        again_page(_evaluate_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/evaluate/{proposal_id}/score")
@@ -488,7 +484,7 @@ async def evaluate_score(theme_id: str, proposal_id: str, request: Request) -> R
         return c.EP_REVIEW_SCORE, c.ScoreSubmit(actor=actor, proposal_id=proposal_id, scores=scores,
                                                 comment=form.get("comment", ""))
     return await _action(request, make, f"/themes/{theme_id}/evaluate?saved=1#p-{proposal_id}",
-                         _again_evaluate(theme_id))
+                         again_page(_evaluate_page, theme_id))
 
 
 # ---- the secretariat's selection, and the public result --------------------------------------------------------
@@ -516,31 +512,26 @@ async def selection_page(theme_id: str, request: Request) -> Response:
     return await _selection_page(request, user, theme_id)
 
 
-def _again_selection(theme_id: str) -> Callable[[Request, ic.User, int, str], Awaitable[Response]]:
-    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
-        return await _selection_page(request, user, theme_id, status=status, error=error)
-    return again
-
 
 @router.post("/themes/{theme_id}/selection/evaluators")
 async def selection_appoint(theme_id: str, request: Request) -> Response:
     return await _action(request, lambda actor, form, raw: (c.EP_EVALUATOR_APPOINT, c.EvaluatorAppoint(
         actor=actor, theme_id=theme_id, global_handle=str(form.get("global_handle", "")).strip().lower())),
-        f"/themes/{theme_id}/selection?saved=1", _again_selection(theme_id))
+        f"/themes/{theme_id}/selection?saved=1", again_page(_selection_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/selection/close")
 async def selection_close(theme_id: str, request: Request) -> Response:
     return await _action(request, lambda actor, form, raw: (c.EP_EVALUATION_CLOSE, c.ThemeAction(
         actor=actor, theme_id=theme_id, note=form.get("note", ""))), f"/themes/{theme_id}/selection?saved=1",
-        _again_selection(theme_id))
+        again_page(_selection_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/selection/publish")
 async def selection_publish(theme_id: str, request: Request) -> Response:
     return await _action(request, lambda actor, form, raw: (c.EP_RESULT_PUBLISH, c.ResultPublish(
         actor=actor, theme_id=theme_id, selected=raw.getlist("selected"), reasons=form.get("reasons", ""))),
-        f"/themes/{theme_id}/result", _again_selection(theme_id))
+        f"/themes/{theme_id}/result", again_page(_selection_page, theme_id))
 
 
 @router.get("/themes/{theme_id}/result", response_class=HTMLResponse)

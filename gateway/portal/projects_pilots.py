@@ -9,7 +9,7 @@ Every form is CSRF-protected (pages.form_of). Included by gateway.portal.project
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from gateway.portal import session as ps
 from gateway.portal.i18n import add_words, t
 from gateway.portal.pages import actor_of, add_nav, current_user
 from gateway.portal.projects import _call, _login, _maybe_user, _page, _refusal
-from gateway.portal.projects_calls import _action
+from gateway.portal.projects_calls import AgainFn, _action, again_page
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import pilots as pc
@@ -165,7 +165,6 @@ add_words({
 })
 add_nav("nav_cases", "/cases", "all")
 
-AgainFn = Callable[[Request, ic.User, int, str], Awaitable[Response]]
 
 
 def num(value: Any) -> str:
@@ -289,11 +288,6 @@ async def pilot_page(theme_id: str, request: Request) -> Response:
     return await _pilot_page(request, user, theme_id)
 
 
-def _again_pilot(theme_id: str) -> AgainFn:
-    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
-        return await _pilot_page(request, user, theme_id, status=status, error=error)
-    return again
-
 
 def _done(theme_id: str, anchor: str) -> str:
     return f"/themes/{theme_id}/pilot?saved=1#{anchor}"
@@ -305,13 +299,14 @@ async def role_put(theme_id: str, request: Request) -> Response:
         actor=actor, theme_id=theme_id, role_id=form.get("role_id") or None, org_id=form.get("org_id", ""),
         title=form.get("title", ""), responsibilities=form.get("responsibilities", ""),
         contact_handle=str(form.get("contact_handle", "")).strip().lower() or None)),
-        _done(theme_id, "roles"), _again_pilot(theme_id))
+        _done(theme_id, "roles"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/roles/{role_id}/remove")
 async def role_remove(theme_id: str, role_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_ROLE_REMOVE, pc.RoleRemove(
-        actor=actor, theme_id=theme_id, role_id=role_id)), _done(theme_id, "roles"), _again_pilot(theme_id))
+        actor=actor, theme_id=theme_id, role_id=role_id)), _done(theme_id, "roles"),
+        again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/milestones")
@@ -319,21 +314,21 @@ async def milestone_put(theme_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_MILESTONE_PUT, pc.MilestonePut(
         actor=actor, theme_id=theme_id, milestone_id=form.get("milestone_id") or None, title=form.get("title", ""),
         due_on=form.get("due_on", ""), description=form.get("description", ""))),
-        _done(theme_id, "milestones"), _again_pilot(theme_id))
+        _done(theme_id, "milestones"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/milestones/{milestone_id}/status")
 async def milestone_status(theme_id: str, milestone_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_MILESTONE_STATUS, pc.MilestoneStatusSet(
         actor=actor, theme_id=theme_id, milestone_id=milestone_id, status=form.get("status", ""))),
-        _done(theme_id, "milestones"), _again_pilot(theme_id))
+        _done(theme_id, "milestones"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/milestones/{milestone_id}/remove")
 async def milestone_remove(theme_id: str, milestone_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_MILESTONE_REMOVE, pc.MilestoneRemove(
         actor=actor, theme_id=theme_id, milestone_id=milestone_id)), _done(theme_id, "milestones"),
-        _again_pilot(theme_id))
+        again_page(_pilot_page, theme_id))
 
 
 def _decimal(value: Any) -> str:
@@ -346,13 +341,14 @@ async def kpi_put(theme_id: str, request: Request) -> Response:
         actor=actor, theme_id=theme_id, kpi_id=form.get("kpi_id") or None, name=form.get("name", ""),
         unit=form.get("unit", ""), baseline=_decimal(form.get("baseline")), target=_decimal(form.get("target")),
         direction=form.get("direction", ""), method=form.get("method", ""),
-        data_source=form.get("data_source", ""))), _done(theme_id, "kpis"), _again_pilot(theme_id))
+        data_source=form.get("data_source", ""))), _done(theme_id, "kpis"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/kpis/{kpi_id}/remove")
 async def kpi_remove(theme_id: str, kpi_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_KPI_REMOVE, pc.KpiRemove(
-        actor=actor, theme_id=theme_id, kpi_id=kpi_id)), _done(theme_id, "kpis"), _again_pilot(theme_id))
+        actor=actor, theme_id=theme_id, kpi_id=kpi_id)), _done(theme_id, "kpis"),
+        again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/plan")
@@ -373,7 +369,7 @@ async def plan_put(theme_id: str, request: Request) -> Response:
 async def agreement_create(theme_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_AGREEMENT_CREATE, pc.AgreementCreate(
         actor=actor, theme_id=theme_id, kind=form.get("kind", ""), title=form.get("title", ""),
-        body=form.get("body", ""))), _done(theme_id, "agreements"), _again_pilot(theme_id))
+        body=form.get("body", ""))), _done(theme_id, "agreements"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/advance")
@@ -381,7 +377,7 @@ async def pilot_advance(theme_id: str, request: Request) -> Response:
     """The move to phase 4 from the workspace, next to what the gate still asks for; refused: the reason here."""
     return await _act(request, lambda actor, form, raw: (c.EP_THEME_ADVANCE, c.PhaseAdvance(
         actor=actor, theme_id=theme_id, to_phase=4, note=form.get("note", ""))),
-        f"/themes/{theme_id}/results?saved=1", _again_pilot(theme_id))
+        f"/themes/{theme_id}/results?saved=1", again_page(_pilot_page, theme_id))
 
 
 # ---- agreements ----------------------------------------------------------------------------------------------------
@@ -411,18 +407,14 @@ async def agreement_page(theme_id: str, agreement_id: str, request: Request) -> 
     return await _agreement_page(request, user, theme_id, agreement_id)
 
 
-def _again_agreement(theme_id: str, agreement_id: str) -> AgainFn:
-    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
-        return await _agreement_page(request, user, theme_id, agreement_id, status=status, error=error)
-    return again
-
 
 @router.post("/themes/{theme_id}/agreements/{agreement_id}/sign")
 async def agreement_sign(theme_id: str, agreement_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_AGREEMENT_SIGN, pc.AgreementSign(
         actor=actor, theme_id=theme_id, agreement_id=agreement_id, org_id=form.get("org_id", ""),
         version=form.get("version") or "0", sha256=form.get("sha256", ""))),
-        f"/themes/{theme_id}/agreements/{agreement_id}?saved=1", _again_agreement(theme_id, agreement_id))
+        f"/themes/{theme_id}/agreements/{agreement_id}?saved=1",
+        again_page(_agreement_page, theme_id, agreement_id))
 
 
 @router.post("/themes/{theme_id}/agreements/{agreement_id}/revise")
@@ -430,7 +422,8 @@ async def agreement_revise(theme_id: str, agreement_id: str, request: Request) -
     return await _act(request, lambda actor, form, raw: (pc.EP_AGREEMENT_REVISE, pc.AgreementRevise(
         actor=actor, theme_id=theme_id, agreement_id=agreement_id, version=form.get("version") or "0",
         title=form.get("title", ""), body=form.get("body", ""))),
-        f"/themes/{theme_id}/agreements/{agreement_id}?saved=1", _again_agreement(theme_id, agreement_id))
+        f"/themes/{theme_id}/agreements/{agreement_id}?saved=1",
+        again_page(_agreement_page, theme_id, agreement_id))
 
 
 # ---- phase 4: results ----------------------------------------------------------------------------------------------
@@ -467,11 +460,6 @@ async def results_page(theme_id: str, request: Request) -> Response:
     return await _results_page(request, user, theme_id)
 
 
-def _again_results(theme_id: str) -> AgainFn:
-    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
-        return await _results_page(request, user, theme_id, status=status, error=error)
-    return again
-
 
 def _rdone(theme_id: str, anchor: str) -> str:
     return f"/themes/{theme_id}/results?saved=1#{anchor}"
@@ -482,7 +470,7 @@ async def actual_add(theme_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_ACTUAL_ADD, pc.ActualAdd(
         actor=actor, theme_id=theme_id, kpi_id=form.get("kpi_id", ""), value=_decimal(form.get("value")),
         measured_on=form.get("measured_on", ""), note=form.get("note", ""), source=form.get("source", ""))),
-        _rdone(theme_id, "actuals"), _again_results(theme_id))
+        _rdone(theme_id, "actuals"), again_page(_results_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/results/report")
@@ -490,7 +478,7 @@ async def report_put(theme_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_REPORT_PUT, pc.ReportPut(
         actor=actor, theme_id=theme_id, version=form.get("version") or "0", summary=form.get("summary", ""),
         results=form.get("results", ""), issues=form.get("issues", ""), lessons=form.get("lessons", ""))),
-        _rdone(theme_id, "report"), _again_results(theme_id))
+        _rdone(theme_id, "report"), again_page(_results_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/results/budget")
@@ -500,14 +488,14 @@ async def budget_put(theme_id: str, request: Request) -> Response:
         actual_cost_yen=_decimal(form.get("actual_cost_yen")) or "-1", effects=form.get("effects", ""),
         rationale=form.get("rationale", ""),
         requested_budget_yen=_decimal(form.get("requested_budget_yen")) or "-1")),
-        _rdone(theme_id, "budget"), _again_results(theme_id))
+        _rdone(theme_id, "budget"), again_page(_results_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/results/decision")
 async def decision_make(theme_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_DECISION_MAKE, pc.DecisionMake(
         actor=actor, theme_id=theme_id, decision=form.get("decision", ""), reasons=form.get("reasons", ""))),
-        _rdone(theme_id, "decision"), _again_results(theme_id))
+        _rdone(theme_id, "decision"), again_page(_results_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/results/case")
@@ -517,14 +505,14 @@ async def case_put(theme_id: str, request: Request) -> Response:
         title=form.get("title", ""), summary=form.get("summary", ""), approach=form.get("approach", ""),
         outcomes=form.get("outcomes", ""), lessons=form.get("lessons", ""),
         transferability=form.get("transferability", ""), fields=raw.getlist("fields") or None)),
-        _rdone(theme_id, "case"), _again_results(theme_id))
+        _rdone(theme_id, "case"), again_page(_results_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/results/case/publish")
 async def case_publish(theme_id: str, request: Request) -> Response:
     return await _act(request, lambda actor, form, raw: (pc.EP_CASE_PUBLISH, pc.CasePublish(
         actor=actor, theme_id=theme_id, note=form.get("note", ""))), _rdone(theme_id, "case"),
-        _again_results(theme_id))
+        again_page(_results_page, theme_id))
 
 
 # ---- public cases --------------------------------------------------------------------------------------------------
