@@ -15,9 +15,9 @@ from gateway.portal import session as ps
 from gateway.portal.i18n import add_words, t
 from gateway.portal.pages import _reason as _why
 from gateway.portal.pages import _user_or_none as _maybe_user
-from gateway.portal.pages import actor_of, add_nav, call, require_role, signed_in_form
+from gateway.portal.pages import actor_of, add_nav, require_role, signed_in_form
 from gateway.portal.pages import error_status as _status
-from gateway.portal.projects import _form_lists, _internal, _managed, _my_departments, _page, _refusal
+from gateway.portal.projects import _call, _form_lists, _internal, _managed, _my_departments, _page, _refusal
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import projects as c
@@ -83,10 +83,6 @@ add_words({
     "fd_achievement": ("達成率", "Achievement"),
 })
 add_nav("nav_federation", "/federation/themes", "all")
-
-
-async def _call(request: Request, endpoint: str, payload: Any) -> Any:
-    return await call(request, c.SERVICE, endpoint, payload)
 
 
 def _names(request: Request) -> dict[str, str]:
