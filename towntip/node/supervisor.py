@@ -378,13 +378,37 @@ class Supervisor:
         self.nats_server.extra_config = self._nats_extra_config()
         self.nats_server.write_config()
         self.nats_server.config_path.chmod(0o600)
+        url = self.bus_users.url(self.nats_url, terminal_user(terminal), password)
         if self.nats_server.proc is not None and self.nats_server.proc.poll() is None:
             self.nats_server.proc.send_signal(signal.SIGHUP)  # nats-server reloads its config
+            # The reload happens a moment after the signal: answer only once the new password is taken, so a
+            # terminal that connects with it at once is not refused ("authorization violation").
+            if not await self._accepts(url, terminal_inbox_prefix(terminal)):
+                await error(503, "the node's nats-server did not take the new terminal user within 10 s")
+                return
         self.step("enroll", f"端末 terminal {terminal} 登録 enrolled")
         await msg.respond(json.dumps({
-            "terminal": terminal, "url": self.bus_users.url(self.nats_url, terminal_user(terminal), password),
-            "inbox_prefix": terminal_inbox_prefix(terminal),
+            "terminal": terminal, "url": url, "inbox_prefix": terminal_inbox_prefix(terminal),
         }).encode())
+
+    @staticmethod
+    async def _accepts(url: str, inbox_prefix: str, timeout: float = 10.0) -> bool:
+        """Whether the server lets a user with `url`'s credentials connect, trying until `timeout`."""
+        async def quiet(_exc: Exception) -> None:
+            pass  # a refusal before the reload is expected
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                nc = await nats.connect(url, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False,
+                                        inbox_prefix=inbox_prefix, error_cb=quiet)
+            except Exception:  # noqa: BLE001 - nats-py raises several kinds for a refused login
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.05)
+                continue
+            await nc.close()
+            return True
 
     # -- the node's life ------------------------------------------------------------------------------------
 
