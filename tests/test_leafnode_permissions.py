@@ -2,8 +2,10 @@
 
 Real nats-servers: a hub and two nodes, each node's config rendered as `towntip node up --hub` renders it (its bus
 users from `natsauth.BusUsers`, its leafnode remote from `towntip.node.leafnode`). The attacker is node A's
-operator, who may publish anything on A's own server. Each refusal is also run without the node's deny lists
-(`unprotected`): there the same attempt succeeds, so the protected case's "nothing arrived" means something.
+operator, who may publish anything on A's own server. Two defences, each tested alone: the nodes' deny lists
+(`protected`) and the hub's one account per node (`accounts`, towntip/node/hub.py). Each refusal is also run with
+neither (`unprotected-shared`: no deny lists, the old single-account hub): there the same attempt succeeds, so
+"nothing arrived" means something.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NoStreamResponseError, NotFoundError
 
+from tests.federation_hub import leaf_config, start_hub
 from tests.test_supervisor import NODE, Node, finish, node_argv
 from towntip.cli import main as cli_main
 from towntip.kernel.bus import subjects
@@ -42,6 +45,7 @@ from towntip.kernel.bus.streams import (
     fed_stream_config,
 )
 from towntip.node import leafnode
+from towntip.node.hub import Hub, credentials_path, leaf_user
 from towntip.node.natsauth import OPERATOR, BusUsers
 from towntip.node.natsd import NatsServer, free_port
 
@@ -54,14 +58,21 @@ class Federation:
     """A hub and nodes A and B; `op[node]` is that node's operator connection (it may do anything there)."""
 
     protected: bool
+    layout: str
     hub: NatsServer
     servers: dict[str, NatsServer]
     op: dict[str, NATS] = field(default_factory=dict)
 
+    @property
+    def refused(self) -> bool:
+        """Whether A's attempts on B should fail: either defence alone is enough."""
+        return self.protected or self.layout == "accounts"
+
     async def reach(self, src: str, dst: str, timeout: float = 15.0) -> None:
         """Until a message published at `src` arrives at `dst`. Messages on one path keep their order, so what
-        `src` published before has arrived at `dst` by then — or never will."""
-        subject = f"probe.{dst}.{uuid.uuid4().hex}"
+        `src` published before has arrived at `dst` by then — or never will. The probe goes where `src` delivers
+        what `dst` sources from it: the one path between two nodes that every hub layout lets through."""
+        subject = f"{subjects.source_deliver(dst, src)}.probe.{uuid.uuid4().hex}"
         got = asyncio.Event()
 
         async def on_probe(_msg: Msg) -> None:
@@ -84,23 +95,15 @@ class Federation:
         await asyncio.sleep(0.3)  # a stream stores what its subscription took in a moment later
 
 
-def leaf_config(node: str, hub_url: str, protected: bool) -> str:
-    if protected:
-        return leafnode.render_leafnodes(node, [hub_url])
-    return f'leafnodes {{ remotes: [{{ url: "{hub_url}" }}], reconnect: "1s" }}\n'  # what the tests once wrote
-
-
 @asynccontextmanager
-async def running_federation(tmp_path: Path, *, protected: bool) -> AsyncIterator[Federation]:
-    leaf_port = free_port()
-    hub = NatsServer(node_id="hub", data_dir=tmp_path / "hub",
-                     extra_config=f'leafnodes {{ listen: "127.0.0.1:{leaf_port}", no_advertise: true }}').start()
-    fed = Federation(protected, hub, {})
+async def running_federation(tmp_path: Path, *, protected: bool, layout: str = "accounts") -> AsyncIterator[Federation]:
+    hub = start_hub(tmp_path, [A, B], layout=layout)
+    fed = Federation(protected, layout, hub, {})
     try:
         for node in (A, B):
             users = BusUsers(tmp_path / node, node, subjects.SERVICES)
             server = NatsServer(node_id=node, data_dir=tmp_path / node / "nats", extra_config=(
-                users.render() + leaf_config(node, f"nats-leaf://127.0.0.1:{leaf_port}", protected)))
+                users.render() + leaf_config(node, hub, protected=protected)))
             fed.servers[node] = server.start()
             fed.op[node] = await nats.connect(users.url(server.url, OPERATOR))
             await ensure_node_streams(fed.op[node].jetstream(), node, subjects.SERVICES)
@@ -115,9 +118,11 @@ async def running_federation(tmp_path: Path, *, protected: bool) -> AsyncIterato
         hub.stop()
 
 
-@pytest.fixture(params=[True, False], ids=["protected", "unprotected"])
+@pytest.fixture(params=[(True, "accounts"), (True, "shared"), (False, "accounts"), (False, "shared")],
+                ids=["protected-accounts", "protected-shared", "unprotected-accounts", "unprotected-shared"])
 async def fed(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Federation]:
-    async with running_federation(tmp_path, protected=request.param) as f:
+    protected, layout = request.param
+    async with running_federation(tmp_path, protected=protected, layout=layout) as f:
         yield f
 
 
@@ -142,7 +147,7 @@ def forged_event(node: str) -> bytes:
 async def test_a_forged_event_of_b_published_at_a_does_not_land_in_bs_event_stream(fed: Federation) -> None:
     stream = subjects.evt_stream(B, "identity")
     subject = subjects.evt(B, "identity", "ProfileChanged")
-    if fed.protected:
+    if fed.refused:
         with pytest.raises(NoStreamResponseError):  # no stream anywhere takes it from A: not even an ack
             await fed.op[A].jetstream().publish(subject, forged_event(B), timeout=2)
     else:
@@ -150,20 +155,20 @@ async def test_a_forged_event_of_b_published_at_a_does_not_land_in_bs_event_stre
         assert ack.stream == stream  # B's own stream acknowledged A's forgery
     await fed.op[A].publish(subject, forged_event(B))  # and fire-and-forget
     await fed.reach(A, B)
-    assert await messages(fed.op[B], stream) == (0 if fed.protected else 2)
+    assert await messages(fed.op[B], stream) == (0 if fed.refused else 2)
 
 
 async def test_a_forged_tap_at_bs_terminal_does_not_land_in_bs_edge_stream(fed: Federation) -> None:
     stream, subject = subjects.edge_stream(B), subjects.edge(B, "t1", "tap")
     tap = json.dumps({"tap_id": str(uuid.uuid4()), "terminal": "t1", "idm": "0123456789ABCDEF"}).encode()
-    if fed.protected:
+    if fed.refused:
         with pytest.raises(NoStreamResponseError):
             await fed.op[A].jetstream().publish(subject, tap, timeout=2)
     else:
         assert (await fed.op[A].jetstream().publish(subject, tap, timeout=5)).stream == stream
     await fed.op[A].publish(subject, tap)
     await fed.reach(A, B)
-    assert await messages(fed.op[B], stream) == (0 if fed.protected else 2)
+    assert await messages(fed.op[B], stream) == (0 if fed.refused else 2)
 
 
 async def test_a_cannot_call_bs_endpoints(fed: Federation) -> None:
@@ -183,7 +188,7 @@ async def test_a_cannot_call_bs_endpoints(fed: Federation) -> None:
     payload = json.dumps({"handle": "mallory", "display_name": "M", "email": "m@example.org",
                           "password": "x" * 12}).encode()
     replies = [await answer(fed.op[A], subject, payload) for subject in endpoints]
-    if fed.protected:
+    if fed.refused:
         assert replies == [None] * len(endpoints) and seen == []
     else:
         assert replies == [b'{"id": 1}'] * len(endpoints) and seen == endpoints
@@ -227,7 +232,7 @@ async def test_a_cannot_delete_purge_or_read_bs_streams_through_bs_jetstream_dom
         (f"{api}.STREAM.DELETE.{edge}", b""),
     ]
     replies = {subject: await answer(fed.op[A], subject, payload, timeout=0.5) for subject, payload in attempts}
-    if fed.protected:
+    if fed.refused:
         assert replies == {subject: None for subject, _ in attempts}
         assert await messages(fed.op[B], edge) == 1  # the stream survives with its tap
         assert (await js_b.consumer_info(edge, "points-taps")).num_pending == 1
@@ -255,13 +260,13 @@ async def test_a_cannot_acknowledge_bs_messages_for_b(fed: Federation) -> None:
     (held,) = await sub.fetch(1, timeout=5)
     await fed.op[A].publish(held.reply, b"+ACK")  # the ack subject is guessable: stream, consumer, sequences
     await fed.reach(A, B)
-    want = 1 if fed.protected else 0
+    want = 1 if fed.refused else 0
     for _ in range(50):  # the consumer takes an ack in a moment after its subscription did
         pending = (await js_b.consumer_info(edge, "points-taps")).num_ack_pending
         if pending == want:
             break
         await asyncio.sleep(0.1)
-    if fed.protected:  # and it stays so
+    if fed.refused:  # and it stays so
         await asyncio.sleep(0.5)
         pending = (await js_b.consumer_info(edge, "points-taps")).num_ack_pending
     assert pending == want
@@ -288,7 +293,7 @@ async def test_what_is_private_to_b_never_reaches_a(fed: Federation) -> None:
     reply = await fed.op[B].request(subjects.svc(B, "identity", "login"), b"{}", timeout=5)  # at B, by B
     assert reply.data == b'{"session_token": "secret"}'
     await fed.reach(B, A)
-    if fed.protected:
+    if fed.refused:
         assert leaked == []
     else:
         assert {s.split(".")[0] for s in leaked} >= {"edge", "svc", "_INBOX"}, leaked
@@ -423,22 +428,21 @@ async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path
     """`towntip node up --hub … --hub-credentials-file …`: the embedded server's config holds the remote with the
     deny lists, the hub (which asks for a password) sees the node, an enrolment's reload keeps the link, and the
     password is printed nowhere."""
-    password = secrets.token_urlsafe(16) + "@:/%"
-    leaf_port, monitor = free_port(), free_port()
-    hub = NatsServer(node_id="hub", data_dir=tmp_path / "hub", extra_config=(
-        f'http: "127.0.0.1:{monitor}"\n'
-        f'leafnodes {{ listen: "127.0.0.1:{leaf_port}", no_advertise: true, '
-        f'authorization {{ user: "town", password: {json.dumps(password)} }} }}')).start()
-    creds = tmp_path / "hub-creds"
-    creds.write_text(f"town:{password}\n")
+    password = secrets.token_urlsafe(16) + "@:/%"  # characters the URL must quote
+    monitor = free_port()
+    creds = credentials_path(tmp_path / "hub", NODE)  # the hub keeps a member's credentials file and reuses it
+    creds.parent.mkdir(parents=True)
+    creds.write_text(f"{leaf_user(NODE)}:{password}\n")
     creds.chmod(0o600)
-    hub_url = f"nats-leaf://127.0.0.1:{leaf_port}"
+    hub = Hub(data_dir=tmp_path / "hub", members=[NODE], monitor_port=monitor).start()
+    assert hub.credentials[NODE] == (leaf_user(NODE), password)
+    hub_url = hub.leaf_url
     node = start_node_up(tmp_path, "--hub", hub_url, "--hub-credentials-file", str(creds))
     data_dir = node.data_dir
     try:
         await node.wait_health(200, timeout=40)
         config = (data_dir / "nats" / "nats-server.conf").read_text()
-        assert leafnode.render_leafnodes(NODE, [hub_url], credentials=("town", password)) in config
+        assert leafnode.render_leafnodes(NODE, [hub_url], credentials=(leaf_user(NODE), password)) in config
         assert await wait_leaf(monitor, NODE), f"the hub never saw {NODE}: {await leafs(monitor)}"
 
         operator = await nats.connect(node.operator_url())

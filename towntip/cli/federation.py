@@ -6,6 +6,14 @@
     towntip federation anchor list  --data-dir D
     towntip federation anchor serve --data-dir D --entity-id URL [--host H] [--port P]
 
+    towntip federation hub-config --node A --node B … [--listen HOST:PORT] [--data-dir D] [--out FILE]
+
+`hub-config` writes the hub's nats-server config (one account per node, towntip/node/hub.py) and one credentials
+file per node (`<D>/credentials/<node>`, 0600) that the node's operator passes to `towntip node up --hub …
+--hub-credentials-file`. Adding or removing a node: run it again with the new list and `--apply URL` (the hub's
+client port): the hub reloads and a removed node's live link is cut (a bare SIGHUP would leave it up); a removed
+node's credentials file is deleted.
+
 Nodes are started with `towntip node up --trust-anchor URL --trust-anchor-jwks <D>/anchor-jwks.json`: the JWKS
 file is how nodes know the anchor's keys (hand it over out of band). A member is vouched for only while it is in
 the list; `remove` takes effect at every node within its federation cache time (5 minutes by default).
@@ -22,7 +30,7 @@ from towntip.kernel.settings import check_node_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("federation", help="the trust anchor of a federation of nodes")
+    parser = sub.add_parser("federation", help="the trust anchor and the hub of a federation of nodes")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
     anchor = groups.add_parser("anchor", help="run and administer a trust anchor")
     verbs = anchor.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -44,6 +52,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8900)
     serve.set_defaults(func=cmd_serve)
+
+    hub = groups.add_parser("hub-config", help="write the hub's nats-server config: one account per member node")
+    hub.add_argument("--node", action="append", default=[], required=True, metavar="NODE_ID",
+                     help="a member node (repeat for each)")
+    hub.add_argument("--listen", default="0.0.0.0:7422", metavar="HOST:PORT",
+                     help="the leafnode listener nodes dial (default: %(default)s)")
+    hub.add_argument("--client-listen", default="127.0.0.1:4222", metavar="HOST:PORT",
+                     help="the hub's client port: only its admin logs in there, for --apply (default: %(default)s)")
+    hub.add_argument("--monitor", default="", metavar="HOST:PORT", help="nats-server's monitoring port (default: off)")
+    hub.add_argument("--data-dir", default="./var/hub", help="the members' credentials (default: %(default)s)")
+    hub.add_argument("--out", default="", metavar="FILE", help="the config file (default: <data-dir>/hub.conf)")
+    hub.add_argument("--apply", default="", metavar="URL",
+                     help="the running hub's client URL (nats://127.0.0.1:4222): reload it and cut off removed nodes")
+    hub.set_defaults(func=cmd_hub_config)
 
 
 def _url(value: str) -> str | None:
@@ -107,4 +129,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from identity.federation import anchor_app
 
     uvicorn.run(anchor_app(_anchor(args, entity)), host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def _host_port(value: str) -> str | None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or any(c in host for c in " /@\"'"):
+        return None
+    return value
+
+
+def cmd_hub_config(args: argparse.Namespace) -> int:
+    from towntip.node.hub import write_hub_config
+
+    for node in args.node:
+        try:
+            check_node_id(node)
+        except ValueError as exc:
+            return fail(f"--node: {exc}", EXIT_USAGE)
+    twice = sorted({n for n in args.node if args.node.count(n) > 1})
+    if twice:
+        return fail(f"--node given twice: {', '.join(twice)}", EXIT_USAGE)
+    for option, value in (("--listen", args.listen), ("--client-listen", args.client_listen),
+                          ("--monitor", args.monitor or "x:1")):
+        if _host_port(value) is None:
+            return fail(f"{option} must be HOST:PORT, not {value!r}", EXIT_USAGE)
+    data_dir = Path(args.data_dir)
+    out = Path(args.out) if args.out else data_dir / "hub.conf"
+    files = write_hub_config(data_dir, list(args.node), out, leaf_listen=args.listen,
+                             client_listen=args.client_listen, monitor=args.monitor)
+    print(f"hub config: {out}")
+    for node, path in files.items():
+        print(f"{node}: towntip node up --node {node} --hub nats-leaf://<this hub>:{args.listen.rpartition(':')[2]} "
+              f"--hub-credentials-file {path}")
+    if not args.apply:
+        print("start it with `nats-server -c <config>`; after a change run this again with --apply nats://HOST:PORT")
+        return EXIT_OK
+    import asyncio
+
+    from towntip.node.hub import HubError, apply_hub
+
+    try:
+        cut = asyncio.run(apply_hub(args.apply, data_dir, list(args.node)))
+    except HubError as exc:
+        return fail(str(exc), EXIT_FAILURE)
+    print(f"the hub took the config; cut off: {', '.join(cut) or 'nobody'}")
     return EXIT_OK

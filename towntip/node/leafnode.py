@@ -13,8 +13,10 @@ for this: its own remote refuses, on its side of the link,
 
 What stream sourcing needs (measured with three nats-server 2.15 processes, a spy subscribed to `>` at the hub):
 the sourcing node sends `$JS.<peer>.API.CONSUMER.CREATE.<STREAM>.<name>.<filter>` with the reply subject
-`$JSC.R.<id>`; the peer's consumer delivers to `$JS.S.<id>` (messages and idle heartbeats) and asks for flow
-control on `$JS.FC.>`; the consumer acknowledges nothing (AckNone). None of those is denied here.
+`$JSC.R.<id>`; the peer's consumer delivers to `$JS.S.<node>.<peer>.S.<id>` (the deliver prefix the node asks
+for: messages and idle heartbeats) and asks for flow control on `$JS.FC.>`; the consumer acknowledges nothing
+(AckNone). None of those is denied here. The hub gives each node its own account and lets exactly those cross
+(towntip/node/hub.py); these lists stay, so the node does not depend on the hub's operator.
 """
 
 from __future__ import annotations

@@ -58,6 +58,14 @@ def render_config(
     return "\n".join(lines) + "\n"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file owner-only from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
 def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,14 +105,13 @@ class NatsServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store = self.data_dir / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
-        text = render_config(node_id=self.node_id, port=self.port, store_dir=store, host=self.host,
-                             extra=self.extra_config)
-        # Owner-only from the first byte: the config may hold the bus users' and the hub's passwords.
-        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        # The config may hold the bus users' and the hub's passwords.
+        write_private(self.config_path, self.render(store))
         return self.config_path
+
+    def render(self, store_dir: Path) -> str:
+        return render_config(node_id=self.node_id, port=self.port, store_dir=store_dir, host=self.host,
+                             extra=self.extra_config)
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         self.write_config()

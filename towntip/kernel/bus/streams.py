@@ -94,10 +94,12 @@ async def ensure_node_streams(js: JetStreamContext, node: str, services: tuple[s
             await asyncio.sleep(0.5)
 
 
-def peer_source(peer: str, service: str) -> StreamSource:
-    """A peer node's event stream of one service, read through the hub with the peer's JetStream domain."""
+def peer_source(node: str, peer: str, service: str) -> StreamSource:
+    """A peer node's event stream of one service, read through the hub with the peer's JetStream domain and
+    delivered on this pair's own prefix (what the hub's accounts let through: towntip/node/hub.py)."""
     return StreamSource(name=subjects.evt_stream(peer, service), filter_subject=subjects.evt_all(peer, service),
-                        external=ExternalStream(api=subjects.js_api(peer)))
+                        external=ExternalStream(api=subjects.js_api(peer),
+                                                deliver=subjects.source_deliver(node, peer)))
 
 
 def fed_stream_config(node: str, sources: list[StreamSource], *, own: str | None = None) -> StreamConfig:
@@ -127,7 +129,16 @@ async def ensure_peer_sources(js: JetStreamContext, node: str, peers: set[str], 
         exists, sources = False, []
     have = {s.name for s in sources}
     added = [p for p in sorted(peers - {node}) if subjects.evt_stream(p, service) not in have]
-    if added or not exists:
-        await ensure_stream(js, fed_stream_config(node, sources + [peer_source(p, service) for p in added],
+    # A source set up before the per-pair delivery prefix is set up again with it (JetStream keeps its position).
+    by_stream = {subjects.evt_stream(p, service): p for p in peers - {node}}
+    current = [peer_source(node, by_stream[s.name], service) if s.name in by_stream else s for s in sources]
+    stale = [s.name for s, c in zip(sources, current, strict=True) if _deliver(s) != _deliver(c)]
+    if added or stale or not exists:
+        await ensure_stream(js, fed_stream_config(node, current + [peer_source(node, p, service) for p in added],
                                                   own=service if own else None))
     return added
+
+
+def _deliver(source: StreamSource) -> tuple[str | None, str | None]:
+    ext = source.external
+    return (ext.api, ext.deliver) if ext else (None, None)

@@ -73,6 +73,17 @@ def js_api(node: str) -> str:
     return f"$JS.{node}.API"
 
 
+def source_deliver(node: str, peer: str) -> str:
+    """Where a peer's JetStream delivers what `node` sources from it ($JS.S.<node>.<peer>, then `.S.<id>`): one
+    prefix per pair, so the federation's hub exports each peer's deliveries to exactly the node that asked."""
+    return f"$JS.S.{node}.{peer}"
+
+
+def flow_control(node: str, service: str) -> str:
+    """The flow-control replies of the consumers sourcing `node`'s event stream of `service`."""
+    return f"$JS.FC.{evt_stream(node, service)}.>"
+
+
 def dlq_stream(node: str) -> str:
     return f"DLQ_{_stream_part(node)}"
 
