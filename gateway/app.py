@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import nats
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import api, health, oidc, problems
-from gateway.portal import courses, donations, notebook, pages, projects, wallet
+from gateway import api, health, oidc, problems, regions
+from gateway.portal import courses, donations, notebook, pages, projects, sns, wallet
 from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -62,10 +63,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.nc = await _connect(settings)
+        app.state.http = httpx.AsyncClient(follow_redirects=False)  # other nodes (My Page across regions)
         runtime.settle_heap()
         try:
             yield
         finally:
+            await app.state.http.aclose()
             nc, app.state.nc = app.state.nc, None
             try:
                 await nc.drain()
@@ -86,11 +89,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(api.router())
     app.include_router(oidc.router)
     app.include_router(pages.router)
+    app.include_router(regions.router)  # My Page across regions: /federation/person-summary, /api/v1/me/regions
     projects.install(app)  # co-creation pages (and the contact form's throttle)
     app.include_router(wallet.router)  # my points, credits, currency and coupons; the staff's coupon desk
     app.include_router(courses.router)  # courses, マイ単位, certifications and public certificate pages
     app.include_router(donations.router)  # 寄附: certified projects, transparency, マイ寄附 and receipts, staff desk
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
+    app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = Throttle(settings.login_limit, settings.login_window)
 

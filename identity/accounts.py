@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from identity import passwords
 from identity.models import (
     bus,
+    home_tokens,
     mail,
     oauth_clients,
     oauth_codes,
     oauth_refresh_tokens,
     one_time_tokens,
+    presence,
     sessions,
     users,
 )
@@ -249,6 +251,8 @@ async def current_session(session: AsyncSession, *, node: str, token: str) -> c.
 
 
 async def logout(session: AsyncSession, *, token: str) -> None:
+    # the home node's tokens kept with the session go with it (the foreign key cascades too)
+    await session.execute(delete(home_tokens).where(home_tokens.c.session_hash == digest(token)))
     await session.execute(delete(sessions).where(sessions.c.token_hash == digest(token)))
 
 
@@ -344,6 +348,12 @@ async def export_account(session: AsyncSession, *, node: str, token: str) -> dic
         .where(oauth_refresh_tokens.c.user_id == uid)
         .group_by(oauth_refresh_tokens.c.client_id, oauth_clients.c.name, oauth_refresh_tokens.c.scope)
     )).all()
+    places = (await session.execute(
+        select(presence.c.node, presence.c.entity_id, presence.c.first_seen, presence.c.last_seen)
+        .where(presence.c.user_id == uid).order_by(presence.c.node))).all()
+    home_access = (await session.execute(
+        select(home_tokens.c.entity_id, home_tokens.c.scope, home_tokens.c.access_expires_at)
+        .where(home_tokens.c.user_id == uid))).all()
     iso = lambda t: aware(t).isoformat() if t is not None else None  # noqa: E731
     return {
         "exported_at": utcnow().isoformat(),
@@ -360,6 +370,12 @@ async def export_account(session: AsyncSession, *, node: str, token: str) -> dic
             {"auth_time": iso(r.auth_time), "expires_at": iso(r.expires_at), "last_seen_at": iso(r.last_seen_at),
              "client_ip": r.client_ip, "user_agent": r.user_agent} for r in sess
         ],
+        # where this node (your home) knows you take part, for My Page across regions
+        "regions": [{"node": r.node, "url": r.entity_id, "first_seen": iso(r.first_seen),
+                     "last_seen": iso(r.last_seen)} for r in places],
+        # your home node's tokens kept here with your sessions (the tokens themselves are not exported)
+        "home_access": [{"home": r.entity_id, "scope": r.scope, "access_expires_at": iso(r.access_expires_at)}
+                        for r in home_access],
         "authorized_clients": [
             {"client_id": r.client_id, "name": r.name, "scope": r.scope, "first_granted": iso(r.first),
              "last_refreshed": iso(r.last)} for r in grants
@@ -387,18 +403,32 @@ async def lookup_person(session: AsyncSession, *, node: str, actor: Any, query: 
     if not actor.has("staff", "secretariat"):
         raise errors.Forbidden("only the node's staff may look people up / 職員のみが検索できます")
     q = query.strip().lower()
-    name, _, home = q.partition("@")
-    if home == node:  # one of ours: stored as plain `name`
-        row = await _user_by(session, handle=name)
-    elif "." in home:  # an e-mail address (node ids have no dots)
+    _, _, home = q.partition("@")
+    if "." in home:  # an e-mail address (node ids have no dots)
         row = await _user_by(session, email=q)
-    else:  # a person of another node known here
-        row = await _user_by(session, handle=q)
-    if row is None:
-        raise errors.NotFound(f"nobody known here as {query!r} / 該当する人がいません")
-    user = to_user(row, node)
+        if row is None:
+            raise errors.NotFound(f"nobody known here as {query!r} / 該当する人がいません")
+        user = to_user(row, node)
+    else:
+        user = await _known(session, node=node, handle=q)
     return c.PersonRef(user_id=user.id, global_handle=user.global_handle, display_name=user.display_name,
                        home_node=user.home_node)
+
+
+async def _known(session: AsyncSession, *, node: str, handle: str) -> c.User:
+    """The person known here as name@home: one of ours (stored as plain `name`) or of another node."""
+    name, _, home = handle.partition("@")
+    row = await _user_by(session, handle=name if home == node else handle)
+    if row is None:
+        raise errors.NotFound(f"nobody known here as {handle!r} / 該当する人がいません")
+    return to_user(row, node)
+
+
+async def public_profile(session: AsyncSession, *, node: str, handle: str) -> c.PublicProfile:
+    """Anyone signed in may ask whether name@home is known here (e.g. to send a friend request): the public
+    profile only. Handles are public (they sign posts); e-mail addresses are never looked up here."""
+    user = await _known(session, node=node, handle=handle.lower())
+    return c.PublicProfile(global_handle=user.global_handle, display_name=user.display_name)
 
 
 async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, granted: bool) -> c.User:
@@ -414,7 +444,7 @@ async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, 
 
 async def _remove(session: AsyncSession, *, node: str, row: Any) -> None:
     """The person and everything hanging on them; other nodes hear UserDeleted and drop what they cached."""
-    for table in (sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
+    for table in (home_tokens, presence, sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
         await session.execute(delete(table).where(table.c.user_id == row.id))
     await session.execute(delete(users).where(users.c.id == row.id))
     await _announce(session, node, "UserDeleted", {"global_handle": f"{row.handle}@{node}", "home_node": node})

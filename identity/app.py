@@ -23,6 +23,7 @@ from identity.handlers import build_endpoints
 from identity.models import bus, mail, users
 from identity.oidc import OidcService
 from identity.peers import PeerProfileHandler
+from identity.regions import Regions
 from towntip.kernel import db, migrate
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
@@ -87,6 +88,9 @@ class IdentityService:
         self.oidc = OidcService(sessions=self.sessions, node=self.node, issuer=base, resolver=self.resolver,
                                 anchor=s.trust_anchor.rstrip("/"))
         federated = FederatedLogins(sessions=self.sessions, node=self.node, entity_id=base, resolver=self.resolver, client=self.http)
+        self.regions = regions = Regions(sessions=self.sessions, node=self.node, entity_id=base, resolver=self.resolver,
+                          client=self.http, verify_access_token=self.oidc.verify_access_token,
+                          client_of=self.oidc.store.client)
         # People of other nodes known here: their home nodes' identity events are sourced into FED_<node>.
         async with self.sessions() as session:
             peers = set((await session.execute(
@@ -117,7 +121,7 @@ class IdentityService:
         self.micro = await start_service(
             self.nc, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, links=Links(base), oidc=self.oidc,
-                                      federated=federated, on_commit=committed),
+                                      federated=federated, regions=regions, on_commit=committed),
             description="accounts, login sessions and the OpenID Connect provider of this node",
         )
         log.info("identity service ready on node %s (issuer %s)", self.node, base)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from identity.accounts import digest, new_secret, new_session
 from identity.federation import TrustError, TrustResolver
 from identity.models import federated_logins, users
+from identity.regions import keep_home_tokens
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import identity as c
@@ -79,7 +80,7 @@ class FederatedLogins:
             ))
         params = {
             "response_type": "code", "client_id": self.entity_id, "redirect_uri": self.redirect_uri,
-            "scope": "openid profile", "state": state, "nonce": nonce,
+            "scope": f"openid profile {c.REGIONS_SCOPE}", "state": state, "nonce": nonce,
             "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256",
         }
         if name:
@@ -114,11 +115,15 @@ class FederatedLogins:
             raise errors.Unavailable(f"the home node did not answer: {exc.__class__.__name__}") from None
         if r.status_code != 200:
             raise errors.Unauthorized(f"the home node refused the code: {_oauth_error(r)}")
-        claims = self._check_id_token(r.json().get("id_token", ""), trusted.jwks, pending)
+        tokens = r.json()
+        claims = self._check_id_token(tokens.get("id_token", ""), trusted.jwks, pending)
         async with self.sessions() as session, session.begin():
             user_row = await self._link(session, claims, node=trusted.node, issuer=pending.issuer)
             sess = await new_session(session, node=self.node, row=user_row, client_ip=data.client_ip,
                                      user_agent=data.user_agent)
+            # My Page here asks the home node for the person's other regions with these (scope `regions`)
+            await keep_home_tokens(session, session_token=sess.session_token, user_id=user_row.id,
+                                   entity_id=trusted.entity_id, tokens=tokens, now=utcnow())
         if self.on_peer is not None:
             await self.on_peer(trusted.node)
         return c.FederatedSession(session=sess, return_to=pending.return_to)

@@ -59,7 +59,7 @@ def _verify(token: str, keys: KeySet) -> dict[str, Any]:
     return claims
 
 
-def _unverified_claims(token: str) -> dict[str, Any]:
+def unverified_claims(token: str) -> dict[str, Any]:
     try:
         _header, payload, _sig = token.split(".")
         import base64
@@ -82,8 +82,8 @@ def entity_configuration(*, entity_id: str, node: str, key: RSAKey, kid: str, jw
                 "client_name": f"TownTip {node}",
                 "redirect_uris": [f"{entity_id}/login/federated/callback"],
                 "post_logout_redirect_uris": [f"{entity_id}/"],
-                "response_types": ["code"], "grant_types": ["authorization_code"],
-                "token_endpoint_auth_method": "none", "scope": "openid profile email",
+                "response_types": ["code"], "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none", "scope": "openid profile email regions",
             },
             "towntip_node": {"node_id": node},
         },
@@ -164,7 +164,7 @@ class TrustAnchor:
             return None
         r = await client.get(sub + WELL_KNOWN, timeout=5)
         r.raise_for_status()
-        own = _unverified_claims(r.text)
+        own = unverified_claims(r.text)
         if own.get("sub") != sub or own.get("metadata", {}).get("towntip_node", {}).get("node_id") != node:
             return None
         now = int(time.time())
@@ -246,7 +246,7 @@ class TrustResolver:
         if r.status_code != 200:
             raise TrustError(f"{entity_id} publishes no entity configuration ({r.status_code})")
         own_token = r.text.strip()
-        own_unverified = _unverified_claims(own_token)
+        own_unverified = unverified_claims(own_token)
         if self.anchor not in (own_unverified.get("authority_hints") or []):
             raise TrustError(f"{entity_id} does not name our trust anchor")
         f = await self._get(self.anchor + "/federation/fetch", sub=entity_id)

@@ -15,13 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from identity import accounts, clients, keys
 from identity.federated_login import FederatedLogins
 from identity.oidc import OidcService
+from identity.regions import Regions
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import identity as c
 
 
 def build_endpoints(
     *, sessions: async_sessionmaker[AsyncSession], node: str, links: accounts.Links, oidc: OidcService,
-    federated: FederatedLogins, on_commit: Callable[[], None],
+    federated: FederatedLogins, regions: Regions, on_commit: Callable[[], None],
 ) -> Endpoints:
     eps = Endpoints()
 
@@ -113,6 +114,11 @@ def build_endpoints(
         async with sessions() as s:
             return await accounts.lookup_person(s, node=node, actor=data.actor, query=data.query)
 
+    @eps.add(c.EP_PEOPLE_PROFILE, c.ProfileLookupIn)
+    async def people_profile(data: c.ProfileLookupIn) -> c.PublicProfile:
+        async with sessions() as s:
+            return await accounts.public_profile(s, node=node, handle=data.handle)
+
     @eps.add(c.EP_USER_GRANT, c.RoleIn)
     async def user_grant(data: c.RoleIn) -> c.User:
         async with tx() as s:
@@ -168,6 +174,20 @@ def build_endpoints(
     @eps.add(c.EP_FEDERATED_FINISH, c.FederatedFinishIn)
     async def federated_finish(data: c.FederatedFinishIn) -> c.FederatedSession:
         return await federated.finish(data)
+
+    # ---- My Page across regions (each its own short transactions: they call other nodes) ----
+
+    @eps.add(c.EP_REGIONS_PLAN, c.RegionsPlanIn)
+    async def regions_plan(data: c.RegionsPlanIn) -> c.RegionsPlan:
+        return await regions.plan(data)
+
+    @eps.add(c.EP_REGIONS_VERIFY, c.PersonQueryIn)
+    async def regions_verify(data: c.PersonQueryIn) -> c.QueriedPerson:
+        return await regions.verify(data)
+
+    @eps.add(c.EP_REGIONS_HOME_TOKEN, c.SessionIn)
+    async def regions_home_token(data: c.SessionIn) -> c.HomeAccess:
+        return await regions.home_token(data)
 
     return eps
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -159,4 +160,48 @@ signing_keys = Table(
     Column("public_jwk", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("retired_at", TS, nullable=True),
+)
+
+# ---- My Page across regions (migration 0004) -------------------------------------------------------------------
+
+# Where a person of this node takes part: a member node this node's provider issued a code to for them (a
+# federated login there). Only the home node knows it; it asks those nodes, and no one else, about the person.
+presence = Table(
+    "presence",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_id", String(300), nullable=False),
+    Column("node", String(32), nullable=False),
+    Column("first_seen", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    PrimaryKeyConstraint("user_id", "entity_id", name="pk_presence"),
+)
+
+# The ids of the signed queries other home nodes sent here, kept until they expire: a query is answered once.
+query_jtis = Table(
+    "query_jtis",
+    metadata,
+    Column("jti", String(100), nullable=False),
+    Column("issuer", String(300), nullable=False),
+    Column("expires_at", TS, nullable=False),
+    PrimaryKeyConstraint("issuer", "jti", name="pk_query_jtis"),
+    Index("ix_query_jtis_expires_at", "expires_at"),
+)
+
+# For a person of another node logged in here: the access and refresh tokens their home node issued to this node
+# (scope `regions`), tied to the session; gone with the session (logout) or the person (unlinked). They are used,
+# so they are kept as they are (never logged); `lease_until` lets one refresh run at a time per session.
+home_tokens = Table(
+    "home_tokens",
+    metadata,
+    Column("session_hash", String(64), ForeignKey("sessions.token_hash", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_id", String(300), nullable=False),
+    Column("access_token", Text, nullable=False),
+    Column("access_expires_at", TS, nullable=False),
+    Column("refresh_token", String(200), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("lease_until", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_home_tokens_user_id", "user_id"),
 )

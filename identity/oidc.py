@@ -39,7 +39,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from identity import keys
+from identity import keys, regions
 from identity.accounts import aware, current_session, digest, logout, new_secret
 from identity.federation import TrustError, TrustResolver, entity_configuration
 from identity.models import oauth_clients, oauth_codes, oauth_refresh_tokens, users
@@ -53,7 +53,10 @@ REFRESH_TTL = timedelta(days=30)
 CODE_TTL = timedelta(seconds=60)
 KEY_RECHECK = 10.0  # seconds between reads of the signing key by the refresh grant
 FRESH_LOGIN = timedelta(seconds=120)  # prompt=login is satisfied by a login this recent
-SCOPES = ("openid", "profile", "email")
+SCOPES = ("openid", "profile", "email", c.REGIONS_SCOPE)
+# Scopes a client gets only when it was allowed them (a member node of the federation, or an admin's grant): asked
+# for by any other client, the request is refused with invalid_scope instead of the scope being dropped quietly.
+GRANTED_ONLY = frozenset({c.REGIONS_SCOPE})
 T = TypeVar("T")
 Executor = AsyncSession | AsyncConnection  # what the store's *_in methods run their statements on
 
@@ -98,6 +101,7 @@ class Client(ClientMixin):
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
     scope: str
+    node: str = ""  # another node of the federation (its node id), "" for a client registered here
 
     @property
     def public(self) -> bool:
@@ -109,9 +113,12 @@ class Client(ClientMixin):
     def get_default_redirect_uri(self) -> str | None:
         return None  # redirect_uri is required in every request (OpenID Connect Core 3.1.2.1)
 
-    def get_allowed_scope(self, scope: str) -> str:
+    def get_allowed_scope(self, scope: str) -> str | None:
         allowed = set(self.scope.split())
-        return " ".join(s for s in (scope or "").split() if s in allowed)
+        asked = (scope or "").split()
+        if any(s in GRANTED_ONLY and s not in allowed for s in asked):
+            return None  # authlib answers invalid_scope
+        return " ".join(s for s in asked if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.redirect_uris  # exact match, no prefixes or wildcards
@@ -253,7 +260,7 @@ class Store:
         logout = [u for u in rp.get("post_logout_redirect_uris") or []
                   if isinstance(u, str) and u.startswith(entity_id + "/")]
         client = Client(entity_id, str(rp.get("client_name") or trusted.node)[:100], None, uris, logout,
-                        "openid profile email")
+                        f"openid profile email {c.REGIONS_SCOPE}", trusted.node)
         # Registered: a row like any client's (codes and refresh tokens refer to it), written when the metadata
         # differs from it (not on every request); a node the anchor drops is refused above whatever the row says.
         async with self.sessions() as s:
@@ -285,9 +292,12 @@ class Store:
         data = request.payload.data
         now = utcnow()
         async with self.sessions() as s, s.begin():
+            if request.client.node:  # a member node: the person takes part there (My Page across regions)
+                await regions.record_presence(s, user_id=request.user.id, entity_id=request.client.client_id,
+                                              node=request.client.node, now=now)
             await s.execute(oauth_codes.insert().values(
                 code_hash=digest(code), client_id=request.client.client_id, user_id=request.user.id,
-                redirect_uri=request.payload.redirect_uri, scope=request.payload.scope or "",
+                redirect_uri=request.payload.redirect_uri, scope=request.scope or "",  # as allowed
                 nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"), auth_time=request.user.auth_time,
                 created_at=now, expires_at=now + CODE_TTL, used_at=None,

@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from identity.models import sessions, users
+from identity.models import home_tokens, sessions, users
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected, peer_event
 from towntip.kernel.bus.envelope import utcnow
 
@@ -51,6 +51,7 @@ class PeerProfileHandler:
             elif e["type"] == "UserDeleted":
                 row = (await session.execute(select(users.c.id).where(*where))).first()
                 if row is not None:
+                    await session.execute(delete(home_tokens).where(home_tokens.c.user_id == row.id))
                     await session.execute(delete(sessions).where(sessions.c.user_id == row.id))
                     await session.execute(delete(users).where(users.c.id == row.id))
             out.append(None)

@@ -1,9 +1,7 @@
 """Cross-node single sign-on with three real nodes and a trust anchor.
 
-Each node runs its own nats-server (JetStream domain = node id, a leafnode of a hub nats-server), its identity
-service and its gateway served by uvicorn on its own loopback address (127.0.0.2-4, so the browser's cookies stay
-apart as they would on three sites). The trust anchor is served by uvicorn too. The browser is an httpx client
-with a cookie jar that follows redirects itself, so each hop is checked.
+The nodes and the anchor are tests/federation_nodes.py's (identity service and gateway per node). The browser is
+an httpx client with a cookie jar that follows redirects itself, so each hop is checked.
 """
 
 from __future__ import annotations
@@ -11,125 +9,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import nats
 import pytest
-import uvicorn
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from gateway.app import create_app
-from identity.app import IdentityService
-from identity.federation import TrustAnchor, TrustError, TrustResolver, anchor_app
+from identity.federation import TrustAnchor, TrustError, TrustResolver
+from tests.federation_nodes import PW, Browser, Node, federation_of, wait_for
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
-from towntip.kernel.mail import SmtpSettings
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
-from towntip.node.leafnode import render_leafnodes
-from towntip.node.natsd import NatsServer, free_port
+from towntip.node.natsd import NatsServer
 
 pytestmark = pytest.mark.slow
-TOWNS = ("tsurugashima", "suginami", "shibuya")
-PW = "correct horse battery"
-
-
-@dataclass
-class Node:
-    name: str
-    base: str
-    nats: NatsServer
-    identity: IdentityService
-
-
-async def serve(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            return server, task
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"uvicorn did not start on {host}:{port}")
 
 
 @pytest.fixture
 async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[str, Node], NatsServer]]:
-    hub_leaf_port = free_port()
-    hub = NatsServer(node_id="hub", data_dir=tmp_path / "hub",
-                     extra_config=f'leafnodes {{ listen: "127.0.0.1:{hub_leaf_port}", no_advertise: true }}').start()
-    servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
-    services: list[IdentityService] = []
-    anchor_port = free_port()
-    anchor = TrustAnchor(tmp_path / "anchor", f"http://127.0.0.1:{anchor_port}")
-    servers.append(await serve(anchor_app(anchor), "127.0.0.1", anchor_port))
-    nodes: dict[str, Node] = {}
-    try:
-        for i, town in enumerate(TOWNS):
-            host, port = f"127.0.0.{i + 2}", free_port()
-            base = f"http://{host}:{port}"
-            ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats", extra_config=render_leafnodes(
-                town, [f"nats-leaf://127.0.0.1:{hub_leaf_port}"])).start()  # as `towntip node up --hub` does
-            svc = IdentityService(ServiceSettings(
-                service="identity", node_id=town, nats_url=ns.url, data_dir=str(tmp_path / town),
-                public_url=base, trust_anchor=anchor.entity_id, trust_anchor_jwks=str(anchor.jwks_path),
-                federation_cache_seconds=0,  # removal by the anchor takes effect at once (default: 5 min)
-            ), smtp=SmtpSettings(enabled=False))
-            await svc.start()
-            services.append(svc)
-            app = create_app(GatewaySettings(node_id=town, nats_url=ns.url, services="identity",
-                                             data_dir=str(tmp_path / town / "gw"), public_url=base,
-                                             request_timeout=15))
-            servers.append(await serve(app, host, port))
-            anchor.add(base, town)
-            nodes[town] = Node(town, base, ns, svc)
-        nc = await nats.connect(nodes["tsurugashima"].nats.url)
-        try:
-            await rpc.call(nc, subjects.svc("tsurugashima", c.SERVICE, c.EP_USER_ADD), c.UserAddIn(
-                handle="hanako", display_name="山田 花子", email="hanako@example.jp", password=PW), timeout=15)
-        finally:
-            await nc.close()
-        yield anchor, nodes, hub
-    finally:
-        for server, _task in servers:
-            server.should_exit = True
-        await asyncio.gather(*(t for _s, t in servers), return_exceptions=True)
-        for svc in services:
-            await svc.stop()
-        for node in nodes.values():
-            node.nats.stop()
-        hub.stop()
-
-
-class Browser:
-    """Cookies per host, redirects followed one hop at a time (and recorded)."""
-
-    def __init__(self) -> None:
-        self.http = httpx.AsyncClient(follow_redirects=False, timeout=20)
-        self.hops: list[str] = []
-
-    async def go(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        r = await self.http.request(method, url, **kw)
-        self.hops.append(f"{method} {url}")
-        for _ in range(10):
-            if r.status_code not in (302, 303):
-                return r
-            url = urljoin(str(r.url), r.headers["location"])
-            self.hops.append(f"GET {url}")
-            r = await self.http.get(url)
-        raise AssertionError("too many redirects")
-
-    async def form(self, url: str, action: str, fields: dict[str, str], form_id: str | None = None
-                   ) -> httpx.Response:
-        page = await self.go("GET", url)
-        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
-        nxt = re.search(r'name="next" value="([^"]*)"', page.text)
-        data = {"csrf": csrf, **({"next": nxt.group(1).replace("&amp;", "&")} if nxt else {}), **fields}
-        return await self.go("POST", urljoin(str(page.url), action), data=data)
+    async with federation_of(tmp_path) as fed:
+        yield fed
 
 
 async def test_log_in_at_home_then_at_two_other_nodes_without_a_password(federation) -> None:
@@ -241,15 +143,6 @@ async def linked_row(node: Node, handle: str) -> Any:
 
     async with node.identity.sessions() as s:
         return (await s.execute(select(users).where(users.c.handle == handle))).first()
-
-
-async def wait_for(predicate: Any, timeout: float = 20.0) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def test_profile_changes_at_home_reach_linked_nodes_and_catch_up_after_a_partition(federation) -> None:

@@ -25,7 +25,8 @@ from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
 from services.projects.common import announce
-from tests.test_federation_sso import serve
+from tests.federation_hub import leaf_config, start_hub
+from tests.federation_nodes import serve
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope
@@ -35,7 +36,6 @@ from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
-from towntip.node.leafnode import render_leafnodes
 from towntip.node.natsd import NatsServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -79,9 +79,7 @@ async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 40.0) 
 
 @pytest.fixture
 async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[str, Node], NatsServer]]:
-    hub_leaf_port = free_port()
-    hub = NatsServer(node_id="hub", data_dir=tmp_path / "hub",
-                     extra_config=f'leafnodes {{ listen: "127.0.0.1:{hub_leaf_port}", no_advertise: true }}').start()
+    hub = start_hub(tmp_path, (A, B, C))
     servers: list[Any] = []
     stoppable: list[Any] = []
     anchor_port = free_port()
@@ -92,8 +90,7 @@ async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[st
         for i, town in enumerate((A, B, C)):
             host, port = f"127.0.0.{i + 2}", free_port()
             base = f"http://{host}:{port}"
-            ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats", extra_config=render_leafnodes(
-                town, [f"nats-leaf://127.0.0.1:{hub_leaf_port}"])).start()
+            ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats", extra_config=leaf_config(town, hub)).start()
             common = {"node_id": town, "nats_url": ns.url, "data_dir": str(tmp_path / town), "public_url": base,
                       "trust_anchor": anchor.entity_id, "trust_anchor_jwks": str(anchor.jwks_path),
                       "federation_cache_seconds": 0, "federation_refresh_seconds": 0.5}

@@ -326,15 +326,16 @@ async def my_page(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
         return _login_redirect(request)
+    from gateway import regions  # it builds on this module's helpers
+
     lang = ps.lang(request)
     names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
-    try:
-        points: pc.PersonPoints | None = pc.PersonPoints.model_validate(
-            await _points(request, pc.EP_PERSON_POINTS, pc.PersonQuery(person=user.id)))
-    except errors.ServiceError:
-        points = None  # My Page works while the points service is down
+    # every region where the person takes part, home first; a part or a region that does not answer says so
+    views = await regions.my_page_regions(request, user, ps.session_token(request) or "")
     return render(request, "me.html", user=user, interests=[names.get(i, i) for i in user.interests],
-                  since=user.created_at.astimezone(JST).strftime("%Y-%m-%d"), points=points)
+                  since=user.created_at.astimezone(JST).strftime("%Y-%m-%d"), regions=views, categories=names,
+                  region_name=lambda n: regions.region_name(n, lang),
+                  local_time=lambda t: t.astimezone(JST).strftime("%m/%d %H:%M"))
 
 
 async def _points(request: Request, endpoint: str, payload: BaseModel) -> Any:

@@ -11,9 +11,7 @@ If a later identity version puts `user_id` into its events, the consumer takes i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -23,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.points.models_notebook import people
 from towntip.kernel import db
 from towntip.kernel.bus import subjects
-from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected
+from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected, own_event
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
@@ -45,16 +43,7 @@ class IdentityEventsHandler:
         self.node = node
 
     def decode(self, msg: Msg) -> tuple[str, dict[str, Any]]:
-        try:
-            env = json.loads(msg.data)
-            key, node, type_, data, when = env["id"], env["node"], env["type"], env["data"], env["time"]
-            at = datetime.fromisoformat(when)
-        except (ValueError, KeyError, TypeError):
-            raise Rejected("not an event envelope") from None
-        if node != self.node or not msg.subject.startswith(f"evt.{self.node}.identity."):
-            raise Rejected(f"an event of {node!r} arrived on {msg.subject!r}", code=403)
-        if at.tzinfo is None:
-            raise Rejected("the event's time carries no timezone")
+        key, type_, data, at = own_event(msg, self.node, "identity")
         if type_ not in EVENTS:
             return f"identity:{key}", {"type": "ignored"}
         handle = data.get("global_handle") if isinstance(data, dict) else None

@@ -17,6 +17,7 @@ from services.projects import (
     matching,
     organisations,
     outcomes,
+    people,
     pilots,
     proposals,
     themes,
@@ -26,6 +27,7 @@ from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
+from towntip.kernel.contracts.mypage import EP_PERSON_SUMMARY, ProjectsSummary, SummaryQuery
 
 T = TypeVar("T")
 
@@ -47,6 +49,12 @@ def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, pu
     async def read(query: Callable[..., Awaitable[T]], **args: Any) -> T:
         async with sessions() as session:
             return await query(session=session, **args)
+
+    # ---- the person's part, for My Page across regions ----
+
+    @eps.add(EP_PERSON_SUMMARY, SummaryQuery)
+    async def person_summary(q: SummaryQuery) -> ProjectsSummary:
+        return await read(people.person_summary, q=q)
 
     # ---- organisations ----
 

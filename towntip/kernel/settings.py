@@ -79,13 +79,15 @@ class GatewaySettings(NodeSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Services the gateway expects to answer on $SRV.PING (comma separated).
-    services: str = "identity,points,projects"
+    services: str = "identity,points,projects,sns"
     # Bearer token for staff API calls (until the identity service issues real tokens).
     admin_token: str = ""
     request_timeout: float = 5.0
     # Portal logins per client address per window, at this gateway (TOWNTIP_LOGIN_LIMIT; benchmarks raise it).
     login_limit: int = Field(default=10, ge=1)
     login_window: float = Field(default=300.0, gt=0)
+    # My Page across regions: seconds the home node waits for all other regions (its own plan included).
+    regions_wait: float = Field(default=4.0, ge=1.0, le=30.0)
 
     def expected_services(self) -> list[str]:
         return [s.strip() for s in self.services.split(",") if s.strip()]

@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from nats.aio.client import Client as NATS
@@ -67,6 +68,23 @@ def peer_event(msg: Msg, node: str, service: str) -> tuple[str, str, Any, Any]:
     if peer == node:
         raise Rejected("this node's own event came back", code=409)
     return key, peer, type_, data
+
+
+def own_event(msg: Msg, node: str, service: str) -> tuple[str, str, Any, datetime]:
+    """(id, type, data, time) of an event of `service` at this node, as another service of the node consumes it.
+    Rejected when it is no envelope, names another node, arrived on another service's subject, or has a time
+    without a zone."""
+    try:
+        env = json.loads(msg.data)
+        key, origin, type_, data, at = env["id"], env["node"], env["type"], env["data"], env["time"]
+        at = datetime.fromisoformat(at)
+    except (ValueError, KeyError, TypeError):
+        raise Rejected("not an event envelope") from None
+    if origin != node or not msg.subject.startswith(f"evt.{node}.{service}."):
+        raise Rejected(f"an event of {origin!r} arrived on {msg.subject!r}", code=403)
+    if at.tzinfo is None:
+        raise Rejected("the event's time carries no timezone")
+    return key, type_, data, at
 
 
 @dataclass

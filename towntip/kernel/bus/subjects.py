@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-SERVICES = ("identity", "points", "projects")  # services that run in a node today; the others arrive with their issues
+SERVICES = ("identity", "points", "projects", "sns")  # services that run in a node today; the others arrive with their issues
 # Where each service's code lives (`python -m <module>`): the design card puts identity at the top level.
-SERVICE_MODULES = {"identity": "identity", "points": "services.points", "projects": "services.projects"}
+SERVICE_MODULES = {"identity": "identity", "points": "services.points", "projects": "services.projects",
+                   "sns": "services.sns"}
 
 
 def svc(node: str, service: str, endpoint: str) -> str:

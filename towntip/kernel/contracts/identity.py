@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel import categories
-from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.mail import check_address
 
 SERVICE = "identity"
@@ -34,6 +34,7 @@ EP_USER_ADD = "admin.user.add"
 EP_USER_LIST = "admin.user.list"
 EP_USER_REMOVE = "admin.user.remove"
 EP_PEOPLE_LOOKUP = "people.lookup"  # PersonLookupIn -> PersonRef (staff: who is name@home at this node)
+EP_PEOPLE_PROFILE = "people.profile"  # ProfileLookupIn -> PublicProfile (the gateway, for anyone signed in)
 EP_USER_GRANT = "admin.user.grant"
 EP_USER_REVOKE = "admin.user.revoke"
 EP_CLIENT_ADD = "admin.client.add"
@@ -43,6 +44,9 @@ EP_KEY_ROTATE = "admin.key.rotate"
 EP_OIDC = "oidc"
 EP_FEDERATED_START = "federated.start"
 EP_FEDERATED_FINISH = "federated.finish"
+EP_REGIONS_PLAN = "regions.plan"  # RegionsPlanIn -> RegionsPlan (home node: signed queries to where the person is)
+EP_REGIONS_VERIFY = "regions.verify"  # PersonQueryIn -> QueriedPerson (any node: a home node's query checked)
+EP_REGIONS_HOME_TOKEN = "regions.home_token"  # SessionIn -> HomeAccess (another node: the home's access token)
 
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -211,6 +215,19 @@ class PersonRef(BaseModel):
     home_node: str
 
 
+class ProfileLookupIn(BaseModel):
+    """Is name@home a person known at this node (one of its own, or of another node who has logged in here)? By
+    global handle only, never by e-mail; the answer is the public profile and nothing else (no user id)."""
+
+    model_config = _IN
+    handle: GlobalHandle
+
+
+class PublicProfile(BaseModel):
+    global_handle: str
+    display_name: str
+
+
 class UserList(BaseModel):
     users: list[User]
 
@@ -307,3 +324,58 @@ class FederatedFinishIn(BaseModel):
 class FederatedSession(BaseModel):
     session: Session
     return_to: str
+
+
+# ---- My Page across regions (docs/architecture.md, "My Page across regions") ----------------------------------
+
+REGIONS_SCOPE = "regions"  # granted only to member nodes of the federation and clients an admin allowed it
+PERSON_QUERY_TYP = "towntip-person-query+jwt"
+
+
+class RegionsPlanIn(BaseModel):
+    """The person asking for their regions, by their session at home or a bearer access token with `regions`."""
+
+    model_config = _IN
+    session_token: Token | None = None
+    access_token: Annotated[str, StringConstraints(min_length=20, max_length=4096)] | None = None
+
+
+class RegionQuery(BaseModel):
+    node: str
+    url: str  # the node's entity id (public base URL): POST {url}/federation/person-summary
+    token: str  # the signed query (PERSON_QUERY_TYP), valid for 60 s, single use
+    first_seen: datetime
+    last_seen: datetime
+
+
+class RemovedRegion(BaseModel):
+    node: str
+    url: str
+    reason: str
+
+
+class RegionsPlan(BaseModel):
+    user_id: str
+    global_handle: str
+    home_node: str
+    queries: list[RegionQuery]
+    removed: list[RemovedRegion]  # where the person took part, no longer a member of the federation: not asked
+    unreachable: list[RemovedRegion] = []  # not asked because the trust anchor did not answer
+    caller_node: str | None = None  # asked with a member node's access token: that node (it shows its own part)
+
+
+class PersonQueryIn(BaseModel):
+    model_config = _IN
+    token: Annotated[str, StringConstraints(min_length=20, max_length=8192, pattern=r"^[A-Za-z0-9_\-.]+$")]
+
+
+class QueriedPerson(BaseModel):
+    user_id: str  # the person's user id at this node
+    global_handle: str
+    asker: str  # the home node that asked
+
+
+class HomeAccess(BaseModel):
+    home_node: str
+    url: str  # the home node's entity id
+    access_token: str

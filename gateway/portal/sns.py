@@ -1,0 +1,384 @@
+"""The portal's community SNS pages: theme communities (a public list and page, opening, joining and leaving, the
+leader's tools), posts and comments, and friends. Each page asks the sns service over NATS with the person as an
+Actor inside the request; the service decides what they may do. A friend request first asks the identity service
+whether the handle is a person known here (people.profile: the public profile only), then passes the name it got
+to the sns service. Every form is CSRF-protected (pages.signed_in_form); a refusal shows the form's page again with
+the reason and the service's status."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from gateway.portal import session as ps
+from gateway.portal.i18n import add_words, t
+from gateway.portal.pages import _login_redirect as _login
+from gateway.portal.pages import _reason as _why
+from gateway.portal.pages import _user_or_none as _maybe_user
+from gateway.portal.pages import actor_of, add_nav, call, current_user, message, render, signed_in_form
+from gateway.portal.pages import error_status as _status
+from gateway.portal.projects import _jst
+from gateway.portal.projects_calls import AgainFn, _bad, again_page
+from towntip.kernel import categories, errors
+from towntip.kernel.contracts import identity as ic
+from towntip.kernel.contracts import sns as c
+
+router = APIRouter(include_in_schema=False)
+PAGE = 10  # posts per page
+
+add_words({
+    "nav_communities": ("コミュニティ", "Communities"),
+    "nav_friends": ("トモダチ", "Friends"),
+    "sn_communities": ("テーマコミュニティ", "Theme communities"),
+    "sn_intro": ("NPO法17分野×公益認定23事業のテーマごとに、だれでもコミュニティを開設・参加できます。",
+                 "Anyone can open or join a community on a theme of the NPO and public-interest category grid."),
+    "sn_category": ("カテゴリ", "Category"),
+    "sn_all": ("すべてのカテゴリ", "All categories"),
+    "sn_search": ("名前で検索", "Search by name"),
+    "sn_filter": ("絞り込む", "Filter"),
+    "sn_mine": ("参加中のみ", "Only mine"),
+    "sn_none": ("該当するコミュニティはまだありません。", "No community yet."),
+    "sn_more": ("さらに表示", "More"),
+    "sn_first": ("最初から", "From the start"),
+    "sn_open": ("コミュニティを開設", "Open a community"),
+    "sn_open_hint": ("開設した人がコミュニティリーダーになります。", "Whoever opens it becomes its community leader."),
+    "sn_name": ("コミュニティ名", "Name"),
+    "sn_description": ("説明", "Description"),
+    "sn_categories": ("カテゴリ（1〜5個）", "Categories (1 to 5)"),
+    "sn_leader": ("コミュニティリーダー", "Community leader"),
+    "sn_members": ("メンバー", "Members"),
+    "sn_people": ("人", " people"),
+    "sn_closed": ("終了（閲覧のみ）", "Closed (read-only)"),
+    "sn_open_status": ("活動中", "Active"),
+    "sn_join": ("参加する", "Join"),
+    "sn_leave": ("退出する", "Leave"),
+    "sn_login_to_join": ("参加・投稿するにはログインしてください。", "Log in to join and post."),
+    "sn_you_lead": ("あなたはこのコミュニティのリーダーです。", "You lead this community."),
+    "sn_you_member": ("参加中です。", "You are a member."),
+    "sn_posts": ("投稿", "Posts"),
+    "sn_no_posts": ("まだ投稿はありません。", "No post yet."),
+    "sn_new_post": ("投稿する", "Write a post"),
+    "sn_title": ("タイトル", "Title"),
+    "sn_body": ("本文", "Text"),
+    "sn_send": ("投稿", "Post"),
+    "sn_older": ("さらに古い投稿", "Older posts"),
+    "sn_newest": ("最新の投稿へ", "Newest posts"),
+    "sn_comments": ("コメント", "Comments"),
+    "sn_older_comments": ("さらに古いコメント", "Older comments"),
+    "sn_newest_comments": ("最新のコメントへ", "Newest comments"),
+    "sn_comment": ("コメントする", "Comment"),
+    "sn_no_comments": ("コメントはまだありません。", "No comment yet."),
+    "sn_deleted_user": ("退会したユーザー", "deleted user"),
+    "sn_hidden": ("リーダーにより非表示になりました", "Hidden by the leader"),
+    "sn_reason": ("理由", "Reason"),
+    "sn_hide": ("非表示にする", "Hide"),
+    "sn_edit": ("編集して保存", "Save changes"),
+    "sn_edited": ("編集済み", "edited"),
+    "sn_delete": ("削除", "Delete"),
+    "sn_leader_tools": ("リーダーの操作", "Leader's tools"),
+    "sn_remove": ("メンバーから外す", "Remove"),
+    "sn_hand_over": ("リーダーを引き継ぐ", "Hand leadership over"),
+    "sn_close": ("コミュニティを終了する", "Close the community"),
+    "sn_close_hint": ("終了すると投稿・参加はできなくなり、内容は閲覧のみで残ります。",
+                      "A closed community keeps its posts, read-only; nobody can join or post."),
+    "sn_back": ("コミュニティへ戻る", "Back to the community"),
+    "sn_friends": ("トモダチ", "Friends"),
+    "sn_add_friend": ("トモダチ申請", "Send a friend request"),
+    "sn_handle": ("相手のグローバルID（例: hanako@tsurugashima）", "Their global ID (e.g. hanako@tsurugashima)"),
+    "sn_send_request": ("申請する", "Send"),
+    "sn_incoming": ("届いた申請", "Requests to you"),
+    "sn_outgoing": ("送った申請", "Requests you sent"),
+    "sn_accept": ("承認", "Accept"),
+    "sn_decline": ("お断り", "Decline"),
+    "sn_cancel": ("取り消す", "Cancel"),
+    "sn_unfriend": ("トモダチをやめる", "Remove"),
+    "sn_no_friends": ("まだトモダチはいません。", "No friends yet."),
+    "sn_no_requests": ("ありません。", "None."),
+    "sn_since": ("から", "since"),
+    "sn_became_friends": ("相手からも申請が届いていたので、トモダチになりました。",
+                          "They had asked you too: you are friends now."),
+    "sn_request_sent": ("申請を送りました。", "Request sent."),
+    "sn_not_found": ("見つかりません。", "Not found."),
+})
+add_nav("nav_communities", "/communities", "all")
+add_nav("nav_friends", "/friends", "user")
+
+
+async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any]) -> Any:
+    return await call(request, c.SERVICE, endpoint, payload)
+
+
+def _page(request: Request, template: str, *, user: ic.User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+    lang = ps.lang(request)
+    names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
+    return render(request, f"sns/{template}", status=status, user=user, jst=_jst, category_names=names,
+                  categories=categories.all_categories(), **ctx)
+
+
+def _refusal(request: Request, exc: errors.ServiceError, user: ic.User | None) -> HTMLResponse:
+    lang = ps.lang(request)
+    heading = t("sn_not_found", lang) if isinstance(exc, errors.NotFound) else t("error", lang)
+    return message(request, heading=heading, paragraphs=[_why(exc, lang)], status=_status(exc), user=user,
+                   link=("/communities", t("sn_communities", lang)))
+
+
+async def _action(request: Request, make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]],
+                  done: Callable[[Any], str], again: AgainFn) -> Response:
+    """A form post: the sns call the form makes, then a redirect to `done(answer)`, or the form's page again with
+    the reason and the refusal's status (nothing changed)."""
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    raw = await request.form()  # the parsed form (form_of checked its token and size): repeated fields
+    try:
+        endpoint, payload = make(actor_of(user), form, raw)
+        answer = await _call(request, endpoint, payload)
+    except (ValidationError, errors.ServiceError) as exc:
+        return await again(request, user, _bad(exc), _why(exc, ps.lang(request)))
+    return RedirectResponse(done(answer), status_code=303)
+
+
+# ---- communities -----------------------------------------------------------------------------------------------
+
+
+async def _list_page(request: Request, user: ic.User | None, *, status: int = 200, error: str | None = None,
+                     form: dict[str, Any] | None = None, chosen: list[str] | None = None) -> Response:
+    q = request.query_params
+    category = q.get("category") or None
+    if category is not None and category not in categories.codes():
+        category = None
+    search = (q.get("q") or "")[: c.NAME_MAX]
+    mine = bool(q.get("mine")) and user is not None
+    before = q.get("before") or None
+    try:
+        found = c.CommunityList.model_validate(await _call(request, c.EP_COMMUNITY_LIST, c.CommunityListQuery(
+            category=category, search=search, member=actor_of(user) if mine else None, before=before)))
+    except ValidationError:  # a cursor that is no id: the first page
+        return RedirectResponse("/communities", status_code=303)
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    more = None
+    if found.next:
+        more = "/communities?" + urlencode({k: v for k, v in (("category", category or ""), ("q", search),
+                                                              ("mine", "1" if mine else ""), ("before", found.next))
+                                            if v})
+    return _page(request, "communities.html", user=user, status=status, error=error, found=found.communities,
+                 category=category or "", search=search, mine=mine, form=form or {}, chosen=chosen or [],
+                 more=more, paged=bool(before))
+
+
+@router.get("/communities", response_class=HTMLResponse)
+async def community_list(request: Request) -> Response:
+    return await _list_page(request, await _maybe_user(request))
+
+
+@router.post("/communities")
+async def community_open(request: Request) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    chosen = (await request.form()).getlist("categories")
+    try:
+        made = c.Community.model_validate(await _call(request, c.EP_COMMUNITY_OPEN, c.CommunityOpen(
+            actor=actor_of(user), name=form.get("name", ""), description=form.get("description", ""),
+            categories=chosen)))
+    except (ValidationError, errors.ServiceError) as exc:
+        return await _list_page(request, user, status=_bad(exc), error=_why(exc, ps.lang(request)), form=form,
+                                chosen=[str(x) for x in chosen])
+    return RedirectResponse(f"/communities/{made.id}", status_code=303)
+
+
+async def _community(request: Request, cid: str, user: ic.User | None) -> c.Community:
+    try:
+        q = c.CommunityQuery(community_id=cid, actor=actor_of(user) if user else None)
+    except ValidationError:
+        raise errors.NotFound(f"no community {cid}") from None
+    return c.Community.model_validate(await _call(request, c.EP_COMMUNITY_GET, q))
+
+
+async def _community_page(request: Request, user: ic.User | None, cid: str, *, status: int = 200,
+                          error: str | None = None, form: dict[str, Any] | None = None) -> Response:
+    before = request.query_params.get("before")
+    try:
+        community = await _community(request, cid, user)
+        members = c.MemberList.model_validate(await _call(request, c.EP_COMMUNITY_MEMBERS,
+                                                          c.CommunityQuery(community_id=community.id))).members
+        page = c.PostList.model_validate(await _call(request, c.EP_POST_LIST, c.PostListQuery(
+            community_id=community.id, limit=PAGE, actor=actor_of(user) if user else None,
+            before=int(before) if before and before.isdigit() and 0 < len(before) < 19 else None)))
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "community.html", user=user, status=status, error=error, community=community,
+                 members=members, posts=page.posts, next=page.next, paged=bool(before), form=form or {},
+                 notice=t("saved", ps.lang(request)) if request.query_params.get("saved") else None)
+
+
+@router.get("/communities/{cid}", response_class=HTMLResponse)
+async def community_page(cid: str, request: Request) -> Response:
+    return await _community_page(request, await _maybe_user(request), cid)
+
+
+def _community_action(endpoint: str, model: type[BaseModel], *fields: str) -> Callable[..., Awaitable[Response]]:
+    """A button on the community's page: join, leave, close, remove a member, hand over."""
+    async def post(cid: str, request: Request) -> Response:
+        return await _action(
+            request,
+            lambda actor, form, raw: (endpoint, model(actor=actor, community_id=cid,
+                                                      **{f: form.get(f, "") for f in fields})),
+            lambda _: f"/communities/{cid}?saved=1", again_page(_community_page, cid))
+    return post
+
+
+for _path, _ep, _model, _fields in (
+    ("join", c.EP_COMMUNITY_JOIN, c.CommunityAction, ()),
+    ("leave", c.EP_COMMUNITY_LEAVE, c.CommunityAction, ()),
+    ("close", c.EP_COMMUNITY_CLOSE, c.CommunityAction, ()),
+    ("remove", c.EP_COMMUNITY_REMOVE, c.MemberAction, ("member",)),
+    ("hand_over", c.EP_COMMUNITY_HAND_OVER, c.MemberAction, ("member",)),
+):
+    router.add_api_route(f"/communities/{{cid}}/{_path}", _community_action(_ep, _model, *_fields),
+                         methods=["POST"], name=f"sns_{_path}")
+
+
+@router.post("/communities/{cid}/posts")
+async def post_create(cid: str, request: Request) -> Response:
+    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
+        return await _community_page(request, user, cid, status=status, error=error, form=dict(await _posted(request)))
+    return await _action(
+        request, lambda actor, form, raw: (c.EP_POST_CREATE, c.PostCreate(
+            actor=actor, community_id=cid, title=form.get("title", ""), body=form.get("body", ""))),
+        lambda answer: f"/communities/{cid}/posts/{answer['id']}", again)
+
+
+async def _posted(request: Request) -> dict[str, str]:
+    return {k: v for k, v in (await request.form()).items() if k != "csrf" and isinstance(v, str)}
+
+
+# ---- one post --------------------------------------------------------------------------------------------------
+
+
+async def _post_page(request: Request, user: ic.User | None, cid: str, pid: str, *, status: int = 200,
+                     error: str | None = None) -> Response:
+    before = request.query_params.get("before")
+    try:
+        if not pid.isdigit() or len(pid) > 18:
+            raise errors.NotFound(f"no post {pid}")
+        found = c.PostDetail.model_validate(await _call(request, c.EP_POST_GET, c.PostQuery(
+            post_id=int(pid), actor=actor_of(user) if user else None, comments_limit=PAGE * 3,
+            comments_before=int(before) if before and before.isdigit() and len(before) < 19 else None)))
+        if found.community.id != cid:
+            raise errors.NotFound(f"no post {pid} in this community")
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return _page(request, "post.html", user=user, status=status, error=error, post=found.post,
+                 community=found.community, comments=found.comments, next=found.next_comments, paged=bool(before),
+                 notice=t("saved", ps.lang(request)) if request.query_params.get("saved") else None)
+
+
+@router.get("/communities/{cid}/posts/{pid}", response_class=HTMLResponse)
+async def post_page(cid: str, pid: str, request: Request) -> Response:
+    return await _post_page(request, await _maybe_user(request), cid, pid)
+
+
+def _item(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise errors.NotFound(f"no item {value}")
+    return int(value)
+
+
+_POST_ACTIONS: dict[str, Callable[[Any, dict[str, Any], str], tuple[str, Any]]] = {
+    "comments": lambda actor, form, pid: (c.EP_COMMENT_CREATE, c.CommentCreate(
+        actor=actor, post_id=_item(pid), body=form.get("body", ""))),
+    "edit": lambda actor, form, pid: (c.EP_POST_UPDATE, c.PostUpdate(
+        actor=actor, post_id=_item(pid), title=form.get("title", ""), body=form.get("body", ""))),
+    "hide": lambda actor, form, pid: (c.EP_POST_HIDE, c.HideIn(actor=actor, id=_item(pid),
+                                                               reason=form.get("reason", ""))),
+    "comment_hide": lambda actor, form, pid: (c.EP_COMMENT_HIDE, c.HideIn(
+        actor=actor, id=_item(form.get("comment", "")), reason=form.get("reason", ""))),
+    "comment_delete": lambda actor, form, pid: (c.EP_COMMENT_DELETE, c.ItemRef(
+        actor=actor, id=_item(form.get("comment", "")))),
+}
+
+
+@router.post("/communities/{cid}/posts/{pid}/{what}")
+async def post_action(cid: str, pid: str, what: str, request: Request) -> Response:
+    if what == "delete":
+        return await _action(request, lambda actor, form, raw: (c.EP_POST_DELETE, c.ItemRef(actor=actor,
+                                                                                              id=_item(pid))),
+                             lambda _: f"/communities/{cid}?saved=1", again_page(_post_page, cid, pid))
+    make = _POST_ACTIONS.get(what)
+    if make is None:
+        return _refusal(request, errors.NotFound(f"no action {what}"), await current_user(request))
+    return await _action(request, lambda actor, form, raw: make(actor, form, pid),
+                         lambda _: f"/communities/{cid}/posts/{pid}?saved=1", again_page(_post_page, cid, pid))
+
+
+# ---- friends ---------------------------------------------------------------------------------------------------
+
+
+async def _friends_page(request: Request, user: ic.User, *, status: int = 200, error: str | None = None,
+                        notice: str | None = None, form: dict[str, Any] | None = None) -> Response:
+    try:
+        mine = c.Friends.model_validate(await _call(request, c.EP_FRIEND_LIST, c.FriendsQuery(actor=actor_of(user))))
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    lang = ps.lang(request)
+    if notice is None and request.query_params.get("sent"):
+        notice = t("sn_became_friends" if request.query_params["sent"] == "friends" else "sn_request_sent", lang)
+    elif notice is None and request.query_params.get("saved"):
+        notice = t("saved", lang)
+    return _page(request, "friends.html", user=user, status=status, error=error, notice=notice, mine=mine,
+                 form=form or {})
+
+
+@router.get("/friends", response_class=HTMLResponse)
+async def friends_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login(request)
+    return await _friends_page(request, user)
+
+
+@router.post("/friends/request")
+async def friend_request(request: Request) -> Response:
+    got = await signed_in_form(request)
+    if isinstance(got, Response):
+        return got
+    form, user, _token = got
+    handle = str(form.get("handle", "")).strip().lower()
+    try:
+        q = ic.ProfileLookupIn(handle=handle)
+        # Who is this? The identity service answers for people known at this node (404 otherwise).
+        found = ic.PublicProfile.model_validate(await call(request, ic.SERVICE, ic.EP_PEOPLE_PROFILE, q))
+        sent = c.FriendRequest.model_validate(await _call(request, c.EP_FRIEND_REQUEST, c.FriendRequestIn(
+            actor=actor_of(user), to=found.global_handle, to_name=found.display_name)))
+    except (ValidationError, errors.ServiceError) as exc:
+        return await _friends_page(request, user, status=_bad(exc), error=_why(exc, ps.lang(request)),
+                                   form={"handle": handle})
+    return RedirectResponse(f"/friends?sent={'friends' if sent.became_friends else '1'}", status_code=303)
+
+
+@router.post("/friends/remove")
+async def friend_remove(request: Request) -> Response:
+    return await _action(request, lambda actor, form, raw: (c.EP_FRIEND_REMOVE, c.FriendRemove(
+        actor=actor, friend=form.get("friend", ""))), lambda _: "/friends?saved=1", again_page(_friends_page))
+
+
+_ANSWERS = {"accept": c.EP_FRIEND_ACCEPT, "decline": c.EP_FRIEND_DECLINE, "cancel": c.EP_FRIEND_CANCEL}
+
+
+@router.post("/friends/{rid}/{what}")
+async def friend_answer(rid: str, what: str, request: Request) -> Response:
+    def make(actor: Any, form: dict[str, Any], raw: Any) -> tuple[str, Any]:
+        if what not in _ANSWERS:
+            raise errors.NotFound(f"no action {what}")
+        return _ANSWERS[what], c.RequestAction(actor=actor, request_id=rid)
+
+    return await _action(request, make, lambda _: "/friends?saved=1", again_page(_friends_page))

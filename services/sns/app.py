@@ -1,0 +1,114 @@
+"""The sns service process: migrate, connect, serve endpoints, consume UserDeleted (this node's and its peers'),
+relay its outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
+from nats.micro.service import Service
+
+from services.sns import VERSION, people
+from services.sns.handlers import build_endpoints
+from services.sns.models import bus
+from towntip.kernel import db, migrate
+from towntip.kernel.bus import subjects
+from towntip.kernel.bus.consumer import IdempotentConsumer
+from towntip.kernel.bus.endpoints import start_service
+from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import OutboxRelay
+from towntip.kernel.bus.streams import ensure_node_streams
+from towntip.kernel.contracts.sns import SERVICE
+from towntip.kernel.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SnsService:
+    """One instance of the service. Several may run against one database: they share the work over NATS."""
+
+    def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.node = settings.node_id
+        self.stop_event = asyncio.Event()
+        self.nc: NATS | None = None
+        self.micro: Service | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        schema = s.resolved_schema()
+        self.engine = db.create_engine(s.resolved_database_url(), schema=schema)
+        await migrate.upgrade(self.engine, MIGRATIONS, schema=schema)
+        self.sessions = db.sessionmaker(self.engine)
+        self.nc = await nats.connect(
+            s.nats_url, name=f"{self.node}.sns", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            connect_timeout=5,
+        )
+        js = self.nc.jetstream()
+        # identity's stream too: deleted accounts come from it (made here if identity has not started yet)
+        await ensure_node_streams(js, self.node, (SERVICE, "identity"))
+        self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
+        self.deletions = IdempotentConsumer(nc=self.nc, js=js, sessions=self.sessions, tables=bus,
+                                            spec=people.consumer_spec(self.node, SERVICE),
+                                            handler=people.UserDeletedHandler(self.node), on_commit=self.relay.wake)
+        self.peer_deletions = IdempotentConsumer(nc=self.nc, js=js, sessions=self.sessions, tables=bus,
+                                                 spec=people.peer_consumer_spec(self.node, SERVICE),
+                                                 handler=people.UserDeletedHandler(self.node, peers=True),
+                                                 on_commit=self.relay.wake)
+        self.js = js
+        self._tasks = [
+            asyncio.create_task(self.relay.run(self.stop_event), name="sns-outbox-relay"),
+            asyncio.create_task(self.deletions.run(self.stop_event), name="sns-user-deleted"),
+            asyncio.create_task(self._peer_deletions(), name="sns-peer-user-deleted"),
+        ]
+        # Registered last: answering $SRV.PING means the service is ready.
+        self.micro = await start_service(
+            self.nc, node=self.node, service=SERVICE, version=VERSION,
+            endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=self.relay.wake,
+                                      clock=self.clock),
+            description="community SNS: theme communities and their leaders, posts and comments, friendships",
+        )
+        log.info("sns service ready on node %s", self.node)
+
+    async def _peer_deletions(self, every: float = 2.0) -> None:
+        """Consume FED_<NODE> once it exists: the identity service makes it (and writes its sources) at its start;
+        this service only reads it, so that no two services write one stream's source list."""
+        stream = subjects.fed_stream(self.node)
+        while not self.stop_event.is_set():
+            try:
+                await self.js.stream_info(stream)
+                break
+            except NotFoundError:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), every)
+        if not self.stop_event.is_set():
+            await self.peer_deletions.run(self.stop_event)
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        if self.micro is not None:
+            await self.micro.stop()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("sns task %s ended with %r", task.get_name(), task.exception())
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.drain()
+        await self.engine.dispose()
+
+    async def wait_failed(self) -> None:
+        """Returns when a background task has died (the process should then exit and be restarted)."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -1,0 +1,149 @@
+"""Tables of the sns service (its own database or schema): people as this node's SNS knows them, communities and
+their members, posts and comments, friend requests and friendships, and the kernel's outbox and inbox.
+
+People are keyed by global handle (name@home), the same on every node; `user_id` is the identity service's id of the
+person at this node (what My Page's `person.summary` asks by), learnt from the Actor the gateway passes. A deleted
+account's posts and comments stay, with `author` NULL (shown as 退会したユーザー / deleted user).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from towntip.kernel import db
+from towntip.kernel.bus.outbox import SeqType, define_bus_tables
+
+metadata = MetaData(naming_convention=db.NAMING_CONVENTION)
+bus = define_bus_tables(metadata)
+TS = DateTime(timezone=True)
+
+people = Table(
+    "people",
+    metadata,
+    Column("global_handle", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=True, unique=True),
+    Column("display_name", String(100), nullable=False),
+    Column("seen_at", TS, nullable=False),
+)
+
+communities = Table(
+    "communities",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(80), nullable=False),
+    Column("name_key", String(80), nullable=False, unique=True),  # casefolded: unique per node, whatever the case
+    Column("description", Text, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("status", String(8), nullable=False),  # open | closed
+    Column("leader", String(64), nullable=True),  # NULL only when closed because the last member left the node
+    Column("members", Integer, nullable=False),
+    Column("opened_at", TS, nullable=False),
+    Column("closed_at", TS, nullable=True),
+    CheckConstraint("status IN ('open', 'closed')", name="status"),
+    CheckConstraint("members >= 0", name="members"),
+)
+
+# The categories of each community, one row per code: the list's filter by category is an indexed lookup.
+community_categories = Table(
+    "community_categories",
+    metadata,
+    Column("community_id", String(36), ForeignKey("communities.id"), nullable=False),
+    Column("category", String(16), nullable=False),
+    PrimaryKeyConstraint("community_id", "category", name="pk_community_categories"),
+    Index("ix_community_categories_category", "category"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("community_id", String(36), ForeignKey("communities.id"), nullable=False),
+    Column("global_handle", String(64), nullable=False),
+    Column("role", String(8), nullable=False),  # leader | member
+    Column("joined_at", TS, nullable=False),
+    PrimaryKeyConstraint("community_id", "global_handle", name="pk_memberships"),
+    Index("ix_memberships_global_handle", "global_handle"),
+    CheckConstraint("role IN ('leader', 'member')", name="role"),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),  # also the list's keyset cursor (newest first)
+    Column("community_id", String(36), ForeignKey("communities.id"), nullable=False),
+    Column("author", String(64), nullable=True),
+    Column("title", String(120), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("edited_at", TS, nullable=True),
+    Column("hidden_at", TS, nullable=True),
+    Column("hidden_reason", String(300), nullable=True),
+    Column("hidden_by", String(64), nullable=True),
+    Index("ix_posts_community_id_id", "community_id", "id"),
+    Index("ix_posts_author_created_at", "author", "created_at"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),
+    Column("post_id", SeqType, ForeignKey("posts.id"), nullable=False),
+    Column("author", String(64), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("edited_at", TS, nullable=True),
+    Column("hidden_at", TS, nullable=True),
+    Column("hidden_reason", String(300), nullable=True),
+    Column("hidden_by", String(64), nullable=True),
+    Index("ix_comments_post_id_id", "post_id", "id"),
+    Index("ix_comments_author_created_at", "author", "created_at"),
+)
+
+# A pending request; answered or cancelled requests are deleted. `pair` (the two handles sorted, joined by a space)
+# is unique: one request per pair whichever way it goes, so two crossed requests cannot both be stored.
+friend_requests = Table(
+    "friend_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("pair", String(130), nullable=False, unique=True),
+    Column("sender", String(64), nullable=False),
+    Column("addressee", String(64), nullable=False),
+    Column("sent_at", TS, nullable=False),
+    Index("ix_friend_requests_addressee", "addressee"),
+    Index("ix_friend_requests_sender", "sender"),
+    CheckConstraint("sender <> addressee", name="not_self"),
+)
+
+# One row per friendship: `a` < `b`, so a pair is stored once.
+friendships = Table(
+    "friendships",
+    metadata,
+    Column("a", String(64), nullable=False),
+    Column("b", String(64), nullable=False),
+    Column("since", TS, nullable=False),
+    PrimaryKeyConstraint("a", "b", name="pk_friendships"),
+    Index("ix_friendships_b", "b"),
+    CheckConstraint("a < b", name="ordered"),
+)
+
+# Kept for the rate limit on friend requests (a cancelled request still counts).
+request_log = Table(
+    "request_log",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("sender", String(64), nullable=False),
+    Column("sent_at", TS, nullable=False),
+    Index("ix_request_log_sender_sent_at", "sender", "sent_at"),
+)

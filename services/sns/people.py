@@ -1,0 +1,118 @@
+"""People as the sns service knows them: linked from the Actors the gateway vouches for, and dropped when identity
+announces that an account was deleted (UserDeleted on EVT_<NODE>_IDENTITY, applied once through the kernel's inbox).
+
+People of other nodes deleted at their home node come the same way from FED_<NODE>, where the identity
+service sources the identity events of every node one of whose people is linked here.
+
+A deleted person's memberships, friendships and friend requests go; their posts and comments stay, by nobody
+(退会したユーザー / deleted user); a community they led passes to its longest-standing member, or is closed when
+nobody is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from nats.aio.msg import Msg
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.sns import communities
+from services.sns.models import (
+    comments,
+    friend_requests,
+    friendships,
+    memberships,
+    people,
+    posts,
+    request_log,
+)
+from towntip.kernel import db
+from towntip.kernel.bus import subjects
+from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected, own_event, peer_event
+from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts.actor import Actor
+
+CONSUMER = "sns-people"
+
+
+PEER_CONSUMER = "sns-peer-people"
+
+
+def consumer_spec(node: str, service: str) -> ConsumerSpec:
+    return ConsumerSpec(stream=subjects.evt_stream(node, "identity"), durable=CONSUMER,
+                        filter_subject=subjects.evt(node, "identity", "user_deleted"), service=service, node=node,
+                        batch=64)
+
+
+def peer_consumer_spec(node: str, service: str) -> ConsumerSpec:
+    return ConsumerSpec(stream=subjects.fed_stream(node), durable=PEER_CONSUMER,
+                        filter_subject="evt.*.identity.user_deleted", service=service, node=node, batch=64)
+
+
+async def link(session: AsyncSession, actor: Actor, now: datetime) -> None:
+    """The gateway vouches that `actor.user_id` is `actor.global_handle` here: record it (a user id belongs to one
+    handle; a stale row holding it lets go) and the display name they have now."""
+    await session.execute(update(people).where(people.c.user_id == actor.user_id,
+                                               people.c.global_handle != actor.global_handle).values(user_id=None))
+    ins = db.insert_on_conflict(session, people).values(global_handle=actor.global_handle, user_id=actor.user_id,
+                                                        display_name=actor.display_name, seen_at=now)
+    await session.execute(ins.on_conflict_do_update(
+        index_elements=["global_handle"],
+        set_={"user_id": actor.user_id, "display_name": actor.display_name, "seen_at": now}))
+
+
+async def know(session: AsyncSession, handle: str, display_name: str, now: datetime) -> None:
+    """A person the gateway found at the identity service (a friend request's addressee): known by name from now."""
+    ins = db.insert_on_conflict(session, people).values(global_handle=handle, user_id=None,
+                                                        display_name=display_name, seen_at=now)
+    await session.execute(ins.on_conflict_do_update(index_elements=["global_handle"],
+                                                    set_={"display_name": display_name}))
+
+
+async def forget(session: AsyncSession, *, node: str, handle: str, now: datetime) -> None:
+    """Everything a deleted account leaves behind, in the caller's transaction."""
+    led = (await session.execute(select(memberships.c.community_id, memberships.c.role)
+                                 .where(memberships.c.global_handle == handle))).all()
+    for row in led:
+        await communities.drop_member(session, node=node, community_id=row.community_id, handle=handle, now=now)
+    await session.execute(delete(friendships).where(or_(friendships.c.a == handle, friendships.c.b == handle)))
+    await session.execute(delete(friend_requests).where(
+        or_(friend_requests.c.sender == handle, friend_requests.c.addressee == handle)))
+    await session.execute(delete(request_log).where(request_log.c.sender == handle))
+    for table in (posts, comments):
+        await session.execute(update(table).where(table.c.author == handle).values(author=None))
+        await session.execute(update(table).where(table.c.hidden_by == handle).values(hidden_by=None))
+    await session.execute(delete(people).where(people.c.global_handle == handle))
+
+
+class UserDeletedHandler:
+    """Applies UserDeleted: this node's own (on EVT_<NODE>_IDENTITY), or with `peers` those of people of other nodes
+    (their home nodes' identity events, sourced into FED_<NODE> by the identity service). A node speaks only for its
+    own people: anything else is dead-lettered and changes nothing."""
+
+    def __init__(self, node: str, *, peers: bool = False) -> None:
+        self.node = node
+        self.peers = peers
+
+    def decode(self, msg: Msg) -> tuple[str, dict[str, Any]]:
+        if self.peers:
+            key, home, type_, data = peer_event(msg, self.node, "identity")
+            key, at = f"{home}:{key}", None
+        else:
+            key, type_, data, at = own_event(msg, self.node, "identity")
+            home, key = self.node, f"identity:{key}"
+        if type_ != "UserDeleted":
+            return key, {"handle": None, "at": at}
+        handle = data.get("global_handle") if isinstance(data, dict) else None
+        if not isinstance(handle, str) or not handle.endswith(f"@{home}") or len(handle) > 64:
+            raise Rejected(f"UserDeleted of {home!r} names no person of that node: {handle!r}", code=403)
+        return key, {"handle": handle, "at": at}
+
+    async def apply(self, session: AsyncSession, deliveries: Sequence[Delivery[dict[str, Any]]]) -> list[Outcome]:
+        for d in deliveries:
+            if not d.duplicate and d.item["handle"]:
+                await forget(session, node=self.node, handle=d.item["handle"], now=d.item["at"] or utcnow())
+        return [None] * len(deliveries)

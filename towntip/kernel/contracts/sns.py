@@ -1,0 +1,317 @@
+"""Contracts of the community SNS (svc.<node>.sns.*): theme communities (プロジェクト・コミュニティ) with their leader
+(コミュニティリーダー) and members, posts and comments (ブログやコメントなどの投稿), and friendships (トモダチ関係).
+
+Anyone signed in at this node opens a community: this node's people and people of other nodes logged in here by
+cross-node SSO (their handle is name@othernode). Reading is public; writing needs membership of an open community.
+Who is asking travels inside each request as an `Actor` (contracts.actor); the service decides what they may do.
+The service never asks identity: the gateway passes the public profile of a person it looked up (friend requests).
+My Page's part is contracts.mypage (`person.summary` → `SnsSummary`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.projects import Fields, Uuid
+
+SERVICE = "sns"
+
+# Endpoints (the tail of svc.<node>.sns.<name>); every change carries `actor`.
+EP_COMMUNITY_OPEN = "communities.open"  # CommunityOpen -> Community (anyone signed in: becomes its leader)
+EP_COMMUNITY_LIST = "communities.list"  # CommunityListQuery -> CommunityList (public)
+EP_COMMUNITY_GET = "communities.get"  # CommunityQuery -> Community (public)
+EP_COMMUNITY_MEMBERS = "communities.members"  # CommunityQuery -> MemberList (public)
+EP_COMMUNITY_JOIN = "communities.join"  # CommunityAction -> Community (anyone signed in; open communities)
+EP_COMMUNITY_LEAVE = "communities.leave"  # CommunityAction -> Community (a member; not the leader)
+EP_COMMUNITY_REMOVE = "communities.members.remove"  # MemberAction -> Community (the leader)
+EP_COMMUNITY_HAND_OVER = "communities.hand_over"  # MemberAction -> Community (the leader, to a member)
+EP_COMMUNITY_CLOSE = "communities.close"  # CommunityAction -> Community (the leader: read-only, kept)
+EP_POST_CREATE = "posts.create"  # PostCreate -> Post (members of an open community)
+EP_POST_UPDATE = "posts.update"  # PostUpdate -> Post (its author)
+EP_POST_DELETE = "posts.delete"  # ItemRef -> Done (its author)
+EP_POST_HIDE = "posts.hide"  # HideIn -> Post (the community's leader; the reason is kept)
+EP_POST_LIST = "posts.list"  # PostListQuery -> PostList (public; newest first, keyset cursor)
+EP_POST_GET = "posts.get"  # PostQuery -> PostDetail (public: the post and a page of its comments)
+EP_COMMENT_CREATE = "comments.create"  # CommentCreate -> Comment (members of an open community)
+EP_COMMENT_UPDATE = "comments.update"  # CommentUpdate -> Comment (its author)
+EP_COMMENT_DELETE = "comments.delete"  # ItemRef -> Done (its author)
+EP_COMMENT_HIDE = "comments.hide"  # HideIn -> Comment (the community's leader)
+EP_FRIEND_REQUEST = "friends.request"  # FriendRequestIn -> FriendRequest (to a person the gateway found)
+EP_FRIEND_ACCEPT = "friends.accept"  # RequestAction -> Friend (the addressee)
+EP_FRIEND_DECLINE = "friends.decline"  # RequestAction -> Done (the addressee)
+EP_FRIEND_CANCEL = "friends.cancel"  # RequestAction -> Done (the sender)
+EP_FRIEND_REMOVE = "friends.remove"  # FriendRemove -> Done (either friend)
+EP_FRIEND_LIST = "friends.list"  # FriendsQuery -> Friends (the person's own)
+
+# Limits (characters; per person per minute).
+NAME_MAX = 80
+DESCRIPTION_MAX = 2000
+TITLE_MAX = 120
+BODY_MAX = 10_000
+COMMENT_MAX = 2000
+REASON_MAX = 300
+CATEGORIES_MAX = 5
+WRITES_PER_MINUTE = 10  # posts and comments together
+REQUESTS_PER_MINUTE = 10  # friend requests
+OPENED_PER_HOUR = 5  # communities a person opens
+PAGE_MAX = 50
+
+_IN = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+CommunityName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=NAME_MAX)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
+Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=BODY_MAX)]
+CommentBody = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=COMMENT_MAX)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ItemId = Annotated[int, Field(ge=1, le=2**62)]
+Status = Literal["open", "closed"]
+Role = Literal["leader", "member"]
+
+
+# ---- communities ------------------------------------------------------------------------------------------------
+
+class CommunityOpen(BaseModel):
+    model_config = _IN
+    actor: Actor
+    name: CommunityName
+    description: Description = ""
+    categories: Annotated[Fields, Field(min_length=1, max_length=CATEGORIES_MAX)]
+
+
+class CommunityListQuery(BaseModel):
+    model_config = _IN
+    category: str | None = None  # a code of the category grid
+    search: Annotated[str, StringConstraints(strip_whitespace=True, max_length=NAME_MAX)] = ""  # in the name
+    member: Actor | None = None  # only the communities this person belongs to
+    include_closed: bool = True
+    before: Uuid | None = None  # the cursor: communities opened before this one (the `next` of the previous page)
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 20
+
+
+class CommunityQuery(BaseModel):
+    model_config = _IN
+    community_id: Uuid
+    actor: Actor | None = None  # says `my_role` in the answer
+
+
+class CommunityAction(BaseModel):
+    model_config = _IN
+    actor: Actor
+    community_id: Uuid
+
+
+class MemberAction(CommunityAction):
+    member: GlobalHandle
+
+
+class Person(BaseModel):
+    """A person as others see them here: None for a deleted account (退会したユーザー)."""
+
+    global_handle: str
+    display_name: str
+
+
+class Community(BaseModel):
+    id: str
+    name: str
+    description: str
+    categories: list[str]
+    status: Status
+    leader: Person | None
+    members: int
+    opened_at: datetime
+    closed_at: datetime | None = None
+    my_role: Role | None = None  # the asking actor's role, None if not a member (or no actor)
+
+
+class CommunityList(BaseModel):
+    communities: list[Community]  # newest first
+    next: str | None = None  # pass as `before` for the next (older) page
+
+
+class Member(Person):
+    role: Role
+    joined_at: datetime
+
+
+class MemberList(BaseModel):
+    members: list[Member]
+
+
+# ---- posts and comments -----------------------------------------------------------------------------------------
+
+class PostCreate(BaseModel):
+    model_config = _IN
+    actor: Actor
+    community_id: Uuid
+    title: Title
+    body: Body
+
+
+class PostUpdate(BaseModel):
+    model_config = _IN
+    actor: Actor
+    post_id: ItemId
+    title: Title
+    body: Body
+
+
+class ItemRef(BaseModel):
+    model_config = _IN
+    actor: Actor
+    id: ItemId
+
+
+class HideIn(ItemRef):
+    reason: Reason
+
+
+class CommentCreate(BaseModel):
+    model_config = _IN
+    actor: Actor
+    post_id: ItemId
+    body: CommentBody
+
+
+class CommentUpdate(BaseModel):
+    model_config = _IN
+    actor: Actor
+    comment_id: ItemId
+    body: CommentBody
+
+
+class PostListQuery(BaseModel):
+    model_config = _IN
+    community_id: Uuid
+    before: ItemId | None = None  # the cursor: posts older than this one (the `next` of the previous page)
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 20
+    actor: Actor | None = None
+
+
+class PostQuery(BaseModel):
+    model_config = _IN
+    post_id: ItemId
+    actor: Actor | None = None
+    comments_before: ItemId | None = None  # the cursor of the comments: older than this one
+    comments_limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = PAGE_MAX
+
+
+class Hidden(BaseModel):
+    at: datetime
+    reason: str  # shown to the leader and the author only; others see that it was hidden
+
+
+class Comment(BaseModel):
+    id: int
+    post_id: int
+    author: Person | None  # None: a deleted account
+    body: str  # "" when hidden and the reader is neither its author nor the leader
+    created_at: datetime
+    edited_at: datetime | None = None
+    hidden: Hidden | None = None
+    mine: bool = False
+
+
+class Post(BaseModel):
+    id: int
+    community_id: str
+    author: Person | None
+    title: str
+    body: str
+    created_at: datetime
+    edited_at: datetime | None = None
+    hidden: Hidden | None = None
+    comments: int = 0
+    mine: bool = False
+
+
+class PostList(BaseModel):
+    posts: list[Post]
+    next: int | None = None  # pass as `before` for the next (older) page
+
+
+class PostDetail(BaseModel):
+    post: Post
+    community: Community
+    comments: list[Comment]  # newest first, one page
+    next_comments: int | None = None  # pass as `comments_before` for the next (older) page
+
+
+class Done(BaseModel):
+    ok: bool = True
+
+
+# ---- friends ----------------------------------------------------------------------------------------------------
+
+class FriendRequestIn(BaseModel):
+    """`to` is a person known at this node: the gateway looked them up at the identity service and passes the public
+    profile it got (their display name)."""
+
+    model_config = _IN
+    actor: Actor
+    to: GlobalHandle
+    to_name: DisplayName
+
+
+class RequestAction(BaseModel):
+    model_config = _IN
+    actor: Actor
+    request_id: Uuid
+
+
+class FriendRemove(BaseModel):
+    model_config = _IN
+    actor: Actor
+    friend: GlobalHandle
+
+
+class FriendsQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+
+
+class FriendRequest(BaseModel):
+    id: str
+    sender: Person
+    addressee: Person
+    sent_at: datetime
+    # A request crossing one already sent the other way is that request's answer: the two are friends at once.
+    became_friends: bool = False
+
+
+class Friend(Person):
+    since: datetime
+
+
+class Friends(BaseModel):
+    friends: list[Friend]
+    incoming: list[FriendRequest]
+    outgoing: list[FriendRequest]
+
+
+# ---- events (evt.<node>.sns.<snake_case type>) ------------------------------------------------------------------
+
+class CommunityOpened(BaseModel):
+    community_id: str
+    name: str
+    categories: list[str]
+    at: datetime
+
+
+class CommunityClosed(BaseModel):
+    community_id: str
+    categories: list[str]
+    at: datetime
+    why: Literal["leader", "leader_deleted"]
+
+
+class PostPublished(BaseModel):
+    post_id: int
+    community_id: str
+    categories: list[str]
+    at: datetime
