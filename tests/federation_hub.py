@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats
+from nats.aio.client import Client as NATS
+
 from towntip.node import leafnode
 from towntip.node.hub import Hub
 from towntip.node.natsd import NatsServer, free_port
+from towntip.node.source_guard import SourceGuard
 
 LAYOUTS = ("accounts", "shared")
 
@@ -50,3 +54,19 @@ def leaf_config(node: str, hub: Hub | SharedHub, *, protected: bool = True) -> s
         return leafnode.render_leafnodes(node, [hub.leaf_url], credentials=credentials)
     url = leafnode._with_credentials(hub.leaf_url, credentials)  # noqa: SLF001 (the same quoting as the node's)
     return f'leafnodes {{ remotes: [{{ url: "{url}" }}], reconnect: "1s" }}\n'
+
+
+@dataclass
+class RunningGuard:
+    nc: NATS
+
+    async def stop(self) -> None:
+        await self.nc.close()
+
+
+async def start_guard(node: str, url: str) -> RunningGuard:
+    """The node's source guard, as `towntip node up --hub` runs it (in the supervisor, as the operator): peers
+    source the node's event streams only through it. `url`: the node's server, with a user if it has users."""
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.3)
+    await SourceGuard(nc, node).start()
+    return RunningGuard(nc)

@@ -25,7 +25,7 @@ import uvicorn
 from gateway.app import create_app
 from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
-from tests.federation_hub import SharedHub, leaf_config, start_hub
+from tests.federation_hub import SharedHub, leaf_config, start_guard, start_hub
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.mail import SmtpSettings
@@ -92,6 +92,7 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
     hub = start_hub(tmp_path, TOWNS)
     servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
     running: list[Any] = []
+    guards: list[Any] = []
     anchor_port = free_port()
     anchor = TrustAnchor(tmp_path / "anchor", f"http://127.0.0.1:{anchor_port}")
     servers.append(await serve(anchor_app(anchor), "127.0.0.1", anchor_port))
@@ -103,6 +104,7 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
             base = f"http://{host}:{port}"
             ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats",
                             extra_config=leaf_config(town, hub)).start()  # as `towntip node up --hub` does
+            guards.append(await start_guard(town, ns.url))
 
             def settings(service: str, town: str = town, ns: NatsServer = ns, base: str = base) -> ServiceSettings:
                 db = {"database_url": pg[0], "database_schema": f"{pg[1]}_{town[:4]}_{service}"} if pg else {}
@@ -148,6 +150,8 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
         for svc in reversed(running):
             with contextlib.suppress(Exception):  # a test that failed with a node's server down
                 await svc.stop()
+        for guard in guards:
+            await guard.stop()
         for node in nodes.values():
             node.nats.stop()
         hub.stop()

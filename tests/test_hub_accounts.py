@@ -24,7 +24,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, ExternalStream, StreamSource
 
-from tests.federation_hub import LAYOUTS, leaf_config, start_hub
+from tests.federation_hub import LAYOUTS, RunningGuard, leaf_config, start_guard, start_hub
 from tests.test_leafnode_permissions import forged_event, messages, wait_messages
 from towntip.cli import main as cli_main
 from towntip.kernel.bus import subjects
@@ -49,6 +49,7 @@ class Nodes:
     hub: Hub | NatsServer
     servers: dict[str, NatsServer] = field(default_factory=dict)
     op: dict[str, NATS] = field(default_factory=dict)
+    guards: list[RunningGuard] = field(default_factory=list)
 
     async def source(self, node: str, peer: str, services: tuple[str, ...] = ("identity", "projects")) -> None:
         """`node` sources `peer`'s identity and projects events, as its services do."""
@@ -62,6 +63,11 @@ class Nodes:
 
 @asynccontextmanager
 async def three_nodes(tmp_path: Path, layout: str, *, unprotected: tuple[str, ...] = (C,)) -> AsyncIterator[Nodes]:
+    """Each node with its source guard. Through the old hub (`shared`) a node with its deny lists cannot be sourced
+    at all (it refuses `$JS.<n>.API`; only the accounts hub maps a creation onto its guard), so there every node
+    runs without them, as nodes had to for sourcing to work through that hub."""
+    if layout == "shared":
+        unprotected = (A, B, C)
     hub = start_hub(tmp_path, [A, B, C], layout=layout)
     nodes = Nodes(layout, hub)
     try:
@@ -70,10 +76,13 @@ async def three_nodes(tmp_path: Path, layout: str, *, unprotected: tuple[str, ..
                 node, hub, protected=node not in unprotected)).start()
             nodes.servers[node] = server
             nodes.op[node] = await nats.connect(server.url)
+            nodes.guards.append(await start_guard(node, server.url))
             await ensure_node_streams(nodes.op[node].jetstream(), node, subjects.SERVICES)
         await asyncio.sleep(1.0)  # the leafnodes are up (sourcing retries anyway)
         yield nodes
     finally:
+        for guard in nodes.guards:
+            await guard.stop()
         for nc in nodes.op.values():
             await nc.close()
         for server in nodes.servers.values():
@@ -176,10 +185,11 @@ async def test_c_cannot_inject_a_forged_event_into_bs_source_of_a(fed: Nodes) ->
         await fed.publish(A, "identity", forged_event(A))  # and A's next real event still arrives
         assert await wait_messages(fed.op[B], fed_b, 3) == 3
         assert b"forged by C" not in (await fed.op[B].jetstream().get_msg(fed_b, 3)).data
-    else:
-        assert await wait_messages(fed.op[B], fed_b, 3) == 3
-        got = await fed.op[B].jetstream().get_msg(fed_b, 3)
-        assert got.data == forged and got.subject == subjects.evt(A, "identity", "ProfileChanged")
+    else:  # (A without deny lists also takes C's FORGE publishes into its own stream, which B then sources too)
+        assert await wait_messages(fed.op[B], fed_b, 3) >= 3
+        js_b = fed.op[B].jetstream()
+        got = [await js_b.get_msg(fed_b, seq) for seq in range(3, await messages(fed.op[B], fed_b) + 1)]
+        assert any(m.data == forged and m.subject == subjects.evt(A, "identity", "ProfileChanged") for m in got)
 
 
 async def test_c_cannot_create_consumers_on_as_streams_beyond_what_sourcing_needs(fed: Nodes) -> None:
@@ -196,11 +206,22 @@ async def test_c_cannot_create_consumers_on_as_streams_beyond_what_sourcing_need
         subject = f"{api}.CONSUMER.CREATE.{stream}" + (f".{tail}" if tail else "")
         return subject, json.dumps({"stream_name": stream, "config": {k: v for k, v in config.items() if v}}).encode()
 
-    # A consumer on A's identity stream named and filtered as sourcing does, with a deliver subject of C's choice:
-    # A creates it (sourcing looks no different), but at the accounts hub its deliveries reach nobody.
-    subject, payload = create(identity, f"spy.evt.{A}.identity.>", "stolen.identity", f"evt.{A}.identity.>")
-    made = json.loads(await create_consumer(fed.op[C], subject, payload, timeout=3) or b"{}")
-    assert made.get("config", {}).get("deliver_subject") == "stolen.identity", made
+    # Consumers on A's identity stream named and filtered as sourcing does, with deliver subjects of C's choice: to
+    # C's own subject, onto an endpoint of A's at A (JetStream publishes deliveries as the server, past every
+    # permission: A's endpoint would take A's events as requests), or on B's prefix (C posing as B).
+    endpoint = subjects.svc(A, "identity", "admin.user.add")
+    at_endpoint = await record(fed.op[A], endpoint)  # A's identity service listening there
+    chosen = {"stolen.identity": "its own subject", endpoint: "A's own endpoint",
+              f"{subjects.source_deliver(B, A)}.S.posing": "B's deliveries"}
+    answers = {}
+    for i, deliver in enumerate(chosen):
+        subject, payload = create(identity, f"spy{i}.evt.{A}.identity.>", deliver, f"evt.{A}.identity.>")
+        answers[deliver] = json.loads(await create_consumer(fed.op[C], subject, payload, timeout=3) or b"{}")
+    # and the form a source of C's really sends (deliveries on C's own prefix from A): the guard lets it through
+    subject, payload = create(identity, f"src.evt.{A}.identity.>", f"{subjects.source_deliver(C, A)}.S.1",
+                              f"evt.{A}.identity.>")
+    good = json.loads(await create_consumer(fed.op[C], subject, payload, timeout=3) or b"{}")
+    assert good.get("config", {}).get("deliver_subject") == f"{subjects.source_deliver(C, A)}.S.1", good
     refused = [  # not the form sourcing uses, or not a stream peers source: no responder at the accounts hub
         create(identity, "", "stolen.all"),
         create(identity, "spy2", "stolen.all"),
@@ -212,12 +233,16 @@ async def test_c_cannot_create_consumers_on_as_streams_beyond_what_sourcing_need
     await asyncio.sleep(1.0)
     stolen = [m for r in records for m in r]
     if fed.layout == "accounts":
+        for deliver, answer in answers.items():  # A's source guard refused each, and said why
+            assert answer.get("error", {}).get("code") == 403, (chosen[deliver], answer)
+            assert f"only on {subjects.source_deliver(C, A)}." in answer["error"]["description"]
         assert replies == [None] * len(refused)
-        assert stolen == []
-    else:  # the forms A's deny lists cannot tell from sourcing succeed, and A's events flow to C
-        assert all(r and b'"deliver_subject"' in r for r in replies[:3]), replies
-        assert replies[3:] == [None, None]  # the deny lists name these streams
+        assert stolen == [] and at_endpoint == []
+    else:  # through the old hub every form succeeds, and A's events flow to C and into A's own points stream
+        assert all(a.get("config", {}).get("deliver_subject") == d for d, a in answers.items()), answers
+        assert all(r and b'"deliver_subject"' in r for r in replies), replies
         assert {m.subject for m in stolen} == {subjects.evt(A, "identity", "ProfileChanged")}
+        assert at_endpoint, "A's endpoint took A's own events as requests"
 
 
 async def test_c_reaches_into_as_account_only_with_what_a_imports_from_c(tmp_path: Path) -> None:
@@ -282,7 +307,8 @@ async def test_a_source_set_up_before_the_deliver_prefix_is_set_up_again_and_kee
         tmp_path: Path) -> None:
     """A node that sourced a peer before the per-pair prefix (at the shared hub) moves to it on its next
     ensure_peer_sources, without copying anything twice, and then works at the accounts hub too."""
-    async with three_nodes(tmp_path, "shared", unprotected=()) as fed:
+    # (through a hub without accounts only a node without deny lists can be sourced: see three_nodes)
+    async with three_nodes(tmp_path, "shared") as fed:
         js_b, fed_b = fed.op[B].jetstream(), subjects.fed_stream(B)
         before = StreamSource(name=subjects.evt_stream(A, "identity"), filter_subject=subjects.evt_all(A, "identity"),
                               external=ExternalStream(api=subjects.js_api(A)))
@@ -306,7 +332,8 @@ def test_each_account_exports_only_to_its_peers_what_sourcing_needs() -> None:
         exported = hubmod.exports(node, members)
         assert all(e["accounts"] and set(e["accounts"]) <= peers for e in exported)  # none public
         services = {e["service"] for e in exported if "service" in e}
-        assert services == {f"$JS.{node}.API.CONSUMER.CREATE.{subjects.evt_stream(node, s)}.*.evt.{node}.{s}.>"
+        # the consumer creation, on the subject the node's source guard answers (never its JetStream API)
+        assert services == {f"fedsrc.{node}.CREATE.{subjects.evt_stream(node, s)}.*.evt.{node}.{s}.>"
                             for s in ("identity", "projects")}
         streams = {(e["stream"], tuple(e["accounts"])) for e in exported if "stream" in e}
         for peer in peers:
@@ -315,6 +342,11 @@ def test_each_account_exports_only_to_its_peers_what_sourcing_needs() -> None:
         assert len(streams) == 3 * len(peers)
         imported = hubmod.imports(node, members)
         assert all(i.get("service", i.get("stream"))["account"] in peers for i in imported)
+        # a peer's source sends `$JS.<peer>.API.CONSUMER.CREATE…` as ever: the import maps it onto the guard's
+        assert {(i["service"]["subject"], i["to"]) for i in imported if "service" in i} == {
+            (f"fedsrc.{p}.CREATE.{subjects.evt_stream(p, s)}.*.evt.{p}.{s}.>",
+             f"$JS.{p}.API.CONSUMER.CREATE.{subjects.evt_stream(p, s)}.*.evt.{p}.{s}.>")
+            for p in peers for s in ("identity", "projects")}
         assert len(imported) == 5 * len(peers)  # from each peer: 2 consumer creations, its deliveries, 2 flow controls
     assert hubmod.exports(A, [A]) == [] and hubmod.imports(A, [A]) == []
 

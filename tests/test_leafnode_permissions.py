@@ -32,7 +32,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NoStreamResponseError, NotFoundError
 
-from tests.federation_hub import leaf_config, start_hub
+from tests.federation_hub import RunningGuard, leaf_config, start_guard, start_hub
 from tests.test_supervisor import NODE, Node, finish, node_argv
 from towntip.cli import main as cli_main
 from towntip.kernel.bus import subjects
@@ -62,6 +62,7 @@ class Federation:
     hub: NatsServer
     servers: dict[str, NatsServer]
     op: dict[str, NATS] = field(default_factory=dict)
+    guards: list[RunningGuard] = field(default_factory=list)
 
     @property
     def refused(self) -> bool:
@@ -106,11 +107,14 @@ async def running_federation(tmp_path: Path, *, protected: bool, layout: str = "
                 users.render() + leaf_config(node, hub, protected=protected)))
             fed.servers[node] = server.start()
             fed.op[node] = await nats.connect(users.url(server.url, OPERATOR))
+            fed.guards.append(await start_guard(node, users.url(server.url, OPERATOR)))
             await ensure_node_streams(fed.op[node].jetstream(), node, subjects.SERVICES)
         await fed.reach(A, B)
         await fed.reach(B, A)
         yield fed
     finally:
+        for guard in fed.guards:
+            await guard.stop()
         for nc in fed.op.values():
             await nc.close()
         for server in fed.servers.values():
@@ -366,13 +370,9 @@ def test_the_deny_lists_name_the_nodes_own_namespaces_and_leave_sourcing_open() 
     imports, exports = leafnode.deny_imports("town-b"), leafnode.deny_exports("town-b")
     for ns in ("evt", "edge", "svc", "dlq", "fed"):
         assert f"{ns}.town-b.>" in imports
-    assert {"$JS.town-b.API.STREAM.>", "$JS.town-b.API.CONSUMER.DELETE.>", "$JS.ACK.>"} <= set(imports)
-    assert "$JS.town-b.API.CONSUMER.CREATE.EDGE_TOWN_B.>" in imports
-    assert "$JS.town-b.API.CONSUMER.CREATE.EVT_TOWN_B_POINTS.>" in imports
-    assert not [s for s in imports if "EVT_TOWN_B_IDENTITY" in s]  # peers source it
-    assert not [s for s in imports if "EVT_TOWN_B_PROJECTS" in s]  # peers source it (only public facts)
-    assert "$JS.town-b.API.CONSUMER.CREATE.FED_TOWN_B_PROJECTS.>" in imports  # what B copied stays B's
-    assert not [s for s in imports + exports if s.startswith(("$JS.S.", "$JSC.", "$JS.FC."))]
+    assert {"$JS.town-b.API.>", "$JS.ACK.>"} <= set(imports)  # no peer reaches B's JetStream API directly
+    # what stays open: the source guard's door, the deliveries, the creation's reply and flow control
+    assert not [s for s in imports + exports if s.startswith(("fedsrc.", "$JS.S.", "$JSC.", "$JS.FC.", "_R_."))]
     assert {"edge.town-b.>", "svc.town-b.>", "dlq.town-b.>", "_INBOX.>"} <= set(exports)
     assert f"evt.{B}.>" not in exports  # its events are what peers source
 
@@ -448,6 +448,13 @@ async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path
         operator = await nats.connect(node.operator_url())
         try:
             await operator.request(f"svc.{NODE}.node.enroll", b'{"terminal": "hall-1"}', timeout=5)
+            # the supervisor runs the node's source guard: a creation that did not come through the hub's
+            # accounts (here: published at the node itself) is refused with the reason
+            stream = subjects.evt_stream(NODE, "identity")
+            reply = await operator.request(f"{subjects.source_create(NODE)}.{stream}.n.{subjects.evt_all(NODE, 'identity')}",
+                                           b"{}", timeout=5)
+            error = json.loads(reply.data)["error"]
+            assert error["code"] == 403 and "through the hub's accounts" in error["description"], error
         finally:
             await operator.close()
         config = (data_dir / "nats" / "nats-server.conf").read_text()
@@ -455,7 +462,7 @@ async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path
         await asyncio.sleep(1.0)
         assert await wait_leaf(monitor, NODE), "the link did not survive the reload"
         assert node.stop() == 0
-        assert hub_url in node.output and password not in node.output
+        assert hub_url in node.output and password not in node.output and "source guard ready" in node.output
         assert password not in "".join(p.read_text(errors="replace") for p in (data_dir / "logs").glob("*.log"))
     finally:
         finish(node)

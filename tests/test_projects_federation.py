@@ -42,6 +42,7 @@ from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import ServiceSettings
 from towntip.node import leafnode
+from towntip.node.source_guard import sourceable
 
 NODE, A, C = "suginami", "tsurugashima", "shibuya"
 STAFF = Actor(user_id="user-staff-001", global_handle=f"kikaku@{NODE}", display_name="企画 太郎", roles=("staff",))
@@ -388,7 +389,8 @@ def test_every_event_on_the_projects_stream_was_reviewed_as_public() -> None:
 
 def test_leafnode_keeps_the_projects_fed_stream_private() -> None:
     imports = leafnode.deny_imports("town-b")
-    assert "$JS.town-b.API.CONSUMER.CREATE.FED_TOWN_B_PROJECTS.>" in imports
-    assert not [s for s in imports if "EVT_TOWN_B_PROJECTS" in s]  # peers source it
+    assert "$JS.town-b.API.>" in imports  # peers source through the node's source guard alone
+    assert "FED_TOWN_B_PROJECTS" not in sourceable("town-b")  # what B copied stays B's
+    assert sourceable("town-b")["EVT_TOWN_B_PROJECTS"] == "evt.town-b.projects.>"  # peers source it
 
 

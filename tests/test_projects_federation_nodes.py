@@ -25,7 +25,7 @@ from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
 from services.projects.common import announce
-from tests.federation_hub import leaf_config, start_hub
+from tests.federation_hub import leaf_config, start_guard, start_hub
 from tests.federation_nodes import serve
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
@@ -91,6 +91,7 @@ async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[st
             host, port = f"127.0.0.{i + 2}", free_port()
             base = f"http://{host}:{port}"
             ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats", extra_config=leaf_config(town, hub)).start()
+            stoppable.append(await start_guard(town, ns.url))
             common = {"node_id": town, "nats_url": ns.url, "data_dir": str(tmp_path / town), "public_url": base,
                       "trust_anchor": anchor.entity_id, "trust_anchor_jwks": str(anchor.jwks_path),
                       "federation_cache_seconds": 0, "federation_refresh_seconds": 0.5}

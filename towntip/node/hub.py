@@ -47,7 +47,16 @@ def leaf_user(node: str) -> str:
 
 def create_consumer(node: str, service: str) -> str:
     """The consumer creation a peer's source sends for `node`'s event stream of `service` (name, then filter)."""
-    return f"{subjects.js_api(node)}.CONSUMER.CREATE.{subjects.evt_stream(node, service)}.*.{subjects.evt_all(node, service)}"
+    return f"{subjects.js_api(node)}.CONSUMER.CREATE.{_create_tail(node, service)}"
+
+
+def guarded_create(node: str, service: str) -> str:
+    """The same creation as `node`'s account takes it: on the subject its source guard answers."""
+    return f"{subjects.source_create(node)}.{_create_tail(node, service)}"
+
+
+def _create_tail(node: str, service: str) -> str:
+    return f"{subjects.evt_stream(node, service)}.*.{subjects.evt_all(node, service)}"
 
 
 def exports(node: str, members: list[str], services: tuple[str, ...] = FEDERATED_SERVICES) -> list[dict[str, Any]]:
@@ -55,7 +64,7 @@ def exports(node: str, members: list[str], services: tuple[str, ...] = FEDERATED
     peers = [p for p in members if p != node]
     if not peers:
         return []
-    out: list[dict[str, Any]] = [{"service": create_consumer(node, s), "accounts": peers} for s in services]
+    out: list[dict[str, Any]] = [{"service": guarded_create(node, s), "accounts": peers} for s in services]
     for peer in peers:
         out.append({"stream": subjects.source_deliver(peer, node) + ".>", "accounts": [peer]})
         out += [{"stream": subjects.flow_control(peer, s), "accounts": [peer]} for s in services]
@@ -66,7 +75,8 @@ def imports(node: str, members: list[str], services: tuple[str, ...] = FEDERATED
     """What `node`'s account takes from each peer: the mirror of the peer's exports to it."""
     out: list[dict[str, Any]] = []
     for peer in (p for p in members if p != node):
-        out += [{"service": {"account": peer, "subject": create_consumer(peer, s)}} for s in services]
+        out += [{"service": {"account": peer, "subject": guarded_create(peer, s)}, "to": create_consumer(peer, s)}
+                for s in services]
         out.append({"stream": {"account": peer, "subject": subjects.source_deliver(node, peer) + ".>"}})
         out += [{"stream": {"account": peer, "subject": subjects.flow_control(node, s)}} for s in services]
     return out

@@ -5,9 +5,9 @@ anything on A's own server) could publish B's events, forge taps at B's terminal
 included) and delete or read B's streams through B's JetStream domain. A node does not rely on the hub's operator
 for this: its own remote refuses, on its side of the link,
 
-- to take in (`deny_imports`) anything on its own namespaces — only this node speaks as this node — and every
-  part of its JetStream API that a peer has no business with (only creating a consumer on a stream that peers may
-  source stays open, because that is how a peer sources it);
+- to take in (`deny_imports`) anything on its own namespaces — only this node speaks as this node — and any
+  request to its JetStream API (`$JS.<node>.API.>`): a peer sources this node's event streams only through the
+  node's source guard (towntip/node/source_guard.py), which the hub's accounts map a peer's consumer creation to;
 - to send out (`deny_exports`) what is private to the node: its terminals' messages, its services' endpoints, its
   dead letters, its request replies, its service discovery and JetStream advisories.
 
@@ -15,8 +15,10 @@ What stream sourcing needs (measured with three nats-server 2.15 processes, a sp
 the sourcing node sends `$JS.<peer>.API.CONSUMER.CREATE.<STREAM>.<name>.<filter>` with the reply subject
 `$JSC.R.<id>`; the peer's consumer delivers to `$JS.S.<node>.<peer>.S.<id>` (the deliver prefix the node asks
 for: messages and idle heartbeats) and asks for flow control on `$JS.FC.>`; the consumer acknowledges nothing
-(AckNone). None of those is denied here. The hub gives each node its own account and lets exactly those cross
-(towntip/node/hub.py); these lists stay, so the node does not depend on the hub's operator.
+(AckNone). The hub gives each node its own account and lets exactly those cross (towntip/node/hub.py), the
+consumer creation mapped onto the node's `fedsrc.<node>.CREATE.…`, where the node's source guard checks it (the
+deliver subject above all) before its own JetStream sees it. These lists stay, so the node does not depend on the
+hub's operator for the rest; through a hub without accounts a node cannot be sourced at all.
 """
 
 from __future__ import annotations
@@ -38,45 +40,14 @@ OWN_FED_STREAMS: tuple[str, ...] = ("projects",)
 # Leafnode URL schemes nats-server takes for a remote.
 HUB_SCHEMES = ("nats-leaf://", "nats://", "tls://", "ws://", "wss://")
 
-# Parts of a node's JetStream API a peer never needs: reading or changing streams, messages and consumers, the
-# account and the server. A peer sources a stream through CONSUMER.CREATE alone (see the module's docstring).
-_JS_API_DENIED = (
-    "INFO",  # the account's usage and limits
-    "STREAM.>",  # create, update, delete, purge, info, list, names, msg get/delete, snapshot, restore, …
-    "DIRECT.>",  # direct get: reads any message (a tap carries a card's IDm)
-    "ACCOUNT.>",  # account purge, stream moves
-    "META.>",
-    "SERVER.>",
-    "CONSUMER.DURABLE.>",  # the old durable create: a durable survives its creator
-    "CONSUMER.DELETE.>",  # the node's own consumers (a peer's ephemeral source consumer expires by itself)
-    "CONSUMER.INFO.>",
-    "CONSUMER.NAMES.>",
-    "CONSUMER.LIST.>",
-    "CONSUMER.MSG.>",  # pulls from the node's own durables (taps taken away from the points service)
-    "CONSUMER.LEADER.>",
-    "CONSUMER.PAUSE.>",
-    "CONSUMER.UNPIN.>",
-    "CONSUMER.RESET.>",
-)
-
-
-def _stream_names(node: str, services: tuple[str, ...]) -> list[str]:
-    """The node's streams that no peer may create a consumer on."""
-    names = [subjects.edge_stream(node), subjects.dlq_stream(node), subjects.fed_stream(node)]
-    names += [subjects.fed_service_stream(node, s) for s in OWN_FED_STREAMS]
-    names += [subjects.evt_stream(node, s) for s in services if s not in FEDERATED_SERVICES]
-    return names
-
-
-def deny_imports(node: str, services: tuple[str, ...] = subjects.SERVICES) -> list[str]:
-    """Subjects this node never takes in from the hub."""
+def deny_imports(node: str, services: tuple[str, ...] = subjects.SERVICES) -> list[str]:  # noqa: ARG001
+    """Subjects this node never takes in from the hub. `services` is kept for callers; every stream is closed the
+    same way: a peer reaches this node's JetStream API not at all, and sources its event streams through the
+    node's source guard (`fedsrc.<node>.CREATE.…`, towntip/node/source_guard.py), to which the hub maps a peer's
+    consumer creation."""
     own = [f"evt.{node}.>", f"edge.{node}.>", f"svc.{node}.>", f"dlq.{node}.>", f"fed.{node}.>"]
-    api = subjects.js_api(node)
-    js = [f"{api}.{part}" for part in _JS_API_DENIED]
-    for stream in _stream_names(node, services):
-        js += [f"{api}.CONSUMER.CREATE.{stream}", f"{api}.CONSUMER.CREATE.{stream}.>"]
     # Acks for this node's own consumers come from its own processes; a peer's source consumer acks nothing.
-    return own + js + ["$JS.ACK.>", "$SRV.>"]
+    return [*own, f"{subjects.js_api(node)}.>", "$JS.ACK.>", "$SRV.>"]
 
 
 def deny_exports(node: str) -> list[str]:

@@ -55,6 +55,7 @@ from towntip.node.natsauth import (
     terminal_user,
 )
 from towntip.node.natsd import NatsServer
+from towntip.node.source_guard import SourceGuard
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
@@ -510,6 +511,11 @@ class Supervisor:
             self.step("nats", f"接続 connected ({self.nats_url})")
         await self.nc.subscribe(subjects.svc(c.node_id, "node", "status"), cb=self._on_status)
         await self.nc.subscribe(subjects.svc(c.node_id, "node", "enroll"), cb=self._on_enroll)
+        if c.hub_urls and self.nats_server is not None:
+            # Peers source this node's event streams only through its source guard (the hub maps their consumer
+            # creations onto it; the node's remote refuses its JetStream API otherwise).
+            await SourceGuard(self.nc, c.node_id).start()
+            self.step("hub", "ソースガード source guard ready (peers' consumer creations are checked here)")
         try:
             await ensure_node_streams(self.nc.jetstream(), c.node_id, c.services)
         except Exception as exc:  # noqa: BLE001

@@ -80,6 +80,13 @@ def source_deliver(node: str, peer: str) -> str:
     return f"$JS.S.{node}.{peer}"
 
 
+def source_create(node: str) -> str:
+    """Where a peer's consumer creation for sourcing `node` arrives at `node` (`<this>.<STREAM>.<name>.<filter>`):
+    the hub maps `$JS.<node>.API.CONSUMER.CREATE` onto it, and the node's source guard answers
+    (towntip/node/source_guard.py)."""
+    return f"fedsrc.{node}.CREATE"
+
+
 def flow_control(node: str, service: str) -> str:
     """The flow-control replies of the consumers sourcing `node`'s event stream of `service`."""
     return f"$JS.FC.{evt_stream(node, service)}.>"
