@@ -2,7 +2,8 @@
 `python -m bench.identity [--db sqlite|postgres|both]`.
 
 Baselines (once per run, they do not depend on the database): raw Argon2id verify/s in this process with the
-service's parameters (one thread, and as many threads as cores), a bare FastAPI endpoint returning `{}` through the
+service's parameters and its own code (identity.passwords: libsodium; one thread, and as many threads as cores;
+argon2-cffi on one thread beside it), a bare FastAPI endpoint returning `{}` through the
 same HTTP client setup, raw NATS request/reply round trips to a trivial responder, raw RS256 JWT verify/s (joserfc).
 
 For each database: own nats-server, `python -m identity` and `python -m gateway` as separate processes (env
@@ -68,6 +69,7 @@ from bench.taps import (
     stop_process,
 )
 from identity.passwords import PARAMS as ARGON2_PARAMS
+from identity.passwords import hash_sync, verify_sync
 from towntip.kernel import errors, runtime
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
@@ -247,15 +249,16 @@ def spawn_script(log_path: Path, script: str, *argv: str) -> subprocess.Popen:
 
 
 def bench_argon2(seconds: float, threads: int) -> dict[str, Any]:
-    """PasswordHasher.verify with the service's parameters, in this process, on 1 and on `threads` threads."""
-    hasher = PasswordHasher(**ARGON2_PARAMS)
+    """The identity service's own Argon2id verify (identity.passwords: libsodium for these parameters), in this
+    process, on 1 and on `threads` threads; argon2-cffi's rate for the same string on 1 thread beside it."""
     password = "correct horse battery staple"
-    stored = hasher.hash(password)
+    stored = hash_sync(password)
+    cffi = PasswordHasher(**ARGON2_PARAMS)
 
-    def spin(deadline: float) -> int:
+    def spin(deadline: float, verify: Callable[[str, str], Any] = verify_sync) -> int:
         n = 0
         while time.perf_counter() < deadline:
-            hasher.verify(stored, password)
+            assert verify(stored, password)
             n += 1
         return n
 
@@ -269,6 +272,10 @@ def bench_argon2(seconds: float, threads: int) -> dict[str, Any]:
                                        "per_s": sum(counts) / elapsed}
     out["single"] = out["threads_1"]
     out["all_cores"] = out[f"threads_{threads}"]
+    t0 = time.perf_counter()
+    n = spin(t0 + seconds, cffi.verify)
+    out["argon2_cffi_single"] = {"threads": 1, "verifies": n, "seconds": time.perf_counter() - t0,
+                                 "per_s": n / (time.perf_counter() - t0)}
     return out
 
 
@@ -719,6 +726,7 @@ def report(mach: dict[str, Any], base: dict[str, Any], results: list[dict[str, A
     brows = [
         (f"Argon2id verify/s, 1 thread ({a2['hash_prefix']}…)", a2["single"]["per_s"]),
         (f"Argon2id verify/s, {a2['all_cores']['threads']} threads", a2["all_cores"]["per_s"]),
+        ("  argon2-cffi's verify/s of the same string, 1 thread", a2["argon2_cffi_single"]["per_s"]),
         (f"bare FastAPI GET / → {{}} req/s, {bare['concurrency']} clients", bare["per_s"]),
         (f"raw NATS request/reply/s, {rtt['concurrency']} in flight", rtt["per_s"]),
         ("raw RS256 JWT verify/s (joserfc, 1 thread)", jw["per_s"]),
