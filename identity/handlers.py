@@ -156,8 +156,9 @@ def build_endpoints(
         async with tx() as s:
             kid = await keys.rotate(s)
             published = [k["kid"] for k in await keys.published(s)]
+            new = await keys.current_key(s)
         oidc.forget_signing_key()
-        return c.KeyRotated(kid=kid, published=published)
+        return c.KeyRotated(kid=kid, published=published, access_token_kid=new.at_kid if new else None)
 
     # ---- OpenID Connect, for the gateway ----
 

@@ -7,8 +7,8 @@ worker thread, and its hooks call back into the event loop for the database (`Br
 
 What it implements: discovery, JWKS (with rotation, see keys.py), the authorization code flow with PKCE (S256,
 required for every client), refresh tokens (rotated on each use; a reused one revokes its family), userinfo, and
-RP-initiated logout. ID tokens and access tokens are JWTs signed RS256; access tokens live 10 minutes, ID tokens an
-hour, refresh tokens 30 days, codes 60 seconds.
+RP-initiated logout. ID tokens are JWTs signed RS256, access tokens JWTs signed ES256 (keys.py says why); access
+tokens live 10 minutes, ID tokens an hour, refresh tokens 30 days, codes 60 seconds.
 """
 
 from __future__ import annotations
@@ -550,7 +550,8 @@ class Provider(AuthorizationServer):
             "scope": scope, "iat": now, "exp": now + ACCESS_TTL, "jti": new_id(),
             "handle": f"{user.handle}@{user.node}",
         }
-        return jwt.encode({"alg": keys.ALG, "kid": signing.kid, "typ": "at+jwt"}, claims, signing.key, [keys.ALG])
+        alg, kid, key = signing.access_token_key()
+        return jwt.encode({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims, key, [alg])
 
     def user_claims(self, user: User, scope: str) -> UserInfo:
         scopes = set((scope or "").split())
@@ -588,6 +589,7 @@ class OidcService:
         self.store = Store(self.sessions, self.node, self.resolver)
         self.provider = Provider(store=self.store, bridge=Bridge(asyncio.get_running_loop()), issuer=self.issuer)
         self._key: tuple[float, keys.SigningKey] | None = None
+        self._keysets: dict[tuple[str, ...], KeySet] = {}
 
     def metadata(self) -> dict[str, Any]:
         base = self.issuer
@@ -650,7 +652,7 @@ class OidcService:
         if cached is not None and time.monotonic() - cached[0] < KEY_RECHECK:
             return cached[1]
         key = await keys.current_key(s)
-        if key is None:  # a new node's first key, made in this transaction: not kept, the transaction may roll back
+        if key is None or key.at_key is None:  # a key made in this transaction: not kept, it may roll back
             return await keys.active_key(s)
         self._key = (time.monotonic(), key)
         return key
@@ -661,7 +663,7 @@ class OidcService:
     async def _load_signing_key(self) -> None:
         async with self.sessions() as s:
             key = await keys.current_key(s)
-        if key is None:  # a new node's first token: make the key (a write)
+        if key is None or key.at_key is None:  # a new node's first token: make the keys (a write)
             async with self.sessions() as s, s.begin():
                 key = await keys.active_key(s)
         _signing.set(key)
@@ -752,14 +754,21 @@ class OidcService:
             _signing.reset(reset_signing)
 
     async def _keyset(self) -> KeySet:
-        """The published public keys (what a relying party would fetch); no private key is touched."""
+        """The published public keys (what a relying party would fetch); no private key is touched. Read on every
+        call (a retired key drops out when its day is over), parsed again only when the set of kids changed (an EC
+        key's import validates its point: ~1 ms)."""
         async with self.sessions() as s:
-            return KeySet.import_key_set({"keys": await keys.published(s)})
+            published = await keys.published(s)
+        kids = tuple(sorted(k["kid"] for k in published))  # a kid is its key's thumbprint: same kid, same key
+        cached = self._keysets.get(kids)
+        if cached is None:
+            self._keysets = {kids: (cached := KeySet.import_key_set({"keys": published}))}
+        return cached
 
     async def verify_access_token(self, token: str) -> dict[str, Any]:
         """Claims of a valid access token of this provider; raises Unauthorized otherwise."""
         try:
-            decoded = jwt.decode(token, await self._keyset(), algorithms=[keys.ALG])
+            decoded = jwt.decode(token, await self._keyset(), algorithms=keys.ACCESS_TOKEN_ALGS)
         except (JoseError, ValueError) as exc:
             raise errors.Unauthorized(f"invalid token: {exc.__class__.__name__}") from None
         if decoded.header.get("typ") != "at+jwt":

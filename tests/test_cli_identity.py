@@ -331,22 +331,26 @@ async def test_client_remove(service, nats_server, nc, capsys) -> None:  # noqa:
 
 
 async def test_keys_rotate_keeps_the_retired_key_published(service, nats_server, nc, capsys) -> None:  # noqa: ANN001
+    def rotated(out: str) -> tuple[set[str], list[str]]:
+        kid, at_kid, published = out.splitlines()
+        assert kid.startswith("kid: ") and at_kid.startswith("access token kid: ")
+        return {kid.removeprefix("kid: "), at_kid.removeprefix("access token kid: ")}, \
+            published.removeprefix("published: ").split()
+
     assert await identity(nats_server, "keys", "rotate") == 0
     out, err = capsys.readouterr()
-    first, published = out.splitlines()
-    first = first.removeprefix("kid: ")
-    assert published.removeprefix("published: ").split() == [first]
+    first, published = rotated(out)  # an RS256 key (ID tokens) and an ES256 key (access tokens)
+    assert len(first) == 2 and set(published) == first
     assert "retired keys stay published for a day" in err
 
     assert await identity(nats_server, "keys", "rotate") == 0
-    second, published = capsys.readouterr().out.splitlines()
-    second = second.removeprefix("kid: ")
-    assert second != first
-    assert published.removeprefix("published: ").split() == [second, first]  # newest first; the retired one stays
+    second, published = rotated(capsys.readouterr().out)
+    assert len(second) == 2 and not second & first
+    assert set(published[:2]) == second and set(published[2:]) == first  # newest first; the retired ones stay
 
     jwks = await call(nc, c.EP_OIDC, c.OidcRequest(endpoint="jwks", method="GET",
                                                   url="https://tsuru.example.jp/oauth/jwks"))
-    assert [k["kid"] for k in jwks["body"]["keys"]] == [second, first]
+    assert [k["kid"] for k in jwks["body"]["keys"]] == published
 
 
 # ---- no bus, no service ----------------------------------------------------------------------------------------

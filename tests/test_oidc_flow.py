@@ -113,7 +113,9 @@ async def test_discovery_and_jwks(env):
     assert "RS256" in meta["id_token_signing_alg_values_supported"] and meta["code_challenge_methods_supported"] == ["S256"]
     async with env.browser() as b:
         keys = (await b.get("/oauth/jwks")).json()["keys"]
-    assert len(keys) == 1 and keys[0]["kty"] == "RSA" and keys[0]["alg"] == "RS256" and "d" not in keys[0]
+    # one RSA key for ID tokens (RS256) and one EC key for access tokens (ES256); public parts only
+    assert sorted((k["kty"], k["alg"]) for k in keys) == [("EC", "ES256"), ("RSA", "RS256")]
+    assert not [k for k in keys if "d" in k]
 
 
 async def test_code_flow_with_pkce_userinfo_refresh_and_logout(env):
@@ -142,7 +144,7 @@ async def test_code_flow_with_pkce_userinfo_refresh_and_logout(env):
                              {"iss": {"value": BASE}, "aud": {"value": env.client_id}, "nonce": {"value": nonce}})
         claims.validate()  # authlib's own checks: iss, aud, exp, iat, nonce, at_hash
         assert claims["preferred_username"] == f"hanako@{NODE}" and claims["email"] == "hanako@example.jp"
-        assert decoded.header["kid"] == jwks.keys[0].kid
+        assert decoded.header["kid"] == next(k.kid for k in jwks.keys if k.key_type == "RSA")
 
         info = (await rp.get(meta["userinfo_endpoint"])).json()
         assert info["sub"] == claims["sub"] and info["name"] == "山田 花子"
@@ -247,11 +249,12 @@ async def test_refusals_change_nothing(env):
 async def test_key_rotation_keeps_old_tokens_verifiable(env):
     before = (await metadata(env))["jwks_uri"]
     async with env.browser() as b:
-        old_kid = (await b.get("/oauth/jwks")).json()["keys"][0]["kid"]
+        old = {k["kid"] for k in (await b.get("/oauth/jwks")).json()["keys"]}  # an RSA and an EC key
         rotated = await env.admin(c.EP_KEY_ROTATE)
         keys = (await b.get("/oauth/jwks")).json()["keys"]
-    assert before.endswith("/oauth/jwks") and rotated["kid"] != old_kid
-    assert [k["kid"] for k in keys] == [rotated["kid"], old_kid]
+    new = {rotated["kid"], rotated["access_token_kid"]}
+    assert before.endswith("/oauth/jwks") and len(old) == len(new) == 2 and not old & new
+    assert {k["kid"] for k in keys[:2]} == new and {k["kid"] for k in keys[2:]} == old  # newest first
 
 
 async def test_portal_forms_need_their_csrf_token(env):
@@ -272,7 +275,7 @@ async def test_expired_and_foreign_tokens_are_refused(env, tmp_path):
     """An access token signed with the node's own key but expired, and one signed by a key the node never had."""
     import time as _time
 
-    from joserfc.jwk import RSAKey
+    from joserfc.jwk import ECKey, RSAKey
 
     from identity import keys
 
@@ -292,7 +295,13 @@ async def test_expired_and_foreign_tokens_are_refused(env, tmp_path):
                              {**claims, "iat": now - 7200, "exp": now - 3600}, own.key, ["RS256"])
         stranger = RSAKey.generate_key(2048)
         foreign = jwt.encode({"alg": "RS256", "kid": own.kid, "typ": "at+jwt"}, claims, stranger, ["RS256"])
-        for bad in (expired, foreign):
+        # and the same with ES256, the algorithm of this provider's access tokens
+        expired_es = jwt.encode({"alg": "ES256", "kid": own.at_kid, "typ": "at+jwt"},
+                                {**claims, "iat": now - 7200, "exp": now - 3600}, own.at_key, ["ES256"])
+        foreign_es = jwt.encode({"alg": "ES256", "kid": own.at_kid, "typ": "at+jwt"}, claims,
+                                ECKey.generate_key("P-256"), ["ES256"])
+        not_access = jwt.encode({"alg": "ES256", "kid": own.at_kid, "typ": "JWT"}, claims, own.at_key, ["ES256"])
+        for bad in (expired, foreign, expired_es, foreign_es, not_access):
             r = await browser.get("/oauth/userinfo", headers={"Authorization": f"Bearer {bad}"})
             assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], r.text
         ok = await browser.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})

@@ -53,13 +53,13 @@ async def test_each_refresh_rotates_the_token_and_signs_a_fresh_access_token(env
         first = await first_tokens(env, rp)
         async with env.browser() as b:
             jwks = KeySet.import_key_set((await b.get("/oauth/jwks")).json())
-        sub = jwt.decode(first["access_token"], jwks, algorithms=["RS256"]).claims["sub"]
+        sub = jwt.decode(first["access_token"], jwks, algorithms=["ES256"]).claims["sub"]
         current, seen = first, {first["refresh_token"]}
         for _ in range(3):
             new = await rp.refresh_token(meta["token_endpoint"], refresh_token=current["refresh_token"])
             assert new["refresh_token"] not in seen and new["token_type"].lower() == "bearer"
             assert new["expires_in"] == 600 and new["scope"] == "openid profile email"
-            decoded = jwt.decode(new["access_token"], jwks, algorithms=["RS256"])
+            decoded = jwt.decode(new["access_token"], jwks, algorithms=["ES256"])
             assert decoded.header["typ"] == "at+jwt" and decoded.header["kid"] == jwks.keys[0].kid
             claims = decoded.claims
             assert claims["sub"] == sub and claims["iss"] == BASE and claims["aud"] == env.client_id
@@ -171,9 +171,10 @@ async def test_after_a_key_rotation_refreshes_sign_with_the_new_key(env):
         t2 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t1["refresh_token"])
     async with env.browser() as b:
         jwks = KeySet.import_key_set((await b.get("/oauth/jwks")).json())
-    old_kid = jwt.decode(t1["access_token"], jwks, algorithms=["RS256"]).header["kid"]
-    assert old_kid != rotated["kid"]
-    assert jwt.decode(t2["access_token"], jwks, algorithms=["RS256"]).header["kid"] == rotated["kid"]
+    old = jwt.decode(t1["access_token"], jwks, algorithms=["ES256"]).header
+    new = jwt.decode(t2["access_token"], jwks, algorithms=["ES256"]).header
+    assert old["alg"] == new["alg"] == "ES256" and old["kid"] != new["kid"] == rotated["access_token_kid"]
+    assert {old["kid"], new["kid"], rotated["kid"]} <= set(rotated["published"])  # the old key still verifies
 
 
 async def test_a_refused_first_request_of_a_new_node_leaves_no_unpublished_key(env):
@@ -187,6 +188,6 @@ async def test_a_refused_first_request_of_a_new_node_leaves_no_unpublished_key(e
         t1 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t0["refresh_token"])
     async with env.browser() as b:
         jwks = (await b.get("/oauth/jwks")).json()
-    assert len(jwks["keys"]) == 1
-    decoded = jwt.decode(t1["access_token"], KeySet.import_key_set(jwks), algorithms=["RS256"])
-    assert decoded.header["kid"] == jwks["keys"][0]["kid"]
+    assert sorted(k["alg"] for k in jwks["keys"]) == ["ES256", "RS256"]  # one pair, the one made on use
+    decoded = jwt.decode(t1["access_token"], KeySet.import_key_set(jwks), algorithms=["ES256"])
+    assert decoded.header["kid"] == next(k["kid"] for k in jwks["keys"] if k["alg"] == "ES256")

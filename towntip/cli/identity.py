@@ -270,6 +270,8 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     except Failed as exc:
         return fail(str(exc))
     print(f"kid: {rotated.kid}")
+    if rotated.access_token_kid:
+        print(f"access token kid: {rotated.access_token_kid}")
     print(f"published: {' '.join(rotated.published)}")
     print("the new key signs from now on; retired keys stay published for a day", file=sys.stderr)
     return EXIT_OK

@@ -267,8 +267,9 @@ class ClientList(BaseModel):
 
 
 class KeyRotated(BaseModel):
-    kid: str
+    kid: str  # the new RS256 key (ID tokens, federation)
     published: list[str]  # kids in the JWKS now
+    access_token_kid: str | None = None  # the new ES256 key (access tokens)
 
 
 # ---- OIDC over the bus -----------------------------------------------------------------------------------------
