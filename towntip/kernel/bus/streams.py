@@ -118,25 +118,32 @@ async def ensure_peer_sources(js: JetStreamContext, node: str, peers: set[str], 
                               own: bool = False) -> list[str]:
     """Make FED_<node> (or with `own`, the service's own FED_<node>_<SERVICE>) source `service`'s events of every
     peer in `peers` (adding, never removing); returns the peers added. Idempotent; several instances of one service
-    may call it at once (the last update wins with the same set). Two services must not share a stream: each
-    update writes the whole source list, so one could drop the other's new source; hence `own`."""
+    may call it at once, each with its own peers: each update writes the whole source list, so one may drop
+    another's new source, and each caller reads the list again after its update and adds its peers once more until
+    they are there. Two services must not share a stream (the other would not know to add them back); hence `own`."""
     name = subjects.fed_service_stream(node, service) if own else subjects.fed_stream(node)
-    exists = True
-    try:
-        info = await js.stream_info(name)
-        sources = list(info.config.sources or [])
-    except NotFoundError:
-        exists, sources = False, []
-    have = {s.name for s in sources}
-    added = [p for p in sorted(peers - {node}) if subjects.evt_stream(p, service) not in have]
-    # A source set up before the per-pair delivery prefix is set up again with it (JetStream keeps its position).
-    by_stream = {subjects.evt_stream(p, service): p for p in peers - {node}}
-    current = [peer_source(node, by_stream[s.name], service) if s.name in by_stream else s for s in sources]
-    stale = [s.name for s, c in zip(sources, current, strict=True) if _deliver(s) != _deliver(c)]
-    if added or stale or not exists:
-        await ensure_stream(js, fed_stream_config(node, current + [peer_source(node, p, service) for p in added],
+    added: list[str] = []
+    for attempt in range(6):
+        exists = True
+        try:
+            info = await js.stream_info(name)
+            sources = list(info.config.sources or [])
+        except NotFoundError:
+            exists, sources = False, []
+        have = {s.name for s in sources}
+        missing = [p for p in sorted(peers - {node}) if subjects.evt_stream(p, service) not in have]
+        # A source set up before the per-pair delivery prefix is set up again with it (JetStream keeps its position).
+        by_stream = {subjects.evt_stream(p, service): p for p in peers - {node}}
+        current = [peer_source(node, by_stream[s.name], service) if s.name in by_stream else s for s in sources]
+        stale = [s.name for s, c in zip(sources, current, strict=True) if _deliver(s) != _deliver(c)]
+        if not (missing or stale or not exists):
+            return added
+        if attempt:
+            await asyncio.sleep(0.05 * attempt)  # another instance's update came between our read and write
+        added += [p for p in missing if p not in added]
+        await ensure_stream(js, fed_stream_config(node, current + [peer_source(node, p, service) for p in missing],
                                                   own=service if own else None))
-    return added
+    raise RuntimeError(f"{name}: the sources of {sorted(peers)} did not hold after 6 updates")
 
 
 def _deliver(source: StreamSource) -> tuple[str | None, str | None]:
