@@ -10,9 +10,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import nats
-from nats.aio.client import Client as NATS
-from nats.micro.service import Service
 from sqlalchemy import select
 
 from identity import VERSION
@@ -24,13 +21,13 @@ from identity.models import bus, mail, users
 from identity.oidc import OidcService
 from identity.peers import PeerProfileHandler
 from identity.regions import Regions
-from towntip.kernel import db, migrate
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams, ensure_peer_sources
 from towntip.kernel.mail import MailSender, SmtpSettings
+from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -51,27 +48,16 @@ def allow_plain_http_on_loopback(base_url: str) -> None:
         log.warning("public URL %s is plain http: OpenID Connect refuses it; use https", base_url)
 
 
-class IdentityService:
+class IdentityService(ServiceProcess):
+    service = SERVICE
+
     def __init__(self, settings: ServiceSettings, *, smtp: SmtpSettings | None = None) -> None:
-        self.settings = settings
-        self.node = settings.node_id
+        super().__init__(settings)
         self.smtp = smtp or SmtpSettings()
-        self.stop_event = asyncio.Event()
-        self.nc: NATS | None = None
-        self.micro: Service | None = None
-        self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         s = self.settings
-        schema = s.resolved_schema()
-        self.engine = db.create_engine(s.resolved_database_url(), schema=schema)
-        await migrate.upgrade(self.engine, MIGRATIONS, schema=schema)
-        self.sessions = db.sessionmaker(self.engine)
-        self.nc = await nats.connect(
-            s.nats_url, name=f"{self.node}.identity", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            connect_timeout=5,
-        )
-        js = self.nc.jetstream()
+        js = await self.open(MIGRATIONS)
         await ensure_node_streams(js, self.node, (SERVICE,))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self.mailer = MailSender(sessions=self.sessions, table=mail, settings=self.smtp)
@@ -126,20 +112,7 @@ class IdentityService:
         )
         log.info("identity service ready on node %s (issuer %s)", self.node, base)
 
-    async def stop(self) -> None:
-        self.stop_event.set()
-        if self.micro is not None:
-            await self.micro.stop()
-        if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=10)
-            for task in pending:
-                task.cancel()
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
+    async def close_extra(self) -> None:
         await self.http.aclose()
         if self.resolver is not None:
             await self.resolver.client.aclose()
-        await self.engine.dispose()
-
-    async def wait_failed(self) -> None:
-        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)

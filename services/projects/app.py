@@ -8,15 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import nats
-from nats.aio.client import Client as NATS
-from nats.micro.service import Service
-
 from identity.federation import TrustError, TrustResolver
 from services.projects import VERSION, federation
 from services.projects.handlers import build_endpoints
 from services.projects.models import bus, mail
-from towntip.kernel import db, migrate
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
@@ -25,38 +20,28 @@ from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams, ensure_peer_sources
 from towntip.kernel.contracts.projects import SERVICE
 from towntip.kernel.mail import MailSender, SmtpSettings
+from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-class ProjectsService:
+class ProjectsService(ServiceProcess):
     """One instance of the service. Several may run against one database: they share the work over NATS."""
+
+    service = SERVICE
 
     def __init__(self, settings: ServiceSettings, *, smtp: SmtpSettings | None = None,
                  mail_backoff: tuple[float, ...] | None = None, clock: Callable[[], datetime] = utcnow) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.clock = clock  # now, for deadlines and briefings (a test moves it forward)
-        self.node = settings.node_id
         self.smtp = smtp or SmtpSettings()
         self.mail_backoff = mail_backoff
-        self.stop_event = asyncio.Event()
-        self.nc: NATS | None = None
-        self.micro: Service | None = None
-        self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         s = self.settings
-        schema = s.resolved_schema()
-        self.engine = db.create_engine(s.resolved_database_url(), schema=schema)
-        await migrate.upgrade(self.engine, MIGRATIONS, schema=schema)
-        self.sessions = db.sessionmaker(self.engine)
-        self.nc = await nats.connect(
-            s.nats_url, name=f"{self.node}.projects", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            connect_timeout=5,
-        )
-        js = self.nc.jetstream()
+        js = await self.open(MIGRATIONS)
         await ensure_node_streams(js, self.node, (SERVICE,))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         extra = {"backoff": self.mail_backoff} if self.mail_backoff else {}
@@ -140,23 +125,6 @@ class ProjectsService:
             except TimeoutError:
                 pass
 
-    async def stop(self) -> None:
-        self.stop_event.set()
-        if self.micro is not None:
-            await self.micro.stop()
-        if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=10)
-            for task in pending:
-                task.cancel()
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    log.error("projects task %s ended with %r", task.get_name(), task.exception())
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
+    async def close_extra(self) -> None:
         if self.resolver is not None:
             await self.resolver.client.aclose()
-        await self.engine.dispose()
-
-    async def wait_failed(self) -> None:
-        """Returns when a background task has died (the process should then exit and be restarted)."""
-        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)

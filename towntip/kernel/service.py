@@ -1,0 +1,71 @@
+"""The life of one service process of a node, the same for every service: its own database (migrated at start),
+its NATS connection, its background tasks and its nats.micro endpoints; stopped in the reverse order.
+
+A service subclasses `ServiceProcess`, calls `open()` first in its `start()`, puts its background tasks in
+`self._tasks` and its endpoints in `self.micro`, and closes anything else of its own in `close_extra()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.micro.service import Service
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from towntip.kernel import db, migrate
+from towntip.kernel.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceProcess:
+    service = ""  # the service's name (its subjects, schema and NATS client name)
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.node = settings.node_id
+        self.stop_event = asyncio.Event()
+        self.nc: NATS | None = None
+        self.micro: Service | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def open(self, migrations: Path) -> JetStreamContext:
+        """The database, migrated to head, and the NATS connection (reconnecting for ever)."""
+        s = self.settings
+        schema = s.resolved_schema()
+        self.engine: AsyncEngine = db.create_engine(s.resolved_database_url(), schema=schema)
+        await migrate.upgrade(self.engine, migrations, schema=schema)
+        self.sessions: async_sessionmaker[AsyncSession] = db.sessionmaker(self.engine)
+        self.nc = await nats.connect(
+            s.nats_url, name=f"{self.node}.{self.service}", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            connect_timeout=5,
+        )
+        return self.nc.jetstream()
+
+    async def close_extra(self) -> None:
+        """What a service opened besides its database and NATS (HTTP clients...), closed after NATS."""
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        if self.micro is not None:
+            await self.micro.stop()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("%s task %s ended with %r", self.service, task.get_name(), task.exception())
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.drain()
+        await self.close_extra()
+        await self.engine.dispose()
+
+    async def wait_failed(self) -> None:
+        """Returns when a background task has died (the process should then exit and be restarted)."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
