@@ -26,6 +26,7 @@ from gateway.app import create_app
 from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
 from tests.federation_hub import SharedHub, leaf_config, start_guard, start_hub
+from tests.http_server import serve
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.mail import SmtpSettings
@@ -60,16 +61,6 @@ class Node:
 
     async def start_gateway(self) -> None:
         self.gateway = await serve(self.app, self.host, self.port)
-
-
-async def serve(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            return server, task
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"uvicorn did not start on {host}:{port}")
 
 
 async def _drop_schemas(url: str, prefix: str) -> None:

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import nats
 import pytest
-import uvicorn
 
 from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
+from tests.http_server import serve
 from tests.test_projects_browser import click_link, facts, fill, log_in, open_page, run, wait_left
 from tests.test_projects_calls import Clock
 from towntip.kernel.bus import rpc, subjects
@@ -85,12 +85,7 @@ async def walk(nats_server, tmp_path) -> AsyncIterator[Walk]:
     app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,projects",
                                      data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15,
                                      login_limit=LOGIN_LIMIT))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
+    server, task = await serve(app, "127.0.0.1", port)
     try:
         yield Walk(base, nc, clock, users)
     finally:

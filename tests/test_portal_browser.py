@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from gateway.app import create_app
 from identity.app import IdentityService
 from services.points.app import PointsService
 from tests.browser import phone_browser  # noqa: F401 - fixture
+from tests.http_server import serve
 from tests.smtp_helpers import Smtp
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
@@ -39,12 +39,7 @@ async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[tuple[str, 
     await points.start()
     app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,points",
                                      data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
+    server, task = await serve(app, "127.0.0.1", port)
     try:
         yield base, smtp
     finally:

@@ -16,7 +16,6 @@ from typing import Any
 
 import nats
 import pytest
-import uvicorn
 from nats.js.api import StreamSource
 
 from gateway.app import create_app
@@ -24,6 +23,7 @@ from identity.app import IdentityService
 from services.projects import federation as fed_domain
 from services.projects.app import ProjectsService
 from tests.browser import phone_browser  # noqa: F401 - fixture
+from tests.http_server import serve
 from tests.test_projects_browser import click_link, fill, open_page, run
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope, event_token
@@ -96,12 +96,7 @@ async def portal(nats_server, tmp_path) -> AsyncIterator[tuple[str, Any, Project
     await publish("CasePublished", CASE)
     app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,projects",
                                      data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
+    server, task = await serve(app, "127.0.0.1", port)
     try:
         yield base, publish, projects
     finally:

@@ -26,7 +26,7 @@ from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
 from services.projects.common import announce
 from tests.federation_hub import leaf_config, start_guard, start_hub
-from tests.federation_nodes import serve
+from tests.http_server import serve
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope
