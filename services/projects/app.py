@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from identity.federation import TrustError, TrustResolver
 from services.projects import VERSION, federation
 from services.projects.handlers import build_endpoints
 from services.projects.models import bus, mail
@@ -22,6 +21,7 @@ from towntip.kernel.contracts.projects import SERVICE
 from towntip.kernel.mail import MailSender, SmtpSettings
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
+from towntip.kernel.trust import TrustError, TrustResolver
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -1,0 +1,142 @@
+"""Checking another node through the federation's trust chain (OpenID Federation 1.0 in spirit): the shared
+half of docs/architecture.md's "Federation", used by every service that must know whether a node is a member
+(identity for logins and My Page across regions, projects for the themes and cases it copies).
+
+`TrustResolver.resolve(entity_id)` fetches the node's self-signed entity configuration and the trust anchor's
+statement about it, checks the anchor's signature with the anchor's keys (a JWKS file handed over out of band) and
+the node's with the keys the anchor vouched for, and caches the result for at most `cache_seconds` (never past a
+statement's expiry). The anchor itself, and a node's own configuration, are the identity service's
+(`identity/federation.py`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, RSAKey
+
+ENTITY_TYP = "entity-statement+jwt"
+STATEMENT_TTL = 24 * 3600
+WELL_KNOWN = "/.well-known/openid-federation"
+
+
+class TrustError(Exception):
+    """The other node's chain does not hold: unknown to the anchor, removed, tampered, expired, unreachable."""
+
+
+def sign_statement(key: RSAKey, kid: str, claims: dict[str, Any]) -> str:
+    return jwt.encode({"alg": "RS256", "kid": kid, "typ": ENTITY_TYP}, claims, key, ["RS256"])
+
+
+def _verify(token: str, keys: KeySet) -> dict[str, Any]:
+    try:
+        decoded = jwt.decode(token, keys, algorithms=["RS256"])
+    except (JoseError, ValueError) as exc:
+        raise TrustError(f"bad signature or statement: {exc.__class__.__name__}") from None
+    if decoded.header.get("typ") != ENTITY_TYP:
+        raise TrustError("not an entity statement")
+    claims = decoded.claims
+    now = time.time()
+    if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+        raise TrustError("statement expired")
+    if isinstance(claims.get("iat"), int) and claims["iat"] > now + 60:
+        raise TrustError("statement issued in the future")
+    return claims
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    try:
+        _header, payload, _sig = token.split(".")
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, json.JSONDecodeError):
+        raise TrustError("not a JWT") from None
+
+
+# ---- resolving another node -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TrustedEntity:
+    entity_id: str
+    node: str
+    provider: dict[str, Any]
+    relying_party: dict[str, Any]
+    jwks: dict[str, Any]
+    expires: float
+
+
+@dataclass
+class TrustResolver:
+    anchor: str
+    anchor_jwks: dict[str, Any]
+    cache_seconds: float = 300.0
+    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
+    _cache: dict[str, TrustedEntity] = field(default_factory=dict)
+
+    @classmethod
+    def from_files(cls, anchor: str, jwks_path: str, cache_seconds: float = 300.0) -> TrustResolver:
+        return cls(anchor.rstrip("/"), json.loads(Path(jwks_path).read_text()), cache_seconds)
+
+    async def _get(self, url: str, **params: str) -> httpx.Response:
+        try:
+            r = await self.client.get(url, params=params or None)
+        except httpx.HTTPError as exc:
+            raise TrustError(f"cannot reach {url}: {exc.__class__.__name__}") from None
+        return r
+
+    async def resolve(self, entity_id: str) -> TrustedEntity:
+        entity_id = entity_id.rstrip("/")
+        hit = self._cache.get(entity_id)
+        if hit is not None and hit.expires > time.time():
+            return hit
+        r = await self._get(entity_id + WELL_KNOWN)
+        if r.status_code != 200:
+            raise TrustError(f"{entity_id} publishes no entity configuration ({r.status_code})")
+        own_token = r.text.strip()
+        own_unverified = unverified_claims(own_token)
+        if self.anchor not in (own_unverified.get("authority_hints") or []):
+            raise TrustError(f"{entity_id} does not name our trust anchor")
+        f = await self._get(self.anchor + "/federation/fetch", sub=entity_id)
+        if f.status_code != 200:
+            raise TrustError(f"the trust anchor does not vouch for {entity_id} ({f.status_code})")
+        statement = _verify(f.text.strip(), KeySet.import_key_set(self.anchor_jwks))
+        if statement.get("iss") != self.anchor or statement.get("sub") != entity_id:
+            raise TrustError("the anchor's statement is about someone else")
+        own = _verify(own_token, KeySet.import_key_set(statement.get("jwks") or {"keys": []}))
+        if own.get("iss") != entity_id or own.get("sub") != entity_id:
+            raise TrustError("the entity configuration names another entity")
+        meta = own.get("metadata") or {}
+        node = (statement.get("metadata") or {}).get("towntip_node", {}).get("node_id")
+        if not node or node != meta.get("towntip_node", {}).get("node_id"):
+            raise TrustError("the node id is not the one the anchor vouched for")
+        expires = min(time.time() + self.cache_seconds, float(statement["exp"]), float(own["exp"]))
+        trusted = TrustedEntity(entity_id, node, meta.get("openid_provider") or {},
+                                meta.get("openid_relying_party") or {}, own.get("jwks") or {}, expires)
+        if self.cache_seconds > 0:
+            self._cache[entity_id] = trusted
+        return trusted
+
+    async def members(self) -> list[str]:
+        r = await self._get(self.anchor + "/federation/list")
+        if r.status_code != 200:
+            raise TrustError(f"the trust anchor does not list its members ({r.status_code})")
+        return [str(x) for x in r.json()]
+
+    async def by_node(self, node: str) -> TrustedEntity:
+        """The trusted entity whose node id is `node` (for a handle like name@node)."""
+        for entity_id in await self.members():
+            try:
+                trusted = await self.resolve(entity_id)
+            except TrustError:
+                continue
+            if trusted.node == node:
+                return trusted
+        raise TrustError(f"no trusted node {node!r} in this federation")
