@@ -102,6 +102,11 @@ async def token(request: Request) -> Response:
     return await _relay(request, "token")
 
 
+@router.post("/oauth/revoke")
+async def revoke(request: Request) -> Response:
+    return await _relay(request, "revocation")
+
+
 @router.api_route("/oauth/userinfo", methods=["GET", "POST"])
 async def userinfo(request: Request) -> Response:
     return await _relay(request, "userinfo")

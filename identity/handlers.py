@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from identity import accounts, clients, keys
 from identity.federated_login import FederatedLogins
 from identity.oidc import OidcService
-from identity.regions import Regions
+from identity.regions import Regions, home_refresh_of
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import identity as c
 
@@ -57,7 +57,10 @@ def build_endpoints(
     @eps.add(c.EP_LOGOUT, c.SessionIn)
     async def logout(data: c.SessionIn) -> c.Done:
         async with tx() as s:
+            home = await home_refresh_of(s, session_token=data.session_token)
             await accounts.logout(s, token=data.session_token)
+        if home is not None:  # a person of another node: their home revokes what it gave this node
+            regions.revoke_at_home_later(*home)
         return c.Done()
 
     @eps.add(c.EP_PASSWORD_CHANGE, c.PasswordChangeIn)

@@ -600,6 +600,8 @@ class OidcService:
             "userinfo_endpoint": f"{base}/oauth/userinfo",
             "jwks_uri": f"{base}/oauth/jwks",
             "end_session_endpoint": f"{base}/oauth/logout",
+            "revocation_endpoint": f"{base}/oauth/revoke",
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "scopes_supported": list(SCOPES),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
@@ -635,7 +637,7 @@ class OidcService:
             return c.OidcResponse(status=200, headers={"Content-Type": "application/json"}, body={"keys": published})
         handler: dict[str, Callable[[c.OidcRequest], Awaitable[c.OidcResponse]]] = {
             "authorize": self.authorize, "token": self.token, "userinfo": self.userinfo,
-            "end_session": self.end_session,
+            "end_session": self.end_session, "revocation": self.revocation,
         }
         return await handler[r.endpoint](r)
 
@@ -694,6 +696,41 @@ class OidcService:
         if user is None:
             return c.OidcResponse(status=200, login_required=True)
         return await asyncio.to_thread(p.create_authorization_response, req, user, grant)
+
+    async def revocation(self, r: c.OidcRequest) -> c.OidcResponse:
+        """RFC 7009 for refresh tokens: the client (authenticated as at the token endpoint: its secret, or a public
+        client by its id, another node's through the trust chain) revokes a refresh token it holds, and with it the
+        token's family, so nothing of that grant can be refreshed again (its access tokens are JWTs and expire
+        within 10 minutes). A token that is unknown, already revoked or another client's gets 200 all the same and
+        changes nothing (the spec's answer, which tells a prober nothing); access tokens cannot be revoked here
+        (`unsupported_token_type` when the hint says so)."""
+        if r.method != "POST":
+            return _error(405, "invalid_request", "the revocation endpoint takes POST", {"Allow": "POST"})
+        req = self._request(r)
+        basic_id, basic_secret = extract_basic_authorization(req.headers)
+        client_id = basic_id or r.form.get("client_id")
+        secret = basic_secret if basic_id else r.form.get("client_secret")
+        client = await self.store.client(client_id) if client_id else None
+        authenticated = client is not None and (client.check_client_secret(secret or "") if not client.public
+                                                else not secret)
+        if not authenticated:
+            return _error(401, "invalid_client", "client authentication failed",
+                          {"WWW-Authenticate": 'Basic realm="token"'} if basic_id else None)
+        token = r.form.get("token")
+        if not token:
+            return _error(400, "invalid_request", "the token to revoke is missing")
+        if r.form.get("token_type_hint") == "access_token":
+            return _error(400, "unsupported_token_type", "access tokens expire within 10 minutes; revoke the "
+                                                         "refresh token")
+        async with self.sessions() as s, s.begin():
+            row = (await s.execute(select(oauth_refresh_tokens.c.family_id, oauth_refresh_tokens.c.client_id)
+                                   .where(oauth_refresh_tokens.c.token_hash == digest(token)))).first()
+            if row is not None and row.client_id == client.client_id:
+                await s.execute(update(oauth_refresh_tokens)
+                                .where(oauth_refresh_tokens.c.family_id == row.family_id,
+                                       oauth_refresh_tokens.c.revoked_at.is_(None))
+                                .values(revoked_at=utcnow()))
+        return c.OidcResponse(status=200, headers={"Cache-Control": "no-store"}, body={})
 
     async def token(self, r: c.OidcRequest) -> c.OidcResponse:
         if r.method != "POST":

@@ -18,6 +18,7 @@ Never holds a database transaction while it calls another node (that node may ca
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as c
 
+log = logging.getLogger(__name__)
 QUERY_TTL = 60  # seconds a signed query lives
 CLOCK_SKEW = 30  # seconds another node's clock may run ahead
 REFRESH_MARGIN = timedelta(seconds=30)  # an access token this close to its expiry is refreshed first
@@ -70,6 +72,13 @@ async def keep_home_tokens(s: AsyncSession, *, session_token: str, user_id: str,
     return True
 
 
+async def home_refresh_of(s: AsyncSession, *, session_token: str) -> tuple[str, str] | None:
+    """(the home node's entity id, its refresh token) kept with this session, if any (read before a logout)."""
+    row = (await s.execute(select(home_tokens.c.entity_id, home_tokens.c.refresh_token)
+                           .where(home_tokens.c.session_hash == digest(session_token)))).first()
+    return (row.entity_id, row.refresh_token) if row is not None else None
+
+
 def _error_code(r: httpx.Response) -> str:
     try:
         body = r.json()
@@ -90,6 +99,31 @@ class Regions:
     resolve_timeout: float = RESOLVE_TIMEOUT
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _members_cache: tuple[float, set[str]] | None = None
+    _revoking: set[asyncio.Task] = field(default_factory=set)
+
+    def revoke_at_home_later(self, entity_id: str, refresh_token: str) -> None:
+        """After a logout here: the home node revokes the refresh token it issued to this node for the session
+        (RFC 7009), so the tokens this node forgot cannot be used by anyone who copied them. In the background:
+        the logout does not wait for another node; a failure is logged (the token then lives until it expires)."""
+        task = asyncio.ensure_future(self._revoke_at_home(entity_id, refresh_token))
+        self._revoking.add(task)
+        task.add_done_callback(self._revoking.discard)
+
+    async def _revoke_at_home(self, entity_id: str, refresh_token: str) -> None:
+        try:
+            home = await self._trust().resolve(entity_id)
+            endpoint = str(home.provider.get("revocation_endpoint", ""))
+            if not endpoint.startswith(home.entity_id + "/"):
+                log.warning("home node %s names no revocation endpoint of its own: the token expires by itself",
+                            entity_id)
+                return
+            r = await self.client.post(endpoint, data={"token": refresh_token, "token_type_hint": "refresh_token",
+                                                       "client_id": self.entity_id}, timeout=5)
+            if r.status_code != 200:
+                log.warning("home node %s did not revoke the session's refresh token (HTTP %s)", entity_id,
+                            r.status_code)
+        except (TrustError, errors.ServiceError, httpx.HTTPError) as exc:
+            log.warning("could not ask %s to revoke the session's refresh token: %s", entity_id, exc)
 
     def _trust(self) -> TrustResolver:
         if self.resolver is None:

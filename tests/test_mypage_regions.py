@@ -27,7 +27,7 @@ from joserfc import jwt
 from sqlalchemy import func, select, update
 
 from identity import keys
-from identity.accounts import new_secret
+from identity.accounts import digest, new_secret
 from identity.models import home_tokens, oauth_refresh_tokens, presence, query_jtis, sessions, users
 from services.points.app import PointsService
 from services.projects.app import ProjectsService
@@ -194,14 +194,27 @@ async def test_my_page_at_home_and_at_another_node_shows_every_region(nodes) -> 
     assert '<strong id="my-points">40</strong>' in r.text
     await a.start_gateway()
 
-    # Logging out at B drops A's tokens kept with that session.
+    # Logging out at B drops A's tokens kept with that session, and A revokes the refresh token it gave B (RFC 7009,
+    # B's client authenticated through the trust chain): a copy of it is worth nothing at A any more.
     async with b.identity.sessions() as s:
-        assert (await s.execute(select(func.count()).select_from(home_tokens))).scalar_one() == 1
+        (held,) = (await s.execute(select(home_tokens.c.refresh_token))).scalars().all()
     page = (await browser.http.get(f"{b.base}/me")).text
     csrf = page.split('name="csrf" value="')[1].split('"')[0]
     await browser.go("POST", f"{b.base}/logout", data={"csrf": csrf})
     async with b.identity.sessions() as s:
         assert (await s.execute(select(func.count()).select_from(home_tokens))).scalar_one() == 0
+
+    async def revoked_at_a() -> bool:
+        async with a.identity.sessions() as s:
+            row = (await s.execute(select(oauth_refresh_tokens.c.revoked_at)
+                                   .where(oauth_refresh_tokens.c.token_hash == digest(held)))).first()
+        return row is not None and row.revoked_at is not None
+
+    assert await wait_for(revoked_at_a), "A did not revoke the refresh token B held for the session"
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{a.base}/oauth/token", data={"grant_type": "refresh_token", "refresh_token": held,
+                                                           "client_id": b.base})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
     # Back at B (A's session: no password). Her password changes at home, which revokes the refresh tokens A
     # issued: A refuses B's next refresh, B forgets the tokens, and My Page asks her to log in with her home again.

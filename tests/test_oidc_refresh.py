@@ -191,3 +191,42 @@ async def test_a_refused_first_request_of_a_new_node_leaves_no_unpublished_key(e
     assert sorted(k["alg"] for k in jwks["keys"]) == ["ES256", "RS256"]  # one pair, the one made on use
     decoded = jwt.decode(t1["access_token"], KeySet.import_key_set(jwks), algorithms=["ES256"])
     assert decoded.header["kid"] == next(k["kid"] for k in jwks["keys"] if k["alg"] == "ES256")
+
+
+async def test_a_revoked_refresh_token_and_its_family_refresh_no_more(env):
+    """RFC 7009 with authlib's client: the client revokes its refresh token; the family goes with it. Refusals
+    (no or wrong client authentication, the access-token hint) say why and change nothing; another client's token
+    or an unknown one is answered 200 and changes nothing."""
+    meta = await metadata(env)
+    assert meta["revocation_endpoint"] == f"{BASE}/oauth/revoke"
+    async with env.rp() as rp:
+        t0 = await first_tokens(env, rp)
+        t1 = await rp.refresh_token(meta["token_endpoint"], refresh_token=t0["refresh_token"])
+    other = await env.admin(c.EP_CLIENT_ADD, c.ClientAddIn(client_id="rp-revoker", redirect_uris=[RP_CB]))
+    before = await family(env, t1["refresh_token"])
+
+    async def revoke(auth: tuple[str, str] | None, **form: str) -> Any:
+        async with env.browser() as b:
+            return await b.post("/oauth/revoke", data=form, auth=auth)
+
+    mine = (env.client_id, env.client_secret)
+    for auth, form, status, error in (
+        (None, {"token": t1["refresh_token"]}, 401, "invalid_client"),
+        ((env.client_id, "not-the-secret"), {"token": t1["refresh_token"]}, 401, "invalid_client"),
+        (mine, {}, 400, "invalid_request"),
+        (mine, {"token": t1["access_token"], "token_type_hint": "access_token"}, 400, "unsupported_token_type"),
+    ):
+        r = await revoke(auth, **form)
+        assert r.status_code == status and r.json()["error"] == error, (form, r.text)
+    for auth, token in (((other["client_id"], other["client_secret"]), t1["refresh_token"]), (mine, "no-such-token")):
+        r = await revoke(auth, token=token)
+        assert r.status_code == 200, r.text
+    assert await family(env, t1["refresh_token"]) == before  # nothing changed so far
+
+    async with env.rp() as rp:  # authlib's own revocation call
+        r = await rp.revoke_token(meta["revocation_endpoint"], token=t1["refresh_token"],
+                                  token_type_hint="refresh_token")
+    assert r.status_code == 200, r.text
+    assert all(row.revoked_at is not None for row in await family(env, t1["refresh_token"]))
+    again = await post_refresh(env, t1["refresh_token"], mine)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"

@@ -274,7 +274,8 @@ class KeyRotated(BaseModel):
 
 # ---- OIDC over the bus -----------------------------------------------------------------------------------------
 
-OidcEndpoint = Literal["discovery", "jwks", "authorize", "token", "userinfo", "end_session", "federation"]
+OidcEndpoint = Literal["discovery", "jwks", "authorize", "token", "userinfo", "end_session", "federation",
+                       "revocation"]
 
 
 class OidcRequest(BaseModel):
