@@ -350,9 +350,12 @@ class Store:
                            row.user_email, row.user_email_verified, row.user_lang, token.auth_time)
 
     @staticmethod
-    async def revoke_family_of(s: Executor, token_hash: str) -> None:
-        old = (await s.execute(select(oauth_refresh_tokens.c.family_id)
-                               .where(oauth_refresh_tokens.c.token_hash == token_hash))).first()
+    async def revoke_family_of(s: Executor, token_hash: str, client_id: str | None = None) -> None:
+        """Revoke the family of the refresh token with this hash (only if it is `client_id`'s, when given)."""
+        where = [oauth_refresh_tokens.c.token_hash == token_hash]
+        if client_id is not None:
+            where.append(oauth_refresh_tokens.c.client_id == client_id)
+        old = (await s.execute(select(oauth_refresh_tokens.c.family_id).where(*where))).first()
         if old is not None:
             await s.execute(update(oauth_refresh_tokens)
                             .where(oauth_refresh_tokens.c.family_id == old.family_id,
@@ -723,13 +726,7 @@ class OidcService:
             return _error(400, "unsupported_token_type", "access tokens expire within 10 minutes; revoke the "
                                                          "refresh token")
         async with self.sessions() as s, s.begin():
-            row = (await s.execute(select(oauth_refresh_tokens.c.family_id, oauth_refresh_tokens.c.client_id)
-                                   .where(oauth_refresh_tokens.c.token_hash == digest(token)))).first()
-            if row is not None and row.client_id == client.client_id:
-                await s.execute(update(oauth_refresh_tokens)
-                                .where(oauth_refresh_tokens.c.family_id == row.family_id,
-                                       oauth_refresh_tokens.c.revoked_at.is_(None))
-                                .values(revoked_at=utcnow()))
+            await Store.revoke_family_of(s, digest(token), client.client_id)
         return c.OidcResponse(status=200, headers={"Cache-Control": "no-store"}, body={})
 
     async def token(self, r: c.OidcRequest) -> c.OidcResponse:

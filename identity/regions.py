@@ -109,20 +109,27 @@ class Regions:
         self._revoking.add(task)
         task.add_done_callback(self._revoking.discard)
 
-    async def _revoke_at_home(self, entity_id: str, refresh_token: str) -> None:
+    async def _home_endpoint(self, entity_id: str, name: str) -> str:
+        """The home node's `name` endpoint from its provider metadata, found through the trust chain; Forbidden if
+        the node is no longer trusted or names an endpoint outside its own site."""
         try:
             home = await self._trust().resolve(entity_id)
-            endpoint = str(home.provider.get("revocation_endpoint", ""))
-            if not endpoint.startswith(home.entity_id + "/"):
-                log.warning("home node %s names no revocation endpoint of its own: the token expires by itself",
-                            entity_id)
-                return
+        except TrustError as exc:
+            raise errors.Forbidden(f"the home node is no longer trusted: {exc}") from None
+        endpoint = str(home.provider.get(name, ""))
+        if not endpoint.startswith(home.entity_id + "/"):
+            raise errors.Forbidden(f"the home node names no {name} of its own site")
+        return endpoint
+
+    async def _revoke_at_home(self, entity_id: str, refresh_token: str) -> None:
+        try:
+            endpoint = await self._home_endpoint(entity_id, "revocation_endpoint")
             r = await self.client.post(endpoint, data={"token": refresh_token, "token_type_hint": "refresh_token",
                                                        "client_id": self.entity_id}, timeout=5)
             if r.status_code != 200:
                 log.warning("home node %s did not revoke the session's refresh token (HTTP %s)", entity_id,
                             r.status_code)
-        except (TrustError, errors.ServiceError, httpx.HTTPError) as exc:
+        except (errors.ServiceError, httpx.HTTPError) as exc:
             log.warning("could not ask %s to revoke the session's refresh token: %s", entity_id, exc)
 
     def _trust(self) -> TrustResolver:
@@ -341,13 +348,7 @@ class Regions:
 
     async def _post_refresh(self, row: Any) -> dict[str, Any] | None:
         """The refresh grant at the home node's token endpoint (found through the trust chain); None if refused."""
-        try:
-            home = await self._trust().resolve(row.entity_id)
-        except TrustError as exc:
-            raise errors.Forbidden(f"the home node is no longer trusted: {exc}") from None
-        endpoint = str(home.provider.get("token_endpoint", ""))
-        if not endpoint.startswith(home.entity_id + "/"):
-            raise errors.Forbidden("the home node names a token endpoint outside its own site")
+        endpoint = await self._home_endpoint(row.entity_id, "token_endpoint")
         try:
             r = await self.client.post(endpoint, data={
                 "grant_type": "refresh_token", "refresh_token": row.refresh_token, "client_id": self.entity_id,
