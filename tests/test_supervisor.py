@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import nats
+import nats.errors
 import psutil
 import pytest
 
@@ -71,10 +72,21 @@ class Node:
         path = self.data_dir / "secrets" / "nats-operator-url"
         return path.read_text().strip() if path.exists() else f"nats://127.0.0.1:{self.nats_port}"
 
-    async def status(self) -> dict[str, dict[str, Any]]:
+    async def status(self, timeout: float = 20.0) -> dict[str, dict[str, Any]]:
+        """The supervisor's report. After a restart of nats-server the supervisor's own client reconnects on its
+        own schedule (0.5 s between attempts), independently of the gateway's /healthz: until it has, the request
+        finds no responders, so it is asked again until `timeout`."""
+        deadline = time.monotonic() + timeout
         nc = await nats.connect(self.operator_url(), connect_timeout=2, max_reconnect_attempts=1)
         try:
-            msg = await nc.request(f"svc.{NODE}.node.status", b"", timeout=2)
+            while True:
+                try:
+                    msg = await nc.request(f"svc.{NODE}.node.status", b"", timeout=2)
+                    break
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
         finally:
             await nc.close()
         return {p["name"]: p for p in json.loads(msg.data)["processes"]}
