@@ -46,6 +46,7 @@ from identity.models import oauth_clients, oauth_codes, oauth_refresh_tokens, us
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import identity as c
+from towntip.kernel.group_commit import GroupCommit
 
 ACCESS_TTL = 600
 ID_TOKEN_TTL = 3600
@@ -75,6 +76,17 @@ class Prefetched:
     user: User | None
     asked_token: bool = False  # authlib got as far as the refresh token (a used one's family revocation stands)
     issued: tuple[dict[str, Any], OAuth2Request] | None = None
+
+
+@dataclass
+class RefreshItem:
+    """One refresh request waiting for its batch (SQLite): the client ids it names that are registered here, the
+    federated clients it names (resolved through the trust chain before it joined the batch), its token's hash."""
+
+    req: Request
+    local_ids: set[str]
+    federated: dict[str, Client | None]
+    token_hash: str | None
 
 
 _prefetched: contextvars.ContextVar[Prefetched | None] = contextvars.ContextVar("prefetched", default=None)
@@ -238,10 +250,7 @@ class Store:
     async def local_client(s: Executor, client_id: str) -> Client | None:
         """A client registered on this node (not a federated one), read in the caller's session or connection."""
         row = (await s.execute(_CLIENT, {"client_id": client_id})).first()
-        if row is None:
-            return None
-        return Client(row.client_id, row.name, row.secret_hash, list(row.redirect_uris),
-                      list(row.post_logout_redirect_uris), row.scope)
+        return None if row is None else _client(row)
 
     async def federated_client(self, entity_id: str) -> Client | None:
         """Another node of the federation, registered automatically: its entity id is its client id, and its
@@ -344,10 +353,14 @@ class Store:
             await Store.revoke_family_of(s, token_hash)
             return None
         token = _refresh(row)
+        return token, self.token_user(row, token)
+
+    def token_user(self, row: Any, token: Refresh) -> User | None:
+        """The user read beside a refresh token (columns user_*), None if the account is gone."""
         if row.user_handle is None:
-            return token, None
-        return token, User(token.user_id, row.user_handle, self.node, row.user_display_name, row.user_nickname,
-                           row.user_email, row.user_email_verified, row.user_lang, token.auth_time)
+            return None
+        return User(token.user_id, row.user_handle, self.node, row.user_display_name, row.user_nickname,
+                    row.user_email, row.user_email_verified, row.user_lang, token.auth_time)
 
     @staticmethod
     async def revoke_family_of(s: Executor, token_hash: str, client_id: str | None = None) -> None:
@@ -368,20 +381,27 @@ class Store:
 
     @staticmethod
     async def save_refresh_in(s: Executor, token: dict[str, Any], request: OAuth2Request) -> None:
+        values = Store.refresh_values(token, request, utcnow())
+        if values is not None:
+            await s.execute(_INSERT_REFRESH, values)
+
+    @staticmethod
+    def refresh_values(token: dict[str, Any], request: OAuth2Request, now: datetime) -> dict[str, Any] | None:
+        """The row of the refresh token authlib issued (None if it issued none): its family is the presented
+        token's, or a new one after a code exchange."""
         refresh = token.get("refresh_token")
         if not refresh:
-            return
+            return None
         previous: Refresh | None = getattr(request, "refresh_token", None)
         code: Code | None = getattr(request, "authorization_code", None)
-        now = utcnow()
-        await s.execute(_INSERT_REFRESH, {
+        return {
             "token_hash": digest(refresh),
             "family_id": previous.family_id if previous else new_id(),
             "code_hash": code.code_hash if code else None,
             "client_id": request.client.client_id, "user_id": request.user.id, "scope": token.get("scope", ""),
             "auth_time": previous.auth_time if previous else (code.auth_time if code else now),
             "issued_at": now, "expires_at": now + REFRESH_TTL, "used_at": None, "revoked_at": None,
-        })
+        }
 
 
 def is_federated(client_id: str) -> bool:
@@ -402,6 +422,24 @@ _CLAIM_WITH_USER = _CLAIM.returning(*(
     select(users.c[name]).where(users.c.id == oauth_refresh_tokens.c.user_id).scalar_subquery().label(f"user_{name}")
     for name in ("handle", "display_name", "nickname", "email", "email_verified", "lang")))
 _INSERT_REFRESH = oauth_refresh_tokens.insert()
+# ... and for a batch of refreshes on SQLite (OidcService._serve_refreshes): set-oriented, one statement a batch
+_RT = oauth_refresh_tokens
+_CLIENTS = select(oauth_clients).where(oauth_clients.c.client_id.in_(bindparam("ids", expanding=True)))
+_TOKENS_WITH_USER = (
+    select(_RT, *(users.c[name].label(f"user_{name}")
+                  for name in ("handle", "display_name", "nickname", "email", "email_verified", "lang")))
+    .select_from(_RT.outerjoin(users, users.c.id == _RT.c.user_id))
+    .where(_RT.c.token_hash.in_(bindparam("hashes", expanding=True))))
+_MARK_USED = (update(_RT).where(_RT.c.token_hash.in_(bindparam("hashes", expanding=True)))
+              .values(used_at=bindparam("now")))
+_REVOKE_FAMILIES = (update(_RT).where(_RT.c.family_id.in_(bindparam("families", expanding=True)),
+                                      _RT.c.revoked_at.is_(None))
+                    .values(revoked_at=bindparam("now")))
+
+
+def _client(row: Any) -> Client:
+    return Client(row.client_id, row.name, row.secret_hash, list(row.redirect_uris),
+                  list(row.post_logout_redirect_uris), row.scope)
 
 
 def _refresh(row: Any) -> Refresh:
@@ -593,6 +631,10 @@ class OidcService:
         self.provider = Provider(store=self.store, bridge=Bridge(asyncio.get_running_loop()), issuer=self.issuer)
         self._key: tuple[float, keys.SigningKey] | None = None
         self._keysets: dict[tuple[str, ...], KeySet] = {}
+        # SQLite has one writer (one connection per process): refreshes waiting for it are served as one batch
+        self.refresh_batches: GroupCommit[RefreshItem, c.OidcResponse] | None = (
+            GroupCommit("refresh", self._serve_refreshes) if self.sessions.kw["bind"].dialect.name == "sqlite"
+            else None)
 
     def metadata(self) -> dict[str, Any]:
         base = self.issuer
@@ -755,6 +797,9 @@ class OidcService:
         ids = {i for i in (basic_id, req.form.get("client_id"), req.payload.client_id) if i}
         clients = {i: await self.store.federated_client(i) for i in ids if is_federated(i)}  # own sessions: first
         token = req.form.get("refresh_token")
+        if self.refresh_batches is not None:
+            return await self.refresh_batches.submit(
+                RefreshItem(req, ids - clients.keys(), clients, digest(token) if token else None))
         engine = self.sessions.kw["bind"]
         async with engine.connect() as s:  # a Core connection: the ORM session adds nothing here but CPU
             tx = await s.begin()
@@ -778,6 +823,62 @@ class OidcService:
                 await tx.rollback()
                 raise
         return resp
+
+    async def _serve_refreshes(self, items: list[RefreshItem]) -> list[c.OidcResponse | BaseException]:
+        """A batch of refreshes in one SQLite transaction (GroupCommit), each as `refresh` would serve it alone, in
+        arrival order: the clients and tokens (with their users) read by one statement each, authlib run for each
+        request on what was read, then the tokens used marked, the new ones inserted and the families of tokens
+        presented again revoked, one statement each, and one commit. BEGIN IMMEDIATE holds the write lock from
+        the first read, so nothing changes between the reads and the writes (another process waits for it); within
+        the batch a token is usable once, and a family revoked by an earlier request stays revoked for later ones
+        (its token issued earlier in the batch is revoked with it, as when they come one after another)."""
+        now = utcnow()
+        hashes = list({i.token_hash for i in items if i.token_hash})
+        local_ids = list({cid for i in items for cid in i.local_ids})
+        engine = self.sessions.kw["bind"]
+        results: list[c.OidcResponse | BaseException] = []
+        async with engine.connect() as conn:
+            tx = await conn.begin()
+            try:
+                signing = await self._signing_key(conn)
+                clients = {row.client_id: _client(row) for row in
+                           (await conn.execute(_CLIENTS, {"ids": local_ids}) if local_ids else [])}
+                rows = {row.token_hash: row for row in
+                        (await conn.execute(_TOKENS_WITH_USER, {"hashes": hashes}) if hashes else [])}
+                used: set[str] = set()
+                revoked: set[str] = set()
+                inserts: list[dict[str, Any]] = []
+                for item in items:
+                    row = rows.get(item.token_hash) if item.token_hash else None
+                    usable = (row is not None and row.used_at is None and row.revoked_at is None
+                              and aware(row.expires_at) > now and row.token_hash not in used
+                              and row.family_id not in revoked)
+                    claimed = _refresh(row) if usable else None
+                    pre = Prefetched({**{i: clients.get(i) for i in item.local_ids}, **item.federated},
+                                     item.token_hash, claimed, self.store.token_user(row, claimed) if claimed else None)
+                    try:
+                        results.append(self._authlib_on_loop(item.req, signing, pre))
+                    except Exception as exc:  # noqa: BLE001 - this request fails alone and writes nothing
+                        results.append(exc)
+                        continue
+                    if pre.issued is not None and claimed is not None:
+                        values = Store.refresh_values(*pre.issued, now)
+                        used.add(claimed.token_hash)
+                        if values is not None:
+                            inserts.append(values)
+                    elif pre.asked_token and claimed is None and row is not None:
+                        revoked.add(row.family_id)  # a used, revoked or expired token presented: its family
+                if used:
+                    await conn.execute(_MARK_USED, {"hashes": list(used), "now": now})
+                if inserts:
+                    await conn.execute(_INSERT_REFRESH, inserts)
+                if revoked:
+                    await conn.execute(_REVOKE_FAMILIES, {"families": list(revoked), "now": now})
+                await tx.commit()
+            except BaseException:
+                await tx.rollback()
+                raise
+        return results
 
     def _authlib_on_loop(self, req: Request, signing: keys.SigningKey, pre: Prefetched) -> c.OidcResponse:
         reset_signing, reset_pre = _signing.set(signing), _prefetched.set(pre)

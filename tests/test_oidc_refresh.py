@@ -7,6 +7,7 @@ wider scope, an expired token, a public client, and two uses of one token at onc
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import timedelta
 from typing import Any
 
@@ -230,3 +231,52 @@ async def test_a_revoked_refresh_token_and_its_family_refresh_no_more(env):
     assert all(row.revoked_at is not None for row in await family(env, t1["refresh_token"]))
     again = await post_refresh(env, t1["refresh_token"], mine)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+async def test_a_burst_of_refreshes_is_answered_each_as_if_alone(env):
+    """Refreshes that arrive together (on SQLite served as one batch in one transaction: GroupCommit in
+    OidcService._serve_refreshes; on PostgreSQL each in its own) get what each would get alone: two rightful
+    refreshes succeed; of one token presented twice, one use wins and the other revokes the family, the winner's
+    new token included; a wrong secret, a wider scope and an unknown token are refused and change nothing."""
+    auth = (env.client_id, env.client_secret)
+    async with env.rp() as rp:
+        ta, tb, tc, td = [(await first_tokens(env, rp))["refresh_token"] for _ in range(4)]
+    before_c, before_d = await family(env, tc), await family(env, td)
+    basic = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+
+    def request(token: str, authorization: str = basic, **form: str) -> c.OidcRequest:
+        return c.OidcRequest(endpoint="token", method="POST", url=f"{BASE}/oauth/token",
+                             headers={"authorization": authorization,
+                                      "content-type": "application/x-www-form-urlencoded"},
+                             form={"grant_type": "refresh_token", "refresh_token": token, **form})
+
+    oidc = env.identity.oidc
+    batches = oidc.refresh_batches
+    counted = (batches.batches, batches.items) if batches is not None else None
+    wrong = "Basic " + base64.b64encode(f"{auth[0]}:not-the-secret".encode()).decode()
+    burst = [request(ta), request(tb), request(tb), request(tc, wrong),
+             request(td, scope="openid profile email phone"), request("no-such-token")]
+    a, b1, b2, c_wrong, d_wider, unknown = await asyncio.gather(*(oidc.token(r) for r in burst))
+
+    assert a.status == 200 and a.body["refresh_token"] and a.body["access_token"]
+    assert sorted([b1.status, b2.status]) == [200, 400]
+    winner, loser = (b1, b2) if b1.status == 200 else (b2, b1)
+    assert loser.body["error"] == "invalid_grant"
+    assert c_wrong.status == 401 and c_wrong.body["error"] == "invalid_client"
+    assert d_wider.status == 400 and d_wider.body["error"] == "invalid_scope"
+    assert unknown.status == 400 and unknown.body["error"] == "invalid_grant"
+    assert all(r.headers.get("Cache-Control") == "no-store" for r in (a, b1, b2, c_wrong, d_wider, unknown))
+    if counted is not None:  # SQLite: the six were one batch (all were waiting before the first began)
+        assert (batches.batches, batches.items) == (counted[0] + 1, counted[1] + 6)
+
+    rows_a = await family(env, ta)
+    assert len(rows_a) == 2 and rows_a[0].used_at is not None and rows_a[1].token_hash == digest(a.body["refresh_token"])
+    rows_b = await family(env, tb)
+    assert len(rows_b) == 2 and all(r.revoked_at is not None for r in rows_b)  # the winner's new token too
+    assert await family(env, tc) == before_c and await family(env, td) == before_d  # refused: nothing changed
+
+    again = await asyncio.gather(post_refresh(env, a.body["refresh_token"], auth),
+                                 post_refresh(env, winner.body["refresh_token"], auth),
+                                 post_refresh(env, tc, auth), post_refresh(env, td, auth))
+    assert [r.status_code for r in again] == [200, 400, 200, 200]
+    assert again[1].json()["error"] == "invalid_grant"
