@@ -92,6 +92,13 @@ class RefreshItem:
 _prefetched: contextvars.ContextVar[Prefetched | None] = contextvars.ContextVar("prefetched", default=None)
 
 
+def _refresh_prefetched() -> Prefetched:
+    pre = _prefetched.get()
+    if pre is None:
+        raise RuntimeError("the refresh grant runs only in OidcService._serve_refreshes")
+    return pre
+
+
 class Bridge:
     """Runs a coroutine on the service's event loop from authlib's worker thread and waits for it."""
 
@@ -331,30 +338,6 @@ class Store:
         return Code(row.code_hash, row.client_id, row.user_id, row.redirect_uri, row.scope, row.nonce,
                     row.code_challenge, row.code_challenge_method, aware(row.auth_time))
 
-    async def claim_refresh(self, token: str) -> Refresh | None:
-        """Marks the refresh token used, once. A used token presented again revokes its whole family."""
-        async with self.sessions() as s, s.begin():
-            return await self.claim_refresh_in(s, digest(token))
-
-    @staticmethod
-    async def claim_refresh_in(s: Executor, token_hash: str) -> Refresh | None:
-        """claim_refresh in the caller's transaction: the token marked used if it was usable (one UPDATE, so two
-        concurrent claims cannot both win); otherwise its family, if it has one, revoked."""
-        row = (await s.execute(_CLAIM, {"b_token_hash": token_hash, "now": utcnow()})).first()
-        if row is None:
-            await Store.revoke_family_of(s, token_hash)
-            return None
-        return _refresh(row)
-
-    async def claim_refresh_with_user(self, s: Executor, token_hash: str) -> tuple[Refresh, User | None] | None:
-        """claim_refresh_in, the token's user read by the same statement (a round trip less per refresh)."""
-        row = (await s.execute(_CLAIM_WITH_USER, {"b_token_hash": token_hash, "now": utcnow()})).first()
-        if row is None:
-            await Store.revoke_family_of(s, token_hash)
-            return None
-        token = _refresh(row)
-        return token, self.token_user(row, token)
-
     def token_user(self, row: Any, token: Refresh) -> User | None:
         """The user read beside a refresh token (columns user_*), None if the account is gone."""
         if row.user_handle is None:
@@ -376,14 +359,11 @@ class Store:
                             .values(revoked_at=utcnow()))
 
     async def save_refresh(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        async with self.sessions() as s, s.begin():
-            await self.save_refresh_in(s, token, request)
-
-    @staticmethod
-    async def save_refresh_in(s: Executor, token: dict[str, Any], request: OAuth2Request) -> None:
+        """The refresh token of a code exchange (a refresh grant's are written by its batch)."""
         values = Store.refresh_values(token, request, utcnow())
         if values is not None:
-            await s.execute(_INSERT_REFRESH, values)
+            async with self.sessions() as s, s.begin():
+                await s.execute(_INSERT_REFRESH, values)
 
     @staticmethod
     def refresh_values(token: dict[str, Any], request: OAuth2Request, now: datetime) -> dict[str, Any] | None:
@@ -411,25 +391,17 @@ def is_federated(client_id: str) -> bool:
 
 # The refresh grant's statements, built once: each use then skips building the statement and its cache key.
 _CLIENT = select(oauth_clients).where(oauth_clients.c.client_id == bindparam("client_id"))
-_CLAIM = (update(oauth_refresh_tokens)
-          .where(oauth_refresh_tokens.c.token_hash == bindparam("b_token_hash"),
-                 oauth_refresh_tokens.c.used_at.is_(None), oauth_refresh_tokens.c.revoked_at.is_(None),
-                 oauth_refresh_tokens.c.expires_at > bindparam("now"))
-          .values(used_at=bindparam("now"))
-          .returning(*oauth_refresh_tokens.c))
-# ... and the claimed token's user, as correlated subqueries in the claim's RETURNING (PostgreSQL; SQLite ≥ 3.35)
-_CLAIM_WITH_USER = _CLAIM.returning(*(
-    select(users.c[name]).where(users.c.id == oauth_refresh_tokens.c.user_id).scalar_subquery().label(f"user_{name}")
-    for name in ("handle", "display_name", "nickname", "email", "email_verified", "lang")))
 _INSERT_REFRESH = oauth_refresh_tokens.insert()
-# ... and for a batch of refreshes on SQLite (OidcService._serve_refreshes): set-oriented, one statement a batch
+# ... and for a batch of refreshes (OidcService._serve_refreshes): set-oriented, one statement a batch
 _RT = oauth_refresh_tokens
 _CLIENTS = select(oauth_clients).where(oauth_clients.c.client_id.in_(bindparam("ids", expanding=True)))
 _TOKENS_WITH_USER = (
     select(_RT, *(users.c[name].label(f"user_{name}")
                   for name in ("handle", "display_name", "nickname", "email", "email_verified", "lang")))
     .select_from(_RT.outerjoin(users, users.c.id == _RT.c.user_id))
-    .where(_RT.c.token_hash.in_(bindparam("hashes", expanding=True))))
+    .where(_RT.c.token_hash.in_(bindparam("hashes", expanding=True)))
+    .order_by(_RT.c.token_hash)
+    .with_for_update(of=_RT))  # PostgreSQL: locked in token order; SQLite holds the write lock from BEGIN IMMEDIATE
 _MARK_USED = (update(_RT).where(_RT.c.token_hash.in_(bindparam("hashes", expanding=True)))
               .values(used_at=bindparam("now")))
 _REVOKE_FAMILIES = (update(_RT).where(_RT.c.family_id.in_(bindparam("families", expanding=True)),
@@ -516,21 +488,18 @@ class Provider(AuthorizationServer):
             TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
             INCLUDE_NEW_REFRESH_TOKEN = True
 
+            # Only ever run by OidcService._serve_refreshes, which read beforehand what these hooks answer.
             def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:
-                pre = _prefetched.get()
-                if pre is None:
-                    return provider.bridge(provider.store.claim_refresh(refresh_token))
+                pre = _refresh_prefetched()
                 pre.asked_token = True
                 return pre.refresh if pre.token_hash == digest(refresh_token) else None
 
             def authenticate_user(self, refresh_token: Refresh) -> User | None:
-                pre = _prefetched.get()
-                if pre is None:
-                    return provider.bridge(provider.store.user(refresh_token.user_id, refresh_token.auth_time))
+                pre = _refresh_prefetched()
                 return pre.user if pre.refresh is refresh_token else None
 
             def revoke_old_credential(self, refresh_token: Refresh) -> None:
-                pass  # claimed (marked used) atomically when it was looked up
+                pass  # marked used by the batch's commit, with the new token's row
 
         class IdToken(OpenIDCode):
             DEFAULT_EXPIRES_IN = ID_TOKEN_TTL
@@ -631,10 +600,8 @@ class OidcService:
         self.provider = Provider(store=self.store, bridge=Bridge(asyncio.get_running_loop()), issuer=self.issuer)
         self._key: tuple[float, keys.SigningKey] | None = None
         self._keysets: dict[tuple[str, ...], KeySet] = {}
-        # SQLite has one writer (one connection per process): refreshes waiting for it are served as one batch
-        self.refresh_batches: GroupCommit[RefreshItem, c.OidcResponse] | None = (
-            GroupCommit("refresh", self._serve_refreshes) if self.sessions.kw["bind"].dialect.name == "sqlite"
-            else None)
+        # refreshes that arrive while a batch is being written are served together (see refresh)
+        self.refresh_batches: GroupCommit[RefreshItem, c.OidcResponse] = GroupCommit("refresh", self._serve_refreshes)
 
     def metadata(self) -> dict[str, Any]:
         base = self.issuer
@@ -784,54 +751,33 @@ class OidcService:
         return resp
 
     async def refresh(self, req: Request) -> c.OidcResponse:
-        """The refresh grant in one transaction, authlib run on the event loop (it is ~1 ms of CPU, the RS256
-        signature most of it): read the signing key, the client(s) the request names, claim the refresh token
-        and read its user in one statement (or revoke its family); then authlib checks and answers from those;
-        then the new refresh token is written and all commits at once. What is kept: a new token, the old one
-        used; or, for a token already used, revoked or expired, its family revoked. Any other refusal (client
-        authentication, another client's token, a wider scope) rolls back: nothing changed.
-
-        The other grants still run authlib in a worker thread whose hooks hop back to the loop for each step; a
-        refresh served that way took five sessions, two commits and four thread hops (README, identity bench)."""
+        """The refresh grant, served in a batch with the refreshes that arrive while the one before is being
+        written (GroupCommit; `_serve_refreshes` says how): the federated clients the request names are resolved
+        first (through the trust chain, in their own sessions), then it waits for its batch's commit. Served one
+        transaction each, a refresh held the database for its own statements, their round trips through a busy
+        event loop and its own commit (README, identity bench)."""
         basic_id, _ = extract_basic_authorization(req.headers)
         ids = {i for i in (basic_id, req.form.get("client_id"), req.payload.client_id) if i}
-        clients = {i: await self.store.federated_client(i) for i in ids if is_federated(i)}  # own sessions: first
+        federated = {i: await self.store.federated_client(i) for i in ids if is_federated(i)}
         token = req.form.get("refresh_token")
-        if self.refresh_batches is not None:
-            return await self.refresh_batches.submit(
-                RefreshItem(req, ids - clients.keys(), clients, digest(token) if token else None))
-        engine = self.sessions.kw["bind"]
-        async with engine.connect() as s:  # a Core connection: the ORM session adds nothing here but CPU
-            tx = await s.begin()
-            try:
-                signing = await self._signing_key(s)
-                for i in ids - clients.keys():
-                    clients[i] = await self.store.local_client(s, i)
-                token_hash = digest(token) if token else None
-                found = await self.store.claim_refresh_with_user(s, token_hash) if token_hash else None
-                claimed, user = found or (None, None)
-                pre = Prefetched(clients, token_hash, claimed, user)
-                resp = self._authlib_on_loop(req, signing, pre)
-                if pre.issued is not None:
-                    await self.store.save_refresh_in(s, *pre.issued)
-                    await tx.commit()
-                elif pre.asked_token and claimed is None:
-                    await tx.commit()  # a used, revoked or expired token was presented: its family's revocation
-                else:
-                    await tx.rollback()  # refused otherwise (client, scope...): the token stays as it was
-            except BaseException:
-                await tx.rollback()
-                raise
-        return resp
+        return await self.refresh_batches.submit(
+            RefreshItem(req, ids - federated.keys(), federated, digest(token) if token else None))
 
     async def _serve_refreshes(self, items: list[RefreshItem]) -> list[c.OidcResponse | BaseException]:
-        """A batch of refreshes in one SQLite transaction (GroupCommit), each as `refresh` would serve it alone, in
-        arrival order: the clients and tokens (with their users) read by one statement each, authlib run for each
-        request on what was read, then the tokens used marked, the new ones inserted and the families of tokens
-        presented again revoked, one statement each, and one commit. BEGIN IMMEDIATE holds the write lock from
-        the first read, so nothing changes between the reads and the writes (another process waits for it); within
-        the batch a token is usable once, and a family revoked by an earlier request stays revoked for later ones
-        (its token issued earlier in the batch is revoked with it, as when they come one after another)."""
+        """A batch of refreshes in one transaction (GroupCommit), each answered as it would be alone, in arrival
+        order: the signing key (re-read at most every 10 s), the clients and the presented tokens with their users
+        read by one statement each; authlib run on the event loop for each request, its hooks answering from what
+        was read (`Prefetched`); then the used tokens marked, the new ones inserted and the families of tokens
+        presented again revoked, one statement each, and one commit.
+
+        Nothing changes between the reads and the writes: on SQLite, BEGIN IMMEDIATE holds the write lock from the
+        first read; on PostgreSQL the tokens are read FOR UPDATE, in token order (two identity processes' batches
+        wait for each other's tokens instead of both using one, and lock in one order). Within the batch a token is
+        usable once, and a family revoked by an earlier request stays revoked for later ones (its token issued
+        earlier in the batch is revoked with it, as when they come one after another). What is kept: a new token
+        and the old one used; or, for a token already used, revoked or expired, its family revoked. Any other
+        refusal (client authentication, another client's token, a wider scope) writes nothing; a request whose
+        authlib run raises fails alone."""
         now = utcnow()
         hashes = list({i.token_hash for i in items if i.token_hash})
         local_ids = list({cid for i in items for cid in i.local_ids})

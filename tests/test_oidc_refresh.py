@@ -1,4 +1,4 @@
-"""The refresh grant (one transaction, authlib on the event loop: identity/oidc.py, OidcService.refresh), driven by
+"""The refresh grant (batched transactions, authlib on the event loop: identity/oidc.py, OidcService.refresh), driven by
 authlib's httpx client through the real gateway and identity service over a real nats-server, on SQLite and
 PostgreSQL: rotation on each use, a reused token revokes its family, another client's token, a wrong secret, a
 wider scope, an expired token, a public client, and two uses of one token at once.
@@ -18,8 +18,10 @@ from sqlalchemy import select, update
 
 from identity.accounts import digest
 from identity.models import oauth_refresh_tokens as rt
+from identity.oidc import OidcService
 from tests import test_oidc_flow
 from tests.test_oidc_flow import BASE, RP_CB, Env, authorize, metadata, portal_login
+from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as c
 
@@ -234,8 +236,8 @@ async def test_a_revoked_refresh_token_and_its_family_refresh_no_more(env):
 
 
 async def test_a_burst_of_refreshes_is_answered_each_as_if_alone(env):
-    """Refreshes that arrive together (on SQLite served as one batch in one transaction: GroupCommit in
-    OidcService._serve_refreshes; on PostgreSQL each in its own) get what each would get alone: two rightful
+    """Refreshes that arrive together (served as one batch in one transaction: GroupCommit in
+    OidcService._serve_refreshes) get what each would get alone: two rightful
     refreshes succeed; of one token presented twice, one use wins and the other revokes the family, the winner's
     new token included; a wrong secret, a wider scope and an unknown token are refused and change nothing."""
     auth = (env.client_id, env.client_secret)
@@ -252,7 +254,7 @@ async def test_a_burst_of_refreshes_is_answered_each_as_if_alone(env):
 
     oidc = env.identity.oidc
     batches = oidc.refresh_batches
-    counted = (batches.batches, batches.items) if batches is not None else None
+    counted = (batches.batches, batches.items)
     wrong = "Basic " + base64.b64encode(f"{auth[0]}:not-the-secret".encode()).decode()
     burst = [request(ta), request(tb), request(tb), request(tc, wrong),
              request(td, scope="openid profile email phone"), request("no-such-token")]
@@ -266,8 +268,8 @@ async def test_a_burst_of_refreshes_is_answered_each_as_if_alone(env):
     assert d_wider.status == 400 and d_wider.body["error"] == "invalid_scope"
     assert unknown.status == 400 and unknown.body["error"] == "invalid_grant"
     assert all(r.headers.get("Cache-Control") == "no-store" for r in (a, b1, b2, c_wrong, d_wider, unknown))
-    if counted is not None:  # SQLite: the six were one batch (all were waiting before the first began)
-        assert (batches.batches, batches.items) == (counted[0] + 1, counted[1] + 6)
+    # the six were one batch: all were waiting before it began
+    assert (batches.batches, batches.items) == (counted[0] + 1, counted[1] + 6)
 
     rows_a = await family(env, ta)
     assert len(rows_a) == 2 and rows_a[0].used_at is not None and rows_a[1].token_hash == digest(a.body["refresh_token"])
@@ -280,3 +282,32 @@ async def test_a_burst_of_refreshes_is_answered_each_as_if_alone(env):
                                  post_refresh(env, tc, auth), post_refresh(env, td, auth))
     assert [r.status_code for r in again] == [200, 400, 200, 200]
     assert again[1].json()["error"] == "invalid_grant"
+
+
+async def test_two_identity_processes_given_one_token_at_once_issue_one_new_token(env):
+    """Two providers on one database, as two processes of the identity service (each its own engine and batches):
+    one token presented to both at once is used once; the other use revokes the family (on PostgreSQL the tokens
+    are read FOR UPDATE, on SQLite BEGIN IMMEDIATE holds the write lock), and another token in both batches
+    is refreshed by one of them only."""
+    svc = env.identity
+    schema = svc.settings.resolved_schema()
+    engine = db.create_engine(svc.settings.resolved_database_url(), schema=schema)
+    try:
+        other = OidcService(sessions=db.sessionmaker(engine), node=svc.node, issuer=BASE)
+        auth = (env.client_id, env.client_secret)
+        async with env.rp() as rp:
+            t0 = (await first_tokens(env, rp))["refresh_token"]
+        basic = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req = c.OidcRequest(endpoint="token", method="POST", url=f"{BASE}/oauth/token",
+                            headers={"authorization": basic, "content-type": "application/x-www-form-urlencoded"},
+                            form={"grant_type": "refresh_token", "refresh_token": t0})
+        for _ in range(3):  # the two batches overlap in time in different ways from run to run
+            a, b = await asyncio.gather(svc.oidc.token(req), other.token(req))
+            assert sorted([a.status, b.status]) == [200, 400], (a, b)
+            rows = await family(env, t0)
+            assert len(rows) == 2 and all(r.revoked_at is not None for r in rows)  # the new one with the family
+            async with env.rp() as rp:
+                t0 = (await first_tokens(env, rp))["refresh_token"]
+            req.form["refresh_token"] = t0
+    finally:
+        await engine.dispose()
