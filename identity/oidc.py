@@ -14,8 +14,10 @@ tokens live 10 minutes, ID tokens an hour, refresh tokens 30 days, codes 60 seco
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import hmac
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -384,6 +386,16 @@ class Store:
         }
 
 
+def _kid_of(token: str) -> str | None:
+    """The kid a compact JWS names in its header, None if it names none or is no JWS (decode then refuses it)."""
+    try:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
 def is_federated(client_id: str) -> bool:
     """Another node of the federation: its entity id (a URL) is its client id."""
     return client_id.startswith(("https://", "http://"))
@@ -600,6 +612,7 @@ class OidcService:
         self.provider = Provider(store=self.store, bridge=Bridge(asyncio.get_running_loop()), issuer=self.issuer)
         self._key: tuple[float, keys.SigningKey] | None = None
         self._keysets: dict[tuple[str, ...], KeySet] = {}
+        self._keyset_read: tuple[float, frozenset[str], KeySet] | None = None  # (when, kids, key set)
         # refreshes that arrive while a batch is being written are served together (see refresh)
         self.refresh_batches: GroupCommit[RefreshItem, c.OidcResponse] = GroupCommit("refresh", self._serve_refreshes)
 
@@ -673,6 +686,7 @@ class OidcService:
 
     def forget_signing_key(self) -> None:
         self._key = None
+        self._keyset_read = None
 
     async def _load_signing_key(self) -> None:
         async with self.sessions() as s:
@@ -834,22 +848,29 @@ class OidcService:
             _prefetched.reset(reset_pre)
             _signing.reset(reset_signing)
 
-    async def _keyset(self) -> KeySet:
-        """The published public keys (what a relying party would fetch); no private key is touched. Read on every
-        call (a retired key drops out when its day is over), parsed again only when the set of kids changed (an EC
-        key's import validates its point: ~1 ms)."""
+    async def _keyset(self, kid: str | None = None) -> KeySet:
+        """The published public keys (what a relying party would fetch); no private key is touched. Read again
+        when the last read is KEY_RECHECK seconds old or the token names a kid that read lacked (a key made since,
+        or a forgery: read each time, as every call was before), parsed again only when the set of kids changed
+        (an EC key's import validates its point: ~1 ms). A retired key thus verifies up to KEY_RECHECK seconds
+        after its day is over, as a relying party's cached key set would; a rotation here forgets the read."""
+        now = time.monotonic()
+        read = self._keyset_read
+        if read is not None and now - read[0] < KEY_RECHECK and (kid is None or kid in read[1]):
+            return read[2]
         async with self.sessions() as s:
             published = await keys.published(s)
         kids = tuple(sorted(k["kid"] for k in published))  # a kid is its key's thumbprint: same kid, same key
         cached = self._keysets.get(kids)
         if cached is None:
             self._keysets = {kids: (cached := KeySet.import_key_set({"keys": published}))}
+        self._keyset_read = (now, frozenset(kids), cached)
         return cached
 
     async def verify_access_token(self, token: str) -> dict[str, Any]:
         """Claims of a valid access token of this provider; raises Unauthorized otherwise."""
         try:
-            decoded = jwt.decode(token, await self._keyset(), algorithms=keys.ACCESS_TOKEN_ALGS)
+            decoded = jwt.decode(token, await self._keyset(_kid_of(token)), algorithms=keys.ACCESS_TOKEN_ALGS)
         except (JoseError, ValueError) as exc:
             raise errors.Unauthorized(f"invalid token: {exc.__class__.__name__}") from None
         if decoded.header.get("typ") != "at+jwt":
@@ -885,7 +906,7 @@ class OidcService:
         sub = None
         if hint:
             try:
-                decoded = jwt.decode(hint, await self._keyset(), algorithms=[keys.ALG])  # an expired hint is fine
+                decoded = jwt.decode(hint, await self._keyset(_kid_of(hint)), algorithms=[keys.ALG])  # an expired hint is fine
             except (JoseError, ValueError):
                 return _error(400, "invalid_request", "id_token_hint is not an ID token of this provider")
             claims = decoded.claims

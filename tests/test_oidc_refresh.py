@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 
+from identity import keys
 from identity.accounts import digest
 from identity.models import oauth_refresh_tokens as rt
 from identity.oidc import OidcService
@@ -311,3 +313,46 @@ async def test_two_identity_processes_given_one_token_at_once_issue_one_new_toke
             req.form["refresh_token"] = t0
     finally:
         await engine.dispose()
+
+
+async def test_a_token_signed_by_a_key_another_process_made_verifies_at_once(env):
+    """userinfo keeps the published key set for up to 10 s, but a token naming a kid it lacks makes it read the
+    keys again: a key made by another identity process (a rotation there) verifies here at once; a kid that no
+    key has is refused."""
+    svc = env.identity
+    engine = db.create_engine(svc.settings.resolved_database_url(), schema=svc.settings.resolved_schema())
+    try:
+        other = OidcService(sessions=db.sessionmaker(engine), node=svc.node, issuer=BASE)
+        async with env.rp() as rp:
+            t0 = await first_tokens(env, rp)
+        assert (await userinfo(svc.oidc, t0["access_token"])).status == 200  # this process has read the keys now
+        async with other.sessions() as s, s.begin():
+            await keys.rotate(s)  # the other process rotates (this one is not told)
+        basic = "Basic " + base64.b64encode(f"{env.client_id}:{env.client_secret}".encode()).decode()
+        r = await other.token(c.OidcRequest(
+            endpoint="token", method="POST", url=f"{BASE}/oauth/token",
+            headers={"authorization": basic, "content-type": "application/x-www-form-urlencoded"},
+            form={"grant_type": "refresh_token", "refresh_token": t0["refresh_token"]}))
+        assert r.status == 200, r.body
+        fresh = r.body["access_token"]
+        assert jwt.decode(fresh, KeySet.import_key_set({"keys": await published(other)}), algorithms=["ES256"]) \
+            .header["kid"] != jwt.decode(t0["access_token"], KeySet.import_key_set({"keys": await published(other)}),
+                                         algorithms=["ES256"]).header["kid"]
+        assert (await userinfo(svc.oidc, fresh)).status == 200
+        header, _, rest = fresh.partition(".")
+        forged_header = base64.urlsafe_b64encode(json.dumps(
+            {"alg": "ES256", "kid": "no-such-kid", "typ": "at+jwt"}).encode()).rstrip(b"=").decode()
+        refused = await userinfo(svc.oidc, f"{forged_header}.{rest}")
+        assert refused.status == 401 and refused.body["error"] == "invalid_token"
+    finally:
+        await engine.dispose()
+
+
+async def userinfo(oidc: OidcService, access_token: str) -> c.OidcResponse:
+    return await oidc.handle(c.OidcRequest(endpoint="userinfo", method="GET", url=f"{BASE}/oauth/userinfo",
+                                           headers={"authorization": f"Bearer {access_token}"}))
+
+
+async def published(oidc: OidcService) -> list[dict[str, Any]]:
+    async with oidc.sessions() as s:
+        return await keys.published(s)
