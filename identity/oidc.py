@@ -54,6 +54,7 @@ ACCESS_TTL = 600
 ID_TOKEN_TTL = 3600
 REFRESH_TTL = timedelta(days=30)
 CODE_TTL = timedelta(seconds=60)
+REFRESH_BATCHES_AT_ONCE = 4  # PostgreSQL: refresh transactions of one process at once (the pool has 10 + 10)
 KEY_RECHECK = 10.0  # seconds between reads of the signing key by the refresh grant
 FRESH_LOGIN = timedelta(seconds=120)  # prompt=login is satisfied by a login this recent
 SCOPES = ("openid", "profile", "email", c.REGIONS_SCOPE)
@@ -613,8 +614,11 @@ class OidcService:
         self._key: tuple[float, keys.SigningKey] | None = None
         self._keysets: dict[tuple[str, ...], KeySet] = {}
         self._keyset_read: tuple[float, frozenset[str], KeySet] | None = None  # (when, kids, key set)
-        # refreshes that arrive while a batch is being written are served together (see refresh)
-        self.refresh_batches: GroupCommit[RefreshItem, c.OidcResponse] = GroupCommit("refresh", self._serve_refreshes)
+        # refreshes that arrive while a batch is being written are served together (see refresh): one batch at a
+        # time on SQLite (one writer), a few at once on PostgreSQL (each mostly waits on its round trips)
+        sqlite = self.sessions.kw["bind"].dialect.name == "sqlite"
+        self.refresh_batches: GroupCommit[RefreshItem, c.OidcResponse] = GroupCommit(
+            "refresh", self._serve_refreshes, concurrency=1 if sqlite else REFRESH_BATCHES_AT_ONCE)
 
     def metadata(self) -> dict[str, Any]:
         base = self.issuer

@@ -67,3 +67,36 @@ async def test_a_caller_that_gives_up_leaves_the_batch_to_the_others() -> None:
     gate.set()
     assert await patient == 2
     assert (gc.batches, gc.items) == (1, 2)  # the cancelled caller's request was still served (and written)
+
+
+async def test_up_to_concurrency_batches_are_served_at_once_each_with_what_waits() -> None:
+    seen: list[list[int]] = []
+    gate = asyncio.Event()
+    running = peak = 0
+
+    async def serve(items: list[int]) -> list[int | BaseException]:
+        nonlocal running, peak
+        seen.append(list(items))
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        return list(items)
+
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    gc: GroupCommit[int, int] = GroupCommit("test", serve, concurrency=2)
+    first = asyncio.ensure_future(gc.submit(0))
+    await settle()
+    second = asyncio.ensure_future(gc.submit(1))
+    await settle()
+    later = [asyncio.ensure_future(gc.submit(i)) for i in (2, 3)]
+    await settle()
+    assert seen == [[0], [1]]  # two batches at once; the third waits for one of them
+    gate.set()
+    assert await asyncio.gather(first, second, *later) == [0, 1, 2, 3]
+    assert seen == [[0], [1], [2, 3]] and peak == 2 and (gc.batches, gc.items) == (3, 4)
+    await settle()
+    assert await gc.submit(4) == 4  # the drainers that finished are gone: a new request starts one

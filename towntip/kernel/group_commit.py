@@ -23,26 +23,40 @@ R = TypeVar("R")  # its result
 class GroupCommit(Generic[I, R]):
     """`await submit(item)` → its result. `serve(items)` is called with up to `max_batch` items in arrival order and
     returns one result per item, in the same order (in one transaction of its own); a result that is an exception
-    is raised to that item's caller alone."""
+    is raised to that item's caller alone. Up to `concurrency` batches are served at once (1 for SQLite's one
+    writer; more where the database takes several transactions at once and each waits on its round trips), each
+    taking what is waiting when it starts."""
 
-    def __init__(self, name: str, serve: Callable[[list[I]], Awaitable[list[R | BaseException]]], *, max_batch: int = 64) -> None:
+    def __init__(self, name: str, serve: Callable[[list[I]], Awaitable[list[R | BaseException]]], *,
+                 max_batch: int = 64, concurrency: int = 1) -> None:
         self.name = name
         self._serve = serve
         self._max = max_batch
+        self._concurrency = max(1, concurrency)
         self._waiting: list[tuple[I, asyncio.Future[R]]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
         self.batches = 0  # served so far (for tests and the bench)
         self.items = 0
 
     async def submit(self, item: I) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain(), name=f"group-commit:{self.name}")
+        if len(self._drainers) < self._concurrency:
+            task = asyncio.create_task(self._drain(), name=f"group-commit:{self.name}")
+            self._drainers.add(task)
+            task.add_done_callback(self._drainers.discard)  # also if it is cancelled before it starts
         # shield: a caller that gives up (a cancelled handler) does not cancel the batch others wait for
         return await asyncio.shield(future)
 
     async def _drain(self) -> None:
+        try:
+            await self._drain_batches()
+        finally:
+            # at once, not in the done callback: between the last look at _waiting and the callback, a submit
+            # would count this drainer as running and start none
+            self._drainers.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _drain_batches(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[: self._max], self._waiting[self._max:]
             try:
