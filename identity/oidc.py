@@ -69,9 +69,9 @@ _signing: contextvars.ContextVar[keys.SigningKey] = contextvars.ContextVar("sign
 
 @dataclass
 class Prefetched:
-    """What a refresh grant asks for, read beforehand in the one transaction that serves it (see
-    OidcService.refresh): authlib then runs on the event loop and its hooks answer from here, with no thread and
-    no round trip. The hooks record what authlib did with it, which decides what the transaction keeps."""
+    """What one refresh request asks for, read beforehand by the batch that serves it (see
+    OidcService._serve_refreshes): authlib then runs on the event loop and its hooks answer from here, with no
+    thread and no round trip. The hooks record what authlib did with it, which decides what the batch writes."""
 
     clients: dict[str, Client | None]
     token_hash: str | None
