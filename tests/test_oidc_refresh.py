@@ -246,19 +246,14 @@ async def test_a_burst_of_refreshes_is_answered_each_as_if_alone(env):
     async with env.rp() as rp:
         ta, tb, tc, td = [(await first_tokens(env, rp))["refresh_token"] for _ in range(4)]
     before_c, before_d = await family(env, tc), await family(env, td)
-    basic = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
 
-    def request(token: str, authorization: str = basic, **form: str) -> c.OidcRequest:
-        return c.OidcRequest(endpoint="token", method="POST", url=f"{BASE}/oauth/token",
-                             headers={"authorization": authorization,
-                                      "content-type": "application/x-www-form-urlencoded"},
-                             form={"grant_type": "refresh_token", "refresh_token": token, **form})
+    def request(token: str, secret: str = auth[1], **form: str) -> c.OidcRequest:
+        return refresh_request(token, (auth[0], secret), **form)
 
     oidc = env.identity.oidc
     batches = oidc.refresh_batches
     counted = (batches.batches, batches.items)
-    wrong = "Basic " + base64.b64encode(f"{auth[0]}:not-the-secret".encode()).decode()
-    burst = [request(ta), request(tb), request(tb), request(tc, wrong),
+    burst = [request(ta), request(tb), request(tb), request(tc, "not-the-secret"),
              request(td, scope="openid profile email phone"), request("no-such-token")]
     a, b1, b2, c_wrong, d_wider, unknown = await asyncio.gather(*(oidc.token(r) for r in burst))
 
@@ -299,10 +294,7 @@ async def test_two_identity_processes_given_one_token_at_once_issue_one_new_toke
         auth = (env.client_id, env.client_secret)
         async with env.rp() as rp:
             t0 = (await first_tokens(env, rp))["refresh_token"]
-        basic = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        req = c.OidcRequest(endpoint="token", method="POST", url=f"{BASE}/oauth/token",
-                            headers={"authorization": basic, "content-type": "application/x-www-form-urlencoded"},
-                            form={"grant_type": "refresh_token", "refresh_token": t0})
+        req = refresh_request(t0, auth)
         for _ in range(3):  # the two batches overlap in time in different ways from run to run
             a, b = await asyncio.gather(svc.oidc.token(req), other.token(req))
             assert sorted([a.status, b.status]) == [200, 400], (a, b)
@@ -328,11 +320,7 @@ async def test_a_token_signed_by_a_key_another_process_made_verifies_at_once(env
         assert (await userinfo(svc.oidc, t0["access_token"])).status == 200  # this process has read the keys now
         async with other.sessions() as s, s.begin():
             await keys.rotate(s)  # the other process rotates (this one is not told)
-        basic = "Basic " + base64.b64encode(f"{env.client_id}:{env.client_secret}".encode()).decode()
-        r = await other.token(c.OidcRequest(
-            endpoint="token", method="POST", url=f"{BASE}/oauth/token",
-            headers={"authorization": basic, "content-type": "application/x-www-form-urlencoded"},
-            form={"grant_type": "refresh_token", "refresh_token": t0["refresh_token"]}))
+        r = await other.token(refresh_request(t0["refresh_token"], (env.client_id, env.client_secret)))
         assert r.status == 200, r.body
         fresh = r.body["access_token"]
         assert jwt.decode(fresh, KeySet.import_key_set({"keys": await published(other)}), algorithms=["ES256"]) \
@@ -356,3 +344,11 @@ async def userinfo(oidc: OidcService, access_token: str) -> c.OidcResponse:
 async def published(oidc: OidcService) -> list[dict[str, Any]]:
     async with oidc.sessions() as s:
         return await keys.published(s)
+
+
+def refresh_request(token: str, auth: tuple[str, str], **form: str) -> c.OidcRequest:
+    """A refresh request as the gateway hands it to the provider (client_secret_basic)."""
+    basic = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    return c.OidcRequest(endpoint="token", method="POST", url=f"{BASE}/oauth/token",
+                         headers={"authorization": basic, "content-type": "application/x-www-form-urlencoded"},
+                         form={"grant_type": "refresh_token", "refresh_token": token, **form})
