@@ -83,7 +83,7 @@ class Prefetched:
 
 @dataclass
 class RefreshItem:
-    """One refresh request waiting for its batch (SQLite): the client ids it names that are registered here, the
+    """One refresh request waiting for its batch: the client ids it names that are registered here, the
     federated clients it names (resolved through the trust chain before it joined the batch), its token's hash."""
 
     req: Request
