@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from identity import passwords
 from identity.models import (
@@ -78,7 +78,7 @@ def to_user(row: Any, node: str) -> c.User:
     )
 
 
-async def _user_by(session: AsyncSession, **where: str) -> Any:
+async def _user_by(session: AsyncSession | AsyncConnection, **where: str) -> Any:
     (col, value), = where.items()
     return (await session.execute(select(users).where(users.c[col] == value))).first()
 
@@ -196,8 +196,9 @@ async def login(sessions_maker: async_sessionmaker[AsyncSession], *, node: str, 
     write lock. The failure count is incremented atomically, so concurrent wrong guesses all count."""
     now = utcnow()
     key = "email" if "@" in data.login else "handle"
-    async with sessions_maker() as session:
-        row = await _user_by(session, **{key: data.login.lower() if key == "email" else data.login})
+    engine = sessions_maker.kw["bind"]  # Core connections: the ORM session adds nothing here but CPU
+    async with engine.connect() as conn:
+        row = await _user_by(conn, **{key: data.login.lower() if key == "email" else data.login})
     if row is not None and row.home_node is not None:
         row = None  # a person of another node logs in at home
     locked_until = aware(row.locked_until) if row is not None else None
@@ -217,15 +218,18 @@ async def login(sessions_maker: async_sessionmaker[AsyncSession], *, node: str, 
                     lock = min(LOCKOUT * (2 ** (failed // MAX_FAILED_LOGINS - 1)), MAX_LOCKOUT)
                     await session.execute(update(users).where(users.c.id == row.id).values(locked_until=now + lock))
         raise errors.Unauthorized(WRONG_LOGIN)
-    values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
+    values: dict[str, Any] = {}
+    if row.failed_logins or row.locked_until is not None:
+        values.update(failed_logins=0, locked_until=None)  # (as read: a wrong guess made meanwhile is reset too)
     if passwords.needs_rehash(row.password_hash):
         values["password_hash"] = await passwords.hash_password(data.password)
-    async with sessions_maker() as session, session.begin():
-        await session.execute(update(users).where(users.c.id == row.id).values(**values))
-        return await new_session(session, node=node, row=row, client_ip=data.client_ip, user_agent=data.user_agent)
+    async with engine.begin() as conn:
+        if values:
+            await conn.execute(update(users).where(users.c.id == row.id).values(**values))
+        return await new_session(conn, node=node, row=row, client_ip=data.client_ip, user_agent=data.user_agent)
 
 
-async def new_session(session: AsyncSession, *, node: str, row: Any, client_ip: str, user_agent: str) -> c.Session:
+async def new_session(session: AsyncSession | AsyncConnection, *, node: str, row: Any, client_ip: str, user_agent: str) -> c.Session:
     """A login session at this node for the person in `row`; only the token's hash is stored."""
     now = utcnow()
     token = new_secret()

@@ -227,3 +227,24 @@ async def test_concurrent_wrong_guesses_all_count(node):
     assert all(isinstance(r, errors.Unauthorized) for r in results), results
     with pytest.raises(errors.TooManyRequests):
         await login(node)
+
+
+async def test_a_right_password_clears_the_failures_and_a_clean_login_writes_only_its_session(node):
+    """Four wrong guesses, then the right password: the count starts again (four more do not lock); a login with
+    nothing to clear leaves the account's row as it was and adds one session."""
+    await register(node)
+    for _ in range(4):
+        with pytest.raises(errors.Unauthorized):
+            await login(node, password="wrong password")
+    assert (await node.rows(users))[0].failed_logins == 4
+    await login(node)
+    assert (await node.rows(users))[0].failed_logins == 0
+    for _ in range(4):
+        with pytest.raises(errors.Unauthorized):
+            await login(node, password="wrong password")
+    await login(node)  # not locked: the count was cleared
+    before = await node.rows(users)
+    assert before[0].failed_logins == 0 and before[0].locked_until is None
+    sessions_before = len(await node.rows(sessions_table))
+    await login(node)
+    assert await node.rows(users) == before and len(await node.rows(sessions_table)) == sessions_before + 1
