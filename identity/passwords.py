@@ -13,7 +13,13 @@ against a dummy hash, so both cases cost the same time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import TypeVar
 
 import nacl.exceptions
 import nacl.pwhash.argon2id as sodium
@@ -24,6 +30,7 @@ PARAMS = {"time_cost": 5, "memory_cost": 7168, "parallelism": 1, "hash_len": 32,
 HASHER = PasswordHasher(**PARAMS)  # other Argon2 strings, and the parameters' check
 PREFIX = "$argon2id$v=19$m=7168,t=5,p=1$"  # what libsodium makes with the limits below
 _OPS, _MEM = PARAMS["time_cost"], PARAMS["memory_cost"] * 1024
+T = TypeVar("T")
 
 
 @cache
@@ -50,8 +57,26 @@ def verify_sync(stored: str, password: str) -> bool:
         return False
 
 
+def _lower_priority() -> None:
+    """A hashing thread yields to the service's event loop and database thread and to the node's other processes
+    (gateway, nats-server, points …): a flood of logins or of wrong guesses then takes the CPU that is left rather
+    than starving the rest of the node, and a login's short steps (its database round trips, the replies) do not
+    wait behind tens of milliseconds of hashing on every core. Linux applies nice per thread; elsewhere a no-op."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
+
+
+HASHING_NICE = 10
+_HASHING = ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="argon2",
+                              initializer=_lower_priority)
+
+
+async def _hashing(fn: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, fn)
+
+
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(hash_sync, password)
+    return await _hashing(lambda: hash_sync(password))
 
 
 async def verify_password(stored: str | None, password: str) -> bool:
@@ -60,7 +85,7 @@ async def verify_password(stored: str | None, password: str) -> bool:
     def check() -> bool:
         return verify_sync(stored or _dummy_hash(), password) and stored is not None
 
-    return await asyncio.to_thread(check)
+    return await _hashing(check)
 
 
 def needs_rehash(stored: str) -> bool:

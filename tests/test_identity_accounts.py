@@ -248,3 +248,17 @@ async def test_a_right_password_clears_the_failures_and_a_clean_login_writes_onl
     sessions_before = len(await node.rows(sessions_table))
     await login(node)
     assert await node.rows(users) == before and len(await node.rows(sessions_table)) == sessions_before + 1
+
+
+async def test_password_hashing_runs_below_the_event_loop_priority() -> None:
+    """Argon2id runs in threads at nice +10 (Linux): a login flood leaves the loop and the node's other processes
+    their CPU. The check still gives the right answers there."""
+    import os
+    import threading
+
+    from identity import passwords
+
+    stored = await passwords.hash_password(PW)
+    assert await passwords.verify_password(stored, PW) and not await passwords.verify_password(stored, "wrong")
+    nice = await passwords._hashing(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert nice == os.getpriority(os.PRIO_PROCESS, 0) + passwords.HASHING_NICE or nice == 19
