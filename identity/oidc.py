@@ -612,8 +612,8 @@ class OidcService:
         self.store = Store(self.sessions, self.node, self.resolver)
         self.provider = Provider(store=self.store, bridge=Bridge(asyncio.get_running_loop()), issuer=self.issuer)
         self._key: tuple[float, keys.SigningKey] | None = None
-        self._keysets: dict[tuple[str, ...], KeySet] = {}
-        self._keyset_read: tuple[float, frozenset[str], KeySet] | None = None  # (when, kids, key set)
+        self._published: tuple[frozenset[str], KeySet] | None = None  # the published keys' kids, and parsed
+        self._published_read_at = float("-inf")  # when they were last read (monotonic)
         # refreshes that arrive while a batch is being written are served together (see refresh): one batch at a
         # time on SQLite (one writer), a few at once on PostgreSQL (each mostly waits on its round trips)
         sqlite = self.sessions.kw["bind"].dialect.name == "sqlite"
@@ -690,7 +690,7 @@ class OidcService:
 
     def forget_signing_key(self) -> None:
         self._key = None
-        self._keyset_read = None
+        self._published_read_at = float("-inf")
 
     async def _load_signing_key(self) -> None:
         async with self.sessions() as s:
@@ -859,17 +859,16 @@ class OidcService:
         (an EC key's import validates its point: ~1 ms). A retired key thus verifies up to KEY_RECHECK seconds
         after its day is over, as a relying party's cached key set would; a rotation here forgets the read."""
         now = time.monotonic()
-        read = self._keyset_read
-        if read is not None and now - read[0] < KEY_RECHECK and (kid is None or kid in read[1]):
-            return read[2]
+        known = self._published
+        if known is not None and now - self._published_read_at < KEY_RECHECK and (kid is None or kid in known[0]):
+            return known[1]
         async with self.sessions() as s:
             published = await keys.published(s)
-        kids = tuple(sorted(k["kid"] for k in published))  # a kid is its key's thumbprint: same kid, same key
-        cached = self._keysets.get(kids)
-        if cached is None:
-            self._keysets = {kids: (cached := KeySet.import_key_set({"keys": published}))}
-        self._keyset_read = (now, frozenset(kids), cached)
-        return cached
+        kids = frozenset(k["kid"] for k in published)  # a kid is its key's thumbprint: same kid, same key
+        if known is None or known[0] != kids:
+            self._published = known = (kids, KeySet.import_key_set({"keys": published}))
+        self._published_read_at = now
+        return known[1]
 
     async def verify_access_token(self, token: str) -> dict[str, Any]:
         """Claims of a valid access token of this provider; raises Unauthorized otherwise."""
