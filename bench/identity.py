@@ -16,9 +16,10 @@ with C concurrent clients:
   2. code exchanges/s (POST /oauth/token, grant_type=authorization_code, PKCE S256; codes made just before);
   3. refreshes/s (POST /oauth/token, grant_type=refresh_token; every refresh token used exactly once);
   4. token verifications/s (GET /oauth/userinfo with a valid access token).
-Each figure also gives the cores each process kept busy and its CPU milliseconds per operation; the report ends
-with the refreshes per CPU-second of the identity service alone (how Keycloak counts its per-vCPU figures), beside
-the verdict, which counts every process on the machine.
+Each figure also gives the cores each process kept busy and its CPU milliseconds per operation. The report ends
+with two verdicts: per core of the whole machine (every process, this bench's clients included), and counted as
+Keycloak counts its per-vCPU figures: logins and refreshes per CPU-second of the node's serving processes
+(gateway + identity + nats-server; with PostgreSQL's beside), the load generator and the database left out.
 Everything listens on 127.0.0.1; every child process, temp dir and PostgreSQL schema is removed on exit.
 """
 
