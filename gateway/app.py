@@ -23,6 +23,7 @@ from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import GatewaySettings
+from towntip.node.natsauth import GATEWAY_INBOX_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ async def _connect(settings: GatewaySettings) -> nats.NATS:
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
+        inbox_prefix=GATEWAY_INBOX_PREFIX,  # the only inboxes the gateway's user may read (towntip/node/natsauth.py)
     )
 
 

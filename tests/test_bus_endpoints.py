@@ -54,3 +54,30 @@ async def test_requests_are_served_concurrently_with_coded_errors(nc) -> None:
             await rpc.call(nc, subject, {"n": "many"})
     finally:
         await svc.stop()
+
+
+async def test_an_answer_goes_only_to_an_inbox_and_a_request_aimed_elsewhere_is_not_served(nc) -> None:
+    """Answers are published under allow_responses, past a service's own deny list: a request whose reply subject
+    names another endpoint (or the JetStream API) would turn the answer into a message there. It is not served."""
+    eps = Endpoints()
+    served: list[int] = []
+
+    @eps.add("meet", Meet)
+    async def meet(q: Meet) -> dict[str, int]:
+        served.append(q.n)
+        return {"n": q.n}
+
+    svc = await start_service(nc, node=NODE, service="demo", version="0.0.1", endpoints=eps)
+    target = subjects.svc(NODE, "other", "admin.user.add")
+    aimed = await nc.subscribe(target)
+    try:
+        await nc.publish(subjects.svc(NODE, "demo", "meet"), b'{"n": 1}', reply=target)
+        await nc.flush()
+        with pytest.raises(asyncio.TimeoutError):
+            await aimed.next_msg(timeout=0.5)
+        assert served == []
+        assert await rpc.call(nc, subjects.svc(NODE, "demo", "meet"), Meet(n=2), timeout=5) == {"n": 2}
+        assert served == [2]  # the same endpoint answers its inbox
+    finally:
+        await aimed.unsubscribe()
+        await svc.stop()

@@ -20,8 +20,10 @@ import nats
 import nats.errors
 import psutil
 import pytest
+from nats.aio.msg import Msg
 
 from towntip.cli import main as cli_main
+from towntip.node.natsauth import GATEWAY_INBOX_PREFIX, service_inbox_prefix
 from towntip.node.natsd import NatsServer, free_port
 
 pytestmark = pytest.mark.xdist_group("whole-node")  # tests that start whole nodes (`towntip node up`) run one after another on one worker
@@ -317,6 +319,74 @@ async def test_node_up_on_existing_nats_and_postgres_credits_a_tap(nats_server: 
         await admin.close()
 
 
+class BusUser:
+    """One connection as one of a node's NATS users, with the errors the server sent it."""
+
+    def __init__(self, nc: nats.NATS, errors: list[str]) -> None:
+        self.nc, self.errors = nc, errors
+
+    @classmethod
+    async def connect(cls, url: str, **kw: Any) -> BusUser:
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc).lower())
+
+        return cls(await nats.connect(url, error_cb=on_error, max_reconnect_attempts=0, **kw), errors)
+
+    async def told(self, what: str, timeout: float = 3.0) -> bool:
+        """Whether the server reported `what` (lowercase) to this connection within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not any(what in e for e in self.errors):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+async def collect(who: BusUser, subject: str) -> list[Msg]:
+    got: list[Msg] = []
+
+    async def on_msg(msg: Msg) -> None:
+        got.append(msg)
+
+    await who.nc.subscribe(subject, cb=on_msg)
+    await settle(who.nc)
+    return got
+
+
+async def settle(nc: nats.NATS) -> None:
+    """Until the server has what `nc` sent so far. nats.py's flush() writes its PING ahead of the commands still
+    queued (a SUB just made may reach the server after the PONG came back); the second PING goes after them."""
+    await nc.flush(timeout=2)
+    await nc.flush(timeout=2)
+
+
+async def assert_cannot_read(url: str, subject: str, *, probe: str, owner: BusUser, sender: nats.NATS,
+                             **kw: Any) -> None:
+    """The subscription to `subject` of the user in `url` is refused, and `probe` (a subject under it), published
+    by `sender`, reaches its inbox's `owner` but not that user."""
+    who = await BusUser.connect(url, **kw)
+    try:
+        stolen = await collect(who, subject)
+        assert await who.told(f'permissions violation for subscription to "{subject.lower()}"'), who.errors
+        delivered = await collect(owner, probe)
+        await sender.publish(probe, b"a session token")
+        await sender.flush(timeout=2)
+        for _ in range(60):
+            if delivered:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # time enough for a copy to `who` to arrive too, had it been let through
+        assert [m.subject for m in delivered] == [probe]
+        assert stolen == [], [m.subject for m in stolen]
+    finally:
+        await who.close()
+
+
 async def test_who_may_say_what_on_the_nodes_bus(node: Node) -> None:
     """Each process and terminal has its own NATS user scoped to its subjects; a test proves each refusal."""
     await node.wait_health(200)
@@ -378,5 +448,114 @@ async def test_who_may_say_what_on_the_nodes_bus(node: Node) -> None:
         assert "permissions violation" in await refused(points, f"evt.{NODE}.identity.profile_changed")
         assert (data / "nats-terminals.json").stat().st_mode & 0o077 == 0
         assert (node.data_dir / "nats" / "nats-server.conf").stat().st_mode & 0o077 == 0
+        identity = base.replace("nats://", f"nats://svc-identity:{(data / 'nats-svc-identity').read_text().strip()}@")
+        await replies_stay_with_their_asker(operator, gateway=gateway, points=points, identity=identity,
+                                            term=term, term_prefix=answer["inbox_prefix"])
+        await jetstream_stays_intact(operator, points)
+        await a_tap_gets_its_outcome(operator, term, node.data_dir.parent)
     finally:
         await operator.close()
+
+
+async def replies_stay_with_their_asker(operator: nats.NATS, *, gateway: str, points: str, identity: str, term: str,
+                                       term_prefix: str) -> None:
+    """Each process reads only its own inboxes (its own inbox prefix), and a service publishes into an inbox only
+    the one answer to a request it received: no reading or forging of another's replies (login answers, tokens)."""
+    gw = await BusUser.connect(gateway, inbox_prefix=GATEWAY_INBOX_PREFIX)
+    pts = await BusUser.connect(points, inbox_prefix=service_inbox_prefix("points"))
+    ident = await BusUser.connect(identity, inbox_prefix=service_inbox_prefix("identity"))
+    hall = await BusUser.connect(term, inbox_prefix=term_prefix)
+    try:
+        spy = await collect(BusUser(operator, []), f"{GATEWAY_INBOX_PREFIX}.>")  # the operator sees all of them
+        # A service reads neither the gateway's inboxes, nor another service's, nor all of them; nor does the
+        # gateway read a service's, nor a terminal the gateway's.
+        gw_inbox, ident_inbox = f"{GATEWAY_INBOX_PREFIX}.>", f"{service_inbox_prefix('identity')}.>"
+        await assert_cannot_read(points, gw_inbox, probe=f"{GATEWAY_INBOX_PREFIX}.probe.1", owner=gw,
+                                 sender=operator)
+        await assert_cannot_read(points, ident_inbox, probe=f"{service_inbox_prefix('identity')}.probe.2",
+                                 owner=ident, sender=operator)
+        await assert_cannot_read(points, "_INBOX.>", probe=f"{GATEWAY_INBOX_PREFIX}.probe.3", owner=gw,
+                                 sender=operator)
+        await assert_cannot_read(gateway, ident_inbox, probe=f"{service_inbox_prefix('identity')}.probe.4",
+                                 owner=ident, sender=operator)
+        await assert_cannot_read(term, gw_inbox, probe=f"{GATEWAY_INBOX_PREFIX}.probe.5", owner=gw,
+                                 sender=operator, inbox_prefix=term_prefix)
+        spy.clear()
+
+        # The gateway asks the points service (here: its user, on a subject no real endpoint takes) and waits.
+        asked: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def on_request(msg: Msg) -> None:
+            await asked.put(msg)
+
+        await pts.nc.subscribe(f"svc.{NODE}.points.test.answer-me", cb=on_request)
+        await settle(pts.nc)
+        pending = asyncio.create_task(gw.nc.request(f"svc.{NODE}.points.test.answer-me", b"?", timeout=5))
+        request = await asyncio.wait_for(asked.get(), 5)
+        assert request.reply.startswith(f"{GATEWAY_INBOX_PREFIX}.")
+        # identity slips a forged answer into the gateway's pending request: refused, and it does not arrive.
+        await ident.nc.publish(request.reply, b"forged: you are logged in as admin")
+        await ident.nc.flush(timeout=2)
+        assert await ident.told(f'permissions violation for publish to "{request.reply.lower()}"'), ident.errors
+        # Nor into a terminal's inbox: only the points service sends terminals their taps' outcomes.
+        at_hall = await collect(hall, f"{term_prefix}.outcome")
+        await ident.nc.publish(f"{term_prefix}.outcome", b"forged outcome")
+        await ident.nc.flush(timeout=2)
+        assert await ident.told(f'permissions violation for publish to "{term_prefix.lower()}.outcome"'), ident.errors
+        # The service the request was sent to answers it, once: the gateway gets that answer and nothing else.
+        await request.respond(b"the real answer")
+        assert (await pending).data == b"the real answer"
+        await request.respond(b"a second answer")
+        await pts.nc.flush(timeout=2)
+        assert await pts.told(f'permissions violation for publish to "{request.reply.lower()}"'), pts.errors
+        # …and answers into no other inbox of the gateway's.
+        await pts.nc.publish(f"{GATEWAY_INBOX_PREFIX}.made.up", b"unasked")
+        await pts.nc.flush(timeout=2)
+        assert await pts.told(f'permissions violation for publish to "{GATEWAY_INBOX_PREFIX.lower()}.made.up"')
+        await asyncio.sleep(0.3)
+        assert [m.data for m in spy] == [b"the real answer"], [(m.subject, m.data) for m in spy]
+        assert at_hall == []
+        # The node's real services still answer the gateway (discovery: each answers once, into its inbox).
+        pong = await gw.nc.request("$SRV.PING", b"", timeout=5)
+        assert pong.subject.startswith(f"{GATEWAY_INBOX_PREFIX}.")
+        assert json.loads(pong.data)["type"] == "io.nats.micro.v1.ping_response"
+    finally:
+        for who in (gw, pts, ident, hall):
+            await who.close()
+
+
+async def jetstream_stays_intact(operator: nats.NATS, points: str) -> None:
+    """A service uses JetStream (its own streams and consumers) but may not delete or purge a stream."""
+    js = operator.jetstream()
+    stream = f"EDGE_{NODE.upper()}"
+    before = (await js.stream_info(stream)).state.messages
+    assert before >= 1
+    pts = await BusUser.connect(points, inbox_prefix=service_inbox_prefix("points"))
+    try:
+        refused_js = pts.nc.jetstream(timeout=1)
+        for attempt in (refused_js.purge_stream(stream), refused_js.delete_stream(stream)):
+            with pytest.raises(nats.errors.TimeoutError):  # the server drops the request; nobody answers
+                await attempt
+        assert await pts.told(f'permissions violation for publish to "$js.api.stream.purge.{stream.lower()}"')
+        assert await pts.told(f'permissions violation for publish to "$js.api.stream.delete.{stream.lower()}"')
+        info = await pts.nc.jetstream().stream_info(stream)  # what a service needs still works
+        assert info.state.messages == before
+    finally:
+        await pts.close()
+    assert (await js.stream_info(stream)).state.messages == before
+
+
+async def a_tap_gets_its_outcome(operator: nats.NATS, term: str, tmp: Path) -> None:
+    """An enrolled terminal's tap is credited and its outcome reaches the terminal's inbox (the points service may
+    publish into the inboxes of the enrolled terminals), after the enrolment's reload."""
+    await operator.request(f"svc.{NODE}.points.events.put",
+                           json.dumps({"code": "bus-ev", "name": "Bus event"}).encode(), timeout=5)
+    sim = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "from towntip.cli import main; import sys; sys.exit(main())", "edge", "simulate",
+         "--nats-url", term, "--node", NODE, "--event", "bus-ev", "--card", "00112233445566AA", "--volunteer",
+         "--count", "1", "--terminal", "hall-1", "--spool", str(tmp / "hall-1.sqlite3")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert sim.returncode == 0, sim.stdout + sim.stderr
+    assert sim.stdout.strip() == "1 taps: 1 credited, 0 duplicate, 0 rejected; balance 5"

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tests.test_supervisor import NODE, Node, finish, node_argv
 from towntip.kernel.telemetry import JsonLinesSpanExporter
+from towntip.node.natsauth import terminal_inbox_prefix
 from towntip.node.natsd import free_port
 
 pytestmark = pytest.mark.xdist_group("whole-node")  # tests that start whole nodes run one after another on one worker
@@ -157,7 +158,9 @@ async def test_tap_consumer_span_links_to_the_taps_span(traced_node: tuple[Node,
            "role": "participant", "tapped_at": datetime.now(UTC).isoformat()}
     nc = await nats.connect(node.operator_url(), connect_timeout=3)
     try:
-        inbox = nc.new_inbox()
+        # The points service sends outcomes only into the inboxes of enrolled terminals (towntip/node/natsauth.py).
+        await nc.request(f"svc.{NODE}.node.enroll", json.dumps({"terminal": TERMINAL}).encode(), timeout=15)
+        inbox = f"{terminal_inbox_prefix(TERMINAL)}.{secrets.token_hex(8)}"
         outcomes = await nc.subscribe(inbox)
         await nc.jetstream().publish(
             f"edge.{NODE}.{TERMINAL}.tap", json.dumps(tap).encode(), timeout=5,

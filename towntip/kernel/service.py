@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from towntip.kernel import db, migrate
 from towntip.kernel.settings import ServiceSettings
+from towntip.node.natsauth import service_inbox_prefix
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ class ServiceProcess:
         self._tasks: list[asyncio.Task] = []
 
     async def open(self, migrations: Path) -> JetStreamContext:
-        """The database, migrated to head, and the NATS connection (reconnecting for ever)."""
+        """The database, migrated to head, and the NATS connection (reconnecting for ever). Its inboxes (request
+        replies, JetStream acks and pulled messages) are `_INBOX._svc.<service>.…`: on a node's own nats-server the
+        service's user may read no other inbox (towntip/node/natsauth.py)."""
         s = self.settings
         schema = s.resolved_schema()
         self.engine: AsyncEngine = db.create_engine(s.resolved_database_url(), schema=schema)
@@ -43,7 +46,7 @@ class ServiceProcess:
         self.sessions: async_sessionmaker[AsyncSession] = db.sessionmaker(self.engine)
         self.nc = await nats.connect(
             s.nats_url, name=f"{self.node}.{self.service}", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            connect_timeout=5,
+            connect_timeout=5, inbox_prefix=service_inbox_prefix(self.service),
         )
         return self.nc.jetstream()
 

@@ -4,14 +4,29 @@ own subjects (nats-server `authorization` with per-user permissions).
 | user | may publish | may subscribe |
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
-| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters, JetStream API and acks, `$SRV`, replies to `_INBOX.>` | its endpoints `svc.<node>.<service>.>`, `$SRV`, `_INBOX.>`; points also `edge.<node>.*.heartbeat` |
-| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones, `svc.<node>.node.status`, `$SRV` | `_INBOX.>` |
+| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
+| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones, `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 
 So terminal X cannot publish as terminal Y, no service can publish another service's events, and the gateway
-cannot enrol terminals. Passwords are 256-bit random secrets in `<data-dir>/secrets/` (0600); the rendered
-config is 0600 too. Terminals are enrolled at run time (`svc.<node>.node.enroll`, operator only) and the server
-reloads its config.
+cannot enrol terminals. Nobody but the operator reads another process's replies (login answers, session tokens,
+terminal passwords) or slips a forged reply into another's pending request: each process connects with its own
+inbox prefix (`inbox_prefix`, see `service_inbox_prefix`, `GATEWAY_INBOX_PREFIX`, `terminal_inbox_prefix`) and
+may subscribe only below it, and a service publishes into an inbox only as the one answer to a request it was
+sent. The prefixes cannot collide: a terminal id is `[a-z0-9][a-z0-9-]{0,31}` and a NUID (the operator's default
+`_INBOX.<nuid>`) is alphanumeric, so neither is ever `_svc` or `_gateway`. They all stay under `_INBOX.`, which a
+node's leafnode remote never exports (towntip/node/leafnode.py).
+
+Two properties of nats-server's `allow_responses` (measured with 2.15): it forgets which replies a client still
+owes when the server reloads its config (an enrolment, below), so a request a service received before the reload
+and answers after it is refused and its caller times out once; and an answer goes to whatever reply subject the
+asker set, past the service's allow and deny lists (the server checks no publisher's reply subject), so whoever
+may ask a service (the gateway, the operator) chooses where its answer lands. Services answer with what their
+endpoints return; refusing a request whose reply subject is not under `_INBOX.` belongs in
+towntip/kernel/bus/endpoints.py.
+
+Passwords are 256-bit random secrets in `<data-dir>/secrets/` (0600); the rendered config is 0600 too.
+Terminals are enrolled at run time (`svc.<node>.node.enroll`, operator only) and the server reloads its config.
 """
 
 from __future__ import annotations
@@ -32,6 +47,24 @@ TERMINAL_PREFIX = "term-"
 # Core NATS messages of the terminals a service listens to (not through JetStream): the points service keeps
 # each terminal's latest heartbeat.
 EDGE_LISTENERS = {"points": ("heartbeat",)}
+# Services whose consumers read the terminals' messages and send each one's outcome to the terminal's inbox (the
+# message's `Towntip-Result-To`, towntip/kernel/bus/consumer.py): they may publish to every enrolled terminal's
+# inboxes, and to no other inbox except as a reply.
+EDGE_CONSUMERS = ("points",)
+
+# The gateway's inboxes; a service's are below SERVICE_INBOX_ROOT (see service_inbox_prefix).
+GATEWAY_INBOX_PREFIX = "_INBOX._gateway"
+SERVICE_INBOX_ROOT = "_INBOX._svc"
+
+# JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
+# account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see
+# docs/architecture.md, "Who may say what on the bus", for what narrowing those further would take.)
+JS_API_DENIED = (
+    "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
+    "$JS.API.STREAM.SNAPSHOT.>", "$JS.API.STREAM.RESTORE.>", "$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>",
+    "$JS.API.CONSUMER.DELETE.>", "$JS.API.CONSUMER.PAUSE.>", "$JS.API.CONSUMER.RESET.>",
+    "$JS.API.CONSUMER.LEADER.>", "$JS.API.ACCOUNT.>", "$JS.API.META.>", "$JS.API.SERVER.>",
+)
 
 
 def service_user(service: str) -> str:
@@ -40,6 +73,12 @@ def service_user(service: str) -> str:
 
 def terminal_user(terminal: str) -> str:
     return f"{TERMINAL_PREFIX}{terminal}"
+
+
+def service_inbox_prefix(service: str) -> str:
+    """A service's inboxes (its connection's inbox_prefix): `_INBOX._svc.<service>`, which no terminal's
+    `_INBOX.<terminal>` can be (a terminal id never starts with `_`)."""
+    return f"{SERVICE_INBOX_ROOT}.{service}"
 
 
 def terminal_inbox_prefix(terminal: str) -> str:
@@ -51,11 +90,15 @@ def _quote(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid nats-server config string
 
 
-def _perms(publish: list[str], subscribe: list[str], deny_publish: list[str] | None = None) -> str:
+def _perms(publish: list[str], subscribe: list[str], deny_publish: list[str] | tuple[str, ...] | None = None, *,
+           responses: bool = False) -> str:
+    """`responses`: the user may also publish to the reply subject of each message it receives, once
+    (nats-server's `allow_responses: true`: at most one message, no time limit)."""
     pub = ", ".join(_quote(s) for s in publish)
     sub = ", ".join(_quote(s) for s in subscribe)
     deny = f", deny: [{', '.join(_quote(s) for s in deny_publish)}]" if deny_publish else ""
-    return f"permissions: {{ publish: {{ allow: [{pub}]{deny} }}, subscribe: {{ allow: [{sub}] }} }}"
+    resp = ", allow_responses: true" if responses else ""
+    return f"permissions: {{ publish: {{ allow: [{pub}]{deny} }}, subscribe: {{ allow: [{sub}] }}{resp} }}"
 
 
 @dataclass
@@ -100,13 +143,18 @@ class BusUsers:
         gateway_pub = [f"svc.{n}.{s}.>" for s in self.services] + [f"svc.{n}.node.status", "$SRV.>"]
         admin = [f"svc.{n}.{s}.admin.>" for s in self.services]  # the operator's endpoints, not the gateway's
         users.append(f"{{ user: {_quote(GATEWAY)}, password: {_quote(self.passwords[GATEWAY])}, "
-                     f"{_perms(gateway_pub, ['_INBOX.>'], admin)} }}")
+                     f"{_perms(gateway_pub, [GATEWAY_INBOX_PREFIX + '.>'], admin)} }}")
+        terminals = sorted(self.terminals().items())
         for s in self.services:
-            pub = [subjects.evt_all(n, s), f"dlq.{n}.{s}.>", "$JS.API.>", "$JS.ACK.>", "$SRV.>", "_INBOX.>"]
-            sub = [f"svc.{n}.{s}.>", "$SRV.>", "_INBOX.>"] + [subjects.edge_kind(n, k) for k in EDGE_LISTENERS.get(s, ())]
+            # No `_INBOX.>`: a service answers a request through `allow_responses`, never into any inbox it likes.
+            pub = [subjects.evt_all(n, s), f"dlq.{n}.{s}.>", "$JS.API.>", "$JS.ACK.>"]
+            if s in EDGE_CONSUMERS:
+                pub += [terminal_inbox_prefix(t) + ".>" for t, _ in terminals]
+            sub = [f"svc.{n}.{s}.>", "$SRV.>", service_inbox_prefix(s) + ".>"]
+            sub += [subjects.edge_kind(n, k) for k in EDGE_LISTENERS.get(s, ())]
             users.append(f"{{ user: {_quote(service_user(s))}, password: {_quote(self.passwords[service_user(s)])}, "
-                         f"{_perms(pub, sub)} }}")
-        for terminal, password in sorted(self.terminals().items()):
+                         f"{_perms(pub, sub, JS_API_DENIED, responses=True)} }}")
+        for terminal, password in terminals:
             users.append(f"{{ user: {_quote(terminal_user(terminal))}, password: {_quote(password)}, "
                          f"{_perms([f'edge.{n}.{terminal}.>'], [terminal_inbox_prefix(terminal) + '.>'])} }}")
         body = ",\n    ".join(users)

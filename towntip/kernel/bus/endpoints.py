@@ -67,6 +67,7 @@ def _encode(result: BaseModel | dict[str, Any] | list[Any] | None) -> bytes:
     return json.dumps(result, default=str, ensure_ascii=False).encode()
 
 
+REPLY_PREFIXES = ("_INBOX.", "_R_.")  # where an answer may go: requesters' inboxes, service-import replies
 MAX_IN_FLIGHT = 64  # requests of one endpoint handled at once by one process; more wait in NATS's queue
 
 
@@ -80,6 +81,13 @@ def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Await
     running: set[asyncio.Task[None]] = set()
 
     async def dispatch(req: Request) -> None:
+        if not (req._msg.reply or "").startswith(REPLY_PREFIXES):
+            # Answers go out under nats-server's allow_responses, which publishes to whatever reply subject the
+            # asker set, past this service's own deny list: an asker could aim an answer at another service's
+            # endpoint or at the JetStream API. Only inboxes (and the remapped replies of service imports) get one;
+            # the request is not served, so it changes nothing.
+            log.warning("request on %s with reply subject %r dropped: not an inbox", subject, req._msg.reply)
+            return
         await slots.acquire()  # back-pressure: the subscription stops reading while all slots are busy
         task = asyncio.create_task(serve(req))
         running.add(task)
