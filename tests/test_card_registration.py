@@ -100,3 +100,44 @@ async def test_a_card_that_never_earned_can_be_registered(sessions: Sessions) ->
     [shown] = await record(sessions, [reg_tap(1, CARDS[2])])  # its very first touch
     mine = await enter(sessions, PERSON, shown.display)
     assert mine.balance == 0 and len(mine.cards) == 1
+
+
+async def test_a_redelivered_tap_shows_no_second_code(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+    """Through the tap consumer: the code is made in the batch's transaction, with the inbox row of the tap's key.
+    The same tap sent again after JetStream's duplicate window (shortened here) is answered duplicate from the
+    database: no second code, no second credit; the first code still binds the card."""
+    import asyncio
+    import copy
+
+    from towntip.kernel.bus.streams import ensure_node_streams
+
+    js = nc.jetstream()
+    await ensure_node_streams(js, NODE)
+    short = copy.copy((await js.stream_info(subjects.edge_stream(NODE))).config)
+    short.duplicate_window = 1.0
+    await js.update_stream(short)
+
+    async def call(endpoint: str, payload: dict) -> dict:
+        return await rpc.call(nc, subjects.svc(NODE, "points", endpoint), payload, timeout=15)
+
+    await call(contract.EP_EVENT_PUT, {"code": "ev", "name": "会場"})
+    await call(contract.EP_CARD_BIND_REQUEST, {"person": PERSON, "card_idm": CARDS[6]})
+    answers = await nc.subscribe(nc.new_inbox())
+    t = tap(1, CARDS[6]).model_copy(update={"tapped_at": datetime.now(UTC)})
+
+    async def send() -> TapOutcome:
+        ack = await js.publish(subjects.edge(NODE, "term-1", "tap"), t.model_dump_json().encode(),
+                               headers={subjects.HDR_MSG_ID: t.key, subjects.HDR_RESULT_TO: answers.subject})
+        assert not ack.duplicate
+        return TapOutcome.model_validate_json((await answers.next_msg(timeout=15)).data)
+
+    first = await send()
+    assert (first.status, first.points, first.balance) == ("credited", 1, 1) and first.display
+    await asyncio.sleep(1.5)  # past the stream's window: the stream takes the repeat, the consumer's inbox does not
+    again = await send()
+    assert (again.status, again.points, again.balance, again.display) == ("duplicate", 1, 1, "")
+    async with points_service.sessions() as s:
+        assert (await s.execute(select(func.count()).select_from(card_registration_codes))).scalar_one() == 1
+    mine = contract.PersonPoints.model_validate(await call(contract.EP_CARD_REGISTER_CODE,
+                                                           {"person": PERSON, "code": first.display[:9]}))
+    assert mine.balance == 1 and len(mine.cards) == 1 and mine.pending == []

@@ -261,7 +261,9 @@ class Terminal:
 
 async def bind(nc: nats.NATS, term: Terminal, who: Actor, card: str) -> None:
     await call(nc, pc.EP_CARD_BIND_REQUEST, {"person": who.user_id, "card_idm": card})
-    assert isinstance(await term.touch(card), pc.TapOutcome)  # the touch that proves holding the card binds it
+    shown = await term.touch(card)  # the card's touch shows a code; entered while logged in, it binds the card
+    assert isinstance(shown, pc.TapOutcome) and shown.display, shown
+    await call(nc, pc.EP_CARD_REGISTER_CODE, {"person": who.user_id, "code": shown.display[:9]})
     bound = pc.PersonPoints.model_validate(await call(nc, pc.EP_PERSON_POINTS, {"person": who.user_id}))
     assert len(bound.cards) == 1
 

@@ -36,7 +36,7 @@ from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.settings import ServiceSettings
-from towntip.node.natsauth import BusUsers, service_user
+from towntip.node.natsauth import BusUsers, service_inbox_prefix, service_user
 from towntip.node.natsd import NatsServer
 
 NODE = "testnode"
@@ -96,10 +96,11 @@ async def directory(svc: PointsService) -> dict[str, tuple[str | None, str, str]
                 for r in await s.execute(select(people))}
 
 
-async def tap(js: Any, n: int, card: str, event: str, at: datetime, role: str = "participant") -> None:
+async def tap(js: Any, n: int, card: str, event: str, at: datetime, role: str = "participant",
+              result_to: str | None = None) -> None:
     t = pc.Tap(tap_id=f"nb-tap-{n:04d}", terminal_id="term-1", card_idm=card, event=event, role=role, tapped_at=at)
-    await js.publish(subjects.edge(NODE, "term-1", "tap"), t.model_dump_json().encode(),
-                     headers={subjects.HDR_MSG_ID: t.key}, timeout=5)
+    headers = {subjects.HDR_MSG_ID: t.key} | ({subjects.HDR_RESULT_TO: result_to} if result_to else {})
+    await js.publish(subjects.edge(NODE, "term-1", "tap"), t.model_dump_json().encode(), headers=headers, timeout=5)
 
 
 async def tap_count(svc: PointsService) -> int:
@@ -149,9 +150,18 @@ async def setup_town(nc: nats.NATS, svc: PointsService) -> None:
         (CARDS[JIRO], "shigen", 3, "participant"),
         (LOOSE_CARD, "gomi", 0, "participant"), (LOOSE_CARD, "kosodate", 40, "participant"),
     ]
+    # The cards touch as usual; with a binding request waiting, a card's touch shows a code (once while it lives),
+    # which its holder enters on the portal: that binds the card and moves its points.
+    outcomes = await nc.subscribe(nc.new_inbox() + ".nb", max_msgs=len(plan))
     for n, (card, ev, days, role) in enumerate(plan):
-        await tap(js, n, card, ev, T0 + timedelta(days=days), role)
+        await tap(js, n, card, ev, T0 + timedelta(days=days), role, result_to=outcomes.subject)
     await wait_for(lambda: _eq(tap_count(svc), len(plan)), "the taps to be credited")
+    shown = [pc.TapOutcome.model_validate_json((await outcomes.next_msg(timeout=15)).data) for _ in plan]
+    codes = {int(o.tap_id.removeprefix("nb-tap-")): o.display[:9] for o in shown if o.display}
+    owner = {card: actor for actor, card in CARDS.items()}
+    assert sorted(plan[n][0] for n in codes) == sorted(CARDS.values())  # one code per requested card
+    for n, code in codes.items():
+        await call(nc, pc.EP_CARD_REGISTER_CODE, {"person": owner[plan[n][0]].user_id, "code": code})
 
     await call(nc, dc.EP_PROJECT_PUT, {"actor": who(STAFF), "code": "kosodate-npo", "title": "子育てNPO",
                                        "organisation": "NPO法人わかば", "field": "npo-13", "goal_yen": 0})
@@ -290,7 +300,9 @@ async def test_the_points_services_own_nats_user_consumes_identitys_events(
     svc = PointsService(ServiceSettings(
         service="points", node_id=NODE, nats_url=users.url(server.url, service_user("points")),
         data_dir=str(tmp_path / "var"), database_url=url, database_schema=schema or "", card_key="00" * 32))
-    ident = await nats.connect(users.url(server.url, service_user("identity")))
+    # each service user reads only its own inboxes (natsauth): it connects with their prefix, as the service does
+    ident = await nats.connect(users.url(server.url, service_user("identity")),
+                               inbox_prefix=service_inbox_prefix("identity"))
     as_points = None
     try:
         await svc.start()
@@ -302,7 +314,8 @@ async def test_the_points_services_own_nats_user_consumes_identitys_events(
         async def on_error(e: Exception) -> None:
             errs.append(e)
 
-        as_points = await nats.connect(users.url(server.url, service_user("points")), error_cb=on_error)
+        as_points = await nats.connect(users.url(server.url, service_user("points")), error_cb=on_error,
+                                       inbox_prefix=service_inbox_prefix("points"))
         with pytest.raises(Exception):  # noqa: B017 - nats.py reports the refusal as a timeout on the ack
             await announce(as_points.jetstream(), "ProfileChanged", profile(HANAKO, "南"), timeout=1)
         assert any("permissions violation" in str(e).lower() for e in errs), errs

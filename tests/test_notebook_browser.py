@@ -63,8 +63,10 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
         for handle in ("hanako", "taro"):
             await login(d, base, handle, "/settings/profile")
             await fill_and_submit(d, {"district": "大橋"})
-        # Their cards are bound and touched at the event.
+        # Their cards are bound and touched at the event: asked for online, the card's touch shows a code, entered
+        # while logged in.
         js = nc.jetstream()
+        outcomes = await nc.subscribe(nc.new_inbox(), max_msgs=3)
         for n, (handle, card) in enumerate((("hanako", "0200000000000001"), ("taro", "0200000000000002"))):
             await rpc.call(nc, subjects.svc(NODE, "points", pc.EP_CARD_BIND_REQUEST),
                            pc.CardBindRequest(person=ids[handle], card_idm=card))
@@ -72,7 +74,13 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
                 t = pc.Tap(tap_id=f"brw-tap-{n}{k}", terminal_id="term-1", card_idm=card, event="shigen",
                            role="participant", tapped_at=T0 + timedelta(days=k))
                 await js.publish(subjects.edge(NODE, "term-1", "tap"), t.model_dump_json().encode(),
-                                 headers={subjects.HDR_MSG_ID: t.key})
+                                 headers={subjects.HDR_MSG_ID: t.key, subjects.HDR_RESULT_TO: outcomes.subject})
+        shown = [pc.TapOutcome.model_validate_json((await outcomes.next_msg(timeout=20)).data) for _ in range(3)]
+        codes = {o.tap_id[len("brw-tap-")]: o.display[:9] for o in shown if o.display}
+        assert sorted(codes) == ["0", "1"], shown  # one code per card
+        for n, handle in enumerate(("hanako", "taro")):
+            await rpc.call(nc, subjects.svc(NODE, "points", pc.EP_CARD_REGISTER_CODE),
+                           pc.CardCodeIn(person=ids[handle], code=codes[str(n)]))
         deadline = time.monotonic() + 20
         while (await rpc.call(nc, subjects.svc(NODE, "points", pc.EP_EVENT_GET),
                               pc.EventQuery(code="shigen")))["taps"] < 3:

@@ -17,7 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points import service
 from services.points.app import MIGRATIONS
-from services.points.models import accounts, balances, bus, events, journal, postings, taps
+from services.points.models import (
+    accounts,
+    balances,
+    bus,
+    card_binding_requests,
+    card_bindings,
+    card_registration_codes,
+    events,
+    journal,
+    postings,
+    taps,
+)
 from towntip.kernel import db, errors, migrate
 from towntip.kernel.contracts.points import Balance, EventIn, Tap, TapOutcome
 
@@ -167,9 +178,11 @@ async def test_the_ledger_balances_after_a_batch_of_taps(sessions: Sessions) -> 
 async def test_the_card_idm_is_stored_nowhere(sessions: Sessions, database: tuple[str, str | None]) -> None:
     await define(sessions, "ev")
     given = [CARDS[0], CARDS[1].lower(), CARDS[2]]  # a terminal may send lower case; it is the same card
+    await bind_request(sessions, PERSON, CARDS[2].lower())  # a request typed online, and the code its tap shows
     results = await record(sessions, [tap(i, c, role=("volunteer" if i == 1 else "participant"))
                                       for i, c in enumerate(given)])
     assert all(credited(r).status == "credited" for r in results)
+    code = shown_code(results[2]).replace("-", "")
     await record(sessions, [tap(0, CARDS[0])], duplicate=True)  # the duplicate path reads but writes nothing
     assert (await card_balance(sessions, CARDS[1])).balance == 5
 
@@ -192,6 +205,8 @@ async def test_the_card_idm_is_stored_nowhere(sessions: Sessions, database: tupl
                     dump.append((table.name, text))
     everything = "\n".join(text for _, text in dump)
     assert "tap-000001" in everything and "TapRecorded" in everything  # the dump does hold the taps and events
+    assert {"card_binding_requests", "card_registration_codes"} <= {name for name, _ in dump}  # and these rows
+    assert code not in everything and code.lower() not in everything  # a code is kept as its hash only
     for idm in CARDS[:3]:
         for form in (idm.upper(), idm.lower()):
             where = sorted({name for name, text in dump if form in text})
@@ -319,7 +334,40 @@ async def points_of(sessions: Sessions, person: str) -> Any:
         return await service.person_points(session=s, person=person)
 
 
-async def test_a_binding_is_confirmed_by_the_cards_next_tap_and_moves_its_points(sessions: Sessions) -> None:
+async def enter_code(sessions: Sessions, person: str, code: str) -> Any:
+    """A code typed on the portal's card page, as the endpoint takes it (CardCodeIn: dashes and spaces ignored)."""
+    from towntip.kernel.contracts.points import CardCodeIn
+
+    q = CardCodeIn(person=person, code=code)
+    async with sessions() as s, s.begin():
+        return await service.register_with_code(session=s, person=q.person, code=q.code, node=NODE)
+
+
+def shown_code(outcome: service.TapResult) -> str:
+    """The code an ordinary tap of a card with a binding request waiting shows, with where to enter it."""
+    display = credited(outcome).display
+    code = display[:9]
+    assert code[4] == "-" and all(ch in service.REG_ALPHABET for ch in code.replace("-", "")), display
+    assert display == service.pending_display(code)
+    assert "マイページ" in display and "My Page" in display and len(display) < 80, display
+    return code
+
+
+async def codes_of(sessions: Sessions) -> list[tuple[Any, ...]]:
+    async with sessions() as s:
+        return sorted(tuple(r) for r in await s.execute(select(card_registration_codes)))
+
+
+async def binding_state(sessions: Sessions) -> dict[str, list[tuple[Any, ...]]]:
+    """The ledger's rows (snapshot) with the cards' bindings, requests and codes."""
+    out = await snapshot(sessions)
+    async with sessions() as s:
+        for table in (card_bindings, card_binding_requests, card_registration_codes):
+            out[table.name] = sorted(tuple(r) for r in await s.execute(select(table)))
+    return out
+
+
+async def test_a_binding_request_makes_the_cards_next_tap_show_a_code_that_binds_it(sessions: Sessions) -> None:
     await define(sessions, "ev", participant_points=1, volunteer_points=5)
     await record(sessions, [tap(1, CARDS[0]), tap(2, CARDS[0], role="volunteer")])  # 6 points on the card
     pending = await bind_request(sessions, PERSON, CARDS[0].lower())
@@ -327,16 +375,30 @@ async def test_a_binding_is_confirmed_by_the_cards_next_tap_and_moves_its_points
     mine = await points_of(sessions, PERSON)
     assert mine.balance == 0 and mine.cards == [] and [p.card_ref for p in mine.pending] == [pending.card_ref]
 
-    [outcome] = await record(sessions, [tap(3, CARDS[0])])  # the confirming tap
-    assert isinstance(outcome, TapOutcome) and outcome.balance == 7  # 6 moved + 1 for this tap
+    # The card's ordinary tap: credited to the card as any tap, nothing bound or moved; the terminal shows a code.
+    [outcome] = await record(sessions, [tap(3, CARDS[0])])
+    assert (credited(outcome).status, credited(outcome).points, credited(outcome).balance) == ("credited", 1, 7)
+    code = shown_code(outcome)
     mine = await points_of(sessions, PERSON)
+    assert mine.balance == 0 and mine.cards == [] and [p.card_ref for p in mine.pending] == [pending.card_ref]
+    assert (await card_balance(sessions, CARDS[0])) == Balance(asset=service.ASSET_POINTS, balance=7, taps=3)
+    [stored] = await codes_of(sessions)  # one code, its hash only
+    assert code.replace("-", "") not in str(stored) and stored[0] == service._code_hash(code.replace("-", ""))
+
+    # The code entered on the portal binds the card; all its points (that tap's too) move to the person.
+    mine = await enter_code(sessions, PERSON, code.lower())
     assert mine.balance == 7 and [c.card_ref for c in mine.cards] == [pending.card_ref] and mine.pending == []
     assert (await card_balance(sessions, CARDS[0])).balance == 0
     [later] = await record(sessions, [tap(4, CARDS[0], role="volunteer")])
-    assert later.balance == 12 and (await points_of(sessions, PERSON)).balance == 12
-    async with sessions() as s:  # still a zero-sum ledger
+    assert (credited(later).balance, credited(later).display) == (12, "")  # bound: no request, no code
+    assert (await points_of(sessions, PERSON)).balance == 12
+    async with sessions() as s:  # still a zero-sum ledger, and the move is one entry keyed by the tap that showed it
         total = (await s.execute(select(func.sum(postings.c.amount)))).scalar_one()
         assert total == 0
+        moves = (await s.execute(select(journal.c.idempotency_key).where(journal.c.kind == "bind"))).scalars().all()
+        assert moves == [f"bind:{tap(3, CARDS[0]).key}"]
+    with pytest.raises(errors.NotFound, match="unknown, used or expired"):  # single use
+        await enter_code(sessions, PERSON, code)
 
     # Another person cannot take the card over; the owner reports it lost; its taps no longer credit her.
     with pytest.raises(errors.Conflict):
@@ -353,17 +415,148 @@ async def test_a_binding_is_confirmed_by_the_cards_next_tap_and_moves_its_points
     assert (await points_of(sessions, PERSON)).balance == 12 and (await card_balance(sessions, CARDS[0])).balance == 1
 
 
+async def test_a_request_for_someone_elses_card_gives_the_requester_nothing(sessions: Sessions) -> None:
+    """The attack the code closes: an IDm is no secret. A (OTHER) asks online to bind B's (PERSON's) card; B's next
+    ordinary tap used to bind the card to A and hand A its points."""
+    await define(sessions, "ev", participant_points=1, volunteer_points=5)
+    victim = CARDS[2]
+    await record(sessions, [tap(1, victim, role="volunteer")])  # B's card holds 5 points
+    await bind_request(sessions, OTHER, victim)
+
+    [outcome] = await record(sessions, [tap(2, victim)])  # B touches as usual
+    assert (credited(outcome).points, credited(outcome).balance) == (1, 6)
+    code = shown_code(outcome)  # on B's terminal's screen, for B's eyes
+    attacker = await points_of(sessions, OTHER)
+    assert attacker.balance == 0 and attacker.cards == [] and len(attacker.pending) == 1
+    assert (await card_balance(sessions, victim)).balance == 6
+
+    # A has no code: a guess binds nothing and changes nothing; more taps of B's card show A nothing either.
+    before = await binding_state(sessions)
+    wrong = "ABCD-EFGH" if code != "ABCD-EFGH" else "EFGH-ABCD"
+    for who in (OTHER, PERSON):
+        with pytest.raises(errors.NotFound, match="unknown, used or expired"):
+            await enter_code(sessions, who, wrong)
+    assert await binding_state(sessions) == before
+    [again] = await record(sessions, [tap(3, victim)])
+    assert credited(again).display == "" and len(await codes_of(sessions)) == 1  # the live code is the only one
+    assert (await points_of(sessions, OTHER)).cards == [] and (await card_balance(sessions, victim)).balance == 7
+
+    # B enters the code B saw: the card is B's, with all its points; A's request is gone, A has nothing.
+    mine = await enter_code(sessions, PERSON, code)
+    assert mine.balance == 7 and len(mine.cards) == 1 and mine.pending == []
+    attacker = await points_of(sessions, OTHER)
+    assert attacker.balance == 0 and attacker.cards == [] and attacker.pending == []
+    with pytest.raises(errors.NotFound):
+        await enter_code(sessions, OTHER, code)
+    with pytest.raises(errors.Conflict):
+        await bind_request(sessions, OTHER, victim)
+    [b_tap] = await record(sessions, [tap(4, victim)])
+    assert credited(b_tap).balance == 8 and (await points_of(sessions, PERSON)).balance == 8
+
+
+async def test_a_card_shows_one_live_code_however_often_it_taps(sessions: Sessions) -> None:
+    await define(sessions, "ev", participant_points=1, volunteer_points=5)
+    card, other_card = CARDS[3], CARDS[4]
+    await bind_request(sessions, PERSON, card)
+
+    # One batch with several taps of the card (a spool re-sent after a while offline): one code, on its last tap;
+    # another card in the batch (no request) shows none.
+    batch = [tap(1, card), tap(2, other_card), tap(3, card, role="volunteer"), tap(4, card)]
+    results = await record(sessions, batch)
+    assert [credited(r).balance for r in results] == [1, 1, 6, 7]
+    assert [credited(r).display for r in results[:3]] == ["", "", ""]
+    code = shown_code(results[3])
+    [stored] = await codes_of(sessions)
+    assert stored[1] == batch[3].key  # made by that tap, once (the key is unique)
+
+    # The same taps redelivered (the inbox knew them): duplicates, no second code, nothing changed.
+    before = await binding_state(sessions)
+    again = await record(sessions, batch, duplicate=True)
+    assert [(credited(r).status, credited(r).points, credited(r).display) for r in again] == [
+        ("duplicate", 1, ""), ("duplicate", 1, ""), ("duplicate", 5, ""), ("duplicate", 1, "")]
+    assert await binding_state(sessions) == before
+    # Delivered as new (the inbox did not say): the ledger's unique keys refuse the batch, which rolls back whole.
+    with pytest.raises(IntegrityError):
+        await record(sessions, [batch[3]])
+    assert await binding_state(sessions) == before
+
+    # A later batch while the code lives: no new code.
+    [later] = await record(sessions, [tap(5, card)])
+    assert credited(later).display == "" and len(await codes_of(sessions)) == 1
+    # The code expired, the request still waits: the next tap shows a new one (the old one stays dead).
+    async with sessions() as s, s.begin():
+        await s.execute(card_registration_codes.update().values(expires_at=T0))
+    [fresh] = await record(sessions, [tap(6, card)])
+    new_code = shown_code(fresh)
+    assert new_code != code and len(await codes_of(sessions)) == 2
+    with pytest.raises(errors.NotFound):
+        await enter_code(sessions, PERSON, code)
+    mine = await enter_code(sessions, PERSON, new_code)
+    assert mine.balance == 9 and len(mine.cards) == 1  # 1 + 5 + 1 + 1 + 1
+    assert (await card_balance(sessions, other_card)).balance == 1  # the other card is untouched
+
+
 async def test_an_expired_binding_request_binds_nothing(sessions: Sessions) -> None:
     await define(sessions, "ev")
     await bind_request(sessions, PERSON, CARDS[1])
     async with sessions() as s, s.begin():
-        from services.points.models import card_binding_requests
-
         await s.execute(card_binding_requests.update().values(expires_at=T0))
-    await record(sessions, [tap(1, CARDS[1])])
+    [outcome] = await record(sessions, [tap(1, CARDS[1])])
+    assert credited(outcome).display == ""  # no code: the request has expired
+    assert await codes_of(sessions) == []
     mine = await points_of(sessions, PERSON)
     assert mine.balance == 0 and mine.cards == [] and mine.pending == []
     assert (await card_balance(sessions, CARDS[1])).balance == 1
+
+
+async def test_two_batches_with_one_pending_card_make_one_code(sessions: Sessions, database: tuple[str, str | None]
+                                                               ) -> None:
+    """On PostgreSQL two tap batches run at once (consumer concurrency > 1, or two processes): the request's row
+    lock makes the second wait for the first, then see its code. (SQLite has one writer: nothing to show there.)"""
+    if database[1] is None:
+        pytest.skip("SQLite has one writer")
+    import asyncio
+
+    await define(sessions, "ev")
+    await bind_request(sessions, PERSON, CARDS[5])
+    first_session = sessions()
+    async with first_session as s1:
+        await s1.begin()
+        [first] = await service.record_taps(session=s1, items=[service.TapToApply(tap(1, CARDS[5]), False)],
+                                            card_key=KEY, node=NODE)
+        code = shown_code(first)
+        second = asyncio.create_task(record(sessions, [tap(2, CARDS[5], terminal="term-2")]))
+        await asyncio.sleep(0.5)
+        assert not second.done()  # waiting for the request's lock
+        await s1.commit()
+    [other] = await asyncio.wait_for(second, 30)
+    assert credited(other).display == "" and len(await codes_of(sessions)) == 1
+    assert (await card_balance(sessions, CARDS[5])).balance == 2
+    assert len((await enter_code(sessions, PERSON, code)).cards) == 1
+
+
+async def test_a_tap_waiting_on_a_code_being_entered_credits_the_new_owner(
+        sessions: Sessions, database: tuple[str, str | None]) -> None:
+    """On PostgreSQL: the code is being entered (its transaction has removed the request and moved the points) while
+    a batch with the card's tap runs; the batch waits for the request's lock, then credits the person, not the card
+    (which would leave the point behind on an account nobody reads)."""
+    if database[1] is None:
+        pytest.skip("SQLite has one writer")
+    import asyncio
+
+    await define(sessions, "ev")
+    await bind_request(sessions, PERSON, CARDS[6])
+    code = shown_code((await record(sessions, [tap(1, CARDS[6])]))[0])
+    async with sessions() as s1:
+        await s1.begin()
+        await service.register_with_code(session=s1, person=PERSON, code=code.replace("-", ""), node=NODE)
+        second = asyncio.create_task(record(sessions, [tap(2, CARDS[6])]))
+        await asyncio.sleep(0.5)
+        assert not second.done()  # waiting for the request's lock
+        await s1.commit()
+    [later] = await asyncio.wait_for(second, 30)
+    assert (credited(later).balance, credited(later).display) == (2, "")
+    assert (await points_of(sessions, PERSON)).balance == 2 and (await card_balance(sessions, CARDS[6])).balance == 0
 
 
 async def test_a_tap_is_stored_at_its_instant_whatever_its_offset(sessions: Sessions) -> None:

@@ -205,10 +205,10 @@ def card_ref(card_account: str) -> str:
     return card_account.removeprefix("card:")[:8]
 
 
-async def _routes(session: AsyncSession, cards: Sequence[str], now: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """({card: person it credits}, {card: person, for cards this tap binds}), in one query."""
+async def _routes(session: AsyncSession, cards: Sequence[str], now: Any) -> tuple[dict[str, str], set[str]]:
+    """({card: person it credits}, {cards bound to nobody with a binding request waiting}), in one query."""
     if not cards:
-        return {}, {}
+        return {}, set()
     b, r = card_bindings, card_binding_requests
     rows = await session.execute(
         select(b.c.card_account, b.c.person_account, literal("bound").label("state"))
@@ -220,13 +220,15 @@ async def _routes(session: AsyncSession, cards: Sequence[str], now: Any) -> tupl
     )
     found = list(rows)
     routes = {row.card_account: row.person_account for row in found if row.state == "bound"}
-    newly = {row.card_account: row.person_account for row in found
-             if row.state == "pending" and row.card_account not in routes}
-    return {**routes, **newly}, newly
+    pending = {row.card_account for row in found if row.state == "pending" and row.card_account not in routes}
+    return routes, pending
 
 
 async def request_binding(*, session: AsyncSession, card_key: bytes, person: str, idm: str) -> CardBindPending:
-    """A person asks to bind a card; the card's next tap at any terminal within BIND_WINDOW confirms it."""
+    """A person asks to bind a card. Typing an IDm proves nothing (anyone with a reader can read one), so the request
+    binds nothing by itself: while it waits (BIND_WINDOW), the card's ordinary taps at any terminal show a one-time
+    code with the card's outcome (_pending_codes), and whoever then enters that code while logged in
+    (register_with_code) gets the card: the person who saw the screen when the card touched it, its holder."""
     card = card_account_id(card_key, idm)
     mine = person_account_id(person)
     bound = (await session.execute(select(card_bindings.c.person_account)
@@ -293,17 +295,69 @@ async def _registration_touch(session: AsyncSession, tap: Tap, card_key: bytes) 
     if bound is not None:
         return errors.Conflict("this card is already registered: report it lost on My Page first "
                                "/ このカードは登録済みです")
-    code = "".join(secrets.choice(REG_ALPHABET) for _ in range(REG_LENGTH))
-    now = utcnow()
-    await session.execute(card_registration_codes.insert().values(
-        code_hash=_code_hash(code), tap_key=tap.key, card_account=card, created_at=now, expires_at=now + REG_WINDOW))
+    code = await _new_code(session, tap_key=tap.key, card=card, now=utcnow())
     balance = (await balances_of(session, [card])).get(card, 0)
-    return TapOutcome(tap_id=tap.tap_id, status="credited", points=0, balance=balance,
-                      display=f"{code[:4]}-{code[4:]}")
+    return TapOutcome(tap_id=tap.tap_id, status="credited", points=0, balance=balance, display=code)
+
+
+async def _new_code(session: AsyncSession, *, tap_key: str, card: str, now: Any) -> str:
+    """A one-time code for the card, made by the tap `tap_key` (unique: one tap makes one code at most); only its
+    hash is kept. Returns it as the terminal shows it (XXXX-XXXX)."""
+    code = "".join(secrets.choice(REG_ALPHABET) for _ in range(REG_LENGTH))
+    await session.execute(card_registration_codes.insert().values(
+        code_hash=_code_hash(code), tap_key=tap_key, card_account=card, created_at=now, expires_at=now + REG_WINDOW))
+    return f"{code[:4]}-{code[4:]}"
+
+
+def pending_display(code: str) -> str:
+    """What an ordinary tap of a card with a binding request waiting shows besides its points (the terminal appends
+    it to both of its lines, edge/feedback/messages.py): the code, and where to enter it. Short: a small screen."""
+    return f"{code}（登録申請中：マイページで入力 / registration pending: enter on My Page）"
+
+
+async def _pending_codes(session: AsyncSession, cards: set[str], accepted: Sequence[tuple[int, Tap, int, str]],
+                         now: Any) -> tuple[dict[int, str], dict[str, str]]:
+    """({index of a tap in the batch: what it displays}, {card: person}), for taps of cards with a binding request
+    waiting (`cards`); the second part names those of them bound while this batch waited for their request's lock.
+
+    The tap itself credits the card as any tap does (no binding, no transfer); a code shown with its outcome, entered
+    on the portal (register_with_code), binds the card to whoever enters it: the person at the terminal when the
+    card touched it. A card gets a new code only while it has no live (unused, unexpired) one, and then from its last
+    tap in the batch: one live code per card at a time, however often it touches (a spool re-sent after a day
+    offline makes one); a person who missed it touches a terminal in registration mode, which always makes one.
+    The request rows are locked first (PostgreSQL; SQLite has one writer): two batches with taps of one card wait
+    for each other, and the second sees the first's code. Everything is in the batch's transaction, with its inbox
+    rows: a redelivered tap is a duplicate and reaches none of this."""
+    if not cards:
+        return {}, {}
+    r, c = card_binding_requests, card_registration_codes
+    waiting = set((await session.execute(select(r.c.card_account).where(
+        db.among(session, r.c.card_account, sorted(cards)), r.c.expires_at > now,
+    ).order_by(r.c.card_account).with_for_update())).scalars())
+    bound: dict[str, str] = {}
+    if cards - waiting:  # a code entered meanwhile bound the card (bind_card removes the request first)
+        rows = await session.execute(select(card_bindings.c.card_account, card_bindings.c.person_account).where(
+            db.among(session, card_bindings.c.card_account, sorted(cards - waiting))))
+        bound = {row.card_account: row.person_account for row in rows}
+    if not waiting:
+        return {}, bound
+    live = set((await session.execute(select(c.c.card_account).where(
+        db.among(session, c.c.card_account, list(waiting)), c.c.used_at.is_(None), c.c.expires_at > now,
+    ))).scalars())
+    last: dict[str, tuple[int, Tap]] = {}
+    for i, tap, _pts, card in accepted:
+        if card in waiting and card not in live:
+            last[card] = (i, tap)
+    shown = {i: pending_display(await _new_code(session, tap_key=tap.key, card=card, now=now))
+             for card, (i, tap) in sorted(last.items())}
+    return shown, bound
 
 
 async def register_with_code(*, session: AsyncSession, person: str, code: str, node: str) -> PersonPoints:
-    """Bind the card whose registration touch showed `code` to the person; its points move to them."""
+    """Bind the card whose touch showed `code` to the person; its points move to them. The touch was one in
+    registration mode, or an ordinary tap while a binding request waited (_pending_codes): either way whoever enters
+    the code saw the terminal's screen when the card touched it, whoever asked online (the request names nobody
+    who may bind)."""
     now = utcnow()
     r = card_registration_codes
     row = (await session.execute(select(r).where(r.c.code_hash == _code_hash(code)).with_for_update())).first()
@@ -325,7 +379,9 @@ async def register_with_code(*, session: AsyncSession, person: str, code: str, n
 async def bind_card(session: AsyncSession, *, card: str, person: str, method: str, node: str, now: Any,
                     key: str) -> None:
     """The card's balances (every asset) move to the person in one journal entry (idempotency key `key`, from the
-    action that bound it); its later taps credit them."""
+    action that bound it); its later taps credit them. Its binding request goes first: a tap batch locks the
+    request before the card's balance (_pending_codes), so both take them in that order."""
+    await session.execute(delete(card_binding_requests).where(card_binding_requests.c.card_account == card))
     held = (await session.execute(select(balances.c.asset, balances.c.balance).where(
         balances.c.account_id == card, balances.c.balance > 0).order_by(balances.c.asset))).all()
     legs = tuple(leg for h in held for leg in (ledger.Leg(card, h.asset, -h.balance), ledger.Leg(person, h.asset, h.balance)))
@@ -340,7 +396,6 @@ async def bind_card(session: AsyncSession, *, card: str, person: str, method: st
             id=account, kind=kind, may_go_negative=False, created_at=now).on_conflict_do_nothing(index_elements=["id"]))
     await session.execute(card_bindings.insert().values(card_account=card, person_account=person, bound_at=now,
                                                         method=method))
-    await session.execute(delete(card_binding_requests).where(card_binding_requests.c.card_account == card))
 
 
 @dataclass
@@ -403,25 +458,13 @@ async def record_taps(
         card_ids = sorted({a for *_, a in accepted})  # one lock order for concurrent batches
         journal_rows, posting_rows, tap_rows, envelopes = [], [], [], []
         # Where a card's points go: the person it is bound to, else the card's own account. A card with a binding
-        # request waiting is bound by this very tap (the tap is the proof that the requester holds the card).
-        routes, newly_bound = await _routes(session, card_ids, now)
+        # request waiting stays unbound: its tap credits the card and shows a code (typing an IDm proves nothing;
+        # the code entered on the portal binds the card to the person who saw it when the card touched).
+        routes, pending = await _routes(session, card_ids, now)
+        displays, bound_meanwhile = await _pending_codes(session, pending, accepted, now)
+        routes.update(bound_meanwhile)
         people = sorted({p for p in routes.values()})
         deltas = dict.fromkeys(card_ids + people, 0)
-        for card, person in newly_bound.items():
-            moved = (await balances_of(session, [card])).get(card, 0)
-            jid = new_id()
-            journal_rows.append({"id": jid, "idempotency_key": f"bind:{card}:{now.isoformat()}", "kind": "bind",
-                                 "payload_hash": hashlib.sha256(f"{card}>{person}".encode()).hexdigest(),
-                                 "created_at": now, "reverses": None, "actor": person, "memo": "card bound"})
-            if moved:
-                posting_rows.append({"journal_id": jid, "account_id": card, "asset": ASSET_POINTS, "amount": -moved})
-                posting_rows.append({"journal_id": jid, "account_id": person, "asset": ASSET_POINTS, "amount": moved})
-                # Taken off the card by its own UPDATE: a negative delta in the upsert below would be checked
-                # as a negative row before the conflict turns it into an update (SQLite's CHECK does that).
-                await session.execute(update(balances).where(
-                    balances.c.account_id == card, balances.c.asset == ASSET_POINTS,
-                ).values(balance=balances.c.balance - moved))
-                deltas[person] += moved
         credited: list[tuple[int, Tap, int, str]] = []
         for i, tap, pts, card in accepted:
             account = routes.get(card, card)
@@ -449,7 +492,7 @@ async def record_taps(
                 Envelope(type="TapRecorded", node=node, service=SERVICE, time=now, data=recorded.model_dump(mode="json"))
             )
         # Everything in one write (one round trip on PostgreSQL): accounts for cards and people not seen before
-        # (the issuance account comes with the schema, migration 0002), new bindings, the journal, its postings,
+        # (the issuance account comes with the schema, migration 0002), the journal, its postings,
         # the taps, the running balances (the issuance account keeps none, see system_balance; the CHECK refuses a
         # card or person below 0), and the events. The balances come back as they are after this batch.
         balance_upsert = db.Rows(
@@ -464,21 +507,17 @@ async def record_taps(
         new_accounts += [{"id": p, "kind": "person", "may_go_negative": False, "created_at": now} for p in people]
         after = await db.write_rows(session, [
             db.Rows(accounts, new_accounts, conflict=lambda ins: ins.on_conflict_do_nothing(index_elements=["id"])),
-            db.Rows(card_bindings, [{"card_account": c, "person_account": p, "bound_at": now, "method": "tap"}
-                                    for c, p in sorted(newly_bound.items())]),
             db.Rows(journal, journal_rows),
             db.Rows(postings, posting_rows),
             db.Rows(taps, tap_rows),
             balance_upsert,
             outbox_rows(bus, envelopes),
         ])
-        if newly_bound:
-            await session.execute(delete(card_binding_requests).where(
-                db.among(session, card_binding_requests.c.card_account, list(newly_bound))))
         # Each tap's outcome carries the credited balance just after it: walk back from the balance after the batch.
         running = {r.account_id: r.balance for r in after}
         for i, tap, pts, account in reversed(credited):
-            results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts, balance=running[account])
+            results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts, balance=running[account],
+                                    display=displays.get(i, ""))
             running[account] -= pts
 
     dups = [(i, it.tap) for i, it in enumerate(items) if it.duplicate and results[i] is None]
@@ -494,7 +533,7 @@ async def record_taps(
             db.among(session, card_registration_codes.c.tap_key, [t.key for _, t in dups])))).scalars())
         for i, tap in dups:
             row = stored.get(tap.key)
-            if tap.key in shown:  # a registration touch heard twice: its code was shown once, and stays valid
+            if row is None and tap.key in shown:  # a registration touch heard twice: its code was shown once
                 results[i] = TapOutcome(tap_id=tap.tap_id, status="duplicate", points=0, balance=0)
             elif row is None:
                 results[i] = errors.Unprocessable("repeat of a tap that was refused")
