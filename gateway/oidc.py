@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from gateway.portal import pages
 from gateway.portal.session import clear_session, session_token
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
@@ -22,9 +23,26 @@ from towntip.kernel.contracts import identity as c
 router = APIRouter(include_in_schema=False)
 FORWARDED_HEADERS = ("authorization", "content-type")
 MAX_FORM_BYTES = 16 * 1024
+LOGOUT_CONFIRMED = "x-towntip-logout-confirmed"  # the person said yes on the logout question (identity/oidc.py)
 
 
 async def _relay(request: Request, endpoint: c.OidcEndpoint) -> Response:
+    answer = await _ask(request, endpoint)
+    if isinstance(answer, Response):
+        return answer
+    if answer.login_required:
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(back, safe='')}", status_code=303)
+    response = _response(answer)
+    if answer.clear_session:
+        clear_session(response, request)
+    return response
+
+
+async def _ask(request: Request, endpoint: c.OidcEndpoint, own_headers: dict[str, str] | None = None
+               ) -> c.OidcResponse | Response:
+    """The provider's answer to this request, or the response to send when it could not be asked. `own_headers`:
+    what this gateway itself tells the provider (a client's headers other than FORWARDED_HEADERS never pass)."""
     settings = request.app.state.settings
     nc = request.app.state.nc
     if nc is None or not nc.is_connected:
@@ -39,23 +57,17 @@ async def _relay(request: Request, endpoint: c.OidcEndpoint) -> Response:
     url = settings.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     oidc_request = c.OidcRequest(
         endpoint=endpoint, method=request.method, url=url,  # type: ignore[arg-type]
-        headers={k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS},
+        headers={**{k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS},
+                 **(own_headers or {})},
         form=form, session_token=session_token(request),
     )
     try:
-        answer = c.OidcResponse.model_validate(await rpc.call(
+        return c.OidcResponse.model_validate(await rpc.call(
             nc, subjects.svc(settings.node_id, c.SERVICE, c.EP_OIDC), oidc_request, timeout=settings.request_timeout))
     except Exception as exc:  # noqa: BLE001 - the provider is down or refused the relayed request itself
         status = getattr(exc, "code", 503)
         return JSONResponse({"error": "temporarily_unavailable" if status >= 500 else "invalid_request",
                              "error_description": str(exc)}, status_code=status if status >= 400 else 503)
-    if answer.login_required:
-        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(back, safe='')}", status_code=303)
-    response = _response(answer)
-    if answer.clear_session:
-        clear_session(response, request)
-    return response
 
 
 def _response(answer: c.OidcResponse) -> Response:
@@ -114,7 +126,24 @@ async def userinfo(request: Request) -> Response:
 
 @router.api_route("/oauth/logout", methods=["GET", "POST"])
 async def end_session(request: Request) -> Response:
-    response = await _relay(request, "end_session")
+    """RP-initiated logout. Without an id_token_hint of the person logged in here the provider asks first: this
+    gateway shows the question (pages.logout_question), and only its form, posted back here with the portal's
+    CSRF token (and `confirm`), ends the session; that form without a valid token is refused and changes nothing."""
+    confirmed = False
+    if request.method == "POST" and int(request.headers.get("content-length") or 0) <= MAX_FORM_BYTES \
+            and "confirm" in await request.form():
+        refused = await pages.logout_answer_refused(request)
+        if refused is not None:
+            return refused
+        confirmed = True
+    answer = await _ask(request, "end_session", {LOGOUT_CONFIRMED: "1"} if confirmed else None)
+    if isinstance(answer, Response):
+        return answer
+    if answer.status == 200 and isinstance(answer.body, dict) and answer.body.get("confirm_logout"):
+        return await pages.logout_question(request)
+    response = _response(answer)
+    if answer.clear_session:
+        clear_session(response, request)
     if response.status_code == 200 and "location" not in response.headers:
         logged_out = RedirectResponse("/?logged_out=1", status_code=303)
         clear_session(logged_out, request)

@@ -62,6 +62,9 @@ SCOPES = ("openid", "profile", "email", c.REGIONS_SCOPE)
 # for by any other client, the request is refused with invalid_scope instead of the scope being dropped quietly.
 GRANTED_ONLY = frozenset({c.REGIONS_SCOPE})
 T = TypeVar("T")
+# Set by the gateway alone, once the person answered yes on its logout question (a form with the portal's CSRF
+# token): a client's own headers never reach the provider (the gateway forwards Authorization and Content-Type).
+LOGOUT_CONFIRMED = "x-towntip-logout-confirmed"
 Executor = AsyncSession | AsyncConnection  # what the store's *_in methods run their statements on
 
 _signing: contextvars.ContextVar[keys.SigningKey] = contextvars.ContextVar("signing_key")
@@ -902,7 +905,14 @@ class OidcService:
                               body=dict(self.provider.user_claims(user, claims.get("scope", ""))))
 
     async def end_session(self, r: c.OidcRequest) -> c.OidcResponse:
-        """RP-initiated logout 1.0: ends this node's session; back to the client only to a registered URI."""
+        """RP-initiated logout 1.0: ends this node's session; back to the client only to a registered URI.
+
+        The person is asked first unless the request carries an id_token_hint of the person logged in here (§2:
+        the OP MUST ask when no hint was given or the hint does not belong to the current session): the answer
+        `{"confirm_logout": true}` has the gateway show its question, whose CSRF-checked form comes back with the
+        LOGOUT_CONFIRMED header; until then nothing is ended and no cookie cleared (an `<img src>` on any page
+        cannot log anyone out). A hint that does not verify, or a logout URI not registered for the client, is
+        refused as before, without a redirect (§3, §4). With no live session there is nothing to ask about."""
         params = {**dict(parse_qsl(urlsplit(r.url).query)), **(r.form if r.method == "POST" else {})}
         hint, target, state = params.get("id_token_hint"), params.get("post_logout_redirect_uri"), params.get("state")
         client_id = params.get("client_id")
@@ -926,14 +936,18 @@ class OidcService:
                 return _error(400, "invalid_request", "post_logout_redirect_uri is not registered for the client")
             redirect = target + ("&" if urlsplit(target).query else "?") + urlencode({"state": state}) if state \
                 else target
+        confirmed = any(k.lower() == LOGOUT_CONFIRMED and v == "1" for k, v in r.headers.items())
         if r.session_token:
             async with self.sessions() as s, s.begin():
                 try:
                     sess = await current_session(s, node=self.node, token=r.session_token)
-                    if sub is None or sess.user.id == sub:
-                        await logout(s, token=r.session_token)
                 except errors.Unauthorized:
-                    pass
+                    sess = None
+                if sess is not None and not confirmed and (sub is None or sess.user.id != sub):
+                    return c.OidcResponse(status=200, headers={"Cache-Control": "no-store"},
+                                          body={"confirm_logout": True})
+                if sess is not None:
+                    await logout(s, token=r.session_token)
         if redirect:
             return c.OidcResponse(status=302, headers={"Location": redirect}, clear_session=True)
         return c.OidcResponse(status=200, body={"logged_out": True}, clear_session=True)

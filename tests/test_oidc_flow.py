@@ -306,3 +306,117 @@ async def test_expired_and_foreign_tokens_are_refused(env, tmp_path):
             assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], r.text
         ok = await browser.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
         assert ok.status_code == 200 and ok.json()["sub"] == claims["sub"]
+
+
+async def id_token_for(env: Env, browser: httpx.AsyncClient, rp: AsyncOAuth2Client) -> str:
+    meta = await metadata(env)
+    r, verifier, _ = await authorize(env, browser, rp)
+    token = await rp.fetch_token(meta["token_endpoint"], authorization_response=r.headers["location"],
+                                 code_verifier=verifier)
+    return token["id_token"]
+
+
+async def logged_in(browser: httpx.AsyncClient) -> bool:
+    r = await browser.get("/settings/profile")
+    assert r.status_code in (200, 303), r.status_code
+    return r.status_code == 200
+
+
+def question_fields(page: httpx.Response) -> dict[str, str]:
+    form = re.search(r'<form method="post" action="/oauth/logout">(.*?)</form>', page.text, re.S)
+    assert form, page.text[-1500:]
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', form.group(1)))
+
+
+async def test_logout_without_a_hint_of_the_person_asks_first(env):
+    """RP-Initiated Logout 1.0 §2: without an id_token_hint of the person logged in here, the OP asks; only the
+    answer (a POST with the portal's CSRF token) ends the session. Refusals end nothing and clear no cookie."""
+    await env.admin(c.EP_USER_ADD, c.UserAddIn(handle="taro", display_name="鈴木 太郎", email="taro@example.jp",
+                                               password=PW))
+    async with env.browser() as browser, env.browser() as taro, env.rp() as rp:
+        await portal_login(taro, login="taro")
+        taro_hint = await id_token_for(env, taro, rp)
+        await portal_login(browser)
+        hint = await id_token_for(env, browser, rp)
+
+        # A plain GET (what an <img src> on any page sends): the question, nothing ended, no cookie touched.
+        q = await browser.get("/oauth/logout")
+        assert q.status_code == 200 and "ログアウトしますか" in q.text and "山田 花子" in q.text
+        assert q.headers["x-frame-options"] == "DENY" and "tt_session" not in q.headers.get("set-cookie", "")
+        assert await logged_in(browser)
+        assert "Log out?" in (await browser.get("/oauth/logout", params={"lang": "en"})).text
+        assert "ログアウトしますか" in (await browser.get("/oauth/logout", params={"lang": "ja"})).text
+        # The header the gateway sets after the answer cannot come from the client; a POST like an RP's: asked too.
+        r = await browser.get("/oauth/logout", headers={"X-TownTip-Logout-Confirmed": "1"})
+        assert r.status_code == 200 and "ログアウトしますか" in r.text and await logged_in(browser)
+        r = await browser.post("/oauth/logout", data={"state": "s"})
+        assert r.status_code == 200 and "ログアウトしますか" in r.text and await logged_in(browser)
+
+        # A hint that is an ID token of this provider, but of another person: asked too (it is not her session).
+        r = await browser.get("/oauth/logout", params={"id_token_hint": taro_hint})
+        assert r.status_code == 200 and question_fields(r)["id_token_hint"] == taro_hint
+        assert await logged_in(browser) and await logged_in(taro)
+
+        # Refusals the specification prescribes stay refusals, before any question: no redirect, nothing ended.
+        head, body, sig = hint.split(".")
+        tampered = f"{head}.{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}.{sig}"
+        for params in ({"id_token_hint": tampered}, {"id_token_hint": "not-a-jwt"},
+                       {"client_id": env.client_id, "post_logout_redirect_uri": "https://evil.example/"},
+                       {"id_token_hint": hint, "client_id": "someone-else"}):
+            r = await browser.get("/oauth/logout", params=params)
+            assert r.status_code == 400 and "location" not in r.headers, (params, r.text)
+            assert r.json()["error"] == "invalid_request"
+        assert await logged_in(browser)
+
+        # The question carries the request's parameters to its answer.
+        q = await browser.get("/oauth/logout", params={"client_id": env.client_id,
+                                                       "post_logout_redirect_uri": RP_LOGOUT, "state": "s2"})
+        fields = question_fields(q)
+        assert {k: v for k, v in fields.items() if k != "csrf"} == {
+            "client_id": env.client_id, "post_logout_redirect_uri": RP_LOGOUT, "state": "s2"}
+
+        # The answer without its CSRF token, with a forged one, or sent from another site: refused, nothing ended.
+        answer = {**fields, "confirm": "yes"}
+        for data, headers in (({k: v for k, v in answer.items() if k != "csrf"}, {}),
+                              ({**answer, "csrf": "0" * 64}, {}),
+                              (answer, {"Origin": "https://evil.example"})):
+            r = await browser.post("/oauth/logout", data=data, headers=headers)
+            assert r.status_code == 403 and "別のサイトから送られました" in r.text, r.text[-800:]
+            assert "location" not in r.headers and "tt_session" not in r.headers.get("set-cookie", "")
+            assert await logged_in(browser)
+
+        # The answer: logged out, and back to the client's registered URI with its state.
+        r = await browser.post("/oauth/logout", data=answer)
+        assert r.status_code == 302 and r.headers["location"] == f"{RP_LOGOUT}?state=s2", r.text
+        assert not await logged_in(browser) and await logged_in(taro)
+
+        # Another person's hint, answered yes: this session ends (§2: "the OP MUST log out the End-User").
+        r = await taro.get("/oauth/logout", params={"id_token_hint": hint})
+        assert r.status_code == 200 and await logged_in(taro)
+        r = await taro.post("/oauth/logout", data={**question_fields(r), "confirm": "yes"})
+        assert r.status_code == 303 and r.headers["location"] == "/?logged_out=1" and not await logged_in(taro)
+
+        # Nobody logged in: nothing to ask about.
+        r = await browser.get("/oauth/logout")
+        assert r.status_code == 303 and r.headers["location"] == "/?logged_out=1"
+
+
+async def test_logout_with_an_expired_hint_of_the_person_needs_no_question(env):
+    """§4: the OP SHOULD accept an ID token as hint even when its exp has passed (it names the person)."""
+    import time as _time
+
+    from identity import keys
+
+    async with env.browser() as browser, env.rp() as rp:
+        await portal_login(browser)
+        hint = await id_token_for(env, browser, rp)
+        claims = jwt.decode(hint, KeySet.import_key_set((await browser.get("/oauth/jwks")).json())).claims
+        async with env.identity.sessions() as s:
+            own = await keys.active_key(s)
+        now = int(_time.time())
+        expired = jwt.encode({"alg": "RS256", "kid": own.kid}, {**claims, "iat": now - 7200, "exp": now - 3600},
+                             own.key, ["RS256"])
+        r = await browser.get("/oauth/logout", params={"id_token_hint": expired,
+                                                       "post_logout_redirect_uri": RP_LOGOUT})
+        assert r.status_code == 302 and r.headers["location"] == RP_LOGOUT
+        assert not await logged_in(browser)

@@ -159,9 +159,11 @@ async def test_wrong_password_shows_the_reason_in_japanese(portal, phone_browser
     assert page["url"] == "/login" and "パスワードが違います" in page["text"]
 
 
-async def test_bind_a_card_by_touching_a_terminal_then_report_it_lost(portal, phone_browser, nats_server) -> None:  # noqa: F811
+async def test_bind_a_card_online_with_the_code_its_touch_shows_then_report_it_lost(portal, phone_browser,  # noqa: F811
+                                                                                   nats_server) -> None:
     base, _ = portal
     d = phone_browser
+    import json
     from datetime import UTC, datetime
 
     import nats as nats_client
@@ -177,32 +179,39 @@ async def test_bind_a_card_by_touching_a_terminal_then_report_it_lost(portal, ph
             handle="taro", email="taro@example.jp", password="correct horse battery"), timeout=15)
         await rpc.call(nc, subjects.svc(NODE, pc.SERVICE, pc.EP_EVENT_PUT), pc.EventIn(code="walk", name="散歩"))
         js = nc.jetstream()
+        outcomes: asyncio.Queue[dict] = asyncio.Queue()
 
-        async def touch(n: int) -> None:
+        async def on_outcome(msg) -> None:  # noqa: ANN001
+            await outcomes.put(json.loads(msg.data))
+        await nc.subscribe("_INBOX.hall-1.>", cb=on_outcome)
+
+        async def touch(n: int) -> dict:
             t = pc.Tap(tap_id=f"browser-{n:04d}", terminal_id="hall-1", card_idm="0123456789ABCDEF", event="walk",
                        tapped_at=datetime.now(UTC))
             await js.publish(subjects.edge(NODE, "hall-1", "tap"), t.model_dump_json().encode(),
-                             headers={subjects.HDR_MSG_ID: t.key})
+                             headers={subjects.HDR_MSG_ID: t.key, subjects.HDR_RESULT_TO: "_INBOX.hall-1.out"})
+            return await asyncio.wait_for(outcomes.get(), 15)
 
-        await touch(1)  # a point on the card before it is bound
+        assert (await touch(1))["display"] == ""  # a point on the card before it is bound; no request, no code
         await open_page(d, base + "/login?next=/settings/cards")
         page = await fill_and_submit(d, {"login": "taro", "password": "correct horse battery"})
         assert page["url"] == "/settings/cards" and "まだカードを登録していません" in page["text"], page["text"]
         page = await fill_and_submit(d, {"card_idm": "0123456789abcdef"}, button="form[action$=bind] button")
-        assert "端末へのタッチ待ち" in page["text"] and page["overflow"] <= 0, page["text"]
+        assert "端末にタッチしてコードを入力してください" in page["text"] and page["overflow"] <= 0, page["text"]
+        assert "8文字の登録コードが表示されます" in page["text"], page["text"]
 
-        await touch(2)  # the confirming touch: the card's point moves over, this touch adds one
+        # The card's touch credits the card as usual and shows a code; nothing is bound yet.
+        shown = await touch(2)
+        assert (shown["points"], shown["balance"]) == (1, 2) and "マイページ" in shown["display"], shown
+        page = await open_page(d, base + "/settings/cards")
+        assert "紛失を届け出る" not in page["text"] and "タッチしてコードを入力" in page["text"], page["text"]
+        assert await run(lambda: d.find_element(By.ID, "balance").text) == "0"
 
-        async def bound() -> dict:
-            return await open_page(d, base + "/settings/cards")
-
-        for _ in range(100):
-            page = await bound()
-            if "紛失を届け出る" in page["text"]:
-                break
-            await asyncio.sleep(0.1)
-        balance = await run(lambda: d.find_element(By.ID, "balance").text)
-        assert balance == "2" and "端末へのタッチ待ち" not in page["text"], page["text"]
+        # The code entered on the same page binds the card: its two points move over.
+        page = await fill_and_submit(d, {"code": shown["display"][:9].lower()}, button="form[action$=code] button")
+        assert "カードを登録しました" in page["text"] and "紛失を届け出る" in page["text"], page["text"]
+        assert await run(lambda: d.find_element(By.ID, "balance").text) == "2"
+        assert "タッチしてコードを入力" not in page["text"] and page["overflow"] <= 0, page["text"]
         me = await open_page(d, base + "/me")
         assert "2" in await run(lambda: d.find_element(By.ID, "my-points").text)
 

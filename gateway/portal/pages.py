@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
 from gateway.portal import session as ps
-from gateway.portal.i18n import t
+from gateway.portal.i18n import add_words, t
 from towntip.kernel import categories, errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
@@ -272,6 +272,37 @@ async def logout(request: Request) -> Response:
     return response
 
 
+# ---- the provider's logout question (RP-initiated logout without a hint of the person: gateway/oidc.py) -------
+
+add_words({
+    "logout_question": ("ログアウトしますか？", "Log out?"),
+    "logout_explain": ("この地域のポータルからログアウトします。ほかのサイトから開かれた可能性があるため、確認しています。",
+                       "This logs you out of this region's portal. We ask because another site may have sent you here."),
+    "logout_yes": ("ログアウトする", "Log out"),
+    "logout_no": ("ログインしたままにする", "Stay logged in"),
+    "logged_in_as": ("ログイン中", "Logged in as"),
+})
+LOGOUT_FIELDS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")  # carried to the answer
+
+
+async def logout_question(request: Request) -> HTMLResponse:
+    """"Log out?" (OpenID Connect RP-Initiated Logout 1.0 §2): the answer is this form posted back to
+    /oauth/logout with the portal's CSRF token, which no other site's page can send (and no frame: DENY)."""
+    asked = {**request.query_params, **(await request.form() if request.method == "POST" else {})}
+    fields = {k: v for k in LOGOUT_FIELDS if isinstance(v := asked.get(k), str) and v}
+    return render(request, "logout.html", user=await _user_or_none(request), fields=fields)
+
+
+async def logout_answer_refused(request: Request) -> HTMLResponse | None:
+    """None if the question's form came back with its CSRF token, else the refusal (403: nothing is ended)."""
+    submitted = (await request.form()).get("csrf")
+    if ps.csrf_ok(request, submitted if isinstance(submitted, str) else None):
+        return None
+    lang = ps.lang(request)
+    return message(request, heading=t("error", lang), paragraphs=[t("csrf", lang)], status=403,
+                   user=await _user_or_none(request), link=("/", t("home", lang)))
+
+
 @router.get("/register", response_class=HTMLResponse)
 async def register_page(request: Request) -> Response:
     return render(request, "register.html")
@@ -352,6 +383,24 @@ async def _cards_page(request: Request, user: c.User, *, status: int = 200, **ct
     return render(request, "cards.html", status=status, user=user, points=points, **ctx)
 
 
+# Binding a card online: typing its IDm proves nothing (anyone with a reader can read one), so the request only
+# makes the card's next touches at a terminal show a code, entered below by whoever holds the card.
+add_words({
+    "bind_code_help": ("登録を申し込んだら、15分以内にいずれかの会場端末へカードをいつも通りタッチしてください。"
+                       "端末に8文字の登録コードが表示されます。このページの「コードで登録」に入力すると登録が完了し、"
+                       "カードに貯まっていたポイントがアカウントに移ります。",
+                       "After asking, touch the card as usual on any event terminal within 15 minutes. The terminal "
+                       "shows an 8-character code: enter it on this page under \"Register with the code\" to complete "
+                       "the binding, and the card's points move to your account."),
+    "pending_code": ("登録申請中：端末にタッチしてコードを入力してください",
+                     "Requested: touch a terminal, then enter the code it shows"),
+    "card_code_where": ("カードをタッチすると、端末に8文字の登録コードが表示されます（「カード登録」モードの端末、"
+                        "または下で登録を申し込んだあとの会場端末）。10分以内に入力してください。",
+                        "Touching your card shows an 8-character code on a terminal in card registration mode, or on "
+                        "any event terminal after you ask below. Enter it within 10 minutes."),
+})
+
+
 @router.get("/settings/cards", response_class=HTMLResponse)
 async def cards_page(request: Request) -> Response:
     user = await current_user(request)
@@ -375,7 +424,7 @@ async def bind_card(request: Request) -> Response:
     except errors.ServiceError as exc:
         return await _cards_page(request, user, status=error_status(exc),
                                  error=_reason(exc, lang))
-    return await _cards_page(request, user, notice=t("bind_help", lang))
+    return await _cards_page(request, user, notice=t("bind_code_help", lang))
 
 
 CODE_ATTEMPTS = (10, 600.0)  # registration codes tried per person per 10 minutes (a code has 40 bits and lives 10 min)
@@ -383,7 +432,8 @@ CODE_ATTEMPTS = (10, 600.0)  # registration codes tried per person per 10 minute
 
 @router.post("/settings/cards/code")
 async def card_code(request: Request) -> Response:
-    """The one-time code a terminal in registration mode showed: binds that card to the logged-in person."""
+    """The one-time code a terminal showed (a touch in registration mode, or any touch of a card whose binding was
+    asked for online): binds that card to the logged-in person."""
     lang = ps.lang(request)
     got = await signed_in_form(request)
     if isinstance(got, Response):
@@ -397,7 +447,7 @@ async def card_code(request: Request) -> Response:
     try:
         await _points(request, pc.EP_CARD_REGISTER_CODE, pc.CardCodeIn(person=user.id, code=str(form.get("code", ""))))
     except ValidationError:
-        return await _cards_page(request, user, status=400, error=t("card_code_help", lang))
+        return await _cards_page(request, user, status=400, error=t("card_code_where", lang))
     except errors.ServiceError as exc:
         return await _cards_page(request, user, status=error_status(exc),
                                  error=_reason(exc, lang))
