@@ -137,12 +137,13 @@ card_bindings = Table(
     Column("card_account", String(100), ForeignKey("accounts.id"), primary_key=True),
     Column("person_account", String(100), ForeignKey("accounts.id"), nullable=False),
     Column("bound_at", DateTime(timezone=True), nullable=False),
-    Column("method", String(16), nullable=False),  # "tap": confirmed by a tap at a terminal
+    Column("method", String(16), nullable=False),  # "code": a code shown at a terminal, entered on the portal ("tap": by a tap, before that was closed)
     Index("ix_card_bindings_person", "person_account"),
 )
 
-# A person asked online to bind a card; the card's next tap at any terminal, before expiry, confirms it
-# (an IDm is not a secret: typing it proves nothing, holding the card at a terminal does).
+# A person asked online to bind a card; while the request waits, the card's ordinary taps show a one-time code,
+# which binds it once entered on the portal (an IDm is not a secret: typing it proves nothing, seeing the terminal's
+# screen when the card touches does).
 card_binding_requests = Table(
     "card_binding_requests",
     metadata,
