@@ -116,7 +116,7 @@ class FederatedLogins:
         if r.status_code != 200:
             raise errors.Unauthorized(f"the home node refused the code: {_oauth_error(r)}")
         tokens = r.json()
-        claims = self._check_id_token(tokens.get("id_token", ""), trusted.jwks, pending)
+        claims = self._check_id_token(tokens.get("id_token", ""), trusted.provider_jwks, pending)
         async with self.sessions() as session, session.begin():
             user_row = await self._link(session, claims, node=trusted.node, issuer=pending.issuer)
             sess = await new_session(session, node=self.node, row=user_row, client_ip=data.client_ip,
@@ -129,6 +129,10 @@ class FederatedLogins:
         return c.FederatedSession(session=sess, return_to=pending.return_to)
 
     def _check_id_token(self, token: str, jwks: dict[str, Any], pending: Any) -> dict[str, Any]:
+        """`jwks`: the home node's provider keys from its verified configuration (never its federation key)."""
+        if not jwks.get("keys"):
+            raise errors.Unauthorized("the home node's federation configuration publishes no provider keys "
+                                      "(metadata.openid_provider.jwks; an older version: it must upgrade)")
         try:
             decoded = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256"])
         except (JoseError, ValueError) as exc:

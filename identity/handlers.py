@@ -160,8 +160,17 @@ def build_endpoints(
             kid = await keys.rotate(s)
             published = [k["kid"] for k in await keys.published(s)]
             new = await keys.current_key(s)
+            federation = await keys.federation_key(s)  # unchanged (made here if this node had none yet)
         oidc.forget_signing_key()
-        return c.KeyRotated(kid=kid, published=published, access_token_kid=new.at_kid if new else None)
+        return c.KeyRotated(kid=kid, published=published, access_token_kid=new.at_kid if new else None,
+                            federation_kid=federation.kid)
+
+    @eps.add(c.EP_FEDERATION_KEY_ROTATE)
+    async def federation_key_rotate(_: None) -> c.FederationKeyRotated:
+        async with tx() as s:
+            old = await keys.current_federation_key(s)
+            kid = await keys.rotate_federation(s)
+        return c.FederationKeyRotated(kid=kid, entity_id=oidc.issuer, retired=[old.kid] if old else [])
 
     # ---- OpenID Connect, for the gateway ----
 

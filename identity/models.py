@@ -149,17 +149,22 @@ oauth_refresh_tokens = Table(
     Index("ix_oauth_refresh_tokens_code", "code_hash"),
 )
 
-# The provider's signing keys (RSA, RS256). The newest active key signs; retired keys stay in the JWKS until the
-# tokens they signed have expired, then are dropped.
+# The node's signing keys (identity/keys.py), by purpose. Provider keys (RSA for RS256, EC for ES256): the newest
+# active key of each kind signs; retired keys stay in the JWKS until the tokens they signed have expired. Federation
+# key (RSA): signs the node's entity configuration; the trust anchor pins it.
 signing_keys = Table(
     "signing_keys",
     metadata,
-    Column("kid", String(64), primary_key=True),
+    Column("kid", String(64), nullable=False),  # RFC 7638 thumbprint
     Column("alg", String(10), nullable=False),
     Column("private_pem", Text, nullable=False),
     Column("public_jwk", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("retired_at", TS, nullable=True),
+    # provider: ID tokens, access tokens, person queries (the JWKS); federation: the entity configuration (what the
+    # trust anchor pins). Migration 0005; a node's first federation key may be its provider key of then (same kid).
+    Column("purpose", String(16), nullable=False, default="provider", server_default="provider"),
+    PrimaryKeyConstraint("kid", "purpose"),
 )
 
 # ---- My Page across regions (migration 0004) -------------------------------------------------------------------

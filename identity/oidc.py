@@ -652,11 +652,16 @@ class OidcService:
         if r.endpoint == "discovery":
             return c.OidcResponse(status=200, headers={"Content-Type": "application/json"}, body=self.metadata())
         if r.endpoint == "federation":
+            # signed by the federation key (the one the anchor pins), which alone is its `jwks`; the provider's
+            # keys ride inside, in metadata.openid_provider.jwks: a provider key rotation needs no re-pin
             async with self.sessions() as s, s.begin():
-                key = await keys.active_key(s)
+                await keys.active_key(s)  # a new node's first request: make the provider keys too
+                federation = await keys.federation_key(s)
                 published = await keys.published(s)
-            statement = entity_configuration(entity_id=self.issuer, node=self.node, key=key.key, kid=key.kid,
-                                             jwks=published, provider=self.metadata(), anchor=self.anchor or None)
+            statement = entity_configuration(entity_id=self.issuer, node=self.node, key=federation.key,
+                                             kid=federation.kid, jwks=[federation.public_jwk()],
+                                             provider=self.metadata(), provider_jwks=published,
+                                             anchor=self.anchor or None)
             return c.OidcResponse(status=200, headers={"Content-Type": "application/entity-statement+jwt"},
                                   body=statement)
         if r.endpoint == "jwks":

@@ -2,9 +2,10 @@
 
 - At a person's **home node**: where they take part is recorded (`presence`) whenever this node's provider issues
   a code for them to a member node's client; `plan` gives the gateway one signed query per such node that is still
-  trusted (a JWT of type `towntip-person-query+jwt`, signed with this node's federation keys, for that node only,
-  60 s, single use), for the person themself (their session) or a member node acting for them (an access token
-  with the scope `regions`).
+  trusted (a JWT of type `towntip-person-query+jwt`, signed with this node's provider RS256 key — published in its
+  entity configuration's `metadata.openid_provider.jwks`, under the federation key the anchor pinned — for that
+  node only, 60 s, single use), for the person themself (their session) or a member node acting for them (an
+  access token with the scope `regions`).
 - At **any node**: `verify` checks a query another node sent about one of its people, through the federation's
   trust chain, and maps the person to their user id here.
 - At a node where a person of another node logged in: the home node's tokens (scope `regions`) are kept with the
@@ -244,7 +245,8 @@ class Regions:
         except TrustError as exc:
             raise errors.Forbidden(f"the asking node is not trusted: {exc}") from None
         try:
-            decoded = jwt.decode(data.token, KeySet.import_key_set(asker.jwks), algorithms=[keys.ALG])
+            # its provider keys (what plan() signs with), not its federation key
+            decoded = jwt.decode(data.token, KeySet.import_key_set(asker.provider_jwks), algorithms=[keys.ALG])
         except (JoseError, ValueError) as exc:
             raise errors.Unauthorized(f"the query does not verify with the asking node's vouched keys: "
                                       f"{exc.__class__.__name__}") from None

@@ -122,7 +122,7 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
                 # other regions; tests of that bound set it back (node.app.state.settings.regions_wait)
                 regions_wait=SLOW_MACHINE))
             await node.start_gateway()
-            anchor.add(base, town)
+            await anchor.enrol(base, town)  # pins the node's federation key: its gateway answers by now
             nodes[town] = node
         nc = await nats.connect(nodes[TOWNS[0]].nats.url)
         try:

@@ -4,6 +4,7 @@ failures (bad input exit 2 with nothing sent, service errors and an unreachable 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from identity.accounts import digest
 from identity.app import IdentityService
+from identity.federation import jwk_thumbprint
 from identity.models import oauth_clients
 from tests.test_cli_edge import cli, run_cli
 from towntip.kernel import errors
@@ -353,6 +355,42 @@ async def test_keys_rotate_keeps_the_retired_key_published(service, nats_server,
     assert [k["kid"] for k in jwks["body"]["keys"]] == published
 
 
+async def entity_configuration(nc: nats.NATS) -> tuple[str, list[str], list[str]]:
+    """(the kid that signs this node's entity configuration, its jwks' kids, its provider's kids in the metadata)"""
+    token = (await call(nc, c.EP_OIDC, c.OidcRequest(endpoint="federation", method="GET",
+                                                     url="https://tsuru.example.jp/.well-known/openid-federation")))
+    header, claims = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+                      for p in token["body"].split(".")[:2])
+    for k in claims["jwks"]["keys"]:
+        assert jwk_thumbprint(k) == k["kid"]
+    return header["kid"], [k["kid"] for k in claims["jwks"]["keys"]], \
+        [k["kid"] for k in claims["metadata"]["openid_provider"]["jwks"]["keys"]]
+
+
+async def test_keys_rotate_leaves_the_federation_key_and_rotate_federation_changes_it_only(
+        service, nats_server, nc, capsys) -> None:  # noqa: ANN001
+    signer, federation, provider = await entity_configuration(nc)
+    assert federation == [signer] and signer not in provider  # the federation key signs; it is no provider key
+
+    # `keys rotate`: the provider's keys change, the federation key (what the anchor pinned) does not
+    assert await identity(nats_server, "keys", "rotate") == 0
+    out, err = capsys.readouterr()
+    kid = out.splitlines()[0].removeprefix("kid: ")
+    assert f"the federation key {signer} is unchanged" in err
+    after = await entity_configuration(nc)
+    assert after[:2] == (signer, [signer]) and kid in after[2] and set(provider) <= set(after[2])
+
+    # `keys rotate-federation`: a new federation key, the thumbprint and the anchor's command printed
+    assert await identity(nats_server, "keys", "rotate-federation") == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"federation key thumbprint: {out.split()[3]}", f"retired: {signer}"]
+    new = out.split()[3]
+    assert new != signer
+    assert (f"towntip federation anchor rekey --data-dir <the anchor's> --entity-id https://tsuru.example.jp "
+            f"--expect-thumbprint {new}") in err
+    assert await entity_configuration(nc) == (new, [new], after[2])  # the provider's keys as they were
+
+
 # ---- no bus, no service ----------------------------------------------------------------------------------------
 
 
@@ -362,7 +400,7 @@ async def test_unreachable_nats_exits_1_quickly(capsys, monkeypatch) -> None:  #
     url = f"nats://127.0.0.1:{free_port()}"
     stdin(monkeypatch, PW + "\n")
     for argv in (add_user("hanako", "hanako@example.jp"), ["user", "list"], ["keys", "rotate"],
-                 ["client", "remove", "--client-id", "portal"]):
+                 ["keys", "rotate-federation"], ["client", "remove", "--client-id", "portal"]):
         started = time.monotonic()
         code = await cli("identity", *argv, "--nats-url", url, "--node", NODE)
         elapsed = time.monotonic() - started
@@ -375,7 +413,8 @@ async def test_unreachable_nats_exits_1_quickly(capsys, monkeypatch) -> None:  #
 async def test_no_identity_service_exits_1(nats_server, capsys, monkeypatch) -> None:  # noqa: ANN001
     stdin(monkeypatch, PW + "\n")
     for argv, endpoint in ((add_user("hanako", "hanako@example.jp"), c.EP_USER_ADD), (["user", "list"], c.EP_USER_LIST),
-                           (["keys", "rotate"], c.EP_KEY_ROTATE)):
+                           (["keys", "rotate"], c.EP_KEY_ROTATE),
+                           (["keys", "rotate-federation"], c.EP_FEDERATION_KEY_ROTATE)):
         code = await identity(nats_server, *argv)
         out, err = capsys.readouterr()
         assert code == 1

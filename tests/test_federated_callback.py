@@ -97,6 +97,10 @@ class Fed:
         async with self.home.identity.sessions() as s, s.begin():
             return await keys.active_key(s)
 
+    async def federation_key(self) -> keys.FederationKey:
+        async with self.home.identity.sessions() as s, s.begin():
+            return await keys.federation_key(s)
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fed]:
@@ -184,6 +188,19 @@ def signed_by_home(fed: Fed, **changes: Any) -> Callable[[str], Awaitable[str]]:
         assert header["kid"] == own.kid
         claims = {k: v for k, v in {**claims, **changes}.items() if v is not None}
         return jwt.encode(header, claims, own.key, ["RS256"])
+
+    return rewrite
+
+
+def signed_by_federation_key(fed: Fed, *, kid: str) -> Callable[[str], Awaitable[str]]:
+    """A's own ID token, claims unchanged, signed with A's federation key (the one the anchor pinned: it signs A's
+    entity configuration, never ID tokens) under its own kid or under the provider key's kid."""
+    async def rewrite(token: str) -> str:
+        header, claims = claims_of(token)
+        federation, provider = await fed.federation_key(), await fed.signing_key()
+        assert federation.kid != provider.kid  # a node of this version: two keys
+        return jwt.encode({**header, "kid": federation.kid if kid == "federation" else provider.kid}, claims,
+                          federation.key, ["RS256"])
 
     return rewrite
 
@@ -278,6 +295,11 @@ BAD_TOKENS: dict[str, tuple[Any, int, str]] = {
     "signature": (lambda fed: _tampered, 401, "does not verify with the home node's vouched keys"),
     "foreign key": (lambda fed: _foreign, 401, "does not verify with the home node's vouched keys"),
     "alg none": (lambda fed: _unsigned, 401, "does not verify with the home node's vouched keys"),
+    # A's federation key is vouched for by the anchor, but for A's configuration only: not a provider key
+    "A's federation key": (lambda fed: signed_by_federation_key(fed, kid="federation"), 401,
+                           "does not verify with the home node's vouched keys"),
+    "A's federation key, provider kid": (lambda fed: signed_by_federation_key(fed, kid="provider"), 401,
+                                         "does not verify with the home node's vouched keys"),
     "no token": (lambda fed: (lambda token: ""), 401, "does not verify with the home node's vouched keys"),
     "wrong nonce": (lambda fed: signed_by_home(fed, nonce="not-this-login"), 401, "nonce does not match"),
     "no nonce": (lambda fed: signed_by_home(fed, nonce=None), 401, "nonce does not match"),

@@ -18,8 +18,17 @@ import httpx
 import nats
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc.jwk import RSAKey
 
-from identity.federation import TrustAnchor, TrustError, TrustResolver
+from identity.federation import (
+    WELL_KNOWN,
+    TrustAnchor,
+    TrustError,
+    TrustResolver,
+    jwk_thumbprint,
+    sign_statement,
+    unverified_claims,
+)
 from tests.federation_nodes import PW, Browser, Node, federation_of, wait_for
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
@@ -134,6 +143,148 @@ async def test_a_chain_that_does_not_hold_is_refused(federation) -> None:
         await wrong_keys.resolve(home.base)
     for r in (resolver, tampered, wrong_keys):
         await r.client.aclose()
+
+
+async def test_the_anchor_vouches_for_the_key_it_pinned_not_for_whoever_answers(federation) -> None:
+    anchor, nodes, _hub = federation
+    home, b = nodes["tsurugashima"], nodes["suginami"]
+    resolver = TrustResolver.from_files(anchor.entity_id, str(anchor.jwks_path), cache_seconds=0)
+    pinned = anchor.thumbprints(home.base)
+    genuine = (await resolver.client.get(home.base + WELL_KNOWN)).text
+    header = genuine.split(".")[0]
+    assert pinned == [json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]]  # the signer
+
+    # The anchor answers from what it pinned, without asking the member: with home's site down, the statement comes.
+    await home.stop_gateway()
+    try:
+        r = await resolver.client.get(anchor.entity_id + "/federation/fetch", params={"sub": home.base})
+        assert r.status_code == 200
+        assert [jwk_thumbprint(k) for k in unverified_claims(r.text)["jwks"]["keys"]] == pinned
+    finally:
+        await home.start_gateway()
+
+    # An impostor at home's URL (a hijacked name, a proxy, plain http): home's ids and metadata, its own key and
+    # token endpoint, self-signed. The anchor's statement still carries the pinned key: refused.
+    evil = RSAKey.generate_key(2048)
+    claims = unverified_claims(genuine)
+    claims["jwks"] = {"keys": [{**evil.as_dict(private=False), "kid": evil.thumbprint(), "use": "sig",
+                                "alg": "RS256"}]}
+    claims["metadata"]["openid_provider"]["token_endpoint"] = "https://evil.example/token"
+    forged = sign_statement(evil, evil.thumbprint(), claims)
+
+    class Impostor(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if str(request.url) == home.base + WELL_KNOWN:
+                return httpx.Response(200, text=forged)
+            return await self.inner.handle_async_request(request)
+
+    hijacked = TrustResolver(anchor.entity_id, resolver.anchor_jwks, 0, httpx.AsyncClient(transport=Impostor()))
+    with pytest.raises(TrustError, match="signature"):
+        await hijacked.resolve(home.base)
+    with pytest.raises(TrustError, match="no trusted node"):
+        await hijacked.by_node("tsurugashima")  # a login or query for name@tsurugashima: nobody to trust
+
+    # Home changes its federation key (`towntip identity keys rotate-federation`): its configuration is now signed
+    # with a key the anchor never pinned, so B refuses it (a login through it is refused) until the anchor's
+    # operator pins the new key.
+    nc = await nats.connect(home.nats.url)
+    try:
+        rotated = await rpc.call(nc, subjects.svc("tsurugashima", c.SERVICE, c.EP_FEDERATION_KEY_ROTATE), None,
+                                 timeout=15)
+    finally:
+        await nc.close()
+    assert rotated["retired"] == pinned and rotated["kid"] != pinned[0] and rotated["entity_id"] == home.base
+    with pytest.raises(TrustError, match="signature"):
+        await resolver.resolve(home.base)
+    browser = Browser()
+    r = await browser.form(f"{b.base}/login", "/login/federated", {"target": "hanako@tsurugashima"})
+    assert r.status_code == 403 and "tsurugashima" in r.text, browser.hops
+    assert not any(home.base in h for h in browser.hops)
+
+    with pytest.raises(TrustError, match="thumbprint"):  # the old thumbprint is not the key home signs with now
+        await anchor.enrol(home.base, "tsurugashima", expect=pinned)
+    assert anchor.thumbprints(home.base) == pinned
+    await anchor.enrol(home.base, "tsurugashima", expect=[rotated["kid"]])  # the thumbprint the rotation printed
+    assert anchor.thumbprints(home.base) == [rotated["kid"]]
+    r = await browser.form(f"{b.base}/login", "/login/federated", {"target": "hanako@tsurugashima"})
+    assert r.url.host == urlsplit(home.base).hostname and r.url.path == "/login", browser.hops
+    r = await browser.form(str(r.url), "/login", {"login": "hanako", "password": PW})
+    assert r.status_code == 200 and str(r.url) == f"{b.base}/me", browser.hops
+    for x in (resolver, hijacked):
+        await x.client.aclose()
+    await browser.aclose()
+
+
+def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    header, payload, _sig = token.split(".")
+    return tuple(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in (header, payload))  # type: ignore[return-value]
+
+
+async def test_a_provider_key_rotation_needs_no_re_pin(federation) -> None:
+    """The entity configuration is signed by the federation key, which alone is its jwks; the provider's keys ride
+    inside (metadata.openid_provider.jwks). `towntip identity keys rotate` changes those only: the anchor's pin
+    holds, and an ID token signed by the new provider key verifies at B at once."""
+    anchor, nodes, _hub = federation
+    home, b = nodes["tsurugashima"], nodes["suginami"]
+    resolver = TrustResolver.from_files(anchor.entity_id, str(anchor.jwks_path), cache_seconds=0)
+    pinned = anchor.thumbprints(home.base)
+
+    async def configuration() -> tuple[dict[str, Any], dict[str, Any]]:
+        return jwt_parts((await resolver.client.get(home.base + WELL_KNOWN)).text)
+
+    async def provider_kids() -> list[str]:
+        return [k["kid"] for k in (await resolver.client.get(f"{home.base}/oauth/jwks")).json()["keys"]]
+
+    header, claims = await configuration()
+    assert header["kid"] == pinned[0] and [k["kid"] for k in claims["jwks"]["keys"]] == pinned  # only that key
+    assert [jwk_thumbprint(k) for k in claims["jwks"]["keys"]] == pinned
+    op = claims["metadata"]["openid_provider"]
+    before = await provider_kids()
+    assert [k["kid"] for k in op["jwks"]["keys"]] == before and "jwks_uri" not in op
+    assert pinned[0] not in before  # the federation key is no provider key
+    trusted = await resolver.resolve(home.base)
+    assert trusted.federation_jwks == claims["jwks"] and trusted.provider_jwks == op["jwks"]
+
+    # B's code exchanges with home, seen from B: the kid of each ID token home issued
+    seen: list[str] = []
+    client = b.identity.http
+    real = client.post
+
+    async def post(url: Any, *args: Any, **kw: Any) -> httpx.Response:
+        r = await real(url, *args, **kw)
+        if str(url) == f"{home.base}/oauth/token" and r.status_code == 200:
+            seen.append(jwt_parts(r.json()["id_token"])[0]["kid"])
+        return r
+
+    client.post = post  # type: ignore[method-assign]
+    try:
+        nc = await nats.connect(home.nats.url)
+        try:
+            rotated = await rpc.call(nc, subjects.svc("tsurugashima", c.SERVICE, c.EP_KEY_ROTATE), None, timeout=15)
+        finally:
+            await nc.close()
+        assert rotated["federation_kid"] == pinned[0] and rotated["kid"] not in before
+        assert anchor.thumbprints(home.base) == pinned  # nobody re-pinned
+
+        header, claims = await configuration()
+        assert header["kid"] == pinned[0] and [k["kid"] for k in claims["jwks"]["keys"]] == pinned
+        now = [k["kid"] for k in claims["metadata"]["openid_provider"]["jwks"]["keys"]]
+        assert now == await provider_kids() and rotated["kid"] in now and set(before) <= set(now)  # old ones: a day
+        assert rotated["kid"] in [k["kid"] for k in (await resolver.resolve(home.base)).provider_jwks["keys"]]
+
+        browser = Browser()
+        r = await browser.form(f"{b.base}/login", "/login/federated", {"target": "hanako@tsurugashima"})
+        assert r.url.host == urlsplit(home.base).hostname and r.url.path == "/login", browser.hops
+        r = await browser.form(str(r.url), "/login", {"login": "hanako", "password": PW})
+        assert r.status_code == 200 and str(r.url) == f"{b.base}/me", (browser.hops, r.text[-800:])
+        assert seen == [rotated["kid"]]  # signed by the new provider key, verified at B with no re-pin
+        await browser.aclose()
+    finally:
+        client.post = real  # type: ignore[method-assign]
+        await resolver.client.aclose()
 
 
 async def linked_row(node: Node, handle: str) -> Any:

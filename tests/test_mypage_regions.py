@@ -236,10 +236,12 @@ async def test_my_page_at_home_and_at_another_node_shows_every_region(nodes) -> 
 # ---- refusals --------------------------------------------------------------------------------------------------
 
 
-async def signed(signer: Node, *, typ: str = ic.PERSON_QUERY_TYP, **claims: Any) -> str:
-    """A query signed with `signer`'s own federation key (what its identity service would sign)."""
+async def signed(signer: Node, *, typ: str = ic.PERSON_QUERY_TYP, federation_key: bool = False,
+                 **claims: Any) -> str:
+    """A query signed with `signer`'s own provider RS256 key (what its identity service signs), or with its
+    federation key (which signs its entity configuration only)."""
     async with signer.identity.sessions() as s, s.begin():
-        key = await keys.active_key(s)
+        key = await keys.federation_key(s) if federation_key else await keys.active_key(s)
     now = int(time.time())
     body = {"iss": signer.base, "sub": HANAKO, "iat": now, "exp": now + 60, "jti": new_secret(), **claims}
     return jwt.encode({"alg": keys.ALG, "kid": key.kid, "typ": typ}, body, key.key, [keys.ALG])
@@ -298,6 +300,7 @@ async def test_queries_and_tokens_are_refused_unless_they_hold_and_nothing_chang
     await refused(await signed(b, aud=cn.base), 403, "only the person's home node")  # B asks about A's person
     good = await signed(a, aud=cn.base)
     await refused(tampered(good, sub=f"taro@{A}"), 401, "does not verify")
+    await refused(await signed(a, aud=cn.base, federation_key=True), 401, "does not verify")  # no provider key
     await refused(await signed(a, aud=cn.base, iat=now - 120, exp=now - 60), 401, "expired")
     await refused(await signed(a, aud=b.base), 403, "meant for another node")
     await refused(await signed(a, aud=cn.base, exp=now + 3600), 400, "60 s at most")

@@ -101,7 +101,7 @@ async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[st
             servers.append(await serve(create_app(GatewaySettings(
                 node_id=town, nats_url=ns.url, services="identity", data_dir=str(tmp_path / town / "gw"),
                 public_url=base, request_timeout=15)), host, port))
-            anchor.add(base, town)
+            await anchor.enrol(base, town)  # pins the node's federation key: its gateway answers by now
             projects = ProjectsService(ServiceSettings(service="projects", **common), smtp=SmtpSettings(enabled=False))
             await projects.start()
             stoppable.append(projects)

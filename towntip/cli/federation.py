@@ -1,12 +1,27 @@
 """`towntip federation anchor ...`: run and administer a federation's trust anchor (the hub or the secretariat).
 
     towntip federation anchor init  --data-dir D --entity-id URL    # make the anchor's key; prints its JWKS file
-    towntip federation anchor add   --data-dir D --entity-id NODE_URL --node NODE_ID
+    towntip federation anchor add   --data-dir D --entity-id NODE_URL --node NODE_ID [--expect-thumbprint T]
+                                    [--configuration-file F]
+    towntip federation anchor rekey --data-dir D --entity-id NODE_URL [--expect-thumbprint T] [--configuration-file F]
     towntip federation anchor remove --data-dir D --entity-id NODE_URL
     towntip federation anchor list  --data-dir D
     towntip federation anchor serve --data-dir D --entity-id URL [--host H] [--port P]
+    towntip federation thumbprint   (--url NODE_URL | --configuration-file F)   # the member operator's side
 
     towntip federation hub-config --node A --node B … [--listen HOST:PORT] [--data-dir D] [--out FILE]
+
+`add` pins the member's federation key: it fetches the member's entity configuration once (from
+NODE_URL/.well-known/openid-federation, or reads the one the member's operator handed over, `--configuration-file`),
+checks that it is signed by one of the keys it publishes, for NODE_URL and NODE_ID, and prints the key's RFC 7638
+thumbprint. Compare it with the one the member's operator reads on their own machine (`towntip federation
+thumbprint --url http://127.0.0.1:<port>`, or the thumbprint that `towntip identity keys rotate-federation`
+prints); with `--expect-thumbprint T` the anchor compares and refuses (exit 1, nothing saved) when they differ.
+From then on the anchor vouches for that key only — it fetches nothing when asked — so a member that changes its
+federation key (`towntip identity keys rotate-federation`) is refused by the other nodes until the anchor's
+operator runs `rekey` (the same checks; the node id is kept). A member rotating its provider's keys (`towntip
+identity keys rotate`) needs no rekey: those keys travel inside the configuration its federation key signs. Members of an older members.json ({entity id: node id}, no keys) are not vouched for
+until `rekey` pins their key; `list` and `serve` name them.
 
 `hub-config` writes the hub's nats-server config (one account per node, towntip/node/hub.py) and one credentials
 file per node (`<D>/credentials/<node>`, 0600) that the node's operator passes to `towntip node up --hub …
@@ -23,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
@@ -42,16 +58,35 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             p.add_argument("--entity-id", required=True, help="an entity id: a base URL like https://hub.example.jp")
         return p
 
+    def pinning(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--expect-thumbprint", action="append", default=[], metavar="T",
+                       help="the member's federation key thumbprint as its operator gave it (RFC 7638, SHA-256, "
+                            "base64url; repeat or comma list): refuse unless the pinned keys are exactly these")
+        p.add_argument("--configuration-file", default="", metavar="FILE",
+                       help="the member's entity configuration (the JWT its /.well-known/openid-federation serves), "
+                            "handed over by its operator, instead of fetching it from the member's URL")
+
     verb("init", "make the anchor's key (once) and print where its public JWKS is").set_defaults(func=cmd_init)
-    add = verb("add", "vouch for a member node")
+    add = verb("add", "vouch for a member node: pin its federation key")
     add.add_argument("--node", required=True, help="the member's node id")
+    pinning(add)
     add.set_defaults(func=cmd_add)
+    rekey = verb("rekey", "pin a member's new federation key (after its `keys rotate-federation`; or an old "
+                 "members.json)")
+    pinning(rekey)
+    rekey.set_defaults(func=cmd_rekey)
     verb("remove", "stop vouching for a member node").set_defaults(func=cmd_remove)
     verb("list", "the members", entity=False).set_defaults(func=cmd_list)
     serve = verb("serve", "serve the anchor's endpoints over HTTP")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8900)
     serve.set_defaults(func=cmd_serve)
+
+    thumb = groups.add_parser("thumbprint", help="a node's federation key thumbprint, for its anchor's operator")
+    where = thumb.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", default="", help="the node's address as its operator reaches it (e.g. locally)")
+    where.add_argument("--configuration-file", default="", metavar="FILE", help="its entity configuration (a JWT)")
+    thumb.set_defaults(func=cmd_thumbprint)
 
     hub = groups.add_parser("hub-config", help="write the hub's nats-server config: one account per member node")
     hub.add_argument("--node", action="append", default=[], required=True, metavar="NODE_ID",
@@ -90,6 +125,53 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _expected(values: list[str]) -> list[str]:
+    return [t.strip() for v in values for t in v.split(",") if t.strip()]
+
+
+def _configuration(args: argparse.Namespace, entity: str) -> str:
+    """The member's entity configuration: the file handed over, or fetched once from its URL (TrustError)."""
+    from identity.federation import TrustError, fetch_configuration_sync
+
+    if args.configuration_file:
+        try:
+            return Path(args.configuration_file).read_text().strip()
+        except OSError as exc:
+            raise TrustError(f"--configuration-file: {exc.strerror or exc}") from None
+    try:
+        return fetch_configuration_sync(entity)
+    except TrustError as exc:
+        raise TrustError(f"{exc} (is the member's site up? its operator can hand over the configuration: "
+                         f"--configuration-file)") from None
+
+
+def _pin(args: argparse.Namespace, entity: str, node: str) -> int:
+    from identity.federation import TrustError, check_configuration
+
+    anchor = _anchor(args)
+    before = anchor.thumbprints(entity)
+    try:
+        enrolment = check_configuration(_configuration(args, entity), entity, node)
+    except TrustError as exc:
+        return fail(f"not enrolled, nothing saved: {exc}", EXIT_FAILURE)
+    expected = _expected(args.expect_thumbprint)
+    for t in enrolment.thumbprints:
+        print(f"federation key of {node} at {entity}: {t}")
+    try:
+        enrolment.require(expected)
+    except TrustError as exc:
+        return fail(f"not enrolled, nothing saved: {exc}; ask the member's operator (`towntip federation "
+                    f"thumbprint --url <its local address>`)", EXIT_FAILURE)
+    anchor.pin(enrolment)
+    if not expected:
+        print("compare this thumbprint with the one the member's operator gives you (`towntip federation "
+              "thumbprint` on their machine); `--expect-thumbprint` makes the anchor compare", file=sys.stderr)
+    if before and before != enrolment.thumbprints:
+        print(f"re-pinned {entity}: {', '.join(before)} -> {', '.join(enrolment.thumbprints)}")
+    print(f"vouching for {node} at {entity}")
+    return EXIT_OK
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     entity = _url(args.entity_id)
     if entity is None:
@@ -102,9 +184,17 @@ def cmd_add(args: argparse.Namespace) -> int:
     taken = {e: n for e, n in anchor.members().items() if n == args.node and e != entity}
     if taken:
         return fail(f"node id {args.node!r} already belongs to {next(iter(taken))}", EXIT_FAILURE)
-    anchor.add(entity, args.node)
-    print(f"vouching for {args.node} at {entity}")
-    return EXIT_OK
+    return _pin(args, entity, args.node)
+
+
+def cmd_rekey(args: argparse.Namespace) -> int:
+    entity = _url(args.entity_id)
+    if entity is None:
+        return fail(f"--entity-id must be the member's base URL, not {args.entity_id!r}", EXIT_USAGE)
+    node = _anchor(args).members().get(entity)
+    if node is None:
+        return fail(f"{entity} is not a member: `towntip federation anchor add` enrols it", EXIT_FAILURE)
+    return _pin(args, entity, node)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -115,8 +205,43 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warn_unpinned(anchor) -> None:  # noqa: ANN001
+    for entity in anchor.unpinned():
+        print(f"towntip: {entity} has no pinned keys and is not vouched for: run `towntip federation anchor rekey "
+              f"--entity-id {entity}`", file=sys.stderr)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    print(json.dumps(_anchor(args).members(), indent=2, ensure_ascii=False))
+    anchor = _anchor(args)
+    out = {}
+    for entity, record in sorted(anchor.records().items()):
+        thumbprints = anchor.thumbprints(entity)
+        out[entity] = {"node": record["node"], "thumbprints": thumbprints,
+                       "pinned_at": record.get("pinned_at") if thumbprints else None}
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    _warn_unpinned(anchor)
+    return EXIT_OK
+
+
+def cmd_thumbprint(args: argparse.Namespace) -> int:
+    from identity.federation import TrustError, fetch_configuration_sync, inspect_configuration
+
+    try:
+        if args.configuration_file:
+            token = Path(args.configuration_file).read_text()
+        else:
+            if _url(args.url) is None:
+                return fail(f"--url must be a URL (http://127.0.0.1:8000), not {args.url!r}", EXIT_USAGE)
+            token = fetch_configuration_sync(args.url)
+        found = inspect_configuration(token)
+    except OSError as exc:
+        return fail(f"--configuration-file: {exc.strerror or exc}", EXIT_FAILURE)
+    except TrustError as exc:
+        return fail(str(exc), EXIT_FAILURE)
+    print(f"entity id: {found.entity_id}")
+    print(f"node id: {found.node}")
+    for t in found.thumbprints:
+        print(f"federation key thumbprint: {t}")
     return EXIT_OK
 
 
@@ -128,7 +253,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from identity.federation import anchor_app
 
-    uvicorn.run(anchor_app(_anchor(args, entity)), host=args.host, port=args.port, log_level="info")
+    anchor = _anchor(args, entity)
+    _warn_unpinned(anchor)
+    uvicorn.run(anchor_app(anchor), host=args.host, port=args.port, log_level="info")
     return EXIT_OK
 
 

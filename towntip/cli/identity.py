@@ -113,12 +113,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     crm.add_argument("--client-id", required=True, metavar="ID")
     crm.set_defaults(func=cmd_client_remove)
 
-    keys = groups.add_parser("keys", help="the provider's signing keys")
+    keys = groups.add_parser("keys", help="the provider's signing keys and the node's federation key")
     key_verbs = keys.add_subparsers(dest="verb", required=True, metavar="VERB")
-    rot = key_verbs.add_parser("rotate", help="retire the signing key and make a new one (the old one stays "
-                                              "published for a day)")
+    rot = key_verbs.add_parser(
+        "rotate", help="retire the provider's signing keys and make new ones (the old ones stay published for a "
+                       "day); the federation key stays, so the trust anchor's pin holds")
     add_nats_args(rot)
     rot.set_defaults(func=cmd_keys_rotate)
+    frot = key_verbs.add_parser(
+        "rotate-federation", help="retire the node's federation key (the one the trust anchor pinned) and make a "
+                                  "new one; the other nodes refuse this node until the anchor re-pins",
+        description="Change the key that signs this node's entity configuration. Deliberate (a leaked key, a "
+                    "policy): from now on the other nodes refuse this node until the trust anchor's operator pins "
+                    "the new key with `towntip federation anchor rekey --entity-id <this node> "
+                    "--expect-thumbprint <the printed thumbprint>`. Routine rotation is `keys rotate`.")
+    add_nats_args(frot)
+    frot.set_defaults(func=cmd_keys_rotate_federation)
 
 
 # ---- the verbs -------------------------------------------------------------------------------------------------
@@ -274,6 +284,27 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         print(f"access token kid: {rotated.access_token_kid}")
     print(f"published: {' '.join(rotated.published)}")
     print("the new key signs from now on; retired keys stay published for a day", file=sys.stderr)
+    if rotated.federation_kid:
+        print(f"the federation key {rotated.federation_kid} is unchanged: the trust anchor's pin holds, other nodes "
+              "take the new keys from this node's entity configuration", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_keys_rotate_federation(args: argparse.Namespace) -> int:
+    try:
+        node = check_node(args.node)
+    except BadInput as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        rotated = ask(args.nats_url, node, c.EP_FEDERATION_KEY_ROTATE, None, c.FederationKeyRotated)
+    except Failed as exc:
+        return fail(str(exc))
+    print(f"federation key thumbprint: {rotated.kid}")
+    if rotated.retired:
+        print(f"retired: {' '.join(rotated.retired)}")
+    print(f"the other nodes refuse {rotated.entity_id} until the trust anchor pins the new key: its operator runs\n"
+          f"  towntip federation anchor rekey --data-dir <the anchor's> --entity-id {rotated.entity_id} "
+          f"--expect-thumbprint {rotated.kid}", file=sys.stderr)
     return EXIT_OK
 
 

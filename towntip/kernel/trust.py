@@ -4,9 +4,10 @@ half of docs/architecture.md's "Federation", used by every service that must kno
 
 `TrustResolver.resolve(entity_id)` fetches the node's self-signed entity configuration and the trust anchor's
 statement about it, checks the anchor's signature with the anchor's keys (a JWKS file handed over out of band) and
-the node's with the keys the anchor vouched for, and caches the result for at most `cache_seconds` (never past a
-statement's expiry). The anchor itself, and a node's own configuration, are the identity service's
-(`identity/federation.py`).
+the node's with the federation key the anchor vouched for (pinned), and caches the result for at most
+`cache_seconds` (never past a statement's expiry). The node's provider keys, for its ID tokens and signed queries,
+are those of its verified configuration's `metadata.openid_provider.jwks` (`TrustedEntity.provider_jwks`). The
+anchor itself, and a node's own configuration, are the identity service's (`identity/federation.py`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def _verify(token: str, keys: KeySet) -> dict[str, Any]:
     return claims
 
 
+def verify_statement(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
+    """A statement's claims once it verifies with one of `jwks` (and its typ, exp and iat hold); else TrustError."""
+    try:
+        keys = KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise TrustError(f"not a usable key set: {exc.__class__.__name__}") from None
+    return _verify(token, keys)
+
+
 def unverified_claims(token: str) -> dict[str, Any]:
     try:
         _header, payload, _sig = token.split(".")
@@ -65,12 +75,26 @@ def unverified_claims(token: str) -> dict[str, Any]:
 
 @dataclass
 class TrustedEntity:
+    """A node whose chain holds. `provider_jwks` are its provider's keys (`metadata.openid_provider.jwks` of its
+    configuration, which its pinned federation key signed): they check its ID tokens and its signed queries.
+    `federation_jwks` is its federation key (its configuration's `jwks`): it signs entity statements only, never
+    an ID token or a query; no key set falls back to the other."""
+
     entity_id: str
     node: str
     provider: dict[str, Any]
     relying_party: dict[str, Any]
-    jwks: dict[str, Any]
+    provider_jwks: dict[str, Any]
+    federation_jwks: dict[str, Any]
     expires: float
+
+
+def _key_set(value: Any) -> dict[str, Any]:
+    """A JWKS as published ({"keys": [...]}), or an empty one for anything else (an older node publishes no
+    `openid_provider.jwks`: its ID tokens and queries then verify with nothing, until it upgrades)."""
+    if isinstance(value, dict) and isinstance(value.get("keys"), list):
+        return {"keys": [k for k in value["keys"] if isinstance(k, dict)]}
+    return {"keys": []}
 
 
 @dataclass
@@ -118,8 +142,9 @@ class TrustResolver:
         if not node or node != meta.get("towntip_node", {}).get("node_id"):
             raise TrustError("the node id is not the one the anchor vouched for")
         expires = min(time.time() + self.cache_seconds, float(statement["exp"]), float(own["exp"]))
-        trusted = TrustedEntity(entity_id, node, meta.get("openid_provider") or {},
-                                meta.get("openid_relying_party") or {}, own.get("jwks") or {}, expires)
+        provider = meta.get("openid_provider") or {}
+        trusted = TrustedEntity(entity_id, node, provider, meta.get("openid_relying_party") or {},
+                                _key_set(provider.get("jwks")), _key_set(own.get("jwks")), expires)
         if self.cache_seconds > 0:
             self._cache[entity_id] = trusted
         return trusted

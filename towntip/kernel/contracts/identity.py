@@ -40,7 +40,8 @@ EP_USER_REVOKE = "admin.user.revoke"
 EP_CLIENT_ADD = "admin.client.add"
 EP_CLIENT_LIST = "admin.client.list"
 EP_CLIENT_REMOVE = "admin.client.remove"
-EP_KEY_ROTATE = "admin.key.rotate"
+EP_KEY_ROTATE = "admin.key.rotate"  # None -> KeyRotated (the provider's keys; the federation key stays)
+EP_FEDERATION_KEY_ROTATE = "admin.key.rotate_federation"  # None -> FederationKeyRotated (the anchor must re-pin)
 EP_OIDC = "oidc"
 EP_FEDERATED_START = "federated.start"
 EP_FEDERATED_FINISH = "federated.finish"
@@ -267,9 +268,16 @@ class ClientList(BaseModel):
 
 
 class KeyRotated(BaseModel):
-    kid: str  # the new RS256 key (ID tokens, federation)
-    published: list[str]  # kids in the JWKS now
+    kid: str  # the new RS256 provider key (ID tokens, person queries)
+    published: list[str]  # kids in the provider's JWKS now
     access_token_kid: str | None = None  # the new ES256 key (access tokens)
+    federation_kid: str | None = None  # the federation key, unchanged (what the anchor pinned)
+
+
+class FederationKeyRotated(BaseModel):
+    kid: str  # the new federation key's RFC 7638 thumbprint: the anchor's operator pins it (--expect-thumbprint)
+    entity_id: str  # this node's entity id (--entity-id of `towntip federation anchor rekey`)
+    retired: list[str] = []  # the federation key(s) it replaces
 
 
 # ---- OIDC over the bus -----------------------------------------------------------------------------------------
