@@ -106,6 +106,11 @@ class FederatedLogins:
         provider = trusted.provider
         if provider.get("issuer") != pending.issuer:
             raise errors.Forbidden("the home node's issuer changed during the login")
+        # RFC 9207, before the code goes anywhere: the answer must come from the provider this login was sent to,
+        # else another trusted node could have this node hand it a code (and the verifier) meant for the home node
+        if (data.iss or provider.get("authorization_response_iss_parameter_supported")) and data.iss != pending.issuer:
+            raise errors.BadRequest("the answer came from another issuer than the home node: start again "
+                                    "/ 別の発行者からの応答です。やり直してください")
         try:
             r = await self.client.post(provider["token_endpoint"], data={
                 "grant_type": "authorization_code", "code": data.code, "redirect_uri": self.redirect_uri,

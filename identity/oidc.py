@@ -642,6 +642,7 @@ class OidcService:
             "id_token_signing_alg_values_supported": [keys.ALG],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,  # RFC 9207
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "nickname",
                                  "preferred_username", "locale", "email", "email_verified"],
             "ui_locales_supported": ["ja", "en"],
@@ -722,7 +723,7 @@ class OidcService:
         try:
             grant = await asyncio.to_thread(p.get_consent_grant, req, user)
         except OAuth2Error as error:
-            return p.handle_error_response(req, error)
+            return self._with_iss(p.handle_error_response(req, error))
         data = req.payload.data
         if user is not None and user.auth_time is not None:
             age = utcnow() - user.auth_time
@@ -733,7 +734,20 @@ class OidcService:
                 user = None
         if user is None:
             return c.OidcResponse(status=200, login_required=True)
-        return await asyncio.to_thread(p.create_authorization_response, req, user, grant)
+        return self._with_iss(await asyncio.to_thread(p.create_authorization_response, req, user, grant))
+
+    def _with_iss(self, answer: c.OidcResponse) -> c.OidcResponse:
+        """RFC 9207: a redirect back to the client (a code or an error) names this issuer, so a client that uses
+        several providers (a node's visitors log in with any member's) can tell which one answered: a mix-up, where
+        one provider's answer is taken to another's token endpoint, is refused by the client."""
+        location = next((v for k, v in answer.headers.items() if k.lower() == "location"), None)
+        if location is None or answer.status not in (302, 303):
+            return answer
+        parts = urlsplit(location)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
+        location = parts._replace(query=urlencode([*query, ("iss", self.issuer)])).geturl()
+        headers = {k: v for k, v in answer.headers.items() if k.lower() != "location"} | {"Location": location}
+        return answer.model_copy(update={"headers": headers})
 
     async def revocation(self, r: c.OidcRequest) -> c.OidcResponse:
         """RFC 7009 for refresh tokens: the client (authenticated as at the token endpoint: its secret, or a public

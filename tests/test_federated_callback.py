@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import nats
@@ -333,3 +333,41 @@ async def test_the_same_token_signed_again_by_a_is_accepted(fed, hook) -> None:
     browser, r = await log_in_at_b(fed, handle)
     assert r.status_code == 200 and str(r.url) == f"{fed.b.base}/settings/profile", (browser.hops, r.text[-500:])
     assert cookie_at_b(fed, browser) and (await state_at_b(fed, handle))[2] is not None
+
+
+# ---- the answer's issuer (RFC 9207) -------------------------------------------------------------------------------
+
+
+def _callback_query_rewritten(browser: Browser, change: Callable[[dict[str, str]], dict[str, str]]) -> None:
+    """The browser's next GET of B's callback carries the query `change` makes of A's (someone between the two)."""
+    real = browser.http.get
+
+    async def get(url: Any, *args: Any, **kw: Any) -> httpx.Response:
+        parts = urlsplit(str(url))
+        if parts.path == CALLBACK and browser.http.get is get:
+            browser.http.get = real  # type: ignore[method-assign]
+            url = parts._replace(query=urlencode(change(query_of(str(url))))).geturl()
+        return await real(url, *args, **kw)
+
+    browser.http.get = get  # type: ignore[method-assign]
+
+
+async def test_the_answer_names_its_issuer_and_another_issuer_is_refused_before_the_code_goes_anywhere(
+        fed, hook) -> None:
+    handle = await fed.person()
+    browser, r = await log_in_at_b(fed, handle)
+    assert r.status_code == 200, browser.hops
+    issuer = (await browser.http.get(f"{fed.home.base}/.well-known/openid-configuration")).json()
+    assert issuer["authorization_response_iss_parameter_supported"] is True
+    assert query_of(hop(browser, CALLBACK))["iss"] == issuer["issuer"]  # A named itself
+
+    other = (await browser.http.get(f"{fed.nodes[OTHER].base}/.well-known/openid-configuration")).json()["issuer"]
+    for change in (lambda q: {**q, "iss": other}, lambda q: {k: v for k, v in q.items() if k != "iss"}):
+        handle = await fed.person()
+        before = await state_at_b(fed, handle)
+        browser = Browser()
+        _callback_query_rewritten(browser, change)
+        exchanged = fed.hook.exchanged
+        browser, r = await log_in_at_b(fed, handle, browser)
+        assert fed.hook.exchanged == exchanged  # the code went to no token endpoint
+        await assert_refused(fed, handle, browser, r, 400, "another issuer than the home node", before)

@@ -242,7 +242,7 @@ async def login_federated_callback(request: Request) -> Response:
                        link=("/login", t("login", lang)))
     ip = request.client.host if request.client else ""
     try:
-        data = c.FederatedFinishIn(state=q.get("state", ""), code=q.get("code", ""), client_ip=ip,
+        data = c.FederatedFinishIn(state=q.get("state", ""), code=q.get("code", ""), iss=q.get("iss", ""), client_ip=ip,
                                    user_agent=request.headers.get("user-agent", "")[:300])
         done = c.FederatedSession.model_validate(await _call(request, c.EP_FEDERATED_FINISH, data))
     except ValidationError:

@@ -327,6 +327,7 @@ class FederatedFinishIn(BaseModel):
     model_config = _IN
     state: Token
     code: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    iss: Annotated[str, StringConstraints(max_length=500)] = ""  # RFC 9207: the issuer the answer came from
     client_ip: Annotated[str, StringConstraints(max_length=64)] = ""
     user_agent: Annotated[str, StringConstraints(max_length=300)] = ""
 
