@@ -12,9 +12,10 @@ import asyncio
 import base64
 import dataclasses
 import json
+import re
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -109,6 +110,39 @@ def region(regions: list[dict[str, Any]], node: str) -> dict[str, Any]:
     return next(r for r in regions if r["node"] == node)
 
 
+JIRO, SABURO = f"jiro@{C}", f"saburo@{C}"
+
+
+async def befriend_at(cn: Node, browser: Browser) -> Browser:
+    """Two people of C; through C's portal she asks both to be friends (C's identity service knows them: the
+    gateway's people.profile look-up), jiro accepts at C with his password, saburo never answers."""
+    for handle, name in (("jiro", "渋谷 次郎"), ("saburo", "渋谷 三郎")):
+        await call(cn, "identity", ic.EP_USER_ADD, ic.UserAddIn(handle=handle, display_name=name,
+                                                                email=f"{handle}@example.jp", password=PW))
+    for handle in (JIRO, SABURO):
+        r = await browser.form(f"{cn.base}/friends", "/friends/request", {"handle": handle})
+        assert str(r.url) == f"{cn.base}/friends?sent=1", (r.status_code, browser.hops)
+    jiro = Browser()
+    r = await jiro.form(f"{cn.base}/login", "/login", {"login": "jiro", "password": PW})
+    assert r.status_code == 200 and str(r.url) == f"{cn.base}/me", jiro.hops
+    page = (await jiro.go("GET", f"{cn.base}/friends")).text
+    (rid,) = re.findall(r'action="/friends/([0-9a-f-]{36})/accept"', page)  # hers, the one request he got
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+    r = await jiro.go("POST", f"{cn.base}/friends/{rid}/accept", data={"csrf": csrf})
+    assert str(r.url) == f"{cn.base}/friends?saved=1" and r.status_code == 200, jiro.hops
+    return jiro
+
+
+def friends_of(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(f["global_handle"], f["display_name"]) for f in summary["sns"]["friends"]]
+
+
+def section_of(page: str, node: str) -> str:
+    """My Page's section for one region (HTML)."""
+    start = page.index(f'id="region-{node}"')
+    return page[start:page.index("</section>", start)]
+
+
 async def test_my_page_at_home_and_at_another_node_shows_every_region(nodes) -> None:
     _anchor, found = nodes
     a, b, cn = found[A], found[B], found[C]
@@ -139,18 +173,46 @@ async def test_my_page_at_home_and_at_another_node_shows_every_region(nodes) -> 
         (made["community"]["id"], "子育てサロン", "npo-13", "leader", 1)]
     assert at_c["sns"]["friends"] == [] and at_c["sns"]["friend_requests"] == 1
 
+    # At C she becomes friends with jiro (her request, his answer, both through C's portal); her request to saburo
+    # waits for his answer. A's answer lists jiro under C, by his handle and name; the requests still waiting (hers
+    # to saburo, kikaku's to her) make no friends, and only the one waiting for her answer is counted for her.
+    asked = utcnow()
+    jiro = await befriend_at(cn, browser)
+    r = await browser.http.get(f"{a.base}/api/v1/me/regions")
+    assert r.status_code == 200, r.text
+    mine = r.json()
+    assert [v["node"] for v in mine["regions"]] == [A, C, B] and all(v["state"] == "ok" for v in mine["regions"])
+    at_c = region(mine["regions"], C)["summary"]
+    assert friends_of(at_c) == [(JIRO, "渋谷 次郎")] and at_c["sns"]["friend_requests"] == 1
+    since = datetime.fromisoformat(at_c["sns"]["friends"][0]["since"])
+    assert asked - timedelta(seconds=5) <= since <= utcnow() + timedelta(seconds=5), since
+    assert [g["name"] for g in at_c["sns"]["communities"]] == ["子育てサロン"]
+    assert friends_of(region(mine["regions"], B)["summary"]) == []  # a friendship at C is C's
+    assert friends_of(region(mine["regions"], A)["summary"]) == []
+    # jiro's home is C: his own regions (C alone) list her, by her handle and name
+    r = await jiro.http.get(f"{cn.base}/api/v1/me/regions")
+    assert r.status_code == 200, r.text
+    assert [(v["node"], v["home"]) for v in r.json()["regions"]] == [(C, True)]
+    assert friends_of(r.json()["regions"][0]["summary"]) == [(HANAKO, "山田 花子")]
+    await jiro.aclose()
+
     # My Page at A shows the same, one section per region.
     page = (await browser.http.get(f"{a.base}/me")).text
     assert 'id="region-suginami" data-state="ok"' in page and 'id="region-shibuya" data-state="ok"' in page
     assert "杉並区" in page and "渋谷区" in page and "はなこ商店" in page and "高齢者の移動手段の確保" in page
     assert "担当部署" in page and '<strong class="points">40</strong>' in page
     assert "子育てサロン" in page and "リーダー" in page and "承認待ちの友だち申請: 1" in page
+    shibuya = section_of(page, C)
+    assert '<ul class="friends"><li>渋谷 次郎 <small>jiro@shibuya</small></li></ul>' in shibuya
+    assert "承認待ちの友だち申請: 1" in shibuya and "渋谷 三郎" not in page and SABURO not in page
+    assert "jiro@shibuya" not in section_of(page, B) and "jiro@shibuya" not in section_of(page, A)
 
     # My Page at B: A's answer through B's access token (A asks C; B shows its own part itself).
     page = (await browser.http.get(f"{b.base}/me")).text
     assert 'id="region-tsurugashima" data-state="ok"' in page and 'id="region-shibuya" data-state="ok"' in page
     assert '<strong id="my-points">40</strong>' in page and "高齢者の移動手段の確保" in page
     assert page.index("region-tsurugashima") < page.index("region-shibuya") < page.index("region-suginami")
+    assert '<li>渋谷 次郎 <small>jiro@shibuya</small></li>' in section_of(page, C) and "渋谷 三郎" not in page
 
     # Concurrent loads at B with an expired access token: one refresh at A, no family revoked.
     async with b.identity.sessions() as s, s.begin():
