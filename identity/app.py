@@ -77,6 +77,7 @@ class IdentityService(ServiceProcess):
         self.regions = regions = Regions(sessions=self.sessions, node=self.node, entity_id=base, resolver=self.resolver,
                           client=self.http, verify_access_token=self.oidc.verify_access_token,
                           client_of=self.oidc.store.client)
+        self.oidc.on_home_logout = regions.revoke_at_home_later
         # People of other nodes known here: their home nodes' identity events are sourced into FED_<node>.
         async with self.sessions() as session:
             peers = set((await session.execute(

@@ -609,6 +609,9 @@ class OidcService:
 
     resolver: TrustResolver | None = None
     anchor: str = ""
+    # after an RP-initiated logout of a person of another node: (home entity id, the refresh token it gave this
+    # node) for the home to revoke, as the portal's logout does (identity/regions.py revoke_at_home_later)
+    on_home_logout: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
         self.issuer = self.issuer.rstrip("/")
@@ -966,7 +969,12 @@ class OidcService:
                     return c.OidcResponse(status=200, headers={"Cache-Control": "no-store"},
                                           body={"confirm_logout": True})
                 if sess is not None:
+                    home = await regions.home_refresh_of(s, session_token=r.session_token)
                     await logout(s, token=r.session_token)
+                else:
+                    home = None
+            if home is not None and self.on_home_logout is not None:
+                self.on_home_logout(*home)
         if redirect:
             return c.OidcResponse(status=302, headers={"Location": redirect}, clear_session=True)
         return c.OidcResponse(status=200, body={"logged_out": True}, clear_session=True)

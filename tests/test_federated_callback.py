@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from gateway.portal.session import Throttle
 from identity import keys, models
 from identity.accounts import digest
-from tests.federation_nodes import PW, Browser, Node, federation_of
+from tests.federation_nodes import PW, Browser, Node, federation_of, wait_for
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 
@@ -371,3 +371,43 @@ async def test_the_answer_names_its_issuer_and_another_issuer_is_refused_before_
         browser, r = await log_in_at_b(fed, handle, browser)
         assert fed.hook.exchanged == exchanged  # the code went to no token endpoint
         await assert_refused(fed, handle, browser, r, 400, "another issuer than the home node", before)
+
+
+# ---- logging out at B ---------------------------------------------------------------------------------------------
+
+
+async def test_an_rp_initiated_logout_at_b_has_the_home_revoke_what_it_gave_b(fed, hook) -> None:
+    """B's /oauth/logout (answered yes on its question) ends her session at B, forgets A's tokens, and has A revoke
+    the refresh token A gave B for that session, as the portal's own logout does: a copy is worth nothing at A."""
+    handle = await fed.person()
+    browser, r = await log_in_at_b(fed, handle)
+    assert r.status_code == 200 and cookie_at_b(fed, browser), browser.hops
+    async with fed.b.identity.sessions() as s:
+        (held,) = (await s.execute(select(models.home_tokens.c.refresh_token).join(
+            models.sessions, models.sessions.c.token_hash == models.home_tokens.c.session_hash).join(
+            models.users, models.users.c.id == models.sessions.c.user_id).where(
+            models.users.c.handle == f"{handle}@{HOME}"))).scalars().all()
+
+    q = await browser.http.get(f"{fed.b.base}/oauth/logout")
+    assert q.status_code == 200 and "ログアウトしますか" in q.text
+    csrf = q.text.split('name="csrf" value="')[1].split('"')[0]
+    r = await browser.http.post(f"{fed.b.base}/oauth/logout", data={"csrf": csrf, "confirm": "yes"})
+    assert r.status_code == 303 and r.headers["location"] == "/?logged_out=1", r.text[-500:]
+    sessions, _tokens, linked = await state_at_b(fed, handle)
+    async with fed.b.identity.sessions() as s:
+        mine = (await s.execute(select(func.count()).select_from(models.sessions).where(
+            models.sessions.c.user_id == linked.id))).scalar_one()
+        kept = (await s.execute(select(func.count()).select_from(models.home_tokens).where(
+            models.home_tokens.c.refresh_token == held))).scalar_one()
+    assert mine == 0 and kept == 0
+
+    async def revoked_at_a() -> bool:
+        async with fed.home.identity.sessions() as s:
+            row = (await s.execute(select(models.oauth_refresh_tokens.c.revoked_at).where(
+                models.oauth_refresh_tokens.c.token_hash == digest(held)))).first()
+        return row is not None and row.revoked_at is not None
+
+    assert await wait_for(revoked_at_a), "A did not revoke the refresh token B held for the session"
+    r = await fed.hook.real(f"{fed.home.base}/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": held, "client_id": fed.b.base})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
