@@ -22,7 +22,7 @@ gets its EC key the next time a key is made on use (`active_key`).
 
 `rotate_federation` (`towntip identity keys rotate-federation`, deliberate) retires the federation key and makes a
 new one: the other nodes refuse this node until the anchor's operator pins the new key (`towntip federation anchor
-rekey --expect-thumbprint <kid>`). A node upgraded from a version with one key set (migration 0005) starts with its
+rekey --expect-thumbprint=<kid>`). A node upgraded from a version with one key set (migration 0005) starts with its
 provider RS256 key of then as its federation key (the key its anchor pinned), so the upgrade needs no re-pin.
 """
 
@@ -198,7 +198,7 @@ async def federation_key(session: AsyncSession) -> FederationKey:
 
 async def rotate_federation(session: AsyncSession) -> str:
     """Retire the federation key and make a new one; returns its kid (its RFC 7638 thumbprint). The other nodes
-    refuse this node until the trust anchor pins it (`towntip federation anchor rekey --expect-thumbprint <kid>`).
+    refuse this node until the trust anchor pins it (`towntip federation anchor rekey --expect-thumbprint=<kid>`).
     The retired key is kept (not published: a configuration is signed by one key, the one the anchor pinned)."""
     await _serialise_federation_key(session)
     await session.execute(update(signing_keys).where(_FEDERATION, signing_keys.c.retired_at.is_(None))

@@ -148,21 +148,25 @@ def test_expect_thumbprint_refuses_another_key_and_saves_nothing(tmp_path, capsy
     d = str(tmp_path / "anchor")
     member.body = configuration(member.url, keys[0])
     wrong = keys[1].thumbprint()
-    assert run("add", "--data-dir", d, "--entity-id", member.url, "--node", NODE, "--expect-thumbprint", wrong) == 1
+    assert run("add", "--data-dir", d, "--entity-id", member.url, "--node", NODE, f"--expect-thumbprint={wrong}") == 1
     err = capsys.readouterr().err
     assert "nothing saved" in err and keys[0].thumbprint() in err and wrong in err
+    assert members_bytes(d) is None or json.loads(members_bytes(d) or b"{}") == {}
+    # A thumbprint may begin with "-" (base64url): written with "=", it is a value, not an option (1 in 64 keys).
+    assert run("add", "--data-dir", d, "--entity-id", member.url, "--node", NODE, "--expect-thumbprint=-" + wrong[1:]) == 1
+    assert "-" + wrong[1:] in capsys.readouterr().err
     assert members_bytes(d) is None or json.loads(members_bytes(d) or b"{}") == {}
 
     right = keys[0].thumbprint()
     assert run("add", "--data-dir", d, "--entity-id", member.url, "--node", NODE,
-               "--expect-thumbprint", f" {right} ,") == 0  # a comma list, blanks ignored
+               f"--expect-thumbprint= {right} ,") == 0  # a comma list, blanks ignored
     assert "compare this thumbprint" not in capsys.readouterr().err
     before = members_bytes(d)
     # Two thumbprints where one key is pinned: they differ, refused; and a wrong one on a re-pin leaves the pin.
     assert run("add", "--data-dir", d, "--entity-id", member.url, "--node", NODE,
-               "--expect-thumbprint", right, "--expect-thumbprint", wrong) == 1
+               f"--expect-thumbprint={right}", f"--expect-thumbprint={wrong}") == 1
     member.body = configuration(member.url, keys[1])
-    assert run("rekey", "--data-dir", d, "--entity-id", member.url, "--expect-thumbprint", right) == 1
+    assert run("rekey", "--data-dir", d, "--entity-id", member.url, f"--expect-thumbprint={right}") == 1
     assert members_bytes(d) == before
 
 
@@ -216,7 +220,7 @@ def test_a_configuration_handed_over_when_the_member_is_not_reachable(tmp_path, 
     file = tmp_path / "tsuru.jwt"
     file.write_text(configuration(entity, keys[0]) + "\n")
     assert run("add", "--data-dir", d, "--entity-id", entity, "--node", NODE, "--configuration-file", str(file),
-               "--expect-thumbprint", keys[0].thumbprint()) == 0
+               f"--expect-thumbprint={keys[0].thumbprint()}") == 0
     assert TrustAnchor(Path(d), HUB).thumbprints(entity) == [keys[0].thumbprint()]
     assert run("add", "--data-dir", d, "--entity-id", entity, "--node", NODE, "--configuration-file",
                str(tmp_path / "missing.jwt")) == 1
@@ -296,7 +300,7 @@ async def test_the_anchor_vouches_for_the_pinned_key_only_and_an_impostor_is_ref
     with pytest.raises(TrustError, match="signature"):
         await resolver.resolve(member.url)
     d = str(anchor.data_dir)
-    assert run("rekey", "--data-dir", d, "--entity-id", member.url, "--expect-thumbprint", keys[1].thumbprint()) == 0
+    assert run("rekey", "--data-dir", d, "--entity-id", member.url, f"--expect-thumbprint={keys[1].thumbprint()}") == 0
     assert anchor.thumbprints(member.url) == [keys[1].thumbprint()]
     assert (await resolver.resolve(member.url)).node == NODE
     assert run("rekey", "--data-dir", d, "--entity-id", "https://never.example.jp") == 1  # rekey: members only
@@ -323,7 +327,7 @@ async def test_an_old_members_file_is_read_but_not_vouched_for_until_rekey(tmp_p
     assert json.loads(out) == {member.url: {"node": NODE, "thumbprints": [], "pinned_at": None}}
     assert "no pinned keys" in err and "rekey" in err
 
-    assert run("rekey", "--data-dir", d, "--entity-id", member.url, "--expect-thumbprint", keys[0].thumbprint()) == 0
+    assert run("rekey", "--data-dir", d, "--entity-id", member.url, f"--expect-thumbprint={keys[0].thumbprint()}") == 0
     assert http.get("/federation/list").json() == [member.url]
     r = http.get("/federation/fetch", params={"sub": member.url})
     assert r.status_code == 200 and unverified_claims(r.text)["jwks"]["keys"][0]["kid"] == keys[0].thumbprint()

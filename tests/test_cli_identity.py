@@ -387,7 +387,7 @@ async def test_keys_rotate_leaves_the_federation_key_and_rotate_federation_chang
     new = out.split()[3]
     assert new != signer
     assert (f"towntip federation anchor rekey --data-dir <the anchor's> --entity-id https://tsuru.example.jp "
-            f"--expect-thumbprint {new}") in err
+            f"--expect-thumbprint={new}") in err
     assert await entity_configuration(nc) == (new, [new], after[2])  # the provider's keys as they were
 
 

@@ -1,9 +1,9 @@
 """`towntip federation anchor ...`: run and administer a federation's trust anchor (the hub or the secretariat).
 
     towntip federation anchor init  --data-dir D --entity-id URL    # make the anchor's key; prints its JWKS file
-    towntip federation anchor add   --data-dir D --entity-id NODE_URL --node NODE_ID [--expect-thumbprint T]
+    towntip federation anchor add   --data-dir D --entity-id NODE_URL --node NODE_ID [--expect-thumbprint=T]
                                     [--configuration-file F]
-    towntip federation anchor rekey --data-dir D --entity-id NODE_URL [--expect-thumbprint T] [--configuration-file F]
+    towntip federation anchor rekey --data-dir D --entity-id NODE_URL [--expect-thumbprint=T] [--configuration-file F]
     towntip federation anchor remove --data-dir D --entity-id NODE_URL
     towntip federation anchor list  --data-dir D
     towntip federation anchor serve --data-dir D --entity-id URL [--host H] [--port P]
@@ -16,7 +16,7 @@ NODE_URL/.well-known/openid-federation, or reads the one the member's operator h
 checks that it is signed by one of the keys it publishes, for NODE_URL and NODE_ID, and prints the key's RFC 7638
 thumbprint. Compare it with the one the member's operator reads on their own machine (`towntip federation
 thumbprint --url http://127.0.0.1:<port>`, or the thumbprint that `towntip identity keys rotate-federation`
-prints); with `--expect-thumbprint T` the anchor compares and refuses (exit 1, nothing saved) when they differ.
+prints); with `--expect-thumbprint=T` (with `=`: a thumbprint may begin with `-`) the anchor compares and refuses (exit 1, nothing saved) when they differ.
 From then on the anchor vouches for that key only — it fetches nothing when asked — so a member that changes its
 federation key (`towntip identity keys rotate-federation`) is refused by the other nodes until the anchor's
 operator runs `rekey` (the same checks; the node id is kept). A member rotating its provider's keys (`towntip
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     def pinning(p: argparse.ArgumentParser) -> None:
         p.add_argument("--expect-thumbprint", action="append", default=[], metavar="T",
                        help="the member's federation key thumbprint as its operator gave it (RFC 7638, SHA-256, "
-                            "base64url; repeat or comma list): refuse unless the pinned keys are exactly these")
+                            "base64url; repeat or comma list; write --expect-thumbprint=T, a thumbprint may begin with -): refuse unless the pinned keys are exactly these")
         p.add_argument("--configuration-file", default="", metavar="FILE",
                        help="the member's entity configuration (the JWT its /.well-known/openid-federation serves), "
                             "handed over by its operator, instead of fetching it from the member's URL")

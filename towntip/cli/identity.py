@@ -126,7 +126,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Change the key that signs this node's entity configuration. Deliberate (a leaked key, a "
                     "policy): from now on the other nodes refuse this node until the trust anchor's operator pins "
                     "the new key with `towntip federation anchor rekey --entity-id <this node> "
-                    "--expect-thumbprint <the printed thumbprint>`. Routine rotation is `keys rotate`.")
+                    "--expect-thumbprint=<the printed thumbprint>`. Routine rotation is `keys rotate`.")
     add_nats_args(frot)
     frot.set_defaults(func=cmd_keys_rotate_federation)
 
@@ -304,7 +304,7 @@ def cmd_keys_rotate_federation(args: argparse.Namespace) -> int:
         print(f"retired: {' '.join(rotated.retired)}")
     print(f"the other nodes refuse {rotated.entity_id} until the trust anchor pins the new key: its operator runs\n"
           f"  towntip federation anchor rekey --data-dir <the anchor's> --entity-id {rotated.entity_id} "
-          f"--expect-thumbprint {rotated.kid}", file=sys.stderr)
+          f"--expect-thumbprint={rotated.kid}", file=sys.stderr)
     return EXIT_OK
 
 
