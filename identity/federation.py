@@ -313,10 +313,7 @@ class TrustAnchor:
         """Pin a member's key: its configuration (fetched once now unless handed over) checked by
         `check_configuration` and, if given, against the `expect`ed thumbprints. TrustError: nothing saved."""
         token = configuration if configuration is not None else await fetch_configuration(entity_id, client)
-        enrolment = check_configuration(token, entity_id, node)
-        enrolment.require(expect)
-        self.pin(enrolment)
-        return enrolment
+        return self.add(entity_id, node, configuration=token, expect=expect)
 
     def add(self, entity_id: str, node: str, *, configuration: str | None = None,
             expect: Iterable[str] = ()) -> Enrolment:

@@ -21,9 +21,8 @@ Two properties of nats-server's `allow_responses` (measured with 2.15): it forge
 owes when the server reloads its config (an enrolment, below), so a request a service received before the reload
 and answers after it is refused and its caller times out once; and an answer goes to whatever reply subject the
 asker set, past the service's allow and deny lists (the server checks no publisher's reply subject), so whoever
-may ask a service (the gateway, the operator) chooses where its answer lands. Services answer with what their
-endpoints return; refusing a request whose reply subject is not under `_INBOX.` belongs in
-towntip/kernel/bus/endpoints.py.
+may ask a service could choose where its answer lands: the endpoints (towntip/kernel/bus/endpoints.py) serve no
+request whose reply subject is not an inbox.
 
 Passwords are 256-bit random secrets in `<data-dir>/secrets/` (0600); the rendered config is 0600 too.
 Terminals are enrolled at run time (`svc.<node>.node.enroll`, operator only) and the server reloads its config.
