@@ -99,8 +99,8 @@ def _markup(text: str) -> str:
 
 
 def paragraph(text: str, size: float = 10.5, **kw: Any) -> Paragraph:
-    """A paragraph of plain text (never markup: names and titles come from people)."""
-    return Paragraph(_markup(text), style(size, **kw))
+    """A paragraph of plain text (never markup: names and titles come from people); a newline breaks the line."""
+    return Paragraph("<br/>".join(_markup(line) for line in str(text).split("\n")), style(size, **kw))
 
 
 def table(rows: Sequence[Sequence[str | Flowable]], widths: Sequence[float], *, size: float = 9,
