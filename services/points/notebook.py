@@ -15,6 +15,7 @@ No NATS and no commits in the domain functions; the endpoints at the bottom own 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -333,7 +334,8 @@ def add_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession],
 
     @eps.add(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn)
     async def export_(q: c.NotebookExportIn) -> c.Export:
-        return export(await mine_(q.actor), q)
+        # The PDF takes ReportLab a while on a long notebook: in a thread, so taps keep flowing meanwhile.
+        return await asyncio.to_thread(export, await mine_(q.actor), q)
 
     figures.add_endpoints(eps, sessions=sessions, node=node)
 

@@ -40,7 +40,7 @@ def notebook_pdf(*, title: str, heading: str, subheading: str, head: Sequence[st
     # The note closes the table as its last line, as in the CSV, so it never stands alone on a page of its own.
     last = len(data)
     body = [head_cells, *data[1:], [pdf.paragraph(note, 8, leading=11)] + [""] * (len(head) - 1)]
-    extra += [("SPAN", (0, last), (-1, last)), ("LINEBELOW", (0, last), (-1, last), 0, pdf.colors.white),
+    extra += [("SPAN", (0, last), (-1, last)), ("LINEBELOW", (0, last), (-1, last), 0.6, pdf.colors.white),
               ("TOPPADDING", (0, last), (-1, last), 6)]
     table = pdf.table(body, WIDTHS, size=9, right_from=FIGURES_FROM, extra=extra)
     return pdf.story_pdf([table], title=title, page_size=pdf.A4_LANDSCAPE, margins=MARGIN, top=70, on_page=header,
