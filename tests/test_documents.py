@@ -36,7 +36,7 @@ def assert_font_embedded(reader: pypdf.PdfReader) -> None:
     """Every font on every page is a TrueType subset of the node's font, its glyphs in the file (/FontFile2): no
     font left for the viewer to substitute."""
     for page in reader.pages:
-        fonts = page["/Resources"]["/Font"]
+        fonts: Any = page["/Resources"]["/Font"]  # type: ignore[index]
         assert len(fonts) >= 1
         for ref in fonts.values():
             f = ref.get_object()

@@ -19,7 +19,7 @@ import functools
 import io
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
@@ -84,12 +84,15 @@ def fit(text: str, width: float, size: float) -> str:
     return text + "…"
 
 
+_ALIGN: dict[str, Literal[0, 1, 2]] = {"left": TA_LEFT, "centre": TA_CENTER, "right": TA_RIGHT}
+
+
 def style(size: float = 10.5, *, leading: float | None = None, align: str = "left",
           colour: Any = colors.black) -> ParagraphStyle:
     """A paragraph style in the Japanese font; Japanese wraps between any two characters (wordWrap CJK)."""
     return ParagraphStyle(
         f"tt-{size}-{align}", fontName=font(), fontSize=size, leading=leading or size * 1.45,
-        alignment={"left": TA_LEFT, "centre": TA_CENTER, "right": TA_RIGHT}[align], wordWrap="CJK",
+        alignment=_ALIGN[align], wordWrap="CJK",
         textColor=colour)
 
 
@@ -144,8 +147,8 @@ class Canvas:
                  author: str = PRODUCER) -> None:
         self.size = page_size
         self._buf = io.BytesIO()
-        self.c = canvas.Canvas(self._buf, pagesize=page_size, initialFontName=font(),
-                               initialFontSize=11, pdfVersion=(1, 4))
+        self.c = canvas.Canvas(self._buf, pagesize=page_size, initialFontName=font(),  # type: ignore[arg-type]
+                               initialFontSize=11, pdfVersion=(1, 4))  # (types-reportlab types the name a float)
         _describe(self.c, title=title, subject=subject, author=author)
 
     @property
@@ -226,7 +229,7 @@ def story_pdf(story: list[Flowable], *, title: str, page_size: tuple[float, floa
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=page_size, leftMargin=margins, rightMargin=margins, topMargin=top,
                             bottomMargin=margins, title=printable(title), author=author, subject=subject,
-                            creator=PRODUCER, initialFontName=font(), pdfVersion=(1, 4))
+                            creator=PRODUCER, initialFontName=font())
 
     def each(c: canvas.Canvas, d: Any) -> None:
         c.setFont(font(), 11)
