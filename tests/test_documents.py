@@ -4,6 +4,7 @@ certificate's signature through joserfc, byte for byte what the hand-made signer
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from datetime import UTC, date, datetime
@@ -210,3 +211,14 @@ def _with(token: str, *, header: dict[str, Any] | None = None, claims: dict[str,
 def test_a_changed_or_foreign_token_is_refused_with_its_reason(token: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         check_signature(token, {OLD_KID: OLD_X})
+
+
+def test_a_long_name_is_printed_whole_on_the_receipt_and_the_certificate() -> None:
+    name = "特定非営利活動法人 " + "つるがしま里山と菜の花を未来につなぐ会" * 4  # 100 characters at most are allowed
+    assert len(name) <= 100
+
+    def whole(data: bytes) -> str:
+        return text_of(read(data)).replace("\n", "").replace(" ", "")
+
+    assert f"{name}様".replace(" ", "") in whole(receipt(dataclasses.replace(RECEIPT, donor_name=name)))
+    assert f"{name}殿".replace(" ", "") in whole(certificate_pdf_bytes(view(name=name), verify_url=URL))

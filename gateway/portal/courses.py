@@ -491,11 +491,12 @@ def certificate_pdf_bytes(cert: c.CertificateView, *, verify_url: str) -> bytes:
     doc.rect(48, 48, w - 96, 746, 0.8, colour=green)
     doc.centred(740, "修了証", 36, bold=True)
     doc.centred(712, "Certificate of completion", 14)
-    doc.text(90, 620, f"{cert.name} 殿", 24)
-    doc.line(90, 612, w - 90, 612, 0.6)
-    doc.text(90, 560, "上記の者は、所定の認定講座を修了し、", 14)
-    doc.text(90, 538, "次の修了資格を取得したことを証明します。", 14)
-    y = doc.paragraph(90, 505, w - 180, cert.title, 22, leading=30) - 36  # a long title wraps; what follows moves
+    # The name and the title are printed whole however long (smaller, or over lines); what follows moves down.
+    y = doc.line_or_lines(90, 620, w - 180, f"{cert.name} 殿", 24, smallest=14) - 2
+    doc.line(90, y, w - 90, y, 0.6)
+    doc.text(90, y - 52, "上記の者は、所定の認定講座を修了し、", 14)
+    doc.text(90, y - 74, "次の修了資格を取得したことを証明します。", 14)
+    y = doc.paragraph(90, y - 107, w - 180, cert.title, 22, leading=30) - 36
     for line in (f"取得単位 Credits: {cert.credits}", f"発行日 Issued on: {cert.issued_on.isoformat()}",
                  f"発行地域 Issued by: {cert.node}"):
         doc.text(90, y, line, 12)

@@ -182,6 +182,18 @@ class Canvas:
     def centred(self, y: float, text: str, size: float = 11, **kw: Any) -> None:
         self.text(self.width / 2, y, text, size, align="centre", **kw)
 
+    def line_or_lines(self, x: float, y: float, width: float, text: str, size: float, *, smallest: float,
+                      **kw: Any) -> float:
+        """A name or title that must be printed whole: one line at (x, y) at `size`, or smaller down to
+        `smallest` so that it fits `width`, or else wrapped at `smallest` from there down. Gives the y of the
+        bottom of the last line (below its descenders)."""
+        needed = text_width(text, size)
+        if needed <= width or text_width(text, smallest) <= width:
+            fitted = size if needed <= width else max(smallest, size * width / needed)
+            self.text(x, y, text, fitted, **kw)
+            return y - fitted * 0.3
+        return self.paragraph(x, y + smallest, width, text, smallest, **kw)
+
     def paragraph(self, x: float, y_top: float, width: float, text: str, size: float = 11, **kw: Any) -> float:
         """Plain text wrapped within `width` from `y_top` down; gives the y below it."""
         p = paragraph(text, size, **kw)

@@ -32,8 +32,9 @@ def receipt(d: ReceiptData) -> bytes:
     doc.text(w - 60, h - 95, f"No. {d.receipt_no}", 10, align="right")
     doc.text(w - 60, h - 112, f"発行日 {d.issued_on}", 10, align="right")
     doc.centred(h - 170, "寄附金受領証明書", 24, bold=True)
-    doc.text(80, h - 240, f"{d.donor_name} 様", 16)
-    doc.line(80, h - 246, max(330, 80 + pdf.text_width(f"{d.donor_name} 様", 16) + 10), h - 246)
+    name = f"{d.donor_name} 様"  # whole, however long (smaller, or over lines, rather than past the edge)
+    under = doc.line_or_lines(80, h - 240, w - 160, name, 16, smallest=11) - 2
+    doc.line(80, under, min(w - 80, max(330, 80 + pdf.text_width(name, 16) + 10)), under)
     doc.centred(h - 320, f"金 {d.amount_yen:,} 円", 26, bold=True)
     doc.line(150, h - 330, w - 150, h - 330, 1.2)
     doc.paragraph(80, h - 366, w - 160, "上記の金額を、寄附によるまちづくり条例に基づく認定プロジェクトへの"
