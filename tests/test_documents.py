@@ -222,3 +222,18 @@ def test_a_long_name_is_printed_whole_on_the_receipt_and_the_certificate() -> No
 
     assert f"{name}様".replace(" ", "") in whole(receipt(dataclasses.replace(RECEIPT, donor_name=name)))
     assert f"{name}殿".replace(" ", "") in whole(certificate_pdf_bytes(view(name=name), verify_url=URL))
+
+
+def test_documents_laid_out_in_several_threads_at_once_each_say_their_own_figures() -> None:
+    """The notebook's export and the portal's certificate are laid out in worker threads: ReportLab's font state
+    (its subsets per document) must not mix two documents."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(n: int) -> str:
+        data = receipt(dataclasses.replace(RECEIPT, amount_yen=1000 * n, receipt_no=f"tsurugashima-2025-{n:06d}"))
+        return text_of(read(data))
+
+    with ThreadPoolExecutor(6) as pool:
+        texts = list(pool.map(one, range(1, 13)))
+    for n, text in enumerate(texts, start=1):
+        assert f"金 {1000 * n:,} 円" in text and f"tsurugashima-2025-{n:06d}" in text, (n, text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -40,12 +41,18 @@ MISSING = "〓"  # 下駄記号: what Japanese print puts for a character the fo
 PRODUCER = "TownTip Commons"
 
 
+_registering = threading.Lock()
+
+
 @functools.cache
 def font() -> str:
-    """The Japanese font's name, registered with ReportLab on first use (reading the file takes about 0.4 s)."""
-    pdfmetrics.registerFont(TTFont(FONT, str(FONT_FILE)))
-    # <b>/<i> in a paragraph map to the same face rather than to a Latin Helvetica without Japanese glyphs.
-    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT, italic=FONT, boldItalic=FONT)
+    """The Japanese font's name, registered with ReportLab on first use (reading the file takes about 0.4 s). Under
+    a lock: documents are laid out in worker threads too, and the first two may ask at once."""
+    with _registering:
+        if FONT not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(FONT, str(FONT_FILE)))
+            # <b>/<i> in a paragraph map to the same face rather than to a Latin Helvetica without Japanese glyphs.
+            pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT, italic=FONT, boldItalic=FONT)
     return FONT
 
 
