@@ -21,6 +21,7 @@ from services.points import service
 from services.points.app import PointsService
 from services.points.models import journal
 from services.points.models_donations import donation_fund_uses, donation_projects, donations
+from tests.test_documents import assert_font_embedded
 from tests.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
@@ -85,6 +86,7 @@ def pdf_text(receipt: c.ReceiptPdf) -> str:
     assert data.startswith(b"%PDF-1.4") and data.rstrip().endswith(b"%%EOF")
     reader = pypdf.PdfReader(io.BytesIO(data), strict=True)
     assert len(reader.pages) == 1
+    assert_font_embedded(reader)  # the Japanese font travels with the file: Latin text and figures extract whole
     return reader.pages[0].extract_text()
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from services.points.app import PointsService
 from services.points.models import events, taps
 from services.points.models_notebook import people
+from tests.test_documents import assert_font_embedded
 from tests.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
@@ -228,8 +229,10 @@ async def test_notebook_totals_comparison_exports_and_figures(nc: nats.NATS, poi
     data = base64.b64decode(pdf.base64)
     assert data.startswith(b"%PDF-1.4") and data.rstrip().endswith(b"%%EOF") and pdf.content_type == "application/pdf"
     reader = pypdf.PdfReader(io.BytesIO(data), strict=True)
+    assert_font_embedded(reader)  # the Japanese font travels with the file: Latin text and figures extract whole
     text = "".join(p.extract_text() for p in reader.pages)
-    for want in ("まちづくり手帳", "山田 花子", "公園ゴミ拾い", "子育てNPO", "合計", "地区平均（大橋・2人）", "38"):
+    for want in ("まちづくり手帳", "山田 花子", "公園ゴミ拾い", "子育てNPO", "合計", "地区平均（大橋・2人）", "38",
+                 f"(hanako@{NODE})"):
         assert want in text, (want, text)
 
     # Bad input: refused, nothing changed.

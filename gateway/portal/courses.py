@@ -8,8 +8,8 @@ they may do. Every form is CSRF-protected (pages.form_of)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-import zlib
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,7 +34,7 @@ from gateway.portal.pages import (
     signed_in_form,
 )
 from gateway.portal.pages import error_status as _status
-from towntip.kernel import categories, errors
+from towntip.kernel import categories, errors, pdf
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts import identity as ic
 
@@ -470,65 +470,43 @@ async def certificate_pdf(cert_id: str, request: Request) -> Response:
     if isinstance(cert, Response):
         return cert
     base = request.app.state.settings.public_url.rstrip("/")
-    body = certificate_pdf_bytes(cert, verify_url=f"{base}/certificates/{cert.id}")
+    # ReportLab is pure Python: a thread keeps the event loop answering while it lays out the page.
+    body = await asyncio.to_thread(certificate_pdf_bytes, cert, verify_url=f"{base}/certificates/{cert.id}")
     return Response(body, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="certificate-{cert.id}.pdf"',
                              "Cache-Control": "no-store"})
 
 
-# ---- a small hand-written PDF ------------------------------------------------------------------------------------
-
-
-def _pdf_text(text: str) -> str:
-    """A string for the CID font with the UniJIS-UCS2-H encoding: UTF-16BE in hex (BMP characters)."""
-    return "<" + "".join(f"{ord(ch):04X}" for ch in text if ord(ch) < 0x10000) + ">"
+# ---- the certificate as PDF (towntip/kernel/pdf.py: ReportLab, the Japanese font embedded) ------------------------
 
 
 def certificate_pdf_bytes(cert: c.CertificateView, *, verify_url: str) -> bytes:
-    """An A4 certificate (修了証) as a PDF 1.4 file, without dependencies: Japanese text in the standard Japanese
-    font HeiseiKakuGo-W5 (a PDF viewer supplies it, as for reportlab's UnicodeCIDFont), the verification URL and
-    the certificate number. The signed token remains the proof; the PDF points to where it is checked."""
-    lines: list[tuple[str, int, int, int]] = [  # text, size, x, y (points; A4 is 595 x 842)
-        ("修了証", 36, 240, 740),
-        ("Certificate of completion", 14, 212, 712),
-        (f"{cert.name} 殿", 24, 90, 620),
-        ("上記の者は、所定の認定講座を修了し、", 14, 90, 560),
-        ("次の修了資格を取得したことを証明します。", 14, 90, 538),
-        (cert.title, 22, 90, 480),
-        (f"取得単位 Credits: {cert.credits}", 12, 90, 440),
-        (f"発行日 Issued on: {cert.issued_on.isoformat()}", 12, 90, 420),
-        (f"発行地域 Issued by: {cert.node}", 12, 90, 400),
-        (f"証明書番号 No.: {cert.id}", 10, 90, 300),
-        (f"検証 Verify at: {verify_url}", 9, 90, 284),
-    ]
+    """An A4 certificate (修了証): what the certificate states, the verification URL and the certificate number.
+    The signed token remains the proof; the PDF points to where it is checked. Printed here, beside the page and the
+    printable page, from the same view the service read from the signed claims."""
+    green = pdf.colors.Color(0.04, 0.43, 0.31)
+    doc = pdf.Canvas(title=f"修了証 {cert.title}", subject="修了証 Certificate of completion")
+    w = doc.width
+    doc.rect(40, 40, w - 80, 762, 3, colour=green)
+    doc.rect(48, 48, w - 96, 746, 0.8, colour=green)
+    doc.centred(740, "修了証", 36, bold=True)
+    doc.centred(712, "Certificate of completion", 14)
+    # The name and the title are printed whole however long (smaller, or over lines); what follows moves down.
+    y = doc.line_or_lines(90, 620, w - 180, f"{cert.name} 殿", 24, smallest=14) - 2
+    doc.line(90, y, w - 90, y, 0.6)
+    doc.text(90, y - 52, "上記の者は、所定の認定講座を修了し、", 14)
+    doc.text(90, y - 74, "次の修了資格を取得したことを証明します。", 14)
+    y = doc.paragraph(90, y - 107, w - 180, cert.title, 22, leading=30) - 36
+    for line in (f"取得単位 Credits: {cert.credits}", f"発行日 Issued on: {cert.issued_on.isoformat()}",
+                 f"発行地域 Issued by: {cert.node}"):
+        doc.text(90, y, line, 12)
+        y -= 20
     if cert.status == "revoked":
-        lines.append(("この修了証は取り消されています / REVOKED", 16, 90, 340))
-    ops = ["0.04 0.43 0.31 RG 3 w 40 40 515 762 re S"]
-    for text, size, x, y in lines:
-        ops.append(f"BT /F1 {size} Tf {x} {y} Td {_pdf_text(text)} Tj ET")
-    stream = zlib.compress("\n".join(ops).encode("ascii"))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >> "
-        b"/Contents 4 0 R >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type0 /BaseFont /HeiseiKakuGo-W5 /Encoding /UniJIS-UCS2-H "
-        b"/DescendantFonts [6 0 R] >>",
-        b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /HeiseiKakuGo-W5 "
-        b"/CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >> /FontDescriptor 7 0 R "
-        b"/DW 1000 /W [1 95 500 231 632 500] >>",
-        b"<< /Type /FontDescriptor /FontName /HeiseiKakuGo-W5 /Flags 4 /FontBBox [-92 -250 1010 922] "
-        b"/ItalicAngle 0 /Ascent 752 /Descent -221 /CapHeight 737 /StemV 114 >>",
-        b"<< /Title <FEFF" + _pdf_text(f"修了証 {cert.title}")[1:].encode() + b" /Producer (TownTip Commons) >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for i, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 8 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+        doc.text(90, y - 40, "この修了証は取り消されています / REVOKED", 16, bold=True, colour=pdf.colors.red)
+        y -= 60
+    y = min(y - 40, 300)
+    doc.text(90, y, f"証明書番号 No.: {cert.id}", 10)
+    doc.text(90, y - 16, "検証 Verify at:", 9)
+    size = max(6.0, min(9.0, 9 * (w - 180) / pdf.text_width(verify_url, 9)))  # the address whole, on one line
+    doc.paragraph(90, y - 20, w - 180, verify_url, size)
+    return doc.finish()

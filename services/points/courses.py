@@ -18,24 +18,22 @@ Domain code and the endpoint registration (`add_course_endpoints`); transactions
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from joserfc.jwk import OKPKey
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points import ledger
 from services.points import people as directory
+from services.points.documents import certificate
+from services.points.documents.certificate import check_signature, sign
+from services.points.documents.certificate import claims_of as _claims_of
 from services.points.models import bus
 from services.points.models_courses import (
     certificate_keys,
@@ -67,82 +65,27 @@ def _announce(node: str, type_: str, data: dict[str, Any]) -> Envelope:
     return Envelope(type=type_, node=node, service=SERVICE, time=utcnow(), data=data)
 
 
-# ---- signing: compact JWS, EdDSA (Ed25519) ----------------------------------------------------------------------
+# ---- signing: compact JWS, EdDSA (Ed25519), through joserfc (services/points/documents/certificate.py) -------------
 
 
-def b64u(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def b64u_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _thumbprint(x: str) -> str:
-    """RFC 7638 thumbprint of an Ed25519 JWK: the key's id."""
-    body = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True)
-    return b64u(hashlib.sha256(body.encode()).digest())
-
-
-async def signing_key(session: AsyncSession) -> tuple[str, Ed25519PrivateKey]:
+async def signing_key(session: AsyncSession) -> tuple[str, OKPKey]:
     """The newest unretired key, made on first use (kept in the service's database, like identity's keys)."""
     row = (await session.execute(select(certificate_keys.c.kid, certificate_keys.c.private_key)
                                  .where(certificate_keys.c.retired_at.is_(None))
                                  .order_by(certificate_keys.c.created_at.desc()).limit(1))).first()
     if row is not None:
-        return row.kid, serialization.load_pem_private_key(row.private_key.encode(), None)  # type: ignore[return-value]
-    key = Ed25519PrivateKey.generate()
-    x = b64u(key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-    kid = _thumbprint(x)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    await session.execute(certificate_keys.insert().values(kid=kid, private_key=pem, public_x=x,
-                                                           created_at=utcnow()))
+        return row.kid, certificate.load_key(row.private_key)
+    key = certificate.new_key()
+    kid = certificate.key_id(key)
+    await session.execute(certificate_keys.insert().values(kid=kid, private_key=certificate.private_pem(key),
+                                                           public_x=certificate.public_x(key), created_at=utcnow()))
     return kid, key
-
-
-def sign(claims: dict[str, Any], kid: str, key: Ed25519PrivateKey) -> str:
-    header = {"alg": "EdDSA", "kid": kid, "typ": c.CERT_TYP}
-    enc = [b64u(json.dumps(p, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode())
-           for p in (header, claims)]
-    signing_input = ".".join(enc).encode()
-    return f"{enc[0]}.{enc[1]}.{b64u(key.sign(signing_input))}"
-
-
-def _claims_of(token: str) -> dict[str, Any]:
-    return json.loads(b64u_decode(token.split(".")[1]))
 
 
 async def jwks(session: AsyncSession) -> c.JWKS:
     rows = await session.execute(select(certificate_keys.c.kid, certificate_keys.c.public_x)
                                  .order_by(certificate_keys.c.created_at))
-    return c.JWKS(keys=[{"kty": "OKP", "crv": "Ed25519", "x": r.public_x, "kid": r.kid, "alg": "EdDSA",
-                         "use": "sig"} for r in rows])
-
-
-def check_signature(token: str, keys: dict[str, str]) -> dict[str, Any]:
-    """The claims of a token signed by one of `keys` (kid -> base64url x), or ValueError saying why not."""
-    parts = token.strip().split(".")
-    if len(parts) != 3:
-        raise ValueError("not a compact JWS (three parts separated by '.')")
-    try:
-        header = json.loads(b64u_decode(parts[0]))
-        claims = json.loads(b64u_decode(parts[1]))
-        signature = b64u_decode(parts[2])
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("malformed token") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise ValueError("malformed token")
-    if header.get("alg") != "EdDSA" or header.get("typ") != c.CERT_TYP:
-        raise ValueError("not a certificate of this platform (alg EdDSA, typ towntip-certificate+jws)")
-    x = keys.get(str(header.get("kid")))
-    if x is None:
-        raise ValueError("signed with a key this node does not know")
-    try:
-        Ed25519PublicKey.from_public_bytes(b64u_decode(x)).verify(signature, f"{parts[0]}.{parts[1]}".encode())
-    except (InvalidSignature, ValueError):
-        raise ValueError("the signature does not match: the token was changed or not issued here") from None
-    return claims
+    return c.JWKS(keys=[certificate.public_jwk(r.kid, r.public_x) for r in rows])
 
 
 # ---- courses and certifications ---------------------------------------------------------------------------------

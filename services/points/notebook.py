@@ -15,6 +15,7 @@ No NATS and no commits in the domain functions; the endpoints at the bottom own 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -28,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points import people as directory
-from services.points import receipt_pdf
+from services.points.documents import notebook as notebook_document
 from services.points.models import card_bindings, events, taps
 from services.points.models_donations import donation_projects, donations
 from services.points.models_notebook import people
@@ -293,102 +294,15 @@ def notebook_csv(nb: c.Notebook, lang: str) -> bytes:
     return to_csv(HEAD[lang], rows + summary, [WORDS[lang]["empathy"]])
 
 
-LANDSCAPE = (842, 595)
-WIDTHS = (62, 136, 156, 62, 54, 36, 36, 30, 76, 54, 78)  # points; 780 of 842 (headers at 8 pt fit)
-
-
 def notebook_pdf(nb: c.Notebook, lang: str, *, printed: str) -> bytes:
-    """The notebook on A4 landscape pages: the table, its totals and the comparison (HeiseiKakuGo-W5, not embedded)."""
+    """The notebook on A4 landscape pages (services/points/documents/notebook.py): the table, totals, comparison."""
     w = WORDS[lang]
     rows, summary = table_rows(nb, lang)
-    pages: list[receipt_pdf.Page] = []
-    x0, top, line = 33, LANDSCAPE[1] - 40, 17
-
-    def new_page() -> tuple[receipt_pdf.Page, float]:
-        p = receipt_pdf.Page()
-        p.text(x0, top, f"{w['title']}  {nb.display_name} ({nb.global_handle})", 15)
-        district = f" / {nb.district}" if nb.district else ""
-        p.text(x0, top - 20, f"{w['printed']} {printed}{district}  p.{len(pages) + 1}", 9)
-        y = top - 48
-        _row(p, HEAD[lang], y, size=8)
-        p.line(x0, y - 5, x0 + sum(WIDTHS), y - 5, 0.8)
-        pages.append(p)
-        return p, y - line
-
-    p, y = new_page()
-    for r in rows:
-        if y < 70:
-            p, y = new_page()
-        _row(p, r, y)
-        y -= line
-    if y < 40 + line * (len(summary) + 2):
-        p, y = new_page()
-    p.line(x0, y + line - 5, x0 + sum(WIDTHS), y + line - 5, 0.8)
-    for r in summary:  # the label spans the date, field and title columns
-        p.text(x0, y, _fit(r[0], sum(WIDTHS[:3]), 8.5), 8.5)
-        _row(p, ["", "", "", *r[3:]], y, size=8.5)
-        y -= line
-    p.text(x0, y - 6, w["empathy"], 8)
-    return render_pages(pages, title=f"{w['title']} {nb.global_handle}", size=LANDSCAPE)
-
-
-def _fit(text: str, width: float, size: float) -> str:
-    while text and receipt_pdf.text_width(text, size) > width - 4:
-        text = text[:-1]
-    return text
-
-
-def _row(p: receipt_pdf.Page, cells: Iterable[str], y: float, size: float = 9) -> None:
-    x = 33
-    for cell, width in zip(cells, WIDTHS, strict=False):
-        p.text(x, y, _fit(str(cell), width, size), size)
-        x += width
-
-
-def render_pages(pages: list[receipt_pdf.Page], *, title: str, size: tuple[int, int]) -> bytes:
-    """Several pages as one PDF 1.4 file: receipt_pdf's writer (the same font objects) with a page tree of N."""
-    used: set[str] = set()
-    for p in pages:
-        used |= p.used
-    font = receipt_pdf.FONT
-    n = len(pages)
-    # 1 catalog, 2 pages, 3 font, 4 CID font, 5 descriptor, 6 ToUnicode, 7 info; then page i: 8+2i, content 9+2i.
-    page_ids = [8 + 2 * i for i in range(n)]
-    objects: list[bytes] = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{' '.join(f'{i} 0 R' for i in page_ids)}] /Count {n} >>".encode(),
-        f"<< /Type /Font /Subtype /Type0 /BaseFont /{font} /Encoding /UniJIS-UCS2-H "
-        "/DescendantFonts [4 0 R] /ToUnicode 6 0 R >>".encode(),
-        f"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /{font} "
-        "/CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >> "
-        "/FontDescriptor 5 0 R /DW 1000 /W [1 95 500 231 632 500] >>".encode(),
-        f"<< /Type /FontDescriptor /FontName /{font} /Flags 4 /FontBBox [-92 -250 1010 922] /ItalicAngle 0 "
-        "/Ascent 752 /Descent -221 /CapHeight 737 /StemV 114 /XHeight 553 >>".encode(),
-        _stream(receipt_pdf._to_unicode(used)),
-        f"<< /Title <FEFF{receipt_pdf._pdf_string(title)[1:-1]}> /Producer (TownTip Commons) >>".encode(),
-    ]
-    for i, p in enumerate(pages):
-        objects.append((f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {size[0]} {size[1]}] "
-                        f"/Resources << /Font << /F1 3 0 R >> >> /Contents {page_ids[i] + 1} 0 R >>").encode())
-        objects.append(_stream("\n".join(p.ops).encode("ascii")))
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for num, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{num} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 7 0 R >>\n"
-            f"startxref\n{xref}\n%%EOF\n").encode()
-    return bytes(out)
-
-
-def _stream(data: bytes) -> bytes:
-    import zlib
-
-    packed = zlib.compress(data)
-    return f"<< /Length {len(packed)} /Filter /FlateDecode >>\nstream\n".encode() + packed + b"\nendstream"
+    district = f" / {nb.district}" if nb.district else ""
+    return notebook_document.notebook_pdf(
+        title=f"{w['title']} {nb.global_handle}", heading=f"{w['title']}  {nb.display_name} ({nb.global_handle})",
+        subheading=f"{w['printed']} {printed}{district}", head=HEAD[lang], rows=rows, summary=summary,
+        note=w["empathy"])
 
 
 def export(nb: c.Notebook, q: c.NotebookExportIn) -> c.Export:
@@ -420,7 +334,8 @@ def add_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession],
 
     @eps.add(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn)
     async def export_(q: c.NotebookExportIn) -> c.Export:
-        return export(await mine_(q.actor), q)
+        # The PDF takes ReportLab a while on a long notebook: in a thread, so taps keep flowing meanwhile.
+        return await asyncio.to_thread(export, await mine_(q.actor), q)
 
     figures.add_endpoints(eps, sessions=sessions, node=node)
 
