@@ -46,7 +46,12 @@ class PeerProfileHandler:
             if e["type"] in PROFILE_EVENTS:
                 values = {k: e["data"][k] for k in FIELDS if k in e["data"]}
                 values = _clip(values)
-                if values:
+                # An event that repeats what the profile says changes nothing, not even `updated_at`: the person's
+                # UserRegistered reaches this node after the first login here already linked the profile from the
+                # ID token, and rewriting the row then would report a change that never happened.
+                row = (await session.execute(select(*(users.c[k] for k in values)).where(*where))).first() \
+                    if values else None
+                if row is not None and any(getattr(row, k) != v for k, v in values.items()):
                     await session.execute(update(users).where(*where).values(**values, updated_at=utcnow()))
             elif e["type"] == "UserDeleted":
                 row = (await session.execute(select(users.c.id).where(*where))).first()

@@ -131,6 +131,20 @@ async def state_at_b(fed: Fed, handle: str) -> tuple[int, int, Any]:
     return sessions, tokens, linked
 
 
+async def registered_at_b(fed: Fed, handle: str) -> bool:
+    """Whether B has applied A's UserRegistered of handle@A (sourced into FED_B once B linked a person of A): the
+    event arrives at its own pace, possibly after the login that linked her."""
+    outbox, inbox = models.bus.outbox, models.bus.inbox
+    async with fed.home.identity.sessions() as s:
+        rows = (await s.execute(select(outbox.c.event_id, outbox.c.payload).where(
+            outbox.c.subject == subjects.evt(HOME, c.SERVICE, "user_registered")))).all()
+    ids = [r.event_id for r in rows if json.loads(r.payload)["data"]["global_handle"] == f"{handle}@{HOME}"]
+    assert len(ids) == 1, ids
+    async with fed.b.identity.sessions() as s:
+        return (await s.execute(select(func.count()).select_from(inbox).where(
+            inbox.c.consumer == "identity-peer-profiles", inbox.c.message_id == f"{HOME}:{ids[0]}"))).scalar_one() == 1
+
+
 async def log_in_at_b(fed: Fed, handle: str, browser: Browser | None = None) -> tuple[Browser, httpx.Response]:
     """At B: "log in with my home region" → A's login page → A's password → back at B's callback, and on."""
     browser = browser or Browser()
@@ -223,6 +237,9 @@ async def test_a_used_or_unknown_login_link_is_refused(fed, hook) -> None:
         again = await who.http.get(link)
         assert again.status_code == 400 and "unknown, used or expired" in again.text, again.text[-500:]
         assert "tt_session" not in again.headers.get("set-cookie", "")
+    # Her UserRegistered from A says what the ID token said: once B has applied it, her row is still the same
+    # (an event that changes nothing must not rewrite it; B used to bump `updated_at`, at a moment of its own)
+    assert await wait_for(lambda: registered_at_b(fed, handle)), "B never applied A's UserRegistered"
     assert await state_at_b(fed, handle) == before and fed.hook.exchanged == exchanged  # A was not asked again
 
     # A state B never issued, with A's real code shape; and a callback without state or code.
