@@ -23,11 +23,12 @@ def towntip(*argv: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProce
                           input=stdin, capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
+@pytest.mark.timeout(300)  # a whole node's start on a busy machine
 @pytest.mark.xdist_group("whole-node")
 async def test_commands_use_the_url_the_node_wrote(tmp_path: Path) -> None:
     node = start_node(tmp_path)  # data dir tmp_path/var, an embedded nats-server that takes only its users
     try:
-        await node.wait_health(200)
+        await node.wait_health(200, timeout=180)
         await node.wait_running("nats-server", "identity")
         written = node.data_dir / OPERATOR_URL_FILE
         assert written.exists() and "@127.0.0.1:" in written.read_text()
