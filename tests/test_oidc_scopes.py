@@ -46,6 +46,13 @@ async def test_openid_profile_offline_access_logs_in_and_refreshes(env):
         info = (await rp.get(meta["userinfo_endpoint"])).json()
         assert info["name"] == "山田 花子" and "email" not in info
 
+        # with prompt=consent, as OIDC Core 11 has it: the same (no consent screen: the node's clients are its own)
+        r, verifier, _ = await authorize(env, browser, rp, prompt="consent")
+        assert r.status_code == 302 and "code=" in r.headers["location"], r.headers.get("location", r.text)
+        token = await rp.fetch_token(meta["token_endpoint"], authorization_response=r.headers["location"],
+                                     code_verifier=verifier)
+        assert "offline_access" in token["scope"].split() and token["refresh_token"]
+
 
 async def test_unknown_scopes_are_ignored_and_known_limits_still_hold(env):
     meta = await metadata(env)
