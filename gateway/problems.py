@@ -114,7 +114,9 @@ def allowed_methods(request: Request) -> str:
     """Every method some route serves at this request's path (RFC 9110 15.5.6: a 405 lists them in Allow).
     Starlette's 405 names only the methods of the first route whose path matched: GET where a PUT route for the
     same path follows it."""
-    path = request.scope["path"]
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    if root and path.startswith(root + "/"):  # behind a --root-path, routes match the rest (as Starlette's do)
+        path = path[len(root):]
     return ", ".join(sorted({m for regex, methods in _served(request.app) if regex.match(path) for m in methods}))
 
 
