@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from towntip.kernel import errors
 
@@ -91,12 +93,42 @@ def fix_openapi(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _served(app: Any) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """(path regex, methods) of every route of the app, read once. FastAPI >= 0.16x keeps included routers as
+    nested branches (iter_route_contexts walks them with their prefixes); older ones, a flat list of routes."""
+    served = getattr(app.state, "served_methods", None)
+    if served is None:
+        try:
+            from fastapi.routing import iter_route_contexts
+        except ImportError:  # FastAPI < 0.16x
+            routes: Any = app.router.routes
+        else:
+            routes = iter_route_contexts(app.router.routes)
+        served = app.state.served_methods = [
+            (compile_path(r.path)[0], frozenset(r.methods)) for r in routes
+            if isinstance(getattr(r, "path", None), str) and getattr(r, "methods", None)]
+    return served
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this request's path (RFC 9110 15.5.6: a 405 lists them in Allow).
+    Starlette's 405 names only the methods of the first route whose path matched: GET where a PUT route for the
+    same path follows it."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    if root and path.startswith(root + "/"):  # behind a --root-path, routes match the rest (as Starlette's do)
+        path = path[len(root):]
+    return ", ".join(sorted({m for regex, methods in _served(request.app) if regex.match(path) for m in methods}))
+
+
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
     if detail == phrase(exc.status_code):
         detail = None
-    return problem(request, exc.status_code, detail=detail, headers=dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+    return problem(request, exc.status_code, detail=detail, headers=headers or None)
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
@@ -118,7 +150,9 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"Retry-After": "1"} if status == 503 else None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
-    return problem(request, status, title=exc.title, detail=exc.reason, type_=TYPE_SERVICE, headers=headers)
+    # a plain ServiceError carries the title of a 500 whatever its code (e.g. 413 "the query is too large")
+    title = phrase(status) if type(exc) is errors.ServiceError and status != 500 else exc.title
+    return problem(request, status, title=title, detail=exc.reason, type_=TYPE_SERVICE, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -134,11 +134,17 @@ def _here(request: Request, summary: RegionSummary, *, home: bool) -> RegionView
                       home=home, summary=summary)
 
 
+# What the body must be, as ic.PersonQueryIn checks it: the schema says the same (a shorter one is refused with 400)
+_QUERY_SCHEMA = {k: v for k, v in ic.PersonQueryIn.model_json_schema()["properties"]["token"].items()
+                 if k in ("minLength", "maxLength", "pattern")}
+
+
 @router.post("/federation/person-summary", tags=["federation"], response_model=RegionSummary,
              summary="A home node asks what one of its people does here (a signed query as the body)",
              responses=responses(400, 401, 403, 404, 413, 429, 503),
              openapi_extra={"requestBody": {"required": True, "content": {
-                 QUERY_MEDIA: {"schema": {"type": "string", "description": "the signed query (compact JWS)"}}}}})
+                 QUERY_MEDIA: {"schema": {"type": "string", "description": "the signed query (compact JWS)",
+                                          **_QUERY_SCHEMA}}}}})
 async def person_summary(request: Request) -> JSONResponse:
     throttle = getattr(request.app.state, "person_query_throttle", None)
     if throttle is None:

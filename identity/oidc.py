@@ -57,7 +57,14 @@ CODE_TTL = timedelta(seconds=60)
 REFRESH_BATCHES_AT_ONCE = 4  # PostgreSQL: refresh transactions of one process at once (the pool has 10 + 10)
 KEY_RECHECK = 10.0  # seconds between reads of the signing key by the refresh grant
 FRESH_LOGIN = timedelta(seconds=120)  # prompt=login is satisfied by a login this recent
-SCOPES = ("openid", "profile", "email", c.REGIONS_SCOPE)
+OFFLINE_ACCESS = "offline_access"  # OpenID Connect Core 11: asks for a refresh token
+SCOPES = ("openid", "profile", "email", c.REGIONS_SCOPE, OFFLINE_ACCESS)
+# Scopes every client gets when it asks, whatever it was registered with. offline_access: this provider gives every
+# client a refresh token at each code exchange anyway (the portal and the member nodes rely on it; rotated on each
+# use), so a client asking for one by this scope is granted it and told so in
+# the token's scope. There is no consent screen (clients are registered by the node's administrator or are members
+# trusted through the anchor's chain: the "other conditions" of Core 11), so prompt=consent is not required.
+OFFERED_TO_ALL = frozenset({OFFLINE_ACCESS})
 # Scopes a client gets only when it was allowed them (a member node of the federation, or an admin's grant): asked
 # for by any other client, the request is refused with invalid_scope instead of the scope being dropped quietly.
 GRANTED_ONLY = frozenset({c.REGIONS_SCOPE})
@@ -139,7 +146,7 @@ class Client(ClientMixin):
         return None  # redirect_uri is required in every request (OpenID Connect Core 3.1.2.1)
 
     def get_allowed_scope(self, scope: str) -> str | None:
-        allowed = set(self.scope.split())
+        allowed = set(self.scope.split()) | OFFERED_TO_ALL
         asked = (scope or "").split()
         if any(s in GRANTED_ONLY and s not in allowed for s in asked):
             return None  # authlib answers invalid_scope
@@ -542,6 +549,13 @@ class Provider(AuthorizationServer):
         self.register_grant(RefreshGrant)
 
     # authlib's framework hooks
+    def validate_requested_scope(self, scope: str | None) -> None:
+        """Scopes this provider does not know are ignored, not refused (OpenID Connect Core 3.1.2.1: "Scope values
+        used that are not understood by an implementation SHOULD be ignored"): the client's get_allowed_scope then
+        keeps those it may have. Only the authorization request asks this; a refresh request's scope is still held
+        to what was granted (RFC 6749 6: wider is invalid_scope)."""
+        return None
+
     def query_client(self, client_id: str) -> Client | None:
         pre = _prefetched.get()
         if pre is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.api.deps import Nats, Settings, Staff
+from gateway.api.types import Integer, Name
 from gateway.problems import responses
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
@@ -25,9 +26,10 @@ class EventRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-    participant_points: int = Field(default=1, ge=0, le=1000)
-    volunteer_points: int = Field(default=5, ge=0, le=1000)
+    name: Name
+    # Integer: `true` or "5" is refused, as the schema says (pydantic's lax int took them as 1 and 5)
+    participant_points: Integer = Field(default=1, ge=0, le=1000)
+    volunteer_points: Integer = Field(default=5, ge=0, le=1000)
 
 
 async def _call(nc: Any, settings: Any, endpoint: str, payload: BaseModel | None, model: type[M]) -> M:

@@ -23,6 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "nats_url", "") is None:  # an operator's command without --nats-url: the node's, if it left one
+        from towntip.cli.points import BadInput, Unreachable, operator_nats_url
+
+        try:
+            args.nats_url = operator_nats_url(args.data_dir)
+        except BadInput as exc:
+            return fail(str(exc), EXIT_USAGE)
+        except Unreachable as exc:
+            return fail(str(exc))
     try:
         code = args.func(args)
     except KeyboardInterrupt:

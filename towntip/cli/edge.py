@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sim.set_defaults(func=cmd_simulate)
 
     run = verbs.add_parser("run", help="run a card terminal: read cards, send taps, show and sound the outcomes")
-    add_nats_args(run)
+    add_nats_args(run, operator=False)  # with the URL `edge enroll` printed: never the operator's
     add_mode_args(run)
     run.add_argument("--terminal", default=None, help="terminal id (default sim-<hostname>); enrol it first")
     run.add_argument("--reader", default="nfc", choices=("nfc", "sim"),

@@ -23,7 +23,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel, ValidationError
 
 from towntip.cli import EXIT_OK, EXIT_USAGE, fail
-from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_node, connect
+from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_node, connect, redact
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
@@ -54,12 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     user_verbs = user.add_subparsers(dest="verb", required=True, metavar="VERB")
     add = user_verbs.add_parser(
         "add", help="create an account; the password is read from stdin; prints the global handle", allow_abbrev=False,
-        description="Create an account at the node. The password is one line on stdin (--password-stdin), e.g. "
-                    "`printf '%s\\n' \"$PW\" | towntip identity user add ... --password-stdin`.",
+        description="Create an account at the node: a handle, the person's e-mail address (--email, required) and "
+                    "a password, one line on stdin (--password-stdin), e.g. `printf '%s\\n' \"$PW\" | towntip "
+                    "identity user add --handle hanako --email hanako@example.jp --password-stdin`.",
     )
     add_nats_args(add)
     add.add_argument("--handle", required=True, help="a-z, 0-9 and '_', 3-30 characters, e.g. hanako")
-    add.add_argument("--email", required=True, metavar="ADDR", help="the person's e-mail address")
+    add.add_argument("--email", required=True, metavar="ADDR",
+                     help="required: the person's e-mail address (confirmed unless --unverified)")
     add.add_argument("--display-name", default=None, metavar="TEXT", help="shown name (default: the handle)")
     add.add_argument("--unverified", action="store_true", help="leave the e-mail address unconfirmed")
     add.add_argument("--password-stdin", action="store_true", required=True,
@@ -344,7 +346,7 @@ def ask(url: str, node: str, endpoint: str, payload: BaseModel | None, answer: t
                          "or may not have been made: check with a list") from None
         raise Failed(f"identity service: {exc.reason} ({exc.code})") from None
     except NatsError as exc:
-        raise Failed(f"NATS at {url}: {exc or type(exc).__name__}") from None
+        raise Failed(f"NATS at {redact(url)}: {exc or type(exc).__name__}") from None
     try:
         return answer.model_validate(reply)
     except ValidationError as exc:

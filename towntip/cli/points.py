@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -20,6 +21,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NODE = "tsurugashima"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_DATA_DIR = "./var"  # as `towntip node up --data-dir`
+# Where `towntip node up` writes the operator's NATS URL (with its password) for the embedded nats-server, which
+# takes only its own users (towntip/node/supervisor.py): the commands an operator runs read it from there.
+OPERATOR_URL_FILE = Path("secrets", "nats-operator-url")
 
 
 class BadInput(ValueError):
@@ -70,9 +75,34 @@ def redact(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
-def add_nats_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nats-url", default=DEFAULT_NATS_URL, help=f"the node's NATS (default {DEFAULT_NATS_URL})")
+def add_nats_args(p: argparse.ArgumentParser, *, operator: bool = True) -> None:
+    """--nats-url and --node; for the operator's commands also --data-dir, whose operator URL is the default
+    (`towntip main` fills it in: operator_nats_url). A terminal (operator=False) connects as its own user."""
+    if not operator:
+        p.add_argument("--nats-url", default=DEFAULT_NATS_URL, help=f"the node's NATS (default {DEFAULT_NATS_URL})")
+    else:
+        p.add_argument("--nats-url", default=None, metavar="URL",
+                       help=f"the node's NATS (default: the operator's URL that `towntip node up` wrote in "
+                            f"<data-dir>/{OPERATOR_URL_FILE.as_posix()}, else {DEFAULT_NATS_URL})")
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
+                       help="the data directory the node was started with (default %(default)s)")
     p.add_argument("--node", default=DEFAULT_NODE, help=f"node id (default {DEFAULT_NODE})")
+
+
+def operator_nats_url(data_dir: str) -> str:
+    """The NATS URL for a command run without --nats-url: the operator's, when the node started by `towntip node up`
+    in `data_dir` wrote it there; otherwise DEFAULT_NATS_URL (a node on an existing NATS writes none). Raises
+    Unreachable (exit 1) if that file is there but cannot be read, BadInput (exit 2) if it holds no NATS URL."""
+    path = Path(data_dir) / OPERATOR_URL_FILE
+    try:
+        url = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return DEFAULT_NATS_URL
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Unreachable(f"cannot read the operator's NATS URL in {path}: {exc}; give --nats-url") from None
+    if not url.startswith(("nats://", "tls://", "ws://", "wss://")) or any(ch.isspace() for ch in url):
+        raise BadInput(f"{path} does not hold a NATS URL (nats://user:password@host:port); give --nats-url")
+    return url
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
