@@ -27,8 +27,8 @@ from identity.models import (
     users,
 )
 from towntip.kernel import errors
-from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
-from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.bus.envelope import new_id, utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.db import aware
 from towntip.kernel.mail import queue_mail
@@ -83,21 +83,6 @@ async def _user_by(session: AsyncSession | AsyncConnection, **where: str) -> Any
     return (await session.execute(select(users).where(users.c[col] == value))).first()
 
 
-async def _announce(session: AsyncSession, node: str, type_: str, data: dict[str, Any]) -> None:
-    await add_events(session, bus, [Envelope(type=type_, node=node, service=SERVICE, data=data)])
-
-
-def _public_profile(user: c.User) -> dict[str, Any]:
-    """What other nodes may know of a person: the profile fields they chose to show, never e-mail or secrets. The
-    node-local `user_id` is there for this node's own services (the points service's people directory keys the
-    ledger's `person:<user_id>` accounts by it); it is an identifier, not a credential."""
-    return {
-        "user_id": user.id, "global_handle": user.global_handle, "handle": user.handle, "home_node": user.home_node,
-        "display_name": user.display_name, "nickname": user.nickname, "district": user.district,
-        "interests": user.interests,
-    }
-
-
 # ---- registration and verification ----------------------------------------------------------------------------
 
 
@@ -122,7 +107,7 @@ async def create_user(
     except IntegrityError:  # a concurrent registration won the race for the handle or the address
         raise errors.Conflict("the handle or e-mail was just taken / ハンドルかメールが使われました") from None
     user = to_user(await _user_by(session, id=row["id"]), node)
-    await _announce(session, node, "UserRegistered", _public_profile(user))
+    await announce(session, bus, c.UserRegistered.of(user), node=node)
     return user
 
 
@@ -323,7 +308,7 @@ async def update_profile(session: AsyncSession, *, node: str, data: c.ProfileUpd
         await session.execute(update(users).where(users.c.id == s.user.id).values(**values))
     user = to_user(await _user_by(session, id=s.user.id), node)
     if values:
-        await _announce(session, node, "ProfileChanged", _public_profile(user))
+        await announce(session, bus, c.ProfileChanged.of(user), node=node)
     return user
 
 
@@ -451,4 +436,4 @@ async def _remove(session: AsyncSession, *, node: str, row: Any) -> None:
     for table in (home_tokens, presence, sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
         await session.execute(delete(table).where(table.c.user_id == row.id))
     await session.execute(delete(users).where(users.c.id == row.id))
-    await _announce(session, node, "UserDeleted", {"global_handle": f"{row.handle}@{node}", "home_node": node})
+    await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node), node=node)

@@ -23,10 +23,11 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, new_uuid, roles_of
-from services.projects.models import briefing_registrations, briefings, organisations
+from services.projects.common import audit, aware, new_uuid, roles_of
+from services.projects.models import briefing_registrations, briefings, bus, organisations
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -85,7 +86,7 @@ async def create(*, session: AsyncSession, data: c.BriefingCreate, node: str,
     await audit(session, kind="theme", subject_id=theme.id, action="briefing_scheduled", actor=data.actor, at=now,
                 after={"briefing_id": briefing_id, **values})
     row = await _row(session, briefing_id)
-    await announce(session, node=node, at=now, event=c.BriefingScheduled(
+    await announce(session, bus, node=node, at=now, event=c.BriefingScheduled(
         id=row.id, theme_id=row.theme_id, origin_node=row.origin_node, title=row.title,
         starts_at=aware(row.starts_at), ends_at=aware(row.ends_at), venue=row.venue, online=bool(row.online_url),
         capacity=row.capacity))
@@ -144,7 +145,7 @@ async def register(*, session: AsyncSession, data: c.BriefingRegister, node: str
     await audit(session, kind="briefing", subject_id=row.id, action="registered", actor=data.actor, at=now,
                 after={"member": data.actor.global_handle, "org": org.name})
     row = await _row(session, row.id)
-    await announce(session, node=node, at=now, event=_event(row))
+    await announce(session, bus, node=node, at=now, event=_event(row))
     return await _out(session, row, data.actor, await theme_domain.may_manage(session, data.actor,
                                                                               theme.owner_department_id))
 
@@ -166,7 +167,7 @@ async def cancel(*, session: AsyncSession, data: c.BriefingCancel, node: str,
     await audit(session, kind="briefing", subject_id=row.id, action="cancelled", actor=data.actor, at=now,
                 before={"member": data.actor.global_handle})
     row = await _row(session, row.id)
-    await announce(session, node=node, at=now, event=_event(row))
+    await announce(session, bus, node=node, at=now, event=_event(row))
     return await _out(session, row, data.actor, await theme_domain.may_manage(session, data.actor,
                                                                               theme.owner_department_id))
 

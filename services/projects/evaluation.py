@@ -28,10 +28,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import proposals as proposal_domain
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, roles_of
-from services.projects.models import evaluators, proposal_partners, proposals, results, review_scores, reviews
+from services.projects.common import audit, aware, roles_of
+from services.projects.models import (
+    bus,
+    evaluators,
+    proposal_partners,
+    proposals,
+    results,
+    review_scores,
+    reviews,
+)
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -107,7 +116,7 @@ async def appoint(*, session: AsyncSession, data: c.EvaluatorAppoint, node: str,
         raise errors.Conflict(f"{data.global_handle} is already an evaluator of this theme")
     await audit(session, kind="theme", subject_id=theme.id, action="evaluator_appointed", actor=data.actor, at=now,
                 after={"evaluator": data.global_handle})
-    await announce(session, node=node, at=now, event=c.EvaluatorAppointed(
+    await announce(session, bus, node=node, at=now, event=c.EvaluatorAppointed(
         theme_id=theme.id, origin_node=theme.origin_node, at=now))
     return await status(session=session, theme_id=theme.id, actor=data.actor, now=now)
 
@@ -328,7 +337,7 @@ async def close(*, session: AsyncSession, data: c.ThemeAction, node: str,
     await audit(session, kind="theme", subject_id=theme.id, action="evaluation_closed", actor=data.actor, at=now,
                 after={"evaluators": handles, "ranking": [{"proposal_id": x.proposal_id, "rank": x.rank,
                                                            "total": x.total} for x in ranking]}, note=data.note)
-    await announce(session, node=node, at=now, event=c.EvaluationClosed(
+    await announce(session, bus, node=node, at=now, event=c.EvaluationClosed(
         theme_id=theme.id, origin_node=theme.origin_node, proposals=len(rows), at=now))
     return await status(session=session, theme_id=theme.id, actor=data.actor, now=now)
 
@@ -378,7 +387,7 @@ async def publish(*, session: AsyncSession, data: c.ResultPublish, node: str,
     await audit(session, kind="theme", subject_id=theme.id, action="result_published", actor=data.actor, at=now,
                 after={"selected": [ranked[p]["title"] for p in chosen], "reasons": data.reasons})
     out = await _result(session, theme, await _result_row(session, theme.id))
-    await announce(session, node=node, at=now, event=c.ResultPublished(
+    await announce(session, bus, node=node, at=now, event=c.ResultPublished(
         theme_id=theme.id, origin_node=theme.origin_node, published_at=now, reasons=data.reasons,
         criteria=[x.model_dump(mode="json") for x in out.criteria],
         ranking=[x.model_dump(mode="json") for x in out.ranking], pilot_candidates=chosen))

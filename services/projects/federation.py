@@ -32,9 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import outcomes
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware
+from services.projects.common import audit, aware
 from services.projects.models import (
     audit_log,
+    bus,
     federation_members,
     follows,
     participations,
@@ -47,6 +48,7 @@ from services.projects.models import (
 from towntip.kernel import errors
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected, peer_event
 from towntip.kernel.bus.envelope import event_token, utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
@@ -165,7 +167,7 @@ class PeerFactsHandler:
                                                           .isoformat()}, note=e.note[:1000]))
         row = await theme_domain._reload(session, e.theme_id)
         if row.status == "published":
-            await announce(session, node=self.node, at=now,
+            await announce(session, bus, node=self.node, at=now,
                            event=await theme_domain.public_event(session, row, c.ThemeChanged))
 
 
@@ -454,7 +456,7 @@ async def set_wide_area(*, session: AsyncSession, data: f.WideAreaSet, node: str
     await audit(session, kind="theme", subject_id=row.id, action="wide_area_invited", actor=data.actor, at=now,
                 before={"wide_area": True, "invited_nodes": sorted(have)} if have else {"wide_area": False},
                 after={"wide_area": True, "invited_nodes": sorted(have | set(new))}, note=data.note)
-    await announce(session, node=node, at=now, event=await theme_domain.public_event(session, row, c.ThemeChanged))
+    await announce(session, bus, node=node, at=now, event=await theme_domain.public_event(session, row, c.ThemeChanged))
     return await theme_domain._out(session, row, data.actor)
 
 
@@ -474,7 +476,7 @@ async def participate(*, session: AsyncSession, data: f.ParticipationDeclare, no
     await audit(session, kind="federation", subject_id=data.theme_id, action="participation_declared",
                 actor=data.actor, at=now, after={"theme_origin_node": data.origin_node, "title": row.title},
                 note=data.note)
-    await announce(session, node=node, at=now, event=f.WideAreaParticipationDeclared(
+    await announce(session, bus, node=node, at=now, event=f.WideAreaParticipationDeclared(
         theme_id=data.theme_id, theme_origin_node=data.origin_node, origin_node=node, note=data.note,
         declared_at=now))
     return _theme_out(row, node, data.actor, await _followed(session, data.actor, "theme"),

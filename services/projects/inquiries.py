@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projects.common import announce, audit, aware, new_uuid
-from services.projects.models import inquiries, mail
+from services.projects.common import audit, aware, new_uuid
+from services.projects.models import bus, inquiries, mail
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.mail import queue_mail
 
@@ -73,7 +74,7 @@ async def create(*, session: AsyncSession, data: c.InquiryCreate, node: str, pub
     # The history names no one: who wrote, and what, stays in the inquiry itself.
     await audit(session, kind="inquiry", subject_id=inquiry_id, action="received", actor=None, at=now,
                 after={"reference": ref, "kind": data.kind, "status": "open", "auto_reply": mail_key is not None})
-    await announce(session, node=node, at=now, event=c.InquiryReceived(id=inquiry_id, kind=data.kind,
+    await announce(session, bus, node=node, at=now, event=c.InquiryReceived(id=inquiry_id, kind=data.kind,
                                                                         received_at=now))
     return c.InquiryReceipt(id=inquiry_id, reference=ref, received_at=now, auto_reply=mail_key is not None)
 

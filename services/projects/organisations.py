@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projects.common import announce, audit, aware, diff, new_uuid, roles_of
-from services.projects.models import memberships, organisations
+from services.projects.common import audit, aware, diff, new_uuid, roles_of
+from services.projects.models import bus, memberships, organisations
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -81,7 +82,7 @@ async def create(*, session: AsyncSession, data: c.OrgCreate, node: str, now: da
     await audit(session, kind="org", subject_id=org_id, action="created", actor=actor, at=now,
                 after={"kind": data.kind, **profile, "admin": actor.global_handle})
     row = await _row(session, org_id)
-    await announce(session, node=node, event=_event(row, c.OrganisationRegistered), at=now)
+    await announce(session, bus, node=node, event=_event(row, c.OrganisationRegistered), at=now)
     return await _out(session, row, actor)
 
 
@@ -110,7 +111,7 @@ async def update_profile(*, session: AsyncSession, data: c.OrgUpdate, node: str,
     await audit(session, kind="org", subject_id=row.id, action="updated", actor=data.actor, at=now,
                 before=before, after=after)
     row = await _row(session, row.id)
-    await announce(session, node=node, event=_event(row, c.OrganisationChanged), at=now)
+    await announce(session, bus, node=node, event=_event(row, c.OrganisationChanged), at=now)
     return await _out(session, row, data.actor)
 
 

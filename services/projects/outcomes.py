@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import pilots
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, diff, new_uuid
+from services.projects.common import audit, aware, diff, new_uuid
 from services.projects.models import (
     budget_rationales,
+    bus,
     case_versions,
     cases,
     kpi_measurements,
@@ -38,6 +39,7 @@ from services.projects.models import (
 )
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
@@ -124,7 +126,7 @@ async def decide(*, session: AsyncSession, data: p.DecisionMake, node: str, now:
         raise errors.Conflict("the next-year decision is already made (it is final)")
     await audit(session, kind="pilot", subject_id=ctx.theme.id, action="decision_made", actor=data.actor, at=now,
                 after={"decision": data.decision, "label": p.DECISIONS[data.decision], "reasons": data.reasons})
-    await announce(session, node=node, at=now, event=p.ThemeCompleted(
+    await announce(session, bus, node=node, at=now, event=p.ThemeCompleted(
         theme_id=ctx.theme.id, origin_node=ctx.theme.origin_node, decision=data.decision, at=now))
     return await pilots.workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
 
@@ -256,7 +258,7 @@ async def publish_case(*, session: AsyncSession, data: p.CasePublish, node: str,
     case = (await session.execute(select(cases).where(cases.c.id == row.id))).one()
     published = (await session.execute(select(case_versions).where(
         case_versions.c.case_id == row.id, case_versions.c.version == version))).one()
-    await announce(session, node=node, at=now, event=_published(published, case))
+    await announce(session, bus, node=node, at=now, event=_published(published, case))
     return await _case_out(session, case, data.actor)
 
 

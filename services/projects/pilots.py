@@ -35,12 +35,13 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, diff, new_uuid, roles_of
+from services.projects.common import audit, aware, diff, new_uuid, roles_of
 from services.projects.models import (
     agreement_signatures,
     agreement_versions,
     agreements,
     budget_rationales,
+    bus,
     cases,
     kpi_measurements,
     organisations,
@@ -57,6 +58,7 @@ from services.projects.models import (
 )
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
@@ -508,7 +510,7 @@ async def sign_agreement(*, session: AsyncSession, data: p.AgreementSign, node: 
         await _log(session, ctx, kind="agreement", action="agreement_concluded", actor=data.actor, at=now,
                    after={"agreement_id": row.id, "kind": row.kind, "version": current.number,
                           "parties": len(ctx.parties)})
-        await announce(session, node=node, at=now, event=p.PilotAgreed(
+        await announce(session, bus, node=node, at=now, event=p.PilotAgreed(
             theme_id=ctx.theme.id, origin_node=ctx.theme.origin_node, agreement_id=row.id, kind=row.kind,
             version=current.number, parties=len(ctx.parties), at=now))
         out = await _agreement_out(session, ctx, await _agreement_row(session, ctx, row.id))

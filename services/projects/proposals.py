@@ -23,10 +23,19 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, diff, new_uuid, roles_of
-from services.projects.models import evaluators, organisations, proposal_partners, proposals, results, themes
+from services.projects.common import audit, aware, diff, new_uuid, roles_of
+from services.projects.models import (
+    bus,
+    evaluators,
+    organisations,
+    proposal_partners,
+    proposals,
+    results,
+    themes,
+)
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -162,7 +171,7 @@ async def submit(*, session: AsyncSession, data: c.ProposalSubmit, node: str,
             {"proposal_id": proposal_id, "org_id": p.id, "status": "pending"} for p in partners])
     await audit(session, kind="proposal", subject_id=proposal_id, action="submitted", actor=data.actor, at=now,
                 after={"theme_id": theme.id, "lead": lead.name, "partners": [p.name for p in partners], **content})
-    await announce(session, node=node, at=now, event=c.ProposalReceived(
+    await announce(session, bus, node=node, at=now, event=c.ProposalReceived(
         proposal_id=proposal_id, theme_id=theme.id, origin_node=node, at=now))
     return await _out(session, await _row(session, proposal_id), data.actor, now)
 
@@ -232,7 +241,7 @@ async def withdraw(*, session: AsyncSession, data: c.ProposalAction, node: str,
         raise errors.Conflict("the proposal was already withdrawn")
     await audit(session, kind="proposal", subject_id=row.id, action="withdrawn", actor=data.actor, at=now,
                 before={"status": "submitted"}, after={"status": "withdrawn"}, note=data.note)
-    await announce(session, node=node, at=now, event=c.ProposalWithdrawn(
+    await announce(session, bus, node=node, at=now, event=c.ProposalWithdrawn(
         proposal_id=row.id, theme_id=row.theme_id, origin_node=row.origin_node, at=now))
     return await _out(session, await _row(session, row.id), data.actor, now)
 

@@ -23,9 +23,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projects.common import announce, audit, aware, diff, new_uuid, plain, roles_of
+from services.projects.common import audit, aware, diff, new_uuid, plain, roles_of
 from services.projects.models import (
     audit_log,
+    bus,
     criteria,
     hearings,
     organisations,
@@ -37,6 +38,7 @@ from services.projects.models import (
 )
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -238,7 +240,7 @@ async def update_theme(*, session: AsyncSession, data: c.ThemeUpdate, node: str,
     await audit(session, kind="theme", subject_id=row.id, action="updated", actor=data.actor, at=now,
                 before=before, after=after)
     if row.status == "published":
-        await announce(session, node=node, event=await public_event(session, row, c.ThemeChanged), at=now)
+        await announce(session, bus, node=node, event=await public_event(session, row, c.ThemeChanged), at=now)
     return await _out(session, row, data.actor)
 
 
@@ -253,7 +255,7 @@ async def publish(*, session: AsyncSession, data: c.ThemeAction, node: str, now:
     row = await _bump(session, row, now, status="published", published_at=now)
     await audit(session, kind="theme", subject_id=row.id, action="published", actor=data.actor, at=now,
                 before={"status": "draft"}, after={"status": "published"}, note=data.note)
-    await announce(session, node=node, event=await public_event(session, row, c.ThemePublished), at=now)
+    await announce(session, bus, node=node, event=await public_event(session, row, c.ThemePublished), at=now)
     return await _out(session, row, data.actor)
 
 
@@ -294,7 +296,7 @@ async def put_requirements(*, session: AsyncSession, data: c.RequirementsPut, no
     await audit(session, kind="theme", subject_id=row.id, action="requirements_set", actor=data.actor, at=now,
                 before=b if before is not None else None, after=a)
     if row.status == "published":
-        await announce(session, node=node, at=now, event=c.ThemeRequirementsSet(
+        await announce(session, bus, node=node, at=now, event=c.ThemeRequirementsSet(
             theme_id=row.id, origin_node=row.origin_node, conditions=data.conditions, scope=data.scope,
             deadline=data.deadline, criteria=new["criteria"]))
     return await _out(session, row, data.actor)
@@ -316,7 +318,7 @@ async def open_call(*, session: AsyncSession, data: c.ThemeAction, node: str, no
     row = await _bump(session, row, now)
     await audit(session, kind="theme", subject_id=row.id, action="call_opened", actor=data.actor, at=now,
                 before={"call_opened_at": None}, after={"call_opened_at": now}, note=data.note)
-    await announce(session, node=node, at=now, event=c.ThemeCallOpened(
+    await announce(session, bus, node=node, at=now, event=c.ThemeCallOpened(
         theme_id=row.id, origin_node=row.origin_node, deadline=req.deadline, opened_at=now,
         criteria=[{"id": x.id, "name": x.name, "weight": x.weight, "description": x.description}
                   for x in req.criteria]))
@@ -368,7 +370,7 @@ async def advance_phase(*, session: AsyncSession, data: c.PhaseAdvance, node: st
     row = await _bump(session, row, now, phase=data.to_phase)
     await audit(session, kind="theme", subject_id=row.id, action="phase_advanced", actor=data.actor, at=now,
                 before={"phase": from_phase}, after={"phase": data.to_phase}, note=data.note)
-    await announce(session, node=node, at=now, event=c.ThemePhaseAdvanced(
+    await announce(session, bus, node=node, at=now, event=c.ThemePhaseAdvanced(
         theme_id=row.id, origin_node=row.origin_node, from_phase=from_phase, to_phase=data.to_phase, at=now,
         version=row.version))
     return await _out(session, row, data.actor)

@@ -7,15 +7,14 @@ import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns.models import bus, communities, community_categories, memberships, people
 from towntip.kernel import categories, db, errors
-from towntip.kernel.bus.envelope import Envelope, new_id
-from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.bus.envelope import new_id
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware
@@ -24,12 +23,6 @@ from towntip.kernel.db import aware
 def name_key(name: str) -> str:
     """What makes two names the same community: width (ＡＢＣ/ABC), case and spacing do not count."""
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-
-
-async def announce(session: AsyncSession, *, node: str, event: BaseModel, at: datetime) -> None:
-    """Stage an event in the caller's transaction (the outbox relay publishes it after the commit)."""
-    await add_events(session, bus, [Envelope(type=type(event).__name__, node=node, service=c.SERVICE,
-                                             data=event.model_dump(mode="json"), time=at)])
 
 
 async def person(session: AsyncSession, handle: str | None) -> c.Person | None:
@@ -110,7 +103,7 @@ async def open_(session: AsyncSession, *, node: str, data: c.CommunityOpen, now:
                                                          for code in data.categories])
     await session.execute(insert(memberships).values(community_id=cid, global_handle=data.actor.global_handle,
                                                      role="leader", joined_at=now))
-    await announce(session, node=node, at=now, event=c.CommunityOpened(
+    await announce(session, bus, node=node, at=now, event=c.CommunityOpened(
         community_id=cid, name=data.name, categories=data.categories, at=now))
     return await get(session, community_id=cid, actor=data.actor)
 
@@ -258,7 +251,7 @@ async def _set_leader(session: AsyncSession, community_id: str, handle: str, *, 
 async def _close(session: AsyncSession, *, node: str, row: Any, now: datetime, why: str) -> None:
     await session.execute(update(communities).where(communities.c.id == row.id)
                           .values(status="closed", closed_at=now))
-    await announce(session, node=node, at=now, event=c.CommunityClosed(
+    await announce(session, bus, node=node, at=now, event=c.CommunityClosed(
         community_id=row.id, categories=list(row.categories), at=now, why=why))
 
 

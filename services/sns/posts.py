@@ -11,8 +11,9 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
-from services.sns.models import comments, communities, posts
+from services.sns.models import bus, comments, communities, posts
 from towntip.kernel import errors
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware
@@ -90,7 +91,7 @@ async def create(session: AsyncSession, *, node: str, data: c.PostCreate, now: d
     post_id = (await session.execute(insert(posts).values(
         community_id=row.id, author=data.actor.global_handle, title=data.title, body=data.body, created_at=now,
     ).returning(posts.c.id))).scalar_one()
-    await cm.announce(session, node=node, at=now, event=c.PostPublished(
+    await announce(session, bus, node=node, at=now, event=c.PostPublished(
         post_id=post_id, community_id=row.id, categories=list(row.categories), at=now))
     return await get_post(session, post_id=post_id, actor=data.actor)
 

@@ -67,6 +67,11 @@ def _encode(result: BaseModel | dict[str, Any] | list[Any] | None) -> bytes:
     return json.dumps(result, default=str, ensure_ascii=False).encode()
 
 
+def error_body(exc: errors.ServiceError) -> bytes:
+    """The refusal as JSON too, for clients that read bodies rather than headers."""
+    return json.dumps({"code": exc.error_code, "status": exc.code, "reason": exc.reason}, ensure_ascii=False).encode()
+
+
 REPLY_PREFIXES = ("_INBOX.", "_R_.")  # where an answer may go: requesters' inboxes, service-import replies
 MAX_IN_FLIGHT = 64  # requests of one endpoint handled at once by one process; more wait in NATS's queue
 
@@ -115,7 +120,9 @@ def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Await
                 result = await ep.handler(payload)
             except errors.ServiceError as exc:
                 span.set_attribute("error.code", exc.code)
-                await req.respond_error(str(exc.code), one_line(exc.reason))
+                span.set_attribute("error.type", exc.error_code)
+                await req.respond_error(str(exc.code), one_line(exc.reason), data=error_body(exc),
+                                        headers={subjects.HDR_REFUSAL_CODE: exc.error_code})
                 return
             except Exception:
                 log.exception("endpoint %s failed", subject)

@@ -7,12 +7,13 @@ keeps in an HttpOnly cookie; the identity service stores only their SHA-256.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.events import Event
 from towntip.kernel.mail import check_address
 
 SERVICE = "identity"
@@ -390,3 +391,50 @@ class HomeAccess(BaseModel):
     home_node: str
     url: str  # the home node's entity id
     access_token: str
+
+
+# ---- events (evt.<node>.identity.<snake_case type>) -------------------------------------------------------------
+# What other services and other nodes may know of a person: the profile fields they chose to show, never e-mail or
+# secrets. `user_id` is node-local: the points service's people directory keys the ledger's `person:<user_id>`
+# accounts by it; it is an identifier, not a credential.
+
+
+class IdentityEvent(Event):
+    """The base of identity's events: frozen, versioned, registered for the AsyncAPI document."""
+
+    SERVICE: ClassVar[str] = SERVICE
+    IS_EVENT: ClassVar[bool] = False  # a base, on no stream itself
+
+
+class UserRegistered(IdentityEvent):
+    """A person's account was made at their home node (registration or the operator's `user add`)."""
+
+    user_id: str
+    global_handle: str
+    handle: str
+    home_node: str
+    display_name: str
+    nickname: str = ""
+    district: str = ""
+    interests: list[str] = []
+
+    @classmethod
+    def of(cls, user: User) -> UserRegistered:
+        return cls(user_id=user.id, global_handle=user.global_handle, handle=user.handle, home_node=user.home_node,
+                   display_name=user.display_name, nickname=user.nickname, district=user.district,
+                   interests=user.interests)
+
+
+class ProfileChanged(UserRegistered):
+    """A person changed what their public profile shows: the whole public profile again."""
+
+    @classmethod
+    def of(cls, user: User) -> ProfileChanged:
+        return cls(**UserRegistered.of(user).model_dump())
+
+
+class UserDeleted(IdentityEvent):
+    """A person deleted their account at their home node: every service (and every node) forgets them."""
+
+    global_handle: str
+    home_node: str

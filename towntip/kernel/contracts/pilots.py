@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
-from towntip.kernel.contracts.projects import _IN, Fields, Name, Note, Required, Text, Uuid
+from towntip.kernel.contracts.projects import _IN, Fields, Name, Note, ProjectsEvent, Required, Text, Uuid
 
 # Endpoints (the tail of svc.<node>.projects.<name>); every request carries `actor` unless said otherwise.
 # ---- phase 3 (実証設計): writes by the theme's managers in phase 3, unless said otherwise ----
@@ -541,7 +541,7 @@ class CaseDraft(CaseIn):
 # Only public facts: never an agreement's text, a plan, a budget or a report (what the case says is public).
 
 
-class CasePublished(BaseModel):
+class CasePublished(ProjectsEvent):
     """A case study became public (the federation of themes and cases keeps a read-only copy at other nodes by
     `id`, newest `version` wins). `kpis`: [{name, unit, baseline, target, actual, direction, achievement_pct}] with the decimals as strings
     ("12.5"), `actual` and `achievement_pct` (rounded half-up to one decimal, "50.0") None without a measurement.
@@ -571,7 +571,7 @@ class CaseChanged(CasePublished):
     """A published case was re-published after edits: the whole case again, `version` + 1."""
 
 
-class PilotAgreed(BaseModel):
+class PilotAgreed(ProjectsEvent):
     """An agreement's current version has been signed by every party: counts only, never the text or who."""
 
     model_config = ConfigDict(frozen=True)
@@ -585,7 +585,7 @@ class PilotAgreed(BaseModel):
     at: datetime
 
 
-class ThemeCompleted(BaseModel):
+class ThemeCompleted(ProjectsEvent):
     """The next-year decision was made: the theme is complete."""
 
     model_config = ConfigDict(frozen=True)

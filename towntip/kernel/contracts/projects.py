@@ -15,12 +15,13 @@ are shared with other nodes.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.events import Event
 from towntip.kernel.mail import check_address
 
 SERVICE = "projects"
@@ -853,8 +854,15 @@ class InquiryStatusSet(BaseModel):
 # ---- events (evt.<node>.projects.<snake_case type>) ---------------------------------------------------------------
 # Only public facts travel: drafts, inquiries' personal data and memberships stay in the service's database.
 
+class ProjectsEvent(Event):
+    """The base of this service's events: frozen, versioned, registered for the AsyncAPI document."""
 
-class OrganisationRegistered(BaseModel):
+    SERVICE: ClassVar[str] = SERVICE
+    IS_EVENT: ClassVar[bool] = False  # a base, on no stream itself
+
+
+
+class OrganisationRegistered(ProjectsEvent):
     id: str
     origin_node: str
     kind: OrgKind
@@ -864,7 +872,7 @@ class OrganisationRegistered(BaseModel):
     fields: list[str]
 
 
-class ThemePublished(BaseModel):
+class ThemePublished(ProjectsEvent):
     """A theme became public (or a public theme changed): its whole public content, for other nodes to show."""
 
     id: str
@@ -888,7 +896,7 @@ class ThemePublished(BaseModel):
     origin_case: dict[str, str] | None = None
 
 
-class ThemeRequirementsSet(BaseModel):
+class ThemeRequirementsSet(ProjectsEvent):
     theme_id: str
     origin_node: str
     conditions: str
@@ -897,7 +905,7 @@ class ThemeRequirementsSet(BaseModel):
     criteria: list[dict[str, Any]]
 
 
-class ThemeCallOpened(BaseModel):
+class ThemeCallOpened(ProjectsEvent):
     theme_id: str
     origin_node: str
     deadline: datetime
@@ -905,7 +913,7 @@ class ThemeCallOpened(BaseModel):
     opened_at: datetime
 
 
-class ThemePhaseAdvanced(BaseModel):
+class ThemePhaseAdvanced(ProjectsEvent):
     theme_id: str
     origin_node: str
     from_phase: int
@@ -914,7 +922,7 @@ class ThemePhaseAdvanced(BaseModel):
     version: int | None = None  # the theme's version after the move (added for federation; older events: None)
 
 
-class InquiryReceived(BaseModel):
+class InquiryReceived(ProjectsEvent):
     """For the secretariat's tools: which inquiry arrived, never who sent it (no name, address or text)."""
 
     id: str
@@ -930,7 +938,7 @@ class OrganisationChanged(OrganisationRegistered):
     """An organisation's public profile changed (the whole profile again)."""
 
 
-class BriefingScheduled(BaseModel):
+class BriefingScheduled(ProjectsEvent):
     id: str
     theme_id: str
     origin_node: str
@@ -942,7 +950,7 @@ class BriefingScheduled(BaseModel):
     capacity: int
 
 
-class BriefingSeatsChanged(BaseModel):
+class BriefingSeatsChanged(ProjectsEvent):
     """Seats taken changed (a registration or a cancellation): counts only, never who."""
 
     briefing_id: str
@@ -952,7 +960,7 @@ class BriefingSeatsChanged(BaseModel):
     capacity: int
 
 
-class ProposalReceived(BaseModel):
+class ProposalReceived(ProjectsEvent):
     """A proposal arrived: that it exists, nothing of who sent it or what it says (confidential until the result)."""
 
     proposal_id: str
@@ -965,7 +973,7 @@ class ProposalWithdrawn(ProposalReceived):
     pass
 
 
-class EvaluatorAppointed(BaseModel):
+class EvaluatorAppointed(ProjectsEvent):
     """That an evaluator was appointed. Who it is stays at the node (the status is for the managers only): the
     handle is no longer sent (it would reach every member node once the stream is federated)."""
 
@@ -975,14 +983,14 @@ class EvaluatorAppointed(BaseModel):
     at: datetime
 
 
-class EvaluationClosed(BaseModel):
+class EvaluationClosed(ProjectsEvent):
     theme_id: str
     origin_node: str
     proposals: int
     at: datetime
 
 
-class ResultPublished(BaseModel):
+class ResultPublished(ProjectsEvent):
     """The selection's result, public: the criteria, the ranking with totals and anonymised averages, the pilot
     candidates and the reasons (never a proposal's own text, never an evaluator's own scores)."""
 

@@ -11,11 +11,12 @@ My Page's part is contracts.mypage (`person.summary` → `SnsSummary`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.events import Event
 from towntip.kernel.contracts.projects import Fields, Uuid
 
 SERVICE = "sns"
@@ -296,21 +297,28 @@ class Friends(BaseModel):
 
 # ---- events (evt.<node>.sns.<snake_case type>) ------------------------------------------------------------------
 
-class CommunityOpened(BaseModel):
+class SnsEvent(Event):
+    """The base of this service's events: frozen, versioned, registered for the AsyncAPI document."""
+
+    SERVICE: ClassVar[str] = SERVICE
+    IS_EVENT: ClassVar[bool] = False  # a base, on no stream itself
+
+
+class CommunityOpened(SnsEvent):
     community_id: str
     name: str
     categories: list[str]
     at: datetime
 
 
-class CommunityClosed(BaseModel):
+class CommunityClosed(SnsEvent):
     community_id: str
     categories: list[str]
     at: datetime
     why: Literal["leader", "leader_deleted"]
 
 
-class PostPublished(BaseModel):
+class PostPublished(SnsEvent):
     post_id: int
     community_id: str
     categories: list[str]
