@@ -129,3 +129,8 @@ async def set_status(*, session: AsyncSession, data: c.InquiryStatusSet, now: da
     await audit(session, kind="inquiry", subject_id=row.id, action="status_set", actor=data.actor, at=now,
                 before={"status": row.status}, after={"status": data.status}, note=data.note)
     return _out((await session.execute(_query().where(inquiries.c.id == row.id))).one())
+
+
+async def list_page(*, session: AsyncSession, q: c.InquiryListQuery) -> c.InquiryList:
+    """The endpoint's answer: the list in its reply model."""
+    return c.InquiryList(inquiries=await list_(session=session, q=q))

@@ -161,3 +161,8 @@ async def remove_member(*, session: AsyncSession, data: c.MemberRemove, now: dat
     await audit(session, kind="org", subject_id=row.id, action="member_removed", actor=data.actor, at=now,
                 before={"member": data.global_handle, "role": roles[data.global_handle]})
     return await _out(session, row, data.actor)
+
+
+async def list_page(*, session: AsyncSession, q: c.OrgListQuery) -> c.OrgList:
+    """The endpoint's answer: the list in its reply model."""
+    return c.OrgList(orgs=await list_(session=session, q=q))

@@ -294,3 +294,8 @@ async def list_(*, session: AsyncSession, q: c.ProposalListQuery, now: datetime 
         if own or await relation(session, row, q.actor, partners):
             out.append(await _out(session, row, q.actor, now))
     return out
+
+
+async def list_page(*, session: AsyncSession, q: c.ProposalListQuery, now: datetime | None = None) -> c.ProposalList:
+    """The endpoint's answer: the list in its reply model."""
+    return c.ProposalList(proposals=await list_(session=session, q=q, now=now))

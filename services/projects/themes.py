@@ -406,3 +406,12 @@ async def history(*, session: AsyncSession, theme_id: str, actor: Actor | None) 
                      before=r.before if manager or r.subject_kind == "theme" else None,
                      after=r.after if manager or r.subject_kind == "theme" else None,
                      note=r.note if manager or r.subject_kind == "theme" else "") for r in rows])
+
+
+async def list_page(*, session: AsyncSession, q: c.ThemeListQuery) -> c.ThemeList:
+    """The endpoint's answer: the list in its reply model."""
+    return c.ThemeList(themes=await list_(session=session, q=q))
+
+
+async def hearing_page(*, session: AsyncSession, q: c.HearingListQuery) -> c.HearingList:
+    return c.HearingList(hearings=await list_hearings(session=session, q=q))

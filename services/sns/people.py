@@ -64,6 +64,12 @@ async def link(session: AsyncSession, actor: Actor, now: datetime) -> None:
         set_={"user_id": actor.user_id, "display_name": actor.display_name, "seen_at": now}))
 
 
+async def link_actor(session: AsyncSession, *, data: Any, now: datetime) -> None:
+    """The setup step of the service's writes: the asking person is recorded (user id and display name, for My
+    Page) in the same transaction as their change."""
+    await link(session, data.actor, now)
+
+
 async def know(session: AsyncSession, handle: str, display_name: str, now: datetime) -> None:
     """A person the gateway found at the identity service (a friend request's addressee): known by name from now."""
     ins = db.insert_on_conflict(session, people).values(global_handle=handle, user_id=None,
