@@ -314,7 +314,7 @@ async def _theme_row(session: AsyncSession, origin_node: str, theme_id: str, nod
     row = (await session.execute(_visible(remote_themes, node).where(
         remote_themes.c.origin_node == origin_node, remote_themes.c.id == theme_id))).first()
     if row is None:
-        raise errors.NotFound(f"no theme {theme_id} of {origin_node} here")
+        raise c.FEDERATION_THEME_NOT_FOUND(f"no theme {theme_id} of {origin_node} here")
     return row
 
 
@@ -336,7 +336,7 @@ async def _case_row(session: AsyncSession, origin_node: str, case_id: str, node:
     row = (await session.execute(_visible(remote_cases, node).where(
         remote_cases.c.origin_node == origin_node, remote_cases.c.id == case_id))).first()
     if row is None:
-        raise errors.NotFound(f"no case {case_id} of {origin_node} here")
+        raise c.FEDERATION_CASE_NOT_FOUND(f"no case {case_id} of {origin_node} here")
     return row
 
 
@@ -345,7 +345,7 @@ async def _local_case(session: AsyncSession, case_id: str, node: str, public_url
     from their own town's cases too."""
     case = await outcomes.get_case(session=session, q=p.CaseQuery(case_id=case_id))
     if case.published is None:
-        raise errors.NotFound(f"no published case {case_id}")
+        raise c.CASE_NOT_FOUND(f"no published case {case_id}")
     return SimpleNamespace(**case.published.model_dump(), entity_id=public_url, received_at=case.published.published_at)
 
 
@@ -398,7 +398,7 @@ async def unfollow(*, session: AsyncSession, data: f.FollowIn, node: str, now: d
            follows.c.origin_node == data.origin_node, follows.c.item_id == data.id)
     f_row = (await session.execute(select(follows).where(*key))).first()
     if f_row is None:
-        raise errors.NotFound("you do not follow it")
+        raise c.FEDERATION_NOT_FOLLOWING("you do not follow it")
     item = await _item(session, data.kind, data.origin_node, data.id, node)
     await session.execute(delete(follows).where(*key))
     return _followed_out(data.kind, f_row, item, following=False)
@@ -439,11 +439,11 @@ async def adopt(*, session: AsyncSession, data: f.CaseAdopt, node: str, now: dat
 async def set_wide_area(*, session: AsyncSession, data: f.WideAreaSet, node: str, now: datetime) -> c.Theme:
     row = await theme_domain._managed_row(session, data.theme_id, data.actor)
     if row.status != "published":
-        raise errors.Conflict("publish the theme first: other municipalities see published themes only")
+        raise c.FEDERATION_THEME_UNPUBLISHED("publish the theme first: other municipalities see published themes only")
     active = await _active(session)
     bad = sorted({n for n in data.invite if n == node or n not in active})
     if bad:
-        raise errors.BadRequest(f"not another member municipality of the federation: {', '.join(bad)}")
+        raise c.FEDERATION_UNKNOWN_MEMBER(f"not another member municipality of the federation: {', '.join(bad)}")
     have = set((await session.execute(select(theme_invitations.c.node).where(
         theme_invitations.c.theme_id == row.id))).scalars())
     new = sorted(set(data.invite) - have)
@@ -463,13 +463,13 @@ async def set_wide_area(*, session: AsyncSession, data: f.WideAreaSet, node: str
 async def participate(*, session: AsyncSession, data: f.ParticipationDeclare, node: str, now: datetime
                       ) -> f.RemoteTheme:
     if not data.actor.has("staff", "secretariat"):
-        raise errors.Forbidden("participation is declared by the municipality's staff or the secretariat")
+        raise c.FEDERATION_STAFF_ONLY("participation is declared by the municipality's staff or the secretariat")
     row = await _theme_row(session, data.origin_node, data.theme_id, node)
     if not row.wide_area or node not in (row.invited_nodes or []):
-        raise errors.Forbidden(f"{data.origin_node} did not invite this municipality ({node}) to the theme")
+        raise c.FEDERATION_NOT_INVITED(f"{data.origin_node} did not invite this municipality ({node}) to the theme")
     key = (participations.c.origin_node == data.origin_node, participations.c.theme_id == data.theme_id)
     if (await session.execute(select(participations.c.theme_id).where(*key))).first() is not None:
-        raise errors.Conflict("this municipality already declared its participation")
+        raise c.FEDERATION_ALREADY_PARTICIPATING("this municipality already declared its participation")
     await session.execute(insert(participations).values(
         origin_node=data.origin_node, theme_id=data.theme_id, declared_at=now, declared_by=data.actor.global_handle,
         note=data.note))

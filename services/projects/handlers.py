@@ -30,11 +30,16 @@ from towntip.kernel.contracts.mypage import EP_PERSON_SUMMARY, ProjectsSummary, 
 from towntip.kernel.domain import ANYONE, GATEWAY, SECRETARIAT, STAFF, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
-MYPAGE = Domain("mypage", ops=(
+MYPAGE = Domain("mypage", refusals=(
+    c.PERSON_HANDLE_REQUIRED,
+), ops=(
     read(EP_PERSON_SUMMARY, SummaryQuery, ProjectsSummary, people.person_summary, role=GATEWAY),
 ))
 
-ORGANISATIONS = Domain("organisations", ops=(
+ORGANISATIONS = Domain("organisations", refusals=(
+    c.ORG_NOT_FOUND, c.ORG_DEPARTMENT_STAFF_ONLY, c.ORG_NAME_TAKEN, c.ORG_ADMIN_ONLY, c.ORG_ALREADY_MEMBER,
+    c.ORG_NOT_MEMBER, c.ORG_LAST_ADMIN,
+), ops=(
     write(c.EP_ORG_CREATE, c.OrgCreate, c.Org, organisations.create),
     write(c.EP_ORG_UPDATE, c.OrgUpdate, c.Org, organisations.update_profile),
     read(c.EP_ORG_GET, c.OrgQuery, c.Org, organisations.get, role=ANYONE),
@@ -43,7 +48,13 @@ ORGANISATIONS = Domain("organisations", ops=(
     write(c.EP_ORG_MEMBER_REMOVE, c.MemberRemove, c.Org, organisations.remove_member),
 ))
 
-THEMES = Domain("themes", ops=(
+THEMES = Domain("themes", refusals=(
+    c.THEME_NOT_FOUND, c.THEME_MANAGERS_ONLY, c.THEME_STALE, c.THEME_FIELDS_MISSING, c.THEME_ALREADY_PUBLISHED,
+    c.THEME_WRONG_PHASE, c.THEME_REQUIREMENTS_MISSING, c.THEME_PHASE_BACKWARDS, c.THEME_PHASE_SKIP,
+    c.THEME_PHASE_NOT_READY, c.THEME_HISTORY_STAFF_ONLY, c.DEPARTMENT_NOT_FOUND, c.HEARING_STAFF_ONLY,
+    c.HEARING_NOT_FOUND, c.CALL_ALREADY_OPEN, c.CALL_DEADLINE_PASSED, c.CALL_DEADLINE_NOT_FUTURE,
+    c.CALL_REQUIREMENTS_FROZEN,
+), ops=(
     write(c.EP_HEARING_CREATE, c.HearingCreate, c.Hearing, themes.create_hearing, role=STAFF),
     read(c.EP_HEARING_LIST, c.HearingListQuery, c.HearingList, themes.hearing_page, role=STAFF),
     write(c.EP_THEME_CREATE, c.ThemeCreate, c.Theme, themes.create_theme, role=STAFF),
@@ -57,19 +68,30 @@ THEMES = Domain("themes", ops=(
     read(c.EP_THEME_HISTORY, c.ThemeQuery, c.History, themes.history, role=STAFF),
 ))
 
-MATCHING = Domain("matching", ops=(
+MATCHING = Domain("matching", refusals=(
+    c.THEME_NOT_FOUND, c.THEME_MANAGERS_ONLY, c.ORG_NOT_FOUND, c.MATCHING_NOT_FOR_YOU,
+), ops=(
     read(c.EP_MATCH_COMPANIES, c.ThemeQuery, c.CompanyMatches, matching.companies_for, role=STAFF),
     read(c.EP_MATCH_THEMES, c.OrgMatchQuery, c.ThemeMatches, matching.themes_for),
 ))
 
-BRIEFINGS = Domain("briefings", ops=(
+BRIEFINGS = Domain("briefings", refusals=(
+    c.THEME_NOT_FOUND, c.THEME_MANAGERS_ONLY, c.THEME_WRONG_PHASE, c.BRIEFING_NOT_FOUND, c.BRIEFING_NOT_IN_FUTURE,
+    c.BRIEFING_NOT_A_MEMBER, c.BRIEFING_STARTED, c.BRIEFING_ALREADY_REGISTERED, c.BRIEFING_FULL,
+    c.BRIEFING_NOT_REGISTERED,
+), ops=(
     write(c.EP_BRIEFING_CREATE, c.BriefingCreate, c.Briefing, briefings.create, role=STAFF),
     read(c.EP_BRIEFING_LIST, c.ThemeQuery, c.BriefingList, briefings.list_, role=ANYONE),
     write(c.EP_BRIEFING_REGISTER, c.BriefingRegister, c.Briefing, briefings.register),
     write(c.EP_BRIEFING_CANCEL, c.BriefingCancel, c.Briefing, briefings.cancel),
 ))
 
-PROPOSALS = Domain("proposals", ops=(
+PROPOSALS = Domain("proposals", refusals=(
+    c.THEME_NOT_FOUND, c.CALL_NOT_OPEN, c.CALL_DEADLINE_PASSED, c.ORG_NOT_FOUND, c.PROPOSAL_NOT_FOUND,
+    c.PROPOSAL_DEPARTMENT_NOT_ALLOWED, c.PROPOSAL_LEAD_AS_PARTNER, c.PROPOSAL_NOT_A_MEMBER,
+    c.PROPOSAL_ALREADY_SUBMITTED, c.PROPOSAL_LEAD_ONLY, c.PROPOSAL_WITHDRAWN, c.PROPOSAL_STALE,
+    c.PROPOSAL_PARTNER_ONLY, c.PROPOSAL_PARTNER_NOT_FOUND, c.EVALUATION_CLOSED,
+), ops=(
     write(c.EP_PROPOSAL_SUBMIT, c.ProposalSubmit, c.Proposal, proposals.submit),
     write(c.EP_PROPOSAL_UPDATE, c.ProposalUpdate, c.Proposal, proposals.update_),
     write(c.EP_PROPOSAL_WITHDRAW, c.ProposalAction, c.Proposal, proposals.withdraw),
@@ -78,7 +100,13 @@ PROPOSALS = Domain("proposals", ops=(
     read(c.EP_PROPOSAL_LIST, c.ProposalListQuery, c.ProposalList, proposals.list_page),
 ))
 
-EVALUATION = Domain("evaluation", ops=(
+EVALUATION = Domain("evaluation", refusals=(
+    c.THEME_NOT_FOUND, c.PROPOSAL_NOT_FOUND, c.SECRETARIAT_ONLY, c.EVALUATION_CALL_NOT_OPEN, c.EVALUATION_CLOSED,
+    c.EVALUATION_NOT_STARTED, c.EVALUATION_INCOMPLETE, c.EVALUATION_NOT_FOR_YOU, c.EVALUATOR_ALREADY,
+    c.EVALUATOR_ONLY, c.REVIEW_MUST_DECLARE_CONFLICT, c.REVIEW_ALREADY_DECLARED, c.REVIEW_DECLARE_FIRST,
+    c.REVIEW_CONFLICTED, c.REVIEW_SCORES_INCOMPLETE, c.RESULT_EVALUATION_OPEN, c.RESULT_ALREADY_PUBLISHED,
+    c.RESULT_UNKNOWN_PROPOSAL, c.RESULT_PARTNERS_UNCONFIRMED, c.RESULT_WITHDRAWN, c.RESULT_NOT_FOUND,
+), ops=(
     write(c.EP_EVALUATOR_APPOINT, c.EvaluatorAppoint, c.EvaluationStatus, evaluation.appoint, role=SECRETARIAT),
     write(c.EP_REVIEW_DECLARE, c.ConflictDeclare, c.MyReviews, evaluation.declare),
     write(c.EP_REVIEW_SCORE, c.ScoreSubmit, c.MyReviews, evaluation.score),
@@ -89,7 +117,11 @@ EVALUATION = Domain("evaluation", ops=(
     read(c.EP_RESULT_GET, c.ThemeQuery, c.Result, evaluation.result, role=ANYONE),
 ))
 
-PILOTS = Domain("pilots", ops=(
+PILOTS = Domain("pilots", refusals=(
+    c.THEME_NOT_FOUND, c.THEME_WRONG_PHASE, c.PILOT_NOT_FOUND, c.PILOT_MANAGERS_ONLY, c.PILOT_NOT_A_PARTY,
+    c.PILOT_ITEM_NOT_FOUND, c.PILOT_COMPLETE, c.PILOT_KPI_NAME_TAKEN, c.PILOT_STALE, c.AGREEMENT_NOT_FOUND,
+    c.AGREEMENT_LIMIT, c.AGREEMENT_STALE, c.AGREEMENT_NOT_A_SIGNER, c.AGREEMENT_ALREADY_SIGNED,
+), ops=(
     read(p.EP_PILOT_GET, p.PilotQuery, p.Pilot, pilots.workspace),
     write(p.EP_ROLE_PUT, p.RolePut, p.Pilot, pilots.put_role),
     write(p.EP_ROLE_REMOVE, p.RoleRemove, p.Pilot, pilots.remove_role),
@@ -105,7 +137,11 @@ PILOTS = Domain("pilots", ops=(
     read(p.EP_AGREEMENT_GET, p.AgreementQuery, p.Agreement, pilots.get_agreement),
 ))
 
-OUTCOMES = Domain("outcomes", ops=(
+OUTCOMES = Domain("outcomes", refusals=(
+    c.THEME_NOT_FOUND, c.THEME_WRONG_PHASE, c.PILOT_NOT_FOUND, c.PILOT_MANAGERS_ONLY, c.PILOT_NOT_A_PARTY,
+    c.PILOT_ITEM_NOT_FOUND, c.PILOT_COMPLETE, c.DECISION_ALREADY_MADE, c.DECISION_REPORT_MISSING, c.CASE_NOT_FOUND,
+    c.CASE_VERSION_NOT_FOUND, c.CASE_STALE, c.CASE_NO_DRAFT, c.CASE_NOT_READY, c.CASE_UNCHANGED,
+), ops=(
     write(p.EP_ACTUAL_ADD, p.ActualAdd, p.Pilot, outcomes.add_actual),
     write(p.EP_REPORT_PUT, p.ReportPut, p.Pilot, outcomes.put_report),
     write(p.EP_BUDGET_PUT, p.BudgetPut, p.Pilot, outcomes.put_budget),
@@ -117,13 +153,20 @@ OUTCOMES = Domain("outcomes", ops=(
     read(p.EP_CASE_LIST, p.CaseListQuery, p.CaseList, outcomes.list_cases, role=ANYONE),
 ))
 
-INQUIRIES = Domain("inquiries", ops=(
+INQUIRIES = Domain("inquiries", refusals=(
+    c.SECRETARIAT_ONLY, c.INQUIRY_NOT_FOUND,
+), ops=(
     write(c.EP_INQUIRY_CREATE, c.InquiryCreate, c.InquiryReceipt, inquiries.create, role=ANYONE),
     read(c.EP_INQUIRY_LIST, c.InquiryListQuery, c.InquiryList, inquiries.list_page, role=SECRETARIAT),
     write(c.EP_INQUIRY_STATUS, c.InquiryStatusSet, c.Inquiry, inquiries.set_status, role=SECRETARIAT),
 ))
 
-FEDERATION = Domain("federation", ops=(
+FEDERATION = Domain("federation", refusals=(
+    c.THEME_NOT_FOUND, c.THEME_MANAGERS_ONLY, c.DEPARTMENT_NOT_FOUND, c.CASE_NOT_FOUND,
+    c.FEDERATION_THEME_NOT_FOUND, c.FEDERATION_CASE_NOT_FOUND, c.FEDERATION_NOT_FOLLOWING,
+    c.FEDERATION_THEME_UNPUBLISHED, c.FEDERATION_UNKNOWN_MEMBER, c.FEDERATION_STAFF_ONLY, c.FEDERATION_NOT_INVITED,
+    c.FEDERATION_ALREADY_PARTICIPATING,
+), ops=(
     read(f.EP_MEMBERS, f.MembersQuery, f.Members, federation.members, role=ANYONE),
     read(f.EP_THEMES_LIST, f.RemoteListQuery, f.RemoteThemeList, federation.list_themes, role=ANYONE),
     read(f.EP_THEMES_GET, f.RemoteQuery, f.RemoteTheme, federation.get_theme, role=ANYONE),

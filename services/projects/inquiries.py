@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects.common import audit, aware, new_uuid
 from services.projects.models import bus, inquiries, mail
-from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
@@ -103,7 +102,7 @@ def _out(row: Any) -> c.Inquiry:
 
 def _secretariat(actor: Any) -> None:
     if not actor.has("secretariat"):
-        raise errors.Forbidden("inquiries are for the secretariat (事務局)")
+        raise c.SECRETARIAT_ONLY("inquiries are for the secretariat (事務局)")
 
 
 async def list_(*, session: AsyncSession, q: c.InquiryListQuery) -> list[c.Inquiry]:
@@ -118,7 +117,7 @@ async def set_status(*, session: AsyncSession, data: c.InquiryStatusSet, now: da
     _secretariat(data.actor)
     row = (await session.execute(_query().where(inquiries.c.id == data.inquiry_id))).first()
     if row is None:
-        raise errors.NotFound(f"no inquiry {data.inquiry_id}")
+        raise c.INQUIRY_NOT_FOUND(f"no inquiry {data.inquiry_id}")
     if row.status == data.status:
         return _out(row)
     now = now or utcnow()
