@@ -63,6 +63,12 @@ class Endpoints:
                                       b.domain.refusals_of(b.op), b.op.role, b.domain.name))
         return eps
 
+    @classmethod
+    def describe(cls, domains: Iterable[domain.Domain]) -> Endpoints:
+        """The declarations only (for documents such as AsyncAPI): nothing bound, nothing to serve with."""
+        return cls([Endpoint(op.name, op.handler, op.request, op.max_bytes, op.response, d.refusals_of(op), op.role,
+                             d.name) for d in domains for op in d.ops])
+
     def add(self, name: str, request_model: type[BaseModel] | None = None, *, max_bytes: int = MAX_REQUEST_BYTES):
         def decorator(fn: Handler) -> Handler:
             self.items.append(Endpoint(name, fn, request_model, max_bytes))
