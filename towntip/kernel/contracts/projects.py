@@ -964,8 +964,7 @@ FEDERATION_STAFF_ONLY = Refusal("federation.staff_only", 403, "participation is 
 FEDERATION_NOT_INVITED = Refusal("federation.not_invited", 403, "the theme did not invite this municipality")
 FEDERATION_ALREADY_PARTICIPATING = Refusal("federation.already_participating", 409, "participation is declared already")
 
-# ---- events (evt.<node>.projects.<snake_case type>) ---------------------------------------------------------------
-# Only public facts travel: drafts, inquiries' personal data and memberships stay in the service's database.
+# ---- the base of the events (a base, not an event: on no stream) ---------------------------------------------
 
 class ProjectsEvent(Event):
     """The base of this service's events: frozen, versioned, registered for the AsyncAPI document."""
@@ -973,6 +972,9 @@ class ProjectsEvent(Event):
     SERVICE: ClassVar[str] = SERVICE
     IS_EVENT: ClassVar[bool] = False  # a base, on no stream itself
 
+
+# ---- events (evt.<node>.projects.<snake_case type>) ---------------------------------------------------------------
+# Only public facts travel: drafts, inquiries' personal data and memberships stay in the service's database.
 
 
 class OrganisationRegistered(ProjectsEvent):
