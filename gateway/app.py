@@ -16,7 +16,7 @@ import nats
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import api, health, oidc, problems, regions
+from gateway import api, asyncapi, health, oidc, problems, regions
 from gateway.portal import courses, donations, notebook, pages, projects, sns, wallet
 from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
@@ -107,6 +107,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_document() -> JSONResponse:
+        """The bus beside the HTTP API: AsyncAPI 3.0, generated from the contracts (gateway/asyncapi.py)."""
+        return JSONResponse(asyncapi.node_document(settings.node_id, VERSION))
 
     async def report() -> dict[str, Any]:
         return await health.check(app.state.nc, settings.node_id, settings.expected_services())

@@ -26,9 +26,8 @@ from identity.models import (
     sessions,
     users,
 )
-from towntip.kernel import errors
-from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
-from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.bus.envelope import new_id, utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.db import aware
 from towntip.kernel.mail import queue_mail
@@ -83,21 +82,6 @@ async def _user_by(session: AsyncSession | AsyncConnection, **where: str) -> Any
     return (await session.execute(select(users).where(users.c[col] == value))).first()
 
 
-async def _announce(session: AsyncSession, node: str, type_: str, data: dict[str, Any]) -> None:
-    await add_events(session, bus, [Envelope(type=type_, node=node, service=SERVICE, data=data)])
-
-
-def _public_profile(user: c.User) -> dict[str, Any]:
-    """What other nodes may know of a person: the profile fields they chose to show, never e-mail or secrets. The
-    node-local `user_id` is there for this node's own services (the points service's people directory keys the
-    ledger's `person:<user_id>` accounts by it); it is an identifier, not a credential."""
-    return {
-        "user_id": user.id, "global_handle": user.global_handle, "handle": user.handle, "home_node": user.home_node,
-        "display_name": user.display_name, "nickname": user.nickname, "district": user.district,
-        "interests": user.interests,
-    }
-
-
 # ---- registration and verification ----------------------------------------------------------------------------
 
 
@@ -107,9 +91,9 @@ async def create_user(
 ) -> c.User:
     now = utcnow()
     if await _user_by(session, handle=handle):
-        raise errors.Conflict(f"the handle {handle!r} is taken / このハンドルは使われています")
+        raise c.ACCOUNT_HANDLE_TAKEN(f"the handle {handle!r} is taken / このハンドルは使われています")
     if await _user_by(session, email=email):
-        raise errors.Conflict("an account with this e-mail exists / このメールアドレスのアカウントがあります")
+        raise c.ACCOUNT_EMAIL_TAKEN("an account with this e-mail exists / このメールアドレスのアカウントがあります")
     row = {
         "id": new_id(), "handle": handle, "display_name": display_name, "email": email,
         "email_verified": email_verified, "password_hash": await passwords.hash_password(password),
@@ -120,9 +104,9 @@ async def create_user(
         async with session.begin_nested():
             await session.execute(users.insert().values(**row))
     except IntegrityError:  # a concurrent registration won the race for the handle or the address
-        raise errors.Conflict("the handle or e-mail was just taken / ハンドルかメールが使われました") from None
+        raise c.ACCOUNT_HANDLE_OR_EMAIL_TAKEN("the handle or e-mail was just taken / ハンドルかメールが使われました") from None
     user = to_user(await _user_by(session, id=row["id"]), node)
-    await _announce(session, node, "UserRegistered", _public_profile(user))
+    await announce(session, bus, c.UserRegistered.of(user), node=node)
     return user
 
 
@@ -170,7 +154,7 @@ async def _use_token(session: AsyncSession, *, token: str, purpose: str) -> str:
         .returning(one_time_tokens.c.user_id)
     )).first()
     if row is None:
-        raise errors.BadRequest("the link is invalid, used or expired / リンクが無効か、使用済みか、期限切れです")
+        raise c.ACCOUNT_LINK_INVALID("the link is invalid, used or expired / リンクが無効か、使用済みか、期限切れです")
     return row.user_id
 
 
@@ -204,7 +188,7 @@ async def login(sessions_maker: async_sessionmaker[AsyncSession], *, node: str, 
     locked_until = aware(row.locked_until) if row is not None else None
     if locked_until is not None and locked_until > now:
         await passwords.verify_password(None, data.password)  # same cost as any other answer
-        raise errors.TooManyRequests(
+        raise c.LOGIN_LOCKED(
             "too many failed logins: the account is locked until "
             f"{locked_until:%Y-%m-%d %H:%M} UTC / ログインの失敗が続いたため一時的にロックしています")
     ok = await passwords.verify_password(row.password_hash if row is not None else None, data.password)
@@ -217,7 +201,7 @@ async def login(sessions_maker: async_sessionmaker[AsyncSession], *, node: str, 
                 if failed % MAX_FAILED_LOGINS == 0:
                     lock = min(LOCKOUT * (2 ** (failed // MAX_FAILED_LOGINS - 1)), MAX_LOCKOUT)
                     await session.execute(update(users).where(users.c.id == row.id).values(locked_until=now + lock))
-        raise errors.Unauthorized(WRONG_LOGIN)
+        raise c.LOGIN_WRONG(WRONG_LOGIN)
     values: dict[str, Any] = {}
     if row.failed_logins or row.locked_until is not None:
         values.update(failed_logins=0, locked_until=None)  # (as read: a wrong guess made meanwhile is reset too)
@@ -248,7 +232,7 @@ async def current_session(session: AsyncSession, *, node: str, token: str) -> c.
         .where(sessions.c.token_hash == digest(token))
     )).first()
     if row is None or aware(row.expires_at) <= now:
-        raise errors.Unauthorized("not logged in, or the session has ended / ログインしていないか、期限切れです")
+        raise c.SESSION_NONE("not logged in, or the session has ended / ログインしていないか、期限切れです")
     if now - aware(row.last_seen_at) > SESSION_TOUCH:
         await session.execute(update(sessions).where(sessions.c.token_hash == digest(token)).values(last_seen_at=now))
     return c.Session(user=to_user(row, node), auth_time=aware(row.auth_time), expires_at=aware(row.expires_at))
@@ -267,7 +251,7 @@ async def change_password(session: AsyncSession, *, node: str, data: c.PasswordC
     s = await current_session(session, node=node, token=data.session_token)
     row = await _user_by(session, id=s.user.id)
     if not await passwords.verify_password(row.password_hash, data.current_password):
-        raise errors.Unauthorized("the current password is wrong / 現在のパスワードが違います")
+        raise c.ACCOUNT_PASSWORD_WRONG("the current password is wrong / 現在のパスワードが違います")
     await _set_password(session, user_id=row.id, password=data.new_password)
     # Every other session ends: whoever else held one no longer knows the password.
     await session.execute(delete(sessions).where(
@@ -323,7 +307,7 @@ async def update_profile(session: AsyncSession, *, node: str, data: c.ProfileUpd
         await session.execute(update(users).where(users.c.id == s.user.id).values(**values))
     user = to_user(await _user_by(session, id=s.user.id), node)
     if values:
-        await _announce(session, node, "ProfileChanged", _public_profile(user))
+        await announce(session, bus, c.ProfileChanged.of(user), node=node)
     return user
 
 
@@ -331,7 +315,7 @@ async def delete_account(session: AsyncSession, *, node: str, data: c.DeleteIn) 
     s = await current_session(session, node=node, token=data.session_token)
     row = await _user_by(session, id=s.user.id)
     if not await passwords.verify_password(row.password_hash, data.password):
-        raise errors.Unauthorized("the password is wrong / パスワードが違います")
+        raise c.ACCOUNT_PASSWORD_WRONG("the password is wrong / パスワードが違います")
     await _remove(session, node=node, row=row)
 
 
@@ -398,20 +382,20 @@ async def list_users(session: AsyncSession, *, node: str) -> list[c.User]:
 async def remove_user(session: AsyncSession, *, node: str, handle: str) -> None:
     row = await _user_by(session, handle=handle)
     if row is None:
-        raise errors.NotFound(f"no user {handle!r}")
+        raise c.ACCOUNT_NOT_FOUND(f"no user {handle!r}")
     await _remove(session, node=node, row=row)
 
 
 async def lookup_person(session: AsyncSession, *, node: str, actor: Any, query: str) -> c.PersonRef:
     """Staff and the secretariat find a person known here by global handle (name@home) or e-mail address."""
     if not actor.has("staff", "secretariat"):
-        raise errors.Forbidden("only the node's staff may look people up / 職員のみが検索できます")
+        raise c.PEOPLE_STAFF_ONLY("only the node's staff may look people up / 職員のみが検索できます")
     q = query.strip().lower()
     _, _, home = q.partition("@")
     if "." in home:  # an e-mail address (node ids have no dots)
         row = await _user_by(session, email=q)
         if row is None:
-            raise errors.NotFound(f"nobody known here as {query!r} / 該当する人がいません")
+            raise c.PEOPLE_NOT_FOUND(f"nobody known here as {query!r} / 該当する人がいません")
         user = to_user(row, node)
     else:
         user = await _known(session, node=node, handle=q)
@@ -424,7 +408,7 @@ async def _known(session: AsyncSession, *, node: str, handle: str) -> c.User:
     name, _, home = handle.partition("@")
     row = await _user_by(session, handle=name if home == node else handle)
     if row is None:
-        raise errors.NotFound(f"nobody known here as {handle!r} / 該当する人がいません")
+        raise c.PEOPLE_NOT_FOUND(f"nobody known here as {handle!r} / 該当する人がいません")
     return to_user(row, node)
 
 
@@ -439,7 +423,7 @@ async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, 
     """Grant or revoke one role; the row is locked for the change (two grants at once both count)."""
     row = (await session.execute(select(users).where(users.c.handle == handle).with_for_update())).first()
     if row is None:
-        raise errors.NotFound(f"no user {handle!r} / このユーザーはいません")
+        raise c.ACCOUNT_NOT_FOUND(f"no user {handle!r} / このユーザーはいません")
     roles = set(row.roles or [])
     roles = roles | {role} if granted else roles - {role}
     await session.execute(update(users).where(users.c.id == row.id).values(roles=sorted(roles), updated_at=utcnow()))
@@ -451,4 +435,4 @@ async def _remove(session: AsyncSession, *, node: str, row: Any) -> None:
     for table in (home_tokens, presence, sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
         await session.execute(delete(table).where(table.c.user_id == row.id))
     await session.execute(delete(users).where(users.c.id == row.id))
-    await _announce(session, node, "UserDeleted", {"global_handle": f"{row.handle}@{node}", "home_node": node})
+    await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node), node=node)

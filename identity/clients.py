@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.accounts import aware, digest, new_secret
 from identity.models import oauth_clients, oauth_codes, oauth_refresh_tokens
-from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as c
 
@@ -27,9 +26,9 @@ async def add_client(session: AsyncSession, *, data: c.ClientAddIn) -> c.Client:
     exists = (await session.execute(
         select(oauth_clients.c.client_id).where(oauth_clients.c.client_id == data.client_id))).first()
     if exists:
-        raise errors.Conflict(f"client {data.client_id!r} exists")
+        raise c.CLIENT_EXISTS(f"client {data.client_id!r} exists")
     if "openid" not in data.scope.split():
-        raise errors.BadRequest("the client's scope must include openid")
+        raise c.CLIENT_OPENID_REQUIRED("the client's scope must include openid")
     secret = "" if data.public else new_secret()
     row = {
         "client_id": data.client_id, "name": data.name or data.client_id,
@@ -51,4 +50,4 @@ async def remove_client(session: AsyncSession, *, client_id: str) -> None:
         await session.execute(delete(table).where(table.c.client_id == client_id))
     result = await session.execute(delete(oauth_clients).where(oauth_clients.c.client_id == client_id))
     if not result.rowcount:
-        raise errors.NotFound(f"no client {client_id!r}")
+        raise c.CLIENT_NOT_FOUND(f"no client {client_id!r}")

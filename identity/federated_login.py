@@ -30,7 +30,6 @@ from identity.accounts import digest, new_secret, new_session
 from identity.federation import TrustError, TrustResolver
 from identity.models import federated_logins, users
 from identity.regions import keep_home_tokens
-from towntip.kernel import errors
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import identity as c
 
@@ -56,20 +55,20 @@ class FederatedLogins:
 
     def _resolver(self) -> TrustResolver:
         if self.resolver is None:
-            raise errors.Unavailable("this node belongs to no federation (no trust anchor configured)")
+            raise c.FEDERATION_NONE("this node belongs to no federation (no trust anchor configured)")
         return self.resolver
 
     async def start(self, data: c.FederatedStartIn) -> c.FederatedStart:
         name, _, node = data.target.rpartition("@")
         if node == self.node:
-            raise errors.BadRequest("that is this node: log in here with your password / この地域のIDです")
+            raise c.FEDERATED_THIS_NODE("that is this node: log in here with your password / この地域のIDです")
         try:
             trusted = await self._resolver().by_node(node)
         except TrustError as exc:
-            raise errors.Forbidden(f"{node!r} is not a trusted node of this federation: {exc}") from None
+            raise c.FEDERATED_UNTRUSTED(f"{node!r} is not a trusted node of this federation: {exc}") from None
         provider = trusted.provider
         if not str(provider.get("authorization_endpoint", "")).startswith(trusted.entity_id + "/"):
-            raise errors.Forbidden(f"{node!r} names a provider outside its own site")
+            raise c.FEDERATED_FOREIGN_PROVIDER(f"{node!r} names a provider outside its own site")
         state, verifier, nonce = new_secret(), secrets.token_urlsafe(64), secrets.token_urlsafe(24)
         now = utcnow()
         async with self.sessions() as session, session.begin():
@@ -98,18 +97,18 @@ class FederatedLogins:
                 .returning(*federated_logins.c)
             )).first()
         if pending is None:
-            raise errors.BadRequest("this login link is unknown, used or expired: start again / やり直してください")
+            raise c.FEDERATED_LINK_INVALID("this login link is unknown, used or expired: start again / やり直してください")
         try:
             trusted = await self._resolver().resolve(pending.entity_id)  # still trusted now?
         except TrustError as exc:
-            raise errors.Forbidden(f"the home node is no longer trusted: {exc}") from None
+            raise c.HOME_UNTRUSTED(f"the home node is no longer trusted: {exc}") from None
         provider = trusted.provider
         if provider.get("issuer") != pending.issuer:
-            raise errors.Forbidden("the home node's issuer changed during the login")
+            raise c.FEDERATED_ISSUER_CHANGED("the home node's issuer changed during the login")
         # RFC 9207, before the code goes anywhere: the answer must come from the provider this login was sent to,
         # else another trusted node could have this node hand it a code (and the verifier) meant for the home node
         if (data.iss or provider.get("authorization_response_iss_parameter_supported")) and data.iss != pending.issuer:
-            raise errors.BadRequest("the answer came from another issuer than the home node: start again "
+            raise c.FEDERATED_WRONG_ISSUER("the answer came from another issuer than the home node: start again "
                                     "/ 別の発行者からの応答です。やり直してください")
         try:
             r = await self.client.post(provider["token_endpoint"], data={
@@ -117,9 +116,9 @@ class FederatedLogins:
                 "client_id": self.entity_id, "code_verifier": pending.code_verifier,
             }, timeout=10)
         except httpx.HTTPError as exc:
-            raise errors.Unavailable(f"the home node did not answer: {exc.__class__.__name__}") from None
+            raise c.HOME_UNAVAILABLE(f"the home node did not answer: {exc.__class__.__name__}") from None
         if r.status_code != 200:
-            raise errors.Unauthorized(f"the home node refused the code: {_oauth_error(r)}")
+            raise c.FEDERATED_CODE_REFUSED(f"the home node refused the code: {_oauth_error(r)}")
         tokens = r.json()
         claims = self._check_id_token(tokens.get("id_token", ""), trusted.provider_jwks, pending)
         async with self.sessions() as session, session.begin():
@@ -136,31 +135,31 @@ class FederatedLogins:
     def _check_id_token(self, token: str, jwks: dict[str, Any], pending: Any) -> dict[str, Any]:
         """`jwks`: the home node's provider keys from its verified configuration (never its federation key)."""
         if not jwks.get("keys"):
-            raise errors.Unauthorized("the home node's federation configuration publishes no provider keys "
+            raise c.FEDERATED_ID_TOKEN_INVALID("the home node's federation configuration publishes no provider keys "
                                       "(metadata.openid_provider.jwks; an older version: it must upgrade)")
         try:
             decoded = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256"])
         except (JoseError, ValueError) as exc:
-            raise errors.Unauthorized(f"the ID token does not verify with the home node's vouched keys: "
+            raise c.FEDERATED_ID_TOKEN_INVALID(f"the ID token does not verify with the home node's vouched keys: "
                                       f"{exc.__class__.__name__}") from None
         claims = decoded.claims
         aud = claims.get("aud")
         auds = aud if isinstance(aud, list) else [aud]
         if claims.get("iss") != pending.issuer or self.entity_id not in auds:
-            raise errors.Unauthorized("the ID token was not issued by the home node for this node")
+            raise c.FEDERATED_ID_TOKEN_INVALID("the ID token was not issued by the home node for this node")
         if not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time():
-            raise errors.Unauthorized("the ID token has expired")
+            raise c.FEDERATED_ID_TOKEN_INVALID("the ID token has expired")
         if claims.get("nonce") != pending.nonce:
-            raise errors.Unauthorized("the ID token's nonce does not match this login")
+            raise c.FEDERATED_ID_TOKEN_INVALID("the ID token's nonce does not match this login")
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise errors.Unauthorized("the ID token names no subject")
+            raise c.FEDERATED_ID_TOKEN_INVALID("the ID token names no subject")
         return claims
 
     async def _link(self, session: AsyncSession, claims: dict[str, Any], *, node: str, issuer: str) -> Any:
         """The local profile linked to the person at their home node: made on the first visit, kept up to date."""
         handle = str(claims.get("preferred_username") or "")
         if not handle.endswith(f"@{node}") or len(handle) > 64:
-            raise errors.Unauthorized("the home node did not give a global handle of its own (name@node)")
+            raise c.FEDERATED_ID_TOKEN_INVALID("the home node did not give a global handle of its own (name@node)")
         now = utcnow()
         values = {"display_name": str(claims.get("name") or handle)[:100],
                   "nickname": str(claims.get("nickname") or "")[:50], "updated_at": now}
@@ -169,7 +168,7 @@ class FederatedLogins:
         if row is None:
             taken = (await session.execute(select(users.c.id).where(users.c.handle == handle))).first()
             if taken is not None:
-                raise errors.Conflict(f"{handle} is already linked to another person here")
+                raise c.FEDERATED_HANDLE_LINKED(f"{handle} is already linked to another person here")
             await session.execute(users.insert().values(
                 id=new_id(), handle=handle, email=None, email_verified=False, password_hash="!",
                 district="", interests=[], lang="ja", failed_logins=0, locked_until=None,

@@ -1,4 +1,5 @@
-"""NATS adapters of the identity service (svc.<node>.identity.*). They own the transactions.
+"""The identity service's endpoints (svc.<node>.identity.*), one table per domain; changes run in the unit of
+work's transaction, which wakes the outbox relay and the mail sender after the commit.
 
 Who may call: the node's gateway (the portal and the OIDC endpoints) and the operator's admin CLI. Until bus
 credentials arrive (issue 3, point 7) anything on the node's NATS could call them; admin.* endpoints must then be
@@ -18,211 +19,215 @@ from identity.oidc import OidcService
 from identity.regions import Regions, home_refresh_of
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import identity as c
+from towntip.kernel.domain import GATEWAY, OPERATOR, SIGNED_IN, Domain, own, read, write
+from towntip.kernel.uow import UnitOfWork
+
+# ---- the few endpoints whose answer is more than one service call ------------------------------------------------
+
+
+async def resend(session: AsyncSession, *, data: c.EmailIn, links: accounts.Links, node: str) -> c.Done:
+    await accounts.resend_verification(session, email=data.email, links=links, node=node)
+    return c.Done(detail="if the address has an unconfirmed account, a new link is on its way")
+
+
+async def login(*, sessions: async_sessionmaker[AsyncSession], node: str, data: c.LoginIn) -> c.Session:
+    return await accounts.login(sessions, node=node, data=data)  # its own short transactions
+
+
+async def current_session(session: AsyncSession, *, node: str, data: c.SessionIn) -> c.Session:
+    return await accounts.current_session(session, node=node, token=data.session_token)
+
+
+async def logout(*, uow: UnitOfWork, regions: Regions, data: c.SessionIn) -> c.Done:
+    async def change(s: AsyncSession, now: Any) -> tuple[str, str] | None:
+        home = await home_refresh_of(s, session_token=data.session_token)
+        await accounts.logout(s, token=data.session_token)
+        return home
+
+    home = await uow.write(change)
+    if home is not None:  # a person of another node: their home revokes what it gave this node
+        regions.revoke_at_home_later(*home)
+    return c.Done()
+
+
+async def change_password(session: AsyncSession, *, node: str, data: c.PasswordChangeIn) -> c.Done:
+    await accounts.change_password(session, node=node, data=data)
+    return c.Done(detail="password changed; other sessions have ended")
+
+
+async def reset_request(session: AsyncSession, *, data: c.EmailIn, links: accounts.Links) -> c.Done:
+    await accounts.request_reset(session, email=data.email, links=links)
+    return c.Done(detail="if the address has an account, a reset link is on its way")
+
+
+async def reset(session: AsyncSession, *, data: c.ResetIn) -> c.Done:
+    await accounts.reset_password(session, data=data)
+    return c.Done(detail="password set; log in with it")
+
+
+async def delete(session: AsyncSession, *, node: str, data: c.DeleteIn) -> c.Done:
+    await accounts.delete_account(session, node=node, data=data)
+    return c.Done(detail="the account and its sessions are deleted")
+
+
+async def export(session: AsyncSession, *, node: str, data: c.SessionIn) -> dict[str, Any]:
+    return await accounts.export_account(session, node=node, token=data.session_token)
+
+
+async def user_add(session: AsyncSession, *, node: str, data: c.UserAddIn) -> c.User:
+    return await accounts.create_user(
+        session, node=node, handle=data.handle, display_name=data.display_name or data.handle, email=data.email,
+        password=data.password, email_verified=data.email_verified,
+    )
+
+
+async def user_list(session: AsyncSession, *, node: str) -> c.UserList:
+    return c.UserList(users=await accounts.list_users(session, node=node))
+
+
+async def user_grant(session: AsyncSession, *, node: str, data: c.RoleIn) -> c.User:
+    return await accounts.set_role(session, node=node, handle=data.handle, role=data.role, granted=True)
+
+
+async def user_revoke(session: AsyncSession, *, node: str, data: c.RoleIn) -> c.User:
+    return await accounts.set_role(session, node=node, handle=data.handle, role=data.role, granted=False)
+
+
+async def user_remove(session: AsyncSession, *, node: str, data: c.UserRef) -> c.Done:
+    await accounts.remove_user(session, node=node, handle=data.handle)
+    return c.Done()
+
+
+async def client_list(session: AsyncSession) -> c.ClientList:
+    return c.ClientList(clients=await clients.list_clients(session))
+
+
+async def client_remove(session: AsyncSession, *, data: c.ClientRef) -> c.Done:
+    await clients.remove_client(session, client_id=data.client_id)
+    return c.Done()
+
+
+async def key_rotate(*, uow: UnitOfWork, oidc: OidcService) -> c.KeyRotated:
+    async def change(s: AsyncSession, now: Any) -> c.KeyRotated:
+        kid = await keys.rotate(s)
+        published = [k["kid"] for k in await keys.published(s)]
+        new = await keys.current_key(s)
+        federation = await keys.federation_key(s)  # unchanged (made here if this node had none yet)
+        return c.KeyRotated(kid=kid, published=published, access_token_kid=new.at_kid if new else None,
+                            federation_kid=federation.kid)
+
+    out = await uow.write(change)
+    oidc.forget_signing_key()
+    return out
+
+
+async def federation_key_rotate(session: AsyncSession, *, oidc: OidcService) -> c.FederationKeyRotated:
+    old = await keys.current_federation_key(session)
+    kid = await keys.rotate_federation(session)
+    return c.FederationKeyRotated(kid=kid, entity_id=oidc.issuer, retired=[old.kid] if old else [])
+
+
+async def oidc_request(*, oidc: OidcService, data: c.OidcRequest) -> c.OidcResponse:
+    return await oidc.handle(data)
+
+
+async def federated_start(*, federated: FederatedLogins, data: c.FederatedStartIn) -> c.FederatedStart:
+    return await federated.start(data)  # its own short transactions: it calls other nodes
+
+
+async def federated_finish(*, federated: FederatedLogins, data: c.FederatedFinishIn) -> c.FederatedSession:
+    return await federated.finish(data)
+
+
+async def regions_plan(*, regions: Regions, data: c.RegionsPlanIn) -> c.RegionsPlan:
+    return await regions.plan(data)
+
+
+async def regions_verify(*, regions: Regions, data: c.PersonQueryIn) -> c.QueriedPerson:
+    return await regions.verify(data)
+
+
+async def regions_home_token(*, regions: Regions, data: c.SessionIn) -> c.HomeAccess:
+    return await regions.home_token(data)
+
+
+# ---- the tables --------------------------------------------------------------------------------------------------
+
+ACCOUNTS = Domain("accounts", refusals=(
+    c.ACCOUNT_HANDLE_TAKEN, c.ACCOUNT_EMAIL_TAKEN, c.ACCOUNT_HANDLE_OR_EMAIL_TAKEN, c.ACCOUNT_LINK_INVALID,
+    c.ACCOUNT_PASSWORD_WRONG, c.LOGIN_LOCKED, c.LOGIN_WRONG, c.SESSION_NONE,
+), ops=(
+    write(c.EP_REGISTER, c.RegisterIn, c.Registered, accounts.register, role=GATEWAY),
+    write(c.EP_VERIFY_EMAIL, c.TokenIn, c.User, accounts.verify_email, role=GATEWAY),
+    write(c.EP_RESEND_VERIFICATION, c.EmailIn, c.Done, resend, role=GATEWAY),
+    own(c.EP_LOGIN, c.LoginIn, c.Session, login, role=GATEWAY),
+    write(c.EP_SESSION, c.SessionIn, c.Session, current_session, role=GATEWAY),
+    own(c.EP_LOGOUT, c.SessionIn, c.Done, logout, role=GATEWAY),
+    write(c.EP_PASSWORD_CHANGE, c.PasswordChangeIn, c.Done, change_password, role=GATEWAY),
+    write(c.EP_RESET_REQUEST, c.EmailIn, c.Done, reset_request, role=GATEWAY),
+    write(c.EP_RESET, c.ResetIn, c.Done, reset, role=GATEWAY),
+    write(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn, c.User, accounts.update_profile, role=GATEWAY),
+    write(c.EP_DELETE, c.DeleteIn, c.Done, delete, role=GATEWAY),
+    write(c.EP_EXPORT, c.SessionIn, None, export, role=GATEWAY),
+))
+
+PEOPLE = Domain("people", refusals=(
+    c.PEOPLE_STAFF_ONLY, c.PEOPLE_NOT_FOUND,
+), ops=(
+    read(c.EP_PEOPLE_LOOKUP, c.PersonLookupIn, c.PersonRef, accounts.lookup_person, role=GATEWAY),
+    read(c.EP_PEOPLE_PROFILE, c.ProfileLookupIn, c.PublicProfile, accounts.public_profile, role=SIGNED_IN),
+))
+
+ADMIN = Domain("admin", refusals=(
+    c.ACCOUNT_HANDLE_TAKEN, c.ACCOUNT_EMAIL_TAKEN, c.ACCOUNT_HANDLE_OR_EMAIL_TAKEN, c.ACCOUNT_NOT_FOUND, c.CLIENT_EXISTS,
+    c.CLIENT_OPENID_REQUIRED, c.CLIENT_NOT_FOUND,
+), ops=(
+    write(c.EP_USER_ADD, c.UserAddIn, c.User, user_add, role=OPERATOR),
+    read(c.EP_USER_LIST, None, c.UserList, user_list, role=OPERATOR),
+    write(c.EP_USER_GRANT, c.RoleIn, c.User, user_grant, role=OPERATOR),
+    write(c.EP_USER_REVOKE, c.RoleIn, c.User, user_revoke, role=OPERATOR),
+    write(c.EP_USER_REMOVE, c.UserRef, c.Done, user_remove, role=OPERATOR),
+    write(c.EP_CLIENT_ADD, c.ClientAddIn, c.Client, clients.add_client, role=OPERATOR),
+    read(c.EP_CLIENT_LIST, None, c.ClientList, client_list, role=OPERATOR),
+    write(c.EP_CLIENT_REMOVE, c.ClientRef, c.Done, client_remove, role=OPERATOR),
+    own(c.EP_KEY_ROTATE, None, c.KeyRotated, key_rotate, role=OPERATOR),
+    write(c.EP_FEDERATION_KEY_ROTATE, None, c.FederationKeyRotated, federation_key_rotate, role=OPERATOR),
+))
+
+OIDC = Domain("oidc", refusals=(
+    c.TOKEN_INVALID, c.SESSION_NONE,
+), ops=(
+    own(c.EP_OIDC, c.OidcRequest, c.OidcResponse, oidc_request, role=GATEWAY),
+))
+
+FEDERATED_LOGIN = Domain("federated_login", refusals=(
+    c.FEDERATION_NONE, c.FEDERATED_THIS_NODE, c.FEDERATED_UNTRUSTED, c.FEDERATED_FOREIGN_PROVIDER,
+    c.FEDERATED_LINK_INVALID, c.FEDERATED_ISSUER_CHANGED, c.FEDERATED_WRONG_ISSUER, c.FEDERATED_CODE_REFUSED,
+    c.FEDERATED_ID_TOKEN_INVALID, c.FEDERATED_HANDLE_LINKED, c.HOME_UNTRUSTED, c.HOME_UNAVAILABLE,
+), ops=(
+    own(c.EP_FEDERATED_START, c.FederatedStartIn, c.FederatedStart, federated_start, role=GATEWAY),
+    own(c.EP_FEDERATED_FINISH, c.FederatedFinishIn, c.FederatedSession, federated_finish, role=GATEWAY),
+))
+
+# each its own short transactions: they call other nodes
+REGIONS = Domain("regions", refusals=(
+    c.REGIONS_NO_FEDERATION, c.REGIONS_SCOPE_MISSING, c.REGIONS_CLIENT_UNTRUSTED, c.REGIONS_CREDENTIAL_REQUIRED,
+    c.REGIONS_HOME_ONLY, c.QUERY_MALFORMED, c.QUERY_UNTRUSTED, c.QUERY_INVALID, c.QUERY_WRONG_AUDIENCE, c.QUERY_REPLAYED,
+    c.ACCOUNT_GONE, c.PEOPLE_NOT_FOUND, c.FEDERATION_ANCHOR_UNAVAILABLE, c.HOME_UNTRUSTED, c.HOME_FOREIGN_ENDPOINT,
+    c.HOME_NO_ACCESS, c.HOME_RENEWING, c.HOME_LOGIN_ENDED, c.HOME_UNAVAILABLE, c.SESSION_NONE, c.TOKEN_INVALID,
+), ops=(
+    own(c.EP_REGIONS_PLAN, c.RegionsPlanIn, c.RegionsPlan, regions_plan, role=GATEWAY),
+    own(c.EP_REGIONS_VERIFY, c.PersonQueryIn, c.QueriedPerson, regions_verify, role=GATEWAY),
+    own(c.EP_REGIONS_HOME_TOKEN, c.SessionIn, c.HomeAccess, regions_home_token, role=GATEWAY),
+))
+
+DOMAINS = (ACCOUNTS, PEOPLE, ADMIN, OIDC, FEDERATED_LOGIN, REGIONS)
 
 
 def build_endpoints(
     *, sessions: async_sessionmaker[AsyncSession], node: str, links: accounts.Links, oidc: OidcService,
     federated: FederatedLogins, regions: Regions, on_commit: Callable[[], None],
 ) -> Endpoints:
-    eps = Endpoints()
-
-    def tx() -> Any:
-        return _Tx(sessions, on_commit)
-
-    @eps.add(c.EP_REGISTER, c.RegisterIn)
-    async def register(data: c.RegisterIn) -> c.Registered:
-        async with tx() as s:
-            return await accounts.register(s, node=node, data=data, links=links)
-
-    @eps.add(c.EP_VERIFY_EMAIL, c.TokenIn)
-    async def verify(data: c.TokenIn) -> c.User:
-        async with tx() as s:
-            return await accounts.verify_email(s, node=node, token=data.token)
-
-    @eps.add(c.EP_RESEND_VERIFICATION, c.EmailIn)
-    async def resend(data: c.EmailIn) -> c.Done:
-        async with tx() as s:
-            await accounts.resend_verification(s, email=data.email, links=links, node=node)
-        return c.Done(detail="if the address has an unconfirmed account, a new link is on its way")
-
-    @eps.add(c.EP_LOGIN, c.LoginIn)
-    async def login(data: c.LoginIn) -> c.Session:
-        return await accounts.login(sessions, node=node, data=data)  # its own short transactions
-
-    @eps.add(c.EP_SESSION, c.SessionIn)
-    async def session(data: c.SessionIn) -> c.Session:
-        async with tx() as s:
-            return await accounts.current_session(s, node=node, token=data.session_token)
-
-    @eps.add(c.EP_LOGOUT, c.SessionIn)
-    async def logout(data: c.SessionIn) -> c.Done:
-        async with tx() as s:
-            home = await home_refresh_of(s, session_token=data.session_token)
-            await accounts.logout(s, token=data.session_token)
-        if home is not None:  # a person of another node: their home revokes what it gave this node
-            regions.revoke_at_home_later(*home)
-        return c.Done()
-
-    @eps.add(c.EP_PASSWORD_CHANGE, c.PasswordChangeIn)
-    async def change_password(data: c.PasswordChangeIn) -> c.Done:
-        async with tx() as s:
-            await accounts.change_password(s, node=node, data=data)
-        return c.Done(detail="password changed; other sessions have ended")
-
-    @eps.add(c.EP_RESET_REQUEST, c.EmailIn)
-    async def reset_request(data: c.EmailIn) -> c.Done:
-        async with tx() as s:
-            await accounts.request_reset(s, email=data.email, links=links)
-        return c.Done(detail="if the address has an account, a reset link is on its way")
-
-    @eps.add(c.EP_RESET, c.ResetIn)
-    async def reset(data: c.ResetIn) -> c.Done:
-        async with tx() as s:
-            await accounts.reset_password(s, data=data)
-        return c.Done(detail="password set; log in with it")
-
-    @eps.add(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn)
-    async def profile(data: c.ProfileUpdateIn) -> c.User:
-        async with tx() as s:
-            return await accounts.update_profile(s, node=node, data=data)
-
-    @eps.add(c.EP_DELETE, c.DeleteIn)
-    async def delete(data: c.DeleteIn) -> c.Done:
-        async with tx() as s:
-            await accounts.delete_account(s, node=node, data=data)
-        return c.Done(detail="the account and its sessions are deleted")
-
-    @eps.add(c.EP_EXPORT, c.SessionIn)
-    async def export(data: c.SessionIn) -> dict[str, Any]:
-        async with tx() as s:
-            return await accounts.export_account(s, node=node, token=data.session_token)
-
-    # ---- admin (the operator's CLI) ----
-
-    @eps.add(c.EP_USER_ADD, c.UserAddIn)
-    async def user_add(data: c.UserAddIn) -> c.User:
-        async with tx() as s:
-            return await accounts.create_user(
-                s, node=node, handle=data.handle, display_name=data.display_name or data.handle, email=data.email,
-                password=data.password, email_verified=data.email_verified,
-            )
-
-    @eps.add(c.EP_USER_LIST)
-    async def user_list(_: None) -> c.UserList:
-        async with sessions() as s:
-            return c.UserList(users=await accounts.list_users(s, node=node))
-
-    @eps.add(c.EP_PEOPLE_LOOKUP, c.PersonLookupIn)
-    async def people_lookup(data: c.PersonLookupIn) -> c.PersonRef:
-        async with sessions() as s:
-            return await accounts.lookup_person(s, node=node, actor=data.actor, query=data.query)
-
-    @eps.add(c.EP_PEOPLE_PROFILE, c.ProfileLookupIn)
-    async def people_profile(data: c.ProfileLookupIn) -> c.PublicProfile:
-        async with sessions() as s:
-            return await accounts.public_profile(s, node=node, handle=data.handle)
-
-    @eps.add(c.EP_USER_GRANT, c.RoleIn)
-    async def user_grant(data: c.RoleIn) -> c.User:
-        async with tx() as s:
-            return await accounts.set_role(s, node=node, handle=data.handle, role=data.role, granted=True)
-
-    @eps.add(c.EP_USER_REVOKE, c.RoleIn)
-    async def user_revoke(data: c.RoleIn) -> c.User:
-        async with tx() as s:
-            return await accounts.set_role(s, node=node, handle=data.handle, role=data.role, granted=False)
-
-    @eps.add(c.EP_USER_REMOVE, c.UserRef)
-    async def user_remove(data: c.UserRef) -> c.Done:
-        async with tx() as s:
-            await accounts.remove_user(s, node=node, handle=data.handle)
-        return c.Done()
-
-    @eps.add(c.EP_CLIENT_ADD, c.ClientAddIn)
-    async def client_add(data: c.ClientAddIn) -> c.Client:
-        async with tx() as s:
-            return await clients.add_client(s, data=data)
-
-    @eps.add(c.EP_CLIENT_LIST)
-    async def client_list(_: None) -> c.ClientList:
-        async with sessions() as s:
-            return c.ClientList(clients=await clients.list_clients(s))
-
-    @eps.add(c.EP_CLIENT_REMOVE, c.ClientRef)
-    async def client_remove(data: c.ClientRef) -> c.Done:
-        async with tx() as s:
-            await clients.remove_client(s, client_id=data.client_id)
-        return c.Done()
-
-    @eps.add(c.EP_KEY_ROTATE)
-    async def key_rotate(_: None) -> c.KeyRotated:
-        async with tx() as s:
-            kid = await keys.rotate(s)
-            published = [k["kid"] for k in await keys.published(s)]
-            new = await keys.current_key(s)
-            federation = await keys.federation_key(s)  # unchanged (made here if this node had none yet)
-        oidc.forget_signing_key()
-        return c.KeyRotated(kid=kid, published=published, access_token_kid=new.at_kid if new else None,
-                            federation_kid=federation.kid)
-
-    @eps.add(c.EP_FEDERATION_KEY_ROTATE)
-    async def federation_key_rotate(_: None) -> c.FederationKeyRotated:
-        async with tx() as s:
-            old = await keys.current_federation_key(s)
-            kid = await keys.rotate_federation(s)
-        return c.FederationKeyRotated(kid=kid, entity_id=oidc.issuer, retired=[old.kid] if old else [])
-
-    # ---- OpenID Connect, for the gateway ----
-
-    @eps.add(c.EP_OIDC, c.OidcRequest)
-    async def oidc_request(data: c.OidcRequest) -> c.OidcResponse:
-        return await oidc.handle(data)
-
-    # ---- logging in with one's home node ----
-
-    @eps.add(c.EP_FEDERATED_START, c.FederatedStartIn)
-    async def federated_start(data: c.FederatedStartIn) -> c.FederatedStart:
-        return await federated.start(data)  # its own short transactions: it calls other nodes
-
-    @eps.add(c.EP_FEDERATED_FINISH, c.FederatedFinishIn)
-    async def federated_finish(data: c.FederatedFinishIn) -> c.FederatedSession:
-        return await federated.finish(data)
-
-    # ---- My Page across regions (each its own short transactions: they call other nodes) ----
-
-    @eps.add(c.EP_REGIONS_PLAN, c.RegionsPlanIn)
-    async def regions_plan(data: c.RegionsPlanIn) -> c.RegionsPlan:
-        return await regions.plan(data)
-
-    @eps.add(c.EP_REGIONS_VERIFY, c.PersonQueryIn)
-    async def regions_verify(data: c.PersonQueryIn) -> c.QueriedPerson:
-        return await regions.verify(data)
-
-    @eps.add(c.EP_REGIONS_HOME_TOKEN, c.SessionIn)
-    async def regions_home_token(data: c.SessionIn) -> c.HomeAccess:
-        return await regions.home_token(data)
-
-    return eps
-
-
-class _Tx:
-    """A session in a transaction; wakes the outbox relay and the mail sender after a commit."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[], None]) -> None:
-        self.sessions = sessions
-        self.on_commit = on_commit
-
-    async def __aenter__(self) -> AsyncSession:
-        self.session = self.sessions()
-        await self.session.__aenter__()
-        self.tx = self.session.begin()
-        await self.tx.__aenter__()
-        return self.session
-
-    async def __aexit__(self, *exc: Any) -> None:
-        try:
-            await self.tx.__aexit__(*exc)
-        finally:
-            await self.session.__aexit__(*exc)
-        if exc[0] is None:
-            self.on_commit()
+    uow = UnitOfWork(sessions, on_commit=on_commit)
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={
+        "node": node, "links": links, "oidc": oidc, "federated": federated, "regions": regions})

@@ -914,13 +914,13 @@ class OidcService:
         try:
             decoded = jwt.decode(token, await self._keyset(_kid_of(token)), algorithms=keys.ACCESS_TOKEN_ALGS)
         except (JoseError, ValueError) as exc:
-            raise errors.Unauthorized(f"invalid token: {exc.__class__.__name__}") from None
+            raise c.TOKEN_INVALID(f"invalid token: {exc.__class__.__name__}") from None
         if decoded.header.get("typ") != "at+jwt":
-            raise errors.Unauthorized("not an access token")
+            raise c.TOKEN_INVALID("not an access token")
         claims = decoded.claims
         now = time.time()
         if claims.get("iss") != self.issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
-            raise errors.Unauthorized("the token is expired or was not issued here")
+            raise c.TOKEN_INVALID("the token is expired or was not issued here")
         return claims
 
     async def userinfo(self, r: c.OidcRequest) -> c.OidcResponse:

@@ -116,10 +116,10 @@ class Regions:
         try:
             home = await self._trust().resolve(entity_id)
         except TrustError as exc:
-            raise errors.Forbidden(f"the home node is no longer trusted: {exc}") from None
+            raise c.HOME_UNTRUSTED(f"the home node is no longer trusted: {exc}") from None
         endpoint = str(home.provider.get(name, ""))
         if not endpoint.startswith(home.entity_id + "/"):
-            raise errors.Forbidden(f"the home node names no {name} of its own site")
+            raise c.HOME_FOREIGN_ENDPOINT(f"the home node names no {name} of its own site")
         return endpoint
 
     async def _revoke_at_home(self, entity_id: str, refresh_token: str) -> None:
@@ -135,7 +135,7 @@ class Regions:
 
     def _trust(self) -> TrustResolver:
         if self.resolver is None:
-            raise errors.Forbidden("this node belongs to no federation (no trust anchor configured)")
+            raise c.REGIONS_NO_FEDERATION("this node belongs to no federation (no trust anchor configured)")
         return self.resolver
 
     # ---- at home: the signed queries ----------------------------------------------------------------------------
@@ -149,23 +149,23 @@ class Regions:
         elif data.access_token:
             claims = await self.verify_access_token(data.access_token)
             if c.REGIONS_SCOPE not in str(claims.get("scope", "")).split():
-                raise errors.Forbidden(f"the access token does not carry the scope {c.REGIONS_SCOPE!r}")
+                raise c.REGIONS_SCOPE_MISSING(f"the access token does not carry the scope {c.REGIONS_SCOPE!r}")
             client = await self.client_of(str(claims.get("client_id", "")))
             if client is None:
-                raise errors.Forbidden("the access token's client is no longer known or trusted here")
+                raise c.REGIONS_CLIENT_UNTRUSTED("the access token's client is no longer known or trusted here")
             user_id = str(claims.get("sub", ""))
             caller_node, caller_entity = client.node or None, client.client_id if client.node else None
         else:
-            raise errors.BadRequest("a session token or an access token is required")
+            raise c.REGIONS_CREDENTIAL_REQUIRED("a session token or an access token is required")
         async with self.sessions() as s:
             row = (await s.execute(select(users).where(users.c.id == user_id))).first()
             where = await s.execute(select(presence).where(presence.c.user_id == user_id)
                                     .order_by(presence.c.node))
             places = where.all()
         if row is None:
-            raise errors.Unauthorized("the account no longer exists")
+            raise c.ACCOUNT_GONE("the account no longer exists")
         if row.home_node is not None:
-            raise errors.Forbidden("only the person's home node knows where they take part: ask it")
+            raise c.REGIONS_HOME_ONLY("only the person's home node knows where they take part: ask it")
         handle = f"{row.handle}@{self.node}"
         places = [p for p in places if p.entity_id != caller_entity]
         listed, *trusted = await asyncio.gather(self._bounded(self._members(), None),
@@ -231,56 +231,56 @@ class Regions:
         try:
             unverified = unverified_claims(data.token)
         except TrustError:
-            raise errors.BadRequest("the query is not a JWT") from None
+            raise c.QUERY_MALFORMED("the query is not a JWT") from None
         iss = unverified.get("iss")
         if not isinstance(iss, str) or not iss.startswith(("https://", "http://")):
-            raise errors.BadRequest("the query names no asking node (iss)")
+            raise c.QUERY_MALFORMED("the query names no asking node (iss)")
         members = await self._members()  # first: no fetch from a URL a stranger names unless the anchor lists it
         if members is None:
-            raise errors.Unavailable("the trust anchor did not answer; the asking node cannot be checked now")
+            raise c.FEDERATION_ANCHOR_UNAVAILABLE("the trust anchor did not answer; the asking node cannot be checked now")
         if iss.rstrip("/") not in members:
-            raise errors.Forbidden("the asking node is not trusted: not a member of this federation")
+            raise c.QUERY_UNTRUSTED("the asking node is not trusted: not a member of this federation")
         try:
             asker = await self._trust().resolve(iss)
         except TrustError as exc:
-            raise errors.Forbidden(f"the asking node is not trusted: {exc}") from None
+            raise c.QUERY_UNTRUSTED(f"the asking node is not trusted: {exc}") from None
         try:
             # its provider keys (what plan() signs with), not its federation key
             decoded = jwt.decode(data.token, KeySet.import_key_set(asker.provider_jwks), algorithms=[keys.ALG])
         except (JoseError, ValueError) as exc:
-            raise errors.Unauthorized(f"the query does not verify with the asking node's vouched keys: "
+            raise c.QUERY_INVALID(f"the query does not verify with the asking node's vouched keys: "
                                       f"{exc.__class__.__name__}") from None
         if decoded.header.get("typ") != c.PERSON_QUERY_TYP:
-            raise errors.BadRequest(f"not a person query (typ must be {c.PERSON_QUERY_TYP})")
+            raise c.QUERY_MALFORMED(f"not a person query (typ must be {c.PERSON_QUERY_TYP})")
         claims = decoded.claims
         if claims.get("aud") != self.entity_id:
-            raise errors.Forbidden("the query is meant for another node")
+            raise c.QUERY_WRONG_AUDIENCE("the query is meant for another node")
         exp, iat, jti = claims.get("exp"), claims.get("iat"), claims.get("jti")
         if not isinstance(exp, int) or not isinstance(iat, int) or not isinstance(jti, str) or not 8 <= len(jti) <= 100:
-            raise errors.BadRequest("the query needs iat, exp and a jti")
+            raise c.QUERY_MALFORMED("the query needs iat, exp and a jti")
         now = time.time()
         if exp <= now:
-            raise errors.Unauthorized("the query has expired")
+            raise c.QUERY_INVALID("the query has expired")
         if iat > now + CLOCK_SKEW:
-            raise errors.Unauthorized("the query was issued in the future")
+            raise c.QUERY_INVALID("the query was issued in the future")
         if exp - iat > QUERY_TTL:
-            raise errors.BadRequest(f"a query may live {QUERY_TTL} s at most")
+            raise c.QUERY_MALFORMED(f"a query may live {QUERY_TTL} s at most")
         sub = claims.get("sub")
         if not isinstance(sub, str) or sub.rpartition("@")[2] != asker.node:
-            raise errors.Forbidden("only the person's home node may ask about them")
+            raise c.REGIONS_HOME_ONLY("only the person's home node may ask about them")
         at = utcnow()
         async with self.sessions() as s, s.begin():
             row = (await s.execute(select(users.c.id).where(users.c.handle == sub,
                                                             users.c.home_node == asker.node))).first()
             if row is None:
-                raise errors.NotFound(f"nobody known here as {sub}")
+                raise c.PEOPLE_NOT_FOUND(f"nobody known here as {sub}")
             await s.execute(delete(query_jtis).where(query_jtis.c.expires_at < at))
             fresh = (await s.execute(
                 db.insert_on_conflict(s, query_jtis)
                 .values(jti=jti, issuer=iss, expires_at=datetime.fromtimestamp(exp, at.tzinfo))
                 .on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(query_jtis.c.jti))).first()
             if fresh is None:
-                raise errors.Unauthorized("this query was answered already (its jti was used)")
+                raise c.QUERY_REPLAYED("this query was answered already (its jti was used)")
         return c.QueriedPerson(user_id=row.id, global_handle=sub, asker=asker.node)
 
     # ---- at another node: the home node's access token for this session ----------------------------------------
@@ -306,7 +306,7 @@ class Regions:
                 select(home_tokens, users.c.home_node.label("node")).join(users, users.c.id == home_tokens.c.user_id)
                 .where(home_tokens.c.session_hash == key))).first()
         if row is None:
-            raise errors.NotFound("this session holds no access to the home node (log in with it again)")
+            raise c.HOME_NO_ACCESS("this session holds no access to the home node (log in with it again)")
         return row
 
     async def _refresh(self, key: str) -> c.HomeAccess:
@@ -325,7 +325,7 @@ class Regions:
             if claimed is not None:
                 break
             if time.monotonic() > deadline:
-                raise errors.Unavailable("the home node's token is being renewed; try again")
+                raise c.HOME_RENEWING("the home node's token is being renewed; try again")
             await asyncio.sleep(0.1)
         try:
             tokens = await self._post_refresh(row)
@@ -337,7 +337,7 @@ class Regions:
         if tokens is None:  # the home node refused the refresh token: this session's access is over
             async with self.sessions() as s, s.begin():
                 await s.execute(delete(home_tokens).where(home_tokens.c.session_hash == key))
-            raise errors.Unauthorized("the home node no longer accepts this login: log in with it again")
+            raise c.HOME_LOGIN_ENDED("the home node no longer accepts this login: log in with it again")
         expires_in = tokens.get("expires_in")
         ttl = int(expires_in) if isinstance(expires_in, int) and 0 < expires_in <= 86400 else 60
         now = utcnow()
@@ -356,12 +356,12 @@ class Regions:
                 "grant_type": "refresh_token", "refresh_token": row.refresh_token, "client_id": self.entity_id,
             }, timeout=5)
         except httpx.HTTPError as exc:
-            raise errors.Unavailable(f"the home node did not answer: {exc.__class__.__name__}") from None
+            raise c.HOME_UNAVAILABLE(f"the home node did not answer: {exc.__class__.__name__}") from None
         if r.status_code in (400, 401) and _error_code(r) in ("invalid_grant", "invalid_client", "invalid_scope"):
             return None
         if r.status_code != 200:
-            raise errors.Unavailable(f"the home node could not renew the token (HTTP {r.status_code})")
+            raise c.HOME_UNAVAILABLE(f"the home node could not renew the token (HTTP {r.status_code})")
         tokens = r.json()
         if not isinstance(tokens.get("access_token"), str) or not isinstance(tokens.get("refresh_token"), str):
-            raise errors.Unavailable("the home node answered the refresh without tokens")
+            raise c.HOME_UNAVAILABLE("the home node answered the refresh without tokens")
         return tokens

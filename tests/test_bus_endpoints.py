@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from pydantic import BaseModel
@@ -81,3 +82,40 @@ async def test_an_answer_goes_only_to_an_inbox_and_a_request_aimed_elsewhere_is_
     finally:
         await aimed.unsubscribe()
         await svc.stop()
+
+
+REQUIREMENTS_MISSING = errors.Refusal("theme.requirements_missing", 409, "the call needs its requirements first")
+
+
+async def test_a_refusal_keeps_its_code_across_the_bus(nc) -> None:
+    """The machine-readable code travels beside the numeric status (which nats.micro keeps standard) and comes back
+    as the same exception class with the same code; plumbing refusals carry the generic code of their status."""
+    eps = Endpoints()
+
+    @eps.add("open_call", Meet)
+    async def open_call(q: Meet) -> None:
+        raise REQUIREMENTS_MISSING("set the requirements before opening the call")
+
+    svc = await start_service(nc, node=NODE, service="demo", version="0.0.1", endpoints=eps)
+    try:
+        subject = subjects.svc(NODE, "demo", "open_call")
+        with pytest.raises(errors.Conflict, match="set the requirements") as exc:
+            await rpc.call(nc, subject, Meet(n=1))
+        assert exc.value.error_code == "theme.requirements_missing" and exc.value.status == 409
+        raw = await nc.request(subject, b'{"n": 1}', timeout=5)
+        assert raw.headers[subjects.HDR_SERVICE_ERROR_CODE] == "409"  # numeric, as nats.micro defines it
+        assert raw.headers[subjects.HDR_REFUSAL_CODE] == "theme.requirements_missing"
+        assert json.loads(raw.data) == {"code": "theme.requirements_missing", "status": 409,
+                                        "reason": "set the requirements before opening the call"}
+        with pytest.raises(errors.BadRequest) as bad:
+            await rpc.call(nc, subject, {"n": "many"})
+        assert bad.value.error_code == "request.invalid"
+    finally:
+        await svc.stop()
+
+
+def test_a_refusal_code_has_the_declared_form() -> None:
+    with pytest.raises(ValueError, match="domain.what"):
+        errors.Refusal("Theme Missing", 409)
+    with pytest.raises(ValueError, match="not an error status"):
+        errors.Refusal("theme.ok", 200)

@@ -24,12 +24,13 @@ from gateway.app import create_app
 from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
-from services.projects.common import announce
+from services.projects.models import bus
 from tests.federation_hub import leaf_config, start_guard, start_hub
 from tests.http_server import serve
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
@@ -187,7 +188,7 @@ async def test_themes_and_cases_travel_read_only_and_a_node_speaks_only_for_itse
             "fields": ["npo-1"], "kpis": [], "partners": ["株式会社アクメ"], "decision": "expand", "version": 1,
             "published_at": theme["published_at"]}
     async with a.projects.sessions() as s, s.begin():
-        await announce(s, node=A, event=p.CasePublished(**case))
+        await announce(s, bus, p.CasePublished(**case), node=A)
     a.projects.relay.wake()
     for peer in (b, cn):
         assert await wait_for(lambda peer=peer: peer.call(f.EP_CASES_GET, {"origin_node": A, "id": case_id}))

@@ -181,6 +181,7 @@ async def _action(request: Request, make: Callable[[Any, dict[str, Any], Any], t
         endpoint, payload = make(actor_of(user), form, raw)
         await _call(request, endpoint, payload)
     except (ValidationError, errors.ServiceError) as exc:
+        request.state.refusal_code = getattr(exc, "error_code", None)  # pages act on the code (gateway/errors.py)
         return await again(request, user, _bad(exc), _why(exc, ps.lang(request)))
     return RedirectResponse(done, status_code=303)
 

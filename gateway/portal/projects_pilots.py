@@ -8,7 +8,6 @@ Every form is CSRF-protected (pages.form_of). Included by gateway.portal.project
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -17,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from gateway.errors import is_stale, words
 from gateway.portal import session as ps
 from gateway.portal.i18n import add_words, t
 from gateway.portal.pages import actor_of, add_nav, current_user
@@ -176,32 +176,10 @@ def num(value: Any) -> str:
     return text if text != "-0" else "0"
 
 
-# What the gate to phase 4 and the case's publication still ask for, as the service says it (English), in Japanese
-# for the Japanese pages; anything not listed here is shown as the service said it.
-_MISSING_JA: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
-    (r"^the split of roles must give '(.+)' a role$", r"役割分担で「\1」の役割を決める"),
-    (r"^at least one milestone in the schedule is needed$", "スケジュールにマイルストーンを1つ以上登録する"),
-    (r"^at least one KPI is needed$", "KPIを1つ以上設定する"),
-    (r"^the pilot plan must be saved$", "実証計画書を保存する"),
-    (r"^at least one agreement must be signed by every party in its current version$",
-     "協定・覚書を1つ以上、全参加者が最新の版に署名する"),
-    (r"^the report must be saved$", "実証報告書を保存する"),
-    (r"^the next-year decision must be made$", "次年度判断を確定する"),
-))
-
-
-def missing_words(items: list[str], lang: str) -> list[str]:
-    """The service's list of what still stands, in the page's language."""
-    if lang == "en":
-        return items
-    out = []
-    for item in items:
-        for pattern, ja in _MISSING_JA:
-            if pattern.match(item):
-                item = pattern.sub(ja, item)
-                break
-        out.append(item)
-    return out
+def missing_words(items: list[pc.Requirement], lang: str) -> list[str]:
+    """What the gate to phase 4 or a case's publication still asks for, from the service's codes, in the page's
+    language (gateway/errors.py)."""
+    return [words(r.code, lang, party=r.party, default=r.code) for r in items]
 
 
 def _yen(value: Any) -> str:
@@ -227,16 +205,13 @@ async def _pilot(request: Request, theme_id: str, user: ic.User | None) -> pc.Pi
     return pc.Pilot.model_validate(await _call(request, pc.EP_PILOT_GET, q))
 
 
-# The service's words for an edit or a signature made on a version that is no longer the current one.
-_STALE = re.compile(r"you (edited|revised) (version|revision)|someone else meanwhile|not the agreement's current "
-                    r"version|not that of version")
 
 
 async def _act(request: Request, make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]], done: str,
                again: AgainFn) -> Response:
     """A form post (projects_calls._action), with the stale-version message for a compare-and-set refusal."""
     async def again_stale(request: Request, user: ic.User, status: int, error: str) -> Response:
-        if status == 409 and _STALE.search(error):
+        if is_stale(getattr(request.state, "refusal_code", None)):  # set by projects_calls._action
             error = f"{t('pp_stale', ps.lang(request))} ({error})"
         return await again(request, user, status, error)
     return await _action(request, make, done, again_stale)
@@ -254,7 +229,7 @@ async def theme_extras(request: Request, theme: c.Theme, user: ic.User | None) -
     if user is not None:
         try:
             out["pilot"] = pilot = await _pilot(request, theme.id, user)
-            out["gate"] = missing_words(pilot.missing_for_phase4, ps.lang(request))
+            out["gate"] = missing_words(pilot.missing_for_phase4_codes, ps.lang(request))
         except errors.ServiceError:
             pass  # not a party (404), or the service is busy: the theme's page works without it
     try:

@@ -23,10 +23,11 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, new_uuid, roles_of
-from services.projects.models import briefing_registrations, briefings, organisations
+from services.projects.common import audit, aware, new_uuid, roles_of
+from services.projects.models import briefing_registrations, briefings, bus, organisations
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -72,10 +73,10 @@ async def create(*, session: AsyncSession, data: c.BriefingCreate, node: str,
     theme = await theme_domain._managed_row(session, data.theme_id, data.actor)
     now = now or utcnow()
     if theme.status != "published" or theme.phase != 2:
-        raise errors.Conflict(f"briefings belong to phase 2 ({c.PHASES[2]}) of a published theme; the theme is in "
+        raise c.THEME_WRONG_PHASE(f"briefings belong to phase 2 ({c.PHASES[2]}) of a published theme; the theme is in "
                               f"phase {theme.phase}")
     if data.starts_at <= now:
-        raise errors.BadRequest("a briefing is scheduled in the future")
+        raise c.BRIEFING_NOT_IN_FUTURE("a briefing is scheduled in the future")
     briefing_id = new_uuid()
     values = {"title": data.title, "starts_at": data.starts_at, "ends_at": data.ends_at, "venue": data.venue,
               "online_url": data.online_url, "capacity": data.capacity}
@@ -85,7 +86,7 @@ async def create(*, session: AsyncSession, data: c.BriefingCreate, node: str,
     await audit(session, kind="theme", subject_id=theme.id, action="briefing_scheduled", actor=data.actor, at=now,
                 after={"briefing_id": briefing_id, **values})
     row = await _row(session, briefing_id)
-    await announce(session, node=node, at=now, event=c.BriefingScheduled(
+    await announce(session, bus, node=node, at=now, event=c.BriefingScheduled(
         id=row.id, theme_id=row.theme_id, origin_node=row.origin_node, title=row.title,
         starts_at=aware(row.starts_at), ends_at=aware(row.ends_at), venue=row.venue, online=bool(row.online_url),
         capacity=row.capacity))
@@ -95,7 +96,7 @@ async def create(*, session: AsyncSession, data: c.BriefingCreate, node: str,
 async def _row(session: AsyncSession, briefing_id: str) -> Any:
     row = (await session.execute(select(briefings).where(briefings.c.id == briefing_id))).first()
     if row is None:
-        raise errors.NotFound(f"no briefing {briefing_id}")
+        raise c.BRIEFING_NOT_FOUND(f"no briefing {briefing_id}")
     return row
 
 
@@ -105,7 +106,7 @@ async def _visible(session: AsyncSession, briefing_id: str, actor: Actor | None)
     try:
         theme = await theme_domain._theme_row(session, row.theme_id, actor)
     except errors.NotFound:
-        raise errors.NotFound(f"no briefing {briefing_id}") from None
+        raise c.BRIEFING_NOT_FOUND(f"no briefing {briefing_id}") from None
     return row, theme
 
 
@@ -124,9 +125,9 @@ async def register(*, session: AsyncSession, data: c.BriefingRegister, node: str
     now = now or utcnow()
     org = (await session.execute(select(organisations).where(organisations.c.id == data.org_id))).first()
     if org is None or org.kind != "company" or data.org_id not in await roles_of(session, data.actor.global_handle):
-        raise errors.Forbidden("register for a company or organisation you are a member of")
+        raise c.BRIEFING_NOT_A_MEMBER("register for a company or organisation you are a member of")
     if aware(row.starts_at) <= now:  # type: ignore[operator]
-        raise errors.Conflict("the briefing has already started: registration is closed")
+        raise c.BRIEFING_STARTED("the briefing has already started: registration is closed")
     inserted = await session.execute(
         db.insert_on_conflict(session, briefing_registrations)
         .values(briefing_id=row.id, global_handle=data.actor.global_handle, display_name=data.actor.display_name,
@@ -134,17 +135,17 @@ async def register(*, session: AsyncSession, data: c.BriefingRegister, node: str
         .on_conflict_do_nothing(index_elements=["briefing_id", "global_handle"])
         .returning(briefing_registrations.c.briefing_id))
     if inserted.first() is None:
-        raise errors.Conflict("you are already registered for this briefing")
+        raise c.BRIEFING_ALREADY_REGISTERED("you are already registered for this briefing")
     taken = await session.execute(
         update(briefings).where(briefings.c.id == row.id, briefings.c.registered < briefings.c.capacity)
         .values(registered=briefings.c.registered + 1).returning(briefings.c.registered))
     if taken.first() is None:
         # The inserted registration goes with the rollback of this transaction.
-        raise errors.Conflict(f"the briefing is full ({row.capacity} seats)")
+        raise c.BRIEFING_FULL(f"the briefing is full ({row.capacity} seats)")
     await audit(session, kind="briefing", subject_id=row.id, action="registered", actor=data.actor, at=now,
                 after={"member": data.actor.global_handle, "org": org.name})
     row = await _row(session, row.id)
-    await announce(session, node=node, at=now, event=_event(row))
+    await announce(session, bus, node=node, at=now, event=_event(row))
     return await _out(session, row, data.actor, await theme_domain.may_manage(session, data.actor,
                                                                               theme.owner_department_id))
 
@@ -154,19 +155,19 @@ async def cancel(*, session: AsyncSession, data: c.BriefingCancel, node: str,
     row, theme = await _visible(session, data.briefing_id, data.actor)
     now = now or utcnow()
     if aware(row.starts_at) <= now:  # type: ignore[operator]
-        raise errors.Conflict("the briefing has already started")
+        raise c.BRIEFING_STARTED("the briefing has already started")
     gone = await session.execute(
         delete(briefing_registrations).where(briefing_registrations.c.briefing_id == row.id,
                                              briefing_registrations.c.global_handle == data.actor.global_handle)
         .returning(briefing_registrations.c.org_id))
     if gone.first() is None:
-        raise errors.NotFound("you are not registered for this briefing")
+        raise c.BRIEFING_NOT_REGISTERED("you are not registered for this briefing")
     await session.execute(update(briefings).where(briefings.c.id == row.id)
                           .values(registered=briefings.c.registered - 1))
     await audit(session, kind="briefing", subject_id=row.id, action="cancelled", actor=data.actor, at=now,
                 before={"member": data.actor.global_handle})
     row = await _row(session, row.id)
-    await announce(session, node=node, at=now, event=_event(row))
+    await announce(session, bus, node=node, at=now, event=_event(row))
     return await _out(session, row, data.actor, await theme_domain.may_manage(session, data.actor,
                                                                               theme.owner_department_id))
 

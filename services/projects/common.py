@@ -11,11 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projects.models import audit_log, bus, memberships
-from towntip.kernel.bus.envelope import Envelope
-from towntip.kernel.bus.outbox import add_events
+from services.projects.models import audit_log, memberships
 from towntip.kernel.contracts.actor import Actor
-from towntip.kernel.contracts.projects import SERVICE
 from towntip.kernel.db import aware
 
 VISITOR = "visitor"  # the actor of what an anonymous visitor did (the contact form)
@@ -60,13 +57,6 @@ async def audit(
         at=at, before=plain(dict(before)) if before is not None else None,
         after=plain(dict(after)) if after is not None else None, note=note,
     ))
-
-
-async def announce(session: AsyncSession, *, node: str, event: BaseModel, at: datetime | None = None) -> None:
-    """Stage an event in the caller's transaction (the outbox relay publishes it after the commit)."""
-    env = Envelope(type=type(event).__name__, node=node, service=SERVICE, data=event.model_dump(mode="json"),
-                   **({"time": at} if at is not None else {}))
-    await add_events(session, bus, [env])
 
 
 async def roles_of(session: AsyncSession, handle: str) -> dict[str, str]:

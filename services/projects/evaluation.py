@@ -28,17 +28,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import proposals as proposal_domain
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, roles_of
-from services.projects.models import evaluators, proposal_partners, proposals, results, review_scores, reviews
-from towntip.kernel import db, errors
+from services.projects.common import audit, aware, roles_of
+from services.projects.models import (
+    bus,
+    evaluators,
+    proposal_partners,
+    proposals,
+    results,
+    review_scores,
+    reviews,
+)
+from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
 
 def _secretariat(actor: Actor, what: str) -> None:
     if not actor.has("secretariat"):
-        raise errors.Forbidden(f"{what} is for the secretariat (事務局)")
+        raise c.SECRETARIAT_ONLY(f"{what} is for the secretariat (事務局)")
 
 
 async def _result_row(session: AsyncSession, theme_id: str) -> Any:
@@ -83,7 +92,7 @@ async def _open_theme(session: AsyncSession, theme_id: str, actor: Actor) -> tup
     theme = await theme_domain._theme_row(session, theme_id, actor)
     req = await theme_domain._requirements(session, theme.id)
     if theme.phase != 2 or req is None or req.call_opened_at is None:
-        raise errors.Conflict("the evaluation belongs to a theme whose call is open (phase 2)")
+        raise c.EVALUATION_CALL_NOT_OPEN("the evaluation belongs to a theme whose call is open (phase 2)")
     return theme, req
 
 
@@ -96,7 +105,7 @@ async def appoint(*, session: AsyncSession, data: c.EvaluatorAppoint, node: str,
     theme, _req = await _open_theme(session, data.theme_id, data.actor)
     now = now or utcnow()
     if await _result_row(session, theme.id) is not None:
-        raise errors.Conflict("the evaluation is closed")
+        raise c.EVALUATION_CLOSED("the evaluation is closed")
     inserted = await session.execute(
         db.insert_on_conflict(session, evaluators)
         .values(theme_id=theme.id, global_handle=data.global_handle, appointed_at=now,
@@ -104,10 +113,10 @@ async def appoint(*, session: AsyncSession, data: c.EvaluatorAppoint, node: str,
         .on_conflict_do_nothing(index_elements=["theme_id", "global_handle"])
         .returning(evaluators.c.theme_id))
     if inserted.first() is None:
-        raise errors.Conflict(f"{data.global_handle} is already an evaluator of this theme")
+        raise c.EVALUATOR_ALREADY(f"{data.global_handle} is already an evaluator of this theme")
     await audit(session, kind="theme", subject_id=theme.id, action="evaluator_appointed", actor=data.actor, at=now,
                 after={"evaluator": data.global_handle})
-    await announce(session, node=node, at=now, event=c.EvaluatorAppointed(
+    await announce(session, bus, node=node, at=now, event=c.EvaluatorAppointed(
         theme_id=theme.id, origin_node=theme.origin_node, at=now))
     return await status(session=session, theme_id=theme.id, actor=data.actor, now=now)
 
@@ -122,13 +131,13 @@ async def _evaluator_row(session: AsyncSession, proposal_id: str, actor: Actor, 
     if not rel:
         raise proposal_domain._not_found(proposal_id)
     if "evaluator" not in rel:
-        raise errors.Forbidden("only the theme's evaluators review its proposals")
+        raise c.EVALUATOR_ONLY("only the theme's evaluators review its proposals")
     req = await theme_domain._requirements(session, row.theme_id)
     assert req is not None
     if now < req.deadline:
-        raise errors.Conflict("the evaluation starts when the call's deadline has passed")
+        raise c.EVALUATION_NOT_STARTED("the evaluation starts when the call's deadline has passed")
     if await _result_row(session, row.theme_id) is not None:
-        raise errors.Conflict("the evaluation is closed")
+        raise c.EVALUATION_CLOSED("the evaluation is closed")
     return row
 
 
@@ -140,7 +149,7 @@ async def declare(*, session: AsyncSession, data: c.ConflictDeclare, node: str,
         mine = await roles_of(session, data.actor.global_handle)
         partners = [p.org_id for p in await proposal_domain._partners(session, row.id)]
         if row.lead_org_id in mine or any(p in mine for p in partners):
-            raise errors.Conflict("you are a member of an organisation of this proposal: declare the conflict of "
+            raise c.REVIEW_MUST_DECLARE_CONFLICT("you are a member of an organisation of this proposal: declare the conflict of "
                                   "interest")
     inserted = await session.execute(
         db.insert_on_conflict(session, reviews)
@@ -149,7 +158,7 @@ async def declare(*, session: AsyncSession, data: c.ConflictDeclare, node: str,
         .on_conflict_do_nothing(index_elements=["proposal_id", "evaluator"])
         .returning(reviews.c.proposal_id))
     if inserted.first() is None:
-        raise errors.Conflict("you have already declared your interests for this proposal (a declaration is final)")
+        raise c.REVIEW_ALREADY_DECLARED("you have already declared your interests for this proposal (a declaration is final)")
     await audit(session, kind="review", subject_id=row.id, action="interests_declared", actor=data.actor, at=now,
                 after={"evaluator": data.actor.global_handle, "conflicted": data.conflicted, "reason": data.reason})
     return await mine_(session=session, theme_id=row.theme_id, actor=data.actor, now=now)
@@ -162,16 +171,16 @@ async def score(*, session: AsyncSession, data: c.ScoreSubmit, node: str,
     review = (await session.execute(select(reviews).where(
         reviews.c.proposal_id == row.id, reviews.c.evaluator == data.actor.global_handle))).first()
     if review is None:
-        raise errors.Conflict("declare your interests for this proposal before scoring it")
+        raise c.REVIEW_DECLARE_FIRST("declare your interests for this proposal before scoring it")
     if review.conflicted:
-        raise errors.Conflict("you declared a conflict of interest for this proposal: you do not score it")
+        raise c.REVIEW_CONFLICTED("you declared a conflict of interest for this proposal: you do not score it")
     req = await theme_domain._requirements(session, row.theme_id)
     assert req is not None
     names = {x.id: x.name for x in req.criteria}
     missing = [names[k] for k in names if k not in data.scores]
     unknown = [k for k in data.scores if k not in names]
     if missing or unknown:
-        raise errors.Unprocessable(
+        raise c.REVIEW_SCORES_INCOMPLETE(
             "score every criterion of the theme once"
             + (f"; missing: {', '.join(missing)}" if missing else "")
             + (f"; not a criterion of this theme: {', '.join(unknown)}" if unknown else ""))
@@ -199,7 +208,7 @@ async def mine_(*, session: AsyncSession, theme_id: str, actor: Actor | None,
     now = now or utcnow()
     theme = await theme_domain._theme_row(session, theme_id, actor)
     if not await proposal_domain.is_evaluator(session, theme.id, actor):
-        raise errors.Forbidden("this page is for the theme's evaluators")
+        raise c.EVALUATOR_ONLY("this page is for the theme's evaluators")
     assert actor is not None
     req = await theme_domain._requirements(session, theme.id)
     assert req is not None
@@ -291,10 +300,10 @@ async def status(*, session: AsyncSession, theme_id: str, actor: Actor | None,
     now = now or utcnow()
     theme = await theme_domain._theme_row(session, theme_id, actor)
     if not await theme_domain.may_manage(session, actor, theme.owner_department_id):
-        raise errors.Forbidden("the evaluation's progress is for the secretariat and the owner department")
+        raise c.EVALUATION_NOT_FOR_YOU("the evaluation's progress is for the secretariat and the owner department")
     req = await theme_domain._requirements(session, theme.id)
     if req is None or req.call_opened_at is None:
-        raise errors.Conflict("the theme's call has not been opened")
+        raise c.EVALUATION_CALL_NOT_OPEN("the theme's call has not been opened")
     handles, rows, cells, missing, _r, _s = await _progress(session, theme, req, now)
     result = await _result_row(session, theme.id)
     briefs = [c.ProposalBrief(id=r.id, title=r.title, lead_org_name=r.lead_org_name,
@@ -313,10 +322,10 @@ async def close(*, session: AsyncSession, data: c.ThemeAction, node: str,
     now = now or utcnow()
     theme, req = await _open_theme(session, data.theme_id, data.actor)
     if await _result_row(session, theme.id) is not None:
-        raise errors.Conflict("the evaluation is already closed")
+        raise c.EVALUATION_CLOSED("the evaluation is already closed")
     handles, rows, _cells, missing, reviews_, scores = await _progress(session, theme, req, now)
     if missing:
-        raise errors.Conflict("the evaluation cannot close yet: " + "; ".join(missing))
+        raise c.EVALUATION_INCOMPLETE("the evaluation cannot close yet: " + "; ".join(missing))
     ranking = _rank(rows, req.criteria, await _partner_names(session, rows), reviews_, scores, handles)
     inserted = await session.execute(
         db.insert_on_conflict(session, results)
@@ -324,11 +333,11 @@ async def close(*, session: AsyncSession, data: c.ThemeAction, node: str,
                 ranking=[x.model_dump(mode="json") for x in ranking], reasons="", selected=[])
         .on_conflict_do_nothing(index_elements=["theme_id"]).returning(results.c.theme_id))
     if inserted.first() is None:
-        raise errors.Conflict("the evaluation is already closed")
+        raise c.EVALUATION_CLOSED("the evaluation is already closed")
     await audit(session, kind="theme", subject_id=theme.id, action="evaluation_closed", actor=data.actor, at=now,
                 after={"evaluators": handles, "ranking": [{"proposal_id": x.proposal_id, "rank": x.rank,
                                                            "total": x.total} for x in ranking]}, note=data.note)
-    await announce(session, node=node, at=now, event=c.EvaluationClosed(
+    await announce(session, bus, node=node, at=now, event=c.EvaluationClosed(
         theme_id=theme.id, origin_node=theme.origin_node, proposals=len(rows), at=now))
     return await status(session=session, theme_id=theme.id, actor=data.actor, now=now)
 
@@ -354,31 +363,31 @@ async def publish(*, session: AsyncSession, data: c.ResultPublish, node: str,
     theme = await theme_domain._theme_row(session, data.theme_id, data.actor)
     row = await _result_row(session, theme.id)
     if row is None:
-        raise errors.Conflict("close the evaluation first (every evaluator must have declared and scored)")
+        raise c.RESULT_EVALUATION_OPEN("close the evaluation first (every evaluator must have declared and scored)")
     if row.published_at is not None:
-        raise errors.Conflict("the result is already published")
+        raise c.RESULT_ALREADY_PUBLISHED("the result is already published")
     ranked = {x["proposal_id"]: x for x in row.ranking}
     chosen = list(dict.fromkeys(data.selected))
     unknown = [p for p in chosen if p not in ranked]
     if unknown:
-        raise errors.Unprocessable(f"not a proposal of this evaluation: {', '.join(unknown)}")
+        raise c.RESULT_UNKNOWN_PROPOSAL(f"not a proposal of this evaluation: {', '.join(unknown)}")
     for p in chosen:
         if not await _all_confirmed(session, p):
-            raise errors.Conflict(f"{ranked[p]['title']!r}: not every partner of the consortium has confirmed its "
+            raise c.RESULT_PARTNERS_UNCONFIRMED(f"{ranked[p]['title']!r}: not every partner of the consortium has confirmed its "
                                   "participation")
         if (await proposal_domain._row(session, p)).status != "submitted":
-            raise errors.Conflict(f"{ranked[p]['title']!r} was withdrawn")
+            raise c.RESULT_WITHDRAWN(f"{ranked[p]['title']!r} was withdrawn")
     ranking = [{**x, "selected": x["proposal_id"] in chosen} for x in row.ranking]
     done = await session.execute(
         update(results).where(results.c.theme_id == theme.id, results.c.published_at.is_(None))
         .values(published_at=now, published_by=data.actor.global_handle, reasons=data.reasons, selected=chosen,
                 ranking=ranking))
     if done.rowcount != 1:
-        raise errors.Conflict("the result is already published")
+        raise c.RESULT_ALREADY_PUBLISHED("the result is already published")
     await audit(session, kind="theme", subject_id=theme.id, action="result_published", actor=data.actor, at=now,
                 after={"selected": [ranked[p]["title"] for p in chosen], "reasons": data.reasons})
     out = await _result(session, theme, await _result_row(session, theme.id))
-    await announce(session, node=node, at=now, event=c.ResultPublished(
+    await announce(session, bus, node=node, at=now, event=c.ResultPublished(
         theme_id=theme.id, origin_node=theme.origin_node, published_at=now, reasons=data.reasons,
         criteria=[x.model_dump(mode="json") for x in out.criteria],
         ranking=[x.model_dump(mode="json") for x in out.ranking], pilot_candidates=chosen))
@@ -391,7 +400,7 @@ async def result(*, session: AsyncSession, theme_id: str, actor: Actor | None) -
     row = await _result_row(session, theme.id)
     if row is None or (row.published_at is None and not await theme_domain.may_manage(
             session, actor, theme.owner_department_id)):
-        raise errors.NotFound(f"no published result for theme {theme_id}")
+        raise c.RESULT_NOT_FOUND(f"no published result for theme {theme_id}")
     return await _result(session, theme, row)
 
 

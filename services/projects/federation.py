@@ -32,9 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import outcomes
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware
+from services.projects.common import audit, aware
 from services.projects.models import (
     audit_log,
+    bus,
     federation_members,
     follows,
     participations,
@@ -47,6 +48,7 @@ from services.projects.models import (
 from towntip.kernel import errors
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected, peer_event
 from towntip.kernel.bus.envelope import event_token, utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
@@ -165,7 +167,7 @@ class PeerFactsHandler:
                                                           .isoformat()}, note=e.note[:1000]))
         row = await theme_domain._reload(session, e.theme_id)
         if row.status == "published":
-            await announce(session, node=self.node, at=now,
+            await announce(session, bus, node=self.node, at=now,
                            event=await theme_domain.public_event(session, row, c.ThemeChanged))
 
 
@@ -312,7 +314,7 @@ async def _theme_row(session: AsyncSession, origin_node: str, theme_id: str, nod
     row = (await session.execute(_visible(remote_themes, node).where(
         remote_themes.c.origin_node == origin_node, remote_themes.c.id == theme_id))).first()
     if row is None:
-        raise errors.NotFound(f"no theme {theme_id} of {origin_node} here")
+        raise c.FEDERATION_THEME_NOT_FOUND(f"no theme {theme_id} of {origin_node} here")
     return row
 
 
@@ -334,7 +336,7 @@ async def _case_row(session: AsyncSession, origin_node: str, case_id: str, node:
     row = (await session.execute(_visible(remote_cases, node).where(
         remote_cases.c.origin_node == origin_node, remote_cases.c.id == case_id))).first()
     if row is None:
-        raise errors.NotFound(f"no case {case_id} of {origin_node} here")
+        raise c.FEDERATION_CASE_NOT_FOUND(f"no case {case_id} of {origin_node} here")
     return row
 
 
@@ -343,7 +345,7 @@ async def _local_case(session: AsyncSession, case_id: str, node: str, public_url
     from their own town's cases too."""
     case = await outcomes.get_case(session=session, q=p.CaseQuery(case_id=case_id))
     if case.published is None:
-        raise errors.NotFound(f"no published case {case_id}")
+        raise c.CASE_NOT_FOUND(f"no published case {case_id}")
     return SimpleNamespace(**case.published.model_dump(), entity_id=public_url, received_at=case.published.published_at)
 
 
@@ -396,7 +398,7 @@ async def unfollow(*, session: AsyncSession, data: f.FollowIn, node: str, now: d
            follows.c.origin_node == data.origin_node, follows.c.item_id == data.id)
     f_row = (await session.execute(select(follows).where(*key))).first()
     if f_row is None:
-        raise errors.NotFound("you do not follow it")
+        raise c.FEDERATION_NOT_FOLLOWING("you do not follow it")
     item = await _item(session, data.kind, data.origin_node, data.id, node)
     await session.execute(delete(follows).where(*key))
     return _followed_out(data.kind, f_row, item, following=False)
@@ -437,11 +439,11 @@ async def adopt(*, session: AsyncSession, data: f.CaseAdopt, node: str, now: dat
 async def set_wide_area(*, session: AsyncSession, data: f.WideAreaSet, node: str, now: datetime) -> c.Theme:
     row = await theme_domain._managed_row(session, data.theme_id, data.actor)
     if row.status != "published":
-        raise errors.Conflict("publish the theme first: other municipalities see published themes only")
+        raise c.FEDERATION_THEME_UNPUBLISHED("publish the theme first: other municipalities see published themes only")
     active = await _active(session)
     bad = sorted({n for n in data.invite if n == node or n not in active})
     if bad:
-        raise errors.BadRequest(f"not another member municipality of the federation: {', '.join(bad)}")
+        raise c.FEDERATION_UNKNOWN_MEMBER(f"not another member municipality of the federation: {', '.join(bad)}")
     have = set((await session.execute(select(theme_invitations.c.node).where(
         theme_invitations.c.theme_id == row.id))).scalars())
     new = sorted(set(data.invite) - have)
@@ -454,27 +456,27 @@ async def set_wide_area(*, session: AsyncSession, data: f.WideAreaSet, node: str
     await audit(session, kind="theme", subject_id=row.id, action="wide_area_invited", actor=data.actor, at=now,
                 before={"wide_area": True, "invited_nodes": sorted(have)} if have else {"wide_area": False},
                 after={"wide_area": True, "invited_nodes": sorted(have | set(new))}, note=data.note)
-    await announce(session, node=node, at=now, event=await theme_domain.public_event(session, row, c.ThemeChanged))
+    await announce(session, bus, node=node, at=now, event=await theme_domain.public_event(session, row, c.ThemeChanged))
     return await theme_domain._out(session, row, data.actor)
 
 
 async def participate(*, session: AsyncSession, data: f.ParticipationDeclare, node: str, now: datetime
                       ) -> f.RemoteTheme:
     if not data.actor.has("staff", "secretariat"):
-        raise errors.Forbidden("participation is declared by the municipality's staff or the secretariat")
+        raise c.FEDERATION_STAFF_ONLY("participation is declared by the municipality's staff or the secretariat")
     row = await _theme_row(session, data.origin_node, data.theme_id, node)
     if not row.wide_area or node not in (row.invited_nodes or []):
-        raise errors.Forbidden(f"{data.origin_node} did not invite this municipality ({node}) to the theme")
+        raise c.FEDERATION_NOT_INVITED(f"{data.origin_node} did not invite this municipality ({node}) to the theme")
     key = (participations.c.origin_node == data.origin_node, participations.c.theme_id == data.theme_id)
     if (await session.execute(select(participations.c.theme_id).where(*key))).first() is not None:
-        raise errors.Conflict("this municipality already declared its participation")
+        raise c.FEDERATION_ALREADY_PARTICIPATING("this municipality already declared its participation")
     await session.execute(insert(participations).values(
         origin_node=data.origin_node, theme_id=data.theme_id, declared_at=now, declared_by=data.actor.global_handle,
         note=data.note))
     await audit(session, kind="federation", subject_id=data.theme_id, action="participation_declared",
                 actor=data.actor, at=now, after={"theme_origin_node": data.origin_node, "title": row.title},
                 note=data.note)
-    await announce(session, node=node, at=now, event=f.WideAreaParticipationDeclared(
+    await announce(session, bus, node=node, at=now, event=f.WideAreaParticipationDeclared(
         theme_id=data.theme_id, theme_origin_node=data.origin_node, origin_node=node, note=data.note,
         declared_at=now))
     return _theme_out(row, node, data.actor, await _followed(session, data.actor, "theme"),

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projects.common import announce, audit, aware, new_uuid
-from services.projects.models import inquiries, mail
-from towntip.kernel import errors
+from services.projects.common import audit, aware, new_uuid
+from services.projects.models import bus, inquiries, mail
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.mail import queue_mail
 
@@ -73,7 +73,7 @@ async def create(*, session: AsyncSession, data: c.InquiryCreate, node: str, pub
     # The history names no one: who wrote, and what, stays in the inquiry itself.
     await audit(session, kind="inquiry", subject_id=inquiry_id, action="received", actor=None, at=now,
                 after={"reference": ref, "kind": data.kind, "status": "open", "auto_reply": mail_key is not None})
-    await announce(session, node=node, at=now, event=c.InquiryReceived(id=inquiry_id, kind=data.kind,
+    await announce(session, bus, node=node, at=now, event=c.InquiryReceived(id=inquiry_id, kind=data.kind,
                                                                         received_at=now))
     return c.InquiryReceipt(id=inquiry_id, reference=ref, received_at=now, auto_reply=mail_key is not None)
 
@@ -102,7 +102,7 @@ def _out(row: Any) -> c.Inquiry:
 
 def _secretariat(actor: Any) -> None:
     if not actor.has("secretariat"):
-        raise errors.Forbidden("inquiries are for the secretariat (事務局)")
+        raise c.SECRETARIAT_ONLY("inquiries are for the secretariat (事務局)")
 
 
 async def list_(*, session: AsyncSession, q: c.InquiryListQuery) -> list[c.Inquiry]:
@@ -117,7 +117,7 @@ async def set_status(*, session: AsyncSession, data: c.InquiryStatusSet, now: da
     _secretariat(data.actor)
     row = (await session.execute(_query().where(inquiries.c.id == data.inquiry_id))).first()
     if row is None:
-        raise errors.NotFound(f"no inquiry {data.inquiry_id}")
+        raise c.INQUIRY_NOT_FOUND(f"no inquiry {data.inquiry_id}")
     if row.status == data.status:
         return _out(row)
     now = now or utcnow()
@@ -128,3 +128,8 @@ async def set_status(*, session: AsyncSession, data: c.InquiryStatusSet, now: da
     await audit(session, kind="inquiry", subject_id=row.id, action="status_set", actor=data.actor, at=now,
                 before={"status": row.status}, after={"status": data.status}, note=data.note)
     return _out((await session.execute(_query().where(inquiries.c.id == row.id))).one())
+
+
+async def list_page(*, session: AsyncSession, q: c.InquiryListQuery) -> c.InquiryList:
+    """The endpoint's answer: the list in its reply model."""
+    return c.InquiryList(inquiries=await list_(session=session, q=q))

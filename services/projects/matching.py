@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.projects import themes as theme_domain
 from services.projects.common import aware, roles_of
 from services.projects.models import organisations, themes
-from towntip.kernel import errors
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -64,7 +63,7 @@ def _org(row: Any) -> c.Org:
 async def companies_for(*, session: AsyncSession, theme_id: str, actor: Actor | None) -> c.CompanyMatches:
     row = await theme_domain._theme_row(session, theme_id, actor)
     if not await theme_domain.may_manage(session, actor, row.owner_department_id):
-        raise errors.Forbidden("the companies that fit a theme are listed for its owner department and the "
+        raise c.MATCHING_NOT_FOR_YOU("the companies that fit a theme are listed for its owner department and the "
                                "secretariat")
     words = words_of(row.company_points)
     matches = []
@@ -79,9 +78,9 @@ async def companies_for(*, session: AsyncSession, theme_id: str, actor: Actor | 
 async def themes_for(*, session: AsyncSession, q: c.OrgMatchQuery) -> c.ThemeMatches:
     org = (await session.execute(select(organisations).where(organisations.c.id == q.org_id))).first()
     if org is None:
-        raise errors.NotFound(f"no organisation {q.org_id}")
+        raise c.ORG_NOT_FOUND(f"no organisation {q.org_id}")
     if q.org_id not in await roles_of(session, q.actor.global_handle) and not q.actor.has("staff", "secretariat"):
-        raise errors.Forbidden(f"the themes that fit {org.name!r} are shown to its members")
+        raise c.MATCHING_NOT_FOR_YOU(f"the themes that fit {org.name!r} are shown to its members")
     stmt = theme_domain._themes_query().where(themes.c.status == "published", themes.c.phase <= 2)
     matches = []
     for row in await session.execute(stmt):

@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projects.common import announce, audit, aware, diff, new_uuid, roles_of
-from services.projects.models import memberships, organisations
-from towntip.kernel import db, errors
+from services.projects.common import audit, aware, diff, new_uuid, roles_of
+from services.projects.models import bus, memberships, organisations
+from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -32,7 +33,7 @@ def _profile(row: Any) -> dict[str, Any]:
 async def _row(session: AsyncSession, org_id: str) -> Any:
     row = (await session.execute(select(organisations).where(organisations.c.id == org_id))).first()
     if row is None:
-        raise errors.NotFound(f"no organisation {org_id}")
+        raise c.ORG_NOT_FOUND(f"no organisation {org_id}")
     return row
 
 
@@ -64,7 +65,7 @@ def _event(row: Any, cls: type[c.OrganisationRegistered]) -> c.OrganisationRegis
 async def create(*, session: AsyncSession, data: c.OrgCreate, node: str, now: datetime | None = None) -> c.Org:
     actor = data.actor
     if data.kind == "department" and not actor.has("staff"):
-        raise errors.Forbidden("only municipal staff register a department")
+        raise c.ORG_DEPARTMENT_STAFF_ONLY("only municipal staff register a department")
     now = now or utcnow()
     org_id = new_uuid()
     profile = data.model_dump(include=set(PROFILE))
@@ -75,20 +76,20 @@ async def create(*, session: AsyncSession, data: c.OrgCreate, node: str, now: da
         .returning(organisations.c.id)
     )
     if (await session.execute(stmt)).first() is None:
-        raise errors.Conflict(f"a {data.kind} named {data.name!r} is already registered here")
+        raise c.ORG_NAME_TAKEN(f"a {data.kind} named {data.name!r} is already registered here")
     await session.execute(memberships.insert().values(
         org_id=org_id, global_handle=actor.global_handle, role="admin", added_at=now, added_by=actor.global_handle))
     await audit(session, kind="org", subject_id=org_id, action="created", actor=actor, at=now,
                 after={"kind": data.kind, **profile, "admin": actor.global_handle})
     row = await _row(session, org_id)
-    await announce(session, node=node, event=_event(row, c.OrganisationRegistered), at=now)
+    await announce(session, bus, node=node, event=_event(row, c.OrganisationRegistered), at=now)
     return await _out(session, row, actor)
 
 
 async def _require_admin(session: AsyncSession, org_id: str, actor: Actor) -> Any:
     row = await _row(session, org_id)
     if (await roles_of(session, actor.global_handle)).get(org_id) != "admin":
-        raise errors.Forbidden(f"only an admin of {row.name!r} may change it")
+        raise c.ORG_ADMIN_ONLY(f"only an admin of {row.name!r} may change it")
     return row
 
 
@@ -105,12 +106,12 @@ async def update_profile(*, session: AsyncSession, data: c.OrgUpdate, node: str,
             organisations.c.origin_node == row.origin_node, organisations.c.kind == row.kind,
             organisations.c.name == new["name"], organisations.c.id != row.id))
         if taken.first() is not None:
-            raise errors.Conflict(f"a {row.kind} named {new['name']!r} is already registered here")
+            raise c.ORG_NAME_TAKEN(f"a {row.kind} named {new['name']!r} is already registered here")
     await session.execute(update(organisations).where(organisations.c.id == row.id).values(updated_at=now, **new))
     await audit(session, kind="org", subject_id=row.id, action="updated", actor=data.actor, at=now,
                 before=before, after=after)
     row = await _row(session, row.id)
-    await announce(session, node=node, event=_event(row, c.OrganisationChanged), at=now)
+    await announce(session, bus, node=node, event=_event(row, c.OrganisationChanged), at=now)
     return await _out(session, row, data.actor)
 
 
@@ -140,7 +141,7 @@ async def add_member(*, session: AsyncSession, data: c.MemberAdd, now: datetime 
         .returning(memberships.c.org_id)
     )
     if (await session.execute(stmt)).first() is None:
-        raise errors.Conflict(f"{data.global_handle} is already a member of {row.name!r}")
+        raise c.ORG_ALREADY_MEMBER(f"{data.global_handle} is already a member of {row.name!r}")
     await audit(session, kind="org", subject_id=row.id, action="member_added", actor=data.actor, at=now,
                 after={"member": data.global_handle, "role": data.role})
     return await _out(session, row, data.actor)
@@ -151,12 +152,17 @@ async def remove_member(*, session: AsyncSession, data: c.MemberRemove, now: dat
     now = now or utcnow()
     roles = {m.global_handle: m.role for m in await _members(session, row.id)}
     if data.global_handle not in roles:
-        raise errors.NotFound(f"{data.global_handle} is not a member of {row.name!r}")
+        raise c.ORG_NOT_MEMBER(f"{data.global_handle} is not a member of {row.name!r}")
     admins = sum(1 for r in roles.values() if r == "admin")
     if roles[data.global_handle] == "admin" and admins <= 1:
-        raise errors.Conflict("an organisation keeps at least one admin: add another admin first")
+        raise c.ORG_LAST_ADMIN("an organisation keeps at least one admin: add another admin first")
     await session.execute(delete(memberships).where(memberships.c.org_id == row.id,
                                                     memberships.c.global_handle == data.global_handle))
     await audit(session, kind="org", subject_id=row.id, action="member_removed", actor=data.actor, at=now,
                 before={"member": data.global_handle, "role": roles[data.global_handle]})
     return await _out(session, row, data.actor)
+
+
+async def list_page(*, session: AsyncSession, q: c.OrgListQuery) -> c.OrgList:
+    """The endpoint's answer: the list in its reply model."""
+    return c.OrgList(orgs=await list_(session=session, q=q))

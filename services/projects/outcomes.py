@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import pilots
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, diff, new_uuid
+from services.projects.common import audit, aware, diff, new_uuid
 from services.projects.models import (
     budget_rationales,
+    bus,
     case_versions,
     cases,
     kpi_measurements,
@@ -36,8 +37,9 @@ from services.projects.models import (
     pilot_reports,
     themes,
 )
-from towntip.kernel import db, errors
+from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
@@ -47,13 +49,13 @@ CASE = ("title", "summary", "approach", "outcomes", "lessons", "transferability"
 
 def _need_phase4(ctx: pilots.Ctx, what: str) -> None:
     if ctx.theme.phase != 4:
-        raise errors.Conflict(f"{what} belongs to phase 4 ({c.PHASES[4]}); the theme is in phase {ctx.theme.phase}")
+        raise c.THEME_WRONG_PHASE(f"{what} belongs to phase 4 ({c.PHASES[4]}); the theme is in phase {ctx.theme.phase}")
 
 
 def _need_open(ctx: pilots.Ctx, what: str) -> None:
     _need_phase4(ctx, what)
     if ctx.decided:
-        raise errors.Conflict(f"the next-year decision is made and the theme is complete: {what} no longer changes")
+        raise c.PILOT_COMPLETE(f"the next-year decision is made and the theme is complete: {what} no longer changes")
 
 
 async def _managed(session: AsyncSession, theme_id: str, actor: Actor, what: str) -> pilots.Ctx:
@@ -72,7 +74,7 @@ async def add_actual(*, session: AsyncSession, data: p.ActualAdd, node: str, now
     kpi = (await session.execute(select(pilot_kpis).where(
         pilot_kpis.c.id == data.kpi_id, pilot_kpis.c.theme_id == ctx.theme.id))).first()
     if kpi is None:
-        raise errors.NotFound(f"no KPI {data.kpi_id} in this pilot")
+        raise c.PILOT_ITEM_NOT_FOUND(f"no KPI {data.kpi_id} in this pilot")
     _need_open(ctx, "the KPI actuals")
     seq = (await session.execute(select(func.coalesce(func.max(kpi_measurements.c.seq), 0)).where(
         kpi_measurements.c.kpi_id == kpi.id))).scalar_one() + 1
@@ -109,11 +111,11 @@ async def decide(*, session: AsyncSession, data: p.DecisionMake, node: str, now:
     _need_phase4(ctx, "the next-year decision")
     now = now or utcnow()
     if ctx.decided:
-        raise errors.Conflict("the next-year decision is already made (it is final)")
+        raise c.DECISION_ALREADY_MADE("the next-year decision is already made (it is final)")
     missing = [what for table, what in ((pilot_reports, "the report"), (budget_rationales, "the budget rationale"))
                if await pilots.latest(session, table, ctx.theme.id) is None]
     if missing:
-        raise errors.Conflict(f"the decision is made on the report and the budget rationale: save "
+        raise c.DECISION_REPORT_MISSING(f"the decision is made on the report and the budget rationale: save "
                               f"{' and '.join(missing)} first")
     inserted = await session.execute(
         db.insert_on_conflict(session, pilot_decisions)
@@ -121,10 +123,10 @@ async def decide(*, session: AsyncSession, data: p.DecisionMake, node: str, now:
                 decided_by=data.actor.global_handle, decided_by_name=data.actor.display_name)
         .on_conflict_do_nothing(index_elements=["theme_id"]).returning(pilot_decisions.c.theme_id))
     if inserted.first() is None:
-        raise errors.Conflict("the next-year decision is already made (it is final)")
+        raise c.DECISION_ALREADY_MADE("the next-year decision is already made (it is final)")
     await audit(session, kind="pilot", subject_id=ctx.theme.id, action="decision_made", actor=data.actor, at=now,
                 after={"decision": data.decision, "label": p.DECISIONS[data.decision], "reasons": data.reasons})
-    await announce(session, node=node, at=now, event=p.ThemeCompleted(
+    await announce(session, bus, node=node, at=now, event=p.ThemeCompleted(
         theme_id=ctx.theme.id, origin_node=ctx.theme.origin_node, decision=data.decision, at=now))
     return await pilots.workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
 
@@ -139,13 +141,17 @@ def case_kpis(kpis: list[p.Kpi]) -> list[dict[str, Any]]:
              "direction": k.direction, "achievement_pct": k.achievement_pct} for k in kpis]
 
 
-async def _missing_for_publication(session: AsyncSession, theme_id: str) -> list[str]:
+async def _missing_for_publication(session: AsyncSession, theme_id: str) -> list[p.Requirement]:
     missing = []
     if await pilots.latest(session, pilot_reports, theme_id) is None:
-        missing.append("the report must be saved")
+        missing.append(p.Requirement(code=p.GATE_REPORT))
     if await pilots.decision_of(session, theme_id) is None:
-        missing.append("the next-year decision must be made")
+        missing.append(p.Requirement(code=p.GATE_DECISION))
     return missing
+
+
+def _sentences(missing: list[p.Requirement]) -> list[str]:
+    return [pilots.SENTENCES[r.code].format(party=r.party) for r in missing]
 
 
 def _published(row: Any, case: Any) -> p.CasePublished:
@@ -163,9 +169,9 @@ async def _case_out(session: AsyncSession, case: Any, actor: Actor | None, versi
     rows = {r.version: r for r in await session.execute(
         select(case_versions).where(case_versions.c.case_id == case.id).order_by(case_versions.c.version))}
     if not rows and not manager:
-        raise errors.NotFound(f"no published case {case.id}")
+        raise c.CASE_NOT_FOUND(f"no published case {case.id}")
     if version is not None and version not in rows:
-        raise errors.NotFound(f"case {case.id} has no published version {version}")
+        raise c.CASE_VERSION_NOT_FOUND(f"case {case.id} has no published version {version}")
     shown = rows.get(version or case.version)
     draft = None
     if manager:
@@ -179,7 +185,7 @@ async def _case_out(session: AsyncSession, case: Any, actor: Actor | None, versi
                   owner_department_name=theme.owner_department_name,
                   published=_published(shown, case) if shown is not None else None, versions=sorted(rows),
                   draft=draft, may_manage=manager, may_publish=manager and not missing and theme.phase == 4,
-                  missing_for_publication=missing)
+                  missing_for_publication=_sentences(missing), missing_for_publication_codes=missing)
 
 
 async def _case_row(session: AsyncSession, theme_id: str) -> Any:
@@ -194,7 +200,7 @@ async def put_case(*, session: AsyncSession, data: p.CasePut, node: str, now: da
     row = await _case_row(session, ctx.theme.id)
     seen = row.draft_revision if row is not None else 0
     if data.draft_revision != seen:
-        raise errors.Conflict(f"the case's draft is at revision {seen}, you edited revision {data.draft_revision}: "
+        raise c.CASE_STALE(f"the case's draft is at revision {seen}, you edited revision {data.draft_revision}: "
                               "reload it and try again")
     new = {k: getattr(data, k) for k in CASE}
     if new["fields"] is None:
@@ -214,7 +220,7 @@ async def put_case(*, session: AsyncSession, data: p.CasePut, node: str, now: da
                 cases.c.id == row.id, cases.c.draft_revision == row.draft_revision).values(
                 draft_revision=row.draft_revision + 1, updated_at=now, updated_by=data.actor.global_handle, **new))
             if changed.rowcount != 1:
-                raise errors.Conflict("the case was changed by someone else meanwhile: reload it and try again")
+                raise c.CASE_STALE("the case was changed by someone else meanwhile: reload it and try again")
             await audit(session, kind="case", subject_id=ctx.theme.id, action="case_edited", actor=data.actor,
                         at=now, before={"case_id": row.id, **before}, after={"case_id": row.id, **after})
     case = (await session.execute(select(cases).where(cases.c.id == case_id))).one()
@@ -229,14 +235,14 @@ async def publish_case(*, session: AsyncSession, data: p.CasePublish, node: str,
     now = now or utcnow()
     row = await _case_row(session, ctx.theme.id)
     if row is None:
-        raise errors.Conflict("draft the case study first")
+        raise c.CASE_NO_DRAFT("draft the case study first")
     missing = await _missing_for_publication(session, ctx.theme.id)
     if missing:
-        raise errors.Conflict("the case cannot be published yet: " + "; ".join(missing))
+        raise c.CASE_NOT_READY("the case cannot be published yet: " + "; ".join(_sentences(missing)))
     latest = (await session.execute(select(case_versions).where(
         case_versions.c.case_id == row.id, case_versions.c.version == row.version))).first()
     if latest is not None and all(getattr(latest, k) == getattr(row, k) for k in CASE):
-        raise errors.Conflict(f"nothing changed since version {row.version} was published")
+        raise c.CASE_UNCHANGED(f"nothing changed since version {row.version} was published")
     decision = await pilots.decision_of(session, ctx.theme.id)
     assert decision is not None
     version = row.version + 1
@@ -247,7 +253,7 @@ async def publish_case(*, session: AsyncSession, data: p.CasePublish, node: str,
     changed = await session.execute(update(cases).where(cases.c.id == row.id, cases.c.version == row.version)
                                     .values(version=version, published_at=now))
     if changed.rowcount != 1:
-        raise errors.Conflict("the case was published by someone else meanwhile: reload it")
+        raise c.CASE_STALE("the case was published by someone else meanwhile: reload it")
     await session.execute(insert(case_versions).values(
         case_id=row.id, version=version, published_at=now, published_by=data.actor.global_handle, **snapshot))
     await audit(session, kind="case", subject_id=ctx.theme.id,
@@ -256,21 +262,21 @@ async def publish_case(*, session: AsyncSession, data: p.CasePublish, node: str,
     case = (await session.execute(select(cases).where(cases.c.id == row.id))).one()
     published = (await session.execute(select(case_versions).where(
         case_versions.c.case_id == row.id, case_versions.c.version == version))).one()
-    await announce(session, node=node, at=now, event=_published(published, case))
+    await announce(session, bus, node=node, at=now, event=_published(published, case))
     return await _case_out(session, case, data.actor)
 
 
 async def get_case(*, session: AsyncSession, q: p.CaseQuery) -> p.Case:
     case = (await session.execute(select(cases).where(cases.c.id == q.case_id))).first()
     if case is None:
-        raise errors.NotFound(f"no published case {q.case_id}")
+        raise c.CASE_NOT_FOUND(f"no published case {q.case_id}")
     return await _case_out(session, case, q.actor, q.version)
 
 
 async def case_for_theme(*, session: AsyncSession, theme_id: str, actor: Actor | None) -> p.Case:
     case = await _case_row(session, theme_id)
     if case is None:
-        raise errors.NotFound(f"no case for theme {theme_id}")
+        raise c.CASE_NOT_FOUND(f"no case for theme {theme_id}")
     return await _case_out(session, case, actor)
 
 

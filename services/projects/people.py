@@ -23,7 +23,8 @@ from services.projects.models import (
     proposals,
     themes,
 )
-from towntip.kernel import db, errors
+from towntip.kernel import db
+from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.mypage import OrganisationRef, ProjectsSummary, SummaryQuery, ThemeRef
 
 # How a person takes part in a theme, in the order My Page names them.
@@ -32,7 +33,7 @@ ROLES = ("owner_department", "proposal_lead", "proposal_partner", "pilot_party",
 
 async def person_summary(*, session: AsyncSession, q: SummaryQuery) -> ProjectsSummary:
     if not q.global_handle:
-        raise errors.BadRequest("the projects service knows people by their global handle: send global_handle")
+        raise c.PERSON_HANDLE_REQUIRED("the projects service knows people by their global handle: send global_handle")
     who = q.global_handle
     orgs = (await session.execute(
         select(organisations.c.id, organisations.c.name, organisations.c.kind, memberships.c.role)

@@ -35,12 +35,13 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, diff, new_uuid, roles_of
+from services.projects.common import audit, aware, diff, new_uuid, roles_of
 from services.projects.models import (
     agreement_signatures,
     agreement_versions,
     agreements,
     budget_rationales,
+    bus,
     cases,
     kpi_measurements,
     organisations,
@@ -57,6 +58,7 @@ from services.projects.models import (
 )
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
@@ -129,7 +131,7 @@ class Ctx:
 
 
 def _not_found(theme_id: str) -> errors.NotFound:
-    return errors.NotFound(f"no pilot for theme {theme_id}")
+    return c.PILOT_NOT_FOUND(f"no pilot for theme {theme_id}")
 
 
 async def parties(session: AsyncSession, theme: Any) -> list[p.Party]:
@@ -185,13 +187,13 @@ async def access(session: AsyncSession, theme_id: str, actor: Actor | None, *, l
 
 def need_manager(ctx: Ctx, what: str) -> None:
     if not ctx.manager:
-        raise errors.Forbidden(f"{what}: only staff of {ctx.theme.owner_department_name!r} (the theme's owner) or "
+        raise c.PILOT_MANAGERS_ONLY(f"{what}: only staff of {ctx.theme.owner_department_name!r} (the theme's owner) or "
                                "the secretariat")
 
 
 def need_phase3(ctx: Ctx, what: str) -> None:
     if ctx.theme.phase != 3:
-        raise errors.Conflict(f"{what} belongs to phase 3 ({c.PHASES[3]}); the theme is in phase "
+        raise c.THEME_WRONG_PHASE(f"{what} belongs to phase 3 ({c.PHASES[3]}); the theme is in phase "
                               f"{ctx.theme.phase}, where it is frozen")
 
 
@@ -214,14 +216,14 @@ async def _log(session: AsyncSession, ctx: Ctx, *, kind: str, action: str, actor
 def _party(ctx: Ctx, org_id: str) -> p.Party:
     party = next((x for x in ctx.parties if x.org_id == org_id), None)
     if party is None:
-        raise errors.Unprocessable("not a party of this pilot: the owner department or a selected company")
+        raise c.PILOT_NOT_A_PARTY("not a party of this pilot: the owner department or a selected company")
     return party
 
 
 async def _item(session: AsyncSession, table: Any, item_id: str, theme_id: str, what: str) -> Any:
     row = (await session.execute(select(table).where(table.c.id == item_id, table.c.theme_id == theme_id))).first()
     if row is None:
-        raise errors.NotFound(f"no {what} {item_id} in this pilot")
+        raise c.PILOT_ITEM_NOT_FOUND(f"no {what} {item_id} in this pilot")
     return row
 
 
@@ -305,7 +307,7 @@ async def set_milestone_status(*, session: AsyncSession, data: p.MilestoneStatus
     now = now or utcnow()
     row = await _item(session, pilot_milestones, data.milestone_id, ctx.theme.id, "milestone")
     if ctx.decided:
-        raise errors.Conflict("the next-year decision is made: the pilot's record is closed")
+        raise c.PILOT_COMPLETE("the next-year decision is made: the pilot's record is closed")
     if row.status == data.status:
         return await workspace(session=session, theme_id=ctx.theme.id, actor=data.actor)
     done = data.status == "done"
@@ -326,7 +328,7 @@ async def put_kpi(*, session: AsyncSession, data: p.KpiPut, node: str, now: date
     same_name = (await session.execute(select(pilot_kpis.c.id).where(
         pilot_kpis.c.theme_id == ctx.theme.id, pilot_kpis.c.name == data.name))).first()
     if same_name is not None and same_name.id != data.kpi_id:
-        raise errors.Conflict(f"the pilot already has a KPI named {data.name!r}")
+        raise c.PILOT_KPI_NAME_TAKEN(f"the pilot already has a KPI named {data.name!r}")
     await _put_item(session, ctx, table=pilot_kpis, item_id=data.kpi_id, noun="kpi", kind="kpi",
                     new={"name": data.name, "unit": data.unit, "baseline": dec_text(data.baseline),
                          "target": dec_text(data.target), "direction": data.direction, "method": data.method,
@@ -357,7 +359,7 @@ async def save_version(session: AsyncSession, ctx: Ctx, *, table: Any, names: tu
     current = await latest(session, table, ctx.theme.id)
     seen = current.version if current is not None else 0
     if data.version != seen:
-        raise errors.Conflict(f"the {what} is at version {seen}, you edited version {data.version}: reload it and "
+        raise c.PILOT_STALE(f"the {what} is at version {seen}, you edited version {data.version}: reload it and "
                               "try again")
     new = {k: getattr(data, k) for k in names}
     before, after = diff({k: getattr(current, k) for k in names} if current is not None else {}, new)
@@ -385,7 +387,7 @@ async def _agreement_row(session: AsyncSession, ctx: Ctx, agreement_id: str) -> 
     row = (await session.execute(select(agreements).where(
         agreements.c.id == agreement_id, agreements.c.theme_id == ctx.theme.id))).first()
     if row is None:
-        raise errors.NotFound(f"no agreement {agreement_id} in this pilot")
+        raise c.AGREEMENT_NOT_FOUND(f"no agreement {agreement_id} in this pilot")
     return row
 
 
@@ -425,7 +427,7 @@ async def create_agreement(*, session: AsyncSession, data: p.AgreementCreate, no
     count = (await session.execute(select(func.count()).select_from(agreements).where(
         agreements.c.theme_id == ctx.theme.id))).scalar_one()
     if count >= p.MAX_AGREEMENTS:
-        raise errors.Conflict(f"a pilot holds at most {p.MAX_AGREEMENTS} agreements: revise one of them instead")
+        raise c.AGREEMENT_LIMIT(f"a pilot holds at most {p.MAX_AGREEMENTS} agreements: revise one of them instead")
     agreement_id, digest = new_uuid(), sha256(data.body)
     await session.execute(insert(agreements).values(
         id=agreement_id, theme_id=ctx.theme.id, kind=data.kind, current_version=1, created_at=now,
@@ -445,7 +447,7 @@ async def revise_agreement(*, session: AsyncSession, data: p.AgreementRevise, no
     now = now or utcnow()
     row = await _agreement_row(session, ctx, data.agreement_id)
     if data.version != row.current_version:
-        raise errors.Conflict(f"the agreement is at version {row.current_version}, you revised version "
+        raise c.AGREEMENT_STALE(f"the agreement is at version {row.current_version}, you revised version "
                               f"{data.version}: reload it and try again")
     current = (await session.execute(select(agreement_versions).where(
         agreement_versions.c.agreement_id == row.id, agreement_versions.c.number == row.current_version))).one()
@@ -457,7 +459,7 @@ async def revise_agreement(*, session: AsyncSession, data: p.AgreementRevise, no
         agreements.c.id == row.id, agreements.c.current_version == row.current_version)
         .values(current_version=number, signed_at=None))
     if changed.rowcount != 1:
-        raise errors.Conflict("the agreement was revised by someone else meanwhile: reload it and try again")
+        raise c.AGREEMENT_STALE("the agreement was revised by someone else meanwhile: reload it and try again")
     await session.execute(insert(agreement_versions).values(
         agreement_id=row.id, number=number, title=data.title, body=data.body, sha256=digest, created_at=now,
         created_by=data.actor.global_handle))
@@ -480,21 +482,21 @@ async def sign_agreement(*, session: AsyncSession, data: p.AgreementSign, node: 
     party = _party(ctx, data.org_id)
     if party.org_id not in ctx.mine:
         if party.side == "municipality":
-            raise errors.Forbidden("the municipality side is signed by staff of the owner department or the "
+            raise c.AGREEMENT_NOT_A_SIGNER("the municipality side is signed by staff of the owner department or the "
                                    "secretariat")
-        raise errors.Forbidden(f"only a member of {party.org_name!r} signs for it")
+        raise c.AGREEMENT_NOT_A_SIGNER(f"only a member of {party.org_name!r} signs for it")
     if data.version != row.current_version:
-        raise errors.Conflict(f"version {data.version} is not the agreement's current version "
+        raise c.AGREEMENT_STALE(f"version {data.version} is not the agreement's current version "
                               f"({row.current_version}): read the current text and sign that")
     current = (await session.execute(select(agreement_versions).where(
         agreement_versions.c.agreement_id == row.id, agreement_versions.c.number == row.current_version))).one()
     if data.sha256 != current.sha256:
-        raise errors.Conflict(f"the sha256 given is not that of version {current.number}'s text: read it again")
+        raise c.AGREEMENT_STALE(f"the sha256 given is not that of version {current.number}'s text: read it again")
     already = (await session.execute(select(agreement_signatures.c.signed_by).where(
         agreement_signatures.c.agreement_id == row.id, agreement_signatures.c.version == current.number,
         agreement_signatures.c.org_id == party.org_id))).first()
     if already is not None:
-        raise errors.Conflict(f"{party.org_name!r} has already signed version {current.number} "
+        raise c.AGREEMENT_ALREADY_SIGNED(f"{party.org_name!r} has already signed version {current.number} "
                               f"({already.signed_by})")
     await session.execute(insert(agreement_signatures).values(
         agreement_id=row.id, version=current.number, org_id=party.org_id, sha256=current.sha256,
@@ -508,7 +510,7 @@ async def sign_agreement(*, session: AsyncSession, data: p.AgreementSign, node: 
         await _log(session, ctx, kind="agreement", action="agreement_concluded", actor=data.actor, at=now,
                    after={"agreement_id": row.id, "kind": row.kind, "version": current.number,
                           "parties": len(ctx.parties)})
-        await announce(session, node=node, at=now, event=p.PilotAgreed(
+        await announce(session, bus, node=node, at=now, event=p.PilotAgreed(
             theme_id=ctx.theme.id, origin_node=ctx.theme.origin_node, agreement_id=row.id, kind=row.kind,
             version=current.number, parties=len(ctx.parties), at=now))
         out = await _agreement_out(session, ctx, await _agreement_row(session, ctx, row.id))
@@ -525,16 +527,33 @@ async def get_agreement(*, session: AsyncSession, q: p.AgreementQuery) -> p.Agre
 
 async def missing_for_phase4(session: AsyncSession, ctx: Ctx, signed: list[p.Agreement] | None = None) -> list[str]:
     """What still stands between the pilot's design and phase 4 (empty: the gate is open)."""
-    missing = [f"the split of roles must give {x.org_name!r} a role" for x in ctx.parties if not x.has_role]
+    return [SENTENCES[r.code].format(party=r.party) for r in await phase4_requirements(session, ctx, signed)]
+
+
+SENTENCES = {  # the English of each requirement's code (contracts.pilots GATE_*)
+    p.GATE_PARTY_ROLE: "the split of roles must give {party!r} a role",
+    p.GATE_MILESTONE: "at least one milestone in the schedule is needed",
+    p.GATE_KPI: "at least one KPI is needed",
+    p.GATE_PLAN: "the pilot plan must be saved",
+    p.GATE_AGREEMENT_SIGNED: "at least one agreement must be signed by every party in its current version",
+    p.GATE_REPORT: "the report must be saved",
+    p.GATE_DECISION: "the next-year decision must be made",
+}
+
+
+async def phase4_requirements(session: AsyncSession, ctx: Ctx,
+                              signed: list[p.Agreement] | None = None) -> list[p.Requirement]:
+    """What still stands before phase 4, by code."""
+    missing = [p.Requirement(code=p.GATE_PARTY_ROLE, party=x.org_name) for x in ctx.parties if not x.has_role]
     tid = ctx.theme.id
-    for table, what in ((pilot_milestones, "at least one milestone in the schedule"), (pilot_kpis, "at least one KPI")):
+    for table, code in ((pilot_milestones, p.GATE_MILESTONE), (pilot_kpis, p.GATE_KPI)):
         if (await session.execute(select(table.c.id).where(table.c.theme_id == tid).limit(1))).first() is None:
-            missing.append(f"{what} is needed")
+            missing.append(p.Requirement(code=code))
     if await latest(session, pilot_plans, tid) is None:
-        missing.append("the pilot plan must be saved")
+        missing.append(p.Requirement(code=p.GATE_PLAN))
     found = signed if signed is not None else await _agreements(session, ctx)
     if not any(a.signed for a in found):
-        missing.append("at least one agreement must be signed by every party in its current version")
+        missing.append(p.Requirement(code=p.GATE_AGREEMENT_SIGNED))
     return missing
 
 
@@ -608,13 +627,15 @@ async def workspace(*, session: AsyncSession, theme_id: str, actor: Actor | None
     found = await _agreements(session, ctx)
     case = (await session.execute(select(cases.c.id, cases.c.version).where(cases.c.theme_id == t.id))).first()
     decision = await decision_of(session, t.id)
+    gate = await phase4_requirements(session, ctx, found) if t.phase == 3 else []
     return p.Pilot(
         theme_id=t.id, theme_title=t.title, origin_node=t.origin_node, phase=t.phase, fields=list(t.fields or []),
         owner_department_id=t.owner_department_id, owner_department_name=t.owner_department_name,
         parties=ctx.parties, relation=ctx.relation, may_manage=ctx.manager, my_parties=sorted(ctx.mine),
         roles=roles, milestones=milestones, kpis=await kpis_of(session, t.id), kpis_frozen=t.phase >= 4,
         plan=plans[-1] if plans else None, plan_versions=plans, agreements=found,
-        missing_for_phase4=await missing_for_phase4(session, ctx, found) if t.phase == 3 else [],
+        missing_for_phase4=[SENTENCES[r.code].format(party=r.party) for r in gate],
+        missing_for_phase4_codes=gate,
         report=reports[-1] if reports else None, report_versions=reports,
         budget=budgets[-1] if budgets else None, budget_versions=budgets, decision=decision,
         complete=decision is not None, case_id=case.id if case is not None else None,

@@ -23,10 +23,19 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projects import themes as theme_domain
-from services.projects.common import announce, audit, aware, diff, new_uuid, roles_of
-from services.projects.models import evaluators, organisations, proposal_partners, proposals, results, themes
+from services.projects.common import audit, aware, diff, new_uuid, roles_of
+from services.projects.models import (
+    bus,
+    evaluators,
+    organisations,
+    proposal_partners,
+    proposals,
+    results,
+    themes,
+)
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -34,7 +43,7 @@ CONTENT = ("title", "summary", "plan", "budget_yen", "attachments")
 
 
 def _not_found(proposal_id: str) -> errors.NotFound:
-    return errors.NotFound(f"no proposal {proposal_id}")
+    return c.PROPOSAL_NOT_FOUND(f"no proposal {proposal_id}")
 
 
 async def is_evaluator(session: AsyncSession, theme_id: str, actor: Actor | None) -> bool:
@@ -113,9 +122,9 @@ async def _out(session: AsyncSession, row: Any, actor: Actor | None, now: dateti
 async def _open_call(session: AsyncSession, theme: Any, now: datetime) -> None:
     req = await theme_domain._requirements(session, theme.id)
     if theme.phase != 2 or req is None or req.call_opened_at is None:
-        raise errors.Conflict("the theme's call for proposals is not open")
+        raise c.CALL_NOT_OPEN("the theme's call for proposals is not open")
     if req.deadline <= now:
-        raise errors.Conflict("the call's deadline has passed: proposals can no longer be submitted or changed")
+        raise c.CALL_DEADLINE_PASSED("the call's deadline has passed: proposals can no longer be submitted or changed")
 
 
 async def _companies(session: AsyncSession, org_ids: list[str], lead_id: str) -> list[Any]:
@@ -123,11 +132,11 @@ async def _companies(session: AsyncSession, org_ids: list[str], lead_id: str) ->
     for org_id in org_ids:
         org = (await session.execute(select(organisations).where(organisations.c.id == org_id))).first()
         if org is None:
-            raise errors.NotFound(f"no organisation {org_id}")
+            raise c.ORG_NOT_FOUND(f"no organisation {org_id}")
         if org.kind != "company":
-            raise errors.BadRequest(f"{org.name!r} is a municipal department, not a company or organisation")
+            raise c.PROPOSAL_DEPARTMENT_NOT_ALLOWED(f"{org.name!r} is a municipal department, not a company or organisation")
         if org.id == lead_id:
-            raise errors.BadRequest("the lead organisation is not its own partner")
+            raise c.PROPOSAL_LEAD_AS_PARTNER("the lead organisation is not its own partner")
         rows.append(org)
     return rows
 
@@ -143,7 +152,7 @@ async def submit(*, session: AsyncSession, data: c.ProposalSubmit, node: str,
     now = now or utcnow()
     lead = (await session.execute(select(organisations).where(organisations.c.id == data.lead_org_id))).first()
     if lead is None or lead.kind != "company" or lead.id not in await roles_of(session, data.actor.global_handle):
-        raise errors.Forbidden("a proposal is submitted by a member of its lead company or organisation")
+        raise c.PROPOSAL_NOT_A_MEMBER("a proposal is submitted by a member of its lead company or organisation")
     await _open_call(session, theme, now)
     partners = await _companies(session, list(data.partner_org_ids), lead.id)
     proposal_id = new_uuid()
@@ -155,14 +164,14 @@ async def submit(*, session: AsyncSession, data: c.ProposalSubmit, node: str,
         .on_conflict_do_nothing(index_elements=["theme_id", "lead_org_id"])
         .returning(proposals.c.id))
     if inserted.first() is None:
-        raise errors.Conflict(f"{lead.name!r} already has a proposal for this theme (one per lead organisation): "
+        raise c.PROPOSAL_ALREADY_SUBMITTED(f"{lead.name!r} already has a proposal for this theme (one per lead organisation): "
                               "edit that one")
     if partners:
         await session.execute(insert(proposal_partners), [
             {"proposal_id": proposal_id, "org_id": p.id, "status": "pending"} for p in partners])
     await audit(session, kind="proposal", subject_id=proposal_id, action="submitted", actor=data.actor, at=now,
                 after={"theme_id": theme.id, "lead": lead.name, "partners": [p.name for p in partners], **content})
-    await announce(session, node=node, at=now, event=c.ProposalReceived(
+    await announce(session, bus, node=node, at=now, event=c.ProposalReceived(
         proposal_id=proposal_id, theme_id=theme.id, origin_node=node, at=now))
     return await _out(session, await _row(session, proposal_id), data.actor, now)
 
@@ -173,7 +182,7 @@ async def _lead_row(session: AsyncSession, proposal_id: str, actor: Actor) -> An
     if not rel:
         raise _not_found(proposal_id)
     if "lead" not in rel:
-        raise errors.Forbidden(f"only the members of {row.lead_org_name!r} (the lead) change this proposal")
+        raise c.PROPOSAL_LEAD_ONLY(f"only the members of {row.lead_org_name!r} (the lead) change this proposal")
     return row
 
 
@@ -182,11 +191,11 @@ async def update_(*, session: AsyncSession, data: c.ProposalUpdate, node: str,
     row = await _lead_row(session, data.proposal_id, data.actor)
     now = now or utcnow()
     if row.status != "submitted":
-        raise errors.Conflict("the proposal was withdrawn")
+        raise c.PROPOSAL_WITHDRAWN("the proposal was withdrawn")
     theme = await theme_domain._theme_row(session, row.theme_id, data.actor)
     await _open_call(session, theme, now)
     if data.version != row.version:
-        raise errors.Conflict(f"the proposal is at version {row.version}, you edited version {data.version}: "
+        raise c.PROPOSAL_STALE(f"the proposal is at version {row.version}, you edited version {data.version}: "
                               "reload it and try again")
     new = _content(data)
     old_partners = {p.org_id: p for p in await _partners(session, row.id)}
@@ -200,7 +209,7 @@ async def update_(*, session: AsyncSession, data: c.ProposalUpdate, node: str,
         update(proposals).where(proposals.c.id == row.id, proposals.c.version == row.version)
         .values(version=row.version + 1, updated_at=now, **new))
     if result.rowcount != 1:
-        raise errors.Conflict("the proposal was changed by someone else meanwhile: reload it and try again")
+        raise c.PROPOSAL_STALE("the proposal was changed by someone else meanwhile: reload it and try again")
     if removed:
         await session.execute(delete(proposal_partners).where(
             proposal_partners.c.proposal_id == row.id,
@@ -221,18 +230,18 @@ async def withdraw(*, session: AsyncSession, data: c.ProposalAction, node: str,
     row = await _lead_row(session, data.proposal_id, data.actor)
     now = now or utcnow()
     if row.status != "submitted":
-        raise errors.Conflict("the proposal was already withdrawn")
+        raise c.PROPOSAL_WITHDRAWN("the proposal was already withdrawn")
     closed = await session.execute(select(results.c.theme_id).where(results.c.theme_id == row.theme_id))
     if closed.first() is not None:
-        raise errors.Conflict("the evaluation is closed: the proposal can no longer be withdrawn")
+        raise c.EVALUATION_CLOSED("the evaluation is closed: the proposal can no longer be withdrawn")
     changed = await session.execute(
         update(proposals).where(proposals.c.id == row.id, proposals.c.status == "submitted")
         .values(status="withdrawn", withdrawn_at=now, updated_at=now, version=row.version + 1))
     if changed.rowcount != 1:
-        raise errors.Conflict("the proposal was already withdrawn")
+        raise c.PROPOSAL_WITHDRAWN("the proposal was already withdrawn")
     await audit(session, kind="proposal", subject_id=row.id, action="withdrawn", actor=data.actor, at=now,
                 before={"status": "submitted"}, after={"status": "withdrawn"}, note=data.note)
-    await announce(session, node=node, at=now, event=c.ProposalWithdrawn(
+    await announce(session, bus, node=node, at=now, event=c.ProposalWithdrawn(
         proposal_id=row.id, theme_id=row.theme_id, origin_node=row.origin_node, at=now))
     return await _out(session, await _row(session, row.id), data.actor, now)
 
@@ -244,15 +253,15 @@ async def answer_partner(*, session: AsyncSession, data: c.PartnerAnswer, node: 
     if not await relation(session, row, data.actor):
         raise _not_found(data.proposal_id)
     if data.org_id not in await roles_of(session, data.actor.global_handle):
-        raise errors.Forbidden("a partner's participation is confirmed by a member of that partner")
+        raise c.PROPOSAL_PARTNER_ONLY("a partner's participation is confirmed by a member of that partner")
     part = (await session.execute(select(proposal_partners).where(
         proposal_partners.c.proposal_id == row.id, proposal_partners.c.org_id == data.org_id))).first()
     if part is None:
-        raise errors.NotFound("that organisation is not a partner of this proposal")
+        raise c.PROPOSAL_PARTNER_NOT_FOUND("that organisation is not a partner of this proposal")
     if row.status != "submitted":
-        raise errors.Conflict("the proposal was withdrawn")
+        raise c.PROPOSAL_WITHDRAWN("the proposal was withdrawn")
     if await _deadline(session, row.theme_id) <= now:
-        raise errors.Conflict("the call's deadline has passed: the consortium can no longer change")
+        raise c.CALL_DEADLINE_PASSED("the call's deadline has passed: the consortium can no longer change")
     status = "confirmed" if data.decision == "confirm" else "declined"
     if part.status == status:
         return await _out(session, row, data.actor, now)
@@ -285,3 +294,8 @@ async def list_(*, session: AsyncSession, q: c.ProposalListQuery, now: datetime 
         if own or await relation(session, row, q.actor, partners):
             out.append(await _out(session, row, q.actor, now))
     return out
+
+
+async def list_page(*, session: AsyncSession, q: c.ProposalListQuery, now: datetime | None = None) -> c.ProposalList:
+    """The endpoint's answer: the list in its reply model."""
+    return c.ProposalList(proposals=await list_(session=session, q=q, now=now))

@@ -23,9 +23,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projects.common import announce, audit, aware, diff, new_uuid, plain, roles_of
+from services.projects.common import audit, aware, diff, new_uuid, plain, roles_of
 from services.projects.models import (
     audit_log,
+    bus,
     criteria,
     hearings,
     organisations,
@@ -35,8 +36,8 @@ from services.projects.models import (
     theme_participants,
     themes,
 )
-from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 
@@ -52,7 +53,7 @@ def _internal(actor: Actor | None) -> bool:
 async def _department(session: AsyncSession, department_id: str) -> Any:
     row = (await session.execute(select(organisations).where(organisations.c.id == department_id))).first()
     if row is None or row.kind != "department":
-        raise errors.NotFound(f"no municipal department {department_id}")
+        raise c.DEPARTMENT_NOT_FOUND(f"no municipal department {department_id}")
     return row
 
 
@@ -82,7 +83,7 @@ def _hearings_query():
 async def create_hearing(*, session: AsyncSession, data: c.HearingCreate, node: str,
                          now: datetime | None = None) -> c.Hearing:
     if not _internal(data.actor):
-        raise errors.Forbidden("hearings are recorded by municipal staff or the secretariat")
+        raise c.HEARING_STAFF_ONLY("hearings are recorded by municipal staff or the secretariat")
     dept = await _department(session, data.department_id)
     now = now or utcnow()
     hearing_id = new_uuid()
@@ -99,7 +100,7 @@ async def create_hearing(*, session: AsyncSession, data: c.HearingCreate, node: 
 
 async def list_hearings(*, session: AsyncSession, q: c.HearingListQuery) -> list[c.Hearing]:
     if not _internal(q.actor):
-        raise errors.Forbidden("hearings are for municipal staff and the secretariat")
+        raise c.HEARING_STAFF_ONLY("hearings are for municipal staff and the secretariat")
     stmt = _hearings_query().order_by(hearings.c.held_on.desc(), hearings.c.created_at.desc())
     if q.department_id is not None:
         stmt = stmt.where(hearings.c.department_id == q.department_id)
@@ -118,7 +119,7 @@ async def _theme_row(session: AsyncSession, theme_id: str, actor: Actor | None) 
     """The theme as this actor may see it: a draft is not there for anyone but staff and the secretariat."""
     row = (await session.execute(_themes_query().where(themes.c.id == theme_id))).first()
     if row is None or (row.status == "draft" and not _internal(actor)):
-        raise errors.NotFound(f"no theme {theme_id}")
+        raise c.THEME_NOT_FOUND(f"no theme {theme_id}")
     return row
 
 
@@ -126,7 +127,7 @@ async def _managed_row(session: AsyncSession, theme_id: str, actor: Actor) -> An
     row = await _theme_row(session, theme_id, actor)
     if not await may_manage(session, actor, row.owner_department_id):
         # Staff of another department may read the theme, not change it.
-        raise errors.Forbidden(
+        raise c.THEME_MANAGERS_ONLY(
             f"only staff of {row.owner_department_name!r} (the theme's owner) or the secretariat may change it")
     return row
 
@@ -192,7 +193,7 @@ async def _bump(session: AsyncSession, row: Any, now: datetime, **values: Any) -
         update(themes).where(themes.c.id == row.id, themes.c.version == row.version)
         .values(version=row.version + 1, updated_at=now, **values))
     if result.rowcount != 1:
-        raise errors.Conflict("the theme was changed by someone else meanwhile: reload it and try again")
+        raise c.THEME_STALE("the theme was changed by someone else meanwhile: reload it and try again")
     return await _reload(session, row.id)
 
 
@@ -201,11 +202,11 @@ async def create_theme(*, session: AsyncSession, data: c.ThemeCreate, node: str,
     """A draft theme; `origin_case` ({origin_node, case_id, title}) when it is started from a case (横展開)."""
     dept = await _department(session, data.owner_department_id)
     if not await may_manage(session, data.actor, dept.id):
-        raise errors.Forbidden(f"only staff of {dept.name!r} or the secretariat may create its themes")
+        raise c.THEME_MANAGERS_ONLY(f"only staff of {dept.name!r} or the secretariat may create its themes")
     if data.hearing_id is not None:
         found = await session.execute(select(hearings.c.id).where(hearings.c.id == data.hearing_id))
         if found.first() is None:
-            raise errors.NotFound(f"no hearing {data.hearing_id}")
+            raise c.HEARING_NOT_FOUND(f"no hearing {data.hearing_id}")
     now = now or utcnow()
     theme_id = new_uuid()
     content = data.model_dump(include=set(CONTENT))
@@ -223,7 +224,7 @@ async def update_theme(*, session: AsyncSession, data: c.ThemeUpdate, node: str,
                        now: datetime | None = None) -> c.Theme:
     row = await _managed_row(session, data.theme_id, data.actor)
     if data.version != row.version:
-        raise errors.Conflict(
+        raise c.THEME_STALE(
             f"the theme is at version {row.version}, you edited version {data.version}: reload it and try again")
     new = data.model_dump(include=set(CONTENT))
     before, after = diff({k: getattr(row, k) for k in CONTENT}, new)
@@ -232,28 +233,28 @@ async def update_theme(*, session: AsyncSession, data: c.ThemeUpdate, node: str,
     if row.status == "published":
         missing = [k for k in TO_PUBLISH if not new[k]]
         if missing:
-            raise errors.Conflict(f"a published theme cannot lose its {', '.join(missing)}")
+            raise c.THEME_FIELDS_MISSING(f"a published theme cannot lose its {', '.join(missing)}")
     now = now or utcnow()
     row = await _bump(session, row, now, **new)
     await audit(session, kind="theme", subject_id=row.id, action="updated", actor=data.actor, at=now,
                 before=before, after=after)
     if row.status == "published":
-        await announce(session, node=node, event=await public_event(session, row, c.ThemeChanged), at=now)
+        await announce(session, bus, node=node, event=await public_event(session, row, c.ThemeChanged), at=now)
     return await _out(session, row, data.actor)
 
 
 async def publish(*, session: AsyncSession, data: c.ThemeAction, node: str, now: datetime | None = None) -> c.Theme:
     row = await _managed_row(session, data.theme_id, data.actor)
     if row.status == "published":
-        raise errors.Conflict("the theme is already published")
+        raise c.THEME_ALREADY_PUBLISHED("the theme is already published")
     missing = [k for k in TO_PUBLISH if not getattr(row, k)]
     if missing:
-        raise errors.Conflict(f"the theme cannot be published without its {', '.join(missing)}")
+        raise c.THEME_FIELDS_MISSING(f"the theme cannot be published without its {', '.join(missing)}")
     now = now or utcnow()
     row = await _bump(session, row, now, status="published", published_at=now)
     await audit(session, kind="theme", subject_id=row.id, action="published", actor=data.actor, at=now,
                 before={"status": "draft"}, after={"status": "published"}, note=data.note)
-    await announce(session, node=node, event=await public_event(session, row, c.ThemePublished), at=now)
+    await announce(session, bus, node=node, event=await public_event(session, row, c.ThemePublished), at=now)
     return await _out(session, row, data.actor)
 
 
@@ -274,11 +275,11 @@ async def put_requirements(*, session: AsyncSession, data: c.RequirementsPut, no
     if before == new:
         return await _out(session, row, data.actor)  # nothing to change (a form sent twice)
     if old is not None and old.call_opened_at is not None:
-        raise errors.Conflict(
+        raise c.CALL_REQUIREMENTS_FROZEN(
             "the call is open: its requirements and evaluation criteria (weights) were published before it opened "
             "and are frozen now")
     if aware(data.deadline) <= now:  # type: ignore[operator]
-        raise errors.BadRequest("the deadline must be in the future")
+        raise c.CALL_DEADLINE_NOT_FUTURE("the deadline must be in the future")
     if old is None:
         await session.execute(insert(requirements).values(
             theme_id=row.id, conditions=data.conditions, scope=data.scope, deadline=data.deadline, updated_at=now))
@@ -294,7 +295,7 @@ async def put_requirements(*, session: AsyncSession, data: c.RequirementsPut, no
     await audit(session, kind="theme", subject_id=row.id, action="requirements_set", actor=data.actor, at=now,
                 before=b if before is not None else None, after=a)
     if row.status == "published":
-        await announce(session, node=node, at=now, event=c.ThemeRequirementsSet(
+        await announce(session, bus, node=node, at=now, event=c.ThemeRequirementsSet(
             theme_id=row.id, origin_node=row.origin_node, conditions=data.conditions, scope=data.scope,
             deadline=data.deadline, criteria=new["criteria"]))
     return await _out(session, row, data.actor)
@@ -305,18 +306,18 @@ async def open_call(*, session: AsyncSession, data: c.ThemeAction, node: str, no
     now = now or utcnow()
     req = await _requirements(session, row.id)
     if row.phase != 2:
-        raise errors.Conflict(f"the open call belongs to phase 2 ({c.PHASES[2]}); the theme is in phase {row.phase}")
+        raise c.THEME_WRONG_PHASE(f"the open call belongs to phase 2 ({c.PHASES[2]}); the theme is in phase {row.phase}")
     if req is None:
-        raise errors.Conflict("set the recruitment requirements and evaluation criteria first")
+        raise c.THEME_REQUIREMENTS_MISSING("set the recruitment requirements and evaluation criteria first")
     if req.call_opened_at is not None:
-        raise errors.Conflict("the call is already open")
+        raise c.CALL_ALREADY_OPEN("the call is already open")
     if req.deadline <= now:
-        raise errors.Conflict("the deadline has passed: set a later deadline before opening the call")
+        raise c.CALL_DEADLINE_PASSED("the deadline has passed: set a later deadline before opening the call")
     await session.execute(update(requirements).where(requirements.c.theme_id == row.id).values(call_opened_at=now))
     row = await _bump(session, row, now)
     await audit(session, kind="theme", subject_id=row.id, action="call_opened", actor=data.actor, at=now,
                 before={"call_opened_at": None}, after={"call_opened_at": now}, note=data.note)
-    await announce(session, node=node, at=now, event=c.ThemeCallOpened(
+    await announce(session, bus, node=node, at=now, event=c.ThemeCallOpened(
         theme_id=row.id, origin_node=row.origin_node, deadline=req.deadline, opened_at=now,
         criteria=[{"id": x.id, "name": x.name, "weight": x.weight, "description": x.description}
                   for x in req.criteria]))
@@ -356,19 +357,19 @@ async def advance_phase(*, session: AsyncSession, data: c.PhaseAdvance, node: st
     row = await _managed_row(session, data.theme_id, data.actor)
     now = now or utcnow()
     if data.to_phase <= row.phase:
-        raise errors.Conflict(f"phases move only forward: the theme is already in phase {row.phase} "
+        raise c.THEME_PHASE_BACKWARDS(f"phases move only forward: the theme is already in phase {row.phase} "
                               f"({c.PHASES[row.phase]})")
     if data.to_phase != row.phase + 1:
-        raise errors.Conflict(f"one phase at a time: from phase {row.phase} the next is {row.phase + 1}")
+        raise c.THEME_PHASE_SKIP(f"one phase at a time: from phase {row.phase} the next is {row.phase + 1}")
     missing = await _gate(session, row, data.to_phase, now)
     if missing:
-        raise errors.Conflict(f"phase {data.to_phase} ({c.PHASES[data.to_phase]}) is not open yet: "
+        raise c.THEME_PHASE_NOT_READY(f"phase {data.to_phase} ({c.PHASES[data.to_phase]}) is not open yet: "
                               + "; ".join(missing))
     from_phase = row.phase
     row = await _bump(session, row, now, phase=data.to_phase)
     await audit(session, kind="theme", subject_id=row.id, action="phase_advanced", actor=data.actor, at=now,
                 before={"phase": from_phase}, after={"phase": data.to_phase}, note=data.note)
-    await announce(session, node=node, at=now, event=c.ThemePhaseAdvanced(
+    await announce(session, bus, node=node, at=now, event=c.ThemePhaseAdvanced(
         theme_id=row.id, origin_node=row.origin_node, from_phase=from_phase, to_phase=data.to_phase, at=now,
         version=row.version))
     return await _out(session, row, data.actor)
@@ -388,7 +389,7 @@ async def list_(*, session: AsyncSession, q: c.ThemeListQuery) -> list[c.Theme]:
 
 async def history(*, session: AsyncSession, theme_id: str, actor: Actor | None) -> c.History:
     if not _internal(actor):
-        raise errors.Forbidden("a theme's history is for municipal staff and the secretariat")
+        raise c.THEME_HISTORY_STAFF_ONLY("a theme's history is for municipal staff and the secretariat")
     row = await _theme_row(session, theme_id, actor)
     # Phases 3 and 4 write their rows (kinds pilot, kpi, agreement, case) under the theme's id. What they changed
     # belongs to the pilot's parties: staff of other departments see who did what and when, not the contents.
@@ -404,3 +405,12 @@ async def history(*, session: AsyncSession, theme_id: str, actor: Actor | None) 
                      before=r.before if manager or r.subject_kind == "theme" else None,
                      after=r.after if manager or r.subject_kind == "theme" else None,
                      note=r.note if manager or r.subject_kind == "theme" else "") for r in rows])
+
+
+async def list_page(*, session: AsyncSession, q: c.ThemeListQuery) -> c.ThemeList:
+    """The endpoint's answer: the list in its reply model."""
+    return c.ThemeList(themes=await list_(session=session, q=q))
+
+
+async def hearing_page(*, session: AsyncSession, q: c.HearingListQuery) -> c.HearingList:
+    return c.HearingList(hearings=await list_hearings(session=session, q=q))

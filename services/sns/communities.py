@@ -7,15 +7,14 @@ import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns.models import bus, communities, community_categories, memberships, people
-from towntip.kernel import categories, db, errors
-from towntip.kernel.bus.envelope import Envelope, new_id
-from towntip.kernel.bus.outbox import add_events
+from towntip.kernel import categories, db
+from towntip.kernel.bus.envelope import new_id
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware
@@ -24,12 +23,6 @@ from towntip.kernel.db import aware
 def name_key(name: str) -> str:
     """What makes two names the same community: width (ＡＢＣ/ABC), case and spacing do not count."""
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-
-
-async def announce(session: AsyncSession, *, node: str, event: BaseModel, at: datetime) -> None:
-    """Stage an event in the caller's transaction (the outbox relay publishes it after the commit)."""
-    await add_events(session, bus, [Envelope(type=type(event).__name__, node=node, service=c.SERVICE,
-                                             data=event.model_dump(mode="json"), time=at)])
 
 
 async def person(session: AsyncSession, handle: str | None) -> c.Person | None:
@@ -73,19 +66,19 @@ async def locked(session: AsyncSession, community_id: str) -> Any:
     row = (await session.execute(select(communities).where(communities.c.id == community_id)
                                  .with_for_update())).first()
     if row is None:
-        raise errors.NotFound(f"no community {community_id} / コミュニティが見つかりません")
+        raise c.COMMUNITY_NOT_FOUND(f"no community {community_id} / コミュニティが見つかりません")
     return row
 
 
 def must_be_open(row: Any) -> None:
     if row.status != "open":
-        raise errors.Conflict("this community is closed: it can be read, not changed / "
+        raise c.COMMUNITY_CLOSED("this community is closed: it can be read, not changed / "
                               "このコミュニティは終了しています（閲覧のみ）")
 
 
 def must_lead(row: Any, actor: Actor) -> None:
     if row.leader != actor.global_handle:
-        raise errors.Forbidden("only the community's leader may do this / コミュニティリーダーのみが行えます")
+        raise c.COMMUNITY_NOT_LEADER("only the community's leader may do this / コミュニティリーダーのみが行えます")
 
 
 async def open_(session: AsyncSession, *, node: str, data: c.CommunityOpen, now: datetime) -> c.Community:
@@ -93,24 +86,24 @@ async def open_(session: AsyncSession, *, node: str, data: c.CommunityOpen, now:
         memberships.c.global_handle == data.actor.global_handle, memberships.c.role == "leader",
         memberships.c.joined_at > now - timedelta(hours=1)))).scalar_one()
     if opened >= c.OPENED_PER_HOUR:
-        raise errors.TooManyRequests(f"at most {c.OPENED_PER_HOUR} new communities an hour / "
+        raise c.COMMUNITY_OPEN_LIMIT(f"at most {c.OPENED_PER_HOUR} new communities an hour / "
                                      "コミュニティの開設が多すぎます。しばらく待ってください")
     key = name_key(data.name)
     if (await session.execute(select(communities.c.id).where(communities.c.name_key == key))).first() is not None:
-        raise errors.Conflict(f"a community named {data.name!r} exists already / 同じ名前のコミュニティがあります")
+        raise c.COMMUNITY_NAME_TAKEN(f"a community named {data.name!r} exists already / 同じ名前のコミュニティがあります")
     cid = new_id()  # time-ordered: the list's keyset cursor (newest first)
     try:
         await session.execute(insert(communities).values(
             id=cid, name=data.name, name_key=key, description=data.description, categories=data.categories,
             status="open", leader=data.actor.global_handle, members=1, opened_at=now, closed_at=None))
     except IntegrityError:  # the same name, opened at the same moment by someone else
-        raise errors.Conflict(f"a community named {data.name!r} exists already / 同じ名前のコミュニティがあります"
+        raise c.COMMUNITY_NAME_TAKEN(f"a community named {data.name!r} exists already / 同じ名前のコミュニティがあります"
                               ) from None
     await session.execute(insert(community_categories), [{"community_id": cid, "category": code}
                                                          for code in data.categories])
     await session.execute(insert(memberships).values(community_id=cid, global_handle=data.actor.global_handle,
                                                      role="leader", joined_at=now))
-    await announce(session, node=node, at=now, event=c.CommunityOpened(
+    await announce(session, bus, node=node, at=now, event=c.CommunityOpened(
         community_id=cid, name=data.name, categories=data.categories, at=now))
     return await get(session, community_id=cid, actor=data.actor)
 
@@ -118,8 +111,12 @@ async def open_(session: AsyncSession, *, node: str, data: c.CommunityOpen, now:
 async def get(session: AsyncSession, *, community_id: str, actor: Actor | None) -> c.Community:
     row = (await session.execute(select(communities).where(communities.c.id == community_id))).first()
     if row is None:
-        raise errors.NotFound(f"no community {community_id} / コミュニティが見つかりません")
+        raise c.COMMUNITY_NOT_FOUND(f"no community {community_id} / コミュニティが見つかりません")
     return await view(session, row, actor)
+
+
+async def member_list(session: AsyncSession, *, q: c.CommunityQuery) -> c.MemberList:
+    return c.MemberList(members=await members(session, community_id=q.community_id))
 
 
 async def list_(session: AsyncSession, *, q: c.CommunityListQuery) -> c.CommunityList:
@@ -127,7 +124,7 @@ async def list_(session: AsyncSession, *, q: c.CommunityListQuery) -> c.Communit
     stmt = select(communities)
     if q.category:
         if q.category not in categories.codes():
-            raise errors.BadRequest(f"unknown category {q.category!r}")
+            raise c.COMMUNITY_UNKNOWN_CATEGORY(f"unknown category {q.category!r}")
         stmt = stmt.where(communities.c.id.in_(select(community_categories.c.community_id)
                                                .where(community_categories.c.category == q.category)))
     if q.search:
@@ -166,7 +163,7 @@ async def join(session: AsyncSession, *, data: c.CommunityAction, now: datetime)
     row = await locked(session, data.community_id)
     must_be_open(row)
     if await role_of(session, row.id, data.actor.global_handle) is not None:
-        raise errors.Conflict("you are a member already / すでに参加しています")
+        raise c.COMMUNITY_ALREADY_MEMBER("you are a member already / すでに参加しています")
     await session.execute(insert(memberships).values(community_id=row.id, global_handle=data.actor.global_handle,
                                                      role="member", joined_at=now))
     await session.execute(update(communities).where(communities.c.id == row.id)
@@ -179,9 +176,9 @@ async def leave(session: AsyncSession, *, data: c.CommunityAction, now: datetime
     must_be_open(row)
     role = await role_of(session, row.id, data.actor.global_handle)
     if role is None:
-        raise errors.Conflict("you are not a member / 参加していません")
+        raise c.COMMUNITY_NOT_MEMBER("you are not a member / 参加していません")
     if role == "leader":
-        raise errors.Conflict("the leader hands the community to a member (or closes it) before leaving / "
+        raise c.COMMUNITY_LEADER_STAYS("the leader hands the community to a member (or closes it) before leaving / "
                               "リーダーは退出する前に、メンバーに引き継ぐかコミュニティを終了してください")
     await _remove(session, row.id, data.actor.global_handle)
     return await get(session, community_id=row.id, actor=data.actor)
@@ -192,10 +189,10 @@ async def remove_member(session: AsyncSession, *, data: c.MemberAction, now: dat
     must_be_open(row)
     must_lead(row, data.actor)
     if data.member == data.actor.global_handle:
-        raise errors.Conflict("the leader cannot remove themself: hand over first / "
+        raise c.COMMUNITY_LEADER_STAYS("the leader cannot remove themself: hand over first / "
                               "リーダー自身は外せません。先に引き継いでください")
     if await role_of(session, row.id, data.member) is None:
-        raise errors.NotFound(f"{data.member} is not a member / {data.member} はメンバーではありません")
+        raise c.COMMUNITY_MEMBER_NOT_FOUND(f"{data.member} is not a member / {data.member} はメンバーではありません")
     await _remove(session, row.id, data.member)
     return await get(session, community_id=row.id, actor=data.actor)
 
@@ -205,9 +202,9 @@ async def hand_over(session: AsyncSession, *, data: c.MemberAction, now: datetim
     must_be_open(row)
     must_lead(row, data.actor)
     if data.member == data.actor.global_handle:
-        raise errors.Conflict("you lead this community already / すでにリーダーです")
+        raise c.COMMUNITY_ALREADY_LEADER("you lead this community already / すでにリーダーです")
     if await role_of(session, row.id, data.member) is None:
-        raise errors.NotFound(f"{data.member} is not a member / {data.member} はメンバーではありません")
+        raise c.COMMUNITY_MEMBER_NOT_FOUND(f"{data.member} is not a member / {data.member} はメンバーではありません")
     await _set_leader(session, row.id, data.member, previous=data.actor.global_handle)
     return await get(session, community_id=row.id, actor=data.actor)
 
@@ -258,7 +255,7 @@ async def _set_leader(session: AsyncSession, community_id: str, handle: str, *, 
 async def _close(session: AsyncSession, *, node: str, row: Any, now: datetime, why: str) -> None:
     await session.execute(update(communities).where(communities.c.id == row.id)
                           .values(status="closed", closed_at=now))
-    await announce(session, node=node, at=now, event=c.CommunityClosed(
+    await announce(session, bus, node=node, at=now, event=c.CommunityClosed(
         community_id=row.id, categories=list(row.categories), at=now, why=why))
 
 

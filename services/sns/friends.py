@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.sns import communities as cm
 from services.sns import people as pp
 from services.sns.models import communities, friend_requests, friendships, memberships, people, request_log
-from towntip.kernel import errors
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
@@ -38,7 +37,7 @@ async def _befriend(session: AsyncSession, x: str, y: str, now: datetime) -> Non
         async with session.begin_nested():
             await session.execute(insert(friendships).values(a=a, b=b, since=now))
     except IntegrityError:
-        raise errors.Conflict("you are friends already / すでにトモダチです") from None
+        raise c.FRIEND_ALREADY("you are friends already / すでにトモダチです") from None
 
 
 def _request(row: Any, names: dict[str, str], became: bool = False) -> c.FriendRequest:
@@ -50,7 +49,7 @@ def _request(row: Any, names: dict[str, str], became: bool = False) -> c.FriendR
 async def request(session: AsyncSession, *, data: c.FriendRequestIn, now: datetime) -> c.FriendRequest:
     me, other = data.actor.global_handle, data.to
     if me == other:
-        raise errors.BadRequest("you cannot befriend yourself / 自分自身にはトモダチ申請できません")
+        raise c.FRIEND_SELF("you cannot befriend yourself / 自分自身にはトモダチ申請できません")
     # Both people's rows in one order (by handle): two crossed requests would otherwise lock them in opposite orders.
     for handle in sorted((me, other)):
         if handle == me:
@@ -58,11 +57,11 @@ async def request(session: AsyncSession, *, data: c.FriendRequestIn, now: dateti
         else:
             await pp.know(session, other, data.to_name, now)
     if await _friends_since(session, me, other) is not None:
-        raise errors.Conflict(f"you and {other} are friends already / すでにトモダチです")
+        raise c.FRIEND_ALREADY(f"you and {other} are friends already / すでにトモダチです")
     sent = (await session.execute(select(func.count()).select_from(request_log).where(
         request_log.c.sender == me, request_log.c.sent_at > now - timedelta(minutes=1)))).scalar_one()
     if sent >= c.REQUESTS_PER_MINUTE:
-        raise errors.TooManyRequests(f"at most {c.REQUESTS_PER_MINUTE} friend requests a minute / "
+        raise c.FRIEND_REQUEST_LIMIT(f"at most {c.REQUESTS_PER_MINUTE} friend requests a minute / "
                                      "トモダチ申請が多すぎます。少し待ってください")
     key = " ".join(pair(me, other))
     pending = (await session.execute(select(friend_requests).where(friend_requests.c.pair == key)
@@ -70,7 +69,7 @@ async def request(session: AsyncSession, *, data: c.FriendRequestIn, now: dateti
     names = await cm.names_of(session, {me, other})
     if pending is not None:
         if pending.sender == me:
-            raise errors.Conflict(f"you have asked {other} already / すでに申請しています")
+            raise c.FRIEND_ALREADY_ASKED(f"you have asked {other} already / すでに申請しています")
         # They asked first: this request answers theirs.
         await session.execute(delete(friend_requests).where(friend_requests.c.id == pending.id))
         await _befriend(session, me, other, now)
@@ -81,7 +80,7 @@ async def request(session: AsyncSession, *, data: c.FriendRequestIn, now: dateti
             await session.execute(insert(friend_requests).values(id=rid, pair=key, sender=me, addressee=other,
                                                                  sent_at=now))
     except IntegrityError:  # a request between the two was stored a moment ago (crossed requests)
-        raise errors.Conflict(f"{other} and you have a request pending between you already: look at your friend "
+        raise c.FRIEND_REQUEST_PENDING(f"{other} and you have a request pending between you already: look at your friend "
                               "requests / あいだに申請がすでにあります。トモダチ申請を確認してください") from None
     await session.execute(insert(request_log).values(sender=me, sent_at=now))
     return c.FriendRequest(id=rid, sender=cm.person_of(me, names), addressee=cm.person_of(other, names),
@@ -93,9 +92,9 @@ async def _pending(session: AsyncSession, request_id: str, actor: Actor, side: s
     row = (await session.execute(select(friend_requests).where(friend_requests.c.id == request_id)
                                  .with_for_update())).first()
     if row is None or actor.global_handle not in (row.sender, row.addressee):
-        raise errors.NotFound("no such friend request / トモダチ申請が見つかりません")
+        raise c.FRIEND_REQUEST_NOT_FOUND("no such friend request / トモダチ申請が見つかりません")
     if getattr(row, side) != actor.global_handle:
-        raise errors.Forbidden("only the addressee answers a request, only its sender cancels it / "
+        raise c.FRIEND_REQUEST_NOT_YOURS("only the addressee answers a request, only its sender cancels it / "
                                "申請に答えられるのは受け取った人、取り消せるのは送った人だけです")
     return row
 
@@ -124,7 +123,7 @@ async def remove(session: AsyncSession, *, data: c.FriendRemove, now: datetime) 
     a, b = pair(data.actor.global_handle, data.friend)
     gone = await session.execute(delete(friendships).where(friendships.c.a == a, friendships.c.b == b))
     if not gone.rowcount:
-        raise errors.NotFound(f"you and {data.friend} are not friends / {data.friend} とはトモダチではありません")
+        raise c.FRIEND_NOT_FRIENDS(f"you and {data.friend} are not friends / {data.friend} とはトモダチではありません")
     return c.Done()
 
 

@@ -1,11 +1,10 @@
-"""NATS adapters of the sns service: request/reply endpoints. Each change runs in its own transaction, records the
+"""The sns service's endpoints, one table per domain. Each change runs in the unit of work's transaction, records the
 asking person (their user id and display name, for My Page) with it, and wakes the outbox relay after the commit."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,139 +13,64 @@ from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import sns as c
+from towntip.kernel.domain import ANYONE, GATEWAY, Domain, read, write
+from towntip.kernel.uow import UnitOfWork
 
-T = TypeVar("T")
+COMMUNITIES = Domain("communities", refusals=(
+    c.COMMUNITY_NOT_FOUND, c.COMMUNITY_CLOSED, c.COMMUNITY_NOT_LEADER, c.COMMUNITY_OPEN_LIMIT,
+    c.COMMUNITY_NAME_TAKEN, c.COMMUNITY_UNKNOWN_CATEGORY, c.COMMUNITY_ALREADY_MEMBER, c.COMMUNITY_NOT_MEMBER,
+    c.COMMUNITY_LEADER_STAYS, c.COMMUNITY_MEMBER_NOT_FOUND, c.COMMUNITY_ALREADY_LEADER,
+), ops=(
+    write(c.EP_COMMUNITY_OPEN, c.CommunityOpen, c.Community, communities.open_),
+    read(c.EP_COMMUNITY_LIST, c.CommunityListQuery, c.CommunityList, communities.list_, role=ANYONE),
+    read(c.EP_COMMUNITY_GET, c.CommunityQuery, c.Community, communities.get, role=ANYONE),
+    read(c.EP_COMMUNITY_MEMBERS, c.CommunityQuery, c.MemberList, communities.member_list, role=ANYONE),
+    write(c.EP_COMMUNITY_JOIN, c.CommunityAction, c.Community, communities.join),
+    write(c.EP_COMMUNITY_LEAVE, c.CommunityAction, c.Community, communities.leave),
+    write(c.EP_COMMUNITY_REMOVE, c.MemberAction, c.Community, communities.remove_member),
+    write(c.EP_COMMUNITY_HAND_OVER, c.MemberAction, c.Community, communities.hand_over),
+    write(c.EP_COMMUNITY_CLOSE, c.CommunityAction, c.Community, communities.close),
+))
+
+POSTS = Domain("posts", refusals=(
+    c.COMMUNITY_NOT_FOUND, c.COMMUNITY_CLOSED, c.COMMUNITY_NOT_LEADER, c.POST_WRITE_LIMIT, c.POST_MEMBERS_ONLY,
+    c.POST_NOT_FOUND, c.POST_NOT_AUTHOR, c.POST_HIDDEN, c.POST_ALREADY_HIDDEN, c.COMMENT_NOT_FOUND,
+    c.COMMENT_HIDDEN,
+), ops=(
+    write(c.EP_POST_CREATE, c.PostCreate, c.Post, posts.create),
+    write(c.EP_POST_UPDATE, c.PostUpdate, c.Post, posts.update_post),
+    write(c.EP_POST_DELETE, c.ItemRef, c.Done, posts.delete_post),
+    write(c.EP_POST_HIDE, c.HideIn, c.Post, posts.hide_post),
+    read(c.EP_POST_LIST, c.PostListQuery, c.PostList, posts.list_, role=ANYONE),
+    read(c.EP_POST_GET, c.PostQuery, c.PostDetail, posts.page, role=ANYONE),
+    write(c.EP_COMMENT_CREATE, c.CommentCreate, c.Comment, posts.create_comment),
+    write(c.EP_COMMENT_UPDATE, c.CommentUpdate, c.Comment, posts.update_comment),
+    write(c.EP_COMMENT_DELETE, c.ItemRef, c.Done, posts.delete_comment),
+    write(c.EP_COMMENT_HIDE, c.HideIn, c.Comment, posts.hide_comment),
+))
+
+FRIENDS = Domain("friends", refusals=(
+    c.FRIEND_SELF, c.FRIEND_ALREADY, c.FRIEND_REQUEST_LIMIT, c.FRIEND_ALREADY_ASKED, c.FRIEND_REQUEST_PENDING,
+    c.FRIEND_REQUEST_NOT_FOUND, c.FRIEND_REQUEST_NOT_YOURS, c.FRIEND_NOT_FRIENDS,
+), ops=(
+    # The request records the actor itself, in a set order with the addressee's row.
+    write(c.EP_FRIEND_REQUEST, c.FriendRequestIn, c.FriendRequest, friends.request, setup=False),
+    write(c.EP_FRIEND_ACCEPT, c.RequestAction, c.Friend, friends.accept),
+    write(c.EP_FRIEND_DECLINE, c.RequestAction, c.Done, friends.decline),
+    write(c.EP_FRIEND_CANCEL, c.RequestAction, c.Done, friends.cancel),
+    write(c.EP_FRIEND_REMOVE, c.FriendRemove, c.Done, friends.remove),
+    read(c.EP_FRIEND_LIST, c.FriendsQuery, c.Friends, friends.list_),
+))
+
+MYPAGE = Domain("mypage", ops=(
+    read(mp.EP_PERSON_SUMMARY, mp.SummaryQuery, mp.SnsSummary, friends.summary, role=GATEWAY),
+))
+
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, MYPAGE)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
                     clock: Callable[[], datetime] = utcnow) -> Endpoints:
-    eps = Endpoints()
-
-    async def write(change: Callable[..., Awaitable[T]], data: Any, *, link: bool = True, **args: Any) -> T:
-        """`link=False`: the change records the actor itself (in a set order with other people's rows)."""
-        async with sessions() as session, session.begin():
-            now = clock()
-            if link:
-                await people.link(session, data.actor, now)
-            out = await change(session=session, data=data, now=now, **args)
-        on_commit()
-        return out
-
-    async def read(query: Callable[..., Awaitable[T]], **args: Any) -> T:
-        async with sessions() as session:
-            return await query(session=session, **args)
-
-    # ---- communities ----
-
-    @eps.add(c.EP_COMMUNITY_OPEN, c.CommunityOpen)
-    async def community_open(q: c.CommunityOpen) -> c.Community:
-        return await write(communities.open_, q, node=node)
-
-    @eps.add(c.EP_COMMUNITY_LIST, c.CommunityListQuery)
-    async def community_list(q: c.CommunityListQuery) -> c.CommunityList:
-        return await read(communities.list_, q=q)
-
-    @eps.add(c.EP_COMMUNITY_GET, c.CommunityQuery)
-    async def community_get(q: c.CommunityQuery) -> c.Community:
-        return await read(communities.get, community_id=q.community_id, actor=q.actor)
-
-    @eps.add(c.EP_COMMUNITY_MEMBERS, c.CommunityQuery)
-    async def community_members(q: c.CommunityQuery) -> c.MemberList:
-        return c.MemberList(members=await read(communities.members, community_id=q.community_id))
-
-    @eps.add(c.EP_COMMUNITY_JOIN, c.CommunityAction)
-    async def community_join(q: c.CommunityAction) -> c.Community:
-        return await write(communities.join, q)
-
-    @eps.add(c.EP_COMMUNITY_LEAVE, c.CommunityAction)
-    async def community_leave(q: c.CommunityAction) -> c.Community:
-        return await write(communities.leave, q)
-
-    @eps.add(c.EP_COMMUNITY_REMOVE, c.MemberAction)
-    async def community_remove(q: c.MemberAction) -> c.Community:
-        return await write(communities.remove_member, q)
-
-    @eps.add(c.EP_COMMUNITY_HAND_OVER, c.MemberAction)
-    async def community_hand_over(q: c.MemberAction) -> c.Community:
-        return await write(communities.hand_over, q)
-
-    @eps.add(c.EP_COMMUNITY_CLOSE, c.CommunityAction)
-    async def community_close(q: c.CommunityAction) -> c.Community:
-        return await write(communities.close, q, node=node)
-
-    # ---- posts and comments ----
-
-    @eps.add(c.EP_POST_CREATE, c.PostCreate)
-    async def post_create(q: c.PostCreate) -> c.Post:
-        return await write(posts.create, q, node=node)
-
-    @eps.add(c.EP_POST_UPDATE, c.PostUpdate)
-    async def post_update(q: c.PostUpdate) -> c.Post:
-        return await write(posts.update_post, q)
-
-    @eps.add(c.EP_POST_DELETE, c.ItemRef)
-    async def post_delete(q: c.ItemRef) -> c.Done:
-        return await write(posts.delete_post, q)
-
-    @eps.add(c.EP_POST_HIDE, c.HideIn)
-    async def post_hide(q: c.HideIn) -> c.Post:
-        return await write(posts.hide_post, q)
-
-    @eps.add(c.EP_POST_LIST, c.PostListQuery)
-    async def post_list(q: c.PostListQuery) -> c.PostList:
-        return await read(posts.list_, q=q)
-
-    @eps.add(c.EP_POST_GET, c.PostQuery)
-    async def post_get(q: c.PostQuery) -> c.PostDetail:
-        return await read(posts.detail, post_id=q.post_id, actor=q.actor, before=q.comments_before,
-                          limit=q.comments_limit)
-
-    @eps.add(c.EP_COMMENT_CREATE, c.CommentCreate)
-    async def comment_create(q: c.CommentCreate) -> c.Comment:
-        return await write(posts.create_comment, q)
-
-    @eps.add(c.EP_COMMENT_UPDATE, c.CommentUpdate)
-    async def comment_update(q: c.CommentUpdate) -> c.Comment:
-        return await write(posts.update_comment, q)
-
-    @eps.add(c.EP_COMMENT_DELETE, c.ItemRef)
-    async def comment_delete(q: c.ItemRef) -> c.Done:
-        return await write(posts.delete_comment, q)
-
-    @eps.add(c.EP_COMMENT_HIDE, c.HideIn)
-    async def comment_hide(q: c.HideIn) -> c.Comment:
-        return await write(posts.hide_comment, q)
-
-    # ---- friends ----
-
-    @eps.add(c.EP_FRIEND_REQUEST, c.FriendRequestIn)
-    async def friend_request(q: c.FriendRequestIn) -> c.FriendRequest:
-        return await write(friends.request, q, link=False)
-
-    @eps.add(c.EP_FRIEND_ACCEPT, c.RequestAction)
-    async def friend_accept(q: c.RequestAction) -> c.Friend:
-        return await write(friends.accept, q)
-
-    @eps.add(c.EP_FRIEND_DECLINE, c.RequestAction)
-    async def friend_decline(q: c.RequestAction) -> c.Done:
-        return await write(friends.decline, q)
-
-    @eps.add(c.EP_FRIEND_CANCEL, c.RequestAction)
-    async def friend_cancel(q: c.RequestAction) -> c.Done:
-        return await write(friends.cancel, q)
-
-    @eps.add(c.EP_FRIEND_REMOVE, c.FriendRemove)
-    async def friend_remove(q: c.FriendRemove) -> c.Done:
-        return await write(friends.remove, q)
-
-    @eps.add(c.EP_FRIEND_LIST, c.FriendsQuery)
-    async def friend_list(q: c.FriendsQuery) -> c.Friends:
-        return await read(friends.list_, actor=q.actor)
-
-    # ---- My Page ----
-
-    @eps.add(mp.EP_PERSON_SUMMARY, mp.SummaryQuery)
-    async def person_summary(q: mp.SummaryQuery) -> mp.SnsSummary:
-        return await read(friends.summary, q=q)
-
-    return eps
+    """The service's endpoints from its domains' tables."""
+    uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node}, setup=people.link_actor)

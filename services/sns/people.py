@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
+from pydantic import ValidationError
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,7 @@ from towntip.kernel import db
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected, own_event, peer_event
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts.actor import Actor
 
 CONSUMER = "sns-people"
@@ -62,6 +64,12 @@ async def link(session: AsyncSession, actor: Actor, now: datetime) -> None:
     await session.execute(ins.on_conflict_do_update(
         index_elements=["global_handle"],
         set_={"user_id": actor.user_id, "display_name": actor.display_name, "seen_at": now}))
+
+
+async def link_actor(session: AsyncSession, *, data: Any, now: datetime) -> None:
+    """The setup step of the service's writes: the asking person is recorded (user id and display name, for My
+    Page) in the same transaction as their change."""
+    await link(session, data.actor, now)
 
 
 async def know(session: AsyncSession, handle: str, display_name: str, now: datetime) -> None:
@@ -104,10 +112,14 @@ class UserDeletedHandler:
         else:
             key, type_, data, at = own_event(msg, self.node, "identity")
             home, key = self.node, f"identity:{key}"
-        if type_ != "UserDeleted":
+        if type_ != ic.UserDeleted.type_name():
             return key, {"handle": None, "at": at}
-        handle = data.get("global_handle") if isinstance(data, dict) else None
-        if not isinstance(handle, str) or not handle.endswith(f"@{home}") or len(handle) > 64:
+        try:
+            handle = ic.UserDeleted.parse(data).global_handle
+        except ValidationError:
+            handle = data.get("global_handle") if isinstance(data, dict) else None
+            raise Rejected(f"UserDeleted of {home!r} names no person of that node: {handle!r}", code=403) from None
+        if not handle.endswith(f"@{home}") or len(handle) > 64:
             raise Rejected(f"UserDeleted of {home!r} names no person of that node: {handle!r}", code=403)
         return key, {"handle": handle, "at": at}
 

@@ -11,8 +11,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
-from services.sns.models import comments, communities, posts
-from towntip.kernel import errors
+from services.sns.models import bus, comments, communities, posts
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware
@@ -25,7 +25,7 @@ async def _throttle(session: AsyncSession, handle: str, now: datetime) -> None:
         n += (await session.execute(select(func.count()).select_from(table)
                                     .where(table.c.author == handle, table.c.created_at > since))).scalar_one()
     if n >= c.WRITES_PER_MINUTE:
-        raise errors.TooManyRequests(f"at most {c.WRITES_PER_MINUTE} posts and comments a minute: wait a moment / "
+        raise c.POST_WRITE_LIMIT(f"at most {c.WRITES_PER_MINUTE} posts and comments a minute: wait a moment / "
                                      "投稿が多すぎます。少し待ってから書き込んでください")
 
 
@@ -34,7 +34,7 @@ async def _writable(session: AsyncSession, community_id: str, actor: Actor) -> A
     row = await cm.locked(session, community_id)
     cm.must_be_open(row)
     if await cm.role_of(session, community_id, actor.global_handle) is None:
-        raise errors.Forbidden("only members write here: join the community first / "
+        raise c.POST_MEMBERS_ONLY("only members write here: join the community first / "
                                "投稿できるのはメンバーだけです。先に参加してください")
     return row
 
@@ -72,7 +72,7 @@ def _comment(row: Any, names: dict[str, str], actor: Actor | None, leader: str |
 async def _post_row(session: AsyncSession, post_id: int) -> Any:
     row = (await session.execute(select(posts).where(posts.c.id == post_id))).first()
     if row is None:
-        raise errors.NotFound(f"no post {post_id} / 投稿が見つかりません")
+        raise c.POST_NOT_FOUND(f"no post {post_id} / 投稿が見つかりません")
     return row
 
 
@@ -90,7 +90,7 @@ async def create(session: AsyncSession, *, node: str, data: c.PostCreate, now: d
     post_id = (await session.execute(insert(posts).values(
         community_id=row.id, author=data.actor.global_handle, title=data.title, body=data.body, created_at=now,
     ).returning(posts.c.id))).scalar_one()
-    await cm.announce(session, node=node, at=now, event=c.PostPublished(
+    await announce(session, bus, node=node, at=now, event=c.PostPublished(
         post_id=post_id, community_id=row.id, categories=list(row.categories), at=now))
     return await get_post(session, post_id=post_id, actor=data.actor)
 
@@ -103,10 +103,10 @@ async def _own(session: AsyncSession, table: Any, item_id: int, actor: Actor, wh
     else:
         row = (await session.execute(select(comments).where(comments.c.id == item_id))).first()
         if row is None:
-            raise errors.NotFound(f"no comment {item_id} / コメントが見つかりません")
+            raise c.COMMENT_NOT_FOUND(f"no comment {item_id} / コメントが見つかりません")
         community_id = (await _post_row(session, row.post_id)).community_id
     if row.author != actor.global_handle:
-        raise errors.Forbidden(f"only its author may change this {what} / {what}を変更できるのは書いた本人だけです")
+        raise c.POST_NOT_AUTHOR(f"only its author may change this {what} / {what}を変更できるのは書いた本人だけです")
     cm.must_be_open(await cm.locked(session, community_id))
     return row
 
@@ -114,7 +114,7 @@ async def _own(session: AsyncSession, table: Any, item_id: int, actor: Actor, wh
 async def update_post(session: AsyncSession, *, data: c.PostUpdate, now: datetime) -> c.Post:
     row = await _own(session, posts, data.post_id, data.actor, "post")
     if row.hidden_at is not None:
-        raise errors.Conflict("the leader hid this post: it cannot be edited / リーダーが非表示にした投稿は編集できません")
+        raise c.POST_HIDDEN("the leader hid this post: it cannot be edited / リーダーが非表示にした投稿は編集できません")
     await session.execute(update(posts).where(posts.c.id == row.id)
                           .values(title=data.title, body=data.body, edited_at=now))
     return await get_post(session, post_id=row.id, actor=data.actor)
@@ -135,11 +135,11 @@ async def _hide(session: AsyncSession, table: Any, data: c.HideIn, now: datetime
     else:
         row = (await session.execute(select(comments).where(comments.c.id == data.id))).first()
         if row is None:
-            raise errors.NotFound(f"no comment {data.id} / コメントが見つかりません")
+            raise c.COMMENT_NOT_FOUND(f"no comment {data.id} / コメントが見つかりません")
         community_id = (await _post_row(session, row.post_id)).community_id
     cm.must_lead(await cm.locked(session, community_id), data.actor)
     if row.hidden_at is not None:
-        raise errors.Conflict("hidden already / すでに非表示です")
+        raise c.POST_ALREADY_HIDDEN("hidden already / すでに非表示です")
     await session.execute(update(table).where(table.c.id == row.id).values(
         hidden_at=now, hidden_reason=data.reason, hidden_by=data.actor.global_handle))
 
@@ -158,7 +158,7 @@ async def create_comment(session: AsyncSession, *, data: c.CommentCreate, now: d
     post = await _post_row(session, data.post_id)
     await _writable(session, post.community_id, data.actor)
     if post.hidden_at is not None:
-        raise errors.Conflict("this post is hidden: no new comments / 非表示の投稿にはコメントできません")
+        raise c.POST_HIDDEN("this post is hidden: no new comments / 非表示の投稿にはコメントできません")
     await _throttle(session, data.actor.global_handle, now)
     cid = (await session.execute(insert(comments).values(
         post_id=post.id, author=data.actor.global_handle, body=data.body, created_at=now,
@@ -169,7 +169,7 @@ async def create_comment(session: AsyncSession, *, data: c.CommentCreate, now: d
 async def update_comment(session: AsyncSession, *, data: c.CommentUpdate, now: datetime) -> c.Comment:
     row = await _own(session, comments, data.comment_id, data.actor, "comment")
     if row.hidden_at is not None:
-        raise errors.Conflict("the leader hid this comment: it cannot be edited / "
+        raise c.COMMENT_HIDDEN("the leader hid this comment: it cannot be edited / "
                               "リーダーが非表示にしたコメントは編集できません")
     await session.execute(update(comments).where(comments.c.id == row.id).values(body=data.body, edited_at=now))
     return await _get_comment(session, row.id, data.actor)
@@ -214,6 +214,11 @@ async def detail(session: AsyncSession, *, post_id: int, actor: Actor | None, wi
     return c.PostDetail(post=_post(row, names, actor, leader, n), community=community,
                         comments=[_comment(r, names, actor, leader) for r in found],
                         next_comments=found[-1].id if more else None)
+
+
+async def page(session: AsyncSession, *, q: c.PostQuery) -> c.PostDetail:
+    """The post and the page of its comments the query asks for."""
+    return await detail(session, post_id=q.post_id, actor=q.actor, before=q.comments_before, limit=q.comments_limit)
 
 
 async def list_(session: AsyncSession, *, q: c.PostListQuery) -> c.PostList:

@@ -38,6 +38,7 @@ from towntip.kernel.bus.endpoints import one_line
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import BusTables
 from towntip.kernel.telemetry import extract_context, tracer
+from towntip.kernel.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -141,6 +142,10 @@ class ConsumerStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+def _nothing() -> None:
+    return None
+
+
 class IdempotentConsumer(Generic[T]):
     def __init__(
         self,
@@ -160,6 +165,9 @@ class IdempotentConsumer(Generic[T]):
         self.spec = spec
         self.handler = handler
         self.on_commit = on_commit
+        # The inbox claim, the effect and its outbox events commit together. One attempt: a failed batch is retried
+        # one delivery at a time below, then redelivered by JetStream (handlers may keep counters in memory).
+        self.uow = UnitOfWork(sessions, on_commit=on_commit or _nothing, attempts=1)
         self.stats = ConsumerStats()
         self._tracer = tracer(f"towntip.{spec.service}")
 
@@ -257,7 +265,7 @@ class IdempotentConsumer(Generic[T]):
                         await self._failed(delivery, one_exc)
 
     async def _apply_and_settle(self, deliveries: list[Delivery[T]]) -> None:
-        async with self.sessions() as session, session.begin():
+        async def change(session: AsyncSession, now: datetime) -> list[Outcome]:
             # Claim the keys: the inbox rows go in first (ON CONFLICT DO NOTHING), and a key that was not
             # inserted was applied before. One statement, decided by the primary key, whatever the planner knows.
             claims = [d for d in deliveries if not d.duplicate]
@@ -286,8 +294,9 @@ class IdempotentConsumer(Generic[T]):
                         self.inbox.c.consumer == self.spec.durable, db.among(session, self.inbox.c.message_id, refused)
                     )
                 )
-        if self.on_commit is not None:
-            self.on_commit()
+            return outcomes
+
+        outcomes = await self.uow.write(change)  # on_commit runs after the commit
         for d, outcome in zip(deliveries, outcomes, strict=True):
             if isinstance(outcome, Rejected):
                 await self._dead_letter(d.msg, d.key, outcome)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +22,14 @@ from nats.micro.service import Service
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
-from towntip.kernel import errors
+from towntip.kernel import domain, errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.telemetry import extract_context, tracer
+from towntip.kernel.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 64 * 1024
+MAX_REQUEST_BYTES = domain.MAX_REQUEST_BYTES
 Handler = Callable[[Any], Awaitable[BaseModel | dict[str, Any] | list[Any] | None]]
 
 
@@ -38,13 +39,35 @@ class Endpoint:
     handler: Handler
     request_model: type[BaseModel] | None = None
     max_bytes: int = MAX_REQUEST_BYTES
+    # From a domain's table (towntip.kernel.domain): what it answers, may refuse, and who may call it.
+    response_model: type[BaseModel] | None = None
+    refusals: tuple[errors.Refusal, ...] = ()
+    role: str | None = None
+    domain: str = ""
 
 
 @dataclass
 class Endpoints:
-    """A service's endpoints, declared with a decorator and started together."""
+    """A service's endpoints, started together: from its domains' tables (`from_domains`), or declared one by one
+    with the decorator (points moves to domain tables next)."""
 
     items: list[Endpoint] = field(default_factory=list)
+
+    @classmethod
+    def from_domains(cls, domains: Iterable[domain.Domain], *, uow: UnitOfWork,
+                     context: Mapping[str, Any] | None = None, setup: domain.Setup | None = None) -> Endpoints:
+        """The endpoints of a service from its domains' tables: each handler served through the unit of work."""
+        eps = cls()
+        for b in domain.bind(domains, uow=uow, context=context, setup=setup):
+            eps.items.append(Endpoint(b.op.name, b.call, b.op.request, b.op.max_bytes, b.op.response,
+                                      b.domain.refusals_of(b.op), b.op.role, b.domain.name))
+        return eps
+
+    @classmethod
+    def describe(cls, domains: Iterable[domain.Domain]) -> Endpoints:
+        """The declarations only (for documents such as AsyncAPI): nothing bound, nothing to serve with."""
+        return cls([Endpoint(op.name, op.handler, op.request, op.max_bytes, op.response, d.refusals_of(op), op.role,
+                             d.name) for d in domains for op in d.ops])
 
     def add(self, name: str, request_model: type[BaseModel] | None = None, *, max_bytes: int = MAX_REQUEST_BYTES):
         def decorator(fn: Handler) -> Handler:
@@ -65,6 +88,11 @@ def _encode(result: BaseModel | dict[str, Any] | list[Any] | None) -> bytes:
     if isinstance(result, BaseModel):
         return result.model_dump_json().encode()
     return json.dumps(result, default=str, ensure_ascii=False).encode()
+
+
+def error_body(exc: errors.ServiceError) -> bytes:
+    """The refusal as JSON too, for clients that read bodies rather than headers."""
+    return json.dumps({"code": exc.error_code, "status": exc.code, "reason": exc.reason}, ensure_ascii=False).encode()
 
 
 REPLY_PREFIXES = ("_INBOX.", "_R_.")  # where an answer may go: requesters' inboxes, service-import replies
@@ -115,7 +143,9 @@ def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Await
                 result = await ep.handler(payload)
             except errors.ServiceError as exc:
                 span.set_attribute("error.code", exc.code)
-                await req.respond_error(str(exc.code), one_line(exc.reason))
+                span.set_attribute("error.type", exc.error_code)
+                await req.respond_error(str(exc.code), one_line(exc.reason), data=error_body(exc),
+                                        headers={subjects.HDR_REFUSAL_CODE: exc.error_code})
                 return
             except Exception:
                 log.exception("endpoint %s failed", subject)

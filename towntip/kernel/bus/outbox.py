@@ -12,7 +12,8 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from nats.js import JetStreamContext
 from sqlalchemy import (
@@ -38,6 +39,9 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.bus.envelope import Envelope, utcnow
 from towntip.kernel.loops import woken_rounds
 from towntip.kernel.telemetry import inject_headers
+
+if TYPE_CHECKING:
+    from towntip.kernel.contracts.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,14 @@ def outbox_rows(tables: BusTables, envelopes: Iterable[Envelope]) -> db.Rows:
     """Events as outbox rows, to stage with the change's own rows in one `db.write_rows` (one round trip)."""
     headers = json.dumps(inject_headers({}))  # one change, one trace context
     return db.Rows(tables.outbox, [outbox_row(e, headers) for e in envelopes])
+
+
+async def announce(session: AsyncSession, tables: BusTables, event: Event, *, node: str,
+                   at: datetime | None = None) -> None:
+    """Stage one event in the caller's transaction: the one way a service announces a fact. The model knows its
+    service, type name and version; the envelope (id, time, node) is made here. The relay publishes it after the
+    commit (the unit of work wakes it)."""
+    await add_events(session, tables, [event.envelope(node=node, at=at)])
 
 
 async def add_events(session: AsyncSession, tables: BusTables, envelopes: Iterable[Envelope]) -> int:

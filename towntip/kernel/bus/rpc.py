@@ -55,7 +55,8 @@ async def call(nc: NATS, subject: str, payload: BaseModel | dict[str, Any] | Non
             code = int(hdrs.get(subjects.HDR_SERVICE_ERROR_CODE, "500"))
         except ValueError:
             code = 500
-        raise errors.from_code(code, hdrs.get(subjects.HDR_SERVICE_ERROR, "service error"))
+        raise errors.from_code(code, hdrs.get(subjects.HDR_SERVICE_ERROR, "service error"),
+                               hdrs.get(subjects.HDR_REFUSAL_CODE) or None)
     if not msg.data:
         return None
     return json.loads(msg.data)

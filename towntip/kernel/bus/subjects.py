@@ -105,4 +105,5 @@ HDR_ORIGINAL_SUBJECT = "Towntip-Original-Subject"
 HDR_DELIVERIES = "Towntip-Deliveries"
 # NATS service-error headers (nats.micro's convention), used for every error reply.
 HDR_SERVICE_ERROR = "Nats-Service-Error"
-HDR_SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
+HDR_SERVICE_ERROR_CODE = "Nats-Service-Error-Code"  # numeric (the HTTP-like status), as nats.micro defines it
+HDR_REFUSAL_CODE = "Towntip-Refusal-Code"  # the refusal's stable machine-readable code (`theme.requirements_missing`)

@@ -9,13 +9,13 @@ speaks only for its own themes and cases, so a peer's copy here changes only whe
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.pilots import CasePublished
-from towntip.kernel.contracts.projects import Note, ThemeCreate, Uuid
+from towntip.kernel.contracts.projects import Note, ProjectsEvent, ThemeCreate, Uuid
 
 # Endpoints (the tail of svc.<node>.projects.<name>)
 EP_MEMBERS = "federation.members"  # MembersQuery -> Members (the member municipalities this node knows)
@@ -107,6 +107,8 @@ class RemoteCase(CasePublished):
     """A copy of another municipality's published case (事例): what its pilot did and achieved, as its node last
     announced it."""
 
+    IS_EVENT: ClassVar[bool] = False  # a reply: the event's fields and what this node knows of them
+
     origin_url: str
     received_at: datetime
     following: bool = False
@@ -185,7 +187,7 @@ class ParticipationDeclare(BaseModel):
 # ---- events (evt.<node>.projects.<snake_case type>) -----------------------------------------------------------
 
 
-class WideAreaParticipationDeclared(BaseModel):
+class WideAreaParticipationDeclared(ProjectsEvent):
     """This node (`origin_node`) takes part in another node's wide-area theme. Announced on this node's own stream
     (a node speaks only for itself); the theme's node records it if it invited this node."""
 

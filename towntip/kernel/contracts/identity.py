@@ -7,12 +7,14 @@ keeps in an HttpOnly cookie; the identity service stores only their SHA-256.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.events import Event
+from towntip.kernel.errors import Refusal
 from towntip.kernel.mail import check_address
 
 SERVICE = "identity"
@@ -390,3 +392,100 @@ class HomeAccess(BaseModel):
     home_node: str
     url: str  # the home node's entity id
     access_token: str
+
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+ACCOUNT_HANDLE_TAKEN = Refusal("account.handle_taken", 409, "the handle is taken")
+ACCOUNT_EMAIL_TAKEN = Refusal("account.email_taken", 409, "an account with the e-mail address exists")
+ACCOUNT_HANDLE_OR_EMAIL_TAKEN = Refusal("account.handle_or_email_taken", 409, "the handle or the e-mail was just taken")
+ACCOUNT_LINK_INVALID = Refusal("account.link_invalid", 400, "the link is invalid, used or expired")
+ACCOUNT_PASSWORD_WRONG = Refusal("account.password_wrong", 401, "the password given is wrong")
+ACCOUNT_NOT_FOUND = Refusal("account.not_found", 404, "no such user at this node")
+ACCOUNT_GONE = Refusal("account.gone", 401, "the account no longer exists")
+LOGIN_LOCKED = Refusal("login.locked", 429, "too many failed logins: the account waits")
+LOGIN_WRONG = Refusal("login.wrong", 401, "wrong handle or password")
+SESSION_NONE = Refusal("session.none", 401, "not logged in, or the session has ended")
+PEOPLE_STAFF_ONLY = Refusal("people.staff_only", 403, "only the node's staff look people up")
+PEOPLE_NOT_FOUND = Refusal("people.not_found", 404, "nobody known here by that name")
+CLIENT_EXISTS = Refusal("client.exists", 409, "a client of that id exists")
+CLIENT_OPENID_REQUIRED = Refusal("client.openid_required", 400, "a client's scope includes openid")
+CLIENT_NOT_FOUND = Refusal("client.not_found", 404, "no such client")
+TOKEN_INVALID = Refusal("token.invalid", 401, "not a valid access token of this node")
+FEDERATION_NONE = Refusal("federation.none", 503, "this node belongs to no federation")
+FEDERATION_ANCHOR_UNAVAILABLE = Refusal("federation.anchor_unavailable", 503, "the trust anchor did not answer")
+FEDERATED_THIS_NODE = Refusal("federated.this_node", 400, "that is this node: log in here with the password")
+FEDERATED_UNTRUSTED = Refusal("federated.untrusted", 403, "the node is not a trusted node of the federation")
+FEDERATED_FOREIGN_PROVIDER = Refusal("federated.foreign_provider", 403,
+                                     "the node names a provider outside its own site")
+FEDERATED_LINK_INVALID = Refusal("federated.link_invalid", 400, "the login link is unknown, used or expired")
+FEDERATED_ISSUER_CHANGED = Refusal("federated.issuer_changed", 403, "the home node's issuer changed during the login")
+FEDERATED_WRONG_ISSUER = Refusal("federated.wrong_issuer", 400,
+                                 "the answer came from another issuer than the home node")
+FEDERATED_CODE_REFUSED = Refusal("federated.code_refused", 401, "the home node refused the code")
+FEDERATED_ID_TOKEN_INVALID = Refusal("federated.id_token_invalid", 401, "the home node's ID token does not hold")
+FEDERATED_HANDLE_LINKED = Refusal("federated.handle_linked", 409, "the handle is linked to another person here")
+HOME_UNTRUSTED = Refusal("home.untrusted", 403, "the home node is no longer trusted")
+HOME_FOREIGN_ENDPOINT = Refusal("home.foreign_endpoint", 403, "the home node names an endpoint outside its own site")
+HOME_UNAVAILABLE = Refusal("home.unavailable", 503, "the home node did not answer as it should")
+HOME_NO_ACCESS = Refusal("home.no_access", 404, "the session holds no access to the home node")
+HOME_RENEWING = Refusal("home.renewing", 503, "the home node's token is being renewed")
+HOME_LOGIN_ENDED = Refusal("home.login_ended", 401, "the home node no longer accepts the login")
+REGIONS_NO_FEDERATION = Refusal("regions.no_federation", 403, "this node belongs to no federation")
+REGIONS_SCOPE_MISSING = Refusal("regions.scope_missing", 403, "the access token lacks the regions scope")
+REGIONS_CLIENT_UNTRUSTED = Refusal("regions.client_untrusted", 403, "the access token's client is not trusted here")
+REGIONS_CREDENTIAL_REQUIRED = Refusal("regions.credential_required", 400,
+                                      "a session token or an access token is required")
+REGIONS_HOME_ONLY = Refusal("regions.home_only", 403, "only the person's home node knows or asks where they take part")
+QUERY_MALFORMED = Refusal("query.malformed", 400, "not a well-formed person query")
+QUERY_UNTRUSTED = Refusal("query.untrusted", 403, "the asking node is not trusted")
+QUERY_INVALID = Refusal("query.invalid", 401, "the query does not verify, or is out of its time")
+QUERY_WRONG_AUDIENCE = Refusal("query.wrong_audience", 403, "the query is meant for another node")
+QUERY_REPLAYED = Refusal("query.replayed", 401, "the query was answered already")
+
+
+# ---- events (evt.<node>.identity.<snake_case type>) -------------------------------------------------------------
+# What other services and other nodes may know of a person: the profile fields they chose to show, never e-mail or
+# secrets. `user_id` is node-local: the points service's people directory keys the ledger's `person:<user_id>`
+# accounts by it; it is an identifier, not a credential.
+
+
+class IdentityEvent(Event):
+    """The base of identity's events: frozen, versioned, registered for the AsyncAPI document."""
+
+    SERVICE: ClassVar[str] = SERVICE
+    IS_EVENT: ClassVar[bool] = False  # a base, on no stream itself
+
+
+class UserRegistered(IdentityEvent):
+    """A person's account was made at their home node (registration or the operator's `user add`)."""
+
+    user_id: str
+    global_handle: str
+    handle: str
+    home_node: str
+    display_name: str
+    nickname: str = ""
+    district: str = ""
+    interests: list[str] = []
+
+    @classmethod
+    def of(cls, user: User) -> UserRegistered:
+        return cls(user_id=user.id, global_handle=user.global_handle, handle=user.handle, home_node=user.home_node,
+                   display_name=user.display_name, nickname=user.nickname, district=user.district,
+                   interests=user.interests)
+
+
+class ProfileChanged(UserRegistered):
+    """A person changed what their public profile shows: the whole public profile again."""
+
+    @classmethod
+    def of(cls, user: User) -> ProfileChanged:
+        return cls(**UserRegistered.of(user).model_dump())
+
+
+class UserDeleted(IdentityEvent):
+    """A person deleted their account at their home node: every service (and every node) forgets them."""
+
+    global_handle: str
+    home_node: str

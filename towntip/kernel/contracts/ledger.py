@@ -6,9 +6,11 @@ node's operator: manual entries and corrections (reversals), in batches, each wi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from towntip.kernel.contracts.events import Event
 
 EP_LEDGER_POST = "admin.ledger.post"  # PostIn -> PostOut
 EP_LEDGER_REVERSE = "admin.ledger.reverse"  # ReverseIn -> EntryResult
@@ -108,3 +110,30 @@ class SweepIn(BaseModel):
 class Swept(BaseModel):
     expired: int
     demurrage: int
+
+
+# ---- events (evt.<node>.points.entry_posted) ------------------------------------------------------------------
+# The points service's ledger writer announces each posted entry (points moves to this model next: its writer
+# still builds the envelope's dict itself, with exactly these fields).
+
+
+class PostedLeg(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    asset: str
+    amount: int
+
+
+class EntryPosted(Event):
+    """One journal entry posted to the ledger: its idempotency key, kind, journal id and legs (integer amounts,
+    summing to zero per asset). `reverses`: the key of the entry it reverses, if it is a reversal."""
+
+    SERVICE: ClassVar[str] = "points"
+
+    key: str
+    kind: str
+    journal_id: str
+    reverses: str | None = None
+    memo: str = ""
+    legs: list[PostedLeg]

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
-from towntip.kernel.contracts.projects import _IN, Fields, Name, Note, Required, Text, Uuid
+from towntip.kernel.contracts.projects import _IN, Fields, Name, Note, ProjectsEvent, Required, Text, Uuid
 
 # Endpoints (the tail of svc.<node>.projects.<name>); every request carries `actor` unless said otherwise.
 # ---- phase 3 (実証設計): writes by the theme's managers in phase 3, unless said otherwise ----
@@ -485,6 +485,22 @@ class DecisionOut(BaseModel):
     decided_by_name: str
 
 
+# What a gate (the move to phase 4, a case's publication) still asks for, by code: `party` names the party a role is
+# missing for. The English sentence of each is in the answer's plain list beside it.
+GATE_PARTY_ROLE = "gate.party_role"  # the split of roles must give {party} a role
+GATE_MILESTONE = "gate.milestone"  # at least one milestone in the schedule
+GATE_KPI = "gate.kpi"  # at least one KPI
+GATE_PLAN = "gate.plan"  # the pilot plan saved
+GATE_AGREEMENT_SIGNED = "gate.agreement_signed"  # an agreement signed by every party in its current version
+GATE_REPORT = "gate.report"  # the report saved
+GATE_DECISION = "gate.decision"  # the next-year decision made
+
+
+class Requirement(BaseModel):
+    code: str
+    party: str = ""
+
+
 class Pilot(BaseModel):
     """The pilot workspace of a theme: everything of phases 3 and 4 for those who may read it."""
 
@@ -507,6 +523,8 @@ class Pilot(BaseModel):
     plan_versions: list[PlanVersion]  # every version, oldest first
     agreements: list[Agreement]  # earlier versions without their text (see AgreementVersion.body)
     missing_for_phase4: list[str]  # what still stands before the move to phase 4 (empty: the gate is open)
+    # The same as codes, for pages that say it in their own words (added: older answers have none).
+    missing_for_phase4_codes: list[Requirement] = []
     report: ReportVersion | None
     report_versions: list[ReportVersion]
     budget: BudgetVersion | None
@@ -541,7 +559,7 @@ class CaseDraft(CaseIn):
 # Only public facts: never an agreement's text, a plan, a budget or a report (what the case says is public).
 
 
-class CasePublished(BaseModel):
+class CasePublished(ProjectsEvent):
     """A case study became public (the federation of themes and cases keeps a read-only copy at other nodes by
     `id`, newest `version` wins). `kpis`: [{name, unit, baseline, target, actual, direction, achievement_pct}] with the decimals as strings
     ("12.5"), `actual` and `achievement_pct` (rounded half-up to one decimal, "50.0") None without a measurement.
@@ -571,7 +589,7 @@ class CaseChanged(CasePublished):
     """A published case was re-published after edits: the whole case again, `version` + 1."""
 
 
-class PilotAgreed(BaseModel):
+class PilotAgreed(ProjectsEvent):
     """An agreement's current version has been signed by every party: counts only, never the text or who."""
 
     model_config = ConfigDict(frozen=True)
@@ -585,7 +603,7 @@ class PilotAgreed(BaseModel):
     at: datetime
 
 
-class ThemeCompleted(BaseModel):
+class ThemeCompleted(ProjectsEvent):
     """The next-year decision was made: the theme is complete."""
 
     model_config = ConfigDict(frozen=True)
@@ -611,6 +629,7 @@ class Case(BaseModel):
     may_manage: bool
     may_publish: bool  # the report is saved and the decision made (and the actor manages the theme)
     missing_for_publication: list[str]
+    missing_for_publication_codes: list[Requirement] = []  # the same as codes (added: older answers have none)
 
 
 class CaseList(BaseModel):

@@ -15,12 +15,14 @@ are shared with other nodes.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.events import Event
+from towntip.kernel.errors import Refusal
 from towntip.kernel.mail import check_address
 
 SERVICE = "projects"
@@ -850,11 +852,132 @@ class InquiryStatusSet(BaseModel):
     note: Note = ""
 
 
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+THEME_NOT_FOUND = Refusal("theme.not_found", 404, "no such theme (or not one the actor may see)")
+THEME_MANAGERS_ONLY = Refusal("theme.managers_only", 403,
+                              "only staff of the owner department or the secretariat manage the theme")
+THEME_STALE = Refusal("theme.stale", 409, "the theme changed since the version edited: reload it")
+THEME_FIELDS_MISSING = Refusal("theme.fields_missing", 409, "a published theme needs its required content")
+THEME_ALREADY_PUBLISHED = Refusal("theme.already_published", 409, "the theme is published already")
+THEME_WRONG_PHASE = Refusal("theme.wrong_phase", 409, "the step belongs to another phase than the theme's")
+THEME_REQUIREMENTS_MISSING = Refusal("theme.requirements_missing", 409,
+                                     "the call needs its requirements and criteria first")
+THEME_PHASE_BACKWARDS = Refusal("theme.phase_backwards", 409, "phases move only forward")
+THEME_PHASE_SKIP = Refusal("theme.phase_skip", 409, "phases move one at a time")
+THEME_PHASE_NOT_READY = Refusal("theme.phase_not_ready", 409, "what the next phase needs is not done yet")
+THEME_HISTORY_STAFF_ONLY = Refusal("theme.history_staff_only", 403,
+                                   "a theme's history is for staff and the secretariat")
+DEPARTMENT_NOT_FOUND = Refusal("organisation.department_not_found", 404, "no such municipal department")
+HEARING_STAFF_ONLY = Refusal("hearing.staff_only", 403, "hearings are for municipal staff and the secretariat")
+HEARING_NOT_FOUND = Refusal("hearing.not_found", 404, "no such hearing")
+CALL_NOT_OPEN = Refusal("call.not_open", 409, "the theme's call for proposals is not open")
+CALL_ALREADY_OPEN = Refusal("call.already_open", 409, "the call is open already")
+CALL_DEADLINE_PASSED = Refusal("call.deadline_passed", 409, "the call's deadline has passed")
+CALL_DEADLINE_NOT_FUTURE = Refusal("call.deadline_not_future", 400, "a deadline must be in the future")
+CALL_REQUIREMENTS_FROZEN = Refusal("call.requirements_frozen", 409, "the call is open: its requirements are frozen")
+ORG_NOT_FOUND = Refusal("organisation.not_found", 404, "no such organisation")
+ORG_DEPARTMENT_STAFF_ONLY = Refusal("organisation.department_staff_only", 403,
+                                    "only municipal staff register a department")
+ORG_NAME_TAKEN = Refusal("organisation.name_taken", 409, "an organisation of that kind and name is registered already")
+ORG_ADMIN_ONLY = Refusal("organisation.admin_only", 403, "only an admin of the organisation may change it")
+ORG_ALREADY_MEMBER = Refusal("organisation.already_member", 409, "the person is a member already")
+ORG_NOT_MEMBER = Refusal("organisation.not_member", 404, "the person is not a member")
+ORG_LAST_ADMIN = Refusal("organisation.last_admin", 409, "an organisation keeps at least one admin")
+MATCHING_NOT_FOR_YOU = Refusal("matching.not_for_you", 403,
+                               "the matches are shown to the theme's managers or the organisation's members")
+BRIEFING_NOT_FOUND = Refusal("briefing.not_found", 404, "no such briefing")
+BRIEFING_NOT_IN_FUTURE = Refusal("briefing.not_in_future", 400, "a briefing is scheduled in the future")
+BRIEFING_NOT_A_MEMBER = Refusal("briefing.not_a_member", 403, "one registers for an organisation one is a member of")
+BRIEFING_STARTED = Refusal("briefing.started", 409, "the briefing has started")
+BRIEFING_ALREADY_REGISTERED = Refusal("briefing.already_registered", 409, "registered already")
+BRIEFING_FULL = Refusal("briefing.full", 409, "the briefing is full")
+BRIEFING_NOT_REGISTERED = Refusal("briefing.not_registered", 404, "not registered for the briefing")
+PROPOSAL_NOT_FOUND = Refusal("proposal.not_found", 404, "no such proposal (or not one the actor may read)")
+PROPOSAL_DEPARTMENT_NOT_ALLOWED = Refusal("proposal.department_not_allowed", 400,
+                                          "a municipal department does not propose")
+PROPOSAL_LEAD_AS_PARTNER = Refusal("proposal.lead_as_partner", 400, "the lead organisation is not its own partner")
+PROPOSAL_NOT_A_MEMBER = Refusal("proposal.not_a_member", 403, "a proposal is submitted by a member of its lead")
+PROPOSAL_ALREADY_SUBMITTED = Refusal("proposal.already_submitted", 409, "one proposal per lead organisation and theme")
+PROPOSAL_LEAD_ONLY = Refusal("proposal.lead_only", 403, "only the lead's members change the proposal")
+PROPOSAL_WITHDRAWN = Refusal("proposal.withdrawn", 409, "the proposal was withdrawn")
+PROPOSAL_STALE = Refusal("proposal.stale", 409, "the proposal changed since the version edited: reload it")
+PROPOSAL_PARTNER_ONLY = Refusal("proposal.partner_only", 403, "a partner's participation is confirmed by its members")
+PROPOSAL_PARTNER_NOT_FOUND = Refusal("proposal.partner_not_found", 404,
+                                     "the organisation is not a partner of the proposal")
+SECRETARIAT_ONLY = Refusal("access.secretariat_only", 403, "for the secretariat (事務局) only")
+EVALUATION_CALL_NOT_OPEN = Refusal("evaluation.call_not_open", 409,
+                                   "the evaluation needs a theme whose call was opened")
+EVALUATION_CLOSED = Refusal("evaluation.closed", 409, "the evaluation is closed")
+EVALUATION_NOT_STARTED = Refusal("evaluation.not_started", 409, "the evaluation starts after the call's deadline")
+EVALUATION_INCOMPLETE = Refusal("evaluation.incomplete", 409, "the evaluation cannot close yet")
+EVALUATION_NOT_FOR_YOU = Refusal("evaluation.not_for_you", 403,
+                                 "the progress is for the secretariat and the owner department")
+EVALUATOR_ALREADY = Refusal("evaluation.already_evaluator", 409, "the person is an evaluator already")
+EVALUATOR_ONLY = Refusal("evaluation.evaluators_only", 403, "for the theme's evaluators only")
+REVIEW_MUST_DECLARE_CONFLICT = Refusal("review.must_declare_conflict", 409,
+                                       "a member of a proposing organisation declares a conflict")
+REVIEW_ALREADY_DECLARED = Refusal("review.already_declared", 409, "a declaration of interests is final")
+REVIEW_DECLARE_FIRST = Refusal("review.declare_first", 409, "declare one's interests before scoring")
+REVIEW_CONFLICTED = Refusal("review.conflicted", 409, "a declared conflict of interest: no score")
+REVIEW_SCORES_INCOMPLETE = Refusal("review.scores_incomplete", 422, "every criterion is scored once")
+RESULT_EVALUATION_OPEN = Refusal("result.evaluation_open", 409, "close the evaluation first")
+RESULT_ALREADY_PUBLISHED = Refusal("result.already_published", 409, "the result is published already")
+RESULT_UNKNOWN_PROPOSAL = Refusal("result.unknown_proposal", 422, "not a proposal of this evaluation")
+RESULT_PARTNERS_UNCONFIRMED = Refusal("result.partners_unconfirmed", 409,
+                                      "a candidate's partners have not all confirmed")
+RESULT_WITHDRAWN = Refusal("result.withdrawn_candidate", 409, "a candidate was withdrawn")
+RESULT_NOT_FOUND = Refusal("result.not_found", 404, "no published result")
+INQUIRY_NOT_FOUND = Refusal("inquiry.not_found", 404, "no such inquiry")
+PILOT_NOT_FOUND = Refusal("pilot.not_found", 404, "no pilot for the theme (or not one the actor may see)")
+PILOT_MANAGERS_ONLY = Refusal("pilot.managers_only", 403, "only the owner department's staff or the secretariat")
+PILOT_NOT_A_PARTY = Refusal("pilot.not_a_party", 422, "not a party of the pilot")
+PILOT_ITEM_NOT_FOUND = Refusal("pilot.item_not_found", 404, "no such role, milestone or KPI in the pilot")
+PILOT_COMPLETE = Refusal("pilot.complete", 409, "the next-year decision is made: the record is closed")
+PILOT_KPI_NAME_TAKEN = Refusal("pilot.kpi_name_taken", 409, "the pilot has a KPI of that name already")
+PILOT_STALE = Refusal("pilot.stale", 409, "the plan changed since the version edited: reload it")
+AGREEMENT_NOT_FOUND = Refusal("agreement.not_found", 404, "no such agreement in the pilot")
+AGREEMENT_LIMIT = Refusal("agreement.limit", 409, "a pilot holds a limited number of agreements")
+AGREEMENT_STALE = Refusal("agreement.stale", 409, "the agreement changed since the version read: read it again")
+AGREEMENT_NOT_A_SIGNER = Refusal("agreement.not_a_signer", 403, "the person may not sign for that party")
+AGREEMENT_ALREADY_SIGNED = Refusal("agreement.already_signed", 409, "the party signed this version already")
+DECISION_ALREADY_MADE = Refusal("decision.already_made", 409, "the next-year decision is final")
+DECISION_REPORT_MISSING = Refusal("decision.report_missing", 409,
+                                  "the decision needs the report and the budget rationale")
+CASE_NOT_FOUND = Refusal("case.not_found", 404, "no such (published) case")
+CASE_VERSION_NOT_FOUND = Refusal("case.version_not_found", 404, "the case has no such published version")
+CASE_STALE = Refusal("case.stale", 409, "the case changed since the revision edited: reload it")
+CASE_NO_DRAFT = Refusal("case.no_draft", 409, "draft the case study first")
+CASE_NOT_READY = Refusal("case.not_ready", 409, "the case cannot be published yet")
+CASE_UNCHANGED = Refusal("case.unchanged", 409, "nothing changed since the published version")
+PERSON_HANDLE_REQUIRED = Refusal("person.handle_required", 400,
+                                 "the projects service knows people by their global handle")
+FEDERATION_THEME_NOT_FOUND = Refusal("federation.theme_not_found", 404, "no such theme of that node here")
+FEDERATION_CASE_NOT_FOUND = Refusal("federation.case_not_found", 404, "no such case of that node here")
+FEDERATION_NOT_FOLLOWING = Refusal("federation.not_following", 404, "the person does not follow it")
+FEDERATION_THEME_UNPUBLISHED = Refusal("federation.theme_unpublished", 409,
+                                       "other municipalities see published themes only")
+FEDERATION_UNKNOWN_MEMBER = Refusal("federation.unknown_member", 400,
+                                    "not another member municipality of the federation")
+FEDERATION_STAFF_ONLY = Refusal("federation.staff_only", 403, "participation is declared by staff or the secretariat")
+FEDERATION_NOT_INVITED = Refusal("federation.not_invited", 403, "the theme did not invite this municipality")
+FEDERATION_ALREADY_PARTICIPATING = Refusal("federation.already_participating", 409, "participation is declared already")
+
+# ---- the base of the events (a base, not an event: on no stream) ---------------------------------------------
+
+class ProjectsEvent(Event):
+    """The base of this service's events: frozen, versioned, registered for the AsyncAPI document."""
+
+    SERVICE: ClassVar[str] = SERVICE
+    IS_EVENT: ClassVar[bool] = False  # a base, on no stream itself
+
+
 # ---- events (evt.<node>.projects.<snake_case type>) ---------------------------------------------------------------
 # Only public facts travel: drafts, inquiries' personal data and memberships stay in the service's database.
 
 
-class OrganisationRegistered(BaseModel):
+class OrganisationRegistered(ProjectsEvent):
     id: str
     origin_node: str
     kind: OrgKind
@@ -864,7 +987,7 @@ class OrganisationRegistered(BaseModel):
     fields: list[str]
 
 
-class ThemePublished(BaseModel):
+class ThemePublished(ProjectsEvent):
     """A theme became public (or a public theme changed): its whole public content, for other nodes to show."""
 
     id: str
@@ -888,7 +1011,7 @@ class ThemePublished(BaseModel):
     origin_case: dict[str, str] | None = None
 
 
-class ThemeRequirementsSet(BaseModel):
+class ThemeRequirementsSet(ProjectsEvent):
     theme_id: str
     origin_node: str
     conditions: str
@@ -897,7 +1020,7 @@ class ThemeRequirementsSet(BaseModel):
     criteria: list[dict[str, Any]]
 
 
-class ThemeCallOpened(BaseModel):
+class ThemeCallOpened(ProjectsEvent):
     theme_id: str
     origin_node: str
     deadline: datetime
@@ -905,7 +1028,7 @@ class ThemeCallOpened(BaseModel):
     opened_at: datetime
 
 
-class ThemePhaseAdvanced(BaseModel):
+class ThemePhaseAdvanced(ProjectsEvent):
     theme_id: str
     origin_node: str
     from_phase: int
@@ -914,7 +1037,7 @@ class ThemePhaseAdvanced(BaseModel):
     version: int | None = None  # the theme's version after the move (added for federation; older events: None)
 
 
-class InquiryReceived(BaseModel):
+class InquiryReceived(ProjectsEvent):
     """For the secretariat's tools: which inquiry arrived, never who sent it (no name, address or text)."""
 
     id: str
@@ -930,7 +1053,7 @@ class OrganisationChanged(OrganisationRegistered):
     """An organisation's public profile changed (the whole profile again)."""
 
 
-class BriefingScheduled(BaseModel):
+class BriefingScheduled(ProjectsEvent):
     id: str
     theme_id: str
     origin_node: str
@@ -942,7 +1065,7 @@ class BriefingScheduled(BaseModel):
     capacity: int
 
 
-class BriefingSeatsChanged(BaseModel):
+class BriefingSeatsChanged(ProjectsEvent):
     """Seats taken changed (a registration or a cancellation): counts only, never who."""
 
     briefing_id: str
@@ -952,7 +1075,7 @@ class BriefingSeatsChanged(BaseModel):
     capacity: int
 
 
-class ProposalReceived(BaseModel):
+class ProposalReceived(ProjectsEvent):
     """A proposal arrived: that it exists, nothing of who sent it or what it says (confidential until the result)."""
 
     proposal_id: str
@@ -965,7 +1088,7 @@ class ProposalWithdrawn(ProposalReceived):
     pass
 
 
-class EvaluatorAppointed(BaseModel):
+class EvaluatorAppointed(ProjectsEvent):
     """That an evaluator was appointed. Who it is stays at the node (the status is for the managers only): the
     handle is no longer sent (it would reach every member node once the stream is federated)."""
 
@@ -975,14 +1098,14 @@ class EvaluatorAppointed(BaseModel):
     at: datetime
 
 
-class EvaluationClosed(BaseModel):
+class EvaluationClosed(ProjectsEvent):
     theme_id: str
     origin_node: str
     proposals: int
     at: datetime
 
 
-class ResultPublished(BaseModel):
+class ResultPublished(ProjectsEvent):
     """The selection's result, public: the criteria, the ranking with totals and anonymised averages, the pilot
     candidates and the reasons (never a proposal's own text, never an evaluator's own scores)."""
 

@@ -11,12 +11,14 @@ My Page's part is contracts.mypage (`person.summary` → `SnsSummary`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.events import Event
 from towntip.kernel.contracts.projects import Fields, Uuid
+from towntip.kernel.errors import Refusal
 
 SERVICE = "sns"
 
@@ -59,6 +61,39 @@ WRITES_PER_MINUTE = 10  # posts and comments together
 REQUESTS_PER_MINUTE = 10  # friend requests
 OPENED_PER_HOUR = 5  # communities a person opens
 PAGE_MAX = 50
+
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+COMMUNITY_NOT_FOUND = Refusal("community.not_found", 404, "no such community")
+COMMUNITY_CLOSED = Refusal("community.closed", 409, "the community is closed: it can be read, not changed")
+COMMUNITY_NOT_LEADER = Refusal("community.not_leader", 403, "only the community's leader may do this")
+COMMUNITY_OPEN_LIMIT = Refusal("community.open_limit", 429, f"at most {OPENED_PER_HOUR} new communities an hour")
+COMMUNITY_NAME_TAKEN = Refusal("community.name_taken", 409, "a community of that name exists already")
+COMMUNITY_UNKNOWN_CATEGORY = Refusal("community.unknown_category", 400, "no such category")
+COMMUNITY_ALREADY_MEMBER = Refusal("community.already_member", 409, "the person is a member already")
+COMMUNITY_NOT_MEMBER = Refusal("community.not_member", 409, "the person is not a member")
+COMMUNITY_LEADER_STAYS = Refusal("community.leader_stays", 409,
+                                 "the leader hands the community over (or closes it) before leaving it")
+COMMUNITY_MEMBER_NOT_FOUND = Refusal("community.member_not_found", 404, "the person named is not a member")
+COMMUNITY_ALREADY_LEADER = Refusal("community.already_leader", 409, "the person leads the community already")
+POST_WRITE_LIMIT = Refusal("post.write_limit", 429, f"at most {WRITES_PER_MINUTE} posts and comments a minute")
+POST_MEMBERS_ONLY = Refusal("post.members_only", 403, "only members write in a community")
+POST_NOT_FOUND = Refusal("post.not_found", 404, "no such post")
+POST_NOT_AUTHOR = Refusal("post.not_author", 403, "only its author may change a post or a comment")
+POST_HIDDEN = Refusal("post.hidden", 409, "the leader hid the post: no edits, no new comments")
+POST_ALREADY_HIDDEN = Refusal("post.already_hidden", 409, "the post or comment is hidden already")
+COMMENT_NOT_FOUND = Refusal("comment.not_found", 404, "no such comment")
+COMMENT_HIDDEN = Refusal("comment.hidden", 409, "the leader hid the comment: it cannot be edited")
+FRIEND_SELF = Refusal("friend.self", 400, "a person cannot befriend themself")
+FRIEND_ALREADY = Refusal("friend.already_friends", 409, "the two are friends already")
+FRIEND_REQUEST_LIMIT = Refusal("friend.request_limit", 429, f"at most {REQUESTS_PER_MINUTE} friend requests a minute")
+FRIEND_ALREADY_ASKED = Refusal("friend.already_asked", 409, "the person has asked already")
+FRIEND_REQUEST_PENDING = Refusal("friend.request_pending", 409, "a request between the two is pending already")
+FRIEND_REQUEST_NOT_FOUND = Refusal("friend.request_not_found", 404, "no such friend request")
+FRIEND_REQUEST_NOT_YOURS = Refusal("friend.request_not_yours", 403,
+                                   "only the addressee answers a request, only its sender cancels it")
+FRIEND_NOT_FRIENDS = Refusal("friend.not_friends", 404, "the two are not friends")
 
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 CommunityName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=NAME_MAX)]
@@ -296,21 +331,28 @@ class Friends(BaseModel):
 
 # ---- events (evt.<node>.sns.<snake_case type>) ------------------------------------------------------------------
 
-class CommunityOpened(BaseModel):
+class SnsEvent(Event):
+    """The base of this service's events: frozen, versioned, registered for the AsyncAPI document."""
+
+    SERVICE: ClassVar[str] = SERVICE
+    IS_EVENT: ClassVar[bool] = False  # a base, on no stream itself
+
+
+class CommunityOpened(SnsEvent):
     community_id: str
     name: str
     categories: list[str]
     at: datetime
 
 
-class CommunityClosed(BaseModel):
+class CommunityClosed(SnsEvent):
     community_id: str
     categories: list[str]
     at: datetime
     why: Literal["leader", "leader_deleted"]
 
 
-class PostPublished(BaseModel):
+class PostPublished(SnsEvent):
     post_id: int
     community_id: str
     categories: list[str]
