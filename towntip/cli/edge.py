@@ -35,6 +35,7 @@ from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_idm, check_node, connect
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.bus.inboxes import terminal_inbox_prefix
 from towntip.kernel.contracts.points import (
     EP_BALANCE,
     EP_TERMINALS_LIST,
@@ -44,7 +45,6 @@ from towntip.kernel.contracts.points import (
     TerminalId,
     TerminalList,
 )
-from towntip.node.natsauth import terminal_inbox_prefix
 
 MAX_COUNT = 100_000
 log = logging.getLogger(__name__)
