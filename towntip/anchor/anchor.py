@@ -1,47 +1,11 @@
-"""Trust between nodes, in the spirit of OpenID Federation 1.0.
-
-- Every node publishes its **entity configuration** at `/.well-known/openid-federation`: a JWT
-  (`typ: entity-statement+jwt`) it signs itself with its **federation key**, with that key as its `jwks`, its
-  OpenID provider metadata (with the provider's own signing keys by value, `metadata.openid_provider.jwks`) and
-  relying-party metadata, its node id, and the trust anchor it answers to (`authority_hints`).
-- The **trust anchor** (the hub or the secretariat, `TrustAnchor` below, served by `anchor_app`) vouches for
-  member nodes with **subordinate statements** (`/federation/fetch?sub=<entity id>`): JWTs it signs that bind a
-  member's entity id to the member's federation key **as the anchor pinned it at enrolment** (`enrol`/`add`,
-  `towntip federation anchor add|rekey`: the member's configuration fetched or handed over once, checked to be
-  self-signed by a key it publishes, for the right entity and node id; its RFC 7638 thumbprint shown to the
-  operator and optionally compared with the one the member's operator gave). The anchor never signs keys it
-  fetches at request time: it makes no request at all to answer a fetch, so whoever answers at a member's URL
-  later (a hijacked name, a proxy, plain http) cannot get their keys vouched for. A member that changes its
-  federation key (`towntip identity keys rotate-federation`, a deliberate act) is refused by the others until the
-  anchor's operator pins the new key (`rekey`); a member rotating its provider keys (`towntip identity keys
-  rotate`, routine) needs nothing from the anchor: the new keys reach the others inside the configuration the
-  pinned key signs. It lists its members (those with pinned keys) at `/federation/list`. A node it removes gets no
-  statement any more.
-- A node trusts another node's provider **only through that chain** (`TrustResolver.resolve`, in
-  towntip/kernel/trust.py so that other services check members the same way): the anchor's
-  statement about the other node, checked with the anchor's keys (given to every node out of band, a JWKS file),
-  and the other node's own configuration, checked with the federation key the anchor vouched for. The other node's
-  ID tokens and signed queries are then checked with the provider keys of that verified configuration
-  (`TrustedEntity.provider_jwks`), never with its federation key. Tampered metadata fails the signature; a removed
-  node fails the fetch. Resolved chains are cached for at most `cache_seconds` (and never
-  past a statement's expiry), so a removal reaches every node within that time.
-
-Keys (identity/keys.py): the federation key (RSA, RS256) signs the entity configuration only; the provider's keys
-(RS256 for ID tokens and person queries, ES256 for access tokens, and those retired less than a day ago) are
-published in `metadata.openid_provider.jwks` and at `/oauth/jwks`. A node upgraded from a version with one key set
-starts with its provider RS256 key of then as its federation key (migration 0005), so the key its anchor pinned
-keeps holding.
-
-Simplifications, stated: one federation key at a time (no next key published ahead: a federation key change is
-re-pinned by hand); no metadata policies or trust marks; the anchor is the only intermediate (chains are two
-statements long).
+"""The trust anchor's state and statements: the members it vouches for, their keys as it pinned them at
+enrolment, and the subordinate statements it signs about them (towntip/anchor/__init__.py tells the whole story).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,54 +18,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from towntip.kernel.trust import (
-    ENTITY_TYP,
     STATEMENT_TTL,
     WELL_KNOWN,
-    TrustedEntity,
     TrustError,
-    TrustResolver,
     sign_statement,
     unverified_claims,
     verify_statement,
 )
-
-log = logging.getLogger(__name__)
-
-# What nodes and services share (the chain's checks, TrustResolver) lives in towntip/kernel/trust.py; these names
-# stay importable from here.
-__all__ = ["ENTITY_TYP", "STATEMENT_TTL", "WELL_KNOWN", "Enrolment", "TrustAnchor", "TrustError", "TrustResolver",
-           "TrustedEntity", "anchor_app", "check_configuration", "entity_configuration", "fetch_configuration",
-           "fetch_configuration_sync", "inspect_configuration", "jwk_thumbprint", "sign_statement",
-           "unverified_claims"]
-
-
-def entity_configuration(*, entity_id: str, node: str, key: RSAKey, kid: str, jwks: list[dict[str, Any]],
-                         provider: dict[str, Any], provider_jwks: list[dict[str, Any]], anchor: str | None) -> str:
-    """This node's self-signed entity configuration: signed by its federation key (`key`, `kid`), which with any
-    other federation keys is its `jwks` (what the anchor pins); the provider's own keys (`provider_jwks`: ID tokens,
-    access tokens, person queries) go in `metadata.openid_provider.jwks`, by value (OpenID Federation 1.0: a
-    provider's keys in its metadata, covered by the signature the chain checks), instead of its `jwks_uri`."""
-    now = int(time.time())
-    op = {k: v for k, v in provider.items() if k not in ("jwks_uri", "signed_jwks_uri")}
-    claims: dict[str, Any] = {
-        "iss": entity_id, "sub": entity_id, "iat": now, "exp": now + STATEMENT_TTL,
-        "jwks": {"keys": jwks},
-        "metadata": {
-            "openid_provider": {**op, "jwks": {"keys": provider_jwks}},
-            "openid_relying_party": {
-                "client_name": f"TownTip {node}",
-                "redirect_uris": [f"{entity_id}/login/federated/callback"],
-                "post_logout_redirect_uris": [f"{entity_id}/"],
-                "response_types": ["code"], "grant_types": ["authorization_code", "refresh_token"],
-                "token_endpoint_auth_method": "none", "scope": "openid profile email regions",
-            },
-            "towntip_node": {"node_id": node},
-        },
-    }
-    if anchor:
-        claims["authority_hints"] = [anchor]
-    return sign_statement(key, kid, claims)
-
 
 # ---- enrolment: what the anchor pins -------------------------------------------------------------------------
 
@@ -217,6 +140,14 @@ async def fetch_configuration(entity_id: str, client: httpx.AsyncClient | None =
 
 
 # ---- the trust anchor -----------------------------------------------------------------------------------------
+
+def base_url(value: str) -> str | None:
+    """An entity id as the operator typed it, as a base URL (no trailing slash), or None if it is not one."""
+    v = value.rstrip("/")
+    if not v.startswith(("https://", "http://")) or " " in v or "#" in v or "?" in v:
+        return None
+    return v
+
 
 REPIN_HINT = "run `towntip federation anchor rekey --entity-id {entity}` (or `anchor add` again)"
 
@@ -358,37 +289,3 @@ class TrustAnchor:
             "iss": self.entity_id, "sub": sub, "iat": now, "exp": now + 3600, "jwks": jwks,
             "metadata": {"towntip_node": {"node_id": record["node"]}},
         })
-
-
-def anchor_app(anchor: TrustAnchor) -> Any:
-    """The anchor's HTTP face (FastAPI): its configuration, fetch and list endpoints. It makes no requests."""
-    from fastapi import FastAPI, Query
-    from fastapi.responses import JSONResponse, Response
-
-    app = FastAPI(title="TownTip trust anchor", docs_url=None, redoc_url=None)
-    media = "application/entity-statement+jwt"
-    for entity in anchor.unpinned():
-        log.warning("member %s has no pinned keys and is not vouched for: %s", entity,
-                    REPIN_HINT.format(entity=entity))
-
-    @app.get(WELL_KNOWN)
-    async def configuration() -> Response:
-        return Response(anchor.configuration(), media_type=media)
-
-    @app.get("/federation/fetch")
-    async def fetch(sub: str = Query(max_length=500)) -> Response:
-        reason = "not a member of this federation"
-        try:
-            statement = anchor.subordinate(sub)
-        except TrustError as exc:
-            log.warning("%s", exc)
-            statement, reason = None, str(exc)
-        if statement is None:
-            return JSONResponse({"error": "not_found", "error_description": reason}, status_code=404)
-        return Response(statement, media_type=media)
-
-    @app.get("/federation/list")
-    async def members() -> list[str]:
-        return sorted(anchor.pinned())
-
-    return app
