@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from pydantic import TypeAdapter, ValidationError
 
@@ -55,7 +56,7 @@ def default_terminal() -> str:
     return f"sim-{host}"[:32].rstrip("-")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("edge", help="IC card terminal tools")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     sim = verbs.add_parser("simulate", help="touch a card N times on a simulated terminal and wait for the outcomes")
@@ -238,7 +239,7 @@ async def _simulate(
     return _report(rows, count, settled, wait, earlier, left, spool_path, balance)
 
 
-async def _balance_now(nc: object, node: str, idm: str) -> int | None:
+async def _balance_now(nc: NATS, node: str, idm: str) -> int | None:
     """The card's balance once every tap has settled. Each outcome carries the balance right after its own
     commit, and batches commit concurrently, so the last tap's outcome need not be the latest figure."""
     try:

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from towntip.anchor import TrustAnchor
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("federation", help="the trust anchor and the hub of a federation of nodes")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
     anchor = groups.add_parser("anchor", help="run and administer a trust anchor")

@@ -75,7 +75,7 @@ def add_nats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node", default=DEFAULT_NODE, help=f"node id (default {DEFAULT_NODE})")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("points", help="query a node's points service")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     bal = verbs.add_parser("balance", help="a card's balance: the number on stdout, details on stderr")

@@ -47,7 +47,7 @@ async def ping_services(
     try:
         for name in names:
             await nc.publish(f"$SRV.PING.{name}", b"", reply=inbox)
-        await nc.flush(timeout=window)
+        await nc.flush(timeout=window)  # type: ignore[arg-type]  # nats-py annotates int; it waits float seconds
         try:
             await asyncio.wait_for(all_seen.wait(), timeout=window)
         except TimeoutError:
