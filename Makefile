@@ -24,11 +24,13 @@ $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	touch $(STAMP)
 
 # Resolve pyproject.toml (the base, test and dev extras) again; commit the result with the change that needed it.
+# requirements-base.lock: the base alone at the same versions, for the image (deploy/Dockerfile).
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes \
+	--custom-compile-command "make lock" --quiet
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$$(grep -o '^uv==[^ ]*' $(LOCK))"
-	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev --python-version 3.11 \
-		--python-platform x86_64-unknown-linux-gnu --generate-hashes --custom-compile-command "make lock" \
-		--quiet --output-file $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev $(LOCK_FLAGS) --output-file $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --constraint $(LOCK) $(LOCK_FLAGS) --output-file requirements-base.lock
 
 run: $(STAMP)
 	$(BIN)/towntip node up $(ARGS)
