@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 from towntip.anchor.anchor import base_url
-from towntip.anchor.app import serve
-
-DEFAULT_PORT = 8900
+from towntip.anchor.app import DEFAULT_PORT, serve
 
 
 def main(argv: list[str] | None = None) -> int:

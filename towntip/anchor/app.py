@@ -14,6 +14,8 @@ from towntip.kernel.trust import WELL_KNOWN, TrustError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PORT = 8900  # python -m towntip.anchor and `towntip federation anchor serve`
+
 
 def anchor_app(anchor: TrustAnchor) -> FastAPI:
     """The anchor's configuration, fetch and list endpoints, answered from `anchor` (read per request)."""
@@ -46,7 +48,7 @@ def anchor_app(anchor: TrustAnchor) -> FastAPI:
     return app
 
 
-def serve(data_dir: Path, entity_id: str, *, host: str = "127.0.0.1", port: int = 8900) -> None:
+def serve(data_dir: Path, entity_id: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
     """Serve the anchor over HTTP until interrupted (`python -m towntip.anchor`, `towntip federation anchor
     serve`): its key is made on first start; its members are whatever the operator enrolled."""
     import uvicorn

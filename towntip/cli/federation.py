@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verb("list", "the members", entity=False).set_defaults(func=cmd_list)
     serve = verb("serve", "serve the anchor's endpoints over HTTP")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8900)
+    serve.add_argument("--port", type=int, default=8900)  # towntip.anchor.app.DEFAULT_PORT (imported lazily)
     serve.set_defaults(func=cmd_serve)
 
     thumb = groups.add_parser("thumbprint", help="a node's federation key thumbprint, for its anchor's operator")
