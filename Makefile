@@ -3,28 +3,51 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every package's exact version and hashes (Python 3.11, Linux), made by `make lock` from pyproject.toml: a fresh
+# clone installs what was tested, not whatever is newest that day.
+LOCK   := requirements.lock
 # The suite mostly waits (servers starting, browsers, timeouts): three workers on two cores; whole-node tests share one.
 TEST_WORKERS ?= 3
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint lock hooks bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# The locked packages (hash-checked, no resolving), then the project itself on top without touching them; pip check
+# fails when pyproject.toml asks for something the lock lacks (run `make lock`).
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check || { echo "$(LOCK) does not match pyproject.toml: run make lock" >&2; exit 1; }
 	touch $(STAMP)
+
+# Resolve pyproject.toml (the base, test and dev extras) again; commit the result with the change that needed it.
+# requirements-base.lock: the base alone at the same versions, for the image (deploy/Dockerfile).
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes \
+	--custom-compile-command "make lock" --quiet
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$$(grep -o '^uv==[^ ]*' $(LOCK))"
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev $(LOCK_FLAGS) --output-file $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --constraint $(LOCK) $(LOCK_FLAGS) --output-file requirements-base.lock
 
 run: $(STAMP)
 	$(BIN)/towntip node up $(ARGS)
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
+# The checks before the tests (and in the git hooks, .pre-commit-config.yaml): style, the import layers
+# ([tool.importlinter]), types ([tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/mypy
+
+# Run the same checks before each commit (pre-commit, from this venv's locked versions).
+hooks: $(STAMP)
+	$(BIN)/pre-commit install
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.taps $(ARGS)

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
 import random
@@ -54,7 +55,7 @@ import psutil
 from argon2 import PasswordHasher
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import KeySet, KeySetSerialization, RSAKey
 
 from bench.lean_http import LeanClient
 from bench.taps import (
@@ -259,7 +260,7 @@ def bench_argon2(seconds: float, threads: int) -> dict[str, Any]:
     process, on 1 and on `threads` threads; argon2-cffi's rate for the same string on 1 thread beside it."""
     password = "correct horse battery staple"
     stored = hash_sync(password)
-    cffi = PasswordHasher(**ARGON2_PARAMS)
+    cffi = PasswordHasher(**ARGON2_PARAMS)  # type: ignore[arg-type]  # PARAMS mixes ints and a Type: a dict[str, object] to mypy
 
     def spin(deadline: float, verify: Callable[[str, str], Any] = verify_sync) -> int:
         n = 0
@@ -295,7 +296,7 @@ def bench_jwt(seconds: float) -> dict[str, Any]:
     claims = {"iss": "http://127.0.0.1", "sub": uuid.uuid4().hex, "aud": CLIENT_ID, "client_id": CLIENT_ID,
               "scope": SCOPE, "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, "handle": "bench_u000@bench"}
     token = jwt.encode({"alg": "RS256", "kid": kid, "typ": "at+jwt"}, claims, key, ["RS256"])
-    jwks = {"keys": [{**key.as_dict(private=False), "kid": kid, "use": "sig", "alg": "RS256"}]}
+    jwks: KeySetSerialization = {"keys": [{**key.as_dict(private=False), "kid": kid, "use": "sig", "alg": "RS256"}]}
 
     def spin(fn: Callable[[], Any], limit: float) -> dict[str, Any]:
         n, t0 = 0, time.perf_counter()
@@ -327,7 +328,7 @@ async def bench_bare_http(workdir: Path, seconds: float, concurrency: int, lean:
 
             for cl in clients:  # connect first (not timed)
                 await cl.get("/")
-            run = await drive([lambda cl=cl: get(cl) for cl in clients], seconds,
+            run = await drive([functools.partial(get, cl) for cl in clients], seconds,
                               CpuMeter({"server": proc.pid, "bench": os.getpid()}, False))
         finally:
             for cl in clients:
@@ -538,10 +539,10 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
         csrf: dict[int, str] = {}
         for i, cl in enumerate(login_clients):  # each virtual client: its CSRF cookie and token, not timed
             page = await cl.get("/login")
-            m = CSRF_RE.search(page.text)
-            if page.status_code != 200 or m is None:
+            found = CSRF_RE.search(page.text)
+            if page.status_code != 200 or found is None:
                 raise RuntimeError(f"GET /login answered {page.status_code} without a CSRF token")
-            csrf[i] = m.group(1)
+            csrf[i] = found.group(1)
         seen_cookie: list[bool] = []
 
         async def portal_login(i: int) -> Outcome:
@@ -558,7 +559,7 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
         throttled = "login_limit" not in GatewaySettings.model_fields
         log(f"1. password logins through the portal (POST /login), {C} clients, {args.seconds:g} s"
             + (" — throttled: at most 10" if throttled else ""))
-        run = await drive([lambda i=i: portal_login(i) for i in range(C)], args.seconds, meter,
+        run = await drive([functools.partial(portal_login, i) for i in range(C)], args.seconds, meter,
                           max_ok=10 if throttled else None)
         result["login_http"] = run.summary(cores, session_cookie_set=bool(seen_cookie and seen_cookie[0]),
                                            throttled=throttled)
@@ -628,10 +629,10 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
                 break
             log(f"2. batch {batch}: authorization codes via GET /oauth/authorize for {make_for:.1f} s ({C} browsers)")
             codes.clear()
-            m = await drive([lambda cl=cl: authorize(cl) for cl in browsers], make_for, meter)
+            m = await drive([functools.partial(authorize, cl) for cl in browsers], make_for, meter)
             made.add(m)
             log(f"   {m.ok} codes ({_f(m.per_s)}/s); timing POST /oauth/token authorization_code, up to {left:.1f} s")
-            e = await drive([lambda cl=cl: exchange(cl) for cl in rps], left, meter)
+            e = await drive([functools.partial(exchange, cl) for cl in rps], left, meter)
             exchanged.add(e)
             if not e.ran_out:
                 break
@@ -642,7 +643,7 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
         result["code_exchange"] = exchanged.summary(cores, batches=batch)
 
         # ---- 3. refreshes: each refresh token used once (the pool from the exchanges, then each client's own) ----
-        from_pool = Counter()
+        from_pool: Counter[str] = Counter()
         own: dict[int, str] = {}
 
         async def refresh(i: int) -> Outcome:
@@ -664,7 +665,7 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
 
         log(f"3. POST /oauth/token refresh_token, {C} clients, {args.seconds:g} s ({len(refresh_pool)} from the "
             "exchanges, then each client's newest)")
-        result["refresh"] = (await drive([lambda i=i: refresh(i) for i in range(C)], args.seconds, meter)).summary(
+        result["refresh"] = (await drive([functools.partial(refresh, i) for i in range(C)], args.seconds, meter)).summary(
             cores, tokens_from_exchanges=from_pool["pool"], tokens_chained=from_pool["chained"])
 
         # ---- 4. userinfo with valid access tokens ----
@@ -677,7 +678,7 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
             return "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
 
         log(f"4. GET /oauth/userinfo with a valid access token, {C} clients, {args.seconds:g} s")
-        result["userinfo"] = (await drive([lambda i=i: userinfo(i) for i in range(C)], args.seconds, meter)).summary(
+        result["userinfo"] = (await drive([functools.partial(userinfo, i) for i in range(C)], args.seconds, meter)).summary(
             cores)
 
         # ---- checks (not timed): the tokens are what they claim ----
@@ -840,13 +841,13 @@ def report(mach: dict[str, Any], base: dict[str, Any], results: list[dict[str, A
           "CPU-second of the node's serving processes, gateway + identity + nats-server, and with PostgreSQL's too:")
     for r in ok:
         held = r["login_http"] if not r["login_http"]["throttled"] else r["login_nats"]
-        parts = []
-        for what, x, target in (("logins", held, TARGET_LOGINS_PER_CORE),
-                                ("refreshes", r["refresh"], TARGET_REFRESHES_PER_CORE)):
+        parts: list[str] = []
+        for what, x, goal in (("logins", held, TARGET_LOGINS_PER_CORE),
+                              ("refreshes", r["refresh"], TARGET_REFRESHES_PER_CORE)):
             serving = _cpu_ms_serving(x)
             db = _cpu_ms_each(x, "postgres") if r["database"] == "postgres" else None
             rate = 1000.0 / serving if serving else None
-            parts.append(_verdict(f"{what}/CPU-s", rate, target, higher=True)
+            parts.append(_verdict(f"{what}/CPU-s", rate, goal, higher=True)
                          + (f" ({_f(1000.0 / (serving + db) if serving else None, '{:,.1f}')} with PostgreSQL)"
                             if db is not None else "")
                          + (f", identity alone {_f(1000.0 / each, '{:,.0f}')}"

@@ -60,6 +60,7 @@ class LeanClient:
                 await self.aclose()
                 if attempt:
                     raise
+        assert self._reader is not None  # the loop breaks only with the connection open
         status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
         status = int(status_line.split(" ", 2)[1])
         got: dict[str, str] = {}
@@ -78,7 +79,7 @@ class LeanClient:
 
     async def _chunked(self) -> bytes:
         assert self._reader is not None
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:

@@ -55,7 +55,7 @@ def make_entries(n: int, rng: random.Random, tag: str) -> list[dict[str, Any]]:
             q = f"person:b{rng.randrange(PEOPLE)}"
             if q == p:
                 q = f"project:b{rng.randrange(50)}"
-            legs = [{"account": p, "asset": "machi-point", "amount": -1},
+            legs: list[dict[str, Any]] = [{"account": p, "asset": "machi-point", "amount": -1},
                     {"account": q, "asset": "machi-point", "amount": 1}]
             kind = "transfer"
         else:

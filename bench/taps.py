@@ -34,6 +34,7 @@ from typing import Any
 
 import nats
 import psutil
+from nats.aio.client import Client as NATS
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import TooManyStalledMsgsError
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, text
@@ -298,7 +299,7 @@ class Node:
     def start_nats(self) -> None:
         self.nats = NatsServer(node_id=NODE, data_dir=self.workdir / "nats").start()
 
-    async def start_points(self, nc: nats.NATS, timeout: float = 60.0) -> None:
+    async def start_points(self, nc: NATS, timeout: float = 60.0) -> None:
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         self.points = self.spawn("points", "services.points", self.env("points"))
         self.more_points = [self.spawn(f"points-{i}", "services.points", self.env("points"))
@@ -329,7 +330,7 @@ class Node:
         env.update({"TOWNTIP_HTTP_HOST": "127.0.0.1", "TOWNTIP_HTTP_PORT": str(port)})
         self.gateway = self.spawn("gateway", "gateway", env)
         try:
-            wait_for_port("127.0.0.1", port, timeout, self.gateway)  # type: ignore[arg-type]
+            wait_for_port("127.0.0.1", port, timeout, self.gateway)
             self.gateway_note = "included (python -m gateway, idle)"
         except (TimeoutError, RuntimeError) as exc:
             self.gateway_note = f"not included: gateway did not start ({exc}); see {self.logs['gateway']}"
@@ -449,7 +450,7 @@ async def sustained(js: Any, arrivals: Arrivals, taps: list, node: Node, idle: f
         "per_s": (len(arrived) / elapsed) if complete and elapsed else None,
         "per_s_partial": (len(arrived) / elapsed) if elapsed else None,
         "cpu_s": fold_instances({
-            name: (cpu1[name] - cpu0[name]) if cpu0.get(name) is not None and cpu1.get(name) is not None else None
+            name: (c1 - c0) if (c0 := cpu0.get(name)) is not None and (c1 := cpu1.get(name)) is not None else None
             for name in cpu1}) | (
             {"postgres": sum(v - pg0.get(pid, 0.0) for pid, v in pg1.items())} if pg1 else {}),
         "cpu_wall_s": wall,

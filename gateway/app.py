@@ -21,9 +21,9 @@ from gateway.portal import courses, donations, notebook, pages, projects, sns, w
 from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
+from towntip.kernel.bus.inboxes import GATEWAY_INBOX_PREFIX
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import GatewaySettings
-from towntip.node.natsauth import GATEWAY_INBOX_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ import uvicorn
 
 from gateway.app import create_app
 from identity.app import IdentityService
-from identity.federation import TrustAnchor, anchor_app
 from tests.federation_hub import SharedHub, leaf_config, start_guard, start_hub
 from tests.http_server import serve
+from towntip.anchor import TrustAnchor
+from towntip.anchor.app import anchor_app
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.mail import SmtpSettings

@@ -19,14 +19,14 @@ from joserfc.jwk import RSAKey
 
 from identity.federation import (
     WELL_KNOWN,
-    TrustAnchor,
     TrustError,
     TrustResolver,
-    anchor_app,
     entity_configuration,
     sign_statement,
     unverified_claims,
 )
+from towntip.anchor import TrustAnchor
+from towntip.anchor.app import anchor_app
 from towntip.cli import main
 
 HUB = "https://hub.example.jp"
@@ -355,3 +355,44 @@ async def test_add_and_enrol_pin_or_raise_and_save_nothing(tmp_path, member, key
     with pytest.raises(TrustError, match="thumbprint"):
         await anchor.enrol(member.url, "other", configuration=configuration(member.url, keys[1], node="other"),
                            expect=[keys[0].thumbprint()])
+
+
+def test_the_anchor_runs_as_its_own_process(tmp_path, member, keys) -> None:  # noqa: ANN001
+    """`python -m towntip.anchor` serves the anchor as a process of its own: its configuration (signed by the key
+    in its JWKS file) and its statement about a member the CLI enrolled; a bad entity id is refused at start."""
+    import subprocess
+    import sys
+    import time
+
+    from towntip.kernel.trust import verify_statement
+    from towntip.node.natsd import free_port
+
+    bad = subprocess.run([sys.executable, "-m", "towntip.anchor", "--data-dir", str(tmp_path / "x"),
+                          "--entity-id", "not a url"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--entity-id must be a URL" in bad.stderr
+    assert not (tmp_path / "x").exists()
+
+    d, port = tmp_path / "anchor", free_port()
+    entity = f"http://127.0.0.1:{port}"
+    member.body = configuration(member.url, keys[0])
+    assert run("add", "--data-dir", str(d), "--entity-id", member.url, "--node", NODE) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "towntip.anchor", "--data-dir", str(d), "--entity-id", entity,
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"{entity}{WELL_KNOWN}", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the anchor did not start"
+                time.sleep(0.2)
+        anchor_jwks = json.loads((d / "anchor-jwks.json").read_text())
+        assert r.status_code == 200 and verify_statement(r.text, anchor_jwks)["sub"] == entity
+        fetched = httpx.get(f"{entity}/federation/fetch", params={"sub": member.url}, timeout=5)
+        assert fetched.status_code == 200
+        assert verify_statement(fetched.text, anchor_jwks)["jwks"] == {"keys": [_public(keys[0])]}
+        assert httpx.get(f"{entity}/federation/list", timeout=5).json() == [member.url]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

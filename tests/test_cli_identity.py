@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from identity.accounts import digest
 from identity.app import IdentityService
-from identity.federation import jwk_thumbprint
 from identity.models import oauth_clients
 from tests.test_cli_edge import cli, run_cli
+from towntip.anchor import jwk_thumbprint
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c

@@ -22,14 +22,13 @@ from joserfc.jwk import RSAKey
 
 from identity.federation import (
     WELL_KNOWN,
-    TrustAnchor,
     TrustError,
     TrustResolver,
-    jwk_thumbprint,
     sign_statement,
     unverified_claims,
 )
 from tests.federation_nodes import PW, Browser, Node, federation_of, wait_for
+from towntip.anchor import TrustAnchor, jwk_thumbprint
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.node.natsd import NatsServer

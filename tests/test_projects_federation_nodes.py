@@ -22,11 +22,12 @@ from nats.aio.client import Client as NATS
 
 from gateway.app import create_app
 from identity.app import IdentityService
-from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
 from services.projects.models import bus
 from tests.federation_hub import leaf_config, start_guard, start_hub
 from tests.http_server import serve
+from towntip.anchor import TrustAnchor
+from towntip.anchor.app import anchor_app
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope

@@ -40,6 +40,8 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
 from opentelemetry import trace
 from pydantic import TypeAdapter, ValidationError
 
@@ -117,7 +119,7 @@ class TerminalAgent:
     ) -> None:
         check_mode(mode, event, role)
         self.nc: NATS | None = None
-        self.js = None
+        self.js: JetStreamContext | None = None
         self.node = node
         self.terminal_id = terminal_id
         self.spool = spool
@@ -137,7 +139,7 @@ class TerminalAgent:
         self.subject = subjects.edge(node, terminal_id, "tap")
         self.heartbeat_subject = subjects.edge(node, terminal_id, "heartbeat")
         self.result_to: str = ""
-        self._sub = None
+        self._sub: Subscription | None = None
         self._started = False
         self._sender: asyncio.Task[None] | None = None
         self._settler: asyncio.Task[None] | None = None

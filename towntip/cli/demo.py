@@ -62,7 +62,7 @@ def seed_events(path: Path) -> list[EventIn]:
     return events
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("demo", help="demo data for a node")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     seed = verbs.add_parser("seed", help="put the seed's events (seed_event_points.csv) into the points service")

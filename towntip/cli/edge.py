@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from pydantic import TypeAdapter, ValidationError
 
@@ -35,6 +36,7 @@ from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_idm, check_node, connect
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.bus.inboxes import terminal_inbox_prefix
 from towntip.kernel.contracts.points import (
     EP_BALANCE,
     EP_TERMINALS_LIST,
@@ -44,7 +46,6 @@ from towntip.kernel.contracts.points import (
     TerminalId,
     TerminalList,
 )
-from towntip.node.natsauth import terminal_inbox_prefix
 
 MAX_COUNT = 100_000
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def default_terminal() -> str:
     return f"sim-{host}"[:32].rstrip("-")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("edge", help="IC card terminal tools")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     sim = verbs.add_parser("simulate", help="touch a card N times on a simulated terminal and wait for the outcomes")
@@ -238,7 +239,7 @@ async def _simulate(
     return _report(rows, count, settled, wait, earlier, left, spool_path, balance)
 
 
-async def _balance_now(nc: object, node: str, idm: str) -> int | None:
+async def _balance_now(nc: NATS, node: str, idm: str) -> int | None:
     """The card's balance once every tap has settled. Each outcome carries the balance right after its own
     commit, and batches commit concurrently, so the last tap's outcome need not be the latest figure."""
     try:

@@ -40,12 +40,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from towntip.kernel.settings import check_node_id
 
+if TYPE_CHECKING:
+    from towntip.anchor import TrustAnchor
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("federation", help="the trust anchor and the hub of a federation of nodes")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
     anchor = groups.add_parser("anchor", help="run and administer a trust anchor")
@@ -79,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verb("list", "the members", entity=False).set_defaults(func=cmd_list)
     serve = verb("serve", "serve the anchor's endpoints over HTTP")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8900)
+    serve.add_argument("--port", type=int, default=8900)  # towntip.anchor.app.DEFAULT_PORT (imported lazily)
     serve.set_defaults(func=cmd_serve)
 
     thumb = groups.add_parser("thumbprint", help="a node's federation key thumbprint, for its anchor's operator")
@@ -104,14 +108,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _url(value: str) -> str | None:
-    v = value.rstrip("/")
-    if not v.startswith(("https://", "http://")) or " " in v or "#" in v or "?" in v:
-        return None
-    return v
+    from towntip.anchor import base_url
+
+    return base_url(value)
 
 
-def _anchor(args: argparse.Namespace, entity_id: str = ""):  # noqa: ANN202
-    from identity.federation import TrustAnchor
+def _anchor(args: argparse.Namespace, entity_id: str = "") -> TrustAnchor:
+    from towntip.anchor import TrustAnchor
 
     return TrustAnchor(Path(args.data_dir), entity_id)
 
@@ -131,7 +134,8 @@ def _expected(values: list[str]) -> list[str]:
 
 def _configuration(args: argparse.Namespace, entity: str) -> str:
     """The member's entity configuration: the file handed over, or fetched once from its URL (TrustError)."""
-    from identity.federation import TrustError, fetch_configuration_sync
+    from towntip.anchor import fetch_configuration_sync
+    from towntip.kernel.trust import TrustError
 
     if args.configuration_file:
         try:
@@ -146,7 +150,8 @@ def _configuration(args: argparse.Namespace, entity: str) -> str:
 
 
 def _pin(args: argparse.Namespace, entity: str, node: str) -> int:
-    from identity.federation import TrustError, check_configuration
+    from towntip.anchor import check_configuration
+    from towntip.kernel.trust import TrustError
 
     anchor = _anchor(args)
     before = anchor.thumbprints(entity)
@@ -205,7 +210,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _warn_unpinned(anchor) -> None:  # noqa: ANN001
+def _warn_unpinned(anchor: TrustAnchor) -> None:
     for entity in anchor.unpinned():
         print(f"towntip: {entity} has no pinned keys and is not vouched for: run `towntip federation anchor rekey "
               f"--entity-id {entity}`", file=sys.stderr)
@@ -224,7 +229,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_thumbprint(args: argparse.Namespace) -> int:
-    from identity.federation import TrustError, fetch_configuration_sync, inspect_configuration
+    from towntip.anchor import fetch_configuration_sync, inspect_configuration
+    from towntip.kernel.trust import TrustError
 
     try:
         if args.configuration_file:
@@ -249,13 +255,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     entity = _url(args.entity_id)
     if entity is None:
         return fail(f"--entity-id must be a URL (https://…), not {args.entity_id!r}", EXIT_USAGE)
-    import uvicorn
+    from towntip.anchor.app import serve
 
-    from identity.federation import anchor_app
-
-    anchor = _anchor(args, entity)
-    _warn_unpinned(anchor)
-    uvicorn.run(anchor_app(anchor), host=args.host, port=args.port, log_level="info")
+    _warn_unpinned(_anchor(args, entity))
+    serve(Path(args.data_dir), entity, host=args.host, port=args.port)
     return EXIT_OK
 
 

@@ -46,7 +46,7 @@ class RefusePassword(argparse.Action):
         parser.error("the password is never taken as an argument; give it on stdin with --password-stdin")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("identity", help="administer a node's identity service: users, OIDC clients, keys")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
 

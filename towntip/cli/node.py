@@ -12,7 +12,7 @@ from towntip.kernel.settings import check_node_id
 from towntip.node.leafnode import check_hub_url, read_credentials
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     node = subparsers.add_parser("node", help="run this municipality's node")
     verbs = node.add_subparsers(dest="verb", required=True, metavar="VERB")
     up = verbs.add_parser(

@@ -105,7 +105,7 @@ def operator_nats_url(data_dir: str) -> str:
     return url
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("points", help="query a node's points service")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     bal = verbs.add_parser("balance", help="a card's balance: the number on stdout, details on stderr")

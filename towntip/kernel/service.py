@@ -18,8 +18,8 @@ from nats.micro.service import Service
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from towntip.kernel import db, migrate
+from towntip.kernel.bus.inboxes import service_inbox_prefix
 from towntip.kernel.settings import ServiceSettings
-from towntip.node.natsauth import service_inbox_prefix
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ statement about it, checks the anchor's signature with the anchor's keys (a JWKS
 the node's with the federation key the anchor vouched for (pinned), and caches the result for at most
 `cache_seconds` (never past a statement's expiry). The node's provider keys, for its ID tokens and signed queries,
 are those of its verified configuration's `metadata.openid_provider.jwks` (`TrustedEntity.provider_jwks`). The
-anchor itself, and a node's own configuration, are the identity service's (`identity/federation.py`).
+anchor itself is its own app (towntip/anchor/); a node's own configuration is identity's (identity/federation.py).
 """
 
 from __future__ import annotations

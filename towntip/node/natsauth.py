@@ -11,7 +11,7 @@ own subjects (nats-server `authorization` with per-user permissions).
 So terminal X cannot publish as terminal Y, no service can publish another service's events, and the gateway
 cannot enrol terminals. Nobody but the operator reads another process's replies (login answers, session tokens,
 terminal passwords) or slips a forged reply into another's pending request: each process connects with its own
-inbox prefix (`inbox_prefix`, see `service_inbox_prefix`, `GATEWAY_INBOX_PREFIX`, `terminal_inbox_prefix`) and
+inbox prefix (`inbox_prefix`, towntip/kernel/bus/inboxes.py) and
 may subscribe only below it, and a service publishes into an inbox only as the one answer to a request it was
 sent. The prefixes cannot collide: a terminal id is `[a-z0-9][a-z0-9-]{0,31}` and a NUID (the operator's default
 `_INBOX.<nuid>`) is alphanumeric, so neither is ever `_svc` or `_gateway`. They all stay under `_INBOX.`, which a
@@ -36,6 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from towntip.kernel.bus import subjects
+from towntip.kernel.bus.inboxes import (  # the names processes connect with; this module grants them
+    GATEWAY_INBOX_PREFIX,
+    service_inbox_prefix,
+    terminal_inbox_prefix,
+)
 from towntip.kernel.secrets import load_or_create_secret
 
 OPERATOR = "operator"
@@ -50,10 +55,6 @@ EDGE_LISTENERS = {"points": ("heartbeat",)}
 # message's `Towntip-Result-To`, towntip/kernel/bus/consumer.py): they may publish to every enrolled terminal's
 # inboxes, and to no other inbox except as a reply.
 EDGE_CONSUMERS = ("points",)
-
-# The gateway's inboxes; a service's are below SERVICE_INBOX_ROOT (see service_inbox_prefix).
-GATEWAY_INBOX_PREFIX = "_INBOX._gateway"
-SERVICE_INBOX_ROOT = "_INBOX._svc"
 
 # JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
 # account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see
@@ -72,17 +73,6 @@ def service_user(service: str) -> str:
 
 def terminal_user(terminal: str) -> str:
     return f"{TERMINAL_PREFIX}{terminal}"
-
-
-def service_inbox_prefix(service: str) -> str:
-    """A service's inboxes (its connection's inbox_prefix): `_INBOX._svc.<service>`, which no terminal's
-    `_INBOX.<terminal>` can be (a terminal id never starts with `_`)."""
-    return f"{SERVICE_INBOX_ROOT}.{service}"
-
-
-def terminal_inbox_prefix(terminal: str) -> str:
-    """A terminal's inboxes (its connection's inbox_prefix): the only subjects it may subscribe to."""
-    return f"_INBOX.{terminal}"
 
 
 def _quote(value: str) -> str:

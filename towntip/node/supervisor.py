@@ -42,6 +42,7 @@ from nats.aio.msg import Msg
 from pydantic import TypeAdapter, ValidationError
 
 from towntip.kernel.bus import subjects
+from towntip.kernel.bus.ping import ping_services  # the same ping the gateway's /healthz uses
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.points import TerminalId
 from towntip.kernel.secrets import load_or_create_secret
@@ -291,8 +292,6 @@ class Supervisor:
         return True  # NatsServer.start returns once the port accepts
 
     async def _service_ready(self, name: str) -> bool:
-        from gateway.health import ping_services  # the same ping the gateway's /healthz uses
-
         if self.nc is None or not self.nc.is_connected:
             return False
         found = await ping_services(self.nc, [name], self.config.node_id)
