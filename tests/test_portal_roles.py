@@ -11,6 +11,7 @@ proposal's authors ...) with the person inside each request.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,69 @@ def test_every_form_of_the_portal_checks_its_token(app) -> None:
                  "GET,POST /oauth/authorize", "GET,POST /oauth/userinfo", "GET,POST /oauth/logout"}
     unchecked = {k for k, v in decisions(app).items() if "POST" in k.split()[0] and not v.endswith(", form")}
     assert unchecked == not_forms
+
+
+def test_the_gateway_has_no_import_circle_and_imports_no_private_name() -> None:
+    """Every import in gateway/ (inside functions too): no module imports another's `_name`, and no circle (a
+    lazy import inside a function was how the portal hid four before)."""
+    root = Path(__file__).resolve().parents[1]
+    modules = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in (root / "gateway").rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    private = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gateway":
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    target = full if full in modules else node.module
+                    if target in modules and target != name:
+                        graph[name].add(target)
+                    if alias.name.startswith("_") and full not in modules:
+                        private.append(f"{name}: from {node.module} import {alias.name}")
+            elif isinstance(node, ast.Import):
+                graph[name] |= {a.name for a in node.names if a.name in modules and a.name != name}
+    assert private == []
+    circles = [scc for scc in _strongly_connected(graph) if len(scc) > 1]
+    assert circles == [], "modules that import each other (directly or around a circle)"
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, edges = work[-1]
+            nxt = next(edges, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph[nxt]))))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                scc = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    scc.append(member)
+                    if member == node:
+                        break
+                out.append(sorted(scc))
+    return out
