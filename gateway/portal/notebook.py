@@ -137,7 +137,7 @@ async def _figures(request: Request, user: Any, *, status: int = 200, **ctx: Any
     lang = ps.lang(request)
     try:
         fig = nc.Figures.model_validate(await call_points(request, nc.EP_FIGURES, nc.FiguresQuery(actor=actor_of(user))))
-        evs = pc.EventList.model_validate(await call_points(request, pc.EP_EVENT_LIST, None))  # type: ignore[arg-type]
+        evs = pc.EventList.model_validate(await call_points(request, pc.EP_EVENT_LIST, None))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)],
                        status=exc.code if exc.code in (403, 404) else 503, user=user)

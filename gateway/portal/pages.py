@@ -186,7 +186,7 @@ async def my_page(request: Request, user: CurrentUser) -> Response:
 async def _cards_page(request: Request, user: c.User, *, status: int = 200, **ctx: Any) -> HTMLResponse:
     try:
         points = pc.PersonPoints.model_validate(await call_points(request, pc.EP_PERSON_POINTS,
-                                                              pc.PersonQuery(person=user.id)))
+                                                                  pc.PersonQuery(person=user.id)))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", ps.lang(request)), paragraphs=[why(exc, ps.lang(request))],
                        status=503, user=user)
@@ -221,7 +221,7 @@ async def bind_card(request: Request, form: CsrfForm, user: CurrentUser) -> Resp
     lang = ps.lang(request)
     try:
         await call_points(request, pc.EP_CARD_BIND_REQUEST,
-                      pc.CardBindRequest(person=user.id, card_idm=str(form.get("card_idm", "")).strip()))
+                          pc.CardBindRequest(person=user.id, card_idm=str(form.get("card_idm", "")).strip()))
     except ValidationError:
         return await _cards_page(request, user, status=400, error=t("card_idm", lang))
     except errors.ServiceError as exc:
@@ -244,7 +244,8 @@ async def card_code(request: Request, form: CsrfForm, user: CurrentUser) -> Resp
     if not throttle.allow(user.id):
         return await _cards_page(request, user, status=429, error=t("too_many_codes", lang))
     try:
-        await call_points(request, pc.EP_CARD_REGISTER_CODE, pc.CardCodeIn(person=user.id, code=str(form.get("code", ""))))
+        await call_points(request, pc.EP_CARD_REGISTER_CODE,
+                          pc.CardCodeIn(person=user.id, code=str(form.get("code", ""))))
     except ValidationError:
         return await _cards_page(request, user, status=400, error=t("card_code_where", lang))
     except errors.ServiceError as exc:
@@ -257,7 +258,8 @@ async def card_code(request: Request, form: CsrfForm, user: CurrentUser) -> Resp
 async def unbind_card(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     lang = ps.lang(request)
     try:
-        await call_points(request, pc.EP_CARD_UNBIND, pc.CardUnbind(person=user.id, card_ref=str(form.get("card_ref", ""))))
+        await call_points(request, pc.EP_CARD_UNBIND,
+                          pc.CardUnbind(person=user.id, card_ref=str(form.get("card_ref", ""))))
     except ValidationError:
         return await _cards_page(request, user, status=400, error="card")
     except errors.ServiceError as exc:

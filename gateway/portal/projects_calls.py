@@ -197,14 +197,16 @@ async def briefing_create(theme_id: str, request: Request, form: CsrfForm, user:
 
 
 @router.post("/themes/{theme_id}/briefings/{briefing_id}/register")
-async def briefing_register(theme_id: str, briefing_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+async def briefing_register(theme_id: str, briefing_id: str, request: Request,
+                            form: CsrfForm, user: CurrentUser) -> Response:
     return await form_action(request, form, user, lambda actor, form, raw: (c.EP_BRIEFING_REGISTER, c.BriefingRegister(
         actor=actor, briefing_id=briefing_id, org_id=form.get("org_id", ""))),
         f"/themes/{theme_id}/partners?saved=1", again_page(_partners_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/briefings/{briefing_id}/cancel")
-async def briefing_cancel(theme_id: str, briefing_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+async def briefing_cancel(theme_id: str, briefing_id: str, request: Request,
+                          form: CsrfForm, user: CurrentUser) -> Response:
     return await form_action(request, form, user, lambda actor, form, raw: (c.EP_BRIEFING_CANCEL, c.BriefingCancel(
         actor=actor, briefing_id=briefing_id)), f"/themes/{theme_id}/partners?saved=1",
         again_page(_partners_page, theme_id))
@@ -401,7 +403,8 @@ async def evaluate_page(theme_id: str, request: Request, user: CurrentUser) -> R
 
 
 @router.post("/themes/{theme_id}/evaluate/{proposal_id}/declare")
-async def evaluate_declare(theme_id: str, proposal_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+async def evaluate_declare(theme_id: str, proposal_id: str, request: Request,
+                           form: CsrfForm, user: CurrentUser) -> Response:
     return await form_action(request, form, user, lambda actor, form, raw: (c.EP_REVIEW_DECLARE, c.ConflictDeclare(
         actor=actor, proposal_id=proposal_id, conflicted=form.get("conflicted") == "yes",
         reason=form.get("reason", ""))), f"/themes/{theme_id}/evaluate?saved=1#p-{proposal_id}",
@@ -409,7 +412,8 @@ async def evaluate_declare(theme_id: str, proposal_id: str, request: Request, fo
 
 
 @router.post("/themes/{theme_id}/evaluate/{proposal_id}/score")
-async def evaluate_score(theme_id: str, proposal_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+async def evaluate_score(theme_id: str, proposal_id: str, request: Request,
+                         form: CsrfForm, user: CurrentUser) -> Response:
     def make(actor: Any, form: dict[str, Any], raw: Any) -> tuple[str, Any]:
         scores = {k[len("score_"):]: v for k, v in form.items() if k.startswith("score_") and v != ""}
         return c.EP_REVIEW_SCORE, c.ScoreSubmit(actor=actor, proposal_id=proposal_id, scores=scores,

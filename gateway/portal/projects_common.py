@@ -57,8 +57,8 @@ def is_internal(user: ic.User | None) -> bool:
 
 
 async def form_lists(request: Request) -> Any:
-    """The posted form with repeated fields (checkboxes): the CsrfForm dependency has checked its token and size already, and
-    Starlette keeps the parsed form, so this reads no body twice."""
+    """The posted form with repeated fields (checkboxes): the CsrfForm dependency has checked its token and size
+    already, and Starlette keeps the parsed form, so this reads no body twice."""
     return await request.form()
 
 

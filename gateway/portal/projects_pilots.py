@@ -315,14 +315,16 @@ async def milestone_put(theme_id: str, request: Request, form: CsrfForm, user: C
 
 
 @router.post("/themes/{theme_id}/pilot/milestones/{milestone_id}/status")
-async def milestone_status(theme_id: str, milestone_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+async def milestone_status(theme_id: str, milestone_id: str, request: Request,
+                           form: CsrfForm, user: CurrentUser) -> Response:
     return await _act(request, form, user, lambda actor, form, raw: (pc.EP_MILESTONE_STATUS, pc.MilestoneStatusSet(
         actor=actor, theme_id=theme_id, milestone_id=milestone_id, status=form.get("status", ""))),
         _done(theme_id, "milestones"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/milestones/{milestone_id}/remove")
-async def milestone_remove(theme_id: str, milestone_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+async def milestone_remove(theme_id: str, milestone_id: str, request: Request,
+                           form: CsrfForm, user: CurrentUser) -> Response:
     return await _act(request, form, user, lambda actor, form, raw: (pc.EP_MILESTONE_REMOVE, pc.MilestoneRemove(
         actor=actor, theme_id=theme_id, milestone_id=milestone_id)), _done(theme_id, "milestones"),
         again_page(_pilot_page, theme_id))
@@ -403,7 +405,8 @@ async def agreement_page(theme_id: str, agreement_id: str, request: Request, use
 
 
 @router.post("/themes/{theme_id}/agreements/{agreement_id}/sign")
-async def agreement_sign(theme_id: str, agreement_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+async def agreement_sign(theme_id: str, agreement_id: str, request: Request,
+                         form: CsrfForm, user: CurrentUser) -> Response:
     return await _act(request, form, user, lambda actor, form, raw: (pc.EP_AGREEMENT_SIGN, pc.AgreementSign(
         actor=actor, theme_id=theme_id, agreement_id=agreement_id, org_id=form.get("org_id", ""),
         version=form.get("version") or "0", sha256=form.get("sha256", ""))),
@@ -412,7 +415,8 @@ async def agreement_sign(theme_id: str, agreement_id: str, request: Request, for
 
 
 @router.post("/themes/{theme_id}/agreements/{agreement_id}/revise")
-async def agreement_revise(theme_id: str, agreement_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+async def agreement_revise(theme_id: str, agreement_id: str, request: Request,
+                           form: CsrfForm, user: CurrentUser) -> Response:
     return await _act(request, form, user, lambda actor, form, raw: (pc.EP_AGREEMENT_REVISE, pc.AgreementRevise(
         actor=actor, theme_id=theme_id, agreement_id=agreement_id, version=form.get("version") or "0",
         title=form.get("title", ""), body=form.get("body", ""))),

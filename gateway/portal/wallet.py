@@ -77,8 +77,9 @@ async def _wallet_page(request: Request, user: Any, *, status: int = 200, **ctx:
     lang = ps.lang(request)
     try:
         wallet = cc.Wallet.model_validate(await call_points(request, cc.EP_WALLET, pc.PersonQuery(person=user.id)))
-        mine = cc.CouponList.model_validate(await call_points(request, cc.EP_COUPON_MINE, pc.PersonQuery(person=user.id)))
-        offer = cc.CouponTypeList.model_validate(await call_points(request, cc.EP_COUPON_TYPES, None))  # type: ignore[arg-type]
+        mine = cc.CouponList.model_validate(await call_points(request, cc.EP_COUPON_MINE,
+                                                              pc.PersonQuery(person=user.id)))
+        offer = cc.CouponTypeList.model_validate(await call_points(request, cc.EP_COUPON_TYPES, None))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
     # Each exchange button carries its own purchase key: a double click or a resent form buys one coupon.
@@ -111,7 +112,7 @@ async def buy(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
 async def _desk(request: Request, user: Any, *, status: int = 200, **ctx: Any) -> Response:
     lang = ps.lang(request)
     try:
-        kinds = cc.CouponTypeList.model_validate(await call_points(request, cc.EP_COUPON_TYPES, None))  # type: ignore[arg-type]
+        kinds = cc.CouponTypeList.model_validate(await call_points(request, cc.EP_COUPON_TYPES, None))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
     return render(request, "wallet/desk.html", status=status, user=user, kinds=kinds.types,
