@@ -239,7 +239,7 @@ async def away_regions(request: Request, user: ic.User, session_token: str) -> l
     try:
         access = ic.HomeAccess.model_validate(
             await common.call(request, ic.SERVICE, ic.EP_REGIONS_HOME_TOKEN, ic.SessionIn(session_token=session_token),
-                             timeout=home_wait(request)))
+                              timeout=home_wait(request)))
     except errors.ServiceError as exc:
         others = _home_view(user.home_node, "", "unreachable" if exc.code >= 500 else "refused", exc.reason)
     except ValidationError:

@@ -122,7 +122,7 @@ async def theme_page(origin: str, theme_id: str, request: Request, user: Optiona
         theme = f.RemoteTheme.model_validate(await ask(request, f.EP_THEMES_GET, _query(origin, theme_id, user)))
         if user is not None and theme.following:  # the person looked at it now: the followed list says so
             await ask(request, f.EP_FOLLOW, f.FollowIn(actor=actor_of(user), kind="theme", origin_node=origin,
-                                                         id=theme.id))
+                                                       id=theme.id))
     except errors.ServiceError as exc:
         return refusal(request, exc, user, back=("/federation/themes", t("fd_themes", ps.lang(request))))
     return page(request, "fed_theme.html", user=user, theme=theme)
@@ -139,7 +139,7 @@ async def cases_page(request: Request, user: OptionalUser) -> Response:
     except errors.ServiceError as exc:
         return refusal(request, exc, user)
     return page(request, "fed_cases.html", user=user, cases=got.cases, field=field or "",
-                 decisions=_names(request))
+                decisions=_names(request))
 
 
 @router.get("/federation/cases/{origin}/{case_id}", response_class=HTMLResponse)
@@ -148,11 +148,11 @@ async def case_page(origin: str, case_id: str, request: Request, user: OptionalU
         case = f.RemoteCase.model_validate(await ask(request, f.EP_CASES_GET, _query(origin, case_id, user)))
         if user is not None and case.following:
             await ask(request, f.EP_FOLLOW, f.FollowIn(actor=actor_of(user), kind="case", origin_node=origin,
-                                                         id=case.id))
+                                                       id=case.id))
     except errors.ServiceError as exc:
         return refusal(request, exc, user, back=("/federation/cases", t("fd_cases", ps.lang(request))))
     return page(request, "fed_case.html", user=user, case=case, internal=is_internal(user),
-                 decisions=_names(request))
+                decisions=_names(request))
 
 
 @router.post("/federation/follow")
@@ -198,7 +198,7 @@ async def _adopt_form(request: Request, user: Any, case: f.RemoteCase, form: dic
                       *, status: int = 200, error: str | None = None) -> HTMLResponse:
     depts = await my_departments(request, user)
     return page(request, "fed_adopt.html", user=user, case=case, departments=depts, form=form,
-                 chosen=chosen, status=status, error=error)
+                chosen=chosen, status=status, error=error)
 
 
 @router.get("/federation/cases/{origin}/{case_id}/adopt", response_class=HTMLResponse)
@@ -252,7 +252,7 @@ async def wide_area(theme_id: str, request: Request, form: CsrfForm, user: Curre
     raw = await form_lists(request)
     try:
         await ask(request, f.EP_WIDE_AREA, f.WideAreaSet(actor=actor_of(user), theme_id=theme_id,
-                                                           invite=raw.getlist("invite"), note=form.get("note", "")))
+                                                         invite=raw.getlist("invite"), note=form.get("note", "")))
     except (ValidationError, errors.ServiceError) as exc:
         if isinstance(exc, ValidationError):
             exc = errors.BadRequest(why(exc, ps.lang(request)))

@@ -106,7 +106,7 @@ async def notebook_page(request: Request, user: CurrentUser) -> Response:
     lang = ps.lang(request)
     try:
         nb = nc.Notebook.model_validate(await call_points(request, nc.EP_NOTEBOOK_MINE,
-                                                      nc.NotebookQuery(actor=actor_of(user))))
+                                                          nc.NotebookQuery(actor=actor_of(user))))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
     return render(request, "notebook/notebook.html", user=user, nb=nb, num=_num, field_name=field_name)

@@ -214,7 +214,7 @@ async def theme_list(request: Request, user: OptionalUser) -> Response:
     except errors.ServiceError as exc:
         return refusal(request, exc, user, back=("/", t("home", ps.lang(request))))
     return page(request, "themes.html", user=user, themes=found.themes, field=field or "",
-                 internal=is_internal(user))
+                internal=is_internal(user))
 
 
 async def _hearings(request: Request, user: ic.User) -> list[c.Hearing]:
@@ -229,7 +229,7 @@ async def theme_new_page(request: Request, user: ThemeOwner) -> Response:
     except errors.ServiceError as exc:
         return refusal(request, exc, user)
     return page(request, "theme_form.html", user=user, theme=None, departments=depts, hearings=hearings,
-                 form={"hearing_id": request.query_params.get("hearing", "")}, chosen=[])
+                form={"hearing_id": request.query_params.get("hearing", "")}, chosen=[])
 
 
 def _content(form: dict[str, Any], raw: Any) -> dict[str, Any]:
@@ -252,8 +252,8 @@ async def theme_create(request: Request, form: CsrfForm, user: CurrentUser) -> R
         except errors.ServiceError as exc2:
             return refusal(request, exc2, user)
         return page(request, "theme_form.html", user=user, theme=None, departments=depts, hearings=hearings,
-                     form=form, chosen=content["fields"], error=why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else error_status(exc))
+                    form=form, chosen=content["fields"], error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/themes/{theme.id}", status_code=303)
 
 
@@ -265,7 +265,7 @@ async def theme_page(theme_id: str, request: Request, user: OptionalUser) -> Res
         return refusal(request, exc, user)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
     return page(request, "theme.html", user=user, theme=theme, internal=is_internal(user), notice=notice,
-                 **await _later_phases(request, theme, user))
+                **await _later_phases(request, theme, user))
 
 
 async def _later_phases(request: Request, theme: c.Theme, user: ic.User | None) -> dict[str, Any]:
@@ -295,8 +295,8 @@ async def theme_edit(theme_id: str, request: Request, form: CsrfForm, user: Curr
         except errors.ServiceError as exc2:
             return refusal(request, exc2, user)
         return page(request, "theme_form.html", user=user, theme=theme, form=form, chosen=content["fields"],
-                     error=why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else error_status(exc))
+                    error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
 
 
@@ -312,9 +312,9 @@ async def _theme_action(request: Request, form: dict[str, Any], user: ic.User, t
         except errors.ServiceError as exc2:
             return refusal(request, exc2, user)
         return page(request, "theme.html", user=user, theme=theme, internal=is_internal(user),
-                     error=why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else error_status(exc),
-                     **await _later_phases(request, theme, user))
+                    error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc),
+                    **await _later_phases(request, theme, user))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
 
 
@@ -355,7 +355,7 @@ async def requirements_page(theme_id: str, request: Request, user: ThemeOwner) -
     except errors.ServiceError as exc:
         return refusal(request, exc, user)
     return page(request, "requirements.html", user=user, theme=theme, form=_requirements_form(theme),
-                 rows=range(1, CRITERIA_ROWS + 1))
+                rows=range(1, CRITERIA_ROWS + 1))
 
 
 @router.post("/themes/{theme_id}/requirements")
@@ -377,8 +377,8 @@ async def requirements_put(theme_id: str, request: Request, form: CsrfForm, user
         except errors.ServiceError as exc2:
             return refusal(request, exc2, user)
         return page(request, "requirements.html", user=user, theme=theme, form=form,
-                     rows=range(1, CRITERIA_ROWS + 1), error=why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else error_status(exc))
+                    rows=range(1, CRITERIA_ROWS + 1), error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
 
 
@@ -454,8 +454,8 @@ async def org_create(request: Request, form: CsrfForm, user: CurrentUser) -> Res
         org = c.Org.model_validate(await ask(request, c.EP_ORG_CREATE, data))
     except (ValidationError, errors.ServiceError) as exc:
         return page(request, "org_form.html", user=user, org=None, form=form, chosen=profile["fields"],
-                     staff="staff" in user.roles, error=why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else error_status(exc))
+                    staff="staff" in user.roles, error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/orgs/{org.id}", status_code=303)
 
 
@@ -488,8 +488,8 @@ async def _org_action(request: Request, form: dict[str, Any], user: ic.User, org
         except errors.ServiceError as exc2:
             return refusal(request, exc2, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
         return page(request, "org.html", user=user, org=org, form=form, chosen=raw.getlist("fields"),
-                     error=why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else error_status(exc))
+                    error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/orgs/{org_id}?saved=1", status_code=303)
 
 
@@ -529,7 +529,7 @@ async def contact(request: Request, form: CsrfForm, user: OptionalUser) -> Respo
         receipt = c.InquiryReceipt.model_validate(await ask(request, c.EP_INQUIRY_CREATE, data))
     except (ValidationError, errors.ServiceError) as exc:
         return page(request, "contact.html", user=user, form=form, error=why(exc, lang),
-                     status=400 if isinstance(exc, ValidationError) else error_status(exc))
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return page(request, "contact_done.html", user=user, receipt=receipt)
 
 

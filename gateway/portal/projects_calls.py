@@ -177,8 +177,8 @@ async def _partners_page(request: Request, user: ic.User | None, theme_id: str, 
     evaluator = any("evaluator" in p.relation for p in props)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
     return page(request, "calls.html", user=user, status=status, error=error, notice=notice, theme=theme,
-                 briefings=brs.briefings, may_manage=brs.may_manage, companies=mine, own=own, evaluator=evaluator,
-                 call_open=call_open, result=result, secretariat=bool(user and "secretariat" in user.roles))
+                briefings=brs.briefings, may_manage=brs.may_manage, companies=mine, own=own, evaluator=evaluator,
+                call_open=call_open, result=result, secretariat=bool(user and "secretariat" in user.roles))
 
 
 @router.get("/themes/{theme_id}/partners", response_class=HTMLResponse)
@@ -234,7 +234,7 @@ async def org_themes_page(org_id: str, request: Request, user: CurrentUser) -> R
         return refusal(request, errors.NotFound(f"no organisation {org_id}"), user)
     try:
         org = c.Org.model_validate(await ask(request, c.EP_ORG_GET, c.OrgQuery(org_id=org_id,
-                                                                                 actor=actor_of(user))))
+                                                                               actor=actor_of(user))))
         found = c.ThemeMatches.model_validate(await ask(request, c.EP_MATCH_THEMES, q))
     except errors.ServiceError as exc:
         return refusal(request, exc, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
@@ -278,8 +278,8 @@ async def _proposal_form_page(request: Request, user: ic.User, theme_id: str, *,
         form = form or _proposal_form(proposal)
         chosen = chosen if chosen is not None else [p.org_id for p in proposal.partners]
     return page(request, "proposal_form.html", user=user, status=status, error=error, theme=theme,
-                 proposal=proposal, companies=mine, all_companies=all_companies, form=form or {},
-                 chosen=chosen or [], rows=range(1, ATTACHMENT_ROWS + 1))
+                proposal=proposal, companies=mine, all_companies=all_companies, form=form or {},
+                chosen=chosen or [], rows=range(1, ATTACHMENT_ROWS + 1))
 
 
 @router.get("/themes/{theme_id}/proposals/new", response_class=HTMLResponse)
@@ -318,7 +318,7 @@ async def _proposal_page(request: Request, user: ic.User, proposal_id: str, *, s
         return refusal(request, exc, user)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
     return page(request, "proposal.html", user=user, status=status, error=error, notice=notice, p=p,
-                 my_partner_orgs=[x for x in p.partners if x.org_id in mine])
+                my_partner_orgs=[x for x in p.partners if x.org_id in mine])
 
 
 @router.get("/proposals/{proposal_id}", response_class=HTMLResponse)
@@ -393,7 +393,7 @@ async def _evaluate_page(request: Request, user: ic.User, theme_id: str, *, stat
         return refusal(request, exc, user)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
     return page(request, "evaluate.html", user=user, status=status, error=error, notice=notice, theme=theme,
-                 mine=mine, scale=range(c.SCORE_MAX, -1, -1))
+                mine=mine, scale=range(c.SCORE_MAX, -1, -1))
 
 
 @router.get("/themes/{theme_id}/evaluate", response_class=HTMLResponse)
@@ -419,7 +419,7 @@ async def evaluate_score(theme_id: str, proposal_id: str, request: Request,
         return c.EP_REVIEW_SCORE, c.ScoreSubmit(actor=actor, proposal_id=proposal_id, scores=scores,
                                                 comment=form.get("comment", ""))
     return await form_action(request, form, user, make, f"/themes/{theme_id}/evaluate?saved=1#p-{proposal_id}",
-                         again_page(_evaluate_page, theme_id))
+                             again_page(_evaluate_page, theme_id))
 
 
 # ---- the secretariat's selection, and the public result --------------------------------------------------------
@@ -436,7 +436,7 @@ async def _selection_page(request: Request, user: ic.User, theme_id: str, *, sta
     cells = {(x.evaluator, x.proposal_id): x.state for x in st.progress}
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
     return page(request, "selection.html", user=user, status=status, error=error, notice=notice, theme=theme,
-                 st=st, cells=cells, secretariat="secretariat" in user.roles)
+                st=st, cells=cells, secretariat="secretariat" in user.roles)
 
 
 @router.get("/themes/{theme_id}/selection", response_class=HTMLResponse)

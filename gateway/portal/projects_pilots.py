@@ -212,7 +212,7 @@ def _ppage(request: Request, template: str, *, user: ic.User | None, status: int
     lang = ps.lang(request)
     decisions = pc.DECISIONS_EN if lang == "en" else pc.DECISIONS
     return page(request, template, user=user, status=status, num=num,
-                 yen=_yen, decisions=decisions, missing=lambda items: missing_words(items, lang), **ctx)
+                yen=_yen, decisions=decisions, missing=lambda items: missing_words(items, lang), **ctx)
 
 
 def _saved(request: Request) -> str | None:
