@@ -16,7 +16,7 @@ import nats
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import api, asyncapi, health, oidc, problems, regions
+from gateway import api, asyncapi, deps, health, oidc, problems, regions
 from gateway.portal import courses, donations, notebook, pages, projects, sns, wallet
 from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
@@ -87,6 +87,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.nc = None
     problems.install(app)
+    deps.install(app)  # a failed login, role or CSRF check sends its page (gateway/deps.py)
     app.add_middleware(TraceMiddleware, templates=api.route_templates())
     app.include_router(api.router())
     app.include_router(oidc.router)

@@ -13,9 +13,11 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from gateway.portal import pages
+from gateway.portal import session as ps
+from gateway.portal.common import message, render, user_or_none
+from gateway.portal.i18n import add_words, t
 from gateway.portal.session import clear_session, session_token
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
@@ -88,6 +90,37 @@ def _response(answer: c.OidcResponse) -> Response:
     return JSONResponse(body, status_code=answer.status, headers=headers)
 
 
+# ---- the provider's logout question (RP-initiated logout without a hint of the person) ----------------------
+
+add_words({
+    "logout_question": ("ログアウトしますか？", "Log out?"),
+    "logout_explain": ("この地域のポータルからログアウトします。ほかのサイトから開かれた可能性があるため、確認しています。",
+                       "This logs you out of this region's portal. We ask because another site may have sent you here."),
+    "logout_yes": ("ログアウトする", "Log out"),
+    "logout_no": ("ログインしたままにする", "Stay logged in"),
+    "logged_in_as": ("ログイン中", "Logged in as"),
+})
+LOGOUT_FIELDS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")  # carried to the answer
+
+
+async def logout_question(request: Request) -> HTMLResponse:
+    """"Log out?" (OpenID Connect RP-Initiated Logout 1.0 §2): the answer is this form posted back to
+    /oauth/logout with the portal's CSRF token, which no other site's page can send (and no frame: DENY)."""
+    asked = {**request.query_params, **(await request.form() if request.method == "POST" else {})}
+    fields = {k: v for k in LOGOUT_FIELDS if isinstance(v := asked.get(k), str) and v}
+    return render(request, "logout.html", user=await user_or_none(request), fields=fields)
+
+
+async def logout_answer_refused(request: Request) -> HTMLResponse | None:
+    """None if the question's form came back with its CSRF token, else the refusal (403: nothing is ended)."""
+    submitted = (await request.form()).get("csrf")
+    if ps.csrf_ok(request, submitted if isinstance(submitted, str) else None):
+        return None
+    lang = ps.lang(request)
+    return message(request, heading=t("error", lang), paragraphs=[t("csrf", lang)], status=403,
+                   user=await user_or_none(request), link=("/", t("home", lang)))
+
+
 @router.get("/.well-known/openid-configuration")
 async def discovery(request: Request) -> Response:
     return await _relay(request, "discovery")
@@ -127,12 +160,12 @@ async def userinfo(request: Request) -> Response:
 @router.api_route("/oauth/logout", methods=["GET", "POST"])
 async def end_session(request: Request) -> Response:
     """RP-initiated logout. Without an id_token_hint of the person logged in here the provider asks first: this
-    gateway shows the question (pages.logout_question), and only its form, posted back here with the portal's
+    gateway shows the question (logout_question), and only its form, posted back here with the portal's
     CSRF token (and `confirm`), ends the session; that form without a valid token is refused and changes nothing."""
     confirmed = False
     if request.method == "POST" and int(request.headers.get("content-length") or 0) <= MAX_FORM_BYTES \
             and "confirm" in await request.form():
-        refused = await pages.logout_answer_refused(request)
+        refused = await logout_answer_refused(request)
         if refused is not None:
             return refused
         confirmed = True
@@ -140,7 +173,7 @@ async def end_session(request: Request) -> Response:
     if isinstance(answer, Response):
         return answer
     if answer.status == 200 and isinstance(answer.body, dict) and answer.body.get("confirm_logout"):
-        return await pages.logout_question(request)
+        return await logout_question(request)
     response = _response(answer)
     if answer.clear_session:
         clear_session(response, request)

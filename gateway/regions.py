@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from gateway.portal import pages
+from gateway.portal import common
 from gateway.portal import session as ps
 from gateway.portal.i18n import add_words
 from gateway.problems import responses
@@ -107,7 +107,7 @@ def http(request: Request) -> httpx.AsyncClient:
 
 async def _part(request: Request, service: str, endpoint: str, payload: BaseModel, model: type[Any]) -> Any:
     try:
-        return model.model_validate(await pages.call(request, service, endpoint, payload, timeout=PART_TIMEOUT))
+        return model.model_validate(await common.call(request, service, endpoint, payload, timeout=PART_TIMEOUT))
     except (errors.ServiceError, ValidationError):
         return None  # the part is listed as unavailable; the rest is still shown
 
@@ -160,7 +160,7 @@ async def person_summary(request: Request) -> JSONResponse:
         query = ic.PersonQueryIn(token=body.decode("ascii", "replace").strip())
     except ValidationError:
         raise errors.BadRequest(f"the body must be the home node's signed query ({QUERY_MEDIA})") from None
-    person = ic.QueriedPerson.model_validate(await pages.call(request, ic.SERVICE, ic.EP_REGIONS_VERIFY, query))
+    person = ic.QueriedPerson.model_validate(await common.call(request, ic.SERVICE, ic.EP_REGIONS_VERIFY, query))
     summary = await local_summary(request, user_id=person.user_id, global_handle=person.global_handle)
     return JSONResponse(summary.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
@@ -197,7 +197,7 @@ async def _ask(client: httpx.AsyncClient, query: ic.RegionQuery, handle: str, wi
 async def home_regions(request: Request, plan_in: ic.RegionsPlanIn) -> MyRegions:
     """At the person's home node: their part here and every other region's answer, home first."""
     started = time.monotonic()
-    plan = ic.RegionsPlan.model_validate(await pages.call(request, ic.SERVICE, ic.EP_REGIONS_PLAN, plan_in))
+    plan = ic.RegionsPlan.model_validate(await common.call(request, ic.SERVICE, ic.EP_REGIONS_PLAN, plan_in))
     client = http(request)
     wait = request.app.state.settings.regions_wait
     within = max(wait * 3 / 8, wait - (time.monotonic() - started))  # the plan's time counts too
@@ -244,8 +244,8 @@ async def away_regions(request: Request, user: ic.User, session_token: str) -> l
     here_task = asyncio.create_task(local_summary(request, user_id=user.id, global_handle=user.global_handle))
     try:
         access = ic.HomeAccess.model_validate(
-            await pages.call(request, ic.SERVICE, ic.EP_REGIONS_HOME_TOKEN, ic.SessionIn(session_token=session_token),
-                             timeout=home_wait(request)))
+            await common.call(request, ic.SERVICE, ic.EP_REGIONS_HOME_TOKEN, ic.SessionIn(session_token=session_token),
+                              timeout=home_wait(request)))
     except errors.ServiceError as exc:
         others = _home_view(user.home_node, "", "unreachable" if exc.code >= 500 else "refused", exc.reason)
     except ValidationError:

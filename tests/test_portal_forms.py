@@ -368,8 +368,8 @@ OTHER_FORMS = [
     "/communities/{cid}/posts/{pid}/{what}", "/friends/request", "/friends/remove", "/friends/{rid}/{what}",
 ]
 WHATS = {
-    "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns._POST_ACTIONS],  # noqa: SLF001 (every action)
-    "/friends/{rid}/{what}": list(sns._ANSWERS),  # noqa: SLF001
+    "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action
+    "/friends/{rid}/{what}": list(sns.ANSWERS),
 }
 # Fields a person would send: the refusal must not depend on them, and they must be harmless were it not refused.
 FIELDS = {"title": "t", "body": "b", "name": "n", "handle": "someone", "person": "someone@tsuru", "code": "ABCD1234",

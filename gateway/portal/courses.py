@@ -4,42 +4,37 @@ certifications, record completions (the person looked up at the identity service
 public certificate pages: /certificates/<id>, /certificates/verify (a pasted token), /certificates/jwks.json.
 
 Each page asks the points service over NATS with the person as an Actor inside the request; the service decides what
-they may do. Every form is CSRF-protected (pages.form_of)."""
+they may do. Every form is CSRF-protected (gateway.deps.CsrfForm)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, OptionalUser, StaffUser, logged_in
 from gateway.portal import session as ps
+from gateway.portal.common import actor_of, add_nav, call, error_status, message, render, why
 from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import _reason as _why
-from gateway.portal.pages import _user_or_none as _maybe_user
-from gateway.portal.pages import (
-    actor_of,
-    add_nav,
-    call,
-    current_user,
-    form_of,
-    message,
-    render,
-    require_role,
-    signed_in_form,
-)
-from gateway.portal.pages import error_status as _status
 from towntip.kernel import categories, errors, pdf
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts import identity as ic
 
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
+# Logged in, or the login page coming back to a page of this module's choosing (as these pages always did): My
+# credits; the staff's courses page for the certification form (a post cannot be shown again); a certificate's
+# public page for its token, print and PDF.
+CreditsUser = Annotated[ic.User, Depends(logged_in(lambda request: "/login?next=%2Fcredits"))]
+CertificationFormUser = Annotated[ic.User, Depends(logged_in(lambda request: "/login?next=%2Fstaff%2Fcourses"))]
+CertificateUser = Annotated[ic.User, Depends(logged_in(
+    lambda request: f"/login?next=%2Fcertificates%2F{request.path_params['cert_id']}"))]
 CERT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 add_words({
@@ -150,7 +145,7 @@ def _page(request: Request, template: str, *, user: ic.User | None, status: int 
 
 def _refusal(request: Request, exc: errors.ServiceError, user: ic.User | None) -> HTMLResponse:
     lang = ps.lang(request)
-    return message(request, heading=t("error", lang), paragraphs=[_why(exc, lang)], status=_status(exc), user=user,
+    return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=error_status(exc), user=user,
                    link=("/courses", t("co_courses", lang)))
 
 
@@ -162,8 +157,7 @@ def _blank(v: Any) -> Any:
 
 
 @router.get("/courses", response_class=HTMLResponse)
-async def course_list(request: Request) -> Response:
-    user = await _maybe_user(request)
+async def course_list(request: Request, user: OptionalUser) -> Response:
     try:
         found = c.CourseList.model_validate(await _call(request, c.EP_COURSE_LIST)).courses
         certs = c.CertificationList.model_validate(await _call(request, c.EP_CERTIFICATION_LIST)).certifications
@@ -177,10 +171,7 @@ async def course_list(request: Request) -> Response:
 
 
 @router.get("/credits", response_class=HTMLResponse)
-async def my_credits(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return RedirectResponse("/login?next=%2Fcredits", status_code=303)
+async def my_credits(request: Request, user: CreditsUser) -> Response:
     try:
         mine = c.MyCredits.model_validate(await _call(request, c.EP_COURSE_MINE, c.MineQuery(actor=actor_of(user))))
         found = c.CourseList.model_validate(await _call(request, c.EP_COURSE_LIST)).courses
@@ -204,10 +195,7 @@ async def _staff_page(request: Request, user: ic.User, *, status: int = 200, **c
 
 
 @router.get("/staff/courses", response_class=HTMLResponse)
-async def staff_courses(request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def staff_courses(request: Request, user: StaffUser) -> Response:
     ctx: dict[str, Any] = {}
     try:
         if request.query_params.get("course"):
@@ -224,12 +212,8 @@ async def staff_courses(request: Request) -> Response:
 
 
 @router.post("/staff/courses")
-async def staff_course_put(request: Request) -> Response:
+async def staff_course_put(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     lang = ps.lang(request)
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _ = got
     keep = {k: form.get(k, "") for k in ("code", "title", "description", "field", "credits", "starts_on", "ends_on")}
     try:
         data = c.CourseIn(actor=actor_of(user), code=str(form.get("code", "")).strip().lower(),
@@ -238,11 +222,11 @@ async def staff_course_put(request: Request) -> Response:
                           starts_on=_blank(form.get("starts_on")), ends_on=_blank(form.get("ends_on")))
         await _call(request, c.EP_COURSE_PUT, data)
     except ValidationError as exc:
-        return await _staff_page(request, user, status=400, error=_why(exc, lang), course_form=keep)
+        return await _staff_page(request, user, status=400, error=why(exc, lang), course_form=keep)
     except errors.ServiceError as exc:
         if isinstance(exc, errors.Forbidden):
             return _refusal(request, exc, user)
-        return await _staff_page(request, user, status=_status(exc), error=_why(exc, lang), course_form=keep)
+        return await _staff_page(request, user, status=error_status(exc), error=why(exc, lang), course_form=keep)
     return RedirectResponse(f"/staff/courses/{data.code}?saved=1", status_code=303)
 
 
@@ -255,14 +239,8 @@ def _int(v: Any) -> Any:
 
 
 @router.post("/staff/certifications")
-async def staff_certification_put(request: Request) -> Response:
+async def staff_certification_put(request: Request, form: CsrfForm, user: CertificationFormUser) -> Response:
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await current_user(request)
-    if user is None:
-        return RedirectResponse("/login?next=%2Fstaff%2Fcourses", status_code=303)
     raw = await request.form()
     fields, chosen = raw.getlist("fields"), raw.getlist("courses")
     keep = {"code": form.get("code", ""), "title": form.get("title", ""), "description": form.get("description", ""),
@@ -273,11 +251,11 @@ async def staff_certification_put(request: Request) -> Response:
                                  credits_required=_int(form.get("credits_required")), fields=fields, courses=chosen)
         await _call(request, c.EP_CERTIFICATION_PUT, data)
     except ValidationError as exc:
-        return await _staff_page(request, user, status=400, error=_why(exc, lang), cert_form=keep)
+        return await _staff_page(request, user, status=400, error=why(exc, lang), cert_form=keep)
     except errors.ServiceError as exc:
         if isinstance(exc, errors.Forbidden):
             return _refusal(request, exc, user)
-        return await _staff_page(request, user, status=_status(exc), error=_why(exc, lang), cert_form=keep)
+        return await _staff_page(request, user, status=error_status(exc), error=why(exc, lang), cert_form=keep)
     return await _staff_page(request, user, notice=t("co_saved", lang))
 
 
@@ -295,24 +273,17 @@ async def _course_page(request: Request, user: ic.User, code: str, *, status: in
 
 
 @router.get("/staff/courses/{code}", response_class=HTMLResponse)
-async def staff_course(code: str, request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def staff_course(code: str, request: Request, user: StaffUser) -> Response:
     notice = t("co_saved", ps.lang(request)) if request.query_params.get("saved") else None
     return await _course_page(request, user, code, notice=notice)
 
 
 @router.post("/staff/courses/{code}/complete")
-async def staff_complete(code: str, request: Request) -> Response:
+async def staff_complete(code: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     """Record that a person finished the course. The person is looked up at the identity service (staff's
     people.lookup: by global ID or e-mail) so the points service can credit at once; a handle of someone not known
     here yet is recorded and waits for them."""
     lang = ps.lang(request)
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _ = got
     who = str(form.get("person", "")).strip().lower()
     actor = actor_of(user)
     known: c.KnownPerson | None = None
@@ -331,11 +302,11 @@ async def staff_complete(code: str, request: Request) -> Response:
                               completed_on=_blank(form.get("completed_on")))
         out = c.CompletionOut.model_validate(await _call(request, c.EP_COURSE_COMPLETE, data))
     except ValidationError as exc:
-        return await _course_page(request, user, code, status=400, error=_why(exc, lang), person=who)
+        return await _course_page(request, user, code, status=400, error=why(exc, lang), person=who)
     except errors.ServiceError as exc:
         if isinstance(exc, errors.Forbidden):
             return _refusal(request, exc, user)
-        return await _course_page(request, user, code, status=_status(exc), error=_why(exc, lang), person=who)
+        return await _course_page(request, user, code, status=error_status(exc), error=why(exc, lang), person=who)
     note = {"credited": t("co_recorded", lang), "pending": t("co_pending_note", lang),
             "duplicate": t("co_duplicate", lang)}[out.status]
     if out.certificates:
@@ -344,10 +315,7 @@ async def staff_complete(code: str, request: Request) -> Response:
 
 
 @router.get("/staff/certificates", response_class=HTMLResponse)
-async def staff_certificates(request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def staff_certificates(request: Request, user: StaffUser) -> Response:
     return await _certs_page(request, user)
 
 
@@ -361,21 +329,17 @@ async def _certs_page(request: Request, user: ic.User, *, status: int = 200, **c
 
 
 @router.post("/staff/certificates/{cert_id}/revoke")
-async def staff_revoke(cert_id: str, request: Request) -> Response:
+async def staff_revoke(cert_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     lang = ps.lang(request)
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _ = got
     try:
         await _call(request, c.EP_CERTIFICATE_REVOKE, c.RevokeIn(actor=actor_of(user), id=cert_id,
                                                                  reason=form.get("reason", "")))
     except ValidationError as exc:
-        return await _certs_page(request, user, status=400, error=_why(exc, lang))
+        return await _certs_page(request, user, status=400, error=why(exc, lang))
     except errors.ServiceError as exc:
         if isinstance(exc, errors.Forbidden):
             return _refusal(request, exc, user)
-        return await _certs_page(request, user, status=_status(exc), error=_why(exc, lang))
+        return await _certs_page(request, user, status=error_status(exc), error=why(exc, lang))
     return await _certs_page(request, user, notice=t("co_revoked_done", lang))
 
 
@@ -387,29 +351,25 @@ async def certificate_jwks(request: Request) -> Response:
     try:
         keys = await _call(request, c.EP_CERTIFICATE_JWKS)
     except errors.ServiceError as exc:
-        return JSONResponse({"error": _why(exc, "en")}, status_code=_status(exc))
+        return JSONResponse({"error": why(exc, "en")}, status_code=error_status(exc))
     return JSONResponse(keys, headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.get("/certificates/verify", response_class=HTMLResponse)
-async def verify_page(request: Request) -> Response:
-    return _page(request, "verify.html", user=await _maybe_user(request), result=None, token="")
+async def verify_page(request: Request, user: OptionalUser) -> Response:
+    return _page(request, "verify.html", user=user, result=None, token="")
 
 
 @router.post("/certificates/verify")
-async def verify_token(request: Request) -> Response:
+async def verify_token(request: Request, form: CsrfForm, user: OptionalUser) -> Response:
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await _maybe_user(request)
     token = "".join(str(form.get("token", "")).split())  # pasted tokens may carry line breaks
     try:
         result = c.Verification.model_validate(await _call(request, c.EP_CERTIFICATE_VERIFY,
                                                            c.VerifyIn(token=token)))
     except ValidationError as exc:
         return _page(request, "verify.html", user=user, status=400, result=None, token=token[:c.MAX_TOKEN],
-                     error=_why(exc, lang))
+                     error=why(exc, lang))
     except errors.ServiceError as exc:
         return _refusal(request, exc, user)
     return _page(request, "verify.html", user=user, result=result, token=token)
@@ -423,8 +383,7 @@ async def _certificate(request: Request, cert_id: str, user: ic.User | None) -> 
 
 
 @router.get("/certificates/{cert_id}", response_class=HTMLResponse)
-async def certificate_page(cert_id: str, request: Request) -> Response:
-    user = await _maybe_user(request)
+async def certificate_page(cert_id: str, request: Request, user: OptionalUser) -> Response:
     try:
         cert = await _certificate(request, cert_id, user)
     except errors.ServiceError as exc:
@@ -432,11 +391,8 @@ async def certificate_page(cert_id: str, request: Request) -> Response:
     return _page(request, "certificate.html", user=user, cert=cert)
 
 
-async def _held(request: Request, cert_id: str) -> c.CertificateView | Response:
+async def _held(request: Request, cert_id: str, user: ic.User) -> c.CertificateView | Response:
     """The certificate with its token: only for its holder and staff (others get 404, as if it were not there)."""
-    user = await current_user(request)
-    if user is None:
-        return RedirectResponse(f"/login?next=%2Fcertificates%2F{cert_id}", status_code=303)
     try:
         cert = await _certificate(request, cert_id, user)
     except errors.ServiceError as exc:
@@ -447,8 +403,8 @@ async def _held(request: Request, cert_id: str) -> c.CertificateView | Response:
 
 
 @router.get("/certificates/{cert_id}/token")
-async def certificate_token(cert_id: str, request: Request) -> Response:
-    cert = await _held(request, cert_id)
+async def certificate_token(cert_id: str, request: Request, user: CertificateUser) -> Response:
+    cert = await _held(request, cert_id, user)
     if isinstance(cert, Response):
         return cert
     return Response(cert.token or "", media_type="application/jose",
@@ -457,16 +413,16 @@ async def certificate_token(cert_id: str, request: Request) -> Response:
 
 
 @router.get("/certificates/{cert_id}/print", response_class=HTMLResponse)
-async def certificate_print(cert_id: str, request: Request) -> Response:
-    cert = await _held(request, cert_id)
+async def certificate_print(cert_id: str, request: Request, user: CertificateUser) -> Response:
+    cert = await _held(request, cert_id, user)
     if isinstance(cert, Response):
         return cert
     return _page(request, "print.html", user=None, cert=cert)
 
 
 @router.get("/certificates/{cert_id}/pdf")
-async def certificate_pdf(cert_id: str, request: Request) -> Response:
-    cert = await _held(request, cert_id)
+async def certificate_pdf(cert_id: str, request: Request, user: CertificateUser) -> Response:
+    cert = await _held(request, cert_id, user)
     if isinstance(cert, Response):
         return cert
     base = request.app.state.settings.public_url.rstrip("/")

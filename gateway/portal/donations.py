@@ -14,22 +14,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, OptionalUser, StaffUser
 from gateway.portal import session as ps
+from gateway.portal.common import actor_of, add_nav, call_points, message, render, why
 from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import (
-    JST,
-    _points,
-    actor_of,
-    add_nav,
-    current_user,
-    message,
-    render,
-    require_role,
-    signed_in_form,
-)
-from gateway.portal.pages import _login_redirect as _login
-from gateway.portal.pages import _reason as _why
-from gateway.portal.pages import _user_or_none as _maybe_user
+from gateway.portal.pages import JST
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import donations as c
 from towntip.kernel.contracts import identity as ic
@@ -121,7 +110,7 @@ add_nav("dn_nav_staff", "/staff/donations/pledges", "staff")
 
 
 async def _ask(request: Request, endpoint: str, payload: BaseModel | None = None) -> Any:
-    return await _points(request, endpoint, payload if payload is not None else _Empty())
+    return await call_points(request, endpoint, payload if payload is not None else _Empty())
 
 
 class _Empty(BaseModel):
@@ -156,7 +145,7 @@ def _code(exc: Exception) -> int:
 def _refusal(request: Request, exc: Exception, user: ic.User | None, back: tuple[str, str] | None = None
              ) -> HTMLResponse:
     lang = ps.lang(request)
-    return message(request, heading=t("error", lang), paragraphs=[_why(exc, lang)], status=_code(exc), user=user,
+    return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=_code(exc), user=user,
                    link=back or ("/donations", t("dn_projects", lang)))
 
 
@@ -171,8 +160,7 @@ def _int(value: Any) -> Any:
 
 
 @router.get("/donations", response_class=HTMLResponse)
-async def projects_page(request: Request) -> Response:
-    user = await _maybe_user(request)
+async def projects_page(request: Request, user: OptionalUser) -> Response:
     try:
         found = c.ProjectList.model_validate(await _ask(request, c.EP_PROJECT_LIST, c.ProjectListQuery()))
     except errors.ServiceError as exc:
@@ -196,22 +184,18 @@ async def _project_page(request: Request, code: str, user: ic.User | None, *, st
 
 
 @router.get("/donations/projects/{code}", response_class=HTMLResponse)
-async def project_page(code: str, request: Request) -> Response:
-    return await _project_page(request, code, await _maybe_user(request))
+async def project_page(code: str, request: Request, user: OptionalUser) -> Response:
+    return await _project_page(request, code, user)
 
 
 @router.post("/donations/projects/{code}/pledge")
-async def pledge(code: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
+async def pledge(code: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     try:
         data = c.PledgeIn(actor=actor_of(user), project=code, amount_yen=_int(form.get("amount_yen")),
                           method=str(form.get("method", "")), donor_name=str(form.get("donor_name", "")))
         done = c.Donation.model_validate(await _ask(request, c.EP_PLEDGE, data))
     except (ValidationError, errors.ServiceError) as exc:
-        return await _project_page(request, code, user, status=_code(exc), error=_why(exc, ps.lang(request)),
+        return await _project_page(request, code, user, status=_code(exc), error=why(exc, ps.lang(request)),
                                    form=form)
     return RedirectResponse(f"/donations/mine?pledged={done.reference}", status_code=303)
 
@@ -220,10 +204,7 @@ async def pledge(code: str, request: Request) -> Response:
 
 
 @router.get("/donations/mine", response_class=HTMLResponse)
-async def mine_page(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def mine_page(request: Request, user: CurrentUser) -> Response:
     lang = ps.lang(request)
     try:
         mine = c.MyDonations.model_validate(await _ask(request, c.EP_MINE, c.ActorQuery(actor=actor_of(user))))
@@ -244,10 +225,7 @@ async def mine_page(request: Request) -> Response:
 
 
 @router.get("/donations/receipts/{reference}.pdf")
-async def receipt(reference: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def receipt(reference: str, request: Request, user: CurrentUser) -> Response:
     try:
         out = c.ReceiptPdf.model_validate(await _ask(request, c.EP_RECEIPT, c.DonationAction(
             actor=actor_of(user), reference=reference)))
@@ -274,20 +252,14 @@ async def _staff_projects_page(request: Request, user: ic.User, *, status: int =
 
 
 @router.get("/staff/donations", response_class=HTMLResponse)
-async def staff_projects(request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def staff_projects(request: Request, user: StaffUser) -> Response:
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
     return await _staff_projects_page(request, user, notice=notice)
 
 
-async def _staff_post(request: Request, make: Any, back: str, on_error: Any) -> Response:
+async def _staff_post(request: Request, form: dict[str, Any], user: ic.User, make: Any, back: str, on_error: Any
+                      ) -> Response:
     """A staff form: the service call `make(actor, form)`; then back to `back`, or `on_error(user, exc, form)`."""
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
     try:
         endpoint, payload = make(actor_of(user), form)
         await _ask(request, endpoint, payload)
@@ -297,12 +269,12 @@ async def _staff_post(request: Request, make: Any, back: str, on_error: Any) -> 
 
 
 @router.post("/staff/donations/projects")
-async def staff_project_put(request: Request) -> Response:
+async def staff_project_put(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     async def again(user: ic.User, exc: Exception, form: dict[str, Any]) -> Response:
-        return await _staff_projects_page(request, user, status=_code(exc), error=_why(exc, ps.lang(request)),
+        return await _staff_projects_page(request, user, status=_code(exc), error=why(exc, ps.lang(request)),
                                           form=form)
 
-    return await _staff_post(request, lambda actor, form: (c.EP_PROJECT_PUT, c.ProjectPut(
+    return await _staff_post(request, form, user, lambda actor, form: (c.EP_PROJECT_PUT, c.ProjectPut(
         actor=actor, code=str(form.get("code", "")).strip(), title=form.get("title", ""),
         organisation=form.get("organisation", ""), description=form.get("description", ""),
         field=form.get("field", ""), goal_yen=_int(form.get("goal_yen") or "0"), open=bool(form.get("open")),
@@ -310,20 +282,20 @@ async def staff_project_put(request: Request) -> Response:
 
 
 @router.post("/staff/donations/projects/{code}/certify")
-async def staff_certify(code: str, request: Request) -> Response:
+async def staff_certify(code: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     async def again(user: ic.User, exc: Exception, form: dict[str, Any]) -> Response:
-        return await _staff_projects_page(request, user, status=_code(exc), error=_why(exc, ps.lang(request)))
+        return await _staff_projects_page(request, user, status=_code(exc), error=why(exc, ps.lang(request)))
 
-    return await _staff_post(request, lambda actor, form: (c.EP_PROJECT_CERTIFY, c.ProjectCertify(
+    return await _staff_post(request, form, user, lambda actor, form: (c.EP_PROJECT_CERTIFY, c.ProjectCertify(
         actor=actor, code=code, certified=form.get("certified") == "1")), "/staff/donations?saved=1", again)
 
 
 @router.post("/staff/donations/rules")
-async def staff_rules(request: Request) -> Response:
+async def staff_rules(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     async def again(user: ic.User, exc: Exception, form: dict[str, Any]) -> Response:
-        return await _staff_projects_page(request, user, status=_code(exc), error=_why(exc, ps.lang(request)))
+        return await _staff_projects_page(request, user, status=_code(exc), error=why(exc, ps.lang(request)))
 
-    return await _staff_post(request, lambda actor, form: (c.EP_RULES_PUT, c.RulesPut(
+    return await _staff_post(request, form, user, lambda actor, form: (c.EP_RULES_PUT, c.RulesPut(
         actor=actor, points_per_1000_yen=_int(form.get("points_per_1000_yen")),
         issuer_name=form.get("issuer_name", ""), bank_account=form.get("bank_account", ""),
     )), "/staff/donations?saved=1", again)
@@ -343,21 +315,18 @@ async def _staff_project_page(request: Request, code: str, user: ic.User, *, sta
 
 
 @router.get("/staff/donations/projects/{code}", response_class=HTMLResponse)
-async def staff_project(code: str, request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def staff_project(code: str, request: Request, user: StaffUser) -> Response:
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
     return await _staff_project_page(request, code, user, notice=notice)
 
 
 @router.post("/staff/donations/projects/{code}/uses")
-async def staff_fund_use(code: str, request: Request) -> Response:
+async def staff_fund_use(code: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     async def again(user: ic.User, exc: Exception, form: dict[str, Any]) -> Response:
-        return await _staff_project_page(request, code, user, status=_code(exc), error=_why(exc, ps.lang(request)),
+        return await _staff_project_page(request, code, user, status=_code(exc), error=why(exc, ps.lang(request)),
                                          form=form)
 
-    return await _staff_post(request, lambda actor, form: (c.EP_FUND_USE_ADD, c.FundUseIn(
+    return await _staff_post(request, form, user, lambda actor, form: (c.EP_FUND_USE_ADD, c.FundUseIn(
         actor=actor, project=code, used_on=form.get("used_on", ""), amount_yen=_int(form.get("amount_yen")),
         description=form.get("description", ""),
     )), f"/staff/donations/projects/{code}?saved=1", again)
@@ -377,10 +346,7 @@ async def _pledges_page(request: Request, user: ic.User, *, status: int = 200, *
 
 
 @router.get("/staff/donations/pledges", response_class=HTMLResponse)
-async def staff_pledges(request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def staff_pledges(request: Request, user: StaffUser) -> Response:
     lang = ps.lang(request)
     q = request.query_params
     notice = None
@@ -391,20 +357,21 @@ async def staff_pledges(request: Request) -> Response:
     return await _pledges_page(request, user, notice=notice)
 
 
-async def _pledge_action(request: Request, reference: str, endpoint: str, word: str) -> Response:
+async def _pledge_action(request: Request, form: dict[str, Any], user: ic.User, reference: str, endpoint: str,
+                         word: str) -> Response:
     async def again(user: ic.User, exc: Exception, form: dict[str, Any]) -> Response:
-        return await _pledges_page(request, user, status=_code(exc), error=_why(exc, ps.lang(request)))
+        return await _pledges_page(request, user, status=_code(exc), error=why(exc, ps.lang(request)))
 
-    return await _staff_post(request, lambda actor, form: (endpoint, c.DonationAction(
+    return await _staff_post(request, form, user, lambda actor, form: (endpoint, c.DonationAction(
         actor=actor, reference=reference, reason=form.get("reason", ""),
     )), f"/staff/donations/pledges?{word}={quote(reference)}", again)
 
 
 @router.post("/staff/donations/pledges/{reference}/confirm")
-async def staff_confirm(reference: str, request: Request) -> Response:
-    return await _pledge_action(request, reference, c.EP_CONFIRM, "confirmed")
+async def staff_confirm(reference: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _pledge_action(request, form, user, reference, c.EP_CONFIRM, "confirmed")
 
 
 @router.post("/staff/donations/pledges/{reference}/cancel")
-async def staff_cancel(reference: str, request: Request) -> Response:
-    return await _pledge_action(request, reference, c.EP_CANCEL, "cancelled")
+async def staff_cancel(reference: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _pledge_action(request, form, user, reference, c.EP_CANCEL, "cancelled")

@@ -11,13 +11,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, OptionalUser, ThemeOwner
 from gateway.portal import session as ps
+from gateway.portal.common import actor_of, add_nav, error_status, why
 from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import _reason as _why
-from gateway.portal.pages import _user_or_none as _maybe_user
-from gateway.portal.pages import actor_of, add_nav, require_role, signed_in_form
-from gateway.portal.pages import error_status as _status
-from gateway.portal.projects import _call, _form_lists, _internal, _managed, _my_departments, _page, _refusal
+from gateway.portal.projects_common import (
+    ask,
+    form_lists,
+    is_internal,
+    managed_theme,
+    my_departments,
+    page,
+    refusal,
+)
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import projects as c
@@ -98,106 +104,90 @@ def _query(origin: str, item_id: str, user: Any) -> f.RemoteQuery:
 
 
 @router.get("/federation/themes", response_class=HTMLResponse)
-async def themes_page(request: Request) -> Response:
-    user = await _maybe_user(request)
+async def themes_page(request: Request, user: OptionalUser) -> Response:
     field = request.query_params.get("field") or None
     if field is not None and field not in categories.codes():
         field = None
     try:
-        got = f.RemoteThemeList.model_validate(await _call(request, f.EP_THEMES_LIST, f.RemoteListQuery(
+        got = f.RemoteThemeList.model_validate(await ask(request, f.EP_THEMES_LIST, f.RemoteListQuery(
             actor=actor_of(user) if user else None, field=field)))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "fed_themes.html", user=user, themes=got.themes, field=field or "")
+        return refusal(request, exc, user)
+    return page(request, "fed_themes.html", user=user, themes=got.themes, field=field or "")
 
 
 @router.get("/federation/themes/{origin}/{theme_id}", response_class=HTMLResponse)
-async def theme_page(origin: str, theme_id: str, request: Request) -> Response:
-    user = await _maybe_user(request)
+async def theme_page(origin: str, theme_id: str, request: Request, user: OptionalUser) -> Response:
     try:
-        theme = f.RemoteTheme.model_validate(await _call(request, f.EP_THEMES_GET, _query(origin, theme_id, user)))
+        theme = f.RemoteTheme.model_validate(await ask(request, f.EP_THEMES_GET, _query(origin, theme_id, user)))
         if user is not None and theme.following:  # the person looked at it now: the followed list says so
-            await _call(request, f.EP_FOLLOW, f.FollowIn(actor=actor_of(user), kind="theme", origin_node=origin,
-                                                         id=theme.id))
+            await ask(request, f.EP_FOLLOW, f.FollowIn(actor=actor_of(user), kind="theme", origin_node=origin,
+                                                       id=theme.id))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=("/federation/themes", t("fd_themes", ps.lang(request))))
-    return _page(request, "fed_theme.html", user=user, theme=theme)
+        return refusal(request, exc, user, back=("/federation/themes", t("fd_themes", ps.lang(request))))
+    return page(request, "fed_theme.html", user=user, theme=theme)
 
 
 @router.get("/federation/cases", response_class=HTMLResponse)
-async def cases_page(request: Request) -> Response:
-    user = await _maybe_user(request)
+async def cases_page(request: Request, user: OptionalUser) -> Response:
     field = request.query_params.get("field") or None
     if field is not None and field not in categories.codes():
         field = None
     try:
-        got = f.RemoteCaseList.model_validate(await _call(request, f.EP_CASES_LIST, f.RemoteListQuery(
+        got = f.RemoteCaseList.model_validate(await ask(request, f.EP_CASES_LIST, f.RemoteListQuery(
             actor=actor_of(user) if user else None, field=field)))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "fed_cases.html", user=user, cases=got.cases, field=field or "",
-                 decisions=_names(request))
+        return refusal(request, exc, user)
+    return page(request, "fed_cases.html", user=user, cases=got.cases, field=field or "",
+                decisions=_names(request))
 
 
 @router.get("/federation/cases/{origin}/{case_id}", response_class=HTMLResponse)
-async def case_page(origin: str, case_id: str, request: Request) -> Response:
-    user = await _maybe_user(request)
+async def case_page(origin: str, case_id: str, request: Request, user: OptionalUser) -> Response:
     try:
-        case = f.RemoteCase.model_validate(await _call(request, f.EP_CASES_GET, _query(origin, case_id, user)))
+        case = f.RemoteCase.model_validate(await ask(request, f.EP_CASES_GET, _query(origin, case_id, user)))
         if user is not None and case.following:
-            await _call(request, f.EP_FOLLOW, f.FollowIn(actor=actor_of(user), kind="case", origin_node=origin,
-                                                         id=case.id))
+            await ask(request, f.EP_FOLLOW, f.FollowIn(actor=actor_of(user), kind="case", origin_node=origin,
+                                                       id=case.id))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=("/federation/cases", t("fd_cases", ps.lang(request))))
-    return _page(request, "fed_case.html", user=user, case=case, internal=_internal(user),
-                 decisions=_names(request))
+        return refusal(request, exc, user, back=("/federation/cases", t("fd_cases", ps.lang(request))))
+    return page(request, "fed_case.html", user=user, case=case, internal=is_internal(user),
+                decisions=_names(request))
 
 
 @router.post("/federation/follow")
-async def follow(request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
+async def follow(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     kind, origin, item_id = form.get("kind", ""), form.get("origin_node", ""), form.get("id", "")
     endpoint = f.EP_UNFOLLOW if form.get("action") == "unfollow" else f.EP_FOLLOW
     try:
-        await _call(request, endpoint, f.FollowIn(actor=actor_of(user), kind=kind, origin_node=origin, id=item_id))
+        await ask(request, endpoint, f.FollowIn(actor=actor_of(user), kind=kind, origin_node=origin, id=item_id))
     except (ValidationError, errors.ServiceError) as exc:
         if isinstance(exc, ValidationError):
-            exc = errors.BadRequest(_why(exc, ps.lang(request)))
-        return _refusal(request, exc, user)
+            exc = errors.BadRequest(why(exc, ps.lang(request)))
+        return refusal(request, exc, user)
     return RedirectResponse(f"/federation/{kind}s/{origin}/{item_id}", status_code=303)
 
 
 @router.get("/federation/following", response_class=HTMLResponse)
-async def following_page(request: Request) -> Response:
-    user = await _maybe_user(request)
-    if user is None:
-        from gateway.portal.pages import _login_redirect
-
-        return _login_redirect(request)
+async def following_page(request: Request, user: CurrentUser) -> Response:
     try:
-        got = f.FollowingList.model_validate(await _call(request, f.EP_FOLLOWING, f.FollowingQuery(
+        got = f.FollowingList.model_validate(await ask(request, f.EP_FOLLOWING, f.FollowingQuery(
             actor=actor_of(user))))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "fed_following.html", user=user, items=got.items)
+        return refusal(request, exc, user)
+    return page(request, "fed_following.html", user=user, items=got.items)
 
 
 @router.post("/federation/themes/{origin}/{theme_id}/participate")
-async def participate(origin: str, theme_id: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
+async def participate(origin: str, theme_id: str, request: Request,
+                      form: CsrfForm, user: CurrentUser) -> Response:
     try:
-        await _call(request, f.EP_PARTICIPATE, f.ParticipationDeclare(
+        await ask(request, f.EP_PARTICIPATE, f.ParticipationDeclare(
             actor=actor_of(user), origin_node=origin, theme_id=theme_id, note=form.get("note", "")))
     except (ValidationError, errors.ServiceError) as exc:
         if isinstance(exc, ValidationError):
-            exc = errors.BadRequest(_why(exc, ps.lang(request)))
-        return _refusal(request, exc, user)
+            exc = errors.BadRequest(why(exc, ps.lang(request)))
+        return refusal(request, exc, user)
     return RedirectResponse(f"/federation/themes/{origin}/{theme_id}", status_code=303)
 
 
@@ -206,47 +196,40 @@ async def participate(origin: str, theme_id: str, request: Request) -> Response:
 
 async def _adopt_form(request: Request, user: Any, case: f.RemoteCase, form: dict[str, Any], chosen: list[str],
                       *, status: int = 200, error: str | None = None) -> HTMLResponse:
-    depts = await _my_departments(request, user)
-    return _page(request, "fed_adopt.html", user=user, case=case, departments=depts, form=form,
-                 chosen=chosen, status=status, error=error)
+    depts = await my_departments(request, user)
+    return page(request, "fed_adopt.html", user=user, case=case, departments=depts, form=form,
+                chosen=chosen, status=status, error=error)
 
 
 @router.get("/federation/cases/{origin}/{case_id}/adopt", response_class=HTMLResponse)
-async def adopt_page(origin: str, case_id: str, request: Request) -> Response:
-    user = await require_role(request, "staff", "secretariat")
-    if isinstance(user, Response):
-        return user
+async def adopt_page(origin: str, case_id: str, request: Request, user: ThemeOwner) -> Response:
     try:
-        case = f.RemoteCase.model_validate(await _call(request, f.EP_CASES_GET, _query(origin, case_id, user)))
+        case = f.RemoteCase.model_validate(await ask(request, f.EP_CASES_GET, _query(origin, case_id, user)))
         return await _adopt_form(request, user, case, dict(case.prefill), list(case.prefill.get("fields", [])))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
 
 
 @router.post("/federation/cases/{origin}/{case_id}/adopt")
-async def adopt(origin: str, case_id: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await _form_lists(request)
+async def adopt(origin: str, case_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    raw = await form_lists(request)
     content = {k: form.get(k, "") for k in ("title", "background", "target", "desired_outcome", "company_points")}
     content["fields"] = raw.getlist("fields")
     try:
-        case = f.RemoteCase.model_validate(await _call(request, f.EP_CASES_GET, _query(origin, case_id, user)))
+        case = f.RemoteCase.model_validate(await ask(request, f.EP_CASES_GET, _query(origin, case_id, user)))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     try:
         data = f.CaseAdopt(actor=actor_of(user), owner_department_id=form.get("owner_department_id", ""),
                            case_origin_node=origin, case_id=case_id, **content)
-        theme = c.Theme.model_validate(await _call(request, f.EP_ADOPT, data))
+        theme = c.Theme.model_validate(await ask(request, f.EP_ADOPT, data))
     except (ValidationError, errors.ServiceError) as exc:
         try:
             return await _adopt_form(request, user, case, {**form}, content["fields"],
-                                     status=400 if isinstance(exc, ValidationError) else _status(exc),
-                                     error=_why(exc, ps.lang(request)))
+                                     status=400 if isinstance(exc, ValidationError) else error_status(exc),
+                                     error=why(exc, ps.lang(request)))
         except errors.ServiceError as exc2:
-            return _refusal(request, exc2, user)
+            return refusal(request, exc2, user)
     return RedirectResponse(f"/themes/{theme.id}", status_code=303)
 
 
@@ -254,31 +237,24 @@ async def adopt(origin: str, case_id: str, request: Request) -> Response:
 
 
 @router.get("/themes/{theme_id}/wide-area", response_class=HTMLResponse)
-async def wide_area_page(theme_id: str, request: Request) -> Response:
-    user = await require_role(request, "staff", "secretariat")
-    if isinstance(user, Response):
-        return user
+async def wide_area_page(theme_id: str, request: Request, user: ThemeOwner) -> Response:
     try:
-        theme = await _managed(request, theme_id, user)
-        members = f.Members.model_validate(await _call(request, f.EP_MEMBERS, f.MembersQuery()))
+        theme = await managed_theme(request, theme_id, user)
+        members = f.Members.model_validate(await ask(request, f.EP_MEMBERS, f.MembersQuery()))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     others = [m for m in members.members if m.active and m.node != members.node]
-    return _page(request, "fed_wide_area.html", user=user, theme=theme, members=others)
+    return page(request, "fed_wide_area.html", user=user, theme=theme, members=others)
 
 
 @router.post("/themes/{theme_id}/wide-area")
-async def wide_area(theme_id: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await _form_lists(request)
+async def wide_area(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    raw = await form_lists(request)
     try:
-        await _call(request, f.EP_WIDE_AREA, f.WideAreaSet(actor=actor_of(user), theme_id=theme_id,
-                                                           invite=raw.getlist("invite"), note=form.get("note", "")))
+        await ask(request, f.EP_WIDE_AREA, f.WideAreaSet(actor=actor_of(user), theme_id=theme_id,
+                                                         invite=raw.getlist("invite"), note=form.get("note", "")))
     except (ValidationError, errors.ServiceError) as exc:
         if isinstance(exc, ValidationError):
-            exc = errors.BadRequest(_why(exc, ps.lang(request)))
-        return _refusal(request, exc, user, back=(f"/themes/{theme_id}", t("pj_themes", ps.lang(request))))
+            exc = errors.BadRequest(why(exc, ps.lang(request)))
+        return refusal(request, exc, user, back=(f"/themes/{theme_id}", t("pj_themes", ps.lang(request))))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)

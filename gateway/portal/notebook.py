@@ -13,21 +13,10 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, StaffUser
 from gateway.portal import session as ps
+from gateway.portal.common import actor_of, add_nav, call_points, error_status, message, render, why
 from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import (
-    _login_redirect,
-    _points,
-    _reason,
-    actor_of,
-    add_nav,
-    current_user,
-    error_status,
-    form_of,
-    message,
-    render,
-    require_role,
-)
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import notebook as nc
 from towntip.kernel.contracts import points as pc
@@ -113,32 +102,26 @@ def field_name(code: str | None, lang: str) -> str:
 
 
 @router.get("/notebook", response_class=HTMLResponse)
-async def notebook_page(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login_redirect(request)
+async def notebook_page(request: Request, user: CurrentUser) -> Response:
     lang = ps.lang(request)
     try:
-        nb = nc.Notebook.model_validate(await _points(request, nc.EP_NOTEBOOK_MINE,
-                                                      nc.NotebookQuery(actor=actor_of(user))))
+        nb = nc.Notebook.model_validate(await call_points(request, nc.EP_NOTEBOOK_MINE,
+                                                          nc.NotebookQuery(actor=actor_of(user))))
     except errors.ServiceError as exc:
-        return message(request, heading=t("error", lang), paragraphs=[_reason(exc, lang)], status=503, user=user)
+        return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
     return render(request, "notebook/notebook.html", user=user, nb=nb, num=_num, field_name=field_name)
 
 
 @router.get("/notebook/export.{fmt}")
-async def notebook_export(fmt: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login_redirect(request)
+async def notebook_export(fmt: str, request: Request, user: CurrentUser) -> Response:
     lang = ps.lang(request)
     try:
-        out = nc.Export.model_validate(await _points(request, nc.EP_NOTEBOOK_EXPORT, nc.NotebookExportIn(
+        out = nc.Export.model_validate(await call_points(request, nc.EP_NOTEBOOK_EXPORT, nc.NotebookExportIn(
             actor=actor_of(user), format=fmt, lang=lang)))  # type: ignore[arg-type]
     except ValidationError:
         return message(request, heading=t("error", lang), paragraphs=["csv / pdf"], status=404, user=user)
     except errors.ServiceError as exc:
-        return message(request, heading=t("error", lang), paragraphs=[_reason(exc, lang)], status=503, user=user)
+        return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
     return _download(out)
 
 
@@ -153,10 +136,10 @@ def _download(out: nc.Export) -> Response:
 async def _figures(request: Request, user: Any, *, status: int = 200, **ctx: Any) -> Response:
     lang = ps.lang(request)
     try:
-        fig = nc.Figures.model_validate(await _points(request, nc.EP_FIGURES, nc.FiguresQuery(actor=actor_of(user))))
-        evs = pc.EventList.model_validate(await _points(request, pc.EP_EVENT_LIST, None))  # type: ignore[arg-type]
+        fig = nc.Figures.model_validate(await call_points(request, nc.EP_FIGURES, nc.FiguresQuery(actor=actor_of(user))))
+        evs = pc.EventList.model_validate(await call_points(request, pc.EP_EVENT_LIST, None))
     except errors.ServiceError as exc:
-        return message(request, heading=t("error", lang), paragraphs=[_reason(exc, lang)],
+        return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)],
                        status=exc.code if exc.code in (403, 404) else 503, user=user)
     unknown = t("fig_unknown", lang)
     charts = {
@@ -173,45 +156,33 @@ async def _figures(request: Request, user: Any, *, status: int = 200, **ctx: Any
 
 
 @router.get("/staff/figures", response_class=HTMLResponse)
-async def figures_page(request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def figures_page(request: Request, user: StaffUser) -> Response:
     return await _figures(request, user)
 
 
 @router.get("/staff/figures/{table}.csv")
-async def figures_csv(table: str, request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def figures_csv(table: str, request: Request, user: StaffUser) -> Response:
     lang = ps.lang(request)
     try:
-        out = nc.Export.model_validate(await _points(request, nc.EP_FIGURES_EXPORT, nc.FiguresExportIn(
+        out = nc.Export.model_validate(await call_points(request, nc.EP_FIGURES_EXPORT, nc.FiguresExportIn(
             actor=actor_of(user), table=table, lang=lang)))  # type: ignore[arg-type]
     except ValidationError:
         return message(request, heading=t("error", lang), paragraphs=[table], status=404, user=user)
     except errors.ServiceError as exc:
-        return message(request, heading=t("error", lang), paragraphs=[_reason(exc, lang)], status=503, user=user)
+        return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
     return _download(out)
 
 
 @router.post("/staff/figures/event")
-async def put_event(request: Request) -> Response:
+async def put_event(request: Request, form: CsrfForm, user: StaffUser) -> Response:
     """Staff set an event's rule and its notebook facts (events.put; empty fields leave no fact)."""
     lang = ps.lang(request)
-    form = await form_of(request)
-    if isinstance(form, Response):
-        return form
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
     facts = {k: (str(form.get(k, "")).strip() or None) for k in ("field", "activity", "hours", "co2_kg", "kcal")}
     try:
         ev = pc.EventIn(code=str(form.get("code", "")).strip(), name=str(form.get("name", "")),
                         participant_points=str(form.get("participant_points", "1")).strip() or 1,
                         volunteer_points=str(form.get("volunteer_points", "5")).strip() or 5, **facts)
-        saved = pc.EventOut.model_validate(await _points(request, pc.EP_EVENT_PUT, ev))
+        saved = pc.EventOut.model_validate(await call_points(request, pc.EP_EVENT_PUT, ev))
     except ValidationError as exc:
         from towntip.kernel.errors import describe_validation_error
 
@@ -219,7 +190,7 @@ async def put_event(request: Request) -> Response:
                               form={k: str(v) for k, v in form.items()})
     except errors.ServiceError as exc:
         return await _figures(request, user, status=error_status(exc),
-                              error=_reason(exc, lang))
+                              error=why(exc, lang))
     shown = saved.model_dump(include={"code", "name", "participant_points", "volunteer_points", "field", "activity",
                                       "hours", "co2_kg", "kcal"})
     return await _figures(request, user, notice=f"{t('saved', lang)} {ev.name} ({ev.code})",

@@ -1,7 +1,7 @@
 """The portal's co-creation pages (ORG, phase 1): the public theme list and theme pages, the staff's hearings, theme
 editing, requirements, publication, phase moves and history; company registration and profiles; the public contact
 form and the secretariat's inbox. Each page asks the projects service over NATS with the person as an Actor inside
-the request; the service decides what they may do. Every form is CSRF-protected (pages.form_of)."""
+the request; the service decides what they may do. Every form is CSRF-protected (gateway.deps.CsrfForm)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,24 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, OptionalUser, SecretariatUser, ThemeOwner
+from gateway.portal import federation, projects_calls, projects_pilots
 from gateway.portal import session as ps
+from gateway.portal.common import actor_of, add_nav, error_status, why
 from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import _login_redirect as _login
-from gateway.portal.pages import _reason as _why
-from gateway.portal.pages import _user_or_none as _maybe_user
-from gateway.portal.pages import (
-    actor_of,
-    add_nav,
-    call,
-    current_user,
-    form_of,
-    message,
-    render,
-    require_role,
-    signed_in_form,
+from gateway.portal.projects_common import (
+    ask,
+    form_lists,
+    get_theme,
+    is_internal,
+    jst,
+    managed_theme,
+    my_departments,
+    page,
+    refusal,
 )
-from gateway.portal.pages import error_status as _status
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
@@ -178,8 +177,6 @@ add_nav("nav_contact", "/contact", "all")
 def install(app: FastAPI) -> None:
     """Called by gateway.app.create_app: the routes (phase 2's in projects_calls, phases 3 and 4 and the cases in
     projects_pilots, other towns' themes and cases in federation), and the contact form's throttle."""
-    from gateway.portal import federation, projects_calls, projects_pilots  # they import these helpers
-
     app.include_router(router)
     app.include_router(projects_calls.router)
     app.include_router(projects_pilots.router)
@@ -188,47 +185,6 @@ def install(app: FastAPI) -> None:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-
-
-async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any]) -> Any:
-    return await call(request, c.SERVICE, endpoint, payload)
-
-
-def _jst(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """Times are UTC on the wire and Asia/Tokyo on screen."""
-    if not value:
-        return ""
-    try:
-        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        return when.astimezone(JST).strftime(fmt)
-    except ValueError:
-        return str(value)
-
-
-def _page(request: Request, template: str, *, user: ic.User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
-    lang = ps.lang(request)
-    names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
-    phases = c.PHASES_EN if lang == "en" else c.PHASES
-    return render(request, f"projects/{template}", status=status, user=user, jst=_jst, category_names=names,
-                  categories=categories.all_categories(), phases=phases, sizes=c.ORG_SIZES, **ctx)
-
-
-def _refusal(request: Request, exc: errors.ServiceError, user: ic.User | None,
-             back: tuple[str, str] | None = None) -> HTMLResponse:
-    lang = ps.lang(request)
-    heading = t("pj_not_found", lang) if isinstance(exc, errors.NotFound) else t("error", lang)
-    return message(request, heading=heading, paragraphs=[_why(exc, lang)], status=_status(exc), user=user,
-                   link=back or ("/themes", t("pj_themes", lang)))
-
-
-def _internal(user: ic.User | None) -> bool:
-    return user is not None and bool({"staff", "secretariat"} & set(user.roles))
-
-
-async def _form_lists(request: Request) -> Any:
-    """The posted form with repeated fields (checkboxes): form_of has checked its CSRF token and size already, and
-    Starlette keeps the parsed form, so this reads no body twice."""
-    return await request.form()
 
 
 def _lines(text: str) -> list[str]:
@@ -247,60 +203,33 @@ def _deadline(value: str) -> str:
 
 
 @router.get("/themes", response_class=HTMLResponse)
-async def theme_list(request: Request) -> Response:
-    user = await _maybe_user(request)
+async def theme_list(request: Request, user: OptionalUser) -> Response:
     field = request.query_params.get("field") or None
     if field is not None and field not in categories.codes():
         field = None
     actor = actor_of(user) if user else None
     try:
-        found = c.ThemeList.model_validate(await _call(request, c.EP_THEME_LIST, c.ThemeListQuery(
-            actor=actor, field=field, include_drafts=_internal(user))))
+        found = c.ThemeList.model_validate(await ask(request, c.EP_THEME_LIST, c.ThemeListQuery(
+            actor=actor, field=field, include_drafts=is_internal(user))))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=("/", t("home", ps.lang(request))))
-    return _page(request, "themes.html", user=user, themes=found.themes, field=field or "",
-                 internal=_internal(user))
-
-
-async def _theme(request: Request, theme_id: str, user: ic.User | None) -> c.Theme:
-    try:
-        q = c.ThemeQuery(theme_id=theme_id, actor=actor_of(user) if user else None)
-    except ValidationError:
-        raise errors.NotFound(f"no theme {theme_id}") from None
-    return c.Theme.model_validate(await _call(request, c.EP_THEME_GET, q))
-
-
-async def _managed(request: Request, theme_id: str, user: ic.User) -> c.Theme:
-    """The theme, if this person may change it (the service checks again on every change)."""
-    theme = await _theme(request, theme_id, user)
-    if not theme.may_manage:
-        raise errors.Forbidden(f"only staff of {theme.owner_department_name} (the theme's owner) or the secretariat "
-                               "may change this theme")
-    return theme
-
-
-async def _my_departments(request: Request, user: ic.User) -> list[c.Org]:
-    """The departments a theme may be made for by this person: their own, or all for the secretariat."""
-    q = c.OrgListQuery(kind="department", member=None if "secretariat" in user.roles else actor_of(user))
-    return c.OrgList.model_validate(await _call(request, c.EP_ORG_LIST, q)).orgs
+        return refusal(request, exc, user, back=("/", t("home", ps.lang(request))))
+    return page(request, "themes.html", user=user, themes=found.themes, field=field or "",
+                internal=is_internal(user))
 
 
 async def _hearings(request: Request, user: ic.User) -> list[c.Hearing]:
     return c.HearingList.model_validate(
-        await _call(request, c.EP_HEARING_LIST, c.HearingListQuery(actor=actor_of(user)))).hearings
+        await ask(request, c.EP_HEARING_LIST, c.HearingListQuery(actor=actor_of(user)))).hearings
 
 
 @router.get("/themes/new", response_class=HTMLResponse)
-async def theme_new_page(request: Request) -> Response:
-    user = await require_role(request, "staff", "secretariat")
-    if isinstance(user, Response):
-        return user
+async def theme_new_page(request: Request, user: ThemeOwner) -> Response:
     try:
-        depts, hearings = await _my_departments(request, user), await _hearings(request, user)
+        depts, hearings = await my_departments(request, user), await _hearings(request, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "theme_form.html", user=user, theme=None, departments=depts, hearings=hearings,
-                 form={"hearing_id": request.query_params.get("hearing", "")}, chosen=[])
+        return refusal(request, exc, user)
+    return page(request, "theme_form.html", user=user, theme=None, departments=depts, hearings=hearings,
+                form={"hearing_id": request.query_params.get("hearing", "")}, chosen=[])
 
 
 def _content(form: dict[str, Any], raw: Any) -> dict[str, Any]:
@@ -310,117 +239,100 @@ def _content(form: dict[str, Any], raw: Any) -> dict[str, Any]:
 
 
 @router.post("/themes/new")
-async def theme_create(request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await _form_lists(request)
+async def theme_create(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    raw = await form_lists(request)
     content = _content(form, raw)
     try:
         data = c.ThemeCreate(actor=actor_of(user), owner_department_id=form.get("owner_department_id", ""),
                              hearing_id=form.get("hearing_id") or None, **content)
-        theme = c.Theme.model_validate(await _call(request, c.EP_THEME_CREATE, data))
+        theme = c.Theme.model_validate(await ask(request, c.EP_THEME_CREATE, data))
     except (ValidationError, errors.ServiceError) as exc:
         try:
-            depts, hearings = await _my_departments(request, user), await _hearings(request, user)
+            depts, hearings = await my_departments(request, user), await _hearings(request, user)
         except errors.ServiceError as exc2:
-            return _refusal(request, exc2, user)
-        return _page(request, "theme_form.html", user=user, theme=None, departments=depts, hearings=hearings,
-                     form=form, chosen=content["fields"], error=_why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+            return refusal(request, exc2, user)
+        return page(request, "theme_form.html", user=user, theme=None, departments=depts, hearings=hearings,
+                    form=form, chosen=content["fields"], error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/themes/{theme.id}", status_code=303)
 
 
 @router.get("/themes/{theme_id}", response_class=HTMLResponse)
-async def theme_page(theme_id: str, request: Request) -> Response:
-    user = await _maybe_user(request)
+async def theme_page(theme_id: str, request: Request, user: OptionalUser) -> Response:
     try:
-        theme = await _theme(request, theme_id, user)
+        theme = await get_theme(request, theme_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
-    return _page(request, "theme.html", user=user, theme=theme, internal=_internal(user), notice=notice,
-                 **await _later_phases(request, theme, user))
+    return page(request, "theme.html", user=user, theme=theme, internal=is_internal(user), notice=notice,
+                **await _later_phases(request, theme, user))
 
 
 async def _later_phases(request: Request, theme: c.Theme, user: ic.User | None) -> dict[str, Any]:
     """What the theme's page shows of phases 3 and 4 (the pilot workspace's link and gate, the published case)."""
-    from gateway.portal import projects_pilots  # it imports this module
-
     return await projects_pilots.theme_extras(request, theme, user)
 
 
 @router.get("/themes/{theme_id}/edit", response_class=HTMLResponse)
-async def theme_edit_page(theme_id: str, request: Request) -> Response:
-    user = await require_role(request, "staff", "secretariat")
-    if isinstance(user, Response):
-        return user
+async def theme_edit_page(theme_id: str, request: Request, user: ThemeOwner) -> Response:
     try:
-        theme = await _managed(request, theme_id, user)
+        theme = await managed_theme(request, theme_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "theme_form.html", user=user, theme=theme, form=theme.model_dump(), chosen=theme.fields)
+        return refusal(request, exc, user)
+    return page(request, "theme_form.html", user=user, theme=theme, form=theme.model_dump(), chosen=theme.fields)
 
 
 @router.post("/themes/{theme_id}/edit")
-async def theme_edit(theme_id: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await _form_lists(request)
+async def theme_edit(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    raw = await form_lists(request)
     content = _content(form, raw)
     try:
         data = c.ThemeUpdate(actor=actor_of(user), theme_id=theme_id, version=form.get("version", "0"), **content)
-        await _call(request, c.EP_THEME_UPDATE, data)
+        await ask(request, c.EP_THEME_UPDATE, data)
     except (ValidationError, errors.ServiceError) as exc:
         try:
-            theme = await _theme(request, theme_id, user)
+            theme = await get_theme(request, theme_id, user)
         except errors.ServiceError as exc2:
-            return _refusal(request, exc2, user)
-        return _page(request, "theme_form.html", user=user, theme=theme, form=form, chosen=content["fields"],
-                     error=_why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+            return refusal(request, exc2, user)
+        return page(request, "theme_form.html", user=user, theme=theme, form=form, chosen=content["fields"],
+                    error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
 
 
-async def _theme_action(request: Request, theme_id: str, endpoint: str, make: Any) -> Response:
+async def _theme_action(request: Request, form: dict[str, Any], user: ic.User, theme_id: str, endpoint: str,
+                        make: Any) -> Response:
     """A button on the theme's page (publish, open the call, move the phase): the theme page again, with the
     service's reason when it refused."""
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
     try:
-        await _call(request, endpoint, make(actor_of(user), form))
+        await ask(request, endpoint, make(actor_of(user), form))
     except (ValidationError, errors.ServiceError) as exc:
         try:
-            theme = await _theme(request, theme_id, user)
+            theme = await get_theme(request, theme_id, user)
         except errors.ServiceError as exc2:
-            return _refusal(request, exc2, user)
-        return _page(request, "theme.html", user=user, theme=theme, internal=_internal(user),
-                     error=_why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else _status(exc),
-                     **await _later_phases(request, theme, user))
+            return refusal(request, exc2, user)
+        return page(request, "theme.html", user=user, theme=theme, internal=is_internal(user),
+                    error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc),
+                    **await _later_phases(request, theme, user))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
 
 
 @router.post("/themes/{theme_id}/publish")
-async def theme_publish(theme_id: str, request: Request) -> Response:
-    return await _theme_action(request, theme_id, c.EP_THEME_PUBLISH,
+async def theme_publish(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _theme_action(request, form, user, theme_id, c.EP_THEME_PUBLISH,
                                lambda actor, form: c.ThemeAction(actor=actor, theme_id=theme_id))
 
 
 @router.post("/themes/{theme_id}/call")
-async def theme_open_call(theme_id: str, request: Request) -> Response:
-    return await _theme_action(request, theme_id, c.EP_THEME_CALL_OPEN,
+async def theme_open_call(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _theme_action(request, form, user, theme_id, c.EP_THEME_CALL_OPEN,
                                lambda actor, form: c.ThemeAction(actor=actor, theme_id=theme_id))
 
 
 @router.post("/themes/{theme_id}/phase")
-async def theme_phase(theme_id: str, request: Request) -> Response:
-    return await _theme_action(request, theme_id, c.EP_THEME_ADVANCE, lambda actor, form: c.PhaseAdvance(
+async def theme_phase(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _theme_action(request, form, user, theme_id, c.EP_THEME_ADVANCE, lambda actor, form: c.PhaseAdvance(
         actor=actor, theme_id=theme_id, to_phase=form.get("to_phase", "0"), note=form.get("note", "")))
 
 
@@ -429,7 +341,7 @@ def _requirements_form(theme: c.Theme) -> dict[str, Any]:
     if r is None:
         return {}
     out: dict[str, Any] = {"conditions": r.conditions, "scope": r.scope,
-                           "deadline": _jst(r.deadline, "%Y-%m-%dT%H:%M")}
+                           "deadline": jst(r.deadline, "%Y-%m-%dT%H:%M")}
     for x in r.criteria:
         out |= {f"crit_name_{x.position}": x.name, f"crit_weight_{x.position}": str(x.weight),
                 f"crit_desc_{x.position}": x.description}
@@ -437,24 +349,17 @@ def _requirements_form(theme: c.Theme) -> dict[str, Any]:
 
 
 @router.get("/themes/{theme_id}/requirements", response_class=HTMLResponse)
-async def requirements_page(theme_id: str, request: Request) -> Response:
-    user = await require_role(request, "staff", "secretariat")
-    if isinstance(user, Response):
-        return user
+async def requirements_page(theme_id: str, request: Request, user: ThemeOwner) -> Response:
     try:
-        theme = await _managed(request, theme_id, user)
+        theme = await managed_theme(request, theme_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "requirements.html", user=user, theme=theme, form=_requirements_form(theme),
-                 rows=range(1, CRITERIA_ROWS + 1))
+        return refusal(request, exc, user)
+    return page(request, "requirements.html", user=user, theme=theme, form=_requirements_form(theme),
+                rows=range(1, CRITERIA_ROWS + 1))
 
 
 @router.post("/themes/{theme_id}/requirements")
-async def requirements_put(theme_id: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
+async def requirements_put(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     rows = []
     for i in range(1, CRITERIA_ROWS + 1):
         name = str(form.get(f"crit_name_{i}", "")).strip()
@@ -465,30 +370,27 @@ async def requirements_put(theme_id: str, request: Request) -> Response:
         data = c.RequirementsPut(actor=actor_of(user), theme_id=theme_id, conditions=form.get("conditions", ""),
                                  scope=form.get("scope", ""), deadline=_deadline(str(form.get("deadline", ""))),
                                  criteria=rows)
-        await _call(request, c.EP_THEME_REQUIREMENTS, data)
+        await ask(request, c.EP_THEME_REQUIREMENTS, data)
     except (ValidationError, errors.ServiceError) as exc:
         try:
-            theme = await _theme(request, theme_id, user)
+            theme = await get_theme(request, theme_id, user)
         except errors.ServiceError as exc2:
-            return _refusal(request, exc2, user)
-        return _page(request, "requirements.html", user=user, theme=theme, form=form,
-                     rows=range(1, CRITERIA_ROWS + 1), error=_why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+            return refusal(request, exc2, user)
+        return page(request, "requirements.html", user=user, theme=theme, form=form,
+                    rows=range(1, CRITERIA_ROWS + 1), error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
 
 
 @router.get("/themes/{theme_id}/history", response_class=HTMLResponse)
-async def history_page(theme_id: str, request: Request) -> Response:
-    user = await require_role(request, "staff", "secretariat")
-    if isinstance(user, Response):
-        return user
+async def history_page(theme_id: str, request: Request, user: ThemeOwner) -> Response:
     try:
-        theme = await _theme(request, theme_id, user)
-        hist = c.History.model_validate(await _call(request, c.EP_THEME_HISTORY, c.ThemeQuery(
+        theme = await get_theme(request, theme_id, user)
+        hist = c.History.model_validate(await ask(request, c.EP_THEME_HISTORY, c.ThemeQuery(
             theme_id=theme_id, actor=actor_of(user))))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "history.html", user=user, theme=theme, entries=hist.entries)
+        return refusal(request, exc, user)
+    return page(request, "history.html", user=user, theme=theme, entries=hist.entries)
 
 
 # ---- hearings --------------------------------------------------------------------------------------------------
@@ -496,35 +398,28 @@ async def history_page(theme_id: str, request: Request) -> Response:
 
 async def _hearings_page(request: Request, user: ic.User, *, status: int = 200, **ctx: Any) -> HTMLResponse:
     try:
-        depts = c.OrgList.model_validate(await _call(request, c.EP_ORG_LIST, c.OrgListQuery(kind="department")))
+        depts = c.OrgList.model_validate(await ask(request, c.EP_ORG_LIST, c.OrgListQuery(kind="department")))
         found = await _hearings(request, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "hearings.html", user=user, status=status, departments=depts.orgs, hearings=found, **ctx)
+        return refusal(request, exc, user)
+    return page(request, "hearings.html", user=user, status=status, departments=depts.orgs, hearings=found, **ctx)
 
 
 @router.get("/hearings", response_class=HTMLResponse)
-async def hearings_page(request: Request) -> Response:
-    user = await require_role(request, "staff", "secretariat")
-    if isinstance(user, Response):
-        return user
+async def hearings_page(request: Request, user: ThemeOwner) -> Response:
     return await _hearings_page(request, user)
 
 
 @router.post("/hearings")
-async def hearing_create(request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
+async def hearing_create(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     try:
         data = c.HearingCreate(actor=actor_of(user), department_id=form.get("department_id", ""),
                                held_on=form.get("held_on", ""), current_state=form.get("current_state", ""),
                                issues=_lines(str(form.get("issues", ""))), attendees=form.get("attendees", ""))
-        await _call(request, c.EP_HEARING_CREATE, data)
+        await ask(request, c.EP_HEARING_CREATE, data)
     except (ValidationError, errors.ServiceError) as exc:
-        return await _hearings_page(request, user, form=form, error=_why(exc, ps.lang(request)),
-                                    status=400 if isinstance(exc, ValidationError) else _status(exc))
+        return await _hearings_page(request, user, form=form, error=why(exc, ps.lang(request)),
+                                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return await _hearings_page(request, user, notice=t("saved", ps.lang(request)))
 
 
@@ -532,23 +427,17 @@ async def hearing_create(request: Request) -> Response:
 
 
 @router.get("/orgs", response_class=HTMLResponse)
-async def orgs_page(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def orgs_page(request: Request, user: CurrentUser) -> Response:
     try:
-        mine = c.OrgList.model_validate(await _call(request, c.EP_ORG_LIST, c.OrgListQuery(member=actor_of(user))))
+        mine = c.OrgList.model_validate(await ask(request, c.EP_ORG_LIST, c.OrgListQuery(member=actor_of(user))))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "orgs.html", user=user, orgs=mine.orgs)
+        return refusal(request, exc, user)
+    return page(request, "orgs.html", user=user, orgs=mine.orgs)
 
 
 @router.get("/orgs/new", response_class=HTMLResponse)
-async def org_new_page(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
-    return _page(request, "org_form.html", user=user, org=None, chosen=[], staff="staff" in user.roles)
+async def org_new_page(request: Request, user: CurrentUser) -> Response:
+    return page(request, "org_form.html", user=user, org=None, chosen=[], staff="staff" in user.roles)
 
 
 def _profile(form: dict[str, Any], raw: Any) -> dict[str, Any]:
@@ -558,19 +447,15 @@ def _profile(form: dict[str, Any], raw: Any) -> dict[str, Any]:
 
 
 @router.post("/orgs/new")
-async def org_create(request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    profile = _profile(form, await _form_lists(request))
+async def org_create(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    profile = _profile(form, await form_lists(request))
     try:
         data = c.OrgCreate(actor=actor_of(user), kind=form.get("kind", "company"), **profile)
-        org = c.Org.model_validate(await _call(request, c.EP_ORG_CREATE, data))
+        org = c.Org.model_validate(await ask(request, c.EP_ORG_CREATE, data))
     except (ValidationError, errors.ServiceError) as exc:
-        return _page(request, "org_form.html", user=user, org=None, form=form, chosen=profile["fields"],
-                     staff="staff" in user.roles, error=_why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+        return page(request, "org_form.html", user=user, org=None, form=form, chosen=profile["fields"],
+                    staff="staff" in user.roles, error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/orgs/{org.id}", status_code=303)
 
 
@@ -579,48 +464,44 @@ async def _org(request: Request, org_id: str, user: ic.User | None) -> c.Org:
         q = c.OrgQuery(org_id=org_id, actor=actor_of(user) if user else None)
     except ValidationError:
         raise errors.NotFound(f"no organisation {org_id}") from None
-    return c.Org.model_validate(await _call(request, c.EP_ORG_GET, q))
+    return c.Org.model_validate(await ask(request, c.EP_ORG_GET, q))
 
 
 @router.get("/orgs/{org_id}", response_class=HTMLResponse)
-async def org_page(org_id: str, request: Request) -> Response:
-    user = await _maybe_user(request)
+async def org_page(org_id: str, request: Request, user: OptionalUser) -> Response:
     try:
         org = await _org(request, org_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
+        return refusal(request, exc, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
-    return _page(request, "org.html", user=user, org=org, form=org.model_dump(), chosen=org.fields, notice=notice)
+    return page(request, "org.html", user=user, org=org, form=org.model_dump(), chosen=org.fields, notice=notice)
 
 
-async def _org_action(request: Request, org_id: str, endpoint: str, make: Any) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await _form_lists(request)
+async def _org_action(request: Request, form: dict[str, Any], user: ic.User, org_id: str, endpoint: str,
+                      make: Any) -> Response:
+    raw = await form_lists(request)
     try:
-        await _call(request, endpoint, make(actor_of(user), form, raw))
+        await ask(request, endpoint, make(actor_of(user), form, raw))
     except (ValidationError, errors.ServiceError) as exc:
         try:
             org = await _org(request, org_id, user)
         except errors.ServiceError as exc2:
-            return _refusal(request, exc2, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
-        return _page(request, "org.html", user=user, org=org, form=form, chosen=raw.getlist("fields"),
-                     error=_why(exc, ps.lang(request)),
-                     status=400 if isinstance(exc, ValidationError) else _status(exc))
+            return refusal(request, exc2, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
+        return page(request, "org.html", user=user, org=org, form=form, chosen=raw.getlist("fields"),
+                    error=why(exc, ps.lang(request)),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
     return RedirectResponse(f"/orgs/{org_id}?saved=1", status_code=303)
 
 
 @router.post("/orgs/{org_id}")
-async def org_update(org_id: str, request: Request) -> Response:
-    return await _org_action(request, org_id, c.EP_ORG_UPDATE, lambda actor, form, raw: c.OrgUpdate(
+async def org_update(org_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _org_action(request, form, user, org_id, c.EP_ORG_UPDATE, lambda actor, form, raw: c.OrgUpdate(
         actor=actor, org_id=org_id, **_profile(form, raw)))
 
 
 @router.post("/orgs/{org_id}/members")
-async def org_member_add(org_id: str, request: Request) -> Response:
-    return await _org_action(request, org_id, c.EP_ORG_MEMBER_ADD, lambda actor, form, raw: c.MemberAdd(
+async def org_member_add(org_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _org_action(request, form, user, org_id, c.EP_ORG_MEMBER_ADD, lambda actor, form, raw: c.MemberAdd(
         actor=actor, org_id=org_id, global_handle=str(form.get("global_handle", "")).strip().lower(),
         role=form.get("role", "member")))
 
@@ -629,57 +510,47 @@ async def org_member_add(org_id: str, request: Request) -> Response:
 
 
 @router.get("/contact", response_class=HTMLResponse)
-async def contact_page(request: Request) -> Response:
-    return _page(request, "contact.html", user=await _maybe_user(request), form={"kind": "company"})
+async def contact_page(request: Request, user: OptionalUser) -> Response:
+    return page(request, "contact.html", user=user, form={"kind": "company"})
 
 
 @router.post("/contact")
-async def contact(request: Request) -> Response:
+async def contact(request: Request, form: CsrfForm, user: OptionalUser) -> Response:
+    # CSRF like every form: a page elsewhere cannot post it for a visitor
     lang = ps.lang(request)
-    form = await form_of(request)  # CSRF like every form: a page elsewhere cannot post it for a visitor
-    if isinstance(form, HTMLResponse):
-        return form
-    user = await _maybe_user(request)
     ip = request.client.host if request.client else ""
     if not request.app.state.contact_throttle.allow(ip):
-        return _page(request, "contact.html", user=user, form=form, error=t("pj_too_many", lang), status=429)
+        return page(request, "contact.html", user=user, form=form, error=t("pj_too_many", lang), status=429)
     try:
         data = c.InquiryCreate(kind=form.get("kind", ""), name=form.get("name", ""),
                                organisation=form.get("organisation", ""), email=form.get("email", ""),
                                phone=form.get("phone", ""), topic=form.get("topic", ""),
                                message=form.get("message", ""), lang=lang)
-        receipt = c.InquiryReceipt.model_validate(await _call(request, c.EP_INQUIRY_CREATE, data))
+        receipt = c.InquiryReceipt.model_validate(await ask(request, c.EP_INQUIRY_CREATE, data))
     except (ValidationError, errors.ServiceError) as exc:
-        return _page(request, "contact.html", user=user, form=form, error=_why(exc, lang),
-                     status=400 if isinstance(exc, ValidationError) else _status(exc))
-    return _page(request, "contact_done.html", user=user, receipt=receipt)
+        return page(request, "contact.html", user=user, form=form, error=why(exc, lang),
+                    status=400 if isinstance(exc, ValidationError) else error_status(exc))
+    return page(request, "contact_done.html", user=user, receipt=receipt)
 
 
 @router.get("/secretariat/inquiries", response_class=HTMLResponse)
-async def inquiries_page(request: Request) -> Response:
-    user = await require_role(request, "secretariat")
-    if isinstance(user, Response):
-        return user
+async def inquiries_page(request: Request, user: SecretariatUser) -> Response:
     status = request.query_params.get("status")
     try:
-        found = c.InquiryList.model_validate(await _call(request, c.EP_INQUIRY_LIST, c.InquiryListQuery(
+        found = c.InquiryList.model_validate(await ask(request, c.EP_INQUIRY_LIST, c.InquiryListQuery(
             actor=actor_of(user), status=status if status in ("open", "answered") else None)))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "inquiries.html", user=user, inquiries=found.inquiries, shown=status or "")
+        return refusal(request, exc, user)
+    return page(request, "inquiries.html", user=user, inquiries=found.inquiries, shown=status or "")
 
 
 @router.post("/secretariat/inquiries/{inquiry_id}/status")
-async def inquiry_status(inquiry_id: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
+async def inquiry_status(inquiry_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     try:
-        await _call(request, c.EP_INQUIRY_STATUS, c.InquiryStatusSet(
+        await ask(request, c.EP_INQUIRY_STATUS, c.InquiryStatusSet(
             actor=actor_of(user), inquiry_id=inquiry_id, status=form.get("status", ""), note=form.get("note", "")))
     except (ValidationError, errors.ServiceError) as exc:
         if isinstance(exc, ValidationError):
             exc = errors.BadRequest(errors.describe_validation_error(exc))
-        return _refusal(request, exc, user, back=("/secretariat/inquiries", t("pj_inquiries", ps.lang(request))))
+        return refusal(request, exc, user, back=("/secretariat/inquiries", t("pj_inquiries", ps.lang(request))))
     return RedirectResponse("/secretariat/inquiries", status_code=303)

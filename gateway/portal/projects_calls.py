@@ -3,12 +3,11 @@ company), briefings (説明会) and their registrations, the open call's proposa
 form, editing, withdrawal, the partners' confirmation), the evaluators' page (declare conflicts, score), the
 secretariat's selection page (appoint evaluators, progress, close, publish the result with reasons) and the public
 result. Each page asks the projects service over NATS with the person inside the request; the service decides, and
-a proposal that a person may not read is "not found" here too. Every form is CSRF-protected (pages.form_of).
+a proposal that a person may not read is "not found" here too. Every form is CSRF-protected (gateway.deps.CsrfForm).
 Included by gateway.portal.projects.install."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,21 +15,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, OptionalUser
 from gateway.portal import session as ps
+from gateway.portal.common import actor_of, again_page, bad_status, why
 from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import actor_of, current_user, signed_in_form
-from gateway.portal.projects import (
-    JST,
-    _call,
-    _form_lists,
-    _login,
-    _maybe_user,
-    _page,
-    _refusal,
-    _status,
-    _theme,
-    _why,
-)
+from gateway.portal.pages import JST
+from gateway.portal.projects_common import ask, form_action, form_lists, get_theme, page, refusal
 from towntip.kernel import errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
@@ -150,40 +140,9 @@ def _jst_input(value: str) -> str:
 async def _my_companies(request: Request, user: ic.User | None) -> list[c.Org]:
     if user is None:
         return []
-    found = c.OrgList.model_validate(await _call(request, c.EP_ORG_LIST, c.OrgListQuery(
+    found = c.OrgList.model_validate(await ask(request, c.EP_ORG_LIST, c.OrgListQuery(
         kind="company", member=actor_of(user))))
     return found.orgs
-
-
-def _bad(exc: Exception) -> int:
-    return 400 if isinstance(exc, ValidationError) else _status(exc)  # type: ignore[arg-type]
-
-
-AgainFn = Callable[[Request, ic.User, int, str], Awaitable[Response]]
-
-
-def again_page(page: Callable[..., Awaitable[Response]], *args: str) -> AgainFn:
-    """The form's page shown again after a refusal: `page(request, user, *args, status=, error=)`."""
-    async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
-        return await page(request, user, *args, status=status, error=error)
-    return again
-
-
-async def _action(request: Request, make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]], done: str,
-                  again: AgainFn) -> Response:
-    """A form post: the call the form makes, then `done` (a redirect) or the page again with the reason."""
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await _form_lists(request)
-    try:
-        endpoint, payload = make(actor_of(user), form, raw)
-        await _call(request, endpoint, payload)
-    except (ValidationError, errors.ServiceError) as exc:
-        request.state.refusal_code = getattr(exc, "error_code", None)  # pages act on the code (gateway/errors.py)
-        return await again(request, user, _bad(exc), _why(exc, ps.lang(request)))
-    return RedirectResponse(done, status_code=303)
 
 
 # ---- the theme's phase 2 page: briefings, the call, links ------------------------------------------------------
@@ -193,44 +152,44 @@ async def _partners_page(request: Request, user: ic.User | None, theme_id: str, 
                          error: str | None = None) -> Response:
     actor = actor_of(user) if user else None
     try:
-        theme = await _theme(request, theme_id, user)
-        brs = c.BriefingList.model_validate(await _call(request, c.EP_BRIEFING_LIST, c.ThemeQuery(
+        theme = await get_theme(request, theme_id, user)
+        brs = c.BriefingList.model_validate(await ask(request, c.EP_BRIEFING_LIST, c.ThemeQuery(
             theme_id=theme_id, actor=actor)))
         mine = await _my_companies(request, user)
         props: list[c.Proposal] = []
         if actor is not None:
-            props = c.ProposalList.model_validate(await _call(request, c.EP_PROPOSAL_LIST, c.ProposalListQuery(
+            props = c.ProposalList.model_validate(await ask(request, c.EP_PROPOSAL_LIST, c.ProposalListQuery(
                 actor=actor, theme_id=theme_id))).proposals
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     result = None
     try:
-        result = c.Result.model_validate(await _call(request, c.EP_RESULT_GET, c.ThemeQuery(
+        result = c.Result.model_validate(await ask(request, c.EP_RESULT_GET, c.ThemeQuery(
             theme_id=theme_id, actor=actor)))
     except errors.NotFound:
         pass
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     r = theme.requirements
     # Whether the deadline has passed is the service's to say (its clock): the form answers with its reason.
     call_open = bool(r and r.call_opened_at and theme.phase == 2)
     own = [p for p in props if {"lead", "partner"} & set(p.relation)]
     evaluator = any("evaluator" in p.relation for p in props)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
-    return _page(request, "calls.html", user=user, status=status, error=error, notice=notice, theme=theme,
-                 briefings=brs.briefings, may_manage=brs.may_manage, companies=mine, own=own, evaluator=evaluator,
-                 call_open=call_open, result=result, secretariat=bool(user and "secretariat" in user.roles))
+    return page(request, "calls.html", user=user, status=status, error=error, notice=notice, theme=theme,
+                briefings=brs.briefings, may_manage=brs.may_manage, companies=mine, own=own, evaluator=evaluator,
+                call_open=call_open, result=result, secretariat=bool(user and "secretariat" in user.roles))
 
 
 @router.get("/themes/{theme_id}/partners", response_class=HTMLResponse)
-async def partners_page(theme_id: str, request: Request) -> Response:
-    return await _partners_page(request, await _maybe_user(request), theme_id)
+async def partners_page(theme_id: str, request: Request, user: OptionalUser) -> Response:
+    return await _partners_page(request, user, theme_id)
 
 
 
 @router.post("/themes/{theme_id}/briefings")
-async def briefing_create(theme_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_BRIEFING_CREATE, c.BriefingCreate(
+async def briefing_create(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_BRIEFING_CREATE, c.BriefingCreate(
         actor=actor, theme_id=theme_id, title=form.get("title", ""),
         starts_at=_jst_input(str(form.get("starts_at", ""))), ends_at=_jst_input(str(form.get("ends_at", ""))),
         venue=form.get("venue", ""), online_url=form.get("online_url", ""), capacity=form.get("capacity") or "0")),
@@ -238,15 +197,17 @@ async def briefing_create(theme_id: str, request: Request) -> Response:
 
 
 @router.post("/themes/{theme_id}/briefings/{briefing_id}/register")
-async def briefing_register(theme_id: str, briefing_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_BRIEFING_REGISTER, c.BriefingRegister(
+async def briefing_register(theme_id: str, briefing_id: str, request: Request,
+                            form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_BRIEFING_REGISTER, c.BriefingRegister(
         actor=actor, briefing_id=briefing_id, org_id=form.get("org_id", ""))),
         f"/themes/{theme_id}/partners?saved=1", again_page(_partners_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/briefings/{briefing_id}/cancel")
-async def briefing_cancel(theme_id: str, briefing_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_BRIEFING_CANCEL, c.BriefingCancel(
+async def briefing_cancel(theme_id: str, briefing_id: str, request: Request,
+                          form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_BRIEFING_CANCEL, c.BriefingCancel(
         actor=actor, briefing_id=briefing_id)), f"/themes/{theme_id}/partners?saved=1",
         again_page(_partners_page, theme_id))
 
@@ -255,35 +216,29 @@ async def briefing_cancel(theme_id: str, briefing_id: str, request: Request) -> 
 
 
 @router.get("/themes/{theme_id}/matching", response_class=HTMLResponse)
-async def matching_page(theme_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def matching_page(theme_id: str, request: Request, user: CurrentUser) -> Response:
     try:
-        theme = await _theme(request, theme_id, user)
-        found = c.CompanyMatches.model_validate(await _call(request, c.EP_MATCH_COMPANIES, c.ThemeQuery(
+        theme = await get_theme(request, theme_id, user)
+        found = c.CompanyMatches.model_validate(await ask(request, c.EP_MATCH_COMPANIES, c.ThemeQuery(
             theme_id=theme_id, actor=actor_of(user))))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "matching.html", user=user, theme=theme, found=found)
+        return refusal(request, exc, user)
+    return page(request, "matching.html", user=user, theme=theme, found=found)
 
 
 @router.get("/orgs/{org_id}/themes", response_class=HTMLResponse)
-async def org_themes_page(org_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def org_themes_page(org_id: str, request: Request, user: CurrentUser) -> Response:
     try:
         q = c.OrgMatchQuery(actor=actor_of(user), org_id=org_id)
     except ValidationError:
-        return _refusal(request, errors.NotFound(f"no organisation {org_id}"), user)
+        return refusal(request, errors.NotFound(f"no organisation {org_id}"), user)
     try:
-        org = c.Org.model_validate(await _call(request, c.EP_ORG_GET, c.OrgQuery(org_id=org_id,
-                                                                                 actor=actor_of(user))))
-        found = c.ThemeMatches.model_validate(await _call(request, c.EP_MATCH_THEMES, q))
+        org = c.Org.model_validate(await ask(request, c.EP_ORG_GET, c.OrgQuery(org_id=org_id,
+                                                                               actor=actor_of(user))))
+        found = c.ThemeMatches.model_validate(await ask(request, c.EP_MATCH_THEMES, q))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
-    return _page(request, "org_themes.html", user=user, org=org, found=found)
+        return refusal(request, exc, user, back=("/orgs", t("pj_orgs", ps.lang(request))))
+    return page(request, "org_themes.html", user=user, org=org, found=found)
 
 
 # ---- proposals -----------------------------------------------------------------------------------------------------
@@ -313,43 +268,36 @@ async def _proposal_form_page(request: Request, user: ic.User, theme_id: str, *,
                               form: dict[str, Any] | None = None, chosen: list[str] | None = None,
                               status: int = 200, error: str | None = None) -> Response:
     try:
-        theme = await _theme(request, theme_id, user)
+        theme = await get_theme(request, theme_id, user)
         mine = await _my_companies(request, user)
-        all_companies = c.OrgList.model_validate(await _call(request, c.EP_ORG_LIST, c.OrgListQuery(
+        all_companies = c.OrgList.model_validate(await ask(request, c.EP_ORG_LIST, c.OrgListQuery(
             kind="company"))).orgs
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     if proposal is not None:
         form = form or _proposal_form(proposal)
         chosen = chosen if chosen is not None else [p.org_id for p in proposal.partners]
-    return _page(request, "proposal_form.html", user=user, status=status, error=error, theme=theme,
-                 proposal=proposal, companies=mine, all_companies=all_companies, form=form or {},
-                 chosen=chosen or [], rows=range(1, ATTACHMENT_ROWS + 1))
+    return page(request, "proposal_form.html", user=user, status=status, error=error, theme=theme,
+                proposal=proposal, companies=mine, all_companies=all_companies, form=form or {},
+                chosen=chosen or [], rows=range(1, ATTACHMENT_ROWS + 1))
 
 
 @router.get("/themes/{theme_id}/proposals/new", response_class=HTMLResponse)
-async def proposal_new_page(theme_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def proposal_new_page(theme_id: str, request: Request, user: CurrentUser) -> Response:
     return await _proposal_form_page(request, user, theme_id)
 
 
 @router.post("/themes/{theme_id}/proposals/new")
-async def proposal_submit(theme_id: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await _form_lists(request)
+async def proposal_submit(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    raw = await form_lists(request)
     content = _proposal_content(form, raw)
     try:
         data = c.ProposalSubmit(actor=actor_of(user), theme_id=theme_id, lead_org_id=form.get("lead_org_id", ""),
                                 **content)
-        made = c.Proposal.model_validate(await _call(request, c.EP_PROPOSAL_SUBMIT, data))
+        made = c.Proposal.model_validate(await ask(request, c.EP_PROPOSAL_SUBMIT, data))
     except (ValidationError, errors.ServiceError) as exc:
         return await _proposal_form_page(request, user, theme_id, form=form, chosen=content["partner_org_ids"],
-                                         status=_bad(exc), error=_why(exc, ps.lang(request)))
+                                         status=bad_status(exc), error=why(exc, ps.lang(request)))
     return RedirectResponse(f"/proposals/{made.id}?saved=1", status_code=303)
 
 
@@ -358,7 +306,7 @@ async def _proposal(request: Request, proposal_id: str, user: ic.User) -> c.Prop
         q = c.ProposalQuery(actor=actor_of(user), proposal_id=proposal_id)
     except ValidationError:
         raise errors.NotFound(f"no proposal {proposal_id}") from None
-    return c.Proposal.model_validate(await _call(request, c.EP_PROPOSAL_GET, q))
+    return c.Proposal.model_validate(await ask(request, c.EP_PROPOSAL_GET, q))
 
 
 async def _proposal_page(request: Request, user: ic.User, proposal_id: str, *, status: int = 200,
@@ -367,82 +315,69 @@ async def _proposal_page(request: Request, user: ic.User, proposal_id: str, *, s
         p = await _proposal(request, proposal_id, user)
         mine = {o.id for o in await _my_companies(request, user)}
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
-    return _page(request, "proposal.html", user=user, status=status, error=error, notice=notice, p=p,
-                 my_partner_orgs=[x for x in p.partners if x.org_id in mine])
+    return page(request, "proposal.html", user=user, status=status, error=error, notice=notice, p=p,
+                my_partner_orgs=[x for x in p.partners if x.org_id in mine])
 
 
 @router.get("/proposals/{proposal_id}", response_class=HTMLResponse)
-async def proposal_page(proposal_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def proposal_page(proposal_id: str, request: Request, user: CurrentUser) -> Response:
     return await _proposal_page(request, user, proposal_id)
 
 
 
 @router.get("/proposals/{proposal_id}/edit", response_class=HTMLResponse)
-async def proposal_edit_page(proposal_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def proposal_edit_page(proposal_id: str, request: Request, user: CurrentUser) -> Response:
     try:
         p = await _proposal(request, proposal_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     return await _proposal_form_page(request, user, p.theme_id, proposal=p)
 
 
 @router.post("/proposals/{proposal_id}/edit")
-async def proposal_edit(proposal_id: str, request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await _form_lists(request)
+async def proposal_edit(proposal_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    raw = await form_lists(request)
     content = _proposal_content(form, raw)
     try:
         p = await _proposal(request, proposal_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     try:
         data = c.ProposalUpdate(actor=actor_of(user), proposal_id=proposal_id, version=form.get("version", "0"),
                                 **content)
-        await _call(request, c.EP_PROPOSAL_UPDATE, data)
+        await ask(request, c.EP_PROPOSAL_UPDATE, data)
     except (ValidationError, errors.ServiceError) as exc:
         return await _proposal_form_page(request, user, p.theme_id, proposal=p, form=form,
-                                         chosen=content["partner_org_ids"], status=_bad(exc),
-                                         error=_why(exc, ps.lang(request)))
+                                         chosen=content["partner_org_ids"], status=bad_status(exc),
+                                         error=why(exc, ps.lang(request)))
     return RedirectResponse(f"/proposals/{proposal_id}?saved=1", status_code=303)
 
 
 @router.post("/proposals/{proposal_id}/withdraw")
-async def proposal_withdraw(proposal_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_PROPOSAL_WITHDRAW, c.ProposalAction(
+async def proposal_withdraw(proposal_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_PROPOSAL_WITHDRAW, c.ProposalAction(
         actor=actor, proposal_id=proposal_id, note=form.get("note", ""))), f"/proposals/{proposal_id}?saved=1",
         again_page(_proposal_page, proposal_id))
 
 
 @router.post("/proposals/{proposal_id}/partner")
-async def proposal_partner(proposal_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_PROPOSAL_PARTNER, c.PartnerAnswer(
+async def proposal_partner(proposal_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_PROPOSAL_PARTNER, c.PartnerAnswer(
         actor=actor, proposal_id=proposal_id, org_id=form.get("org_id", ""), decision=form.get("decision", ""))),
         f"/proposals/{proposal_id}?saved=1", again_page(_proposal_page, proposal_id))
 
 
 @router.get("/themes/{theme_id}/proposals", response_class=HTMLResponse)
-async def proposals_page(theme_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def proposals_page(theme_id: str, request: Request, user: CurrentUser) -> Response:
     try:
-        theme = await _theme(request, theme_id, user)
-        found = c.ProposalList.model_validate(await _call(request, c.EP_PROPOSAL_LIST, c.ProposalListQuery(
+        theme = await get_theme(request, theme_id, user)
+        found = c.ProposalList.model_validate(await ask(request, c.EP_PROPOSAL_LIST, c.ProposalListQuery(
             actor=actor_of(user), theme_id=theme_id)))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
-    return _page(request, "proposals.html", user=user, theme=theme, proposals=found.proposals)
+        return refusal(request, exc, user)
+    return page(request, "proposals.html", user=user, theme=theme, proposals=found.proposals)
 
 
 # ---- evaluation ----------------------------------------------------------------------------------------------------
@@ -451,41 +386,40 @@ async def proposals_page(theme_id: str, request: Request) -> Response:
 async def _evaluate_page(request: Request, user: ic.User, theme_id: str, *, status: int = 200,
                          error: str | None = None) -> Response:
     try:
-        theme = await _theme(request, theme_id, user)
-        mine = c.MyReviews.model_validate(await _call(request, c.EP_REVIEW_MINE, c.ThemeQuery(
+        theme = await get_theme(request, theme_id, user)
+        mine = c.MyReviews.model_validate(await ask(request, c.EP_REVIEW_MINE, c.ThemeQuery(
             theme_id=theme_id, actor=actor_of(user))))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
-    return _page(request, "evaluate.html", user=user, status=status, error=error, notice=notice, theme=theme,
-                 mine=mine, scale=range(c.SCORE_MAX, -1, -1))
+    return page(request, "evaluate.html", user=user, status=status, error=error, notice=notice, theme=theme,
+                mine=mine, scale=range(c.SCORE_MAX, -1, -1))
 
 
 @router.get("/themes/{theme_id}/evaluate", response_class=HTMLResponse)
-async def evaluate_page(theme_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def evaluate_page(theme_id: str, request: Request, user: CurrentUser) -> Response:
     return await _evaluate_page(request, user, theme_id)
 
 
 
 @router.post("/themes/{theme_id}/evaluate/{proposal_id}/declare")
-async def evaluate_declare(theme_id: str, proposal_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_REVIEW_DECLARE, c.ConflictDeclare(
+async def evaluate_declare(theme_id: str, proposal_id: str, request: Request,
+                           form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_REVIEW_DECLARE, c.ConflictDeclare(
         actor=actor, proposal_id=proposal_id, conflicted=form.get("conflicted") == "yes",
         reason=form.get("reason", ""))), f"/themes/{theme_id}/evaluate?saved=1#p-{proposal_id}",
         again_page(_evaluate_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/evaluate/{proposal_id}/score")
-async def evaluate_score(theme_id: str, proposal_id: str, request: Request) -> Response:
+async def evaluate_score(theme_id: str, proposal_id: str, request: Request,
+                         form: CsrfForm, user: CurrentUser) -> Response:
     def make(actor: Any, form: dict[str, Any], raw: Any) -> tuple[str, Any]:
         scores = {k[len("score_"):]: v for k, v in form.items() if k.startswith("score_") and v != ""}
         return c.EP_REVIEW_SCORE, c.ScoreSubmit(actor=actor, proposal_id=proposal_id, scores=scores,
                                                 comment=form.get("comment", ""))
-    return await _action(request, make, f"/themes/{theme_id}/evaluate?saved=1#p-{proposal_id}",
-                         again_page(_evaluate_page, theme_id))
+    return await form_action(request, form, user, make, f"/themes/{theme_id}/evaluate?saved=1#p-{proposal_id}",
+                             again_page(_evaluate_page, theme_id))
 
 
 # ---- the secretariat's selection, and the public result --------------------------------------------------------
@@ -494,54 +428,50 @@ async def evaluate_score(theme_id: str, proposal_id: str, request: Request) -> R
 async def _selection_page(request: Request, user: ic.User, theme_id: str, *, status: int = 200,
                           error: str | None = None) -> Response:
     try:
-        theme = await _theme(request, theme_id, user)
-        st = c.EvaluationStatus.model_validate(await _call(request, c.EP_EVALUATION_STATUS, c.ThemeQuery(
+        theme = await get_theme(request, theme_id, user)
+        st = c.EvaluationStatus.model_validate(await ask(request, c.EP_EVALUATION_STATUS, c.ThemeQuery(
             theme_id=theme_id, actor=actor_of(user))))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     cells = {(x.evaluator, x.proposal_id): x.state for x in st.progress}
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
-    return _page(request, "selection.html", user=user, status=status, error=error, notice=notice, theme=theme,
-                 st=st, cells=cells, secretariat="secretariat" in user.roles)
+    return page(request, "selection.html", user=user, status=status, error=error, notice=notice, theme=theme,
+                st=st, cells=cells, secretariat="secretariat" in user.roles)
 
 
 @router.get("/themes/{theme_id}/selection", response_class=HTMLResponse)
-async def selection_page(theme_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def selection_page(theme_id: str, request: Request, user: CurrentUser) -> Response:
     return await _selection_page(request, user, theme_id)
 
 
 
 @router.post("/themes/{theme_id}/selection/evaluators")
-async def selection_appoint(theme_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_EVALUATOR_APPOINT, c.EvaluatorAppoint(
+async def selection_appoint(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_EVALUATOR_APPOINT, c.EvaluatorAppoint(
         actor=actor, theme_id=theme_id, global_handle=str(form.get("global_handle", "")).strip().lower())),
         f"/themes/{theme_id}/selection?saved=1", again_page(_selection_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/selection/close")
-async def selection_close(theme_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_EVALUATION_CLOSE, c.ThemeAction(
+async def selection_close(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_EVALUATION_CLOSE, c.ThemeAction(
         actor=actor, theme_id=theme_id, note=form.get("note", ""))), f"/themes/{theme_id}/selection?saved=1",
         again_page(_selection_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/selection/publish")
-async def selection_publish(theme_id: str, request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_RESULT_PUBLISH, c.ResultPublish(
+async def selection_publish(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await form_action(request, form, user, lambda actor, form, raw: (c.EP_RESULT_PUBLISH, c.ResultPublish(
         actor=actor, theme_id=theme_id, selected=raw.getlist("selected"), reasons=form.get("reasons", ""))),
         f"/themes/{theme_id}/result", again_page(_selection_page, theme_id))
 
 
 @router.get("/themes/{theme_id}/result", response_class=HTMLResponse)
-async def result_page(theme_id: str, request: Request) -> Response:
-    user = await _maybe_user(request)
+async def result_page(theme_id: str, request: Request, user: OptionalUser) -> Response:
     try:
-        theme = await _theme(request, theme_id, user)
-        result = c.Result.model_validate(await _call(request, c.EP_RESULT_GET, c.ThemeQuery(
+        theme = await get_theme(request, theme_id, user)
+        result = c.Result.model_validate(await ask(request, c.EP_RESULT_GET, c.ThemeQuery(
             theme_id=theme_id, actor=actor_of(user) if user else None)))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=(f"/themes/{theme_id}", t("pj_themes", ps.lang(request))))
-    return _page(request, "result.html", user=user, theme=theme, result=result)
+        return refusal(request, exc, user, back=(f"/themes/{theme_id}", t("pj_themes", ps.lang(request))))
+    return page(request, "result.html", user=user, theme=theme, result=result)

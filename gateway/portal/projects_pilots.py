@@ -4,7 +4,7 @@ versions and sign-off by both sides, and what still stands before phase 4) and p
 achievement, the report, the budget rationale, the next-year decision, the case study's draft and publication), and
 the public case pages (/cases, /cases/{id}). Each page asks the projects service over NATS with the person inside
 the request (contracts.pilots); the service decides, and a workspace a person may not read is "not found" here too.
-Every form is CSRF-protected (pages.form_of). Included by gateway.portal.projects.install."""
+Every form is CSRF-protected (gateway.deps.CsrfForm). Included by gateway.portal.projects.install."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, OptionalUser
 from gateway.errors import is_stale, words
 from gateway.portal import session as ps
+from gateway.portal.common import AgainFn, actor_of, add_nav, again_page
 from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import actor_of, add_nav, current_user
-from gateway.portal.projects import _call, _login, _maybe_user, _page, _refusal
-from gateway.portal.projects_calls import AgainFn, _action, again_page
+from gateway.portal.projects_common import ask, form_action, page, refusal
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import pilots as pc
@@ -189,8 +189,8 @@ def _yen(value: Any) -> str:
 def _ppage(request: Request, template: str, *, user: ic.User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     lang = ps.lang(request)
     decisions = pc.DECISIONS_EN if lang == "en" else pc.DECISIONS
-    return _page(request, template, user=user, status=status, num=num,
-                 yen=_yen, decisions=decisions, missing=lambda items: missing_words(items, lang), **ctx)
+    return page(request, template, user=user, status=status, num=num,
+                yen=_yen, decisions=decisions, missing=lambda items: missing_words(items, lang), **ctx)
 
 
 def _saved(request: Request) -> str | None:
@@ -202,19 +202,19 @@ async def _pilot(request: Request, theme_id: str, user: ic.User | None) -> pc.Pi
         q = pc.PilotQuery(theme_id=theme_id, actor=actor_of(user) if user else None)
     except ValidationError:
         raise errors.NotFound(f"no theme {theme_id}") from None
-    return pc.Pilot.model_validate(await _call(request, pc.EP_PILOT_GET, q))
+    return pc.Pilot.model_validate(await ask(request, pc.EP_PILOT_GET, q))
 
 
 
 
-async def _act(request: Request, make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]], done: str,
-               again: AgainFn) -> Response:
-    """A form post (projects_calls._action), with the stale-version message for a compare-and-set refusal."""
+async def _act(request: Request, form: dict[str, Any], user: ic.User,
+               make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]], done: str, again: AgainFn) -> Response:
+    """A form post (projects_common.form_action), with the stale-version message for a compare-and-set refusal."""
     async def again_stale(request: Request, user: ic.User, status: int, error: str) -> Response:
-        if is_stale(getattr(request.state, "refusal_code", None)):  # set by projects_calls._action
+        if is_stale(getattr(request.state, "refusal_code", None)):  # set by projects_common.form_action
             error = f"{t('pp_stale', ps.lang(request))} ({error})"
         return await again(request, user, status, error)
-    return await _action(request, make, done, again_stale)
+    return await form_action(request, form, user, make, done, again_stale)
 
 
 # ---- what the theme page shows of phases 3 and 4 ---------------------------------------------------------------
@@ -233,7 +233,7 @@ async def theme_extras(request: Request, theme: c.Theme, user: ic.User | None) -
         except errors.ServiceError:
             pass  # not a party (404), or the service is busy: the theme's page works without it
     try:
-        case = pc.Case.model_validate(await _call(request, pc.EP_CASE_FOR_THEME, pc.PilotQuery(
+        case = pc.Case.model_validate(await ask(request, pc.EP_CASE_FOR_THEME, pc.PilotQuery(
             theme_id=theme.id, actor=actor_of(user) if user else None)))
         out["case"] = case if case.published is not None else None
     except errors.ServiceError:
@@ -249,17 +249,14 @@ async def _pilot_page(request: Request, user: ic.User, theme_id: str, *, status:
     try:
         pilot = await _pilot(request, theme_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     plan_form = form if form is not None else (pilot.plan.model_dump(mode="json") if pilot.plan else {})
     return _ppage(request, "pilot.html", user=user, status=status, error=error, notice=_saved(request), p=pilot,
                   form=plan_form, may_mark=bool(pilot.relation) and not pilot.complete)
 
 
 @router.get("/themes/{theme_id}/pilot", response_class=HTMLResponse)
-async def pilot_page(theme_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def pilot_page(theme_id: str, request: Request, user: CurrentUser) -> Response:
     return await _pilot_page(request, user, theme_id)
 
 
@@ -269,8 +266,8 @@ def _done(theme_id: str, anchor: str) -> str:
 
 
 @router.post("/themes/{theme_id}/pilot/roles")
-async def role_put(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_ROLE_PUT, pc.RolePut(
+async def role_put(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_ROLE_PUT, pc.RolePut(
         actor=actor, theme_id=theme_id, role_id=form.get("role_id") or None, org_id=form.get("org_id", ""),
         title=form.get("title", ""), responsibilities=form.get("responsibilities", ""),
         contact_handle=str(form.get("contact_handle", "")).strip().lower() or None)),
@@ -278,30 +275,32 @@ async def role_put(theme_id: str, request: Request) -> Response:
 
 
 @router.post("/themes/{theme_id}/pilot/roles/{role_id}/remove")
-async def role_remove(theme_id: str, role_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_ROLE_REMOVE, pc.RoleRemove(
+async def role_remove(theme_id: str, role_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_ROLE_REMOVE, pc.RoleRemove(
         actor=actor, theme_id=theme_id, role_id=role_id)), _done(theme_id, "roles"),
         again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/milestones")
-async def milestone_put(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_MILESTONE_PUT, pc.MilestonePut(
+async def milestone_put(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_MILESTONE_PUT, pc.MilestonePut(
         actor=actor, theme_id=theme_id, milestone_id=form.get("milestone_id") or None, title=form.get("title", ""),
         due_on=form.get("due_on", ""), description=form.get("description", ""))),
         _done(theme_id, "milestones"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/milestones/{milestone_id}/status")
-async def milestone_status(theme_id: str, milestone_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_MILESTONE_STATUS, pc.MilestoneStatusSet(
+async def milestone_status(theme_id: str, milestone_id: str, request: Request,
+                           form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_MILESTONE_STATUS, pc.MilestoneStatusSet(
         actor=actor, theme_id=theme_id, milestone_id=milestone_id, status=form.get("status", ""))),
         _done(theme_id, "milestones"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/milestones/{milestone_id}/remove")
-async def milestone_remove(theme_id: str, milestone_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_MILESTONE_REMOVE, pc.MilestoneRemove(
+async def milestone_remove(theme_id: str, milestone_id: str, request: Request,
+                           form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_MILESTONE_REMOVE, pc.MilestoneRemove(
         actor=actor, theme_id=theme_id, milestone_id=milestone_id)), _done(theme_id, "milestones"),
         again_page(_pilot_page, theme_id))
 
@@ -311,8 +310,8 @@ def _decimal(value: Any) -> str:
 
 
 @router.post("/themes/{theme_id}/pilot/kpis")
-async def kpi_put(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_KPI_PUT, pc.KpiPut(
+async def kpi_put(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_KPI_PUT, pc.KpiPut(
         actor=actor, theme_id=theme_id, kpi_id=form.get("kpi_id") or None, name=form.get("name", ""),
         unit=form.get("unit", ""), baseline=_decimal(form.get("baseline")), target=_decimal(form.get("target")),
         direction=form.get("direction", ""), method=form.get("method", ""),
@@ -320,20 +319,20 @@ async def kpi_put(theme_id: str, request: Request) -> Response:
 
 
 @router.post("/themes/{theme_id}/pilot/kpis/{kpi_id}/remove")
-async def kpi_remove(theme_id: str, kpi_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_KPI_REMOVE, pc.KpiRemove(
+async def kpi_remove(theme_id: str, kpi_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_KPI_REMOVE, pc.KpiRemove(
         actor=actor, theme_id=theme_id, kpi_id=kpi_id)), _done(theme_id, "kpis"),
         again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/plan")
-async def plan_put(theme_id: str, request: Request) -> Response:
+async def plan_put(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
         form = dict((await request.form()).items())
         form.pop("csrf", None)
         return await _pilot_page(request, user, theme_id, status=status, error=error, form=form)
 
-    return await _act(request, lambda actor, form, raw: (pc.EP_PLAN_PUT, pc.PlanPut(
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_PLAN_PUT, pc.PlanPut(
         actor=actor, theme_id=theme_id, version=form.get("version") or "0", objective=form.get("objective", ""),
         scope=form.get("scope", ""), method=form.get("method", ""), period_start=form.get("period_start", ""),
         period_end=form.get("period_end", ""), budget_yen=_decimal(form.get("budget_yen")) or "-1",
@@ -341,16 +340,16 @@ async def plan_put(theme_id: str, request: Request) -> Response:
 
 
 @router.post("/themes/{theme_id}/pilot/agreements")
-async def agreement_create(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_AGREEMENT_CREATE, pc.AgreementCreate(
+async def agreement_create(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_AGREEMENT_CREATE, pc.AgreementCreate(
         actor=actor, theme_id=theme_id, kind=form.get("kind", ""), title=form.get("title", ""),
         body=form.get("body", ""))), _done(theme_id, "agreements"), again_page(_pilot_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/pilot/advance")
-async def pilot_advance(theme_id: str, request: Request) -> Response:
+async def pilot_advance(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     """The move to phase 4 from the workspace, next to what the gate still asks for; refused: the reason here."""
-    return await _act(request, lambda actor, form, raw: (c.EP_THEME_ADVANCE, c.PhaseAdvance(
+    return await _act(request, form, user, lambda actor, form, raw: (c.EP_THEME_ADVANCE, c.PhaseAdvance(
         actor=actor, theme_id=theme_id, to_phase=4, note=form.get("note", ""))),
         f"/themes/{theme_id}/results?saved=1", again_page(_pilot_page, theme_id))
 
@@ -365,27 +364,25 @@ async def _agreement_page(request: Request, user: ic.User, theme_id: str, agreem
             q = pc.AgreementQuery(actor=actor_of(user), theme_id=theme_id, agreement_id=agreement_id)
         except ValidationError:
             raise errors.NotFound(f"no agreement {agreement_id}") from None
-        a = pc.Agreement.model_validate(await _call(request, pc.EP_AGREEMENT_GET, q))
+        a = pc.Agreement.model_validate(await ask(request, pc.EP_AGREEMENT_GET, q))
         pilot = await _pilot(request, theme_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=(f"/themes/{theme_id}/pilot", t("pp_pilot", ps.lang(request))))
+        return refusal(request, exc, user, back=(f"/themes/{theme_id}/pilot", t("pp_pilot", ps.lang(request))))
     names = {x.org_id: x.org_name for x in pilot.parties}
     return _ppage(request, "agreement.html", user=user, status=status, error=error, notice=_saved(request), a=a,
                   p=pilot, names=names)
 
 
 @router.get("/themes/{theme_id}/agreements/{agreement_id}", response_class=HTMLResponse)
-async def agreement_page(theme_id: str, agreement_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def agreement_page(theme_id: str, agreement_id: str, request: Request, user: CurrentUser) -> Response:
     return await _agreement_page(request, user, theme_id, agreement_id)
 
 
 
 @router.post("/themes/{theme_id}/agreements/{agreement_id}/sign")
-async def agreement_sign(theme_id: str, agreement_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_AGREEMENT_SIGN, pc.AgreementSign(
+async def agreement_sign(theme_id: str, agreement_id: str, request: Request,
+                         form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_AGREEMENT_SIGN, pc.AgreementSign(
         actor=actor, theme_id=theme_id, agreement_id=agreement_id, org_id=form.get("org_id", ""),
         version=form.get("version") or "0", sha256=form.get("sha256", ""))),
         f"/themes/{theme_id}/agreements/{agreement_id}?saved=1",
@@ -393,8 +390,9 @@ async def agreement_sign(theme_id: str, agreement_id: str, request: Request) -> 
 
 
 @router.post("/themes/{theme_id}/agreements/{agreement_id}/revise")
-async def agreement_revise(theme_id: str, agreement_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_AGREEMENT_REVISE, pc.AgreementRevise(
+async def agreement_revise(theme_id: str, agreement_id: str, request: Request,
+                           form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_AGREEMENT_REVISE, pc.AgreementRevise(
         actor=actor, theme_id=theme_id, agreement_id=agreement_id, version=form.get("version") or "0",
         title=form.get("title", ""), body=form.get("body", ""))),
         f"/themes/{theme_id}/agreements/{agreement_id}?saved=1",
@@ -409,16 +407,16 @@ async def _results_page(request: Request, user: ic.User, theme_id: str, *, statu
     try:
         pilot = await _pilot(request, theme_id, user)
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user)
+        return refusal(request, exc, user)
     case = None
     if pilot.may_manage or pilot.case_published_version:
         try:
-            case = pc.Case.model_validate(await _call(request, pc.EP_CASE_FOR_THEME, pc.PilotQuery(
+            case = pc.Case.model_validate(await ask(request, pc.EP_CASE_FOR_THEME, pc.PilotQuery(
                 theme_id=theme_id, actor=actor_of(user))))
         except errors.NotFound:
             pass  # no draft yet
         except errors.ServiceError as exc:
-            return _refusal(request, exc, user)
+            return refusal(request, exc, user)
     draft = case.draft if case else None
     case_form = draft.model_dump(mode="json") if draft else {}
     chosen = list(draft.fields) if draft else list(pilot.fields)
@@ -428,10 +426,7 @@ async def _results_page(request: Request, user: ic.User, theme_id: str, *, statu
 
 
 @router.get("/themes/{theme_id}/results", response_class=HTMLResponse)
-async def results_page(theme_id: str, request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def results_page(theme_id: str, request: Request, user: CurrentUser) -> Response:
     return await _results_page(request, user, theme_id)
 
 
@@ -441,24 +436,24 @@ def _rdone(theme_id: str, anchor: str) -> str:
 
 
 @router.post("/themes/{theme_id}/results/actuals")
-async def actual_add(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_ACTUAL_ADD, pc.ActualAdd(
+async def actual_add(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_ACTUAL_ADD, pc.ActualAdd(
         actor=actor, theme_id=theme_id, kpi_id=form.get("kpi_id", ""), value=_decimal(form.get("value")),
         measured_on=form.get("measured_on", ""), note=form.get("note", ""), source=form.get("source", ""))),
         _rdone(theme_id, "actuals"), again_page(_results_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/results/report")
-async def report_put(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_REPORT_PUT, pc.ReportPut(
+async def report_put(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_REPORT_PUT, pc.ReportPut(
         actor=actor, theme_id=theme_id, version=form.get("version") or "0", summary=form.get("summary", ""),
         results=form.get("results", ""), issues=form.get("issues", ""), lessons=form.get("lessons", ""))),
         _rdone(theme_id, "report"), again_page(_results_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/results/budget")
-async def budget_put(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_BUDGET_PUT, pc.BudgetPut(
+async def budget_put(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_BUDGET_PUT, pc.BudgetPut(
         actor=actor, theme_id=theme_id, version=form.get("version") or "0",
         actual_cost_yen=_decimal(form.get("actual_cost_yen")) or "-1", effects=form.get("effects", ""),
         rationale=form.get("rationale", ""),
@@ -467,15 +462,15 @@ async def budget_put(theme_id: str, request: Request) -> Response:
 
 
 @router.post("/themes/{theme_id}/results/decision")
-async def decision_make(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_DECISION_MAKE, pc.DecisionMake(
+async def decision_make(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_DECISION_MAKE, pc.DecisionMake(
         actor=actor, theme_id=theme_id, decision=form.get("decision", ""), reasons=form.get("reasons", ""))),
         _rdone(theme_id, "decision"), again_page(_results_page, theme_id))
 
 
 @router.post("/themes/{theme_id}/results/case")
-async def case_put(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_CASE_PUT, pc.CasePut(
+async def case_put(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_CASE_PUT, pc.CasePut(
         actor=actor, theme_id=theme_id, draft_revision=form.get("draft_revision") or "0",
         title=form.get("title", ""), summary=form.get("summary", ""), approach=form.get("approach", ""),
         outcomes=form.get("outcomes", ""), lessons=form.get("lessons", ""),
@@ -484,8 +479,8 @@ async def case_put(theme_id: str, request: Request) -> Response:
 
 
 @router.post("/themes/{theme_id}/results/case/publish")
-async def case_publish(theme_id: str, request: Request) -> Response:
-    return await _act(request, lambda actor, form, raw: (pc.EP_CASE_PUBLISH, pc.CasePublish(
+async def case_publish(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _act(request, form, user, lambda actor, form, raw: (pc.EP_CASE_PUBLISH, pc.CasePublish(
         actor=actor, theme_id=theme_id, note=form.get("note", ""))), _rdone(theme_id, "case"),
         again_page(_results_page, theme_id))
 
@@ -494,21 +489,19 @@ async def case_publish(theme_id: str, request: Request) -> Response:
 
 
 @router.get("/cases", response_class=HTMLResponse)
-async def cases_page(request: Request) -> Response:
-    user = await _maybe_user(request)
+async def cases_page(request: Request, user: OptionalUser) -> Response:
     field = request.query_params.get("field") or None
     if field is not None and field not in categories.codes():
         field = None
     try:
-        found = pc.CaseList.model_validate(await _call(request, pc.EP_CASE_LIST, pc.CaseListQuery(field=field)))
+        found = pc.CaseList.model_validate(await ask(request, pc.EP_CASE_LIST, pc.CaseListQuery(field=field)))
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=("/", t("home", ps.lang(request))))
+        return refusal(request, exc, user, back=("/", t("home", ps.lang(request))))
     return _ppage(request, "cases.html", user=user, cases=found.cases, field=field or "")
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-async def case_page(case_id: str, request: Request) -> Response:
-    user = await _maybe_user(request)
+async def case_page(case_id: str, request: Request, user: OptionalUser) -> Response:
     version = request.query_params.get("version")
     try:
         try:
@@ -516,10 +509,10 @@ async def case_page(case_id: str, request: Request) -> Response:
                              version=int(version) if version and version.isdigit() else None)
         except ValidationError:
             raise errors.NotFound(f"no case {case_id}") from None
-        case = pc.Case.model_validate(await _call(request, pc.EP_CASE_GET, q))
+        case = pc.Case.model_validate(await ask(request, pc.EP_CASE_GET, q))
         if case.published is None:
             raise errors.NotFound(f"no case {case_id}")
     except errors.ServiceError as exc:
-        return _refusal(request, exc, user, back=("/cases", t("pp_cases", ps.lang(request))))
+        return refusal(request, exc, user, back=("/cases", t("pp_cases", ps.lang(request))))
     return _ppage(request, "case.html", user=user, case=case, pub=case.published)
 

@@ -2,7 +2,7 @@
 leader's tools), posts and comments, and friends. Each page asks the sns service over NATS with the person as an
 Actor inside the request; the service decides what they may do. A friend request first asks the identity service
 whether the handle is a person known here (people.profile: the public profile only), then passes the name it got
-to the sns service. Every form is CSRF-protected (pages.signed_in_form); a refusal shows the form's page again with
+to the sns service. Every form is CSRF-protected (gateway.deps.CsrfForm); a refusal shows the form's page again with
 the reason and the service's status."""
 
 from __future__ import annotations
@@ -15,15 +15,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, OptionalUser
 from gateway.portal import session as ps
+from gateway.portal.common import (
+    AgainFn,
+    actor_of,
+    add_nav,
+    again_page,
+    bad_status,
+    call,
+    error_status,
+    message,
+    render,
+    why,
+)
 from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import _login_redirect as _login
-from gateway.portal.pages import _reason as _why
-from gateway.portal.pages import _user_or_none as _maybe_user
-from gateway.portal.pages import actor_of, add_nav, call, current_user, message, render, signed_in_form
-from gateway.portal.pages import error_status as _status
-from gateway.portal.projects import _jst
-from gateway.portal.projects_calls import AgainFn, _bad, again_page
+from gateway.portal.projects_common import jst
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import sns as c
@@ -116,31 +123,29 @@ async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, 
 def _page(request: Request, template: str, *, user: ic.User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     lang = ps.lang(request)
     names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
-    return render(request, f"sns/{template}", status=status, user=user, jst=_jst, category_names=names,
+    return render(request, f"sns/{template}", status=status, user=user, jst=jst, category_names=names,
                   categories=categories.all_categories(), **ctx)
 
 
 def _refusal(request: Request, exc: errors.ServiceError, user: ic.User | None) -> HTMLResponse:
     lang = ps.lang(request)
     heading = t("sn_not_found", lang) if isinstance(exc, errors.NotFound) else t("error", lang)
-    return message(request, heading=heading, paragraphs=[_why(exc, lang)], status=_status(exc), user=user,
+    return message(request, heading=heading, paragraphs=[why(exc, lang)], status=error_status(exc), user=user,
                    link=("/communities", t("sn_communities", lang)))
 
 
-async def _action(request: Request, make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]],
-                  done: Callable[[Any], str], again: AgainFn) -> Response:
-    """A form post: the sns call the form makes, then a redirect to `done(answer)`, or the form's page again with
-    the reason and the refusal's status (nothing changed)."""
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
-    raw = await request.form()  # the parsed form (form_of checked its token and size): repeated fields
+async def _action(request: Request, form: dict[str, Any], user: ic.User,
+                  make: Callable[[Any, dict[str, Any], Any], tuple[str, Any]], done: Callable[[Any], str],
+                  again: AgainFn) -> Response:
+    """A form post (its token checked, the person logged in: the route's dependencies): the sns call the form
+    makes, then a redirect to `done(answer)`, or the form's page again with the reason and the refusal's status
+    (nothing changed)."""
+    raw = await request.form()  # the parsed form (CsrfForm checked its token and size): repeated fields
     try:
         endpoint, payload = make(actor_of(user), form, raw)
         answer = await _call(request, endpoint, payload)
     except (ValidationError, errors.ServiceError) as exc:
-        return await again(request, user, _bad(exc), _why(exc, ps.lang(request)))
+        return await again(request, user, bad_status(exc), why(exc, ps.lang(request)))
     return RedirectResponse(done(answer), status_code=303)
 
 
@@ -174,23 +179,19 @@ async def _list_page(request: Request, user: ic.User | None, *, status: int = 20
 
 
 @router.get("/communities", response_class=HTMLResponse)
-async def community_list(request: Request) -> Response:
-    return await _list_page(request, await _maybe_user(request))
+async def community_list(request: Request, user: OptionalUser) -> Response:
+    return await _list_page(request, user)
 
 
 @router.post("/communities")
-async def community_open(request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
+async def community_open(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     chosen = (await request.form()).getlist("categories")
     try:
         made = c.Community.model_validate(await _call(request, c.EP_COMMUNITY_OPEN, c.CommunityOpen(
             actor=actor_of(user), name=form.get("name", ""), description=form.get("description", ""),
             categories=chosen)))
     except (ValidationError, errors.ServiceError) as exc:
-        return await _list_page(request, user, status=_bad(exc), error=_why(exc, ps.lang(request)), form=form,
+        return await _list_page(request, user, status=bad_status(exc), error=why(exc, ps.lang(request)), form=form,
                                 chosen=[str(x) for x in chosen])
     return RedirectResponse(f"/communities/{made.id}", status_code=303)
 
@@ -221,15 +222,15 @@ async def _community_page(request: Request, user: ic.User | None, cid: str, *, s
 
 
 @router.get("/communities/{cid}", response_class=HTMLResponse)
-async def community_page(cid: str, request: Request) -> Response:
-    return await _community_page(request, await _maybe_user(request), cid)
+async def community_page(cid: str, request: Request, user: OptionalUser) -> Response:
+    return await _community_page(request, user, cid)
 
 
 def _community_action(endpoint: str, model: type[BaseModel], *fields: str) -> Callable[..., Awaitable[Response]]:
     """A button on the community's page: join, leave, close, remove a member, hand over."""
-    async def post(cid: str, request: Request) -> Response:
+    async def post(cid: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
         return await _action(
-            request,
+            request, form, user,
             lambda actor, form, raw: (endpoint, model(actor=actor, community_id=cid,
                                                       **{f: form.get(f, "") for f in fields})),
             lambda _: f"/communities/{cid}?saved=1", again_page(_community_page, cid))
@@ -248,11 +249,11 @@ for _path, _ep, _model, _fields in (
 
 
 @router.post("/communities/{cid}/posts")
-async def post_create(cid: str, request: Request) -> Response:
+async def post_create(cid: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
         return await _community_page(request, user, cid, status=status, error=error, form=dict(await _posted(request)))
     return await _action(
-        request, lambda actor, form, raw: (c.EP_POST_CREATE, c.PostCreate(
+        request, form, user, lambda actor, form, raw: (c.EP_POST_CREATE, c.PostCreate(
             actor=actor, community_id=cid, title=form.get("title", ""), body=form.get("body", ""))),
         lambda answer: f"/communities/{cid}/posts/{answer['id']}", again)
 
@@ -283,8 +284,8 @@ async def _post_page(request: Request, user: ic.User | None, cid: str, pid: str,
 
 
 @router.get("/communities/{cid}/posts/{pid}", response_class=HTMLResponse)
-async def post_page(cid: str, pid: str, request: Request) -> Response:
-    return await _post_page(request, await _maybe_user(request), cid, pid)
+async def post_page(cid: str, pid: str, request: Request, user: OptionalUser) -> Response:
+    return await _post_page(request, user, cid, pid)
 
 
 def _item(value: str) -> int:
@@ -293,7 +294,7 @@ def _item(value: str) -> int:
     return int(value)
 
 
-_POST_ACTIONS: dict[str, Callable[[Any, dict[str, Any], str], tuple[str, Any]]] = {
+POST_ACTIONS: dict[str, Callable[[Any, dict[str, Any], str], tuple[str, Any]]] = {
     "comments": lambda actor, form, pid: (c.EP_COMMENT_CREATE, c.CommentCreate(
         actor=actor, post_id=_item(pid), body=form.get("body", ""))),
     "edit": lambda actor, form, pid: (c.EP_POST_UPDATE, c.PostUpdate(
@@ -308,15 +309,15 @@ _POST_ACTIONS: dict[str, Callable[[Any, dict[str, Any], str], tuple[str, Any]]] 
 
 
 @router.post("/communities/{cid}/posts/{pid}/{what}")
-async def post_action(cid: str, pid: str, what: str, request: Request) -> Response:
+async def post_action(cid: str, pid: str, what: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     if what == "delete":
-        return await _action(request, lambda actor, form, raw: (c.EP_POST_DELETE, c.ItemRef(actor=actor,
+        return await _action(request, form, user, lambda actor, form, raw: (c.EP_POST_DELETE, c.ItemRef(actor=actor,
                                                                                               id=_item(pid))),
                              lambda _: f"/communities/{cid}?saved=1", again_page(_post_page, cid, pid))
-    make = _POST_ACTIONS.get(what)
+    make = POST_ACTIONS.get(what)
     if make is None:
-        return _refusal(request, errors.NotFound(f"no action {what}"), await current_user(request))
-    return await _action(request, lambda actor, form, raw: make(actor, form, pid),
+        return _refusal(request, errors.NotFound(f"no action {what}"), user)
+    return await _action(request, form, user, lambda actor, form, raw: make(actor, form, pid),
                          lambda _: f"/communities/{cid}/posts/{pid}?saved=1", again_page(_post_page, cid, pid))
 
 
@@ -339,19 +340,12 @@ async def _friends_page(request: Request, user: ic.User, *, status: int = 200, e
 
 
 @router.get("/friends", response_class=HTMLResponse)
-async def friends_page(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _login(request)
+async def friends_page(request: Request, user: CurrentUser) -> Response:
     return await _friends_page(request, user)
 
 
 @router.post("/friends/request")
-async def friend_request(request: Request) -> Response:
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
+async def friend_request(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     handle = str(form.get("handle", "")).strip().lower()
     try:
         q = ic.ProfileLookupIn(handle=handle)
@@ -360,25 +354,25 @@ async def friend_request(request: Request) -> Response:
         sent = c.FriendRequest.model_validate(await _call(request, c.EP_FRIEND_REQUEST, c.FriendRequestIn(
             actor=actor_of(user), to=found.global_handle, to_name=found.display_name)))
     except (ValidationError, errors.ServiceError) as exc:
-        return await _friends_page(request, user, status=_bad(exc), error=_why(exc, ps.lang(request)),
+        return await _friends_page(request, user, status=bad_status(exc), error=why(exc, ps.lang(request)),
                                    form={"handle": handle})
     return RedirectResponse(f"/friends?sent={'friends' if sent.became_friends else '1'}", status_code=303)
 
 
 @router.post("/friends/remove")
-async def friend_remove(request: Request) -> Response:
-    return await _action(request, lambda actor, form, raw: (c.EP_FRIEND_REMOVE, c.FriendRemove(
+async def friend_remove(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    return await _action(request, form, user, lambda actor, form, raw: (c.EP_FRIEND_REMOVE, c.FriendRemove(
         actor=actor, friend=form.get("friend", ""))), lambda _: "/friends?saved=1", again_page(_friends_page))
 
 
-_ANSWERS = {"accept": c.EP_FRIEND_ACCEPT, "decline": c.EP_FRIEND_DECLINE, "cancel": c.EP_FRIEND_CANCEL}
+ANSWERS = {"accept": c.EP_FRIEND_ACCEPT, "decline": c.EP_FRIEND_DECLINE, "cancel": c.EP_FRIEND_CANCEL}
 
 
 @router.post("/friends/{rid}/{what}")
-async def friend_answer(rid: str, what: str, request: Request) -> Response:
+async def friend_answer(rid: str, what: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     def make(actor: Any, form: dict[str, Any], raw: Any) -> tuple[str, Any]:
-        if what not in _ANSWERS:
+        if what not in ANSWERS:
             raise errors.NotFound(f"no action {what}")
-        return _ANSWERS[what], c.RequestAction(actor=actor, request_id=rid)
+        return ANSWERS[what], c.RequestAction(actor=actor, request_id=rid)
 
-    return await _action(request, make, lambda _: "/friends?saved=1", again_page(_friends_page))
+    return await _action(request, form, user, make, lambda _: "/friends?saved=1", again_page(_friends_page))

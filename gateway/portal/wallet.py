@@ -10,23 +10,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from gateway.deps import CsrfForm, CurrentUser, StaffUser
 from gateway.portal import session as ps
-from gateway.portal.i18n import add_words, t
-from gateway.portal.pages import (
-    JST,
-    _call,
-    _points,
-    _reason,
+from gateway.portal.common import (
     actor_of,
     add_nav,
-    current_user,
+    call_identity,
+    call_points,
     error_status,
-    form_of,
     message,
     render,
-    require_role,
-    signed_in_form,
+    why,
 )
+from gateway.portal.i18n import add_words, t
+from gateway.portal.pages import JST
 from towntip.kernel import errors
 from towntip.kernel.contracts import coupons as cc
 from towntip.kernel.contracts import identity as ic
@@ -79,41 +76,33 @@ def _when(t_: Any) -> str:
 async def _wallet_page(request: Request, user: Any, *, status: int = 200, **ctx: Any) -> Response:
     lang = ps.lang(request)
     try:
-        wallet = cc.Wallet.model_validate(await _points(request, cc.EP_WALLET, pc.PersonQuery(person=user.id)))
-        mine = cc.CouponList.model_validate(await _points(request, cc.EP_COUPON_MINE, pc.PersonQuery(person=user.id)))
-        offer = cc.CouponTypeList.model_validate(await _points(request, cc.EP_COUPON_TYPES, None))  # type: ignore[arg-type]
+        wallet = cc.Wallet.model_validate(await call_points(request, cc.EP_WALLET, pc.PersonQuery(person=user.id)))
+        mine = cc.CouponList.model_validate(await call_points(request, cc.EP_COUPON_MINE,
+                                                              pc.PersonQuery(person=user.id)))
+        offer = cc.CouponTypeList.model_validate(await call_points(request, cc.EP_COUPON_TYPES, None))
     except errors.ServiceError as exc:
-        return message(request, heading=t("error", lang), paragraphs=[_reason(exc, lang)], status=503, user=user)
+        return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
     # Each exchange button carries its own purchase key: a double click or a resent form buys one coupon.
     return render(request, "wallet/wallet.html", status=status, user=user, wallet=wallet, coupons=mine.coupons,
                   offer=[k for k in offer.types if k.active], key=secrets.token_urlsafe(24), when=_when, **ctx)
 
 
 @router.get("/points", response_class=HTMLResponse)
-async def wallet_page(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        from gateway.portal.pages import _login_redirect
-
-        return _login_redirect(request)
+async def wallet_page(request: Request, user: CurrentUser) -> Response:
     return await _wallet_page(request, user)
 
 
 @router.post("/points/coupons/buy")
-async def buy(request: Request) -> Response:
+async def buy(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     lang = ps.lang(request)
-    got = await signed_in_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user, _token = got
     try:
-        await _points(request, cc.EP_COUPON_BUY, cc.CouponBuyIn(
+        await call_points(request, cc.EP_COUPON_BUY, cc.CouponBuyIn(
             person=user.id, type_code=str(form.get("type_code", "")), key=str(form.get("key", ""))))
     except ValidationError:
         return await _wallet_page(request, user, status=400, error=t("error", lang))
     except errors.ServiceError as exc:
         return await _wallet_page(request, user, status=error_status(exc),
-                                  error=_reason(exc, lang))
+                                  error=why(exc, lang))
     return await _wallet_page(request, user, notice=t("bought", lang))
 
 
@@ -123,87 +112,62 @@ async def buy(request: Request) -> Response:
 async def _desk(request: Request, user: Any, *, status: int = 200, **ctx: Any) -> Response:
     lang = ps.lang(request)
     try:
-        kinds = cc.CouponTypeList.model_validate(await _points(request, cc.EP_COUPON_TYPES, None))  # type: ignore[arg-type]
+        kinds = cc.CouponTypeList.model_validate(await call_points(request, cc.EP_COUPON_TYPES, None))
     except errors.ServiceError as exc:
-        return message(request, heading=t("error", lang), paragraphs=[_reason(exc, lang)], status=503, user=user)
+        return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
     return render(request, "wallet/desk.html", status=status, user=user, kinds=kinds.types,
                   key=secrets.token_urlsafe(24), **ctx)
 
 
 @router.get("/staff/coupons", response_class=HTMLResponse)
-async def desk(request: Request) -> Response:
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
+async def desk(request: Request, user: StaffUser) -> Response:
     return await _desk(request, user)
 
 
-async def _staff_form(request: Request) -> tuple[dict[str, Any], Any] | Response:
-    form = await form_of(request)
-    if isinstance(form, Response):
-        return form
-    user = await require_role(request, "staff")
-    if isinstance(user, Response):
-        return user
-    return form, user
-
-
 @router.post("/staff/coupons/types")
-async def put_type(request: Request) -> Response:
+async def put_type(request: Request, form: CsrfForm, user: StaffUser) -> Response:
     lang = ps.lang(request)
-    got = await _staff_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user = got
     try:
         q = cc.CouponTypeIn(actor=actor_of(user), code=form.get("kind_code", ""), title_ja=form.get("title_ja", ""),
                             title_en=form.get("title_en", ""), issuer=form.get("issuer", ""),
                             price=_int(form.get("price")), valid_days=_int(form.get("valid_days")),
                             active=form.get("active") == "on")
-        await _points(request, cc.EP_COUPON_TYPE_PUT, q)
+        await call_points(request, cc.EP_COUPON_TYPE_PUT, q)
     except (ValidationError, ValueError) as exc:
-        return await _desk(request, user, status=400, error=_reason(exc, lang))
+        return await _desk(request, user, status=400, error=why(exc, lang))
     except errors.ServiceError as exc:
-        return await _desk(request, user, status=error_status(exc), error=_reason(exc, lang))
+        return await _desk(request, user, status=error_status(exc), error=why(exc, lang))
     return await _desk(request, user, notice=t("save", lang) + " ✓")
 
 
 @router.post("/staff/coupons/redeem")
-async def redeem(request: Request) -> Response:
+async def redeem(request: Request, form: CsrfForm, user: StaffUser) -> Response:
     lang = ps.lang(request)
-    got = await _staff_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user = got
     try:
-        used = cc.CouponOut.model_validate(await _points(request, cc.EP_COUPON_REDEEM, cc.CouponRedeemIn(
+        used = cc.CouponOut.model_validate(await call_points(request, cc.EP_COUPON_REDEEM, cc.CouponRedeemIn(
             actor=actor_of(user), code=str(form.get("code", "")))))
     except ValidationError as exc:
-        return await _desk(request, user, status=400, error=_reason(exc, lang))
+        return await _desk(request, user, status=400, error=why(exc, lang))
     except errors.ServiceError as exc:
-        return await _desk(request, user, status=error_status(exc), error=_reason(exc, lang))
+        return await _desk(request, user, status=error_status(exc), error=why(exc, lang))
     title = used.title_en if lang == "en" else used.title_ja
     return await _desk(request, user, notice=f"{t('redeemed_ok', lang)}: {title} ({used.price})")
 
 
 @router.post("/staff/currency/award")
-async def award(request: Request) -> Response:
+async def award(request: Request, form: CsrfForm, user: StaffUser) -> Response:
     lang = ps.lang(request)
-    got = await _staff_form(request)
-    if isinstance(got, Response):
-        return got
-    form, user = got
     actor = actor_of(user)
     try:
-        who = ic.PersonRef.model_validate(await _call(request, ic.EP_PEOPLE_LOOKUP, ic.PersonLookupIn(
+        who = ic.PersonRef.model_validate(await call_identity(request, ic.EP_PEOPLE_LOOKUP, ic.PersonLookupIn(
             actor=actor, query=str(form.get("person", "")))))
-        await _points(request, cc.EP_CURRENCY_AWARD, cc.CurrencyAwardIn(
+        await call_points(request, cc.EP_CURRENCY_AWARD, cc.CurrencyAwardIn(
             actor=actor, person=who.user_id, amount=_int(form.get("amount")), memo=str(form.get("memo", "")),
             key=str(form.get("key", ""))))
     except (ValidationError, ValueError) as exc:
-        return await _desk(request, user, status=400, error=_reason(exc, lang))
+        return await _desk(request, user, status=400, error=why(exc, lang))
     except errors.ServiceError as exc:
-        return await _desk(request, user, status=error_status(exc), error=_reason(exc, lang))
+        return await _desk(request, user, status=error_status(exc), error=why(exc, lang))
     return await _desk(request, user, notice=f"{t('awarded', lang)}: {who.display_name} ({who.global_handle})")
 
 

@@ -1,0 +1,160 @@
+"""What every portal page shares: asking a service over NATS, rendering a page or a message, the navigation, the
+words of a refusal and its status, the way to the login page, and who is logged in. Feature modules import these
+by their public names; the checks a route needs (login, role, CSRF) are dependencies in gateway/deps.py."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ValidationError
+
+from gateway.portal import session as ps
+from gateway.portal.i18n import t
+from towntip.kernel import errors
+from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts import identity as c
+from towntip.kernel.contracts import points as pc
+from towntip.kernel.contracts.actor import Actor
+
+ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
+MAX_FORM_BYTES = 64 * 1024
+# The header's links to features, in order: (word key, path, who sees it). Each feature's pages module adds its own
+# with add_nav(): who is "all", "user" (logged in) or a role ("staff", "secretariat").
+NAV: list[tuple[str, str, str]] = []
+
+
+def add_nav(key: str, href: str, who: str = "all") -> None:
+    NAV.append((key, href, who))
+
+
+def nav_for(user: c.User | None) -> list[tuple[str, str]]:
+    return [(key, href) for key, href, who in NAV
+            if who == "all" or (user is not None and (who == "user" or who in user.roles))]
+
+
+# ---- asking the node's services ---------------------------------------------------------------------------------
+
+
+async def call(request: Request, service: str, endpoint: str, payload: BaseModel | dict[str, Any] | None = None,
+               *, timeout: float | None = None) -> Any:
+    """One request to a service of this node over NATS, for a page (every portal module calls through here)."""
+    settings = request.app.state.settings
+    nc = request.app.state.nc
+    if nc is None or not nc.is_connected:
+        raise errors.Unavailable("the gateway is not connected to the node's message bus")
+    return await rpc.call(nc, subjects.svc(settings.node_id, service, endpoint), payload,
+                          timeout=settings.request_timeout if timeout is None else timeout)
+
+
+async def call_identity(request: Request, endpoint: str, payload: BaseModel | dict[str, Any] | None = None) -> Any:
+    """The identity service (a password check may take a moment: at least 10 s)."""
+    return await call(request, c.SERVICE, endpoint, payload,
+                      timeout=max(request.app.state.settings.request_timeout, 10.0))
+
+
+async def call_points(request: Request, endpoint: str, payload: BaseModel | None) -> Any:
+    """The points service."""
+    return await call(request, pc.SERVICE, endpoint, payload)
+
+
+# ---- who is logged in ---------------------------------------------------------------------------------------------
+
+
+async def current_user(request: Request) -> c.User | None:
+    """The person of this browser's session, or None (no session, or one the identity service does not know)."""
+    token = ps.session_token(request)
+    if not token:
+        return None
+    try:
+        return c.Session.model_validate(await call_identity(request, c.EP_SESSION, {"session_token": token})).user
+    except errors.Unauthorized:
+        return None
+
+
+async def user_or_none(request: Request) -> c.User | None:
+    """current_user, or None while the identity service does not answer (public pages work without it)."""
+    try:
+        return await current_user(request)
+    except errors.ServiceError:
+        return None
+
+
+def actor_of(user: c.User) -> Actor:
+    """The person as services see them (contracts.actor): passed inside requests the gateway makes for them."""
+    return Actor(user_id=user.id, global_handle=user.global_handle, display_name=user.display_name,
+                 roles=tuple(user.roles))
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    """To the login page, coming back to this page (path and query) afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
+
+
+# ---- pages ----------------------------------------------------------------------------------------------------
+
+
+def render(request: Request, template: str, *, status: int = 200, user: c.User | None = None,
+           **ctx: Any) -> HTMLResponse:
+    lang = ps.lang(request)
+    new_cookies: dict[str, str] = {}
+    csrf = ps.csrf_token(request, new_cookies)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    ctx.setdefault("form", {})
+    body = ENV.get_template(template).render(
+        t=lambda key: t(key, lang), lang=lang, node=request.app.state.settings.node_id, csrf=csrf, user=user,
+        here=here, nav=nav_for(user), **ctx,
+    )
+    response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store",
+                                                               "X-Frame-Options": "DENY",
+                                                               "Referrer-Policy": "same-origin"})
+    if ps.CSRF_COOKIE in new_cookies:
+        ps.set_csrf_cookie(response, request, new_cookies[ps.CSRF_COOKIE])
+    if request.query_params.get("lang") in ("ja", "en"):
+        response.set_cookie(ps.LANG_COOKIE, request.query_params["lang"], max_age=365 * 86400, samesite="lax")
+    return response
+
+
+def message(request: Request, *, heading: str, paragraphs: list[str], status: int = 200,
+            link: tuple[str, str] | None = None, user: c.User | None = None, error: str | None = None
+            ) -> HTMLResponse:
+    return render(request, "message.html", status=status, heading=heading, paragraphs=paragraphs, link=link,
+                  user=user, error=error)
+
+
+# ---- refusals -----------------------------------------------------------------------------------------------------
+
+
+def why(exc: Exception, lang: str) -> str:
+    """What to tell the person about a refusal: the contract's reasons, the service's, or "not available now"."""
+    if isinstance(exc, ValidationError):
+        return errors.describe_validation_error(exc)
+    if isinstance(exc, errors.Unavailable):
+        return t("unavailable", lang)
+    return str(getattr(exc, "reason", exc))
+
+
+def error_status(exc: errors.ServiceError) -> int:
+    """The HTTP status of a page that shows a service's refusal (a 5xx stays 5xx; anything odd is 400)."""
+    return exc.code if 400 <= exc.code < 600 else 400
+
+
+def bad_status(exc: Exception) -> int:
+    """The status of a form's page shown again: 400 for what the contract refused, else the service's."""
+    return 400 if isinstance(exc, ValidationError) else error_status(exc)  # type: ignore[arg-type]
+
+
+AgainFn = Callable[[Request, c.User, int, str], Awaitable[Response]]
+
+
+def again_page(page: Callable[..., Awaitable[Response]], *args: str) -> AgainFn:
+    """The form's page shown again after a refusal: `page(request, user, *args, status=, error=)`."""
+    async def again(request: Request, user: c.User, status: int, error: str) -> Response:
+        return await page(request, user, *args, status=status, error=error)
+    return again
