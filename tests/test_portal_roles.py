@@ -28,6 +28,7 @@ ROLES = {
     # the node's status
     "GET /healthz": "public",
     "GET /status": "public",
+    "GET /asyncapi.json": "public",  # the bus contracts (AsyncAPI 3), beside FastAPI's own /openapi.json
     # the OpenID provider (gateway/oidc.py): the provider itself authenticates clients and asks who is logged in;
     # /oauth/logout's answer to its "log out?" question checks the CSRF token by hand (only a confirmed post)
     "GET /.well-known/openid-configuration": "public",
