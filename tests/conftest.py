@@ -11,7 +11,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.smtp_helpers import Recorder, Smtp
+from tests.support.smtp_helpers import Recorder, Smtp
 from towntip.node.natsd import NatsServer, free_port
 
 PG_URL = os.environ.get("TOWNTIP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")

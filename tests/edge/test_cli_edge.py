@@ -10,7 +10,7 @@ import nats
 import pytest
 
 from edge.terminal.spool import Spool
-from tests.test_edge_agent import CARD, NODE, Responder, stream_taps
+from tests.edge.test_edge_agent import CARD, NODE, Responder, stream_taps
 from towntip.kernel.bus.streams import ensure_node_streams
 
 

@@ -30,8 +30,8 @@ from edge.readers import CardRead
 from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
 from services.points.app import PointsService
-from tests.test_edge_agent import CARD, NODE, Responder, stream_taps
-from tests.test_tap_path import CARD_KEY, define_event
+from tests.edge.test_edge_agent import CARD, NODE, Responder, stream_taps
+from tests.points.test_tap_path import CARD_KEY, define_event
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.settings import ServiceSettings

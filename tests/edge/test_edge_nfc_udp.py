@@ -20,9 +20,9 @@ from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
 from services.points import service
 from services.points.app import PointsService
-from tests.test_edge_agent import NODE
-from tests.test_edge_feedback import Panel
-from tests.test_tap_path import CARD_KEY, define_event
+from tests.edge.test_edge_agent import NODE
+from tests.edge.test_edge_feedback import Panel
+from tests.points.test_tap_path import CARD_KEY, define_event
 from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import NatsServer
 

@@ -21,9 +21,9 @@ from edge.terminal.spool import Spool
 from services.points import service
 from services.points.app import PointsService
 from services.points.models import journal, postings, taps
-from tests.test_edge_agent import NODE
-from tests.test_edge_feedback import Clock, Panel
-from tests.test_tap_path import CARD_KEY, define_event
+from tests.edge.test_edge_agent import NODE
+from tests.edge.test_edge_feedback import Clock, Panel
+from tests.points.test_tap_path import CARD_KEY, define_event
 from towntip.kernel.bus import subjects
 from towntip.kernel.contracts import points as contract
 from towntip.kernel.settings import ServiceSettings

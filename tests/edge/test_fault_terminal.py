@@ -23,8 +23,8 @@ from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
 from services.points import service
 from services.points.models import journal, postings, taps
-from tests.test_edge_agent import NODE
-from tests.test_tap_path import CARD_KEY, PointsProcess, define_event
+from tests.edge.test_edge_agent import NODE
+from tests.points.test_tap_path import CARD_KEY, PointsProcess, define_event
 from towntip.kernel import db
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.streams import ensure_node_streams

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser import PHONE, phone_browser  # noqa: F401 - fixture
-from tests.test_supervisor import Node, node  # noqa: F401 - fixture
+from tests.node.test_supervisor import Node, node  # noqa: F401 - fixture
+from tests.support.browser import PHONE, phone_browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("whole-node")]  # tests that start whole nodes (`towntip node up`) run one after another on one worker
 

@@ -19,7 +19,7 @@ from identity.accounts import digest
 from identity.app import IdentityService
 from identity.federation import jwk_thumbprint
 from identity.models import oauth_clients
-from tests.test_cli_edge import cli, run_cli
+from tests.edge.test_cli_edge import cli, run_cli
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c

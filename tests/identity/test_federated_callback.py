@@ -4,7 +4,7 @@ A person of node A (tsurugashima) logs in at node B (suginami) through A. Betwee
 token endpoint sits a hook on B's HTTP client: it hands B the ID token A issued, or one made from it (re-signed with
 A's own key where the point is a claim, not the signature). Each refusal must open no session at B, set no cookie,
 link no local profile and keep no tokens of A; and the login link it came with is used up. One federation (the
-anchor, three nodes: tests/federation_nodes.py) for the whole module; every test has its own person of A.
+anchor, three nodes: tests/support/federation_nodes.py) for the whole module; every test has its own person of A.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from gateway.portal.session import Throttle
 from identity import keys, models
 from identity.accounts import digest
-from tests.federation_nodes import PW, Browser, Node, federation_of, wait_for
+from tests.support.federation_nodes import PW, Browser, Node, federation_of, wait_for
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 

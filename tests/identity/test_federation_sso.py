@@ -1,6 +1,6 @@
 """Cross-node single sign-on with three real nodes and a trust anchor.
 
-The nodes and the anchor are tests/federation_nodes.py's (identity service and gateway per node). The browser is
+The nodes and the anchor are tests/support/federation_nodes.py's (identity service and gateway per node). The browser is
 an httpx client with a cookie jar that follows redirects itself, so each hop is checked.
 """
 
@@ -29,7 +29,7 @@ from identity.federation import (
     sign_statement,
     unverified_claims,
 )
-from tests.federation_nodes import PW, Browser, Node, federation_of, wait_for
+from tests.support.federation_nodes import PW, Browser, Node, federation_of, wait_for
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.node.natsd import NatsServer

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from identity.app import IdentityService
 from identity.models import sessions as sessions_table
 from identity.models import users
-from tests.smtp_helpers import Smtp
+from tests.support.smtp_helpers import Smtp
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c

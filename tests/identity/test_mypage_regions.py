@@ -1,4 +1,4 @@
-"""My Page across regions with three real nodes and a trust anchor (tests/federation_nodes.py), on SQLite and
+"""My Page across regions with three real nodes and a trust anchor (tests/support/federation_nodes.py), on SQLite and
 PostgreSQL: each node runs identity, points, projects, sns and its gateway.
 
 hanako's home is tsurugashima (A). She logs in at suginami (B) and shibuya (C) through A; she holds points at B
@@ -33,7 +33,7 @@ from identity.models import home_tokens, oauth_refresh_tokens, presence, query_j
 from services.points.app import PointsService
 from services.projects.app import ProjectsService
 from services.sns.app import SnsService
-from tests.federation_nodes import PW, Browser, Node, federation_of, wait_for
+from tests.support.federation_nodes import PW, Browser, Node, federation_of, wait_for
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as ic

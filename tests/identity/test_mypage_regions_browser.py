@@ -1,4 +1,4 @@
-"""My Page across regions in headless Chromium on a phone-sized screen, with three real nodes (tests/federation_nodes.py:
+"""My Page across regions in headless Chromium on a phone-sized screen, with three real nodes (tests/support/federation_nodes.py:
 identity, points, projects, sns and a gateway each; 127.0.0.2-4, so the browser keeps each site's cookies apart).
 
 hanako (home tsurugashima) logs in at suginami through her home node and then at shibuya without a password; she
@@ -20,10 +20,10 @@ from identity.models import users
 from services.points.app import PointsService
 from services.projects.app import ProjectsService
 from services.sns.app import SnsService
-from tests.browser import phone_browser  # noqa: F401 - fixture
-from tests.federation_nodes import PW, Node, federation_of
-from tests.test_mypage_regions import call
-from tests.test_projects_browser import fill, open_page
+from tests.identity.test_mypage_regions import call
+from tests.projects.test_projects_browser import fill, open_page
+from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.federation_nodes import PW, Node, federation_of
 from towntip.kernel.contracts import ledger as lc
 from towntip.kernel.contracts import projects as prc
 from towntip.kernel.contracts import sns as snc

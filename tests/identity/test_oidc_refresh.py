@@ -21,8 +21,8 @@ from identity import keys
 from identity.accounts import digest
 from identity.models import oauth_refresh_tokens as rt
 from identity.oidc import OidcService
-from tests import test_oidc_flow
-from tests.test_oidc_flow import BASE, RP_CB, Env, authorize, metadata, portal_login
+from tests.identity import test_oidc_flow
+from tests.identity.test_oidc_flow import BASE, RP_CB, Env, authorize, metadata, portal_login
 from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as c

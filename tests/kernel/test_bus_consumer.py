@@ -9,7 +9,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
 
-from tests.bus_helpers import EffectHandler, count_effects, make_engine, tables
+from tests.support.bus_helpers import EffectHandler, count_effects, make_engine, tables
 from towntip.kernel import db
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer

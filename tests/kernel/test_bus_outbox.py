@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from tests.bus_helpers import make_engine, tables
+from tests.support.bus_helpers import make_engine, tables
 from towntip.kernel import db
 from towntip.kernel.bus.envelope import Envelope
 from towntip.kernel.bus.outbox import OutboxRelay, add_events

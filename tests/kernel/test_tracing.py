@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from tests.test_supervisor import NODE, Node, finish, node_argv
+from tests.node.test_supervisor import NODE, Node, finish, node_argv
 from towntip.kernel.telemetry import JsonLinesSpanExporter
 from towntip.node.natsauth import terminal_inbox_prefix
 from towntip.node.natsd import free_port

@@ -10,8 +10,8 @@ import pytest
 from nats.micro import add_service
 from nats.micro.request import Request
 
-from tests.test_cli_edge import cli
-from tests.test_edge_agent import NODE
+from tests.edge.test_cli_edge import cli
+from tests.edge.test_edge_agent import NODE
 from towntip.cli.demo import find_seed_csv, seed_events
 from towntip.kernel.bus import subjects
 from towntip.kernel.contracts.points import EP_EVENT_PUT, SERVICE, EventIn

@@ -24,8 +24,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, ExternalStream, StreamSource
 
-from tests.federation_hub import LAYOUTS, RunningGuard, leaf_config, start_guard, start_hub
-from tests.test_leafnode_permissions import forged_event, messages, wait_messages
+from tests.node.test_leafnode_permissions import forged_event, messages, wait_messages
+from tests.support.federation_hub import LAYOUTS, RunningGuard, leaf_config, start_guard, start_hub
 from towntip.cli import main as cli_main
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.streams import (

@@ -32,8 +32,8 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NoStreamResponseError, NotFoundError
 
-from tests.federation_hub import RunningGuard, leaf_config, start_guard, start_hub
-from tests.test_supervisor import NODE, Node, finish, node_argv
+from tests.node.test_supervisor import NODE, Node, finish, node_argv
+from tests.support.federation_hub import RunningGuard, leaf_config, start_guard, start_hub
 from towntip.cli import main as cli_main
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.streams import (

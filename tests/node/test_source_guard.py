@@ -1,7 +1,7 @@
 """The node's source guard (towntip/node/source_guard.py): what a peer's consumer creation must be to pass.
 
 The guard's place in the path (the hub maps a peer's creation onto it; real servers, sourcing through it, and the
-refusals of deliver subjects of a peer's choice) is tested in tests/test_hub_accounts.py; here, each rule alone.
+refusals of deliver subjects of a peer's choice) is tested in tests/node/test_hub_accounts.py; here, each rule alone.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 import nats
 import pytest
 
-from tests.test_coupons import STAFF, call
-from tests.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.points.test_coupons import STAFF, call
+from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import coupons as cc
@@ -68,7 +68,7 @@ async def test_bad_rules_are_refused_and_change_nothing(nc: nats.NATS, points_se
 
 
 async def test_the_operator_sets_a_rule_from_the_cli(nc: nats.NATS, nats_server, points_service, capsys) -> None:  # noqa: ANN001, F811
-    from tests.test_cli_edge import cli
+    from tests.edge.test_cli_edge import cli
 
     base = ["points", "asset-rules", "--nats-url", nats_server.url, "--node", "testnode"]
     assert await cli(*base, "--asset", "local-currency", "--demurrage-percent", "2") == 0

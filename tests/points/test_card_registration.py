@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from services.points import service
 from services.points.models import card_registration_codes, postings
-from tests.test_points_service import (  # noqa: F401 - fixtures
+from tests.points.test_points_service import (  # noqa: F401 - fixtures
     CARDS,
     OTHER,
     PERSON,
@@ -24,7 +24,7 @@ from tests.test_points_service import (  # noqa: F401 - fixtures
     sessions,
     tap,
 )
-from tests.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import points as contract

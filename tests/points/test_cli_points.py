@@ -8,8 +8,8 @@ import nats
 from nats.micro import add_service
 from nats.micro.request import Request
 
-from tests.test_cli_edge import cli
-from tests.test_edge_agent import CARD, NODE
+from tests.edge.test_cli_edge import cli
+from tests.edge.test_edge_agent import CARD, NODE
 from towntip.kernel.bus import subjects
 from towntip.kernel.contracts.points import EP_BALANCE, SERVICE, BalanceQuery
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from services.points.models_coupons import coupons
-from tests.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import coupons as cc

@@ -21,7 +21,7 @@ from services.points import service
 from services.points.app import PointsService
 from services.points.models import journal
 from services.points.models_donations import donation_fund_uses, donation_projects, donations
-from tests.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.streams import ensure_node_streams

@@ -19,9 +19,9 @@ import pytest
 from gateway.app import create_app
 from identity.app import IdentityService
 from services.points.app import PointsService
-from tests.browser import phone_browser  # noqa: F401 - fixture
-from tests.http_server import serve
-from tests.test_portal_browser import click_and_wait, fill_and_submit, open_page, run
+from tests.gateway.test_portal_browser import click_and_wait, fill_and_submit, open_page, run
+from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.http_server import serve
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.settings import GatewaySettings, ServiceSettings

@@ -8,7 +8,7 @@ from typing import Any
 import nats
 import pytest
 
-from tests.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import ledger as lc

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from services.points.app import PointsService
 from services.points.models import events, taps
 from services.points.models_notebook import people
-from tests.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope

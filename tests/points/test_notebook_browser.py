@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import nats as nats_client
 from selenium.webdriver.common.by import By
 
-from tests.browser import phone_browser  # noqa: F401 - fixture
-from tests.test_portal_browser import NODE, fill_and_submit, open_page, portal, run  # noqa: F401 - fixture
+from tests.gateway.test_portal_browser import NODE, fill_and_submit, open_page, portal, run  # noqa: F401 - fixture
+from tests.support.browser import phone_browser  # noqa: F401 - fixture
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import points as pc

@@ -38,7 +38,7 @@ from towntip.node.natsd import NatsServer
 
 NODE = "testnode"
 CARD_KEY = "00" * 32
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 5, 3, 1, 0, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]
 

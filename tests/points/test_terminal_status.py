@@ -23,9 +23,9 @@ from edge.terminal.spool import Spool
 from gateway.app import create_app
 from services.points.app import PointsService
 from services.points.models import bus, terminals
-from tests.test_cli_edge import cli
-from tests.test_edge_agent import NODE
-from tests.test_tap_path import CARD_KEY, define_event
+from tests.edge.test_cli_edge import cli
+from tests.edge.test_edge_agent import NODE
+from tests.points.test_tap_path import CARD_KEY, define_event
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import points as contract
 from towntip.kernel.settings import GatewaySettings, ServiceSettings

@@ -15,9 +15,9 @@ import pytest
 from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
-from tests.browser import phone_browser  # noqa: F401 - fixture
-from tests.http_server import serve
-from tests.smtp_helpers import Smtp
+from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.http_server import serve
+from tests.support.smtp_helpers import Smtp
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.mail import SmtpSettings

@@ -126,7 +126,7 @@ class Node:
 async def running(nats_server: Any, database: tuple[str, str | None], tmp_path: Any,
                   cls: type[Node] = Node) -> AsyncIterator[Node]:
     """The projects service on this database with a test clock, and a client connection (also for
-    tests/test_projects_pilots.py, whose Node snapshots more tables)."""
+    tests/projects/test_projects_pilots.py, whose Node snapshots more tables)."""
     url, schema = database
     settings = ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path),
                                database_url=url, database_schema=schema or "", public_url="https://tsuru.example.jp")
@@ -616,7 +616,7 @@ async def test_fair_selection_conflicts_independent_scores_close_and_publish(nod
     types = [t for t, _ in await node.events()]
     assert types.count("evaluator_appointed") == 3 and types[-3:] == ["evaluation_closed", "result_published",
                                                                      "theme_phase_advanced"]
-    # From phase 3 the move to 4 waits for the pilot's design (tests/test_projects_pilots.py); phases never go back.
+    # From phase 3 the move to 4 waits for the pilot's design (tests/projects/test_projects_pilots.py); phases never go back.
     await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, {**move, "to_phase": 4, "note": "実証終了"},
                        "the pilot plan must be saved")
     await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, move, "only forward")

@@ -4,8 +4,8 @@ company submits as the lead of a consortium whose partner confirms; the secretar
 the deadline they declare conflicts and score; the secretariat closes and publishes the result with its reasons; a
 visitor reads it; the staff move the theme to phase 3. Other companies get "not found" for proposals not theirs.
 
-The steps are tests/projects_walk.py's (shared with the walk through all four phases); here phase 1's outcome is
-made over NATS, as its pages would (they are walked in tests/test_projects_browser.py). The gateway is served by
+The steps are tests/support/projects_walk.py's (shared with the walk through all four phases); here phase 1's outcome is
+made over NATS, as its pages would (they are walked in tests/projects/test_projects_browser.py). The gateway is served by
 uvicorn on a real port; identity and projects run beside it on a real nats-server; the projects service's clock is
 moved past the deadline by the walk."""
 
@@ -15,8 +15,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.browser import phone_browser  # noqa: F401 - fixture
-from tests.projects_walk import Walk, partner_formation, walk  # noqa: F401 - fixture
+from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.projects_walk import Walk, partner_formation, walk  # noqa: F401 - fixture
 from towntip.kernel.contracts import projects as c
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(360)]  # a long walk; under a loaded machine it takes minutes

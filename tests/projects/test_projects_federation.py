@@ -2,7 +2,7 @@
 
 The node under test is `suginami`. Its peers' event streams (EVT_TSURUGASHIMA_PROJECTS, EVT_SHIBUYA_PROJECTS) live
 on the same nats-server here, and the node's FED_SUGINAMI_PROJECTS sources them as it would through the hub
-(tests/test_projects_federation_nodes.py runs three real nodes). Events are real envelopes published on the peers'
+(tests/projects/test_projects_federation_nodes.py runs three real nodes). Events are real envelopes published on the peers'
 subjects; the service's own consumer applies them once through its inbox.
 """
 
@@ -370,7 +370,7 @@ def test_every_event_on_the_projects_stream_was_reviewed_as_public() -> None:
                 "BriefingScheduled", "BriefingSeatsChanged", "ProposalReceived", "ProposalWithdrawn",
                 "EvaluatorAppointed", "EvaluationClosed", "ResultPublished", "WideAreaParticipationDeclared",
                 "CasePublished", "CaseChanged", "PilotAgreed", "ThemeCompleted"}
-    contracts = pathlib.Path(__file__).parent.parent / "towntip" / "kernel" / "contracts"
+    contracts = pathlib.Path(__file__).parents[2] / "towntip" / "kernel" / "contracts"
     defined: set[str] = set()
     for name in ("projects.py", "pilots.py", "federation.py"):
         text = (contracts / name).read_text()

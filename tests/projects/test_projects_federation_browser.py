@@ -22,9 +22,9 @@ from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects import federation as fed_domain
 from services.projects.app import ProjectsService
-from tests.browser import phone_browser  # noqa: F401 - fixture
-from tests.http_server import serve
-from tests.test_projects_browser import click_link, fill, open_page, run
+from tests.projects.test_projects_browser import click_link, fill, open_page, run
+from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.http_server import serve
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope, event_token
 from towntip.kernel.bus.streams import ensure_stream, evt_stream_config, fed_stream_config

@@ -1,6 +1,6 @@
 """A case published by phase 4 travels to a peer and is adopted there and at home (横展開), on SQLite and PostgreSQL.
 
-The theme is brought to phase 4 with tests/test_projects_pilots.py's helpers at node `testnode` (its projects
+The theme is brought to phase 4 with tests/projects/test_projects_pilots.py's helpers at node `testnode` (its projects
 service on the test's database); a second projects service, node `suginami` (its own SQLite file), runs on the same
 nats-server, and its FED_SUGINAMI_PROJECTS sources testnode's event stream as the hub would deliver it. Nothing is
 faked: the CasePublished and CaseChanged it applies are the ones phase 4 announced.
@@ -19,8 +19,8 @@ from nats.js.api import StreamSource
 
 from services.projects import federation as fed_domain
 from services.projects.app import ProjectsService
-from tests.test_projects_calls import JIMU, KIKAKU, NODE, actor
-from tests.test_projects_pilots import BUDGET, CASE, REPORT, PilotNode, node, to_phase4  # noqa: F401 - fixture
+from tests.projects.test_projects_calls import JIMU, KIKAKU, NODE, actor
+from tests.projects.test_projects_pilots import BUDGET, CASE, REPORT, PilotNode, node, to_phase4  # noqa: F401 - fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.streams import ensure_stream, fed_stream_config

@@ -25,8 +25,8 @@ from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
 from services.projects.common import announce
-from tests.federation_hub import leaf_config, start_guard, start_hub
-from tests.http_server import serve
+from tests.support.federation_hub import leaf_config, start_guard, start_hub
+from tests.support.http_server import serve
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope

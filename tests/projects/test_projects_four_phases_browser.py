@@ -1,8 +1,8 @@
 """One co-creation theme through all four phases in headless Chromium on a phone-sized screen, as its people would
 do it: the municipality's staff (of the owner department) register their department, write the theme and its
 recruitment requirements and publish it (phase 1, 課題整理); two companies propose (one leading a consortium with a
-third), two evaluators score, the secretariat publishes the result (phase 2, 対話形成: tests/projects_walk.py's
-steps, shared with tests/test_projects_calls_browser.py); the owner department and the companies design the pilot —
+third), two evaluators score, the secretariat publishes the result (phase 2, 対話形成: tests/support/projects_walk.py's
+steps, shared with tests/projects/test_projects_calls_browser.py); the owner department and the companies design the pilot —
 roles, a milestone, a KPI, the plan, an agreement signed by the municipality and by both company parties (phase 3,
 実証設計); then the actuals, the report, the budget rationale, the next-year decision and the case study published
 (phase 4, 成果定着); a visitor reads the public case. The pages' texts and numbers are checked, not only statuses.
@@ -16,9 +16,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.browser import phone_browser  # noqa: F401 - fixture
-from tests.projects_walk import JST, Walk, click, fill_form, partner_formation, walk  # noqa: F401 - fixture
-from tests.test_projects_browser import click_link, facts, fill, log_in, open_page, run
+from tests.projects.test_projects_browser import click_link, facts, fill, log_in, open_page, run
+from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.projects_walk import JST, Walk, click, fill_form, partner_formation, walk  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(360)]  # a long walk; under a loaded machine it takes minutes
 TITLE = "高齢者の移動手段の確保"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.test_projects_calls import (
+from tests.projects.test_projects_calls import (
     ACME,
     ACME2,
     BETA,

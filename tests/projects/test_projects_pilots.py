@@ -3,7 +3,7 @@ roles, schedule, KPIs, versioned plan and agreements signed by both sides, the g
 their achievement, the report, the budget rationale, the next-year decision and the published case study with its
 CasePublished event. Every refusal changes nothing (a snapshot of every table before and after).
 
-A theme reaches phase 3 the way tests/test_projects_calls.py brings it there: two proposals, two evaluators, the
+A theme reaches phase 3 the way tests/projects/test_projects_calls.py brings it there: two proposals, two evaluators, the
 close and the published result with ベータ交通 (lead) and NPO法人ガンマ見守り (confirmed partner) as the pilot's
 company parties; the department 企画政策課 is the municipality side.
 """
@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from services.projects import models
 from services.projects.pilots import achievement, dec_text, percent, sha256
-from tests.test_projects_calls import (
+from tests.projects.test_projects_calls import (
     ACME,
     BETA,
     EV1,

@@ -3,7 +3,7 @@ in-process, httpx), with the real identity and projects services on a real nats-
 SQLite and on PostgreSQL: each page renders for who may, "not found" (404) for everyone else and the login page
 for visitors; a form without its CSRF token changes nothing; the service's refusals (a stale plan, a KPI target in
 the wrong direction, a company changing the roles, a signature for another organisation) show their reason with
-their status. Phases 1 and 2 are made over NATS (tests/test_projects_calls.py's helpers), as their pages would."""
+their status. Phases 1 and 2 are made over NATS (tests/projects/test_projects_calls.py's helpers), as their pages would."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects import models
 from services.projects.app import ProjectsService
-from tests.test_projects_calls import (
+from tests.projects.test_projects_calls import (
     BETA,
     EV1,
     EV3,
@@ -36,14 +36,14 @@ from tests.test_projects_calls import (
     proposal,
     scores,
 )
-from tests.test_projects_portal import PW, csrf_of, post
+from tests.projects.test_projects_portal import PW, csrf_of, post
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import pilots as pc
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
 
-NODE = "testnode"  # the actors of tests/test_projects_calls.py are people of this node
+NODE = "testnode"  # the actors of tests/projects/test_projects_calls.py are people of this node
 BASE = "http://portal.test"
 # Who logs in: the owner department's staff, staff of another department, the secretariat, the two company
 # parties (ベータ交通 leads, ガンマ is its confirmed partner), a company that is no party (オメガ).

@@ -19,7 +19,7 @@ from gateway.portal.projects import CONTACT_LIMIT
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
 from services.projects.models import inquiries, themes
-from tests.smtp_helpers import Smtp
+from tests.support.smtp_helpers import Smtp
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.mail import SmtpSettings

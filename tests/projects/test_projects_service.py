@@ -30,7 +30,7 @@ from services.projects.models import (
     requirements,
     themes,
 )
-from tests.smtp_helpers import Smtp
+from tests.support.smtp_helpers import Smtp
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import projects as c
@@ -346,7 +346,7 @@ async def test_phase_gates_refuse_and_the_history_records_each_move(node: Node) 
     await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, {**move, "to_phase": 3}, match="deadline")
 
     # After the deadline the gate still waits for the selection's published result with a pilot candidate (phase 2's
-    # selection, walked through in tests/test_projects_calls.py); the domain is asked directly with a later clock.
+    # selection, walked through in tests/projects/test_projects_calls.py); the domain is asked directly with a later clock.
     after_deadline = LATER + timedelta(days=1)
     with pytest.raises(errors.Conflict, match="result must be published") as refused:
         async with node.svc.sessions() as s, s.begin():

@@ -14,9 +14,9 @@ import pytest
 from gateway.app import create_app
 from identity.app import IdentityService
 from services.sns.app import SnsService
-from tests.browser import phone_browser  # noqa: F401 - fixture
-from tests.http_server import serve
-from tests.test_projects_browser import PW, click_link, fill, log_in, open_page
+from tests.projects.test_projects_browser import PW, click_link, fill, log_in, open_page
+from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.http_server import serve
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.settings import GatewaySettings, ServiceSettings

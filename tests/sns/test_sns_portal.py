@@ -18,7 +18,7 @@ from gateway.app import create_app
 from identity.app import IdentityService
 from services.sns.app import SnsService
 from services.sns.models import communities, friend_requests, posts
-from tests.test_projects_portal import csrf_of, post
+from tests.projects.test_projects_portal import csrf_of, post
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.settings import GatewaySettings, ServiceSettings

@@ -1,5 +1,5 @@
-"""Steps shared by the co-creation browser walks (tests/test_projects_calls_browser.py, the phase 2 walk, and
-tests/test_projects_four_phases_browser.py, all four phases): the node (identity and projects on a real nats-server,
+"""Steps shared by the co-creation browser walks (tests/projects/test_projects_calls_browser.py, the phase 2 walk, and
+tests/projects/test_projects_four_phases_browser.py, all four phases): the node (identity and projects on a real nats-server,
 the gateway served by uvicorn on a real port, the projects service on a clock the test moves), the people, the
 companies, and the phase 2 walk itself (the call, a briefing, two proposals, two evaluators, the result, the move
 to phase 3), done in the browser as people would."""
@@ -18,9 +18,9 @@ import pytest
 from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
-from tests.http_server import serve
-from tests.test_projects_browser import click_link, facts, fill, log_in, open_page, run, wait_left
-from tests.test_projects_calls import Clock
+from tests.projects.test_projects_browser import click_link, facts, fill, log_in, open_page, run, wait_left
+from tests.projects.test_projects_calls import Clock
+from tests.support.http_server import serve
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
@@ -53,7 +53,7 @@ class Walk:
         return await rpc.call(self.nc, subjects.svc(NODE, c.SERVICE, endpoint), payload, timeout=15)
 
     async def companies(self) -> dict[str, dict[str, Any]]:
-        """The three companies (registered over NATS: their pages were walked in tests/test_projects_browser.py)."""
+        """The three companies (registered over NATS: their pages were walked in tests/projects/test_projects_browser.py)."""
         orgs = {}
         for handle, name, expertise in COMPANIES:
             orgs[handle] = await self.call(c.EP_ORG_CREATE, {"actor": self.actor(handle), "kind": "company",
