@@ -11,14 +11,21 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.points.app import PointsService
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
-from tests.support.http_server import serve
+from tests.support.browser import (
+    click_and_wait,
+    facts,
+    fill_and_submit,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+    run,
+)
+from tests.support.http_server import served
+from tests.support.nodes import gateway_app, started
 from tests.support.smtp_helpers import Smtp
 from towntip.kernel.mail import SmtpSettings
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
 pytestmark = pytest.mark.browser
@@ -33,68 +40,12 @@ async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[tuple[str, 
     svc = IdentityService(ServiceSettings(
         service="identity", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / "id"),
         public_url=base), smtp=SmtpSettings(host="127.0.0.1", port=smtp.port))
-    await svc.start()
     points = PointsService(ServiceSettings(service="points", node_id=NODE, nats_url=nats_server.url,
                                            data_dir=str(tmp_path / "pt"), card_key="11" * 32))
-    await points.start()
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,points",
-                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
-    server, task = await serve(app, "127.0.0.1", port)
-    try:
-        yield base, smtp
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        await points.stop()
-        await svc.stop()
-
-
-def facts(driver: Any) -> dict[str, Any]:
-    return driver.execute_script(
-        """return {lang: document.documentElement.lang, text: document.body.innerText, url: location.pathname,
-                   overflow: document.documentElement.scrollWidth - window.innerWidth};""")
-
-
-def click_and_wait(driver: Any, element: Any) -> dict[str, Any]:
-    """Click, then wait until the page the click led to has replaced this one."""
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def gone(d: Any) -> bool:
-        try:
-            return expected_conditions.staleness_of(element)(d)
-        except WebDriverException as exc:  # chromedriver's way of saying stale, when the page changed mid-check
-            if "does not belong to the document" in str(exc):
-                return True
-            raise
-
-    element.click()
-    WebDriverWait(driver, 15).until(gone)
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
-    return facts(driver)
-
-
-async def run(fn: Any, *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
-
-
-async def fill_and_submit(driver: Any, values: dict[str, str], button: str = "button[type=submit]") -> dict[str, Any]:
-    from selenium.webdriver.common.by import By
-
-    def go() -> dict[str, Any]:
-        for name, value in values.items():
-            field = driver.find_element(By.NAME, name)
-            field.clear()
-            field.send_keys(value)
-        return click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, f"main {button}"))
-
-    return await run(go)
-
-
-async def open_page(driver: Any, url: str) -> dict[str, Any]:
-    await run(driver.get, url)
-    return await run(facts, driver)
+    async with started(svc, points):
+        app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,points", public_url=base)
+        async with served(app, "127.0.0.1", port):
+            yield base, smtp
 
 
 async def mail_link(smtp: Smtp, kind: str) -> str:

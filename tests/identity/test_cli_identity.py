@@ -5,11 +5,11 @@ failures (bad input exit 2 with nothing sent, service errors and an unreachable 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import nats
 import pytest
@@ -20,8 +20,9 @@ from identity.app import IdentityService
 from identity.federation import jwk_thumbprint
 from identity.models import oauth_clients
 from tests.edge.test_cli_edge import cli, run_cli
+from tests.support import bus
 from towntip.kernel import errors
-from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.bus import subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import ServiceSettings
@@ -55,8 +56,7 @@ async def identity(nats_server, group: str, verb: str, *argv: str) -> int:  # no
     return await cli("identity", group, verb, "--nats-url", nats_server.url, "--node", NODE, *argv)
 
 
-async def call(nc: nats.NATS, endpoint: str, payload: Any = None) -> Any:
-    return await rpc.call(nc, subjects.svc(NODE, c.SERVICE, endpoint), payload, timeout=15)
+call = functools.partial(bus.call, service=c.SERVICE, node=NODE)
 
 
 async def handles(nc: nats.NATS) -> list[str]:

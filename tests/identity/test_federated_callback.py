@@ -31,7 +31,8 @@ from sqlalchemy import func, select, update
 from gateway.portal.session import Throttle
 from identity import keys, models
 from identity.accounts import digest
-from tests.support.federation_nodes import PW, Browser, Node, federation_of, wait_for
+from tests.support.bus import wait_for
+from tests.support.federation_nodes import PW, Browser, Node, federation_of
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 

@@ -29,7 +29,8 @@ from identity.federation import (
     sign_statement,
     unverified_claims,
 )
-from tests.support.federation_nodes import PW, Browser, Node, federation_of, wait_for
+from tests.support.bus import wait_for
+from tests.support.federation_nodes import PW, Browser, Node, federation_of
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.node.natsd import NatsServer

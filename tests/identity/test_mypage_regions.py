@@ -33,8 +33,10 @@ from identity.models import home_tokens, oauth_refresh_tokens, presence, query_j
 from services.points.app import PointsService
 from services.projects.app import ProjectsService
 from services.sns.app import SnsService
-from tests.support.federation_nodes import PW, Browser, Node, federation_of, wait_for
-from towntip.kernel.bus import rpc, subjects
+from tests.support import bus
+from tests.support.bus import wait_for
+from tests.support.federation_nodes import PW, Browser, Node, federation_of
+from towntip.kernel.bus import subjects
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import ledger as lc
@@ -60,9 +62,10 @@ async def nodes(tmp_path: Path, database: tuple[str, str | None]) -> AsyncIterat
 
 
 async def call(node: Node, service: str, endpoint: str, payload: Any) -> Any:
+    """support.bus's call to a service of one node of the federation, on a connection of its own."""
     nc = await nats.connect(node.nats.url)
     try:
-        return await rpc.call(nc, subjects.svc(node.name, service, endpoint), payload, timeout=15)
+        return await bus.call(nc, endpoint, payload, service=service, node=node.name)
     finally:
         await nc.close()
 

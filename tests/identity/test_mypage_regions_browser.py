@@ -21,8 +21,11 @@ from services.points.app import PointsService
 from services.projects.app import ProjectsService
 from services.sns.app import SnsService
 from tests.identity.test_mypage_regions import call
-from tests.projects.test_projects_browser import fill, open_page
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.browser import (
+    fill,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+)
 from tests.support.federation_nodes import PW, Node, federation_of
 from towntip.kernel.contracts import ledger as lc
 from towntip.kernel.contracts import projects as prc

@@ -9,8 +9,9 @@ from typing import Any
 import nats
 import pytest
 
-from tests.points.test_coupons import STAFF, call
+from tests.points.test_coupons import STAFF
 from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.support.bus import call
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import coupons as cc

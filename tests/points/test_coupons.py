@@ -5,7 +5,6 @@ at the counter, before it expires; who may do what; bad input refused with nothi
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import nats
 import pytest
@@ -13,8 +12,9 @@ from sqlalchemy import update
 
 from services.points.models_coupons import coupons
 from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.support.bus import call
 from towntip.kernel import errors
-from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.bus import subjects
 from towntip.kernel.contracts import coupons as cc
 from towntip.kernel.contracts import ledger as lc
 
@@ -23,10 +23,6 @@ STAFF = {"user_id": "staff-0001", "global_handle": "suzuki@testnode", "display_n
          "roles": ["staff"]}
 CITIZEN = {"user_id": "user-0001", "global_handle": "hanako@testnode", "display_name": "山田 花子", "roles": []}
 PERSON = "user-0001"
-
-
-async def call(nc: nats.NATS, endpoint: str, payload: Any = None) -> Any:
-    return await rpc.call(nc, subjects.svc(NODE, "points", endpoint), payload, timeout=10)
 
 
 async def currency(nc: nats.NATS, person: str = PERSON) -> int:

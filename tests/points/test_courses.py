@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from services.points.courses import b64u, b64u_decode, sign
 from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.support.bus import call
 from towntip.kernel import errors
-from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.bus import subjects
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts import ledger as lc
 from towntip.kernel.contracts.actor import Actor
@@ -31,10 +32,6 @@ TARO = Actor(user_id=str(uuid.uuid4()), global_handle=f"taro@{NODE}", display_na
 
 def a(actor: Actor) -> dict[str, Any]:
     return actor.model_dump(mode="json")
-
-
-async def call(nc: nats.NATS, endpoint: str, payload: Any = None) -> Any:
-    return await rpc.call(nc, subjects.svc(NODE, "points", endpoint), payload, timeout=10)
 
 
 async def credit_of(nc: nats.NATS, actor: Actor) -> int:

@@ -5,28 +5,30 @@ it, both say revoked. Real identity and points services and the gateway on a rea
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
 import pytest
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.points.app import PointsService
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
-from tests.support.http_server import serve
+from tests.support.browser import (
+    log_in,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+    run,
+    wait_left,
+)
+from tests.support.http_server import served
+from tests.support.nodes import add_people, gateway_app, started
 from tests.support.smtp_helpers import Smtp
-from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
 from towntip.kernel.mail import SmtpSettings
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
 pytestmark = pytest.mark.browser
 NODE = "tsurugashima"
-PW = "correct horse battery"
 
 
 @pytest.fixture
@@ -39,44 +41,20 @@ async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[str]:
                             smtp=SmtpSettings(host="127.0.0.1", port=smtp.port))
     points = PointsService(ServiceSettings(service="points", node_id=NODE, nats_url=nats_server.url,
                                            data_dir=str(tmp_path / "pt"), card_key="11" * 32))
-    await ident.start()
-    await points.start()
-    nc = await nats.connect(nats_server.url)
-    for handle, name, role in (("shokuin", "職員 一郎", "staff"), ("hanako", "鶴ヶ島 花子", None),
-                               ("jiro", "川越 次郎", None)):
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=name), timeout=15)
-        if role:
-            await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle=handle, role=role))
-    await nc.close()
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,points",
-                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
-    server, task = await serve(app, "127.0.0.1", port)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        await points.stop()
-        await ident.stop()
-
-
-def facts(driver: Any) -> dict[str, Any]:
-    return driver.execute_script(
-        """return {text: document.body.innerText, url: location.pathname,
-                   overflow: document.documentElement.scrollWidth - window.innerWidth};""")
-
-
-async def run(fn: Any, *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
+    async with started(ident, points):
+        nc = await nats.connect(nats_server.url)
+        await add_people(nc, NODE, (("shokuin", "職員 一郎", "staff"), ("hanako", "鶴ヶ島 花子", None),
+                                   ("jiro", "川越 次郎", None)))
+        await nc.close()
+        app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,points", public_url=base)
+        async with served(app, "127.0.0.1", port):
+            yield base
 
 
 def _submit(driver: Any, form_action: str, values: dict[str, str], checks: tuple[str, ...] = (),
             selects: dict[str, str] | None = None, js_values: dict[str, str] | None = None) -> dict[str, Any]:
-    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     form = driver.find_element(By.CSS_SELECTOR, f"main form[action='{form_action}']")
     for name, value in values.items():
@@ -92,33 +70,12 @@ def _submit(driver: Any, form_action: str, values: dict[str, str], checks: tuple
         driver.execute_script("arguments[0].checked = true", box)
     button = form.find_element(By.CSS_SELECTOR, "button[type=submit]")
 
-    def gone(d: Any) -> bool:
-        try:
-            return expected_conditions.staleness_of(button)(d)
-        except WebDriverException as exc:  # chromedriver's way of saying stale, when the page changed mid-check
-            if "does not belong to the document" in str(exc):
-                return True
-            raise
-
     button.click()
-    WebDriverWait(driver, 30).until(gone)
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
-    return facts(driver)
+    return wait_left(driver, button, timeout=30)
 
 
 async def submit(driver: Any, action: str, values: dict[str, str], **kw: Any) -> dict[str, Any]:
     return await run(lambda: _submit(driver, action, values, **kw))
-
-
-async def open_page(driver: Any, url: str) -> dict[str, Any]:
-    await run(driver.get, url)
-    return await run(facts, driver)
-
-
-async def log_in(driver: Any, base: str, handle: str, to: str) -> dict[str, Any]:
-    await run(driver.delete_all_cookies)
-    await open_page(driver, f"{base}/login?next={to}")
-    return await submit(driver, "/login", {"login": handle, "password": PW})
 
 
 def fetch(driver: Any, path: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +21,9 @@ from services.points.app import PointsService
 from services.points.models import journal
 from services.points.models_donations import donation_fund_uses, donation_projects, donations
 from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.support.bus import call
 from towntip.kernel import errors
-from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.bus import subjects
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts import donations as c
 from towntip.kernel.contracts import ledger as lc
@@ -36,12 +36,6 @@ HANAKO = Actor(user_id="user-hanako1", global_handle="hanako@testnode", display_
 TARO = Actor(user_id="user-taro0001", global_handle="taro@testnode", display_name="鈴木 太郎")
 PROJECT = {"code": "nanohana", "title": "菜の花プロジェクト", "organisation": "NPO法人わかば", "field": "npo-3",
            "description": "休耕地に菜の花を植える", "goal_yen": 100_000}
-
-
-async def call(nc: nats.NATS, endpoint: str, payload: Any = None) -> Any:
-    if hasattr(payload, "model_dump"):
-        payload = json.loads(payload.model_dump_json())
-    return await rpc.call(nc, subjects.svc(NODE, "points", endpoint), payload, timeout=15)
 
 
 def as_json(actor: Actor) -> dict[str, Any]:

@@ -5,7 +5,6 @@ run against a real nats-server."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import re
@@ -16,20 +15,23 @@ import nats
 import pypdf
 import pytest
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.points.app import PointsService
-from tests.gateway.test_portal_browser import click_and_wait, fill_and_submit, open_page, run
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
-from tests.support.http_server import serve
-from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from tests.support import browser
+from tests.support.browser import (
+    click_and_wait,
+    fill_and_submit,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+    run,
+)
+from tests.support.http_server import served
+from tests.support.nodes import add_people, gateway_app, started
+from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
 pytestmark = pytest.mark.browser
 NODE = "tsurugashima"
-PW = "correct horse battery"
 
 
 @pytest.fixture
@@ -38,32 +40,19 @@ async def portal(nats_server, tmp_path) -> AsyncIterator[str]:
     base = f"http://127.0.0.1:{port}"
     ident = IdentityService(ServiceSettings(service="identity", node_id=NODE, nats_url=nats_server.url,
                                             data_dir=str(tmp_path / "id"), public_url=base))
-    await ident.start()
     points = PointsService(ServiceSettings(service="points", node_id=NODE, nats_url=nats_server.url,
                                            data_dir=str(tmp_path / "pt"), card_key="11" * 32))
-    await points.start()
-    nc = await nats.connect(nats_server.url)
-    for handle, name, role in (("kikaku", "企画 一郎", "staff"), ("hanako", "山田 花子", None)):
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=name), timeout=15)
-        if role:
-            await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle=handle, role=role))
-    await nc.close()
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,points",
-                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
-    server, task = await serve(app, "127.0.0.1", port)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        await points.stop()
-        await ident.stop()
+    async with started(ident, points):
+        nc = await nats.connect(nats_server.url)
+        await add_people(nc, NODE, (("kikaku", "企画 一郎", "staff"), ("hanako", "山田 花子", None)))
+        await nc.close()
+        app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,points", public_url=base)
+        async with served(app, "127.0.0.1", port):
+            yield base
 
 
 async def log_in(d: Any, base: str, handle: str, next_path: str) -> dict[str, Any]:
-    await open_page(d, f"{base}/login?next={next_path}")
-    page = await fill_and_submit(d, {"login": handle, "password": PW})
+    page = await browser.log_in(d, base, handle, next_path)
     assert page["url"] == next_path.split("?")[0], page
     return page
 

@@ -9,15 +9,11 @@ import nats
 import pytest
 
 from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.support.bus import call
 from towntip.kernel import errors
-from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import ledger as lc
 
 NODE = "testnode"
-
-
-async def call(nc: nats.NATS, endpoint: str, payload: Any = None) -> Any:
-    return await rpc.call(nc, subjects.svc(NODE, "points", endpoint), payload, timeout=10)
 
 
 def award(key: str, person: str, amount: int, asset: str = "machi-point") -> dict[str, Any]:

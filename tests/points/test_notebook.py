@@ -9,12 +9,9 @@ real NATS users (natsauth): the points service's own user consumes identity's st
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import csv
 import io
-import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,8 +25,9 @@ from services.points.app import PointsService
 from services.points.models import events, taps
 from services.points.models_notebook import people
 from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
+from tests.support.bus import call, wait_for
 from towntip.kernel import errors
-from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.bus import subjects
 from towntip.kernel.bus.envelope import Envelope
 from towntip.kernel.contracts import donations as dc
 from towntip.kernel.contracts import notebook as c
@@ -57,12 +55,6 @@ EVENTS = [
 ]
 
 
-async def call(nc: nats.NATS, endpoint: str, payload: Any = None, node: str = NODE) -> Any:
-    if hasattr(payload, "model_dump"):
-        payload = json.loads(payload.model_dump_json())
-    return await rpc.call(nc, subjects.svc(node, "points", endpoint), payload, timeout=15)
-
-
 def who(actor: Actor) -> dict[str, Any]:
     return actor.model_dump(mode="json")
 
@@ -78,16 +70,6 @@ async def announce(js: Any, type_: str, data: dict[str, Any], at: datetime | Non
                    timeout: float = 5) -> None:
     env = Envelope(type=type_, node=NODE, service="identity", data=data, **({"time": at} if at else {}))
     await js.publish(env.subject, env.to_bytes(), headers={subjects.HDR_MSG_ID: env.id}, timeout=timeout)
-
-
-async def wait_for(check: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def directory(svc: PointsService) -> dict[str, tuple[str | None, str, str]]:

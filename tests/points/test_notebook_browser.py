@@ -13,21 +13,19 @@ from datetime import UTC, datetime, timedelta
 import nats as nats_client
 from selenium.webdriver.common.by import By
 
-from tests.gateway.test_portal_browser import NODE, fill_and_submit, open_page, portal, run  # noqa: F401 - fixture
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.gateway.test_portal_browser import NODE, portal  # noqa: F401 - fixture
+from tests.support.browser import (
+    fill_and_submit,
+    log_in,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+    run,
+)
+from tests.support.nodes import add_people
 from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import points as pc
 
-PW = "correct horse battery"
 T0 = datetime(2025, 7, 25, 0, 30, tzinfo=UTC)
-
-
-async def login(d, base: str, handle: str, next_: str) -> dict:  # noqa: ANN001
-    await open_page(d, f"{base}/logout")
-    d.delete_all_cookies()
-    await open_page(d, f"{base}/login?next={next_}")
-    return await fill_and_submit(d, {"login": handle, "password": PW})
 
 
 async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_server) -> None:  # noqa: F811
@@ -35,15 +33,11 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
     d = phone_browser
     nc = await nats_client.connect(nats_server.url)
     try:
-        ids = {}
-        for handle in ("suzuki", "hanako", "taro"):
-            user = await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-                handle=handle, email=f"{handle}@example.jp", password=PW), timeout=15)
-            ids[handle] = user["id"]
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle="suzuki", role="staff"))
+        people = await add_people(nc, NODE, [("suzuki", None, "staff"), ("hanako", None, None), ("taro", None, None)])
+        ids = {handle: user.id for handle, user in people.items()}
 
         # Staff set the event and its notebook facts on the figures page.
-        page = await login(d, base, "suzuki", "/staff/figures")
+        page = await log_in(d, base, "suzuki", "/staff/figures", via_logout=True)
         assert page["url"] == "/staff/figures" and "集計（職員）" in page["text"] and page["overflow"] <= 0, page
         page = await fill_and_submit(d, {"code": "shigen", "name": "資源回収", "co2_kg": "30", "kcal": "150",
                                          "hours": "1.5"}, button="#event-form button")
@@ -61,7 +55,7 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
 
         # Hanako and taro give their district on the profile page (identity announces ProfileChanged).
         for handle in ("hanako", "taro"):
-            await login(d, base, handle, "/settings/profile")
+            await log_in(d, base, handle, "/settings/profile", via_logout=True)
             await fill_and_submit(d, {"district": "大橋"})
         # Their cards are bound and touched at the event: asked for online, the card's touch shows a code, entered
         # while logged in.
@@ -89,8 +83,8 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
     finally:
         await nc.close()
 
-    await login(d, base, "taro", "/notebook")  # taro opens his notebook once: the directory links his user id
-    page = await login(d, base, "hanako", "/notebook")
+    await log_in(d, base, "taro", "/notebook", via_logout=True)  # taro opens his notebook once: the directory links his user id
+    page = await log_in(d, base, "hanako", "/notebook", via_logout=True)
     assert page["url"] == "/notebook" and "まちづくり手帳" in page["text"] and page["overflow"] <= 0, page
     rows = await run(lambda: [r.text for r in d.find_elements(By.CSS_SELECTOR, "#notebook tr.entry")])
     assert len(rows) == 2 and "2025-07-25" in rows[0] and "資源回収" in rows[0] and "実施" in rows[0], rows
@@ -117,7 +111,7 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
     page = await open_page(d, f"{base}/staff/figures")  # a citizen: 403
     assert "権限がありません" in page["text"] and "月別の推移" not in page["text"]
 
-    page = await login(d, base, "suzuki", "/staff/figures")
+    page = await log_in(d, base, "suzuki", "/staff/figures", via_logout=True)
     assert page["overflow"] <= 0 and "イベント別の発行状況" in page["text"] and "地区別" in page["text"], page
     charts = await run(lambda: d.execute_script(
         "return Array.from(document.querySelectorAll('svg.chart')).map(s => [s.closest('section').id,"

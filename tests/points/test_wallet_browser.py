@@ -7,19 +7,14 @@ from __future__ import annotations
 import nats as nats_client
 from selenium.webdriver.common.by import By
 
-from tests.gateway.test_portal_browser import NODE, fill_and_submit, open_page, portal, run  # noqa: F401 - fixture
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
-from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
-
-PW = "correct horse battery"
-
-
-async def login(d, base: str, handle: str, next_: str) -> dict:  # noqa: ANN001
-    await open_page(d, f"{base}/logout")
-    d.delete_all_cookies()
-    await open_page(d, f"{base}/login?next={next_}")
-    return await fill_and_submit(d, {"login": handle, "password": PW})
+from tests.gateway.test_portal_browser import NODE, portal  # noqa: F401 - fixture
+from tests.support.browser import (
+    fill_and_submit,
+    log_in,
+    phone_browser,  # noqa: F401 - fixture
+    run,
+)
+from tests.support.nodes import add_people
 
 
 async def test_exchange_currency_for_a_coupon_and_redeem_it(portal, phone_browser, nats_server) -> None:  # noqa: F811
@@ -27,17 +22,14 @@ async def test_exchange_currency_for_a_coupon_and_redeem_it(portal, phone_browse
     d = phone_browser
     nc = await nats_client.connect(nats_server.url)
     try:
-        for handle in ("suzuki", "hanako"):
-            await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-                handle=handle, email=f"{handle}@example.jp", password=PW), timeout=15)
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle="suzuki", role="staff"))
+        await add_people(nc, NODE, [("suzuki", None, "staff"), ("hanako", None, None)])
     finally:
         await nc.close()
 
-    page = await login(d, base, "hanako", "/staff/coupons")  # a citizen: 403
+    page = await log_in(d, base, "hanako", "/staff/coupons", via_logout=True)  # a citizen: 403
     assert "権限がありません" in page["text"] and "クーポン窓口" not in page["text"], page["text"]
 
-    page = await login(d, base, "suzuki", "/staff/coupons")
+    page = await log_in(d, base, "suzuki", "/staff/coupons", via_logout=True)
     assert page["url"] == "/staff/coupons" and "クーポン窓口（職員）" in page["text"], page["text"]
     page = await fill_and_submit(d, {"kind_code": "kominkan-room", "title_ja": "公民館 会議室 1時間",
                                      "title_en": "Community hall room, 1 hour", "issuer": "中央公民館", "price": "300"},
@@ -47,7 +39,7 @@ async def test_exchange_currency_for_a_coupon_and_redeem_it(portal, phone_browse
                                  button="#award button")
     assert f"付与しました: hanako (hanako@{NODE})" in page["text"], page["text"]
 
-    page = await login(d, base, "hanako", "/points")
+    page = await log_in(d, base, "hanako", "/points", via_logout=True)
     assert page["url"] == "/points" and page["overflow"] <= 0
     assert await run(lambda: d.find_element(By.ID, "bal-local-currency").text) == "500 円"
     page = await fill_and_submit(d, {}, button="#buy-kominkan-room")
@@ -56,11 +48,11 @@ async def test_exchange_currency_for_a_coupon_and_redeem_it(portal, phone_browse
     code = await run(lambda: d.find_element(By.CSS_SELECTOR, ".coupon-code").text)
     assert len(code) == 11 and code[5] == "-"
 
-    await login(d, base, "suzuki", "/staff/coupons")
+    await log_in(d, base, "suzuki", "/staff/coupons", via_logout=True)
     page = await fill_and_submit(d, {"code": code}, button="#redeem button")
     assert "使用済みにしました: 公民館 会議室 1時間 (300)" in page["text"], page["text"]
     page = await fill_and_submit(d, {"code": code}, button="#redeem button")
     assert "使用済みです" in page["text"], page["text"]
 
-    page = await login(d, base, "hanako", "/points")
+    page = await log_in(d, base, "hanako", "/points", via_logout=True)
     assert "使用済み" in page["text"] and not await run(lambda: d.find_elements(By.CSS_SELECTOR, ".coupon-code"))

@@ -7,26 +7,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import nats
 import pytest
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
-from tests.support.http_server import serve
+from tests.support.browser import (
+    click_link,
+    fill,
+    log_in,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+    run,
+)
+from tests.support.http_server import served
+from tests.support.nodes import add_people, gateway_app, started
 from tests.support.smtp_helpers import Smtp
-from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
 from towntip.kernel.mail import SmtpSettings
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
 pytestmark = pytest.mark.browser
 NODE = "tsurugashima"
-PW = "correct horse battery"
 
 
 @pytest.fixture
@@ -39,106 +42,13 @@ async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[tuple[str, 
                                             data_dir=str(tmp_path / "id"), public_url=base), smtp=mail)
     projects = ProjectsService(ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url,
                                                data_dir=str(tmp_path / "pj"), public_url=base), smtp=mail)
-    await ident.start()
-    await projects.start()
-    nc = await nats.connect(nats_server.url)
-    for handle, name, role in (("kikaku", "企画 太郎", "staff"), ("acme", "アクメ 佐藤", None)):
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=name), timeout=15)
-        if role:
-            await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle=handle, role=role))
-    await nc.close()
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,projects",
-                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
-    server, task = await serve(app, "127.0.0.1", port)
-    try:
-        yield base, smtp
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        await projects.stop()
-        await ident.stop()
-
-
-def facts(driver: Any) -> dict[str, Any]:
-    return driver.execute_script(
-        """return {lang: document.documentElement.lang, text: document.body.innerText, url: location.pathname,
-                   overflow: document.documentElement.scrollWidth - window.innerWidth};""")
-
-
-async def run(fn: Any, *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
-
-
-async def open_page(driver: Any, url: str) -> dict[str, Any]:
-    await run(driver.get, url)
-    return await run(facts, driver)
-
-
-def wait_left(driver: Any, element: Any) -> dict[str, Any]:
-    """Wait until the page `element` was on has been replaced and the next one has loaded. While the old document
-    goes away, Chromium may answer "node does not belong to the document" instead of a stale element: both mean
-    the page has gone."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def gone(_: Any) -> bool:
-        try:
-            element.is_enabled()
-            return False
-        except StaleElementReferenceException:
-            return True
-        except WebDriverException as exc:
-            if "does not belong to the document" in str(exc):
-                return True
-            raise
-
-    WebDriverWait(driver, 15).until(gone)
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
-    return facts(driver)
-
-
-async def fill(driver: Any, values: dict[str, str], *, checks: tuple[str, ...] = (),
-               selects: dict[str, str] | None = None, raw: dict[str, str] | None = None,
-               submit: str = "main form button[type=submit]") -> dict[str, Any]:
-    """Type into fields, tick checkboxes (CSS selectors), choose options by visible text, set the value of date
-    inputs directly (typing into them depends on the browser's locale), submit, and wait for the next page."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
-    def go() -> dict[str, Any]:
-        for name, value in values.items():
-            field = driver.find_element(By.NAME, name)
-            field.clear()
-            field.send_keys(value)
-        for css in checks:
-            driver.find_element(By.CSS_SELECTOR, css).click()
-        for name, text in (selects or {}).items():
-            Select(driver.find_element(By.NAME, name)).select_by_visible_text(text)
-        for name, value in (raw or {}).items():
-            driver.execute_script("arguments[0].value = arguments[1]", driver.find_element(By.NAME, name), value)
-        button = driver.find_element(By.CSS_SELECTOR, submit)
-        button.click()
-        return wait_left(driver, button)
-
-    return await run(go)
-
-
-async def click_link(driver: Any, text: str) -> dict[str, Any]:
-    from selenium.webdriver.common.by import By
-
-    def go() -> dict[str, Any]:
-        link = driver.find_element(By.PARTIAL_LINK_TEXT, text)
-        link.click()
-        return wait_left(driver, link)
-
-    return await run(go)
-
-
-async def log_in(driver: Any, base: str, handle: str, to: str) -> dict[str, Any]:
-    await run(driver.delete_all_cookies)
-    await open_page(driver, f"{base}/login?next={to}")
-    return await fill(driver, {"login": handle, "password": PW})
+    async with started(ident, projects):
+        nc = await nats.connect(nats_server.url)
+        await add_people(nc, NODE, (("kikaku", "企画 太郎", "staff"), ("acme", "アクメ 佐藤", None)))
+        await nc.close()
+        app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,projects", public_url=base)
+        async with served(app, "127.0.0.1", port):
+            yield base, smtp
 
 
 async def test_staff_publish_a_theme_a_company_finds_it_a_visitor_writes_in(portal, phone_browser) -> None:  # noqa: F811

@@ -18,26 +18,30 @@ import nats
 import pytest
 from nats.js.api import StreamSource
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects import federation as fed_domain
 from services.projects.app import ProjectsService
-from tests.projects.test_projects_browser import click_link, fill, open_page, run
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
-from tests.support.http_server import serve
+from tests.support.browser import (
+    click_link,
+    fill,
+    log_in,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+    run,
+)
+from tests.support.http_server import served
+from tests.support.nodes import add_people, gateway_app, started
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope, event_token
 from towntip.kernel.bus.streams import ensure_stream, evt_stream_config, fed_stream_config
-from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.mail import SmtpSettings
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
 pytestmark = pytest.mark.browser
 NODE, PEER = "suginami", "tsurugashima"
-PW = "correct horse battery"
 THEME_ID = "11111111-1111-4111-8111-111111111111"
 CASE_ID = "22222222-2222-4222-8222-222222222222"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -67,50 +71,35 @@ async def portal(nats_server, tmp_path) -> AsyncIterator[tuple[str, Any, Project
                                             data_dir=str(tmp_path / "id"), public_url=base), smtp=off)
     projects = ProjectsService(ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url,
                                                data_dir=str(tmp_path / "pj"), public_url=base), smtp=off)
-    await ident.start()
-    await projects.start()
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    await ensure_stream(js, evt_stream_config(PEER, "projects"))
-    await ensure_stream(js, fed_stream_config(NODE, [StreamSource(
-        name=subjects.evt_stream(PEER, "projects"), filter_subject=subjects.evt_all(PEER, "projects"))],
-        own="projects"))
-    async with projects.sessions() as s, s.begin():  # as the trust anchor's list would say
-        await fed_domain.record_members(s, {PEER: "https://tsurugashima.example.jp", NODE: base}, NOW)
-    for handle, name, role in (("kikaku", "企画 太郎", "staff"), ("hanako", "杉並 花子", None)):
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=name), timeout=15)
-        if role:
-            await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle=handle, role=role))
-    staff = Actor(user_id="user-kikaku-01", global_handle=f"kikaku@{NODE}", display_name="企画 太郎",
-                  roles=("staff",))
-    await rpc.call(nc, subjects.svc(NODE, c.SERVICE, c.EP_ORG_CREATE), {
-        "actor": staff.model_dump(mode="json"), "kind": "department", "name": "交通政策課"}, timeout=15)
+    async with started(ident, projects):
+        nc = await nats.connect(nats_server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, evt_stream_config(PEER, "projects"))
+            await ensure_stream(js, fed_stream_config(NODE, [StreamSource(
+                name=subjects.evt_stream(PEER, "projects"), filter_subject=subjects.evt_all(PEER, "projects"))],
+                own="projects"))
+            async with projects.sessions() as s, s.begin():  # as the trust anchor's list would say
+                await fed_domain.record_members(s, {PEER: "https://tsurugashima.example.jp", NODE: base}, NOW)
+            await add_people(nc, NODE, (("kikaku", "企画 太郎", "staff"), ("hanako", "杉並 花子", None)))
+            staff = Actor(user_id="user-kikaku-01", global_handle=f"kikaku@{NODE}", display_name="企画 太郎",
+                          roles=("staff",))
+            await rpc.call(nc, subjects.svc(NODE, c.SERVICE, c.EP_ORG_CREATE), {
+                "actor": staff.model_dump(mode="json"), "kind": "department", "name": "交通政策課"}, timeout=15)
 
-    async def publish(type_: str, data: dict[str, Any]) -> None:
-        env = Envelope(type=type_, node=PEER, service="projects", data=data)
-        await js.publish(subjects.evt(PEER, "projects", event_token(type_)), env.to_bytes(),
-                         headers={subjects.HDR_MSG_ID: env.id})
+            async def publish(type_: str, data: dict[str, Any]) -> None:
+                env = Envelope(type=type_, node=PEER, service="projects", data=data)
+                await js.publish(subjects.evt(PEER, "projects", event_token(type_)), env.to_bytes(),
+                                 headers={subjects.HDR_MSG_ID: env.id})
 
-    await publish("ThemePublished", theme(1, 2))
-    await publish("CasePublished", CASE)
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,projects",
-                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
-    server, task = await serve(app, "127.0.0.1", port)
-    try:
-        yield base, publish, projects
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        await nc.close()
-        await projects.stop()
-        await ident.stop()
-
-
-async def login(driver: Any, base: str, handle: str) -> dict[str, Any]:
-    await run(driver.delete_all_cookies)
-    await open_page(driver, f"{base}/login?next=/federation/themes")
-    return await fill(driver, {"login": handle, "password": PW})
+            await publish("ThemePublished", theme(1, 2))
+            await publish("CasePublished", CASE)
+            app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,projects",
+                              public_url=base)
+            async with served(app, "127.0.0.1", port):
+                yield base, publish, projects
+        finally:
+            await nc.close()
 
 
 async def until(driver: Any, url: str, text: str, timeout: float = 15.0) -> dict[str, Any]:
@@ -139,7 +128,7 @@ async def test_remote_theme_follow_and_a_case_adopted_into_a_draft(portal, phone
     assert edit_controls == 0 and "フォローする" not in page["text"]  # no login: nothing to press
 
     # A resident follows it; the peer moves its phase; the followed list says so.
-    await login(driver, base, "hanako")
+    await log_in(driver, base, "hanako", "/federation/themes")
     await open_page(driver, f"{base}/federation/themes/{PEER}/{THEME_ID}")
     page = await fill(driver, {}, submit="#follow button")
     assert "フォロー中" in page["text"] and "フォローをやめる" in page["text"]
@@ -153,7 +142,7 @@ async def test_remote_theme_follow_and_a_case_adopted_into_a_draft(portal, phone
     assert "変更なし" in page["text"] and page["overflow"] <= 0
 
     # A staff member starts their own draft from the peer's case (横展開).
-    await login(driver, base, "kikaku")
+    await log_in(driver, base, "kikaku", "/federation/themes")
     page = await open_page(driver, f"{base}/federation/cases")
     assert "乗合タクシーの実証" in page["text"] and "拡大・横展開" in page["text"]
     page = await click_link(driver, "乗合タクシーの実証")

@@ -25,6 +25,7 @@ from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
 from services.projects.common import announce
+from tests.support import bus
 from tests.support.federation_hub import leaf_config, start_guard, start_hub
 from tests.support.http_server import serve
 from towntip.kernel import errors
@@ -65,16 +66,9 @@ class Node:
         return await rpc.call(self.nc, subjects.svc(self.name, c.SERVICE, endpoint), payload, timeout=15)
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 40.0) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            if await check():
-                return True
-        except (errors.NotFound, errors.Unavailable):
-            pass
-        await asyncio.sleep(0.1)
-    return False
+async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 40.0) -> Any:
+    """support.bus's, with this walk's patience: a theme or case not there yet, or a peer not answering, is "not yet"."""
+    return await bus.wait_for(check, timeout=timeout, tolerate=(errors.NotFound, errors.Unavailable))
 
 
 @pytest.fixture

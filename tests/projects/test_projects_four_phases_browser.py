@@ -16,8 +16,15 @@ from datetime import timedelta
 
 import pytest
 
-from tests.projects.test_projects_browser import click_link, facts, fill, log_in, open_page, run
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
+from tests.support.browser import (
+    click_link,
+    facts,
+    fill,
+    log_in,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+    run,
+)
 from tests.support.projects_walk import JST, Walk, click, fill_form, partner_formation, walk  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(360)]  # a long walk; under a loaded machine it takes minutes

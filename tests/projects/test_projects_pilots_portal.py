@@ -17,7 +17,6 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects import models
 from services.projects.app import ProjectsService
@@ -37,11 +36,10 @@ from tests.projects.test_projects_calls import (
     scores,
 )
 from tests.projects.test_projects_portal import PW, csrf_of, post
-from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
+from tests.support.nodes import add_people, gateway_app, started
 from towntip.kernel.contracts import pilots as pc
 from towntip.kernel.contracts import projects as c
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 
 NODE = "testnode"  # the actors of tests/projects/test_projects_calls.py are people of this node
 BASE = "http://portal.test"
@@ -78,23 +76,16 @@ async def portal(nats_server, database, tmp_path) -> AsyncIterator[Portal]:
     projects = ProjectsService(ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url,
                                                data_dir=str(tmp_path / "pj"), database_url=url,
                                                database_schema=schema or "", public_url=BASE), clock=clock)
-    await ident.start()
-    await projects.start()
-    nc = await nats.connect(nats_server.url)
-    for handle, role in PEOPLE:
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=handle), timeout=15)
-        if role:
-            await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle=handle, role=role))
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,projects",
-                                     data_dir=str(tmp_path / "gw"), public_url=BASE, request_timeout=15))
-    try:
-        async with app.router.lifespan_context(app):
-            yield Portal(app, Node(nc, projects, clock))
-    finally:
-        await nc.close()
-        await projects.stop()
-        await ident.stop()
+    async with started(ident, projects):
+        nc = await nats.connect(nats_server.url)
+        try:
+            await add_people(nc, NODE, [(handle, handle, role) for handle, role in PEOPLE])
+            app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,projects",
+                              public_url=BASE)
+            async with app.router.lifespan_context(app):
+                yield Portal(app, Node(nc, projects, clock))
+        finally:
+            await nc.close()
 
 
 async def to_phase3(node: Node) -> tuple[str, dict[str, str]]:

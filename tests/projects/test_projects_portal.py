@@ -14,16 +14,14 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import create_app
 from gateway.portal.projects import CONTACT_LIMIT
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
 from services.projects.models import inquiries, themes
+from tests.support.nodes import add_people, gateway_app, started
 from tests.support.smtp_helpers import Smtp
-from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
 from towntip.kernel.mail import SmtpSettings
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 
 NODE = "tsurugashima"
 BASE = "http://portal.test"
@@ -50,23 +48,14 @@ async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[Portal]:
                                             data_dir=str(tmp_path / "id"), public_url=BASE), smtp=mail)
     projects = ProjectsService(ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url,
                                                data_dir=str(tmp_path / "pj"), public_url=BASE), smtp=mail)
-    await ident.start()
-    await projects.start()
-    nc = await nats.connect(nats_server.url)
-    for handle, role in (("kikaku", "staff"), ("kankyo", "staff"), ("jimu", "secretariat"), ("acme", None)):
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=handle), timeout=15)
-        if role:
-            await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT), ic.RoleIn(handle=handle, role=role))
-    await nc.close()
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,projects",
-                                     data_dir=str(tmp_path / "gw"), public_url=BASE, request_timeout=15))
-    try:
+    async with started(ident, projects):
+        nc = await nats.connect(nats_server.url)
+        await add_people(nc, NODE, [(handle, handle, role) for handle, role in (
+            ("kikaku", "staff"), ("kankyo", "staff"), ("jimu", "secretariat"), ("acme", None))])
+        await nc.close()
+        app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,projects", public_url=BASE)
         async with app.router.lifespan_context(app):
             yield Portal(app, projects, smtp)
-    finally:
-        await projects.stop()
-        await ident.stop()
 
 
 def csrf_of(page: httpx.Response) -> str:

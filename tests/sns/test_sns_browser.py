@@ -5,21 +5,23 @@ uvicorn on a real port; the identity and sns services run beside it on a real na
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import nats
 import pytest
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.sns.app import SnsService
-from tests.projects.test_projects_browser import PW, click_link, fill, log_in, open_page
-from tests.support.browser import phone_browser  # noqa: F401 - fixture
-from tests.support.http_server import serve
-from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from tests.support.browser import (
+    click_link,
+    fill,
+    log_in,
+    open_page,
+    phone_browser,  # noqa: F401 - fixture
+)
+from tests.support.http_server import served
+from tests.support.nodes import add_people, gateway_app, started
+from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
 pytestmark = pytest.mark.browser
@@ -34,23 +36,13 @@ async def portal(nats_server, tmp_path) -> AsyncIterator[str]:
                                             data_dir=str(tmp_path / "id"), public_url=base))
     sns = SnsService(ServiceSettings(service="sns", node_id=NODE, nats_url=nats_server.url,
                                      data_dir=str(tmp_path / "sns"), public_url=base))
-    await ident.start()
-    await sns.start()
-    nc = await nats.connect(nats_server.url)
-    for handle, name in (("hanako", "山田 花子"), ("taro", "鈴木 太郎")):
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=name), timeout=15)
-    await nc.close()
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,sns",
-                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15))
-    server, task = await serve(app, "127.0.0.1", port)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        await sns.stop()
-        await ident.stop()
+    async with started(ident, sns):
+        nc = await nats.connect(nats_server.url)
+        await add_people(nc, NODE, (("hanako", "山田 花子", None), ("taro", "鈴木 太郎", None)))
+        await nc.close()
+        app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,sns", public_url=base)
+        async with served(app, "127.0.0.1", port):
+            yield base
 
 
 async def test_open_join_post_comment_and_befriend_on_a_phone(portal, phone_browser) -> None:  # noqa: F811

@@ -14,14 +14,14 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.sns.app import SnsService
 from services.sns.models import communities, friend_requests, posts
 from tests.projects.test_projects_portal import csrf_of, post
+from tests.support.nodes import add_people, gateway_app, started
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 
 NODE = "tsurugashima"
 BASE = "http://portal.test"
@@ -46,21 +46,13 @@ async def portal(nats_server, tmp_path) -> AsyncIterator[Portal]:
                                             data_dir=str(tmp_path / "id"), public_url=BASE))
     sns = SnsService(ServiceSettings(service="sns", node_id=NODE, nats_url=nats_server.url,
                                      data_dir=str(tmp_path / "sns"), public_url=BASE))
-    await ident.start()
-    await sns.start()
-    nc = await nats.connect(nats_server.url)
-    for handle in ("hanako", "taro"):
-        await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=f"{handle} さん"), timeout=15)
-    await nc.close()
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,sns",
-                                     data_dir=str(tmp_path / "gw"), public_url=BASE, request_timeout=15))
-    try:
+    async with started(ident, sns):
+        nc = await nats.connect(nats_server.url)
+        await add_people(nc, NODE, [(handle, f"{handle} さん", None) for handle in ("hanako", "taro")])
+        await nc.close()
+        app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,sns", public_url=BASE)
         async with app.router.lifespan_context(app):
             yield Portal(app, sns, ident)
-    finally:
-        await sns.stop()
-        await ident.stop()
 
 
 async def logged_in(portal: Portal, handle: str) -> httpx.AsyncClient:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from services.sns.models import (
     posts,
     request_log,
 )
+from tests.support.bus import wait_for
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope
@@ -411,16 +411,6 @@ async def announce_deleted(node: Node, handle: str, *, times: int = 1) -> Envelo
     for i in range(times):
         await js.publish(env.subject, env.to_bytes(), headers={subjects.HDR_MSG_ID: f"{env.id}-{i}"})
     return env
-
-
-async def wait_for(check: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_deleted_account_leaves_posts_by_nobody_and_its_communities_pass_on(node: Node) -> None:

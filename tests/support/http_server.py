@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -17,3 +19,14 @@ async def serve(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asyncio
             return server, task
         await asyncio.sleep(0.05)
     raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any, host: str, port: int) -> AsyncIterator[None]:
+    """`app` served on host:port for the block; uvicorn is told to exit after it and awaited (10 s at most)."""
+    server, task = await serve(app, host, port)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

@@ -6,7 +6,6 @@ to phase 3), done in the browser as people would."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -15,20 +14,19 @@ from zoneinfo import ZoneInfo
 import nats
 import pytest
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
-from tests.projects.test_projects_browser import click_link, facts, fill, log_in, open_page, run, wait_left
 from tests.projects.test_projects_calls import Clock
-from tests.support.http_server import serve
+from tests.support.browser import click_link, facts, fill, log_in, open_page, run, wait_left
+from tests.support.http_server import served
+from tests.support.nodes import add_people, gateway_app, started
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
 NODE = "tsurugashima"
-PW = "correct horse battery"
 JST = ZoneInfo("Asia/Tokyo")
 PEOPLE = (("kikaku", "企画 太郎", "staff"), ("jimu", "事務局 一郎", "secretariat"), ("acme", "アクメ 佐藤", None),
           ("beta", "ベータ 田中", None), ("gamma", "ガンマ 高橋", None), ("hyoka_one", "評価 一", None),
@@ -71,29 +69,16 @@ async def walk(nats_server, tmp_path) -> AsyncIterator[Walk]:
                                             data_dir=str(tmp_path / "id"), public_url=base))
     projects = ProjectsService(ServiceSettings(service="projects", node_id=NODE, nats_url=nats_server.url,
                                                data_dir=str(tmp_path / "pj"), public_url=base), clock=clock)
-    await ident.start()
-    await projects.start()
-    nc = await nats.connect(nats_server.url)
-    users = {}
-    for handle, name, role in PEOPLE:
-        user = await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
-            handle=handle, email=f"{handle}@example.jp", password=PW, display_name=name), timeout=15)
-        if role:
-            user = await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_GRANT),
-                                  ic.RoleIn(handle=handle, role=role))
-        users[handle] = ic.User.model_validate(user)
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,projects",
-                                     data_dir=str(tmp_path / "gw"), public_url=base, request_timeout=15,
-                                     login_limit=LOGIN_LIMIT))
-    server, task = await serve(app, "127.0.0.1", port)
-    try:
-        yield Walk(base, nc, clock, users)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        await nc.close()
-        await projects.stop()
-        await ident.stop()
+    async with started(ident, projects):
+        nc = await nats.connect(nats_server.url)
+        try:
+            users = await add_people(nc, NODE, PEOPLE)
+            app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,projects",
+                              public_url=base, login_limit=LOGIN_LIMIT)
+            async with served(app, "127.0.0.1", port):
+                yield Walk(base, nc, clock, users)
+        finally:
+            await nc.close()
 
 
 async def click(driver: Any, css: str) -> dict[str, Any]:
