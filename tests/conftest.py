@@ -11,7 +11,10 @@ from pathlib import Path
 import nats
 import pytest
 
+from services.points.app import PointsService
+from tests.support.nodes import CARD_KEY
 from tests.support.smtp_helpers import Recorder, Smtp
+from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import NatsServer, free_port
 
 PG_URL = os.environ.get("TOWNTIP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -84,3 +87,19 @@ def smtp() -> Iterator[Smtp]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def points_service(nats_server: NatsServer, database: tuple[str, str | None], tmp_path: Path
+                         ) -> AsyncIterator[PointsService]:
+    """The points service of node 'testnode' on nats_server and `database`, its card key CARD_KEY."""
+    url, schema = database
+    svc = PointsService(ServiceSettings(
+        service="points", node_id="testnode", nats_url=nats_server.url, data_dir=str(tmp_path / "var"),
+        database_url=url, database_schema=schema or "", card_key=CARD_KEY,
+    ))
+    try:
+        await svc.start()
+        yield svc
+    finally:
+        await svc.stop()

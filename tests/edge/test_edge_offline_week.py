@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
-import pytest
 from sqlalchemy import func, select
 
 from edge.readers import CardRead
@@ -26,30 +24,15 @@ from tests.edge.test_edge_feedback import Clock, Panel
 from tests.points.test_tap_path import CARD_KEY, define_event
 from towntip.kernel.bus import subjects
 from towntip.kernel.contracts import points as contract
-from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import NatsServer
 
 CARDS = [f"0A{i:014X}" for i in range(1, 6)]
 WINDOW = 1.0  # the EDGE stream's duplicate window in this test (the node's default is 10 minutes)
 
 
-@pytest.fixture
-async def points(nats_server: NatsServer, database: tuple[str, str | None], tmp_path: Path
-                 ) -> AsyncIterator[PointsService]:
-    url, schema = database
-    svc = PointsService(ServiceSettings(
-        service="points", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / "var"),
-        database_url=url, database_schema=schema or "", card_key=CARD_KEY,
-    ))
-    await svc.start()
-    try:
-        yield svc
-    finally:
-        await svc.stop()
-
 
 async def test_a_week_offline_then_every_tap_credited_once(
-    nc: nats.NATS, nats_server: NatsServer, points: PointsService, tmp_path: Path
+    nc: nats.NATS, nats_server: NatsServer, points_service: PointsService, tmp_path: Path
 ) -> None:
     await define_event(nc, "ev")
     js = nc.jetstream()
@@ -96,7 +79,7 @@ async def test_a_week_offline_then_every_tap_credited_once(
     rows = spool.all()
     assert [r.outcome for r in rows] == ["credited"] * 35 and spool.queue_length() == 0
     key = bytes.fromhex(CARD_KEY)
-    async with points.sessions() as s:
+    async with points_service.sessions() as s:
         for card in CARDS:
             bal = await service.get_card_balance(session=s, card_key=key, idm=card)
             assert (bal.balance, bal.taps) == (7, 7), card
@@ -121,7 +104,7 @@ async def test_a_week_offline_then_every_tap_credited_once(
     assert {o.status for o in outcomes} == {"duplicate"}
     assert {(o.points, o.balance) for o in outcomes} == {(1, 7)}
     assert (await js.stream_info(subjects.edge_stream(NODE))).state.messages == 70
-    async with points.sessions() as s:
+    async with points_service.sessions() as s:
         assert (await s.execute(select(func.count()).select_from(taps))).scalar_one() == 35
         assert (await s.execute(select(func.count()).select_from(journal))).scalar_one() == 35
         assert (await s.execute(select(func.coalesce(func.sum(postings.c.amount), 0)))).scalar_one() == 0

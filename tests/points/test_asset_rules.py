@@ -10,7 +10,6 @@ import nats
 import pytest
 
 from tests.points.test_coupons import STAFF
-from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from tests.support.bus import call
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow

@@ -24,7 +24,6 @@ from tests.points.test_points_service import (  # noqa: F401 - fixtures
     sessions,
     tap,
 )
-from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import points as contract

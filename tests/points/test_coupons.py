@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import update
 
 from services.points.models_coupons import coupons
-from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from tests.support.bus import call
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects

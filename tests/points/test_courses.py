@@ -16,7 +16,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.points.courses import b64u, b64u_decode, sign
-from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from tests.support.bus import call
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects

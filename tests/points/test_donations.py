@@ -20,7 +20,6 @@ from services.points import service
 from services.points.app import PointsService
 from services.points.models import journal
 from services.points.models_donations import donation_fund_uses, donation_projects, donations
-from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from tests.support.bus import call
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects

@@ -8,7 +8,6 @@ from typing import Any
 import nats
 import pytest
 
-from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from tests.support.bus import call
 from towntip.kernel import errors
 from towntip.kernel.contracts import ledger as lc

@@ -24,7 +24,6 @@ from sqlalchemy import func, select
 from services.points.app import PointsService
 from services.points.models import events, taps
 from services.points.models_notebook import people
-from tests.points.test_tap_path import points_service  # noqa: F401 - the fixture
 from tests.support.bus import call, wait_for
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,15 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from services.points import service
 from services.points.app import TAP_CONSUMER, PointsService
 from services.points.models import bus, journal, postings, taps
+from tests.support.nodes import CARD_KEY
 from towntip.kernel import db, errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.streams import MAX_EDGE_BYTES, ensure_node_streams
 from towntip.kernel.contracts import points as contract
-from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import NatsServer
 
 NODE = "testnode"
-CARD_KEY = "00" * 32
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 5, 3, 1, 0, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]
@@ -131,21 +129,6 @@ def malformed_cases() -> list[Case]:
         Case("lower-case idm, unknown event", encode(tap_body("lower-idm-1", good.lower(), event="gone")), 404,
              "unknown event 'gone'", tap_id="lower-idm-1"),
     ]
-
-
-@pytest.fixture
-async def points_service(nats_server: NatsServer, database: tuple[str, str | None], tmp_path: Path
-                         ) -> AsyncIterator[PointsService]:
-    url, schema = database
-    svc = PointsService(ServiceSettings(
-        service="points", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / "var"),
-        database_url=url, database_schema=schema or "", card_key=CARD_KEY,
-    ))
-    try:
-        await svc.start()
-        yield svc
-    finally:
-        await svc.stop()
 
 
 async def test_malformed_taps_are_refused_dead_lettered_and_credit_nothing(

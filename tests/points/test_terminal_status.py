@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,28 +24,14 @@ from services.points.app import PointsService
 from services.points.models import bus, terminals
 from tests.edge.test_cli_edge import cli
 from tests.edge.test_edge_agent import NODE
-from tests.points.test_tap_path import CARD_KEY, define_event
+from tests.points.test_tap_path import define_event
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import points as contract
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import GatewaySettings
 from towntip.node.natsd import NatsServer
 
 TOKEN = "staff-token-for-tests"
 
-
-@pytest.fixture
-async def points(nats_server: NatsServer, database: tuple[str, str | None], tmp_path: Path
-                 ) -> AsyncIterator[PointsService]:
-    url, schema = database
-    svc = PointsService(ServiceSettings(
-        service="points", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / "var"),
-        database_url=url, database_schema=schema or "", card_key=CARD_KEY,
-    ))
-    await svc.start()
-    try:
-        yield svc
-    finally:
-        await svc.stop()
 
 
 async def listed(nc: nats.NATS) -> dict[str, contract.TerminalStatus]:
@@ -66,7 +51,7 @@ async def until(check, timeout: float = 10.0):  # noqa: ANN001, ANN201
 
 
 async def test_heartbeats_and_taps_make_the_terminal_list(
-    nc: nats.NATS, nats_server: NatsServer, points: PointsService, tmp_path: Path, capsys: pytest.CaptureFixture
+    nc: nats.NATS, nats_server: NatsServer, points_service: PointsService, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     await define_event(nc, "ev")
     js = nc.jetstream()
@@ -120,18 +105,18 @@ async def test_heartbeats_and_taps_make_the_terminal_list(
     await nc.publish(subjects.edge(NODE, "hall-3", "heartbeat"), forged.model_dump_json().encode())
     await nc.publish(subjects.edge(NODE, "hall-3", "heartbeat"), b"not json")
     await nc.flush()
-    await until(lambda: _ignored(points, 2))
+    await until(lambda: _ignored(points_service, 2))
     assert set(await listed(nc)) == {"hall-1", "hall-2"}
 
-    await points.terminals.flush()
-    async with points.sessions() as s:
+    await points_service.terminals.flush()
+    async with points_service.sessions() as s:
         inbox = (await s.execute(select(bus.inbox.c.message_id))).scalars().all()
         rows = (await s.execute(select(func.count()).select_from(terminals))).scalar_one()
     assert all(k.startswith("tap:") for k in inbox) and len(inbox) == 1 and rows == 2
 
     # Offline: nothing heard for more than twice the interval (the service's clock moved on).
     later = datetime.now(UTC) + timedelta(hours=3)
-    points.terminals.clock = lambda: later
+    points_service.terminals.clock = lambda: later
     offline = await listed(nc)
     assert not offline["hall-1"].online and not offline["hall-2"].online
 
@@ -151,7 +136,7 @@ async def test_heartbeats_and_taps_make_the_terminal_list(
             assert "/api/v1/terminals" in (await c.get("/openapi.json")).json()["paths"]
 
     # The operator's table.
-    points.terminals.clock = lambda: datetime.now(UTC)
+    points_service.terminals.clock = lambda: datetime.now(UTC)
     capsys.readouterr()
     assert await cli("edge", "status", "--nats-url", nats_server.url, "--node", NODE) == 0
     out = capsys.readouterr().out.splitlines()

@@ -16,6 +16,7 @@ from towntip.kernel.contracts import identity as ic
 from towntip.kernel.settings import GatewaySettings
 
 PW = "correct horse battery"  # every test person's password
+CARD_KEY = "00" * 32  # the points service's card key in tests (conftest's points_service)
 
 
 async def add_people(nc: NATS, node: str, people: Iterable[tuple[str, str | None, str | None]], *,
