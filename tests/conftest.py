@@ -12,9 +12,8 @@ import nats
 import pytest
 
 from services.points.app import PointsService
-from tests.support.nodes import CARD_KEY
+from tests.support.nodes import points_running
 from tests.support.smtp_helpers import Recorder, Smtp
-from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import NatsServer, free_port
 
 PG_URL = os.environ.get("TOWNTIP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -93,13 +92,5 @@ def smtp() -> Iterator[Smtp]:
 async def points_service(nats_server: NatsServer, database: tuple[str, str | None], tmp_path: Path
                          ) -> AsyncIterator[PointsService]:
     """The points service of node 'testnode' on nats_server and `database`, its card key CARD_KEY."""
-    url, schema = database
-    svc = PointsService(ServiceSettings(
-        service="points", node_id="testnode", nats_url=nats_server.url, data_dir=str(tmp_path / "var"),
-        database_url=url, database_schema=schema or "", card_key=CARD_KEY,
-    ))
-    try:
-        await svc.start()
+    async with points_running(nats_server.url, tmp_path, database) as svc:
         yield svc
-    finally:
-        await svc.stop()

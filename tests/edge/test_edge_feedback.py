@@ -32,9 +32,9 @@ from edge.terminal.spool import Spool
 from services.points.app import PointsService
 from tests.edge.test_edge_agent import CARD, NODE, Responder, stream_taps
 from tests.points.test_tap_path import CARD_KEY, define_event
+from tests.support.nodes import points_running
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.streams import ensure_node_streams
-from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import NatsServer
 
 
@@ -133,15 +133,8 @@ def test_tones_are_real_wav_files_and_the_bell_rings_per_beep() -> None:
 
 @pytest.fixture
 async def points(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[PointsService]:
-    svc = PointsService(ServiceSettings(
-        service="points", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / "var"),
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/points.sqlite3", card_key=CARD_KEY,
-    ))
-    await svc.start()
-    try:
+    async with points_running(nats_server.url, tmp_path) as svc:
         yield svc
-    finally:
-        await svc.stop()
 
 
 async def test_what_the_person_sees_and_hears(nats_server: NatsServer, points: PointsService, tmp_path: Path) -> None:

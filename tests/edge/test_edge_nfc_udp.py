@@ -23,7 +23,7 @@ from services.points.app import PointsService
 from tests.edge.test_edge_agent import NODE
 from tests.edge.test_edge_feedback import Panel
 from tests.points.test_tap_path import CARD_KEY, define_event
-from towntip.kernel.settings import ServiceSettings
+from tests.support.nodes import points_running
 from towntip.node.natsd import NatsServer
 
 nfc = pytest.importorskip("nfc", reason="nfcpy is not installed (pip install nfcpy): the udp emulation needs it")
@@ -87,15 +87,8 @@ class EmulatedCard:
 
 @pytest.fixture
 async def points(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[PointsService]:
-    svc = PointsService(ServiceSettings(
-        service="points", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / "var"),
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/points.sqlite3", card_key=CARD_KEY,
-    ))
-    await svc.start()
-    try:
+    async with points_running(nats_server.url, tmp_path) as svc:
         yield svc
-    finally:
-        await svc.stop()
 
 
 async def until(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001

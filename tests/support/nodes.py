@@ -11,9 +11,10 @@ from typing import Any
 from nats.aio.client import Client as NATS
 
 from gateway.app import create_app
+from services.points.app import PointsService
 from tests.support import bus
 from towntip.kernel.contracts import identity as ic
-from towntip.kernel.settings import GatewaySettings
+from towntip.kernel.settings import GatewaySettings, ServiceSettings
 
 PW = "correct horse battery"  # every test person's password
 CARD_KEY = "00" * 32  # the points service's card key in tests (conftest's points_service)
@@ -56,3 +57,17 @@ def gateway_app(nats_url: str, tmp_path: Path, *, node: str, services: str, publ
     patient with a loaded machine (15 s for a service's answer)."""
     return create_app(GatewaySettings(node_id=node, nats_url=nats_url, services=services, data_dir=str(tmp_path / "gw"),
                                       public_url=public_url, request_timeout=15, **settings))
+
+
+@contextlib.asynccontextmanager
+async def points_running(nats_url: str, tmp_path: Path, database: tuple[str, str | None] | None = None
+                         ) -> AsyncIterator[PointsService]:
+    """The points service of node 'testnode' (card key CARD_KEY) for the block: on `database` (conftest's (url,
+    schema)), or on a SQLite file of its own."""
+    url, schema = database or (f"sqlite+aiosqlite:///{tmp_path}/points.sqlite3", None)
+    svc = PointsService(ServiceSettings(
+        service="points", node_id="testnode", nats_url=nats_url, data_dir=str(tmp_path / "var"),
+        database_url=url, database_schema=schema or "", card_key=CARD_KEY,
+    ))
+    async with started(svc):
+        yield svc
