@@ -25,7 +25,7 @@ from identity.app import IdentityService
 from identity.federation import TrustAnchor, anchor_app
 from services.projects.app import ProjectsService
 from services.projects.common import announce
-from tests.support import bus
+from tests.support import bus as support_bus
 from tests.support.federation_hub import leaf_config, start_guard, start_hub
 from tests.support.http_server import serve
 from towntip.kernel import errors
@@ -68,7 +68,7 @@ class Node:
 
 async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 40.0) -> Any:
     """support.bus's, with this walk's patience: a theme or case not there yet, or a peer not answering, is "not yet"."""
-    return await bus.wait_for(check, timeout=timeout, tolerate=(errors.NotFound, errors.Unavailable))
+    return await support_bus.wait_for(check, timeout=timeout, tolerate=(errors.NotFound, errors.Unavailable))
 
 
 @pytest.fixture
