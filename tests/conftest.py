@@ -11,7 +11,9 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.smtp_helpers import Recorder, Smtp
+from services.points.app import PointsService
+from tests.support.nodes import points_running
+from tests.support.smtp_helpers import Recorder, Smtp
 from towntip.node.natsd import NatsServer, free_port
 
 PG_URL = os.environ.get("TOWNTIP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -84,3 +86,11 @@ def smtp() -> Iterator[Smtp]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def points_service(nats_server: NatsServer, database: tuple[str, str | None], tmp_path: Path
+                         ) -> AsyncIterator[PointsService]:
+    """The points service of node 'testnode' on nats_server and `database`, its card key CARD_KEY."""
+    async with points_running(nats_server.url, tmp_path, database) as svc:
+        yield svc

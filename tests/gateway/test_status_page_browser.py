@@ -1,0 +1,67 @@
+"""The node's status page (GET /) in headless Chromium on a phone-sized screen, against a real node."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from tests.node.test_supervisor import Node, node  # noqa: F401 - fixture
+from tests.support.browser import PHONE, phone_browser  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("whole-node")]  # tests that start whole nodes (`towntip node up`) run one after another on one worker
+
+
+def page_facts(driver: Any) -> dict[str, Any]:
+    return driver.execute_script(
+        """return {
+             lang: document.documentElement.lang,
+             title: document.title,
+             text: document.body.innerText,
+             overflow: document.documentElement.scrollWidth - window.innerWidth,
+             width: window.innerWidth,
+             rows: Array.from(document.querySelectorAll('table tr')).map(r => r.innerText),
+             docs: Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href')),
+           };"""
+    )
+
+
+async def load(driver: Any, url: str) -> dict[str, Any]:
+    await asyncio.to_thread(driver.get, url)
+    return await asyncio.to_thread(page_facts, driver)
+
+
+async def test_status_page_on_a_phone(node: Node, phone_browser: Any) -> None:  # noqa: F811
+    await node.wait_health(200)
+    await node.wait_running("nats-server", "points", "gateway")
+    facts = await load(phone_browser, node.base + "/status")
+
+    assert facts["lang"] == "ja"
+    assert "tsurugashima" not in facts["title"] and "testnode" in facts["title"]
+    assert "すべて稼働中 — all services up" in facts["text"]
+    assert facts["width"] <= PHONE[0]
+    assert facts["overflow"] <= 0, f"the page scrolls sideways by {facts['overflow']}px on a phone"
+    points_rows = [r for r in facts["rows"] if r.startswith("points")]
+    assert points_rows and "稼働中 up" in points_rows[0], facts["rows"]
+    process_names = {r.split("\t")[0] for r in facts["rows"]}
+    assert {"nats-server", "points", "gateway"} <= process_names, facts["rows"]
+    assert "/docs" in facts["docs"]
+
+    # A service that stops answering (frozen, not dead: the supervisor has nothing to restart) shows as down.
+    pid = (await node.status())["points"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await node.wait_health(503, timeout=5)
+        facts = await load(phone_browser, node.base + "/status")
+        assert "停止中 down: points" in facts["text"]
+        points_rows = [r for r in facts["rows"] if r.startswith("points")]
+        assert "停止 down" in points_rows[0], facts["rows"]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    await node.wait_health(200)
+    facts = await load(phone_browser, node.base + "/status")
+    assert "すべて稼働中 — all services up" in facts["text"]
+    assert node.stop() == 0
