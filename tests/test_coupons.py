@@ -11,7 +11,7 @@ import nats
 import pytest
 from sqlalchemy import update
 
-from services.points.models_coupons import coupons
+from services.points.coupons.models import coupons
 from tests.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects

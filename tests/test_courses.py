@@ -15,7 +15,7 @@ import nats
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.points.courses import b64u, b64u_decode, sign
+from services.points.courses.service import b64u, b64u_decode, sign
 from tests.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects

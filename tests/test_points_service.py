@@ -15,9 +15,8 @@ from sqlalchemy import MetaData, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import service
 from services.points.app import MIGRATIONS
-from services.points.models import (
+from services.points.ledger.models import (
     accounts,
     balances,
     bus,
@@ -29,6 +28,7 @@ from services.points.models import (
     postings,
     taps,
 )
+from services.points.taps import service
 from towntip.kernel import db, errors, migrate
 from towntip.kernel.contracts.points import Balance, EventIn, Tap, TapOutcome
 

@@ -26,9 +26,9 @@ from nats.js.errors import APIError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from services.points import service
 from services.points.app import TAP_CONSUMER, PointsService
-from services.points.models import bus, journal, postings, taps
+from services.points.ledger.models import bus, journal, postings, taps
+from services.points.taps import service
 from towntip.kernel import db, errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.streams import MAX_EDGE_BYTES, ensure_node_streams

@@ -7,11 +7,13 @@ import contextlib
 import logging
 from pathlib import Path
 
-from services.points import VERSION, asset_rules, people
-from services.points.handlers import TapHandler, build_endpoints
-from services.points.models import bus
-from services.points.service import SERVICE
-from services.points.terminals import TerminalTracker
+from services.points import VERSION
+from services.points.ledger import rules as asset_rules
+from services.points.ledger.models import bus
+from services.points.people import service as people
+from services.points.taps.handlers import TapHandler, build_endpoints
+from services.points.taps.service import SERVICE
+from services.points.terminals.handlers import TerminalTracker
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import ledger
-from services.points.models import assets, balances
-from services.points.models_coupons import coupon_types, coupons
+from services.points.coupons.models import coupon_types, coupons
+from services.points.ledger import service as ledger
+from services.points.ledger.models import assets, balances
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import coupons as cc
@@ -199,8 +199,8 @@ async def redeem_by_touch(session: AsyncSession, tap: Any, *, card_key: bytes, d
     """A touch at a terminal in coupon mode (on the bus, at the hall's door): the card's owner uses their coupon of
     the terminal's kind (`tap.ref`, e.g. `city-bus`) that expires first. The touch's key marks the coupon, so the
     same touch heard twice answers duplicate and uses nothing more."""
-    from services.points.models import card_bindings
-    from services.points.service import card_account_id
+    from services.points.ledger.models import card_bindings
+    from services.points.taps.service import card_account_id
     from towntip.kernel.contracts.points import TapOutcome
 
     by = tap.key

@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from services.points.models import metadata
+from services.points.ledger.models import metadata
 
 # A certified course (認定講座): finishing it grants its credits (単位, the ledger's `credit` asset) once per person.
 courses = Table(

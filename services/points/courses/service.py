@@ -34,17 +34,17 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import ledger
-from services.points import people as directory
-from services.points.models import bus
-from services.points.models_courses import (
+from services.points.courses.models import (
     certificate_keys,
     certificates,
     certifications,
     course_completions,
     courses,
 )
-from services.points.models_notebook import people
+from services.points.ledger import service as ledger
+from services.points.ledger.models import bus
+from services.points.people import service as directory
+from services.points.people.models import people
 from towntip.kernel import db, errors
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
@@ -472,7 +472,9 @@ def add_course_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSe
     """svc.<node>.points.courses.*, certifications.*, certificates.* (contracts: towntip.kernel.contracts.courses)."""
 
     async def write(fn: Callable[[AsyncSession], Any]) -> Any:
-        from services.points.handlers import _retrying  # one ledger transaction at a time, retried on a clash
+        from services.points.taps.handlers import (
+            _retrying,  # one ledger transaction at a time, retried on a clash
+        )
 
         try:
             out = await _retrying(sessions, fn)

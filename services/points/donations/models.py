@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from services.points.models import metadata
+from services.points.ledger.models import metadata
 
 TS = DateTime(timezone=True)
 

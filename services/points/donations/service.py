@@ -26,15 +26,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import ledger, receipt_pdf
-from services.points.models import bus, card_bindings
-from services.points.models_donations import (
+from services.points.donations import receipt_pdf
+from services.points.donations.models import (
     donation_fund_uses,
     donation_projects,
     donation_receipt_counters,
     donation_rules,
     donations,
 )
+from services.points.ledger import service as ledger
+from services.points.ledger.models import bus, card_bindings
 from towntip.kernel import db, errors
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
@@ -413,7 +414,7 @@ async def confirm_by_touch(session: AsyncSession, tap: Tap, *, card_key: bytes, 
     """Staff set the terminal's ref to the pledge's reference; the donor touches their card. It confirms only if the
     card is bound to the person who pledged. A touch heard again (redelivery) answers duplicate."""
     # service.py calls this module, so its helper is imported here rather than at the top.
-    from services.points.service import card_account_id
+    from services.points.taps.service import card_account_id
 
     before = (await session.execute(select(donations).where(donations.c.confirm_tap_key == tap.key))).first()
     if before is not None:

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from services.points.models import metadata
+from services.points.ledger.models import metadata
 from towntip.kernel.migrate import run_env
 
 run_env(context, metadata)

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import notebook as nbk
-from services.points.models import events
-from services.points.models_notebook import people
+from services.points.ledger.models import events
+from services.points.notebook import service as nbk
+from services.points.people.models import people
 from towntip.kernel import categories
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import notebook as c

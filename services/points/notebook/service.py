@@ -27,11 +27,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import people as directory
-from services.points import receipt_pdf
-from services.points.models import card_bindings, events, taps
-from services.points.models_donations import donation_projects, donations
-from services.points.models_notebook import people
+from services.points.donations import receipt_pdf
+from services.points.donations.models import donation_projects, donations
+from services.points.ledger.models import card_bindings, events, taps
+from services.points.people import service as directory
+from services.points.people.models import people
 from towntip.kernel import categories, errors
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import notebook as c
@@ -408,7 +408,7 @@ def add_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession],
                   on_commit: Callable[[], None]) -> None:
     """The notebook's endpoints and the staff's figures (services/points/figures.py); registered by
     handlers.build_endpoints. Each notebook request links the actor in the directory (a small write)."""
-    from services.points import figures
+    from services.points.notebook import figures
 
     async def mine_(actor: Actor) -> c.Notebook:
         async with sessions() as s, s.begin():

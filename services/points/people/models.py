@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Index, String, Table
 
-from services.points.models import metadata
+from services.points.ledger.models import metadata
 
 people = Table(
     "people",

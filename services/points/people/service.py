@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points.models_notebook import people
+from services.points.people.models import people
 from towntip.kernel import db
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected, own_event

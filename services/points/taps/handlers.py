@@ -12,9 +12,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import asset_rules as asset_rules_
-from services.points import coupons, donations, ledger, notebook, service
-from services.points.courses import add_course_endpoints
+from services.points.coupons import service as coupons
+from services.points.courses.service import add_course_endpoints
+from services.points.donations import service as donations
+from services.points.ledger import rules as asset_rules_
+from services.points.ledger import service as ledger
+from services.points.notebook import service as notebook
+from services.points.taps import service
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected

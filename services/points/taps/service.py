@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import ledger
-from services.points.models import (
+from services.points.ledger import service as ledger
+from services.points.ledger.models import (
     accounts,
     balances,
     bus,
@@ -418,11 +418,11 @@ async def record_taps(
     fresh = []
     for i, it in enumerate(items):
         if it.tap.mode == "donation":  # the donor's card confirms their pledge; repeats too (services/points/donations.py)
-            from services.points.donations import confirm_by_touch
+            from services.points.donations.service import confirm_by_touch
             results[i] = await confirm_by_touch(session, it.tap, card_key=card_key, node=node)
             continue
         if it.tap.mode == "coupon":  # a coupon of the terminal's kind (ref), of the card's owner; repeats too
-            from services.points.coupons import redeem_by_touch
+            from services.points.coupons.service import redeem_by_touch
             results[i] = await redeem_by_touch(session, it.tap, card_key=card_key, duplicate=it.duplicate)
             continue
         if it.duplicate:
