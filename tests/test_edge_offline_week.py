@@ -19,8 +19,9 @@ from edge.readers import CardRead
 from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
 from services.points.app import PointsService
-from services.points.ledger.models import journal, postings, taps
+from services.points.ledger.models import journal, postings
 from services.points.taps import service
+from services.points.taps.models import taps
 from tests.test_edge_agent import NODE
 from tests.test_edge_feedback import Clock, Panel
 from tests.test_tap_path import CARD_KEY, define_event

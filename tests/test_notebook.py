@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import func, select
 
 from services.points.app import PointsService
-from services.points.ledger.models import events, taps
 from services.points.people.models import people
+from services.points.taps.models import events, taps
 from tests.test_tap_path import points_service  # noqa: F401 - the fixture
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects

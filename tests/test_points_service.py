@@ -16,19 +16,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points.app import MIGRATIONS
-from services.points.ledger.models import (
-    accounts,
-    balances,
-    bus,
+from services.points.ledger.models import accounts, balances, journal, postings
+from services.points.tables import bus
+from services.points.taps import service
+from services.points.taps.models import (
     card_binding_requests,
     card_bindings,
     card_registration_codes,
     events,
-    journal,
-    postings,
     taps,
 )
-from services.points.taps import service
 from towntip.kernel import db, errors, migrate
 from towntip.kernel.contracts.points import Balance, EventIn, Tap, TapOutcome
 

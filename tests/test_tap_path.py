@@ -27,8 +27,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from services.points.app import TAP_CONSUMER, PointsService
-from services.points.ledger.models import bus, journal, postings, taps
+from services.points.ledger.models import journal, postings
+from services.points.tables import bus
 from services.points.taps import service
+from services.points.taps.models import taps
 from towntip.kernel import db, errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.streams import MAX_EDGE_BYTES, ensure_node_streams

@@ -22,7 +22,8 @@ from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
 from gateway.app import create_app
 from services.points.app import PointsService
-from services.points.ledger.models import bus, terminals
+from services.points.tables import bus
+from services.points.terminals.models import terminals
 from tests.test_cli_edge import cli
 from tests.test_edge_agent import NODE
 from tests.test_tap_path import CARD_KEY, define_event

@@ -199,7 +199,7 @@ async def redeem_by_touch(session: AsyncSession, tap: Any, *, card_key: bytes, d
     """A touch at a terminal in coupon mode (on the bus, at the hall's door): the card's owner uses their coupon of
     the terminal's kind (`tap.ref`, e.g. `city-bus`) that expires first. The touch's key marks the coupon, so the
     same touch heard twice answers duplicate and uses nothing more."""
-    from services.points.ledger.models import card_bindings
+    from services.points.taps.models import card_bindings
     from services.points.taps.service import card_account_id
     from towntip.kernel.contracts.points import TapOutcome
 

@@ -26,7 +26,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points.ledger.models import accounts, assets, balances, bus, journal, postings
+from services.points.ledger.models import accounts, assets, balances, journal, postings
+from services.points.tables import bus
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import outbox_rows

@@ -7,8 +7,8 @@ Where the facts come from:
 - taps (`taps`) of every card bound to the person (`card_bindings`; a card's taps before it was bound count too, as
   its points moved to the person), with the event's facts per participation (`events`: field, activity, minutes,
   co2_g, kcal — set by staff with the event);
-- confirmed donations (`donations`, services/points/donations.py) with their points and the project's field;
-- the people directory (`people`, services/points/people.py) for the district.
+- confirmed donations (`donations`, services/points/donations/) with their points and the project's field;
+- the people directory (`people`, services/points/people/) for the district.
 
 No NATS and no commits in the domain functions; the endpoints at the bottom own the transactions.
 """
@@ -18,22 +18,21 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.donations import receipt_pdf
 from services.points.donations.models import donation_projects, donations
-from services.points.ledger.models import card_bindings, events, taps
 from services.points.people import service as directory
 from services.points.people.models import people
+from services.points.taps.models import card_bindings, events, taps
 from towntip.kernel import categories, errors
-from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
@@ -399,28 +398,3 @@ def export(nb: c.Notebook, q: c.NotebookExportIn) -> c.Export:
                         base64=base64.b64encode(notebook_csv(nb, q.lang)).decode())
     return c.Export(filename=f"{stem}.pdf", content_type="application/pdf",
                     base64=base64.b64encode(notebook_pdf(nb, q.lang, printed=today)).decode())
-
-
-# ---- endpoints -------------------------------------------------------------------------------------------------
-
-
-def add_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str,
-                  on_commit: Callable[[], None]) -> None:
-    """The notebook's endpoints and the staff's figures (services/points/figures.py); registered by
-    handlers.build_endpoints. Each notebook request links the actor in the directory (a small write)."""
-    from services.points.notebook import figures
-
-    async def mine_(actor: Actor) -> c.Notebook:
-        async with sessions() as s, s.begin():
-            return await notebook(s, actor=actor, node=node)
-
-    @eps.add(c.EP_NOTEBOOK_MINE, c.NotebookQuery)
-    async def mine(q: c.NotebookQuery) -> c.Notebook:
-        return await mine_(q.actor)
-
-    @eps.add(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn)
-    async def export_(q: c.NotebookExportIn) -> c.Export:
-        return export(await mine_(q.actor), q)
-
-    figures.add_endpoints(eps, sessions=sessions, node=node)
-

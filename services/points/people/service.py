@@ -1,4 +1,4 @@
-"""The people directory (services/points/models_notebook.py): kept from the identity service's events, and linked to
+"""The people directory (services/points/people/models.py): kept from the identity service's events, and linked to
 user ids by the people the gateway vouches for.
 
 The consumer (durable `points-people` on EVT_<NODE>_IDENTITY, applied once through the kernel's inbox) takes this
@@ -14,73 +14,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nats.aio.msg import Msg
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.people.models import people
 from towntip.kernel import db
-from towntip.kernel.bus import subjects
-from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected, own_event
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
 
-CONSUMER = "points-people"
-PROFILE_EVENTS = ("UserRegistered", "ProfileChanged")
-EVENTS = (*PROFILE_EVENTS, "UserDeleted")
 
-
-def consumer_spec(node: str, service: str) -> ConsumerSpec:
-    return ConsumerSpec(stream=subjects.evt_stream(node, "identity"), durable=CONSUMER,
-                        filter_subject=subjects.evt_all(node, "identity"), service=service, node=node, batch=64)
-
-
-class IdentityEventsHandler:
-    """Applies identity's events about this node's own people to the directory."""
-
-    def __init__(self, node: str) -> None:
-        self.node = node
-
-    def decode(self, msg: Msg) -> tuple[str, dict[str, Any]]:
-        key, type_, data, at = own_event(msg, self.node, "identity")
-        if type_ not in EVENTS:
-            return f"identity:{key}", {"type": "ignored"}
-        handle = data.get("global_handle") if isinstance(data, dict) else None
-        if not isinstance(handle, str) or not handle.endswith(f"@{self.node}") or len(handle) > 64:
-            raise Rejected(f"{type_} names no person of this node: {handle!r}", code=403)
-        item = {"type": type_, "handle": handle, "at": at}
-        if type_ in PROFILE_EVENTS:
-            name = data.get("display_name")
-            district = data.get("district") or ""
-            uid = data.get("user_id")
-            if not isinstance(name, str) or not isinstance(district, str):
-                raise Rejected(f"{type_} without a display name or with a malformed district")
-            item |= {"display_name": name[:100] or handle, "district": district.strip()[:100],
-                     "user_id": uid if isinstance(uid, str) and 8 <= len(uid) <= 64 else None}
-        return f"identity:{key}", item
-
-    async def apply(self, session: AsyncSession, deliveries: Sequence[Delivery[dict[str, Any]]]) -> list[Outcome]:
-        for d in deliveries:
-            if d.duplicate or d.item["type"] == "ignored":
-                continue
-            e = d.item
-            row = (await session.execute(select(people.c.profile_at).where(
-                people.c.global_handle == e["handle"]).with_for_update())).first()
-            if row is not None and row.profile_at is not None and _aware(row.profile_at) >= e["at"]:
-                continue  # an older event than what the directory already holds
-            if e["type"] == "UserDeleted":
-                await session.execute(delete(people).where(people.c.global_handle == e["handle"]))
-                continue
-            values = {"display_name": e["display_name"], "district": e["district"], "profile_at": e["at"]}
-            if e["user_id"]:
-                await _free_user_id(session, e["user_id"], e["handle"])
-                values["user_id"] = e["user_id"]
-            if row is None:
-                await session.execute(people.insert().values(global_handle=e["handle"], **values))
-            else:
-                await session.execute(update(people).where(people.c.global_handle == e["handle"]).values(**values))
-        return [None] * len(deliveries)
+async def apply_identity_events(session: AsyncSession, items: Sequence[dict[str, Any]]) -> None:
+    """Apply identity's events (as IdentityEventsHandler decoded them, none applied before) to the directory."""
+    for e in items:
+        if e["type"] == "ignored":
+            continue
+        row = (await session.execute(select(people.c.profile_at).where(
+            people.c.global_handle == e["handle"]).with_for_update())).first()
+        if row is not None and row.profile_at is not None and _aware(row.profile_at) >= e["at"]:
+            continue  # an older event than what the directory already holds
+        if e["type"] == "UserDeleted":
+            await session.execute(delete(people).where(people.c.global_handle == e["handle"]))
+            continue
+        values = {"display_name": e["display_name"], "district": e["district"], "profile_at": e["at"]}
+        if e["user_id"]:
+            await _free_user_id(session, e["user_id"], e["handle"])
+            values["user_id"] = e["user_id"]
+        if row is None:
+            await session.execute(people.insert().values(global_handle=e["handle"], **values))
+        else:
+            await session.execute(update(people).where(people.c.global_handle == e["handle"]).values(**values))
 
 
 async def _free_user_id(session: AsyncSession, user_id: str, handle: str) -> None:

@@ -1,30 +1,20 @@
-"""NATS adapters of the points service: the tap consumer and the request/reply endpoints. They own transactions."""
+"""NATS adapters of taps and cards: the tap consumer's handler and the request/reply endpoints of events and cards."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points.coupons import service as coupons
-from services.points.courses.service import add_course_endpoints
-from services.points.donations import service as donations
-from services.points.ledger import rules as asset_rules_
-from services.points.ledger import service as ledger
-from services.points.notebook import service as notebook
 from services.points.taps import service
+from services.points.tx import Tx
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
 from towntip.kernel.bus.endpoints import Endpoints
-from towntip.kernel.contracts import coupons as cc
-from towntip.kernel.contracts import ledger as lc
 from towntip.kernel.contracts import points as contract
 
 
@@ -81,188 +71,39 @@ def _tap_id_body(msg: Msg) -> dict[str, str]:
     return {}
 
 
-def build_endpoints(
-    *, sessions: async_sessionmaker[AsyncSession], node: str, card_key: bytes, on_commit: Callable[[], None]
-) -> Endpoints:
-    eps = Endpoints()
+def add_endpoints(eps: Endpoints, *, tx: Tx, node: str, card_key: bytes) -> None:
+    """Check-in events and their rules, cards bound to people, a person's points."""
 
     @eps.add(contract.EP_BALANCE, contract.BalanceQuery)
     async def balance(q: contract.BalanceQuery) -> contract.Balance:
-        async with sessions() as session:
-            return await service.get_card_balance(session=session, card_key=card_key, idm=q.card_idm)
+        return await tx.read(lambda s: service.get_card_balance(session=s, card_key=card_key, idm=q.card_idm))
 
     @eps.add(contract.EP_EVENT_PUT, contract.EventIn)
     async def put_event(event_in: contract.EventIn) -> contract.EventOut:
-        async with sessions() as session, session.begin():
-            out = await service.put_event(session=session, event_in=event_in, node=node)
-        on_commit()
-        return out
+        return await tx.write(lambda s: service.put_event(session=s, event_in=event_in, node=node))
 
     @eps.add(contract.EP_EVENT_GET, contract.EventQuery)
     async def get_event(q: contract.EventQuery) -> contract.EventOut:
-        async with sessions() as session:
-            return await service.get_event(session=session, code=q.code)
+        return await tx.read(lambda s: service.get_event(session=s, code=q.code))
 
     @eps.add(contract.EP_EVENT_LIST)
     async def list_events(_: None) -> contract.EventList:
-        async with sessions() as session:
-            return contract.EventList(events=await service.list_events(session=session))
+        return contract.EventList(events=await tx.read(lambda s: service.list_events(session=s)))
 
     @eps.add(contract.EP_CARD_BIND_REQUEST, contract.CardBindRequest)
     async def bind_request(q: contract.CardBindRequest) -> contract.CardBindPending:
-        async with sessions() as session, session.begin():
-            return await service.request_binding(session=session, card_key=card_key, person=q.person,
-                                                 idm=q.card_idm)
+        return await tx.write(lambda s: service.request_binding(session=s, card_key=card_key, person=q.person,
+                                                                idm=q.card_idm))
 
     @eps.add(contract.EP_CARD_UNBIND, contract.CardUnbind)
     async def unbind(q: contract.CardUnbind) -> contract.PersonPoints:
-        async with sessions() as session, session.begin():
-            return await service.unbind_card(session=session, person=q.person, ref=q.card_ref)
+        return await tx.write(lambda s: service.unbind_card(session=s, person=q.person, ref=q.card_ref))
 
     @eps.add(contract.EP_CARD_REGISTER_CODE, contract.CardCodeIn)
     async def register_code(q: contract.CardCodeIn) -> contract.PersonPoints:
-        async with sessions() as session, session.begin():
-            out = await service.register_with_code(session=session, person=q.person, code=q.code, node=node)
-        on_commit()
-        return out
+        return await tx.write(lambda s: service.register_with_code(session=s, person=q.person, code=q.code,
+                                                                   node=node))
 
     @eps.add(contract.EP_PERSON_POINTS, contract.PersonQuery)
     async def person_points(q: contract.PersonQuery) -> contract.PersonPoints:
-        async with sessions() as session:
-            return await service.person_points(session=session, person=q.person)
-
-    add_ledger_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit)
-    add_coupon_endpoints(eps, sessions=sessions, node=node, card_key=card_key, on_commit=on_commit)
-    add_course_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit)
-    donations.add_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit, retrying=_retrying)
-    notebook.add_endpoints(eps, sessions=sessions, node=node, on_commit=on_commit)  # まちづくり手帳, staff figures
-    return eps
-
-
-def _result(key: str, r: ledger.PostResult) -> lc.EntryResult:
-    if isinstance(r, ledger.Posted):
-        return lc.EntryResult(key=key, status=r.status, journal_id=r.journal_id)  # type: ignore[arg-type]
-    return lc.EntryResult(key=key, status="refused", code=r.code, reason=r.reason)
-
-
-def add_ledger_endpoints(
-    eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None]
-) -> None:
-    """The operator's ledger endpoints (admin.*: the gateway's NATS user may not call them)."""
-
-    @eps.add(lc.EP_LEDGER_POST, lc.PostIn, max_bytes=1024 * 1024)
-    async def post(q: lc.PostIn) -> lc.PostOut:
-        entries = [ledger.Entry(key=e.key, kind=e.kind, memo=e.memo, actor=q.actor,
-                                legs=tuple(ledger.Leg(g.account, g.asset, g.amount) for g in e.legs))
-                   for e in q.entries]
-        results = await _retrying(sessions, lambda s: ledger.post_entries(s, entries, node=node))
-        on_commit()
-        return lc.PostOut(results=[_result(e.key, r) for e, r in zip(entries, results, strict=True)])
-
-    @eps.add(lc.EP_LEDGER_REVERSE, lc.ReverseIn)
-    async def reverse(q: lc.ReverseIn) -> lc.EntryResult:
-        r = await _retrying(sessions, lambda s: ledger.reverse(s, original_key=q.original_key, key=q.key,
-                                                               node=node, actor=q.actor, memo=q.memo))
-        on_commit()
-        if isinstance(r, errors.ServiceError):
-            raise r
-        return _result(q.key, r)
-
-    @eps.add(lc.EP_LEDGER_BALANCE, lc.BalanceIn)
-    async def balance(q: lc.BalanceIn) -> lc.AccountBalance:
-        async with sessions() as s:
-            return lc.AccountBalance(account=q.account, asset=q.asset,
-                                     balance=await ledger.balance(s, q.account, q.asset))
-
-    @eps.add(lc.EP_ASSET_RULES, lc.AssetRulesIn)
-    async def asset_rules(q: lc.AssetRulesIn) -> lc.AssetRules:
-        async with sessions() as s, s.begin():
-            return lc.AssetRules(**await asset_rules_.set_rules(
-                s, asset=q.asset, expiry_days=q.expiry_days, demurrage_percent_per_month=q.demurrage_percent_per_month))
-
-    @eps.add(lc.EP_ASSET_SWEEP, lc.SweepIn)
-    async def sweep(q: lc.SweepIn) -> lc.Swept:
-        out = await _retrying(sessions, lambda s: asset_rules_.sweep(s, node=node, now=q.at))
-        on_commit()
-        return lc.Swept(**out)
-
-    @eps.add(lc.EP_LEDGER_TOTALS)
-    async def totals(_: None) -> lc.Totals:
-        async with sessions() as s:
-            return lc.Totals(totals=await ledger.totals_by_asset(s))
-
-
-RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure: PostgreSQL asks for a retry
-_ledger_writer = asyncio.Lock()
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    for err in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
-        if code:
-            return str(code)
-    return None
-
-
-def add_coupon_endpoints(
-    eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str, card_key: bytes,
-    on_commit: Callable[[], None],
-) -> None:
-    """The wallet, local currency awarded by staff, coupons bought with it and redeemed at the counter."""
-
-    @eps.add(cc.EP_WALLET, contract.PersonQuery)
-    async def wallet(q: contract.PersonQuery) -> cc.Wallet:
-        async with sessions() as s:
-            return await coupons.wallet(s, person=q.person)
-
-    @eps.add(cc.EP_CURRENCY_AWARD, cc.CurrencyAwardIn)
-    async def award(q: cc.CurrencyAwardIn) -> cc.Wallet:
-        out = await _retrying(sessions, lambda s: coupons.award_currency(s, q=q, node=node))
-        on_commit()
-        return out
-
-    @eps.add(cc.EP_COUPON_TYPE_PUT, cc.CouponTypeIn)
-    async def put_type(q: cc.CouponTypeIn) -> cc.CouponType:
-        async with sessions() as s, s.begin():
-            return await coupons.put_type(s, q=q)
-
-    @eps.add(cc.EP_COUPON_TYPES)
-    async def types(_: None) -> cc.CouponTypeList:
-        async with sessions() as s:
-            return await coupons.list_types(s)
-
-    @eps.add(cc.EP_COUPON_BUY, cc.CouponBuyIn)
-    async def buy(q: cc.CouponBuyIn) -> cc.CouponBought:
-        out = await _retrying(sessions, lambda s: coupons.buy(s, q=q, key=card_key, node=node))
-        on_commit()
-        return out
-
-    @eps.add(cc.EP_COUPON_MINE, contract.PersonQuery)
-    async def mine(q: contract.PersonQuery) -> cc.CouponList:
-        async with sessions() as s:
-            return await coupons.mine(s, person=q.person, key=card_key)
-
-    @eps.add(cc.EP_COUPON_REDEEM, cc.CouponRedeemIn)
-    async def redeem(q: cc.CouponRedeemIn) -> cc.CouponOut:
-        async with sessions() as s, s.begin():
-            return await coupons.redeem_at_counter(s, q=q, key=card_key)
-
-
-async def _retrying(sessions: async_sessionmaker[AsyncSession], fn: Callable[[AsyncSession], Any],
-                    attempts: int = 4) -> Any:
-    """Run fn in a transaction, one ledger transaction at a time in this process (its batches never wait on each
-    other's row locks). Again if a concurrent caller took one of its idempotency keys first (the second run sees
-    that entry and answers duplicate or conflict), or if PostgreSQL chose it as a deadlock victim against another
-    process (a tap batch, another instance): nothing of a failed run was written."""
-    for attempt in range(attempts):
-        try:
-            async with _ledger_writer, sessions() as s, s.begin():
-                return await fn(s)
-        except IntegrityError:
-            if attempt:
-                raise
-        except DBAPIError as exc:
-            if _sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
+        return await tx.read(lambda s: service.person_points(session=s, person=q.person))

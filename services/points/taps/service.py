@@ -14,16 +14,13 @@ from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.ledger import service as ledger
-from services.points.ledger.models import (
-    accounts,
-    balances,
-    bus,
+from services.points.ledger.models import accounts, balances, journal, postings
+from services.points.tables import bus
+from services.points.taps.models import (
     card_binding_requests,
     card_bindings,
     card_registration_codes,
     events,
-    journal,
-    postings,
     taps,
 )
 from towntip.kernel import db, errors
@@ -417,7 +414,7 @@ async def record_taps(
     results: list[TapResult | None] = [None] * len(items)
     fresh = []
     for i, it in enumerate(items):
-        if it.tap.mode == "donation":  # the donor's card confirms their pledge; repeats too (services/points/donations.py)
+        if it.tap.mode == "donation":  # the donor's card confirms their pledge; repeats too (services/points/donations/)
             from services.points.donations.service import confirm_by_touch
             results[i] = await confirm_by_touch(session, it.tap, card_key=card_key, node=node)
             continue

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points.ledger.models import terminals
+from services.points.terminals.models import terminals
 from towntip.kernel import db, errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome
