@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import nats
 import pytest
@@ -22,6 +21,7 @@ from tests.http_server import serve
 from tests.test_projects_browser import click_link, facts, fill, log_in, open_page, run, wait_left
 from tests.test_projects_calls import Clock
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
@@ -29,7 +29,6 @@ from towntip.node.natsd import free_port
 
 NODE = "tsurugashima"
 PW = "correct horse battery"
-JST = ZoneInfo("Asia/Tokyo")
 PEOPLE = (("kikaku", "企画 太郎", "staff"), ("jimu", "事務局 一郎", "secretariat"), ("acme", "アクメ 佐藤", None),
           ("beta", "ベータ 田中", None), ("gamma", "ガンマ 高橋", None), ("hyoka_one", "評価 一", None),
           ("hyoka_two", "評価 二", None), ("shimin", "市民 次郎", None))

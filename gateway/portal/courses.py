@@ -12,7 +12,6 @@ import re
 import zlib
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -35,11 +34,11 @@ from gateway.portal.pages import (
 )
 from gateway.portal.pages import error_status as _status
 from towntip.kernel import categories, errors
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts import identity as ic
 
 router = APIRouter(include_in_schema=False)
-JST = ZoneInfo("Asia/Tokyo")
 CERT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 add_words({

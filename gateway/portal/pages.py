@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,13 +17,13 @@ from gateway.portal import session as ps
 from gateway.portal.i18n import add_words, t
 from towntip.kernel import categories, errors
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts.actor import Actor
 
 router = APIRouter(include_in_schema=False)
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
-JST = ZoneInfo("Asia/Tokyo")
 MAX_FORM_BYTES = 64 * 1024
 # The header's links to features, in order: (word key, path, who sees it). Each feature's pages module adds its own
 # with add_nav(): who is "all", "user" (logged in) or a role ("staff", "secretariat").

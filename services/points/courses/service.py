@@ -46,13 +46,13 @@ from services.points.tables import bus
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
 ISSUANCE = "system:issuance"
-JST = ZoneInfo("Asia/Tokyo")
 
 
 def _staff(actor: Actor) -> None:

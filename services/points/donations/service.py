@@ -20,7 +20,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +38,7 @@ from services.points.taps.models import card_bindings
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import donations as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.points import Tap, TapOutcome
@@ -47,7 +47,6 @@ from towntip.kernel.db import aware as _aware
 SERVICE = "points"
 ASSET = "machi-point"  # まちづくりポイント
 ISSUANCE = "system:issuance"
-JST = ZoneInfo("Asia/Tokyo")
 REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a counter, typed on a transfer slip
 REF_LENGTH = 6
 

@@ -13,7 +13,6 @@ import base64
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,9 +21,9 @@ from services.points.notebook import service as nbk
 from services.points.people.models import people
 from services.points.taps.models import events
 from towntip.kernel import categories
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import notebook as c
 
-JST = ZoneInfo("Asia/Tokyo")
 UNKNOWN = {"ja": "（地区不明）", "en": "(district not known)"}
 NO_FIELD = ("（分野未設定）", "(no field set)")
 

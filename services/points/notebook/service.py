@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,11 +32,10 @@ from services.points.people import service as directory
 from services.points.people.models import people
 from services.points.taps.models import card_bindings, events, taps
 from towntip.kernel import categories, errors
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
-
-JST = ZoneInfo("Asia/Tokyo")
 
 # The seed's sample page marks each line with a letter: A 子育て研究会・子育てNPO, C ３R推進勉強会・資源回収・環境家計簿,
 # D 高校演劇発表会. Those three fields can be told from it; its E (公園ゴミ拾い and 国際交流イベント alike) and B (not on the
