@@ -29,7 +29,6 @@ from towntip.kernel.db import aware as _aware
 
 CURRENCY = "local-currency"
 REDEMPTION = "system:redemption"
-ISSUANCE = "system:issuance"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # base32 without 0/O and 1/I
 
 
@@ -75,7 +74,7 @@ async def award_currency(session: AsyncSession, *, q: cc.CurrencyAwardIn, node: 
     _staff(q.actor)
     [r] = await ledger.post_entries(session, [ledger.Entry(
         key=f"currency:{q.key}", kind="currency_award", actor=f"staff:{q.actor.user_id}", memo=q.memo,
-        legs=(ledger.Leg(ISSUANCE, CURRENCY, -q.amount), ledger.Leg(person_account(q.person), CURRENCY, q.amount)),
+        legs=(ledger.Leg(ledger.ISSUANCE, CURRENCY, -q.amount), ledger.Leg(person_account(q.person), CURRENCY, q.amount)),
     )], node=node)
     if isinstance(r, errors.ServiceError):
         raise r

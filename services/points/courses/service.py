@@ -52,7 +52,6 @@ from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
-ISSUANCE = "system:issuance"
 
 
 def _staff(actor: Actor) -> None:
@@ -252,7 +251,7 @@ async def _credit(session: AsyncSession, completion_id: str, person_id: str, nod
     key = f"course:{row.course_code}:{person_id}"
     entry = ledger.Entry(key=key, kind="course_credit", actor=row.recorded_by[:100],
                          memo=f"course {row.course_code}"[:200],
-                         legs=(ledger.Leg(ISSUANCE, c.ASSET_CREDIT, -row.credits),
+                         legs=(ledger.Leg(ledger.ISSUANCE, c.ASSET_CREDIT, -row.credits),
                                ledger.Leg(f"person:{person_id}", c.ASSET_CREDIT, row.credits)))
     result = (await ledger.post_entries(session, [entry], node=node))[0]
     if isinstance(result, errors.ServiceError):

@@ -46,7 +46,6 @@ from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
 ASSET = "machi-point"  # まちづくりポイント
-ISSUANCE = "system:issuance"
 REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a counter, typed on a transfer slip
 REF_LENGTH = 6
 
@@ -347,7 +346,7 @@ async def _confirm(session: AsyncSession, row: Any, *, by: str, via: str, node: 
     if points:
         [posted] = await ledger.post_entries(session, [ledger.Entry(
             key=key, kind="donation", actor=by[:100], memo=f"donation {row.reference}",
-            legs=(ledger.Leg(ISSUANCE, ASSET, -points), ledger.Leg(person_account(row.person), ASSET, points)),
+            legs=(ledger.Leg(ledger.ISSUANCE, ASSET, -points), ledger.Leg(person_account(row.person), ASSET, points)),
         )], node=node)
         if isinstance(posted, errors.ServiceError):
             raise posted
