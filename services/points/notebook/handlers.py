@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from services.points.notebook import figures
 from services.points.notebook import service as notebook
 from services.points.tx import Tx
@@ -22,7 +24,8 @@ def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
 
     @eps.add(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn)
     async def export_(q: c.NotebookExportIn) -> c.Export:
-        return notebook.export(await mine_(q.actor), q)
+        # The PDF takes a while on a long notebook: in a thread, so taps keep flowing meanwhile.
+        return await asyncio.to_thread(notebook.export, await mine_(q.actor), q)
 
     @eps.add(c.EP_FIGURES, c.FiguresQuery)
     async def figures_(q: c.FiguresQuery) -> c.Figures:
