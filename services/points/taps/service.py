@@ -1,4 +1,5 @@
-"""Points domain logic: events and their rules, the double-entry ledger, taps. No NATS, no commits here."""
+"""Taps and cards: check-in events and their rules, taps credited through the ledger's writer, cards bound to people.
+No NATS, no commits here."""
 
 from __future__ import annotations
 
