@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -137,6 +138,21 @@ async def asset_codes(session: AsyncSession) -> set[str]:
     return set((await session.execute(select(assets.c.code))).scalars())
 
 
+# Assets this process has seen in each database (engine): only migrations add assets and nothing removes one, so an
+# asset once seen stays known; an asset not seen yet is looked up again (never cached as unknown).
+_seen_assets: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+async def _known_assets(session: AsyncSession, wanted: set[str]) -> set[str]:
+    """The known asset codes, read from the database only when `wanted` names one this process has not seen yet
+    (a tap batch then costs no round trip for them)."""
+    bind = session.get_bind()
+    seen = _seen_assets.get(bind)
+    if seen is None or not wanted <= seen:
+        seen = _seen_assets[bind] = await asset_codes(session)
+    return seen
+
+
 async def _locked_balances(session: AsyncSession, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Current balances of the (account, asset) pairs, their rows locked until commit (PostgreSQL; SQLite has one
     writer at a time anyway), in one order so concurrent entries on the same accounts queue instead of deadlocking."""
@@ -178,7 +194,7 @@ async def post_batch(session: AsyncSession, entries: Sequence[Entry], *, node: s
     - `keys_are_new`: the caller's inbox, in this transaction, already told repeats apart (taps): the journal is
       not asked, and a key found there all the same fails the statement on its unique index (IntegrityError: the
       transaction rolls back, and the redelivery finds the inbox's record)."""
-    known = await asset_codes(session)
+    known = await _known_assets(session, {leg.asset for e in entries for leg in e.legs})
     results: list[PostResult | None] = [None] * len(entries)
     for i, e in enumerate(entries):
         results[i] = check_entry(e, known, empty_ok=empty_ok)
