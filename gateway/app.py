@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -22,6 +21,7 @@ from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
 from towntip.kernel.bus.inboxes import GATEWAY_INBOX_PREFIX
+from towntip.kernel.clock import JST
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import GatewaySettings
 
@@ -133,7 +133,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     return app
 
 
-JST = ZoneInfo("Asia/Tokyo")
 
 
 def _local_time(value: Any) -> str:

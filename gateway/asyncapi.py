@@ -25,15 +25,12 @@ POINTS_EVENTS: dict[str, type[BaseModel]] = {
 }
 
 
-def _nothing() -> None:
-    return None
-
-
 def service_docs(node: str) -> list[ServiceDoc]:
     """Each service's endpoints, declared without starting anything (no database, no NATS)."""
     from identity.handlers import DOMAINS as IDENTITY
-    from services.points.handlers import build_endpoints as points_endpoints
-    from services.points.terminals import TerminalTracker
+    from services.points.app import build_endpoints as points_endpoints
+    from services.points.terminals.handlers import TerminalTracker
+    from services.points.tx import Tx
     from services.projects.handlers import DOMAINS as PROJECTS
     from services.sns.handlers import DOMAINS as SNS
 
@@ -42,7 +39,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
 
     # points declares its endpoints with decorators inside build_endpoints (points moves to domain tables next):
     # built here with nothing behind them, only to read the declarations.
-    points = points_endpoints(sessions=None, node=node, card_key=b"\0" * 32, on_commit=_nothing)  # type: ignore[arg-type]
+    points = points_endpoints(tx=Tx(None), node=node, card_key=b"\0" * 32)  # type: ignore[arg-type]
     TerminalTracker.add_endpoints(None, points)  # type: ignore[arg-type]
     return [
         ServiceDoc("identity", tables(IDENTITY)),

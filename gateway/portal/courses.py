@@ -12,7 +12,6 @@ import asyncio
 import re
 from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -23,11 +22,11 @@ from gateway.portal import session as ps
 from gateway.portal.common import actor_of, add_nav, call, error_status, message, render, why
 from gateway.portal.i18n import add_words, t
 from towntip.kernel import categories, errors, pdf
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts import identity as ic
 
 router = APIRouter(include_in_schema=False)
-JST = ZoneInfo("Asia/Tokyo")
 # Logged in, or the login page coming back to a page of this module's choosing (as these pages always did): My
 # credits; the staff's courses page for the certification form (a post cannot be shown again); a certificate's
 # public page for its token, print and PDF.

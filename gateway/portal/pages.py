@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,11 +24,11 @@ from gateway.portal.common import (
 )
 from gateway.portal.i18n import add_words, t
 from towntip.kernel import categories, errors
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.contracts import points as pc
 
 router = APIRouter(include_in_schema=False)
-JST = ZoneInfo("Asia/Tokyo")
 
 
 # ---- pages ----------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,11 +29,11 @@ from gateway.portal.projects_common import (
     refusal,
 )
 from towntip.kernel import categories, errors
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
 
 router = APIRouter(include_in_schema=False)
-JST = ZoneInfo("Asia/Tokyo")
 CRITERIA_ROWS = 6
 # The contact form is open to anyone: at most CONTACT_LIMIT posts per client address per CONTACT_WINDOW seconds,
 # at this gateway (the service also caps auto-replies per address).

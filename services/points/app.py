@@ -7,14 +7,23 @@ import contextlib
 import logging
 from pathlib import Path
 
-from services.points import VERSION, asset_rules, people
-from services.points.handlers import TapHandler, build_endpoints
-from services.points.models import bus
-from services.points.service import SERVICE
-from services.points.terminals import TerminalTracker
+from services.points import VERSION
+from services.points.coupons import handlers as coupons
+from services.points.courses import handlers as courses
+from services.points.donations import handlers as donations
+from services.points.ledger import handlers as ledger
+from services.points.ledger import rules as asset_rules
+from services.points.notebook import handlers as notebook
+from services.points.people import handlers as people
+from services.points.tables import bus
+from services.points.taps import handlers as taps
+from services.points.taps.handlers import TapHandler
+from services.points.taps.service import SERVICE
+from services.points.terminals.handlers import TerminalTracker
+from services.points.tx import Tx
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
-from towntip.kernel.bus.endpoints import start_service
+from towntip.kernel.bus.endpoints import Endpoints, start_service
 from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.secrets import load_or_create_secret
@@ -24,6 +33,18 @@ from towntip.kernel.settings import ServiceSettings
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 TAP_CONSUMER = "points-taps"
+
+
+def build_endpoints(*, tx: Tx, node: str, card_key: bytes) -> Endpoints:
+    """Every domain's request/reply endpoints, all through one transaction wrapper."""
+    eps = Endpoints()
+    taps.add_endpoints(eps, tx=tx, node=node, card_key=card_key)  # events, cards, a person's points
+    ledger.add_endpoints(eps, tx=tx, node=node)  # the operator's ledger (admin.*)
+    coupons.add_endpoints(eps, tx=tx, node=node, card_key=card_key)
+    courses.add_endpoints(eps, tx=tx, node=node)
+    donations.add_endpoints(eps, tx=tx, node=node)
+    notebook.add_endpoints(eps, tx=tx, node=node)  # まちづくり手帳, staff figures
+    return eps
 
 
 class PointsService(ServiceProcess):
@@ -82,7 +103,7 @@ class PointsService(ServiceProcess):
         self.micro = await start_service(
             self.nc, node=self.node, service=SERVICE, version=VERSION,
             endpoints=self.terminals.add_endpoints(build_endpoints(
-                sessions=self.sessions, node=self.node, card_key=card_key, on_commit=self.relay.wake)),
+                tx=Tx(self.sessions, self.relay.wake), node=self.node, card_key=card_key)),
             description="まちづくりポイント: ledger, events, card taps",
         )
         log.info("points service ready on node %s", self.node)

@@ -18,8 +18,8 @@ import pytest
 from edge.readers.nfc import NfcReader
 from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
-from services.points import service
 from services.points.app import PointsService
+from services.points.taps import service
 from tests.edge.test_edge_agent import NODE
 from tests.edge.test_edge_feedback import Panel
 from tests.points.test_tap_path import CARD_KEY, define_event

@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 from edge.readers import CardRead
 from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
-from services.points import service
 from services.points.app import PointsService
-from services.points.models import journal, postings, taps
+from services.points.ledger.models import journal, postings
+from services.points.taps import service
+from services.points.taps.models import taps
 from tests.edge.test_edge_agent import NODE
 from tests.edge.test_edge_feedback import Clock, Panel
 from tests.points.test_tap_path import CARD_KEY, define_event

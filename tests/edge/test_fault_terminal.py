@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from edge.readers import CardRead
 from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
-from services.points import service
-from services.points.models import journal, postings, taps
+from services.points.ledger.models import journal, postings
+from services.points.taps import service
+from services.points.taps.models import taps
 from tests.edge.test_edge_agent import NODE
 from tests.points.test_tap_path import CARD_KEY, PointsProcess, define_event
 from towntip.kernel import db

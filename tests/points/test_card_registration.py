@@ -10,8 +10,9 @@ import nats
 import pytest
 from sqlalchemy import func, select, update
 
-from services.points import service
-from services.points.models import card_registration_codes, postings
+from services.points.ledger.models import postings
+from services.points.taps import service
+from services.points.taps.models import card_registration_codes
 from tests.points.test_points_service import (  # noqa: F401 - fixtures
     CARDS,
     OTHER,

@@ -10,7 +10,7 @@ import nats
 import pytest
 from sqlalchemy import update
 
-from services.points.models_coupons import coupons
+from services.points.coupons.models import coupons
 from tests.support.bus import call
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects

@@ -16,12 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.portal.courses import certificate_pdf_bytes
-from services.points import receipt_pdf
 from services.points.documents import certificate
 from services.points.documents.certificate import b64u, b64u_decode, check_signature, sign
 from services.points.documents.notebook import notebook_pdf
 from services.points.documents.receipt import ReceiptData, receipt
-from services.points.notebook import HEAD, WORDS
+from services.points.notebook.service import HEAD, WORDS
 from towntip.kernel import pdf
 from towntip.kernel.contracts import courses as c
 
@@ -73,7 +72,6 @@ def test_the_receipt_embeds_its_font_and_latin_text_and_figures_extract_whole() 
         assert want in text, (want, text)
     assert "学校給食に届ける取り組み" in text.replace("\n", "")  # a long title wraps, it is not cut
     assert reader.metadata is not None and reader.metadata.title == "寄附金受領証明書 tsurugashima-2025-000001"
-    assert receipt_pdf.receipt is receipt  # the old module's name makes the same document
 
 
 # ---- the notebook ------------------------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ import pypdf
 import pytest
 from sqlalchemy import func, select
 
-from services.points import service
 from services.points.app import PointsService
-from services.points.models import journal
-from services.points.models_donations import donation_fund_uses, donation_projects, donations
+from services.points.donations.models import donation_fund_uses, donation_projects, donations
+from services.points.ledger.models import journal
+from services.points.taps import service
 from tests.points.test_documents import assert_font_embedded
 from tests.support.bus import call
 from towntip.kernel import errors

@@ -26,9 +26,9 @@ from hypothesis.stateful import (
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from services.points import ledger
 from services.points.app import MIGRATIONS
-from services.points.models import balances, journal, postings
+from services.points.ledger import service as ledger
+from services.points.ledger.models import balances, journal, postings
 from towntip.kernel import db, errors, migrate
 
 NODE = "testnode"

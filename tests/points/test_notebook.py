@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import func, select
 
 from services.points.app import PointsService
-from services.points.models import events, taps
-from services.points.models_notebook import people
+from services.points.people.models import people
+from services.points.taps.models import events, taps
 from tests.points.test_documents import assert_font_embedded
 from tests.support.bus import call, wait_for
 from towntip.kernel import errors

@@ -1,11 +1,12 @@
 """The points domain on real databases (SQLite and PostgreSQL): rules per event, a balanced ledger, taps once.
 
-services/points/service.py is called directly inside a session and transaction, as the tap handler does; the
+services/points/taps/service.py is called directly inside a session and transaction, as the tap handler does; the
 kernel's inbox is not involved here, so "duplicate" is what the caller says it is (TapToApply.duplicate).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -15,18 +16,16 @@ from sqlalchemy import MetaData, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import service
 from services.points.app import MIGRATIONS
-from services.points.models import (
-    accounts,
-    balances,
-    bus,
+from services.points.ledger import service as ledger
+from services.points.ledger.models import accounts, balances, journal, postings
+from services.points.tables import bus
+from services.points.taps import service
+from services.points.taps.models import (
     card_binding_requests,
     card_bindings,
     card_registration_codes,
     events,
-    journal,
-    postings,
     taps,
 )
 from towntip.kernel import db, errors, migrate
@@ -568,3 +567,43 @@ async def test_a_tap_is_stored_at_its_instant_whatever_its_offset(sessions: Sess
         stored = (await s.execute(select(taps.c.tapped_at))).scalar_one()
     stored = stored if stored.tzinfo else stored.replace(tzinfo=UTC)
     assert stored == datetime(2025, 5, 3, 1, 0, tzinfo=UTC)
+
+
+# ---- one ledger writer ----------------------------------------------------------------------------------------
+
+
+async def test_taps_post_through_the_ledger_writer(sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tap's journal entry and postings are written by ledger.post_batch, the writer of every other money path,
+    and look exactly like an entry posted by any other path (issuance -> the credited account, in that order)."""
+    assert not hasattr(service, "write_rows") and "db.write_rows" not in inspect.getsource(service.record_taps)
+    await define(sessions, "ev", participant_points=3, volunteer_points=7)
+    calls: list[list[ledger.Entry]] = []
+    post_batch = ledger.post_batch
+
+    async def spy(session: AsyncSession, entries: Sequence[ledger.Entry], **kw: Any) -> ledger.Batch:
+        calls.append(list(entries))
+        return await post_batch(session, entries, **kw)
+
+    monkeypatch.setattr(ledger, "post_batch", spy)
+    results = await record(sessions, [tap(1, CARDS[0]), tap(2, CARDS[1], role="volunteer")])
+    assert [credited(r).points for r in results] == [3, 7]
+    assert [[e.key for e in batch] for batch in calls] == [[tap(1, CARDS[0]).key, tap(2, CARDS[1]).key]]
+    card = service.card_account_id(KEY, CARDS[1])
+
+    # The same movement posted by another path (the operator's ledger endpoint uses post_entries).
+    async with sessions() as s, s.begin():
+        [other] = await ledger.post_entries(s, [ledger.Entry(key="other:0001", kind="award", legs=(
+            ledger.Leg(ledger.ISSUANCE, service.ASSET_POINTS, -7), ledger.Leg(card, service.ASSET_POINTS, 7)))],
+            node=NODE, announce=False)
+    assert isinstance(other, ledger.Posted) and other.status == "posted"
+    async with sessions() as s:
+        tap_legs = await ledger.entry_legs(s, tap(2, CARDS[1]).key)
+        other_legs = await ledger.entry_legs(s, "other:0001")
+        cols = [c for c in journal.c if c.name not in ("id", "idempotency_key", "kind", "payload_hash", "created_at",
+                                                        "actor")]
+        rows = {r.idempotency_key: r for r in await s.execute(select(journal.c.idempotency_key, *cols))}
+        assert await ledger.balance(s, card, service.ASSET_POINTS) == 14
+        assert await ledger.totals_by_asset(s) == {service.ASSET_POINTS: 0}
+    assert tap_legs == other_legs == [ledger.Leg(ledger.ISSUANCE, service.ASSET_POINTS, -7),
+                                      ledger.Leg(card, service.ASSET_POINTS, 7)]
+    assert tuple(rows[tap(2, CARDS[1]).key])[1:] == tuple(rows["other:0001"])[1:] == (None, "")

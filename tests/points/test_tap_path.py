@@ -25,9 +25,11 @@ from nats.js.errors import APIError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from services.points import service
 from services.points.app import TAP_CONSUMER, PointsService
-from services.points.models import bus, journal, postings, taps
+from services.points.ledger.models import journal, postings
+from services.points.tables import bus
+from services.points.taps import service
+from services.points.taps.models import taps
 from tests.support.nodes import CARD_KEY
 from towntip.kernel import db, errors
 from towntip.kernel.bus import rpc, subjects

@@ -21,7 +21,8 @@ from edge.terminal.agent import TerminalAgent
 from edge.terminal.spool import Spool
 from gateway.app import create_app
 from services.points.app import PointsService
-from services.points.models import bus, terminals
+from services.points.tables import bus
+from services.points.terminals.models import terminals
 from tests.edge.test_cli_edge import cli
 from tests.edge.test_edge_agent import NODE
 from tests.points.test_tap_path import define_event

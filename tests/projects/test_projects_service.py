@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import nats
@@ -33,6 +33,7 @@ from services.projects.models import (
 from tests.support.smtp_helpers import Smtp
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.mail import SmtpSettings
@@ -46,7 +47,6 @@ JIMU = Actor(user_id="user-jimu-0001", global_handle=f"jimu@{NODE}", display_nam
 ACME = Actor(user_id="user-acme-0001", global_handle="acme@suginami", display_name="株式会社アクメ 佐藤")
 OTHER = Actor(user_id="user-other-001", global_handle=f"other@{NODE}", display_name="市民 次郎")
 LATER = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-JST = timezone(timedelta(hours=9))
 
 
 def actor(a: Actor) -> dict[str, Any]:

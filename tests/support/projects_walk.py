@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import nats
 import pytest
@@ -21,13 +20,13 @@ from tests.support.browser import click_link, facts, fill, log_in, open_page, ru
 from tests.support.http_server import served
 from tests.support.nodes import add_people, gateway_app, started
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
 NODE = "tsurugashima"
-JST = ZoneInfo("Asia/Tokyo")
 PEOPLE = (("kikaku", "企画 太郎", "staff"), ("jimu", "事務局 一郎", "secretariat"), ("acme", "アクメ 佐藤", None),
           ("beta", "ベータ 田中", None), ("gamma", "ガンマ 高橋", None), ("hyoka_one", "評価 一", None),
           ("hyoka_two", "評価 二", None), ("shimin", "市民 次郎", None))

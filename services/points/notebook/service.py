@@ -7,39 +7,35 @@ Where the facts come from:
 - taps (`taps`) of every card bound to the person (`card_bindings`; a card's taps before it was bound count too, as
   its points moved to the person), with the event's facts per participation (`events`: field, activity, minutes,
   co2_g, kcal — set by staff with the event);
-- confirmed donations (`donations`, services/points/donations.py) with their points and the project's field;
-- the people directory (`people`, services/points/people.py) for the district.
+- confirmed donations (`donations`, services/points/donations/) with their points and the project's field;
+- the people directory (`people`, services/points/people/) for the district.
 
 No NATS and no commits in the domain functions; the endpoints at the bottom own the transactions.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import people as directory
 from services.points.documents import notebook as notebook_document
-from services.points.models import card_bindings, events, taps
-from services.points.models_donations import donation_projects, donations
-from services.points.models_notebook import people
+from services.points.donations.models import donation_projects, donations
+from services.points.people import service as directory
+from services.points.people.models import people
+from services.points.taps.models import card_bindings, events, taps
 from towntip.kernel import categories, errors
-from towntip.kernel.bus.endpoints import Endpoints
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
-
-JST = ZoneInfo("Asia/Tokyo")
 
 # The seed's sample page marks each line with a letter: A 子育て研究会・子育てNPO, C ３R推進勉強会・資源回収・環境家計簿,
 # D 高校演劇発表会. Those three fields can be told from it; its E (公園ゴミ拾い and 国際交流イベント alike) and B (not on the
@@ -313,29 +309,3 @@ def export(nb: c.Notebook, q: c.NotebookExportIn) -> c.Export:
                         base64=base64.b64encode(notebook_csv(nb, q.lang)).decode())
     return c.Export(filename=f"{stem}.pdf", content_type="application/pdf",
                     base64=base64.b64encode(notebook_pdf(nb, q.lang, printed=today)).decode())
-
-
-# ---- endpoints -------------------------------------------------------------------------------------------------
-
-
-def add_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str,
-                  on_commit: Callable[[], None]) -> None:
-    """The notebook's endpoints and the staff's figures (services/points/figures.py); registered by
-    handlers.build_endpoints. Each notebook request links the actor in the directory (a small write)."""
-    from services.points import figures
-
-    async def mine_(actor: Actor) -> c.Notebook:
-        async with sessions() as s, s.begin():
-            return await notebook(s, actor=actor, node=node)
-
-    @eps.add(c.EP_NOTEBOOK_MINE, c.NotebookQuery)
-    async def mine(q: c.NotebookQuery) -> c.Notebook:
-        return await mine_(q.actor)
-
-    @eps.add(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn)
-    async def export_(q: c.NotebookExportIn) -> c.Export:
-        # The PDF takes ReportLab a while on a long notebook: in a thread, so taps keep flowing meanwhile.
-        return await asyncio.to_thread(export, await mine_(q.actor), q)
-
-    figures.add_endpoints(eps, sessions=sessions, node=node)
-

@@ -1,6 +1,6 @@
 """Tables of donations (寄附) to certified projects, in the points service's database (migration 0007_donations).
 
-They share the `metadata` of services/points/models.py (one database, one Alembic history with branches)."""
+They share the `metadata` of services/points/tables.py (one database, one Alembic history with branches)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from services.points.models import metadata
+from services.points.tables import metadata
 
 TS = DateTime(timezone=True)
 

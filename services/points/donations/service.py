@@ -1,5 +1,5 @@
-"""Donations (寄附) to certified projects: the domain. No NATS, no commits here (the endpoints at the bottom own the
-transactions, as services/points/handlers.py does for the rest of the service).
+"""Donations (寄附) to certified projects: the domain. No NATS, no commits here (the endpoints in
+donations/handlers.py own the transactions, through services/points/tx.py).
 
 - Staff register projects and certify them (認定プロジェクト); only certified, open projects take pledges.
 - A person pledges (project, amount in integer yen, payment method) and gets a reference, D-XXXXXX, to show at the
@@ -17,28 +17,28 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import ledger, receipt_pdf
-from services.points.models import bus, card_bindings
-from services.points.models_donations import (
+from services.points.documents import receipt as receipt_pdf
+from services.points.donations.models import (
     donation_fund_uses,
     donation_projects,
     donation_receipt_counters,
     donation_rules,
     donations,
 )
+from services.points.ledger import service as ledger
+from services.points.tables import bus
+from services.points.taps.models import card_bindings
 from towntip.kernel import db, errors
-from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import donations as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.points import Tap, TapOutcome
@@ -46,8 +46,6 @@ from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
 ASSET = "machi-point"  # まちづくりポイント
-ISSUANCE = "system:issuance"
-JST = ZoneInfo("Asia/Tokyo")
 REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a counter, typed on a transfer slip
 REF_LENGTH = 6
 
@@ -348,7 +346,7 @@ async def _confirm(session: AsyncSession, row: Any, *, by: str, via: str, node: 
     if points:
         [posted] = await ledger.post_entries(session, [ledger.Entry(
             key=key, kind="donation", actor=by[:100], memo=f"donation {row.reference}",
-            legs=(ledger.Leg(ISSUANCE, ASSET, -points), ledger.Leg(person_account(row.person), ASSET, points)),
+            legs=(ledger.Leg(ledger.ISSUANCE, ASSET, -points), ledger.Leg(person_account(row.person), ASSET, points)),
         )], node=node)
         if isinstance(posted, errors.ServiceError):
             raise posted
@@ -413,7 +411,7 @@ async def confirm_by_touch(session: AsyncSession, tap: Tap, *, card_key: bytes, 
     """Staff set the terminal's ref to the pledge's reference; the donor touches their card. It confirms only if the
     card is bound to the person who pledged. A touch heard again (redelivery) answers duplicate."""
     # service.py calls this module, so its helper is imported here rather than at the top.
-    from services.points.service import card_account_id
+    from services.points.taps.service import card_account_id
 
     before = (await session.execute(select(donations).where(donations.c.confirm_tap_key == tap.key))).first()
     if before is not None:
@@ -437,82 +435,3 @@ async def confirm_by_touch(session: AsyncSession, tap: Tap, *, card_key: bytes, 
     return TapOutcome(tap_id=tap.tap_id, status="credited", points=done.points,
                       balance=await ledger.balance(session, person_account(done.person), ASSET),
                       display=done.reference)
-
-
-# ---- endpoints (svc.<node>.points.donations.*) ------------------------------------------------------------------
-
-Retrying = Callable[[async_sessionmaker[AsyncSession], Callable[[AsyncSession], Any]], Awaitable[Any]]
-
-
-def add_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str,
-                  on_commit: Callable[[], None], retrying: Retrying) -> None:
-    """Registered by handlers.build_endpoints. Confirmations post to the ledger: they run through `retrying`
-    (handlers._retrying: one ledger transaction at a time per process, retried when PostgreSQL asks)."""
-
-    async def write(fn: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
-        async with sessions() as s, s.begin():
-            out = await fn(s)
-        on_commit()
-        return out
-
-    async def read(fn: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
-        async with sessions() as s:
-            return await fn(s)
-
-    @eps.add(c.EP_PROJECT_PUT, c.ProjectPut)
-    async def project_put(q: c.ProjectPut) -> c.Project:
-        return await write(lambda s: put_project(s, q))
-
-    @eps.add(c.EP_PROJECT_CERTIFY, c.ProjectCertify)
-    async def project_certify(q: c.ProjectCertify) -> c.Project:
-        return await write(lambda s: certify_project(s, q))
-
-    @eps.add(c.EP_PROJECT_LIST, c.ProjectListQuery)
-    async def project_list(q: c.ProjectListQuery) -> c.ProjectList:
-        return await read(lambda s: list_projects(s, q))
-
-    @eps.add(c.EP_PROJECT_GET, c.ProjectQuery)
-    async def project_get(q: c.ProjectQuery) -> c.ProjectDetail:
-        return await read(lambda s: project_detail(s, q.code, q.actor))
-
-    @eps.add(c.EP_FUND_USE_ADD, c.FundUseIn)
-    async def fund_use_add(q: c.FundUseIn) -> c.ProjectDetail:
-        return await write(lambda s: add_fund_use(s, q))
-
-    @eps.add(c.EP_METHODS)
-    async def methods(_: None) -> c.MethodList:
-        return c.MethodList(methods=[m.describe() for m in METHODS.values()])
-
-    @eps.add(c.EP_RULES_GET)
-    async def rules_get(_: None) -> c.Rules:
-        return await read(get_rules)
-
-    @eps.add(c.EP_RULES_PUT, c.RulesPut)
-    async def rules_put(q: c.RulesPut) -> c.Rules:
-        return await write(lambda s: put_rules(s, q))
-
-    @eps.add(c.EP_PLEDGE, c.PledgeIn)
-    async def pledge_ep(q: c.PledgeIn) -> c.Donation:
-        return await write(lambda s: pledge(s, q, node))
-
-    @eps.add(c.EP_MINE, c.ActorQuery)
-    async def mine(q: c.ActorQuery) -> c.MyDonations:
-        return await read(lambda s: my_donations(s, q.actor))
-
-    @eps.add(c.EP_LIST, c.DonationListQuery)
-    async def list_ep(q: c.DonationListQuery) -> c.DonationList:
-        return await read(lambda s: list_donations(s, q))
-
-    @eps.add(c.EP_CONFIRM, c.DonationAction)
-    async def confirm_ep(q: c.DonationAction) -> c.Donation:
-        out = await retrying(sessions, lambda s: confirm(s, q, node))
-        on_commit()
-        return out
-
-    @eps.add(c.EP_CANCEL, c.DonationAction)
-    async def cancel_ep(q: c.DonationAction) -> c.Donation:
-        return await write(lambda s: cancel(s, q, node))
-
-    @eps.add(c.EP_RECEIPT, c.DonationAction)
-    async def receipt_ep(q: c.DonationAction) -> c.ReceiptPdf:
-        return await read(lambda s: receipt(s, q, node))

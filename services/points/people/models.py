@@ -1,7 +1,7 @@
 """The people directory of the points service (migration 0008): who is who at this node, and in which district.
 
 One directory for the whole service. Fed by the identity service's events (`evt.<node>.identity.*`: UserRegistered,
-ProfileChanged, UserDeleted; services/points/people.py) and by the people the gateway vouches for in a request (an
+ProfileChanged, UserDeleted; services/points/people/) and by the people the gateway vouches for in a request (an
 authenticated `Actor`: that is how a global handle meets its user id, which identity's public profile does not carry).
 The notebook compares a person with their district and the region from it; the staff's figures count by district.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Index, String, Table
 
-from services.points.models import metadata
+from services.points.tables import metadata
 
 people = Table(
     "people",

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import ledger
-from services.points.models import assets, balances, journal, postings
+from services.points.ledger import service as ledger
+from services.points.ledger.models import assets, balances, journal, postings
 from towntip.kernel import errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.db import aware as _aware

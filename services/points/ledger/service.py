@@ -14,30 +14,41 @@ system:<name>. They are created on first use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import weakref
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points.models import accounts, assets, balances, bus, journal, postings
+from services.points.ledger.models import accounts, assets, balances, journal, postings
+from services.points.tables import bus
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import outbox_rows
 
 SERVICE = "points"
+ISSUANCE = "system:issuance"  # where issued points, credits and currency come from: its balance is minus all issued
 ACCOUNT_KINDS = ("person", "card", "project", "event", "system")
 ACCOUNT_RE = re.compile(r"^(person|card|project|event|system):[A-Za-z0-9_.:-]{1,90}$")
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:@-]{8,200}$")
 KIND_RE = re.compile(r"^[a-z][a-z_]{1,31}$")
 MAX_LEGS = 64
 MAX_AMOUNT = 10**12
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_account(account: str) -> bool:
+    """ACCOUNT_RE, remembered: a batch names the same accounts (issuance, a card, a person) again and again."""
+    return ACCOUNT_RE.fullmatch(account) is not None
 
 
 def may_go_negative(account: str) -> bool:
@@ -61,9 +72,14 @@ class Entry:
     actor: str = ""
     memo: str = ""
     reverses: str | None = None  # the journal id of the entry this one undoes
+    # What the action said, hashed by the caller when it says more than the legs do (a tap: its terminal, time,
+    # card, role): a repeat is told from another action under the same key by this hash.
+    digest: str | None = None
 
     def payload_hash(self) -> str:
         """What the entry says, in a canonical form: the same action retried hashes the same, whoever retries it."""
+        if self.digest is not None:
+            return self.digest
         cached = self.__dict__.get("_hash")
         if cached is None:
             legs = sorted((leg.account, leg.asset, leg.amount) for leg in self.legs)
@@ -83,18 +99,30 @@ class Posted:
 PostResult = Posted | errors.ServiceError
 
 
-def check_entry(entry: Entry, known_assets: set[str]) -> errors.ServiceError | None:
+@dataclass
+class Batch:
+    """What post_batch did: one result per entry, in order, and the running balances it left."""
+
+    results: list[PostResult]
+    # (account, asset) -> its balance after the batch, for every account the batch posted to that keeps a running
+    # balance (people, cards, projects, events; system accounts keep none).
+    balances: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def check_entry(entry: Entry, known_assets: set[str], *, empty_ok: bool = False) -> errors.ServiceError | None:
     """What is wrong with an entry on its own (before looking at balances), or None."""
     if not KEY_RE.fullmatch(entry.key):
         return errors.BadRequest("an idempotency key is 8-200 characters of A-Z a-z 0-9 _ . : @ -")
     if not KIND_RE.fullmatch(entry.kind):
         return errors.BadRequest(f"bad entry kind {entry.kind!r}")
-    if not 2 <= len(entry.legs) <= MAX_LEGS:
+    if empty_ok and not entry.legs:
+        pass  # an action that moved nothing (a tap at an event worth 0 points): recorded in the journal alone
+    elif not 2 <= len(entry.legs) <= MAX_LEGS:
         return errors.BadRequest(f"an entry has 2 to {MAX_LEGS} postings")
     seen: set[tuple[str, str]] = set()
     sums: dict[str, int] = defaultdict(int)
     for leg in entry.legs:
-        if not ACCOUNT_RE.fullmatch(leg.account):
+        if not _valid_account(leg.account):
             return errors.BadRequest(f"bad account {leg.account!r} (kind:id, kind one of {', '.join(ACCOUNT_KINDS)})")
         if leg.asset not in known_assets:
             return errors.Unprocessable(f"unknown asset {leg.asset!r}")
@@ -117,6 +145,21 @@ async def asset_codes(session: AsyncSession) -> set[str]:
     return set((await session.execute(select(assets.c.code))).scalars())
 
 
+# Assets this process has seen in each database (engine): only migrations add assets and nothing removes one, so an
+# asset once seen stays known; an asset not seen yet is looked up again (never cached as unknown).
+_seen_assets: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+async def _known_assets(session: AsyncSession, wanted: set[str]) -> set[str]:
+    """The known asset codes, read from the database only when `wanted` names one this process has not seen yet
+    (a tap batch then costs no round trip for them)."""
+    bind = session.get_bind()
+    seen = _seen_assets.get(bind)
+    if seen is None or not wanted <= seen:
+        seen = _seen_assets[bind] = await asset_codes(session)
+    return seen
+
+
 async def _locked_balances(session: AsyncSession, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Current balances of the (account, asset) pairs, their rows locked until commit (PostgreSQL; SQLite has one
     writer at a time anyway), in one order so concurrent entries on the same accounts queue instead of deadlocking."""
@@ -135,18 +178,36 @@ async def _locked_balances(session: AsyncSession, pairs: Sequence[tuple[str, str
 
 async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node: str,
                        announce: bool = True) -> list[PostResult]:
-    """Post a batch of entries in the caller's transaction; one result per entry, in order.
+    """Post a batch of entries in the caller's transaction; one result per entry, in order (see post_batch)."""
+    return (await post_batch(session, entries, node=node, announce=announce)).results
+
+
+AlsoWrite = Callable[[list[PostResult]], Sequence[db.Rows]]
+
+
+async def post_batch(session: AsyncSession, entries: Sequence[Entry], *, node: str, announce: bool = True,
+                     now: datetime | None = None, empty_ok: bool = False, open_accounts: Iterable[str] = (),
+                     also: AlsoWrite | None = None, keys_are_new: bool = False) -> Batch:
+    """The ledger's one writer: post a batch of entries in the caller's transaction.
 
     An entry that is wrong, a conflicting repeat or one that would take a person, card, project or event below zero
     gets its error and writes nothing; the others are written together (one statement for the inserts on
-    PostgreSQL, one for the debits)."""
-    known = await asset_codes(session)
+    PostgreSQL, one for the debits). Every money path posts through here, taps included:
+    - `announce`: an EntryPosted event per entry written (taps announce their own TapRecorded instead);
+    - `empty_ok`: an entry without legs is recorded in the journal alone (a tap worth 0 points);
+    - `open_accounts`: accounts to create if new even when no leg names them (a card whose tap earned nothing);
+    - `also(results)`: rows written in the same statement as the entries, made once their journal ids are known
+      (a tap's row names its entry);
+    - `keys_are_new`: the caller's inbox, in this transaction, already told repeats apart (taps): the journal is
+      not asked, and a key found there all the same fails the statement on its unique index (IntegrityError: the
+      transaction rolls back, and the redelivery finds the inbox's record)."""
+    known = await _known_assets(session, {leg.asset for e in entries for leg in e.legs})
     results: list[PostResult | None] = [None] * len(entries)
     for i, e in enumerate(entries):
-        results[i] = check_entry(e, known)
+        results[i] = check_entry(e, known, empty_ok=empty_ok)
 
     # Repeats of keys already in the journal.
-    keys = sorted({e.key for i, e in enumerate(entries) if results[i] is None})
+    keys = [] if keys_are_new else sorted({e.key for i, e in enumerate(entries) if results[i] is None})
     stored = {}
     if keys:
         rows = await session.execute(select(journal.c.idempotency_key, journal.c.id, journal.c.payload_hash)
@@ -158,12 +219,12 @@ async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node:
     debited = {(leg.account, leg.asset) for i in candidates for leg in entries[i].legs
                if leg.amount < 0 and not may_go_negative(leg.account)}
     running = await _locked_balances(session, sorted(debited))
-    now = utcnow()
+    now = now or utcnow()
     journal_rows: list[dict[str, Any]] = []
     posting_rows: list[dict[str, Any]] = []
     envelopes: list[Envelope] = []
     deltas: dict[tuple[str, str], int] = defaultdict(int)
-    new_accounts: dict[str, str] = {}
+    new_accounts: dict[str, str] = {a: a.split(":", 1)[0] for a in open_accounts}
     written: dict[str, tuple[str, str]] = {}  # key -> (journal id, payload hash) of entries written by this batch
     for i, e in enumerate(entries):
         if results[i] is not None:
@@ -173,22 +234,25 @@ async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node:
             results[i] = (Posted(key=e.key, journal_id=first[0], status="duplicate") if first[1] == e.payload_hash()
                           else errors.Conflict(f"idempotency key {e.key!r} was already used for a different entry"))
             continue
-        after = {(leg.account, leg.asset): running.get((leg.account, leg.asset), 0) + leg.amount
-                 for leg in e.legs if (leg.account, leg.asset) in debited}
-        short = sorted(f"{a} ({asset})" for (a, asset), b in after.items() if b < 0)
-        if short:  # refused: nothing written, and the key stays free
-            results[i] = errors.Conflict(f"not enough to pay: {', '.join(short)} would go below zero "
-                                         "/ 残高が足りません")
-            continue
-        running.update(after)
+        if debited:  # (a batch that debits no guarded account, e.g. taps from issuance, skips this)
+            after = {(leg.account, leg.asset): running.get((leg.account, leg.asset), 0) + leg.amount
+                     for leg in e.legs if (leg.account, leg.asset) in debited}
+            short = sorted(f"{a} ({asset})" for (a, asset), b in after.items() if b < 0)
+            if short:  # refused: nothing written, and the key stays free
+                results[i] = errors.Conflict(f"not enough to pay: {', '.join(short)} would go below zero "
+                                             "/ 残高が足りません")
+                continue
+            running.update(after)
         jid = new_id()
-        written[e.key] = (jid, e.payload_hash())
-        journal_rows.append({"id": jid, "idempotency_key": e.key, "kind": e.kind, "payload_hash": e.payload_hash(),
+        digest = e.payload_hash()
+        written[e.key] = (jid, digest)
+        journal_rows.append({"id": jid, "idempotency_key": e.key, "kind": e.kind, "payload_hash": digest,
                              "created_at": now, "reverses": e.reverses, "actor": e.actor, "memo": e.memo})
         for leg in e.legs:
             posting_rows.append({"journal_id": jid, "account_id": leg.account, "asset": leg.asset,
                                  "amount": leg.amount})
-            new_accounts.setdefault(leg.account, leg.account.split(":", 1)[0])
+            if leg.account not in new_accounts:
+                new_accounts[leg.account] = leg.account.split(":", 1)[0]
             if not may_go_negative(leg.account):
                 deltas[(leg.account, leg.asset)] += leg.amount
         results[i] = Posted(key=e.key, journal_id=jid, status="posted")
@@ -198,10 +262,12 @@ async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node:
                 "legs": [{"account": leg.account, "asset": leg.asset, "amount": leg.amount} for leg in e.legs],
             }))
 
+    after_batch: dict[tuple[str, str], int] = {}
     if journal_rows:
         credits = {k: d for k, d in deltas.items() if d > 0}
         debits = {k: d for k, d in deltas.items() if d < 0}
-        await db.write_rows(session, [
+        # Credits are added by an upsert (in one lock order: sorted), which answers the balances it leaves.
+        credited = await db.write_rows(session, [
             db.Rows(accounts, [{"id": a, "kind": k, "may_go_negative": may_go_negative(a), "created_at": now}
                                for a, k in sorted(new_accounts.items())],
                     conflict=lambda ins: ins.on_conflict_do_nothing(index_elements=["id"])),
@@ -211,11 +277,15 @@ async def post_entries(session: AsyncSession, entries: Sequence[Entry], *, node:
                                for (a, s), d in sorted(credits.items())],
                     conflict=lambda ins: ins.on_conflict_do_update(
                         index_elements=["account_id", "asset"],
-                        set_={"balance": balances.c.balance + ins.excluded.balance})),
+                        set_={"balance": balances.c.balance + ins.excluded.balance}),
+                    returning=(balances.c.account_id, balances.c.asset, balances.c.balance)),
             outbox_rows(bus, envelopes),
+            *(also(results) if also is not None else ()),  # type: ignore[arg-type]
         ])
         await _debit(session, debits)
-    return results  # type: ignore[return-value]
+        after_batch = {(r.account_id, r.asset): int(r.balance) for r in credited}
+        after_batch.update((pair, running[pair]) for pair in debited if pair in deltas)  # locked and tracked
+    return Batch(results, after_batch)  # type: ignore[arg-type]
 
 
 async def _debit(session: AsyncSession, debits: dict[tuple[str, str], int]) -> None:

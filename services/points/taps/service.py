@@ -1,4 +1,5 @@
-"""Points domain logic: events and their rules, the double-entry ledger, taps. No NATS, no commits here."""
+"""Taps and cards: check-in events and their rules, taps credited through the ledger's writer, cards bound to people.
+No NATS, no commits here."""
 
 from __future__ import annotations
 
@@ -13,21 +14,19 @@ from typing import Any
 from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import ledger
-from services.points.models import (
-    accounts,
-    balances,
-    bus,
+from services.points.ledger import service as ledger
+from services.points.ledger.models import accounts, balances, journal
+from services.points.ledger.service import ISSUANCE
+from services.points.tables import bus
+from services.points.taps.models import (
     card_binding_requests,
     card_bindings,
     card_registration_codes,
     events,
-    journal,
-    postings,
     taps,
 )
 from towntip.kernel import db, errors
-from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
+from towntip.kernel.bus.envelope import Envelope, utcnow
 from towntip.kernel.bus.outbox import add_events, outbox_rows
 from towntip.kernel.contracts.points import (
     Balance,
@@ -45,7 +44,6 @@ from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
 ASSET_POINTS = "machi-point"  # まちづくりポイント
-ISSUANCE = "system:issuance"  # where issued points come from; its balance is minus all points issued
 
 
 def card_account_id(card_key: bytes, idm: str) -> str:
@@ -61,17 +59,8 @@ def payload_hash(tap: Tap) -> str:
 
 
 async def system_balance(session: AsyncSession, account_id: str, asset: str = ASSET_POINTS) -> int:
-    """A system account's balance (issuance, redemption), summed from its postings.
-
-    System accounts keep no running balance row: they may go below zero, so there is nothing to guard, and a row
-    that every transaction updates would make concurrent batches wait on each other.
-    """
-    total = await session.execute(
-        select(func.coalesce(func.sum(postings.c.amount), 0)).where(
-            postings.c.account_id == account_id, postings.c.asset == asset
-        )
-    )
-    return int(total.scalar_one())
+    """A system account's balance (issuance, redemption), summed from its postings (ledger.system_balance)."""
+    return await ledger.system_balance(session, account_id, asset)
 
 
 async def balances_of(session: AsyncSession, account_ids: Sequence[str], asset: str = ASSET_POINTS) -> dict[str, int]:
@@ -417,12 +406,12 @@ async def record_taps(
     results: list[TapResult | None] = [None] * len(items)
     fresh = []
     for i, it in enumerate(items):
-        if it.tap.mode == "donation":  # the donor's card confirms their pledge; repeats too (services/points/donations.py)
-            from services.points.donations import confirm_by_touch
+        if it.tap.mode == "donation":  # the donor's card confirms their pledge; repeats too (services/points/donations/)
+            from services.points.donations.service import confirm_by_touch
             results[i] = await confirm_by_touch(session, it.tap, card_key=card_key, node=node)
             continue
         if it.tap.mode == "coupon":  # a coupon of the terminal's kind (ref), of the card's owner; repeats too
-            from services.points.coupons import redeem_by_touch
+            from services.points.coupons.service import redeem_by_touch
             results[i] = await redeem_by_touch(session, it.tap, card_key=card_key, duplicate=it.duplicate)
             continue
         if it.duplicate:
@@ -455,70 +444,63 @@ async def record_taps(
 
     if accepted:
         now = utcnow()
-        card_ids = sorted({a for *_, a in accepted})  # one lock order for concurrent batches
-        journal_rows, posting_rows, tap_rows, envelopes = [], [], [], []
+        card_ids = sorted({a for *_, a in accepted})
         # Where a card's points go: the person it is bound to, else the card's own account. A card with a binding
         # request waiting stays unbound: its tap credits the card and shows a code (typing an IDm proves nothing;
         # the code entered on the portal binds the card to the person who saw it when the card touched).
         routes, pending = await _routes(session, card_ids, now)
         displays, bound_meanwhile = await _pending_codes(session, pending, accepted, now)
         routes.update(bound_meanwhile)
-        people = sorted({p for p in routes.values()})
-        deltas = dict.fromkeys(card_ids + people, 0)
-        credited: list[tuple[int, Tap, int, str]] = []
-        for i, tap, pts, card in accepted:
-            account = routes.get(card, card)
-            credited.append((i, tap, pts, account))
-            jid = new_id()
-            journal_rows.append(
-                {"id": jid, "idempotency_key": tap.key, "kind": "tap", "payload_hash": payload_hash(tap), "created_at": now,
-                 "reverses": None, "actor": f"terminal:{tap.terminal_id}", "memo": ""}
-            )
-            if pts:
-                posting_rows.append({"journal_id": jid, "account_id": ISSUANCE, "asset": ASSET_POINTS, "amount": -pts})
-                posting_rows.append({"journal_id": jid, "account_id": account, "asset": ASSET_POINTS, "amount": pts})
-                deltas[account] += pts
-            tap_rows.append({
-                "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": card,
-                "event_code": tap.event, "role": tap.role, "points": pts,
-                "tapped_at": tap.tapped_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
-                "recorded_at": now, "journal_id": jid,
-            })
-            recorded = TapRecorded(
-                key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
-                points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at,
-            )
-            envelopes.append(
-                Envelope(type="TapRecorded", node=node, service=SERVICE, time=now, data=recorded.model_dump(mode="json"))
-            )
-        # Everything in one write (one round trip on PostgreSQL): accounts for cards and people not seen before
-        # (the issuance account comes with the schema, migration 0002), the journal, its postings,
-        # the taps, the running balances (the issuance account keeps none, see system_balance; the CHECK refuses a
-        # card or person below 0), and the events. The balances come back as they are after this batch.
-        balance_upsert = db.Rows(
-            balances,
-            [{"account_id": a, "asset": ASSET_POINTS, "balance": d, "may_go_negative": False} for a, d in deltas.items()],
-            conflict=lambda ins: ins.on_conflict_do_update(
-                index_elements=["account_id", "asset"], set_={"balance": balances.c.balance + ins.excluded.balance}
-            ),
-            returning=(balances.c.account_id, balances.c.balance),
-        )
-        new_accounts = [{"id": a, "kind": "card", "may_go_negative": False, "created_at": now} for a in card_ids]
-        new_accounts += [{"id": p, "kind": "person", "may_go_negative": False, "created_at": now} for p in people]
-        after = await db.write_rows(session, [
-            db.Rows(accounts, new_accounts, conflict=lambda ins: ins.on_conflict_do_nothing(index_elements=["id"])),
-            db.Rows(journal, journal_rows),
-            db.Rows(postings, posting_rows),
-            db.Rows(taps, tap_rows),
-            balance_upsert,
-            outbox_rows(bus, envelopes),
-        ])
+        # One journal entry per tap, through the ledger's one writer: issuance → the credited account, or, for a
+        # tap worth 0 points, the entry alone. Its hash is the tap's (a repeat under the same id that says
+        # something else is a conflict, see the duplicates below).
+        credited = [(i, tap, pts, routes.get(card, card), card) for i, tap, pts, card in accepted]
+        entries = [ledger.Entry(
+            key=tap.key, kind="tap", actor=f"terminal:{tap.terminal_id}", digest=payload_hash(tap),
+            legs=(ledger.Leg(ISSUANCE, ASSET_POINTS, -pts), ledger.Leg(account, ASSET_POINTS, pts)) if pts else (),
+        ) for _, tap, pts, account, _ in credited]
+
+        def tap_rows(posted: list[ledger.PostResult]) -> list[db.Rows]:
+            """The taps as recorded, each naming its journal entry, and their TapRecorded events: written in the
+            ledger's statement (one round trip on PostgreSQL)."""
+            rows, envelopes = [], []
+            for (_, tap, pts, _, card), r in zip(credited, posted, strict=True):
+                if not isinstance(r, ledger.Posted) or r.status != "posted":
+                    continue  # left without an outcome: reported below
+                rows.append({
+                    "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": card,
+                    "event_code": tap.event, "role": tap.role, "points": pts,
+                    "tapped_at": tap.tapped_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
+                    "recorded_at": now, "journal_id": r.journal_id,
+                })
+                recorded = TapRecorded(
+                    key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
+                    points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at,
+                )
+                envelopes.append(Envelope(type="TapRecorded", node=node, service=SERVICE, time=now,
+                                          data=recorded.model_dump(mode="json")))
+            return [db.Rows(taps, rows), outbox_rows(bus, envelopes)]
+
+        # A tap's row names its card's account: every card of the batch is opened if new, and every person credited,
+        # whether or not the tap earned anything (the ledger opens the accounts its legs name).
+        people = sorted(set(routes.values()))
+        batch = await ledger.post_batch(session, entries, node=node, announce=False, now=now, empty_ok=True,
+                                        open_accounts=card_ids + people, also=tap_rows,
+                                        keys_are_new=True)
         # Each tap's outcome carries the credited balance just after it: walk back from the balance after the batch.
-        running = {r.account_id: r.balance for r in after}
-        for i, tap, pts, account in reversed(credited):
-            results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts, balance=running[account],
-                                    display=displays.get(i, ""))
-            running[account] -= pts
+        running = {a: b for (a, asset), b in batch.balances.items() if asset == ASSET_POINTS}
+        missing = sorted({a for _, _, _, a, _ in credited} - running.keys())
+        running.update(await balances_of(session, missing) if missing else {})
+        for (i, tap, pts, account, _), r in reversed(list(zip(credited, batch.results, strict=True))):
+            if isinstance(r, errors.ServiceError):
+                results[i] = r
+                continue
+            if r.status != "posted":  # twice in one batch (the inbox marks the second a duplicate first)
+                results[i] = errors.Conflict(f"tap id {tap.tap_id!r} was already used for another entry")
+                continue
+            results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts,
+                                    balance=running.get(account, 0), display=displays.get(i, ""))
+            running[account] = running.get(account, 0) - pts
 
     dups = [(i, it.tap) for i, it in enumerate(items) if it.duplicate and results[i] is None]
     if dups:

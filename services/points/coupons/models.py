@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, String, Table
 
-from services.points.models import metadata
+from services.points.tables import metadata
 
 TS = DateTime(timezone=True)
 

@@ -5,7 +5,7 @@
   finishes a course once; a repeat answers duplicate and posts nothing.
 - Staff name the person by global handle (or this node's handle, or the identity user id). Ledger accounts are
   person:<identity user id>; this service learns which id a handle is only from an Actor the gateway authenticated
-  (the node's people directory, `services/points/people.py`: fed by identity's events, and refreshed whenever the
+  (the node's people directory, `services/points/people/`: fed by identity's events, and refreshed whenever the
   person opens their credits page). A completion for someone not seen
   here yet waits (pending) and is credited the first time they open マイ単位. No handle is ever taken from a form
   as proof of who someone is.
@@ -13,47 +13,43 @@
   it is granted once and a certificate issued: a compact JWS signed with Ed25519 (EdDSA), its public key in the
   JWKS (`certificates.jwks`, published by the gateway at /certificates/jwks.json). Staff may revoke it.
 
-Domain code and the endpoint registration (`add_course_endpoints`); transactions are owned by the endpoints.
+Domain code; the endpoints (courses/handlers.py) own the transactions, through services/points/tx.py.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from joserfc.jwk import OKPKey
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import ledger
-from services.points import people as directory
-from services.points.documents import certificate
-from services.points.documents.certificate import check_signature, sign
-from services.points.documents.certificate import claims_of as _claims_of
-from services.points.models import bus
-from services.points.models_courses import (
+from services.points.courses.models import (
     certificate_keys,
     certificates,
     certifications,
     course_completions,
     courses,
 )
-from services.points.models_notebook import people
+from services.points.documents import certificate
+from services.points.documents.certificate import check_signature, sign
+from services.points.documents.certificate import claims_of as _claims_of
+from services.points.ledger import service as ledger
+from services.points.people import service as directory
+from services.points.people.models import people
+from services.points.tables import bus
 from towntip.kernel import db, errors
-from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
 from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
 
 SERVICE = "points"
-ISSUANCE = "system:issuance"
-JST = ZoneInfo("Asia/Tokyo")
 
 
 def _staff(actor: Actor) -> None:
@@ -198,7 +194,7 @@ async def _credit(session: AsyncSession, completion_id: str, person_id: str, nod
     key = f"course:{row.course_code}:{person_id}"
     entry = ledger.Entry(key=key, kind="course_credit", actor=row.recorded_by[:100],
                          memo=f"course {row.course_code}"[:200],
-                         legs=(ledger.Leg(ISSUANCE, c.ASSET_CREDIT, -row.credits),
+                         legs=(ledger.Leg(ledger.ISSUANCE, c.ASSET_CREDIT, -row.credits),
                                ledger.Leg(f"person:{person_id}", c.ASSET_CREDIT, row.credits)))
     result = (await ledger.post_entries(session, [entry], node=node))[0]
     if isinstance(result, errors.ServiceError):
@@ -405,81 +401,3 @@ async def revoke(session: AsyncSession, data: c.RevokeIn, node: str) -> c.Certif
         certificate_id=data.id, certification=row.certification_code, revoked_at=now).model_dump(mode="json"))])
     row = (await session.execute(select(certificates).where(certificates.c.id == data.id))).one()
     return _certificate_out(row, with_token=False, staff=True)
-
-
-# ---- endpoints ---------------------------------------------------------------------------------------------------
-
-
-def add_course_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str,
-                         on_commit: Callable[[], None]) -> None:
-    """svc.<node>.points.courses.*, certifications.*, certificates.* (contracts: towntip.kernel.contracts.courses)."""
-
-    async def write(fn: Callable[[AsyncSession], Any]) -> Any:
-        from services.points.handlers import _retrying  # one ledger transaction at a time, retried on a clash
-
-        try:
-            out = await _retrying(sessions, fn)
-        except IntegrityError:
-            raise errors.Conflict("changed by someone else at the same moment: try again") from None
-        on_commit()
-        return out
-
-    @eps.add(c.EP_COURSE_PUT, c.CourseIn)
-    async def course_put(q: c.CourseIn) -> c.Course:
-        return await write(lambda s: put_course(s, q, node))
-
-    @eps.add(c.EP_COURSE_LIST)
-    async def course_list(_: None) -> c.CourseList:
-        async with sessions() as s:
-            return c.CourseList(courses=await list_courses(s))
-
-    @eps.add(c.EP_COURSE_GET, c.CodeQuery)
-    async def course_get(q: c.CodeQuery) -> c.Course:
-        async with sessions() as s:
-            return await get_course(s, q.code)
-
-    @eps.add(c.EP_COURSE_COMPLETE, c.CompletionIn)
-    async def course_complete(q: c.CompletionIn) -> c.CompletionOut:
-        return await write(lambda s: complete(s, q, node))
-
-    @eps.add(c.EP_COURSE_COMPLETIONS, c.CompletionsQuery)
-    async def course_completions_(q: c.CompletionsQuery) -> c.CompletionList:
-        async with sessions() as s:
-            return c.CompletionList(completions=await list_completions(s, q))
-
-    @eps.add(c.EP_COURSE_MINE, c.MineQuery)
-    async def course_mine(q: c.MineQuery) -> c.MyCredits:
-        return await write(lambda s: mine(s, q.actor, node))
-
-    @eps.add(c.EP_CERTIFICATION_PUT, c.CertificationIn)
-    async def certification_put(q: c.CertificationIn) -> c.Certification:
-        return await write(lambda s: put_certification(s, q, node))
-
-    @eps.add(c.EP_CERTIFICATION_LIST)
-    async def certification_list(_: None) -> c.CertificationList:
-        async with sessions() as s:
-            return c.CertificationList(certifications=await list_certifications(s))
-
-    @eps.add(c.EP_CERTIFICATE_GET, c.CertificateQuery)
-    async def certificate_get(q: c.CertificateQuery) -> c.CertificateView:
-        async with sessions() as s:
-            return await get_certificate(s, q)
-
-    @eps.add(c.EP_CERTIFICATE_VERIFY, c.VerifyIn)
-    async def certificate_verify(q: c.VerifyIn) -> c.Verification:
-        async with sessions() as s:
-            return await verify(s, q.token)
-
-    @eps.add(c.EP_CERTIFICATE_JWKS)
-    async def certificate_jwks(_: None) -> c.JWKS:
-        async with sessions() as s:
-            return await jwks(s)
-
-    @eps.add(c.EP_CERTIFICATE_LIST, c.CertificateListQuery)
-    async def certificate_list(q: c.CertificateListQuery) -> c.CertificateList:
-        async with sessions() as s:
-            return c.CertificateList(certificates=await list_certificates(s, q.actor))
-
-    @eps.add(c.EP_CERTIFICATE_REVOKE, c.RevokeIn)
-    async def certificate_revoke(q: c.RevokeIn) -> c.CertificateView:
-        return await write(lambda s: revoke(s, q, node))

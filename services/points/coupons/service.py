@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import ledger
-from services.points.models import assets, balances
-from services.points.models_coupons import coupon_types, coupons
+from services.points.coupons.models import coupon_types, coupons
+from services.points.ledger import service as ledger
+from services.points.ledger.models import assets, balances
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import coupons as cc
@@ -29,7 +29,6 @@ from towntip.kernel.db import aware as _aware
 
 CURRENCY = "local-currency"
 REDEMPTION = "system:redemption"
-ISSUANCE = "system:issuance"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # base32 without 0/O and 1/I
 
 
@@ -75,7 +74,7 @@ async def award_currency(session: AsyncSession, *, q: cc.CurrencyAwardIn, node: 
     _staff(q.actor)
     [r] = await ledger.post_entries(session, [ledger.Entry(
         key=f"currency:{q.key}", kind="currency_award", actor=f"staff:{q.actor.user_id}", memo=q.memo,
-        legs=(ledger.Leg(ISSUANCE, CURRENCY, -q.amount), ledger.Leg(person_account(q.person), CURRENCY, q.amount)),
+        legs=(ledger.Leg(ledger.ISSUANCE, CURRENCY, -q.amount), ledger.Leg(person_account(q.person), CURRENCY, q.amount)),
     )], node=node)
     if isinstance(r, errors.ServiceError):
         raise r
@@ -199,8 +198,8 @@ async def redeem_by_touch(session: AsyncSession, tap: Any, *, card_key: bytes, d
     """A touch at a terminal in coupon mode (on the bus, at the hall's door): the card's owner uses their coupon of
     the terminal's kind (`tap.ref`, e.g. `city-bus`) that expires first. The touch's key marks the coupon, so the
     same touch heard twice answers duplicate and uses nothing more."""
-    from services.points.models import card_bindings
-    from services.points.service import card_account_id
+    from services.points.taps.models import card_bindings
+    from services.points.taps.service import card_account_id
     from towntip.kernel.contracts.points import TapOutcome
 
     by = tap.key

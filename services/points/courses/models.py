@@ -1,5 +1,5 @@
 """Tables of certified courses, credits and certifications (migration 0007_courses), on the points service's own
-`metadata` (services/points/models.py), so they live in the same database or schema as the ledger."""
+`metadata` (services/points/tables.py), so they live in the same database or schema as the ledger."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from services.points.models import metadata
+from services.points.tables import metadata
 
 # A certified course (認定講座): finishing it grants its credits (単位, the ledger's `credit` asset) once per person.
 courses = Table(

@@ -2,7 +2,7 @@
 the people who took part (the seed's table: イベント名 / ポイント / 人数), totals per month, per district and per field
 (「地域全体や地区毎の状況を可視化」), each exportable as CSV (UTF-8 with BOM).
 
-Counted from the same facts as the notebook (services/points/notebook.py): taps at events and confirmed donations.
+Counted from the same facts as the notebook (services/points/notebook/service.py): taps at events and confirmed donations.
 "People" are distinct holders: a person with all their cards, or a card bound to nobody. A holder's district comes from
 the people directory; cards bound to nobody and people the directory cannot place count under '' (地区不明).
 """
@@ -13,19 +13,17 @@ import base64
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points import notebook as nbk
-from services.points.models import events
-from services.points.models_notebook import people
+from services.points.notebook import service as nbk
+from services.points.people.models import people
+from services.points.taps.models import events
 from towntip.kernel import categories
-from towntip.kernel.bus.endpoints import Endpoints
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import notebook as c
 
-JST = ZoneInfo("Asia/Tokyo")
 UNKNOWN = {"ja": "（地区不明）", "en": "(district not known)"}
 NO_FIELD = ("（分野未設定）", "(no field set)")
 
@@ -128,17 +126,3 @@ def export(fig: c.Figures, q: c.FiguresExportIn) -> c.Export:
     stamp = datetime.now(JST).date().isoformat()
     return c.Export(filename=f"figures-{q.table}-{stamp}.csv", content_type="text/csv; charset=utf-8",
                     base64=base64.b64encode(nbk.to_csv(head, rows)).decode())
-
-
-def add_endpoints(eps: Endpoints, *, sessions: async_sessionmaker[AsyncSession], node: str) -> None:
-    @eps.add(c.EP_FIGURES, c.FiguresQuery)
-    async def figures(q: c.FiguresQuery) -> c.Figures:
-        nbk.staff_only(q.actor)
-        async with sessions() as s:
-            return await summary(s)
-
-    @eps.add(c.EP_FIGURES_EXPORT, c.FiguresExportIn)
-    async def figures_export(q: c.FiguresExportIn) -> c.Export:
-        nbk.staff_only(q.actor)
-        async with sessions() as s:
-            return export(await summary(s), q)

@@ -17,18 +17,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pydantic import ValidationError
-from sqlalchemy import and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points.models import terminals
-from towntip.kernel import db, errors
+from services.points.terminals import service
+from services.points.terminals.service import Note, utc
+from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome
 from towntip.kernel.bus.endpoints import Endpoints
@@ -38,32 +37,6 @@ log = logging.getLogger(__name__)
 
 MAX_HEARTBEAT_BYTES = 2048
 QUEUE_GROUP = "points-heartbeats"
-ONLINE_FACTOR = 2  # online = heard from within ONLINE_FACTOR x the terminal's heartbeat interval
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-@dataclass
-class _Note:
-    """What this instance heard of one terminal since the last flush."""
-
-    last_seen_at: datetime
-    last_tap_at: datetime | None = None
-    heartbeat: contract.Heartbeat | None = None
-    heartbeat_at: datetime | None = None
-    tap_mode: str = "checkin"
-    tap_event: str | None = None
-
-    def seen(self, at: datetime) -> None:
-        self.last_seen_at = max(self.last_seen_at, at)
-
-    def tapped(self, at: datetime | None) -> None:
-        if at is not None and (self.last_tap_at is None or at > self.last_tap_at):
-            self.last_tap_at = at
 
 
 class TerminalTracker:
@@ -79,30 +52,30 @@ class TerminalTracker:
         self.node = node
         self.clock = clock
         self.flush_every = flush_every
-        self._notes: dict[str, _Note] = {}
+        self._notes: dict[str, Note] = {}
         self._lock = asyncio.Lock()
         self._sub: Any = None
         self.ignored = 0  # heartbeats refused (unreadable, or speaking for another terminal)
 
     # --- what arrives --------------------------------------------------------------------------------------
-    def _note(self, terminal_id: str, at: datetime) -> _Note:
+    def _note(self, terminal_id: str, at: datetime) -> Note:
         note = self._notes.get(terminal_id)
         if note is None:
-            note = self._notes[terminal_id] = _Note(last_seen_at=at)
+            note = self._notes[terminal_id] = Note(last_seen_at=at)
         else:
             note.seen(at)
         return note
 
     def note_tap(self, tap: contract.Tap) -> None:
-        note = self._note(tap.terminal_id, _utc(self.clock()))  # type: ignore[arg-type]
-        note.tapped(_utc(tap.tapped_at))
+        note = self._note(tap.terminal_id, utc(self.clock()))  # type: ignore[arg-type]
+        note.tapped(utc(tap.tapped_at))
         note.tap_mode, note.tap_event = tap.mode, tap.event
 
     def note_heartbeat(self, hb: contract.Heartbeat) -> None:
-        at = _utc(self.clock())
+        at = utc(self.clock())
         note = self._note(hb.terminal_id, at)  # type: ignore[arg-type]
         note.heartbeat, note.heartbeat_at = hb, at
-        note.tapped(_utc(hb.last_tap_at))
+        note.tapped(utc(hb.last_tap_at))
 
     async def on_heartbeat(self, msg: Msg) -> None:
         """The core NATS callback for edge.<node>.*.heartbeat."""
@@ -135,10 +108,10 @@ class TerminalTracker:
             notes, self._notes = self._notes, {}
             if not notes:
                 return 0
-            rows = [self._row(tid, n) for tid, n in sorted(notes.items())]
+            rows = [service.row_of(tid, n) for tid, n in sorted(notes.items())]
             try:
                 async with self.sessions() as session, session.begin():
-                    await session.execute(self._upsert(session), rows)
+                    await service.merge_rows(session, rows)
             except Exception:
                 for tid, n in notes.items():  # keep them for the next round, merged with anything newer
                     mine = self._notes.get(tid)
@@ -151,45 +124,6 @@ class TerminalTracker:
                             mine.heartbeat, mine.heartbeat_at = n.heartbeat, n.heartbeat_at
                 raise
             return len(rows)
-
-    @staticmethod
-    def _row(terminal_id: str, n: _Note) -> dict[str, Any]:
-        hb = n.heartbeat
-        return {
-            "terminal_id": terminal_id,
-            "last_seen_at": n.last_seen_at,
-            "mode": hb.mode if hb else n.tap_mode,
-            "event": hb.event if hb else n.tap_event,
-            "queue": hb.queue if hb else 0,
-            "unsettled": hb.unsettled if hb else 0,
-            "last_tap_at": n.last_tap_at,
-            "version": hb.version if hb else "",
-            "interval_s": hb.interval if hb else 30,
-            "heartbeat_at": n.heartbeat_at,
-        }
-
-    @staticmethod
-    def _upsert(session: AsyncSession) -> Any:
-        t = terminals.c
-        ins = db.insert_on_conflict(session, terminals)
-        x = ins.excluded
-        # The row's heartbeat fields change when this note holds a newer heartbeat, or when neither ever had one
-        # (a terminal known by its taps only: the latest tap's mode).
-        newer = or_(
-            and_(x.heartbeat_at.is_not(None), or_(t.heartbeat_at.is_(None), x.heartbeat_at > t.heartbeat_at)),
-            and_(x.heartbeat_at.is_(None), t.heartbeat_at.is_(None)),
-        )
-        keep_hb = {name: case((newer, getattr(x, name)), else_=getattr(t, name))
-                   for name in ("mode", "event", "queue", "unsettled", "version", "interval_s")}
-        return ins.on_conflict_do_update(index_elements=["terminal_id"], set_={
-            "last_seen_at": case((x.last_seen_at > t.last_seen_at, x.last_seen_at), else_=t.last_seen_at),
-            "last_tap_at": case(
-                (x.last_tap_at.is_(None), t.last_tap_at),
-                (or_(t.last_tap_at.is_(None), x.last_tap_at > t.last_tap_at), x.last_tap_at),
-                else_=t.last_tap_at),
-            "heartbeat_at": case((newer, x.heartbeat_at), else_=t.heartbeat_at),
-            **keep_hb,
-        })
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush every `flush_every` seconds until stop is set (then once more)."""
@@ -207,21 +141,10 @@ class TerminalTracker:
     # --- reading -------------------------------------------------------------------------------------------
     async def list(self) -> contract.TerminalList:
         await self.flush()
-        now = _utc(self.clock())
+        now = utc(self.clock())
         assert now is not None
         async with self.sessions() as session:
-            rows = (await session.execute(select(terminals).order_by(terminals.c.terminal_id))).all()
-        out = []
-        for r in rows:
-            seen = _utc(r.last_seen_at)
-            assert seen is not None
-            out.append(contract.TerminalStatus(
-                terminal_id=r.terminal_id,
-                online=now - seen <= timedelta(seconds=ONLINE_FACTOR * r.interval_s),
-                last_seen_at=seen, mode=r.mode, event=r.event, queue=r.queue, unsettled=r.unsettled,
-                last_tap_at=_utc(r.last_tap_at), version=r.version, interval=r.interval_s,
-                heartbeat_at=_utc(r.heartbeat_at),
-            ))
+            out = await service.statuses(session, now)
         return contract.TerminalList(checked_at=now, terminals=out)
 
     def add_endpoints(self, eps: Endpoints) -> Endpoints:

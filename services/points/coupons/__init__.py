@@ -1,0 +1,1 @@
+"""The wallet, local currency and coupons bought with it."""

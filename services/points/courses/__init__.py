@@ -1,0 +1,1 @@
+"""Courses, credits (単位), certifications and signed certificates."""

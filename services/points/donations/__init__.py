@@ -1,0 +1,1 @@
+"""Donations (寄附) to certified projects, their confirmation and receipts."""

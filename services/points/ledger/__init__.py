@@ -1,0 +1,1 @@
+"""The ledger: double-entry journal and postings, balances, asset rules (expiry, demurrage), operator endpoints."""

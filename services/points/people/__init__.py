@@ -1,0 +1,1 @@
+"""The people directory, kept from the identity service's events."""

@@ -1,0 +1,1 @@
+"""Card terminals as the node hears them: heartbeats, taps' arrival, status."""
