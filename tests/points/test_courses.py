@@ -15,7 +15,7 @@ import nats
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.points.courses.service import b64u, b64u_decode, sign
+from services.points.documents.certificate import b64u, b64u_decode, sign
 from tests.support.bus import call
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
