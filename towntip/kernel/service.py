@@ -33,7 +33,7 @@ class ServiceProcess:
         self.stop_event = asyncio.Event()
         self.nc: NATS | None = None
         self.micro: Service | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def open(self, migrations: Path) -> JetStreamContext:
         """The database, migrated to head, and the NATS connection (reconnecting for ever). Its inboxes (request
