@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, event, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,6 +73,10 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+@overload
+def aware(t: datetime) -> datetime: ...
+@overload
+def aware(t: None) -> None: ...
 def aware(t: datetime | None) -> datetime | None:
     """A time read from a service's database, with its zone: SQLite hands back naive datetimes for timezone-aware
     columns, and every service writes UTC there."""

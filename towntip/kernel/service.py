@@ -50,6 +50,13 @@ class ServiceProcess:
         )
         return self.nc.jetstream()
 
+    @property
+    def connection(self) -> NATS:
+        """The NATS connection `open()` made (for the consumers and endpoints `start()` sets up after it)."""
+        if self.nc is None:
+            raise RuntimeError(f"{self.service}: open() first")
+        return self.nc
+
     async def close_extra(self) -> None:
         """What a service opened besides its database and NATS (HTTP clients...), closed after NATS."""
 
