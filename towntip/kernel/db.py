@@ -127,7 +127,7 @@ class Rows:
     returning: tuple[Any, ...] = field(default=())
 
 
-async def write_rows(session: AsyncSession, writes: Sequence[Rows]) -> list[Row[Any]]:
+async def write_rows(session: AsyncSession, writes: Sequence[Rows]) -> list[Row[*tuple[Any, ...]]]:
     """Insert rows into several tables in the caller's transaction; returns what the one `returning` write asked for.
 
     PostgreSQL: ONE statement and one round trip for all of them. Each table's rows travel as one array per column,
@@ -143,7 +143,7 @@ async def write_rows(session: AsyncSession, writes: Sequence[Rows]) -> list[Row[
     if sum(1 for w in writes if w.returning) > 1:
         raise ValueError("at most one write may ask for returning")
     if dialect_of(session) != "postgresql":
-        result: list[Row[Any]] = []
+        result: list[Row[*tuple[Any, ...]]] = []
         for w in writes:
             stmt = sqlite.insert(w.table)
             if w.conflict is not None:
