@@ -53,7 +53,7 @@ def _verify(token: str, keys: KeySet) -> dict[str, Any]:
     return claims
 
 
-def _imported(jwks: dict[str, Any]) -> KeySet:
+def import_jwks(jwks: dict[str, Any]) -> KeySet:
     """A key set from JSON read off the wire: joserfc checks its keys when it imports them, so the JSON object is
     taken as its `KeySetSerialization` here."""
     return KeySet.import_key_set(cast(KeySetSerialization, jwks))
@@ -62,7 +62,7 @@ def _imported(jwks: dict[str, Any]) -> KeySet:
 def verify_statement(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
     """A statement's claims once it verifies with one of `jwks` (and its typ, exp and iat hold); else TrustError."""
     try:
-        keys = _imported(jwks)
+        keys = import_jwks(jwks)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise TrustError(f"not a usable key set: {exc.__class__.__name__}") from None
     return _verify(token, keys)
@@ -138,10 +138,10 @@ class TrustResolver:
         f = await self._get(self.anchor + "/federation/fetch", sub=entity_id)
         if f.status_code != 200:
             raise TrustError(f"the trust anchor does not vouch for {entity_id} ({f.status_code})")
-        statement = _verify(f.text.strip(), _imported(self.anchor_jwks))
+        statement = _verify(f.text.strip(), import_jwks(self.anchor_jwks))
         if statement.get("iss") != self.anchor or statement.get("sub") != entity_id:
             raise TrustError("the anchor's statement is about someone else")
-        own = _verify(own_token, _imported(statement.get("jwks") or {"keys": []}))
+        own = _verify(own_token, import_jwks(statement.get("jwks") or {"keys": []}))
         if own.get("iss") != entity_id or own.get("sub") != entity_id:
             raise TrustError("the entity configuration names another entity")
         meta = own.get("metadata") or {}
