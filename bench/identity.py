@@ -260,7 +260,7 @@ def bench_argon2(seconds: float, threads: int) -> dict[str, Any]:
     process, on 1 and on `threads` threads; argon2-cffi's rate for the same string on 1 thread beside it."""
     password = "correct horse battery staple"
     stored = hash_sync(password)
-    cffi = PasswordHasher(**ARGON2_PARAMS)  # type: ignore[arg-type]  # PARAMS mixes ints and a Type: a dict[str, object] to mypy
+    cffi = PasswordHasher(**ARGON2_PARAMS)
 
     def spin(deadline: float, verify: Callable[[str, str], Any] = verify_sync) -> int:
         n = 0

@@ -39,7 +39,7 @@ async def check(nc: NATS | None, node: str, expected: list[str]) -> dict[str, An
     """The health report: {"status": "ok"|"down", "node", "nats", "services", "down", ["processes"]}."""
     started = time.monotonic()
     connected = nc is not None and nc.is_connected
-    if connected:
+    if nc is not None and connected:
         pings, status = await asyncio.gather(ping_services(nc, expected, node), node_status(nc, node))
     else:
         pings, status = {name: [] for name in expected}, None

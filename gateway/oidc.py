@@ -58,7 +58,7 @@ async def _ask(request: Request, endpoint: c.OidcEndpoint, own_headers: dict[str
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     url = settings.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     oidc_request = c.OidcRequest(
-        endpoint=endpoint, method=request.method, url=url,  # type: ignore[arg-type]
+        endpoint=endpoint, method=request.method, url=url,
         headers={**{k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS},
                  **(own_headers or {})},
         form=form, session_token=session_token(request),

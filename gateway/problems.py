@@ -122,7 +122,7 @@ def allowed_methods(request: Request) -> str:
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else None
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if detail == phrase(exc.status_code):
         detail = None
     headers = dict(exc.headers or {})

@@ -170,7 +170,7 @@ async def person_summary(request: Request) -> JSONResponse:
 
 async def _ask(client: httpx.AsyncClient, query: ic.RegionQuery, handle: str, within: float) -> RegionView:
     def view(state: str, reason: str = "", summary: RegionSummary | None = None) -> RegionView:
-        return RegionView(node=query.node, url=query.url, state=state, checked_at=utcnow(),  # type: ignore[arg-type]
+        return RegionView(node=query.node, url=query.url, state=state, checked_at=utcnow(),
                           summary=summary, reason=reason[:300])
 
     try:
@@ -201,9 +201,9 @@ async def home_regions(request: Request, plan_in: ic.RegionsPlanIn) -> MyRegions
     client = http(request)
     wait = request.app.state.settings.regions_wait
     within = max(wait * 3 / 8, wait - (time.monotonic() - started))  # the plan's time counts too
-    here, *others = await asyncio.gather(
+    here, others = await asyncio.gather(
         local_summary(request, user_id=plan.user_id, global_handle=plan.global_handle),
-        *(_ask(client, q, plan.global_handle, within) for q in plan.queries))
+        asyncio.gather(*(_ask(client, q, plan.global_handle, within) for q in plan.queries)))
     removed = [RegionView(node=r.node, url=r.url, state=state, checked_at=utcnow(), reason=r.reason[:300])
                for state, regions in (("removed", plan.removed), ("unreachable", plan.unreachable)) for r in regions]
     return MyRegions(global_handle=plan.global_handle, home_node=plan.home_node,
@@ -262,7 +262,7 @@ async def away_regions(request: Request, user: ic.User, session_token: str) -> l
 
 def _home_view(node: str, url: str, state: str, reason: str) -> list[RegionView]:
     """The home region when it could not give the list: unreachable, or refused with the reason."""
-    return [RegionView(node=node, url=url, state=state, checked_at=utcnow(), home=True,  # type: ignore[arg-type]
+    return [RegionView(node=node, url=url, state=state, checked_at=utcnow(), home=True,
                        reason=reason[:300])]
 
 

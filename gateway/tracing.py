@@ -53,7 +53,9 @@ class TraceMiddleware:
             span.set_status(trace.StatusCode.ERROR)
             raise
         finally:
-            template = self.templates.get(scope.get("endpoint")) or getattr(scope.get("route"), "path", None)
+            endpoint = scope.get("endpoint")
+            template = ((self.templates.get(endpoint) if endpoint is not None else None)
+                        or getattr(scope.get("route"), "path", None))
             if template:
                 span.set_attribute("http.route", template)
                 span.update_name(f"HTTP {method} {template}")

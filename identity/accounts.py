@@ -94,8 +94,9 @@ async def create_user(
         raise c.ACCOUNT_HANDLE_TAKEN(f"the handle {handle!r} is taken / このハンドルは使われています")
     if await _user_by(session, email=email):
         raise c.ACCOUNT_EMAIL_TAKEN("an account with this e-mail exists / このメールアドレスのアカウントがあります")
+    user_id = new_id()
     row = {
-        "id": new_id(), "handle": handle, "display_name": display_name, "email": email,
+        "id": user_id, "handle": handle, "display_name": display_name, "email": email,
         "email_verified": email_verified, "password_hash": await passwords.hash_password(password),
         "nickname": "", "district": "", "interests": [], "lang": lang, "failed_logins": 0, "locked_until": None,
         "password_changed_at": now, "created_at": now, "updated_at": now,
@@ -105,7 +106,7 @@ async def create_user(
             await session.execute(users.insert().values(**row))
     except IntegrityError:  # a concurrent registration won the race for the handle or the address
         raise c.ACCOUNT_HANDLE_OR_EMAIL_TAKEN("the handle or e-mail was just taken / ハンドルかメールが使われました") from None
-    user = to_user(await _user_by(session, id=row["id"]), node)
+    user = to_user(await _user_by(session, id=user_id), node)
     await announce(session, bus, c.UserRegistered.of(user), node=node)
     return user
 

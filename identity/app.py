@@ -84,7 +84,7 @@ class IdentityService(ServiceProcess):
                 select(users.c.home_node).where(users.c.home_node.is_not(None)).distinct())).scalars())
         await ensure_peer_sources(js, self.node, peers, SERVICE)
         self.peer_profiles = IdempotentConsumer(
-            nc=self.nc, js=js, sessions=self.sessions, tables=bus,
+            nc=self.connection, js=js, sessions=self.sessions, tables=bus,
             spec=ConsumerSpec(stream=subjects.fed_stream(self.node), durable="identity-peer-profiles",
                               filter_subject="evt.*.identity.>", service=SERVICE, node=self.node, batch=64),
             handler=PeerProfileHandler(self.node),
@@ -106,7 +106,7 @@ class IdentityService(ServiceProcess):
             asyncio.create_task(self.peer_profiles.run(self.stop_event), name="identity-peer-profiles"),
         ]
         self.micro = await start_service(
-            self.nc, node=self.node, service=SERVICE, version=VERSION,
+            self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, links=Links(base), oidc=self.oidc,
                                       federated=federated, regions=regions, on_commit=committed),
             description="accounts, login sessions and the OpenID Connect provider of this node",

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.accounts import aware, digest, new_secret
 from identity.models import oauth_clients, oauth_codes, oauth_refresh_tokens
+from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as c
 
@@ -49,5 +50,5 @@ async def remove_client(session: AsyncSession, *, client_id: str) -> None:
     for table in (oauth_codes, oauth_refresh_tokens):
         await session.execute(delete(table).where(table.c.client_id == client_id))
     result = await session.execute(delete(oauth_clients).where(oauth_clients.c.client_id == client_id))
-    if not result.rowcount:
+    if not db.rowcount(result):
         raise c.CLIENT_NOT_FOUND(f"no client {client_id!r}")

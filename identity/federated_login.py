@@ -22,7 +22,6 @@ import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +31,7 @@ from identity.models import federated_logins, users
 from identity.regions import keep_home_tokens
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import identity as c
+from towntip.kernel.trust import import_jwks
 
 PENDING_TTL = timedelta(minutes=10)
 
@@ -138,7 +138,7 @@ class FederatedLogins:
             raise c.FEDERATED_ID_TOKEN_INVALID("the home node's federation configuration publishes no provider keys "
                                       "(metadata.openid_provider.jwks; an older version: it must upgrade)")
         try:
-            decoded = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256"])
+            decoded = jwt.decode(token, import_jwks(jwks), algorithms=["RS256"])
         except (JoseError, ValueError) as exc:
             raise c.FEDERATED_ID_TOKEN_INVALID(f"the ID token does not verify with the home node's vouched keys: "
                                       f"{exc.__class__.__name__}") from None

@@ -35,8 +35,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, RSAKey
-from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.accounts import aware
 from identity.models import signing_keys
@@ -79,7 +79,7 @@ def _new_key(alg: str) -> tuple[str, str, dict[str, Any]]:
     return kid, pem, {**key.as_dict(private=False), "kid": kid, "use": "sig", "alg": alg}
 
 
-async def _insert_new(session: AsyncSession, alg: str = ALG, purpose: str = PROVIDER) -> str:
+async def _insert_new(session: AsyncSession | AsyncConnection, alg: str = ALG, purpose: str = PROVIDER) -> str:
     kid, pem, jwk = _new_key(alg)
     await session.execute(signing_keys.insert().values(
         kid=kid, alg=alg, private_pem=pem, public_jwk=jwk, created_at=utcnow(), retired_at=None, purpose=purpose,
@@ -91,13 +91,13 @@ _PROVIDER = signing_keys.c.purpose == PROVIDER
 _FEDERATION = signing_keys.c.purpose == FEDERATION
 
 
-async def current_key(session: AsyncSession) -> SigningKey | None:
+async def current_key(session: AsyncSession | AsyncConnection) -> SigningKey | None:
     """The provider's signing keys, or None on a node that has made no RSA key yet (a read only)."""
     rows = (await session.execute(
         select(signing_keys.c.kid, signing_keys.c.alg, signing_keys.c.private_pem)
         .where(_PROVIDER, signing_keys.c.retired_at.is_(None)).order_by(signing_keys.c.created_at.desc())
     )).all()
-    newest = {}
+    newest: dict[str, Row[Any, Any, Any]] = {}
     for row in rows:
         newest.setdefault(row.alg, row)
     rsa_row, ec_row = newest.get(ALG), newest.get(AT_ALG)
@@ -107,7 +107,7 @@ async def current_key(session: AsyncSession) -> SigningKey | None:
                       ec_row.kid if ec_row else None, _parse(ec_row.kid, ec_row.private_pem, AT_ALG) if ec_row else None)
 
 
-async def active_key(session: AsyncSession) -> SigningKey:
+async def active_key(session: AsyncSession | AsyncConnection) -> SigningKey:
     """The provider's signing keys, made on first use (call inside a transaction)."""
     key = await current_key(session)
     if key is None or key.at_key is None:

@@ -142,10 +142,12 @@ class Client(ClientMixin):
     def get_client_id(self) -> str:
         return self.client_id
 
-    def get_default_redirect_uri(self) -> str | None:
+    # authlib's code takes None from these two (no default URI; invalid_scope) and passes a None scope on; its
+    # stubs say str
+    def get_default_redirect_uri(self) -> str | None:  # type: ignore[override]  # None: see above
         return None  # redirect_uri is required in every request (OpenID Connect Core 3.1.2.1)
 
-    def get_allowed_scope(self, scope: str) -> str | None:
+    def get_allowed_scope(self, scope: str) -> str | None:  # type: ignore[override]  # authlib passes str or None
         allowed = set(self.scope.split()) | OFFERED_TO_ALL
         asked = (scope or "").split()
         if any(s in GRANTED_ONLY and s not in allowed for s in asked):
@@ -318,17 +320,19 @@ class Store:
                     row.lang, auth_time)
 
     async def save_code(self, code: str, request: OAuth2Request) -> None:
+        client, user = _granted(request)
+        assert request.payload is not None  # authlib read the request's parameters before it made a code
         data = request.payload.data
         now = utcnow()
         async with self.sessions() as s, s.begin():
-            if request.client.node:  # a member node: the person takes part there (My Page across regions)
-                await regions.record_presence(s, user_id=request.user.id, entity_id=request.client.client_id,
-                                              node=request.client.node, now=now)
+            if client.node:  # a member node: the person takes part there (My Page across regions)
+                await regions.record_presence(s, user_id=user.id, entity_id=client.client_id,
+                                              node=client.node, now=now)
             await s.execute(oauth_codes.insert().values(
-                code_hash=digest(code), client_id=request.client.client_id, user_id=request.user.id,
+                code_hash=digest(code), client_id=client.client_id, user_id=user.id,
                 redirect_uri=request.payload.redirect_uri, scope=request.scope or "",  # as allowed
                 nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
-                code_challenge_method=data.get("code_challenge_method"), auth_time=request.user.auth_time,
+                code_challenge_method=data.get("code_challenge_method"), auth_time=user.auth_time,
                 created_at=now, expires_at=now + CODE_TTL, used_at=None,
             ))
 
@@ -387,14 +391,23 @@ class Store:
             return None
         previous: Refresh | None = getattr(request, "refresh_token", None)
         code: Code | None = getattr(request, "authorization_code", None)
+        client, user = _granted(request)
         return {
             "token_hash": digest(refresh),
             "family_id": previous.family_id if previous else new_id(),
             "code_hash": code.code_hash if code else None,
-            "client_id": request.client.client_id, "user_id": request.user.id, "scope": token.get("scope", ""),
+            "client_id": client.client_id, "user_id": user.id, "scope": token.get("scope", ""),
             "auth_time": previous.auth_time if previous else (code.auth_time if code else now),
             "issued_at": now, "expires_at": now + REFRESH_TTL, "used_at": None, "revoked_at": None,
         }
+
+
+def _granted(request: OAuth2Request) -> tuple[Client, User]:
+    """The client and the person of a request authlib has authenticated: it sets both before it saves a code or a
+    token (authlib types them as optional)."""
+    client, user = request.client, request.user
+    assert isinstance(client, Client) and isinstance(user, User), "authlib saves a grant only for a client and a user"
+    return client, user
 
 
 def _kid_of(token: str) -> str | None:
@@ -446,15 +459,18 @@ def _refresh(row: Any) -> Refresh:
 
 
 class Request(OAuth2Request):
+    headers: dict[str, str]  # always given (authlib's request may have none)
+    payload: BasicOAuth2Payload  # made here, from the query and the form
+
     def __init__(self, method: str, uri: str, headers: dict[str, str], args: dict[str, str],
                  form: dict[str, str]) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
-        self._args = args
+        self._args: dict[str, str | None] = dict(args)
         self._form = form
         self.payload = BasicOAuth2Payload({**args, **form})
 
     @property
-    def args(self) -> dict[str, str]:
+    def args(self) -> dict[str, str | None]:
         return self._args
 
     @property
@@ -498,8 +514,8 @@ class Provider(AuthorizationServer):
             def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
                 provider.bridge(provider.store.save_code(code, request))
 
-            def query_authorization_code(self, code: str, client: Client) -> Code | None:
-                return provider.bridge(provider.store.claim_code(code, client.client_id))
+            def query_authorization_code(self, code: str, client: ClientMixin) -> Code | None:
+                return provider.bridge(provider.store.claim_code(code, client.get_client_id()))
 
             def delete_authorization_code(self, authorization_code: Code) -> None:
                 pass  # claimed (marked used) atomically when it was looked up
@@ -512,7 +528,8 @@ class Provider(AuthorizationServer):
             INCLUDE_NEW_REFRESH_TOKEN = True
 
             # Only ever run by OidcService._serve_refreshes, which read beforehand what these hooks answer.
-            def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:
+            # None: not this batch's token (authlib then answers invalid_grant; its stubs say a token always)
+            def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:  # type: ignore[override]
                 pre = _refresh_prefetched()
                 pre.asked_token = True
                 return pre.refresh if pre.token_hash == digest(refresh_token) else None
@@ -521,7 +538,7 @@ class Provider(AuthorizationServer):
                 pre = _refresh_prefetched()
                 return pre.user if pre.refresh is refresh_token else None
 
-            def revoke_old_credential(self, refresh_token: Refresh) -> None:
+            def revoke_old_credential(self, refresh_token: TokenMixin) -> None:
                 pass  # marked used by the batch's commit, with the new token's row
 
         class IdToken(OpenIDCode):
@@ -556,7 +573,8 @@ class Provider(AuthorizationServer):
         to what was granted (RFC 6749 6: wider is invalid_scope)."""
         return None
 
-    def query_client(self, client_id: str) -> Client | None:
+    # None: no such client (authlib then answers invalid_client; its stubs say a client always)
+    def query_client(self, client_id: str) -> Client | None:  # type: ignore[override]
         pre = _prefetched.get()
         if pre is None:
             return self.bridge(self.store.client(client_id))
@@ -581,12 +599,23 @@ class Provider(AuthorizationServer):
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         pass
 
+    # authlib's answers are what handle_response made (its stubs say `object`, or a tuple)
+    def token_response(self, request: OAuth2Request) -> c.OidcResponse:
+        return _made(self.create_token_response(request))
+
+    def authorization_response(self, request: OAuth2Request, user: User, grant: Any) -> c.OidcResponse:
+        return _made(self.create_authorization_response(request, user, grant))
+
+    def error_response(self, request: OAuth2Request, error: OAuth2Error) -> c.OidcResponse:
+        return _made(self.handle_error_response(request, error))
+
     # ours
-    def _access_token(self, client: Client, grant_type: str, user: User, scope: str) -> str:
+    def _access_token(self, *, client: ClientMixin, grant_type: str, user: User, scope: str) -> str:
         now = int(time.time())
         signing = _signing.get()
+        client_id = client.get_client_id()
         claims = {
-            "iss": self.issuer, "sub": user.id, "aud": client.client_id, "client_id": client.client_id,
+            "iss": self.issuer, "sub": user.id, "aud": client_id, "client_id": client_id,
             "scope": scope, "iat": now, "exp": now + ACCESS_TTL, "jti": new_id(),
             "handle": f"{user.handle}@{user.node}",
         }
@@ -603,6 +632,12 @@ class Provider(AuthorizationServer):
         if "email" in scopes:
             info.update(email=user.email, email_verified=user.email_verified)
         return info
+
+
+def _made(answer: object) -> c.OidcResponse:
+    if not isinstance(answer, c.OidcResponse):
+        raise TypeError(f"authlib answered {type(answer).__name__}, not what Provider.handle_response makes")
+    return answer
 
 
 # ---- the endpoints the gateway calls --------------------------------------------------------------------------
@@ -740,7 +775,7 @@ class OidcService:
         try:
             grant = await asyncio.to_thread(p.get_consent_grant, req, user)
         except OAuth2Error as error:
-            return self._with_iss(p.handle_error_response(req, error))
+            return self._with_iss(p.error_response(req, error))
         data = req.payload.data
         if user is not None and user.auth_time is not None:
             age = utcnow() - user.auth_time
@@ -751,7 +786,7 @@ class OidcService:
                 user = None
         if user is None:
             return c.OidcResponse(status=200, login_required=True)
-        return self._with_iss(await asyncio.to_thread(p.create_authorization_response, req, user, grant))
+        return self._with_iss(await asyncio.to_thread(p.authorization_response, req, user, grant))
 
     def _with_iss(self, answer: c.OidcResponse) -> c.OidcResponse:
         """RFC 9207: a redirect back to the client (a code or an error) names this issuer, so a client that uses
@@ -782,7 +817,7 @@ class OidcService:
         client = await self.store.client(client_id) if client_id else None
         authenticated = client is not None and (client.check_client_secret(secret or "") if not client.public
                                                 else not secret)
-        if not authenticated:
+        if client is None or not authenticated:
             return _error(401, "invalid_client", "client authentication failed",
                           {"WWW-Authenticate": 'Basic realm="token"'} if basic_id else None)
         token = r.form.get("token")
@@ -803,7 +838,7 @@ class OidcService:
             resp = await self.refresh(req)
         else:
             await self._load_signing_key()
-            resp = await asyncio.to_thread(self.provider.create_token_response, req)
+            resp = await asyncio.to_thread(self.provider.token_response, req)
         resp.headers.setdefault("Cache-Control", "no-store")
         return resp
 
@@ -886,7 +921,7 @@ class OidcService:
     def _authlib_on_loop(self, req: Request, signing: keys.SigningKey, pre: Prefetched) -> c.OidcResponse:
         reset_signing, reset_pre = _signing.set(signing), _prefetched.set(pre)
         try:
-            return self.provider.create_token_response(req)
+            return self.provider.token_response(req)
         finally:
             _prefetched.reset(reset_pre)
             _signing.reset(reset_signing)

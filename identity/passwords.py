@@ -19,14 +19,26 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 import nacl.exceptions
 import nacl.pwhash.argon2id as sodium
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-PARAMS = {"time_cost": 5, "memory_cost": 7168, "parallelism": 1, "hash_len": 32, "salt_len": 16, "type": Type.ID}
+
+class Argon2Params(TypedDict):
+    """argon2-cffi's `PasswordHasher` arguments."""
+
+    time_cost: int
+    memory_cost: int
+    parallelism: int
+    hash_len: int
+    salt_len: int
+    type: Type
+
+
+PARAMS: Argon2Params = {"time_cost": 5, "memory_cost": 7168, "parallelism": 1, "hash_len": 32, "salt_len": 16, "type": Type.ID}
 HASHER = PasswordHasher(**PARAMS)  # other Argon2 strings, and the parameters' check
 PREFIX = "$argon2id$v=19$m=7168,t=5,p=1$"  # what libsodium makes with the limits below
 _OPS, _MEM = PARAMS["time_cost"], PARAMS["memory_cost"] * 1024

@@ -28,7 +28,6 @@ from typing import Any
 import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,6 +38,7 @@ from identity.models import home_tokens, presence, query_jtis, users
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as c
+from towntip.kernel.trust import import_jwks
 
 log = logging.getLogger(__name__)
 QUERY_TTL = 60  # seconds a signed query lives
@@ -246,7 +246,7 @@ class Regions:
             raise c.QUERY_UNTRUSTED(f"the asking node is not trusted: {exc}") from None
         try:
             # its provider keys (what plan() signs with), not its federation key
-            decoded = jwt.decode(data.token, KeySet.import_key_set(asker.provider_jwks), algorithms=[keys.ALG])
+            decoded = jwt.decode(data.token, import_jwks(asker.provider_jwks), algorithms=[keys.ALG])
         except (JoseError, ValueError) as exc:
             raise c.QUERY_INVALID(f"the query does not verify with the asking node's vouched keys: "
                                       f"{exc.__class__.__name__}") from None

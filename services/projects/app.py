@@ -44,8 +44,8 @@ class ProjectsService(ServiceProcess):
         js = await self.open(MIGRATIONS)
         await ensure_node_streams(js, self.node, (SERVICE,))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
-        extra = {"backoff": self.mail_backoff} if self.mail_backoff else {}
-        self.mailer = MailSender(sessions=self.sessions, table=mail, settings=self.smtp, **extra)
+        self.mailer = (MailSender(sessions=self.sessions, table=mail, settings=self.smtp, backoff=self.mail_backoff)
+                       if self.mail_backoff else MailSender(sessions=self.sessions, table=mail, settings=self.smtp))
 
         def committed() -> None:
             self.relay.wake()
@@ -61,7 +61,7 @@ class ProjectsService(ServiceProcess):
         await ensure_peer_sources(js, self.node, peers, SERVICE, own=True)
         self.peer_facts = federation.PeerFactsHandler(self.node)
         self.peer_consumer = IdempotentConsumer(
-            nc=self.nc, js=js, sessions=self.sessions, tables=bus, on_commit=committed,
+            nc=self.connection, js=js, sessions=self.sessions, tables=bus, on_commit=committed,
             spec=ConsumerSpec(stream=subjects.fed_service_stream(self.node, SERVICE), durable="projects-peer-facts",
                               filter_subject="evt.*.projects.>", service=SERVICE, node=self.node, batch=64),
             handler=self.peer_facts,
@@ -75,7 +75,7 @@ class ProjectsService(ServiceProcess):
             self._tasks.append(asyncio.create_task(self._members_loop(), name="projects-federation-members"))
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
-            self.nc, node=self.node, service=SERVICE, version=VERSION,
+            self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, public_url=s.public_url.rstrip("/"),
                                       on_commit=committed, clock=self.clock, anchor=s.trust_anchor.rstrip("/")),
             description="co-creation (ORG): organisations, hearings, themes and their phases, briefings, proposals, "

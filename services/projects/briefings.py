@@ -126,7 +126,7 @@ async def register(*, session: AsyncSession, data: c.BriefingRegister, node: str
     org = (await session.execute(select(organisations).where(organisations.c.id == data.org_id))).first()
     if org is None or org.kind != "company" or data.org_id not in await roles_of(session, data.actor.global_handle):
         raise c.BRIEFING_NOT_A_MEMBER("register for a company or organisation you are a member of")
-    if aware(row.starts_at) <= now:  # type: ignore[operator]
+    if aware(row.starts_at) <= now:
         raise c.BRIEFING_STARTED("the briefing has already started: registration is closed")
     inserted = await session.execute(
         db.insert_on_conflict(session, briefing_registrations)
@@ -154,7 +154,7 @@ async def cancel(*, session: AsyncSession, data: c.BriefingCancel, node: str,
                  now: datetime | None = None) -> c.Briefing:
     row, theme = await _visible(session, data.briefing_id, data.actor)
     now = now or utcnow()
-    if aware(row.starts_at) <= now:  # type: ignore[operator]
+    if aware(row.starts_at) <= now:
         raise c.BRIEFING_STARTED("the briefing has already started")
     gone = await session.execute(
         delete(briefing_registrations).where(briefing_registrations.c.briefing_id == row.id,

@@ -26,7 +26,7 @@ def new_uuid() -> str:
 def plain(value: Any) -> Any:
     """A value as it goes into the audit log's JSON (times in UTC ISO 8601)."""
     if isinstance(value, datetime):
-        return aware(value).astimezone(UTC).isoformat()  # type: ignore[union-attr]
+        return aware(value).astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, BaseModel):

@@ -249,7 +249,7 @@ def _rank(rows: list[Any], criteria: list[c.CriterionOut], partner_names: dict[s
             proposal_id=r.id, title=r.title, lead_org_name=r.lead_org_name, partner_names=partner_names[r.id],
             rank=0, total=round(float(total), 3), evaluators_counted=n, averages=averages)))
     exact.sort(key=lambda pair: (-pair[0], pair[1].title, pair[1].proposal_id))
-    out = []
+    out: list[c.RankedProposal] = []
     for i, (total, item) in enumerate(exact):
         rank = out[-1].rank if out and exact[i - 1][0] == total else i + 1
         out.append(item.model_copy(update={"rank": rank}))
@@ -382,7 +382,7 @@ async def publish(*, session: AsyncSession, data: c.ResultPublish, node: str,
         update(results).where(results.c.theme_id == theme.id, results.c.published_at.is_(None))
         .values(published_at=now, published_by=data.actor.global_handle, reasons=data.reasons, selected=chosen,
                 ranking=ranking))
-    if done.rowcount != 1:
+    if db.rowcount(done) != 1:
         raise c.RESULT_ALREADY_PUBLISHED("the result is already published")
     await audit(session, kind="theme", subject_id=theme.id, action="result_published", actor=data.actor, at=now,
                 after={"selected": [ranked[p]["title"] for p in chosen], "reasons": data.reasons})

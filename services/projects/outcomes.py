@@ -219,7 +219,7 @@ async def put_case(*, session: AsyncSession, data: p.CasePut, node: str, now: da
             changed = await session.execute(update(cases).where(
                 cases.c.id == row.id, cases.c.draft_revision == row.draft_revision).values(
                 draft_revision=row.draft_revision + 1, updated_at=now, updated_by=data.actor.global_handle, **new))
-            if changed.rowcount != 1:
+            if db.rowcount(changed) != 1:
                 raise c.CASE_STALE("the case was changed by someone else meanwhile: reload it and try again")
             await audit(session, kind="case", subject_id=ctx.theme.id, action="case_edited", actor=data.actor,
                         at=now, before={"case_id": row.id, **before}, after={"case_id": row.id, **after})
@@ -252,7 +252,7 @@ async def publish_case(*, session: AsyncSession, data: p.CasePublish, node: str,
         "partners": [x.org_name for x in ctx.parties if x.side == "company"], "decision": decision.decision}
     changed = await session.execute(update(cases).where(cases.c.id == row.id, cases.c.version == row.version)
                                     .values(version=version, published_at=now))
-    if changed.rowcount != 1:
+    if db.rowcount(changed) != 1:
         raise c.CASE_STALE("the case was published by someone else meanwhile: reload it")
     await session.execute(insert(case_versions).values(
         case_id=row.id, version=version, published_at=now, published_by=data.actor.global_handle, **snapshot))

@@ -56,7 +56,7 @@ from services.projects.models import (
     results,
     themes,
 )
-from towntip.kernel import errors
+from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import pilots as p
@@ -130,7 +130,7 @@ class Ctx:
         return next((x.side for x in self.parties if x.org_id == org_id), "company")
 
 
-def _not_found(theme_id: str) -> errors.NotFound:
+def _not_found(theme_id: str) -> errors.ServiceError:
     return c.PILOT_NOT_FOUND(f"no pilot for theme {theme_id}")
 
 
@@ -458,7 +458,7 @@ async def revise_agreement(*, session: AsyncSession, data: p.AgreementRevise, no
     changed = await session.execute(update(agreements).where(
         agreements.c.id == row.id, agreements.c.current_version == row.current_version)
         .values(current_version=number, signed_at=None))
-    if changed.rowcount != 1:
+    if db.rowcount(changed) != 1:
         raise c.AGREEMENT_STALE("the agreement was revised by someone else meanwhile: reload it and try again")
     await session.execute(insert(agreement_versions).values(
         agreement_id=row.id, number=number, title=data.title, body=data.body, sha256=digest, created_at=now,

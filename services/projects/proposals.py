@@ -42,7 +42,7 @@ from towntip.kernel.contracts.actor import Actor
 CONTENT = ("title", "summary", "plan", "budget_yen", "attachments")
 
 
-def _not_found(proposal_id: str) -> errors.NotFound:
+def _not_found(proposal_id: str) -> errors.ServiceError:
     return c.PROPOSAL_NOT_FOUND(f"no proposal {proposal_id}")
 
 
@@ -208,7 +208,7 @@ async def update_(*, session: AsyncSession, data: c.ProposalUpdate, node: str,
     result = await session.execute(
         update(proposals).where(proposals.c.id == row.id, proposals.c.version == row.version)
         .values(version=row.version + 1, updated_at=now, **new))
-    if result.rowcount != 1:
+    if db.rowcount(result) != 1:
         raise c.PROPOSAL_STALE("the proposal was changed by someone else meanwhile: reload it and try again")
     if removed:
         await session.execute(delete(proposal_partners).where(
@@ -237,7 +237,7 @@ async def withdraw(*, session: AsyncSession, data: c.ProposalAction, node: str,
     changed = await session.execute(
         update(proposals).where(proposals.c.id == row.id, proposals.c.status == "submitted")
         .values(status="withdrawn", withdrawn_at=now, updated_at=now, version=row.version + 1))
-    if changed.rowcount != 1:
+    if db.rowcount(changed) != 1:
         raise c.PROPOSAL_WITHDRAWN("the proposal was already withdrawn")
     await audit(session, kind="proposal", subject_id=row.id, action="withdrawn", actor=data.actor, at=now,
                 before={"status": "submitted"}, after={"status": "withdrawn"}, note=data.note)

@@ -36,6 +36,7 @@ from services.projects.models import (
     theme_participants,
     themes,
 )
+from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import projects as c
@@ -192,7 +193,7 @@ async def _bump(session: AsyncSession, row: Any, now: datetime, **values: Any) -
     result = await session.execute(
         update(themes).where(themes.c.id == row.id, themes.c.version == row.version)
         .values(version=row.version + 1, updated_at=now, **values))
-    if result.rowcount != 1:
+    if db.rowcount(result) != 1:
         raise c.THEME_STALE("the theme was changed by someone else meanwhile: reload it and try again")
     return await _reload(session, row.id)
 
@@ -278,7 +279,7 @@ async def put_requirements(*, session: AsyncSession, data: c.RequirementsPut, no
         raise c.CALL_REQUIREMENTS_FROZEN(
             "the call is open: its requirements and evaluation criteria (weights) were published before it opened "
             "and are frozen now")
-    if aware(data.deadline) <= now:  # type: ignore[operator]
+    if aware(data.deadline) <= now:
         raise c.CALL_DEADLINE_NOT_FUTURE("the deadline must be in the future")
     if old is None:
         await session.execute(insert(requirements).values(

@@ -43,10 +43,10 @@ class SnsService(ServiceProcess):
         # identity's stream too: deleted accounts come from it (made here if identity has not started yet)
         await ensure_node_streams(js, self.node, (SERVICE, "identity"))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
-        self.deletions = IdempotentConsumer(nc=self.nc, js=js, sessions=self.sessions, tables=bus,
+        self.deletions = IdempotentConsumer(nc=self.connection, js=js, sessions=self.sessions, tables=bus,
                                             spec=people.consumer_spec(self.node, SERVICE),
                                             handler=people.UserDeletedHandler(self.node), on_commit=self.relay.wake)
-        self.peer_deletions = IdempotentConsumer(nc=self.nc, js=js, sessions=self.sessions, tables=bus,
+        self.peer_deletions = IdempotentConsumer(nc=self.connection, js=js, sessions=self.sessions, tables=bus,
                                                  spec=people.peer_consumer_spec(self.node, SERVICE),
                                                  handler=people.UserDeletedHandler(self.node, peers=True),
                                                  on_commit=self.relay.wake)
@@ -58,7 +58,7 @@ class SnsService(ServiceProcess):
         ]
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
-            self.nc, node=self.node, service=SERVICE, version=VERSION,
+            self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=self.relay.wake,
                                       clock=self.clock),
             description="community SNS: theme communities and their leaders, posts and comments, friendships",

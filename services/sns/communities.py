@@ -238,9 +238,10 @@ async def drop_member(session: AsyncSession, *, node: str, community_id: str, ha
 async def _remove(session: AsyncSession, community_id: str, handle: str) -> None:
     gone = await session.execute(delete(memberships).where(memberships.c.community_id == community_id,
                                                            memberships.c.global_handle == handle))
-    if gone.rowcount:
+    removed = db.rowcount(gone)
+    if removed:
         await session.execute(update(communities).where(communities.c.id == community_id)
-                              .values(members=communities.c.members - gone.rowcount))
+                              .values(members=communities.c.members - removed))
 
 
 async def _set_leader(session: AsyncSession, community_id: str, handle: str, *, previous: str | None) -> None:

@@ -18,7 +18,7 @@ from services.sns.models import communities, friend_requests, friendships, membe
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
-from towntip.kernel.db import aware
+from towntip.kernel.db import aware, rowcount
 
 
 def pair(x: str, y: str) -> tuple[str, str]:
@@ -122,7 +122,7 @@ async def cancel(session: AsyncSession, *, data: c.RequestAction, now: datetime)
 async def remove(session: AsyncSession, *, data: c.FriendRemove, now: datetime) -> c.Done:
     a, b = pair(data.actor.global_handle, data.friend)
     gone = await session.execute(delete(friendships).where(friendships.c.a == a, friendships.c.b == b))
-    if not gone.rowcount:
+    if not rowcount(gone):
         raise c.FRIEND_NOT_FRIENDS(f"you and {data.friend} are not friends / {data.friend} とはトモダチではありません")
     return c.Done()
 

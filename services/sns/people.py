@@ -117,8 +117,8 @@ class UserDeletedHandler:
         try:
             handle = ic.UserDeleted.parse(data).global_handle
         except ValidationError:
-            handle = data.get("global_handle") if isinstance(data, dict) else None
-            raise Rejected(f"UserDeleted of {home!r} names no person of that node: {handle!r}", code=403) from None
+            named = data.get("global_handle") if isinstance(data, dict) else None
+            raise Rejected(f"UserDeleted of {home!r} names no person of that node: {named!r}", code=403) from None
         if not handle.endswith(f"@{home}") or len(handle) > 64:
             raise Rejected(f"UserDeleted of {home!r} names no person of that node: {handle!r}", code=403)
         return key, {"handle": handle, "at": at}

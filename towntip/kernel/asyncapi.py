@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.endpoints import Endpoint
@@ -34,14 +34,14 @@ class ServiceDoc:
     description: str = ""
 
 
-def _schemas(service: str, models: Iterable[type[BaseModel]], mode: str) -> tuple[dict[type, dict[str, Any]],
+def _schemas(service: str, models: Iterable[type[BaseModel]], mode: JsonSchemaMode) -> tuple[dict[type, dict[str, Any]],
                                                                                   dict[str, Any]]:
     """JSON schemas of the models, their shared definitions named `<service>.<Model>` (two services may each have
     a `Done`)."""
     unique = list(dict.fromkeys(models))
     if not unique:
         return {}, {}
-    keys, top = models_json_schema([(m, mode) for m in unique],  # type: ignore[misc]
+    keys, top = models_json_schema([(m, mode) for m in unique],
                                    ref_template=f"#/components/schemas/{service}.{{model}}")
     defs = {f"{service}.{k}": v for k, v in top.get("$defs", {}).items()}
     return {m: keys[(m, mode)] for m in unique}, defs
@@ -60,8 +60,8 @@ def document(services: Iterable[ServiceDoc], *, node: str | None = None, title: 
     envelope_schema.pop("title", None)
     services = list(services)
     events_by_service: dict[str, dict[str, type[BaseModel]]] = {}
-    for (svc, type_name), model in sorted(registered().items()):
-        events_by_service.setdefault(svc, {})[type_name] = model
+    for (svc, type_name), event_model in sorted(registered().items()):
+        events_by_service.setdefault(svc, {})[type_name] = event_model
     for doc in services:
         events_by_service.setdefault(doc.service, {}).update(doc.events or {})
 

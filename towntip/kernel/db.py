@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, overload
 
 from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, event, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 # Constraint and index names every service's metadata uses (so migrations can name what they create).
@@ -59,7 +59,7 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
     """
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -69,10 +69,14 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn):  # noqa: ANN001
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+@overload
+def aware(t: datetime) -> datetime: ...
+@overload
+def aware(t: None) -> None: ...
 def aware(t: datetime | None) -> datetime | None:
     """A time read from a service's database, with its zone: SQLite hands back naive datetimes for timezone-aware
     columns, and every service writes UTC there."""
@@ -81,9 +85,15 @@ def aware(t: datetime | None) -> datetime | None:
     return t.replace(tzinfo=UTC)
 
 
-def insert_on_conflict(session: AsyncSession, table: Table):
+def insert_on_conflict(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:
     """INSERT with ON CONFLICT (DO NOTHING / DO UPDATE) in the session's dialect; PostgreSQL and SQLite both have it."""
     return (postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert)(table)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. Its result is a CursorResult; `execute` is typed as returning any
+    `Result`, which has no `rowcount`."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def dialect_of(session: AsyncSession) -> str:
@@ -98,7 +108,7 @@ async def single_statements(session: AsyncSession) -> None:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
-def among(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+def among(session: AsyncSession, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
     """`column IN values`. On PostgreSQL as `= ANY(array)`: one bound array, so the statement (and asyncpg's prepared
     statement) is the same whatever the number of values; an IN list would be a new statement for each length."""
     if dialect_of(session) == "postgresql":
@@ -117,7 +127,7 @@ class Rows:
     returning: tuple[Any, ...] = field(default=())
 
 
-async def write_rows(session: AsyncSession, writes: Sequence[Rows]) -> list[Row]:
+async def write_rows(session: AsyncSession, writes: Sequence[Rows]) -> list[Row[*tuple[Any, ...]]]:
     """Insert rows into several tables in the caller's transaction; returns what the one `returning` write asked for.
 
     PostgreSQL: ONE statement and one round trip for all of them. Each table's rows travel as one array per column,
@@ -133,7 +143,7 @@ async def write_rows(session: AsyncSession, writes: Sequence[Rows]) -> list[Row]
     if sum(1 for w in writes if w.returning) > 1:
         raise ValueError("at most one write may ask for returning")
     if dialect_of(session) != "postgresql":
-        result: list[Row] = []
+        result: list[Row[*tuple[Any, ...]]] = []
         for w in writes:
             stmt = sqlite.insert(w.table)
             if w.conflict is not None:
@@ -151,13 +161,13 @@ async def write_rows(session: AsyncSession, writes: Sequence[Rows]) -> list[Row]
                                   type_=postgresql.ARRAY(w.table.c[name].type)))
             for name in names
         ])
-        stmt = postgresql.insert(w.table).from_select(names, source)
+        pg_stmt = postgresql.insert(w.table).from_select(names, source)
         if w.conflict is not None:
-            stmt = w.conflict(stmt)
+            pg_stmt = w.conflict(pg_stmt)
         if w.returning:
-            returned = stmt.returning(*w.returning).cte(f"w{i}")
+            returned = pg_stmt.returning(*w.returning).cte(f"w{i}")
         else:
-            ctes.append(stmt.cte(f"w{i}"))
+            ctes.append(pg_stmt.cte(f"w{i}"))
     main = select(*returned.c) if returned is not None else select(literal(1))
     rows = (await session.execute(main.add_cte(*ctes))).all()
     return list(rows) if returned is not None else []

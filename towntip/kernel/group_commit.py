@@ -54,7 +54,7 @@ class GroupCommit(Generic[I, R]):
         finally:
             # at once, not in the done callback: between the last look at _waiting and the callback, a submit
             # would count this drainer as running and start none
-            self._drainers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._drainers.discard(asyncio.current_task())
 
     async def _drain_batches(self) -> None:
         while self._waiting:

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from towntip.kernel.db import ensure_schema
+
+
+class AlembicEnvironment(Protocol):
+    """What `run_env` uses of Alembic's environment: the `alembic.context` module an env.py imports (a proxy of the
+    running `EnvironmentContext`), or an `EnvironmentContext` itself."""
+
+    config: Config
+
+    def configure(self, *, connection: Connection, target_metadata: MetaData, version_table_schema: str | None,
+                  render_as_batch: bool) -> None: ...
+
+    def begin_transaction(self) -> AbstractContextManager[Any]: ...
+
+    def run_migrations(self) -> None: ...
 
 
 def alembic_config(script_location: str | Path) -> Config:
@@ -27,7 +42,7 @@ async def upgrade(engine: AsyncEngine, script_location: str | Path, *, schema: s
     await ensure_schema(engine, schema)
     cfg = alembic_config(script_location)
 
-    def _run(sync_conn) -> None:  # noqa: ANN001
+    def _run(sync_conn: Connection) -> None:
         cfg.attributes["connection"] = sync_conn
         cfg.attributes["schema"] = schema
         command.upgrade(cfg, "heads")
@@ -41,7 +56,7 @@ async def upgrade(engine: AsyncEngine, script_location: str | Path, *, schema: s
         await conn.run_sync(_run)
 
 
-def run_env(context: EnvironmentContext, target_metadata: MetaData) -> None:
+def run_env(context: AlembicEnvironment, target_metadata: MetaData) -> None:
     """The body of each service's migrations/env.py: run on the connection handed over by `upgrade`."""
     config = context.config
     connection = config.attributes.get("connection")

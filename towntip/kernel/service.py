@@ -33,7 +33,7 @@ class ServiceProcess:
         self.stop_event = asyncio.Event()
         self.nc: NATS | None = None
         self.micro: Service | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def open(self, migrations: Path) -> JetStreamContext:
         """The database, migrated to head, and the NATS connection (reconnecting for ever). Its inboxes (request
@@ -49,6 +49,13 @@ class ServiceProcess:
             connect_timeout=5, inbox_prefix=service_inbox_prefix(self.service),
         )
         return self.nc.jetstream()
+
+    @property
+    def connection(self) -> NATS:
+        """The NATS connection `open()` made (for the consumers and endpoints `start()` sets up after it)."""
+        if self.nc is None:
+            raise RuntimeError(f"{self.service}: open() first")
+        return self.nc
 
     async def close_extra(self) -> None:
         """What a service opened besides its database and NATS (HTTP clients...), closed after NATS."""

@@ -35,6 +35,8 @@ class JsonLinesSpanExporter(SpanExporter):
         lines = []
         for span in spans:
             ctx = span.get_span_context()
+            if ctx is None:  # a finished SDK span always has one; without it there are no ids to write
+                continue
             parent = span.parent
             lines.append(
                 json.dumps(

@@ -17,12 +17,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import KeySet, KeySetSerialization, RSAKey
 
 ENTITY_TYP = "entity-statement+jwt"
 STATEMENT_TTL = 24 * 3600
@@ -53,10 +53,16 @@ def _verify(token: str, keys: KeySet) -> dict[str, Any]:
     return claims
 
 
+def import_jwks(jwks: dict[str, Any]) -> KeySet:
+    """A key set from JSON read off the wire: joserfc checks its keys when it imports them, so the JSON object is
+    taken as its `KeySetSerialization` here."""
+    return KeySet.import_key_set(cast(KeySetSerialization, jwks))
+
+
 def verify_statement(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
     """A statement's claims once it verifies with one of `jwks` (and its typ, exp and iat hold); else TrustError."""
     try:
-        keys = KeySet.import_key_set(jwks)
+        keys = import_jwks(jwks)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise TrustError(f"not a usable key set: {exc.__class__.__name__}") from None
     return _verify(token, keys)
@@ -65,7 +71,8 @@ def verify_statement(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
 def unverified_claims(token: str) -> dict[str, Any]:
     try:
         _header, payload, _sig = token.split(".")
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return claims
     except (ValueError, json.JSONDecodeError):
         raise TrustError("not a JWT") from None
 
@@ -131,10 +138,10 @@ class TrustResolver:
         f = await self._get(self.anchor + "/federation/fetch", sub=entity_id)
         if f.status_code != 200:
             raise TrustError(f"the trust anchor does not vouch for {entity_id} ({f.status_code})")
-        statement = _verify(f.text.strip(), KeySet.import_key_set(self.anchor_jwks))
+        statement = _verify(f.text.strip(), import_jwks(self.anchor_jwks))
         if statement.get("iss") != self.anchor or statement.get("sub") != entity_id:
             raise TrustError("the anchor's statement is about someone else")
-        own = _verify(own_token, KeySet.import_key_set(statement.get("jwks") or {"keys": []}))
+        own = _verify(own_token, import_jwks(statement.get("jwks") or {"keys": []}))
         if own.get("iss") != entity_id or own.get("sub") != entity_id:
             raise TrustError("the entity configuration names another entity")
         meta = own.get("metadata") or {}

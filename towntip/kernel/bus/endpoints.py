@@ -69,7 +69,8 @@ class Endpoints:
         return cls([Endpoint(op.name, op.handler, op.request, op.max_bytes, op.response, d.refusals_of(op), op.role,
                              d.name) for d in domains for op in d.ops])
 
-    def add(self, name: str, request_model: type[BaseModel] | None = None, *, max_bytes: int = MAX_REQUEST_BYTES):
+    def add(self, name: str, request_model: type[BaseModel] | None = None, *, max_bytes: int = MAX_REQUEST_BYTES
+            ) -> Callable[[Handler], Handler]:
         def decorator(fn: Handler) -> Handler:
             self.items.append(Endpoint(name, fn, request_model, max_bytes))
             return fn

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nats.js import JetStreamContext
 from sqlalchemy import (
@@ -79,7 +79,7 @@ def define_bus_tables(metadata: MetaData) -> BusTables:
     return BusTables(outbox=outbox, inbox=inbox)
 
 
-def outbox_row(envelope: Envelope, headers: str | None = None) -> dict:
+def outbox_row(envelope: Envelope, headers: str | None = None) -> dict[str, Any]:
     """The row of one event; `headers` (JSON) carries the trace context of the change that made it."""
     return {
         "event_id": envelope.id,
@@ -186,7 +186,7 @@ class OutboxRelay:
             result = await session.execute(
                 delete(t).where(t.c.published_at.is_not(None), t.c.published_at < utcnow() - self.keep_published)
             )
-        return result.rowcount or 0
+        return db.rowcount(result) or 0
 
     async def run(self, stop: asyncio.Event) -> None:
         rounds = 0

@@ -66,6 +66,8 @@ def dlq_stream_config(node: str) -> StreamConfig:
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    if config.name is None:
+        raise ValueError("a stream's config needs its name")
     try:
         await js.stream_info(config.name)
     except NotFoundError:

@@ -548,7 +548,7 @@ class CaseKpi(BaseModel):
 class CaseDraft(CaseIn):
     model_config = ConfigDict(frozen=True)
 
-    fields: list[str]  # type: ignore[assignment]  # resolved (the theme's when none were given)
+    fields: list[str]  # resolved (the theme's when none were given)
     draft_revision: int
     updated_at: datetime
     updated_by: str
