@@ -95,6 +95,15 @@ async def caller(request: Request,
     return actor_of(ic.User.model_validate(answer))
 
 
+def enforce(role: str) -> Any:
+    """The route's dependency: the person it acts for, refused (401/403) before its input is even read."""
+
+    async def allowed(who: Annotated[Caller, Depends(caller)]) -> Actor | None:
+        return allow(role, who)
+
+    return allowed
+
+
 def allow(role: str, who: Caller) -> Actor | None:
     """The person the op acts for, if `who` may call an op that needs `role`; else the refusal."""
     person = who if isinstance(who, Actor) else None
@@ -179,7 +188,7 @@ def _route(router: APIRouter, service: str, domain: Domain, op: Op) -> None:
     takes_actor = "actor" in model_fields
 
     async def endpoint(**kw: Any) -> Any:
-        person = allow(op.role, kw.pop("api_caller"))
+        person = kw.pop("api_caller")
         s, nc = kw.pop("api_settings"), kw.pop("api_nc")
         sent = kw.pop("api_input", None)
         payload: BaseModel | None = None
@@ -201,7 +210,7 @@ def _route(router: APIRouter, service: str, domain: Domain, op: Op) -> None:
         params.append(inspect.Parameter("api_input", inspect.Parameter.KEYWORD_ONLY,
                                         annotation=Annotated[given, Query()] if in_query else Annotated[given, Body()]))
     params += [
-        inspect.Parameter("api_caller", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(caller)]),
+        inspect.Parameter("api_caller", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(enforce(op.role))]),
         inspect.Parameter("api_settings", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(settings)]),
         inspect.Parameter("api_nc", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(nats)]),
     ]
@@ -215,6 +224,8 @@ def _route(router: APIRouter, service: str, domain: Domain, op: Op) -> None:
                     + (" A bearer token is optional: with one, the answer is for that person." if op.role == ANYONE
                        and takes_actor else " Acts as the person holding the bearer token." if takes_actor else ""),
         responses=_responses(op, domain, path_fields),
+        # a public read: the token is optional (FastAPI lists the bearer scheme; {} adds "or none")
+        openapi_extra={"security": [{}]} if op.role == ANYONE else None,
     )
 
 

@@ -101,8 +101,7 @@ PROPOSALS = Domain("proposals", refusals=(
     c.PROPOSAL_ALREADY_SUBMITTED, c.PROPOSAL_LEAD_ONLY, c.PROPOSAL_WITHDRAWN, c.PROPOSAL_STALE,
     c.PROPOSAL_PARTNER_ONLY, c.PROPOSAL_PARTNER_NOT_FOUND, c.EVALUATION_CLOSED,
 ), ops=(
-    write(c.EP_PROPOSAL_SUBMIT, c.ProposalSubmit, c.Proposal, proposals.submit,
-          http=POST("/themes/{theme_id}/proposals", "Submit a proposal")),
+    write(c.EP_PROPOSAL_SUBMIT, c.ProposalSubmit, c.Proposal, proposals.submit),
     write(c.EP_PROPOSAL_UPDATE, c.ProposalUpdate, c.Proposal, proposals.update_),
     write(c.EP_PROPOSAL_WITHDRAW, c.ProposalAction, c.Proposal, proposals.withdraw),
     write(c.EP_PROPOSAL_PARTNER, c.PartnerAnswer, c.Proposal, proposals.answer_partner),
