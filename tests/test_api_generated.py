@@ -213,3 +213,9 @@ async def test_the_routes_and_their_refusals_are_in_openapi(node: Node) -> None:
     assert "request.role_missing" in created["responses"]["403"]["x-codes"]
     assert created["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Theme"}
+    # the same row gives the AsyncAPI entry, which names its route
+    async with node.client() as anyone:
+        channels = (await anyone.get("/asyncapi.json")).json()["channels"]
+    assert channels[f"svc.sns.{sc.EP_COMMUNITY_OPEN}"]["x-http"] == "POST /api/v1/communities"
+    assert channels[f"svc.sns.{sc.EP_COMMUNITY_OPEN}"]["x-role"] == "signed_in"
+    assert "x-http" not in channels[f"svc.projects.{pc.EP_THEME_PUBLISH}"]  # bus only
