@@ -9,6 +9,8 @@ node's admin token too (it is no person); a service's refusal comes back as prob
 
 from __future__ import annotations
 
+import sys
+import types
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -219,3 +221,20 @@ async def test_the_routes_and_their_refusals_are_in_openapi(node: Node) -> None:
     assert channels[f"svc.sns.{sc.EP_COMMUNITY_OPEN}"]["x-http"] == "POST /api/v1/communities"
     assert channels[f"svc.sns.{sc.EP_COMMUNITY_OPEN}"]["x-role"] == "signed_in"
     assert "x-http" not in channels[f"svc.projects.{pc.EP_THEME_PUBLISH}"]  # bus only
+
+
+def test_a_gateway_or_operator_op_is_never_a_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row for the gateway's own use (sessions, lookups) or the operator's CLI marked for HTTP is a mistake in the
+    table, found when the gateway starts."""
+    from gateway.api import generated
+    from towntip.kernel.domain import GATEWAY, GET, OPERATOR, Domain, read
+
+    async def handler() -> None:
+        return None
+
+    for role in (GATEWAY, OPERATOR):
+        tables = types.ModuleType("tables_for_the_test")
+        tables.DOMAINS = (Domain("d", ops=(read("x.get", None, None, handler, role=role, http=GET("/x")),)),)  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "tables_for_the_test", tables)
+        with pytest.raises(ValueError, match="never an HTTP route"):
+            generated.router([("svc", "tables_for_the_test")])
