@@ -1,6 +1,7 @@
 """The HTTP API generated from the services' endpoint tables (gateway/api/generated.py), on a real node in-process:
-a real nats-server, the real identity, sns and projects services, and the gateway app; residents hold access tokens
-from the node's own OpenID provider (a code flow with PKCE, as a third-party client would get them).
+a real nats-server, the real identity, sns (on SQLite and PostgreSQL) and projects services, and the gateway app;
+residents hold access tokens from the node's own OpenID provider (a code flow with PKCE, as a third-party client
+would get them).
 
 One test per role decision: a public read needs no token; a resident's write needs a token and acts as that person
 (an actor in the body is refused, never taken); a staff-only op refuses a resident with 403 and a code, and the
@@ -74,10 +75,13 @@ async def _access_token(app: Any, client_id: str, secret: str, handle: str) -> s
 
 
 @pytest.fixture
-async def node(nats_server, tmp_path) -> AsyncIterator[Node]:
+async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
+    url, schema = database  # the sns service's (the writes these tests make): SQLite and PostgreSQL
+
     def settings(service: str) -> ServiceSettings:
+        db = {"database_url": url, "database_schema": schema or ""} if service == "sns" else {}
         return ServiceSettings(service=service, node_id=NODE, nats_url=nats_server.url,
-                               data_dir=str(tmp_path / service), public_url=BASE)
+                               data_dir=str(tmp_path / service), public_url=BASE, **db)
 
     ident, sns, projects = (IdentityService(settings("identity")), SnsService(settings("sns")),
                             ProjectsService(settings("projects")))
