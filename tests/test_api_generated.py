@@ -34,6 +34,7 @@ from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as pc
 from towntip.kernel.contracts import sns as sc
+from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
 
 NODE = "tsuru"
@@ -242,3 +243,30 @@ def test_a_gateway_or_operator_op_is_never_a_route(monkeypatch: pytest.MonkeyPat
         monkeypatch.setitem(sys.modules, "tables_for_the_test", tables)
         with pytest.raises(ValueError, match="never an HTTP route"):
             generated.router([("svc", "tables_for_the_test")])
+
+
+def test_who_may_call_a_row_of_each_role() -> None:
+    """The gateway's decision for each role a row may declare (the service still decides on the thing itself)."""
+    from gateway.api.generated import ADMIN, allow
+    from towntip.kernel import errors
+    from towntip.kernel.domain import ANYONE, SECRETARIAT, SIGNED_IN, STAFF
+
+    def person(*roles: str) -> Actor:
+        return Actor(user_id="u" * 8, global_handle=f"hanako@{NODE}", display_name="花子", roles=roles)
+
+    def code(role: str, who: Any) -> str:
+        try:
+            allow(role, who)
+        except errors.ServiceError as exc:
+            return exc.error_code
+        return "ok"
+
+    resident, staff, secretariat = person(), person("staff"), person("secretariat")
+    assert [code(ANYONE, w) for w in (None, ADMIN, resident)] == ["ok", "ok", "ok"]
+    assert allow(ANYONE, resident) == resident and allow(ANYONE, ADMIN) is None  # the admin token is no actor
+    assert [code(SIGNED_IN, w) for w in (None, ADMIN, resident)] == [
+        "request.unauthenticated", "request.person_required", "ok"]
+    assert [code(STAFF, w) for w in (None, ADMIN, resident, staff, secretariat)] == [
+        "request.unauthenticated", "request.person_required", "request.role_missing", "ok", "ok"]
+    assert [code(SECRETARIAT, w) for w in (resident, staff, secretariat)] == [
+        "request.role_missing", "request.role_missing", "ok"]

@@ -40,7 +40,7 @@ from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts.actor import Actor
-from towntip.kernel.domain import ANYONE, HTTP_ROLES, SIGNED_IN, Domain, Op
+from towntip.kernel.domain import ANYONE, HOLDERS, HTTP_ROLES, SIGNED_IN, Domain, Op
 
 # Services whose domain tables the gateway serves over HTTP: (service, module holding DOMAINS)
 SERVICES: tuple[tuple[str, str], ...] = (
@@ -115,7 +115,7 @@ def allow(role: str, who: Caller) -> Actor | None:
     if person is None:
         raise errors.Forbidden("the node's admin token acts for nobody: this needs a person's access token",
                                error_code=PERSON_REQUIRED)
-    if role != SIGNED_IN and not person.has(role):
+    if role != SIGNED_IN and not person.has(*HOLDERS[role]):
         raise errors.Forbidden(f"only a person with the role {role!r} at this node may do this",
                                error_code=ROLE_MISSING)
     return person

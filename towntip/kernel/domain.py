@@ -42,6 +42,9 @@ OPERATOR = "operator"  # the operator's admin CLI only
 Tx = Literal["write", "read", "none"]
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 HTTP_ROLES = (ANYONE, SIGNED_IN, STAFF, SECRETARIAT)  # GATEWAY and OPERATOR ops are never HTTP routes
+# The person's roles at the node (contracts.identity.ROLES) that satisfy a row's role: the secretariat may do what
+# staff may (as the portal's staff pages admit both); the service still decides on the particular thing.
+HOLDERS = {STAFF: ("staff", "secretariat"), SECRETARIAT: ("secretariat",)}
 
 
 @dataclass(frozen=True)
