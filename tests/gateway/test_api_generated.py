@@ -29,13 +29,17 @@ from identity.app import IdentityService
 from services.projects.app import ProjectsService
 from services.sns.app import SnsService
 from services.sns.models import communities
-from tests.test_oidc_flow import PW, RP_CB, authorize, portal_login
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as pc
 from towntip.kernel.contracts import sns as sc
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
+
+try:
+    from tests.identity.test_oidc_flow import PW, RP_CB, authorize, portal_login
+except ModuleNotFoundError:  # before the tests moved into folders per service
+    from tests.test_oidc_flow import PW, RP_CB, authorize, portal_login  # type: ignore[no-redef]
 
 NODE = "tsuru"
 BASE = "https://tsuru.example.jp"
