@@ -39,6 +39,7 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
+    code: str | None = None  # the refusal's stable machine-readable code (towntip.kernel.errors)
     errors: list[FieldError] | None = None
 
 
@@ -128,7 +129,8 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
-    return problem(request, exc.status_code, detail=detail, headers=headers or None)
+    return problem(request, exc.status_code, detail=detail, headers=headers or None,
+                   code=errors.generic_code(exc.status_code))
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
@@ -140,7 +142,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     summary = "; ".join(f"{'.'.join(str(p) for p in i['loc'])}: {i['msg']}" for i in items[:5])
     return problem(
         request, 422, title="Invalid request", type_=TYPE_VALIDATION,
-        detail=summary or "the request is not valid", errors=items,
+        detail=summary or "the request is not valid", errors=items, code=errors.generic_code(422),
     )
 
 
@@ -152,7 +154,8 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"}
     # a plain ServiceError carries the title of a 500 whatever its code (e.g. 413 "the query is too large")
     title = phrase(status) if type(exc) is errors.ServiceError and status != 500 else exc.title
-    return problem(request, status, title=title, detail=exc.reason, type_=TYPE_SERVICE, headers=headers)
+    return problem(request, status, title=title, detail=exc.reason, type_=TYPE_SERVICE, headers=headers,
+                   code=exc.error_code)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -77,6 +77,11 @@ def to_user(row: Any, node: str) -> c.User:
     )
 
 
+async def user_row(session: AsyncSession, user_id: str) -> Any:
+    """The row of the account with this id, or None."""
+    return await _user_by(session, id=user_id)
+
+
 async def _user_by(session: AsyncSession | AsyncConnection, **where: str) -> Any:
     (col, value), = where.items()
     return (await session.execute(select(users).where(users.c[col] == value))).first()

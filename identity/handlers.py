@@ -131,6 +131,15 @@ async def oidc_request(*, oidc: OidcService, data: c.OidcRequest) -> c.OidcRespo
     return await oidc.handle(data)
 
 
+async def token_user(session: AsyncSession, *, oidc: OidcService, node: str, data: c.AccessTokenIn) -> c.User:
+    """The person holding a valid access token of this provider (the gateway's /api/v1 routes act as them)."""
+    claims = await oidc.verify_access_token(data.access_token)
+    row = await accounts.user_row(session, str(claims.get("sub", "")))
+    if row is None:
+        raise c.TOKEN_INVALID("the account no longer exists")
+    return accounts.to_user(row, node)
+
+
 async def federated_start(*, federated: FederatedLogins, data: c.FederatedStartIn) -> c.FederatedStart:
     return await federated.start(data)  # its own short transactions: it calls other nodes
 
@@ -198,6 +207,7 @@ OIDC = Domain("oidc", refusals=(
     c.TOKEN_INVALID, c.SESSION_NONE,
 ), ops=(
     own(c.EP_OIDC, c.OidcRequest, c.OidcResponse, oidc_request, role=GATEWAY),
+    read(c.EP_TOKEN_USER, c.AccessTokenIn, c.User, token_user, role=GATEWAY),
 ))
 
 FEDERATED_LOGIN = Domain("federated_login", refusals=(

@@ -12,7 +12,8 @@ from nats.aio.client import Client as NATS
 from towntip.kernel import errors
 from towntip.kernel.settings import GatewaySettings
 
-bearer = HTTPBearer(auto_error=False, description="Staff token (the node's admin token, for now)")
+bearer = HTTPBearer(auto_error=False, description="An access token of the node's OpenID provider (a person; "
+                    "/api/v1 routes generated from the services' tables), or the node's admin token (staff tools)")
 
 
 def settings(request: Request) -> GatewaySettings:

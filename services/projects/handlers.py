@@ -27,7 +27,7 @@ from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.mypage import EP_PERSON_SUMMARY, ProjectsSummary, SummaryQuery
-from towntip.kernel.domain import ANYONE, GATEWAY, SECRETARIAT, STAFF, Domain, read, write
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SECRETARIAT, STAFF, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
 MYPAGE = Domain("mypage", refusals=(
@@ -42,8 +42,10 @@ ORGANISATIONS = Domain("organisations", refusals=(
 ), ops=(
     write(c.EP_ORG_CREATE, c.OrgCreate, c.Org, organisations.create),
     write(c.EP_ORG_UPDATE, c.OrgUpdate, c.Org, organisations.update_profile),
-    read(c.EP_ORG_GET, c.OrgQuery, c.Org, organisations.get, role=ANYONE),
-    read(c.EP_ORG_LIST, c.OrgListQuery, c.OrgList, organisations.list_page, role=ANYONE),
+    read(c.EP_ORG_GET, c.OrgQuery, c.Org, organisations.get, role=ANYONE,
+         http=GET("/organisations/{org_id}", "One organisation")),
+    read(c.EP_ORG_LIST, c.OrgListQuery, c.OrgList, organisations.list_page, role=ANYONE,
+         http=GET("/organisations", "Organisations (companies, departments, groups)")),
     write(c.EP_ORG_MEMBER_ADD, c.MemberAdd, c.Org, organisations.add_member),
     write(c.EP_ORG_MEMBER_REMOVE, c.MemberRemove, c.Org, organisations.remove_member),
 ))
@@ -57,22 +59,27 @@ THEMES = Domain("themes", refusals=(
 ), ops=(
     write(c.EP_HEARING_CREATE, c.HearingCreate, c.Hearing, themes.create_hearing, role=STAFF),
     read(c.EP_HEARING_LIST, c.HearingListQuery, c.HearingList, themes.hearing_page, role=STAFF),
-    write(c.EP_THEME_CREATE, c.ThemeCreate, c.Theme, themes.create_theme, role=STAFF),
+    write(c.EP_THEME_CREATE, c.ThemeCreate, c.Theme, themes.create_theme, role=STAFF,
+          http=POST("/themes", "Draft a co-creation theme")),
     write(c.EP_THEME_UPDATE, c.ThemeUpdate, c.Theme, themes.update_theme, role=STAFF),
     write(c.EP_THEME_PUBLISH, c.ThemeAction, c.Theme, themes.publish, role=STAFF),
     write(c.EP_THEME_REQUIREMENTS, c.RequirementsPut, c.Theme, themes.put_requirements, role=STAFF),
     write(c.EP_THEME_CALL_OPEN, c.ThemeAction, c.Theme, themes.open_call, role=STAFF),
     write(c.EP_THEME_ADVANCE, c.PhaseAdvance, c.Theme, themes.advance_phase, role=STAFF),
-    read(c.EP_THEME_GET, c.ThemeQuery, c.Theme, themes.get, role=ANYONE),
-    read(c.EP_THEME_LIST, c.ThemeListQuery, c.ThemeList, themes.list_page, role=ANYONE),
-    read(c.EP_THEME_HISTORY, c.ThemeQuery, c.History, themes.history, role=STAFF),
+    read(c.EP_THEME_GET, c.ThemeQuery, c.Theme, themes.get, role=ANYONE,
+         http=GET("/themes/{theme_id}", "One co-creation theme")),
+    read(c.EP_THEME_LIST, c.ThemeListQuery, c.ThemeList, themes.list_page, role=ANYONE,
+         http=GET("/themes", "Co-creation themes")),
+    read(c.EP_THEME_HISTORY, c.ThemeQuery, c.History, themes.history, role=STAFF,
+         http=GET("/themes/{theme_id}/history", "A theme's history")),
 ))
 
 MATCHING = Domain("matching", refusals=(
     c.THEME_NOT_FOUND, c.THEME_MANAGERS_ONLY, c.ORG_NOT_FOUND, c.MATCHING_NOT_FOR_YOU,
 ), ops=(
     read(c.EP_MATCH_COMPANIES, c.ThemeQuery, c.CompanyMatches, matching.companies_for, role=STAFF),
-    read(c.EP_MATCH_THEMES, c.OrgMatchQuery, c.ThemeMatches, matching.themes_for),
+    read(c.EP_MATCH_THEMES, c.OrgMatchQuery, c.ThemeMatches, matching.themes_for,
+         http=GET("/organisations/{org_id}/matching-themes", "Themes that fit a company")),
 ))
 
 BRIEFINGS = Domain("briefings", refusals=(
@@ -81,8 +88,10 @@ BRIEFINGS = Domain("briefings", refusals=(
     c.BRIEFING_NOT_REGISTERED,
 ), ops=(
     write(c.EP_BRIEFING_CREATE, c.BriefingCreate, c.Briefing, briefings.create, role=STAFF),
-    read(c.EP_BRIEFING_LIST, c.ThemeQuery, c.BriefingList, briefings.list_, role=ANYONE),
-    write(c.EP_BRIEFING_REGISTER, c.BriefingRegister, c.Briefing, briefings.register),
+    read(c.EP_BRIEFING_LIST, c.ThemeQuery, c.BriefingList, briefings.list_, role=ANYONE,
+         http=GET("/themes/{theme_id}/briefings", "A theme's briefings")),
+    write(c.EP_BRIEFING_REGISTER, c.BriefingRegister, c.Briefing, briefings.register,
+          http=POST("/briefings/{briefing_id}/registrations", "Register for a briefing")),
     write(c.EP_BRIEFING_CANCEL, c.BriefingCancel, c.Briefing, briefings.cancel),
 ))
 
@@ -114,7 +123,8 @@ EVALUATION = Domain("evaluation", refusals=(
     read(c.EP_EVALUATION_STATUS, c.ThemeQuery, c.EvaluationStatus, evaluation.status),
     write(c.EP_EVALUATION_CLOSE, c.ThemeAction, c.EvaluationStatus, evaluation.close, role=SECRETARIAT),
     write(c.EP_RESULT_PUBLISH, c.ResultPublish, c.Result, evaluation.publish, role=SECRETARIAT),
-    read(c.EP_RESULT_GET, c.ThemeQuery, c.Result, evaluation.result, role=ANYONE),
+    read(c.EP_RESULT_GET, c.ThemeQuery, c.Result, evaluation.result, role=ANYONE,
+         http=GET("/themes/{theme_id}/result", "A theme's published result")),
 ))
 
 PILOTS = Domain("pilots", refusals=(
@@ -148,9 +158,11 @@ OUTCOMES = Domain("outcomes", refusals=(
     write(p.EP_DECISION_MAKE, p.DecisionMake, p.Pilot, outcomes.decide),
     write(p.EP_CASE_PUT, p.CasePut, p.Case, outcomes.put_case),
     write(p.EP_CASE_PUBLISH, p.CasePublish, p.Case, outcomes.publish_case),
-    read(p.EP_CASE_GET, p.CaseQuery, p.Case, outcomes.get_case, role=ANYONE),
+    read(p.EP_CASE_GET, p.CaseQuery, p.Case, outcomes.get_case, role=ANYONE,
+         http=GET("/cases/{case_id}", "One published case")),
     read(p.EP_CASE_FOR_THEME, p.PilotQuery, p.Case, outcomes.case_for_theme, role=ANYONE),
-    read(p.EP_CASE_LIST, p.CaseListQuery, p.CaseList, outcomes.list_cases, role=ANYONE),
+    read(p.EP_CASE_LIST, p.CaseListQuery, p.CaseList, outcomes.list_cases, role=ANYONE,
+         http=GET("/cases", "Published cases")),
 ))
 
 INQUIRIES = Domain("inquiries", refusals=(

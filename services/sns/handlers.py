@@ -13,7 +13,7 @@ from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import sns as c
-from towntip.kernel.domain import ANYONE, GATEWAY, Domain, read, write
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
 COMMUNITIES = Domain("communities", refusals=(
@@ -21,12 +21,18 @@ COMMUNITIES = Domain("communities", refusals=(
     c.COMMUNITY_NAME_TAKEN, c.COMMUNITY_UNKNOWN_CATEGORY, c.COMMUNITY_ALREADY_MEMBER, c.COMMUNITY_NOT_MEMBER,
     c.COMMUNITY_LEADER_STAYS, c.COMMUNITY_MEMBER_NOT_FOUND, c.COMMUNITY_ALREADY_LEADER,
 ), ops=(
-    write(c.EP_COMMUNITY_OPEN, c.CommunityOpen, c.Community, communities.open_),
-    read(c.EP_COMMUNITY_LIST, c.CommunityListQuery, c.CommunityList, communities.list_, role=ANYONE),
-    read(c.EP_COMMUNITY_GET, c.CommunityQuery, c.Community, communities.get, role=ANYONE),
-    read(c.EP_COMMUNITY_MEMBERS, c.CommunityQuery, c.MemberList, communities.member_list, role=ANYONE),
-    write(c.EP_COMMUNITY_JOIN, c.CommunityAction, c.Community, communities.join),
-    write(c.EP_COMMUNITY_LEAVE, c.CommunityAction, c.Community, communities.leave),
+    write(c.EP_COMMUNITY_OPEN, c.CommunityOpen, c.Community, communities.open_,
+          http=POST("/communities", "Open a theme community")),
+    read(c.EP_COMMUNITY_LIST, c.CommunityListQuery, c.CommunityList, communities.list_, role=ANYONE,
+         http=GET("/communities", "Theme communities")),
+    read(c.EP_COMMUNITY_GET, c.CommunityQuery, c.Community, communities.get, role=ANYONE,
+         http=GET("/communities/{community_id}", "One community")),
+    read(c.EP_COMMUNITY_MEMBERS, c.CommunityQuery, c.MemberList, communities.member_list, role=ANYONE,
+         http=GET("/communities/{community_id}/members", "A community's members")),
+    write(c.EP_COMMUNITY_JOIN, c.CommunityAction, c.Community, communities.join,
+          http=POST("/communities/{community_id}/join", "Join a community")),
+    write(c.EP_COMMUNITY_LEAVE, c.CommunityAction, c.Community, communities.leave,
+          http=POST("/communities/{community_id}/leave", "Leave a community")),
     write(c.EP_COMMUNITY_REMOVE, c.MemberAction, c.Community, communities.remove_member),
     write(c.EP_COMMUNITY_HAND_OVER, c.MemberAction, c.Community, communities.hand_over),
     write(c.EP_COMMUNITY_CLOSE, c.CommunityAction, c.Community, communities.close),
@@ -37,13 +43,17 @@ POSTS = Domain("posts", refusals=(
     c.POST_NOT_FOUND, c.POST_NOT_AUTHOR, c.POST_HIDDEN, c.POST_ALREADY_HIDDEN, c.COMMENT_NOT_FOUND,
     c.COMMENT_HIDDEN,
 ), ops=(
-    write(c.EP_POST_CREATE, c.PostCreate, c.Post, posts.create),
+    write(c.EP_POST_CREATE, c.PostCreate, c.Post, posts.create,
+          http=POST("/communities/{community_id}/posts", "Post in a community")),
     write(c.EP_POST_UPDATE, c.PostUpdate, c.Post, posts.update_post),
     write(c.EP_POST_DELETE, c.ItemRef, c.Done, posts.delete_post),
     write(c.EP_POST_HIDE, c.HideIn, c.Post, posts.hide_post),
-    read(c.EP_POST_LIST, c.PostListQuery, c.PostList, posts.list_, role=ANYONE),
-    read(c.EP_POST_GET, c.PostQuery, c.PostDetail, posts.page, role=ANYONE),
-    write(c.EP_COMMENT_CREATE, c.CommentCreate, c.Comment, posts.create_comment),
+    read(c.EP_POST_LIST, c.PostListQuery, c.PostList, posts.list_, role=ANYONE,
+         http=GET("/communities/{community_id}/posts", "A community's posts")),
+    read(c.EP_POST_GET, c.PostQuery, c.PostDetail, posts.page, role=ANYONE,
+         http=GET("/posts/{post_id}", "One post and its comments")),
+    write(c.EP_COMMENT_CREATE, c.CommentCreate, c.Comment, posts.create_comment,
+          http=POST("/posts/{post_id}/comments", "Comment on a post")),
     write(c.EP_COMMENT_UPDATE, c.CommentUpdate, c.Comment, posts.update_comment),
     write(c.EP_COMMENT_DELETE, c.ItemRef, c.Done, posts.delete_comment),
     write(c.EP_COMMENT_HIDE, c.HideIn, c.Comment, posts.hide_comment),

@@ -129,6 +129,7 @@ def document(services: Iterable[ServiceDoc], *, node: str | None = None, title: 
                 **({"parameters": params} if params else {}),
                 **({"x-role": ep.role} if ep.role else {}),
                 **({"x-domain": ep.domain} if ep.domain else {}),
+                **({"x-http": f"{ep.http.method} /api/v1{ep.http.path}"} if ep.http else {}),
             }
             operations[f"{svc}.{ep.name}"] = {
                 "action": "receive", "channel": {"$ref": f"#/channels/{chan}"},

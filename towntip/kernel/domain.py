@@ -2,7 +2,7 @@
 
 A domain's table is data, not code: each row says what the endpoint takes and answers and which service function
 serves it. The kernel turns the tables of a service's domains into its bus endpoints
-(`towntip.kernel.bus.endpoints.Endpoints.from_domains`), and the AsyncAPI document (and later the gateway's HTTP
+(`towntip.kernel.bus.endpoints.Endpoints.from_domains`), and the AsyncAPI document (and the gateway's HTTP
 routes) come from the same rows.
 
     COMMUNITIES = Domain("communities", refusals=(c.COMMUNITY_NOT_FOUND, ...), ops=(
@@ -40,6 +40,31 @@ GATEWAY = "gateway"  # the node's gateway only (sessions, OIDC, lookups it does 
 OPERATOR = "operator"  # the operator's admin CLI only
 
 Tx = Literal["write", "read", "none"]
+Method = Literal["GET", "POST", "PUT", "DELETE"]
+HTTP_ROLES = (ANYONE, SIGNED_IN, STAFF, SECRETARIAT)  # GATEWAY and OPERATOR ops are never HTTP routes
+# The person's roles at the node (contracts.identity.ROLES) that satisfy a row's role: the secretariat may do what
+# staff may (as the portal's staff pages admit both); the service still decides on the particular thing.
+HOLDERS = {STAFF: ("staff", "secretariat"), SECRETARIAT: ("secretariat",)}
+
+
+@dataclass(frozen=True)
+class Http:
+    """An op served as an HTTP route by the gateway (gateway/api/generated.py), under /api/v1.
+
+    `path` may name fields of the request model (`/communities/{community_id}`); the other fields are the query
+    (GET) or the JSON body. `actor` is never sent: the gateway fills it from the caller's bearer token."""
+
+    method: Method
+    path: str
+    summary: str = ""
+
+
+def GET(path: str, summary: str = "") -> Http:  # noqa: N802 - reads like the route it declares
+    return Http("GET", path, summary)
+
+
+def POST(path: str, summary: str = "") -> Http:  # noqa: N802
+    return Http("POST", path, summary)
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,7 @@ class Op:
     setup: bool = True  # a write runs the service's setup step first (sns: the actor is recorded)
     max_bytes: int = MAX_REQUEST_BYTES
     doc: str = ""
+    http: Http | None = None  # also an HTTP route of the gateway (with `role` enforced there); None: bus only
 
 
 def write(name: str, request: type[BaseModel] | None, response: type[BaseModel] | None,

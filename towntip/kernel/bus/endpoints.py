@@ -44,6 +44,7 @@ class Endpoint:
     refusals: tuple[errors.Refusal, ...] = ()
     role: str | None = None
     domain: str = ""
+    http: Any = None  # a towntip.kernel.domain.Http: also a route of the gateway's HTTP API (under /api/v1)
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Endpoints:
     def describe(cls, domains: Iterable[domain.Domain]) -> Endpoints:
         """The declarations only (for documents such as AsyncAPI): nothing bound, nothing to serve with."""
         return cls([Endpoint(op.name, op.handler, op.request, op.max_bytes, op.response, d.refusals_of(op), op.role,
-                             d.name) for d in domains for op in d.ops])
+                             d.name, op.http) for d in domains for op in d.ops])
 
     def add(self, name: str, request_model: type[BaseModel] | None = None, *, max_bytes: int = MAX_REQUEST_BYTES
             ) -> Callable[[Handler], Handler]:

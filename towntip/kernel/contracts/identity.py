@@ -45,6 +45,7 @@ EP_CLIENT_REMOVE = "admin.client.remove"
 EP_KEY_ROTATE = "admin.key.rotate"  # None -> KeyRotated (the provider's keys; the federation key stays)
 EP_FEDERATION_KEY_ROTATE = "admin.key.rotate_federation"  # None -> FederationKeyRotated (the anchor must re-pin)
 EP_OIDC = "oidc"
+EP_TOKEN_USER = "oidc.token_user"  # AccessTokenIn -> User (the gateway: who holds this bearer token, for /api/v1)
 EP_FEDERATED_START = "federated.start"
 EP_FEDERATED_FINISH = "federated.finish"
 EP_REGIONS_PLAN = "regions.plan"  # RegionsPlanIn -> RegionsPlan (home node: signed queries to where the person is)
@@ -148,6 +149,13 @@ class Session(BaseModel):
 class SessionIn(BaseModel):
     model_config = _IN
     session_token: Token
+
+
+class AccessTokenIn(BaseModel):
+    """A bearer access token this node's OpenID provider issued (an at+jwt), as a client sent it to the API."""
+
+    model_config = _IN
+    access_token: Annotated[str, StringConstraints(min_length=20, max_length=4096)]
 
 
 class PasswordChangeIn(SessionIn):

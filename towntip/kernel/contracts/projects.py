@@ -103,7 +103,9 @@ def _fields(v: list[str]) -> list[str]:
     return sorted(set(v))
 
 
-Fields = Annotated[list[str], Field(max_length=43), AfterValidator(_fields)]
+# A category code as the schema states it: one of the grid's codes (the HTTP API's OpenAPI document says so).
+CategoryCode = Annotated[str, Field(json_schema_extra={"enum": sorted(categories.codes())})]
+Fields = Annotated[list[CategoryCode], Field(max_length=43), AfterValidator(_fields)]
 
 
 def _website(v: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.events import Event
-from towntip.kernel.contracts.projects import Fields, Uuid
+from towntip.kernel.contracts.projects import CategoryCode, Fields, Uuid
 from towntip.kernel.errors import Refusal
 
 SERVICE = "sns"
@@ -120,7 +120,7 @@ class CommunityOpen(BaseModel):
 
 class CommunityListQuery(BaseModel):
     model_config = _IN
-    category: str | None = None  # a code of the category grid
+    category: CategoryCode | None = None  # a code of the category grid
     search: Annotated[str, StringConstraints(strip_whitespace=True, max_length=NAME_MAX)] = ""  # in the name
     member: Actor | None = None  # only the communities this person belongs to
     include_closed: bool = True
