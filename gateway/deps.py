@@ -114,7 +114,8 @@ async def csrf_form(request: Request) -> dict[str, Any]:
     if int(request.headers.get("content-length") or 0) > common.MAX_FORM_BYTES:
         raise PageInstead(common.message(request, heading=t("error", lang), paragraphs=["413"], status=413))
     form = await request.form()
-    if not ps.csrf_ok(request, form.get("csrf") if isinstance(form.get("csrf"), str) else None):
+    csrf = form.get("csrf")
+    if not ps.csrf_ok(request, csrf if isinstance(csrf, str) else None):
         raise PageInstead(common.message(request, heading=t("error", lang), paragraphs=[t("csrf", lang)],
                                          status=403, link=(request.url.path, t("home", lang))))
     return {k: (form.getlist(k) if k == "interests" else v) for k, v in form.items() if k != "csrf"}
