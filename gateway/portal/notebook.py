@@ -117,7 +117,7 @@ async def notebook_export(fmt: str, request: Request, user: CurrentUser) -> Resp
     lang = ps.lang(request)
     try:
         out = nc.Export.model_validate(await call_points(request, nc.EP_NOTEBOOK_EXPORT, nc.NotebookExportIn(
-            actor=actor_of(user), format=fmt, lang=lang)))  # type: ignore[arg-type]
+            actor=actor_of(user), format=fmt, lang=lang)))
     except ValidationError:
         return message(request, heading=t("error", lang), paragraphs=["csv / pdf"], status=404, user=user)
     except errors.ServiceError as exc:
@@ -165,7 +165,7 @@ async def figures_csv(table: str, request: Request, user: StaffUser) -> Response
     lang = ps.lang(request)
     try:
         out = nc.Export.model_validate(await call_points(request, nc.EP_FIGURES_EXPORT, nc.FiguresExportIn(
-            actor=actor_of(user), table=table, lang=lang)))  # type: ignore[arg-type]
+            actor=actor_of(user), table=table, lang=lang)))
     except ValidationError:
         return message(request, heading=t("error", lang), paragraphs=[table], status=404, user=user)
     except errors.ServiceError as exc:

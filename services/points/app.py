@@ -64,13 +64,14 @@ class PointsService(ServiceProcess):
 
     async def start(self) -> None:
         js = await self.open(MIGRATIONS)
+        nc = self.connection
         card_key = self.card_key()
         self.terminals = TerminalTracker(sessions=self.sessions, node=self.node)  # heartbeats, taps' arrival
         # identity's stream too: the people directory consumes it (made here if identity has not started yet)
         await ensure_node_streams(js, self.node, (SERVICE, "identity"))
-        self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
+        self.relay = relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self.consumer = IdempotentConsumer(
-            nc=self.nc,
+            nc=nc,
             js=js,
             sessions=self.sessions,
             tables=bus,
@@ -84,11 +85,11 @@ class PointsService(ServiceProcess):
                 concurrency=self.settings.consumer_concurrency,
             ),
             handler=self.terminals.track(TapHandler(node=self.node, card_key=card_key)),
-            on_commit=self.relay.wake,
+            on_commit=relay.wake,
         )
         # The people directory (district of each person) from identity's events: a durable consumer of this node's
         # EVT_<NODE>_IDENTITY.
-        self.people = IdempotentConsumer(nc=self.nc, js=js, sessions=self.sessions, tables=bus,
+        self.people = IdempotentConsumer(nc=nc, js=js, sessions=self.sessions, tables=bus,
                                          spec=people.consumer_spec(self.node, SERVICE),
                                          handler=people.IdentityEventsHandler(self.node))
         self._tasks = [
@@ -98,12 +99,12 @@ class PointsService(ServiceProcess):
             asyncio.create_task(self.terminals.run(self.stop_event), name="points-terminals"),
             asyncio.create_task(self._sweep_assets(), name="points-asset-rules"),
         ]
-        await self.terminals.subscribe(self.nc)
+        await self.terminals.subscribe(nc)
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
-            self.nc, node=self.node, service=SERVICE, version=VERSION,
+            nc, node=self.node, service=SERVICE, version=VERSION,
             endpoints=self.terminals.add_endpoints(build_endpoints(
-                tx=Tx(self.sessions, self.relay.wake), node=self.node, card_key=card_key)),
+                tx=Tx(self.sessions, relay.wake), node=self.node, card_key=card_key)),
             description="まちづくりポイント: ledger, events, card taps",
         )
         log.info("points service ready on node %s", self.node)
@@ -116,7 +117,8 @@ class PointsService(ServiceProcess):
                     done = await asset_rules.sweep(s, node=self.node)
                 if any(done.values()):
                     log.info("asset rules applied: %s", done)
-                    self.relay.wake()
+                    if self.relay is not None:
+                        self.relay.wake()
             except Exception:  # noqa: BLE001 - a failed sweep is retried at the next round
                 log.exception("asset rules sweep failed; next try in %.0f s", every)
             with contextlib.suppress(TimeoutError):

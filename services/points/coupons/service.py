@@ -184,7 +184,7 @@ async def redeem(session: AsyncSession, *, code: str, by: str, key: bytes,
     # Single use even under concurrent redemptions: only the update that still finds it unused counts.
     done = await session.execute(update(coupons).where(coupons.c.id == row.id, coupons.c.redeemed_at.is_(None))
                                  .values(redeemed_at=now, redeemed_by=by))
-    if done.rowcount != 1:
+    if db.rowcount(done) != 1:
         raise errors.Conflict("this coupon was just used / このクーポンは使用済みです")
     return _coupon_out((await session.execute(_coupon_query().where(coupons.c.id == row.id))).one(), key, now)
 

@@ -116,7 +116,7 @@ async def get_course(session: AsyncSession, code: str) -> c.Course:
 
 
 async def list_courses(session: AsyncSession) -> list[c.Course]:
-    counts = dict((await session.execute(select(course_completions.c.course_code, func.count())
+    counts: dict[str, int] = dict((await session.execute(select(course_completions.c.course_code, func.count())
                                          .group_by(course_completions.c.course_code))).all())
     rows = await session.execute(select(courses).order_by(courses.c.starts_on.is_(None), courses.c.starts_on,
                                                           courses.c.code))
@@ -155,7 +155,7 @@ async def put_certification(session: AsyncSession, data: c.CertificationIn, node
 
 
 async def list_certifications(session: AsyncSession, code: str | None = None) -> list[c.Certification]:
-    counts = dict((await session.execute(select(certificates.c.certification_code, func.count())
+    counts: dict[str, int] = dict((await session.execute(select(certificates.c.certification_code, func.count())
                                          .group_by(certificates.c.certification_code))).all())
     stmt = select(certifications).order_by(certifications.c.code)
     if code is not None:
@@ -251,7 +251,7 @@ async def list_completions(session: AsyncSession, q: c.CompletionsQuery) -> list
 async def see_person(session: AsyncSession, actor: Actor | c.KnownPerson, node: str) -> None:
     """The gateway vouches for this person (an authenticated Actor, or identity's answer to staff's lookup):
     remember their handle and name, and credit completions that waited for them."""
-    await directory.link_actor(session, actor)  # type: ignore[arg-type] - a KnownPerson has the same three fields
+    await directory.link_actor(session, actor)  # type: ignore[arg-type]  # a KnownPerson has the same three fields
     waiting = (await session.execute(select(course_completions.c.id, course_completions.c.course_code).where(
         course_completions.c.person_id.is_(None),
         course_completions.c.person_ref.in_([actor.user_id, actor.global_handle])))).all()

@@ -72,7 +72,7 @@ class PaymentMethod:
 
     def describe(self) -> c.Method:
         return c.Method(code=self.code, name_ja=self.name_ja, name_en=self.name_en,
-                        confirmed_by=self.confirmed_by, channels=sorted(self.channels),  # type: ignore[arg-type]
+                        confirmed_by=self.confirmed_by, channels=sorted(self.channels),
                         instructions_ja=self.instructions_ja, instructions_en=self.instructions_en)
 
 
@@ -360,7 +360,7 @@ async def _confirm(session: AsyncSession, row: Any, *, by: str, via: str, node: 
                                          confirmed_via=via, confirm_tap_key=tap_key, points=points,
                                          journal_key=key if points else None, receipt_year=year, receipt_seq=seq,
                                          receipt_no=f"{node}-{year}-{seq:06d}"))
-    if done.rowcount != 1:  # another confirmation got there first (it holds the points and the number)
+    if db.rowcount(done) != 1:  # another confirmation got there first (it holds the points and the number)
         raise errors.Conflict(f"donation {row.reference} was confirmed meanwhile")
     out = await _donation_row(session, row.id)
     await _announce(session, node, "DonationConfirmed", out)

@@ -12,7 +12,7 @@ from towntip.kernel.contracts import ledger as lc
 
 def _result(key: str, r: ledger.PostResult) -> lc.EntryResult:
     if isinstance(r, ledger.Posted):
-        return lc.EntryResult(key=key, status=r.status, journal_id=r.journal_id)  # type: ignore[arg-type]
+        return lc.EntryResult(key=key, status=r.status, journal_id=r.journal_id)
     return lc.EntryResult(key=key, status="refused", code=r.code, reason=r.reason)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.ledger import service as ledger
 from services.points.ledger.models import assets, balances, journal, postings
-from towntip.kernel import errors
+from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.db import aware as _aware
 
@@ -33,7 +33,7 @@ async def set_rules(session: AsyncSession, *, asset: str, expiry_days: int | Non
         raise errors.Unprocessable("an asset has expiry or demurrage, not both")
     done = await session.execute(update(assets).where(assets.c.code == asset).values(
         expiry_days=expiry_days, demurrage_percent_per_month=demurrage_percent_per_month, updated_at=utcnow()))
-    if done.rowcount != 1:
+    if db.rowcount(done) != 1:
         raise errors.NotFound(f"unknown asset {asset!r}")
     return await rules(session, asset)
 

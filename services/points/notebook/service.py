@@ -185,14 +185,14 @@ def average(scope: str, name: str, members: list[str], per_person: dict[str, Sum
     def per(v: float) -> float:
         return round(v / n, 2) if n else 0.0
 
-    return c.Average(scope=scope, name=name, people=n, entries=per(s.entries), points=per(s.points),  # type: ignore[arg-type]
+    return c.Average(scope=scope, name=name, people=n, entries=per(s.entries), points=per(s.points),
                      contribution=per(s.contribution), donation=per(s.donation),
                      co2_kg=round(s.co2_g / 1000 / n, 3) if n else 0.0, hours=per(s.minutes / 60), kcal=per(s.kcal))
 
 
 def entry(f: Fact) -> c.Entry:
     letter, ja, en = category(f.field)
-    return c.Entry(on=jst(f.at).date(), kind=f.kind, title=f.title, field=f.field, field_letter=letter,  # type: ignore[arg-type]
+    return c.Entry(on=jst(f.at).date(), kind=f.kind, title=f.title, field=f.field, field_letter=letter,
                    field_ja=ja, field_en=en, activity=f.activity, points=f.points,
                    co2_kg=None if f.co2_g is None else f.co2_g / 1000,
                    hours=None if f.minutes is None else round(f.minutes / 60, 2), kcal=f.kcal)
