@@ -353,7 +353,7 @@ async def bench_nats_rtt(workdir: Path, seconds: float, concurrency: int) -> dic
             try:
                 await nc.request(subject, b"{}", timeout=1.0)
                 break
-            except Exception:
+            except Exception:  # noqa: BLE001 - not up yet, whatever the error: asked again until the deadline
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the NATS echo responder did not answer") from None
                 await asyncio.sleep(0.1)
@@ -691,7 +691,7 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
             "portal_session_cookie": result["login_http"]["session_cookie_set"],
         }
         result["rss_mb"] = {name: rss_mb(pid) for name, pid in node.pids().items() if name != "bench"}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed database run is reported in its figures, the other goes on
         result["error"] = f"{exc.__class__.__name__}: {exc}"
         print(f"!! {kind}: {result['error']}", flush=True)
         for name, path in node.logs.items():

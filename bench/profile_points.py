@@ -87,7 +87,7 @@ def apply_pg_settings(settings: list[str]) -> None:
         return
 
     @event.listens_for(Pool, "connect")
-    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+    def _on_connect(dbapi_conn, _record):
         if "asyncpg" not in type(dbapi_conn).__module__:
             return
         cur = dbapi_conn.cursor()
@@ -130,11 +130,11 @@ async def run(args: argparse.Namespace) -> None:
         starts: dict[int, float] = {}
 
         @event.listens_for(svc.engine.sync_engine, "before_cursor_execute")
-        def _before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        def _before(conn, cursor, statement, parameters, context, executemany):
             starts[id(cursor)] = time.perf_counter()
 
         @event.listens_for(svc.engine.sync_engine, "after_cursor_execute")
-        def _after(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        def _after(conn, cursor, statement, parameters, context, executemany):
             t0 = starts.pop(id(cursor), None)
             if t0 is not None:
                 n = len(parameters) if executemany and isinstance(parameters, list | tuple) else 1

@@ -32,7 +32,7 @@ PUBLIC = "public"
 USER = "user"
 
 
-class PageInstead(Exception):  # noqa: N818 - not an error: the response a check sends instead of the route's
+class PageInstead(Exception):  # not an error: the response a check sends instead of the route's
     """Raised by a dependency: send this response (a login redirect, a refusal page) instead of running the route."""
 
     def __init__(self, response: Response) -> None:

@@ -22,11 +22,11 @@ class FeedbackPanel:
         message = render(fb)
         try:
             self.screen.show(message)
-        except Exception:  # noqa: BLE001 - the terminal goes on without its screen
+        except Exception:  # the terminal goes on without its screen
             log.exception("the screen failed")
         if message.tone:
             try:
                 self.sound.play(message.tone)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("the sound failed")
         return message

@@ -38,7 +38,7 @@ class NfcReader(CardReader):
         if self._factory is not None:
             return self._factory(self.path)
         try:
-            import nfc  # noqa: PLC0415 - optional dependency, imported where used
+            import nfc  # optional dependency, imported where used
         except ImportError as exc:
             raise RuntimeError("the nfc reader needs nfcpy: pip install nfcpy") from exc
         return nfc.ContactlessFrontend(self.path)

@@ -361,7 +361,7 @@ class TerminalAgent:
         if self.feedback is not None:
             try:
                 self.feedback(fb)
-            except Exception:  # noqa: BLE001 - a broken beeper must not stop the terminal
+            except Exception:  # a broken beeper must not stop the terminal
                 log.exception("feedback callback failed")
 
     def _tell_queued(self, tap_id: str, why: str) -> None:
@@ -399,7 +399,7 @@ class TerminalAgent:
         while True:
             try:
                 await self.heartbeat()
-            except Exception:  # noqa: BLE001 - a heartbeat must never stop the terminal
+            except Exception:  # a heartbeat must never stop the terminal
                 log.exception("heartbeat failed")
             self._beat_now.clear()
             with contextlib.suppress(TimeoutError):

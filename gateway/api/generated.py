@@ -27,7 +27,7 @@ import inspect
 import re
 import types
 from collections.abc import Iterable
-from typing import Annotated, Any, Union, get_args, get_origin  # noqa: UP035
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError

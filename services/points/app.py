@@ -119,7 +119,7 @@ class PointsService(ServiceProcess):
                     log.info("asset rules applied: %s", done)
                     if self.relay is not None:
                         self.relay.wake()
-            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next round
+            except Exception:  # a failed sweep is retried at the next round
                 log.exception("asset rules sweep failed; next try in %.0f s", every)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), every)

@@ -39,7 +39,7 @@ def sim_args(url: str, tmp_path: Path, *extra: str) -> list[str]:
             "--spool", str(tmp_path / "spool.sqlite3"), *extra]
 
 
-async def test_simulate_ten_taps_all_credited(nc: nats.NATS, nats_server, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+async def test_simulate_ten_taps_all_credited(nc: nats.NATS, nats_server, tmp_path: Path, capsys) -> None:
     await ensure_node_streams(nc.jetstream(), NODE)
     responder = await Responder(nc).start()
     code = await cli(*sim_args(nats_server.url, tmp_path, "--event", "ev", "--card", CARD, "--count", "10"))
@@ -53,7 +53,7 @@ async def test_simulate_ten_taps_all_credited(nc: nats.NATS, nats_server, tmp_pa
     await responder.stop()
 
 
-async def test_simulate_reports_a_rejection(nc: nats.NATS, nats_server, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+async def test_simulate_reports_a_rejection(nc: nats.NATS, nats_server, tmp_path: Path, capsys) -> None:
     await ensure_node_streams(nc.jetstream(), NODE)
     responder = await Responder(nc, events={}).start()
     code = await cli(*sim_args(nats_server.url, tmp_path, "--event", "nope", "--card", CARD, "--count", "2"))
@@ -77,7 +77,7 @@ async def test_simulate_reports_a_rejection(nc: nats.NATS, nats_server, tmp_path
         (["--event", "ev", "--card", CARD, "--node", "X"], "node id"),
     ],
 )
-async def test_simulate_refuses_bad_input(nc: nats.NATS, nats_server, tmp_path: Path, capsys, extra, message) -> None:  # noqa: ANN001
+async def test_simulate_refuses_bad_input(nc: nats.NATS, nats_server, tmp_path: Path, capsys, extra, message) -> None:
     await ensure_node_streams(nc.jetstream(), NODE)
     code = await cli(*sim_args(nats_server.url, tmp_path, *extra))  # a later --terminal or --node wins
     err = capsys.readouterr().err
@@ -87,7 +87,7 @@ async def test_simulate_refuses_bad_input(nc: nats.NATS, nats_server, tmp_path: 
     assert not (tmp_path / "spool.sqlite3").exists()
 
 
-async def test_simulate_without_nats(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+async def test_simulate_without_nats(tmp_path: Path, capsys) -> None:
     from towntip.node.natsd import free_port
 
     url = f"nats://127.0.0.1:{free_port()}"
@@ -98,7 +98,7 @@ async def test_simulate_without_nats(tmp_path: Path, capsys) -> None:  # noqa: A
     assert not (tmp_path / "spool.sqlite3").exists()
 
 
-async def test_simulate_without_points_service_keeps_taps(nc: nats.NATS, nats_server, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+async def test_simulate_without_points_service_keeps_taps(nc: nats.NATS, nats_server, tmp_path: Path, capsys) -> None:
     await ensure_node_streams(nc.jetstream(), NODE)
     code = await cli(*sim_args(nats_server.url, tmp_path, "--event", "ev", "--card", CARD, "--count", "3",
                                "--wait", "0.5"))
@@ -111,7 +111,7 @@ async def test_simulate_without_points_service_keeps_taps(nc: nats.NATS, nats_se
 
 
 async def test_simulate_without_stream_leaves_taps_spooled_then_sends_them(
-    nc: nats.NATS, nats_server, tmp_path: Path, capsys  # noqa: ANN001
+    nc: nats.NATS, nats_server, tmp_path: Path, capsys
 ) -> None:
     args = sim_args(nats_server.url, tmp_path, "--event", "ev", "--card", CARD, "--count", "2", "--wait", "0.5")
     assert await cli(*args) == 1

@@ -156,7 +156,7 @@ async def test_debounce_counts_a_repeat_touch_once(nc: nats.NATS, tmp_path: Path
         agent.spool.close()
 
 
-async def test_restart_resends_pending_taps_with_the_same_ids(nats_server, tmp_path: Path) -> None:  # noqa: ANN001
+async def test_restart_resends_pending_taps_with_the_same_ids(nats_server, tmp_path: Path) -> None:
     """Taps spooled while JetStream was unreachable go out after a restart, once each in the stream."""
     path = tmp_path / "t.sqlite3"
     first = await nats.connect(nats_server.url)

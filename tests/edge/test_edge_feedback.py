@@ -176,7 +176,7 @@ async def test_what_the_person_sees_and_hears(nats_server: NatsServer, points: P
         assert not ack.duplicate
         for _ in range(200):
             async with points.sessions() as s:
-                from services.points.taps import service  # noqa: PLC0415
+                from services.points.taps import service
                 bal = await service.get_card_balance(session=s, card_key=bytes.fromhex(CARD_KEY), idm=CARD)
             if bal.balance == 10:
                 break

@@ -91,7 +91,7 @@ async def points(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Point
         yield svc
 
 
-async def until(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
+async def until(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"

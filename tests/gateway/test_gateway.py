@@ -87,7 +87,7 @@ async def points(nc: nats.NATS) -> AsyncIterator[FakePoints]:
 
 
 @pytest.fixture
-async def client(nats_server: NatsServer, tmp_path) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+async def client(nats_server: NatsServer, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(node_id=NODE, nats_url=nats_server.url, admin_token=TOKEN, services="points",
                                request_timeout=2.0, data_dir=str(tmp_path))
     app = create_app(settings)

@@ -132,7 +132,7 @@ async def test_bind_a_card_online_with_the_code_its_touch_shows_then_report_it_l
         js = nc.jetstream()
         outcomes: asyncio.Queue[dict] = asyncio.Queue()
 
-        async def on_outcome(msg) -> None:  # noqa: ANN001
+        async def on_outcome(msg) -> None:
             await outcomes.put(json.loads(msg.data))
         await nc.subscribe("_INBOX.hall-1.>", cb=on_outcome)
 
@@ -195,7 +195,7 @@ async def test_register_a_card_with_the_code_a_terminal_showed(portal, phone_bro
         js = nc.jetstream()
         outcomes: asyncio.Queue[dict] = asyncio.Queue()
 
-        async def on_outcome(msg) -> None:  # noqa: ANN001
+        async def on_outcome(msg) -> None:
             await outcomes.put(json.loads(msg.data))
         await nc.subscribe("_INBOX.hall-2.>", cb=on_outcome)
 

@@ -32,7 +32,7 @@ PW = "correct horse battery"
 
 
 @pytest.fixture
-async def service(nats_server, database, tmp_path, smtp) -> AsyncIterator[IdentityService]:  # noqa: ANN001
+async def service(nats_server, database, tmp_path, smtp) -> AsyncIterator[IdentityService]:
     url, schema = database
     settings = ServiceSettings(
         service="identity", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path), database_url=url,
@@ -51,7 +51,7 @@ def stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(text))
 
 
-async def identity(nats_server, group: str, verb: str, *argv: str) -> int:  # noqa: ANN001
+async def identity(nats_server, group: str, verb: str, *argv: str) -> int:
     """`towntip identity GROUP VERB --nats-url <the test server> --node testnode ARGV` (a --node in ARGV wins)."""
     return await cli("identity", group, verb, "--nats-url", nats_server.url, "--node", NODE, *argv)
 
@@ -74,7 +74,7 @@ def add_user(handle: str, email: str, *extra: str) -> list[str]:
 # ---- users -----------------------------------------------------------------------------------------------------
 
 
-async def test_user_add_list_remove(service, nats_server, nc, capsys, monkeypatch) -> None:  # noqa: ANN001
+async def test_user_add_list_remove(service, nats_server, nc, capsys, monkeypatch) -> None:
     stdin(monkeypatch, f"  {PW} \n")  # only the newline goes: the spaces are part of the password
     code = await identity(nats_server, *add_user("hanako", "Hanako@Example.JP", "--display-name", "山田 花子"))
     out, err = capsys.readouterr()
@@ -123,7 +123,7 @@ async def test_user_add_list_remove(service, nats_server, nc, capsys, monkeypatc
     assert out == "" and "identity service: no user 'hanako' (404)" in err
 
 
-async def test_user_grant_and_revoke_roles(service, nats_server, nc, capsys, monkeypatch) -> None:  # noqa: ANN001
+async def test_user_grant_and_revoke_roles(service, nats_server, nc, capsys, monkeypatch) -> None:
     stdin(monkeypatch, PW + "\n")
     assert await identity(nats_server, *add_user("hanako", "hanako@example.jp")) == 0
     sess = await call(nc, c.EP_LOGIN, c.LoginIn(login="hanako", password=PW))
@@ -156,7 +156,7 @@ async def test_user_grant_and_revoke_roles(service, nats_server, nc, capsys, mon
 
 
 async def test_user_add_refuses_a_password_that_is_empty_short_or_an_argument(
-    service, nats_server, nc, capsys, monkeypatch  # noqa: ANN001
+    service, nats_server, nc, capsys, monkeypatch
 ) -> None:
     for text in ("", "\n", "\r\n"):
         stdin(monkeypatch, text)
@@ -199,7 +199,7 @@ async def test_user_add_refuses_a_password_that_is_empty_short_or_an_argument(
     ],
 )
 async def test_bad_user_input_exits_2_and_creates_nothing(
-    service, nats_server, nc, capsys, monkeypatch, argv, message  # noqa: ANN001
+    service, nats_server, nc, capsys, monkeypatch, argv, message
 ) -> None:
     stdin(monkeypatch, PW + "\n")
     code = await identity(nats_server, *argv)
@@ -211,7 +211,7 @@ async def test_bad_user_input_exits_2_and_creates_nothing(
 
 
 async def test_duplicate_handle_or_email_exits_1_with_the_services_reason(
-    service, nats_server, nc, capsys, monkeypatch  # noqa: ANN001
+    service, nats_server, nc, capsys, monkeypatch
 ) -> None:
     stdin(monkeypatch, PW + "\n")
     assert await identity(nats_server, *add_user("hanako", "hanako@example.jp")) == 0
@@ -235,7 +235,7 @@ async def test_duplicate_handle_or_email_exits_1_with_the_services_reason(
 # ---- OIDC clients ----------------------------------------------------------------------------------------------
 
 
-async def test_client_add_confidential_and_public_then_list(service, nats_server, nc, capsys) -> None:  # noqa: ANN001
+async def test_client_add_confidential_and_public_then_list(service, nats_server, nc, capsys) -> None:
     code = await identity(nats_server, "client", "add", "--client-id", "portal", "--name", "鶴ヶ島ポータル",
                           "--redirect-uri", "https://portal.example.jp/callback",
                           "--redirect-uri", "http://localhost:8080/cb",
@@ -300,7 +300,7 @@ async def test_client_add_confidential_and_public_then_list(service, nats_server
          "scope: String should match"),
     ],
 )
-async def test_bad_client_input_exits_2_and_adds_nothing(service, nats_server, nc, capsys, argv, message) -> None:  # noqa: ANN001
+async def test_bad_client_input_exits_2_and_adds_nothing(service, nats_server, nc, capsys, argv, message) -> None:
     code = await identity(nats_server, "client", "add", *argv)
     out, err = capsys.readouterr()
     assert code == 2
@@ -308,7 +308,7 @@ async def test_bad_client_input_exits_2_and_adds_nothing(service, nats_server, n
     assert await client_ids(nc) == []
 
 
-async def test_client_scope_without_openid_is_refused_by_the_service(service, nats_server, nc, capsys) -> None:  # noqa: ANN001
+async def test_client_scope_without_openid_is_refused_by_the_service(service, nats_server, nc, capsys) -> None:
     code = await identity(nats_server, "client", "add", "--client-id", "portal", "--scope", "profile email",
                           "--redirect-uri", "https://portal.example.jp/cb")
     out, err = capsys.readouterr()
@@ -317,7 +317,7 @@ async def test_client_scope_without_openid_is_refused_by_the_service(service, na
     assert await client_ids(nc) == []
 
 
-async def test_client_remove(service, nats_server, nc, capsys) -> None:  # noqa: ANN001
+async def test_client_remove(service, nats_server, nc, capsys) -> None:
     assert await identity(nats_server, "client", "remove", "--client-id", "nope") == 1
     out, err = capsys.readouterr()
     assert out == "" and "identity service: no client 'nope' (404)" in err
@@ -332,7 +332,7 @@ async def test_client_remove(service, nats_server, nc, capsys) -> None:  # noqa:
 # ---- signing keys ----------------------------------------------------------------------------------------------
 
 
-async def test_keys_rotate_keeps_the_retired_key_published(service, nats_server, nc, capsys) -> None:  # noqa: ANN001
+async def test_keys_rotate_keeps_the_retired_key_published(service, nats_server, nc, capsys) -> None:
     def rotated(out: str) -> tuple[set[str], list[str]]:
         kid, at_kid, published = out.splitlines()
         assert kid.startswith("kid: ") and at_kid.startswith("access token kid: ")
@@ -368,7 +368,7 @@ async def entity_configuration(nc: nats.NATS) -> tuple[str, list[str], list[str]
 
 
 async def test_keys_rotate_leaves_the_federation_key_and_rotate_federation_changes_it_only(
-        service, nats_server, nc, capsys) -> None:  # noqa: ANN001
+        service, nats_server, nc, capsys) -> None:
     signer, federation, provider = await entity_configuration(nc)
     assert federation == [signer] and signer not in provider  # the federation key signs; it is no provider key
 
@@ -394,7 +394,7 @@ async def test_keys_rotate_leaves_the_federation_key_and_rotate_federation_chang
 # ---- no bus, no service ----------------------------------------------------------------------------------------
 
 
-async def test_unreachable_nats_exits_1_quickly(capsys, monkeypatch) -> None:  # noqa: ANN001
+async def test_unreachable_nats_exits_1_quickly(capsys, monkeypatch) -> None:
     from towntip.node.natsd import free_port
 
     url = f"nats://127.0.0.1:{free_port()}"
@@ -410,7 +410,7 @@ async def test_unreachable_nats_exits_1_quickly(capsys, monkeypatch) -> None:  #
         assert elapsed < 10, f"{argv} took {elapsed:.1f}s"
 
 
-async def test_no_identity_service_exits_1(nats_server, capsys, monkeypatch) -> None:  # noqa: ANN001
+async def test_no_identity_service_exits_1(nats_server, capsys, monkeypatch) -> None:
     stdin(monkeypatch, PW + "\n")
     for argv, endpoint in ((add_user("hanako", "hanako@example.jp"), c.EP_USER_ADD), (["user", "list"], c.EP_USER_LIST),
                            (["keys", "rotate"], c.EP_KEY_ROTATE),
@@ -422,7 +422,7 @@ async def test_no_identity_service_exits_1(nats_server, capsys, monkeypatch) -> 
         assert f"no identity service answers on {subjects.svc(NODE, c.SERVICE, endpoint)}" in err
 
 
-async def test_staff_look_people_up_by_global_handle_or_email(service, nats_server, nc, monkeypatch) -> None:  # noqa: ANN001
+async def test_staff_look_people_up_by_global_handle_or_email(service, nats_server, nc, monkeypatch) -> None:
     stdin(monkeypatch, PW + "\n")
     assert await identity(nats_server, *add_user("hanako", "hanako@example.jp", "--display-name", "山田 花子")) == 0
     staff = {"user_id": "staff-0001", "global_handle": "suzuki@testnode", "display_name": "鈴木", "roles": ["staff"]}

@@ -27,7 +27,7 @@ async def upgrade_to(engine: AsyncEngine, schema: str | None, revision: str) -> 
     await db.ensure_schema(engine, schema)
     cfg = migrate.alembic_config(MIGRATIONS)
 
-    def _run(sync_conn) -> None:  # noqa: ANN001
+    def _run(sync_conn) -> None:
         cfg.attributes["connection"] = sync_conn
         cfg.attributes["schema"] = schema
         command.upgrade(cfg, revision)
@@ -53,7 +53,7 @@ async def purposes(sessions: Sessions) -> list[tuple[str, str, str, bool]]:
     return [(r.kid, r.alg, r.purpose, r.retired_at is None) for r in rows]
 
 
-async def test_a_new_node_has_a_federation_key_of_its_own(engine) -> None:  # noqa: ANN001
+async def test_a_new_node_has_a_federation_key_of_its_own(engine) -> None:
     eng, schema = engine
     await migrate.upgrade(eng, MIGRATIONS, schema=schema)
     sessions = db.sessionmaker(eng)
@@ -81,7 +81,7 @@ async def test_a_new_node_has_a_federation_key_of_its_own(engine) -> None:  # no
         (federation.kid, False), (fed_kid, True)]  # the retired federation key is kept, not used
 
 
-async def test_an_upgraded_node_keeps_the_key_its_anchor_pinned(engine) -> None:  # noqa: ANN001
+async def test_an_upgraded_node_keeps_the_key_its_anchor_pinned(engine) -> None:
     """Before 0005 the provider's RS256 key signed the configuration (the anchor pinned it): it becomes the first
     federation key (same kid), and the provider's keys are untouched."""
     eng, schema = engine

@@ -17,7 +17,7 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.contracts.points import EP_EVENT_PUT, SERVICE, EventIn
 
 
-async def events_service(nc: nats.NATS, store: dict[str, EventIn], puts: list[str]):  # noqa: ANN201
+async def events_service(nc: nats.NATS, store: dict[str, EventIn], puts: list[str]):
     async def handle(req: Request) -> None:
         ev = EventIn.model_validate_json(req.data)
         store[ev.code] = ev
@@ -40,7 +40,7 @@ def test_the_seed_table_is_found_and_read() -> None:
     assert {(e.participant_points, e.volunteer_points) for e in events} == {(1, 5)}
 
 
-async def test_seed_puts_every_event_and_reseeding_updates(nc: nats.NATS, nats_server, capsys) -> None:  # noqa: ANN001
+async def test_seed_puts_every_event_and_reseeding_updates(nc: nats.NATS, nats_server, capsys) -> None:
     store: dict[str, EventIn] = {}
     puts: list[str] = []
     svc = await events_service(nc, store, puts)
@@ -55,7 +55,7 @@ async def test_seed_puts_every_event_and_reseeding_updates(nc: nats.NATS, nats_s
     await svc.stop()
 
 
-async def test_seed_failures_are_clear(nats_server, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+async def test_seed_failures_are_clear(nats_server, tmp_path: Path, capsys) -> None:
     assert await cli("demo", "seed", "--nats-url", nats_server.url, "--csv", str(tmp_path / "none.csv")) == 2
     assert "no such file" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"

@@ -65,7 +65,7 @@ class Member:
         member = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 member.hits += 1
                 ok = self.path == WELL_KNOWN and member.body
                 data = (member.body if ok else "no").encode()
@@ -109,7 +109,7 @@ def members_bytes(d: str) -> bytes | None:
     return path.read_bytes() if path.exists() else None
 
 
-def test_anchor_init_add_list_remove(tmp_path, capsys, member, keys) -> None:  # noqa: ANN001
+def test_anchor_init_add_list_remove(tmp_path, capsys, member, keys) -> None:
     d = str(tmp_path / "anchor")
     assert main(["federation", "anchor", "init", "--data-dir", d, "--entity-id", "https://hub.example.jp/"]) == 0
     jwks_path = capsys.readouterr().out.strip()
@@ -144,7 +144,7 @@ def test_anchor_init_add_list_remove(tmp_path, capsys, member, keys) -> None:  #
     assert json.loads(open(jwks_path).read())["keys"] == anchor_keys
 
 
-def test_expect_thumbprint_refuses_another_key_and_saves_nothing(tmp_path, capsys, member, keys) -> None:  # noqa: ANN001
+def test_expect_thumbprint_refuses_another_key_and_saves_nothing(tmp_path, capsys, member, keys) -> None:
     d = str(tmp_path / "anchor")
     member.body = configuration(member.url, keys[0])
     wrong = keys[1].thumbprint()
@@ -172,7 +172,7 @@ def test_expect_thumbprint_refuses_another_key_and_saves_nothing(tmp_path, capsy
 
 @pytest.mark.parametrize("case", ["not self-signed", "kid not published", "no keys", "sub", "node id",
                                   "not a jwt", "expired", "unreachable", "404"])
-def test_a_configuration_that_does_not_hold_is_refused(tmp_path, capsys, member, keys, case) -> None:  # noqa: ANN001
+def test_a_configuration_that_does_not_hold_is_refused(tmp_path, capsys, member, keys, case) -> None:
     d = str(tmp_path / "anchor")
     url = member.url
     # one member already enrolled: a refusal must leave members.json as it was
@@ -214,7 +214,7 @@ def test_a_configuration_that_does_not_hold_is_refused(tmp_path, capsys, member,
     assert members_bytes(d) == before
 
 
-def test_a_configuration_handed_over_when_the_member_is_not_reachable(tmp_path, capsys, keys) -> None:  # noqa: ANN001
+def test_a_configuration_handed_over_when_the_member_is_not_reachable(tmp_path, capsys, keys) -> None:
     d = str(tmp_path / "anchor")
     entity = "https://tsuru.example.jp"  # not reachable from here
     file = tmp_path / "tsuru.jwt"
@@ -231,7 +231,7 @@ def test_a_configuration_handed_over_when_the_member_is_not_reachable(tmp_path, 
     assert f"federation key thumbprint: {keys[0].thumbprint()}" in out and entity in out and NODE in out
 
 
-def test_the_member_operator_reads_its_thumbprint(capsys, member, keys) -> None:  # noqa: ANN001
+def test_the_member_operator_reads_its_thumbprint(capsys, member, keys) -> None:
     member.body = configuration(member.url, keys[0])
     assert main(["federation", "thumbprint", "--url", member.url]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"federation key thumbprint: {keys[0].thumbprint()}"
@@ -257,7 +257,7 @@ def routed(anchor: TrustAnchor, member: Member, answer: str | None = None) -> ht
     return httpx.AsyncClient(transport=httpx.MockTransport(handle))
 
 
-async def test_the_anchor_vouches_for_the_pinned_key_only_and_an_impostor_is_refused(tmp_path, member,  # noqa: ANN001
+async def test_the_anchor_vouches_for_the_pinned_key_only_and_an_impostor_is_refused(tmp_path, member,
                                                                                       keys) -> None:
     anchor = TrustAnchor(tmp_path / "anchor", HUB)
     member.body = configuration(member.url, keys[0])
@@ -306,7 +306,7 @@ async def test_the_anchor_vouches_for_the_pinned_key_only_and_an_impostor_is_ref
     assert run("rekey", "--data-dir", d, "--entity-id", "https://never.example.jp") == 1  # rekey: members only
 
 
-async def test_an_old_members_file_is_read_but_not_vouched_for_until_rekey(tmp_path, capsys, member,  # noqa: ANN001
+async def test_an_old_members_file_is_read_but_not_vouched_for_until_rekey(tmp_path, capsys, member,
                                                                            keys) -> None:
     anchor = TrustAnchor(tmp_path / "anchor", HUB)
     anchor.members_path.write_text(json.dumps({member.url: NODE}))  # members.json of an earlier version
@@ -334,7 +334,7 @@ async def test_an_old_members_file_is_read_but_not_vouched_for_until_rekey(tmp_p
     assert http.get("/federation/fetch", params={"sub": "https://stranger.example.jp"}).status_code == 404
 
 
-async def test_add_and_enrol_pin_or_raise_and_save_nothing(tmp_path, member, keys) -> None:  # noqa: ANN001
+async def test_add_and_enrol_pin_or_raise_and_save_nothing(tmp_path, member, keys) -> None:
     """`add` (no event loop needed: it fetches once, blocking) and `enrol` (awaited) pin the key, or raise and save
     nothing; neither leaves anything to wait for."""
     anchor = TrustAnchor(tmp_path / "anchor", HUB)
@@ -357,7 +357,7 @@ async def test_add_and_enrol_pin_or_raise_and_save_nothing(tmp_path, member, key
                            expect=[keys[0].thumbprint()])
 
 
-def test_the_anchor_runs_as_its_own_process(tmp_path, member, keys) -> None:  # noqa: ANN001
+def test_the_anchor_runs_as_its_own_process(tmp_path, member, keys) -> None:
     """`python -m towntip.anchor` serves the anchor as a process of its own: its configuration (signed by the key
     in its JWKS file) and its statement about a member the CLI enrolled; a bad entity id is refused at start."""
     import subprocess

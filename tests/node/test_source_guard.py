@@ -82,12 +82,12 @@ def test_a_peer_creating_consumers_too_often_is_refused_others_are_not(monkeypat
     monkeypatch.setattr(source_guard.time, "monotonic", lambda: now[0])
     g = guard()
     for _ in range(source_guard.BURST):
-        g._spend(B)  # noqa: SLF001
+        g._spend(B)
     with pytest.raises(Refused) as info:
-        g._spend(B)  # noqa: SLF001
+        g._spend(B)
     assert info.value.code == 429
-    g._spend("town-c")  # noqa: SLF001  # another peer has its own allowance
+    g._spend("town-c")  # another peer has its own allowance
     now[0] += 1 / source_guard.RATE  # one more after the refill
-    g._spend(B)  # noqa: SLF001
+    g._spend(B)
     with pytest.raises(Refused):
-        g._spend(B)  # noqa: SLF001
+        g._spend(B)

@@ -25,7 +25,7 @@ async def sweep(nc: nats.NATS, at: Any) -> dict[str, int]:
     return await call(nc, lc.EP_ASSET_SWEEP, {"at": at.isoformat()})
 
 
-async def test_demurrage_once_a_month(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_demurrage_once_a_month(nc: nats.NATS, points_service) -> None:
     rules = await call(nc, lc.EP_ASSET_RULES, {"asset": "local-currency", "demurrage_percent_per_month": 10})
     assert rules == {"asset": "local-currency", "expiry_days": None, "demurrage_percent_per_month": 10}
     for person, amount in (("user-0001", 500), ("user-0002", 9)):
@@ -42,7 +42,7 @@ async def test_demurrage_once_a_month(nc: nats.NATS, points_service) -> None:  #
     assert (await call(nc, lc.EP_LEDGER_TOTALS))["totals"] == {"local-currency": 0}
 
 
-async def test_unused_balances_expire_once(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_unused_balances_expire_once(nc: nats.NATS, points_service) -> None:
     await call(nc, lc.EP_ASSET_RULES, {"asset": "machi-point", "expiry_days": 365})
     await call(nc, lc.EP_LEDGER_POST, {"entries": [{"key": "op-award-0001", "legs": [
         {"account": "system:issuance", "asset": "machi-point", "amount": -30},
@@ -56,7 +56,7 @@ async def test_unused_balances_expire_once(nc: nats.NATS, points_service) -> Non
     assert (await call(nc, lc.EP_LEDGER_TOTALS))["totals"] == {"machi-point": 0}
 
 
-async def test_bad_rules_are_refused_and_change_nothing(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_bad_rules_are_refused_and_change_nothing(nc: nats.NATS, points_service) -> None:
     with pytest.raises(errors.Unprocessable, match="not both"):
         await call(nc, lc.EP_ASSET_RULES, {"asset": "credit", "expiry_days": 30, "demurrage_percent_per_month": 2})
     with pytest.raises(errors.NotFound):
@@ -67,7 +67,7 @@ async def test_bad_rules_are_refused_and_change_nothing(nc: nats.NATS, points_se
     assert rules == {"asset": "credit", "expiry_days": None, "demurrage_percent_per_month": None}
 
 
-async def test_the_operator_sets_a_rule_from_the_cli(nc: nats.NATS, nats_server, points_service, capsys) -> None:  # noqa: ANN001, F811
+async def test_the_operator_sets_a_rule_from_the_cli(nc: nats.NATS, nats_server, points_service, capsys) -> None:
     from tests.edge.test_cli_edge import cli
 
     base = ["points", "asset-rules", "--nats-url", nats_server.url, "--node", "testnode"]

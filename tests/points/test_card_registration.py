@@ -87,7 +87,7 @@ async def test_an_expired_or_wrong_code_binds_nothing(sessions: Sessions) -> Non
     assert (await points_of(sessions, PERSON)).cards == []
 
 
-async def test_the_code_endpoint_checks_its_input(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_the_code_endpoint_checks_its_input(nc: nats.NATS, points_service) -> None:
     subject = subjects.svc(NODE, "points", contract.EP_CARD_REGISTER_CODE)
     for code in ("ABC", "ABCD-EFGH-J", "ABCD_EFG", ""):
         with pytest.raises(errors.BadRequest, match="8 letters and digits"):
@@ -102,7 +102,7 @@ async def test_a_card_that_never_earned_can_be_registered(sessions: Sessions) ->
     assert mine.balance == 0 and len(mine.cards) == 1
 
 
-async def test_a_redelivered_tap_shows_no_second_code(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_a_redelivered_tap_shows_no_second_code(nc: nats.NATS, points_service) -> None:
     """Through the tap consumer: the code is made in the batch's transaction, with the inbox row of the tap's key.
     The same tap sent again after JetStream's duplicate window (shortened here) is answered duplicate from the
     database: no second code, no second credit; the first code still binds the card."""

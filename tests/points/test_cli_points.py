@@ -14,7 +14,7 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.contracts.points import EP_BALANCE, SERVICE, BalanceQuery
 
 
-async def balance_service(nc: nats.NATS, asked: list[str]):  # noqa: ANN201
+async def balance_service(nc: nats.NATS, asked: list[str]):
     async def handle(req: Request) -> None:
         query = BalanceQuery.model_validate_json(req.data)
         asked.append(query.card_idm)
@@ -28,7 +28,7 @@ async def balance_service(nc: nats.NATS, asked: list[str]):  # noqa: ANN201
     return svc
 
 
-async def test_balance_prints_the_number(nc: nats.NATS, nats_server, capsys) -> None:  # noqa: ANN001
+async def test_balance_prints_the_number(nc: nats.NATS, nats_server, capsys) -> None:
     asked: list[str] = []
     svc = await balance_service(nc, asked)
     code = await cli("points", "balance", "--nats-url", nats_server.url, "--node", NODE, "--card", CARD.lower())
@@ -45,7 +45,7 @@ async def test_balance_prints_the_number(nc: nats.NATS, nats_server, capsys) -> 
     await svc.stop()
 
 
-async def test_balance_refuses_a_bad_idm(nc: nats.NATS, nats_server, capsys) -> None:  # noqa: ANN001
+async def test_balance_refuses_a_bad_idm(nc: nats.NATS, nats_server, capsys) -> None:
     asked: list[str] = []
     svc = await balance_service(nc, asked)
     code = await cli("points", "balance", "--nats-url", nats_server.url, "--node", NODE, "--card", "12-34")
@@ -55,7 +55,7 @@ async def test_balance_refuses_a_bad_idm(nc: nats.NATS, nats_server, capsys) -> 
     await svc.stop()
 
 
-async def test_balance_without_a_service(nats_server, capsys) -> None:  # noqa: ANN001
+async def test_balance_without_a_service(nats_server, capsys) -> None:
     code = await cli("points", "balance", "--nats-url", nats_server.url, "--node", NODE, "--card", CARD)
     err = capsys.readouterr().err
     assert code == 1

@@ -34,7 +34,7 @@ HALL = {"code": "kominkan-room", "title_ja": "公民館 会議室 1時間", "tit
         "issuer": "中央公民館", "price": 300, "valid_days": 90}
 
 
-async def test_award_buy_and_redeem_once(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_award_buy_and_redeem_once(nc: nats.NATS, points_service) -> None:
     with pytest.raises(errors.Forbidden):
         await call(nc, cc.EP_COUPON_TYPE_PUT, {"actor": CITIZEN, **HALL})
     assert (await call(nc, cc.EP_COUPON_TYPE_PUT, {"actor": STAFF, **HALL}))["price"] == 300
@@ -80,7 +80,7 @@ async def test_award_buy_and_redeem_once(nc: nats.NATS, points_service) -> None:
     assert (await call(nc, lc.EP_LEDGER_TOTALS))["totals"] == {"local-currency": 0}
 
 
-async def test_an_expired_coupon_is_refused(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_an_expired_coupon_is_refused(nc: nats.NATS, points_service) -> None:
     await call(nc, cc.EP_COUPON_TYPE_PUT, {"actor": STAFF, **HALL})
     await call(nc, cc.EP_CURRENCY_AWARD, {"actor": STAFF, "person": PERSON, "amount": 300, "memo": "資源回収",
                                           "key": "award-000000000000009"})
@@ -105,7 +105,7 @@ async def test_an_expired_coupon_is_refused(nc: nats.NATS, points_service) -> No
     (cc.EP_COUPON_REDEEM, {"actor": {**STAFF, "roles": ["staff"], "extra": 1}, "code": "ABCDEFGHJK"}, "extra"),
 ])
 async def test_bad_input_is_refused_and_changes_nothing(
-    nc: nats.NATS, points_service, endpoint: str, payload: dict, reason: str  # noqa: ANN001, F811
+    nc: nats.NATS, points_service, endpoint: str, payload: dict, reason: str
 ) -> None:
     with pytest.raises(errors.BadRequest, match=reason):
         await call(nc, endpoint, payload)
@@ -113,7 +113,7 @@ async def test_bad_input_is_refused_and_changes_nothing(
     assert (await call(nc, lc.EP_LEDGER_TOTALS))["totals"] == {}
 
 
-async def test_a_touch_in_coupon_mode_uses_the_owners_coupon_once(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_a_touch_in_coupon_mode_uses_the_owners_coupon_once(nc: nats.NATS, points_service) -> None:
     """On the bus: the terminal is in coupon mode for `city-bus`; the rider's bound card uses one ride."""
     import json
     from datetime import timedelta

@@ -81,7 +81,7 @@ async def events_of(nc: nats.NATS, types: set[str], want: int) -> list[dict[str,
 
 
 async def test_credits_once_per_course_and_certification_exactly_at_threshold(
-        nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+        nc: nats.NATS, points_service) -> None:
     await setup_courses(nc)
     mine = await call(nc, c.EP_COURSE_MINE, {"actor": a(HANAKO)})  # hanako opens マイ単位: known here from now on
     assert mine["credits"] == 0 and [p["counted"] for p in mine["progress"]] == [0, 0]
@@ -139,7 +139,7 @@ async def test_credits_once_per_course_and_certification_exactly_at_threshold(
 
 
 async def test_a_person_not_seen_yet_is_credited_when_they_open_their_credits(
-        nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+        nc: nats.NATS, points_service) -> None:
     await setup_courses(nc)
     out = await complete(nc, "kankyo-201", TARO.global_handle)
     assert out["status"] == "pending" and out["completion"]["person"] is None
@@ -171,7 +171,7 @@ async def test_a_person_not_seen_yet_is_credited_when_they_open_their_credits(
 
 
 async def test_certificate_verifies_tampering_fails_revocation_shows(
-        nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+        nc: nats.NATS, points_service) -> None:
     await setup_courses(nc)
     await call(nc, c.EP_COURSE_MINE, {"actor": a(HANAKO)})
     await complete(nc, "machi-101", "hanako")
@@ -233,7 +233,7 @@ async def test_certificate_verifies_tampering_fails_revocation_shows(
     assert [e["data"]["certificate_id"] for e in evs] == [cert["id"]]
 
 
-async def test_non_staff_are_refused_and_nothing_changes(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_non_staff_are_refused_and_nothing_changes(nc: nats.NATS, points_service) -> None:
     await setup_courses(nc)
     await call(nc, c.EP_COURSE_MINE, {"actor": a(HANAKO)})
     before_courses = await call(nc, c.EP_COURSE_LIST)
@@ -278,7 +278,7 @@ BAD_INPUT = [
 ]
 
 
-async def test_bad_input_is_refused_with_its_reason(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_bad_input_is_refused_with_its_reason(nc: nats.NATS, points_service) -> None:
     await setup_courses(nc)
     before = (await call(nc, c.EP_COURSE_LIST), await call(nc, c.EP_CERTIFICATION_LIST))
     for endpoint, payload, code, reason in BAD_INPUT:
@@ -289,7 +289,7 @@ async def test_bad_input_is_refused_with_its_reason(nc: nats.NATS, points_servic
     assert (await call(nc, c.EP_COURSE_COMPLETIONS, {"actor": a(STAFF)}))["completions"] == []
 
 
-async def test_certificate_lookups_refuse_bad_ids(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_certificate_lookups_refuse_bad_ids(nc: nats.NATS, points_service) -> None:
     with pytest.raises(errors.BadRequest):
         await call(nc, c.EP_CERTIFICATE_GET, {"id": "../../etc"})
     with pytest.raises(errors.NotFound):

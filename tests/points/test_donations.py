@@ -83,7 +83,7 @@ def pdf_text(receipt: c.ReceiptPdf) -> str:
     return reader.pages[0].extract_text()
 
 
-async def test_pledge_confirm_once_points_once_receipts_in_sequence(nc: nats.NATS, points_service: PointsService  # noqa: F811
+async def test_pledge_confirm_once_points_once_receipts_in_sequence(nc: nats.NATS, points_service: PointsService
                                                                     ) -> None:
     await project(nc)
     d = await pledge(nc, HANAKO, 2500)
@@ -147,7 +147,7 @@ async def test_pledge_confirm_once_points_once_receipts_in_sequence(nc: nats.NAT
     assert totals.totals.get("machi-point", 0) == 0
 
 
-async def test_refusals_change_nothing(nc: nats.NATS, points_service: PointsService) -> None:  # noqa: F811
+async def test_refusals_change_nothing(nc: nats.NATS, points_service: PointsService) -> None:
     # A project nobody certified: invisible to people, refused for pledges; listed for staff only.
     await project(nc, certify=False)
     with pytest.raises(errors.NotFound):
@@ -263,7 +263,7 @@ async def bind(nc: nats.NATS, term: Terminal, who: Actor, card: str) -> None:
     assert len(bound.cards) == 1
 
 
-async def test_the_donors_own_card_confirms_at_the_terminal(nc: nats.NATS, points_service: PointsService  # noqa: F811
+async def test_the_donors_own_card_confirms_at_the_terminal(nc: nats.NATS, points_service: PointsService
                                                             ) -> None:
     await ensure_node_streams(nc.jetstream(), NODE)
     await call(nc, pc.EP_EVENT_PUT, {"code": "ev", "name": "窓口", "participant_points": 0, "volunteer_points": 0})

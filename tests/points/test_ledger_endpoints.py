@@ -30,7 +30,7 @@ async def balance(nc: nats.NATS, account: str, asset: str = "machi-point") -> in
     return (await call(nc, lc.EP_LEDGER_BALANCE, {"account": account, "asset": asset}))["balance"]
 
 
-async def test_a_batch_posts_each_entry_once(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_a_batch_posts_each_entry_once(nc: nats.NATS, points_service) -> None:
     batch = {"actor": "operator:test", "entries": [
         award("op-000001", "person:hanako", 30), award("op-000002", "person:taro", 5, "credit"),
         pay("op-000003", "person:hanako", "project:kodomo", 20),
@@ -79,14 +79,14 @@ async def test_a_batch_posts_each_entry_once(nc: nats.NATS, points_service) -> N
     ({"entries": [award("op-100003", "person:a", 1)], "extra": 1}, "extra"),
 ])
 async def test_malformed_requests_are_refused_and_write_nothing(
-    nc: nats.NATS, points_service, payload: dict[str, Any], reason: str  # noqa: ANN001, F811
+    nc: nats.NATS, points_service, payload: dict[str, Any], reason: str
 ) -> None:
     with pytest.raises(errors.BadRequest, match=reason):
         await call(nc, lc.EP_LEDGER_POST, payload)
     assert (await call(nc, lc.EP_LEDGER_TOTALS))["totals"] == {}
 
 
-async def test_an_unbalanced_entry_is_refused_with_the_reason(nc: nats.NATS, points_service) -> None:  # noqa: ANN001, F811
+async def test_an_unbalanced_entry_is_refused_with_the_reason(nc: nats.NATS, points_service) -> None:
     out = (await call(nc, lc.EP_LEDGER_POST, {"entries": [{"key": "op-200001", "legs": [
         {"account": "person:a", "asset": "machi-point", "amount": 5},
         {"account": "system:issuance", "asset": "machi-point", "amount": -4}]}]}))["results"]

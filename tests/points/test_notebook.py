@@ -157,7 +157,7 @@ async def _eq(aw: Any, want: int) -> bool:
     return await aw == want
 
 
-async def test_notebook_totals_comparison_exports_and_figures(nc: nats.NATS, points_service: PointsService  # noqa: F811
+async def test_notebook_totals_comparison_exports_and_figures(nc: nats.NATS, points_service: PointsService
                                                               ) -> None:
     svc = points_service
     await setup_town(nc, svc)

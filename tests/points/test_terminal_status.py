@@ -40,7 +40,7 @@ async def listed(nc: nats.NATS) -> dict[str, contract.TerminalStatus]:
     return {t.terminal_id: t for t in contract.TerminalList.model_validate(answer).terminals}
 
 
-async def until(check, timeout: float = 10.0):  # noqa: ANN001, ANN201
+async def until(check, timeout: float = 10.0):
     """Polls `check` (a coroutine function) until it returns something truthy."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -52,7 +52,7 @@ def leaf_config(node: str, hub: Hub | SharedHub, *, protected: bool = True) -> s
     credentials = hub.credentials.get(node)
     if protected:
         return leafnode.render_leafnodes(node, [hub.leaf_url], credentials=credentials)
-    url = leafnode._with_credentials(hub.leaf_url, credentials)  # noqa: SLF001 (the same quoting as the node's)
+    url = leafnode._with_credentials(hub.leaf_url, credentials)  # the same quoting as the node's
     return f'leafnodes {{ remotes: [{{ url: "{url}" }}], reconnect: "1s" }}\n'
 
 

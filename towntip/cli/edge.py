@@ -306,7 +306,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spool_path = Path(args.spool) if args.spool else Path("var") / "edge" / f"{terminal}.sqlite3"
     reader: CardReader
     if args.reader == "nfc":
-        from edge.readers.nfc import NfcReader  # noqa: PLC0415 - nfcpy only where a reader is used
+        from edge.readers.nfc import NfcReader  # nfcpy only where a reader is used
 
         reader = NfcReader(args.device)
     else:
@@ -333,7 +333,7 @@ async def run_terminal(
     reference in donation/coupon mode) names what the next touch confirms; with `--reader sim` a line of 16 hex
     digits is a touch.
     """
-    import nats  # noqa: PLC0415
+    import nats
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

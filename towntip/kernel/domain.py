@@ -59,11 +59,11 @@ class Http:
     summary: str = ""
 
 
-def GET(path: str, summary: str = "") -> Http:  # noqa: N802 - reads like the route it declares
+def GET(path: str, summary: str = "") -> Http:  # reads like the route it declares
     return Http("GET", path, summary)
 
 
-def POST(path: str, summary: str = "") -> Http:  # noqa: N802
+def POST(path: str, summary: str = "") -> Http:
     return Http("POST", path, summary)
 
 

@@ -171,7 +171,7 @@ async def apply_hub(url: str, data_dir: Path, members: list[str], timeout: float
         nc = await asyncio.wait_for(nats.connect(
             f"{scheme}://{ADMIN}:{admin_password(data_dir)}@{rest}", connect_timeout=timeout, allow_reconnect=False,
             max_reconnect_attempts=0, error_cb=_quiet), timeout * 2)
-    except Exception as exc:  # noqa: BLE001 (nats-py raises several kinds: each means the same here)
+    except Exception as exc:  # nats-py raises several kinds: each means the same here
         raise HubError(f"cannot reach the hub's admin at {url}: {exc}") from exc
     try:
         async def ask(subject: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -208,7 +208,7 @@ class Hub(NatsServer):
     def leaf_url(self) -> str:
         return f"nats-leaf://{self.host}:{self.leaf_port}"
 
-    def render(self, store_dir: Path) -> str:  # noqa: ARG002 (the hub keeps no streams)
+    def render(self, store_dir: Path) -> str:  # the hub keeps no streams
         if not self.leaf_port:
             self.leaf_port = free_port()
         passwords = member_credentials(self.data_dir, self.members)

@@ -40,7 +40,7 @@ OWN_FED_STREAMS: tuple[str, ...] = ("projects",)
 # Leafnode URL schemes nats-server takes for a remote.
 HUB_SCHEMES = ("nats-leaf://", "nats://", "tls://", "ws://", "wss://")
 
-def deny_imports(node: str, services: tuple[str, ...] = subjects.SERVICES) -> list[str]:  # noqa: ARG001
+def deny_imports(node: str, services: tuple[str, ...] = subjects.SERVICES) -> list[str]:
     """Subjects this node never takes in from the hub. `services` is kept for callers; every stream is closed the
     same way: a peer reaches this node's JetStream API not at all, and sources its event streams through the
     node's source guard (`fedsrc.<node>.CREATE.…`, towntip/node/source_guard.py), to which the hub maps a peer's

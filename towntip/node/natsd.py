@@ -115,7 +115,7 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         self.write_config()
-        log = open(self.log_file or self.data_dir / "nats-server.log", "ab")  # noqa: SIM115
+        log = open(self.log_file or self.data_dir / "nats-server.log", "ab")
         try:
             self.proc = subprocess.Popen(
                 [nats_server_binary(), "-c", str(self.config_path)],

@@ -191,7 +191,7 @@ class Supervisor:
         data = self.config.data_dir
         data.mkdir(parents=True, exist_ok=True)
         (data / "logs").mkdir(exist_ok=True)
-        fh = open(data / "node.lock", "a+")  # noqa: SIM115 - held for the node's life
+        fh = open(data / "node.lock", "a+")  # held for the node's life
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

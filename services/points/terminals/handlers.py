@@ -132,7 +132,7 @@ class TerminalTracker:
                 await asyncio.wait_for(stop.wait(), self.flush_every)
             try:
                 await self.flush()
-            except Exception:  # noqa: BLE001 - a passing database failure: the notes wait for the next round
+            except Exception:  # a passing database failure: the notes wait for the next round
                 log.exception("terminal status not written; retrying")
         if self._sub is not None:
             with contextlib.suppress(Exception):

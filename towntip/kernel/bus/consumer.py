@@ -241,7 +241,7 @@ class IdempotentConsumer(Generic[T]):
                 except Rejected as exc:
                     await self._dead_letter(msg, _fallback_key(msg), exc)
                     continue
-                except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the consumer
+                except Exception as exc:  # a decoder bug must not stop the consumer
                     log.exception("consumer %s: decode failed", self.spec.durable)
                     await self._dead_letter(msg, _fallback_key(msg), Rejected(f"undecodable: {exc.__class__.__name__}"))
                     continue
