@@ -1,4 +1,4 @@
-"""My Page across regions at the gateway (docs/architecture.md, "My Page across regions").
+"""My Page across regions at the gateway (docs/identity.md, "My Page across regions").
 
 - `POST /federation/person-summary`: another node, the home of one of the people known here, asks what the person
   does here. The body is its signed query (a compact JWT); the identity service checks it through the trust chain

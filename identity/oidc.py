@@ -847,7 +847,7 @@ class OidcService:
         written (GroupCommit; `_serve_refreshes` says how): the federated clients the request names are resolved
         first (through the trust chain, in their own sessions), then it waits for its batch's commit. Served one
         transaction each, a refresh held the database for its own statements, their round trips through a busy
-        event loop and its own commit (README, identity bench)."""
+        event loop and its own commit (bench/README.md, bench.identity)."""
         basic_id, _ = extract_basic_authorization(req.headers)
         ids = {i for i in (basic_id, req.form.get("client_id"), req.payload.client_id) if i}
         federated = {i: await self.store.federated_client(i) for i in ids if is_federated(i)}

@@ -1,4 +1,4 @@
-"""My Page across regions, the identity service's part (docs/architecture.md, "My Page across regions").
+"""My Page across regions, the identity service's part (docs/identity.md, "My Page across regions").
 
 - At a person's **home node**: where they take part is recorded (`presence`) whenever this node's provider issues
   a code for them to a member node's client; `plan` gives the gateway one signed query per such node that is still

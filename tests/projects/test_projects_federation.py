@@ -360,7 +360,7 @@ async def test_staff_of_an_invited_node_declare_participation_on_their_own_strea
 
 def test_every_event_on_the_projects_stream_was_reviewed_as_public() -> None:
     """Peers may source EVT_<NODE>_PROJECTS (leafnode.FEDERATED_SERVICES): every event type the projects contracts
-    define must be on the list reviewed in docs/architecture.md ("Federation of themes and cases"). A new event
+    define must be on the list reviewed in docs/projects.md ("Federation of themes and cases"). A new event
     type fails here until someone checked that it carries only public facts and added it."""
     import pathlib
     import re

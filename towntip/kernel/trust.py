@@ -1,5 +1,5 @@
 """Checking another node through the federation's trust chain (OpenID Federation 1.0 in spirit): the shared
-half of docs/architecture.md's "Federation", used by every service that must know whether a node is a member
+half of docs/federation.md's "The trust chain", used by every service that must know whether a node is a member
 (identity for logins and My Page across regions, projects for the themes and cases it copies).
 
 `TrustResolver.resolve(entity_id)` fetches the node's self-signed entity configuration and the trust anchor's

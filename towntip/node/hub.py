@@ -3,7 +3,7 @@
 Each node dials the hub as a leafnode with its own credentials and lands in its own account, so the nodes no
 longer share one subject space: what crosses between two nodes is exactly what their accounts export and import,
 and that is what JetStream sourcing of the federated event streams needs (measured with nats-server 2.15, three
-leaf nodes and a spy in each account; docs/architecture.md, "Between nodes"). For member `n` and each peer `p`:
+leaf nodes and a spy in each account; docs/federation.md, "Between nodes"). For member `n` and each peer `p`:
 
 - `n` exports, to its peers only, the creation of a consumer on its federated event streams
   (`$JS.<n>.API.CONSUMER.CREATE.EVT_<N>_<S>.*.evt.<n>.<s>.>`: a named consumer filtered to the stream's events);

@@ -31,7 +31,7 @@ from towntip.kernel.bus import subjects
 # Services whose event stream peers may source: identity's public profiles (into FED_<peer>) and projects' public
 # facts of co-creation (into FED_<peer>_PROJECTS): published themes, their phases and results, cases, wide-area
 # participation. Every event type on EVT_<NODE>_PROJECTS was checked to carry only what the node's public pages
-# show (docs/architecture.md, "Federation of themes and cases"; tests/test_projects_federation.py keeps the list).
+# show (docs/projects.md, "Federation of themes and cases"; tests/projects/test_projects_federation.py keeps the list).
 # Every other stream of the node is closed to consumers created from outside.
 FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects")
 # Services that keep their own FED_<NODE>_<SERVICE> (identity uses FED_<NODE>): private like FED_<NODE>.

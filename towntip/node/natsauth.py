@@ -58,7 +58,7 @@ EDGE_CONSUMERS = ("points",)
 
 # JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
 # account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see
-# docs/architecture.md, "Who may say what on the bus", for what narrowing those further would take.)
+# docs/operating.md, "Users and permissions on the bus", for what narrowing those further would take.)
 JS_API_DENIED = (
     "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
     "$JS.API.STREAM.SNAPSHOT.>", "$JS.API.STREAM.RESTORE.>", "$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>",

@@ -347,7 +347,7 @@ class FederatedSession(BaseModel):
     return_to: str
 
 
-# ---- My Page across regions (docs/architecture.md, "My Page across regions") ----------------------------------
+# ---- My Page across regions (docs/identity.md, "My Page across regions") ----------------------------------
 
 REGIONS_SCOPE = "regions"  # granted only to member nodes of the federation and clients an admin allowed it
 PERSON_QUERY_TYP = "towntip-person-query+jwt"

@@ -3,7 +3,7 @@
 Every service that holds a person's activity answers `svc.<node>.<service>.person.summary` with its part, for the
 person's user id at that node (`SummaryQuery`). The gateway puts the parts together into a `RegionSummary`: at the
 person's own node for My Page, and for another node's signed query about one of that node's people (see
-docs/architecture.md, "My Page across regions"). A summary names only what the person takes part in; it never
+docs/identity.md, "My Page across regions"). A summary names only what the person takes part in; it never
 carries other people's private data (friends appear by their public handle and display name only).
 """
 
