@@ -7,7 +7,7 @@ For each database, in one run and on one freshly started nats-server:
      connection, sends its spool; the points service (`python -m services.points`, a separate process) credits
      them. The clock runs from the reconnection until every spool has every tap settled (the terminal heard its
      outcome); then the ledger is checked: the event's taps = T × M, points = T × M × the rule, nothing twice.
-"""
+"""  # noqa: E501 (the first line is the argparse description)
 
 from __future__ import annotations
 

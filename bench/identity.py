@@ -269,7 +269,8 @@ def bench_argon2(seconds: float, threads: int) -> dict[str, Any]:
             n += 1
         return n
 
-    out: dict[str, Any] = {"hash_prefix": stored[: len(ARGON2_PREFIX)], "keycloak_params": stored.startswith(ARGON2_PREFIX)}
+    out: dict[str, Any] = {"hash_prefix": stored[: len(ARGON2_PREFIX)],
+                           "keycloak_params": stored.startswith(ARGON2_PREFIX)}
     for n_threads in sorted({1, threads}):
         t0 = time.perf_counter()
         with ThreadPoolExecutor(n_threads) as pool:
@@ -513,7 +514,8 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
     try:
         await node.start()
         log(f"identity pid {node.identity.pid if node.identity else '?'}, gateway pid "
-            f"{node.gateway.pid if node.gateway else '?'} on {node.public_url}, nats {node.nats.url if node.nats else '?'}")
+            f"{node.gateway.pid if node.gateway else '?'} on {node.public_url}, nats "
+            f"{node.nats.url if node.nats else '?'}")
         log(f"login throttle: {node.throttle_note}")
         result["throttle"] = node.throttle_note
         meter = CpuMeter(node.pids(), kind == "postgres")
@@ -665,7 +667,8 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
 
         log(f"3. POST /oauth/token refresh_token, {C} clients, {args.seconds:g} s ({len(refresh_pool)} from the "
             "exchanges, then each client's newest)")
-        result["refresh"] = (await drive([functools.partial(refresh, i) for i in range(C)], args.seconds, meter)).summary(
+        result["refresh"] = (await drive([functools.partial(refresh, i) for i in range(C)], args.seconds,
+                                         meter)).summary(
             cores, tokens_from_exchanges=from_pool["pool"], tokens_chained=from_pool["chained"])
 
         # ---- 4. userinfo with valid access tokens ----
@@ -678,7 +681,8 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
             return "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
 
         log(f"4. GET /oauth/userinfo with a valid access token, {C} clients, {args.seconds:g} s")
-        result["userinfo"] = (await drive([functools.partial(userinfo, i) for i in range(C)], args.seconds, meter)).summary(
+        result["userinfo"] = (await drive([functools.partial(userinfo, i) for i in range(C)], args.seconds,
+                                          meter)).summary(
             cores)
 
         # ---- checks (not timed): the tokens are what they claim ----
@@ -753,7 +757,8 @@ def report(mach: dict[str, Any], base: dict[str, Any], results: list[dict[str, A
         print(f"{label:<{width}} | {_f(v):>8} | {_f(v / cores if v else None):>8}")
     busy = bare.get("busy_cores", {})
     print(f"(cores busy by processes not of this bench: {a2['other_busy_cores']:.2f} during Argon2id, "
-          f"{busy.get('other', 0):.2f} during bare HTTP, {rtt['busy_cores'].get('other', 0):.2f} during NATS; ~0 expected)")
+          f"{busy.get('other', 0):.2f} during bare HTTP, {rtt['busy_cores'].get('other', 0):.2f} during NATS; ~0 "
+          "expected)")
     lb = lean.get("busy_cores", {})
     print(f"(bare HTTP: server {busy.get('server', 0):.2f} + bench {busy.get('bench', 0):.2f} cores busy with httpx, "
           f"{lb.get('server', 0):.2f} + {lb.get('bench', 0):.2f} with the lean client; "

@@ -174,4 +174,4 @@ small{{color:#555}}</style></head><body>
 <div class=scroll><table><tr><th>名前 name</th><th>状態 state</th><th>インスタンス instances</th></tr>{''.join(rows)}</table></div>
 {proc_table}
 <p><a href="/docs">API (OpenAPI)</a></p>
-</body></html>"""
+</body></html>"""  # noqa: E501 (the page template: its lines are the HTML served)

@@ -8,7 +8,8 @@ from towntip.kernel.contracts import pilots as pc
 # {code: (Japanese, English)}; `{party}` is filled from the requirement.
 WORDS: dict[str, tuple[str, str]] = {
     pc.GATE_PARTY_ROLE: ("役割分担で「{party}」の役割を決める", "the split of roles must give '{party}' a role"),
-    pc.GATE_MILESTONE: ("スケジュールにマイルストーンを1つ以上登録する", "at least one milestone in the schedule is needed"),
+    pc.GATE_MILESTONE: ("スケジュールにマイルストーンを1つ以上登録する",
+                        "at least one milestone in the schedule is needed"),
     pc.GATE_KPI: ("KPIを1つ以上設定する", "at least one KPI is needed"),
     pc.GATE_PLAN: ("実証計画書を保存する", "the pilot plan must be saved"),
     pc.GATE_AGREEMENT_SIGNED: ("協定・覚書を1つ以上、全参加者が最新の版に署名する",

@@ -94,8 +94,9 @@ def _response(answer: c.OidcResponse) -> Response:
 
 add_words({
     "logout_question": ("ログアウトしますか？", "Log out?"),
-    "logout_explain": ("この地域のポータルからログアウトします。ほかのサイトから開かれた可能性があるため、確認しています。",
-                       "This logs you out of this region's portal. We ask because another site may have sent you here."),
+    "logout_explain": (
+        "この地域のポータルからログアウトします。ほかのサイトから開かれた可能性があるため、確認しています。",
+        "This logs you out of this region's portal. We ask because another site may have sent you here."),
     "logout_yes": ("ログアウトする", "Log out"),
     "logout_no": ("ログインしたままにする", "Stay logged in"),
     "logged_in_as": ("ログイン中", "Logged in as"),

@@ -110,7 +110,8 @@ async def create_user(
         async with session.begin_nested():
             await session.execute(users.insert().values(**row))
     except IntegrityError:  # a concurrent registration won the race for the handle or the address
-        raise c.ACCOUNT_HANDLE_OR_EMAIL_TAKEN("the handle or e-mail was just taken / ハンドルかメールが使われました") from None
+        raise c.ACCOUNT_HANDLE_OR_EMAIL_TAKEN(
+            "the handle or e-mail was just taken / ハンドルかメールが使われました") from None
     user = to_user(await _user_by(session, id=user_id), node)
     await announce(session, bus, c.UserRegistered.of(user), node=node)
     return user
@@ -219,7 +220,8 @@ async def login(sessions_maker: async_sessionmaker[AsyncSession], *, node: str, 
         return await new_session(conn, node=node, row=row, client_ip=data.client_ip, user_agent=data.user_agent)
 
 
-async def new_session(session: AsyncSession | AsyncConnection, *, node: str, row: Any, client_ip: str, user_agent: str) -> c.Session:
+async def new_session(session: AsyncSession | AsyncConnection, *, node: str, row: Any, client_ip: str,
+                      user_agent: str) -> c.Session:
     """A login session at this node for the person in `row`; only the token's hash is stored."""
     now = utcnow()
     token = new_secret()

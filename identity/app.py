@@ -73,7 +73,8 @@ class IdentityService(ServiceProcess):
         self.http = httpx.AsyncClient(timeout=10)
         self.oidc = OidcService(sessions=self.sessions, node=self.node, issuer=base, resolver=self.resolver,
                                 anchor=s.trust_anchor.rstrip("/"))
-        federated = FederatedLogins(sessions=self.sessions, node=self.node, entity_id=base, resolver=self.resolver, client=self.http)
+        federated = FederatedLogins(sessions=self.sessions, node=self.node, entity_id=base, resolver=self.resolver,
+                                    client=self.http)
         self.regions = regions = Regions(sessions=self.sessions, node=self.node, entity_id=base, resolver=self.resolver,
                           client=self.http, verify_access_token=self.oidc.verify_access_token,
                           client_of=self.oidc.store.client)

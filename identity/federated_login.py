@@ -97,7 +97,8 @@ class FederatedLogins:
                 .returning(*federated_logins.c)
             )).first()
         if pending is None:
-            raise c.FEDERATED_LINK_INVALID("this login link is unknown, used or expired: start again / やり直してください")
+            raise c.FEDERATED_LINK_INVALID(
+                "this login link is unknown, used or expired: start again / やり直してください")
         try:
             trusted = await self._resolver().resolve(pending.entity_id)  # still trusted now?
         except TrustError as exc:

@@ -104,7 +104,8 @@ async def current_key(session: AsyncSession | AsyncConnection) -> SigningKey | N
     if rsa_row is None:
         return None
     return SigningKey(rsa_row.kid, _parse(rsa_row.kid, rsa_row.private_pem, ALG),
-                      ec_row.kid if ec_row else None, _parse(ec_row.kid, ec_row.private_pem, AT_ALG) if ec_row else None)
+                      ec_row.kid if ec_row else None,
+                      _parse(ec_row.kid, ec_row.private_pem, AT_ALG) if ec_row else None)
 
 
 async def active_key(session: AsyncSession | AsyncConnection) -> SigningKey:

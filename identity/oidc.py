@@ -349,7 +349,8 @@ class Store:
             )).first()
             if row is None:
                 await s.execute(update(oauth_refresh_tokens)
-                                .where(oauth_refresh_tokens.c.code_hash == h, oauth_refresh_tokens.c.revoked_at.is_(None))
+                                .where(oauth_refresh_tokens.c.code_hash == h,
+                                       oauth_refresh_tokens.c.revoked_at.is_(None))
                                 .values(revoked_at=now))
                 return None
         return Code(row.code_hash, row.client_id, row.user_id, row.redirect_uri, row.scope, row.nonce,
@@ -990,7 +991,8 @@ class OidcService:
         sub = None
         if hint:
             try:
-                decoded = jwt.decode(hint, await self._keyset(_kid_of(hint)), algorithms=[keys.ALG])  # an expired hint is fine
+                # an expired hint is fine
+                decoded = jwt.decode(hint, await self._keyset(_kid_of(hint)), algorithms=[keys.ALG])
             except (JoseError, ValueError):
                 return _error(400, "invalid_request", "id_token_hint is not an ID token of this provider")
             claims = decoded.claims

@@ -38,7 +38,8 @@ class Argon2Params(TypedDict):
     type: Type
 
 
-PARAMS: Argon2Params = {"time_cost": 5, "memory_cost": 7168, "parallelism": 1, "hash_len": 32, "salt_len": 16, "type": Type.ID}
+PARAMS: Argon2Params = {"time_cost": 5, "memory_cost": 7168, "parallelism": 1, "hash_len": 32, "salt_len": 16,
+                        "type": Type.ID}
 HASHER = PasswordHasher(**PARAMS)  # other Argon2 strings, and the parameters' check
 PREFIX = "$argon2id$v=19$m=7168,t=5,p=1$"  # what libsodium makes with the limits below
 _OPS, _MEM = PARAMS["time_cost"], PARAMS["memory_cost"] * 1024

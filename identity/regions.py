@@ -237,7 +237,8 @@ class Regions:
             raise c.QUERY_MALFORMED("the query names no asking node (iss)")
         members = await self._members()  # first: no fetch from a URL a stranger names unless the anchor lists it
         if members is None:
-            raise c.FEDERATION_ANCHOR_UNAVAILABLE("the trust anchor did not answer; the asking node cannot be checked now")
+            raise c.FEDERATION_ANCHOR_UNAVAILABLE(
+                "the trust anchor did not answer; the asking node cannot be checked now")
         if iss.rstrip("/") not in members:
             raise c.QUERY_UNTRUSTED("the asking node is not trusted: not a member of this federation")
         try:

@@ -95,7 +95,8 @@ def render(fb: Feedback) -> Message:
     elif kind == "ignored":
         ja, en = "読み取り済みです", "Already read"
     elif kind == "refused":
-        ja, en = "カードを読み取れませんでした。もう一度タッチしてください", "Could not read the card. Please touch again"
+        ja, en = ("カードを読み取れませんでした。もう一度タッチしてください",
+                  "Could not read the card. Please touch again")
     elif kind == "needs_ref":
         what_ja, what_en = ("寄附", "donation") if fb.mode == "donation" else ("クーポン", "coupon")
         ja = f"係員が{what_ja}の番号を入力してからタッチしてください"

@@ -210,7 +210,8 @@ def _route(router: APIRouter, service: str, domain: Domain, op: Op) -> None:
         params.append(inspect.Parameter("api_input", inspect.Parameter.KEYWORD_ONLY,
                                         annotation=Annotated[given, Query()] if in_query else Annotated[given, Body()]))
     params += [
-        inspect.Parameter("api_caller", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(enforce(op.role))]),
+        inspect.Parameter("api_caller", inspect.Parameter.KEYWORD_ONLY,
+                          annotation=Annotated[Any, Depends(enforce(op.role))]),
         inspect.Parameter("api_settings", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(settings)]),
         inspect.Parameter("api_nc", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(nats)]),
     ]

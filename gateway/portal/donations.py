@@ -30,9 +30,10 @@ add_words({
     "dn_nav_mine": ("マイ寄附", "My donations"),
     "dn_nav_staff": ("寄附の確認（職員）", "Donations (staff)"),
     "dn_projects": ("認定プロジェクトへの寄附", "Donate to certified projects"),
-    "dn_intro": ("寄附によるまちづくり条例に基づいて認定されたプロジェクトに寄附できます。寄附が確認されると「まちづくりポイント」が貯まり、寄附金受領証明書をダウンロードできます。",
-                 "Donate to projects certified under the town's donation ordinance. Once your donation is confirmed "
-                 "you earn town points and can download the receipt."),
+    "dn_intro": (
+        "寄附によるまちづくり条例に基づいて認定されたプロジェクトに寄附できます。寄附が確認されると「まちづくりポイント」が貯まり、寄附金受領証明書をダウンロードできます。",
+        "Donate to projects certified under the town's donation ordinance. Once your donation is confirmed "
+        "you earn town points and can download the receipt."),
     "dn_no_projects": ("受付中のプロジェクトはまだありません。", "No project takes donations yet."),
     "dn_raised": ("寄附総額", "Raised"),
     "dn_donors": ("寄附者数", "Donors"),
@@ -56,7 +57,8 @@ add_words({
     "dn_description": ("内容", "Description"),
     "dn_pledge": ("寄附を申し込む", "Pledge a donation"),
     "dn_method": ("お支払い方法", "How you pay"),
-    "dn_donor_name": ("受領証明書に記載するお名前（空欄なら表示名）", "Name on the receipt (your display name if empty)"),
+    "dn_donor_name": ("受領証明書に記載するお名前（空欄なら表示名）",
+                      "Name on the receipt (your display name if empty)"),
     "dn_login_to_pledge": ("寄附を申し込むにはログインしてください。", "Log in to pledge a donation."),
     "dn_pledged": ("寄附の申し込みを受け付けました", "Your pledge is recorded"),
     "dn_reference": ("受付番号", "Reference"),
@@ -97,9 +99,10 @@ add_words({
     "dn_rate": ("1,000円あたりのまちづくりポイント", "Town points per 1,000 yen"),
     "dn_issuer": ("受領証明書の発行者（自治体名）", "Issuer on receipts (the municipality)"),
     "dn_bank": ("振込先（銀行振込の案内に表示）", "Bank account (shown with transfer instructions)"),
-    "dn_terminal_hint": ("窓口の端末を「寄附」モードにして受付番号を設定し、寄附者が登録済みのカードをタッチしても確定できます。",
-                         "You can also confirm at a counter terminal in donation mode: set the reference and let the "
-                         "donor touch their registered card."),
+    "dn_terminal_hint": (
+        "窓口の端末を「寄附」モードにして受付番号を設定し、寄附者が登録済みのカードをタッチしても確定できます。",
+        "You can also confirm at a counter terminal in donation mode: set the reference and let the "
+        "donor touch their registered card."),
 })
 add_nav("dn_nav", "/donations", "all")
 add_nav("dn_nav_mine", "/donations/mine", "user")

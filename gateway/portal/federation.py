@@ -34,14 +34,16 @@ add_words({
     "nav_federation": ("他の自治体", "Other towns"),
     "fd_themes": ("他の自治体のテーマ", "Other municipalities' themes"),
     "fd_cases": ("他の自治体の事例", "Other municipalities' cases"),
-    "fd_intro": ("連携する自治体が公開した共創テーマと事例です（閲覧のみ。元の自治体のページで最新情報を確認できます）。",
-                 "Co-creation themes and cases published by the member municipalities (read-only here; the "
-                 "original page at their town has the latest)."),
+    "fd_intro": (
+        "連携する自治体が公開した共創テーマと事例です（閲覧のみ。元の自治体のページで最新情報を確認できます）。",
+        "Co-creation themes and cases published by the member municipalities (read-only here; the "
+        "original page at their town has the latest)."),
     "fd_no_themes": ("まだ届いたテーマはありません。", "No theme has arrived yet."),
     "fd_no_cases": ("まだ届いた事例はありません。", "No case has arrived yet."),
     "fd_origin": ("自治体", "Municipality"),
     "fd_original": ("元のページを開く", "Open the original page"),
-    "fd_read_only": ("他の自治体のテーマです。ここでは編集できません。", "Another municipality's theme: read-only here."),
+    "fd_read_only": ("他の自治体のテーマです。ここでは編集できません。",
+                     "Another municipality's theme: read-only here."),
     "fd_follow": ("フォローする", "Follow"),
     "fd_unfollow": ("フォローをやめる", "Unfollow"),
     "fd_following": ("フォロー中", "Following"),

@@ -14,8 +14,9 @@ WORDS: dict[str, tuple[str, str]] = {
     "password": ("パスワード", "Password"),
     "node_status": ("ノードの状態", "Node status"),
     "welcome": ("楽しみながらまちづくりに参加！", "Take part in your town, and enjoy it!"),
-    "intro": ("地域のテーマコミュニティ、まちづくり手帳、まちづくりポイント。ひとつのIDで、どの地域のポータルにも参加できます。",
-              "Theme communities, your activity notebook and town points: one ID for every region's portal."),
+    "intro": (
+        "地域のテーマコミュニティ、まちづくり手帳、まちづくりポイント。ひとつのIDで、どの地域のポータルにも参加できます。",
+        "Theme communities, your activity notebook and town points: one ID for every region's portal."),
     "handle_or_email": ("ハンドルまたはメールアドレス", "Handle or e-mail"),
     "handle": ("ハンドル（半角英小文字・数字・_、3〜30文字）", "Handle (a-z, 0-9, _; 3-30 characters)"),
     "display_name": ("表示名", "Display name"),
@@ -34,8 +35,9 @@ WORDS: dict[str, tuple[str, str]] = {
                          "Password changed. Your other sessions have ended."),
     "registered": ("登録しました。確認メールのリンクを開いて、メールアドレスを確認してください。",
                    "You are registered. Open the link in the e-mail we sent to confirm your address."),
-    "mail_help": ("メールが届かない場合：迷惑メールフォルダ、アドレスの入力誤り、受信拒否設定（ドメイン指定受信）をご確認ください。",
-                  "No e-mail? Check your spam folder, the address you typed, and any filter that blocks unknown senders."),
+    "mail_help": (
+        "メールが届かない場合：迷惑メールフォルダ、アドレスの入力誤り、受信拒否設定（ドメイン指定受信）をご確認ください。",
+        "No e-mail? Check your spam folder, the address you typed, and any filter that blocks unknown senders."),
     "verified": ("メールアドレスを確認しました。", "Your e-mail address is confirmed."),
     "not_verified": ("メールアドレスが未確認です。", "Your e-mail address is not confirmed yet."),
     "resend": ("確認メールを再送", "Send the confirmation again"),
@@ -80,9 +82,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "unbound": ("カードの登録を解除しました。これまでのポイントはアカウントに残ります。",
                 "The card is unbound. The points you earned stay in your account."),
     "card_code": ("端末に表示された登録コード", "The code the terminal showed"),
-    "card_code_help": ("会場の端末を「カード登録」にしてカードをタッチすると、8文字の登録コードが表示されます。10分以内に入力してください。",
-                       "Touch your card on a terminal in card registration mode: it shows an 8-character code. "
-                       "Enter it within 10 minutes."),
+    "card_code_help": (
+        "会場の端末を「カード登録」にしてカードをタッチすると、8文字の登録コードが表示されます。10分以内に入力してください。",
+        "Touch your card on a terminal in card registration mode: it shows an 8-character code. "
+        "Enter it within 10 minutes."),
     "card_code_go": ("コードで登録", "Register with the code"),
     "card_registered": ("カードを登録しました。カードに貯まっていたポイントはアカウントに移りました。",
                         "Your card is registered. The points it held are now in your account."),

@@ -25,9 +25,10 @@ router = APIRouter(include_in_schema=False)
 
 add_words({
     "notebook": ("まちづくり手帳", "Activity notebook"),
-    "notebook_intro": ("イベントへの参加やボランティア（貢献）と寄付の記録です。地区・地域全体の平均（1人あたり）と比べられます。",
-                       "Your events and volunteering (contribution) and your donations, with totals, next to the "
-                       "average per person in your district and in the whole region."),
+    "notebook_intro": (
+        "イベントへの参加やボランティア（貢献）と寄付の記録です。地区・地域全体の平均（1人あたり）と比べられます。",
+        "Your events and volunteering (contribution) and your donations, with totals, next to the "
+        "average per person in your district and in the whole region."),
     "nb_date": ("実施日", "Date"), "nb_field": ("分野", "Field"), "nb_title": ("内容", "Activity"),
     "nb_kind": ("活動", "Kind"), "nb_points": ("獲得ポイント", "Points"), "nb_contribution": ("貢献", "Contribution"),
     "nb_donation": ("寄付", "Donation"), "nb_empathy": ("共感", "Empathy"), "nb_co2": ("負荷削減", "CO2 reduction"),
@@ -59,7 +60,8 @@ add_words({
     "fig_hours": ("活動時間（時間／回）", "Hours per participation"),
     "fig_co2": ("負荷削減（kg-CO2／回）", "CO2 reduction per participation (kg)"),
     "fig_kcal": ("消費カロリー（kcal／回）", "Calories per participation (kcal)"),
-    "act_participate": ("参加", "Took part"), "act_carry_out": ("実施", "Carried out"), "act_learn": ("受講", "Studied"),
+    "act_participate": ("参加", "Took part"), "act_carry_out": ("実施", "Carried out"),
+    "act_learn": ("受講", "Studied"),
     "act_volunteer": ("ボランティア", "Volunteered"), "act_donate": ("寄付", "Donated"),
 })
 add_nav("notebook", "/notebook", "user")
@@ -136,7 +138,8 @@ def _download(out: nc.Export) -> Response:
 async def _figures(request: Request, user: Any, *, status: int = 200, **ctx: Any) -> Response:
     lang = ps.lang(request)
     try:
-        fig = nc.Figures.model_validate(await call_points(request, nc.EP_FIGURES, nc.FiguresQuery(actor=actor_of(user))))
+        fig = nc.Figures.model_validate(await call_points(request, nc.EP_FIGURES,
+                                                          nc.FiguresQuery(actor=actor_of(user))))
         evs = pc.EventList.model_validate(await call_points(request, pc.EP_EVENT_LIST, None))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)],

@@ -127,8 +127,10 @@ add_words({
                     "Companies and organisations of any size or industry can take part."),
     "pj_not_found": ("見つかりません。", "Not found."),
     "pj_contact": ("相談・お問い合わせ", "Contact us"),
-    "pj_contact_intro": ("構想段階や情報整理の初期段階からご相談いただけます。必要事項をご入力のうえ、送信ボタンを押してください。送信後、自動返信メールをお送りします。",
-                         "You can consult us from the very first idea. Fill in the form and send it; an automatic reply will follow by e-mail."),
+    "pj_contact_intro": (
+        "構想段階や情報整理の初期段階からご相談いただけます。必要事項をご入力のうえ、送信ボタンを押してください。送信後、自動返信メールをお送りします。",
+        "You can consult us from the very first idea. Fill in the form and send it; an automatic reply will follow by "
+        "e-mail."),
     "pj_i_am": ("ご所属", "You are"),
     "pj_kind_municipality": ("自治体", "A municipality"),
     "pj_name": ("お名前", "Your name"),
@@ -142,8 +144,10 @@ add_words({
     "pj_reference": ("受付番号", "Reference"),
     "pj_auto_reply_sent": ("ご入力のメールアドレスに自動返信メールをお送りしました。",
                            "An automatic reply is on its way to the address you gave."),
-    "pj_auto_reply_skipped": ("このアドレスには短時間に多くの自動返信をお送りしたため、今回は自動返信を控えました。お問い合わせは事務局に届いています。",
-                              "This address had several automatic replies in a short time, so none was sent this time. Your inquiry has reached the secretariat."),
+    "pj_auto_reply_skipped": (
+        "このアドレスには短時間に多くの自動返信をお送りしたため、今回は自動返信を控えました。お問い合わせは事務局に届いています。",
+        "This address had several automatic replies in a short time, so none was sent this time. Your inquiry has "
+        "reached the secretariat."),
     "pj_no_mail": ("10分以上経過してもメールが届かない場合は、以下の可能性がございます。",
                    "If no e-mail has arrived after 10 minutes or more, it may be that:"),
     "pj_no_mail_1": ("迷惑メールフォルダに振り分けられている", "it was sorted into your spam folder"),

@@ -58,7 +58,8 @@ add_words({
     "pc_proposals": ("提案一覧", "Proposals"),
     "pc_no_proposals": ("提案はありません。", "No proposals."),
     "pc_confidential": ("提案内容は、提案者・評価委員・担当部局・事務局だけが閲覧できます（結果公表後も同じ）。",
-                        "A proposal is read only by its authors, the evaluators, the owner department and the secretariat (also after the result)."),
+                        "A proposal is read only by its authors, the evaluators, the owner department and the "
+                        "secretariat (also after the result)."),
     "pc_lead": ("代表企業・団体", "Lead organisation"),
     "pc_partner_orgs": ("共同提案者（コンソーシアム）", "Partner organisations (consortium)"),
     "pc_partner_pending": ("確認待ち", "Awaiting confirmation"),
@@ -78,7 +79,8 @@ add_words({
     "pc_submitted": ("提出済み", "Submitted"),
     "pc_version": ("版", "Version"),
     "pc_editable_until": ("締切まで編集できます", "Editable until the deadline"),
-    "pc_no_company": ("提案するには、まず企業・団体を登録してください。", "Register your company or organisation first."),
+    "pc_no_company": ("提案するには、まず企業・団体を登録してください。",
+                      "Register your company or organisation first."),
     "pc_matching": ("テーマに適合する企業・団体", "Companies that fit the theme"),
     "pc_matching_words": ("企業連携ポイントの語", "Words of the company points"),
     "pc_score": ("適合度", "Fit"),
@@ -87,8 +89,11 @@ add_words({
     "pc_no_matches": ("適合する企業・団体はまだありません。", "No company fits yet."),
     "pc_fitting_themes": ("適合する共創テーマ", "Themes that fit"),
     "pc_evaluate": ("評価（評価委員）", "Evaluation (evaluators)"),
-    "pc_eval_intro": ("各提案について、まず利益相反の有無を申告してください（申告は変更できません）。利益相反がある提案は採点しません。採点は締切後から選定締めまで変更できます。他の委員の採点は見えません。",
-                      "For each proposal, first declare whether you have a conflict of interest (final). You do not score a proposal you are conflicted on. Scores can be changed after the deadline until the evaluation closes. Nobody sees another evaluator's scores."),
+    "pc_eval_intro": (
+        "各提案について、まず利益相反の有無を申告してください（申告は変更できません）。利益相反がある提案は採点しません。採点は締切後から選定締めまで変更できます。他の委員の採点は見えません。",
+        "For each proposal, first declare whether you have a conflict of interest (final). You do not score a proposal "
+        "you are conflicted on. Scores can be changed after the deadline until the evaluation closes. Nobody sees "
+        "another evaluator's scores."),
     "pc_eval_not_yet": ("評価は公募締切後に始まります。", "The evaluation starts when the call's deadline has passed."),
     "pc_eval_closed": ("選定は締め切られました。", "The evaluation is closed."),
     "pc_conflict_q": ("利益相反", "Conflict of interest"),

@@ -34,8 +34,10 @@ add_words({
     "pp_pilot": ("実証設計（役割・工程・KPI・計画・協定）", "Pilot design (roles, schedule, KPIs, plan, agreements)"),
     "pp_results": ("成果定着（実績・報告・予算・次年度判断・事例化）",
                    "Results (actuals, report, budget, next year, case study)"),
-    "pp_private": ("この実証の情報は、担当部局・事務局と実証に参加する企業・団体だけが閲覧できます（事例として公開されるまで）。",
-                   "Only the owner department, the secretariat and the pilot's companies read this (until a case study is published)."),
+    "pp_private": (
+        "この実証の情報は、担当部局・事務局と実証に参加する企業・団体だけが閲覧できます（事例として公開されるまで）。",
+        "Only the owner department, the secretariat and the pilot's companies read this (until a case study is "
+        "published)."),
     "pp_parties": ("実証の参加者", "Parties"),
     "pp_side_municipality": ("自治体", "Municipality"),
     "pp_side_company": ("企業・団体", "Company"),
@@ -108,8 +110,10 @@ add_words({
     "pp_void": ("無効（旧版）", "Void (earlier version)"),
     "pp_valid": ("有効", "Valid"),
     "pp_revise": ("新しい版を作成（署名はやり直し）", "New version (signatures start again)"),
-    "pp_sign_note": ("署名は表示中の版（番号とSHA-256）に対して行われます。新しい版ができると、それまでの署名は無効になります（履歴には残ります）。",
-                     "A signature is bound to the version shown (its number and SHA-256). A new version voids earlier signatures (they stay in the history)."),
+    "pp_sign_note": (
+        "署名は表示中の版（番号とSHA-256）に対して行われます。新しい版ができると、それまでの署名は無効になります（履歴には残ります）。",
+        "A signature is bound to the version shown (its number and SHA-256). A new version voids earlier signatures "
+        "(they stay in the history)."),
     "pp_gate": ("成果定着フェーズへ進むために必要なこと", "Before the move to the results phase"),
     "pp_gate_open": ("フェーズ4へ進む準備が整っています。", "Ready for phase 4."),
     "pp_actuals": ("KPIの実績", "KPI actuals"),
@@ -121,8 +125,10 @@ add_words({
     "pp_source": ("出所", "Source"),
     "pp_add_actual": ("実績を記録", "Record a measurement"),
     "pp_measurements": ("測定の記録", "Measurements"),
-    "pp_achievement_help": ("達成率 = (実績 − 基準値) ÷ (目標 − 基準値)。減らす指標も同じ式で、目標に近づくほど高くなります。",
-                            "Achievement = (actual − baseline) ÷ (target − baseline); for a decreasing KPI too, it rises as the actual nears the target."),
+    "pp_achievement_help": (
+        "達成率 = (実績 − 基準値) ÷ (目標 − 基準値)。減らす指標も同じ式で、目標に近づくほど高くなります。",
+        "Achievement = (actual − baseline) ÷ (target − baseline); for a decreasing KPI too, it rises as the actual "
+        "nears the target."),
     "pp_report": ("実証報告書", "Pilot report"),
     "pp_no_report": ("報告書はまだありません。", "No report yet."),
     "pp_summary": ("概要", "Summary"),
@@ -156,7 +162,8 @@ add_words({
     "pp_case_unpublished": ("下書きに未公開の変更があります。", "The draft has unpublished changes."),
     "pp_cases": ("公民連携の事例", "Co-creation case studies"),
     "pp_cases_intro": ("実証を経て得られた成果と学び、他の部署や自治体への横展開のポイントです。",
-                       "What pilots achieved and taught, and what another department or town should know to do the same."),
+                       "What pilots achieved and taught, and what another department or town should know to do the "
+                       "same."),
     "pp_no_cases": ("公開された事例はまだありません。", "No case study published yet."),
     "pp_partners": ("共創パートナー", "Partners"),
     "pp_published_at": ("公開日", "Published"),

@@ -163,7 +163,8 @@ async def _list_page(request: Request, user: ic.User | None, *, status: int = 20
     before = q.get("before") or None
     try:
         found = c.CommunityList.model_validate(await _call(request, c.EP_COMMUNITY_LIST, c.CommunityListQuery(
-            category=category, search=search, member=actor_of(user) if mine and user is not None else None, before=before)))
+            category=category, search=search, member=actor_of(user) if mine and user is not None else None,
+            before=before)))
     except ValidationError:  # a cursor that is no id: the first page
         return RedirectResponse("/communities", status_code=303)
     except errors.ServiceError as exc:

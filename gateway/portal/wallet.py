@@ -1,5 +1,5 @@
-"""The wallet pages: a person's まちづくりポイント, 単位 and 地域通貨, coupons bought with the currency (with their codes),
-and the staff's coupon desk (kinds of coupon, redemption at the counter, currency awarded for an activity)."""
+"""The wallet pages: a person's まちづくりポイント, 単位 and 地域通貨, coupons bought with the currency (with their
+codes), and the staff's coupon desk (kinds of coupon, redemption at the counter, currency awarded for an activity)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ add_words({
     "issuer": ("発行元（公民館・市営バス・店舗など）", "Issuer (hall, bus, shop)"),
     "active": ("交換を受け付ける", "On offer"),
     "award_currency": ("地域通貨を付与する", "Award local currency"),
-    "person_query": ("相手（例: hanako@tsurugashima またはメールアドレス）", "Person (e.g. hanako@tsurugashima or e-mail)"),
+    "person_query": ("相手（例: hanako@tsurugashima またはメールアドレス）",
+                     "Person (e.g. hanako@tsurugashima or e-mail)"),
     "amount": ("数量", "Amount"),
     "memo": ("活動の内容", "Activity"),
     "awarded": ("付与しました", "Awarded"),

@@ -149,8 +149,9 @@ async def declare(*, session: AsyncSession, data: c.ConflictDeclare, node: str,
         mine = await roles_of(session, data.actor.global_handle)
         partners = [p.org_id for p in await proposal_domain._partners(session, row.id)]
         if row.lead_org_id in mine or any(p in mine for p in partners):
-            raise c.REVIEW_MUST_DECLARE_CONFLICT("you are a member of an organisation of this proposal: declare the conflict of "
-                                  "interest")
+            raise c.REVIEW_MUST_DECLARE_CONFLICT(
+                "you are a member of an organisation of this proposal: declare the conflict of "
+                "interest")
     inserted = await session.execute(
         db.insert_on_conflict(session, reviews)
         .values(proposal_id=row.id, evaluator=data.actor.global_handle, theme_id=row.theme_id,
@@ -158,7 +159,8 @@ async def declare(*, session: AsyncSession, data: c.ConflictDeclare, node: str,
         .on_conflict_do_nothing(index_elements=["proposal_id", "evaluator"])
         .returning(reviews.c.proposal_id))
     if inserted.first() is None:
-        raise c.REVIEW_ALREADY_DECLARED("you have already declared your interests for this proposal (a declaration is final)")
+        raise c.REVIEW_ALREADY_DECLARED(
+            "you have already declared your interests for this proposal (a declaration is final)")
     await audit(session, kind="review", subject_id=row.id, action="interests_declared", actor=data.actor, at=now,
                 after={"evaluator": data.actor.global_handle, "conflicted": data.conflicted, "reason": data.reason})
     return await mine_(session=session, theme_id=row.theme_id, actor=data.actor, now=now)
@@ -373,8 +375,9 @@ async def publish(*, session: AsyncSession, data: c.ResultPublish, node: str,
         raise c.RESULT_UNKNOWN_PROPOSAL(f"not a proposal of this evaluation: {', '.join(unknown)}")
     for p in chosen:
         if not await _all_confirmed(session, p):
-            raise c.RESULT_PARTNERS_UNCONFIRMED(f"{ranked[p]['title']!r}: not every partner of the consortium has confirmed its "
-                                  "participation")
+            raise c.RESULT_PARTNERS_UNCONFIRMED(
+                f"{ranked[p]['title']!r}: not every partner of the consortium has confirmed its "
+                "participation")
         if (await proposal_domain._row(session, p)).status != "submitted":
             raise c.RESULT_WITHDRAWN(f"{ranked[p]['title']!r} was withdrawn")
     ranking = [{**x, "selected": x["proposal_id"] in chosen} for x in row.ranking]

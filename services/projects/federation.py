@@ -129,7 +129,8 @@ class PeerFactsHandler:
                     phase=max(row.phase, min(e.to_phase, 4)), version=max(row.version, e.version or 0),
                     received_at=now))
         elif type_ == "ResultPublished":
-            selected = [{"title": _clip(r.get("title", ""), 200), "lead_org_name": _clip(r.get("lead_org_name", ""), 200),
+            selected = [{"title": _clip(r.get("title", ""), 200),
+                         "lead_org_name": _clip(r.get("lead_org_name", ""), 200),
                          "partner_names": [_clip(x, 200) for x in r.get("partner_names", [])][:20]}
                         for r in e.ranking if isinstance(r, dict) and r.get("selected")]
             await session.execute(update(remote_themes).where(

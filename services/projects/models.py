@@ -151,7 +151,8 @@ audit_log = Table(
     "audit_log",
     metadata,
     Column("seq", SeqType, primary_key=True, autoincrement=True),
-    Column("subject_kind", String(16), nullable=False),  # theme | org | hearing | inquiry | briefing | proposal | review
+    # theme | org | hearing | inquiry | briefing | proposal | review
+    Column("subject_kind", String(16), nullable=False),
     Column("subject_id", String(36), nullable=False),
     Column("action", String(32), nullable=False),
     Column("actor", String(64), nullable=False),  # global handle, or "visitor"
@@ -322,7 +323,7 @@ results = Table(
 )
 
 
-# ---- phases 3 (実証設計) and 4 (成果定着): the pilot of a theme, its results and the case study ------------------------
+# ---- phases 3 (実証設計) and 4 (成果定着): the pilot of a theme, its results and the case study ----------------------
 # One pilot per theme in phase 3 or 4, keyed by the theme. Its parties are derived, not stored: the owner department
 # and the lead and confirmed partners of the selected proposals (results.selected). Decimal quantities (KPIs and
 # their measurements) are stored as exact decimal text, never as floats (SQLite has no exact NUMERIC).

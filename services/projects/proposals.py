@@ -134,7 +134,8 @@ async def _companies(session: AsyncSession, org_ids: list[str], lead_id: str) ->
         if org is None:
             raise c.ORG_NOT_FOUND(f"no organisation {org_id}")
         if org.kind != "company":
-            raise c.PROPOSAL_DEPARTMENT_NOT_ALLOWED(f"{org.name!r} is a municipal department, not a company or organisation")
+            raise c.PROPOSAL_DEPARTMENT_NOT_ALLOWED(
+                f"{org.name!r} is a municipal department, not a company or organisation")
         if org.id == lead_id:
             raise c.PROPOSAL_LEAD_AS_PARTNER("the lead organisation is not its own partner")
         rows.append(org)
@@ -164,8 +165,9 @@ async def submit(*, session: AsyncSession, data: c.ProposalSubmit, node: str,
         .on_conflict_do_nothing(index_elements=["theme_id", "lead_org_id"])
         .returning(proposals.c.id))
     if inserted.first() is None:
-        raise c.PROPOSAL_ALREADY_SUBMITTED(f"{lead.name!r} already has a proposal for this theme (one per lead organisation): "
-                              "edit that one")
+        raise c.PROPOSAL_ALREADY_SUBMITTED(
+            f"{lead.name!r} already has a proposal for this theme (one per lead organisation): "
+            "edit that one")
     if partners:
         await session.execute(insert(proposal_partners), [
             {"proposal_id": proposal_id, "org_id": p.id, "status": "pending"} for p in partners])

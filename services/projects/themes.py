@@ -307,7 +307,8 @@ async def open_call(*, session: AsyncSession, data: c.ThemeAction, node: str, no
     now = now or utcnow()
     req = await _requirements(session, row.id)
     if row.phase != 2:
-        raise c.THEME_WRONG_PHASE(f"the open call belongs to phase 2 ({c.PHASES[2]}); the theme is in phase {row.phase}")
+        raise c.THEME_WRONG_PHASE(
+            f"the open call belongs to phase 2 ({c.PHASES[2]}); the theme is in phase {row.phase}")
     if req is None:
         raise c.THEME_REQUIREMENTS_MISSING("set the recruitment requirements and evaluation criteria first")
     if req.call_opened_at is not None:

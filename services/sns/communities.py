@@ -90,15 +90,17 @@ async def open_(session: AsyncSession, *, node: str, data: c.CommunityOpen, now:
                                      "コミュニティの開設が多すぎます。しばらく待ってください")
     key = name_key(data.name)
     if (await session.execute(select(communities.c.id).where(communities.c.name_key == key))).first() is not None:
-        raise c.COMMUNITY_NAME_TAKEN(f"a community named {data.name!r} exists already / 同じ名前のコミュニティがあります")
+        raise c.COMMUNITY_NAME_TAKEN(
+            f"a community named {data.name!r} exists already / 同じ名前のコミュニティがあります")
     cid = new_id()  # time-ordered: the list's keyset cursor (newest first)
     try:
         await session.execute(insert(communities).values(
             id=cid, name=data.name, name_key=key, description=data.description, categories=data.categories,
             status="open", leader=data.actor.global_handle, members=1, opened_at=now, closed_at=None))
     except IntegrityError:  # the same name, opened at the same moment by someone else
-        raise c.COMMUNITY_NAME_TAKEN(f"a community named {data.name!r} exists already / 同じ名前のコミュニティがあります"
-                              ) from None
+        raise c.COMMUNITY_NAME_TAKEN(
+            f"a community named {data.name!r} exists already / 同じ名前のコミュニティがあります"
+        ) from None
     await session.execute(insert(community_categories), [{"community_id": cid, "category": code}
                                                          for code in data.categories])
     await session.execute(insert(memberships).values(community_id=cid, global_handle=data.actor.global_handle,

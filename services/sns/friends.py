@@ -80,8 +80,9 @@ async def request(session: AsyncSession, *, data: c.FriendRequestIn, now: dateti
             await session.execute(insert(friend_requests).values(id=rid, pair=key, sender=me, addressee=other,
                                                                  sent_at=now))
     except IntegrityError:  # a request between the two was stored a moment ago (crossed requests)
-        raise c.FRIEND_REQUEST_PENDING(f"{other} and you have a request pending between you already: look at your friend "
-                              "requests / あいだに申請がすでにあります。トモダチ申請を確認してください") from None
+        raise c.FRIEND_REQUEST_PENDING(
+            f"{other} and you have a request pending between you already: look at your friend "
+            "requests / あいだに申請がすでにあります。トモダチ申請を確認してください") from None
     await session.execute(insert(request_log).values(sender=me, sent_at=now))
     return c.FriendRequest(id=rid, sender=cm.person_of(me, names), addressee=cm.person_of(other, names),
                            sent_at=now)

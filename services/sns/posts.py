@@ -114,7 +114,8 @@ async def _own(session: AsyncSession, table: Any, item_id: int, actor: Actor, wh
 async def update_post(session: AsyncSession, *, data: c.PostUpdate, now: datetime) -> c.Post:
     row = await _own(session, posts, data.post_id, data.actor, "post")
     if row.hidden_at is not None:
-        raise c.POST_HIDDEN("the leader hid this post: it cannot be edited / リーダーが非表示にした投稿は編集できません")
+        raise c.POST_HIDDEN(
+            "the leader hid this post: it cannot be edited / リーダーが非表示にした投稿は編集できません")
     await session.execute(update(posts).where(posts.c.id == row.id)
                           .values(title=data.title, body=data.body, edited_at=now))
     return await get_post(session, post_id=row.id, actor=data.actor)

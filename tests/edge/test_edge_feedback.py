@@ -184,7 +184,8 @@ async def test_what_the_person_sees_and_hears(nats_server: NatsServer, points: P
         assert bal.balance == 10
         async with agent:
             assert await agent.wait_settled(10)
-        assert shown.last("duplicate") == ("このタッチは受付済みです（残高 10）", "This touch was already counted (balance 10)")
+        assert shown.last("duplicate") == ("このタッチは受付済みです（残高 10）",
+                                           "This touch was already counted (balance 10)")
         assert shown.sound.played[-1] == "notice"
         assert spool.get(again.tap_id).outcome == "duplicate"  # type: ignore[union-attr]
 

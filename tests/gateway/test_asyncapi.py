@@ -60,7 +60,8 @@ async def test_every_subject_in_use_is_in_the_asyncapi_document(nats_server, tmp
                                data_dir=str(tmp_path / service), public_url="http://apinode.test")
 
     services = [IdentityService(settings("identity"), smtp=SmtpSettings(enabled=False)),
-                PointsService(settings("points")), ProjectsService(settings("projects"), smtp=SmtpSettings(enabled=False)),
+                PointsService(settings("points")),
+                ProjectsService(settings("projects"), smtp=SmtpSettings(enabled=False)),
                 SnsService(settings("sns"))]
     nc = await nats.connect(nats_server.url)
     try:

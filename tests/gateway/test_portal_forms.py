@@ -217,7 +217,8 @@ async def _profile(portal: Portal, browser: httpx.AsyncClient, handle: str) -> N
     await refusals(portal, browser, "/settings/profile", fields)
     row = await portal.user_row(handle)
     assert (row.display_name, row.nickname, row.district, row.lang) == ("山田 花子", "", "", "ja")
-    r = await browser.post("/settings/profile", data={**fields, "csrf": csrf_of(await browser.get("/settings/profile"))})
+    r = await browser.post("/settings/profile",
+                           data={**fields, "csrf": csrf_of(await browser.get("/settings/profile"))})
     assert r.status_code == 200 and (await portal.user_row(handle)).nickname == "m"
 
 
@@ -227,7 +228,8 @@ async def _password(portal: Portal, browser: httpx.AsyncClient, handle: str) -> 
     await refusals(portal, browser, "/settings/password", fields)
     assert await password_works(portal, handle, PW) and not await password_works(portal, handle, NEW_PW)
     await portal.admin(c.EP_SESSION, {"session_token": other_session})  # other sessions did not end
-    r = await browser.post("/settings/password", data={**fields, "csrf": csrf_of(await browser.get("/settings/profile"))})
+    r = await browser.post("/settings/password",
+                           data={**fields, "csrf": csrf_of(await browser.get("/settings/profile"))})
     assert r.status_code == 200 and await password_works(portal, handle, NEW_PW)
 
 
@@ -235,7 +237,8 @@ async def _delete(portal: Portal, browser: httpx.AsyncClient, handle: str) -> No
     await refusals(portal, browser, "/settings/delete", {"password": PW})
     assert await portal.user_row(handle) is not None and await logged_in(browser)
     assert await password_works(portal, handle, PW)
-    r = await browser.post("/settings/delete", data={"password": PW, "csrf": csrf_of(await browser.get("/settings/profile"))})
+    r = await browser.post("/settings/delete",
+                           data={"password": PW, "csrf": csrf_of(await browser.get("/settings/profile"))})
     assert r.status_code == 200 and await portal.user_row(handle) is None
 
 
@@ -293,7 +296,8 @@ async def _reset(portal: Portal, browser: httpx.AsyncClient, handle: str) -> Non
     await refusals(portal, browser, "/password/reset", {"token": token, "new_password": NEW_PW})
     assert await password_works(portal, handle, PW) and not await password_works(portal, handle, NEW_PW)
     r = await browser.post("/password/reset", data={"token": token, "new_password": NEW_PW,
-                                                    "csrf": csrf_of(await browser.get(f"/password/reset?token={token}"))})
+                                                    "csrf": csrf_of(await browser.get(
+                                                        f"/password/reset?token={token}"))})
     assert r.status_code == 200 and await password_works(portal, handle, NEW_PW)  # the token was still good
 
 

@@ -12,7 +12,8 @@ import pytest
 from tests.node.test_supervisor import Node, node  # noqa: F401 - fixture
 from tests.support.browser import PHONE, phone_browser  # noqa: F401 - fixture
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("whole-node")]  # tests that start whole nodes (`towntip node up`) run one after another on one worker
+# tests that start whole nodes (`towntip node up`) run one after another on one worker
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("whole-node")]
 
 
 def page_facts(driver: Any) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 PostgreSQL: each node runs identity, points, projects, sns and its gateway.
 
 hanako's home is tsurugashima (A). She logs in at suginami (B) and shibuya (C) through A; she holds points at B
-and takes part in co-creation and a community at C. A knows where she takes part and asks B and C with signed queries; B asks A
-with the access token A issued to it. Every refusal is checked to change nothing at the node that refused.
+and takes part in co-creation and a community at C. A knows where she takes part and asks B and C with signed queries; B
+asks A with the access token A issued to it. Every refusal is checked to change nothing at the node that refused.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""My Page across regions in headless Chromium on a phone-sized screen, with three real nodes (tests/support/federation_nodes.py:
-identity, points, projects, sns and a gateway each; 127.0.0.2-4, so the browser keeps each site's cookies apart).
+"""My Page across regions in headless Chromium on a phone-sized screen, with three real nodes
+(tests/support/federation_nodes.py: identity, points, projects, sns and a gateway each; 127.0.0.2-4, so the browser
+keeps each site's cookies apart).
 
 hanako (home tsurugashima) logs in at suginami through her home node and then at shibuya without a password; she
 has points at suginami, and a company and a community at shibuya. Her My Page at suginami shows her home region
-first, then every region with its points, communities, projects and friends; in English too; at home the same. With shibuya's site
-down, the page still comes and says that region did not answer.
+first, then every region with its points, communities, projects and friends; in English too; at home the same. With
+shibuya's site down, the page still comes and says that region did not answer.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ async def test_my_page_across_regions_on_a_phone(nodes, phone_browser) -> None: 
     assert "はなこ商店" in there["text"] and "管理者" in there["text"]
     for part in ("まちづくりポイント", "参加コミュニティ", "参加プロジェクト", "友だち"):
         assert part in there["text"]
-    assert "子育てサロン" in there["text"] and "リーダー" in there["text"] and "いまは表示できません" not in there["text"]
+    assert ("子育てサロン" in there["text"] and "リーダー" in there["text"]
+            and "いまは表示できません" not in there["text"])
 
     page = await open_page(d, f"{b.base}/me?lang=en")
     assert "Your regions" in page["text"] and "home region" in page["text"] and "Tsurugashima" in page["text"]

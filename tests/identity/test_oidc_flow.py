@@ -110,7 +110,8 @@ async def authorize(e: Env, browser: httpx.AsyncClient, rp: AsyncOAuth2Client, *
 async def test_discovery_and_jwks(env):
     meta = await metadata(env)
     assert meta["issuer"] == BASE and meta["authorization_endpoint"] == f"{BASE}/oauth/authorize"
-    assert "RS256" in meta["id_token_signing_alg_values_supported"] and meta["code_challenge_methods_supported"] == ["S256"]
+    assert ("RS256" in meta["id_token_signing_alg_values_supported"]
+            and meta["code_challenge_methods_supported"] == ["S256"])
     async with env.browser() as b:
         keys = (await b.get("/oauth/jwks")).json()["keys"]
     # one RSA key for ID tokens (RS256) and one EC key for access tokens (ES256); public parts only

@@ -101,7 +101,8 @@ async def test_refusals_by_client_secret_or_scope_change_nothing(env):
     before = await family(env, t0["refresh_token"])
     token = t0["refresh_token"]
 
-    theirs = await post_refresh(env, token, (other["client_id"], other["client_secret"]))  # authenticated, not its token
+    # authenticated, not its token
+    theirs = await post_refresh(env, token, (other["client_id"], other["client_secret"]))
     assert theirs.status_code == 400 and theirs.json()["error"] == "invalid_grant"
     wrong_secret = await post_refresh(env, token, (env.client_id, "not-the-secret"))
     assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
@@ -158,7 +159,8 @@ async def test_one_token_used_twice_at_once_gives_one_new_token_then_revokes_the
     auth = (env.client_id, env.client_secret)
     async with env.rp() as rp:
         t0 = await first_tokens(env, rp)
-    a, b = await asyncio.gather(post_refresh(env, t0["refresh_token"], auth), post_refresh(env, t0["refresh_token"], auth))
+    a, b = await asyncio.gather(post_refresh(env, t0["refresh_token"], auth),
+                                post_refresh(env, t0["refresh_token"], auth))
     assert sorted([a.status_code, b.status_code]) == [200, 400]
     winner = a if a.status_code == 200 else b
     after = await post_refresh(env, winner.json()["refresh_token"], auth)
@@ -269,7 +271,8 @@ async def test_a_burst_of_refreshes_is_answered_each_as_if_alone(env):
     assert (batches.batches, batches.items) == (counted[0] + 1, counted[1] + 6)
 
     rows_a = await family(env, ta)
-    assert len(rows_a) == 2 and rows_a[0].used_at is not None and rows_a[1].token_hash == digest(a.body["refresh_token"])
+    assert (len(rows_a) == 2 and rows_a[0].used_at is not None
+            and rows_a[1].token_hash == digest(a.body["refresh_token"]))
     rows_b = await family(env, tb)
     assert len(rows_b) == 2 and all(r.revoked_at is not None for r in rows_b)  # the winner's new token too
     assert await family(env, tc) == before_c and await family(env, td) == before_d  # refused: nothing changed

@@ -1,4 +1,5 @@
-"""kernel.mail on SQLite and PostgreSQL, against a real local SMTP server (aiosmtpd): nothing lost, nothing queued twice."""
+"""kernel.mail on SQLite and PostgreSQL, against a real local SMTP server (aiosmtpd):
+nothing lost, nothing queued twice."""
 
 from __future__ import annotations
 
@@ -261,7 +262,8 @@ async def test_run_is_woken_and_stops(sessions, smtp):
 async def test_disabled_sender_keeps_mail_queued(sessions, smtp):
     smtp.start()
     await queue(sessions, "quiet:1")
-    relay = MailSender(sessions=sessions, table=mail, settings=settings(smtp.port).model_copy(update={"enabled": False}))
+    relay = MailSender(sessions=sessions, table=mail,
+                       settings=settings(smtp.port).model_copy(update={"enabled": False}))
     assert await relay.send_due() == 0
     assert smtp.handler.messages == []
     assert await status(sessions) == {"queued": 1, "sent": 0, "failed": 0}

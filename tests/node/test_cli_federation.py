@@ -153,7 +153,8 @@ def test_expect_thumbprint_refuses_another_key_and_saves_nothing(tmp_path, capsy
     assert "nothing saved" in err and keys[0].thumbprint() in err and wrong in err
     assert members_bytes(d) is None or json.loads(members_bytes(d) or b"{}") == {}
     # A thumbprint may begin with "-" (base64url): written with "=", it is a value, not an option (1 in 64 keys).
-    assert run("add", "--data-dir", d, "--entity-id", member.url, "--node", NODE, "--expect-thumbprint=-" + wrong[1:]) == 1
+    assert run("add", "--data-dir", d, "--entity-id", member.url, "--node", NODE,
+               "--expect-thumbprint=-" + wrong[1:]) == 1
     assert "-" + wrong[1:] in capsys.readouterr().err
     assert members_bytes(d) is None or json.loads(members_bytes(d) or b"{}") == {}
 

@@ -423,7 +423,8 @@ async def wait_leaf(monitor: int, name: str, timeout: float = 20.0) -> bool:
     return False
 
 
-@pytest.mark.xdist_group("whole-node")  # tests that start whole nodes (`towntip node up`) run one after another on one worker
+# tests that start whole nodes (`towntip node up`) run one after another on one worker
+@pytest.mark.xdist_group("whole-node")
 async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path) -> None:
     """`towntip node up --hub … --hub-credentials-file …`: the embedded server's config holds the remote with the
     deny lists, the hub (which asks for a password) sees the node, an enrolment's reload keeps the link, and the
@@ -451,8 +452,9 @@ async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path
             # the supervisor runs the node's source guard: a creation that did not come through the hub's
             # accounts (here: published at the node itself) is refused with the reason
             stream = subjects.evt_stream(NODE, "identity")
-            reply = await operator.request(f"{subjects.source_create(NODE)}.{stream}.n.{subjects.evt_all(NODE, 'identity')}",
-                                           b"{}", timeout=5)
+            reply = await operator.request(
+                f"{subjects.source_create(NODE)}.{stream}.n.{subjects.evt_all(NODE, 'identity')}",
+                b"{}", timeout=5)
             error = json.loads(reply.data)["error"]
             assert error["code"] == 403 and "through the hub's accounts" in error["description"], error
         finally:

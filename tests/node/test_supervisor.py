@@ -26,7 +26,8 @@ from towntip.cli import main as cli_main
 from towntip.node.natsauth import GATEWAY_INBOX_PREFIX, service_inbox_prefix
 from towntip.node.natsd import NatsServer, free_port
 
-pytestmark = pytest.mark.xdist_group("whole-node")  # tests that start whole nodes (`towntip node up`) run one after another on one worker
+# tests that start whole nodes (`towntip node up`) run one after another on one worker
+pytestmark = pytest.mark.xdist_group("whole-node")
 
 NODE = "testnode"
 # `python -m services.points` needs the package's __main__: until the lead's service exists, the parts of

@@ -126,7 +126,8 @@ async def test_a_touch_in_coupon_mode_uses_the_owners_coupon_once(nc: nats.NATS,
     await call(nc, cc.EP_CURRENCY_AWARD, {"actor": STAFF, "person": PERSON, "amount": 300, "memo": "資源回収",
                                           "key": "award-000000000000777"})
     for n in (1, 2):
-        await call(nc, cc.EP_COUPON_BUY, {"person": PERSON, "type_code": "city-bus", "key": f"form-00000000000007{n:02d}"})
+        await call(nc, cc.EP_COUPON_BUY,
+                   {"person": PERSON, "type_code": "city-bus", "key": f"form-00000000000007{n:02d}"})
     card = "0123456789ABCDEF"
     js = nc.jetstream()
     inbox = nc.new_inbox()

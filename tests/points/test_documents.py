@@ -83,14 +83,16 @@ def test_the_notebook_breaks_across_pages_with_its_header_and_whole_dates() -> N
     summary = [["合計", "", "60", "", "600", "600", "0", "—", "15", "90", "7200"],
                ["地区平均（大橋・2人）", "", "24.5", "", "38", "38", "0", "—", "1", "2", "300"]]
     data = notebook_pdf(title="まちづくり手帳 hanako@tsurugashima",
-                        heading="まちづくり手帳  山田 花子 (hanako@tsurugashima)", subheading="作成日 2025-07-01 / 大橋",
+                        heading="まちづくり手帳  山田 花子 (hanako@tsurugashima)",
+                        subheading="作成日 2025-07-01 / 大橋",
                         head=HEAD["ja"], rows=rows, summary=summary, note=WORDS["ja"]["empathy"])
     reader = read(data)
     assert len(reader.pages) >= 2
     assert_font_embedded(reader)
     for n, page in enumerate(reader.pages, start=1):  # each page: who, when, its number and the column headers
         text = page.extract_text()
-        for want in ("まちづくり手帳", "山田 花子 (hanako@tsurugashima)", "作成日 2025-07-01 / 大橋", f"p.{n}", "実施日",
+        for want in ("まちづくり手帳", "山田 花子 (hanako@tsurugashima)", "作成日 2025-07-01 / 大橋", f"p.{n}",
+                     "実施日",
                      "獲得ポイント"):
             assert want in text, (n, want, text)
     text = text_of(reader)

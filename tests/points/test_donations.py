@@ -278,7 +278,8 @@ async def test_the_donors_own_card_confirms_at_the_terminal(nc: nats.NATS, point
         code, reason = await term.touch(card, mode="donation", ref=d.reference)  # type: ignore[misc]
         assert code == 403 and "not registered to the person who pledged" in reason
     assert (await mine(nc, HANAKO)).donations[0].status == "pledged" and await points_of(nc, HANAKO) == 0
-    assert await term.touch(hanako_card, mode="donation", ref="D-ZZZZZZ") == (404, "no donation 'D-ZZZZZZ' / 受付番号が見つかりません")
+    assert await term.touch(hanako_card, mode="donation", ref="D-ZZZZZZ") == (
+        404, "no donation 'D-ZZZZZZ' / 受付番号が見つかりません")
 
     ok = await term.touch(hanako_card, mode="donation", ref=d.reference.lower(), tap_id="donate-touch-1")
     assert isinstance(ok, pc.TapOutcome)

@@ -86,7 +86,8 @@ async def test_staff_certify_a_person_pledges_staff_confirm_and_the_receipt(port
     page = await fill_and_submit(d, {"code": "nanohana", "title": "菜の花プロジェクト", "organisation": "NPO法人わかば",
                                      "description": "休耕地に菜の花を植えます", "goal_yen": "100000"},
                                  button="form#project-form button")
-    assert page["url"] == "/staff/donations" and "保存しました" in page["text"] and "未認定" in page["text"], page["text"]
+    assert (page["url"] == "/staff/donations" and "保存しました" in page["text"]
+            and "未認定" in page["text"]), page["text"]
     public = await open_page(d, base + "/donations")
     assert "菜の花プロジェクト" not in public["text"]  # not certified yet: not shown
     await open_page(d, base + "/staff/donations")

@@ -91,7 +91,8 @@ async def tap_count(svc: PointsService) -> int:
 
 
 async def setup_town(nc: nats.NATS, svc: PointsService) -> None:
-    """Events with their facts, three people in two districts (and a stale and a deleted one), cards, taps, a donation."""
+    """Events with their facts, three people in two districts (and a stale and a deleted one), cards, taps,
+    a donation."""
     js = nc.jetstream()
     for code, name, facts in EVENTS:
         out = pc.EventOut.model_validate(await call(nc, pc.EP_EVENT_PUT, {"code": code, "name": name, **facts}))
@@ -253,7 +254,8 @@ async def test_notebook_totals_comparison_exports_and_figures(nc: nats.NATS, poi
     out = c.Export.model_validate(await call(nc, c.EP_FIGURES_EXPORT, {"actor": who(STAFF), "table": "events"}))
     table = list(csv.reader(io.StringIO(base64.b64decode(out.base64).decode("utf-8-sig"))))
     assert base64.b64decode(out.base64).startswith(b"\xef\xbb\xbf")
-    assert table[0] == ["イベント名", "ポイント", "人数", "参加回数", "分野"] and table[1] == ["公園ゴミ拾い", "13", "3", "4", "npo-3"]
+    assert (table[0] == ["イベント名", "ポイント", "人数", "参加回数", "分野"]
+            and table[1] == ["公園ゴミ拾い", "13", "3", "4", "npo-3"])
     for name in ("months", "districts", "fields"):
         out = c.Export.model_validate(await call(nc, c.EP_FIGURES_EXPORT, {"actor": who(STAFF), "table": name}))
         got = list(csv.reader(io.StringIO(base64.b64decode(out.base64).decode("utf-8-sig"))))

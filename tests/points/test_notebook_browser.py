@@ -83,7 +83,8 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
     finally:
         await nc.close()
 
-    await log_in(d, base, "taro", "/notebook", via_logout=True)  # taro opens his notebook once: the directory links his user id
+    # taro opens his notebook once: the directory links his user id
+    await log_in(d, base, "taro", "/notebook", via_logout=True)
     page = await log_in(d, base, "hanako", "/notebook", via_logout=True)
     assert page["url"] == "/notebook" and "まちづくり手帳" in page["text"] and page["overflow"] <= 0, page
     rows = await run(lambda: [r.text for r in d.find_elements(By.CSS_SELECTOR, "#notebook tr.entry")])

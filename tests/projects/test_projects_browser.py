@@ -63,7 +63,8 @@ async def test_staff_publish_a_theme_a_company_finds_it_a_visitor_writes_in(port
 
     page = await open_page(d, base + "/hearings")
     assert "部局横断ヒアリング" in page["text"] and "まだ記録がありません" in page["text"]
-    page = await fill(d, {"current_state": "郊外の団地で路線バスが減便された", "issues": "通院の足がない\n買い物が難しい",
+    page = await fill(d,
+                      {"current_state": "郊外の団地で路線バスが減便された", "issues": "通院の足がない\n買い物が難しい",
                           "attendees": "企画政策課、交通政策担当"}, raw={"held_on": "2025-06-02"})
     assert "保存しました" in page["text"] and "通院の足がない" in page["text"] and page["overflow"] <= 0, page["text"]
 
@@ -81,7 +82,8 @@ async def test_staff_publish_a_theme_a_company_finds_it_a_visitor_writes_in(port
     page = await fill(d, {"conditions": "市内で実証に参加できる法人", "scope": "6か月の実証",
                           "crit_name_1": "実現可能性", "crit_weight_1": "60", "crit_name_2": "費用対効果",
                           "crit_weight_2": "40"}, raw={"deadline": "2099-03-31T17:00"})
-    assert page["url"] == theme_url and "実現可能性" in page["text"] and "2099-03-31 17:00" in page["text"], page["text"][-600:]
+    assert (page["url"] == theme_url and "実現可能性" in page["text"]
+            and "2099-03-31 17:00" in page["text"]), page["text"][-600:]
     page = await fill(d, {}, submit="form#publish button")
     assert "公開中" in page["text"] and page["overflow"] <= 0, page["text"]
 

@@ -578,7 +578,8 @@ async def test_fair_selection_conflicts_independent_scores_close_and_publish(nod
                                                                 "selected": [b["id"]], "reasons": ""}, "reasons")
     await node.refused(errors.Forbidden, c.EP_RESULT_PUBLISH, {"actor": actor(KIKAKU), "theme_id": tid,
                                                                "selected": [b["id"]], "reasons": "x"})
-    reasons = "合計点は2位だが、共同事業体の見守り体制が実証に不可欠で、1位の提案は共同事業者の参加確認が得られなかった。"
+    reasons = ("合計点は2位だが、共同事業体の見守り体制が実証に不可欠で、"
+               "1位の提案は共同事業者の参加確認が得られなかった。")
     published = await node.call(c.EP_RESULT_PUBLISH, {"actor": actor(JIMU), "theme_id": tid,
                                                       "selected": [b["id"]], "reasons": reasons})
     assert [x["title"] for x in published["pilot_candidates"]] == ["乗合タクシー"]
@@ -616,7 +617,8 @@ async def test_fair_selection_conflicts_independent_scores_close_and_publish(nod
     types = [t for t, _ in await node.events()]
     assert types.count("evaluator_appointed") == 3 and types[-3:] == ["evaluation_closed", "result_published",
                                                                      "theme_phase_advanced"]
-    # From phase 3 the move to 4 waits for the pilot's design (tests/projects/test_projects_pilots.py); phases never go back.
+    # From phase 3 the move to 4 waits for the pilot's design (tests/projects/test_projects_pilots.py); phases never go
+    # back.
     await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, {**move, "to_phase": 4, "note": "実証終了"},
                        "the pilot plan must be saved")
     await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, move, "only forward")

@@ -5,8 +5,8 @@ the deadline they declare conflicts and score; the secretariat closes and publis
 visitor reads it; the staff move the theme to phase 3. Other companies get "not found" for proposals not theirs.
 
 The steps are tests/support/projects_walk.py's (shared with the walk through all four phases); here phase 1's outcome is
-made over NATS, as its pages would (they are walked in tests/projects/test_projects_browser.py). The gateway is served by
-uvicorn on a real port; identity and projects run beside it on a real nats-server; the projects service's clock is
+made over NATS, as its pages would (they are walked in tests/projects/test_projects_browser.py). The gateway is served
+by uvicorn on a real port; identity and projects run beside it on a real nats-server; the projects service's clock is
 moved past the deadline by the walk."""
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The node under test is `suginami`. Its peers' event streams (EVT_TSURUGASHIMA_PROJECTS, EVT_SHIBUYA_PROJECTS) live
 on the same nats-server here, and the node's FED_SUGINAMI_PROJECTS sources them as it would through the hub
-(tests/projects/test_projects_federation_nodes.py runs three real nodes). Events are real envelopes published on the peers'
-subjects; the service's own consumer applies them once through its inbox.
+(tests/projects/test_projects_federation_nodes.py runs three real nodes). Events are real envelopes published on the
+peers' subjects; the service's own consumer applies them once through its inbox.
 """
 
 from __future__ import annotations
@@ -315,7 +315,8 @@ async def test_wide_area_invite_participation_recorded_and_uninvited_ignored(nod
     got = await node.call(f.EP_WIDE_AREA, invite)
     assert got["wide_area"] and got["invited_nodes"] == [A] and got["participants"] == []
 
-    declared = {"theme_id": theme["id"], "theme_origin_node": NODE, "note": "参加します", "declared_at": NOW.isoformat()}
+    declared = {"theme_id": theme["id"], "theme_origin_node": NODE, "note": "参加します",
+                "declared_at": NOW.isoformat()}
     await node.publish(C, "WideAreaParticipationDeclared", {**declared, "origin_node": C})  # not invited
     await node.publish(A, "WideAreaParticipationDeclared", {**declared, "origin_node": A})
     await node.publish(A, "WideAreaParticipationDeclared", {**declared, "origin_node": A})  # twice: once

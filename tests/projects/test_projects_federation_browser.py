@@ -55,7 +55,8 @@ def theme(version: int, phase: int) -> dict[str, Any]:
 
 
 CASE = {"id": CASE_ID, "theme_id": THEME_ID, "origin_node": PEER, "owner_department_name": "都市計画課",
-        "title": "乗合タクシーの実証", "summary": "予約型乗合交通を半年間運行した", "approach": "地元タクシー会社と協定",
+        "title": "乗合タクシーの実証", "summary": "予約型乗合交通を半年間運行した",
+        "approach": "地元タクシー会社と協定",
         "outcomes": "外出回数が1.6倍", "lessons": "電話予約も必要", "transferability": "団地の多い市で有効",
         "fields": ["npo-1"], "kpis": [{"name": "外出回数", "unit": "回/週", "baseline": "1", "target": "2",
                                       "actual": "1.6", "direction": "increase", "achievement_pct": "60.0"}],

@@ -69,7 +69,8 @@ class Node:
 
 
 async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 40.0) -> Any:
-    """support.bus's, with this walk's patience: a theme or case not there yet, or a peer not answering, is "not yet"."""
+    """support.bus's, with this walk's patience: a theme or case not there yet, or a peer not answering,
+    is "not yet"."""
     return await support_bus.wait_for(check, timeout=timeout, tolerate=(errors.NotFound, errors.Unavailable))
 
 
@@ -86,7 +87,8 @@ async def federation(tmp_path: Path) -> AsyncIterator[tuple[TrustAnchor, dict[st
         for i, town in enumerate((A, B, C)):
             host, port = f"127.0.0.{i + 2}", free_port()
             base = f"http://{host}:{port}"
-            ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats", extra_config=leaf_config(town, hub)).start()
+            ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats",
+                            extra_config=leaf_config(town, hub)).start()
             stoppable.append(await start_guard(town, ns.url))
             common = {"node_id": town, "nats_url": ns.url, "data_dir": str(tmp_path / town), "public_url": base,
                       "trust_anchor": anchor.entity_id, "trust_anchor_jwks": str(anchor.jwks_path),

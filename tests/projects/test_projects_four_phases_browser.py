@@ -2,9 +2,9 @@
 do it: the municipality's staff (of the owner department) register their department, write the theme and its
 recruitment requirements and publish it (phase 1, 課題整理); two companies propose (one leading a consortium with a
 third), two evaluators score, the secretariat publishes the result (phase 2, 対話形成: tests/support/projects_walk.py's
-steps, shared with tests/projects/test_projects_calls_browser.py); the owner department and the companies design the pilot —
-roles, a milestone, a KPI, the plan, an agreement signed by the municipality and by both company parties (phase 3,
-実証設計); then the actuals, the report, the budget rationale, the next-year decision and the case study published
+steps, shared with tests/projects/test_projects_calls_browser.py); the owner department and the companies design the
+pilot — roles, a milestone, a KPI, the plan, an agreement signed by the municipality and by both company parties (phase
+3, 実証設計); then the actuals, the report, the budget rationale, the next-year decision and the case study published
 (phase 4, 成果定着); a visitor reads the public case. The pages' texts and numbers are checked, not only statuses.
 
 The gateway is served by uvicorn on a real port; identity and projects run beside it on a real nats-server; the
@@ -74,7 +74,8 @@ async def pilot_design(w: Walk, d, tid: str) -> None:
     three parties, a milestone, a KPI, the plan and an agreement, and signs it for the department; each company
     party signs it for itself (and one marks the milestone done); the gate opens and the theme moves to phase 4."""
     page = await log_in(d, w.base, "kikaku", f"/themes/{tid}")
-    assert "成果定着フェーズへ進むために必要なこと" in page["text"] and "実証計画書を保存する" in page["text"], page["text"]
+    assert ("成果定着フェーズへ進むために必要なこと" in page["text"]
+            and "実証計画書を保存する" in page["text"]), page["text"]
     page = await click_link(d, "実証設計（役割")
     assert page["url"] == f"/themes/{tid}/pilot" and "役割未設定" in page["text"], page["text"]
     for party, title, duty in (("企画政策課", "全体統括", "関係課との調整、住民への周知"),
@@ -140,7 +141,8 @@ async def results(w: Walk, d, tid: str) -> None:
                            selects={"kpi_id": "週あたり外出回数（回/週）"}, raw={"measured_on": "2027-09-30"})
     assert "75.0 %" in page["text"] and "1.8" in page["text"], page["text"]
     page = await fill_form(d, "form#report-form", {"summary": "外出の回数が増えた", "results": "週1.2回から1.8回へ",
-                                                   "issues": "運転手の確保が難しい", "lessons": "見守りと一体の運行が鍵"})
+                                                   "issues": "運転手の確保が難しい",
+                                                   "lessons": "見守りと一体の運行が鍵"})
     assert "外出の回数が増えた" in page["text"] and "版 1" in page["text"]
     page = await fill_form(d, "form#budget-form", {"actual_cost_yen": "4500000", "effects": "通院の送迎の負担が減った",
                                                    "rationale": "外出回数の増加と補助の削減",
@@ -153,7 +155,8 @@ async def results(w: Walk, d, tid: str) -> None:
     page = await fill_form(d, "form#case-form", {
         "title": "団地の高齢者の外出を支える乗合タクシー", "summary": "予約型の乗合タクシーと見守りを一体で運行した",
         "approach": "交通事業者とNPOが役割を分担", "outcomes": "週あたり外出回数が1.2回から1.8回に",
-        "lessons": "運転手の確保を早めに", "transferability": "団地の多い自治体で、交通と見守りの事業者が組めば実施できる"})
+        "lessons": "運転手の確保を早めに",
+        "transferability": "団地の多い自治体で、交通と見守りの事業者が組めば実施できる"})
     assert "保存しました" in page["text"], page["text"]
     page = await click(d, "form#publish-case button")
     assert "公開中の事例" in page["text"] and "団地の高齢者の外出を支える乗合タクシー" in page["text"], page["text"]

@@ -3,8 +3,8 @@ roles, schedule, KPIs, versioned plan and agreements signed by both sides, the g
 their achievement, the report, the budget rationale, the next-year decision and the published case study with its
 CasePublished event. Every refusal changes nothing (a snapshot of every table before and after).
 
-A theme reaches phase 3 the way tests/projects/test_projects_calls.py brings it there: two proposals, two evaluators, the
-close and the published result with ベータ交通 (lead) and NPO法人ガンマ見守り (confirmed partner) as the pilot's
+A theme reaches phase 3 the way tests/projects/test_projects_calls.py brings it there: two proposals, two evaluators,
+the close and the published result with ベータ交通 (lead) and NPO法人ガンマ見守り (confirmed partner) as the pilot's
 company parties; the department 企画政策課 is the municipality side.
 """
 
@@ -389,9 +389,11 @@ REPORT = {"summary": "6か月で延べ2,400人が利用し、外出回数が増�
           "issues": "雨の日の予約集中", "lessons": "見守りと一体にすると利用が定着する"}
 BUDGET = {"actual_cost_yen": 5_050_000, "effects": "タクシー補助の支出が月15万円減った",
           "rationale": "補助の削減分で運行費の6割を賄える", "requested_budget_yen": 9_600_000}
-CASE = {"title": "団地の予約型乗合交通で高齢者の外出を支える", "summary": "郊外団地で乗合タクシーと見守りを組み合わせた実証",
+CASE = {"title": "団地の予約型乗合交通で高齢者の外出を支える",
+        "summary": "郊外団地で乗合タクシーと見守りを組み合わせた実証",
         "approach": "市が利用者を募り、交通事業者が運行、NPOが見守りを担った", "outcomes": "外出回数が1.5倍に",
-        "lessons": "予約の締切を前日夕方にすると配車が安定する", "transferability": "路線バスが減便された団地ならどこでも"}
+        "lessons": "予約の締切を前日夕方にすると配車が安定する",
+        "transferability": "路線バスが減便された団地ならどこでも"}
 
 
 async def test_results_decision_and_the_published_case(node: PilotNode) -> None:
@@ -453,7 +455,8 @@ async def test_results_decision_and_the_published_case(node: PilotNode) -> None:
     await node.refused(errors.Conflict, p.EP_CASE_PUBLISH, {"actor": actor(KIKAKU), **base}, "decision must be made")
 
     # The decision: a manager's, once, final; the theme is complete and its record closed.
-    decide = {"actor": actor(KIKAKU), **base, "decision": "expand", "reasons": "外出回数と補助の削減に効果。他の団地へ広げる"}
+    decide = {"actor": actor(KIKAKU), **base, "decision": "expand",
+              "reasons": "外出回数と補助の削減に効果。他の団地へ広げる"}
     await node.refused(errors.Forbidden, p.EP_DECISION_MAKE, {**decide, "actor": actor(BETA)})
     await node.refused(errors.BadRequest, p.EP_DECISION_MAKE, {**decide, "decision": "maybe"}, "decision")
     await node.refused(errors.BadRequest, p.EP_DECISION_MAKE, {**decide, "reasons": ""}, "reasons")

@@ -3,7 +3,8 @@ in-process, httpx), with the real identity and projects services on a real nats-
 SQLite and on PostgreSQL: each page renders for who may, "not found" (404) for everyone else and the login page
 for visitors; a form without its CSRF token changes nothing; the service's refusals (a stale plan, a KPI target in
 the wrong direction, a company changing the roles, a signature for another organisation) show their reason with
-their status. Phases 1 and 2 are made over NATS (tests/projects/test_projects_calls.py's helpers), as their pages would."""
+their status. Phases 1 and 2 are made over NATS (tests/projects/test_projects_calls.py's helpers), as their pages
+would."""
 
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ async def to_phase3(node: Node) -> tuple[str, dict[str, str]]:
 
 
 AGREEMENT = "実証実験に関する協定書\n第1条（目的）予約型乗合交通の実証実験に必要な事項を定める。"
-PLAN = {"objective": "週2回以上の外出を検証する", "scope": "団地の75歳以上 約300人", "method": "乗合タクシー2台を平日運行",
+PLAN = {"objective": "週2回以上の外出を検証する", "scope": "団地の75歳以上 約300人",
+        "method": "乗合タクシー2台を平日運行",
         "period_start": "2027-04-01", "period_end": "2027-09-30", "budget_yen": "4,800,000", "risks": "運転手の確保",
         "data_handling": "氏名と住所は市が保有"}
 KPI = {"name": "週あたり外出回数", "unit": "回/週", "baseline": "1.2", "target": "2.0", "direction": "increase",

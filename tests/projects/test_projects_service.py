@@ -60,7 +60,8 @@ class Node:
     async def call(self, endpoint: str, payload: Any) -> Any:
         return await rpc.call(self.nc, subjects.svc(NODE, c.SERVICE, endpoint), payload, timeout=15)
 
-    async def refused(self, kind: type[errors.ServiceError], endpoint: str, payload: Any, match: str | None = None) -> str:
+    async def refused(self, kind: type[errors.ServiceError], endpoint: str, payload: Any,
+                      match: str | None = None) -> str:
         """The call is refused with this kind of error (and `match` in its reason), and nothing changed."""
         before = await self.snapshot()
         with pytest.raises(kind, match=match) as info:
@@ -346,7 +347,8 @@ async def test_phase_gates_refuse_and_the_history_records_each_move(node: Node) 
     await node.refused(errors.Conflict, c.EP_THEME_ADVANCE, {**move, "to_phase": 3}, match="deadline")
 
     # After the deadline the gate still waits for the selection's published result with a pilot candidate (phase 2's
-    # selection, walked through in tests/projects/test_projects_calls.py); the domain is asked directly with a later clock.
+    # selection, walked through in tests/projects/test_projects_calls.py); the domain is asked directly with a later
+    # clock.
     after_deadline = LATER + timedelta(days=1)
     with pytest.raises(errors.Conflict, match="result must be published") as refused:
         async with node.svc.sessions() as s, s.begin():

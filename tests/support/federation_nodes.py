@@ -1,10 +1,10 @@
 """Real nodes in one federation, for tests: a hub nats-server, a trust anchor and three nodes.
 
 Each node runs its own nats-server (JetStream domain = node id, a leafnode of the hub — one account per node,
-tests/support/federation_hub.py — with the node's deny lists, as `towntip node up --hub` does), its identity service, the other services a test asks for, and its gateway served
-by uvicorn on its own loopback address (127.0.0.2-4, so a browser's cookies stay apart as on three sites). The
-trust anchor is served by uvicorn too. `hanako` is a person of the first node (password `PW`). On PostgreSQL every
-node's service gets its own schema, dropped afterwards.
+tests/support/federation_hub.py — with the node's deny lists, as `towntip node up --hub` does), its identity service,
+the other services a test asks for, and its gateway served by uvicorn on its own loopback address (127.0.0.2-4, so a
+browser's cookies stay apart as on three sites). The trust anchor is served by uvicorn too. `hanako` is a person of the
+first node (password `PW`). On PostgreSQL every node's service gets its own schema, dropped afterwards.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Steps shared by the co-creation browser walks (tests/projects/test_projects_calls_browser.py, the phase 2 walk, and
-tests/projects/test_projects_four_phases_browser.py, all four phases): the node (identity and projects on a real nats-server,
-the gateway served by uvicorn on a real port, the projects service on a clock the test moves), the people, the
-companies, and the phase 2 walk itself (the call, a briefing, two proposals, two evaluators, the result, the move
+tests/projects/test_projects_four_phases_browser.py, all four phases): the node (identity and projects on a real
+nats-server, the gateway served by uvicorn on a real port, the projects service on a clock the test moves), the people,
+the companies, and the phase 2 walk itself (the call, a briefing, two proposals, two evaluators, the result, the move
 to phase 3), done in the browser as people would."""
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ NODE = "tsurugashima"
 PEOPLE = (("kikaku", "企画 太郎", "staff"), ("jimu", "事務局 一郎", "secretariat"), ("acme", "アクメ 佐藤", None),
           ("beta", "ベータ 田中", None), ("gamma", "ガンマ 高橋", None), ("hyoka_one", "評価 一", None),
           ("hyoka_two", "評価 二", None), ("shimin", "市民 次郎", None))
-COMPANIES = (("acme", "株式会社アクメ", "デマンド交通の配車"), ("beta", "ベータ交通株式会社", "乗合タクシーの車両と運行"),
+COMPANIES = (("acme", "株式会社アクメ", "デマンド交通の配車"),
+             ("beta", "ベータ交通株式会社", "乗合タクシーの車両と運行"),
              ("gamma", "NPO法人ガンマ見守り", "高齢者の見守り"))
 PARTNERS_LINK = "対話形成（説明会・公募・選定）"
 # The walks log people in and out more often than the gateway lets one address do by default (10 in 5 minutes).
@@ -50,7 +51,8 @@ class Walk:
         return await rpc.call(self.nc, subjects.svc(NODE, c.SERVICE, endpoint), payload, timeout=15)
 
     async def companies(self) -> dict[str, dict[str, Any]]:
-        """The three companies (registered over NATS: their pages were walked in tests/projects/test_projects_browser.py)."""
+        """The three companies (registered over NATS: their pages were walked in
+        tests/projects/test_projects_browser.py)."""
         orgs = {}
         for handle, name, expertise in COMPANIES:
             orgs[handle] = await self.call(c.EP_ORG_CREATE, {"actor": self.actor(handle), "kind": "company",

@@ -13,7 +13,8 @@ from towntip.anchor.app import DEFAULT_PORT, serve
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m towntip.anchor", description=__doc__)
-    parser.add_argument("--data-dir", default="./var/anchor", help="the anchor's key and members (default: %(default)s)")
+    parser.add_argument("--data-dir", default="./var/anchor",
+                        help="the anchor's key and members (default: %(default)s)")
     parser.add_argument("--entity-id", required=True, help="the anchor's own URL, as nodes reach it")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)

@@ -1,4 +1,5 @@
-"""The `towntip` command: node, edge, points, identity, federation and demo verbs. Exit codes: 0 ok, 1 failure, 2 bad input."""
+"""The `towntip` command: node, edge, points, identity, federation and demo verbs.
+Exit codes: 0 ok, 1 failure, 2 bad input."""
 
 from __future__ import annotations
 

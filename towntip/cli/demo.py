@@ -67,7 +67,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     seed = verbs.add_parser("seed", help="put the seed's events (seed_event_points.csv) into the points service")
     add_nats_args(seed)
-    seed.add_argument("--csv", default=None, help="the event table (default: the packaged towntip/data/seed_event_points.csv, "
+    seed.add_argument("--csv", default=None,
+                      help="the event table (default: the packaged towntip/data/seed_event_points.csv, "
                       "looked for upwards from here and from the package)")
     seed.set_defaults(func=cmd_seed)
 

@@ -386,8 +386,9 @@ async def run_terminal(
             await asyncio.sleep(0)
             stop.set()  # the simulated reader's input ended
 
-    print(f"terminal {terminal}: {mode_name}{' ' + event if event else ''}{' (volunteer)' if role == 'volunteer' else ''}"
-          f", spool {spool_path}, {spool.queue_length()} taps waiting", file=sys.stderr)
+    print(
+        f"terminal {terminal}: {mode_name}{' ' + event if event else ''}{' (volunteer)' if role == 'volunteer' else ''}"
+        f", spool {spool_path}, {spool.queue_length()} taps waiting", file=sys.stderr)
     connecting = asyncio.create_task(connect_forever(), name="connect")
     reading = asyncio.create_task(agent.run(reader), name="read")
     commands = asyncio.create_task(take_lines(), name="commands")

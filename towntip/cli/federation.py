@@ -16,12 +16,13 @@ NODE_URL/.well-known/openid-federation, or reads the one the member's operator h
 checks that it is signed by one of the keys it publishes, for NODE_URL and NODE_ID, and prints the key's RFC 7638
 thumbprint. Compare it with the one the member's operator reads on their own machine (`towntip federation
 thumbprint --url http://127.0.0.1:<port>`, or the thumbprint that `towntip identity keys rotate-federation`
-prints); with `--expect-thumbprint=T` (with `=`: a thumbprint may begin with `-`) the anchor compares and refuses (exit 1, nothing saved) when they differ.
-From then on the anchor vouches for that key only — it fetches nothing when asked — so a member that changes its
-federation key (`towntip identity keys rotate-federation`) is refused by the other nodes until the anchor's
-operator runs `rekey` (the same checks; the node id is kept). A member rotating its provider's keys (`towntip
-identity keys rotate`) needs no rekey: those keys travel inside the configuration its federation key signs. Members of an older members.json ({entity id: node id}, no keys) are not vouched for
-until `rekey` pins their key; `list` and `serve` name them.
+prints); with `--expect-thumbprint=T` (with `=`: a thumbprint may begin with `-`) the anchor compares and refuses (exit
+1, nothing saved) when they differ. From then on the anchor vouches for that key only — it fetches nothing when asked —
+so a member that changes its federation key (`towntip identity keys rotate-federation`) is refused by the other nodes
+until the anchor's operator runs `rekey` (the same checks; the node id is kept). A member rotating its provider's keys
+(`towntip identity keys rotate`) needs no rekey: those keys travel inside the configuration its federation key signs.
+Members of an older members.json ({entity id: node id}, no keys) are not vouched for until `rekey` pins their key;
+`list` and `serve` name them.
 
 `hub-config` writes the hub's nats-server config (one account per node, towntip/node/hub.py) and one credentials
 file per node (`<D>/credentials/<node>`, 0600) that the node's operator passes to `towntip node up --hub …
@@ -65,7 +66,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def pinning(p: argparse.ArgumentParser) -> None:
         p.add_argument("--expect-thumbprint", action="append", default=[], metavar="T",
                        help="the member's federation key thumbprint as its operator gave it (RFC 7638, SHA-256, "
-                            "base64url; repeat or comma list; write --expect-thumbprint=T, a thumbprint may begin with -): refuse unless the pinned keys are exactly these")
+                            "base64url; repeat or comma list; write --expect-thumbprint=T, a thumbprint may begin with "
+                            "-): refuse unless the pinned keys are exactly these")
         p.add_argument("--configuration-file", default="", metavar="FILE",
                        help="the member's entity configuration (the JWT its /.well-known/openid-federation serves), "
                             "handed over by its operator, instead of fetching it from the member's URL")

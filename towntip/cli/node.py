@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--trust-anchor-jwks", default="",
                     help="the anchor's public keys (JWKS file from `towntip federation anchor init`)")
     up.add_argument("--nats-port", type=int, default=0, help="port of the embedded nats-server (default: a free one)")
-    up.add_argument("--data-dir", default="./var", help="databases, JetStream store, logs, secrets (default: %(default)s)")
+    up.add_argument("--data-dir", default="./var",
+                    help="databases, JetStream store, logs, secrets (default: %(default)s)")
     up.add_argument("--nats-url", default="", help="use this NATS instead of starting one (nats://host:port)")
     up.add_argument("--hub", action="append", default=[], metavar="URL",
                     help="join the federation: the hub's leafnode URL, nats-leaf://host:port (repeat for each of "
@@ -117,7 +118,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         service_dbs[name] = url
     config = NodeConfig(
         node_id=args.node, data_dir=Path(args.data_dir), http_host=args.http_host, http_port=args.http_port,
-        public_url=args.public_url.rstrip("/"), nats_port=args.nats_port, nats_url=args.nats_url, database_url=args.database_url,
+        public_url=args.public_url.rstrip("/"), nats_port=args.nats_port, nats_url=args.nats_url,
+        database_url=args.database_url,
         hub_urls=tuple(args.hub),
         hub_credentials_file=str(Path(args.hub_credentials_file).resolve()) if args.hub_credentials_file else "",
         service_dbs=service_dbs, trace_export=trace, log_level=args.log_level,

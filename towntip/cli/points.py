@@ -115,7 +115,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     rules = verbs.add_parser(
         "asset-rules", help="set an asset's rule: expiry of unused balances, or a monthly demurrage (or none)",
-        description="The node's rule for one asset (まちづくりポイント machi-point, 単位 credit, 地域通貨 local-currency): "
+        description="The node's rule for one asset (まちづくりポイント machi-point, 単位 credit, 地域通貨 "
+                    "local-currency): "
                     "balances on which nothing was posted for N days expire (--expiry-days N), or P%% of every "
                     "balance goes each month (--demurrage-percent P), or neither (--none). The points service "
                     "applies it every hour. Prints the rule as set.")

@@ -26,7 +26,7 @@ request whose reply subject is not an inbox.
 
 Passwords are 256-bit random secrets in `<data-dir>/secrets/` (0600); the rendered config is 0600 too.
 Terminals are enrolled at run time (`svc.<node>.node.enroll`, operator only) and the server reloads its config.
-"""
+"""  # noqa: E501 (a Markdown table: its rows cannot wrap)
 
 from __future__ import annotations
 

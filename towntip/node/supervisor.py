@@ -526,7 +526,8 @@ class Supervisor:
     async def _start_services(self) -> None:
         c = self.config
         for name in c.services:
-            child = Child(name, "service", argv=[c.python, "-m", subjects.SERVICE_MODULES[name]], env=self._service_env(name),
+            child = Child(name, "service", argv=[c.python, "-m", subjects.SERVICE_MODULES[name]],
+                          env=self._service_env(name),
                           log_path=c.data_dir / "logs" / f"{name}.log")
             self.children[name] = child
             await self._spawn(child)

@@ -74,7 +74,8 @@ async def award_currency(session: AsyncSession, *, q: cc.CurrencyAwardIn, node: 
     _staff(q.actor)
     [r] = await ledger.post_entries(session, [ledger.Entry(
         key=f"currency:{q.key}", kind="currency_award", actor=f"staff:{q.actor.user_id}", memo=q.memo,
-        legs=(ledger.Leg(ledger.ISSUANCE, CURRENCY, -q.amount), ledger.Leg(person_account(q.person), CURRENCY, q.amount)),
+        legs=(ledger.Leg(ledger.ISSUANCE, CURRENCY, -q.amount),
+              ledger.Leg(person_account(q.person), CURRENCY, q.amount)),
     )], node=node)
     if isinstance(r, errors.ServiceError):
         raise r
@@ -175,7 +176,8 @@ async def redeem(session: AsyncSession, *, code: str, by: str, key: bytes,
     row = (await session.execute(q)).first()
     if row is None:
         raise errors.NotFound("no such coupon / クーポンが見つかりません" if owner is None
-                              else f"no active {type_code!r} coupon on this card's account / 使えるクーポンがありません")
+                              else f"no active {type_code!r} coupon on this card's account / "
+                                   "使えるクーポンがありません")
     if row.redeemed_at is not None:
         raise errors.Conflict(f"this coupon was already used on {_aware(row.redeemed_at):%Y-%m-%d %H:%M} UTC "
                               "/ このクーポンは使用済みです")

@@ -35,7 +35,8 @@ def notebook_pdf(*, title: str, heading: str, subheading: str, head: Sequence[st
     extra += [("SPAN", (0, i), (2, i)) for i in range(first, len(data))]
     extra += [("BACKGROUND", (0, i), (-1, i), pdf.colors.Color(0.97, 0.97, 0.97)) for i in range(first, len(data))]
     # Headers at 8 pt, a unit that does not fit going to a second line; the lines at 9 pt.
-    head_cells: list[Any] = [pdf.paragraph(_unit_below(h, w), 8, leading=10, align="right" if i >= FIGURES_FROM else "left")
+    head_cells: list[Any] = [pdf.paragraph(_unit_below(h, w), 8, leading=10,
+                                           align="right" if i >= FIGURES_FROM else "left")
                              for i, (h, w) in enumerate(zip(head, WIDTHS, strict=True))]
     # The note closes the table as its last line, as in the CSV, so it never stands alone on a page of its own.
     last = len(data)

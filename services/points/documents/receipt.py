@@ -42,7 +42,8 @@ def receipt(d: ReceiptData) -> bytes:
     rows = [("寄附先プロジェクト", d.project_title), ("実施団体", d.project_organisation),
             ("受領日", d.received_on), ("寄附金額", f"{d.amount_yen:,} 円"), ("受付番号", d.reference)]
     y = doc.flowable(pdf.table(rows, (130, w - 160 - 130), size=11, header_rows=0), 80, h - 430, w - 160)
-    doc.paragraph(80, y - 24, w - 160, "この証明書は、寄附金控除の申告の際に必要となりますので、大切に保管してください。",
+    doc.paragraph(80, y - 24, w - 160,
+                  "この証明書は、寄附金控除の申告の際に必要となりますので、大切に保管してください。",
                   9, colour=GREY)
     doc.text(w - 80, 150, d.issuer, 14, align="right")
     doc.text(w - 80, 128, f"TownTip 地域協働ポータル ノード {d.node}", 9, align="right", colour=GREY)

@@ -392,7 +392,8 @@ async def receipt(session: AsyncSession, q: c.DonationAction, node: str) -> c.Re
     if row is None or (row.person != q.actor.user_id and not q.actor.has("staff")):
         raise errors.NotFound(f"no donation {q.reference!r} / 受付番号が見つかりません")
     if row.status != "confirmed" or row.receipt_no is None:
-        raise errors.Conflict("a receipt is issued once the donation is confirmed / 受領証明書は寄附の確定後に発行されます")
+        raise errors.Conflict(
+            "a receipt is issued once the donation is confirmed / 受領証明書は寄附の確定後に発行されます")
     project = (await session.execute(select(donation_projects).where(
         donation_projects.c.code == row.project_code))).one()
     rules = await get_rules(session)
@@ -407,7 +408,8 @@ async def receipt(session: AsyncSession, q: c.DonationAction, node: str) -> c.Re
 # ---- the donor's touch at a terminal in donation mode -----------------------------------------------------------
 
 
-async def confirm_by_touch(session: AsyncSession, tap: Tap, *, card_key: bytes, node: str) -> TapOutcome | errors.ServiceError:
+async def confirm_by_touch(session: AsyncSession, tap: Tap, *, card_key: bytes,
+                           node: str) -> TapOutcome | errors.ServiceError:
     """Staff set the terminal's ref to the pledge's reference; the donor touches their card. It confirms only if the
     card is bound to the person who pledged. A touch heard again (redelivery) answers duplicate."""
     # service.py calls this module, so its helper is imported here rather than at the top.

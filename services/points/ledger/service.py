@@ -297,9 +297,12 @@ async def _debit(session: AsyncSession, debits: dict[tuple[str, str], int]) -> N
         return
     items = sorted(debits.items())
     if db.dialect_of(session) == "postgresql":
-        d = (select(func.unnest(bindparam("ids", [a for (a, _), _ in items], type_=postgresql.ARRAY(balances.c.account_id.type))).label("account_id"),
-                    func.unnest(bindparam("assets", [s for (_, s), _ in items], type_=postgresql.ARRAY(balances.c.asset.type))).label("asset"),
-                    func.unnest(bindparam("deltas", [v for _, v in items], type_=postgresql.ARRAY(balances.c.balance.type))).label("delta"))
+        d = (select(func.unnest(bindparam("ids", [a for (a, _), _ in items],
+                                          type_=postgresql.ARRAY(balances.c.account_id.type))).label("account_id"),
+                    func.unnest(bindparam("assets", [s for (_, s), _ in items],
+                                          type_=postgresql.ARRAY(balances.c.asset.type))).label("asset"),
+                    func.unnest(bindparam("deltas", [v for _, v in items],
+                                          type_=postgresql.ARRAY(balances.c.balance.type))).label("delta"))
              .subquery())
         await session.execute(update(balances).where(balances.c.account_id == d.c.account_id,
                                                      balances.c.asset == d.c.asset)

@@ -2,7 +2,8 @@
 the people who took part (the seed's table: イベント名 / ポイント / 人数), totals per month, per district and per field
 (「地域全体や地区毎の状況を可視化」), each exportable as CSV (UTF-8 with BOM).
 
-Counted from the same facts as the notebook (services/points/notebook/service.py): taps at events and confirmed donations.
+Counted from the same facts as the notebook (services/points/notebook/service.py): taps at events and confirmed
+donations.
 "People" are distinct holders: a person with all their cards, or a card bound to nobody. A holder's district comes from
 the people directory; cards bound to nobody and people the directory cannot place count under '' (地区不明).
 """
@@ -99,7 +100,8 @@ HEADS = {
                ("Event", "Points", "People", "Participations", "Field")),
     "months": (("月", "ポイント", "貢献", "寄付", "参加回数", "人数"),
                ("Month", "Points", "Contribution", "Donation", "Participations", "People")),
-    "districts": (("地区", "登録者", "活動者", "ポイント", "参加回数", "負荷削減(kg-CO2)", "活動時間(h)", "消費カロリー(kcal)"),
+    "districts": (("地区", "登録者", "活動者", "ポイント", "参加回数", "負荷削減(kg-CO2)", "活動時間(h)",
+                   "消費カロリー(kcal)"),
                   ("District", "Registered", "Active", "Points", "Participations", "CO2 reduction (kg)", "Hours",
                    "Calories (kcal)")),
     "fields": (("分野コード", "記号", "分野", "ポイント", "参加回数", "人数"),

@@ -37,9 +37,9 @@ from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
 
-# The seed's sample page marks each line with a letter: A 子育て研究会・子育てNPO, C ３R推進勉強会・資源回収・環境家計簿,
-# D 高校演劇発表会. Those three fields can be told from it; its E (公園ゴミ拾い and 国際交流イベント alike) and B (not on the
-# page) cannot, so they get no letter.
+# The seed's sample page marks each line with a letter: A 子育て研究会・子育てNPO, C
+# ３R推進勉強会・資源回収・環境家計簿, D 高校演劇発表会. Those three fields can be told from it; its E (公園ゴミ拾い and
+# 国際交流イベント alike) and B (not on the page) cannot, so they get no letter.
 SEED_LETTERS = {"npo-13": "A", "npo-7": "C", "npo-6": "D"}
 ACTIVITIES = {
     "participate": ("参加", "Took part"), "carry_out": ("実施", "Carried out"), "learn": ("受講", "Studied"),

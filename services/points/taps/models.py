@@ -60,7 +60,8 @@ card_bindings = Table(
     Column("card_account", String(100), ForeignKey("accounts.id"), primary_key=True),
     Column("person_account", String(100), ForeignKey("accounts.id"), nullable=False),
     Column("bound_at", DateTime(timezone=True), nullable=False),
-    Column("method", String(16), nullable=False),  # "code": a code shown at a terminal, entered on the portal ("tap": by a tap, before that was closed)
+    # "code": a code shown at a terminal, entered on the portal ("tap": by a tap, before that was closed)
+    Column("method", String(16), nullable=False),
     Index("ix_card_bindings_person", "person_account"),
 )
 

@@ -373,7 +373,8 @@ async def bind_card(session: AsyncSession, *, card: str, person: str, method: st
     await session.execute(delete(card_binding_requests).where(card_binding_requests.c.card_account == card))
     held = (await session.execute(select(balances.c.asset, balances.c.balance).where(
         balances.c.account_id == card, balances.c.balance > 0).order_by(balances.c.asset))).all()
-    legs = tuple(leg for h in held for leg in (ledger.Leg(card, h.asset, -h.balance), ledger.Leg(person, h.asset, h.balance)))
+    legs = tuple(leg for h in held for leg in (ledger.Leg(card, h.asset, -h.balance),
+                                               ledger.Leg(person, h.asset, h.balance)))
     if legs:
         [moved] = await ledger.post_entries(session, [ledger.Entry(
             key=key, kind="bind", legs=legs, actor=person, memo=f"card bound ({method})",
@@ -406,7 +407,8 @@ async def record_taps(
     results: list[TapResult | None] = [None] * len(items)
     fresh = []
     for i, it in enumerate(items):
-        if it.tap.mode == "donation":  # the donor's card confirms their pledge; repeats too (services/points/donations/)
+        # the donor's card confirms their pledge; repeats too (services/points/donations/)
+        if it.tap.mode == "donation":
             from services.points.donations.service import confirm_by_touch
             results[i] = await confirm_by_touch(session, it.tap, card_key=card_key, node=node)
             continue

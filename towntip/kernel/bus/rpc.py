@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 NO_RESPONDERS_PATIENCE = 1.0
 
 
-async def call(nc: NATS, subject: str, payload: BaseModel | dict[str, Any] | None = None, *, timeout: float = 5.0) -> Any:
+async def call(nc: NATS, subject: str, payload: BaseModel | dict[str, Any] | None = None, *,
+               timeout: float = 5.0) -> Any:
     """Request/reply with trace context in the headers. Raises errors.ServiceError for an error reply."""
     if isinstance(payload, BaseModel):
         body = payload.model_dump_json().encode()

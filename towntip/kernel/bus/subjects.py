@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-SERVICES = ("identity", "points", "projects", "sns")  # services that run in a node today; the others arrive with their issues
+# services that run in a node today; the others arrive with their issues
+SERVICES = ("identity", "points", "projects", "sns")
 # Where each service's code lives (`python -m <module>`): the design card puts identity at the top level.
 SERVICE_MODULES = {"identity": "identity", "points": "services.points", "projects": "services.projects",
                    "sns": "services.sns"}

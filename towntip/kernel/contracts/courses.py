@@ -42,7 +42,8 @@ Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$")]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=4000)]
 Reason = Annotated[str, StringConstraints(min_length=2, max_length=500)]
-CertificateId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+CertificateId = Annotated[str,
+                          StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 # Whom staff name: a global handle (name@node), a handle of this node (name), or the identity service's user id.
 PersonRef = Annotated[str, StringConstraints(
     to_lower=True, pattern=r"^([a-z0-9][a-z0-9_]{2,29}(@[a-z][a-z0-9-]{0,30}[a-z0-9])?|[0-9a-f-]{36})$")]

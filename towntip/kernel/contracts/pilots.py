@@ -561,9 +561,9 @@ class CaseDraft(CaseIn):
 
 class CasePublished(ProjectsEvent):
     """A case study became public (the federation of themes and cases keeps a read-only copy at other nodes by
-    `id`, newest `version` wins). `kpis`: [{name, unit, baseline, target, actual, direction, achievement_pct}] with the decimals as strings
-    ("12.5"), `actual` and `achievement_pct` (rounded half-up to one decimal, "50.0") None without a measurement.
-    `partners`: the company parties' names. `decision`: adopt | continue | expand | end."""
+    `id`, newest `version` wins). `kpis`: [{name, unit, baseline, target, actual, direction, achievement_pct}] with the
+    decimals as strings ("12.5"), `actual` and `achievement_pct` (rounded half-up to one decimal, "50.0") None without a
+    measurement. `partners`: the company parties' names. `decision`: adopt | continue | expand | end."""
 
     model_config = ConfigDict(frozen=True)
 

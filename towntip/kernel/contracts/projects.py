@@ -1,11 +1,11 @@
 """Contracts of the projects service (svc.<node>.projects.*): co-creation between a municipality and companies (ORG).
 
-Phase 1 (課題整理) and phase 2 (対話形成) are built: organisations (municipal departments, companies of any size or industry) and their
-members, cross-department hearings, co-creation themes with their recruitment requirements and evaluation criteria,
-publication, phase gates with an audit history, and the contact form routed to the secretariat (事務局); companies
-matched to themes, briefings (説明会) with registrations, the open call's proposals (single companies or consortia,
-confidential until the result), evaluators who declare conflicts and score independently, and the published result
-with its pilot candidates.
+Phase 1 (課題整理) and phase 2 (対話形成) are built: organisations (municipal departments, companies of any size or
+industry) and their members, cross-department hearings, co-creation themes with their recruitment requirements and
+evaluation criteria, publication, phase gates with an audit history, and the contact form routed to the secretariat
+(事務局); companies matched to themes, briefings (説明会) with registrations, the open call's proposals (single
+companies or consortia, confidential until the result), evaluators who declare conflicts and score independently, and
+the published result with its pilot candidates.
 
 Who is asking travels inside each request as an `Actor` (contracts.actor); the service decides what they may do.
 Ids are UUIDs made at the theme's home node (`origin_node`), so themes and organisations keep their ids when they
@@ -791,7 +791,7 @@ class Result(BaseModel):
     pilot_candidates: list[RankedProposal]
 
 
-# ---- inquiries (相談・お問い合わせ) -----------------------------------------------------------------------------------
+# ---- inquiries (相談・お問い合わせ) ----------------------------------------------------------------------------------
 
 
 class InquiryCreate(BaseModel):

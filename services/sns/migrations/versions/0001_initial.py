@@ -72,7 +72,8 @@ def upgrade() -> None:
     op.create_table('community_categories',
     sa.Column('community_id', sa.String(length=36), nullable=False),
     sa.Column('category', sa.String(length=16), nullable=False),
-    sa.ForeignKeyConstraint(['community_id'], ['communities.id'], name=op.f('fk_community_categories_community_id_communities')),
+    sa.ForeignKeyConstraint(['community_id'], ['communities.id'],
+                            name=op.f('fk_community_categories_community_id_communities')),
     sa.PrimaryKeyConstraint('community_id', 'category', name='pk_community_categories')
     )
     op.create_index('ix_community_categories_category', 'community_categories', ['category'], unique=False)
