@@ -28,6 +28,7 @@ POINTS_EVENTS: dict[str, type[BaseModel]] = {
 def service_docs(node: str) -> list[ServiceDoc]:
     """Each service's endpoints, declared without starting anything (no database, no NATS)."""
     from identity.handlers import DOMAINS as IDENTITY
+    from services.bookings.handlers import DOMAINS as BOOKINGS
     from services.points.app import build_endpoints as points_endpoints
     from services.points.terminals.handlers import TerminalTracker
     from services.points.tx import Tx
@@ -46,6 +47,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
         ServiceDoc("points", tuple(points.items), events=POINTS_EVENTS),
         ServiceDoc("projects", tables(PROJECTS)),
         ServiceDoc("sns", tables(SNS)),
+        ServiceDoc("bookings", tables(BOOKINGS)),
     ]
 
 

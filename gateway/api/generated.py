@@ -46,6 +46,7 @@ from towntip.kernel.domain import ANYONE, HOLDERS, HTTP_ROLES, SIGNED_IN, Domain
 SERVICES: tuple[tuple[str, str], ...] = (
     ("projects", "services.projects.handlers"),
     ("sns", "services.sns.handlers"),
+    ("bookings", "services.bookings.handlers"),
 )
 
 # The refusals of the gateway itself (also problem+json with a code)
@@ -219,7 +220,8 @@ def _route(router: APIRouter, service: str, domain: Domain, op: Op) -> None:
     endpoint.__name__ = f"{service}_{op.name}".replace(".", "_")
     who = {ANYONE: "anyone", SIGNED_IN: "signed in"}.get(op.role, op.role)
     router.add_api_route(
-        http.path, endpoint, methods=[http.method], response_model=op.response, tags=[f"{service}: {domain.name}"],
+        http.path, endpoint, methods=[http.method], response_model=op.response, status_code=http.status,
+        tags=[f"{service}: {domain.name}"],
         summary=f"{http.summary or op.doc or op.name} ({who})", operation_id=f"{service}.{op.name}",
         description=f"Bus endpoint `svc.<node>.{service}.{op.name}`; role `{op.role}`."
                     + (" A bearer token is optional: with one, the answer is for that person." if op.role == ANYONE

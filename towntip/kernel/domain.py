@@ -57,14 +57,15 @@ class Http:
     method: Method
     path: str
     summary: str = ""
+    status: int = 200  # the status of a successful answer (201 for a POST that creates something)
 
 
 def GET(path: str, summary: str = "") -> Http:  # reads like the route it declares
     return Http("GET", path, summary)
 
 
-def POST(path: str, summary: str = "") -> Http:
-    return Http("POST", path, summary)
+def POST(path: str, summary: str = "", *, status: int = 200) -> Http:
+    return Http("POST", path, summary, status)
 
 
 @dataclass(frozen=True)
