@@ -4,9 +4,10 @@ No NATS and no commits here: the adapter owns the transaction.
 
 The no-double-booking guarantee: the overlap check below runs inside the writing transaction. On SQLite that
 transaction holds the database's write lock from its BEGIN (IMMEDIATE, towntip.kernel.db), so check and insert are
-one step for every process sharing the file. On PostgreSQL two transactions may pass the check at once; the
-exclusion constraint `ex_bookings_no_overlap` (migration 0001) then lets the first insert commit and fails the
-other (SQLSTATE 23P01), which is answered as the same refusal.
+one step for every process sharing the file. On PostgreSQL the attempts at one facility's day queue on an advisory
+lock before the check, and whatever passes the check anyway (a row written another way, a later change that forgets
+the lock) meets the exclusion constraint `ex_bookings_no_overlap` (migration 0001): the first insert commits, the
+other fails with SQLSTATE 23P01, answered as the same refusal.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ from towntip.kernel.uow import sqlstate
 
 EXCLUSION_VIOLATION = "23P01"
 TAKEN_REASON = "that time is booked already / その時間は既に予約されています"
+
+
+async def lock(session: AsyncSession, key: str) -> None:
+    """PostgreSQL: a lock held until the transaction ends (taken in one order: the person's, then the day's)."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 def is_staff(actor: Actor) -> bool:
@@ -123,8 +129,7 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
     b = bookings.c
     if booker is not None and f.rules.max_per_month is not None:
         if db.dialect_of(session) == "postgresql":  # one person's bookings are counted one transaction at a time
-            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                                  {"key": f"bookings.quota:{booker}"})
+            await lock(session, f"bookings.quota:{booker}")
         mine = (await session.execute(select(func.count()).select_from(bookings).where(
             b.booker == booker, b.month == month, b.facility_id == fid,
             b.state.in_(c.HOLDING_STATES)))).scalar_one()
@@ -132,6 +137,10 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
             raise c.BOOKING_QUOTA(f"at most {f.rules.max_per_month} bookings of {f.id} in {month} per person / "
                                   "月の予約上限に達しています")
     held_until = end + timedelta(minutes=f.buffer_minutes)
+    if db.dialect_of(session) == "postgresql":
+        # Attempts at one facility's day queue up here, so that the check below sees the one committed before:
+        # without it they all pass the check and wait on each other inside the exclusion constraint (deadlocks).
+        await lock(session, f"bookings.day:{fid}:{start.date()}")
     if await availability.held(session, fid, start, held_until):
         raise c.BOOKING_TAKEN(TAKEN_REASON)
     state = "requested" if f.rules.needs_approval else "confirmed"
