@@ -17,7 +17,7 @@ from towntip.kernel.uow import UnitOfWork
 
 FACILITIES = Domain("facilities", refusals=(c.FACILITY_NOT_FOUND,), ops=(
     write(c.EP_FACILITY_PUT, c.FacilityPut, c.Facility, facilities.put, role=STAFF,
-          refusals=(c.FACILITY_STAFF_ONLY, c.FACILITY_INVALID),
+          refusals=(c.FACILITY_STAFF_ONLY, c.FACILITY_INVALID), admin=True,
           http=POST("/facilities", "Create or replace a facility")),
     read(c.EP_FACILITY_LIST, c.FacilityListQuery, c.FacilityList, facilities.list_, role=ANYONE,
          http=GET("/facilities", "Facilities of this node")),
@@ -32,12 +32,12 @@ BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
     write(c.EP_BOOKING_CREATE, c.BookingCreate, c.Booking, bookings.create, refusals=(
         c.FACILITY_NOT_FOUND, c.BOOKING_UNKNOWN_NODE, c.BOOKING_STAFF_ONLY, c.BOOKING_BAD_RANGE, c.BOOKING_PAST,
         c.BOOKING_CLOSED_DAY, c.BOOKING_OUTSIDE_HOURS, c.BOOKING_TOO_LONG, c.BOOKING_NOTICE, c.BOOKING_TOO_FAR,
-        c.BOOKING_OFF_LAYOUT, c.BOOKING_QUOTA, c.BOOKING_TAKEN),
+        c.BOOKING_OFF_LAYOUT, c.BOOKING_QUOTA, c.BOOKING_TAKEN, c.BOOKING_BEHALF_REQUIRED), admin=True,
           http=POST("/bookings", "Book a facility (staff: on behalf of someone)", status=201)),
     write(c.EP_BOOKING_CANCEL, c.BookingAction, c.Booking, bookings.cancel,
-          refusals=(c.BOOKING_NOT_YOURS, c.BOOKING_CANCELLED, c.BOOKING_STARTED),
+          refusals=(c.BOOKING_NOT_YOURS, c.BOOKING_CANCELLED, c.BOOKING_STARTED), admin=True,
           http=POST("/bookings/{booking_id}/cancel", "Cancel a booking")),
-    read(c.EP_BOOKING_GET, c.BookingAction, c.Booking, bookings.get,
+    read(c.EP_BOOKING_GET, c.BookingAction, c.Booking, bookings.get, admin=True,
          http=GET("/bookings/{booking_id}", "One booking (its booker, or staff)")),
     read(c.EP_BOOKING_MINE, c.MineQuery, c.BookingList, bookings.mine,
          http=GET("/bookings", "My bookings")),

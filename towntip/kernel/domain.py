@@ -83,6 +83,9 @@ class Op:
     max_bytes: int = MAX_REQUEST_BYTES
     doc: str = ""
     http: Http | None = None  # also an HTTP route of the gateway (with `role` enforced there); None: bus only
+    # The node's admin token may call the HTTP route too, for no person: the request goes without an actor (its
+    # model's `actor` is optional, and the service treats None as the node's operator, as on the bus).
+    admin: bool = False
 
 
 def write(name: str, request: type[BaseModel] | None, response: type[BaseModel] | None,

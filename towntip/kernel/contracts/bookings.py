@@ -4,8 +4,9 @@ days (休館日) and Japanese public holidays, slot layout, fees and rules; thei
 Reading facilities and their availability is public. A person signed in at this node books for themself; staff
 (role `staff` or `secretariat`) book at the counter (窓口予約) on behalf of a person (`on_behalf_of`: their global
 handle) or of someone without an account (`{"name", "phone"}`), and create and change facilities. On the bus, NATS
-permissions let only the gateway and the operator call these endpoints; a facility put without an actor comes from
-the operator (`towntip demo seed`).
+permissions let only the gateway and the operator call these endpoints. A change without an actor comes from the
+node's operator: the operator's tooling (`towntip demo seed`), or the node's admin token over HTTP (the gateway
+passes no actor for it): it may do what staff may, and books only on behalf of someone (`booked_by` "operator").
 
 Times cross the boundary as ISO 8601 with an offset; the service works in Japan's time (Asia/Tokyo, +09:00) and
 answers with +09:00.
@@ -82,6 +83,8 @@ BOOKING_STAFF_ONLY = Refusal("booking.staff_only", 403, "only staff book on beha
 BOOKING_NOT_YOURS = Refusal("booking.not_yours", 403, "only its booker or staff may do this")
 BOOKING_CANCELLED = Refusal("booking.already_cancelled", 409, "the booking is cancelled already")
 BOOKING_STARTED = Refusal("booking.already_started", 409, "the booking has started: it can no longer be cancelled")
+BOOKING_BEHALF_REQUIRED = Refusal("booking.on_behalf_required", 400,
+                                  "the admin token is no person: it books only on behalf of someone")
 BOOKING_UNKNOWN_NODE = Refusal("booking.other_node", 400,
                                "the facility id names a facility of another node: book it there")
 
@@ -89,8 +92,9 @@ REFUSALS: tuple[Refusal, ...] = (
     FACILITY_NOT_FOUND, FACILITY_STAFF_ONLY, FACILITY_INVALID, AVAILABILITY_RANGE, BOOKING_NOT_FOUND, BOOKING_TAKEN,
     BOOKING_PAST, BOOKING_NOTICE, BOOKING_TOO_FAR, BOOKING_CLOSED_DAY, BOOKING_OUTSIDE_HOURS, BOOKING_OFF_LAYOUT,
     BOOKING_TOO_LONG, BOOKING_BAD_RANGE, BOOKING_QUOTA, BOOKING_STAFF_ONLY, BOOKING_NOT_YOURS, BOOKING_CANCELLED,
-    BOOKING_STARTED, BOOKING_UNKNOWN_NODE,
+    BOOKING_STARTED, BOOKING_BEHALF_REQUIRED, BOOKING_UNKNOWN_NODE,
 )
+OPERATOR = "operator"  # `booked_by` / `cancelled_by` of a change made without an actor (the admin token)
 
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 FacilityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,47}$")]
@@ -273,7 +277,7 @@ class Walkin(BaseModel):
 
 class BookingCreate(BaseModel):
     model_config = _IN
-    actor: Actor
+    actor: Actor | None = None  # None: the node's operator (admin token), who books only on behalf of someone
     facility_id: Annotated[str, StringConstraints(min_length=1, max_length=120)]
     start: AwareDatetime
     end: AwareDatetime
@@ -284,7 +288,7 @@ class BookingCreate(BaseModel):
 
 class BookingAction(BaseModel):
     model_config = _IN
-    actor: Actor
+    actor: Actor | None = None  # None: the node's operator (admin token), as staff
     booking_id: BookingId
 
 
@@ -306,7 +310,7 @@ class Booking(BaseModel):
     fee: int  # yen, from the facility's fees for that class when booked (0: no fee set)
     booker: str | None  # the person's global handle; None for a walk-in
     booker_name: str  # display name, or the walk-in's name
-    booked_by: str | None = None  # the staff member's handle when booked at the counter
+    booked_by: str | None = None  # the staff member's handle when booked at the counter ("operator": admin token)
     created_at: datetime
     cancelled_at: datetime | None = None
 
