@@ -20,7 +20,7 @@ from towntip.kernel.contracts import bookings as c
 from towntip.kernel.db import aware
 
 JST = ZoneInfo(c.TIMEZONE)
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 PAST_DAYS = 31  # availability is answered this many days back (for a clerk looking at last month)
 
 
@@ -34,6 +34,11 @@ class Span:
     fees: c.Fees
 
 
+def weekday(day: date) -> str:
+    """The day's key in a facility's hours and closed weekdays ("mon" … "sun")."""
+    return c.WEEKDAYS[day.weekday()]
+
+
 def at(day: date, t: time) -> datetime:
     return datetime.combine(day, t, tzinfo=JST)
 
@@ -44,8 +49,8 @@ def today(now: datetime) -> date:
 
 def closed_reason(f: c.Facility, day: date) -> str | None:
     """Why the facility is closed all `day`, or None when it opens that day."""
-    if day.weekday() in f.closed_weekdays:
-        return f"closed on {WEEKDAYS[day.weekday()]}s (休館日)"
+    if weekday(day) in f.closed_weekdays:
+        return f"closed on {WEEKDAY_NAMES[day.weekday()]}s (休館日)"
     if day in f.closed_dates:
         return f"closed on {day.isoformat()} (休館日)"
     if day.strftime("%m-%d") in f.closed_yearly:
@@ -54,14 +59,14 @@ def closed_reason(f: c.Facility, day: date) -> str | None:
         name = jpholiday.is_holiday_name(day)
         if name:
             return f"public holiday: {name}"
-    if day.weekday() not in f.hours:
-        return f"not open on {WEEKDAYS[day.weekday()]}s"
+    if weekday(day) not in f.hours:
+        return f"not open on {WEEKDAY_NAMES[day.weekday()]}s"
     return None
 
 
 def spans(f: c.Facility, day: date) -> list[Span]:
     """The slots of `day` by the facility's layout and the day's hours (whether or not the day is closed)."""
-    hours = f.hours.get(day.weekday())
+    hours = f.hours.get(weekday(day))
     if hours is None:
         return []
     if isinstance(f.layout, c.Blocks):

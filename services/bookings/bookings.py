@@ -91,7 +91,7 @@ def check_time(f: c.Facility, start: datetime, end: datetime, now: datetime) -> 
     reason = availability.closed_reason(f, start.date())
     if reason is not None:
         raise c.BOOKING_CLOSED_DAY(f"{start.date()}: {reason} / 休館日です")
-    hours = f.hours[start.weekday()]
+    hours = f.hours[availability.weekday(start.date())]
     if start.time() < hours.open or end.time() > hours.close:
         raise c.BOOKING_OUTSIDE_HOURS(f"open {hours.open:%H:%M}-{hours.close:%H:%M} that day / 開館時間外です")
     if f.rules.max_minutes is not None and end - start > timedelta(minutes=f.rules.max_minutes):

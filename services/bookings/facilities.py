@@ -27,8 +27,19 @@ def view(row: Any) -> c.Facility:
 
 
 def check(data: c.FacilityPut) -> None:
-    """What the models cannot see field by field: fixed blocks inside the hours of at least one open day, a grid
-    that fits its step, and rules that do not contradict each other."""
+    """What the models cannot see field by field: hours that open before they close, fixed blocks in order, apart
+    and inside the hours of at least one open day, and rules that do not contradict each other."""
+    for day, hours in data.hours.items():
+        if not hours.open < hours.close:
+            raise c.FACILITY_INVALID(f"{day}: open {hours.open:%H:%M} is not before close {hours.close:%H:%M}")
+    if isinstance(data.layout, c.Blocks):
+        blocks = data.layout.blocks
+        for block in blocks:
+            if not block.start < block.end:
+                raise c.FACILITY_INVALID(f"block {block.name_en}: its start is not before its end")
+        for a, b in zip(blocks, blocks[1:], strict=False):
+            if b.start < a.end:
+                raise c.FACILITY_INVALID(f"blocks {a.name_en} and {b.name_en} are not in order of time, or overlap")
     open_days = [d for d in data.hours if d not in data.closed_weekdays]
     if not open_days:
         raise c.FACILITY_INVALID("the facility is open on no weekday: give hours for a day not in closed_weekdays")

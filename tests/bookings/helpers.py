@@ -25,10 +25,10 @@ HANAKO = Actor(user_id="user-hanako-01", global_handle=f"hanako@{NODE}", display
 TARO = Actor(user_id="user-taro-0001", global_handle=f"taro@{NODE}", display_name="鈴木 太郎")
 CLERK = Actor(user_id="user-clerk-001", global_handle=f"clerk@{NODE}", display_name="窓口 職員", roles=("staff",))
 
-WEEK = {str(d): {"open": "09:00", "close": "22:00"} for d in range(7)}
+WEEK = {d: {"open": "09:00", "close": "22:00"} for d in c.WEEKDAYS}
 HALL: dict[str, Any] = {  # a 公民館 room in blocks (sample values)
     "id": "ohashi-hall", "name_ja": "大橋公民館 ホール", "name_en": "Ohashi Community Hall", "kind": "hall",
-    "address": "鶴ヶ島市", "capacity": 80, "accessibility": "車いす対応", "hours": WEEK, "closed_weekdays": [0],
+    "address": "鶴ヶ島市", "capacity": 80, "accessibility": "車いす対応", "hours": WEEK, "closed_weekdays": ["mon"],
     "closed_dates": ["2026-11-20"], "closed_yearly": ["12-29", "12-30", "12-31", "01-01", "01-02", "01-03"],
     "layout": {"kind": "blocks", "blocks": [
         {"name_ja": "午前", "name_en": "morning", "start": "09:00", "end": "12:00",
@@ -41,7 +41,7 @@ HALL: dict[str, Any] = {  # a 公民館 room in blocks (sample values)
 }
 ROOM: dict[str, Any] = {  # a meeting room on a 30-minute grid with a 15-minute buffer (sample values)
     "id": "city-hall-6f", "name_ja": "市庁舎6F会議室", "name_en": "City Hall 6F meeting room",
-    "hours": {str(d): {"open": "09:00", "close": "17:00"} for d in range(5)}, "closed_on_holidays": True,
+    "hours": {d: {"open": "09:00", "close": "17:00"} for d in c.WEEKDAYS[:5]}, "closed_on_holidays": True,
     "layout": {"kind": "grid", "step_minutes": 30, "fees_per_step": {"city_group": 100}}, "buffer_minutes": 15,
     "rules": {"max_minutes": 180},
 }

@@ -17,7 +17,7 @@ from towntip.kernel.contracts.actor import Actor
 async def test_staff_put_facilities_and_anyone_reads_them(node: Node) -> None:
     hall = await node.put(HALL)
     assert hall["id"] == "ohashi-hall" and hall["layout"]["blocks"][1]["name_ja"] == "午後"
-    assert hall["rules"]["max_per_month"] == 3 and hall["closed_weekdays"] == [0]
+    assert hall["rules"]["max_per_month"] == 3 and hall["closed_weekdays"] == ["mon"]
     await node.put(ROOM, who=None)  # the operator's tooling (towntip demo seed): no actor
     listed = await node.call(c.EP_FACILITY_LIST, {})
     assert [f["id"] for f in listed] == ["city-hall-6f", "ohashi-hall"]
@@ -29,9 +29,17 @@ async def test_staff_put_facilities_and_anyone_reads_them(node: Node) -> None:
     assert [e[1]["data"]["created"] for e in await node.events()] == [True, True, False]
 
     await node.refused(c.FACILITY_STAFF_ONLY, c.EP_FACILITY_PUT, {**HALL, "actor": a(HANAKO), "capacity": 1})
-    evening_only = {**HALL, "hours": {"5": {"open": "09:00", "close": "17:00"}}, "closed_weekdays": []}
+    evening_only = {**HALL, "hours": {"sat": {"open": "09:00", "close": "17:00"}}, "closed_weekdays": []}
     reason = await node.refused(c.FACILITY_INVALID, c.EP_FACILITY_PUT, {**evening_only, "actor": a(CLERK)})
     assert "evening" in reason
+    # What ties fields together is the service's check, answered with the code (not a schema error).
+    blocks = HALL["layout"]["blocks"]
+    for bad, why in (({"hours": {**HALL["hours"], "thu": {"open": "18:00", "close": "09:00"}}}, "thu"),
+                     ({"layout": {"kind": "blocks", "blocks": [{**blocks[0], "end": "09:00"}]}}, "morning"),
+                     ({"layout": {"kind": "blocks", "blocks": [blocks[1], blocks[0]]}}, "order"),
+                     ({"layout": {"kind": "blocks", "blocks": [blocks[0], {**blocks[1], "start": "11:00"}]}},
+                      "overlap")):
+        assert why in await node.refused(c.FACILITY_INVALID, c.EP_FACILITY_PUT, {**HALL, **bad, "actor": a(CLERK)})
     await node.refused(c.FACILITY_NOT_FOUND, c.EP_FACILITY_GET, {"facility_id": "nowhere"})
 
 

@@ -15,8 +15,11 @@ CITY = "埼玉県鶴ヶ島市"
 YEAR_END = ["12-29", "12-30", "12-31", "01-01", "01-02", "01-03"]  # 年末年始
 
 
-def _hours(days: range | list[int], open_: str, close: str) -> dict[str, dict[str, str]]:
-    return {str(d): {"open": open_, "close": close} for d in days}
+WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _hours(days: tuple[str, ...], open_: str, close: str) -> dict[str, dict[str, str]]:
+    return {d: {"open": open_, "close": close} for d in days}
 
 
 def _blocks(morning: int, afternoon: int, evening: int) -> dict[str, Any]:
@@ -36,41 +39,41 @@ FACILITIES: list[dict[str, Any]] = [
     {"id": "shichosha-6f", "name_ja": "市庁舎6F会議室", "name_en": "City Hall 6F meeting room",
      "kind": "meeting_room", "address": f"{CITY}（市庁舎6階）", "capacity": 40,
      "accessibility": "エレベーターあり、車いす対応トイレ / lift, accessible toilet",
-     "hours": _hours(range(5), "08:30", "17:00"), "closed_yearly": YEAR_END,
+     "hours": _hours(WEEK[:5], "08:30", "17:00"), "closed_yearly": YEAR_END,
      "layout": {"kind": "grid", "step_minutes": 30, "fees_per_step": {"city_group": 0, "outside": 300,
                                                                       "commercial": 600}},
      "buffer_minutes": 15, "rules": {"max_days_ahead": 60, "min_notice_minutes": 60, "max_minutes": 240}},
     {"id": "katsudo-center", "name_ja": "市民活動推進センター 交流スペース",
      "name_en": "Civic Activity Promotion Center, meeting space", "kind": "meeting_room", "address": CITY,
      "capacity": 30, "accessibility": "段差なし / step-free",
-     "hours": _hours(range(7), "09:00", "21:00"), "closed_weekdays": [0], "closed_yearly": YEAR_END,
+     "hours": _hours(WEEK, "09:00", "21:00"), "closed_weekdays": ["mon"], "closed_yearly": YEAR_END,
      "layout": {"kind": "grid", "step_minutes": 60, "fees_per_step": {"city_group": 0, "outside": 200,
                                                                       "commercial": 500}},
      "rules": {"max_days_ahead": 60, "max_minutes": 180, "max_per_month": 8}},
     {"id": "ohashi-kominkan-hall", "name_ja": "大橋公民館 ホール", "name_en": "Ohashi Kominkan, hall", "kind": "hall",
      "address": CITY, "capacity": 100, "accessibility": "車いす対応 / wheelchair accessible",
-     "hours": _hours(range(7), "09:00", "21:30"), "closed_weekdays": [0], "closed_yearly": YEAR_END,
+     "hours": _hours(WEEK, "09:00", "21:30"), "closed_weekdays": ["mon"], "closed_yearly": YEAR_END,
      "layout": _blocks(800, 1000, 1000), "rules": KOMINKAN_RULES},
     {"id": "ohashi-kominkan-washitsu", "name_ja": "大橋公民館 和室", "name_en": "Ohashi Kominkan, tatami room",
      "kind": "tatami_room", "address": CITY, "capacity": 20, "accessibility": "靴を脱いで利用 / shoes off",
-     "hours": _hours(range(7), "09:00", "21:30"), "closed_weekdays": [0], "closed_yearly": YEAR_END,
+     "hours": _hours(WEEK, "09:00", "21:30"), "closed_weekdays": ["mon"], "closed_yearly": YEAR_END,
      "layout": _blocks(300, 400, 400), "rules": KOMINKAN_RULES},
     {"id": "minami-kominkan-koza", "name_ja": "南公民館 講座室", "name_en": "Minami Kominkan, lecture room",
      "kind": "lecture_room", "address": CITY, "capacity": 40, "accessibility": "エレベーターあり / lift",
-     "hours": _hours(range(7), "09:00", "21:30"), "closed_weekdays": [0], "closed_yearly": YEAR_END,
+     "hours": _hours(WEEK, "09:00", "21:30"), "closed_weekdays": ["mon"], "closed_yearly": YEAR_END,
      "layout": _blocks(400, 500, 500), "rules": KOMINKAN_RULES},
     {"id": "minami-kominkan-chori", "name_ja": "南公民館 調理室", "name_en": "Minami Kominkan, cooking room",
      "kind": "kitchen", "address": CITY, "capacity": 24, "accessibility": "",
-     "hours": _hours(range(7), "09:00", "21:30"), "closed_weekdays": [0], "closed_yearly": YEAR_END,
+     "hours": _hours(WEEK, "09:00", "21:30"), "closed_weekdays": ["mon"], "closed_yearly": YEAR_END,
      "layout": _blocks(500, 600, 600), "buffer_minutes": 0, "rules": KOMINKAN_RULES},
     {"id": "josei-center-kenshu", "name_ja": "女性センター 研修室", "name_en": "Women's Center, training room",
      "kind": "meeting_room", "address": CITY, "capacity": 30, "accessibility": "授乳室あり / nursing room",
-     "hours": _hours(range(7), "09:00", "21:30"), "closed_weekdays": [0], "closed_yearly": YEAR_END,
+     "hours": _hours(WEEK, "09:00", "21:30"), "closed_weekdays": ["mon"], "closed_yearly": YEAR_END,
      "layout": _blocks(400, 500, 500), "rules": KOMINKAN_RULES},
     {"id": "nogyo-koryu-kako", "name_ja": "農業交流センター 農産物加工室",
      "name_en": "Agricultural Exchange Center, food processing room", "kind": "kitchen", "address": CITY,
      "capacity": 15, "accessibility": "",
-     "hours": _hours(range(7), "09:00", "17:00"), "closed_weekdays": [1], "closed_yearly": YEAR_END,
+     "hours": _hours(WEEK, "09:00", "17:00"), "closed_weekdays": ["tue"], "closed_yearly": YEAR_END,
      "layout": {"kind": "blocks", "blocks": [
          {"name_ja": "午前", "name_en": "morning", "start": "09:00", "end": "12:00",
           "fees": {"city_group": 600, "outside": 1200, "commercial": 2400}},

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.events import Event
@@ -103,25 +103,23 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=TEXT_MAX)]
 Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PURPOSE_MAX)]
 Yen = Annotated[int, Field(ge=0, le=10_000_000)]
-Weekday = Annotated[int, Field(ge=0, le=6)]  # Monday 0 … Sunday 6 (Python's date.weekday())
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # by date.weekday()
 MonthDay = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]  # "12-29"
 Fees = dict[UserClass, Yen]
 
 
 # ---- facilities -------------------------------------------------------------------------------------------------
 
+# What ties fields together (open before close, blocks in order and apart, inside the hours) is no part of the
+# schema: the service checks it and answers `facility.invalid` with the reason (services/bookings/facilities.py).
+
 class Hours(BaseModel):
-    """Opening hours of one weekday (open < close, the same day)."""
+    """Opening hours of one weekday (open before close, the same day)."""
 
     model_config = _IN
     open: time
     close: time
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Hours:
-        if not self.open < self.close:
-            raise ValueError("open must be before close")
-        return self
 
 
 class Block(BaseModel):
@@ -135,30 +133,14 @@ class Block(BaseModel):
     end: time
     fees: Fees = {}
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Block:
-        if not self.start < self.end:
-            raise ValueError("a block's start must be before its end")
-        return self
-
 
 class Blocks(BaseModel):
     """Bookable in fixed blocks: a booking starts at a block's start and ends at a block's end (one block, or
     several in a row: 午前・午後通し)."""
 
     model_config = _IN
-    kind: Literal["blocks"] = "blocks"
-    blocks: Annotated[list[Block], Field(min_length=1, max_length=12)]
-
-    @model_validator(mode="after")
-    def _apart(self) -> Blocks:
-        ordered = sorted(self.blocks, key=lambda b: b.start)
-        if ordered != list(self.blocks):
-            raise ValueError("blocks must be listed in order of time")
-        for a, b in zip(ordered, ordered[1:], strict=False):
-            if b.start < a.end:
-                raise ValueError("blocks must not overlap")
-        return self
+    kind: Literal["blocks"]
+    blocks: Annotated[list[Block], Field(min_length=1, max_length=12)]  # in order of time, not overlapping
 
 
 class Grid(BaseModel):
@@ -166,7 +148,7 @@ class Grid(BaseModel):
     step."""
 
     model_config = _IN
-    kind: Literal["grid"] = "grid"
+    kind: Literal["grid"]
     step_minutes: Annotated[int, Field(ge=5, le=240)] = 30
     fees_per_step: Fees = {}
 
@@ -195,7 +177,7 @@ class FacilityPut(BaseModel):
     capacity: Annotated[int, Field(ge=1, le=100_000)] | None = None
     accessibility: Text = ""  # 車いす対応, elevator, hearing loop, …
     note: Text = ""  # e.g. which details are sample values
-    hours: dict[Weekday, Hours]  # missing weekdays: closed
+    hours: dict[Weekday, Hours]  # {"mon": {"open": "09:00", "close": "21:30"}, …}; a weekday missing: closed
     closed_weekdays: Annotated[list[Weekday], Field(max_length=7)] = []  # 休館日 by weekday
     closed_dates: Annotated[list[date], Field(max_length=400)] = []  # 休館日 on given dates
     closed_yearly: Annotated[list[MonthDay], Field(max_length=60)] = []  # every year, e.g. 12-29 … 01-03 (年末年始)
@@ -226,8 +208,8 @@ class Facility(BaseModel):
     capacity: int | None
     accessibility: str
     note: str
-    hours: dict[int, Hours]
-    closed_weekdays: list[int]
+    hours: dict[str, Hours]
+    closed_weekdays: list[str]
     closed_dates: list[date]
     closed_yearly: list[str]
     closed_on_holidays: bool
