@@ -182,3 +182,16 @@ async def test_bad_input_is_refused_with_a_code_and_changes_nothing(node: Node) 
     # Staff booking for Hanako count as hers.
     await node.refused(c.BOOKING_QUOTA, *ask(hall, "2026-10-31", "09:00", "12:00", who=CLERK,
                                               on_behalf_of=HANAKO.global_handle))
+
+
+async def test_a_facility_that_needs_approval_holds_the_request(node: Node) -> None:
+    """`needs_approval`: a booking waits as `requested` (the approval queue is next), holds its slot all the same,
+    and is not announced as confirmed; cancelling it is announced."""
+    await node.put({**HALL, "rules": {**HALL["rules"], "needs_approval": True}})
+    asked = await node.book(HANAKO, "ohashi-hall", "2026-10-29", "09:00", "12:00")
+    assert asked["state"] == "requested"
+    await node.refused(c.BOOKING_TAKEN, c.EP_BOOKING_CREATE,
+                       node.booking(TARO, "ohashi-hall", "2026-10-29", "09:00", "12:00"))
+    assert [s["free"] for s in (await node.day("ohashi-hall", "2026-10-29"))["slots"]] == [False, True, True]
+    await node.call(c.EP_BOOKING_CANCEL, {"actor": a(HANAKO), "booking_id": asked["id"]})
+    assert [s.rsplit(".", 1)[1] for s, _ in await node.events()] == ["facility_updated", "booking_cancelled"]
