@@ -34,7 +34,7 @@ EXCLUSION_VIOLATION = "23P01"
 TAKEN_REASON = "that time is booked already / その時間は既に予約されています"
 
 
-async def lock(session: AsyncSession, key: str) -> None:
+async def advisory_lock(session: AsyncSession, key: str) -> None:
     """PostgreSQL: a lock held until the transaction ends (taken in one order: the person's, then the day's)."""
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
@@ -138,7 +138,7 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
     b = bookings.c
     if booker is not None and f.rules.max_per_month is not None:
         if db.dialect_of(session) == "postgresql":  # one person's bookings are counted one transaction at a time
-            await lock(session, f"bookings.quota:{booker}")
+            await advisory_lock(session, f"bookings.quota:{booker}")
         mine = (await session.execute(select(func.count()).select_from(bookings).where(
             b.booker == booker, b.month == month, b.facility_id == fid,
             b.state.in_(c.HOLDING_STATES)))).scalar_one()
@@ -149,7 +149,7 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
     if db.dialect_of(session) == "postgresql":
         # Attempts at one facility's day queue up here, so that the check below sees the one committed before:
         # without it they all pass the check and wait on each other inside the exclusion constraint (deadlocks).
-        await lock(session, f"bookings.day:{fid}:{start.date()}")
+        await advisory_lock(session, f"bookings.day:{fid}:{start.date()}")
     if await availability.held(session, fid, start, held_until):
         raise c.BOOKING_TAKEN(TAKEN_REASON)
     state = "requested" if f.rules.needs_approval else "confirmed"
