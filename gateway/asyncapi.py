@@ -13,6 +13,7 @@ from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import courses as cc
 from towntip.kernel.contracts import donations as dc
 from towntip.kernel.contracts import points as pc
+from towntip.kernel.uow import UnitOfWork
 
 # Events of the points service whose payload models are not kernel `Event`s yet: {type name: payload model}
 # (points moves to Event models next; then this table goes).
@@ -30,7 +31,6 @@ def service_docs(node: str) -> list[ServiceDoc]:
     from identity.handlers import DOMAINS as IDENTITY
     from services.points.app import build_endpoints as points_endpoints
     from services.points.terminals.handlers import TerminalTracker
-    from services.points.tx import Tx
     from services.projects.handlers import DOMAINS as PROJECTS
     from services.sns.handlers import DOMAINS as SNS
 
@@ -39,7 +39,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
 
     # points declares its endpoints with decorators inside build_endpoints (points moves to domain tables next):
     # built here with nothing behind them, only to read the declarations.
-    points = points_endpoints(tx=Tx(None), node=node, card_key=b"\0" * 32)  # type: ignore[arg-type]
+    points = points_endpoints(tx=UnitOfWork(None), node=node, card_key=b"\0" * 32)  # type: ignore[arg-type]
     TerminalTracker.add_endpoints(None, points)  # type: ignore[arg-type]
     return [
         ServiceDoc("identity", tables(IDENTITY)),

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points import VERSION
 from services.points.coupons import handlers as coupons
@@ -20,7 +23,6 @@ from services.points.taps import handlers as taps
 from services.points.taps.handlers import TapHandler
 from services.points.taps.service import SERVICE
 from services.points.terminals.handlers import TerminalTracker
-from services.points.tx import Tx
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import Endpoints, start_service
@@ -29,13 +31,24 @@ from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
+from towntip.kernel.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 TAP_CONSUMER = "points-taps"
+# One write at a time in this process (every instance's unit of work takes it): the ledger's batches never wait on
+# each other's row locks.
+WRITER = asyncio.Lock()
 
 
-def build_endpoints(*, tx: Tx, node: str, card_key: bytes) -> Endpoints:
+def unit_of_work(sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[], None]) -> UnitOfWork:
+    """The service's transactions: one write at a time per process, a write run again if a concurrent caller took
+    one of its idempotency keys first (the second run answers duplicate or conflict) or if PostgreSQL chose it as a
+    deadlock or serialisation victim; the outbox relay woken after each commit."""
+    return UnitOfWork(sessions, on_commit=on_commit, lock=WRITER, retry_integrity=True)
+
+
+def build_endpoints(*, tx: UnitOfWork, node: str, card_key: bytes) -> Endpoints:
     """Every domain's request/reply endpoints, all through one transaction wrapper."""
     eps = Endpoints()
     taps.add_endpoints(eps, tx=tx, node=node, card_key=card_key)  # events, cards, a person's points
@@ -104,7 +117,7 @@ class PointsService(ServiceProcess):
         self.micro = await start_service(
             nc, node=self.node, service=SERVICE, version=VERSION,
             endpoints=self.terminals.add_endpoints(build_endpoints(
-                tx=Tx(self.sessions, relay.wake), node=self.node, card_key=card_key)),
+                tx=unit_of_work(self.sessions, relay.wake), node=self.node, card_key=card_key)),
             description="まちづくりポイント: ledger, events, card taps",
         )
         log.info("points service ready on node %s", self.node)

@@ -22,19 +22,18 @@ from services.points.courses.service import (
     revoke,
     verify,
 )
-from services.points.tx import Tx
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import courses as c
+from towntip.kernel.uow import UnitOfWork
 
 T = TypeVar("T")
-CLASH = "changed by someone else at the same moment: try again"
 
 
-def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
+def add_endpoints(eps: Endpoints, *, tx: UnitOfWork, node: str) -> None:
     """svc.<node>.points.courses.*, certifications.*, certificates.* (contracts: towntip.kernel.contracts.courses)."""
 
     async def write(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        return await tx.write(fn, clash=CLASH)
+        return await tx.write(lambda s, _now: fn(s), clash=c.COURSE_CLASH)
 
     @eps.add(c.EP_COURSE_PUT, c.CourseIn)
     async def course_put(q: c.CourseIn) -> c.Course:

@@ -13,7 +13,7 @@
   it is granted once and a certificate issued: a compact JWS signed with Ed25519 (EdDSA), its public key in the
   JWKS (`certificates.jwks`, published by the gateway at /certificates/jwks.json). Staff may revoke it.
 
-Domain code; the endpoints (courses/handlers.py) own the transactions, through services/points/tx.py.
+Domain code; the endpoints (courses/handlers.py) own the transactions, through the kernel's unit of work.
 """
 
 from __future__ import annotations

@@ -18,19 +18,19 @@ from services.points.donations.service import (
     put_rules,
     receipt,
 )
-from services.points.tx import Tx
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import donations as c
+from towntip.kernel.uow import UnitOfWork
 
 
-def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
+def add_endpoints(eps: Endpoints, *, tx: UnitOfWork, node: str) -> None:
     @eps.add(c.EP_PROJECT_PUT, c.ProjectPut)
     async def project_put(q: c.ProjectPut) -> c.Project:
-        return await tx.write(lambda s: put_project(s, q))
+        return await tx.write(lambda s, _now: put_project(s, q))
 
     @eps.add(c.EP_PROJECT_CERTIFY, c.ProjectCertify)
     async def project_certify(q: c.ProjectCertify) -> c.Project:
-        return await tx.write(lambda s: certify_project(s, q))
+        return await tx.write(lambda s, _now: certify_project(s, q))
 
     @eps.add(c.EP_PROJECT_LIST, c.ProjectListQuery)
     async def project_list(q: c.ProjectListQuery) -> c.ProjectList:
@@ -42,7 +42,7 @@ def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
 
     @eps.add(c.EP_FUND_USE_ADD, c.FundUseIn)
     async def fund_use_add(q: c.FundUseIn) -> c.ProjectDetail:
-        return await tx.write(lambda s: add_fund_use(s, q))
+        return await tx.write(lambda s, _now: add_fund_use(s, q))
 
     @eps.add(c.EP_METHODS)
     async def methods(_: None) -> c.MethodList:
@@ -54,11 +54,11 @@ def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
 
     @eps.add(c.EP_RULES_PUT, c.RulesPut)
     async def rules_put(q: c.RulesPut) -> c.Rules:
-        return await tx.write(lambda s: put_rules(s, q))
+        return await tx.write(lambda s, _now: put_rules(s, q))
 
     @eps.add(c.EP_PLEDGE, c.PledgeIn)
     async def pledge_ep(q: c.PledgeIn) -> c.Donation:
-        return await tx.write(lambda s: pledge(s, q, node))
+        return await tx.write(lambda s, _now: pledge(s, q, node))
 
     @eps.add(c.EP_MINE, c.ActorQuery)
     async def mine(q: c.ActorQuery) -> c.MyDonations:
@@ -70,11 +70,11 @@ def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
 
     @eps.add(c.EP_CONFIRM, c.DonationAction)
     async def confirm_ep(q: c.DonationAction) -> c.Donation:
-        return await tx.write(lambda s: confirm(s, q, node))
+        return await tx.write(lambda s, _now: confirm(s, q, node))
 
     @eps.add(c.EP_CANCEL, c.DonationAction)
     async def cancel_ep(q: c.DonationAction) -> c.Donation:
-        return await tx.write(lambda s: cancel(s, q, node))
+        return await tx.write(lambda s, _now: cancel(s, q, node))
 
     @eps.add(c.EP_RECEIPT, c.DonationAction)
     async def receipt_ep(q: c.DonationAction) -> c.ReceiptPdf:

@@ -1,5 +1,5 @@
 """Donations (寄附) to certified projects: the domain. No NATS, no commits here (the endpoints in
-donations/handlers.py own the transactions, through services/points/tx.py).
+donations/handlers.py own the transactions, through the kernel's unit of work).
 
 - Staff register projects and certify them (認定プロジェクト); only certified, open projects take pledges.
 - A person pledges (project, amount in integer yen, payment method) and gets a reference, D-XXXXXX, to show at the

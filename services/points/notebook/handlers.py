@@ -6,17 +6,17 @@ import asyncio
 
 from services.points.notebook import figures
 from services.points.notebook import service as notebook
-from services.points.tx import Tx
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.uow import UnitOfWork
 
 
-def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
+def add_endpoints(eps: Endpoints, *, tx: UnitOfWork, node: str) -> None:
     """Each notebook request links the actor in the directory (a small write)."""
 
     async def mine_(actor: Actor) -> c.Notebook:
-        return await tx.write(lambda s: notebook.notebook(s, actor=actor, node=node))
+        return await tx.write(lambda s, _now: notebook.notebook(s, actor=actor, node=node))
 
     @eps.add(c.EP_NOTEBOOK_MINE, c.NotebookQuery)
     async def mine(q: c.NotebookQuery) -> c.Notebook:

@@ -10,12 +10,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.taps import service
-from services.points.tx import Tx
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import points as contract
+from towntip.kernel.uow import UnitOfWork
 
 
 class TapHandler:
@@ -71,7 +71,7 @@ def _tap_id_body(msg: Msg) -> dict[str, str]:
     return {}
 
 
-def add_endpoints(eps: Endpoints, *, tx: Tx, node: str, card_key: bytes) -> None:
+def add_endpoints(eps: Endpoints, *, tx: UnitOfWork, node: str, card_key: bytes) -> None:
     """Check-in events and their rules, cards bound to people, a person's points."""
 
     @eps.add(contract.EP_BALANCE, contract.BalanceQuery)
@@ -80,7 +80,7 @@ def add_endpoints(eps: Endpoints, *, tx: Tx, node: str, card_key: bytes) -> None
 
     @eps.add(contract.EP_EVENT_PUT, contract.EventIn)
     async def put_event(event_in: contract.EventIn) -> contract.EventOut:
-        return await tx.write(lambda s: service.put_event(session=s, event_in=event_in, node=node))
+        return await tx.write(lambda s, _now: service.put_event(session=s, event_in=event_in, node=node))
 
     @eps.add(contract.EP_EVENT_GET, contract.EventQuery)
     async def get_event(q: contract.EventQuery) -> contract.EventOut:
@@ -92,16 +92,16 @@ def add_endpoints(eps: Endpoints, *, tx: Tx, node: str, card_key: bytes) -> None
 
     @eps.add(contract.EP_CARD_BIND_REQUEST, contract.CardBindRequest)
     async def bind_request(q: contract.CardBindRequest) -> contract.CardBindPending:
-        return await tx.write(lambda s: service.request_binding(session=s, card_key=card_key, person=q.person,
+        return await tx.write(lambda s, _now: service.request_binding(session=s, card_key=card_key, person=q.person,
                                                                 idm=q.card_idm))
 
     @eps.add(contract.EP_CARD_UNBIND, contract.CardUnbind)
     async def unbind(q: contract.CardUnbind) -> contract.PersonPoints:
-        return await tx.write(lambda s: service.unbind_card(session=s, person=q.person, ref=q.card_ref))
+        return await tx.write(lambda s, _now: service.unbind_card(session=s, person=q.person, ref=q.card_ref))
 
     @eps.add(contract.EP_CARD_REGISTER_CODE, contract.CardCodeIn)
     async def register_code(q: contract.CardCodeIn) -> contract.PersonPoints:
-        return await tx.write(lambda s: service.register_with_code(session=s, person=q.person, code=q.code,
+        return await tx.write(lambda s, _now: service.register_with_code(session=s, person=q.person, code=q.code,
                                                                    node=node))
 
     @eps.add(contract.EP_PERSON_POINTS, contract.PersonQuery)

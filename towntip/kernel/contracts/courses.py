@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.errors import Refusal
 
 EP_COURSE_PUT = "courses.put"  # CourseIn -> Course (staff)
 EP_COURSE_LIST = "courses.list"  # {} -> CourseList (anyone)
@@ -31,6 +32,10 @@ EP_CERTIFICATE_VERIFY = "certificates.verify"  # VerifyIn -> Verification (anyon
 EP_CERTIFICATE_JWKS = "certificates.jwks"  # {} -> JWKS (anyone)
 EP_CERTIFICATE_LIST = "certificates.list"  # CertificateListQuery -> CertificateList (staff)
 EP_CERTIFICATE_REVOKE = "certificates.revoke"  # RevokeIn -> CertificateView (staff)
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+COURSE_CLASH = Refusal("course.clash", 409, "changed by someone else at the same moment: try again")
 
 ASSET_CREDIT = "credit"  # the ledger's asset for 単位
 CERT_TYP = "towntip-certificate+jws"  # the JWS header's typ
