@@ -6,23 +6,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
-
 from towntip.kernel.asyncapi import ServiceDoc, document
 from towntip.kernel.bus.endpoints import Endpoints
-from towntip.kernel.contracts import courses as cc
-from towntip.kernel.contracts import donations as dc
-from towntip.kernel.contracts import points as pc
-
-# Events of the points service whose payload models are not kernel `Event`s yet: {type name: payload model}
-# (points moves to Event models next; then this table goes).
-POINTS_EVENTS: dict[str, type[BaseModel]] = {
-    "TapRecorded": pc.TapRecorded, "EventDefined": pc.EventDefined,
-    "DonationPledged": dc.DonationEvent, "DonationConfirmed": dc.DonationEvent, "DonationCancelled": dc.DonationEvent,
-    "CourseDefined": cc.CourseDefined, "CertificationDefined": cc.CertificationDefined,
-    "CourseCompleted": cc.CourseCompleted, "CertificationGranted": cc.CertificationGranted,
-    "CertificateRevoked": cc.CertificateRevoked,
-}
 
 
 def service_docs(node: str) -> list[ServiceDoc]:
@@ -37,7 +22,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
 
     return [
         ServiceDoc("identity", tables(IDENTITY)),
-        ServiceDoc("points", tables(POINTS), events=POINTS_EVENTS),
+        ServiceDoc("points", tables(POINTS)),
         ServiceDoc("projects", tables(PROJECTS)),
         ServiceDoc("sns", tables(SNS)),
     ]

@@ -23,7 +23,10 @@ async def redeem(*, session: AsyncSession, data: cc.CouponRedeemIn, card_key: by
     return await coupons.redeem_at_counter(session, q=data, key=card_key)
 
 
-DOMAIN = Domain("coupons", ops=(
+DOMAIN = Domain("coupons", refusals=(
+    cc.COUPON_STAFF_ONLY, cc.COUPON_KEY_REUSED, cc.COUPON_NOT_OFFERED, cc.COUPON_NOT_ENOUGH_CURRENCY,
+    cc.COUPON_NOT_FOUND, cc.COUPON_ALREADY_USED, cc.COUPON_EXPIRED,
+), ops=(
     read(cc.EP_WALLET, contract.PersonQuery, cc.Wallet, coupons.wallet, role=GATEWAY),
     write(cc.EP_CURRENCY_AWARD, cc.CurrencyAwardIn, cc.Wallet, coupons.award_currency, role=STAFF),
     write(cc.EP_COUPON_TYPE_PUT, cc.CouponTypeIn, cc.CouponType, coupons.put_type, role=STAFF),

@@ -28,7 +28,10 @@ async def list_certificates(*, session: AsyncSession, actor: Actor) -> c.Certifi
     return c.CertificateList(certificates=await courses.list_certificates(session, actor))
 
 
-DOMAIN = Domain("courses", ops=(
+DOMAIN = Domain("courses", refusals=(
+    c.COURSE_STAFF_ONLY, c.COURSE_NOT_FOUND, c.CERTIFICATION_UNKNOWN_COURSES, c.CERTIFICATE_NOT_FOUND,
+    c.CERTIFICATE_ALREADY_REVOKED,
+), ops=(
     write(c.EP_COURSE_PUT, c.CourseIn, c.Course, courses.put_course, role=STAFF, clash=c.COURSE_CLASH),
     read(c.EP_COURSE_LIST, None, c.CourseList, list_courses, role=ANYONE),
     read(c.EP_COURSE_GET, c.CodeQuery, c.Course, courses.get_course, role=ANYONE),

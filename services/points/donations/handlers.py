@@ -11,7 +11,12 @@ async def methods() -> c.MethodList:
     return c.MethodList(methods=[m.describe() for m in donations.METHODS.values()])
 
 
-DOMAIN = Domain("donations", ops=(
+DOMAIN = Domain("donations", refusals=(
+    c.DONATION_UNKNOWN_METHOD, c.DONATION_STAFF_ONLY, c.DONATION_PROJECT_NOT_FOUND, c.DONATION_OVER_BALANCE,
+    c.DONATION_NO_REFERENCE, c.DONATION_PROJECT_NOT_CERTIFIED, c.DONATION_PROJECT_CLOSED, c.DONATION_NOT_FOUND,
+    c.DONATION_ALREADY_SETTLED, c.DONATION_WRONG_CONFIRMATION, c.DONATION_NOT_CANCELLABLE,
+    c.DONATION_RECEIPT_NOT_READY,
+), ops=(
     write(c.EP_PROJECT_PUT, c.ProjectPut, c.Project, donations.put_project, role=STAFF),
     write(c.EP_PROJECT_CERTIFY, c.ProjectCertify, c.Project, donations.certify_project, role=STAFF),
     read(c.EP_PROJECT_LIST, c.ProjectListQuery, c.ProjectList, donations.list_projects, role=ANYONE),

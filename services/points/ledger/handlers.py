@@ -53,7 +53,12 @@ async def totals(*, session: AsyncSession) -> lc.Totals:
     return lc.Totals(totals=await ledger.totals_by_asset(session))
 
 
-DOMAIN = Domain("ledger", ops=(
+DOMAIN = Domain("ledger", refusals=(
+    lc.LEDGER_BAD_KEY, lc.LEDGER_BAD_KIND, lc.LEDGER_BAD_LEGS, lc.LEDGER_BAD_ACCOUNT, lc.LEDGER_UNKNOWN_ASSET,
+    lc.LEDGER_BAD_AMOUNT, lc.LEDGER_ACCOUNT_TWICE, lc.LEDGER_UNBALANCED, lc.LEDGER_TEXT_TOO_LONG, lc.LEDGER_KEY_REUSED,
+    lc.LEDGER_INSUFFICIENT, lc.LEDGER_ENTRY_NOT_FOUND, lc.LEDGER_REVERSAL_FINAL, lc.LEDGER_ALREADY_REVERSED,
+    lc.ASSET_RULE_EXCLUSIVE, lc.ASSET_NOT_FOUND,
+), ops=(
     write(lc.EP_LEDGER_POST, lc.PostIn, lc.PostOut, post, role=OPERATOR, max_bytes=1024 * 1024),
     write(lc.EP_LEDGER_REVERSE, lc.ReverseIn, lc.EntryResult, reverse, role=OPERATOR),
     read(lc.EP_LEDGER_BALANCE, lc.BalanceIn, lc.AccountBalance, balance, role=OPERATOR),

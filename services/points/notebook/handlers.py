@@ -36,7 +36,7 @@ async def figures_export(*, session: AsyncSession, data: c.FiguresExportIn) -> c
     return figures.export(await figures.summary(session), data)
 
 
-DOMAIN = Domain("notebook", ops=(
+DOMAIN = Domain("notebook", refusals=(c.FIGURES_STAFF_ONLY,), ops=(
     write(c.EP_NOTEBOOK_MINE, c.NotebookQuery, c.Notebook, mine, role=SIGNED_IN),
     own(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn, c.Export, export, role=SIGNED_IN),
     read(c.EP_FIGURES, c.FiguresQuery, c.Figures, summary, role=STAFF),

@@ -94,7 +94,10 @@ async def unbind(*, session: AsyncSession, person: str, card_ref: str) -> contra
     return await service.unbind_card(session=session, person=person, ref=card_ref)
 
 
-DOMAIN = Domain("taps", ops=(
+DOMAIN = Domain("taps", refusals=(
+    contract.EVENT_NOT_FOUND, contract.CARD_ALREADY_YOURS, contract.CARD_BOUND_ELSEWHERE, contract.CARD_NOT_FOUND,
+    contract.CARD_CODE_INVALID,
+), ops=(
     read(contract.EP_BALANCE, contract.BalanceQuery, contract.Balance, card_balance, role=STAFF),
     write(contract.EP_EVENT_PUT, contract.EventIn, contract.EventOut, put_event, role=STAFF),
     read(contract.EP_EVENT_GET, contract.EventQuery, contract.EventOut, service.get_event, role=ANYONE),

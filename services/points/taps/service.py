@@ -26,8 +26,9 @@ from services.points.taps.models import (
     taps,
 )
 from towntip.kernel import db, errors
-from towntip.kernel.bus.envelope import Envelope, utcnow
-from towntip.kernel.bus.outbox import add_events, outbox_rows
+from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce, announcement_rows
+from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts.points import (
     Balance,
     BoundCard,
@@ -101,10 +102,7 @@ async def put_event(*, session: AsyncSession, event_in: EventIn, node: str) -> E
         },
     )
     await session.execute(stmt)
-    data = EventDefined(**event_in.model_dump(exclude={"v"}))
-    await add_events(
-        session, bus, [Envelope(type="EventDefined", node=node, service=SERVICE, data=data.model_dump(mode="json"))]
-    )
+    await announce(session, bus, EventDefined(**event_in.model_dump(exclude={"v"})), node=node)
     return await get_event(session=session, code=event_in.code)
 
 
@@ -156,7 +154,7 @@ def _event_query():
 async def get_event(*, session: AsyncSession, code: str) -> EventOut:
     row = (await session.execute(_event_query().where(events.c.code == code))).first()
     if row is None:
-        raise errors.NotFound(f"unknown event {code!r}")
+        raise pc.EVENT_NOT_FOUND(f"unknown event {code!r}")
     return EventOut(**row._mapping)
 
 
@@ -224,8 +222,8 @@ async def request_binding(*, session: AsyncSession, card_key: bytes, person: str
                                    .where(card_bindings.c.card_account == card))).first()
     if bound is not None:
         if bound.person_account == mine:
-            raise errors.Conflict("this card is already yours / このカードは登録済みです")
-        raise errors.Conflict("this card is bound to another account: it must be reported lost there first "
+            raise pc.CARD_ALREADY_YOURS("this card is already yours / このカードは登録済みです")
+        raise pc.CARD_BOUND_ELSEWHERE("this card is bound to another account: it must be reported lost there first "
                               "/ 別のアカウントに登録されています")
     now = utcnow()
     stmt = db.insert_on_conflict(session, card_binding_requests).values(
@@ -243,7 +241,7 @@ async def unbind_card(*, session: AsyncSession, person: str, ref: str) -> Person
                                   .where(card_bindings.c.person_account == mine))).scalars().all()
     match = [c for c in rows if c.removeprefix("card:").startswith(ref)]
     if len(match) != 1:
-        raise errors.NotFound(f"no card {ref!r} is bound to this account")
+        raise pc.CARD_NOT_FOUND(f"no card {ref!r} is bound to this account")
     await session.execute(delete(card_bindings).where(card_bindings.c.card_account == match[0]))
     return await person_points(session=session, person=person)
 
@@ -282,7 +280,7 @@ async def _registration_touch(session: AsyncSession, tap: Tap, card_key: bytes) 
     bound = (await session.execute(select(card_bindings.c.person_account)
                                    .where(card_bindings.c.card_account == card))).first()
     if bound is not None:
-        return errors.Conflict("this card is already registered: report it lost on My Page first "
+        return pc.CARD_ALREADY_REGISTERED("this card is already registered: report it lost on My Page first "
                                "/ このカードは登録済みです")
     code = await _new_code(session, tap_key=tap.key, card=card, now=utcnow())
     balance = (await balances_of(session, [card])).get(card, 0)
@@ -351,14 +349,15 @@ async def register_with_code(*, session: AsyncSession, person: str, code: str, n
     r = card_registration_codes
     row = (await session.execute(select(r).where(r.c.code_hash == _code_hash(code)).with_for_update())).first()
     if row is None or row.used_at is not None or _aware(row.expires_at) <= now:
-        raise errors.NotFound("this code is unknown, used or expired: touch the card again in registration mode "
+        raise pc.CARD_CODE_INVALID("this code is unknown, used or expired: touch the card again in registration mode "
                               "/ コードが無効か期限切れです。もう一度カードをタッチしてください")
     mine = person_account_id(person)
     bound = (await session.execute(select(card_bindings.c.person_account)
                                    .where(card_bindings.c.card_account == row.card_account))).first()
     if bound is not None:
-        raise errors.Conflict("this card is already yours / このカードは登録済みです" if bound.person_account == mine
-                              else "this card is bound to another account / 別のアカウントに登録されています")
+        if bound.person_account == mine:
+            raise pc.CARD_ALREADY_YOURS("this card is already yours / このカードは登録済みです")
+        raise pc.CARD_BOUND_ELSEWHERE("this card is bound to another account / 別のアカウントに登録されています")
     await bind_card(session, card=row.card_account, person=mine, method="code", node=node, now=now,
                     key=f"bind:{row.tap_key}")
     await session.execute(update(r).where(r.c.code_hash == row.code_hash).values(used_at=now, used_by=mine))
@@ -422,7 +421,7 @@ async def record_taps(
             results[i] = await _registration_touch(session, it.tap, card_key)
             continue
         if it.tap.mode != "checkin":
-            results[i] = errors.Unprocessable(f"this node does not take {it.tap.mode!r} touches yet")
+            results[i] = pc.TAP_MODE_UNSUPPORTED(f"this node does not take {it.tap.mode!r} touches yet")
             continue
         fresh.append((i, it.tap))
     codes = {t.event for _, t in fresh}
@@ -439,7 +438,7 @@ async def record_taps(
     for i, tap in fresh:
         rule = rules.get(tap.event)
         if rule is None:
-            results[i] = errors.NotFound(f"unknown event {tap.event!r}")
+            results[i] = pc.EVENT_NOT_FOUND(f"unknown event {tap.event!r}")
             continue
         pts = rule.volunteer_points if tap.role == "volunteer" else rule.participant_points
         accepted.append((i, tap, pts, card_account_id(card_key, tap.card_idm)))
@@ -465,7 +464,7 @@ async def record_taps(
         def tap_rows(posted: list[ledger.PostResult]) -> list[db.Rows]:
             """The taps as recorded, each naming its journal entry, and their TapRecorded events: written in the
             ledger's statement (one round trip on PostgreSQL)."""
-            rows, envelopes = [], []
+            rows, recorded = [], []
             for (_, tap, pts, _, card), r in zip(credited, posted, strict=True):
                 if not isinstance(r, ledger.Posted) or r.status != "posted":
                     continue  # left without an outcome: reported below
@@ -475,13 +474,11 @@ async def record_taps(
                     "tapped_at": tap.tapped_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
                     "recorded_at": now, "journal_id": r.journal_id,
                 })
-                recorded = TapRecorded(
+                recorded.append(TapRecorded(
                     key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
                     points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at,
-                )
-                envelopes.append(Envelope(type="TapRecorded", node=node, service=SERVICE, time=now,
-                                          data=recorded.model_dump(mode="json")))
-            return [db.Rows(taps, rows), outbox_rows(bus, envelopes)]
+                ))
+            return [db.Rows(taps, rows), announcement_rows(bus, recorded, node=node, at=now)]
 
         # A tap's row names its card's account: every card of the batch is opened if new, and every person credited,
         # whether or not the tap earned anything (the ledger opens the accounts its legs name).
@@ -498,7 +495,7 @@ async def record_taps(
                 results[i] = r
                 continue
             if r.status != "posted":  # twice in one batch (the inbox marks the second a duplicate first)
-                results[i] = errors.Conflict(f"tap id {tap.tap_id!r} was already used for another entry")
+                results[i] = pc.TAP_ID_REUSED(f"tap id {tap.tap_id!r} was already used for another entry")
                 continue
             results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts,
                                     balance=running.get(account, 0), display=displays.get(i, ""))
@@ -520,9 +517,9 @@ async def record_taps(
             if row is None and tap.key in shown:  # a registration touch heard twice: its code was shown once
                 results[i] = TapOutcome(tap_id=tap.tap_id, status="duplicate", points=0, balance=0)
             elif row is None:
-                results[i] = errors.Unprocessable("repeat of a tap that was refused")
+                results[i] = pc.TAP_REPEAT_OF_REFUSED("repeat of a tap that was refused")
             elif row.payload_hash != payload_hash(tap):
-                results[i] = errors.Conflict(f"tap id {tap.tap_id!r} was already used for a different tap")
+                results[i] = pc.TAP_ID_REUSED(f"tap id {tap.tap_id!r} was already used for a different tap")
             else:
                 results[i] = TapOutcome(
                     tap_id=tap.tap_id, status="duplicate", points=row.points, balance=current.get(row.account_id, 0)
