@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.points.donations import service as donations
 from towntip.kernel.contracts import donations as c
-from towntip.kernel.domain import ANYONE, SIGNED_IN, STAFF, Domain, read, write
+from towntip.kernel.domain import ANYONE, GET, SIGNED_IN, STAFF, Domain, read, write
 
 
 async def methods() -> c.MethodList:
@@ -19,8 +19,10 @@ DOMAIN = Domain("donations", refusals=(
 ), ops=(
     write(c.EP_PROJECT_PUT, c.ProjectPut, c.Project, donations.put_project, role=STAFF),
     write(c.EP_PROJECT_CERTIFY, c.ProjectCertify, c.Project, donations.certify_project, role=STAFF),
-    read(c.EP_PROJECT_LIST, c.ProjectListQuery, c.ProjectList, donations.list_projects, role=ANYONE),
-    read(c.EP_PROJECT_GET, c.ProjectQuery, c.ProjectDetail, donations.project_detail, role=ANYONE),
+    read(c.EP_PROJECT_LIST, c.ProjectListQuery, c.ProjectList, donations.list_projects, role=ANYONE,
+         http=GET("/donations/projects", "Certified projects that take donations")),
+    read(c.EP_PROJECT_GET, c.ProjectQuery, c.ProjectDetail, donations.project_detail, role=ANYONE,
+         http=GET("/donations/projects/{code}", "One project: donations raised and how they were used")),
     write(c.EP_FUND_USE_ADD, c.FundUseIn, c.ProjectDetail, donations.add_fund_use, role=STAFF),
     read(c.EP_METHODS, None, c.MethodList, methods, role=ANYONE),
     read(c.EP_RULES_GET, None, c.Rules, donations.get_rules, role=ANYONE),

@@ -10,7 +10,7 @@ from services.points.notebook import figures
 from services.points.notebook import service as notebook
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
-from towntip.kernel.domain import SIGNED_IN, STAFF, Domain, own, read, write
+from towntip.kernel.domain import GET, SIGNED_IN, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 
@@ -37,8 +37,11 @@ async def figures_export(*, session: AsyncSession, data: c.FiguresExportIn) -> c
 
 
 DOMAIN = Domain("notebook", refusals=(c.FIGURES_STAFF_ONLY,), ops=(
-    write(c.EP_NOTEBOOK_MINE, c.NotebookQuery, c.Notebook, mine, role=SIGNED_IN),
+    # A write for the service (the actor is linked in the directory), a read for the caller: GET.
+    write(c.EP_NOTEBOOK_MINE, c.NotebookQuery, c.Notebook, mine, role=SIGNED_IN,
+          http=GET("/notebook", "My まちづくり手帳 (notebook)")),
     own(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn, c.Export, export, role=SIGNED_IN),
-    read(c.EP_FIGURES, c.FiguresQuery, c.Figures, summary, role=STAFF),
+    read(c.EP_FIGURES, c.FiguresQuery, c.Figures, summary, role=STAFF,
+         http=GET("/figures", "The staff's figures from every notebook")),
     read(c.EP_FIGURES_EXPORT, c.FiguresExportIn, c.Export, figures_export, role=STAFF),
 ))

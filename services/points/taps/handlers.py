@@ -14,7 +14,8 @@ from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
 from towntip.kernel.contracts import points as contract
-from towntip.kernel.domain import ANYONE, GATEWAY, STAFF, Domain, read, write
+from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, SIGNED_IN, STAFF, Domain, read, write
 
 
 class TapHandler:
@@ -90,6 +91,10 @@ async def bind_request(*, session: AsyncSession, card_key: bytes, person: str, c
     return await service.request_binding(session=session, card_key=card_key, person=person, idm=card_idm)
 
 
+async def my_points(*, session: AsyncSession, actor: Actor) -> contract.PersonPoints:
+    return await service.person_points(session=session, person=actor.user_id)
+
+
 async def unbind(*, session: AsyncSession, person: str, card_ref: str) -> contract.PersonPoints:
     return await service.unbind_card(session=session, person=person, ref=card_ref)
 
@@ -99,9 +104,13 @@ DOMAIN = Domain("taps", refusals=(
     contract.CARD_CODE_INVALID,
 ), ops=(
     read(contract.EP_BALANCE, contract.BalanceQuery, contract.Balance, card_balance, role=STAFF),
+    # events.put stays the gateway's hand-written PUT /points/events/{code} (gateway/api/points.py): staff tooling
+    # calls it with the node's admin token, which is no person, and its body is stricter than EventIn.
     write(contract.EP_EVENT_PUT, contract.EventIn, contract.EventOut, put_event, role=STAFF),
-    read(contract.EP_EVENT_GET, contract.EventQuery, contract.EventOut, service.get_event, role=ANYONE),
-    read(contract.EP_EVENT_LIST, None, contract.EventList, list_events, role=ANYONE),
+    read(contract.EP_EVENT_GET, contract.EventQuery, contract.EventOut, service.get_event, role=ANYONE,
+         http=GET("/points/events/{code}", "One event and its rule")),
+    read(contract.EP_EVENT_LIST, None, contract.EventList, list_events, role=ANYONE,
+         http=GET("/points/events", "Events where terminals issue points")),
     write(contract.EP_CARD_BIND_REQUEST, contract.CardBindRequest, contract.CardBindPending, bind_request,
           role=GATEWAY),
     write(contract.EP_CARD_UNBIND, contract.CardUnbind, contract.PersonPoints, unbind, role=GATEWAY),
@@ -109,4 +118,6 @@ DOMAIN = Domain("taps", refusals=(
           role=GATEWAY),
     read(contract.EP_PERSON_POINTS, contract.PersonQuery, contract.PersonPoints, service.person_points,
          role=GATEWAY),
+    read(contract.EP_MY_POINTS, contract.MyPointsQuery, contract.PersonPoints, my_points, role=SIGNED_IN,
+         http=GET("/points/mine", "My points and cards")),
 ))

@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.events import Event
 from towntip.kernel.errors import Refusal
 
@@ -212,6 +213,7 @@ EP_EVENT_LIST = "events.list"  # {} -> EventList
 EP_CARD_BIND_REQUEST = "cards.bind_request"  # CardBindRequest -> CardBindPending
 EP_CARD_UNBIND = "cards.unbind"  # CardUnbind -> PersonPoints
 EP_PERSON_POINTS = "person.points"  # PersonQuery -> PersonPoints
+EP_MY_POINTS = "person.points.mine"  # MyPointsQuery -> PersonPoints (the signed-in person's own; HTTP GET /points/mine)
 EP_CARD_REGISTER_CODE = "cards.register_code"  # CardCodeIn -> PersonPoints (the code a terminal showed)
 
 PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]  # the identity service's user id
@@ -258,6 +260,14 @@ class PersonQuery(BaseModel):
     model_config = _STRICT
 
     person: PersonId
+
+
+class MyPointsQuery(BaseModel):
+    """The asking person's own points and cards (the gateway fills `actor` from the bearer token)."""
+
+    model_config = _STRICT
+
+    actor: Actor
 
 
 class BoundCard(BaseModel):
