@@ -67,10 +67,6 @@ def POST(path: str, summary: str = "") -> Http:
     return Http("POST", path, summary)
 
 
-def PUT(path: str, summary: str = "") -> Http:  # a change that names the thing it makes or replaces
-    return Http("PUT", path, summary)
-
-
 @dataclass(frozen=True)
 class Op:
     """One row of a domain's table: one endpoint (svc.<node>.<service>.<name>)."""
