@@ -97,11 +97,18 @@ REFUSALS: tuple[Refusal, ...] = (
 OPERATOR = "operator"  # `booked_by` / `cancelled_by` of a change made without an actor (the admin token)
 
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+# At least one character that is not white space (Unicode's White_Space, what strip_whitespace removes), written as
+# an explicit class so that JSON Schema, Python and pydantic-core read it alike (as gateway/api/types.py does): the
+# schema then says that a text of white space only is refused.
+_WHITE_SPACE = ((0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+                (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000))
+NOT_BLANK = "[^" + "".join(f"\\u{a:04x}" + (f"-\\u{b:04x}" if b != a else "") for a, b in _WHITE_SPACE) + "]"
 FacilityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,47}$")]
 BookingId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX, pattern=NOT_BLANK)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=TEXT_MAX)]
-Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PURPOSE_MAX)]
+Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PURPOSE_MAX,
+                                           pattern=NOT_BLANK)]
 Yen = Annotated[int, Field(ge=0, le=10_000_000)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # by date.weekday()
@@ -260,7 +267,7 @@ class Walkin(BaseModel):
 class BookingCreate(BaseModel):
     model_config = _IN
     actor: Actor | None = None  # None: the node's operator (admin token), who books only on behalf of someone
-    facility_id: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    facility_id: Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=NOT_BLANK)]  # id[@node]
     start: AwareDatetime
     end: AwareDatetime
     purpose: Purpose
