@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
+from gateway import words
 from gateway.portal import session as ps
 from gateway.portal.i18n import t
 from towntip.kernel import errors
@@ -132,12 +133,19 @@ def message(request: Request, *, heading: str, paragraphs: list[str], status: in
 
 
 def why(exc: Exception, lang: str) -> str:
-    """What to tell the person about a refusal: the contract's reasons, the service's, or "not available now"."""
+    """What to tell the person about a refusal, in the page's language: the words of its code (gateway/words), never
+    the service's English sentence on a Japanese page. A form's failed check names the field (words.invalid); a code
+    without words yet says so generically with the code (an English page shows the service's own sentence)."""
     if isinstance(exc, ValidationError):
-        return errors.describe_validation_error(exc)
+        return words.invalid(exc, lang)
+    code = getattr(exc, "error_code", None)
+    if words.has_words(code):
+        return words.words(code, lang)
     if isinstance(exc, errors.Unavailable):
         return t("unavailable", lang)
-    return str(getattr(exc, "reason", exc))
+    if isinstance(exc, errors.ServiceError):
+        return exc.reason if lang == "en" else words.unknown(exc.error_code, lang)
+    return words.words("form.invalid_input", lang)  # the page's own reading of the form failed (a ValueError)
 
 
 def error_status(exc: errors.ServiceError) -> int:

@@ -23,6 +23,7 @@ from gateway.portal.common import (
     why,
 )
 from gateway.portal.i18n import add_words, t
+from gateway.words import words
 from towntip.kernel import categories, errors
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as c
@@ -142,7 +143,7 @@ async def register(request: Request, form: CsrfForm) -> Response:
                             email=form.get("email", ""), password=form.get("password", ""), lang=lang)
         await call_identity(request, c.EP_REGISTER, data)
     except ValidationError as exc:
-        return render(request, "register.html", status=400, error=errors.describe_validation_error(exc), form=keep)
+        return render(request, "register.html", status=400, error=why(exc, lang), form=keep)
     except errors.ServiceError as exc:
         return render(request, "register.html", status=error_status(exc),
                       error=why(exc, lang), form=keep)
@@ -156,7 +157,7 @@ async def verify_email(request: Request) -> Response:
     try:
         await call_identity(request, c.EP_VERIFY_EMAIL, c.TokenIn(token=request.query_params.get("token", "")))
     except (ValidationError, errors.ServiceError) as exc:
-        reason = why(exc, lang) if isinstance(exc, errors.ServiceError) else "invalid link"
+        reason = why(exc, lang) if isinstance(exc, errors.ServiceError) else words(c.ACCOUNT_LINK_INVALID.code, lang)
         return message(request, heading=t("error", lang), paragraphs=[reason], status=400,
                        link=("/me", t("mypage", lang)))
     return message(request, heading=t("verified", lang), paragraphs=[], link=("/me", t("mypage", lang)))
@@ -282,7 +283,7 @@ async def profile(request: Request, form: CsrfForm, user: CurrentUser, token: Se
         user = c.User.model_validate(await call_identity(request, c.EP_PROFILE_UPDATE, data))
     except ValidationError as exc:
         return render(request, "profile.html", status=400, user=user, categories=categories.all_categories(),
-                      error=errors.describe_validation_error(exc))
+                      error=why(exc, lang))
     except errors.ServiceError as exc:
         return render(request, "profile.html", status=exc.code, user=user, categories=categories.all_categories(),
                       error=why(exc, lang))
@@ -324,7 +325,7 @@ async def forgot(request: Request, form: CsrfForm) -> Response:
     try:
         await call_identity(request, c.EP_RESET_REQUEST, c.EmailIn(email=form.get("email", ""), lang=lang))
     except ValidationError as exc:
-        return render(request, "forgot.html", status=400, error=errors.describe_validation_error(exc))
+        return render(request, "forgot.html", status=400, error=why(exc, lang))
     return message(request, heading=t("forgot", lang), paragraphs=[t("reset_sent", lang), t("mail_help", lang)])
 
 

@@ -553,7 +553,5 @@ async def inquiry_status(inquiry_id: str, request: Request, form: CsrfForm, user
         await ask(request, c.EP_INQUIRY_STATUS, c.InquiryStatusSet(
             actor=actor_of(user), inquiry_id=inquiry_id, status=form.get("status", ""), note=form.get("note", "")))
     except (ValidationError, errors.ServiceError) as exc:
-        if isinstance(exc, ValidationError):
-            exc = errors.BadRequest(errors.describe_validation_error(exc))
         return refusal(request, exc, user, back=("/secretariat/inquiries", t("pj_inquiries", ps.lang(request))))
     return RedirectResponse("/secretariat/inquiries", status_code=303)

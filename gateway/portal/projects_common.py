@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from gateway.portal import session as ps
-from gateway.portal.common import AgainFn, actor_of, bad_status, call, error_status, message, render, why
+from gateway.portal.common import AgainFn, actor_of, bad_status, call, message, render, why
 from gateway.portal.i18n import t
 from gateway.portal.pages import JST
 from towntip.kernel import categories, errors
@@ -44,11 +44,12 @@ def page(request: Request, template: str, *, user: ic.User | None, status: int =
                   categories=categories.all_categories(), phases=phases, sizes=c.ORG_SIZES, **ctx)
 
 
-def refusal(request: Request, exc: errors.ServiceError, user: ic.User | None,
+def refusal(request: Request, exc: errors.ServiceError | ValidationError, user: ic.User | None,
             back: tuple[str, str] | None = None) -> HTMLResponse:
+    """A refusal (or a form's failed check: 400) as a message page, in the page's language."""
     lang = ps.lang(request)
     heading = t("pj_not_found", lang) if isinstance(exc, errors.NotFound) else t("error", lang)
-    return message(request, heading=heading, paragraphs=[why(exc, lang)], status=error_status(exc), user=user,
+    return message(request, heading=heading, paragraphs=[why(exc, lang)], status=bad_status(exc), user=user,
                    link=back or ("/themes", t("pj_themes", lang)))
 
 
@@ -95,6 +96,6 @@ async def form_action(request: Request, form: dict[str, Any], user: ic.User,
         endpoint, payload = make(actor_of(user), form, raw)
         await ask(request, endpoint, payload)
     except (ValidationError, errors.ServiceError) as exc:
-        request.state.refusal_code = getattr(exc, "error_code", None)  # pages act on the code (gateway/errors.py)
+        request.state.refusal_code = getattr(exc, "error_code", None)  # pages act on the code (gateway/words)
         return await again(request, user, bad_status(exc), why(exc, ps.lang(request)))
     return RedirectResponse(done, status_code=303)

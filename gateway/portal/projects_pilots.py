@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser
-from gateway.errors import is_stale, words
 from gateway.portal import session as ps
 from gateway.portal.common import AgainFn, actor_of, add_nav, again_page
 from gateway.portal.i18n import add_words, t
 from gateway.portal.projects_common import ask, form_action, page, refusal
+from gateway.words import is_stale, words
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import pilots as pc
@@ -185,7 +185,7 @@ def num(value: Any) -> str:
 
 def missing_words(items: list[pc.Requirement], lang: str) -> list[str]:
     """What the gate to phase 4 or a case's publication still asks for, from the service's codes, in the page's
-    language (gateway/errors.py)."""
+    language (gateway/words)."""
     return [words(r.code, lang, party=r.party, default=r.code) for r in items]
 
 
@@ -219,7 +219,7 @@ async def _act(request: Request, form: dict[str, Any], user: ic.User,
     """A form post (projects_common.form_action), with the stale-version message for a compare-and-set refusal."""
     async def again_stale(request: Request, user: ic.User, status: int, error: str) -> Response:
         if is_stale(getattr(request.state, "refusal_code", None)):  # set by projects_common.form_action
-            error = f"{t('pp_stale', ps.lang(request))} ({error})"
+            error = t("pp_stale", ps.lang(request))  # says more than the code's generic "reload the page"
         return await again(request, user, status, error)
     return await form_action(request, form, user, make, done, again_stale)
 
