@@ -75,8 +75,8 @@ async def managed_theme(request: Request, theme_id: str, user: ic.User) -> c.The
     """The theme, if this person may change it (the service checks again on every change)."""
     theme = await get_theme(request, theme_id, user)
     if not theme.may_manage:
-        raise errors.Forbidden(f"only staff of {theme.owner_department_name} (the theme's owner) or the secretariat "
-                               "may change this theme")
+        raise c.THEME_MANAGERS_ONLY(f"only staff of {theme.owner_department_name} (the theme's owner) or the "
+                                    "secretariat may change this theme")
     return theme
 
 

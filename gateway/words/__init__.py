@@ -89,9 +89,9 @@ _BOUNDS = {"form.too_short": "min_length", "form.too_few": "min_length",
 
 
 def invalid(exc: Exception, lang: str) -> str:
-    """What a form's check (a pydantic ValidationError) found, in the page's language: a sentence per labelled field
-    (forms.FIELDS); for a problem with no labelled field, the generic sentence (an English page also gets pydantic's
-    own line for it, as before)."""
+    """What a form's check (a pydantic ValidationError) found, in the page's language: the words of a contract's own
+    coded check (errors.check_failed), else a sentence per labelled field (forms.FIELDS); for a problem with neither,
+    the generic sentence (an English page also gets pydantic's own line for it, as before)."""
     from gateway.words.forms import FIELDS, KINDS
 
     lines: list[str] = []
@@ -99,12 +99,18 @@ def invalid(exc: Exception, lang: str) -> str:
     problems = exc.errors() if callable(getattr(exc, "errors", None)) else []  # type: ignore[attr-defined]
     for err in problems:
         loc = [p for p in err.get("loc", ()) if isinstance(p, str) and p != "body"]
+        ctx = err.get("ctx") or {}
+        kind = str(err.get("type", ""))
+        if "." in kind and kind in WORDS:  # a contract's own coded check (errors.check_failed): its words
+            line = words(kind, lang, **ctx)
+            if line not in lines:
+                lines.append(line)
+            continue
         label = next((FIELDS[p] for p in loc if p in FIELDS), None)
         if label is None:
             unlabelled.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
             continue
-        ctx = err.get("ctx") or {}
-        code = KINDS.get(str(err.get("type", "")), "form.invalid")
+        code = KINDS.get(kind, "form.invalid")
         if code in _BOUNDS and _BOUNDS[code] not in ctx:
             code = "form.invalid"
         line = words(code, lang, field=label[1] if lang == "en" else label[0], **ctx)
