@@ -66,8 +66,12 @@ class _Fill(dict[str, object]):
         return ""
 
 
-def words(code: str | None, lang: str, *, default: str = "", **fill: object) -> str:
+def words(code: str | None, lang: str, /, *, default: str = "", **fill: object) -> str:
     """The code's words in the page's language, placeholders filled from `fill`; `default` when it has none."""
+    return _say(code, lang, fill, default)
+
+
+def _say(code: str | None, lang: str, fill: Mapping[str, object], default: str = "") -> str:
     found = WORDS.get(code or "")
     if found is None:
         return default
@@ -102,7 +106,7 @@ def invalid(exc: Exception, lang: str) -> str:
         ctx = err.get("ctx") or {}
         kind = str(err.get("type", ""))
         if "." in kind and kind in WORDS:  # a contract's own coded check (errors.check_failed): its words
-            line = words(kind, lang, **ctx)
+            line = _say(kind, lang, ctx)
             if line not in lines:
                 lines.append(line)
             continue
@@ -113,7 +117,7 @@ def invalid(exc: Exception, lang: str) -> str:
         code = KINDS.get(kind, "form.invalid")
         if code in _BOUNDS and _BOUNDS[code] not in ctx:
             code = "form.invalid"
-        line = words(code, lang, field=label[1] if lang == "en" else label[0], **ctx)
+        line = _say(code, lang, {**ctx, "field": label[1] if lang == "en" else label[0]})
         if line not in lines:
             lines.append(line)
     if unlabelled or not lines:

@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import pkgutil
 import re
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -110,6 +111,25 @@ def test_the_merge_refuses_a_code_twice_and_malformed_words() -> None:
         w.merge([("a", {"NotACode": ("言葉", "words")})])
     with pytest.raises(ValueError, match="pair"):
         w.merge([("a", {"thing.empty": ("", "words")})])
+
+
+def test_a_new_areas_module_joins_the_merge_by_being_there(tmp_path, monkeypatch) -> None:
+    """As gateway/words/points.py or bookings.py written elsewhere: no registration, and a code twice stops it."""
+    (tmp_path / "zz_area.py").write_text('WORDS = {"zz.thing": ("できません。", "It cannot be done.")}\n')
+    (tmp_path / "zz_again.py").write_text('WORDS = {"friend.self": ("二度目", "twice")}\n')
+    monkeypatch.setattr(w, "__path__", [*w.__path__, str(tmp_path)])
+    try:
+        (tmp_path / "zz_again.py").rename(tmp_path / "_zz_again.py")  # a private name is not an area
+        importlib.invalidate_caches()
+        assert w.merge(w.tables())["zz.thing"] == ("できません。", "It cannot be done.")
+        (tmp_path / "_zz_again.py").rename(tmp_path / "zz_again.py")
+        importlib.invalidate_caches()
+        with pytest.raises(ValueError, match="friend.self.*gateway.words.sns and gateway.words.zz_again"):
+            w.merge(w.tables())
+    finally:
+        for name in ("zz_area", "zz_again"):
+            sys.modules.pop(f"gateway.words.{name}", None)
+            vars(w).pop(name, None)
 
 
 def test_why_shows_the_words_of_the_code_in_the_pages_language() -> None:
