@@ -4,6 +4,7 @@ by their public names; the checks a route needs (login, role, CSRF) are dependen
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from towntip.kernel.contracts import identity as c
 from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts.actor import Actor
 
+log = logging.getLogger(__name__)
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
 MAX_FORM_BYTES = 64 * 1024
 # The header's links to features, in order: (word key, path, who sees it). Each feature's pages module adds its own
@@ -139,6 +141,9 @@ def why(exc: Exception, lang: str) -> str:
     if isinstance(exc, ValidationError):
         return words.invalid(exc, lang)
     code = getattr(exc, "error_code", None)
+    if isinstance(exc, errors.ServiceError):  # the page shows words; the operator's log keeps the details
+        log.info("refusal %s (%s) shown as its words: %s", code, exc.code, exc.reason,
+                 extra={"refusal_code": code, "refusal_reason": exc.reason})
     if words.has_words(code):
         return words.words(code, lang)
     if isinstance(exc, errors.Unavailable):

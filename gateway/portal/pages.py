@@ -97,8 +97,8 @@ async def login_federated_callback(request: Request) -> Response:
     lang = ps.lang(request)
     q = request.query_params
     if q.get("error"):
-        return message(request, heading=t("error", lang), status=400,
-                       paragraphs=[f"{q.get('error')}: {q.get('error_description', '')}"[:300]],
+        return message(request, heading=t("error", lang), status=400,  # the OAuth error code, not its description
+                       paragraphs=[t("federated_error", lang).format(error=str(q.get("error"))[:60])],
                        link=("/login", t("login", lang)))
     ip = request.client.host if request.client else ""
     try:
@@ -106,8 +106,8 @@ async def login_federated_callback(request: Request) -> Response:
                                    user_agent=request.headers.get("user-agent", "")[:300])
         done = c.FederatedSession.model_validate(await call_identity(request, c.EP_FEDERATED_FINISH, data))
     except ValidationError:
-        return message(request, heading=t("error", lang), paragraphs=["invalid callback"], status=400,
-                       link=("/login", t("login", lang)))
+        return message(request, heading=t("error", lang), paragraphs=[words(c.FEDERATED_LINK_INVALID.code, lang)],
+                       status=400, link=("/login", t("login", lang)))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)],
                        status=error_status(exc), link=("/login", t("login", lang)))
@@ -204,6 +204,8 @@ add_words({
                        "the binding, and the card's points move to your account."),
     "pending_code": ("登録申請中：端末にタッチしてコードを入力してください",
                      "Requested: touch a terminal, then enter the code it shows"),
+    "federated_error": ("ホーム地域でのログインが完了しませんでした（{error}）。もう一度ログインしてください。",
+                        "The login at your home region did not complete ({error}). Please log in again."),
     "card_code_bad": ("コードが無効か期限切れです。もう一度カードを端末にタッチして、表示されたコードを"
                       "入力してください。",
                       "The code is unknown, used or expired. Touch the card on the terminal again and enter the code "

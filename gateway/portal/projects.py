@@ -466,7 +466,7 @@ async def _org(request: Request, org_id: str, user: ic.User | None) -> c.Org:
     try:
         q = c.OrgQuery(org_id=org_id, actor=actor_of(user) if user else None)
     except ValidationError:
-        raise errors.NotFound(f"no organisation {org_id}") from None
+        raise c.ORG_NOT_FOUND(f"no organisation {org_id}") from None
     return c.Org.model_validate(await ask(request, c.EP_ORG_GET, q))
 
 

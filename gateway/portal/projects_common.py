@@ -67,7 +67,7 @@ async def get_theme(request: Request, theme_id: str, user: ic.User | None) -> c.
     try:
         q = c.ThemeQuery(theme_id=theme_id, actor=actor_of(user) if user else None)
     except ValidationError:
-        raise errors.NotFound(f"no theme {theme_id}") from None
+        raise c.THEME_NOT_FOUND(f"no theme {theme_id}") from None
     return c.Theme.model_validate(await ask(request, c.EP_THEME_GET, q))
 
 

@@ -208,7 +208,7 @@ async def _pilot(request: Request, theme_id: str, user: ic.User | None) -> pc.Pi
     try:
         q = pc.PilotQuery(theme_id=theme_id, actor=actor_of(user) if user else None)
     except ValidationError:
-        raise errors.NotFound(f"no theme {theme_id}") from None
+        raise c.THEME_NOT_FOUND(f"no theme {theme_id}") from None
     return pc.Pilot.model_validate(await ask(request, pc.EP_PILOT_GET, q))
 
 
@@ -370,7 +370,7 @@ async def _agreement_page(request: Request, user: ic.User, theme_id: str, agreem
         try:
             q = pc.AgreementQuery(actor=actor_of(user), theme_id=theme_id, agreement_id=agreement_id)
         except ValidationError:
-            raise errors.NotFound(f"no agreement {agreement_id}") from None
+            raise c.AGREEMENT_NOT_FOUND(f"no agreement {agreement_id}") from None
         a = pc.Agreement.model_validate(await ask(request, pc.EP_AGREEMENT_GET, q))
         pilot = await _pilot(request, theme_id, user)
     except errors.ServiceError as exc:
@@ -515,10 +515,10 @@ async def case_page(case_id: str, request: Request, user: OptionalUser) -> Respo
             q = pc.CaseQuery(case_id=case_id, actor=actor_of(user) if user else None,
                              version=int(version) if version and version.isdigit() else None)
         except ValidationError:
-            raise errors.NotFound(f"no case {case_id}") from None
+            raise c.CASE_NOT_FOUND(f"no case {case_id}") from None
         case = pc.Case.model_validate(await ask(request, pc.EP_CASE_GET, q))
         if case.published is None:
-            raise errors.NotFound(f"no case {case_id}")
+            raise c.CASE_NOT_FOUND(f"no case {case_id}")
     except errors.ServiceError as exc:
         return refusal(request, exc, user, back=("/cases", t("pp_cases", ps.lang(request))))
     return _ppage(request, "case.html", user=user, case=case, pub=case.published)
