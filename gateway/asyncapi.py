@@ -6,44 +6,23 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
-
 from towntip.kernel.asyncapi import ServiceDoc, document
 from towntip.kernel.bus.endpoints import Endpoints
-from towntip.kernel.contracts import courses as cc
-from towntip.kernel.contracts import donations as dc
-from towntip.kernel.contracts import points as pc
-
-# Events of the points service whose payload models are not kernel `Event`s yet: {type name: payload model}
-# (points moves to Event models next; then this table goes).
-POINTS_EVENTS: dict[str, type[BaseModel]] = {
-    "TapRecorded": pc.TapRecorded, "EventDefined": pc.EventDefined,
-    "DonationPledged": dc.DonationEvent, "DonationConfirmed": dc.DonationEvent, "DonationCancelled": dc.DonationEvent,
-    "CourseDefined": cc.CourseDefined, "CertificationDefined": cc.CertificationDefined,
-    "CourseCompleted": cc.CourseCompleted, "CertificationGranted": cc.CertificationGranted,
-    "CertificateRevoked": cc.CertificateRevoked,
-}
 
 
 def service_docs(node: str) -> list[ServiceDoc]:
     """Each service's endpoints, declared without starting anything (no database, no NATS)."""
     from identity.handlers import DOMAINS as IDENTITY
-    from services.points.app import build_endpoints as points_endpoints
-    from services.points.terminals.handlers import TerminalTracker
-    from services.points.tx import Tx
+    from services.points.handlers import DOMAINS as POINTS
     from services.projects.handlers import DOMAINS as PROJECTS
     from services.sns.handlers import DOMAINS as SNS
 
     def tables(domains: Any) -> tuple[Any, ...]:
         return tuple(Endpoints.describe(domains).items)
 
-    # points declares its endpoints with decorators inside build_endpoints (points moves to domain tables next):
-    # built here with nothing behind them, only to read the declarations.
-    points = points_endpoints(tx=Tx(None), node=node, card_key=b"\0" * 32)  # type: ignore[arg-type]
-    TerminalTracker.add_endpoints(None, points)  # type: ignore[arg-type]
     return [
         ServiceDoc("identity", tables(IDENTITY)),
-        ServiceDoc("points", tuple(points.items), events=POINTS_EVENTS),
+        ServiceDoc("points", tables(POINTS)),
         ServiceDoc("projects", tables(PROJECTS)),
         ServiceDoc("sns", tables(SNS)),
     ]

@@ -16,8 +16,8 @@ PREFIX = "/api/v1"
 
 @cache
 def routers() -> tuple[APIRouter, ...]:
-    """points' routes are written by hand (points is not in domain tables yet); the others come from the services'
-    tables, read when the first app is made (not when this module is imported)."""
+    """A few of points' routes are written by hand (those staff tools call with the admin token); the others come
+    from the services' tables, read when the first app is made (not when this module is imported)."""
     return (points.router, points.terminals_router, generated.router())
 
 

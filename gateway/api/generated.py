@@ -14,9 +14,10 @@ For each such op the gateway mounts a route under /api/v1 that
 Ops whose role is `gateway` or `operator` are never routes. The tables are read once when the gateway starts, only
 for their declarations (as gateway/asyncapi.py reads them): no handler is ever called here.
 
-Points is not in tables yet (services/points/handlers.py uses the `Endpoints.add` decorator): its routes stay the
-hand-written ones in gateway/api/points.py until it joins the tables; donation projects and the notebook have no
-API routes yet for the same reason.
+Points' routes come from its tables too (events, donation projects, my notebook, my points, the staff's figures),
+except the hand-written ones in gateway/api/points.py: a card's balance, PUT /points/events/{code} and
+/terminals, which staff tooling calls with the node's admin token (no person, so no generated staff route would
+take it).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from towntip.kernel.domain import ANYONE, HOLDERS, HTTP_ROLES, SIGNED_IN, Domain
 
 # Services whose domain tables the gateway serves over HTTP: (service, module holding DOMAINS)
 SERVICES: tuple[tuple[str, str], ...] = (
+    ("points", "services.points.handlers"),
     ("projects", "services.projects.handlers"),
     ("sns", "services.sns.handlers"),
 )

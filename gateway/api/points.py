@@ -1,4 +1,6 @@
-"""/api/v1/points: card balances and event rules, relayed to the points service (svc.<node>.points.*)."""
+"""/api/v1/points: a card's balance and an event's rule, relayed to the points service (svc.<node>.points.*), and
+/api/v1/terminals. Staff tools call them with the node's admin token. The public reads of events (GET /points/events,
+/points/events/{code}) are generated from the points service's table (gateway/api/generated.py)."""
 
 from __future__ import annotations
 
@@ -48,18 +50,6 @@ async def _call(nc: Any, settings: Any, endpoint: str, payload: BaseModel | None
 )
 async def card_balance(idm: IdmPath, _: Staff, nc: Nats, settings: Settings) -> c.Balance:
     return await _call(nc, settings, c.EP_BALANCE, c.BalanceQuery(card_idm=idm), c.Balance)
-
-
-@router.get("/events", response_model=c.EventList, summary="Events where terminals issue points",
-            responses=responses(503))
-async def list_events(nc: Nats, settings: Settings) -> c.EventList:
-    return await _call(nc, settings, c.EP_EVENT_LIST, None, c.EventList)
-
-
-@router.get("/events/{code}", response_model=c.EventOut, summary="One event and its rule",
-            responses=responses(404, 422, 503))
-async def get_event(code: CodePath, nc: Nats, settings: Settings) -> c.EventOut:
-    return await _call(nc, settings, c.EP_EVENT_GET, c.EventQuery(code=code), c.EventOut)
 
 
 @router.put("/events/{code}", response_model=c.EventOut, summary="Create or change an event's rule (staff)",

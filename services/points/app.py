@@ -5,22 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from services.points import VERSION
-from services.points.coupons import handlers as coupons
-from services.points.courses import handlers as courses
-from services.points.donations import handlers as donations
-from services.points.ledger import handlers as ledger
+from services.points.handlers import DOMAINS
 from services.points.ledger import rules as asset_rules
-from services.points.notebook import handlers as notebook
 from services.points.people import handlers as people
 from services.points.tables import bus
-from services.points.taps import handlers as taps
 from services.points.taps.handlers import TapHandler
 from services.points.taps.service import SERVICE
 from services.points.terminals.handlers import TerminalTracker
-from services.points.tx import Tx
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import Endpoints, start_service
@@ -29,22 +26,26 @@ from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
+from towntip.kernel.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 TAP_CONSUMER = "points-taps"
+# One write at a time in this process (every instance's unit of work takes it): the ledger's batches never wait on
+# each other's row locks.
+WRITER = asyncio.Lock()
 
 
-def build_endpoints(*, tx: Tx, node: str, card_key: bytes) -> Endpoints:
-    """Every domain's request/reply endpoints, all through one transaction wrapper."""
-    eps = Endpoints()
-    taps.add_endpoints(eps, tx=tx, node=node, card_key=card_key)  # events, cards, a person's points
-    ledger.add_endpoints(eps, tx=tx, node=node)  # the operator's ledger (admin.*)
-    coupons.add_endpoints(eps, tx=tx, node=node, card_key=card_key)
-    courses.add_endpoints(eps, tx=tx, node=node)
-    donations.add_endpoints(eps, tx=tx, node=node)
-    notebook.add_endpoints(eps, tx=tx, node=node)  # まちづくり手帳, staff figures
-    return eps
+def unit_of_work(sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[], None]) -> UnitOfWork:
+    """The service's transactions: one write at a time per process, a write run again if a concurrent caller took
+    one of its idempotency keys first (the second run answers duplicate or conflict) or if PostgreSQL chose it as a
+    deadlock or serialisation victim; the outbox relay woken after each commit."""
+    return UnitOfWork(sessions, on_commit=on_commit, lock=WRITER, retry_integrity=True)
+
+
+def build_endpoints(*, uow: UnitOfWork, node: str, card_key: bytes, tracker: TerminalTracker) -> Endpoints:
+    """Every domain's endpoints from its table (services/points/handlers.py), all through one unit of work."""
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "card_key": card_key, "tracker": tracker})
 
 
 class PointsService(ServiceProcess):
@@ -103,8 +104,8 @@ class PointsService(ServiceProcess):
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
             nc, node=self.node, service=SERVICE, version=VERSION,
-            endpoints=self.terminals.add_endpoints(build_endpoints(
-                tx=Tx(self.sessions, relay.wake), node=self.node, card_key=card_key)),
+            endpoints=build_endpoints(uow=unit_of_work(self.sessions, relay.wake), node=self.node,
+                                      card_key=card_key, tracker=self.terminals),
             description="まちづくりポイント: ledger, events, card taps",
         )
         log.info("points service ready on node %s", self.node)

@@ -25,8 +25,9 @@ from towntip.kernel.settings import GatewaySettings, ServiceSettings
 NODE = "apinode"
 ROOT = Path(__file__).resolve().parents[2]
 
-# Event types announced by name in the code (points builds some envelopes itself): `Envelope(type="X"`,
-# `_announce(node, "X"`, `_announce(session, node, "X"`.
+# Event types announced by name in the code rather than from a registered model: `Envelope(type="X"`,
+# `_announce(node, "X"`, `_announce(session, node, "X"` (none left: every service announces from its models; kept so
+# that one written by hand again still has to appear in the document).
 _LITERAL = re.compile(r"""(?:Envelope\(type=|_announce\((?:session, )?node, )"([A-Z][A-Za-z]+)\"""")
 
 

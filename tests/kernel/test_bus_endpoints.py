@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.endpoints import Endpoints, start_service
+from towntip.kernel.domain import Domain, Op, own
+from towntip.kernel.uow import UnitOfWork
 
 NODE = "testnode"
 
@@ -19,12 +21,15 @@ class Meet(BaseModel):
     n: int
 
 
+def served(*ops: Op) -> Endpoints:
+    """A demo service's endpoints from one table; the rows own their transactions (there is no database here)."""
+    return Endpoints.from_domains([Domain("demo", ops=ops)], uow=UnitOfWork(None))  # type: ignore[arg-type]
+
+
 async def test_requests_are_served_concurrently_with_coded_errors(nc) -> None:
-    eps = Endpoints()
     arrived: list[int] = []
     all_here = asyncio.Event()
 
-    @eps.add("meet", Meet)
     async def meet(q: Meet) -> dict[str, int]:
         """Answers only once all 8 requests are inside at the same time: served one at a time, it never would."""
         arrived.append(q.n)
@@ -33,14 +38,13 @@ async def test_requests_are_served_concurrently_with_coded_errors(nc) -> None:
         await asyncio.wait_for(all_here.wait(), timeout=5)
         return {"n": q.n}
 
-    @eps.add("boom")
-    async def boom(_: None) -> None:
+    async def boom() -> None:
         raise RuntimeError("internal detail that must not leak")
 
-    @eps.add("nope")
-    async def nope(_: None) -> None:
+    async def nope() -> None:
         raise errors.NotFound("no such thing")
 
+    eps = served(own("meet", Meet, None, meet), own("boom", None, None, boom), own("nope", None, None, nope))
     svc = await start_service(nc, node=NODE, service="demo", version="0.0.1", endpoints=eps)
     try:
         subject = subjects.svc(NODE, "demo", "meet")
@@ -60,13 +64,13 @@ async def test_requests_are_served_concurrently_with_coded_errors(nc) -> None:
 async def test_an_answer_goes_only_to_an_inbox_and_a_request_aimed_elsewhere_is_not_served(nc) -> None:
     """Answers are published under allow_responses, past a service's own deny list: a request whose reply subject
     names another endpoint (or the JetStream API) would turn the answer into a message there. It is not served."""
-    eps = Endpoints()
-    served: list[int] = []
+    seen: list[int] = []
 
-    @eps.add("meet", Meet)
     async def meet(q: Meet) -> dict[str, int]:
-        served.append(q.n)
+        seen.append(q.n)
         return {"n": q.n}
+
+    eps = served(own("meet", Meet, None, meet))
 
     svc = await start_service(nc, node=NODE, service="demo", version="0.0.1", endpoints=eps)
     target = subjects.svc(NODE, "other", "admin.user.add")
@@ -76,9 +80,9 @@ async def test_an_answer_goes_only_to_an_inbox_and_a_request_aimed_elsewhere_is_
         await nc.flush()
         with pytest.raises(asyncio.TimeoutError):
             await aimed.next_msg(timeout=0.5)
-        assert served == []
+        assert seen == []
         assert await rpc.call(nc, subjects.svc(NODE, "demo", "meet"), Meet(n=2), timeout=5) == {"n": 2}
-        assert served == [2]  # the same endpoint answers its inbox
+        assert seen == [2]  # the same endpoint answers its inbox
     finally:
         await aimed.unsubscribe()
         await svc.stop()
@@ -90,11 +94,10 @@ REQUIREMENTS_MISSING = errors.Refusal("theme.requirements_missing", 409, "the ca
 async def test_a_refusal_keeps_its_code_across_the_bus(nc) -> None:
     """The machine-readable code travels beside the numeric status (which nats.micro keeps standard) and comes back
     as the same exception class with the same code; plumbing refusals carry the generic code of their status."""
-    eps = Endpoints()
-
-    @eps.add("open_call", Meet)
     async def open_call(q: Meet) -> None:
         raise REQUIREMENTS_MISSING("set the requirements before opening the call")
+
+    eps = served(own("open_call", Meet, None, open_call, refusals=(REQUIREMENTS_MISSING,)))
 
     svc = await start_service(nc, node=NODE, service="demo", version="0.0.1", endpoints=eps)
     try:

@@ -88,3 +88,36 @@ async def test_relay_runs_and_is_woken(nc, database):
     stop.set()
     await asyncio.wait_for(task, 5)
     await engine.dispose()
+
+
+async def test_many_events_are_staged_from_their_models_in_one_statement(database):
+    """announce_many and announcement_rows make each envelope from its model (type, version, service, subject);
+    the rows go out with the change that stages them."""
+    from datetime import UTC, datetime
+
+    from towntip.kernel.bus.envelope import Envelope as Env
+    from towntip.kernel.bus.outbox import announce_many, announcement_rows
+    from towntip.kernel.contracts.points import EventDefined, TapRecorded
+
+    engine = await make_engine(*database)
+    sessions = db.sessionmaker(engine)
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    taps = [TapRecorded(key=f"tap:t1:{i}", terminal_id="t1", tap_id=str(i), event="ev", role="participant",
+                        points=1, card_ref="ab" * 8, tapped_at=at) for i in range(3)]
+    try:
+        async with sessions() as session, session.begin():
+            assert await announce_many(session, tables, taps, node="testnode", at=at) == 3
+            rows = announcement_rows(tables, [EventDefined(code="ev", name="E", participant_points=1,
+                                                           volunteer_points=5)], node="testnode")
+            await db.write_rows(session, [rows])
+        async with sessions() as session:
+            t = tables.outbox
+            stored = (await session.execute(select(t.c.subject, t.c.payload).order_by(t.c.seq))).all()
+        assert [r.subject for r in stored] == ["evt.testnode.points.tap_recorded"] * 3 + [
+            "evt.testnode.points.event_defined"]
+        envs = [Env.model_validate_json(r.payload) for r in stored]
+        assert [TapRecorded.parse(e.data) for e in envs[:3]] == taps and envs[0].time == at
+        assert (envs[0].type, envs[0].version, envs[0].service) == ("TapRecorded", 1, "points")
+        assert EventDefined.parse(envs[3].data).code == "ev"
+    finally:
+        await engine.dispose()

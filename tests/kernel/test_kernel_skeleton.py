@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from towntip.kernel import db, errors
 from towntip.kernel.contracts import identity as ic
@@ -82,6 +82,33 @@ async def test_the_unit_of_work_gives_up_after_its_attempts(database) -> None:
         with pytest.raises(DBAPIError):
             await uow.write(always)
         assert uow.retries == 1 and woken == []
+    finally:
+        await engine.dispose()
+
+
+async def test_a_key_clash_the_retry_did_not_resolve_is_answered_as_the_rows_refusal(database) -> None:
+    """`retry_integrity` runs a write again after a unique-key conflict; a conflict left after that run is raised as
+    it is, or, with `clash=`, as that refusal (its code and 409), and nothing of either run is kept."""
+    url, schema = database
+    engine, sessions = await _sessions(url, schema)
+    clash = errors.Refusal("test.clash", 409, "changed by someone else at the same moment: try again")
+    uow = UnitOfWork(sessions, retry_integrity=True)
+    runs: list[int] = []
+
+    async def twice(session, now):
+        runs.append(1)
+        await session.execute(counter.insert().values(id=f"c{len(runs)}", n=0))
+        await session.execute(counter.insert().values(id=f"c{len(runs)}", n=1))  # the same key again
+
+    try:
+        with pytest.raises(errors.Conflict) as refused:
+            await uow.write(twice, clash=clash)
+        assert refused.value.error_code == "test.clash" and refused.value.status == 409
+        assert "someone else" in refused.value.reason and len(runs) == 2 and uow.retries == 1
+        with pytest.raises(IntegrityError):  # without `clash`: the database's error, as before
+            await uow.write(twice)
+        async with sessions() as s:
+            assert (await s.execute(select(counter.c.id))).scalars().all() == []
     finally:
         await engine.dispose()
 

@@ -82,6 +82,7 @@ class Op:
     max_bytes: int = MAX_REQUEST_BYTES
     doc: str = ""
     http: Http | None = None  # also an HTTP route of the gateway (with `role` enforced there); None: bus only
+    clash: Refusal | None = None  # a write: a unique-key conflict left after the retry answered as this refusal
 
 
 def write(name: str, request: type[BaseModel] | None, response: type[BaseModel] | None,
@@ -111,7 +112,7 @@ class Domain:
     refusals: tuple[Refusal, ...] = ()
 
     def refusals_of(self, op: Op) -> tuple[Refusal, ...]:
-        return tuple(dict.fromkeys(self.refusals + op.refusals))
+        return tuple(dict.fromkeys(self.refusals + op.refusals + ((op.clash,) if op.clash is not None else ())))
 
 
 Setup = Callable[..., Awaitable[None]]  # called like a handler, before a write whose row says `setup=True`
@@ -195,6 +196,6 @@ def _serve(op: Op, domain: Domain, uow: UnitOfWork, ctx: dict[str, Any], setup: 
                 await setup(**_args(setup_names, offered, data))
             return await op.handler(**_args(names, offered, data))
 
-        return await uow.write(change)
+        return await uow.write(change, clash=op.clash)
 
     return serve_write

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.errors import Refusal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +53,8 @@ class UnitOfWork:
     `lock`: changes of this process that must not run at once (the points service's ledger writer) take it.
     `retry_integrity`: a unique-key conflict runs the change once more (a concurrent caller took one of its
     idempotency keys first: the second run sees that row and answers duplicate or conflict).
+    A write's `clash`: a unique-key conflict that the run again did not resolve is answered as this refusal (409
+    "changed by someone else at the same moment") rather than raised as the database's error.
     """
 
     def __init__(
@@ -69,7 +72,8 @@ class UnitOfWork:
         self.retry_integrity = retry_integrity
         self.retries = 0  # how many runs were repeated (for tests and logs)
 
-    async def write(self, change: Callable[[AsyncSession, datetime], Awaitable[T]]) -> T:
+    async def write(self, change: Callable[[AsyncSession, datetime], Awaitable[T]], *,
+                    clash: Refusal | None = None) -> T:
         """Run `change(session, now)` in a transaction and commit; wake `on_commit` after the commit only."""
         for attempt in range(self.attempts):
             try:
@@ -78,6 +82,8 @@ class UnitOfWork:
                 break
             except IntegrityError:
                 if not self.retry_integrity or attempt or self.attempts == 1:
+                    if clash is not None:
+                        raise clash(clash.doc or "changed by someone else at the same moment: try again") from None
                     raise
                 self.retries += 1
             except DBAPIError as exc:

@@ -24,6 +24,7 @@ from services.points.ledger.models import assets, balances
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.contracts import coupons as cc
+from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware as _aware
 
@@ -49,7 +50,7 @@ def _hash(code: str) -> str:
 
 def _staff(actor: Actor) -> None:
     if not actor.has("staff"):
-        raise errors.Forbidden("only the node's staff may do this / 職員のみが操作できます")
+        raise cc.COUPON_STAFF_ONLY("only the node's staff may do this / 職員のみが操作できます")
 
 
 # ---- the wallet -------------------------------------------------------------------------------------------------
@@ -130,18 +131,18 @@ async def buy(session: AsyncSession, *, q: cc.CouponBuyIn, key: bytes, node: str
     done = (await session.execute(_coupon_query().where(coupons.c.purchase_key == purchase_key))).first()
     if done is not None:
         if done.person_account != mine or done.type_code != q.type_code:
-            raise errors.Conflict("this purchase key was used for another purchase / 別の購入に使われたキーです")
+            raise cc.COUPON_KEY_REUSED("this purchase key was used for another purchase / 別の購入に使われたキーです")
         left = await ledger.balance(session, mine, CURRENCY)
         return cc.CouponBought(coupon=_coupon_out(done, key, now), status="duplicate", currency_left=left)
     kind = (await session.execute(select(coupon_types).where(coupon_types.c.code == q.type_code))).first()
     if kind is None or not kind.active:
-        raise errors.NotFound(f"no coupon {q.type_code!r} on offer / このクーポンは扱っていません")
+        raise cc.COUPON_NOT_OFFERED(f"no coupon {q.type_code!r} on offer / このクーポンは扱っていません")
     [paid] = await ledger.post_entries(session, [ledger.Entry(
         key=purchase_key, kind="coupon_purchase", actor=mine, memo=f"coupon {q.type_code}",
         legs=(ledger.Leg(mine, CURRENCY, -kind.price), ledger.Leg(REDEMPTION, CURRENCY, kind.price)),
     )], node=node)
     if isinstance(paid, errors.Conflict) and "below zero" in paid.reason:
-        raise errors.Conflict(f"not enough local currency: the coupon costs {kind.price} "
+        raise cc.COUPON_NOT_ENOUGH_CURRENCY(f"not enough local currency: the coupon costs {kind.price} "
                               f"/ 地域通貨が足りません（{kind.price}円必要です）")
     if isinstance(paid, errors.ServiceError):
         raise paid
@@ -175,19 +176,19 @@ async def redeem(session: AsyncSession, *, code: str, by: str, key: bytes,
         q = q.where(coupons.c.code_hash == _hash(code))
     row = (await session.execute(q)).first()
     if row is None:
-        raise errors.NotFound("no such coupon / クーポンが見つかりません" if owner is None
+        raise cc.COUPON_NOT_FOUND("no such coupon / クーポンが見つかりません" if owner is None
                               else f"no active {type_code!r} coupon on this card's account / "
                                    "使えるクーポンがありません")
     if row.redeemed_at is not None:
-        raise errors.Conflict(f"this coupon was already used on {_aware(row.redeemed_at):%Y-%m-%d %H:%M} UTC "
+        raise cc.COUPON_ALREADY_USED(f"this coupon was already used on {_aware(row.redeemed_at):%Y-%m-%d %H:%M} UTC "
                               "/ このクーポンは使用済みです")
     if _aware(row.expires_at) <= now:
-        raise errors.Conflict("this coupon has expired / このクーポンは有効期限切れです")
+        raise cc.COUPON_EXPIRED("this coupon has expired / このクーポンは有効期限切れです")
     # Single use even under concurrent redemptions: only the update that still finds it unused counts.
     done = await session.execute(update(coupons).where(coupons.c.id == row.id, coupons.c.redeemed_at.is_(None))
                                  .values(redeemed_at=now, redeemed_by=by))
     if db.rowcount(done) != 1:
-        raise errors.Conflict("this coupon was just used / このクーポンは使用済みです")
+        raise cc.COUPON_ALREADY_USED("this coupon was just used / このクーポンは使用済みです")
     return _coupon_out((await session.execute(_coupon_query().where(coupons.c.id == row.id))).one(), key, now)
 
 
@@ -208,13 +209,13 @@ async def redeem_by_touch(session: AsyncSession, tap: Any, *, card_key: bytes, d
     if duplicate:
         row = (await session.execute(_coupon_query().where(coupons.c.redeemed_by == by))).first()
         if row is None:
-            return errors.Unprocessable("repeat of a touch that was refused")
+            return pc.TAP_REPEAT_OF_REFUSED("repeat of a touch that was refused")
         return TapOutcome(tap_id=tap.tap_id, status="duplicate", points=0, balance=0, display=row.title_ja)
     card = card_account_id(card_key, tap.card_idm)
     owner = (await session.execute(select(card_bindings.c.person_account)
                                    .where(card_bindings.c.card_account == card))).scalar_one_or_none()
     if owner is None:
-        return errors.NotFound("this card is not registered to an account; coupons belong to accounts "
+        return cc.COUPON_CARD_NOT_REGISTERED("this card is not registered to an account; coupons belong to accounts "
                                "/ このカードはアカウントに登録されていません")
     try:
         used = await redeem(session, code="", by=by, key=card_key, owner=owner, type_code=(tap.ref or "").lower())

@@ -1,89 +1,52 @@
-"""NATS adapters of courses, certifications and certificates: the request/reply endpoints."""
+"""The endpoint table of courses, certifications and certificates (svc.<node>.points.courses.*, certifications.*,
+certificates.*; contracts: towntip.kernel.contracts.courses). A write whose keys clash with a concurrent one's even
+when run again answers `course.clash` (409: try again)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.points.courses.service import (
-    complete,
-    get_certificate,
-    get_course,
-    jwks,
-    list_certificates,
-    list_certifications,
-    list_completions,
-    list_courses,
-    mine,
-    put_certification,
-    put_course,
-    revoke,
-    verify,
-)
-from services.points.tx import Tx
-from towntip.kernel.bus.endpoints import Endpoints
+from services.points.courses import service as courses
 from towntip.kernel.contracts import courses as c
+from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.domain import ANYONE, SIGNED_IN, STAFF, Domain, read, write
 
-T = TypeVar("T")
-CLASH = "changed by someone else at the same moment: try again"
+
+async def list_courses(*, session: AsyncSession) -> c.CourseList:
+    return c.CourseList(courses=await courses.list_courses(session))
 
 
-def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
-    """svc.<node>.points.courses.*, certifications.*, certificates.* (contracts: towntip.kernel.contracts.courses)."""
+async def list_completions(*, session: AsyncSession, q: c.CompletionsQuery) -> c.CompletionList:
+    return c.CompletionList(completions=await courses.list_completions(session, q))
 
-    async def write(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        return await tx.write(fn, clash=CLASH)
 
-    @eps.add(c.EP_COURSE_PUT, c.CourseIn)
-    async def course_put(q: c.CourseIn) -> c.Course:
-        return await write(lambda s: put_course(s, q, node))
+async def list_certifications(*, session: AsyncSession) -> c.CertificationList:
+    return c.CertificationList(certifications=await courses.list_certifications(session))
 
-    @eps.add(c.EP_COURSE_LIST)
-    async def course_list(_: None) -> c.CourseList:
-        return c.CourseList(courses=await tx.read(list_courses))
 
-    @eps.add(c.EP_COURSE_GET, c.CodeQuery)
-    async def course_get(q: c.CodeQuery) -> c.Course:
-        return await tx.read(lambda s: get_course(s, q.code))
+async def list_certificates(*, session: AsyncSession, actor: Actor) -> c.CertificateList:
+    return c.CertificateList(certificates=await courses.list_certificates(session, actor))
 
-    @eps.add(c.EP_COURSE_COMPLETE, c.CompletionIn)
-    async def course_complete(q: c.CompletionIn) -> c.CompletionOut:
-        return await write(lambda s: complete(s, q, node))
 
-    @eps.add(c.EP_COURSE_COMPLETIONS, c.CompletionsQuery)
-    async def course_completions_(q: c.CompletionsQuery) -> c.CompletionList:
-        return c.CompletionList(completions=await tx.read(lambda s: list_completions(s, q)))
-
-    @eps.add(c.EP_COURSE_MINE, c.MineQuery)
-    async def course_mine(q: c.MineQuery) -> c.MyCredits:
-        return await write(lambda s: mine(s, q.actor, node))
-
-    @eps.add(c.EP_CERTIFICATION_PUT, c.CertificationIn)
-    async def certification_put(q: c.CertificationIn) -> c.Certification:
-        return await write(lambda s: put_certification(s, q, node))
-
-    @eps.add(c.EP_CERTIFICATION_LIST)
-    async def certification_list(_: None) -> c.CertificationList:
-        return c.CertificationList(certifications=await tx.read(list_certifications))
-
-    @eps.add(c.EP_CERTIFICATE_GET, c.CertificateQuery)
-    async def certificate_get(q: c.CertificateQuery) -> c.CertificateView:
-        return await tx.read(lambda s: get_certificate(s, q))
-
-    @eps.add(c.EP_CERTIFICATE_VERIFY, c.VerifyIn)
-    async def certificate_verify(q: c.VerifyIn) -> c.Verification:
-        return await tx.read(lambda s: verify(s, q.token))
-
-    @eps.add(c.EP_CERTIFICATE_JWKS)
-    async def certificate_jwks(_: None) -> c.JWKS:
-        return await tx.read(jwks)
-
-    @eps.add(c.EP_CERTIFICATE_LIST, c.CertificateListQuery)
-    async def certificate_list(q: c.CertificateListQuery) -> c.CertificateList:
-        return c.CertificateList(certificates=await tx.read(lambda s: list_certificates(s, q.actor)))
-
-    @eps.add(c.EP_CERTIFICATE_REVOKE, c.RevokeIn)
-    async def certificate_revoke(q: c.RevokeIn) -> c.CertificateView:
-        return await write(lambda s: revoke(s, q, node))
+DOMAIN = Domain("courses", refusals=(
+    c.COURSE_STAFF_ONLY, c.COURSE_NOT_FOUND, c.CERTIFICATION_UNKNOWN_COURSES, c.CERTIFICATE_NOT_FOUND,
+    c.CERTIFICATE_ALREADY_REVOKED,
+), ops=(
+    write(c.EP_COURSE_PUT, c.CourseIn, c.Course, courses.put_course, role=STAFF, clash=c.COURSE_CLASH),
+    read(c.EP_COURSE_LIST, None, c.CourseList, list_courses, role=ANYONE),
+    read(c.EP_COURSE_GET, c.CodeQuery, c.Course, courses.get_course, role=ANYONE),
+    write(c.EP_COURSE_COMPLETE, c.CompletionIn, c.CompletionOut, courses.complete, role=STAFF,
+          clash=c.COURSE_CLASH),
+    read(c.EP_COURSE_COMPLETIONS, c.CompletionsQuery, c.CompletionList, list_completions, role=STAFF),
+    # A write: the person is linked in the directory, and certifications now due are granted.
+    write(c.EP_COURSE_MINE, c.MineQuery, c.MyCredits, courses.mine, role=SIGNED_IN, clash=c.COURSE_CLASH),
+    write(c.EP_CERTIFICATION_PUT, c.CertificationIn, c.Certification, courses.put_certification, role=STAFF,
+          clash=c.COURSE_CLASH),
+    read(c.EP_CERTIFICATION_LIST, None, c.CertificationList, list_certifications, role=ANYONE),
+    read(c.EP_CERTIFICATE_GET, c.CertificateQuery, c.CertificateView, courses.get_certificate, role=ANYONE),
+    read(c.EP_CERTIFICATE_VERIFY, c.VerifyIn, c.Verification, courses.verify, role=ANYONE),
+    read(c.EP_CERTIFICATE_JWKS, None, c.JWKS, courses.jwks, role=ANYONE),
+    read(c.EP_CERTIFICATE_LIST, c.CertificateListQuery, c.CertificateList, list_certificates, role=STAFF),
+    write(c.EP_CERTIFICATE_REVOKE, c.RevokeIn, c.CertificateView, courses.revoke, role=STAFF,
+          clash=c.COURSE_CLASH),
+))

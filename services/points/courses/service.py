@@ -13,7 +13,7 @@
   it is granted once and a certificate issued: a compact JWS signed with Ed25519 (EdDSA), its public key in the
   JWKS (`certificates.jwks`, published by the gateway at /certificates/jwks.json). Staff may revoke it.
 
-Domain code; the endpoints (courses/handlers.py) own the transactions, through services/points/tx.py.
+Domain code; the endpoints (courses/handlers.py) own the transactions, through the kernel's unit of work.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from services.points.people import service as directory
 from services.points.people.models import people
 from services.points.tables import bus
 from towntip.kernel import db, errors
-from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
-from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.bus.envelope import new_id, utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import courses as c
 from towntip.kernel.contracts.actor import Actor
@@ -54,11 +54,7 @@ SERVICE = "points"
 
 def _staff(actor: Actor) -> None:
     if not actor.has("staff"):
-        raise errors.Forbidden("staff only / 職員のみ操作できます")
-
-
-def _announce(node: str, type_: str, data: dict[str, Any]) -> Envelope:
-    return Envelope(type=type_, node=node, service=SERVICE, time=utcnow(), data=data)
+        raise c.COURSE_STAFF_ONLY("staff only / 職員のみ操作できます")
 
 
 # ---- signing: compact JWS, EdDSA (Ed25519), through joserfc (services/points/documents/certificate.py) -------------
@@ -101,15 +97,15 @@ async def put_course(session: AsyncSession, data: c.CourseIn, node: str) -> c.Co
               "updated_by": data.actor.global_handle}
     ins = db.insert_on_conflict(session, courses).values(code=data.code, created_at=now, **values)
     await session.execute(ins.on_conflict_do_update(index_elements=["code"], set_=values))
-    await add_events(session, bus, [_announce(node, "CourseDefined", c.CourseDefined(
-        code=data.code, title=data.title, field=data.field, credits=data.credits).model_dump(mode="json"))])
+    await announce(session, bus, c.CourseDefined(
+        code=data.code, title=data.title, field=data.field, credits=data.credits), node=node)
     return await get_course(session, data.code)
 
 
 async def get_course(session: AsyncSession, code: str) -> c.Course:
     row = (await session.execute(select(courses).where(courses.c.code == code))).first()
     if row is None:
-        raise errors.NotFound(f"no course {code!r} / 講座が見つかりません")
+        raise c.COURSE_NOT_FOUND(f"no course {code!r} / 講座が見つかりません")
     n = (await session.execute(select(func.count()).select_from(course_completions)
                                .where(course_completions.c.course_code == code))).scalar_one()
     return _course_out(row, int(n))
@@ -136,16 +132,16 @@ async def put_certification(session: AsyncSession, data: c.CertificationIn, node
         known = set((await session.execute(select(courses.c.code).where(courses.c.code.in_(wanted)))).scalars())
         missing = [w for w in wanted if w not in known]
         if missing:
-            raise errors.Unprocessable(f"unknown courses: {', '.join(missing)} / 登録されていない講座です")
+            raise c.CERTIFICATION_UNKNOWN_COURSES(f"unknown courses: {', '.join(missing)} / 登録されていない講座です")
     now = utcnow()
     values = {"title": data.title, "description": data.description, "credits_required": data.credits_required,
               "rule_fields": list(data.fields), "rule_courses": wanted, "updated_at": now,
               "updated_by": data.actor.global_handle}
     ins = db.insert_on_conflict(session, certifications).values(code=data.code, created_at=now, **values)
     await session.execute(ins.on_conflict_do_update(index_elements=["code"], set_=values))
-    await add_events(session, bus, [_announce(node, "CertificationDefined", c.CertificationDefined(
+    await announce(session, bus, c.CertificationDefined(
         code=data.code, title=data.title, credits_required=data.credits_required, fields=list(data.fields),
-        courses=wanted).model_dump(mode="json"))])
+        courses=wanted), node=node)
     # People who already have enough credits under the new rule get it now.
     people = (await session.execute(select(course_completions.c.person_id).distinct()
                                     .where(course_completions.c.credited_at.is_not(None)))).scalars().all()
@@ -202,16 +198,16 @@ async def _credit(session: AsyncSession, completion_id: str, person_id: str, nod
     now = utcnow()
     await session.execute(update(course_completions).where(course_completions.c.id == completion_id)
                           .values(person_id=person_id, journal_key=key, credited_at=now))
-    await add_events(session, bus, [_announce(node, "CourseCompleted", c.CourseCompleted(
+    await announce(session, bus, c.CourseCompleted(
         course=row.course_code, person=f"person:{person_id}", credits=row.credits, journal_key=key,
-        completed_on=row.completed_on).model_dump(mode="json"))])
+        completed_on=row.completed_on), node=node)
 
 
 async def complete(session: AsyncSession, data: c.CompletionIn, node: str) -> c.CompletionOut:
     _staff(data.actor)
     course = (await session.execute(select(courses).where(courses.c.code == data.course))).first()
     if course is None:
-        raise errors.NotFound(f"no course {data.course!r} / 講座が見つかりません")
+        raise c.COURSE_NOT_FOUND(f"no course {data.course!r} / 講座が見つかりません")
     if data.known is not None:
         await see_person(session, data.known, node)
     person = await _person_of(session, data.person, node)
@@ -312,9 +308,9 @@ async def _issue(session: AsyncSession, rule: Any, person: Any, counted: int, no
     await session.execute(certificates.insert().values(
         id=cid, certification_code=rule.code, person_id=person.user_id, global_handle=person.global_handle,
         display_name=person.display_name, credits=counted, issued_at=now, kid=kid, token=token))
-    await add_events(session, bus, [_announce(node, "CertificationGranted", c.CertificationGranted(
+    await announce(session, bus, c.CertificationGranted(
         certificate_id=cid, certification=rule.code, person=f"person:{person.user_id}",
-        issued_at=now).model_dump(mode="json"))])
+        issued_at=now), node=node)
     row = (await session.execute(select(certificates).where(certificates.c.id == cid))).one()
     return _certificate_out(row, with_token=True, staff=False)
 
@@ -357,7 +353,7 @@ async def mine(session: AsyncSession, actor: Actor, node: str) -> c.MyCredits:
 async def get_certificate(session: AsyncSession, q: c.CertificateQuery) -> c.CertificateView:
     row = (await session.execute(select(certificates).where(certificates.c.id == q.id))).first()
     if row is None:
-        raise errors.NotFound("no such certificate / 証明書が見つかりません")
+        raise c.CERTIFICATE_NOT_FOUND("no such certificate / 証明書が見つかりません")
     staff = q.actor is not None and q.actor.has("staff")
     owner = q.actor is not None and q.actor.user_id == row.person_id
     return _certificate_out(row, with_token=staff or owner, staff=staff)
@@ -391,13 +387,13 @@ async def revoke(session: AsyncSession, data: c.RevokeIn, node: str) -> c.Certif
     _staff(data.actor)
     row = (await session.execute(select(certificates).where(certificates.c.id == data.id))).first()
     if row is None:
-        raise errors.NotFound("no such certificate / 証明書が見つかりません")
+        raise c.CERTIFICATE_NOT_FOUND("no such certificate / 証明書が見つかりません")
     if row.revoked_at is not None:
-        raise errors.Conflict("this certificate is already revoked / すでに取り消されています")
+        raise c.CERTIFICATE_ALREADY_REVOKED("this certificate is already revoked / すでに取り消されています")
     now = utcnow()
     await session.execute(update(certificates).where(certificates.c.id == data.id).values(
         revoked_at=now, revoked_by=data.actor.global_handle, revoke_reason=data.reason))
-    await add_events(session, bus, [_announce(node, "CertificateRevoked", c.CertificateRevoked(
-        certificate_id=data.id, certification=row.certification_code, revoked_at=now).model_dump(mode="json"))])
+    await announce(session, bus, c.CertificateRevoked(
+        certificate_id=data.id, certification=row.certification_code, revoked_at=now), node=node)
     row = (await session.execute(select(certificates).where(certificates.c.id == data.id))).one()
     return _certificate_out(row, with_token=False, staff=True)

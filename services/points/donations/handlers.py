@@ -1,81 +1,36 @@
-"""NATS adapters of donations: the request/reply endpoints (svc.<node>.points.donations.*)."""
+"""The endpoint table of donations (svc.<node>.points.donations.*)."""
 
 from __future__ import annotations
 
-from services.points.donations.service import (
-    METHODS,
-    add_fund_use,
-    cancel,
-    certify_project,
-    confirm,
-    get_rules,
-    list_donations,
-    list_projects,
-    my_donations,
-    pledge,
-    project_detail,
-    put_project,
-    put_rules,
-    receipt,
-)
-from services.points.tx import Tx
-from towntip.kernel.bus.endpoints import Endpoints
+from services.points.donations import service as donations
 from towntip.kernel.contracts import donations as c
+from towntip.kernel.domain import ANYONE, GET, SIGNED_IN, STAFF, Domain, read, write
 
 
-def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
-    @eps.add(c.EP_PROJECT_PUT, c.ProjectPut)
-    async def project_put(q: c.ProjectPut) -> c.Project:
-        return await tx.write(lambda s: put_project(s, q))
+async def methods() -> c.MethodList:
+    return c.MethodList(methods=[m.describe() for m in donations.METHODS.values()])
 
-    @eps.add(c.EP_PROJECT_CERTIFY, c.ProjectCertify)
-    async def project_certify(q: c.ProjectCertify) -> c.Project:
-        return await tx.write(lambda s: certify_project(s, q))
 
-    @eps.add(c.EP_PROJECT_LIST, c.ProjectListQuery)
-    async def project_list(q: c.ProjectListQuery) -> c.ProjectList:
-        return await tx.read(lambda s: list_projects(s, q))
-
-    @eps.add(c.EP_PROJECT_GET, c.ProjectQuery)
-    async def project_get(q: c.ProjectQuery) -> c.ProjectDetail:
-        return await tx.read(lambda s: project_detail(s, q.code, q.actor))
-
-    @eps.add(c.EP_FUND_USE_ADD, c.FundUseIn)
-    async def fund_use_add(q: c.FundUseIn) -> c.ProjectDetail:
-        return await tx.write(lambda s: add_fund_use(s, q))
-
-    @eps.add(c.EP_METHODS)
-    async def methods(_: None) -> c.MethodList:
-        return c.MethodList(methods=[m.describe() for m in METHODS.values()])
-
-    @eps.add(c.EP_RULES_GET)
-    async def rules_get(_: None) -> c.Rules:
-        return await tx.read(get_rules)
-
-    @eps.add(c.EP_RULES_PUT, c.RulesPut)
-    async def rules_put(q: c.RulesPut) -> c.Rules:
-        return await tx.write(lambda s: put_rules(s, q))
-
-    @eps.add(c.EP_PLEDGE, c.PledgeIn)
-    async def pledge_ep(q: c.PledgeIn) -> c.Donation:
-        return await tx.write(lambda s: pledge(s, q, node))
-
-    @eps.add(c.EP_MINE, c.ActorQuery)
-    async def mine(q: c.ActorQuery) -> c.MyDonations:
-        return await tx.read(lambda s: my_donations(s, q.actor))
-
-    @eps.add(c.EP_LIST, c.DonationListQuery)
-    async def list_ep(q: c.DonationListQuery) -> c.DonationList:
-        return await tx.read(lambda s: list_donations(s, q))
-
-    @eps.add(c.EP_CONFIRM, c.DonationAction)
-    async def confirm_ep(q: c.DonationAction) -> c.Donation:
-        return await tx.write(lambda s: confirm(s, q, node))
-
-    @eps.add(c.EP_CANCEL, c.DonationAction)
-    async def cancel_ep(q: c.DonationAction) -> c.Donation:
-        return await tx.write(lambda s: cancel(s, q, node))
-
-    @eps.add(c.EP_RECEIPT, c.DonationAction)
-    async def receipt_ep(q: c.DonationAction) -> c.ReceiptPdf:
-        return await tx.read(lambda s: receipt(s, q, node))
+DOMAIN = Domain("donations", refusals=(
+    c.DONATION_UNKNOWN_METHOD, c.DONATION_STAFF_ONLY, c.DONATION_PROJECT_NOT_FOUND, c.DONATION_OVER_BALANCE,
+    c.DONATION_NO_REFERENCE, c.DONATION_PROJECT_NOT_CERTIFIED, c.DONATION_PROJECT_CLOSED, c.DONATION_NOT_FOUND,
+    c.DONATION_ALREADY_SETTLED, c.DONATION_WRONG_CONFIRMATION, c.DONATION_NOT_CANCELLABLE,
+    c.DONATION_RECEIPT_NOT_READY,
+), ops=(
+    write(c.EP_PROJECT_PUT, c.ProjectPut, c.Project, donations.put_project, role=STAFF),
+    write(c.EP_PROJECT_CERTIFY, c.ProjectCertify, c.Project, donations.certify_project, role=STAFF),
+    read(c.EP_PROJECT_LIST, c.ProjectListQuery, c.ProjectList, donations.list_projects, role=ANYONE,
+         http=GET("/donations/projects", "Certified projects that take donations")),
+    read(c.EP_PROJECT_GET, c.ProjectQuery, c.ProjectDetail, donations.project_detail, role=ANYONE,
+         http=GET("/donations/projects/{code}", "One project: donations raised and how they were used")),
+    write(c.EP_FUND_USE_ADD, c.FundUseIn, c.ProjectDetail, donations.add_fund_use, role=STAFF),
+    read(c.EP_METHODS, None, c.MethodList, methods, role=ANYONE),
+    read(c.EP_RULES_GET, None, c.Rules, donations.get_rules, role=ANYONE),
+    write(c.EP_RULES_PUT, c.RulesPut, c.Rules, donations.put_rules, role=STAFF),
+    write(c.EP_PLEDGE, c.PledgeIn, c.Donation, donations.pledge, role=SIGNED_IN),
+    read(c.EP_MINE, c.ActorQuery, c.MyDonations, donations.my_donations, role=SIGNED_IN),
+    read(c.EP_LIST, c.DonationListQuery, c.DonationList, donations.list_donations, role=STAFF),
+    write(c.EP_CONFIRM, c.DonationAction, c.Donation, donations.confirm, role=STAFF),
+    write(c.EP_CANCEL, c.DonationAction, c.Donation, donations.cancel, role=STAFF),
+    read(c.EP_RECEIPT, c.DonationAction, c.ReceiptPdf, donations.receipt, role=SIGNED_IN),
+))

@@ -1,5 +1,5 @@
 """Donations (寄附) to certified projects: the domain. No NATS, no commits here (the endpoints in
-donations/handlers.py own the transactions, through services/points/tx.py).
+donations/handlers.py own the transactions, through the kernel's unit of work).
 
 - Staff register projects and certify them (認定プロジェクト); only certified, open projects take pledges.
 - A person pledges (project, amount in integer yen, payment method) and gets a reference, D-XXXXXX, to show at the
@@ -36,8 +36,8 @@ from services.points.ledger import service as ledger
 from services.points.tables import bus
 from services.points.taps.models import card_bindings
 from towntip.kernel import db, errors
-from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
-from towntip.kernel.bus.outbox import add_events
+from towntip.kernel.bus.envelope import new_id, utcnow
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import donations as c
 from towntip.kernel.contracts.actor import Actor
@@ -106,7 +106,7 @@ register_method(PaymentMethod(
 def method_of(code: str) -> PaymentMethod:
     m = METHODS.get(code)
     if m is None:
-        raise errors.Unprocessable(f"unknown payment method {code!r}: one of {', '.join(sorted(METHODS))}")
+        raise c.DONATION_UNKNOWN_METHOD(f"unknown payment method {code!r}: one of {', '.join(sorted(METHODS))}")
     return m
 
 
@@ -115,7 +115,7 @@ def method_of(code: str) -> PaymentMethod:
 
 def _staff(actor: Actor | None) -> Actor:
     if actor is None or not actor.has("staff"):
-        raise errors.Forbidden("only the node's staff may do this / 職員のみが行えます")
+        raise c.DONATION_STAFF_ONLY("only the node's staff may do this / 職員のみが行えます")
     return actor
 
 
@@ -128,11 +128,11 @@ def _jp_date(t: datetime) -> str:
     return f"{d.year}年{d.month}月{d.day}日"
 
 
-async def _announce(session: AsyncSession, node: str, kind: str, row: Any) -> None:
-    data = c.DonationEvent(reference=row.reference, project=row.project_code, person=row.person,
-                           amount_yen=row.amount_yen, method=row.method, status=row.status, points=row.points,
-                           receipt_no=row.receipt_no)
-    await add_events(session, bus, [Envelope(type=kind, node=node, service=SERVICE, data=data.model_dump(mode="json"))])
+async def _announce(session: AsyncSession, node: str, kind: type[c.DonationEvent], row: Any) -> None:
+    """The donation as it stands after the fact, announced as `kind` (pledged, confirmed, cancelled)."""
+    await announce(session, bus, kind(
+        reference=row.reference, project=row.project_code, person=row.person, amount_yen=row.amount_yen,
+        method=row.method, status=row.status, points=row.points, receipt_no=row.receipt_no), node=node)
 
 
 # ---- projects ---------------------------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def _project(row: Any) -> c.Project:
 async def _project_row(session: AsyncSession, code: str, actor: Actor | None) -> Any:
     row = (await session.execute(_project_query().where(donation_projects.c.code == code))).first()
     if row is None or (row.certified_at is None and not (actor and actor.has("staff"))):
-        raise errors.NotFound(f"no certified project {code!r} / プロジェクトが見つかりません")
+        raise c.DONATION_PROJECT_NOT_FOUND(f"no certified project {code!r} / プロジェクトが見つかりません")
     return row
 
 
@@ -225,7 +225,7 @@ async def add_fund_use(session: AsyncSession, q: c.FundUseIn) -> c.ProjectDetail
                           .with_for_update())
     before = await project_detail(session, q.project, actor)
     if q.amount_yen > before.balance_yen:
-        raise errors.Unprocessable(f"only {before.balance_yen:,} yen of confirmed donations remain for this project "
+        raise c.DONATION_OVER_BALANCE(f"only {before.balance_yen:,} yen of confirmed donations remain for this project "
                                    f"/ 残高（{before.balance_yen:,}円）を超えています")
     await session.execute(donation_fund_uses.insert().values(
         id=new_id(), project_code=q.project, used_on=q.used_on, amount_yen=q.amount_yen, description=q.description,
@@ -277,7 +277,7 @@ async def _new_reference(session: AsyncSession) -> str:
         taken = (await session.execute(select(donations.c.id).where(donations.c.reference == ref))).first()
         if taken is None:
             return ref
-    raise errors.Unavailable("could not find a free reference; try again")
+    raise c.DONATION_NO_REFERENCE("could not find a free reference; try again")
 
 
 async def pledge(session: AsyncSession, q: c.PledgeIn, node: str) -> c.Donation:
@@ -285,11 +285,11 @@ async def pledge(session: AsyncSession, q: c.PledgeIn, node: str) -> c.Donation:
     row = (await session.execute(select(donation_projects).where(donation_projects.c.code == q.project))).first()
     if row is None or row.certified_at is None:
         if row is None or not q.actor.has("staff"):
-            raise errors.NotFound(f"no certified project {q.project!r} / プロジェクトが見つかりません")
-        raise errors.Unprocessable("this project is not certified: it takes no donations "
+            raise c.DONATION_PROJECT_NOT_FOUND(f"no certified project {q.project!r} / プロジェクトが見つかりません")
+        raise c.DONATION_PROJECT_NOT_CERTIFIED("this project is not certified: it takes no donations "
                                    "/ 認定されていないプロジェクトには寄附できません")
     if not row.open:
-        raise errors.Unprocessable("this project is closed: it takes no more donations "
+        raise c.DONATION_PROJECT_CLOSED("this project is closed: it takes no more donations "
                                    "/ このプロジェクトは寄附の受付を終了しました")
     did = new_id()
     await session.execute(donations.insert().values(
@@ -297,7 +297,7 @@ async def pledge(session: AsyncSession, q: c.PledgeIn, node: str) -> c.Donation:
         donor_name=q.donor_name or q.actor.display_name, amount_yen=q.amount_yen, method=method.code,
         status="pledged", pledged_at=utcnow(), points=0, cancel_reason=""))
     out = await _donation_row(session, did)
-    await _announce(session, node, "DonationPledged", out)
+    await _announce(session, node, c.DonationPledged, out)
     return _donation(out)
 
 
@@ -309,7 +309,7 @@ async def _by_reference(session: AsyncSession, reference: str, *, lock: bool = F
     stmt = select(donations).where(donations.c.reference == reference.upper())
     row = (await session.execute(stmt.with_for_update() if lock else stmt)).first()
     if row is None:
-        raise errors.NotFound(f"no donation {reference!r} / 受付番号が見つかりません")
+        raise c.DONATION_NOT_FOUND(f"no donation {reference!r} / 受付番号が見つかりません")
     return row
 
 
@@ -334,10 +334,10 @@ async def _confirm(session: AsyncSession, row: Any, *, by: str, via: str, node: 
                    tap_key: str | None = None) -> Any:
     """pledged -> confirmed: points through the ledger once, the next receipt number of the year."""
     if row.status != "pledged":
-        raise errors.Conflict(f"donation {row.reference} is already {row.status} / この寄附はすでに"
+        raise c.DONATION_ALREADY_SETTLED(f"donation {row.reference} is already {row.status} / この寄附はすでに"
                               + ("確定しています" if row.status == "confirmed" else "取り消されています"))
     if not method_of(row.method).accepts(via):
-        raise errors.Unprocessable(f"a {row.method} donation is not confirmed by {via} "
+        raise c.DONATION_WRONG_CONFIRMATION(f"a {row.method} donation is not confirmed by {via} "
                                    "/ この支払方法はここでは確認できません")
     now = utcnow()
     rules = await get_rules(session)
@@ -361,9 +361,9 @@ async def _confirm(session: AsyncSession, row: Any, *, by: str, via: str, node: 
                                          journal_key=key if points else None, receipt_year=year, receipt_seq=seq,
                                          receipt_no=f"{node}-{year}-{seq:06d}"))
     if db.rowcount(done) != 1:  # another confirmation got there first (it holds the points and the number)
-        raise errors.Conflict(f"donation {row.reference} was confirmed meanwhile")
+        raise c.DONATION_ALREADY_SETTLED(f"donation {row.reference} was confirmed meanwhile")
     out = await _donation_row(session, row.id)
-    await _announce(session, node, "DonationConfirmed", out)
+    await _announce(session, node, c.DonationConfirmed, out)
     return out
 
 
@@ -377,12 +377,13 @@ async def cancel(session: AsyncSession, q: c.DonationAction, node: str) -> c.Don
     actor = _staff(q.actor)
     row = await _by_reference(session, q.reference, lock=True)
     if row.status != "pledged":
-        raise errors.Conflict(f"only a pledge not yet confirmed can be cancelled; {row.reference} is {row.status} "
-                              "/ 確定済み・取消済みの寄附は取り消せません")
+        raise c.DONATION_NOT_CANCELLABLE(
+            f"only a pledge not yet confirmed can be cancelled; {row.reference} is {row.status} "
+            "/ 確定済み・取消済みの寄附は取り消せません")
     await session.execute(update(donations).where(donations.c.id == row.id).values(
         status="cancelled", cancelled_at=utcnow(), cancelled_by=actor.user_id, cancel_reason=q.reason))
     out = await _donation_row(session, row.id)
-    await _announce(session, node, "DonationCancelled", out)
+    await _announce(session, node, c.DonationCancelled, out)
     return _donation(out)
 
 
@@ -390,9 +391,9 @@ async def receipt(session: AsyncSession, q: c.DonationAction, node: str) -> c.Re
     """The receipt of a confirmed donation, as PDF, for the donor or staff (anyone else: 404, as if none)."""
     row = (await session.execute(_donation_query().where(donations.c.reference == q.reference.upper()))).first()
     if row is None or (row.person != q.actor.user_id and not q.actor.has("staff")):
-        raise errors.NotFound(f"no donation {q.reference!r} / 受付番号が見つかりません")
+        raise c.DONATION_NOT_FOUND(f"no donation {q.reference!r} / 受付番号が見つかりません")
     if row.status != "confirmed" or row.receipt_no is None:
-        raise errors.Conflict(
+        raise c.DONATION_RECEIPT_NOT_READY(
             "a receipt is issued once the donation is confirmed / 受領証明書は寄附の確定後に発行されます")
     project = (await session.execute(select(donation_projects).where(
         donation_projects.c.code == row.project_code))).one()
@@ -428,7 +429,7 @@ async def confirm_by_touch(session: AsyncSession, tap: Tap, *, card_key: bytes,
             bound = (await session.execute(select(card_bindings.c.person_account)
                                            .where(card_bindings.c.card_account == card))).scalar_one_or_none()
             if bound != person_account(row.person):
-                raise errors.Forbidden("this card is not registered to the person who pledged "
+                raise c.DONATION_CARD_NOT_DONORS("this card is not registered to the person who pledged "
                                        "/ 寄附を申し込んだ方のカードではありません")
             done = await _confirm(session, row, by=f"terminal:{tap.terminal_id}", via="terminal", node=node,
                                   tap_key=tap.key)

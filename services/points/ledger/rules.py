@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.ledger import service as ledger
 from services.points.ledger.models import assets, balances, journal, postings
-from towntip.kernel import db, errors
+from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts import ledger as lc
 from towntip.kernel.db import aware as _aware
 
 EXPIRED = "system:expired"
@@ -30,11 +31,11 @@ DEMURRAGE = "system:demurrage"
 async def set_rules(session: AsyncSession, *, asset: str, expiry_days: int | None,
                     demurrage_percent_per_month: int | None) -> dict[str, Any]:
     if expiry_days is not None and demurrage_percent_per_month is not None:
-        raise errors.Unprocessable("an asset has expiry or demurrage, not both")
+        raise lc.ASSET_RULE_EXCLUSIVE("an asset has expiry or demurrage, not both")
     done = await session.execute(update(assets).where(assets.c.code == asset).values(
         expiry_days=expiry_days, demurrage_percent_per_month=demurrage_percent_per_month, updated_at=utcnow()))
     if db.rowcount(done) != 1:
-        raise errors.NotFound(f"unknown asset {asset!r}")
+        raise lc.ASSET_NOT_FOUND(f"unknown asset {asset!r}")
     return await rules(session, asset)
 
 

@@ -32,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.points.ledger.models import accounts, assets, balances, journal, postings
 from services.points.tables import bus
 from towntip.kernel import db, errors
-from towntip.kernel.bus.envelope import Envelope, new_id, utcnow
-from towntip.kernel.bus.outbox import outbox_rows
+from towntip.kernel.bus.envelope import new_id, utcnow
+from towntip.kernel.bus.outbox import announcement_rows
+from towntip.kernel.contracts import ledger as lc
 
 SERVICE = "points"
 ISSUANCE = "system:issuance"  # where issued points, credits and currency come from: its balance is minus all issued
@@ -112,32 +113,33 @@ class Batch:
 def check_entry(entry: Entry, known_assets: set[str], *, empty_ok: bool = False) -> errors.ServiceError | None:
     """What is wrong with an entry on its own (before looking at balances), or None."""
     if not KEY_RE.fullmatch(entry.key):
-        return errors.BadRequest("an idempotency key is 8-200 characters of A-Z a-z 0-9 _ . : @ -")
+        return lc.LEDGER_BAD_KEY("an idempotency key is 8-200 characters of A-Z a-z 0-9 _ . : @ -")
     if not KIND_RE.fullmatch(entry.kind):
-        return errors.BadRequest(f"bad entry kind {entry.kind!r}")
+        return lc.LEDGER_BAD_KIND(f"bad entry kind {entry.kind!r}")
     if empty_ok and not entry.legs:
         pass  # an action that moved nothing (a tap at an event worth 0 points): recorded in the journal alone
     elif not 2 <= len(entry.legs) <= MAX_LEGS:
-        return errors.BadRequest(f"an entry has 2 to {MAX_LEGS} postings")
+        return lc.LEDGER_BAD_LEGS(f"an entry has 2 to {MAX_LEGS} postings")
     seen: set[tuple[str, str]] = set()
     sums: dict[str, int] = defaultdict(int)
     for leg in entry.legs:
         if not _valid_account(leg.account):
-            return errors.BadRequest(f"bad account {leg.account!r} (kind:id, kind one of {', '.join(ACCOUNT_KINDS)})")
+            return lc.LEDGER_BAD_ACCOUNT(
+                f"bad account {leg.account!r} (kind:id, kind one of {', '.join(ACCOUNT_KINDS)})")
         if leg.asset not in known_assets:
-            return errors.Unprocessable(f"unknown asset {leg.asset!r}")
+            return lc.LEDGER_UNKNOWN_ASSET(f"unknown asset {leg.asset!r}")
         if not isinstance(leg.amount, int) or isinstance(leg.amount, bool) or leg.amount == 0 \
                 or abs(leg.amount) > MAX_AMOUNT:
-            return errors.BadRequest(f"an amount is a non-zero integer of at most {MAX_AMOUNT}")
+            return lc.LEDGER_BAD_AMOUNT(f"an amount is a non-zero integer of at most {MAX_AMOUNT}")
         if (leg.account, leg.asset) in seen:
-            return errors.BadRequest(f"{leg.account} appears twice for {leg.asset} in one entry")
+            return lc.LEDGER_ACCOUNT_TWICE(f"{leg.account} appears twice for {leg.asset} in one entry")
         seen.add((leg.account, leg.asset))
         sums[leg.asset] += leg.amount
     unbalanced = sorted(a for a, s in sums.items() if s)
     if unbalanced:
-        return errors.BadRequest(f"postings do not sum to zero for {', '.join(unbalanced)}")
+        return lc.LEDGER_UNBALANCED(f"postings do not sum to zero for {', '.join(unbalanced)}")
     if len(entry.actor) > 100 or len(entry.memo) > 200:
-        return errors.BadRequest("actor is at most 100 and memo at most 200 characters")
+        return lc.LEDGER_TEXT_TOO_LONG("actor is at most 100 and memo at most 200 characters")
     return None
 
 
@@ -222,7 +224,7 @@ async def post_batch(session: AsyncSession, entries: Sequence[Entry], *, node: s
     now = now or utcnow()
     journal_rows: list[dict[str, Any]] = []
     posting_rows: list[dict[str, Any]] = []
-    envelopes: list[Envelope] = []
+    posted_events: list[lc.EntryPosted] = []
     deltas: dict[tuple[str, str], int] = defaultdict(int)
     new_accounts: dict[str, str] = {a: a.split(":", 1)[0] for a in open_accounts}
     written: dict[str, tuple[str, str]] = {}  # key -> (journal id, payload hash) of entries written by this batch
@@ -231,15 +233,16 @@ async def post_batch(session: AsyncSession, entries: Sequence[Entry], *, node: s
             continue
         first = stored.get(e.key) or written.get(e.key)
         if first is not None:  # a repeat: of an entry in the journal, or of one earlier in this batch
-            results[i] = (Posted(key=e.key, journal_id=first[0], status="duplicate") if first[1] == e.payload_hash()
-                          else errors.Conflict(f"idempotency key {e.key!r} was already used for a different entry"))
+            results[i] = (
+                Posted(key=e.key, journal_id=first[0], status="duplicate") if first[1] == e.payload_hash()
+                else lc.LEDGER_KEY_REUSED(f"idempotency key {e.key!r} was already used for a different entry"))
             continue
         if debited:  # (a batch that debits no guarded account, e.g. taps from issuance, skips this)
             after = {(leg.account, leg.asset): running.get((leg.account, leg.asset), 0) + leg.amount
                      for leg in e.legs if (leg.account, leg.asset) in debited}
             short = sorted(f"{a} ({asset})" for (a, asset), b in after.items() if b < 0)
             if short:  # refused: nothing written, and the key stays free
-                results[i] = errors.Conflict(f"not enough to pay: {', '.join(short)} would go below zero "
+                results[i] = lc.LEDGER_INSUFFICIENT(f"not enough to pay: {', '.join(short)} would go below zero "
                                              "/ 残高が足りません")
                 continue
             running.update(after)
@@ -257,10 +260,10 @@ async def post_batch(session: AsyncSession, entries: Sequence[Entry], *, node: s
                 deltas[(leg.account, leg.asset)] += leg.amount
         results[i] = Posted(key=e.key, journal_id=jid, status="posted")
         if announce:
-            envelopes.append(Envelope(type="EntryPosted", node=node, service=SERVICE, time=now, data={
-                "key": e.key, "kind": e.kind, "journal_id": jid, "reverses": e.reverses, "memo": e.memo,
-                "legs": [{"account": leg.account, "asset": leg.asset, "amount": leg.amount} for leg in e.legs],
-            }))
+            posted_events.append(lc.EntryPosted(
+                key=e.key, kind=e.kind, journal_id=jid, reverses=e.reverses, memo=e.memo,
+                legs=[lc.PostedLeg(account=leg.account, asset=leg.asset, amount=leg.amount) for leg in e.legs],
+            ))
 
     after_batch: dict[tuple[str, str], int] = {}
     if journal_rows:
@@ -279,7 +282,7 @@ async def post_batch(session: AsyncSession, entries: Sequence[Entry], *, node: s
                         index_elements=["account_id", "asset"],
                         set_={"balance": balances.c.balance + ins.excluded.balance}),
                     returning=(balances.c.account_id, balances.c.asset, balances.c.balance)),
-            outbox_rows(bus, envelopes),
+            announcement_rows(bus, posted_events, node=node, at=now),
             *(also(results) if also is not None else ()),  # type: ignore[arg-type]
         ])
         await _debit(session, debits)
@@ -321,12 +324,12 @@ async def reverse(session: AsyncSession, *, original_key: str, key: str, node: s
     orig = (await session.execute(select(journal.c.id, journal.c.kind)
                                   .where(journal.c.idempotency_key == original_key))).first()
     if orig is None:
-        return errors.NotFound(f"no entry {original_key!r}")
+        return lc.LEDGER_ENTRY_NOT_FOUND(f"no entry {original_key!r}")
     if orig.kind == "reversal":
-        return errors.Unprocessable("a reversal is not reversed: post a new entry instead")
+        return lc.LEDGER_REVERSAL_FINAL("a reversal is not reversed: post a new entry instead")
     done = (await session.execute(select(journal.c.idempotency_key).where(journal.c.reverses == orig.id))).first()
     if done is not None and done.idempotency_key != key:
-        return errors.Conflict(f"entry {original_key!r} was already reversed by {done.idempotency_key!r}")
+        return lc.LEDGER_ALREADY_REVERSED(f"entry {original_key!r} was already reversed by {done.idempotency_key!r}")
     legs = tuple(Leg(r.account_id, r.asset, -r.amount) for r in await session.execute(
         select(postings.c.account_id, postings.c.asset, postings.c.amount)
         .where(postings.c.journal_id == orig.id).order_by(postings.c.seq)))

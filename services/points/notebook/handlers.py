@@ -1,38 +1,47 @@
-"""NATS adapters of the まちづくり手帳 (notebook) and the staff's figures: the request/reply endpoints."""
+"""The endpoint table of the まちづくり手帳 (notebook) and the staff's figures."""
 
 from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.points.notebook import figures
 from services.points.notebook import service as notebook
-from services.points.tx import Tx
-from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.domain import GET, SIGNED_IN, STAFF, Domain, own, read, write
+from towntip.kernel.uow import UnitOfWork
 
 
-def add_endpoints(eps: Endpoints, *, tx: Tx, node: str) -> None:
-    """Each notebook request links the actor in the directory (a small write)."""
+async def mine(*, session: AsyncSession, actor: Actor, node: str) -> c.Notebook:
+    """A write: each notebook request links the actor in the directory (a small write)."""
+    return await notebook.notebook(session, actor=actor, node=node)
 
-    async def mine_(actor: Actor) -> c.Notebook:
-        return await tx.write(lambda s: notebook.notebook(s, actor=actor, node=node))
 
-    @eps.add(c.EP_NOTEBOOK_MINE, c.NotebookQuery)
-    async def mine(q: c.NotebookQuery) -> c.Notebook:
-        return await mine_(q.actor)
+async def export(*, uow: UnitOfWork, data: c.NotebookExportIn, node: str) -> c.Export:
+    """The notebook in its own short transaction; then the file, made in a thread (a PDF of a long notebook takes a
+    while: taps and other writes keep flowing meanwhile)."""
+    nb = await uow.write(lambda session, _now: notebook.notebook(session, actor=data.actor, node=node))
+    return await asyncio.to_thread(notebook.export, nb, data)
 
-    @eps.add(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn)
-    async def export_(q: c.NotebookExportIn) -> c.Export:
-        # The PDF takes a while on a long notebook: in a thread, so taps keep flowing meanwhile.
-        return await asyncio.to_thread(notebook.export, await mine_(q.actor), q)
 
-    @eps.add(c.EP_FIGURES, c.FiguresQuery)
-    async def figures_(q: c.FiguresQuery) -> c.Figures:
-        notebook.staff_only(q.actor)
-        return await tx.read(figures.summary)
+async def summary(*, session: AsyncSession, actor: Actor) -> c.Figures:
+    notebook.staff_only(actor)
+    return await figures.summary(session)
 
-    @eps.add(c.EP_FIGURES_EXPORT, c.FiguresExportIn)
-    async def figures_export(q: c.FiguresExportIn) -> c.Export:
-        notebook.staff_only(q.actor)
-        return figures.export(await tx.read(figures.summary), q)
+
+async def figures_export(*, session: AsyncSession, data: c.FiguresExportIn) -> c.Export:
+    notebook.staff_only(data.actor)
+    return figures.export(await figures.summary(session), data)
+
+
+DOMAIN = Domain("notebook", refusals=(c.FIGURES_STAFF_ONLY,), ops=(
+    # A write for the service (the actor is linked in the directory), a read for the caller: GET.
+    write(c.EP_NOTEBOOK_MINE, c.NotebookQuery, c.Notebook, mine, role=SIGNED_IN,
+          http=GET("/notebook", "My まちづくり手帳 (notebook)")),
+    own(c.EP_NOTEBOOK_EXPORT, c.NotebookExportIn, c.Export, export, role=SIGNED_IN),
+    read(c.EP_FIGURES, c.FiguresQuery, c.Figures, summary, role=STAFF,
+         http=GET("/figures", "The staff's figures from every notebook")),
+    read(c.EP_FIGURES_EXPORT, c.FiguresExportIn, c.Export, figures_export, role=STAFF),
+))

@@ -31,7 +31,7 @@ from services.points.donations.models import donation_projects, donations
 from services.points.people import service as directory
 from services.points.people.models import people
 from services.points.taps.models import card_bindings, events, taps
-from towntip.kernel import categories, errors
+from towntip.kernel import categories
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
@@ -63,7 +63,7 @@ def jst(t: datetime) -> datetime:
 
 def staff_only(actor: Actor) -> None:
     if not actor.has("staff"):
-        raise errors.Forbidden("only the node's staff may see the figures / 集計は職員のみが見られます")
+        raise c.FIGURES_STAFF_ONLY("only the node's staff may see the figures / 集計は職員のみが見られます")
 
 
 # ---- the facts -------------------------------------------------------------------------------------------------

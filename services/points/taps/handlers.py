@@ -1,4 +1,4 @@
-"""NATS adapters of taps and cards: the tap consumer's handler and the request/reply endpoints of events and cards."""
+"""NATS adapters of taps and cards: the tap consumer's handler, and the table of the endpoints of events and cards."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.taps import service
-from services.points.tx import Tx
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected
-from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import points as contract
+from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, SIGNED_IN, STAFF, Domain, read, write
 
 
 class TapHandler:
@@ -71,39 +71,53 @@ def _tap_id_body(msg: Msg) -> dict[str, str]:
     return {}
 
 
-def add_endpoints(eps: Endpoints, *, tx: Tx, node: str, card_key: bytes) -> None:
-    """Check-in events and their rules, cards bound to people, a person's points."""
+# ---- the endpoints: events and their rules, cards bound to people, a person's points ------------------------------
 
-    @eps.add(contract.EP_BALANCE, contract.BalanceQuery)
-    async def balance(q: contract.BalanceQuery) -> contract.Balance:
-        return await tx.read(lambda s: service.get_card_balance(session=s, card_key=card_key, idm=q.card_idm))
 
-    @eps.add(contract.EP_EVENT_PUT, contract.EventIn)
-    async def put_event(event_in: contract.EventIn) -> contract.EventOut:
-        return await tx.write(lambda s: service.put_event(session=s, event_in=event_in, node=node))
+async def card_balance(*, session: AsyncSession, card_key: bytes, card_idm: str) -> contract.Balance:
+    return await service.get_card_balance(session=session, card_key=card_key, idm=card_idm)
 
-    @eps.add(contract.EP_EVENT_GET, contract.EventQuery)
-    async def get_event(q: contract.EventQuery) -> contract.EventOut:
-        return await tx.read(lambda s: service.get_event(session=s, code=q.code))
 
-    @eps.add(contract.EP_EVENT_LIST)
-    async def list_events(_: None) -> contract.EventList:
-        return contract.EventList(events=await tx.read(lambda s: service.list_events(session=s)))
+async def put_event(*, session: AsyncSession, data: contract.EventIn, node: str) -> contract.EventOut:
+    return await service.put_event(session=session, event_in=data, node=node)
 
-    @eps.add(contract.EP_CARD_BIND_REQUEST, contract.CardBindRequest)
-    async def bind_request(q: contract.CardBindRequest) -> contract.CardBindPending:
-        return await tx.write(lambda s: service.request_binding(session=s, card_key=card_key, person=q.person,
-                                                                idm=q.card_idm))
 
-    @eps.add(contract.EP_CARD_UNBIND, contract.CardUnbind)
-    async def unbind(q: contract.CardUnbind) -> contract.PersonPoints:
-        return await tx.write(lambda s: service.unbind_card(session=s, person=q.person, ref=q.card_ref))
+async def list_events(*, session: AsyncSession) -> contract.EventList:
+    return contract.EventList(events=await service.list_events(session=session))
 
-    @eps.add(contract.EP_CARD_REGISTER_CODE, contract.CardCodeIn)
-    async def register_code(q: contract.CardCodeIn) -> contract.PersonPoints:
-        return await tx.write(lambda s: service.register_with_code(session=s, person=q.person, code=q.code,
-                                                                   node=node))
 
-    @eps.add(contract.EP_PERSON_POINTS, contract.PersonQuery)
-    async def person_points(q: contract.PersonQuery) -> contract.PersonPoints:
-        return await tx.read(lambda s: service.person_points(session=s, person=q.person))
+async def bind_request(*, session: AsyncSession, card_key: bytes, person: str, card_idm: str
+                       ) -> contract.CardBindPending:
+    return await service.request_binding(session=session, card_key=card_key, person=person, idm=card_idm)
+
+
+async def my_points(*, session: AsyncSession, actor: Actor) -> contract.PersonPoints:
+    return await service.person_points(session=session, person=actor.user_id)
+
+
+async def unbind(*, session: AsyncSession, person: str, card_ref: str) -> contract.PersonPoints:
+    return await service.unbind_card(session=session, person=person, ref=card_ref)
+
+
+DOMAIN = Domain("taps", refusals=(
+    contract.EVENT_NOT_FOUND, contract.CARD_ALREADY_YOURS, contract.CARD_BOUND_ELSEWHERE, contract.CARD_NOT_FOUND,
+    contract.CARD_CODE_INVALID,
+), ops=(
+    read(contract.EP_BALANCE, contract.BalanceQuery, contract.Balance, card_balance, role=STAFF),
+    # events.put stays the gateway's hand-written PUT /points/events/{code} (gateway/api/points.py): staff tooling
+    # calls it with the node's admin token, which is no person, and its body is stricter than EventIn.
+    write(contract.EP_EVENT_PUT, contract.EventIn, contract.EventOut, put_event, role=STAFF),
+    read(contract.EP_EVENT_GET, contract.EventQuery, contract.EventOut, service.get_event, role=ANYONE,
+         http=GET("/points/events/{code}", "One event and its rule")),
+    read(contract.EP_EVENT_LIST, None, contract.EventList, list_events, role=ANYONE,
+         http=GET("/points/events", "Events where terminals issue points")),
+    write(contract.EP_CARD_BIND_REQUEST, contract.CardBindRequest, contract.CardBindPending, bind_request,
+          role=GATEWAY),
+    write(contract.EP_CARD_UNBIND, contract.CardUnbind, contract.PersonPoints, unbind, role=GATEWAY),
+    write(contract.EP_CARD_REGISTER_CODE, contract.CardCodeIn, contract.PersonPoints, service.register_with_code,
+          role=GATEWAY),
+    read(contract.EP_PERSON_POINTS, contract.PersonQuery, contract.PersonPoints, service.person_points,
+         role=GATEWAY),
+    read(contract.EP_MY_POINTS, contract.MyPointsQuery, contract.PersonPoints, my_points, role=SIGNED_IN,
+         http=GET("/points/mine", "My points and cards")),
+))

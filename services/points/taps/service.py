@@ -26,8 +26,9 @@ from services.points.taps.models import (
     taps,
 )
 from towntip.kernel import db, errors
-from towntip.kernel.bus.envelope import Envelope, utcnow
-from towntip.kernel.bus.outbox import add_events, outbox_rows
+from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import announce, announcement_rows
+from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts.points import (
     Balance,
     BoundCard,
@@ -101,10 +102,7 @@ async def put_event(*, session: AsyncSession, event_in: EventIn, node: str) -> E
         },
     )
     await session.execute(stmt)
-    data = EventDefined(**event_in.model_dump(exclude={"v"}))
-    await add_events(
-        session, bus, [Envelope(type="EventDefined", node=node, service=SERVICE, data=data.model_dump(mode="json"))]
-    )
+    await announce(session, bus, EventDefined(**event_in.model_dump(exclude={"v"})), node=node)
     return await get_event(session=session, code=event_in.code)
 
 
@@ -156,7 +154,7 @@ def _event_query():
 async def get_event(*, session: AsyncSession, code: str) -> EventOut:
     row = (await session.execute(_event_query().where(events.c.code == code))).first()
     if row is None:
-        raise errors.NotFound(f"unknown event {code!r}")
+        raise pc.EVENT_NOT_FOUND(f"unknown event {code!r}")
     return EventOut(**row._mapping)
 
 
@@ -224,8 +222,8 @@ async def request_binding(*, session: AsyncSession, card_key: bytes, person: str
                                    .where(card_bindings.c.card_account == card))).first()
     if bound is not None:
         if bound.person_account == mine:
-            raise errors.Conflict("this card is already yours / このカードは登録済みです")
-        raise errors.Conflict("this card is bound to another account: it must be reported lost there first "
+            raise pc.CARD_ALREADY_YOURS("this card is already yours / このカードは登録済みです")
+        raise pc.CARD_BOUND_ELSEWHERE("this card is bound to another account: it must be reported lost there first "
                               "/ 別のアカウントに登録されています")
     now = utcnow()
     stmt = db.insert_on_conflict(session, card_binding_requests).values(
@@ -243,7 +241,7 @@ async def unbind_card(*, session: AsyncSession, person: str, ref: str) -> Person
                                   .where(card_bindings.c.person_account == mine))).scalars().all()
     match = [c for c in rows if c.removeprefix("card:").startswith(ref)]
     if len(match) != 1:
-        raise errors.NotFound(f"no card {ref!r} is bound to this account")
+        raise pc.CARD_NOT_FOUND(f"no card {ref!r} is bound to this account")
     await session.execute(delete(card_bindings).where(card_bindings.c.card_account == match[0]))
     return await person_points(session=session, person=person)
 
@@ -282,7 +280,7 @@ async def _registration_touch(session: AsyncSession, tap: Tap, card_key: bytes) 
     bound = (await session.execute(select(card_bindings.c.person_account)
                                    .where(card_bindings.c.card_account == card))).first()
     if bound is not None:
-        return errors.Conflict("this card is already registered: report it lost on My Page first "
+        return pc.CARD_ALREADY_REGISTERED("this card is already registered: report it lost on My Page first "
                                "/ このカードは登録済みです")
     code = await _new_code(session, tap_key=tap.key, card=card, now=utcnow())
     balance = (await balances_of(session, [card])).get(card, 0)
@@ -351,14 +349,15 @@ async def register_with_code(*, session: AsyncSession, person: str, code: str, n
     r = card_registration_codes
     row = (await session.execute(select(r).where(r.c.code_hash == _code_hash(code)).with_for_update())).first()
     if row is None or row.used_at is not None or _aware(row.expires_at) <= now:
-        raise errors.NotFound("this code is unknown, used or expired: touch the card again in registration mode "
+        raise pc.CARD_CODE_INVALID("this code is unknown, used or expired: touch the card again in registration mode "
                               "/ コードが無効か期限切れです。もう一度カードをタッチしてください")
     mine = person_account_id(person)
     bound = (await session.execute(select(card_bindings.c.person_account)
                                    .where(card_bindings.c.card_account == row.card_account))).first()
     if bound is not None:
-        raise errors.Conflict("this card is already yours / このカードは登録済みです" if bound.person_account == mine
-                              else "this card is bound to another account / 別のアカウントに登録されています")
+        if bound.person_account == mine:
+            raise pc.CARD_ALREADY_YOURS("this card is already yours / このカードは登録済みです")
+        raise pc.CARD_BOUND_ELSEWHERE("this card is bound to another account / 別のアカウントに登録されています")
     await bind_card(session, card=row.card_account, person=mine, method="code", node=node, now=now,
                     key=f"bind:{row.tap_key}")
     await session.execute(update(r).where(r.c.code_hash == row.code_hash).values(used_at=now, used_by=mine))
@@ -397,34 +396,58 @@ class TapToApply:
 TapResult = TapOutcome | errors.ServiceError
 
 
+Results = list[TapResult | None]  # one per tap of the batch, filled step by step
+Accepted = list[tuple[int, Tap, int, str]]  # (index in the batch, tap, points per its event's rule, card account)
+
+
 async def record_taps(
     *, session: AsyncSession, items: Sequence[TapToApply], card_key: bytes, node: str
 ) -> list[TapResult]:
     """Credit a batch of taps: one journal entry each, issuance → card, per the event's rule.
 
-    Returns one result per item, in order: a TapOutcome, or the error the terminal should hear.
+    Returns one result per item, in order: a TapOutcome, or the error the terminal should hear. In named steps, each
+    with the same statements as ever (no round trip more): the touches that are no check-in; the check-ins' rules;
+    the credit through the ledger's writer (one statement); the repeats.
     """
-    results: list[TapResult | None] = [None] * len(items)
+    results: Results = [None] * len(items)
+    fresh = await _other_touches(session, items, results, card_key=card_key, node=node)
+    accepted = await _checkins(session, fresh, results, card_key=card_key)
+    if accepted:
+        await _credit(session, accepted, results, node=node)
+    await _repeats(session, items, results)
+    if any(r is None for r in results):
+        raise RuntimeError("a tap was left without a result")
+    return results  # type: ignore[return-value]
+
+
+async def _other_touches(session: AsyncSession, items: Sequence[TapToApply], results: Results, *, card_key: bytes,
+                         node: str) -> list[tuple[int, Tap]]:
+    """Answer the touches that are no new check-in (donation, coupon, registration, a mode not taken); returns the
+    new check-ins, with their index in the batch. Repeats of check-ins and registrations wait for `_repeats`."""
     fresh = []
     for i, it in enumerate(items):
         # the donor's card confirms their pledge; repeats too (services/points/donations/)
         if it.tap.mode == "donation":
             from services.points.donations.service import confirm_by_touch
             results[i] = await confirm_by_touch(session, it.tap, card_key=card_key, node=node)
-            continue
-        if it.tap.mode == "coupon":  # a coupon of the terminal's kind (ref), of the card's owner; repeats too
+        elif it.tap.mode == "coupon":  # a coupon of the terminal's kind (ref), of the card's owner; repeats too
             from services.points.coupons.service import redeem_by_touch
             results[i] = await redeem_by_touch(session, it.tap, card_key=card_key, duplicate=it.duplicate)
+        elif it.duplicate:
             continue
-        if it.duplicate:
-            continue
-        if it.tap.mode == "register":
+        elif it.tap.mode == "register":
             results[i] = await _registration_touch(session, it.tap, card_key)
-            continue
-        if it.tap.mode != "checkin":
-            results[i] = errors.Unprocessable(f"this node does not take {it.tap.mode!r} touches yet")
-            continue
-        fresh.append((i, it.tap))
+        elif it.tap.mode != "checkin":
+            results[i] = pc.TAP_MODE_UNSUPPORTED(f"this node does not take {it.tap.mode!r} touches yet")
+        else:
+            fresh.append((i, it.tap))
+    return fresh
+
+
+async def _checkins(session: AsyncSession, fresh: list[tuple[int, Tap]], results: Results, *, card_key: bytes
+                    ) -> Accepted:
+    """The check-ins of known events with their points (one query for the rules); a tap at an unknown event is
+    refused."""
     codes = {t.event for _, t in fresh}
     rules = {}
     if codes:
@@ -434,99 +457,102 @@ async def record_taps(
             )
         )
         rules = {r.code: r for r in rows}
-
-    accepted: list[tuple[int, Tap, int, str]] = []
+    accepted: Accepted = []
     for i, tap in fresh:
         rule = rules.get(tap.event)
         if rule is None:
-            results[i] = errors.NotFound(f"unknown event {tap.event!r}")
+            results[i] = pc.EVENT_NOT_FOUND(f"unknown event {tap.event!r}")
             continue
         pts = rule.volunteer_points if tap.role == "volunteer" else rule.participant_points
         accepted.append((i, tap, pts, card_account_id(card_key, tap.card_idm)))
+    return accepted
 
-    if accepted:
-        now = utcnow()
-        card_ids = sorted({a for *_, a in accepted})
-        # Where a card's points go: the person it is bound to, else the card's own account. A card with a binding
-        # request waiting stays unbound: its tap credits the card and shows a code (typing an IDm proves nothing;
-        # the code entered on the portal binds the card to the person who saw it when the card touched).
-        routes, pending = await _routes(session, card_ids, now)
-        displays, bound_meanwhile = await _pending_codes(session, pending, accepted, now)
-        routes.update(bound_meanwhile)
-        # One journal entry per tap, through the ledger's one writer: issuance → the credited account, or, for a
-        # tap worth 0 points, the entry alone. Its hash is the tap's (a repeat under the same id that says
-        # something else is a conflict, see the duplicates below).
-        credited = [(i, tap, pts, routes.get(card, card), card) for i, tap, pts, card in accepted]
-        entries = [ledger.Entry(
-            key=tap.key, kind="tap", actor=f"terminal:{tap.terminal_id}", digest=payload_hash(tap),
-            legs=(ledger.Leg(ISSUANCE, ASSET_POINTS, -pts), ledger.Leg(account, ASSET_POINTS, pts)) if pts else (),
-        ) for _, tap, pts, account, _ in credited]
 
-        def tap_rows(posted: list[ledger.PostResult]) -> list[db.Rows]:
-            """The taps as recorded, each naming its journal entry, and their TapRecorded events: written in the
-            ledger's statement (one round trip on PostgreSQL)."""
-            rows, envelopes = [], []
-            for (_, tap, pts, _, card), r in zip(credited, posted, strict=True):
-                if not isinstance(r, ledger.Posted) or r.status != "posted":
-                    continue  # left without an outcome: reported below
-                rows.append({
-                    "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": card,
-                    "event_code": tap.event, "role": tap.role, "points": pts,
-                    "tapped_at": tap.tapped_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
-                    "recorded_at": now, "journal_id": r.journal_id,
-                })
-                recorded = TapRecorded(
-                    key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
-                    points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at,
-                )
-                envelopes.append(Envelope(type="TapRecorded", node=node, service=SERVICE, time=now,
-                                          data=recorded.model_dump(mode="json")))
-            return [db.Rows(taps, rows), outbox_rows(bus, envelopes)]
+async def _credit(session: AsyncSession, accepted: Accepted, results: Results, *, node: str) -> None:
+    """Post the accepted check-ins through the ledger's one writer, with their tap rows and TapRecorded events in
+    its statement; each outcome carries the credited balance just after its tap."""
+    now = utcnow()
+    card_ids = sorted({a for *_, a in accepted})
+    # Where a card's points go: the person it is bound to, else the card's own account. A card with a binding
+    # request waiting stays unbound: its tap credits the card and shows a code (typing an IDm proves nothing;
+    # the code entered on the portal binds the card to the person who saw it when the card touched).
+    routes, pending = await _routes(session, card_ids, now)
+    displays, bound_meanwhile = await _pending_codes(session, pending, accepted, now)
+    routes.update(bound_meanwhile)
+    # One journal entry per tap, through the ledger's one writer: issuance → the credited account, or, for a
+    # tap worth 0 points, the entry alone. Its hash is the tap's (a repeat under the same id that says
+    # something else is a conflict, see the duplicates below).
+    credited = [(i, tap, pts, routes.get(card, card), card) for i, tap, pts, card in accepted]
+    entries = [ledger.Entry(
+        key=tap.key, kind="tap", actor=f"terminal:{tap.terminal_id}", digest=payload_hash(tap),
+        legs=(ledger.Leg(ISSUANCE, ASSET_POINTS, -pts), ledger.Leg(account, ASSET_POINTS, pts)) if pts else (),
+    ) for _, tap, pts, account, _ in credited]
 
-        # A tap's row names its card's account: every card of the batch is opened if new, and every person credited,
-        # whether or not the tap earned anything (the ledger opens the accounts its legs name).
-        people = sorted(set(routes.values()))
-        batch = await ledger.post_batch(session, entries, node=node, announce=False, now=now, empty_ok=True,
-                                        open_accounts=card_ids + people, also=tap_rows,
-                                        keys_are_new=True)
-        # Each tap's outcome carries the credited balance just after it: walk back from the balance after the batch.
-        running = {a: b for (a, asset), b in batch.balances.items() if asset == ASSET_POINTS}
-        missing = sorted({a for _, _, _, a, _ in credited} - running.keys())
-        running.update(await balances_of(session, missing) if missing else {})
-        for (i, tap, pts, account, _), r in reversed(list(zip(credited, batch.results, strict=True))):
-            if isinstance(r, errors.ServiceError):
-                results[i] = r
-                continue
-            if r.status != "posted":  # twice in one batch (the inbox marks the second a duplicate first)
-                results[i] = errors.Conflict(f"tap id {tap.tap_id!r} was already used for another entry")
-                continue
-            results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts,
-                                    balance=running.get(account, 0), display=displays.get(i, ""))
-            running[account] = running.get(account, 0) - pts
+    def tap_rows(posted: list[ledger.PostResult]) -> list[db.Rows]:
+        """The taps as recorded, each naming its journal entry, and their TapRecorded events: written in the
+        ledger's statement (one round trip on PostgreSQL)."""
+        rows, recorded = [], []
+        for (_, tap, pts, _, card), r in zip(credited, posted, strict=True):
+            if not isinstance(r, ledger.Posted) or r.status != "posted":
+                continue  # left without an outcome: reported below
+            rows.append({
+                "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": card,
+                "event_code": tap.event, "role": tap.role, "points": pts,
+                "tapped_at": tap.tapped_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
+                "recorded_at": now, "journal_id": r.journal_id,
+            })
+            recorded.append(TapRecorded(
+                key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
+                points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at,
+            ))
+        return [db.Rows(taps, rows), announcement_rows(bus, recorded, node=node, at=now)]
 
+    # A tap's row names its card's account: every card of the batch is opened if new, and every person credited,
+    # whether or not the tap earned anything (the ledger opens the accounts its legs name).
+    people = sorted(set(routes.values()))
+    batch = await ledger.post_batch(session, entries, node=node, announce=False, now=now, empty_ok=True,
+                                    open_accounts=card_ids + people, also=tap_rows,
+                                    keys_are_new=True)
+    # Each tap's outcome carries the credited balance just after it: walk back from the balance after the batch.
+    running = {a: b for (a, asset), b in batch.balances.items() if asset == ASSET_POINTS}
+    missing = sorted({a for _, _, _, a, _ in credited} - running.keys())
+    running.update(await balances_of(session, missing) if missing else {})
+    for (i, tap, pts, account, _), r in reversed(list(zip(credited, batch.results, strict=True))):
+        if isinstance(r, errors.ServiceError):
+            results[i] = r
+            continue
+        if r.status != "posted":  # twice in one batch (the inbox marks the second a duplicate first)
+            results[i] = pc.TAP_ID_REUSED(f"tap id {tap.tap_id!r} was already used for another entry")
+            continue
+        results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts,
+                                balance=running.get(account, 0), display=displays.get(i, ""))
+        running[account] = running.get(account, 0) - pts
+
+
+async def _repeats(session: AsyncSession, items: Sequence[TapToApply], results: Results) -> None:
+    """Answer the repeats the inbox told apart: as the tap was recorded (duplicate), or refused if it said
+    something else under the same id, or if the first was refused."""
     dups = [(i, it.tap) for i, it in enumerate(items) if it.duplicate and results[i] is None]
-    if dups:
-        rows = await session.execute(
-            select(taps.c.key, taps.c.points, taps.c.account_id, journal.c.payload_hash)
-            .join(journal, journal.c.id == taps.c.journal_id)
-            .where(db.among(session, taps.c.key, [t.key for _, t in dups]))
-        )
-        stored = {r.key: r for r in rows}
-        current = await balances_of(session, list({r.account_id for r in stored.values()}))
-        shown = set((await session.execute(select(card_registration_codes.c.tap_key).where(
-            db.among(session, card_registration_codes.c.tap_key, [t.key for _, t in dups])))).scalars())
-        for i, tap in dups:
-            row = stored.get(tap.key)
-            if row is None and tap.key in shown:  # a registration touch heard twice: its code was shown once
-                results[i] = TapOutcome(tap_id=tap.tap_id, status="duplicate", points=0, balance=0)
-            elif row is None:
-                results[i] = errors.Unprocessable("repeat of a tap that was refused")
-            elif row.payload_hash != payload_hash(tap):
-                results[i] = errors.Conflict(f"tap id {tap.tap_id!r} was already used for a different tap")
-            else:
-                results[i] = TapOutcome(
-                    tap_id=tap.tap_id, status="duplicate", points=row.points, balance=current.get(row.account_id, 0)
-                )
-    if any(r is None for r in results):
-        raise RuntimeError("a tap was left without a result")
-    return results  # type: ignore[return-value]
+    if not dups:
+        return
+    rows = await session.execute(
+        select(taps.c.key, taps.c.points, taps.c.account_id, journal.c.payload_hash)
+        .join(journal, journal.c.id == taps.c.journal_id)
+        .where(db.among(session, taps.c.key, [t.key for _, t in dups]))
+    )
+    stored = {r.key: r for r in rows}
+    current = await balances_of(session, list({r.account_id for r in stored.values()}))
+    shown = set((await session.execute(select(card_registration_codes.c.tap_key).where(
+        db.among(session, card_registration_codes.c.tap_key, [t.key for _, t in dups])))).scalars())
+    for i, tap in dups:
+        row = stored.get(tap.key)
+        if row is None and tap.key in shown:  # a registration touch heard twice: its code was shown once
+            results[i] = TapOutcome(tap_id=tap.tap_id, status="duplicate", points=0, balance=0)
+        elif row is None:
+            results[i] = pc.TAP_REPEAT_OF_REFUSED("repeat of a tap that was refused")
+        elif row.payload_hash != payload_hash(tap):
+            results[i] = pc.TAP_ID_REUSED(f"tap id {tap.tap_id!r} was already used for a different tap")
+        else:
+            results[i] = TapOutcome(
+                tap_id=tap.tap_id, status="duplicate", points=row.points, balance=current.get(row.account_id, 0)
+            )

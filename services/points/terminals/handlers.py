@@ -8,7 +8,8 @@
 - Both only note in memory; a flush every second (and before terminals.list answers) writes the notes in one
   short transaction, apart from the taps' transactions (no lock on a terminal's row inside a tap batch). Rows merge
   by time: last_seen_at and last_tap_at only move forward, a heartbeat's fields replace an older heartbeat's.
-- terminals.list answers each terminal with `online` = heard from within 2 x its heartbeat interval.
+- terminals.list answers each terminal with `online` = heard from within 2 x its heartbeat interval (the service's
+  one tracker comes to its row through the endpoints' context, `tracker`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from services.points.terminals.service import Note, utc
 from towntip.kernel import errors
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome
-from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import points as contract
+from towntip.kernel.domain import STAFF, Domain, own
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +148,6 @@ class TerminalTracker:
             out = await service.statuses(session, now)
         return contract.TerminalList(checked_at=now, terminals=out)
 
-    def add_endpoints(self, eps: Endpoints) -> Endpoints:
-        @eps.add(contract.EP_TERMINALS_LIST)
-        async def list_terminals(_: None) -> contract.TerminalList:
-            return await self.list()
-
-        return eps
-
     def track(self, handler: Any) -> TrackedTaps:
         return TrackedTaps(handler, self)
 
@@ -172,3 +166,13 @@ class TrackedTaps:
 
     async def apply(self, session: AsyncSession, deliveries: Sequence[Delivery[contract.Tap]]) -> list[Outcome]:
         return await self.inner.apply(session, deliveries)
+
+
+async def list_terminals(*, tracker: TerminalTracker) -> contract.TerminalList:
+    """What the tracker heard, flushed first (its own short transaction)."""
+    return await tracker.list()
+
+
+DOMAIN = Domain("terminals", ops=(
+    own(contract.EP_TERMINALS_LIST, None, contract.TerminalList, list_terminals, role=STAFF),
+))

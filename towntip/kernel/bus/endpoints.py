@@ -49,8 +49,7 @@ class Endpoint:
 
 @dataclass
 class Endpoints:
-    """A service's endpoints, started together: from its domains' tables (`from_domains`), or declared one by one
-    with the decorator (points moves to domain tables next)."""
+    """A service's endpoints, started together: from its domains' tables (`from_domains`)."""
 
     items: list[Endpoint] = field(default_factory=list)
 
@@ -61,7 +60,7 @@ class Endpoints:
         eps = cls()
         for b in domain.bind(domains, uow=uow, context=context, setup=setup):
             eps.items.append(Endpoint(b.op.name, b.call, b.op.request, b.op.max_bytes, b.op.response,
-                                      b.domain.refusals_of(b.op), b.op.role, b.domain.name))
+                                      b.domain.refusals_of(b.op), b.op.role, b.domain.name, b.op.http))
         return eps
 
     @classmethod
@@ -69,14 +68,6 @@ class Endpoints:
         """The declarations only (for documents such as AsyncAPI): nothing bound, nothing to serve with."""
         return cls([Endpoint(op.name, op.handler, op.request, op.max_bytes, op.response, d.refusals_of(op), op.role,
                              d.name, op.http) for d in domains for op in d.ops])
-
-    def add(self, name: str, request_model: type[BaseModel] | None = None, *, max_bytes: int = MAX_REQUEST_BYTES
-            ) -> Callable[[Handler], Handler]:
-        def decorator(fn: Handler) -> Handler:
-            self.items.append(Endpoint(name, fn, request_model, max_bytes))
-            return fn
-
-        return decorator
 
 
 def one_line(text: str, limit: int = 500) -> str:

@@ -104,6 +104,19 @@ async def announce(session: AsyncSession, tables: BusTables, event: Event, *, no
     await add_events(session, tables, [event.envelope(node=node, at=at)])
 
 
+async def announce_many(session: AsyncSession, tables: BusTables, events: Iterable[Event], *, node: str,
+                        at: datetime | None = None) -> int:
+    """Stage several events in the caller's transaction in one statement (a batch of taps announces one event per
+    tap); returns how many. Like `announce`, each from its model."""
+    return await add_events(session, tables, [event.envelope(node=node, at=at) for event in events])
+
+
+def announcement_rows(tables: BusTables, events: Iterable[Event], *, node: str, at: datetime | None = None) -> db.Rows:
+    """The outbox rows of these events, for a writer that stages them with its own rows in one `db.write_rows` (one
+    round trip: the ledger's writer, the tap batch). Committing them with the change is the caller's business."""
+    return outbox_rows(tables, [event.envelope(node=node, at=at) for event in events])
+
+
 async def add_events(session: AsyncSession, tables: BusTables, envelopes: Iterable[Envelope]) -> int:
     """Stage events in the caller's transaction. Committing is the caller's business (the adapter's)."""
     rows = outbox_rows(tables, envelopes)

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.points import PersonId
+from towntip.kernel.errors import Refusal
 
 EP_WALLET = "wallet"  # PersonQuery -> Wallet
 EP_CURRENCY_AWARD = "currency.award"  # CurrencyAwardIn -> Wallet (staff)
@@ -116,3 +117,16 @@ class CouponRedeemIn(BaseModel):
     model_config = _IN
     actor: Actor
     code: Annotated[str, StringConstraints(max_length=20), AfterValidator(_coupon_code)]
+
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+COUPON_STAFF_ONLY = Refusal("coupon.staff_only", 403, "only the node's staff may do this")
+COUPON_KEY_REUSED = Refusal("coupon.purchase_key_reused", 409, "the purchase key was used for another purchase")
+COUPON_NOT_OFFERED = Refusal("coupon.not_offered", 404, "no such coupon on offer")
+COUPON_NOT_ENOUGH_CURRENCY = Refusal("coupon.not_enough_currency", 409, "not enough local currency for the coupon")
+COUPON_NOT_FOUND = Refusal("coupon.not_found", 404, "no such coupon (or no active one of that kind on the card)")
+COUPON_ALREADY_USED = Refusal("coupon.already_used", 409, "the coupon was used already")
+COUPON_EXPIRED = Refusal("coupon.expired", 409, "the coupon has expired")
+COUPON_CARD_NOT_REGISTERED = Refusal("coupon.card_not_registered", 404,
+                                     "the card is bound to no account; coupons belong to accounts")

@@ -17,6 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.points import PointsEvent
+from towntip.kernel.errors import Refusal
 
 EP_COURSE_PUT = "courses.put"  # CourseIn -> Course (staff)
 EP_COURSE_LIST = "courses.list"  # {} -> CourseList (anyone)
@@ -31,6 +33,16 @@ EP_CERTIFICATE_VERIFY = "certificates.verify"  # VerifyIn -> Verification (anyon
 EP_CERTIFICATE_JWKS = "certificates.jwks"  # {} -> JWKS (anyone)
 EP_CERTIFICATE_LIST = "certificates.list"  # CertificateListQuery -> CertificateList (staff)
 EP_CERTIFICATE_REVOKE = "certificates.revoke"  # RevokeIn -> CertificateView (staff)
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+COURSE_CLASH = Refusal("course.clash", 409, "changed by someone else at the same moment: try again")
+COURSE_STAFF_ONLY = Refusal("course.staff_only", 403, "only the node's staff may do this")
+COURSE_NOT_FOUND = Refusal("course.not_found", 404, "no such course")
+CERTIFICATION_UNKNOWN_COURSES = Refusal("certification.unknown_courses", 422,
+                                        "a certification names courses that are not defined")
+CERTIFICATE_NOT_FOUND = Refusal("certificate.not_found", 404, "no such certificate")
+CERTIFICATE_ALREADY_REVOKED = Refusal("certificate.already_revoked", 409, "the certificate is revoked already")
 
 ASSET_CREDIT = "credit"  # the ledger's asset for 単位
 CERT_TYP = "towntip-certificate+jws"  # the JWS header's typ
@@ -274,14 +286,14 @@ class RevokeIn(BaseModel):
 # ---- events (evt.<node>.points.<type>) -------------------------------------------------------------------------
 
 
-class CourseDefined(BaseModel):
+class CourseDefined(PointsEvent):
     code: str
     title: str
     field: str
     credits: int
 
 
-class CertificationDefined(BaseModel):
+class CertificationDefined(PointsEvent):
     code: str
     title: str
     credits_required: int
@@ -289,7 +301,7 @@ class CertificationDefined(BaseModel):
     courses: list[str]
 
 
-class CourseCompleted(BaseModel):
+class CourseCompleted(PointsEvent):
     course: str
     person: str  # person:<user id>
     credits: int
@@ -297,14 +309,14 @@ class CourseCompleted(BaseModel):
     completed_on: date
 
 
-class CertificationGranted(BaseModel):
+class CertificationGranted(PointsEvent):
     certificate_id: str
     certification: str
     person: str
     issued_at: datetime
 
 
-class CertificateRevoked(BaseModel):
+class CertificateRevoked(PointsEvent):
     certificate_id: str
     certification: str
     revoked_at: datetime

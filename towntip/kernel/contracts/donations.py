@@ -9,12 +9,14 @@ Money is integer yen. Staff requests carry an `Actor` with the role "staff"; a p
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.points import PointsEvent
+from towntip.kernel.errors import Refusal
 
 SERVICE = "points"
 EP_PROJECT_PUT = "donations.projects.put"  # ProjectPut -> Project (staff: create or change)
@@ -226,8 +228,14 @@ class RulesPut(BaseModel):
     bank_account: _text(300, 0) = ""  # type: ignore[valid-type]
 
 
-# Event payloads (the `data` of an Envelope): evt.<node>.points.donation_pledged / _confirmed / _cancelled.
-class DonationEvent(BaseModel):
+# ---- events: evt.<node>.points.donation_pledged / _confirmed / _cancelled (one payload, three facts) -------------
+
+
+class DonationEvent(PointsEvent):
+    """What every donation event says: the donation as it stands after the fact."""
+
+    IS_EVENT: ClassVar[bool] = False  # the shared payload; the three events below are on the stream
+
     reference: str
     project: str
     person: str
@@ -236,3 +244,37 @@ class DonationEvent(BaseModel):
     status: Status
     points: int = 0
     receipt_no: str | None = None
+
+
+class DonationPledged(DonationEvent):
+    """A person pledged a donation (status pledged)."""
+
+
+class DonationConfirmed(DonationEvent):
+    """Staff, a payment or the donor's card at a terminal confirmed it (its points and receipt number set)."""
+
+
+class DonationCancelled(DonationEvent):
+    """Staff cancelled a pledge not yet confirmed."""
+
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+DONATION_UNKNOWN_METHOD = Refusal("donation.unknown_method", 422, "no such payment method")
+DONATION_STAFF_ONLY = Refusal("donation.staff_only", 403, "only the node's staff may do this")
+DONATION_PROJECT_NOT_FOUND = Refusal("donation.project_not_found", 404, "no such certified project")
+DONATION_OVER_BALANCE = Refusal("donation.over_balance", 422,
+                                "a fund use above what confirmed donations left for the project")
+DONATION_NO_REFERENCE = Refusal("donation.no_free_reference", 503, "no free reference number was found: try again")
+DONATION_PROJECT_NOT_CERTIFIED = Refusal("donation.project_not_certified", 422,
+                                         "the project is not certified: it takes no donations")
+DONATION_PROJECT_CLOSED = Refusal("donation.project_closed", 422, "the project takes no more donations")
+DONATION_NOT_FOUND = Refusal("donation.not_found", 404, "no donation under that reference")
+DONATION_ALREADY_SETTLED = Refusal("donation.already_settled", 409, "the donation is confirmed or cancelled already")
+DONATION_WRONG_CONFIRMATION = Refusal("donation.wrong_confirmation", 422,
+                                      "the donation's payment method is not confirmed this way")
+DONATION_NOT_CANCELLABLE = Refusal("donation.not_cancellable", 409, "only a pledge not yet confirmed is cancelled")
+DONATION_RECEIPT_NOT_READY = Refusal("donation.receipt_not_ready", 409,
+                                     "a receipt is issued once the donation is confirmed")
+DONATION_CARD_NOT_DONORS = Refusal("donation.card_not_donors", 403,
+                                   "the card is not registered to the person who pledged")

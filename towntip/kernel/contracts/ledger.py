@@ -11,6 +11,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.events import Event
+from towntip.kernel.errors import Refusal
 
 EP_LEDGER_POST = "admin.ledger.post"  # PostIn -> PostOut
 EP_LEDGER_REVERSE = "admin.ledger.reverse"  # ReverseIn -> EntryResult
@@ -113,8 +114,7 @@ class Swept(BaseModel):
 
 
 # ---- events (evt.<node>.points.entry_posted) ------------------------------------------------------------------
-# The points service's ledger writer announces each posted entry (points moves to this model next: its writer
-# still builds the envelope's dict itself, with exactly these fields).
+# The points service's ledger writer announces each posted entry (taps excepted: they announce TapRecorded).
 
 
 class PostedLeg(BaseModel):
@@ -137,3 +137,23 @@ class EntryPosted(Event):
     reverses: str | None = None
     memo: str = ""
     legs: list[PostedLeg]
+
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+LEDGER_BAD_KEY = Refusal("ledger.bad_key", 400, "an idempotency key is 8-200 characters of A-Z a-z 0-9 _ . : @ -")
+LEDGER_BAD_KIND = Refusal("ledger.bad_kind", 400, "an entry's kind is a short lower-case word")
+LEDGER_BAD_LEGS = Refusal("ledger.bad_legs", 400, "an entry has 2 to 64 postings")
+LEDGER_BAD_ACCOUNT = Refusal("ledger.bad_account", 400, "an account is kind:id, of a known kind")
+LEDGER_UNKNOWN_ASSET = Refusal("ledger.unknown_asset", 422, "no such asset at this node")
+LEDGER_BAD_AMOUNT = Refusal("ledger.bad_amount", 400, "an amount is a non-zero integer within the limit")
+LEDGER_ACCOUNT_TWICE = Refusal("ledger.account_twice", 400, "an account appears twice for one asset in an entry")
+LEDGER_UNBALANCED = Refusal("ledger.unbalanced", 400, "an entry's postings do not sum to zero per asset")
+LEDGER_TEXT_TOO_LONG = Refusal("ledger.text_too_long", 400, "actor at most 100, memo at most 200 characters")
+LEDGER_KEY_REUSED = Refusal("ledger.key_reused", 409, "the idempotency key was already used for another entry")
+LEDGER_INSUFFICIENT = Refusal("ledger.insufficient_balance", 409, "an account would go below zero")
+LEDGER_ENTRY_NOT_FOUND = Refusal("ledger.entry_not_found", 404, "no entry under that key")
+LEDGER_REVERSAL_FINAL = Refusal("ledger.reversal_final", 422, "a reversal is not reversed: a new entry is posted")
+LEDGER_ALREADY_REVERSED = Refusal("ledger.already_reversed", 409, "the entry was already reversed by another key")
+ASSET_RULE_EXCLUSIVE = Refusal("asset.rule_exclusive", 422, "an asset has expiry or demurrage, not both")
+ASSET_NOT_FOUND = Refusal("asset.not_found", 404, "no such asset")

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.errors import Refusal
 
 SERVICE = "points"
 EP_NOTEBOOK_MINE = "notebook.mine"  # NotebookQuery -> Notebook (the person)
@@ -158,3 +159,8 @@ class Figures(BaseModel):
     points: int  # all issued through taps and donations
     participations: int
     people: int
+
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+FIGURES_STAFF_ONLY = Refusal("figures.staff_only", 403, "only the node's staff may see the figures")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.events import Event
+from towntip.kernel.errors import Refusal
 
 MAX_TAP_BYTES = 2048  # a tap is ~250 bytes; anything far larger is refused before parsing
 
@@ -163,9 +167,19 @@ class EventList(BaseModel):
     events: list[EventOut]
 
 
-# Event payloads (the `data` of an Envelope).
-class TapRecorded(BaseModel):
-    model_config = ConfigDict(frozen=True)
+# ---- events (evt.<node>.points.<event>): each announced through towntip.kernel.bus.outbox from its model -------
+
+
+class PointsEvent(Event):
+    """The base of the points service's events (the ledger's, courses' and donations' too): frozen, versioned,
+    registered for the AsyncAPI document."""
+
+    SERVICE: ClassVar[str] = "points"
+    IS_EVENT: ClassVar[bool] = False  # a base, on no stream itself
+
+
+class TapRecorded(PointsEvent):
+    """A tap credited (its outcome was "credited"): one per tap, with the batch's time."""
 
     key: str
     terminal_id: str
@@ -177,8 +191,8 @@ class TapRecorded(BaseModel):
     tapped_at: datetime
 
 
-class EventDefined(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class EventDefined(PointsEvent):
+    """An event created or its rule changed (events.put)."""
 
     code: str
     name: str
@@ -199,6 +213,7 @@ EP_EVENT_LIST = "events.list"  # {} -> EventList
 EP_CARD_BIND_REQUEST = "cards.bind_request"  # CardBindRequest -> CardBindPending
 EP_CARD_UNBIND = "cards.unbind"  # CardUnbind -> PersonPoints
 EP_PERSON_POINTS = "person.points"  # PersonQuery -> PersonPoints
+EP_MY_POINTS = "person.points.mine"  # MyPointsQuery -> PersonPoints (the signed-in person's own; HTTP GET /points/mine)
 EP_CARD_REGISTER_CODE = "cards.register_code"  # CardCodeIn -> PersonPoints (the code a terminal showed)
 
 PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]  # the identity service's user id
@@ -247,6 +262,14 @@ class PersonQuery(BaseModel):
     person: PersonId
 
 
+class MyPointsQuery(BaseModel):
+    """The asking person's own points and cards (the gateway fills `actor` from the bearer token)."""
+
+    model_config = _STRICT
+
+    actor: Actor
+
+
 class BoundCard(BaseModel):
     card_ref: str
     bound_at: datetime
@@ -287,3 +310,18 @@ class TerminalList(BaseModel):
 
     checked_at: datetime
     terminals: list[TerminalStatus]
+
+
+# ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
+
+EVENT_NOT_FOUND = Refusal("event.not_found", 404, "no such event (a tap names an event defined at this node)")
+CARD_ALREADY_YOURS = Refusal("card.already_yours", 409, "the card is bound to this account already")
+CARD_BOUND_ELSEWHERE = Refusal("card.bound_elsewhere", 409,
+                               "the card is bound to another account: it is reported lost there first")
+CARD_ALREADY_REGISTERED = Refusal("card.already_registered", 409,
+                                  "a registration touch of a card that is registered already")
+CARD_NOT_FOUND = Refusal("card.not_found", 404, "no such card is bound to this account")
+CARD_CODE_INVALID = Refusal("card.code_invalid", 404, "the registration code is unknown, used or expired")
+TAP_MODE_UNSUPPORTED = Refusal("tap.mode_unsupported", 422, "this node does not take touches of that mode")
+TAP_ID_REUSED = Refusal("tap.id_reused", 409, "the tap id was already used for another tap")
+TAP_REPEAT_OF_REFUSED = Refusal("tap.repeat_of_refused", 422, "a repeat of a touch that was refused")

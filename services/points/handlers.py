@@ -1,0 +1,16 @@
+"""The points service's endpoints: one table per domain folder, gathered here (the service serves them, the
+gateway's AsyncAPI document and HTTP routes read them)."""
+
+from __future__ import annotations
+
+from services.points.coupons.handlers import DOMAIN as COUPONS
+from services.points.courses.handlers import DOMAIN as COURSES
+from services.points.donations.handlers import DOMAIN as DONATIONS
+from services.points.ledger.handlers import DOMAIN as LEDGER
+from services.points.notebook.handlers import DOMAIN as NOTEBOOK
+from services.points.taps.handlers import DOMAIN as TAPS
+from services.points.terminals.handlers import DOMAIN as TERMINALS
+
+# Each handler gets what it names: session, data/q, now, request fields, and the service's context (app.py):
+# node, card_key (the cards' keyed hash), tracker (the terminals heard in memory).
+DOMAINS = (TAPS, LEDGER, COUPONS, COURSES, DONATIONS, NOTEBOOK, TERMINALS)
