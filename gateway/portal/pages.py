@@ -206,10 +206,6 @@ add_words({
                      "Requested: touch a terminal, then enter the code it shows"),
     "federated_error": ("ホーム地域でのログインが完了しませんでした（{error}）。もう一度ログインしてください。",
                         "The login at your home region did not complete ({error}). Please log in again."),
-    "card_code_bad": ("コードが無効か期限切れです。もう一度カードを端末にタッチして、表示されたコードを"
-                      "入力してください。",
-                      "The code is unknown, used or expired. Touch the card on the terminal again and enter the code "
-                      "it shows."),
     "card_code_where": ("カードをタッチすると、端末に8文字の登録コードが表示されます（「カード登録」モードの端末、"
                         "または下で登録を申し込んだあとの会場端末）。10分以内に入力してください。",
                         "Touching your card shows an 8-character code on a terminal in card registration mode, or on "
@@ -254,8 +250,6 @@ async def card_code(request: Request, form: CsrfForm, user: CurrentUser) -> Resp
                           pc.CardCodeIn(person=user.id, code=str(form.get("code", ""))))
     except ValidationError:
         return await _cards_page(request, user, status=400, error=t("card_code_where", lang))
-    except errors.NotFound as exc:  # this page knows what "not found" means here: the code
-        return await _cards_page(request, user, status=error_status(exc), error=t("card_code_bad", lang))
     except errors.ServiceError as exc:
         return await _cards_page(request, user, status=error_status(exc),
                                  error=why(exc, lang))

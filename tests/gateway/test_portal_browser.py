@@ -218,8 +218,9 @@ async def test_register_a_card_with_the_code_a_terminal_showed(portal, phone_bro
         page = await fill_and_submit(d, {"login": "jiro", "password": "correct horse battery"})
         assert "端末に表示された登録コード" in page["text"], page["text"]
         page = await fill_and_submit(d, {"code": "WRONG-123"}, button="form[action$=code] button")
-        assert "コードが無効か期限切れです" in page["text"] and "まだカードを登録していません" in page["text"]
-        assert "unknown, used or expired" not in page["text"]  # the page's words, not the service's English
+        # the words of the refusal's code (card.code_invalid), not the points service's English reason
+        assert words(pc.CARD_CODE_INVALID.code, "ja") in page["text"] and "まだカードを登録していません" in page["text"]
+        assert "unknown, used or expired" not in page["text"]
         page = await fill_and_submit(d, {"code": shown.lower()}, button="form[action$=code] button")
         assert "カードを登録しました" in page["text"] and "紛失を届け出る" in page["text"], page["text"]
         assert await run(lambda: d.find_element(By.ID, "balance").text) == "1"
