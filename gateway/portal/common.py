@@ -4,6 +4,7 @@ by their public names; the checks a route needs (login, role, CSRF) are dependen
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
+from gateway import words
 from gateway.portal import session as ps
 from gateway.portal.i18n import t
 from towntip.kernel import errors
@@ -22,6 +24,7 @@ from towntip.kernel.contracts import identity as c
 from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts.actor import Actor
 
+log = logging.getLogger(__name__)
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
 MAX_FORM_BYTES = 64 * 1024
 # The header's links to features, in order: (word key, path, who sees it). Each feature's pages module adds its own
@@ -132,12 +135,22 @@ def message(request: Request, *, heading: str, paragraphs: list[str], status: in
 
 
 def why(exc: Exception, lang: str) -> str:
-    """What to tell the person about a refusal: the contract's reasons, the service's, or "not available now"."""
+    """What to tell the person about a refusal, in the page's language: the words of its code (gateway/words), never
+    the service's English sentence on a Japanese page. A form's failed check names the field (words.invalid); a code
+    without words yet says so generically with the code (an English page shows the service's own sentence)."""
     if isinstance(exc, ValidationError):
-        return errors.describe_validation_error(exc)
+        return words.invalid(exc, lang)
+    code = getattr(exc, "error_code", None)
+    if isinstance(exc, errors.ServiceError):  # the page shows words; the operator's log keeps the details
+        log.info("refusal %s (%s) shown as its words: %s", code, exc.code, exc.reason,
+                 extra={"refusal_code": code, "refusal_reason": exc.reason})
+    if words.has_words(code):
+        return words.words(code, lang)
     if isinstance(exc, errors.Unavailable):
         return t("unavailable", lang)
-    return str(getattr(exc, "reason", exc))
+    if isinstance(exc, errors.ServiceError):
+        return exc.reason if lang == "en" else words.unknown(exc.error_code, lang)
+    return words.words("form.invalid_input", lang)  # the page's own reading of the form failed (a ValueError)
 
 
 def error_status(exc: errors.ServiceError) -> int:

@@ -164,8 +164,6 @@ async def follow(request: Request, form: CsrfForm, user: CurrentUser) -> Respons
     try:
         await ask(request, endpoint, f.FollowIn(actor=actor_of(user), kind=kind, origin_node=origin, id=item_id))
     except (ValidationError, errors.ServiceError) as exc:
-        if isinstance(exc, ValidationError):
-            exc = errors.BadRequest(why(exc, ps.lang(request)))
         return refusal(request, exc, user)
     return RedirectResponse(f"/federation/{kind}s/{origin}/{item_id}", status_code=303)
 
@@ -187,8 +185,6 @@ async def participate(origin: str, theme_id: str, request: Request,
         await ask(request, f.EP_PARTICIPATE, f.ParticipationDeclare(
             actor=actor_of(user), origin_node=origin, theme_id=theme_id, note=form.get("note", "")))
     except (ValidationError, errors.ServiceError) as exc:
-        if isinstance(exc, ValidationError):
-            exc = errors.BadRequest(why(exc, ps.lang(request)))
         return refusal(request, exc, user)
     return RedirectResponse(f"/federation/themes/{origin}/{theme_id}", status_code=303)
 
@@ -256,7 +252,5 @@ async def wide_area(theme_id: str, request: Request, form: CsrfForm, user: Curre
         await ask(request, f.EP_WIDE_AREA, f.WideAreaSet(actor=actor_of(user), theme_id=theme_id,
                                                          invite=raw.getlist("invite"), note=form.get("note", "")))
     except (ValidationError, errors.ServiceError) as exc:
-        if isinstance(exc, ValidationError):
-            exc = errors.BadRequest(why(exc, ps.lang(request)))
         return refusal(request, exc, user, back=(f"/themes/{theme_id}", t("pj_themes", ps.lang(request))))
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)

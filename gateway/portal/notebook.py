@@ -187,9 +187,7 @@ async def put_event(request: Request, form: CsrfForm, user: StaffUser) -> Respon
                         volunteer_points=str(form.get("volunteer_points", "5")).strip() or 5, **facts)
         saved = pc.EventOut.model_validate(await call_points(request, pc.EP_EVENT_PUT, ev))
     except ValidationError as exc:
-        from towntip.kernel.errors import describe_validation_error
-
-        return await _figures(request, user, status=400, error=describe_validation_error(exc),
+        return await _figures(request, user, status=400, error=why(exc, lang),
                               form={k: str(v) for k, v in form.items()})
     except errors.ServiceError as exc:
         return await _figures(request, user, status=error_status(exc),

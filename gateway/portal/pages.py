@@ -23,6 +23,7 @@ from gateway.portal.common import (
     why,
 )
 from gateway.portal.i18n import add_words, t
+from gateway.words import words
 from towntip.kernel import categories, errors
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as c
@@ -96,8 +97,8 @@ async def login_federated_callback(request: Request) -> Response:
     lang = ps.lang(request)
     q = request.query_params
     if q.get("error"):
-        return message(request, heading=t("error", lang), status=400,
-                       paragraphs=[f"{q.get('error')}: {q.get('error_description', '')}"[:300]],
+        return message(request, heading=t("error", lang), status=400,  # the OAuth error code, not its description
+                       paragraphs=[t("federated_error", lang).format(error=str(q.get("error"))[:60])],
                        link=("/login", t("login", lang)))
     ip = request.client.host if request.client else ""
     try:
@@ -105,8 +106,8 @@ async def login_federated_callback(request: Request) -> Response:
                                    user_agent=request.headers.get("user-agent", "")[:300])
         done = c.FederatedSession.model_validate(await call_identity(request, c.EP_FEDERATED_FINISH, data))
     except ValidationError:
-        return message(request, heading=t("error", lang), paragraphs=["invalid callback"], status=400,
-                       link=("/login", t("login", lang)))
+        return message(request, heading=t("error", lang), paragraphs=[words(c.FEDERATED_LINK_INVALID.code, lang)],
+                       status=400, link=("/login", t("login", lang)))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)],
                        status=error_status(exc), link=("/login", t("login", lang)))
@@ -142,7 +143,7 @@ async def register(request: Request, form: CsrfForm) -> Response:
                             email=form.get("email", ""), password=form.get("password", ""), lang=lang)
         await call_identity(request, c.EP_REGISTER, data)
     except ValidationError as exc:
-        return render(request, "register.html", status=400, error=errors.describe_validation_error(exc), form=keep)
+        return render(request, "register.html", status=400, error=why(exc, lang), form=keep)
     except errors.ServiceError as exc:
         return render(request, "register.html", status=error_status(exc),
                       error=why(exc, lang), form=keep)
@@ -156,7 +157,7 @@ async def verify_email(request: Request) -> Response:
     try:
         await call_identity(request, c.EP_VERIFY_EMAIL, c.TokenIn(token=request.query_params.get("token", "")))
     except (ValidationError, errors.ServiceError) as exc:
-        reason = why(exc, lang) if isinstance(exc, errors.ServiceError) else "invalid link"
+        reason = why(exc, lang) if isinstance(exc, errors.ServiceError) else words(c.ACCOUNT_LINK_INVALID.code, lang)
         return message(request, heading=t("error", lang), paragraphs=[reason], status=400,
                        link=("/me", t("mypage", lang)))
     return message(request, heading=t("verified", lang), paragraphs=[], link=("/me", t("mypage", lang)))
@@ -203,6 +204,8 @@ add_words({
                        "the binding, and the card's points move to your account."),
     "pending_code": ("登録申請中：端末にタッチしてコードを入力してください",
                      "Requested: touch a terminal, then enter the code it shows"),
+    "federated_error": ("ホーム地域でのログインが完了しませんでした（{error}）。もう一度ログインしてください。",
+                        "The login at your home region did not complete ({error}). Please log in again."),
     "card_code_where": ("カードをタッチすると、端末に8文字の登録コードが表示されます（「カード登録」モードの端末、"
                         "または下で登録を申し込んだあとの会場端末）。10分以内に入力してください。",
                         "Touching your card shows an 8-character code on a terminal in card registration mode, or on "
@@ -282,7 +285,7 @@ async def profile(request: Request, form: CsrfForm, user: CurrentUser, token: Se
         user = c.User.model_validate(await call_identity(request, c.EP_PROFILE_UPDATE, data))
     except ValidationError as exc:
         return render(request, "profile.html", status=400, user=user, categories=categories.all_categories(),
-                      error=errors.describe_validation_error(exc))
+                      error=why(exc, lang))
     except errors.ServiceError as exc:
         return render(request, "profile.html", status=exc.code, user=user, categories=categories.all_categories(),
                       error=why(exc, lang))
@@ -324,7 +327,7 @@ async def forgot(request: Request, form: CsrfForm) -> Response:
     try:
         await call_identity(request, c.EP_RESET_REQUEST, c.EmailIn(email=form.get("email", ""), lang=lang))
     except ValidationError as exc:
-        return render(request, "forgot.html", status=400, error=errors.describe_validation_error(exc))
+        return render(request, "forgot.html", status=400, error=why(exc, lang))
     return message(request, heading=t("forgot", lang), paragraphs=[t("reset_sent", lang), t("mail_help", lang)])
 
 

@@ -466,7 +466,7 @@ async def _org(request: Request, org_id: str, user: ic.User | None) -> c.Org:
     try:
         q = c.OrgQuery(org_id=org_id, actor=actor_of(user) if user else None)
     except ValidationError:
-        raise errors.NotFound(f"no organisation {org_id}") from None
+        raise c.ORG_NOT_FOUND(f"no organisation {org_id}") from None
     return c.Org.model_validate(await ask(request, c.EP_ORG_GET, q))
 
 
@@ -553,7 +553,5 @@ async def inquiry_status(inquiry_id: str, request: Request, form: CsrfForm, user
         await ask(request, c.EP_INQUIRY_STATUS, c.InquiryStatusSet(
             actor=actor_of(user), inquiry_id=inquiry_id, status=form.get("status", ""), note=form.get("note", "")))
     except (ValidationError, errors.ServiceError) as exc:
-        if isinstance(exc, ValidationError):
-            exc = errors.BadRequest(errors.describe_validation_error(exc))
         return refusal(request, exc, user, back=("/secretariat/inquiries", t("pj_inquiries", ps.lang(request))))
     return RedirectResponse("/secretariat/inquiries", status_code=303)

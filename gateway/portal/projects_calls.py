@@ -236,7 +236,7 @@ async def org_themes_page(org_id: str, request: Request, user: CurrentUser) -> R
     try:
         q = c.OrgMatchQuery(actor=actor_of(user), org_id=org_id)
     except ValidationError:
-        return refusal(request, errors.NotFound(f"no organisation {org_id}"), user)
+        return refusal(request, c.ORG_NOT_FOUND(f"no organisation {org_id}"), user)
     try:
         org = c.Org.model_validate(await ask(request, c.EP_ORG_GET, c.OrgQuery(org_id=org_id,
                                                                                actor=actor_of(user))))
@@ -310,7 +310,7 @@ async def _proposal(request: Request, proposal_id: str, user: ic.User) -> c.Prop
     try:
         q = c.ProposalQuery(actor=actor_of(user), proposal_id=proposal_id)
     except ValidationError:
-        raise errors.NotFound(f"no proposal {proposal_id}") from None
+        raise c.PROPOSAL_NOT_FOUND(f"no proposal {proposal_id}") from None
     return c.Proposal.model_validate(await ask(request, c.EP_PROPOSAL_GET, q))
 
 

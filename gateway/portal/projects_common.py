@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from gateway.portal import session as ps
-from gateway.portal.common import AgainFn, actor_of, bad_status, call, error_status, message, render, why
+from gateway.portal.common import AgainFn, actor_of, bad_status, call, message, render, why
 from gateway.portal.i18n import t
 from gateway.portal.pages import JST
 from towntip.kernel import categories, errors
@@ -44,11 +44,12 @@ def page(request: Request, template: str, *, user: ic.User | None, status: int =
                   categories=categories.all_categories(), phases=phases, sizes=c.ORG_SIZES, **ctx)
 
 
-def refusal(request: Request, exc: errors.ServiceError, user: ic.User | None,
+def refusal(request: Request, exc: errors.ServiceError | ValidationError, user: ic.User | None,
             back: tuple[str, str] | None = None) -> HTMLResponse:
+    """A refusal (or a form's failed check: 400) as a message page, in the page's language."""
     lang = ps.lang(request)
     heading = t("pj_not_found", lang) if isinstance(exc, errors.NotFound) else t("error", lang)
-    return message(request, heading=heading, paragraphs=[why(exc, lang)], status=error_status(exc), user=user,
+    return message(request, heading=heading, paragraphs=[why(exc, lang)], status=bad_status(exc), user=user,
                    link=back or ("/themes", t("pj_themes", lang)))
 
 
@@ -66,7 +67,7 @@ async def get_theme(request: Request, theme_id: str, user: ic.User | None) -> c.
     try:
         q = c.ThemeQuery(theme_id=theme_id, actor=actor_of(user) if user else None)
     except ValidationError:
-        raise errors.NotFound(f"no theme {theme_id}") from None
+        raise c.THEME_NOT_FOUND(f"no theme {theme_id}") from None
     return c.Theme.model_validate(await ask(request, c.EP_THEME_GET, q))
 
 
@@ -74,8 +75,8 @@ async def managed_theme(request: Request, theme_id: str, user: ic.User) -> c.The
     """The theme, if this person may change it (the service checks again on every change)."""
     theme = await get_theme(request, theme_id, user)
     if not theme.may_manage:
-        raise errors.Forbidden(f"only staff of {theme.owner_department_name} (the theme's owner) or the secretariat "
-                               "may change this theme")
+        raise c.THEME_MANAGERS_ONLY(f"only staff of {theme.owner_department_name} (the theme's owner) or the "
+                                    "secretariat may change this theme")
     return theme
 
 
@@ -95,6 +96,6 @@ async def form_action(request: Request, form: dict[str, Any], user: ic.User,
         endpoint, payload = make(actor_of(user), form, raw)
         await ask(request, endpoint, payload)
     except (ValidationError, errors.ServiceError) as exc:
-        request.state.refusal_code = getattr(exc, "error_code", None)  # pages act on the code (gateway/errors.py)
+        request.state.refusal_code = getattr(exc, "error_code", None)  # pages act on the code (gateway/words)
         return await again(request, user, bad_status(exc), why(exc, ps.lang(request)))
     return RedirectResponse(done, status_code=303)

@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser
-from gateway.errors import is_stale, words
 from gateway.portal import session as ps
 from gateway.portal.common import AgainFn, actor_of, add_nav, again_page
 from gateway.portal.i18n import add_words, t
 from gateway.portal.projects_common import ask, form_action, page, refusal
+from gateway.words import is_stale, words
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import pilots as pc
@@ -185,7 +185,7 @@ def num(value: Any) -> str:
 
 def missing_words(items: list[pc.Requirement], lang: str) -> list[str]:
     """What the gate to phase 4 or a case's publication still asks for, from the service's codes, in the page's
-    language (gateway/errors.py)."""
+    language (gateway/words)."""
     return [words(r.code, lang, party=r.party, default=r.code) for r in items]
 
 
@@ -208,7 +208,7 @@ async def _pilot(request: Request, theme_id: str, user: ic.User | None) -> pc.Pi
     try:
         q = pc.PilotQuery(theme_id=theme_id, actor=actor_of(user) if user else None)
     except ValidationError:
-        raise errors.NotFound(f"no theme {theme_id}") from None
+        raise c.THEME_NOT_FOUND(f"no theme {theme_id}") from None
     return pc.Pilot.model_validate(await ask(request, pc.EP_PILOT_GET, q))
 
 
@@ -219,7 +219,7 @@ async def _act(request: Request, form: dict[str, Any], user: ic.User,
     """A form post (projects_common.form_action), with the stale-version message for a compare-and-set refusal."""
     async def again_stale(request: Request, user: ic.User, status: int, error: str) -> Response:
         if is_stale(getattr(request.state, "refusal_code", None)):  # set by projects_common.form_action
-            error = f"{t('pp_stale', ps.lang(request))} ({error})"
+            error = t("pp_stale", ps.lang(request))  # says more than the code's generic "reload the page"
         return await again(request, user, status, error)
     return await form_action(request, form, user, make, done, again_stale)
 
@@ -370,7 +370,7 @@ async def _agreement_page(request: Request, user: ic.User, theme_id: str, agreem
         try:
             q = pc.AgreementQuery(actor=actor_of(user), theme_id=theme_id, agreement_id=agreement_id)
         except ValidationError:
-            raise errors.NotFound(f"no agreement {agreement_id}") from None
+            raise c.AGREEMENT_NOT_FOUND(f"no agreement {agreement_id}") from None
         a = pc.Agreement.model_validate(await ask(request, pc.EP_AGREEMENT_GET, q))
         pilot = await _pilot(request, theme_id, user)
     except errors.ServiceError as exc:
@@ -515,10 +515,10 @@ async def case_page(case_id: str, request: Request, user: OptionalUser) -> Respo
             q = pc.CaseQuery(case_id=case_id, actor=actor_of(user) if user else None,
                              version=int(version) if version and version.isdigit() else None)
         except ValidationError:
-            raise errors.NotFound(f"no case {case_id}") from None
+            raise c.CASE_NOT_FOUND(f"no case {case_id}") from None
         case = pc.Case.model_validate(await ask(request, pc.EP_CASE_GET, q))
         if case.published is None:
-            raise errors.NotFound(f"no case {case_id}")
+            raise c.CASE_NOT_FOUND(f"no case {case_id}")
     except errors.ServiceError as exc:
         return refusal(request, exc, user, back=("/cases", t("pp_cases", ps.lang(request))))
     return _ppage(request, "case.html", user=user, case=case, pub=case.published)

@@ -201,7 +201,7 @@ async def _community(request: Request, cid: str, user: ic.User | None) -> c.Comm
     try:
         q = c.CommunityQuery(community_id=cid, actor=actor_of(user) if user else None)
     except ValidationError:
-        raise errors.NotFound(f"no community {cid}") from None
+        raise c.COMMUNITY_NOT_FOUND(f"no community {cid}") from None
     return c.Community.model_validate(await _call(request, c.EP_COMMUNITY_GET, q))
 
 
@@ -271,12 +271,12 @@ async def _post_page(request: Request, user: ic.User | None, cid: str, pid: str,
     before = request.query_params.get("before")
     try:
         if not pid.isdigit() or len(pid) > 18:
-            raise errors.NotFound(f"no post {pid}")
+            raise c.POST_NOT_FOUND(f"no post {pid}")
         found = c.PostDetail.model_validate(await _call(request, c.EP_POST_GET, c.PostQuery(
             post_id=int(pid), actor=actor_of(user) if user else None, comments_limit=PAGE * 3,
             comments_before=int(before) if before and before.isdigit() and len(before) < 19 else None)))
         if found.community.id != cid:
-            raise errors.NotFound(f"no post {pid} in this community")
+            raise c.POST_NOT_FOUND(f"no post {pid} in this community")
     except errors.ServiceError as exc:
         return _refusal(request, exc, user)
     return _page(request, "post.html", user=user, status=status, error=error, post=found.post,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.words import words
 from identity.app import IdentityService
 from services.points.app import PointsService
 from tests.support.browser import (
@@ -24,6 +25,7 @@ from tests.support.browser import (
 from tests.support.http_server import served
 from tests.support.nodes import gateway_app, started
 from tests.support.smtp_helpers import Smtp
+from towntip.kernel.contracts import identity as ic
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
@@ -108,6 +110,8 @@ async def test_wrong_password_shows_the_reason_in_japanese(portal, phone_browser
     await open_page(phone_browser, base + "/login")
     page = await fill_and_submit(phone_browser, {"login": "nobody", "password": "wrong password"})
     assert page["url"] == "/login" and "パスワードが違います" in page["text"]
+    # the words of the refusal's code (login.wrong), never the identity service's English reason
+    assert words(ic.LOGIN_WRONG.code, "ja") in page["text"] and "is wrong" not in page["text"]
 
 
 async def test_bind_a_card_online_with_the_code_its_touch_shows_then_report_it_lost(portal, phone_browser,  # noqa: F811
@@ -214,7 +218,9 @@ async def test_register_a_card_with_the_code_a_terminal_showed(portal, phone_bro
         page = await fill_and_submit(d, {"login": "jiro", "password": "correct horse battery"})
         assert "端末に表示された登録コード" in page["text"], page["text"]
         page = await fill_and_submit(d, {"code": "WRONG-123"}, button="form[action$=code] button")
-        assert "コードが無効か期限切れです" in page["text"] and "まだカードを登録していません" in page["text"]
+        # the words of the refusal's code (card.code_invalid), not the points service's English reason
+        assert words(pc.CARD_CODE_INVALID.code, "ja") in page["text"] and "まだカードを登録していません" in page["text"]
+        assert "unknown, used or expired" not in page["text"]
         page = await fill_and_submit(d, {"code": shown.lower()}, button="form[action$=code] button")
         assert "カードを登録しました" in page["text"] and "紛失を届け出る" in page["text"], page["text"]
         assert await run(lambda: d.find_element(By.ID, "balance").text) == "1"

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from gateway.app import create_app
 from gateway.portal import sns
 from gateway.portal.i18n import t
+from gateway.words import words
 from identity import models
 from identity.accounts import MAX_FAILED_LOGINS
 from identity.app import IdentityService
@@ -264,7 +265,8 @@ async def _login_federated(portal: Portal, browser: httpx.AsyncClient, handle: s
     await refusals(portal, browser, "/login/federated", {"target": "hanako@suginami", "next": "/me"})
     r = await browser.post("/login/federated", data={"target": "hanako@suginami",
                                                      "csrf": csrf_of(await browser.get("/login"))})
-    assert r.status_code == 503 and t("unavailable", "ja") in r.text
+    # the refusal's code (federation.none) in the page's words, not the service's English reason
+    assert r.status_code == 503 and words(c.FEDERATION_NONE.code, "ja") in r.text and "no federation" not in r.text
 
 
 async def _register(portal: Portal, browser: httpx.AsyncClient, handle: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import RSAKey
 
+from gateway.words import words
 from identity.federation import (
     WELL_KNOWN,
     TrustError,
@@ -100,7 +101,8 @@ async def test_log_in_at_home_then_at_two_other_nodes_without_a_password(federat
     assert r.url.host == urlsplit(home.base).hostname and r.status_code in (400, 401), fresh.hops
     assert not any(h.startswith(f"GET {cnode.base}/login/federated/callback") for h in fresh.hops)
     r = await browser.form(f"{b.base}/login", "/login/federated", {"target": "someone@shibuya"})
-    assert r.status_code == 403 and "shibuya" in r.text
+    assert r.status_code == 403 and words(c.FEDERATED_UNTRUSTED.code, "ja") in r.text  # the code's words
+    assert "not a trusted node" not in r.text  # never the identity service's English reason
 
 
 async def test_a_chain_that_does_not_hold_is_refused(federation) -> None:

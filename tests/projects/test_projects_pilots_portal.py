@@ -18,6 +18,7 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
+from gateway import words as gw
 from identity.app import IdentityService
 from services.projects import models
 from services.projects.app import ProjectsService
@@ -192,9 +193,9 @@ async def test_the_pilot_workspace_is_for_its_parties_and_refusals_show_their_re
     assert r.status_code == 403 and await p.count(models.pilot_roles) == 0, r.text
     # A KPI whose target lies the wrong way from its baseline: 400 with the reason, nothing stored.
     r = await post(kikaku, f"{page}/kpis", {**KPI, "target": "1.0"}, form_page=page)
-    assert r.status_code == 400 and "target above its baseline" in r.text and await p.count(models.pilot_kpis) == 0
+    assert r.status_code == 400 and "基準値（1.2）より大きく" in r.text and await p.count(models.pilot_kpis) == 0
     r = await post(kikaku, f"{page}/kpis", {**KPI, "baseline": "たくさん"}, form_page=page)
-    assert r.status_code == 400 and "baseline" in r.text and await p.count(models.pilot_kpis) == 0
+    assert r.status_code == 400 and "「基準値」には数値を" in r.text and await p.count(models.pilot_kpis) == 0
     # Not an id: "not found", as for an id that does not exist; a bad id in a form: 400, never a 500.
     assert (await kikaku.get("/themes/not-an-id/pilot")).status_code == 404
     assert (await kikaku.get(f"/themes/{tid}/agreements/not-an-id")).status_code == 404
@@ -224,7 +225,7 @@ async def test_the_pilot_workspace_is_for_its_parties_and_refusals_show_their_re
     r = await post(beta, f"/themes/{tid}/agreements/{aid}/sign", {"org_id": orgs["beta"], "version": "1",
                                                                   "sha256": sha},
                    form_page=f"/themes/{tid}/agreements/{aid}")
-    assert r.status_code == 409 and "already signed" in r.text and "他の人が先に" not in r.text, r.text
+    assert r.status_code == 409 and "すでに署名済み" in r.text and "他の人が先に" not in r.text, r.text
     assert (await omega.get(f"/themes/{tid}/agreements/{aid}")).status_code == 404
     # A new version voids the signatures (they stay, marked void) and the gate closes again.
     r = await post(kikaku, f"/themes/{tid}/agreements/{aid}/revise", {"version": "1", "title": "実証実験に関する協定書",
@@ -234,7 +235,8 @@ async def test_the_pilot_workspace_is_for_its_parties_and_refusals_show_their_re
     r = await kikaku.get(f"/themes/{tid}/agreements/{aid}")
     assert "署名待ち" in r.text and "無効（旧版）" in r.text and "第3条 追記" in r.text
     r = await post(kikaku, f"{page}/advance", {"note": "実証へ"}, form_page=page)
-    assert r.status_code == 409 and "signed by every party" in r.text, r.text
+    assert r.status_code == 409 and gw.words(c.THEME_PHASE_NOT_READY.code, "ja") in r.text, r.text
+    assert "協定・覚書を1つ以上、全参加者が最新の版に署名する" in r.text and "signed by every party" not in r.text
 
 
 async def test_results_decision_and_the_public_case(portal: Portal) -> None:

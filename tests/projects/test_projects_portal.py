@@ -14,12 +14,14 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
+from gateway import words as gw
 from gateway.portal.projects import CONTACT_LIMIT
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
 from services.projects.models import inquiries, themes
 from tests.support.nodes import add_people, gateway_app, started
 from tests.support.smtp_helpers import Smtp
+from towntip.kernel.contracts import projects as c
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import ServiceSettings
 
@@ -114,7 +116,7 @@ async def test_drafts_are_hidden_and_only_the_owner_department_edits(portal: Por
     page = await kankyo.get(f"/themes/{tid}")
     r = await kankyo.post(f"/themes/{tid}/edit", data={"csrf": csrf_of(page), "version": "1", **THEME,
                                                        "title": "乗っ取り"})
-    assert r.status_code == 403 and "企画政策課" in r.text
+    assert r.status_code == 403 and gw.words(c.THEME_MANAGERS_ONLY.code, "ja") in r.text and "only staff" not in r.text
     r = await kankyo.post(f"/themes/{tid}/publish", data={"csrf": csrf_of(page)})
     assert r.status_code == 403
     # A post without the CSRF token is refused before anything is asked of the service.
@@ -147,7 +149,7 @@ async def test_the_contact_form_needs_its_token_is_throttled_and_says_what_to_ch
     assert await portal.count(inquiries) == 0
 
     r = await visitor.post("/contact", data={"csrf": csrf_of(page), **form, "email": "not an address"})
-    assert r.status_code == 400 and "e-mail" in r.text and await portal.count(inquiries) == 0
+    assert r.status_code == 400 and "「メールアドレス」" in r.text and await portal.count(inquiries) == 0
     r = await visitor.post("/contact", data={"csrf": csrf_of(page), **form})
     assert r.status_code == 200, r.text
     ref = re.search(r'id="reference">(Q-[A-Z0-9]+)<', r.text).group(1)  # type: ignore[union-attr]

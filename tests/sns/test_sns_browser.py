@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 
+from gateway.words import words
 from identity.app import IdentityService
 from services.sns.app import SnsService
 from tests.support.browser import (
@@ -21,6 +22,7 @@ from tests.support.browser import (
 )
 from tests.support.http_server import served
 from tests.support.nodes import add_people, gateway_app, started
+from towntip.kernel.contracts import identity as ic
 from towntip.kernel.settings import ServiceSettings
 from towntip.node.natsd import free_port
 
@@ -84,6 +86,8 @@ async def test_open_join_post_comment_and_befriend_on_a_phone(portal, phone_brow
     assert "まだトモダチはいません" in page["text"] and page["overflow"] <= 0
     page = await fill(d, {"handle": "nobody@tsurugashima"}, submit="#request-form button")
     assert "該当する人がいません" in page["text"]
+    # the refusal's code (people.not_found) in Japanese words, not the identity service's English reason
+    assert words(ic.PEOPLE_NOT_FOUND.code, "ja") in page["text"] and "nobody known" not in page["text"]
     page = await fill(d, {"handle": "taro@tsurugashima"}, submit="#request-form button")
     assert "申請を送りました" in page["text"] and "鈴木 太郎" in page["text"], page["text"]
     page = await log_in(d, base, "taro", "/friends")

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic_core import PydanticCustomError
 
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # dotted lower-case words: domain.what
 
@@ -118,6 +121,15 @@ class Refusal:
 
     def __call__(self, reason: str) -> ServiceError:
         return from_code(self.status, reason, self.code)
+
+
+def check_failed(code: str, message: str, **ctx: Any) -> PydanticCustomError:
+    """A contract's own check of a request (a validator) that fails: raise it where a ValueError would go. The error's
+    `type` is a stable code (`kpi.target_not_above`), so a page shows its words (gateway/words) as for a refusal;
+    `message` is the English line, its `{name}`s filled from `ctx`."""
+    if not CODE_PATTERN.match(code):
+        raise ValueError(f"check code {code!r} is not of the form domain.what (lower case, dotted)")
+    return PydanticCustomError(code, message, {k: str(v) for k, v in ctx.items()})
 
 
 def describe_validation_error(exc: Exception) -> str:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.projects import _IN, Fields, Name, Note, ProjectsEvent, Required, Text, Uuid
+from towntip.kernel.errors import check_failed
 
 # Endpoints (the tail of svc.<node>.projects.<name>); every request carries `actor` unless said otherwise.
 # ---- phase 3 (実証設計): writes by the theme's managers in phase 3, unless said otherwise ----
@@ -163,9 +164,11 @@ class KpiIn(BaseModel):
     @model_validator(mode="after")
     def _target_in_direction(self) -> KpiIn:
         if self.direction == "increase" and not self.target > self.baseline:
-            raise ValueError(f"an increasing KPI needs a target above its baseline ({self.baseline})")
+            raise check_failed("kpi.target_not_above", "an increasing KPI needs a target above its baseline "
+                               "({baseline})", baseline=self.baseline)
         if self.direction == "decrease" and not self.target < self.baseline:
-            raise ValueError(f"a decreasing KPI needs a target below its baseline ({self.baseline})")
+            raise check_failed("kpi.target_not_below", "a decreasing KPI needs a target below its baseline "
+                               "({baseline})", baseline=self.baseline)
         return self
 
 
@@ -200,7 +203,7 @@ class PlanIn(BaseModel):
     @model_validator(mode="after")
     def _period(self) -> PlanIn:
         if self.period_end < self.period_start:
-            raise ValueError("the pilot's period ends on or after its start")
+            raise check_failed("plan.period_reversed", "the pilot's period ends on or after its start")
         return self
 
 

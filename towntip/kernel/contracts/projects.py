@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.events import Event
-from towntip.kernel.errors import Refusal
+from towntip.kernel.errors import Refusal, check_failed
 from towntip.kernel.mail import check_address
 
 SERVICE = "projects"
@@ -343,10 +343,11 @@ class RequirementsIn(BaseModel):
     def _weights(self) -> RequirementsIn:
         total = sum(c.weight for c in self.criteria)
         if total != 100:
-            raise ValueError(f"the criteria's weights must sum to 100 (they sum to {total})")
+            raise check_failed("call.criteria_weights", "the criteria's weights must sum to 100 (they sum to {total})",
+                               total=total)
         names = [c.name for c in self.criteria]
         if len(set(names)) != len(names):
-            raise ValueError("each criterion needs its own name")
+            raise check_failed("call.criteria_names", "each criterion needs its own name")
         return self
 
 
@@ -493,9 +494,9 @@ class BriefingCreate(BaseModel):
     @model_validator(mode="after")
     def _where_and_when(self) -> BriefingCreate:
         if not self.venue and not self.online_url:
-            raise ValueError("a briefing needs a venue or an online address (or both)")
+            raise check_failed("briefing.no_place", "a briefing needs a venue or an online address (or both)")
         if self.ends_at <= self.starts_at:
-            raise ValueError("a briefing ends after it starts")
+            raise check_failed("briefing.ends_before_start", "a briefing ends after it starts")
         return self
 
 
@@ -558,7 +559,8 @@ class Attachment(BaseModel):
     @model_validator(mode="after")
     def _something(self) -> Attachment:
         if not self.url and not self.text:
-            raise ValueError(f"attachment {self.label!r} needs an address or a text")
+            raise check_failed("proposal.attachment_empty", "attachment '{label}' needs an address or a text",
+                               label=self.label)
         return self
 
 
@@ -576,7 +578,7 @@ class ProposalContent(BaseModel):
     @model_validator(mode="after")
     def _partners_once(self) -> ProposalContent:
         if len(set(self.partner_org_ids)) != len(self.partner_org_ids):
-            raise ValueError("each partner organisation is named once")
+            raise check_failed("proposal.partner_twice", "each partner organisation is named once")
         return self
 
 
@@ -682,7 +684,7 @@ class ConflictDeclare(BaseModel):
     @model_validator(mode="after")
     def _reason(self) -> ConflictDeclare:
         if self.conflicted and not self.reason:
-            raise ValueError("say what the conflict of interest is")
+            raise check_failed("review.conflict_unexplained", "say what the conflict of interest is")
         return self
 
 

@@ -1,0 +1,61 @@
+"""The words of the community SNS's refusals (towntip.kernel.contracts.sns): communities, posts and comments,
+friends."""
+
+from __future__ import annotations
+
+from towntip.kernel.contracts import sns as c
+
+WORDS: dict[str, tuple[str, str]] = {
+    # communities
+    c.COMMUNITY_NOT_FOUND.code: ("そのコミュニティは見つかりません。", "No such community."),
+    c.COMMUNITY_CLOSED.code: ("このコミュニティは終了しています。閲覧はできますが、変更はできません。",
+                              "This community is closed: it can be read, not changed."),
+    c.COMMUNITY_NOT_LEADER.code: ("この操作は、コミュニティのリーダーだけが行えます。",
+                                  "Only the community's leader can do this."),
+    c.COMMUNITY_OPEN_LIMIT.code: (
+        f"新しいコミュニティの開設は、1時間に{c.OPENED_PER_HOUR}件までです。時間をおいてからお試しください。",
+        f"At most {c.OPENED_PER_HOUR} new communities an hour. Please try again later."),
+    c.COMMUNITY_NAME_TAKEN.code: ("同じ名前のコミュニティがすでにあります。別の名前をお選びください。",
+                                  "A community of that name exists already. Choose another name."),
+    c.COMMUNITY_UNKNOWN_CATEGORY.code: ("そのカテゴリはありません。一覧から選んでください。",
+                                        "No such category. Choose one from the list."),
+    c.COMMUNITY_ALREADY_MEMBER.code: ("すでにこのコミュニティのメンバーです。", "You are a member already."),
+    c.COMMUNITY_NOT_MEMBER.code: ("このコミュニティのメンバーではありません。",
+                                  "You are not a member of this community."),
+    c.COMMUNITY_LEADER_STAYS.code: (
+        "リーダーは、ほかのメンバーにリーダーを引き継ぐ（またはコミュニティを終了する）までは退出できません。",
+        "The leader hands the community over (or closes it) before leaving it."),
+    c.COMMUNITY_MEMBER_NOT_FOUND.code: ("その方はこのコミュニティのメンバーではありません。",
+                                        "The person named is not a member."),
+    c.COMMUNITY_ALREADY_LEADER.code: ("その方はすでにこのコミュニティのリーダーです。",
+                                      "That person leads the community already."),
+    # posts and comments
+    c.POST_WRITE_LIMIT.code: (
+        f"投稿とコメントは、1分間に{c.WRITES_PER_MINUTE}件までです。少し待ってからお試しください。",
+        f"At most {c.WRITES_PER_MINUTE} posts and comments a minute. Wait a little."),
+    c.POST_MEMBERS_ONLY.code: ("投稿できるのはメンバーだけです。先にコミュニティに参加してください。",
+                               "Only members write here: join the community first."),
+    c.POST_NOT_FOUND.code: ("その投稿は見つかりません。", "No such post."),
+    c.POST_NOT_AUTHOR.code: ("投稿やコメントを変更できるのは、書いた本人だけです。",
+                             "Only its author can change a post or a comment."),
+    c.POST_HIDDEN.code: ("この投稿はリーダーにより非表示になっているため、編集やコメントはできません。",
+                         "The leader hid this post: no edits, no new comments."),
+    c.POST_ALREADY_HIDDEN.code: ("この投稿またはコメントは、すでに非表示です。",
+                                 "The post or comment is hidden already."),
+    c.COMMENT_NOT_FOUND.code: ("そのコメントは見つかりません。", "No such comment."),
+    c.COMMENT_HIDDEN.code: ("このコメントはリーダーにより非表示になっているため、編集できません。",
+                            "The leader hid this comment: it cannot be edited."),
+    # friends
+    c.FRIEND_SELF.code: ("自分自身にはトモダチ申請できません。", "You cannot send a friend request to yourself."),
+    c.FRIEND_ALREADY.code: ("すでにトモダチです。", "You are friends already."),
+    c.FRIEND_REQUEST_LIMIT.code: (
+        f"トモダチ申請は、1分間に{c.REQUESTS_PER_MINUTE}件までです。少し待ってからお試しください。",
+        f"At most {c.REQUESTS_PER_MINUTE} friend requests a minute. Wait a little."),
+    c.FRIEND_ALREADY_ASKED.code: ("この方にはすでに申請しています。", "You have asked this person already."),
+    c.FRIEND_REQUEST_PENDING.code: ("この方との間に、返事を待っている申請がすでにあります。",
+                                    "A request between you two is waiting for an answer already."),
+    c.FRIEND_REQUEST_NOT_FOUND.code: ("そのトモダチ申請は見つかりません。", "No such friend request."),
+    c.FRIEND_REQUEST_NOT_YOURS.code: ("申請に返事ができるのは申請を受けた方、取り消せるのは申請した方だけです。",
+                                      "Only the addressee answers a request; only its sender cancels it."),
+    c.FRIEND_NOT_FRIENDS.code: ("この方とはトモダチではありません。", "You two are not friends."),
+}
