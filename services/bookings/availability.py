@@ -105,7 +105,7 @@ async def day(session: AsyncSession, *, q: c.AvailabilityQuery, now: datetime) -
     f = await facilities.get(session, facility_id=q.facility_id)
     first, last = today(now) - timedelta(days=PAST_DAYS), today(now) + timedelta(days=c.MAX_DAYS_AHEAD_LIMIT)
     if not first <= q.date <= last:
-        raise c.AVAILABILITY_RANGE(f"availability is answered from {first} to {last} / 対象期間外の日付です")
+        raise c.AVAILABILITY_RANGE(f"availability is answered from {first} to {last}")
     reason = closed_reason(f, q.date)
     slots = spans(f, q.date)
     if reason is not None or not slots:

@@ -31,7 +31,7 @@ from towntip.kernel.db import aware
 from towntip.kernel.uow import sqlstate
 
 EXCLUSION_VIOLATION = "23P01"
-TAKEN_REASON = "that time is booked already / その時間は既に予約されています"
+TAKEN_REASON = "that time is booked already"
 
 
 async def advisory_lock(session: AsyncSession, key: str) -> None:
@@ -60,8 +60,7 @@ def local_id(facility_id: str, node: str) -> str:
     """The facility's id on this node: `id` or `id@<this node>`; another node's facility is booked there."""
     fid, _, at = facility_id.partition("@")
     if at and at != node:
-        raise c.BOOKING_UNKNOWN_NODE(f"{facility_id!r} is a facility of node {at!r}: book it there / "
-                                     "他の地域の施設はその地域で予約してください")
+        raise c.BOOKING_UNKNOWN_NODE(f"{facility_id!r} is a facility of node {at!r}: book it there")
     return fid
 
 
@@ -76,41 +75,36 @@ def fee_and_layout(f: c.Facility, start: datetime, end: datetime, user_class: c.
             why = f"book whole blocks ({names})"
         else:
             why = f"start and end on the {f.layout.step_minutes}-minute grid from the opening time"
-        raise c.BOOKING_OFF_LAYOUT(f"{start:%H:%M}-{end:%H:%M} is not on the facility's slots: {why} / "
-                                   "予約枠に合っていません")
+        raise c.BOOKING_OFF_LAYOUT(f"{start:%H:%M}-{end:%H:%M} is not on the facility's slots: {why}")
     return sum(s.fees.get(user_class, 0) for s in slots[starts[0]:ends[0] + 1])
 
 
 def check_time(f: c.Facility, start: datetime, end: datetime, now: datetime) -> None:
     """Every rule about the time of day and the calendar, in the order a clerk would explain them."""
     if not start < end or end.date() != start.date():
-        raise c.BOOKING_BAD_RANGE("the end must be after the start, on the same day / 終了は開始より後、同じ日に"
-                                  "してください")
+        raise c.BOOKING_BAD_RANGE("the end must be after the start, on the same day")
     if start < now:
-        raise c.BOOKING_PAST(f"{start.isoformat()} has passed / 過去の日時は予約できません")
+        raise c.BOOKING_PAST(f"{start.isoformat()} has passed")
     reason = availability.closed_reason(f, start.date())
     if reason is not None:
-        raise c.BOOKING_CLOSED_DAY(f"{start.date()}: {reason} / 休館日です")
+        raise c.BOOKING_CLOSED_DAY(f"{start.date()}: {reason}")
     hours = f.hours[availability.weekday(start.date())]
     if start.time() < hours.open or end.time() > hours.close:
-        raise c.BOOKING_OUTSIDE_HOURS(f"open {hours.open:%H:%M}-{hours.close:%H:%M} that day / 開館時間外です")
+        raise c.BOOKING_OUTSIDE_HOURS(f"open {hours.open:%H:%M}-{hours.close:%H:%M} that day")
     if f.rules.max_minutes is not None and end - start > timedelta(minutes=f.rules.max_minutes):
-        raise c.BOOKING_TOO_LONG(f"at most {f.rules.max_minutes} minutes in one booking / 1回の利用時間を"
-                                 "超えています")
+        raise c.BOOKING_TOO_LONG(f"at most {f.rules.max_minutes} minutes in one booking")
     earliest, last_day = availability.bookable_window(f, now)
     if start < earliest:
-        raise c.BOOKING_NOTICE(f"book at least {f.rules.min_notice_minutes} minutes ahead / 予約の締め切りを"
-                               "過ぎています")
+        raise c.BOOKING_NOTICE(f"book at least {f.rules.min_notice_minutes} minutes ahead")
     if start.date() > last_day:
-        raise c.BOOKING_TOO_FAR(f"bookings open {f.rules.max_days_ahead} days ahead (until {last_day}) / "
-                                "まだ予約を受け付けていない日です")
+        raise c.BOOKING_TOO_FAR(f"bookings open {f.rules.max_days_ahead} days ahead (until {last_day})")
 
 
 async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now: datetime) -> c.Booking:
     actor = data.actor
     fid = local_id(data.facility_id, node)
     if not (2 <= len(fid) <= 48):
-        raise c.FACILITY_NOT_FOUND(f"no facility {fid!r} on this node / 施設が見つかりません")
+        raise c.FACILITY_NOT_FOUND(f"no facility {fid!r} on this node")
     row = await facilities.row_of(session, fid)
     f = facilities.view(row)
     booker: str | None
@@ -118,11 +112,10 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
     phone: str | None = None
     booked_by: str | None = None
     if data.on_behalf_of is None and actor is None:
-        raise c.BOOKING_BEHALF_REQUIRED("the admin token is no person: say on_behalf_of whom / "
-                                        "代理予約の相手を指定してください")
+        raise c.BOOKING_BEHALF_REQUIRED("the admin token is no person: say on_behalf_of whom")
     if data.on_behalf_of is not None:
         if not is_staff(actor):
-            raise c.BOOKING_STAFF_ONLY("only staff book on behalf of someone else / 代理予約は職員のみ行えます")
+            raise c.BOOKING_STAFF_ONLY("only staff book on behalf of someone else")
         booked_by = who(actor)
         if isinstance(data.on_behalf_of, c.Walkin):
             booker, name, phone = None, data.on_behalf_of.name, data.on_behalf_of.phone
@@ -143,8 +136,7 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
             b.booker == booker, b.month == month, b.facility_id == fid,
             b.state.in_(c.HOLDING_STATES)))).scalar_one()
         if mine >= f.rules.max_per_month:
-            raise c.BOOKING_QUOTA(f"at most {f.rules.max_per_month} bookings of {f.id} in {month} per person / "
-                                  "月の予約上限に達しています")
+            raise c.BOOKING_QUOTA(f"at most {f.rules.max_per_month} bookings of {f.id} in {month} per person")
     held_until = end + timedelta(minutes=f.buffer_minutes)
     if db.dialect_of(session) == "postgresql":
         # Attempts at one facility's day queue up here, so that the check below sees the one committed before:
@@ -175,7 +167,7 @@ async def _get(session: AsyncSession, booking_id: str, *, lock: bool = False) ->
     stmt = select(bookings).where(bookings.c.id == booking_id)
     row = (await session.execute(stmt.with_for_update() if lock else stmt)).first()
     if row is None:
-        raise c.BOOKING_NOT_FOUND(f"no booking {booking_id} / 予約が見つかりません")
+        raise c.BOOKING_NOT_FOUND(f"no booking {booking_id}")
     return row if lock else view(row)
 
 
@@ -183,11 +175,11 @@ async def cancel(session: AsyncSession, *, node: str, data: c.BookingAction, now
     row = await _get(session, data.booking_id, lock=True)
     own = data.actor is not None and row.booker == data.actor.global_handle
     if not own and not is_staff(data.actor):
-        raise c.BOOKING_NOT_YOURS("only its booker or staff cancel a booking / 予約した本人か職員のみ取り消せます")
+        raise c.BOOKING_NOT_YOURS("only its booker or staff cancel a booking")
     if row.state == "cancelled":
-        raise c.BOOKING_CANCELLED("the booking is cancelled already / 既に取り消されています")
+        raise c.BOOKING_CANCELLED("the booking is cancelled already")
     if aware(row.starts_at) <= now:
-        raise c.BOOKING_STARTED("the booking has started: it can no longer be cancelled / 利用開始後は取り消せません")
+        raise c.BOOKING_STARTED("the booking has started: it can no longer be cancelled")
     await session.execute(update(bookings).where(bookings.c.id == row.id).values(
         state="cancelled", cancelled_at=now, cancelled_by=who(data.actor)))
     await announce(session, bus, node=node, at=now, event=c.BookingCancelled(
@@ -199,7 +191,7 @@ async def cancel(session: AsyncSession, *, node: str, data: c.BookingAction, now
 async def get(session: AsyncSession, *, data: c.BookingAction) -> c.Booking:
     found: c.Booking = await _get(session, data.booking_id)
     if not is_staff(data.actor) and (data.actor is None or found.booker != data.actor.global_handle):
-        raise c.BOOKING_NOT_FOUND(f"no booking {data.booking_id} / 予約が見つかりません")
+        raise c.BOOKING_NOT_FOUND(f"no booking {data.booking_id}")
     return found
 
 

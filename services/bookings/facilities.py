@@ -55,7 +55,7 @@ def check(data: c.FacilityPut) -> None:
 
 async def put(session: AsyncSession, *, node: str, data: c.FacilityPut, now: datetime) -> c.Facility:
     if data.actor is not None and not data.actor.has("staff", "secretariat"):
-        raise c.FACILITY_STAFF_ONLY("only staff create and change facilities / 施設の登録・変更は職員のみ行えます")
+        raise c.FACILITY_STAFF_ONLY("only staff create and change facilities")
     check(data)
     values = {
         "name_ja": data.name_ja, "name_en": data.name_en, "kind": data.kind, "address": data.address,
@@ -78,7 +78,7 @@ async def row_of(session: AsyncSession, facility_id: str) -> Any:
     row = (await session.execute(select(facilities).where(facilities.c.id == facility_id,
                                                           facilities.c.active.is_(True)))).first()
     if row is None:
-        raise c.FACILITY_NOT_FOUND(f"no facility {facility_id!r} on this node / 施設が見つかりません")
+        raise c.FACILITY_NOT_FOUND(f"no facility {facility_id!r} on this node")
     return row
 
 
