@@ -13,6 +13,7 @@ from towntip.kernel.bus.endpoints import Endpoints
 def service_docs(node: str) -> list[ServiceDoc]:
     """Each service's endpoints, declared without starting anything (no database, no NATS)."""
     from identity.handlers import DOMAINS as IDENTITY
+    from services.bookings.handlers import DOMAINS as BOOKINGS
     from services.points.handlers import DOMAINS as POINTS
     from services.projects.handlers import DOMAINS as PROJECTS
     from services.sns.handlers import DOMAINS as SNS
@@ -25,6 +26,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
         ServiceDoc("points", tables(POINTS)),
         ServiceDoc("projects", tables(PROJECTS)),
         ServiceDoc("sns", tables(SNS)),
+        ServiceDoc("bookings", tables(BOOKINGS)),
     ]
 
 

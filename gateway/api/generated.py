@@ -7,7 +7,8 @@ For each such op the gateway mounts a route under /api/v1 that
 - enforces the op's role from the caller's credentials: `anyone` needs no token (a valid one still says who asks);
   `signed_in` needs an access token of this node's OpenID provider; `staff` and `secretariat` need one whose person
   holds that role here (the identity service says who holds a token: svc.<node>.identity.oidc.token_user);
-  the node's admin token is no person and acts for nobody (403 `request.person_required` where a person is needed);
+  the node's admin token is no person and acts for nobody (403 `request.person_required` where a person is needed,
+  unless the op's row says `admin=True`: then the request goes without an actor, as the operator's would);
 - calls the bus endpoint with `rpc.call` and answers its answer model, or its refusal as problem+json with the
   refusal's status and code (documented per status with the op's declared refusals).
 
@@ -16,8 +17,8 @@ for their declarations (as gateway/asyncapi.py reads them): no handler is ever c
 
 Points' routes come from its tables too (events, donation projects, my notebook, my points, the staff's figures),
 except the hand-written ones in gateway/api/points.py: a card's balance, PUT /points/events/{code} and
-/terminals, which staff tooling calls with the node's admin token (no person, so no generated staff route would
-take it).
+/terminals, which staff tooling calls with the node's admin token (no person: a generated staff route takes it only
+where the row says `admin=True`, as the bookings service's counter bookings do).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ SERVICES: tuple[tuple[str, str], ...] = (
     ("points", "services.points.handlers"),
     ("projects", "services.projects.handlers"),
     ("sns", "services.sns.handlers"),
+    ("bookings", "services.bookings.handlers"),
 )
 
 # The refusals of the gateway itself (also problem+json with a code)
@@ -97,19 +99,20 @@ async def caller(request: Request,
     return actor_of(ic.User.model_validate(answer))
 
 
-def enforce(role: str) -> Any:
+def enforce(role: str, *, admin: bool = False) -> Any:
     """The route's dependency: the person it acts for, refused (401/403) before its input is even read."""
 
     async def allowed(who: Annotated[Caller, Depends(caller)]) -> Actor | None:
-        return allow(role, who)
+        return allow(role, who, admin=admin)
 
     return allowed
 
 
-def allow(role: str, who: Caller) -> Actor | None:
-    """The person the op acts for, if `who` may call an op that needs `role`; else the refusal."""
+def allow(role: str, who: Caller, *, admin: bool = False) -> Actor | None:
+    """The person the op acts for, if `who` may call an op that needs `role`; else the refusal. `admin`: the node's
+    admin token may call it too, for nobody (None)."""
     person = who if isinstance(who, Actor) else None
-    if role == ANYONE:
+    if role == ANYONE or admin and who is ADMIN:
         return person
     if who is None:
         raise errors.Unauthorized("a bearer access token of this node's OpenID provider is required",
@@ -161,9 +164,10 @@ def _responses(op: Op, domain: Domain, path_fields: list[str]) -> dict[int | str
                                    503: [f"{errors.generic_code(503)}: the service did not answer"]}
     if op.role != ANYONE:
         codes[401].append(f"{NO_TOKEN}: no bearer token")
-        codes.setdefault(403, []).append(f"{PERSON_REQUIRED}: the admin token is no person")
+        if not op.admin:
+            codes.setdefault(403, []).append(f"{PERSON_REQUIRED}: the admin token is no person")
         if op.role != SIGNED_IN:
-            codes[403].append(f"{ROLE_MISSING}: the person lacks the role {op.role!r}")
+            codes.setdefault(403, []).append(f"{ROLE_MISSING}: the person lacks the role {op.role!r}")
     for r in domain.refusals_of(op):
         codes.setdefault(r.status, []).append(f"{r.code}: {r.doc}" if r.doc else r.code)
     if path_fields:
@@ -213,7 +217,7 @@ def _route(router: APIRouter, service: str, domain: Domain, op: Op) -> None:
                                         annotation=Annotated[given, Query()] if in_query else Annotated[given, Body()]))
     params += [
         inspect.Parameter("api_caller", inspect.Parameter.KEYWORD_ONLY,
-                          annotation=Annotated[Any, Depends(enforce(op.role))]),
+                          annotation=Annotated[Any, Depends(enforce(op.role, admin=op.admin))]),
         inspect.Parameter("api_settings", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(settings)]),
         inspect.Parameter("api_nc", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(nats)]),
     ]
@@ -221,11 +225,13 @@ def _route(router: APIRouter, service: str, domain: Domain, op: Op) -> None:
     endpoint.__name__ = f"{service}_{op.name}".replace(".", "_")
     who = {ANYONE: "anyone", SIGNED_IN: "signed in"}.get(op.role, op.role)
     router.add_api_route(
-        http.path, endpoint, methods=[http.method], response_model=op.response, tags=[f"{service}: {domain.name}"],
+        http.path, endpoint, methods=[http.method], response_model=op.response, status_code=http.status,
+        tags=[f"{service}: {domain.name}"],
         summary=f"{http.summary or op.doc or op.name} ({who})", operation_id=f"{service}.{op.name}",
         description=f"Bus endpoint `svc.<node>.{service}.{op.name}`; role `{op.role}`."
                     + (" A bearer token is optional: with one, the answer is for that person." if op.role == ANYONE
-                       and takes_actor else " Acts as the person holding the bearer token." if takes_actor else ""),
+                       and takes_actor else " Acts as the person holding the bearer token." if takes_actor else "")
+                    + (" The node's admin token may call it too, for no person." if op.admin else ""),
         responses=_responses(op, domain, path_fields),
         # a public read: the token is optional (FastAPI lists the bearer scheme; {} adds "or none")
         openapi_extra={"security": [{}]} if op.role == ANYONE else None,

@@ -13,6 +13,7 @@ import nats
 
 from gateway.app import create_app
 from identity.app import IdentityService
+from services.bookings.app import BookingsService
 from services.points.app import PointsService
 from services.projects.app import ProjectsService
 from services.sns.app import SnsService
@@ -63,7 +64,7 @@ async def test_every_subject_in_use_is_in_the_asyncapi_document(nats_server, tmp
     services = [IdentityService(settings("identity"), smtp=SmtpSettings(enabled=False)),
                 PointsService(settings("points")),
                 ProjectsService(settings("projects"), smtp=SmtpSettings(enabled=False)),
-                SnsService(settings("sns"))]
+                SnsService(settings("sns")), BookingsService(settings("bookings"))]
     nc = await nats.connect(nats_server.url)
     try:
         for s in services:  # one after the other: alembic keeps its running migration in module globals
@@ -86,7 +87,8 @@ async def test_every_subject_in_use_is_in_the_asyncapi_document(nats_server, tmp
     assert in_use - documented == set(), "endpoints missing from /asyncapi.json"
     events = {subjects.evt(NODE, svc, re.sub(r"(?<!^)(?=[A-Z])", "_", t).lower()) for svc, t in _announced_types()}
     assert {"evt.apinode.identity.user_deleted", "evt.apinode.points.tap_recorded",
-            "evt.apinode.points.entry_posted", "evt.apinode.sns.post_published"} <= events
+            "evt.apinode.points.entry_posted", "evt.apinode.sns.post_published",
+            "evt.apinode.bookings.booking_confirmed"} <= events
     assert events - documented == set(), "events missing from /asyncapi.json"
     # Payloads come from the models: a refusal's codes, an event's fields.
     chan = doc["channels"]["svc.projects.themes.call.open"]

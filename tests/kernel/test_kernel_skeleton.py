@@ -173,17 +173,18 @@ def _constructed_errors(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("service", ["services/sns", "services/projects", "identity"])
+@pytest.mark.parametrize("service", ["services/sns", "services/projects", "services/bookings", "identity"])
 def test_every_refusal_of_the_service_is_declared_with_a_code(service: str) -> None:
     bare = [hit for path in sorted((ROOT / service).glob("*.py")) for hit in _constructed_errors(path)]
     assert bare == [], "raise the contracts' Refusal constants instead: " + ", ".join(bare)
 
 
 def test_every_declared_refusal_code_is_unique() -> None:
+    from towntip.kernel.contracts import bookings as bc
     from towntip.kernel.contracts import projects as pc
 
     seen: dict[str, str] = {}
-    for module in (sc, pc, ic):
+    for module in (sc, pc, ic, bc):
         for name, value in vars(module).items():
             if isinstance(value, errors.Refusal):
                 assert seen.setdefault(value.code, f"{module.__name__}.{name}") == f"{module.__name__}.{name}", \

@@ -1,18 +1,22 @@
-"""`towntip demo ...`: demo data for a node. `seed` puts the seed's event table into the points service."""
+"""`towntip demo ...`: demo data for a node. `seed` puts the seed's event table into the points service, then the
+demo facilities (towntip/cli/demo_facilities.py, sample values beside the seed's names) into the bookings service."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import csv
+import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
+from towntip.cli.demo_facilities import FACILITIES
 from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_node, connect
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.contracts import bookings as bc
 from towntip.kernel.contracts.points import EP_EVENT_PUT, SERVICE, EventIn
 
 # The seed's table ships with the package (towntip/data); a shared/data copy beside the checkout also counts.
@@ -65,7 +69,8 @@ def seed_events(path: Path) -> list[EventIn]:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("demo", help="demo data for a node")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    seed = verbs.add_parser("seed", help="put the seed's events (seed_event_points.csv) into the points service")
+    seed = verbs.add_parser("seed", help="put the seed's events (seed_event_points.csv) into the points service "
+                            "and the demo facilities into the bookings service")
     add_nats_args(seed)
     seed.add_argument("--csv", default=None,
                       help="the event table (default: the packaged towntip/data/seed_event_points.csv, "
@@ -95,7 +100,36 @@ def cmd_seed(args: argparse.Namespace) -> int:
     except errors.ServiceError as exc:
         return fail(f"points service: {exc.reason} ({exc.code})", EXIT_FAILURE)
     print(f"{done} events put on {subjects.svc(node, SERVICE, EP_EVENT_PUT)} from {path}")
+    put = subjects.svc(node, bc.SERVICE, bc.EP_FACILITY_PUT)
+    try:
+        placed = asyncio.run(_facilities(args.nats_url, node, demo_facilities()))
+    except Unreachable as exc:
+        return fail(str(exc))
+    except errors.Unavailable as exc:  # a node started without the bookings service: the events are in all the same
+        print(f"bookings service: {exc.reason}; the demo facilities were not put (start it, then seed again)",
+              file=sys.stderr)
+        return EXIT_OK
+    except errors.ServiceError as exc:
+        return fail(f"bookings service: {exc.reason} ({exc.code})", EXIT_FAILURE)
+    print(f"{placed} facilities put on {put} (sample values beside the seed's names)")
     return EXIT_OK
+
+
+def demo_facilities() -> list[bc.FacilityPut]:
+    """The demo's facilities as the bookings service takes them (put by the operator: no actor)."""
+    return [bc.FacilityPut.model_validate(f) for f in FACILITIES]
+
+
+async def _facilities(url: str, node: str, facilities: list[bc.FacilityPut]) -> int:
+    nc = await connect(url)
+    subject = subjects.svc(node, bc.SERVICE, bc.EP_FACILITY_PUT)
+    try:
+        for f in facilities:
+            await rpc.call(nc, subject, f, timeout=5.0)
+            print(f"{f.id}\t{f.name_ja}", flush=True)
+    finally:
+        await nc.close()
+    return len(facilities)
 
 
 async def _seed(url: str, node: str, events: list[EventIn]) -> int:

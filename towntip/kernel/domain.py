@@ -57,14 +57,15 @@ class Http:
     method: Method
     path: str
     summary: str = ""
+    status: int = 200  # the status of a successful answer (201 for a POST that creates something)
 
 
 def GET(path: str, summary: str = "") -> Http:  # reads like the route it declares
     return Http("GET", path, summary)
 
 
-def POST(path: str, summary: str = "") -> Http:
-    return Http("POST", path, summary)
+def POST(path: str, summary: str = "", *, status: int = 200) -> Http:
+    return Http("POST", path, summary, status)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class Op:
     doc: str = ""
     http: Http | None = None  # also an HTTP route of the gateway (with `role` enforced there); None: bus only
     clash: Refusal | None = None  # a write: a unique-key conflict left after the retry answered as this refusal
+    # The node's admin token may call the HTTP route too, for no person: the request goes without an actor (its
+    # model's `actor` is optional, and the service treats None as the node's operator, as on the bus).
+    admin: bool = False
 
 
 def write(name: str, request: type[BaseModel] | None, response: type[BaseModel] | None,

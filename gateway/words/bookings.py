@@ -1,0 +1,40 @@
+"""What the bookings service's refusal codes say to people: {code: (Japanese, English)}
+(towntip/kernel/contracts/bookings.py declares the codes)."""
+
+from __future__ import annotations
+
+WORDS: dict[str, tuple[str, str]] = {
+    "facility.not_found": ("施設が見つかりません。", "No such facility on this node."),
+    "facility.staff_only": ("施設の登録・変更は職員のみ行えます。", "Only staff create and change facilities."),
+    "facility.invalid": ("施設の開館時間・予約枠・料金の設定が合っていません。",
+                         "The facility's hours, slot layout or fees do not fit together."),
+    "availability.out_of_range": ("空き状況を表示できない日付です。",
+                                  "Availability is not shown for that date."),
+    "booking.not_found": ("予約が見つかりません。", "No such booking."),
+    "booking.slot_taken": ("その時間は既に予約されています。別の枠をお選びください。",
+                           "That time is booked already: choose another slot."),
+    "booking.in_past": ("過去の日時は予約できません。", "That time has passed."),
+    "booking.too_short_notice": ("予約の受付期限を過ぎています。", "The facility needs more notice than that."),
+    "booking.too_far_ahead": ("まだ予約を受け付けていない日です。",
+                              "The facility does not take bookings that far ahead yet."),
+    "booking.closed_day": ("休館日（祝日を含む）のため予約できません。",
+                           "The facility is closed that day (closing day or public holiday)."),
+    "booking.outside_hours": ("開館時間外です。", "That time is outside the opening hours."),
+    "booking.not_on_layout": ("予約枠（午前・午後・夜間など）に合わせて選んでください。",
+                              "Choose times on the facility's slots (morning, afternoon, evening, …)."),
+    "booking.too_long": ("1回の利用時間の上限を超えています。",
+                         "Longer than the facility allows for one booking."),
+    "booking.bad_range": ("終了時刻は開始時刻より後の、同じ日の時刻にしてください。",
+                          "The end must be after the start, on the same day."),
+    "booking.monthly_quota": ("この施設の月の予約上限に達しています。",
+                              "You have as many bookings of this facility that month as it allows."),
+    "booking.staff_only": ("代理予約は職員のみ行えます。", "Only staff book on behalf of someone else."),
+    "booking.not_yours": ("予約したご本人か職員のみ行えます。", "Only the booker or staff may do this."),
+    "booking.already_cancelled": ("この予約は既に取り消されています。", "The booking is cancelled already."),
+    "booking.already_started": ("利用開始後の予約は取り消せません。",
+                                "The booking has started: it can no longer be cancelled."),
+    "booking.on_behalf_required": ("代理予約の相手（利用者）を指定してください。",
+                                   "Say on behalf of whom the booking is made."),
+    "booking.other_node": ("他の地域の施設です。その地域のポータルで予約してください。",
+                           "That facility belongs to another node: book it there."),
+}

@@ -1,0 +1,86 @@
+"""Tables of the bookings service (its own database or schema): facilities, bookings, and the kernel's outbox and
+inbox.
+
+A facility's description beyond its name and place (hours, closed days, slot layout, fees, rules) is one JSON
+document (`spec`), validated by the contracts' models on the way in and out. A booking keeps its time as
+`starts_at`/`ends_at` and, for the no-double-booking guarantee, `held_until` = end + the facility's buffer:
+on PostgreSQL an exclusion constraint (btree_gist) forbids two rows of one facility whose [starts_at, held_until)
+ranges overlap while both are in a state that holds the slot (migration 0001); on SQLite the writing transaction
+checks and inserts under the database's write lock (every transaction begins IMMEDIATE: towntip.kernel.db).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from towntip.kernel import db
+from towntip.kernel.bus.outbox import define_bus_tables
+from towntip.kernel.contracts.bookings import STATES
+
+metadata = MetaData(naming_convention=db.NAMING_CONVENTION)
+bus = define_bus_tables(metadata)
+TS = DateTime(timezone=True)
+STATE_CHECK = "state IN (" + ", ".join(f"'{s}'" for s in STATES) + ")"
+
+facilities = Table(
+    "facilities",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("name_ja", String(100), nullable=False),
+    Column("name_en", String(100), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("lat", Float, nullable=True),
+    Column("lon", Float, nullable=True),
+    Column("capacity", Integer, nullable=True),
+    Column("accessibility", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("spec", JSON, nullable=False),  # hours, closed days, layout, buffer, rules (contracts.FacilityPut)
+    Column("active", Boolean, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_facilities_kind", "kind"),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("facility_id", String(48), ForeignKey("facilities.id"), nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Column("held_until", TS, nullable=False),  # ends_at + the facility's buffer when booked
+    Column("state", String(16), nullable=False),
+    Column("purpose", String(200), nullable=False),
+    Column("user_class", String(16), nullable=False),
+    Column("fee", Integer, nullable=False),
+    Column("booker", String(64), nullable=True),  # global handle; NULL for a walk-in
+    Column("booker_user_id", String(64), nullable=True),
+    Column("booker_name", String(100), nullable=False),
+    Column("contact_phone", String(24), nullable=True),  # walk-ins only (personal data: docs/bookings.md)
+    Column("booked_by", String(64), nullable=True),  # staff handle at the counter
+    Column("month", String(7), nullable=False),  # YYYY-MM of the start in JST: the monthly quota's key
+    Column("created_at", TS, nullable=False),
+    Column("confirmed_at", TS, nullable=True),
+    Column("cancelled_at", TS, nullable=True),
+    Column("cancelled_by", String(64), nullable=True),
+    CheckConstraint(STATE_CHECK, name="state"),
+    CheckConstraint("starts_at < ends_at AND ends_at <= held_until", name="times"),
+    CheckConstraint("fee >= 0", name="fee"),
+    Index("ix_bookings_facility_id_starts_at", "facility_id", "starts_at"),
+    Index("ix_bookings_booker_month", "booker", "month"),
+)
