@@ -500,44 +500,61 @@ class IdentityNode:
                 self.nats.stop()
 
 
-async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, Any]:
-    print(f"\n== {kind} ==", flush=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"towntip-bench-identity-{kind}-"))
-    schema = f"bench_{uuid.uuid4().hex[:10]}" if kind == "postgres" else ""
-    url = args.pg_url if kind == "postgres" else f"sqlite+aiosqlite:///{workdir}/data/identity.sqlite3"
-    node = IdentityNode(workdir=workdir, database_url=url, schema=schema)
-    result: dict[str, Any] = {"database": kind, "schema": schema or None}
-    rng = random.Random(args.seed)
-    C = args.concurrency
-    nc = None
-    clients: list[Any] = []
-    try:
+@dataclass
+class IdentityRun:
+    """One database's run: the node, the bench's connections and what the phases hand each other (users, the
+    client's Basic header, codes, refresh tokens, access tokens); each phase fills its figure into `result`."""
+
+    node: IdentityNode
+    args: argparse.Namespace
+    cores: int
+    result: dict[str, Any]
+    rng: random.Random
+    nc: Any = None
+    meter: CpuMeter | None = None
+    users: list[BenchUser] = field(default_factory=list)
+    basic: dict[str, str] = field(default_factory=dict)
+    clients: list[Any] = field(default_factory=list)
+    browsers: list[httpx.AsyncClient] = field(default_factory=list)
+    rps: list[LeanClient] = field(default_factory=list)
+    codes: deque[tuple[str, str]] = field(default_factory=deque)
+    refresh_pool: deque[str] = field(default_factory=deque)
+    access_tokens: list[str] = field(default_factory=list)
+
+    @property
+    def C(self) -> int:  # the concurrency, as the module's docstring names it
+        return int(self.args.concurrency)
+
+    def svc(self, ep: str) -> str:
+        return subjects.svc(NODE, c.SERVICE, ep)
+
+    async def setup(self) -> None:
+        """The node, the bench's NATS connection, the users and a confidential client through the admin endpoints."""
+        node, args = self.node, self.args
         await node.start()
         log(f"identity pid {node.identity.pid if node.identity else '?'}, gateway pid "
             f"{node.gateway.pid if node.gateway else '?'} on {node.public_url}, nats "
             f"{node.nats.url if node.nats else '?'}")
         log(f"login throttle: {node.throttle_note}")
-        result["throttle"] = node.throttle_note
-        meter = CpuMeter(node.pids(), kind == "postgres")
-        nc = await nats.connect(node.nats.url, connect_timeout=5)  # type: ignore[union-attr]
-
-        def svc(ep: str) -> str:
-            return subjects.svc(NODE, c.SERVICE, ep)
-
-        # ---- setup: users and a confidential client through the admin endpoints ----
+        self.result["throttle"] = node.throttle_note
+        self.meter = CpuMeter(node.pids(), self.result["database"] == "postgres")
+        self.nc = await nats.connect(node.nats.url, connect_timeout=5)  # type: ignore[union-attr]
         users = [BenchUser(f"bench_u{i:03d}", f"bench-pw-{i:03d}-{secrets.token_hex(4)}") for i in range(args.users)]
         t0 = time.perf_counter()
-        await asyncio.gather(*(rpc.call(nc, svc(c.EP_USER_ADD), c.UserAddIn(
+        await asyncio.gather(*(rpc.call(self.nc, self.svc(c.EP_USER_ADD), c.UserAddIn(
             handle=u.handle, email=f"{u.handle}@example.jp", password=u.password), timeout=60.0) for u in users))
         log(f"{len(users)} users made in {time.perf_counter() - t0:.1f} s (admin.user.add, Argon2id hash each)")
-        client = await rpc.call(nc, svc(c.EP_CLIENT_ADD), c.ClientAddIn(
+        self.users = users
+        client = await rpc.call(self.nc, self.svc(c.EP_CLIENT_ADD), c.ClientAddIn(
             client_id=CLIENT_ID, redirect_uris=[REDIRECT_URI]), timeout=15.0)
         secret = client["client_secret"]
-        basic = {"Authorization": "Basic " + base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()}
+        self.basic = {"Authorization": "Basic " + base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()}
 
-        # ---- 1. password logins through the portal ----
-        login_clients = [http_client(node.public_url) for _ in range(C)]
-        clients += login_clients
+    async def portal_logins(self) -> None:
+        """1. password logins through the portal."""
+        C, args, rng, users = self.C, self.args, self.rng, self.users
+        login_clients = [http_client(self.node.public_url) for _ in range(C)]
+        self.clients += login_clients
         csrf: dict[int, str] = {}
         for i, cl in enumerate(login_clients):  # each virtual client: its CSRF cookie and token, not timed
             page = await cl.get("/login")
@@ -561,68 +578,71 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
         throttled = "login_limit" not in GatewaySettings.model_fields
         log(f"1. password logins through the portal (POST /login), {C} clients, {args.seconds:g} s"
             + (" — throttled: at most 10" if throttled else ""))
-        run = await drive([functools.partial(portal_login, i) for i in range(C)], args.seconds, meter,
+        run = await drive([functools.partial(portal_login, i) for i in range(C)], args.seconds, self.meter,
                           max_ok=10 if throttled else None)
-        result["login_http"] = run.summary(cores, session_cookie_set=bool(seen_cookie and seen_cookie[0]),
-                                           throttled=throttled)
+        self.result["login_http"] = run.summary(self.cores, session_cookie_set=bool(seen_cookie and seen_cookie[0]),
+                                                throttled=throttled)
+
+    async def nats_logins(self) -> None:
+        """1b. the same logins straight to the identity service over NATS."""
+        C, args, rng, users, nc = self.C, self.args, self.rng, self.users, self.nc
 
         async def nats_login() -> Outcome:
             u = rng.choice(users)
             try:
-                await rpc.call(nc, svc(c.EP_LOGIN), c.LoginIn(login=u.handle, password=u.password,
-                                                               client_ip="127.0.0.1", user_agent="bench"), timeout=30.0)
+                await rpc.call(nc, self.svc(c.EP_LOGIN), c.LoginIn(login=u.handle, password=u.password,
+                                                                    client_ip="127.0.0.1", user_agent="bench"),
+                               timeout=30.0)
             except errors.ServiceError as exc:
                 return f"{exc.code}"
             return "ok"
 
         log(f"1b. password logins straight to svc.{NODE}.identity.login over NATS, {C} in flight, {args.seconds:g} s")
-        result["login_nats"] = (await drive([nats_login] * C, args.seconds, meter)).summary(cores)
+        self.result["login_nats"] = (await drive([nats_login] * C, args.seconds, self.meter)).summary(self.cores)
 
-        # ---- browsers with a session (made through the NATS login: the portal throttle is not spent) ----
-        browsers = []
-        for _ in range(C):
-            u = rng.choice(users)
-            sess = await rpc.call(nc, svc(c.EP_LOGIN), c.LoginIn(login=u.handle, password=u.password,
-                                                                 client_ip="127.0.0.1"), timeout=30.0)
-            browsers.append(http_client(node.public_url, headers={"Cookie": f"tt_session={sess['session_token']}"}))
-        clients += browsers
-        # the relying party's connections: the lean client (no cookies needed), as its bare baseline
-        rps = [LeanClient(node.public_url) for _ in range(C)]
-        clients += rps
+    async def sessions(self) -> None:
+        """Browsers with a session (made through the NATS login: the portal throttle is not spent), and the relying
+        party's connections: the lean client (no cookies needed), as its bare baseline."""
+        for _ in range(self.C):
+            u = self.rng.choice(self.users)
+            sess = await rpc.call(self.nc, self.svc(c.EP_LOGIN), c.LoginIn(login=u.handle, password=u.password,
+                                                                           client_ip="127.0.0.1"), timeout=30.0)
+            self.browsers.append(http_client(self.node.public_url,
+                                              headers={"Cookie": f"tt_session={sess['session_token']}"}))
+        self.clients += self.browsers
+        self.rps = [LeanClient(self.node.public_url) for _ in range(self.C)]
+        self.clients += self.rps
 
-        codes: deque[tuple[str, str]] = deque()
-
-        async def authorize(cl: httpx.AsyncClient) -> Outcome:
-            verifier = secrets.token_urlsafe(48)
-            r = await cl.get("/oauth/authorize", params={
-                "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "scope": SCOPE,
-                "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-                "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"})
-            location = r.headers.get("location", "")
-            if r.status_code == 302 and location.startswith(REDIRECT_URI + "?"):
-                codes.append((parse_qs(urlsplit(location).query)["code"][0], verifier))
-                return "ok"
-            return f"HTTP {r.status_code}"
-
-        refresh_pool: deque[str] = deque()
-        access_tokens: list[str] = []
-
-        async def exchange(cl: LeanClient) -> Outcome:
-            try:
-                code, verifier = codes.popleft()
-            except IndexError:
-                return None
-            r = await cl.post("/oauth/token", headers=basic, data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-                "code_verifier": verifier})
-            if r.status_code != 200:
-                return f"HTTP {r.status_code}"
-            token = r.json()
-            refresh_pool.append(token["refresh_token"])
-            access_tokens.append(token["access_token"])
+    async def authorize(self, cl: httpx.AsyncClient) -> Outcome:
+        verifier = secrets.token_urlsafe(48)
+        r = await cl.get("/oauth/authorize", params={
+            "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "scope": SCOPE,
+            "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+            "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"})
+        location = r.headers.get("location", "")
+        if r.status_code == 302 and location.startswith(REDIRECT_URI + "?"):
+            self.codes.append((parse_qs(urlsplit(location).query)["code"][0], verifier))
             return "ok"
+        return f"HTTP {r.status_code}"
 
-        # ---- 2. code exchanges: codes made just before (60 s lifetime), in batches if they run out ----
+    async def exchange(self, cl: LeanClient) -> Outcome:
+        try:
+            code, verifier = self.codes.popleft()
+        except IndexError:
+            return None
+        r = await cl.post("/oauth/token", headers=self.basic, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier})
+        if r.status_code != 200:
+            return f"HTTP {r.status_code}"
+        token = r.json()
+        self.refresh_pool.append(token["refresh_token"])
+        self.access_tokens.append(token["access_token"])
+        return "ok"
+
+    async def code_exchanges(self) -> None:
+        """2. code exchanges: codes made just before (60 s lifetime), in batches if they run out."""
+        args, C = self.args, self.C
         made, exchanged = Run(), Run()
         make_for = min(max(args.seconds * 1.5, 2.0), CODE_TTL_GUARD)
         for batch in range(1, 4):
@@ -630,21 +650,23 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
             if left < 0.25 * args.seconds and batch > 1:
                 break
             log(f"2. batch {batch}: authorization codes via GET /oauth/authorize for {make_for:.1f} s ({C} browsers)")
-            codes.clear()
-            m = await drive([functools.partial(authorize, cl) for cl in browsers], make_for, meter)
+            self.codes.clear()
+            m = await drive([functools.partial(self.authorize, cl) for cl in self.browsers], make_for, self.meter)
             made.add(m)
             log(f"   {m.ok} codes ({_f(m.per_s)}/s); timing POST /oauth/token authorization_code, up to {left:.1f} s")
-            e = await drive([functools.partial(exchange, cl) for cl in rps], left, meter)
+            e = await drive([functools.partial(self.exchange, cl) for cl in self.rps], left, self.meter)
             exchanged.add(e)
             if not e.ran_out:
                 break
             # the next batch: enough codes for the time left, at the rates just seen (bounded by the codes' lifetime)
             rate_make, rate_ex = m.per_s or 1.0, e.per_s or 1.0
             make_for = min(CODE_TTL_GUARD, max(1.0, 1.3 * (args.seconds - exchanged.seconds) * rate_ex / rate_make))
-        result["authorize"] = made.summary(cores)
-        result["code_exchange"] = exchanged.summary(cores, batches=batch)
+        self.result["authorize"] = made.summary(self.cores)
+        self.result["code_exchange"] = exchanged.summary(self.cores, batches=batch)
 
-        # ---- 3. refreshes: each refresh token used once (the pool from the exchanges, then each client's own) ----
+    async def refreshes(self) -> None:
+        """3. refreshes: each refresh token used once (the pool from the exchanges, then each client's own)."""
+        C, args, rps, refresh_pool = self.C, self.args, self.rps, self.refresh_pool
         from_pool: Counter[str] = Counter()
         own: dict[int, str] = {}
 
@@ -655,24 +677,26 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
                 token, src = own.pop(i), "chained"
             else:
                 return None
-            r = await rps[i].post("/oauth/token", headers=basic, data={"grant_type": "refresh_token",
-                                                                     "refresh_token": token})
+            r = await rps[i].post("/oauth/token", headers=self.basic, data={"grant_type": "refresh_token",
+                                                                          "refresh_token": token})
             if r.status_code != 200:
                 return f"HTTP {r.status_code}"
             body = r.json()
             own[i] = body["refresh_token"]
-            access_tokens.append(body["access_token"])
+            self.access_tokens.append(body["access_token"])
             from_pool[src] += 1
             return "ok"
 
         log(f"3. POST /oauth/token refresh_token, {C} clients, {args.seconds:g} s ({len(refresh_pool)} from the "
             "exchanges, then each client's newest)")
-        result["refresh"] = (await drive([functools.partial(refresh, i) for i in range(C)], args.seconds,
-                                         meter)).summary(
-            cores, tokens_from_exchanges=from_pool["pool"], tokens_chained=from_pool["chained"])
+        self.result["refresh"] = (await drive([functools.partial(refresh, i) for i in range(C)], args.seconds,
+                                              self.meter)).summary(
+            self.cores, tokens_from_exchanges=from_pool["pool"], tokens_chained=from_pool["chained"])
 
-        # ---- 4. userinfo with valid access tokens ----
-        fresh = access_tokens[-C:]
+    async def userinfo(self) -> list[str]:
+        """4. userinfo with valid access tokens; the tokens used."""
+        C, args, rps = self.C, self.args, self.rps
+        fresh = self.access_tokens[-C:]
         if not fresh:
             raise RuntimeError("no access token to verify: the exchanges and refreshes all failed")
 
@@ -681,20 +705,50 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
             return "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
 
         log(f"4. GET /oauth/userinfo with a valid access token, {C} clients, {args.seconds:g} s")
-        result["userinfo"] = (await drive([functools.partial(userinfo, i) for i in range(C)], args.seconds,
-                                          meter)).summary(
-            cores)
+        self.result["userinfo"] = (await drive([functools.partial(userinfo, i) for i in range(C)], args.seconds,
+                                               self.meter)).summary(
+            self.cores)
+        return fresh
 
-        # ---- checks (not timed): the tokens are what they claim ----
+    async def checks(self, fresh: list[str]) -> None:
+        """Not timed: the tokens are what they claim."""
+        rps, result = self.rps, self.result
         keyset = KeySet.import_key_set((await rps[0].get("/oauth/jwks")).json())
         decoded = jwt.decode(fresh[-1], keyset, algorithms=["ES256"])  # access tokens: ES256 (identity/keys.py)
         info = (await rps[0].get("/oauth/userinfo", headers={"Authorization": f"Bearer {fresh[-1]}"})).json()
         result["checks"] = {
-            "access_token_typ": decoded.header.get("typ"), "iss_ok": decoded.claims.get("iss") == node.public_url,
+            "access_token_typ": decoded.header.get("typ"), "iss_ok": decoded.claims.get("iss") == self.node.public_url,
             "userinfo_sub_ok": info.get("sub") == decoded.claims.get("sub"),
             "portal_session_cookie": result["login_http"]["session_cookie_set"],
         }
-        result["rss_mb"] = {name: rss_mb(pid) for name, pid in node.pids().items() if name != "bench"}
+        result["rss_mb"] = {name: rss_mb(pid) for name, pid in self.node.pids().items() if name != "bench"}
+
+    async def close(self) -> None:
+        for cl in self.clients:
+            with contextlib.suppress(Exception):
+                await cl.aclose()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+        self.node.stop()
+
+
+async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, Any]:
+    print(f"\n== {kind} ==", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"towntip-bench-identity-{kind}-"))
+    schema = f"bench_{uuid.uuid4().hex[:10]}" if kind == "postgres" else ""
+    url = args.pg_url if kind == "postgres" else f"sqlite+aiosqlite:///{workdir}/data/identity.sqlite3"
+    node = IdentityNode(workdir=workdir, database_url=url, schema=schema)
+    result: dict[str, Any] = {"database": kind, "schema": schema or None}
+    bench = IdentityRun(node=node, args=args, cores=cores, result=result, rng=random.Random(args.seed))
+    try:
+        await bench.setup()
+        await bench.portal_logins()
+        await bench.nats_logins()
+        await bench.sessions()
+        await bench.code_exchanges()
+        await bench.refreshes()
+        await bench.checks(await bench.userinfo())
     except Exception as exc:  # noqa: BLE001 - a failed database run is reported in its figures, the other goes on
         result["error"] = f"{exc.__class__.__name__}: {exc}"
         print(f"!! {kind}: {result['error']}", flush=True)
@@ -703,13 +757,7 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
                 tail = path.read_text(errors="replace").splitlines()[-15:]
                 print(f"   --- last lines of {name} log ---\n   " + "\n   ".join(tail))
     finally:
-        for cl in clients:
-            with contextlib.suppress(Exception):
-                await cl.aclose()
-        if nc is not None:
-            with contextlib.suppress(Exception):
-                await nc.close()
-        node.stop()
+        await bench.close()
         if kind == "postgres":
             try:
                 await drop_schema(args.pg_url, schema)
@@ -718,9 +766,6 @@ async def run_one(kind: str, args: argparse.Namespace, cores: int) -> dict[str, 
                 print(f"!! could not drop schema {schema}: {exc}", flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return result
-
-
-# ---- report -------------------------------------------------------------------------------------------------
 
 
 def report(mach: dict[str, Any], base: dict[str, Any], results: list[dict[str, Any]], skipped: dict[str, str],

@@ -76,7 +76,8 @@ def _lower_priority() -> None:
     than starving the rest of the node, and a login's short steps (its database round trips, the replies) do not
     wait behind tens of milliseconds of hashing on every core. Linux applies nice per thread; elsewhere a no-op."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
+        tid = threading.get_native_id()  # relative to the service's own nice (a node started with `nice` too)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + HASHING_NICE))
 
 
 HASHING_NICE = 10

@@ -228,8 +228,28 @@ class Regions:
     # ---- at any node: a home node's query about one of its people ----------------------------------------------
 
     async def verify(self, data: c.PersonQueryIn) -> c.QueriedPerson:
+        iss, asker = await self._trusted_asker(data.token)
+        claims = self._query_claims(data.token, asker)
+        sub, exp, jti = claims["sub"], claims["exp"], claims["jti"]
+        at = utcnow()
+        async with self.sessions() as s, s.begin():
+            row = (await s.execute(select(users.c.id).where(users.c.handle == sub,
+                                                            users.c.home_node == asker.node))).first()
+            if row is None:
+                raise c.PEOPLE_NOT_FOUND(f"nobody known here as {sub}")
+            await s.execute(delete(query_jtis).where(query_jtis.c.expires_at < at))
+            fresh = (await s.execute(
+                db.insert_on_conflict(s, query_jtis)
+                .values(jti=jti, issuer=iss, expires_at=datetime.fromtimestamp(exp, at.tzinfo))
+                .on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(query_jtis.c.jti))).first()
+            if fresh is None:
+                raise c.QUERY_REPLAYED("this query was answered already (its jti was used)")
+        return c.QueriedPerson(user_id=row.id, global_handle=sub, asker=asker.node)
+
+    async def _trusted_asker(self, token: str) -> tuple[str, Any]:
+        """The query's issuer (iss) and its resolved entity, once the anchor lists it and its chain resolves."""
         try:
-            unverified = unverified_claims(data.token)
+            unverified = unverified_claims(token)
         except TrustError:
             raise c.QUERY_MALFORMED("the query is not a JWT") from None
         iss = unverified.get("iss")
@@ -245,9 +265,14 @@ class Regions:
             asker = await self._trust().resolve(iss)
         except TrustError as exc:
             raise c.QUERY_UNTRUSTED(f"the asking node is not trusted: {exc}") from None
+        return iss, asker
+
+    def _query_claims(self, token: str, asker: Any) -> dict[str, Any]:
+        """The query's claims once signed by the asker's provider keys and well formed: meant for this node, in
+        its lifetime, about one of the asker's own people (sub, exp, iat and jti checked)."""
         try:
             # its provider keys (what plan() signs with), not its federation key
-            decoded = jwt.decode(data.token, import_jwks(asker.provider_jwks), algorithms=[keys.ALG])
+            decoded = jwt.decode(token, import_jwks(asker.provider_jwks), algorithms=[keys.ALG])
         except (JoseError, ValueError) as exc:
             raise c.QUERY_INVALID(f"the query does not verify with the asking node's vouched keys: "
                                       f"{exc.__class__.__name__}") from None
@@ -269,20 +294,7 @@ class Regions:
         sub = claims.get("sub")
         if not isinstance(sub, str) or sub.rpartition("@")[2] != asker.node:
             raise c.REGIONS_HOME_ONLY("only the person's home node may ask about them")
-        at = utcnow()
-        async with self.sessions() as s, s.begin():
-            row = (await s.execute(select(users.c.id).where(users.c.handle == sub,
-                                                            users.c.home_node == asker.node))).first()
-            if row is None:
-                raise c.PEOPLE_NOT_FOUND(f"nobody known here as {sub}")
-            await s.execute(delete(query_jtis).where(query_jtis.c.expires_at < at))
-            fresh = (await s.execute(
-                db.insert_on_conflict(s, query_jtis)
-                .values(jti=jti, issuer=iss, expires_at=datetime.fromtimestamp(exp, at.tzinfo))
-                .on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(query_jtis.c.jti))).first()
-            if fresh is None:
-                raise c.QUERY_REPLAYED("this query was answered already (its jti was used)")
-        return c.QueriedPerson(user_id=row.id, global_handle=sub, asker=asker.node)
+        return dict(claims)
 
     # ---- at another node: the home node's access token for this session ----------------------------------------
 

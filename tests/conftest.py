@@ -16,6 +16,26 @@ from tests.support.nodes import points_running
 from tests.support.smtp_helpers import Recorder, Smtp
 from towntip.node.natsd import NatsServer, free_port
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` keeps the tests of one `xdist_group` on one worker by adding `@<group>` to their node ids
+    on the workers. pytest-xdist 3.8 still writes the old `_nodeid` field, which pytest 9.2's structured node ids
+    no longer read (pytest-dev/pytest-xdist#1386): every group was silently spread over all workers (module-scoped
+    nodes and federations started once per worker, whole nodes starting three at a time). This sets the suffix
+    where pytest 9.2 reads it, after xdist's own hook; where xdist's suffix took effect it does nothing."""
+    if not getattr(config.option, "loadgroup", False):  # set by xdist on its workers only
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        groups = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks}
+        suffix = "@" + "_".join(sorted(groups))
+        if groups and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            item._id = coerce_node_id(item.nodeid + suffix)
+
+
 PG_URL = os.environ.get("TOWNTIP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 _pg_state: dict[str, object] = {}
 

@@ -38,6 +38,7 @@ class ProjectsService(ServiceProcess):
         self.clock = clock  # now, for deadlines and briefings (a test moves it forward)
         self.smtp = smtp or SmtpSettings()
         self.mail_backoff = mail_backoff
+        self._members_lock = asyncio.Lock()  # refresh_members: one at a time
 
     async def start(self) -> None:
         s = self.settings
@@ -88,7 +89,13 @@ class ProjectsService(ServiceProcess):
         """Ask the trust anchor for its members; record them (a node no longer listed becomes inactive: its copies
         are hidden) and source the projects events of every active peer. Returns the active peers. A member that
         is listed but cannot be resolved for a moment (its node down) stays a member; an anchor that cannot be
-        reached changes nothing."""
+        reached changes nothing. One refresh at a time: the background round and an explicit call would otherwise
+        race, and one that read the anchor's list before a removal could record the removed node active again
+        after one that read it since."""
+        async with self._members_lock:
+            return await self._refresh_members()
+
+    async def _refresh_members(self) -> set[str]:
         assert self.resolver is not None
         try:
             listed = await self.resolver.members()

@@ -99,7 +99,7 @@ def traced_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node
         )
     node = Node(proc, data_dir, http_port, nats_port, out_path)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 150  # six processes starting on a busy 2-core machine
         while True:
             assert proc.poll() is None, f"node up exited with {proc.returncode}:\n{node.output}"
             try:

@@ -26,8 +26,10 @@ from towntip.cli import main as cli_main
 from towntip.node.natsauth import GATEWAY_INBOX_PREFIX, service_inbox_prefix
 from towntip.node.natsd import NatsServer, free_port
 
-# tests that start whole nodes (`towntip node up`) run one after another on one worker
-pytestmark = pytest.mark.xdist_group("whole-node")
+# The supervisor's own tests (`towntip node up`: start, kill, restart, stop) run one after another on one worker,
+# beside the other tests that start whole nodes (group "whole-node", on another worker): two nodes at most start
+# at once on the two cores. Each test may take a whole node's start on a busy machine.
+pytestmark = [pytest.mark.xdist_group("supervisor"), pytest.mark.timeout(300)]
 
 NODE = "testnode"
 # `python -m services.points` needs the package's __main__: until the lead's service exists, the parts of
@@ -58,7 +60,7 @@ class Node:
         except httpx.HTTPError:
             return None
 
-    async def wait_health(self, want: int | None, timeout: float = 60.0) -> dict[str, Any]:
+    async def wait_health(self, want: int | None, timeout: float = 150.0) -> dict[str, Any]:
         """Until /healthz answers `want` (any status if None); fails with the node's output otherwise."""
         deadline = time.monotonic() + timeout
         last = None

@@ -364,24 +364,8 @@ async def run_terminal(
         source = lines if lines is not None else _stdin_lines()
         async for raw in source:
             line = raw.strip()
-            if not line:
-                continue
-            word, _, rest = line.partition(" ")
-            try:
-                if word.lower() == "ref":
-                    agent.set_pending_ref(rest.strip())
-                    print(f"next touch confirms {rest.strip()}", file=sys.stderr)
-                elif stdin_reads and re.fullmatch(r"[0-9A-Fa-f]{16}", line):
-                    await agent.tap(line)
-                elif agent.mode in REF_MODES:
-                    agent.set_pending_ref(line)
-                    print(f"next touch confirms {line}", file=sys.stderr)
-                elif stdin_reads:
-                    await agent.tap(line)  # refused and shown: not an IDm
-                else:
-                    print(f"unknown command {line!r}: ref <REF>", file=sys.stderr)
-            except ValueError as exc:
-                print(f"towntip: {exc}", file=sys.stderr)
+            if line:
+                await _staff_line(agent, line, stdin_reads)
         if stdin_reads:
             await asyncio.sleep(0)
             stop.set()  # the simulated reader's input ended
@@ -407,22 +391,47 @@ async def run_terminal(
             task.cancel()
         await reader.close()
         await agent.stop()
-        nc = None
-        if connecting.done() and not connecting.cancelled() and connecting.exception() is None:
-            nc = connecting.result()
-        else:
-            connecting.cancel()
-            with contextlib.suppress(BaseException):
-                await connecting
-        if nc is not None:
-            with contextlib.suppress(Exception):
-                await nc.close()
+        await _close_connection(connecting)
         left = spool.queue_length()
         spool.close()
         if left:
             print(f"terminal {terminal}: {left} taps wait in {spool_path} and will be sent next time",
                   file=sys.stderr)
     return code
+
+
+async def _staff_line(agent: TerminalAgent, line: str, stdin_reads: bool) -> None:
+    """One non-empty line of staff input: `ref <REF>`, a bare reference in a REF mode, or (sim reader) a touch."""
+    word, _, rest = line.partition(" ")
+    try:
+        if word.lower() == "ref":
+            agent.set_pending_ref(rest.strip())
+            print(f"next touch confirms {rest.strip()}", file=sys.stderr)
+        elif stdin_reads and re.fullmatch(r"[0-9A-Fa-f]{16}", line):
+            await agent.tap(line)
+        elif agent.mode in REF_MODES:
+            agent.set_pending_ref(line)
+            print(f"next touch confirms {line}", file=sys.stderr)
+        elif stdin_reads:
+            await agent.tap(line)  # refused and shown: not an IDm
+        else:
+            print(f"unknown command {line!r}: ref <REF>", file=sys.stderr)
+    except ValueError as exc:
+        print(f"towntip: {exc}", file=sys.stderr)
+
+
+async def _close_connection(connecting: asyncio.Task[Any]) -> None:
+    """Closes the NATS connection if the connecting task made one; otherwise cancels it and waits for it to end."""
+    nc = None
+    if connecting.done() and not connecting.cancelled() and connecting.exception() is None:
+        nc = connecting.result()
+    else:
+        connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+    if nc is not None:
+        with contextlib.suppress(Exception):
+            await nc.close()
 
 
 async def _stdin_lines() -> Any:

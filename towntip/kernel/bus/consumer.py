@@ -203,7 +203,10 @@ class IdempotentConsumer(Generic[T]):
                 try:
                     if quiet:
                         # Returns on the first message, then takes whatever else is already there.
-                        msgs = await psub.fetch(1, timeout=self.spec.fetch_timeout)
+                        first = await self._long_poll(psub, stop)
+                        if first is None:
+                            break
+                        msgs = first
                         if self.spec.batch > 1:
                             with contextlib.suppress(NatsTimeout, TimeoutError):
                                 msgs += await psub.fetch(self.spec.batch - 1, timeout=self.spec.linger)
@@ -225,6 +228,23 @@ class IdempotentConsumer(Generic[T]):
                 await psub.unsubscribe()
             except Exception:  # noqa: BLE001 - shutting down anyway
                 pass
+
+    async def _long_poll(self, psub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> list[Msg] | None:
+        """The quiet stream's long poll (`fetch_timeout`), cut short when the service stops (None): a stopping
+        service does not wait out the poll. A message the cancelled poll would have brought stays unacked and
+        JetStream delivers it again (to this consumer's next run); one already fetched is returned and applied."""
+        fetch = asyncio.ensure_future(psub.fetch(1, timeout=self.spec.fetch_timeout))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not fetch.done():
+                fetch.cancel()
+            await asyncio.wait({fetch})  # never raises: the fetch's own outcome is read below
+        if fetch.cancelled():
+            return None
+        return fetch.result()
 
     async def process(self, msgs: Sequence[Msg]) -> None:
         self.stats.batches += 1
