@@ -17,7 +17,7 @@ from gateway.app import create_app
 from identity.app import IdentityService
 from services.bookings.app import BookingsService
 from tests.bookings.helpers import HALL, NODE, NOW, jst
-from tests.gateway.test_api_generated import BASE, _access_token  # the OIDC code flow, at that public URL
+from tests.gateway.test_api_generated import BASE, access_token  # the OIDC code flow, at that public URL
 from tests.identity.test_oidc_flow import PW, RP_CB
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import bookings as c
@@ -67,7 +67,7 @@ async def api(nats_server, database, tmp_path) -> AsyncIterator[Api]:
                 await admin(ic.EP_USER_ADD, ic.UserAddIn(handle=handle, display_name=name,
                                                          email=f"{handle}@example.jp", password=PW))
             await admin(ic.EP_USER_GRANT, ic.RoleIn(handle="clerk", role="staff"))
-            tokens = {h: await _access_token(app, client["client_id"], client["client_secret"], h)
+            tokens = {h: await access_token(app, client["client_id"], client["client_secret"], h)
                       for h in ("hanako", "taro", "clerk")}
             yield Api(app, tokens)
     finally:

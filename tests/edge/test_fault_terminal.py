@@ -34,6 +34,8 @@ from towntip.node.natsd import NatsServer, free_port
 pytestmark = pytest.mark.slow
 CARDS = [f"0F{i:014X}" for i in range(1, 13)]
 ROUNDS = 3
+# Touches made in each phase (a touch every 12.5 ms): the node up, then the points service or NATS down.
+UP, DOWN = 80, 24
 
 
 async def test_taps_survive_points_and_nats_killed_repeatedly(database: tuple[str, str | None], tmp_path: Path
@@ -77,21 +79,32 @@ async def test_taps_survive_points_and_nats_killed_repeatedly(database: tuple[st
                 await asyncio.sleep(0.0125)
 
         toucher = asyncio.create_task(touch())
+
+        async def touches(k: int, while_: str) -> None:
+            """Wait until `k` more touches have been made (about k/80 s on a quiet machine). A terminal whose tap
+            blocks while the node is down makes none: the wait then fails, however slow or fast the machine."""
+            target = len(made) + k
+            deadline = time.monotonic() + 60
+            while len(made) < target:
+                assert not toucher.done(), toucher.exception()
+                assert time.monotonic() < deadline, f"touches stopped while {while_}: {len(made)} of {target}"
+                await asyncio.sleep(0.01)
+
         for _ in range(ROUNDS):
-            await asyncio.sleep(1.0)
+            await touches(UP, "the node ran")
             proc.send_signal(signal.SIGKILL)  # the points service dies mid-stream
             proc.wait()
-            await asyncio.sleep(0.3)
+            await touches(DOWN, "the points service was dead")
             proc = points.start()
-            await asyncio.sleep(1.0)
+            await touches(UP, "the points service restarted")
             server.kill()  # the node's nats-server dies: terminal and service lose their connection
-            await asyncio.sleep(0.3)
+            await touches(DOWN, "the nats-server was dead")
             server.start()
-        await asyncio.sleep(1.0)
+        await touches(UP, "the node came back")
         stop.set()
         await toucher
         n = len(made)
-        assert n > 300, n
+        assert n >= ROUNDS * (2 * UP + 2 * DOWN) + UP, n
 
         if schema is None:
             engine = create_async_engine(url)  # reads only, no BEGIN IMMEDIATE: never waits for the service

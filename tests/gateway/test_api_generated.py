@@ -64,7 +64,7 @@ class Node:
             return (await s.execute(select(func.count()).select_from(communities))).scalar_one()
 
 
-async def _access_token(app: Any, client_id: str, secret: str, handle: str) -> str:
+async def access_token(app: Any, client_id: str, secret: str, handle: str) -> str:
     transport = httpx.ASGITransport(app=app)
     env = type("E", (), {"browser": lambda self: httpx.AsyncClient(transport=transport, base_url=BASE)})()
     async with httpx.AsyncClient(transport=transport, base_url=BASE, follow_redirects=False) as browser, \
@@ -107,7 +107,7 @@ async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
                 await admin(ic.EP_USER_ADD, ic.UserAddIn(handle=handle, display_name=name,
                                                          email=f"{handle}@example.jp", password=PW))
             await admin(ic.EP_USER_GRANT, ic.RoleIn(handle="taro", role="staff"))
-            tokens = {h: await _access_token(app, client["client_id"], client["client_secret"], h)
+            tokens = {h: await access_token(app, client["client_id"], client["client_secret"], h)
                       for h in ("hanako", "taro")}
             yield Node(app, nc, sns, tokens)
     finally:

@@ -15,7 +15,7 @@ import pytest
 from gateway.app import create_app
 from identity.app import IdentityService
 from services.points.app import PointsService
-from tests.gateway.test_api_generated import ADMIN_TOKEN, BASE, NODE, PW, RP_CB, Node, _access_token, problem
+from tests.gateway.test_api_generated import ADMIN_TOKEN, BASE, NODE, PW, RP_CB, Node, access_token, problem
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import ledger as lc
@@ -53,7 +53,7 @@ async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
                                                                 email=f"{handle}@example.jp", password=PW))
                 USER_IDS[handle] = user["id"]  # type: ignore[index]
             await admin(ic.EP_USER_GRANT, ic.RoleIn(handle="taro", role="staff"))
-            tokens = {h: await _access_token(app, client["client_id"], client["client_secret"], h)  # type: ignore[index]
+            tokens = {h: await access_token(app, client["client_id"], client["client_secret"], h)  # type: ignore[index]
                       for h in ("hanako", "taro")}
             yield Node(app, nc, None, tokens)  # type: ignore[arg-type]
     finally:
