@@ -105,7 +105,8 @@ async def test_staff_define_and_record_the_person_sees_credits_a_visitor_verifie
     assert page["url"] == "/staff/courses/kankyo-201"
     await open_page(d, base + "/staff/courses")
     page = await submit(d, "/staff/courses", {"code": "Bad Code", "title": "x", "credits": "1"})
-    assert "code" in page["text"] and page["url"] == "/staff/courses"  # refused with the reason, form kept
+    # refused in words naming the field (never the contract's English), the form kept
+    assert "「コード」の形式が正しくありません" in page["text"] and page["url"] == "/staff/courses", page["text"]
     await open_page(d, base + "/staff/courses")
     page = await submit(d, "/staff/certifications", {"code": "leader", "title": "まちづくりリーダー",
                                                      "credits_required": "3"})
