@@ -190,3 +190,27 @@ def test_every_declared_refusal_code_is_unique() -> None:
                 assert seen.setdefault(value.code, f"{module.__name__}.{name}") == f"{module.__name__}.{name}", \
                     f"{value.code} is declared twice"
     assert "theme.requirements_missing" in seen and "community.not_member" in seen
+
+
+def test_every_contract_model_is_frozen() -> None:
+    """Issue 15: every request, answer and event model in the contracts is frozen, so an answer is a value nobody
+    changes on its way; a new model on a plain BaseModel fails here (answers derive contracts.base.Frozen)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from pydantic import BaseModel
+
+    import towntip.kernel.contracts as contracts
+
+    seen, thawed = 0, []
+    for info in pkgutil.iter_modules(contracts.__path__):
+        module = importlib.import_module(f"{contracts.__name__}.{info.name}")
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__ \
+                    and "[" not in name:
+                seen += 1
+                if not obj.model_config.get("frozen"):
+                    thawed.append(f"{info.name}.{name}")
+    assert seen > 300, seen
+    assert thawed == [], thawed

@@ -20,6 +20,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
 from towntip.kernel.errors import Refusal
 
@@ -204,7 +205,7 @@ class FacilityQuery(BaseModel):
     facility_id: FacilityId
 
 
-class Facility(BaseModel):
+class Facility(Frozen):
     id: str
     name_ja: str
     name_en: str
@@ -230,6 +231,8 @@ class Facility(BaseModel):
 class FacilityList(RootModel[list[Facility]]):
     """GET /api/v1/facilities: a JSON list, each facility with its `id`."""
 
+    model_config = ConfigDict(frozen=True)
+
 
 # ---- availability -----------------------------------------------------------------------------------------------
 
@@ -239,14 +242,14 @@ class AvailabilityQuery(BaseModel):
     date: date
 
 
-class Slot(BaseModel):
+class Slot(Frozen):
     start: datetime  # +09:00
     end: datetime
     free: bool
     name_ja: str | None = None  # the block's name (午前, 午後, 夜間), None on a grid
 
 
-class Availability(BaseModel):
+class Availability(Frozen):
     facility_id: str
     date: date
     closed: bool  # a closed day (休館日) or a public holiday: no slot is free
@@ -288,7 +291,7 @@ class MineQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
-class Booking(BaseModel):
+class Booking(Frozen):
     id: str
     facility_id: str
     start: datetime  # +09:00
@@ -304,7 +307,7 @@ class Booking(BaseModel):
     cancelled_at: datetime | None = None
 
 
-class BookingList(BaseModel):
+class BookingList(Frozen):
     bookings: list[Booking]
 
 

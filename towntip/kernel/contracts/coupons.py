@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.points import PersonId
 from towntip.kernel.errors import Refusal
 
@@ -32,7 +33,7 @@ def _coupon_code(v: str) -> str:
     return v
 
 
-class AssetBalance(BaseModel):
+class AssetBalance(Frozen):
     asset: str
     kind: str  # points | credits | currency
     name_ja: str
@@ -41,7 +42,7 @@ class AssetBalance(BaseModel):
     balance: int
 
 
-class Wallet(BaseModel):
+class Wallet(Frozen):
     balances: list[AssetBalance]
 
 
@@ -68,7 +69,7 @@ class CouponTypeIn(BaseModel):
     active: bool = True
 
 
-class CouponType(BaseModel):
+class CouponType(Frozen):
     code: str
     title_ja: str
     title_en: str
@@ -78,7 +79,7 @@ class CouponType(BaseModel):
     active: bool
 
 
-class CouponTypeList(BaseModel):
+class CouponTypeList(Frozen):
     types: list[CouponType]
 
 
@@ -89,7 +90,7 @@ class CouponBuyIn(BaseModel):
     key: Key  # the purchase's idempotency key, made by the form: a double click buys one coupon
 
 
-class CouponOut(BaseModel):
+class CouponOut(Frozen):
     id: str
     type_code: str
     title_ja: str
@@ -103,13 +104,13 @@ class CouponOut(BaseModel):
     redeemed_at: datetime | None = None
 
 
-class CouponBought(BaseModel):
+class CouponBought(Frozen):
     coupon: CouponOut
     status: Literal["bought", "duplicate"]  # duplicate: this purchase key was used before; that coupon is answered
     currency_left: int
 
 
-class CouponList(BaseModel):
+class CouponList(Frozen):
     coupons: list[CouponOut]
 
 

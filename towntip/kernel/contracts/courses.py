@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.points import PointsEvent
 from towntip.kernel.errors import Refusal
 
@@ -97,7 +98,7 @@ class CourseIn(BaseModel):
         return self
 
 
-class Course(BaseModel):
+class Course(Frozen):
     code: str
     title: str
     description: str
@@ -109,7 +110,7 @@ class Course(BaseModel):
     updated_at: datetime
 
 
-class CourseList(BaseModel):
+class CourseList(Frozen):
     courses: list[Course]
 
 
@@ -132,7 +133,7 @@ class CertificationIn(BaseModel):
     courses: Annotated[list[Code], Field(max_length=100)] = []
 
 
-class Certification(BaseModel):
+class Certification(Frozen):
     code: str
     title: str
     description: str
@@ -143,7 +144,7 @@ class Certification(BaseModel):
     updated_at: datetime
 
 
-class CertificationList(BaseModel):
+class CertificationList(Frozen):
     certifications: list[Certification]
 
 
@@ -172,7 +173,7 @@ class CompletionIn(BaseModel):
         return self
 
 
-class Completion(BaseModel):
+class Completion(Frozen):
     id: str
     course: str
     person_ref: str  # what staff entered
@@ -187,7 +188,7 @@ class Completion(BaseModel):
     journal_key: str | None
 
 
-class CompletionOut(BaseModel):
+class CompletionOut(Frozen):
     status: Literal["credited", "pending", "duplicate"]
     completion: Completion
     certificates: list[CertificateView] = []  # certifications this completion earned
@@ -199,7 +200,7 @@ class CompletionsQuery(BaseModel):
     course: Code | None = None
 
 
-class CompletionList(BaseModel):
+class CompletionList(Frozen):
     completions: list[Completion]
 
 
@@ -208,7 +209,7 @@ class MineQuery(BaseModel):
     actor: Actor
 
 
-class Progress(BaseModel):
+class Progress(Frozen):
     certification: str
     title: str
     counted: int
@@ -216,7 +217,7 @@ class Progress(BaseModel):
     certificate_id: str | None
 
 
-class MyCredits(BaseModel):
+class MyCredits(Frozen):
     person: str
     credits: int  # the ledger's `credit` balance of person:<user id>
     completions: list[Completion]
@@ -230,7 +231,7 @@ class CertificateQuery(BaseModel):
     actor: Actor | None = None  # the owner or staff also get the signed token
 
 
-class CertificateView(BaseModel):
+class CertificateView(Frozen):
     """What a certificate states, and whether it stands. `token` only for its holder and staff."""
 
     id: str
@@ -254,7 +255,7 @@ class VerifyIn(BaseModel):
     token: Annotated[str, StringConstraints(min_length=10, max_length=MAX_TOKEN)]
 
 
-class Verification(BaseModel):
+class Verification(Frozen):
     """`status`: valid (signature good, issued here, not revoked), revoked, invalid (bad signature, malformed, not
     this node's key, or no such certificate here)."""
 
@@ -263,7 +264,7 @@ class Verification(BaseModel):
     certificate: CertificateView | None = None
 
 
-class JWKS(BaseModel):
+class JWKS(Frozen):
     keys: list[dict[str, str]]
 
 
@@ -272,7 +273,7 @@ class CertificateListQuery(BaseModel):
     actor: Actor
 
 
-class CertificateList(BaseModel):
+class CertificateList(Frozen):
     certificates: list[CertificateView]
 
 

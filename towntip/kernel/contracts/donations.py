@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.points import PointsEvent
 from towntip.kernel.errors import Refusal
 
@@ -90,7 +91,7 @@ class ProjectQuery(BaseModel):
     actor: Actor | None = None
 
 
-class Project(BaseModel):
+class Project(Frozen):
     code: str
     title: str
     organisation: str
@@ -105,7 +106,7 @@ class Project(BaseModel):
     takes_donations: bool = False  # certified and open
 
 
-class ProjectList(BaseModel):
+class ProjectList(Frozen):
     projects: list[Project]
 
 
@@ -118,7 +119,7 @@ class FundUseIn(BaseModel):
     description: _text(500)  # type: ignore[valid-type]
 
 
-class FundUse(BaseModel):
+class FundUse(Frozen):
     id: str
     used_on: date
     amount_yen: int
@@ -126,7 +127,7 @@ class FundUse(BaseModel):
     recorded_at: datetime
 
 
-class ProjectDetail(BaseModel):
+class ProjectDetail(Frozen):
     """What the transparency page shows: raised (confirmed only), donors, goal, the use of funds, the balance."""
 
     project: Project
@@ -136,7 +137,7 @@ class ProjectDetail(BaseModel):
     pending_yen: int = 0  # pledged, not yet confirmed (staff only; 0 for others)
 
 
-class Method(BaseModel):
+class Method(Frozen):
     code: str
     name_ja: str
     name_en: str
@@ -146,7 +147,7 @@ class Method(BaseModel):
     instructions_en: str
 
 
-class MethodList(BaseModel):
+class MethodList(Frozen):
     methods: list[Method]
 
 
@@ -178,7 +179,7 @@ class DonationAction(BaseModel):
     reason: _text(200, 0) = ""  # type: ignore[valid-type]  # why it was cancelled
 
 
-class Donation(BaseModel):
+class Donation(Frozen):
     id: str
     reference: str  # D-XXXXXX: shown at the counter, written on the transfer
     project: str
@@ -197,23 +198,23 @@ class Donation(BaseModel):
     receipt_no: str | None = None
 
 
-class DonationList(BaseModel):
+class DonationList(Frozen):
     donations: list[Donation]
 
 
-class MyDonations(BaseModel):
+class MyDonations(Frozen):
     donations: list[Donation]
     confirmed_yen: int
     points: int  # points earned by donating
 
 
-class ReceiptPdf(BaseModel):
+class ReceiptPdf(Frozen):
     receipt_no: str
     filename: str
     pdf_base64: str
 
 
-class Rules(BaseModel):
+class Rules(Frozen):
     points_per_1000_yen: int
     issuer_name: str  # the municipality on receipts (the node id if empty)
     bank_account: str  # shown with bank transfer instructions

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.pilots import CasePublished
 from towntip.kernel.contracts.projects import Note, ProjectsEvent, ThemeCreate, Uuid
 
@@ -41,14 +42,14 @@ class MembersQuery(BaseModel):
     actor: Actor | None = None
 
 
-class Member(BaseModel):
+class Member(Frozen):
     node: str
     public_url: str  # the member's entity id at the trust anchor: its public base URL
     active: bool  # listed by the trust anchor at the last look
     checked_at: datetime
 
 
-class Members(BaseModel):
+class Members(Frozen):
     node: str  # this node
     anchor: str  # the trust anchor's entity id ("" without one: no peers)
     members: list[Member]
@@ -70,7 +71,7 @@ class RemoteQuery(BaseModel):
     actor: Actor | None = None
 
 
-class RemoteTheme(BaseModel):
+class RemoteTheme(Frozen):
     """A copy of another municipality's published theme, as its node last announced it."""
 
     id: str
@@ -99,7 +100,7 @@ class RemoteTheme(BaseModel):
     participating: bool = False  # this node declared its participation
 
 
-class RemoteThemeList(BaseModel):
+class RemoteThemeList(Frozen):
     themes: list[RemoteTheme]
 
 
@@ -116,7 +117,7 @@ class RemoteCase(CasePublished):
     prefill: dict[str, Any] = {}
 
 
-class RemoteCaseList(BaseModel):
+class RemoteCaseList(Frozen):
     cases: list[RemoteCase]
 
 
@@ -135,7 +136,7 @@ class FollowingQuery(BaseModel):
     actor: Actor
 
 
-class Followed(BaseModel):
+class Followed(Frozen):
     kind: ItemKind
     origin_node: str
     id: str
@@ -151,7 +152,7 @@ class Followed(BaseModel):
     following: bool = True
 
 
-class FollowingList(BaseModel):
+class FollowingList(Frozen):
     items: list[Followed]
 
 

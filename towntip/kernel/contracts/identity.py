@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
 from towntip.kernel.errors import Refusal
 from towntip.kernel.mail import check_address
@@ -90,7 +91,7 @@ def _interests(v: list[str]) -> list[str]:
 Interests = Annotated[list[str], Field(max_length=43), AfterValidator(_interests)]
 
 
-class User(BaseModel):
+class User(Frozen):
     id: str
     handle: str
     global_handle: str  # handle@home-node
@@ -106,7 +107,7 @@ class User(BaseModel):
     created_at: datetime
 
 
-class RegisterIn(BaseModel):
+class RegisterIn(Frozen):
     model_config = _IN
     handle: Handle
     display_name: DisplayName
@@ -115,23 +116,23 @@ class RegisterIn(BaseModel):
     lang: Lang = "ja"
 
 
-class Registered(BaseModel):
+class Registered(Frozen):
     user: User
     verification_sent: bool
 
 
-class TokenIn(BaseModel):
+class TokenIn(Frozen):
     model_config = _IN
     token: Token
 
 
-class EmailIn(BaseModel):
+class EmailIn(Frozen):
     model_config = _IN
     email: Email
     lang: Lang = "ja"
 
 
-class LoginIn(BaseModel):
+class LoginIn(Frozen):
     model_config = _IN
     login: Annotated[str, StringConstraints(min_length=1, max_length=254)]  # handle or e-mail
     password: AnyPassword
@@ -139,19 +140,19 @@ class LoginIn(BaseModel):
     user_agent: Annotated[str, StringConstraints(max_length=300)] = ""
 
 
-class Session(BaseModel):
+class Session(Frozen):
     session_token: str = ""  # only in the answer to login; later answers leave it empty
     user: User
     auth_time: datetime
     expires_at: datetime
 
 
-class SessionIn(BaseModel):
+class SessionIn(Frozen):
     model_config = _IN
     session_token: Token
 
 
-class AccessTokenIn(BaseModel):
+class AccessTokenIn(Frozen):
     """A bearer access token this node's OpenID provider issued (an at+jwt), as a client sent it to the API."""
 
     model_config = _IN
@@ -163,7 +164,7 @@ class PasswordChangeIn(SessionIn):
     new_password: Password
 
 
-class ResetIn(BaseModel):
+class ResetIn(Frozen):
     model_config = _IN
     token: Token
     new_password: Password
@@ -181,7 +182,7 @@ class DeleteIn(SessionIn):
     password: AnyPassword
 
 
-class Done(BaseModel):
+class Done(Frozen):
     ok: bool = True
     detail: str = ""
 
@@ -189,7 +190,7 @@ class Done(BaseModel):
 # ---- admin -----------------------------------------------------------------------------------------------------
 
 
-class UserAddIn(BaseModel):
+class UserAddIn(Frozen):
     model_config = _IN
     handle: Handle
     display_name: DisplayName | None = None
@@ -198,19 +199,19 @@ class UserAddIn(BaseModel):
     email_verified: bool = True
 
 
-class UserRef(BaseModel):
+class UserRef(Frozen):
     model_config = _IN
     handle: Handle
 
 
-class RoleIn(BaseModel):
+class RoleIn(Frozen):
     model_config = _IN
     # this node's people (name) or people of other nodes known here (name@home)
     handle: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{2,29}(@[a-z][a-z0-9-]{0,30}[a-z0-9])?$")]
     role: Role
 
 
-class PersonLookupIn(BaseModel):
+class PersonLookupIn(Frozen):
     """Staff find a person known at this node by their global handle (name@home) or e-mail, e.g. to record that
     they finished a course or to award them currency. Answers only who they are here, nothing private."""
 
@@ -219,14 +220,14 @@ class PersonLookupIn(BaseModel):
     query: Annotated[str, StringConstraints(min_length=3, max_length=254)]
 
 
-class PersonRef(BaseModel):
+class PersonRef(Frozen):
     user_id: str
     global_handle: str
     display_name: str
     home_node: str
 
 
-class ProfileLookupIn(BaseModel):
+class ProfileLookupIn(Frozen):
     """Is name@home a person known at this node (one of its own, or of another node who has logged in here)? By
     global handle only, never by e-mail; the answer is the public profile and nothing else (no user id)."""
 
@@ -234,12 +235,12 @@ class ProfileLookupIn(BaseModel):
     handle: GlobalHandle
 
 
-class PublicProfile(BaseModel):
+class PublicProfile(Frozen):
     global_handle: str
     display_name: str
 
 
-class UserList(BaseModel):
+class UserList(Frozen):
     users: list[User]
 
 
@@ -247,7 +248,7 @@ RedirectUri = Annotated[str, StringConstraints(min_length=8, max_length=500, pat
 ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{1,99}$")]
 
 
-class ClientAddIn(BaseModel):
+class ClientAddIn(Frozen):
     model_config = _IN
     client_id: ClientId
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
@@ -257,7 +258,7 @@ class ClientAddIn(BaseModel):
     scope: Annotated[str, StringConstraints(pattern=r"^[a-z_ ]{1,200}$")] = "openid profile email"
 
 
-class Client(BaseModel):
+class Client(Frozen):
     client_id: str
     name: str
     redirect_uris: list[str]
@@ -268,23 +269,23 @@ class Client(BaseModel):
     client_secret: str = ""  # only in the answer to client add
 
 
-class ClientRef(BaseModel):
+class ClientRef(Frozen):
     model_config = _IN
     client_id: ClientId
 
 
-class ClientList(BaseModel):
+class ClientList(Frozen):
     clients: list[Client]
 
 
-class KeyRotated(BaseModel):
+class KeyRotated(Frozen):
     kid: str  # the new RS256 provider key (ID tokens, person queries)
     published: list[str]  # kids in the provider's JWKS now
     access_token_kid: str | None = None  # the new ES256 key (access tokens)
     federation_kid: str | None = None  # the federation key, unchanged (what the anchor pinned)
 
 
-class FederationKeyRotated(BaseModel):
+class FederationKeyRotated(Frozen):
     kid: str  # the new federation key's RFC 7638 thumbprint: the anchor's operator pins it (--expect-thumbprint)
     entity_id: str  # this node's entity id (--entity-id of `towntip federation anchor rekey`)
     retired: list[str] = []  # the federation key(s) it replaces
@@ -296,7 +297,7 @@ OidcEndpoint = Literal["discovery", "jwks", "authorize", "token", "userinfo", "e
                        "revocation"]
 
 
-class OidcRequest(BaseModel):
+class OidcRequest(Frozen):
     """An HTTP request to the provider, as the gateway received it (only what the provider needs)."""
 
     model_config = _IN
@@ -308,7 +309,7 @@ class OidcRequest(BaseModel):
     session_token: Token | None = None
 
 
-class OidcResponse(BaseModel):
+class OidcResponse(Frozen):
     status: int
     headers: dict[str, str] = {}
     body: Any = None  # JSON (dict) or text
@@ -321,7 +322,7 @@ class OidcResponse(BaseModel):
 # ---- logging in with one's home node (cross-node single sign-on) ------------------------------------------------
 
 
-class FederatedStartIn(BaseModel):
+class FederatedStartIn(Frozen):
     """`name@node` (or just `node`): the person's home node, where they log in."""
 
     model_config = _IN
@@ -329,11 +330,11 @@ class FederatedStartIn(BaseModel):
     return_to: Annotated[str, StringConstraints(pattern=r"^/[^/\\].*$|^/$", max_length=500)] = "/me"
 
 
-class FederatedStart(BaseModel):
+class FederatedStart(Frozen):
     authorize_url: str
 
 
-class FederatedFinishIn(BaseModel):
+class FederatedFinishIn(Frozen):
     model_config = _IN
     state: Token
     code: Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -342,7 +343,7 @@ class FederatedFinishIn(BaseModel):
     user_agent: Annotated[str, StringConstraints(max_length=300)] = ""
 
 
-class FederatedSession(BaseModel):
+class FederatedSession(Frozen):
     session: Session
     return_to: str
 
@@ -353,7 +354,7 @@ REGIONS_SCOPE = "regions"  # granted only to member nodes of the federation and 
 PERSON_QUERY_TYP = "towntip-person-query+jwt"
 
 
-class RegionsPlanIn(BaseModel):
+class RegionsPlanIn(Frozen):
     """The person asking for their regions, by their session at home or a bearer access token with `regions`."""
 
     model_config = _IN
@@ -361,7 +362,7 @@ class RegionsPlanIn(BaseModel):
     access_token: Annotated[str, StringConstraints(min_length=20, max_length=4096)] | None = None
 
 
-class RegionQuery(BaseModel):
+class RegionQuery(Frozen):
     node: str
     url: str  # the node's entity id (public base URL): POST {url}/federation/person-summary
     token: str  # the signed query (PERSON_QUERY_TYP), valid for 60 s, single use
@@ -369,13 +370,13 @@ class RegionQuery(BaseModel):
     last_seen: datetime
 
 
-class RemovedRegion(BaseModel):
+class RemovedRegion(Frozen):
     node: str
     url: str
     reason: str
 
 
-class RegionsPlan(BaseModel):
+class RegionsPlan(Frozen):
     user_id: str
     global_handle: str
     home_node: str
@@ -385,18 +386,18 @@ class RegionsPlan(BaseModel):
     caller_node: str | None = None  # asked with a member node's access token: that node (it shows its own part)
 
 
-class PersonQueryIn(BaseModel):
+class PersonQueryIn(Frozen):
     model_config = _IN
     token: Annotated[str, StringConstraints(min_length=20, max_length=8192, pattern=r"^[A-Za-z0-9_\-.]+$")]
 
 
-class QueriedPerson(BaseModel):
+class QueriedPerson(Frozen):
     user_id: str  # the person's user id at this node
     global_handle: str
     asker: str  # the home node that asked
 
 
-class HomeAccess(BaseModel):
+class HomeAccess(Frozen):
     home_node: str
     url: str  # the home node's entity id
     access_token: str

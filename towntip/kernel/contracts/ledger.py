@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
 from towntip.kernel.errors import Refusal
 
@@ -49,7 +50,7 @@ class PostIn(BaseModel):
     entries: Annotated[list[EntryIn], Field(min_length=1, max_length=1000)]
 
 
-class EntryResult(BaseModel):
+class EntryResult(Frozen):
     key: str
     status: Literal["posted", "duplicate", "refused"]
     journal_id: str | None = None
@@ -57,7 +58,7 @@ class EntryResult(BaseModel):
     reason: str = ""
 
 
-class PostOut(BaseModel):
+class PostOut(Frozen):
     results: list[EntryResult]
 
 
@@ -75,13 +76,13 @@ class BalanceIn(BaseModel):
     asset: Asset = "machi-point"
 
 
-class AccountBalance(BaseModel):
+class AccountBalance(Frozen):
     account: str
     asset: str
     balance: int
 
 
-class Totals(BaseModel):
+class Totals(Frozen):
     """Sum of all postings per asset: zero for each, always."""
 
     totals: dict[str, int]
@@ -97,7 +98,7 @@ class AssetRulesIn(BaseModel):
     demurrage_percent_per_month: int | None = Field(default=None, ge=1, le=50)
 
 
-class AssetRules(BaseModel):
+class AssetRules(Frozen):
     asset: str
     expiry_days: int | None
     demurrage_percent_per_month: int | None
@@ -108,7 +109,7 @@ class SweepIn(BaseModel):
     at: datetime | None = None  # apply the rules as of this time (default: now)
 
 
-class Swept(BaseModel):
+class Swept(Frozen):
     expired: int
     demurrage: int
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from towntip.kernel.contracts.actor import GlobalHandle
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.points import PersonId
 
 EP_PERSON_SUMMARY = "person.summary"  # the tail of svc.<node>.<service>.person.summary, for sns and projects
@@ -22,7 +23,7 @@ EP_PERSON_SUMMARY = "person.summary"  # the tail of svc.<node>.<service>.person.
 _STRICT = ConfigDict(extra="forbid")
 
 
-class SummaryQuery(BaseModel):
+class SummaryQuery(Frozen):
     model_config = _STRICT
 
     person: PersonId  # the person's user id at the answering node
@@ -32,7 +33,7 @@ class SummaryQuery(BaseModel):
 
 # ---- the community SNS (svc.<node>.sns.person.summary) ----------------------------------------------------------
 
-class CommunityRef(BaseModel):
+class CommunityRef(Frozen):
     id: str
     name: str
     category: str  # a code of the category grid (npo-<n> / pib-<n>)
@@ -41,13 +42,13 @@ class CommunityRef(BaseModel):
     joined_at: datetime
 
 
-class FriendRef(BaseModel):
+class FriendRef(Frozen):
     global_handle: str  # name@home
     display_name: str
     since: datetime
 
 
-class SnsSummary(BaseModel):
+class SnsSummary(Frozen):
     communities: list[CommunityRef]
     friends: list[FriendRef]
     friend_requests: int  # requests waiting for this person's answer
@@ -55,14 +56,14 @@ class SnsSummary(BaseModel):
 
 # ---- co-creation (svc.<node>.projects.person.summary) -----------------------------------------------------------
 
-class OrganisationRef(BaseModel):
+class OrganisationRef(Frozen):
     id: str
     name: str
     kind: str  # department / company / npo / … as the projects service names it
     role: str  # the person's role in it
 
 
-class ThemeRef(BaseModel):
+class ThemeRef(Frozen):
     id: str
     title: str
     phase: int  # 1-4
@@ -70,20 +71,20 @@ class ThemeRef(BaseModel):
     role: str  # how the person takes part: owner department staff, proposal member, evaluator, pilot party …
 
 
-class ProjectsSummary(BaseModel):
+class ProjectsSummary(Frozen):
     organisations: list[OrganisationRef]
     themes: list[ThemeRef]
 
 
 # ---- one node's answer ------------------------------------------------------------------------------------------
 
-class PointsPart(BaseModel):
+class PointsPart(Frozen):
     asset: str
     balance: int
     cards: int
 
 
-class RegionSummary(BaseModel):
+class RegionSummary(Frozen):
     node: str
     global_handle: str
     points: PointsPart | None = None
@@ -97,7 +98,7 @@ class RegionSummary(BaseModel):
 RegionState = Literal["ok", "unreachable", "refused", "removed"]
 
 
-class RegionView(BaseModel):
+class RegionView(Frozen):
     """One region as the home node saw it just now: `ok` with its summary; `unreachable` (no answer in time),
     `refused` (it answered with an error, `reason`), or `removed` (no longer a trusted member: not asked)."""
 
@@ -110,7 +111,7 @@ class RegionView(BaseModel):
     reason: str = ""
 
 
-class MyRegions(BaseModel):
+class MyRegions(Frozen):
     global_handle: str
     home_node: str
     regions: list[RegionView]  # the home region first, then the others by node id

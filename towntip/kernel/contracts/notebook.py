@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.errors import Refusal
 
 SERVICE = "points"
@@ -37,7 +38,7 @@ class NotebookExportIn(BaseModel):
     lang: Literal["ja", "en"] = "ja"
 
 
-class Entry(BaseModel):
+class Entry(Frozen):
     """One line of the notebook: a participation (a tap at an event) or a confirmed donation."""
 
     on: date  # 実施日 (Japan)
@@ -55,7 +56,7 @@ class Entry(BaseModel):
     empathy: int | None = None  # 共感: None until the SNS exists
 
 
-class Totals(BaseModel):
+class Totals(Frozen):
     entries: int
     points: int
     contribution: int  # points from taking part (貢献)
@@ -66,7 +67,7 @@ class Totals(BaseModel):
     empathy: int | None = None
 
 
-class Average(BaseModel):
+class Average(Frozen):
     """Per person, over the people the directory knows (linked to a user id) in the scope, those without activity
     counted as 0."""
 
@@ -82,7 +83,7 @@ class Average(BaseModel):
     kcal: float
 
 
-class Notebook(BaseModel):
+class Notebook(Frozen):
     global_handle: str
     display_name: str
     district: str  # '' when the person has not given one (profile)
@@ -93,7 +94,7 @@ class Notebook(BaseModel):
     empathy_counted: bool = False  # 共感 is counted once the SNS exists; until then the notebook shows "—"
 
 
-class Export(BaseModel):
+class Export(Frozen):
     filename: str
     content_type: str
     base64: str
@@ -111,7 +112,7 @@ class FiguresExportIn(BaseModel):
     lang: Literal["ja", "en"] = "ja"
 
 
-class EventFigure(BaseModel):
+class EventFigure(Frozen):
     code: str
     name: str
     field: str | None
@@ -121,7 +122,7 @@ class EventFigure(BaseModel):
     participations: int
 
 
-class MonthFigure(BaseModel):
+class MonthFigure(Frozen):
     month: str  # YYYY-MM (Japan)
     points: int  # tap points + donation points
     contribution: int
@@ -130,7 +131,7 @@ class MonthFigure(BaseModel):
     people: int
 
 
-class DistrictFigure(BaseModel):
+class DistrictFigure(Frozen):
     district: str  # '' = not known (a card bound to nobody, a person without a district or not in the directory)
     registered: int  # people of the directory in the district
     active: int  # of whom (or, for '', holders) with any activity
@@ -141,7 +142,7 @@ class DistrictFigure(BaseModel):
     kcal: int
 
 
-class FieldFigure(BaseModel):
+class FieldFigure(Frozen):
     field: str | None
     field_letter: str | None
     name_ja: str
@@ -151,7 +152,7 @@ class FieldFigure(BaseModel):
     people: int
 
 
-class Figures(BaseModel):
+class Figures(Frozen):
     events: list[EventFigure]
     months: list[MonthFigure]
     districts: list[DistrictFigure]

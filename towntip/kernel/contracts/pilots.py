@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.projects import _IN, Fields, Name, Note, ProjectsEvent, Required, Text, Uuid
 from towntip.kernel.errors import check_failed
 
@@ -363,14 +364,14 @@ class CaseListQuery(BaseModel):
 # ---- replies -------------------------------------------------------------------------------------------------
 
 
-class Party(BaseModel):
+class Party(Frozen):
     org_id: str
     org_name: str
     side: Side
     has_role: bool  # at least one row in the split of roles
 
 
-class Role(BaseModel):
+class Role(Frozen):
     id: str
     org_id: str
     org_name: str
@@ -382,7 +383,7 @@ class Role(BaseModel):
     updated_by: str
 
 
-class Milestone(BaseModel):
+class Milestone(Frozen):
     id: str
     title: str
     due_on: date
@@ -393,7 +394,7 @@ class Milestone(BaseModel):
     updated_at: datetime
 
 
-class Measurement(BaseModel):
+class Measurement(Frozen):
     id: str
     value: Decimal
     measured_on: date
@@ -403,7 +404,7 @@ class Measurement(BaseModel):
     recorded_by: str
 
 
-class Kpi(BaseModel):
+class Kpi(Frozen):
     id: str
     name: str
     unit: str
@@ -420,7 +421,7 @@ class Kpi(BaseModel):
     achievement_pct: str | None
 
 
-class DocumentVersion(BaseModel):
+class DocumentVersion(Frozen):
     version: int
     saved_at: datetime
     saved_by: str
@@ -439,7 +440,7 @@ class BudgetVersion(BudgetIn, DocumentVersion):
     model_config = ConfigDict(frozen=True)
 
 
-class AgreementVersion(BaseModel):
+class AgreementVersion(Frozen):
     number: int
     title: str
     # The text. In pilots.get's workspace only the current version carries it (None for the earlier ones, which
@@ -450,7 +451,7 @@ class AgreementVersion(BaseModel):
     created_by: str
 
 
-class Signature(BaseModel):
+class Signature(Frozen):
     org_id: str
     org_name: str
     side: Side
@@ -462,7 +463,7 @@ class Signature(BaseModel):
     current: bool  # for the agreement's current version (signatures of earlier versions are void, kept)
 
 
-class Agreement(BaseModel):
+class Agreement(Frozen):
     id: str
     theme_id: str
     kind: AgreementKind
@@ -479,7 +480,7 @@ class Agreement(BaseModel):
     my_parties: list[str]  # the org ids the actor may sign for (and has not signed the current version for)
 
 
-class DecisionOut(BaseModel):
+class DecisionOut(Frozen):
     decision: Decision
     label: str  # 本格導入 ...
     reasons: str
@@ -499,12 +500,12 @@ GATE_REPORT = "gate.report"  # the report saved
 GATE_DECISION = "gate.decision"  # the next-year decision made
 
 
-class Requirement(BaseModel):
+class Requirement(Frozen):
     code: str
     party: str = ""
 
 
-class Pilot(BaseModel):
+class Pilot(Frozen):
     """The pilot workspace of a theme: everything of phases 3 and 4 for those who may read it."""
 
     theme_id: str
@@ -538,7 +539,7 @@ class Pilot(BaseModel):
     case_published_version: int  # 0: not published
 
 
-class CaseKpi(BaseModel):
+class CaseKpi(Frozen):
     name: str
     unit: str
     baseline: str
@@ -620,7 +621,7 @@ class ThemeCompleted(ProjectsEvent):
 # ---- replies (cases) -------------------------------------------------------------------------------------------
 
 
-class Case(BaseModel):
+class Case(Frozen):
     id: str
     theme_id: str
     theme_title: str
@@ -635,5 +636,5 @@ class Case(BaseModel):
     missing_for_publication_codes: list[Requirement] = []  # the same as codes (added: older answers have none)
 
 
-class CaseList(BaseModel):
+class CaseList(Frozen):
     cases: list[CasePublished]  # the latest version of each, newest publication first

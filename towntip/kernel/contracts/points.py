@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
 from towntip.kernel.errors import Refusal
 
@@ -226,7 +227,7 @@ class CardBindRequest(BaseModel):
     card_idm: CardIdm
 
 
-class CardBindPending(BaseModel):
+class CardBindPending(Frozen):
     card_ref: str  # the first 8 hex digits of the card's keyed hash: enough to tell one's cards apart
     expires_at: datetime
 
@@ -270,12 +271,12 @@ class MyPointsQuery(BaseModel):
     actor: Actor
 
 
-class BoundCard(BaseModel):
+class BoundCard(Frozen):
     card_ref: str
     bound_at: datetime
 
 
-class PersonPoints(BaseModel):
+class PersonPoints(Frozen):
     asset: str
     balance: int
     cards: list[BoundCard]

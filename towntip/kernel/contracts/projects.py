@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
 from towntip.kernel.errors import Refusal, check_failed
 from towntip.kernel.mail import check_address
@@ -170,13 +171,13 @@ class OrgListQuery(BaseModel):
     member: Actor | None = None
 
 
-class Member(BaseModel):
+class Member(Frozen):
     global_handle: str
     role: MemberRole
     added_at: datetime
 
 
-class Org(BaseModel):
+class Org(Frozen):
     id: str
     origin_node: str
     kind: OrgKind
@@ -193,7 +194,7 @@ class Org(BaseModel):
     my_role: MemberRole | None = None
 
 
-class OrgList(BaseModel):
+class OrgList(Frozen):
     orgs: list[Org]
 
 
@@ -232,7 +233,7 @@ class HearingCreate(BaseModel):
     attendees: Short = ""
 
 
-class Hearing(BaseModel):
+class Hearing(Frozen):
     id: str
     origin_node: str
     department_id: str
@@ -252,7 +253,7 @@ class HearingListQuery(BaseModel):
     department_id: Uuid | None = None
 
 
-class HearingList(BaseModel):
+class HearingList(Frozen):
     hearings: list[Hearing]
 
 
@@ -361,7 +362,7 @@ class CriterionOut(Criterion):
     position: int
 
 
-class Requirements(BaseModel):
+class Requirements(Frozen):
     conditions: str
     scope: str
     deadline: datetime
@@ -370,7 +371,7 @@ class Requirements(BaseModel):
     updated_at: datetime
 
 
-class Theme(BaseModel):
+class Theme(Frozen):
     id: str
     origin_node: str
     owner_department_id: str
@@ -399,7 +400,7 @@ class Theme(BaseModel):
     origin_case: dict[str, str] | None = None  # {origin_node, case_id, title} of the case it was started from
 
 
-class ThemeList(BaseModel):
+class ThemeList(Frozen):
     themes: list[Theme]
 
 
@@ -413,7 +414,7 @@ class PhaseAdvance(BaseModel):
     note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(Frozen):
     seq: int
     subject_kind: str
     subject_id: str
@@ -426,7 +427,7 @@ class AuditEntry(BaseModel):
     note: str
 
 
-class History(BaseModel):
+class History(Frozen):
     theme_id: str
     entries: list[AuditEntry]
 
@@ -445,14 +446,14 @@ def _url(v: str) -> str:
     return _website(v)
 
 
-class CompanyMatch(BaseModel):
+class CompanyMatch(Frozen):
     org: Org  # the public profile (no members)
     score: int  # 2 per shared field + 1 per word of the theme's company points found in the expertise
     fields: list[str]  # the shared fields
     words: list[str]  # the words found
 
 
-class CompanyMatches(BaseModel):
+class CompanyMatches(Frozen):
     theme_id: str
     words: list[str]  # the words taken from the theme's "where companies can help"
     matches: list[CompanyMatch]
@@ -465,14 +466,14 @@ class OrgMatchQuery(BaseModel):
     org_id: Uuid
 
 
-class ThemeMatch(BaseModel):
+class ThemeMatch(Frozen):
     theme: Theme
     score: int
     fields: list[str]
     words: list[str]
 
 
-class ThemeMatches(BaseModel):
+class ThemeMatches(Frozen):
     org_id: str
     matches: list[ThemeMatch]
 
@@ -500,7 +501,7 @@ class BriefingCreate(BaseModel):
         return self
 
 
-class BriefingRegistration(BaseModel):
+class BriefingRegistration(Frozen):
     global_handle: str
     display_name: str
     org_id: str
@@ -508,7 +509,7 @@ class BriefingRegistration(BaseModel):
     registered_at: datetime
 
 
-class Briefing(BaseModel):
+class Briefing(Frozen):
     id: str
     origin_node: str
     theme_id: str
@@ -526,7 +527,7 @@ class Briefing(BaseModel):
     registrations: list[BriefingRegistration] | None = None  # the theme's managers only
 
 
-class BriefingList(BaseModel):
+class BriefingList(Frozen):
     theme_id: str
     may_manage: bool
     briefings: list[Briefing]
@@ -626,7 +627,7 @@ class ProposalListQuery(BaseModel):
     mine: bool = False  # only those of the actor's own organisations (lead or partner)
 
 
-class Partner(BaseModel):
+class Partner(Frozen):
     org_id: str
     org_name: str
     status: PartnerStatus
@@ -634,7 +635,7 @@ class Partner(BaseModel):
     answered_by: str | None
 
 
-class Proposal(BaseModel):
+class Proposal(Frozen):
     id: str
     origin_node: str
     theme_id: str
@@ -659,7 +660,7 @@ class Proposal(BaseModel):
     may_edit: bool
 
 
-class ProposalList(BaseModel):
+class ProposalList(Frozen):
     proposals: list[Proposal]
 
 
@@ -702,7 +703,7 @@ class ScoreSubmit(BaseModel):
     comment: Required
 
 
-class MyReview(BaseModel):
+class MyReview(Frozen):
     proposal_id: str
     proposal_title: str
     lead_org_name: str
@@ -714,7 +715,7 @@ class MyReview(BaseModel):
     scored_at: datetime | None
 
 
-class MyReviews(BaseModel):
+class MyReviews(Frozen):
     theme_id: str
     theme_title: str
     criteria: list[CriterionOut]
@@ -724,14 +725,14 @@ class MyReviews(BaseModel):
     reviews: list[MyReview]
 
 
-class CriterionAverage(BaseModel):
+class CriterionAverage(Frozen):
     criterion_id: str
     name: str
     weight: int
     average: float  # the mean of the counted evaluators' scores (anonymised)
 
 
-class RankedProposal(BaseModel):
+class RankedProposal(Frozen):
     proposal_id: str
     title: str
     lead_org_name: str
@@ -743,20 +744,20 @@ class RankedProposal(BaseModel):
     selected: bool = False
 
 
-class ProgressCell(BaseModel):
+class ProgressCell(Frozen):
     evaluator: str
     proposal_id: str
     state: Literal["undeclared", "conflicted", "to_score", "scored"]  # never the scores themselves
 
 
-class ProposalBrief(BaseModel):
+class ProposalBrief(Frozen):
     id: str
     title: str
     lead_org_name: str
     partners_confirmed: bool
 
 
-class EvaluationStatus(BaseModel):
+class EvaluationStatus(Frozen):
     theme_id: str
     theme_title: str
     deadline: datetime | None
@@ -779,7 +780,7 @@ class ResultPublish(BaseModel):
     reasons: Required
 
 
-class Result(BaseModel):
+class Result(Frozen):
     theme_id: str
     origin_node: str
     theme_title: str
@@ -811,7 +812,7 @@ class InquiryCreate(BaseModel):
     lang: Literal["ja", "en"] = "ja"
 
 
-class InquiryReceipt(BaseModel):
+class InquiryReceipt(Frozen):
     id: str
     reference: str  # short number for the sender to quote
     received_at: datetime
@@ -819,7 +820,7 @@ class InquiryReceipt(BaseModel):
     auto_reply: bool
 
 
-class Inquiry(BaseModel):
+class Inquiry(Frozen):
     id: str
     reference: str
     kind: InquiryKind
@@ -843,7 +844,7 @@ class InquiryListQuery(BaseModel):
     status: InquiryStatus | None = None
 
 
-class InquiryList(BaseModel):
+class InquiryList(Frozen):
     inquiries: list[Inquiry]
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
+from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
 from towntip.kernel.contracts.projects import CategoryCode, Fields, Uuid
 from towntip.kernel.errors import Refusal
@@ -144,14 +145,14 @@ class MemberAction(CommunityAction):
     member: GlobalHandle
 
 
-class Person(BaseModel):
+class Person(Frozen):
     """A person as others see them here: None for a deleted account (退会したユーザー)."""
 
     global_handle: str
     display_name: str
 
 
-class Community(BaseModel):
+class Community(Frozen):
     id: str
     name: str
     description: str
@@ -164,7 +165,7 @@ class Community(BaseModel):
     my_role: Role | None = None  # the asking actor's role, None if not a member (or no actor)
 
 
-class CommunityList(BaseModel):
+class CommunityList(Frozen):
     communities: list[Community]  # newest first
     next: str | None = None  # pass as `before` for the next (older) page
 
@@ -174,7 +175,7 @@ class Member(Person):
     joined_at: datetime
 
 
-class MemberList(BaseModel):
+class MemberList(Frozen):
     members: list[Member]
 
 
@@ -236,12 +237,12 @@ class PostQuery(BaseModel):
     comments_limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = PAGE_MAX
 
 
-class Hidden(BaseModel):
+class Hidden(Frozen):
     at: datetime
     reason: str  # shown to the leader and the author only; others see that it was hidden
 
 
-class Comment(BaseModel):
+class Comment(Frozen):
     id: int
     post_id: int
     author: Person | None  # None: a deleted account
@@ -252,7 +253,7 @@ class Comment(BaseModel):
     mine: bool = False
 
 
-class Post(BaseModel):
+class Post(Frozen):
     id: int
     community_id: str
     author: Person | None
@@ -265,19 +266,19 @@ class Post(BaseModel):
     mine: bool = False
 
 
-class PostList(BaseModel):
+class PostList(Frozen):
     posts: list[Post]
     next: int | None = None  # pass as `before` for the next (older) page
 
 
-class PostDetail(BaseModel):
+class PostDetail(Frozen):
     post: Post
     community: Community
     comments: list[Comment]  # newest first, one page
     next_comments: int | None = None  # pass as `comments_before` for the next (older) page
 
 
-class Done(BaseModel):
+class Done(Frozen):
     ok: bool = True
 
 
@@ -310,7 +311,7 @@ class FriendsQuery(BaseModel):
     actor: Actor
 
 
-class FriendRequest(BaseModel):
+class FriendRequest(Frozen):
     id: str
     sender: Person
     addressee: Person
@@ -323,7 +324,7 @@ class Friend(Person):
     since: datetime
 
 
-class Friends(BaseModel):
+class Friends(Frozen):
     friends: list[Friend]
     incoming: list[FriendRequest]
     outgoing: list[FriendRequest]
