@@ -6,85 +6,34 @@ counter."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
-import nats
 import pytest
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.bookings.app import BookingsService
 from tests.bookings.helpers import HALL, NODE, NOW, jst
-from tests.gateway.test_api_generated import BASE, access_token  # the OIDC code flow, at that public URL
-from tests.identity.test_oidc_flow import PW, RP_CB
-from towntip.kernel.bus import rpc, subjects
+from tests.support.api_node import BASE, ApiNode, api_node, problem
 from towntip.kernel.contracts import bookings as c
-from towntip.kernel.contracts import identity as ic
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
-
-ADMIN_TOKEN = "admin-token-for-the-bookings-api-test"
-PROBLEM = "application/problem+json"
-
-
-@dataclass
-class Api:
-    app: Any
-    tokens: dict[str, str]
-
-    def client(self, who: str | None = None) -> httpx.AsyncClient:
-        token = ADMIN_TOKEN if who == "admin" else self.tokens[who] if who else None
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=BASE, headers=headers)
+from towntip.kernel.settings import ServiceSettings
 
 
 @pytest.fixture
-async def api(nats_server, database, tmp_path) -> AsyncIterator[Api]:
+async def api(nats_server, database, tmp_path) -> AsyncIterator[ApiNode]:
     url, schema = database
 
     def settings(service: str, **db: str) -> ServiceSettings:
         return ServiceSettings(service=service, node_id=NODE, nats_url=nats_server.url,
                                data_dir=str(tmp_path / service), public_url=BASE, **db)
 
-    ident = IdentityService(settings("identity"))
     bookings = BookingsService(settings("bookings", database_url=url, database_schema=schema or ""),
                                clock=lambda: NOW)
-    for svc in (ident, bookings):
-        await svc.start()
-    nc = await nats.connect(nats_server.url)
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,bookings",
-                                     data_dir=str(tmp_path / "gw"), public_url=BASE, request_timeout=15,
-                                     admin_token=ADMIN_TOKEN))
-
-    async def admin(endpoint: str, payload: Any) -> Any:
-        return await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, endpoint), payload, timeout=15)
-
-    try:
-        async with app.router.lifespan_context(app):
-            client = await admin(ic.EP_CLIENT_ADD, ic.ClientAddIn(client_id="api-client", redirect_uris=[RP_CB]))
-            for handle, name in (("hanako", "山田 花子"), ("taro", "鈴木 太郎"), ("clerk", "窓口 職員")):
-                await admin(ic.EP_USER_ADD, ic.UserAddIn(handle=handle, display_name=name,
-                                                         email=f"{handle}@example.jp", password=PW))
-            await admin(ic.EP_USER_GRANT, ic.RoleIn(handle="clerk", role="staff"))
-            tokens = {h: await access_token(app, client["client_id"], client["client_secret"], h)
-                      for h in ("hanako", "taro", "clerk")}
-            yield Api(app, tokens)
-    finally:
-        await nc.close()
-        for svc in (bookings, ident):
-            await svc.stop()
+    async with api_node(nats_server.url, tmp_path, [IdentityService(settings("identity")), bookings], node=NODE,
+                        people={"hanako": "山田 花子", "taro": "鈴木 太郎", "clerk": "窓口 職員"},
+                        staff=("clerk",)) as api:
+        yield api
 
 
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM, r.headers
-    body = r.json()
-    assert body["status"] == status and body["code"] == code, body
-    return body
-
-
-async def test_facilities_availability_and_bookings_over_http(api: Api) -> None:
+async def test_facilities_availability_and_bookings_over_http(api: ApiNode) -> None:
     async with api.client() as anyone, api.client("hanako") as hanako, api.client("taro") as taro, \
             api.client("clerk") as clerk, api.client("admin") as admin:
         # Staff (and the admin token) put facilities; a resident may not; reading is public.
@@ -154,7 +103,7 @@ async def test_facilities_availability_and_bookings_over_http(api: Api) -> None:
         assert [b["start"] for b in r.json()["bookings"]] == ["2026-10-29T09:00:00+09:00"], r.text
 
 
-async def test_the_openapi_document_lists_the_bookings_routes(api: Api) -> None:
+async def test_the_openapi_document_lists_the_bookings_routes(api: ApiNode) -> None:
     async with api.client() as anyone:
         doc = (await anyone.get("/openapi.json")).json()
     create = doc["paths"]["/api/v1/bookings"]["post"]

@@ -16,67 +16,42 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import nats
 import pytest
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from sqlalchemy import func, select
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.projects.app import ProjectsService
 from services.sns.app import SnsService
 from services.sns.models import communities
+from tests.support.api_node import ADMIN_TOKEN, BASE, ApiNode, api_node, problem
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as pc
 from towntip.kernel.contracts import sns as sc
 from towntip.kernel.contracts.actor import Actor
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
-
-try:
-    from tests.identity.test_oidc_flow import PW, RP_CB, authorize, portal_login
-except ModuleNotFoundError:  # before the tests moved into folders per service
-    from tests.test_oidc_flow import PW, RP_CB, authorize, portal_login  # type: ignore[no-redef]
+from towntip.kernel.settings import ServiceSettings
 
 NODE = "tsuru"
-BASE = "https://tsuru.example.jp"
-ADMIN_TOKEN = "admin-token-for-the-generated-api-test"
-PROBLEM = "application/problem+json"
 
 
 @dataclass
 class Node:
-    app: Any
-    nc: nats.NATS
+    api: ApiNode
     sns: SnsService
-    tokens: dict[str, str]  # handle -> access token
+
+    @property
+    def nc(self) -> nats.NATS:
+        return self.api.nc
 
     def client(self, who: str | None = None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=BASE, headers=headers,
-                                 follow_redirects=False)
+        return self.api.client(who)
 
     async def communities(self) -> int:
         async with self.sns.sessions() as s:
             return (await s.execute(select(func.count()).select_from(communities))).scalar_one()
-
-
-async def access_token(app: Any, client_id: str, secret: str, handle: str) -> str:
-    transport = httpx.ASGITransport(app=app)
-    env = type("E", (), {"browser": lambda self: httpx.AsyncClient(transport=transport, base_url=BASE)})()
-    async with httpx.AsyncClient(transport=transport, base_url=BASE, follow_redirects=False) as browser, \
-            AsyncOAuth2Client(transport=transport, client_id=client_id, client_secret=secret, redirect_uri=RP_CB,
-                              scope="openid profile", code_challenge_method="S256") as rp:
-        r = await portal_login(browser, handle, PW)
-        assert r.status_code == 303, r.text
-        r, verifier, _ = await authorize(env, browser, rp)  # type: ignore[arg-type]
-        assert r.status_code == 302 and "code=" in urlsplit(r.headers["location"]).query, r.text
-        token = await rp.fetch_token(f"{BASE}/oauth/token", authorization_response=r.headers["location"],
-                                     code_verifier=verifier)
-        return str(token["access_token"])
 
 
 @pytest.fixture
@@ -88,40 +63,11 @@ async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
         return ServiceSettings(service=service, node_id=NODE, nats_url=nats_server.url,
                                data_dir=str(tmp_path / service), public_url=BASE, **db)
 
-    ident, sns, projects = (IdentityService(settings("identity")), SnsService(settings("sns")),
-                            ProjectsService(settings("projects")))
-    for svc in (ident, sns, projects):
-        await svc.start()
-    nc = await nats.connect(nats_server.url)
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,sns,projects",
-                                     data_dir=str(tmp_path / "gw"), public_url=BASE, request_timeout=15,
-                                     admin_token=ADMIN_TOKEN))
-
-    async def admin(endpoint: str, payload: Any) -> Any:
-        return await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, endpoint), payload, timeout=15)
-
-    try:
-        async with app.router.lifespan_context(app):
-            client = await admin(ic.EP_CLIENT_ADD, ic.ClientAddIn(client_id="api-client", redirect_uris=[RP_CB]))
-            for handle, name in (("hanako", "山田 花子"), ("taro", "鈴木 太郎")):
-                await admin(ic.EP_USER_ADD, ic.UserAddIn(handle=handle, display_name=name,
-                                                         email=f"{handle}@example.jp", password=PW))
-            await admin(ic.EP_USER_GRANT, ic.RoleIn(handle="taro", role="staff"))
-            tokens = {h: await access_token(app, client["client_id"], client["client_secret"], h)
-                      for h in ("hanako", "taro")}
-            yield Node(app, nc, sns, tokens)
-    finally:
-        await nc.close()
-        for svc in (projects, sns, ident):
-            await svc.stop()
-
-
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM, r.headers
-    body = r.json()
-    assert body["status"] == status and body["code"] == code, body
-    return body
+    sns = SnsService(settings("sns"))
+    async with api_node(nats_server.url, tmp_path,
+                        [IdentityService(settings("identity")), sns, ProjectsService(settings("projects"))],
+                        node=NODE, people={"hanako": "山田 花子", "taro": "鈴木 太郎"}, staff=("taro",)) as api:
+        yield Node(api, sns)
 
 
 async def test_public_reads_need_no_token(node: Node) -> None:

@@ -9,24 +9,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import nats
 import pytest
 
-from gateway.app import create_app
 from identity.app import IdentityService
 from services.points.app import PointsService
-from tests.gateway.test_api_generated import ADMIN_TOKEN, BASE, NODE, PW, RP_CB, Node, access_token, problem
+from tests.support.api_node import ADMIN_TOKEN, BASE, ApiNode, api_node, problem
 from towntip.kernel.bus import rpc, subjects
-from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import ledger as lc
 from towntip.kernel.contracts import points as pc
-from towntip.kernel.settings import GatewaySettings, ServiceSettings
+from towntip.kernel.settings import ServiceSettings
 
-USER_IDS: dict[str, str] = {}  # handle -> the identity service's user id (the points ledger's person:<id>)
+NODE = "tsuru"
 
 
 @pytest.fixture
-async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
+async def node(nats_server, database, tmp_path) -> AsyncIterator[ApiNode]:
     url, schema = database  # the points service's
 
     def settings(service: str) -> ServiceSettings:
@@ -34,35 +31,13 @@ async def node(nats_server, database, tmp_path) -> AsyncIterator[Node]:
         return ServiceSettings(service=service, node_id=NODE, nats_url=nats_server.url,
                                data_dir=str(tmp_path / service), public_url=BASE, **db)
 
-    ident, points = IdentityService(settings("identity")), PointsService(settings("points"))
-    for svc in (ident, points):
-        await svc.start()
-    nc = await nats.connect(nats_server.url)
-    app = create_app(GatewaySettings(node_id=NODE, nats_url=nats_server.url, services="identity,points",
-                                     data_dir=str(tmp_path / "gw"), public_url=BASE, request_timeout=15,
-                                     admin_token=ADMIN_TOKEN))
-
-    async def admin(endpoint: str, payload: object) -> object:
-        return await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, endpoint), payload, timeout=15)
-
-    try:
-        async with app.router.lifespan_context(app):
-            client = await admin(ic.EP_CLIENT_ADD, ic.ClientAddIn(client_id="api-client", redirect_uris=[RP_CB]))
-            for handle, name in (("hanako", "山田 花子"), ("taro", "鈴木 太郎")):
-                user = await admin(ic.EP_USER_ADD, ic.UserAddIn(handle=handle, display_name=name,
-                                                                email=f"{handle}@example.jp", password=PW))
-                USER_IDS[handle] = user["id"]  # type: ignore[index]
-            await admin(ic.EP_USER_GRANT, ic.RoleIn(handle="taro", role="staff"))
-            tokens = {h: await access_token(app, client["client_id"], client["client_secret"], h)  # type: ignore[index]
-                      for h in ("hanako", "taro")}
-            yield Node(app, nc, None, tokens)  # type: ignore[arg-type]
-    finally:
-        await nc.close()
-        for svc in (points, ident):
-            await svc.stop()
+    async with api_node(nats_server.url, tmp_path,
+                        [IdentityService(settings("identity")), PointsService(settings("points"))],
+                        node=NODE, people={"hanako": "山田 花子", "taro": "鈴木 太郎"}, staff=("taro",)) as api:
+        yield api
 
 
-async def test_events_and_donation_projects_are_public_reads(node: Node) -> None:
+async def test_events_and_donation_projects_are_public_reads(node: ApiNode) -> None:
     await rpc.call(node.nc, subjects.svc(NODE, pc.SERVICE, pc.EP_EVENT_PUT),
                    {"code": "summer", "name": "夏祭り", "participant_points": 2}, timeout=15)
     async with node.client() as anyone:
@@ -78,7 +53,7 @@ async def test_events_and_donation_projects_are_public_reads(node: Node) -> None
         problem(await anyone.get("/api/v1/donations/projects/no-such"), 404, "donation.project_not_found")
 
 
-async def test_my_points_and_my_notebook_are_the_token_holders_own(node: Node) -> None:
+async def test_my_points_and_my_notebook_are_the_token_holders_own(node: ApiNode) -> None:
     async with node.client() as anyone:
         problem(await anyone.get("/api/v1/points/mine"), 401, "request.unauthenticated")
         problem(await anyone.get("/api/v1/notebook"), 401, "request.unauthenticated")
@@ -88,13 +63,13 @@ async def test_my_points_and_my_notebook_are_the_token_holders_own(node: Node) -
     await rpc.call(node.nc, subjects.svc(NODE, pc.SERVICE, lc.EP_LEDGER_POST), {"entries": [{
         "key": "award-hanako-0001", "kind": "award", "legs": [
             {"account": "system:issuance", "asset": "machi-point", "amount": -3},
-            {"account": f"person:{USER_IDS['hanako']}", "asset": "machi-point", "amount": 3}]}]}, timeout=15)
+            {"account": f"person:{node.user_ids['hanako']}", "asset": "machi-point", "amount": 3}]}]}, timeout=15)
     async with node.client("hanako") as hanako, node.client("taro") as taro:
         r = await hanako.get("/api/v1/points/mine")
         assert r.status_code == 200, r.text
         assert r.json() == {"asset": "machi-point", "balance": 3, "cards": [], "pending": []}
         # a query naming someone else changes nothing: the answer is the token holder's
-        r = await taro.get("/api/v1/points/mine", params={"person": USER_IDS["hanako"]})
+        r = await taro.get("/api/v1/points/mine", params={"person": node.user_ids["hanako"]})
         assert r.status_code == 200 and r.json()["balance"] == 0, r.text
         r = await hanako.get("/api/v1/notebook")
         assert r.status_code == 200, r.text
@@ -102,7 +77,7 @@ async def test_my_points_and_my_notebook_are_the_token_holders_own(node: Node) -
             f"hanako@{NODE}", "山田 花子", [])
 
 
-async def test_the_figures_are_for_staff_only(node: Node) -> None:
+async def test_the_figures_are_for_staff_only(node: ApiNode) -> None:
     async with node.client() as anyone:
         problem(await anyone.get("/api/v1/figures"), 401, "request.unauthenticated")
     async with node.client("hanako") as hanako:
