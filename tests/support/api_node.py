@@ -20,12 +20,11 @@ import httpx
 import nats
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from gateway.app import create_app
 from tests.identity.test_oidc_flow import PW, RP_CB, authorize, portal_login
-from towntip.kernel.bus import rpc, subjects
+from tests.support import bus
+from tests.support.nodes import add_people, gateway_app, started
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.service import ServiceProcess
-from towntip.kernel.settings import GatewaySettings
 
 BASE = "https://tsuru.example.jp"
 ADMIN_TOKEN = "admin-token-for-the-api-tests"
@@ -66,37 +65,23 @@ async def access_token(app: Any, client_id: str, secret: str, handle: str) -> st
 async def api_node(nats_url: str, tmp_path: Path, services: Iterable[ServiceProcess], *, node: str,
                    people: Mapping[str, str], staff: Iterable[str] = ()) -> AsyncIterator[ApiNode]:
     """`services` (identity among them) started in order and stopped in reverse; `people`: handle -> name."""
-    started: list[ServiceProcess] = []
-    nc = None
-    try:
-        for svc in services:
-            await svc.start()
-            started.append(svc)
+    services = list(services)
+    async with started(*services):
         nc = await nats.connect(nats_url)
-        names = ",".join(svc.service for svc in started)
-        app = create_app(GatewaySettings(node_id=node, nats_url=nats_url, services=names,
-                                         data_dir=str(tmp_path / "gw"), public_url=BASE, request_timeout=15,
-                                         admin_token=ADMIN_TOKEN))
-
-        async def admin(endpoint: str, payload: Any) -> Any:
-            return await rpc.call(nc, subjects.svc(node, ic.SERVICE, endpoint), payload, timeout=15)
-
-        async with app.router.lifespan_context(app):
-            client = await admin(ic.EP_CLIENT_ADD, ic.ClientAddIn(client_id="api-client", redirect_uris=[RP_CB]))
-            user_ids = {}
-            for handle, name in people.items():
-                user = await admin(ic.EP_USER_ADD, ic.UserAddIn(handle=handle, display_name=name,
-                                                                email=f"{handle}@example.jp", password=PW))
-                user_ids[handle] = user["id"]
-            for handle in staff:
-                await admin(ic.EP_USER_GRANT, ic.RoleIn(handle=handle, role="staff"))
-            tokens = {h: await access_token(app, client["client_id"], client["client_secret"], h) for h in people}
-            yield ApiNode(app, nc, tokens, user_ids)
-    finally:
-        if nc is not None:
+        try:
+            app = gateway_app(nats_url, tmp_path, node=node, services=",".join(svc.service for svc in services),
+                              public_url=BASE, admin_token=ADMIN_TOKEN)
+            async with app.router.lifespan_context(app):
+                client = await bus.call(nc, ic.EP_CLIENT_ADD, ic.ClientAddIn(client_id="api-client",
+                                                                              redirect_uris=[RP_CB]),
+                                        service=ic.SERVICE, node=node)
+                staff = set(staff)
+                users = await add_people(nc, node, [(h, name, "staff" if h in staff else None)
+                                                    for h, name in people.items()])
+                tokens = {h: await access_token(app, client["client_id"], client["client_secret"], h) for h in people}
+                yield ApiNode(app, nc, tokens, {h: u.id for h, u in users.items()})
+        finally:
             await nc.close()
-        for svc in reversed(started):
-            await svc.stop()
 
 
 def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
