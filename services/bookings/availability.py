@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jpholiday
 from sqlalchemy import select
@@ -16,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.bookings import facilities
 from services.bookings.models import bookings
+from towntip.kernel.clock import JST  # c.TIMEZONE: every facility's hours, days and months are in JST
 from towntip.kernel.contracts import bookings as c
 from towntip.kernel.db import aware
 
-JST = ZoneInfo(c.TIMEZONE)
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 PAST_DAYS = 31  # availability is answered this many days back (for a clerk looking at last month)
 

@@ -20,11 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.bookings import availability, facilities
-from services.bookings.availability import JST
 from services.bookings.models import bookings, bus
 from towntip.kernel import db
 from towntip.kernel.bus.envelope import new_id
 from towntip.kernel.bus.outbox import announce
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import bookings as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware
