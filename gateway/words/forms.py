@@ -19,6 +19,15 @@ WORDS: dict[str, tuple[str, str]] = {
     "form.bad_format": ("「{field}」の形式が正しくありません。", "'{field}' is not in the right format."),
     "form.bad_choice": ("「{field}」は選択肢の中から選んでください。", "Choose '{field}' from the list."),
     "form.invalid": ("「{field}」の入力内容を確認してください。", "Please check '{field}'."),
+    # the contracts' own checks shared by several forms (errors.check_failed codes)
+    "email.invalid": ("メールアドレスの形式が正しくありません（例: name@example.jp）。",
+                      "Not an e-mail address (one plain address like name@example.jp)."),
+    "website.invalid": ("ウェブサイトは https://example.jp のような http(s) のアドレスで入力してください。",
+                        "The website must be an http(s) address like https://example.jp."),
+    "category.unknown": ("一覧にない分野が指定されています。分野は一覧から選んでください。",
+                         "An unknown category was given: choose categories from the list."),
+    "time.no_timezone": ("日時にタイムゾーンがありません。", "The time must carry a time zone."),
+    "period.ends_before_start": ("終了日が開始日より前になっています。", "The end date is before the start date."),
     "form.invalid_input": ("入力内容に誤りがあります。各項目を確認して、もう一度お試しください。",
                            "Some of the input is not valid. Check the fields and try again."),
 }

@@ -231,3 +231,17 @@ async def test_a_refusal_on_a_page_is_in_the_pages_language(app: Any) -> None:
     bad = await post(hanako, "/communities", {"name": "菜", "description": ""}, form_page="/communities")
     assert bad.status_code == 400 and "「カテゴリ」を1つ以上選んでください。" in bad.text
     assert "「名前」は2文字以上で入力してください。" in bad.text and "should have at least" not in bad.text
+
+
+def test_every_contract_check_code_has_words() -> None:
+    """A contract's own check (`errors.check_failed("x.y", ...)` in a validator) reaches a form page as its code: each
+    such code in the contracts has words, so no form shows the contract's English to a Japanese page."""
+    import pathlib
+
+    import towntip.kernel.contracts as contracts
+
+    found = set()
+    for path in pathlib.Path(contracts.__file__).parent.glob("*.py"):
+        found |= set(re.findall(r'check_failed\(\s*"([a-z_.]+)"', path.read_text(encoding="utf-8")))
+    assert len(found) >= 15, sorted(found)
+    assert sorted(c for c in found if not w.has_words(c)) == []

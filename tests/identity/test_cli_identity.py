@@ -192,7 +192,7 @@ async def test_user_add_refuses_a_password_that_is_empty_short_or_an_argument(
     [
         (add_user("Bad Handle", "b@example.jp"), "handle: String should match pattern"),
         (add_user("ab", "b@example.jp"), "handle: String should match pattern"),
-        (add_user("hanako", "not-an-address"), "email: Value error, not an e-mail address"),
+        (add_user("hanako", "not-an-address"), "email: not an e-mail address"),
         (add_user("hanako", "hanako@example.jp", "--display-name", ""), "display_name: String should have at least"),
         (["user", "remove", "--handle", "Hanako!"], "handle: String should match pattern"),
         (add_user("hanako", "hanako@example.jp", "--node", "X"), "node id 'X'"),

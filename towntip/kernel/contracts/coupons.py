@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.points import PersonId
-from towntip.kernel.errors import Refusal
+from towntip.kernel.errors import Refusal, check_failed
 
 EP_WALLET = "wallet"  # PersonQuery -> Wallet
 EP_CURRENCY_AWARD = "currency.award"  # CurrencyAwardIn -> Wallet (staff)
@@ -29,7 +29,7 @@ Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 def _coupon_code(v: str) -> str:
     v = v.replace("-", "").replace(" ", "").upper()
     if len(v) != 10 or not v.isalnum():
-        raise ValueError("a coupon code is the 10 letters and digits printed on it")
+        raise check_failed("coupon.code_malformed", "a coupon code is the 10 letters and digits printed on it")
     return v
 
 

@@ -19,7 +19,7 @@ from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.points import PointsEvent
-from towntip.kernel.errors import Refusal
+from towntip.kernel.errors import Refusal, check_failed
 
 EP_COURSE_PUT = "courses.put"  # CourseIn -> Course (staff)
 EP_COURSE_LIST = "courses.list"  # {} -> CourseList (anyone)
@@ -64,7 +64,8 @@ PersonRef = Annotated[str, StringConstraints(
 
 def _field(v: str) -> str:
     if v not in categories.codes():
-        raise ValueError(f"unknown field {v!r} (a category code such as npo-1 or pib-1)")
+        raise check_failed("category.unknown", "unknown field {value} (a category code such as npo-1 or pib-1)",
+                           value=repr(v))
     return v
 
 
@@ -94,7 +95,7 @@ class CourseIn(BaseModel):
     @model_validator(mode="after")
     def _dates(self) -> CourseIn:
         if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
-            raise ValueError("ends_on is before starts_on")
+            raise check_failed("period.ends_before_start", "ends_on is before starts_on")
         return self
 
 

@@ -17,7 +17,7 @@ from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.points import PointsEvent
-from towntip.kernel.errors import Refusal
+from towntip.kernel.errors import Refusal, check_failed
 
 SERVICE = "points"
 EP_PROJECT_PUT = "donations.projects.put"  # ProjectPut -> Project (staff: create or change)
@@ -68,7 +68,9 @@ class ProjectPut(BaseModel):
     @classmethod
     def _known_field(cls, v: str) -> str:
         if v not in categories.codes():
-            raise ValueError(f"unknown field {v!r}: one of the category grid's codes (npo-<n>, pib-<n>)")
+            raise check_failed("category.unknown",
+                               "unknown field {value}: one of the category grid's codes (npo-<n>, pib-<n>)",
+                               value=repr(v))
         return v
 
 

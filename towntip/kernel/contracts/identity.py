@@ -15,7 +15,7 @@ from towntip.kernel import categories
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
-from towntip.kernel.errors import Refusal
+from towntip.kernel.errors import Refusal, check_failed
 from towntip.kernel.mail import check_address
 
 SERVICE = "identity"
@@ -74,7 +74,7 @@ def _email(v: str) -> str:
     try:
         return check_address(v).lower()
     except ValueError:
-        raise ValueError("not an e-mail address (one plain address like name@example.jp)") from None
+        raise check_failed("email.invalid", "not an e-mail address (one plain address like name@example.jp)") from None
 
 
 Email = Annotated[str, AfterValidator(_email)]
@@ -84,7 +84,7 @@ def _interests(v: list[str]) -> list[str]:
     known = categories.codes()
     bad = [c for c in v if c not in known]
     if bad:
-        raise ValueError(f"unknown categories: {', '.join(bad[:5])}")
+        raise check_failed("category.unknown", "unknown categories: {values}", values=", ".join(bad[:5]))
     return sorted(set(v))
 
 

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
-from towntip.kernel.errors import Refusal
+from towntip.kernel.errors import Refusal, check_failed
 
 MAX_TAP_BYTES = 2048  # a tap is ~250 bytes; anything far larger is refused before parsing
 
@@ -37,7 +37,7 @@ CardIdm = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{16}$"), AfterV
 
 def _aware(v: datetime) -> datetime:
     if v.tzinfo is None:
-        raise ValueError("time must carry a timezone")
+        raise check_failed("time.no_timezone", "time must carry a timezone")
     return v
 
 
@@ -127,7 +127,8 @@ def _category(v: str) -> str:
     from towntip.kernel import categories
 
     if v not in categories.codes():
-        raise ValueError(f"unknown field {v!r}: a category code such as npo-7 or pib-16")
+        raise check_failed("category.unknown", "unknown field {value}: a category code such as npo-7 or pib-16",
+                           value=repr(v))
     return v
 
 
@@ -247,7 +248,7 @@ class CardCodeIn(BaseModel):
 
 
 def _bad_code() -> str:
-    raise ValueError("the code is the 8 letters and digits the terminal showed")
+    raise check_failed("card.code_malformed", "the code is the 8 letters and digits the terminal showed")
 
 
 class CardUnbind(BaseModel):

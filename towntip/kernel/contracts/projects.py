@@ -100,7 +100,7 @@ def _fields(v: list[str]) -> list[str]:
     known = categories.codes()
     bad = [c for c in v if c not in known]
     if bad:
-        raise ValueError(f"unknown categories: {', '.join(bad[:5])}")
+        raise check_failed("category.unknown", "unknown categories: {values}", values=", ".join(bad[:5]))
     return sorted(set(v))
 
 
@@ -111,7 +111,7 @@ Fields = Annotated[list[CategoryCode], Field(max_length=43), AfterValidator(_fie
 
 def _website(v: str) -> str:
     if v and not (v.startswith("https://") or v.startswith("http://")) or any(ch in v for ch in " \"'<>\r\n\t"):
-        raise ValueError("website must be an http(s) address like https://example.jp")
+        raise check_failed("website.invalid", "website must be an http(s) address like https://example.jp")
     return v
 
 
@@ -122,7 +122,7 @@ def _email(v: str) -> str:
     try:
         return check_address(v).lower()
     except ValueError:
-        raise ValueError("not an e-mail address (one plain address like name@example.jp)") from None
+        raise check_failed("email.invalid", "not an e-mail address (one plain address like name@example.jp)") from None
 
 
 Email = Annotated[str, AfterValidator(_email)]
@@ -323,7 +323,7 @@ class Criterion(BaseModel):
 def _aware(v: datetime) -> datetime:
     """A time with its zone, kept in UTC (SQLite stores the wall time it is given, whatever its offset)."""
     if v.tzinfo is None:
-        raise ValueError("time must carry a timezone")
+        raise check_failed("time.no_timezone", "time must carry a timezone")
     return v.astimezone(UTC)
 
 
