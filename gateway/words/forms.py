@@ -19,8 +19,9 @@ WORDS: dict[str, tuple[str, str]] = {
     "form.bad_format": ("「{field}」の形式が正しくありません。", "'{field}' is not in the right format."),
     "form.bad_choice": ("「{field}」は選択肢の中から選んでください。", "Choose '{field}' from the list."),
     "form.invalid": ("「{field}」の入力内容を確認してください。", "Please check '{field}'."),
-    # the contracts' own checks shared by several forms (errors.check_failed codes)
-    "email.invalid": ("メールアドレスの形式が正しくありません（例: name@example.jp）。",
+    # the contracts' own checks of what a form filled in (errors.check_failed codes; a refusal's words are in the
+    # service's module)
+    "email.invalid": ("「メールアドレス」の形式が正しくありません（例: name@example.jp）。",
                       "Not an e-mail address (one plain address like name@example.jp)."),
     "website.invalid": ("ウェブサイトは https://example.jp のような http(s) のアドレスで入力してください。",
                         "The website must be an http(s) address like https://example.jp."),
@@ -28,6 +29,10 @@ WORDS: dict[str, tuple[str, str]] = {
                          "An unknown category was given: choose categories from the list."),
     "time.no_timezone": ("日時にタイムゾーンがありません。", "The time must carry a time zone."),
     "period.ends_before_start": ("終了日が開始日より前になっています。", "The end date is before the start date."),
+    "coupon.code_malformed": ("クーポンコードは、券面に印字された英数字10文字です。",
+                              "A coupon code is the 10 letters and digits printed on it."),
+    "card.code_malformed": ("登録コードは、端末に表示された英数字8文字です。",
+                            "The code is the 8 letters and digits the terminal showed."),
     "form.invalid_input": ("入力内容に誤りがあります。各項目を確認して、もう一度お試しください。",
                            "Some of the input is not valid. Check the fields and try again."),
 }

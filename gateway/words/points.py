@@ -158,9 +158,4 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     # the notebook and the staff's figures (contracts/notebook.py)
     "figures.staff_only": ("集計は職員のみ見ることができます。", "Only staff can see the figures."),
-    # the contracts' own checks of a code typed in (errors.check_failed codes)
-    "coupon.code_malformed": ("クーポンコードは、券面に印字された英数字10文字です。",
-                              "A coupon code is the 10 letters and digits printed on it."),
-    "card.code_malformed": ("登録コードは、端末に表示された英数字8文字です。",
-                            "The code is the 8 letters and digits the terminal showed."),
 }
