@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # clone installs what was tested, not whatever is newest that day.
 LOCK   := requirements.lock
 # The suite mostly waits (servers starting, browsers, timeouts): four workers on two cores (a clean clone's
-# `make test`: 7 min 50 s with four, over 12 min with three); the tests that start whole nodes run on two of them,
+# `make test`: 8 min with four, over 12 min with three); the tests that start whole nodes run on two of them,
 # one at a time each (the xdist groups: tests/README.md).
 TEST_WORKERS ?= 4
 
