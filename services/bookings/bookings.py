@@ -53,7 +53,15 @@ def view(row: Any) -> c.Booking:
         id=row.id, facility_id=row.facility_id, start=aware(row.starts_at).astimezone(JST),
         end=aware(row.ends_at).astimezone(JST), state=row.state, purpose=row.purpose, user_class=row.user_class,
         fee=row.fee, booker=row.booker, booker_name=row.booker_name, booked_by=row.booked_by,
-        created_at=aware(row.created_at), cancelled_at=aware(row.cancelled_at))
+        created_at=aware(row.created_at), cancelled_at=aware(row.cancelled_at), origin=row.origin,
+        group_id=row.group_id, series_id=row.series_id, fee_due_at=jst(row.fee_due_at), paid_at=aware(row.paid_at),
+        paid_with=row.paid_with, cancel_reason=row.cancel_reason, cancellation_fee=row.cancellation_fee,
+        checked_in_at=aware(row.checked_in_at), offer_expires_at=jst(row.offer_expires_at),
+        decided_by=row.decided_by, decision_note=row.decision_note)
+
+
+def jst(value: datetime | None) -> datetime | None:
+    return None if value is None else aware(value).astimezone(JST)
 
 
 def local_id(facility_id: str, node: str) -> str:
@@ -151,7 +159,8 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
             id=bid, facility_id=fid, starts_at=start.astimezone(UTC), ends_at=end.astimezone(UTC),
             held_until=held_until.astimezone(UTC), state=state, purpose=data.purpose, user_class=data.user_class,
             fee=fee, booker=booker, booker_user_id=user_id, booker_name=name, contact_phone=phone,
-            booked_by=booked_by, month=month, created_at=now, confirmed_at=now if state == "confirmed" else None))
+            booked_by=booked_by, origin="counter" if booked_by is not None else "direct", month=month,
+            created_at=now, confirmed_at=now if state == "confirmed" else None))
     except IntegrityError as exc:
         if sqlstate(exc) == EXCLUSION_VIOLATION:  # PostgreSQL: a concurrent booking committed first
             raise c.BOOKING_TAKEN(TAKEN_REASON) from None
@@ -181,7 +190,8 @@ async def cancel(session: AsyncSession, *, node: str, data: c.BookingAction, now
     if aware(row.starts_at) <= now:
         raise c.BOOKING_STARTED("the booking has started: it can no longer be cancelled")
     await session.execute(update(bookings).where(bookings.c.id == row.id).values(
-        state="cancelled", cancelled_at=now, cancelled_by=who(data.actor)))
+        state="cancelled", cancelled_at=now, cancelled_by=who(data.actor),
+        cancel_reason="booker" if own else "staff"))
     await announce(session, bus, node=node, at=now, event=c.BookingCancelled(
         booking_id=row.id, facility_id=row.facility_id, start=aware(row.starts_at).astimezone(JST),
         end=aware(row.ends_at).astimezone(JST), booker=row.booker, by="booker" if own else "staff", at=now))

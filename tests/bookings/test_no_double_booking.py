@@ -105,11 +105,15 @@ async def test_the_exclusion_constraint_refuses_an_overlap_past_the_check(node: 
 
 
 def test_the_constraint_lists_the_holding_states_of_the_contracts() -> None:
+    """The newest migration that (re)defines the exclusion constraint lists exactly the contracts' holding states."""
     import importlib.util
 
-    path = Path(__file__).parents[2] / "services/bookings/migrations/versions/0001_initial.py"
-    spec = importlib.util.spec_from_file_location("bookings_0001", path)
+    versions = sorted((Path(__file__).parents[2] / "services/bookings/migrations/versions").glob("0*.py"))
+    defining = [p for p in versions if "\nHOLDING = " in p.read_text(encoding="utf-8")]
+    assert defining, "no migration defines the exclusion constraint's HOLDING states"
+    spec = importlib.util.spec_from_file_location("bookings_newest_holding", defining[-1])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.HOLDING == "(" + ", ".join(f"'{s}'" for s in c.HOLDING_STATES) + ")"
+    assert module.STATES == "(" + ", ".join(f"'{s}'" for s in c.STATES) + ")"

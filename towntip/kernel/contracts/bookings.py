@@ -44,12 +44,25 @@ PURPOSE_MAX = 200
 PAGE_MAX = 100
 MAX_DAYS_AHEAD_LIMIT = 400  # a facility's rule may not open bookings further ahead than this
 
-# States of a booking. `requested` waits for staff approval (next: the approval queue), `confirmed` is granted;
-# both hold the slot. Approval, payment, check-in and no-shows add states later: each says whether it holds the
-# slot here, and the PostgreSQL exclusion constraint lists the holding ones (services/bookings/models.py).
-State = Literal["requested", "confirmed", "cancelled"]
-STATES: tuple[str, ...] = ("requested", "confirmed", "cancelled")
-HOLDING_STATES: tuple[str, ...] = ("requested", "confirmed")
+# States of a booking, and which of them hold the slot (the PostgreSQL exclusion constraint lists the holding ones:
+# migration 0002; a change to HOLDING_STATES needs a migration that redefines it).
+#   requested   waits for staff approval (the facility's rule `needs_approval`)           holds
+#   offered     a freed slot offered to the next on the waitlist until `offer_expires_at`   holds
+#   confirmed   granted (a fee may still be due by `fee_due_at`: `paid_at` says when paid)  holds
+#   checked_in  the booker touched a card at the facility's terminal, or staff checked in   holds
+#   cancelled   by the booker, staff, or the service (`cancel_reason`: booker, staff, unpaid, offer_expired,
+#               series, lottery); a cancellation fee may apply (`cancellation_fee`)
+#   rejected    staff declined the request (`decision_note` says why)
+#   no_show     not checked in within the facility's no-show time: the rest of the slot is released
+State = Literal["requested", "offered", "confirmed", "checked_in", "cancelled", "rejected", "no_show"]
+STATES: tuple[str, ...] = ("requested", "offered", "confirmed", "checked_in", "cancelled", "rejected", "no_show")
+HOLDING_STATES: tuple[str, ...] = ("requested", "offered", "confirmed", "checked_in")
+# Where a booking came from.
+Origin = Literal["direct", "counter", "series", "lottery", "waitlist"]
+ORIGINS: tuple[str, ...] = ("direct", "counter", "series", "lottery", "waitlist")
+# How a fee was paid: local currency or a coupon through the points service's ledger, or cash at the counter.
+PaidWith = Literal["currency", "coupon", "counter"]
+CancelReason = Literal["booker", "staff", "unpaid", "offer_expired", "series", "lottery"]
 
 # Classes of user a fee depends on (市内団体 / 市外 / 営利).
 UserClass = Literal["city_group", "outside", "commercial"]
@@ -305,6 +318,18 @@ class Booking(Frozen):
     booked_by: str | None = None  # the staff member's handle when booked at the counter ("operator": admin token)
     created_at: datetime
     cancelled_at: datetime | None = None
+    origin: Origin = "direct"
+    group_id: str | None = None  # booked for a registered group (団体)
+    series_id: str | None = None  # one of a recurring series
+    fee_due_at: datetime | None = None  # an unpaid fee must be paid by then, or the booking cancels itself
+    paid_at: datetime | None = None
+    paid_with: PaidWith | None = None
+    cancel_reason: CancelReason | None = None
+    cancellation_fee: int = 0  # yen kept when cancelled late (the facility's tiers by notice)
+    checked_in_at: datetime | None = None
+    offer_expires_at: datetime | None = None  # state `offered`: accept before this, or the next in line gets it
+    decided_by: str | None = None  # staff who approved or rejected a request
+    decision_note: str | None = None  # the reason given with an approval or a rejection
 
 
 class BookingList(Frozen):
