@@ -12,7 +12,7 @@ from services.bookings import availability, bookings, facilities
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
-from towntip.kernel.domain import ANYONE, GET, POST, STAFF, Domain, read, write
+from towntip.kernel.domain import ANYONE, GET, POST, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 FACILITIES = Domain("facilities", refusals=(c.FACILITY_NOT_FOUND,), ops=(
@@ -29,7 +29,7 @@ FACILITIES = Domain("facilities", refusals=(c.FACILITY_NOT_FOUND,), ops=(
 ))
 
 BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
-    write(c.EP_BOOKING_CREATE, c.BookingCreate, c.Booking, bookings.create, refusals=(
+    own(c.EP_BOOKING_CREATE, c.BookingCreate, c.Booking, bookings.attempt, refusals=(
         c.FACILITY_NOT_FOUND, c.BOOKING_UNKNOWN_NODE, c.BOOKING_STAFF_ONLY, c.BOOKING_BAD_RANGE, c.BOOKING_PAST,
         c.BOOKING_CLOSED_DAY, c.BOOKING_OUTSIDE_HOURS, c.BOOKING_TOO_LONG, c.BOOKING_NOTICE, c.BOOKING_TOO_FAR,
         c.BOOKING_OFF_LAYOUT, c.BOOKING_QUOTA, c.BOOKING_TAKEN, c.BOOKING_BEHALF_REQUIRED), admin=True,
