@@ -198,8 +198,8 @@ async def login(sessions_maker: async_sessionmaker[AsyncSession], *, node: str, 
         raise c.LOGIN_LOCKED(
             "too many failed logins: the account is locked until "
             f"{locked_until:%Y-%m-%d %H:%M} UTC / ログインの失敗が続いたため一時的にロックしています")
-    ok = await passwords.verify_password(row.password_hash if row is not None else None, data.password)
-    if not ok:
+    checked = await passwords.check_password(row.password_hash if row is not None else None, data.password)
+    if not checked.ok:
         if row is not None:
             async with sessions_maker() as session, session.begin():
                 failed = (await session.execute(
@@ -212,7 +212,7 @@ async def login(sessions_maker: async_sessionmaker[AsyncSession], *, node: str, 
     values: dict[str, Any] = {}
     if row.failed_logins or row.locked_until is not None:
         values.update(failed_logins=0, locked_until=None)  # (as read: a wrong guess made meanwhile is reset too)
-    if passwords.needs_rehash(row.password_hash):
+    if checked.rehash:
         values["password_hash"] = await passwords.hash_password(data.password)
     async with engine.begin() as conn:
         if values:

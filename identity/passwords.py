@@ -16,8 +16,10 @@ import asyncio
 import contextlib
 import os
 import threading
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from typing import TypedDict, TypeVar
 
@@ -89,17 +91,45 @@ async def _hashing(fn: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(_HASHING, fn)
 
 
+def normalise(password: str) -> str:
+    """The password as hashed and checked: Unicode NFKC (NIST SP 800-63B 5.1.1.2), so that a password typed with
+    full-width letters or digits on a Japanese keyboard (ＰａｓｓＷｏｒｄ１２３) matches the same password typed
+    half-width, and a composed or decomposed kana matches itself."""
+    return unicodedata.normalize("NFKC", password)
+
+
 async def hash_password(password: str) -> str:
-    return await _hashing(lambda: hash_sync(password))
+    return await _hashing(lambda: hash_sync(normalise(password)))
+
+
+@dataclass(frozen=True)
+class Checked:
+    ok: bool
+    rehash: bool  # matched, and the stored hash should be made again (old parameters, or of the text as typed)
+
+
+async def check_password(stored: str | None, password: str) -> Checked:
+    """Does `password` match `stored`? The normalised form is checked first; a hash made before passwords were
+    normalised (of the text as typed) is still accepted, and then asks to be made again from the normalised form.
+    With stored=None, spends the time of one check and answers no."""
+    norm = normalise(password)
+
+    def check() -> Checked:
+        if stored is None:
+            verify_sync(_dummy_hash(), norm)
+            return Checked(ok=False, rehash=False)
+        if verify_sync(stored, norm):
+            return Checked(ok=True, rehash=needs_rehash(stored))
+        if norm != password and verify_sync(stored, password):
+            return Checked(ok=True, rehash=True)
+        return Checked(ok=False, rehash=False)
+
+    return await _hashing(check)
 
 
 async def verify_password(stored: str | None, password: str) -> bool:
-    """True if `password` matches `stored`; with stored=None, spends the same time and returns False."""
-
-    def check() -> bool:
-        return verify_sync(stored or _dummy_hash(), password) and stored is not None
-
-    return await _hashing(check)
+    """True if `password` matches `stored` (check_password); with stored=None, spends the same time, False."""
+    return (await check_password(stored, password)).ok
 
 
 def needs_rehash(stored: str) -> bool:

@@ -13,8 +13,9 @@ from typing import Any
 
 import nats
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from identity import passwords
 from identity.app import IdentityService
 from identity.models import sessions as sessions_table
 from identity.models import users
@@ -256,9 +257,28 @@ async def test_password_hashing_runs_below_the_event_loop_priority() -> None:
     import os
     import threading
 
-    from identity import passwords
-
     stored = await passwords.hash_password(PW)
     assert await passwords.verify_password(stored, PW) and not await passwords.verify_password(stored, "wrong")
     nice = await passwords._hashing(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
     assert nice == os.getpriority(os.PRIO_PROCESS, 0) + passwords.HASHING_NICE or nice == 19
+
+
+async def test_passwords_are_normalised_and_hashes_of_the_text_as_typed_still_work(node):
+    """NFKC (NIST SP 800-63B): a password chosen with full-width characters (a Japanese keyboard's 全角) logs in
+    typed half-width and the other way round; an account whose hash was made of the text as typed, before passwords
+    were normalised, still logs in with that text, and its hash is then made again of the normalised form."""
+    wide = "ｃｏｒｒｅｃｔ　ｈｏｒｓｅ　ｂａｔｔｅｒｙ"  # PW typed full-width, with 全角 spaces
+    assert passwords.normalise(wide) == PW
+    await node.call(c.EP_REGISTER, c.RegisterIn(handle="hanako", display_name="山田 花子", email="hanako@example.jp",
+                                                password=wide))
+    await login(node, password=PW)
+    await login(node, password=wide)
+    with pytest.raises(errors.Unauthorized):
+        await login(node, password=PW.upper())
+    legacy = passwords.hash_sync(wide)  # what the node stored before: the typed text itself
+    async with node.svc.sessions() as s, s.begin():
+        await s.execute(update(users).values(password_hash=legacy))
+    await login(node, password=wide)
+    stored = (await node.rows(users))[0].password_hash
+    assert stored != legacy and passwords.verify_sync(stored, PW)  # made again, of the normalised form
+    await login(node, password=PW)
