@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import api, asyncapi, deps, health, oidc, problems, regions
 from gateway.portal import courses, donations, notebook, pages, projects, sns, wallet
-from gateway.portal.session import Throttle
+from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
 from towntip.kernel.bus.inboxes import GATEWAY_INBOX_PREFIX
@@ -100,7 +100,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
-    app.state.login_throttle = Throttle(settings.login_limit, settings.login_window)
+    app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

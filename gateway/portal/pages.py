@@ -59,7 +59,8 @@ async def login(request: Request, form: CsrfForm) -> Response:
     lang = ps.lang(request)
     nxt = ps.safe_next(form.get("next"))
     ip = request.client.host if request.client else ""
-    if not request.app.state.login_throttle.allow(ip):
+    throttle: ps.LoginThrottle = request.app.state.login_throttle
+    if not throttle.allow(ip, str(form.get("login", ""))):
         return render(request, "login.html", status=429, error=t("too_many", lang), next=nxt,
                       form={"login": form.get("login", "")})
     try:
@@ -69,6 +70,8 @@ async def login(request: Request, form: CsrfForm) -> Response:
     except ValidationError:
         return render(request, "login.html", status=400, error=t("handle_or_email", lang), next=nxt, form=form)
     except errors.ServiceError as exc:
+        if exc.error_code == c.LOGIN_WRONG.code:
+            throttle.failed(ip)
         return render(request, "login.html", status=error_status(exc), error=why(exc, lang), next=nxt,
                       form={"login": form.get("login", "")})
     response = RedirectResponse(nxt, status_code=303)

@@ -6,8 +6,11 @@
   carries HMAC(gateway key, nonce). A page on another site can neither read the cookie nor compute the HMAC, and a
   cookie it manages to plant is useless without the key. Cross-site POSTs are also refused by Origin when the
   browser sends one.
-- Login throttle: at most LOGIN_LIMIT attempts per client address per LOGIN_WINDOW at this gateway (the identity
-  service also locks an account after repeated failures, wherever they come from).
+- Login throttle (LoginThrottle), at this gateway: at most LOGIN_LIMIT attempts per account and client address
+  together per LOGIN_WINDOW, so that a 公民館's PC room or an event's Wi-Fi behind one address does not lock out
+  the people who type their password right; and at most LOGIN_LIMIT × ADDRESS_FAILURES_FACTOR failed attempts per
+  address, so that guessing across many accounts from one address is still slowed. The identity service also
+  locks an account after repeated failures, wherever they come from.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ LANG_COOKIE = "tt_lang"
 SESSION_MAX_AGE = 14 * 24 * 3600
 LOGIN_LIMIT = 10
 LOGIN_WINDOW = 300.0
+ADDRESS_FAILURES_FACTOR = 10  # failed logins an address may make per window: this many times LOGIN_LIMIT
 
 
 def _secure(request: Request) -> bool:
@@ -106,6 +110,16 @@ class Throttle:
         self.window = window
         self.seen: dict[str, deque[float]] = defaultdict(deque)
 
+    def full(self, key: str) -> bool:
+        """Has `key` used up the window (without counting an attempt)?"""
+        if key not in self.seen:
+            return False
+        q = self.seen[key]
+        now = time.monotonic()
+        while q and now - q[0] > self.window:
+            q.popleft()
+        return len(q) >= self.limit
+
     def allow(self, key: str) -> bool:
         now = time.monotonic()
         q = self.seen[key]
@@ -118,6 +132,27 @@ class Throttle:
             for k in [k for k, v in self.seen.items() if not v or now - v[-1] > self.window]:
                 del self.seen[k]
         return True
+
+
+class LoginThrottle:
+    """The portal's login throttle: attempts per (address, account), failures per address (the module's note)."""
+
+    def __init__(self, limit: int = LOGIN_LIMIT, window: float = LOGIN_WINDOW,
+                 address_failures: int | None = None) -> None:
+        self.attempts = Throttle(limit, window)
+        self.failures = Throttle(address_failures or limit * ADDRESS_FAILURES_FACTOR, window)
+
+    @staticmethod
+    def key(address: str, login: str) -> str:
+        return f"{address}\n{login.strip().lower()}"
+
+    def allow(self, address: str, login: str) -> bool:
+        """May this address try this account now? Counts the attempt when it may."""
+        return not self.failures.full(address) and self.attempts.allow(self.key(address, login))
+
+    def failed(self, address: str) -> None:
+        """A wrong password (or an unknown account) from this address."""
+        self.failures.allow(address)
 
 
 def safe_next(value: str | None, default: str = "/me") -> str:

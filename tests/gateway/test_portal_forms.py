@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from gateway.app import create_app
 from gateway.portal import sns
 from gateway.portal.i18n import t
+from gateway.portal.session import LoginThrottle
 from gateway.words import words
 from identity import models
 from identity.accounts import MAX_FAILED_LOGINS
@@ -427,7 +428,7 @@ async def test_the_list_of_forms_is_every_post_route_of_the_portal(portal) -> No
 # ---- the login throttle: per client address, before the password is checked; the lockout is per account ------
 
 
-async def test_login_throttle_per_address_and_the_account_lockout_apart(portal, tmp_path) -> None:
+async def test_login_throttle_per_account_and_address_and_the_account_lockout_apart(portal, tmp_path) -> None:
     defaults = GatewaySettings.model_fields
     limit, window = defaults["login_limit"].default, defaults["login_window"].default
     assert (limit, window) == (10, 300.0)  # TOWNTIP_LOGIN_LIMIT, TOWNTIP_LOGIN_WINDOW
@@ -463,8 +464,12 @@ async def test_login_throttle_per_address_and_the_account_lockout_apart(portal, 
         assert (await portal.user_row(hanako)).failed_logins == 0 and not await logged_in(here)
         # Another address is not throttled: the same person logs in there.
         assert (await portal_login(there, hanako)).status_code == 303 and await logged_in(there)
+        # Nor is someone else at the same address (a 公民館's PC room behind one address): the throttle counts
+        # an account's attempts from an address, not everyone's.
+        assert (await portal_login(here, taro)).status_code == 303 and await logged_in(here)
+        here.cookies.clear()
         # The window slides: once the first attempts are older than it, the address may try again.
-        attempts = app.state.login_throttle.seen["10.0.0.1"]
+        attempts = app.state.login_throttle.attempts.seen[LoginThrottle.key("10.0.0.1", hanako)]
         for i in range(len(attempts)):
             attempts[i] -= window + 1
         assert (await portal_login(here, hanako)).status_code == 303
@@ -481,3 +486,26 @@ async def test_login_throttle_per_address_and_the_account_lockout_apart(portal, 
             # that address may still log in someone else: the lockout is the account's, the throttle the address's
             assert (await portal_login(fourth, hanako)).status_code == 303
         assert (await portal.user_row(taro)).locked_until is not None
+
+
+async def test_one_address_guessing_across_accounts_is_slowed(portal, tmp_path) -> None:
+    """Failed logins from one address across many accounts: after the address's failure budget (ten times the
+    per-account limit; here 3 × 2 = 6) even a new account's attempt from there waits for the window, while
+    another address is not touched; right passwords never use the budget."""
+    app = create_app(GatewaySettings(node_id=NODE, nats_url=portal.svc.settings.nats_url, services="identity",
+                                     data_dir=str(tmp_path), public_url=BASE, request_timeout=15, login_limit=3,
+                                     login_window=300.0))
+    app.state.login_throttle = LoginThrottle(3, 300.0, address_failures=6)
+    people = [await portal.person() for _ in range(4)]
+    too_many = t("too_many", "ja")
+    async with app.router.lifespan_context(app), portal.browser(("10.0.0.9", 1000), app) as here, \
+            portal.browser(("10.0.0.8", 1000), app) as there:
+        for person in people[:2]:  # right passwords use none of the budget
+            assert (await portal_login(here, person)).status_code == 303
+            here.cookies.clear()
+        for person in people[:3]:
+            for _ in range(2):
+                assert (await portal_login(here, person, "wrong password!")).status_code == 401
+        r = await portal_login(here, people[3])
+        assert r.status_code == 429 and too_many in r.text and not await logged_in(here)
+        assert (await portal_login(there, people[3])).status_code == 303 and await logged_in(there)

@@ -29,7 +29,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select, update
 
-from gateway.portal.session import Throttle
+from gateway.portal.session import LoginThrottle
 from gateway.words import words
 from identity import keys, models
 from identity.accounts import digest
@@ -112,7 +112,7 @@ async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fed]:
         hook = Hook(client.post, f"{nodes[HOME].base}/oauth/token")
         client.post = hook.post  # type: ignore[method-assign]
         # every person here logs in at A from 127.0.0.1: more than A's per-address throttle lets through
-        nodes[HOME].app.state.login_throttle = Throttle(limit=100_000)
+        nodes[HOME].app.state.login_throttle = LoginThrottle(limit=100_000)
         try:
             yield Fed(nodes, hook)
         finally:

@@ -83,7 +83,8 @@ class GatewaySettings(NodeSettings):
     # Bearer token for staff API calls (until the identity service issues real tokens).
     admin_token: str = ""
     request_timeout: float = 5.0
-    # Portal logins per client address per window, at this gateway (TOWNTIP_LOGIN_LIMIT; benchmarks raise it).
+    # Portal logins per account and client address per window, at this gateway (TOWNTIP_LOGIN_LIMIT; benchmarks
+    # raise it); an address may fail ten times as often across accounts (gateway.portal.session.LoginThrottle).
     login_limit: int = Field(default=10, ge=1)
     login_window: float = Field(default=300.0, gt=0)
     # My Page across regions: seconds the home node waits for all other regions (its own plan included).
