@@ -15,7 +15,7 @@ import nats
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import api, asyncapi, deps, health, oidc, problems, regions
+from gateway import api, apidocs, asyncapi, deps, health, oidc, problems, regions
 from gateway.portal import courses, donations, notebook, pages, projects, sns, wallet
 from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
@@ -83,6 +83,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version=VERSION,
         description=f"HTTP API of the TownTip Commons node `{settings.node_id}`. Errors are RFC 9457 problem details.",
         lifespan=lifespan,
+        docs_url=None,  # gateway/apidocs.py serves /docs from the node's own files (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.nc = None
@@ -91,6 +93,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(TraceMiddleware, templates=api.route_templates())
     app.include_router(api.router())
     app.include_router(oidc.router)
+    app.include_router(apidocs.router)  # /docs: Swagger UI from the node's own files
     app.include_router(pages.router)
     app.include_router(regions.router)  # My Page across regions: /federation/person-summary, /api/v1/me/regions
     projects.install(app)  # co-creation pages (and the contact form's throttle)

@@ -221,3 +221,20 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
     balance = doc["paths"]["/api/v1/points/cards/{idm}/balance"]["get"]
     assert balance["security"] == [{"HTTPBearer": []}]
     assert "application/problem+json" in balance["responses"]["401"]["content"]
+
+
+async def test_api_docs_are_served_from_the_nodes_own_files(tmp_path) -> None:
+    """/docs names no CDN: its script, style and icon come from /docs/assets (fastapi-swagger's files); FastAPI's
+    CDN-loading /redoc is off; an unknown asset is a 404."""
+    app = create_app(GatewaySettings(node_id="docsnode", nats_url="nats://127.0.0.1:1", data_dir=str(tmp_path)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docs.test") as client:
+        page = await client.get("/docs")
+        assert page.status_code == 200 and "swagger-ui" in page.text
+        assert "https://" not in page.text and "/docs/assets/swagger-ui-bundle.js" in page.text, page.text
+        js = await client.get("/docs/assets/swagger-ui-bundle.js")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        assert b"SwaggerUIBundle" in js.content and len(js.content) > 500_000
+        css = await client.get("/docs/assets/swagger-ui.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        assert (await client.get("/docs/assets/other.js")).status_code == 404
+        assert (await client.get("/redoc")).status_code == 404

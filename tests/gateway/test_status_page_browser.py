@@ -65,4 +65,24 @@ async def test_status_page_on_a_phone(node: Node, phone_browser: Any) -> None:  
     await node.wait_health(200)
     facts = await load(phone_browser, node.base + "/status")
     assert "すべて稼働中 — all services up" in facts["text"]
+
+    # The API docs draw from the node's own files only (a closed municipal network reaches no CDN).
+    await asyncio.to_thread(phone_browser.get, node.base + "/docs")
+    docs = await wait_for_docs(phone_browser)
+    assert "TownTip" in docs["title"] and "/api/v1/facilities" in docs["text"], docs["text"][:300]
+    outside = [u for u in docs["resources"] if not u.startswith(node.base)]
+    assert not outside and any(u.endswith("/docs/assets/swagger-ui-bundle.js") for u in docs["resources"]), docs
     assert node.stop() == 0
+
+
+async def wait_for_docs(driver: Any, timeout: float = 20.0) -> dict[str, Any]:
+    """Swagger UI's rendered title and operations, once its script has read the OpenAPI document."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        facts: dict[str, Any] = await asyncio.to_thread(driver.execute_script, """
+            const title = document.querySelector('.swagger-ui .info .title');
+            return {title: title ? title.innerText : '', text: document.body.innerText,
+                    resources: performance.getEntriesByType('resource').map(e => e.name)};""")
+        if facts["title"] and "/api/v1/" in facts["text"] or asyncio.get_running_loop().time() > deadline:
+            return facts
+        await asyncio.sleep(0.2)
