@@ -104,6 +104,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window)
+    app.state.error_page = pages.error_page  # a browser's 403/404/405 gets a page, the API a problem
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

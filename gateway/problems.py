@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -121,8 +121,24 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted({m for regex, methods in _served(request.app) if regex.match(path) for m in methods}))
 
 
-async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+# Addresses of machines (the API, federation, OpenID Connect, health, documents and assets): always a problem.
+MACHINE_PATHS = ("/api/", "/federation/", "/oidc/", "/.well-known/", "/openapi.json", "/asyncapi.json", "/healthz",
+                 "/docs/assets/", "/metrics")
+
+
+def wants_page(request: Request) -> bool:
+    """A person's browser asking for a page (not the API, not a script): it gets the portal's page for the status
+    (`app.state.error_page`, set by the portal) rather than a problem document."""
+    return (request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
+            and not request.url.path.startswith(MACHINE_PATHS))
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    page = getattr(request.app.state, "error_page", None)
+    if page is not None and exc.status_code in (403, 404, 405) and wants_page(request):
+        response: Response = await page(request, exc.status_code)
+        return response
     detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if detail == phrase(exc.status_code):
         detail = None

@@ -20,6 +20,7 @@ from gateway.portal.common import (
     login_redirect,
     message,
     render,
+    user_or_none,
     why,
 )
 from gateway.portal.i18n import add_words, t
@@ -30,6 +31,28 @@ from towntip.kernel.contracts import identity as c
 from towntip.kernel.contracts import points as pc
 
 router = APIRouter(include_in_schema=False)
+
+add_words({
+    "page_404": ("ページが見つかりません", "Page not found"),
+    "page_404_text": ("お探しのページは移動または削除されたか、アドレスが間違っている可能性があります。",
+                      "The page may have moved or been removed, or the address may be mistyped."),
+    "page_403": ("このページは表示できません", "You cannot see this page"),
+    "page_403_text": ("このページを見る権限がありません。ログインしているアカウントをご確認ください。",
+                      "You have no permission for this page. Check which account you are logged in with."),
+    "page_405": ("この操作はできません", "This cannot be done here"),
+    "page_405_text": ("このアドレスではその操作は受け付けていません。トップページからやり直してください。",
+                      "This address does not take that request. Please start again from the home page."),
+    "to_home": ("トップページへ", "To the home page"),
+})
+
+
+async def error_page(request: Request, status: int) -> Response:
+    """A friendly page for a browser that asked for an address that is not there (404), not theirs (403) or not
+    for that method (405): Japanese first, the site's header, a way home (gateway/problems.py calls it)."""
+    lang = ps.lang(request)
+    user = await user_or_none(request)
+    return message(request, heading=t(f"page_{status}", lang), paragraphs=[t(f"page_{status}_text", lang)],
+                   status=status, link=("/", t("to_home", lang)), user=user)
 
 
 # ---- pages ----------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from gateway.app import create_app
+from gateway.portal import session as ps
 from gateway.portal import sns
 from gateway.portal.i18n import t
 from gateway.portal.session import LoginThrottle
@@ -509,3 +510,22 @@ async def test_one_address_guessing_across_accounts_is_slowed(portal, tmp_path) 
         r = await portal_login(here, people[3])
         assert r.status_code == 429 and too_many in r.text and not await logged_in(here)
         assert (await portal_login(there, people[3])).status_code == 303 and await logged_in(there)
+
+
+async def test_a_browser_gets_a_page_for_an_unknown_address_and_a_machine_a_problem(portal) -> None:
+    """An address that is not there, asked by a browser (Accept: text/html): a Japanese page with the site's header
+    and a way home, status 404; asked by a script, or under /api/, the problem document (RFC 9457) as before."""
+    html = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    async with portal.browser() as browser:
+        for path in ("/nowhere", "/staff/nothing-here"):
+            r = await browser.get(path, headers=html)
+            assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), r.text[:200]
+            assert t("page_404", "ja") in r.text and 'href="/"' in r.text and "urn:towntip:problem" not in r.text
+        browser.cookies.set(ps.LANG_COOKIE, "en")
+        assert t("page_404", "en") in (await browser.get("/nowhere", headers=html)).text
+        r = await browser.get("/nowhere")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+        r = await browser.get("/api/v1/nowhere", headers=html)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+        r = await browser.put("/login", headers=html)  # not a GET: a machine's question, a machine's answer
+        assert r.status_code == 405 and r.headers["content-type"].startswith("application/problem+json")
