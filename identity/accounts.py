@@ -74,6 +74,7 @@ def to_user(row: Any, node: str) -> c.User:
         email_verified=row.email_verified,
         nickname=row.nickname, district=row.district, interests=list(row.interests or []), lang=row.lang,
         roles=sorted(row.roles or []), created_at=aware(row.created_at),
+        findable=bool(getattr(row, "findable", False)),
     )
 
 
@@ -425,6 +426,20 @@ async def public_profile(session: AsyncSession, *, node: str, handle: str) -> c.
     profile only. Handles are public (they sign posts); e-mail addresses are never looked up here."""
     user = await _known(session, node=node, handle=handle.lower())
     return c.PublicProfile(global_handle=user.global_handle, display_name=user.display_name)
+
+
+async def search_people(session: AsyncSession, *, node: str, query: str) -> c.PeopleFound:
+    """Findable people of this node (never people of other nodes who logged in here) whose display name or nickname
+    holds the query, compared after NFKC and without case; LIKE's wildcards in the query are taken literally."""
+    text = passwords.normalise(query).lower()
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    u = users.c
+    holds = func.lower(u.display_name).like(pattern, escape="\\") | func.lower(u.nickname).like(pattern, escape="\\")
+    rows = (await session.execute(
+        select(u.handle, u.display_name, u.nickname).where(u.findable.is_(True), u.home_node.is_(None), holds)
+        .order_by(u.display_name, u.handle).limit(c.PEOPLE_FOUND_MAX))).all()
+    return c.PeopleFound(people=[c.FoundPerson(global_handle=f"{r.handle}@{node}", display_name=r.display_name,
+                                               nickname=r.nickname) for r in rows])
 
 
 async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, granted: bool) -> c.User:

@@ -185,6 +185,7 @@ PEOPLE = Domain("people", refusals=(
 ), ops=(
     read(c.EP_PEOPLE_LOOKUP, c.PersonLookupIn, c.PersonRef, accounts.lookup_person, role=GATEWAY),
     read(c.EP_PEOPLE_PROFILE, c.ProfileLookupIn, c.PublicProfile, accounts.public_profile, role=SIGNED_IN),
+    read(c.EP_PEOPLE_SEARCH, c.PeopleSearchIn, c.PeopleFound, accounts.search_people, role=SIGNED_IN),
 ))
 
 ADMIN = Domain("admin", refusals=(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from towntip.kernel import db
@@ -43,6 +44,8 @@ users = Table(
     Column("district", String(100), nullable=False, default=""),
     Column("interests", JSON, nullable=False, default=list),
     Column("lang", String(2), nullable=False, default="ja"),
+    # The person lets others of this node find them by name or nickname (friend search); off until they say so.
+    Column("findable", Boolean, nullable=False, default=False, server_default=false()),
     # Roles at this node, granted by the operator (towntip identity user grant): see contracts.identity.ROLES.
     Column("roles", JSON, nullable=False, default=list, server_default="[]"),
     Column("failed_logins", Integer, nullable=False, default=0),

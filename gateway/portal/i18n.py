@@ -46,6 +46,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "home_node": ("ホーム地域", "Home region"),
     "nickname": ("ニックネーム", "Nickname"),
     "district": ("地区", "District"),
+    "findable": ("名前やニックネームで検索されてもよい（トモダチ申請のため）",
+                 "Others may find me by name or nickname (for friend requests)"),
+    "findable_hint": ("オンにすると、このまちの登録者がトモダチ検索であなたの表示名とニックネームを見つけられます。"
+                      "メールアドレスは表示されません。",
+                      "When on, people of this town can find your display name and nickname in the friend search. "
+                      "Your e-mail address is never shown."),
     "interests": ("関心のある分野", "Fields of interest"),
     "save": ("保存", "Save"),
     "saved": ("保存しました。", "Saved."),

@@ -307,7 +307,8 @@ async def profile(request: Request, form: CsrfForm, user: CurrentUser, token: Se
     try:
         data = c.ProfileUpdateIn(session_token=token, display_name=form.get("display_name"),
                                  nickname=form.get("nickname", ""), district=form.get("district", ""),
-                                 interests=form.get("interests", []), lang=form.get("lang") or None)
+                                 interests=form.get("interests", []), lang=form.get("lang") or None,
+                                 findable=form.get("findable") == "1")
         user = c.User.model_validate(await call_identity(request, c.EP_PROFILE_UPDATE, data))
     except ValidationError as exc:
         return render(request, "profile.html", status=400, user=user, categories=categories.all_categories(),

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser
@@ -96,7 +98,23 @@ add_words({
     "sn_back": ("コミュニティへ戻る", "Back to the community"),
     "sn_friends": ("トモダチ", "Friends"),
     "sn_add_friend": ("トモダチ申請", "Send a friend request"),
-    "sn_handle": ("相手のグローバルID（例: hanako@tsurugashima）", "Their global ID (e.g. hanako@tsurugashima)"),
+    "sn_handle": ("相手のID（例: hanako、他のまちの人は hanako@tsurugashima）",
+                  "Their ID (e.g. hanako; someone of another town: hanako@tsurugashima)"),
+    "sn_find_people": ("名前で探す", "Find by name"),
+    "sn_search_label": ("表示名またはニックネーム（2文字以上）", "Display name or nickname (2 characters or more)"),
+    "sn_search_button": ("検索", "Search"),
+    "sn_search_none": ("見つかりませんでした。相手が「名前で検索されてもよい」を設定していない場合は、"
+                       "IDかQRコードで申請してください。",
+                       "Nobody found. If they have not chosen to be findable, use their ID or QR code."),
+    "sn_search_short": ("2文字以上入力してください。", "Type 2 characters or more."),
+    "sn_already_friend": ("トモダチです", "Already friends"),
+    "sn_my_qr": ("わたしのQRコード", "My QR code"),
+    "sn_my_qr_hint": ("相手のスマートフォンのカメラでこのコードを読み取ってもらうと、"
+                      "あなたへのトモダチ申請の画面が開きます。",
+                      "Let them scan this code with their phone's camera: it opens a friend request to you."),
+    "sn_my_id": ("わたしのID", "My ID"),
+    "sn_add_confirm": ("この人にトモダチ申請を送りますか？", "Send a friend request to this person?"),
+    "sn_not_found_person": ("このIDの人は見つかりませんでした。", "Nobody with this ID was found."),
     "sn_send_request": ("申請する", "Send"),
     "sn_incoming": ("届いた申請", "Requests to you"),
     "sn_outgoing": ("送った申請", "Requests you sent"),
@@ -332,12 +350,23 @@ async def _friends_page(request: Request, user: ic.User, *, status: int = 200, e
     except errors.ServiceError as exc:
         return _refusal(request, exc, user)
     lang = ps.lang(request)
+    query = (request.query_params.get("q") or "").strip()[:50]
+    found: list[ic.FoundPerson] | None = None
+    if query and error is None:
+        try:
+            found = ic.PeopleFound.model_validate(await call(
+                request, ic.SERVICE, ic.EP_PEOPLE_SEARCH, ic.PeopleSearchIn(query=query))).people
+        except ValidationError:
+            error = t("sn_search_short", lang)
+        except errors.ServiceError as exc:
+            error = why(exc, lang)
+    friends = {f.global_handle for f in mine.friends}
     if notice is None and request.query_params.get("sent"):
         notice = t("sn_became_friends" if request.query_params["sent"] == "friends" else "sn_request_sent", lang)
     elif notice is None and request.query_params.get("saved"):
         notice = t("saved", lang)
     return _page(request, "friends.html", user=user, status=status, error=error, notice=notice, mine=mine,
-                 form=form or {})
+                 form=form or {}, query=query, found=found, friends=friends, me=user.global_handle)
 
 
 @router.get("/friends", response_class=HTMLResponse)
@@ -348,6 +377,8 @@ async def friends_page(request: Request, user: CurrentUser) -> Response:
 @router.post("/friends/request")
 async def friend_request(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     handle = str(form.get("handle", "")).strip().lower()
+    if handle and "@" not in handle:  # a person of this town: their ID without the town
+        handle = f"{handle}@{request.app.state.settings.node_id}"
     try:
         q = ic.ProfileLookupIn(handle=handle)
         # Who is this? The identity service answers for people known at this node (404 otherwise).
@@ -358,6 +389,29 @@ async def friend_request(request: Request, form: CsrfForm, user: CurrentUser) ->
         return await _friends_page(request, user, status=bad_status(exc), error=why(exc, ps.lang(request)),
                                    form={"handle": handle})
     return RedirectResponse(f"/friends?sent={'friends' if sent.became_friends else '1'}", status_code=303)
+
+
+@router.get("/friends/qr", response_class=HTMLResponse)
+async def friends_qr(request: Request, user: CurrentUser) -> Response:
+    """My QR code: the address of a friend request to me, for another person's phone camera (drawn by segno)."""
+    base = request.app.state.settings.public_url.rstrip("/")
+    link = f"{base}/friends/add?h={quote(user.global_handle)}"
+    svg = segno.make(link, error="m").svg_inline(scale=6, dark="#1d1d1f", light="#ffffff")
+    return _page(request, "friends_qr.html", user=user, svg=Markup(svg), link=link, me=user.global_handle)
+
+
+@router.get("/friends/add", response_class=HTMLResponse)
+async def friends_add(request: Request, user: CurrentUser) -> Response:
+    """Where a scanned QR code leads: who this is, and a button to send them a friend request (a POST, with the
+    form's CSRF token: opening the link alone sends nothing)."""
+    lang = ps.lang(request)
+    try:
+        q = ic.ProfileLookupIn(handle=(request.query_params.get("h") or "").strip().lower())
+        found = ic.PublicProfile.model_validate(await call(request, ic.SERVICE, ic.EP_PEOPLE_PROFILE, q))
+    except (ValidationError, errors.ServiceError):
+        return message(request, heading=t("sn_add_friend", lang), paragraphs=[t("sn_not_found_person", lang)],
+                       status=404, link=("/friends", t("sn_friends", lang)), user=user)
+    return _page(request, "friends_add.html", user=user, person=found)
 
 
 @router.post("/friends/remove")

@@ -212,6 +212,8 @@ ROLES = {
     "GET /communities/{cid}/posts/{pid}": "public",
     "POST /communities/{cid}/posts/{pid}/{what}": "user, form",
     "GET /friends": "user",
+    "GET /friends/qr": "user",
+    "GET /friends/add": "user",
     "POST /friends/request": "user, form",
     "POST /friends/remove": "user, form",
     "POST /friends/{rid}/{what}": "user, form",

@@ -282,3 +282,32 @@ async def test_passwords_are_normalised_and_hashes_of_the_text_as_typed_still_wo
     stored = (await node.rows(users))[0].password_hash
     assert stored != legacy and passwords.verify_sync(stored, PW)  # made again, of the normalised form
     await login(node, password=PW)
+
+
+async def test_people_find_each_other_by_name_only_when_they_chose_to(node):
+    """Friend search: findable people of this node by a part of their display name or nickname; nobody is findable
+    until they say so; LIKE's wildcards are taken literally; a query shorter than two characters is refused."""
+    for handle, name in (("hanako", "山田 花子"), ("taro", "山田 太郎"), ("jiro", "Jiro Yamada"), ("pct", "100% 本気")):
+        await node.call(c.EP_USER_ADD, c.UserAddIn(handle=handle, display_name=name, email=f"{handle}@example.jp",
+                                                   password=PW))
+
+    async def search(query: str) -> list[str]:
+        found = await node.call(c.EP_PEOPLE_SEARCH, c.PeopleSearchIn(query=query))
+        return [p["global_handle"] for p in found["people"]]
+
+    assert await search("山田") == []  # nobody chose to be findable yet
+    for handle in ("hanako", "jiro", "pct"):
+        tok = (await login(node, handle))["session_token"]
+        nickname = "はなちゃん" if handle == "hanako" else None
+        me = await node.call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=tok, findable=True,
+                                                                    nickname=nickname))
+        assert me["findable"] is True
+    assert await search("山田") == [f"hanako@{NODE}"]  # taro is 山田 too, but did not choose it
+    assert await search("はなちゃ") == [f"hanako@{NODE}"]  # by nickname
+    assert await search("YAMADA") == await search("ｙａｍａｄａ") == [f"jiro@{NODE}"]  # case and width alike
+    assert await search("0%") == [f"pct@{NODE}"] and await search("%%") == [] and await search("_a") == []
+    with pytest.raises(errors.BadRequest):
+        await node.call(c.EP_PEOPLE_SEARCH, {"query": " 山 "})
+    tok = (await login(node, "jiro"))["session_token"]
+    await node.call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=tok, findable=False))
+    assert await search("yamada") == []

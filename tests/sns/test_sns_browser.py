@@ -90,6 +90,13 @@ async def test_open_join_post_comment_and_befriend_on_a_phone(portal, phone_brow
     assert words(ic.PEOPLE_NOT_FOUND.code, "ja") in page["text"] and "nobody known" not in page["text"]
     page = await fill(d, {"handle": "taro@tsurugashima"}, submit="#request-form button")
     assert "申請を送りました" in page["text"] and "鈴木 太郎" in page["text"], page["text"]
+    page = await fill(d, {"q": "鈴木"}, submit="#search-form button")  # Taro has not chosen to be findable
+    assert "見つかりませんでした" in page["text"] and page["overflow"] <= 0
+    page = await open_page(d, base + "/friends/qr")  # her QR code for the next friend, on her phone
+    assert "わたしのQRコード" in page["text"] and "hanako@tsurugashima" in page["text"] and page["overflow"] <= 0
+    shown = d.execute_script("const s = document.querySelector('#qr svg').getBoundingClientRect();"
+                             "return [s.width, s.height];")
+    assert 120 <= shown[0] == shown[1] <= 390, shown
     page = await log_in(d, base, "taro", "/friends")
     assert "山田 花子" in page["text"] and "承認" in page["text"]
     page = await fill(d, {}, submit="#incoming button")

@@ -233,3 +233,32 @@ async def test_identity_answers_a_public_profile_by_handle_only(portal: Portal, 
             await ask(ic.EP_PEOPLE_LOOKUP, {"actor": citizen.model_dump(mode="json"), "query": f"taro@{NODE}"})
     finally:
         await nc.close()
+
+
+async def test_friends_found_by_name_by_id_alone_and_by_qr_code(portal: Portal) -> None:
+    """Friend search finds only people who chose to be findable (a box on their profile page); a bare ID means a
+    person of this town; the QR code a person shows leads to a confirmation page, and only its button sends."""
+    hanako, taro = await logged_in(portal, "hanako"), await logged_in(portal, "taro")
+    r = await hanako.get("/friends", params={"q": "taro"})
+    assert r.status_code == 200 and "見つかりませんでした" in r.text  # taro has not chosen to be findable
+    form = await taro.get("/settings/profile")
+    assert 'name="findable"' in form.text
+    r = await taro.post("/settings/profile", data={"csrf": csrf_of(form), "display_name": "taro さん",
+                                                   "nickname": "たろう", "lang": "ja", "findable": "1"})
+    assert r.status_code == 200 and 'name="findable" value="1" checked' in r.text
+    for query in ("taro", "たろう"):
+        page = await hanako.get("/friends", params={"q": query})
+        assert f'name="handle" value="taro@{NODE}"' in page.text, query
+    page = await hanako.get("/friends", params={"q": "t"})
+    assert "2文字以上" in page.text
+    r = await hanako.get("/friends", params={"q": "hanako"})
+    assert f'value="hanako@{NODE}"' not in r.text  # not findable; and never oneself
+
+    # The QR code: an SVG of the request address; opening it shows who, and sends nothing by itself.
+    qr = await taro.get("/friends/qr")
+    assert qr.status_code == 200 and "<svg" in qr.text and f"/friends/add?h=taro%40{NODE}" in qr.text
+    add = await hanako.get("/friends/add", params={"h": f"taro@{NODE}"})
+    assert add.status_code == 200 and "taro さん" in add.text and await portal.count(friend_requests) == 0
+    assert (await hanako.get("/friends/add", params={"h": "nobody@x"})).status_code == 404
+    r = await hanako.post("/friends/request", data={"csrf": csrf_of(add), "handle": "taro"})  # the bare ID
+    assert r.status_code == 303 and await portal.count(friend_requests) == 1

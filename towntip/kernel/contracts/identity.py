@@ -38,6 +38,7 @@ EP_USER_LIST = "admin.user.list"
 EP_USER_REMOVE = "admin.user.remove"
 EP_PEOPLE_LOOKUP = "people.lookup"  # PersonLookupIn -> PersonRef (staff: who is name@home at this node)
 EP_PEOPLE_PROFILE = "people.profile"  # ProfileLookupIn -> PublicProfile (the gateway, for anyone signed in)
+EP_PEOPLE_SEARCH = "people.search"  # PeopleSearchIn -> PeopleFound (signed in: findable people of this node by name)
 EP_USER_GRANT = "admin.user.grant"
 EP_USER_REVOKE = "admin.user.revoke"
 EP_CLIENT_ADD = "admin.client.add"
@@ -105,6 +106,7 @@ class User(Frozen):
     lang: Lang = "ja"
     roles: list[str] = []
     created_at: datetime
+    findable: bool = False  # others of this node may find them by name or nickname (friend search)
 
 
 class RegisterIn(Frozen):
@@ -176,6 +178,7 @@ class ProfileUpdateIn(SessionIn):
     district: Annotated[str, StringConstraints(max_length=100)] | None = None
     interests: Interests | None = None
     lang: Lang | None = None
+    findable: bool | None = None
 
 
 class DeleteIn(SessionIn):
@@ -238,6 +241,28 @@ class ProfileLookupIn(Frozen):
 class PublicProfile(Frozen):
     global_handle: str
     display_name: str
+
+
+PEOPLE_FOUND_MAX = 20
+
+
+class PeopleSearchIn(Frozen):
+    """People of this node who chose to be findable, by a part of their display name or nickname (at least two
+    characters; letters compared without case, full-width and half-width alike). Never by e-mail or handle prefix
+    enumeration of people who did not choose it."""
+
+    model_config = _IN
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=50)]
+
+
+class FoundPerson(Frozen):
+    global_handle: str
+    display_name: str
+    nickname: str
+
+
+class PeopleFound(Frozen):
+    people: list[FoundPerson]  # at most PEOPLE_FOUND_MAX, by display name
 
 
 class UserList(Frozen):
