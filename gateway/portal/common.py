@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from gateway import words
 from gateway.portal import session as ps
 from gateway.portal.i18n import t
-from towntip.kernel import errors
+from towntip.kernel import categories, errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.contracts import points as pc
@@ -26,6 +26,7 @@ from towntip.kernel.contracts.actor import Actor
 
 log = logging.getLogger(__name__)
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
+ENV.globals["category_groups"] = categories.grouped()  # templates/_categories.html: families of everyday words
 MAX_FORM_BYTES = 64 * 1024
 # The header's links to features, in order: (word key, path, who sees it). Each feature's pages module adds its own
 # with add_nav(): who is "all", "user" (logged in) or a role ("staff", "secretariat").

@@ -129,7 +129,7 @@ def _jst(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def _page(request: Request, template: str, *, user: ic.User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     lang = ps.lang(request)
-    names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
+    names = categories.labels(lang)
     return render(request, f"donations/{template}", status=status, user=user, jst=_jst, yen=lambda n: f"{n:,}",
                   category_names=names, categories=categories.all_categories(), percent=_percent, **ctx)
 

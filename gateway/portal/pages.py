@@ -200,7 +200,7 @@ async def resend(request: Request, form: CsrfForm, user: CurrentUser) -> Respons
 @router.get("/me", response_class=HTMLResponse)
 async def my_page(request: Request, user: CurrentUser) -> Response:
     lang = ps.lang(request)
-    names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
+    names = categories.labels(lang)
     # every region where the person takes part, home first; a part or a region that does not answer says so
     views = await regions.my_page_regions(request, user, ps.session_token(request) or "")
     return render(request, "me.html", user=user, interests=[names.get(i, i) for i in user.interests],

@@ -38,7 +38,7 @@ def jst(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def page(request: Request, template: str, *, user: ic.User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     lang = ps.lang(request)
-    names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
+    names = categories.labels(lang)
     phases = c.PHASES_EN if lang == "en" else c.PHASES
     return render(request, f"projects/{template}", status=status, user=user, jst=jst, category_names=names,
                   categories=categories.all_categories(), phases=phases, sizes=c.ORG_SIZES, **ctx)

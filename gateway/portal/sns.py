@@ -44,8 +44,9 @@ add_words({
     "nav_communities": ("コミュニティ", "Communities"),
     "nav_friends": ("トモダチ", "Friends"),
     "sn_communities": ("テーマコミュニティ", "Theme communities"),
-    "sn_intro": ("NPO法17分野×公益認定23事業のテーマごとに、だれでもコミュニティを開設・参加できます。",
-                 "Anyone can open or join a community on a theme of the NPO and public-interest category grid."),
+    "sn_intro": ("子ども、福祉、環境、まちづくり…暮らしのテーマごとに、だれでもコミュニティを開設・参加できます。",
+                 "Children, welfare, the environment, town-making…: anyone can open or join a community on a "
+                 "theme of daily life."),
     "sn_category": ("カテゴリ", "Category"),
     "sn_all": ("すべてのカテゴリ", "All categories"),
     "sn_search": ("名前で検索", "Search by name"),
@@ -140,7 +141,7 @@ async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, 
 
 def _page(request: Request, template: str, *, user: ic.User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     lang = ps.lang(request)
-    names = {cat.code: (cat.name_en if lang == "en" else cat.name_ja) for cat in categories.all_categories()}
+    names = categories.labels(lang)
     return render(request, f"sns/{template}", status=status, user=user, jst=jst, category_names=names,
                   categories=categories.all_categories(), **ctx)
 
