@@ -24,6 +24,7 @@ from towntip.kernel.bus.inboxes import GATEWAY_INBOX_PREFIX
 from towntip.kernel.clock import JST
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import GatewaySettings
+from towntip.kernel.town import town_of
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.town = town_of(settings)  # the town's name and districts, as residents read them
     app.state.nc = None
     problems.install(app)
     deps.install(app)  # a failed login, role or CSRF check sends its page (gateway/deps.py)

@@ -308,7 +308,13 @@ async def reset_password(session: AsyncSession, *, data: c.ResetIn) -> None:
 # ---- profile, deletion, export --------------------------------------------------------------------------------
 
 
-async def update_profile(session: AsyncSession, *, node: str, data: c.ProfileUpdateIn) -> c.User:
+async def update_profile(session: AsyncSession, *, node: str, data: c.ProfileUpdateIn,
+                         districts: tuple[str, ...] = ()) -> c.User:
+    """The person's own profile. Where the node lists its districts (towntip/kernel/town.py), the district is one of
+    them or empty, so that the district figures do not split by spelling."""
+    if districts and data.district and data.district not in districts:
+        raise c.PROFILE_DISTRICT_UNKNOWN(f"{data.district!r} is not one of this node's districts: "
+                                         + ", ".join(districts))
     s = await current_session(session, node=node, token=data.session_token)
     values = data.model_dump(exclude={"session_token"}, exclude_none=True)
     if values:

@@ -29,6 +29,7 @@ from towntip.kernel.bus.streams import ensure_node_streams, ensure_peer_sources
 from towntip.kernel.mail import MailSender, SmtpSettings
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
+from towntip.kernel.town import town_of
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -109,7 +110,8 @@ class IdentityService(ServiceProcess):
         self.micro = await start_service(
             self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, links=Links(base), oidc=self.oidc,
-                                      federated=federated, regions=regions, on_commit=committed),
+                                      federated=federated, regions=regions, on_commit=committed,
+                                      districts=town_of(self.settings).districts),
             description="accounts, login sessions and the OpenID Connect provider of this node",
         )
         log.info("identity service ready on node %s (issuer %s)", self.node, base)

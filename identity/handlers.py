@@ -175,7 +175,8 @@ ACCOUNTS = Domain("accounts", refusals=(
     write(c.EP_PASSWORD_CHANGE, c.PasswordChangeIn, c.Done, change_password, role=GATEWAY),
     write(c.EP_RESET_REQUEST, c.EmailIn, c.Done, reset_request, role=GATEWAY),
     write(c.EP_RESET, c.ResetIn, c.Done, reset, role=GATEWAY),
-    write(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn, c.User, accounts.update_profile, role=GATEWAY),
+    write(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn, c.User, accounts.update_profile, role=GATEWAY,
+          refusals=(c.PROFILE_DISTRICT_UNKNOWN,)),
     write(c.EP_DELETE, c.DeleteIn, c.Done, delete, role=GATEWAY),
     write(c.EP_EXPORT, c.SessionIn, None, export, role=GATEWAY),
 ))
@@ -239,8 +240,9 @@ DOMAINS = (ACCOUNTS, PEOPLE, ADMIN, OIDC, FEDERATED_LOGIN, REGIONS)
 
 def build_endpoints(
     *, sessions: async_sessionmaker[AsyncSession], node: str, links: accounts.Links, oidc: OidcService,
-    federated: FederatedLogins, regions: Regions, on_commit: Callable[[], None],
+    federated: FederatedLogins, regions: Regions, on_commit: Callable[[], None], districts: tuple[str, ...] = (),
 ) -> Endpoints:
     uow = UnitOfWork(sessions, on_commit=on_commit)
     return Endpoints.from_domains(DOMAINS, uow=uow, context={
-        "node": node, "links": links, "oidc": oidc, "federated": federated, "regions": regions})
+        "node": node, "links": links, "oidc": oidc, "federated": federated, "regions": regions,
+        "districts": districts})

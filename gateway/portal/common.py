@@ -113,6 +113,7 @@ def render(request: Request, template: str, *, status: int = 200, user: c.User |
     ctx.setdefault("form", {})
     body = ENV.get_template(template).render(
         t=lambda key: t(key, lang), lang=lang, node=request.app.state.settings.node_id, csrf=csrf, user=user,
+        town=request.app.state.town,
         here=here, nav=nav_for(user), **ctx,
     )
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store",

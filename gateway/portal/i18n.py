@@ -46,6 +46,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "home_node": ("ホーム地域", "Home region"),
     "nickname": ("ニックネーム", "Nickname"),
     "district": ("地区", "District"),
+    "district_none": ("選ばない", "Not stated"),
     "findable": ("名前やニックネームで検索されてもよい（トモダチ申請のため）",
                  "Others may find me by name or nickname (for friend requests)"),
     "findable_hint": ("オンにすると、このまちの登録者がトモダチ検索であなたの表示名とニックネームを見つけられます。"

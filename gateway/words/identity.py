@@ -20,6 +20,7 @@ WORDS: dict[str, tuple[str, str]] = {
     c.ACCOUNT_PASSWORD_WRONG.code: ("パスワードが違います。", "The password is wrong."),
     c.ACCOUNT_NOT_FOUND.code: ("この地域にそのユーザーはいません。", "No such user in this region."),
     c.ACCOUNT_GONE.code: ("このアカウントはすでに削除されています。", "This account no longer exists."),
+    c.PROFILE_DISTRICT_UNKNOWN.code: ("地区は一覧から選んでください。", "Choose the district from the list."),
     c.LOGIN_LOCKED.code: ("ログインの失敗が続いたため、一時的にロックしています。時間をおいてからお試しください。",
                           "Too many failed logins: wait a while, then try again."),
     c.LOGIN_WRONG.code: ("ハンドル（またはメールアドレス）かパスワードが違います。",

@@ -17,6 +17,7 @@ from services.points.app import PointsService
 from tests.support.browser import (
     click_and_wait,
     facts,
+    fill,
     fill_and_submit,
     open_page,
     phone_browser,  # noqa: F401 - fixture
@@ -91,10 +92,12 @@ async def test_sign_up_confirm_log_in_and_my_page_on_a_phone(portal, phone_brows
         return facts(d)
 
     await run(pick_interest)
-    saved = await fill_and_submit(d, {"nickname": "はなちゃん", "district": "脚折"})
+    saved = await fill(d, {"nickname": "はなちゃん"}, selects={"district": "杉下小学校区"},  # the town's list
+                       submit="main button[type=submit]")
     assert "保存しました" in saved["text"], saved["text"]
     me = await open_page(d, base + "/me")
-    assert "はなちゃん" in me["text"] and "まちづくり" in me["text"]
+    assert "はなちゃん" in me["text"] and "まちづくり" in me["text"] and "杉下小学校区" in me["text"]
+    assert "鶴ヶ島市" in me["text"]  # the header names the town, not the node id
 
     def log_out() -> dict[str, Any]:
         return click_and_wait(d, d.find_element(By.CSS_SELECTOR, "header form button"))

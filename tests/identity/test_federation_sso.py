@@ -325,10 +325,11 @@ async def test_profile_changes_at_home_reach_linked_nodes_and_catch_up_after_a_p
 
         # Partition: the hub goes away; a change at home waits; the hub returns; B and C catch up.
         hub.stop()
-        await call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=token, district="脚折"))
+        await call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=token, district="杉下小学校区"))
         await asyncio.sleep(1.5)
-        assert not await everywhere("district", "脚折")
+        assert not await everywhere("district", "杉下小学校区")
         hub.start()
-        assert await wait_for(lambda: everywhere("district", "脚折"), timeout=30), "no catch-up after the partition"
+        assert await wait_for(lambda: everywhere("district", "杉下小学校区"), timeout=30), \
+            "no catch-up after the partition"
     finally:
         await nc.close()

@@ -24,7 +24,8 @@ from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.mail import SmtpSettings
-from towntip.kernel.settings import ServiceSettings
+from towntip.kernel.settings import NodeSettings, ServiceSettings
+from towntip.kernel.town import town_of
 
 NODE = "testnode"
 PW = "correct horse battery"
@@ -311,3 +312,33 @@ async def test_people_find_each_other_by_name_only_when_they_chose_to(node):
     tok = (await login(node, "jiro"))["session_token"]
     await node.call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=tok, findable=False))
     assert await search("yamada") == []
+
+
+async def test_the_district_is_one_of_the_towns_when_the_node_lists_them(nats_server, database, tmp_path, smtp):
+    """A node that lists its districts (TOWNTIP_DISTRICTS; the demo's Tsurugashima: its 小学校区) takes only one of
+    them, or none; anything else is refused with a code and changes nothing."""
+    assert "杉下小学校区" in town_of(NodeSettings(node_id="tsurugashima")).districts
+    url, schema = database
+    settings = ServiceSettings(service="identity", node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path),
+                               database_url=url, database_schema=schema or "", public_url="https://tsuru.example.jp",
+                               districts="北地区|南地区")
+    smtp.start()
+    svc = IdentityService(settings, smtp=SmtpSettings(host="127.0.0.1", port=smtp.port))
+    await svc.start()
+    nc = await nats.connect(nats_server.url)
+    node = Node(nc, svc, smtp)
+    try:
+        await node.call(c.EP_USER_ADD, c.UserAddIn(handle="hanako", email="hanako@example.jp", password=PW))
+        tok = (await login(node))["session_token"]
+        me = await node.call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=tok, district="南地区"))
+        assert me["district"] == "南地区"
+        with pytest.raises(errors.BadRequest) as refused:
+            await node.call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=tok, district="みなみ", nickname="x"))
+        assert refused.value.error_code == c.PROFILE_DISTRICT_UNKNOWN.code
+        me = (await node.call(c.EP_SESSION, c.SessionIn(session_token=tok)))["user"]
+        assert me["district"] == "南地区" and me["nickname"] == ""
+        cleared = await node.call(c.EP_PROFILE_UPDATE, c.ProfileUpdateIn(session_token=tok, district=""))
+        assert cleared["district"] == ""
+    finally:
+        await nc.close()
+        await svc.stop()

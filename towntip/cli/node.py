@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     help="database URL for one service (repeatable)")
     up.add_argument("--trace-export", default="",
                     help="none | console | file:PATH (default: file:<data-dir>/traces.jsonl)")
+    up.add_argument("--town-name", default="", metavar="NAME",
+                    help="the town's name residents read in the portal (e.g. 鶴ヶ島市; default: the demo table's "
+                         "for the RING towns, else the node id)")
+    up.add_argument("--town-name-en", default="", metavar="NAME", help="the town's name in English")
+    up.add_argument("--districts", default="", metavar="A|B|…",
+                    help="the districts residents choose their own from, separated by | (default: the demo table's "
+                         "for Tsurugashima, its 小学校区; none: free text)")
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                     help="log level of the node's processes (default: %(default)s)")
     up.set_defaults(func=cmd_up)
@@ -125,6 +132,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         service_dbs=service_dbs, trace_export=trace, log_level=args.log_level,
         trust_anchor=args.trust_anchor.rstrip("/"),
         trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",
+        town_name=args.town_name.strip(), town_name_en=args.town_name_en.strip(), districts=args.districts.strip(),
     )
     return run_node(config)
 

@@ -32,6 +32,11 @@ class NodeSettings(BaseSettings):
     # Where OpenTelemetry spans go: "none", "console", or "file:<path>" (JSON lines).
     trace_export: str = "none"
     log_level: str = "INFO"
+    # The town the node serves, as residents read it (towntip/kernel/town.py; empty: the demo table, else the id),
+    # and the districts they choose from, separated by `|` (empty: the demo table's, else free text).
+    town_name: str = ""
+    town_name_en: str = ""
+    districts: str = ""
 
     @field_validator("node_id")
     @classmethod

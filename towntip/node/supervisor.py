@@ -92,6 +92,9 @@ class NodeConfig:
     service_dbs: dict[str, str] = field(default_factory=dict)  # per service
     trace_export: str = ""  # "" means file:<data-dir>/traces.jsonl
     log_level: str = "INFO"
+    town_name: str = ""  # the town's name as residents read it ("" : the demo table's, else the node id)
+    town_name_en: str = ""
+    districts: str = ""  # the districts residents choose from, separated by "|" ("": the demo table's)
     services: tuple[str, ...] = subjects.SERVICES
     python: str = sys.executable
 
@@ -222,7 +225,7 @@ class Supervisor:
             "TOWNTIP_PUBLIC_URL": c.public_url,
             "TOWNTIP_TRUST_ANCHOR": c.trust_anchor,
             "TOWNTIP_TRUST_ANCHOR_JWKS": c.trust_anchor_jwks,
-        }
+        } | self._town_env()
         if name in c.service_dbs:
             env["TOWNTIP_DATABASE_URL"] = c.service_dbs[name]
         elif c.database_url:
@@ -243,7 +246,12 @@ class Supervisor:
             "TOWNTIP_PUBLIC_URL": c.public_url,
             "TOWNTIP_SERVICES": ",".join(c.services),
             "TOWNTIP_ADMIN_TOKEN": self.admin_token,
-        }
+        } | self._town_env()
+
+    def _town_env(self) -> dict[str, str]:
+        c = self.config
+        return {"TOWNTIP_TOWN_NAME": c.town_name, "TOWNTIP_TOWN_NAME_EN": c.town_name_en,
+                "TOWNTIP_DISTRICTS": c.districts}
 
     # -- processes ------------------------------------------------------------------------------------------
 

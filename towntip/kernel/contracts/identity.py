@@ -437,6 +437,8 @@ ACCOUNT_LINK_INVALID = Refusal("account.link_invalid", 400, "the link is invalid
 ACCOUNT_PASSWORD_WRONG = Refusal("account.password_wrong", 401, "the password given is wrong")
 ACCOUNT_NOT_FOUND = Refusal("account.not_found", 404, "no such user at this node")
 ACCOUNT_GONE = Refusal("account.gone", 401, "the account no longer exists")
+PROFILE_DISTRICT_UNKNOWN = Refusal("profile.district_unknown", 400,
+                                   "the district is not one of the node's districts (choose one from its list)")
 LOGIN_LOCKED = Refusal("login.locked", 429, "too many failed logins: the account waits")
 LOGIN_WRONG = Refusal("login.wrong", 401, "wrong handle or password")
 SESSION_NONE = Refusal("session.none", 401, "not logged in, or the session has ended")
