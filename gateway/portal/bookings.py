@@ -276,29 +276,47 @@ async def facility_feed(facility_id: str, request: Request) -> Response:
         "Content-Disposition": f'inline; filename="{busy.facility_id}.ics"', "Cache-Control": "public, max-age=300"})
 
 
+def closed_note(reason: str | None, lang: str) -> str | None:
+    """The service's reason for a closed day, on a Japanese page only where it is Japanese (a holiday's name)."""
+    if not reason or lang == "en":
+        return reason
+    name = reason.removeprefix("public holiday: ")
+    return f"{t('bk_holidays', lang)}：{name}" if name != reason else None
+
+
+def chosen_day(asked: str | None, days: list[c.Availability], today: date) -> date:
+    """The day listed under the grid: the one asked for, else today, else the week's first open day."""
+    dates = [d.date for d in days]
+    picked = parse_day(asked, today)
+    if picked in dates:
+        return picked
+    return next((d.date for d in days if not d.closed), dates[0])
+
+
 @router.get("/facilities/{facility_id}", response_class=HTMLResponse)
 async def facility_page(facility_id: str, request: Request, user: OptionalUser) -> Response:
+    lang = ps.lang(request)
     today = now_jst().date()
-    day = parse_day(request.query_params.get("day"), today)
-    monday = parse_day(request.query_params.get("week"), day - timedelta(days=day.weekday()))
+    asked = request.query_params.get("day")
+    monday = parse_day(request.query_params.get("week"), parse_day(asked, today))
     monday -= timedelta(days=monday.weekday())
-    if not monday <= day < monday + timedelta(days=7):
-        day = max(monday, today) if monday <= today < monday + timedelta(days=7) else monday
     days = [monday + timedelta(days=i) for i in range(7)]
     try:
         f = await facility(request, facility_id)
         week, busy = await availability(request, f.id, days)
     except errors.ServiceError as exc:
         if exc.error_code == c.AVAILABILITY_RANGE.code:
-            return refusal_page(request, exc, user, link=(f"/facilities/{facility_id}", t("bk_availability",
-                                                                                       ps.lang(request))))
+            return refusal_page(request, exc, user, link=(f"/facilities/{facility_id}", t("bk_availability", lang)))
         return refusal_page(request, exc, user)
     grid = week_grid(f, week, busy)
+    day = chosen_day(asked, week, today)
     the_day = next(d for d in week if d.date == day)
     day_cells = [(s, cell_of(s, the_day.closed, busy)) for s in the_day.slots]
+    names = WEEKDAY_EN if lang == "en" else WEEKDAY_JA
     return bookings_page(request, "facility.html", user=user, f=f, grid=grid, day=day, the_day=the_day,
-                 day_cells=day_cells, monday=monday, prev_week=monday - timedelta(days=7),
-                 next_week=monday + timedelta(days=7), today=today)
+                         day_cells=day_cells, monday=monday, prev_week=monday - timedelta(days=7),
+                         next_week=monday + timedelta(days=7), today=today, wd=lambda d: names[d.weekday()],
+                         closed_note=closed_note(the_day.closed_reason, lang))
 
 
 # ---- booking ----------------------------------------------------------------------------------------------------

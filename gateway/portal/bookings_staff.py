@@ -301,7 +301,7 @@ async def usage_page(request: Request, user: StaffUser) -> Response:
         return refusal_page(request, exc, user, link=("/staff/bookings/usage", t("bs_usage", lang)))
     name = (lambda u: u.name_en) if lang == "en" else (lambda u: u.name_ja)
     chart = bar_chart([(name(u), round(u.rate * 100, 1)) for u in usage.facilities],
-                      label=f"{t('bs_rate', lang)} {usage.month}", unit="%")
+                      label=f"{t('bs_rate', lang)} {usage.month}", unit="%", scale=100)
     by_class = {k: bar_chart([(name(u), round(u.by_class.get(k, 0) / 60, 1)) for u in usage.facilities],
                              label=f"{t('bk_class_' + k, lang)} {t('bs_booked_hours', lang)}", unit="h")
                 for k in c.USER_CLASSES}
