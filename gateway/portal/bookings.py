@@ -234,7 +234,7 @@ def week_grid(f: c.Facility, days: list[c.Availability], busy: list[p.BusyTime])
         labels = [b.name_ja for b in f.layout.blocks]
     else:
         labels = sorted({k for by in keyed for k in by})
-    rows = [(label, [cell_of(by[label], d.closed, busy) if label in by else Cell("none")
+    rows = [(label, [cell_of(by[label], d.closed, busy) if label in by else Cell("closed" if d.closed else "none")
                      for by, d in zip(keyed, days, strict=True)]) for label in labels]
     return Week(days=[d.date for d in days], closed=[d.closed for d in days], rows=rows)
 

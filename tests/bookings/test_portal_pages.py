@@ -111,6 +111,18 @@ async def test_a_resident_finds_a_room_books_a_block_sees_and_cancels_it(site: S
         assert "休館" in rows[0][1] and "受付外" in rows[0][1] and "空き" in rows[0][1]
         r = await anyone.get("/facilities/ohashi-hall", params={"week": "2026-11-02"})  # 文化の日 (Tue 3 Nov)
         assert re.findall(r'<td class="c-(\w+)"', r.text)[:7][1] == "closed"
+        assert "祝日：文化の日" in text_of(await anyone.get("/facilities/ohashi-hall", params={"day": "2026-11-03"}))
+        # A grid facility: a row per 30 minutes from 09:00 to 16:30; 11:00 on Monday has passed, weekends are closed.
+        r = await anyone.get("/facilities/city-hall-6f", params={"week": "2026-10-26"})
+        grid = r.text[r.text.index('id="week-grid"'):r.text.index("</table>", r.text.index('id="week-grid"'))]
+        rows = [x for x in re.findall(r"<tr><th class=\"row\">(.*?)</th>(.*?)</tr>", grid, re.S) if x[0]]
+        assert [label for label, _ in rows][:2] == ["09:00", "09:30"] and rows[-1][0] == "16:30" and len(rows) == 16
+        assert re.findall(r'<td class="c-(\w+)"', rows[4][1]) == ["unavailable"] + ["free"] * 4 + ["closed"] * 2
+        assert "100円" in text_of(r)  # per step, city groups
+        r = await anyone.get("/facilities/nowhere")
+        assert r.status_code == 404 and "施設が見つかりません" in r.text
+        r = await anyone.get("/facilities/ohashi-hall", params={"week": "2030-01-07"})
+        assert r.status_code == 400 and "空き状況を表示できない日付です" in r.text
 
         # Booking needs a login; the resident books the 午前 block of the 29th.
         r = await anyone.get("/bookings/new", params=slot("09:00", "12:00"))
@@ -208,6 +220,11 @@ async def test_staff_facility_counter_day_sheet_and_usage(site: Site) -> None:
         assert r.status_code == 303 and r.headers["location"].startswith(f"/staff/bookings/day?date={DAY}")
         r = await clerk.post("/staff/bookings/counter", data={**counter, "purpose": "重複"})
         assert r.status_code == 409 and "既に予約されています" in r.text
+        r = await clerk.post("/staff/bookings/counter", data={**counter, "walkin_phone": "unknown", "start": "09:00",
+                                                              "end": "12:00"})
+        assert r.status_code == 400 and 'value="unknown"' in r.text  # the form kept, nothing booked
+        r = await clerk.post("/staff/bookings/counter", data={**counter, "start": "10:00", "end": "12:00"})
+        assert r.status_code == 400 and "予約枠（午前・午後・夜間など）に合わせて" in r.text
         r = await clerk.post("/staff/bookings/counter", data={**counter, "who": "person", "handle": f"hanako@{NODE}",
                                                               "start": "09:00", "end": "12:00", "purpose": "読書会"})
         assert r.status_code == 303
