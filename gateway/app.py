@@ -16,7 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import api, apidocs, asyncapi, deps, health, oidc, problems, regions
-from gateway.portal import courses, donations, notebook, pages, projects, sns, wallet
+from gateway.portal import bookings as bookings_pages
+from gateway.portal import bookings_staff, courses, donations, notebook, pages, projects, sns, wallet
 from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -104,6 +105,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(donations.router)  # 寄附: certified projects, transparency, マイ寄附 and receipts, staff desk
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
+    app.include_router(bookings_staff.router)  # 施設予約 staff: facilities, 窓口予約, day sheet, usage figures
+    app.include_router(bookings_pages.router)  # 施設予約: facilities, availability, booking, my bookings, iCal
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window)
     app.state.error_page = pages.error_page  # a browser's 403/404/405 gets a page, the API a problem

@@ -76,10 +76,11 @@ def _num(v: float | int | None) -> str:
     return f"{int(v):,}"
 
 
-def bar_chart(items: list[tuple[str, float]], *, label: str, unit: str = "") -> Markup:
-    """A horizontal bar chart as inline SVG: one bar per item, its value at the end; scales to the box's width."""
+def bar_chart(items: list[tuple[str, float]], *, label: str, unit: str = "", scale: float | None = None) -> Markup:
+    """A horizontal bar chart as inline SVG: one bar per item, its value at the end; scales to the box's width (a
+    full bar is the largest value, or `scale`: 100 for percentages)."""
     width, left, row = 360, 120, 24
-    top = max((v for _, v in items), default=0) or 1
+    top = scale or max((v for _, v in items), default=0) or 1
     height = row * max(len(items), 1) + 8
     parts = [f'<svg class="chart" role="img" aria-label="{escape(label)}" viewBox="0 0 {width} {height}" '
              f'width="100%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.bookings import availability, bookings, facilities
+from services.bookings.portal import PORTAL
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
@@ -43,7 +44,8 @@ BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
          http=GET("/bookings", "My bookings")),
 ))
 
-DOMAINS = (FACILITIES, BOOKINGS)
+DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS)
+DOMAINS = (*DOMAINS, PORTAL)  # the portal's day sheet, usage figures and feeds
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

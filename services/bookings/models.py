@@ -101,3 +101,12 @@ bookings = Table(
     Index("ix_bookings_group_id", "group_id"),
     Index("ix_bookings_series_id", "series_id"),
 )
+
+# Added in 0003_portal: a person's private iCalendar feed (only the token's SHA-256 is kept).
+feed_tokens = Table(
+    "feed_tokens",
+    metadata,
+    Column("booker", String(64), primary_key=True),  # the person's global handle
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+)

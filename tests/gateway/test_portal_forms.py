@@ -374,6 +374,9 @@ OTHER_FORMS = [
     "/communities", "/communities/{cid}/join", "/communities/{cid}/leave", "/communities/{cid}/close",
     "/communities/{cid}/remove", "/communities/{cid}/hand_over", "/communities/{cid}/posts",
     "/communities/{cid}/posts/{pid}/{what}", "/friends/request", "/friends/remove", "/friends/{rid}/{what}",
+    # facility bookings (bookings.py, bookings_staff.py)
+    "/bookings/new", "/bookings/feed", "/bookings/{booking_id}/cancel", "/staff/bookings/facility",
+    "/staff/bookings/counter",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action

@@ -217,6 +217,29 @@ ROLES = {
     "POST /friends/request": "user, form",
     "POST /friends/remove": "user, form",
     "POST /friends/{rid}/{what}": "user, form",
+    # facility bookings (bookings.py): facilities and their feed are public; a person's feed is opened by its
+    # private token alone (no session: a calendar app fetches it)
+    "GET /facilities": "public",
+    "GET /facilities/{facility_id}.ics": "public",
+    "GET /facilities/{facility_id}": "public",
+    "GET /bookings/new": "user",
+    "POST /bookings/new": "user, form",
+    "GET /bookings": "user",
+    "GET /bookings/feed": "user",
+    "POST /bookings/feed": "user, form",
+    "GET /bookings/feed/{token}.ics": "public",
+    "GET /bookings/{booking_id}": "user",
+    "GET /bookings/{booking_id}/cancel": "user",
+    "POST /bookings/{booking_id}/cancel": "user, form",
+    # the bookings staff (bookings_staff.py)
+    "GET /staff/bookings": "staff",
+    "GET /staff/bookings/facility": "staff",
+    "POST /staff/bookings/facility": "staff, form",
+    "GET /staff/bookings/counter": "staff",
+    "POST /staff/bookings/counter": "staff, form",
+    "GET /staff/bookings/day": "staff",
+    "GET /staff/bookings/usage": "staff",
+    "GET /staff/bookings/usage.csv": "staff",
 }
 
 
