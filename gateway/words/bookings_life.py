@@ -1,5 +1,6 @@
-"""What the refusal codes of a booking's life (approval, fees and payment, deadlines) and of the points service's
-payments say to people: {code: (Japanese, English)} (towntip/kernel/contracts/bookings_life.py, payments.py)."""
+"""What the refusal codes of a booking's life (approval, fees and payment, deadlines) say to people:
+{code: (Japanese, English)} (towntip/kernel/contracts/bookings_life.py; the points side's payment.* are in
+points.py)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,4 @@ WORDS: dict[str, tuple[str, str]] = {
                                   "less than the fee)."),
     "booking.counter_staff_only": ("窓口での入金記録は職員のみ行えます。",
                                    "Only staff record a payment at the counter."),
-    "payment.insufficient_balance": ("地域通貨の残高が足りません。", "Not enough local currency for the fee."),
-    "payment.coupon_not_usable": ("このクーポンはこの使用料に使えません。", "This coupon cannot pay this fee."),
-    "payment.key_reused": ("この支払いキーは別の支払いに使われています。", "The key was used for another payment."),
-    "payment.not_charged": ("この支払いの記録がない、または返金額が支払額を超えています。",
-                            "Nothing was charged under that key, or less than the refund."),
 }

@@ -48,7 +48,7 @@ BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
 # counter (the deadline and refund jobs run in services/bookings/sweeper.py).
 LIFE = Domain("life", refusals=(c.BOOKING_NOT_FOUND,), ops=(
     read(lc.EP_APPROVALS, lc.ApprovalsQuery, c.BookingList, life.approvals, role=STAFF, admin=True,
-         refusals=(lc.DECIDE_STAFF_ONLY,), http=GET("/bookings/approvals", "Requests waiting for approval")),
+         refusals=(lc.DECIDE_STAFF_ONLY,), http=GET("/booking-approvals", "Requests waiting for approval")),
     write(lc.EP_APPROVE, lc.Decision, c.Booking, life.approve, role=STAFF, admin=True,
           refusals=(lc.DECIDE_STAFF_ONLY, lc.NOT_REQUESTED, c.BOOKING_STARTED),
           http=POST("/bookings/{booking_id}/approve", "Approve a request")),

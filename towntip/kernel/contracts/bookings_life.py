@@ -6,10 +6,11 @@ booking cancelled by its booker is refunded less the facility's cancellation fee
 from __future__ import annotations
 
 import datetime as dt
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.bookings import NOT_BLANK, PAGE_MAX, BookingId, BookingsEvent, FacilityId
@@ -42,11 +43,21 @@ COUPON_NOT_USABLE = Refusal("booking.coupon_not_usable", 409,
 COUNTER_STAFF_ONLY = Refusal("booking.counter_staff_only", 403, "only staff record a payment at the counter")
 
 
+def _iso_day(value: object) -> object:
+    """A day as `YYYY-MM-DD` (or a date), never a number (pydantic would read 0 or "0" as 1970-01-01)."""
+    if isinstance(value, dt.date) or isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return value
+    raise ValueError("a day is written YYYY-MM-DD")
+
+
+IsoDay = Annotated[dt.date, BeforeValidator(_iso_day)]
+
+
 class ApprovalsQuery(BaseModel):
     model_config = _IN
     actor: Actor | None = None  # staff; None: the operator (admin token)
     facility_id: FacilityId | None = None
-    date: dt.date | None = None  # the day of the start (JST)
+    date: IsoDay | None = None  # the day of the start (JST)
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
