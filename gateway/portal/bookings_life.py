@@ -220,8 +220,7 @@ async def pay_page(booking_id: str, request: Request, user: CurrentUser) -> Resp
 async def pay(booking_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     """Without `confirm`: the confirmation page of what was chosen; with it: the payment."""
     lang = ps.lang(request)
-    method = str(form.get("method", ""))
-    coupon_id = str(form.get("coupon_id", "")) if method == "coupon" else ""
+    method, _, coupon_id = str(form.get("choice", "")).partition(":")  # "currency" or "coupon:<id>"
     try:
         data = lc.PayIn(actor=actor_of(user), booking_id=booking_id, method=method,
                         coupon_id=coupon_id or None)

@@ -20,8 +20,10 @@ from identity.app import IdentityService
 from services.bookings.app import BookingsService
 from services.points.app import PointsService
 from tests.support.browser import (
+    fill,
     fill_and_submit,
     log_in,
+    open_page,
     phone_browser,  # noqa: F401 - fixture
     run,
 )
@@ -44,7 +46,7 @@ HALL = {"id": "josei-center-kenshu", "name_ja": "女性センター 研修室", 
         "hours": WEEK, "layout": {"kind": "blocks", "blocks": [
             {"name_ja": "午後", "name_en": "afternoon", "start": "13:00", "end": "17:00",
              "fees": {"city_group": 500}}]},
-        "rules": {"needs_approval": True, "pay_within_days": 7}}
+        "rules": {"needs_approval": True, "pay_within_days": 7, "coupon_types": ["kominkan-fee"]}}
 
 
 def a_weekday_ahead() -> date:
@@ -136,5 +138,26 @@ async def test_staff_approve_then_the_resident_pays_with_local_currency(
         with pytest.raises(Exception, match="already"):
             await call(nc, lc.EP_PAY, {"actor": hanako, "booking_id": booking["id"], "method": "currency"},
                        service=c.SERVICE, node=NODE)
+
+        # A second booking, paid with a 公民館の施設使用料 coupon bought with the rest of the currency.
+        await call(nc, cc.EP_COUPON_TYPE_PUT, {"actor": staff, "code": "kominkan-fee", "title_ja": "公民館の施設使用料",
+                                               "title_en": "Community hall fee", "issuer": "公民館", "price": 500,
+                                               "valid_days": 90}, node=NODE)
+        await call(nc, cc.EP_COUPON_BUY, {"person": hanako["user_id"], "type_code": "kominkan-fee",
+                                          "key": "buy-browser-00000001"}, node=NODE)
+        later = day + timedelta(days=1)
+        while jpholiday.is_holiday(later):
+            later += timedelta(days=1)
+        second = await call(nc, c.EP_BOOKING_CREATE, {
+            "actor": hanako, "facility_id": HALL["id"], "start": f"{later}T13:00:00+09:00",
+            "end": f"{later}T17:00:00+09:00", "purpose": "子育てサークルの集まり"}, service=c.SERVICE, node=NODE)
+        await call(nc, lc.EP_APPROVE, {"actor": staff, "booking_id": second["id"]}, service=c.SERVICE, node=NODE)
+        page = await open_page(d, f"{base}/bookings/{second['id']}/pay")
+        assert "公民館の施設使用料" in page["text"], page["text"]
+        page = await fill(d, {}, checks=("#with-coupon-1",), submit="main #next")
+        assert "クーポンで支払う: 公民館の施設使用料" in page["text"], page["text"]
+        page = await fill_and_submit(d, {}, button="#do-pay")
+        assert "お支払いが完了しました。" in page["text"], page["text"]
+        assert await run(lambda: d.find_element(By.ID, "paid-with").text) == "クーポン"
     finally:
         await nc.close()
