@@ -172,6 +172,9 @@ def _responses(op: Op, domain: Domain, path_fields: list[str]) -> dict[int | str
         codes.setdefault(r.status, []).append(f"{r.code}: {r.doc}" if r.doc else r.code)
     if path_fields:
         codes.setdefault(404, [])
+    body = set(op.request.model_fields) - set(path_fields) - {"actor"} if op.request is not None else set()
+    if op.http is not None and op.http.method != "GET" and body:  # FastAPI's answer to a body that is not JSON
+        codes.setdefault(400, []).append(f"{errors.generic_code(400)}: the body is not JSON")
     out = problem_responses(*sorted(codes))
     for status, lines in codes.items():
         if lines:

@@ -158,4 +158,10 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     # the notebook and the staff's figures (contracts/notebook.py)
     "figures.staff_only": ("集計は職員のみ見ることができます。", "Only staff can see the figures."),
+    # facility fees paid for the bookings service (contracts/payments.py)
+    "payment.insufficient_balance": ("地域通貨の残高が足りません。", "Not enough local currency for the fee."),
+    "payment.coupon_not_usable": ("このクーポンはこの使用料に使えません。", "This coupon cannot pay this fee."),
+    "payment.key_reused": ("この支払いキーは別の支払いに使われています。", "The key was used for another payment."),
+    "payment.not_charged": ("この支払いの記録がない、または返金額が支払額を超えています。",
+                            "Nothing was charged under that key, or less than the refund."),
 }

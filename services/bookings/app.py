@@ -8,9 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from services.bookings import VERSION
+from services.bookings import VERSION, life
 from services.bookings.handlers import build_endpoints
 from services.bookings.models import bus
+from services.bookings.points import PointsOverBus
+from services.bookings.sweeper import Sweeper
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import OutboxRelay
@@ -18,6 +20,7 @@ from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.bookings import SERVICE
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
+from towntip.kernel.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,20 +32,32 @@ class BookingsService(ServiceProcess):
 
     service = SERVICE
 
-    def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow,
+                 sweep_every: float | None = 30.0) -> None:
         super().__init__(settings)
         self.clock = clock
+        self.sweep_every = sweep_every  # None: no loop (tests run the sweeper's rounds themselves)
 
     async def start(self) -> None:
         js = await self.open(MIGRATIONS)
         await ensure_node_streams(js, self.node, (SERVICE,))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
+        self.points = PointsOverBus(self.connection, self.node)
+        # The periodic jobs (deadlines, refunds; other features register theirs here), with the service's clock.
+        jobs_uow = UnitOfWork(self.sessions, on_commit=self.relay.wake, clock=self.clock)
+        self.sweeper = Sweeper(clock=self.clock, every=self.sweep_every or 30.0)
+        self.sweeper.register("cancel_unpaid", lambda now: life.cancel_unpaid(
+            uow=jobs_uow, node=self.node, points=self.points, now=now))
+        self.sweeper.register("refund_cancelled", lambda now: life.refund_cancelled(
+            uow=jobs_uow, node=self.node, points=self.points, now=now))
         self._tasks = [asyncio.create_task(self.relay.run(self.stop_event), name="bookings-outbox-relay")]
+        if self.sweep_every is not None:
+            self._tasks.append(asyncio.create_task(self.sweeper.run(self.stop_event), name="bookings-sweeper"))
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
             self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=self.relay.wake,
-                                      clock=self.clock),
+                                      clock=self.clock, points=self.points),
             description="facility bookings: facilities, their availability, bookings that never overlap",
         )
         log.info("bookings service ready on node %s", self.node)

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.bookings import availability, facilities
+from services.bookings import availability, facilities, life
 from services.bookings.models import bookings, bus
 from towntip.kernel import db
 from towntip.kernel.bus.envelope import new_id
@@ -57,7 +57,8 @@ def view(row: Any) -> c.Booking:
         group_id=row.group_id, series_id=row.series_id, fee_due_at=jst(row.fee_due_at), paid_at=aware(row.paid_at),
         paid_with=row.paid_with, cancel_reason=row.cancel_reason, cancellation_fee=row.cancellation_fee,
         checked_in_at=aware(row.checked_in_at), offer_expires_at=jst(row.offer_expires_at),
-        decided_by=row.decided_by, decision_note=row.decision_note)
+        decided_by=row.decided_by, decision_note=row.decision_note, payment_ref=row.payment_ref,
+        refund_due=row.refund_due, refunded_at=aware(row.refunded_at))
 
 
 def jst(value: datetime | None) -> datetime | None:
@@ -160,7 +161,8 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
             held_until=held_until.astimezone(UTC), state=state, purpose=data.purpose, user_class=data.user_class,
             fee=fee, booker=booker, booker_user_id=user_id, booker_name=name, contact_phone=phone,
             booked_by=booked_by, origin="counter" if booked_by is not None else "direct", month=month,
-            created_at=now, confirmed_at=now if state == "confirmed" else None))
+            created_at=now, confirmed_at=now if state == "confirmed" else None,
+            fee_due_at=life.due_at(f, start, now) if state == "confirmed" and fee > 0 else None))
     except IntegrityError as exc:
         if sqlstate(exc) == EXCLUSION_VIOLATION:  # PostgreSQL: a concurrent booking committed first
             raise c.BOOKING_TAKEN(TAKEN_REASON) from None
@@ -208,6 +210,9 @@ async def _get(session: AsyncSession, booking_id: str, *, lock: bool = False) ->
     return row if lock else view(row)
 
 
+get_row = _get  # for services/bookings/life.py
+
+
 async def cancel(session: AsyncSession, *, node: str, data: c.BookingAction, now: datetime) -> c.Booking:
     row = await _get(session, data.booking_id, lock=True)
     own = data.actor is not None and row.booker == data.actor.global_handle
@@ -217,12 +222,14 @@ async def cancel(session: AsyncSession, *, node: str, data: c.BookingAction, now
         raise c.BOOKING_CANCELLED("the booking is cancelled already")
     if aware(row.starts_at) <= now:
         raise c.BOOKING_STARTED("the booking has started: it can no longer be cancelled")
+    terms = await life.cancel_terms(session, row, own=own, now=now)  # the fee kept and the refund due, if paid
     await session.execute(update(bookings).where(bookings.c.id == row.id).values(
         state="cancelled", cancelled_at=now, cancelled_by=who(data.actor),
-        cancel_reason="booker" if own else "staff"))
+        cancel_reason="booker" if own else "staff", **terms))
     await announce(session, bus, node=node, at=now, event=c.BookingCancelled(
         booking_id=row.id, facility_id=row.facility_id, start=aware(row.starts_at).astimezone(JST),
-        end=aware(row.ends_at).astimezone(JST), booker=row.booker, by="booker" if own else "staff", at=now))
+        end=aware(row.ends_at).astimezone(JST), booker=row.booker, by="booker" if own else "staff", at=now,
+        reason="booker" if own else "staff", cancellation_fee=terms.get("cancellation_fee", 0)))
     return await _get(session, row.id)
 
 

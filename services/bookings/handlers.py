@@ -8,11 +8,12 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.bookings import availability, bookings, facilities
+from services.bookings import availability, bookings, facilities, life
 from services.bookings.portal import PORTAL
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
+from towntip.kernel.contracts import bookings_life as lc
 from towntip.kernel.domain import ANYONE, GET, POST, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
@@ -44,12 +45,29 @@ BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
          http=GET("/bookings", "My bookings")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS)
-DOMAINS = (*DOMAINS, PORTAL)  # the portal's day sheet, usage figures and feeds
+# A booking's life (services/bookings/life.py): the approval queue, fees paid through the points service or at the
+# counter (the deadline and refund jobs run in services/bookings/sweeper.py).
+LIFE = Domain("life", refusals=(c.BOOKING_NOT_FOUND,), ops=(
+    read(lc.EP_APPROVALS, lc.ApprovalsQuery, c.BookingList, life.approvals, role=STAFF, admin=True,
+         refusals=(lc.DECIDE_STAFF_ONLY,), http=GET("/booking-approvals", "Requests waiting for approval")),
+    write(lc.EP_APPROVE, lc.Decision, c.Booking, life.approve, role=STAFF, admin=True,
+          refusals=(lc.DECIDE_STAFF_ONLY, lc.NOT_REQUESTED, c.BOOKING_STARTED),
+          http=POST("/bookings/{booking_id}/approve", "Approve a request")),
+    write(lc.EP_REJECT, lc.Rejection, c.Booking, life.reject, role=STAFF, admin=True,
+          http=POST("/bookings/{booking_id}/reject", "Reject a request, with a reason")),
+    own(lc.EP_PAY, lc.PayIn, c.Booking, life.pay, refusals=(
+        c.BOOKING_NOT_YOURS, lc.NOT_PAYABLE, lc.NO_FEE, lc.ALREADY_PAID, lc.DEADLINE_PASSED, lc.NOT_ENOUGH_CURRENCY,
+        lc.COUPON_NOT_USABLE), http=POST("/bookings/{booking_id}/pay", "Pay a booking's fee (local currency, coupon)")),
+    write(lc.EP_PAID_AT_COUNTER, lc.CounterPayment, c.Booking, life.paid_at_counter, role=STAFF, admin=True,
+          refusals=(lc.COUNTER_STAFF_ONLY, lc.NOT_PAYABLE, lc.NO_FEE, lc.ALREADY_PAID, lc.DEADLINE_PASSED),
+          http=POST("/bookings/{booking_id}/paid-at-counter", "Record a fee paid in cash at the counter")),
+))
+
+DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, PORTAL)  # PORTAL: day sheet, usage figures, feeds
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow) -> Endpoints:
-    """The service's endpoints from its domains' tables."""
+                    clock: Callable[[], datetime] = utcnow, points: life.Points | None = None) -> Endpoints:
+    """The service's endpoints from its domains' tables (`points`: the points service's payments)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node})
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "points": points})

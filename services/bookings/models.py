@@ -92,6 +92,9 @@ bookings = Table(
     Column("offer_expires_at", TS, nullable=True),
     Column("decided_by", String(64), nullable=True),
     Column("decision_note", String(200), nullable=True),
+    # Added in 0003_life: a cancelled paid booking's refund (the fee less the cancellation fee), done by the sweeper.
+    Column("refund_due", Integer, nullable=True),
+    Column("refunded_at", TS, nullable=True),
     CheckConstraint(STATE_CHECK, name="state"),
     CheckConstraint("starts_at < ends_at AND ends_at <= held_until", name="times"),
     CheckConstraint("fee >= 0", name="fee"),

@@ -368,6 +368,8 @@ OTHER_FORMS = [
     "/donations/projects/{code}/pledge", "/staff/donations/projects", "/staff/donations/projects/{code}/certify",
     "/staff/donations/rules", "/staff/donations/projects/{code}/uses",
     "/staff/donations/pledges/{reference}/confirm", "/staff/donations/pledges/{reference}/cancel",
+    # a booking's life: the approval queue, paying one booking
+    "/staff/bookings/{booking_id}/approve", "/staff/bookings/{booking_id}/reject", "/bookings/{booking_id}/pay",
     # the notebook's figures
     "/staff/figures/event",
     # communities and friends (sns)

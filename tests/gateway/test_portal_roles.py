@@ -178,6 +178,12 @@ ROLES = {
     "GET /certificates/{cert_id}/token": "user",
     "GET /certificates/{cert_id}/print": "user",
     "GET /certificates/{cert_id}/pdf": "user",
+    # a booking's life (bookings_life.py): the approval queue, paying one booking
+    "GET /staff/bookings/approvals": "staff",
+    "POST /staff/bookings/{booking_id}/approve": "user, form",
+    "POST /staff/bookings/{booking_id}/reject": "user, form",
+    "GET /bookings/{booking_id}/pay": "user",
+    "POST /bookings/{booking_id}/pay": "user, form",
     # donations (donations.py)
     "GET /donations": "public",
     "GET /donations/projects/{code}": "public",

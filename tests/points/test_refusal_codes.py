@@ -22,7 +22,7 @@ from towntip.kernel.contracts import notebook as nc_
 from towntip.kernel.contracts import points as pc
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = ("points", "ledger", "coupons", "courses", "donations", "notebook")
+CONTRACTS = ("points", "ledger", "coupons", "courses", "donations", "notebook", "payments")
 CITIZEN = {"user_id": "user-0001", "global_handle": "hanako@testnode", "display_name": "山田 花子", "roles": []}
 
 

@@ -33,7 +33,12 @@ def _blocks(morning: int, afternoon: int, evening: int) -> dict[str, Any]:
         {"name_ja": "夜間", "name_en": "evening", "start": "18:00", "end": "21:30", "fees": fees(evening)}]}
 
 
-KOMINKAN_RULES = {"max_days_ahead": 90, "min_notice_minutes": 24 * 60, "max_per_month": 4}
+# Fees (sample rules): paid within 7 days of confirmation (and by the end of the day before), with local currency,
+# a 公民館の施設使用料 coupon (coupon kind `kominkan-fee`, which staff offer on the coupon desk) or at the counter;
+# a booker's cancellation keeps nothing up to 7 days before, half from the day before, all on the day.
+CANCEL_FEES = [{"days_before": 7, "percent": 0}, {"days_before": 1, "percent": 50}, {"days_before": 0, "percent": 100}]
+KOMINKAN_RULES = {"max_days_ahead": 90, "min_notice_minutes": 24 * 60, "max_per_month": 4, "pay_within_days": 7,
+                  "cancel_fees": CANCEL_FEES, "coupon_types": ["kominkan-fee"]}
 
 FACILITIES: list[dict[str, Any]] = [
     {"id": "shichosha-6f", "name_ja": "市庁舎6F会議室", "name_en": "City Hall 6F meeting room",
@@ -69,7 +74,7 @@ FACILITIES: list[dict[str, Any]] = [
     {"id": "josei-center-kenshu", "name_ja": "女性センター 研修室", "name_en": "Women's Center, training room",
      "kind": "meeting_room", "address": CITY, "capacity": 30, "accessibility": "授乳室あり / nursing room",
      "hours": _hours(WEEK, "09:00", "21:30"), "closed_weekdays": ["mon"], "closed_yearly": YEAR_END,
-     "layout": _blocks(400, 500, 500), "rules": KOMINKAN_RULES},
+     "layout": _blocks(400, 500, 500), "rules": {**KOMINKAN_RULES, "needs_approval": True}},  # staff approve
     {"id": "nogyo-koryu-kako", "name_ja": "農業交流センター 農産物加工室",
      "name_en": "Agricultural Exchange Center, food processing room", "kind": "kitchen", "address": CITY,
      "capacity": 15, "accessibility": "",
@@ -79,7 +84,8 @@ FACILITIES: list[dict[str, Any]] = [
           "fees": {"city_group": 600, "outside": 1200, "commercial": 2400}},
          {"name_ja": "午後", "name_en": "afternoon", "start": "13:00", "end": "17:00",
           "fees": {"city_group": 800, "outside": 1600, "commercial": 3200}}]},
-     "buffer_minutes": 0, "rules": {"max_days_ahead": 60, "min_notice_minutes": 24 * 60, "max_per_month": 4}},
+     "buffer_minutes": 0, "rules": {"max_days_ahead": 60, "min_notice_minutes": 24 * 60, "max_per_month": 4,
+                                    "pay_within_days": 7, "cancel_fees": CANCEL_FEES}},
 ]
 for _f in FACILITIES:
     _f["note"] = SAMPLE

@@ -4,8 +4,8 @@ own subjects (nats-server `authorization` with per-user permissions).
 | user | may publish | may subscribe |
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
-| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
-| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones, `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
+| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` (`SERVICE_CALLS`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
+| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor `svc.<node>.points.payments.>`, `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 
 So terminal X cannot publish as terminal Y, no service can publish another service's events, and the gateway
@@ -55,6 +55,9 @@ EDGE_LISTENERS = {"points": ("heartbeat",)}
 # message's `Towntip-Result-To`, towntip/kernel/bus/consumer.py): they may publish to every enrolled terminal's
 # inboxes, and to no other inbox except as a reply.
 EDGE_CONSUMERS = ("points",)
+# Endpoints of another service a service may call (request/reply; the reply comes to its own inbox), which the
+# gateway may not: the bookings service charges and refunds facility fees through the points service's ledger.
+SERVICE_CALLS = {"bookings": ("points.payments",)}
 
 # JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
 # account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see
@@ -131,6 +134,7 @@ class BusUsers:
         users = [f"{{ user: {_quote(OPERATOR)}, password: {_quote(self.passwords[OPERATOR])} }}"]
         gateway_pub = [f"svc.{n}.{s}.>" for s in self.services] + [f"svc.{n}.node.status", "$SRV.>"]
         admin = [f"svc.{n}.{s}.admin.>" for s in self.services]  # the operator's endpoints, not the gateway's
+        admin += [f"svc.{n}.{ep}.>" for calls in SERVICE_CALLS.values() for ep in calls]  # services' only
         users.append(f"{{ user: {_quote(GATEWAY)}, password: {_quote(self.passwords[GATEWAY])}, "
                      f"{_perms(gateway_pub, [GATEWAY_INBOX_PREFIX + '.>'], admin)} }}")
         terminals = sorted(self.terminals().items())
@@ -139,6 +143,7 @@ class BusUsers:
             pub = [subjects.evt_all(n, s), f"dlq.{n}.{s}.>", "$JS.API.>", "$JS.ACK.>"]
             if s in EDGE_CONSUMERS:
                 pub += [terminal_inbox_prefix(t) + ".>" for t, _ in terminals]
+            pub += [f"svc.{n}.{ep}.>" for ep in SERVICE_CALLS.get(s, ())]
             sub = [f"svc.{n}.{s}.>", "$SRV.>", service_inbox_prefix(s) + ".>"]
             sub += [subjects.edge_kind(n, k) for k in EDGE_LISTENERS.get(s, ())]
             users.append(f"{{ user: {_quote(service_user(s))}, password: {_quote(self.passwords[service_user(s)])}, "

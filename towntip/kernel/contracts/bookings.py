@@ -174,6 +174,15 @@ class Grid(BaseModel):
     fees_per_step: Fees = {}
 
 
+class CancelTier(BaseModel):
+    """A cancellation by the booker `days_before` days or fewer before the start keeps `percent` of a paid fee
+    (the tier with the fewest days that still covers the notice applies; services/bookings/life.py)."""
+
+    model_config = _IN
+    days_before: Annotated[int, Field(ge=0, le=MAX_DAYS_AHEAD_LIMIT)]
+    percent: Annotated[int, Field(ge=0, le=100)]
+
+
 class Rules(BaseModel):
     model_config = _IN
     max_days_ahead: Annotated[int, Field(ge=0, le=MAX_DAYS_AHEAD_LIMIT)] = 90  # the start at most this many days on
@@ -181,6 +190,14 @@ class Rules(BaseModel):
     max_per_month: Annotated[int, Field(ge=1, le=1000)] | None = None  # per person, by the month of the start
     max_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None  # one booking's length at most
     needs_approval: bool = False  # True: a booking waits as `requested` for staff (the approval queue is next)
+    # Fees (services/bookings/life.py): a fee is due `pay_within_days` after confirmation, and never later than the
+    # end of the day before the start; unpaid by then, the booking cancels itself.
+    pay_within_days: Annotated[int, Field(ge=1, le=60)] = 7
+    # Kept of a paid fee when the booker cancels, by notice (none: cancelling is free); the rest is refunded.
+    cancel_fees: Annotated[list[CancelTier], Field(max_length=10)] = []
+    # Coupon kinds (the points service's coupon type codes) accepted for this facility's fee, e.g. kominkan-fee.
+    coupon_types: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]],
+                            Field(max_length=10)] = []
 
 
 class FacilityPut(BaseModel):
@@ -330,6 +347,9 @@ class Booking(Frozen):
     offer_expires_at: datetime | None = None  # state `offered`: accept before this, or the next in line gets it
     decided_by: str | None = None  # staff who approved or rejected a request
     decision_note: str | None = None  # the reason given with an approval or a rejection
+    payment_ref: str | None = None  # the points ledger's entry, or the counter's receipt number
+    refund_due: int | None = None  # a cancelled paid booking: what goes back to the booker (fee less the kept part)
+    refunded_at: datetime | None = None  # when the points service refunded it
 
 
 class BookingList(Frozen):
@@ -370,5 +390,7 @@ class BookingCancelled(BookingsEvent):
     start: datetime
     end: datetime
     booker: str | None
-    by: Literal["booker", "staff"]
+    by: Literal["booker", "staff", "service"]  # service: the fee was not paid by its deadline
     at: datetime
+    reason: CancelReason | None = None  # added in version 1 (additive): booker, staff, unpaid, …
+    cancellation_fee: int = 0  # yen kept of a paid fee (the facility's tiers by notice)

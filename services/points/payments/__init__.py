@@ -1,0 +1,1 @@
+"""Payments of facility fees for the bookings service: charges and refunds through the ledger."""
