@@ -181,6 +181,7 @@ class Rules(BaseModel):
     max_per_month: Annotated[int, Field(ge=1, le=1000)] | None = None  # per person, by the month of the start
     max_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None  # one booking's length at most
     needs_approval: bool = False  # True: a booking waits as `requested` for staff (the approval queue is next)
+    offer_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 24  # a waitlist offer is open this long (or until the start)
 
 
 class FacilityPut(BaseModel):
