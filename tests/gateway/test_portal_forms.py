@@ -372,6 +372,9 @@ OTHER_FORMS = [
     "/communities", "/communities/{cid}/join", "/communities/{cid}/leave", "/communities/{cid}/close",
     "/communities/{cid}/remove", "/communities/{cid}/hand_over", "/communities/{cid}/posts",
     "/communities/{cid}/posts/{pid}/{what}", "/friends/request", "/friends/remove", "/friends/{rid}/{what}",
+    # the bookings' waitlist and recurring series
+    "/bookings/waitlist/join", "/bookings/waitlist/{entry_id}/leave", "/bookings/waitlist/offers/{booking_id}/accept",
+    "/bookings/waitlist/offers/{booking_id}/decline", "/bookings/series/new", "/bookings/series/{series_id}/change",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action

@@ -215,6 +215,16 @@ ROLES = {
     "POST /friends/request": "user, form",
     "POST /friends/remove": "user, form",
     "POST /friends/{rid}/{what}": "user, form",
+    # キャンセル待ち and 定期予約 (bookings_waitlist.py): the person's own; the bookings service decides the rest
+    "GET /bookings/waitlist": "user",
+    "POST /bookings/waitlist/join": "user, form",
+    "POST /bookings/waitlist/{entry_id}/leave": "user, form",
+    "POST /bookings/waitlist/offers/{booking_id}/accept": "user, form",
+    "POST /bookings/waitlist/offers/{booking_id}/decline": "user, form",
+    "GET /bookings/series/new": "user",
+    "POST /bookings/series/new": "user, form",
+    "GET /bookings/series/{series_id}": "user",
+    "POST /bookings/series/{series_id}/change": "user, form",
 }
 
 
