@@ -28,5 +28,8 @@ WORDS: dict[str, tuple[str, str]] = {
                                  "No booking in that scope can still be changed."),
     "series.not_in_series": ("その予約はこの定期予約に含まれていません。",
                              "That booking is not part of this series."),
+    "series.incomplete": ("入力が足りません（終了日か回数のどちらか一方、対象の回、開始と終了の両方の時刻）。",
+                          "Something is missing: a last day or a count (one of them), the date it starts from, "
+                          "or both times."),
     "series.no_change": ("新しい時間か利用目的を入力してください。", "Give a new time or a new purpose."),
 }

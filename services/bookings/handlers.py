@@ -68,14 +68,14 @@ WAITLIST = Domain("waitlist", refusals=(w.WAITLIST_NOT_FOUND,), ops=(
 
 SERIES = Domain("series", refusals=(w.SERIES_NOT_FOUND,), ops=(
     write(w.EP_SERIES_CREATE, w.SeriesCreate, w.SeriesReport, series_.create, admin=True,
-          refusals=(*_CHECKS, w.SERIES_TOO_MANY, w.SERIES_NO_DATES, w.SERIES_NONE_HAD),
+          refusals=(*_CHECKS, w.SERIES_TOO_MANY, w.SERIES_NO_DATES, w.SERIES_NONE_HAD, w.SERIES_INCOMPLETE),
           http=POST("/series", "Book a recurring series (定期予約): the dates booked and those not had", status=201)),
     read(w.EP_SERIES_GET, w.SeriesQuery, w.SeriesDetail, series_.get, admin=True,
          http=GET("/series/{series_id}", "One series and its bookings (its booker, or staff)")),
     read(w.EP_SERIES_MINE, w.SeriesMineQuery, w.SeriesList, series_.mine, http=GET("/series", "My series")),
     write(w.EP_SERIES_CHANGE, w.SeriesChange, w.SeriesDetail, series_.change, admin=True,
           refusals=(w.SERIES_NOT_IN, w.SERIES_NOTHING_LEFT, w.SERIES_NO_CHANGE, w.SERIES_CONFLICTS,
-                    c.FACILITY_NOT_FOUND),
+                    w.SERIES_INCOMPLETE, c.FACILITY_NOT_FOUND),
           http=POST("/series/{series_id}/change", "Cancel or change one, the following, or all of a series")),
 ))
 

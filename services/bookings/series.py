@@ -123,8 +123,8 @@ async def mine(session: AsyncSession, *, q: w.SeriesMineQuery) -> w.SeriesList:
 # ---- booking a series -------------------------------------------------------------------------------------------
 
 
-def _at(day: date, t: time) -> datetime:
-    return datetime.combine(day, t, tzinfo=JST)
+def _at(day: date, hm: str) -> datetime:
+    return datetime.combine(day, time.fromisoformat(hm), tzinfo=JST)
 
 
 async def create(session: AsyncSession, *, node: str, data: w.SeriesCreate, now: datetime) -> w.SeriesReport:
@@ -136,7 +136,9 @@ async def create(session: AsyncSession, *, node: str, data: w.SeriesCreate, now:
         raise c.BOOKING_BEHALF_REQUIRED("the admin token is no person: say on_behalf_of whom")
     if data.on_behalf_of is not None and not bookings.is_staff(data.actor):
         raise c.BOOKING_STAFF_ONLY("only staff book on behalf of someone else")
-    if not data.start_time < data.end_time:
+    if (data.last_day is None) == (data.count is None):
+        raise w.SERIES_INCOMPLETE("give either last_day or count")
+    if not time.fromisoformat(data.start_time) < time.fromisoformat(data.end_time):
         raise c.BOOKING_BAD_RANGE("the end must be after the start, on the same day")
     days = dates(data.pattern, data.first_day, data.last_day, data.count)
     sid = new_id()
@@ -159,8 +161,8 @@ async def create(session: AsyncSession, *, node: str, data: w.SeriesCreate, now:
         raise w.SERIES_NONE_HAD("; ".join(f"{m.date} {m.code}" for m in missed))
     first = booked[0]
     await session.execute(insert(series).values(
-        id=sid, facility_id=fid, start_time=data.start_time.strftime("%H:%M"),
-        end_time=data.end_time.strftime("%H:%M"), pattern=data.pattern.model_dump(mode="json"),
+        id=sid, facility_id=fid, start_time=data.start_time, end_time=data.end_time,
+        pattern=data.pattern.model_dump(mode="json"),
         first_day=data.first_day.isoformat(), last_day=data.last_day.isoformat() if data.last_day else None,
         count=data.count, purpose=data.purpose, user_class=data.user_class, booker=first.booker,
         booker_user_id=data.actor.user_id if data.actor is not None and data.on_behalf_of is None else None,
@@ -192,6 +194,10 @@ async def _targets(session: AsyncSession, data: w.SeriesChange, now: datetime) -
 
 async def change(session: AsyncSession, *, node: str, data: w.SeriesChange, now: datetime) -> w.SeriesDetail:
     row = await _row(session, data.series_id, data.actor, lock=True)
+    if data.scope != "all" and data.booking_id is None:
+        raise w.SERIES_INCOMPLETE(f"scope {data.scope} needs the booking_id it starts from")
+    if (data.start_time is None) != (data.end_time is None):
+        raise w.SERIES_INCOMPLETE("give both start_time and end_time, or neither")
     if data.action == "change" and data.start_time is None and data.purpose is None:
         raise w.SERIES_NO_CHANGE("say the new start_time and end_time, or the new purpose")
     targets = await _targets(session, data, now)
@@ -201,7 +207,7 @@ async def change(session: AsyncSession, *, node: str, data: w.SeriesChange, now:
         await _change(session, node=node, data=data, targets=targets, now=now)
         values: dict[str, Any] = {}
         if data.scope != "one" and data.start_time is not None and data.end_time is not None:
-            values.update(start_time=data.start_time.strftime("%H:%M"), end_time=data.end_time.strftime("%H:%M"))
+            values.update(start_time=data.start_time, end_time=data.end_time)
         if data.scope != "one" and data.purpose is not None:
             values["purpose"] = data.purpose
         if values:

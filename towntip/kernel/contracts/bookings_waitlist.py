@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.base import Frozen
@@ -69,18 +69,22 @@ SERIES_CONFLICTS = Refusal("series.conflicts", 409, "the new time cannot be had 
 SERIES_NOTHING_LEFT = Refusal("series.nothing_to_change", 409, "no booking of the series in that scope can still "
                               "be changed (all cancelled or begun)")
 SERIES_NOT_IN = Refusal("series.not_in_series", 400, "that booking is not one of the series' bookings")
+SERIES_INCOMPLETE = Refusal("series.incomplete", 400, "a part of the request is missing: either last_day or count "
+                             "(not both); booking_id for one or following; start_time with end_time")
 SERIES_NO_CHANGE = Refusal("series.no_change", 400, "a change needs a new time or a new purpose")
 
 REFUSALS: tuple[Refusal, ...] = (
     WAITLIST_NOT_FOUND, WAITLIST_SLOT_FREE, WAITLIST_ALREADY, WAITLIST_FULL, WAITLIST_NOT_WAITING, OFFER_NOT_OPEN,
     OFFER_EXPIRED, SERIES_NOT_FOUND, SERIES_TOO_MANY, SERIES_NO_DATES, SERIES_NONE_HAD, SERIES_CONFLICTS,
-    SERIES_NOTHING_LEFT, SERIES_NOT_IN, SERIES_NO_CHANGE,
+    SERIES_NOTHING_LEFT, SERIES_NOT_IN, SERIES_NO_CHANGE, SERIES_INCOMPLETE,
 )
 
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 EntryId = Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]
 SeriesId = Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]
 FacilityRef = Annotated[str, Field(min_length=1, max_length=120, pattern=NOT_BLANK)]  # id[@node]
+# A time of day in Japan, "HH:MM" (no offset: each date's time is in JST).
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
 # ---- waitlist ---------------------------------------------------------------------------------------------------
@@ -161,21 +165,15 @@ class SeriesCreate(BaseModel):
     model_config = _IN
     actor: Actor | None = None  # None: the node's operator (admin token), only on behalf of someone
     facility_id: FacilityRef
-    start_time: time  # in Japan's time, each date
-    end_time: time
+    start_time: ClockTime  # in Japan's time, each date
+    end_time: ClockTime
     pattern: Pattern
     first_day: date
-    last_day: date | None = None  # the series ends on this day, or after `count` dates
+    last_day: date | None = None  # the series ends on this day, or after `count` dates (one of the two)
     count: Annotated[int, Field(ge=1, le=SERIES_MAX)] | None = None
     purpose: Purpose
     user_class: UserClass = "city_group"
     on_behalf_of: GlobalHandle | Walkin | None = None  # staff only
-
-    @model_validator(mode="after")
-    def _one_end(self) -> SeriesCreate:
-        if (self.last_day is None) == (self.count is None):
-            raise ValueError("give either last_day or count")
-        return self
 
 
 class SeriesQuery(BaseModel):
@@ -202,17 +200,9 @@ class SeriesChange(BaseModel):
     scope: Scope
     booking_id: BookingId | None = None  # required for `one` and `following`
     action: Literal["cancel", "change"]
-    start_time: time | None = None
-    end_time: time | None = None
+    start_time: ClockTime | None = None
+    end_time: ClockTime | None = None
     purpose: Purpose | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> SeriesChange:
-        if self.scope != "all" and self.booking_id is None:
-            raise ValueError("scope one or following needs booking_id")
-        if (self.start_time is None) != (self.end_time is None):
-            raise ValueError("give both start_time and end_time, or neither")
-        return self
 
 
 class Missed(Frozen):
