@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -17,6 +16,7 @@ from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.bookings import SERVICE
+from towntip.kernel.loops import sleep_or_stop
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
 from towntip.kernel.uow import UnitOfWork
@@ -56,8 +56,7 @@ class BookingsService(ServiceProcess):
         deadline expire and go to the next in line, one transaction a round, every OFFER_SWEEP_SECONDS."""
         uow = UnitOfWork(self.sessions, on_commit=self.relay.wake, clock=self.clock)
         while not self.stop_event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout=OFFER_SWEEP_SECONDS)
+            await sleep_or_stop(self.stop_event, OFFER_SWEEP_SECONDS)
             if self.stop_event.is_set():
                 return
             try:

@@ -21,6 +21,7 @@ from tests.bookings.conftest import settings
 from tests.bookings.helpers import CLERK, HALL, HANAKO, NODE, NOW, TARO, Node, a
 from tests.bookings.test_no_double_booking import holding, person
 from tests.bookings.waitlist_helpers import JIRO, SABURO, kinds, mine, refused, snapshot
+from tests.support.bus import wait_for
 from towntip.kernel import errors
 from towntip.kernel.contracts import bookings as c
 from towntip.kernel.contracts import bookings_waitlist as w
@@ -199,3 +200,35 @@ async def test_cancellations_and_new_bookings_racing_never_make_two_holders(node
         assert (await kinds(node)).count("slot_offered") == len(offered)
     finally:
         await second.stop()
+
+
+async def test_the_service_expires_offers_on_its_own(nats_server, database, tmp_path: Path, monkeypatch) -> None:
+    """The service's periodic job (app.py's loop, every OFFER_SWEEP_SECONDS) expires an offer once the clock has
+    passed its deadline and offers the slot to the next in line, without anyone asking."""
+    import nats
+
+    from services.bookings import app
+
+    monkeypatch.setattr(app, "OFFER_SWEEP_SECONDS", 0.1)
+    clock = [NOW]
+    svc = BookingsService(settings(nats_server.url, database, tmp_path), clock=lambda: clock[0])
+    await svc.start()
+    nc = await nats.connect(nats_server.url)
+    try:
+        node = Node(nc, svc)
+        await node.put(HALL)
+        held = await node.book(HANAKO, "ohashi-hall", DAY, "13:00", "17:00")
+        for who in (TARO, JIRO):
+            await node.call(w.EP_WAITLIST_JOIN, join(who))
+        await node.call(c.EP_BOOKING_CANCEL, {"actor": a(HANAKO), "booking_id": held["id"]})
+        assert [e["state"] for e in (await mine(node, TARO))["entries"]] == ["offered"]
+        clock[0] = NOW + timedelta(hours=24, minutes=1)
+
+        async def passed_on() -> bool:
+            return [e["state"] for e in (await mine(node, JIRO))["entries"]] == ["offered"]
+
+        await wait_for(passed_on, "the offer to pass from Taro to Jiro")
+        assert [e["state"] for e in (await mine(node, TARO, include_done=True))["entries"]] == ["expired"]
+    finally:
+        await nc.close()
+        await svc.stop()
