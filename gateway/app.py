@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from gateway import api, apidocs, asyncapi, deps, health, oidc, problems, regions
 from gateway.portal import bookings as bookings_pages
 from gateway.portal import bookings_life, bookings_staff, courses, donations, notebook, pages, projects, sns, wallet
+from gateway.portal import bookings_waitlist as waitlist_pages
 from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -105,6 +106,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(donations.router)  # 寄附: certified projects, transparency, マイ寄附 and receipts, staff desk
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
+    # /bookings/waitlist and /bookings/series/… before the pages' /bookings/{booking_id}
+    app.include_router(waitlist_pages.router)  # キャンセル待ち and 定期予約: /bookings/waitlist, /bookings/series/…
     app.include_router(bookings_staff.router)  # 施設予約 staff: facilities, 窓口予約, day sheet, usage figures
     app.include_router(bookings_pages.router)  # 施設予約: facilities, availability, booking, my bookings, iCal
     app.include_router(bookings_life.router)  # the staff's approval queue, a resident's payment of one booking

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from services.bookings import VERSION, life
+from services.bookings import VERSION, life, waitlist
 from services.bookings.handlers import build_endpoints
 from services.bookings.models import bus
 from services.bookings.points import PointsOverBus
@@ -18,12 +18,14 @@ from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.bookings import SERVICE
+from towntip.kernel.loops import sleep_or_stop
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
 from towntip.kernel.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+OFFER_SWEEP_SECONDS = 60.0  # how often offers past their deadline are expired
 
 
 class BookingsService(ServiceProcess):
@@ -53,6 +55,7 @@ class BookingsService(ServiceProcess):
         self._tasks = [asyncio.create_task(self.relay.run(self.stop_event), name="bookings-outbox-relay")]
         if self.sweep_every is not None:
             self._tasks.append(asyncio.create_task(self.sweeper.run(self.stop_event), name="bookings-sweeper"))
+        self._tasks.append(asyncio.create_task(self._expire_offers(), name="bookings-waitlist-offers"))
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
             self.connection, node=self.node, service=SERVICE, version=VERSION,
@@ -61,3 +64,16 @@ class BookingsService(ServiceProcess):
             description="facility bookings: facilities, their availability, bookings that never overlap",
         )
         log.info("bookings service ready on node %s", self.node)
+
+    async def _expire_offers(self) -> None:
+        """The waitlist's periodic job (until services/bookings/sweeper.py's loop takes it): offers past their
+        deadline expire and go to the next in line, one transaction a round, every OFFER_SWEEP_SECONDS."""
+        uow = UnitOfWork(self.sessions, on_commit=self.relay.wake, clock=self.clock)
+        while not self.stop_event.is_set():
+            await sleep_or_stop(self.stop_event, OFFER_SWEEP_SECONDS)
+            if self.stop_event.is_set():
+                return
+            try:
+                await uow.write(lambda session, now: waitlist.expire_offers(session, node=self.node, now=now))
+            except Exception:  # a passing database error: the next round tries again
+                log.exception("expiring waitlist offers failed; trying again in %s s", OFFER_SWEEP_SECONDS)

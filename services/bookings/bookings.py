@@ -230,6 +230,11 @@ async def cancel(session: AsyncSession, *, node: str, data: c.BookingAction, now
         booking_id=row.id, facility_id=row.facility_id, start=aware(row.starts_at).astimezone(JST),
         end=aware(row.ends_at).astimezone(JST), booker=row.booker, by="booker" if own else "staff", at=now,
         reason="booker" if own else "staff", cancellation_fee=terms.get("cancellation_fee", 0)))
+    if row.state in c.HOLDING_STATES:  # the freed time goes to the first in line, in this same transaction
+        from services.bookings import waitlist
+
+        await waitlist.released(session, node=node, facility_id=row.facility_id, start=aware(row.starts_at),
+                                held_until=aware(row.held_until), now=now)
     return await _get(session, row.id)
 
 

@@ -9,11 +9,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.bookings import availability, bookings, facilities, life
+from services.bookings import series as series_
+from services.bookings import waitlist as waitlist_
 from services.bookings.portal import PORTAL
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
 from towntip.kernel.contracts import bookings_life as lc
+from towntip.kernel.contracts import bookings_waitlist as w
 from towntip.kernel.domain import ANYONE, GET, POST, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
@@ -63,7 +66,40 @@ LIFE = Domain("life", refusals=(c.BOOKING_NOT_FOUND,), ops=(
           http=POST("/bookings/{booking_id}/paid-at-counter", "Record a fee paid in cash at the counter")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, PORTAL)  # PORTAL: day sheet, usage figures, feeds
+# The waitlist (キャンセル待ち) and recurring series (定期予約): contracts.bookings_waitlist.
+_CHECKS = (c.FACILITY_NOT_FOUND, c.BOOKING_UNKNOWN_NODE, c.BOOKING_STAFF_ONLY, c.BOOKING_BAD_RANGE, c.BOOKING_PAST,
+           c.BOOKING_CLOSED_DAY, c.BOOKING_OUTSIDE_HOURS, c.BOOKING_TOO_LONG, c.BOOKING_NOTICE, c.BOOKING_TOO_FAR,
+           c.BOOKING_OFF_LAYOUT, c.BOOKING_BEHALF_REQUIRED)
+WAITLIST = Domain("waitlist", refusals=(w.WAITLIST_NOT_FOUND,), ops=(
+    write(w.EP_WAITLIST_JOIN, w.WaitlistJoin, w.WaitlistEntry, waitlist_.join, admin=True,
+          refusals=(*_CHECKS, w.WAITLIST_SLOT_FREE, w.WAITLIST_ALREADY, w.WAITLIST_FULL),
+          http=POST("/waitlist", "Wait for a taken slot (キャンセル待ち)", status=201)),
+    write(w.EP_WAITLIST_LEAVE, w.WaitlistAction, w.WaitlistEntry, waitlist_.leave, admin=True,
+          refusals=(w.WAITLIST_NOT_WAITING,), http=POST("/waitlist/{entry_id}/leave", "Leave the waitlist")),
+    read(w.EP_WAITLIST_MINE, w.WaitlistMineQuery, w.WaitlistList, waitlist_.mine,
+         http=GET("/waitlist", "My waitlist entries, with my place in line")),
+    write(w.EP_OFFER_ACCEPT, w.OfferAction, c.Booking, waitlist_.accept, admin=True,
+          refusals=(c.BOOKING_NOT_FOUND, c.FACILITY_NOT_FOUND, w.OFFER_NOT_OPEN, w.OFFER_EXPIRED),
+          http=POST("/offers/{booking_id}/accept", "Accept a slot offered from the waitlist")),
+    write(w.EP_OFFER_DECLINE, w.OfferAction, c.Booking, waitlist_.decline, admin=True,
+          refusals=(c.BOOKING_NOT_FOUND, c.FACILITY_NOT_FOUND, w.OFFER_NOT_OPEN),
+          http=POST("/offers/{booking_id}/decline", "Decline a slot offered from the waitlist")),
+))
+
+SERIES = Domain("series", refusals=(w.SERIES_NOT_FOUND,), ops=(
+    write(w.EP_SERIES_CREATE, w.SeriesCreate, w.SeriesReport, series_.create, admin=True,
+          refusals=(*_CHECKS, w.SERIES_TOO_MANY, w.SERIES_NO_DATES, w.SERIES_NONE_HAD, w.SERIES_INCOMPLETE),
+          http=POST("/series", "Book a recurring series (定期予約): the dates booked and those not had", status=201)),
+    read(w.EP_SERIES_GET, w.SeriesQuery, w.SeriesDetail, series_.get, admin=True,
+         http=GET("/series/{series_id}", "One series and its bookings (its booker, or staff)")),
+    read(w.EP_SERIES_MINE, w.SeriesMineQuery, w.SeriesList, series_.mine, http=GET("/series", "My series")),
+    write(w.EP_SERIES_CHANGE, w.SeriesChange, w.SeriesDetail, series_.change, admin=True,
+          refusals=(w.SERIES_NOT_IN, w.SERIES_NOTHING_LEFT, w.SERIES_NO_CHANGE, w.SERIES_CONFLICTS,
+                    w.SERIES_INCOMPLETE, c.FACILITY_NOT_FOUND),
+          http=POST("/series/{series_id}/change", "Cancel or change one, the following, or all of a series")),
+))
+
+DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, PORTAL)  # PORTAL: day sheet, usage, feeds
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

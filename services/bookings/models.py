@@ -113,3 +113,50 @@ feed_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", TS, nullable=False),
 )
+
+# Added in 0003_waitlist_series: people waiting for a taken slot (キャンセル待ち), in order of `seq`.
+waitlist = Table(
+    "booking_waitlist",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # the order in line
+    Column("id", String(36), nullable=False, unique=True),
+    Column("facility_id", String(48), ForeignKey("facilities.id"), nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Column("purpose", String(200), nullable=False),
+    Column("user_class", String(16), nullable=False),
+    Column("person", String(64), nullable=False),  # global handle: offers go to them
+    Column("person_user_id", String(64), nullable=True),
+    Column("person_name", String(100), nullable=False),
+    Column("booked_by", String(64), nullable=True),  # staff who put the person on the list
+    Column("state", String(16), nullable=False),  # contracts.bookings_waitlist.WaitState
+    Column("booking_id", String(36), nullable=True),  # the offered booking
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_booking_waitlist_facility_id_state_starts_at", "facility_id", "state", "starts_at"),
+    Index("ix_booking_waitlist_person_state", "person", "state"),
+    Index("ix_booking_waitlist_booking_id", "booking_id"),
+)
+
+# Added in 0003_waitlist_series: recurring series (定期予約); their bookings carry `series_id`.
+series = Table(
+    "booking_series",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("facility_id", String(48), ForeignKey("facilities.id"), nullable=False),
+    Column("start_time", String(5), nullable=False),  # HH:MM in JST
+    Column("end_time", String(5), nullable=False),
+    Column("pattern", JSON, nullable=False),  # contracts.bookings_waitlist.Pattern
+    Column("first_day", String(10), nullable=False),
+    Column("last_day", String(10), nullable=True),
+    Column("count", Integer, nullable=True),
+    Column("purpose", String(200), nullable=False),
+    Column("user_class", String(16), nullable=False),
+    Column("booker", String(64), nullable=True),
+    Column("booker_user_id", String(64), nullable=True),
+    Column("booker_name", String(100), nullable=False),
+    Column("booked_by", String(64), nullable=True),
+    Column("missed", JSON, nullable=False),  # [{date, code, reason}] not had when booked
+    Column("created_at", TS, nullable=False),
+    Index("ix_booking_series_booker", "booker"),
+)

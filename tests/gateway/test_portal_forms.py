@@ -379,6 +379,9 @@ OTHER_FORMS = [
     # facility bookings (bookings.py, bookings_staff.py)
     "/bookings/new", "/bookings/feed", "/bookings/{booking_id}/cancel", "/staff/bookings/facility",
     "/staff/bookings/counter",
+    # the bookings' waitlist and recurring series
+    "/bookings/waitlist/join", "/bookings/waitlist/{entry_id}/leave", "/bookings/waitlist/offers/{booking_id}/accept",
+    "/bookings/waitlist/offers/{booking_id}/decline", "/bookings/series/new", "/bookings/series/{series_id}/change",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action

@@ -246,6 +246,16 @@ ROLES = {
     "GET /staff/bookings/day": "staff",
     "GET /staff/bookings/usage": "staff",
     "GET /staff/bookings/usage.csv": "staff",
+    # キャンセル待ち and 定期予約 (bookings_waitlist.py): the person's own; the bookings service decides the rest
+    "GET /bookings/waitlist": "user",
+    "POST /bookings/waitlist/join": "user, form",
+    "POST /bookings/waitlist/{entry_id}/leave": "user, form",
+    "POST /bookings/waitlist/offers/{booking_id}/accept": "user, form",
+    "POST /bookings/waitlist/offers/{booking_id}/decline": "user, form",
+    "GET /bookings/series/new": "user",
+    "POST /bookings/series/new": "user, form",
+    "GET /bookings/series/{series_id}": "user",
+    "POST /bookings/series/{series_id}/change": "user, form",
 }
 
 

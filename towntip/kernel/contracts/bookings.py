@@ -198,6 +198,7 @@ class Rules(BaseModel):
     # Coupon kinds (the points service's coupon type codes) accepted for this facility's fee, e.g. kominkan-fee.
     coupon_types: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]],
                             Field(max_length=10)] = []
+    offer_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 24  # a waitlist offer is open this long (or until the start)
 
 
 class FacilityPut(BaseModel):
