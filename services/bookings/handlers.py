@@ -9,9 +9,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.bookings import availability, bookings, facilities
+from services.bookings.lottery_handlers import GROUPS, LOTTERY
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
+from towntip.kernel.contracts import bookings_lottery as lc
 from towntip.kernel.domain import ANYONE, GET, POST, STAFF, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
@@ -32,7 +34,8 @@ BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
     write(c.EP_BOOKING_CREATE, c.BookingCreate, c.Booking, bookings.create, refusals=(
         c.FACILITY_NOT_FOUND, c.BOOKING_UNKNOWN_NODE, c.BOOKING_STAFF_ONLY, c.BOOKING_BAD_RANGE, c.BOOKING_PAST,
         c.BOOKING_CLOSED_DAY, c.BOOKING_OUTSIDE_HOURS, c.BOOKING_TOO_LONG, c.BOOKING_NOTICE, c.BOOKING_TOO_FAR,
-        c.BOOKING_OFF_LAYOUT, c.BOOKING_QUOTA, c.BOOKING_TAKEN, c.BOOKING_BEHALF_REQUIRED), admin=True,
+        c.BOOKING_OFF_LAYOUT, c.BOOKING_QUOTA, c.BOOKING_TAKEN, c.BOOKING_BEHALF_REQUIRED,
+        *lc.BOOKING_REFUSALS), admin=True,
           http=POST("/bookings", "Book a facility (staff: on behalf of someone)", status=201)),
     write(c.EP_BOOKING_CANCEL, c.BookingAction, c.Booking, bookings.cancel,
           refusals=(c.BOOKING_NOT_YOURS, c.BOOKING_CANCELLED, c.BOOKING_STARTED), admin=True,
@@ -43,11 +46,12 @@ BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
          http=GET("/bookings", "My bookings")),
 ))
 
-DOMAINS = (FACILITIES, BOOKINGS)
+DOMAINS = (FACILITIES, BOOKINGS, GROUPS, LOTTERY)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow) -> Endpoints:
-    """The service's endpoints from its domains' tables."""
+                    clock: Callable[[], datetime] = utcnow, open_to_other_nodes: bool = False) -> Endpoints:
+    """The service's endpoints from its domains' tables (`open_to_other_nodes`: the node's setting
+    `bookings_open_to_other_nodes`, for every facility)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node})
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "open_to_other_nodes": open_to_other_nodes})

@@ -181,6 +181,9 @@ class Rules(BaseModel):
     max_per_month: Annotated[int, Field(ge=1, le=1000)] | None = None  # per person, by the month of the start
     max_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None  # one booking's length at most
     needs_approval: bool = False  # True: a booking waits as `requested` for staff (the approval queue is next)
+    # People of other nodes (logged in with their home ID) book here too; False: only when the node's setting
+    # `bookings_open_to_other_nodes` says so (contracts.bookings_lottery BOOKING_OTHER_NODES_CLOSED).
+    open_to_other_nodes: bool = False
 
 
 class FacilityPut(BaseModel):
@@ -289,6 +292,9 @@ class BookingCreate(BaseModel):
     purpose: Purpose
     user_class: UserClass = "city_group"
     on_behalf_of: GlobalHandle | Walkin | None = None  # staff only: the person (or walk-in) the booking is for
+    # For a registered group (団体): its representative, a member they named, or staff; fee class city_group, and
+    # the monthly quota counts per group (contracts.bookings_lottery).
+    group_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] | None = None
 
 
 class BookingAction(BaseModel):
