@@ -372,6 +372,9 @@ OTHER_FORMS = [
     "/communities", "/communities/{cid}/join", "/communities/{cid}/leave", "/communities/{cid}/close",
     "/communities/{cid}/remove", "/communities/{cid}/hand_over", "/communities/{cid}/posts",
     "/communities/{cid}/posts/{pid}/{what}", "/friends/request", "/friends/remove", "/friends/{rid}/{what}",
+    # lotteries and registered groups (bookings)
+    "/lottery/{round_id}/enter", "/lottery/entries/{entry_id}/withdraw", "/groups", "/staff/lottery",
+    "/staff/lottery/{round_id}/draw", "/staff/groups/{group_id}/decide",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action
