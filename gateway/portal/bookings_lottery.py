@@ -30,7 +30,6 @@ WEEKDAYS_JA = "月火水木金土日"
 add_words({
     "lt_nav": ("抽選", "Lottery"),
     "lt_nav_staff": ("抽選の管理（職員）", "Lotteries (staff)"),
-    "gr_nav": ("団体登録", "Groups"),
     "lt_title": ("施設の抽選予約", "Facility lotteries"),
     "lt_intro": ("人気の施設は、月ごとに抽選で予約を受け付けます。"
                  "申込期間中に希望の枠（第1〜第3希望）を選んで申し込み、抽選後に結果をこのページとマイ抽選で確認できます。抽選後に空いた枠は先着順で予約できます。",
@@ -72,6 +71,7 @@ add_words({
                         "The draw follows from the seed made at the draw and the list of entries: anyone can "
                         "recompute the same result from the published data (no personal data in it)."),
     "lt_seed": ("シード", "Seed"),
+    "lt_algorithm": ("抽選方式", "Algorithm"),
     "lt_match": ("一致：公開された結果は、シードと申込から再計算した結果と同じです。",
                  "Match: the published results are the ones the seed and the entries give."),
     "lt_mismatch": ("不一致：再計算した結果が公開された結果と異なります。",
@@ -123,7 +123,6 @@ add_words({
     "gr_all": ("登録団体", "Groups"),
 })
 add_nav("lt_nav", "/lottery", "all")
-add_nav("gr_nav", "/groups", "user")
 add_nav("lt_nav_staff", "/staff/lottery", "staff")
 
 

@@ -79,8 +79,11 @@ async def round_view(session: AsyncSession, row: Any, now: datetime) -> lc.Lotte
         drawn_at=aware(row.drawn_at), winners=winners, created_at=aware(row.created_at))
 
 
-def entry_view(row: Any, r: Any) -> lc.LotteryEntry:
-    choices = [lc.RoundSlot(start=datetime.fromisoformat(a), end=datetime.fromisoformat(b)) for a, b in row.choices]
+def entry_view(row: Any, r: Any, names: dict[tuple[str, str], str | None] | None = None) -> lc.LotteryEntry:
+    """An entry; `names` gives its choices the names of their blocks (午前, 午後, 夜間)."""
+    names = names or {}
+    choices = [lc.RoundSlot(start=datetime.fromisoformat(a), end=datetime.fromisoformat(b), name_ja=names.get((a, b)))
+               for a, b in row.choices]
     won = choices[row.won_index] if row.won_index is not None else None
     return lc.LotteryEntry(
         id=row.id, round_id=row.round_id, facility_id=r.facility_id, month=r.month, applicant=row.applicant,
@@ -176,11 +179,17 @@ async def enter(session: AsyncSession, *, node: str, data: lc.LotteryEnter, now:
     return await _entry(session, eid)
 
 
+async def slot_names(session: AsyncSession, facility_id: str, month: str) -> dict[tuple[str, str], str | None]:
+    f = await facilities.get(session, facility_id=facility_id)
+    return {(s.start.isoformat(), s.end.isoformat()): s.name_ja for s in round_slots(f, month)}
+
+
 async def _entry(session: AsyncSession, entry_id: str) -> lc.LotteryEntry:
     row = (await session.execute(select(lottery_entries).where(E.id == entry_id))).first()
     if row is None:
         raise lc.LOTTERY_NOT_FOUND(f"no entry {entry_id}")
-    return entry_view(row, await _round(session, row.round_id))
+    r = await _round(session, row.round_id)
+    return entry_view(row, r, await slot_names(session, r.facility_id, r.month))
 
 
 async def withdraw(session: AsyncSession, *, data: lc.LotteryEntryAction, now: datetime) -> lc.LotteryEntry:
@@ -199,7 +208,11 @@ async def mine(session: AsyncSession, *, q: lc.LotteryMineQuery) -> lc.LotteryEn
                                   .join(lottery_rounds, R.id == E.round_id)
                                   .where(E.booker == q.actor.global_handle)
                                   .order_by(E.created_at.desc()).limit(100))).all()
-    return lc.LotteryEntryList(entries=[entry_view(row, row) for row in rows])
+    names: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
+    for row in rows:
+        if (row.facility_id, row.month) not in names:
+            names[row.facility_id, row.month] = await slot_names(session, row.facility_id, row.month)
+    return lc.LotteryEntryList(entries=[entry_view(row, row, names[row.facility_id, row.month]) for row in rows])
 
 
 async def held_before(session: AsyncSession, f: c.Facility, month: str) -> list[lc.Interval]:
