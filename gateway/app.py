@@ -17,7 +17,18 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import api, apidocs, asyncapi, deps, health, oidc, problems, regions
 from gateway.portal import bookings as bookings_pages
-from gateway.portal import bookings_life, bookings_staff, courses, donations, notebook, pages, projects, sns, wallet
+from gateway.portal import (
+    bookings_life,
+    bookings_lottery,
+    bookings_staff,
+    courses,
+    donations,
+    notebook,
+    pages,
+    projects,
+    sns,
+    wallet,
+)
 from gateway.portal import bookings_waitlist as waitlist_pages
 from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
@@ -111,6 +122,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(bookings_staff.router)  # 施設予約 staff: facilities, 窓口予約, day sheet, usage figures
     app.include_router(bookings_pages.router)  # 施設予約: facilities, availability, booking, my bookings, iCal
     app.include_router(bookings_life.router)  # the staff's approval queue, a resident's payment of one booking
+    app.include_router(bookings_lottery.router)  # 抽選 and 団体登録 (the bookings service)
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window)
     app.state.error_page = pages.error_page  # a browser's 403/404/405 gets a page, the API a problem

@@ -60,7 +60,8 @@ class BookingsService(ServiceProcess):
         self.micro = await start_service(
             self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=self.relay.wake,
-                                      clock=self.clock, points=self.points),
+                                      clock=self.clock, points=self.points,
+                                      open_to_other_nodes=self.settings.bookings_open_to_other_nodes),
             description="facility bookings: facilities, their availability, bookings that never overlap",
         )
         log.info("bookings service ready on node %s", self.node)

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.bookings import availability, facilities, life
+from services.bookings import admission, availability, facilities, life
 from services.bookings.models import bookings, bus
 from towntip.kernel import db
 from towntip.kernel.bus.envelope import new_id
@@ -109,7 +109,25 @@ def check_time(f: c.Facility, start: datetime, end: datetime, now: datetime) -> 
         raise c.BOOKING_TOO_FAR(f"bookings open {f.rules.max_days_ahead} days ahead (until {last_day})")
 
 
-async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now: datetime) -> c.Booking:
+async def check_quota(session: AsyncSession, f: c.Facility, month: str, *, booker: str | None, group: Any) -> None:
+    """The facility's monthly quota: a group's bookings count per group; a person's own bookings (not for a group)
+    per person."""
+    if (booker is None and group is None) or f.rules.max_per_month is None:
+        return
+    b = bookings.c
+    key = f"group:{group.id}" if group is not None else booker
+    if db.dialect_of(session) == "postgresql":  # one person's bookings are counted one transaction at a time
+        await advisory_lock(session, f"bookings.quota:{key}")
+    whose = b.group_id == group.id if group is not None else (b.booker == booker) & b.group_id.is_(None)
+    mine = (await session.execute(select(func.count()).select_from(bookings).where(
+        whose, b.month == month, b.facility_id == f.id, b.state.in_(c.HOLDING_STATES)))).scalar_one()
+    if mine >= f.rules.max_per_month:
+        per = "per group" if group is not None else "per person"
+        raise c.BOOKING_QUOTA(f"at most {f.rules.max_per_month} bookings of {f.id} in {month} {per}")
+
+
+async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now: datetime,
+                 open_to_other_nodes: bool = False) -> c.Booking:
     actor = data.actor
     fid = local_id(data.facility_id, node)
     if not (2 <= len(fid) <= 48):
@@ -133,19 +151,15 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
     else:
         assert actor is not None
         booker, user_id, name = actor.global_handle, actor.user_id, actor.display_name
+    admission.check_other_node(booker=booker, node=node, facility=f, node_open=open_to_other_nodes)
+    group = await admission.group_for(session, group_id=data.group_id, actor=actor)
+    user_class: c.UserClass = "city_group" if group is not None else data.user_class
     start, end = data.start.astimezone(JST), data.end.astimezone(JST)
     check_time(f, start, end, now)
-    fee = fee_and_layout(f, start, end, data.user_class)
+    await admission.check_not_in_lottery(session, facility_id=fid, start=start)
+    fee = fee_and_layout(f, start, end, user_class)
     month = start.strftime("%Y-%m")
-    b = bookings.c
-    if booker is not None and f.rules.max_per_month is not None:
-        if db.dialect_of(session) == "postgresql":  # one person's bookings are counted one transaction at a time
-            await advisory_lock(session, f"bookings.quota:{booker}")
-        mine = (await session.execute(select(func.count()).select_from(bookings).where(
-            b.booker == booker, b.month == month, b.facility_id == fid,
-            b.state.in_(c.HOLDING_STATES)))).scalar_one()
-        if mine >= f.rules.max_per_month:
-            raise c.BOOKING_QUOTA(f"at most {f.rules.max_per_month} bookings of {f.id} in {month} per person")
+    await check_quota(session, f, month, booker=booker, group=group)
     held_until = end + timedelta(minutes=f.buffer_minutes)
     if db.dialect_of(session) == "postgresql":
         # Attempts at one facility's day queue up here, so that the check below sees the one committed before:
@@ -158,9 +172,10 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
     try:
         await session.execute(insert(bookings).values(
             id=bid, facility_id=fid, starts_at=start.astimezone(UTC), ends_at=end.astimezone(UTC),
-            held_until=held_until.astimezone(UTC), state=state, purpose=data.purpose, user_class=data.user_class,
+            held_until=held_until.astimezone(UTC), state=state, purpose=data.purpose, user_class=user_class,
             fee=fee, booker=booker, booker_user_id=user_id, booker_name=name, contact_phone=phone,
             booked_by=booked_by, origin="counter" if booked_by is not None else "direct", month=month,
+            group_id=None if group is None else group.id,
             created_at=now, confirmed_at=now if state == "confirmed" else None,
             fee_due_at=life.due_at(f, start, now) if state == "confirmed" and fee > 0 else None))
     except IntegrityError as exc:
@@ -174,17 +189,21 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
     return await _get(session, bid)
 
 
-async def attempt(uow: UnitOfWork, *, node: str, data: c.BookingCreate) -> c.Booking:
+async def attempt(uow: UnitOfWork, *, node: str, data: c.BookingCreate, open_to_other_nodes: bool = False
+                  ) -> c.Booking:
     """`bookings.create` as the endpoint runs it. A slot that a read already finds held is refused from that read,
     without queueing for the writer: under a race for a popular slot that is most attempts, and on PostgreSQL they
     would otherwise wait in turn on the day's advisory lock only to be refused. Everything else is decided by
     `create` in the write transaction, which checks again under its lock."""
-    if await uow.read(lambda session: seen_taken(session, node=node, data=data, now=uow.clock())):
+    if await uow.read(lambda session: seen_taken(session, node=node, data=data, now=uow.clock(),
+                                                 open_to_other_nodes=open_to_other_nodes)):
         raise c.BOOKING_TAKEN(TAKEN_REASON)
-    return await uow.write(lambda session, now: create(session, node=node, data=data, now=now))
+    return await uow.write(lambda session, now: create(session, node=node, data=data, now=now,
+                                                       open_to_other_nodes=open_to_other_nodes))
 
 
-async def seen_taken(session: AsyncSession, *, node: str, data: c.BookingCreate, now: datetime) -> bool:
+async def seen_taken(session: AsyncSession, *, node: str, data: c.BookingCreate, now: datetime,
+                     open_to_other_nodes: bool = False) -> bool:
     """True when a booking holds the asked time already. What `create` refuses before it looks at the slot is
     refused the same way here (who may book for whom is left to `create`; the time's rules and the layout raise
     their own refusals); a facility not found is left to `create` to refuse."""
@@ -196,6 +215,9 @@ async def seen_taken(session: AsyncSession, *, node: str, data: c.BookingCreate,
     if row is None:
         return False
     f = facilities.view(row)
+    booker = data.actor.global_handle if data.on_behalf_of is None and data.actor is not None else (
+        data.on_behalf_of if isinstance(data.on_behalf_of, str) else None)
+    admission.check_other_node(booker=booker, node=node, facility=f, node_open=open_to_other_nodes)
     start, end = data.start.astimezone(JST), data.end.astimezone(JST)
     check_time(f, start, end, now)
     fee_and_layout(f, start, end, data.user_class)

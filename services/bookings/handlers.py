@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.bookings import availability, bookings, facilities, life
 from services.bookings import series as series_
 from services.bookings import waitlist as waitlist_
+from services.bookings.lottery_handlers import GROUPS, LOTTERY
 from services.bookings.portal import PORTAL
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
 from towntip.kernel.contracts import bookings_life as lc
+from towntip.kernel.contracts import bookings_lottery as lt
 from towntip.kernel.contracts import bookings_waitlist as w
 from towntip.kernel.domain import ANYONE, GET, POST, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
@@ -37,7 +39,8 @@ BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
     own(c.EP_BOOKING_CREATE, c.BookingCreate, c.Booking, bookings.attempt, refusals=(
         c.FACILITY_NOT_FOUND, c.BOOKING_UNKNOWN_NODE, c.BOOKING_STAFF_ONLY, c.BOOKING_BAD_RANGE, c.BOOKING_PAST,
         c.BOOKING_CLOSED_DAY, c.BOOKING_OUTSIDE_HOURS, c.BOOKING_TOO_LONG, c.BOOKING_NOTICE, c.BOOKING_TOO_FAR,
-        c.BOOKING_OFF_LAYOUT, c.BOOKING_QUOTA, c.BOOKING_TAKEN, c.BOOKING_BEHALF_REQUIRED), admin=True,
+        c.BOOKING_OFF_LAYOUT, c.BOOKING_QUOTA, c.BOOKING_TAKEN, c.BOOKING_BEHALF_REQUIRED,
+        *lt.BOOKING_REFUSALS), admin=True,
           http=POST("/bookings", "Book a facility (staff: on behalf of someone)", status=201)),
     write(c.EP_BOOKING_CANCEL, c.BookingAction, c.Booking, bookings.cancel,
           refusals=(c.BOOKING_NOT_YOURS, c.BOOKING_CANCELLED, c.BOOKING_STARTED), admin=True,
@@ -99,11 +102,14 @@ SERIES = Domain("series", refusals=(w.SERIES_NOT_FOUND,), ops=(
           http=POST("/series/{series_id}/change", "Cancel or change one, the following, or all of a series")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, PORTAL)  # PORTAL: day sheet, usage, feeds
+DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, GROUPS, LOTTERY, PORTAL)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow, points: life.Points | None = None) -> Endpoints:
-    """The service's endpoints from its domains' tables (`points`: the points service's payments)."""
+                    clock: Callable[[], datetime] = utcnow, points: life.Points | None = None,
+                    open_to_other_nodes: bool = False) -> Endpoints:
+    """The service's endpoints from its domains' tables (`points`: the points service's payments;
+    `open_to_other_nodes`: the node's setting `bookings_open_to_other_nodes`, for every facility)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "points": points})
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "points": points,
+                                                             "open_to_other_nodes": open_to_other_nodes})

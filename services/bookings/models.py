@@ -160,3 +160,81 @@ series = Table(
     Column("created_at", TS, nullable=False),
     Index("ix_booking_series_booker", "booker"),
 )
+
+# Added in 0003_lottery_groups: registered groups (団体登録) and lotteries (抽選) (services/bookings/groups.py,
+# lottery.py).
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("name_key", String(100), nullable=False),  # the name folded (NFKC, case, spaces) for "name taken"
+    Column("representative", String(64), nullable=False),  # global handle
+    Column("representative_user_id", String(64), nullable=False),
+    Column("representative_name", String(100), nullable=False),
+    Column("activity", Text, nullable=False),
+    Column("district", String(60), nullable=False),
+    Column("member_count", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("decided_at", TS, nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("decision_note", String(200), nullable=True),
+    CheckConstraint("state IN ('pending', 'approved', 'rejected', 'suspended')", name="state"),
+    Index("ix_groups_state", "state"),
+    Index("ix_groups_name_key", "name_key"),
+    Index("ix_groups_representative", "representative"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", String(36), ForeignKey("groups.id"), primary_key=True),
+    Column("handle", String(64), primary_key=True),
+    Column("may_book", Boolean, nullable=False),  # named by the representative as one who books for the group
+    Index("ix_group_members_handle", "handle"),
+)
+
+lottery_rounds = Table(
+    "lottery_rounds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("facility_id", String(48), ForeignKey("facilities.id"), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("opens_at", TS, nullable=False),
+    Column("closes_at", TS, nullable=False),
+    Column("max_entries", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("seed", String(64), nullable=True),
+    Column("publication", JSON, nullable=True),  # contracts.bookings_lottery.LotteryPublication, after the draw
+    Column("drawn_at", TS, nullable=True),
+    Column("drawn_by", String(64), nullable=True),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    CheckConstraint("state IN ('open', 'drawn', 'cancelled')", name="state"),
+    CheckConstraint("opens_at < closes_at", name="window"),
+    Index("ix_lottery_rounds_facility_id_month", "facility_id", "month", unique=True),
+)
+
+lottery_entries = Table(
+    "lottery_entries",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the public ref
+    Column("round_id", String(36), ForeignKey("lottery_rounds.id"), nullable=False),
+    Column("applicant_key", String(64), nullable=False),  # "group:<id>" or "person:<handle>": the limit's key
+    Column("applicant", String(120), nullable=False),  # as published: the group's name, or the ref
+    Column("group_id", String(36), nullable=True),
+    Column("booker", String(64), nullable=False),  # the person who entered (global handle)
+    Column("booker_user_id", String(64), nullable=False),
+    Column("booker_name", String(100), nullable=False),
+    Column("purpose", String(200), nullable=False),
+    Column("user_class", String(16), nullable=False),
+    Column("choices", JSON, nullable=False),  # [[start, end], …] ISO 8601, first choice first
+    Column("state", String(16), nullable=False),
+    Column("won_index", Integer, nullable=True),
+    Column("booking_id", String(36), nullable=True),
+    Column("created_at", TS, nullable=False),
+    CheckConstraint("state IN ('entered', 'withdrawn', 'won', 'lost')", name="state"),
+    Index("ix_lottery_entries_round_id_applicant_key", "round_id", "applicant_key"),
+    Index("ix_lottery_entries_booker", "booker"),
+)

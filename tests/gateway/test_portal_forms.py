@@ -382,6 +382,9 @@ OTHER_FORMS = [
     # the bookings' waitlist and recurring series
     "/bookings/waitlist/join", "/bookings/waitlist/{entry_id}/leave", "/bookings/waitlist/offers/{booking_id}/accept",
     "/bookings/waitlist/offers/{booking_id}/decline", "/bookings/series/new", "/bookings/series/{series_id}/change",
+    # lotteries and registered groups (bookings)
+    "/lottery/{round_id}/enter", "/lottery/entries/{entry_id}/withdraw", "/groups", "/staff/lottery",
+    "/staff/lottery/{round_id}/draw", "/staff/groups/{group_id}/decide",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action

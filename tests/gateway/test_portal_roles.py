@@ -256,6 +256,22 @@ ROLES = {
     "POST /bookings/series/new": "user, form",
     "GET /bookings/series/{series_id}": "user",
     "POST /bookings/series/{series_id}/change": "user, form",
+    # lotteries (抽選) and registered groups (団体登録) (bookings_lottery.py): the bookings service decides who
+    # enters, draws and decides; a drawn lottery's verification page is public
+    "GET /lottery": "public",
+    "GET /lottery/{round_id}": "public",
+    "POST /lottery/{round_id}/enter": "user, form",
+    "GET /lottery/mine/entries": "user",
+    "POST /lottery/entries/{entry_id}/withdraw": "user, form",
+    "GET /lottery/{round_id}/verify": "public",
+    "GET /groups": "user",
+    "POST /groups": "user, form",
+    "GET /staff/lottery": "staff",
+    "POST /staff/lottery": "user, form",
+    "GET /staff/lottery/{round_id}": "staff",
+    "POST /staff/lottery/{round_id}/draw": "user, form",
+    "GET /staff/groups": "staff",
+    "POST /staff/groups/{group_id}/decide": "user, form",
 }
 
 

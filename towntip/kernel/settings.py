@@ -65,6 +65,9 @@ class ServiceSettings(NodeSettings):
     # 1,000 taps/s ~70 against ~50 ms). On SQLite keep 1: one connection per process (kernel.db), so a second
     # batch only waits for the first, and its taps with it.
     consumer_concurrency: int = Field(default=1, ge=1, le=8)
+    # The bookings service: people of other nodes (logged in here with their home ID) may book every facility of
+    # this node (else only facilities whose rule `open_to_other_nodes` says so).
+    bookings_open_to_other_nodes: bool = False
 
     def resolved_database_url(self) -> str:
         if self.database_url:

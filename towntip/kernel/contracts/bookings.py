@@ -199,6 +199,9 @@ class Rules(BaseModel):
     coupon_types: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]],
                             Field(max_length=10)] = []
     offer_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 24  # a waitlist offer is open this long (or until the start)
+    # People of other nodes (logged in with their home ID) book here too; False: only when the node's setting
+    # `bookings_open_to_other_nodes` says so (contracts.bookings_lottery BOOKING_OTHER_NODES_CLOSED).
+    open_to_other_nodes: bool = False
 
 
 class FacilityPut(BaseModel):
@@ -307,6 +310,9 @@ class BookingCreate(BaseModel):
     purpose: Purpose
     user_class: UserClass = "city_group"
     on_behalf_of: GlobalHandle | Walkin | None = None  # staff only: the person (or walk-in) the booking is for
+    # For a registered group (団体): its representative, a member they named, or staff; fee class city_group, and
+    # the monthly quota counts per group (contracts.bookings_lottery).
+    group_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] | None = None
 
 
 class BookingAction(BaseModel):
