@@ -501,7 +501,8 @@ class TerminalAgent:
                     if live.timer is not None:
                         live.timer.cancel()
                     if not live.told_queued:  # once told "queued", the person has gone: the screen moved on
-                        self._tell(Feedback(s.outcome, live.idm, s.tap_id, s.reason or "", mode=live.mode,
+                        self._tell(Feedback("already" if s.already else s.outcome, live.idm, s.tap_id,
+                                            s.reason or "", mode=live.mode,
                                             points=s.points, balance=s.balance, display=s.display,
                                             code=s.error_code))
                 if s.outcome == REJECTED:
@@ -560,9 +561,11 @@ def parse_outcome(msg: Msg) -> Settlement | None:
     except ValidationError as exc:
         log.warning("malformed outcome for tap %s: %s", tap_id, describe_validation_error(exc))
         return None
-    status = CREDITED if outcome.status == "credited" else DUPLICATE
+    # "already" (checked in to this event before, nothing credited) is settled in the spool as credited with 0 points:
+    # the node decided the tap for good; the person is told "already checked in".
+    status = DUPLICATE if outcome.status == "duplicate" else CREDITED
     return Settlement(tap_id=tap_id, outcome=status, points=outcome.points, balance=outcome.balance,
-                      display=outcome.display)
+                      display=outcome.display, already=outcome.status == "already")
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -78,6 +78,7 @@ class Settlement:
     reason: str | None = None
     error_code: int | None = None
     display: str = ""  # what the node asked the terminal to show (not kept in the spool)
+    already: bool = False  # checked in to this event before: nothing credited (kept as credited, 0 points)
 
 
 _SCHEMA = """

@@ -8,9 +8,10 @@ from services.points.courses.handlers import DOMAIN as COURSES
 from services.points.donations.handlers import DOMAIN as DONATIONS
 from services.points.ledger.handlers import DOMAIN as LEDGER
 from services.points.notebook.handlers import DOMAIN as NOTEBOOK
+from services.points.signups.handlers import DOMAIN as SIGNUPS
 from services.points.taps.handlers import DOMAIN as TAPS
 from services.points.terminals.handlers import DOMAIN as TERMINALS
 
 # Each handler gets what it names: session, data/q, now, request fields, and the service's context (app.py):
 # node, card_key (the cards' keyed hash), tracker (the terminals heard in memory).
-DOMAINS = (TAPS, LEDGER, COUPONS, COURSES, DONATIONS, NOTEBOOK, TERMINALS)
+DOMAINS = (TAPS, LEDGER, COUPONS, COURSES, DONATIONS, NOTEBOOK, TERMINALS, SIGNUPS)
