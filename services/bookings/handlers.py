@@ -8,10 +8,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.bookings import availability, bookings, facilities
+from services.bookings import availability, bookings, checkin, facilities
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
+from towntip.kernel.contracts import bookings_checkin as k
 from towntip.kernel.domain import ANYONE, GET, POST, STAFF, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
@@ -43,7 +44,14 @@ BOOKINGS = Domain("bookings", refusals=(c.BOOKING_NOT_FOUND,), ops=(
          http=GET("/bookings", "My bookings")),
 ))
 
-DOMAINS = (FACILITIES, BOOKINGS)
+# Check-in at the counter (a card's touch at the facility's terminal comes through services/bookings/touches.py).
+CHECKIN = Domain("checkin", refusals=(c.BOOKING_NOT_FOUND,), ops=(
+    write(k.EP_BOOKING_CHECKIN, c.BookingAction, c.Booking, checkin.counter, role=STAFF, admin=True,
+          refusals=(k.CHECKIN_STAFF_ONLY, k.CHECKIN_NOT_CONFIRMED, k.CHECKIN_NOT_NOW),
+          http=POST("/bookings/{booking_id}/checkin", "Check a booking in at the counter (staff)")),
+))
+
+DOMAINS = (FACILITIES, BOOKINGS, CHECKIN)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

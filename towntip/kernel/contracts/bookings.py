@@ -181,6 +181,11 @@ class Rules(BaseModel):
     max_per_month: Annotated[int, Field(ge=1, le=1000)] | None = None  # per person, by the month of the start
     max_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None  # one booking's length at most
     needs_approval: bool = False  # True: a booking waits as `requested` for staff (the approval queue is next)
+    # Check-in (contracts/bookings_checkin.py): a confirmed booking not checked in this long after its start is
+    # released as a no-show (None: never); the card terminals at the facility whose touch checks a booking in.
+    no_show_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None
+    terminal_ids: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]],
+                            Field(max_length=20)] = []
 
 
 class FacilityPut(BaseModel):
