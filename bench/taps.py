@@ -144,6 +144,7 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
 
 
 _made = itertools.count()  # taps made so far in this process: the n-th goes to event_of(n)
+_orders: dict[int, list[str]] = {}  # the cards' order in each block of CARDS taps
 
 
 def event_of(n: int) -> str:
@@ -164,11 +165,11 @@ def make_taps(n: int, rng: random.Random, cards: list[str]) -> list[tuple[str, b
     once (event_of): in each block of len(cards) taps the cards come in a shuffled order."""
     now = dt.datetime.now(dt.UTC)
     out = []
-    order: list[str] = []
     for i in range(n):
         k = next(_made)
-        if k % len(cards) == 0 or not order:
-            order = rng.sample(cards, len(cards))
+        if k // len(cards) not in _orders:  # a block's order, kept across calls (a call may end mid-block)
+            _orders[k // len(cards)] = rng.sample(cards, len(cards))
+        order = _orders[k // len(cards)]
         terminal = TERMINALS[i % len(TERMINALS)]
         tap = Tap(
             tap_id=uuid.uuid4().hex,

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import api, asyncapi, deps, health, oidc, problems, regions
 from gateway.portal import courses, donations, notebook, pages, projects, sns, wallet
+from gateway.portal import events as portal_events
 from gateway.portal.session import Throttle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -99,6 +100,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(donations.router)  # 寄附: certified projects, transparency, マイ寄附 and receipts, staff desk
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
+    app.include_router(portal_events.router)  # イベント: dates, venue, sign-up and waitlist, /events.ics; staff form
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = Throttle(settings.login_limit, settings.login_window)
 

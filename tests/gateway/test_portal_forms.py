@@ -368,6 +368,8 @@ OTHER_FORMS = [
     "/staff/donations/pledges/{reference}/confirm", "/staff/donations/pledges/{reference}/cancel",
     # the notebook's figures
     "/staff/figures/event",
+    # events: sign-up, cancellation, the staff's form
+    "/events/{code}/signup", "/events/{code}/cancel", "/staff/events",
     # communities and friends (sns)
     "/communities", "/communities/{cid}/join", "/communities/{cid}/leave", "/communities/{cid}/close",
     "/communities/{cid}/remove", "/communities/{cid}/hand_over", "/communities/{cid}/posts",
