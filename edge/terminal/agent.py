@@ -47,7 +47,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from edge.feedback.messages import Feedback
 from edge.readers.base import CardRead, CardReader, utcnow
-from edge.terminal.spool import CREDITED, DUPLICATE, REJECTED, SETTLED, Settlement, Spool, new_tap_id
+from edge.terminal.spool import ALREADY, CREDITED, DUPLICATE, REJECTED, SETTLED, Settlement, Spool, new_tap_id
 from towntip.kernel.bus import subjects
 from towntip.kernel.contracts.points import Code, Heartbeat, Mode, Ref, Role, Tap, TapOutcome
 from towntip.kernel.errors import describe_validation_error
@@ -564,8 +564,9 @@ def parse_outcome(msg: Msg) -> Settlement | None:
     # "already" (checked in to this event before, nothing credited) is settled in the spool as credited with 0 points:
     # the node decided the tap for good; the person is told "already checked in".
     status = DUPLICATE if outcome.status == "duplicate" else CREDITED
+    already = outcome.status == "already"
     return Settlement(tap_id=tap_id, outcome=status, points=outcome.points, balance=outcome.balance,
-                      display=outcome.display, already=outcome.status == "already")
+                      display=outcome.display, already=already, reason=ALREADY if already else None)
 
 
 def _unreachable(exc: BaseException) -> bool:

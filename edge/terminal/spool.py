@@ -25,6 +25,9 @@ from towntip.kernel.contracts.points import Tap
 
 PENDING, ACCEPTED, SETTLED = "pending", "accepted", "settled"
 CREDITED, DUPLICATE, REJECTED = "credited", "duplicate", "rejected"
+# The reason kept with a tap settled as credited with 0 points because its card (or person) had checked in to that
+# event already (the node's outcome "already").
+ALREADY = "already checked in"
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _id_lock = threading.Lock()
