@@ -31,7 +31,7 @@ import nats
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
-from bench.taps import CARDS, EVENT, NODE, PG_URL, Arrivals, drop_schema, make_taps, pg_reachable
+from bench.taps import CARDS, NODE, PG_URL, Arrivals, drop_schema, event_codes, make_taps, pg_reachable
 from services.points.app import PointsService
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts.points import EventIn
@@ -115,7 +115,8 @@ async def run(args: argparse.Namespace) -> None:
         await svc.start()
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        await rpc.call(nc, subjects.svc(NODE, "points", "events.put"), EventIn(code=EVENT, name="profile"))
+        for code in event_codes(200 + args.taps + CARDS):  # a card earns an event's points once (make_taps)
+            await rpc.call(nc, subjects.svc(NODE, "points", "events.put"), EventIn(code=code, name="profile"))
         arrivals = Arrivals()
         await nc.subscribe(subjects.evt(NODE, "points", "tap_recorded"), cb=arrivals.on_msg,
                            pending_msgs_limit=args.taps * 4 + 1024)

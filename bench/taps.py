@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -142,19 +143,39 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
         proc.wait(5)
 
 
+_made = itertools.count()  # taps made so far in this process: the n-th goes to event_of(n)
+_orders: dict[int, list[str]] = {}  # the cards' order in each block of CARDS taps
+
+
+def event_of(n: int) -> str:
+    """The event of the n-th tap made: a card earns an event's points once, so each block of CARDS taps goes to an
+    event of its own (every card once in it) and every tap is credited, as before events were once per card."""
+    return EVENT if n < CARDS else f"{EVENT}-{n // CARDS}"
+
+
+def event_codes(taps: int) -> list[str]:
+    """The events the first `taps` taps made by make_taps go to (define them before the taps)."""
+    return sorted({event_of(n) for n in range(0, taps + CARDS, CARDS)})
+
+
 def make_taps(n: int, rng: random.Random, cards: list[str]) -> list[tuple[str, bytes, dict[str, str], str, str]]:
     """(subject, payload, headers, tap_id, key) for n distinct taps, built before any clock starts.
 
-    Like a real terminal, each tap asks for its outcome on the terminal's result inbox."""
+    Like a real terminal, each tap asks for its outcome on the terminal's result inbox. Each card touches each event
+    once (event_of): in each block of len(cards) taps the cards come in a shuffled order."""
     now = dt.datetime.now(dt.UTC)
     out = []
     for i in range(n):
+        k = next(_made)
+        if k // len(cards) not in _orders:  # a block's order, kept across calls (a call may end mid-block)
+            _orders[k // len(cards)] = rng.sample(cards, len(cards))
+        order = _orders[k // len(cards)]
         terminal = TERMINALS[i % len(TERMINALS)]
         tap = Tap(
             tap_id=uuid.uuid4().hex,
             terminal_id=terminal,
-            card_idm=rng.choice(cards),
-            event=EVENT,
+            card_idm=order[k % len(cards)],
+            event=event_of(k),
             role="volunteer" if rng.random() < VOLUNTEER_SHARE else "participant",
             tapped_at=now,
         )
@@ -299,7 +320,7 @@ class Node:
     def start_nats(self) -> None:
         self.nats = NatsServer(node_id=NODE, data_dir=self.workdir / "nats").start()
 
-    async def start_points(self, nc: NATS, timeout: float = 60.0) -> None:
+    async def start_points(self, nc: NATS, timeout: float = 60.0, events: int = 1) -> None:
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         self.points = self.spawn("points", "services.points", self.env("points"))
         self.more_points = [self.spawn(f"points-{i}", "services.points", self.env("points"))
@@ -312,6 +333,8 @@ class Node:
                 raise RuntimeError(f"points service exited with {self.points.returncode}; see {self.logs['points']}")
             try:
                 await rpc.call(nc, subject, body, timeout=2.0)
+                for code in event_codes(events)[1:]:  # the events of later taps (make_taps), once up
+                    await rpc.call(nc, subject, body.model_copy(update={"code": code}), timeout=5.0)
                 return
             except errors.ServiceError:
                 if time.monotonic() > deadline:
@@ -557,7 +580,7 @@ async def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         nc = await nats.connect(node.nats.url, connect_timeout=5)
         js = nc.jetstream()
         log("starting python -m services.points")
-        await node.start_points(nc)
+        await node.start_points(nc, events=200 + args.taps + int(round(args.rate * args.seconds)) + CARDS)
         log(f"points service pid {node.points.pid if node.points else '?'} ready"
             + (f" (+ {len(node.more_points)} more instances)" if node.more_points else ""))
         node.start_gateway()

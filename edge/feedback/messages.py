@@ -12,13 +12,14 @@ from dataclasses import dataclass
 #   queued     the node is out of reach (or silent): the tap waits on the device and is sent later
 #   credited   the node took the tap (points, balance, and what the mode confirms)
 #   duplicate  the node had this tap already (e.g. re-sent after a restart)
+#   already    the person (or card) checked in to this event before: an event's points are earned once
 #   rejected   the node refused the tap, with its reason
-KINDS = ("accepted", "ignored", "refused", "needs_ref", "queued", "credited", "duplicate", "rejected")
+KINDS = ("accepted", "ignored", "refused", "needs_ref", "queued", "credited", "duplicate", "already", "rejected")
 
 # The tone each kind plays (none for "accepted": the outcome follows within milliseconds, with its own tone).
 TONES = {
     "accepted": None, "ignored": "notice", "refused": "error", "needs_ref": "error", "queued": "queued",
-    "credited": "success", "duplicate": "notice", "rejected": "error",
+    "credited": "success", "duplicate": "notice", "already": "notice", "rejected": "error",
 }
 
 
@@ -90,6 +91,12 @@ def render(fb: Feedback) -> Message:
     elif kind == "duplicate":
         bja, ben = _balance(fb)
         ja, en = f"このタッチは受付済みです{bja}", f"This touch was already counted{ben}"
+    elif kind == "already":
+        bja, ben = _balance(fb)
+        ja, en = (f"チェックイン済みです（ポイントは1イベント1回）{bja}",
+                  f"Already checked in (an event's points are earned once){ben}")
+        if fb.display:
+            ja, en = f"{ja}：{fb.display}", f"{en}: {fb.display}"
     elif kind == "accepted":
         ja, en = "読み取りました。送信中…", "Card read. Sending…"
     elif kind == "ignored":

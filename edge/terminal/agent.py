@@ -47,7 +47,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from edge.feedback.messages import Feedback
 from edge.readers.base import CardRead, CardReader, utcnow
-from edge.terminal.spool import CREDITED, DUPLICATE, REJECTED, SETTLED, Settlement, Spool, new_tap_id
+from edge.terminal.spool import ALREADY, CREDITED, DUPLICATE, REJECTED, SETTLED, Settlement, Spool, new_tap_id
 from towntip.kernel.bus import subjects
 from towntip.kernel.contracts.points import Code, Heartbeat, Mode, Ref, Role, Tap, TapOutcome
 from towntip.kernel.errors import describe_validation_error
@@ -501,7 +501,8 @@ class TerminalAgent:
                     if live.timer is not None:
                         live.timer.cancel()
                     if not live.told_queued:  # once told "queued", the person has gone: the screen moved on
-                        self._tell(Feedback(s.outcome, live.idm, s.tap_id, s.reason or "", mode=live.mode,
+                        self._tell(Feedback("already" if s.already else s.outcome, live.idm, s.tap_id,
+                                            s.reason or "", mode=live.mode,
                                             points=s.points, balance=s.balance, display=s.display,
                                             code=s.error_code))
                 if s.outcome == REJECTED:
@@ -560,9 +561,12 @@ def parse_outcome(msg: Msg) -> Settlement | None:
     except ValidationError as exc:
         log.warning("malformed outcome for tap %s: %s", tap_id, describe_validation_error(exc))
         return None
-    status = CREDITED if outcome.status == "credited" else DUPLICATE
+    # "already" (checked in to this event before, nothing credited) is settled in the spool as credited with 0 points:
+    # the node decided the tap for good; the person is told "already checked in".
+    status = DUPLICATE if outcome.status == "duplicate" else CREDITED
+    already = outcome.status == "already"
     return Settlement(tap_id=tap_id, outcome=status, points=outcome.points, balance=outcome.balance,
-                      display=outcome.display)
+                      display=outcome.display, already=already, reason=ALREADY if already else None)
 
 
 def _unreachable(exc: BaseException) -> bool:

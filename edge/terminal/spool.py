@@ -25,6 +25,9 @@ from towntip.kernel.contracts.points import Tap
 
 PENDING, ACCEPTED, SETTLED = "pending", "accepted", "settled"
 CREDITED, DUPLICATE, REJECTED = "credited", "duplicate", "rejected"
+# The reason kept with a tap settled as credited with 0 points because its card (or person) had checked in to that
+# event already (the node's outcome "already").
+ALREADY = "already checked in"
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _id_lock = threading.Lock()
@@ -78,6 +81,7 @@ class Settlement:
     reason: str | None = None
     error_code: int | None = None
     display: str = ""  # what the node asked the terminal to show (not kept in the spool)
+    already: bool = False  # checked in to this event before: nothing credited (kept as credited, 0 points)
 
 
 _SCHEMA = """

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.bookings import availability, bookings, facilities, life
+from services.bookings import availability, bookings, checkin, facilities, life
 from services.bookings import series as series_
 from services.bookings import waitlist as waitlist_
 from services.bookings.lottery_handlers import GROUPS, LOTTERY
@@ -16,6 +16,7 @@ from services.bookings.portal import PORTAL
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
+from towntip.kernel.contracts import bookings_checkin as k
 from towntip.kernel.contracts import bookings_life as lc
 from towntip.kernel.contracts import bookings_lottery as lt
 from towntip.kernel.contracts import bookings_waitlist as w
@@ -102,7 +103,14 @@ SERIES = Domain("series", refusals=(w.SERIES_NOT_FOUND,), ops=(
           http=POST("/series/{series_id}/change", "Cancel or change one, the following, or all of a series")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, GROUPS, LOTTERY, PORTAL)
+# Check-in at the counter (a card's touch at the facility's terminal comes through services/bookings/touches.py).
+CHECKIN = Domain("checkin", refusals=(c.BOOKING_NOT_FOUND,), ops=(
+    write(k.EP_BOOKING_CHECKIN, c.BookingAction, c.Booking, checkin.counter, role=STAFF, admin=True,
+          refusals=(k.CHECKIN_STAFF_ONLY, k.CHECKIN_NOT_CONFIRMED, k.CHECKIN_NOT_NOW),
+          http=POST("/bookings/{booking_id}/checkin", "Check a booking in at the counter (staff)")),
+))
+
+DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, GROUPS, LOTTERY, CHECKIN, PORTAL)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

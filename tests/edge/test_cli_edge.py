@@ -127,3 +127,16 @@ async def test_simulate_without_stream_leaves_taps_spooled_then_sends_them(
     assert "re-sent 2 taps spooled earlier" in err
     assert len(await stream_taps(nc)) == 3
     await responder.stop()
+
+
+async def test_simulate_against_the_points_service_credits_an_event_once(
+        nc: nats.NATS, nats_server, points_service, tmp_path: Path, capsys) -> None:
+    """The README's walk-through: three touches of one card at one event earn its points once; the other two are
+    settled as "already checked in" (the real points service, not the stand-in)."""
+    from tests.points.test_tap_path import define_event
+
+    await define_event(nc, "ev")
+    code = await cli(*sim_args(nats_server.url, tmp_path, "--event", "ev", "--card", CARD, "--count", "3"))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == "3 taps: 1 credited, 2 already checked in, 0 duplicate, 0 rejected; balance 1"

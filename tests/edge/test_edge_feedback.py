@@ -158,6 +158,12 @@ async def test_what_the_person_sees_and_hears(nats_server: NatsServer, points: P
             # ignored: the same card again at once counts once.
             assert await agent.tap(CardRead(CARD, datetime.now(UTC))) is None
             assert shown.last("ignored") == ("読み取り済みです", "Already read")
+            # already: the same card touches the same event again later: an event's points are earned once.
+            later = await agent.tap(CardRead(CARD, datetime.now(UTC) + timedelta(seconds=5)))
+            assert later is not None and await agent.wait_settled(10)
+            assert shown.last("already") == ("チェックイン済みです（ポイントは1イベント1回）（残高 5）",
+                                             "Already checked in (an event's points are earned once) (balance 5)")
+            assert shown.sound.played[-1] == "notice"
             # rejected: an unknown event, with the service's reason.
             agent.set_mode("checkin", "nope")
             bad = await agent.tap(CardRead("1111111111111111", datetime.now(UTC)))
@@ -168,7 +174,9 @@ async def test_what_the_person_sees_and_hears(nats_server: NatsServer, points: P
 
         # duplicate: the same tap reached the node before this terminal sent it (e.g. a copy of its spool sent by
         # a replacement device): the node answers from its database.
-        agent.set_mode("checkin", "fest", "volunteer")
+        await nc.request(subjects.svc(NODE, "points", "events.put"),
+                         b'{"code": "fest2", "name": "Fest 2", "participant_points": 2, "volunteer_points": 5}')
+        agent.set_mode("checkin", "fest2", "volunteer")  # another event: the card earns its points again
         again = await agent.tap(CardRead(CARD, datetime.now(UTC) + timedelta(seconds=10)))
         assert again is not None
         js = nc.jetstream()

@@ -123,11 +123,13 @@ async def test_an_emulated_felica_card_is_read_and_credited(
             assert await asyncio.wait_for(reading, 5) == 3
         rows = spool.all()
     assert [r.tap.card_idm for r in rows] == [idm for idm, _ in touches]
+    # The first card's second touch at the same event earns nothing: "already" (settled as credited, 0 points).
     assert [(r.outcome, r.points, r.balance) for r in rows] == [("credited", 1, 1), ("credited", 1, 1),
-                                                                ("credited", 1, 2)]
-    assert shown.last("credited") == ("1ポイント獲得（残高 2）", "1 point earned (balance 2)")
-    assert shown.sound.played == ["success"] * 3
+                                                                ("credited", 0, 1)]
+    assert shown.last("credited") == ("1ポイント獲得（残高 1）", "1 point earned (balance 1)")
+    assert shown.last("already")[0] == "チェックイン済みです（ポイントは1イベント1回）（残高 1）"
+    assert shown.sound.played == ["success", "success", "notice"]
     async with points.sessions() as s:
         key = bytes.fromhex(CARD_KEY)
-        assert (await service.get_card_balance(session=s, card_key=key, idm="012E4CD8A30B5C7F")).balance == 2
+        assert (await service.get_card_balance(session=s, card_key=key, idm="012E4CD8A30B5C7F")).balance == 1
         assert (await service.get_card_balance(session=s, card_key=key, idm="0101050100000001")).balance == 1

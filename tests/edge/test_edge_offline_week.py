@@ -36,6 +36,8 @@ async def test_a_week_offline_then_every_tap_credited_once(
     nc: nats.NATS, nats_server: NatsServer, points_service: PointsService, tmp_path: Path
 ) -> None:
     await define_event(nc, "ev")
+    for day in range(7):  # one event a day: a card earns an event's points once
+        await define_event(nc, f"ev-{day}")
     js = nc.jetstream()
     info = await js.stream_info(subjects.edge_stream(NODE))
     short = copy.copy(info.config)
@@ -61,7 +63,8 @@ async def test_a_week_offline_then_every_tap_credited_once(
         await asyncio.sleep(0.02)
     assert not tnc.is_connected
     made = []
-    for _day in range(7):
+    for day in range(7):
+        agent.set_mode("checkin", f"ev-{day}")
         for card in CARDS:
             clock.advance(seconds=5)
             tap = await agent.tap(CardRead(card, clock()))

@@ -32,7 +32,8 @@ from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.node.natsd import NatsServer, free_port
 
 pytestmark = pytest.mark.slow
-CARDS = [f"0F{i:014X}" for i in range(1, 13)]
+def card_of(i: int) -> str:
+    return f"0F{i + 1:014X}"
 ROUNDS = 3
 # Touches made in each phase (a touch every 12.5 ms): the node up, then the points service or NATS down.
 UP, DOWN = 80, 24
@@ -72,7 +73,8 @@ async def test_taps_survive_points_and_nats_killed_repeatedly(database: tuple[st
             """A steady stream of touches (about 80 a second), whatever happens to the node."""
             i = 0
             while not stop.is_set():
-                tap = await agent.tap(CardRead(CARDS[i % len(CARDS)], t0 + timedelta(milliseconds=i)))
+                # a card of its own for each touch: a card earns an event's points once
+                tap = await agent.tap(CardRead(card_of(i), t0 + timedelta(milliseconds=i)))
                 assert tap is not None
                 made.append(tap.tap_id)
                 i += 1
@@ -133,10 +135,9 @@ async def test_taps_survive_points_and_nats_killed_repeatedly(database: tuple[st
             assert (await s.execute(select(func.count()).select_from(journal))).scalar_one() == n
             assert (await s.execute(select(func.coalesce(func.sum(postings.c.amount), 0)))).scalar_one() == 0
             assert await service.system_balance(s, service.ISSUANCE) == -n
-            for card in CARDS:
-                want = sum(1 for r in spooled if r.tap.card_idm == card)
+            for card in sorted({r.tap.card_idm for r in spooled})[::7]:  # a sample: one card in seven
                 bal = await service.get_card_balance(session=s, card_key=key, idm=card)
-                assert (bal.balance, bal.taps) == (want, want), card
+                assert (bal.balance, bal.taps) == (1, 1), card
         js = nc.jetstream()
         assert (await js.stream_info(subjects.dlq_stream(NODE))).state.messages == 0, points.output()
         # On the device: every tap was handed over; those whose outcome was lost with a connection stay

@@ -372,6 +372,8 @@ OTHER_FORMS = [
     "/staff/bookings/{booking_id}/approve", "/staff/bookings/{booking_id}/reject", "/bookings/{booking_id}/pay",
     # the notebook's figures
     "/staff/figures/event",
+    # events: sign-up, cancellation, the staff's form
+    "/events/{code}/signup", "/events/{code}/cancel", "/staff/events",
     # communities and friends (sns)
     "/communities", "/communities/{cid}/join", "/communities/{cid}/leave", "/communities/{cid}/close",
     "/communities/{cid}/remove", "/communities/{cid}/hand_over", "/communities/{cid}/posts",

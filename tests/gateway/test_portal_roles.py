@@ -161,6 +161,14 @@ ROLES = {
     "POST /staff/coupons/types": "staff, form",
     "POST /staff/coupons/redeem": "staff, form",
     "POST /staff/currency/award": "staff, form",
+    # events: list, sign-up and cancellation, the iCalendar feed, the staff's form (events.py)
+    "GET /events": "public",
+    "GET /events.ics": "public",
+    "GET /events/{code}": "public",
+    "POST /events/{code}/signup": "user, form",
+    "POST /events/{code}/cancel": "user, form",
+    "GET /staff/events": "staff",
+    "POST /staff/events": "staff, form",
     # courses and certificates (courses.py)
     "GET /courses": "public",
     "GET /credits": "user",

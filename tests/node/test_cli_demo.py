@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import nats
@@ -22,7 +23,8 @@ async def events_service(nc: nats.NATS, store: dict[str, EventIn], puts: list[st
         ev = EventIn.model_validate_json(req.data)
         store[ev.code] = ev
         puts.append(ev.code)
-        await req.respond(json.dumps({**ev.model_dump(), "taps": 0, "points_issued": 0, "people": 0}).encode())
+        answer = {**ev.model_dump(mode="json"), "taps": 0, "points_issued": 0, "people": 0}  # dates as JSON
+        await req.respond(json.dumps(answer).encode())
 
     svc = await add_service(nc, name="points-test", version="0.0.1")
     await svc.add_endpoint(name="events-put", subject=subjects.svc(NODE, SERVICE, EP_EVENT_PUT), handler=handle)
@@ -38,6 +40,13 @@ def test_the_seed_table_is_found_and_read() -> None:
     assert events[-1].code == "seed-26"
     assert [e.code for e in events if e.name == "キャンドルナイト"] == ["seed-04", "seed-23"]
     assert {(e.participant_points, e.volunteer_points) for e in events} == {(1, 5)}
+    # Each with a date (Saturdays, one a week from the first after today, 10:00-12:00 JST), a venue and seats.
+    dated = seed_events(path, today=date(2026, 12, 7))  # a Monday
+    assert [e.starts_at.isoformat() for e in dated[:2]] == ["2026-12-12T10:00:00+09:00", "2026-12-19T10:00:00+09:00"]
+    assert all(e.ends_at - e.starts_at == timedelta(hours=2) for e in dated)
+    festival = next(e for e in dated if e.name == "大橋公民館まつり")
+    assert (festival.venue_facility, festival.venue_name) == ("ohashi-kominkan-hall", "大橋公民館 ホール")
+    assert all(e.capacity and e.venue_facility for e in dated)
 
 
 async def test_seed_puts_every_event_and_reseeding_updates(nc: nats.NATS, nats_server, capsys) -> None:

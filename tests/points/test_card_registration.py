@@ -44,8 +44,9 @@ async def enter(sessions: Sessions, person: str, code: str) -> contract.PersonPo
 
 
 async def test_a_registration_touch_shows_a_code_that_binds_the_card_once(sessions: Sessions) -> None:  # noqa: F811
-    await define(sessions, "ev", participant_points=1, volunteer_points=5)
-    await record(sessions, [tap(1, CARDS[0]), tap(2, CARDS[0], role="volunteer")])  # 6 points on the card
+    await define(sessions, "ev", participant_points=1, volunteer_points=5, series=9)  # ev-1 … ev-9
+    # 6 points on the card
+    await record(sessions, [tap(1, CARDS[0], event="ev-1"), tap(2, CARDS[0], role="volunteer", event="ev-2")])
     [shown] = await record(sessions, [reg_tap(3, CARDS[0])])
     assert isinstance(shown, TapOutcome) and shown.points == 0 and shown.balance == 6
     code = shown.display
@@ -61,7 +62,7 @@ async def test_a_registration_touch_shows_a_code_that_binds_the_card_once(sessio
     mine = await enter(sessions, PERSON, code.lower().replace("-", " "))  # typed as people type it
     assert mine.balance == 6 and len(mine.cards) == 1
     assert (await card_balance(sessions, CARDS[0])).balance == 0
-    [later] = await record(sessions, [tap(4, CARDS[0])])
+    [later] = await record(sessions, [tap(4, CARDS[0], event="ev-4")])
     assert isinstance(later, TapOutcome) and later.balance == 7 and (await points_of(sessions, PERSON)).balance == 7
 
     # the code is single use, for the owner and for anyone else

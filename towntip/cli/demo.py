@@ -1,5 +1,6 @@
-"""`towntip demo ...`: demo data for a node. `seed` puts the seed's event table into the points service, then the
-demo facilities (towntip/cli/demo_facilities.py, sample values beside the seed's names) into the bookings service."""
+"""`towntip demo ...`: demo data for a node. `seed` puts the seed's event table into the points service (each event
+with a date, a venue among the demo facilities and a capacity: sample values), then the demo facilities
+(towntip/cli/demo_facilities.py, sample values beside the seed's names) into the bookings service."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import argparse
 import asyncio
 import csv
 import sys
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -16,6 +19,7 @@ from towntip.cli.demo_facilities import FACILITIES
 from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_node, connect
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import bookings as bc
 from towntip.kernel.contracts.points import EP_EVENT_PUT, SERVICE, EventIn
 
@@ -41,8 +45,25 @@ def find_seed_csv(starts: list[Path] | None = None) -> Path | None:
     return None
 
 
-def seed_events(path: Path) -> list[EventIn]:
-    """The rows as events seed-01, seed-02, ... in file order (stable, so re-seeding updates them)."""
+def first_saturday(today: date) -> date:
+    """The first Saturday after today: the demo's events fall on Saturdays from there, one a week."""
+    return today + timedelta(days=(5 - today.weekday()) % 7 or 7)
+
+
+def schedule(name: str, day: date) -> dict[str, Any]:
+    """When and where a seed event takes place in the demo (sample values): 10:00-12:00 JST on `day`, at the 公民館
+    its name says, else at the 市民活動推進センター; capacity that of the room (30 where it says none)."""
+    venue = ("ohashi-kominkan-hall" if "大橋公民館" in name else "minami-kominkan-koza" if "南公民館" in name
+             else "katsudo-center")
+    room = next(f for f in FACILITIES if f["id"] == venue)
+    start = datetime.combine(day, time(10, 0), tzinfo=JST)
+    return {"starts_at": start, "ends_at": start + timedelta(hours=2), "venue_facility": venue,
+            "venue_name": room["name_ja"], "capacity": room.get("capacity") or 30}
+
+
+def seed_events(path: Path, today: date | None = None) -> list[EventIn]:
+    """The rows as events seed-01, seed-02, ... in file order (stable, so re-seeding updates them), each with a date
+    (one a week on Saturdays from the first after `today`), a venue among the demo facilities and a capacity."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
@@ -55,11 +76,13 @@ def seed_events(path: Path) -> list[EventIn]:
         raise BadInput(f"{path} has no rows")
     width = max(2, len(str(len(rows))))
     events = []
+    first = first_saturday(today or datetime.now(JST).date())
     for i, row in enumerate(rows, start=1):
         try:
             events.append(EventIn(
                 code=f"seed-{i:0{width}d}", name=row.get("event") or "",
                 participant_points=PARTICIPANT_POINTS, volunteer_points=VOLUNTEER_POINTS,
+                **schedule(row.get("event") or "", first + timedelta(weeks=i - 1)),
             ))
         except ValidationError as exc:
             raise BadInput(f"{path} row {i + 1}: {errors.describe_validation_error(exc)}") from None

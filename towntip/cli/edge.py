@@ -31,7 +31,7 @@ from edge.feedback import FeedbackPanel, make_screen, make_sound
 from edge.readers.base import CardReader
 from edge.readers.simulated import SimulatedReader
 from edge.terminal.agent import MODES, REF_MODES, TerminalAgent, check_mode, check_ref
-from edge.terminal.spool import PENDING, REJECTED, Spool, SpooledTap
+from edge.terminal.spool import ALREADY, CREDITED, PENDING, REJECTED, Spool, SpooledTap
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_idm, check_node, connect
 from towntip.kernel import errors
@@ -253,15 +253,18 @@ def _report(
     rows: list[SpooledTap], count: int, settled: bool, wait: float, earlier: int, left: int, spool_path: Path,
     balance_now: int | None = None,
 ) -> int:
-    tally = {"credited": 0, "duplicate": 0, "rejected": 0}
+    tally = {"credited": 0, "duplicate": 0, "rejected": 0, "already": 0}
     for r in rows:
-        if r.outcome:
+        if r.outcome == CREDITED and r.reason == ALREADY:
+            tally["already"] += 1  # an event's points are earned once: settled, nothing credited
+        elif r.outcome:
             tally[r.outcome] += 1
     balance = balance_now
     if balance is None:
         balance = next((r.balance for r in reversed(rows) if r.balance is not None), None)
-    line = (f"{count} taps: {tally['credited']} credited, {tally['duplicate']} duplicate, "
-            f"{tally['rejected']} rejected")
+    line = (f"{count} taps: {tally['credited']} credited, "
+            + (f"{tally['already']} already checked in, " if tally["already"] else "")
+            + f"{tally['duplicate']} duplicate, {tally['rejected']} rejected")
     if balance is not None:
         line += f"; balance {balance}"
     print(line)

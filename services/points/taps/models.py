@@ -32,6 +32,14 @@ events = Table(
     Column("minutes", Integer, nullable=True),  # activity time per participation
     Column("co2_g", Integer, nullable=True),  # CO2 reduction per participation, grams
     Column("kcal", Integer, nullable=True),  # calories burnt per participation
+    # ---- when and where, and sign-up (migration 0010_events; all optional) ----
+    Column("starts_at", DateTime(timezone=True), nullable=True),
+    Column("ends_at", DateTime(timezone=True), nullable=True),
+    Column("venue_facility", String(48), nullable=True),  # a facility of the bookings service
+    Column("venue_booking", String(36), nullable=True),  # the booking that holds the room
+    Column("venue_name", String(200), nullable=True),  # as shown on pages
+    Column("capacity", Integer, nullable=True),  # seats for sign-up; NULL: no limit
+    Index("ix_events_starts_at", "starts_at"),
 )
 
 
@@ -49,8 +57,13 @@ taps = Table(
     Column("tapped_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("journal_id", String(36), ForeignKey("journal.id"), nullable=False),
+    # Who earned the event's points by this tap: the person the card was bound to, else the card's account. One per
+    # event (migration 0010_events): a second check-in by the same person or card credits nothing ("already").
+    # NULL only on taps recorded before 0010 that repeated an earlier one.
+    Column("holder", String(100), nullable=True),
     Index("ix_taps_event", "event_code"),
     Index("ix_taps_account", "account_id"),
+    Index("uq_taps_event_code_holder", "event_code", "holder", unique=True),
 )
 
 # A card bound to a person: its taps credit the person's account (its balance moved there when it was bound).
@@ -91,3 +104,21 @@ card_registration_codes = Table(
     Column("used_by", String(100), nullable=True),
 )
 
+
+
+# Sign-up for an event with a date (migration 0010_events): one row per person and event; a cancelled row stays (its
+# time), and signing up again revives it at the end of the line. The waitlist's order is `queued_at`.
+event_signups = Table(
+    "event_signups",
+    metadata,
+    Column("event_code", String(64), ForeignKey("events.code"), primary_key=True),
+    Column("person", String(64), primary_key=True),  # global handle
+    Column("user_id", String(64), nullable=False),
+    Column("display_name", String(100), nullable=False),
+    Column("state", String(16), nullable=False),  # signed_up | waitlisted | cancelled
+    Column("queued_at", DateTime(timezone=True), nullable=False),  # when this sign-up (re)started: the line's order
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("state IN ('signed_up', 'waitlisted', 'cancelled')", name="state"),
+    Index("ix_event_signups_event_code_state", "event_code", "state", "queued_at"),
+    Index("ix_event_signups_user_id", "user_id"),
+)

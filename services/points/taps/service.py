@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import String, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.ledger import service as ledger
 from services.points.ledger.models import accounts, balances, journal
 from services.points.ledger.service import ISSUANCE
+from services.points.people.models import people
 from services.points.tables import bus
 from services.points.taps.models import (
     card_binding_requests,
     card_bindings,
     card_registration_codes,
+    event_signups,
     events,
     taps,
 )
@@ -33,6 +35,7 @@ from towntip.kernel.contracts.points import (
     Balance,
     BoundCard,
     CardBindPending,
+    CheckinRepeated,
     EventDefined,
     EventIn,
     EventOut,
@@ -89,6 +92,7 @@ async def put_event(*, session: AsyncSession, event_in: EventIn, node: str) -> E
         created_at=now,
         updated_at=now,
         **_notebook_facts(event_in),
+        **_schedule(event_in),
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["code"],
@@ -99,11 +103,29 @@ async def put_event(*, session: AsyncSession, event_in: EventIn, node: str) -> E
             "updated_at": stmt.excluded.updated_at,
             # The notebook's facts change only when the request names them (null clears one).
             **{k: getattr(stmt.excluded, k) for k in _notebook_facts(event_in, only_set=True)},
+            **{k: getattr(stmt.excluded, k) for k in _schedule(event_in, only_set=True)},
         },
     )
     await session.execute(stmt)
     await announce(session, bus, EventDefined(**event_in.model_dump(exclude={"v"})), node=node)
+    if "capacity" in event_in.model_fields_set:  # more seats: the first waiting move up
+        from services.points.signups.service import fill_seats
+        await fill_seats(session, code=event_in.code, node=node, now=now)
     return await get_event(session=session, code=event_in.code)
+
+
+SCHEDULE = ("starts_at", "ends_at", "venue_facility", "venue_booking", "venue_name", "capacity")
+
+
+def _schedule(event_in: EventIn, *, only_set: bool = False) -> dict[str, Any]:
+    """When and where, as stored (times in UTC: SQLite keeps no offset)."""
+    out = {}
+    for name in SCHEDULE:
+        if only_set and name not in event_in.model_fields_set:
+            continue
+        v = getattr(event_in, name)
+        out[name] = v.astimezone(UTC) if name.endswith("_at") and v is not None else v
+    return out
 
 
 def _notebook_facts(event_in: EventIn, *, only_set: bool = False) -> dict[str, Any]:
@@ -132,6 +154,7 @@ def _event_stats():
 
 def _event_query():
     stats = _event_stats()
+    seats = _seats()
     return (
         select(
             events.c.code,
@@ -146,21 +169,47 @@ def _event_query():
             (events.c.minutes / literal(60.0)).label("hours"),
             (events.c.co2_g / literal(1000.0)).label("co2_kg"),
             events.c.kcal,
+            *(events.c[name] for name in SCHEDULE),
+            func.coalesce(seats.c.signed_up, 0).label("signed_up"),
+            func.coalesce(seats.c.waitlisted, 0).label("waitlisted"),
         )
-        .select_from(events.outerjoin(stats, stats.c.event_code == events.c.code))
+        .select_from(events.outerjoin(stats, stats.c.event_code == events.c.code)
+                     .outerjoin(seats, seats.c.event_code == events.c.code))
     )
+
+
+def _seats():
+    s = event_signups
+    return (
+        select(
+            s.c.event_code,
+            func.sum(case((s.c.state == "signed_up", 1), else_=0)).label("signed_up"),
+            func.sum(case((s.c.state == "waitlisted", 1), else_=0)).label("waitlisted"),
+        )
+        .group_by(s.c.event_code)
+        .subquery()
+    )
+
+
+def _out(row: Any) -> EventOut:
+    data = dict(row._mapping)
+    for name in ("starts_at", "ends_at"):
+        data[name] = _aware(data[name])
+    cap = data["capacity"]
+    data["seats_left"] = None if cap is None else max(0, cap - data["signed_up"])
+    return EventOut.model_validate(data)
 
 
 async def get_event(*, session: AsyncSession, code: str) -> EventOut:
     row = (await session.execute(_event_query().where(events.c.code == code))).first()
     if row is None:
         raise pc.EVENT_NOT_FOUND(f"unknown event {code!r}")
-    return EventOut(**row._mapping)
+    return _out(row)
 
 
 async def list_events(*, session: AsyncSession) -> list[EventOut]:
     rows = await session.execute(_event_query().order_by(events.c.code))
-    return [EventOut(**r._mapping) for r in rows]
+    return [_out(r) for r in rows]
 
 
 # ---- balances -----------------------------------------------------------------------------------------------
@@ -196,19 +245,33 @@ async def _routes(session: AsyncSession, cards: Sequence[str], now: Any) -> tupl
     """({card: person it credits}, {cards bound to nobody with a binding request waiting}), in one query."""
     if not cards:
         return {}, set()
+    routes, pending, _ = await _routes_and_handles(session, cards, now)
+    return routes, pending
+
+
+async def _routes_and_handles(session: AsyncSession, cards: Sequence[str], now: Any
+                              ) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """_routes, and {person account: global handle} of the people the bound cards credit (from the people
+    directory, where it knows them): in the same one query."""
+    if not cards:
+        return {}, set(), {}
     b, r = card_bindings, card_binding_requests
     rows = await session.execute(
-        select(b.c.card_account, b.c.person_account, literal("bound").label("state"))
+        select(b.c.card_account, b.c.person_account, literal("bound").label("state"),
+               people.c.global_handle.label("handle"))
+        .select_from(b.outerjoin(people, literal("person:") + people.c.user_id == b.c.person_account))
         .where(db.among(session, b.c.card_account, cards))
         .union_all(
-            select(r.c.card_account, r.c.person_account, literal("pending").label("state"))
+            select(r.c.card_account, r.c.person_account, literal("pending").label("state"),
+                   literal(None, String).label("handle"))
             .where(db.among(session, r.c.card_account, cards), r.c.expires_at > now)
         )
     )
     found = list(rows)
     routes = {row.card_account: row.person_account for row in found if row.state == "bound"}
     pending = {row.card_account for row in found if row.state == "pending" and row.card_account not in routes}
-    return routes, pending
+    handles = {row.person_account: row.handle for row in found if row.state == "bound" and row.handle}
+    return routes, pending, handles
 
 
 async def request_binding(*, session: AsyncSession, card_key: bytes, person: str, idm: str) -> CardBindPending:
@@ -414,7 +477,7 @@ async def record_taps(
     accepted = await _checkins(session, fresh, results, card_key=card_key)
     if accepted:
         await _credit(session, accepted, results, node=node)
-    await _repeats(session, items, results)
+    await _repeats(session, items, results, card_key)
     if any(r is None for r in results):
         raise RuntimeError("a tap was left without a result")
     return results  # type: ignore[return-value]
@@ -470,66 +533,118 @@ async def _checkins(session: AsyncSession, fresh: list[tuple[int, Tap]], results
 
 async def _credit(session: AsyncSession, accepted: Accepted, results: Results, *, node: str) -> None:
     """Post the accepted check-ins through the ledger's one writer, with their tap rows and TapRecorded events in
-    its statement; each outcome carries the credited balance just after its tap."""
+    its statement; each outcome carries the credited balance just after its tap. A check-in by a person (or an
+    unbound card) who checked in to that event before is answered "already" and credits nothing."""
     now = utcnow()
     card_ids = sorted({a for *_, a in accepted})
     # Where a card's points go: the person it is bound to, else the card's own account. A card with a binding
     # request waiting stays unbound: its tap credits the card and shows a code (typing an IDm proves nothing;
     # the code entered on the portal binds the card to the person who saw it when the card touched).
-    routes, pending = await _routes(session, card_ids, now)
+    routes, pending, handles = await _routes_and_handles(session, card_ids, now)
     displays, bound_meanwhile = await _pending_codes(session, pending, accepted, now)
     routes.update(bound_meanwhile)
+    # Once per event: the holder (person, else card) and the card, each at most one credited tap per event.
+    every = [(i, tap, pts, routes.get(card, card), card) for i, tap, pts, card in accepted]
+    credited, already = await _once_per_event(session, every)
     # One journal entry per tap, through the ledger's one writer: issuance → the credited account, or, for a
     # tap worth 0 points, the entry alone. Its hash is the tap's (a repeat under the same id that says
     # something else is a conflict, see the duplicates below).
-    credited = [(i, tap, pts, routes.get(card, card), card) for i, tap, pts, card in accepted]
     entries = [ledger.Entry(
         key=tap.key, kind="tap", actor=f"terminal:{tap.terminal_id}", digest=payload_hash(tap),
         legs=(ledger.Leg(ISSUANCE, ASSET_POINTS, -pts), ledger.Leg(account, ASSET_POINTS, pts)) if pts else (),
     ) for _, tap, pts, account, _ in credited]
+    repeated = [CheckinRepeated(key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event or "",
+                                role=tap.role, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at,
+                                **_who(account, handles)) for _, tap, _, account, card in already]
 
     def tap_rows(posted: list[ledger.PostResult]) -> list[db.Rows]:
-        """The taps as recorded, each naming its journal entry, and their TapRecorded events: written in the
-        ledger's statement (one round trip on PostgreSQL)."""
+        """The taps as recorded, each naming its journal entry, and their TapRecorded events (and the batch's
+        CheckinRepeated): written in the ledger's statement (one round trip on PostgreSQL)."""
         rows, recorded = [], []
-        for (_, tap, pts, _, card), r in zip(credited, posted, strict=True):
+        for (_, tap, pts, account, card), r in zip(credited, posted, strict=True):
             if not isinstance(r, ledger.Posted) or r.status != "posted":
                 continue  # left without an outcome: reported below
             rows.append({
                 "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": card,
                 "event_code": tap.event, "role": tap.role, "points": pts,
                 "tapped_at": tap.tapped_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
-                "recorded_at": now, "journal_id": r.journal_id,
+                "recorded_at": now, "journal_id": r.journal_id, "holder": account,
             })
             recorded.append(TapRecorded(
                 key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
-                points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at,
+                points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at, **_who(account, handles),
             ))
-        return [db.Rows(taps, rows), announcement_rows(bus, recorded, node=node, at=now)]
+        return [db.Rows(taps, rows), announcement_rows(bus, [*recorded, *repeated], node=node, at=now)]
 
-    # A tap's row names its card's account: every card of the batch is opened if new, and every person credited,
-    # whether or not the tap earned anything (the ledger opens the accounts its legs name).
-    people = sorted(set(routes.values()))
-    batch = await ledger.post_batch(session, entries, node=node, announce=False, now=now, empty_ok=True,
-                                    open_accounts=card_ids + people, also=tap_rows,
-                                    keys_are_new=True)
+    running: dict[str, int] = {}
+    if credited:
+        # A tap's row names its card's account: every card of the batch is opened if new, and every person
+        # credited, whether or not the tap earned anything (the ledger opens the accounts its legs name).
+        batch = await ledger.post_batch(session, entries, node=node, announce=False, now=now, empty_ok=True,
+                                        open_accounts=card_ids + sorted(set(routes.values())), also=tap_rows,
+                                        keys_are_new=True)
+        running = {a: b for (a, asset), b in batch.balances.items() if asset == ASSET_POINTS}
+        posted = batch.results
+    else:
+        await db.write_rows(session, [announcement_rows(bus, repeated, node=node, at=now)])
+        posted = []
     # Each tap's outcome carries the credited balance just after it: walk back from the balance after the batch.
-    running = {a: b for (a, asset), b in batch.balances.items() if asset == ASSET_POINTS}
-    missing = sorted({a for _, _, _, a, _ in credited} - running.keys())
+    missing = sorted({a for _, _, _, a, _ in every} - running.keys())
     running.update(await balances_of(session, missing) if missing else {})
-    for (i, tap, pts, account, _), r in reversed(list(zip(credited, batch.results, strict=True))):
-        if isinstance(r, errors.ServiceError):
+    outcome_of = dict(zip((i for i, *_ in credited), posted, strict=True))
+    for i, tap, pts, account, _ in reversed(every):
+        r = outcome_of.get(i)
+        if r is None:  # already checked in: nothing credited, the balance as it stands after the taps before
+            results[i] = TapOutcome(tap_id=tap.tap_id, status="already", points=0, balance=running.get(account, 0),
+                                    display=displays.get(i, ""))
+        elif isinstance(r, errors.ServiceError):
             results[i] = r
-            continue
-        if r.status != "posted":  # twice in one batch (the inbox marks the second a duplicate first)
+        elif r.status != "posted":  # twice in one batch (the inbox marks the second a duplicate first)
             results[i] = pc.TAP_ID_REUSED(f"tap id {tap.tap_id!r} was already used for another entry")
+        else:
+            results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts,
+                                    balance=running.get(account, 0), display=displays.get(i, ""))
+            running[account] = running.get(account, 0) - pts
+
+
+Routed = list[tuple[int, Tap, int, str, str]]  # (index, tap, points, credited account = holder, card account)
+
+
+async def _once_per_event(session: AsyncSession, every: Routed) -> tuple[Routed, Routed]:
+    """(taps to credit, taps of a holder or card that checked in to the event before: earlier, or earlier in this
+    batch). One query on the unique index (event, holder) and the card's index. A person who checked in as a
+    participant and touches again as a volunteer (or the other way) earns nothing more: one credit per event,
+    whichever role came first (docs/points.md)."""
+    codes = sorted({tap.event for _, tap, *_ in every if tap.event})
+    holders = sorted({h for *_, h, _ in every})
+    cards = sorted({c for *_, c in every})
+    rows = await session.execute(
+        select(taps.c.event_code, taps.c.holder, taps.c.account_id).where(
+            db.among(session, taps.c.event_code, codes),
+            or_(db.among(session, taps.c.holder, holders), db.among(session, taps.c.account_id, cards))))
+    seen: set[tuple[str | None, str | None]] = set()
+    for r in rows:
+        seen.update(((r.event_code, r.holder), (r.event_code, r.account_id)))
+    credited: Routed = []
+    already: Routed = []
+    for item in every:
+        _, tap, _, holder, card = item
+        if (tap.event, holder) in seen or (tap.event, card) in seen:
+            already.append(item)
             continue
-        results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts,
-                                balance=running.get(account, 0), display=displays.get(i, ""))
-        running[account] = running.get(account, 0) - pts
+        seen.update(((tap.event, holder), (tap.event, card)))
+        credited.append(item)
+    return credited, already
 
 
-async def _repeats(session: AsyncSession, items: Sequence[TapToApply], results: Results) -> None:
+def _who(account: str, handles: dict[str, str]) -> dict[str, str | None]:
+    """The person a tap's events name (never the card's IDm): their handle and user id, if the card is bound."""
+    if not account.startswith("person:"):
+        return {}
+    return {"person": handles.get(account), "user_id": account.removeprefix("person:")}
+
+
+async def _repeats(session: AsyncSession, items: Sequence[TapToApply], results: Results, card_key: bytes) -> None:
     """Answer the repeats the inbox told apart: as the tap was recorded (duplicate), or refused if it said
     something else under the same id, or if the first was refused."""
     dups = [(i, it.tap) for i, it in enumerate(items) if it.duplicate and results[i] is None]
@@ -544,10 +659,14 @@ async def _repeats(session: AsyncSession, items: Sequence[TapToApply], results: 
     current = await balances_of(session, list({r.account_id for r in stored.values()}))
     shown = set((await session.execute(select(card_registration_codes.c.tap_key).where(
         db.among(session, card_registration_codes.c.tap_key, [t.key for _, t in dups])))).scalars())
+    lost = [(i, t) for i, t in dups if t.key not in stored and t.key not in shown and t.mode == "checkin"]
+    already = await _already_answered(session, lost, card_key) if lost else {}
     for i, tap in dups:
         row = stored.get(tap.key)
         if row is None and tap.key in shown:  # a registration touch heard twice: its code was shown once
             results[i] = TapOutcome(tap_id=tap.tap_id, status="duplicate", points=0, balance=0)
+        elif row is None and i in already:  # a check-in answered "already": so again
+            results[i] = TapOutcome(tap_id=tap.tap_id, status="already", points=0, balance=already[i])
         elif row is None:
             results[i] = pc.TAP_REPEAT_OF_REFUSED("repeat of a tap that was refused")
         elif row.payload_hash != payload_hash(tap):
@@ -556,3 +675,20 @@ async def _repeats(session: AsyncSession, items: Sequence[TapToApply], results: 
             results[i] = TapOutcome(
                 tap_id=tap.tap_id, status="duplicate", points=row.points, balance=current.get(row.account_id, 0)
             )
+
+
+async def _already_answered(session: AsyncSession, lost: list[tuple[int, Tap]], card_key: bytes) -> dict[int, int]:
+    """{index: balance} of the repeated check-ins without a tap row whose card (or the person it is bound to) has a
+    tap at that event: the first was answered "already" (a redelivery after a lost ack)."""
+    cards = {i: card_account_id(card_key, t.card_idm) for i, t in lost}
+    bound = dict((await session.execute(select(card_bindings.c.card_account, card_bindings.c.person_account).where(
+        db.among(session, card_bindings.c.card_account, sorted(set(cards.values())))))).tuples().all())
+    who = sorted(set(cards.values()) | set(bound.values()))
+    rows = await session.execute(select(taps.c.event_code, taps.c.holder, taps.c.account_id).where(
+        db.among(session, taps.c.event_code, sorted({t.event for _, t in lost if t.event})),
+        or_(db.among(session, taps.c.holder, who), db.among(session, taps.c.account_id, who))))
+    seen = {(r.event_code, x) for r in rows for x in (r.holder, r.account_id)}
+    found = {i: bound.get(cards[i], cards[i]) for i, t in lost
+             if (t.event, cards[i]) in seen or (t.event, bound.get(cards[i])) in seen}
+    current = await balances_of(session, sorted(set(found.values())))
+    return {i: current.get(a, 0) for i, a in found.items()}

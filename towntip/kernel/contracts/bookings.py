@@ -202,6 +202,11 @@ class Rules(BaseModel):
     # People of other nodes (logged in with their home ID) book here too; False: only when the node's setting
     # `bookings_open_to_other_nodes` says so (contracts.bookings_lottery BOOKING_OTHER_NODES_CLOSED).
     open_to_other_nodes: bool = False
+    # Check-in (contracts/bookings_checkin.py): a confirmed booking not checked in this long after its start is
+    # released as a no-show (None: never); the card terminals at the facility whose touch checks a booking in.
+    no_show_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None
+    terminal_ids: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]],
+                            Field(max_length=20)] = []
 
 
 class FacilityPut(BaseModel):

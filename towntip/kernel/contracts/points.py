@@ -81,7 +81,9 @@ class TapOutcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     tap_id: str
-    status: Literal["credited", "duplicate"]
+    # credited: points per the event's rule; duplicate: this very tap was heard before; already: the person (or the
+    # card, if bound to nobody) checked in to this event before, by another touch: nothing credited (points: 0).
+    status: Literal["credited", "duplicate", "already"]
     points: int
     balance: int
     display: str = ""  # what the terminal shows besides the points, e.g. the registration code
@@ -147,6 +149,22 @@ class EventIn(BaseModel):
     hours: Annotated[float, Field(ge=0, le=168), AfterValidator(lambda v: round(v, 2))] | None = None
     co2_kg: Annotated[float, Field(ge=0, le=100_000), AfterValidator(lambda v: round(v, 3))] | None = None
     kcal: int | None = Field(default=None, ge=0, le=100_000)
+    # When and where (issue 17; all optional, changed only when named: null clears one). Times carry their zone
+    # (pages show JST); the venue is a facility of the bookings service, with the booking that holds the room.
+    starts_at: AwareTime | None = None
+    ends_at: AwareTime | None = None
+    venue_facility: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")] | None = None
+    venue_booking: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,36}$")] | None = None
+    venue_name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] | None = None
+    capacity: int | None = Field(default=None, ge=1, le=100_000)  # seats for sign-up; None: no limit
+
+    @model_validator(mode="after")
+    def _times_in_order(self) -> EventIn:
+        if self.starts_at is not None and self.ends_at is not None and self.ends_at <= self.starts_at:
+            raise check_failed("event.times", "the event ends before it starts")
+        if self.ends_at is not None and self.starts_at is None:
+            raise check_failed("event.times", "an end without a start")
+        return self
 
 
 class EventOut(EventIn):
@@ -155,6 +173,9 @@ class EventOut(EventIn):
     taps: int = 0
     points_issued: int = 0
     people: int = 0
+    signed_up: int = 0  # people holding a seat (sign-up)
+    waitlisted: int = 0
+    seats_left: int | None = None  # capacity - signed_up; None: no capacity set
 
 
 class EventQuery(BaseModel):
@@ -191,6 +212,25 @@ class TapRecorded(PointsEvent):
     points: int
     card_ref: str  # keyed hash of the IDm, never the IDm itself
     tapped_at: datetime
+    # The person the card is bound to (None: a card bound to nobody): the bookings service checks in their booking
+    # at the facility whose terminal this is (services/bookings/checkin.py). Never the IDm.
+    person: str | None = None  # global handle, when the people directory knows it
+    user_id: str | None = None  # the identity service's user id at this node
+
+
+class CheckinRepeated(PointsEvent):
+    """A check-in touch at an event the person (or the unbound card) had checked in to already: nothing credited
+    (TapOutcome "already"). Announced so that what a touch means elsewhere (a booking's check-in) still happens."""
+
+    key: str
+    terminal_id: str
+    tap_id: str
+    event: str
+    role: Role
+    card_ref: str
+    tapped_at: datetime
+    person: str | None = None
+    user_id: str | None = None
 
 
 class EventDefined(PointsEvent):
