@@ -114,6 +114,7 @@ def fetch(driver: Any, path: str) -> dict[str, Any]:
                                                      text: await r.text()}));""", path)
 
 
+@pytest.mark.timeout(300)  # a dozen page loads in Chromium beside two services, on a busy 2-core machine
 async def test_a_resident_books_a_morning_on_a_phone_and_cancels_it(portal, phone_browser) -> None:  # noqa: F811
     base, d = portal, phone_browser
     page = await log_in(d, base, "hanako", "/facilities")
@@ -163,6 +164,7 @@ async def test_a_resident_books_a_morning_on_a_phone_and_cancels_it(portal, phon
     assert "大橋公民館 ホール" in page["text"].split("取消・不承認")[1]
 
 
+@pytest.mark.timeout(300)
 async def test_staff_book_a_walk_in_at_the_counter_and_read_the_day_sheet_and_usage(portal,
                                                                                     phone_browser) -> None:  # noqa: F811
     base, d = portal, phone_browser

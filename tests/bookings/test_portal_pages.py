@@ -210,7 +210,11 @@ async def test_staff_facility_counter_day_sheet_and_usage(site: Site) -> None:
         bad = await clerk.post("/staff/bookings/facility", data={**form, "csrf": csrf_of(r), "open_mon": "18:00"})
         assert bad.status_code == 400 and "合っていません" in bad.text  # facility.invalid in words, kept
 
-        # 窓口予約 for a walk-in, and for a resident; a taken slot is refused in words.
+        # 窓口予約 for a walk-in, and for a resident; a taken slot is refused in words. A free slot of the facility's
+        # page leads staff (only) to the counter form with the slot filled in.
+        r = await clerk.get("/facilities/ohashi-hall", params={"day": DAY})
+        assert "/staff/bookings/counter?facility=ohashi-hall&amp;start=2026-10-29T18%3A00" in r.text
+        assert "/staff/bookings/counter" not in (await hanako.get("/facilities/ohashi-hall", params={"day": DAY})).text
         r = await clerk.get("/staff/bookings/counter", params=slot("18:00", "21:30"))
         assert 'value="18:00"' in r.text and 'value="2026-10-29"' in r.text
         counter = {"csrf": csrf_of(r), "facility": "ohashi-hall", "date": DAY, "start": "18:00", "end": "21:30",
