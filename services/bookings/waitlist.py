@@ -33,6 +33,9 @@ from towntip.kernel.uow import sqlstate
 
 OPEN = ("waiting", "offered")  # entries still in line (or holding an offer)
 SYSTEM = "system"  # `cancelled_by` of an offer that expired
+# The longest buffer a facility may have (contracts.bookings.FacilityPut.buffer_minutes): an entry ending this long
+# before the freed start may still have been kept out by its own buffer, so the first query looks that far back.
+MAX_BUFFER = timedelta(minutes=240)
 
 
 def _jst(value: datetime) -> datetime:
@@ -159,7 +162,7 @@ async def offer_next(session: AsyncSession, *, node: str, facility_id: str, star
     q = waitlist.c
     candidates = (await session.execute(select(waitlist).where(
         q.facility_id == facility_id, q.state == "waiting", q.starts_at < held_until.astimezone(UTC),
-        q.ends_at > (start - timedelta(hours=4)).astimezone(UTC), q.starts_at > now).order_by(q.seq))).all()
+        q.ends_at > (start - MAX_BUFFER).astimezone(UTC), q.starts_at > now).order_by(q.seq))).all()
     if not candidates:
         return []
     f = facilities.view(await facilities.row_of(session, facility_id))
