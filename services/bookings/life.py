@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.bookings import bookings as bk
-from services.bookings import facilities
+from services.bookings import facilities, waitlist
 from services.bookings.models import bookings, bus
 from towntip.kernel import db, errors
 from towntip.kernel.bus.outbox import announce
@@ -146,6 +146,8 @@ async def reject(session: AsyncSession, *, node: str, data: lc.Rejection, now: d
     await announce(session, bus, node=node, at=now, event=lc.BookingRejected(
         booking_id=row.id, facility_id=row.facility_id, start=aware(row.starts_at).astimezone(JST),
         end=aware(row.ends_at).astimezone(JST), booker=row.booker, reason=data.reason, at=now))
+    await waitlist.released(session, node=node, facility_id=row.facility_id, start=aware(row.starts_at),
+                            held_until=aware(row.held_until), now=now)  # the first in line is offered the slot
     return await bk.get_row(session, row.id)
 
 
@@ -253,6 +255,9 @@ async def _lapse(session: AsyncSession, booking_id: str, *, node: str, now: date
     await announce(session, bus, node=node, at=now, event=c.BookingCancelled(
         booking_id=row.id, facility_id=row.facility_id, start=row.start, end=row.end, booker=row.booker,
         by="service", reason="unpaid", at=now))
+    held_until = (await session.execute(select(b.held_until).where(b.id == booking_id))).scalar_one()
+    await waitlist.released(session, node=node, facility_id=row.facility_id, start=row.start,
+                            held_until=aware(held_until), now=now)  # the first in line is offered the slot
     return 1
 
 

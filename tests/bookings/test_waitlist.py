@@ -232,3 +232,19 @@ async def test_the_service_expires_offers_on_its_own(nats_server, database, tmp_
     finally:
         await nc.close()
         await svc.stop()
+
+
+async def test_a_rejected_request_offers_its_slot_to_the_first_in_line(node: Node) -> None:
+    """Staff declining a request frees its slot like a cancellation: the first in line is offered it in the same
+    transaction (services/bookings/life.py reject → waitlist.released)."""
+    from towntip.kernel.contracts import bookings_life as lc
+
+    await node.put({**HALL, "rules": {**HALL["rules"], "needs_approval": True}})
+    request = await node.book(HANAKO, "ohashi-hall", DAY, "13:00", "17:00")
+    assert request["state"] == "requested"
+    await node.call(w.EP_WAITLIST_JOIN, join(TARO))
+    await node.call(lc.EP_REJECT, {"actor": a(CLERK), "booking_id": request["id"], "reason": "目的が規約外です"})
+    offer = (await mine(node, TARO))["entries"][0]
+    assert offer["state"] == "offered"
+    booking = await node.call(c.EP_BOOKING_GET, {"actor": a(TARO), "booking_id": offer["booking_id"]})
+    assert booking["state"] == "offered" and booking["origin"] == "waitlist"
