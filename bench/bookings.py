@@ -5,8 +5,10 @@ For each database, in one run and on one freshly started nats-server:
   1. baselines, the same racing pattern without the service:
      - bare INSERT attempts against the same exclusion constraint (PostgreSQL: a table with
        `EXCLUDE USING gist (facility_id WITH =, tstzrange(starts_at, held_until) WITH &&)`; a conflict is SQLSTATE
-       23P01) or, on SQLite, the same guard the service uses (check for an overlap, then insert, in one
-       BEGIN IMMEDIATE transaction), one transaction per attempt, from as many connections as there are clients;
+       23P01), each behind a transaction-scoped advisory lock of the facility's day (without it, 32 inserts racing
+       on one range wait on each other inside the constraint and deadlock or stall), or, on SQLite, the same guard
+       the service uses (check for an overlap, then insert, in one BEGIN IMMEDIATE transaction); one transaction
+       per attempt, from as many connections as there are clients;
      - raw NATS request/reply round trips/s (an echo responder in the bench, the same concurrency);
   2. attempts/s through the bookings service (`python -m services.bookings`, a separate process): `--clients`
      concurrent clients (each a different person) send `bookings.create` for one of `--popular` slots of a round,
@@ -34,7 +36,7 @@ from typing import Any
 
 import nats
 from sqlalchemy import Column, DateTime, MetaData, String, Table, and_, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bench.taps import Node, drop_schema, each_database, log, machine, rss_mb, tear_down
 from towntip.kernel import db, errors
@@ -42,6 +44,7 @@ from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import bookings as c
 from towntip.kernel.contracts.actor import Actor
+from towntip.kernel.uow import RETRYABLE_SQLSTATES, sqlstate
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 NODE = "bench"
@@ -135,26 +138,38 @@ async def bench_raw(url: str, schema: str | None, args: argparse.Namespace,
                     "(facility_id WITH =, tstzrange(starts_at, held_until, '[)') WITH &&) "
                     "WHERE (state IN ('requested', 'confirmed'))"))
         t = table.c
+        retries = {"n": 0}
 
         async def attempt(_client: int, start: dt.datetime, end: dt.datetime) -> bool:
             row = {"id": str(uuid.uuid4()), "facility_id": FACILITY, "starts_at": start, "held_until": end,
                    "state": "confirmed"}
-            try:
-                async with engine.begin() as conn:
-                    if not pg:  # SQLite: the service's guard (the write lock is held from BEGIN IMMEDIATE)
-                        clash = (await conn.execute(select(t.id).where(
-                            t.facility_id == FACILITY, t.starts_at < end, t.held_until > start).limit(1))).first()
-                        if clash is not None:
-                            return False
-                    await conn.execute(table.insert(), row)
-                return True
-            except IntegrityError as exc:
-                if "23P01" in str(getattr(exc.orig, "sqlstate", "")) or "ex_bench_raw" in str(exc):
-                    return False
-                raise
+            while True:
+                try:
+                    async with engine.begin() as conn:
+                        if pg:  # one writer per facility and day, as any writer racing on a range must
+                            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                               {"k": f"{FACILITY}:{start.date()}"})
+                        else:  # SQLite: the service's guard (the write lock is held from BEGIN IMMEDIATE)
+                            clash = (await conn.execute(select(t.id).where(
+                                t.facility_id == FACILITY, t.starts_at < end, t.held_until > start).limit(1))).first()
+                            if clash is not None:
+                                return False
+                        await conn.execute(table.insert(), row)
+                    return True
+                except IntegrityError as exc:
+                    if sqlstate(exc) == "23P01":  # the exclusion constraint: the slot is taken
+                        return False
+                    raise
+                except DBAPIError as exc:
+                    # Should inserts still deadlock inside the constraint's check (40P01), PostgreSQL aborts one,
+                    # which tries again, as the service's unit of work does.
+                    if sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                        raise
+                    retries["n"] += 1
 
         result = await race(rounds_, args, attempt)
         result["overlaps"] = await overlaps(engine, table)
+        result["retries"] = retries["n"]
         async with engine.begin() as conn:
             await conn.run_sync(table.metadata.drop_all)
         return result
@@ -310,6 +325,7 @@ def report(mach: dict[str, Any], results: list[dict[str, Any]], skipped: dict[st
         raw, rep, svc, chk = r["raw"], r["reply"], r["service"], r["check"]
         print(f"  baseline bare guarded INSERT attempts/s : {raw['per_s']:>8,.0f}  "
               f"(booked {raw['booked']:,}, taken {raw['taken']:,}, overlaps {raw['overlaps']}, "
+              f"deadlocks retried {raw['retries']:,}, "
               f"p50 / p99 {raw['p50_ms']:.1f} / {raw['p99_ms']:.1f} ms)")
         print(f"  baseline NATS request/reply/s           : {rep['per_s']:>8,.0f}  "
               f"(p50 / p99 {rep['p50_ms']:.1f} / {rep['p99_ms']:.1f} ms)")
