@@ -44,17 +44,17 @@ from towntip.kernel.contracts.points import EventOut, Tap
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 NODE = "bench"
-CARDS = 2000
 
 
-def fill_spool(path: Path, terminal: str, n: int, rng: random.Random, since: datetime) -> None:
-    """What a terminal recorded while cut off for a week: n taps of random cards, spread over the week."""
+def fill_spool(path: Path, terminal: str, n: int, rng: random.Random, since: datetime, first: int = 0) -> None:
+    """What a terminal recorded while cut off for a week: n taps spread over the week, each of a card of its own
+    (cards `first` … `first + n - 1`: a card earns an event's points once, and every tap here is a credit)."""
     week = 7 * 86400
     taps = []
     for i in range(n):
         at = since + timedelta(seconds=week * i / n)
         taps.append(Tap(tap_id=new_tap_id(int(at.timestamp() * 1000)), terminal_id=terminal,
-                        card_idm=f"{rng.randrange(CARDS):016X}", event=EVENT, tapped_at=at))
+                        card_idm=f"{first + i:016X}", event=EVENT, tapped_at=at))
     with Spool(path) as spool:
         spool.add_many(taps)
 
@@ -120,7 +120,7 @@ async def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         spool_dir = workdir / "spools"
         spool_dir.mkdir()
         for t in range(args.terminals):
-            fill_spool(spool_dir / f"t{t:02d}.sqlite3", f"t{t:02d}", args.taps, rng, since)
+            fill_spool(spool_dir / f"t{t:02d}.sqlite3", f"t{t:02d}", args.taps, rng, since, first=t * args.taps)
 
         nc = await nats.connect(node.nats.url, connect_timeout=5)
         log("starting python -m services.points")

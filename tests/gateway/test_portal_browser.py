@@ -135,7 +135,8 @@ async def test_bind_a_card_online_with_the_code_its_touch_shows_then_report_it_l
     try:
         await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
             handle="taro", email="taro@example.jp", password="correct horse battery"), timeout=15)
-        await rpc.call(nc, subjects.svc(NODE, pc.SERVICE, pc.EP_EVENT_PUT), pc.EventIn(code="walk", name="散歩"))
+        for code in ("walk", "walk-1", "walk-2", "walk-3", "walk-4"):  # a card earns an event's points once
+            await rpc.call(nc, subjects.svc(NODE, pc.SERVICE, pc.EP_EVENT_PUT), pc.EventIn(code=code, name="散歩"))
         js = nc.jetstream()
         outcomes: asyncio.Queue[dict] = asyncio.Queue()
 
@@ -144,7 +145,7 @@ async def test_bind_a_card_online_with_the_code_its_touch_shows_then_report_it_l
         await nc.subscribe("_INBOX.hall-1.>", cb=on_outcome)
 
         async def touch(n: int) -> dict:
-            t = pc.Tap(tap_id=f"browser-{n:04d}", terminal_id="hall-1", card_idm="0123456789ABCDEF", event="walk",
+            t = pc.Tap(tap_id=f"browser-{n:04d}", terminal_id="hall-1", card_idm="0123456789ABCDEF", event=f"walk-{n}",
                        tapped_at=datetime.now(UTC))
             await js.publish(subjects.edge(NODE, "hall-1", "tap"), t.model_dump_json().encode(),
                              headers={subjects.HDR_MSG_ID: t.key, subjects.HDR_RESULT_TO: "_INBOX.hall-1.out"})
@@ -198,7 +199,8 @@ async def test_register_a_card_with_the_code_a_terminal_showed(portal, phone_bro
     try:
         await rpc.call(nc, subjects.svc(NODE, ic.SERVICE, ic.EP_USER_ADD), ic.UserAddIn(
             handle="jiro", email="jiro@example.jp", password="correct horse battery"), timeout=15)
-        await rpc.call(nc, subjects.svc(NODE, pc.SERVICE, pc.EP_EVENT_PUT), pc.EventIn(code="walk", name="散歩"))
+        for code in ("walk", "walk-1", "walk-2", "walk-3", "walk-4"):  # a card earns an event's points once
+            await rpc.call(nc, subjects.svc(NODE, pc.SERVICE, pc.EP_EVENT_PUT), pc.EventIn(code=code, name="散歩"))
         js = nc.jetstream()
         outcomes: asyncio.Queue[dict] = asyncio.Queue()
 
@@ -208,7 +210,7 @@ async def test_register_a_card_with_the_code_a_terminal_showed(portal, phone_bro
 
         async def touch(n: int, mode: str) -> dict:
             t = pc.Tap(tap_id=f"register-{n:04d}", terminal_id="hall-2", card_idm="00000000DEADBEEF", mode=mode,
-                       event="walk" if mode == "checkin" else None, tapped_at=datetime.now(UTC))
+                       event=f"walk-{n}" if mode == "checkin" else None, tapped_at=datetime.now(UTC))
             await js.publish(subjects.edge(NODE, "hall-2", "tap"), t.model_dump_json().encode(),
                              headers={subjects.HDR_MSG_ID: t.key, subjects.HDR_RESULT_TO: "_INBOX.hall-2.out"})
             return await asyncio.wait_for(outcomes.get(), 15)

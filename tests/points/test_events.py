@@ -179,3 +179,9 @@ async def test_an_event_without_a_date_takes_no_sign_up_and_bad_times_are_refuse
     t = datetime(2031, 1, 1, 10, tzinfo=UTC)
     with pytest.raises(ValueError, match="ends before it starts"):
         EventIn(code="x", name="x", starts_at=t, ends_at=t)
+    # The start and the end change together: a later start alone clears the old end (never an end before a start).
+    await put(sessions, code="walk", name="Walk", starts_at=t, ends_at=t + timedelta(hours=2))
+    await put(sessions, code="walk", name="Walk", starts_at=t + timedelta(hours=5))
+    async with sessions() as s:
+        ev = await service.get_event(session=s, code="walk")
+    assert (ev.starts_at, ev.ends_at) == (t + timedelta(hours=5), None)

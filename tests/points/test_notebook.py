@@ -52,6 +52,8 @@ EVENTS = [
     ("shigen", "資源回収", {"field": "npo-7", "activity": "carry_out", "co2_kg": 30, "kcal": 150}),
     ("kosodate", "子育て研究会", {"field": "npo-13", "activity": "participate", "hours": 1}),
     ("plain", "説明会", {}),
+    # the clean-up's second day: an event of its own (a card earns an event's points once)
+    ("gomi2", "公園ゴミ拾い（2日目）", {"field": "npo-3", "activity": "participate", "hours": 2, "kcal": 300}),
 ]
 
 
@@ -102,6 +104,7 @@ async def setup_town(nc: nats.NATS, svc: PointsService) -> None:
     again = pc.EventOut.model_validate(await call(nc, pc.EP_EVENT_PUT, {"code": "gomi", "name": "公園ゴミ拾い",
                                                                         "volunteer_points": 10}))
     assert (again.volunteer_points, again.field, again.hours, again.kcal) == (10, "npo-3", 2.0, 300)
+    await call(nc, pc.EP_EVENT_PUT, {"code": "gomi2", "name": "公園ゴミ拾い（2日目）", "volunteer_points": 10})
 
     t1 = datetime.now(UTC)
     await announce(js, "UserRegistered", profile(HANAKO, "大橋"), t1)
@@ -129,7 +132,7 @@ async def setup_town(nc: nats.NATS, svc: PointsService) -> None:
     plan = [  # (card, event, days after T0, role)
         (CARDS[HANAKO], "gomi", 0, "participant"), (CARDS[HANAKO], "shigen", 3, "participant"),
         (CARDS[HANAKO], "kosodate", 40, "volunteer"), (CARDS[HANAKO], "plain", 41, "participant"),
-        (CARDS[TARO], "gomi", 0, "participant"), (CARDS[TARO], "gomi", 1, "volunteer"),
+        (CARDS[TARO], "gomi", 0, "participant"), (CARDS[TARO], "gomi2", 1, "volunteer"),
         (CARDS[JIRO], "shigen", 3, "participant"),
         (LOOSE_CARD, "gomi", 0, "participant"), (LOOSE_CARD, "kosodate", 40, "participant"),
     ]
@@ -239,7 +242,8 @@ async def test_notebook_totals_comparison_exports_and_figures(nc: nats.NATS, poi
             select(taps.c.event_code, func.sum(taps.c.points).label("p"), func.count().label("n"))
             .group_by(taps.c.event_code))}
     assert {k: (v[0], v[2]) for k, v in by_event.items() if v[2]} == stored
-    assert by_event == {"gomi": (13, 3, 4), "shigen": (2, 2, 2), "kosodate": (6, 2, 2), "plain": (1, 1, 1)}
+    assert by_event == {"gomi": (3, 3, 3), "gomi2": (10, 1, 1), "shigen": (2, 2, 2), "kosodate": (6, 2, 2),
+                        "plain": (1, 1, 1)}
     assert (fig.points, fig.participations, fig.people) == (52, 9, 4)
     months = {m.month: (m.points, m.contribution, m.donation, m.participations, m.people) for m in fig.months}
     assert months["2025-05"] == (15, 15, 0, 6, 4) and months["2025-06"] == (7, 7, 0, 3, 2)
@@ -255,7 +259,7 @@ async def test_notebook_totals_comparison_exports_and_figures(nc: nats.NATS, poi
     table = list(csv.reader(io.StringIO(base64.b64decode(out.base64).decode("utf-8-sig"))))
     assert base64.b64decode(out.base64).startswith(b"\xef\xbb\xbf")
     assert (table[0] == ["イベント名", "ポイント", "人数", "参加回数", "分野"]
-            and table[1] == ["公園ゴミ拾い", "13", "3", "4", "npo-3"])
+            and table[1] == ["公園ゴミ拾い（2日目）", "10", "1", "1", "npo-3"])
     for name in ("months", "districts", "fields"):
         out = c.Export.model_validate(await call(nc, c.EP_FIGURES_EXPORT, {"actor": who(STAFF), "table": name}))
         got = list(csv.reader(io.StringIO(base64.b64decode(out.base64).decode("utf-8-sig"))))

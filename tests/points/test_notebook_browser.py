@@ -60,12 +60,16 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
         # Their cards are bound and touched at the event: asked for online, the card's touch shows a code, entered
         # while logged in.
         js = nc.jetstream()
+        # Hanako's second day is an event of its own, with the same facts (a card earns an event's points once).
+        await rpc.call(nc, subjects.svc(NODE, "points", pc.EP_EVENT_PUT), pc.EventIn(
+            code="shigen-2", name="資源回収", field="npo-7", activity="carry_out", co2_kg=30, kcal=150, hours=1.5))
         outcomes = await nc.subscribe(nc.new_inbox(), max_msgs=3)
         for n, (handle, card) in enumerate((("hanako", "0200000000000001"), ("taro", "0200000000000002"))):
             await rpc.call(nc, subjects.svc(NODE, "points", pc.EP_CARD_BIND_REQUEST),
                            pc.CardBindRequest(person=ids[handle], card_idm=card))
             for k in range(2 if handle == "hanako" else 1):
-                t = pc.Tap(tap_id=f"brw-tap-{n}{k}", terminal_id="term-1", card_idm=card, event="shigen",
+                t = pc.Tap(tap_id=f"brw-tap-{n}{k}", terminal_id="term-1", card_idm=card,
+                           event="shigen" if k == 0 else "shigen-2",
                            role="participant", tapped_at=T0 + timedelta(days=k))
                 await js.publish(subjects.edge(NODE, "term-1", "tap"), t.model_dump_json().encode(),
                                  headers={subjects.HDR_MSG_ID: t.key, subjects.HDR_RESULT_TO: outcomes.subject})
@@ -76,8 +80,8 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
             await rpc.call(nc, subjects.svc(NODE, "points", pc.EP_CARD_REGISTER_CODE),
                            pc.CardCodeIn(person=ids[handle], code=codes[str(n)]))
         deadline = time.monotonic() + 20
-        while (await rpc.call(nc, subjects.svc(NODE, "points", pc.EP_EVENT_GET),
-                              pc.EventQuery(code="shigen")))["taps"] < 3:
+        while sum([(await rpc.call(nc, subjects.svc(NODE, "points", pc.EP_EVENT_GET),
+                                   pc.EventQuery(code=code)))["taps"] for code in ("shigen", "shigen-2")]) < 3:
             assert time.monotonic() < deadline, "taps not credited"
             await asyncio.sleep(0.1)
     finally:
@@ -118,7 +122,8 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
         "return Array.from(document.querySelectorAll('svg.chart')).map(s => [s.closest('section').id,"
         " s.querySelectorAll('rect.bar').length, s.getBoundingClientRect().width <= window.innerWidth]);"))
     # Districts: 大橋, and 地区不明 for suzuki (staff, no district given).
-    assert {c[0]: c[1] for c in charts} == {"events": 1, "months": 1, "districts": 2, "fields": 1}, charts
+    # Events: shigen and shigen-2 (Hanako's second day)
+    assert {c[0]: c[1] for c in charts} == {"events": 2, "months": 1, "districts": 2, "fields": 1}, charts
     assert all(c[2] for c in charts)
     district_row = await run(lambda: d.find_element(By.CSS_SELECTOR, "#districts tbody tr").text)
     assert district_row.split()[:5] == ["大橋", "2", "2", "3", "3"], district_row

@@ -11,7 +11,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from gateway.words.points import WORDS
+from gateway.words.event_signups import WORDS as EVENT_WORDS
+from gateway.words.points import WORDS as POINTS_WORDS
 from services.points.handlers import DOMAINS
 from tests.support.bus import NODE, call
 from towntip.kernel import errors
@@ -22,7 +23,8 @@ from towntip.kernel.contracts import notebook as nc_
 from towntip.kernel.contracts import points as pc
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = ("points", "ledger", "coupons", "courses", "donations", "notebook", "payments")
+WORDS = POINTS_WORDS | {k: v for k, v in EVENT_WORDS.items() if k.startswith("signup.")}  # events' sign-up
+CONTRACTS = ("points", "ledger", "coupons", "courses", "donations", "notebook", "payments", "event_signups")
 CITIZEN = {"user_id": "user-0001", "global_handle": "hanako@testnode", "display_name": "山田 花子", "roles": []}
 
 

@@ -54,7 +54,7 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 async def define_event(nc: nats.NATS, code: str = "ev", *, proc: subprocess.Popen | None = None,
-                       why: Any = lambda: "", timeout: float = 20.0) -> contract.EventOut:
+                       why: Any = lambda: "", timeout: float = 60.0) -> contract.EventOut:
     """events.put over NATS, retried until the service answers (it registers its endpoints once it is ready)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -118,10 +118,14 @@ SCHEDULE = ("starts_at", "ends_at", "venue_facility", "venue_booking", "venue_na
 
 
 def _schedule(event_in: EventIn, *, only_set: bool = False) -> dict[str, Any]:
-    """When and where, as stored (times in UTC: SQLite keeps no offset)."""
+    """When and where, as stored (times in UTC: SQLite keeps no offset). The start and the end change together (a
+    request naming one sets both), so that a stored end is never before its start."""
+    named = set(event_in.model_fields_set)
+    if named & {"starts_at", "ends_at"}:
+        named |= {"starts_at", "ends_at"}
     out = {}
     for name in SCHEDULE:
-        if only_set and name not in event_in.model_fields_set:
+        if only_set and name not in named:
             continue
         v = getattr(event_in, name)
         out[name] = v.astimezone(UTC) if name.endswith("_at") and v is not None else v
