@@ -48,6 +48,10 @@ EP_LOTTERY_CHECK = "lottery.check"  # LotteryPublication -> LotteryCheck (public
 MEMBERS_MAX = 100
 ENTRIES_MAX = 20  # a round's limit of entries per applicant at most
 CHOICES_MAX = 5
+# A round's entries at most: what is published (and what lottery.check takes in one request, below the bus's 1 MB
+# message) stays bounded; a round that is full refuses further entries (lottery.entry_limit).
+ROUND_ENTRIES_MAX = 400
+CHECK_MAX_BYTES = 1_000_000
 ALGORITHM: Literal["towntip-lottery-v1"] = "towntip-lottery-v1"
 
 GroupState = Literal["pending", "approved", "rejected", "suspended"]
@@ -312,9 +316,9 @@ class LotteryPublication(BaseModel):
     month: Month
     seed: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     buffer_minutes: Annotated[int, Field(ge=0, le=240), BeforeValidator(_json_int)]
-    held: Annotated[list[Interval], Field(max_length=5000)]
-    entries: Annotated[list[PublishedEntry], Field(max_length=5000)]
-    results: Annotated[list[PublishedResult], Field(max_length=5000)]
+    held: Annotated[list[Interval], Field(max_length=ROUND_ENTRIES_MAX)]
+    entries: Annotated[list[PublishedEntry], Field(max_length=ROUND_ENTRIES_MAX)]
+    results: Annotated[list[PublishedResult], Field(max_length=ROUND_ENTRIES_MAX)]
 
 
 class LotteryCheck(Frozen):
