@@ -312,4 +312,7 @@ async def verify(session: AsyncSession, *, q: lc.LotteryQuery) -> lc.LotteryChec
 
 
 async def check_posted(*, data: lc.LotteryPublication) -> lc.LotteryCheck:
+    refs = [e.ref for e in data.entries]
+    if len(set(refs)) != len(refs):
+        raise lc.LOTTERY_BAD_DATA("an entry's ref is named twice: refs are unique in a publication")
     return check(data)

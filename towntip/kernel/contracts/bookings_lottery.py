@@ -86,12 +86,14 @@ LOTTERY_BAD_CHOICE = Refusal("lottery.bad_choice", 400, "a choice is not a slot 
 LOTTERY_WINDOW_OPEN = Refusal("lottery.still_open", 409, "the application window has not closed yet: draw after it")
 LOTTERY_DRAWN = Refusal("lottery.drawn", 409, "the round is drawn already")
 LOTTERY_NOT_DRAWN = Refusal("lottery.not_drawn", 409, "the round is not drawn yet: nothing is published")
+LOTTERY_BAD_DATA = Refusal("lottery.bad_data", 400,
+                           "the data sent to check is no draw's publication (an entry's ref named twice), or not JSON")
 
 REFUSALS: tuple[Refusal, ...] = (
     GROUP_NOT_FOUND, GROUP_INVALID, GROUP_NAME_TAKEN, GROUP_STAFF_ONLY, GROUP_BAD_DECISION, GROUP_NOT_APPROVED,
     GROUP_NOT_BOOKER, BOOKING_OTHER_NODES_CLOSED, BOOKING_IN_LOTTERY, LOTTERY_NOT_FOUND, LOTTERY_STAFF_ONLY,
     LOTTERY_INVALID, LOTTERY_EXISTS, LOTTERY_NOT_OPEN, LOTTERY_LIMIT, LOTTERY_BAD_CHOICE, LOTTERY_WINDOW_OPEN,
-    LOTTERY_DRAWN, LOTTERY_NOT_DRAWN,
+    LOTTERY_DRAWN, LOTTERY_NOT_DRAWN, LOTTERY_BAD_DATA,
 )
 # What a first-come booking may now also answer (added to bookings.create's refusals).
 BOOKING_REFUSALS: tuple[Refusal, ...] = (GROUP_NOT_FOUND, GROUP_NOT_APPROVED, GROUP_NOT_BOOKER,
