@@ -36,5 +36,6 @@ WORDS: dict[str, tuple[str, str]] = {
     "lottery.still_open": ("申込期間が終わってから抽選してください。", "Draw after the application window closes."),
     "lottery.drawn": ("この抽選は実施済みです。", "The round is drawn already."),
     "lottery.not_drawn": ("まだ抽選が行われていません。", "The round is not drawn yet."),
-    "lottery.not_yours": ("ご自身の申込ではありません。", "That entry is not yours."),
+    "lottery.bad_data": ("検証するデータが抽選の公開データになっていません（申込番号の重複など）。",
+                         "The data to check is no draw's publication (an entry ref named twice, say)."),
 }

@@ -80,7 +80,7 @@ async def may_book_for(session: AsyncSession, *, group_id: str, actor: Actor | N
 async def apply(session: AsyncSession, *, node: str, data: lc.GroupApply, now: datetime) -> lc.Group:
     rep = data.actor.global_handle
     members = list(dict.fromkeys(m for m in data.members if m != rep))
-    strangers = [b for b in data.bookers if b not in members]
+    strangers = [b for b in data.bookers if b not in members and b != rep]  # the representative books anyway
     if strangers:
         raise lc.GROUP_INVALID(f"bookers must be members of the group: {', '.join(strangers)}")
     if data.member_count < len(members) + 1:

@@ -166,6 +166,9 @@ async def enter(session: AsyncSession, *, node: str, data: lc.LotteryEnter, now:
         await advisory_lock(session, f"lottery.entries:{r.id}:{key}")
     count = (await session.execute(select(func.count()).where(
         E.round_id == r.id, E.applicant_key == key, E.state != "withdrawn"))).scalar_one()
+    full = (await session.execute(select(func.count()).where(E.round_id == r.id, E.state != "withdrawn"))).scalar_one()
+    if full >= lc.ROUND_ENTRIES_MAX:
+        raise lc.LOTTERY_LIMIT(f"the round is full: it takes {lc.ROUND_ENTRIES_MAX} entries at most")
     if count >= r.max_entries:
         per = f"group {group.name}" if group is not None else "person"
         raise lc.LOTTERY_LIMIT(f"at most {r.max_entries} entries per {per} in this round")
@@ -220,9 +223,14 @@ async def held_before(session: AsyncSession, f: c.Facility, month: str) -> list[
     days = month_days(month)
     start = availability.at(days[0], datetime.min.time())
     end = availability.at(days[-1], datetime.min.time()) + timedelta(days=1, minutes=f.buffer_minutes)
-    rows = await availability.held(session, f.id, start, end)
-    return [lc.Interval(start=aware(r.starts_at).astimezone(JST), end=aware(r.held_until).astimezone(JST))
-            for r in rows]
+    merged: list[list[datetime]] = []  # touching or overlapping ranges as one: the same for the draw, fewer
+    for r in await availability.held(session, f.id, start, end):  # in order of start
+        a, b = aware(r.starts_at).astimezone(JST), aware(r.held_until).astimezone(JST)
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [lc.Interval(start=a, end=b) for a, b in merged]
 
 
 async def book_winner(session: AsyncSession, *, node: str, f: c.Facility, entry: Any, slot: list[str],
@@ -304,4 +312,7 @@ async def verify(session: AsyncSession, *, q: lc.LotteryQuery) -> lc.LotteryChec
 
 
 async def check_posted(*, data: lc.LotteryPublication) -> lc.LotteryCheck:
+    refs = [e.ref for e in data.entries]
+    if len(set(refs)) != len(refs):
+        raise lc.LOTTERY_BAD_DATA("an entry's ref is named twice: refs are unique in a publication")
     return check(data)

@@ -52,5 +52,6 @@ LOTTERY = Domain("lottery", refusals=(lc.LOTTERY_NOT_FOUND,), ops=(
          refusals=(lc.LOTTERY_NOT_DRAWN,),
          http=GET("/lottery/rounds/{round_id}/verify", "Recompute the draw from what is published")),
     read(lc.EP_LOTTERY_CHECK, lc.LotteryPublication, lc.LotteryCheck, lottery.check_posted, role=ANYONE,
+         max_bytes=lc.CHECK_MAX_BYTES, refusals=(lc.LOTTERY_BAD_DATA,),
          http=POST("/lottery/check", "Recompute a draw from published data anyone sends")),
 ))

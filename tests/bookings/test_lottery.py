@@ -143,6 +143,7 @@ async def test_a_lottery_from_entries_to_a_draw_anyone_can_recheck(lnode: Lotter
         bad = await node.call(lc.EP_LOTTERY_CHECK, tampered)
         assert bad["matches"] is False and bad["differences"], bad
     assert held["id"] in (await node.call(lc.EP_LOTTERY_CHECK, moved))["differences"]
+    await node.refused(lc.LOTTERY_BAD_DATA, lc.EP_LOTTERY_CHECK, {**pub, "entries": pub["entries"] * 2})
 
     # The same check offline, from the published file.
     good_file, bad_file = tmp_path / "published.json", tmp_path / "tampered.json"

@@ -20,7 +20,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from towntip.kernel.contracts.actor import Actor, GlobalHandle
 from towntip.kernel.contracts.base import Frozen
@@ -47,6 +48,10 @@ EP_LOTTERY_CHECK = "lottery.check"  # LotteryPublication -> LotteryCheck (public
 MEMBERS_MAX = 100
 ENTRIES_MAX = 20  # a round's limit of entries per applicant at most
 CHOICES_MAX = 5
+# A round's entries at most: what is published (and what lottery.check takes in one request, below the bus's 1 MB
+# message) stays bounded; a round that is full refuses further entries (lottery.entry_limit).
+ROUND_ENTRIES_MAX = 400
+CHECK_MAX_BYTES = 1_000_000
 ALGORITHM: Literal["towntip-lottery-v1"] = "towntip-lottery-v1"
 
 GroupState = Literal["pending", "approved", "rejected", "suspended"]
@@ -81,13 +86,14 @@ LOTTERY_BAD_CHOICE = Refusal("lottery.bad_choice", 400, "a choice is not a slot 
 LOTTERY_WINDOW_OPEN = Refusal("lottery.still_open", 409, "the application window has not closed yet: draw after it")
 LOTTERY_DRAWN = Refusal("lottery.drawn", 409, "the round is drawn already")
 LOTTERY_NOT_DRAWN = Refusal("lottery.not_drawn", 409, "the round is not drawn yet: nothing is published")
-LOTTERY_NOT_YOURS = Refusal("lottery.not_yours", 403, "only the entry's applicant may do this")
+LOTTERY_BAD_DATA = Refusal("lottery.bad_data", 400,
+                           "the data sent to check is no draw's publication (an entry's ref named twice), or not JSON")
 
 REFUSALS: tuple[Refusal, ...] = (
     GROUP_NOT_FOUND, GROUP_INVALID, GROUP_NAME_TAKEN, GROUP_STAFF_ONLY, GROUP_BAD_DECISION, GROUP_NOT_APPROVED,
     GROUP_NOT_BOOKER, BOOKING_OTHER_NODES_CLOSED, BOOKING_IN_LOTTERY, LOTTERY_NOT_FOUND, LOTTERY_STAFF_ONLY,
     LOTTERY_INVALID, LOTTERY_EXISTS, LOTTERY_NOT_OPEN, LOTTERY_LIMIT, LOTTERY_BAD_CHOICE, LOTTERY_WINDOW_OPEN,
-    LOTTERY_DRAWN, LOTTERY_NOT_DRAWN, LOTTERY_NOT_YOURS,
+    LOTTERY_DRAWN, LOTTERY_NOT_DRAWN, LOTTERY_BAD_DATA,
 )
 # What a first-come booking may now also answer (added to bookings.create's refusals).
 BOOKING_REFUSALS: tuple[Refusal, ...] = (GROUP_NOT_FOUND, GROUP_NOT_APPROVED, GROUP_NOT_BOOKER,
@@ -99,6 +105,23 @@ RoundId = GroupId
 EntryId = GroupId
 Month = Annotated[str, StringConstraints(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$")]
 District = Annotated[str, StringConstraints(strip_whitespace=True, max_length=60)]
+
+
+# `lottery.check` takes data anyone sends (a public POST): its numbers and times are what its JSON Schema says, not
+# what pydantic's lax mode also takes (`true` or `false` for an integer, a number of seconds for a time).
+def _json_int(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer (a JSON number)")
+    return value  # then int: 5.0 becomes 5, 5.5 is refused
+
+
+def _json_time(value: object) -> object:
+    if isinstance(value, int | float):
+        raise PydanticCustomError("datetime_type", "Input should be a valid datetime (an ISO 8601 string)")
+    return value
+
+
+JsonTime = Annotated[AwareDatetime, BeforeValidator(_json_time)]
 
 
 # ---- groups -----------------------------------------------------------------------------------------------------
@@ -167,8 +190,8 @@ class LotteryOpen(BaseModel):
     actor: Actor | None = None  # staff; None: the operator
     facility_id: FacilityId
     month: Month  # the month whose slots are drawn
-    opens_at: AwareDatetime  # the application window
-    closes_at: AwareDatetime
+    opens_at: JsonTime  # the application window
+    closes_at: JsonTime
     max_entries: Annotated[int, Field(ge=1, le=ENTRIES_MAX)] = 2  # per group (or person) in this round
 
 
@@ -186,8 +209,8 @@ class Choice(BaseModel):
     """One slot of the round, as its start and end."""
 
     model_config = _IN
-    start: AwareDatetime
-    end: AwareDatetime
+    start: JsonTime
+    end: JsonTime
 
 
 class LotteryEnter(BaseModel):
@@ -266,8 +289,8 @@ class LotteryEntryList(Frozen):
 
 class Interval(BaseModel):
     model_config = _IN
-    start: AwareDatetime
-    end: AwareDatetime
+    start: JsonTime
+    end: JsonTime
 
 
 class PublishedEntry(BaseModel):
@@ -280,7 +303,8 @@ class PublishedEntry(BaseModel):
 class PublishedResult(BaseModel):
     model_config = _IN
     ref: EntryId
-    won: Annotated[int, Field(ge=0, lt=CHOICES_MAX)] | None  # the index of the choice won, None: not drawn
+    # the index of the choice won, None: not drawn (strict: `false` is no index)
+    won: Annotated[int, Field(ge=0, lt=CHOICES_MAX), BeforeValidator(_json_int)] | None
 
 
 class LotteryPublication(BaseModel):
@@ -293,10 +317,10 @@ class LotteryPublication(BaseModel):
     facility_id: FacilityId
     month: Month
     seed: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    buffer_minutes: Annotated[int, Field(ge=0, le=240)]
-    held: Annotated[list[Interval], Field(max_length=5000)]
-    entries: Annotated[list[PublishedEntry], Field(max_length=5000)]
-    results: Annotated[list[PublishedResult], Field(max_length=5000)]
+    buffer_minutes: Annotated[int, Field(ge=0, le=240), BeforeValidator(_json_int)]
+    held: Annotated[list[Interval], Field(max_length=ROUND_ENTRIES_MAX)]
+    entries: Annotated[list[PublishedEntry], Field(max_length=ROUND_ENTRIES_MAX)]
+    results: Annotated[list[PublishedResult], Field(max_length=ROUND_ENTRIES_MAX)]
 
 
 class LotteryCheck(Frozen):
