@@ -50,7 +50,7 @@ checks.positive_data_acceptance.enabled = false
 # the past, not on a closed day, on its slots, …), cannot be stated in a schema: a schema-valid request may be
 # refused with 400 and a code (docs/bookings.md). Every other status still counts.
 [[operations]]
-include-path-regex = "^/api/v1/(facilities|bookings|lottery|groups|group-applications)"
+include-path-regex = "^/api/v1/(facilities|booking|lottery|group|waitlist|offers|series)"
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
 """
 

@@ -15,6 +15,7 @@ from selenium.webdriver.common.by import By
 
 from tests.gateway.test_portal_browser import NODE, portal  # noqa: F401 - fixture
 from tests.support.browser import (
+    fill,
     fill_and_submit,
     log_in,
     open_page,
@@ -56,7 +57,7 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
         # Hanako and taro give their district on the profile page (identity announces ProfileChanged).
         for handle in ("hanako", "taro"):
             await log_in(d, base, handle, "/settings/profile", via_logout=True)
-            await fill_and_submit(d, {"district": "大橋"})
+            await fill(d, {}, selects={"district": "杉下小学校区"}, submit="main button[type=submit]")
         # Their cards are bound and touched at the event: asked for online, the card's touch shows a code, entered
         # while logged in.
         js = nc.jetstream()
@@ -94,11 +95,11 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
     rows = await run(lambda: [r.text for r in d.find_elements(By.CSS_SELECTOR, "#notebook tr.entry")])
     assert len(rows) == 2 and "2025-07-25" in rows[0] and "資源回収" in rows[0] and "実施" in rows[0], rows
     assert "C" in rows[0] and "環境の保全" in rows[0]
-    assert await run(lambda: d.find_element(By.ID, "district").text) == "大橋"
+    assert await run(lambda: d.find_element(By.ID, "district").text) == "杉下小学校区"
     totals = await run(lambda: d.find_element(By.ID, "totals").get_attribute("textContent"))
     assert "2PT" in totals and "60kg-CO2" in totals and "3h" in totals and "300kcal" in totals, totals
     avg = await run(lambda: d.find_element(By.ID, "avg-district").get_attribute("textContent"))
-    assert "大橋・2人" in avg and "1.5PT" in avg and "45kg-CO2" in avg, avg
+    assert "杉下小学校区・2人" in avg and "1.5PT" in avg and "45kg-CO2" in avg, avg
     assert "共感（—）" in page["text"]
     # The table scrolls inside its box; the page itself does not.
     inner = await run(lambda: d.execute_script(
@@ -121,12 +122,12 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
     charts = await run(lambda: d.execute_script(
         "return Array.from(document.querySelectorAll('svg.chart')).map(s => [s.closest('section').id,"
         " s.querySelectorAll('rect.bar').length, s.getBoundingClientRect().width <= window.innerWidth]);"))
-    # Districts: 大橋, and 地区不明 for suzuki (staff, no district given).
+    # Districts: 杉下小学校区, and 地区不明 for suzuki (staff, no district given).
     # Events: shigen and shigen-2 (Hanako's second day)
     assert {c[0]: c[1] for c in charts} == {"events": 2, "months": 1, "districts": 2, "fields": 1}, charts
     assert all(c[2] for c in charts)
     district_row = await run(lambda: d.find_element(By.CSS_SELECTOR, "#districts tbody tr").text)
-    assert district_row.split()[:5] == ["大橋", "2", "2", "3", "3"], district_row
+    assert district_row.split()[:5] == ["杉下小学校区", "2", "2", "3", "3"], district_row
     csv_head = await run(lambda: d.execute_async_script(
         "const done = arguments[0]; fetch('/staff/figures/events.csv').then(r => r.arrayBuffer())"
         ".then(b => done(Array.from(new Uint8Array(b).slice(0, 3))));"))

@@ -2,7 +2,7 @@
 
 Loaded from `towntip/data/` (copies of the team's shared/data). A category code is `npo-<n>` or `pib-<n>`.
 Besides the statute's wording (`name_ja`, kept as the detail), each has a short everyday label (`short_ja`: 「子ども」
-「まちづくり」「環境」) and a family (FAMILIES) that pages group them by (towntip/data/category_labels.csv): a
+「まちづくり」「環境」) and a family (FAMILIES) that pages group them by (towntip/kernel/category_labels.csv): a
 resident picks among eight groups of short words rather than 43 clauses of law.
 """
 
@@ -17,7 +17,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 GRIDS = (("npo", "npo_fields.csv"), ("pib", "public_interest_businesses.csv"))
 
 
-LABELS = "category_labels.csv"
+LABELS = Path(__file__).resolve().parent / "category_labels.csv"  # ours, beside the shared grids
 # The families pages group categories by, in the order shown: (key, Japanese, English).
 FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("learning", "子ども・学び", "Children and learning"),
@@ -50,7 +50,7 @@ class Category:
 
 @cache
 def all_categories() -> tuple[Category, ...]:
-    with open(DATA / LABELS, encoding="utf-8", newline="") as f:
+    with open(LABELS, encoding="utf-8", newline="") as f:
         labels = {row["code"]: row for row in csv.DictReader(f)}
     out = []
     for prefix, name in GRIDS:

@@ -1,7 +1,7 @@
 """The town a node serves: its name in Japanese and English and the districts residents choose from.
 
 The node's operator sets them (TOWNTIP_TOWN_NAME, TOWNTIP_TOWN_NAME_EN, TOWNTIP_DISTRICTS: names separated by `|`);
-where they do not, the demo's table (towntip/data/towns.csv: the seed's RING towns in Japanese, and for
+where they do not, the demo's table (towntip/kernel/towns.csv: the seed's RING towns in Japanese, and for
 Tsurugashima its elementary-school districts, 小学校区) names the node's town, and a node not in it is called by
 its id with no district list (the district is then free text).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from towntip.kernel.settings import NodeSettings
 
-TOWNS = Path(__file__).resolve().parent.parent / "data" / "towns.csv"
+TOWNS = Path(__file__).resolve().parent / "towns.csv"
 
 
 @dataclass(frozen=True)
