@@ -28,8 +28,10 @@ from tests.node.test_supervisor import finish, start_node
 client = test_gateway.client  # the gateway app on a real nats-server (staff token STAFF)
 points = test_gateway.points  # a points service made with nats.micro, which notes what it was asked
 
-# Per operation; Schemathesis runs its coverage, fuzzing and stateful phases: about 350 requests in 30-60 s here.
-MAX_EXAMPLES = 12
+# Per operation; Schemathesis runs its coverage, fuzzing and stateful phases. With the bookings' endpoints the API has
+# about 100 operations: 12 examples each took 212 s of a 240 s limit in a clean-clone CI run on 2 cores; 8 keep every
+# operation and every phase, in about two thirds of the time.
+MAX_EXAMPLES = 8
 SCHEMATHESIS_CONFIG = f"""
 seed = 1
 [generation]
@@ -95,7 +97,7 @@ async def test_a_405_lists_every_method_served_at_the_path(client: httpx.AsyncCl
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
 
 
-@pytest.mark.timeout(420)  # a whole node's start and the run, on a busy machine
+@pytest.mark.timeout(600)  # a whole node's start and the run, on a busy machine
 @pytest.mark.xdist_group("whole-node")
 async def test_schemathesis_finds_no_mismatch(tmp_path: Path) -> None:
     node = start_node(tmp_path)
@@ -110,7 +112,7 @@ async def test_schemathesis_finds_no_mismatch(tmp_path: Path) -> None:
             [sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file", str(config), "run",
              f"{node.base}/openapi.json", "--header", f"Authorization: Bearer {token}", "--workers", "1",
              "--request-timeout", "10"],
-            capture_output=True, text=True, timeout=240, cwd=tmp_path)
+            capture_output=True, text=True, timeout=420, cwd=tmp_path)
         took = time.monotonic() - started
         print(f"schemathesis: {took:.1f} s")  # shown with -s; the report when it fails
         summary = run.stdout[run.stdout.find("=== SUMMARY"):]
