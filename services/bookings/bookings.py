@@ -12,6 +12,7 @@ other fails with SQLSTATE 23P01, answered as the same refusal.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.bookings import admission, availability, facilities, life
+from services.bookings import admission, availability, facilities, life, seen
 from services.bookings.models import bookings, bus
 from towntip.kernel import db
 from towntip.kernel.bus.envelope import new_id
@@ -191,42 +192,54 @@ async def create(session: AsyncSession, *, node: str, data: c.BookingCreate, now
 
 async def attempt(uow: UnitOfWork, *, node: str, data: c.BookingCreate, open_to_other_nodes: bool = False
                   ) -> c.Booking:
-    """`bookings.create` as the endpoint runs it. A slot that a read already finds held is refused from that read,
-    without queueing for the writer: under a race for a popular slot that is most attempts, and on PostgreSQL they
-    would otherwise wait in turn on the day's advisory lock only to be refused. Everything else is decided by
-    `create` in the write transaction, which checks again under its lock."""
-    async def look(session: AsyncSession) -> bool:
-        # Two reads and nothing to keep consistent between them beyond what each statement sees: no transaction
-        # (on PostgreSQL that spares a BEGIN and a ROLLBACK round trip per attempt; on SQLite, the write lock).
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        return await seen_taken(session, node=node, data=data, now=uow.clock(), open_to_other_nodes=open_to_other_nodes)
+    """`bookings.create` as the endpoint runs it. A slot seen held a moment ago (services/bookings/seen.py) is refused
+    from what was seen, without queueing for the writer: under a race for a popular slot that is most attempts, and
+    on PostgreSQL they would otherwise wait in turn on the day's advisory lock only to be refused. The rest wait for
+    this process's writer of the facility's day and look again, so that those who lost a race to the attempt before
+    them are refused from one shared read. Everything else is decided by `create` in the write transaction, which
+    checks again under its lock (another instance of the service may have booked the slot)."""
+    async def reading(query: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+        async def run(session: AsyncSession) -> Any:
+            # Nothing to keep consistent between the reads beyond what each statement sees: no transaction (on
+            # PostgreSQL that spares a BEGIN and a ROLLBACK round trip per read; on SQLite, the write lock).
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return await query(session)
+        return await uow.read(run)
 
-    if await uow.read(look):
+    kept = seen.of(uow.sessions.kw["bind"])
+
+    async def taken() -> bool:
+        return await seen_taken(reading, node=node, data=data, now=uow.clock(), kept=kept,
+                                open_to_other_nodes=open_to_other_nodes)
+
+    if await taken():
         raise c.BOOKING_TAKEN(TAKEN_REASON)
-    return await uow.write(lambda session, now: create(session, node=node, data=data, now=now,
-                                                       open_to_other_nodes=open_to_other_nodes))
+    async with kept.writer(local_id(data.facility_id, node), data.start.astimezone(JST).date()):
+        if await taken():  # booked by the attempt this one waited for
+            raise c.BOOKING_TAKEN(TAKEN_REASON)
+        return await uow.write(lambda session, now: create(session, node=node, data=data, now=now,
+                                                           open_to_other_nodes=open_to_other_nodes))
 
 
-async def seen_taken(session: AsyncSession, *, node: str, data: c.BookingCreate, now: datetime,
-                     open_to_other_nodes: bool = False) -> bool:
-    """True when a booking holds the asked time already. What `create` refuses before it looks at the slot is
-    refused the same way here (who may book for whom is left to `create`; the time's rules and the layout raise
-    their own refusals); a facility not found is left to `create` to refuse."""
+async def seen_taken(read: seen.Reader, *, node: str, data: c.BookingCreate, now: datetime,
+                     kept: seen.Seen, open_to_other_nodes: bool = False) -> bool:
+    """True when a booking held the asked time a moment ago (services/bookings/seen.py: kept reads at most half a
+    second old). What `create` refuses before it looks at the slot is refused the same way here (who may book for
+    whom is left to `create`; the time's rules and the layout raise their own refusals); a facility not found is
+    left to `create` to refuse."""
     if data.on_behalf_of is None and data.actor is None or data.on_behalf_of is not None and not is_staff(data.actor):
         return False  # the admin token for no one, or someone not staff for someone else: `create` refuses
     fid = local_id(data.facility_id, node)
-    t = facilities.facilities.c
-    row = (await session.execute(select(facilities.facilities).where(t.id == fid, t.active.is_(True)))).first()
-    if row is None:
+    f = await kept.facility(read, fid)
+    if f is None:
         return False
-    f = facilities.view(row)
     booker = data.actor.global_handle if data.on_behalf_of is None and data.actor is not None else (
         data.on_behalf_of if isinstance(data.on_behalf_of, str) else None)
     admission.check_other_node(booker=booker, node=node, facility=f, node_open=open_to_other_nodes)
     start, end = data.start.astimezone(JST), data.end.astimezone(JST)
     check_time(f, start, end, now)
     fee_and_layout(f, start, end, data.user_class)
-    return bool(await availability.held(session, fid, start, end + timedelta(minutes=f.buffer_minutes)))
+    return await kept.held(read, fid, start, end + timedelta(minutes=f.buffer_minutes))
 
 
 async def _get(session: AsyncSession, booking_id: str, *, lock: bool = False) -> Any:
