@@ -1,5 +1,6 @@
-"""A booking's life in headless Chromium on a phone (issue 17, point 12): staff approve a resident's request in the
-approval queue (after a confirmation step), then the resident pays its fee with local currency on the payment page
+"""A booking's life in headless Chromium on a phone (issue 17, point 12): a resident asks for a room on her phone
+(the facility's day list, the form, the review step), staff approve the request in the approval queue (after a
+confirmation step), then the resident pays its fee with local currency on the payment page
 (after a confirmation step) and sees it paid; the wallet moved once. The identity, points and bookings services
 run beside the gateway on a real nats-server."""
 
@@ -84,6 +85,24 @@ async def shot(driver: Any, name: str) -> Path:
     return path
 
 
+def book_the_afternoon(driver: Any, purpose: str) -> dict[str, Any]:
+    """From the facility's day list: the free afternoon's button, then the form filled and sent to its review."""
+    from selenium.webdriver.support.ui import Select
+
+    from tests.support.browser import wait_left
+
+    link = driver.find_element(By.CSS_SELECTOR, "#day-slots a.button[href^='/bookings/new']")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    link.click()
+    wait_left(driver, link, timeout=30)
+    driver.find_element(By.NAME, "purpose").send_keys(purpose)
+    Select(driver.find_element(By.NAME, "user_class")).select_by_value("city_group")
+    button = driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    return wait_left(driver, button, timeout=30)
+
+
 async def test_staff_approve_then_the_resident_pays_with_local_currency(
         portal, phone_browser, nats_server) -> None:  # noqa: F811
     base, d = portal, phone_browser
@@ -97,10 +116,17 @@ async def test_staff_approve_then_the_resident_pays_with_local_currency(
         await call(nc, c.EP_FACILITY_PUT, HALL, service=c.SERVICE, node=NODE)
         await call(nc, cc.EP_CURRENCY_AWARD, {"actor": staff, "person": hanako["user_id"], "amount": 1200,
                                               "memo": "清掃ボランティア", "key": "award-browser-000001"}, node=NODE)
-        booking = await call(nc, c.EP_BOOKING_CREATE, {
-            "actor": hanako, "facility_id": HALL["id"], "start": f"{day}T13:00:00+09:00",
-            "end": f"{day}T17:00:00+09:00", "purpose": "子育てサークルの集まり"}, service=c.SERVICE, node=NODE)
-        assert booking["state"] == "requested"
+        # The resident asks for the afternoon on her phone: the facility's day list, the form, the review step.
+        page = await log_in(d, base, "hanako", f"/facilities/{HALL['id']}?day={day}")
+        assert "女性センター 研修室" in page["text"], page["text"]
+        page = await run(book_the_afternoon, d, "子育てサークルの集まり")
+        assert "予約内容の確認" in page["text"] and "500円" in page["text"], page["text"]
+        page = await fill_and_submit(d, {}, button="form button[type=submit]")
+        assert page["url"].startswith("/bookings/") and "承認待ち" in page["text"], page["text"]
+        await shot(d, "life-requested")
+        booking = await call(nc, c.EP_BOOKING_GET, {"actor": hanako, "booking_id": page["url"].split("/")[2]},
+                             service=c.SERVICE, node=NODE)
+        assert (booking["state"], booking["purpose"]) == ("requested", "子育てサークルの集まり")
 
         page = await log_in(d, base, "hanako", "/staff/bookings/approvals", via_logout=True)  # a resident: 403
         assert "承認待ちの予約" not in page["text"], page["text"]
