@@ -20,6 +20,7 @@ from gateway.portal import bookings as bookings_pages
 from gateway.portal import (
     bookings_life,
     bookings_lottery,
+    bookings_photos,
     bookings_staff,
     courses,
     donations,
@@ -120,6 +121,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
     # /bookings/waitlist and /bookings/series/… before the pages' /bookings/{booking_id}
     app.include_router(waitlist_pages.router)  # キャンセル待ち and 定期予約: /bookings/waitlist, /bookings/series/…
+    app.include_router(bookings_photos.router)  # a facility's photos: the pictures, the staff's page to add them
     app.include_router(bookings_staff.router)  # 施設予約 staff: facilities, 窓口予約, day sheet, usage figures
     app.include_router(bookings_pages.router)  # 施設予約: facilities, availability, booking, my bookings, iCal
     app.include_router(bookings_life.router)  # the staff's approval queue, a resident's payment of one booking

@@ -123,6 +123,22 @@ async def csrf_form(request: Request) -> dict[str, Any]:
 
 csrf_form.checks_csrf = True  # type: ignore[attr-defined]
 
+
+async def csrf_upload(request: Request) -> dict[str, Any]:
+    """A posted form with a file (a picture): as `csrf_form`, up to the size of one picture and its fields."""
+    lang = ps.lang(request)
+    if int(request.headers.get("content-length") or 0) > common.MAX_UPLOAD_BYTES:
+        raise PageInstead(common.message(request, heading=t("error", lang), paragraphs=["413"], status=413))
+    form = await request.form(max_files=1, max_fields=20)
+    csrf = form.get("csrf")
+    if not ps.csrf_ok(request, csrf if isinstance(csrf, str) else None):
+        raise PageInstead(common.message(request, heading=t("error", lang), paragraphs=[t("csrf", lang)],
+                                         status=403, link=(request.url.path, t("home", lang))))
+    return {k: v for k, v in form.items() if k != "csrf"}
+
+
+csrf_upload.checks_csrf = True  # type: ignore[attr-defined]
+
 OptionalUser = Annotated[ic.User | None, Depends(optional_user)]
 CurrentUser = Annotated[ic.User, Depends(_logged_in)]
 SessionToken = Annotated[str, Depends(session_token)]
@@ -131,3 +147,4 @@ SecretariatUser = Annotated[ic.User, Depends(role("secretariat"))]
 # who may own and change a theme (and start one from another town's case): staff of a department or the secretariat
 ThemeOwner = Annotated[ic.User, Depends(role("staff", "secretariat"))]
 CsrfForm = Annotated[dict[str, Any], Depends(csrf_form)]
+CsrfUpload = Annotated[dict[str, Any], Depends(csrf_upload)]

@@ -25,6 +25,7 @@ from gateway.portal.i18n import add_words, t
 from towntip.kernel import errors
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import bookings as c
+from towntip.kernel.contracts import bookings_photos as ph
 from towntip.kernel.contracts import bookings_portal as p
 from towntip.kernel.contracts import identity as ic
 
@@ -193,6 +194,15 @@ async def facility(request: Request, facility_id: str) -> c.Facility:
     return c.Facility.model_validate(await call(request, c.SERVICE, c.EP_FACILITY_GET, q))
 
 
+async def photos_of(request: Request, facility_id: str) -> list[ph.FacilityPhoto]:
+    """The facility's photos, or none when the service cannot say (the page shows the rest)."""
+    try:
+        return list(ph.PhotoList.model_validate(await call(request, "bookings", ph.EP_PHOTO_LIST,
+                                                           ph.PhotoListQuery(facility_id=facility_id))).root)
+    except (errors.ServiceError, ValidationError):
+        return []
+
+
 # ---- the week grid ----------------------------------------------------------------------------------------------
 
 
@@ -303,7 +313,7 @@ async def facility_page(facility_id: str, request: Request, user: OptionalUser) 
     days = [monday + timedelta(days=i) for i in range(7)]
     try:
         f = await facility(request, facility_id)
-        week, busy = await availability(request, f.id, days)
+        (week, busy), photos = await asyncio.gather(availability(request, f.id, days), photos_of(request, f.id))
     except errors.ServiceError as exc:
         if exc.error_code == c.AVAILABILITY_RANGE.code:
             return refusal_page(request, exc, user, link=(f"/facilities/{facility_id}", t("bk_availability", lang)))
@@ -316,7 +326,7 @@ async def facility_page(facility_id: str, request: Request, user: OptionalUser) 
     return bookings_page(request, "facility.html", user=user, f=f, grid=grid, day=day, the_day=the_day,
                          day_cells=day_cells, monday=monday, prev_week=monday - timedelta(days=7),
                          next_week=monday + timedelta(days=7), today=today, wd=lambda d: names[d.weekday()],
-                         closed_note=closed_note(the_day.closed_reason, lang))
+                         closed_note=closed_note(the_day.closed_reason, lang), photos=photos)
 
 
 # ---- booking ----------------------------------------------------------------------------------------------------

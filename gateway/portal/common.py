@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
 ENV.globals["category_groups"] = categories.grouped()  # templates/_categories.html: families of everyday words
 MAX_FORM_BYTES = 64 * 1024
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024 + MAX_FORM_BYTES  # one picture (towntip.kernel.images) and its fields
 # The header's links to features, in order: (word key, path, who sees it). Each feature's pages module adds its own
 # with add_nav(): who is "all", "user" (logged in) or a role ("staff", "secretariat").
 NAV: list[tuple[str, str, str]] = []

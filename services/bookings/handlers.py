@@ -12,7 +12,7 @@ from services.bookings import availability, bookings, checkin, facilities, life
 from services.bookings import series as series_
 from services.bookings import waitlist as waitlist_
 from services.bookings.lottery_handlers import GROUPS, LOTTERY
-from services.bookings.portal import PORTAL
+from services.bookings.portal import PHOTOS, PORTAL
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import bookings as c
@@ -110,7 +110,7 @@ CHECKIN = Domain("checkin", refusals=(c.BOOKING_NOT_FOUND,), ops=(
           http=POST("/bookings/{booking_id}/checkin", "Check a booking in at the counter (staff)")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, GROUPS, LOTTERY, CHECKIN, PORTAL)
+DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, GROUPS, LOTTERY, CHECKIN, PORTAL, PHOTOS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

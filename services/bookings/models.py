@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -103,6 +104,26 @@ bookings = Table(
     Index("ix_bookings_state_fee_due_at", "state", "fee_due_at"),
     Index("ix_bookings_group_id", "group_id"),
     Index("ix_bookings_series_id", "series_id"),
+)
+
+# Added in 0005_photos: a facility's photos, prepared (clean JPEG or PNG) at two sizes. Kept in the database so that
+# a backup of the service holds them and every instance serves them.
+facility_photos = Table(
+    "facility_photos",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("facility_id", String(48), ForeignKey("facilities.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("alt_ja", String(200), nullable=False),
+    Column("alt_en", String(200), nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("image", LargeBinary, nullable=False),
+    Column("thumb", LargeBinary, nullable=False),
+    Column("created_by", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Index("ix_facility_photos_facility", "facility_id", "position"),
 )
 
 # Added in 0003_portal: a person's private iCalendar feed (only the token's SHA-256 is kept).

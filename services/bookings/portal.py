@@ -3,10 +3,11 @@ and the data of the iCalendar feeds. One more domain table beside those in handl
 
 from __future__ import annotations
 
-from services.bookings import dayplan, feeds, figures
+from services.bookings import dayplan, feeds, figures, photos
 from towntip.kernel.contracts import bookings as c
+from towntip.kernel.contracts import bookings_photos as ph
 from towntip.kernel.contracts import bookings_portal as p
-from towntip.kernel.domain import ANYONE, GATEWAY, SIGNED_IN, STAFF, Domain, read, write
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, SIGNED_IN, STAFF, Domain, read, write
 
 PORTAL = Domain("bookings_portal", ops=(
     read(p.EP_DAY_SHEET, p.DaySheetQuery, p.DaySheet, dayplan.day_sheet, role=STAFF, refusals=(p.DAY_STAFF_ONLY,),
@@ -23,4 +24,17 @@ PORTAL = Domain("bookings_portal", ops=(
          doc="whether the person has a private feed, and since when"),
     read(p.EP_FEED_PERSON, p.FeedQuery, p.PersonFeed, feeds.person, role=GATEWAY, refusals=(p.FEED_NOT_FOUND,),
          doc="the bookings of whoever the token belongs to, for their private iCalendar feed"),
+))
+
+# A facility's photos (services/bookings/photos.py): the gateway prepares the pictures, the service checks them again.
+PHOTOS = Domain("facility_photos", ops=(
+    write(ph.EP_PHOTO_ADD, ph.PhotoAdd, ph.FacilityPhoto, photos.add, role=STAFF, admin=True,
+          refusals=(ph.PHOTO_STAFF_ONLY, ph.PHOTO_TOO_MANY, ph.PHOTO_BAD, c.FACILITY_NOT_FOUND),
+          doc="add a prepared photo (and its thumbnail) to a facility"),
+    write(ph.EP_PHOTO_REMOVE, ph.PhotoRemove, ph.FacilityPhoto, photos.remove, role=STAFF, admin=True,
+          refusals=(ph.PHOTO_STAFF_ONLY, ph.PHOTO_NOT_FOUND), doc="remove one of a facility's photos"),
+    read(ph.EP_PHOTO_LIST, ph.PhotoListQuery, ph.PhotoList, photos.list_, role=ANYONE,
+         http=GET("/facilities/{facility_id}/photos", "A facility's photos, in order (without the pictures)")),
+    read(ph.EP_PHOTO_GET, ph.PhotoQuery, ph.PhotoData, photos.get, role=ANYONE, refusals=(ph.PHOTO_NOT_FOUND,),
+         doc="one photo's picture (full size or thumbnail), base64"),
 ))

@@ -380,7 +380,7 @@ OTHER_FORMS = [
     "/communities/{cid}/posts/{pid}/{what}", "/friends/request", "/friends/remove", "/friends/{rid}/{what}",
     # facility bookings (bookings.py, bookings_staff.py)
     "/bookings/new", "/bookings/feed", "/bookings/{booking_id}/cancel", "/staff/bookings/facility",
-    "/staff/bookings/counter",
+    "/staff/bookings/counter", "/staff/bookings/facility/photos", "/staff/bookings/facility/photos/remove",
     # the bookings' waitlist and recurring series
     "/bookings/waitlist/join", "/bookings/waitlist/{entry_id}/leave", "/bookings/waitlist/offers/{booking_id}/accept",
     "/bookings/waitlist/offers/{booking_id}/decline", "/bookings/series/new", "/bookings/series/{series_id}/change",

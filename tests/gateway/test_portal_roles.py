@@ -249,6 +249,10 @@ ROLES = {
     "GET /staff/bookings": "staff",
     "GET /staff/bookings/facility": "staff",
     "POST /staff/bookings/facility": "staff, form",
+    "GET /facilities/{facility_id}/photos/{photo_id}": "public",  # photos of public buildings
+    "GET /staff/bookings/facility/photos": "staff",
+    "POST /staff/bookings/facility/photos": "staff, form",  # multipart: a picture (CsrfUpload)
+    "POST /staff/bookings/facility/photos/remove": "staff, form",
     "GET /staff/bookings/counter": "staff",
     "POST /staff/bookings/counter": "staff, form",
     "GET /staff/bookings/day": "staff",
