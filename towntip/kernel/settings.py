@@ -68,6 +68,8 @@ class ServiceSettings(NodeSettings):
     # The bookings service: people of other nodes (logged in here with their home ID) may book every facility of
     # this node (else only facilities whose rule `open_to_other_nodes` says so).
     bookings_open_to_other_nodes: bool = False
+    # The notices service: a notice to more people than this waits for a second staff member's approval.
+    notices_approval_over: int = Field(default=1000, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -87,7 +89,7 @@ class GatewaySettings(NodeSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Services the gateway expects to answer on $SRV.PING (comma separated).
-    services: str = "identity,points,projects,sns,bookings"
+    services: str = "identity,points,projects,sns,bookings,notices"
     # Bearer token for staff API calls (until the identity service issues real tokens).
     admin_token: str = ""
     request_timeout: float = 5.0

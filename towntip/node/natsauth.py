@@ -4,8 +4,8 @@ own subjects (nats-server `authorization` with per-user permissions).
 | user | may publish | may subscribe |
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
-| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` (`SERVICE_CALLS`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
-| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor `svc.<node>.points.payments.>`, `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
+| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>` (`SERVICE_CALLS`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
+| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor those in `SERVICE_CALLS` (`svc.<node>.points.payments.>`, …), `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 
 So terminal X cannot publish as terminal Y, no service can publish another service's events, and the gateway
@@ -56,8 +56,12 @@ EDGE_LISTENERS = {"points": ("heartbeat",)}
 # inboxes, and to no other inbox except as a reply.
 EDGE_CONSUMERS = ("points",)
 # Endpoints of another service a service may call (request/reply; the reply comes to its own inbox), which the
-# gateway may not: the bookings service charges and refunds facility fees through the points service's ledger.
-SERVICE_CALLS = {"bookings": ("points.payments",)}
+# gateway may not: the bookings service charges and refunds facility fees through the points service's ledger; the
+# notices service asks sns and projects who a community's members and a theme's followers are when it sends a
+# notice to them, and bookings and points may send an official message to one person's inbox.
+SERVICE_CALLS = {"bookings": ("points.payments", "notices.message"),
+                 "notices": ("sns.audience", "projects.audience"),
+                 "points": ("notices.message",)}
 
 # JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
 # account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see
