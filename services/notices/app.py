@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from services.notices import VERSION
+from services.notices import VERSION, feeds
+from services.notices.feeds_fetch import FeedReader, parse_allow
 from services.notices.handlers import build_endpoints
 from services.notices.models import bus
 from towntip.kernel.bus.endpoints import start_service
@@ -28,20 +30,30 @@ class NoticesService(ServiceProcess):
 
     service = SERVICE
 
-    def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow,
+                 reader: FeedReader | None = None, poll_every: float | None = 30.0) -> None:
         super().__init__(settings)
         self.clock = clock
+        # Collected feeds (feeds.py): how they are fetched, and how often the poller looks for feeds due (None: no
+        # loop; tests run its rounds themselves). The owner names this instance on the feeds' leases.
+        self.reader = reader or FeedReader(allow=parse_allow(settings.feed_allow))
+        self.poll_every = poll_every
+        self.owner = f"{settings.node_id}-{secrets.token_hex(4)}"
 
     async def start(self) -> None:
         js = await self.open(MIGRATIONS)
         await ensure_node_streams(js, self.node, (SERVICE,))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self._tasks = [asyncio.create_task(self.relay.run(self.stop_event), name="notices-outbox-relay")]
+        if self.poll_every is not None:
+            self._tasks.append(asyncio.create_task(feeds.run_poller(
+                self.sessions, reader=self.reader, owner=self.owner, clock=self.clock, stop=self.stop_event,
+                every=self.poll_every), name="notices-feeds-poller"))
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
             self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=self.relay.wake,
-                                      clock=self.clock),
+                                      clock=self.clock, reader=self.reader, owner=self.owner),
             description="notices and the personal inbox: life stage, targeted notices, official messages",
         )
         log.info("notices service ready on node %s", self.node)

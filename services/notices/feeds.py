@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from towntip.kernel.contracts import notices_feeds as f
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware, insert_on_conflict, rowcount
 from towntip.kernel.errors import ServiceError
+from towntip.kernel.loops import woken_rounds
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)  # longer than a fetch may take (feeds_fetch.TOTAL_SECONDS) and the write after it
@@ -35,10 +37,22 @@ def check_staff(actor: Actor | None) -> None:
 
 
 def view(row: Any, items: int = 0) -> f.Feed:
-    return f.Feed(id=row.id, url=row.url, title=row.title, category=row.category, every_minutes=row.every_minutes,
-                  community_id=row.community_id, state=row.state, error_code=row.error_code, error=row.error,
-                  items=items, last_polled_at=aware(row.last_polled_at), last_ok_at=aware(row.last_ok_at),
-                  next_poll_at=aware(row.next_poll_at), created_at=aware(row.created_at))
+    return f.Feed(
+        id=row.id,
+        url=row.url,
+        title=row.title,
+        category=row.category,
+        every_minutes=row.every_minutes,
+        community_id=row.community_id,
+        state=row.state,
+        error_code=row.error_code,
+        error=row.error,
+        items=items,
+        last_polled_at=aware(row.last_polled_at),
+        last_ok_at=aware(row.last_ok_at),
+        next_poll_at=aware(row.next_poll_at),
+        created_at=aware(row.created_at),
+    )
 
 
 async def _feed(session: AsyncSession, feed_id: str) -> f.Feed:
@@ -52,8 +66,9 @@ async def _feed(session: AsyncSession, feed_id: str) -> f.Feed:
 # ---- endpoints ---------------------------------------------------------------------------------------------------
 
 
-async def register(*, sessions: async_sessionmaker[AsyncSession], data: f.FeedCreate, now: datetime,
-                   reader: FeedReader, owner: str) -> f.Feed:
+async def register(
+    *, sessions: async_sessionmaker[AsyncSession], data: f.FeedCreate, now: datetime, reader: FeedReader, owner: str
+) -> f.Feed:
     """Register a feed and read it at once. A URL that is not http(s) or whose host is private is refused and
     nothing is kept; a site that is down, slow or malformed is kept, marked broken, and tried again later."""
     check_staff(data.actor)
@@ -62,17 +77,28 @@ async def register(*, sessions: async_sessionmaker[AsyncSession], data: f.FeedCr
     async with sessions() as s, s.begin():
         if await s.scalar(select(feeds.c.id).where(feeds.c.url == data.url)) is not None:
             raise f.FEED_DUPLICATE(f"{data.url} is already registered")
-        await s.execute(insert(feeds).values(
-            id=feed_id, url=data.url, title=data.title, category=data.category, every_minutes=data.every_minutes,
-            community_id=data.community_id, state="new", next_poll_at=now, created_at=now,
-            created_by=data.actor.global_handle if data.actor is not None else "operator"))
+        await s.execute(
+            insert(feeds).values(
+                id=feed_id,
+                url=data.url,
+                title=data.title,
+                category=data.category,
+                every_minutes=data.every_minutes,
+                community_id=data.community_id,
+                state="new",
+                next_poll_at=now,
+                created_at=now,
+                created_by=data.actor.global_handle if data.actor is not None else "operator",
+            )
+        )
     await poll_one(sessions, feed_id, reader=reader, owner=owner, now=now)
     async with sessions() as s:
         return await _feed(s, feed_id)
 
 
-async def poll_now(*, sessions: async_sessionmaker[AsyncSession], data: f.FeedAction, now: datetime,
-                   reader: FeedReader, owner: str) -> f.Feed:
+async def poll_now(
+    *, sessions: async_sessionmaker[AsyncSession], data: f.FeedAction, now: datetime, reader: FeedReader, owner: str
+) -> f.Feed:
     check_staff(data.actor)
     async with sessions() as s:
         await _feed(s, data.feed_id)
@@ -84,15 +110,21 @@ async def poll_now(*, sessions: async_sessionmaker[AsyncSession], data: f.FeedAc
 async def pause(session: AsyncSession, *, data: f.FeedPause, now: datetime) -> f.Feed:
     check_staff(data.actor)
     await _feed(session, data.feed_id)
-    await session.execute(update(feeds).where(feeds.c.id == data.feed_id).values(
-        state="paused" if data.paused else "new", next_poll_at=now, error_code=None, error=None))
+    await session.execute(
+        update(feeds)
+        .where(feeds.c.id == data.feed_id)
+        .values(state="paused" if data.paused else "new", next_poll_at=now, error_code=None, error=None)
+    )
     return await _feed(session, data.feed_id)
 
 
 async def list_(session: AsyncSession, *, q: f.FeedListQuery) -> f.FeedList:
     check_staff(q.actor)
-    counts = dict((await session.execute(select(feed_items.c.feed_id, func.count())
-                                         .group_by(feed_items.c.feed_id))).tuples().all())
+    counts: dict[str, int] = dict(
+        (await session.execute(select(feed_items.c.feed_id, func.count()).group_by(feed_items.c.feed_id)))
+        .tuples()
+        .all()
+    )
     rows = (await session.execute(select(feeds).order_by(feeds.c.created_at))).all()
     return f.FeedList(feeds=[view(r, counts.get(r.id, 0)) for r in rows])
 
@@ -107,8 +139,10 @@ async def rules_put(session: AsyncSession, *, data: f.RulesPut) -> f.Rules:
     check_staff(data.actor)
     await session.execute(delete(feed_rules))
     if data.rules:
-        await session.execute(insert(feed_rules), [
-            {"position": i, "keyword": r.keyword, "category": r.category} for i, r in enumerate(data.rules)])
+        await session.execute(
+            insert(feed_rules),
+            [{"position": i, "keyword": r.keyword, "category": r.category} for i, r in enumerate(data.rules)],
+        )
     return f.Rules(rules=list(data.rules))
 
 
@@ -118,16 +152,32 @@ async def _rules(session: AsyncSession) -> list[tuple[str, str]]:
 
 
 def item_view(row: Any) -> f.Item:
-    return f.Item(id=row.id, feed_id=row.feed_id, source=row.source, title=row.title, link=row.link,
-                  summary=row.summary, category=row.category, kind=row.kind, published_at=aware(row.published_at),
-                  starts_at=aware(row.starts_at), ends_at=aware(row.ends_at), all_day=bool(row.all_day),
-                  location=row.location, community_id=row.community_id, first_seen_at=aware(row.first_seen_at),
-                  updated_at=aware(row.updated_at))
+    return f.Item(
+        id=row.id,
+        feed_id=row.feed_id,
+        source=row.source,
+        title=row.title,
+        link=row.link,
+        summary=row.summary,
+        category=row.category,
+        kind=row.kind,
+        published_at=aware(row.published_at),
+        starts_at=aware(row.starts_at),
+        ends_at=aware(row.ends_at),
+        all_day=bool(row.all_day),
+        location=row.location,
+        community_id=row.community_id,
+        first_seen_at=aware(row.first_seen_at),
+        updated_at=aware(row.updated_at),
+    )
 
 
 def _items_select() -> Any:
-    return select(feed_items, feeds.c.title.label("source"), feeds.c.community_id).join(
-        feeds, feeds.c.id == feed_items.c.feed_id).where(feeds.c.state != "paused")
+    return (
+        select(feed_items, feeds.c.title.label("source"), feeds.c.community_id)
+        .join(feeds, feeds.c.id == feed_items.c.feed_id)
+        .where(feeds.c.state != "paused")
+    )
 
 
 async def items(session: AsyncSession, *, q: f.ItemsQuery) -> f.ItemList:
@@ -147,8 +197,10 @@ async def calendar(session: AsyncSession, *, q: f.CalendarQuery) -> f.CalendarEn
     start = datetime(q.start.year, q.start.month, q.start.day, tzinfo=JST)
     end = start + timedelta(days=q.days)
     stmt = _items_select().where(
-        feed_items.c.starts_at.is_not(None), feed_items.c.starts_at < end,
-        func.coalesce(feed_items.c.ends_at, feed_items.c.starts_at) >= start)
+        feed_items.c.starts_at.is_not(None),
+        feed_items.c.starts_at < end,
+        func.coalesce(feed_items.c.ends_at, feed_items.c.starts_at) >= start,
+    )
     if q.community_id is not None:
         stmt = stmt.where(feeds.c.community_id == q.community_id)
     rows = (await session.execute(stmt.order_by(feed_items.c.starts_at, feed_items.c.id).limit(2000))).all()
@@ -170,8 +222,15 @@ async def claim(session: AsyncSession, feed_id: str, *, owner: str, now: datetim
     return (await session.execute(select(feeds).where(feeds.c.id == feed_id))).first()
 
 
-async def poll_one(sessions: async_sessionmaker[AsyncSession], feed_id: str, *, reader: FeedReader, owner: str,
-                   now: datetime, due_only: bool = True) -> int | None:
+async def poll_one(
+    sessions: async_sessionmaker[AsyncSession],
+    feed_id: str,
+    *,
+    reader: FeedReader,
+    owner: str,
+    now: datetime,
+    due_only: bool = True,
+) -> int | None:
     """Read one feed if this instance gets its lease: the items new or changed, or None (not taken, or broken)."""
     async with sessions() as s, s.begin():
         row = await claim(s, feed_id, owner=owner, now=now, due_only=due_only)
@@ -190,21 +249,44 @@ async def poll_one(sessions: async_sessionmaker[AsyncSession], feed_id: str, *, 
     return stored
 
 
-async def _done(sessions: async_sessionmaker[AsyncSession], row: Any, now: datetime, owner: str, *,
-                error: ServiceError) -> None:
+async def _done(
+    sessions: async_sessionmaker[AsyncSession], row: Any, now: datetime, owner: str, *, error: ServiceError
+) -> None:
     async with sessions() as s, s.begin():
-        await s.execute(update(feeds).where(feeds.c.id == row.id, feeds.c.lease_owner == owner).values(
-            state="broken", error_code=error.error_code, error=error.reason[:300], last_polled_at=now,
-            next_poll_at=now + max(RETRY_BROKEN, timedelta(minutes=row.every_minutes)),
-            leased_until=None, lease_owner=None))
+        await s.execute(
+            update(feeds)
+            .where(feeds.c.id == row.id, feeds.c.lease_owner == owner)
+            .values(
+                state="broken",
+                error_code=error.error_code,
+                error=error.reason[:300],
+                last_polled_at=now,
+                next_poll_at=now + max(RETRY_BROKEN, timedelta(minutes=row.every_minutes)),
+                leased_until=None,
+                lease_owner=None,
+            )
+        )
 
 
-async def _finish(s: AsyncSession, row: Any, now: datetime, owner: str, *, etag: str | None,
-                  last_modified: str | None) -> None:
-    await s.execute(update(feeds).where(feeds.c.id == row.id, feeds.c.lease_owner == owner).values(
-        state="ok", error_code=None, error=None, last_polled_at=now, last_ok_at=now,
-        next_poll_at=now + timedelta(minutes=row.every_minutes), etag=(etag or "")[:300] or None,
-        last_modified=(last_modified or "")[:100] or None, leased_until=None, lease_owner=None))
+async def _finish(
+    s: AsyncSession, row: Any, now: datetime, owner: str, *, etag: str | None, last_modified: str | None
+) -> None:
+    await s.execute(
+        update(feeds)
+        .where(feeds.c.id == row.id, feeds.c.lease_owner == owner)
+        .values(
+            state="ok",
+            error_code=None,
+            error=None,
+            last_polled_at=now,
+            last_ok_at=now,
+            next_poll_at=now + timedelta(minutes=row.every_minutes),
+            etag=(etag or "")[:300] or None,
+            last_modified=(last_modified or "")[:100] or None,
+            leased_until=None,
+            lease_owner=None,
+        )
+    )
 
 
 async def store(s: AsyncSession, feed: Any, parsed: list[Parsed], *, now: datetime) -> int:
@@ -213,32 +295,56 @@ async def store(s: AsyncSession, feed: Any, parsed: list[Parsed], *, now: dateti
     rules = await _rules(s)
     written = 0
     for p in {p.key_hash: p for p in parsed}.values():  # a site listing one item twice: the last one
-        values = {"title": p.title, "link": p.link, "summary": p.summary,
-                  "category": categorise(p, rules, feed.category), "kind": "event" if p.starts_at else "notice",
-                  "published_at": p.published_at, "starts_at": p.starts_at, "ends_at": p.ends_at,
-                  "all_day": p.all_day, "location": p.location}
-        stmt = insert_on_conflict(s, feed_items).values(id=new_id(), feed_id=feed.id, key_hash=p.key_hash,
-                                                        first_seen_at=now, updated_at=now, **values)
-        changed = or_(*(feed_items.c[k].is_distinct_from(stmt.excluded[k])
-                        for k in ("title", "link", "summary", "starts_at", "ends_at", "location")))
-        result = await s.execute(stmt.on_conflict_do_update(
-            index_elements=["feed_id", "key_hash"], where=changed,
-            set_={**{k: stmt.excluded[k] for k in values if k != "category"}, "updated_at": now}))
+        values = {
+            "title": p.title,
+            "link": p.link,
+            "summary": p.summary,
+            "category": categorise(p, rules, feed.category),
+            "kind": "event" if p.starts_at else "notice",
+            "published_at": p.published_at,
+            "starts_at": p.starts_at,
+            "ends_at": p.ends_at,
+            "all_day": p.all_day,
+            "location": p.location,
+        }
+        stmt = insert_on_conflict(s, feed_items).values(
+            id=new_id(), feed_id=feed.id, key_hash=p.key_hash, first_seen_at=now, updated_at=now, **values
+        )
+        changed = or_(
+            *(
+                feed_items.c[k].is_distinct_from(stmt.excluded[k])
+                for k in ("title", "link", "summary", "starts_at", "ends_at", "location")
+            )
+        )
+        result = await s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["feed_id", "key_hash"],
+                where=changed,
+                set_={**{k: stmt.excluded[k] for k in values if k != "category"}, "updated_at": now},
+            )
+        )
         written += max(rowcount(result), 0)
     return written
 
 
 async def due(sessions: async_sessionmaker[AsyncSession], *, now: datetime, limit: int = 50) -> list[str]:
     async with sessions() as s:
-        rows = await s.execute(select(feeds.c.id).where(
-            feeds.c.next_poll_at <= now, feeds.c.state != "paused",
-            or_(feeds.c.leased_until.is_(None), feeds.c.leased_until < now)).order_by(feeds.c.next_poll_at)
-            .limit(limit))
+        rows = await s.execute(
+            select(feeds.c.id)
+            .where(
+                feeds.c.next_poll_at <= now,
+                feeds.c.state != "paused",
+                or_(feeds.c.leased_until.is_(None), feeds.c.leased_until < now),
+            )
+            .order_by(feeds.c.next_poll_at)
+            .limit(limit)
+        )
         return list(rows.scalars())
 
 
-async def poll_round(sessions: async_sessionmaker[AsyncSession], *, reader: FeedReader, owner: str,
-                     now: datetime) -> bool:
+async def poll_round(
+    sessions: async_sessionmaker[AsyncSession], *, reader: FeedReader, owner: str, now: datetime
+) -> bool:
     """Read every feed whose turn has come, CONCURRENT at a time; True when more may be waiting."""
     ids = await due(sessions, now=now)
     gate = asyncio.Semaphore(CONCURRENT)
@@ -252,3 +358,20 @@ async def poll_round(sessions: async_sessionmaker[AsyncSession], *, reader: Feed
 
     await asyncio.gather(*(one(i) for i in ids))
     return len(ids) == 50
+
+
+async def run_poller(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    reader: FeedReader,
+    owner: str,
+    clock: Callable[[], datetime],
+    stop: asyncio.Event,
+    every: float = 30.0,
+) -> None:
+    """The instance's polling loop (a round when feeds are due, else every `every` seconds)."""
+
+    async def round_() -> bool:
+        return await poll_round(sessions, reader=reader, owner=owner, now=clock())
+
+    await woken_rounds("notices-feeds", round_, wake=asyncio.Event(), stop=stop, poll_interval=every)

@@ -65,7 +65,7 @@ async def resolve(host: str, port: int) -> list[Address]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise f.FEED_UNREACHABLE(f"the name {host} does not resolve ({exc.strerror})") from None
-    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
 
 
 async def checked_address(url: str, allow: Iterable[Network]) -> tuple[Address, str, int]:
@@ -81,8 +81,10 @@ async def checked_address(url: str, allow: Iterable[Network]) -> tuple[Address, 
     addrs = await resolve(parts.hostname, port)
     refused = [a for a in addrs if not address_allowed(a, allow)]
     if refused or not addrs:
-        raise f.FEED_ADDRESS_REFUSED(f"{parts.hostname} resolves to {refused[0] if refused else 'nothing'}, "
-                                     "a private or reserved address this node does not read")
+        raise f.FEED_ADDRESS_REFUSED(
+            f"{parts.hostname} resolves to {refused[0] if refused else 'nothing'}, "
+            "a private or reserved address this node does not read"
+        )
     return addrs[0], parts.hostname, port
 
 
@@ -105,34 +107,49 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _one_hop(client: httpx.AsyncClient, url: str, headers: dict[str, str], allow: Iterable[Network],
-                   limit: int) -> tuple[httpx.Response, bytes]:
+async def _one_hop(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], allow: Iterable[Network], limit: int
+) -> tuple[httpx.Response, bytes]:
     addr, host, port = await checked_address(url, allow)
     default = 443 if url.startswith("https:") else 80
     hop_headers = {**headers, "Host": host if port == default else f"{host}:{port}"}
-    request = client.build_request("GET", _pinned(url, addr, port), headers=hop_headers,
-                                   extensions={"sni_hostname": host})
+    request = client.build_request(
+        "GET", _pinned(url, addr, port), headers=hop_headers, extensions={"sni_hostname": host}
+    )
     response = await client.send(request, stream=True)
     try:
-        body = b"" if response.is_redirect or response.status_code == 304 else await _read_capped(response, limit)
+        bodiless = response.has_redirect_location or response.status_code == 304
+        body = b"" if bodiless else await _read_capped(response, limit)
     finally:
         await response.aclose()
     return response, body
 
 
-async def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None,
-                allow: Iterable[Network] = (), limit: int = MAX_BYTES, total: float = TOTAL_SECONDS) -> Fetched:
+async def fetch(
+    url: str,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    allow: Iterable[Network] = (),
+    limit: int = MAX_BYTES,
+    total: float = TOTAL_SECONDS,
+) -> Fetched:
     """Fetch `url` as described above; refusals are the contracts' FEED_* errors, each with a reason for staff."""
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/atom+xml, application/rss+xml, text/calendar, "
-               "application/json, application/xml;q=0.9, */*;q=0.5"}
+    headers = {
+        "User-Agent": USER_AGENT,
+        "Accept": "application/atom+xml, application/rss+xml, text/calendar, "
+        "application/json, application/xml;q=0.9, */*;q=0.5",
+    }
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     timeout = httpx.Timeout(total, connect=CONNECT_SECONDS)
     try:
-        async with asyncio.timeout(total), httpx.AsyncClient(timeout=timeout, follow_redirects=False,
-                                                             trust_env=False) as client:
+        async with (
+            asyncio.timeout(total),
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+        ):
             return await _follow(client, url, headers, tuple(allow), limit)
     except TimeoutError:
         raise f.FEED_TIMEOUT(f"the site did not answer within {total:.0f} s") from None
@@ -142,19 +159,24 @@ async def fetch(url: str, *, etag: str | None = None, last_modified: str | None 
         raise f.FEED_UNREACHABLE(f"the site could not be read ({exc.__class__.__name__}: {exc})"[:300]) from None
 
 
-async def _follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], allow: tuple[Network, ...],
-                  limit: int) -> Fetched:
+async def _follow(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], allow: tuple[Network, ...], limit: int
+) -> Fetched:
     for _ in range(MAX_REDIRECTS + 1):
         response, body = await _one_hop(client, url, headers, allow, limit)
-        if response.is_redirect:
+        if response.has_redirect_location:
             url = urljoin(url, response.headers.get("location", ""))
             continue
         if response.status_code not in (200, 304):
             raise f.FEED_HTTP_STATUS(f"the site answered HTTP {response.status_code}")
-        return Fetched(status=response.status_code, body=body,
-                       content_type=response.headers.get("content-type", "").split(";")[0].strip().lower(),
-                       etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"),
-                       url=url)
+        return Fetched(
+            status=response.status_code,
+            body=body,
+            content_type=response.headers.get("content-type", "").split(";")[0].strip().lower(),
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+            url=url,
+        )
     raise f.FEED_UNREACHABLE(f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -171,5 +193,6 @@ class FeedReader:
         await checked_address(url, self.allow)
 
     async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Fetched:
-        return await fetch(url, etag=etag, last_modified=last_modified, allow=self.allow, limit=self.limit,
-                           total=self.total)
+        return await fetch(
+            url, etag=etag, last_modified=last_modified, allow=self.allow, limit=self.limit, total=self.total
+        )

@@ -101,8 +101,16 @@ def _feed(body: bytes) -> list[Parsed]:
         published = _struct(e.get("published_parsed") or e.get("updated_parsed"))
         key = e.get("id") or _fallback_key(title, published, link)
         tags = tuple(t.get("term", "") for t in e.get("tags", []) if t.get("term"))
-        out.append(Parsed(key=f"feed:{key}", title=title, link=link, summary=plain(e.get("summary"), SUMMARY_MAX),
-                          published_at=published, tags=tags))
+        out.append(
+            Parsed(
+                key=f"feed:{key}",
+                title=title,
+                link=link,
+                summary=plain(e.get("summary"), SUMMARY_MAX),
+                published_at=published,
+                tags=tags,
+            )
+        )
     return out
 
 
@@ -141,12 +149,24 @@ def _ical(body: bytes) -> list[Parsed]:
         uid = str(ev.get("uid") or _fallback_key(title, starts, None))
         key = f"ical:{uid}" + (f"|{rid.dt.isoformat()}" if rid is not None else "")
         cats = ev.get("categories")
-        tags = tuple(str(c) for cl in (cats if isinstance(cats, list) else [cats]) if cl is not None
-                     for c in cl.cats) if cats is not None else ()
-        out.append(Parsed(key=key, title=title, link=_link(str(ev.get("url", "")) or None),
-                          summary=plain(str(ev.get("description", "")), SUMMARY_MAX), starts_at=starts, ends_at=ends,
-                          all_day=all_day, location=(str(ev.get("location"))[:LOCATION_MAX] or None)
-                          if ev.get("location") else None, tags=tags))
+        tags = (
+            tuple(str(c) for cl in (cats if isinstance(cats, list) else [cats]) if cl is not None for c in cl.cats)
+            if cats is not None
+            else ()
+        )
+        out.append(
+            Parsed(
+                key=key,
+                title=title,
+                link=_link(str(ev.get("url", "")) or None),
+                summary=plain(str(ev.get("description", "")), SUMMARY_MAX),
+                starts_at=starts,
+                ends_at=ends,
+                all_day=all_day,
+                location=(str(ev.get("location"))[:LOCATION_MAX] or None) if ev.get("location") else None,
+                tags=tags,
+            )
+        )
     return out
 
 
@@ -189,11 +209,19 @@ def _json(body: bytes) -> list[Parsed]:
         key = str(it.get("id") or _fallback_key(title, published or starts, link))
         tags = it.get("tags") or it.get("categories") or []
         summary = it.get("content_text") or it.get("summary") or it.get("content_html") or ""
-        out.append(Parsed(key=f"json:{key}", title=title, link=link, summary=plain(str(summary), SUMMARY_MAX),
-                          published_at=published, starts_at=starts,
-                          ends_at=_iso(it.get("end") or it.get("ends_at")) if starts else None,
-                          location=str(it["location"])[:LOCATION_MAX] if it.get("location") else None,
-                          tags=tuple(str(t) for t in tags if isinstance(t, str))))
+        out.append(
+            Parsed(
+                key=f"json:{key}",
+                title=title,
+                link=link,
+                summary=plain(str(summary), SUMMARY_MAX),
+                published_at=published,
+                starts_at=starts,
+                ends_at=_iso(it.get("end") or it.get("ends_at")) if starts else None,
+                location=str(it["location"])[:LOCATION_MAX] if it.get("location") else None,
+                tags=tuple(str(t) for t in tags if isinstance(t, str)),
+            )
+        )
     return out
 
 

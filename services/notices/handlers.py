@@ -8,7 +8,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notices import inbox
+from services.notices import feeds_handlers, inbox
+from services.notices.feeds_fetch import FeedReader
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import notices as c
@@ -20,11 +21,14 @@ INBOX = Domain("inbox", refusals=(c.ITEM_NOT_FOUND,), ops=(
          http=GET("/inbox", "My inbox: notices and official messages, newest first")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (INBOX,)
+DOMAINS: tuple[Domain, ...] = (INBOX, *feeds_handlers.DOMAINS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow) -> Endpoints:
-    """The service's endpoints from its domains' tables."""
+                    clock: Callable[[], datetime] = utcnow, reader: FeedReader | None = None,
+                    owner: str = "") -> Endpoints:
+    """The service's endpoints from its domains' tables (`reader`: how collected feeds are fetched; `owner`: this
+    instance's name on the feeds' leases)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node})
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "reader": reader or FeedReader(),
+                                                             "owner": owner or node})

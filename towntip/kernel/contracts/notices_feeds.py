@@ -30,21 +30,28 @@ EP_CALENDAR_TOKEN = "calendar.token"  # CalendarTokenIn -> CalendarToken (the pe
 EP_CALENDAR_STATUS = "calendar.status"  # CalendarStatusQuery -> CalendarStatus (the person)
 EP_CALENDAR_HOLDER = "calendar.holder"  # CalendarHolderQuery -> CalendarHolder (the gateway: whose token it is)
 
-FEED_STAFF_ONLY = Refusal("feed.staff_only", 403, "only staff manage collected feeds")
-FEED_NOT_FOUND = Refusal("feed.not_found", 404, "no feed with that id")
-FEED_DUPLICATE = Refusal("feed.duplicate", 409, "that URL is already registered")
+FEED_STAFF_ONLY = Refusal("feeds.staff_only", 403, "only staff manage collected feeds")
+FEED_NOT_FOUND = Refusal("feeds.not_found", 404, "no feed with that id")
+FEED_DUPLICATE = Refusal("feeds.duplicate", 409, "that URL is already registered")
 # Why a feed is refused at registration or marked broken: the same codes on the staff page.
-FEED_BAD_URL = Refusal("feed.bad_url", 400, "the URL is not an http or https address of a site")
-FEED_ADDRESS_REFUSED = Refusal("feed.address_refused", 400, "the site's address is private or reserved")
-FEED_UNREACHABLE = Refusal("feed.unreachable", 502, "the site could not be reached")
-FEED_TIMEOUT = Refusal("feed.timeout", 504, "the site answered too slowly")
-FEED_TOO_LARGE = Refusal("feed.too_large", 502, "the feed is larger than the node reads")
-FEED_HTTP_STATUS = Refusal("feed.http_status", 502, "the site answered with an error")
-FEED_MALFORMED = Refusal("feed.malformed", 502, "the answer is not an RSS, Atom, iCalendar or JSON feed")
+FEED_BAD_URL = Refusal("feeds.bad_url", 400, "the URL is not an http or https address of a site")
+FEED_ADDRESS_REFUSED = Refusal("feeds.address_refused", 400, "the site's address is private or reserved")
+FEED_UNREACHABLE = Refusal("feeds.unreachable", 502, "the site could not be reached")
+FEED_TIMEOUT = Refusal("feeds.timeout", 504, "the site answered too slowly")
+FEED_TOO_LARGE = Refusal("feeds.too_large", 502, "the feed is larger than the node reads")
+FEED_HTTP_STATUS = Refusal("feeds.http_status", 502, "the site answered with an error")
+FEED_MALFORMED = Refusal("feeds.malformed", 502, "the answer is not an RSS, Atom, iCalendar or JSON feed")
 CALENDAR_TOKEN_UNKNOWN = Refusal("calendar.token_unknown", 404, "no calendar with that token (it may have been reset)")
 # The reasons a feed can be broken, in the order the staff page explains them.
-BROKEN: tuple[Refusal, ...] = (FEED_BAD_URL, FEED_ADDRESS_REFUSED, FEED_UNREACHABLE, FEED_TIMEOUT, FEED_TOO_LARGE,
-                               FEED_HTTP_STATUS, FEED_MALFORMED)
+BROKEN: tuple[Refusal, ...] = (
+    FEED_BAD_URL,
+    FEED_ADDRESS_REFUSED,
+    FEED_UNREACHABLE,
+    FEED_TIMEOUT,
+    FEED_TOO_LARGE,
+    FEED_HTTP_STATUS,
+    FEED_MALFORMED,
+)
 REFUSALS: tuple[Refusal, ...] = (FEED_STAFF_ONLY, FEED_NOT_FOUND, FEED_DUPLICATE, *BROKEN, CALENDAR_TOKEN_UNKNOWN)
 
 MIN_EVERY_MINUTES = 5  # a site is not asked more often than this
