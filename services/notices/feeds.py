@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notices.feeds_fetch import FeedReader
 from services.notices.feeds_models import feed_items, feed_rules, feeds
+from services.notices.feeds_parse import SUMMARY_MAX as SUMMARY
 from services.notices.feeds_parse import Parsed, categorise, parse
+from services.notices.models import items as items_table
+from services.notices.models import notices
 from towntip.kernel.bus.envelope import new_id
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import notices_feeds as f
@@ -190,6 +193,50 @@ async def items(session: AsyncSession, *, q: f.ItemsQuery) -> f.ItemList:
     newest = func.coalesce(feed_items.c.published_at, feed_items.c.first_seen_at)
     rows = (await session.execute(stmt.order_by(newest.desc(), feed_items.c.id.desc()).limit(q.limit))).all()
     return f.ItemList(items=[item_view(r) for r in rows])
+
+
+async def public(session: AsyncSession, *, q: f.PublicQuery) -> f.PublicNotices:
+    """The node's public notices for its Atom feed: what staff sent to everyone (not withdrawn) and the collected
+    notices, merged newest first."""
+    n, it = notices.c, items_table.c
+    own_rows = (
+        await session.execute(
+            select(it.id, it.title, it.body, it.category, n.sent_at, it.updated_at)
+            .join(notices, notices.c.id == items_table.c.id)
+            .where(n.target_kind == "everyone", n.state == "sent", it.withdrawn_at.is_(None))
+            .order_by(n.sent_at.desc())
+            .limit(q.limit)
+        )
+    ).all()
+    out = [
+        f.PublicNotice(
+            id=r.id,
+            title=r.title,
+            summary=r.body[:SUMMARY],
+            link=None,
+            category=r.category,
+            source="",
+            published_at=aware(r.sent_at),
+            updated_at=aware(r.updated_at),
+        )
+        for r in own_rows
+        if r.sent_at is not None
+    ]
+    for c in (await items(session, q=f.ItemsQuery(kind="notice", limit=q.limit))).items:
+        out.append(
+            f.PublicNotice(
+                id=c.id,
+                title=c.title,
+                summary=c.summary,
+                link=c.link,
+                category=c.category,
+                source=c.source,
+                published_at=c.published_at or c.first_seen_at,
+                updated_at=c.updated_at,
+            )
+        )
+    out.sort(key=lambda x: x.published_at, reverse=True)
+    return f.PublicNotices(notices=out[: q.limit])
 
 
 async def calendar(session: AsyncSession, *, q: f.CalendarQuery) -> f.CalendarEntries:

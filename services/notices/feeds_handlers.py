@@ -82,6 +82,20 @@ FEEDS = Domain(
     ),
 )
 
+PUBLIC = Domain(
+    "public",
+    ops=(
+        read(
+            f.EP_PUBLIC,
+            f.PublicQuery,
+            f.PublicNotices,
+            feeds.public,
+            role=ANYONE,
+            http=GET("/public-notices", "The node's public notices: sent to everyone, and collected"),
+        ),
+    ),
+)
+
 CALENDAR = Domain(
     "calendar",
     ops=(
@@ -118,4 +132,4 @@ CALENDAR = Domain(
     ),
 )
 
-DOMAINS = (FEEDS, CALENDAR)
+DOMAINS = (FEEDS, PUBLIC, CALENDAR)

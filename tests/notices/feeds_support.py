@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,26 +23,31 @@ RSS = """<?xml version="1.0" encoding="utf-8"?>
 <description>親子で遊べるひろばを開きます。</description><pubDate>Sun, 06 Dec 2026 01:00:00 GMT</pubDate></item>
 </channel></rss>"""
 
-ICS = """BEGIN:VCALENDAR\r
+
+def ics(day: date) -> str:
+    """The welfare council's calendar: a salon 10:00-12:00 in Tokyo on `day`, a bazaar all day six days later."""
+    later = day + timedelta(days=6)
+    return f"""BEGIN:VCALENDAR\r
 VERSION:2.0\r
 PRODID:-//Social Welfare Council//JA\r
 BEGIN:VEVENT\r
-UID:salon-2026-12-20@shakyo.example\r
+UID:salon@shakyo.example\r
 DTSTAMP:20261201T000000Z\r
-DTSTART;TZID=Asia/Tokyo:20261220T100000\r
-DTEND;TZID=Asia/Tokyo:20261220T120000\r
+DTSTART;TZID=Asia/Tokyo:{day:%Y%m%d}T100000\r
+DTEND;TZID=Asia/Tokyo:{day:%Y%m%d}T120000\r
 SUMMARY:ふれあいサロン\r
 LOCATION:富士見公民館\r
 DESCRIPTION:どなたでも参加できます。\r
 END:VEVENT\r
 BEGIN:VEVENT\r
-UID:bazaar-2026-12-26@shakyo.example\r
+UID:bazaar@shakyo.example\r
 DTSTAMP:20261201T000000Z\r
-DTSTART;VALUE=DATE:20261226\r
+DTSTART;VALUE=DATE:{later:%Y%m%d}\r
 SUMMARY:福祉バザー\r
 END:VEVENT\r
 END:VCALENDAR\r
 """
+
 
 JSON_FEED = """{"version": "https://jsonfeed.org/version/1.1", "title": "びびっと",
  "items": [{"id": "sale-1", "title": "年末セール", "url": "https://bibitto.example/sale",
@@ -54,6 +60,7 @@ class FeedSite:
     """What the site serves and what it saw: `rss` may be changed between polls; `hits` counts requests per path."""
 
     rss: str = RSS
+    day: date = field(default_factory=lambda: date.today() + timedelta(days=13))  # the salon's day
     etag: str = '"v1"'
     hits: dict[str, int] = field(default_factory=dict)
     conditional: list[str] = field(default_factory=list)  # the If-None-Match headers /rss received
@@ -89,7 +96,7 @@ class FeedSite:
 
     async def _ics(self, request: Request) -> Response:
         self._hit(request)
-        return Response(ICS, media_type="text/calendar")
+        return Response(ics(self.day), media_type="text/calendar")
 
     async def _json(self, request: Request) -> Response:
         self._hit(request)

@@ -121,12 +121,12 @@ async def test_each_format_lands_once_and_unchanged_feeds_answer_304(env: Env) -
     titles = [i["title"] for i in (await env.call(f.EP_FEED_ITEMS, {"kind": "notice"}))["items"]]
     assert "ごみ収集日の変更（訂正）" in titles and "ごみ収集日の変更" not in titles and "図書館の休館" in titles
 
-    events = (await env.call(f.EP_CALENDAR, {"start": "2026-12-01", "days": 31}))["items"]
+    events = (await env.call(f.EP_CALENDAR, {"start": env.site.day.isoformat(), "days": 7}))["items"]
     assert [(e["title"], e["all_day"], e["category"]) for e in events] == [
         ("ふれあいサロン", False, "health"),
         ("福祉バザー", True, "health"),
     ]
-    assert events[0]["starts_at"].startswith("2026-12-20T01:00:00")  # 10:00 in Tokyo
+    assert events[0]["starts_at"].startswith(f"{env.site.day.isoformat()}T01:00:00")  # 10:00 in Tokyo
     assert events[0]["location"] == "富士見公民館"
 
 

@@ -25,6 +25,7 @@ EP_FEED_PAUSE = "feeds.pause"  # FeedPause -> Feed (staff: stop or resume readin
 EP_FEED_RULES = "feeds.rules"  # RulesQuery -> Rules (staff: the sorting rules)
 EP_FEED_RULES_PUT = "feeds.rules.put"  # RulesPut -> Rules (staff: replace the sorting rules)
 EP_FEED_ITEMS = "feeds.items"  # ItemsQuery -> ItemList (public: collected notices, newest first)
+EP_PUBLIC = "feeds.public"  # PublicQuery -> PublicNotices (public: notices to everyone and collected, for Atom)
 EP_CALENDAR = "calendar.entries"  # CalendarQuery -> CalendarEntries (public: collected items with a date)
 EP_CALENDAR_TOKEN = "calendar.token"  # CalendarTokenIn -> CalendarToken (the person: a new private URL)
 EP_CALENDAR_STATUS = "calendar.status"  # CalendarStatusQuery -> CalendarStatus (the person)
@@ -174,6 +175,28 @@ class Item(Frozen):
 
 class ItemList(Frozen):
     items: list[Item]
+
+
+class PublicQuery(BaseModel):
+    model_config = _IN
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class PublicNotice(Frozen):
+    """A public notice of this node: one staff sent to everyone (`source` empty), or one collected from a site."""
+
+    id: str
+    title: str
+    summary: str
+    link: str | None  # the site's page of a collected one; None: the node's own (its page is /notices/<id>)
+    category: str | None
+    source: str  # the collected feed's title; "" for the node's own
+    published_at: datetime
+    updated_at: datetime
+
+
+class PublicNotices(Frozen):
+    notices: list[PublicNotice]  # newest first
 
 
 class CalendarQuery(BaseModel):
