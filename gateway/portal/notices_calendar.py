@@ -72,8 +72,8 @@ add_words(
             "keep it to yourself.",
         ),
         "cal_private_new": (
-            "新しいURLです。この画面を離れると二度と表示されません。古いURLは使えなくなりました。",
-            "Your new URL. It is shown only now; the old one no longer works.",
+            "新しいURLです。この画面を離れると二度と表示されません。以前のURLがあれば、それは使えなくなりました。",
+            "Your new URL. It is shown only now; any earlier one no longer works.",
         ),
         "cal_private_active": ("{when} に発行したURLが有効です。", "A URL issued {when} is active."),
         "cal_private_none": ("まだ発行していません。", "None issued yet."),

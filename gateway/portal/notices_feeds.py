@@ -20,6 +20,7 @@ from gateway.portal.common import actor_of, add_nav, bad_status, call, error_sta
 from gateway.portal.i18n import add_words, t
 from towntip.kernel import errors
 from towntip.kernel.categories import FAMILIES
+from towntip.kernel.categories import labels as category_labels
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import notices_feeds as f
@@ -145,6 +146,7 @@ async def _page(
 ) -> Response:
     lang = ps.lang(request)
     actor = actor_of(user)
+    labels = {k: ja if lang == "ja" else en for k, ja, en in FAMILIES} | category_labels(lang)
     listed = f.FeedList.model_validate(await call(request, SERVICE, f.EP_FEED_LIST, f.FeedListQuery(actor=actor)))
     rules = f.Rules.model_validate(await call(request, SERVICE, f.EP_FEED_RULES, f.RulesQuery(actor=actor)))
     return render(
@@ -154,10 +156,11 @@ async def _page(
         user=user,
         feeds=listed.feeds,
         error=error,
-        done=done,
+        notice=done,
         form=form or {},
         families=[(k, ja if lang == "ja" else en) for k, ja, en in FAMILIES],
         rules_text=_rules_text(rules.rules) if rules_text is None else rules_text,
+        label=lambda code: labels.get(code, code),
         reason=lambda code: words.words(code, lang) if code and words.has_words(code) else (code or ""),
         jst=lambda x: x.astimezone(JST).strftime("%Y-%m-%d %H:%M") if x else "—",
     )
