@@ -19,10 +19,11 @@ from services.notices.app import NoticesService
 from services.notices.feeds_fetch import FeedReader, parse_allow
 from services.points.app import PointsService
 from tests.notices.feeds_support import FeedSite
-from tests.support.bus import NODE, call
+from tests.support.bus import NODE, call, wait_for
 from tests.support.http_server import served
 from tests.support.nodes import CARD_KEY, gateway_app, started
 from towntip.kernel.clock import JST
+from towntip.kernel.contracts import notices as nt
 from towntip.kernel.contracts import notices_feeds as f
 from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts.notices import SERVICE
@@ -134,15 +135,27 @@ async def test_calendars_and_atom_gathered_over_the_bus(portal: Portal) -> None:
     holder = await portal.call(f.EP_CALENDAR_HOLDER, {"token": second})
     assert holder["actor"]["roles"] == [], "the token reads as the person, never with their staff role"
 
-    # The public notices as Atom, valid for a feed reader.
-    r = await portal.http.get("/notices.atom")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("application/atom+xml")
-    atom = feedparser.parse(r.content)
-    assert atom.version == "atom10" and not atom.bozo
-    assert [e.title for e in atom.entries] == ["ごみ収集日の変更", "子育て支援センターのお知らせ"]
-    assert atom.entries[0].link == "https://www.city.example/news/1"
-    assert atom.entries[0].author == "市の新着"
-    assert atom.entries[0].published_parsed[:4] == datetime(2026, 12, 7, 1, tzinfo=UTC).timetuple()[:4]
+    # The public notices as Atom, valid for a feed reader: the collected ones, and what staff sent to everyone (the
+    # notices service's fan-out marks it sent; a notice to one district is not public).
+    await portal.call(
+        nt.EP_NOTICE_CREATE,
+        {"actor": STAFF, "title": "年末年始の窓口", "body": "12月29日から休みです。", "target": {"kind": "everyone"}},
+    )
+
+    async def atom() -> feedparser.FeedParserDict | None:
+        r = await portal.http.get("/notices.atom")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/atom+xml")
+        got = feedparser.parse(r.content)
+        return got if len(got.entries) == 3 else None
+
+    feed = await wait_for(atom, "the notice to everyone in the Atom feed")
+    assert feed.version == "atom10" and not feed.bozo
+    titles = [e.title for e in feed.entries]
+    assert titles[0] == "年末年始の窓口", "the newest first"
+    assert titles[1:] == ["ごみ収集日の変更", "子育て支援センターのお知らせ"]
+    assert feed.entries[1].link == "https://www.city.example/news/1"
+    assert feed.entries[1].author == "市の新着"
+    assert feed.entries[1].published_parsed[:4] == datetime(2026, 12, 7, 1, tzinfo=UTC).timetuple()[:4]
 
     # The HTTP API declares the staff's endpoint from the contracts table.
     spec = (await portal.http.get("/openapi.json")).json()

@@ -26,6 +26,8 @@ EP_CASES_LIST = "federation.cases.list"  # RemoteListQuery -> RemoteCaseList (pu
 EP_CASES_GET = "federation.cases.get"  # RemoteQuery -> RemoteCase (public, with the prefill of a new theme)
 EP_FOLLOW = "federation.follow"  # FollowIn -> Followed (a logged-in person; following again = seen now)
 EP_UNFOLLOW = "federation.unfollow"  # FollowIn -> Followed
+# notices.ThemeAudienceQuery -> notices.Audience: a theme's followers' handles, for the notices service only
+EP_THEME_AUDIENCE = "audience.theme"
 EP_FOLLOWING = "federation.following"  # FollowingQuery -> FollowingList (the person's own list)
 EP_ADOPT = "federation.cases.adopt"  # CaseAdopt -> contracts.projects.Theme (staff of the department: 横展開)
 EP_WIDE_AREA = "themes.wide_area.set"  # WideAreaSet -> contracts.projects.Theme (the theme's managers)
