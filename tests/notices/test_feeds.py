@@ -20,7 +20,7 @@ from services.notices.feeds_fetch import FeedReader, address_allowed, checked_ad
 from services.notices.feeds_models import feed_items
 from services.notices.feeds_parse import parse
 from tests.notices.feeds_support import FeedSite
-from tests.support.bus import NODE, call
+from tests.support.bus import NODE, call, wait_for
 from tests.support.http_server import served
 from towntip.kernel.contracts import notices_feeds as f
 from towntip.kernel.contracts.notices import SERVICE
@@ -258,3 +258,32 @@ async def test_rules_sort_items_into_categories(env: Env) -> None:
     got = {i["title"]: i["category"] for i in (await env.call(f.EP_FEED_ITEMS, {}))["items"]}
     # ごみ: the site's own category 生活 matches the second rule; 子育て: the first.
     assert got == {"ごみ収集日の変更": "work", "子育て支援センターのお知らせ": "learning"}
+
+
+async def test_the_services_pollers_read_a_due_feed_once_between_two_instances(env: Env) -> None:
+    feed = await env.register("/rss", every_minutes=30)
+    assert env.site.hits["/rss"] == 1, "read at once when registered"
+    # Two instances on one database, each with its polling loop (every 50 ms by the service's clock).
+    await env.svc.stop()
+    settings, reader = env.svc.settings, env.svc.reader
+
+    def make() -> NoticesService:
+        return NoticesService(settings, clock=lambda: env.clock[0], reader=reader, poll_every=0.05)
+
+    env.svc, other = make(), make()
+    await env.svc.start()
+    await other.start()
+    try:
+        env.clock[0] += timedelta(minutes=31)
+
+        async def read_again() -> bool:
+            listed = {x["id"]: x for x in (await env.call(f.EP_FEED_LIST, {"actor": STAFF}))["feeds"]}
+            return listed[feed["id"]]["last_polled_at"].startswith(env.clock[0].isoformat()[:19])
+
+        await wait_for(read_again, "the pollers to read the feed when it was due")
+        # Its next turn is 30 minutes on: however often either loop looks now, the site was asked once more only.
+        for owner in (env.svc.owner, other.owner):
+            await feeds.poll_round(env.svc.sessions, reader=env.svc.reader, owner=owner, now=env.clock[0])
+        assert env.site.hits["/rss"] == 2
+    finally:
+        await other.stop()
