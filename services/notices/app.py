@@ -73,8 +73,8 @@ class NoticesService(ServiceProcess):
                          for k in self.consumers)]
         if self.poll_every is not None:
             self._tasks.append(asyncio.create_task(feeds.run_poller(
-                self.sessions, reader=self.reader, owner=self.owner, clock=self.clock, stop=self.stop_event,
-                every=self.poll_every), name="notices-feeds-poller"))
+                self.sessions, reader=self.reader, owner=self.owner, node=self.node, clock=self.clock,
+                stop=self.stop_event, every=self.poll_every, wake=self.relay.wake), name="notices-feeds-poller"))
 
         def committed() -> None:
             self.relay.wake()

@@ -18,9 +18,10 @@ from services.notices.feeds_fetch import FeedReader
 from services.notices.feeds_models import feed_items, feed_rules, feeds
 from services.notices.feeds_parse import SUMMARY_MAX as SUMMARY
 from services.notices.feeds_parse import Parsed, categorise, parse
+from services.notices.models import bus, notices
 from services.notices.models import items as items_table
-from services.notices.models import notices
 from towntip.kernel.bus.envelope import new_id
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import notices_feeds as f
 from towntip.kernel.contracts.actor import Actor
@@ -70,7 +71,13 @@ async def _feed(session: AsyncSession, feed_id: str) -> f.Feed:
 
 
 async def register(
-    *, sessions: async_sessionmaker[AsyncSession], data: f.FeedCreate, now: datetime, reader: FeedReader, owner: str
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    data: f.FeedCreate,
+    now: datetime,
+    reader: FeedReader,
+    owner: str,
+    node: str,
 ) -> f.Feed:
     """Register a feed and read it at once. A URL that is not http(s) or whose host is private is refused and
     nothing is kept; a site that is down, slow or malformed is kept, marked broken, and tried again later."""
@@ -94,18 +101,24 @@ async def register(
                 created_by=data.actor.global_handle if data.actor is not None else "operator",
             )
         )
-    await poll_one(sessions, feed_id, reader=reader, owner=owner, now=now)
+    await poll_one(sessions, feed_id, reader=reader, owner=owner, now=now, node=node)
     async with sessions() as s:
         return await _feed(s, feed_id)
 
 
 async def poll_now(
-    *, sessions: async_sessionmaker[AsyncSession], data: f.FeedAction, now: datetime, reader: FeedReader, owner: str
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    data: f.FeedAction,
+    now: datetime,
+    reader: FeedReader,
+    owner: str,
+    node: str,
 ) -> f.Feed:
     check_staff(data.actor)
     async with sessions() as s:
         await _feed(s, data.feed_id)
-    await poll_one(sessions, data.feed_id, reader=reader, owner=owner, now=now, due_only=False)
+    await poll_one(sessions, data.feed_id, reader=reader, owner=owner, now=now, node=node, due_only=False)
     async with sessions() as s:
         return await _feed(s, data.feed_id)
 
@@ -276,6 +289,7 @@ async def poll_one(
     reader: FeedReader,
     owner: str,
     now: datetime,
+    node: str,
     due_only: bool = True,
 ) -> int | None:
     """Read one feed if this instance gets its lease: the items new or changed, or None (not taken, or broken)."""
@@ -291,7 +305,7 @@ async def poll_one(
         await _done(sessions, row, now, owner, error=exc)
         return None
     async with sessions() as s, s.begin():
-        stored = await store(s, row, parsed, now=now) if parsed else 0
+        stored = await store(s, row, parsed, now=now, node=node) if parsed else 0
         await _finish(s, row, now, owner, etag=got.etag, last_modified=got.last_modified)
     return stored
 
@@ -336,9 +350,11 @@ async def _finish(
     )
 
 
-async def store(s: AsyncSession, feed: Any, parsed: list[Parsed], *, now: datetime) -> int:
+async def store(s: AsyncSession, feed: Any, parsed: list[Parsed], *, now: datetime, node: str) -> int:
     """Insert the items not seen before and update those the site changed; an item seen again unchanged is left
-    alone (its row, id and first-seen time stay). Answers how many rows were written."""
+    alone (its row, id and first-seen time stay). A new item is announced (FeedItemCollected) in the same
+    transaction, once: a second writer of the same item updates, or leaves, the row the first inserted. Answers how
+    many rows were written."""
     rules = await _rules(s)
     written = 0
     for p in {p.key_hash: p for p in parsed}.values():  # a site listing one item twice: the last one
@@ -354,8 +370,9 @@ async def store(s: AsyncSession, feed: Any, parsed: list[Parsed], *, now: dateti
             "all_day": p.all_day,
             "location": p.location,
         }
+        item_id = new_id()
         stmt = insert_on_conflict(s, feed_items).values(
-            id=new_id(), feed_id=feed.id, key_hash=p.key_hash, first_seen_at=now, updated_at=now, **values
+            id=item_id, feed_id=feed.id, key_hash=p.key_hash, first_seen_at=now, updated_at=now, **values
         )
         changed = or_(
             *(
@@ -368,9 +385,27 @@ async def store(s: AsyncSession, feed: Any, parsed: list[Parsed], *, now: dateti
                 index_elements=["feed_id", "key_hash"],
                 where=changed,
                 set_={**{k: stmt.excluded[k] for k in values if k != "category"}, "updated_at": now},
-            )
+            ).returning(feed_items.c.id)
         )
-        written += max(rowcount(result), 0)
+        row_id = result.scalar()
+        if row_id is None:
+            continue
+        written += 1
+        if row_id == item_id:  # inserted, not updated: the id is the one made here
+            event = f.FeedItemCollected(
+                item_id=item_id,
+                feed_id=feed.id,
+                source=feed.title,
+                community_id=feed.community_id,
+                title=p.title,
+                link=p.link,
+                category=values["category"],
+                kind=values["kind"],
+                starts_at=p.starts_at,
+                ends_at=p.ends_at,
+                at=now,
+            )
+            await announce(s, bus, event, node=node)
     return written
 
 
@@ -390,7 +425,7 @@ async def due(sessions: async_sessionmaker[AsyncSession], *, now: datetime, limi
 
 
 async def poll_round(
-    sessions: async_sessionmaker[AsyncSession], *, reader: FeedReader, owner: str, now: datetime
+    sessions: async_sessionmaker[AsyncSession], *, reader: FeedReader, owner: str, now: datetime, node: str
 ) -> bool:
     """Read every feed whose turn has come, CONCURRENT at a time; True when more may be waiting."""
     ids = await due(sessions, now=now)
@@ -399,7 +434,7 @@ async def poll_round(
     async def one(feed_id: str) -> None:
         async with gate:
             try:
-                await poll_one(sessions, feed_id, reader=reader, owner=owner, now=now)
+                await poll_one(sessions, feed_id, reader=reader, owner=owner, now=now, node=node)
             except Exception:  # one feed's failure (a database hiccup) is retried when its lease runs out
                 log.exception("polling feed %s failed", feed_id)
 
@@ -412,13 +447,18 @@ async def run_poller(
     *,
     reader: FeedReader,
     owner: str,
+    node: str,
     clock: Callable[[], datetime],
     stop: asyncio.Event,
     every: float = 30.0,
+    wake: Callable[[], None] = lambda: None,
 ) -> None:
-    """The instance's polling loop (a round when feeds are due, else every `every` seconds)."""
+    """The instance's polling loop (a round when feeds are due, else every `every` seconds); `wake` after each
+    round (the outbox relay: new items' events)."""
 
     async def round_() -> bool:
-        return await poll_round(sessions, reader=reader, owner=owner, now=clock())
+        more = await poll_round(sessions, reader=reader, owner=owner, now=clock(), node=node)
+        wake()
+        return more
 
     await woken_rounds("notices-feeds", round_, wake=asyncio.Event(), stop=stop, poll_interval=every)

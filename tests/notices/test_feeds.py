@@ -19,6 +19,7 @@ from services.notices.app import NoticesService
 from services.notices.feeds_fetch import FeedReader, address_allowed, checked_address, parse_allow
 from services.notices.feeds_models import feed_items
 from services.notices.feeds_parse import parse
+from services.notices.models import bus
 from tests.notices.feeds_support import FeedSite
 from tests.support.bus import NODE, call, wait_for
 from tests.support.http_server import served
@@ -57,7 +58,9 @@ class Env:
     async def later(self, minutes: int) -> None:
         """Time passes by the service's clock; the poller's round runs (the test's stand-in for the loop)."""
         self.clock[0] += timedelta(minutes=minutes)
-        await feeds.poll_round(self.svc.sessions, reader=self.svc.reader, owner=self.svc.owner, now=self.clock[0])
+        await feeds.poll_round(
+            self.svc.sessions, reader=self.svc.reader, owner=self.svc.owner, now=self.clock[0], node=NODE
+        )
 
 
 @pytest.fixture
@@ -118,6 +121,10 @@ async def test_each_format_lands_once_and_unchanged_feeds_answer_304(env: Env) -
     await env.later(31)  # and once more unchanged
     async with env.svc.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(feed_items)) == 6
+        # Each new item announced once, in the transaction that kept it; the corrected one not again.
+        subject = f.FeedItemCollected.subject(NODE)
+        announced = select(func.count()).select_from(bus.outbox).where(bus.outbox.c.subject == subject)
+        assert await s.scalar(announced) == 6
     titles = [i["title"] for i in (await env.call(f.EP_FEED_ITEMS, {"kind": "notice"}))["items"]]
     assert "ごみ収集日の変更（訂正）" in titles and "ごみ収集日の変更" not in titles and "図書館の休館" in titles
 
@@ -234,7 +241,7 @@ async def test_one_poller_at_a_time_and_one_row_per_item(env: Env) -> None:
 
     async def store() -> None:
         async with env.svc.sessions() as s, s.begin():
-            await feeds.store(s, first, parsed, now=env.clock[0])
+            await feeds.store(s, first, parsed, now=env.clock[0], node=NODE)
 
     await asyncio.gather(store(), store())
     async with env.svc.sessions() as s:
@@ -283,7 +290,7 @@ async def test_the_services_pollers_read_a_due_feed_once_between_two_instances(e
         await wait_for(read_again, "the pollers to read the feed when it was due")
         # Its next turn is 30 minutes on: however often either loop looks now, the site was asked once more only.
         for owner in (env.svc.owner, other.owner):
-            await feeds.poll_round(env.svc.sessions, reader=env.svc.reader, owner=owner, now=env.clock[0])
+            await feeds.poll_round(env.svc.sessions, reader=env.svc.reader, owner=owner, now=env.clock[0], node=NODE)
         assert env.site.hits["/rss"] == 2
     finally:
         await other.stop()

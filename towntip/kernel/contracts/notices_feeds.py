@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from towntip.kernel.categories import FAMILIES, codes
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.base import Frozen
+from towntip.kernel.contracts.notices import NoticesEvent
 from towntip.kernel.errors import Refusal
 
 EP_FEED_REGISTER = "feeds.register"  # FeedCreate -> Feed (staff; read at once, then on its schedule)
@@ -242,3 +243,23 @@ class CalendarHolder(Frozen):
     what that person may read themselves (their bookings, sign-ups), never anything staff may."""
 
     actor: Actor
+
+
+# ---- events (evt.<node>.notices.<snake_case type>) ---------------------------------------------------------------
+
+
+class FeedItemCollected(NoticesEvent):
+    """An item was collected from another site for the first time (a public notice, or a calendar entry when it has
+    a start time). A change the site makes later is not announced again."""
+
+    item_id: str
+    feed_id: str
+    source: str  # the feed's title
+    community_id: str | None = None
+    title: str
+    link: str | None = None
+    category: str
+    kind: ItemKind
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    at: datetime
