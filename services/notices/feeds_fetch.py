@@ -62,22 +62,31 @@ def address_allowed(addr: Address, allow: Iterable[Network]) -> bool:
 
 async def resolve(host: str, port: int) -> list[Address]:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        async with asyncio.timeout(CONNECT_SECONDS):  # a resolver that does not answer holds nobody for long
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise f.FEED_UNREACHABLE(f"the name {host} does not resolve ({exc.strerror})") from None
+    except (TimeoutError, UnicodeError):
+        raise f.FEED_UNREACHABLE(f"the name {host} could not be resolved") from None
     return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
 
 
 async def checked_address(url: str, allow: Iterable[Network]) -> tuple[Address, str, int]:
     """The address to connect to for `url`, after checking every address its host resolves to."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced [ in the host
+        raise f.FEED_BAD_URL("the URL cannot be read") from None
     if parts.scheme not in ("http", "https"):
         raise f.FEED_BAD_URL("only http and https feeds are read")
     if not parts.hostname:
         raise f.FEED_BAD_URL("the URL has no host")
     if parts.username or parts.password:
         raise f.FEED_BAD_URL("a feed URL may not carry a user name or password")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise f.FEED_BAD_URL("the URL's port is not a number from 1 to 65535") from None
     addrs = await resolve(parts.hostname, port)
     refused = [a for a in addrs if not address_allowed(a, allow)]
     if refused or not addrs:
@@ -157,6 +166,8 @@ async def fetch(
         raise f.FEED_TIMEOUT(f"the site did not answer within {total:.0f} s") from None
     except httpx.HTTPError as exc:
         raise f.FEED_UNREACHABLE(f"the site could not be read ({exc.__class__.__name__}: {exc})"[:300]) from None
+    except (httpx.InvalidURL, ValueError) as exc:  # a redirect to an address httpx cannot even form
+        raise f.FEED_BAD_URL(f"the address cannot be read ({exc})"[:300]) from None
 
 
 async def _follow(

@@ -66,7 +66,7 @@ async def portal(nats_server, tmp_path) -> AsyncIterator[Portal]:
         )
 
     notices = NoticesService(
-        settings(SERVICE), reader=FeedReader(allow=parse_allow("127.0.0.0/8"), total=2.0), poll_every=None
+        settings(SERVICE), reader=FeedReader(allow=parse_allow("127.0.0.0/8"), total=3.0), poll_every=None
     )
     points = PointsService(settings("points", card_key=CARD_KEY))
     site, site_port, port = FeedSite(), free_port(), free_port()

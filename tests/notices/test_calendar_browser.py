@@ -61,7 +61,7 @@ async def portal(nats_server, tmp_path, smtp: Smtp) -> AsyncIterator[tuple[str, 
         settings("identity", public_url=base), smtp=SmtpSettings(host="127.0.0.1", port=smtp.port)
     )
     notices = NoticesService(
-        settings("notices"), reader=FeedReader(allow=parse_allow("127.0.0.0/8"), total=2.0), poll_every=None
+        settings("notices"), reader=FeedReader(allow=parse_allow("127.0.0.0/8"), total=3.0), poll_every=None
     )
     site = FeedSite()
     async with started(identity, notices), served(site.app(), "127.0.0.1", site_port):

@@ -75,7 +75,7 @@ async def env(nats_server, database, tmp_path) -> AsyncIterator[Env]:
         database_schema=schema or "",
     )
     clock = [datetime(2026, 12, 7, 3, 0, tzinfo=UTC)]
-    reader = FeedReader(allow=LOOPBACK, limit=64 * 1024, total=1.0)
+    reader = FeedReader(allow=LOOPBACK, limit=64 * 1024, total=2.0)
     site = FeedSite()
     port = free_port()
     e = Env(
@@ -197,7 +197,7 @@ async def test_private_addresses_are_refused_unless_allowed(env: Env) -> None:
 async def test_a_redirect_to_a_private_address_is_refused(env: Env) -> None:
     # Only 127.0.0.1 is allowed; the site redirects to 127.0.0.2, another loopback address: refused before any
     # connection, the feed marked broken.
-    await env.restart(FeedReader(allow=parse_allow("127.0.0.1/32"), total=1.0))
+    await env.restart(FeedReader(allow=parse_allow("127.0.0.1/32"), total=2.0))
     env.site.redirect_to = env.base.replace("127.0.0.1", "127.0.0.2") + "/rss"
     feed = await env.register("/redirect")
     assert (feed["state"], feed["error_code"]) == ("broken", "feeds.address_refused")

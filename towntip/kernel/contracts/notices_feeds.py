@@ -202,7 +202,7 @@ class PublicNotices(Frozen):
 
 class CalendarQuery(BaseModel):
     model_config = _IN
-    start: date
+    start: Annotated[date, Field(ge=date(2000, 1, 1), le=date(2100, 12, 31))]  # a span the calendar can hold
     days: int = Field(default=62, ge=1, le=CALENDAR_MAX_DAYS)
     community_id: CommunityId | None = None
 
