@@ -26,6 +26,8 @@ from gateway.portal import (
     donations,
     notebook,
     notices,
+    notices_calendar,
+    notices_feeds,
     notices_staff,
     pages,
     projects,
@@ -120,6 +122,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(courses.router)  # courses, マイ単位, certifications and public certificate pages
     app.include_router(donations.router)  # 寄附: certified projects, transparency, マイ寄附 and receipts, staff desk
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
+    app.include_router(notices_calendar.router)  # カレンダー: /calendar, /calendar.ics, a community's, the private one
+    app.include_router(notices_feeds.router)  # /notices.atom; the staff's collected feeds (/staff/feeds)
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
     # /bookings/waitlist and /bookings/series/… before the pages' /bookings/{booking_id}
     app.include_router(waitlist_pages.router)  # キャンセル待ち and 定期予約: /bookings/waitlist, /bookings/series/…

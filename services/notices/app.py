@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from services.notices import VERSION, events, people
+from services.notices import VERSION, events, feeds, people
 from services.notices.audiences import Audiences, AudiencesOverBus
 from services.notices.fanout import BATCH, FanOut
+from services.notices.feeds_fetch import FeedReader, parse_allow
 from services.notices.handlers import build_endpoints
 from services.notices.models import bus
 from towntip.kernel.bus.consumer import IdempotentConsumer
@@ -37,9 +39,15 @@ class NoticesService(ServiceProcess):
     service = SERVICE
 
     def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow,
-                 audiences: Audiences | None = None, batch: int = BATCH, send_every: float = 5.0) -> None:
+                 audiences: Audiences | None = None, batch: int = BATCH, send_every: float = 5.0,
+                 reader: FeedReader | None = None, poll_every: float | None = 30.0) -> None:
         super().__init__(settings)
         self.clock = clock
+        # Collected feeds (feeds.py): how they are fetched, and how often the poller looks for feeds due (None: no
+        # loop; tests run its rounds themselves). The owner names this instance on the feeds' leases.
+        self.reader = reader or FeedReader(allow=parse_allow(settings.feed_allow))
+        self.poll_every = poll_every
+        self.owner = f"{settings.node_id}-{secrets.token_hex(4)}"
         self._audiences = audiences  # None: sns and projects over the node's bus
         self.batch, self.send_every = batch, send_every
 
@@ -63,6 +71,10 @@ class NoticesService(ServiceProcess):
                        asyncio.create_task(self.fanout.run(self.stop_event), name="notices-fanout"),
                        *(asyncio.create_task(k.run(self.stop_event), name=f"notices-{k.spec.durable}")
                          for k in self.consumers)]
+        if self.poll_every is not None:
+            self._tasks.append(asyncio.create_task(feeds.run_poller(
+                self.sessions, reader=self.reader, owner=self.owner, node=self.node, clock=self.clock,
+                stop=self.stop_event, every=self.poll_every, wake=self.relay.wake), name="notices-feeds-poller"))
 
         def committed() -> None:
             self.relay.wake()
@@ -74,7 +86,8 @@ class NoticesService(ServiceProcess):
             self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=committed,
                                       audiences=audiences, clock=self.clock, districts=town.districts,
-                                      approval_over=self.settings.notices_approval_over, town_name=town.name_ja),
+                                      approval_over=self.settings.notices_approval_over, town_name=town.name_ja,
+                                      reader=self.reader, owner=self.owner),
             description="notices and the personal inbox: life stage, targeted notices, official messages",
         )
         log.info("notices service ready on node %s", self.node)

@@ -9,8 +9,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notices import inbox, life, messages, notices
+from services.notices import feeds_handlers, inbox, life, messages, notices
 from services.notices.audiences import Audiences
+from services.notices.feeds_fetch import FeedReader
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import notices as c
@@ -64,14 +65,16 @@ MESSAGES = Domain("messages", ops=(
           refusals=(c.MESSAGE_UNKNOWN_PERSON,)),
 ))
 
-DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES)
+DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES, *feeds_handlers.DOMAINS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
                     audiences: Audiences, clock: Callable[[], datetime] = utcnow, districts: tuple[str, ...] = (),
-                    approval_over: int = c.APPROVAL_OVER_DEFAULT, town_name: str = "") -> Endpoints:
-    """The service's endpoints from its domains' tables."""
+                    approval_over: int = c.APPROVAL_OVER_DEFAULT, town_name: str = "",
+                    reader: FeedReader | None = None, owner: str = "") -> Endpoints:
+    """The service's endpoints from its domains' tables (`reader`: how collected feeds are fetched; `owner`: this
+    instance's name on the feeds' leases)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
     return Endpoints.from_domains(DOMAINS, uow=uow, context={
         "node": node, "audiences": audiences, "districts": districts, "approval_over": approval_over,
-        "town_name": town_name or node})
+        "town_name": town_name or node, "reader": reader or FeedReader(), "owner": owner or node})

@@ -70,6 +70,9 @@ class ServiceSettings(NodeSettings):
     bookings_open_to_other_nodes: bool = False
     # The notices service: a notice to more people than this waits for a second staff member's approval.
     notices_approval_over: int = Field(default=1000, ge=0)
+    # The notices service's collected feeds: private networks it may read from besides the public internet (a CMS
+    # on the municipal LAN), as CIDRs separated by commas: TOWNTIP_FEED_ALLOW=10.20.0.0/16,192.168.5.0/24.
+    feed_allow: str = ""
 
     def resolved_database_url(self) -> str:
         if self.database_url:
