@@ -14,6 +14,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
     """Each service's endpoints, declared without starting anything (no database, no NATS)."""
     from identity.handlers import DOMAINS as IDENTITY
     from services.bookings.handlers import DOMAINS as BOOKINGS
+    from services.notices.handlers import DOMAINS as NOTICES
     from services.points.handlers import DOMAINS as POINTS
     from services.projects.handlers import DOMAINS as PROJECTS
     from services.sns.handlers import DOMAINS as SNS
@@ -27,6 +28,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
         ServiceDoc("projects", tables(PROJECTS)),
         ServiceDoc("sns", tables(SNS)),
         ServiceDoc("bookings", tables(BOOKINGS)),
+        ServiceDoc("notices", tables(NOTICES)),
     ]
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 # services that run in a node today; the others arrive with their issues
-SERVICES = ("identity", "points", "projects", "sns", "bookings")
+SERVICES = ("identity", "points", "projects", "sns", "bookings", "notices")
 # Where each service's code lives (`python -m <module>`): the design card puts identity at the top level.
 SERVICE_MODULES = {"identity": "identity", "points": "services.points", "projects": "services.projects",
-                   "sns": "services.sns", "bookings": "services.bookings"}
+                   "sns": "services.sns", "bookings": "services.bookings",
+                   "notices": "services.notices"}
 
 
 def svc(node: str, service: str, endpoint: str) -> str:
