@@ -69,14 +69,29 @@ def _sns(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:
         author, post_author = _text(data, "author"), _text(data, "post_author")
         if author == post_author:
             return None
-        return [activity.NewNote(
-            person=post_author, kind="comment", subject=_text(data, "post_id"), who=author, at=at,
-            link=f"/communities/{_text(data, 'community_id')}/posts/{_text(data, 'post_id')}",
-            source_key=f"sns:comment:{_text(data, 'comment_id')}")]
+        return [
+            activity.NewNote(
+                person=post_author,
+                kind="comment",
+                subject=_text(data, "post_id"),
+                who=author,
+                at=at,
+                link=f"/communities/{_text(data, 'community_id')}/posts/{_text(data, 'post_id')}",
+                source_key=f"sns:comment:{_text(data, 'comment_id')}",
+            )
+        ]
     if type_ == "FriendRequested":
-        return [activity.NewNote(
-            person=_text(data, "addressee"), kind="friend_request", subject=str(data.get("sender_name") or ""),
-            who=_text(data, "sender"), link="/friends", at=at, source_key=f"sns:friend:{_text(data, 'request_id')}")]
+        return [
+            activity.NewNote(
+                person=_text(data, "addressee"),
+                kind="friend_request",
+                subject=str(data.get("sender_name") or ""),
+                who=_text(data, "sender"),
+                link="/friends",
+                at=at,
+                source_key=f"sns:friend:{_text(data, 'request_id')}",
+            )
+        ]
     return None
 
 
@@ -85,8 +100,17 @@ def _points(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:
     if type_ not in ("TapRecorded", "DonationConfirmed") or not isinstance(points, int) or points <= 0 or not person:
         return None
     what = str(data.get("event") or data.get("project") or "")
-    return [activity.NewNote(person=str(person), kind="points_credited", subject=str(points), who=what,
-                             link="/points", at=at, source_key=f"points:{key}")]
+    return [
+        activity.NewNote(
+            person=str(person),
+            kind="points_credited",
+            subject=str(points),
+            who=what,
+            link="/points",
+            at=at,
+            source_key=f"points:{key}",
+        )
+    ]
 
 
 def _time(data: dict[str, Any], name: str) -> datetime:
@@ -102,16 +126,21 @@ def _time(data: dict[str, Any], name: str) -> datetime:
 def _bookings(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:
     if type_ == "BookingConfirmed":
         booker = data.get("booker")
-        return BookingSeen(_text(data, "booking_id"), str(booker) if booker else None, _text(data, "facility_id"),
-                           _time(data, "start"))
+        return BookingSeen(
+            _text(data, "booking_id"), str(booker) if booker else None, _text(data, "facility_id"), _time(data, "start")
+        )
     if type_ in ("BookingCancelled", "BookingRejected", "BookingNoShow"):
         return BookingSeen(_text(data, "booking_id"), None, "", None)
     return None
 
 
-FOLLOWED = {"ThemeChanged": ("theme", "id"), "ThemePhaseAdvanced": ("theme", "theme_id"),
-            "ThemeCallOpened": ("theme", "theme_id"), "ThemeCompleted": ("theme", "theme_id"),
-            "CaseChanged": ("case", "id")}
+FOLLOWED = {
+    "ThemeChanged": ("theme", "id"),
+    "ThemePhaseAdvanced": ("theme", "theme_id"),
+    "ThemeCallOpened": ("theme", "theme_id"),
+    "ThemeCompleted": ("theme", "theme_id"),
+    "CaseChanged": ("case", "id"),
+}
 
 
 def _projects(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:
@@ -126,11 +155,27 @@ DECODERS = {"sns": _sns, "points": _points, "bookings": _bookings, "projects": _
 
 def consumer_specs(node: str) -> list[ConsumerSpec]:
     """One durable consumer per source stream: this node's four services and the peers' projects facts."""
-    specs = [ConsumerSpec(stream=subjects.evt_stream(node, source), durable=f"notices-activity-{source}",
-                          filter_subject=subjects.evt_all(node, source), service=SERVICE, node=node, batch=128)
-             for source in DECODERS]
-    specs.append(ConsumerSpec(stream=subjects.fed_projects_stream(node), durable="notices-activity-peers",
-                              filter_subject=">", service=SERVICE, node=node, batch=128))
+    specs = [
+        ConsumerSpec(
+            stream=subjects.evt_stream(node, source),
+            durable=f"notices-activity-{source}",
+            filter_subject=subjects.evt_all(node, source),
+            service=SERVICE,
+            node=node,
+            batch=128,
+        )
+        for source in DECODERS
+    ]
+    specs.append(
+        ConsumerSpec(
+            stream=subjects.fed_service_stream(node, "projects"),
+            durable="notices-activity-peers",
+            filter_subject="evt.*.projects.>",
+            service=SERVICE,
+            node=node,
+            batch=128,
+        )
+    )
     return specs
 
 
@@ -168,20 +213,40 @@ class ActivityHandler:
     async def _followed(self, change: FollowedChange) -> list[activity.NewNote]:
         # Asked inside the consumer's transaction: a projects service that does not answer fails the batch, and
         # JetStream delivers it again later (nothing was recorded).
-        found = await self.followers(f.FollowersQuery(kind=change.kind, origin_node=change.origin_node,  # type: ignore[arg-type]
-                                                      id=change.item_id))
+        found = await self.followers(
+            f.FollowersQuery(
+                kind=change.kind,
+                origin_node=change.origin_node,
+                id=change.item_id,
+            )
+        )
         path = "themes" if change.kind == "theme" else "cases"
-        link = (f"/{path}/{change.item_id}" if change.origin_node == self.node
-                else f"/federation/{path}/{change.origin_node}/{change.item_id}")
-        return [activity.NewNote(person=h, kind="followed_change", subject=found.title or change.item_id,
-                                 who=change.what, link=link, at=change.at,
-                                 source_key=f"projects:{change.origin_node}:{change.key}")
-                for h in found.handles]
+        link = (
+            f"/{path}/{change.item_id}"
+            if change.origin_node == self.node
+            else f"/federation/{path}/{change.origin_node}/{change.item_id}"
+        )
+        return [
+            activity.NewNote(
+                person=h,
+                kind="followed_change",
+                subject=found.title or change.item_id,
+                who=change.what,
+                link=link,
+                at=change.at,
+                source_key=f"projects:{change.origin_node}:{change.key}",
+            )
+            for h in found.handles
+        ]
 
 
 async def _keep_booking(session: AsyncSession, seen: BookingSeen) -> None:
     await session.execute(delete(activity_bookings).where(activity_bookings.c.booking_id == seen.booking_id))
     if seen.starts_at is not None and seen.booker:
-        await session.execute(db.insert_on_conflict(session, activity_bookings).values(
-            booking_id=seen.booking_id, booker=seen.booker, facility_id=seen.facility_id,
-            starts_at=seen.starts_at).on_conflict_do_nothing(index_elements=["booking_id"]))
+        await session.execute(
+            db.insert_on_conflict(session, activity_bookings)
+            .values(
+                booking_id=seen.booking_id, booker=seen.booker, facility_id=seen.facility_id, starts_at=seen.starts_at
+            )
+            .on_conflict_do_nothing(index_elements=["booking_id"])
+        )

@@ -12,8 +12,10 @@ from __future__ import annotations
 from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, String, Table, Text, UniqueConstraint
 
 from services.notices.models import metadata
+from towntip.kernel.mail import define_mail_table
 
 TS = DateTime(timezone=True)
+mail = define_mail_table(metadata)  # the daily digest (created by migration 0002_activity)
 
 activity_notes = Table(
     "activity_notes",

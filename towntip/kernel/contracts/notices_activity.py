@@ -13,11 +13,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from towntip.kernel.contracts import notices as _notices
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.errors import Refusal
 
-SERVICE = "notices"
+SERVICE = _notices.SERVICE
 
 EP_ACTIVITY_LIST = "activity.list"  # ActivityQuery -> ActivityList (the person's own)
 EP_ACTIVITY_READ = "activity.read"  # ActivityRead -> ActivityList (mark some or all read)
