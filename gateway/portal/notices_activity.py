@@ -52,6 +52,7 @@ add_words(
         ),
         "ac_say_points_credited": ("{subject} ポイントが付きました（{who}）", "{subject} points credited ({who})"),
         "ac_kinds": ("受け取るお知らせ", "What to be told of"),
+        "ac_digest_legend": ("まとめメール", "Daily digest"),
         "ac_digest": ("毎朝、まとめメールを受け取る", "A digest by e-mail every morning"),
         "ac_digest_hint": (
             "前日からの未読のお知らせを、朝7時ごろ {email} にお送りします。オフにするとアドレスは消去されます。",

@@ -43,6 +43,7 @@ class FollowedChange:
     what: str  # the event type
     key: str
     at: datetime
+    title: str = ""  # the event's own title where it has one (the projects copy may lag behind it)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ def _projects(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:
     if type_ not in FOLLOWED:
         return None
     kind, id_field = FOLLOWED[type_]
-    return FollowedChange(kind, _text(data, "origin_node"), _text(data, id_field), type_, key, at)
+    title = data.get("title") if isinstance(data.get("title"), str) else ""
+    return FollowedChange(kind, _text(data, "origin_node"), _text(data, id_field), type_, key, at, str(title)[:300])
 
 
 DECODERS = {"sns": _sns, "points": _points, "bookings": _bookings, "projects": _projects}
@@ -230,7 +232,7 @@ class ActivityHandler:
             activity.NewNote(
                 person=h,
                 kind="followed_change",
-                subject=found.title or change.item_id,
+                subject=change.title or found.title or change.item_id,
                 who=change.what,
                 link=link,
                 at=change.at,
