@@ -1,5 +1,6 @@
 """The notices service's endpoints, one table per domain (other features of the service add their own domains to
-DOMAINS). Each change runs in the unit of work's transaction and wakes the outbox relay after the commit."""
+DOMAINS). Each change runs in the unit of work's transaction and wakes the outbox relay (and the sending job) after
+the commit."""
 
 from __future__ import annotations
 
@@ -9,25 +10,72 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notices import inbox
+from services.notices import inbox, life, messages, notices
 from services.notices.activity_handlers import DOMAINS as ACTIVITY_DOMAINS
+from services.notices.audiences import Audiences
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import notices as c
-from towntip.kernel.domain import GET, Domain, read
+from towntip.kernel.domain import GET, POST, SERVICE, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 INBOX = Domain("inbox", refusals=(c.ITEM_NOT_FOUND,), ops=(
     read(c.EP_INBOX_LIST, c.InboxQuery, c.InboxPage, inbox.list_,
          http=GET("/inbox", "My inbox: notices and official messages, newest first")),
+    write(c.EP_INBOX_GET, c.ItemAction, c.InboxDetail, inbox.get,
+          http=POST("/inbox/{item_id}/open", "Open one item of my inbox (marks it read)")),
+    write(c.EP_INBOX_MARK, c.MarkIn, c.InboxItem, inbox.mark,
+          http=POST("/inbox/{item_id}/mark", "Mark an item read, unread, archived or not")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (INBOX, *ACTIVITY_DOMAINS)
+LIFE = Domain("life", refusals=(c.LIFE_HOME_ONLY,), ops=(
+    read(c.EP_LIFE_GET, c.PersonQuery, c.LifeStage, life.get,
+         http=GET("/me/life", "My life stage and life events (as I stated them)")),
+    write(c.EP_LIFE_PUT, c.LifeStagePut, c.LifeStage, life.put, refusals=(c.LIFE_DISTRICT_UNKNOWN,),
+          http=POST("/me/life", "State my life stage (every field optional; replaces what I said)")),
+    write(c.EP_LIFE_DELETE, c.PersonQuery, c.LifeStage, life.delete_,
+          http=POST("/me/life/delete", "Delete every answer of my life stage")),
+))
+
+NOTICES = Domain("notices", refusals=(c.NOTICE_STAFF_ONLY, c.NOTICE_NOT_FOUND), ops=(
+    own(c.EP_NOTICE_PREVIEW, c.PreviewIn, c.RecipientCount, notices.preview, role=STAFF,
+        refusals=(c.NOTICE_TARGET_UNKNOWN, c.NOTICE_AUDIENCE_UNAVAILABLE),
+        http=POST("/staff/notices/preview", "How many people a target reaches (a count, never who)")),
+    own(c.EP_NOTICE_CREATE, c.NoticeCreate, c.StaffNotice, notices.create, role=STAFF,
+        refusals=(c.NOTICE_TARGET_UNKNOWN, c.NOTICE_AUDIENCE_UNAVAILABLE, c.NOTICE_BAD_PERIOD,
+                  c.NOTICE_PUBLISH_PAST),
+        http=POST("/staff/notices", "Write a notice and schedule it (approval first above the threshold)",
+                  status=201)),
+    write(c.EP_NOTICE_APPROVE, c.NoticeAction, c.StaffNotice, notices.approve, role=STAFF,
+          refusals=(c.NOTICE_NOT_AWAITING, c.NOTICE_SELF_APPROVAL),
+          http=POST("/staff/notices/{notice_id}/approve", "Approve a notice to many (not its author)")),
+    write(c.EP_NOTICE_CORRECT, c.NoticeCorrect, c.StaffNotice, notices.correct, role=STAFF,
+          refusals=(c.NOTICE_WITHDRAWN, c.NOTICE_BAD_PERIOD),
+          http=POST("/staff/notices/{notice_id}/correct", "Correct a notice (a new version; the old one kept)")),
+    write(c.EP_NOTICE_WITHDRAW, c.NoticeAction, c.StaffNotice, notices.withdraw, role=STAFF,
+          refusals=(c.NOTICE_WITHDRAWN,),
+          http=POST("/staff/notices/{notice_id}/withdraw", "Withdraw a notice (kept, shown as withdrawn)")),
+    read(c.EP_NOTICE_LIST, c.StaffQuery, c.StaffNoticeList, notices.list_, role=STAFF,
+         http=GET("/staff/notices", "Notices, newest first, with how many they reached and opened")),
+    read(c.EP_NOTICE_GET, c.NoticeAction, c.StaffNoticeDetail, notices.get, role=STAFF,
+         http=GET("/staff/notices/{notice_id}", "One notice, its history and counts")),
+))
+
+MESSAGES = Domain("messages", ops=(
+    write(c.EP_MESSAGE_SEND, c.MessageSend, c.MessageSent, messages.send, role=SERVICE,
+          refusals=(c.MESSAGE_UNKNOWN_PERSON,)),
+))
+
+DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES, *ACTIVITY_DOMAINS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow, **features: Any) -> Endpoints:
-    """The service's endpoints from its domains' tables (`features`: what the features' handlers take, such as the
-    activity feature's `candidates`, `vapid_public` and `allow_local`)."""
+                    audiences: Audiences, clock: Callable[[], datetime] = utcnow, districts: tuple[str, ...] = (),
+                    approval_over: int = c.APPROVAL_OVER_DEFAULT, town_name: str = "",
+                    **features: Any) -> Endpoints:
+    """The service's endpoints from its domains' tables (`features`: what other features' handlers take, such as
+    the activity feature's `candidates`, `vapid_public` and `allow_local`)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, **features})
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={
+        "node": node, "audiences": audiences, "districts": districts, "approval_over": approval_over,
+        "town_name": town_name or node, **features})

@@ -3,9 +3,10 @@ to the actor's own handle: nobody reads another person's inbox, staff included."
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notices.models import inbox_entries as e
@@ -55,3 +56,43 @@ async def list_(*, session: AsyncSession, data: c.InboxQuery) -> c.InboxPage:
     page = [_item(r) for r in rows[:data.limit]]
     return c.InboxPage(items=page, unread=await unread(session, person),
                        next_before=page[-1].delivered_at if more else None)
+
+
+async def _entry(session: AsyncSession, person: str, item_id: str) -> Any:
+    row = (await session.execute(
+        select(items, e.c.kind.label("entry_kind"), e.c.delivered_at, e.c.read_at, e.c.opened_at, e.c.archived_at)
+        .join(e, e.c.item_id == items.c.id).where(e.c.person == person, e.c.item_id == item_id))).first()
+    if row is None:  # another person's item is not found either: its existence is not told
+        raise c.ITEM_NOT_FOUND(f"no item {item_id} in your inbox")
+    return row
+
+
+async def get(*, session: AsyncSession, data: c.ItemAction, now: datetime) -> c.InboxDetail:
+    """One item of the person's inbox, opened: read from now on (the staff's count of opened notices counts it)."""
+    person = data.actor.global_handle
+    row = await _entry(session, person, data.item_id)
+    read_at = row.read_at or now
+    if row.read_at is None or row.opened_at is None:
+        await session.execute(update(e).where(e.c.person == person, e.c.item_id == data.item_id).values(
+            read_at=read_at, opened_at=row.opened_at or now))
+    return c.InboxDetail(
+        id=row.id, kind=row.entry_kind, title=row.title, sender=row.sender, category=row.category,
+        delivered_at=aware(row.delivered_at), read_at=aware(read_at), archived_at=aware(row.archived_at),
+        withdrawn=row.withdrawn_at is not None, body=row.body, links=row.links, valid_from=aware(row.valid_from),
+        valid_until=aware(row.valid_until), version=row.version, updated_at=aware(row.updated_at))
+
+
+_MARKS = {"read": ("read_at", True), "unread": ("read_at", False), "archive": ("archived_at", True),
+          "unarchive": ("archived_at", False)}
+
+
+async def mark(*, session: AsyncSession, data: c.MarkIn, now: datetime) -> c.InboxItem:
+    person = data.actor.global_handle
+    await _entry(session, person, data.item_id)
+    column, on = _MARKS[data.mark]
+    await session.execute(update(e).where(e.c.person == person, e.c.item_id == data.item_id).values(
+        {column: now if on else None}))
+    row = await _entry(session, person, data.item_id)
+    return c.InboxItem(id=row.id, kind=row.entry_kind, title=row.title, sender=row.sender, category=row.category,
+                       delivered_at=aware(row.delivered_at), read_at=aware(row.read_at),
+                       archived_at=aware(row.archived_at), withdrawn=row.withdrawn_at is not None)

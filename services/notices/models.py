@@ -59,7 +59,7 @@ life_facets = Table(
     "life_facets",
     metadata,
     Column("facet", String(16), nullable=False),
-    Column("value", String(48), nullable=False),
+    Column("value", String(100), nullable=False),
     Column("person", String(64), nullable=False),
     PrimaryKeyConstraint("facet", "value", "person", name="pk_life_facets"),
     Index("ix_life_facets_person", "person"),
@@ -96,11 +96,12 @@ inbox_entries = Table(
     Column("item_id", String(36), ForeignKey("items.id"), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("delivered_at", TS, nullable=False),
-    Column("read_at", TS, nullable=True),
+    Column("read_at", TS, nullable=True),  # the person's read/unread mark (they may set it back)
+    Column("opened_at", TS, nullable=True),  # first opened: what the staff's count of opened notices counts
     Column("archived_at", TS, nullable=True),
     PrimaryKeyConstraint("person", "item_id", name="pk_inbox_entries"),
     Index("ix_inbox_entries_person_delivered", "person", "delivered_at"),
-    Index("ix_inbox_entries_item_read", "item_id", "read_at"),
+    Index("ix_inbox_entries_item_opened", "item_id", "opened_at"),
 )
 
 # A notice's sending: its target, approval, schedule and the fan-out's progress. Its content is `items` (same id).

@@ -50,6 +50,7 @@ from towntip.kernel.bus.consumer import Delivery, Outcome, Rejected, peer_event
 from towntip.kernel.bus.envelope import event_token, utcnow
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import federation as f
+from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.actor import Actor
@@ -359,6 +360,15 @@ async def get_case(*, session: AsyncSession, q: f.RemoteQuery, node: str, public
 
 
 # ---- follows ------------------------------------------------------------------------------------------------------
+
+
+async def theme_audience(session: AsyncSession, *, q: nc.ThemeAudienceQuery) -> nc.Audience:
+    """The handles of a theme's followers, for the notices service sending a notice to them (nothing else)."""
+    handles = (await session.execute(select(follows.c.global_handle).where(
+        follows.c.kind == "theme", follows.c.origin_node == q.origin_node, follows.c.item_id == q.theme_id)
+        .order_by(follows.c.global_handle).limit(nc.AUDIENCE_MAX))).scalars().all()
+    return nc.Audience(handles=list(handles), known=bool(handles))
+
 
 
 async def _item(session: AsyncSession, kind: str, origin_node: str, item_id: str, node: str) -> Any:

@@ -24,10 +24,11 @@ from services.projects import (
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import federation as f
+from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.mypage import EP_PERSON_SUMMARY, ProjectsSummary, SummaryQuery
-from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SECRETARIAT, STAFF, Domain, read, write
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SECRETARIAT, SERVICE, STAFF, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
 MYPAGE = Domain("mypage", refusals=(
@@ -191,6 +192,8 @@ FEDERATION = Domain("federation", refusals=(
     write(f.EP_ADOPT, f.CaseAdopt, c.Theme, federation.adopt, role=STAFF),
     write(f.EP_WIDE_AREA, f.WideAreaSet, c.Theme, federation.set_wide_area, role=STAFF),
     write(f.EP_PARTICIPATE, f.ParticipationDeclare, f.RemoteTheme, federation.participate, role=STAFF),
+    # Asked by the notices service only (a notice to a theme's followers): bus only, the gateway may not.
+    read(f.EP_THEME_AUDIENCE, nc.ThemeAudienceQuery, nc.Audience, federation.theme_audience, role=SERVICE),
 ))
 
 

@@ -15,6 +15,7 @@ from services.sns.models import bus, communities, community_categories, membersh
 from towntip.kernel import categories, db
 from towntip.kernel.bus.envelope import new_id
 from towntip.kernel.bus.outbox import announce
+from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware
@@ -119,6 +120,15 @@ async def get(session: AsyncSession, *, community_id: str, actor: Actor | None) 
 
 async def member_list(session: AsyncSession, *, q: c.CommunityQuery) -> c.MemberList:
     return c.MemberList(members=await members(session, community_id=q.community_id))
+
+
+async def audience(session: AsyncSession, *, q: nc.CommunityAudienceQuery) -> nc.Audience:
+    """Every member's handle, for the notices service sending a notice to the community (no names, no roles)."""
+    known = await session.scalar(select(communities.c.id).where(communities.c.id == q.community_id))
+    handles = (await session.execute(select(memberships.c.global_handle).where(
+        memberships.c.community_id == q.community_id).order_by(memberships.c.global_handle)
+        .limit(nc.AUDIENCE_MAX))).scalars().all()
+    return nc.Audience(handles=list(handles), known=known is not None)
 
 
 async def list_(session: AsyncSession, *, q: c.CommunityListQuery) -> c.CommunityList:

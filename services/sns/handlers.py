@@ -12,8 +12,9 @@ from services.sns import communities, friends, people, posts
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import mypage as mp
+from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import sns as c
-from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, Domain, read, write
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
 COMMUNITIES = Domain("communities", refusals=(
@@ -76,7 +77,12 @@ MYPAGE = Domain("mypage", ops=(
     read(mp.EP_PERSON_SUMMARY, mp.SummaryQuery, mp.SnsSummary, friends.summary, role=GATEWAY),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, MYPAGE)
+# Asked by the notices service only (a notice to a community's members): bus only, the gateway may not.
+AUDIENCE = Domain("audience", ops=(
+    read(c.EP_COMMUNITY_AUDIENCE, nc.CommunityAudienceQuery, nc.Audience, communities.audience, role=SERVICE),
+))
+
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, MYPAGE, AUDIENCE)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

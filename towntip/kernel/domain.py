@@ -38,6 +38,7 @@ STAFF = "staff"
 SECRETARIAT = "secretariat"
 GATEWAY = "gateway"  # the node's gateway only (sessions, OIDC, lookups it does for a page)
 OPERATOR = "operator"  # the operator's admin CLI only
+SERVICE = "service"  # another service of the node (towntip/node/natsauth.py SERVICE_CALLS grants it; never HTTP)
 
 Tx = Literal["write", "read", "none"]
 Method = Literal["GET", "POST", "PUT", "DELETE"]

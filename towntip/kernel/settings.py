@@ -68,6 +68,8 @@ class ServiceSettings(NodeSettings):
     # The bookings service: people of other nodes (logged in here with their home ID) may book every facility of
     # this node (else only facilities whose rule `open_to_other_nodes` says so).
     bookings_open_to_other_nodes: bool = False
+    # The notices service: a notice to more people than this waits for a second staff member's approval.
+    notices_approval_over: int = Field(default=1000, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

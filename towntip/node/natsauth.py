@@ -56,8 +56,12 @@ EDGE_LISTENERS = {"points": ("heartbeat",)}
 # inboxes, and to no other inbox except as a reply.
 EDGE_CONSUMERS = ("points",)
 # Endpoints of another service a service may call (request/reply; the reply comes to its own inbox), which the
-# gateway may not: the bookings service charges and refunds facility fees through the points service's ledger.
-SERVICE_CALLS = {"bookings": ("points.payments",)}
+# gateway may not: the bookings service charges and refunds facility fees through the points service's ledger; the
+# notices service asks sns and projects who a community's members and a theme's followers are when it sends a
+# notice to them, and bookings and points may send an official message to one person's inbox.
+SERVICE_CALLS = {"bookings": ("points.payments", "notices.message"),
+                 "notices": ("sns.audience", "projects.audience"),
+                 "points": ("notices.message",)}
 # Single endpoints of another service a service may call, which the gateway may call too (public lists, and a
 # followed item's followers): the notices service's navi and activity notifications (services/notices/navi_bus.py).
 SERVICE_READS = {"notices": ("sns.communities.list", "points.events.list", "projects.themes.list",

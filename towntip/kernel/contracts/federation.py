@@ -26,6 +26,8 @@ EP_CASES_LIST = "federation.cases.list"  # RemoteListQuery -> RemoteCaseList (pu
 EP_CASES_GET = "federation.cases.get"  # RemoteQuery -> RemoteCase (public, with the prefill of a new theme)
 EP_FOLLOW = "federation.follow"  # FollowIn -> Followed (a logged-in person; following again = seen now)
 EP_UNFOLLOW = "federation.unfollow"  # FollowIn -> Followed
+# notices.ThemeAudienceQuery -> notices.Audience: a theme's followers' handles, for the notices service only
+EP_THEME_AUDIENCE = "audience.theme"
 EP_FOLLOWING = "federation.following"  # FollowingQuery -> FollowingList (the person's own list)
 # FollowersQuery -> Followers: who follows one theme or case, for the node's notices service (issue 18: "a theme I
 # follow changed"); bus only, never an HTTP route, and the handles never leave the node.

@@ -49,6 +49,8 @@ EP_FRIEND_DECLINE = "friends.decline"  # RequestAction -> Done (the addressee)
 EP_FRIEND_CANCEL = "friends.cancel"  # RequestAction -> Done (the sender)
 EP_FRIEND_REMOVE = "friends.remove"  # FriendRemove -> Done (either friend)
 EP_FRIEND_LIST = "friends.list"  # FriendsQuery -> Friends (the person's own)
+# notices.CommunityAudienceQuery -> notices.Audience: the members' handles, for the notices service only
+EP_COMMUNITY_AUDIENCE = "audience.community"
 
 # Limits (characters; per person per minute).
 NAME_MAX = 80

@@ -37,7 +37,7 @@ def upgrade() -> None:
     op.create_table(
         "life_facets",
         sa.Column("facet", sa.String(16), nullable=False),
-        sa.Column("value", sa.String(48), nullable=False),
+        sa.Column("value", sa.String(100), nullable=False),
         sa.Column("person", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("facet", "value", "person", name="pk_life_facets"),
     )
@@ -70,12 +70,13 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("delivered_at", TS, nullable=False),
         sa.Column("read_at", TS, nullable=True),
+        sa.Column("opened_at", TS, nullable=True),
         sa.Column("archived_at", TS, nullable=True),
         sa.ForeignKeyConstraint(["item_id"], ["items.id"], name=op.f("fk_inbox_entries_item_id_items")),
         sa.PrimaryKeyConstraint("person", "item_id", name="pk_inbox_entries"),
     )
     op.create_index("ix_inbox_entries_person_delivered", "inbox_entries", ["person", "delivered_at"])
-    op.create_index("ix_inbox_entries_item_read", "inbox_entries", ["item_id", "read_at"])
+    op.create_index("ix_inbox_entries_item_opened", "inbox_entries", ["item_id", "opened_at"])
     op.create_table(
         "notices",
         sa.Column("id", sa.String(36), nullable=False),
