@@ -9,6 +9,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser
 from gateway.portal import session as ps
@@ -189,20 +190,21 @@ async def settings_save(request: Request, user: CurrentUser, form: CsrfForm) -> 
 
 
 @router.post("/notifications/push")
-async def push_subscribe(request: Request, user: CurrentUser) -> Response:
-    """The settings page's script posts the browser's PushSubscription here (JSON, with the page's CSRF token)."""
+async def push_subscribe(request: Request, user: CurrentUser, form: CsrfForm) -> Response:
+    """The settings page's script posts the browser's PushSubscription here (a form, with the page's CSRF token);
+    the answer is JSON for the script, with the words to show."""
     lang = ps.lang(request)
     try:
-        body = json.loads((await request.body())[:8192])
-        if not ps.csrf_ok(request, body.get("csrf") if isinstance(body, dict) else None):
-            return JSONResponse({"message": t("csrf", lang)}, status_code=403)
         sub = c.PushSubscribeIn(
-            actor=actor_of(user), endpoint=body["endpoint"], p256dh=body["keys"]["p256dh"], auth=body["keys"]["auth"]
+            actor=actor_of(user),
+            endpoint=form.get("endpoint", ""),
+            p256dh=form.get("p256dh", ""),
+            auth=form.get("auth", ""),
         )
         got = await call(request, c.SERVICE, c.EP_PUSH_SUBSCRIBE, sub)
     except errors.ServiceError as exc:
         return JSONResponse({"message": why(exc, lang)}, status_code=error_status(exc))
-    except (ValueError, KeyError, TypeError):
+    except ValidationError:
         return JSONResponse({"message": t("ac_push_unsupported", lang)}, status_code=400)
     return JSONResponse({"push_browsers": got["push_browsers"], "message": t("ac_push_done", lang)})
 
