@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser
 from gateway.portal import session as ps
-from gateway.portal.common import actor_of, call, error_status, message, render, why
+from gateway.portal.common import actor_of, add_nav, call, error_status, message, render, why
 from gateway.portal.i18n import add_words, t
 from towntip.kernel import errors
 from towntip.kernel.clock import JST
@@ -79,6 +79,8 @@ add_words(
         "ac_keep": ("お知らせは180日後に自動で消去されます。", "Notifications are deleted after 180 days."),
     }
 )
+
+add_nav("ac_title", "/notifications", "user")
 
 # Shows a push and opens its page; only paths of this portal are opened (the payload is the node's own).
 SERVICE_WORKER = """'use strict';

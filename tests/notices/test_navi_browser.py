@@ -174,3 +174,8 @@ async def test_navi_and_notification_settings_on_a_phone(portal: str, phone_brow
     assert "hanako" not in page["text"] and "山田" not in page["text"]
     page = await log_in(d, base, "hanako", "/staff/navi")
     assert "利用状況" not in page["text"]  # not staff
+
+    # English when chosen.
+    page = await open_page(d, base + "/navi?lang=en")
+    assert "Town navi" in page["text"] and "Because you are interested in" in page["text"], page["text"]
+    assert "Happening in 杉下小学校区" in page["text"] and page["overflow"] <= 0
