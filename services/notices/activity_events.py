@@ -28,9 +28,11 @@ from services.notices.activity_models import activity_bookings
 from towntip.kernel import db
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected, own_event, peer_event
+from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import federation as f
+from towntip.kernel.contracts import notices_activity as c
 
-SERVICE = "notices"
+SERVICE = c.SERVICE
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ class ActivityHandler:
     def decode(self, msg: Msg) -> tuple[str, Item]:
         if self.peers:
             key, _peer, type_, data = peer_event(msg, self.node, "projects")
-            at = datetime.now().astimezone()
+            at = utcnow()  # a peer's fact is told as of its arrival here (copies lag behind their node)
         else:
             key, type_, data, at = own_event(msg, self.node, self.source)
         if not isinstance(data, dict):
