@@ -27,6 +27,7 @@ from gateway.portal import (
     notebook,
     notices,
     notices_activity,
+    notices_staff,
     pages,
     projects,
     sns,
@@ -127,7 +128,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(bookings_pages.router)  # 施設予約: facilities, availability, booking, my bookings, iCal
     app.include_router(bookings_life.router)  # the staff's approval queue, a resident's payment of one booking
     app.include_router(bookings_lottery.router)  # 抽選 and 団体登録 (the bookings service)
-    app.include_router(notices.router)  # 受信箱 (the notices service): /inbox
+    app.include_router(notices.router)  # 受信箱 and ライフステージ (the notices service): /inbox, /me/life
+    app.include_router(notices_staff.router)  # お知らせ配信 (staff): /staff/notices
     app.include_router(notices_activity.router)  # 活動のお知らせ, its settings, Web Push's service worker /sw.js
     app.include_router(navi.router)  # まちづくりナビ: /navi, its counting redirect, the staff's figures
     app.include_router(portal_events.router)  # イベント: dates, venue, sign-up and waitlist, /events.ics; staff form
