@@ -24,10 +24,12 @@ from gateway.portal import (
     bookings_staff,
     courses,
     donations,
+    navi,
     notebook,
     notices,
     notices_calendar,
     notices_feeds,
+    notices_activity,
     notices_staff,
     pages,
     projects,
@@ -134,6 +136,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(bookings_lottery.router)  # 抽選 and 団体登録 (the bookings service)
     app.include_router(notices.router)  # 受信箱 and ライフステージ (the notices service): /inbox, /me/life
     app.include_router(notices_staff.router)  # お知らせ配信 (staff): /staff/notices
+    app.include_router(notices_activity.router)  # 活動のお知らせ, its settings, Web Push's service worker /sw.js
+    app.include_router(navi.router)  # まちづくりナビ: /navi, its counting redirect, the staff's figures
     app.include_router(portal_events.router)  # イベント: dates, venue, sign-up and waitlist, /events.ics; staff form
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window)

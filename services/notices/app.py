@@ -9,8 +9,10 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from services.notices import VERSION, events, feeds, people
+from services.notices.activity_jobs import ActivityFeature
 from services.notices.audiences import Audiences, AudiencesOverBus
 from services.notices.fanout import BATCH, FanOut
 from services.notices.feeds_fetch import FeedReader, parse_allow
@@ -40,7 +42,8 @@ class NoticesService(ServiceProcess):
 
     def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow,
                  audiences: Audiences | None = None, batch: int = BATCH, send_every: float = 5.0,
-                 reader: FeedReader | None = None, poll_every: float | None = 30.0) -> None:
+                 reader: FeedReader | None = None, poll_every: float | None = 30.0,
+                 activity_options: dict[str, Any] | None = None) -> None:
         super().__init__(settings)
         self.clock = clock
         # Collected feeds (feeds.py): how they are fetched, and how often the poller looks for feeds due (None: no
@@ -50,6 +53,7 @@ class NoticesService(ServiceProcess):
         self.owner = f"{settings.node_id}-{secrets.token_hex(4)}"
         self._audiences = audiences  # None: sns and projects over the node's bus
         self.batch, self.send_every = batch, send_every
+        self.activity_options = activity_options or {}  # ActivityFeature's (tests: smtp, allow_local_push, ...)
 
     def _consumer(self, js: object, spec: object, handler: object) -> IdempotentConsumer[object]:
         return IdempotentConsumer(nc=self.connection, js=js, sessions=self.sessions, tables=bus,  # type: ignore[arg-type]
@@ -80,6 +84,10 @@ class NoticesService(ServiceProcess):
             self.relay.wake()
             self.fanout.wake()  # a notice created or approved may be due now
 
+        # Activity notifications, Web Push, the digest and the navi (issue 18, points 4 and 6).
+        self.activity = ActivityFeature(self.settings, sessions=self.sessions, nc=self.connection, clock=self.clock,
+                                        **self.activity_options)
+        self._tasks += await self.activity.start(js, bus, self.stop_event, self.relay.wake)
         town = town_of(self.settings)
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
@@ -87,7 +95,7 @@ class NoticesService(ServiceProcess):
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=committed,
                                       audiences=audiences, clock=self.clock, districts=town.districts,
                                       approval_over=self.settings.notices_approval_over, town_name=town.name_ja,
-                                      reader=self.reader, owner=self.owner),
+                                      reader=self.reader, owner=self.owner, **self.activity.context()),
             description="notices and the personal inbox: life stage, targeted notices, official messages",
         )
         log.info("notices service ready on node %s", self.node)

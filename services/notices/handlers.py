@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notices import feeds_handlers, inbox, life, messages, notices
+from services.notices.activity_handlers import DOMAINS as ACTIVITY_DOMAINS
 from services.notices.audiences import Audiences
 from services.notices.feeds_fetch import FeedReader
 from towntip.kernel.bus.endpoints import Endpoints
@@ -65,16 +67,17 @@ MESSAGES = Domain("messages", ops=(
           refusals=(c.MESSAGE_UNKNOWN_PERSON,)),
 ))
 
-DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES, *feeds_handlers.DOMAINS)
+DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES, *feeds_handlers.DOMAINS, *ACTIVITY_DOMAINS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
                     audiences: Audiences, clock: Callable[[], datetime] = utcnow, districts: tuple[str, ...] = (),
                     approval_over: int = c.APPROVAL_OVER_DEFAULT, town_name: str = "",
-                    reader: FeedReader | None = None, owner: str = "") -> Endpoints:
+                    reader: FeedReader | None = None, owner: str = "", **features: Any) -> Endpoints:
     """The service's endpoints from its domains' tables (`reader`: how collected feeds are fetched; `owner`: this
-    instance's name on the feeds' leases)."""
+    instance's name on the feeds' leases; `features`: what other features' handlers take, such as the activity
+    feature's `candidates`, `vapid_public` and `allow_local`)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
     return Endpoints.from_domains(DOMAINS, uow=uow, context={
         "node": node, "audiences": audiences, "districts": districts, "approval_over": approval_over,
-        "town_name": town_name or node, "reader": reader or FeedReader(), "owner": owner or node})
+        "town_name": town_name or node, "reader": reader or FeedReader(), "owner": owner or node, **features})

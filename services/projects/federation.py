@@ -431,6 +431,18 @@ async def following(*, session: AsyncSession, q: f.FollowingQuery, node: str) ->
     return f.FollowingList(items=items)
 
 
+async def followers(*, session: AsyncSession, q: f.FollowersQuery, node: str) -> f.Followers:
+    """Who follows one theme or case (for the notices service of this node only: the handles stay at the node)."""
+    handles = list((await session.execute(select(follows.c.global_handle).where(
+        follows.c.kind == q.kind, follows.c.origin_node == q.origin_node, follows.c.item_id == q.id)
+        .order_by(follows.c.global_handle))).scalars())
+    try:
+        title = (await _item(session, q.kind, q.origin_node, q.id, node)).title if handles else ""
+    except errors.NotFound:
+        title = ""
+    return f.Followers(title=title, handles=handles)
+
+
 # ---- 横展開: a theme started from a case ---------------------------------------------------------------------------
 
 

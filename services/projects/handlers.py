@@ -188,6 +188,7 @@ FEDERATION = Domain("federation", refusals=(
     write(f.EP_FOLLOW, f.FollowIn, f.Followed, federation.follow),
     write(f.EP_UNFOLLOW, f.FollowIn, f.Followed, federation.unfollow),
     read(f.EP_FOLLOWING, f.FollowingQuery, f.FollowingList, federation.following),
+    read(f.EP_FOLLOWERS, f.FollowersQuery, f.Followers, federation.followers, role=GATEWAY),
     write(f.EP_ADOPT, f.CaseAdopt, c.Theme, federation.adopt, role=STAFF),
     write(f.EP_WIDE_AREA, f.WideAreaSet, c.Theme, federation.set_wide_area, role=STAFF),
     write(f.EP_PARTICIPATE, f.ParticipationDeclare, f.RemoteTheme, federation.participate, role=STAFF),

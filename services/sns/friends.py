@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
 from services.sns import people as pp
-from services.sns.models import communities, friend_requests, friendships, memberships, people, request_log
+from services.sns.models import bus, communities, friend_requests, friendships, memberships, people, request_log
+from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
@@ -46,7 +47,7 @@ def _request(row: Any, names: dict[str, str], became: bool = False) -> c.FriendR
                            became_friends=became)
 
 
-async def request(session: AsyncSession, *, data: c.FriendRequestIn, now: datetime) -> c.FriendRequest:
+async def request(session: AsyncSession, *, node: str, data: c.FriendRequestIn, now: datetime) -> c.FriendRequest:
     me, other = data.actor.global_handle, data.to
     if me == other:
         raise c.FRIEND_SELF("you cannot befriend yourself / 自分自身にはトモダチ申請できません")
@@ -84,6 +85,8 @@ async def request(session: AsyncSession, *, data: c.FriendRequestIn, now: dateti
             f"{other} and you have a request pending between you already: look at your friend "
             "requests / あいだに申請がすでにあります。トモダチ申請を確認してください") from None
     await session.execute(insert(request_log).values(sender=me, sent_at=now))
+    await announce(session, bus, node=node, at=now, event=c.FriendRequested(
+        request_id=rid, sender=me, sender_name=data.actor.display_name, addressee=other, at=now))
     return c.FriendRequest(id=rid, sender=cm.person_of(me, names), addressee=cm.person_of(other, names),
                            sent_at=now)
 

@@ -155,7 +155,8 @@ async def hide_comment(session: AsyncSession, *, data: c.HideIn, now: datetime) 
     return await _get_comment(session, data.id, data.actor)
 
 
-async def create_comment(session: AsyncSession, *, data: c.CommentCreate, now: datetime) -> c.Comment:
+async def create_comment(session: AsyncSession, *, node: str, data: c.CommentCreate, now: datetime
+                         ) -> c.Comment:
     post = await _post_row(session, data.post_id)
     await _writable(session, post.community_id, data.actor)
     if post.hidden_at is not None:
@@ -164,6 +165,9 @@ async def create_comment(session: AsyncSession, *, data: c.CommentCreate, now: d
     cid = (await session.execute(insert(comments).values(
         post_id=post.id, author=data.actor.global_handle, body=data.body, created_at=now,
     ).returning(comments.c.id))).scalar_one()
+    await announce(session, bus, node=node, at=now, event=c.CommentPublished(
+        comment_id=cid, post_id=post.id, community_id=post.community_id, post_author=post.author,
+        author=data.actor.global_handle, at=now))
     return await _get_comment(session, cid, data.actor)
 
 

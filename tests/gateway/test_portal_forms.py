@@ -387,6 +387,8 @@ OTHER_FORMS = [
     # lotteries and registered groups (bookings)
     "/lottery/{round_id}/enter", "/lottery/entries/{entry_id}/withdraw", "/groups", "/staff/lottery",
     "/staff/lottery/{round_id}/draw", "/staff/groups/{group_id}/decide",
+    # activity notifications (notices): read all, settings, push in this browser (posted by the page's script)
+    "/notifications/read", "/notifications/settings", "/notifications/push", "/notifications/push/remove",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action

@@ -299,6 +299,18 @@ ROLES = {
     "POST /staff/lottery/{round_id}/draw": "user, form",
     "GET /staff/groups": "staff",
     "POST /staff/groups/{group_id}/decide": "user, form",
+    # activity notifications (notices_activity.py): the person's own; /sw.js is the service worker, public
+    "GET /sw.js": "public",
+    "GET /notifications": "user",
+    "POST /notifications/read": "user, form",
+    "GET /notifications/settings": "user",
+    "POST /notifications/settings": "user, form",
+    "POST /notifications/push": "user, form",
+    "POST /notifications/push/remove": "user, form",
+    # まちづくりナビ (navi.py): the person's suggestions and the counting redirect; counts for staff
+    "GET /navi": "user",
+    "GET /navi/go": "user",
+    "GET /staff/navi": "staff",
 }
 
 

@@ -62,6 +62,10 @@ EDGE_CONSUMERS = ("points",)
 SERVICE_CALLS = {"bookings": ("points.payments", "notices.message"),
                  "notices": ("sns.audience", "projects.audience"),
                  "points": ("notices.message",)}
+# Single endpoints of another service a service may call, which the gateway may call too (public lists, and a
+# followed item's followers): the notices service's navi and activity notifications (services/notices/navi_bus.py).
+SERVICE_READS = {"notices": ("sns.communities.list", "points.events.list", "projects.themes.list",
+                             "projects.federation.followers")}
 
 # JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
 # account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see
@@ -148,6 +152,7 @@ class BusUsers:
             if s in EDGE_CONSUMERS:
                 pub += [terminal_inbox_prefix(t) + ".>" for t, _ in terminals]
             pub += [f"svc.{n}.{ep}.>" for ep in SERVICE_CALLS.get(s, ())]
+            pub += [f"svc.{n}.{ep}" for ep in SERVICE_READS.get(s, ())]
             sub = [f"svc.{n}.{s}.>", "$SRV.>", service_inbox_prefix(s) + ".>"]
             sub += [subjects.edge_kind(n, k) for k in EDGE_LISTENERS.get(s, ())]
             users.append(f"{{ user: {_quote(service_user(s))}, password: {_quote(self.passwords[service_user(s)])}, "

@@ -29,6 +29,9 @@ EP_UNFOLLOW = "federation.unfollow"  # FollowIn -> Followed
 # notices.ThemeAudienceQuery -> notices.Audience: a theme's followers' handles, for the notices service only
 EP_THEME_AUDIENCE = "audience.theme"
 EP_FOLLOWING = "federation.following"  # FollowingQuery -> FollowingList (the person's own list)
+# FollowersQuery -> Followers: who follows one theme or case, for the node's notices service (issue 18: "a theme I
+# follow changed"); bus only, never an HTTP route, and the handles never leave the node.
+EP_FOLLOWERS = "federation.followers"
 EP_ADOPT = "federation.cases.adopt"  # CaseAdopt -> contracts.projects.Theme (staff of the department: 横展開)
 EP_WIDE_AREA = "themes.wide_area.set"  # WideAreaSet -> contracts.projects.Theme (the theme's managers)
 EP_PARTICIPATE = "federation.themes.participate"  # ParticipationDeclare -> RemoteTheme (staff at an invited node)
@@ -156,6 +159,19 @@ class Followed(Frozen):
 
 class FollowingList(Frozen):
     items: list[Followed]
+
+
+class FollowersQuery(BaseModel):
+    model_config = _IN
+
+    kind: ItemKind
+    origin_node: NodeId
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Followers(Frozen):
+    title: str  # "" when this node has no copy of it
+    handles: list[str]
 
 
 class CaseAdopt(ThemeCreate):

@@ -360,3 +360,26 @@ class PostPublished(SnsEvent):
     community_id: str
     categories: list[str]
     at: datetime
+
+
+class CommentPublished(SnsEvent):
+    """A comment on a post (issue 18: the post's author is told). Handles only, never the text; sns events stay at
+    this node (EVT_<NODE>_SNS is sourced by no peer)."""
+
+    comment_id: int
+    post_id: int
+    community_id: str
+    post_author: str  # global handle
+    author: str  # global handle
+    at: datetime
+
+
+class FriendRequested(SnsEvent):
+    """A friend request sent (issue 18: its addressee is told). Not announced when it answered a request the other
+    had sent (they became friends at once)."""
+
+    request_id: str
+    sender: str  # global handle
+    sender_name: str = ""
+    addressee: str  # global handle
+    at: datetime
