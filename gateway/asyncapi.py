@@ -16,6 +16,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
     from services.bookings.handlers import DOMAINS as BOOKINGS
     from services.points.handlers import DOMAINS as POINTS
     from services.projects.handlers import DOMAINS as PROJECTS
+    from services.signage.handlers import DOMAINS as SIGNAGE
     from services.sns.handlers import DOMAINS as SNS
 
     def tables(domains: Any) -> tuple[Any, ...]:
@@ -27,6 +28,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
         ServiceDoc("projects", tables(PROJECTS)),
         ServiceDoc("sns", tables(SNS)),
         ServiceDoc("bookings", tables(BOOKINGS)),
+        ServiceDoc("signage", tables(SIGNAGE)),
     ]
 
 

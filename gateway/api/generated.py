@@ -50,6 +50,7 @@ SERVICES: tuple[tuple[str, str], ...] = (
     ("projects", "services.projects.handlers"),
     ("sns", "services.sns.handlers"),
     ("bookings", "services.bookings.handlers"),
+    ("signage", "services.signage.handlers"),
 )
 
 # The refusals of the gateway itself (also problem+json with a code)
