@@ -17,6 +17,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
     from services.notices.handlers import DOMAINS as NOTICES
     from services.points.handlers import DOMAINS as POINTS
     from services.projects.handlers import DOMAINS as PROJECTS
+    from services.signage.handlers import DOMAINS as SIGNAGE
     from services.sns.handlers import DOMAINS as SNS
 
     def tables(domains: Any) -> tuple[Any, ...]:
@@ -29,6 +30,7 @@ def service_docs(node: str) -> list[ServiceDoc]:
         ServiceDoc("sns", tables(SNS)),
         ServiceDoc("bookings", tables(BOOKINGS)),
         ServiceDoc("notices", tables(NOTICES)),
+        ServiceDoc("signage", tables(SIGNAGE)),
     ]
 
 

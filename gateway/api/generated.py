@@ -51,6 +51,7 @@ SERVICES: tuple[tuple[str, str], ...] = (
     ("sns", "services.sns.handlers"),
     ("bookings", "services.bookings.handlers"),
     ("notices", "services.notices.handlers"),
+    ("signage", "services.signage.handlers"),
 )
 
 # The refusals of the gateway itself (also problem+json with a code)

@@ -92,7 +92,7 @@ class GatewaySettings(NodeSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Services the gateway expects to answer on $SRV.PING (comma separated).
-    services: str = "identity,points,projects,sns,bookings,notices"
+    services: str = "identity,points,projects,sns,bookings,notices,signage"
     # Bearer token for staff API calls (until the identity service issues real tokens).
     admin_token: str = ""
     request_timeout: float = 5.0

@@ -7,6 +7,7 @@ own subjects (nats-server `authorization` with per-user permissions).
 | `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>` (`SERVICE_CALLS`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
 | `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor those in `SERVICE_CALLS` (`svc.<node>.points.payments.>`, …), `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
+| `scr-<screen>` (a signage screen) | `signage.<node>.screen.<screen>.>` only (sync and content requests, heartbeats, its plays into JetStream) | the broadcasts `signage.<node>.push.>` and its own inboxes `_INBOX._scr.<screen>.>` |
 
 So terminal X cannot publish as terminal Y, no service can publish another service's events, and the gateway
 cannot enrol terminals. Nobody but the operator reads another process's replies (login answers, session tokens,
@@ -38,6 +39,7 @@ from pathlib import Path
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.inboxes import (  # the names processes connect with; this module grants them
     GATEWAY_INBOX_PREFIX,
+    screen_inbox_prefix,
     service_inbox_prefix,
     terminal_inbox_prefix,
 )
@@ -46,6 +48,7 @@ from towntip.kernel.secrets import load_or_create_secret
 OPERATOR = "operator"
 GATEWAY = "gateway"
 TERMINAL_PREFIX = "term-"
+SCREEN_PREFIX = "scr-"  # towntip.kernel.contracts.signage.screen_user
 
 
 # Core NATS messages of the terminals a service listens to (not through JetStream): the points service keeps
@@ -55,6 +58,9 @@ EDGE_LISTENERS = {"points": ("heartbeat",)}
 # message's `Towntip-Result-To`, towntip/kernel/bus/consumer.py): they may publish to every enrolled terminal's
 # inboxes, and to no other inbox except as a reply.
 EDGE_CONSUMERS = ("points",)
+# What the signage service hears from its screens (request/reply and heartbeats; their plays come through JetStream)
+# and what it tells them (core NATS broadcasts).
+SCREEN_LISTENS = ("sync", "content", "status")
 # Endpoints of another service a service may call (request/reply; the reply comes to its own inbox), which the
 # gateway may not: the bookings service charges and refunds facility fees through the points service's ledger; the
 # notices service asks sns and projects who a community's members and a theme's followers are when it sends a
@@ -84,6 +90,10 @@ def service_user(service: str) -> str:
 
 def terminal_user(terminal: str) -> str:
     return f"{TERMINAL_PREFIX}{terminal}"
+
+
+def screen_user(screen: str) -> str:
+    return f"{SCREEN_PREFIX}{screen}"
 
 
 def _quote(value: str) -> str:
@@ -124,13 +134,28 @@ class BusUsers:
 
     def enroll(self, terminal: str) -> str:
         """A terminal's password (a new one if it was enrolled before: re-enrolling replaces a lost device)."""
-        terms = self.terminals()
-        terms[terminal] = secrets.token_urlsafe(32)
-        tmp = self.terminals_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(terms, indent=2, sort_keys=True))
+        return self._enroll_into(self.terminals_path, terminal)
+
+    @property
+    def screens_path(self) -> Path:
+        return self.data_dir / "secrets" / "nats-screens.json"
+
+    def screens(self) -> dict[str, str]:
+        return json.loads(self.screens_path.read_text()) if self.screens_path.exists() else {}
+
+    def enroll_screen(self, screen: str) -> str:
+        """A signage screen's password (re-enrolling replaces it, as for a terminal)."""
+        return self._enroll_into(self.screens_path, screen)
+
+    @staticmethod
+    def _enroll_into(path: Path, name: str) -> str:
+        known = json.loads(path.read_text()) if path.exists() else {}
+        known[name] = secrets.token_urlsafe(32)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=2, sort_keys=True))
         tmp.chmod(0o600)
-        tmp.replace(self.terminals_path)
-        return terms[terminal]
+        tmp.replace(path)
+        return str(known[name])
 
     def url(self, base_url: str, user: str, password: str | None = None) -> str:
         """`nats://user:password@host:port` for one user."""
@@ -155,10 +180,17 @@ class BusUsers:
             pub += [f"svc.{n}.{ep}" for ep in SERVICE_READS.get(s, ())]
             sub = [f"svc.{n}.{s}.>", "$SRV.>", service_inbox_prefix(s) + ".>"]
             sub += [subjects.edge_kind(n, k) for k in EDGE_LISTENERS.get(s, ())]
+            if s == "signage":
+                pub.append(f"signage.{n}.push.>")
+                sub += [f"signage.{n}.screen.*.{k}" for k in SCREEN_LISTENS] + [f"signage.{n}.push.changed"]
             users.append(f"{{ user: {_quote(service_user(s))}, password: {_quote(self.passwords[service_user(s)])}, "
                          f"{_perms(pub, sub, JS_API_DENIED, responses=True)} }}")
         for terminal, password in terminals:
             users.append(f"{{ user: {_quote(terminal_user(terminal))}, password: {_quote(password)}, "
                          f"{_perms([f'edge.{n}.{terminal}.>'], [terminal_inbox_prefix(terminal) + '.>'])} }}")
+        for screen, password in sorted(self.screens().items()):
+            hears = [f"signage.{n}.push.>", screen_inbox_prefix(screen) + ".>"]
+            users.append(f"{{ user: {_quote(screen_user(screen))}, password: {_quote(password)}, "
+                         f"{_perms([f'signage.{n}.screen.{screen}.>'], hears)} }}")
         body = ",\n    ".join(users)
         return f"authorization {{\n  users: [\n    {body}\n  ]\n}}\n"

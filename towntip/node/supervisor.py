@@ -51,6 +51,8 @@ from towntip.node.natsauth import (
     GATEWAY,
     OPERATOR,
     BusUsers,
+    screen_inbox_prefix,
+    screen_user,
     service_user,
     terminal_inbox_prefix,
     terminal_user,
@@ -364,8 +366,9 @@ class Supervisor:
         return self.bus_users.url(self.nats_url, user)
 
     async def _on_enroll(self, msg: Msg) -> None:
-        """svc.<node>.node.enroll {"terminal": id}: a terminal's own NATS user (only the operator may ask: the
-        server's permissions let no other user publish here). Answers its URL; the server reloads its users."""
+        """svc.<node>.node.enroll {"terminal": id} or {"screen": name}: a card terminal's or a signage screen's own
+        NATS user (only the operator may ask: the server's permissions let no other user publish here). Answers its
+        URL; the server reloads its users."""
         if not msg.reply:
             return
 
@@ -375,28 +378,35 @@ class Supervisor:
                                                            subjects.HDR_SERVICE_ERROR_CODE: str(code)})
 
         try:
-            terminal = TypeAdapter(TerminalId).validate_python(json.loads(msg.data or b"{}").get("terminal"))
+            asked = json.loads(msg.data or b"{}")
+            screen = isinstance(asked, dict) and "screen" in asked
+            name = TypeAdapter(TerminalId).validate_python(asked.get("screen" if screen else "terminal"))
         except (ValueError, AttributeError, ValidationError):
-            await error(400, "terminal: 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit")
+            await error(400, "terminal or screen: 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit")
             return
         if self.bus_users is None or self.nats_server is None:
             await error(409, "this node uses an outside NATS (--nats-url): its users are managed there")
             return
-        password = self.bus_users.enroll(terminal)
+        if screen:
+            password = self.bus_users.enroll_screen(name)
+            user, inbox = screen_user(name), screen_inbox_prefix(name)
+        else:
+            password = self.bus_users.enroll(name)
+            user, inbox = terminal_user(name), terminal_inbox_prefix(name)
         self.nats_server.extra_config = self._nats_extra_config()
         self.nats_server.write_config()
         self.nats_server.config_path.chmod(0o600)
-        url = self.bus_users.url(self.nats_url, terminal_user(terminal), password)
+        url = self.bus_users.url(self.nats_url, user, password)
         if self.nats_server.proc is not None and self.nats_server.proc.poll() is None:
             self.nats_server.proc.send_signal(signal.SIGHUP)  # nats-server reloads its config
             # The reload happens a moment after the signal: answer only once the new password is taken, so a
-            # terminal that connects with it at once is not refused ("authorization violation").
-            if not await self._accepts(url, terminal_inbox_prefix(terminal)):
-                await error(503, "the node's nats-server did not take the new terminal user within 10 s")
+            # device that connects with it at once is not refused ("authorization violation").
+            if not await self._accepts(url, inbox):
+                await error(503, f"the node's nats-server did not take the new user {user} within 10 s")
                 return
-        self.step("enroll", f"端末 terminal {terminal} 登録 enrolled")
+        self.step("enroll", f"{'画面 screen' if screen else '端末 terminal'} {name} 登録 enrolled")
         await msg.respond(json.dumps({
-            "terminal": terminal, "url": url, "inbox_prefix": terminal_inbox_prefix(terminal),
+            "screen" if screen else "terminal": name, "url": url, "inbox_prefix": inbox,
         }).encode())
 
     @staticmethod

@@ -23,3 +23,12 @@ def service_inbox_prefix(service: str) -> str:
 def terminal_inbox_prefix(terminal: str) -> str:
     """A terminal's inboxes (its connection's inbox_prefix): the only subjects it may subscribe to."""
     return f"_INBOX.{terminal}"
+
+
+SCREEN_INBOX_ROOT = "_INBOX._scr"
+
+
+def screen_inbox_prefix(screen: str) -> str:
+    """A signage screen's inboxes: `_INBOX._scr.<name>`. Not `_INBOX.scr-<name>`: a card terminal may be named
+    `scr-x` (terminal ids are `[a-z0-9][a-z0-9-]{0,31}`), and would then read screen x's replies."""
+    return f"{SCREEN_INBOX_ROOT}.{screen}"

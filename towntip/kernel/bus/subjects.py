@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 # services that run in a node today; the others arrive with their issues
-SERVICES = ("identity", "points", "projects", "sns", "bookings", "notices")
+SERVICES = ("identity", "points", "projects", "sns", "bookings", "notices", "signage")
 # Where each service's code lives (`python -m <module>`): the design card puts identity at the top level.
 SERVICE_MODULES = {"identity": "identity", "points": "services.points", "projects": "services.projects",
-                   "sns": "services.sns", "bookings": "services.bookings",
-                   "notices": "services.notices"}
+                   "sns": "services.sns", "bookings": "services.bookings", "notices": "services.notices",
+                   "signage": "services.signage"}
 
 
 def svc(node: str, service: str, endpoint: str) -> str:
@@ -45,6 +45,11 @@ def dlq(node: str, service: str, consumer: str) -> str:
 
 def _stream_part(node: str) -> str:
     return node.upper().replace("-", "_")
+
+
+def stream_part(node: str) -> str:
+    """The node id as a stream name takes it (streams of a contract built outside this module: signage's plays)."""
+    return _stream_part(node)
 
 
 def evt_stream(node: str, service: str) -> str:

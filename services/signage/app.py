@@ -1,0 +1,83 @@
+"""The signage service process: migrate, connect, make the plays stream, serve the screens (sync, content,
+heartbeats) and the staff's endpoints, count plays once, push changes and emergencies, relay its outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from services.signage import VERSION, plays
+from services.signage.handlers import build_endpoints
+from services.signage.models import bus
+from services.signage.screen_link import Pusher, ScreenLink
+from towntip.kernel.bus.consumer import IdempotentConsumer
+from towntip.kernel.bus.endpoints import start_service
+from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.bus.outbox import OutboxRelay
+from towntip.kernel.bus.streams import ensure_node_streams, ensure_stream
+from towntip.kernel.contracts.signage import SERVICE
+from towntip.kernel.service import ServiceProcess
+from towntip.kernel.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SignageService(ServiceProcess):
+    """One instance of the service. Several may run against one database: the screens' requests and the plays are
+    shared over NATS queue groups and one durable consumer."""
+
+    service = SERVICE
+
+    def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__(settings)
+        self.clock = clock
+
+    def _committed(self) -> None:
+        self.relay.wake()
+        self.link.stale()  # at once: a sync right after the commit reads what it changed
+        self.pusher.wake()
+
+    async def start(self) -> None:
+        js = await self.open(MIGRATIONS)
+        await ensure_node_streams(js, self.node, (SERVICE,))
+        await ensure_stream(js, plays.stream_config(self.node))
+        self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
+        self.plays = IdempotentConsumer(
+            nc=self.connection,
+            js=js,
+            sessions=self.sessions,
+            tables=bus,
+            spec=plays.consumer_spec(self.node),
+            handler=plays.PlayHandler(self.node),
+            on_commit=self.relay.wake,
+        )
+        self.link = ScreenLink(self.connection, node=self.node, sessions=self.sessions, clock=self.clock)
+        self.pusher = Pusher(self.connection, node=self.node, sessions=self.sessions, clock=self.clock, link=self.link)
+        await self.link.start()
+        self._tasks = [
+            asyncio.create_task(self.relay.run(self.stop_event), name="signage-outbox-relay"),
+            asyncio.create_task(self.pusher.run(self.stop_event), name="signage-pusher"),
+            asyncio.create_task(self.plays.run(self.stop_event), name="signage-plays"),
+        ]
+        self.pusher.wake()  # what was active before a restart is pushed again (screens take a repeat as a no-op)
+        # Registered last: answering $SRV.PING means the service is ready.
+        self.micro = await start_service(
+            self.connection,
+            node=self.node,
+            service=SERVICE,
+            version=VERSION,
+            endpoints=build_endpoints(
+                sessions=self.sessions, node=self.node, on_commit=self._committed, clock=self.clock
+            ),
+            description="signage: screens, their content and schedules, emergencies, proof of play",
+        )
+        log.info("signage service ready on node %s", self.node)
+
+    async def stop(self) -> None:
+        if getattr(self, "link", None) is not None:
+            await self.link.stop()  # no new screen requests while the rest winds down
+        await super().stop()
