@@ -100,8 +100,9 @@ async def test_the_screen_plays_in_order_switches_at_lunch_and_shows_an_emergenc
                 "w: innerWidth, h: innerHeight}",
             )
             assert page["font"].startswith('"BIZ UDPGothic"') and page["fonts"], page
-            await wait_for(lambda: run(lambda: seen(d)[-1] == b), "the slide on screen", 10)
-            await asyncio.sleep(0.5)  # the iframe paints
+            so_far = len(await run(seen, d))
+            await wait_for(lambda: run(lambda: len(seen(d)) > so_far and seen(d)[-1] == b), "the slide's turn", 10)
+            await asyncio.sleep(0.3)  # the iframe paints (the slot lasts 2 s)
             await shot(d, tmp_path, "signage-slide")
 
             # Just before 11:00: the morning loop plays on until the hour turns, then lunch takes over.
