@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.signage import screens
+from services.signage import content, emergency, figures, playlists, screens
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import signage as c
@@ -51,7 +51,169 @@ SCREENS = Domain(
     ),
 )
 
-DOMAINS = (SCREENS,)
+CONTENT = Domain(
+    "content",
+    refusals=(c.STAFF_ONLY, c.ITEM_NOT_FOUND),
+    ops=(
+        write(
+            c.EP_UPLOAD_PART,
+            c.UploadPart,
+            c.UploadProgress,
+            content.upload_part,
+            role=STAFF,
+            max_bytes=c.UPLOAD_PART_REQUEST_MAX,
+            refusals=(c.UPLOAD_TOO_LARGE, c.UPLOAD_BROKEN),
+        ),
+        write(
+            c.EP_CONTENT_CREATE,
+            c.ContentCreate,
+            c.ContentItem,
+            content.create,
+            role=STAFF,
+            refusals=(c.UPLOAD_INCOMPLETE, c.UPLOAD_TYPE, c.UPLOAD_TOO_LARGE, c.UPLOAD_BROKEN, c.VALIDITY),
+        ),
+        write(
+            c.EP_CONTENT_APPROVE,
+            c.ItemAction,
+            c.ContentItem,
+            content.approve,
+            role=STAFF,
+            refusals=(c.ITEM_STATE, c.SAME_APPROVER),
+            http=POST("/signage/content/{item_id}/approve", "Approve an item (a second staff member)"),
+        ),
+        write(c.EP_CONTENT_REJECT, c.ItemAction, c.ContentItem, content.reject, role=STAFF, refusals=(c.ITEM_STATE,)),
+        write(
+            c.EP_CONTENT_WITHDRAW,
+            c.ItemAction,
+            c.ContentItem,
+            content.withdraw,
+            role=STAFF,
+            refusals=(c.ITEM_STATE,),
+            http=POST("/signage/content/{item_id}/withdraw", "Take an item off every screen"),
+        ),
+        read(
+            c.EP_CONTENT_LIST,
+            c.ContentListQuery,
+            c.ContentList,
+            content.list_,
+            role=STAFF,
+            http=GET("/signage/content", "Content items"),
+        ),
+        read(
+            c.EP_CONTENT_GET,
+            c.ItemAction,
+            c.ContentItem,
+            content.get,
+            role=STAFF,
+            http=GET("/signage/content/{item_id}", "One content item"),
+        ),
+    ),
+)
+
+PLAYLISTS = Domain(
+    "playlists",
+    refusals=(c.STAFF_ONLY,),
+    ops=(
+        write(
+            c.EP_PLAYLIST_PUT,
+            c.PlaylistPut,
+            c.PlaylistView,
+            playlists.put,
+            role=STAFF,
+            refusals=(c.PLAYLIST_NOT_FOUND, c.PLAYLIST_EMPTY, c.PLAYLIST_ITEM_UNKNOWN, c.SCREEN_NOT_FOUND, c.VALIDITY),
+            http=POST("/signage/playlists", "Create or replace a playlist"),
+        ),
+        read(
+            c.EP_PLAYLIST_LIST,
+            c.PlaylistListQuery,
+            c.PlaylistList,
+            playlists.list_,
+            role=STAFF,
+            http=GET("/signage/playlists", "Playlists"),
+        ),
+        write(
+            c.EP_PLAYLIST_DELETE,
+            c.PlaylistAction,
+            c.PlaylistList,
+            playlists.delete_,
+            role=STAFF,
+            refusals=(c.PLAYLIST_NOT_FOUND,),
+        ),
+        read(
+            c.EP_PREVIEW,
+            c.PreviewQuery,
+            c.Preview,
+            playlists.preview,
+            role=STAFF,
+            refusals=(c.SCREEN_NOT_FOUND,),
+            http=GET("/signage/screens/{screen}/preview", "What a screen plays in the hour holding a time"),
+        ),
+    ),
+)
+
+EMERGENCY = Domain(
+    "emergency",
+    refusals=(c.STAFF_ONLY,),
+    ops=(
+        write(
+            c.EP_EMERGENCY_SEND,
+            c.EmergencySend,
+            c.Emergency,
+            emergency.send,
+            role=STAFF,
+            admin=True,
+            refusals=(c.SCREEN_NOT_FOUND,),
+            http=POST("/signage/emergency", "Send an emergency message (緊急情報) to all screens or some", status=201),
+        ),
+        write(
+            c.EP_EMERGENCY_CLEAR,
+            c.EmergencyAction,
+            c.Emergency,
+            emergency.clear,
+            role=STAFF,
+            admin=True,
+            refusals=(c.EMERGENCY_NOT_FOUND, c.EMERGENCY_CLEARED),
+            http=POST("/signage/emergency/{id}/clear", "Clear an emergency message"),
+        ),
+        read(
+            c.EP_EMERGENCY_LIST,
+            c.EmergencyListQuery,
+            c.EmergencyList,
+            emergency.list_,
+            role=STAFF,
+            admin=True,
+            http=GET("/signage/emergency", "Active and recent emergency messages"),
+        ),
+        write(
+            c.EP_CAP_INGEST,
+            c.CapIngest,
+            c.CapOutcome,
+            emergency.ingest_cap,
+            role=STAFF,
+            admin=True,
+            max_bytes=c.CAP_MAX_BYTES + 4096,
+            refusals=(c.CAP_INVALID, c.SCREEN_NOT_FOUND),
+            http=POST("/signage/emergency/cap", "Take a CAP 1.2 alert (shown if severe enough and in the area)"),
+        ),
+    ),
+)
+
+PLAYS = Domain(
+    "plays",
+    refusals=(c.STAFF_ONLY,),
+    ops=(
+        read(
+            c.EP_PLAYS_SUMMARY,
+            c.PlaysQuery,
+            c.PlaysSummary,
+            figures.summary,
+            role=STAFF,
+            http=GET("/signage/plays", "Plays per item or per screen over a period"),
+        ),
+    ),
+)
+
+DOMAINS = (SCREENS, CONTENT, PLAYLISTS, EMERGENCY, PLAYS)
 
 
 def build_endpoints(

@@ -3,14 +3,17 @@ nats-server (the staff's calls go through NATS as the gateway's would; a screen 
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
+from PIL import Image
 
 from services.signage.app import SignageService
 from towntip.kernel.bus import rpc, subjects
@@ -55,10 +58,57 @@ class Screen:
 
     async def play(self, item_id: str, *, play_id: str | None = None, msg_id: bool = True) -> str:
         pid = play_id or str(uuid.uuid4())
-        body = c.Play(play_id=pid, item_id=item_id, screen=self.name, started_at=NOW, ended_at=NOW)
+        body = c.Play(
+            play_id=pid, item_id=item_id, screen=self.name, started_at=NOW, ended_at=NOW + timedelta(seconds=10)
+        )
         headers = {"Nats-Msg-Id": pid} if msg_id else None
         ack = await self.nc.request(
             c.plays_subject(NODE, self.name), body.model_dump_json().encode(), headers=headers, timeout=5
         )
         assert json.loads(ack.data).get("stream") == c.plays_stream(NODE), ack.data
         return pid
+
+
+async def upload(
+    node: Node,
+    data: bytes,
+    *,
+    actor: Actor = CLERK,
+    title: str = "お知らせ",
+    duration_s: int = 10,
+    valid_from: datetime = NOW,
+    valid_until: datetime | None = None,
+) -> dict[str, Any]:
+    """A file uploaded in parts as the staff page sends it, then made an item (pending)."""
+    upload_id = str(uuid.uuid4())
+    parts = [data[i : i + c.CHUNK_MAX] for i in range(0, len(data), c.CHUNK_MAX)] or [b""]
+    for seq, part in enumerate(parts):
+        await node.call(
+            c.EP_UPLOAD_PART,
+            c.UploadPart(actor=actor, upload_id=upload_id, seq=seq, data_b64=base64.b64encode(part).decode()),
+        )
+    return await node.call(
+        c.EP_CONTENT_CREATE,
+        c.ContentCreate(
+            actor=actor,
+            upload_id=upload_id,
+            parts=len(parts),
+            title=title,
+            duration_s=duration_s,
+            valid_from=valid_from,
+            valid_until=valid_until,
+        ),
+        timeout=20,
+    )
+
+
+def photo(width: int = 3000, height: int = 2000, *, gps: bool = True) -> bytes:
+    """A JPEG such as a phone makes: large, with EXIF (camera, GPS position)."""
+    img = Image.new("RGB", (width, height), (200, 120, 40))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    if gps:
+        exif[0x8825] = {1: "N", 2: (35.0, 56.0, 0.0), 3: "E", 4: (139.0, 23.0, 0.0)}  # GPSInfo
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif, quality=70)
+    return out.getvalue()

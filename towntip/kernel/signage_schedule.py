@@ -88,14 +88,24 @@ def _winners(playlists: list[Playlist], items: dict[str, Item], at: datetime) ->
     return sorted((p for p in live if p.priority == top), key=lambda p: p.id)
 
 
+def _valid_within(item: Item, start: datetime, end: datetime) -> bool:
+    return item.valid_from < end and (item.valid_until is None or item.valid_until > start)
+
+
 def _interrupt_slots(playlists: list[Playlist], items: dict[str, Item], hour: datetime) -> list[tuple[int, Playlist]]:
     """(second of the hour, playlist) for each interrupt's plays this hour, by time."""
     slots = []
     for p in playlists:
         if p.interrupt_share is None:
             continue
-        loop = _loop(p, items, hour)
-        length = sum(d for _, d in loop)
+        # Its length from the items valid at some moment of the hour: one that starts at 10:15 still gets its
+        # share of the 10 o'clock hour, from its start on (an item not yet valid at a slot is left out there).
+        end = hour + timedelta(seconds=HOUR)
+        length = sum(
+            e.duration_s or items[e.item_id].duration_s
+            for e in p.entries
+            if e.item_id in items and _valid_within(items[e.item_id], hour, end)
+        )
         if not length:
             continue
         times = max(1, round(p.interrupt_share * HOUR / length))

@@ -347,3 +347,247 @@ class ScreenRegistered(SignageEvent):
     name: str
     place: str
     groups: tuple[str, ...]
+
+
+# ---- content (映像・画像, and the node's own slides) -----------------------------------------------------------
+
+EP_UPLOAD_PART = "content.upload_part"  # UploadPart -> UploadProgress (staff: one CHUNK_MAX piece of a file)
+EP_CONTENT_CREATE = "content.create"  # ContentCreate -> ContentItem (staff: the uploaded file, checked; pending)
+EP_CONTENT_APPROVE = "content.approve"  # ItemAction -> ContentItem (staff other than the uploader)
+EP_CONTENT_REJECT = "content.reject"  # ItemAction -> ContentItem (staff)
+EP_CONTENT_WITHDRAW = "content.withdraw"  # ItemAction -> ContentItem (staff: off every screen at once)
+EP_CONTENT_LIST = "content.list"  # ContentListQuery -> ContentList (staff)
+EP_CONTENT_GET = "content.get"  # ItemAction -> ContentItem (staff)
+
+UPLOAD_PARTS_MAX = VIDEO_MAX_BYTES // CHUNK_MAX
+UPLOAD_PART_REQUEST_MAX = CHUNK_MAX * 4 // 3 + 4096  # a part in base64 and its envelope
+
+UPLOAD_TOO_LARGE = Refusal("signage.upload_too_large", 413, "the file is larger than allowed for its kind")
+UPLOAD_INCOMPLETE = Refusal("signage.upload_incomplete", 400, "parts of the upload are missing")
+UPLOAD_TYPE = Refusal(
+    "signage.upload_type",
+    415,
+    "only JPEG, PNG, GIF or WebP images and MP4 or WebM videos are taken (checked by content)",
+)
+UPLOAD_BROKEN = Refusal("signage.upload_broken", 422, "the file could not be read as the image it claims to be")
+SAME_APPROVER = Refusal("signage.same_approver", 403, "a second staff member approves what one uploaded")
+ITEM_STATE = Refusal("signage.item_state", 409, "the item is not in a state that allows this")
+VALIDITY = Refusal("signage.validity", 400, "valid_until must be after valid_from")
+
+
+class UploadPart(StaffRequest):
+    upload_id: Uuid
+    seq: int = Field(ge=0, lt=UPLOAD_PARTS_MAX)
+    data_b64: str = Field(min_length=1, max_length=CHUNK_MAX * 4 // 3 + 4)
+
+
+class UploadProgress(Frozen):
+    upload_id: str
+    parts: int
+    bytes: int
+
+
+class ContentCreate(StaffRequest):
+    upload_id: Uuid
+    parts: int = Field(ge=1, le=UPLOAD_PARTS_MAX)
+    title: Title
+    duration_s: int = Field(default=10, ge=1, le=DURATION_MAX)
+    valid_from: datetime
+    valid_until: datetime | None = None
+    offered: bool = False  # offered to the other towns of the federation
+
+
+class ItemAction(StaffRequest):
+    item_id: Uuid
+
+
+class ContentListQuery(StaffRequest):
+    status: Literal["pending", "approved", "rejected", "withdrawn"] | None = None
+
+
+class ContentItem(Frozen):
+    id: str
+    kind: ItemKind
+    title: str
+    mime: str
+    sha256: str
+    bytes: int
+    duration_s: int
+    width: int | None
+    height: int | None
+    valid_from: datetime
+    valid_until: datetime | None
+    status: str
+    source: str
+    created_by: str | None
+    created_at: datetime
+    approved_by: str | None
+    approved_at: datetime | None
+    origin_node: str | None = None
+    offered: bool = False
+
+
+class ContentList(Frozen):
+    items: tuple[ContentItem, ...]
+
+
+# ---- playlists and schedules ------------------------------------------------------------------------------------
+
+EP_PLAYLIST_PUT = "playlists.put"  # PlaylistPut -> PlaylistView (staff: create or replace)
+EP_PLAYLIST_LIST = "playlists.list"  # PlaylistListQuery -> PlaylistList (staff)
+EP_PLAYLIST_DELETE = "playlists.delete"  # PlaylistAction -> PlaylistList (staff)
+EP_PREVIEW = "preview"  # PreviewQuery -> Preview (staff: what a screen plays in the hour holding `at`)
+
+PLAYLIST_NOT_FOUND = Refusal("signage.playlist_not_found", 404, "no such playlist")
+PLAYLIST_ITEM_UNKNOWN = Refusal("signage.playlist_item_unknown", 400, "a playlist names an item that does not exist")
+PLAYLIST_EMPTY = Refusal("signage.playlist_empty", 400, "a playlist needs at least one item")
+
+
+class PlaylistPut(StaffRequest):
+    id: Uuid | None = None  # None: a new playlist
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True)]
+    priority: int = Field(default=0, ge=0, le=100)
+    dayparts: tuple[Daypart, ...] = Field(default=(), max_length=14)
+    entries: tuple[PlaylistEntry, ...] = Field(max_length=200)
+    interrupt_share: float | None = Field(default=None, gt=0, le=INTERRUPT_SHARE_MAX)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    screens: tuple[ScreenName, ...] = Field(default=(), max_length=500)
+    groups: tuple[GroupName, ...] = Field(default=(), max_length=20)
+
+
+class PlaylistView(Playlist):
+    screens: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    updated_by: str | None = None
+    updated_at: datetime
+
+
+class PlaylistAction(StaffRequest):
+    id: Uuid
+
+
+class PlaylistListQuery(StaffRequest):
+    pass
+
+
+class PlaylistList(Frozen):
+    playlists: tuple[PlaylistView, ...]
+
+
+class PreviewQuery(StaffRequest):
+    screen: ScreenName
+    at: datetime
+
+
+class PreviewSlot(Frozen):
+    start: datetime
+    item_id: str
+    title: str
+    duration_s: int
+    playlist: str
+    interrupt: bool
+
+
+class Preview(Frozen):
+    screen: str
+    at: datetime
+    hour: datetime
+    emergency: Emergency | None
+    now_playing: str | None
+    slots: tuple[PreviewSlot, ...]
+
+
+# ---- emergencies (緊急情報) -------------------------------------------------------------------------------------
+
+EP_EMERGENCY_SEND = "emergency.send"  # EmergencySend -> Emergency (staff; POST /api/v1/signage/emergency)
+EP_EMERGENCY_CLEAR = "emergency.clear"  # EmergencyAction -> Emergency (staff)
+EP_EMERGENCY_LIST = "emergency.list"  # EmergencyListQuery -> EmergencyList (staff: active first, then recent)
+EP_CAP_INGEST = "emergency.cap"  # CapIngest -> CapOutcome (staff, or the operator's `towntip signage cap`)
+
+EMERGENCY_NOT_FOUND = Refusal("signage.emergency_not_found", 404, "no such emergency message")
+EMERGENCY_CLEARED = Refusal("signage.emergency_cleared", 409, "that emergency message is cleared already")
+CAP_INVALID = Refusal("signage.cap_invalid", 422, "not a CAP 1.2 alert this node can read")
+CAP_MAX_BYTES = 256 * 1024
+
+
+class EmergencySend(StaffRequest):
+    title: Title
+    body: Body
+    severity: Severity = "severe"
+    screens: tuple[ScreenName, ...] | None = Field(default=None, max_length=500)  # None (and no groups): all
+    groups: tuple[GroupName, ...] = Field(default=(), max_length=20)
+
+
+class EmergencyAction(StaffRequest):
+    id: Uuid
+
+
+class EmergencyListQuery(StaffRequest):
+    pass
+
+
+class EmergencyList(Frozen):
+    active: tuple[Emergency, ...]
+    recent: tuple[Emergency, ...]  # cleared in the last days
+
+
+class CapIngest(StaffRequest):
+    xml: str = Field(min_length=1, max_length=CAP_MAX_BYTES)
+    min_severity: Severity = "severe"  # alerts less severe than this are not shown
+    areas: tuple[Annotated[str, StringConstraints(min_length=1, max_length=20)], ...] = ()  # geocodes; () = any
+    screens: tuple[ScreenName, ...] | None = None
+    groups: tuple[GroupName, ...] = ()
+
+
+class CapOutcome(Frozen):
+    taken: bool  # shown (or, for a Cancel, cleared)
+    why: str  # "shown", "cleared", "below_severity", "outside_area", "not_actual", "already_taken"
+    emergency: Emergency | None = None
+
+
+# ---- proof of play figures --------------------------------------------------------------------------------------
+
+EP_PLAYS_SUMMARY = "plays.summary"  # PlaysQuery -> PlaysSummary (staff: plays per item or per screen)
+
+
+class PlaysQuery(StaffRequest):
+    since: datetime
+    until: datetime
+    by: Literal["item", "screen"] = "item"
+
+
+class PlaysRow(Frozen):
+    key: str  # item id, or screen name (name@node for a peer's screen)
+    label: str  # the item's title, or the screen's place
+    plays: int
+    seconds: int
+
+
+class PlaysSummary(Frozen):
+    since: datetime
+    until: datetime
+    by: str
+    rows: tuple[PlaysRow, ...]
+
+
+class ContentAdded(SignageEvent):
+    item_id: str
+    kind: str
+    title: str
+
+
+class ContentApproved(SignageEvent):
+    item_id: str
+    approved_by: str | None
+
+
+class EmergencyIssued(SignageEvent):
+    emergency_id: str
+    title: str
+    severity: str
+    source: str
+
+
+class EmergencyCleared(SignageEvent):
+    emergency_id: str
