@@ -1,9 +1,10 @@
-"""What the player's tests share: a signage service on a real nats-server with a registered screen, its content and
-playlists written through the service's own tables and blob store (as its content endpoints would), emergencies
-issued and cleared the same way, and a clock the test can move."""
+"""What the player's tests share: the signage service on a real nats-server, fed through its staff endpoints (a
+screen registered, images uploaded by one staff member and approved by another, playlists with dayparts,
+emergencies sent and cleared), and a clock the test can move."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import uuid
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from services.signage import blobs, state
 from services.signage.app import SignageService
-from services.signage.models import emergencies, items, playlists, plays
-from tests.signage.helpers import CLERK
+from services.signage.models import items, plays
+from tests.signage.helpers import CHIEF, CLERK
 from tests.support.nodes import started
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.clock import utcnow
@@ -83,85 +84,71 @@ class SignageNode:
         query = c.ScreenQuery(actor=CLERK, name=screen)
         return await rpc.call(self.nc, subjects.svc(NODE, c.SERVICE, c.EP_SCREEN_GET), query)
 
-    async def add_item(self, title: str, data: bytes, *, kind: str, mime: str, duration_s: int) -> str:
+    async def call(self, endpoint: str, payload: Any) -> Any:
+        return await rpc.call(self.nc, subjects.svc(NODE, c.SERVICE, endpoint), payload, timeout=20)
+
+    async def add_image(self, title: str, data: bytes, *, duration_s: int) -> str:
+        """Uploaded by one staff member, approved by another, as the staff pages do."""
+        upload_id = str(uuid.uuid4())
+        part = c.UploadPart(actor=CLERK, upload_id=upload_id, seq=0, data_b64=base64.b64encode(data).decode())
+        await self.call(c.EP_UPLOAD_PART, part)
+        create = c.ContentCreate(
+            actor=CLERK, upload_id=upload_id, parts=1, title=title, duration_s=duration_s, valid_from=LONG_AGO
+        )
+        item = await self.call(c.EP_CONTENT_CREATE, create)
+        await self.call(c.EP_CONTENT_APPROVE, c.ItemAction(actor=CHIEF, item_id=item["id"]))
+        self.items[title] = item["id"]
+        return str(item["id"])
+
+    async def add_slide(self, key: str, title: str, html: bytes, *, duration_s: int) -> str:
+        """A slide the node makes from its own data. The service does not render them yet: this writes the item
+        as it will (source 'slide', its bytes in the blob store), in the service's own transaction."""
         item_id = str(uuid.uuid4())
         now = utcnow()
         async with self.svc.sessions() as s, s.begin():
-            sha = await blobs.put(s, data)
+            sha = await blobs.put(s, html)
             await s.execute(
                 items.insert().values(
                     id=item_id,
-                    kind=kind,
+                    kind="slide",
                     title=title,
-                    mime=mime,
+                    mime="text/html",
                     sha256=sha,
-                    bytes=len(data),
+                    bytes=len(html),
                     duration_s=duration_s,
                     valid_from=LONG_AGO,
                     valid_until=None,
                     status="approved",
-                    source="upload",
-                    created_by="clerk@testnode",
+                    source="slide",
+                    slide_key=key,
+                    created_by=None,
                     created_at=now,
-                    approved_by="chief@testnode",
+                    approved_by=None,
                     approved_at=now,
                     updated_at=now,
                     offered=False,
                 )
             )
             await state.bump(s)
+        self.svc.pusher.wake()
         self.items[title] = item_id
         return item_id
 
-    async def add_playlist(self, name: str, item_ids: list[str], *, start: time, end: time, priority: int = 0) -> None:
-        part = c.Daypart(name=name, start=start, end=end)
-        async with self.svc.sessions() as s, s.begin():
-            await s.execute(
-                playlists.insert().values(
-                    id=str(uuid.uuid4()),
-                    name=name,
-                    priority=priority,
-                    dayparts=[part.model_dump(mode="json")],
-                    entries=[{"item_id": i, "duration_s": None} for i in item_ids],
-                    interrupt_share=None,
-                    valid_from=None,
-                    valid_until=None,
-                    screens=[],
-                    groups=[],
-                    updated_by="clerk@testnode",
-                    updated_at=utcnow(),
-                )
-            )
-            await state.bump(s)
-        self.svc.pusher.wake()
+    async def add_playlist(self, name: str, item_ids: list[str], *, start: time, end: time) -> None:
+        put = c.PlaylistPut(
+            actor=CLERK,
+            name=name,
+            dayparts=(c.Daypart(name=name, start=start, end=end),),
+            entries=tuple(c.PlaylistEntry(item_id=i) for i in item_ids),
+        )
+        await self.call(c.EP_PLAYLIST_PUT, put)
 
     async def emergency(self, title: str, body: str) -> str:
-        em_id = str(uuid.uuid4())
-        async with self.svc.sessions() as s, s.begin():
-            await s.execute(
-                emergencies.insert().values(
-                    id=em_id,
-                    title=title,
-                    body=body,
-                    severity="severe",
-                    screens=None,
-                    groups=[],
-                    source="staff",
-                    issued_by="chief@testnode",
-                    issued_at=utcnow(),
-                )
-            )
-        self.svc.pusher.wake()
-        return em_id
+        sent = await self.call(c.EP_EMERGENCY_SEND, c.EmergencySend(actor=CHIEF, title=title, body=body))
+        return str(sent["id"])
 
     async def clear(self, em_id: str) -> None:
-        async with self.svc.sessions() as s, s.begin():
-            await s.execute(
-                update(emergencies)
-                .where(emergencies.c.id == em_id)
-                .values(cleared_by="chief@testnode", cleared_at=utcnow())
-            )
-        self.svc.pusher.wake()
+        await self.call(c.EP_EMERGENCY_CLEAR, c.EmergencyAction(actor=CHIEF, id=em_id))
 
     async def plays(self) -> list[Any]:
         async with self.svc.sessions() as s:
@@ -215,10 +202,10 @@ async def morning_and_lunch(node: SignageNode) -> Programme:
     )
     points = picture("まちづくりポイント", "今月 3,250 pt — 地区のみなさん、ありがとう", (46, 125, 50))
     exercise = picture("お昼の健康体操", "12時15分から 2階 多目的室", (191, 87, 0))
-    a = await node.add_item("冬のボランティア説明会", volunteers, kind="image", mime="image/png", duration_s=2)
-    b = await node.add_item("今週の催し", news, kind="slide", mime="text/html", duration_s=2)
-    c_ = await node.add_item("まちづくりポイント", points, kind="image", mime="image/png", duration_s=2)
-    lunch = await node.add_item("お昼の健康体操", exercise, kind="image", mime="image/png", duration_s=2)
+    a = await node.add_image("冬のボランティア説明会", volunteers, duration_s=2)
+    b = await node.add_slide("events", "今週の催し", news, duration_s=2)
+    c_ = await node.add_image("まちづくりポイント", points, duration_s=2)
+    lunch = await node.add_image("お昼の健康体操", exercise, duration_s=2)
     await node.add_playlist("朝 morning", [a, b, c_], start=time(6), end=time(11))
     await node.add_playlist("昼 lunch", [lunch], start=time(11), end=time(14))
     return Programme((a, b, c_), lunch)

@@ -53,7 +53,7 @@ async def test_the_screen_plays_on_offline_and_its_plays_arrive_once(
             await wait_for(lambda: _has_manifest(players), "the first sync", 15)
             player = players[0]
             await run(d.get, f"http://127.0.0.1:{port}/")
-            first = await wait_for(lambda: run(d.execute_script, SLOTS), "a slot on screen", 10)
+            await wait_for(lambda: run(d.execute_script, SLOTS), "a slot on screen", 10)
 
             # The node goes away: the screen notices, and plays on from its cache.
             nats_server.stop()
@@ -66,7 +66,6 @@ async def test_the_screen_plays_on_offline_and_its_plays_arrive_once(
             assert "オフライン" in text
             offline_from = int(await run(d.execute_script, SLOTS))
             await wait_for(lambda: _slot_after(d, offline_from + 2), "two more slots played offline", 15)
-            assert int(first) < offline_from
             pending = player.spool.counts()["pending"]
             assert pending >= 2, player.spool.counts()
             items = set(programme.morning)
