@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -50,6 +51,8 @@ _SLIDE_FONT = (
     '<style>@font-face{font-family:"BIZ UDPGothic";src:url("/font/biz-udpgothic.ttf")}'
     'html{font-family:"BIZ UDPGothic","Noto Sans CJK JP",sans-serif}</style>'
 )
+
+_HEAD = re.compile(r"<head[\s>]")  # not <header>
 
 _PAGE = """<!doctype html>
 <html lang="ja">
@@ -155,9 +158,9 @@ async def _stream(player: Player, request: Request) -> AsyncIterator[str]:
 def with_font(html: str) -> str:
     """A node-made slide with the player's webfont first in line, so its Japanese renders the same on any OS."""
     lower = html.lower()
-    head = lower.find("<head")
-    if head >= 0:
-        at = lower.find(">", head) + 1
+    head = _HEAD.search(lower)
+    if head is not None:
+        at = lower.find(">", head.start()) + 1
     elif lower.lstrip().startswith("<!doctype"):
         at = lower.find(">") + 1  # after the doctype: anything before it would put the page in quirks mode
     else:

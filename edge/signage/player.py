@@ -128,6 +128,7 @@ class Player:
     # --- life cycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start playing from the cache at once; syncing starts when a connection is attached."""
+        self.spool.prune()  # plays acknowledged long ago: the screen's file stays small over the years
         for name, work in (
             ("conduct", self._conduct),
             ("sync", self._sync_loop),
