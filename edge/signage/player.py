@@ -19,9 +19,10 @@ node's pushes (a change, an emergency), decides what is on screen when, and reco
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import count
@@ -102,8 +103,12 @@ class Player:
         heartbeat_interval: float = contract.HEARTBEAT_SECONDS,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
+        screenshot: Callable[[int, int], Awaitable[bytes | None]] | None = None,
+        screenshot_every: float = contract.SCREENSHOT_EVERY_SECONDS,
+        screenshot_after: float = contract.HEARTBEAT_SECONDS,
     ) -> None:
         self.node, self.screen = node, screen
+        self.screenshot, self.screenshot_every, self.screenshot_after = screenshot, screenshot_every, screenshot_after
         self.cache, self.spool = cache, spool
         self.clock = clock
         self.request_timeout = request_timeout
@@ -134,6 +139,7 @@ class Player:
             ("sync", self._sync_loop),
             ("plays", self.sender.run),
             ("status", self._heartbeat_loop),
+            *((("screenshot", self._screenshot_loop),) if self.screenshot else ()),
         ):
             self._tasks.append(asyncio.create_task(work(), name=f"signage-{name}-{self.screen}"))
 
@@ -417,7 +423,7 @@ class Player:
                     await self._beat()
             await asyncio.sleep(self.heartbeat_interval)
 
-    async def _beat(self) -> None:
+    async def _beat(self, screenshot: str | None = None) -> None:
         assert self.nc is not None
         playing = f"emergency:{self.emergency.id}" if self.emergency else self.slot.item.id if self.slot else None
         status = contract.ScreenStatus(
@@ -425,8 +431,25 @@ class Player:
             playing=playing,
             cache_bytes=self.cache.size(),
             player_version=VERSION,
+            screenshot_png_b64=screenshot,
         )
         await self.nc.publish(contract.status_subject(self.node, self.screen), status.model_dump_json().encode())
+
+    async def _screenshot_loop(self) -> None:
+        """A screenshot every `screenshot_every` seconds once there is something to show, sent with a heartbeat of
+        its own (a slow render never holds up the regular heartbeat)."""
+        assert self.screenshot is not None
+        await asyncio.sleep(self.screenshot_after)  # the page has settled and the start-up's work is done
+        while True:
+            if self.online and self.manifest is not None:
+                screen = self.manifest.screen
+                png = await self.screenshot(screen.width, screen.height)
+                if png and self.online:
+                    with contextlib.suppress(nats.errors.Error, OSError):
+                        await self._beat(base64.b64encode(png).decode())
+                await asyncio.sleep(self.screenshot_every)
+            else:
+                await asyncio.sleep(min(self.screenshot_every, IDLE_RECHECK_S))
 
 
 def _cleared(em: contract.Emergency | None) -> contract.Emergency | None:

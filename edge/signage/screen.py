@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from edge.signage.cache import Cache
 from edge.signage.kiosk import create_app
 from edge.signage.player import Player
 from edge.signage.plays import PlaySpool
+from edge.signage.snapshot import capture, find_browser
 from towntip.kernel.clock import utcnow
 from towntip.kernel.contracts import signage as contract
 
@@ -73,11 +75,16 @@ async def run_player(
     clock: Callable[[], datetime] = utcnow,
     stop: asyncio.Event | None = None,
     started: Callable[[Player], object] | None = None,
+    screenshots: bool = True,
     **options: Any,
 ) -> None:
-    """Runs a screen until `stop` is set (or SIGINT/SIGTERM, which uvicorn catches). `options` go to Player."""
+    """Runs a screen until `stop` is set (or SIGINT/SIGTERM, which uvicorn catches). `options` go to Player;
+    `screenshots`: send one with a heartbeat every 5 minutes where Chromium is installed (snapshot.py)."""
     cache = Cache(cache_dir)
     spool = PlaySpool(Path(cache_dir) / "plays.sqlite3")
+    browser = find_browser() if screenshots else None
+    if browser is not None:
+        options.setdefault("screenshot", partial(capture, f"http://127.0.0.1:{port}/?probe", browser=browser))
     player = Player(node, screen, cache, spool, clock=clock, **options)
     await player.start()
     server = uvicorn.Server(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -209,3 +210,13 @@ async def morning_and_lunch(node: SignageNode) -> Programme:
     await node.add_playlist("朝 morning", [a, b, c_], start=time(6), end=time(11))
     await node.add_playlist("昼 lunch", [lunch], start=time(11), end=time(14))
     return Programme((a, b, c_), lunch)
+
+
+async def settled(node: SignageNode, player: Any, cache_dir: Path) -> list[Any] | None:
+    """The service's plays, once they are exactly the plays in the screen's spool (and none waits to be sent)."""
+    if player.spool.counts()["pending"]:
+        return None
+    with contextlib.closing(sqlite3.connect(cache_dir / "plays.sqlite3")) as db:
+        made = {r[0] for r in db.execute("SELECT play_id FROM plays")}
+    rows = await node.plays()
+    return rows if [r.play_id for r in rows] and {r.play_id for r in rows} == made and len(rows) == len(made) else None

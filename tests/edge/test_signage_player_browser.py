@@ -8,6 +8,7 @@ Set TOWNTIP_SCREENSHOTS to a directory to keep the screenshots (docs/img/signage
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time as systime
 from datetime import datetime
@@ -17,10 +18,11 @@ from typing import Any
 import pytest
 
 from edge.signage.screen import run_player
-from tests.edge.signage_node import MovableClock, morning_and_lunch, signage_node
+from tests.edge.signage_node import MovableClock, morning_and_lunch, settled, signage_node
 from tests.support.browser import run, screen_browser  # noqa: F401 - fixture
 from tests.support.bus import wait_for
 from towntip.kernel.clock import JST
+from towntip.kernel.contracts import signage as c_
 from towntip.node.natsd import NatsServer, free_port
 
 pytestmark = pytest.mark.browser
@@ -81,6 +83,7 @@ async def test_the_screen_plays_in_order_switches_at_lunch_and_shows_an_emergenc
                 stop=stop,
                 started=players.append,
                 heartbeat_interval=1.0,
+                screenshot_after=15.0,  # after the order and the daypart, which want the CPU
             )
         )
         try:
@@ -141,17 +144,22 @@ async def test_the_screen_plays_in_order_switches_at_lunch_and_shows_an_emergenc
             await wait_for(lambda: run(lambda: len(seen(d)) > before_clear), "the playlist back on screen", 10)
 
             # Proof of play: every slot the page showed and that ended is one play at the node, none twice.
-            made = players[0].spool.counts()
-            await wait_for(lambda: _all_acked(players[0]), "plays acknowledged", 10)
-            rows = await node.plays()
-            assert len(rows) == sum(players[0].spool.counts().values()) >= 6
-            assert len({r.play_id for r in rows}) == len(rows) and {r.screen for r in rows} == {SCREEN}
-            assert {r.item_id for r in rows} >= {a, b, c, lunch}, made
+            rows = await wait_for(lambda: settled(node, players[0], tmp_path / "screen"), "the plays counted", 10)
+            assert len(rows) >= 6 and {r.screen for r in rows} == {SCREEN}
+            assert {r.item_id for r in rows} >= {a, b, c, lunch}
             screen = await node.screen_state(SCREEN)
             assert screen["online"] and screen["player_version"].startswith("towntip-signage-player")
+            # The heartbeat's screenshot: the kiosk page rendered on the side, small enough for staff's list.
+            shot_seen = await wait_for(lambda: _screenshot(node), "a screenshot from the screen", 45)
+            assert shot_seen[:8] == b"\x89PNG\r\n\x1a\n" and len(shot_seen) <= c_.SCREENSHOT_MAX_BYTES
         finally:
             stop.set()
             await asyncio.wait_for(player_task, 15)
+
+
+async def _screenshot(node: Any) -> bytes | None:
+    png = (await node.screen_state(SCREEN)).get("screenshot_png_b64")
+    return base64.b64decode(png) if png else None
 
 
 async def _synced(players: list[Any]) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from edge.signage.screen import run_player
-from tests.edge.signage_node import MovableClock, morning_and_lunch, signage_node
+from tests.edge.signage_node import MovableClock, morning_and_lunch, settled, signage_node
 from tests.support.browser import run, screen_browser  # noqa: F401 - fixture
 from tests.support.bus import wait_for
 from towntip.kernel.clock import JST
@@ -47,6 +47,7 @@ async def test_the_screen_plays_on_offline_and_its_plays_arrive_once(
                 started=players.append,
                 heartbeat_interval=1.0,
                 backoff_max=0.5,
+                screenshots=False,
             )
         )
         try:
@@ -73,7 +74,7 @@ async def test_the_screen_plays_on_offline_and_its_plays_arrive_once(
 
             # Back online: every play the screen made arrives, once.
             nats_server.start()
-            await wait_for(lambda: _settled(node, player, tmp_path), "the screen's plays all counted", 20)
+            await wait_for(lambda: settled(node, player, tmp_path / "screen"), "the screen's plays all counted", 20)
 
             # The screen loses its record of the acks (a power cut before the spool's write) and sends all again.
             with sqlite3.connect(tmp_path / "screen" / "plays.sqlite3") as db:
@@ -81,7 +82,7 @@ async def test_the_screen_plays_on_offline_and_its_plays_arrive_once(
             player.sender.wake.set()
             await wait_for(lambda: _all_acked(player), "the repeats acknowledged", 15)
             await asyncio.sleep(0.5)  # what the service would have counted twice has had time to arrive
-            rows = await wait_for(lambda: _settled(node, player, tmp_path), "still each play once", 10)
+            rows = await wait_for(lambda: settled(node, player, tmp_path / "screen"), "still each play once", 10)
             assert len(rows) == len({r.play_id for r in rows}) >= pending + 1
             assert {r.item_id for r in rows} <= items and all(r.ended_at >= r.started_at for r in rows)
         finally:
@@ -99,16 +100,6 @@ async def _offline(player: Any) -> bool:
 
 async def _all_acked(player: Any) -> bool:
     return player.spool.counts()["pending"] == 0
-
-
-async def _settled(node: Any, player: Any, tmp_path: Path) -> list[Any] | None:
-    """The service's plays, once they are exactly the plays in the screen's spool (and none waits to be sent)."""
-    if player.spool.counts()["pending"]:
-        return None
-    with sqlite3.connect(tmp_path / "screen" / "plays.sqlite3") as db:
-        made = {r[0] for r in db.execute("SELECT play_id FROM plays")}
-    rows = await node.plays()
-    return rows if [r.play_id for r in rows] and {r.play_id for r in rows} == made and len(rows) == len(made) else None
 
 
 async def _slot_after(d: Any, slot: int) -> bool:

@@ -10,6 +10,8 @@
   let shownSlot = null;
   let emergencyId = null;
   let offsetMs = 0; // the player's clock minus this browser's (the player may run on a set "now")
+  // The player's own render for its heartbeat's screenshot: it looks, it does not count as a play.
+  const probe = new URLSearchParams(location.search).has("probe");
 
   const el = (tag, attrs = {}, text) => {
     const e = document.createElement(tag);
@@ -19,6 +21,7 @@
   };
 
   function confirmShown(slot) {
+    if (probe) return;
     fetch("/shown", {method: "POST", headers: {"Content-Type": "application/json"},
                      body: JSON.stringify({slot: slot.id})}).catch(() => {});
   }
@@ -116,6 +119,10 @@
   }
   setInterval(tick, 1000);
 
-  const source = new EventSource("/events");
-  source.addEventListener("state", (e) => { apply(JSON.parse(e.data)); tick(); });
+  if (probe) { // one look: a stream that never ends would keep a headless render waiting for the network for ever
+    fetch("/now").then((r) => r.json()).then((state) => { apply(state); tick(); });
+  } else {
+    const source = new EventSource("/events");
+    source.addEventListener("state", (e) => { apply(JSON.parse(e.data)); tick(); });
+  }
 })();
