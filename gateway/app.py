@@ -31,6 +31,7 @@ from gateway.portal import (
 )
 from gateway.portal import bookings_waitlist as waitlist_pages
 from gateway.portal import events as portal_events
+from gateway.portal import signage as signage_pages
 from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -124,6 +125,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(bookings_pages.router)  # 施設予約: facilities, availability, booking, my bookings, iCal
     app.include_router(bookings_life.router)  # the staff's approval queue, a resident's payment of one booking
     app.include_router(bookings_lottery.router)  # 抽選 and 団体登録 (the bookings service)
+    app.include_router(signage_pages.router)  # サイネージ staff: screens, content, playlists, plays, 緊急情報
     app.include_router(portal_events.router)  # イベント: dates, venue, sign-up and waitlist, /events.ics; staff form
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window)

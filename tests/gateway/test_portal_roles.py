@@ -254,6 +254,18 @@ ROLES = {
     "GET /staff/bookings/day": "staff",
     "GET /staff/bookings/usage": "staff",
     "GET /staff/bookings/usage.csv": "staff",
+    # サイネージ (signage.py): staff only; the signage service decides the rest
+    "GET /staff/signage": "staff",
+    "GET /staff/signage/screens/{name}": "staff",
+    "GET /staff/signage/content": "staff",
+    "POST /staff/signage/content": "staff, form",
+    "POST /staff/signage/content/{item_id}/{action}": "staff, form",
+    "GET /staff/signage/playlists": "staff",
+    "POST /staff/signage/playlists": "staff, form",
+    "GET /staff/signage/plays": "staff",
+    "GET /staff/signage/emergency": "staff",
+    "POST /staff/signage/emergency": "staff, form",
+    "POST /staff/signage/emergency/{emergency_id}/clear": "staff, form",
     # キャンセル待ち and 定期予約 (bookings_waitlist.py): the person's own; the bookings service decides the rest
     "GET /bookings/waitlist": "user",
     "POST /bookings/waitlist/join": "user, form",

@@ -22,10 +22,10 @@ A refusal on the screen subjects is answered as on every endpoint: `Nats-Service
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from towntip.kernel.bus.inboxes import screen_inbox_prefix as screen_inbox_prefix
 from towntip.kernel.bus.subjects import stream_part
@@ -60,6 +60,8 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 Place = Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True)]
+# A moment with its zone, kept in UTC (SQLite stores times without their zone: every service writes UTC there).
+When = Annotated[AwareDatetime, AfterValidator(lambda t: t.astimezone(UTC))]
 Orientation = Literal["landscape", "portrait"]
 ItemKind = Literal["image", "video", "slide", "html"]
 Severity = Literal["extreme", "severe", "moderate", "minor", "unknown"]  # CAP 1.2's severities, lower case
@@ -150,8 +152,8 @@ class Item(_Msg):
     sha256: Sha256
     bytes: int = Field(ge=0)
     duration_s: int = Field(ge=1, le=DURATION_MAX)
-    valid_from: datetime
-    valid_until: datetime | None = None  # None: until withdrawn
+    valid_from: When
+    valid_until: When | None = None  # None: until withdrawn
     title: str
     mime: str = ""  # image/jpeg, image/png, video/mp4, video/webm, text/html (slides)
 
@@ -194,8 +196,8 @@ class Playlist(_Msg):
     dayparts: tuple[Daypart, ...] = ()  # none: all the time
     entries: tuple[PlaylistEntry, ...] = ()
     interrupt_share: float | None = Field(default=None, gt=0, le=INTERRUPT_SHARE_MAX)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: When | None = None
+    valid_until: When | None = None
 
 
 class Schedule(_Msg):
@@ -254,8 +256,8 @@ class Play(_Msg):
     play_id: Uuid  # made on the device (uuid4): the key that counts it once
     item_id: Uuid
     screen: ScreenName
-    started_at: datetime
-    ended_at: datetime
+    started_at: When
+    ended_at: When
 
     @model_validator(mode="after")
     def _order(self) -> Play:
@@ -392,8 +394,8 @@ class ContentCreate(StaffRequest):
     parts: int = Field(ge=1, le=UPLOAD_PARTS_MAX)
     title: Title
     duration_s: int = Field(default=10, ge=1, le=DURATION_MAX)
-    valid_from: datetime
-    valid_until: datetime | None = None
+    valid_from: When
+    valid_until: When | None = None
     offered: bool = False  # offered to the other towns of the federation
 
 
@@ -415,8 +417,8 @@ class ContentItem(Frozen):
     duration_s: int
     width: int | None
     height: int | None
-    valid_from: datetime
-    valid_until: datetime | None
+    valid_from: When
+    valid_until: When | None
     status: str
     source: str
     created_by: str | None
@@ -450,8 +452,8 @@ class PlaylistPut(StaffRequest):
     dayparts: tuple[Daypart, ...] = Field(default=(), max_length=14)
     entries: tuple[PlaylistEntry, ...] = Field(max_length=200)
     interrupt_share: float | None = Field(default=None, gt=0, le=INTERRUPT_SHARE_MAX)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: When | None = None
+    valid_until: When | None = None
     screens: tuple[ScreenName, ...] = Field(default=(), max_length=500)
     groups: tuple[GroupName, ...] = Field(default=(), max_length=20)
 
@@ -477,7 +479,7 @@ class PlaylistList(Frozen):
 
 class PreviewQuery(StaffRequest):
     screen: ScreenName
-    at: datetime
+    at: When
 
 
 class PreviewSlot(Frozen):
@@ -491,7 +493,7 @@ class PreviewSlot(Frozen):
 
 class Preview(Frozen):
     screen: str
-    at: datetime
+    at: When
     hour: datetime
     emergency: Emergency | None
     now_playing: str | None
@@ -552,8 +554,8 @@ EP_PLAYS_SUMMARY = "plays.summary"  # PlaysQuery -> PlaysSummary (staff: plays p
 
 
 class PlaysQuery(StaffRequest):
-    since: datetime
-    until: datetime
+    since: When
+    until: When
     by: Literal["item", "screen"] = "item"
 
 
@@ -565,8 +567,8 @@ class PlaysRow(Frozen):
 
 
 class PlaysSummary(Frozen):
-    since: datetime
-    until: datetime
+    since: When
+    until: When
     by: str
     rows: tuple[PlaysRow, ...]
 
