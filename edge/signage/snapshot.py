@@ -32,7 +32,7 @@ def find_browser() -> str | None:
 
 async def capture(url: str, width: int, height: int, *, browser: str, timeout: float = 30.0) -> bytes | None:
     """A small PNG of the page at `url` laid out at width x height, or None if Chromium could not make one."""
-    with tempfile.TemporaryDirectory(prefix="towntip-shot-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="towntip-shot-", ignore_cleanup_errors=True) as tmp:
         out = Path(tmp) / "shot.png"
         args = [
             browser,

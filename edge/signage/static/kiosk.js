@@ -59,7 +59,7 @@
       return video;
     }
     if (slot.media.startsWith("text/html")) {
-      const frame = el("iframe", {src: slot.src, sandbox: "", title: slot.title || ""});
+      const frame = el("iframe", {src: slot.src, sandbox: "allow-same-origin", title: slot.title || ""});
       const loaded = new Promise((ok) => frame.addEventListener("load", ok, {once: true}));
       stage.replaceChildren(frame);
       await loaded;
