@@ -82,8 +82,7 @@ class SignageNode:
         await rpc.call(self.nc, subjects.svc(NODE, c.SERVICE, c.EP_SCREEN_REGISTER), reg)
 
     async def screen_state(self, screen: str) -> dict[str, Any]:
-        query = c.ScreenQuery(actor=CLERK, name=screen)
-        return await rpc.call(self.nc, subjects.svc(NODE, c.SERVICE, c.EP_SCREEN_GET), query)
+        return dict(await self.call(c.EP_SCREEN_GET, c.ScreenQuery(actor=CLERK, name=screen)))
 
     async def call(self, endpoint: str, payload: Any) -> Any:
         return await rpc.call(self.nc, subjects.svc(NODE, c.SERVICE, endpoint), payload, timeout=20)
