@@ -38,6 +38,7 @@ class SignageService(ServiceProcess):
 
     def _committed(self) -> None:
         self.relay.wake()
+        self.link.stale()  # at once: a sync right after the commit reads what it changed
         self.pusher.wake()
 
     async def start(self) -> None:
@@ -45,7 +46,6 @@ class SignageService(ServiceProcess):
         await ensure_node_streams(js, self.node, (SERVICE,))
         await ensure_stream(js, plays.stream_config(self.node))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
-        self.pusher = Pusher(self.connection, node=self.node, sessions=self.sessions, clock=self.clock)
         self.plays = IdempotentConsumer(
             nc=self.connection,
             js=js,
@@ -56,6 +56,7 @@ class SignageService(ServiceProcess):
             on_commit=self.relay.wake,
         )
         self.link = ScreenLink(self.connection, node=self.node, sessions=self.sessions, clock=self.clock)
+        self.pusher = Pusher(self.connection, node=self.node, sessions=self.sessions, clock=self.clock, link=self.link)
         await self.link.start()
         self._tasks = [
             asyncio.create_task(self.relay.run(self.stop_event), name="signage-outbox-relay"),

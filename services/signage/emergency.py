@@ -14,7 +14,7 @@ from defusedxml.common import DefusedXmlException
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.signage import manifest
+from services.signage import manifest, state
 from services.signage.models import bus, emergencies, screens
 from services.signage.screens import require_staff
 from towntip.kernel import db
@@ -109,6 +109,7 @@ async def _clear(session: AsyncSession, *, node: str, eid: str, now: datetime, b
     if not db.rowcount(done):
         await _get(session, eid)  # not found, or:
         raise c.EMERGENCY_CLEARED("that emergency message is cleared already")
+    await state.bump(session)
     await announce(session, bus, c.EmergencyCleared(emergency_id=eid), node=node, at=now)
     return await _get(session, eid)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -68,34 +69,64 @@ def emergency_view(row: Any) -> c.Emergency:
     )
 
 
-async def active_emergency(session: AsyncSession, screen: c.ScreenInfo) -> c.Emergency | None:
-    """The latest emergency not cleared that reaches this screen."""
-    rows = await session.execute(
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the manifests are made of, read at once: one read serves every screen of a generation."""
+
+    screens: dict[str, c.ScreenInfo]
+    playlists: list[tuple[c.Playlist, tuple[str, ...], tuple[str, ...]]]  # with its screens and groups
+    items: dict[str, c.Item]  # approved
+    emergencies: list[c.Emergency]  # not cleared, newest first
+
+
+async def snapshot(session: AsyncSession) -> Snapshot:
+    screen_rows = await session.execute(select(screens_.screens))
+    infos = {
+        r.name: c.ScreenInfo(
+            name=r.name,
+            orientation=r.orientation,
+            width=r.width,
+            height=r.height,
+            place=r.place,
+            groups=tuple(r.groups),
+        )
+        for r in screen_rows
+    }
+    rows = (await session.execute(select(playlists).order_by(playlists.c.id))).all()
+    lists = [(playlist_view(r), tuple(r.screens), tuple(r.groups)) for r in rows]
+    found = await session.execute(select(items).where(items.c.status == "approved").order_by(items.c.id))
+    approved = {r.id: item_view(r) for r in found}
+    ems = await session.execute(
         select(emergencies).where(emergencies.c.cleared_at.is_(None)).order_by(emergencies.c.issued_at.desc())
     )
-    for row in rows:
-        if targets(screen, row.screens, row.groups):
-            return emergency_view(row)
-    return None
+    return Snapshot(infos, lists, approved, [emergency_view(r) for r in ems])
+
+
+def emergency_for(snap: Snapshot, screen: c.ScreenInfo) -> c.Emergency | None:
+    """The latest emergency not cleared that reaches this screen."""
+    return next((e for e in snap.emergencies if targets(screen, e.screens, e.groups)), None)
+
+
+def schedule_of(snap: Snapshot, screen: c.ScreenInfo, *, now: datetime) -> c.Schedule:
+    """The playlists meant for the screen (not expired) and their approved items (not expired; items valid later
+    come too, so the screen has them in its cache when they start)."""
+    mine = [
+        p
+        for p, names, groups in snap.playlists
+        if targets(screen, names, groups) and (p.valid_until is None or p.valid_until > now)
+    ]
+    wanted = sorted({e.item_id for p in mine for e in p.entries})
+    found = [snap.items[i] for i in wanted if i in snap.items]
+    live = [i for i in found if i.valid_until is None or i.valid_until > now]
+    return c.Schedule(playlists=tuple(mine), items=tuple(live))
+
+
+async def active_emergency(session: AsyncSession, screen: c.ScreenInfo) -> c.Emergency | None:
+    return emergency_for(await snapshot(session), screen)
 
 
 async def schedule_for(session: AsyncSession, screen: c.ScreenInfo, *, now: datetime) -> c.Schedule:
-    """The playlists meant for the screen (not expired) and their approved items (not expired; items valid later
-    come too, so the screen has them in its cache when they start)."""
-    rows = (await session.execute(select(playlists).order_by(playlists.c.id))).all()
-    mine = [
-        playlist_view(r)
-        for r in rows
-        if targets(screen, r.screens, r.groups) and (r.valid_until is None or aware(r.valid_until) > now)
-    ]
-    wanted = {e.item_id for p in mine for e in p.entries}
-    found = (
-        await session.execute(
-            select(items).where(items.c.id.in_(wanted), items.c.status == "approved").order_by(items.c.id)
-        )
-    ).all()
-    live = [item_view(r) for r in found if r.valid_until is None or aware(r.valid_until) > now]
-    return c.Schedule(playlists=tuple(mine), items=tuple(live))
+    return schedule_of(await snapshot(session), screen, now=now)
 
 
 def version_of(screen: c.ScreenInfo, schedule: c.Schedule, emergency: c.Emergency | None) -> str:
@@ -110,13 +141,13 @@ def version_of(screen: c.ScreenInfo, schedule: c.Schedule, emergency: c.Emergenc
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
-async def build(session: AsyncSession, *, name: str, have: str | None, now: datetime) -> c.SyncReply:
+def build_from(snap: Snapshot, *, name: str, have: str | None, now: datetime) -> c.SyncReply:
     """The screen's manifest (only the version, `unchanged`, when the screen has it already)."""
-    screen = await screens_.info(session, name=name)
+    screen = snap.screens.get(name)
     if screen is None:
         raise c.SCREEN_UNKNOWN(f"screen {name!r} is enrolled on the bus but not registered with the service")
-    schedule = await schedule_for(session, screen, now=now)
-    emergency = await active_emergency(session, screen)
+    schedule = schedule_of(snap, screen, now=now)
+    emergency = emergency_for(snap, screen)
     version = version_of(screen, schedule, emergency)
     if have == version:
         return c.SyncReply(version=version, screen=screen, emergency=emergency, node_time=now, unchanged=True)
@@ -128,6 +159,10 @@ async def build(session: AsyncSession, *, name: str, have: str | None, now: date
         playlists=schedule.playlists,
         items=schedule.items,
     )
+
+
+async def build(session: AsyncSession, *, name: str, have: str | None, now: datetime) -> c.SyncReply:
+    return build_from(await snapshot(session), name=name, have=have, now=now)
 
 
 async def item_for_screen(session: AsyncSession, *, name: str, item_id: str, now: datetime) -> Any:

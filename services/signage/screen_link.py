@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -33,6 +34,10 @@ from towntip.kernel.db import aware
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 MAX_IN_FLIGHT = 64
+# What the manifests are made of is read once per generation (and at least this often): 200 screens syncing after
+# one push cost one read in all. With several instances, one that has not yet heard another's push may answer from
+# the older generation for at most this long; the screens sync again every RESYNC_SECONDS.
+SNAPSHOT_SECONDS = 10.0
 QUEUE = "signage"  # the service's instances share the screens' requests
 
 
@@ -48,6 +53,9 @@ class ScreenLink:
     ) -> None:
         self.nc, self.node, self.sessions, self.clock = nc, node, sessions, clock
         self.subs: list[Subscription] = []
+        self.snap: tuple[int, float, manifest.Snapshot] | None = None
+        self.snap_lock = asyncio.Lock()
+        self.epoch = 0
         self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.running: set[asyncio.Task[None]] = set()
 
@@ -56,6 +64,8 @@ class ScreenLink:
             self.subs.append(
                 await self.nc.subscribe(c.screens_of_kind(self.node, kind), queue=QUEUE, cb=self._spawn(serve))
             )
+        # every instance hears every push (no queue group): another instance's commit makes this snapshot stale
+        self.subs.append(await self.nc.subscribe(c.push_changed(self.node), cb=self._heard_push))
         await self.nc.flush(timeout=10)
 
     async def stop(self) -> None:
@@ -118,9 +128,35 @@ class ScreenLink:
         except _Drop:
             log.warning("sync on %s with reply %r dropped: not the screen's own inbox", msg.subject, msg.reply)
             return
-        async with self.sessions() as session:
-            reply = await manifest.build(session, name=screen_of(msg.subject), have=req.have, now=self.clock())
+        name, now = screen_of(msg.subject), self.clock()
+        snap = await self._snapshot()
+        reply = manifest.build_from(snap, name=name, have=req.have, now=now)
         await self.nc.publish(msg.reply, reply.model_dump_json().encode())
+
+    def stale(self, generation: int | None = None) -> None:
+        """Forget the snapshot (a commit here, or a push of another instance's newer generation)."""
+        if generation is None or self.snap is None or self.snap[0] != generation:
+            self.snap = None
+            self.epoch += 1  # a read under way when this happened is not kept
+
+    async def _heard_push(self, msg: Msg) -> None:
+        with contextlib.suppress(ValidationError, ValueError):
+            self.stale(int(c.PushChanged.model_validate_json(msg.data).version))
+
+    async def _snapshot(self) -> manifest.Snapshot:
+        """The snapshot of the current generation: read again when a commit made it stale (this instance's pusher,
+        or another's push heard here) or after SNAPSHOT_SECONDS; the first request that finds it stale reads it,
+        the others wait for that read. No database read per sync otherwise."""
+        async with self.snap_lock:
+            snap = self.snap
+            if snap is None or time.monotonic() - snap[1] > SNAPSHOT_SECONDS:
+                async with self.sessions() as session:
+                    snap = self.snap = (
+                        await state.generation(session),
+                        time.monotonic(),
+                        await manifest.snapshot(session),
+                    )
+            return snap[2]
 
     async def _content(self, msg: Msg) -> None:
         try:
@@ -159,9 +195,15 @@ class Pusher:
     rolled back pushes nothing, and any instance's commit is pushed by the instance that made it."""
 
     def __init__(
-        self, nc: NATS, *, node: str, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime]
+        self,
+        nc: NATS,
+        *,
+        node: str,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime],
+        link: ScreenLink | None = None,
     ) -> None:
-        self.nc, self.node, self.sessions, self.clock = nc, node, sessions, clock
+        self.nc, self.node, self.sessions, self.clock, self.link = nc, node, sessions, clock, link
         self.event = asyncio.Event()
         self.generation: int | None = None
         self.pushed: dict[str, bool] = {}  # emergency id -> cleared, as last pushed
@@ -203,6 +245,8 @@ class Pusher:
                 self.pushed[row.id] = cleared
         if generation != self.generation:
             self.generation = generation
+            if self.link is not None:
+                self.link.stale()  # before the screens hear of it: their syncs read the new generation
             await self.nc.publish(
                 c.push_changed(self.node), c.PushChanged(version=str(generation)).model_dump_json().encode()
             )
