@@ -50,6 +50,37 @@ def phone_browser() -> Iterator[object]:
         driver.quit()
 
 
+SCREEN = (1280, 720)  # a landscape signage screen (720p), CSS pixels
+
+
+@pytest.fixture
+def screen_browser() -> Iterator[object]:
+    """A headless Chromium as a landscape kiosk screen (SCREEN, no phone emulation), quit afterwards. Autoplay of
+    muted video is allowed without a gesture, as a kiosk browser is configured to."""
+    reason = browser_missing()
+    if reason:
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--lang=ja",
+                f"--window-size={SCREEN[0]},{SCREEN[1]}", "--hide-scrollbars",
+                "--autoplay-policy=no-user-gesture-required",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+    # The window size includes the browser's own bars: the page itself gets exactly the screen's size.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": SCREEN[0], "height": SCREEN[1], "deviceScaleFactor": 1, "mobile": False})
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
 # Driving pages. Selenium's calls block: `run` moves them off the event loop, which serves the node under test.
 
 
