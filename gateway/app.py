@@ -23,6 +23,7 @@ from gateway.portal import (
     bookings_staff,
     courses,
     donations,
+    navigation,
     notebook,
     pages,
     projects,
@@ -111,6 +112,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(oidc.router)
     app.include_router(apidocs.router)  # /docs: Swagger UI from the node's own files
     app.include_router(pages.router)
+    app.include_router(navigation.router)  # the tab bar's group pages, the staff area, /static/towntip.css
     app.include_router(regions.router)  # My Page across regions: /federation/person-summary, /api/v1/me/regions
     projects.install(app)  # co-creation pages (and the contact form's throttle)
     app.include_router(wallet.router)  # my points, credits, currency and coupons; the staff's coupon desk

@@ -64,7 +64,7 @@ add_words({
     "act_learn": ("受講", "Studied"),
     "act_volunteer": ("ボランティア", "Volunteered"), "act_donate": ("寄付", "Donated"),
 })
-add_nav("notebook", "/notebook", "user")
+add_nav("notebook", "/notebook", "user", "mine")
 add_nav("figures", "/staff/figures", "staff")
 
 
