@@ -13,8 +13,13 @@ from towntip.kernel.contracts import identity as c
 # that a page added without thought still has a way in.
 GROUPS = ("join", "mine", "menu", "staff")
 GROUP_PAGE = {"join": "/join", "mine": "/mine", "menu": "/menu", "staff": "/staff"}
-# The join group in the order a newcomer meets the town (communities and themes first); others follow as added.
-ORDER = ("/communities", "/themes", "/events", "/facilities", "/courses", "/donations", "/lottery", "/cases")
+# Each group in the order a newcomer looks for things (communities and themes first, My Page, the profile); pages
+# not named here follow in the order they were added.
+ORDER = (
+    "/communities", "/themes", "/events", "/facilities", "/courses", "/donations", "/lottery", "/cases",
+    "/me", "/notebook", "/points", "/bookings", "/bookings/waitlist", "/credits", "/donations/mine",
+    "/settings/profile", "/friends", "/settings/cards", "/settings/password", "/orgs", "/contact",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
