@@ -74,6 +74,7 @@ add_words(
         "sw_groups": ("審査待ちの団体登録", "Group applications"),
         "sw_pledges": ("入金確認待ちの寄附", "Donations awaiting payment"),
         "sw_inquiries": ("未対応のお問い合わせ", "Open inquiries"),
+        "sw_drafts": ("公開前の共創テーマ", "Themes not yet published"),
         "sf_people": ("参加した人", "People taking part"),
         "sf_participations": ("参加の回数", "Participations"),
         "sf_points": ("発行したポイント", "Points issued"),
@@ -197,6 +198,16 @@ async def _inquiries(request: Request, user: ic.User) -> Any:
     )
 
 
+async def _drafts(request: Request, user: ic.User) -> Any:
+    """Themes written and not yet published, among those this person may manage (their departments')."""
+    found = prc.ThemeList.model_validate(
+        await call(
+            request, prc.SERVICE, prc.EP_THEME_LIST, prc.ThemeListQuery(actor=actor_of(user), include_drafts=True)
+        )
+    )
+    return prc.ThemeList(themes=[th for th in found.themes if th.status == "draft" and th.may_manage])
+
+
 async def _figures(request: Request, user: ic.User) -> nc.Figures | None:
     try:
         return nc.Figures.model_validate(
@@ -213,9 +224,10 @@ async def _waiting(request: Request, user: ic.User) -> list[Waiting]:
     if "staff" in user.roles:
         asks += [
             ("sw_approvals", "/staff/bookings/approvals", _approvals(request, user), "bookings"),
-            ("sw_groups", "/staff/lottery", _groups(request, user), "groups"),
+            ("sw_groups", "/staff/groups", _groups(request, user), "groups"),
             ("sw_pledges", "/staff/donations/pledges", _pledges(request, user), "donations"),
         ]
+    asks.append(("sw_drafts", "/themes", _drafts(request, user), "themes"))
     if "secretariat" in user.roles:
         asks.append(("sw_inquiries", "/secretariat/inquiries", _inquiries(request, user), "inquiries"))
     counts = await asyncio.gather(*(_count(coro, field) for _, _, coro, field in asks))
