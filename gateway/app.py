@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import inspect
 import logging
 from collections.abc import AsyncIterator
@@ -25,11 +24,12 @@ from gateway.portal import (
     courses,
     donations,
     navi,
+    navigation,
     notebook,
     notices,
+    notices_activity,
     notices_calendar,
     notices_feeds,
-    notices_activity,
     notices_staff,
     pages,
     projects,
@@ -39,6 +39,7 @@ from gateway.portal import (
 from gateway.portal import bookings_waitlist as waitlist_pages
 from gateway.portal import events as portal_events
 from gateway.portal import signage as signage_pages
+from gateway.portal.common import render
 from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -119,6 +120,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(oidc.router)
     app.include_router(apidocs.router)  # /docs: Swagger UI from the node's own files
     app.include_router(pages.router)
+    app.include_router(navigation.router)  # the tab bar's group pages, the staff area, /static/towntip.css
     app.include_router(regions.router)  # My Page across regions: /federation/person-summary, /api/v1/me/regions
     projects.install(app)  # co-creation pages (and the contact form's throttle)
     app.include_router(wallet.router)  # my points, credits, currency and coupons; the staff's coupon desk
@@ -169,9 +171,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.get("/status", response_class=HTMLResponse, include_in_schema=False)
     async def status_page(request: Request) -> HTMLResponse:
-        body = await report()
-        return HTMLResponse(_status_html(body), status_code=200 if body["status"] == "ok" else 503,
-                            headers={"Cache-Control": "no-store"})
+        body = await report()  # the portal's page: it needs no service, so it shows even when all are down
+        return render(request, "status.html", status=200 if body["status"] == "ok" else 503, body=body,
+                      since=_local_time)
 
     return app
 
@@ -184,37 +186,3 @@ def _local_time(value: Any) -> str:
         return datetime.fromisoformat(str(value)).astimezone(JST).strftime("%m/%d %H:%M:%S")
     except ValueError:
         return str(value or "")
-
-
-def _status_html(body: dict[str, Any]) -> str:
-    e = html.escape
-    ok = body["status"] == "ok"
-    rows = []
-    for name, svc in body["services"].items():
-        up = svc["up"]
-        rows.append(f"<tr><td>{e(name)}</td><td class={'up' if up else 'down'}>"
-                    f"{'稼働中 up' if up else '停止 down'}</td><td>{svc['instances']}</td></tr>")
-    procs = []
-    for name, p in (body.get("processes") or {}).items():
-        procs.append(f"<tr><td>{e(name)}</td><td>{e(str(p.get('state')))}</td><td>{e(str(p.get('pid')))}</td>"
-                     f"<td>{e(str(p.get('restarts')))}</td><td>{e(_local_time(p.get('since')))}</td></tr>")
-    proc_table = (
-        "<h2>プロセス <small>Processes</small></h2><div class=scroll><table><tr><th>名前 name</th>"
-        "<th>状態 state</th><th>pid</th><th>再起動 restarts</th><th>開始 since (JST)</th></tr>"
-        + "".join(procs) + "</table></div>"
-    ) if procs else ""
-    return f"""<!doctype html>
-<html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>TownTip ノード {e(body['node'])}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:1rem;max-width:40rem}}table{{border-collapse:collapse;width:100%}}
-td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}}th{{font-size:.85rem}}
-.scroll{{overflow-x:auto}}h1{{font-size:1.4rem;overflow-wrap:anywhere}}.up{{color:#176b2c}}.down{{color:#b00020}}
-small{{color:#555}}</style></head><body>
-<h1>TownTip ノード <small>node</small> {e(body['node'])}</h1>
-<p class={'up' if ok else 'down'}>{'すべて稼働中 — all services up' if ok else '停止中 down: ' + e(', '.join(body['down']))}</p>
-<p>NATS: {e(body['nats'])}</p>
-<h2>サービス <small>Services</small></h2>
-<div class=scroll><table><tr><th>名前 name</th><th>状態 state</th><th>インスタンス instances</th></tr>{''.join(rows)}</table></div>
-{proc_table}
-<p><a href="/docs">API (OpenAPI)</a></p>
-</body></html>"""  # noqa: E501 (the page template: its lines are the HTML served)

@@ -115,7 +115,7 @@ add_words({
     "bk_wd_thu": ("木曜", "Thu"), "bk_wd_fri": ("金曜", "Fri"), "bk_wd_sat": ("土曜", "Sat"),
     "bk_wd_sun": ("日曜", "Sun"),
 })
-add_nav("nav_bookings", "/facilities", "all")
+add_nav("nav_bookings", "/facilities", "all", "join")
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------

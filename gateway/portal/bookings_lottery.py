@@ -122,7 +122,7 @@ add_words({
     "gr_decided": ("保存しました。", "Saved."),
     "gr_all": ("登録団体", "Groups"),
 })
-add_nav("lt_nav", "/lottery", "all")
+add_nav("lt_nav", "/lottery", "all", "join")
 add_nav("lt_nav_staff", "/staff/lottery", "staff")
 
 

@@ -111,7 +111,7 @@ add_words({
     "wl_conflicts": ("次の日は新しい時間で予約できません", "These dates cannot have the new time"),
     "wl_my_waitlist": ("キャンセル待ち・定期予約の一覧", "Waitlist and series"),
 })
-add_nav("wl_nav", "/bookings/waitlist", "user")
+add_nav("wl_nav", "/bookings/waitlist", "user", "mine")
 
 
 async def _ask(request: Request, endpoint: str, payload: BaseModel) -> Any:

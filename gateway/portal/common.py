@@ -16,8 +16,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
 from gateway import words
+from gateway.portal import navbar, stylesheet
 from gateway.portal import session as ps
 from gateway.portal.i18n import t
+from gateway.portal.navbar import add_nav as add_nav  # feature modules add their pages through common
+from gateway.portal.navbar import nav_for as nav_for
 from towntip.kernel import categories, errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
@@ -26,21 +29,11 @@ from towntip.kernel.contracts.actor import Actor
 
 log = logging.getLogger(__name__)
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
+ENV.filters["palette"] = navbar.palette  # base.html: the town's colour and the inks that read on it
+ENV.globals["stylesheet"] = stylesheet.URL
 ENV.globals["category_groups"] = categories.grouped()  # templates/_categories.html: families of everyday words
 MAX_FORM_BYTES = 64 * 1024
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024 + MAX_FORM_BYTES  # one picture (towntip.kernel.images) and its fields
-# The header's links to features, in order: (word key, path, who sees it). Each feature's pages module adds its own
-# with add_nav(): who is "all", "user" (logged in) or a role ("staff", "secretariat").
-NAV: list[tuple[str, str, str]] = []
-
-
-def add_nav(key: str, href: str, who: str = "all") -> None:
-    NAV.append((key, href, who))
-
-
-def nav_for(user: c.User | None) -> list[tuple[str, str]]:
-    return [(key, href) for key, href, who in NAV
-            if who == "all" or (user is not None and (who == "user" or who in user.roles))]
 
 
 # ---- asking the node's services ---------------------------------------------------------------------------------
@@ -115,7 +108,8 @@ def render(request: Request, template: str, *, status: int = 200, user: c.User |
     body = ENV.get_template(template).render(
         t=lambda key: t(key, lang), lang=lang, node=request.app.state.settings.node_id, csrf=csrf, user=user,
         town=request.app.state.town,
-        here=here, nav=nav_for(user), **ctx,
+        here=here, tabs=navbar.tabs(user), tab=navbar.current_tab(request.url.path),
+        crumbs=navbar.crumbs(request.url.path, user, lang), **ctx,
     )
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store",
                                                                "X-Frame-Options": "DENY",

@@ -112,8 +112,8 @@ add_words({
     "co_status": ("状態", "Status"),
     "co_recorded_by": ("記録者", "Recorded by"),
 })
-add_nav("nav_courses", "/courses", "all")
-add_nav("nav_credits", "/credits", "user")
+add_nav("nav_courses", "/courses", "all", "join")
+add_nav("nav_credits", "/credits", "user", "mine")
 add_nav("nav_staff_courses", "/staff/courses", "staff")
 
 

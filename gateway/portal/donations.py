@@ -104,8 +104,8 @@ add_words({
         "You can also confirm at a counter terminal in donation mode: set the reference and let the "
         "donor touch their registered card."),
 })
-add_nav("dn_nav", "/donations", "all")
-add_nav("dn_nav_mine", "/donations/mine", "user")
+add_nav("dn_nav", "/donations", "all", "join")
+add_nav("dn_nav_mine", "/donations/mine", "user", "mine")
 add_nav("dn_nav_staff", "/staff/donations/pledges", "staff")
 
 

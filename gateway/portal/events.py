@@ -79,7 +79,7 @@ add_words({
     "ev_signups": ("申込者", "Sign-ups"),
     "ev_edit": ("編集", "Edit"),
 })
-add_nav("nav_events", "/events", "all")
+add_nav("nav_events", "/events", "all", "join")
 add_nav("nav_staff_events", "/staff/events", "staff")
 
 

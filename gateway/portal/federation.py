@@ -90,7 +90,7 @@ add_words({
     "fd_actual": ("実績", "Actual"),
     "fd_achievement": ("達成率", "Achievement"),
 })
-add_nav("nav_federation", "/federation/themes", "all")
+add_nav("nav_federation", "/federation/themes", "all", "join")
 
 
 def _names(request: Request) -> dict[str, str]:

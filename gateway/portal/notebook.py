@@ -64,7 +64,13 @@ add_words({
     "act_learn": ("受講", "Studied"),
     "act_volunteer": ("ボランティア", "Volunteered"), "act_donate": ("寄付", "Donated"),
 })
-add_nav("notebook", "/notebook", "user")
+add_words({
+    "nb_chart_compare": ("ポイントの比較", "Points compared"),
+    "nb_chart_fields": ("分野ごとのポイント", "Points by field"),
+    "nb_you": ("あなた", "You"),
+    "nb_other": ("その他", "Other"),
+})
+add_nav("notebook", "/notebook", "user", "mine")
 add_nav("figures", "/staff/figures", "staff")
 
 
@@ -112,7 +118,22 @@ async def notebook_page(request: Request, user: CurrentUser) -> Response:
                                                           nc.NotebookQuery(actor=actor_of(user))))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
-    return render(request, "notebook/notebook.html", user=user, nb=nb, num=_num, field_name=field_name)
+    return render(request, "notebook/notebook.html", user=user, nb=nb, num=_num, field_name=field_name,
+                  charts=_notebook_charts(nb, lang))
+
+
+def _notebook_charts(nb: nc.Notebook, lang: str) -> dict[str, Markup]:
+    """The notebook's totals as pictures: the person's points beside the averages, and where they came from."""
+    compare = [(t("nb_you", lang), float(nb.totals.points))] + [
+        (t("nb_district_avg", lang) if a.scope == "district" else t("nb_region_avg", lang), a.points)
+        for a in (nb.district_average, nb.region_average) if a is not None]
+    fields: dict[str, float] = {}
+    for e in nb.entries:
+        name = (e.field_en if lang == "en" else e.field_ja) or t("nb_other", lang)
+        fields[name] = fields.get(name, 0) + e.points
+    ranked = sorted(fields.items(), key=lambda kv: -kv[1])[:8]
+    return {"compare": bar_chart(compare, label=t("nb_chart_compare", lang), unit="PT"),
+            "fields": bar_chart(ranked, label=t("nb_chart_fields", lang), unit="PT") if ranked else Markup("")}
 
 
 @router.get("/notebook/export.{fmt}")

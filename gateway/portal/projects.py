@@ -170,11 +170,11 @@ add_words({
     "pj_received": ("受付日時", "Received"),
     "pj_all": ("すべて", "All"),
 })
-add_nav("nav_themes", "/themes", "all")
-add_nav("nav_orgs", "/orgs", "user")
+add_nav("nav_themes", "/themes", "all", "join")
+add_nav("nav_orgs", "/orgs", "user", "menu")
 add_nav("nav_hearings", "/hearings", "staff")
 add_nav("nav_inquiries", "/secretariat/inquiries", "secretariat")
-add_nav("nav_contact", "/contact", "all")
+add_nav("nav_contact", "/contact", "all", "menu")
 
 
 def install(app: FastAPI) -> None:

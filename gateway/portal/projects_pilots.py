@@ -170,7 +170,7 @@ add_words({
     "pp_origin": ("地域", "Region"),
     "pp_view_case": ("事例を見る", "Read the case"),
 })
-add_nav("nav_cases", "/cases", "all")
+add_nav("nav_cases", "/cases", "all", "join")
 
 
 

@@ -131,8 +131,8 @@ add_words({
     "sn_request_sent": ("申請を送りました。", "Request sent."),
     "sn_not_found": ("見つかりません。", "Not found."),
 })
-add_nav("nav_communities", "/communities", "all")
-add_nav("nav_friends", "/friends", "user")
+add_nav("nav_communities", "/communities", "all", "join")
+add_nav("nav_friends", "/friends", "user", "menu")
 
 
 async def _call(request: Request, endpoint: str, payload: BaseModel | dict[str, Any]) -> Any:

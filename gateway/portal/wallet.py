@@ -66,7 +66,7 @@ add_words({
     "memo": ("活動の内容", "Activity"),
     "awarded": ("付与しました", "Awarded"),
 })
-add_nav("wallet", "/points", "user")
+add_nav("wallet", "/points", "user", "mine")
 add_nav("coupon_desk", "/staff/coupons", "staff")
 
 

@@ -16,9 +16,11 @@ from identity.app import IdentityService
 from services.points.app import PointsService
 from tests.support.browser import (
     click_and_wait,
+    click_link,
     facts,
     fill,
     fill_and_submit,
+    log_out,
     open_page,
     phone_browser,  # noqa: F401 - fixture
     run,
@@ -99,10 +101,12 @@ async def test_sign_up_confirm_log_in_and_my_page_on_a_phone(portal, phone_brows
     assert "はなちゃん" in me["text"] and "まちづくり" in me["text"] and "杉下小学校区" in me["text"]
     assert "鶴ヶ島市" in me["text"]  # the header names the town, not the node id
 
-    def log_out() -> dict[str, Any]:
-        return click_and_wait(d, d.find_element(By.CSS_SELECTOR, "header form button"))
+    # The tab bar: メニュー is marked where one is, and holds the logout.
+    menu = await click_link(d, "メニュー")
+    current = await run(lambda: d.find_element(By.CSS_SELECTOR, "nav.tabs a[aria-current=page]").text)
+    assert menu["url"] == "/menu" and current == "メニュー" and "トモダチ" in menu["text"], menu["text"]
 
-    out = await run(log_out)
+    out = await log_out(d)
     assert "ログアウトしました" in out["text"]
     again = await open_page(d, base + "/me")
     assert again["url"] == "/login"

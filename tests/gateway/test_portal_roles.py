@@ -42,6 +42,12 @@ ROLES = {
     # accounts (pages.py)
     "GET /": "public",
     "GET /lang/{code}": "public",
+    # the navigation (navigation.py): the tab bar's group pages, the staff area, the stylesheet
+    "GET /join": "public",
+    "GET /mine": "public",  # without a session it says what logging in brings
+    "GET /menu": "public",
+    "GET /staff": "staff|secretariat",
+    "GET /static/towntip.css": "public",
     "GET /login": "public",
     "POST /login": "public, form",
     "POST /login/federated": "public, form",

@@ -58,9 +58,8 @@ async def log_in(d: Any, base: str, handle: str, next_path: str) -> dict[str, An
 
 
 async def log_out(d: Any) -> None:
-    from selenium.webdriver.common.by import By
 
-    page = await run(lambda: click_and_wait(d, d.find_element(By.CSS_SELECTOR, "header form button")))
+    page = await browser.log_out(d)
     assert "ログアウトしました" in page["text"]
 
 

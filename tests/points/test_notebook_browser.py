@@ -101,10 +101,16 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
     avg = await run(lambda: d.find_element(By.ID, "avg-district").get_attribute("textContent"))
     assert "杉下小学校区・2人" in avg and "1.5PT" in avg and "45kg-CO2" in avg, avg
     assert "共感（—）" in page["text"]
-    # The table scrolls inside its box; the page itself does not.
+    # On a phone the table is a list of cards: nothing scrolls sideways, every point column is in sight, and the
+    # totals are a chart too (the person beside the district's and the town's averages).
     inner = await run(lambda: d.execute_script(
-        "const b = document.querySelector('.scroll'); return [b.scrollWidth, b.clientWidth];"))
-    assert inner[0] > inner[1], inner
+        "const b = document.getElementById('notebook'); return [b.scrollWidth, b.clientWidth];"))
+    assert inner[0] <= inner[1], inner
+    right = await run(lambda: d.execute_script(
+        "return document.querySelector('#notebook tr.entry td.n').getBoundingClientRect().right - innerWidth"))
+    assert right <= 0, right
+    bars = await run(lambda: d.execute_script("return document.querySelectorAll('svg.chart rect.bar').length"))
+    assert bars >= 3, bars  # あなた, 地区平均, 地域全体の平均
     csv_head = await run(lambda: d.execute_async_script(
         "const done = arguments[0]; fetch('/notebook/export.csv').then(r => r.arrayBuffer())"
         ".then(b => done(Array.from(new Uint8Array(b).slice(0, 12))));"))

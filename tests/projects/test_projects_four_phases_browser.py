@@ -37,6 +37,7 @@ async def issue_structuring(w: Walk, d) -> str:
     page = await log_in(d, w.base, "kikaku", "/orgs/new")
     page = await fill(d, {"name": "企画政策課"}, selects={"kind": "自治体の部局"})
     assert "企画政策課" in page["text"] and "kikaku@tsurugashima" in page["text"], page["text"]
+    page = await click_link(d, "参加する")  # the tab bar's group page, then the section
     page = await click_link(d, "共創テーマ")
     page = await click_link(d, "テーマを作成")
     page = await fill(d, {"title": TITLE, "background": "路線バスの減便で外出が難しくなった",
@@ -165,6 +166,7 @@ async def results(w: Walk, d, tid: str) -> None:
     # A visitor: the node's cases, the case.
     await run(d.delete_all_cookies)
     page = await open_page(d, w.base + "/")
+    page = await click_link(d, "参加する")
     page = await click_link(d, "事例")
     assert page["url"] == "/cases" and "団地の高齢者の外出を支える乗合タクシー" in page["text"], page["text"]
     page = await click_link(d, "団地の高齢者の外出を支える乗合タクシー")

@@ -53,7 +53,7 @@ async def test_open_join_post_comment_and_befriend_on_a_phone(portal, phone_brow
     # Hanako opens a community: she becomes its leader.
     page = await log_in(d, base, "hanako", "/communities")
     assert page["url"] == "/communities" and "テーマコミュニティ" in page["text"] and page["overflow"] <= 0
-    assert "コミュニティ" in page["text"] and "トモダチ" in page["text"]  # in the navigation
+    assert "コミュニティ" in page["text"] and "参加する" in page["text"]  # the page, and its tab in the tab bar
     page = await fill(d, {"name": "まちなか菜園クラブ", "description": "空き地で野菜を育てます。"},
                       checks=("input[name=categories][value='npo-3']",), submit="#open-form button")
     assert page["url"].startswith("/communities/") and "まちなか菜園クラブ" in page["text"], page["text"]

@@ -12,6 +12,11 @@ import pytest
 
 from tests.support.nodes import PW
 
+try:
+    from selenium.webdriver.support.events import AbstractEventListener, EventFiringWebDriver
+except ImportError:  # without selenium every browser test skips (browser_missing)
+    AbstractEventListener, EventFiringWebDriver = object, None  # type: ignore[assignment,misc]
+
 PHONE = (390, 844)  # a common phone viewport, CSS pixels
 
 
@@ -42,8 +47,9 @@ def phone_browser() -> Iterator[object]:
         options.add_argument(arg)
     options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": PHONE[0], "height": PHONE[1],
                                                                           "pixelRatio": 3.0}})
-    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(20)
+    chrome = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+    chrome.set_page_load_timeout(20)
+    driver = EventFiringWebDriver(chrome, _TapInSight())
     try:
         yield driver
     finally:
@@ -79,6 +85,12 @@ def screen_browser() -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+class _TapInSight(AbstractEventListener):  # type: ignore[misc]
+    """Before every click, the element to the middle of the screen, as a person scrolls before tapping: the
+    portal's tab bar stays at the bottom of a phone's screen, and WebDriver clicks what it covers where it is."""
+
+    def before_click(self, element: Any, driver: Any) -> None:
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})", element)
 
 
 # Driving pages. Selenium's calls block: `run` moves them off the event loop, which serves the node under test.
@@ -175,3 +187,14 @@ async def log_in(driver: Any, base: str, handle: str, to: str, *, password: str 
     await run(driver.delete_all_cookies)
     await open_page(driver, f"{base}/login?next={to}")
     return await fill(driver, {"login": handle, "password": password})
+
+
+async def log_out(driver: Any) -> dict[str, Any]:
+    """Log out as a person does: メニュー in the tab bar, then its logout button; answers the page it lands on."""
+    from selenium.webdriver.common.by import By
+
+    def go() -> dict[str, Any]:
+        click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "nav.tabs a[href='/menu']"))
+        return click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "main form[action='/logout'] button"))
+
+    return await run(go)
