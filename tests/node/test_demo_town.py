@@ -1,0 +1,128 @@
+"""`towntip demo seed` fills a node with a town a newcomer sees alive — communities with posts, a theme in 課題整理
+and one with an open call in 対話形成, certified donation projects, courses, dated events — through the services'
+own endpoints, adding nothing twice when run again; and the home page shows it, each section standing alone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from identity.app import IdentityService
+from services.projects.app import ProjectsService
+from services.sns.app import SnsService
+from tests.edge.test_cli_edge import cli
+from tests.support import bus
+from tests.support.nodes import PW, add_people, gateway_app, points_running, started
+from towntip.cli.demo_town import COMMUNITIES, COURSES, PROJECTS, THEMES
+from towntip.kernel.contracts import donations as dc
+from towntip.kernel.contracts import projects as pc
+from towntip.kernel.contracts import sns as sc
+from towntip.kernel.settings import ServiceSettings
+
+NODE = "testnode"  # points_running's node
+BASE = "http://testserver"
+
+
+def settings(name: str, nats_url: str, tmp_path: Path) -> ServiceSettings:
+    return ServiceSettings(
+        service=name, node_id=NODE, nats_url=nats_url, data_dir=str(tmp_path / name), public_url=BASE
+    )
+
+
+@pytest.fixture
+async def town(nats_server, tmp_path: Path) -> AsyncIterator[nats.NATS]:
+    """identity, points, sns and projects of one node (no bookings: the seed says so and goes on)."""
+    services = [
+        IdentityService(settings("identity", nats_server.url, tmp_path)),
+        SnsService(settings("sns", nats_server.url, tmp_path)),
+        ProjectsService(settings("projects", nats_server.url, tmp_path)),
+    ]
+    async with points_running(nats_server.url, tmp_path), started(*services):
+        nc = await nats.connect(nats_server.url)
+        try:
+            yield nc
+        finally:
+            await nc.close()
+
+
+async def what_is_there(nc: nats.NATS) -> dict[str, Any]:
+    communities = (await bus.call(nc, sc.EP_COMMUNITY_LIST, {}, service=sc.SERVICE, node=NODE))["communities"]
+    posts = [
+        p["title"]
+        for cm in communities
+        for p in (await bus.call(nc, sc.EP_POST_LIST, {"community_id": cm["id"]}, service=sc.SERVICE, node=NODE))[
+            "posts"
+        ]
+    ]
+    themes = (await bus.call(nc, pc.EP_THEME_LIST, {}, service=pc.SERVICE, node=NODE))["themes"]
+    projects = (await bus.call(nc, dc.EP_PROJECT_LIST, {}, service=dc.SERVICE, node=NODE))["projects"]
+    courses = (await bus.call(nc, "courses.list", {}, service="points", node=NODE))["courses"]
+    return {
+        "communities": sorted((cm["name"], cm["members"]) for cm in communities),
+        "posts": sorted(posts),
+        "themes": sorted((th["title"], th["phase"], th["status"]) for th in themes),
+        "projects": sorted((p["code"], p["takes_donations"]) for p in projects),
+        "courses": sorted(c["code"] for c in courses),
+    }
+
+
+async def test_the_demo_town_is_seeded_once_and_the_home_page_shows_it(
+    town: nats.NATS, nats_server, tmp_path, capsys
+) -> None:
+    nc = town
+    args = ("demo", "seed", "--nats-url", nats_server.url, "--node", NODE)
+    assert await cli(*args) == 0
+    out, err = capsys.readouterr()
+    assert "the demo facilities were not put" in err  # no bookings service on this node
+    assert "demo town: 4 communities, 2 themes, 3 projects, 3 courses (sample values)" in out
+    first = await what_is_there(nc)
+    assert await cli(*args) == 0  # again: found, nothing added twice
+    again = await what_is_there(nc)
+    assert again == first
+    assert [name for name, _ in first["communities"]] == sorted(c[1] for c in COMMUNITIES)
+    assert len(first["posts"]) == sum(len(c[4]) for c in COMMUNITIES)
+    assert ("つるがしま菜の花の会", 2) in first["communities"]  # its leader and a resident who posted
+    assert first["themes"] == sorted([(THEMES[0][0], 1, "published"), (THEMES[1][0], 2, "published")])
+    assert first["projects"] == sorted((p[0], True) for p in PROJECTS)
+    assert first["courses"] == sorted(c[0] for c in COURSES)
+
+    # The home page: each section from its service, a signed-in person's own cards (no bookings, no notices
+    # service here: those cards are simply absent).
+    await add_people(nc, NODE, [("hanako", "山田 花子", None)])
+    gateway = gateway_app(
+        nats_server.url, tmp_path, node=NODE, services="identity,points,sns,projects", public_url=BASE
+    )
+    async with (
+        gateway.router.lifespan_context(gateway),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url=BASE) as client,
+    ):
+        page = (await client.get("/")).text
+        for want in (
+            'id="hm-events"',
+            "菜の花ウォーク・菜の花まつり",
+            'id="hm-communities"',
+            "つるがしま菜の花の会",
+            'id="hm-themes"',
+            THEMES[1][0],
+            "対話形成",
+            'id="hm-projects"',
+            "菜の花プロジェクト",
+            "0円 / 目標 300,000円",
+            "/town/emblem?v=",
+        ):
+            assert want in page, want
+        login = await client.get("/login")
+        csrf = login.text.split('name="csrf" value="')[1].split('"')[0]
+        r = await client.post("/login", data={"csrf": csrf, "login": "hanako", "password": PW, "next": "/"})
+        assert r.status_code == 303
+        mine = (await client.get("/")).text
+        assert "山田 花子さん、こんにちは" in mine and 'id="hm-you"' in mine and "0 pt" in mine
+        assert "未読のお知らせ" not in mine and "次の予約" not in mine
+        emblem = await client.get("/town/emblem")
+        assert emblem.headers["content-type"].startswith("image/svg+xml") and b"<svg" in emblem.content
+        assert "sandbox" in emblem.headers["content-security-policy"]
