@@ -41,6 +41,7 @@ ROLES = {
     "GET,POST /oauth/logout": "public",
     # accounts (pages.py)
     "GET /": "public",
+    "GET /town/emblem": "public",  # the town's emblem (gateway/portal/home.py)
     "GET /lang/{code}": "public",
     "GET /login": "public",
     "POST /login": "public, form",
