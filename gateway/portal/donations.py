@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser, StaffUser
 from gateway.portal import session as ps
 from gateway.portal.common import actor_of, add_nav, call_points, message, render, why
+from gateway.portal.confirm import ask_first, confirm_page, confirmed
 from gateway.portal.i18n import add_words, t
 from gateway.portal.pages import JST
 from towntip.kernel import categories, errors
@@ -370,8 +371,28 @@ async def _pledge_action(request: Request, form: dict[str, Any], user: ic.User, 
     )), f"/staff/donations/pledges?{word}={quote(reference)}", again)
 
 
+@router.get("/staff/donations/pledges/{reference}/confirm", response_class=HTMLResponse)
+async def staff_confirm_page(reference: str, request: Request, user: StaffUser) -> Response:
+    """Confirming a payment awards points and issues a receipt: the pledge is shown whole before the post (gateway/
+    portal/confirm.py), so that staff check the money against the reference and the amount."""
+    try:
+        waiting = c.DonationList.model_validate(await _ask(request, c.EP_LIST, c.DonationListQuery(
+            actor=actor_of(user), status="pledged"))).donations
+        pledge = next((d for d in waiting if d.reference == reference), None)
+        if pledge is None:
+            raise errors.NotFound(f"no pledge {reference} waiting for its payment")
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user, back=("/staff/donations/pledges", t("dn_pledges", ps.lang(request))))
+    return confirm_page(request, user, key="payment", action=f"/staff/donations/pledges/{quote(reference)}/confirm",
+                        back="/staff/donations/pledges", steps=2, danger=False, facts=[
+                            ("cf_reference", pledge.reference), ("cf_donor", pledge.donor_name),
+                            ("cf_amount", f"{pledge.amount_yen:,} 円"), ("cf_project", pledge.project_title)])
+
+
 @router.post("/staff/donations/pledges/{reference}/confirm")
 async def staff_confirm(reference: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    if not confirmed(form):
+        return ask_first(f"/staff/donations/pledges/{quote(reference, safe='')}/confirm")
     return await _pledge_action(request, form, user, reference, c.EP_CONFIRM, "confirmed")
 
 
