@@ -74,6 +74,7 @@ add_words(
         "hm_no_booking": ("予約はありません", "No bookings"),
         "hm_unread": ("未読のお知らせ {n}件", "{n} unread notices"),
         "hm_for_you": ("あなたへ", "For you"),
+        "hm_mypage_hint": ("参加の記録・プロフィール", "Your activity and profile"),
         "hm_welcome_back": ("{name}さん、こんにちは", "Hello, {name}"),
         "hm_lead": (
             "{town}の市民活動・イベント・まちづくりに、楽しみながら参加しませんか。",
@@ -129,8 +130,12 @@ class Public:
         return None not in (self.events, self.communities, self.themes, self.cases, self.projects)
 
 
-def _ask(request: Request, service: str, endpoint: str, payload: BaseModel | dict[str, Any] | None) -> Awaitable[Any]:
-    return call(request, service, endpoint, payload, timeout=SECTION_TIMEOUT)
+async def _ask(request: Request, service: str, endpoint: str, payload: BaseModel | dict[str, Any] | None) -> Any:
+    # A service this node does not run (bookings left out, notices not yet deployed) is not asked: asking would
+    # wait out the bus's patience for "no responders" on every view.
+    if service not in request.app.state.settings.expected_services():
+        raise errors.Unavailable(f"this node runs no {service} service")
+    return await call(request, service, endpoint, payload, timeout=SECTION_TIMEOUT)
 
 
 def _upcoming(raw: Any) -> list[pc.EventOut]:

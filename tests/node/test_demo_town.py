@@ -17,12 +17,15 @@ from services.projects.app import ProjectsService
 from services.sns.app import SnsService
 from tests.edge.test_cli_edge import cli
 from tests.support import bus
+from tests.support.browser import click_link, log_in, open_page, phone_browser, run  # noqa: F401
+from tests.support.http_server import served
 from tests.support.nodes import PW, add_people, gateway_app, points_running, started
 from towntip.cli.demo_town import COMMUNITIES, COURSES, PROJECTS, THEMES
 from towntip.kernel.contracts import donations as dc
 from towntip.kernel.contracts import projects as pc
 from towntip.kernel.contracts import sns as sc
 from towntip.kernel.settings import ServiceSettings
+from towntip.node.natsd import free_port
 
 NODE = "testnode"  # points_running's node
 BASE = "http://testserver"
@@ -126,3 +129,30 @@ async def test_the_demo_town_is_seeded_once_and_the_home_page_shows_it(
         emblem = await client.get("/town/emblem")
         assert emblem.headers["content-type"].startswith("image/svg+xml") and b"<svg" in emblem.content
         assert "sandbox" in emblem.headers["content-security-policy"]
+
+
+@pytest.mark.browser
+async def test_the_seeded_home_page_on_a_phone(town: nats.NATS, nats_server, tmp_path, phone_browser) -> None:  # noqa: F811
+    """The demo town's home page as a newcomer and as a signed-in resident see it on a phone: the town's name and
+    emblem, cards for each section, nothing wider than the screen, and a card that leads to its page."""
+    nc, d = town, phone_browser
+    assert await cli("demo", "seed", "--nats-url", nats_server.url, "--node", NODE) == 0
+    await add_people(nc, NODE, [("hanako", "山田 花子", None)])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gateway = gateway_app(
+        nats_server.url, tmp_path, node=NODE, services="identity,points,sns,projects", public_url=base
+    )
+    async with served(gateway, "127.0.0.1", port):  # uvicorn runs its lifespan
+        home = await open_page(d, base + "/")
+        assert home["overflow"] <= 0 and "近日のイベント" in home["text"] and "寄附を受け付けている" in home["text"]
+        assert await run(d.execute_script, "return document.querySelector('.hm-hero img').naturalWidth") > 0
+        await run(d.save_screenshot, str(tmp_path / "home.png"))
+        await run(d.execute_script, "document.getElementById('hm-themes').scrollIntoView()")
+        await run(d.save_screenshot, str(tmp_path / "home-themes.png"))
+        mine = await log_in(d, base, "hanako", "/")
+        assert "山田 花子さん、こんにちは" in mine["text"] and "わたしのポイント" in mine["text"]
+        assert mine["overflow"] <= 0
+        await run(d.save_screenshot, str(tmp_path / "home-signed-in.png"))
+        page = await click_link(d, "キャンドルナイト実行委員会")  # among the newest three
+        assert "廃油キャンドルづくり教室" in page["text"]
