@@ -58,6 +58,13 @@ add_words({
     "dn_description": ("内容", "Description"),
     "dn_pledge": ("寄附を申し込む", "Pledge a donation"),
     "dn_method": ("お支払い方法", "How you pay"),
+    "dn_donor_address": ("受領証明書に記載するご住所（任意）", "Your address for the receipt (optional)"),
+    "dn_donor_address_hint": (
+        "寄附金控除の申告には、住所と氏名の入った受領証明書が必要です。ご住所は受領証明書のためだけに使い、"
+        "一覧には表示しません。寄附が取り消されたとき、または受領の年から5年を過ぎたときに消去します。",
+        "A tax deduction needs a receipt with your address and name. The address is used for the receipt only "
+        "and never shown in lists; it is erased if the donation is cancelled, or five years after the year of "
+        "the receipt."),
     "dn_donor_name": ("受領証明書に記載するお名前（空欄なら表示名）",
                       "Name on the receipt (your display name if empty)"),
     "dn_login_to_pledge": ("寄附を申し込むにはログインしてください。", "Log in to pledge a donation."),
@@ -196,7 +203,8 @@ async def project_page(code: str, request: Request, user: OptionalUser) -> Respo
 async def pledge(code: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     try:
         data = c.PledgeIn(actor=actor_of(user), project=code, amount_yen=_int(form.get("amount_yen")),
-                          method=str(form.get("method", "")), donor_name=str(form.get("donor_name", "")))
+                          method=str(form.get("method", "")), donor_name=str(form.get("donor_name", "")),
+                          donor_address=str(form.get("donor_address", "")))
         done = c.Donation.model_validate(await _ask(request, c.EP_PLEDGE, data))
     except (ValidationError, errors.ServiceError) as exc:
         return await _project_page(request, code, user, status=_code(exc), error=why(exc, ps.lang(request)),
