@@ -42,9 +42,10 @@ SECTION_TIMEOUT = 0.8  # seconds a section waits for its service before the page
 PUBLIC_TTL = 5.0  # seconds the public sections are reused; a section that failed is asked again after 1 s
 FAILED_TTL = 1.0
 SHOWN = 3  # cards per section on a phone's first screens
-# notices.inbox.unread is another branch's service: asked by name, shown only when it answers.
+# The notices service (電子私書箱) is being built on another branch: asked by name, its page of unread items
+# (one item: only the count is read), shown only when the node runs it and it answers.
 NOTICES_SERVICE = "notices"
-EP_NOTICES_UNREAD = "inbox.unread"
+EP_NOTICES_INBOX = "inbox.list"  # InboxQuery -> InboxPage, whose `unread` counts the whole inbox
 
 # A colour per family of categories (text on them is white: each at least 4.5:1), so cards read at a glance.
 FAMILY_COLOURS = {
@@ -209,7 +210,7 @@ def _first_upcoming(raw: Any) -> tuple[Any | None, str]:
 
 
 def _unread(raw: Any) -> int:
-    count = raw.get("unread", raw.get("count")) if isinstance(raw, dict) else None
+    count = raw.get("unread") if isinstance(raw, dict) else None
     if not isinstance(count, int) or count < 0:
         raise ValueError("no unread count in the notices service's answer")
     return count
@@ -226,7 +227,16 @@ async def load_personal(request: Request, user: ic.User) -> Personal:
         guarded(
             "next booking", _ask(request, bc.SERVICE, bp.EP_OVERVIEW, bp.OverviewQuery(actor=actor)), _first_upcoming
         ),
-        guarded("notices", _ask(request, NOTICES_SERVICE, EP_NOTICES_UNREAD, {"actor": actor.model_dump()}), _unread),
+        guarded(
+            "notices",
+            _ask(
+                request,
+                NOTICES_SERVICE,
+                EP_NOTICES_INBOX,
+                {"actor": actor.model_dump(mode="json"), "folder": "unread", "limit": 1},
+            ),
+            _unread,
+        ),
     )
     return Personal(
         points=points,
