@@ -16,7 +16,7 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from html import escape
 from pathlib import Path
 
@@ -44,7 +44,7 @@ class Emblem:
     data: bytes
     media_type: str  # image/svg+xml or image/png
 
-    @property
+    @cached_property  # in every page's header: hashed once
     def version(self) -> str:
         # In the emblem's URL so that browsers may keep it for a year and still see a new one at once.
         return hashlib.sha256(self.data).hexdigest()[:12]
