@@ -23,6 +23,7 @@ from gateway.portal import (
     bookings_staff,
     courses,
     donations,
+    home,
     navi,
     navigation,
     notebook,
@@ -119,6 +120,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(api.router())
     app.include_router(oidc.router)
     app.include_router(apidocs.router)  # /docs: Swagger UI from the node's own files
+    home.install(app)  # the living home page (/) and the town's emblem, before pages' routes
     app.include_router(pages.router)
     app.include_router(navigation.router)  # the tab bar's group pages, the staff area, /static/towntip.css
     app.include_router(regions.router)  # My Page across regions: /federation/person-summary, /api/v1/me/regions

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser, StaffUser
 from gateway.portal import session as ps
 from gateway.portal.common import actor_of, add_nav, call_points, message, render, why
+from gateway.portal.confirm import ask_first, confirm_page, confirmed
 from gateway.portal.i18n import add_words, t
 from gateway.portal.pages import JST
 from towntip.kernel import categories, errors
@@ -57,6 +58,13 @@ add_words({
     "dn_description": ("内容", "Description"),
     "dn_pledge": ("寄附を申し込む", "Pledge a donation"),
     "dn_method": ("お支払い方法", "How you pay"),
+    "dn_donor_address": ("受領証明書に記載するご住所（任意）", "Your address for the receipt (optional)"),
+    "dn_donor_address_hint": (
+        "寄附金控除の申告には、住所と氏名の入った受領証明書が必要です。ご住所は受領証明書のためだけに使い、"
+        "一覧には表示しません。寄附が取り消されたとき、または受領の年から5年を過ぎたときに消去します。",
+        "A tax deduction needs a receipt with your address and name. The address is used for the receipt only "
+        "and never shown in lists; it is erased if the donation is cancelled, or five years after the year of "
+        "the receipt."),
     "dn_donor_name": ("受領証明書に記載するお名前（空欄なら表示名）",
                       "Name on the receipt (your display name if empty)"),
     "dn_login_to_pledge": ("寄附を申し込むにはログインしてください。", "Log in to pledge a donation."),
@@ -195,7 +203,8 @@ async def project_page(code: str, request: Request, user: OptionalUser) -> Respo
 async def pledge(code: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     try:
         data = c.PledgeIn(actor=actor_of(user), project=code, amount_yen=_int(form.get("amount_yen")),
-                          method=str(form.get("method", "")), donor_name=str(form.get("donor_name", "")))
+                          method=str(form.get("method", "")), donor_name=str(form.get("donor_name", "")),
+                          donor_address=str(form.get("donor_address", "")))
         done = c.Donation.model_validate(await _ask(request, c.EP_PLEDGE, data))
     except (ValidationError, errors.ServiceError) as exc:
         return await _project_page(request, code, user, status=_code(exc), error=why(exc, ps.lang(request)),
@@ -370,8 +379,28 @@ async def _pledge_action(request: Request, form: dict[str, Any], user: ic.User, 
     )), f"/staff/donations/pledges?{word}={quote(reference)}", again)
 
 
+@router.get("/staff/donations/pledges/{reference}/confirm", response_class=HTMLResponse)
+async def staff_confirm_page(reference: str, request: Request, user: StaffUser) -> Response:
+    """Confirming a payment awards points and issues a receipt: the pledge is shown whole before the post (gateway/
+    portal/confirm.py), so that staff check the money against the reference and the amount."""
+    try:
+        waiting = c.DonationList.model_validate(await _ask(request, c.EP_LIST, c.DonationListQuery(
+            actor=actor_of(user), status="pledged"))).donations
+        pledge = next((d for d in waiting if d.reference == reference), None)
+        if pledge is None:
+            raise errors.NotFound(f"no pledge {reference} waiting for its payment")
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user, back=("/staff/donations/pledges", t("dn_pledges", ps.lang(request))))
+    return confirm_page(request, user, key="payment", action=f"/staff/donations/pledges/{quote(reference)}/confirm",
+                        back="/staff/donations/pledges", steps=2, danger=False, facts=[
+                            ("cf_reference", pledge.reference), ("cf_donor", pledge.donor_name),
+                            ("cf_amount", f"{pledge.amount_yen:,} 円"), ("cf_project", pledge.project_title)])
+
+
 @router.post("/staff/donations/pledges/{reference}/confirm")
 async def staff_confirm(reference: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    if not confirmed(form):
+        return ask_first(f"/staff/donations/pledges/{quote(reference, safe='')}/confirm")
     return await _pledge_action(request, form, user, reference, c.EP_CONFIRM, "confirmed")
 
 

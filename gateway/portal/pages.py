@@ -23,6 +23,7 @@ from gateway.portal.common import (
     user_or_none,
     why,
 )
+from gateway.portal.home import home_page
 from gateway.portal.i18n import add_words, t
 from gateway.words import words
 from towntip.kernel import categories, errors
@@ -61,7 +62,7 @@ async def error_page(request: Request, status: int) -> Response:
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, user: OptionalUser) -> Response:
     notice = t("logged_out", ps.lang(request)) if request.query_params.get("logged_out") else None
-    return render(request, "home.html", user=user, notice=notice)
+    return await home_page(request, user, notice)  # gateway/portal/home.py: the living home page
 
 
 @router.get("/lang/{code}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,6 +17,7 @@ from gateway.deps import CsrfForm, CurrentUser, OptionalUser, SecretariatUser, T
 from gateway.portal import federation, projects_calls, projects_pilots
 from gateway.portal import session as ps
 from gateway.portal.common import actor_of, add_nav, error_status, why
+from gateway.portal.confirm import ask_first, confirm_page, confirmed
 from gateway.portal.i18n import add_words, t
 from gateway.portal.projects_common import (
     ask,
@@ -133,8 +135,10 @@ add_words({
         "e-mail."),
     "pj_i_am": ("ご所属", "You are"),
     "pj_kind_municipality": ("自治体", "A municipality"),
+    "pj_kind_resident": ("市民（個人）", "A resident"),
+    "pj_organisation_hint": ("市民（個人）の方は空欄でかまいません。", "Residents may leave this empty."),
     "pj_name": ("お名前", "Your name"),
-    "pj_organisation": ("自治体名・企業名", "Municipality or company"),
+    "pj_organisation": ("所属・団体名（企業・団体・自治体の方）", "Organisation (companies, groups, municipalities)"),
     "pj_email": ("メールアドレス", "E-mail"),
     "pj_phone": ("電話番号（任意）", "Phone (optional)"),
     "pj_topic": ("件名", "Subject"),
@@ -321,8 +325,21 @@ async def _theme_action(request: Request, form: dict[str, Any], user: ic.User, t
     return RedirectResponse(f"/themes/{theme_id}?saved=1", status_code=303)
 
 
+@router.get("/themes/{theme_id}/publish", response_class=HTMLResponse)
+async def theme_publish_page(theme_id: str, request: Request, user: CurrentUser) -> Response:
+    """Publication cannot be withdrawn: its managers are told what it means first (gateway/portal/confirm.py)."""
+    try:
+        theme = await managed_theme(request, theme_id, user)
+    except errors.ServiceError as exc:
+        return refusal(request, exc, user)
+    return confirm_page(request, user, key="publish", action=f"/themes/{theme.id}/publish",
+                        back=f"/themes/{theme.id}", facts=[("cf_theme", theme.title)], steps=2, danger=False)
+
+
 @router.post("/themes/{theme_id}/publish")
 async def theme_publish(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    if not confirmed(form):
+        return ask_first(f"/themes/{quote(theme_id, safe='')}/publish")
     return await _theme_action(request, form, user, theme_id, c.EP_THEME_PUBLISH,
                                lambda actor, form: c.ThemeAction(actor=actor, theme_id=theme_id))
 

@@ -31,6 +31,7 @@ from gateway.portal.common import (
     render,
     why,
 )
+from gateway.portal.confirm import ask_first, confirm_page, confirmed
 from gateway.portal.i18n import add_words, t
 from gateway.portal.projects_common import jst
 from towntip.kernel import categories, errors
@@ -246,9 +247,22 @@ async def community_page(cid: str, request: Request, user: OptionalUser) -> Resp
     return await _community_page(request, user, cid)
 
 
+@router.get("/communities/{cid}/close", response_class=HTMLResponse)
+async def close_page(cid: str, request: Request, user: CurrentUser) -> Response:
+    """Closing cannot be undone: the leader is told what it means before the post (gateway/portal/confirm.py)."""
+    try:
+        community = await _community(request, cid, user)
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    return confirm_page(request, user, key="close", action=f"/communities/{community.id}/close",
+                        back=f"/communities/{community.id}", facts=[("cf_community", community.name)], steps=3)
+
+
 def _community_action(endpoint: str, model: type[BaseModel], *fields: str) -> Callable[..., Awaitable[Response]]:
     """A button on the community's page: join, leave, close, remove a member, hand over."""
     async def post(cid: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+        if endpoint == c.EP_COMMUNITY_CLOSE and not confirmed(form):
+            return ask_first(f"/communities/{quote(cid, safe='')}/close")
         return await _action(
             request, form, user,
             lambda actor, form, raw: (endpoint, model(actor=actor, community_id=cid,
@@ -328,8 +342,27 @@ POST_ACTIONS: dict[str, Callable[[Any, dict[str, Any], str], tuple[str, Any]]] =
 }
 
 
+@router.get("/communities/{cid}/posts/{pid}/delete", response_class=HTMLResponse)
+async def post_delete_page(cid: str, pid: str, request: Request, user: CurrentUser) -> Response:
+    """Deleting a post takes its comments with it, for good: said before the post (gateway/portal/confirm.py)."""
+    try:
+        if not pid.isdigit() or len(pid) > 18:
+            raise c.POST_NOT_FOUND(f"no post {pid}")
+        found = c.PostDetail.model_validate(await _call(request, c.EP_POST_GET, c.PostQuery(
+            post_id=int(pid), actor=actor_of(user), comments_limit=1)))
+        if found.community.id != cid:
+            raise c.POST_NOT_FOUND(f"no post {pid} in this community")
+    except errors.ServiceError as exc:
+        return _refusal(request, exc, user)
+    here = f"/communities/{found.community.id}/posts/{found.post.id}"
+    return confirm_page(request, user, key="post_delete", action=f"{here}/delete", back=here,
+                        facts=[("cf_community", found.community.name), ("cf_title", found.post.title)], steps=2)
+
+
 @router.post("/communities/{cid}/posts/{pid}/{what}")
 async def post_action(cid: str, pid: str, what: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    if what == "delete" and not confirmed(form):
+        return ask_first(f"/communities/{quote(cid, safe='')}/posts/{quote(pid, safe='')}/delete")
     if what == "delete":
         return await _action(request, form, user, lambda actor, form, raw: (c.EP_POST_DELETE, c.ItemRef(actor=actor,
                                                                                               id=_item(pid))),

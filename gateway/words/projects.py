@@ -172,6 +172,8 @@ WORDS: dict[str, tuple[str, str]] = {
                              "A decreasing KPI needs a target below its baseline ({baseline})."),
     "plan.period_reversed": ("実証期間の終了日は、開始日以降の日付にしてください。",
                              "The pilot's period ends on or after its start."),
+    "inquiry.organisation_required": ("企業・団体または自治体からのお問い合わせは、組織名を入力してください。",
+                                      "Please give the name of your company, organisation or municipality."),
     "call.criteria_weights": ("評価基準の配点は、合計が100になるようにしてください（現在の合計: {total}）。",
                               "The criteria's weights must sum to 100 (they sum to {total})."),
     "call.criteria_names": ("評価基準には、それぞれ異なる名前を付けてください。", "Each criterion needs its own name."),

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.points import VERSION
+from services.points.donations import service as donations_service
 from services.points.handlers import DOMAINS
 from services.points.ledger import rules as asset_rules
 from services.points.people import handlers as people
@@ -21,6 +22,7 @@ from services.points.terminals.handlers import TerminalTracker
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import Endpoints, start_service
+from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.secrets import load_or_create_secret
@@ -116,6 +118,7 @@ class PointsService(ServiceProcess):
             try:
                 async with self.sessions() as s, s.begin():
                     done = await asset_rules.sweep(s, node=self.node)
+                    done["donor_addresses_forgotten"] = await donations_service.forget_addresses(s, now=utcnow())
                 if any(done.values()):
                     log.info("asset rules applied: %s", done)
                     if self.relay is not None:

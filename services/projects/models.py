@@ -185,7 +185,7 @@ inquiries = Table(
     Column("mail_key", String(200), nullable=True),  # the auto-reply's key in mail_outbox; None: not sent
     Index("ix_inquiries_status", "status", "received_at"),
     Index("ix_inquiries_email", "email", "received_at"),
-    CheckConstraint("kind IN ('municipality', 'company')", name="kind"),
+    CheckConstraint("kind IN ('municipality', 'company', 'resident')", name="kind"),
     CheckConstraint("status IN ('open', 'answered')", name="status"),
 )
 

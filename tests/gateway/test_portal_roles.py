@@ -41,6 +41,7 @@ ROLES = {
     "GET,POST /oauth/logout": "public",
     # accounts (pages.py)
     "GET /": "public",
+    "GET /town/emblem": "public",  # the town's emblem (gateway/portal/home.py)
     "GET /lang/{code}": "public",
     # the navigation (navigation.py): the tab bar's group pages, the staff area, the stylesheet
     "GET /join": "public",
@@ -84,6 +85,7 @@ ROLES = {
     "GET /themes/{theme_id}/edit": "staff|secretariat",
     "POST /themes/{theme_id}/edit": "user, form",
     "POST /themes/{theme_id}/publish": "user, form",
+    "GET /themes/{theme_id}/publish": "user",  # the question before publishing
     "POST /themes/{theme_id}/call": "user, form",
     "POST /themes/{theme_id}/phase": "user, form",
     "GET /themes/{theme_id}/requirements": "staff|secretariat",
@@ -211,6 +213,7 @@ ROLES = {
     "GET /staff/donations/projects/{code}": "staff",
     "POST /staff/donations/projects/{code}/uses": "user, form",
     "GET /staff/donations/pledges": "staff",
+    "GET /staff/donations/pledges/{reference}/confirm": "staff",  # the question before the payment is recorded
     "POST /staff/donations/pledges/{reference}/confirm": "user, form",
     "POST /staff/donations/pledges/{reference}/cancel": "user, form",
     # the notebook and the staff's figures (notebook.py)
@@ -226,6 +229,8 @@ ROLES = {
     "POST /communities/{cid}/join": "user, form",
     "POST /communities/{cid}/leave": "user, form",
     "POST /communities/{cid}/close": "user, form",
+    "GET /communities/{cid}/close": "user",  # the question before closing (gateway/portal/confirm.py)
+    "GET /communities/{cid}/posts/{pid}/delete": "user",  # the question before deleting a post
     "POST /communities/{cid}/remove": "user, form",
     "POST /communities/{cid}/hand_over": "user, form",
     "POST /communities/{cid}/posts": "user, form",

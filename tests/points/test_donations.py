@@ -230,6 +230,52 @@ async def test_refusals_change_nothing(nc: nats.NATS, points_service: PointsServ
     assert [(u.description, u.amount_yen) for u in detail.uses] == [("菜の花の種", 600)]
 
 
+async def test_the_receipt_names_the_donor_by_address_and_the_address_is_kept_only_for_it(
+        nc: nats.NATS, points_service: PointsService) -> None:
+    """寄附金受領証明書 names the donor by address and name (a tax deduction needs both). The address is asked at
+    the pledge, printed on the receipt only (not in the donor's or staff's lists, not in events), erased when the
+    pledge is cancelled and five years after the receipt's year."""
+    await project(nc)
+    address = "埼玉県鶴ヶ島市大字三ツ木16番地1 グリーンハイツ 101号"
+
+    async def give(who: Actor, amount: int) -> c.Donation:
+        return c.Donation.model_validate(await call(nc, c.EP_PLEDGE, {
+            "actor": as_json(who), "project": "nanohana", "amount_yen": amount, "method": "counter",
+            "donor_address": address}))
+
+    d = await give(HANAKO, 3000)
+    assert address not in d.model_dump_json()  # the answer (and the event made from the same row) carries none
+    await act(nc, c.EP_CONFIRM, STAFF, d.reference)
+    listed = await call(nc, c.EP_LIST, {"actor": as_json(STAFF)})
+    assert address not in str(listed) and address not in (await mine(nc, HANAKO)).model_dump_json()
+    text = pdf_text(c.ReceiptPdf.model_validate(await act(nc, c.EP_RECEIPT, HANAKO, d.reference)))
+    flat = text.replace("\n", "")
+    assert "住所" in text and "氏名" in text and "山田 花子 様" in text and "3,000 円" in text
+    assert address.replace(" ", "") in flat.replace(" ", ""), text  # whole, digits and all
+
+    gone = await give(TARO, 1000)
+    await act(nc, c.EP_CANCEL, STAFF, gone.reference, reason="入金なし")
+    with pytest.raises(errors.BadRequest):
+        await call(nc, c.EP_PLEDGE, {"actor": as_json(TARO), "project": "nanohana", "amount_yen": 1000,
+                                     "method": "counter", "donor_address": "あ" * 301})
+    async with points_service.sessions() as s:
+        kept = dict((await s.execute(select(donations.c.reference, donations.c.donor_address))).all())
+    assert kept == {d.reference: address, gone.reference: ""}  # a cancelled pledge will have no receipt
+
+    from services.points.donations.service import ADDRESS_KEEP_YEARS, forget_addresses
+
+    receipt_year = datetime.now(UTC).astimezone(ZoneInfo("Asia/Tokyo")).year
+    async with points_service.sessions() as s, s.begin():
+        later = datetime(receipt_year + ADDRESS_KEEP_YEARS, 12, 31, 12, tzinfo=UTC)
+        assert await forget_addresses(s, now=later) == 0  # still within the keeping time
+        assert await forget_addresses(s, now=datetime(receipt_year + ADDRESS_KEEP_YEARS + 1, 1, 2, tzinfo=UTC)) == 1
+    async with points_service.sessions() as s:
+        assert (await s.execute(select(donations.c.donor_address).where(
+            donations.c.reference == d.reference))).scalar_one() == ""
+    text = pdf_text(c.ReceiptPdf.model_validate(await act(nc, c.EP_RECEIPT, HANAKO, d.reference)))
+    assert "山田 花子 様" in text and "住所" not in text  # issued again later: the name only
+
+
 # ---- the terminal in donation mode --------------------------------------------------------------------------------
 
 

@@ -109,6 +109,10 @@ async def test_staff_certify_a_person_pledges_staff_confirm_and_the_receipt(port
     page = await log_in(d, base, "kikaku", "/staff/donations/pledges")
     assert reference in page["text"] and "3,000" in page["text"] and page["overflow"] <= 0, page["text"]
     page = await click(d, f"#pledge-{reference} button.confirm")
+    # Asked first, with what is being confirmed: money moves and points are awarded.
+    assert reference in page["text"] and "3,000" in page["text"] and "ポイントが付与" in page["text"], page["text"]
+    assert page["overflow"] <= 0
+    page = await click(d, "form#confirm button")
     assert f"寄附を確定しました: {reference}" in page["text"] and "確認待ちの寄附はありません" in page["text"]
     await log_out(d)
 

@@ -85,6 +85,8 @@ async def test_staff_publish_a_theme_a_company_finds_it_a_visitor_writes_in(port
     assert (page["url"] == theme_url and "実現可能性" in page["text"]
             and "2099-03-31 17:00" in page["text"]), page["text"][-600:]
     page = await fill(d, {}, submit="form#publish button")
+    assert "取り消すことはできません" in page["text"] and page["overflow"] <= 0  # asked first
+    page = await fill(d, {}, submit="form#confirm button")
     assert "公開中" in page["text"] and page["overflow"] <= 0, page["text"]
 
     # A company: registers itself, finds the theme among those in its field.

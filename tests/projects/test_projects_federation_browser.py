@@ -169,6 +169,7 @@ async def test_remote_theme_follow_and_a_case_adopted_into_a_draft(portal, phone
     # ... and invites the peer to its own theme (published first), from the theme page.
     page = await open_page(driver, f"{base}{adopted_url}")
     page = await fill(driver, {}, submit="#publish button")
+    page = await fill(driver, {}, submit="#confirm button")  # publication is asked first
     page = await click_link(driver, "広域連携（他の自治体を招待）")
     assert PEER in page["text"] and page["overflow"] <= 0
     page = await fill(driver, {}, checks=(f"input[value='{PEER}']",), submit="#wide-area button")

@@ -53,6 +53,8 @@ async def issue_structuring(w: Walk, d) -> str:
                           "crit_weight_2": "40"}, raw={"deadline": deadline})
     assert page["url"] == f"/themes/{tid}" and "実現可能性" in page["text"], page["text"]
     page = await fill(d, {}, submit="form#publish button")
+    assert "取り消すことはできません" in page["text"]  # asked first: publication cannot be withdrawn
+    page = await fill(d, {}, submit="form#confirm button")
     assert "公開中" in page["text"] and page["overflow"] <= 0, page["text"]
     return tid
 

@@ -117,8 +117,9 @@ async def test_drafts_are_hidden_and_only_the_owner_department_edits(portal: Por
     r = await kankyo.post(f"/themes/{tid}/edit", data={"csrf": csrf_of(page), "version": "1", **THEME,
                                                        "title": "乗っ取り"})
     assert r.status_code == 403 and gw.words(c.THEME_MANAGERS_ONLY.code, "ja") in r.text and "only staff" not in r.text
-    r = await kankyo.post(f"/themes/{tid}/publish", data={"csrf": csrf_of(page)})
+    r = await kankyo.post(f"/themes/{tid}/publish", data={"csrf": csrf_of(page), "confirmed": "yes"})
     assert r.status_code == 403
+    assert (await kankyo.get(f"/themes/{tid}/publish")).status_code == 403  # nor is asked to confirm it
     # A post without the CSRF token is refused before anything is asked of the service.
     r = await kikaku.post(f"/themes/{tid}/publish", data={})
     assert r.status_code == 403 and "フォーム" in r.text
@@ -126,7 +127,14 @@ async def test_drafts_are_hidden_and_only_the_owner_department_edits(portal: Por
         row = (await s.execute(select(themes))).one()
     assert (row.title, row.status, row.version) == (THEME["title"], "draft", 1)
 
+    # Publishing is asked first (it cannot be withdrawn): a post without the confirmation goes to the question.
     r = await post(kikaku, f"/themes/{tid}/publish", {}, form_page=f"/themes/{tid}")
+    assert r.status_code == 303 and r.headers["location"] == f"/themes/{tid}/publish"
+    ask = await kikaku.get(f"/themes/{tid}/publish")
+    assert THEME["title"] in ask.text and "取り消すことはできません" in ask.text
+    async with portal.projects.sessions() as s:
+        assert (await s.execute(select(themes.c.status))).scalar_one() == "draft"
+    r = await post(kikaku, f"/themes/{tid}/publish", {"confirmed": "yes"}, form_page=f"/themes/{tid}/publish")
     assert r.status_code == 303
     assert THEME["title"] in (await visitor.get("/themes?field=npo-3")).text
     assert THEME["title"] not in (await visitor.get("/themes?field=npo-4")).text

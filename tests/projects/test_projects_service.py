@@ -460,6 +460,18 @@ async def test_the_contact_form_is_stored_routed_to_the_secretariat_and_auto_rep
     assert await node.count(inquiries) == 4 and await node.count(mail) == 3
 
 
+async def test_a_resident_writes_for_themselves_and_the_secretariat_sees_who_they_are(node: Node) -> None:
+    """The contact form's 「市民」 choice: a resident needs no organisation; a company or a municipality does."""
+    resident = {**INQUIRY, "kind": "resident", "organisation": "", "topic": "菜の花畑の見学"}
+    await node.call(c.EP_INQUIRY_CREATE, resident)
+    for kind in ("company", "municipality"):
+        await node.refused(errors.BadRequest, c.EP_INQUIRY_CREATE, {**resident, "kind": kind},
+                           match="organisation")
+    (inq,) = (await node.call(c.EP_INQUIRY_LIST, {"actor": actor(JIMU)}))["inquiries"]
+    assert (inq["kind"], inq["organisation"], inq["topic"]) == ("resident", "", "菜の花畑の見学")
+    assert await node.count(inquiries) == 1
+
+
 async def test_the_auto_reply_waits_for_a_relay_that_is_down_and_arrives_later(node: Node) -> None:
     receipt = await node.call(c.EP_INQUIRY_CREATE, INQUIRY)  # the SMTP server is not up yet
     for _ in range(100):

@@ -153,7 +153,7 @@ async def test_leader_tools_hand_over_remove_and_close(portal: Portal) -> None:
     # Taro (a member) sees no leader's tools and a crafted post of one is refused.
     page = await taro.get(f"/communities/{cid}")
     assert 'id="close"' not in page.text and "/hand_over" not in page.text
-    r = await taro.post(f"/communities/{cid}/close", data={"csrf": csrf_of(page)})
+    r = await taro.post(f"/communities/{cid}/close", data={"csrf": csrf_of(page), "confirmed": "yes"})
     assert r.status_code == 403 and "リーダー" in r.text
     page = await hanako.get(f"/communities/{cid}")
     assert 'id="close"' in page.text and "/hand_over" in page.text
@@ -163,12 +163,41 @@ async def test_leader_tools_hand_over_remove_and_close(portal: Portal) -> None:
     assert "あなたはこのコミュニティのリーダーです" in page.text and 'id="close"' in page.text
     r = await post(taro, f"/communities/{cid}/remove", {"member": f"hanako@{NODE}"}, form_page=f"/communities/{cid}")
     assert r.status_code == 303 and "1人" in (await taro.get(f"/communities/{cid}")).text
+    # Closing is asked first: a post without the confirmation goes to the page that says what closing means.
     r = await post(taro, f"/communities/{cid}/close", {}, form_page=f"/communities/{cid}")
-    assert r.status_code == 303
+    assert r.status_code == 303 and r.headers["location"] == f"/communities/{cid}/close"
+    ask = await taro.get(f"/communities/{cid}/close")
+    assert "再開できません" in ask.text and 'name="confirmed" value="yes"' in ask.text and "防災の会" in ask.text
+    assert "終了（閲覧のみ）" not in (await taro.get(f"/communities/{cid}")).text  # nothing done yet
+    r = await post(taro, f"/communities/{cid}/close", {"confirmed": "yes"}, form_page=f"/communities/{cid}/close")
+    assert r.status_code == 303 and r.headers["location"].endswith("saved=1")
     page = await hanako.get(f"/communities/{cid}")
     assert "終了（閲覧のみ）" in page.text and 'id="join"' not in page.text and 'id="post-form"' not in page.text
     r = await hanako.post(f"/communities/{cid}/join", data={"csrf": csrf_of(page)})
     assert r.status_code == 409 and "終了" in r.text
+
+
+async def test_deleting_a_post_is_asked_first_and_only_its_author_may(portal: Portal) -> None:
+    hanako = await logged_in(portal, "hanako")
+    r = await post(hanako, "/communities", {"name": "図書館まつりの会", "categories": "npo-2"},
+                   form_page="/communities")
+    cid = r.headers["location"].rsplit("/", 1)[1]
+    r = await post(hanako, f"/communities/{cid}/posts", {"title": "しおりづくり", "body": "材料を持ち寄ります"},
+                   form_page=f"/communities/{cid}")
+    post_url = r.headers["location"]
+    page = await hanako.get(post_url)
+    assert f'href="{post_url}/delete"' in page.text  # a link to the question, not a button that deletes
+    r = await post(hanako, f"{post_url}/delete", {}, form_page=post_url)  # an old form, or a stray post
+    assert r.status_code == 303 and r.headers["location"] == f"{post_url}/delete" and await portal.count(posts) == 1
+    ask = await hanako.get(f"{post_url}/delete")
+    assert ask.status_code == 200 and "しおりづくり" in ask.text and "元に戻せません" in ask.text
+    assert f'action="{post_url}/delete"' in ask.text and f'href="{post_url}"' in ask.text  # "no" goes back
+    taro = await logged_in(portal, "taro")
+    r = await post(taro, f"{post_url}/delete", {"confirmed": "yes"}, form_page=f"/communities/{cid}")
+    assert r.status_code == 403 and await portal.count(posts) == 1  # not his post
+    r = await post(hanako, f"{post_url}/delete", {"confirmed": "yes"}, form_page=f"{post_url}/delete")
+    assert r.status_code == 303 and await portal.count(posts) == 0
+    assert (await hanako.get(f"{post_url}/delete")).status_code == 404
 
 
 async def linked_remote_person(portal: Portal, handle: str, name: str) -> httpx.AsyncClient:

@@ -1,6 +1,7 @@
 """`towntip demo ...`: demo data for a node. `seed` puts the seed's event table into the points service (each event
 with a date, a venue among the demo facilities and a capacity: sample values), then the demo facilities
-(towntip/cli/demo_facilities.py, sample values beside the seed's names) into the bookings service."""
+(towntip/cli/demo_facilities.py, sample values beside the seed's names) into the bookings service, then the demo town
+(towntip/cli/demo_town.py: communities with posts, themes, donation projects, courses) through each service."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from towntip.cli.demo_facilities import FACILITIES
+from towntip.cli.demo_town import DemoTown
 from towntip.cli.points import BadInput, Unreachable, add_nats_args, check_node, connect
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
@@ -131,11 +133,39 @@ def cmd_seed(args: argparse.Namespace) -> int:
     except errors.Unavailable as exc:  # a node started without the bookings service: the events are in all the same
         print(f"bookings service: {exc.reason}; the demo facilities were not put (start it, then seed again)",
               file=sys.stderr)
-        return EXIT_OK
     except errors.ServiceError as exc:
         return fail(f"bookings service: {exc.reason} ({exc.code})", EXIT_FAILURE)
-    print(f"{placed} facilities put on {put} (sample values beside the seed's names)")
+    else:
+        print(f"{placed} facilities put on {put} (sample values beside the seed's names)")
+    return _town(args.nats_url, node)
+
+
+def _town(url: str, node: str) -> int:
+    """The demo town (towntip/cli/demo_town.py): people, communities and posts, themes, donation projects, courses."""
+    try:
+        counts = asyncio.run(_seed_town(url, node))
+    except Unreachable as exc:
+        return fail(str(exc))
+    except errors.Unavailable as exc:  # a node without one of the services: what was put stays put
+        print(f"{exc.reason}; the rest of the demo town was not put (start the node's services, then seed again)",
+              file=sys.stderr)
+        return EXIT_OK
+    except errors.ServiceError as exc:
+        return fail(f"demo town: {exc.reason} ({exc.error_code})", EXIT_FAILURE)
+    print("demo town: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + " (sample values)")
     return EXIT_OK
+
+
+async def _seed_town(url: str, node: str) -> dict[str, int]:
+    nc = await connect(url)
+
+    async def call(service: str, endpoint: str, payload: Any) -> Any:
+        return await rpc.call(nc, subjects.svc(node, service, endpoint), payload, timeout=10.0)
+
+    try:
+        return await DemoTown(call, lambda line: print(line, flush=True)).run()
+    finally:
+        await nc.close()
 
 
 def demo_facilities() -> list[bc.FacilityPut]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from towntip.cli import EXIT_USAGE, fail
 from towntip.kernel.bus import subjects
 from towntip.kernel.settings import check_node_id
+from towntip.kernel.town import TownError, check_colour, load_emblem
 from towntip.node.leafnode import check_hub_url, read_credentials
 
 
@@ -53,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--districts", default="", metavar="A|B|…",
                     help="the districts residents choose their own from, separated by | (default: the demo table's "
                          "for Tsurugashima, its 小学校区; none: free text)")
+    up.add_argument("--town-colour", default="", metavar="#RRGGBB",
+                    help="the town's colour for the portal's header and buttons; white text on it must reach "
+                         "WCAG AA (4.5:1) (default: the demo table's, else a green)")
+    up.add_argument("--town-emblem", default="", metavar="PATH",
+                    help="the town's emblem, an SVG or PNG file of at most 256 KB (default: a drawn one)")
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                     help="log level of the node's processes (default: %(default)s)")
     up.set_defaults(func=cmd_up)
@@ -84,6 +90,19 @@ def _hub_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _town_problem(args: argparse.Namespace) -> str | None:
+    """The town's colour and emblem checked here, so that a faint colour or a bad file is said before any process
+    starts (the gateway would otherwise stop at its start)."""
+    for option, value, check in (("--town-colour", args.town_colour, check_colour),
+                                  ("--town-emblem", args.town_emblem, load_emblem)):
+        try:
+            if value:
+                check(value)
+        except TownError as exc:
+            return f"{option}: {exc}"
+    return None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from towntip.node.supervisor import NodeConfig, run_node
 
@@ -105,7 +124,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail("--nats-port is for the embedded nats-server; it makes no sense with --nats-url", EXIT_USAGE)
     if args.nats_url and not args.nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
         return fail(f"--nats-url must look like nats://host:port, not {args.nats_url!r}", EXIT_USAGE)
-    problem = _hub_problem(args)
+    problem = _hub_problem(args) or _town_problem(args)
     if problem:
         return fail(problem, EXIT_USAGE)
     trace = args.trace_export
@@ -133,6 +152,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         trust_anchor=args.trust_anchor.rstrip("/"),
         trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",
         town_name=args.town_name.strip(), town_name_en=args.town_name_en.strip(), districts=args.districts.strip(),
+        town_colour=args.town_colour.strip(),
+        town_emblem=str(Path(args.town_emblem).resolve()) if args.town_emblem else "",
     )
     return run_node(config)
 

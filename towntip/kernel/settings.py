@@ -37,6 +37,9 @@ class NodeSettings(BaseSettings):
     town_name: str = ""
     town_name_en: str = ""
     districts: str = ""
+    # Its colour (#rrggbb, white text on it at least 4.5:1) and emblem (an SVG or PNG file): towntip/kernel/town.py.
+    town_colour: str = ""
+    town_emblem: str = ""
 
     @field_validator("node_id")
     @classmethod

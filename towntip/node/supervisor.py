@@ -97,6 +97,8 @@ class NodeConfig:
     town_name: str = ""  # the town's name as residents read it ("" : the demo table's, else the node id)
     town_name_en: str = ""
     districts: str = ""  # the districts residents choose from, separated by "|" ("": the demo table's)
+    town_colour: str = ""  # #rrggbb ("": the demo table's, else the portal's green)
+    town_emblem: str = ""  # an SVG or PNG file's absolute path ("": a drawn one)
     services: tuple[str, ...] = subjects.SERVICES
     python: str = sys.executable
 
@@ -253,7 +255,8 @@ class Supervisor:
     def _town_env(self) -> dict[str, str]:
         c = self.config
         return {"TOWNTIP_TOWN_NAME": c.town_name, "TOWNTIP_TOWN_NAME_EN": c.town_name_en,
-                "TOWNTIP_DISTRICTS": c.districts}
+                "TOWNTIP_DISTRICTS": c.districts, "TOWNTIP_TOWN_COLOUR": c.town_colour,
+                "TOWNTIP_TOWN_EMBLEM": c.town_emblem}
 
     # -- processes ------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ class ReceiptData:
     reference: str
     issuer: str  # the municipality (or the node id)
     node: str
+    donor_address: str = ""  # 寄附者の住所 (printed above the name when the donor gave it)
 
 
 def receipt(d: ReceiptData) -> bytes:
@@ -32,9 +33,14 @@ def receipt(d: ReceiptData) -> bytes:
     doc.text(w - 60, h - 95, f"No. {d.receipt_no}", 10, align="right")
     doc.text(w - 60, h - 112, f"発行日 {d.issued_on}", 10, align="right")
     doc.centred(h - 170, "寄附金受領証明書", 24, bold=True)
+    if d.donor_address:
+        doc.text(80, h - 208, "住所", 9, colour=GREY)
+        doc.line_or_lines(112, h - 208, w - 192, d.donor_address, 11, smallest=8)
+        doc.text(80, h - 240, "氏名", 9, colour=GREY)
     name = f"{d.donor_name} 様"  # whole, however long (smaller, or over lines, rather than past the edge)
-    under = doc.line_or_lines(80, h - 240, w - 160, name, 16, smallest=11) - 2
-    doc.line(80, under, min(w - 80, max(330, 80 + pdf.text_width(name, 16) + 10)), under)
+    left = 112 if d.donor_address else 80
+    under = doc.line_or_lines(left, h - 240, w - 80 - left, name, 16, smallest=11) - 2
+    doc.line(left, under, min(w - 80, max(330, left + pdf.text_width(name, 16) + 10)), under)
     doc.centred(h - 320, f"金 {d.amount_yen:,} 円", 26, bold=True)
     doc.line(150, h - 330, w - 150, h - 330, 1.2)
     doc.paragraph(80, h - 366, w - 160, "上記の金額を、寄附によるまちづくり条例に基づく認定プロジェクトへの"

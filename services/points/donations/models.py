@@ -51,6 +51,10 @@ donations = Table(
     Column("project_code", String(32), ForeignKey("donation_projects.code"), nullable=False),
     Column("person", String(64), nullable=False),  # the identity service's user id
     Column("donor_name", String(100), nullable=False),
+    # 寄附者の住所 for the receipt (寄附金受領証明書), as the donor gave it when pledging: personal data, never on
+    # the bus nor in lists; erased when the pledge is cancelled (no receipt will be issued) and ADDRESS_KEEP_YEARS
+    # after the receipt's year (services/points/donations/service.py: forget_addresses, run by the hourly sweep).
+    Column("donor_address", String(300), nullable=False, default="", server_default=""),
     Column("amount_yen", BigInteger, nullable=False),
     Column("method", String(32), nullable=False),
     Column("status", String(16), nullable=False),

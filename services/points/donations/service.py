@@ -294,7 +294,8 @@ async def pledge(session: AsyncSession, q: c.PledgeIn, node: str) -> c.Donation:
     did = new_id()
     await session.execute(donations.insert().values(
         id=did, reference=await _new_reference(session), project_code=q.project, person=q.actor.user_id,
-        donor_name=q.donor_name or q.actor.display_name, amount_yen=q.amount_yen, method=method.code,
+        donor_name=q.donor_name or q.actor.display_name, donor_address=q.donor_address,
+        amount_yen=q.amount_yen, method=method.code,
         status="pledged", pledged_at=utcnow(), points=0, cancel_reason=""))
     out = await _donation_row(session, did)
     await _announce(session, node, c.DonationPledged, out)
@@ -381,7 +382,8 @@ async def cancel(session: AsyncSession, q: c.DonationAction, node: str) -> c.Don
             f"only a pledge not yet confirmed can be cancelled; {row.reference} is {row.status} "
             "/ 確定済み・取消済みの寄附は取り消せません")
     await session.execute(update(donations).where(donations.c.id == row.id).values(
-        status="cancelled", cancelled_at=utcnow(), cancelled_by=actor.user_id, cancel_reason=q.reason))
+        status="cancelled", cancelled_at=utcnow(), cancelled_by=actor.user_id, cancel_reason=q.reason,
+        donor_address=""))  # no receipt will be issued: the address has no purpose left
     out = await _donation_row(session, row.id)
     await _announce(session, node, c.DonationCancelled, out)
     return _donation(out)
@@ -400,10 +402,25 @@ async def receipt(session: AsyncSession, q: c.DonationAction, node: str) -> c.Re
     rules = await get_rules(session)
     pdf = receipt_pdf.receipt(receipt_pdf.ReceiptData(
         receipt_no=row.receipt_no, issued_on=_jp_date(row.confirmed_at), donor_name=row.donor_name,
+        donor_address=row.donor_address,
         amount_yen=row.amount_yen, project_title=project.title, project_organisation=project.organisation,
         received_on=_jp_date(row.confirmed_at), reference=row.reference, issuer=rules.issuer_name or node, node=node))
     return c.ReceiptPdf(receipt_no=row.receipt_no, filename=f"receipt-{row.receipt_no}.pdf",
                         pdf_base64=base64.b64encode(pdf).decode())
+
+
+# How long a donor's address is kept after the year of its receipt: the receipt can be issued again while a tax
+# return may still ask for it (5 years, as 地方自治法 236条 keeps the municipality's money claims; the node's
+# operator confirms it against the municipality's 文書管理規程).
+ADDRESS_KEEP_YEARS = 5
+
+
+async def forget_addresses(session: AsyncSession, *, now: datetime) -> int:
+    """Erase the addresses whose keeping time is over (run by the points service's hourly sweep)."""
+    last_year = now.astimezone(JST).year - ADDRESS_KEEP_YEARS - 1
+    done = await session.execute(update(donations).where(
+        donations.c.donor_address != "", donations.c.receipt_year <= last_year).values(donor_address=""))
+    return int(getattr(done, "rowcount", 0) or 0)
 
 
 # ---- the donor's touch at a terminal in donation mode -----------------------------------------------------------

@@ -160,6 +160,9 @@ class PledgeIn(BaseModel):
     amount_yen: Yen
     method: MethodCode
     donor_name: _text(100, 0) = ""  # type: ignore[valid-type]  # the name on the receipt; the display name if empty
+    # The address on the receipt (寄附金受領証明書 names the donor by address and name, as a tax deduction needs);
+    # optional, kept only for the receipt (see services/points/donations/models.py), never shown in lists.
+    donor_address: _text(300, 0) = ""  # type: ignore[valid-type]
 
 
 class ActorQuery(BaseModel):

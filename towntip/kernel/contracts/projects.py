@@ -83,7 +83,7 @@ OrgSize = Literal["", "individual", "micro", "small", "medium", "large"]
 ORG_SIZES = ("individual", "micro", "small", "medium", "large")
 MemberRole = Literal["admin", "member"]
 ThemeStatus = Literal["draft", "published"]
-InquiryKind = Literal["municipality", "company"]
+InquiryKind = Literal["municipality", "company", "resident"]  # resident: a person of the town (「市民」)
 InquiryStatus = Literal["open", "answered"]
 
 Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
@@ -804,12 +804,20 @@ class InquiryCreate(BaseModel):
 
     kind: InquiryKind
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    organisation: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    # A company or a municipality names itself; a resident writes for themselves and may leave it empty.
+    organisation: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
     email: Email
     phone: Phone = ""
     topic: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     message: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
     lang: Literal["ja", "en"] = "ja"
+
+    @model_validator(mode="after")
+    def _organisation(self) -> InquiryCreate:
+        if self.kind != "resident" and not self.organisation:
+            raise check_failed("inquiry.organisation_required",
+                               "a company or a municipality names its organisation (a resident may leave it empty)")
+        return self
 
 
 class InquiryReceipt(Frozen):
