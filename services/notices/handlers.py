@@ -41,7 +41,7 @@ LIFE = Domain("life", refusals=(c.LIFE_HOME_ONLY,), ops=(
 NOTICES = Domain("notices", refusals=(c.NOTICE_STAFF_ONLY, c.NOTICE_NOT_FOUND), ops=(
     own(c.EP_NOTICE_PREVIEW, c.PreviewIn, c.RecipientCount, notices.preview, role=STAFF,
         refusals=(c.NOTICE_TARGET_UNKNOWN, c.NOTICE_AUDIENCE_UNAVAILABLE),
-        http=POST("/staff/notices/preview", "How many people a target reaches (a count, never who)")),
+        http=POST("/staff/notice-recipients", "How many people a target reaches (a count, never who)")),
     own(c.EP_NOTICE_CREATE, c.NoticeCreate, c.StaffNotice, notices.create, role=STAFF,
         refusals=(c.NOTICE_TARGET_UNKNOWN, c.NOTICE_AUDIENCE_UNAVAILABLE, c.NOTICE_BAD_PERIOD,
                   c.NOTICE_PUBLISH_PAST),

@@ -1,0 +1,34 @@
+"""Who may call the notices service's service-only endpoints, and what it may call, as the node's NATS config says:
+the gateway may not send an official message nor list a community's members; notices may ask sns and projects for
+those; bookings and points may send messages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from towntip.kernel.bus import subjects
+from towntip.node.natsauth import BusUsers
+
+NODE = "tsuru"
+
+
+def _user(config: str, user: str) -> str:
+    found = re.search(r'\{ user: "' + re.escape(user) + r'".*', config)
+    assert found, user
+    return found.group(0)
+
+
+def test_service_only_endpoints_are_granted_to_services_and_denied_to_the_gateway(tmp_path: Path) -> None:
+    config = BusUsers(tmp_path, NODE, subjects.SERVICES).render()
+    gateway = _user(config, "gateway")
+    deny = gateway[gateway.index("deny:"):]
+    for endpoint in ("notices.message", "sns.audience", "projects.audience"):
+        assert f'"svc.{NODE}.{endpoint}.>"' in deny, endpoint
+    notices = _user(config, "svc-notices")
+    assert f'"svc.{NODE}.sns.audience.>"' in notices and f'"svc.{NODE}.projects.audience.>"' in notices
+    assert f'"svc.{NODE}.notices.message.>"' not in notices  # it answers them, it does not call them
+    for caller in ("svc-bookings", "svc-points"):
+        assert f'"svc.{NODE}.notices.message.>"' in _user(config, caller), caller
+    for other in ("svc-sns", "svc-projects", "svc-identity"):
+        assert "notices.message" not in _user(config, other), other
