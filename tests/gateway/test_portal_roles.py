@@ -264,6 +264,21 @@ ROLES = {
     "POST /bookings/series/new": "user, form",
     "GET /bookings/series/{series_id}": "user",
     "POST /bookings/series/{series_id}/change": "user, form",
+    # 受信箱 and ライフステージ (notices.py): the person's own; お知らせ配信 (notices_staff.py): staff, and the notices
+    # service checks the role again
+    "GET /inbox": "user",
+    "GET /inbox/{item_id}": "user",
+    "POST /inbox/{item_id}/mark": "user, form",
+    "GET /me/life": "user",
+    "POST /me/life": "user, form",
+    "POST /me/life/delete": "user, form",
+    "GET /staff/notices": "staff",
+    "POST /staff/notices": "staff, form",
+    "POST /staff/notices/preview": "staff, form",
+    "GET /staff/notices/{notice_id}": "staff",
+    "POST /staff/notices/{notice_id}/approve": "staff, form",
+    "POST /staff/notices/{notice_id}/withdraw": "staff, form",
+    "POST /staff/notices/{notice_id}/correct": "staff, form",
     # lotteries (抽選) and registered groups (団体登録) (bookings_lottery.py): the bookings service decides who
     # enters, draws and decides; a drawn lottery's verification page is public
     "GET /lottery": "public",

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from services.notices.models import inbox_entries, life_facets, life_profiles
 from tests.notices.helpers import AKI, CHIEF, CLERK, HANAKO, JIRO, NODE, RESIDENTS, TARO, Node, a
 from tests.support.bus import wait_for
+from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import bookings as bc
 from towntip.kernel.contracts import donations as dc
 from towntip.kernel.contracts import identity as ic
@@ -231,3 +232,27 @@ async def test_a_deleted_account_leaves_no_inbox_and_no_answers(node: Node) -> N
                     ).first() is None and (await s.execute(select(life_profiles))).first() is None
     await wait_for(gone, "the deleted person's inbox and answers to go")
     assert len(await node.titles(TARO)) == 1
+
+
+async def test_a_notice_to_a_community_asks_sns_for_its_members(node: Node, nats_server, tmp_path) -> None:
+    """The members come from the sns service itself, over the bus (its own SQLite database here)."""
+    from services.sns.app import SnsService
+    from tests.support.nodes import started
+    from towntip.kernel.contracts import sns as sc
+    from towntip.kernel.settings import ServiceSettings
+
+    sns = SnsService(ServiceSettings(service="sns", node_id=NODE, nats_url=nats_server.url,
+                                     data_dir=str(tmp_path / "sns")))
+    async with started(sns):
+        await node.register(*RESIDENTS)
+        ask = node.svc.connection
+        opened = await rpc.call(ask, subjects.svc(NODE, "sns", sc.EP_COMMUNITY_OPEN), {
+            "actor": a(HANAKO), "name": "子育てサロン", "categories": ["npo-2"]})
+        await rpc.call(ask, subjects.svc(NODE, "sns", sc.EP_COMMUNITY_JOIN),
+                       {"actor": a(TARO), "community_id": opened["id"]})
+        target = {"kind": "community", "value": opened["id"]}
+        assert (await node.call(c.EP_NOTICE_PREVIEW, {"actor": a(CLERK), "target": target}))["count"] == 2
+        await node.sent((await node.notice(target, title="サロンの日程"))["id"])
+        assert [("サロンの日程" in await node.titles(p)) for p in RESIDENTS] == [True, True, False]
+        unknown = {"kind": "community", "value": "0" * 8 + "-0000-4000-8000-" + "0" * 12}
+        await node.refused(c.NOTICE_TARGET_UNKNOWN, c.EP_NOTICE_PREVIEW, {"actor": a(CLERK), "target": unknown})

@@ -4,8 +4,8 @@ own subjects (nats-server `authorization` with per-user permissions).
 | user | may publish | may subscribe |
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
-| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` (`SERVICE_CALLS`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
-| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor `svc.<node>.points.payments.>`, `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
+| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>` (`SERVICE_CALLS`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
+| `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor those in `SERVICE_CALLS` (`svc.<node>.points.payments.>`, …), `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 
 So terminal X cannot publish as terminal Y, no service can publish another service's events, and the gateway
