@@ -54,3 +54,8 @@ async def holder(session: AsyncSession, *, q: f.CalendarHolderQuery) -> f.Calend
         raise f.CALENDAR_TOKEN_UNKNOWN("no calendar with that token")
     # No roles: whatever the gateway reads with this actor is what the person may read, never what staff may.
     return f.CalendarHolder(actor=Actor(user_id=row.user_id, global_handle=row.person, display_name=row.person))
+
+
+async def forget(session: AsyncSession, person: str) -> None:
+    """A deleted account's private calendar goes with it (called from people.forget, in its transaction)."""
+    await session.execute(delete(calendar_tokens).where(calendar_tokens.c.person == person))

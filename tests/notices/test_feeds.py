@@ -5,6 +5,7 @@ their reason while the others still land, the SSRF refusals, the lease that keep
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,10 +15,10 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
-from services.notices import feeds
+from services.notices import feeds, people
 from services.notices.app import NoticesService
 from services.notices.feeds_fetch import FeedReader, address_allowed, checked_address, parse_allow
-from services.notices.feeds_models import feed_items
+from services.notices.feeds_models import calendar_tokens, feed_items
 from services.notices.feeds_parse import parse
 from services.notices.models import bus
 from tests.notices.feeds_support import FeedSite
@@ -294,3 +295,20 @@ async def test_the_services_pollers_read_a_due_feed_once_between_two_instances(e
         assert env.site.hits["/rss"] == 2
     finally:
         await other.stop()
+
+
+async def test_a_private_calendar_token_is_kept_as_its_hash_and_goes_with_the_account(env: Env) -> None:
+    resident = {**RESIDENT, "roles": ["staff"]}
+    token = (await env.call(f.EP_CALENDAR_TOKEN, {"actor": resident}))["token"]
+    async with env.svc.sessions() as s:
+        stored = (await s.execute(select(calendar_tokens))).one()
+    assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in stored
+    holder = await env.call(f.EP_CALENDAR_HOLDER, {"token": token})
+    assert holder["actor"]["global_handle"] == "hanako@testnode" and holder["actor"]["roles"] == []
+    status = await env.call(f.EP_CALENDAR_STATUS, {"actor": resident})
+    assert status["active"] is True
+    async with env.svc.sessions() as s, s.begin():
+        await people.forget(s, "hanako@testnode")
+    with pytest.raises(ServiceError) as exc:
+        await env.call(f.EP_CALENDAR_HOLDER, {"token": token})
+    assert exc.value.error_code == "calendar.token_unknown"
