@@ -16,6 +16,7 @@ from identity.app import IdentityService
 from services.bookings.app import BookingsService
 from services.points.app import PointsService
 from services.projects.app import ProjectsService
+from services.signage.app import SignageService
 from services.sns.app import SnsService
 from towntip.kernel.asyncapi import addresses
 from towntip.kernel.bus import subjects
@@ -64,7 +65,7 @@ async def test_every_subject_in_use_is_in_the_asyncapi_document(nats_server, tmp
     services = [IdentityService(settings("identity"), smtp=SmtpSettings(enabled=False)),
                 PointsService(settings("points")),
                 ProjectsService(settings("projects"), smtp=SmtpSettings(enabled=False)),
-                SnsService(settings("sns")), BookingsService(settings("bookings"))]
+                SnsService(settings("sns")), BookingsService(settings("bookings")), SignageService(settings("signage"))]
     nc = await nats.connect(nats_server.url)
     try:
         for s in services:  # one after the other: alembic keeps its running migration in module globals
