@@ -30,45 +30,45 @@ router = APIRouter(include_in_schema=False)
 
 add_words(
     {
-        "cf_title": ("外部サイトの情報の取り込み", "Collected feeds"),
-        "cf_intro": (
+        "coll_title": ("外部サイトの情報の取り込み", "Collected feeds"),
+        "coll_intro": (
             "市のサイト・社会福祉協議会・商店会などの RSS / Atom / iCalendar / JSON を登録すると、"
             "定期的に読み込み、お知らせやカレンダーに載せます。",
             "Register the RSS, Atom, iCalendar or JSON feeds of the city's site, the welfare council, shops and "
             "partners: they are read on a schedule and shown as notices or on the calendar.",
         ),
-        "cf_add": ("取り込み先を登録", "Register a feed"),
-        "cf_url": ("フィードのURL", "Feed URL"),
-        "cf_name": ("名前（表示用）", "Name (shown)"),
-        "cf_category": ("分類", "Category"),
-        "cf_every": ("読み込む間隔（分）", "Read every (minutes)"),
-        "cf_community": (
+        "coll_add": ("取り込み先を登録", "Register a feed"),
+        "coll_url": ("フィードのURL", "Feed URL"),
+        "coll_name": ("名前（表示用）", "Name (shown)"),
+        "coll_category": ("分類", "Category"),
+        "coll_every": ("読み込む間隔（分）", "Read every (minutes)"),
+        "coll_community": (
             "コミュニティID（そのカレンダーにも載せる・任意）",
             "Community id (its calendar too; optional)",
         ),
-        "cf_register": ("登録して読み込む", "Register and read"),
-        "cf_feeds": ("登録済みの取り込み先", "Registered feeds"),
-        "cf_none": ("まだ登録はありません。", "No feed yet."),
-        "cf_state_new": ("未読込", "Not read yet"),
-        "cf_state_ok": ("正常", "OK"),
-        "cf_state_broken": ("エラー", "Broken"),
-        "cf_state_paused": ("停止中", "Paused"),
-        "cf_items": ("取り込んだ件数", "Items"),
-        "cf_last": ("最後に読み込んだ日時", "Last read"),
-        "cf_poll": ("今すぐ読み込む", "Read now"),
-        "cf_pause": ("停止する", "Pause"),
-        "cf_resume": ("再開する", "Resume"),
-        "cf_rules": ("分類のルール", "Sorting rules"),
-        "cf_rules_help": (
+        "coll_register": ("登録して読み込む", "Register and read"),
+        "coll_feeds": ("登録済みの取り込み先", "Registered feeds"),
+        "coll_none": ("まだ登録はありません。", "No feed yet."),
+        "coll_state_new": ("未読込", "Not read yet"),
+        "coll_state_ok": ("正常", "OK"),
+        "coll_state_broken": ("エラー", "Broken"),
+        "coll_state_paused": ("停止中", "Paused"),
+        "coll_items": ("取り込んだ件数", "Items"),
+        "coll_last": ("最後に読み込んだ日時", "Last read"),
+        "coll_poll": ("今すぐ読み込む", "Read now"),
+        "coll_pause": ("停止する", "Pause"),
+        "coll_resume": ("再開する", "Resume"),
+        "coll_rules": ("分類のルール", "Sorting rules"),
+        "coll_rules_help": (
             "1行に1つ「キーワード,分類」。上から順に、タイトル・本文・元サイトの分類にキーワードを含む"
             "最初のルールの分類になります。どれにも当たらなければ取り込み先の分類です。",
             "One a line: keyword,category. The first rule whose keyword is in the title, text or the "
             "site's own category decides; with none, the feed's category.",
         ),
-        "cf_rules_save": ("ルールを保存", "Save the rules"),
-        "cf_rules_saved": ("ルールを保存しました。", "The rules are saved."),
-        "cf_registered": ("登録しました。", "Registered."),
-        "cf_atom": ("公開のお知らせ（Atom）", "Public notices (Atom)"),
+        "coll_rules_save": ("ルールを保存", "Save the rules"),
+        "coll_rules_saved": ("ルールを保存しました。", "The rules are saved."),
+        "coll_registered": ("登録しました。", "Registered."),
+        "coll_atom": ("公開のお知らせ（Atom）", "Public notices (Atom)"),
         "nav_staff_feeds": ("外部情報の取り込み", "Collected feeds"),
     }
 )
@@ -187,7 +187,7 @@ async def feeds_add(request: Request, form: CsrfForm, user: StaffUser) -> Respon
         await call(request, SERVICE, f.EP_FEED_REGISTER, made, timeout=30.0)
     except (errors.ServiceError, ValidationError, ValueError) as exc:
         return await _page(request, user, status=bad_status(exc), error=why(exc, lang), form=data)
-    return await _page(request, user, done=t("cf_registered", lang))
+    return await _page(request, user, done=t("coll_registered", lang))
 
 
 @router.post("/staff/feeds/rules", response_class=HTMLResponse)
@@ -198,7 +198,7 @@ async def rules_save(request: Request, form: CsrfForm, user: StaffUser) -> Respo
         await call(request, SERVICE, f.EP_FEED_RULES_PUT, f.RulesPut(actor=actor_of(user), rules=_parse_rules(text)))
     except (errors.ServiceError, ValidationError) as exc:
         return await _page(request, user, status=bad_status(exc), error=why(exc, lang), rules_text=text)
-    return await _page(request, user, done=t("cf_rules_saved", lang))
+    return await _page(request, user, done=t("coll_rules_saved", lang))
 
 
 @router.post("/staff/feeds/{feed_id}/{action}")
