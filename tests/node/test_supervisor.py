@@ -456,6 +456,19 @@ async def test_who_may_say_what_on_the_nodes_bus(node: Node) -> None:
         assert (data / "nats-terminals.json").stat().st_mode & 0o077 == 0
         assert (node.data_dir / "nats" / "nats-server.conf").stat().st_mode & 0o077 == 0
         identity = base.replace("nats://", f"nats://svc-identity:{(data / 'nats-svc-identity').read_text().strip()}@")
+        # A signage screen enrolled with the operator's CLI syncs its manifest with the URL it printed.
+        cli = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-c", "from towntip.cli import main; import sys; sys.exit(main())",
+                             "signage", "enroll", "--screen", "lobby-1", "--place", "市役所 1F", "--group", "市役所",
+                             "--nats-url", node.operator_url(), "--node", NODE],
+            capture_output=True, text=True, timeout=30)
+        assert cli.returncode == 0, cli.stderr
+        screen = await nats.connect(cli.stdout.strip(), inbox_prefix="_INBOX._scr.lobby-1")
+        try:
+            reply = json.loads((await screen.request(f"signage.{NODE}.screen.lobby-1.sync", b"{}", timeout=5)).data)
+            assert reply["screen"]["place"] == "市役所 1F" and reply["screen"]["groups"] == ["市役所"], reply
+        finally:
+            await screen.close()
         await replies_stay_with_their_asker(operator, gateway=gateway, points=points, identity=identity,
                                             term=term, term_prefix=answer["inbox_prefix"])
         await jetstream_stays_intact(operator, points)
