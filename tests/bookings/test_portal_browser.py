@@ -118,7 +118,7 @@ def fetch(driver: Any, path: str) -> dict[str, Any]:
 async def test_a_resident_books_a_morning_on_a_phone_and_cancels_it(portal, phone_browser) -> None:  # noqa: F811
     base, d = portal, phone_browser
     page = await log_in(d, base, "hanako", "/facilities")
-    assert page["url"] == "/facilities" and "施設・設備予約" in page["text"] and "施設予約" in page["text"]
+    assert page["url"] == "/facilities" and "施設・設備予約" in page["text"] and "参加する" in page["text"]  # its tab
     page = await look(d, "01-facilities")
     assert "大橋公民館 ホール" in page["text"] and "地図を開く" in page["text"] and page["overflow"] <= 0
 

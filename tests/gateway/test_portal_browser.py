@@ -103,7 +103,7 @@ async def test_sign_up_confirm_log_in_and_my_page_on_a_phone(portal, phone_brows
 
     # The tab bar: メニュー is marked where one is, and holds the logout.
     menu = await click_link(d, "メニュー")
-    current = await run(lambda: d.find_element(By.CSS_SELECTOR, "nav.tabs a[aria-current=page]").text)
+    current = await run(lambda: d.find_element(By.CSS_SELECTOR, "nav.tabbar a[aria-current=page]").text)
     assert menu["url"] == "/menu" and current == "メニュー" and "トモダチ" in menu["text"], menu["text"]
 
     out = await log_out(d)

@@ -194,7 +194,7 @@ async def log_out(driver: Any) -> dict[str, Any]:
     from selenium.webdriver.common.by import By
 
     def go() -> dict[str, Any]:
-        click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "nav.tabs a[href='/menu']"))
+        click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "nav.tabbar a[href='/menu']"))
         return click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "main form[action='/logout'] button"))
 
     return await run(go)
