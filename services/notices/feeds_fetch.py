@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from towntip.kernel.contracts import notices_feeds as f
+from towntip.kernel.errors import ServiceError
 
 MAX_BYTES = 2 * 1024 * 1024  # a feed of a town's news is tens of kilobytes; two megabytes is already generous
 TOTAL_SECONDS = 15.0  # the whole fetch, redirects included
@@ -200,8 +201,14 @@ class FeedReader:
     total: float = TOTAL_SECONDS
 
     async def check(self, url: str) -> None:
-        """Refuse a URL that could never be read (scheme, credentials, a private address) before keeping it."""
-        await checked_address(url, self.allow)
+        """Refuse a URL that could never be read (scheme, credentials, a private address, a name that does not
+        resolve: the registrant's mistake, not the site's failure) before keeping it."""
+        try:
+            await checked_address(url, self.allow)
+        except ServiceError as exc:
+            if exc.error_code != f.FEED_UNREACHABLE.code:
+                raise
+            raise f.FEED_BAD_URL(exc.reason) from None
 
     async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Fetched:
         return await fetch(

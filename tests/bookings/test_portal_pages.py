@@ -148,12 +148,13 @@ async def test_a_resident_finds_a_room_books_a_block_sees_and_cancels_it(site: S
         assert "これからの予約" in page and "大橋公民館 ホール" in page.split("過去の利用")[0]
         r = await hanako.get(f"{where}/cancel")
         assert r.status_code == 200 and "取り消しますか" in r.text
-        r = await hanako.post(f"{where}/cancel", data={"csrf": csrf_of(r)})
+        token = csrf_of(r)  # the session's token: pages without a form carry none (logout moved to メニュー)
+        r = await hanako.post(f"{where}/cancel", data={"csrf": token})
         assert r.status_code == 303
         assert "予約を取り消しました" in text_of(await hanako.get(r.headers["location"]))
         page = text_of(await hanako.get("/bookings"))
         assert "大橋公民館 ホール" in page.split("取消・不承認")[1]
-        r = await hanako.post(f"{where}/cancel", data={"csrf": csrf_of(await hanako.get(where))})
+        r = await hanako.post(f"{where}/cancel", data={"csrf": token})
         assert r.status_code == 409 and "この予約は既に取り消されています" in r.text  # changes nothing
 
 

@@ -29,9 +29,9 @@ client = test_gateway.client  # the gateway app on a real nats-server (staff tok
 points = test_gateway.points  # a points service made with nats.micro, which notes what it was asked
 
 # Per operation; Schemathesis runs its coverage, fuzzing and stateful phases. With the bookings' endpoints the API has
-# about 100 operations: 12 examples each took 212 s of a 240 s limit in a clean-clone CI run on 2 cores; 8 keep every
-# operation and every phase, in about two thirds of the time.
-MAX_EXAMPLES = 8
+# about 100 operations: 12 examples each took 212 s of a 240 s limit in a clean-clone CI run on 2 cores; with the
+# notices' and signage's it has about 130, and 6 keep every operation and every phase within the limit.
+MAX_EXAMPLES = 6
 SCHEMATHESIS_CONFIG = f"""
 seed = 1
 [generation]
@@ -54,6 +54,13 @@ checks.positive_data_acceptance.enabled = false
 [[operations]]
 include-path-regex = "^/api/v1/(facilities|booking|lottery|group|waitlist|offers|series)"
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
+
+# Collected feeds and CAP alerts: whether a URL's host resolves to a public address, a rule's category is one of the
+# grid's, or a posted CAP document is XML of CAP 1.2, cannot be stated in a schema: refused with 400 or 422 and a code
+# (docs/notices.md, docs/signage.md).
+[[operations]]
+include-path-regex = "^/api/v1/(feeds|feed-rules|signage/emergency/cap)"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 422, 429]
 """
 
 
@@ -97,7 +104,7 @@ async def test_a_405_lists_every_method_served_at_the_path(client: httpx.AsyncCl
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
 
 
-@pytest.mark.timeout(600)  # a whole node's start and the run, on a busy machine
+@pytest.mark.timeout(780)  # a whole node's start and the run, on a busy machine
 @pytest.mark.xdist_group("whole-node")
 async def test_schemathesis_finds_no_mismatch(tmp_path: Path) -> None:
     node = start_node(tmp_path)
@@ -112,7 +119,7 @@ async def test_schemathesis_finds_no_mismatch(tmp_path: Path) -> None:
             [sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file", str(config), "run",
              f"{node.base}/openapi.json", "--header", f"Authorization: Bearer {token}", "--workers", "1",
              "--request-timeout", "10"],
-            capture_output=True, text=True, timeout=420, cwd=tmp_path)
+            capture_output=True, text=True, timeout=540, cwd=tmp_path)
         took = time.monotonic() - started
         print(f"schemathesis: {took:.1f} s")  # shown with -s; the report when it fails
         summary = run.stdout[run.stdout.find("=== SUMMARY"):]

@@ -384,6 +384,13 @@ OTHER_FORMS = [
     # the bookings' waitlist and recurring series
     "/bookings/waitlist/join", "/bookings/waitlist/{entry_id}/leave", "/bookings/waitlist/offers/{booking_id}/accept",
     "/bookings/waitlist/offers/{booking_id}/decline", "/bookings/series/new", "/bookings/series/{series_id}/change",
+    # notices: the inbox, life stage, staff notices, the calendar's private feed, collected feeds
+    "/inbox/{item_id}/mark", "/me/life", "/me/life/delete", "/staff/notices", "/staff/notices/preview",
+    "/staff/notices/{notice_id}/approve", "/staff/notices/{notice_id}/correct", "/staff/notices/{notice_id}/withdraw",
+    "/calendar/private", "/staff/feeds", "/staff/feeds/rules", "/staff/feeds/{feed_id}/{action}",
+    # signage (staff)
+    "/staff/signage/content", "/staff/signage/content/{item_id}/{action}", "/staff/signage/emergency",
+    "/staff/signage/emergency/{emergency_id}/clear", "/staff/signage/playlists",
     # lotteries and registered groups (bookings)
     "/lottery/{round_id}/enter", "/lottery/entries/{entry_id}/withdraw", "/groups", "/staff/lottery",
     "/staff/lottery/{round_id}/draw", "/staff/groups/{group_id}/decide",

@@ -260,6 +260,18 @@ ROLES = {
     "GET /staff/bookings": "staff",
     "GET /staff/bookings/facility": "staff",
     "POST /staff/bookings/facility": "staff, form",
+    # the calendar and collected feeds (notices): the private feed is opened by its token alone
+    "GET /calendar": "public",
+    "GET /calendar.ics": "public",
+    "GET /calendar/private": "user",
+    "POST /calendar/private": "user, form",
+    "GET /calendar/private/{token}.ics": "public",
+    "GET /communities/{community_id}/calendar.ics": "public",
+    "GET /notices.atom": "public",
+    "GET /staff/feeds": "staff",
+    "POST /staff/feeds": "staff, form",
+    "POST /staff/feeds/rules": "staff, form",
+    "POST /staff/feeds/{feed_id}/{action}": "staff, form",
     "GET /facilities/{facility_id}/photos/{photo_id}": "public",  # photos of public buildings
     "GET /staff/bookings/facility/photos": "staff",
     "POST /staff/bookings/facility/photos": "staff, form",  # multipart: a picture (CsrfUpload)

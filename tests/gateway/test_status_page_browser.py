@@ -83,6 +83,6 @@ async def wait_for_docs(driver: Any, timeout: float = 20.0) -> dict[str, Any]:
             const title = document.querySelector('.swagger-ui .info .title');
             return {title: title ? title.innerText : '', text: document.body.innerText,
                     resources: performance.getEntriesByType('resource').map(e => e.name)};""")
-        if facts["title"] and "/api/v1/" in facts["text"] or asyncio.get_running_loop().time() > deadline:
+        if facts["title"] and "/api/v1/facilities" in facts["text"] or asyncio.get_running_loop().time() > deadline:
             return facts
         await asyncio.sleep(0.2)

@@ -164,12 +164,13 @@ def alive(pid: int) -> bool:
 async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path: Path) -> None:
     body = await node.wait_health(200)
     status = await node.wait_running("nats-server", "gateway")
-    assert set(status) == {"nats-server", "identity", "points", "projects", "sns", "bookings", "signage", "gateway"}
+    assert set(status) == {"nats-server", "identity", "points", "projects", "sns", "bookings", "notices", "signage",
+                           "gateway"}
     pids = [p["pid"] for p in status.values()]
     assert all(isinstance(pid, int) and alive(pid) for pid in pids), status
     assert status["gateway"]["state"] == "running" and status["nats-server"]["state"] == "running"
     assert set(body.get("processes", {})) == {"nats-server", "identity", "points", "projects", "sns", "bookings",
-                                              "signage", "gateway"}
+                                              "notices", "signage", "gateway"}
 
     # Secrets: made once, owner-only, and the admin token opens the staff API.
     for name in ("admin-token", "card-key"):
@@ -185,7 +186,7 @@ async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path:
         assert r.status_code == 200, r.text
         r = await c.get(f"{node.base}/api/v1/facilities")  # the bookings service answers through the gateway
         assert r.status_code == 200 and r.json() == [], r.text
-    for name in ("nats-server", "identity", "points", "projects", "sns", "bookings", "signage", "gateway"):
+    for name in ("nats-server", "identity", "points", "projects", "sns", "bookings", "notices", "signage", "gateway"):
         assert (node.data_dir / "logs" / f"{name}.log").exists()
 
     # A second node on the same data dir is refused.

@@ -303,7 +303,7 @@ class Walkin(BaseModel):
 
     model_config = _IN
     name: Name
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 -]{5,19}$")]
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 -]{4,18}[0-9]$")]
 
 
 class BookingCreate(BaseModel):
