@@ -56,8 +56,8 @@ include-path-regex = "^/api/v1/(facilities|booking|lottery|group|waitlist|offers
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
 
 # Collected feeds, the calendar and CAP alerts: whether a URL's host resolves to a public address, a category is one
-# of the grid's, a date is after 2000, or a posted CAP document is XML of CAP 1.2, cannot be stated in a schema: refused with 400 or 422 and a code
-# (docs/notices.md, docs/signage.md).
+# of the grid's, a date is after 2000, or a posted CAP document is XML of CAP 1.2, cannot be stated in a schema:
+# refused with 400 or 422 and a code (docs/notices.md, docs/signage.md).
 [[operations]]
 include-path-regex = "^/api/v1/(feeds|feed-rules|feed-items|calendar-entries|signage/emergency/cap)"
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 422, 429]
