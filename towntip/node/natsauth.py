@@ -182,6 +182,7 @@ class BusUsers:
             sub += [subjects.edge_kind(n, k) for k in EDGE_LISTENERS.get(s, ())]
             if s == "signage":
                 pub.append(f"signage.{n}.push.>")
+                pub.append(subjects.evt_all(n, "sigfed"))  # its federation events (services/signage/federation.py)
                 sub += [f"signage.{n}.screen.*.{k}" for k in SCREEN_LISTENS] + [f"signage.{n}.push.changed"]
             users.append(f"{{ user: {_quote(service_user(s))}, password: {_quote(self.passwords[service_user(s)])}, "
                          f"{_perms(pub, sub, JS_API_DENIED, responses=True)} }}")
