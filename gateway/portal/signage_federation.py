@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,11 +17,11 @@ from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, StaffUser
 from gateway.portal import session as ps
-from gateway.portal.common import actor_of, bad_status, call, why
+from gateway.portal.common import actor_of, bad_status, call, message, render, why
 from gateway.portal.i18n import add_words, t
 from gateway.portal.navbar import add_nav
-from gateway.portal.signage import _page, _refusal
 from towntip.kernel import errors
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import signage as c
 from towntip.kernel.contracts import signage_federation as f
 
@@ -68,6 +69,20 @@ add_nav("sgf_nav", PAGE, "staff")
 DONE = ("adopted", "offered", "unoffered")
 
 
+def _jst(value: datetime | None) -> str:
+    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:,.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:,.0f} KB"
+
+
+def _refusal(request: Request, exc: Exception, user: Any) -> HTMLResponse:
+    lang = ps.lang(request)
+    return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=bad_status(exc),
+                   user=user, link=("/staff/signage", t("sg_back", lang)))
+
+
 async def _ask(request: Request, endpoint: str, payload: Any, timeout: float | None = None) -> Any:
     return await call(request, c.SERVICE, endpoint, payload, timeout=timeout)
 
@@ -84,11 +99,13 @@ async def _federation(request: Request, user: Any, *, status: int = 200, **ctx: 
         return _refusal(request, exc, user)
     done = request.query_params.get("done")
     ctx.setdefault("notice", t(f"sgf_{done}", ps.lang(request)) if done in DONE else None)
-    return _page(
+    return render(
         request,
-        "federation.html",
+        "signage/federation.html",
         user=user,
         status=status,
+        jst=_jst,
+        size=_size,
         offers=offers.offers,
         mine=[i for i in mine.items if i.source == "upload" and i.kind in ("image", "video")],
         abroad=abroad.rows,
