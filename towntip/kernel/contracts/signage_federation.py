@@ -17,7 +17,7 @@ from pydantic import Field, StringConstraints
 
 from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
-from towntip.kernel.contracts.signage import ItemKind, StaffRequest, Uuid, When
+from towntip.kernel.contracts.signage import DURATION_MAX, ItemKind, Sha256, StaffRequest, Title, Uuid, When
 from towntip.kernel.errors import Refusal
 
 SERVICE = "signage"  # the endpoints' service
@@ -133,14 +133,14 @@ class SigfedEvent(Event):
 class ContentOffered(SigfedEvent):
     """An approved item offered to the federation: what a peer's staff see, and the sha256 its media must have."""
 
-    item_id: str
+    item_id: Uuid
     origin_node: str
     kind: ItemKind
-    title: str
-    mime: str
-    sha256: str
-    bytes: int
-    duration_s: int
+    title: Title
+    mime: str = Field(max_length=40)
+    sha256: Sha256
+    bytes: int = Field(ge=1)
+    duration_s: int = Field(ge=1, le=DURATION_MAX)
     width: int | None = None
     height: int | None = None
     valid_from: When
@@ -160,7 +160,7 @@ class PlaysReported(SigfedEvent):
 
     town: str  # the town where it played: always the reporting node itself
     item_origin_node: str  # the maker
-    item_id: str  # the maker's item id
+    item_id: Uuid  # the maker's item id
     day: Day
     plays: int = Field(ge=0)
     seconds: int = Field(ge=0)
