@@ -217,3 +217,13 @@ async def test_the_seeded_home_page_on_a_phone(town: nats.NATS, nats_server, tmp
         await run(d.save_screenshot, str(tmp_path / "home-signed-in.png"))
         page = await click_link(d, "キャンドルナイト実行委員会")  # among the newest three
         assert "廃油キャンドルづくり教室" in page["text"]
+        # The themes list: one theme in each phase, each card with its family's picture drawn.
+        themes = await open_page(d, base + "/themes")
+        assert themes["overflow"] <= 0
+        for phase in ("課題整理", "対話形成", "実証設計", "成果定着"):
+            assert phase in themes["text"], phase
+        drawn = "return [...document.querySelectorAll('#themes img.card-pic')].map(i => i.naturalWidth > 0 && i.alt)"
+        assert sorted(await run(d.execute_script, drawn)) == sorted(
+            ["環境・自然の絵", "環境・自然の絵", "まちづくりの絵", "仕事・くらし・経済の絵"]  # by the first field
+        )
+        await run(d.save_screenshot, str(tmp_path / "themes.png"))
