@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from towntip.kernel import categories
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # a portal asset, not the API
 
 FAMILY_COLOURS = {
     "learning": "#b3431f",
