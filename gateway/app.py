@@ -33,6 +33,7 @@ from gateway.portal import (
     notices_feeds,
     notices_staff,
     pages,
+    pictures,
     projects,
     sns,
     wallet,
@@ -124,6 +125,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     home.install(app)  # the living home page (/) and the town's emblem, before pages' routes
     app.include_router(pages.router)
     app.include_router(navigation.router)  # the tab bar's group pages, the staff area, /static/towntip.css
+    app.include_router(pictures.router)  # /static/pictures/<family>.svg: the cards' illustrations
     app.include_router(regions.router)  # My Page across regions: /federation/person-summary, /api/v1/me/regions
     projects.install(app)  # co-creation pages (and the contact form's throttle)
     app.include_router(wallet.router)  # my points, credits, currency and coupons; the staff's coupon desk

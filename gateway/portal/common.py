@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
 from gateway import words
-from gateway.portal import navbar, stylesheet
+from gateway.portal import navbar, pictures, stylesheet
 from gateway.portal import session as ps
 from gateway.portal.i18n import t
 from gateway.portal.navbar import add_nav as add_nav  # feature modules add their pages through common
@@ -32,6 +32,7 @@ ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), 
 ENV.filters["palette"] = navbar.palette  # base.html: the town's colour and the inks that read on it
 ENV.globals["stylesheet"] = stylesheet.URL
 ENV.globals["category_groups"] = categories.grouped()  # templates/_categories.html: families of everyday words
+ENV.globals["card_picture"] = pictures.card_picture  # a card's illustration by its first category's family
 MAX_FORM_BYTES = 64 * 1024
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024 + MAX_FORM_BYTES  # one picture (towntip.kernel.images) and its fields
 

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
+from gateway.portal import leaders, pictures
 from gateway.portal import session as ps
 from gateway.portal.common import actor_of, call, render
 from gateway.portal.i18n import add_words, t
@@ -48,17 +49,7 @@ NOTICES_SERVICE = "notices"
 EP_NOTICES_INBOX = "inbox.list"  # InboxQuery -> InboxPage, whose `unread` counts the whole inbox
 
 # A colour per family of categories (text on them is white: each at least 4.5:1), so cards read at a glance.
-FAMILY_COLOURS = {
-    "learning": "#b3431f",
-    "health": "#a3286a",
-    "town": "#0b6e4f",
-    "safety": "#a52a2a",
-    "nature": "#2f6b1f",
-    "culture": "#5b3f9e",
-    "work": "#1f5c8f",
-    "rights": "#7a4b00",
-    "other": "#4a5560",
-}
+FAMILY_COLOURS = pictures.FAMILY_COLOURS  # the cards' illustrations' colours (gateway/portal/pictures.py)
 
 add_words(
     {
@@ -90,19 +81,12 @@ add_words(
 )
 
 
-def _family_of() -> dict[str, str]:
-    return {cat.code: cat.family for cat in categories.all_categories()}
-
-
-FAMILY_OF = _family_of()
-
-
 def picture(codes: list[str] | str | None, lang: str) -> dict[str, str]:
-    """The card's picture: the colour and short word of its first category's family (a default without one)."""
-    first = (codes if isinstance(codes, list) else [codes] if codes else [None])[:1] or [None]
-    family = FAMILY_OF.get(first[0] or "", "other")
-    name = next(f[2] if lang == "en" else f[1] for f in categories.FAMILIES if f[0] == family)
-    return {"colour": FAMILY_COLOURS[family], "word": name.split("・")[0], "family": family}
+    """The card's picture: its first category's family's illustration (a default without one), its colour and
+    short word."""
+    pic = pictures.card_picture(codes, lang)
+    name = next(f[2] if lang == "en" else f[1] for f in categories.FAMILIES if f[0] == pic["family"])
+    return {**pic, "word": name.split("・")[0]}
 
 
 # ---- gathering --------------------------------------------------------------------------------------------------
@@ -201,6 +185,7 @@ class Personal:
     facility: str = ""
     bookings_known: bool = False
     unread: int | None = None
+    leader: sc.LeaderTodo | None = None  # リーダーの用事 (gateway/portal/leaders.py)
 
 
 def _first_upcoming(raw: Any) -> tuple[Any | None, str]:
@@ -218,7 +203,7 @@ def _unread(raw: Any) -> int:
 
 async def load_personal(request: Request, user: ic.User) -> Personal:
     actor = actor_of(user)
-    points, booking, unread = await asyncio.gather(
+    points, booking, unread, leader = await asyncio.gather(
         guarded(
             "points",
             _ask(request, pc.SERVICE, pc.EP_MY_POINTS, pc.MyPointsQuery(actor=actor)),
@@ -237,6 +222,7 @@ async def load_personal(request: Request, user: ic.User) -> Personal:
             ),
             _unread,
         ),
+        leaders.leader_todo(request, user),
     )
     return Personal(
         points=points,
@@ -244,6 +230,7 @@ async def load_personal(request: Request, user: ic.User) -> Personal:
         facility=booking[1] if booking else "",
         bookings_known=booking is not None,
         unread=unread,
+        leader=leader,
     )
 
 
@@ -287,6 +274,8 @@ async def home_page(request: Request, user: ic.User | None, notice: str | None) 
         tile=lambda m: _tile(m, lang),
         phases=prc.PHASES_EN if lang == "en" else prc.PHASES,
         words=lambda key, **kw: t(key, lang).format(**kw),
+        leader=personal.leader if personal else None,
+        leader_days=sc.LEADER_WINDOW_DAYS,
     )
 
 

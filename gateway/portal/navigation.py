@@ -75,6 +75,7 @@ add_words(
         "sw_pledges": ("入金確認待ちの寄附", "Donations awaiting payment"),
         "sw_inquiries": ("未対応のお問い合わせ", "Open inquiries"),
         "sw_drafts": ("公開前の共創テーマ", "Themes not yet published"),
+        "sw_selections": ("選考・結果の公表を待つテーマ", "Themes awaiting selection"),
         "sf_people": ("参加した人", "People taking part"),
         "sf_participations": ("参加の回数", "Participations"),
         "sf_points": ("発行したポイント", "Points issued"),
@@ -208,6 +209,27 @@ async def _drafts(request: Request, user: ic.User) -> Any:
     return prc.ThemeList(themes=[th for th in found.themes if th.status == "draft" and th.may_manage])
 
 
+async def _selections(request: Request, user: ic.User) -> Any:
+    """Themes whose call's deadline has passed and whose result is not yet published: the secretariat's to appoint
+    evaluators for, close and publish (phase 2 only; each one's evaluation.status, asked at once)."""
+    listed = prc.ThemeList.model_validate(
+        await call(request, prc.SERVICE, prc.EP_THEME_LIST, prc.ThemeListQuery(actor=actor_of(user)))
+    )
+    open_calls = [th for th in listed.themes if th.phase == 2]
+
+    async def waits(theme: prc.Theme) -> bool:
+        try:
+            status = prc.EvaluationStatus.model_validate(await call(
+                request, prc.SERVICE, prc.EP_EVALUATION_STATUS, prc.ThemeQuery(theme_id=theme.id, actor=actor_of(user))
+            ))
+        except errors.ServiceError:  # no call yet (no requirements), or not this person's to see
+            return False
+        return status.deadline_passed and status.published_at is None
+
+    found = await asyncio.gather(*(waits(th) for th in open_calls))
+    return prc.ThemeList(themes=[th for th, w in zip(open_calls, found, strict=True) if w])
+
+
 async def _figures(request: Request, user: ic.User) -> nc.Figures | None:
     try:
         return nc.Figures.model_validate(
@@ -230,6 +252,7 @@ async def _waiting(request: Request, user: ic.User) -> list[Waiting]:
     asks.append(("sw_drafts", "/themes", _drafts(request, user), "themes"))
     if "secretariat" in user.roles:
         asks.append(("sw_inquiries", "/secretariat/inquiries", _inquiries(request, user), "inquiries"))
+        asks.append(("sw_selections", "/themes", _selections(request, user), "themes"))
     counts = await asyncio.gather(*(_count(coro, field) for _, _, coro, field in asks))
     return [Waiting(key, href, n) for (key, href, _, _), n in zip(asks, counts, strict=True)]
 

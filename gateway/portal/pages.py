@@ -3,6 +3,7 @@ data export and account deletion. Every page asks the identity service over NATS
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from gateway import regions
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser, SessionToken
+from gateway.portal import leaders
 from gateway.portal import session as ps
 from gateway.portal.common import (
     call_identity,
@@ -30,6 +32,7 @@ from towntip.kernel import categories, errors
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.contracts import points as pc
+from towntip.kernel.contracts import sns as sns_contract
 
 router = APIRouter(include_in_schema=False)
 
@@ -203,8 +206,10 @@ async def my_page(request: Request, user: CurrentUser) -> Response:
     lang = ps.lang(request)
     names = categories.labels(lang)
     # every region where the person takes part, home first; a part or a region that does not answer says so
-    views = await regions.my_page_regions(request, user, ps.session_token(request) or "")
+    views, leader = await asyncio.gather(regions.my_page_regions(request, user, ps.session_token(request) or ""),
+                                         leaders.leader_todo(request, user))
     return render(request, "me.html", user=user, interests=[names.get(i, i) for i in user.interests],
+                  leader=leader, leader_days=sns_contract.LEADER_WINDOW_DAYS,
                   since=user.created_at.astimezone(JST).strftime("%Y-%m-%d"), regions=views, categories=names,
                   region_name=lambda n: regions.region_name(n, lang),
                   local_time=lambda t: t.astimezone(JST).strftime("%m/%d %H:%M"))

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import communities, friends, people, posts
+from services.sns import communities, friends, leaders, people, posts
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import mypage as mp
@@ -75,6 +75,7 @@ FRIENDS = Domain("friends", refusals=(
 
 MYPAGE = Domain("mypage", ops=(
     read(mp.EP_PERSON_SUMMARY, mp.SummaryQuery, mp.SnsSummary, friends.summary, role=GATEWAY),
+    read(c.EP_LEADER_TODO, c.LeaderTodoQuery, c.LeaderTodo, leaders.todo),  # the person's own (リーダーの用事)
 ))
 
 # Asked by the notices service only (a notice to a community's members): bus only, the gateway may not.

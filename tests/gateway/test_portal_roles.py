@@ -49,6 +49,7 @@ ROLES = {
     "GET /menu": "public",
     "GET /staff": "staff|secretariat",
     "GET /static/towntip.css": "public",
+    "GET /static/pictures/{family}.svg": "public",  # the cards' illustrations (pictures.py)
     "GET /login": "public",
     "POST /login": "public, form",
     "POST /login/federated": "public, form",

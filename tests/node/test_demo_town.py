@@ -1,6 +1,7 @@
-"""`towntip demo seed` fills a node with a town a newcomer sees alive — communities with posts, a theme in 課題整理
-and one with an open call in 対話形成, certified donation projects, courses, dated events — through the services'
-own endpoints, adding nothing twice when run again; and the home page shows it, each section standing alone."""
+"""`towntip demo seed` fills a node with a town a newcomer sees alive — communities with posts, a theme in each of
+the four phases (課題整理; 対話形成 with an open call; 実証設計 after a fair selection; 成果定着 with its case
+published), certified donation projects, courses, dated events — through the services' own endpoints, adding
+nothing twice when run again; and the home page shows it, each section standing alone."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ from tests.support import bus
 from tests.support.browser import click_link, log_in, open_page, phone_browser, run  # noqa: F401
 from tests.support.http_server import served
 from tests.support.nodes import PW, add_people, gateway_app, points_running, started
+from towntip.cli.demo_pilots import PILOTS
 from towntip.cli.demo_town import COMMUNITIES, COURSES, PROJECTS, THEMES
 from towntip.kernel.bus import subjects
 from towntip.kernel.contracts import donations as dc
+from towntip.kernel.contracts import pilots as plc
 from towntip.kernel.contracts import projects as pc
 from towntip.kernel.contracts import sns as sc
 from towntip.kernel.settings import ServiceSettings
@@ -82,12 +85,20 @@ async def what_is_there(nc: nats.NATS) -> dict[str, Any]:
     themes = (await bus.call(nc, pc.EP_THEME_LIST, {}, service=pc.SERVICE, node=NODE))["themes"]
     projects = (await bus.call(nc, dc.EP_PROJECT_LIST, {}, service=dc.SERVICE, node=NODE))["projects"]
     courses = (await bus.call(nc, "courses.list", {}, service="points", node=NODE))["courses"]
+    cases = (await bus.call(nc, plc.EP_CASE_LIST, {}, service=pc.SERVICE, node=NODE))["cases"]
+    results = [
+        (await bus.call(nc, pc.EP_RESULT_GET, {"theme_id": th["id"]}, service=pc.SERVICE, node=NODE))
+        for th in themes
+        if th["phase"] >= 3
+    ]
     return {
         "communities": sorted((cm["name"], cm["members"]) for cm in communities),
         "posts": sorted(posts),
         "themes": sorted((th["title"], th["phase"], th["status"]) for th in themes),
         "projects": sorted((p["code"], p["takes_donations"]) for p in projects),
         "courses": sorted(c["code"] for c in courses),
+        "cases": sorted((cs["title"], cs["version"], cs["decision"], len(cs["kpis"])) for cs in cases),
+        "results": sorted((r["theme_title"], r["status"], len(r["pilot_candidates"])) for r in results),
     }
 
 
@@ -99,7 +110,7 @@ async def test_the_demo_town_is_seeded_once_and_the_home_page_shows_it(
     assert await cli(*args) == 0
     out, err = capsys.readouterr()
     assert "the demo facilities were not put" in err  # no bookings service on this node
-    assert "demo town: 4 communities, 2 themes, 3 projects, 3 courses (sample values)" in out
+    assert "demo town: 4 communities, 4 themes, 3 projects, 3 courses (sample values)" in out
     first = await what_is_there(nc)
     assert await cli(*args) == 0  # again: found, nothing added twice
     again = await what_is_there(nc)
@@ -107,9 +118,15 @@ async def test_the_demo_town_is_seeded_once_and_the_home_page_shows_it(
     assert [name for name, _ in first["communities"]] == sorted(c[1] for c in COMMUNITIES)
     assert len(first["posts"]) == sum(len(c[4]) for c in COMMUNITIES)
     assert ("つるがしま菜の花の会", 2) in first["communities"]  # its leader and a resident who posted
-    assert first["themes"] == sorted([(THEMES[0][0], 1, "published"), (THEMES[1][0], 2, "published")])
+    assert first["themes"] == sorted((th[0], th[6], "published") for th in THEMES)  # one in each phase
+    assert [th[6] for th in THEMES] == [1, 2, 3, 4]
     assert first["projects"] == sorted((p[0], True) for p in PROJECTS)
     assert first["courses"] == sorted(c[0] for c in COURSES)
+    # Phases 3 and 4 went through the call's fair selection (one proposal selected each), and the phase 4 theme's
+    # case is published once, with its KPI, whatever the second run did.
+    assert first["results"] == sorted((th[0], "published", 1) for th in THEMES if th[6] >= 3)
+    case = PILOTS[THEMES[3][0]]["outcome"]["case"]["title"]
+    assert first["cases"] == [(case, 1, "expand", 1)]
 
     # The home page: each section from its service, a signed-in person's own cards (no bookings, no notices
     # service here: those cards are simply absent).
@@ -133,6 +150,8 @@ async def test_the_demo_town_is_seeded_once_and_the_home_page_shows_it(
             'id="hm-projects"',
             "菜の花プロジェクト",
             "0円 / 目標 300,000円",
+            'id="hm-cases"',
+            case,
             "/town/emblem?v=",
         ):
             assert want in page, want
@@ -198,3 +217,13 @@ async def test_the_seeded_home_page_on_a_phone(town: nats.NATS, nats_server, tmp
         await run(d.save_screenshot, str(tmp_path / "home-signed-in.png"))
         page = await click_link(d, "キャンドルナイト実行委員会")  # among the newest three
         assert "廃油キャンドルづくり教室" in page["text"]
+        # The themes list: one theme in each phase, each card with its family's picture drawn.
+        themes = await open_page(d, base + "/themes")
+        assert themes["overflow"] <= 0
+        for phase in ("課題整理", "対話形成", "実証設計", "成果定着"):
+            assert phase in themes["text"], phase
+        drawn = "return [...document.querySelectorAll('#themes img.card-pic')].map(i => i.naturalWidth > 0 && i.alt)"
+        assert sorted(await run(d.execute_script, drawn)) == sorted(
+            ["環境・自然の絵", "環境・自然の絵", "まちづくりの絵", "仕事・くらし・経済の絵"]  # by the first field
+        )
+        await run(d.save_screenshot, str(tmp_path / "themes.png"))

@@ -1,6 +1,7 @@
 """The demo town beside the seed's events: people, communities with posts, co-creation themes, donation projects and
 courses for `towntip demo seed`, put through the services' own endpoints as their staff and residents would.
 
+The themes reach each of the four phases (the ones past the call: towntip/cli/demo_pilots.py).
 The names are the seed's (菜の花, キャンドルナイト, ラジオ体操, 生ごみフォーラム, ICT講習会: the event table in
 towntip/data) and Tsurugashima's places; the people, texts and figures are sample values, and every demo account's
 handle starts with `demo_` so that an operator can tell them apart and remove them. Their passwords are random and
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from towntip.cli.demo_pilots import Pilots
 from towntip.kernel import errors
 from towntip.kernel.contracts import courses as cc
 from towntip.kernel.contracts import donations as dc
@@ -33,6 +35,8 @@ PEOPLE = (
     ("demo_candle", "キャンドル係 ひろし", None),
     ("demo_taiso", "ラジオ体操 みどり", None),
     ("demo_kosodate", "子育てサロン まい", None),
+    ("demo_smartlock", "スマート施設 ゆうこ", None),  # the companies of the themes in phases 3 and 4
+    ("demo_ecooil", "エコ油脂 たけし", None),
 )
 
 # (leader, name, description, categories, [(author, title, body)])
@@ -85,7 +89,8 @@ COMMUNITIES = (
 )
 
 DEPARTMENT = "市民協働推進課"
-# (title, background, target, desired outcome, fields, company points, with an open call)
+# (title, background, target, desired outcome, fields, company points, the phase it is carried to: 1 課題整理,
+# 2 対話形成 with an open call, 3 実証設計 and 4 成果定着 with a published case: towntip/cli/demo_pilots.py)
 THEMES = (
     (
         "生ごみの減量と堆肥化を地域で進めたい",
@@ -95,7 +100,7 @@ THEMES = (
         "生ごみの排出量を減らし、できた堆肥を市内の畑で使う循環をつくる",
         ["npo-7", "pib-16"],
         "回収の仕組み、堆肥の品質管理、参加を続けやすくするアプリや仕掛け",
-        False,
+        1,
     ),
     (
         "高齢者の移動を支える乗合の実証",
@@ -105,9 +110,34 @@ THEMES = (
         "予約できる乗合の移動手段を試し、外出の回数を増やす",
         ["npo-3", "pib-4"],
         "配車の仕組み、車両と運行、利用者への声かけと見守り",
-        True,
+        2,
+    ),
+    (
+        "公民館の鍵の受け渡しをスマートロックでなくす",
+        "夜間と休日に公民館を借りる団体は、開館中に窓口で鍵を受け取り、翌日返しに来ています。受け渡しに職員の時間も"
+        "月40時間ほどかかっています。",
+        "公民館を使う市民活動団体と公民館の職員",
+        "予約と連動した暗証番号で開け閉めでき、窓口に来なくても借りられる",
+        ["npo-3", "npo-14"],
+        "スマートロックの設置と保守、予約システムとの連携、個人情報を渡さない仕組み",
+        3,
+    ),
+    (
+        "家庭の使用済み天ぷら油を回収してまちで使う",
+        "使用済みの天ぷら油は固めて燃やすごみに出されています。キャンドルナイト実行委員会からは、廃油キャンドルの"
+        "原料を集める場所がほしいという声がありました。",
+        "市内の家庭、公民館、スーパー",
+        "廃食用油を資源として回収し、市の車両の燃料とキャンドルに使う",
+        ["npo-7", "pib-16"],
+        "回収箱の設置と回収、精製と品質管理、回収量の見える化",
+        4,
     ),
 )
+CRITERIA = [
+    {"name": "地域への効果", "weight": 40},
+    {"name": "続けられる仕組み", "weight": 35},
+    {"name": "費用の妥当性", "weight": 25},
+]
 
 # (code, title, organisation, description, field, goal)
 PROJECTS = (
@@ -255,7 +285,8 @@ class DemoTown:
         department = await self.department(staff)
         listed = (await self.call(pc.SERVICE, pc.EP_THEME_LIST, {"actor": staff, "include_drafts": True}))["themes"]
         have = {th["title"]: th for th in listed}
-        for title, background, target, outcome, fields, points, with_call in THEMES:
+        later: list[tuple[dict[str, Any], int]] = []
+        for title, background, target, outcome, fields, points, phase in THEMES:
             theme = have.get(title) or await self.call(
                 pc.SERVICE,
                 pc.EP_THEME_CREATE,
@@ -274,8 +305,12 @@ class DemoTown:
             if theme["status"] != "published":
                 theme = await self.call(pc.SERVICE, pc.EP_THEME_PUBLISH, action)
                 self.say(f"theme\t{title}")
-            if with_call and theme["phase"] == 1:
+            if phase == 2 and theme["phase"] == 1:
                 await self.open_call(action)
+            elif phase > 2 and theme["phase"] < phase:
+                later.append((theme, phase))
+        if later:
+            await Pilots(self.call, self.say, self.actors).carry(later, CRITERIA)
         return len(THEMES)
 
     async def open_call(self, action: dict[str, Any]) -> None:
@@ -289,11 +324,7 @@ class DemoTown:
                 "conditions": "市内で実施できること。個人情報は市の基準に沿って扱うこと。",
                 "scope": "半年間の実証の計画と、運営に必要な体制の提案",
                 "deadline": (datetime.now(UTC) + timedelta(weeks=8)).isoformat(),
-                "criteria": [
-                    {"name": "地域への効果", "weight": 40},
-                    {"name": "続けられる仕組み", "weight": 35},
-                    {"name": "費用の妥当性", "weight": 25},
-                ],
+                "criteria": CRITERIA,
             },
         )
         await self.call(

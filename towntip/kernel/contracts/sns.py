@@ -51,6 +51,8 @@ EP_FRIEND_REMOVE = "friends.remove"  # FriendRemove -> Done (either friend)
 EP_FRIEND_LIST = "friends.list"  # FriendsQuery -> Friends (the person's own)
 # notices.CommunityAudienceQuery -> notices.Audience: the members' handles, for the notices service only
 EP_COMMUNITY_AUDIENCE = "audience.community"
+EP_LEADER_TODO = "leaders.todo"  # LeaderTodoQuery -> LeaderTodo (the person's own: what waits in what they lead)
+LEADER_WINDOW_DAYS = 7  # "new" for a leader's list: joined, posted or commented within this many days
 
 # Limits (characters; per person per minute).
 NAME_MAX = 80
@@ -383,3 +385,29 @@ class FriendRequested(SnsEvent):
     sender_name: str = ""
     addressee: str  # global handle
     at: datetime
+
+
+# ---- what waits for a community's leader (リーダーの用事) ---------------------------------------------------------
+
+
+class LeaderTodoQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+
+
+class LeaderCommunity(Frozen):
+    """One open community the person leads and what came in it since `LeaderTodo.since` (not the leader's own, not
+    hidden): members to welcome, posts and comments to read (and hide if they break the community's rules)."""
+
+    community_id: str
+    name: str
+    categories: list[str]
+    members: int
+    new_members: int
+    new_posts: int
+    new_comments: int
+
+
+class LeaderTodo(Frozen):
+    since: datetime  # LEADER_WINDOW_DAYS before the answer
+    communities: list[LeaderCommunity]  # those with something new first, then by name
