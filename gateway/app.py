@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,6 +41,7 @@ from gateway.portal import (
 )
 from gateway.portal import bookings_waitlist as waitlist_pages
 from gateway.portal import events as portal_events
+from gateway.portal import session as ps
 from gateway.portal import signage as signage_pages
 from gateway.portal import signage_federation as signage_federation_pages
 from gateway.portal.common import render
@@ -50,6 +52,7 @@ from towntip.kernel.bus.inboxes import GATEWAY_INBOX_PREFIX
 from towntip.kernel.clock import JST
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import GatewaySettings
+from towntip.kernel.telemetry import setup_tracing
 from towntip.kernel.town import town_of
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,14 @@ def _native_telemetry_off() -> dict[str, Any]:
     return {}
 
 
+def from_environment() -> FastAPI:
+    """A worker of `python -m gateway` (uvicorn's factory): its settings, logging and tracing from TOWNTIP_*."""
+    settings = GatewaySettings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s gateway %(name)s: %(message)s")
+    setup_tracing("gateway", settings.trace_export, node_id=settings.node_id)
+    return create_app(settings)
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +125,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # several workers count their throttles' attempts together (gateway/portal/session.py)
+    app.state.throttle_store = (ps.SharedCounts(Path(settings.data_dir) / "gateway" / "throttles.sqlite3")
+                                if settings.gateway_workers > 1 else None)
     app.state.town = town_of(settings)  # the town's name and districts, as residents read them
     app.state.nc = None
     problems.install(app)
@@ -150,7 +164,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(signage_federation_pages.router)  # サイネージ shared with other towns; their media
     app.include_router(portal_events.router)  # イベント: dates, venue, sign-up and waitlist, /events.ics; staff form
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
-    app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window)
+    app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window,
+                                             store=app.state.throttle_store)
     app.state.error_page = pages.error_page  # a browser's 403/404/405 gets a page, the API a problem
 
     def openapi() -> dict[str, Any]:

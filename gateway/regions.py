@@ -149,7 +149,8 @@ _QUERY_SCHEMA = {k: v for k, v in ic.PersonQueryIn.model_json_schema()["properti
 async def person_summary(request: Request) -> JSONResponse:
     throttle = getattr(request.app.state, "person_query_throttle", None)
     if throttle is None:
-        throttle = request.app.state.person_query_throttle = ps.Throttle(*QUERY_LIMIT)
+        throttle = request.app.state.person_query_throttle = ps.Throttle(
+            *QUERY_LIMIT, store=request.app.state.throttle_store, name="person-query")
     if not throttle.allow(request.client.host if request.client else ""):
         raise errors.TooManyRequests("too many queries from this address; try again in a minute")
     if int(request.headers.get("content-length") or 0) > MAX_QUERY_BYTES:

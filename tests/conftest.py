@@ -36,6 +36,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item._id = coerce_node_id(item.nodeid + suffix)
 
 
+# The whole nodes the suite starts (`towntip node up`) run one gateway process, to spare the two cores; the
+# supervisor's own tests run two (tests/node/test_supervisor.py), as `make run` does on this machine.
+os.environ.setdefault("TOWNTIP_GATEWAY_WORKERS", "1")
+
 PG_URL = os.environ.get("TOWNTIP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 _pg_state: dict[str, object] = {}
 

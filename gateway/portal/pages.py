@@ -274,7 +274,8 @@ async def card_code(request: Request, form: CsrfForm, user: CurrentUser) -> Resp
     lang = ps.lang(request)
     throttle = getattr(request.app.state, "card_code_throttle", None)
     if throttle is None:
-        throttle = request.app.state.card_code_throttle = ps.Throttle(*CODE_ATTEMPTS)
+        throttle = request.app.state.card_code_throttle = ps.Throttle(
+            *CODE_ATTEMPTS, store=request.app.state.throttle_store, name="card-code")
     if not throttle.allow(user.id):
         return await _cards_page(request, user, status=429, error=t("too_many_codes", lang))
     try:

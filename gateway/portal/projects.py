@@ -188,7 +188,8 @@ def install(app: FastAPI) -> None:
     app.include_router(projects_calls.router)
     app.include_router(projects_pilots.router)
     app.include_router(federation.router)
-    app.state.contact_throttle = ps.Throttle(CONTACT_LIMIT, CONTACT_WINDOW)
+    app.state.contact_throttle = ps.Throttle(CONTACT_LIMIT, CONTACT_WINDOW, store=app.state.throttle_store,
+                                             name="contact")
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------

@@ -18,8 +18,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sqlite3
+import threading
 import time
 from collections import defaultdict, deque
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -102,16 +105,67 @@ def lang(request: Request) -> str:
 # ---- login throttle -------------------------------------------------------------------------------------------
 
 
-class Throttle:
-    """Sliding window of attempts per key (client address), in this gateway process."""
+class SharedCounts:
+    """The throttles' attempts in a SQLite file of the data dir, when the gateway runs several worker processes
+    (`TOWNTIP_GATEWAY_WORKERS`): each worker would otherwise count alone and let through its own full quota. One
+    short write transaction per attempt (logins, the contact form, card codes and other nodes' person queries are
+    rare next to page views); the file holds addresses, account names and user ids for at most a day."""
 
-    def __init__(self, limit: int = LOGIN_LIMIT, window: float = LOGIN_WINDOW) -> None:
+    KEEP = 86_400.0  # rows older than this go at the next sweep
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=OFF")  # counts of attempts: a crash may forget some, no harm
+            self._db.execute("CREATE TABLE IF NOT EXISTS attempts (name TEXT NOT NULL, key TEXT NOT NULL, "
+                             "at REAL NOT NULL)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS attempts_by_key ON attempts (name, key, at)")
+        self._added = 0
+
+    def count(self, name: str, key: str, since: float) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM attempts WHERE name = ? AND key = ? AND at > ?",
+                                   (name, key, since)).fetchone()
+        return int(row[0])
+
+    def add_below(self, name: str, key: str, limit: int, now: float, window: float) -> bool:
+        """Count an attempt unless `limit` were counted within `window`: one transaction, so two workers never
+        both take the last place."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (n,) = self._db.execute("SELECT count(*) FROM attempts WHERE name = ? AND key = ? AND at > ?",
+                                        (name, key, now - window)).fetchone()
+                if n >= limit:
+                    return False
+                self._db.execute("INSERT INTO attempts (name, key, at) VALUES (?, ?, ?)", (name, key, now))
+                self._added += 1
+                if self._added % 1000 == 0:
+                    self._db.execute("DELETE FROM attempts WHERE at < ?", (now - self.KEEP,))
+                return True
+            finally:
+                self._db.execute("COMMIT")
+
+
+class Throttle:
+    """Sliding window of attempts per key (client address): in this gateway process, or in `store` for all the
+    gateway's workers (then under `name`, one window per throttle)."""
+
+    def __init__(self, limit: int = LOGIN_LIMIT, window: float = LOGIN_WINDOW, *,
+                 store: SharedCounts | None = None, name: str = "throttle") -> None:
         self.limit = limit
         self.window = window
+        self.store = store
+        self.name = name
         self.seen: dict[str, deque[float]] = defaultdict(deque)
 
     def full(self, key: str) -> bool:
         """Has `key` used up the window (without counting an attempt)?"""
+        if self.store is not None:
+            return self.store.count(self.name, key, time.time() - self.window) >= self.limit
         if key not in self.seen:
             return False
         q = self.seen[key]
@@ -121,6 +175,8 @@ class Throttle:
         return len(q) >= self.limit
 
     def allow(self, key: str) -> bool:
+        if self.store is not None:
+            return self.store.add_below(self.name, key, self.limit, time.time(), self.window)
         now = time.monotonic()
         q = self.seen[key]
         while q and now - q[0] > self.window:
@@ -138,9 +194,10 @@ class LoginThrottle:
     """The portal's login throttle: attempts per (address, account), failures per address (the module's note)."""
 
     def __init__(self, limit: int = LOGIN_LIMIT, window: float = LOGIN_WINDOW,
-                 address_failures: int | None = None) -> None:
-        self.attempts = Throttle(limit, window)
-        self.failures = Throttle(address_failures or limit * ADDRESS_FAILURES_FACTOR, window)
+                 address_failures: int | None = None, *, store: SharedCounts | None = None) -> None:
+        self.attempts = Throttle(limit, window, store=store, name="login")
+        self.failures = Throttle(address_failures or limit * ADDRESS_FAILURES_FACTOR, window, store=store,
+                                 name="login-failures")
 
     @staticmethod
     def key(address: str, login: str) -> str:

@@ -22,6 +22,7 @@ import psutil
 import pytest
 from nats.aio.msg import Msg
 
+from tests.support.bus import wait_for
 from towntip.cli import main as cli_main
 from towntip.node.natsauth import GATEWAY_INBOX_PREFIX, service_inbox_prefix
 from towntip.node.natsd import NatsServer, free_port
@@ -113,7 +114,8 @@ def node_argv(*args: str) -> list[str]:
     return [sys.executable, "-c", "from towntip.cli import main; import sys; sys.exit(main())", "node", "up", *args]
 
 
-def start_node(tmp_path: Path, *, nats_url: str = "", database_url: str = "") -> Node:
+def start_node(tmp_path: Path, *, nats_url: str = "", database_url: str = "", gateway_workers: int = 2) -> Node:
+    """A node as `make run` starts one on two cores: the gateway with two worker processes."""
     http_port = free_port()
     nats_port = int(nats_url.rsplit(":", 1)[1]) if nats_url else free_port()
     data_dir = tmp_path / "var"
@@ -124,7 +126,7 @@ def start_node(tmp_path: Path, *, nats_url: str = "", database_url: str = "") ->
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             node_argv("--node", NODE, "--data-dir", str(data_dir), "--http-port", str(http_port), *nats_args,
-                      "--trace-export", "none"),
+                      "--trace-export", "none", "--gateway-workers", str(gateway_workers)),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     return Node(proc, data_dir, http_port, nats_port, out_path)
@@ -168,6 +170,14 @@ async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path:
                            "gateway"}
     pids = [p["pid"] for p in status.values()]
     assert all(isinstance(pid, int) and alive(pid) for pid in pids), status
+    # the gateway serves its port with two workers (uvicorn's), stopped with it
+    async def gateway_workers() -> list[int]:
+        return [w.pid for w in psutil.Process(status["gateway"]["pid"]).children()
+                if "spawn_main" in " ".join(w.cmdline())]
+
+    workers = await wait_for(gateway_workers, "the gateway's workers", 60)
+    assert len(workers) == 2, workers
+    pids += workers
     assert status["gateway"]["state"] == "running" and status["nats-server"]["state"] == "running"
     assert set(body.get("processes", {})) == {"nats-server", "identity", "points", "projects", "sns", "bookings",
                                               "notices", "signage", "gateway"}

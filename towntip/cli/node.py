@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -59,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          "WCAG AA (4.5:1) (default: the demo table's, else a green)")
     up.add_argument("--town-emblem", default="", metavar="PATH",
                     help="the town's emblem, an SVG or PNG file of at most 256 KB (default: a drawn one)")
+    up.add_argument("--gateway-workers", type=int, default=int(os.environ.get("TOWNTIP_GATEWAY_WORKERS") or 0),
+                    metavar="N", help="gateway processes serving the HTTP port (default: one per core, at most 4; "
+                    "or TOWNTIP_GATEWAY_WORKERS)")
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                     help="log level of the node's processes (default: %(default)s)")
     up.set_defaults(func=cmd_up)
@@ -110,7 +114,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         check_node_id(args.node)
     except ValueError as exc:
         return fail(str(exc), EXIT_USAGE)
-    for problem in (_port(args.http_port, "--http-port"), _port(args.nats_port, "--nats-port", zero_ok=True)):
+    for problem in (_port(args.http_port, "--http-port"), _port(args.nats_port, "--nats-port", zero_ok=True),
+                    None if 0 <= args.gateway_workers <= 16 else
+                    f"--gateway-workers must be between 1 and 16 (0: one per core), not {args.gateway_workers}"):
         if problem:
             return fail(problem, EXIT_USAGE)
     if args.public_url and not args.public_url.startswith(("http://", "https://")):
@@ -152,7 +158,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         trust_anchor=args.trust_anchor.rstrip("/"),
         trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",
         town_name=args.town_name.strip(), town_name_en=args.town_name_en.strip(), districts=args.districts.strip(),
-        town_colour=args.town_colour.strip(),
+        town_colour=args.town_colour.strip(), gateway_workers=args.gateway_workers,
         town_emblem=str(Path(args.town_emblem).resolve()) if args.town_emblem else "",
     )
     return run_node(config)

@@ -101,6 +101,9 @@ class GatewaySettings(NodeSettings):
     request_timeout: float = 5.0
     # Portal logins per account and client address per window, at this gateway (TOWNTIP_LOGIN_LIMIT; benchmarks
     # raise it); an address may fail ten times as often across accounts (gateway.portal.session.LoginThrottle).
+    # gateway processes serving the port (uvicorn's workers; `towntip node up --gateway-workers`): with more than
+    # one, the throttles count in a shared file of the data dir (gateway/portal/session.py)
+    gateway_workers: int = Field(default=1, ge=1, le=16)
     login_limit: int = Field(default=10, ge=1)
     login_window: float = Field(default=300.0, gt=0)
     # My Page across regions: seconds the home node waits for all other regions (its own plan included).

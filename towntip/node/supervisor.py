@@ -94,6 +94,7 @@ class NodeConfig:
     service_dbs: dict[str, str] = field(default_factory=dict)  # per service
     trace_export: str = ""  # "" means file:<data-dir>/traces.jsonl
     log_level: str = "INFO"
+    gateway_workers: int = 0  # gateway processes on the HTTP port; 0: one per core, at most 4
     town_name: str = ""  # the town's name as residents read it ("" : the demo table's, else the node id)
     town_name_en: str = ""
     districts: str = ""  # the districts residents choose from, separated by "|" ("": the demo table's)
@@ -108,6 +109,8 @@ class NodeConfig:
             self.public_url = f"http://{self.http_host}:{self.http_port}"
         if not self.trace_export:
             self.trace_export = f"file:{self.data_dir / 'traces.jsonl'}"
+        if self.gateway_workers <= 0:
+            self.gateway_workers = max(1, min(os.cpu_count() or 1, 4))
 
 
 def utc_iso() -> str:
@@ -250,6 +253,7 @@ class Supervisor:
             "TOWNTIP_PUBLIC_URL": c.public_url,
             "TOWNTIP_SERVICES": ",".join(c.services),
             "TOWNTIP_ADMIN_TOKEN": self.admin_token,
+            "TOWNTIP_GATEWAY_WORKERS": str(c.gateway_workers),
         } | self._town_env()
 
     def _town_env(self) -> dict[str, str]:
