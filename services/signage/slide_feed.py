@@ -191,9 +191,10 @@ class Refresher:
             if not answered:
                 body = slides.unavailable(slide)
             async with self.sessions() as session, session.begin():
-                changed += await slides.store(session, item_id=slide.item.id, body=body, answered=answered, now=now)
-        if changed:
-            self.changed()
+                moved = await slides.store(session, item_id=slide.item.id, body=body, answered=answered, now=now)
+            if moved:  # at once after the commit: a sync from now on serves the new bytes
+                self.changed()
+                changed += 1
         self.rounds += 1
         return changed
 

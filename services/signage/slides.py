@@ -62,9 +62,15 @@ def preparing(source: str, title: str) -> c.SlideBody:
 
 
 def _view(row: Any) -> c.DataSlide:
+    """The slide with what its screen shows now (the last good data, marked stale while its source is failing)."""
+    slide = _stored(row)
+    return slide.model_copy(update={"body": unavailable(slide)}) if slide.failing else slide
+
+
+def _stored(row: Any) -> c.DataSlide:
     return c.DataSlide(
         item=item_view(row),
-        source=row.source,
+        source=row.slide_source,
         facility_id=row.facility_id,
         refreshed_at=aware(row.refreshed_at),
         data_at=aware(row.data_at),
@@ -75,7 +81,12 @@ def _view(row: Any) -> c.DataSlide:
 
 def _joined() -> Any:
     return select(
-        items, slides.c.source, slides.c.facility_id, slides.c.body, slides.c.refreshed_at, slides.c.data_at,
+        items,
+        slides.c.source.label("slide_source"),  # items has a `source` of its own ('slide')
+        slides.c.facility_id,
+        slides.c.body,
+        slides.c.refreshed_at,
+        slides.c.data_at,
         slides.c.failing,
     ).join(slides, slides.c.item_id == items.c.id)
 
