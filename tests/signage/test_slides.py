@@ -265,3 +265,26 @@ def test_themes_points_notices_render_public_figures_only() -> None:
                              published_at=NOW, updated_at=NOW)
     body = slides.notices(nf.PublicNotices(notices=[notice]), title="お知らせ")
     assert body.lines == ("12/7(月) 年末年始のごみ収集",)
+
+
+def test_the_signage_user_may_ask_only_the_reads_its_slides_need(tmp_path: Path) -> None:
+    """The node's NATS config: svc-signage may publish to exactly the endpoints slide_feed.py asks; the districts'
+    totals are a service-only endpoint the gateway may not call."""
+    import re
+
+    from services.signage.slide_feed import CALLS, READS
+    from towntip.node.natsauth import BusUsers
+
+    config = BusUsers(tmp_path, NODE, subjects.SERVICES).render()
+
+    def user(name: str) -> str:
+        found = re.search(r'\{ user: "' + re.escape(name) + r'".*', config)
+        assert found, name
+        return found.group(0)
+
+    signage = user("svc-signage")
+    publish = signage[signage.index("publish"):signage.index("subscribe")]
+    asked = set(re.findall(rf'"svc\.{NODE}\.([^"]+)"', publish))
+    assert asked == set(READS) | {f"{ep}.>" for ep in CALLS}
+    gateway = user("gateway")
+    assert f'"svc.{NODE}.points.figures.districts.>"' in gateway[gateway.index("deny"):]
