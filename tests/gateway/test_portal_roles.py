@@ -293,6 +293,8 @@ ROLES = {
     "GET /staff/signage/emergency": "staff",
     "POST /staff/signage/emergency": "staff, form",
     "POST /staff/signage/emergency/{emergency_id}/clear": "staff, form",
+    "GET /staff/signage/slides": "staff",  # signage_slides.py: slides from the node's own data
+    "POST /staff/signage/slides": "staff, form",
     # キャンセル待ち and 定期予約 (bookings_waitlist.py): the person's own; the bookings service decides the rest
     "GET /bookings/waitlist": "user",
     "POST /bookings/waitlist/join": "user, form",
