@@ -288,3 +288,29 @@ def test_the_signage_user_may_ask_only_the_reads_its_slides_need(tmp_path: Path)
     assert asked == set(READS) | {f"{ep}.>" for ep in CALLS}
     gateway = user("gateway")
     assert f'"svc.{NODE}.points.figures.districts.>"' in gateway[gateway.index("deny"):]
+
+
+async def test_staff_add_and_list_data_slides_over_http(nats_server: Any, tmp_path: Path) -> None:
+    """POST /api/v1/signage/slides (201) and GET /api/v1/signage/slides with a staff bearer token; a resident is
+    refused, a slide of bookings without its facility is a 400 with its code (SQLite: the HTTP layer is the same on
+    both databases, which the tests above cover)."""
+    from identity.app import IdentityService
+    from tests.support.api_node import BASE, api_node, problem
+
+    def settings(service: str) -> ServiceSettings:
+        return ServiceSettings(service=service, node_id=NODE, nats_url=nats_server.url,
+                               data_dir=str(tmp_path / service), public_url=BASE)
+
+    services = [IdentityService(settings("identity")), SignageService(settings("signage"))]
+    async with api_node(nats_server.url, tmp_path, services, node=NODE,
+                        people={"hanako": "山田 花子", "clerk": "窓口 職員"}, staff=("clerk",)) as api:
+        async with api.client("hanako") as hanako, api.client("clerk") as clerk:
+            body = {"source": "notices", "valid_from": NOW.isoformat()}
+            problem(await hanako.post("/api/v1/signage/slides", json=body), 403, "request.role_missing")
+            problem(await clerk.post("/api/v1/signage/slides", json={**body, "source": "bookings"}), 400,
+                    c.SLIDE_FACILITY.code)
+            r = await clerk.post("/api/v1/signage/slides", json=body)
+            assert r.status_code == 201 and r.json()["item"]["status"] == "pending", r.text
+            assert r.json()["item"]["created_by"] == f"clerk@{NODE}"
+            r = await clerk.get("/api/v1/signage/slides")
+            assert r.status_code == 200 and [s["source"] for s in r.json()["slides"]] == ["notices"], r.text
