@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from services.signage import VERSION, plays
+from services.signage.federation_link import FederationLink
 from services.signage.handlers import build_endpoints
 from services.signage.models import bus
 from services.signage.screen_link import Pusher, ScreenLink
@@ -59,8 +60,11 @@ class SignageService(ServiceProcess):
             tables=bus,
             spec=plays.consumer_spec(self.node),
             handler=plays.PlayHandler(self.node),
-            on_commit=self.relay.wake,
+            on_commit=self._plays_committed,
         )
+        self.federation = FederationLink(nc=self.connection, js=js, sessions=self.sessions, node=self.node,
+                                         settings=self.settings, clock=self.clock, on_commit=self.relay.wake)
+        await self.federation.prepare()
         self.link = ScreenLink(self.connection, node=self.node, sessions=self.sessions, clock=self.clock)
         self.pusher = Pusher(self.connection, node=self.node, sessions=self.sessions, clock=self.clock, link=self.link)
         self.slides = Refresher(
@@ -71,6 +75,7 @@ class SignageService(ServiceProcess):
             asyncio.create_task(self.relay.run(self.stop_event), name="signage-outbox-relay"),
             asyncio.create_task(self.pusher.run(self.stop_event), name="signage-pusher"),
             asyncio.create_task(self.plays.run(self.stop_event), name="signage-plays"),
+            *self.federation.tasks(self.stop_event),
             asyncio.create_task(self.slides.run(self.stop_event), name="signage-slides"),
         ]
         self.pusher.wake()  # what was active before a restart is pushed again (screens take a repeat as a no-op)
@@ -86,6 +91,14 @@ class SignageService(ServiceProcess):
             description="signage: screens, their content and schedules, emergencies, proof of play",
         )
         log.info("signage service ready on node %s", self.node)
+
+    def _plays_committed(self) -> None:
+        self.relay.wake()
+        self.federation.plays_committed.set()  # adopted items' plays are reported to their makers
+
+    async def close_extra(self) -> None:
+        if getattr(self, "federation", None) is not None:
+            await self.federation.close()
 
     async def stop(self) -> None:
         if getattr(self, "link", None) is not None:

@@ -22,6 +22,7 @@ from services.signage.models import bus, items, screens
 from services.signage.screens import require_staff
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import signage as c
+from towntip.kernel.contracts.signage_federation import ContentOfferWithdrawn
 from towntip.kernel.db import aware
 
 IMAGE_PIXELS_MAX = 50_000_000  # a bigger image is refused before it is decoded (a decompression bomb)
@@ -219,13 +220,16 @@ async def reject(session: AsyncSession, *, data: c.ItemAction, now: datetime) ->
     return view(await _row(session, row.id))
 
 
-async def withdraw(session: AsyncSession, *, data: c.ItemAction, now: datetime) -> c.ContentItem:
-    """Off every screen at once (the pusher tells them after the commit)."""
+async def withdraw(session: AsyncSession, *, node: str, data: c.ItemAction, now: datetime) -> c.ContentItem:
+    """Off every screen at once (the pusher tells them after the commit); an offer to other towns ends with it."""
     require_staff(data.actor)
     row = await _row(session, data.item_id)
     if row.status == "withdrawn":
         raise c.ITEM_STATE("the item is withdrawn already")
     await _set(session, row.id, now, status="withdrawn")
+    if row.offered:  # services/signage/federation.py: the member towns are told
+        await _set(session, row.id, now, offered=False)
+        await announce(session, bus, ContentOfferWithdrawn(item_id=row.id, origin_node=node), node=node, at=now)
     return view(await _row(session, row.id))
 
 

@@ -9,11 +9,12 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.signage import content, emergency, figures, playlists, screens, slides
+from services.signage import content, emergency, federation, figures, peer_media, playlists, screens, slides
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import signage as c
-from towntip.kernel.domain import GET, OPERATOR, POST, STAFF, Domain, read, write
+from towntip.kernel.contracts import signage_federation as f
+from towntip.kernel.domain import ANYONE, GET, OPERATOR, POST, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 SCREENS = Domain(
@@ -213,6 +214,58 @@ PLAYS = Domain(
     ),
 )
 
+FEDERATION = Domain(
+    "federation",
+    refusals=(c.STAFF_ONLY,),
+    ops=(
+        write(
+            f.EP_OFFER,
+            f.OfferSet,
+            c.ContentItem,
+            federation.offer,
+            role=STAFF,
+            refusals=(c.ITEM_NOT_FOUND, f.OFFER_NOT_ALLOWED),
+            http=POST("/signage/content/{item_id}/offer", "Offer an approved item to the federation, or withdraw it"),
+        ),
+        read(
+            f.EP_OFFERS,
+            f.OffersQuery,
+            f.OfferList,
+            federation.offers,
+            role=STAFF,
+            http=GET("/signage/federation/offers", "What the other towns of the federation offer"),
+        ),
+        own(
+            f.EP_ADOPT,
+            f.AdoptRequest,
+            c.ContentItem,
+            federation.adopt,
+            role=STAFF,
+            refusals=(
+                f.OFFER_NOT_FOUND,
+                f.ALREADY_ADOPTED,
+                f.PEER_UNREACHABLE,
+                f.PEER_MEDIA_MISMATCH,
+                c.UPLOAD_TYPE,
+                c.UPLOAD_TOO_LARGE,
+                c.UPLOAD_BROKEN,
+            ),
+            http=POST("/signage/federation/adopt", "Adopt another town's offer (it then waits for approval)"),
+        ),
+        read(
+            f.EP_ABROAD,
+            f.AbroadQuery,
+            f.AbroadPlays,
+            federation.abroad,
+            role=STAFF,
+            http=GET("/signage/federation/plays", "Plays of this town's items in other towns, per town and day"),
+        ),
+        read(f.EP_MEDIA, f.MediaPart, f.MediaChunk, federation.media, role=ANYONE,
+             refusals=(f.NOT_OFFERED, c.CHUNK_OUT_OF_RANGE)),
+        write(f.EP_REPORT, f.ReportNow, f.ReportDone, federation.report_now, role=OPERATOR),
+    ),
+)
+
 SLIDES = Domain(
     "slides",
     refusals=(c.STAFF_ONLY,),
@@ -237,7 +290,7 @@ SLIDES = Domain(
     ),
 )
 
-DOMAINS = (SCREENS, CONTENT, PLAYLISTS, EMERGENCY, PLAYS, SLIDES)
+DOMAINS = (SCREENS, CONTENT, PLAYLISTS, EMERGENCY, PLAYS, FEDERATION, SLIDES)
 
 
 def build_endpoints(
@@ -246,7 +299,8 @@ def build_endpoints(
     node: str,
     on_commit: Callable[[], None],
     clock: Callable[[], datetime] = utcnow,
+    fetch: federation.Fetch = peer_media.fetch,
 ) -> Endpoints:
     """The service's endpoints from its domains' tables."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node})
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "fetch": fetch})

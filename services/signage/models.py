@@ -151,6 +151,64 @@ state = Table(
     Column("value", Integer, nullable=False),
 )
 
+# ---- content shared between towns (services/signage/federation.py) ----------------------------------------------
+
+# Member towns whose offers this node sources, and the public URL their media is fetched from (from the trust anchor:
+# never from what a peer says).
+fed_peers = Table(
+    "fed_peers",
+    metadata,
+    Column("node", String(32), primary_key=True),
+    Column("public_url", String(300), nullable=False),
+    Column("checked_at", TS, nullable=False),
+)
+
+# Peers' offers as they announced them (withdrawn_at set when withdrawn).
+fed_offers = Table(
+    "fed_offers",
+    metadata,
+    Column("origin_node", String(32), nullable=False),
+    Column("item_id", String(36), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("title", String(120), nullable=False),
+    Column("mime", String(40), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("duration_s", Integer, nullable=False),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("valid_from", TS, nullable=False),
+    Column("valid_until", TS, nullable=True),
+    Column("offered_at", TS, nullable=False),
+    Column("withdrawn_at", TS, nullable=True),
+    PrimaryKeyConstraint("origin_node", "item_id", name="pk_fed_offers"),
+)
+
+# Adopting side: the totals last reported to the maker per adopted item and local day.
+fed_reported = Table(
+    "fed_reported",
+    metadata,
+    Column("item_id", String(36), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("plays", Integer, nullable=False),
+    Column("seconds", Integer, nullable=False),
+    Column("reported_at", TS, nullable=False),
+    PrimaryKeyConstraint("item_id", "day", name="pk_fed_reported"),
+)
+
+# Making side: plays of this town's items in other towns, per town and local day (totals, the newest report wins).
+fed_plays = Table(
+    "fed_plays",
+    metadata,
+    Column("item_id", String(36), nullable=False),
+    Column("town", String(32), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("plays", Integer, nullable=False),
+    Column("seconds", Integer, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    PrimaryKeyConstraint("item_id", "town", "day", name="pk_fed_plays"),
+)
+
 # A slide the node makes from its own data (services/signage/slides.py): which source, and the last data it showed.
 # Its item (kind 'slide', source 'slide') carries the title, validity and approval like any other.
 slides = Table(

@@ -293,6 +293,11 @@ ROLES = {
     "GET /staff/signage/emergency": "staff",
     "POST /staff/signage/emergency": "staff, form",
     "POST /staff/signage/emergency/{emergency_id}/clear": "staff, form",
+    # shared with other towns (signage_federation.py); the media of an offered item is public, as on the screens
+    "GET /staff/signage/federation": "staff",
+    "POST /staff/signage/federation/adopt": "staff, form",
+    "POST /staff/signage/federation/offer/{item_id}": "staff, form",
+    "GET /signage/federation/media/{item_id}": "public",
     "GET /staff/signage/slides": "staff",  # signage_slides.py: slides from the node's own data
     "POST /staff/signage/slides": "staff, form",
     # キャンセル待ち and 定期予約 (bookings_waitlist.py): the person's own; the bookings service decides the rest

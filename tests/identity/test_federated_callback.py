@@ -39,7 +39,7 @@ from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow,
-              pytest.mark.xdist_group("federated-callback")]  # one federation for the module: one worker
+              pytest.mark.xdist_group("federation")]  # one federation at a time, one for the module
 
 HOME, VISITED, OTHER = "tsurugashima", "suginami", "shibuya"
 CALLBACK = "/login/federated/callback"

@@ -35,7 +35,8 @@ from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.node.natsd import NatsServer
 
-pytestmark = pytest.mark.slow
+# three nodes: one federation at a time (tests/README.md)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("federation")]
 
 
 @pytest.fixture

@@ -34,7 +34,8 @@ from towntip.kernel.contracts import sns as snc
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.mail import SmtpSettings
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# one federation at a time
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("federation")]
 A, B, C = "tsurugashima", "suginami", "shibuya"
 
 

@@ -425,6 +425,7 @@ async def wait_leaf(monitor: int, name: str, timeout: float = 20.0) -> bool:
 
 # tests that start whole nodes (`towntip node up`) run one after another on one worker
 @pytest.mark.xdist_group("whole-node")
+@pytest.mark.timeout(300)  # a whole node starting beside the suite's other workers
 async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path) -> None:
     """`towntip node up --hub … --hub-credentials-file …`: the embedded server's config holds the remote with the
     deny lists, the hub (which asks for a password) sees the node, an enrolment's reload keeps the link, and the
@@ -441,7 +442,7 @@ async def test_node_up_with_hub_joins_the_hub_with_its_deny_lists(tmp_path: Path
     node = start_node_up(tmp_path, "--hub", hub_url, "--hub-credentials-file", str(creds))
     data_dir = node.data_dir
     try:
-        await node.wait_health(200, timeout=40)
+        await node.wait_health(200, timeout=180)
         config = (data_dir / "nats" / "nats-server.conf").read_text()
         assert leafnode.render_leafnodes(NODE, [hub_url], credentials=(leaf_user(NODE), password)) in config
         assert await wait_leaf(monitor, NODE), f"the hub never saw {NODE}: {await leafs(monitor)}"

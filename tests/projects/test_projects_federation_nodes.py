@@ -41,7 +41,8 @@ from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
 from towntip.node.natsd import NatsServer, free_port
 
-pytestmark = pytest.mark.slow
+# nodes and a hub: one federation at a time
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("federation")]
 A, B, C = "tsurugashima", "suginami", "shibuya"
 CONTENT = {"background": "路線バスが減便された", "target": "75歳以上の方", "desired_outcome": "週2回以上の外出",
            "fields": ["npo-1"], "company_points": "予約システム"}

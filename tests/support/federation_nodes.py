@@ -123,7 +123,9 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
                 # other regions; tests of that bound set it back (node.app.state.settings.regions_wait)
                 regions_wait=SLOW_MACHINE))
             await node.start_gateway()
-            await anchor.enrol(base, town)  # pins the node's federation key: its gateway answers by now
+            # pins the node's federation key: its gateway answers by now (a busy test machine may take a while)
+            async with httpx.AsyncClient(timeout=60) as client:
+                await anchor.enrol(base, town, client=client)
             nodes[town] = node
         nc = await nats.connect(nodes[TOWNS[0]].nats.url)
         try:

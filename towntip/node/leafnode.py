@@ -32,10 +32,12 @@ from towntip.kernel.bus import subjects
 # facts of co-creation (into FED_<peer>_PROJECTS): published themes, their phases and results, cases, wide-area
 # participation. Every event type on EVT_<NODE>_PROJECTS was checked to carry only what the node's public pages
 # show (docs/projects.md, "Federation of themes and cases"; tests/projects/test_projects_federation.py keeps the list).
+# Signage's federation stream EVT_<NODE>_SIGFED carries only the content a town offers and the plays it reports per
+# day of others' items (docs/signage.md, "Between towns"): not EVT_<NODE>_SIGNAGE, which names screens and staff.
 # Every other stream of the node is closed to consumers created from outside.
-FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects")
+FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects", "sigfed")
 # Services that keep their own FED_<NODE>_<SERVICE> (identity uses FED_<NODE>): private like FED_<NODE>.
-OWN_FED_STREAMS: tuple[str, ...] = ("projects",)
+OWN_FED_STREAMS: tuple[str, ...] = ("projects", "sigfed")
 
 # Leafnode URL schemes nats-server takes for a remote.
 HUB_SCHEMES = ("nats-leaf://", "nats://", "tls://", "ws://", "wss://")

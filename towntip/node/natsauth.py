@@ -4,7 +4,7 @@ own subjects (nats-server `authorization` with per-user permissions).
 | user | may publish | may subscribe |
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
-| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>`, signage `svc.<node>.points.figures.districts.>` (`SERVICE_CALLS`); notices and signage single public lists (`SERVICE_READS`) | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
+| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>`, signage `svc.<node>.points.figures.districts.>` (`SERVICE_CALLS`); notices and signage single public lists (`SERVICE_READS`); signage also its federation events `evt.<node>.sigfed.>` | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
 | `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor those in `SERVICE_CALLS` (`svc.<node>.points.payments.>`, …), `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 | `scr-<screen>` (a signage screen) | `signage.<node>.screen.<screen>.>` only (sync and content requests, heartbeats, its plays into JetStream) | the broadcasts `signage.<node>.push.>` and its own inboxes `_INBOX._scr.<screen>.>` |
@@ -187,6 +187,7 @@ class BusUsers:
             sub += [subjects.edge_kind(n, k) for k in EDGE_LISTENERS.get(s, ())]
             if s == "signage":
                 pub.append(f"signage.{n}.push.>")
+                pub.append(subjects.evt_all(n, "sigfed"))  # its federation events (services/signage/federation.py)
                 sub += [f"signage.{n}.screen.*.{k}" for k in SCREEN_LISTENS] + [f"signage.{n}.push.changed"]
             users.append(f"{{ user: {_quote(service_user(s))}, password: {_quote(self.passwords[service_user(s)])}, "
                          f"{_perms(pub, sub, JS_API_DENIED, responses=True)} }}")
