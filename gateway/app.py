@@ -44,6 +44,7 @@ from gateway.portal import events as portal_events
 from gateway.portal import session as ps
 from gateway.portal import signage as signage_pages
 from gateway.portal import signage_federation as signage_federation_pages
+from gateway.portal import signage_slides as signage_slide_pages
 from gateway.portal.common import render
 from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
@@ -162,6 +163,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(navi.router)  # まちづくりナビ: /navi, its counting redirect, the staff's figures
     app.include_router(signage_pages.router)  # サイネージ staff: screens, content, playlists, plays, 緊急情報
     app.include_router(signage_federation_pages.router)  # サイネージ shared with other towns; their media
+    app.include_router(signage_slide_pages.router)  # サイネージ staff: slides from the node's own data
     app.include_router(portal_events.router)  # イベント: dates, venue, sign-up and waitlist, /events.ics; staff form
     app.state.portal_key = bytes.fromhex(load_or_create_secret(settings.data_dir, "portal-key"))
     app.state.login_throttle = LoginThrottle(settings.login_limit, settings.login_window,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from gateway.asyncapi_screens import screen_protocol
 from towntip.kernel.asyncapi import ServiceDoc, document
 from towntip.kernel.bus.endpoints import Endpoints
 
@@ -36,4 +37,10 @@ def service_docs(node: str) -> list[ServiceDoc]:
 
 @cache
 def node_document(node: str, version: str) -> dict[str, Any]:
-    return document(service_docs(node), node=node, title=f"TownTip Commons node {node}: the bus", version=version)
+    doc = document(service_docs(node), node=node, title=f"TownTip Commons node {node}: the bus", version=version)
+    screens = screen_protocol(node)  # the signage screens' own subjects (gateway/asyncapi_screens.py)
+    for part in ("channels", "operations"):
+        doc[part] = dict(sorted({**doc[part], **screens[part]}.items()))
+    for part in ("messages", "schemas"):
+        doc["components"][part].update(screens[part])
+    return doc

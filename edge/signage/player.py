@@ -339,8 +339,11 @@ class Player:
         self.cache.keep_only({i.sha256 for i in reply.items})
         self.syncs += 1
         self._take_emergency(emergency if emergency is not None else _cleared(self.emergency))
-        if changed and (self.slot is None or self.slot.item.id not in {i.id for i in reply.items}):
-            self._replan.set()  # nothing on screen, or its item withdrawn: the new manifest takes over now
+        now_bytes = {i.id: i.sha256 for i in reply.items}
+        if changed and (self.slot is None or now_bytes.get(self.slot.item.id) != self.slot.item.sha256):
+            # nothing on screen, its item withdrawn, or new bytes for it (a data slide the node rendered again):
+            # the new manifest takes over now
+            self._replan.set()
         self._tell()
         return reply
 

@@ -68,3 +68,10 @@ WORDS |= {
         "This is not a CAP 1.2 alert this node can read.",
     ),
 }
+# Slides from the node's own data (services/signage/slides.py).
+WORDS |= {
+    c.SLIDE_FACILITY.code: (
+        "施設の予約のスライドには施設を選んでください（ほかのスライドでは施設は選べません）。",
+        "Choose the facility for a slide of its bookings (other slides take no facility).",
+    ),
+}

@@ -14,6 +14,7 @@ from services.signage.federation_link import FederationLink
 from services.signage.handlers import build_endpoints
 from services.signage.models import bus
 from services.signage.screen_link import Pusher, ScreenLink
+from services.signage.slide_feed import Refresher
 from towntip.kernel.bus.consumer import IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.envelope import utcnow
@@ -41,6 +42,11 @@ class SignageService(ServiceProcess):
         self.relay.wake()
         self.link.stale()  # at once: a sync right after the commit reads what it changed
         self.pusher.wake()
+        self.slides.wake()  # a new slide shows its data before it is approved
+
+    def _slides_changed(self) -> None:
+        self.link.stale()
+        self.pusher.wake()
 
     async def start(self) -> None:
         js = await self.open(MIGRATIONS)
@@ -61,12 +67,16 @@ class SignageService(ServiceProcess):
         await self.federation.prepare()
         self.link = ScreenLink(self.connection, node=self.node, sessions=self.sessions, clock=self.clock)
         self.pusher = Pusher(self.connection, node=self.node, sessions=self.sessions, clock=self.clock, link=self.link)
+        self.slides = Refresher(
+            self.connection, node=self.node, sessions=self.sessions, clock=self.clock, changed=self._slides_changed
+        )
         await self.link.start()
         self._tasks = [
             asyncio.create_task(self.relay.run(self.stop_event), name="signage-outbox-relay"),
             asyncio.create_task(self.pusher.run(self.stop_event), name="signage-pusher"),
             asyncio.create_task(self.plays.run(self.stop_event), name="signage-plays"),
             *self.federation.tasks(self.stop_event),
+            asyncio.create_task(self.slides.run(self.stop_event), name="signage-slides"),
         ]
         self.pusher.wake()  # what was active before a restart is pushed again (screens take a repeat as a no-op)
         # Registered last: answering $SRV.PING means the service is ready.

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.signage import content, emergency, federation, figures, peer_media, playlists, screens
+from services.signage import content, emergency, federation, figures, peer_media, playlists, screens, slides
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import signage as c
@@ -266,7 +266,31 @@ FEDERATION = Domain(
     ),
 )
 
-DOMAINS = (SCREENS, CONTENT, PLAYLISTS, EMERGENCY, PLAYS, FEDERATION)
+SLIDES = Domain(
+    "slides",
+    refusals=(c.STAFF_ONLY,),
+    ops=(
+        write(
+            c.EP_SLIDE_CREATE,
+            c.SlideCreate,
+            c.DataSlide,
+            slides.create,
+            role=STAFF,
+            refusals=(c.SLIDE_FACILITY, c.VALIDITY),
+            http=POST("/signage/slides", "Add a slide made from the node's own data (pending approval)", status=201),
+        ),
+        read(
+            c.EP_SLIDE_LIST,
+            c.SlideListQuery,
+            c.SlideList,
+            slides.list_,
+            role=STAFF,
+            http=GET("/signage/slides", "Slides made from data: source, last refresh, what they show"),
+        ),
+    ),
+)
+
+DOMAINS = (SCREENS, CONTENT, PLAYLISTS, EMERGENCY, PLAYS, FEDERATION, SLIDES)
 
 
 def build_endpoints(

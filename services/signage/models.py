@@ -208,3 +208,17 @@ fed_plays = Table(
     Column("updated_at", TS, nullable=False),
     PrimaryKeyConstraint("item_id", "town", "day", name="pk_fed_plays"),
 )
+
+# A slide the node makes from its own data (services/signage/slides.py): which source, and the last data it showed.
+# Its item (kind 'slide', source 'slide') carries the title, validity and approval like any other.
+slides = Table(
+    "slides",
+    metadata,
+    Column("item_id", String(36), primary_key=True),
+    Column("source", String(12), nullable=False),  # events | news | notices | themes | points | bookings
+    Column("facility_id", String(48), nullable=True),  # bookings: the facility (room) shown
+    Column("body", JSON, nullable=False),  # the last SlideBody rendered from data that came (public data only)
+    Column("refreshed_at", TS, nullable=True),  # last asked
+    Column("data_at", TS, nullable=True),  # last answered
+    Column("failing", Boolean, nullable=False),
+)

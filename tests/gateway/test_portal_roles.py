@@ -299,6 +299,8 @@ ROLES = {
     "POST /staff/signage/federation/adopt": "staff, form",
     "POST /staff/signage/federation/offer/{item_id}": "staff, form",
     "GET /signage/federation/media/{item_id}": "public",
+    "GET /staff/signage/slides": "staff",  # signage_slides.py: slides from the node's own data
+    "POST /staff/signage/slides": "staff, form",
     # キャンセル待ち and 定期予約 (bookings_waitlist.py): the person's own; the bookings service decides the rest
     "GET /bookings/waitlist": "user",
     "POST /bookings/waitlist/join": "user, form",

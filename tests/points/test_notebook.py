@@ -252,6 +252,11 @@ async def test_notebook_totals_comparison_exports_and_figures(nc: nats.NATS, poi
                  for d in fig.districts}
     assert districts == {"大橋": (2, 2, 49, 6, 30.0, 7.0, 1050), "南": (1, 1, 1, 1, 30.0, 0.0, 150),
                          "": (0, 1, 2, 2, 0.0, 3.0, 300)}
+    # The districts' totals another service of the node may ask (signage's slide): no counts of people, no
+    # unknown district, most points first.
+    dist = c.DistrictFigures.model_validate(await call(nc, c.EP_FIGURES_DISTRICTS, {}))
+    assert [(d.district, d.points, d.participations) for d in dist.districts] == [("大橋", 49, 6), ("南", 1, 1)]
+    assert dist.points == fig.points and "registered" not in dist.districts[0].model_dump()
     fields = {f.field: (f.field_letter, f.points, f.participations, f.people) for f in fig.fields}
     assert fields == {"npo-3": (None, 13, 4, 3), "npo-7": ("C", 2, 2, 2), "npo-13": ("A", 36, 2, 2),
                       None: (None, 1, 1, 1)}

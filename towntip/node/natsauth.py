@@ -4,7 +4,7 @@ own subjects (nats-server `authorization` with per-user permissions).
 | user | may publish | may subscribe |
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
-| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>` (`SERVICE_CALLS`); signage also its federation events `evt.<node>.sigfed.>` | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
+| `svc-<service>` | its events `evt.<node>.<service>.>`, dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>`, signage `svc.<node>.points.figures.districts.>` (`SERVICE_CALLS`); notices and signage single public lists (`SERVICE_READS`); signage also its federation events `evt.<node>.sigfed.>` | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
 | `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor those in `SERVICE_CALLS` (`svc.<node>.points.payments.>`, …), `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 | `scr-<screen>` (a signage screen) | `signage.<node>.screen.<screen>.>` only (sync and content requests, heartbeats, its plays into JetStream) | the broadcasts `signage.<node>.push.>` and its own inboxes `_INBOX._scr.<screen>.>` |
@@ -64,14 +64,19 @@ SCREEN_LISTENS = ("sync", "content", "status")
 # Endpoints of another service a service may call (request/reply; the reply comes to its own inbox), which the
 # gateway may not: the bookings service charges and refunds facility fees through the points service's ledger; the
 # notices service asks sns and projects who a community's members and a theme's followers are when it sends a
-# notice to them, and bookings and points may send an official message to one person's inbox.
+# notice to them, and bookings and points may send an official message to one person's inbox; the signage service
+# asks points for the districts' totals of its data slides.
 SERVICE_CALLS = {"bookings": ("points.payments", "notices.message"),
                  "notices": ("sns.audience", "projects.audience"),
-                 "points": ("notices.message",)}
+                 "points": ("notices.message",),
+                 "signage": ("points.figures.districts",)}
 # Single endpoints of another service a service may call, which the gateway may call too (public lists, and a
 # followed item's followers): the notices service's navi and activity notifications (services/notices/navi_bus.py).
 SERVICE_READS = {"notices": ("sns.communities.list", "points.events.list", "projects.themes.list",
-                             "projects.federation.followers")}
+                             "projects.federation.followers"),
+                 # the data slides (services/signage/slide_feed.py READS): public lists only
+                 "signage": ("points.events.list", "sns.communities.list", "sns.posts.list", "notices.feeds.public",
+                             "projects.themes.list", "bookings.feeds.facility")}
 
 # JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
 # account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see

@@ -10,7 +10,7 @@ from services.points.notebook import figures
 from services.points.notebook import service as notebook
 from towntip.kernel.contracts import notebook as c
 from towntip.kernel.contracts.actor import Actor
-from towntip.kernel.domain import GET, SIGNED_IN, STAFF, Domain, own, read, write
+from towntip.kernel.domain import GET, SERVICE, SIGNED_IN, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 
@@ -36,6 +36,19 @@ async def figures_export(*, session: AsyncSession, data: c.FiguresExportIn) -> c
     return figures.export(await figures.summary(session), data)
 
 
+async def districts(*, session: AsyncSession) -> c.DistrictFigures:
+    """Totals per district for another service of the node (NATS permissions: natsauth's SERVICE_CALLS)."""
+    whole = await figures.summary(session)
+    rows = [d for d in whole.districts if d.district]
+    rows.sort(key=lambda d: (-d.points, d.district))
+    return c.DistrictFigures(
+        districts=[
+            c.DistrictTotal(district=d.district, points=d.points, participations=d.participations) for d in rows
+        ],
+        points=whole.points,
+    )
+
+
 DOMAIN = Domain("notebook", refusals=(c.FIGURES_STAFF_ONLY,), ops=(
     # A write for the service (the actor is linked in the directory), a read for the caller: GET.
     write(c.EP_NOTEBOOK_MINE, c.NotebookQuery, c.Notebook, mine, role=SIGNED_IN,
@@ -44,4 +57,5 @@ DOMAIN = Domain("notebook", refusals=(c.FIGURES_STAFF_ONLY,), ops=(
     read(c.EP_FIGURES, c.FiguresQuery, c.Figures, summary, role=STAFF,
          http=GET("/figures", "The staff's figures from every notebook")),
     read(c.EP_FIGURES_EXPORT, c.FiguresExportIn, c.Export, figures_export, role=STAFF),
+    read(c.EP_FIGURES_DISTRICTS, c.DistrictFiguresQuery, c.DistrictFigures, districts, role=SERVICE),
 ))

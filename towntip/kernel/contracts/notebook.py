@@ -20,6 +20,8 @@ EP_NOTEBOOK_MINE = "notebook.mine"  # NotebookQuery -> Notebook (the person)
 EP_NOTEBOOK_EXPORT = "notebook.export"  # NotebookExportIn -> Export (CSV with BOM, or PDF)
 EP_FIGURES = "figures.summary"  # FiguresQuery -> Figures (staff)
 EP_FIGURES_EXPORT = "figures.export"  # FiguresExportIn -> Export (CSV with BOM; staff)
+# DistrictFiguresQuery -> DistrictFigures (services only: the signage service's slide of the districts' points)
+EP_FIGURES_DISTRICTS = "figures.districts"
 
 _IN = ConfigDict(extra="forbid", frozen=True)
 Kind = Literal["contribution", "donation"]  # 貢献 (taps at events) / 寄付 (confirmed donations)
@@ -165,3 +167,23 @@ class Figures(Frozen):
 # ---- refusals (the stable codes pages translate; the English reason says the details) ---------------------------
 
 FIGURES_STAFF_ONLY = Refusal("figures.staff_only", 403, "only the node's staff may see the figures")
+
+
+# ---- the districts' figures for another service of the node (signage's slide): totals per district only ---------
+
+
+class DistrictFiguresQuery(BaseModel):
+    model_config = _IN
+
+
+class DistrictTotal(Frozen):
+    """A district's totals: no count of registered or active people (a small district's would come near a person)."""
+
+    district: str
+    points: int
+    participations: int
+
+
+class DistrictFigures(Frozen):
+    districts: list[DistrictTotal]  # most points first; people of no known district are left out
+    points: int  # all issued through taps and donations

@@ -593,3 +593,62 @@ class EmergencyIssued(SignageEvent):
 
 class EmergencyCleared(SignageEvent):
     emergency_id: str
+
+
+# ---- slides the node makes from its own data (データスライド) ------------------------------------------------------
+#
+# Staff add a slide with a source; a second staff member approves it as any item. The service then asks the
+# owning service for that source's public data over the bus, renders a `SlideBody` (the JSON the player's kiosk page
+# lays out with its own template: item kind "slide", mime SLIDE_MIME) and renders it again every
+# SLIDE_REFRESH_SECONDS: a change of the data changes the item's bytes, and the screens fetch them on their next
+# sync (the pusher tells them at once). A source that does not answer keeps the last good slide with its time.
+
+EP_SLIDE_CREATE = "slides.create"  # SlideCreate -> DataSlide (staff: a new slide from data, pending approval)
+EP_SLIDE_LIST = "slides.list"  # SlideListQuery -> SlideList (staff: every data slide, its source and last refresh)
+
+SLIDE_MIME = "application/json"
+SLIDE_REFRESH_SECONDS = 60.0  # each slide's data is asked again this often
+SlideSource = Literal["events", "news", "notices", "themes", "points", "bookings"]
+FacilityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")]
+
+SLIDE_FACILITY = Refusal(
+    "signage.slide_facility", 400, "a slide of a facility's bookings names its facility; other slides name none"
+)
+
+
+class SlideCreate(StaffRequest):
+    source: SlideSource
+    facility_id: FacilityId | None = None  # only for "bookings": the facility (room) whose day is shown
+    title: Title | None = None  # None: the source's own title (今後のイベント, …)
+    duration_s: int = Field(default=15, ge=1, le=DURATION_MAX)
+    valid_from: When
+    valid_until: When | None = None
+
+
+class SlideListQuery(StaffRequest):
+    pass
+
+
+class SlideBody(_Msg):
+    """What a data slide shows (the kiosk page's template: kicker, title, body, lines, footer). Public data only:
+    no person's name, never a booker."""
+
+    kicker: str = ""
+    title: str
+    body: str = ""
+    lines: tuple[str, ...] = ()
+    footer: str = ""
+
+
+class DataSlide(Frozen):
+    item: ContentItem
+    source: SlideSource
+    facility_id: str | None
+    refreshed_at: datetime | None  # the last time its source was asked
+    data_at: datetime | None  # the last time its source answered (what the slide shows is of then)
+    failing: bool  # the last ask failed: the slide shows the data of `data_at`, or says it has none
+    body: SlideBody
+
+
+class SlideList(Frozen):
+    slides: tuple[DataSlide, ...]
