@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notices import targeting
+from services.notices import targeting, towns
 from services.notices.audiences import Audiences
 from services.notices.models import bus, inbox_entries, items, notice_history, notices
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import notices as c
+from towntip.kernel.contracts import notices_towns as tc
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware
 from towntip.kernel.uow import UnitOfWork
@@ -131,6 +132,9 @@ async def correct(*, session: AsyncSession, data: c.NoticeCorrect, now: datetime
         await announce(session, bus, c.NoticeCorrected(
             notice_id=row.id, version=version, public=public, title=data.title if public else "",
             body=data.body if public else "", at=now), node=node)
+        if public and row.state == "sent":  # peers took it when it was sent (towns.py); while sending, not yet
+            item = (await session.execute(select(items).where(items.c.id == row.id))).one()
+            await announce(session, bus, towns.public_event(item, node=node, at=now, corrected=True), node=node)
     return await _one(session, row.id)
 
 
@@ -144,6 +148,8 @@ async def withdraw(*, session: AsyncSession, data: c.NoticeAction, now: datetime
     await session.execute(update(notices).where(notices.c.id == row.id).values(state="withdrawn"))
     await _history(session, row.id, row.version, "withdrawn", who, now)
     await announce(session, bus, c.NoticeWithdrawn(notice_id=row.id, at=now), node=node)
+    if row.target_kind == "everyone" and row.state == "sent":
+        await announce(session, bus, tc.PublicNoticeWithdrawn(notice_id=row.id, origin_node=node, at=now), node=node)
     return await _one(session, row.id)
 
 

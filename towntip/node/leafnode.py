@@ -33,9 +33,11 @@ from towntip.kernel.bus import subjects
 # participation. Every event type on EVT_<NODE>_PROJECTS was checked to carry only what the node's public pages
 # show (docs/projects.md, "Federation of themes and cases"; tests/projects/test_projects_federation.py keeps the list).
 # Every other stream of the node is closed to consumers created from outside.
-FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects")
+# `publicnotices` is the notices service's stream of notices to everyone, with their content
+# (contracts.notices_towns): its targeted notices and official messages stay on EVT_<NODE>_NOTICES, never sourced.
+FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects", "publicnotices")
 # Services that keep their own FED_<NODE>_<SERVICE> (identity uses FED_<NODE>): private like FED_<NODE>.
-OWN_FED_STREAMS: tuple[str, ...] = ("projects",)
+OWN_FED_STREAMS: tuple[str, ...] = ("projects", "publicnotices")
 
 # Leafnode URL schemes nats-server takes for a remote.
 HUB_SCHEMES = ("nats-leaf://", "nats://", "tls://", "ws://", "wss://")

@@ -71,7 +71,10 @@ SERVICE_CALLS = {"bookings": ("points.payments", "notices.message"),
 # Single endpoints of another service a service may call, which the gateway may call too (public lists, and a
 # followed item's followers): the notices service's navi and activity notifications (services/notices/navi_bus.py).
 SERVICE_READS = {"notices": ("sns.communities.list", "points.events.list", "projects.themes.list",
-                             "projects.federation.followers")}
+                             "projects.federation.followers", "projects.federation.members")}
+# Event streams a service announces on besides its own `evt.<node>.<service>.>`: the notices service's notices to
+# everyone, the one notices stream peers may source (contracts.notices_towns).
+EXTRA_EVENTS = {"notices": ("publicnotices",)}
 
 # JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
 # account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see
@@ -174,6 +177,7 @@ class BusUsers:
         for s in self.services:
             # No `_INBOX.>`: a service answers a request through `allow_responses`, never into any inbox it likes.
             pub = [subjects.evt_all(n, s), f"dlq.{n}.{s}.>", "$JS.API.>", "$JS.ACK.>"]
+            pub += [subjects.evt_all(n, x) for x in EXTRA_EVENTS.get(s, ())]
             if s in EDGE_CONSUMERS:
                 pub += [terminal_inbox_prefix(t) + ".>" for t, _ in terminals]
             pub += [f"svc.{n}.{ep}.>" for ep in SERVICE_CALLS.get(s, ())]
