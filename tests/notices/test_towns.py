@@ -13,30 +13,16 @@ from sqlalchemy import select
 from services.notices.app import NoticesService
 from services.notices.towns_models import town_follows
 from tests.notices.conftest import settings
-from tests.notices.helpers import AKI, HANAKO, NODE, TARO, Clock, Node, a
+from tests.notices.helpers import AKI, HANAKO, NODE, TARO, Clock, MemberTowns, Node, a
 from tests.support.bus import wait_for
 from towntip.kernel import errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import notices_towns as tc
 
 
-class MemberTowns:
-    """The member towns as this node's projects service would answer them (it keeps them from the trust anchor);
-    `listed = None`: projects does not answer."""
-
-    def __init__(self) -> None:
-        self.listed: dict[str, str] | None = {"suginami": "https://suginami.example.jp",
-                                              "shibuya": "https://shibuya.example.jp"}
-
-    async def members(self) -> dict[str, str]:
-        if self.listed is None:
-            raise tc.TOWNS_UNAVAILABLE("projects did not answer")
-        return dict(self.listed)
-
-
 @pytest.fixture
 async def towns_node(nats_server, database, tmp_path) -> AsyncIterator[tuple[Node, MemberTowns]]:
-    members = MemberTowns()
+    members = MemberTowns({"suginami": "https://suginami.example.jp", "shibuya": "https://shibuya.example.jp"})
     svc = NoticesService(settings(nats_server.url, database, tmp_path), clock=Clock(), poll_every=None,
                          member_towns=members)
     await svc.start()
