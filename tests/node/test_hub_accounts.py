@@ -36,6 +36,7 @@ from towntip.kernel.bus.streams import (
 )
 from towntip.node import hub as hubmod
 from towntip.node.hub import Hub
+from towntip.node.leafnode import FEDERATED_SERVICES as FEDERATED
 from towntip.node.leafnode import read_credentials
 from towntip.node.natsd import NatsServer, free_port, nats_server_binary, wait_for_port
 
@@ -326,6 +327,8 @@ async def test_a_source_set_up_before_the_deliver_prefix_is_set_up_again_and_kee
 
 
 def test_each_account_exports_only_to_its_peers_what_sourcing_needs() -> None:
+    # identity's profiles, projects' public facts, and notices to everyone (never the notices stream itself)
+    assert FEDERATED == ("identity", "projects", "publicnotices") and "notices" not in FEDERATED
     members = [A, B, C]
     for node in members:
         peers = {p for p in members if p != node}
@@ -334,20 +337,21 @@ def test_each_account_exports_only_to_its_peers_what_sourcing_needs() -> None:
         services = {e["service"] for e in exported if "service" in e}
         # the consumer creation, on the subject the node's source guard answers (never its JetStream API)
         assert services == {f"fedsrc.{node}.CREATE.{subjects.evt_stream(node, s)}.*.evt.{node}.{s}.>"
-                            for s in ("identity", "projects")}
+                            for s in FEDERATED}
         streams = {(e["stream"], tuple(e["accounts"])) for e in exported if "stream" in e}
         for peer in peers:
             assert (f"$JS.S.{peer}.{node}.>", (peer,)) in streams
             assert (f"$JS.FC.{subjects.evt_stream(peer, 'identity')}.>", (peer,)) in streams
-        assert len(streams) == 3 * len(peers)
+        assert len(streams) == (1 + len(FEDERATED)) * len(peers)  # its deliveries, a flow control per stream
         imported = hubmod.imports(node, members)
         assert all(i.get("service", i.get("stream"))["account"] in peers for i in imported)
         # a peer's source sends `$JS.<peer>.API.CONSUMER.CREATE…` as ever: the import maps it onto the guard's
         assert {(i["service"]["subject"], i["to"]) for i in imported if "service" in i} == {
             (f"fedsrc.{p}.CREATE.{subjects.evt_stream(p, s)}.*.evt.{p}.{s}.>",
              f"$JS.{p}.API.CONSUMER.CREATE.{subjects.evt_stream(p, s)}.*.evt.{p}.{s}.>")
-            for p in peers for s in ("identity", "projects")}
-        assert len(imported) == 5 * len(peers)  # from each peer: 2 consumer creations, its deliveries, 2 flow controls
+            for p in peers for s in FEDERATED}
+        # from each peer: a consumer creation and a flow control per sourced stream, and its deliveries
+        assert len(imported) == (2 * len(FEDERATED) + 1) * len(peers)
     assert hubmod.exports(A, [A]) == [] and hubmod.imports(A, [A]) == []
 
 

@@ -17,6 +17,7 @@ from tests.notices.helpers import AKI, HANAKO, NODE, TARO, Clock, MemberTowns, N
 from tests.support.bus import wait_for
 from towntip.kernel import errors
 from towntip.kernel.contracts import identity as ic
+from towntip.kernel.contracts import notices as c
 from towntip.kernel.contracts import notices_towns as tc
 
 
@@ -92,3 +93,20 @@ async def test_a_deleted_account_takes_its_follows_with_it(towns_node) -> None:
 
 async def _only_taro(node: Node) -> bool:
     return await follows(node) == {(TARO.global_handle, "shibuya")}
+
+
+def test_only_the_public_notices_stream_is_open_to_peers_and_it_carries_only_public_facts() -> None:
+    """Peers source EVT_<NODE>_PUBLICNOTICES (leafnode.FEDERATED_SERVICES), never EVT_<NODE>_NOTICES (targeted
+    notices' counts, official messages). A new event type on the public stream fails here until someone checked that
+    it carries only what the node shows everyone and added it."""
+    from towntip.kernel.contracts.events import registered
+    from towntip.node.leafnode import FEDERATED_SERVICES
+    from towntip.node.source_guard import sourceable
+
+    assert tc.PUBLIC in FEDERATED_SERVICES and c.SERVICE not in FEDERATED_SERVICES
+    assert set(sourceable("town-b")) >= {"EVT_TOWN_B_PUBLICNOTICES"}
+    assert "EVT_TOWN_B_NOTICES" not in sourceable("town-b")
+    on_public = {name for (service, name) in registered() if service == tc.PUBLIC}
+    assert on_public == {"PublicNoticePublished", "PublicNoticeCorrected", "PublicNoticeWithdrawn"}
+    fields = set(tc.PublicNoticePublished.model_fields)
+    assert not fields & {"target", "recipients", "person", "persons", "handles", "created_by", "approved_by"}
