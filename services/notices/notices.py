@@ -8,7 +8,7 @@ it. Nothing here returns a person: a staff answer carries counts."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -56,8 +56,13 @@ def _check_content(content: c.NoticeContent, now: datetime) -> None:
 
 def _content(content: c.NoticeContent, sender: str) -> dict[str, Any]:
     return {"title": content.title, "body": content.body, "links": [ln.model_dump() for ln in content.links],
-            "category": content.category, "valid_from": content.valid_from, "valid_until": content.valid_until,
-            "sender": content.sender or sender}
+            "category": content.category, "valid_from": _utc(content.valid_from),
+            "valid_until": _utc(content.valid_until), "sender": content.sender or sender}
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """Stored in UTC like every time here: SQLite keeps no offset, and reads a time back as UTC."""
+    return at.astimezone(UTC) if at is not None else None
 
 
 async def _history(session: AsyncSession, notice_id: str, version: int, action: str, actor: str, now: datetime

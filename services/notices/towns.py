@@ -20,7 +20,7 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nats.aio.client import Client as NATS
@@ -265,14 +265,18 @@ class PeerNoticesHandler:
                 ["person", "item_id", "kind", "delivered_at"], followers).on_conflict_do_nothing())
 
 
+def _utc(at: datetime | None) -> datetime | None:
+    return at.astimezone(UTC) if at is not None and at.tzinfo is not None else at
+
+
 def _content(e: c.PublicNoticePublished) -> dict[str, Any]:
     """What is kept of a peer's notice, bounded as this node's own notices are. A link that is a path belongs to the
     peer's site, not this one: only absolute links are kept."""
     return {"title": e.title[:nc.TITLE_MAX] or "(無題)", "body": e.body[:nc.BODY_MAX],
             "links": [ln.model_dump() for ln in e.links[:nc.LINKS_MAX] if ln.url.startswith(("http://", "https://"))],
             "category": e.category if e.category in categories.codes() else None,
-            "sender": (e.sender or e.origin_node)[:100], "valid_from": e.valid_from, "valid_until": e.valid_until,
-            "version": e.version}
+            "sender": (e.sender or e.origin_node)[:100], "valid_from": _utc(e.valid_from),
+            "valid_until": _utc(e.valid_until), "version": e.version}
 
 
 

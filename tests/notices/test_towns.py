@@ -5,6 +5,7 @@ follows go with it. (The notices crossing between two real nodes: test_towns_fed
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import nats
 import pytest
@@ -13,11 +14,12 @@ from sqlalchemy import select
 from services.notices.app import NoticesService
 from services.notices.towns_models import town_follows
 from tests.notices.conftest import settings
-from tests.notices.helpers import AKI, HANAKO, NODE, TARO, Clock, MemberTowns, Node, a
+from tests.notices.helpers import AKI, CLERK, HANAKO, NODE, NOW, TARO, Clock, MemberTowns, Node, a
 from tests.support.bus import wait_for
 from towntip.kernel import errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import notices as c
+from towntip.kernel.contracts import notices_feeds as f
 from towntip.kernel.contracts import notices_towns as tc
 
 
@@ -110,3 +112,23 @@ def test_only_the_public_notices_stream_is_open_to_peers_and_it_carries_only_pub
     assert on_public == {"PublicNoticePublished", "PublicNoticeCorrected", "PublicNoticeWithdrawn"}
     fields = set(tc.PublicNoticePublished.model_fields)
     assert not fields & {"target", "recipients", "person", "persons", "handles", "created_by", "approved_by"}
+
+
+async def test_a_public_notice_with_a_date_is_on_the_calendar_a_targeted_one_is_not(towns_node) -> None:
+    node, _members = towns_node
+    day = NOW + timedelta(days=3)
+    period = {"valid_from": day.isoformat(), "valid_until": (day + timedelta(hours=2)).isoformat()}
+    public = await node.notice({"kind": "everyone"}, title="市民清掃デー", **period)
+    targeted = await node.notice({"kind": "stage", "value": "senior"}, title="敬老のつどい", **period)
+    undated = await node.notice({"kind": "everyone"}, title="窓口時間の変更")
+    for made in (public, targeted, undated):
+        await node.sent(made["id"])
+    query = {"start": (NOW - timedelta(days=1)).date().isoformat(), "days": 31}
+    got = await node.call(f.EP_CALENDAR, query)
+    assert [(n["id"], n["title"]) for n in got["notices"]] == [(public["id"], "市民清掃デー")]
+    assert datetime.fromisoformat(got["notices"][0]["starts_at"]) == day
+    assert (await node.call(f.EP_CALENDAR, {**query, "start": (NOW + timedelta(days=10)).date().isoformat()}))[
+        "notices"] == []  # another month: not there
+    assert (await node.call(f.EP_CALENDAR, {**query, "community_id": "fujimi-salon"}))["notices"] == []
+    await node.call(c.EP_NOTICE_WITHDRAW, {"actor": a(CLERK), "notice_id": public["id"]})
+    assert (await node.call(f.EP_CALENDAR, query))["notices"] == []  # withdrawn: off the calendar
