@@ -20,6 +20,7 @@ from gateway.portal.i18n import add_words, t
 from towntip.kernel import errors
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import notices as c
+from towntip.kernel.contracts import notices_towns as tc
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,6 +36,26 @@ add_words({
     "nt_older": ("さらに古いもの", "Older"),
     "nt_kind_notice": ("お知らせ", "Notice"),
     "nt_kind_message": ("通知", "Message"),
+    "nt_kind_town_notice": ("他のまち", "Other town"),
+    "nt_from_town": ("{town} からのお知らせ", "A notice from {town}"),
+    "nt_towns_link": ("他のまちのお知らせも受け取る", "Receive other towns' notices too"),
+    "nt_towns": ("他のまちのお知らせ", "Other towns' notices"),
+    "nt_towns_intro": ("連携している他のまちを選ぶと、そのまちが住民全員に出したお知らせがこの受信箱に届きます。"
+                       "選んだまちは、この自治体のサーバーにだけ保存されます（相手のまちには伝わりません）。",
+                       "Choose member towns of the federation: the notices they send to all their residents "
+                       "arrive in this inbox. Your choice is kept on this municipality's server only (the other "
+                       "town is not told)."),
+    "nt_towns_none": ("連携している他のまちはまだありません。", "No other member towns yet."),
+    "nt_towns_down": ("今は連携先の一覧を読み込めません。フォロー中のまちだけを表示しています。",
+                      "The list of member towns cannot be read just now: only the towns you follow are shown."),
+    "nt_town_following": ("受け取り中", "Following"),
+    "nt_town_unlisted": ("連携を終了したまち", "No longer a member town"),
+    "nt_town_follow": ("受け取る", "Follow"),
+    "nt_town_unfollow": ("受け取りをやめる", "Stop"),
+    "nt_followed": ("受け取るまちに加えました。これから出されるお知らせが届きます。",
+                    "Added: the notices it sends from now on will arrive."),
+    "nt_unfollowed": ("受け取りをやめました。届いたお知らせは残ります。",
+                      "Stopped. What already arrived stays in your inbox."),
     "nt_new": ("未読", "New"),
     "nt_withdrawn": ("取り下げ", "Withdrawn"),
     "nt_withdrawn_long": ("このお知らせは取り下げられました。", "This notice has been withdrawn."),
@@ -190,3 +211,35 @@ async def life_delete(request: Request, form: CsrfForm, user: CurrentUser) -> Re
     except errors.ServiceError as exc:
         return _failed(request, "nt_life", exc, user)
     return RedirectResponse("/me/life?done=deleted", status_code=303)
+
+
+# ---- other towns whose public notices the person receives (issue 18 point 3) -------------------------------------
+
+
+async def _towns_page(request: Request, user: Any, *, status: int = 200, error: str = "") -> Response:
+    try:
+        towns = tc.Towns.model_validate(await call(request, c.SERVICE, tc.EP_TOWNS_LIST,
+                                                   tc.TownsQuery(actor=actor_of(user))))
+    except errors.ServiceError as exc:
+        return _failed(request, "nt_towns", exc, user)
+    done = request.query_params.get("done", "")
+    return render(request, "notices/towns.html", status=status, user=user, towns=towns, error=error,
+                  done=t(f"nt_{done}", ps.lang(request)) if done in ("followed", "unfollowed") else "")
+
+
+@router.get("/me/towns", response_class=HTMLResponse)
+async def towns_page(request: Request, user: CurrentUser) -> Response:
+    return await _towns_page(request, user)
+
+
+@router.post("/me/towns")
+async def towns_save(request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    follow = form.get("action") == "follow"
+    try:
+        data = tc.TownFollow(actor=actor_of(user), node=str(form.get("node", "")))
+        await call(request, c.SERVICE, tc.EP_TOWNS_FOLLOW if follow else tc.EP_TOWNS_UNFOLLOW, data)
+    except ValidationError as exc:
+        return await _towns_page(request, user, status=400, error=why(exc, ps.lang(request)))
+    except errors.ServiceError as exc:
+        return await _towns_page(request, user, status=bad_status(exc), error=why(exc, ps.lang(request)))
+    return RedirectResponse(f"/me/towns?done={'followed' if follow else 'unfollowed'}", status_code=303)

@@ -61,6 +61,7 @@ add_words(
         "cal_kind_event": ("イベント", "Event"),
         "cal_kind_briefing": ("説明会", "Briefing"),
         "cal_kind_collected": ("地域の情報", "Local"),
+        "cal_kind_notice": ("お知らせ", "Notice"),
         "cal_kind_booking": ("施設予約", "Booking"),
         "cal_kind_signup": ("申込済み", "Signed up"),
         "cal_subscribe": ("カレンダーアプリに登録（公開）", "Subscribe in a calendar app (public)"),
@@ -88,7 +89,7 @@ add_nav("cal_title", "/calendar", "all")
 @dataclass(frozen=True)
 class Entry:
     uid: str  # stable across reads: a calendar app updates the entry rather than adding another
-    kind: str  # event, briefing, collected, booking, signup
+    kind: str  # event, briefing, collected, notice, booking, signup
     title: str
     start: datetime
     end: datetime | None
@@ -106,7 +107,13 @@ async def _collected(request: Request, start: date, days: int, community_id: str
     got = f.CalendarEntries.model_validate(
         await call(request, SERVICE, f.EP_CALENDAR, f.CalendarQuery(start=start, days=days, community_id=community_id))
     )
-    return [
+    base = request.app.state.settings.public_url.rstrip("/")
+    dated = [  # the node's own notices to everyone with a date: the whole notice is in each resident's inbox
+        Entry(uid=f"notice-{n.id}", kind="notice", title=n.title, start=n.starts_at, end=n.ends_at,
+              url=f"{base}/inbox/{n.id}", note=n.sender)
+        for n in got.notices
+    ]
+    return dated + [
         Entry(
             uid=f"collected-{i.id}",
             kind="collected",

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.notices import VERSION, events, feeds, people
+from services.notices import VERSION, events, feeds, people, towns
 from services.notices.activity_jobs import ActivityFeature
 from services.notices.audiences import Audiences, AudiencesOverBus
 from services.notices.fanout import BATCH, FanOut
@@ -24,6 +24,7 @@ from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.notices import SERVICE
+from towntip.kernel.contracts.notices_towns import PUBLIC
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
 from towntip.kernel.town import town_of
@@ -43,7 +44,7 @@ class NoticesService(ServiceProcess):
     def __init__(self, settings: ServiceSettings, *, clock: Callable[[], datetime] = utcnow,
                  audiences: Audiences | None = None, batch: int = BATCH, send_every: float = 5.0,
                  reader: FeedReader | None = None, poll_every: float | None = 30.0,
-                 activity_options: dict[str, Any] | None = None) -> None:
+                 activity_options: dict[str, Any] | None = None, member_towns: towns.Towns | None = None) -> None:
         super().__init__(settings)
         self.clock = clock
         # Collected feeds (feeds.py): how they are fetched, and how often the poller looks for feeds due (None: no
@@ -54,6 +55,7 @@ class NoticesService(ServiceProcess):
         self._audiences = audiences  # None: sns and projects over the node's bus
         self.batch, self.send_every = batch, send_every
         self.activity_options = activity_options or {}  # ActivityFeature's (tests: smtp, allow_local_push, ...)
+        self._towns = member_towns  # None: the member towns as the node's projects service knows them
 
     def _consumer(self, js: object, spec: object, handler: object) -> IdempotentConsumer[object]:
         return IdempotentConsumer(nc=self.connection, js=js, sessions=self.sessions, tables=bus,  # type: ignore[arg-type]
@@ -61,20 +63,27 @@ class NoticesService(ServiceProcess):
 
     async def start(self) -> None:
         js = await self.open(MIGRATIONS)
-        await ensure_node_streams(js, self.node, (SERVICE, *SOURCES))
+        await ensure_node_streams(js, self.node, (SERVICE, PUBLIC, *SOURCES))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         audiences = self._audiences or AudiencesOverBus(self.connection, self.node)
         self.fanout = FanOut(UnitOfWork(self.sessions, on_commit=self.relay.wake, clock=self.clock),
                              node=self.node, audiences=audiences, batch=self.batch, every=self.send_every)
+        # Other towns' public notices (towns.py): the followed towns sourced into FED_<NODE>_PUBLICNOTICES (made
+        # here, before its consumer), each notice applied once into its followers' inboxes.
+        self.peer_sources = towns.PeerSources(js, self.sessions, self.node,
+                                              every=self.settings.federation_refresh_seconds)
+        await self.peer_sources.once()
         self.consumers = [
             self._consumer(js, people.consumer_spec(self.node, SERVICE), people.PeopleHandler(self.node)),
+            self._consumer(js, towns.consumer_spec(self.node), towns.PeerNoticesHandler(self.node)),
             *(self._consumer(js, events.consumer_spec(self.node, SERVICE, source),
                              events.MessagesHandler(self.node, source)) for source in ("bookings", "points")),
         ]
         self._tasks = [asyncio.create_task(self.relay.run(self.stop_event), name="notices-outbox-relay"),
                        asyncio.create_task(self.fanout.run(self.stop_event), name="notices-fanout"),
                        *(asyncio.create_task(k.run(self.stop_event), name=f"notices-{k.spec.durable}")
-                         for k in self.consumers)]
+                         for k in self.consumers),
+                       asyncio.create_task(self.peer_sources.run(self.stop_event), name="notices-town-sources")]
         if self.poll_every is not None:
             self._tasks.append(asyncio.create_task(feeds.run_poller(
                 self.sessions, reader=self.reader, owner=self.owner, node=self.node, clock=self.clock,
@@ -95,7 +104,9 @@ class NoticesService(ServiceProcess):
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=committed,
                                       audiences=audiences, clock=self.clock, districts=town.districts,
                                       approval_over=self.settings.notices_approval_over, town_name=town.name_ja,
-                                      reader=self.reader, owner=self.owner, **self.activity.context()),
+                                      reader=self.reader, owner=self.owner, peer_sources=self.peer_sources,
+                                      towns=self._towns or towns.TownsOverBus(self.connection, self.node),
+                                      **self.activity.context()),
             description="notices and the personal inbox: life stage, targeted notices, official messages",
         )
         log.info("notices service ready on node %s", self.node)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notices import targeting
+from services.notices import targeting, towns
 from services.notices.audiences import Audiences
 from services.notices.models import TS, bus, inbox_entries, items, notice_audience, notice_history, notices
 from towntip.kernel import errors
@@ -127,6 +127,8 @@ class FanOut:
             notice_id=row.id, public=public, title=item.title if public else "", body=item.body if public else "",
             category=item.category if public else None, sender=item.sender if public else "",
             recipients=row.recipients or 0, at=now), node=self.node)
+        if public:  # its content, on the stream peers source (the notices stream above stays on this node)
+            await announce(session, bus, towns.public_event(item, node=self.node, at=now), node=self.node)
 
 
 async def _due(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:

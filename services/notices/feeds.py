@@ -264,7 +264,19 @@ async def calendar(session: AsyncSession, *, q: f.CalendarQuery) -> f.CalendarEn
     if q.community_id is not None:
         stmt = stmt.where(feeds.c.community_id == q.community_id)
     rows = (await session.execute(stmt.order_by(feed_items.c.starts_at, feed_items.c.id).limit(2000))).all()
-    return f.CalendarEntries(start=q.start, days=q.days, items=[item_view(r) for r in rows])
+    dated: list[f.CalendarNotice] = []
+    if q.community_id is None:  # the node's own notices to everyone, sent and not withdrawn, by their validity
+        n, it = notices.c, items_table.c
+        found = await session.execute(
+            select(it.id, it.title, it.sender, it.valid_from, it.valid_until)
+            .join(notices, n.id == it.id)
+            .where(n.target_kind == "everyone", n.state == "sent", it.withdrawn_at.is_(None),
+                   it.valid_from.is_not(None), it.valid_from < end,
+                   func.coalesce(it.valid_until, it.valid_from) >= start)
+            .order_by(it.valid_from, it.id).limit(500))
+        dated = [f.CalendarNotice(id=r.id, title=r.title, sender=r.sender, starts_at=aware(r.valid_from),
+                                  ends_at=aware(r.valid_until)) for r in found]
+    return f.CalendarEntries(start=q.start, days=q.days, items=[item_view(r) for r in rows], notices=dated)
 
 
 # ---- polling -----------------------------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notices import feeds_handlers, inbox, life, messages, notices
+from services.notices import feeds_handlers, inbox, life, messages, notices, towns
 from services.notices.activity_handlers import DOMAINS as ACTIVITY_DOMAINS
 from services.notices.audiences import Audiences
 from services.notices.feeds_fetch import FeedReader
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import notices as c
+from towntip.kernel.contracts import notices_towns as tc
 from towntip.kernel.domain import GET, POST, SERVICE, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
@@ -67,7 +68,18 @@ MESSAGES = Domain("messages", ops=(
           refusals=(c.MESSAGE_UNKNOWN_PERSON,)),
 ))
 
-DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES, *feeds_handlers.DOMAINS, *ACTIVITY_DOMAINS)
+# Other towns' public notices (issue 18 point 3): which member towns the person follows, on their home node.
+TOWNS = Domain("towns", refusals=(tc.TOWNS_HOME_ONLY,), ops=(
+    own(tc.EP_TOWNS_LIST, tc.TownsQuery, tc.Towns, towns.list_,
+        http=GET("/me/towns", "The member towns of the federation, and whose public notices I follow")),
+    own(tc.EP_TOWNS_FOLLOW, tc.TownFollow, tc.Towns, towns.follow,
+        refusals=(tc.TOWN_UNKNOWN, tc.TOWNS_UNAVAILABLE, tc.TOWNS_TOO_MANY),
+        http=POST("/me/towns/follow", "Follow a member town's public notices (they arrive in my inbox)")),
+    own(tc.EP_TOWNS_UNFOLLOW, tc.TownFollow, tc.Towns, towns.unfollow,
+        http=POST("/me/towns/unfollow", "Stop following a town's public notices")),
+))
+
+DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES, TOWNS, *feeds_handlers.DOMAINS, *ACTIVITY_DOMAINS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

@@ -31,7 +31,8 @@ def _search(q: str) -> Any:
 def _item(row: Any) -> c.InboxItem:
     return c.InboxItem(id=row.id, kind=row.kind, title=row.title, sender=row.sender, category=row.category,
                        delivered_at=aware(row.delivered_at), read_at=aware(row.read_at),
-                       archived_at=aware(row.archived_at), withdrawn=row.withdrawn_at is not None)
+                       archived_at=aware(row.archived_at), withdrawn=row.withdrawn_at is not None,
+                       origin_node=row.origin_node)
 
 
 async def unread(session: AsyncSession, person: str) -> int:
@@ -49,7 +50,7 @@ async def list_(*, session: AsyncSession, data: c.InboxQuery) -> c.InboxPage:
         where.append(e.c.delivered_at < data.before)
     rows = (await session.execute(
         select(items.c.id, e.c.kind, items.c.title, items.c.sender, items.c.category, items.c.withdrawn_at,
-               e.c.delivered_at, e.c.read_at, e.c.archived_at)
+               items.c.origin_node, e.c.delivered_at, e.c.read_at, e.c.archived_at)
         .join(items, items.c.id == e.c.item_id).where(*where)
         .order_by(e.c.delivered_at.desc(), e.c.item_id.desc()).limit(data.limit + 1))).all()
     more = len(rows) > data.limit
@@ -78,7 +79,8 @@ async def get(*, session: AsyncSession, data: c.ItemAction, now: datetime) -> c.
     return c.InboxDetail(
         id=row.id, kind=row.entry_kind, title=row.title, sender=row.sender, category=row.category,
         delivered_at=aware(row.delivered_at), read_at=aware(read_at), archived_at=aware(row.archived_at),
-        withdrawn=row.withdrawn_at is not None, body=row.body, links=row.links, valid_from=aware(row.valid_from),
+        withdrawn=row.withdrawn_at is not None, origin_node=row.origin_node, body=row.body, links=row.links,
+        valid_from=aware(row.valid_from),
         valid_until=aware(row.valid_until), version=row.version, updated_at=aware(row.updated_at))
 
 
@@ -95,4 +97,5 @@ async def mark(*, session: AsyncSession, data: c.MarkIn, now: datetime) -> c.Inb
     row = await _entry(session, person, data.item_id)
     return c.InboxItem(id=row.id, kind=row.entry_kind, title=row.title, sender=row.sender, category=row.category,
                        delivered_at=aware(row.delivered_at), read_at=aware(row.read_at),
-                       archived_at=aware(row.archived_at), withdrawn=row.withdrawn_at is not None)
+                       archived_at=aware(row.archived_at), withdrawn=row.withdrawn_at is not None,
+                       origin_node=row.origin_node)

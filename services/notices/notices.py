@@ -8,17 +8,18 @@ it. Nothing here returns a person: a staff answer carries counts."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notices import targeting
+from services.notices import targeting, towns
 from services.notices.audiences import Audiences
 from services.notices.models import bus, inbox_entries, items, notice_history, notices
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import notices as c
+from towntip.kernel.contracts import notices_towns as tc
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.db import aware
 from towntip.kernel.uow import UnitOfWork
@@ -55,8 +56,13 @@ def _check_content(content: c.NoticeContent, now: datetime) -> None:
 
 def _content(content: c.NoticeContent, sender: str) -> dict[str, Any]:
     return {"title": content.title, "body": content.body, "links": [ln.model_dump() for ln in content.links],
-            "category": content.category, "valid_from": content.valid_from, "valid_until": content.valid_until,
-            "sender": content.sender or sender}
+            "category": content.category, "valid_from": _utc(content.valid_from),
+            "valid_until": _utc(content.valid_until), "sender": content.sender or sender}
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """Stored in UTC like every time here: SQLite keeps no offset, and reads a time back as UTC."""
+    return at.astimezone(UTC) if at is not None else None
 
 
 async def _history(session: AsyncSession, notice_id: str, version: int, action: str, actor: str, now: datetime
@@ -131,6 +137,9 @@ async def correct(*, session: AsyncSession, data: c.NoticeCorrect, now: datetime
         await announce(session, bus, c.NoticeCorrected(
             notice_id=row.id, version=version, public=public, title=data.title if public else "",
             body=data.body if public else "", at=now), node=node)
+        if public and row.state == "sent":  # peers took it when it was sent (towns.py); while sending, not yet
+            item = (await session.execute(select(items).where(items.c.id == row.id))).one()
+            await announce(session, bus, towns.public_event(item, node=node, at=now, corrected=True), node=node)
     return await _one(session, row.id)
 
 
@@ -144,6 +153,8 @@ async def withdraw(*, session: AsyncSession, data: c.NoticeAction, now: datetime
     await session.execute(update(notices).where(notices.c.id == row.id).values(state="withdrawn"))
     await _history(session, row.id, row.version, "withdrawn", who, now)
     await announce(session, bus, c.NoticeWithdrawn(notice_id=row.id, at=now), node=node)
+    if row.target_kind == "everyone" and row.state == "sent":
+        await announce(session, bus, tc.PublicNoticeWithdrawn(notice_id=row.id, origin_node=node, at=now), node=node)
     return await _one(session, row.id)
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notices import calendar_tokens, life
+from services.notices import calendar_tokens, life, towns
 from services.notices.models import inbox_entries, items, people
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected, own_event
@@ -44,6 +44,7 @@ async def forget(session: AsyncSession, handle: str) -> None:
         await session.execute(delete(items).where(items.c.id.in_(own_items), items.c.kind == "message"))
     await life.forget(session, handle)
     await calendar_tokens.forget(session, handle)  # the private calendar URL (issue 18 point 5)
+    await towns.forget(session, handle)  # the towns they followed (issue 18 point 3)
     await session.execute(delete(people).where(people.c.global_handle == handle))
 
 

@@ -397,6 +397,8 @@ OTHER_FORMS = [
     "/staff/lottery/{round_id}/draw", "/staff/groups/{group_id}/decide",
     # activity notifications (notices): read all, settings, push in this browser (posted by the page's script)
     "/notifications/read", "/notifications/settings", "/notifications/push", "/notifications/push/remove",
+    # other towns' public notices (notices): follow or stop
+    "/me/towns",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action

@@ -319,6 +319,8 @@ ROLES = {
     "GET /me/life": "user",
     "POST /me/life": "user, form",
     "POST /me/life/delete": "user, form",
+    "GET /me/towns": "user",  # other towns' public notices: the person's own follows (home node: the service)
+    "POST /me/towns": "user, form",
     "GET /staff/notices": "staff",
     "POST /staff/notices": "staff, form",
     "POST /staff/notices/preview": "staff, form",

@@ -121,3 +121,18 @@ class Node:
 
     async def titles(self, who: Actor, **q: Any) -> list[str]:
         return [it["title"] for it in (await self.inbox(who, **q))["items"]]
+
+
+class MemberTowns:
+    """The federation's member towns as this node's projects service would answer them (it keeps them from the
+    trust anchor: services/notices/towns.py asks it over the bus); `listed = None`: projects does not answer."""
+
+    def __init__(self, listed: dict[str, str] | None = None) -> None:
+        self.listed: dict[str, str] | None = listed
+
+    async def members(self) -> dict[str, str]:
+        from towntip.kernel.contracts import notices_towns as tc
+
+        if self.listed is None:
+            raise tc.TOWNS_UNAVAILABLE("projects did not answer")
+        return dict(self.listed)

@@ -32,3 +32,15 @@ def test_service_only_endpoints_are_granted_to_services_and_denied_to_the_gatewa
         assert f'"svc.{NODE}.notices.message.>"' in _user(config, caller), caller
     for other in ("svc-sns", "svc-projects", "svc-identity"):
         assert "notices.message" not in _user(config, other), other
+
+
+def test_notices_may_announce_public_notices_and_ask_for_the_member_towns(tmp_path: Path) -> None:
+    """Other towns' public notices (services/notices/towns.py): the notices user publishes on the public stream
+    peers source, and asks projects for the member towns; no other service publishes there."""
+    config = BusUsers(tmp_path, NODE, subjects.SERVICES).render()
+    notices = _user(config, "svc-notices")
+    allowed = notices[:notices.index("subscribe")]
+    assert f'"evt.{NODE}.publicnotices.>"' in allowed
+    assert f'"svc.{NODE}.projects.federation.members"' in allowed
+    for other in ("svc-sns", "svc-projects", "svc-identity", "svc-points", "svc-bookings"):
+        assert "publicnotices" not in _user(config, other), other

@@ -157,6 +157,24 @@ async def test_calendars_and_atom_gathered_over_the_bus(portal: Portal) -> None:
     assert feed.entries[1].author == "市の新着"
     assert feed.entries[1].published_parsed[:4] == datetime(2026, 12, 7, 1, tzinfo=UTC).timetuple()[:4]
 
+    # A notice to everyone with a date (its validity) is on the node's calendar, linking to the inbox; a targeted
+    # one with the same date is not (issue 18 point 5).
+    day = datetime.combine(portal.site.day, datetime.min.time(), JST) + timedelta(days=2, hours=9)
+    period = {"valid_from": day.isoformat(), "valid_until": (day + timedelta(hours=3)).isoformat()}
+    dated = await portal.call(nt.EP_NOTICE_CREATE, {"actor": STAFF, "title": "市民清掃デー", "body": "各地区で",
+                                                    "target": {"kind": "everyone"}, **period})
+    await portal.call(nt.EP_NOTICE_CREATE, {"actor": STAFF, "title": "敬老のつどい", "body": "公民館で",
+                                            "target": {"kind": "stage", "value": "senior"}, **period})
+
+    async def on_calendar() -> dict[str, icalendar.Event] | None:
+        got = summaries(await portal.ics("/calendar.ics"))
+        return got if "市民清掃デー" in got else None
+
+    cal = await wait_for(on_calendar, "the dated notice to everyone on /calendar.ics")
+    assert "敬老のつどい" not in cal
+    assert cal["市民清掃デー"].decoded("dtstart") == day and str(cal["市民清掃デー"]["uid"]).startswith("notice-")
+    assert str(cal["市民清掃デー"]["url"]).endswith(f"/inbox/{dated['id']}")
+
     # The HTTP API declares the staff's endpoint from the contracts table.
     spec = (await portal.http.get("/openapi.json")).json()
     assert "post" in spec["paths"]["/api/v1/feeds"]

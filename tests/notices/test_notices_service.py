@@ -123,7 +123,9 @@ async def test_correction_and_withdrawal_reach_every_inbox_and_keep_the_history(
     assert [h["title"] for h in detail["history"]][:2] == ["ごみ収集日の変更"] * 2
     assert detail["state"] == "withdrawn"
     kinds = [subject.rsplit(".", 1)[1] for subject, _ in await node.events()]
-    assert kinds == ["notice_published", "notice_corrected", "notice_withdrawn"]
+    # A notice to everyone is also announced, with its content, on the stream other towns source (publicnotices).
+    assert kinds == ["notice_published", "public_notice_published", "notice_corrected", "public_notice_corrected",
+                     "notice_withdrawn", "public_notice_withdrawn"]
 
 
 async def test_the_inbox_reads_archives_searches_and_pages(node: Node) -> None:

@@ -35,9 +35,12 @@ from towntip.kernel.bus import subjects
 # Signage's federation stream EVT_<NODE>_SIGFED carries only the content a town offers and the plays it reports per
 # day of others' items (docs/signage.md, "Between towns"): not EVT_<NODE>_SIGNAGE, which names screens and staff.
 # Every other stream of the node is closed to consumers created from outside.
-FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects", "sigfed")
+# `publicnotices` is the notices service's stream of notices to everyone, with their content
+# (contracts.notices_towns): its targeted notices and official messages stay on EVT_<NODE>_NOTICES, never sourced.
+# `sigfed` is the signage service's offers and plays reported back (contracts.signage_federation).
+FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects", "sigfed", "publicnotices")
 # Services that keep their own FED_<NODE>_<SERVICE> (identity uses FED_<NODE>): private like FED_<NODE>.
-OWN_FED_STREAMS: tuple[str, ...] = ("projects", "sigfed")
+OWN_FED_STREAMS: tuple[str, ...] = ("projects", "sigfed", "publicnotices")
 
 # Leafnode URL schemes nats-server takes for a remote.
 HUB_SCHEMES = ("nats-leaf://", "nats://", "tls://", "ws://", "wss://")

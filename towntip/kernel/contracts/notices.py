@@ -182,6 +182,7 @@ class InboxItem(Frozen):
     read_at: datetime | None = None
     archived_at: datetime | None = None
     withdrawn: bool = False
+    origin_node: str | None = None  # the town it came from (this node's own, or a followed town's public notice)
 
 
 class InboxDetail(InboxItem):

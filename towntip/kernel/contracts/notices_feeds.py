@@ -207,10 +207,21 @@ class CalendarQuery(BaseModel):
     community_id: CommunityId | None = None
 
 
+class CalendarNotice(Frozen):
+    """One of the node's notices to everyone with a date (its validity): on the public calendars."""
+
+    id: str
+    title: str
+    starts_at: datetime  # the notice's valid_from
+    ends_at: datetime | None  # its valid_until
+    sender: str = ""
+
+
 class CalendarEntries(Frozen):
     start: date
     days: int
     items: list[Item]  # in order of start time
+    notices: list[CalendarNotice] = []  # the node's own notices to everyone with a date (not a community's calendar)
 
 
 class CalendarTokenIn(BaseModel):
