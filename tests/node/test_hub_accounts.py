@@ -326,8 +326,10 @@ async def test_a_source_set_up_before_the_deliver_prefix_is_set_up_again_and_kee
 
 
 def test_each_account_exports_only_to_its_peers_what_sourcing_needs() -> None:
-    # identity's profiles, projects' public facts, and notices to everyone (never the notices stream itself)
-    assert FEDERATED == ("identity", "projects", "publicnotices") and "notices" not in FEDERATED
+    # identity's profiles, projects' public facts, signage's offers and plays, and notices to everyone (never the
+    # notices stream itself, nor signage's own, which names screens and places)
+    assert FEDERATED_SERVICES == ("identity", "projects", "sigfed", "publicnotices")
+    assert "notices" not in FEDERATED_SERVICES and "signage" not in FEDERATED_SERVICES
     members = [A, B, C]
     for node in members:
         peers = {p for p in members if p != node}
