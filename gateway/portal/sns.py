@@ -36,6 +36,7 @@ from gateway.portal.i18n import add_words, t
 from gateway.portal.projects_common import jst
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import sns as c
 
 router = APIRouter(include_in_schema=False)
@@ -131,6 +132,9 @@ add_words({
                           "They had asked you too: you are friends now."),
     "sn_request_sent": ("申請を送りました。", "Request sent."),
     "sn_not_found": ("見つかりません。", "Not found."),
+    "sn_likes": ("共感", "Empathy"),
+    "sn_like": ("共感する", "Empathise"),
+    "sn_unlike": ("共感を取り消す", "Withdraw empathy"),
 })
 add_nav("nav_communities", "/communities", "all", "join")
 add_nav("nav_friends", "/friends", "user", "menu")
@@ -339,6 +343,10 @@ POST_ACTIONS: dict[str, Callable[[Any, dict[str, Any], str], tuple[str, Any]]] =
         actor=actor, id=_item(form.get("comment", "")), reason=form.get("reason", ""))),
     "comment_delete": lambda actor, form, pid: (c.EP_COMMENT_DELETE, c.ItemRef(
         actor=actor, id=_item(form.get("comment", "")))),
+    # 共感 on the post or one of its comments; `undo` withdraws it (the same button, pressed again).
+    "like": lambda actor, form, pid: (lk.EP_LIKE_WITHDRAW if form.get("undo") else lk.EP_LIKE_GIVE, lk.LikeIn(
+        actor=actor, kind="comment" if form.get("comment") else "post",
+        id=str(_item(form.get("comment") or pid)))),
 }
 
 

@@ -3,6 +3,7 @@ friends."""
 
 from __future__ import annotations
 
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import sns as c
 
 WORDS: dict[str, tuple[str, str]] = {
@@ -58,4 +59,9 @@ WORDS: dict[str, tuple[str, str]] = {
     c.FRIEND_REQUEST_NOT_YOURS.code: ("申請に返事ができるのは申請を受けた方、取り消せるのは申請した方だけです。",
                                       "Only the addressee answers a request; only its sender cancels it."),
     c.FRIEND_NOT_FRIENDS.code: ("この方とはトモダチではありません。", "You two are not friends."),
+    # 共感 (likes, also on the projects service's themes and cases)
+    lk.LIKE_OWN.code: ("ご自身の投稿やテーマには共感できません。",
+                       "You cannot empathise with what you wrote yourself."),
+    lk.LIKE_NOT_FOUND.code: ("共感できるものが見つかりません。非表示になったか、まだ公開されていません。",
+                             "Nothing to empathise with here: it was hidden, or is not published yet."),
 }

@@ -8,9 +8,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import communities, friends, people, posts
+from services.sns import communities, friends, likes, people, posts
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import sns as c
@@ -73,6 +74,13 @@ FRIENDS = Domain("friends", refusals=(
     read(c.EP_FRIEND_LIST, c.FriendsQuery, c.Friends, friends.list_),
 ))
 
+LIKES = Domain("likes", refusals=(lk.LIKE_OWN, lk.LIKE_NOT_FOUND, c.COMMUNITY_CLOSED), ops=(
+    write(lk.EP_LIKE_GIVE, lk.LikeIn, lk.LikeState, likes.give),
+    write(lk.EP_LIKE_WITHDRAW, lk.LikeIn, lk.LikeState, likes.withdraw),
+    read(lk.EP_LIKE_COUNTS, lk.LikesQuery, lk.LikeStates, likes.states, role=ANYONE),
+    read(lk.EP_LIKES_RECEIVED, lk.ReceivedQuery, lk.Received, likes.received, role=GATEWAY),
+))
+
 MYPAGE = Domain("mypage", ops=(
     read(mp.EP_PERSON_SUMMARY, mp.SummaryQuery, mp.SnsSummary, friends.summary, role=GATEWAY),
 ))
@@ -82,7 +90,7 @@ AUDIENCE = Domain("audience", ops=(
     read(c.EP_COMMUNITY_AUDIENCE, nc.CommunityAudienceQuery, nc.Audience, communities.audience, role=SERVICE),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, MYPAGE, AUDIENCE)
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MYPAGE, AUDIENCE)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

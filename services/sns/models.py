@@ -147,3 +147,20 @@ request_log = Table(
     Column("sent_at", TS, nullable=False),
     Index("ix_request_log_sender_sent_at", "sender", "sent_at"),
 )
+
+# 共感 (likes, migration 0002): one per person per post or comment (the primary key); `recipient` is the author when
+# it was given (NULL once their account is deleted), so `likes.received` counts by an index.
+likes = Table(
+    "likes",
+    metadata,
+    Column("kind", String(8), nullable=False),  # post | comment
+    Column("item_id", SeqType, nullable=False),
+    Column("giver", String(64), nullable=False),
+    Column("recipient", String(64), nullable=True),
+    Column("given_at", TS, nullable=False),
+    PrimaryKeyConstraint("kind", "item_id", "giver", name="pk_likes"),
+    Index("ix_likes_recipient", "recipient"),
+    Index("ix_likes_giver", "giver"),
+    CheckConstraint("kind IN ('post', 'comment')", name="kind"),
+    CheckConstraint("giver <> recipient", name="not_own"),
+)

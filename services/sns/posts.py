@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
+from services.sns import likes as lk
 from services.sns.models import bus, comments, communities, posts
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import sns as c
@@ -47,7 +48,12 @@ def _may_see(row: Any, actor: Actor | None, leader: str | None) -> bool:
     return row.hidden_at is None or (actor is not None and actor.global_handle in (row.author, leader))
 
 
-def _post(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None, n_comments: int) -> c.Post:
+Likes = tuple[dict[int, int], set[int]]
+NO_LIKES: Likes = ({}, set())
+
+
+def _post(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None, n_comments: int,
+          liked: Likes = NO_LIKES) -> c.Post:
     visible = _may_see(row, actor, leader)
     hidden = _hidden(row)
     if hidden is not None and not visible:
@@ -55,10 +61,12 @@ def _post(row: Any, names: dict[str, str], actor: Actor | None, leader: str | No
     return c.Post(id=row.id, community_id=row.community_id, author=cm.person_of(row.author, names),
                   title=row.title if visible else "", body=row.body if visible else "",
                   created_at=aware(row.created_at), edited_at=aware(row.edited_at), hidden=hidden,
-                  comments=n_comments, mine=actor is not None and row.author == actor.global_handle)
+                  comments=n_comments, mine=actor is not None and row.author == actor.global_handle,
+                  likes=liked[0].get(row.id, 0), liked=row.id in liked[1])
 
 
-def _comment(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None) -> c.Comment:
+def _comment(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None,
+             liked: Likes = NO_LIKES) -> c.Comment:
     visible = _may_see(row, actor, leader)
     hidden = _hidden(row)
     if hidden is not None and not visible:
@@ -66,7 +74,8 @@ def _comment(row: Any, names: dict[str, str], actor: Actor | None, leader: str |
     return c.Comment(id=row.id, post_id=row.post_id, author=cm.person_of(row.author, names),
                      body=row.body if visible else "", created_at=aware(row.created_at),
                      edited_at=aware(row.edited_at), hidden=hidden,
-                     mine=actor is not None and row.author == actor.global_handle)
+                     mine=actor is not None and row.author == actor.global_handle,
+                     likes=liked[0].get(row.id, 0), liked=row.id in liked[1])
 
 
 async def _post_row(session: AsyncSession, post_id: int) -> Any:
@@ -123,6 +132,9 @@ async def update_post(session: AsyncSession, *, data: c.PostUpdate, now: datetim
 
 async def delete_post(session: AsyncSession, *, data: c.ItemRef, now: datetime) -> c.Done:
     row = await _own(session, posts, data.id, data.actor, "post")
+    gone = list((await session.execute(select(comments.c.id).where(comments.c.post_id == row.id))).scalars())
+    await lk.drop_items(session, "comment", gone)
+    await lk.drop_items(session, "post", [row.id])
     await session.execute(delete(comments).where(comments.c.post_id == row.id))
     await session.execute(delete(posts).where(posts.c.id == row.id))
     return c.Done()
@@ -182,6 +194,7 @@ async def update_comment(session: AsyncSession, *, data: c.CommentUpdate, now: d
 
 async def delete_comment(session: AsyncSession, *, data: c.ItemRef, now: datetime) -> c.Done:
     row = await _own(session, comments, data.id, data.actor, "comment")
+    await lk.drop_items(session, "comment", [row.id])
     await session.execute(delete(comments).where(comments.c.id == row.id))
     return c.Done()
 
@@ -193,7 +206,8 @@ async def _leader(session: AsyncSession, community_id: str) -> str | None:
 async def _get_comment(session: AsyncSession, comment_id: int, actor: Actor | None) -> c.Comment:
     row = (await session.execute(select(comments).where(comments.c.id == comment_id))).one()
     leader = await _leader(session, (await _post_row(session, row.post_id)).community_id)
-    return _comment(row, await cm.names_of(session, {row.author} if row.author else set()), actor, leader)
+    return _comment(row, await cm.names_of(session, {row.author} if row.author else set()), actor, leader,
+                    await lk.counts(session, "comment", [row.id], actor))
 
 
 async def get_post(session: AsyncSession, *, post_id: int, actor: Actor | None) -> c.Post:
@@ -216,8 +230,9 @@ async def detail(session: AsyncSession, *, post_id: int, actor: Actor | None, wi
         more, found = len(found) > limit, found[:limit]
     names = await cm.names_of(session, {r.author for r in [row, *found] if r.author})
     n = (await _comment_counts(session, [row.id])).get(row.id, 0)
-    return c.PostDetail(post=_post(row, names, actor, leader, n), community=community,
-                        comments=[_comment(r, names, actor, leader) for r in found],
+    liked_c = await lk.counts(session, "comment", [r.id for r in found], actor)
+    return c.PostDetail(post=_post(row, names, actor, leader, n, await lk.counts(session, "post", [row.id], actor)),
+                        community=community, comments=[_comment(r, names, actor, leader, liked_c) for r in found],
                         next_comments=found[-1].id if more else None)
 
 
@@ -239,5 +254,6 @@ async def list_(session: AsyncSession, *, q: c.PostListQuery) -> c.PostList:
     rows = rows[:q.limit]
     names = await cm.names_of(session, {r.author for r in rows if r.author})
     counts = await _comment_counts(session, [r.id for r in rows])
-    return c.PostList(posts=[_post(r, names, q.actor, leader, counts.get(r.id, 0)) for r in rows],
+    liked = await lk.counts(session, "post", [r.id for r in rows], q.actor)
+    return c.PostList(posts=[_post(r, names, q.actor, leader, counts.get(r.id, 0), liked) for r in rows],
                       next=rows[-1].id if more else None)

@@ -253,6 +253,8 @@ class Comment(Frozen):
     edited_at: datetime | None = None
     hidden: Hidden | None = None
     mine: bool = False
+    likes: int = 0  # 共感 (contracts.likes)
+    liked: bool = False  # the asking actor gave 共感
 
 
 class Post(Frozen):
@@ -266,6 +268,8 @@ class Post(Frozen):
     hidden: Hidden | None = None
     comments: int = 0
     mine: bool = False
+    likes: int = 0  # 共感 (contracts.likes)
+    liked: bool = False  # the asking actor gave 共感
 
 
 class PostList(Frozen):
