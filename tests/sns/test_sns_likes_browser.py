@@ -86,6 +86,3 @@ async def test_empathise_with_a_post_and_see_it_in_the_notebook(portal, phone_br
     assert cell == "1", page["text"]
     assert "あなたの投稿・コメント・テーマ・事例に寄せられた共感の数" in page["text"] and page["overflow"] <= 0
     await run(d.save_screenshot, str(tmp_path / "likes-notebook.png"))
-    Path("/tmp/likes-shots").mkdir(exist_ok=True)
-    for shot in ("likes-post.png", "likes-notebook.png"):
-        (Path("/tmp/likes-shots") / shot).write_bytes((tmp_path / shot).read_bytes())
