@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
 from services.sns import likes as lk
+from services.sns import moderation
 from services.sns.models import bus, comments, communities, posts
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import sns as c
@@ -30,8 +31,10 @@ async def _throttle(session: AsyncSession, handle: str, now: datetime) -> None:
                                      "投稿が多すぎます。少し待ってから書き込んでください")
 
 
-async def _writable(session: AsyncSession, community_id: str, actor: Actor) -> Any:
-    """The community (locked) if the actor may write in it: a member of an open community."""
+async def _writable(session: AsyncSession, community_id: str, actor: Actor, now: datetime) -> Any:
+    """The community (locked) if the actor may write in it: a member of an open community, not suspended by staff,
+    from a node this one does not block."""
+    await moderation.check_may_write(session, actor, now)
     row = await cm.locked(session, community_id)
     cm.must_be_open(row)
     if await cm.role_of(session, community_id, actor.global_handle) is None:
@@ -94,7 +97,7 @@ async def _comment_counts(session: AsyncSession, post_ids: list[int]) -> dict[in
 
 
 async def create(session: AsyncSession, *, node: str, data: c.PostCreate, now: datetime) -> c.Post:
-    row = await _writable(session, data.community_id, data.actor)
+    row = await _writable(session, data.community_id, data.actor, now)
     await _throttle(session, data.actor.global_handle, now)
     post_id = (await session.execute(insert(posts).values(
         community_id=row.id, author=data.actor.global_handle, title=data.title, body=data.body, created_at=now,
@@ -170,7 +173,7 @@ async def hide_comment(session: AsyncSession, *, data: c.HideIn, now: datetime) 
 async def create_comment(session: AsyncSession, *, node: str, data: c.CommentCreate, now: datetime
                          ) -> c.Comment:
     post = await _post_row(session, data.post_id)
-    await _writable(session, post.community_id, data.actor)
+    await _writable(session, post.community_id, data.actor, now)
     if post.hidden_at is not None:
         raise c.POST_HIDDEN("this post is hidden: no new comments / 非表示の投稿にはコメントできません")
     await _throttle(session, data.actor.global_handle, now)
