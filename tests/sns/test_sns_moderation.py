@@ -107,7 +107,8 @@ async def test_report_queue_decide_appeal_and_block(node: ModNode) -> None:
 
     # Taro sees the decisions about him and appeals the suspension once; only staff answer it.
     mine = (await node.call(c.EP_MODERATION_MINE, {"actor": a(TARO)}))["actions"]
-    assert [(x["action"], x["reason"]) for x in mine] == [("suspend", "繰り返しの迷惑行為"), ("hide", "誹謗中傷にあたるため")]
+    assert [(x["action"], x["reason"]) for x in mine] == [("suspend", "繰り返しの迷惑行為"),
+                                                          ("hide", "誹謗中傷にあたるため")]
     assert (await node.call(c.EP_MODERATION_MINE, {"actor": a(HANAKO)}))["actions"] == []
     sid = mine[0]["id"]
     await node.refused(errors.NotFound, c.EP_MODERATION_APPEAL, {"actor": a(HANAKO), "action_id": sid, "text": "x"})
