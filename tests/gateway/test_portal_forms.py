@@ -396,6 +396,9 @@ OTHER_FORMS = [
     "/staff/lottery/{round_id}/draw", "/staff/groups/{group_id}/decide",
     # activity notifications (notices): read all, settings, push in this browser (posted by the page's script)
     "/notifications/read", "/notifications/settings", "/notifications/push", "/notifications/push/remove",
+    # 共感 on themes and cases; moderation of the SNS (the person's appeal, the staff's queue and block list)
+    "/themes/{theme_id}/like", "/cases/{case_id}/like", "/moderation/{aid}/appeal",
+    "/staff/moderation/reports/{rid}", "/staff/moderation/appeals/{aid}", "/staff/moderation/blocks",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action
