@@ -59,13 +59,14 @@ async def create_report(session: AsyncSession, *, data: c.ReportIn, now: datetim
     me = data.actor.global_handle
     if author == me:
         raise c.REPORT_SELF("you cannot report yourself or what you wrote / ご自身は通報できません")
-    key = f"{me} {data.kind} {data.target}"
-    if (await session.execute(select(reports.c.id).where(reports.c.open_key == key))).first():
-        raise c.REPORT_ALREADY_OPEN("you reported this already: staff will look at it / すでに通報済みです")
     rid = str(uuid.uuid4())
-    await session.execute(reports.insert().values(
+    # The unique open key decides, also between two reports sent at the same moment: the second inserts nothing.
+    ins = db.insert_on_conflict(session, reports).values(
         id=rid, kind=data.kind, target=data.target, author=author, reporter=me, reason=data.reason,
-        detail=data.detail, created_at=now, status="open", open_key=key))
+        detail=data.detail, created_at=now, status="open", open_key=f"{me} {data.kind} {data.target}")
+    done = await session.execute(ins.on_conflict_do_nothing(index_elements=["open_key"]))
+    if not getattr(done, "rowcount", 0):
+        raise c.REPORT_ALREADY_OPEN("you reported this already: staff will look at it / すでに通報済みです")
     return await _report(session, rid)
 
 

@@ -5,6 +5,7 @@ nodes. Each refusal (a report twice, moderation by someone not staff, an appeal 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -139,3 +140,14 @@ async def test_report_queue_decide_appeal_and_block(node: ModNode) -> None:
                                                             "body": "b"}, match="no posts from suginami")
     await node.call(c.EP_BLOCK_REMOVE, {"actor": a(STAFF), "node": "suginami"})
     assert (await node.post(AKI, cid, "こんにちは", "杉並から"))["title"] == "こんにちは"
+
+
+async def test_the_same_report_sent_at_once_is_stored_once(node: ModNode) -> None:
+    cid = (await node.open(HANAKO, "同時の会", ["npo-1"]))["id"]
+    post = await node.post(HANAKO, cid, "告知", "本文")
+    payload = {"actor": a(TARO), "kind": "post", "target": str(post["id"]), "reason": "spam", "detail": ""}
+    got = await asyncio.gather(*(node.call(c.EP_REPORT_CREATE, payload) for _ in range(6)), return_exceptions=True)
+    assert sum(isinstance(g, dict) for g in got) == 1
+    assert all(isinstance(g, errors.Conflict) and g.error_code == c.REPORT_ALREADY_OPEN.code
+               for g in got if not isinstance(g, dict)), got
+    assert len((await node.snapshot())["reports"]) == 1
