@@ -136,6 +136,7 @@ add_words({
     "sn_like": ("共感する", "Empathise"),
     "sn_unlike": ("共感を取り消す", "Withdraw empathy"),
     "sn_report": ("通報する", "Report"),
+    "sn_report_person": ("この人を通報する", "Report this person"),
     "sn_reported": ("通報を受け付けました。職員が確認します。", "Reported: the node's staff will look at it."),
     "sn_report_hint": ("不適切な内容を職員に知らせます。通報したことは相手に伝わりません。",
                        "Tell the node's staff about it. The author is not told who reported."),
@@ -255,7 +256,9 @@ async def _community_page(request: Request, user: ic.User | None, cid: str, *, s
         return _refusal(request, exc, user)
     return _page(request, "community.html", user=user, status=status, error=error, community=community,
                  members=members, posts=page.posts, next=page.next, paged=bool(before), form=form or {},
-                 notice=t("saved", ps.lang(request)) if request.query_params.get("saved") else None)
+                 report_reasons=c.REPORT_REASONS,
+                 notice=t("sn_reported", ps.lang(request)) if request.query_params.get("reported")
+                 else t("saved", ps.lang(request)) if request.query_params.get("saved") else None)
 
 
 @router.get("/communities/{cid}", response_class=HTMLResponse)
@@ -296,6 +299,16 @@ for _path, _ep, _model, _fields in (
 ):
     router.add_api_route(f"/communities/{{cid}}/{_path}", _community_action(_ep, _model, *_fields),
                          methods=["POST"], name=f"sns_{_path}")
+
+
+@router.post("/communities/{cid}/report")
+async def person_report(cid: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    """A member reported to the node's staff (a reason from the list and free text), from the members' list."""
+    return await _action(
+        request, form, user, lambda actor, form, raw: (c.EP_REPORT_CREATE, c.ReportIn(
+            actor=actor, kind="person", target=form.get("person", ""), reason=form.get("reason", ""),
+            detail=form.get("detail", ""))),
+        lambda _: f"/communities/{cid}?reported=1", again_page(_community_page, cid))
 
 
 @router.post("/communities/{cid}/posts")

@@ -397,7 +397,7 @@ OTHER_FORMS = [
     # activity notifications (notices): read all, settings, push in this browser (posted by the page's script)
     "/notifications/read", "/notifications/settings", "/notifications/push", "/notifications/push/remove",
     # 共感 on themes and cases; moderation of the SNS (the person's appeal, the staff's queue and block list)
-    "/themes/{theme_id}/like", "/cases/{case_id}/like", "/moderation/{aid}/appeal",
+    "/themes/{theme_id}/like", "/cases/{case_id}/like", "/moderation/{aid}/appeal", "/communities/{cid}/report",
     "/staff/moderation/reports/{rid}", "/staff/moderation/appeals/{aid}", "/staff/moderation/blocks",
 ]
 WHATS = {

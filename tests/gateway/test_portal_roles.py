@@ -246,6 +246,7 @@ ROLES = {
     "POST /themes/{theme_id}/like": "user, form",
     "POST /cases/{case_id}/like": "user, form",
     "GET /moderation": "user",
+    "POST /communities/{cid}/report": "user, form",
     "POST /moderation/{aid}/appeal": "user, form",
     "GET /staff/moderation": "staff",
     "POST /staff/moderation/reports/{rid}": "staff, form",

@@ -1,7 +1,7 @@
 """Reporting and moderation in headless Chromium on a phone: Jiro gives 共感 to Hanako's post and reports Taro's
-comment (a second report of it is refused in words, nothing changed); staff see it in the queue at
-/staff/moderation and hide it with a reason; Taro reads the decision at /moderation and appeals once. Real identity
-and sns services on a real nats-server; the gateway served by uvicorn on a real port."""
+comment (a second report of it is refused in words, nothing changed) and Taro from the members' list; staff see the
+comment in the queue at /staff/moderation and hide it with a reason; Taro reads the decision at /moderation and
+appeals once. Real identity and sns services on a real nats-server; the gateway served by uvicorn on a real port."""
 
 from __future__ import annotations
 
@@ -97,6 +97,19 @@ async def test_report_a_comment_on_a_phone_and_staff_hide_it(portal, phone_brows
     page = await run(report_comment, d, "その他", "もう一度")
     assert "この内容はすでに通報しています" in page["text"], page["text"]
 
+    # Taro himself, reported from the community's members.
+    page = await open_page(d, base + post.rsplit("/posts/", 1)[0])
+
+    def report_taro() -> dict[str, Any]:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select
+        box = next(li for li in d.find_elements(By.CSS_SELECTOR, "#member-list li") if "taro@" in li.text)
+        box.find_element(By.TAG_NAME, "summary").click()
+        Select(box.find_element(By.NAME, "reason")).select_by_visible_text("嫌がらせ・誹謗中傷")
+        return click_and_wait(d, box.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    page = await run(report_taro)
+    assert "通報を受け付けました" in page["text"] and page["overflow"] <= 0, page["text"]
+
     # A resident cannot open the staff's queue.
     page = await open_page(d, base + "/staff/moderation")
     assert "活動を見下す書き込みです" not in page["text"]
@@ -109,7 +122,8 @@ async def test_report_a_comment_on_a_phone_and_staff_hide_it(portal, phone_brows
     await run(d.save_screenshot, str(tmp_path / "queue.png"))
     page = await fill(d, {"reason": "他の参加者を見下す表現のため"}, selects={"action": "非表示にする"},
                       submit="#reports button[type=submit]")
-    assert "決定しました" in page["text"] and "対応待ちの通報はありません" in page["text"], page["text"]
+    assert "決定しました" in page["text"] and "くだらない集まりだ" not in page["text"], page["text"]
+    assert "taro@tsurugashima" in page["text"]  # the report of the person waits for its own decision
 
     # The comment is hidden for others; Taro reads why and appeals once.
     page = await log_in(d, base, "jiro", post, via_logout=True)
