@@ -87,6 +87,7 @@ add_words({
     "sn_no_comments": ("コメントはまだありません。", "No comment yet."),
     "sn_deleted_user": ("退会したユーザー", "deleted user"),
     "sn_hidden": ("リーダーにより非表示になりました", "Hidden by the leader"),
+    "sn_hidden_staff": ("職員により非表示になりました", "Hidden by the node's staff"),
     "sn_reason": ("理由", "Reason"),
     "sn_hide": ("非表示にする", "Hide"),
     "sn_edit": ("編集して保存", "Save changes"),

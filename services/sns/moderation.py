@@ -9,6 +9,7 @@ A node blocks peer nodes whose people may then not post or comment here. The com
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -224,6 +225,17 @@ async def forget(session: AsyncSession, handle: str) -> None:
                                                 ~reports.c.id.in_(select(moderation_actions.c.report_id))))
     await session.execute(update(reports).where(reports.c.reporter == handle).values(reporter=None))
     await session.execute(update(reports).where(reports.c.author == handle).values(author=None))
+
+
+async def staff_hidden(session: AsyncSession, kind: str, rows: Sequence[Any]) -> set[int]:
+    """The ids of those posts or comments that staff (not the leader) hid: a hide decision by whoever hid them."""
+    hidden = {str(r.id): r.hidden_by for r in rows if r.hidden_at is not None}
+    if not hidden:
+        return set()
+    found = await session.execute(select(moderation_actions.c.target, moderation_actions.c.by).where(
+        moderation_actions.c.kind == kind, moderation_actions.c.action == "hide",
+        moderation_actions.c.target.in_(sorted(hidden))))
+    return {int(r.target) for r in found if hidden.get(r.target) == r.by}
 
 
 async def check_may_write(session: AsyncSession, actor: Actor, now: datetime) -> None:

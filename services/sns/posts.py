@@ -43,8 +43,9 @@ async def _writable(session: AsyncSession, community_id: str, actor: Actor, now:
     return row
 
 
-def _hidden(row: Any) -> c.Hidden | None:
-    return c.Hidden(at=aware(row.hidden_at), reason=row.hidden_reason or "") if row.hidden_at else None
+def _hidden(row: Any, staff: set[int] | frozenset[int] = frozenset()) -> c.Hidden | None:
+    return (c.Hidden(at=aware(row.hidden_at), reason=row.hidden_reason or "", by_staff=row.id in staff)
+            if row.hidden_at else None)
 
 
 def _may_see(row: Any, actor: Actor | None, leader: str | None) -> bool:
@@ -56,11 +57,11 @@ NO_LIKES: Likes = ({}, set())
 
 
 def _post(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None, n_comments: int,
-          liked: Likes = NO_LIKES) -> c.Post:
+          liked: Likes = NO_LIKES, staff: set[int] | frozenset[int] = frozenset()) -> c.Post:
     visible = _may_see(row, actor, leader)
-    hidden = _hidden(row)
+    hidden = _hidden(row, staff)
     if hidden is not None and not visible:
-        hidden = c.Hidden(at=hidden.at, reason="")
+        hidden = c.Hidden(at=hidden.at, reason="", by_staff=hidden.by_staff)
     return c.Post(id=row.id, community_id=row.community_id, author=cm.person_of(row.author, names),
                   title=row.title if visible else "", body=row.body if visible else "",
                   created_at=aware(row.created_at), edited_at=aware(row.edited_at), hidden=hidden,
@@ -69,11 +70,11 @@ def _post(row: Any, names: dict[str, str], actor: Actor | None, leader: str | No
 
 
 def _comment(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None,
-             liked: Likes = NO_LIKES) -> c.Comment:
+             liked: Likes = NO_LIKES, staff: set[int] | frozenset[int] = frozenset()) -> c.Comment:
     visible = _may_see(row, actor, leader)
-    hidden = _hidden(row)
+    hidden = _hidden(row, staff)
     if hidden is not None and not visible:
-        hidden = c.Hidden(at=hidden.at, reason="")
+        hidden = c.Hidden(at=hidden.at, reason="", by_staff=hidden.by_staff)
     return c.Comment(id=row.id, post_id=row.post_id, author=cm.person_of(row.author, names),
                      body=row.body if visible else "", created_at=aware(row.created_at),
                      edited_at=aware(row.edited_at), hidden=hidden,
@@ -210,7 +211,8 @@ async def _get_comment(session: AsyncSession, comment_id: int, actor: Actor | No
     row = (await session.execute(select(comments).where(comments.c.id == comment_id))).one()
     leader = await _leader(session, (await _post_row(session, row.post_id)).community_id)
     return _comment(row, await cm.names_of(session, {row.author} if row.author else set()), actor, leader,
-                    await lk.counts(session, "comment", [row.id], actor))
+                    await lk.counts(session, "comment", [row.id], actor),
+                    await moderation.staff_hidden(session, "comment", [row]))
 
 
 async def get_post(session: AsyncSession, *, post_id: int, actor: Actor | None) -> c.Post:
@@ -234,8 +236,11 @@ async def detail(session: AsyncSession, *, post_id: int, actor: Actor | None, wi
     names = await cm.names_of(session, {r.author for r in [row, *found] if r.author})
     n = (await _comment_counts(session, [row.id])).get(row.id, 0)
     liked_c = await lk.counts(session, "comment", [r.id for r in found], actor)
-    return c.PostDetail(post=_post(row, names, actor, leader, n, await lk.counts(session, "post", [row.id], actor)),
-                        community=community, comments=[_comment(r, names, actor, leader, liked_c) for r in found],
+    staff_c = await moderation.staff_hidden(session, "comment", found)
+    return c.PostDetail(post=_post(row, names, actor, leader, n, await lk.counts(session, "post", [row.id], actor),
+                                   await moderation.staff_hidden(session, "post", [row])),
+                        community=community,
+                        comments=[_comment(r, names, actor, leader, liked_c, staff_c) for r in found],
                         next_comments=found[-1].id if more else None)
 
 
@@ -258,5 +263,6 @@ async def list_(session: AsyncSession, *, q: c.PostListQuery) -> c.PostList:
     names = await cm.names_of(session, {r.author for r in rows if r.author})
     counts = await _comment_counts(session, [r.id for r in rows])
     liked = await lk.counts(session, "post", [r.id for r in rows], q.actor)
-    return c.PostList(posts=[_post(r, names, q.actor, leader, counts.get(r.id, 0), liked) for r in rows],
+    staff = await moderation.staff_hidden(session, "post", rows)
+    return c.PostList(posts=[_post(r, names, q.actor, leader, counts.get(r.id, 0), liked, staff) for r in rows],
                       next=rows[-1].id if more else None)

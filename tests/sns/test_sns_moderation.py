@@ -90,7 +90,7 @@ async def test_report_queue_decide_appeal_and_block(node: ModNode) -> None:
     done = await node.call(c.EP_MODERATION_DECIDE, decide)
     assert (done["status"], done["decision"], done["decided_by"]) == ("closed", "hide", STAFF.global_handle)
     detail = await node.call(c.EP_POST_GET, {"post_id": post["id"], "actor": a(JIRO)})
-    assert detail["comments"][0]["hidden"] and detail["comments"][0]["body"] == ""
+    assert detail["comments"][0]["hidden"]["by_staff"] and detail["comments"][0]["body"] == ""
     assert len((await node.call(c.EP_MODERATION_QUEUE, {"actor": a(STAFF)}))["reports"]) == 2
     await node.refused(errors.NotFound, c.EP_MODERATION_DECIDE, decide)  # decided already
     # Dismiss the post's report; suspend the person for 7 days.
@@ -129,7 +129,7 @@ async def test_report_queue_decide_appeal_and_block(node: ModNode) -> None:
     # The leader's hiding keeps working beside the staff's.
     again = await node.post(TARO, cid, "二度目", "本文")
     hidden = await node.call(c.EP_POST_HIDE, {"actor": a(HANAKO), "id": again["id"], "reason": "重複"})
-    assert hidden["hidden"]["reason"] == "重複"
+    assert hidden["hidden"]["reason"] == "重複" and not hidden["hidden"]["by_staff"]
 
     # A blocked peer node: its people may not post or comment here; only staff block.
     await node.refused(errors.Forbidden, c.EP_BLOCK_PUT, {"actor": a(HANAKO), "node": "suginami", "reason": "r"})

@@ -127,7 +127,7 @@ async def test_report_a_comment_on_a_phone_and_staff_hide_it(portal, phone_brows
 
     # The comment is hidden for others; Taro reads why and appeals once.
     page = await log_in(d, base, "jiro", post, via_logout=True)
-    assert "くだらない集まりだ" not in page["text"] and "非表示" in page["text"]
+    assert "くだらない集まりだ" not in page["text"] and "職員により非表示になりました" in page["text"]
     page = await log_in(d, base, "taro", "/moderation", via_logout=True)
     assert "他の参加者を見下す表現のため" in page["text"] and page["overflow"] <= 0, page["text"]
     await run(lambda: d.find_element("css selector", "#decisions summary").click())

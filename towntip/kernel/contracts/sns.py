@@ -242,6 +242,7 @@ class PostQuery(BaseModel):
 class Hidden(Frozen):
     at: datetime
     reason: str  # shown to the leader and the author only; others see that it was hidden
+    by_staff: bool = False  # hidden by the node's staff (moderation), not by the community's leader
 
 
 class Comment(Frozen):
