@@ -35,6 +35,8 @@ add_words({
     "md_author": ("投稿者", "Author"), "md_reporter": ("通報者", "Reported by"), "md_detail": ("通報の内容", "Details"),
     "md_action": ("対応", "Decision"),
     "md_hide": ("非表示にする", "Hide"), "md_warn": ("注意する", "Warn"), "md_suspend": ("利用停止", "Suspend"),
+    "md_did_hide": ("非表示", "Hidden"), "md_did_warn": ("注意", "Warning"),
+    "md_did_suspend": ("利用停止", "Suspended"),
     "md_dismiss": ("対応不要", "Dismiss"), "md_days": ("停止する日数（利用停止のみ）", "Days (suspension only)"),
     "md_reason": ("理由（本人に伝わります）", "Reason (the person is told)"), "md_decide": ("決定する", "Decide"),
     "md_appeals": ("異議申し立て", "Appeals"),
