@@ -4,6 +4,7 @@ Everything is asked of the points service (notebook.*, figures.*, events.*) with
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from html import escape
 from typing import Any
@@ -15,11 +16,14 @@ from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser, StaffUser
 from gateway.portal import session as ps
-from gateway.portal.common import actor_of, add_nav, call_points, error_status, message, render, why
+from gateway.portal.common import actor_of, add_nav, call, call_points, error_status, message, render, why
 from gateway.portal.i18n import add_words, t
 from towntip.kernel import categories, errors
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import notebook as nc
 from towntip.kernel.contracts import points as pc
+from towntip.kernel.contracts import projects as prc
+from towntip.kernel.contracts import sns as snc
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,8 +43,11 @@ add_words({
                  "Nothing yet: touch your card at an event and it shows here."),
     "nb_no_district": ("プロフィールで地区を設定すると、地区の平均と比べられます。",
                        "Set your district in your profile to compare with it."),
-    "nb_empathy_note": ("共感（—）は、ポータルのSNS機能が始まるまで集計していません。",
-                        "Empathy (—) is not counted until the portal's SNS opens."),
+    "nb_empathy_note": ("共感（—）は、いまは集計できませんでした。時間をおいてもう一度ご覧ください。",
+                        "Empathy (—) could not be counted just now. Please look again later."),
+    "nb_empathy_counted": ("共感は、あなたの投稿・コメント・テーマ・事例に寄せられた共感の数です（合計欄）。",
+                           "Empathy counts what others empathised with in your posts, comments, themes and "
+                           "cases (in the total)."),
     "nb_download": ("ダウンロード", "Download"),
     "figures": ("集計（職員）", "Figures (staff)"),
     "fig_intro": ("まちづくりポイントの発行と参加の状況です（地域全体や地区毎の状況を可視化）。",
@@ -110,6 +117,22 @@ def field_name(code: str | None, lang: str) -> str:
     return code or ""
 
 
+async def empathy_of(request: Request, user: Any) -> int | None:
+    """共感 the person received: their posts' and comments' (sns) and their themes' and cases' (projects), asked
+    of both services at once (those the node runs); None when one cannot answer now (the notebook shows "—" rather
+    than half)."""
+    q = lk.ReceivedQuery(global_handle=user.global_handle)
+    running = request.app.state.settings.expected_services()
+    asked = [s for s in (snc.SERVICE, prc.SERVICE) if s in running]  # a node may run neither
+    if not asked:
+        return None
+    try:
+        got = await asyncio.gather(*(call(request, s, lk.EP_LIKES_RECEIVED, q) for s in asked))
+    except errors.ServiceError:
+        return None
+    return sum(lk.Received.model_validate(g).likes for g in got)
+
+
 @router.get("/notebook", response_class=HTMLResponse)
 async def notebook_page(request: Request, user: CurrentUser) -> Response:
     lang = ps.lang(request)
@@ -118,6 +141,10 @@ async def notebook_page(request: Request, user: CurrentUser) -> Response:
                                                           nc.NotebookQuery(actor=actor_of(user))))
     except errors.ServiceError as exc:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=503, user=user)
+    empathy = await empathy_of(request, user)
+    if empathy is not None:
+        nb = nb.model_copy(update={"totals": nb.totals.model_copy(update={"empathy": empathy}),
+                                   "empathy_counted": True})
     return render(request, "notebook/notebook.html", user=user, nb=nb, num=_num, field_name=field_name,
                   charts=_notebook_charts(nb, lang))
 
@@ -141,7 +168,7 @@ async def notebook_export(fmt: str, request: Request, user: CurrentUser) -> Resp
     lang = ps.lang(request)
     try:
         out = nc.Export.model_validate(await call_points(request, nc.EP_NOTEBOOK_EXPORT, nc.NotebookExportIn(
-            actor=actor_of(user), format=fmt, lang=lang)))
+            actor=actor_of(user), format=fmt, lang=lang, empathy=await empathy_of(request, user))))
     except ValidationError:
         return message(request, heading=t("error", lang), paragraphs=["csv / pdf"], status=404, user=user)
     except errors.ServiceError as exc:

@@ -38,6 +38,10 @@ add_words(
         "ac_kind_followed_change": ("フォロー中の更新", "Followed update"),
         "ac_kind_booking_reminder": ("明日の予約", "Booking tomorrow"),
         "ac_kind_points_credited": ("ポイント付与", "Points credited"),
+        "ac_kind_moderation": ("職員による対応", "Staff's decision"),
+        "ac_say_moderation": ("コミュニティでの投稿について、職員が対応しました（{subject}）。"
+                              "理由の確認と異議申し立てはこちら",
+                              "Staff decided about your part in the communities ({subject}): see why, or appeal"),
         "ac_say_comment": ("{who} さんがあなたの投稿にコメントしました", "{who} commented on your post"),
         "ac_say_friend_request": (
             "{subject}（{who}）さんからトモダチ申請が届きました",

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser, SecretariatUser, ThemeOwner
-from gateway.portal import federation, projects_calls, projects_pilots
+from gateway.portal import federation, likes, projects_calls, projects_pilots
 from gateway.portal import session as ps
 from gateway.portal.common import actor_of, add_nav, error_status, why
 from gateway.portal.confirm import ask_first, confirm_page, confirmed
@@ -272,8 +272,16 @@ async def theme_page(theme_id: str, request: Request, user: OptionalUser) -> Res
     except errors.ServiceError as exc:
         return refusal(request, exc, user)
     notice = t("saved", ps.lang(request)) if request.query_params.get("saved") else None
+    liked = await likes.state(request, c.SERVICE, "theme", theme.id, user) if theme.status == "published" else None
     return page(request, "theme.html", user=user, theme=theme, internal=is_internal(user), notice=notice,
-                **await _later_phases(request, theme, user))
+                likes=liked, **await _later_phases(request, theme, user))
+
+
+@router.post("/themes/{theme_id}/like")
+async def theme_like(theme_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    """共感 on a published theme (or withdrawn: `undo`)."""
+    return await likes.press(request, form, user, service=c.SERVICE, kind="theme", item=theme_id,
+                             back=f"/themes/{quote(theme_id, safe='')}")
 
 
 async def _later_phases(request: Request, theme: c.Theme, user: ic.User | None) -> dict[str, Any]:

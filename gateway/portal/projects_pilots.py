@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser
+from gateway.portal import likes
 from gateway.portal import session as ps
 from gateway.portal.common import AgainFn, actor_of, add_nav, again_page
 from gateway.portal.i18n import add_words, t
@@ -521,5 +523,13 @@ async def case_page(case_id: str, request: Request, user: OptionalUser) -> Respo
             raise c.CASE_NOT_FOUND(f"no case {case_id}")
     except errors.ServiceError as exc:
         return refusal(request, exc, user, back=("/cases", t("pp_cases", ps.lang(request))))
-    return _ppage(request, "case.html", user=user, case=case, pub=case.published)
+    return _ppage(request, "case.html", user=user, case=case, pub=case.published,
+                  likes=await likes.state(request, c.SERVICE, "case", case.id, user))
+
+
+@router.post("/cases/{case_id}/like")
+async def case_like(case_id: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    """共感 on a published case (or withdrawn: `undo`)."""
+    return await likes.press(request, form, user, service=c.SERVICE, kind="case", item=case_id,
+                             back=f"/cases/{quote(case_id, safe='')}")
 

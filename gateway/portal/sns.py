@@ -36,6 +36,7 @@ from gateway.portal.i18n import add_words, t
 from gateway.portal.projects_common import jst
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import sns as c
 
 router = APIRouter(include_in_schema=False)
@@ -86,6 +87,7 @@ add_words({
     "sn_no_comments": ("コメントはまだありません。", "No comment yet."),
     "sn_deleted_user": ("退会したユーザー", "deleted user"),
     "sn_hidden": ("リーダーにより非表示になりました", "Hidden by the leader"),
+    "sn_hidden_staff": ("職員により非表示になりました", "Hidden by the node's staff"),
     "sn_reason": ("理由", "Reason"),
     "sn_hide": ("非表示にする", "Hide"),
     "sn_edit": ("編集して保存", "Save changes"),
@@ -131,6 +133,22 @@ add_words({
                           "They had asked you too: you are friends now."),
     "sn_request_sent": ("申請を送りました。", "Request sent."),
     "sn_not_found": ("見つかりません。", "Not found."),
+    "sn_likes": ("共感", "Empathy"),
+    "sn_like": ("共感する", "Empathise"),
+    "sn_unlike": ("共感を取り消す", "Withdraw empathy"),
+    "sn_report": ("通報する", "Report"),
+    "sn_report_person": ("この人を通報する", "Report this person"),
+    "sn_reported": ("通報を受け付けました。職員が確認します。", "Reported: the node's staff will look at it."),
+    "sn_report_hint": ("不適切な内容を職員に知らせます。通報したことは相手に伝わりません。",
+                       "Tell the node's staff about it. The author is not told who reported."),
+    "sn_report_reason": ("理由", "Reason"),
+    "sn_report_detail": ("くわしく（任意）", "Details (optional)"),
+    "sn_report_send": ("職員に通報する", "Send to staff"),
+    "sn_reason_spam": ("宣伝・スパム", "Advertising or spam"),
+    "sn_reason_harassment": ("嫌がらせ・誹謗中傷", "Harassment or abuse"),
+    "sn_reason_personal_info": ("個人情報の掲載", "Someone's personal data"),
+    "sn_reason_inappropriate": ("不適切な内容", "Inappropriate content"),
+    "sn_reason_other": ("その他", "Other"),
 })
 add_nav("nav_communities", "/communities", "all", "join")
 add_nav("nav_friends", "/friends", "user", "menu")
@@ -239,7 +257,9 @@ async def _community_page(request: Request, user: ic.User | None, cid: str, *, s
         return _refusal(request, exc, user)
     return _page(request, "community.html", user=user, status=status, error=error, community=community,
                  members=members, posts=page.posts, next=page.next, paged=bool(before), form=form or {},
-                 notice=t("saved", ps.lang(request)) if request.query_params.get("saved") else None)
+                 report_reasons=c.REPORT_REASONS,
+                 notice=t("sn_reported", ps.lang(request)) if request.query_params.get("reported")
+                 else t("saved", ps.lang(request)) if request.query_params.get("saved") else None)
 
 
 @router.get("/communities/{cid}", response_class=HTMLResponse)
@@ -282,6 +302,16 @@ for _path, _ep, _model, _fields in (
                          methods=["POST"], name=f"sns_{_path}")
 
 
+@router.post("/communities/{cid}/report")
+async def person_report(cid: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
+    """A member reported to the node's staff (a reason from the list and free text), from the members' list."""
+    return await _action(
+        request, form, user, lambda actor, form, raw: (c.EP_REPORT_CREATE, c.ReportIn(
+            actor=actor, kind="person", target=form.get("person", ""), reason=form.get("reason", ""),
+            detail=form.get("detail", ""))),
+        lambda _: f"/communities/{cid}?reported=1", again_page(_community_page, cid))
+
+
 @router.post("/communities/{cid}/posts")
 async def post_create(cid: str, request: Request, form: CsrfForm, user: CurrentUser) -> Response:
     async def again(request: Request, user: ic.User, status: int, error: str) -> Response:
@@ -313,8 +343,10 @@ async def _post_page(request: Request, user: ic.User | None, cid: str, pid: str,
     except errors.ServiceError as exc:
         return _refusal(request, exc, user)
     return _page(request, "post.html", user=user, status=status, error=error, post=found.post,
+                 report_reasons=c.REPORT_REASONS,
                  community=found.community, comments=found.comments, next=found.next_comments, paged=bool(before),
-                 notice=t("saved", ps.lang(request)) if request.query_params.get("saved") else None)
+                 notice=t("sn_reported", ps.lang(request)) if request.query_params.get("reported")
+                 else t("saved", ps.lang(request)) if request.query_params.get("saved") else None)
 
 
 @router.get("/communities/{cid}/posts/{pid}", response_class=HTMLResponse)
@@ -339,6 +371,15 @@ POST_ACTIONS: dict[str, Callable[[Any, dict[str, Any], str], tuple[str, Any]]] =
         actor=actor, id=_item(form.get("comment", "")), reason=form.get("reason", ""))),
     "comment_delete": lambda actor, form, pid: (c.EP_COMMENT_DELETE, c.ItemRef(
         actor=actor, id=_item(form.get("comment", "")))),
+    # A report to the node's staff of the post or one of its comments: a reason from the list and free text.
+    "report": lambda actor, form, pid: (c.EP_REPORT_CREATE, c.ReportIn(
+        actor=actor, kind="comment" if form.get("comment") else "post",
+        target=str(_item(form.get("comment") or pid)), reason=form.get("reason", ""),
+        detail=form.get("detail", ""))),
+    # 共感 on the post or one of its comments; `undo` withdraws it (the same button, pressed again).
+    "like": lambda actor, form, pid: (lk.EP_LIKE_WITHDRAW if form.get("undo") else lk.EP_LIKE_GIVE, lk.LikeIn(
+        actor=actor, kind="comment" if form.get("comment") else "post",
+        id=str(_item(form.get("comment") or pid)))),
 }
 
 
@@ -370,8 +411,9 @@ async def post_action(cid: str, pid: str, what: str, request: Request, form: Csr
     make = POST_ACTIONS.get(what)
     if make is None:
         return _refusal(request, errors.NotFound(f"no action {what}"), user)
+    shown = "reported" if what == "report" else "saved"
     return await _action(request, form, user, lambda actor, form, raw: make(actor, form, pid),
-                         lambda _: f"/communities/{cid}/posts/{pid}?saved=1", again_page(_post_page, cid, pid))
+                         lambda _: f"/communities/{cid}/posts/{pid}?{shown}=1", again_page(_post_page, cid, pid))
 
 
 # ---- friends ---------------------------------------------------------------------------------------------------

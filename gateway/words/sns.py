@@ -3,6 +3,7 @@ friends."""
 
 from __future__ import annotations
 
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import sns as c
 
 WORDS: dict[str, tuple[str, str]] = {
@@ -58,4 +59,29 @@ WORDS: dict[str, tuple[str, str]] = {
     c.FRIEND_REQUEST_NOT_YOURS.code: ("申請に返事ができるのは申請を受けた方、取り消せるのは申請した方だけです。",
                                       "Only the addressee answers a request; only its sender cancels it."),
     c.FRIEND_NOT_FRIENDS.code: ("この方とはトモダチではありません。", "You two are not friends."),
+    # moderation
+    c.REPORT_ALREADY_OPEN.code: ("この内容はすでに通報しています。職員が確認するまでお待ちください。",
+                                 "You reported this already. Staff will look at it."),
+    c.REPORT_SELF.code: ("ご自身やご自身の投稿は通報できません。", "You cannot report yourself or what you wrote."),
+    c.REPORT_TARGET_NOT_FOUND.code: ("通報する投稿・コメント・人が見つかりません。",
+                                     "No such post, comment or person here."),
+    c.REPORT_NOT_FOUND.code: ("対応待ちの通報が見つかりません。すでに対応済みかもしれません。",
+                              "No such open report: it may have been decided already."),
+    c.MODERATION_STAFF_ONLY.code: ("通報への対応は職員だけが行えます。", "Only the node's staff moderate."),
+    c.MODERATION_BAD_ACTION.code: ("この対応はできません。人は非表示にできず、利用停止には日数が必要です。",
+                                   "This cannot be done: a person is warned or suspended, not hidden; a "
+                                   "suspension needs its days."),
+    c.APPEAL_NOT_FOUND.code: ("該当する対応が見つかりません。", "No such decision about you."),
+    c.APPEAL_ALREADY.code: ("この対応には、すでに異議を申し立てています（1回まで）。",
+                            "You appealed this decision already (once per decision)."),
+    c.APPEAL_NONE.code: ("判断を待っている異議申し立てはありません。", "No appeal waits on this decision."),
+    c.POST_SUSPENDED.code: ("職員の判断により、期限まで投稿とコメントが停止されています。",
+                            "Staff suspended you: no posts or comments until the date given."),
+    c.POST_NODE_BLOCKED.code: ("このノードでは、あなたの地域のノードからの投稿・コメントを受け付けていません。",
+                               "This node takes no posts or comments from your home node."),
+    # 共感 (likes, also on the projects service's themes and cases)
+    lk.LIKE_OWN.code: ("ご自身の投稿やテーマには共感できません。",
+                       "You cannot empathise with what you wrote yourself."),
+    lk.LIKE_NOT_FOUND.code: ("共感できるものが見つかりません。非表示になったか、まだ公開されていません。",
+                             "Nothing to empathise with here: it was hidden, or is not published yet."),
 }

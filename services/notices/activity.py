@@ -242,6 +242,7 @@ DIGEST_WORDS = {
     "followed_change": "フォロー中の更新",
     "booking_reminder": "明日の予約",
     "points_credited": "ポイント付与",
+    "moderation": "職員による対応",
 }
 
 

@@ -4,7 +4,8 @@ inbox, so an event delivered again never notifies twice (the notification's `sou
 
 What tells whom:
 - sns CommentPublished: the post's author (not when they commented on their own post); FriendRequested: its
-  addressee;
+  addressee; ModerationDecided: the person staff decided about (hide, warn, suspend; an appeal upheld or lifted),
+  linking to /moderation where they see the reason and may appeal;
 - points TapRecorded of a bound card with points, DonationConfirmed with points: the person credited;
 - bookings BookingConfirmed: kept for the reminder the day before (activity.remind_tomorrow); BookingCancelled,
   BookingRejected, BookingNoShow forget it;
@@ -93,6 +94,18 @@ def _sns(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:
                 link="/friends",
                 at=at,
                 source_key=f"sns:friend:{_text(data, 'request_id')}",
+            )
+        ]
+    if type_ == "ModerationDecided":
+        action = _text(data, "action")
+        return [
+            activity.NewNote(
+                person=_text(data, "person"),
+                kind="moderation",
+                subject=action,
+                link="/moderation",
+                at=at,
+                source_key=f"sns:moderation:{_text(data, 'action_id')}:{action}",
             )
         ]
     return None

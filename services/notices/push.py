@@ -43,6 +43,7 @@ TITLES = {
     "followed_change": "フォロー中の更新 / Update",
     "booking_reminder": "明日の予約 / Booking tomorrow",
     "points_credited": "ポイントが付きました / Points credited",
+    "moderation": "職員による対応 / A decision by staff",
 }
 
 

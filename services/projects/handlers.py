@@ -13,6 +13,7 @@ from services.projects import (
     evaluation,
     federation,
     inquiries,
+    likes,
     matching,
     organisations,
     outcomes,
@@ -24,6 +25,7 @@ from services.projects import (
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import federation as f
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import projects as c
@@ -196,9 +198,16 @@ FEDERATION = Domain("federation", refusals=(
     read(f.EP_THEME_AUDIENCE, nc.ThemeAudienceQuery, nc.Audience, federation.theme_audience, role=SERVICE),
 ))
 
+LIKES = Domain("likes", refusals=(lk.LIKE_OWN, lk.LIKE_NOT_FOUND), ops=(
+    write(lk.EP_LIKE_GIVE, lk.LikeIn, lk.LikeState, likes.give),
+    write(lk.EP_LIKE_WITHDRAW, lk.LikeIn, lk.LikeState, likes.withdraw),
+    read(lk.EP_LIKE_COUNTS, lk.LikesQuery, lk.LikeStates, likes.states, role=ANYONE),
+    read(lk.EP_LIKES_RECEIVED, lk.ReceivedQuery, lk.Received, likes.received, role=GATEWAY),
+))
+
 
 DOMAINS = (MYPAGE, ORGANISATIONS, THEMES, MATCHING, BRIEFINGS, PROPOSALS, EVALUATION, PILOTS, OUTCOMES, INQUIRIES,
-           FEDERATION)
+           FEDERATION, LIKES)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, public_url: str,

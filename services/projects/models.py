@@ -666,3 +666,18 @@ participations = Table(
     Column("note", Text, nullable=False),
     PrimaryKeyConstraint("origin_node", "theme_id", name="pk_participations"),
 )
+
+# 共感 (likes, migration 0007) on published themes and cases: one per person per item (the primary key).
+# `recipient` is the theme's maker or the case's publisher when it was given, for the notebook's 共感.
+likes = Table(
+    "likes",
+    metadata,
+    Column("kind", String(8), nullable=False),  # theme | case
+    Column("item_id", String(36), nullable=False),
+    Column("giver", String(64), nullable=False),
+    Column("recipient", String(64), nullable=True),
+    Column("given_at", TS, nullable=False),
+    PrimaryKeyConstraint("kind", "item_id", "giver", name="pk_likes"),
+    Index("ix_likes_recipient", "recipient"),
+    CheckConstraint("kind IN ('theme', 'case')", name="kind"),
+)

@@ -8,13 +8,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import communities, friends, leaders, people, posts
+from services.sns import communities, friends, leaders, likes, moderation, people, posts
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import sns as c
-from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, Domain, read, write
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
 COMMUNITIES = Domain("communities", refusals=(
@@ -42,7 +43,7 @@ COMMUNITIES = Domain("communities", refusals=(
 POSTS = Domain("posts", refusals=(
     c.COMMUNITY_NOT_FOUND, c.COMMUNITY_CLOSED, c.COMMUNITY_NOT_LEADER, c.POST_WRITE_LIMIT, c.POST_MEMBERS_ONLY,
     c.POST_NOT_FOUND, c.POST_NOT_AUTHOR, c.POST_HIDDEN, c.POST_ALREADY_HIDDEN, c.COMMENT_NOT_FOUND,
-    c.COMMENT_HIDDEN,
+    c.COMMENT_HIDDEN, c.POST_SUSPENDED, c.POST_NODE_BLOCKED,
 ), ops=(
     write(c.EP_POST_CREATE, c.PostCreate, c.Post, posts.create,
           http=POST("/communities/{community_id}/posts", "Post in a community")),
@@ -73,6 +74,27 @@ FRIENDS = Domain("friends", refusals=(
     read(c.EP_FRIEND_LIST, c.FriendsQuery, c.Friends, friends.list_),
 ))
 
+LIKES = Domain("likes", refusals=(lk.LIKE_OWN, lk.LIKE_NOT_FOUND, c.COMMUNITY_CLOSED), ops=(
+    write(lk.EP_LIKE_GIVE, lk.LikeIn, lk.LikeState, likes.give),
+    write(lk.EP_LIKE_WITHDRAW, lk.LikeIn, lk.LikeState, likes.withdraw),
+    read(lk.EP_LIKE_COUNTS, lk.LikesQuery, lk.LikeStates, likes.states, role=ANYONE),
+    read(lk.EP_LIKES_RECEIVED, lk.ReceivedQuery, lk.Received, likes.received, role=GATEWAY),
+))
+
+MODERATION = Domain("moderation", refusals=(
+    c.REPORT_ALREADY_OPEN, c.REPORT_SELF, c.REPORT_TARGET_NOT_FOUND, c.REPORT_NOT_FOUND, c.MODERATION_STAFF_ONLY,
+    c.MODERATION_BAD_ACTION, c.APPEAL_NOT_FOUND, c.APPEAL_ALREADY, c.APPEAL_NONE,
+), ops=(
+    write(c.EP_REPORT_CREATE, c.ReportIn, c.Report, moderation.create_report),
+    read(c.EP_MODERATION_QUEUE, c.StaffQuery, c.ModerationQueue, moderation.queue, role=STAFF),
+    write(c.EP_MODERATION_DECIDE, c.DecisionIn, c.Report, moderation.decide, role=STAFF),
+    read(c.EP_MODERATION_MINE, c.MineQuery, c.Actions, moderation.mine),
+    write(c.EP_MODERATION_APPEAL, c.AppealIn, c.Action, moderation.appeal),
+    write(c.EP_MODERATION_APPEAL_DECIDE, c.AppealDecisionIn, c.Action, moderation.decide_appeal, role=STAFF),
+    write(c.EP_BLOCK_PUT, c.BlockIn, c.Blocks, moderation.put_block, role=STAFF),
+    write(c.EP_BLOCK_REMOVE, c.BlockRemove, c.Blocks, moderation.remove_block, role=STAFF),
+))
+
 MYPAGE = Domain("mypage", ops=(
     read(mp.EP_PERSON_SUMMARY, mp.SummaryQuery, mp.SnsSummary, friends.summary, role=GATEWAY),
     read(c.EP_LEADER_TODO, c.LeaderTodoQuery, c.LeaderTodo, leaders.todo),  # the person's own (リーダーの用事)
@@ -83,7 +105,7 @@ AUDIENCE = Domain("audience", ops=(
     read(c.EP_COMMUNITY_AUDIENCE, nc.CommunityAudienceQuery, nc.Audience, communities.audience, role=SERVICE),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, MYPAGE, AUDIENCE)
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

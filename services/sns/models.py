@@ -147,3 +147,77 @@ request_log = Table(
     Column("sent_at", TS, nullable=False),
     Index("ix_request_log_sender_sent_at", "sender", "sent_at"),
 )
+
+# 共感 (likes, migration 0002): one per person per post or comment (the primary key); `recipient` is the author when
+# it was given (NULL once their account is deleted), so `likes.received` counts by an index.
+likes = Table(
+    "likes",
+    metadata,
+    Column("kind", String(8), nullable=False),  # post | comment
+    Column("item_id", SeqType, nullable=False),
+    Column("giver", String(64), nullable=False),
+    Column("recipient", String(64), nullable=True),
+    Column("given_at", TS, nullable=False),
+    PrimaryKeyConstraint("kind", "item_id", "giver", name="pk_likes"),
+    Index("ix_likes_recipient", "recipient"),
+    Index("ix_likes_giver", "giver"),
+    CheckConstraint("kind IN ('post', 'comment')", name="kind"),
+    CheckConstraint("giver <> recipient", name="not_own"),
+)
+
+# Moderation (migration 0003). A report of a post, comment or person; `open_key` (reporter, kind, target) is set
+# while it is open and unique, so one person has at most one open report on a thing; closing sets it NULL.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(8), nullable=False),  # post | comment | person
+    Column("target", String(64), nullable=False),  # the item's id, or the person's global handle
+    Column("author", String(64), nullable=True),  # who wrote it (or the person), when reported
+    Column("reporter", String(64), nullable=True),  # NULL once their account is deleted
+    Column("reason", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("status", String(8), nullable=False),  # open | closed
+    Column("open_key", String(140), nullable=True, unique=True),
+    Column("decision", String(8), nullable=True),  # hide | warn | suspend | dismiss
+    Column("decision_reason", String(300), nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", TS, nullable=True),
+    Index("ix_reports_status_created_at", "status", "created_at"),
+    CheckConstraint("status IN ('open', 'closed')", name="status"),
+)
+
+# A decision about a person (hide, warn, suspend), with its reason, who and when, and the person's one appeal.
+moderation_actions = Table(
+    "moderation_actions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("report_id", String(36), ForeignKey("reports.id"), nullable=False),
+    Column("person", String(64), nullable=False),
+    Column("action", String(8), nullable=False),  # hide | warn | suspend
+    Column("reason", String(300), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("until", TS, nullable=True),
+    Column("by", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("appeal", Text, nullable=True),
+    Column("appealed_at", TS, nullable=True),
+    Column("appeal_decision", String(8), nullable=True),  # uphold | lift
+    Column("appeal_reason", String(300), nullable=True),
+    Column("appeal_decided_by", String(64), nullable=True),
+    Column("appeal_decided_at", TS, nullable=True),
+    Index("ix_moderation_actions_person", "person", "action", "until"),
+    CheckConstraint("action IN ('hide', 'warn', 'suspend')", name="action"),
+)
+
+# Peer nodes whose people may not post or comment here (checked on post and comment create).
+blocked_nodes = Table(
+    "blocked_nodes",
+    metadata,
+    Column("node", String(32), primary_key=True),
+    Column("reason", String(300), nullable=False),
+    Column("by", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+)

@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sns import communities
+from services.sns import communities, moderation
 from services.sns.models import (
     comments,
     friend_requests,
     friendships,
+    likes,
     memberships,
     people,
     posts,
@@ -90,6 +91,9 @@ async def forget(session: AsyncSession, *, node: str, handle: str, now: datetime
     await session.execute(delete(friend_requests).where(
         or_(friend_requests.c.sender == handle, friend_requests.c.addressee == handle)))
     await session.execute(delete(request_log).where(request_log.c.sender == handle))
+    await session.execute(delete(likes).where(likes.c.giver == handle))
+    await moderation.forget(session, handle)
+    await session.execute(update(likes).where(likes.c.recipient == handle).values(recipient=None))
     for table in (posts, comments):
         await session.execute(update(table).where(table.c.author == handle).values(author=None))
         await session.execute(update(table).where(table.c.hidden_by == handle).values(hidden_by=None))

@@ -11,6 +11,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
+from services.sns import likes as lk
+from services.sns import moderation
 from services.sns.models import bus, comments, communities, posts
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import sns as c
@@ -29,8 +31,10 @@ async def _throttle(session: AsyncSession, handle: str, now: datetime) -> None:
                                      "投稿が多すぎます。少し待ってから書き込んでください")
 
 
-async def _writable(session: AsyncSession, community_id: str, actor: Actor) -> Any:
-    """The community (locked) if the actor may write in it: a member of an open community."""
+async def _writable(session: AsyncSession, community_id: str, actor: Actor, now: datetime) -> Any:
+    """The community (locked) if the actor may write in it: a member of an open community, not suspended by staff,
+    from a node this one does not block."""
+    await moderation.check_may_write(session, actor, now)
     row = await cm.locked(session, community_id)
     cm.must_be_open(row)
     if await cm.role_of(session, community_id, actor.global_handle) is None:
@@ -39,34 +43,43 @@ async def _writable(session: AsyncSession, community_id: str, actor: Actor) -> A
     return row
 
 
-def _hidden(row: Any) -> c.Hidden | None:
-    return c.Hidden(at=aware(row.hidden_at), reason=row.hidden_reason or "") if row.hidden_at else None
+def _hidden(row: Any, staff: set[int] | frozenset[int] = frozenset()) -> c.Hidden | None:
+    return (c.Hidden(at=aware(row.hidden_at), reason=row.hidden_reason or "", by_staff=row.id in staff)
+            if row.hidden_at else None)
 
 
 def _may_see(row: Any, actor: Actor | None, leader: str | None) -> bool:
     return row.hidden_at is None or (actor is not None and actor.global_handle in (row.author, leader))
 
 
-def _post(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None, n_comments: int) -> c.Post:
+Likes = tuple[dict[int, int], set[int]]
+NO_LIKES: Likes = ({}, set())
+
+
+def _post(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None, n_comments: int,
+          liked: Likes = NO_LIKES, staff: set[int] | frozenset[int] = frozenset()) -> c.Post:
     visible = _may_see(row, actor, leader)
-    hidden = _hidden(row)
+    hidden = _hidden(row, staff)
     if hidden is not None and not visible:
-        hidden = c.Hidden(at=hidden.at, reason="")
+        hidden = c.Hidden(at=hidden.at, reason="", by_staff=hidden.by_staff)
     return c.Post(id=row.id, community_id=row.community_id, author=cm.person_of(row.author, names),
                   title=row.title if visible else "", body=row.body if visible else "",
                   created_at=aware(row.created_at), edited_at=aware(row.edited_at), hidden=hidden,
-                  comments=n_comments, mine=actor is not None and row.author == actor.global_handle)
+                  comments=n_comments, mine=actor is not None and row.author == actor.global_handle,
+                  likes=liked[0].get(row.id, 0), liked=row.id in liked[1])
 
 
-def _comment(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None) -> c.Comment:
+def _comment(row: Any, names: dict[str, str], actor: Actor | None, leader: str | None,
+             liked: Likes = NO_LIKES, staff: set[int] | frozenset[int] = frozenset()) -> c.Comment:
     visible = _may_see(row, actor, leader)
-    hidden = _hidden(row)
+    hidden = _hidden(row, staff)
     if hidden is not None and not visible:
-        hidden = c.Hidden(at=hidden.at, reason="")
+        hidden = c.Hidden(at=hidden.at, reason="", by_staff=hidden.by_staff)
     return c.Comment(id=row.id, post_id=row.post_id, author=cm.person_of(row.author, names),
                      body=row.body if visible else "", created_at=aware(row.created_at),
                      edited_at=aware(row.edited_at), hidden=hidden,
-                     mine=actor is not None and row.author == actor.global_handle)
+                     mine=actor is not None and row.author == actor.global_handle,
+                     likes=liked[0].get(row.id, 0), liked=row.id in liked[1])
 
 
 async def _post_row(session: AsyncSession, post_id: int) -> Any:
@@ -85,7 +98,7 @@ async def _comment_counts(session: AsyncSession, post_ids: list[int]) -> dict[in
 
 
 async def create(session: AsyncSession, *, node: str, data: c.PostCreate, now: datetime) -> c.Post:
-    row = await _writable(session, data.community_id, data.actor)
+    row = await _writable(session, data.community_id, data.actor, now)
     await _throttle(session, data.actor.global_handle, now)
     post_id = (await session.execute(insert(posts).values(
         community_id=row.id, author=data.actor.global_handle, title=data.title, body=data.body, created_at=now,
@@ -123,6 +136,9 @@ async def update_post(session: AsyncSession, *, data: c.PostUpdate, now: datetim
 
 async def delete_post(session: AsyncSession, *, data: c.ItemRef, now: datetime) -> c.Done:
     row = await _own(session, posts, data.id, data.actor, "post")
+    gone = list((await session.execute(select(comments.c.id).where(comments.c.post_id == row.id))).scalars())
+    await lk.drop_items(session, "comment", gone)
+    await lk.drop_items(session, "post", [row.id])
     await session.execute(delete(comments).where(comments.c.post_id == row.id))
     await session.execute(delete(posts).where(posts.c.id == row.id))
     return c.Done()
@@ -158,7 +174,7 @@ async def hide_comment(session: AsyncSession, *, data: c.HideIn, now: datetime) 
 async def create_comment(session: AsyncSession, *, node: str, data: c.CommentCreate, now: datetime
                          ) -> c.Comment:
     post = await _post_row(session, data.post_id)
-    await _writable(session, post.community_id, data.actor)
+    await _writable(session, post.community_id, data.actor, now)
     if post.hidden_at is not None:
         raise c.POST_HIDDEN("this post is hidden: no new comments / 非表示の投稿にはコメントできません")
     await _throttle(session, data.actor.global_handle, now)
@@ -182,6 +198,7 @@ async def update_comment(session: AsyncSession, *, data: c.CommentUpdate, now: d
 
 async def delete_comment(session: AsyncSession, *, data: c.ItemRef, now: datetime) -> c.Done:
     row = await _own(session, comments, data.id, data.actor, "comment")
+    await lk.drop_items(session, "comment", [row.id])
     await session.execute(delete(comments).where(comments.c.id == row.id))
     return c.Done()
 
@@ -193,7 +210,9 @@ async def _leader(session: AsyncSession, community_id: str) -> str | None:
 async def _get_comment(session: AsyncSession, comment_id: int, actor: Actor | None) -> c.Comment:
     row = (await session.execute(select(comments).where(comments.c.id == comment_id))).one()
     leader = await _leader(session, (await _post_row(session, row.post_id)).community_id)
-    return _comment(row, await cm.names_of(session, {row.author} if row.author else set()), actor, leader)
+    return _comment(row, await cm.names_of(session, {row.author} if row.author else set()), actor, leader,
+                    await lk.counts(session, "comment", [row.id], actor),
+                    await moderation.staff_hidden(session, "comment", [row]))
 
 
 async def get_post(session: AsyncSession, *, post_id: int, actor: Actor | None) -> c.Post:
@@ -216,8 +235,12 @@ async def detail(session: AsyncSession, *, post_id: int, actor: Actor | None, wi
         more, found = len(found) > limit, found[:limit]
     names = await cm.names_of(session, {r.author for r in [row, *found] if r.author})
     n = (await _comment_counts(session, [row.id])).get(row.id, 0)
-    return c.PostDetail(post=_post(row, names, actor, leader, n), community=community,
-                        comments=[_comment(r, names, actor, leader) for r in found],
+    liked_c = await lk.counts(session, "comment", [r.id for r in found], actor)
+    staff_c = await moderation.staff_hidden(session, "comment", found)
+    return c.PostDetail(post=_post(row, names, actor, leader, n, await lk.counts(session, "post", [row.id], actor),
+                                   await moderation.staff_hidden(session, "post", [row])),
+                        community=community,
+                        comments=[_comment(r, names, actor, leader, liked_c, staff_c) for r in found],
                         next_comments=found[-1].id if more else None)
 
 
@@ -239,5 +262,7 @@ async def list_(session: AsyncSession, *, q: c.PostListQuery) -> c.PostList:
     rows = rows[:q.limit]
     names = await cm.names_of(session, {r.author for r in rows if r.author})
     counts = await _comment_counts(session, [r.id for r in rows])
-    return c.PostList(posts=[_post(r, names, q.actor, leader, counts.get(r.id, 0)) for r in rows],
+    liked = await lk.counts(session, "post", [r.id for r in rows], q.actor)
+    staff = await moderation.staff_hidden(session, "post", rows)
+    return c.PostList(posts=[_post(r, names, q.actor, leader, counts.get(r.id, 0), liked, staff) for r in rows],
                       next=rows[-1].id if more else None)

@@ -54,8 +54,10 @@ ANONYMOUS = [
     "/status",
     "/no-such-page",
 ]
-RESIDENT = ["/me", "/mine", "/notebook", "/points", "/bookings", "/settings/profile", "/friends", "/menu"]
-STAFF = ["/staff", "/staff/figures", "/staff/bookings/approvals", "/secretariat/inquiries", "/staff/events"]
+RESIDENT = ["/me", "/mine", "/notebook", "/points", "/bookings", "/settings/profile", "/friends", "/menu",
+            "/moderation"]
+STAFF = ["/staff", "/staff/figures", "/staff/bookings/approvals", "/secretariat/inquiries", "/staff/events",
+         "/staff/moderation"]
 
 # What the page's targets measure: a target is what a finger taps (links, buttons, fields, summaries); a link in
 # the middle of a sentence is exempt (WCAG 2.5.8), as are the hidden and the skip link until it is focused.

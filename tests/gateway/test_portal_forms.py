@@ -399,6 +399,9 @@ OTHER_FORMS = [
     "/notifications/read", "/notifications/settings", "/notifications/push", "/notifications/push/remove",
     # other towns' public notices (notices): follow or stop
     "/me/towns",
+    # 共感 on themes and cases; moderation of the SNS (the person's appeal, the staff's queue and block list)
+    "/themes/{theme_id}/like", "/cases/{case_id}/like", "/moderation/{aid}/appeal", "/communities/{cid}/report",
+    "/staff/moderation/reports/{rid}", "/staff/moderation/appeals/{aid}", "/staff/moderation/blocks",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action

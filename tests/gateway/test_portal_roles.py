@@ -243,6 +243,16 @@ ROLES = {
     "POST /friends/request": "user, form",
     "POST /friends/remove": "user, form",
     "POST /friends/{rid}/{what}": "user, form",
+    # 共感 on themes and cases, moderation of the SNS (likes.py, sns_moderation.py)
+    "POST /themes/{theme_id}/like": "user, form",
+    "POST /cases/{case_id}/like": "user, form",
+    "GET /moderation": "user",
+    "POST /communities/{cid}/report": "user, form",
+    "POST /moderation/{aid}/appeal": "user, form",
+    "GET /staff/moderation": "staff",
+    "POST /staff/moderation/reports/{rid}": "staff, form",
+    "POST /staff/moderation/appeals/{aid}": "staff, form",
+    "POST /staff/moderation/blocks": "staff, form",
     # facility bookings (bookings.py): facilities and their feed are public; a person's feed is opened by its
     # private token alone (no session: a calendar app fetches it)
     "GET /facilities": "public",

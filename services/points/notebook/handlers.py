@@ -22,7 +22,8 @@ async def mine(*, session: AsyncSession, actor: Actor, node: str) -> c.Notebook:
 async def export(*, uow: UnitOfWork, data: c.NotebookExportIn, node: str) -> c.Export:
     """The notebook in its own short transaction; then the file, made in a thread (a PDF of a long notebook takes a
     while: taps and other writes keep flowing meanwhile)."""
-    nb = await uow.write(lambda session, _now: notebook.notebook(session, actor=data.actor, node=node))
+    nb = await uow.write(lambda session, _now: notebook.notebook(session, actor=data.actor, node=node,
+                                                                 empathy=data.empathy))
     return await asyncio.to_thread(notebook.export, nb, data)
 
 

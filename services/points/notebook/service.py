@@ -198,8 +198,10 @@ def entry(f: Fact) -> c.Entry:
                    hours=None if f.minutes is None else round(f.minutes / 60, 2), kcal=f.kcal)
 
 
-async def notebook(session: AsyncSession, *, actor: Actor, node: str) -> c.Notebook:
-    """The person's notebook. Records who they are (the gateway vouches for the actor) in the directory first."""
+async def notebook(session: AsyncSession, *, actor: Actor, node: str, empathy: int | None = None) -> c.Notebook:
+    """The person's notebook. Records who they are (the gateway vouches for the actor) in the directory first.
+    `empathy`: the 共感 they received, as the gateway counted it at the sns and projects services (None: not
+    counted, shown as "—")."""
     await directory.link_actor(session, actor)
     me = await directory.person(session, actor.user_id)
     mine = await facts(session, person=actor.user_id)
@@ -214,8 +216,9 @@ async def notebook(session: AsyncSession, *, actor: Actor, node: str) -> c.Noteb
     near = (average("district", district, [r.user_id for r in linked if r.district == district], per_person)
             if district else None)
     return c.Notebook(global_handle=actor.global_handle, display_name=me.display_name if me else actor.display_name,
-                      district=district, entries=[entry(f) for f in mine], totals=total.totals(),
-                      district_average=near, region_average=region)
+                      district=district, entries=[entry(f) for f in mine],
+                      totals=total.totals().model_copy(update={"empathy": empathy}),
+                      district_average=near, region_average=region, empathy_counted=empathy is not None)
 
 
 # ---- exports ---------------------------------------------------------------------------------------------------
@@ -229,10 +232,12 @@ HEAD = {
 WORDS = {
     "ja": {"total": "合計", "district": "地区平均（{name}・{n}人）", "region": "地域全体の平均（{n}人）",
            "empathy": "共感: SNS機能の公開まで集計していません（—）", "title": "まちづくり手帳",
+           "empathy_counted": "共感: 投稿・コメント・テーマ・事例に受け取った共感の数（合計欄）",
            "printed": "作成日"},
     "en": {"total": "Total", "district": "District average ({name}, {n} people)",
            "region": "Region average ({n} people)",
            "empathy": "Empathy: not counted until the portal's SNS opens (—)", "title": "Activity notebook",
+           "empathy_counted": "Empathy: received on your posts, comments, themes and cases (in the total)",
            "printed": "Printed"},
 }
 
@@ -262,7 +267,8 @@ def table_rows(nb: c.Notebook, lang: str) -> tuple[list[list[str]], list[list[st
                      str(e.points) if e.kind == "contribution" else "", str(e.points) if e.kind == "donation" else "",
                      NO_EMPATHY, _num(e.co2_kg), _num(e.hours), _num(e.kcal)])
     t = nb.totals
-    summary = [[w["total"], "", f"{t.entries}", "", str(t.points), str(t.contribution), str(t.donation), NO_EMPATHY,
+    summary = [[w["total"], "", f"{t.entries}", "", str(t.points), str(t.contribution), str(t.donation),
+                NO_EMPATHY if t.empathy is None else str(t.empathy),
                 _num(t.co2_kg), _num(t.hours), str(t.kcal)]]
     for a in (nb.district_average, nb.region_average):
         if a is None:
@@ -287,7 +293,11 @@ def to_csv(header: Iterable[str], rows: Iterable[Iterable[Any]], notes: Iterable
 
 def notebook_csv(nb: c.Notebook, lang: str) -> bytes:
     rows, summary = table_rows(nb, lang)
-    return to_csv(HEAD[lang], rows + summary, [WORDS[lang]["empathy"]])
+    return to_csv(HEAD[lang], rows + summary, [empathy_note(nb, lang)])
+
+
+def empathy_note(nb: c.Notebook, lang: str) -> str:
+    return WORDS[lang]["empathy_counted" if nb.empathy_counted else "empathy"]
 
 
 def notebook_pdf(nb: c.Notebook, lang: str, *, printed: str) -> bytes:
@@ -298,7 +308,7 @@ def notebook_pdf(nb: c.Notebook, lang: str, *, printed: str) -> bytes:
     return notebook_document.notebook_pdf(
         title=f"{w['title']} {nb.global_handle}", heading=f"{w['title']}  {nb.display_name} ({nb.global_handle})",
         subheading=f"{w['printed']} {printed}{district}", head=HEAD[lang], rows=rows, summary=summary,
-        note=w["empathy"])
+        note=empathy_note(nb, lang))
 
 
 def export(nb: c.Notebook, q: c.NotebookExportIn) -> c.Export:

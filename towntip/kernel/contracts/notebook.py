@@ -7,9 +7,9 @@ Amounts: points are integers; CO2 in kg, hours and calories are sums of what sta
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.base import Frozen
@@ -28,6 +28,13 @@ Kind = Literal["contribution", "donation"]  # 貢献 (taps at events) / 寄付 (
 Table = Literal["events", "months", "districts", "fields"]
 
 
+# 共感 received on what the person wrote (posts, comments: sns; themes, cases: projects), as the gateway counted it
+# from both services' `likes.received` (contracts.likes); None: not counted (a service did not answer). Only the
+# export takes it (bus only: no HTTP route lets a person send their own figure); the portal's page puts the same
+# count into the Notebook it shows.
+Empathy = Annotated[int, Field(ge=0, le=10**9)]
+
+
 class NotebookQuery(BaseModel):
     model_config = _IN
     actor: Actor
@@ -38,6 +45,7 @@ class NotebookExportIn(BaseModel):
     actor: Actor
     format: Literal["csv", "pdf"]
     lang: Literal["ja", "en"] = "ja"
+    empathy: Empathy | None = None
 
 
 class Entry(Frozen):
@@ -55,7 +63,7 @@ class Entry(Frozen):
     co2_kg: float | None
     hours: float | None
     kcal: int | None
-    empathy: int | None = None  # 共感: None until the SNS exists
+    empathy: int | None = None  # 共感 belongs to no one activity: always None here, the total is in Totals
 
 
 class Totals(Frozen):
@@ -66,7 +74,7 @@ class Totals(Frozen):
     co2_kg: float
     hours: float
     kcal: int
-    empathy: int | None = None
+    empathy: int | None = None  # 共感 received (None: not counted)
 
 
 class Average(Frozen):
@@ -93,7 +101,7 @@ class Notebook(Frozen):
     totals: Totals
     district_average: Average | None  # None without a district
     region_average: Average
-    empathy_counted: bool = False  # 共感 is counted once the SNS exists; until then the notebook shows "—"
+    empathy_counted: bool = False  # totals.empathy holds the 共感 received; False: not counted, shown as "—"
 
 
 class Export(Frozen):

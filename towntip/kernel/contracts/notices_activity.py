@@ -32,8 +32,9 @@ EP_NAVI_TAKE = "navi.take"  # NaviTake -> NaviTaken (a suggestion followed: coun
 EP_NAVI_FIGURES = "navi.figures"  # NaviFiguresQuery -> NaviFigures (staff: counts per kind and reason)
 
 # What a person may be told of; each may be switched off (all are on until they say otherwise).
-Kind = Literal["comment", "friend_request", "followed_change", "booking_reminder", "points_credited"]
-KINDS: tuple[Kind, ...] = ("comment", "friend_request", "followed_change", "booking_reminder", "points_credited")
+Kind = Literal["comment", "friend_request", "followed_change", "booking_reminder", "points_credited", "moderation"]
+KINDS: tuple[Kind, ...] = ("comment", "friend_request", "followed_change", "booking_reminder", "points_credited",
+                           "moderation")  # moderation: the sns staff's decision about the person (issue 20)
 KEEP_DAYS = 180  # notifications older than this are deleted by the daily job (personal data kept no longer)
 PAGE_MAX = 100
 

@@ -244,6 +244,7 @@ class PostQuery(BaseModel):
 class Hidden(Frozen):
     at: datetime
     reason: str  # shown to the leader and the author only; others see that it was hidden
+    by_staff: bool = False  # hidden by the node's staff (moderation), not by the community's leader
 
 
 class Comment(Frozen):
@@ -255,6 +256,8 @@ class Comment(Frozen):
     edited_at: datetime | None = None
     hidden: Hidden | None = None
     mine: bool = False
+    likes: int = 0  # 共感 (contracts.likes)
+    liked: bool = False  # the asking actor gave 共感
 
 
 class Post(Frozen):
@@ -268,6 +271,8 @@ class Post(Frozen):
     hidden: Hidden | None = None
     comments: int = 0
     mine: bool = False
+    likes: int = 0  # 共感 (contracts.likes)
+    liked: bool = False  # the asking actor gave 共感
 
 
 class PostList(Frozen):
@@ -384,6 +389,171 @@ class FriendRequested(SnsEvent):
     sender: str  # global handle
     sender_name: str = ""
     addressee: str  # global handle
+    at: datetime
+
+
+# ---- moderation (issue 20 point 4): reports, the staff's queue and decisions, appeals, blocked peer nodes ---------
+
+EP_REPORT_CREATE = "reports.create"  # ReportIn -> Report (anyone signed in; one open report per reporter and thing)
+EP_MODERATION_QUEUE = "moderation.queue"  # StaffQuery -> ModerationQueue (staff: open reports, appeals waiting)
+EP_MODERATION_DECIDE = "moderation.decide"  # DecisionIn -> Report (staff: hide, warn, suspend or dismiss)
+EP_MODERATION_MINE = "moderation.mine"  # MineQuery -> Actions (the person: what was decided about them)
+EP_MODERATION_APPEAL = "moderation.appeal"  # AppealIn -> Action (the person concerned, once per action)
+EP_MODERATION_APPEAL_DECIDE = "moderation.appeal_decide"  # AppealDecisionIn -> Action (staff: uphold or lift)
+EP_BLOCK_PUT = "blocks.put"  # BlockIn -> Blocks (staff: a peer node whose people may not post or comment here)
+EP_BLOCK_REMOVE = "blocks.remove"  # BlockRemove -> Blocks (staff)
+
+ReportReason = Literal["spam", "harassment", "personal_info", "inappropriate", "other"]
+REPORT_REASONS: tuple[str, ...] = ("spam", "harassment", "personal_info", "inappropriate", "other")
+ReportKind = Literal["post", "comment", "person"]
+ActionKind = Literal["hide", "warn", "suspend"]
+DETAIL_MAX = 1000
+SUSPEND_DAYS_MAX = 365
+NodeId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$")]
+
+REPORT_ALREADY_OPEN = Refusal("report.already_open", 409,
+                              "the person has an open report on this already: staff will look at it")
+REPORT_SELF = Refusal("report.self", 400, "a person cannot report themself or what they wrote")
+REPORT_TARGET_NOT_FOUND = Refusal("report.target_not_found", 404, "no such post, comment or person here")
+REPORT_NOT_FOUND = Refusal("report.not_found", 404, "no such open report")
+MODERATION_STAFF_ONLY = Refusal("moderation.staff_only", 403, "only the node's staff moderate")
+MODERATION_BAD_ACTION = Refusal("moderation.bad_action", 400,
+                                "a person cannot be hidden (warn or suspend them); a suspension needs its days")
+APPEAL_NOT_FOUND = Refusal("appeal.not_found", 404, "no such decision about this person")
+APPEAL_ALREADY = Refusal("appeal.already", 409, "this decision was appealed already: one appeal per decision")
+APPEAL_NONE = Refusal("appeal.none", 409, "no appeal waits on this decision")
+POST_SUSPENDED = Refusal("post.suspended", 403, "staff suspended the person: no posts or comments until the date")
+POST_NODE_BLOCKED = Refusal("post.node_blocked", 403, "this node does not take posts or comments from that node")
+
+Detail = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DETAIL_MAX)]
+
+
+class ReportIn(BaseModel):
+    """`target`: a post's or comment's id, or a person's global handle."""
+
+    model_config = _IN
+    actor: Actor
+    kind: ReportKind
+    target: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    reason: ReportReason
+    detail: Detail = ""
+
+
+class StaffQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+
+
+class DecisionIn(BaseModel):
+    model_config = _IN
+    actor: Actor
+    report_id: Uuid
+    action: Literal["hide", "warn", "suspend", "dismiss"]
+    reason: Reason  # required every time, kept with who and when
+    days: Annotated[int, Field(ge=1, le=SUSPEND_DAYS_MAX)] | None = None  # suspend only
+
+
+class MineQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+
+
+class AppealIn(BaseModel):
+    model_config = _IN
+    actor: Actor
+    action_id: Uuid
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=DETAIL_MAX)]
+
+
+class AppealDecisionIn(BaseModel):
+    model_config = _IN
+    actor: Actor
+    action_id: Uuid
+    decision: Literal["uphold", "lift"]
+    reason: Reason
+
+
+class BlockIn(BaseModel):
+    model_config = _IN
+    actor: Actor
+    node: NodeId
+    reason: Reason
+
+
+class BlockRemove(BaseModel):
+    model_config = _IN
+    actor: Actor
+    node: NodeId
+
+
+class Report(Frozen):
+    id: str
+    kind: ReportKind
+    target: str
+    author: str | None  # the global handle of whoever wrote it (or the person reported)
+    text: str  # what was reported, as it is now ("" for a person or a deleted item)
+    link: str  # the page to see it on ("" for a person)
+    reporter: str  # "" once their account is deleted
+    reason: ReportReason
+    detail: str
+    created_at: datetime
+    status: Literal["open", "closed"]
+    decision: str | None = None  # hide | warn | suspend | dismiss
+    decision_reason: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+class Action(Frozen):
+    """A decision about a person (hide, warn, suspend), with its reason, who and when; their one appeal."""
+
+    id: str
+    person: str
+    action: ActionKind
+    reason: str
+    kind: ReportKind
+    target: str
+    until: datetime | None = None  # a suspension's end
+    by: str
+    at: datetime
+    appeal: str | None = None
+    appealed_at: datetime | None = None
+    appeal_decision: Literal["uphold", "lift"] | None = None
+    appeal_reason: str | None = None
+    appeal_decided_by: str | None = None
+    appeal_decided_at: datetime | None = None
+
+
+class Block(Frozen):
+    node: str
+    reason: str
+    by: str
+    at: datetime
+
+
+class Blocks(Frozen):
+    blocks: list[Block]
+
+
+class ModerationQueue(Frozen):
+    reports: list[Report]  # open, oldest first
+    appeals: list[Action]  # appealed and not yet decided, oldest first
+    blocks: list[Block]
+
+
+class Actions(Frozen):
+    actions: list[Action]  # newest first
+
+
+class ModerationDecided(SnsEvent):
+    """Staff decided about a person (hide, warn, suspend) or an appeal (uphold, lift): the person is told through the
+    notices service. Handles and the staff's reason only, never the reported text or who reported."""
+
+    action_id: str
+    person: str  # global handle
+    action: str  # hide | warn | suspend | uphold | lift
+    reason: str
+    until: datetime | None = None
     at: datetime
 
 
