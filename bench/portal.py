@@ -70,6 +70,7 @@ class Figure:
     errors: int
     gateway_cores: float
     node_cores: float
+    cores: dict[str, float] | None = None
 
     @property
     def rate(self) -> float:
@@ -108,10 +109,17 @@ async def log_in(base: str) -> str:
 
 
 def processes(root: psutil.Process) -> dict[str, list[psutil.Process]]:
-    """The node's children by kind: the gateway's (uvicorn and its workers) and all of them."""
+    """The node's processes: the gateway's (uvicorn and its workers), each service's, nats-server's, and all."""
     every = [root, *root.children(recursive=True)]
-    gateway = [p for p in every if "gateway" in " ".join(_cmdline(p))]
-    return {"gateway": gateway, "node": every}
+    found: dict[str, list[psutil.Process]] = {"node": every}
+    for child in root.children():
+        line = " ".join(_cmdline(child))
+        name = ("gateway" if "-m gateway" in line else "nats-server" if "nats-server" in line else
+                line.split("-m services.")[-1].split()[0] if "-m services." in line else
+                "identity" if "-m identity" in line else "")
+        if name:
+            found[name] = [child, *child.children(recursive=True)]
+    return found
 
 
 def _cmdline(p: psutil.Process) -> list[str]:
@@ -160,7 +168,7 @@ async def drive(base: str, path: str, clients: int, seconds: float, headers: dic
     latencies.sort()
     n = len(latencies)
     return Figure(path, n, took, latencies[n // 2] * 1000, latencies[min(n - 1, int(n * 0.99))] * 1000, errors,
-                  used.get("gateway", 0.0), used.get("node", 0.0))
+                  used.get("gateway", 0.0), used.get("node", 0.0), used)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -256,6 +264,9 @@ def verdict(figures: list[Figure], mine: Figure) -> bool:
     print(f"My Page >= {MYPAGE_TARGET:.0f} views/s: {'PASS' if rate_ok else 'FAIL'} ({mine.rate:.0f}/s)")
     print(f"the gateway on both cores: {'PASS' if both_ok else 'FAIL'} (at most {cores:.2f} cores)")
     print(f"non-200 answers: {errors}")
+    if mine.cores:
+        print("My Page's cores by process: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in sorted(mine.cores.items(), key=lambda kv: -kv[1]) if k != "node"))
     return p99_ok and rate_ok and both_ok and errors == 0
 
 
