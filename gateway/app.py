@@ -47,6 +47,7 @@ from gateway.portal import signage as signage_pages
 from gateway.portal import signage_federation as signage_federation_pages
 from gateway.portal import signage_slides as signage_slide_pages
 from gateway.portal.common import render
+from gateway.portal.public_answers import PublicAnswers
 from gateway.portal.session import LoginThrottle
 from gateway.tracing import TraceMiddleware
 from towntip.kernel import runtime
@@ -131,6 +132,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.throttle_store = (ps.SharedCounts(Path(settings.data_dir) / "gateway" / "throttles.sqlite3")
                                 if settings.gateway_workers > 1 else None)
     app.state.town = town_of(settings)  # the town's name and districts, as residents read them
+    # a visitor's public reads, kept a moment (gateway/portal/public_answers.py)
+    app.state.public_answers = (PublicAnswers(settings.public_cache_seconds) if settings.public_cache_seconds > 0
+                                else None)
     app.state.nc = None
     problems.install(app)
     deps.install(app)  # a failed login, role or CSRF check sends its page (gateway/deps.py)

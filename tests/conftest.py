@@ -39,6 +39,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # The whole nodes the suite starts (`towntip node up`) run one gateway process, to spare the two cores; the
 # supervisor's own tests run two (tests/node/test_supervisor.py), as `make run` does on this machine.
 os.environ.setdefault("TOWNTIP_GATEWAY_WORKERS", "1")
+# The in-process gateways of the tests answer every visitor afresh (a test reads its change at once);
+# tests/gateway/test_public_answers.py turns the visitors' cache on. (Whole nodes take no TOWNTIP_* from here.)
+os.environ.setdefault("TOWNTIP_PUBLIC_CACHE_SECONDS", "0")
 
 PG_URL = os.environ.get("TOWNTIP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 _pg_state: dict[str, object] = {}

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
 from gateway import words
-from gateway.portal import navbar, pictures, stylesheet
+from gateway.portal import navbar, pictures, public_answers, stylesheet
 from gateway.portal import session as ps
 from gateway.portal.i18n import t
 from gateway.portal.navbar import add_nav as add_nav  # feature modules add their pages through common
@@ -42,13 +42,22 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024 + MAX_FORM_BYTES  # one picture (towntip.ker
 
 async def call(request: Request, service: str, endpoint: str, payload: BaseModel | dict[str, Any] | None = None,
                *, timeout: float | None = None) -> Any:
-    """One request to a service of this node over NATS, for a page (every portal module calls through here)."""
+    """One request to a service of this node over NATS, for a page (every portal module calls through here). A
+    visitor's public read may be answered from what another visitor was just told (gateway/portal/public_answers.py)."""
     settings = request.app.state.settings
     nc = request.app.state.nc
     if nc is None or not nc.is_connected:
         raise errors.Unavailable("the gateway is not connected to the node's message bus")
-    return await rpc.call(nc, subjects.svc(settings.node_id, service, endpoint), payload,
-                          timeout=settings.request_timeout if timeout is None else timeout)
+
+    def ask() -> Awaitable[Any]:
+        return rpc.call(nc, subjects.svc(settings.node_id, service, endpoint), payload,
+                        timeout=settings.request_timeout if timeout is None else timeout)
+
+    kept = getattr(request.app.state, "public_answers", None)
+    if (kept is not None and request.method == "GET" and not ps.session_token(request)
+            and public_answers.cacheable(endpoint, payload)):
+        return await kept.get(public_answers.key_of(service, endpoint, payload), ask)
+    return await ask()
 
 
 async def call_identity(request: Request, endpoint: str, payload: BaseModel | dict[str, Any] | None = None) -> Any:

@@ -104,6 +104,8 @@ class GatewaySettings(NodeSettings):
     # gateway processes serving the port (uvicorn's workers; `towntip node up --gateway-workers`): with more than
     # one, the throttles count in a shared file of the data dir (gateway/portal/session.py)
     gateway_workers: int = Field(default=1, ge=1, le=16)
+    # seconds a visitor's public read is kept for other visitors (gateway/portal/public_answers.py); 0: never
+    public_cache_seconds: float = Field(default=2.0, ge=0.0, le=60.0)
     login_limit: int = Field(default=10, ge=1)
     login_window: float = Field(default=300.0, gt=0)
     # My Page across regions: seconds the home node waits for all other regions (its own plan included).
