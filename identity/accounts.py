@@ -233,7 +233,9 @@ async def new_session(session: AsyncSession | AsyncConnection, *, node: str, row
     return c.Session(session_token=token, user=to_user(row, node), auth_time=now, expires_at=now + SESSION_TTL)
 
 
-async def current_session(session: AsyncSession, *, node: str, token: str) -> c.Session:
+async def read_session(session: AsyncSession, *, node: str, token: str) -> tuple[c.Session, bool]:
+    """The session of `token` and whether its last_seen_at is older than SESSION_TOUCH (then `current_session` in
+    a write records the visit); changes nothing. SESSION_NONE when there is none, or it has ended."""
     now = utcnow()
     row = (await session.execute(
         select(sessions.c.auth_time, sessions.c.expires_at, sessions.c.last_seen_at, users)
@@ -242,9 +244,17 @@ async def current_session(session: AsyncSession, *, node: str, token: str) -> c.
     )).first()
     if row is None or aware(row.expires_at) <= now:
         raise c.SESSION_NONE("not logged in, or the session has ended / ログインしていないか、期限切れです")
-    if now - aware(row.last_seen_at) > SESSION_TOUCH:
-        await session.execute(update(sessions).where(sessions.c.token_hash == digest(token)).values(last_seen_at=now))
-    return c.Session(user=to_user(row, node), auth_time=aware(row.auth_time), expires_at=aware(row.expires_at))
+    found = c.Session(user=to_user(row, node), auth_time=aware(row.auth_time), expires_at=aware(row.expires_at))
+    return found, now - aware(row.last_seen_at) > SESSION_TOUCH
+
+
+async def current_session(session: AsyncSession, *, node: str, token: str) -> c.Session:
+    """`read_session`, recording the visit (last_seen_at) when the last one is older than SESSION_TOUCH."""
+    found, stale = await read_session(session, node=node, token=token)
+    if stale:
+        await session.execute(update(sessions).where(sessions.c.token_hash == digest(token)).values(
+            last_seen_at=utcnow()))
+    return found
 
 
 async def logout(session: AsyncSession, *, token: str) -> None:

@@ -34,8 +34,13 @@ async def login(*, sessions: async_sessionmaker[AsyncSession], node: str, data: 
     return await accounts.login(sessions, node=node, data=data)  # its own short transactions
 
 
-async def current_session(session: AsyncSession, *, node: str, data: c.SessionIn) -> c.Session:
-    return await accounts.current_session(session, node=node, token=data.session_token)
+async def current_session(*, uow: UnitOfWork, node: str, data: c.SessionIn) -> c.Session:
+    """Every page a signed-in person opens asks this: it is a read (no writer's turn, no commit), and becomes a
+    write only to record the visit when the last one is older than SESSION_TOUCH."""
+    found, stale = await uow.read(lambda s: accounts.read_session(s, node=node, token=data.session_token))
+    if not stale:
+        return found
+    return await uow.write(lambda s, _now: accounts.current_session(s, node=node, token=data.session_token))
 
 
 async def logout(*, uow: UnitOfWork, regions: Regions, data: c.SessionIn) -> c.Done:
@@ -170,7 +175,7 @@ ACCOUNTS = Domain("accounts", refusals=(
     write(c.EP_VERIFY_EMAIL, c.TokenIn, c.User, accounts.verify_email, role=GATEWAY),
     write(c.EP_RESEND_VERIFICATION, c.EmailIn, c.Done, resend, role=GATEWAY),
     own(c.EP_LOGIN, c.LoginIn, c.Session, login, role=GATEWAY),
-    write(c.EP_SESSION, c.SessionIn, c.Session, current_session, role=GATEWAY),
+    own(c.EP_SESSION, c.SessionIn, c.Session, current_session, role=GATEWAY),
     own(c.EP_LOGOUT, c.SessionIn, c.Done, logout, role=GATEWAY),
     write(c.EP_PASSWORD_CHANGE, c.PasswordChangeIn, c.Done, change_password, role=GATEWAY),
     write(c.EP_RESET_REQUEST, c.EmailIn, c.Done, reset_request, role=GATEWAY),
