@@ -32,7 +32,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity import keys
-from identity.accounts import current_session, digest, new_secret
+from identity.accounts import current_session, digest, new_secret, read_session
 from identity.federation import TrustError, TrustResolver, unverified_claims
 from identity.models import home_tokens, presence, query_jtis, users
 from towntip.kernel import db, errors
@@ -144,8 +144,8 @@ class Regions:
         caller_node: str | None = None
         caller_entity: str | None = None
         if data.session_token:
-            async with self.sessions() as s, s.begin():
-                user_id = (await current_session(s, node=self.node, token=data.session_token)).user.id
+            async with self.sessions() as s:  # a read: the gateway's own session check records the visit
+                user_id = (await read_session(s, node=self.node, token=data.session_token))[0].user.id
         elif data.access_token:
             claims = await self.verify_access_token(data.access_token)
             if c.REGIONS_SCOPE not in str(claims.get("scope", "")).split():

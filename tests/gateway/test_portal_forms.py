@@ -391,7 +391,7 @@ OTHER_FORMS = [
     # signage (staff)
     "/staff/signage/content", "/staff/signage/content/{item_id}/{action}", "/staff/signage/emergency",
     "/staff/signage/emergency/{emergency_id}/clear", "/staff/signage/playlists",
-    "/staff/signage/slides",
+    "/staff/signage/slides", "/staff/signage/federation/offer/{item_id}", "/staff/signage/federation/adopt",
     # lotteries and registered groups (bookings)
     "/lottery/{round_id}/enter", "/lottery/entries/{entry_id}/withdraw", "/groups", "/staff/lottery",
     "/staff/lottery/{round_id}/draw", "/staff/groups/{group_id}/decide",
