@@ -196,7 +196,7 @@ async def run(args: argparse.Namespace) -> int:
               f"{gw} gateway process(es), {psutil.cpu_count()} cores; home page {home_size} bytes")
         figures = [await drive(f"http://127.0.0.1:{bare_port}", "/", args.clients, args.seconds, {}, None)]
         figures[0].page = "bare FastAPI page (baseline)"
-        for path in ANONYMOUS:
+        for path in ANONYMOUS if args.pages is None else [p for p in args.pages if p != "/me"]:
             figures.append(await drive(base, path, args.clients, args.seconds, {}, watch))
         mine = await drive(base, "/me", args.clients, args.seconds, cookie, watch)
         mine.page = "/me (My Page, signed in)"
@@ -277,6 +277,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gateway-workers", type=int, default=0,
                    help="TOWNTIP_GATEWAY_WORKERS for the node (default: the node's own default)")
     p.add_argument("--keep", action="store_true", help="keep the node's temp dir (its logs)")
+    p.add_argument("--pages", nargs="+", default=None, metavar="PATH",
+                   help="only these anonymous pages (My Page is always measured), e.g. --pages /events")
     return p.parse_args(argv)
 
 
