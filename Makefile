@@ -37,7 +37,16 @@ lock: | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/towntip node up $(ARGS)
 
-test: lint
+# Lighthouse for the portal's browser test (tests/lighthouse/package-lock.json, from the npm registry); without npm,
+# or if npm cannot install it, that test skips and says why.
+LIGHTHOUSE := tests/lighthouse/node_modules/.installed
+$(LIGHTHOUSE): tests/lighthouse/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/lighthouse --no-audit --no-fund --loglevel=error && touch $@ \
+	  || echo "npm ci failed: the Lighthouse test will skip"; \
+	else echo "npm not found: the Lighthouse test will skip"; fi
+
+test: lint $(LIGHTHOUSE)
 	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 # The checks before the tests (and in the git hooks, .pre-commit-config.yaml): style, the import layers
