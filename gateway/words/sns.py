@@ -1,5 +1,5 @@
 """The words of the community SNS's refusals (towntip.kernel.contracts.sns): communities, posts and comments,
-friends."""
+friends, direct messages."""
 
 from __future__ import annotations
 
@@ -84,4 +84,12 @@ WORDS: dict[str, tuple[str, str]] = {
                        "You cannot empathise with what you wrote yourself."),
     lk.LIKE_NOT_FOUND.code: ("共感できるものが見つかりません。非表示になったか、まだ公開されていません。",
                              "Nothing to empathise with here: it was hidden, or is not published yet."),
+    # direct messages
+    c.MESSAGE_SELF.code: ("自分自身にはメッセージを送れません。", "You cannot message yourself."),
+    c.MESSAGE_BLOCKED.code: ("この方にはメッセージを送れません。", "This person does not take messages from you."),
+    c.MESSAGE_YOU_BLOCKED.code: ("この方をブロックしています。送るにはブロックを解除してください。",
+                                 "You blocked this person: unblock them to send a message."),
+    c.MESSAGE_RATE_LIMIT.code: (
+        f"メッセージは、1分間に{c.MESSAGES_PER_MINUTE}件までです。少し待ってからお試しください。",
+        f"At most {c.MESSAGES_PER_MINUTE} messages a minute. Wait a little."),
 }
