@@ -65,6 +65,11 @@ PEER_ACTIONS = {"block": {"blocked": True}, "unblock": {"blocked": False}, "mute
                 "unmute": {"muted": False}}
 
 
+def path_of(handle: str) -> str:
+    """A thread's address (the @ of a global handle kept readable)."""
+    return "/messages/" + quote(handle, safe="@")
+
+
 def _handle(request: Request, raw: str) -> str:
     """A person's ID as typed: a bare name is a person of this town."""
     handle = raw.strip().lower()
@@ -88,7 +93,7 @@ async def _list_page(request: Request, user: ic.User, *, status: int = 200, erro
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=error_status(exc),
                        user=user)
     return render(request, "sns/messages.html", status=status, user=user, error=error, found=found, jst=jst,
-                  form=form or {}, paged=bool(before), quote=quote)
+                  form=form or {}, paged=bool(before), path_of=path_of)
 
 
 @router.get("/messages", response_class=HTMLResponse)
@@ -117,7 +122,7 @@ async def message_new(request: Request, form: CsrfForm, user: CurrentUser) -> Re
     except (ValidationError, errors.ServiceError) as exc:
         return await _list_page(request, user, status=bad_status(exc), error=why(exc, ps.lang(request)),
                                 form={"handle": handle, "body": body})
-    return RedirectResponse(f"/messages/{quote(handle)}?sent=1", status_code=303)
+    return RedirectResponse(f"{path_of(handle)}?sent=1", status_code=303)
 
 
 async def _thread_page(request: Request, user: ic.User, handle: str, *, status: int = 200,
@@ -141,7 +146,7 @@ async def _thread_page(request: Request, user: ic.User, handle: str, *, status: 
         notice = t("dm_saved", lang)
     return render(request, "sns/message_thread.html", status=status, user=user, error=error, notice=notice,
                   thread=thread, peer=peer, jst=jst, body=body, paged=bool(before), me=user.global_handle,
-                  path=f"/messages/{quote(peer.global_handle)}")
+                  path=path_of(peer.global_handle))
 
 
 @router.get("/messages/{handle}", response_class=HTMLResponse)
@@ -158,7 +163,7 @@ async def message_send(handle: str, request: Request, form: CsrfForm, user: Curr
     except (ValidationError, errors.ServiceError) as exc:
         return await _thread_page(request, user, handle, status=bad_status(exc), error=why(exc, ps.lang(request)),
                                   body=body)
-    return RedirectResponse(f"/messages/{quote(handle)}?sent=1", status_code=303)
+    return RedirectResponse(f"{path_of(handle)}?sent=1", status_code=303)
 
 
 @router.post("/messages/{handle}/{what}")
@@ -171,4 +176,4 @@ async def message_peer(handle: str, what: str, request: Request, form: CsrfForm,
                                                                **PEER_ACTIONS[what]))
     except (ValidationError, errors.ServiceError) as exc:
         return await _thread_page(request, user, handle, status=bad_status(exc), error=why(exc, ps.lang(request)))
-    return RedirectResponse(f"/messages/{quote(handle)}?saved=1", status_code=303)
+    return RedirectResponse(f"{path_of(handle)}?saved=1", status_code=303)
