@@ -58,6 +58,7 @@ add_words({
     "dm_saved": ("設定しました。", "Saved."),
     "dm_not_found_person": ("このIDの人は見つかりませんでした。", "Nobody with this ID was found."),
     "dm_write": ("メッセージを送る", "Send a message"),
+    "dm_unread_mypage": ("未読のメッセージ", "Unread messages"),
 })
 add_nav("nav_messages", "/messages", "user", "menu")
 

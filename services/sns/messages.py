@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
 from services.sns import people as pp
-from services.sns.friends import pair
 from services.sns.models import conversation_members, conversations, message_peers, messages
 from towntip.kernel import db
 from towntip.kernel.contracts import sns as c
@@ -38,7 +37,7 @@ async def _conversation(session: AsyncSession, me: str, peer: str) -> str | None
 
 async def _open(session: AsyncSession, me: str, peer: str, now: datetime) -> str:
     """The pair's conversation, made if there is none (two first messages at once: one row, by the unique pair)."""
-    key = " ".join(pair(me, peer))
+    key = " ".join(sorted((me, peer)))  # the pair, whichever way
     await session.execute(db.insert_on_conflict(session, conversations).values(
         id=str(uuid.uuid4()), pair=key, started_at=now).on_conflict_do_nothing(index_elements=["pair"]))
     cid = (await session.execute(select(conversations.c.id).where(conversations.c.pair == key)
@@ -99,15 +98,19 @@ async def _muted(session: AsyncSession, me: str) -> set[str]:
 
 
 async def unread(session: AsyncSession, *, actor: Actor) -> c.Unread:
-    me = actor.global_handle
+    return c.Unread(unread=await unread_of(session, actor.global_handle))
+
+
+async def unread_of(session: AsyncSession, me: str) -> int:
+    """The person's unread messages in all their conversations, the muted ones left out."""
     counts = {r.conversation_id: r.n for r in await session.execute(_unread_query(me))}
     if not counts:
-        return c.Unread(unread=0)
+        return 0
     muted = await _muted(session, me)
     peers = {r.conversation_id: r.peer for r in await session.execute(
         select(conversation_members.c.conversation_id, conversation_members.c.peer).where(
             conversation_members.c.global_handle == me))}
-    return c.Unread(unread=sum(n for cid, n in counts.items() if peers.get(cid) not in muted))
+    return sum(n for cid, n in counts.items() if peers.get(cid) not in muted)
 
 
 async def list_(session: AsyncSession, *, data: c.ConversationsQuery) -> c.Conversations:

@@ -18,6 +18,7 @@ from services.sns.models import conversation_members, conversations, message_pee
 from tests.sns.test_sns_service import AKI, HANAKO, JIRO, NODE, TABLES, TARO, Node, a, announce_deleted
 from tests.support.bus import wait_for
 from towntip.kernel import errors
+from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.settings import ServiceSettings
@@ -93,6 +94,8 @@ async def test_send_list_read_marks_and_unread_counts(node: MessagesNode, clock:
     assert [(x["peer"]["global_handle"], x["unread"], x["preview"]) for x in box["conversations"]] == [
         (JIRO.global_handle, 1, "次郎です"), (TARO.global_handle, 4, "返事 3")]
     assert box["unread_total"] == 5 and await node.unread(HANAKO) == 5
+    summary = await node.call(mp.EP_PERSON_SUMMARY, {"person": HANAKO.user_id})  # My Page's sns part
+    assert summary["unread_messages"] == 5
     assert box["conversations"][1]["peer"]["display_name"] == TARO.display_name
     # Taro answered after her message: what one sends, one has read (up to it).
     assert (await node.inbox(TARO))["unread_total"] == 0
