@@ -75,10 +75,11 @@ WORDS: dict[str, tuple[str, str]] = {
     c.APPEAL_ALREADY.code: ("この対応には、すでに異議を申し立てています（1回まで）。",
                             "You appealed this decision already (once per decision)."),
     c.APPEAL_NONE.code: ("判断を待っている異議申し立てはありません。", "No appeal waits on this decision."),
-    c.POST_SUSPENDED.code: ("職員の判断により、期限まで投稿とコメントが停止されています。",
-                            "Staff suspended you: no posts or comments until the date given."),
-    c.POST_NODE_BLOCKED.code: ("このノードでは、あなたの地域のノードからの投稿・コメントを受け付けていません。",
-                               "This node takes no posts or comments from your home node."),
+    c.POST_SUSPENDED.code: ("職員の判断により、期限まで投稿・コメント・メッセージが停止されています。",
+                            "Staff suspended you: no posts, comments or messages until the date given."),
+    c.POST_NODE_BLOCKED.code: ("このノードでは、あなたの地域のノードからの投稿・コメント・メッセージを"
+                               "受け付けていません。",
+                               "This node takes no posts, comments or messages from your home node."),
     # 共感 (likes, also on the projects service's themes and cases)
     lk.LIKE_OWN.code: ("ご自身の投稿やテーマには共感できません。",
                        "You cannot empathise with what you wrote yourself."),

@@ -102,7 +102,8 @@ MYPAGE = Domain("mypage", ops=(
 
 # Direct messages: each endpoint answers the actor's own conversations only (no role reads others': staff neither).
 MESSAGES = Domain("messages", refusals=(
-    c.MESSAGE_SELF, c.MESSAGE_BLOCKED, c.MESSAGE_YOU_BLOCKED, c.MESSAGE_RATE_LIMIT,
+    c.MESSAGE_SELF, c.MESSAGE_BLOCKED, c.MESSAGE_YOU_BLOCKED, c.MESSAGE_RATE_LIMIT, c.POST_SUSPENDED,
+    c.POST_NODE_BLOCKED,
 ), ops=(
     # The send records the actor itself, in a set order with the addressee's row, after its refusals.
     write(c.EP_MESSAGE_SEND, c.MessageIn, c.Message, messages.send, setup=False),

@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
+from services.sns import moderation
 from services.sns import people as pp
 from services.sns.models import conversation_members, conversations, message_peers, messages
 from towntip.kernel import db
@@ -53,7 +54,9 @@ async def send(session: AsyncSession, *, data: c.MessageIn, now: datetime) -> c.
     me, other = data.actor.global_handle, data.to
     if me == other:
         raise c.MESSAGE_SELF("you cannot message yourself / 自分自身にはメッセージを送れません")
-    # Refusals first, before anything is written: a refused message changes nothing.
+    # Refusals first, before anything is written: a refused message changes nothing. A person staff suspended, or
+    # of a peer node blocked here, writes no messages either (they would be the way round a suspension).
+    await moderation.check_may_write(session, data.actor, now)
     if (row := await _peer_row(session, other, me)) is not None and row.blocked:
         raise c.MESSAGE_BLOCKED(f"{other} does not take messages from you / この方にはメッセージを送れません")
     if (row := await _peer_row(session, me, other)) is not None and row.blocked:

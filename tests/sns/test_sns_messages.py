@@ -189,6 +189,12 @@ async def test_a_person_of_another_node_messages_here_and_staff_read_nothing(nod
     assert box["conversations"][0]["peer"] == {"global_handle": "aki@suginami", "display_name": AKI.display_name}
     assert await node.unread(AKI) == 1
 
+    # A peer node blocked here by staff: its people write no messages either (and nothing is stored).
+    await node.call(c.EP_BLOCK_PUT, {"actor": a(STAFF), "node": "suginami", "reason": "spam"})
+    await node.refused(errors.Forbidden, c.EP_MESSAGE_SEND, {
+        "actor": a(AKI), "to": HANAKO.global_handle, "to_name": HANAKO.display_name, "body": "まだ？"})
+    await node.call(c.EP_BLOCK_REMOVE, {"actor": a(STAFF), "node": "suginami"})
+
     # Staff: their own conversations only, like anyone; no endpoint answers another's messages.
     assert (await node.inbox(STAFF))["conversations"] == []
     assert (await node.thread(STAFF, HANAKO))["messages"] == []

@@ -1,5 +1,6 @@
 """Contracts of the community SNS (svc.<node>.sns.*): theme communities (プロジェクト・コミュニティ) with their leader
-(コミュニティリーダー) and members, posts and comments (ブログやコメントなどの投稿), and friendships (トモダチ関係).
+(コミュニティリーダー) and members, posts and comments (ブログやコメントなどの投稿), friendships (トモダチ関係), and
+direct messages (ダイレクト・メッセージ).
 
 Anyone signed in at this node opens a community: this node's people and people of other nodes logged in here by
 cross-node SSO (their handle is name@othernode). Reading is public; writing needs membership of an open community.
@@ -422,8 +423,10 @@ MODERATION_BAD_ACTION = Refusal("moderation.bad_action", 400,
 APPEAL_NOT_FOUND = Refusal("appeal.not_found", 404, "no such decision about this person")
 APPEAL_ALREADY = Refusal("appeal.already", 409, "this decision was appealed already: one appeal per decision")
 APPEAL_NONE = Refusal("appeal.none", 409, "no appeal waits on this decision")
-POST_SUSPENDED = Refusal("post.suspended", 403, "staff suspended the person: no posts or comments until the date")
-POST_NODE_BLOCKED = Refusal("post.node_blocked", 403, "this node does not take posts or comments from that node")
+POST_SUSPENDED = Refusal("post.suspended", 403,
+                         "staff suspended the person: no posts, comments or messages until the date")
+POST_NODE_BLOCKED = Refusal("post.node_blocked", 403,
+                            "this node does not take posts, comments or messages from that node")
 
 Detail = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DETAIL_MAX)]
 
