@@ -5,6 +5,7 @@ read, and a deleted account's conversations going. Every refusal is checked to c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -227,3 +228,12 @@ async def test_a_deleted_account_takes_its_conversations_with_it(node: MessagesN
         assert bodies == ["次郎へ"]
         assert (await s.execute(select(message_peers))).all() == []
         assert len((await s.execute(select(conversations))).all()) == 1
+
+
+async def test_crossed_first_messages_at_once_make_one_conversation(node: MessagesNode) -> None:
+    await asyncio.gather(*(node.send(*((TARO, JIRO) if i % 2 else (JIRO, TARO)), f"{i}") for i in range(10)))
+    async with node.svc.sessions() as s:
+        assert len((await s.execute(select(conversations))).all()) == 1
+        assert len((await s.execute(select(conversation_members))).all()) == 2
+        assert len((await s.execute(select(messages))).all()) == 10
+    assert len((await node.thread(TARO, JIRO, limit=50))["messages"]) == 10
