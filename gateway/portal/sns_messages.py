@@ -27,6 +27,8 @@ router = APIRouter(include_in_schema=False)
 
 add_words({
     "nav_messages": ("メッセージ", "Messages"),
+    "nav_messages_desc": ("1対1のメッセージ。本人どうしだけが読めます。",
+                          "One-to-one messages, read by the two of you only."),
     "dm_title": ("メッセージ", "Messages"),
     "dm_intro": ("トモダチや地域の人と1対1でやりとりできます。内容は送った人と受け取った人だけが読めます"
                  "（職員も読めません）。",
