@@ -18,7 +18,7 @@ GROUP_PAGE = {"join": "/join", "mine": "/mine", "menu": "/menu", "staff": "/staf
 ORDER = (
     "/communities", "/themes", "/events", "/facilities", "/courses", "/donations", "/lottery", "/cases",
     "/me", "/notebook", "/points", "/bookings", "/bookings/waitlist", "/credits", "/donations/mine",
-    "/settings/profile", "/friends", "/settings/cards", "/settings/password", "/orgs", "/contact",
+    "/settings/profile", "/friends", "/messages", "/settings/cards", "/settings/password", "/orgs", "/contact",
 )  # fmt: skip
 
 

@@ -1,5 +1,5 @@
 """The words of the community SNS's refusals (towntip.kernel.contracts.sns): communities, posts and comments,
-friends."""
+friends, direct messages."""
 
 from __future__ import annotations
 
@@ -75,13 +75,22 @@ WORDS: dict[str, tuple[str, str]] = {
     c.APPEAL_ALREADY.code: ("この対応には、すでに異議を申し立てています（1回まで）。",
                             "You appealed this decision already (once per decision)."),
     c.APPEAL_NONE.code: ("判断を待っている異議申し立てはありません。", "No appeal waits on this decision."),
-    c.POST_SUSPENDED.code: ("職員の判断により、期限まで投稿とコメントが停止されています。",
-                            "Staff suspended you: no posts or comments until the date given."),
-    c.POST_NODE_BLOCKED.code: ("このノードでは、あなたの地域のノードからの投稿・コメントを受け付けていません。",
-                               "This node takes no posts or comments from your home node."),
+    c.POST_SUSPENDED.code: ("職員の判断により、期限まで投稿・コメント・メッセージが停止されています。",
+                            "Staff suspended you: no posts, comments or messages until the date given."),
+    c.POST_NODE_BLOCKED.code: ("このノードでは、あなたの地域のノードからの投稿・コメント・メッセージを"
+                               "受け付けていません。",
+                               "This node takes no posts, comments or messages from your home node."),
     # 共感 (likes, also on the projects service's themes and cases)
     lk.LIKE_OWN.code: ("ご自身の投稿やテーマには共感できません。",
                        "You cannot empathise with what you wrote yourself."),
     lk.LIKE_NOT_FOUND.code: ("共感できるものが見つかりません。非表示になったか、まだ公開されていません。",
                              "Nothing to empathise with here: it was hidden, or is not published yet."),
+    # direct messages
+    c.MESSAGE_SELF.code: ("自分自身にはメッセージを送れません。", "You cannot message yourself."),
+    c.MESSAGE_BLOCKED.code: ("この方にはメッセージを送れません。", "This person does not take messages from you."),
+    c.MESSAGE_YOU_BLOCKED.code: ("この方をブロックしています。送るにはブロックを解除してください。",
+                                 "You blocked this person: unblock them to send a message."),
+    c.MESSAGE_RATE_LIMIT.code: (
+        f"メッセージは、1分間に{c.MESSAGES_PER_MINUTE}件までです。少し待ってからお試しください。",
+        f"At most {c.MESSAGES_PER_MINUTE} messages a minute. Wait a little."),
 }

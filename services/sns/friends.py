@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import communities as cm
+from services.sns import messages as dm
 from services.sns import people as pp
 from services.sns.models import bus, communities, friend_requests, friendships, memberships, people, request_log
 from towntip.kernel.bus.outbox import announce
@@ -150,7 +151,8 @@ async def list_(session: AsyncSession, *, actor: Actor) -> c.Friends:
 
 
 async def summary(session: AsyncSession, *, q: mp.SummaryQuery) -> mp.SnsSummary:
-    """My Page's part: the person (by their user id here) in communities, their friends, requests awaiting them."""
+    """My Page's part: the person (by their user id here) in communities, their friends, requests awaiting them,
+    their unread direct messages (a count only)."""
     handle = (await session.execute(select(people.c.global_handle).where(people.c.user_id == q.person))).scalar()
     if handle is None:
         return mp.SnsSummary(communities=[], friends=[], friend_requests=0)
@@ -167,4 +169,4 @@ async def summary(session: AsyncSession, *, q: mp.SummaryQuery) -> mp.SnsSummary
                                      .where(friend_requests.c.addressee == handle))).scalar_one()
     return mp.SnsSummary(communities=groups, friends=[mp.FriendRef(global_handle=h, display_name=names.get(h, h),
                                                                    since=since) for h, since in found],
-                         friend_requests=waiting)
+                         friend_requests=waiting, unread_messages=await dm.unread_of(session, handle))

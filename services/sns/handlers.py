@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import communities, friends, leaders, likes, moderation, people, posts
+from services.sns import communities, friends, leaders, likes, messages, moderation, people, posts
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import likes as lk
@@ -100,12 +100,26 @@ MYPAGE = Domain("mypage", ops=(
     read(c.EP_LEADER_TODO, c.LeaderTodoQuery, c.LeaderTodo, leaders.todo),  # the person's own (リーダーの用事)
 ))
 
+# Direct messages: each endpoint answers the actor's own conversations only (no role reads others': staff neither).
+MESSAGES = Domain("messages", refusals=(
+    c.MESSAGE_SELF, c.MESSAGE_BLOCKED, c.MESSAGE_YOU_BLOCKED, c.MESSAGE_RATE_LIMIT, c.POST_SUSPENDED,
+    c.POST_NODE_BLOCKED,
+), ops=(
+    # The send records the actor itself, in a set order with the addressee's row, after its refusals.
+    write(c.EP_MESSAGE_SEND, c.MessageIn, c.Message, messages.send, setup=False),
+    read(c.EP_MESSAGE_CONVERSATIONS, c.ConversationsQuery, c.Conversations, messages.list_),
+    read(c.EP_MESSAGE_THREAD, c.ThreadQuery, c.Thread, messages.thread),
+    write(c.EP_MESSAGE_READ, c.ReadIn, c.Unread, messages.mark_read, setup=False),
+    write(c.EP_MESSAGE_PEER, c.PeerSettingIn, c.PeerState, messages.set_peer),
+    read(c.EP_MESSAGE_UNREAD, c.UnreadQuery, c.Unread, messages.unread),
+))
+
 # Asked by the notices service only (a notice to a community's members): bus only, the gateway may not.
 AUDIENCE = Domain("audience", ops=(
     read(c.EP_COMMUNITY_AUDIENCE, nc.CommunityAudienceQuery, nc.Audience, communities.audience, role=SERVICE),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE)
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -220,4 +221,56 @@ blocked_nodes = Table(
     Column("reason", String(300), nullable=False),
     Column("by", String(64), nullable=False),
     Column("at", TS, nullable=False),
+)
+
+# Direct messages (migration 0004). One conversation per pair of people (`pair`: the two handles sorted, joined by a
+# space, unique), whatever the direction; `last_message_id` orders the list of conversations (newest first).
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("pair", String(130), nullable=False, unique=True),
+    Column("started_at", TS, nullable=False),
+    Column("last_message_id", SeqType, nullable=True),
+    Column("last_at", TS, nullable=True),
+)
+
+# Each side of a conversation: what they have read (the id of the last message they saw; 0 for nothing).
+conversation_members = Table(
+    "conversation_members",
+    metadata,
+    Column("conversation_id", String(36), ForeignKey("conversations.id"), nullable=False),
+    Column("global_handle", String(64), nullable=False),
+    Column("peer", String(64), nullable=False),
+    Column("read_upto", SeqType, nullable=False),
+    PrimaryKeyConstraint("conversation_id", "global_handle", name="pk_conversation_members"),
+    Index("ix_conversation_members_global_handle_peer", "global_handle", "peer", unique=True),
+)
+
+# Messages: plain text; `id` is also the thread's keyset cursor (newest first). Staff have no endpoint that reads them.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(36), ForeignKey("conversations.id"), nullable=False),
+    Column("sender", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("sent_at", TS, nullable=False),
+    Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+    Index("ix_messages_sender_sent_at", "sender", "sent_at"),
+)
+
+# What one person chose about another for direct messages: blocked (the other cannot message them) and muted (no
+# unread count for that conversation). A row with both false is deleted.
+message_peers = Table(
+    "message_peers",
+    metadata,
+    Column("owner", String(64), nullable=False),
+    Column("peer", String(64), nullable=False),
+    Column("blocked", Boolean, nullable=False),
+    Column("muted", Boolean, nullable=False),
+    Column("changed_at", TS, nullable=False),
+    PrimaryKeyConstraint("owner", "peer", name="pk_message_peers"),
+    Index("ix_message_peers_peer", "peer"),
+    CheckConstraint("owner <> peer", name="not_self"),
 )

@@ -4,9 +4,9 @@ announces that an account was deleted (UserDeleted on EVT_<NODE>_IDENTITY, appli
 People of other nodes deleted at their home node come the same way from FED_<NODE>, where the identity
 service sources the identity events of every node one of whose people is linked here.
 
-A deleted person's memberships, friendships and friend requests go; their posts and comments stay, by nobody
-(退会したユーザー / deleted user); a community they led passes to its longest-standing member, or is closed when
-nobody is left.
+A deleted person's memberships, friendships, friend requests and direct-message conversations (both sides'
+messages) go; their posts and comments stay, by nobody (退会したユーザー / deleted user); a community they led passes
+to its longest-standing member, or is closed when nobody is left.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.sns import communities, moderation
 from services.sns.models import (
     comments,
+    conversation_members,
+    conversations,
     friend_requests,
     friendships,
     likes,
     memberships,
+    message_peers,
+    messages,
     people,
     posts,
     request_log,
@@ -93,11 +97,26 @@ async def forget(session: AsyncSession, *, node: str, handle: str, now: datetime
     await session.execute(delete(request_log).where(request_log.c.sender == handle))
     await session.execute(delete(likes).where(likes.c.giver == handle))
     await moderation.forget(session, handle)
+    await forget_messages(session, handle)
     await session.execute(update(likes).where(likes.c.recipient == handle).values(recipient=None))
     for table in (posts, comments):
         await session.execute(update(table).where(table.c.author == handle).values(author=None))
         await session.execute(update(table).where(table.c.hidden_by == handle).values(hidden_by=None))
     await session.execute(delete(people).where(people.c.global_handle == handle))
+
+
+async def forget_messages(session: AsyncSession, handle: str) -> None:
+    """Direct messages of a deleted account: every conversation they were part of goes with all its messages (both
+    sides': a conversation is between two, and one of them is gone), and every block and mute by or about them."""
+    ids = list((await session.execute(select(conversation_members.c.conversation_id).where(
+        conversation_members.c.global_handle == handle))).scalars())
+    if ids:
+        await session.execute(delete(messages).where(db.among(session, messages.c.conversation_id, ids)))
+        await session.execute(delete(conversation_members).where(
+            db.among(session, conversation_members.c.conversation_id, ids)))
+        await session.execute(delete(conversations).where(db.among(session, conversations.c.id, ids)))
+    await session.execute(delete(message_peers).where(
+        or_(message_peers.c.owner == handle, message_peers.c.peer == handle)))
 
 
 class UserDeletedHandler:

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from gateway.app import create_app
 from gateway.portal import session as ps
-from gateway.portal import sns
+from gateway.portal import sns, sns_messages
 from gateway.portal.i18n import t
 from gateway.portal.session import LoginThrottle
 from gateway.words import words
@@ -402,10 +402,13 @@ OTHER_FORMS = [
     # 共感 on themes and cases; moderation of the SNS (the person's appeal, the staff's queue and block list)
     "/themes/{theme_id}/like", "/cases/{case_id}/like", "/moderation/{aid}/appeal", "/communities/{cid}/report",
     "/staff/moderation/reports/{rid}", "/staff/moderation/appeals/{aid}", "/staff/moderation/blocks",
+    # direct messages (sns_messages)
+    "/messages", "/messages/{handle}", "/messages/{handle}/{what}",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action
     "/friends/{rid}/{what}": list(sns.ANSWERS),
+    "/messages/{handle}/{what}": list(sns_messages.PEER_ACTIONS),
 }
 # Fields a person would send: the refusal must not depend on them, and they must be harmless were it not refused.
 FIELDS = {"title": "t", "body": "b", "name": "n", "handle": "someone", "person": "someone@tsuru", "code": "ABCD1234",

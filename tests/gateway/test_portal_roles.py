@@ -253,6 +253,12 @@ ROLES = {
     "POST /staff/moderation/reports/{rid}": "staff, form",
     "POST /staff/moderation/appeals/{aid}": "staff, form",
     "POST /staff/moderation/blocks": "staff, form",
+    # direct messages (sns_messages.py): the person's own only
+    "GET /messages": "user",
+    "POST /messages": "user, form",
+    "GET /messages/{handle}": "user",
+    "POST /messages/{handle}": "user, form",
+    "POST /messages/{handle}/{what}": "user, form",
     # facility bookings (bookings.py): facilities and their feed are public; a person's feed is opened by its
     # private token alone (no session: a calendar app fetches it)
     "GET /facilities": "public",

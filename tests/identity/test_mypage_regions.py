@@ -167,7 +167,8 @@ async def test_my_page_at_home_and_at_another_node_shows_every_region(nodes) -> 
     at_b = region(mine["regions"], B)["summary"]
     assert at_b["points"] == {"asset": "machi-point", "balance": 40, "cards": 0}
     assert at_b["global_handle"] == HANAKO and at_b["unavailable"] == []
-    assert at_b["sns"] == {"communities": [], "friends": [], "friend_requests": 0}
+    assert at_b["sns"] == {"communities": [], "friends": [], "friend_requests": 0,
+                           "unread_messages": 0}
     at_c = region(mine["regions"], C)["summary"]
     assert {(o["name"], o["role"]) for o in at_c["projects"]["organisations"]} == {("はなこ商店", "admin"),
                                                                                     ("交通政策課", "member")}

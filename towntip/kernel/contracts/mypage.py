@@ -52,6 +52,7 @@ class SnsSummary(Frozen):
     communities: list[CommunityRef]
     friends: list[FriendRef]
     friend_requests: int  # requests waiting for this person's answer
+    unread_messages: int = 0  # direct messages not yet read (muted conversations left out); a count only
 
 
 # ---- co-creation (svc.<node>.projects.person.summary) -----------------------------------------------------------

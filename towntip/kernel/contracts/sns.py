@@ -1,5 +1,6 @@
 """Contracts of the community SNS (svc.<node>.sns.*): theme communities (プロジェクト・コミュニティ) with their leader
-(コミュニティリーダー) and members, posts and comments (ブログやコメントなどの投稿), and friendships (トモダチ関係).
+(コミュニティリーダー) and members, posts and comments (ブログやコメントなどの投稿), friendships (トモダチ関係), and
+direct messages (ダイレクト・メッセージ).
 
 Anyone signed in at this node opens a community: this node's people and people of other nodes logged in here by
 cross-node SSO (their handle is name@othernode). Reading is public; writing needs membership of an open community.
@@ -422,8 +423,10 @@ MODERATION_BAD_ACTION = Refusal("moderation.bad_action", 400,
 APPEAL_NOT_FOUND = Refusal("appeal.not_found", 404, "no such decision about this person")
 APPEAL_ALREADY = Refusal("appeal.already", 409, "this decision was appealed already: one appeal per decision")
 APPEAL_NONE = Refusal("appeal.none", 409, "no appeal waits on this decision")
-POST_SUSPENDED = Refusal("post.suspended", 403, "staff suspended the person: no posts or comments until the date")
-POST_NODE_BLOCKED = Refusal("post.node_blocked", 403, "this node does not take posts or comments from that node")
+POST_SUSPENDED = Refusal("post.suspended", 403,
+                         "staff suspended the person: no posts, comments or messages until the date")
+POST_NODE_BLOCKED = Refusal("post.node_blocked", 403,
+                            "this node does not take posts, comments or messages from that node")
 
 Detail = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DETAIL_MAX)]
 
@@ -581,3 +584,117 @@ class LeaderCommunity(Frozen):
 class LeaderTodo(Frozen):
     since: datetime  # LEADER_WINDOW_DAYS before the answer
     communities: list[LeaderCommunity]  # those with something new first, then by name
+
+
+# ---- direct messages (ダイレクト・メッセージ, issue 20 point 3) ------------------------------------------------------
+# Between two people known here by global handle (people of other nodes logged in here by cross-node SSO included);
+# only the two read a conversation: no endpoint answers message bodies to anyone else, staff included.
+
+EP_MESSAGE_SEND = "messages.send"  # MessageIn -> Message (to a person the gateway found; not one who blocked you)
+EP_MESSAGE_CONVERSATIONS = "messages.conversations"  # ConversationsQuery -> Conversations (the person's own)
+EP_MESSAGE_THREAD = "messages.thread"  # ThreadQuery -> Thread (the person's own, newest first, keyset cursor)
+EP_MESSAGE_READ = "messages.read"  # ReadIn -> Unread (the person marks the thread read up to a message)
+EP_MESSAGE_PEER = "messages.peer"  # PeerSettingIn -> PeerState (block or unblock, mute or unmute a person)
+EP_MESSAGE_UNREAD = "messages.unread"  # UnreadQuery -> Unread (the person's total, muted conversations left out)
+
+MESSAGE_MAX = 2000
+MESSAGES_PER_MINUTE = 20
+PREVIEW_MAX = 80
+
+MESSAGE_SELF = Refusal("message.self", 400, "a person cannot message themself")
+MESSAGE_BLOCKED = Refusal("message.blocked", 403, "the person does not take messages from you")
+MESSAGE_YOU_BLOCKED = Refusal("message.you_blocked", 409, "you blocked the person: unblock them to message them")
+MESSAGE_RATE_LIMIT = Refusal("message.rate_limit", 429, f"at most {MESSAGES_PER_MINUTE} messages a minute")
+
+MessageBody = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX)]
+
+
+class MessageIn(BaseModel):
+    """`to` is a person known at this node: the gateway looked them up at the identity service and passes the public
+    profile it got (their display name), as for a friend request."""
+
+    model_config = _IN
+    actor: Actor
+    to: GlobalHandle
+    to_name: DisplayName
+    body: MessageBody
+
+
+class ConversationsQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+    before: ItemId | None = None  # the `next` of the previous page
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 20
+
+
+class ThreadQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+    peer: GlobalHandle
+    before: ItemId | None = None
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 20
+
+
+class ReadIn(BaseModel):
+    model_config = _IN
+    actor: Actor
+    peer: GlobalHandle
+    upto: ItemId  # the newest message the person saw
+
+
+class PeerSettingIn(BaseModel):
+    """Block or unblock, mute or unmute another person (a field left out is left as it is)."""
+
+    model_config = _IN
+    actor: Actor
+    peer: GlobalHandle
+    blocked: bool | None = None
+    muted: bool | None = None
+
+
+class UnreadQuery(BaseModel):
+    model_config = _IN
+    actor: Actor
+
+
+class Message(Frozen):
+    id: int
+    sender: str  # global handle
+    body: str
+    sent_at: datetime
+    mine: bool
+
+
+class PeerState(Frozen):
+    peer: str
+    blocked: bool = False  # the actor blocked the peer
+    muted: bool = False  # the actor muted the peer
+
+
+class Conversation(Frozen):
+    peer: Person
+    last_at: datetime | None
+    preview: str  # the start of the newest message (the person's own conversation)
+    last_mine: bool
+    unread: int  # 0 when muted
+    muted: bool
+    blocked: bool
+    cursor: int  # the newest message's id: the list's order
+
+
+class Conversations(Frozen):
+    conversations: list[Conversation]  # the newest message first
+    unread_total: int  # muted conversations left out
+    next: int | None = None  # pass as `before` for the next (older) page
+
+
+class Thread(Frozen):
+    peer: Person
+    messages: list[Message]  # newest first, one page
+    next: int | None = None  # pass as `before` for the next (older) page
+    unread: int  # before this page was read
+    state: PeerState
+
+
+class Unread(Frozen):
+    unread: int
