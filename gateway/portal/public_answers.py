@@ -50,29 +50,23 @@ class PublicAnswers:
         self.ttl = ttl
         self.limit = limit
         self.kept: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-        self.asking: dict[str, asyncio.Future[Any]] = {}
+        self.asking: dict[str, asyncio.Task[Any]] = {}
 
     async def get(self, key: str, ask: Callable[[], Awaitable[Any]]) -> Any:
-        now = time.monotonic()
         hit = self.kept.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
-        waiting = self.asking.get(key)
-        if waiting is not None:
-            return await asyncio.shield(waiting)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.asking[key] = future
-        try:
-            answer = await ask()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: nobody else need be waiting
-            raise
-        finally:
-            del self.asking[key]
-        future.set_result(answer)
-        self.kept[key] = (time.monotonic(), answer)
+        task = self.asking.get(key)
+        if task is None:  # the question goes out as a task of its own: a visitor who leaves cancels only their wait
+            task = self.asking[key] = asyncio.ensure_future(ask())
+            task.add_done_callback(lambda done: self._settle(key, done))
+        return await asyncio.shield(task)
+
+    def _settle(self, key: str, done: asyncio.Task[Any]) -> None:
+        del self.asking[key]
+        if done.cancelled() or done.exception() is not None:  # a refusal or a failure is asked again next time
+            return
+        self.kept[key] = (time.monotonic(), done.result())
         self.kept.move_to_end(key)
         while len(self.kept) > self.limit:
             self.kept.popitem(last=False)
-        return answer

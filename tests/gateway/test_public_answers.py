@@ -55,6 +55,14 @@ async def test_one_question_for_many_visitors_and_failures_asked_again() -> None
     kept.ttl = 0
     assert await kept.get("y", lambda: ask("y2")) == "y2"  # once old, asked again
 
+    # the visitor whose question went out leaves (their request is cancelled): the others still get the answer
+    first = asyncio.ensure_future(kept.get("z", lambda: ask("z")))
+    await asyncio.sleep(0)
+    others = [asyncio.ensure_future(kept.get("z", lambda: ask("never"))) for _ in range(3)]
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await asyncio.gather(*others) == ["z"] * 3 and asked.count("z") == 1 and "never" not in asked
+
 
 def test_only_reads_without_an_actor_are_kept() -> None:
     assert cacheable(sc.EP_COMMUNITY_LIST, {}) and cacheable(sc.EP_COMMUNITY_GET, {"id": "x"})
