@@ -7,27 +7,24 @@ throttles' counts through a file of the data dir (gateway/portal/session.py)."""
 
 from __future__ import annotations
 
-import logging
 import sys
+from typing import Any
 
 import uvicorn
 
-from gateway.app import create_app
+from gateway.app import from_environment
 from towntip.kernel.settings import GatewaySettings
-from towntip.kernel.telemetry import setup_tracing
 
 
 def main() -> int:
     settings = GatewaySettings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s gateway %(name)s: %(message)s")
-    if settings.gateway_workers > 1:
-        uvicorn.run("gateway.app:from_environment", factory=True, workers=settings.gateway_workers,
-                    host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower(),
-                    timeout_graceful_shutdown=5, proxy_headers=False)
-        return 0
-    setup_tracing("gateway", settings.trace_export, node_id=settings.node_id)
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port,
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=5, proxy_headers=False)
+    serve: dict[str, Any] = {"host": settings.http_host, "port": settings.http_port,
+                             "log_level": settings.log_level.lower(), "timeout_graceful_shutdown": 5,
+                             "proxy_headers": False}
+    if settings.gateway_workers > 1:  # each worker builds the app (uvicorn's factory)
+        uvicorn.run("gateway.app:from_environment", factory=True, workers=settings.gateway_workers, **serve)
+    else:
+        uvicorn.run(from_environment(), **serve)
     return 0
 
 
