@@ -181,8 +181,13 @@ async def test_offer_adopt_approve_and_plays_reported_back_once_a_forged_report_
     got = await js_a.get_msg(dlq, (await js_a.stream_info(dlq)).state.last_seq)
     assert (got.headers or {}).get(subjects.HDR_ERROR_CODE) == "403"
     fed = subjects.fed_service_stream(A, f.EVENTS)
-    info = await js_a.consumer_info(fed, "signage-peer-facts")
-    assert info.num_pending == 0 and info.num_ack_pending == 0
+
+    async def settled() -> bool:
+        # The consumer dead-letters first and acks after: wait for the ack rather than race it.
+        info = await js_a.consumer_info(fed, "signage-peer-facts")
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    assert await wait_for(settled, "A's signage consumer has acked every report", timeout=30)
     assert await dead() == 1
     reported = [await js_a.get_msg(fed, seq) for seq in range(1, (await js_a.stream_info(fed)).state.last_seq + 1)]
     assert [m.subject for m in reported].count(subjects.evt(B, f.EVENTS, "plays_reported")) == 3  # all arrived
