@@ -75,8 +75,9 @@ FRIENDS = Domain("friends", refusals=(
 ))
 
 LIKES = Domain("likes", refusals=(lk.LIKE_OWN, lk.LIKE_NOT_FOUND, c.COMMUNITY_CLOSED), ops=(
-    write(lk.EP_LIKE_GIVE, lk.LikeIn, lk.LikeState, likes.give),
-    write(lk.EP_LIKE_WITHDRAW, lk.LikeIn, lk.LikeState, likes.withdraw),
+    write(lk.EP_LIKE_GIVE, lk.LikeIn, lk.LikeState, likes.give, http=POST("/likes", "Give 共感 to a post or comment")),
+    write(lk.EP_LIKE_WITHDRAW, lk.LikeIn, lk.LikeState, likes.withdraw,
+          http=POST("/likes/withdraw", "Take back one's 共感")),
     read(lk.EP_LIKE_COUNTS, lk.LikesQuery, lk.LikeStates, likes.states, role=ANYONE),
     read(lk.EP_LIKES_RECEIVED, lk.ReceivedQuery, lk.Received, likes.received, role=GATEWAY),
 ))
@@ -85,11 +86,14 @@ MODERATION = Domain("moderation", refusals=(
     c.REPORT_ALREADY_OPEN, c.REPORT_SELF, c.REPORT_TARGET_NOT_FOUND, c.REPORT_NOT_FOUND, c.MODERATION_STAFF_ONLY,
     c.MODERATION_BAD_ACTION, c.APPEAL_NOT_FOUND, c.APPEAL_ALREADY, c.APPEAL_NONE,
 ), ops=(
-    write(c.EP_REPORT_CREATE, c.ReportIn, c.Report, moderation.create_report),
+    write(c.EP_REPORT_CREATE, c.ReportIn, c.Report, moderation.create_report,
+          http=POST("/reports", "Report a post, comment, message or person to the node's staff")),
     read(c.EP_MODERATION_QUEUE, c.StaffQuery, c.ModerationQueue, moderation.queue, role=STAFF),
     write(c.EP_MODERATION_DECIDE, c.DecisionIn, c.Report, moderation.decide, role=STAFF),
-    read(c.EP_MODERATION_MINE, c.MineQuery, c.Actions, moderation.mine),
-    write(c.EP_MODERATION_APPEAL, c.AppealIn, c.Action, moderation.appeal),
+    read(c.EP_MODERATION_MINE, c.MineQuery, c.Actions, moderation.mine,
+         http=GET("/moderation/mine", "What the staff decided about my content, and my appeals")),
+    write(c.EP_MODERATION_APPEAL, c.AppealIn, c.Action, moderation.appeal,
+          http=POST("/moderation/appeals", "Appeal a decision about my content")),
     write(c.EP_MODERATION_APPEAL_DECIDE, c.AppealDecisionIn, c.Action, moderation.decide_appeal, role=STAFF),
     write(c.EP_BLOCK_PUT, c.BlockIn, c.Blocks, moderation.put_block, role=STAFF),
     write(c.EP_BLOCK_REMOVE, c.BlockRemove, c.Blocks, moderation.remove_block, role=STAFF),
@@ -107,11 +111,16 @@ MESSAGES = Domain("messages", refusals=(
 ), ops=(
     # The send records the actor itself, in a set order with the addressee's row, after its refusals.
     write(c.EP_MESSAGE_SEND, c.MessageIn, c.Message, messages.send, setup=False),
-    read(c.EP_MESSAGE_CONVERSATIONS, c.ConversationsQuery, c.Conversations, messages.list_),
-    read(c.EP_MESSAGE_THREAD, c.ThreadQuery, c.Thread, messages.thread),
-    write(c.EP_MESSAGE_READ, c.ReadIn, c.Unread, messages.mark_read, setup=False),
-    write(c.EP_MESSAGE_PEER, c.PeerSettingIn, c.PeerState, messages.set_peer),
-    read(c.EP_MESSAGE_UNREAD, c.UnreadQuery, c.Unread, messages.unread),
+    read(c.EP_MESSAGE_CONVERSATIONS, c.ConversationsQuery, c.Conversations, messages.list_,
+         http=GET("/messages", "My conversations, newest first")),
+    read(c.EP_MESSAGE_THREAD, c.ThreadQuery, c.Thread, messages.thread,
+         http=GET("/messages/with/{peer}", "My messages with one person")),
+    write(c.EP_MESSAGE_READ, c.ReadIn, c.Unread, messages.mark_read, setup=False,
+          http=POST("/messages/with/{peer}/read", "Mark a conversation read up to a message")),
+    write(c.EP_MESSAGE_PEER, c.PeerSettingIn, c.PeerState, messages.set_peer,
+          http=POST("/messages/with/{peer}/settings", "Block or mute a person")),
+    read(c.EP_MESSAGE_UNREAD, c.UnreadQuery, c.Unread, messages.unread,
+         http=GET("/messages/unread", "How many messages I have not read")),
 ))
 
 # Asked by the notices service only (a notice to a community's members): bus only, the gateway may not.
