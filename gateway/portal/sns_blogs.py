@@ -43,6 +43,7 @@ add_words({
                  "Residents' own blogs: activity reports, impressions of events. The author chooses who sees each."),
     "bg_new": ("ブログを書く", "Write an entry"),
     "bg_mine": ("自分のブログ", "My entries"),
+    "bg_login_to_write": ("ブログを書くにはログインしてください。", "Log in to write an entry."),
     "bg_none": ("まだブログはありません。", "No entry yet."),
     "bg_older": ("さらに古いブログ", "Older entries"),
     "bg_newest": ("最新のブログへ", "Newest entries"),
@@ -114,7 +115,7 @@ async def _list(request: Request, user: ic.User | None, *, mine: bool) -> Respon
         return _refusal(request, exc, user)
     lang = ps.lang(request)
     return _page(request, "blogs.html", user=user, entries=found.entries, next=found.next, paged=bool(before),
-                 mine=mine, here="/blogs/mine" if mine else "/blogs",
+                 mine=mine, list_path="/blogs/mine" if mine else "/blogs",
                  notice=t("bg_deleted", lang) if request.query_params.get("deleted") else None)
 
 
