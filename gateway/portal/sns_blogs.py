@@ -70,6 +70,8 @@ add_words({
                   "Hidden by the node's staff (shown to you only)"),
     "bg_comment_hidden": ("職員により非表示になりました", "Hidden by the node's staff"),
     "bg_photo_count": ("写真{n}枚", "{n} photos"),
+    # what the staff's moderation queue calls the two kinds of reports blogs add (gateway/portal/sns_moderation.py)
+    "md_kind_blog": ("ブログ", "Blog entry"), "md_kind_bcomment": ("ブログへのコメント", "Comment on a blog entry"),
     "cf_blog_delete": ("ブログを削除する", "Delete the entry"),
     "cf_blog_delete_do": ("削除する", "Delete"),
     "cf_blog_delete_1": ("このブログと、その写真・コメント・共感はすべて削除されます。",
