@@ -17,10 +17,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from identity.app import IdentityService
 from services.sns.app import SnsService
 from services.sns.models import blog_comments, blog_entries, blog_pictures, likes, moderation_actions, reports
 from tests.sns.test_sns_moderation import STAFF
 from tests.sns.test_sns_service import AKI, HANAKO, JIRO, NODE, TARO, Node, a
+from tests.support.api_node import BASE, ApiNode, api_node, problem
 from towntip.kernel import errors, images
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import sns as c
@@ -224,3 +226,38 @@ async def test_suspended_people_and_blocked_nodes_cannot_write(node: BlogNode) -
     await node.call(c.EP_BLOCK_PUT, {"actor": a(STAFF), "node": "suginami", "reason": "迷惑投稿"})
     await node.refused(errors.Forbidden, c.EP_BLOG_CREATE, {"actor": a(AKI), "title": "t", "body": "b"},
                        match="suginami")
+
+
+@pytest.fixture
+async def api(nats_server, database, tmp_path) -> AsyncIterator[ApiNode]:
+    """The gateway's HTTP API before identity and sns (the sns service on SQLite or PostgreSQL)."""
+    url, schema = database
+
+    def settings(service: str) -> ServiceSettings:
+        db = {"database_url": url, "database_schema": schema or ""} if service == "sns" else {}
+        return ServiceSettings(service=service, node_id="tsuru", nats_url=nats_server.url,
+                               data_dir=str(tmp_path / service), public_url=BASE, **db)
+    async with api_node(nats_server.url, tmp_path, [IdentityService(settings("identity")), SnsService(settings("sns"))],
+                        node="tsuru", people={"hanako": "山田 花子", "taro": "鈴木 太郎"}) as node:
+        yield node
+
+
+async def test_the_http_api_writes_and_reads_blogs_for_whoever_holds_the_token(api: ApiNode) -> None:
+    """/api/v1/blogs: a resident's token writes and comments; a read without a token sees public entries only."""
+    node = api
+    async with node.client() as anyone, node.client("hanako") as hanako, node.client("taro") as taro:
+        r = await hanako.post("/api/v1/blogs", json={"title": "公開の報告", "body": "みなさんへ"})
+        assert r.status_code == 200 and r.json()["author"]["global_handle"] == "hanako@tsuru", r.text
+        public = r.json()["id"]
+        r = await hanako.post("/api/v1/blogs", json={"title": "友だちへ", "body": "内緒", "audience": "friends"})
+        secret = r.json()["id"]
+        problem(await anyone.post("/api/v1/blogs", json={"title": "t", "body": "b"}), 401, "request.unauthenticated")
+        assert [e["title"] for e in (await anyone.get("/api/v1/blogs")).json()["entries"]] == ["公開の報告"]
+        assert [e["title"] for e in (await hanako.get("/api/v1/blogs")).json()["entries"]] == ["友だちへ", "公開の報告"]
+        problem(await taro.get(f"/api/v1/blogs/{secret}"), 404, "blog.not_found")
+        r = await taro.post(f"/api/v1/blogs/{public}/comments", json={"body": "いいですね"})
+        assert r.status_code == 200 and r.json()["author"]["global_handle"] == "taro@tsuru", r.text
+        problem(await taro.post(f"/api/v1/blogs/{secret}/comments", json={"body": "見えないはず"}), 404,
+                "blog.not_found")
+        got = (await anyone.get(f"/api/v1/blogs/{public}")).json()
+        assert [cm["body"] for cm in got["comments"]] == ["いいですね"]
