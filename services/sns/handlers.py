@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import communities, friends, leaders, likes, messages, moderation, people, posts
+from services.sns import blogs, communities, friends, leaders, likes, messages, moderation, people, posts
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import likes as lk
@@ -128,7 +128,30 @@ AUDIENCE = Domain("audience", ops=(
     read(c.EP_COMMUNITY_AUDIENCE, nc.CommunityAudienceQuery, nc.Audience, communities.audience, role=SERVICE),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES)
+# Blogs (issue 20 point 2): a person's own entries with pictures; who may see one is decided on every read. The
+# picture's upload is bus only (a prepared picture, base64: the gateway's portal makes it), and so is its download.
+BLOGS = Domain("blogs", refusals=(
+    c.BLOG_NOT_FOUND, c.BLOG_NOT_AUTHOR, c.BLOG_NOT_MEMBER, c.BLOG_TOO_MANY_PICTURES, c.BLOG_BAD_PICTURE,
+    c.BLOG_HIDDEN, c.BLOG_COMMENT_NOT_FOUND, c.BLOG_AUDIENCE, c.COMMUNITY_NOT_FOUND, c.COMMUNITY_CLOSED,
+    c.POST_WRITE_LIMIT, c.POST_SUSPENDED, c.POST_NODE_BLOCKED,
+), ops=(
+    write(c.EP_BLOG_CREATE, c.BlogCreate, c.BlogEntry, blogs.create,
+          http=POST("/blogs", "Write a blog entry (its pictures are added on the portal)")),
+    write(c.EP_BLOG_PICTURE_ADD, c.BlogPictureAdd, c.BlogPicture, blogs.add_picture,
+          max_bytes=c.BLOG_PICTURE_REQUEST_BYTES, doc="add a prepared picture (and its thumbnail) to one's entry"),
+    read(c.EP_BLOG_LIST, c.BlogListQuery, c.BlogList, blogs.list_, role=ANYONE,
+         http=GET("/blogs", "Blog entries the caller may see, newest first")),
+    read(c.EP_BLOG_GET, c.BlogQuery, c.BlogDetail, blogs.get, role=ANYONE,
+         http=GET("/blogs/{entry_id}", "One blog entry, its pictures' descriptions and its comments")),
+    read(c.EP_BLOG_PICTURE_GET, c.BlogPictureQuery, c.BlogPictureData, blogs.picture, role=ANYONE,
+         doc="one picture of an entry the caller may see (full size or thumbnail), base64"),
+    write(c.EP_BLOG_DELETE, c.ItemRef, c.Done, blogs.delete_entry),
+    write(c.EP_BLOG_COMMENT_CREATE, c.BlogCommentCreate, c.BlogComment, blogs.create_comment,
+          http=POST("/blogs/{entry_id}/comments", "Comment on a blog entry")),
+    write(c.EP_BLOG_COMMENT_DELETE, c.ItemRef, c.Done, blogs.delete_comment),
+))
+
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
