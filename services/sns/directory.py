@@ -59,6 +59,9 @@ async def record_towns(session: AsyncSession, found: dict[str, str], now: dateti
     dropped (its communities are no longer shown; they come back with it)."""
     await session.execute(delete(dir_towns).where(dir_towns.c.node.not_in(list(found) or [""])))
     for node, url in found.items():
+        if not url.startswith(("https://", "http://")):  # the directory links there: a web address only
+            log.warning("member town %s has no web address (%r): its communities are not shown", node, url)
+            continue
         values = {"public_url": url.rstrip("/")[:300], "checked_at": now}
         if (await session.execute(select(dir_towns.c.node).where(dir_towns.c.node == node))).first():
             await session.execute(update(dir_towns).where(dir_towns.c.node == node).values(**values))
@@ -202,28 +205,29 @@ class PeerDirectoryHandler:
     async def apply(self, session: AsyncSession, deliveries: Sequence[Delivery[dict[str, Any]]]) -> list[Outcome]:
         for delivery in deliveries:
             if not delivery.duplicate and delivery.item["event"] is not None:
-                await self._apply_one(session, delivery.item["peer"], delivery.item["event"])
+                await keep(session, delivery.item["peer"], delivery.item["event"], utcnow())
         return [None for _ in deliveries]
 
-    async def _apply_one(self, session: AsyncSession, peer: str, e: Any) -> None:
-        now = utcnow()
-        where = (dir_entries.c.origin_node == peer, dir_entries.c.community_id == e.community_id)
-        cats_where = (dir_entry_categories.c.origin_node == peer,
-                      dir_entry_categories.c.community_id == e.community_id)
-        if isinstance(e, d.CommunityUnlisted):
-            await session.execute(delete(dir_entry_categories).where(*cats_where))
-            await session.execute(delete(dir_entries).where(*where))
-            return
-        known = categories.codes()
-        cats = list(dict.fromkeys(code for code in e.categories if code in known))
-        values = {"name": e.name[:c.NAME_MAX] or "(無題)", "description": e.description[:c.DESCRIPTION_MAX],
-                  "categories": cats, "members": d.rounded(e.members), "seen_at": now}
-        if (await session.execute(select(dir_entries.c.community_id).where(*where))).first():
-            await session.execute(update(dir_entries).where(*where).values(**values))
-        else:
-            await session.execute(insert(dir_entries).values(origin_node=peer, community_id=e.community_id,
-                                                             listed_at=now, **values))
+
+async def keep(session: AsyncSession, peer: str, e: Any, now: datetime) -> None:
+    """One listing of `peer` (already checked to be its own) into this node's directory."""
+    where = (dir_entries.c.origin_node == peer, dir_entries.c.community_id == e.community_id)
+    cats_where = (dir_entry_categories.c.origin_node == peer,
+                  dir_entry_categories.c.community_id == e.community_id)
+    if isinstance(e, d.CommunityUnlisted):
         await session.execute(delete(dir_entry_categories).where(*cats_where))
-        if cats:
-            await session.execute(insert(dir_entry_categories), [
-                {"origin_node": peer, "community_id": e.community_id, "category": code} for code in cats])
+        await session.execute(delete(dir_entries).where(*where))
+        return
+    known = categories.codes()
+    cats = list(dict.fromkeys(code for code in e.categories if code in known))
+    values = {"name": e.name[:c.NAME_MAX] or "(無題)", "description": e.description[:c.DESCRIPTION_MAX],
+              "categories": cats, "members": d.rounded(e.members), "seen_at": now}
+    if (await session.execute(select(dir_entries.c.community_id).where(*where))).first():
+        await session.execute(update(dir_entries).where(*where).values(**values))
+    else:
+        await session.execute(insert(dir_entries).values(origin_node=peer, community_id=e.community_id,
+                                                         listed_at=now, **values))
+    await session.execute(delete(dir_entry_categories).where(*cats_where))
+    if cats:
+        await session.execute(insert(dir_entry_categories), [
+            {"origin_node": peer, "community_id": e.community_id, "category": code} for code in cats])
