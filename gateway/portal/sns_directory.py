@@ -64,5 +64,5 @@ async def directory_page(request: Request, user: OptionalUser) -> Response:
         return message(request, heading=t("error", lang), paragraphs=[why(exc, lang)], status=error_status(exc),
                        user=user, link=("/communities", t("sn_communities", lang)))
     return render(request, "sns/communities_towns.html", user=user, jst=jst, entries=found.entries, towns=towns,
-                  town=town or "", category=category or "", filtered=bool(town or category),
+                  chosen_town=town or "", category=category or "", filtered=bool(town or category),
                   category_names=categories.labels(lang), step=d.MEMBERS_STEP)
