@@ -57,7 +57,8 @@ async def portal(nats_server, tmp_path) -> AsyncIterator[tuple[str, dict[str, d.
     async with started(IdentityService(settings("identity")), sns):
         listed = {
             "walk": listing(SUGI, "杉並さんぽの会", ["npo-2"], 24, "週末に善福寺川沿いを歩きます。どなたでもどうぞ。"),
-            "food": listing(SUGI, "杉並こども食堂ネット", ["npo-2", "npo-3"], 3, "月2回、地域の子どもたちと食卓を囲みます。"),
+            "food": listing(SUGI, "杉並こども食堂ネット", ["npo-2", "npo-3"], 3,
+                            "月2回、地域の子どもたちと食卓を囲みます。"),
             "garden": listing(SHIBU, "渋谷まちなか菜園", ["npo-7"], 57, "屋上で野菜を育てています。"),
         }
         now = datetime.now(UTC)
