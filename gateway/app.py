@@ -38,6 +38,7 @@ from gateway.portal import (
     projects,
     sns,
     sns_blogs,
+    sns_directory,
     sns_messages,
     sns_moderation,
     wallet,
@@ -156,6 +157,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
     app.include_router(notices_calendar.router)  # カレンダー: /calendar, /calendar.ics, a community's, the private one
     app.include_router(notices_feeds.router)  # /notices.atom; the staff's collected feeds (/staff/feeds)
+    # other towns' communities (/communities/towns): before sns.router, whose /communities/{cid} would take it
+    app.include_router(sns_directory.router)
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
     app.include_router(sns_moderation.router)  # reports, the staff's moderation queue, appeals (the sns service)
     app.include_router(sns_messages.router)  # direct messages between two people (the sns service)

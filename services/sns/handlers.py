@@ -8,13 +8,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import blogs, communities, friends, leaders, likes, messages, moderation, people, posts
+from services.sns import blogs, communities, directory, friends, leaders, likes, messages, moderation, people, posts
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import sns as c
+from towntip.kernel.contracts import sns_directory as sd
 from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
 
@@ -151,11 +152,19 @@ BLOGS = Domain("blogs", refusals=(
     write(c.EP_BLOG_COMMENT_DELETE, c.ItemRef, c.Done, blogs.delete_comment),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS)
+# Other towns' communities (issue 20 point 6: services/sns/directory.py): a public read.
+DIRECTORY = Domain("directory", refusals=(c.COMMUNITY_UNKNOWN_CATEGORY,), ops=(
+    read(sd.EP_DIRECTORY_LIST, sd.DirectoryQuery, sd.Directory, directory.list_, role=ANYONE,
+         http=GET("/directory/communities", "Communities in other towns")),
+))
+
+DOMAINS: tuple[Domain, ...] = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS)
+DOMAINS += (DIRECTORY,)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow) -> Endpoints:
+                    clock: Callable[[], datetime] = utcnow, public_url: str = "") -> Endpoints:
     """The service's endpoints from its domains' tables."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node}, setup=people.link_actor)
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "public_url": public_url},
+                                  setup=people.link_actor)

@@ -226,6 +226,7 @@ ROLES = {
     # communities and friends (sns.py)
     "GET /communities": "public",
     "POST /communities": "user, form",
+    "GET /communities/towns": "public",  # other towns' communities (sns_directory.py)
     "GET /communities/{cid}": "public",
     "POST /communities/{cid}/join": "user, form",
     "POST /communities/{cid}/leave": "user, form",
