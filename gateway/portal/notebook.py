@@ -205,6 +205,8 @@ async def _figures(request: Request, user: Any, *, status: int = 200, **ctx: Any
                              for f in fig.fields], label=t("fig_fields", lang)),
     }
     usage = await staff_usage(request, user)  # 利用状況: registered, card members, leaders per month (open data)
+    charts["usage"] = bar_chart([(n[1] if lang == "en" else n[0], float(v or 0))
+                                 for n, v in zip(usage.short, usage.totals, strict=True)], label=t("od_usage", lang))
     return render(request, "notebook/figures.html", status=status, user=user, fig=fig, charts=charts, num=_num,
                   events=evs.events, grid=categories.all_categories(), unknown=unknown, usage=usage, **ctx)
 

@@ -49,6 +49,8 @@ SERIES = {  # series -> (Japanese, English), the seed's 利用状況
     "card_members": ("カード会員", "Card members"),
     "community_leaders": ("コミュニティリーダー", "Community leaders"),
 }
+SHORT = {"registered": ("登録者", "Registered"), "card_members": ("カード会員", "Card members"),
+         "community_leaders": ("リーダー", "Leaders")}  # a chart's labels
 USAGE_FILE = "usage_by_month"
 
 add_words({
@@ -260,6 +262,7 @@ async def download(request: Request, user: OptionalUser) -> Response:
 @dataclass(frozen=True)
 class UsageView:
     names: list[tuple[str, str]]  # (Japanese, English) per series shown
+    short: list[tuple[str, str]]  # the same, short (the chart's labels)
     rows: list[tuple[str, list[tuple[int | None, int | None]]]]  # month, (new, total) per series
     totals: list[int | None]
     missing: bool  # a service did not answer
@@ -281,7 +284,8 @@ async def staff_usage(request: Request, user: Any) -> UsageView:
             m = index[s].get(month)
             cells.append((m.new, m.total) if m else (None, None))
         rows.append((month, cells))
-    return UsageView(names=[SERIES[s] for s in names], rows=rows, totals=[by[s].total for s in names],
+    return UsageView(names=[SERIES[s] for s in names], short=[SHORT[s] for s in names], rows=rows,
+                     totals=[by[s].total for s in names],
                      missing=len(series) < len(wanted))
 
 
