@@ -38,24 +38,32 @@ async def usage(session: AsyncSession, *, actor: Actor, now: datetime) -> c.Usag
     return await card_members(session, now=now)
 
 
-def _measures(n_people: int, *values: int | float) -> list[int | float | None]:
-    return [None if od.small(n_people) else v for v in values]
+def _people(raw: list[int]) -> list[int | None]:
+    """A column of people's counts as published: small ones withheld, and a lone withheld one covered (the events'
+    and the months' sums meet in the points issued in all)."""
+    return od.complementary([od.count(n) for n in raw], raw)
+
+
+def _measures(people: int | None, *values: int | float) -> list[int | float | None]:
+    return [None if people is None else v for v in values]
 
 
 async def tables(session: AsyncSession, *, now: datetime) -> c.OpenData:
     fig = await figures.summary(session)
+    ev_people = _people([e.people for e in fig.events])
+    month_people = _people([m.people for m in fig.months])
     events = c.OpenDataTable(
         name="events_points", title_ja="イベント別のまちづくりポイント発行", title_en="Points issued per event",
         columns_ja=["イベント名", "分野", "発行ポイント", "人数", "参加回数"],
         columns_en=["Event", "Field", "Points issued", "People", "Participations"],
-        rows=[[e.name, e.field or "", *_measures(e.people, e.points), od.count(e.people),
-               *_measures(e.people, e.participations)] for e in fig.events])
+        rows=[[e.name, e.field or "", *_measures(n, e.points), n, *_measures(n, e.participations)]
+              for e, n in zip(fig.events, ev_people, strict=True)])
     months = c.OpenDataTable(
         name="points_by_month", title_ja="月別のまちづくりポイント発行", title_en="Points issued per month",
         columns_ja=["月", "発行ポイント", "うち貢献", "うち寄付", "参加回数", "人数"],
         columns_en=["Month", "Points issued", "Contribution", "Donation", "Participations", "People"],
-        rows=[[m.month, *_measures(m.people, m.points, m.contribution, m.donation, m.participations),
-               od.count(m.people)] for m in fig.months])
+        rows=[[m.month, *_measures(n, m.points, m.contribution, m.donation, m.participations), n]
+              for m, n in zip(fig.months, month_people, strict=True)])
     ds = fig.districts
     registered = od.complementary([od.count(d.registered) for d in ds], [d.registered for d in ds])
     active = od.complementary([od.count(d.active) for d in ds], [d.active for d in ds])

@@ -234,3 +234,16 @@ async def test_open_data_zip_usage_figures_and_the_staff_page(node: Node) -> Non
     leaders = od.Usage.model_validate(await call(node.nc, od.EP_USAGE, od.UsageQuery(
         actor=Actor.model_validate(node.actor(STAFF[0]))), service="sns", node=NODE))
     assert leaders.total == 2 and [(m.month, m.new, m.total) for m in leaders.months] == [(month, 2, 2)]
+
+
+async def test_a_service_not_answering_gives_a_503_page_and_nothing_kept(nats_server, tmp_path) -> None:
+    """No service runs: the download says so in Japanese (503), builds nothing, keeps nothing; the page still
+    opens and says no zip was built yet."""
+    app = gateway_app(nats_server.url, tmp_path, node=NODE, services="identity,points", public_url=BASE)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as visitor:
+            r = await visitor.get("/open-data/download")
+            assert r.status_code == 503 and "いまはオープンデータを作成できません" in r.text
+            assert app.state.open_data.built is None and app.state.open_data.builds == 0
+            page = await visitor.get("/open-data")
+            assert page.status_code == 200 and "まだ作成していません" in page.text
