@@ -21,7 +21,6 @@ from services.points.taps.models import card_bindings
 from towntip.kernel import open_data as od
 from towntip.kernel.contracts import open_data as c
 from towntip.kernel.contracts.actor import Actor
-from towntip.kernel.domain import ANYONE, STAFF, Domain, read
 
 
 async def card_members(session: AsyncSession, *, now: datetime) -> c.Usage:
@@ -85,8 +84,3 @@ async def tables(session: AsyncSession, *, now: datetime) -> c.OpenData:
     return c.OpenData(tables=[events, months, districts],
                       usage=[od.published(await card_members(session, now=now))])
 
-
-DOMAIN = Domain("open_data", refusals=(c.USAGE_STAFF_ONLY,), ops=(
-    read(c.EP_OPEN_DATA, c.OpenDataQuery, c.OpenData, tables, role=ANYONE),
-    read(c.EP_USAGE, c.UsageQuery, c.Usage, usage, role=STAFF),
-))
