@@ -33,6 +33,7 @@ from gateway.portal import (
     notices_calendar,
     notices_feeds,
     notices_staff,
+    open_data,
     pages,
     pictures,
     projects,
@@ -155,6 +156,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(courses.router)  # courses, マイ単位, certifications and public certificate pages
     app.include_router(donations.router)  # 寄附: certified projects, transparency, マイ寄附 and receipts, staff desk
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
+    app.include_router(open_data.router)  # オープンデータ: /open-data and its zip of CSV files (public, cached)
     app.include_router(notices_calendar.router)  # カレンダー: /calendar, /calendar.ics, a community's, the private one
     app.include_router(notices_feeds.router)  # /notices.atom; the staff's collected feeds (/staff/feeds)
     # other towns' communities (/communities/towns): before sns.router, whose /communities/{cid} would take it

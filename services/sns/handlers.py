@@ -8,12 +8,25 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import blogs, communities, directory, friends, leaders, likes, messages, moderation, people, posts
+from services.sns import (
+    blogs,
+    communities,
+    directory,
+    friends,
+    leaders,
+    likes,
+    messages,
+    moderation,
+    open_data,
+    people,
+    posts,
+)
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
+from towntip.kernel.contracts import open_data as od
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts import sns_directory as sd
 from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, read, write
@@ -158,8 +171,13 @@ DIRECTORY = Domain("directory", refusals=(c.COMMUNITY_UNKNOWN_CATEGORY,), ops=(
          http=GET("/directory/communities", "Communities in other towns")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS)
-DOMAINS += (DIRECTORY,)
+# Open data (public aggregates, small counts withheld) and the community leaders per month for the staff's figures.
+OPEN_DATA = Domain("open_data", refusals=(od.USAGE_STAFF_ONLY,), ops=(
+    read(od.EP_OPEN_DATA, od.OpenDataQuery, od.OpenData, open_data.tables, role=ANYONE),
+    read(od.EP_USAGE, od.UsageQuery, od.Usage, open_data.usage, role=STAFF),
+))
+
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS, DIRECTORY, OPEN_DATA)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

@@ -52,6 +52,7 @@ ANONYMOUS = [
     "/mine",
     "/menu",
     "/status",
+    "/open-data",
     "/no-such-page",
 ]
 RESIDENT = ["/me", "/mine", "/notebook", "/points", "/bookings", "/settings/profile", "/friends", "/menu",

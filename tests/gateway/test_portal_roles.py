@@ -223,6 +223,9 @@ ROLES = {
     "GET /staff/figures": "staff",
     "GET /staff/figures/{table}.csv": "staff",
     "POST /staff/figures/event": "staff, form",
+    # オープンデータ (open_data.py): the page and its zip, public (aggregates only, small counts withheld)
+    "GET /open-data": "public",
+    "GET /open-data/download": "public",
     # communities and friends (sns.py)
     "GET /communities": "public",
     "POST /communities": "user, form",

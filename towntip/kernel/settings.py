@@ -110,6 +110,12 @@ class GatewaySettings(NodeSettings):
     login_window: float = Field(default=300.0, gt=0)
     # My Page across regions: seconds the home node waits for all other regions (its own plan included).
     regions_wait: float = Field(default=4.0, ge=1.0, le=30.0)
+    # Open data (/open-data): the licence the node publishes it under (TOWNTIP_OPEN_DATA_LICENCE, ..._URL; default
+    # the government's standard terms, compatible with CC BY 4.0) and how long a built zip is served before the
+    # next download builds it again (gateway/portal/open_data.py).
+    open_data_licence: str = "公共データ利用規約（第1.0版）(PDL1.0)"
+    open_data_licence_url: str = "https://www.digital.go.jp/resources/open_data/public_data_license_v1.0"
+    open_data_cache_seconds: float = Field(default=300.0, ge=0.0, le=86400.0)
 
     def expected_services(self) -> list[str]:
         return [s.strip() for s in self.services.split(",") if s.strip()]
