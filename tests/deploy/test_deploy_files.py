@@ -184,8 +184,8 @@ def test_secrets_are_referenced_never_committed_and_each_process_gets_its_own_na
                 for item in secret["items"]:
                     assert item["key"] in made, f"{name}: towntip node secrets makes no {item['key']}"
                 if vol["name"] == "nats-url":
-                    user = "gateway" if name == "gateway" else f"svc-{name}"
-                    assert [i["key"] for i in secret["items"]] == [f"nats-url-{user}"]
+                    own = ["nats-url-gateway"] if name == "gateway" else [f"nats-url-svc-{name}", "nats-url-probe"]
+                    assert [i["key"] for i in secret["items"]] == own
 
 
 def test_network_policies_deny_by_default_and_open_only_the_gateway(manifests: list[dict[str, Any]]) -> None:

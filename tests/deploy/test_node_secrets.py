@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
+import nats
 import pytest
 from opentelemetry import trace
 
@@ -16,6 +19,7 @@ from towntip.cli import main as cli_main
 from towntip.kernel import telemetry
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.endpoints import Endpoints, start_service
+from towntip.kernel.bus.inboxes import service_inbox_prefix
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
 from towntip.kernel.uow import UnitOfWork
@@ -61,7 +65,7 @@ def test_an_operators_postgresql_uri_gets_the_asyncpg_driver(monkeypatch) -> Non
 
 def test_node_secrets_make_every_processes_files_and_nats_server_takes_the_users(tmp_path: Path) -> None:
     made = {p.name for p in write_node_secrets(tmp_path, node=NODE)}
-    users = ["operator", "gateway", *(service_user(s) for s in subjects.SERVICES)]
+    users = ["operator", "gateway", "probe", *(service_user(s) for s in subjects.SERVICES)]
     assert {f"nats-url-{u}" for u in users} <= made
     assert {"admin-token", "portal-key", "card-key", "vapid-private.pem", "database-url", "nats-auth.conf"} <= made
     first = (tmp_path / "secrets" / "card-key").read_text()
@@ -76,8 +80,7 @@ def test_node_secrets_make_every_processes_files_and_nats_server_takes_the_users
     text = (ROOT / "deploy" / "nats.conf").read_text().replace('"/data"', f'"{tmp_path / "js"}"')
     (conf / "nats.conf").write_text(text)
     shutil.copy(tmp_path / "secrets" / "nats-auth.conf", conf / "auth.conf")
-    nats_server = shutil.which("nats-server") or str(Path(__import__("sys").executable).parent / "nats-server")
-    checked = subprocess.run([nats_server, "-t", "-c", str(conf / "nats.conf")], capture_output=True, text=True,
+    checked = subprocess.run([_nats_server(), "-t", "-c", str(conf / "nats.conf")], capture_output=True, text=True,
                              timeout=30)
     assert checked.returncode == 0, checked.stderr
     assert f'user: "{service_user("signage")}"' in (conf / "auth.conf").read_text()
@@ -86,6 +89,58 @@ def test_node_secrets_make_every_processes_files_and_nats_server_takes_the_users
 def test_the_secrets_command_refuses_a_bad_node_id(tmp_path: Path, capsys) -> None:
     assert cli_main(["node", "secrets", "--out", str(tmp_path), "--node", "Bad Node"]) == 2
     assert not (tmp_path / "secrets").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_probe_user_pings_a_service_on_the_nodes_own_users(tmp_path: Path, monkeypatch) -> None:
+    """compose's nats-server as configured (deploy/nats.conf with the generated users): a service connects as its
+    own user and the probe, as `probe`, finds it; the service's own user could not have asked."""
+    write_node_secrets(tmp_path, node=NODE)
+    secrets = tmp_path / "secrets"
+    port = _free_port()
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    text = (ROOT / "deploy" / "nats.conf").read_text().replace('"/data"', f'"{tmp_path / "js"}"')
+    text = text.replace('"0.0.0.0:4222"', f'"127.0.0.1:{port}"').replace('http: "0.0.0.0:8222"', "")
+    text = text.replace('"tsurugashima"', f'"{NODE}"')
+    (conf / "nats.conf").write_text(text)
+    shutil.copy(secrets / "nats-auth.conf", conf / "auth.conf")
+    server = await asyncio.create_subprocess_exec(_nats_server(), "-c", str(conf / "nats.conf"),
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def local(name: str) -> str:
+        return (secrets / name).read_text().strip().replace("@nats:4222", f"@127.0.0.1:{port}")
+
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            await asyncio.sleep(0.05)
+        svc_nc = await nats.connect(local("nats-url-svc-points"), inbox_prefix=service_inbox_prefix("points"))
+        eps = Endpoints.from_domains([], uow=UnitOfWork(None))  # type: ignore[arg-type]
+        svc = await start_service(svc_nc, node=NODE, service="points", version="0.0.1", endpoints=eps)
+        try:
+            monkeypatch.setenv("TOWNTIP_NODE_ID", NODE)
+            monkeypatch.setenv("TOWNTIP_NATS_URL", local("nats-url-svc-points"))  # may not publish $SRV.PING
+            assert await health._service("points", socket.gethostname()) == 1
+            monkeypatch.setenv("TOWNTIP_HEALTH_NATS_URL", local("nats-url-probe"))
+            assert await health._service("points", socket.gethostname()) == 0
+        finally:
+            await svc.stop()
+            await svc_nc.close()
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), timeout=10)
+
+
+def _nats_server() -> str:
+    return shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
 
 
 async def test_the_health_probe_counts_only_this_hosts_instance(nats_server, nc, monkeypatch) -> None:

@@ -1,13 +1,14 @@
 """`towntip health SERVICE|gateway`: the probe a container platform runs inside a node's container (compose
 healthchecks, Kubernetes readiness and liveness probes). Exit 0: healthy; 1: not.
 
-- a service has no HTTP port: the probe asks `$SRV.PING.<service>` on the node's NATS, with the process's own
-  settings (TOWNTIP_NATS_URL or TOWNTIP_NATS_URL_FILE, TOWNTIP_NODE_ID), and counts only the instances whose
-  metadata names this host (towntip/kernel/bus/endpoints.py), so a dead replica is not kept alive by a live one;
+- a service has no HTTP port: the probe asks `$SRV.PING.<service>` on the node's NATS and counts only the instances
+  whose metadata names this host (towntip/kernel/bus/endpoints.py), so a dead replica is not kept alive by a live
+  one. It connects as the `probe` user (TOWNTIP_HEALTH_NATS_URL or _FILE, made by `towntip node secrets`: a
+  service's own user may not publish `$SRV.PING`), else with TOWNTIP_NATS_URL (a server without users);
 - the gateway: GET /healthz on its own port answers (200, or 503 while some service is down: the gateway itself
   works and says so; it is not ready only while it has no NATS connection).
 
-Security: it connects as the process's own NATS user and publishes nothing but the ping; it prints no secret.
+Security: the probe user may publish nothing but pings (towntip/node/deploy_secrets.py); it prints no secret.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ import urllib.request
 
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from towntip.kernel.bus import subjects
+from towntip.kernel.settings import NodeSettings
 
 PROBE_TIMEOUT = 3.0
+
+
+class ProbeSettings(NodeSettings):
+    health_nats_url: str = ""  # the `probe` user's URL; "": TOWNTIP_NATS_URL
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,15 +54,14 @@ def cmd_health(args: argparse.Namespace) -> int:
 async def _service(name: str, host: str | None) -> int:
     import nats
 
-    from towntip.kernel.bus.inboxes import service_inbox_prefix
     from towntip.kernel.bus.ping import ping_services
-    from towntip.kernel.settings import NodeSettings
+    from towntip.node.deploy_secrets import PROBE_INBOX_PREFIX
 
-    settings = NodeSettings()
+    settings = ProbeSettings()
     try:
-        # The service's own user may subscribe only below its own inbox prefix (towntip/node/natsauth.py).
-        nc = await nats.connect(settings.nats_url, connect_timeout=PROBE_TIMEOUT, max_reconnect_attempts=0,
-                                allow_reconnect=False, inbox_prefix=service_inbox_prefix(name),
+        # The probe user may subscribe only below its own inbox prefix (towntip/node/deploy_secrets.py).
+        nc = await nats.connect(settings.health_nats_url or settings.nats_url, connect_timeout=PROBE_TIMEOUT,
+                                max_reconnect_attempts=0, allow_reconnect=False, inbox_prefix=PROBE_INBOX_PREFIX,
                                 name=f"health@{name}")
     except Exception as exc:  # noqa: BLE001 - any failure to connect is "not healthy"
         print(f"{name}: no NATS connection ({exc.__class__.__name__})", file=sys.stderr)
