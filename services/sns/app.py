@@ -15,6 +15,7 @@ from nats.js.errors import NotFoundError
 from services.sns import VERSION, people
 from services.sns.handlers import build_endpoints
 from services.sns.models import bus
+from services.sns.themes import ThemesOverBus
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
@@ -60,7 +61,7 @@ class SnsService(ServiceProcess):
         self.micro = await start_service(
             self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=self.relay.wake,
-                                      clock=self.clock),
+                                      clock=self.clock, themes=ThemesOverBus(self.connection, self.node)),
             description="community SNS: theme communities and their leaders, posts and comments, friendships",
         )
         log.info("sns service ready on node %s", self.node)

@@ -76,7 +76,9 @@ SERVICE_READS = {"notices": ("sns.communities.list", "points.events.list", "proj
                              "projects.federation.followers", "projects.federation.members"),
                  # the data slides (services/signage/slide_feed.py READS): public lists only
                  "signage": ("points.events.list", "sns.communities.list", "sns.posts.list", "notices.feeds.public",
-                             "projects.themes.list", "bookings.feeds.facility")}
+                             "projects.themes.list", "bookings.feeds.facility"),
+                 # matching: whether the person may manage a theme whose opening they post (services/sns/themes.py)
+                 "sns": ("projects.themes.get",)}
 # Event streams a service announces on besides its own `evt.<node>.<service>.>`: the notices service's notices to
 # everyone, the one notices stream peers may source (contracts.notices_towns).
 EXTRA_EVENTS = {"notices": ("publicnotices",)}
