@@ -404,6 +404,9 @@ OTHER_FORMS = [
     "/staff/moderation/reports/{rid}", "/staff/moderation/appeals/{aid}", "/staff/moderation/blocks",
     # direct messages (sns_messages)
     "/messages", "/messages/{handle}", "/messages/{handle}/{what}",
+    # matching (sns_matching): skills, posting, applying, withdrawing, closing, the organiser's answer
+    "/openings/skills", "/openings/new", "/openings/{opening_id}/apply", "/openings/{opening_id}/withdraw",
+    "/openings/{opening_id}/close", "/openings/{opening_id}/decide",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action
