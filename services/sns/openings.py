@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import delete, insert, select, update
@@ -141,7 +141,8 @@ async def create(*, uow: UnitOfWork, node: str, data: c.OpeningCreate, themes: T
             id=oid, host_kind=data.host_kind, host_id=data.host_id, host_name=host_name,
             organiser=data.actor.global_handle, title=data.title, task=data.task, skills=data.skills,
             skill_words=words_of(data.skills), categories=cats, district=data.district, place=data.place,
-            starts_at=data.starts_at, ends_at=data.ends_at, capacity=data.capacity, accepted=0,
+            starts_at=data.starts_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
+            ends_at=data.ends_at.astimezone(UTC) if data.ends_at else None, capacity=data.capacity, accepted=0,
             event_code=data.event_code, status="open", created_at=now, closed_at=None))
         await announce(session, bus, node=node, at=now, event=c.OpeningPosted(
             opening_id=oid, host_kind=data.host_kind, host_id=data.host_id, categories=cats,
@@ -258,7 +259,7 @@ async def apply(session: AsyncSession, *, node: str, data: c.ApplyIn, now: datet
         await session.execute(update(applications).where(applications.c.id == aid).values(
             message=data.message, status="pending", applied_at=now, decided_at=None, decided_by=None))
     await announce(session, bus, node=node, at=now, event=c.OpeningApplied(
-        application_id=aid, opening_id=row.id, applicant=me, organiser=row.organiser or "", at=now))
+        application_id=aid, opening_id=row.id, title=row.title, applicant=me, organiser=row.organiser or "", at=now))
     return await _application_view(session, aid)
 
 

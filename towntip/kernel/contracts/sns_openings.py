@@ -225,6 +225,7 @@ class OpeningApplied(SnsEvent):
 
     application_id: str
     opening_id: str
+    title: str = ""
     applicant: str
     organiser: str
     at: datetime
