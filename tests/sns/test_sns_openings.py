@@ -23,7 +23,7 @@ from services.points.taps.models import taps
 from services.points.volunteers.models import volunteer_roster
 from services.sns.app import SnsService
 from services.sns.models import applications, openings, person_skills
-from tests.sns.test_sns_service import HANAKO, JIRO, NODE, TARO, Node, a
+from tests.sns.test_sns_service import HANAKO, JIRO, NODE, TARO, Node, a, announce_deleted
 from tests.support.bus import wait_for
 from tests.support.nodes import CARD_KEY, points_running
 from towntip.kernel import errors
@@ -181,6 +181,27 @@ async def test_refusals_change_nothing(node: OpeningsNode) -> None:
                        {"actor": a(JIRO), "opening_id": "01890000-0000-7000-8000-000000000000"})
 
 
+async def test_a_deleted_account_leaves_no_application_and_its_openings_close(node: OpeningsNode) -> None:
+    cid = (await node.open(HANAKO, "子ども食堂"))["id"]
+    op = await node.opening(HANAKO, cid)
+    app = await node.apply(TARO, op["id"], "調理できます")
+    await node.decide(HANAKO, app["id"], "accept")
+    await node.call(oc.EP_SKILLS_PUT, {"actor": a(TARO), "skills": "調理"})
+    mine = await node.opening(TARO, (await node.open(TARO, "太郎の会"))["id"])
+    await announce_deleted(node, TARO.global_handle)
+
+    async def gone() -> bool:
+        async with node.svc.sessions() as s:
+            left = (await s.execute(select(applications).where(applications.c.applicant == TARO.global_handle)))
+            return not left.first()
+    await wait_for(gone, "taro's application goes with his account")
+    after = await node.call(oc.EP_OPENING_GET, {"opening_id": op["id"]})
+    assert after["accepted"] == 0  # his place is free again
+    assert (await node.call(oc.EP_SKILLS_GET, {"actor": a(TARO)}))["skills"] == ""
+    closed = await node.call(oc.EP_OPENING_GET, {"opening_id": mine["id"]})
+    assert closed["status"] == "closed" and closed["organiser"]["global_handle"] == ""
+
+
 THEME_ID = "01890000-0000-7000-8000-0000000000aa"
 
 
@@ -249,8 +270,17 @@ async def run_end_to_end(nats_server: Any, pts: Any, tmp_path: Path) -> None:
         async def on_roster() -> list[Any]:
             async with pts.sessions() as s:
                 return list(await s.execute(select(volunteer_roster.c.event_code, volunteer_roster.c.global_handle)))
-        await wait_for(on_roster, "the acceptance reaches the points service's roster")
-        assert [tuple(r) for r in await on_roster()] == [("clean-2026", TARO.global_handle)]
+        # Accepted for another event's opening and then withdrawn: off that event's roster again.
+        other = await node.opening(HANAKO, cid, title="別の日", event_code="clean-2027")
+        await node.decide(HANAKO, (await node.apply(TARO, other["id"]))["id"], "accept")
+
+        def roster_is(*codes: str) -> Any:
+            async def check() -> bool:
+                return sorted(tuple(r) for r in await on_roster()) == [(x, TARO.global_handle) for x in codes]
+            return check
+        await wait_for(roster_is("clean-2026", "clean-2027"), "both acceptances reach the points service's roster")
+        await node.call(oc.EP_OPENING_WITHDRAW, {"actor": a(TARO), "opening_id": other["id"]})
+        await wait_for(roster_is("clean-2026"), "the withdrawal takes him off that event's roster")
 
         js = nc.jetstream()
         answers = await nc.subscribe(nc.new_inbox())
