@@ -64,6 +64,7 @@ add_words({
     "op_f_task": ("活動内容", "What to do"),
     "op_f_skills": ("求めるスキル（自由記述）", "Skills wanted (your words)"),
     "op_f_categories": ("分野（5つまで）", "Categories (up to 5)"),
+    "op_categories": ("分野", "Categories"),
     "op_f_district": ("地区", "District"),
     "op_f_place": ("場所", "Place"),
     "op_f_starts": ("開始日時", "Starts"),
