@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -154,7 +155,7 @@ request_log = Table(
 likes = Table(
     "likes",
     metadata,
-    Column("kind", String(8), nullable=False),  # post | comment
+    Column("kind", String(8), nullable=False),  # post | comment | blog | bcomment
     Column("item_id", SeqType, nullable=False),
     Column("giver", String(64), nullable=False),
     Column("recipient", String(64), nullable=True),
@@ -162,7 +163,7 @@ likes = Table(
     PrimaryKeyConstraint("kind", "item_id", "giver", name="pk_likes"),
     Index("ix_likes_recipient", "recipient"),
     Index("ix_likes_giver", "giver"),
-    CheckConstraint("kind IN ('post', 'comment')", name="kind"),
+    CheckConstraint("kind IN ('post', 'comment', 'blog', 'bcomment')", name="kind"),  # blogs: 0005
     CheckConstraint("giver <> recipient", name="not_own"),
 )
 
@@ -275,7 +276,64 @@ message_peers = Table(
     CheckConstraint("owner <> peer", name="not_self"),
 )
 
-# ---- matching (マッチング, migration 0005: services/sns/openings.py) ------------------------------------------------
+# Blogs (migration 0005): a person's own entries outside communities. `audience` says who sees one: everyone, the
+# author's friends, or the members of `community_id`. Staff hide through moderation (hidden_*), like posts. Deleting
+# an entry deletes its pictures, comments and 共感. `author` on each table (NULL once the account is deleted) makes a
+# person's blog easy to find for an export or a deletion.
+blog_entries = Table(
+    "blog_entries",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),  # also the list's keyset cursor (newest first)
+    Column("author", String(64), nullable=True),
+    Column("title", String(120), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("audience", String(9), nullable=False),  # public | friends | community
+    Column("community_id", String(36), ForeignKey("communities.id"), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("hidden_at", TS, nullable=True),
+    Column("hidden_reason", String(300), nullable=True),
+    Column("hidden_by", String(64), nullable=True),
+    Index("ix_blog_entries_author_id", "author", "id"),
+    Index("ix_blog_entries_audience_id", "audience", "id"),
+    Index("ix_blog_entries_community_id", "community_id"),
+    CheckConstraint("audience IN ('public', 'friends', 'community')", name="audience"),
+    CheckConstraint("(audience = 'community') = (community_id IS NOT NULL)", name="community"),
+)
+
+# The pictures as the gateway prepared them (no metadata left: towntip/kernel/images.py), checked again on the way in.
+blog_pictures = Table(
+    "blog_pictures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("entry_id", SeqType, ForeignKey("blog_entries.id"), nullable=False),
+    Column("author", String(64), nullable=True),
+    Column("position", Integer, nullable=False),
+    Column("alt", String(200), nullable=False),
+    Column("content_type", String(16), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("image", LargeBinary, nullable=False),
+    Column("thumb", LargeBinary, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_blog_pictures_entry_id_position", "entry_id", "position", unique=True),
+)
+
+blog_comments = Table(
+    "blog_comments",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),
+    Column("entry_id", SeqType, ForeignKey("blog_entries.id"), nullable=False),
+    Column("author", String(64), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("hidden_at", TS, nullable=True),
+    Column("hidden_reason", String(300), nullable=True),
+    Column("hidden_by", String(64), nullable=True),
+    Index("ix_blog_comments_entry_id_id", "entry_id", "id"),
+    Index("ix_blog_comments_author_created_at", "author", "created_at"),
+)
+
+# ---- matching (マッチング, migration 0006: services/sns/openings.py) ------------------------------------------------
 # An opening (募集) of a community (its leader posts) or a co-creation theme (its managers post: the projects service
 # says who they are). `accepted` counts the accepted applications (never above `capacity`).
 openings = Table(

@@ -253,6 +253,15 @@ ROLES = {
     "POST /staff/moderation/reports/{rid}": "staff, form",
     "POST /staff/moderation/appeals/{aid}": "staff, form",
     "POST /staff/moderation/blocks": "staff, form",
+    # blogs (sns_blogs.py): the service decides who sees an entry and its pictures
+    "GET /blogs": "public",
+    "GET /blogs/mine": "user",
+    "GET /blogs/new": "user",
+    "POST /blogs": "user, form",
+    "GET /blogs/{eid}": "public",
+    "GET /blogs/{eid}/pictures/{pid}": "public",
+    "GET /blogs/{eid}/delete": "user",  # the question before deleting an entry (gateway/portal/confirm.py)
+    "POST /blogs/{eid}/{what}": "user, form",
     # direct messages (sns_messages.py): the person's own only
     "GET /messages": "user",
     "POST /messages": "user, form",
