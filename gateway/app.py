@@ -40,6 +40,7 @@ from gateway.portal import (
     sns,
     sns_blogs,
     sns_directory,
+    sns_matching,
     sns_messages,
     sns_moderation,
     wallet,
@@ -165,6 +166,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(sns_moderation.router)  # reports, the staff's moderation queue, appeals (the sns service)
     app.include_router(sns_messages.router)  # direct messages between two people (the sns service)
     app.include_router(sns_blogs.router)  # blogs with pictures, comments and 共感 (the sns service)
+    app.include_router(sns_matching.router)  # openings, applications, the organiser's answers (the sns service)
     # /bookings/waitlist and /bookings/series/… before the pages' /bookings/{booking_id}
     app.include_router(waitlist_pages.router)  # キャンセル待ち and 定期予約: /bookings/waitlist, /bookings/series/…
     app.include_router(bookings_photos.router)  # a facility's photos: the pictures, the staff's page to add them

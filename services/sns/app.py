@@ -16,6 +16,7 @@ from services.sns import VERSION, people
 from services.sns.directory_link import DirectoryLink
 from services.sns.handlers import build_endpoints
 from services.sns.models import bus
+from services.sns.themes import ThemesOverBus
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
@@ -66,7 +67,8 @@ class SnsService(ServiceProcess):
         self.micro = await start_service(
             self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=self.relay.wake,
-                                      clock=self.clock, public_url=self.settings.public_url),
+                                      clock=self.clock, public_url=self.settings.public_url,
+                                      themes=ThemesOverBus(self.connection, self.node)),
             description="community SNS: theme communities and their leaders, posts and comments, friendships",
         )
         log.info("sns service ready on node %s", self.node)

@@ -18,6 +18,7 @@ from services.sns import (
     messages,
     moderation,
     open_data,
+    openings,
     people,
     posts,
 )
@@ -29,7 +30,8 @@ from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import open_data as od
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts import sns_directory as sd
-from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, read, write
+from towntip.kernel.contracts import sns_openings as oc
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 COMMUNITIES = Domain("communities", refusals=(
@@ -177,12 +179,34 @@ OPEN_DATA = Domain("open_data", refusals=(od.USAGE_STAFF_ONLY,), ops=(
     read(od.EP_USAGE, od.UsageQuery, od.Usage, open_data.usage, role=STAFF),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS, DIRECTORY, OPEN_DATA)
+# Matching (マッチング, services/sns/openings.py): openings of communities and themes, applications, answers.
+OPENINGS = Domain("openings", refusals=(
+    oc.OPENING_NOT_FOUND, oc.OPENING_NOT_HOST, oc.OPENING_HOST_NOT_FOUND, oc.OPENING_NOT_ORGANISER,
+    oc.OPENING_CLOSED, oc.OPENING_FULL, oc.OPENING_ALREADY_APPLIED, oc.OPENING_OWN, oc.OPENING_NO_APPLICATION,
+    oc.OPENING_ALREADY_DECIDED, oc.OPENING_BAD_DATES,
+), ops=(
+    # A theme's managers are asked of the projects service before the transaction: the row owns its transaction.
+    own(oc.EP_OPENING_CREATE, oc.OpeningCreate, oc.Opening, openings.create),
+    read(oc.EP_OPENING_GET, oc.OpeningQuery, oc.Opening, openings.get, role=ANYONE),
+    read(oc.EP_OPENING_LIST, oc.OpeningListQuery, oc.OpeningList, openings.list_, role=ANYONE),
+    read(oc.EP_OPENING_FOR_ME, oc.ForMeQuery, oc.Matches, openings.for_me),
+    write(oc.EP_OPENING_CLOSE, oc.OpeningAction, oc.Opening, openings.close),
+    write(oc.EP_OPENING_APPLY, oc.ApplyIn, oc.Application, openings.apply),
+    write(oc.EP_OPENING_WITHDRAW, oc.OpeningAction, oc.Application, openings.withdraw),
+    read(oc.EP_OPENING_APPLICANTS, oc.OpeningAction, oc.Applicants, openings.applicants),
+    write(oc.EP_OPENING_DECIDE, oc.DecideIn, oc.Application, openings.decide),
+    read(oc.EP_SKILLS_GET, oc.SkillsQuery, oc.Skills, openings.get_skills),
+    write(oc.EP_SKILLS_PUT, oc.SkillsIn, oc.Skills, openings.put_skills),
+))
+
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS, DIRECTORY, OPEN_DATA,
+           OPENINGS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow, public_url: str = "") -> Endpoints:
-    """The service's endpoints from its domains' tables."""
+                    clock: Callable[[], datetime] = utcnow, public_url: str = "",
+                    themes: openings.Themes | None = None) -> Endpoints:
+    """The service's endpoints from its domains' tables (`themes`: the projects service, who manages a theme)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "public_url": public_url},
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "public_url": public_url, "themes": themes},
                                   setup=people.link_actor)

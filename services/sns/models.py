@@ -332,3 +332,65 @@ blog_comments = Table(
     Index("ix_blog_comments_entry_id_id", "entry_id", "id"),
     Index("ix_blog_comments_author_created_at", "author", "created_at"),
 )
+
+# ---- matching (マッチング, migration 0006: services/sns/openings.py) ------------------------------------------------
+# An opening (募集) of a community (its leader posts) or a co-creation theme (its managers post: the projects service
+# says who they are). `accepted` counts the accepted applications (never above `capacity`).
+openings = Table(
+    "openings",
+    metadata,
+    Column("id", String(36), primary_key=True),  # time-ordered: the list's order
+    Column("host_kind", String(12), nullable=False),  # community | theme
+    Column("host_id", String(36), nullable=False),
+    Column("host_name", String(200), nullable=False),
+    Column("organiser", String(64), nullable=True),  # global handle; NULL once their account is deleted
+    Column("title", String(120), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("skills", String(300), nullable=False),
+    Column("skill_words", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("district", String(64), nullable=False),
+    Column("place", String(200), nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=True),
+    Column("capacity", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("event_code", String(64), nullable=True),
+    Column("status", String(8), nullable=False),  # open | closed
+    Column("created_at", TS, nullable=False),
+    Column("closed_at", TS, nullable=True),
+    Index("ix_openings_status_id", "status", "id"),
+    Index("ix_openings_host_id", "host_id"),
+    Index("ix_openings_organiser", "organiser"),
+    CheckConstraint("host_kind IN ('community', 'theme')", name="host_kind"),
+    CheckConstraint("status IN ('open', 'closed')", name="status"),
+    CheckConstraint("accepted >= 0 AND accepted <= capacity", name="accepted"),
+)
+
+# One application per person per opening (the unique pair): applying twice is refused; a withdrawn one may apply
+# again (the same row), a declined one may not.
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("opening_id", String(36), ForeignKey("openings.id"), nullable=False),
+    Column("applicant", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("status", String(12), nullable=False),  # pending | accepted | declined | withdrawn
+    Column("applied_at", TS, nullable=False),
+    Column("decided_at", TS, nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Index("ix_applications_opening_id_applicant", "opening_id", "applicant", unique=True),
+    Index("ix_applications_applicant", "applicant"),
+    CheckConstraint("status IN ('pending', 'accepted', 'declined', 'withdrawn')", name="status"),
+)
+
+# The skills a person states (free words), matched against the openings' skills wanted.
+person_skills = Table(
+    "person_skills",
+    metadata,
+    Column("global_handle", String(64), primary_key=True),
+    Column("skills", String(300), nullable=False),
+    Column("words", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

@@ -406,6 +406,9 @@ OTHER_FORMS = [
     "/messages", "/messages/{handle}", "/messages/{handle}/{what}",
     # blogs (sns_blogs): an entry with its pictures (multipart), and what is done on an entry's page
     "/blogs", "/blogs/{eid}/{what}",
+    # matching (sns_matching): skills, posting, applying, withdrawing, closing, the organiser's answer
+    "/openings/skills", "/openings/new", "/openings/{opening_id}/apply", "/openings/{opening_id}/withdraw",
+    "/openings/{opening_id}/close", "/openings/{opening_id}/decide",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action

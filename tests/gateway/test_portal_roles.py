@@ -272,6 +272,17 @@ ROLES = {
     "GET /messages/{handle}": "user",
     "POST /messages/{handle}": "user, form",
     "POST /messages/{handle}/{what}": "user, form",
+    # matching (sns_matching.py): openings, applications, the organiser's answers
+    "GET /openings": "user",
+    "POST /openings/skills": "user, form",
+    "GET /openings/new": "user",
+    "POST /openings/new": "user, form",
+    "GET /openings/{opening_id}": "user",
+    "POST /openings/{opening_id}/apply": "user, form",
+    "POST /openings/{opening_id}/withdraw": "user, form",
+    "POST /openings/{opening_id}/close": "user, form",
+    "GET /openings/{opening_id}/applicants": "user",
+    "POST /openings/{opening_id}/decide": "user, form",
     # facility bookings (bookings.py): facilities and their feed are public; a person's feed is opened by its
     # private token alone (no session: a calendar app fetches it)
     "GET /facilities": "public",
