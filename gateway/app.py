@@ -59,7 +59,7 @@ from towntip.kernel import runtime
 from towntip.kernel.bus.inboxes import GATEWAY_INBOX_PREFIX
 from towntip.kernel.clock import JST
 from towntip.kernel.secrets import load_or_create_secret
-from towntip.kernel.settings import GatewaySettings
+from towntip.kernel.settings import GatewaySettings, nats_servers
 from towntip.kernel.telemetry import setup_tracing
 from towntip.kernel.town import town_of
 
@@ -80,7 +80,7 @@ async def _connect(settings: GatewaySettings) -> nats.NATS:
         log.warning("gateway: NATS error: %s", exc)
 
     return await nats.connect(
-        settings.nats_url,
+        nats_servers(settings.nats_url),
         name=f"gateway@{settings.node_id}",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from towntip.kernel import db, migrate
 from towntip.kernel.bus.inboxes import service_inbox_prefix
-from towntip.kernel.settings import ServiceSettings
+from towntip.kernel.settings import ServiceSettings, nats_servers
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ class ServiceProcess:
         await migrate.upgrade(self.engine, migrations, schema=schema)
         self.sessions: async_sessionmaker[AsyncSession] = db.sessionmaker(self.engine)
         self.nc = await nats.connect(
-            s.nats_url, name=f"{self.node}.{self.service}", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            connect_timeout=5, inbox_prefix=service_inbox_prefix(self.service),
+            nats_servers(s.nats_url), name=f"{self.node}.{self.service}", max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5, connect_timeout=5, inbox_prefix=service_inbox_prefix(self.service),
         )
         return self.nc.jetstream()
 

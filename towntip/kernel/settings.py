@@ -29,6 +29,12 @@ def check_node_id(value: str) -> str:
     return value
 
 
+def nats_servers(url: str) -> list[str]:
+    """TOWNTIP_NATS_URL as nats-py takes it: one URL, or the servers of a cluster separated by commas (each with
+    the process's user and password, so it logs in to whichever it reconnects to: towntip/node/cluster.py)."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
 class FileVariablesSource(PydanticBaseSettingsSource):
     """`<prefix><NAME>_FILE` variables: each names a file that holds the setting's value."""
 
@@ -67,7 +73,18 @@ class FileVariables(BaseSettings):
         return init_settings, env_settings, FileVariablesSource(settings_cls), dotenv_settings, file_secret_settings
 
 
-class NodeSettings(FileVariables):
+class BusSettings(FileVariables):
+    """How a process provisions the node's JetStream streams (towntip/kernel/bus/streams.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOWNTIP_", extra="ignore")
+
+    # Copies JetStream keeps of every stream (and so of its consumers, which inherit it) this process creates or
+    # updates: 1 on one nats-server, 3 on a three-server cluster (towntip/node/cluster.py, docs/operating.md). An
+    # existing stream is scaled to it on the next start; it cannot exceed the cluster's servers.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+
+
+class NodeSettings(BusSettings):
     """What every process of a node needs to know."""
 
     model_config = SettingsConfigDict(env_prefix="TOWNTIP_", extra="ignore")
@@ -88,7 +105,6 @@ class NodeSettings(FileVariables):
     # Its colour (#rrggbb, white text on it at least 4.5:1) and emblem (an SVG or PNG file): towntip/kernel/town.py.
     town_colour: str = ""
     town_emblem: str = ""
-
     @field_validator("node_id")
     @classmethod
     def _valid_node_id(cls, value: str) -> str:

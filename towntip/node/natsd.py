@@ -38,10 +38,12 @@ def render_config(
     monitor_port: int | None = None,
     max_payload: int = 1024 * 1024,
     extra: str = "",
+    server_name: str = "",
 ) -> str:
-    """A nats-server config for one node: JetStream on, domain = node id, data under the node's data dir."""
+    """A nats-server config for one node: JetStream on, domain = node id, data under the node's data dir. The
+    server is named after the node unless `server_name` (each server of a cluster has its own: towntip.node.cluster)."""
     lines = [
-        f'server_name: "{node_id}"',
+        f'server_name: "{server_name or node_id}"',
         f'listen: "{host}:{port}"',
         f"max_payload: {max_payload}",
         "jetstream {",
@@ -89,6 +91,7 @@ class NatsServer:
     host: str = "127.0.0.1"
     extra_config: str = ""
     log_file: Path | None = None
+    server_name: str = ""  # "" : the node id (one server); each server of a cluster has its own
     proc: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -111,7 +114,7 @@ class NatsServer:
 
     def render(self, store_dir: Path) -> str:
         return render_config(node_id=self.node_id, port=self.port, store_dir=store_dir, host=self.host,
-                             extra=self.extra_config)
+                             extra=self.extra_config, server_name=self.server_name)
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         self.write_config()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import nats.errors
@@ -18,6 +19,7 @@ from nats.js.api import (
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from towntip.kernel.bus import subjects
+from towntip.kernel.settings import BusSettings
 
 DAY = 24 * 3600.0
 # Only taps are kept: heartbeats are core NATS (the latest per terminal is in the points service's database), so
@@ -65,11 +67,21 @@ def dlq_stream_config(node: str) -> StreamConfig:
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    if config.name is None:
+def stream_replicas() -> int:
+    """TOWNTIP_STREAM_REPLICAS of this process (1 unless the node runs on a NATS cluster), read when asked."""
+    return BusSettings().stream_replicas
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, replicas: int | None = None) -> None:
+    """Create or update a stream. Its copies: `replicas`, else the config's own, else TOWNTIP_STREAM_REPLICAS;
+    the consumers made on it inherit the stream's (they set none of their own: kernel.bus.consumer)."""
+    name = config.name
+    if name is None:
         raise ValueError("a stream's config needs its name")
+    if replicas is not None or not config.num_replicas:
+        config = dataclasses.replace(config, num_replicas=replicas or stream_replicas())
     try:
-        await js.stream_info(config.name)
+        await js.stream_info(name)
     except NotFoundError:
         await js.add_stream(config)
         return
@@ -77,7 +89,7 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_node_streams(js: JetStreamContext, node: str, services: tuple[str, ...] = (), *,
-                              patience: float = 30.0) -> None:
+                              patience: float = 30.0, replicas: int | None = None) -> None:
     """The edge and dead-letter streams of a node, and the event stream of each named service.
 
     A service starting while the nats-server restarts finds JetStream not answering for a moment: it asks again
@@ -85,10 +97,10 @@ async def ensure_node_streams(js: JetStreamContext, node: str, services: tuple[s
     deadline = time.monotonic() + patience
     while True:
         try:
-            await ensure_stream(js, edge_stream_config(node))
-            await ensure_stream(js, dlq_stream_config(node))
+            await ensure_stream(js, edge_stream_config(node), replicas=replicas)
+            await ensure_stream(js, dlq_stream_config(node), replicas=replicas)
             for service in services:
-                await ensure_stream(js, evt_stream_config(node, service))
+                await ensure_stream(js, evt_stream_config(node, service), replicas=replicas)
             return
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
             if time.monotonic() > deadline:
