@@ -27,6 +27,7 @@ from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import ServiceUnavailableError
 from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy import delete
@@ -216,7 +217,9 @@ class IdempotentConsumer(Generic[T]):
                 except (NatsTimeout, TimeoutError):
                     quiet = True
                     continue
-                except (ConnectionClosedError, NoRespondersError) as exc:
+                except (ConnectionClosedError, NoRespondersError, ServiceUnavailableError) as exc:
+                    # ServiceUnavailable (503): on a NATS cluster the consumer has no leader for a moment after a
+                    # server dies (it elects another); wait as for a lost connection (tests/node/test_cluster_faults).
                     if self.nc.is_closed:
                         return
                     log.warning("consumer %s: %s; waiting for the connection", self.spec.durable, exc)
