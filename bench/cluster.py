@@ -24,10 +24,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import random
 import re
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -79,6 +81,8 @@ class Load:
 
     records: list[tuple[float, str, bool]] = field(default_factory=list)
     taps: dict[str, list[str]] = field(default_factory=dict)  # terminal -> tap ids made
+    made: dict[str, float] = field(default_factory=dict)  # tap id -> when it was touched (monotonic)
+    settled: dict[str, float] = field(default_factory=dict)  # tap id -> seconds until its terminal heard the outcome
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def note(self, kind: str, ok: bool) -> None:
@@ -91,6 +95,11 @@ class Load:
                 n, bad = out.get(kind, (0, 0))
                 out[kind] = (n + 1, bad + (0 if ok else 1))
         return out
+
+    def longest_wait(self, start: float, end: float) -> float | None:
+        """The longest a tap touched in the window waited until its terminal heard it was credited (seconds)."""
+        waits = [self.settled[t] for t, m in self.made.items() if start <= m < end and t in self.settled]
+        return max(waits) if waits else None
 
 
 @dataclass
@@ -224,8 +233,10 @@ async def tap_load(node: ClusterNode, workdir: Path, load: Load, per_s: float) -
 
     async def touch(agent: TerminalAgent) -> None:
         while not load.stop.is_set():
+            touched = time.monotonic()
             tap = await agent.tap(f"{rng.getrandbits(64):016X}", debounce=False)
             if tap is not None:
+                load.made[tap.tap_id] = touched
                 load.taps[agent.terminal_id].append(tap.tap_id)
             await asyncio.sleep(len(agents) / per_s)
 
@@ -328,6 +339,12 @@ async def reconcile(database_url: str, agents: list[TerminalAgent], load: Load, 
             await asyncio.sleep(0.5)
     finally:
         await engine.dispose()
+    for a in agents:  # from the spool: a tap told "queued" gets no second feedback when it is credited later
+        with contextlib.closing(sqlite3.connect(a.spool.path)) as spool:
+            for tap_id, made, settled in spool.execute(
+                    "SELECT tap_id, created_at, settled_at FROM taps WHERE settled_at IS NOT NULL"):
+                load.settled[tap_id] = (dt.datetime.fromisoformat(settled) - dt.datetime.fromisoformat(made)
+                                        ).total_seconds()
     return {
         "sent": len(sent),
         "acked": len(acked),
@@ -419,7 +436,8 @@ async def drill(*, pg_url: str = PG_URL, rounds: int = 1, hold: float = 5.0, cal
 
 
 def report(result: Result) -> str:
-    lines = ["window                         | seconds | taps err/n | logins err/n | pages err/n | error rate"]
+    lines = ["window                         | seconds | taps err/n | logins err/n | pages err/n | error rate | "
+             "longest tap wait"]
     lines.append("-" * len(lines[0]))
     for w, f in zip([result.baseline, *result.windows], result.figures, strict=True):
         cells = []
@@ -430,8 +448,9 @@ def report(result: Result) -> str:
             cells.append(f"{bad:>4}/{n:<5}")
         rate = f"{bad_all / n_all:.1%}" if n_all else "—"
         name = f"{w.fault}: {w.detail}"[:30]
+        wait = result.load.longest_wait(w.start, w.end)
         lines.append(f"{name:<30} | {w.end - w.start:>7.1f} | {cells[0]:>10} | {cells[1]:>12} | {cells[2]:>11} | "
-                     f"{rate:>10}")
+                     f"{rate:>10} | {'—' if wait is None else f'{wait:.1f} s':>16}")
     r = result.ledger
     lines.append("")
     lines.append(f"taps sent {r['sent']}, acknowledged {r['acked']}, recorded {r['recorded']}, journal entries "
