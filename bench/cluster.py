@@ -173,7 +173,7 @@ async def start_node(workdir: Path, database_url: str, services: tuple[str, ...]
     node.prepare()
     await asyncio.to_thread(node.start_nats)
     nc = await nats.connect(node.operator_urls, name="drill-operator", max_reconnect_attempts=-1,
-                            reconnect_time_wait=0.3, connect_timeout=3)
+                            reconnect_time_wait=0.3, connect_timeout=3, error_cb=_quiet)
     js = nc.jetstream(timeout=5)
     await wait_until(lambda: _streams(js, node), "the JetStream cluster (R3 streams)", timeout)
     node.build()
@@ -182,6 +182,10 @@ async def start_node(workdir: Path, database_url: str, services: tuple[str, ...]
     for base in node.gateway_urls:
         await wait_until(functools.partial(gateway_ok, base), f"gateway {base}", timeout)
     return node, nc
+
+
+async def _quiet(_exc: Exception) -> None:
+    """A server killed by the drill: nats-py's default prints each refused reconnection's traceback."""
 
 
 async def _streams(js: Any, node: ClusterNode) -> bool:
@@ -214,7 +218,7 @@ async def tap_load(node: ClusterNode, workdir: Path, load: Load, per_s: float) -
                 await a.on_reconnected()
 
         nc = await nats.connect(node.terminal_urls(t), name=f"terminal {t}", max_reconnect_attempts=-1,
-                                reconnect_time_wait=0.3, connect_timeout=2, reconnected_cb=back,
+                                reconnect_time_wait=0.3, connect_timeout=2, reconnected_cb=back, error_cb=_quiet,
                                 inbox_prefix=terminal_inbox_prefix(t))
 
         def told(fb: Feedback) -> None:
