@@ -18,8 +18,10 @@ import pytest
 from bench.cluster import PG_URL, drill, reconciled, report
 from bench.taps import pg_reachable
 from towntip.kernel.bus import subjects
+from towntip.kernel.bus.inboxes import service_inbox_prefix
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.node.cluster import ClusterNode
+from towntip.node.natsauth import service_user
 from towntip.node.natsd import nats_server_binary
 
 # It starts three nats-servers and eight Python processes and kills them: one at a time beside the other tests
@@ -57,6 +59,27 @@ async def test_streams_and_consumers_are_replicated_on_three_servers(tmp_path: P
             assert consumer.cluster is not None and len(consumer.cluster.replicas or []) == 2  # inherited R3
         finally:
             await nc.close()
+        # Every server has the embedded node's users and permissions: a service may not announce another's events.
+        assert node.users is not None
+        for server in node.nats:
+            assert node.users.render() in server.config_path.read_text()
+        refused: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            refused.append(exc)
+
+        svc = await nats.connect(node.urls(service_user("points"))[2], error_cb=on_error, connect_timeout=3,
+                                 inbox_prefix=service_inbox_prefix("points"))
+        try:
+            await svc.publish(subjects.evt("rthree", "identity", "user_added"), b"{}")
+            await svc.flush()
+            for _ in range(50):
+                if refused:
+                    break
+                await asyncio.sleep(0.05)
+            assert refused and "permissions violation" in str(refused[0]).lower(), refused
+        finally:
+            await svc.close()
     finally:
         await asyncio.to_thread(node.stop)
 
