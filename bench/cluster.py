@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import json
 import random
 import re
 import shutil
@@ -52,7 +53,6 @@ from edge.terminal.spool import Spool
 from towntip.kernel import db
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.inboxes import terminal_inbox_prefix
-from towntip.kernel.bus.ping import ping_services
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts.points import EventIn
@@ -108,6 +108,7 @@ class Window:
     detail: str
     start: float
     end: float = 0.0
+    down: float | None = None  # seconds from the kill until the restarted piece answered again
 
 
 # ---- the database ---------------------------------------------------------------------------------------------
@@ -157,9 +158,25 @@ async def wait_until(check: Callable[[], Any], what: str, timeout: float) -> Non
     raise TimeoutError(f"{what} not ready after {timeout:g} s ({last!r})")
 
 
-async def services_answer(nc: NATS, node: ClusterNode) -> bool:
-    found = await ping_services(nc, list(node.services), node.node_id)
-    return all(found[s] for s in node.services)
+async def all_instances_answer(nc: NATS, node: ClusterNode, window: float = 0.5) -> bool:
+    """Every instance of every service answers $SRV.PING (ping_services stops at the first of each)."""
+    ids: dict[str, set[str]] = {s: set() for s in node.services}
+
+    async def on_reply(msg: Any) -> None:
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            info = json.loads(msg.data)
+            if info.get("name") in ids:
+                ids[info["name"]].add(str(info.get("id")))
+
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=on_reply)
+    try:
+        for s in node.services:
+            await nc.publish(f"$SRV.PING.{s}", b"", reply=inbox)
+        await asyncio.sleep(window)
+    finally:
+        await sub.unsubscribe()
+    return all(len(found) >= node.instances for found in ids.values())
 
 
 async def gateway_ok(base: str) -> bool:
@@ -178,7 +195,7 @@ async def start_node(workdir: Path, database_url: str, services: tuple[str, ...]
     await wait_until(lambda: _streams(js, node), "the JetStream cluster (R3 streams)", timeout)
     node.build()
     node.start_processes()
-    await wait_until(lambda: services_answer(nc, node), "the services", timeout)
+    await wait_until(lambda: all_instances_answer(nc, node), "every service instance", timeout)
     for base in node.gateway_urls:
         await wait_until(functools.partial(gateway_ok, base), f"gateway {base}", timeout)
     return node, nc
@@ -295,6 +312,7 @@ async def fault(kind: int | str, node: ClusterNode, nc: NATS, pg_url: str, db_na
         node.kill_nats(i)
         await asyncio.sleep(hold)
         await asyncio.to_thread(node.restart_nats, i)
+        w.down = time.monotonic() - w.start
     elif kind == "services":
         k = round_ % node.instances
         victims = [node.instances_of(s)[k] for s in node.services]
@@ -304,7 +322,8 @@ async def fault(kind: int | str, node: ClusterNode, nc: NATS, pg_url: str, db_na
         await asyncio.sleep(hold)
         for p in victims:
             p.start()
-        await wait_until(lambda: services_answer(nc, node), "the services", timeout)
+        await wait_until(lambda: all_instances_answer(nc, node), "every service instance", timeout)
+        w.down = time.monotonic() - w.start
     elif kind == "gateway":
         gws = [p for p in node.procs.values() if p.http_port]
         p = gws[round_ % len(gws)]
@@ -313,6 +332,7 @@ async def fault(kind: int | str, node: ClusterNode, nc: NATS, pg_url: str, db_na
         await asyncio.sleep(hold)
         p.start()
         await wait_until(lambda: gateway_ok(f"http://127.0.0.1:{p.http_port}"), p.name, timeout)
+        w.down = time.monotonic() - w.start
     else:
         w = Window("postgres", "", time.monotonic())
         ended = await end_connections(pg_url, db_name)
@@ -441,7 +461,7 @@ async def drill(*, pg_url: str = PG_URL, rounds: int = 1, hold: float = 5.0, cal
 
 def report(result: Result) -> str:
     lines = ["window                         | seconds | taps err/n | logins err/n | pages err/n | error rate | "
-             "longest tap wait"]
+             "longest tap wait | down"]
     lines.append("-" * len(lines[0]))
     for w, f in zip([result.baseline, *result.windows], result.figures, strict=True):
         cells = []
@@ -454,7 +474,8 @@ def report(result: Result) -> str:
         name = f"{w.fault}: {w.detail}"[:30]
         wait = result.load.longest_wait(w.start, w.end)
         lines.append(f"{name:<30} | {w.end - w.start:>7.1f} | {cells[0]:>10} | {cells[1]:>12} | {cells[2]:>11} | "
-                     f"{rate:>10} | {'—' if wait is None else f'{wait:.1f} s':>16}")
+                     f"{rate:>10} | {'—' if wait is None else f'{wait:.1f} s':>16} | "
+                     f"{'—' if w.down is None else f'{w.down:.1f} s'}")
     r = result.ledger
     lines.append("")
     lines.append(f"taps sent {r['sent']}, acknowledged {r['acked']}, recorded {r['recorded']}, journal entries "
