@@ -84,6 +84,7 @@ class Load:
     made: dict[str, float] = field(default_factory=dict)  # tap id -> when it was touched (monotonic)
     settled: dict[str, float] = field(default_factory=dict)  # tap id -> seconds until its terminal heard the outcome
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Future[None]] = field(default_factory=list)  # the terminals' touching loops
 
     def note(self, kind: str, ok: bool) -> None:
         self.records.append((time.monotonic(), kind, ok))
@@ -261,8 +262,7 @@ async def tap_load(node: ClusterNode, workdir: Path, load: Load, per_s: float) -
                 load.taps[agent.terminal_id].append(tap.tap_id)
             await asyncio.sleep(len(agents) / per_s)
 
-    for agent in agents:
-        asyncio.ensure_future(touch(agent))
+    load.tasks += [asyncio.ensure_future(touch(agent)) for agent in agents]
     return agents
 
 
@@ -429,7 +429,7 @@ async def drill(*, pg_url: str = PG_URL, rounds: int = 1, hold: float = 5.0, cal
                 say(f"round {r + 1} {w.fault}: {w.detail} ({w.end - w.start:.1f} s)")
                 windows.append(w)
         load.stop.set()
-        await asyncio.wait_for(http_task, timeout=30)
+        await asyncio.wait_for(asyncio.gather(http_task, *load.tasks), timeout=30)
         result = Result(windows, baseline, load=load)
         result.figures = [load.window(w.start, w.end) for w in [baseline, *windows]]
         result.ledger = await reconcile(database_url, agents, load, timeout=60)
