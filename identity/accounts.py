@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
@@ -237,14 +237,16 @@ async def read_session(session: AsyncSession, *, node: str, token: str) -> tuple
     """The session of `token` and whether its last_seen_at is older than SESSION_TOUCH (then `current_session` in
     a write records the visit); changes nothing. SESSION_NONE when there is none, or it has ended."""
     now = utcnow()
+    elsewhere = exists().where(presence.c.user_id == sessions.c.user_id).label("elsewhere")
     row = (await session.execute(
-        select(sessions.c.auth_time, sessions.c.expires_at, sessions.c.last_seen_at, users)
+        select(sessions.c.auth_time, sessions.c.expires_at, sessions.c.last_seen_at, elsewhere, users)
         .join(users, users.c.id == sessions.c.user_id)
         .where(sessions.c.token_hash == digest(token))
     )).first()
     if row is None or aware(row.expires_at) <= now:
         raise c.SESSION_NONE("not logged in, or the session has ended / ログインしていないか、期限切れです")
-    found = c.Session(user=to_user(row, node), auth_time=aware(row.auth_time), expires_at=aware(row.expires_at))
+    found = c.Session(user=to_user(row, node), auth_time=aware(row.auth_time), expires_at=aware(row.expires_at),
+                      elsewhere=bool(row.elsewhere))
     return found, now - aware(row.last_seen_at) > SESSION_TOUCH
 
 

@@ -147,6 +147,8 @@ class Session(Frozen):
     user: User
     auth_time: datetime
     expires_at: datetime
+    # At the person's home node: whether they take part in another region too (My Page asks the regions only then)
+    elsewhere: bool = False
 
 
 class SessionIn(Frozen):
