@@ -56,7 +56,7 @@ from towntip.kernel.bus.inboxes import GATEWAY_INBOX_PREFIX
 from towntip.kernel.clock import JST
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import GatewaySettings
-from towntip.kernel.telemetry import setup_tracing
+from towntip.kernel.telemetry import setup_logging, setup_tracing
 from towntip.kernel.town import town_of
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _native_telemetry_off() -> dict[str, Any]:
 def from_environment() -> FastAPI:
     """A worker of `python -m gateway` (uvicorn's factory): its settings, logging and tracing from TOWNTIP_*."""
     settings = GatewaySettings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s gateway %(name)s: %(message)s")
+    setup_logging("gateway", settings.log_level, settings.log_format)
     setup_tracing("gateway", settings.trace_export, node_id=settings.node_id)
     return create_app(settings)
 
