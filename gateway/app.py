@@ -15,7 +15,7 @@ import nats
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import api, apidocs, asyncapi, deps, health, oidc, problems, regions
+from gateway import api, apidocs, asyncapi, deps, health, metrics, oidc, problems, regions
 from gateway.portal import bookings as bookings_pages
 from gateway.portal import (
     bookings_life,
@@ -140,6 +140,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     problems.install(app)
     deps.install(app)  # a failed login, role or CSRF check sends its page (gateway/deps.py)
     app.add_middleware(TraceMiddleware, templates=api.route_templates())
+    app.state.metrics = metrics.GatewayMetrics()  # its HTTP requests, in GET /metrics (gateway/metrics.py)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics, templates=api.route_templates())
+    app.include_router(metrics.router)  # GET /metrics: every process's, for the admin token
     app.include_router(api.router())
     app.include_router(oidc.router)
     app.include_router(apidocs.router)  # /docs: Swagger UI from the node's own files
