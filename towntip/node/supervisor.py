@@ -94,6 +94,7 @@ class NodeConfig:
     service_dbs: dict[str, str] = field(default_factory=dict)  # per service
     trace_export: str = ""  # "" means file:<data-dir>/traces.jsonl
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json" (towntip/kernel/telemetry.py setup_logging)
     gateway_workers: int = 0  # gateway processes on the HTTP port; 0: one per core, at most 4
     town_name: str = ""  # the town's name as residents read it ("" : the demo table's, else the node id)
     town_name_en: str = ""
@@ -227,6 +228,7 @@ class Supervisor:
             "TOWNTIP_DATA_DIR": str(c.data_dir),
             "TOWNTIP_TRACE_EXPORT": c.trace_export,
             "TOWNTIP_LOG_LEVEL": c.log_level,
+            "TOWNTIP_LOG_FORMAT": c.log_format,
             "TOWNTIP_SERVICE": name,
             "TOWNTIP_CARD_KEY": self.card_key,
             "TOWNTIP_PUBLIC_URL": c.public_url,
@@ -248,6 +250,7 @@ class Supervisor:
             "TOWNTIP_DATA_DIR": str(c.data_dir),
             "TOWNTIP_TRACE_EXPORT": c.trace_export,
             "TOWNTIP_LOG_LEVEL": c.log_level,
+            "TOWNTIP_LOG_FORMAT": c.log_format,
             "TOWNTIP_HTTP_HOST": c.http_host,
             "TOWNTIP_HTTP_PORT": str(c.http_port),
             "TOWNTIP_PUBLIC_URL": c.public_url,
