@@ -36,6 +36,7 @@ async def test_every_service_answers_in_one_valid_exposition(node: Node) -> None
     async with node.client() as anyone, node.client("admin") as admin:
         assert (await anyone.get("/api/v1/communities")).status_code == 200
         assert (await anyone.get("/api/v1/communities", params={"nonsense": "1"})).status_code == 422
+        assert (await anyone.get("/api/v1/themes")).status_code == 200  # the projects service's
         r = await admin.get("/metrics")
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -44,7 +45,7 @@ async def test_every_service_answers_in_one_valid_exposition(node: Node) -> None
     up = {s.labels["service"]: s.value for s in found["towntip_up"]}
     assert up == {"gateway": 1, **{s: 1 for s in EXPECTED}}
     served = {s.labels["service"] for s in found["towntip_endpoint_requests"]}
-    assert set(EXPECTED) <= served  # each answered requests while the node was set up (tokens, people, lists)
+    assert set(EXPECTED) <= served  # each answered requests (identity: tokens and people while the node was set up)
     listed = [s for s in found["towntip_endpoint_requests"]
               if s.labels["service"] == "sns" and s.labels["outcome"] == "ok" and s.name.endswith("_total")]
     assert sum(s.value for s in listed) >= 1

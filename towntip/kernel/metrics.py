@@ -2,10 +2,11 @@
 
 Each service of a node keeps a `ServiceMetrics` (its own `CollectorRegistry`, one per node and service in a
 process: `of(node, service)`). What is counted as it happens is kept cheap, since every request pays it: a counter
-increment and a histogram observation per request (`endpoint()` hands out the label children ahead of time, so
-serving a request looks up nothing). What lives elsewhere is read only when someone asks (`exposition()`): the
-durable consumers' lag (JetStream consumer info), the outbox's unpublished rows, this service's dead letters in the
-node's DLQ stream, and whatever a service adds with `probe()` (points: the terminals' spool lengths).
+increment and a histogram observation per request (`endpoint()` hands each endpoint its holders when it is
+registered; the label children are made at its first request of each outcome, and looked up never again). What
+lives elsewhere is read only when someone asks (`exposition()`): the durable consumers' lag (JetStream consumer
+info), the outbox's unpublished rows, this service's dead letters in the node's DLQ stream, and whatever a service
+adds with `probe()` (points: the terminals' spool lengths).
 
 Who may read it: the endpoint `svc.<node>.<service>.metrics` answers the node's gateway and operator (their bus
 users may publish to the services' endpoints; terminals, screens and other services may not:
@@ -49,16 +50,26 @@ class _Stats(Protocol):
     retried: int
 
 
-@dataclass(frozen=True)
 class Outcome:
-    """The label children of one endpoint and outcome: `record(seconds)` is all a request pays."""
+    """One endpoint's counter and histogram children for one outcome: `record(seconds)` is all a request pays. The
+    children are made at the first request with that outcome, so an endpoint never called (or never refused) adds
+    no series: a node declares hundreds of endpoints, and 3 outcomes x 16 histogram series each would be ~20,000
+    series of zeros in every scrape."""
 
-    count: Any  # prometheus_client's Counter child
-    seconds: Any  # Histogram child
+    __slots__ = ("_count", "_labels", "_metrics", "_seconds")
+
+    def __init__(self, metrics: ServiceMetrics, endpoint: str, outcome: str) -> None:
+        self._metrics = metrics
+        self._labels = (endpoint, outcome)
+        self._count: Any = None  # prometheus_client's Counter child
+        self._seconds: Any = None  # Histogram child
 
     def record(self, seconds: float) -> None:
-        self.count.inc()
-        self.seconds.observe(seconds)
+        if self._count is None:
+            self._count = self._metrics.requests.labels(*self._labels)
+            self._seconds = self._metrics.latency.labels(*self._labels)
+        self._count.inc()
+        self._seconds.observe(seconds)
 
 
 @dataclass(frozen=True)
@@ -108,11 +119,10 @@ class ServiceMetrics:
 
     # --- counted as it happens -------------------------------------------------------------------------------
     def endpoint(self, name: str) -> EndpointMetrics:
-        """The children of one endpoint's counter and histogram, made once when the endpoint is registered."""
+        """What one endpoint records its requests with, made once when the endpoint is registered."""
         found = self._endpoints.get(name)
         if found is None:
-            ok, refused, error = (Outcome(self.requests.labels(name, o), self.latency.labels(name, o))
-                                  for o in OUTCOMES)
+            ok, refused, error = (Outcome(self, name, o) for o in OUTCOMES)
             found = self._endpoints[name] = EndpointMetrics(ok, refused, error)
         return found
 
