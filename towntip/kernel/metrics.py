@@ -10,7 +10,8 @@ adds with `probe()` (points: the terminals' spool lengths).
 
 Who may read it: the endpoint `svc.<node>.<service>.metrics` answers the node's gateway and operator (their bus
 users may publish to the services' endpoints; terminals, screens and other services may not:
-towntip/node/natsauth.py), and the gateway shows it only to the node's admin token. It holds counts and names of
+towntip/node/natsauth.py; no peer node either: `svc.<node>.>` never crosses the leafnode, towntip/node/leafnode.py),
+and the gateway shows it only to the node's admin token. It holds counts and names of
 endpoints, consumers and terminals, never a person, a card or a request's content.
 """
 
