@@ -8,14 +8,30 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import communities, friends, leaders, likes, messages, moderation, people, posts
+from services.sns import (
+    blogs,
+    communities,
+    directory,
+    friends,
+    leaders,
+    likes,
+    messages,
+    moderation,
+    open_data,
+    openings,
+    people,
+    posts,
+)
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
+from towntip.kernel.contracts import open_data as od
 from towntip.kernel.contracts import sns as c
-from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, read, write
+from towntip.kernel.contracts import sns_directory as sd
+from towntip.kernel.contracts import sns_openings as oc
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 COMMUNITIES = Domain("communities", refusals=(
@@ -128,11 +144,69 @@ AUDIENCE = Domain("audience", ops=(
     read(c.EP_COMMUNITY_AUDIENCE, nc.CommunityAudienceQuery, nc.Audience, communities.audience, role=SERVICE),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES)
+# Blogs (issue 20 point 2): a person's own entries with pictures; who may see one is decided on every read. The
+# picture's upload is bus only (a prepared picture, base64: the gateway's portal makes it), and so is its download.
+BLOGS = Domain("blogs", refusals=(
+    c.BLOG_NOT_FOUND, c.BLOG_NOT_AUTHOR, c.BLOG_NOT_MEMBER, c.BLOG_TOO_MANY_PICTURES, c.BLOG_BAD_PICTURE,
+    c.BLOG_HIDDEN, c.BLOG_COMMENT_NOT_FOUND, c.BLOG_AUDIENCE, c.COMMUNITY_NOT_FOUND, c.COMMUNITY_CLOSED,
+    c.POST_WRITE_LIMIT, c.POST_SUSPENDED, c.POST_NODE_BLOCKED,
+), ops=(
+    write(c.EP_BLOG_CREATE, c.BlogCreate, c.BlogEntry, blogs.create,
+          http=POST("/blogs", "Write a blog entry (its pictures are added on the portal)")),
+    write(c.EP_BLOG_PICTURE_ADD, c.BlogPictureAdd, c.BlogPicture, blogs.add_picture,
+          max_bytes=c.BLOG_PICTURE_REQUEST_BYTES, doc="add a prepared picture (and its thumbnail) to one's entry"),
+    read(c.EP_BLOG_LIST, c.BlogListQuery, c.BlogList, blogs.list_, role=ANYONE,
+         http=GET("/blogs", "Blog entries the caller may see, newest first")),
+    read(c.EP_BLOG_GET, c.BlogQuery, c.BlogDetail, blogs.get, role=ANYONE,
+         http=GET("/blogs/{entry_id}", "One blog entry, its pictures' descriptions and its comments")),
+    read(c.EP_BLOG_PICTURE_GET, c.BlogPictureQuery, c.BlogPictureData, blogs.picture, role=ANYONE,
+         doc="one picture of an entry the caller may see (full size or thumbnail), base64"),
+    write(c.EP_BLOG_DELETE, c.ItemRef, c.Done, blogs.delete_entry),
+    write(c.EP_BLOG_COMMENT_CREATE, c.BlogCommentCreate, c.BlogComment, blogs.create_comment,
+          http=POST("/blogs/{entry_id}/comments", "Comment on a blog entry")),
+    write(c.EP_BLOG_COMMENT_DELETE, c.ItemRef, c.Done, blogs.delete_comment),
+))
+
+# Other towns' communities (issue 20 point 6: services/sns/directory.py): a public read.
+DIRECTORY = Domain("directory", refusals=(c.COMMUNITY_UNKNOWN_CATEGORY,), ops=(
+    read(sd.EP_DIRECTORY_LIST, sd.DirectoryQuery, sd.Directory, directory.list_, role=ANYONE,
+         http=GET("/directory/communities", "Communities in other towns")),
+))
+
+# Open data (public aggregates, small counts withheld) and the community leaders per month for the staff's figures.
+OPEN_DATA = Domain("open_data", refusals=(od.USAGE_STAFF_ONLY,), ops=(
+    read(od.EP_OPEN_DATA, od.OpenDataQuery, od.OpenData, open_data.tables, role=ANYONE),
+    read(od.EP_USAGE, od.UsageQuery, od.Usage, open_data.usage, role=STAFF),
+))
+
+# Matching (マッチング, services/sns/openings.py): openings of communities and themes, applications, answers.
+OPENINGS = Domain("openings", refusals=(
+    oc.OPENING_NOT_FOUND, oc.OPENING_NOT_HOST, oc.OPENING_HOST_NOT_FOUND, oc.OPENING_NOT_ORGANISER,
+    oc.OPENING_CLOSED, oc.OPENING_FULL, oc.OPENING_ALREADY_APPLIED, oc.OPENING_OWN, oc.OPENING_NO_APPLICATION,
+    oc.OPENING_ALREADY_DECIDED, oc.OPENING_BAD_DATES,
+), ops=(
+    # A theme's managers are asked of the projects service before the transaction: the row owns its transaction.
+    own(oc.EP_OPENING_CREATE, oc.OpeningCreate, oc.Opening, openings.create),
+    read(oc.EP_OPENING_GET, oc.OpeningQuery, oc.Opening, openings.get, role=ANYONE),
+    read(oc.EP_OPENING_LIST, oc.OpeningListQuery, oc.OpeningList, openings.list_, role=ANYONE),
+    read(oc.EP_OPENING_FOR_ME, oc.ForMeQuery, oc.Matches, openings.for_me),
+    write(oc.EP_OPENING_CLOSE, oc.OpeningAction, oc.Opening, openings.close),
+    write(oc.EP_OPENING_APPLY, oc.ApplyIn, oc.Application, openings.apply),
+    write(oc.EP_OPENING_WITHDRAW, oc.OpeningAction, oc.Application, openings.withdraw),
+    read(oc.EP_OPENING_APPLICANTS, oc.OpeningAction, oc.Applicants, openings.applicants),
+    write(oc.EP_OPENING_DECIDE, oc.DecideIn, oc.Application, openings.decide),
+    read(oc.EP_SKILLS_GET, oc.SkillsQuery, oc.Skills, openings.get_skills),
+    write(oc.EP_SKILLS_PUT, oc.SkillsIn, oc.Skills, openings.put_skills),
+))
+
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS, DIRECTORY, OPEN_DATA,
+           OPENINGS)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow) -> Endpoints:
-    """The service's endpoints from its domains' tables."""
+                    clock: Callable[[], datetime] = utcnow, public_url: str = "",
+                    themes: openings.Themes | None = None) -> Endpoints:
+    """The service's endpoints from its domains' tables (`themes`: the projects service, who manages a theme)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node}, setup=people.link_actor)
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "public_url": public_url, "themes": themes},
+                                  setup=people.link_actor)

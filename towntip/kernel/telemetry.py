@@ -124,7 +124,7 @@ def tracer_provider(service_name: str, export: str = "none", *, node_id: str = "
     elif export.startswith("file:"):
         # Simple (synchronous) so spans are on disk when the request that made them has been answered.
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(export[5:])))
-    elif export.startswith("otlp:"):
+    elif export.startswith("otlp:") and len(export) > 5:
         # Batched in a thread of its own: a slow or absent collector costs requests nothing (a full queue drops
         # spans, 2,048 at most are kept), and the provider flushes what is left when the process exits.
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint(export[5:]),
@@ -135,7 +135,8 @@ def tracer_provider(service_name: str, export: str = "none", *, node_id: str = "
 
 
 def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "") -> None:
-    """Install a tracer provider for this process. `export`: none | console | file:<path> | otlp:<url>."""
+    """Install a tracer provider for this process. `export`: none | console | file:<path> | otlp:<url> (OTLP over
+    HTTP to an OpenTelemetry collector, e.g. otlp:http://otel-collector:4318, as compose and Kubernetes run it)."""
     trace.set_tracer_provider(tracer_provider(service_name, export, node_id=node_id))
 
 
