@@ -20,6 +20,7 @@ from services.points.taps.handlers import TapHandler
 from services.points.taps.service import SERVICE
 from services.points.terminals.handlers import TerminalTracker
 from services.points.volunteers import handlers as volunteers
+from towntip.kernel import metrics
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import Endpoints, start_service
@@ -71,6 +72,7 @@ class PointsService(ServiceProcess):
         nc = self.connection
         card_key = self.card_key()
         self.terminals = TerminalTracker(sessions=self.sessions, node=self.node)  # heartbeats, taps' arrival
+        self.terminals.report_to(metrics.of(self.node, SERVICE))  # their spool lengths, when scraped
         # identity's stream too: the people directory consumes it (made here if identity has not started yet)
         # and sns's: the volunteer roster consumes its matching events
         await ensure_node_streams(js, self.node, (SERVICE, "identity", "sns"))
