@@ -341,7 +341,7 @@ async def delete_account(session: AsyncSession, *, node: str, data: c.DeleteIn) 
     row = await _user_by(session, id=s.user.id)
     if not await passwords.verify_password(row.password_hash, data.password):
         raise c.ACCOUNT_PASSWORD_WRONG("the password is wrong / パスワードが違います")
-    await _remove(session, node=node, row=row)
+    await _remove(session, node=node, row=row, content=data.content)
 
 
 async def export_account(session: AsyncSession, *, node: str, token: str) -> dict[str, Any]:
@@ -469,9 +469,11 @@ async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, 
     return to_user(await _user_by(session, id=row.id), node)
 
 
-async def _remove(session: AsyncSession, *, node: str, row: Any) -> None:
-    """The person and everything hanging on them; other nodes hear UserDeleted and drop what they cached."""
+async def _remove(session: AsyncSession, *, node: str, row: Any, content: str = "anonymise") -> None:
+    """The person and everything hanging on them; every service here and other nodes hear UserDeleted (with the
+    user id, for the services that key rows by it, and the person's choice for their posts) and forget them."""
     for table in (home_tokens, presence, sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
         await session.execute(delete(table).where(table.c.user_id == row.id))
     await session.execute(delete(users).where(users.c.id == row.id))
-    await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node), node=node)
+    await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node,
+                                                 user_id=row.id, content=content), node=node)

@@ -8,12 +8,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import communities, friends, leaders, likes, messages, moderation, people, posts
+from services.sns import communities, friends, leaders, likes, messages, moderation, people, posts, privacy
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
+from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, read, write
 from towntip.kernel.uow import UnitOfWork
@@ -119,7 +120,12 @@ AUDIENCE = Domain("audience", ops=(
     read(c.EP_COMMUNITY_AUDIENCE, nc.CommunityAudienceQuery, nc.Audience, communities.audience, role=SERVICE),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES)
+# A person's data (issue 20 point 7): the gateway's export of the signed-in person's part (services/sns/privacy.py).
+PRIVACY = Domain("privacy", ops=(
+    read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
+))
+
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, PRIVACY)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
