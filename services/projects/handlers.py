@@ -19,6 +19,7 @@ from services.projects import (
     outcomes,
     people,
     pilots,
+    privacy,
     proposals,
     themes,
 )
@@ -28,6 +29,7 @@ from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import pilots as p
+from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.mypage import EP_PERSON_SUMMARY, ProjectsSummary, SummaryQuery
 from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SECRETARIAT, SERVICE, STAFF, Domain, read, write
@@ -206,8 +208,13 @@ LIKES = Domain("likes", refusals=(lk.LIKE_OWN, lk.LIKE_NOT_FOUND), ops=(
 ))
 
 
+# A person's data (issue 20 point 7): the gateway's export of the person's part (services/projects/privacy.py).
+PRIVACY = Domain("privacy", ops=(
+    read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
+))
+
 DOMAINS = (MYPAGE, ORGANISATIONS, THEMES, MATCHING, BRIEFINGS, PROPOSALS, EVALUATION, PILOTS, OUTCOMES, INQUIRIES,
-           FEDERATION, LIKES)
+           FEDERATION, LIKES, PRIVACY)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, public_url: str,
