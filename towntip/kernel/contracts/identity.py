@@ -407,10 +407,6 @@ class RegionsPlan(Frozen):
     user_id: str
     global_handle: str
     home_node: str
-    # Added for issue 20 point 7 (additive): the person's user id at the home node (the services there key some rows
-    # by it: the ledger's person:<user_id>), and what they chose for what they wrote ("anonymise" or "remove").
-    user_id: str | None = None
-    content: str = "anonymise"
     queries: list[RegionQuery]
     removed: list[RemovedRegion]  # where the person took part, no longer a member of the federation: not asked
     unreachable: list[RemovedRegion] = []  # not asked because the trust anchor did not answer
