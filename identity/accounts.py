@@ -26,6 +26,7 @@ from identity.models import (
     sessions,
     users,
 )
+from towntip.kernel import privacy
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import identity as c
@@ -475,5 +476,11 @@ async def _remove(session: AsyncSession, *, node: str, row: Any, content: str = 
     for table in (home_tokens, presence, sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
         await session.execute(delete(table).where(table.c.user_id == row.id))
     await session.execute(delete(users).where(users.c.id == row.id))
+    # Issue 20 point 7: nothing of them stays here either: mail to their address, published events naming them
+    # (their registration, profile changes; the relay would prune them later). UserDeleted itself stays until sent.
+    if row.email:
+        await session.execute(delete(mail).where(mail.c.to_addr == row.email))
+    await privacy.scrub_outbox(session, bus.outbox, privacy.Person(f"{row.handle}@{node}", row.id),
+                               also=[row.email] if row.email else [])
     await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node,
                                                  user_id=row.id, content=content), node=node)

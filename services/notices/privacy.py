@@ -38,6 +38,7 @@ KEPT = (
     Kept(inbox_entries, "person", about="電子私書箱 / your inbox"),
     Kept(notice_audience, "person", about="届いたお知らせ / notices sent to you"),
     Kept(activity_notes, "person", about="通知 / notifications"),
+    Kept(activity_notes, "who", erase="rename"),  # others' notifications of what the person did
     Kept(activity_prefs, "person", about="通知の設定 / notification settings"),
     Kept(push_subscriptions, "person", about="プッシュ通知の登録 / push subscriptions"),
     Kept(activity_bookings, "booker", about="予約の通知 / booking reminders"),

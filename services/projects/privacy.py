@@ -58,4 +58,6 @@ async def export(session: AsyncSession, *, data: pc.ExportQuery) -> pc.PersonDat
 async def forget(session: AsyncSession, erasure: privacy.Erasure) -> None:
     """Everything of the person here, in the consumer's transaction."""
     await privacy.erase(session, KEPT, erasure.person, alias=erasure.alias)
+    # what the audit log says was done stays; where its before/after name the person, the pseudonym does instead
+    await privacy.redact_json(session, m.audit_log, "seq", ("before", "after"), erasure.person, alias=erasure.alias)
     await privacy.scrub_outbox(session, m.bus.outbox, erasure.person)

@@ -13,6 +13,7 @@ mention the person go too (they would be pruned later anyway; JetStream keeps it
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
-from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy import Table, Text, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from towntip.kernel.bus import subjects
@@ -32,7 +33,7 @@ from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts.privacy import ANONYMOUS_NAME
 
 Key = Literal["handle", "user_id", "account", "local"]  # global handle, user id, 'person:<user id>', handle alone
-Erase = Literal["delete", "null", "anonymise", "replace", "keep"]
+Erase = Literal["delete", "null", "anonymise", "replace", "rename", "keep"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Kept:
     """One column of one table that names the person. `erase`: delete the row, set the column NULL, or set it to
     the erasure's pseudonym; "replace": the column holds the person inside a longer value (an idempotency key
     `course:<code>:<user id>`), which is replaced there by the pseudonym ("keep": exported, erased by the service's
-    own code). `names` are set to
+    own code; "rename": the column shows a name, which becomes ANONYMOUS_NAME). `names` are set to
     ANONYMOUS_NAME and `clear` to NULL (or '' where NOT NULL) on the same rows. `about`: what it is, in Japanese."""
 
     table: Table
@@ -132,8 +133,25 @@ async def erase(session: AsyncSession, kept: Sequence[Kept], person: Person, *, 
             continue
         values: dict[str, Any] = {n: ANONYMOUS_NAME for n in k.names}
         values |= {n: (None if table.c[n].nullable else "") for n in k.clear}
-        values[k.column] = None if k.erase == "null" else alias
+        values[k.column] = None if k.erase == "null" else ANONYMOUS_NAME if k.erase == "rename" else alias
         await session.execute(update(table).where(where).values(**values))
+
+
+async def redact_json(session: AsyncSession, table: Table, key: str, columns: Sequence[str], person: Person, *,
+                      alias: str) -> None:
+    """JSON columns (an audit log's before and after) that mention the person get the pseudonym in their place."""
+    needles = [person.global_handle, *([person.user_id] if person.user_id else [])]
+    cols = [table.c[c] for c in columns]
+    conds = [cast(c, Text).contains(n, autoescape=True) for c in cols for n in needles]
+    rows = (await session.execute(select(table.c[key], *cols).where(or_(*conds)))).all()
+    for row in rows:
+        values = {}
+        for c in columns:
+            raw = json.dumps(getattr(row, c), ensure_ascii=False)
+            for n in needles:
+                raw = raw.replace(n, alias)
+            values[c] = json.loads(raw)
+        await session.execute(update(table).where(table.c[key] == row[0]).values(**values))
 
 
 async def scrub_outbox(session: AsyncSession, outbox: Table, person: Person, *, also: Iterable[str] = ()) -> None:
