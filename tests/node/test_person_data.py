@@ -14,11 +14,13 @@ services (points and bookings shown here, beside sns's own test) and changes not
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
+import uuid
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from identity.app import IdentityService
 from services.bookings.app import BookingsService
@@ -36,13 +38,16 @@ from services.points.app import PointsService
 from services.projects.app import ProjectsService
 from services.signage.app import SignageService
 from services.sns.app import SnsService
+from tests.conftest import PG_URL, postgres_available
 from tests.support.bus import wait_for
 from tests.support.nodes import CARD_KEY, PW, add_people, gateway_app, started
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope, utcnow
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import bookings as bc
+from towntip.kernel.contracts import bookings_waitlist as bw
 from towntip.kernel.contracts import coupons as cc
+from towntip.kernel.contracts import event_signups as es
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import notices as nc_
@@ -85,24 +90,47 @@ class Node:
     def browser(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=BASE, follow_redirects=False)
 
-    def db(self, service: str) -> Path:
-        return self.tmp / service / f"{service}.sqlite3"
+    async def rows(self, service: str) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table of the service's database (its SQLite file, or its PostgreSQL schema), whole."""
+        async with self.services[service].sessions() as s:
+            conn = await s.connection()
+            names = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            return {t: [tuple(r) for r in await s.execute(text(f'SELECT * FROM "{t}"'))] for t in names}
 
-    def rows(self, service: str) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of every table of the service's database, read whole (synchronously: sqlite3)."""
-        engine = create_engine(f"sqlite:///{self.db(service)}")
-        try:
-            with engine.connect() as conn:
-                return {t: [tuple(r) for r in conn.execute(text(f'SELECT * FROM "{t}"'))]
-                        for t in inspect(conn).get_table_names()}
-        finally:
-            engine.dispose()
+    async def scalar(self, service: str, sql: str) -> Any:
+        async with self.services[service].sessions() as s:
+            return (await s.execute(text(sql))).all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def databases(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None: each service on its SQLite file; else the prefix of one fresh PostgreSQL schema per service, dropped
+    afterwards."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if reason := postgres_available():
+        pytest.skip(reason)
+    prefix = f"pd_{uuid.uuid4().hex[:10]}"
+    yield prefix
+
+    async def drop() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg", "postgresql"))
+        for service in SERVICES:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}_{service}" CASCADE')
+        await conn.close()
+
+    asyncio.run(drop())
 
 
 @pytest.fixture
-async def node(nats_server, tmp_path: Path) -> AsyncIterator[Node]:
+async def node(nats_server, tmp_path: Path, databases: str | None) -> AsyncIterator[Node]:
     def settings(service: str) -> ServiceSettings:
-        more = {"card_key": CARD_KEY} if service == "points" else {}
+        more: dict[str, Any] = {"card_key": CARD_KEY} if service == "points" else {}
+        if databases:
+            more |= {"database_url": PG_URL, "database_schema": f"{databases}_{service}"}
         return ServiceSettings(service=service, node_id=NODE, nats_url=nats_server.url,
                                data_dir=str(tmp_path / service), public_url=BASE, **more)
 
@@ -147,6 +175,12 @@ async def make_active(n: Node) -> None:
     await n.call("points", cc.EP_CURRENCY_AWARD, {"actor": clerk, "person": uid, "amount": 300, "memo": "清掃",
                                                   "key": "award-000000000000pd1"})
     await n.call("points", cc.EP_COUPON_BUY, {"person": uid, "type_code": "city-bus", "key": "form-00000000000pd01"})
+    # points: the one seat of a course to come is hers, Taro waits for it
+    starts = (utcnow() + timedelta(days=7)).isoformat()
+    await n.call("points", pc.EP_EVENT_PUT, {"code": "engei-koza", "name": "園芸講座", "starts_at": starts,
+                                             "capacity": 1})
+    assert (await n.call("points", es.EP_SIGNUP, {"actor": me, "code": "engei-koza"}))["state"] == "signed_up"
+    assert (await n.call("points", es.EP_SIGNUP, {"actor": taro, "code": "engei-koza"}))["state"] == "waitlisted"
     # sns: her community and post, Taro's post she comments on and likes, a message to Taro
     community = await n.call("sns", sc.EP_COMMUNITY_OPEN, {"actor": me, "name": "花子の園芸クラブ",
                                                            "categories": ["npo-3"]})
@@ -165,9 +199,9 @@ async def make_active(n: Node) -> None:
     # bookings: a room on a day to come
     await n.call("bookings", bc.EP_FACILITY_PUT, {**ROOM, "actor": clerk})
     day = (utcnow().astimezone(JST) + timedelta(days=3)).date().isoformat()
-    await n.call("bookings", bc.EP_BOOKING_CREATE, {"actor": me, "facility_id": ROOM["id"],
-                                                    "start": f"{day}T10:00:00+09:00", "end": f"{day}T11:00:00+09:00",
-                                                    "purpose": "園芸クラブの集まり"})
+    slot = {"facility_id": ROOM["id"], "start": f"{day}T10:00:00+09:00", "end": f"{day}T11:00:00+09:00"}
+    await n.call("bookings", bc.EP_BOOKING_CREATE, {"actor": me, **slot, "purpose": "園芸クラブの集まり"})
+    await n.call("bookings", bw.EP_WAITLIST_JOIN, {"actor": taro, **slot, "purpose": "将棋の会"})  # Taro waits
     # notices: life-stage answers, a private calendar
     await n.call("notices", nc_.EP_LIFE_PUT, {"actor": me, "age_band": "30s", "children_ages": [4]})
     await n.call("notices", nf.EP_CALENDAR_TOKEN, {"actor": me})
@@ -224,7 +258,7 @@ async def test_a_persons_data_is_exported_from_every_service_and_nothing_remains
         assert card.startswith("card:") and len(card) > 20
 
         # what the ledger held before, to compare: every sum by asset stays
-        before = node.rows("points")
+        before = await node.rows("points")
         words = needles(node, card)
         assert any(mentions(row, words) for rows in before.values() for row in rows)  # the scan does see her
 
@@ -235,40 +269,43 @@ async def test_a_persons_data_is_exported_from_every_service_and_nothing_remains
         r = await browser.post("/settings/delete", data={"csrf": csrf, "password": PW, "content": "anonymise"})
         assert r.status_code == 200, r.text
 
-    def left(service: str) -> list[tuple[str, tuple[Any, ...], list[str]]]:
-        return [(table, row, found) for table, rows in node.rows(service).items() for row in rows
+    async def left(service: str) -> list[tuple[str, tuple[Any, ...], list[str]]]:
+        return [(table, row, found) for table, rows in (await node.rows(service)).items() for row in rows
                 if (found := mentions(row, words))]
 
-    def still() -> dict[str, list[tuple[str, tuple[Any, ...], list[str]]]]:
-        return {s: found for s in SERVICES if (found := [x for x in left(s) if x[0] != "outbox"])}
+    async def still() -> dict[str, list[tuple[str, tuple[Any, ...], list[str]]]]:
+        return {s: found for s in SERVICES if (found := [x for x in await left(s) if x[0] != "outbox"])}
 
     async def erased() -> bool:
-        return not still()
+        return not await still()
 
     try:
         await wait_for(erased, "her data erased everywhere", timeout=30)
     except AssertionError:
-        raise AssertionError(f"left after her deletion: {still()}") from None
+        raise AssertionError(f"left after her deletion: {await still()}") from None
 
     # the ledger: every posting kept, under anonymous accounts; sums per asset unchanged (zero overall)
-    after = node.rows("points")
+    after = await node.rows("points")
     assert len(after["postings"]) == len(before["postings"]) and len(after["journal"]) == len(before["journal"])
-    engine = create_engine(f"sqlite:///{node.db('points')}")
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT SUM(amount) FROM postings")).scalar_one() == 0
-        anon = conn.execute(text("SELECT account_id, asset, SUM(amount) FROM postings WHERE account_id LIKE 'anon:%'"
-                                 " GROUP BY account_id, asset")).all()
-        assert {a for a, _, _ in anon} and all(re.fullmatch(r"anon:anon-[0-9a-f]{16}(-card0)?", a) for a, _, _ in anon)
-        assert ("machi-point", 1) in {(asset, total) for _, asset, total in anon}  # the tap's point, anonymous
-        assert not conn.execute(text("SELECT 1 FROM card_bindings")).all()  # the card unbound
-    engine.dispose()
-    sns = node.rows("sns")
+    assert await node.scalar("points", "SELECT SUM(amount) FROM postings") == [(0,)]
+    anon = await node.scalar("points", "SELECT account_id, asset, SUM(amount) FROM postings "
+                                       "WHERE account_id LIKE 'anon:%' GROUP BY account_id, asset")
+    assert anon and all(re.fullmatch(r"anon:anon-[0-9a-f]{16}(-card0)?", a) for a, _, _ in anon), anon
+    assert ("machi-point", 1) in {(asset, total) for _, asset, total in anon}  # the tap's point, anonymous
+    assert not after["card_bindings"]  # the card unbound
+    # what she held passed on: the course's seat to Taro, the room offered to Taro
+    taro = node.actor("taro")
+    mine = (await node.call("points", es.EP_SIGNUPS_MINE, {"actor": taro}))["signups"]
+    assert [x["state"] for x in mine] == ["signed_up"], mine
+    waits = (await node.call("bookings", bw.EP_WAITLIST_MINE, {"actor": taro}))
+    assert "offered" in json.dumps(waits), waits
+    sns = await node.rows("sns")
     assert len(sns["posts"]) == 2 and len(sns["comments"]) == 1  # kept, by nobody
-    assert [r for r in node.rows("bookings")["bookings"] if "cancelled" in r]  # her booking to come, cancelled
+    assert [r for r in (await node.rows("bookings"))["bookings"] if "cancelled" in r]  # her booking to come, cancelled
 
     # What remains naming her: only the outbox rows of events announced while she was erased (not yet published
     # when the erasure ran; the relay's prune takes them). Named here, one by one.
-    remaining = {s: [(t, row) for t, row, _ in left(s)] for s in SERVICES}
+    remaining = {s: [(t, row) for t, row, _ in await left(s)] for s in SERVICES}
     for service, found in remaining.items():
         for table, row in found:
             assert table == "outbox", (service, table, row)
@@ -292,9 +329,13 @@ async def test_a_deletion_naming_a_person_of_another_home_changes_nothing(node: 
     await node.call("bookings", bc.EP_BOOKING_CREATE, {"actor": me, "facility_id": ROOM["id"],
                                                        "start": f"{day}T10:00:00+09:00",
                                                        "end": f"{day}T11:00:00+09:00", "purpose": "集まり"})
-    before = {s: node.rows(s) for s in ("points", "bookings")}
+    async def state() -> dict[str, dict[str, list[tuple[Any, ...]]]]:  # the outbox's relay marks rows on its own time
+        return {s: {t: rows for t, rows in (await node.rows(s)).items() if t != "outbox"}
+                for s in ("points", "bookings")}
+
+    before = await state()
     dlq = await node.nc.jetstream().subscribe(f"dlq.{NODE}.>", stream=subjects.dlq_stream(NODE))
-    for n, handle in enumerate(("hanako@elsewhere", me["global_handle"])):
+    for n, handle in enumerate(("hanako@elsewhere", "hanako@elsewhere")):  # as a peer's person; sent twice
         event = ic.UserDeleted(global_handle=handle, home_node="elsewhere", user_id=me["user_id"])
         env = Envelope(type="UserDeleted", node=NODE, service="identity", data=event.model_dump(mode="json"))
         await node.nc.jetstream().publish(subjects.evt(NODE, "identity", "user_deleted"), env.to_bytes(),
@@ -306,4 +347,5 @@ async def test_a_deletion_naming_a_person_of_another_home_changes_nothing(node: 
         if {"points", "bookings"} <= dead:
             break
     assert {"points", "bookings"} <= dead
-    assert {s: node.rows(s) for s in ("points", "bookings")} == before
+    after = await state()
+    assert {(s, t) for s in after for t in after[s] if after[s][t] != before[s].get(t)} == set()
