@@ -64,7 +64,7 @@ async def _part(request: Request, service: str, query: pv.ExportQuery) -> dict[s
 async def gather_parts(request: Request, user: c.User, token: str) -> tuple[dict[str, Any], dict[str, str]]:
     """Every service's part, asked at once: (parts by service, failures by service: why, in a few words)."""
     services = [s for s in request.app.state.settings.expected_services() if s != c.SERVICE]
-    query = pv.ExportQuery(user_id=user.id, global_handle=user.global_handle)
+    query = pv.ExportQuery(user_id=user.id, global_handle=user.global_handle, email=user.email or None)
     asks = [asyncio.wait_for(call_identity(request, c.EP_EXPORT, {"session_token": token}), pv.EXPORT_TIMEOUT_S),
             *(asyncio.wait_for(_part(request, s, query), pv.EXPORT_TIMEOUT_S + 1) for s in services)]
     answers = await asyncio.gather(*asks, return_exceptions=True)

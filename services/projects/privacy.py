@@ -43,6 +43,8 @@ KEPT = (
     Kept(m.evaluators, "global_handle", erase="anonymise", about="審査員としての役割 / evaluator roles"),
     Kept(m.reviews, "evaluator", erase="anonymise"),
     Kept(m.pilot_roles, "contact_handle", erase="null", about="実証の担当 / pilot contacts"),
+    # by e-mail address only: exported; erasure never knows the address (the secretariat removes them on request)
+    Kept(m.inquiries, "email", "email", erase="keep", about="お問い合わせ / your inquiries"),
     *(Kept(t, col, erase="anonymise", names=names, about="記録した内容 / records you made")
       for t, col, names in _SIGNED),
     *(Kept(t, col, erase="null") for t, col in _NULLABLE),
@@ -50,7 +52,7 @@ KEPT = (
 
 
 async def export(session: AsyncSession, *, data: pc.ExportQuery) -> pc.PersonData:
-    person = privacy.Person(data.global_handle, data.user_id)
+    person = privacy.Person(data.global_handle, data.user_id, data.email)
     return pc.PersonData(service=SERVICE, tables=await privacy.export(session, KEPT, person),
                          about=privacy.about(KEPT))
 

@@ -32,7 +32,8 @@ from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts.privacy import ANONYMOUS_NAME
 
-Key = Literal["handle", "user_id", "account", "local"]  # global handle, user id, 'person:<user id>', handle alone
+# global handle, user id, 'person:<user id>', the handle alone, the e-mail address (export only: erasure never has it)
+Key = Literal["handle", "user_id", "account", "local", "email"]
 Erase = Literal["delete", "null", "anonymise", "replace", "rename", "keep"]
 
 
@@ -42,8 +43,11 @@ class Person:
 
     global_handle: str
     user_id: str | None = None
+    email: str | None = None
 
     def value(self, key: Key) -> str | None:
+        if key == "email":
+            return self.email
         if key == "handle":
             return self.global_handle
         if key == "local":

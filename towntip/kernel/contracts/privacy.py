@@ -30,6 +30,8 @@ class ExportQuery(Frozen):
 
     user_id: Annotated[str, StringConstraints(min_length=8, max_length=64)]  # the person's user id at this node
     global_handle: GlobalHandle
+    # the person's e-mail address, for what a service keeps by address only (projects: the contact form)
+    email: Annotated[str, StringConstraints(max_length=254)] | None = None
 
 
 class PersonData(Frozen):
