@@ -34,10 +34,14 @@ from gateway.portal import (
     notices_calendar,
     notices_feeds,
     notices_staff,
+    open_data,
     pages,
     pictures,
     projects,
     sns,
+    sns_blogs,
+    sns_directory,
+    sns_matching,
     sns_messages,
     sns_moderation,
     wallet,
@@ -155,11 +159,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(courses.router)  # courses, マイ単位, certifications and public certificate pages
     app.include_router(donations.router)  # 寄附: certified projects, transparency, マイ寄附 and receipts, staff desk
     app.include_router(notebook.router)  # まちづくり手帳 and its CSV/PDF; the staff's figures with SVG charts
+    app.include_router(open_data.router)  # オープンデータ: /open-data and its zip of CSV files (public, cached)
     app.include_router(notices_calendar.router)  # カレンダー: /calendar, /calendar.ics, a community's, the private one
     app.include_router(notices_feeds.router)  # /notices.atom; the staff's collected feeds (/staff/feeds)
+    # other towns' communities (/communities/towns): before sns.router, whose /communities/{cid} would take it
+    app.include_router(sns_directory.router)
     app.include_router(sns.router)  # theme communities, posts and comments, friends (the sns service)
     app.include_router(sns_moderation.router)  # reports, the staff's moderation queue, appeals (the sns service)
     app.include_router(sns_messages.router)  # direct messages between two people (the sns service)
+    app.include_router(sns_blogs.router)  # blogs with pictures, comments and 共感 (the sns service)
+    app.include_router(sns_matching.router)  # openings, applications, the organiser's answers (the sns service)
     # /bookings/waitlist and /bookings/series/… before the pages' /bookings/{booking_id}
     app.include_router(waitlist_pages.router)  # キャンセル待ち and 定期予約: /bookings/waitlist, /bookings/series/…
     app.include_router(bookings_photos.router)  # a facility's photos: the pictures, the staff's page to add them

@@ -13,13 +13,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from identity import accounts, clients, keys
+from identity import accounts, clients, keys, open_data
 from identity.federated_login import FederatedLogins
 from identity.oidc import OidcService
 from identity.regions import Regions, home_refresh_of
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.contracts import identity as c
-from towntip.kernel.domain import GATEWAY, OPERATOR, SIGNED_IN, Domain, own, read, write
+from towntip.kernel.contracts import open_data as od
+from towntip.kernel.domain import ANYONE, GATEWAY, OPERATOR, SIGNED_IN, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 # ---- the few endpoints whose answer is more than one service call ------------------------------------------------
@@ -240,7 +241,14 @@ REGIONS = Domain("regions", refusals=(
     own(c.EP_REGIONS_HOME_TOKEN, c.SessionIn, c.HomeAccess, regions_home_token, role=GATEWAY),
 ))
 
-DOMAINS = (ACCOUNTS, PEOPLE, ADMIN, OIDC, FEDERATED_LOGIN, REGIONS)
+DOMAINS: tuple[Domain, ...] = (ACCOUNTS, PEOPLE, ADMIN, OIDC, FEDERATED_LOGIN, REGIONS)
+
+# Open data and usage figures (issue 20 points 8 and 9): people registered here, per month.
+OPEN_DATA = Domain("open_data", refusals=(od.USAGE_STAFF_ONLY,), ops=(
+    read(od.EP_OPEN_DATA, od.OpenDataQuery, od.OpenData, open_data.tables, role=ANYONE),
+    read(od.EP_USAGE, od.UsageQuery, od.Usage, open_data.usage, role=STAFF),
+))
+DOMAINS += (OPEN_DATA,)
 
 
 def build_endpoints(

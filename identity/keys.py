@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import Row, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from identity.accounts import aware
 from identity.models import signing_keys
@@ -117,6 +117,17 @@ async def active_key(session: AsyncSession | AsyncConnection) -> SigningKey:
         await _insert_new(session, AT_ALG)
         key = await current_key(session)
         assert key is not None and key.at_key is not None
+    return key
+
+
+async def load(sessions: async_sessionmaker[AsyncSession]) -> SigningKey:
+    """The provider's signing keys, read outside a transaction (on SQLite a transaction takes the write lock); made
+    in a write only on a node's first use."""
+    async with sessions() as s:
+        key = await current_key(s)
+    if key is None or key.at_key is None:
+        async with sessions() as s, s.begin():
+            key = await active_key(s)
     return key
 
 

@@ -755,12 +755,7 @@ class OidcService:
         self._published_read_at = float("-inf")
 
     async def _load_signing_key(self) -> None:
-        async with self.sessions() as s:
-            key = await keys.current_key(s)
-        if key is None or key.at_key is None:  # a new node's first token: make the keys (a write)
-            async with self.sessions() as s, s.begin():
-                key = await keys.active_key(s)
-        _signing.set(key)
+        _signing.set(await keys.load(self.sessions))
 
     async def authorize(self, r: c.OidcRequest) -> c.OidcResponse:
         req = self._request(r)

@@ -168,14 +168,16 @@ class Regions:
             raise c.REGIONS_HOME_ONLY("only the person's home node knows where they take part: ask it")
         handle = f"{row.handle}@{self.node}"
         places = [p for p in places if p.entity_id != caller_entity]
+        if not places:  # most people take part at home only: no trust anchor to ask, nothing to sign
+            return c.RegionsPlan(user_id=user_id, global_handle=handle, home_node=self.node, queries=[], removed=[],
+                                 unreachable=[], caller_node=caller_node)
         listed, *trusted = await asyncio.gather(self._bounded(self._members(), None),
                                                 *(self._bounded(self._resolve(p.entity_id), "no answer in time")
                                                   for p in places))
         queries: list[c.RegionQuery] = []
         removed: list[c.RemovedRegion] = []
         unreachable: list[c.RemovedRegion] = []
-        async with self.sessions() as s, s.begin():
-            signing = await keys.active_key(s)
+        signing = await keys.load(self.sessions)
         now = int(time.time())
         for place, found in zip(places, trusted, strict=True):
             if isinstance(found, str):  # no chain now: removed by the anchor, or listed and its site is down

@@ -9,16 +9,17 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from gateway.api import generated, points
+from gateway.api import generated, points, sns
 
 PREFIX = "/api/v1"
 
 
 @cache
 def routers() -> tuple[APIRouter, ...]:
-    """A few of points' routes are written by hand (those staff tools call with the admin token); the others come
-    from the services' tables, read when the first app is made (not when this module is imported)."""
-    return (points.router, points.terminals_router, generated.router())
+    """A few routes are written by hand (points' that staff tools call with the admin token; sending a message,
+    which needs the addressee's profile from identity); the others come from the services' tables, read when the
+    first app is made (not when this module is imported)."""
+    return (points.router, points.terminals_router, sns.router, generated.router())
 
 
 def router() -> APIRouter:

@@ -35,6 +35,7 @@ ENV.globals["category_groups"] = categories.grouped()  # templates/_categories.h
 ENV.globals["card_picture"] = pictures.card_picture  # a card's illustration by its first category's family
 MAX_FORM_BYTES = 64 * 1024
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024 + MAX_FORM_BYTES  # one picture (towntip.kernel.images) and its fields
+MAX_PICTURES_BYTES = 4 * 10 * 1024 * 1024 + MAX_FORM_BYTES  # a blog entry's four pictures and its fields
 
 
 # ---- asking the node's services ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ GROUP_PAGE = {"join": "/join", "mine": "/mine", "menu": "/menu", "staff": "/staf
 # Each group in the order a newcomer looks for things (communities and themes first, My Page, the profile); pages
 # not named here follow in the order they were added.
 ORDER = (
-    "/communities", "/themes", "/events", "/facilities", "/courses", "/donations", "/lottery", "/cases",
+    "/communities", "/themes", "/events", "/blogs", "/facilities", "/courses", "/donations", "/lottery", "/cases",
     "/me", "/notebook", "/points", "/bookings", "/bookings/waitlist", "/credits", "/donations/mine",
     "/settings/profile", "/friends", "/messages", "/settings/cards", "/settings/password", "/orgs", "/contact",
 )  # fmt: skip

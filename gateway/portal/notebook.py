@@ -18,6 +18,7 @@ from gateway.deps import CsrfForm, CurrentUser, StaffUser
 from gateway.portal import session as ps
 from gateway.portal.common import actor_of, add_nav, call, call_points, error_status, message, render, why
 from gateway.portal.i18n import add_words, t
+from gateway.portal.open_data import staff_usage
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import notebook as nc
@@ -203,8 +204,11 @@ async def _figures(request: Request, user: Any, *, status: int = 200, **ctx: Any
                                                                                  else f.name_ja), f.points)
                              for f in fig.fields], label=t("fig_fields", lang)),
     }
+    usage = await staff_usage(request, user)  # 利用状況: registered, card members, leaders per month (open data)
+    charts["usage"] = bar_chart([(n[1] if lang == "en" else n[0], float(v or 0))
+                                 for n, v in zip(usage.short, usage.totals, strict=True)], label=t("od_usage", lang))
     return render(request, "notebook/figures.html", status=status, user=user, fig=fig, charts=charts, num=_num,
-                  events=evs.events, grid=categories.all_categories(), unknown=unknown, **ctx)
+                  events=evs.events, grid=categories.all_categories(), unknown=unknown, usage=usage, **ctx)
 
 
 @router.get("/staff/figures", response_class=HTMLResponse)

@@ -42,6 +42,15 @@ add_words(
         "ac_say_moderation": ("コミュニティでの投稿について、職員が対応しました（{subject}）。"
                               "理由の確認と異議申し立てはこちら",
                               "Staff decided about your part in the communities ({subject}): see why, or appeal"),
+        "ac_kind_opening_applied": ("募集への応募", "Applications to your openings"),
+        "ac_kind_opening_accepted": ("応募の承認", "Applications accepted"),
+        "ac_kind_opening_declined": ("応募の見送り", "Applications declined"),
+        "ac_say_opening_applied": ("{who} さんが募集「{subject}」に応募しました",
+                                   "{who} applied to your opening “{subject}”"),
+        "ac_say_opening_accepted": ("募集「{subject}」への応募が承認されました",
+                                    "Your application to “{subject}” was accepted"),
+        "ac_say_opening_declined": ("募集「{subject}」への応募は、今回は見送りとなりました",
+                                    "Your application to “{subject}” was declined this time"),
         "ac_say_comment": ("{who} さんがあなたの投稿にコメントしました", "{who} commented on your post"),
         "ac_say_friend_request": (
             "{subject}（{who}）さんからトモダチ申請が届きました",

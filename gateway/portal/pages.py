@@ -3,7 +3,6 @@ data export and account deletion. Every page asks the identity service over NATS
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -199,13 +198,21 @@ async def resend(request: Request, form: CsrfForm, user: CurrentUser) -> Respons
                    user=user, link=("/me", t("mypage", lang)))
 
 
+def _may_lead(views: list[Any], request: Request) -> bool:
+    """False when this node's sns part of My Page lists the person's communities and they lead none of them."""
+    here = next((v for v in views if v.node == request.app.state.settings.node_id), None)
+    sns = here.summary.sns if here is not None and here.summary is not None else None
+    return sns is None or any(g.role == "leader" for g in sns.communities)
+
+
 @router.get("/me", response_class=HTMLResponse)
 async def my_page(request: Request, user: CurrentUser) -> Response:
     lang = ps.lang(request)
     names = categories.labels(lang)
     # every region where the person takes part, home first; a part or a region that does not answer says so
-    views, leader = await asyncio.gather(regions.my_page_regions(request, user, ps.session_token(request) or ""),
-                                         leaders.leader_todo(request, user))
+    views = await regions.my_page_regions(request, user, ps.session_token(request) or "")
+    # the leader's card only for a person who leads a community here: most do not, and are spared the call
+    leader = await leaders.leader_todo(request, user) if _may_lead(views, request) else None
     return render(request, "me.html", user=user, interests=[names.get(i, i) for i in user.interests],
                   leader=leader, leader_days=sns_contract.LEADER_WINDOW_DAYS,
                   since=user.created_at.astimezone(JST).strftime("%Y-%m-%d"), regions=views, categories=names,

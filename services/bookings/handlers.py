@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.bookings import availability, bookings, checkin, facilities, life, privacy
+from services.bookings import availability, bookings, checkin, facilities, life, open_data, privacy
 from services.bookings import series as series_
 from services.bookings import waitlist as waitlist_
 from services.bookings.lottery_handlers import GROUPS, LOTTERY
@@ -20,6 +20,7 @@ from towntip.kernel.contracts import bookings_checkin as k
 from towntip.kernel.contracts import bookings_life as lc
 from towntip.kernel.contracts import bookings_lottery as lt
 from towntip.kernel.contracts import bookings_waitlist as w
+from towntip.kernel.contracts import open_data as od
 from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
@@ -111,13 +112,19 @@ CHECKIN = Domain("checkin", refusals=(c.BOOKING_NOT_FOUND,), ops=(
           http=POST("/bookings/{booking_id}/checkin", "Check a booking in at the counter (staff)")),
 ))
 
+DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, GROUPS, LOTTERY, CHECKIN, PORTAL, PHOTOS)
+
+# Open data: facilities and their usage per month, public, small counts withheld (issue 20 point 8).
+OPEN_DATA = Domain("open_data", ops=(
+    read(od.EP_OPEN_DATA, od.OpenDataQuery, od.OpenData, open_data.tables, role=ANYONE),
+))
+DOMAINS += (OPEN_DATA,)
+
 # A person's data (issue 20 point 7): the gateway's export of the person's part (services/bookings/privacy.py).
 PRIVACY = Domain("privacy", ops=(
     read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
 ))
-
-DOMAINS: tuple[Domain, ...] = (FACILITIES, BOOKINGS, LIFE, WAITLIST, SERIES, GROUPS, LOTTERY, CHECKIN, PORTAL, PHOTOS,
-                               PRIVACY)
+DOMAINS += (PRIVACY,)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

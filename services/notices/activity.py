@@ -243,6 +243,9 @@ DIGEST_WORDS = {
     "booking_reminder": "明日の予約",
     "points_credited": "ポイント付与",
     "moderation": "職員による対応",
+    "opening_applied": "募集への応募",
+    "opening_accepted": "応募の承認",
+    "opening_declined": "応募の見送り",
 }
 
 

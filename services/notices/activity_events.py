@@ -5,7 +5,8 @@ inbox, so an event delivered again never notifies twice (the notification's `sou
 What tells whom:
 - sns CommentPublished: the post's author (not when they commented on their own post); FriendRequested: its
   addressee; ModerationDecided: the person staff decided about (hide, warn, suspend; an appeal upheld or lifted),
-  linking to /moderation where they see the reason and may appeal;
+  linking to /moderation where they see the reason and may appeal; OpeningApplied: the opening's organiser;
+  OpeningApplicationAccepted, OpeningApplicationDeclined: the applicant (matching);
 - points TapRecorded of a bound card with points, DonationConfirmed with points: the person credited;
 - bookings BookingConfirmed: kept for the reminder the day before (activity.remind_tomorrow); BookingCancelled,
   BookingRejected, BookingNoShow forget it;
@@ -96,6 +97,8 @@ def _sns(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:
                 source_key=f"sns:friend:{_text(data, 'request_id')}",
             )
         ]
+    if type_ in ("OpeningApplied", "OpeningApplicationAccepted", "OpeningApplicationDeclined"):
+        return _opening(type_, data, at)
     if type_ == "ModerationDecided":
         action = _text(data, "action")
         return [
@@ -109,6 +112,20 @@ def _sns(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:
             )
         ]
     return None
+
+
+def _opening(type_: str, data: dict[str, Any], at: datetime) -> Item:
+    """Matching (issue 20 point 5): the organiser hears of an application, the applicant of the answer."""
+    oid, aid = _text(data, "opening_id"), _text(data, "application_id")
+    if type_ == "OpeningApplied":
+        if not data.get("organiser"):
+            return None  # the organiser's account is gone
+        return [activity.NewNote(person=_text(data, "organiser"), kind="opening_applied",
+                                 subject=str(data.get("title") or ""), who=_text(data, "applicant"), at=at,
+                                 link=f"/openings/{oid}/applicants", source_key=f"sns:opening:{aid}:applied:{at}")]
+    kind: c.Kind = "opening_accepted" if type_ == "OpeningApplicationAccepted" else "opening_declined"
+    return [activity.NewNote(person=_text(data, "person"), kind=kind, subject=str(data.get("title") or ""), at=at,
+                             link=f"/openings/{oid}", source_key=f"sns:opening:{aid}:{kind}")]
 
 
 def _points(type_: str, data: dict[str, Any], key: str, at: datetime) -> Item:

@@ -19,6 +19,7 @@ from services.points.tables import bus
 from services.points.taps.handlers import TapHandler
 from services.points.taps.service import SERVICE
 from services.points.terminals.handlers import TerminalTracker
+from services.points.volunteers import handlers as volunteers
 from towntip.kernel import privacy as privacy_kernel
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
@@ -72,7 +73,8 @@ class PointsService(ServiceProcess):
         card_key = self.card_key()
         self.terminals = TerminalTracker(sessions=self.sessions, node=self.node)  # heartbeats, taps' arrival
         # identity's stream too: the people directory consumes it (made here if identity has not started yet)
-        await ensure_node_streams(js, self.node, (SERVICE, "identity"))
+        # and sns's: the volunteer roster consumes its matching events
+        await ensure_node_streams(js, self.node, (SERVICE, "identity", "sns"))
         self.relay = relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self.consumer = IdempotentConsumer(
             nc=nc,
@@ -96,6 +98,10 @@ class PointsService(ServiceProcess):
         self.people = IdempotentConsumer(nc=nc, js=js, sessions=self.sessions, tables=bus,
                                          spec=people.consumer_spec(self.node, SERVICE),
                                          handler=people.IdentityEventsHandler(self.node))
+        # The volunteer roster of each event from the sns service's accepted applications (EVT_<NODE>_SNS).
+        self.volunteers = IdempotentConsumer(nc=nc, js=js, sessions=self.sessions, tables=bus,
+                                             spec=volunteers.consumer_spec(self.node, SERVICE),
+                                             handler=volunteers.MatchingEventsHandler(self.node))
         # A deleted person's data (issue 20 point 7): services/points/privacy.py, on this node's UserDeleted.
         self.erasures = IdempotentConsumer(nc=nc, js=js, sessions=self.sessions, tables=bus,
                                            spec=privacy_kernel.consumer_spec(self.node, SERVICE, "points-privacy"),
@@ -104,6 +110,7 @@ class PointsService(ServiceProcess):
         self._tasks = [
             asyncio.create_task(self.people.run(self.stop_event), name="points-people"),
             asyncio.create_task(self.erasures.run(self.stop_event), name="points-privacy"),
+            asyncio.create_task(self.volunteers.run(self.stop_event), name="points-volunteers"),
             asyncio.create_task(self.relay.run(self.stop_event), name="points-outbox-relay"),
             asyncio.create_task(self.consumer.run(self.stop_event), name="points-tap-consumer"),
             asyncio.create_task(self.terminals.run(self.stop_event), name="points-terminals"),

@@ -30,6 +30,7 @@ from services.points.taps.models import (
     event_signups,
     taps,
 )
+from services.points.volunteers.models import volunteer_roster
 from towntip.kernel import privacy
 from towntip.kernel.contracts import privacy as pc
 from towntip.kernel.contracts.points import SERVICE
@@ -41,6 +42,7 @@ KEPT = (
     Kept(card_binding_requests, "person_account", "account", about="カード登録の申請 / card requests"),
     Kept(card_registration_codes, "used_by", "account", erase="null"),
     Kept(event_signups, "person", about="イベントの申込 / event sign-ups"),
+    Kept(volunteer_roster, "global_handle", about="ボランティアの登録 / volunteer rosters"),
     Kept(certificates, "person_id", "user_id", about="認定証 / certificates"),
     Kept(coupons, "person_account", "account", erase="keep", about="クーポン / coupons"),
     Kept(donations, "person", "user_id", erase="anonymise", names=("donor_name",), clear=("donor_address",),

@@ -15,6 +15,7 @@ from services.projects import (
     inquiries,
     likes,
     matching,
+    open_data,
     organisations,
     outcomes,
     people,
@@ -28,6 +29,7 @@ from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import federation as f
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import notices as nc
+from towntip.kernel.contracts import open_data as od
 from towntip.kernel.contracts import pilots as p
 from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import projects as c
@@ -208,13 +210,21 @@ LIKES = Domain("likes", refusals=(lk.LIKE_OWN, lk.LIKE_NOT_FOUND), ops=(
 ))
 
 
+DOMAINS: tuple[Domain, ...] = (
+    MYPAGE, ORGANISATIONS, THEMES, MATCHING, BRIEFINGS, PROPOSALS, EVALUATION, PILOTS, OUTCOMES, INQUIRIES,
+    FEDERATION, LIKES)
+
+# Open data: the node's published themes and cases (issue 20 point 8).
+OPEN_DATA = Domain("open_data", ops=(
+    read(od.EP_OPEN_DATA, od.OpenDataQuery, od.OpenData, open_data.tables, role=ANYONE),
+))
+DOMAINS += (OPEN_DATA,)
+
 # A person's data (issue 20 point 7): the gateway's export of the person's part (services/projects/privacy.py).
 PRIVACY = Domain("privacy", ops=(
     read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
 ))
-
-DOMAINS = (MYPAGE, ORGANISATIONS, THEMES, MATCHING, BRIEFINGS, PROPOSALS, EVALUATION, PILOTS, OUTCOMES, INQUIRIES,
-           FEDERATION, LIKES, PRIVACY)
+DOMAINS += (PRIVACY,)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, public_url: str,

@@ -13,8 +13,10 @@ from pathlib import Path
 from nats.js.errors import NotFoundError
 
 from services.sns import VERSION, people, privacy
+from services.sns.directory_link import DirectoryLink
 from services.sns.handlers import build_endpoints
 from services.sns.models import bus
+from services.sns.themes import ThemesOverBus
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
@@ -53,19 +55,29 @@ class SnsService(ServiceProcess):
                                                  handler=UserDeletedHandler(self.node, privacy.forget, peers=True),
                                                  on_commit=self.relay.wake)
         self.js = js
+        # The directory of communities across towns (issue 20 point 6): EVT_<NODE>_SNSFED out, FED_<NODE>_SNSFED in.
+        self.directory = DirectoryLink(nc=self.connection, js=js, sessions=self.sessions, node=self.node,
+                                       settings=self.settings, clock=self.clock, on_commit=self.relay.wake)
+        await self.directory.prepare()
         self._tasks = [
             asyncio.create_task(self.relay.run(self.stop_event), name="sns-outbox-relay"),
             asyncio.create_task(self.deletions.run(self.stop_event), name="sns-user-deleted"),
             asyncio.create_task(self._peer_deletions(), name="sns-peer-user-deleted"),
+            *self.directory.tasks(self.stop_event),
         ]
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(
             self.connection, node=self.node, service=SERVICE, version=VERSION,
             endpoints=build_endpoints(sessions=self.sessions, node=self.node, on_commit=self.relay.wake,
-                                      clock=self.clock),
+                                      clock=self.clock, public_url=self.settings.public_url,
+                                      themes=ThemesOverBus(self.connection, self.node)),
             description="community SNS: theme communities and their leaders, posts and comments, friendships",
         )
         log.info("sns service ready on node %s", self.node)
+
+    async def close_extra(self) -> None:
+        if getattr(self, "directory", None) is not None:
+            await self.directory.close()
 
     async def _peer_deletions(self, every: float = 2.0) -> None:
         """Consume FED_<NODE> once it exists: the identity service makes it (and writes its sources) at its start;

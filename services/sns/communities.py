@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.sns import directory
 from services.sns.models import bus, communities, community_categories, memberships, people
 from towntip.kernel import categories, db
 from towntip.kernel.bus.envelope import new_id
@@ -82,7 +83,8 @@ def must_lead(row: Any, actor: Actor) -> None:
         raise c.COMMUNITY_NOT_LEADER("only the community's leader may do this / コミュニティリーダーのみが行えます")
 
 
-async def open_(session: AsyncSession, *, node: str, data: c.CommunityOpen, now: datetime) -> c.Community:
+async def open_(session: AsyncSession, *, node: str, public_url: str, data: c.CommunityOpen,
+                now: datetime) -> c.Community:
     opened = (await session.execute(select(func.count()).select_from(memberships).where(
         memberships.c.global_handle == data.actor.global_handle, memberships.c.role == "leader",
         memberships.c.joined_at > now - timedelta(hours=1)))).scalar_one()
@@ -108,6 +110,7 @@ async def open_(session: AsyncSession, *, node: str, data: c.CommunityOpen, now:
                                                      role="leader", joined_at=now))
     await announce(session, bus, node=node, at=now, event=c.CommunityOpened(
         community_id=cid, name=data.name, categories=data.categories, at=now))
+    await directory.touch(session, node=node, public_url=public_url, community_id=cid, now=now)  # other towns
     return await get(session, community_id=cid, actor=data.actor)
 
 
@@ -171,7 +174,8 @@ async def members(session: AsyncSession, *, community_id: str) -> list[c.Member]
                      joined_at=aware(r.joined_at)) for r in rows]
 
 
-async def join(session: AsyncSession, *, data: c.CommunityAction, now: datetime) -> c.Community:
+async def join(session: AsyncSession, *, node: str, public_url: str, data: c.CommunityAction,
+               now: datetime) -> c.Community:
     row = await locked(session, data.community_id)
     must_be_open(row)
     if await role_of(session, row.id, data.actor.global_handle) is not None:
@@ -180,10 +184,12 @@ async def join(session: AsyncSession, *, data: c.CommunityAction, now: datetime)
                                                      role="member", joined_at=now))
     await session.execute(update(communities).where(communities.c.id == row.id)
                           .values(members=communities.c.members + 1))
+    await directory.touch(session, node=node, public_url=public_url, community_id=row.id, now=now)
     return await get(session, community_id=row.id, actor=data.actor)
 
 
-async def leave(session: AsyncSession, *, data: c.CommunityAction, now: datetime) -> c.Community:
+async def leave(session: AsyncSession, *, node: str, public_url: str, data: c.CommunityAction,
+                now: datetime) -> c.Community:
     row = await locked(session, data.community_id)
     must_be_open(row)
     role = await role_of(session, row.id, data.actor.global_handle)
@@ -193,10 +199,12 @@ async def leave(session: AsyncSession, *, data: c.CommunityAction, now: datetime
         raise c.COMMUNITY_LEADER_STAYS("the leader hands the community to a member (or closes it) before leaving / "
                               "リーダーは退出する前に、メンバーに引き継ぐかコミュニティを終了してください")
     await _remove(session, row.id, data.actor.global_handle)
+    await directory.touch(session, node=node, public_url=public_url, community_id=row.id, now=now)
     return await get(session, community_id=row.id, actor=data.actor)
 
 
-async def remove_member(session: AsyncSession, *, data: c.MemberAction, now: datetime) -> c.Community:
+async def remove_member(session: AsyncSession, *, node: str, public_url: str, data: c.MemberAction,
+                        now: datetime) -> c.Community:
     row = await locked(session, data.community_id)
     must_be_open(row)
     must_lead(row, data.actor)
@@ -206,6 +214,7 @@ async def remove_member(session: AsyncSession, *, data: c.MemberAction, now: dat
     if await role_of(session, row.id, data.member) is None:
         raise c.COMMUNITY_MEMBER_NOT_FOUND(f"{data.member} is not a member / {data.member} はメンバーではありません")
     await _remove(session, row.id, data.member)
+    await directory.touch(session, node=node, public_url=public_url, community_id=row.id, now=now)
     return await get(session, community_id=row.id, actor=data.actor)
 
 
@@ -221,11 +230,13 @@ async def hand_over(session: AsyncSession, *, data: c.MemberAction, now: datetim
     return await get(session, community_id=row.id, actor=data.actor)
 
 
-async def close(session: AsyncSession, *, node: str, data: c.CommunityAction, now: datetime) -> c.Community:
+async def close(session: AsyncSession, *, node: str, public_url: str, data: c.CommunityAction,
+                now: datetime) -> c.Community:
     row = await locked(session, data.community_id)
     must_be_open(row)
     must_lead(row, data.actor)
     await _close(session, node=node, row=row, now=now, why="leader")
+    await directory.touch(session, node=node, public_url=public_url, community_id=row.id, now=now)
     return await get(session, community_id=row.id, actor=data.actor)
 
 

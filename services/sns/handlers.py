@@ -8,15 +8,32 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.sns import communities, friends, leaders, likes, messages, moderation, people, posts, privacy
+from services.sns import (
+    blogs,
+    communities,
+    directory,
+    friends,
+    leaders,
+    likes,
+    messages,
+    moderation,
+    open_data,
+    openings,
+    people,
+    posts,
+    privacy,
+)
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
+from towntip.kernel.contracts import open_data as od
 from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import sns as c
-from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, read, write
+from towntip.kernel.contracts import sns_directory as sd
+from towntip.kernel.contracts import sns_openings as oc
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SERVICE, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 COMMUNITIES = Domain("communities", refusals=(
@@ -76,8 +93,9 @@ FRIENDS = Domain("friends", refusals=(
 ))
 
 LIKES = Domain("likes", refusals=(lk.LIKE_OWN, lk.LIKE_NOT_FOUND, c.COMMUNITY_CLOSED), ops=(
-    write(lk.EP_LIKE_GIVE, lk.LikeIn, lk.LikeState, likes.give),
-    write(lk.EP_LIKE_WITHDRAW, lk.LikeIn, lk.LikeState, likes.withdraw),
+    write(lk.EP_LIKE_GIVE, lk.LikeIn, lk.LikeState, likes.give, http=POST("/likes", "Give 共感 to a post or comment")),
+    write(lk.EP_LIKE_WITHDRAW, lk.LikeIn, lk.LikeState, likes.withdraw,
+          http=POST("/likes/withdraw", "Take back one's 共感")),
     read(lk.EP_LIKE_COUNTS, lk.LikesQuery, lk.LikeStates, likes.states, role=ANYONE),
     read(lk.EP_LIKES_RECEIVED, lk.ReceivedQuery, lk.Received, likes.received, role=GATEWAY),
 ))
@@ -86,11 +104,14 @@ MODERATION = Domain("moderation", refusals=(
     c.REPORT_ALREADY_OPEN, c.REPORT_SELF, c.REPORT_TARGET_NOT_FOUND, c.REPORT_NOT_FOUND, c.MODERATION_STAFF_ONLY,
     c.MODERATION_BAD_ACTION, c.APPEAL_NOT_FOUND, c.APPEAL_ALREADY, c.APPEAL_NONE,
 ), ops=(
-    write(c.EP_REPORT_CREATE, c.ReportIn, c.Report, moderation.create_report),
+    write(c.EP_REPORT_CREATE, c.ReportIn, c.Report, moderation.create_report,
+          http=POST("/reports", "Report a post, comment, message or person to the node's staff")),
     read(c.EP_MODERATION_QUEUE, c.StaffQuery, c.ModerationQueue, moderation.queue, role=STAFF),
     write(c.EP_MODERATION_DECIDE, c.DecisionIn, c.Report, moderation.decide, role=STAFF),
-    read(c.EP_MODERATION_MINE, c.MineQuery, c.Actions, moderation.mine),
-    write(c.EP_MODERATION_APPEAL, c.AppealIn, c.Action, moderation.appeal),
+    read(c.EP_MODERATION_MINE, c.MineQuery, c.Actions, moderation.mine,
+         http=GET("/moderation/mine", "What the staff decided about my content, and my appeals")),
+    write(c.EP_MODERATION_APPEAL, c.AppealIn, c.Action, moderation.appeal,
+          http=POST("/moderation/appeals", "Appeal a decision about my content")),
     write(c.EP_MODERATION_APPEAL_DECIDE, c.AppealDecisionIn, c.Action, moderation.decide_appeal, role=STAFF),
     write(c.EP_BLOCK_PUT, c.BlockIn, c.Blocks, moderation.put_block, role=STAFF),
     write(c.EP_BLOCK_REMOVE, c.BlockRemove, c.Blocks, moderation.remove_block, role=STAFF),
@@ -108,11 +129,16 @@ MESSAGES = Domain("messages", refusals=(
 ), ops=(
     # The send records the actor itself, in a set order with the addressee's row, after its refusals.
     write(c.EP_MESSAGE_SEND, c.MessageIn, c.Message, messages.send, setup=False),
-    read(c.EP_MESSAGE_CONVERSATIONS, c.ConversationsQuery, c.Conversations, messages.list_),
-    read(c.EP_MESSAGE_THREAD, c.ThreadQuery, c.Thread, messages.thread),
-    write(c.EP_MESSAGE_READ, c.ReadIn, c.Unread, messages.mark_read, setup=False),
-    write(c.EP_MESSAGE_PEER, c.PeerSettingIn, c.PeerState, messages.set_peer),
-    read(c.EP_MESSAGE_UNREAD, c.UnreadQuery, c.Unread, messages.unread),
+    read(c.EP_MESSAGE_CONVERSATIONS, c.ConversationsQuery, c.Conversations, messages.list_,
+         http=GET("/messages", "My conversations, newest first")),
+    read(c.EP_MESSAGE_THREAD, c.ThreadQuery, c.Thread, messages.thread,
+         http=GET("/messages/with/{peer}", "My messages with one person")),
+    write(c.EP_MESSAGE_READ, c.ReadIn, c.Unread, messages.mark_read, setup=False,
+          http=POST("/messages/with/{peer}/read", "Mark a conversation read up to a message")),
+    write(c.EP_MESSAGE_PEER, c.PeerSettingIn, c.PeerState, messages.set_peer,
+          http=POST("/messages/with/{peer}/settings", "Block or mute a person")),
+    read(c.EP_MESSAGE_UNREAD, c.UnreadQuery, c.Unread, messages.unread,
+         http=GET("/messages/unread", "How many messages I have not read")),
 ))
 
 # Asked by the notices service only (a notice to a community's members): bus only, the gateway may not.
@@ -120,16 +146,74 @@ AUDIENCE = Domain("audience", ops=(
     read(c.EP_COMMUNITY_AUDIENCE, nc.CommunityAudienceQuery, nc.Audience, communities.audience, role=SERVICE),
 ))
 
-# A person's data (issue 20 point 7): the gateway's export of the signed-in person's part (services/sns/privacy.py).
+# Blogs (issue 20 point 2): a person's own entries with pictures; who may see one is decided on every read. The
+# picture's upload is bus only (a prepared picture, base64: the gateway's portal makes it), and so is its download.
+BLOGS = Domain("blogs", refusals=(
+    c.BLOG_NOT_FOUND, c.BLOG_NOT_AUTHOR, c.BLOG_NOT_MEMBER, c.BLOG_TOO_MANY_PICTURES, c.BLOG_BAD_PICTURE,
+    c.BLOG_HIDDEN, c.BLOG_COMMENT_NOT_FOUND, c.BLOG_AUDIENCE, c.COMMUNITY_NOT_FOUND, c.COMMUNITY_CLOSED,
+    c.POST_WRITE_LIMIT, c.POST_SUSPENDED, c.POST_NODE_BLOCKED,
+), ops=(
+    write(c.EP_BLOG_CREATE, c.BlogCreate, c.BlogEntry, blogs.create,
+          http=POST("/blogs", "Write a blog entry (its pictures are added on the portal)")),
+    write(c.EP_BLOG_PICTURE_ADD, c.BlogPictureAdd, c.BlogPicture, blogs.add_picture,
+          max_bytes=c.BLOG_PICTURE_REQUEST_BYTES, doc="add a prepared picture (and its thumbnail) to one's entry"),
+    read(c.EP_BLOG_LIST, c.BlogListQuery, c.BlogList, blogs.list_, role=ANYONE,
+         http=GET("/blogs", "Blog entries the caller may see, newest first")),
+    read(c.EP_BLOG_GET, c.BlogQuery, c.BlogDetail, blogs.get, role=ANYONE,
+         http=GET("/blogs/{entry_id}", "One blog entry, its pictures' descriptions and its comments")),
+    read(c.EP_BLOG_PICTURE_GET, c.BlogPictureQuery, c.BlogPictureData, blogs.picture, role=ANYONE,
+         doc="one picture of an entry the caller may see (full size or thumbnail), base64"),
+    write(c.EP_BLOG_DELETE, c.ItemRef, c.Done, blogs.delete_entry),
+    write(c.EP_BLOG_COMMENT_CREATE, c.BlogCommentCreate, c.BlogComment, blogs.create_comment,
+          http=POST("/blogs/{entry_id}/comments", "Comment on a blog entry")),
+    write(c.EP_BLOG_COMMENT_DELETE, c.ItemRef, c.Done, blogs.delete_comment),
+))
+
+# Other towns' communities (issue 20 point 6: services/sns/directory.py): a public read.
+DIRECTORY = Domain("directory", refusals=(c.COMMUNITY_UNKNOWN_CATEGORY,), ops=(
+    read(sd.EP_DIRECTORY_LIST, sd.DirectoryQuery, sd.Directory, directory.list_, role=ANYONE,
+         http=GET("/directory/communities", "Communities in other towns")),
+))
+
+# Open data (public aggregates, small counts withheld) and the community leaders per month for the staff's figures.
+OPEN_DATA = Domain("open_data", refusals=(od.USAGE_STAFF_ONLY,), ops=(
+    read(od.EP_OPEN_DATA, od.OpenDataQuery, od.OpenData, open_data.tables, role=ANYONE),
+    read(od.EP_USAGE, od.UsageQuery, od.Usage, open_data.usage, role=STAFF),
+))
+
+# Matching (マッチング, services/sns/openings.py): openings of communities and themes, applications, answers.
+OPENINGS = Domain("openings", refusals=(
+    oc.OPENING_NOT_FOUND, oc.OPENING_NOT_HOST, oc.OPENING_HOST_NOT_FOUND, oc.OPENING_NOT_ORGANISER,
+    oc.OPENING_CLOSED, oc.OPENING_FULL, oc.OPENING_ALREADY_APPLIED, oc.OPENING_OWN, oc.OPENING_NO_APPLICATION,
+    oc.OPENING_ALREADY_DECIDED, oc.OPENING_BAD_DATES,
+), ops=(
+    # A theme's managers are asked of the projects service before the transaction: the row owns its transaction.
+    own(oc.EP_OPENING_CREATE, oc.OpeningCreate, oc.Opening, openings.create),
+    read(oc.EP_OPENING_GET, oc.OpeningQuery, oc.Opening, openings.get, role=ANYONE),
+    read(oc.EP_OPENING_LIST, oc.OpeningListQuery, oc.OpeningList, openings.list_, role=ANYONE),
+    read(oc.EP_OPENING_FOR_ME, oc.ForMeQuery, oc.Matches, openings.for_me),
+    write(oc.EP_OPENING_CLOSE, oc.OpeningAction, oc.Opening, openings.close),
+    write(oc.EP_OPENING_APPLY, oc.ApplyIn, oc.Application, openings.apply),
+    write(oc.EP_OPENING_WITHDRAW, oc.OpeningAction, oc.Application, openings.withdraw),
+    read(oc.EP_OPENING_APPLICANTS, oc.OpeningAction, oc.Applicants, openings.applicants),
+    write(oc.EP_OPENING_DECIDE, oc.DecideIn, oc.Application, openings.decide),
+    read(oc.EP_SKILLS_GET, oc.SkillsQuery, oc.Skills, openings.get_skills),
+    write(oc.EP_SKILLS_PUT, oc.SkillsIn, oc.Skills, openings.put_skills),
+))
+
+# A person's data (issue 20 point 7): the gateway's export of the person's part (services/sns/privacy.py).
 PRIVACY = Domain("privacy", ops=(
     read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
 ))
 
-DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, PRIVACY)
+DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS, DIRECTORY, OPEN_DATA,
+           OPENINGS, PRIVACY)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],
-                    clock: Callable[[], datetime] = utcnow) -> Endpoints:
-    """The service's endpoints from its domains' tables."""
+                    clock: Callable[[], datetime] = utcnow, public_url: str = "",
+                    themes: openings.Themes | None = None) -> Endpoints:
+    """The service's endpoints from its domains' tables (`themes`: the projects service, who manages a theme)."""
     uow = UnitOfWork(sessions, on_commit=on_commit, clock=clock)
-    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node}, setup=people.link_actor)
+    return Endpoints.from_domains(DOMAINS, uow=uow, context={"node": node, "public_url": public_url, "themes": themes},
+                                  setup=people.link_actor)

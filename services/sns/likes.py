@@ -1,6 +1,8 @@
-"""共感 (likes) on posts and comments: one per person per item (the table's primary key), given to what others wrote,
-withdrawn by its giver; giving twice or withdrawing one never given answers the state and changes nothing. The
-author who receives it is kept with it, for the notebook's 共感 column (`likes.received`). No NATS, no commits."""
+"""共感 (likes) on posts and comments, blog entries and their comments (kinds blog and bcomment: only by someone who
+may see the entry, services/sns/blog_access.py): one per person per item (the table's primary key), given to what
+others wrote, withdrawn by its giver; giving twice or withdrawing one never given answers the state and changes
+nothing. The author who receives it is kept with it, for the notebook's 共感 column (`likes.received`). No NATS, no
+commits."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.sns import blog_access as ba
 from services.sns import communities as cm
 from services.sns.models import comments, likes, posts
-from towntip.kernel import db
+from towntip.kernel import db, errors
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts.actor import Actor
 
@@ -55,6 +58,18 @@ async def _target(session: AsyncSession, kind: str, item_id: int) -> Any:
     return row
 
 
+async def _blog_target(session: AsyncSession, kind: str, item_id: int, actor: Actor) -> Any:
+    """The blog entry or comment the actor may see and that is not hidden (LIKE_NOT_FOUND otherwise)."""
+    try:
+        row = (await ba.entry(session, item_id, actor) if kind == "blog"
+               else (await ba.comment(session, item_id, actor))[0])
+    except errors.NotFound:
+        row = None
+    if row is None or row.hidden_at is not None:
+        raise lk.LIKE_NOT_FOUND(f"no visible {kind} {item_id} / 共感できる{kind}が見つかりません")
+    return row
+
+
 async def _state(session: AsyncSession, kind: str, item_id: int, actor: Actor) -> lk.LikeState:
     found, mine = await counts(session, kind, [item_id], actor)
     return lk.LikeState(kind=kind, id=str(item_id), likes=found.get(item_id, 0), liked=item_id in mine)
@@ -62,10 +77,14 @@ async def _state(session: AsyncSession, kind: str, item_id: int, actor: Actor) -
 
 async def give(session: AsyncSession, *, data: lk.LikeIn, now: datetime) -> lk.LikeState:
     item_id = _number(data.id)
-    row = await _target(session, data.kind, item_id)
+    if data.kind in ba.BLOG_KINDS:
+        row = await _blog_target(session, data.kind, item_id, data.actor)
+    else:
+        row = await _target(session, data.kind, item_id)
     if row.author == data.actor.global_handle:
         raise lk.LIKE_OWN("you wrote this yourself / 自分の投稿には共感できません")
-    cm.must_be_open(await cm.locked(session, row.community_id))
+    if data.kind not in ba.BLOG_KINDS:
+        cm.must_be_open(await cm.locked(session, row.community_id))
     ins = db.insert_on_conflict(session, likes).values(kind=data.kind, item_id=item_id,
                                                        giver=data.actor.global_handle, recipient=row.author,
                                                        given_at=now)
@@ -75,7 +94,10 @@ async def give(session: AsyncSession, *, data: lk.LikeIn, now: datetime) -> lk.L
 
 async def withdraw(session: AsyncSession, *, data: lk.LikeIn) -> lk.LikeState:
     item_id = _number(data.id)
-    await _target(session, data.kind, item_id)
+    if data.kind in ba.BLOG_KINDS:
+        await _blog_target(session, data.kind, item_id, data.actor)
+    else:
+        await _target(session, data.kind, item_id)
     await session.execute(delete(likes).where(likes.c.kind == data.kind, likes.c.item_id == item_id,
                                               likes.c.giver == data.actor.global_handle))
     return await _state(session, data.kind, item_id, data.actor)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -154,7 +155,7 @@ request_log = Table(
 likes = Table(
     "likes",
     metadata,
-    Column("kind", String(8), nullable=False),  # post | comment
+    Column("kind", String(8), nullable=False),  # post | comment | blog | bcomment
     Column("item_id", SeqType, nullable=False),
     Column("giver", String(64), nullable=False),
     Column("recipient", String(64), nullable=True),
@@ -162,7 +163,7 @@ likes = Table(
     PrimaryKeyConstraint("kind", "item_id", "giver", name="pk_likes"),
     Index("ix_likes_recipient", "recipient"),
     Index("ix_likes_giver", "giver"),
-    CheckConstraint("kind IN ('post', 'comment')", name="kind"),
+    CheckConstraint("kind IN ('post', 'comment', 'blog', 'bcomment')", name="kind"),  # blogs: 0005
     CheckConstraint("giver <> recipient", name="not_own"),
 )
 
@@ -273,4 +274,123 @@ message_peers = Table(
     PrimaryKeyConstraint("owner", "peer", name="pk_message_peers"),
     Index("ix_message_peers_peer", "peer"),
     CheckConstraint("owner <> peer", name="not_self"),
+)
+
+# Blogs (migration 0005): a person's own entries outside communities. `audience` says who sees one: everyone, the
+# author's friends, or the members of `community_id`. Staff hide through moderation (hidden_*), like posts. Deleting
+# an entry deletes its pictures, comments and 共感. `author` on each table (NULL once the account is deleted) makes a
+# person's blog easy to find for an export or a deletion.
+blog_entries = Table(
+    "blog_entries",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),  # also the list's keyset cursor (newest first)
+    Column("author", String(64), nullable=True),
+    Column("title", String(120), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("audience", String(9), nullable=False),  # public | friends | community
+    Column("community_id", String(36), ForeignKey("communities.id"), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("hidden_at", TS, nullable=True),
+    Column("hidden_reason", String(300), nullable=True),
+    Column("hidden_by", String(64), nullable=True),
+    Index("ix_blog_entries_author_id", "author", "id"),
+    Index("ix_blog_entries_audience_id", "audience", "id"),
+    Index("ix_blog_entries_community_id", "community_id"),
+    CheckConstraint("audience IN ('public', 'friends', 'community')", name="audience"),
+    CheckConstraint("(audience = 'community') = (community_id IS NOT NULL)", name="community"),
+)
+
+# The pictures as the gateway prepared them (no metadata left: towntip/kernel/images.py), checked again on the way in.
+blog_pictures = Table(
+    "blog_pictures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("entry_id", SeqType, ForeignKey("blog_entries.id"), nullable=False),
+    Column("author", String(64), nullable=True),
+    Column("position", Integer, nullable=False),
+    Column("alt", String(200), nullable=False),
+    Column("content_type", String(16), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("image", LargeBinary, nullable=False),
+    Column("thumb", LargeBinary, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_blog_pictures_entry_id_position", "entry_id", "position", unique=True),
+)
+
+blog_comments = Table(
+    "blog_comments",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),
+    Column("entry_id", SeqType, ForeignKey("blog_entries.id"), nullable=False),
+    Column("author", String(64), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("hidden_at", TS, nullable=True),
+    Column("hidden_reason", String(300), nullable=True),
+    Column("hidden_by", String(64), nullable=True),
+    Index("ix_blog_comments_entry_id_id", "entry_id", "id"),
+    Index("ix_blog_comments_author_created_at", "author", "created_at"),
+)
+
+# ---- matching (マッチング, migration 0006: services/sns/openings.py) ------------------------------------------------
+# An opening (募集) of a community (its leader posts) or a co-creation theme (its managers post: the projects service
+# says who they are). `accepted` counts the accepted applications (never above `capacity`).
+openings = Table(
+    "openings",
+    metadata,
+    Column("id", String(36), primary_key=True),  # time-ordered: the list's order
+    Column("host_kind", String(12), nullable=False),  # community | theme
+    Column("host_id", String(36), nullable=False),
+    Column("host_name", String(200), nullable=False),
+    Column("organiser", String(64), nullable=True),  # global handle; NULL once their account is deleted
+    Column("title", String(120), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("skills", String(300), nullable=False),
+    Column("skill_words", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("district", String(64), nullable=False),
+    Column("place", String(200), nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=True),
+    Column("capacity", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("event_code", String(64), nullable=True),
+    Column("status", String(8), nullable=False),  # open | closed
+    Column("created_at", TS, nullable=False),
+    Column("closed_at", TS, nullable=True),
+    Index("ix_openings_status_id", "status", "id"),
+    Index("ix_openings_host_id", "host_id"),
+    Index("ix_openings_organiser", "organiser"),
+    CheckConstraint("host_kind IN ('community', 'theme')", name="host_kind"),
+    CheckConstraint("status IN ('open', 'closed')", name="status"),
+    CheckConstraint("accepted >= 0 AND accepted <= capacity", name="accepted"),
+)
+
+# One application per person per opening (the unique pair): applying twice is refused; a withdrawn one may apply
+# again (the same row), a declined one may not.
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("opening_id", String(36), ForeignKey("openings.id"), nullable=False),
+    Column("applicant", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("status", String(12), nullable=False),  # pending | accepted | declined | withdrawn
+    Column("applied_at", TS, nullable=False),
+    Column("decided_at", TS, nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Index("ix_applications_opening_id_applicant", "opening_id", "applicant", unique=True),
+    Index("ix_applications_applicant", "applicant"),
+    CheckConstraint("status IN ('pending', 'accepted', 'declined', 'withdrawn')", name="status"),
+)
+
+# The skills a person states (free words), matched against the openings' skills wanted.
+person_skills = Table(
+    "person_skills",
+    metadata,
+    Column("global_handle", String(64), primary_key=True),
+    Column("skills", String(300), nullable=False),
+    Column("words", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
 )

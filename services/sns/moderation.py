@@ -4,7 +4,8 @@ decide — hide (a post or comment), warn, suspend for N days (no posts or comme
 reason every time, kept with who and when; the person concerned is told (ModerationDecided → the notices service)
 and may appeal each decision once; staff uphold or lift it (lifting unhides what staff hid and ends a suspension).
 A node blocks peer nodes whose people may then not post or comment here. The community leader's own hiding
-(services/sns/posts.py) is untouched. No NATS and no commits here."""
+(services/sns/posts.py) is untouched. Blog entries and their comments (kinds blog and bcomment) are reported by
+someone who may see them and hidden by staff alike. No NATS and no commits here."""
 
 from __future__ import annotations
 
@@ -16,7 +17,18 @@ from typing import Any
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sns.models import blocked_nodes, bus, comments, moderation_actions, people, posts, reports
+from services.sns import blog_access as ba
+from services.sns.models import (
+    blocked_nodes,
+    blog_comments,
+    blog_entries,
+    bus,
+    comments,
+    moderation_actions,
+    people,
+    posts,
+    reports,
+)
 from towntip.kernel import db, errors
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import sns as c
@@ -47,6 +59,14 @@ async def _target(session: AsyncSession, kind: str, target: str) -> tuple[str | 
             comments.join(posts, posts.c.id == comments.c.post_id)).where(comments.c.id == n))).first()
         if found is not None:
             return found.author, found.body, f"/communities/{found.community_id}/posts/{found.post_id}"
+    elif kind == "blog" and (n := _id(target)) is not None:
+        found = (await session.execute(select(blog_entries).where(blog_entries.c.id == n))).first()
+        if found is not None:
+            return found.author, f"{found.title}\n{found.body}", f"/blogs/{found.id}"
+    elif kind == "bcomment" and (n := _id(target)) is not None:
+        found = (await session.execute(select(blog_comments).where(blog_comments.c.id == n))).first()
+        if found is not None:
+            return found.author, found.body, f"/blogs/{found.entry_id}"
     elif kind == "person":
         found = (await session.execute(select(people.c.global_handle).where(people.c.global_handle == target))
                  ).first()
@@ -56,6 +76,11 @@ async def _target(session: AsyncSession, kind: str, target: str) -> tuple[str | 
 
 
 async def create_report(session: AsyncSession, *, data: c.ReportIn, now: datetime) -> c.Report:
+    if data.kind in ba.BLOG_KINDS:  # only what the reporter may see: an entry for friends is no one else's to probe
+        try:
+            await (ba.entry if data.kind == "blog" else ba.comment)(session, data.target, data.actor)
+        except errors.NotFound:
+            raise c.REPORT_TARGET_NOT_FOUND(f"no {data.kind} {data.target!r} here / 見つかりません") from None
     author, _text, _link = await _target(session, data.kind, data.target)
     me = data.actor.global_handle
     if author == me:
@@ -115,7 +140,7 @@ async def queue(session: AsyncSession, *, data: c.StaffQuery) -> c.ModerationQue
 async def _set_hidden(session: AsyncSession, kind: str, target: str, *, reason: str | None, by: str | None,
                       at: datetime | None, only_by: str | None = None) -> bool:
     """Hide (or, with reason None, unhide what `only_by` hid) a post or comment; False if there is nothing to do."""
-    table = posts if kind == "post" else comments
+    table = {"post": posts, "comment": comments, "blog": blog_entries, "bcomment": blog_comments}[kind]
     n = _id(target)
     if n is None:
         return False

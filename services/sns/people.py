@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sns import communities, moderation
+from services.sns import communities, moderation, openings
 from services.sns.models import (
     comments,
     conversation_members,
@@ -91,6 +91,7 @@ async def forget(session: AsyncSession, *, node: str, handle: str, now: datetime
     await session.execute(delete(likes).where(likes.c.giver == handle))
     await moderation.forget(session, handle)
     await forget_messages(session, handle)
+    await openings.forget(session, handle, now)
     await session.execute(update(likes).where(likes.c.recipient == handle).values(recipient=None))
     for table in (posts, comments):
         await session.execute(update(table).where(table.c.author == handle).values(author=None))

@@ -16,7 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sns import people as people_domain
 from services.sns.models import (
+    applications,
     blocked_nodes,
+    blog_comments,
+    blog_entries,
+    blog_pictures,
     bus,
     comments,
     conversation_members,
@@ -27,7 +31,9 @@ from services.sns.models import (
     message_peers,
     messages,
     moderation_actions,
+    openings,
     people,
+    person_skills,
     posts,
     reports,
     request_log,
@@ -65,6 +71,15 @@ KEPT = (
     Kept(moderation_actions, "by", erase="anonymise"),
     Kept(moderation_actions, "appeal_decided_by", erase="null"),
     Kept(blocked_nodes, "by", erase="anonymise"),
+    Kept(blog_entries, "author", erase="null", about="ブログ / your blog entries"),
+    Kept(blog_entries, "hidden_by", erase="null"),
+    Kept(blog_pictures, "author", erase="null", about="ブログの写真 / your blog pictures"),
+    Kept(blog_comments, "author", erase="null", about="ブログへのコメント / your blog comments"),
+    Kept(blog_comments, "hidden_by", erase="null"),
+    Kept(openings, "organiser", erase="null", about="募集した活動 / openings you organised"),
+    Kept(applications, "applicant", erase="anonymise", clear=("message",), about="応募 / your applications"),
+    Kept(applications, "decided_by", erase="null"),
+    Kept(person_skills, "global_handle", about="あなたのスキル / your skills"),
 )
 
 
@@ -84,6 +99,12 @@ async def remove_writing(session: AsyncSession, handle: str) -> None:
     await session.execute(delete(comments).where(or_(comments.c.author == handle,
                                                      comments.c.post_id.in_(own_posts))))
     await session.execute(delete(posts).where(posts.c.author == handle))
+    # their blog entries go with their pictures and everyone's comments on them, and their comments elsewhere
+    own_entries = select(blog_entries.c.id).where(blog_entries.c.author == handle)
+    await session.execute(delete(blog_comments).where(or_(blog_comments.c.author == handle,
+                                                          blog_comments.c.entry_id.in_(own_entries))))
+    await session.execute(delete(blog_pictures).where(blog_pictures.c.entry_id.in_(own_entries)))
+    await session.execute(delete(blog_entries).where(blog_entries.c.author == handle))
 
 
 async def forget(session: AsyncSession, erasure: privacy.Erasure) -> None:

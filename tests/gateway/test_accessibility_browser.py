@@ -52,10 +52,11 @@ ANONYMOUS = [
     "/mine",
     "/menu",
     "/status",
+    "/open-data",
     "/no-such-page",
 ]
 RESIDENT = ["/me", "/mine", "/notebook", "/points", "/bookings", "/settings/profile", "/friends", "/menu",
-            "/moderation", "/messages"]
+            "/moderation", "/messages", "/openings", "/openings/new"]
 STAFF = ["/staff", "/staff/figures", "/staff/bookings/approvals", "/secretariat/inquiries", "/staff/events",
          "/staff/moderation"]
 

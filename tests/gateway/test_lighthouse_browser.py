@@ -1,8 +1,9 @@
 """Lighthouse (mobile) on the portal's main pages: accessibility at least 95 for a visitor and a signed-in resident
 (issue 16, point 11). Lighthouse comes from the npm registry at the version of tests/lighthouse/package-lock.json
-(`make test` installs it) and drives Debian's chromium itself. Performance is printed for each page but not
-asserted: Lighthouse simulates a slow phone from the timings of this run, which a loaded test machine changes
-(speed lives in bench/; the figures of a quiet run are in bench/README.md)."""
+(`make test` installs it) and drives Debian's chromium itself. Performance at least 90 too: Lighthouse simulates a
+slow phone (4x CPU slowdown, slow 4G) from this run's own trace, so a loaded machine lowers it; the pages are small
+server-rendered HTML with one stylesheet and no script of their own, and scored 0.99-1.0 even with five other
+test runs on the same two cores (2026-12-07). Speed under load lives in bench/portal.py."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ CHROMIUM = shutil.which("chromium")
 VISITOR = ["/", "/communities", "/events"]
 RESIDENT = ["/me"]
 ACCESSIBILITY_MIN = 0.95
+PERFORMANCE_MIN = 0.90
 
 
 async def lighthouse(url: str, out: Path, headers: dict[str, str] | None = None) -> dict[str, float]:
@@ -45,7 +47,7 @@ async def lighthouse(url: str, out: Path, headers: dict[str, str] | None = None)
 
 
 @pytest.mark.timeout(600)
-async def test_lighthouse_accessibility_of_the_main_pages_on_a_phone(portal, tmp_path) -> None:  # noqa: F811
+async def test_lighthouse_accessibility_and_performance_of_the_main_pages_on_a_phone(portal, tmp_path) -> None:  # noqa: F811
     if not LIGHTHOUSE.exists():
         pytest.skip("Lighthouse is not installed (tests/lighthouse: `make test` runs npm ci; npm missing or failed)")
     if CHROMIUM is None:
@@ -68,3 +70,5 @@ async def test_lighthouse_accessibility_of_the_main_pages_on_a_phone(portal, tmp
     print("Lighthouse (mobile):", json.dumps(scores, ensure_ascii=False))
     low = {page: s["accessibility"] for page, s in scores.items() if s["accessibility"] < ACCESSIBILITY_MIN}
     assert not low, f"accessibility under {ACCESSIBILITY_MIN:.0%}: {low}"
+    slow = {page: s["performance"] for page, s in scores.items() if s["performance"] < PERFORMANCE_MIN}
+    assert not slow, f"performance under {PERFORMANCE_MIN:.0%}: {slow}"

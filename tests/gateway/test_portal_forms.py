@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from gateway.app import create_app
 from gateway.portal import session as ps
-from gateway.portal import sns, sns_messages
+from gateway.portal import sns, sns_blogs, sns_messages
 from gateway.portal.i18n import t
 from gateway.portal.session import LoginThrottle
 from gateway.words import words
@@ -404,11 +404,17 @@ OTHER_FORMS = [
     "/staff/moderation/reports/{rid}", "/staff/moderation/appeals/{aid}", "/staff/moderation/blocks",
     # direct messages (sns_messages)
     "/messages", "/messages/{handle}", "/messages/{handle}/{what}",
+    # blogs (sns_blogs): an entry with its pictures (multipart), and what is done on an entry's page
+    "/blogs", "/blogs/{eid}/{what}",
+    # matching (sns_matching): skills, posting, applying, withdrawing, closing, the organiser's answer
+    "/openings/skills", "/openings/new", "/openings/{opening_id}/apply", "/openings/{opening_id}/withdraw",
+    "/openings/{opening_id}/close", "/openings/{opening_id}/decide",
 ]
 WHATS = {
     "/communities/{cid}/posts/{pid}/{what}": ["delete", *sns.POST_ACTIONS],  # every action
     "/friends/{rid}/{what}": list(sns.ANSWERS),
     "/messages/{handle}/{what}": list(sns_messages.PEER_ACTIONS),
+    "/blogs/{eid}/{what}": list(sns_blogs.ENTRY_ACTIONS),
 }
 # Fields a person would send: the refusal must not depend on them, and they must be harmless were it not refused.
 FIELDS = {"title": "t", "body": "b", "name": "n", "handle": "someone", "person": "someone@tsuru", "code": "ABCD1234",

@@ -224,9 +224,13 @@ ROLES = {
     "GET /staff/figures": "staff",
     "GET /staff/figures/{table}.csv": "staff",
     "POST /staff/figures/event": "staff, form",
+    # オープンデータ (open_data.py): the page and its zip, public (aggregates only, small counts withheld)
+    "GET /open-data": "public",
+    "GET /open-data/download": "public",
     # communities and friends (sns.py)
     "GET /communities": "public",
     "POST /communities": "user, form",
+    "GET /communities/towns": "public",  # other towns' communities (sns_directory.py)
     "GET /communities/{cid}": "public",
     "POST /communities/{cid}/join": "user, form",
     "POST /communities/{cid}/leave": "user, form",
@@ -254,12 +258,32 @@ ROLES = {
     "POST /staff/moderation/reports/{rid}": "staff, form",
     "POST /staff/moderation/appeals/{aid}": "staff, form",
     "POST /staff/moderation/blocks": "staff, form",
+    # blogs (sns_blogs.py): the service decides who sees an entry and its pictures
+    "GET /blogs": "public",
+    "GET /blogs/mine": "user",
+    "GET /blogs/new": "user",
+    "POST /blogs": "user, form",
+    "GET /blogs/{eid}": "public",
+    "GET /blogs/{eid}/pictures/{pid}": "public",
+    "GET /blogs/{eid}/delete": "user",  # the question before deleting an entry (gateway/portal/confirm.py)
+    "POST /blogs/{eid}/{what}": "user, form",
     # direct messages (sns_messages.py): the person's own only
     "GET /messages": "user",
     "POST /messages": "user, form",
     "GET /messages/{handle}": "user",
     "POST /messages/{handle}": "user, form",
     "POST /messages/{handle}/{what}": "user, form",
+    # matching (sns_matching.py): openings, applications, the organiser's answers
+    "GET /openings": "user",
+    "POST /openings/skills": "user, form",
+    "GET /openings/new": "user",
+    "POST /openings/new": "user, form",
+    "GET /openings/{opening_id}": "user",
+    "POST /openings/{opening_id}/apply": "user, form",
+    "POST /openings/{opening_id}/withdraw": "user, form",
+    "POST /openings/{opening_id}/close": "user, form",
+    "GET /openings/{opening_id}/applicants": "user",
+    "POST /openings/{opening_id}/decide": "user, form",
     # facility bookings (bookings.py): facilities and their feed are public; a person's feed is opened by its
     # private token alone (no session: a calendar app fetches it)
     "GET /facilities": "public",

@@ -326,10 +326,12 @@ async def test_a_source_set_up_before_the_deliver_prefix_is_set_up_again_and_kee
 
 
 def test_each_account_exports_only_to_its_peers_what_sourcing_needs() -> None:
-    # identity's profiles, projects' public facts, signage's offers and plays, and notices to everyone (never the
-    # notices stream itself, nor signage's own, which names screens and places)
-    assert FEDERATED_SERVICES == ("identity", "projects", "sigfed", "publicnotices")
+    # identity's profiles, projects' public facts, signage's offers and plays, notices to everyone and the sns
+    # directory of communities (never the notices stream itself, nor signage's own, which names screens and places,
+    # nor sns's own, with posts, comments and friend requests)
+    assert FEDERATED_SERVICES == ("identity", "projects", "sigfed", "publicnotices", "snsfed")
     assert "notices" not in FEDERATED_SERVICES and "signage" not in FEDERATED_SERVICES
+    assert "sns" not in FEDERATED_SERVICES
     members = [A, B, C]
     for node in members:
         peers = {p for p in members if p != node}

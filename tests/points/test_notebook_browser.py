@@ -130,7 +130,8 @@ async def test_notebook_and_figures_on_a_phone(portal, phone_browser, nats_serve
         " s.querySelectorAll('rect.bar').length, s.getBoundingClientRect().width <= window.innerWidth]);"))
     # Districts: 杉下小学校区, and 地区不明 for suzuki (staff, no district given).
     # Events: shigen and shigen-2 (Hanako's second day)
-    assert {c[0]: c[1] for c in charts} == {"events": 2, "months": 1, "districts": 2, "fields": 1}, charts
+    # Usage (利用状況, gateway/portal/open_data.py): registered people and card members (this node runs no sns).
+    assert {c[0]: c[1] for c in charts} == {"usage": 2, "events": 2, "months": 1, "districts": 2, "fields": 1}, charts
     assert all(c[2] for c in charts)
     district_row = await run(lambda: d.find_element(By.CSS_SELECTOR, "#districts tbody tr").text)
     assert district_row.split()[:5] == ["杉下小学校区", "2", "2", "3", "3"], district_row

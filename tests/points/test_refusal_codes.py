@@ -12,6 +12,7 @@ import nats
 import pytest
 
 from gateway.words.event_signups import WORDS as EVENT_WORDS
+from gateway.words.open_data import WORDS as OPEN_DATA_WORDS
 from gateway.words.points import WORDS as POINTS_WORDS
 from services.points.handlers import DOMAINS
 from tests.support.bus import NODE, call
@@ -24,7 +25,9 @@ from towntip.kernel.contracts import points as pc
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = POINTS_WORDS | {k: v for k, v in EVENT_WORDS.items() if k.startswith("signup.")}  # events' sign-up
-CONTRACTS = ("points", "ledger", "coupons", "courses", "donations", "notebook", "payments", "event_signups")
+WORDS |= OPEN_DATA_WORDS  # the usage figures (shared by identity, points and sns)
+CONTRACTS = ("points", "ledger", "coupons", "courses", "donations", "notebook", "payments", "event_signups",
+             "open_data")
 CITIZEN = {"user_id": "user-0001", "global_handle": "hanako@testnode", "display_name": "山田 花子", "roles": []}
 
 

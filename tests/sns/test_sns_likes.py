@@ -87,7 +87,8 @@ async def test_likes_on_posts_and_comments_once_per_person_never_ones_own(node: 
     await node.refused(errors.NotFound, lk.EP_LIKE_GIVE, {"actor": a(TARO), "kind": "post", "id": "424242"})
     await node.refused(errors.NotFound, lk.EP_LIKE_GIVE, {"actor": a(TARO), "kind": "theme",
                                                           "id": str(post["id"])})
-    await node.refused(errors.BadRequest, lk.EP_LIKE_GIVE, {"actor": a(TARO), "kind": "blog", "id": "1"})
+    await node.refused(errors.BadRequest, lk.EP_LIKE_GIVE, {"actor": a(TARO), "kind": "photo", "id": "1"})
+    await node.refused(errors.NotFound, lk.EP_LIKE_GIVE, {"actor": a(TARO), "kind": "blog", "id": "1"})  # none yet
     await node.refused(errors.BadRequest, lk.EP_LIKE_GIVE, {"kind": "post", "id": str(post["id"])})
 
     # Withdrawn, and again: the second changes nothing.

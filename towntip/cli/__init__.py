@@ -12,11 +12,11 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from towntip.cli import demo, edge, federation, identity, node, points, signage
+    from towntip.cli import demo, edge, federation, health, identity, node, points, signage
 
     parser = argparse.ArgumentParser(prog="towntip", description="TownTip Commons: one municipality node and its tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (node, edge, points, identity, federation, demo, signage):
+    for module in (node, edge, points, identity, federation, demo, signage, health):
         module.register(sub)
     return parser
 

@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--service-db", action="append", default=[], metavar="NAME=URL",
                     help="database URL for one service (repeatable)")
     up.add_argument("--trace-export", default="",
-                    help="none | console | file:PATH (default: file:<data-dir>/traces.jsonl)")
+                    help="none | console | file:PATH | otlp:URL (an OpenTelemetry collector's OTLP/HTTP address) "
+                         "(default: file:<data-dir>/traces.jsonl)")
     up.add_argument("--town-name", default="", metavar="NAME",
                     help="the town's name residents read in the portal (e.g. 鶴ヶ島市; default: the demo table's "
                          "for the RING towns, else the node id)")
@@ -66,6 +67,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                     help="log level of the node's processes (default: %(default)s)")
     up.set_defaults(func=cmd_up)
+
+    sec = verbs.add_parser(
+        "secrets",
+        help="make the secret files of a node in containers (compose.yaml, deploy/kubernetes): tokens, keys, "
+             "the nats-server users with their permissions, each process's NATS URL",
+        description="Write (or keep, when run again) the node's secret files under OUT/secrets/ "
+                    "(towntip/node/deploy_secrets.py). Keep them out of git.")
+    sec.add_argument("--out", default="deploy/local", help="where (default: %(default)s; .gitignored)")
+    sec.add_argument("--node", default="tsurugashima", help="node id (default: %(default)s)")
+    sec.add_argument("--nats-host", default="nats", help="the NATS service's host name (default: %(default)s)")
+    sec.add_argument("--postgres-host", default="postgres",
+                     help="PostgreSQL's host name in database-url (default: %(default)s)")
+    sec.set_defaults(func=cmd_secrets)
 
 
 def _port(value: int, what: str, *, zero_ok: bool = False) -> str | None:
@@ -134,8 +148,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if problem:
         return fail(problem, EXIT_USAGE)
     trace = args.trace_export
-    if trace and trace not in ("none", "console") and not (trace.startswith("file:") and len(trace) > 5):
-        return fail(f"--trace-export must be none, console or file:PATH, not {trace!r}", EXIT_USAGE)
+    if trace and trace not in ("none", "console") and not (trace.startswith(("file:", "otlp:")) and len(trace) > 5):
+        return fail(f"--trace-export must be none, console, file:PATH or otlp:URL, not {trace!r}", EXIT_USAGE)
     if args.database_url and not args.database_url.startswith("postgresql"):
         return fail("--database-url is for PostgreSQL (postgresql+asyncpg://…); "
                     "without it each service uses its own SQLite file", EXIT_USAGE)
@@ -162,6 +176,21 @@ def cmd_up(args: argparse.Namespace) -> int:
         town_emblem=str(Path(args.town_emblem).resolve()) if args.town_emblem else "",
     )
     return run_node(config)
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    from towntip.node.deploy_secrets import write_node_secrets
+
+    try:
+        check_node_id(args.node)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    made = write_node_secrets(Path(args.out), node=args.node, nats_host=args.nats_host,
+                              postgres_host=args.postgres_host)
+    print(f"{len(made)} files in {Path(args.out) / 'secrets'} (keep them out of git):")
+    for path in made:
+        print(f"  {path.name}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy import (
     Column,
     DateTime,
@@ -49,6 +49,7 @@ from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import FaultHook, SeqType
 from towntip.kernel.loops import woken_rounds
+from towntip.kernel.settings import FileVariables
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,9 @@ SUBJECT_MAX = 500
 ERROR_MAX = 500
 
 
-class SmtpSettings(BaseSettings):
-    """How a node reaches its mail relay, from TOWNTIP_SMTP_* environment variables."""
+class SmtpSettings(FileVariables):
+    """How a node reaches its mail relay, from TOWNTIP_SMTP_* environment variables (or TOWNTIP_SMTP_*_FILE: a
+    file holding the value, e.g. TOWNTIP_SMTP_PASSWORD_FILE)."""
 
     model_config = SettingsConfigDict(env_prefix="TOWNTIP_SMTP_", extra="ignore")
 

@@ -1,11 +1,21 @@
-"""Settings for every process of a node, read from TOWNTIP_* environment variables (pydantic-settings)."""
+"""Settings for every process of a node, read from TOWNTIP_* environment variables (pydantic-settings).
+
+Any setting can also come from a file: `TOWNTIP_<NAME>_FILE=/run/secrets/x` reads the value from that file (its
+trailing newline dropped), as container platforms hand over secrets (compose `secrets:`, Kubernetes Secret volumes),
+so a password or key is never in the process's environment or in `docker inspect`. Setting both the variable and
+its `_FILE` is refused: which one wins would be a guess.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 NODE_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 
@@ -19,7 +29,45 @@ def check_node_id(value: str) -> str:
     return value
 
 
-class NodeSettings(BaseSettings):
+class FileVariablesSource(PydanticBaseSettingsSource):
+    """`<prefix><NAME>_FILE` variables: each names a file that holds the setting's value."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.config.get("env_prefix", "")).upper()
+        values: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            variable = f"{prefix}{name.upper()}"
+            path = os.environ.get(f"{variable}_FILE")
+            if not path:
+                continue
+            if os.environ.get(variable):
+                raise ValueError(f"set {variable} or {variable}_FILE, not both")
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"{variable}_FILE: cannot read {path!r} ({exc.strerror})") from None
+        return values
+
+
+class FileVariables(BaseSettings):
+    """Settings that also read `<prefix><NAME>_FILE` (after the variables themselves, before .env files)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, FileVariablesSource(settings_cls), dotenv_settings, file_secret_settings
+
+
+class NodeSettings(FileVariables):
     """What every process of a node needs to know."""
 
     model_config = SettingsConfigDict(env_prefix="TOWNTIP_", extra="ignore")
@@ -78,6 +126,10 @@ class ServiceSettings(NodeSettings):
     feed_allow: str = ""
 
     def resolved_database_url(self) -> str:
+        if self.database_url.startswith(("postgresql://", "postgres://")):
+            # As PostgreSQL operators write it (CloudNativePG's `<cluster>-app` Secret, key `uri`): the node's
+            # driver is asyncpg.
+            return "postgresql+asyncpg://" + self.database_url.split("://", 1)[1]
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir}/{self.service}.sqlite3"
@@ -110,6 +162,12 @@ class GatewaySettings(NodeSettings):
     login_window: float = Field(default=300.0, gt=0)
     # My Page across regions: seconds the home node waits for all other regions (its own plan included).
     regions_wait: float = Field(default=4.0, ge=1.0, le=30.0)
+    # Open data (/open-data): the licence the node publishes it under (TOWNTIP_OPEN_DATA_LICENCE, ..._URL; default
+    # the government's standard terms, compatible with CC BY 4.0) and how long a built zip is served before the
+    # next download builds it again (gateway/portal/open_data.py).
+    open_data_licence: str = "公共データ利用規約（第1.0版）(PDL1.0)"
+    open_data_licence_url: str = "https://www.digital.go.jp/resources/open_data/public_data_license_v1.0"
+    open_data_cache_seconds: float = Field(default=300.0, ge=0.0, le=86400.0)
 
     def expected_services(self) -> list[str]:
         return [s.strip() for s in self.services.split(",") if s.strip()]

@@ -67,7 +67,8 @@ class JsonLinesSpanExporter(SpanExporter):
 
 
 def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "") -> None:
-    """Install a tracer provider for this process. `export`: none | console | file:<path>."""
+    """Install a tracer provider for this process. `export`: none | console | file:<path> | otlp:<url> (OTLP over
+    HTTP to an OpenTelemetry collector, e.g. otlp:http://otel-collector:4318, as compose and Kubernetes run it)."""
     resource = Resource.create({"service.name": service_name, "service.namespace": node_id or "towntip"})
     provider = TracerProvider(resource=resource)
     if export == "console":
@@ -75,6 +76,11 @@ def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "")
     elif export.startswith("file:"):
         # Simple (synchronous) so spans are on disk when the request that made them has been answered.
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(export[5:])))
+    elif export.startswith("otlp:") and len(export) > 5:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = export[5:].rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
     elif export not in ("", "none"):
         log.warning("unknown trace export %r; traces are not exported", export)
     trace.set_tracer_provider(provider)

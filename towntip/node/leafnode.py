@@ -38,9 +38,11 @@ from towntip.kernel.bus import subjects
 # `publicnotices` is the notices service's stream of notices to everyone, with their content
 # (contracts.notices_towns): its targeted notices and official messages stay on EVT_<NODE>_NOTICES, never sourced.
 # `sigfed` is the signage service's offers and plays reported back (contracts.signage_federation).
-FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects", "sigfed", "publicnotices")
+# `snsfed` is the sns service's directory of open communities (contracts.sns_directory): what their public pages
+# show, a member count rounded down, no person; EVT_<NODE>_SNS (posts, comments, friend requests) stays closed.
+FEDERATED_SERVICES: tuple[str, ...] = ("identity", "projects", "sigfed", "publicnotices", "snsfed")
 # Services that keep their own FED_<NODE>_<SERVICE> (identity uses FED_<NODE>): private like FED_<NODE>.
-OWN_FED_STREAMS: tuple[str, ...] = ("projects", "sigfed", "publicnotices")
+OWN_FED_STREAMS: tuple[str, ...] = ("projects", "sigfed", "publicnotices", "snsfed")
 
 # Leafnode URL schemes nats-server takes for a remote.
 HUB_SCHEMES = ("nats-leaf://", "nats://", "tls://", "ws://", "wss://")

@@ -4,7 +4,7 @@ own subjects (nats-server `authorization` with per-user permissions).
 | user | may publish | may subscribe |
 | --- | --- | --- |
 | `operator` (supervisor, the operator's CLI) | everything | everything |
-| `svc-<service>` | its events `evt.<node>.<service>.>` (notices also `evt.<node>.publicnotices.>`: `EXTRA_EVENTS`), dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>`, signage `svc.<node>.points.figures.districts.>` (`SERVICE_CALLS`); notices and signage single public lists (`SERVICE_READS`); signage also its federation events `evt.<node>.sigfed.>` | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
+| `svc-<service>` | its events `evt.<node>.<service>.>` (notices also `evt.<node>.publicnotices.>`, sns `evt.<node>.snsfed.>`: `EXTRA_EVENTS`), dead letters `dlq.<node>.<service>.>`, the JetStream API `$JS.API.>` but not its destructive calls (delete, purge, snapshot, restore, …), acks `$JS.ACK.>`; the reply to each request it receives, once (`allow_responses`); points also the inboxes of the enrolled terminals `_INBOX.<terminal>.>` (tap outcomes, `Towntip-Result-To`); bookings also `svc.<node>.points.payments.>` and `svc.<node>.notices.message.>`, notices `svc.<node>.sns.audience.>` and `svc.<node>.projects.audience.>`, points `svc.<node>.notices.message.>`, signage `svc.<node>.points.figures.districts.>` (`SERVICE_CALLS`); notices and signage single public lists, sns `svc.<node>.projects.themes.get` (`SERVICE_READS`); signage also its federation events `evt.<node>.sigfed.>` | its endpoints `svc.<node>.<service>.>`, `$SRV.>`, its own inboxes `_INBOX._svc.<service>.>`; points also `edge.<node>.*.heartbeat` |
 | `gateway` | the services' endpoints `svc.<node>.<service>.>` but not their `admin.>` ones nor those in `SERVICE_CALLS` (`svc.<node>.points.payments.>`, …), `svc.<node>.node.status`, `$SRV.>` | its own inboxes `_INBOX._gateway.>` |
 | `term-<terminal>` | `edge.<node>.<terminal>.>` only | its own inboxes `_INBOX.<terminal>.>` only |
 | `scr-<screen>` (a signage screen) | `signage.<node>.screen.<screen>.>` only (sync and content requests, heartbeats, its plays into JetStream) | the broadcasts `signage.<node>.push.>` and its own inboxes `_INBOX._scr.<screen>.>` |
@@ -76,10 +76,13 @@ SERVICE_READS = {"notices": ("sns.communities.list", "points.events.list", "proj
                              "projects.federation.followers", "projects.federation.members"),
                  # the data slides (services/signage/slide_feed.py READS): public lists only
                  "signage": ("points.events.list", "sns.communities.list", "sns.posts.list", "notices.feeds.public",
-                             "projects.themes.list", "bookings.feeds.facility")}
+                             "projects.themes.list", "bookings.feeds.facility"),
+                 # matching: whether the person may manage a theme whose opening they post (services/sns/themes.py)
+                 "sns": ("projects.themes.get",)}
 # Event streams a service announces on besides its own `evt.<node>.<service>.>`: the notices service's notices to
-# everyone, the one notices stream peers may source (contracts.notices_towns).
-EXTRA_EVENTS = {"notices": ("publicnotices",)}
+# everyone, the one notices stream peers may source (contracts.notices_towns); the sns service's directory of
+# communities across towns (contracts.sns_directory).
+EXTRA_EVENTS = {"notices": ("publicnotices",), "sns": ("snsfed",)}
 
 # JetStream API calls no service makes and none may: they destroy or copy out a stream or consumer, or act on the
 # account or the server. (Stream and consumer create, update and info, and fetching, stay allowed: see

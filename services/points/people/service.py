@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.points.people.models import people
+from services.points.volunteers import service as volunteers
 from towntip.kernel import db
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts.actor import Actor
@@ -35,6 +36,7 @@ async def apply_identity_events(session: AsyncSession, items: Sequence[dict[str,
             continue  # an older event than what the directory already holds
         if e["type"] == "UserDeleted":
             await session.execute(delete(people).where(people.c.global_handle == e["handle"]))
+            await volunteers.forget(session, e["handle"])
             continue
         values = {"display_name": e["display_name"], "district": e["district"], "profile_at": e["at"]}
         if e["user_id"]:

@@ -27,6 +27,7 @@ from services.points.taps.models import (
     events,
     taps,
 )
+from services.points.volunteers import service as volunteers
 from towntip.kernel import db, errors
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import announce, announcement_rows
@@ -547,6 +548,9 @@ async def _credit(session: AsyncSession, accepted: Accepted, results: Results, *
     routes, pending, handles = await _routes_and_handles(session, card_ids, now)
     displays, bound_meanwhile = await _pending_codes(session, pending, accepted, now)
     routes.update(bound_meanwhile)
+    # A person an opening's organiser accepted as a volunteer for the event (the roster, from the sns service's
+    # matching) earns the event's volunteer points whatever role the terminal was set to.
+    accepted, volunteering = await _rostered(session, accepted, routes, handles)
     # Once per event: the holder (person, else card) and the card, each at most one credited tap per event.
     every = [(i, tap, pts, routes.get(card, card), card) for i, tap, pts, card in accepted]
     credited, already = await _once_per_event(session, every)
@@ -565,17 +569,18 @@ async def _credit(session: AsyncSession, accepted: Accepted, results: Results, *
         """The taps as recorded, each naming its journal entry, and their TapRecorded events (and the batch's
         CheckinRepeated): written in the ledger's statement (one round trip on PostgreSQL)."""
         rows, recorded = [], []
-        for (_, tap, pts, account, card), r in zip(credited, posted, strict=True):
+        for (i, tap, pts, account, card), r in zip(credited, posted, strict=True):
             if not isinstance(r, ledger.Posted) or r.status != "posted":
                 continue  # left without an outcome: reported below
             rows.append({
                 "key": tap.key, "terminal_id": tap.terminal_id, "tap_id": tap.tap_id, "account_id": card,
-                "event_code": tap.event, "role": tap.role, "points": pts,
+                "event_code": tap.event, "role": "volunteer" if i in volunteering else tap.role, "points": pts,
                 "tapped_at": tap.tapped_at.astimezone(UTC),  # SQLite keeps no offset: always store UTC
                 "recorded_at": now, "journal_id": r.journal_id, "holder": account,
             })
             recorded.append(TapRecorded(
-                key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event, role=tap.role,
+                key=tap.key, terminal_id=tap.terminal_id, tap_id=tap.tap_id, event=tap.event,
+                role="volunteer" if i in volunteering else tap.role,
                 points=pts, card_ref=card.removeprefix("card:"), tapped_at=tap.tapped_at, **_who(account, handles),
             ))
         return [db.Rows(taps, rows), announcement_rows(bus, [*recorded, *repeated], node=node, at=now)]
@@ -609,6 +614,27 @@ async def _credit(session: AsyncSession, accepted: Accepted, results: Results, *
             results[i] = TapOutcome(tap_id=tap.tap_id, status="credited", points=pts,
                                     balance=running.get(account, 0), display=displays.get(i, ""))
             running[account] = running.get(account, 0) - pts
+
+
+async def _rostered(session: AsyncSession, accepted: Accepted, routes: dict[str, str], handles: dict[str, str]
+                    ) -> tuple[Accepted, set[int]]:
+    """The check-ins of people on their event's volunteer roster get the event's volunteer points (one query for
+    the roster, one for the rules of the events concerned); returns the check-ins and the indexes now
+    volunteering."""
+    who = {i: (tap.event, handles.get(routes.get(card, ""), "")) for i, tap, _, card in accepted if tap.event}
+    on = await volunteers.rostered(session, {w for w in who.values() if w[1]})
+    if not on:
+        return accepted, set()
+    rules = dict((await session.execute(select(events.c.code, events.c.volunteer_points).where(
+        events.c.code.in_(sorted({e for e, _ in on}))))).tuples().all())
+    out: Accepted = []
+    volunteering: set[int] = set()
+    for i, tap, pts, card in accepted:
+        if who.get(i) in on:
+            volunteering.add(i)
+            pts = rules.get(tap.event, pts)
+        out.append((i, tap, pts, card))
+    return out, volunteering
 
 
 Routed = list[tuple[int, Tap, int, str, str]]  # (index, tap, points, credited account = holder, card account)

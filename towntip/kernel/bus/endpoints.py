@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,7 +157,9 @@ async def start_service(
     """Register the service with nats.micro; the caller stops it (await svc.stop())."""
     svc = await add_service(
         nc, name=service, version=version, description=description or f"{service} service of {node}",
-        metadata={"node": node},
+        # host: which machine (container, pod) runs this instance, so a probe there can ask for its own instance
+        # (towntip/cli/health.py) rather than any of the service's.
+        metadata={"node": node, "host": socket.gethostname()},
     )
     group = svc.add_group(name=subjects.svc_group(node, service), queue_group=service)
     for ep in endpoints.items:

@@ -21,7 +21,8 @@ EP_LIKE_WITHDRAW = "likes.withdraw"  # LikeIn -> LikeState (the person who gave 
 EP_LIKE_COUNTS = "likes.counts"  # LikesQuery -> LikeStates (public; `liked` for the actor if one is given)
 EP_LIKES_RECEIVED = "likes.received"  # ReceivedQuery -> Received (the gateway: the notebook's 共感)
 
-Kind = Literal["post", "comment", "theme", "case"]  # post and comment: sns; theme and case: projects
+Kind = Literal["post", "comment", "theme", "case", "blog", "bcomment"]  # sns: post, comment, blog (an entry) and
+# bcomment (its comment); projects: theme and case
 ItemKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{1,36}$")]  # an sns id (digits) or a projects UUID
 ITEMS_MAX = 50
 

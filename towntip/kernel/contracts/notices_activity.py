@@ -32,9 +32,13 @@ EP_NAVI_TAKE = "navi.take"  # NaviTake -> NaviTaken (a suggestion followed: coun
 EP_NAVI_FIGURES = "navi.figures"  # NaviFiguresQuery -> NaviFigures (staff: counts per kind and reason)
 
 # What a person may be told of; each may be switched off (all are on until they say otherwise).
-Kind = Literal["comment", "friend_request", "followed_change", "booking_reminder", "points_credited", "moderation"]
+Kind = Literal["comment", "friend_request", "followed_change", "booking_reminder", "points_credited", "moderation",
+               "opening_applied", "opening_accepted", "opening_declined"]
 KINDS: tuple[Kind, ...] = ("comment", "friend_request", "followed_change", "booking_reminder", "points_credited",
-                           "moderation")  # moderation: the sns staff's decision about the person (issue 20)
+                           "moderation",  # moderation: the sns staff's decision about the person (issue 20)
+                           # matching (issue 20 point 5): someone applied to the person's opening; their application
+                           # was accepted or declined
+                           "opening_applied", "opening_accepted", "opening_declined")
 KEEP_DAYS = 180  # notifications older than this are deleted by the daily job (personal data kept no longer)
 PAGE_MAX = 100
 

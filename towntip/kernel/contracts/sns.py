@@ -406,7 +406,7 @@ EP_BLOCK_REMOVE = "blocks.remove"  # BlockRemove -> Blocks (staff)
 
 ReportReason = Literal["spam", "harassment", "personal_info", "inappropriate", "other"]
 REPORT_REASONS: tuple[str, ...] = ("spam", "harassment", "personal_info", "inappropriate", "other")
-ReportKind = Literal["post", "comment", "person"]
+ReportKind = Literal["post", "comment", "person", "blog", "bcomment"]  # blog: an entry; bcomment: its comment
 ActionKind = Literal["hide", "warn", "suspend"]
 DETAIL_MAX = 1000
 SUSPEND_DAYS_MAX = 365
@@ -415,7 +415,8 @@ NodeId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,30}[a-z
 REPORT_ALREADY_OPEN = Refusal("report.already_open", 409,
                               "the person has an open report on this already: staff will look at it")
 REPORT_SELF = Refusal("report.self", 400, "a person cannot report themself or what they wrote")
-REPORT_TARGET_NOT_FOUND = Refusal("report.target_not_found", 404, "no such post, comment or person here")
+REPORT_TARGET_NOT_FOUND = Refusal("report.target_not_found", 404,
+                                  "no such post, comment, blog entry or person here")
 REPORT_NOT_FOUND = Refusal("report.not_found", 404, "no such open report")
 MODERATION_STAFF_ONLY = Refusal("moderation.staff_only", 403, "only the node's staff moderate")
 MODERATION_BAD_ACTION = Refusal("moderation.bad_action", 400,
@@ -698,3 +699,146 @@ class Thread(Frozen):
 
 class Unread(Frozen):
     unread: int
+
+
+# ---- blogs (issue 20 point 2): a person's own entries outside communities, with pictures ----------------------
+# An entry is seen by everyone (public, also not signed in), the author's friends, or one community's members, as the
+# author chose; the service enforces it on every read (the list, one entry, its pictures, its comments, 共感). Staff
+# hide an entry or comment through moderation (report kinds "blog" and "bcomment"); a hidden one is shown to nobody
+# but its author. Pictures are prepared by the gateway (towntip.kernel.images.prepare: checked by content, upright,
+# metadata stripped, resized), one per request (a picture is most of the bus's 1 MB message), checked again here.
+
+EP_BLOG_CREATE = "blogs.create"  # BlogCreate -> BlogEntry (anyone signed in, not suspended, not of a blocked node)
+EP_BLOG_PICTURE_ADD = "blogs.pictures.add"  # BlogPictureAdd -> BlogPicture (the entry's author; at most 4)
+EP_BLOG_LIST = "blogs.list"  # BlogListQuery -> BlogList (what the actor may see, newest first; keyset cursor)
+EP_BLOG_GET = "blogs.get"  # BlogQuery -> BlogDetail (the entry, its pictures, a page of its comments)
+EP_BLOG_PICTURE_GET = "blogs.pictures.get"  # BlogPictureQuery -> BlogPictureData (whoever may see the entry)
+EP_BLOG_DELETE = "blogs.delete"  # ItemRef -> Done (its author: the pictures, comments and 共感 go with it)
+EP_BLOG_COMMENT_CREATE = "blogs.comments.create"  # BlogCommentCreate -> BlogComment (whoever may see the entry)
+EP_BLOG_COMMENT_DELETE = "blogs.comments.delete"  # ItemRef -> Done (the comment's author or the entry's author)
+
+BLOG_PICTURES_MAX = 4
+BLOG_FULL_SIDE, BLOG_FULL_BYTES = 1280, 560 * 1024  # base64 with the thumbnail stays under the bus's 1 MB message
+BLOG_THUMB_SIDE, BLOG_THUMB_BYTES = 400, 80 * 1024
+BLOG_PICTURE_REQUEST_BYTES = 1_000_000  # the picture request's limit on the bus (others: 64 KB)
+BlogAudience = Literal["public", "friends", "community"]
+BLOG_AUDIENCES: tuple[str, ...] = ("public", "friends", "community")
+
+BLOG_NOT_FOUND = Refusal("blog.not_found", 404, "no such blog entry, or not one you may see")
+BLOG_NOT_AUTHOR = Refusal("blog.not_author", 403, "only its author may do this to a blog entry or comment")
+BLOG_NOT_MEMBER = Refusal("blog.not_member", 403, "an entry for a community is written by one of its members")
+BLOG_TOO_MANY_PICTURES = Refusal("blog.too_many_pictures", 409,
+                                 f"a blog entry has at most {BLOG_PICTURES_MAX} pictures")
+BLOG_BAD_PICTURE = Refusal("blog.bad_picture", 422, "not a prepared JPEG or PNG picture of the allowed size")
+BLOG_HIDDEN = Refusal("blog.hidden", 409, "staff hid the entry: no new comments or pictures")
+BLOG_COMMENT_NOT_FOUND = Refusal("blog.comment_not_found", 404, "no such comment on a blog entry")
+BLOG_AUDIENCE = Refusal("blog.audience", 400, "a community entry names its community; the others name none")
+
+BlogB64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]+={0,2}$",
+                                           max_length=(BLOG_FULL_BYTES * 4) // 3 + 4)]
+BlogAlt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+BlogPictureId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
+class BlogCreate(BaseModel):
+    model_config = _IN
+    actor: Actor
+    title: Title
+    body: Body
+    audience: BlogAudience = "public"
+    community_id: Uuid | None = None  # with audience "community" only (the author must be a member)
+
+
+class BlogPictureAdd(BaseModel):
+    model_config = _IN
+    actor: Actor
+    entry_id: ItemId
+    image: BlogB64  # prepared (towntip.kernel.images.prepare at BLOG_FULL_SIDE)
+    thumb: BlogB64  # the same at BLOG_THUMB_SIDE
+    alt: BlogAlt  # what the picture shows, read aloud to those who cannot see it
+
+
+class BlogListQuery(BaseModel):
+    model_config = _IN
+    actor: Actor | None = None  # None: public entries only
+    author: GlobalHandle | None = None  # only this person's entries (those the actor may see)
+    before: ItemId | None = None  # the cursor: entries older than this one (the `next` of the previous page)
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 20
+
+
+class BlogQuery(BaseModel):
+    model_config = _IN
+    entry_id: ItemId
+    actor: Actor | None = None
+    comments_before: ItemId | None = None
+    comments_limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = PAGE_MAX
+
+
+class BlogPictureQuery(BaseModel):
+    model_config = _IN
+    picture_id: BlogPictureId
+    size: Literal["full", "thumb"] = "full"
+    actor: Actor | None = None
+
+
+class BlogCommentCreate(BaseModel):
+    model_config = _IN
+    actor: Actor
+    entry_id: ItemId
+    body: CommentBody
+
+
+class BlogPicture(Frozen):
+    id: str
+    entry_id: int
+    position: int
+    alt: str
+    content_type: str
+    width: int
+    height: int
+
+
+class BlogPictureData(Frozen):
+    content_type: str
+    data: str  # base64
+    public: bool  # the entry is public (the gateway may let shared caches keep it)
+
+
+class BlogEntry(Frozen):
+    id: int
+    author: Person | None  # None: a deleted account
+    title: str
+    body: str
+    audience: BlogAudience
+    community: str | None = None  # the community's id (audience "community")
+    community_name: str | None = None
+    created_at: datetime
+    hidden: Hidden | None = None  # hidden by staff: only the author sees the entry at all
+    pictures: list[BlogPicture] = []
+    comments: int = 0
+    mine: bool = False
+    likes: int = 0  # 共感 (contracts.likes, kind "blog")
+    liked: bool = False
+
+
+class BlogComment(Frozen):
+    id: int
+    entry_id: int
+    author: Person | None
+    body: str  # "" when staff hid it and the reader did not write it
+    created_at: datetime
+    hidden: Hidden | None = None
+    mine: bool = False
+    likes: int = 0  # 共感 (kind "bcomment")
+    liked: bool = False
+
+
+class BlogList(Frozen):
+    entries: list[BlogEntry]
+    next: int | None = None  # pass as `before` for the next (older) page
+
+
+class BlogDetail(Frozen):
+    entry: BlogEntry
+    comments: list[BlogComment]  # newest first, one page
+    next_comments: int | None = None

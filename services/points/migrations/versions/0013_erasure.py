@@ -2,14 +2,14 @@
 change erasure makes, their account moved to an anonymous one (`anon:...`). Amounts, assets and entries never change,
 and no posting is ever deleted.
 
-Revision ID: 0012_erasure
-Revises: 0011_donor_address
+Revision ID: 0013_erasure
+Revises: 0012_volunteer_roster
 """
 
 from alembic import op
 
-revision = "0012_erasure"
-down_revision = "0011_donor_address"
+revision = "0013_erasure"
+down_revision = "0012_volunteer_roster"
 branch_labels = None
 depends_on = None
 
