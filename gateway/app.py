@@ -25,6 +25,7 @@ from gateway.portal import (
     courses,
     donations,
     home,
+    mydata,
     navi,
     navigation,
     notebook,
@@ -152,6 +153,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(apidocs.router)  # /docs: Swagger UI from the node's own files
     home.install(app)  # the living home page (/) and the town's emblem, before pages' routes
     app.include_router(pages.router)
+    app.include_router(mydata.router)  # a person's data: the page and the archive from every service
     app.include_router(navigation.router)  # the tab bar's group pages, the staff area, /static/towntip.css
     app.include_router(pictures.router)  # /static/pictures/<family>.svg: the cards' illustrations
     app.include_router(regions.router)  # My Page across regions: /federation/person-summary, /api/v1/me/regions

@@ -26,6 +26,7 @@ from identity.models import (
     sessions,
     users,
 )
+from towntip.kernel import privacy
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import identity as c
@@ -343,7 +344,7 @@ async def delete_account(session: AsyncSession, *, node: str, data: c.DeleteIn) 
     row = await _user_by(session, id=s.user.id)
     if not await passwords.verify_password(row.password_hash, data.password):
         raise c.ACCOUNT_PASSWORD_WRONG("the password is wrong / パスワードが違います")
-    await _remove(session, node=node, row=row)
+    await _remove(session, node=node, row=row, content=data.content)
 
 
 async def export_account(session: AsyncSession, *, node: str, token: str) -> dict[str, Any]:
@@ -471,9 +472,17 @@ async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, 
     return to_user(await _user_by(session, id=row.id), node)
 
 
-async def _remove(session: AsyncSession, *, node: str, row: Any) -> None:
-    """The person and everything hanging on them; other nodes hear UserDeleted and drop what they cached."""
+async def _remove(session: AsyncSession, *, node: str, row: Any, content: str = "anonymise") -> None:
+    """The person and everything hanging on them; every service here and other nodes hear UserDeleted (with the
+    user id, for the services that key rows by it, and the person's choice for their posts) and forget them."""
     for table in (home_tokens, presence, sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
         await session.execute(delete(table).where(table.c.user_id == row.id))
     await session.execute(delete(users).where(users.c.id == row.id))
-    await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node), node=node)
+    # Issue 20 point 7: nothing of them stays here either: mail to their address, published events naming them
+    # (their registration, profile changes; the relay would prune them later). UserDeleted itself stays until sent.
+    if row.email:
+        await session.execute(delete(mail).where(mail.c.to_addr == row.email))
+    await privacy.scrub_outbox(session, bus.outbox, privacy.Person(f"{row.handle}@{node}", row.id),
+                               also=[row.email] if row.email else [])
+    await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node,
+                                                 user_id=row.id, content=content), node=node)

@@ -21,6 +21,7 @@ from services.sns import (
     openings,
     people,
     posts,
+    privacy,
 )
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
@@ -28,6 +29,7 @@ from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import open_data as od
+from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts import sns_directory as sd
 from towntip.kernel.contracts import sns_openings as oc
@@ -199,8 +201,13 @@ OPENINGS = Domain("openings", refusals=(
     write(oc.EP_SKILLS_PUT, oc.SkillsIn, oc.Skills, openings.put_skills),
 ))
 
+# A person's data (issue 20 point 7): the gateway's export of the person's part (services/sns/privacy.py).
+PRIVACY = Domain("privacy", ops=(
+    read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
+))
+
 DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS, DIRECTORY, OPEN_DATA,
-           OPENINGS)
+           OPENINGS, PRIVACY)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

@@ -74,6 +74,7 @@ ROLES = {
     "GET /password/reset": "public",
     "POST /password/reset": "public, form",
     "GET /settings/export": "user",
+    "GET /settings/mydata": "user",  # a person's data everywhere (mydata.py)
     "GET /settings/delete": "user",
     "POST /settings/delete": "user, form",
     # My Page across regions (regions.py): a signed node-to-node query; the session or a bearer token, checked there
