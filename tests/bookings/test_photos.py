@@ -5,14 +5,18 @@ left (not prepared), a ninth photo or a resident's upload is refused and changes
 from __future__ import annotations
 
 import base64
+import inspect
 import io
+import json
+import os
 
 import pytest
 from PIL import Image
 
 from tests.bookings.helpers import CLERK, HALL, HANAKO, Node, a
-from towntip.kernel import errors, images
+from towntip.kernel import domain, errors, images
 from towntip.kernel.contracts import bookings_photos as ph
+from towntip.node.natsd import render_config
 
 SERVICE = "bookings"
 
@@ -98,3 +102,39 @@ async def test_refusals_change_nothing(node: Node) -> None:
         await node.call(ph.EP_PHOTO_ADD, upload(camera_photo(640, 480)))
     await refused(ph.PHOTO_TOO_MANY, ph.EP_PHOTO_ADD, upload(camera_photo(640, 480)))
     await refused(ph.PHOTO_NOT_FOUND, ph.EP_PHOTO_REMOVE, {"actor": a(CLERK), "photo_id": "0" * 32})
+
+
+def phone_photo(width: int = 3000, height: int = 2000) -> bytes:
+    """A real phone's photo as far as size goes: a scene full of detail (noise does not compress), with EXIF.
+    A flat-colour picture prepares to a few KB and hides any limit on the way; this one does not."""
+    scene = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (35.0, 56.0, 2.0), 3: "E", 4: (139.0, 23.0, 35.0)}  # GPSInfo
+    out = io.BytesIO()
+    scene.save(out, "JPEG", exif=exif, quality=90)
+    return out.getvalue()
+
+
+async def test_a_real_phone_photo_is_stored_and_served(node: Node) -> None:
+    await node.put(HALL)
+    sent = upload(phone_photo())
+    full = base64.b64decode(sent["image"])
+    assert len(full) > 200 * 1024 and len(json.dumps(sent)) > domain.MAX_REQUEST_BYTES, "as big as a real photo"
+    added = await node.call(ph.EP_PHOTO_ADD, sent)
+    assert (added["width"], added["height"]) == (1280, 853)
+    assert [p["id"] for p in await node.call(ph.EP_PHOTO_LIST, {"facility_id": HALL["id"]})] == [added["id"]]
+    for size in ("full", "thumb"):
+        got = await node.call(ph.EP_PHOTO_GET, {"photo_id": added["id"], "size": size})
+        assert got["data"] == sent["image" if size == "full" else "thumb"], f"the {size} picture as it was sent"
+    assert not Image.open(io.BytesIO(full)).getexif() and b"PhoneMaker" not in full
+
+
+def test_the_largest_photo_fits_the_request_limit_and_a_nats_message() -> None:
+    """Both pictures at the most the service keeps, base64, with the longest alt texts, fit the add request's limit,
+    and that limit fits one NATS message (the node's nats-server takes 1 MiB)."""
+    alt = "あ" * 200
+    largest = {"actor": a(CLERK), "facility_id": HALL["id"], "image": "A" * ((ph.FULL_BYTES * 4) // 3 + 4),
+               "thumb": "A" * ((ph.THUMB_BYTES * 4) // 3 + 4), "alt_ja": alt, "alt_en": alt}
+    assert len(json.dumps(largest).encode()) < ph.PHOTO_REQUEST_BYTES
+    assert ph.PHOTO_REQUEST_BYTES + 4096 < inspect.signature(render_config).parameters["max_payload"].default
