@@ -189,12 +189,19 @@ OPENINGS = Domain("openings", refusals=(
 ), ops=(
     # A theme's managers are asked of the projects service before the transaction: the row owns its transaction.
     own(oc.EP_OPENING_CREATE, oc.OpeningCreate, oc.Opening, openings.create),
-    read(oc.EP_OPENING_GET, oc.OpeningQuery, oc.Opening, openings.get, role=ANYONE),
-    read(oc.EP_OPENING_LIST, oc.OpeningListQuery, oc.OpeningList, openings.list_, role=ANYONE),
-    read(oc.EP_OPENING_FOR_ME, oc.ForMeQuery, oc.Matches, openings.for_me),
+    read(oc.EP_OPENING_LIST, oc.OpeningListQuery, oc.OpeningList, openings.list_, role=ANYONE,
+         http=GET("/openings", "Open openings (募集), newest first; by community or theme, by category")),
+    # Before /openings/{opening_id}, which would take "for-me" for an id. The person's district and interests are
+    # the caller's to give (the portal passes their profile's).
+    read(oc.EP_OPENING_FOR_ME, oc.ForMeQuery, oc.Matches, openings.for_me,
+         http=GET("/openings/for-me", "Openings that fit me, and why (interests, district, stated skills)")),
+    read(oc.EP_OPENING_GET, oc.OpeningQuery, oc.Opening, openings.get, role=ANYONE,
+         http=GET("/openings/{opening_id}", "One opening (with a token: the caller's own application)")),
     write(oc.EP_OPENING_CLOSE, oc.OpeningAction, oc.Opening, openings.close),
-    write(oc.EP_OPENING_APPLY, oc.ApplyIn, oc.Application, openings.apply),
-    write(oc.EP_OPENING_WITHDRAW, oc.OpeningAction, oc.Application, openings.withdraw),
+    write(oc.EP_OPENING_APPLY, oc.ApplyIn, oc.Application, openings.apply,
+          http=POST("/openings/{opening_id}/apply", "Apply to an opening")),
+    write(oc.EP_OPENING_WITHDRAW, oc.OpeningAction, oc.Application, openings.withdraw,
+          http=POST("/openings/{opening_id}/withdraw", "Withdraw one's application")),
     read(oc.EP_OPENING_APPLICANTS, oc.OpeningAction, oc.Applicants, openings.applicants),
     write(oc.EP_OPENING_DECIDE, oc.DecideIn, oc.Application, openings.decide),
     read(oc.EP_SKILLS_GET, oc.SkillsQuery, oc.Skills, openings.get_skills),
