@@ -15,7 +15,7 @@ import nats
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import api, apidocs, asyncapi, deps, health, oidc, problems, regions
+from gateway import api, apidocs, asyncapi, deps, health, metrics, oidc, problems, regions
 from gateway.portal import bookings as bookings_pages
 from gateway.portal import (
     bookings_life,
@@ -25,6 +25,7 @@ from gateway.portal import (
     courses,
     donations,
     home,
+    mydata,
     navi,
     navigation,
     notebook,
@@ -60,7 +61,7 @@ from towntip.kernel.bus.inboxes import GATEWAY_INBOX_PREFIX
 from towntip.kernel.clock import JST
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.kernel.settings import GatewaySettings, nats_servers
-from towntip.kernel.telemetry import setup_tracing
+from towntip.kernel.telemetry import setup_logging, setup_tracing
 from towntip.kernel.town import town_of
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def _native_telemetry_off() -> dict[str, Any]:
 def from_environment() -> FastAPI:
     """A worker of `python -m gateway` (uvicorn's factory): its settings, logging and tracing from TOWNTIP_*."""
     settings = GatewaySettings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s gateway %(name)s: %(message)s")
+    setup_logging("gateway", settings.log_level, settings.log_format)
     setup_tracing("gateway", settings.trace_export, node_id=settings.node_id)
     return create_app(settings)
 
@@ -144,11 +145,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     problems.install(app)
     deps.install(app)  # a failed login, role or CSRF check sends its page (gateway/deps.py)
     app.add_middleware(TraceMiddleware, templates=api.route_templates())
+    app.state.metrics = metrics.GatewayMetrics()  # its HTTP requests, in GET /metrics (gateway/metrics.py)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics, templates=api.route_templates())
+    app.include_router(metrics.router)  # GET /metrics: every process's, for the admin token
     app.include_router(api.router())
     app.include_router(oidc.router)
     app.include_router(apidocs.router)  # /docs: Swagger UI from the node's own files
     home.install(app)  # the living home page (/) and the town's emblem, before pages' routes
     app.include_router(pages.router)
+    app.include_router(mydata.router)  # a person's data: the page and the archive from every service
     app.include_router(navigation.router)  # the tab bar's group pages, the staff area, /static/towntip.css
     app.include_router(pictures.router)  # /static/pictures/<family>.svg: the cards' illustrations
     app.include_router(regions.router)  # My Page across regions: /federation/person-summary, /api/v1/me/regions

@@ -295,6 +295,9 @@ async def my_page_regions(request: Request, user: ic.User, session_token: str) -
     """My Page's regions: at home, every region asked from here; elsewhere, through the home node."""
     if user.home_node != request.app.state.settings.node_id:
         return await away_regions(request, user, session_token)
+    if not getattr(request.state, "elsewhere", True):  # the session check said: at home only, nothing to plan
+        here = await local_summary(request, user_id=user.id, global_handle=user.global_handle)
+        return [_here(request, here, home=True)]
     try:
         return (await home_regions(request, ic.RegionsPlanIn(session_token=session_token))).regions
     except errors.ServiceError:  # identity could not plan: this node's part alone, still a page

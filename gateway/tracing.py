@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from towntip.kernel.telemetry import extract_context, tracer
 
-UNTRACED = ("/healthz",)  # polled every few seconds: not worth a span
+UNTRACED = ("/healthz", "/metrics")  # polled every few seconds: not worth a span
 
 
 class TraceMiddleware:

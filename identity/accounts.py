@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
@@ -26,6 +26,7 @@ from identity.models import (
     sessions,
     users,
 )
+from towntip.kernel import privacy
 from towntip.kernel.bus.envelope import new_id, utcnow
 from towntip.kernel.bus.outbox import announce
 from towntip.kernel.contracts import identity as c
@@ -237,14 +238,16 @@ async def read_session(session: AsyncSession, *, node: str, token: str) -> tuple
     """The session of `token` and whether its last_seen_at is older than SESSION_TOUCH (then `current_session` in
     a write records the visit); changes nothing. SESSION_NONE when there is none, or it has ended."""
     now = utcnow()
+    elsewhere = exists().where(presence.c.user_id == sessions.c.user_id).label("elsewhere")
     row = (await session.execute(
-        select(sessions.c.auth_time, sessions.c.expires_at, sessions.c.last_seen_at, users)
+        select(sessions.c.auth_time, sessions.c.expires_at, sessions.c.last_seen_at, elsewhere, users)
         .join(users, users.c.id == sessions.c.user_id)
         .where(sessions.c.token_hash == digest(token))
     )).first()
     if row is None or aware(row.expires_at) <= now:
         raise c.SESSION_NONE("not logged in, or the session has ended / ログインしていないか、期限切れです")
-    found = c.Session(user=to_user(row, node), auth_time=aware(row.auth_time), expires_at=aware(row.expires_at))
+    found = c.Session(user=to_user(row, node), auth_time=aware(row.auth_time), expires_at=aware(row.expires_at),
+                      elsewhere=bool(row.elsewhere))
     return found, now - aware(row.last_seen_at) > SESSION_TOUCH
 
 
@@ -341,7 +344,7 @@ async def delete_account(session: AsyncSession, *, node: str, data: c.DeleteIn) 
     row = await _user_by(session, id=s.user.id)
     if not await passwords.verify_password(row.password_hash, data.password):
         raise c.ACCOUNT_PASSWORD_WRONG("the password is wrong / パスワードが違います")
-    await _remove(session, node=node, row=row)
+    await _remove(session, node=node, row=row, content=data.content)
 
 
 async def export_account(session: AsyncSession, *, node: str, token: str) -> dict[str, Any]:
@@ -469,9 +472,17 @@ async def set_role(session: AsyncSession, *, node: str, handle: str, role: str, 
     return to_user(await _user_by(session, id=row.id), node)
 
 
-async def _remove(session: AsyncSession, *, node: str, row: Any) -> None:
-    """The person and everything hanging on them; other nodes hear UserDeleted and drop what they cached."""
+async def _remove(session: AsyncSession, *, node: str, row: Any, content: str = "anonymise") -> None:
+    """The person and everything hanging on them; every service here and other nodes hear UserDeleted (with the
+    user id, for the services that key rows by it, and the person's choice for their posts) and forget them."""
     for table in (home_tokens, presence, sessions, one_time_tokens, oauth_refresh_tokens, oauth_codes):
         await session.execute(delete(table).where(table.c.user_id == row.id))
     await session.execute(delete(users).where(users.c.id == row.id))
-    await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node), node=node)
+    # Issue 20 point 7: nothing of them stays here either: mail to their address, published events naming them
+    # (their registration, profile changes; the relay would prune them later). UserDeleted itself stays until sent.
+    if row.email:
+        await session.execute(delete(mail).where(mail.c.to_addr == row.email))
+    await privacy.scrub_outbox(session, bus.outbox, privacy.Person(f"{row.handle}@{node}", row.id),
+                               also=[row.email] if row.email else [])
+    await announce(session, bus, c.UserDeleted(global_handle=f"{row.handle}@{node}", home_node=node,
+                                                 user_id=row.id, content=content), node=node)

@@ -81,9 +81,11 @@ async def current_user(request: Request) -> c.User | None:
     if not token:
         return None
     try:
-        return c.Session.model_validate(await call_identity(request, c.EP_SESSION, {"session_token": token})).user
+        found = c.Session.model_validate(await call_identity(request, c.EP_SESSION, {"session_token": token}))
     except errors.Unauthorized:
         return None
+    request.state.elsewhere = found.elsewhere  # My Page asks the other regions only when there are some
+    return found.user
 
 
 async def user_or_none(request: Request) -> c.User | None:

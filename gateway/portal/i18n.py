@@ -57,10 +57,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "save": ("保存", "Save"),
     "saved": ("保存しました。", "Saved."),
     "language": ("表示言語", "Language"),
-    "export": ("自分のデータをダウンロード（JSON）", "Download my data (JSON)"),
+    "export": ("わたしのデータ（ダウンロード）", "My data (download)"),
     "delete_account": ("アカウントを削除", "Delete my account"),
-    "delete_warning": ("アカウントとログイン情報を削除します。元に戻せません。確認のためパスワードを入力してください。",
-                       "This deletes your account and sessions for good. Enter your password to confirm."),
+    "delete_warning": ("アカウントとログイン情報、そしてポイント・コミュニティ・予約・お知らせなど、すべてのサービスに"
+                       "あるあなたのデータを削除します(ポイントの記録は匿名で残ります)。元に戻せません。"
+                       "確認のためパスワードを入力してください。",
+                       "This deletes your account and your data in every service (points, community, bookings, "
+                       "notices; the points ledger stays, anonymous) for good. Enter your password to confirm."),
     "deleted": ("アカウントを削除しました。", "Your account is deleted."),
     "logged_out": ("ログアウトしました。", "You are logged out."),
     "communities": ("参加コミュニティ", "Communities"),

@@ -3,7 +3,6 @@ data export and account deletion. Every page asks the identity service over NATS
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,7 +17,6 @@ from gateway.portal.common import (
     call_identity,
     call_points,
     error_status,
-    login_redirect,
     message,
     render,
     user_or_none,
@@ -391,17 +389,6 @@ async def reset(request: Request, form: CsrfForm) -> Response:
                    link=("/login", t("login", lang)))
 
 
-@router.get("/settings/export")
-async def export(request: Request, token: SessionToken) -> Response:
-    try:
-        data = await call_identity(request, c.EP_EXPORT, {"session_token": token})
-    except errors.Unauthorized:
-        return login_redirect(request)
-    return Response(json.dumps(data, ensure_ascii=False, indent=2), media_type="application/json",
-                    headers={"Content-Disposition": 'attachment; filename="towntip-my-data.json"',
-                             "Cache-Control": "no-store"})
-
-
 @router.get("/settings/delete", response_class=HTMLResponse)
 async def delete_page(request: Request, user: CurrentUser) -> Response:
     return render(request, "delete.html", user=user)
@@ -411,7 +398,10 @@ async def delete_page(request: Request, user: CurrentUser) -> Response:
 async def delete(request: Request, form: CsrfForm, user: CurrentUser, token: SessionToken) -> Response:
     lang = ps.lang(request)
     try:
-        await call_identity(request, c.EP_DELETE, c.DeleteIn(session_token=token, password=form.get("password", "x")))
+        # what becomes of their posts and comments (issue 20 point 7): kept by nobody unless they chose "remove"
+        content = "remove" if form.get("content") == "remove" else "anonymise"
+        await call_identity(request, c.EP_DELETE, c.DeleteIn(session_token=token, password=form.get("password", "x"),
+                                                             content=content))
     except errors.ServiceError as exc:
         return render(request, "delete.html", status=exc.code, user=user, error=why(exc, lang))
     response = message(request, heading=t("deleted", lang), paragraphs=[], link=("/", t("home", lang)))

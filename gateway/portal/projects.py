@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser, SecretariatUser, ThemeOwner
 from gateway.portal import federation, likes, projects_calls, projects_pilots
 from gateway.portal import session as ps
-from gateway.portal.common import actor_of, add_nav, error_status, why
+from gateway.portal.common import actor_of, add_nav, call, error_status, why
 from gateway.portal.confirm import ask_first, confirm_page, confirmed
 from gateway.portal.i18n import add_words, t
 from gateway.portal.projects_common import (
@@ -34,6 +34,8 @@ from towntip.kernel import categories, errors
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import projects as c
+from towntip.kernel.contracts import sns as sc
+from towntip.kernel.contracts import sns_openings as oc
 
 router = APIRouter(include_in_schema=False)
 CRITERIA_ROWS = 6
@@ -285,8 +287,23 @@ async def theme_like(theme_id: str, request: Request, form: CsrfForm, user: Curr
 
 
 async def _later_phases(request: Request, theme: c.Theme, user: ic.User | None) -> dict[str, Any]:
-    """What the theme's page shows of phases 3 and 4 (the pilot workspace's link and gate, the published case)."""
-    return await projects_pilots.theme_extras(request, theme, user)
+    """What the theme's page shows of phases 3 and 4 (the pilot workspace's link and gate, the published case), and
+    its openings (募集)."""
+    return {**await projects_pilots.theme_extras(request, theme, user), **await _openings(request, theme)}
+
+
+async def _openings(request: Request, theme: c.Theme) -> dict[str, Any]:
+    """A published theme's open openings (the sns service keeps them) and, for its managers, the link to post one
+    (the sns service asks this one again who manages it). A draft shows none: its openings would name it in public.
+    None when the sns service does not answer: the theme's page works without them."""
+    if theme.status != "published":
+        return {"host_openings": None, "new_opening": None}
+    try:
+        found = oc.OpeningList.model_validate(await call(request, sc.SERVICE, oc.EP_OPENING_LIST,
+                                                         oc.OpeningListQuery(host_id=theme.id))).openings
+    except errors.ServiceError:
+        found = None
+    return {"host_openings": found, "new_opening": f"/openings/new?theme={theme.id}" if theme.may_manage else None}
 
 
 @router.get("/themes/{theme_id}/edit", response_class=HTMLResponse)

@@ -38,6 +38,7 @@ from towntip.kernel import categories, errors
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import sns as c
+from towntip.kernel.contracts import sns_openings as oc
 
 router = APIRouter(include_in_schema=False)
 PAGE = 10  # posts per page
@@ -253,10 +254,15 @@ async def _community_page(request: Request, user: ic.User | None, cid: str, *, s
         page = c.PostList.model_validate(await _call(request, c.EP_POST_LIST, c.PostListQuery(
             community_id=community.id, limit=PAGE, actor=actor_of(user) if user else None,
             before=int(before) if before and before.isdigit() and 0 < len(before) < 19 else None)))
+        host_openings = oc.OpeningList.model_validate(await _call(request, oc.EP_OPENING_LIST, oc.OpeningListQuery(
+            host_id=community.id))).openings
     except errors.ServiceError as exc:
         return _refusal(request, exc, user)
+    # Its leader posts openings for it (gateway/portal/sns_matching.py); the service decides again on posting.
+    lead = community.my_role == "leader" and community.status == "open"
     return _page(request, "community.html", user=user, status=status, error=error, community=community,
                  members=members, posts=page.posts, next=page.next, paged=bool(before), form=form or {},
+                 host_openings=host_openings, new_opening=f"/openings/new?community={community.id}" if lead else None,
                  report_reasons=c.REPORT_REASONS,
                  notice=t("sn_reported", ps.lang(request)) if request.query_params.get("reported")
                  else t("saved", ps.lang(request)) if request.query_params.get("saved") else None)

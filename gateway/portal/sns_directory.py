@@ -16,6 +16,7 @@ from gateway.portal.i18n import add_words, t
 from gateway.portal.projects_common import jst
 from towntip.kernel import categories, errors
 from towntip.kernel.contracts import sns_directory as d
+from towntip.kernel.town import demo_towns
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,6 +43,12 @@ add_words({
 })
 
 
+def town_name(node: str, lang: str) -> str:
+    """A member town's name (杉並区) from the towns table (towntip/kernel/towns.csv); a node not in it, its id."""
+    known = demo_towns().get(node)
+    return known.name(lang) if known else node
+
+
 @router.get("/communities/towns", response_class=HTMLResponse)
 async def directory_page(request: Request, user: OptionalUser) -> Response:
     lang = ps.lang(request)
@@ -65,4 +72,5 @@ async def directory_page(request: Request, user: OptionalUser) -> Response:
                        user=user, link=("/communities", t("sn_communities", lang)))
     return render(request, "sns/communities_towns.html", user=user, jst=jst, entries=found.entries, towns=towns,
                   chosen_town=town or "", category=category or "", filtered=bool(town or category),
-                  category_names=categories.labels(lang), step=d.MEMBERS_STEP)
+                  category_names=categories.labels(lang), step=d.MEMBERS_STEP,
+                  town_name=lambda n: town_name(n, lang))

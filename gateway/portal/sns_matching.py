@@ -186,7 +186,9 @@ async def _new_page(request: Request, user: ic.User, *, status: int = 200, error
 
 @router.get("/openings/new", response_class=HTMLResponse)
 async def opening_new_page(request: Request, user: CurrentUser) -> Response:
-    return await _new_page(request, user, form={"host": f"community:{request.query_params.get('community', '')}"})
+    q = request.query_params  # the community's or the theme's page links here with its host chosen
+    host = f"theme:{q['theme']}" if q.get("theme") else f"community:{q.get('community', '')}"
+    return await _new_page(request, user, form={"host": host})
 
 
 @router.post("/openings/new")

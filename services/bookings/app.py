@@ -9,11 +9,12 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from services.bookings import VERSION, checkin, life, touches, waitlist
+from services.bookings import VERSION, checkin, life, privacy, touches, waitlist
 from services.bookings.handlers import build_endpoints
 from services.bookings.models import bus
 from services.bookings.points import PointsOverBus
 from services.bookings.sweeper import Sweeper
+from towntip.kernel import privacy as privacy_kernel
 from towntip.kernel.bus.consumer import IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.envelope import utcnow
@@ -44,7 +45,8 @@ class BookingsService(ServiceProcess):
 
     async def start(self) -> None:
         js = await self.open(MIGRATIONS)
-        await ensure_node_streams(js, self.node, (SERVICE,))
+        # identity's stream too: deleted accounts come from it (made here if identity has not started yet)
+        await ensure_node_streams(js, self.node, (SERVICE, "identity"))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self.points = PointsOverBus(self.connection, self.node)
         # The periodic jobs (deadlines, refunds; other features register theirs here), with the service's clock.
@@ -54,7 +56,13 @@ class BookingsService(ServiceProcess):
             uow=jobs_uow, node=self.node, points=self.points, now=now))
         self.sweeper.register("refund_cancelled", lambda now: life.refund_cancelled(
             uow=jobs_uow, node=self.node, points=self.points, now=now))
-        self._tasks = [asyncio.create_task(self.relay.run(self.stop_event), name="bookings-outbox-relay")]
+        # A deleted person's data (issue 20 point 7): services/bookings/privacy.py, on this node's UserDeleted.
+        self.erasures = IdempotentConsumer(nc=self.connection, js=js, sessions=self.sessions, tables=bus,
+                                           spec=privacy_kernel.consumer_spec(self.node, SERVICE, "bookings-privacy"),
+                                           handler=privacy_kernel.UserDeletedHandler(self.node, privacy.forget),
+                                           on_commit=self.relay.wake)
+        self._tasks = [asyncio.create_task(self.relay.run(self.stop_event), name="bookings-outbox-relay"),
+                       asyncio.create_task(self.erasures.run(self.stop_event), name="bookings-privacy")]
         if self.sweep_every is not None:
             self._tasks.append(asyncio.create_task(self.sweeper.run(self.stop_event), name="bookings-sweeper"))
         self._tasks.append(asyncio.create_task(self._expire_offers(), name="bookings-waitlist-offers"))

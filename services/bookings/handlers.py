@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.bookings import availability, bookings, checkin, facilities, life, open_data
+from services.bookings import availability, bookings, checkin, facilities, life, open_data, privacy
 from services.bookings import series as series_
 from services.bookings import waitlist as waitlist_
 from services.bookings.lottery_handlers import GROUPS, LOTTERY
@@ -21,7 +21,8 @@ from towntip.kernel.contracts import bookings_life as lc
 from towntip.kernel.contracts import bookings_lottery as lt
 from towntip.kernel.contracts import bookings_waitlist as w
 from towntip.kernel.contracts import open_data as od
-from towntip.kernel.domain import ANYONE, GET, POST, STAFF, Domain, own, read, write
+from towntip.kernel.contracts import privacy as pv
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 FACILITIES = Domain("facilities", refusals=(c.FACILITY_NOT_FOUND,), ops=(
@@ -118,6 +119,12 @@ OPEN_DATA = Domain("open_data", ops=(
     read(od.EP_OPEN_DATA, od.OpenDataQuery, od.OpenData, open_data.tables, role=ANYONE),
 ))
 DOMAINS += (OPEN_DATA,)
+
+# A person's data (issue 20 point 7): the gateway's export of the person's part (services/bookings/privacy.py).
+PRIVACY = Domain("privacy", ops=(
+    read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
+))
+DOMAINS += (PRIVACY,)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

@@ -30,7 +30,7 @@ PORTAL = Domain("bookings_portal", ops=(
 PHOTOS = Domain("facility_photos", ops=(
     write(ph.EP_PHOTO_ADD, ph.PhotoAdd, ph.FacilityPhoto, photos.add, role=STAFF, admin=True,
           refusals=(ph.PHOTO_STAFF_ONLY, ph.PHOTO_TOO_MANY, ph.PHOTO_BAD, c.FACILITY_NOT_FOUND),
-          doc="add a prepared photo (and its thumbnail) to a facility"),
+          max_bytes=ph.PHOTO_REQUEST_BYTES, doc="add a prepared photo (and its thumbnail) to a facility"),
     write(ph.EP_PHOTO_REMOVE, ph.PhotoRemove, ph.FacilityPhoto, photos.remove, role=STAFF, admin=True,
           refusals=(ph.PHOTO_STAFF_ONLY, ph.PHOTO_NOT_FOUND), doc="remove one of a facility's photos"),
     read(ph.EP_PHOTO_LIST, ph.PhotoListQuery, ph.PhotoList, photos.list_, role=ANYONE,

@@ -11,13 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.notices import VERSION, events, feeds, people, towns
+from services.notices import VERSION, events, feeds, people, privacy, towns
 from services.notices.activity_jobs import ActivityFeature
 from services.notices.audiences import Audiences, AudiencesOverBus
 from services.notices.fanout import BATCH, FanOut
 from services.notices.feeds_fetch import FeedReader, parse_allow
 from services.notices.handlers import build_endpoints
 from services.notices.models import bus
+from towntip.kernel import privacy as privacy_kernel
 from towntip.kernel.bus.consumer import IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.envelope import utcnow
@@ -75,6 +76,9 @@ class NoticesService(ServiceProcess):
         await self.peer_sources.once()
         self.consumers = [
             self._consumer(js, people.consumer_spec(self.node, SERVICE), people.PeopleHandler(self.node)),
+            # A deleted person's data (issue 20 point 7): services/notices/privacy.py.
+            self._consumer(js, privacy_kernel.consumer_spec(self.node, SERVICE, "notices-privacy"),
+                           privacy_kernel.UserDeletedHandler(self.node, privacy.forget)),
             self._consumer(js, towns.consumer_spec(self.node), towns.PeerNoticesHandler(self.node)),
             *(self._consumer(js, events.consumer_spec(self.node, SERVICE, source),
                              events.MessagesHandler(self.node, source)) for source in ("bookings", "points")),

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notices import feeds_handlers, inbox, life, messages, notices, towns
+from services.notices import feeds_handlers, inbox, life, messages, notices, privacy, towns
 from services.notices.activity_handlers import DOMAINS as ACTIVITY_DOMAINS
 from services.notices.audiences import Audiences
 from services.notices.feeds_fetch import FeedReader
@@ -18,7 +18,8 @@ from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.contracts import notices as c
 from towntip.kernel.contracts import notices_towns as tc
-from towntip.kernel.domain import GET, POST, SERVICE, STAFF, Domain, own, read, write
+from towntip.kernel.contracts import privacy as pv
+from towntip.kernel.domain import GATEWAY, GET, POST, SERVICE, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 INBOX = Domain("inbox", refusals=(c.ITEM_NOT_FOUND,), ops=(
@@ -79,7 +80,13 @@ TOWNS = Domain("towns", refusals=(tc.TOWNS_HOME_ONLY,), ops=(
         http=POST("/me/towns/unfollow", "Stop following a town's public notices")),
 ))
 
-DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES, TOWNS, *feeds_handlers.DOMAINS, *ACTIVITY_DOMAINS)
+# A person's data (issue 20 point 7): the gateway's export of the person's part (services/notices/privacy.py).
+PRIVACY = Domain("privacy", ops=(
+    read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
+))
+
+DOMAINS: tuple[Domain, ...] = (INBOX, LIFE, NOTICES, MESSAGES, TOWNS, *feeds_handlers.DOMAINS, *ACTIVITY_DOMAINS,
+                               PRIVACY)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.points import VERSION
+from services.points import VERSION, privacy
 from services.points.donations import service as donations_service
 from services.points.handlers import DOMAINS
 from services.points.ledger import rules as asset_rules
@@ -20,6 +20,8 @@ from services.points.taps.handlers import TapHandler
 from services.points.taps.service import SERVICE
 from services.points.terminals.handlers import TerminalTracker
 from services.points.volunteers import handlers as volunteers
+from towntip.kernel import metrics
+from towntip.kernel import privacy as privacy_kernel
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import Endpoints, start_service
@@ -71,6 +73,7 @@ class PointsService(ServiceProcess):
         nc = self.connection
         card_key = self.card_key()
         self.terminals = TerminalTracker(sessions=self.sessions, node=self.node)  # heartbeats, taps' arrival
+        self.terminals.report_to(metrics.of(self.node, SERVICE))  # their spool lengths, when scraped
         # identity's stream too: the people directory consumes it (made here if identity has not started yet)
         # and sns's: the volunteer roster consumes its matching events
         await ensure_node_streams(js, self.node, (SERVICE, "identity", "sns"))
@@ -101,8 +104,14 @@ class PointsService(ServiceProcess):
         self.volunteers = IdempotentConsumer(nc=nc, js=js, sessions=self.sessions, tables=bus,
                                              spec=volunteers.consumer_spec(self.node, SERVICE),
                                              handler=volunteers.MatchingEventsHandler(self.node))
+        # A deleted person's data (issue 20 point 7): services/points/privacy.py, on this node's UserDeleted.
+        self.erasures = IdempotentConsumer(nc=nc, js=js, sessions=self.sessions, tables=bus,
+                                           spec=privacy_kernel.consumer_spec(self.node, SERVICE, "points-privacy"),
+                                           handler=privacy_kernel.UserDeletedHandler(self.node, privacy.forget),
+                                           on_commit=relay.wake)
         self._tasks = [
             asyncio.create_task(self.people.run(self.stop_event), name="points-people"),
+            asyncio.create_task(self.erasures.run(self.stop_event), name="points-privacy"),
             asyncio.create_task(self.volunteers.run(self.stop_event), name="points-volunteers"),
             asyncio.create_task(self.relay.run(self.stop_event), name="points-outbox-relay"),
             asyncio.create_task(self.consumer.run(self.stop_event), name="points-tap-consumer"),

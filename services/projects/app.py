@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from services.projects import VERSION, federation
+from services.projects import VERSION, federation, privacy
 from services.projects.handlers import build_endpoints
 from services.projects.models import bus, mail
+from towntip.kernel import privacy as privacy_kernel
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import ConsumerSpec, IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
@@ -43,7 +44,8 @@ class ProjectsService(ServiceProcess):
     async def start(self) -> None:
         s = self.settings
         js = await self.open(MIGRATIONS)
-        await ensure_node_streams(js, self.node, (SERVICE,))
+        # identity's stream too: deleted accounts come from it (made here if identity has not started yet)
+        await ensure_node_streams(js, self.node, (SERVICE, "identity"))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self.mailer = (MailSender(sessions=self.sessions, table=mail, settings=self.smtp, backoff=self.mail_backoff)
                        if self.mail_backoff else MailSender(sessions=self.sessions, table=mail, settings=self.smtp))
@@ -67,7 +69,13 @@ class ProjectsService(ServiceProcess):
                               filter_subject="evt.*.projects.>", service=SERVICE, node=self.node, batch=64),
             handler=self.peer_facts,
         )
+        # A deleted person's data (issue 20 point 7): services/projects/privacy.py, on this node's UserDeleted.
+        self.erasures = IdempotentConsumer(
+            nc=self.connection, js=js, sessions=self.sessions, tables=bus, on_commit=committed,
+            spec=privacy_kernel.consumer_spec(self.node, SERVICE, "projects-privacy"),
+            handler=privacy_kernel.UserDeletedHandler(self.node, privacy.forget))
         self._tasks = [
+            asyncio.create_task(self.erasures.run(self.stop_event), name="projects-privacy"),
             asyncio.create_task(self.relay.run(self.stop_event), name="projects-outbox-relay"),
             asyncio.create_task(self.mailer.run(self.stop_event), name="projects-mail-sender"),
             asyncio.create_task(self.peer_consumer.run(self.stop_event), name="projects-peer-facts"),

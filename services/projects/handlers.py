@@ -20,6 +20,7 @@ from services.projects import (
     outcomes,
     people,
     pilots,
+    privacy,
     proposals,
     themes,
 )
@@ -30,6 +31,7 @@ from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import open_data as od
 from towntip.kernel.contracts import pilots as p
+from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import projects as c
 from towntip.kernel.contracts.mypage import EP_PERSON_SUMMARY, ProjectsSummary, SummaryQuery
 from towntip.kernel.domain import ANYONE, GATEWAY, GET, POST, SECRETARIAT, SERVICE, STAFF, Domain, read, write
@@ -217,6 +219,12 @@ OPEN_DATA = Domain("open_data", ops=(
     read(od.EP_OPEN_DATA, od.OpenDataQuery, od.OpenData, open_data.tables, role=ANYONE),
 ))
 DOMAINS += (OPEN_DATA,)
+
+# A person's data (issue 20 point 7): the gateway's export of the person's part (services/projects/privacy.py).
+PRIVACY = Domain("privacy", ops=(
+    read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
+))
+DOMAINS += (PRIVACY,)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, public_url: str,

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from services.signage import VERSION, plays
+from services.signage import VERSION, plays, privacy
 from services.signage.federation_link import FederationLink
 from services.signage.handlers import build_endpoints
 from services.signage.models import bus
 from services.signage.screen_link import Pusher, ScreenLink
 from services.signage.slide_feed import Refresher
+from towntip.kernel import privacy as privacy_kernel
 from towntip.kernel.bus.consumer import IdempotentConsumer
 from towntip.kernel.bus.endpoints import start_service
 from towntip.kernel.bus.envelope import utcnow
@@ -50,7 +51,8 @@ class SignageService(ServiceProcess):
 
     async def start(self) -> None:
         js = await self.open(MIGRATIONS)
-        await ensure_node_streams(js, self.node, (SERVICE,))
+        # identity's stream too: deleted accounts come from it (made here if identity has not started yet)
+        await ensure_node_streams(js, self.node, (SERVICE, "identity"))
         await ensure_stream(js, plays.stream_config(self.node))
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self.plays = IdempotentConsumer(
@@ -71,7 +73,13 @@ class SignageService(ServiceProcess):
             self.connection, node=self.node, sessions=self.sessions, clock=self.clock, changed=self._slides_changed
         )
         await self.link.start()
+        # A deleted person's data (issue 20 point 7): services/signage/privacy.py, on this node's UserDeleted.
+        self.erasures = IdempotentConsumer(nc=self.connection, js=js, sessions=self.sessions, tables=bus,
+                                           spec=privacy_kernel.consumer_spec(self.node, SERVICE, "signage-privacy"),
+                                           handler=privacy_kernel.UserDeletedHandler(self.node, privacy.forget),
+                                           on_commit=self.relay.wake)
         self._tasks = [
+            asyncio.create_task(self.erasures.run(self.stop_event), name="signage-privacy"),
             asyncio.create_task(self.relay.run(self.stop_event), name="signage-outbox-relay"),
             asyncio.create_task(self.pusher.run(self.stop_event), name="signage-pusher"),
             asyncio.create_task(self.plays.run(self.stop_event), name="signage-plays"),

@@ -9,12 +9,23 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.signage import content, emergency, federation, figures, peer_media, playlists, screens, slides
+from services.signage import (
+    content,
+    emergency,
+    federation,
+    figures,
+    peer_media,
+    playlists,
+    privacy,
+    screens,
+    slides,
+)
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
+from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import signage as c
 from towntip.kernel.contracts import signage_federation as f
-from towntip.kernel.domain import ANYONE, GET, OPERATOR, POST, STAFF, Domain, own, read, write
+from towntip.kernel.domain import ANYONE, GATEWAY, GET, OPERATOR, POST, STAFF, Domain, own, read, write
 from towntip.kernel.uow import UnitOfWork
 
 SCREENS = Domain(
@@ -290,7 +301,12 @@ SLIDES = Domain(
     ),
 )
 
-DOMAINS = (SCREENS, CONTENT, PLAYLISTS, EMERGENCY, PLAYS, FEDERATION, SLIDES)
+# A person's data (issue 20 point 7): the gateway's export of the person's part (services/signage/privacy.py).
+PRIVACY = Domain("privacy", ops=(
+    read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
+))
+
+DOMAINS = (SCREENS, CONTENT, PLAYLISTS, EMERGENCY, PLAYS, FEDERATION, SLIDES, PRIVACY)
 
 
 def build_endpoints(

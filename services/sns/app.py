@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nats.js.errors import NotFoundError
 
-from services.sns import VERSION, people
+from services.sns import VERSION, people, privacy
 from services.sns.directory_link import DirectoryLink
 from services.sns.handlers import build_endpoints
 from services.sns.models import bus
@@ -24,6 +24,7 @@ from towntip.kernel.bus.envelope import utcnow
 from towntip.kernel.bus.outbox import OutboxRelay
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.sns import SERVICE
+from towntip.kernel.privacy import UserDeletedHandler
 from towntip.kernel.service import ServiceProcess
 from towntip.kernel.settings import ServiceSettings
 
@@ -47,10 +48,11 @@ class SnsService(ServiceProcess):
         self.relay = OutboxRelay(js=js, sessions=self.sessions, tables=bus)
         self.deletions = IdempotentConsumer(nc=self.connection, js=js, sessions=self.sessions, tables=bus,
                                             spec=people.consumer_spec(self.node, SERVICE),
-                                            handler=people.UserDeletedHandler(self.node), on_commit=self.relay.wake)
+                                            handler=UserDeletedHandler(self.node, privacy.forget),
+                                            on_commit=self.relay.wake)
         self.peer_deletions = IdempotentConsumer(nc=self.connection, js=js, sessions=self.sessions, tables=bus,
                                                  spec=people.peer_consumer_spec(self.node, SERVICE),
-                                                 handler=people.UserDeletedHandler(self.node, peers=True),
+                                                 handler=UserDeletedHandler(self.node, privacy.forget, peers=True),
                                                  on_commit=self.relay.wake)
         self.js = js
         # The directory of communities across towns (issue 20 point 6): EVT_<NODE>_SNSFED out, FED_<NODE>_SNSFED in.

@@ -21,6 +21,7 @@ from services.sns import (
     openings,
     people,
     posts,
+    privacy,
 )
 from towntip.kernel.bus.endpoints import Endpoints
 from towntip.kernel.bus.envelope import utcnow
@@ -28,6 +29,7 @@ from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
 from towntip.kernel.contracts import notices as nc
 from towntip.kernel.contracts import open_data as od
+from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts import sns_directory as sd
 from towntip.kernel.contracts import sns_openings as oc
@@ -187,20 +189,32 @@ OPENINGS = Domain("openings", refusals=(
 ), ops=(
     # A theme's managers are asked of the projects service before the transaction: the row owns its transaction.
     own(oc.EP_OPENING_CREATE, oc.OpeningCreate, oc.Opening, openings.create),
-    read(oc.EP_OPENING_GET, oc.OpeningQuery, oc.Opening, openings.get, role=ANYONE),
-    read(oc.EP_OPENING_LIST, oc.OpeningListQuery, oc.OpeningList, openings.list_, role=ANYONE),
-    read(oc.EP_OPENING_FOR_ME, oc.ForMeQuery, oc.Matches, openings.for_me),
+    read(oc.EP_OPENING_LIST, oc.OpeningListQuery, oc.OpeningList, openings.list_, role=ANYONE,
+         http=GET("/openings", "Open openings (募集), newest first; by community or theme, by category")),
+    # Before /openings/{opening_id}, which would take "for-me" for an id. The person's district and interests are
+    # the caller's to give (the portal passes their profile's).
+    read(oc.EP_OPENING_FOR_ME, oc.ForMeQuery, oc.Matches, openings.for_me,
+         http=GET("/openings/for-me", "Openings that fit me, and why (interests, district, stated skills)")),
+    read(oc.EP_OPENING_GET, oc.OpeningQuery, oc.Opening, openings.get, role=ANYONE,
+         http=GET("/openings/{opening_id}", "One opening (with a token: the caller's own application)")),
     write(oc.EP_OPENING_CLOSE, oc.OpeningAction, oc.Opening, openings.close),
-    write(oc.EP_OPENING_APPLY, oc.ApplyIn, oc.Application, openings.apply),
-    write(oc.EP_OPENING_WITHDRAW, oc.OpeningAction, oc.Application, openings.withdraw),
+    write(oc.EP_OPENING_APPLY, oc.ApplyIn, oc.Application, openings.apply,
+          http=POST("/openings/{opening_id}/apply", "Apply to an opening")),
+    write(oc.EP_OPENING_WITHDRAW, oc.OpeningAction, oc.Application, openings.withdraw,
+          http=POST("/openings/{opening_id}/withdraw", "Withdraw one's application")),
     read(oc.EP_OPENING_APPLICANTS, oc.OpeningAction, oc.Applicants, openings.applicants),
     write(oc.EP_OPENING_DECIDE, oc.DecideIn, oc.Application, openings.decide),
     read(oc.EP_SKILLS_GET, oc.SkillsQuery, oc.Skills, openings.get_skills),
     write(oc.EP_SKILLS_PUT, oc.SkillsIn, oc.Skills, openings.put_skills),
 ))
 
+# A person's data (issue 20 point 7): the gateway's export of the person's part (services/sns/privacy.py).
+PRIVACY = Domain("privacy", ops=(
+    read(pv.EP_PERSON_EXPORT, pv.ExportQuery, pv.PersonData, privacy.export, role=GATEWAY),
+))
+
 DOMAINS = (COMMUNITIES, POSTS, FRIENDS, LIKES, MODERATION, MYPAGE, AUDIENCE, MESSAGES, BLOGS, DIRECTORY, OPEN_DATA,
-           OPENINGS)
+           OPENINGS, PRIVACY)
 
 
 def build_endpoints(*, sessions: async_sessionmaker[AsyncSession], node: str, on_commit: Callable[[], None],

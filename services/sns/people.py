@@ -5,18 +5,17 @@ People of other nodes deleted at their home node come the same way from FED_<NOD
 service sources the identity events of every node one of whose people is linked here.
 
 A deleted person's memberships, friendships, friend requests and direct-message conversations (both sides'
-messages) go; their posts and comments stay, by nobody (退会したユーザー / deleted user); a community they led passes
-to its longest-standing member, or is closed when nobody is left.
+messages) go; their posts and comments stay, by nobody (退会したユーザー / deleted user), or go if the person chose so
+(services/sns/privacy.py, which the consumer calls: towntip.kernel.privacy.UserDeletedHandler refuses a UserDeleted
+naming a person of another home node, 403); a community they led passes to its longest-standing member, or is
+closed when nobody is left.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from nats.aio.msg import Msg
-from pydantic import ValidationError
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,11 +34,8 @@ from services.sns.models import (
     posts,
     request_log,
 )
-from towntip.kernel import db
-from towntip.kernel.bus import subjects
-from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejected, own_event, peer_event
-from towntip.kernel.bus.envelope import utcnow
-from towntip.kernel.contracts import identity as ic
+from towntip.kernel import db, privacy
+from towntip.kernel.bus.consumer import ConsumerSpec
 from towntip.kernel.contracts.actor import Actor
 
 CONSUMER = "sns-people"
@@ -49,14 +45,11 @@ PEER_CONSUMER = "sns-peer-people"
 
 
 def consumer_spec(node: str, service: str) -> ConsumerSpec:
-    return ConsumerSpec(stream=subjects.evt_stream(node, "identity"), durable=CONSUMER,
-                        filter_subject=subjects.evt(node, "identity", "user_deleted"), service=service, node=node,
-                        batch=64)
+    return privacy.consumer_spec(node, service, CONSUMER)
 
 
 def peer_consumer_spec(node: str, service: str) -> ConsumerSpec:
-    return ConsumerSpec(stream=subjects.fed_stream(node), durable=PEER_CONSUMER,
-                        filter_subject="evt.*.identity.user_deleted", service=service, node=node, batch=64)
+    return privacy.consumer_spec(node, service, PEER_CONSUMER, peers=True)
 
 
 async def link(session: AsyncSession, actor: Actor, now: datetime) -> None:
@@ -118,37 +111,3 @@ async def forget_messages(session: AsyncSession, handle: str) -> None:
         await session.execute(delete(conversations).where(db.among(session, conversations.c.id, ids)))
     await session.execute(delete(message_peers).where(
         or_(message_peers.c.owner == handle, message_peers.c.peer == handle)))
-
-
-class UserDeletedHandler:
-    """Applies UserDeleted: this node's own (on EVT_<NODE>_IDENTITY), or with `peers` those of people of other nodes
-    (their home nodes' identity events, sourced into FED_<NODE> by the identity service). A node speaks only for its
-    own people: anything else is dead-lettered and changes nothing."""
-
-    def __init__(self, node: str, *, peers: bool = False) -> None:
-        self.node = node
-        self.peers = peers
-
-    def decode(self, msg: Msg) -> tuple[str, dict[str, Any]]:
-        if self.peers:
-            key, home, type_, data = peer_event(msg, self.node, "identity")
-            key, at = f"{home}:{key}", None
-        else:
-            key, type_, data, at = own_event(msg, self.node, "identity")
-            home, key = self.node, f"identity:{key}"
-        if type_ != ic.UserDeleted.type_name():
-            return key, {"handle": None, "at": at}
-        try:
-            handle = ic.UserDeleted.parse(data).global_handle
-        except ValidationError:
-            named = data.get("global_handle") if isinstance(data, dict) else None
-            raise Rejected(f"UserDeleted of {home!r} names no person of that node: {named!r}", code=403) from None
-        if not handle.endswith(f"@{home}") or len(handle) > 64:
-            raise Rejected(f"UserDeleted of {home!r} names no person of that node: {handle!r}", code=403)
-        return key, {"handle": handle, "at": at}
-
-    async def apply(self, session: AsyncSession, deliveries: Sequence[Delivery[dict[str, Any]]]) -> list[Outcome]:
-        for d in deliveries:
-            if not d.duplicate and d.item["handle"]:
-                await forget(session, node=self.node, handle=d.item["handle"], now=d.item["at"] or utcnow())
-        return [None] * len(deliveries)

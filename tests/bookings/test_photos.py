@@ -5,21 +5,28 @@ left (not prepared), a ninth photo or a resident's upload is refused and changes
 from __future__ import annotations
 
 import base64
+import inspect
 import io
+import json
+import os
 
 import pytest
 from PIL import Image
 
 from tests.bookings.helpers import CLERK, HALL, HANAKO, Node, a
-from towntip.kernel import errors, images
+from towntip.kernel import domain, errors, images
 from towntip.kernel.contracts import bookings_photos as ph
+from towntip.node.natsd import render_config
 
 SERVICE = "bookings"
 
 
-def camera_photo(width: int = 4000, height: int = 3000) -> bytes:
-    """A phone's JPEG lying on its side (orientation 6) with its GPS position and camera in EXIF."""
-    image = Image.new("RGB", (width, height), (200, 120, 40))
+def camera_photo(width: int = 4000, height: int = 3000, *, noisy: bool = False) -> bytes:
+    """A phone's JPEG lying on its side (orientation 6) with its GPS position and camera in EXIF. `noisy`: a scene
+    full of detail (noise does not compress), as big as a real photo once prepared (~450 KB at 1280 px); a flat
+    colour prepares to a few KB and hides any size limit on the way."""
+    image = (Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)) if noisy
+             else Image.new("RGB", (width, height), (200, 120, 40)))
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90° clockwise to show
     exif[0x010F] = "PhoneMaker"
@@ -98,3 +105,27 @@ async def test_refusals_change_nothing(node: Node) -> None:
         await node.call(ph.EP_PHOTO_ADD, upload(camera_photo(640, 480)))
     await refused(ph.PHOTO_TOO_MANY, ph.EP_PHOTO_ADD, upload(camera_photo(640, 480)))
     await refused(ph.PHOTO_NOT_FOUND, ph.EP_PHOTO_REMOVE, {"actor": a(CLERK), "photo_id": "0" * 32})
+
+
+async def test_a_real_phone_photo_is_stored_and_served(node: Node) -> None:
+    await node.put(HALL)
+    sent = upload(camera_photo(3000, 2000, noisy=True))
+    full = base64.b64decode(sent["image"])
+    assert len(full) > 200 * 1024 and len(json.dumps(sent)) > domain.MAX_REQUEST_BYTES, "as big as a real photo"
+    added = await node.call(ph.EP_PHOTO_ADD, sent)
+    assert (added["width"], added["height"]) == (853, 1280)
+    assert [p["id"] for p in await node.call(ph.EP_PHOTO_LIST, {"facility_id": HALL["id"]})] == [added["id"]]
+    for size in ("full", "thumb"):
+        got = await node.call(ph.EP_PHOTO_GET, {"photo_id": added["id"], "size": size})
+        assert got["data"] == sent["image" if size == "full" else "thumb"], f"the {size} picture as it was sent"
+    assert not Image.open(io.BytesIO(full)).getexif() and b"PhoneMaker" not in full
+
+
+def test_the_largest_photo_fits_the_request_limit_and_a_nats_message() -> None:
+    """Both pictures at the most the service keeps, base64, with the longest alt texts, fit the add request's limit,
+    and that limit fits one NATS message (the node's nats-server takes 1 MiB)."""
+    alt = "あ" * 200
+    largest = {"actor": a(CLERK), "facility_id": HALL["id"], "image": "A" * ((ph.FULL_BYTES * 4) // 3 + 4),
+               "thumb": "A" * ((ph.THUMB_BYTES * 4) // 3 + 4), "alt_ja": alt, "alt_en": alt}
+    assert len(json.dumps(largest).encode()) < ph.PHOTO_REQUEST_BYTES
+    assert ph.PHOTO_REQUEST_BYTES + 4096 < inspect.signature(render_config).parameters["max_payload"].default

@@ -22,13 +22,14 @@ from fastapi.routing import APIRoute
 from gateway.app import create_app
 from towntip.kernel.settings import GatewaySettings
 
-PORTAL_MODULES = ("gateway.portal.", "gateway.oidc", "gateway.regions", "gateway.app")
+PORTAL_MODULES = ("gateway.portal.", "gateway.oidc", "gateway.regions", "gateway.app", "gateway.metrics")
 
 ROLES = {
     # the node's status
     "GET /healthz": "public",
     "GET /status": "public",
     "GET /asyncapi.json": "public",  # the bus contracts (AsyncAPI 3), beside FastAPI's own /openapi.json
+    "GET /metrics": "admin",  # every process's Prometheus metrics: the node's admin token only (gateway/metrics.py)
     # the OpenID provider (gateway/oidc.py): the provider itself authenticates clients and asks who is logged in;
     # /oauth/logout's answer to its "log out?" question checks the CSRF token by hand (only a confirmed post)
     "GET /.well-known/openid-configuration": "public",
@@ -73,6 +74,7 @@ ROLES = {
     "GET /password/reset": "public",
     "POST /password/reset": "public, form",
     "GET /settings/export": "user",
+    "GET /settings/mydata": "user",  # a person's data everywhere (mydata.py)
     "GET /settings/delete": "user",
     "POST /settings/delete": "user, form",
     # My Page across regions (regions.py): a signed node-to-node query; the session or a bearer token, checked there

@@ -128,7 +128,8 @@ def test_an_event_model_refuses_a_payload_that_does_not_fit() -> None:
     env = e.envelope(node="town", at=datetime(2026, 12, 7, tzinfo=UTC))
     assert (env.type, env.service, env.version, env.subject) == ("UserDeleted", "identity", 1,
                                                                  "evt.town.identity.user_deleted")
-    assert env.data == {"global_handle": "hanako@town", "home_node": "town"}
+    # user_id and content: added for issue 20 point 7, with defaults (an older sender's event still parses)
+    assert env.data == {"global_handle": "hanako@town", "home_node": "town", "user_id": None, "content": "anonymise"}
 
 
 def test_identity_events_carry_the_same_payload_as_before() -> None:

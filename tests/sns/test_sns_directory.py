@@ -215,3 +215,10 @@ def test_a_town_speaks_only_for_its_own_communities() -> None:
                                {**own, "name": "x" * 81}))
     _, item = handler.decode(sourced("suginami", "community_renamed", "CommunityRenamed", own))  # type: ignore[arg-type]
     assert item["event"] is None  # a newer peer's event: acknowledged, nothing applied
+
+
+def test_a_town_is_shown_by_its_name_and_an_unknown_one_by_its_id() -> None:
+    from gateway.portal.sns_directory import town_name
+
+    assert (town_name("suginami", "ja"), town_name("suginami", "en")) == ("杉並区", "Suginami City")
+    assert town_name("newtown", "ja") == "newtown"  # a member town the table does not know: its node id

@@ -92,12 +92,16 @@ async def test_other_towns_communities_on_a_phone(portal, phone_browser) -> None
     assert "メンバー20人以上" in text and "メンバー10人未満" in text and "メンバー50人以上" in text
     assert text.count("このまちで参加する（ホームIDでログイン）") == 3
     assert "hanako@tsurugashima" in text  # how to join: log in there with the home ID
+    badges = await run(lambda: [b.text for b in drv.find_elements("css selector", "#towns-communities .badge")])
+    assert sorted(badges) == ["杉並区", "杉並区", "渋谷区"], badges  # the towns' names, not their node ids
+    towns = await run(lambda: [o.text for o in drv.find_elements("css selector", "#town option")])
+    assert towns == ["すべてのまち", "渋谷区", "杉並区"], towns  # in the order of their ids (shibuya, suginami)
     got = await links(drv)
     assert got == {e.name: f"{URLS[e.origin_node]}/communities/{e.community_id}" for e in listed.values()}
     await run(lambda: (SHOTS.mkdir(parents=True, exist_ok=True),
                        drv.save_screenshot(str(SHOTS / "sns_directory_towns.png"))))
 
-    page = await fill(drv, {}, selects={"town": SUGI}, submit="#filter button")
+    page = await fill(drv, {}, selects={"town": "杉並区"}, submit="#filter button")
     assert "杉並さんぽの会" in page["text"] and "渋谷まちなか菜園" not in page["text"]
     page = await fill(drv, {}, selects={"town": "すべてのまち", "category": "生涯学習"}, submit="#filter button")
     assert set(await links(drv)) == {"杉並さんぽの会", "杉並こども食堂ネット"}, page["text"]

@@ -68,6 +68,11 @@ async def test_post_find_apply_and_accept_on_a_phone(portal, phone_browser, tmp_
     assert "ボランティアポイントの対象です。" in page["text"] and page["overflow"] <= 0
     opening_path = page["url"].split("?")[0]
     await run(d.save_screenshot, str(tmp_path / "opening-posted.png"))
+    # The community's page lists it, with her link to post another.
+    await open_page(d, f"{base}/communities")
+    page = await click_link(d, "藤金まつり実行委員会")
+    assert "夏祭りの写真係" in page["text"] and "募集を出す" in page["text"] and page["overflow"] <= 0, page["text"]
+    await run(d.save_screenshot, str(tmp_path / "community-openings.png"))
 
     # Taro: nothing fits until he states his skills; then the opening, with the reason.
     page = await log_in(d, base, "taro", "/openings", via_logout=True)

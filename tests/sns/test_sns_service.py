@@ -24,6 +24,7 @@ from services.sns.models import (
     community_categories,
     friend_requests,
     friendships,
+    likes,
     memberships,
     people,
     posts,
@@ -33,7 +34,9 @@ from tests.support.bus import wait_for
 from towntip.kernel import errors
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope
+from towntip.kernel.contracts import likes as lk
 from towntip.kernel.contracts import mypage as mp
+from towntip.kernel.contracts import privacy as pv
 from towntip.kernel.contracts import sns as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.settings import ServiceSettings
@@ -459,6 +462,37 @@ async def test_a_deleted_account_leaves_posts_by_nobody_and_its_communities_pass
     assert [r[0] for r in inbox] == [f"identity:{env.id}"]
     closed = [e for _, e in await node.events() if e["type"] == "CommunityClosed"]
     assert [(e["data"]["community_id"], e["data"]["why"]) for e in closed] == [(alone, "leader_deleted")]
+
+
+async def test_a_person_who_chose_remove_takes_their_posts_and_comments_along(node: Node) -> None:
+    """Issue 20 point 7: UserDeleted with content "remove": Hanako's post goes with everyone's comments and 共感 on
+    it, and her comment on Taro's post goes; Taro's post and his own comment stay. Before, her export lists both."""
+    cid = (await node.open(HANAKO, "園芸"))["id"]
+    await node.join(TARO, cid)
+    mine = (await node.post(HANAKO, cid, "球根"))["id"]
+    his = (await node.post(TARO, cid, "肥料"))["id"]
+    await node.call(c.EP_COMMENT_CREATE, {"actor": a(TARO), "post_id": mine, "body": "いいですね"})
+    await node.call(c.EP_COMMENT_CREATE, {"actor": a(HANAKO), "post_id": his, "body": "油かす"})
+    await node.call(c.EP_COMMENT_CREATE, {"actor": a(TARO), "post_id": his, "body": "なるほど"})
+    await node.call(lk.EP_LIKE_GIVE, {"actor": a(TARO), "kind": "post", "id": str(mine)})
+    part = await node.call(pv.EP_PERSON_EXPORT, {"user_id": HANAKO.user_id, "global_handle": HANAKO.global_handle})
+    assert (len(part["tables"]["posts"]), len(part["tables"]["comments"])) == (1, 1) and part["service"] == "sns"
+
+    js = node.nc.jetstream()
+    env = Envelope(type="UserDeleted", node=NODE, service="identity", data={
+        "global_handle": HANAKO.global_handle, "home_node": NODE, "user_id": HANAKO.user_id, "content": "remove"})
+    await js.publish(env.subject, env.to_bytes(), headers={subjects.HDR_MSG_ID: env.id})
+
+    async def gone() -> bool:
+        async with node.svc.sessions() as s:
+            return (await s.execute(select(posts).where(posts.c.id == mine))).first() is None
+    await wait_for(gone, "her post to be removed")
+    async with node.svc.sessions() as s:
+        assert [r.body for r in await s.execute(select(comments).order_by(comments.c.id))] == ["なるほど"]
+        assert [r.id for r in await s.execute(select(posts))] == [his]
+        assert (await s.execute(select(likes))).all() == []
+    part = await node.call(pv.EP_PERSON_EXPORT, {"user_id": HANAKO.user_id, "global_handle": HANAKO.global_handle})
+    assert not any(part["tables"].values())
 
 
 async def test_another_nodes_deletion_event_changes_nothing(node: Node) -> None:

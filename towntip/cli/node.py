@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--service-db", action="append", default=[], metavar="NAME=URL",
                     help="database URL for one service (repeatable)")
     up.add_argument("--trace-export", default="",
-                    help="none | console | file:PATH | otlp:URL (an OpenTelemetry collector's OTLP/HTTP address) "
+                    help="none | console | file:PATH (rotated at 10 MB, 3 older files kept) | otlp:URL (an "
+                         "OpenTelemetry collector's OTLP/HTTP address, e.g. otlp:http://127.0.0.1:4318) "
                          "(default: file:<data-dir>/traces.jsonl)")
     up.add_argument("--town-name", default="", metavar="NAME",
                     help="the town's name residents read in the portal (e.g. 鶴ヶ島市; default: the demo table's "
@@ -66,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     "or TOWNTIP_GATEWAY_WORKERS)")
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                     help="log level of the node's processes (default: %(default)s)")
+    up.add_argument("--log-format", default="text", choices=["text", "json"],
+                    help="the node's processes' logs: text for a person, json (one object a line with the trace "
+                         "id) for a log collector (default: %(default)s)")
     up.set_defaults(func=cmd_up)
 
     sec = verbs.add_parser(
@@ -168,7 +172,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         hub_urls=tuple(args.hub),
         hub_credentials_file=str(Path(args.hub_credentials_file).resolve()) if args.hub_credentials_file else "",
-        service_dbs=service_dbs, trace_export=trace, log_level=args.log_level,
+        service_dbs=service_dbs, trace_export=trace, log_level=args.log_level, log_format=args.log_format,
         trust_anchor=args.trust_anchor.rstrip("/"),
         trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",
         town_name=args.town_name.strip(), town_name_en=args.town_name_en.strip(), districts=args.districts.strip(),

@@ -19,6 +19,8 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.bus.endpoints import Endpoint
 from towntip.kernel.bus.envelope import Envelope, event_token
 from towntip.kernel.contracts.events import registered
+from towntip.kernel.domain import GATEWAY
+from towntip.kernel.metrics import CONTENT_TYPE, EP_METRICS
 
 NODE_PARAM = "{node}"
 
@@ -139,6 +141,19 @@ def document(services: Iterable[ServiceDoc], *, node: str | None = None, title: 
                           "messages": [{"$ref": f"#/channels/{chan}/messages/reply"},
                                        {"$ref": f"#/channels/{chan}/messages/refusal"}]},
             }
+        # Every service also answers its metrics (kernel/metrics.py; added by start_service, not by a table).
+        chan, msg_id = f"svc.{svc}.{EP_METRICS}", f"svc.{svc}.{EP_METRICS}.reply"
+        messages[msg_id] = {"name": "metrics", "contentType": CONTENT_TYPE,
+                            "summary": "the service's Prometheus metrics in the text exposition format",
+                            "payload": {"type": "string"}}
+        channels[chan] = {"address": subjects.svc(where, svc, EP_METRICS), "title": f"{svc} metrics",
+                          "messages": {"reply": {"$ref": f"#/components/messages/{msg_id}"}},
+                          **({"parameters": params} if params else {}), "x-role": GATEWAY}
+        operations[f"{svc}.{EP_METRICS}"] = {
+            "action": "receive", "channel": {"$ref": f"#/channels/{chan}"},
+            "summary": "request (an empty body) / reply: the gateway's GET /metrics gathers these",
+            "reply": {"channel": {"$ref": f"#/channels/{chan}"},
+                      "messages": [{"$ref": f"#/channels/{chan}/messages/reply"}]}}
 
     return {
         "asyncapi": "3.0.0",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine
@@ -56,10 +55,10 @@ def serve(name: str, factory: Callable[[Any], ServiceProcess]) -> int:
     """`python -m <service>`: settings from TOWNTIP_* variables, start, settle the heap, run until SIGTERM/SIGINT
     or until a background task dies (exit 1, so the supervisor restarts the process)."""
     from towntip.kernel.settings import ServiceSettings
-    from towntip.kernel.telemetry import setup_tracing
+    from towntip.kernel.telemetry import setup_logging, setup_tracing
 
     settings = ServiceSettings(service=name)
-    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s")
+    setup_logging(name, settings.log_level, settings.log_format)
 
     async def main() -> int:
         setup_tracing(name, settings.trace_export, node_id=settings.node_id)

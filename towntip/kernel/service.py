@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.micro.service import Service
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from towntip.kernel import db, migrate
+from towntip.kernel import db, metrics, migrate
 from towntip.kernel.bus.inboxes import service_inbox_prefix
 from towntip.kernel.settings import ServiceSettings, nats_servers
 
@@ -48,7 +48,12 @@ class ServiceProcess:
             nats_servers(s.nats_url), name=f"{self.node}.{self.service}", max_reconnect_attempts=-1,
             reconnect_time_wait=0.5, connect_timeout=5, inbox_prefix=service_inbox_prefix(self.service),
         )
-        return self.nc.jetstream()
+        js = self.nc.jetstream()
+        # What the metrics endpoint reads when scraped (towntip/kernel/metrics.py): the outbox, the dead letters.
+        counted = metrics.of(self.node, self.service)
+        counted.watch_outbox(self.sessions)
+        counted.watch_dlq(js)
+        return js
 
     @property
     def connection(self) -> NATS:

@@ -94,9 +94,13 @@ class NodeSettings(BusSettings):
     data_dir: str = "./var"
     # The node's public base URL (the gateway as people's browsers reach it): links in e-mails, the OpenID issuer.
     public_url: str = "http://127.0.0.1:8000"
-    # Where OpenTelemetry spans go: "none", "console", or "file:<path>" (JSON lines).
+    # Where OpenTelemetry spans go: "none", "console", "file:<path>" (JSON lines, rotated at 10 MB, 3 kept) or
+    # "otlp:<http://host:4318>" (an OpenTelemetry collector over OTLP/HTTP): towntip/kernel/telemetry.py.
     trace_export: str = "none"
     log_level: str = "INFO"
+    # "text" (a person reading a terminal: `make run`) or "json" (one object a line with the trace id, for a log
+    # collector): towntip/kernel/telemetry.py setup_logging.
+    log_format: str = "text"
     # The town the node serves, as residents read it (towntip/kernel/town.py; empty: the demo table, else the id),
     # and the districts they choose from, separated by `|` (empty: the demo table's, else free text).
     town_name: str = ""

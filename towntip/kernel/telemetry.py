@@ -1,15 +1,27 @@
-"""OpenTelemetry for every process: one trace across HTTP and NATS (W3C trace context in message headers)."""
+"""OpenTelemetry for every process: one trace across HTTP and NATS (W3C trace context in message headers).
+
+Spans go nowhere (`none`), to the console, to a JSON-lines file that rotates (`file:<path>`: at most
+`TRACE_FILE_BYTES` per file and `TRACE_FILE_BACKUPS` older files, so a node's disk holds at most 40 MB of traces
+however long it runs), or to an OTLP collector over HTTP (`otlp:http://host:4318`, batched). Logs are text or JSON
+lines (`setup_logging`); a JSON record carries the trace and span ids of the span current when it was logged, so
+an operator goes from a log line to its trace. Spans and logs hold subjects, route templates and refusal codes,
+never request bodies (card IDms stay out of span names: gateway/tracing.py).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -22,14 +34,40 @@ from opentelemetry.sdk.trace.export import (
 
 log = logging.getLogger(__name__)
 
+TRACE_FILE_BYTES = 10 * 1024 * 1024  # a trace file is rotated once it is this big
+TRACE_FILE_BACKUPS = 3  # older files kept: traces.jsonl.1 .. .3 (the oldest is deleted at the next rotation)
+
 
 class JsonLinesSpanExporter(SpanExporter):
     """Writes finished spans as JSON lines: enough to follow one trace across processes on a laptop or in tests."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_bytes: int = TRACE_FILE_BYTES, backups: int = TRACE_FILE_BACKUPS
+                 ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.backups = backups
         self._lock = threading.Lock()
+
+    def _rotate_if_full(self) -> None:
+        """path -> path.1 -> ... -> path.<backups>; the oldest goes. Several processes of a node append to one file:
+        each checks the size before it writes, so two may rotate at once (a generation is lost, never the bound)."""
+        try:
+            if self.path.stat().st_size < self.max_bytes:
+                return
+        except FileNotFoundError:
+            return
+        for n in range(self.backups, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            newer = self.path.with_name(f"{self.path.name}.{n - 1}") if n > 1 else self.path
+            try:
+                if n == self.backups:
+                    older.unlink(missing_ok=True)
+                os.replace(newer, older)
+            except FileNotFoundError:
+                continue
+        if self.backups == 0:
+            self.path.unlink(missing_ok=True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = []
@@ -61,14 +99,24 @@ class JsonLinesSpanExporter(SpanExporter):
                     ensure_ascii=False,
                 )
             )
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
+        if not lines:
+            return SpanExportResult.SUCCESS
+        with self._lock:
+            self._rotate_if_full()
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
         return SpanExportResult.SUCCESS
 
 
-def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "") -> None:
-    """Install a tracer provider for this process. `export`: none | console | file:<path> | otlp:<url> (OTLP over
-    HTTP to an OpenTelemetry collector, e.g. otlp:http://otel-collector:4318, as compose and Kubernetes run it)."""
+def otlp_endpoint(base: str) -> str:
+    """`http://host:4318` -> its traces path (the OTLP/HTTP default); a URL that names a path is taken as it is."""
+    base = base.strip()
+    path = base.split("://", 1)[-1].partition("/")[2]
+    return base if path.strip("/") else base.rstrip("/") + "/v1/traces"
+
+
+def tracer_provider(service_name: str, export: str = "none", *, node_id: str = "") -> TracerProvider:
+    """A tracer provider exporting as `export` says: none | console | file:<path> | otlp:<http://host:4318>."""
     resource = Resource.create({"service.name": service_name, "service.namespace": node_id or "towntip"})
     provider = TracerProvider(resource=resource)
     if export == "console":
@@ -77,13 +125,63 @@ def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "")
         # Simple (synchronous) so spans are on disk when the request that made them has been answered.
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(export[5:])))
     elif export.startswith("otlp:") and len(export) > 5:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        endpoint = export[5:].rstrip("/") + "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
+        # Batched in a thread of its own: a slow or absent collector costs requests nothing (a full queue drops
+        # spans, 2,048 at most are kept), and the provider flushes what is left when the process exits.
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint(export[5:]),
+                                                                        timeout=5)))
     elif export not in ("", "none"):
         log.warning("unknown trace export %r; traces are not exported", export)
-    trace.set_tracer_provider(provider)
+    return provider
+
+
+def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "") -> None:
+    """Install a tracer provider for this process. `export`: none | console | file:<path> | otlp:<url> (OTLP over
+    HTTP to an OpenTelemetry collector, e.g. otlp:http://otel-collector:4318, as compose and Kubernetes run it)."""
+    trace.set_tracer_provider(tracer_provider(service_name, export, node_id=node_id))
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, process, logger, message, and the trace_id / span_id
+    of the span current when the record was made (a handler formats in the caller's context), plus the traceback.
+    The stdlib's Formatter is enough for these few keys: no dependency for it."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "process": self.process,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            out["trace_id"] = format(ctx.trace_id, "032x")
+            out["span_id"] = format(ctx.span_id, "016x")
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
+def setup_logging(process: str, level: str = "INFO", fmt: str = "text") -> None:
+    """The root logger of a process on stderr: `text` (readable in a terminal: `make run`) or `json` (one object a
+    line with the trace id, for a log collector)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonLogFormatter(process))
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {process} %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def tracer(name: str) -> trace.Tracer:

@@ -14,7 +14,8 @@ What it does, in order:
    before SIGKILL; exits 0.
 
 Children run in their own process groups (a Ctrl-C in the terminal reaches only the supervisor, which then
-stops them in order) and log to <data-dir>/logs/<name>.log.
+stops them in order) and log to <data-dir>/logs/<name>.log, copied aside and truncated past 10 MB with 3 older
+copies kept (`towntip.node.logfiles`): a node's logs never take more than about 40 MB per process.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from towntip.kernel.bus.ping import ping_services  # the same ping the gateway's
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.points import TerminalId
 from towntip.kernel.secrets import load_or_create_secret
+from towntip.node import logfiles
 from towntip.node.leafnode import read_credentials, render_leafnodes
 from towntip.node.natsauth import (
     GATEWAY,
@@ -94,6 +96,7 @@ class NodeConfig:
     service_dbs: dict[str, str] = field(default_factory=dict)  # per service
     trace_export: str = ""  # "" means file:<data-dir>/traces.jsonl
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json" (towntip/kernel/telemetry.py setup_logging)
     gateway_workers: int = 0  # gateway processes on the HTTP port; 0: one per core, at most 4
     town_name: str = ""  # the town's name as residents read it ("" : the demo table's, else the node id)
     town_name_en: str = ""
@@ -227,6 +230,7 @@ class Supervisor:
             "TOWNTIP_DATA_DIR": str(c.data_dir),
             "TOWNTIP_TRACE_EXPORT": c.trace_export,
             "TOWNTIP_LOG_LEVEL": c.log_level,
+            "TOWNTIP_LOG_FORMAT": c.log_format,
             "TOWNTIP_SERVICE": name,
             "TOWNTIP_CARD_KEY": self.card_key,
             "TOWNTIP_PUBLIC_URL": c.public_url,
@@ -248,6 +252,7 @@ class Supervisor:
             "TOWNTIP_DATA_DIR": str(c.data_dir),
             "TOWNTIP_TRACE_EXPORT": c.trace_export,
             "TOWNTIP_LOG_LEVEL": c.log_level,
+            "TOWNTIP_LOG_FORMAT": c.log_format,
             "TOWNTIP_HTTP_HOST": c.http_host,
             "TOWNTIP_HTTP_PORT": str(c.http_port),
             "TOWNTIP_PUBLIC_URL": c.public_url,
@@ -323,8 +328,17 @@ class Supervisor:
             return r.status_code in (200, 503)  # it answers; 503 only says a service is down
 
     async def _monitor(self) -> None:
+        trimmed_at = 0.0
         while not self.stop_event.is_set():
             now = time.monotonic()
+            if now - trimmed_at >= logfiles.CHECK_EVERY:  # the children's log files stay bounded
+                trimmed_at = now
+                for child in list(self.children.values()):
+                    if child.log_path is not None:
+                        try:
+                            logfiles.trim(child.log_path)
+                        except OSError as exc:
+                            self.step(child.name, f"ログを回せず could not rotate its log: {exc}")
             for child in list(self.children.values()):
                 if child.state in (STARTING, RUNNING) and child.proc is not None and child.proc.poll() is not None:
                     self._crashed(child, now)

@@ -33,6 +33,7 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.bus.consumer import Delivery, Outcome
 from towntip.kernel.contracts import points as contract
 from towntip.kernel.domain import STAFF, Domain, own
+from towntip.kernel.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,31 @@ class TerminalTracker:
                 await self._sub.unsubscribe()
 
     # --- reading -------------------------------------------------------------------------------------------
+    def report_to(self, counted: ServiceMetrics) -> None:
+        """The terminals in the service's metrics, read from their last heartbeat when scraped: taps spooled on the
+        device (not yet accepted by the bus), taps whose outcome it has not heard, online or not, and the seconds
+        since it was last heard. One series per terminal: a node enrols tens of them, not thousands."""
+        spool = counted.gauge("towntip_terminal_spool", "Taps spooled on the terminal, not yet accepted by the bus "
+                              "(its last heartbeat)", ("terminal",))
+        unsettled = counted.gauge("towntip_terminal_unsettled", "Taps accepted whose outcome the terminal has not "
+                                  "heard (its last heartbeat)", ("terminal",))
+        online = counted.gauge("towntip_terminal_online", "1 if heard from within twice its heartbeat interval",
+                               ("terminal",))
+        silent = counted.gauge("towntip_terminal_silent_seconds", "Seconds since the node last heard from it",
+                               ("terminal",))
+
+        async def terminals() -> None:
+            listed = await self.list()
+            for g in (spool, unsettled, online, silent):
+                g.clear()  # a terminal taken out of the table leaves the metrics too
+            for t in listed.terminals:
+                spool.labels(t.terminal_id).set(t.queue)
+                unsettled.labels(t.terminal_id).set(t.unsettled)
+                online.labels(t.terminal_id).set(1 if t.online else 0)
+                silent.labels(t.terminal_id).set(max(0.0, (listed.checked_at - t.last_seen_at).total_seconds()))
+
+        counted.probe("terminals", terminals)
+
     async def list(self) -> contract.TerminalList:
         await self.flush()
         now = utc(self.clock())

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from towntip.kernel import db
+from towntip.kernel import db, metrics
 from towntip.kernel.bus import subjects
 from towntip.kernel.bus.endpoints import one_line
 from towntip.kernel.bus.envelope import utcnow
@@ -171,6 +171,8 @@ class IdempotentConsumer(Generic[T]):
         self.uow = UnitOfWork(sessions, on_commit=on_commit or _nothing, attempts=1)
         self.stats = ConsumerStats()
         self._tracer = tracer(f"towntip.{spec.service}")
+        # Its lag is asked of JetStream and its stats read only when the metrics are scraped.
+        metrics.of(spec.node, spec.service).watch_consumer(spec.durable, spec.stream, js, self.stats)
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(

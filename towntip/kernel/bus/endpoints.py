@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from nats.micro.service import Service
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
-from towntip.kernel import domain, errors
+from towntip.kernel import domain, errors, metrics
 from towntip.kernel.bus import subjects
 from towntip.kernel.telemetry import extract_context, tracer
 from towntip.kernel.uow import UnitOfWork
@@ -93,7 +94,19 @@ REPLY_PREFIXES = ("_INBOX.", "_R_.")  # where an answer may go: requesters' inbo
 MAX_IN_FLIGHT = 64  # requests of one endpoint handled at once by one process; more wait in NATS's queue
 
 
-def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Awaitable[None]]:
+def _is_inbox(req: Request, subject: str) -> bool:
+    if (req._msg.reply or "").startswith(REPLY_PREFIXES):
+        return True
+    # Answers go out under nats-server's allow_responses, which publishes to whatever reply subject the asker set,
+    # past this service's own deny list: an asker could aim an answer at another service's endpoint or at the
+    # JetStream API. Only inboxes (and the remapped replies of service imports) get one; the request is not
+    # served, so it changes nothing.
+    log.warning("request on %s with reply subject %r dropped: not an inbox", subject, req._msg.reply)
+    return False
+
+
+def _wrap(service: str, subject: str, ep: Endpoint, counted: metrics.EndpointMetrics
+          ) -> Callable[[Request], Awaitable[None]]:
     """nats.py hands a subscription's messages to its callback one at a time: a handler awaited there would serve
     one request at a time per endpoint (one password hash at a time, however many cores). So the callback starts a
     task per request, at most MAX_IN_FLIGHT at once, and returns."""
@@ -103,12 +116,7 @@ def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Await
     running: set[asyncio.Task[None]] = set()
 
     async def dispatch(req: Request) -> None:
-        if not (req._msg.reply or "").startswith(REPLY_PREFIXES):
-            # Answers go out under nats-server's allow_responses, which publishes to whatever reply subject the
-            # asker set, past this service's own deny list: an asker could aim an answer at another service's
-            # endpoint or at the JetStream API. Only inboxes (and the remapped replies of service imports) get one;
-            # the request is not served, so it changes nothing.
-            log.warning("request on %s with reply subject %r dropped: not an inbox", subject, req._msg.reply)
+        if not _is_inbox(req, subject):
             return
         await slots.acquire()  # back-pressure: the subscription stops reading while all slots are busy
         task = asyncio.create_task(serve(req))
@@ -121,34 +129,59 @@ def _wrap(service: str, subject: str, ep: Endpoint) -> Callable[[Request], Await
         task.add_done_callback(done)
 
     async def serve(req: Request) -> None:
-        with otel.start_as_current_span(
-            span_name, context=extract_context(req.headers), kind=trace.SpanKind.SERVER,
-            attributes={"messaging.destination.name": subject},
-        ) as span:
-            try:
-                if len(req.data) > ep.max_bytes:
-                    raise errors.BadRequest(f"request is {len(req.data)} bytes; at most {ep.max_bytes} are accepted")
-                payload: Any = None
-                if ep.request_model is not None:
-                    try:
-                        payload = ep.request_model.model_validate_json(req.data or b"{}")
-                    except ValidationError as exc:
-                        raise errors.BadRequest(errors.describe_validation_error(exc)) from None
-                result = await ep.handler(payload)
-            except errors.ServiceError as exc:
-                span.set_attribute("error.code", exc.code)
-                span.set_attribute("error.type", exc.error_code)
-                await req.respond_error(str(exc.code), one_line(exc.reason), data=error_body(exc),
-                                        headers={subjects.HDR_REFUSAL_CODE: exc.error_code})
-                return
-            except Exception:
-                log.exception("endpoint %s failed", subject)
-                span.set_status(trace.StatusCode.ERROR)
-                await req.respond_error("500", "internal error")
-                return
-            await req.respond(_encode(result))
+        started = time.perf_counter()
+        outcome = counted.error  # until answered otherwise (a reply that could not be sent counts as an error)
+        try:
+            with otel.start_as_current_span(
+                span_name, context=extract_context(req.headers), kind=trace.SpanKind.SERVER,
+                attributes={"messaging.destination.name": subject},
+            ) as span:
+                try:
+                    if len(req.data) > ep.max_bytes:
+                        raise errors.BadRequest(
+                            f"request is {len(req.data)} bytes; at most {ep.max_bytes} are accepted")
+                    payload: Any = None
+                    if ep.request_model is not None:
+                        try:
+                            payload = ep.request_model.model_validate_json(req.data or b"{}")
+                        except ValidationError as exc:
+                            raise errors.BadRequest(errors.describe_validation_error(exc)) from None
+                    result = await ep.handler(payload)
+                except errors.ServiceError as exc:
+                    span.set_attribute("error.code", exc.code)
+                    span.set_attribute("error.type", exc.error_code)
+                    await req.respond_error(str(exc.code), one_line(exc.reason), data=error_body(exc),
+                                            headers={subjects.HDR_REFUSAL_CODE: exc.error_code})
+                    outcome = counted.refused
+                    return
+                except Exception:
+                    log.exception("endpoint %s failed", subject)
+                    span.set_status(trace.StatusCode.ERROR)
+                    await req.respond_error("500", "internal error")
+                    return
+                await req.respond(_encode(result))
+                outcome = counted.ok
+        finally:
+            outcome.record(time.perf_counter() - started)
 
     return dispatch
+
+
+def _metrics_handler(subject: str, registry: metrics.ServiceMetrics) -> Callable[[Request], Awaitable[None]]:
+    """svc.<node>.<service>.metrics: the registry's text exposition (the gateway's GET /metrics gathers them)."""
+
+    async def handler(req: Request) -> None:
+        if not _is_inbox(req, subject):
+            return
+        try:
+            text = await registry.exposition()
+        except Exception:
+            log.exception("metrics of %s failed", subject)
+            await req.respond_error("500", "internal error")
+            return
+        await req.respond(text, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    return handler
 
 
 async def start_service(
@@ -162,11 +195,16 @@ async def start_service(
         metadata={"node": node, "host": socket.gethostname()},
     )
     group = svc.add_group(name=subjects.svc_group(node, service), queue_group=service)
+    counted = metrics.of(node, service)
     for ep in endpoints.items:
         subject = subjects.svc(node, service, ep.name)
         await group.add_endpoint(
-            name=ep.name.replace(".", "-"), subject=ep.name, handler=_wrap(service, subject, ep)
+            name=ep.name.replace(".", "-"), subject=ep.name,
+            handler=_wrap(service, subject, ep, counted.endpoint(ep.name)),
         )
+    # Every service answers its metrics, whatever its tables declare (the gateway's GET /metrics asks each).
+    await group.add_endpoint(name=metrics.EP_METRICS, subject=metrics.EP_METRICS,
+                             handler=_metrics_handler(subjects.svc(node, service, metrics.EP_METRICS), counted))
     # The subscriptions are only buffered so far: a round trip makes sure the server has them, so that a caller who
     # was told "started" never gets "no responders" (seen under load as a flaky first request).
     await nc.flush(timeout=10)

@@ -26,6 +26,9 @@ EP_PHOTO_GET = "facilities.photos.get"  # PhotoQuery -> PhotoData (anyone)
 MAX_PHOTOS = 8  # per facility
 FULL_SIDE, FULL_BYTES = 1280, 600 * 1024  # what a phone shows full width
 THUMB_SIDE, THUMB_BYTES = 480, 120 * 1024  # the facility list's cards
+# The add request's limit on the bus (others: 64 KB, towntip/kernel/domain.py): both pictures at their largest,
+# base64 (983,040 bytes), with the alt texts, under NATS's 1 MiB max_payload (towntip/node/natsd.py).
+PHOTO_REQUEST_BYTES = 1_000_000
 
 PHOTO_STAFF_ONLY = Refusal("photo.staff_only", 403, "only staff add and remove a facility's photos")
 PHOTO_NOT_FOUND = Refusal("photo.not_found", 404, "no such photo")

@@ -147,6 +147,8 @@ class Session(Frozen):
     user: User
     auth_time: datetime
     expires_at: datetime
+    # At the person's home node: whether they take part in another region too (My Page asks the regions only then)
+    elsewhere: bool = False
 
 
 class SessionIn(Frozen):
@@ -183,6 +185,8 @@ class ProfileUpdateIn(SessionIn):
 
 class DeleteIn(SessionIn):
     password: AnyPassword
+    # What the person's posts and comments become (issue 20 point 7): kept by nobody, or removed.
+    content: Literal["anonymise", "remove"] = "anonymise"
 
 
 class Done(Frozen):
@@ -525,3 +529,7 @@ class UserDeleted(IdentityEvent):
 
     global_handle: str
     home_node: str
+    # Added for issue 20 point 7 (additive): the person's user id at the home node (the services there key some rows
+    # by it: the ledger's person:<user_id>), and what they chose for what they wrote ("anonymise" or "remove").
+    user_id: str | None = None
+    content: str = "anonymise"
