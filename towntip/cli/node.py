@@ -64,6 +64,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--gateway-workers", type=int, default=int(os.environ.get("TOWNTIP_GATEWAY_WORKERS") or 0),
                     metavar="N", help="gateway processes serving the HTTP port (default: one per core, at most 4; "
                     "or TOWNTIP_GATEWAY_WORKERS)")
+    up.add_argument("--processes", choices=["grouped", "one-per-service"],
+                    default=os.environ.get("TOWNTIP_PROCESSES") or "grouped",
+                    help="grouped: the services as tasks of one process, each with its own NATS user and database "
+                         "(least memory); one-per-service: a process each, as containers run them "
+                         "(default: %(default)s, or TOWNTIP_PROCESSES)")
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                     help="log level of the node's processes (default: %(default)s)")
     up.set_defaults(func=cmd_up)
@@ -173,6 +178,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",
         town_name=args.town_name.strip(), town_name_en=args.town_name_en.strip(), districts=args.districts.strip(),
         town_colour=args.town_colour.strip(), gateway_workers=args.gateway_workers,
+        processes=args.processes,
         town_emblem=str(Path(args.town_emblem).resolve()) if args.town_emblem else "",
     )
     return run_node(config)

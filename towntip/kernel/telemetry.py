@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.util.types import Attributes
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +67,61 @@ class JsonLinesSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "") -> None:
-    """Install a tracer provider for this process. `export`: none | console | file:<path> | otlp:<url> (OTLP over
-    HTTP to an OpenTelemetry collector, e.g. otlp:http://otel-collector:4318, as compose and Kubernetes run it)."""
-    resource = Resource.create({"service.name": service_name, "service.namespace": node_id or "towntip"})
-    provider = TracerProvider(resource=resource)
+def _processor(export: str) -> SpanProcessor | None:
+    """Where spans go: none | console | file:<path> | otlp:<url> (OTLP over HTTP to an OpenTelemetry collector,
+    e.g. otlp:http://otel-collector:4318, as compose and Kubernetes run it)."""
     if export == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif export.startswith("file:"):
+        return BatchSpanProcessor(ConsoleSpanExporter())
+    if export.startswith("file:"):
         # Simple (synchronous) so spans are on disk when the request that made them has been answered.
-        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(export[5:])))
-    elif export.startswith("otlp:") and len(export) > 5:
+        return SimpleSpanProcessor(JsonLinesSpanExporter(export[5:]))
+    if export.startswith("otlp:") and len(export) > 5:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = export[5:].rstrip("/") + "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
-    elif export not in ("", "none"):
+        return BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5))
+    if export not in ("", "none"):
         log.warning("unknown trace export %r; traces are not exported", export)
-    trace.set_tracer_provider(provider)
+    return None
+
+
+def _provider(service_name: str, node_id: str, processor: SpanProcessor | None, *, owner: bool) -> TracerProvider:
+    resource = Resource.create({"service.name": service_name, "service.namespace": node_id or "towntip"})
+    provider = TracerProvider(resource=resource, shutdown_on_exit=owner)
+    if processor is not None:
+        provider.add_span_processor(processor)
+    return provider
+
+
+class HostedTracerProvider(trace.TracerProvider):
+    """Several services in one process (towntip.kernel.host): OpenTelemetry has one provider per process, and a
+    provider one `service.name`. This one keeps a provider per service (one span processor shared) and hands out
+    the tracer of the service asking: by its name (`towntip.<service>`, as the kernel's consumers and endpoints
+    name theirs), else by the hosted service of the current task (`current`), else the first service's."""
+
+    def __init__(self, services: Sequence[str], node_id: str, processor: SpanProcessor | None,
+                 current: Callable[[], str]) -> None:
+        self.providers = {name: _provider(name, node_id, processor, owner=i == 0) for i, name in enumerate(services)}
+        self.first = self.providers[services[0]]
+        self.current = current
+
+    def get_tracer(self, instrumenting_module_name: str, instrumenting_library_version: str | None = None,
+                   schema_url: str | None = None, attributes: Attributes | None = None) -> trace.Tracer:
+        name = instrumenting_module_name.removeprefix("towntip.")
+        provider = self.providers.get(name) or self.providers.get(self.current()) or self.first
+        return provider.get_tracer(instrumenting_module_name, instrumenting_library_version, schema_url, attributes)
+
+
+def setup_tracing(service_name: str | Sequence[str], export: str = "none", *, node_id: str = "",
+                  current: Callable[[], str] | None = None) -> None:
+    """Install a tracer provider for this process: one service's, or (a list of names, with `current` naming the
+    service of the running task) the services hosted in it. `export`: see `_processor`."""
+    processor = _processor(export)
+    if isinstance(service_name, str):
+        trace.set_tracer_provider(_provider(service_name, node_id, processor, owner=True))
+    else:
+        trace.set_tracer_provider(HostedTracerProvider(list(service_name), node_id, processor,
+                                                       current or (lambda: "")))
 
 
 def tracer(name: str) -> trace.Tracer:
