@@ -348,6 +348,13 @@ def test_bad_input_exits_2(args: list[str], message: str, capsys: pytest.Capture
     assert message in capsys.readouterr().err
 
 
+def test_a_bad_processes_layout_from_the_environment_exits_2(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TOWNTIP_PROCESSES", "threads")
+    assert cli_main(["node", "up"]) == 2
+    assert "--processes must be grouped or one-per-service" in capsys.readouterr().err
+
+
 def test_a_taken_http_port_is_refused(tmp_path: Path) -> None:
     import socket
 

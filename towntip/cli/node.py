@@ -62,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--town-emblem", default="", metavar="PATH",
                     help="the town's emblem, an SVG or PNG file of at most 256 KB (default: a drawn one)")
     up.add_argument("--gateway-workers", type=int, default=int(os.environ.get("TOWNTIP_GATEWAY_WORKERS") or 0),
-                    metavar="N", help="gateway processes serving the HTTP port (default: one per core, at most 4; "
-                    "or TOWNTIP_GATEWAY_WORKERS)")
+                    metavar="N", help="gateway processes serving the HTTP port (default: 1 with --processes grouped, "
+                    "else one per core, at most 4; or TOWNTIP_GATEWAY_WORKERS)")
     up.add_argument("--processes", choices=["grouped", "one-per-service"],
                     default=os.environ.get("TOWNTIP_PROCESSES") or "grouped",
                     help="grouped: the services as tasks of one process, each with its own NATS user and database "
@@ -135,7 +135,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_USAGE)
     for problem in (_port(args.http_port, "--http-port"), _port(args.nats_port, "--nats-port", zero_ok=True),
                     None if 0 <= args.gateway_workers <= 16 else
-                    f"--gateway-workers must be between 1 and 16 (0: one per core), not {args.gateway_workers}"):
+                    f"--gateway-workers must be between 1 and 16 (0: one per core), not {args.gateway_workers}",
+                    None if args.processes in ("grouped", "one-per-service") else  # TOWNTIP_PROCESSES: unchecked
+                    f"--processes must be grouped or one-per-service, not {args.processes!r}"):
         if problem:
             return fail(problem, EXIT_USAGE)
     if args.public_url and not args.public_url.startswith(("http://", "https://")):

@@ -132,7 +132,7 @@ def setup_logging(level: str, names: Sequence[str], host: str, log_dir: str = ""
 
 async def run_hosted(names: Sequence[str], stop: asyncio.Event) -> int:
     """Start each service in its own task (its own context), run until `stop` or until one fails; stop them all
-    in the reverse order. 0 on a requested stop, 1 when a service failed."""
+    together. 0 on a requested stop, 1 when a service failed."""
     from towntip.kernel.bus import subjects
     from towntip.kernel.runtime import settle_heap
 
@@ -166,11 +166,11 @@ async def run_hosted(names: Sequence[str], stop: asyncio.Event) -> int:
     except Exception:
         log.exception("a hosted service did not start; the host stops, to be restarted")
         failed = True
-    for name, svc in reversed(services):
-        try:
-            await asyncio.ensure_future(stop_one(name, svc))
-        except Exception:
-            log.exception("%s did not stop cleanly", name)
+    # All at once, as separate processes stop on one SIGTERM each: the supervisor gives the host 10 s in all.
+    results = await asyncio.gather(*(stop_one(name, svc) for name, svc in services), return_exceptions=True)
+    for (name, _svc), result in zip(services, results, strict=True):
+        if isinstance(result, BaseException):
+            log.error("%s did not stop cleanly: %r", name, result)
     return 1 if failed else 0
 
 

@@ -102,7 +102,7 @@ class NodeConfig:
     service_dbs: dict[str, str] = field(default_factory=dict)  # per service
     trace_export: str = ""  # "" means file:<data-dir>/traces.jsonl
     log_level: str = "INFO"
-    gateway_workers: int = 0  # gateway processes on the HTTP port; 0: one per core, at most 4
+    gateway_workers: int = 0  # gateway processes on the HTTP port; 0: 1 if grouped, else one per core (at most 4)
     town_name: str = ""  # the town's name as residents read it ("" : the demo table's, else the node id)
     town_name_en: str = ""
     districts: str = ""  # the districts residents choose from, separated by "|" ("": the demo table's)
@@ -119,7 +119,10 @@ class NodeConfig:
         if not self.trace_export:
             self.trace_export = f"file:{self.data_dir / 'traces.jsonl'}"
         if self.gateway_workers <= 0:
-            self.gateway_workers = max(1, min(os.cpu_count() or 1, 4))
+            # Grouped (the embedded default): one gateway process. Each more costs ~185 MB resident (a worker and,
+            # for more than one, uvicorn's parent and its helper): two would take the node past 600 MB (issue 21,
+            # point 7; bench/memory.py). The host and the gateway still keep the two cores of a small box busy.
+            self.gateway_workers = 1 if self.processes == GROUPED else max(1, min(os.cpu_count() or 1, 4))
 
 
 def utc_iso() -> str:
