@@ -115,6 +115,7 @@ def processes(root: psutil.Process) -> dict[str, list[psutil.Process]]:
     for child in root.children():
         line = " ".join(_cmdline(child))
         name = ("gateway" if "-m gateway" in line else "nats-server" if "nats-server" in line else
+                "services" if "-m towntip.kernel.host" in line else  # every service in one host (the default)
                 line.split("-m services.")[-1].split()[0] if "-m services." in line else
                 "identity" if "-m identity" in line else "")
         if name:

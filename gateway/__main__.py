@@ -12,7 +12,6 @@ from typing import Any
 
 import uvicorn
 
-from gateway.app import from_environment
 from towntip.kernel.settings import GatewaySettings
 
 
@@ -24,6 +23,8 @@ def main() -> int:
     if settings.gateway_workers > 1:  # each worker builds the app (uvicorn's factory)
         uvicorn.run("gateway.app:from_environment", factory=True, workers=settings.gateway_workers, **serve)
     else:
+        from gateway.app import from_environment  # not in the workers' parent: it only watches them (~100 MB less)
+
         uvicorn.run(from_environment(), **serve)
     return 0
 

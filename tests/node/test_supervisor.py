@@ -114,8 +114,10 @@ def node_argv(*args: str) -> list[str]:
     return [sys.executable, "-c", "from towntip.cli import main; import sys; sys.exit(main())", "node", "up", *args]
 
 
-def start_node(tmp_path: Path, *, nats_url: str = "", database_url: str = "", gateway_workers: int = 2) -> Node:
-    """A node as `make run` starts one on two cores: the gateway with two worker processes."""
+def start_node(tmp_path: Path, *, nats_url: str = "", database_url: str = "", gateway_workers: int = 2,
+               processes: str = "") -> Node:
+    """A node as `make run` starts one on two cores: the gateway with two worker processes; the services as
+    `--processes` says (default: the node's default, grouped in one host process)."""
     http_port = free_port()
     nats_port = int(nats_url.rsplit(":", 1)[1]) if nats_url else free_port()
     data_dir = tmp_path / "var"
@@ -123,6 +125,8 @@ def start_node(tmp_path: Path, *, nats_url: str = "", database_url: str = "", ga
     nats_args = ["--nats-url", nats_url] if nats_url else ["--nats-port", str(nats_port)]
     if database_url:
         nats_args += ["--database-url", database_url]
+    if processes:
+        nats_args += ["--processes", processes]
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             node_argv("--node", NODE, "--data-dir", str(data_dir), "--http-port", str(http_port), *nats_args,
@@ -212,8 +216,20 @@ async def test_node_up_starts_everything_and_stops_cleanly(node: Node, tmp_path:
     assert "points … " in out and "identity … " in out
 
 
-async def test_a_killed_service_is_restarted(node: Node) -> None:
+@pytest.fixture
+def node_per_service(tmp_path: Path) -> Iterator[Node]:
+    """A node with a process per service, as before the services were grouped (containers run them so)."""
+    n = start_node(tmp_path, processes="one-per-service")
+    try:
+        yield n
+    finally:
+        finish(n)
+
+
+async def test_a_killed_service_is_restarted(node_per_service: Node) -> None:
+    node = node_per_service
     await node.wait_health(200)
+    assert len({p["pid"] for p in (await node.status()).values()}) == 9  # each service its own process
     before = (await node.status())["points"]
     os.kill(before["pid"], signal.SIGKILL)
 
@@ -225,6 +241,68 @@ async def test_a_killed_service_is_restarted(node: Node) -> None:
     assert not alive(before["pid"])
     assert "points … " in node.output and "restart #1" in node.output
     assert node.stop() == 0
+
+
+async def test_a_grouped_host_keeps_each_services_bus_user_and_restarts_as_a_whole(node: Node) -> None:
+    """The default layout: the services are tasks of one host process, yet each connects as its own NATS user,
+    which may not say what another service may; killing the host restarts it with every service in it."""
+    await node.wait_health(200)
+    status = await node.status()
+    services = ("identity", "points", "projects", "sns", "bookings", "notices", "signage")
+    host = status["points"]["pid"]
+    assert {status[s]["pid"] for s in services} == {host} and {status[s]["host"] for s in services} == {"services"}
+    assert host not in (status["gateway"]["pid"], status["nats-server"]["pid"])
+
+    # The host holds each service's own credentials and no other: no operator's, no gateway's, no shared URL.
+    env = psutil.Process(host).environ()
+    data = node.data_dir / "secrets"
+    assert "TOWNTIP_NATS_URL" not in env
+    held = {k: v for k, v in env.items() if "nats://" in v}
+    assert set(held) == {f"TOWNTIP_HOSTED_{s.upper()}_NATS_URL" for s in services}
+    for s in services:
+        password = (data / f"nats-svc-{s}").read_text().strip()
+        assert held[f"TOWNTIP_HOSTED_{s.upper()}_NATS_URL"].startswith(f"nats://svc-{s}:{password}@")
+    assert (data / "nats-operator-url").read_text().split("@")[0].split(":")[-1] not in " ".join(env.values())
+
+    # What the host's points connection may not say: identity's events, the sns service's, the node's enrolment.
+    async def refused(url: str, subject: str) -> str:
+        seen: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            seen.append(str(exc))
+
+        nc = await nats.connect(url, error_cb=on_error, inbox_prefix=service_inbox_prefix("points"))
+        try:
+            await nc.publish(subject, b"{}")
+            await nc.flush(timeout=2)
+            for _ in range(50):
+                if seen:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await nc.close()
+        return " ".join(seen).lower()
+
+    points_url = held["TOWNTIP_HOSTED_POINTS_NATS_URL"]
+    for subject in (f"evt.{NODE}.identity.profile_changed", f"evt.{NODE}.sns.post_added", f"svc.{NODE}.node.enroll"):
+        assert "permissions violation" in await refused(points_url, subject), subject
+
+    # Each service writes its own log file, from inside the host.
+    for s in services:
+        assert f" {s} " in (node.data_dir / "logs" / f"{s}.log").read_text(encoding="utf-8")
+
+    os.kill(host, signal.SIGKILL)
+    body = await node.wait_health(503, timeout=5)
+    assert set(services) <= set(body["down"])
+    await node.wait_health(200)
+    after = await node.wait_running(*services)
+    again = after["points"]["pid"]
+    assert again != host and not alive(host)
+    assert all(after[s]["pid"] == again and after[s]["restarts"] == 1 and after[s]["state"] == "running"
+               for s in services), after
+    assert "services (identity, points, projects, sns, bookings, notices, signage) … 停止" in node.output
+    assert node.stop() == 0
+    assert not alive(again)
 
 
 async def test_a_killed_nats_server_is_restarted(node: Node) -> None:
@@ -268,6 +346,13 @@ async def test_node_up_on_an_existing_nats(nats_server: NatsServer, tmp_path: Pa
 def test_bad_input_exits_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["node", "up", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_bad_processes_layout_from_the_environment_exits_2(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TOWNTIP_PROCESSES", "threads")
+    assert cli_main(["node", "up"]) == 2
+    assert "--processes must be grouped or one-per-service" in capsys.readouterr().err
 
 
 def test_a_taken_http_port_is_refused(tmp_path: Path) -> None:

@@ -63,8 +63,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--town-emblem", default="", metavar="PATH",
                     help="the town's emblem, an SVG or PNG file of at most 256 KB (default: a drawn one)")
     up.add_argument("--gateway-workers", type=int, default=int(os.environ.get("TOWNTIP_GATEWAY_WORKERS") or 0),
-                    metavar="N", help="gateway processes serving the HTTP port (default: one per core, at most 4; "
-                    "or TOWNTIP_GATEWAY_WORKERS)")
+                    metavar="N", help="gateway processes serving the HTTP port (default: 1 with --processes grouped, "
+                    "else one per core, at most 4; or TOWNTIP_GATEWAY_WORKERS)")
+    up.add_argument("--processes", choices=["grouped", "one-per-service"],
+                    default=os.environ.get("TOWNTIP_PROCESSES") or "grouped",
+                    help="grouped: the services as tasks of one process, each with its own NATS user and database "
+                         "(least memory); one-per-service: a process each, as containers run them "
+                         "(default: %(default)s, or TOWNTIP_PROCESSES)")
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                     help="log level of the node's processes (default: %(default)s)")
     up.add_argument("--log-format", default="text", choices=["text", "json"],
@@ -134,7 +139,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_USAGE)
     for problem in (_port(args.http_port, "--http-port"), _port(args.nats_port, "--nats-port", zero_ok=True),
                     None if 0 <= args.gateway_workers <= 16 else
-                    f"--gateway-workers must be between 1 and 16 (0: one per core), not {args.gateway_workers}"):
+                    f"--gateway-workers must be between 1 and 16 (0: one per core), not {args.gateway_workers}",
+                    None if args.processes in ("grouped", "one-per-service") else  # TOWNTIP_PROCESSES: unchecked
+                    f"--processes must be grouped or one-per-service, not {args.processes!r}"):
         if problem:
             return fail(problem, EXIT_USAGE)
     if args.public_url and not args.public_url.startswith(("http://", "https://")):
@@ -177,6 +184,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",
         town_name=args.town_name.strip(), town_name_en=args.town_name_en.strip(), districts=args.districts.strip(),
         town_colour=args.town_colour.strip(), gateway_workers=args.gateway_workers,
+        processes=args.processes,
         town_emblem=str(Path(args.town_emblem).resolve()) if args.town_emblem else "",
     )
     return run_node(config)

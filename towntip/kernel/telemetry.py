@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.util.types import Attributes
 
 log = logging.getLogger(__name__)
 
@@ -115,29 +116,65 @@ def otlp_endpoint(base: str) -> str:
     return base if path.strip("/") else base.rstrip("/") + "/v1/traces"
 
 
-def tracer_provider(service_name: str, export: str = "none", *, node_id: str = "") -> TracerProvider:
-    """A tracer provider exporting as `export` says: none | console | file:<path> | otlp:<http://host:4318>."""
-    resource = Resource.create({"service.name": service_name, "service.namespace": node_id or "towntip"})
-    provider = TracerProvider(resource=resource)
+def _processor(export: str) -> SpanProcessor | None:
+    """Where spans go: none | console | file:<path> | otlp:<url> (OTLP over HTTP to an OpenTelemetry collector,
+    e.g. otlp:http://otel-collector:4318, as compose and Kubernetes run it)."""
     if export == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif export.startswith("file:"):
+        return BatchSpanProcessor(ConsoleSpanExporter())
+    if export.startswith("file:"):
         # Simple (synchronous) so spans are on disk when the request that made them has been answered.
-        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(export[5:])))
-    elif export.startswith("otlp:") and len(export) > 5:
+        return SimpleSpanProcessor(JsonLinesSpanExporter(export[5:]))
+    if export.startswith("otlp:") and len(export) > 5:
         # Batched in a thread of its own: a slow or absent collector costs requests nothing (a full queue drops
         # spans, 2,048 at most are kept), and the provider flushes what is left when the process exits.
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint(export[5:]),
-                                                                        timeout=5)))
-    elif export not in ("", "none"):
+        return BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint(export[5:]), timeout=5))
+    if export not in ("", "none"):
         log.warning("unknown trace export %r; traces are not exported", export)
+    return None
+
+
+def _provider(service_name: str, node_id: str, processor: SpanProcessor | None, *, owner: bool) -> TracerProvider:
+    resource = Resource.create({"service.name": service_name, "service.namespace": node_id or "towntip"})
+    provider = TracerProvider(resource=resource, shutdown_on_exit=owner)
+    if processor is not None:
+        provider.add_span_processor(processor)
     return provider
 
 
-def setup_tracing(service_name: str, export: str = "none", *, node_id: str = "") -> None:
-    """Install a tracer provider for this process. `export`: none | console | file:<path> | otlp:<url> (OTLP over
-    HTTP to an OpenTelemetry collector, e.g. otlp:http://otel-collector:4318, as compose and Kubernetes run it)."""
-    trace.set_tracer_provider(tracer_provider(service_name, export, node_id=node_id))
+class HostedTracerProvider(trace.TracerProvider):
+    """Several services in one process (towntip.kernel.host): OpenTelemetry has one provider per process, and a
+    provider one `service.name`. This one keeps a provider per service (one span processor shared) and hands out
+    the tracer of the service asking: by its name (`towntip.<service>`, as the kernel's consumers and endpoints
+    name theirs), else by the hosted service of the current task (`current`), else the first service's."""
+
+    def __init__(self, services: Sequence[str], node_id: str, processor: SpanProcessor | None,
+                 current: Callable[[], str]) -> None:
+        self.providers = {name: _provider(name, node_id, processor, owner=i == 0) for i, name in enumerate(services)}
+        self.first = self.providers[services[0]]
+        self.current = current
+
+    def get_tracer(self, instrumenting_module_name: str, instrumenting_library_version: str | None = None,
+                   schema_url: str | None = None, attributes: Attributes | None = None) -> trace.Tracer:
+        name = instrumenting_module_name.removeprefix("towntip.")
+        provider = self.providers.get(name) or self.providers.get(self.current()) or self.first
+        return provider.get_tracer(instrumenting_module_name, instrumenting_library_version, schema_url, attributes)
+
+
+def setup_tracing(service_name: str | Sequence[str], export: str = "none", *, node_id: str = "",
+                  current: Callable[[], str] | None = None) -> None:
+    """Install a tracer provider for this process: one service's, or (a list of names, with `current` naming the
+    service of the running task) the services hosted in it. `export`: see `_processor`."""
+    processor = _processor(export)
+    if isinstance(service_name, str):
+        trace.set_tracer_provider(_provider(service_name, node_id, processor, owner=True))
+    else:
+        trace.set_tracer_provider(HostedTracerProvider(list(service_name), node_id, processor,
+                                                       current or (lambda: "")))
+
+
+def tracer_provider(service_name: str, export: str = "none", *, node_id: str = "") -> TracerProvider:
+    """A tracer provider of one service exporting as `export` says (see `_processor`)."""
+    return _provider(service_name, node_id, _processor(export), owner=True)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -153,7 +190,7 @@ class JsonLogFormatter(logging.Formatter):
         out: dict[str, object] = {
             "time": self.formatTime(record),
             "level": record.levelname,
-            "process": self.process,
+            "process": getattr(record, "service", self.process),  # a hosted service's own name (kernel/host.py)
             "logger": record.name,
             "message": record.getMessage(),
         }

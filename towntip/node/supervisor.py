@@ -6,10 +6,14 @@ What it does, in order:
 2. starts its own nats-server (unless --nats-url) — a leafnode of the federation's hub with --hub, refusing on
    its side of the link what no peer may say as this node (`towntip.node.leafnode`) — and provisions the node's
    streams;
-3. starts each service (`python -m services.<name>`) and waits until it answers $SRV.PING.<name>;
+3. starts the services and waits until each answers $SRV.PING.<name>: by default (`--processes grouped`) as tasks of
+   one host process (`python -m towntip.kernel.host …`: each service keeps its own NATS user, database and
+   settings; one interpreter instead of seven keeps the node within 600 MB), or each in its own process
+   (`--processes one-per-service`: `python -m services.<name>`, as containers run them);
 4. starts the gateway (`python -m gateway`) and waits until GET /healthz answers;
 5. restarts any process that dies (backoff 0.5 s doubling to 10 s, reset after 30 s of running), the
-   embedded nats-server included; answers svc.<node>.node.status with each process's state;
+   embedded nats-server included, a host with all its services; answers svc.<node>.node.status with each
+   process's state (a hosted service's is its host's, with `"host": <its name>`);
 6. on SIGINT/SIGTERM: SIGTERM to the gateway, then the services, then nats-server, each given up to 10 s
    before SIGKILL; exits 0.
 
@@ -46,6 +50,7 @@ from towntip.kernel.bus import subjects
 from towntip.kernel.bus.ping import ping_services  # the same ping the gateway's /healthz uses
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts.points import TerminalId
+from towntip.kernel.host import hosted_env
 from towntip.kernel.secrets import load_or_create_secret
 from towntip.node import logfiles
 from towntip.node.leafnode import read_credentials, render_leafnodes
@@ -71,6 +76,9 @@ POLL = 0.1
 
 NATS_NAME = "nats-server"
 GATEWAY_NAME = "gateway"
+HOST_NAME = "services"  # the host process of `--processes grouped`
+ONE_PER_SERVICE, GROUPED = "one-per-service", "grouped"
+PROCESS_LAYOUTS = (GROUPED, ONE_PER_SERVICE)
 
 STARTING, RUNNING, RESTARTING, STOPPED = "starting", "running", "restarting", "stopped"
 
@@ -97,13 +105,14 @@ class NodeConfig:
     trace_export: str = ""  # "" means file:<data-dir>/traces.jsonl
     log_level: str = "INFO"
     log_format: str = "text"  # or "json" (towntip/kernel/telemetry.py setup_logging)
-    gateway_workers: int = 0  # gateway processes on the HTTP port; 0: one per core, at most 4
+    gateway_workers: int = 0  # gateway processes on the HTTP port; 0: 1 if grouped, else one per core (at most 4)
     town_name: str = ""  # the town's name as residents read it ("" : the demo table's, else the node id)
     town_name_en: str = ""
     districts: str = ""  # the districts residents choose from, separated by "|" ("": the demo table's)
     town_colour: str = ""  # #rrggbb ("": the demo table's, else the portal's green)
     town_emblem: str = ""  # an SVG or PNG file's absolute path ("": a drawn one)
     services: tuple[str, ...] = subjects.SERVICES
+    processes: str = GROUPED  # GROUPED: the services as tasks of one host process; ONE_PER_SERVICE: one each
     python: str = sys.executable
 
     def __post_init__(self) -> None:
@@ -113,7 +122,10 @@ class NodeConfig:
         if not self.trace_export:
             self.trace_export = f"file:{self.data_dir / 'traces.jsonl'}"
         if self.gateway_workers <= 0:
-            self.gateway_workers = max(1, min(os.cpu_count() or 1, 4))
+            # Grouped (the embedded default): one gateway process. Each more costs ~185 MB resident (a worker and,
+            # for more than one, uvicorn's parent and its helper): two would take the node past 600 MB (issue 21,
+            # point 7; bench/memory.py). The host and the gateway still keep the two cores of a small box busy.
+            self.gateway_workers = 1 if self.processes == GROUPED else max(1, min(os.cpu_count() or 1, 4))
 
 
 def utc_iso() -> str:
@@ -142,7 +154,7 @@ class Child:
     """One supervised process and its restart bookkeeping."""
 
     name: str
-    kind: str  # "nats" | "service" | "gateway"
+    kind: str  # "nats" | "service" | "host" | "gateway"
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
@@ -155,6 +167,12 @@ class Child:
     restart_at: float = 0.0
     generation: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    services: tuple[str, ...] = ()  # a host's services
+
+    @property
+    def label(self) -> str:
+        """How the node's output names it: a host with its services."""
+        return f"{self.name} ({', '.join(self.services)})" if self.services else self.name
 
     @property
     def pid(self) -> int | None:
@@ -168,9 +186,13 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def status(self) -> dict[str, Any]:
-        return {"name": self.name, "pid": self.pid if self.alive() else None, "state": self.state,
+    def status(self) -> list[dict[str, Any]]:
+        """Its line in the node's status; a host's is a line per service (the host's pid, state and restarts)."""
+        line = {"name": self.name, "pid": self.pid if self.alive() else None, "state": self.state,
                 "restarts": self.restarts, "since": self.since}
+        if self.kind == "host":
+            return [line | {"name": name, "host": self.name} for name in self.services]
+        return [line]
 
 
 class Supervisor:
@@ -294,7 +316,7 @@ class Supervisor:
         """Poll until the child answers (or is replaced); then it is `running`."""
         check: Callable[[], Any] = {
             "nats": self._nats_ready, "service": lambda: self._service_ready(child.name),
-            "gateway": self._gateway_ready,
+            "host": lambda: self._service_ready(*child.services), "gateway": self._gateway_ready,
         }[child.kind]
         while child.generation == generation and child.alive() and not self.stop_event.is_set():
             try:
@@ -308,16 +330,16 @@ class Supervisor:
         child.set_state(RUNNING)
         child.ready.set()
         if child.restarts:
-            self.step(child.name, f"再起動完了 running again (pid {child.pid}, restart #{child.restarts})")
+            self.step(child.label, f"再起動完了 running again (pid {child.pid}, restart #{child.restarts})")
 
     async def _nats_ready(self) -> bool:
         return True  # NatsServer.start returns once the port accepts
 
-    async def _service_ready(self, name: str) -> bool:
+    async def _service_ready(self, *names: str) -> bool:
         if self.nc is None or not self.nc.is_connected:
             return False
-        found = await ping_services(self.nc, [name], self.config.node_id)
-        return bool(found[name])
+        found = await ping_services(self.nc, list(names), self.config.node_id)
+        return all(found[name] for name in names)
 
     async def _gateway_ready(self) -> bool:
         host = self.config.http_host
@@ -367,14 +389,14 @@ class Supervisor:
         child.ready.clear()
         child.set_state(RESTARTING)
         hint = f"; see {child.log_path}" if child.log_path else ""
-        self.step(child.name, f"停止 {why}; {child.delay:g} 秒後に再起動 restarting in {child.delay:g}s "
+        self.step(child.label, f"停止 {why}; {child.delay:g} 秒後に再起動 restarting in {child.delay:g}s "
                               f"(restart #{child.restarts}){hint}")
 
     # -- status over NATS ----------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         return {"node": self.config.node_id, "pid": os.getpid(),
-                "processes": [c.status() for c in self.children.values()]}
+                "processes": [line for c in self.children.values() for line in c.status()]}
 
     async def _on_status(self, msg: Msg) -> None:
         if msg.reply:
@@ -564,10 +586,21 @@ class Supervisor:
 
     async def _start_services(self) -> None:
         c = self.config
+        logs = c.data_dir / "logs"
+        if c.processes == GROUPED and len(c.services) > 1:
+            # Each service's environment as it would have it alone, folded into the host's (towntip.kernel.host).
+            child = Child(HOST_NAME, "host", argv=[c.python, "-m", "towntip.kernel.host", *c.services,
+                                                   "--name", HOST_NAME, "--log-dir", str(logs)],
+                          env=hosted_env({name: self._service_env(name) for name in c.services}),
+                          log_path=logs / f"{HOST_NAME}.log", services=tuple(c.services))
+            self.children[HOST_NAME] = child
+            await self._spawn(child)
+            await self._await_ready([child])
+            return
         for name in c.services:
             child = Child(name, "service", argv=[c.python, "-m", subjects.SERVICE_MODULES[name]],
                           env=self._service_env(name),
-                          log_path=c.data_dir / "logs" / f"{name}.log")
+                          log_path=logs / f"{name}.log")
             self.children[name] = child
             await self._spawn(child)
         await self._await_ready([self.children[n] for n in c.services])
@@ -601,6 +634,9 @@ class Supervisor:
     def _announce(self, child: Child) -> None:
         if child.kind == "gateway":
             self.step(child.name, f"http://{self.config.http_host}:{self.config.http_port} (pid {child.pid})")
+        elif child.kind == "host":
+            for name in child.services:
+                self.step(name, f"稼働中 running (pid {child.pid}, {child.name} のタスク a task of {child.name})")
         else:
             self.step(child.name, f"稼働中 running (pid {child.pid})")
 
@@ -614,7 +650,7 @@ class Supervisor:
             task.cancel()
         groups = [
             [ch for ch in self.children.values() if ch.kind == "gateway"],
-            [ch for ch in self.children.values() if ch.kind == "service"],
+            [ch for ch in self.children.values() if ch.kind in ("service", "host")],
         ]
         for group in groups:
             await self._terminate(group)
