@@ -15,6 +15,7 @@ services (points and bookings shown here, beside sns's own test) and changes not
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import re
@@ -29,6 +30,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from PIL import Image
 from sqlalchemy import inspect, text
 
 from identity.app import IdentityService
@@ -41,6 +43,7 @@ from services.sns.app import SnsService
 from tests.conftest import PG_URL, postgres_available
 from tests.support.bus import wait_for
 from tests.support.nodes import CARD_KEY, PW, add_people, gateway_app, started
+from towntip.kernel import images
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.bus.envelope import Envelope, utcnow
 from towntip.kernel.clock import JST
@@ -55,6 +58,7 @@ from towntip.kernel.contracts import notices_feeds as nf
 from towntip.kernel.contracts import points as pc
 from towntip.kernel.contracts import projects as prc
 from towntip.kernel.contracts import sns as sc
+from towntip.kernel.contracts import sns_openings as so
 from towntip.kernel.contracts.points import Tap
 from towntip.kernel.settings import ServiceSettings
 
@@ -193,6 +197,30 @@ async def make_active(n: Node) -> None:
     await n.call("sns", lk.EP_LIKE_GIVE, {"actor": me, "kind": "post", "id": str(post["id"])})
     await n.call("sns", sc.EP_MESSAGE_SEND, {"actor": me, "to": taro["global_handle"], "to_name": "鈴木 太郎",
                                              "body": "こんにちは"})
+    # sns: her blog entry with a picture, which Taro comments on and likes; her own comment on his entry
+    entry = await n.call("sns", sc.EP_BLOG_CREATE, {"actor": me, "title": "公民館まつりの感想",
+                                                    "body": "花壇づくりに参加しました", "audience": "public"})
+    shot = io.BytesIO()
+    Image.new("RGB", (900, 600), (90, 160, 70)).save(shot, "JPEG")
+    full, thumb = (images.prepare(shot.getvalue(), max_side=side) for side in (sc.BLOG_FULL_SIDE, sc.BLOG_THUMB_SIDE))
+    await n.call("sns", sc.EP_BLOG_PICTURE_ADD, {
+        "actor": me, "entry_id": entry["id"], "image": base64.b64encode(full.data).decode(),
+        "thumb": base64.b64encode(thumb.data).decode(), "alt": "花壇に球根を植える参加者"})
+    await n.call("sns", sc.EP_BLOG_COMMENT_CREATE, {"actor": taro, "entry_id": entry["id"], "body": "きれいですね"})
+    await n.call("sns", lk.EP_LIKE_GIVE, {"actor": taro, "kind": "blog", "id": str(entry["id"])})
+    his = await n.call("sns", sc.EP_BLOG_CREATE, {"actor": taro, "title": "清掃活動", "body": "川沿いを清掃"})
+    await n.call("sns", sc.EP_BLOG_COMMENT_CREATE, {"actor": me, "entry_id": his["id"], "body": "お疲れさまです"})
+    # sns matching: her skills, Taro's community's opening, her application he accepts (a volunteer roster in points)
+    await n.call("sns", so.EP_SKILLS_PUT, {"actor": me, "skills": "写真 園芸"})
+    club = await n.call("sns", sc.EP_COMMUNITY_OPEN, {"actor": taro, "name": "川をきれいにする会",
+                                                      "categories": ["npo-3"]})
+    opening = await n.call("sns", so.EP_OPENING_CREATE, {
+        "actor": taro, "host_kind": "community", "host_id": club["id"], "title": "清掃ボランティア",
+        "task": "ごみ拾い", "skills": "写真", "starts_at": (utcnow() + timedelta(days=5)).isoformat(),
+        "capacity": 3, "event_code": "kominkan-fes"})
+    applied = await n.call("sns", so.EP_OPENING_APPLY, {"actor": me, "opening_id": opening["id"],
+                                                        "message": "写真を撮れます"})
+    await n.call("sns", so.EP_OPENING_DECIDE, {"actor": taro, "application_id": applied["id"], "decision": "accept"})
     # projects: an organisation she registered (its member)
     await n.call("projects", prc.EP_ORG_CREATE, {"actor": me, "kind": "company", "name": "花子商店",
                                                  "fields": ["npo-3"], "expertise": "園芸"})
@@ -248,6 +276,9 @@ async def test_a_persons_data_is_exported_from_every_service_and_nothing_remains
         assert parts["points"]["tables"]["postings"]
         assert parts["sns"]["tables"]["posts"] and parts["sns"]["tables"]["comments"]
         assert parts["sns"]["tables"]["likes"] and parts["sns"]["tables"]["messages"]
+        assert parts["sns"]["tables"]["blog_entries"] and parts["sns"]["tables"]["blog_pictures"]
+        assert parts["sns"]["tables"]["blog_comments"] and parts["sns"]["tables"]["applications"]
+        assert parts["sns"]["tables"]["person_skills"] and parts["points"]["tables"]["volunteer_roster"]
         assert parts["projects"]["tables"]["memberships"] and parts["bookings"]["tables"]["bookings"]
         assert parts["notices"]["tables"]["life_profiles"] and parts["notices"]["tables"]["calendar_tokens"]
         assert parts["signage"]["tables"] == {t: [] for t in parts["signage"]["tables"]}  # she made no content
@@ -301,6 +332,10 @@ async def test_a_persons_data_is_exported_from_every_service_and_nothing_remains
     assert "offered" in json.dumps(waits), waits
     sns = await node.rows("sns")
     assert len(sns["posts"]) == 2 and len(sns["comments"]) == 1  # kept, by nobody
+    # her blog entry, its picture and her comment kept by nobody; her application and her skills gone
+    assert len(sns["blog_entries"]) == 2 and len(sns["blog_pictures"]) == 1 and len(sns["blog_comments"]) == 2
+    assert not sns["applications"] and not sns["person_skills"]
+    assert not (await node.rows("points"))["volunteer_roster"]  # off the event's roster
     assert [r for r in (await node.rows("bookings"))["bookings"] if "cancelled" in r]  # her booking to come, cancelled
 
     # What remains naming her: only the outbox rows of events announced while she was erased (not yet published
