@@ -179,6 +179,7 @@ async def run(args: argparse.Namespace) -> int:
     env = {**os.environ}
     if args.gateway_workers:
         env["TOWNTIP_GATEWAY_WORKERS"] = str(args.gateway_workers)
+    env["TOWNTIP_PROCESSES"] = args.processes
     node, log = spawn_node(workdir, env, http_port, nats_port)
     bare = None
     try:
@@ -277,6 +278,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--gateway-workers", type=int, default=0,
                    help="TOWNTIP_GATEWAY_WORKERS for the node (default: the node's own default)")
+    # The embedded default runs every service in one host process and one gateway process (bench/memory.py: a
+    # node in <= 600 MB), so under load they share one core; the layout for throughput is a process per service
+    # and a gateway worker per core, which is also how compose and Kubernetes run a node.
+    p.add_argument("--processes", choices=("one-per-service", "grouped"), default="one-per-service",
+                   help="the node's layout (TOWNTIP_PROCESSES; default: one-per-service)")
     p.add_argument("--keep", action="store_true", help="keep the node's temp dir (its logs)")
     p.add_argument("--pages", nargs="+", default=None, metavar="PATH",
                    help="only these anonymous pages (My Page is always measured), e.g. --pages /events")

@@ -185,7 +185,7 @@ OPEN_DATA = Domain("open_data", refusals=(od.USAGE_STAFF_ONLY,), ops=(
 OPENINGS = Domain("openings", refusals=(
     oc.OPENING_NOT_FOUND, oc.OPENING_NOT_HOST, oc.OPENING_HOST_NOT_FOUND, oc.OPENING_NOT_ORGANISER,
     oc.OPENING_CLOSED, oc.OPENING_FULL, oc.OPENING_ALREADY_APPLIED, oc.OPENING_OWN, oc.OPENING_NO_APPLICATION,
-    oc.OPENING_ALREADY_DECIDED, oc.OPENING_BAD_DATES,
+    oc.OPENING_ALREADY_DECIDED, oc.OPENING_BAD_DATES, c.COMMUNITY_UNKNOWN_CATEGORY,
 ), ops=(
     # A theme's managers are asked of the projects service before the transaction: the row owns its transaction.
     own(oc.EP_OPENING_CREATE, oc.OpeningCreate, oc.Opening, openings.create),

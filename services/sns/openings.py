@@ -32,8 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.sns import people as sns_people
 from services.sns.communities import names_of, person_of
 from services.sns.models import applications, bus, communities, openings, person_skills
+from towntip.kernel import categories
 from towntip.kernel.bus.envelope import new_id
 from towntip.kernel.bus.outbox import announce
+from towntip.kernel.contracts import sns as sc
 from towntip.kernel.contracts import sns_openings as c
 from towntip.kernel.contracts.actor import Actor
 from towntip.kernel.contracts.sns import Person, SnsEvent
@@ -157,6 +159,8 @@ async def get(session: AsyncSession, *, q: c.OpeningQuery) -> c.Opening:
 
 
 async def list_(session: AsyncSession, *, q: c.OpeningListQuery) -> c.OpeningList:
+    if q.category and q.category not in categories.codes():
+        raise sc.COMMUNITY_UNKNOWN_CATEGORY(f"unknown category {q.category!r}")
     stmt = select(openings).order_by(openings.c.id.desc())
     if not q.include_closed:
         stmt = stmt.where(openings.c.status == "open")

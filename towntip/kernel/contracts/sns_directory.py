@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from towntip.kernel.contracts.base import Frozen
 from towntip.kernel.contracts.events import Event
+from towntip.kernel.contracts.projects import CategoryCode
 
 SERVICE = "sns"  # the endpoints are the sns service's
 EVENTS = "snsfed"  # the events' stream: EVT_<NODE>_SNSFED, evt.<node>.snsfed.<event>
@@ -40,7 +41,7 @@ def rounded(members: int) -> int:
 class DirectoryQuery(BaseModel):
     model_config = _IN
     town: NodeId | None = None
-    category: str | None = Field(default=None, max_length=16)
+    category: CategoryCode | None = None  # a code of the category grid
     limit: int = Field(default=50, ge=1, le=LIST_MAX)
 
 
