@@ -367,7 +367,8 @@ def read_archive(archive: Path, into: Path) -> dict[str, Any]:
                 if m.name not in listed or not m.isfile() or not _MEMBER.match(m.name):
                     raise BackupError(f"unexpected member {m.name!r} in the archive")
             if set(listed) - set(names):
-                raise BackupError(f"members missing from the archive: {', '.join(sorted(set(listed) - set(names)))}")
+                missing = ", ".join(sorted(set(listed) - set(names)))
+                raise BackupError(f"the archive is damaged: members missing: {missing}")
             for m in members:
                 if m.name == MANIFEST:
                     continue
