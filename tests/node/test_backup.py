@@ -166,6 +166,14 @@ async def refusals(archive: Path, tmp: Path, node_args: list[str]) -> None:
     r = await a_cli("restore", str(archive), "--node", "othernode", "--data-dir", str(empty), *node_args)
     assert r.returncode == 1 and "not 'othernode'" in r.stderr and "--force" in r.stderr, r.stderr
     assert listing(empty) == []
+    forced = tmp / "forced"
+    r = await a_cli("restore", str(archive), "--node", "othernode", "--force", "--data-dir", str(forced))
+    if node_args:  # a PostgreSQL node's archive is not restored onto SQLite files
+        assert r.returncode == 1 and "on postgresql, the target is sqlite" in r.stderr, r.stderr
+        assert listing(forced) == []
+    else:  # --force: the archive as another node (its databases and secrets; not its streams, named after the old id)
+        assert r.returncode == 0 and "as othernode" in r.stdout and "0 stream messages" in r.stdout, r.stderr
+        assert (forced / "secrets" / "card-key").exists() and (forced / "points.sqlite3").exists()
     busy = tmp / "busy"
     await asyncio.to_thread(busy.mkdir)
     await asyncio.to_thread((busy / "notes.txt").write_text, "mine")

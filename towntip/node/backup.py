@@ -424,6 +424,15 @@ def _check_target(target: NodeTarget, manifest: dict[str, Any]) -> None:
                                   "empty database")
 
 
+def _empty(data: Path) -> None:
+    if data.exists():
+        for path in data.iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
 def _write_secrets(data: Path, manifest: dict[str, Any], unpacked: Path) -> None:
     (data / "secrets").mkdir(parents=True, exist_ok=True)
     os.chmod(data / "secrets", 0o700)
@@ -480,16 +489,26 @@ async def _restore_streams(target: NodeTarget, manifest: dict[str, Any], unpacke
 
 
 async def restore_backup(archive: Path, target: NodeTarget, *, force: bool = False) -> dict[str, Any]:
-    """Brings the archive up in an empty data dir (and empty PostgreSQL schemas): then `towntip node up`."""
+    """Brings the archive up in an empty data dir (and empty PostgreSQL schemas): then `towntip node up`.
+
+    With `force` and another node id the streams are not restored: their subjects and names carry the archive's
+    node id, which the new node neither reads nor may write (its people's global handles keep the old id too)."""
     with tempfile.TemporaryDirectory(prefix="towntip-restore-") as tmp:
         unpacked = Path(tmp)
         manifest = await asyncio.to_thread(read_archive, archive, unpacked)
-        if manifest.get("node") != target.node and not force:
+        same_node = manifest.get("node") == target.node
+        if not same_node and not force:
             raise BackupError(f"the archive is node {manifest.get('node')!r}, not {target.node!r} "
                               "(--force restores it as this node)")
         await asyncio.to_thread(_check_target, target, manifest)
-        await asyncio.to_thread(_write_secrets, target.data_dir, manifest, unpacked)
-        for service, db in manifest["databases"].items():
-            await asyncio.to_thread(_restore_database, target, service, db, unpacked)
-        manifest["restored_messages"] = await _restore_streams(target, manifest, unpacked)
+        try:
+            await asyncio.to_thread(_write_secrets, target.data_dir, manifest, unpacked)
+            for service, db in manifest["databases"].items():
+                await asyncio.to_thread(_restore_database, target, service, db, unpacked)
+            manifest["restored_messages"] = await _restore_streams(target, manifest, unpacked) if same_node else 0
+        except BaseException:
+            # The data dir was empty (checked): leave it so, and a second try finds it empty again. PostgreSQL
+            # schemas restored before the failure stay (the error names the one that failed).
+            await asyncio.to_thread(_empty, target.data_dir)
+            raise
     return manifest
