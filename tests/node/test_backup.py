@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -38,6 +39,9 @@ pytestmark = [pytest.mark.xdist_group("supervisor"), pytest.mark.timeout(600)]
 CARD = "0300000000000007"
 TAP = pc.Tap(tap_id="bk-tap-1", terminal_id="term-bk", card_idm=CARD, event="seisou", role="volunteer",
              tapped_at=datetime(2026, 11, 3, 9, 0, tzinfo=UTC))
+# a tap the bus acknowledged while the points service could not apply it: in the backup only in EDGE_<NODE>
+LATE = pc.Tap(tap_id="bk-tap-2", terminal_id="term-bk", card_idm=CARD, event="hanami", role="volunteer",
+              tapped_at=datetime(2026, 11, 4, 9, 0, tzinfo=UTC))
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -65,12 +69,16 @@ async def enroll(nc: nats.NATS) -> dict[str, str]:
     return dict(json.loads(got.data))
 
 
+def terminal_url(node: Node, terminal: dict[str, str]) -> str:
+    """The enrolled terminal's URL on this node's nats-server port (the password is the one enrolment made)."""
+    netloc = urlsplit(terminal["url"]).netloc.rsplit(":", 1)[0]
+    return urlunsplit(urlsplit(terminal["url"])._replace(netloc=f"{netloc}:{urlsplit(node.operator_url()).port}"))
+
+
 async def tap(node: Node, terminal: dict[str, str], *, stream_dedup: bool = True) -> pc.TapOutcome:
     """Sends TAP (always the same tap id) as the enrolled terminal, on this node's port, and answers its outcome.
     Without `stream_dedup` it goes without Nats-Msg-Id, as a tap re-sent after JetStream's window would be heard."""
-    url = urlsplit(terminal["url"])._replace(netloc=f"{urlsplit(terminal['url']).netloc.rsplit(':', 1)[0]}:"
-                                                    f"{urlsplit(node.operator_url()).port}")
-    nc = await nats.connect(urlunsplit(url), inbox_prefix=terminal["inbox_prefix"], connect_timeout=5)
+    nc = await nats.connect(terminal_url(node, terminal), inbox_prefix=terminal["inbox_prefix"], connect_timeout=5)
     try:
         inbox = await nc.subscribe(nc.new_inbox(), max_msgs=1)
         await nc.jetstream().publish(subjects.edge(NODE, TAP.terminal_id, "tap"), TAP.model_dump_json().encode(),
@@ -79,6 +87,26 @@ async def tap(node: Node, terminal: dict[str, str], *, stream_dedup: bool = True
         return pc.TapOutcome.model_validate_json((await inbox.next_msg(timeout=60)).data)
     finally:
         await nc.close()
+
+
+async def tap_unapplied(node: Node, terminal: dict[str, str], archive: Path, pg: list[str]) -> None:
+    """LATE acknowledged by JetStream while the points service is frozen (SIGSTOP): the terminal would never send it
+    again, and the service has not applied it when the backup is taken."""
+    pid = (await node.status())["points"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        nc = await nats.connect(terminal_url(node, terminal), inbox_prefix=terminal["inbox_prefix"])
+        try:
+            ack = await nc.jetstream().publish(subjects.edge(NODE, LATE.terminal_id, "tap"),
+                                               LATE.model_dump_json().encode(), headers={subjects.HDR_MSG_ID: LATE.key})
+            assert not ack.duplicate
+        finally:
+            await nc.close()
+        r = await a_cli("backup", "--data-dir", str(node.data_dir), "--out", str(archive), *pg)
+        assert r.returncode == 0, r.stderr
+        assert "backup of testnode written" in r.stdout and "暗号化" in r.stdout
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 async def make_town(node: Node, nc: nats.NATS) -> dict[str, Any]:
@@ -92,6 +120,7 @@ async def make_town(node: Node, nc: nats.NATS) -> dict[str, Any]:
     theme = await call(nc, prc.EP_THEME_CREATE, {"actor": actor, "owner_department_id": dept["id"],
                                                   "title": "高齢者の移動手段の確保"}, service="projects", node=NODE)
     await call(nc, pc.EP_EVENT_PUT, pc.EventIn(code="seisou", name="河川清掃", volunteer_points=30), node=NODE)
+    await call(nc, pc.EP_EVENT_PUT, pc.EventIn(code="hanami", name="花見の片付け", volunteer_points=20), node=NODE)
     await call(nc, pc.EP_CARD_BIND_REQUEST, pc.CardBindRequest(person=hanako.id, card_idm=CARD), node=NODE)
     terminal = await enroll(nc)
     first = await tap(node, terminal)
@@ -116,8 +145,12 @@ async def the_same_town(node: Node, town: dict[str, Any]) -> None:
         assert await wait_for(lambda: logs_in(nc, "hanako"), "hanako logs in", timeout=30,
                               tolerate=(Exception,))
         assert await logs_in(nc, "kikaku")
-        mine = await call(nc, pc.EP_PERSON_POINTS, pc.PersonQuery(person=town["hanako"]), node=NODE)
-        assert mine["balance"] == 30 and [c["card_ref"] for c in mine["cards"]] == [town["card_ref"]], mine
+        async def points() -> Any:  # LATE, restored in EDGE_<NODE>, is applied once at the first start: 30 + 20
+            mine = await call(nc, pc.EP_PERSON_POINTS, pc.PersonQuery(person=town["hanako"]), node=NODE)
+            return mine if mine["balance"] == 50 else None
+
+        mine = await wait_for(points, "the late tap credited after the restore", timeout=60)
+        assert [c["card_ref"] for c in mine["cards"]] == [town["card_ref"]], mine
         theme = await call(nc, prc.EP_THEME_GET, {"theme_id": town["theme"], "actor": town["staff"]},
                            service="projects", node=NODE)
         assert theme["title"] == "高齢者の移動手段の確保"
@@ -126,8 +159,9 @@ async def the_same_town(node: Node, town: dict[str, Any]) -> None:
         # knows the tap id from the restored database. (The terminal's password came back with the secrets.)
         again = await tap(node, town["terminal"], stream_dedup=False)
         assert again.status == "duplicate", again  # (its points are the first outcome's, told again)
+        await asyncio.sleep(1)
         mine = await call(nc, pc.EP_PERSON_POINTS, pc.PersonQuery(person=town["hanako"]), node=NODE)
-        assert mine["balance"] == 30
+        assert mine["balance"] == 50, mine
     finally:
         await nc.close()
 
@@ -185,7 +219,7 @@ async def refusals(archive: Path, tmp: Path, node_args: list[str]) -> None:
 async def round_trip(tmp_path: Path, *, db_a: str = "", db_b: str = "") -> None:
     pg = ["--database-url", db_a] if db_a else []
     node = node_in(tmp_path / "a", db_a)
-    archive = tmp_path / "off-site" / "tsuru.tar.gz"
+    archive = tmp_path / "a" / "frozen.tar.gz"  # taken on the running node while the points service is frozen
     try:
         await node.wait_health(200, timeout=400)
         nc = await operator(node)
@@ -193,10 +227,7 @@ async def round_trip(tmp_path: Path, *, db_a: str = "", db_b: str = "") -> None:
             town = await make_town(node, nc)
         finally:
             await nc.close()
-        # on the running node
-        r = await a_cli("backup", "--data-dir", str(node.data_dir), "--out", str(archive), *pg)
-        assert r.returncode == 0, r.stderr
-        assert "backup of testnode written" in r.stdout and "暗号化" in r.stdout
+        await tap_unapplied(node, town["terminal"], archive, pg)
         assert node.stop() == 0
     finally:
         finish(node)
@@ -209,7 +240,7 @@ async def round_trip(tmp_path: Path, *, db_a: str = "", db_b: str = "") -> None:
     assert all(db["alembic"] for db in manifest["databases"].values()), manifest["databases"]
     assert {"secrets/card-key", "secrets/admin-token", "secrets/portal-key"} <= names
     assert "secrets/nats-operator-url" not in names
-    assert manifest["streams"][subjects.edge_stream(NODE)]["messages"] == 1  # the tap
+    assert manifest["streams"][subjects.edge_stream(NODE)]["messages"] == 2  # the taps
     assert set(manifest["members"]) == names - {"manifest.json"}
 
     # the node stopped: a backup takes the lock and reads the streams through a nats-server of its own
@@ -219,8 +250,9 @@ async def round_trip(tmp_path: Path, *, db_a: str = "", db_b: str = "") -> None:
     with tarfile.open(stopped, "r:gz") as tar:
         again = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert again["node_was_running"] is False and set(again["databases"]) == set(subjects.SERVICES)
-    assert again["streams"][subjects.edge_stream(NODE)]["messages"] == 1
+    assert again["streams"][subjects.edge_stream(NODE)]["messages"] == 2
 
+    archive = Path(shutil.copy(archive, tmp_path / "off-site.tar.gz"))
     shutil.rmtree(tmp_path / "a")  # the machine is gone
     b_args = ["--database-url", db_b] if db_b else []
     await refusals(archive, tmp_path, b_args)

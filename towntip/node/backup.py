@@ -228,8 +228,9 @@ async def _copy_stream(nc: NATS, name: str, upto: int | None, out: Path) -> dict
             msg = await js.get_msg(name, seq)
         except NotFoundError:
             continue  # deleted or aged out between the info and now
+        # JetStream's own headers go, but the message id (dedup); so does a tap's reply address, long gone
         headers = {k: v for k, v in (msg.headers or {}).items()
-                   if not k.startswith("Nats-") or k == subjects.HDR_MSG_ID}
+                   if (not k.startswith("Nats-") or k == subjects.HDR_MSG_ID) and k != subjects.HDR_RESULT_TO}
         lines.append(json.dumps({"seq": msg.seq, "subject": msg.subject, "headers": headers,
                                  "data": base64.b64encode(msg.data or b"").decode()}) + "\n")
     await asyncio.to_thread(_write_lines, out, lines)
