@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from towntip.cli import EXIT_USAGE, fail
 from towntip.kernel.bus import subjects
@@ -89,6 +91,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sec.add_argument("--postgres-host", default="postgres",
                      help="PostgreSQL's host name in database-url (default: %(default)s)")
     sec.set_defaults(func=cmd_secrets)
+
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--node", default="", help="node id (default: the data dir's; for restore, the archive's)")
+    where.add_argument("--data-dir", default="./var", help="the node's data dir (default: %(default)s)")
+    where.add_argument("--database-url", default="",
+                       help="the PostgreSQL URL the node runs on, as given to `node up` (default: SQLite files)")
+    where.add_argument("--service-db", action="append", default=[], metavar="NAME=URL",
+                       help="one service's database URL, as given to `node up` (repeatable)")
+    where.add_argument("--nats-url", default="",
+                       help="the node's outside NATS, as given to `node up` (default: the embedded one)")
+    bak = verbs.add_parser(
+        "backup", parents=[where],
+        help="write one archive of the node: every service's database, its secrets, its streams' messages",
+        description="Back up a node, running or stopped, into one tar.gz (towntip/node/backup.py). The archive "
+                    "holds every secret of the node, the card key included: keep it encrypted, off the machine.")
+    bak.add_argument("--out", required=True, metavar="FILE", help="the archive to write (.tar.gz; mode 0600)")
+    bak.set_defaults(func=cmd_backup)
+    res = verbs.add_parser(
+        "restore", parents=[where],
+        help="bring a backup up in a new, empty data dir (then `towntip node up`)",
+        description="Restore a `towntip node backup` archive into an empty data dir (and empty PostgreSQL "
+                    "schemas). Refuses a damaged archive, another node's archive (unless --force) and a data dir "
+                    "that is not empty.")
+    res.add_argument("archive", metavar="FILE", help="the archive `towntip node backup` wrote")
+    res.add_argument("--force", action="store_true", help="restore another node's archive as --node")
+    res.set_defaults(func=cmd_restore)
 
 
 def _port(value: int, what: str, *, zero_ok: bool = False) -> str | None:
@@ -202,6 +230,62 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     print(f"{len(made)} files in {Path(args.out) / 'secrets'} (keep them out of git):")
     for path in made:
         print(f"  {path.name}")
+    return 0
+
+
+def _backup_target(args: argparse.Namespace, node: str) -> Any:
+    from towntip.node.backup import NodeTarget
+
+    if args.database_url and not args.database_url.startswith("postgres"):
+        raise ValueError("--database-url is for PostgreSQL (postgresql+asyncpg://…)")
+    service_dbs: dict[str, str] = {}
+    for item in args.service_db:
+        name, sep, url = item.partition("=")
+        if not sep or not url or name not in subjects.SERVICES:
+            raise ValueError(f"--service-db wants NAME=URL with a service's name, not {item!r}")
+        service_dbs[name] = url
+    return NodeTarget(node=check_node_id(node), data_dir=Path(args.data_dir), database_url=args.database_url,
+                      service_dbs=service_dbs, nats_url=args.nats_url)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from towntip.node.backup import BackupError, create_backup, node_of
+
+    node = args.node or node_of(Path(args.data_dir))
+    if not node:
+        return fail(f"no node id found in {args.data_dir} (nats/nats-server.conf): pass --node", EXIT_USAGE)
+    try:
+        target = _backup_target(args, node)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        manifest = asyncio.run(create_backup(target, Path(args.out)))
+    except BackupError as exc:
+        return fail(f"バックアップできません backup failed: {exc}")
+    messages = sum(s["messages"] for s in manifest["streams"].values())
+    print(f"バックアップ完了 backup of {target.node} written: {args.out} — {len(manifest['databases'])} databases, "
+          f"{messages} stream messages, {sum(m.startswith('secrets/') for m in manifest['members'])} secrets. "
+          "秘密鍵を含みます: 暗号化して保管 (it holds the node's secrets: keep it encrypted)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from towntip.node.backup import BackupError, peek_node, restore_backup
+
+    try:
+        node = args.node or peek_node(Path(args.archive))
+        target = _backup_target(args, node)
+    except BackupError as exc:
+        return fail(f"復元できません restore refused: {exc}")
+    except ValueError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        manifest = asyncio.run(restore_backup(Path(args.archive), target, force=args.force))
+    except BackupError as exc:
+        return fail(f"復元できません restore refused: {exc}")
+    print(f"復元完了 restored {manifest['node']} ({manifest['created_at']}) as {target.node} into {target.data_dir}: "
+          f"{len(manifest['databases'])} databases, {manifest['restored_messages']} stream messages. "
+          f"次に start it: towntip node up --node {target.node} --data-dir {args.data_dir}")
     return 0
 
 
