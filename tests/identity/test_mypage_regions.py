@@ -147,6 +147,7 @@ def section_of(page: str, node: str) -> str:
     return page[start:page.index("</section>", start)]
 
 
+@pytest.mark.timeout(300)  # three nodes and their anchor: over 120 s with the whole suite on two cores
 async def test_my_page_at_home_and_at_another_node_shows_every_region(nodes) -> None:
     _anchor, found = nodes
     a, b, cn = found[A], found[B], found[C]

@@ -71,7 +71,7 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 BACKOFF_RESET_AFTER = 30.0
 STOP_GRACE = 10.0
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 90.0  # a loaded machine: seven services migrating in one host, then the gateway
 POLL = 0.1
 
 NATS_NAME = "nats-server"
