@@ -70,22 +70,13 @@ class FederationLink:
     async def refresh_peers(self) -> None:
         """The trust anchor's members, resolved (node id, public URL) through their signed configurations."""
         assert self.resolver is not None
+        async with self.sessions() as session:
+            known = await federation.peers(session)
         try:
-            listed = await self.resolver.members()
+            found = await self.resolver.member_nodes(known)
         except TrustError as exc:
             log.warning("federation members: %s", exc)
             return
-        async with self.sessions() as session:
-            known = {u: n for n, u in (await federation.peers(session)).items()}
-        found: dict[str, str] = {}
-        for entity_id in listed:
-            try:
-                found[(await self.resolver.resolve(entity_id)).node] = entity_id
-            except TrustError as exc:
-                if entity_id.rstrip("/") in known:  # listed but down for a moment: still a member
-                    found[known[entity_id.rstrip("/")]] = entity_id
-                else:
-                    log.info("federation member %s not resolved yet: %s", entity_id, exc)
         added = await self.set_peers(found)
         if added:
             log.info("now sourcing the signage offers of %s", ", ".join(added))

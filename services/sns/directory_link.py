@@ -101,22 +101,13 @@ class DirectoryLink:
     async def refresh_towns(self) -> None:
         """The trust anchor's members, resolved (node id, public URL) through their signed configurations."""
         assert self.resolver is not None
+        async with self.sessions() as session:
+            known = await directory.towns(session)
         try:
-            listed = await self.resolver.members()
+            found = await self.resolver.member_nodes(known)
         except TrustError as exc:
             log.warning("directory member towns: %s", exc)
             return
-        async with self.sessions() as session:
-            known = {u: n for n, u in (await directory.towns(session)).items()}
-        found: dict[str, str] = {}
-        for entity_id in listed:
-            try:
-                found[(await self.resolver.resolve(entity_id)).node] = entity_id
-            except TrustError as exc:
-                if entity_id.rstrip("/") in known:  # listed but down for a moment: still a member
-                    found[known[entity_id.rstrip("/")]] = entity_id
-                else:
-                    log.info("directory member %s not resolved yet: %s", entity_id, exc)
         added = await self.set_towns(found)
         if added:
             log.info("now sourcing the community listings of %s", ", ".join(added))

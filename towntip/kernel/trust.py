@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization, RSAKey
+
+log = logging.getLogger(__name__)
 
 ENTITY_TYP = "entity-statement+jwt"
 STATEMENT_TTL = 24 * 3600
@@ -155,6 +158,22 @@ class TrustResolver:
         if self.cache_seconds > 0:
             self._cache[entity_id] = trusted
         return trusted
+
+    async def member_nodes(self, known: dict[str, str]) -> dict[str, str]:
+        """The anchor's members as {node id: entity id}, each resolved through its signed configuration; a member
+        listed but not answering for a moment stays, as `known` ({node id: public URL}) had it. TrustError when the
+        anchor does not list its members."""
+        by_url = {u.rstrip("/"): n for n, u in known.items()}
+        found: dict[str, str] = {}
+        for entity_id in await self.members():
+            try:
+                found[(await self.resolve(entity_id)).node] = entity_id
+            except TrustError as exc:
+                if entity_id.rstrip("/") in by_url:  # listed but down for a moment: still a member
+                    found[by_url[entity_id.rstrip("/")]] = entity_id
+                else:
+                    log.info("federation member %s not resolved yet: %s", entity_id, exc)
+        return found
 
     async def members(self) -> list[str]:
         r = await self._get(self.anchor + "/federation/list")
