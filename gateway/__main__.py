@@ -15,11 +15,17 @@ import uvicorn
 from towntip.kernel.settings import GatewaySettings
 
 
+def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
+    """uvicorn's options for the gateway: X-Forwarded-* believed from the trusted proxies only (none by default)."""
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    return {"host": settings.http_host, "port": settings.http_port, "log_level": settings.log_level.lower(),
+            "timeout_graceful_shutdown": 5, "proxy_headers": bool(proxies),
+            **({"forwarded_allow_ips": proxies} if proxies else {})}
+
+
 def main() -> int:
     settings = GatewaySettings()
-    serve: dict[str, Any] = {"host": settings.http_host, "port": settings.http_port,
-                             "log_level": settings.log_level.lower(), "timeout_graceful_shutdown": 5,
-                             "proxy_headers": False}
+    serve = uvicorn_options(settings)
     if settings.gateway_workers > 1:  # each worker builds the app (uvicorn's factory)
         uvicorn.run("gateway.app:from_environment", factory=True, workers=settings.gateway_workers, **serve)
     else:

@@ -67,6 +67,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--gateway-workers", type=int, default=int(os.environ.get("TOWNTIP_GATEWAY_WORKERS") or 0),
                     metavar="N", help="gateway processes serving the HTTP port (default: 1 with --processes grouped, "
                     "else one per core, at most 4; or TOWNTIP_GATEWAY_WORKERS)")
+    up.add_argument("--trusted-proxies", default=os.environ.get("TOWNTIP_TRUSTED_PROXIES") or "",
+                    metavar="ADDR,NET",
+                    help="the reverse proxies in front of the gateway (TLS ends there), e.g. 127.0.0.1 or "
+                         "10.0.0.0/24: X-Forwarded-For and X-Forwarded-Proto are believed from them only "
+                         "(default: none)")
     up.add_argument("--processes", choices=["grouped", "one-per-service"],
                     default=os.environ.get("TOWNTIP_PROCESSES") or "grouped",
                     help="grouped: the services as tasks of one process, each with its own NATS user and database "
@@ -158,6 +163,18 @@ def _town_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _proxies_problem(value: str) -> str | None:
+    """None if every comma-separated item is an IP address or network (a bare `*` would believe anyone)."""
+    import ipaddress
+
+    for item in (p.strip() for p in value.split(",") if p.strip()):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"--trusted-proxies wants IP addresses or networks separated by commas, not {item!r}"
+    return None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from towntip.node.supervisor import NodeConfig, run_node
 
@@ -183,7 +200,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail("--nats-port is for the embedded nats-server; it makes no sense with --nats-url", EXIT_USAGE)
     if args.nats_url and not args.nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
         return fail(f"--nats-url must look like nats://host:port, not {args.nats_url!r}", EXIT_USAGE)
-    problem = _hub_problem(args) or _town_problem(args)
+    problem = _hub_problem(args) or _town_problem(args) or _proxies_problem(args.trusted_proxies)
     if problem:
         return fail(problem, EXIT_USAGE)
     trace = args.trace_export
@@ -212,7 +229,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         trust_anchor_jwks=str(Path(args.trust_anchor_jwks).resolve()) if args.trust_anchor_jwks else "",
         town_name=args.town_name.strip(), town_name_en=args.town_name_en.strip(), districts=args.districts.strip(),
         town_colour=args.town_colour.strip(), gateway_workers=args.gateway_workers,
-        processes=args.processes,
+        processes=args.processes, trusted_proxies=args.trusted_proxies.replace(" ", ""),
         town_emblem=str(Path(args.town_emblem).resolve()) if args.town_emblem else "",
     )
     return run_node(config)

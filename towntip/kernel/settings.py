@@ -188,6 +188,11 @@ class GatewaySettings(NodeSettings):
     open_data_licence: str = "公共データ利用規約（第1.0版）(PDL1.0)"
     open_data_licence_url: str = "https://www.digital.go.jp/resources/open_data/public_data_license_v1.0"
     open_data_cache_seconds: float = Field(default=300.0, ge=0.0, le=86400.0)
+    # The reverse proxies in front of the gateway (TLS ends there), comma separated addresses or networks
+    # (TOWNTIP_TRUSTED_PROXIES, `towntip node up --trusted-proxies`): only from them are X-Forwarded-For and
+    # X-Forwarded-Proto believed, so the login throttle counts each resident's own address. "": none (the
+    # connection's address is the client's; a proxy then looks like one address to the throttle).
+    trusted_proxies: str = ""
 
     def expected_services(self) -> list[str]:
         return [s.strip() for s in self.services.split(",") if s.strip()]

@@ -111,6 +111,7 @@ class NodeConfig:
     districts: str = ""  # the districts residents choose from, separated by "|" ("": the demo table's)
     town_colour: str = ""  # #rrggbb ("": the demo table's, else the portal's green)
     town_emblem: str = ""  # an SVG or PNG file's absolute path ("": a drawn one)
+    trusted_proxies: str = ""  # reverse proxies whose X-Forwarded-* the gateway believes (comma separated)
     services: tuple[str, ...] = subjects.SERVICES
     processes: str = GROUPED  # GROUPED: the services as tasks of one host process; ONE_PER_SERVICE: one each
     python: str = sys.executable
@@ -281,6 +282,7 @@ class Supervisor:
             "TOWNTIP_SERVICES": ",".join(c.services),
             "TOWNTIP_ADMIN_TOKEN": self.admin_token,
             "TOWNTIP_GATEWAY_WORKERS": str(c.gateway_workers),
+            "TOWNTIP_TRUSTED_PROXIES": c.trusted_proxies,
         } | self._town_env()
 
     def _town_env(self) -> dict[str, str]:
