@@ -18,10 +18,11 @@ from pydantic import ValidationError
 
 from gateway.deps import CsrfForm, CurrentUser, OptionalUser, StaffUser
 from gateway.portal import session as ps
-from gateway.portal.common import actor_of, add_nav, call_points, error_status, message, render, why
+from gateway.portal.common import actor_of, add_nav, call, call_points, error_status, message, render, why
 from gateway.portal.i18n import add_words, t
 from towntip.kernel import errors
 from towntip.kernel.clock import JST
+from towntip.kernel.contracts import bookings as bc
 from towntip.kernel.contracts import event_signups as sc
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import points as pc
@@ -243,6 +244,22 @@ def _local(v: Any) -> datetime | None:
     return datetime.fromisoformat(text).replace(tzinfo=JST)
 
 
+async def _venue_checked(request: Request, user: ic.User, data: pc.EventIn) -> pc.EventIn:
+    """The booking named as the venue holds its room over the event's time (an event without a date: only that it
+    holds a room); the venue's facility is the booking's (filled in when left blank). Else event.venue_booking, or
+    the bookings service's own refusal (booking.not_found)."""
+    booking = bc.Booking.model_validate(await call(request, bc.SERVICE, bc.EP_BOOKING_GET, bc.BookingAction(
+        actor=actor_of(user), booking_id=data.venue_booking or "")))
+    facility = data.venue_facility or booking.facility_id
+    if (booking.state not in bc.HOLDING_STATES or facility != booking.facility_id
+            or (data.starts_at is not None and data.starts_at < booking.start)
+            or (data.ends_at is not None and data.ends_at > booking.end)
+            or (data.starts_at is not None and data.ends_at is None and data.starts_at >= booking.end)):
+        raise sc.EVENT_VENUE_BOOKING(f"booking {booking.id} is {booking.state}, at {booking.facility_id} "
+                                     f"{booking.start.isoformat()}–{booking.end.isoformat()}")
+    return data.model_copy(update={"venue_facility": facility})
+
+
 @router.post("/staff/events")
 async def staff_event_put(request: Request, form: CsrfForm, user: StaffUser) -> Response:
     lang = ps.lang(request)
@@ -254,6 +271,8 @@ async def staff_event_put(request: Request, form: CsrfForm, user: StaffUser) -> 
                           participant_points=str(form.get("participant_points", "1")).strip() or 1,
                           volunteer_points=str(form.get("volunteer_points", "5")).strip() or 5,
                           starts_at=_local(form.get("starts_at")), ends_at=_local(form.get("ends_at")), **blank)
+        if data.venue_booking:
+            data = await _venue_checked(request, user, data)
         await call_points(request, pc.EP_EVENT_PUT, data)
     except ValueError as exc:  # pydantic's ValidationError too
         err = why(exc, lang) if isinstance(exc, ValidationError) else str(exc)

@@ -9,6 +9,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "signup.already": ("このイベントには申込済み（またはキャンセル待ち）です。",
                        "You are signed up (or on the waitlist) for this event already."),
     "signup.not_found": ("このイベントへの申込はありません。", "You are not signed up for this event."),
+    "event.venue_booking": ("会場の予約番号が、この施設をイベントの日時に押さえている予約ではありません"
+                            "（取消済み、別の施設、または別の日時）。",
+                            "The venue's booking does not hold that facility over the event's time (cancelled, "
+                            "another facility, or another time)."),
     "event.times": ("終了日時は開始日時より後にしてください（終了のみの指定はできません）。",
                     "The end must be after the start (and an end needs a start)."),
 }

@@ -1,5 +1,6 @@
-"""Official messages made from other services' events: a booking confirmed, declined or cancelled by staff (the
-bookings service's stream), a donation's receipt ready and a certificate issued (the points service's). Each a
+"""Official messages made from other services' events: a booking confirmed, declined or cancelled by staff, a
+lottery's result for each applicant and a freed slot offered to the next on a waitlist (the bookings service's
+stream), a donation's receipt ready and a certificate issued (the points service's). Each a
 durable consumer applied once through the kernel's inbox; the message's key is the fact's own (the booking and what
 happened to it), so even an event announced twice delivers one message."""
 
@@ -22,6 +23,8 @@ from towntip.kernel.bus.consumer import ConsumerSpec, Delivery, Outcome, Rejecte
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import bookings as bc
 from towntip.kernel.contracts import bookings_life as bl
+from towntip.kernel.contracts import bookings_lottery as blo
+from towntip.kernel.contracts import bookings_waitlist as bw
 from towntip.kernel.contracts import courses as cc
 from towntip.kernel.contracts import donations as dc
 from towntip.kernel.contracts import notices as c
@@ -70,10 +73,40 @@ def _cancelled(e: bc.BookingCancelled) -> Message | None:
                    SENDERS["bookings"], _link("予約の詳細 Booking", f"/bookings/{e.booking_id}"), e.booking_id)
 
 
+def _lottery_result(e: blo.LotteryResult) -> Message | None:
+    # Every applicant is told, the losers too: they learn the month is now first come, first served.
+    links = (c.Link(title="マイ抽選 My lottery entries", url="/lottery/mine/entries"),
+             c.Link(title="抽選の検証 Check the draw", url=f"/lottery/{e.round_id}/verify"))
+    if e.won and e.start is not None and e.end is not None and e.booking_id is not None:
+        return Message("bookings", f"lottery:{e.entry_id}", e.applicant, "抽選の結果: 当選しました",
+                       f"{e.facility_id} の抽選に当選しました。{_when(e.start, e.end)} の予約が確定しました。\n"
+                       f"You won the lottery for {e.facility_id}: your booking on {_when(e.start, e.end)} is "
+                       "confirmed.", SENDERS["bookings"],
+                       (c.Link(title="予約の詳細 Booking", url=f"/bookings/{e.booking_id}"), *links), e.entry_id)
+    return Message("bookings", f"lottery:{e.entry_id}", e.applicant, "抽選の結果: 落選しました",
+                   f"{e.facility_id} の抽選は落選となりました。残った枠は先着順で予約できます。\n"
+                   f"Your lottery entry for {e.facility_id} was not drawn. The slots left can now be booked first "
+                   "come, first served.", SENDERS["bookings"],
+                   (c.Link(title="空き状況 Availability", url=f"/facilities/{e.facility_id}"), *links), e.entry_id)
+
+
+def _offered(e: bw.SlotOffered) -> Message | None:
+    # The offer lapses at its deadline: without this message most people would learn of it too late.
+    deadline = f"{e.expires_at.astimezone(JST):%Y-%m-%d %H:%M}"
+    return Message("bookings", f"offered:{e.booking_id}", e.person, "キャンセル待ちの枠が空きました",
+                   f"{e.facility_id} {_when(e.start, e.end)} が空きました。{deadline} までに承諾してください。"
+                   "期限を過ぎると次の方に回ります。\n"
+                   f"{e.facility_id} on {_when(e.start, e.end)} is free for you: accept it by {deadline} (JST), "
+                   "or it goes to the next in line.", SENDERS["bookings"],
+                   _link("キャンセル待ち Waitlist", "/bookings/waitlist"), e.booking_id)
+
+
 BOOKINGS: dict[str, tuple[Any, Callable[[Any], Message | None]]] = {
     bc.BookingConfirmed.type_name(): (bc.BookingConfirmed, _confirmed),
     bl.BookingRejected.type_name(): (bl.BookingRejected, _rejected),
     bc.BookingCancelled.type_name(): (bc.BookingCancelled, _cancelled),
+    blo.LotteryResult.type_name(): (blo.LotteryResult, _lottery_result),
+    bw.SlotOffered.type_name(): (bw.SlotOffered, _offered),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -13,10 +14,14 @@ from services.notices.models import inbox_entries, life_facets, life_profiles
 from tests.notices.helpers import AKI, CHIEF, CLERK, HANAKO, JIRO, NODE, RESIDENTS, TARO, Node, a
 from tests.support.bus import wait_for
 from towntip.kernel.bus import rpc, subjects
+from towntip.kernel.clock import JST
 from towntip.kernel.contracts import bookings as bc
+from towntip.kernel.contracts import bookings_lottery as blo
+from towntip.kernel.contracts import bookings_waitlist as bw
 from towntip.kernel.contracts import donations as dc
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import notices as c
+from towntip.kernel.contracts.actor import Actor
 
 
 async def test_a_life_stage_is_the_persons_own_to_state_change_and_delete(node: Node) -> None:
@@ -218,6 +223,45 @@ async def test_official_messages_arrive_once(node: Node) -> None:
                                      "寄附の受領証明書をダウンロードできます"])
     await node.svc.fanout.round()
     assert len(await node.titles(HANAKO)) == 3  # the second confirmation stayed one message
+
+
+async def test_lottery_applicants_and_the_next_on_a_waitlist_are_told(node: Node) -> None:
+    """Issue 17, points 4 and 5: every lottery applicant is told the result (won with the booking, or lost), and a
+    slot offered from the waitlist is told with its deadline; each once, though announced twice."""
+    await node.register(HANAKO, TARO)
+    start = node.clock() + timedelta(days=40)
+    won = blo.LotteryResult(round_id="r" * 36, entry_id="e" * 36, facility_id="ohashi-hall",
+                            applicant=HANAKO.global_handle, group_id=None, won=True, booking_id="b" * 36,
+                            start=start, end=start + timedelta(hours=3), at=node.clock())
+    lost = blo.LotteryResult(round_id="r" * 36, entry_id="f" * 36, facility_id="ohashi-hall",
+                             applicant=TARO.global_handle, group_id=None, won=False, booking_id=None, start=None,
+                             end=None, at=node.clock())
+    offered = bw.SlotOffered(entry_id="w" * 36, booking_id="o" * 36, facility_id="ohashi-hall", start=start,
+                             end=start + timedelta(hours=3), person=TARO.global_handle,
+                             expires_at=node.clock() + timedelta(hours=24), at=node.clock())
+    # Then a confirmation after them all, so that once it is in, the repeats before it were applied too.
+    last = bc.BookingConfirmed(booking_id="c" * 36, facility_id="ohashi-hall", start=start,
+                               end=start + timedelta(hours=3), booker=HANAKO.global_handle, at_counter=False, fee=0,
+                               at=node.clock())
+    for event in (won, lost, offered, won, offered, last):
+        await node.publish(event)
+
+    async def arrived() -> bool:
+        return "施設予約が確定しました" in await node.titles(HANAKO)
+    await wait_for(arrived, "the confirmation published after the results and the offer")
+    assert sorted(await node.titles(HANAKO)) == sorted(["抽選の結果: 当選しました", "施設予約が確定しました"])
+    assert sorted(await node.titles(TARO)) == sorted(["抽選の結果: 落選しました", "キャンセル待ちの枠が空きました"])
+
+    async def opened(who: Actor) -> dict[str, dict[str, Any]]:
+        items = (await node.inbox(who))["items"]
+        return {it["title"]: await node.call(c.EP_INBOX_GET, {"actor": a(who), "item_id": it["id"]}) for it in items}
+    taros, hanakos = await opened(TARO), await opened(HANAKO)
+    offer = taros["キャンセル待ちの枠が空きました"]
+    deadline = f"{(node.clock() + timedelta(hours=24)).astimezone(JST):%Y-%m-%d %H:%M}"
+    assert deadline in offer["body"] and offer["links"][0]["url"] == "/bookings/waitlist", offer
+    assert "先着順" in taros["抽選の結果: 落選しました"]["body"]
+    won_item = hanakos["抽選の結果: 当選しました"]
+    assert won_item["links"][0]["url"] == f"/bookings/{'b' * 36}", won_item
 
 
 async def test_a_deleted_account_leaves_no_inbox_and_no_answers(node: Node) -> None:

@@ -26,6 +26,9 @@ SignupState = Literal["signed_up", "waitlisted", "cancelled"]
 SIGNUP_CLOSED = Refusal("signup.closed", 409, "the event has started or ended, or has no date: no sign-up")
 SIGNUP_ALREADY = Refusal("signup.already", 409, "the person is signed up (or waitlisted) for the event already")
 SIGNUP_NOT_FOUND = Refusal("signup.not_found", 404, "the person is not signed up for the event")
+# Checked by the staff's event page (gateway/portal/events.py) against the bookings service before events.put.
+EVENT_VENUE_BOOKING = Refusal("event.venue_booking", 409, "the venue's booking does not hold that facility over the "
+                              "event's time (cancelled, another facility, or another time)")
 
 _IN = ConfigDict(frozen=True, extra="forbid")
 
