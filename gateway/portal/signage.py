@@ -28,7 +28,7 @@ from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import signage as c
 
 router = APIRouter(include_in_schema=False)
-UPLOAD_TIMEOUT = 30.0  # an image is decoded and re-encoded by the service
+UPLOAD_TIMEOUT = 120.0  # an image or video is decoded and encoded again by the service (a minute of video: ~30 s)
 
 add_words(
     {

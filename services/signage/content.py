@@ -1,10 +1,11 @@
 """Content items (映像・画像): uploaded by staff in parts, checked by their bytes (never their name), images decoded
 and re-encoded by Pillow (which drops EXIF, GPS and every other metadata) and fitted to the largest screen; videos
-checked by their container's magic bytes and size. An item plays only once a second staff member approved it, and
-only inside its validity. No NATS, no commits."""
+decoded, written again without metadata and scaled to the largest screen by PyAV (services/signage/video.py). An
+item plays only once a second staff member approved it, and only inside its validity. No NATS, no commits."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -16,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.signage import blobs, state
+from services.signage import blobs, state, video
 from services.signage.models import blobs as blob_table
 from services.signage.models import bus, items, screens
 from services.signage.screens import require_staff
@@ -150,6 +151,8 @@ async def create(session: AsyncSession, *, node: str, data: c.ContentCreate, now
         raw, mime, width, height = clean_image(raw, await _screen_box(session))
     elif len(raw) > c.VIDEO_MAX_BYTES:
         raise c.UPLOAD_TOO_LARGE(f"a video is at most {c.VIDEO_MAX_BYTES} bytes")
+    else:  # decoded and encoded off the event loop: other requests go on meanwhile
+        raw, width, height = await asyncio.to_thread(video.clean, raw, mime, await _screen_box(session))
     digest = await blobs.put(session, raw)
     item_id = str(uuid.uuid4())
     await session.execute(

@@ -102,6 +102,37 @@ async def upload(
     )
 
 
+def clip(width: int = 320, height: int = 180, *, seconds: float = 1.0, fmt: str = "mp4", fps: int = 10,
+         place: str = "+35.9372+139.3931/", sound: bool = True) -> bytes:
+    """A video such as a phone makes: with its place of shooting and a title in the container's metadata, and a
+    sound track (PyAV encodes it: libx264 and AAC for MP4, libvpx and Opus for WebM)."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=fmt) as dst:
+        dst.metadata.update({"location": place, "title": "IMG_0001 撮影者 山田", "comment": place})
+        video = dst.add_stream("libx264" if fmt == "mp4" else "libvpx", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.metadata["handler_name"] = "PhoneMaker Camera"
+        audio = dst.add_stream("aac" if fmt == "mp4" else "libopus", rate=48000) if sound else None
+        for i in range(max(1, int(seconds * fps))):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([(i * 20) % 255]) * plane.buffer_size)
+            frame.pts = i
+            dst.mux(video.encode(frame))
+        dst.mux(video.encode(None))
+        if audio is not None:
+            samples = 960 if fmt == "webm" else 1024
+            for i in range(int(seconds * 48000 / samples)):
+                sound_frame = av.AudioFrame(format="fltp", layout="mono", samples=samples)
+                sound_frame.planes[0].update(bytes(sound_frame.planes[0].buffer_size))
+                sound_frame.sample_rate, sound_frame.pts = 48000, i * samples
+                dst.mux(audio.encode(sound_frame))
+            dst.mux(audio.encode(None))
+    return out.getvalue()
+
+
 def photo(width: int = 3000, height: int = 2000, *, gps: bool = True) -> bytes:
     """A JPEG such as a phone makes: large, with EXIF (camera, GPS position)."""
     img = Image.new("RGB", (width, height), (200, 120, 40))

@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 import pytest
 from PIL import Image
 
-from tests.signage.helpers import CHIEF, CLERK, NODE, NOW, Node, photo, upload
+from tests.signage.helpers import CHIEF, CLERK, NODE, NOW, Node, clip, photo, upload
 from tests.support.bus import wait_for
 from towntip.kernel import errors
 from towntip.kernel.contracts import signage as c
@@ -66,9 +66,9 @@ async def test_uploads_are_judged_by_their_bytes_and_refusals_change_nothing(nod
     await refused(c.UPLOAD_TYPE.code, upload(node, b"<html><script>alert(1)</script></html>", title="x.jpg"))
     await refused(c.UPLOAD_BROKEN.code, upload(node, photo(64, 64)[:200], title="truncated"))
     await refused(c.VALIDITY.code, upload(node, photo(64, 64), valid_until=NOW - timedelta(days=1)))
-    mp4 = b"\0\0\0\x18ftypmp42" + b"\0" * 1000
-    video = await upload(node, mp4, title="紹介動画", duration_s=30)
-    assert (video["kind"], video["mime"], video["bytes"]) == ("video", "video/mp4", len(mp4))
+    await refused(c.UPLOAD_BROKEN.code, upload(node, b"\0\0\0\x18ftypmp42" + b"\0" * 1000, title="x.mp4"))
+    video = await upload(node, clip(), title="紹介動画", duration_s=30)
+    assert (video["kind"], video["mime"], video["width"], video["height"]) == ("video", "video/mp4", 320, 180)
     assert [i["id"] for i in (await node.call(c.EP_CONTENT_LIST, c.ContentListQuery(actor=CLERK)))["items"]] == [
         video["id"]
     ]
