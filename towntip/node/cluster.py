@@ -3,7 +3,8 @@ streams on three copies (R3), PostgreSQL, two instances of every service and two
 
 `towntip node up` (towntip/node/supervisor.py) stays the embedded single node; this harness is what a production
 node looks like (docs/operating.md, "A node on a NATS cluster") and what bench/cluster.py and
-tests/node/test_cluster_faults.py kill pieces of:
+tests/node/test_cluster_faults.py kill pieces of (and what a rolling upgrade replaces one process at a time with
+another tree's code: `Proc.replace`, tests/node/test_rolling_upgrade.py, `bench.cluster --scenario upgrade`):
 
 - the three servers share one cluster name and one JetStream domain (the node id), routes between each other, and
   each has its own `server_name` and store; every process is given all three URLs (kernel.bus.connect), so when its
