@@ -588,13 +588,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="faults: each fault --rounds times; upgrade: start on the previous release (deploy/"
                         "releases.toml) and replace every process with this code, one at a time (--hold after each)")
     p.add_argument("--release", default="previous_cluster", help="the upgrade's release, a key of releases.toml")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds to wait for the node, or a replaced piece, to answer (more on a starved machine)")
     args = p.parse_args(argv)
     m = machine()
     print(f"# bench.cluster --scenario {args.scenario} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
           f"{m['date']}, commit {_commit()}")
     result = asyncio.run(drill(pg_url=args.pg_url, rounds=args.rounds, hold=args.hold, calm=args.calm,
                                taps_per_s=args.taps_per_s, page_clients=args.page_clients, scenario=args.scenario,
-                               release=args.release))
+                               release=args.release, timeout=args.timeout))
     if result.release:
         print(f"# started on release {result.release}, upgraded to this checkout")
     print(report(result))
