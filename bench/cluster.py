@@ -212,6 +212,9 @@ async def start_node(workdir: Path, database_url: str, services: tuple[str, ...]
         for base in node.gateway_urls:
             await wait_until(functools.partial(gateway_ok, base), f"gateway {base}", timeout)
     except BaseException:  # the caller never gets the node to stop: stop it here, processes and servers
+        for name in node.dead():  # what a process that exited on its own said last
+            lines = node.procs[name].log_path.read_text(errors="replace").splitlines()
+            say(f"{name} exited during the start: " + " | ".join(lines[-3:]))
         with contextlib.suppress(Exception):
             await nc.close()
         await asyncio.to_thread(node.stop)
@@ -588,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="faults: each fault --rounds times; upgrade: start on the previous release (deploy/"
                         "releases.toml) and replace every process with this code, one at a time (--hold after each)")
     p.add_argument("--release", default="previous_cluster", help="the upgrade's release, a key of releases.toml")
+    p.add_argument("--services", default=",".join(subjects.SERVICES),
+                   help="comma-separated services to run two instances of (default: all)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds to wait for the node, or a replaced piece, to answer (more on a starved machine)")
     args = p.parse_args(argv)
@@ -596,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{m['date']}, commit {_commit()}")
     result = asyncio.run(drill(pg_url=args.pg_url, rounds=args.rounds, hold=args.hold, calm=args.calm,
                                taps_per_s=args.taps_per_s, page_clients=args.page_clients, scenario=args.scenario,
-                               release=args.release, timeout=args.timeout))
+                               release=args.release, timeout=args.timeout,
+                               services=tuple(x for x in args.services.split(",") if x)))
     if result.release:
         print(f"# started on release {result.release}, upgraded to this checkout")
     print(report(result))
