@@ -50,11 +50,13 @@ test: lint $(LIGHTHOUSE)
 	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 # The checks before the tests (and in the git hooks, .pre-commit-config.yaml): style, the import layers
-# ([tool.importlinter]), types ([tool.mypy]).
+# ([tool.importlinter]), types ([tool.mypy]), and the migrations since the previous release only expanding
+# (towntip/node/expand_contract.py, docs/operating.md "Upgrades").
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/mypy
+	$(BIN)/python -m towntip.node.expand_contract
 
 # Run the same checks before each commit (pre-commit, from this venv's locked versions).
 hooks: $(STAMP)

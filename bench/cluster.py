@@ -17,6 +17,12 @@ are counted by kind (a tap's error: the terminal had to tell the person "queued"
 the reconciliation: every tap the terminals saw acknowledged (PubAck) is recorded exactly once in the points
 service's taps and journal, no tap is recorded that was not sent, and the ledger's postings sum to zero.
 Everything listens on 127.0.0.1; processes, files and the database are removed at the end.
+
+`--scenario upgrade` (issue 21 point 2): the node starts on the previous release (`previous_cluster` in
+deploy/releases.toml, its code out of git, this virtualenv), and under the same load every process is replaced by
+this checkout's code one at a time — each service's instances in turn, then the gateways (each first taken out of
+the clients' rotation, as a load balancer would) — stopping gracefully, starting the new one and waiting until it
+answers before the next. One window per process and one for the whole upgrade; the same reconciliation.
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ from towntip.kernel.bus.inboxes import terminal_inbox_prefix
 from towntip.kernel.bus.streams import ensure_node_streams
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts.points import EventIn
-from towntip.node.cluster import ClusterNode
+from towntip.node import releases
+from towntip.node.cluster import ClusterNode, Proc
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 NODE = "drill"
@@ -69,6 +76,8 @@ PEOPLE = 24
 LOGIN_EVERY = 1.5
 PAGES = ("/", "/events")
 FAULTS = ("nats", "services", "gateway", "postgres")
+SCENARIOS = ("faults", "upgrade")
+DRAIN = 1.0  # seconds a gateway taken out of rotation keeps serving what it has before it is stopped
 
 
 def say(line: str) -> None:
@@ -85,6 +94,8 @@ class Load:
     settled: dict[str, float] = field(default_factory=dict)  # tap id -> seconds until its terminal heard the outcome
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Future[None]] = field(default_factory=list)  # the terminals' touching loops
+    # Gateways the load balancer has taken out of rotation (a rolling upgrade drains one before replacing it).
+    drained: set[str] = field(default_factory=set)
 
     def note(self, kind: str, ok: bool) -> None:
         self.records.append((time.monotonic(), kind, ok))
@@ -185,8 +196,8 @@ async def gateway_ok(base: str) -> bool:
         return (await c.get(f"{base}/healthz")).status_code == 200
 
 
-async def start_node(workdir: Path, database_url: str, services: tuple[str, ...], timeout: float) -> tuple[
-        ClusterNode, NATS]:
+async def start_node(workdir: Path, database_url: str, services: tuple[str, ...], timeout: float,
+                     root: Path | None = None) -> tuple[ClusterNode, NATS]:
     node = ClusterNode(NODE, workdir / "node", database_url, services=services, terminals=TERMINALS)
     node.prepare()
     await asyncio.to_thread(node.start_nats)
@@ -194,11 +205,20 @@ async def start_node(workdir: Path, database_url: str, services: tuple[str, ...]
                             reconnect_time_wait=0.3, connect_timeout=3, error_cb=_quiet)
     js = nc.jetstream(timeout=5)
     await wait_until(lambda: _streams(js, node), "the JetStream cluster (R3 streams)", timeout)
-    node.build()
-    node.start_processes()
-    await wait_until(lambda: all_instances_answer(nc, node), "every service instance", timeout)
-    for base in node.gateway_urls:
-        await wait_until(functools.partial(gateway_ok, base), f"gateway {base}", timeout)
+    node.build(root)
+    try:
+        node.start_processes()
+        await wait_until(lambda: all_instances_answer(nc, node), "every service instance", timeout)
+        for base in node.gateway_urls:
+            await wait_until(functools.partial(gateway_ok, base), f"gateway {base}", timeout)
+    except BaseException:  # the caller never gets the node to stop: stop it here, processes and servers
+        for name in node.dead():  # what a process that exited on its own said last
+            lines = node.procs[name].log_path.read_text(errors="replace").splitlines()
+            say(f"{name} exited during the start: " + " | ".join(lines[-3:]))
+        with contextlib.suppress(Exception):
+            await nc.close()
+        await asyncio.to_thread(node.stop)
+        raise
     return node, nc
 
 
@@ -269,13 +289,18 @@ async def tap_load(node: ClusterNode, workdir: Path, load: Load, per_s: float) -
 async def http_load(node: ClusterNode, load: Load, concurrency: int) -> None:
     bases = node.gateway_urls
 
+    def pick(i: int) -> str:
+        """What a load balancer does: round robin over the gateways in rotation."""
+        live = [b for b in bases if b not in load.drained] or bases
+        return live[i % len(live)]
+
     async def pages(k: int) -> None:
         i = k
         async with httpx.AsyncClient(timeout=5) as c:
             while not load.stop.is_set():
                 i += 1
                 try:
-                    r = await c.get(bases[i % len(bases)] + PAGES[i % len(PAGES)])
+                    r = await c.get(pick(i) + PAGES[i % len(PAGES)])
                     load.note("page", r.status_code == 200)
                 except httpx.HTTPError:
                     load.note("page", False)
@@ -285,7 +310,7 @@ async def http_load(node: ClusterNode, load: Load, concurrency: int) -> None:
         i = 0
         while not load.stop.is_set():
             i += 1
-            base, login = bases[i % len(bases)], _person(i % PEOPLE)
+            base, login = pick(i), _person(i % PEOPLE)
             try:
                 async with httpx.AsyncClient(base_url=base, timeout=5) as c:
                     page = await c.get("/login")
@@ -340,6 +365,44 @@ async def fault(kind: int | str, node: ClusterNode, nc: NATS, pg_url: str, db_na
     await asyncio.sleep(hold)
     w.end = time.monotonic()
     return w
+
+
+async def upgrade_step(proc: Proc, node: ClusterNode, nc: NATS, load: Load, new_root: Path, hold: float,
+                       timeout: float) -> Window:
+    """One process of a rolling upgrade: a gateway is first taken out of the balancer's rotation and given
+    DRAIN seconds to finish what it serves; then the process is stopped gracefully (SIGTERM, kill -9 after
+    cluster.STOP_GRACE), started on the new code, and waited for (every instance answers, or the gateway's
+    /healthz), before the gateway goes back into rotation and the next process is replaced."""
+    w = Window("upgrade", f"{proc.name} → new", time.monotonic())
+    base = f"http://127.0.0.1:{proc.http_port}" if proc.http_port else ""
+    if base:
+        load.drained.add(base)
+        await asyncio.sleep(DRAIN)
+    await asyncio.to_thread(proc.replace, new_root)
+    if base:
+        await wait_until(functools.partial(gateway_ok, base), proc.name, timeout)
+        load.drained.discard(base)
+    else:
+        await wait_until(lambda: all_instances_answer(nc, node), "every service instance", timeout)
+    w.down = time.monotonic() - w.start
+    await asyncio.sleep(hold)
+    w.end = time.monotonic()
+    return w
+
+
+async def rolling_upgrade(node: ClusterNode, nc: NATS, load: Load, new_root: Path, hold: float,
+                          timeout: float) -> list[Window]:
+    """Every process replaced one at a time: each service's instances in turn, then the gateways. The windows
+    of each step, then one of the whole upgrade."""
+    services = [p for p in node.procs.values() if not p.http_port]
+    gateways = [p for p in node.procs.values() if p.http_port]
+    windows = []
+    for proc in services + gateways:
+        w = await upgrade_step(proc, node, nc, load, new_root, hold, timeout)
+        say(f"upgrade {w.detail}: answering again after {w.down:.1f} s")
+        windows.append(w)
+    whole = Window("upgrade", f"all {len(windows)} processes", windows[0].start, windows[-1].end)
+    return [*windows, whole]
 
 
 # ---- reconciliation -------------------------------------------------------------------------------------------
@@ -398,13 +461,28 @@ class Result:
     dead: list[str] = field(default_factory=list)
     dead_logs: dict[str, str] = field(default_factory=dict)  # the last lines each dead process wrote
     load: Load = field(default_factory=Load)
+    release: str = ""  # the upgrade scenario's: which release the node started on
 
 
 async def drill(*, pg_url: str = PG_URL, rounds: int = 1, hold: float = 5.0, calm: float = 5.0,
                 taps_per_s: float = 10.0, page_clients: int = 2, services: tuple[str, ...] = subjects.SERVICES,
-                faults: tuple[str, ...] = FAULTS, timeout: float = 120.0, workdir: Path | None = None) -> Result:
+                faults: tuple[str, ...] = FAULTS, timeout: float = 120.0, workdir: Path | None = None,
+                scenario: str = "faults", release: str = "previous_cluster") -> Result:
+    """`scenario` "faults": each of `faults` `rounds` times. "upgrade": the node starts on the release named
+    in deploy/releases.toml (its code out of git) and every process is replaced with this checkout's code, one
+    at a time, under the same load (raises releases.ReleaseUnavailable where the commit is not in the clone)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario: one of {SCENARIOS}")
     own = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="towntip-drill-"))
+    old_root: Path | None = None
+    rel_name = ""
+    if scenario == "upgrade":
+        rel = releases.release(release)
+        if not rel.cluster:
+            raise ValueError(f"release {release} ({rel.short}) does not run on a NATS cluster")
+        old_root = releases.extract(rel, workdir / "release" / rel.short)
+        rel_name = f"{release} {rel.short} ({rel.date})"
     db_name, database_url = await create_database(pg_url)
     node: ClusterNode | None = None
     nc: NATS | None = None
@@ -412,9 +490,10 @@ async def drill(*, pg_url: str = PG_URL, rounds: int = 1, hold: float = 5.0, cal
     agents: list[TerminalAgent] = []
     http_task: asyncio.Future[None] | None = None
     try:
-        say(f"starting the node: 3 nats-servers, 2 × {len(services)} services, 2 gateways, database {db_name}")
+        say(f"starting the node: 3 nats-servers, 2 × {len(services)} services, 2 gateways, database {db_name}"
+            + (f", on release {rel_name}" if rel_name else ""))
         t0 = time.monotonic()
-        node, nc = await start_node(workdir, database_url, services, timeout)
+        node, nc = await start_node(workdir, database_url, services, timeout, root=old_root)
         say(f"node up in {time.monotonic() - t0:.1f} s")
         await seed(node, nc)
         agents = await tap_load(node, workdir, load, taps_per_s)
@@ -423,14 +502,17 @@ async def drill(*, pg_url: str = PG_URL, rounds: int = 1, hold: float = 5.0, cal
         await asyncio.sleep(calm)
         baseline.end = time.monotonic()
         windows = []
-        for r in range(rounds):
+        if scenario == "upgrade":
+            windows = await rolling_upgrade(node, nc, load, releases.ROOT, hold, timeout)
+            assert all(p.root == releases.ROOT for p in node.procs.values())
+        for r in range(rounds if scenario == "faults" else 0):
             for kind in faults:
                 w = await fault(kind, node, nc, pg_url, db_name, r, hold, timeout)
                 say(f"round {r + 1} {w.fault}: {w.detail} ({w.end - w.start:.1f} s)")
                 windows.append(w)
         load.stop.set()
         await asyncio.wait_for(asyncio.gather(http_task, *load.tasks), timeout=30)
-        result = Result(windows, baseline, load=load)
+        result = Result(windows, baseline, load=load, release=rel_name)
         result.figures = [load.window(w.start, w.end) for w in [baseline, *windows]]
         result.ledger = await reconcile(database_url, agents, load, timeout=60)
         result.dead = node.dead()
@@ -489,6 +571,14 @@ def report(result: Result) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "-C", str(releases.ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                          text=True, check=False)
+    return done.stdout.strip() or "?"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3, help="times each fault is made (default 3)")
@@ -497,11 +587,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--taps-per-s", type=float, default=10.0)
     p.add_argument("--page-clients", type=int, default=2)
     p.add_argument("--pg-url", default=PG_URL)
+    p.add_argument("--scenario", choices=SCENARIOS, default="faults",
+                   help="faults: each fault --rounds times; upgrade: start on the previous release (deploy/"
+                        "releases.toml) and replace every process with this code, one at a time (--hold after each)")
+    p.add_argument("--release", default="previous_cluster", help="the upgrade's release, a key of releases.toml")
+    p.add_argument("--services", default=",".join(subjects.SERVICES),
+                   help="comma-separated services to run two instances of (default: all)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds to wait for the node, or a replaced piece, to answer (more on a starved machine)")
     args = p.parse_args(argv)
     m = machine()
-    print(f"# bench.cluster on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['date']}")
+    print(f"# bench.cluster --scenario {args.scenario} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+          f"{m['date']}, commit {_commit()}")
     result = asyncio.run(drill(pg_url=args.pg_url, rounds=args.rounds, hold=args.hold, calm=args.calm,
-                               taps_per_s=args.taps_per_s, page_clients=args.page_clients))
+                               taps_per_s=args.taps_per_s, page_clients=args.page_clients, scenario=args.scenario,
+                               release=args.release, timeout=args.timeout,
+                               services=tuple(x for x in args.services.split(",") if x)))
+    if result.release:
+        print(f"# started on release {result.release}, upgraded to this checkout")
     print(report(result))
     return 0 if reconciled(result.ledger) and not result.dead else 1
 

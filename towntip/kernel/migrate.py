@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from towntip.kernel.db import ensure_schema
+
+log = logging.getLogger(__name__)
 
 
 class AlembicEnvironment(Protocol):
@@ -38,11 +43,22 @@ async def upgrade(engine: AsyncEngine, script_location: str | Path, *, schema: s
     """Bring the service's tables to every head. Safe to run on every start, by several instances at once on PG.
 
     Every head: features of one service may add their migrations on separate branches from the same parent (e.g.
-    courses and donations both after 0006); a later merge revision joins them."""
+    courses and donations both after 0006); a later merge revision joins them.
+
+    A database ahead of this code (at a revision this release does not know: a newer instance of the service
+    migrated it, in a rolling upgrade) is left as it is and the service runs on it: until every instance is new,
+    migrations only expand (docs/operating.md, "Upgrades"), so the older code still fits the schema. Alembic would
+    refuse to start ("Can't locate revision"), and an old instance restarting during an upgrade would never come
+    back."""
     await ensure_schema(engine, schema)
     cfg = alembic_config(script_location)
 
     def _run(sync_conn: Connection) -> None:
+        newer = unknown_revisions(sync_conn, cfg, schema)
+        if newer:
+            log.warning("database%s is at %s, newer than this release knows: running on it without migrating "
+                        "(a rolling upgrade)", f" schema {schema}" if schema else "", ", ".join(sorted(newer)))
+            return
         cfg.attributes["connection"] = sync_conn
         cfg.attributes["schema"] = schema
         command.upgrade(cfg, "heads")
@@ -54,6 +70,13 @@ async def upgrade(engine: AsyncEngine, script_location: str | Path, *, schema: s
 
             await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"migrate:{schema}"})
         await conn.run_sync(_run)
+
+
+def unknown_revisions(sync_conn: Connection, cfg: Config, schema: str | None) -> set[str]:
+    """The revisions the database is at that this code's migrations do not have (none on a new database)."""
+    current = MigrationContext.configure(sync_conn, opts={"version_table_schema": schema}).get_current_heads()
+    known = {rev.revision for rev in ScriptDirectory.from_config(cfg).walk_revisions()}
+    return {rev for rev in current if rev not in known}
 
 
 def run_env(context: AlembicEnvironment, target_metadata: MetaData) -> None:

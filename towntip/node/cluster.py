@@ -3,7 +3,8 @@ streams on three copies (R3), PostgreSQL, two instances of every service and two
 
 `towntip node up` (towntip/node/supervisor.py) stays the embedded single node; this harness is what a production
 node looks like (docs/operating.md, "A node on a NATS cluster") and what bench/cluster.py and
-tests/node/test_cluster_faults.py kill pieces of:
+tests/node/test_cluster_faults.py kill pieces of (and what a rolling upgrade replaces one process at a time with
+another tree's code: `Proc.replace`, tests/node/test_rolling_upgrade.py, `bench.cluster --scenario upgrade`):
 
 - the three servers share one cluster name and one JetStream domain (the node id), routes between each other, and
   each has its own `server_name` and store; every process is given all three URLs (kernel.bus.connect), so when its
@@ -47,6 +48,12 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def _pythonpath(root: Path) -> str:
+    """The tree's code first: a release's `towntip`, `services`... and never this checkout's beside them."""
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p) != _repo_root()]
+    return os.pathsep.join([str(root), *rest])
+
+
 @dataclass
 class Proc:
     """One Python process of the node (a service instance or a gateway), restartable with the same settings."""
@@ -58,14 +65,24 @@ class Proc:
     http_port: int = 0  # a gateway's
     popen: subprocess.Popen | None = None
     starts: int = 0
+    # The code it runs: this checkout, or a release's tree (towntip/node/releases.py) with the same virtualenv.
+    root: Path = field(default_factory=_repo_root)
 
     def start(self) -> None:
+        env = self.env | {"PYTHONPATH": _pythonpath(self.root)}
         with open(self.log_path, "ab") as log:
-            log.write(f"--- starting {self.name} ---\n".encode())
+            log.write(f"--- starting {self.name} ({self.root}) ---\n".encode())
             log.flush()
-            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True, cwd=_repo_root())
+            self.popen = subprocess.Popen(self.argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.root)
         self.starts += 1
+
+    def replace(self, root: Path) -> None:
+        """A rolling upgrade's step for this process: stop it gracefully (SIGTERM, then kill -9 after the grace),
+        then start the same settings on another tree's code. The caller waits until it answers."""
+        self.stop()
+        self.root = root
+        self.start()
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -134,7 +151,7 @@ class ClusterNode:
                        f"  routes: [{routes}]\n  no_advertise: true\n}}\n")
             self.nats.append(NatsServer(node_id=self.node_id, server_name=name, data_dir=self.data_dir / name,
                                         port=free_port(), log_file=self.data_dir / "logs" / f"{name}.log",
-                                        extra_config=cluster + self.users.render()))
+                                        extra_config=(cluster if self.servers > 1 else "") + self.users.render()))
 
     def url(self, user: str, password: str | None = None) -> str:
         """Every server's URL with one user's credentials, comma-separated (settings.nats_servers splits them)."""
@@ -155,7 +172,6 @@ class ClusterNode:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOWNTIP_")}
         return env | {
             "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": str(_repo_root()) + os.pathsep + env.get("PYTHONPATH", ""),
             "TOWNTIP_NODE_ID": self.node_id,
             "TOWNTIP_DATA_DIR": str(self.data_dir),
             "TOWNTIP_TRACE_EXPORT": "none",
@@ -166,28 +182,35 @@ class ClusterNode:
     def _secret(self, name: str) -> str:
         return (self.data_dir / "secrets" / name).read_text().strip()
 
-    def build(self) -> None:
-        """The service instances and gateways (not started)."""
+    def build(self, root: Path | None = None, *, label: str = "") -> None:
+        """The service instances and gateways (not started), running the code under `root` (this checkout by
+        default; a release's tree for an upgrade). `label` tells a second set apart (`points-old-1`). With no
+        database URL each service has its own SQLite file in the data dir."""
         py = sys.executable
         logs = self.data_dir / "logs"
+        root = root or _repo_root()
+        tag = f"{label}-" if label else ""
         for s in self.services:
             for k in range(1, self.instances + 1):
-                name = f"{s}-{k}"
+                name = f"{s}-{tag}{k}"
                 env = self._common_env() | {
                     "TOWNTIP_SERVICE": s, "TOWNTIP_NATS_URL": self.url(service_user(s)),
-                    "TOWNTIP_DATABASE_URL": self.database_url, "TOWNTIP_DATABASE_SCHEMA": s,
                     "TOWNTIP_CARD_KEY": self._secret("card-key"),
                 }
-                self.procs[name] = Proc(name, [py, "-m", subjects.SERVICE_MODULES[s]], env, logs / f"{name}.log")
+                if self.database_url:
+                    env |= {"TOWNTIP_DATABASE_URL": self.database_url, "TOWNTIP_DATABASE_SCHEMA": s}
+                self.procs[name] = Proc(name, [py, "-m", subjects.SERVICE_MODULES[s]], env, logs / f"{name}.log",
+                                        root=root)
         for k in range(1, self.gateways + 1):
-            name, port = f"gateway-{k}", free_port()
+            name, port = f"gateway-{tag}{k}", free_port()
             env = self._common_env() | {
                 "TOWNTIP_NATS_URL": self.url(GATEWAY), "TOWNTIP_HTTP_HOST": "127.0.0.1",
                 "TOWNTIP_HTTP_PORT": str(port), "TOWNTIP_PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "TOWNTIP_SERVICES": ",".join(self.services), "TOWNTIP_ADMIN_TOKEN": self._secret("admin-token"),
                 "TOWNTIP_GATEWAY_WORKERS": "1",
             }
-            self.procs[name] = Proc(name, [py, "-m", "gateway"], env, logs / f"{name}.log", http_port=port)
+            self.procs[name] = Proc(name, [py, "-m", "gateway"], env, logs / f"{name}.log", http_port=port,
+                                    root=root)
 
     # -- life -----------------------------------------------------------------------------------------------
 
@@ -215,7 +238,7 @@ class ClusterNode:
         self.nats[i].kill()
 
     def instances_of(self, service: str) -> list[Proc]:
-        return [p for n, p in self.procs.items() if n.rsplit("-", 1)[0] == service]
+        return [p for n, p in self.procs.items() if n.split("-", 1)[0] == service]
 
     def dead(self) -> list[str]:
         """Processes that exited on their own (not killed by a drill and not yet restarted)."""

@@ -196,10 +196,26 @@ class IdempotentConsumer(Generic[T]):
                 task.cancel()
             await asyncio.gather(*pullers, return_exceptions=True)
 
+    async def _subscribe(self, stop: asyncio.Event) -> JetStreamContext.PullSubscription | None:
+        """The durable consumer, made or found. On a NATS cluster a stream made a moment ago (by this process or
+        another) has no leader yet, and making its consumer answers 503: wait and ask again, as `_pull` does for
+        a fetch, rather than let the task end the process (the cluster drill saw bookings' touch consumer die so at
+        start). None once the service stops or the connection is closed."""
+        while not stop.is_set():
+            try:
+                return await self.js.pull_subscribe(self.spec.filter_subject, durable=self.spec.durable,
+                                                    stream=self.spec.stream, config=self.consumer_config())
+            except (NoRespondersError, ServiceUnavailableError, NatsTimeout) as exc:
+                if self.nc.is_closed:
+                    return None
+                log.warning("consumer %s: %s while making it; asking again", self.spec.durable, exc)
+                await asyncio.sleep(0.5)
+        return None
+
     async def _pull(self, stop: asyncio.Event) -> None:
-        psub = await self.js.pull_subscribe(
-            self.spec.filter_subject, durable=self.spec.durable, stream=self.spec.stream, config=self.consumer_config()
-        )
+        psub = await self._subscribe(stop)
+        if psub is None:
+            return
         quiet = True
         try:
             while not stop.is_set():
