@@ -169,8 +169,9 @@ def error_status(exc: errors.ServiceError) -> int:
 
 
 def bad_status(exc: Exception) -> int:
-    """The status of a form's page shown again: 400 for what the contract refused, else the service's."""
-    return 400 if isinstance(exc, ValidationError) else error_status(exc)  # type: ignore[arg-type]
+    """The status of a form's page shown again: the service's for its refusal; 400 for what the contract refused
+    or the page could not read (a ValueError: a date typed wrong)."""
+    return error_status(exc) if isinstance(exc, errors.ServiceError) else 400
 
 
 AgainFn = Callable[[Request, c.User, int, str], Awaitable[Response]]

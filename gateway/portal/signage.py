@@ -202,6 +202,12 @@ def _local(value: str, default: datetime | None = None) -> datetime | None:
     return parsed.replace(tzinfo=JST) if parsed.tzinfo is None else parsed
 
 
+def _cell(text: str) -> str:
+    """A title as a CSV cell Excel shows as text: one starting like a formula (another town's adopted item may be
+    titled "=HYPERLINK(...)") gets a leading apostrophe."""
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
+
+
 def _groups(value: str) -> tuple[str, ...]:
     return tuple(g.strip() for g in value.replace("、", ",").split(",") if g.strip())
 
@@ -446,7 +452,7 @@ async def plays_page(request: Request, user: StaffUser) -> Response:
         writer = csv.writer(out)
         writer.writerow([got.by, "label", "plays", "seconds", "since", "until"])
         for r in got.rows:
-            writer.writerow([r.key, r.label, r.plays, r.seconds, got.since.isoformat(), got.until.isoformat()])
+            writer.writerow([r.key, _cell(r.label), r.plays, r.seconds, got.since.isoformat(), got.until.isoformat()])
         return Response(
             "\ufeff" + out.getvalue(),
             media_type="text/csv; charset=utf-8",

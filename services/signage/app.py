@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from services.signage import VERSION, plays, privacy
+from services.signage.cap_feed import CapFeeds, feed_urls
 from services.signage.federation_link import FederationLink
 from services.signage.handlers import build_endpoints
 from services.signage.models import bus
@@ -50,6 +51,7 @@ class SignageService(ServiceProcess):
         self.pusher.wake()
 
     async def start(self) -> None:
+        cap_urls = feed_urls(self.settings.signage_cap_feeds)  # a bad URL stops the start before anything runs
         js = await self.open(MIGRATIONS)
         # identity's stream too: deleted accounts come from it (made here if identity has not started yet)
         await ensure_node_streams(js, self.node, (SERVICE, "identity"))
@@ -86,6 +88,18 @@ class SignageService(ServiceProcess):
             *self.federation.tasks(self.stop_event),
             asyncio.create_task(self.slides.run(self.stop_event), name="signage-slides"),
         ]
+        if cap_urls:  # the operator's CAP feeds (cap_feed.py)
+            self.cap_feeds = CapFeeds(
+                urls=cap_urls,
+                sessions=self.sessions,
+                node=self.node,
+                min_severity=self.settings.signage_cap_min_severity,
+                areas=tuple(a.strip() for a in self.settings.signage_cap_areas.split(",") if a.strip()),
+                every=self.settings.signage_cap_every_seconds,
+                clock=self.clock,
+                committed=self._committed,
+            )
+            self._tasks.append(asyncio.create_task(self.cap_feeds.run(self.stop_event), name="signage-cap-feeds"))
         self.pusher.wake()  # what was active before a restart is pushed again (screens take a repeat as a no-op)
         # Registered last: answering $SRV.PING means the service is ready.
         self.micro = await start_service(

@@ -221,20 +221,45 @@ async def _cancel(session: AsyncSession, *, node: str, alert: Alert, now: dateti
 
 
 async def ingest_cap(session: AsyncSession, *, node: str, data: c.CapIngest, now: datetime) -> c.CapOutcome:
-    """Show a CAP alert if it is actual, severe enough and in the area; a Cancel clears what it references."""
+    """A CAP alert posted by staff (the page, `POST /api/v1/signage/emergency/cap`)."""
     require_staff(data.actor)
-    alert = parse_cap(data.xml)
+    return await take_cap(
+        session,
+        node=node,
+        xml=data.xml,
+        min_severity=data.min_severity,
+        areas=data.areas,
+        screens_=data.screens,
+        groups=data.groups,
+        now=now,
+    )
+
+
+async def take_cap(
+    session: AsyncSession,
+    *,
+    node: str,
+    xml: str,
+    min_severity: c.Severity,
+    areas: tuple[str, ...],
+    screens_: tuple[str, ...] | None = None,
+    groups: tuple[str, ...] = (),
+    now: datetime,
+) -> c.CapOutcome:
+    """Show a CAP alert if it is actual, severe enough and in the area; a Cancel clears what it references. Posted
+    by staff (ingest_cap) or read from the operator's CAP feeds (cap_feed.py)."""
+    alert = parse_cap(xml)
     if alert.status != "Actual":
         return c.CapOutcome(taken=False, why="not_actual")
     if alert.msg_type == "Cancel":
         return await _cancel(session, node=node, alert=alert, now=now)
-    if not _severe_enough(alert.severity, data.min_severity):
+    if not _severe_enough(alert.severity, min_severity):
         return c.CapOutcome(taken=False, why="below_severity")
-    if not _in_area(alert, data.areas):
+    if not _in_area(alert, areas):
         return c.CapOutcome(taken=False, why="outside_area")
     if (await session.execute(select(emergencies.c.id).where(emergencies.c.cap_key == alert.key))).first():
         return c.CapOutcome(taken=False, why="already_taken")
-    await _check_targets(session, data.screens)
+    await _check_targets(session, screens_)
     if alert.msg_type == "Update":
         await _cancel(session, node=node, alert=alert, now=now)  # the update replaces what it references
     severity = alert.severity if alert.severity in SEVERITY_ORDER else "unknown"
@@ -245,8 +270,8 @@ async def ingest_cap(session: AsyncSession, *, node: str, data: c.CapIngest, now
         title=(alert.headline or alert.identifier)[:120],
         body=(alert.description or alert.headline or alert.identifier)[:2000],
         severity=severity,
-        screens_=data.screens or None,
-        groups=data.groups,
+        screens_=screens_ or None,
+        groups=groups,
         source="cap",
         by=None,
         cap_key=alert.key,

@@ -14,7 +14,12 @@ async def fetch(url: str, limit: int) -> bytes:
     """At most `limit` bytes of `url`; anything else (a status but 200, a redirect, more bytes, a timeout, a
     refused connection) is f.PEER_UNREACHABLE."""
     try:
-        async with asyncio.timeout(f.FETCH_TIMEOUT), httpx.AsyncClient(follow_redirects=False) as client:
+        # httpx's own 5 s per read would cut a slow but steady town off long before the announced limit
+        timeout = httpx.Timeout(f.FETCH_TIMEOUT, connect=10.0)
+        async with (
+            asyncio.timeout(f.FETCH_TIMEOUT),
+            httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client,
+        ):
             async with client.stream("GET", url, headers={"Accept": "image/*, video/*"}) as r:
                 if r.status_code != 200:
                     raise f.PEER_UNREACHABLE(f"the offering town answered {r.status_code}")

@@ -101,8 +101,9 @@ class SignageNode:
         return str(item["id"])
 
     async def add_slide(self, key: str, title: str, html: bytes, *, duration_s: int) -> str:
-        """A slide the node makes from its own data. The service does not render them yet: this writes the item
-        as it will (source 'slide', its bytes in the blob store), in the service's own transaction."""
+        """A node-made slide of HTML written straight into the service's tables (source 'slide', its bytes in the
+        blob store), in the service's own transaction: the player's handling of an HTML slide, apart from the
+        service's data slides (services/signage/slides.py, tests/edge/test_signage_slide_browser.py)."""
         item_id = str(uuid.uuid4())
         now = utcnow()
         async with self.svc.sessions() as s, s.begin():
@@ -161,18 +162,24 @@ class SignageNode:
 
 @contextlib.asynccontextmanager
 async def signage_node(
-    nats_url: str, tmp_path: Path, clock: Callable[[], datetime] = utcnow
+    nats_url: str,
+    tmp_path: Path,
+    clock: Callable[[], datetime] = utcnow,
+    database: tuple[str, str | None] | None = None,
 ) -> AsyncIterator[SignageNode]:
-    """The signage service of node 'testnode' on its own SQLite file, and an operator's connection."""
+    """The signage service of node 'testnode' on `database` (the conftest fixture's (url, schema); by default its
+    own SQLite file), and an operator's connection."""
     import nats
 
+    url, schema = database or (f"sqlite+aiosqlite:///{tmp_path}/signage.sqlite3", None)
     svc = SignageService(
         ServiceSettings(
             service="signage",
             node_id=NODE,
             nats_url=nats_url,
             data_dir=str(tmp_path / "var"),
-            database_url=f"sqlite+aiosqlite:///{tmp_path}/signage.sqlite3",
+            database_url=url,
+            database_schema=schema or "",
         ),
         clock=clock,
     )

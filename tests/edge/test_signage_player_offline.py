@@ -1,6 +1,6 @@
 """The signage player without its node: with nats-server stopped the screen plays on from its cache (and says it is
 offline), its plays wait in its spool, and once the node is back each play reaches the service exactly once, even
-when the screen sends them all again (a PubAck lost in a power cut)."""
+when the screen sends them all again (a PubAck lost in a power cut). The service on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ async def test_the_screen_plays_on_offline_and_its_plays_arrive_once(
     nats_server: NatsServer,
     screen_browser: Any,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
+    database: tuple[str, str | None],
 ) -> None:
     d = screen_browser
-    async with signage_node(nats_server.url, tmp_path) as node:
+    async with signage_node(nats_server.url, tmp_path, database=database) as node:
         await node.register(SCREEN, "中央公民館", ("公民館",))
         programme = await morning_and_lunch(node)
         port, stop, players = free_port(), asyncio.Event(), []

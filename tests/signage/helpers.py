@@ -143,3 +143,23 @@ def photo(width: int = 3000, height: int = 2000, *, gps: bool = True) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", exif=exif, quality=70)
     return out.getvalue()
+
+
+# A CAP 1.2 alert as the Japan Meteorological Agency would send it, in English and Japanese (tests of 緊急情報).
+CAP = """<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>JMA-{ident}</identifier><sender>jma@example.jp</sender><sent>2026-12-07T10:20:00+09:00</sent>
+  <status>Actual</status><msgType>{kind}</msgType><scope>Public</scope>{refs}
+  <info><language>en</language><event>Heavy rain</event><severity>{severity}</severity>
+    <headline>Heavy rain warning</headline><area><areaDesc>Tsurugashima</areaDesc></area></info>
+  <info><language>ja-JP</language><event>大雨</event><urgency>Immediate</urgency><severity>{severity}</severity>
+    <certainty>Observed</certainty><headline>大雨警報</headline><description>川に近づかないでください。</description>
+    <area><areaDesc>鶴ヶ島市</areaDesc><geocode><valueName>JIS X0402</valueName><value>{area}</value></geocode></area>
+  </info>
+</alert>"""
+
+
+def cap(ident: str = "1", *, kind: str = "Alert", severity: str = "Severe", area: str = "11241", refs: str = "") -> str:
+    return CAP.format(
+        ident=ident, kind=kind, severity=severity, area=area, refs=f"<references>{refs}</references>" if refs else ""
+    )

@@ -7,27 +7,9 @@ import asyncio
 
 import pytest
 
-from tests.signage.helpers import CLERK, HANAKO, NODE, Node
+from tests.signage.helpers import CLERK, HANAKO, NODE, Node, cap
 from towntip.kernel import errors
 from towntip.kernel.contracts import signage as c
-
-CAP = """<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
-  <identifier>JMA-{ident}</identifier><sender>jma@example.jp</sender><sent>2026-12-07T10:20:00+09:00</sent>
-  <status>Actual</status><msgType>{kind}</msgType><scope>Public</scope>{refs}
-  <info><language>en</language><event>Heavy rain</event><severity>{severity}</severity>
-    <headline>Heavy rain warning</headline><area><areaDesc>Tsurugashima</areaDesc></area></info>
-  <info><language>ja-JP</language><event>大雨</event><urgency>Immediate</urgency><severity>{severity}</severity>
-    <certainty>Observed</certainty><headline>大雨警報</headline><description>川に近づかないでください。</description>
-    <area><areaDesc>鶴ヶ島市</areaDesc><geocode><valueName>JIS X0402</valueName><value>{area}</value></geocode></area>
-  </info>
-</alert>"""
-
-
-def cap(ident: str = "1", *, kind: str = "Alert", severity: str = "Severe", area: str = "11241", refs: str = "") -> str:
-    return CAP.format(
-        ident=ident, kind=kind, severity=severity, area=area, refs=f"<references>{refs}</references>" if refs else ""
-    )
 
 
 async def test_an_emergency_takes_over_at_once_and_stays_until_cleared(node: Node) -> None:

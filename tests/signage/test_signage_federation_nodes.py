@@ -163,8 +163,9 @@ async def test_offer_adopt_approve_and_plays_reported_back_once_a_forged_report_
     reports = [m for m in [await js_b.get_msg(evt, seq) for seq in
                            range(1, (await js_b.stream_info(evt)).state.last_seq + 1)]
                if m.subject.endswith(".plays_reported")]
-    assert len(reports) == 1
-    await js_b.publish(reports[0].subject, reports[0].data, headers={subjects.HDR_MSG_ID: new_id()})
+    # One report per change of the day's totals: one, or two when B's consumer committed the plays apart (1, then 2).
+    assert 1 <= len(reports) <= 2
+    await js_b.publish(reports[-1].subject, reports[-1].data, headers={subjects.HDR_MSG_ID: new_id()})
     # And a report B forges for another town: dead-lettered at A, nothing changes.
     dlq = subjects.dlq_stream(A)
     js_a = a.nc.jetstream()
@@ -190,7 +191,8 @@ async def test_offer_adopt_approve_and_plays_reported_back_once_a_forged_report_
     assert await wait_for(settled, "A's signage consumer has acked every report", timeout=30)
     assert await dead() == 1
     reported = [await js_a.get_msg(fed, seq) for seq in range(1, (await js_a.stream_info(fed)).state.last_seq + 1)]
-    assert [m.subject for m in reported].count(subjects.evt(B, f.EVENTS, "plays_reported")) == 3  # all arrived
+    # all arrived: B's reports, the one delivered again, the forged one
+    assert [m.subject for m in reported].count(subjects.evt(B, f.EVENTS, "plays_reported")) == len(reports) + 2
     assert await abroad() == [{"item_id": mine["id"], "title": "鶴ヶ島まつり", "town": B, "day": day, "plays": 2,
                                "seconds": 30}]
 

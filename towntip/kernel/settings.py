@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
@@ -144,6 +144,14 @@ class ServiceSettings(NodeSettings):
     # The notices service's collected feeds: private networks it may read from besides the public internet (a CMS
     # on the municipal LAN), as CIDRs separated by commas: TOWNTIP_FEED_ALLOW=10.20.0.0/16,192.168.5.0/24.
     feed_allow: str = ""
+    # The signage service's CAP 1.2 feeds (緊急情報 without a person in the loop, docs/signage.md): URLs separated by
+    # spaces, each a CAP alert or an Atom feed of them, read every `signage_cap_every_seconds`; an alert at least as
+    # severe as `signage_cap_min_severity` and in one of `signage_cap_areas` (geocode prefixes, commas; none: any
+    # area) goes to every screen. TOWNTIP_SIGNAGE_CAP_FEEDS=https://alerts.example.jp/cap.atom
+    signage_cap_feeds: str = ""
+    signage_cap_min_severity: Literal["extreme", "severe", "moderate", "minor", "unknown"] = "severe"
+    signage_cap_areas: str = ""
+    signage_cap_every_seconds: float = Field(default=60.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url.startswith(("postgresql://", "postgres://")):
