@@ -312,3 +312,17 @@ async def test_a_private_calendar_token_is_kept_as_its_hash_and_goes_with_the_ac
     with pytest.raises(ServiceError) as exc:
         await env.call(f.EP_CALENDAR_HOLDER, {"token": token})
     assert exc.value.error_code == "calendar.token_unknown"
+
+
+def test_the_operators_allowed_networks_reach_the_notices_service_under_node_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`towntip node up` gives its children none of its own TOWNTIP_* settings but a few an operator sets in the
+    environment: TOWNTIP_FEED_ALLOW (a CMS on the municipal LAN) is one of them."""
+    from towntip.kernel.settings import ServiceSettings
+    from towntip.node.supervisor import base_env
+
+    monkeypatch.setenv("TOWNTIP_FEED_ALLOW", "10.20.0.0/16")
+    monkeypatch.setenv("TOWNTIP_NODE_ID", "elsewhere")
+    env = base_env()
+    assert env["TOWNTIP_FEED_ALLOW"] == "10.20.0.0/16" and "TOWNTIP_NODE_ID" not in env
+    assert ServiceSettings(service="notices").feed_allow == "10.20.0.0/16"

@@ -145,8 +145,9 @@ def check_port_free(host: str, port: int, what: str) -> None:
 def base_env() -> dict[str, str]:
     """The supervisor's environment without TOWNTIP_* (a node's configuration comes from its flags), except the
     outgoing mail relay's settings, TOWNTIP_SMTP_* (host, port, credentials: a password has no place in a flag),
-    and the signage service's CAP feeds, TOWNTIP_SIGNAGE_CAP_* (URLs, severity, areas: docs/signage.md)."""
-    kept = ("TOWNTIP_SMTP_", "TOWNTIP_SIGNAGE_CAP_")
+    the signage service's CAP feeds, TOWNTIP_SIGNAGE_CAP_* (URLs, severity, areas: docs/signage.md), and the private
+    networks the notices service may read feeds from, TOWNTIP_FEED_ALLOW (docs/notices.md)."""
+    kept = ("TOWNTIP_SMTP_", "TOWNTIP_SIGNAGE_CAP_", "TOWNTIP_FEED_ALLOW")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOWNTIP_") or k.startswith(kept)}
     env["PYTHONUNBUFFERED"] = "1"
     return env
