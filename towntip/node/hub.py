@@ -263,18 +263,19 @@ class Hub(NatsServer):
 
 
 def start_hierarchy(data_dir: Path, prefectures: dict[str, list[str]], *, host: str = "127.0.0.1",
-                    national_members: list[str] | None = None, monitor_port: int = 0) -> tuple[Hub, dict[str, Hub]]:
+                    national_members: list[str] | None = None, monitor: bool = False) -> tuple[Hub, dict[str, Hub]]:
     """A running national hub and one hub per prefecture (`prefectures`: name → its member nodes), each prefecture
-    hub dialling the national hub with one remote per member account: for tests and benchmarks."""
+    hub dialling the national hub with one remote per member account: for tests and benchmarks (`monitor`: each
+    with nats-server's monitoring port)."""
     national = Hub(node_id="national", data_dir=Path(data_dir) / "national", host=host,
                    members=national_members or [n for nodes in prefectures.values() for n in nodes],
-                   peers=prefecture_peers(prefectures, national=True), monitor_port=monitor_port)
+                   peers=prefecture_peers(prefectures, national=True), monitor_port=free_port() if monitor else 0)
     national.start()
     local = prefecture_peers(prefectures, national=False)
     hubs: dict[str, Hub] = {}
     for pref, nodes in prefectures.items():
         hubs[pref] = Hub(node_id=f"hub-{pref}", data_dir=Path(data_dir) / f"hub-{pref}", host=host,
                          members=list(nodes), peers={n: local[n] for n in nodes}, upstream=[national.leaf_url],
-                         upstream_credentials=national.credentials)
+                         upstream_credentials=national.credentials, monitor_port=free_port() if monitor else 0)
         hubs[pref].start()
     return national, hubs
