@@ -114,7 +114,8 @@ def render_hub_config(
     accounts = [f"  {json.dumps(SYSTEM_ACCOUNT)}: {json.dumps({'users': [admin]})}"]
     for node in names:
         user = {"user": leaf_user(node), "password": members[node], "allowed_connection_types": ["LEAFNODE"]}
-        mine = None if peers is None else sorted(peers.get(node, ()))
+        # a member removed from `members` but still named in `peers` is no peer (its account is gone)
+        mine = None if peers is None else sorted(set(peers.get(node, ())) & set(names))
         body = {"users": [user], "exports": exports(node, names, peers=mine),
                 "imports": imports(node, names, peers=mine)}
         accounts.append(f"  {json.dumps(node)}: {json.dumps(body)}")
