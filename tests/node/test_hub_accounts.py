@@ -410,3 +410,54 @@ def test_hub_config_refuses_bad_input_and_writes_nothing(
     assert cli_main(["federation", "hub-config", "--data-dir", str(tmp_path / "hub"), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "hub").exists()
+
+
+def test_hub_config_national_and_prefecture_hubs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The national hub connects only nodes of different prefectures; a prefecture hub connects its members and
+    dials the national hub with one remote per member account, bound to the same-named account there."""
+    national, saitama = tmp_path / "national", tmp_path / "saitama"
+    assert cli_main(["federation", "hub-config", "--data-dir", str(national), "--listen", "127.0.0.1:7422",
+                     "--prefecture", f"saitama={A},{B}", "--prefecture", f"kyoto={C}"]) == 0
+    assert cli_main(["federation", "hub-config", "--data-dir", str(saitama), "--listen", "127.0.0.1:7423",
+                     "--node", A, "--node", B, "--upstream", "nats-leaf://127.0.0.1:7422",
+                     "--upstream-credentials-dir", str(national / "credentials")]) == 0
+    printed = capsys.readouterr().out
+    for conf in (national / "hub.conf", saitama / "hub.conf"):
+        checked = subprocess.run([nats_server_binary(), "-c", str(conf), "-t"], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    def accounts(conf: Path) -> dict[str, dict]:
+        text = conf.read_text()
+        return {n: json.loads(line.split(": ", 1)[1]) for line in text.splitlines() for n in (A, B, C)
+                if line.startswith(f'  "{n}": ')}
+
+    def peers_imported(body: dict) -> set[str]:
+        return {i["service"]["account"] for i in body["imports"] if "service" in i}
+
+    at_national = accounts(national / "hub.conf")
+    assert peers_imported(at_national[A]) == {C} and peers_imported(at_national[C]) == {A, B}
+    at_saitama = accounts(saitama / "hub.conf")
+    assert set(at_saitama) == {A, B} and peers_imported(at_saitama[A]) == {B}
+    text = (saitama / "hub.conf").read_text()
+    for node in (A, B):
+        _user, password = read_credentials(national / "credentials" / node)
+        assert f'"account": "{node}"' in text and password in text and password not in printed
+    assert '"account": "' + C not in text
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--prefecture", "saitama"], "NAME=NODE"),
+    (["--prefecture", f"saitama={A}", "--node", B], "not both"),
+    (["--prefecture", f"saitama={A}", "--upstream", "nats-leaf://h:1", "--upstream-credentials-dir", "x"],
+     "no --upstream"),
+    (["--node", A, "--upstream", "nats-leaf://h:1"], "go together"),
+    (["--node", A, "--upstream", "http://h:1", "--upstream-credentials-dir", "x"], "--upstream: a hub URL"),
+    (["--node", A, "--upstream", "nats-leaf://h:1", "--upstream-credentials-dir", "nowhere"],
+     "--upstream-credentials-dir"),
+    ([], "name the members"),
+])
+def test_hub_config_refuses_bad_hierarchy_options_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
+    assert cli_main(["federation", "hub-config", "--data-dir", str(tmp_path / "hub"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "hub" / "hub.conf").exists()

@@ -32,7 +32,7 @@ from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.contracts import identity as c
 from towntip.kernel.mail import SmtpSettings
 from towntip.kernel.settings import GatewaySettings, ServiceSettings
-from towntip.node.hub import Hub
+from towntip.node.hub import Hub, start_hierarchy
 from towntip.node.natsd import NatsServer, free_port
 
 TOWNS = ("tsurugashima", "suginami", "shibuya")
@@ -82,6 +82,36 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
     """`services`: besides identity, {name: factory(settings)} started on every node (e.g. points, projects).
     `database`: the `database` fixture's (url, schema); None or a SQLite URL gives each service its SQLite file."""
     hub = start_hub(tmp_path, TOWNS)
+    try:
+        async with _nodes(tmp_path, TOWNS, lambda _town: hub, services, database) as (anchor, nodes):
+            yield anchor, nodes, hub
+    finally:
+        hub.stop()
+
+
+@contextlib.asynccontextmanager
+async def hierarchy_of(tmp_path: Path, prefectures: dict[str, list[str]], *,
+                       services: dict[str, Callable[[ServiceSettings], Any]] | None = None,
+                       database: tuple[str, str | None] | None = None
+                       ) -> AsyncIterator[tuple[TrustAnchor, dict[str, Node], Hub, dict[str, Hub]]]:
+    """The same nodes under prefecture hubs and a national hub (towntip/node/hub.py, `start_hierarchy`): each
+    node dials its prefecture's hub. Yields the anchor, the nodes, the national hub and the prefecture hubs."""
+    national, hubs = start_hierarchy(tmp_path / "hubs", prefectures)
+    pref_of = {n: p for p, ns in prefectures.items() for n in ns}
+    try:
+        async with _nodes(tmp_path, tuple(pref_of), lambda town: hubs[pref_of[town]], services,
+                          database) as (anchor, nodes):
+            yield anchor, nodes, national, hubs
+    finally:
+        for hub in hubs.values():
+            hub.stop()
+        national.stop()
+
+
+@contextlib.asynccontextmanager
+async def _nodes(tmp_path: Path, towns: tuple[str, ...], hub_of: Callable[[str], Hub | SharedHub],
+                 services: dict[str, Callable[[ServiceSettings], Any]] | None,
+                 database: tuple[str, str | None] | None) -> AsyncIterator[tuple[TrustAnchor, dict[str, Node]]]:
     servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
     running: list[Any] = []
     guards: list[Any] = []
@@ -91,11 +121,11 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
     nodes: dict[str, Node] = {}
     pg = database if database is not None and database[1] else None
     try:
-        for i, town in enumerate(TOWNS):
+        for i, town in enumerate(towns):
             host, port = f"127.0.0.{i + 2}", free_port()
             base = f"http://{host}:{port}"
             ns = NatsServer(node_id=town, data_dir=tmp_path / town / "nats",
-                            extra_config=leaf_config(town, hub)).start()  # as `towntip node up --hub` does
+                            extra_config=leaf_config(town, hub_of(town))).start()  # as `towntip node up --hub` does
             guards.append(await start_guard(town, ns.url))
 
             def settings(service: str, town: str = town, ns: NatsServer = ns, base: str = base) -> ServiceSettings:
@@ -127,13 +157,13 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
             async with httpx.AsyncClient(timeout=60) as client:
                 await anchor.enrol(base, town, client=client)
             nodes[town] = node
-        nc = await nats.connect(nodes[TOWNS[0]].nats.url)
+        nc = await nats.connect(nodes[towns[0]].nats.url)
         try:
-            await rpc.call(nc, subjects.svc(TOWNS[0], c.SERVICE, c.EP_USER_ADD), c.UserAddIn(
+            await rpc.call(nc, subjects.svc(towns[0], c.SERVICE, c.EP_USER_ADD), c.UserAddIn(
                 handle="hanako", display_name="山田 花子", email="hanako@example.jp", password=PW), timeout=15)
         finally:
             await nc.close()
-        yield anchor, nodes, hub
+        yield anchor, nodes
     finally:
         for node in nodes.values():
             with contextlib.suppress(Exception):
@@ -148,7 +178,6 @@ async def federation_of(tmp_path: Path, *, services: dict[str, Callable[[Service
             await guard.stop()
         for node in nodes.values():
             node.nats.stop()
-        hub.stop()
         if pg:
             await _drop_schemas(pg[0], f"{pg[1]}_")
 

@@ -41,7 +41,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from towntip.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from towntip.kernel.settings import check_node_id
@@ -95,8 +95,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     thumb.set_defaults(func=cmd_thumbprint)
 
     hub = groups.add_parser("hub-config", help="write the hub's nats-server config: one account per member node")
-    hub.add_argument("--node", action="append", default=[], required=True, metavar="NODE_ID",
-                     help="a member node (repeat for each)")
+    hub.add_argument("--node", action="append", default=[], metavar="NODE_ID",
+                     help="a member node (repeat for each); a prefecture hub lists its prefecture's nodes")
+    hub.add_argument("--prefecture", action="append", default=[], metavar="NAME=NODE,NODE,…",
+                     help="the national hub: each prefecture hub and its nodes (repeat for each); a node meets "
+                          "there only the nodes of other prefectures")
+    hub.add_argument("--upstream", action="append", default=[], metavar="URL",
+                     help="a prefecture hub: the national hub's leafnode URL (nats-leaf://national:7422); one "
+                          "remote per member account, bound to the same-named account there")
+    hub.add_argument("--upstream-credentials-dir", default="", metavar="DIR",
+                     help="with --upstream: the national hub's credentials/ folder (its `leaf-<node>` files)")
     hub.add_argument("--listen", default="0.0.0.0:7422", metavar="HOST:PORT",
                      help="the leafnode listener nodes dial (default: %(default)s)")
     hub.add_argument("--client-listen", default="127.0.0.1:4222", metavar="HOST:PORT",
@@ -271,26 +279,85 @@ def _host_port(value: str) -> str | None:
     return value
 
 
-def cmd_hub_config(args: argparse.Namespace) -> int:
-    from towntip.node.hub import write_hub_config
+def _prefectures(values: list[str]) -> dict[str, list[str]] | str:
+    """--prefecture NAME=a,b … as {name: nodes}, or why not."""
+    out: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, nodes = value.partition("=")
+        members = [n.strip() for n in nodes.split(",") if n.strip()]
+        if not sep or not name.strip() or not members:
+            return f"--prefecture wants NAME=NODE,NODE,…, not {value!r}"
+        if name.strip() in out:
+            return f"--prefecture {name.strip()} given twice"
+        out[name.strip()] = members
+    return out
 
-    for node in args.node:
+
+def _hub_members(args: argparse.Namespace) -> tuple[list[str], dict[str, list[str]]] | str:
+    """The hub's members and, for the national hub, its prefectures; or what is wrong with the options."""
+    from towntip.node.leafnode import check_hub_url
+
+    prefectures = _prefectures(args.prefecture)
+    if isinstance(prefectures, str):
+        return prefectures
+    if prefectures and args.node:
+        return "--prefecture (the national hub) or --node (a hub of nodes), not both"
+    if prefectures and args.upstream:
+        return "the national hub has no --upstream"
+    if bool(args.upstream) != bool(args.upstream_credentials_dir):
+        return "--upstream and --upstream-credentials-dir go together"
+    nodes = [n for ns in prefectures.values() for n in ns] if prefectures else list(args.node)
+    if not nodes:
+        return "name the members: --node NODE_ID … (or --prefecture NAME=NODE,… for the national hub)"
+    for url in args.upstream:
+        why = check_hub_url(url)
+        if why:
+            return f"--upstream: {why}"
+    for node in nodes:
         try:
             check_node_id(node)
         except ValueError as exc:
-            return fail(f"--node: {exc}", EXIT_USAGE)
-    twice = sorted({n for n in args.node if args.node.count(n) > 1})
+            return f"--node: {exc}"
+    twice = sorted({n for n in nodes if nodes.count(n) > 1})
     if twice:
-        return fail(f"--node given twice: {', '.join(twice)}", EXIT_USAGE)
+        return f"--node given twice: {', '.join(twice)}"
     for option, value in (("--listen", args.listen), ("--client-listen", args.client_listen),
                           ("--monitor", args.monitor or "x:1")):
         if _host_port(value) is None:
-            return fail(f"{option} must be HOST:PORT, not {value!r}", EXIT_USAGE)
+            return f"{option} must be HOST:PORT, not {value!r}"
+    return nodes, prefectures
+
+
+def cmd_hub_config(args: argparse.Namespace) -> int:
+    from towntip.node.hub import prefecture_peers, write_hub_config
+    from towntip.node.leafnode import read_credentials
+
+    checked = _hub_members(args)
+    if isinstance(checked, str):
+        return fail(checked, EXIT_USAGE)
+    args.node, prefectures = checked
     data_dir = Path(args.data_dir)
     out = Path(args.out) if args.out else data_dir / "hub.conf"
+    hierarchy: dict[str, Any] = {}
+    if prefectures:
+        hierarchy["peers"] = prefecture_peers(prefectures, national=True)
+    if args.upstream:
+        try:
+            hierarchy["upstream_credentials"] = {
+                n: read_credentials(Path(args.upstream_credentials_dir) / n) for n in args.node}
+        except (OSError, ValueError) as exc:
+            return fail(f"--upstream-credentials-dir: {exc} (the national hub's credentials of every member)",
+                        EXIT_USAGE)
+        hierarchy["upstream"] = list(args.upstream)
     files = write_hub_config(data_dir, list(args.node), out, leaf_listen=args.listen,
-                             client_listen=args.client_listen, monitor=args.monitor)
+                             client_listen=args.client_listen, monitor=args.monitor, **hierarchy)
     print(f"hub config: {out}")
+    if prefectures:
+        for name, nodes in prefectures.items():
+            print(f"{name}: towntip federation hub-config --node {' --node '.join(nodes)} --upstream "
+                  f"nats-leaf://<this hub>:{args.listen.rpartition(':')[2]} --upstream-credentials-dir "
+                  f"{data_dir / 'credentials'}  (copy those files to the prefecture hub's operator)")
+        files = {}
     for node, path in files.items():
         print(f"{node}: towntip node up --node {node} --hub nats-leaf://<this hub>:{args.listen.rpartition(':')[2]} "
               f"--hub-credentials-file {path}")

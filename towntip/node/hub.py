@@ -34,7 +34,7 @@ from typing import Any
 
 from towntip.kernel.bus import subjects
 from towntip.kernel.secrets import load_or_create_secret
-from towntip.node.leafnode import FEDERATED_SERVICES, read_credentials
+from towntip.node.leafnode import FEDERATED_SERVICES, _with_credentials, read_credentials
 from towntip.node.natsd import NatsServer, free_port, write_private
 
 ADMIN = "hub-admin"
@@ -59,9 +59,11 @@ def _create_tail(node: str, service: str) -> str:
     return f"{subjects.evt_stream(node, service)}.*.{subjects.evt_all(node, service)}"
 
 
-def exports(node: str, members: list[str], services: tuple[str, ...] = FEDERATED_SERVICES) -> list[dict[str, Any]]:
-    """What `node`'s account offers, each to exactly the peers that need it (an export to nobody would be public)."""
-    peers = [p for p in members if p != node]
+def exports(node: str, members: list[str], services: tuple[str, ...] = FEDERATED_SERVICES,
+            peers: list[str] | None = None) -> list[dict[str, Any]]:
+    """What `node`'s account offers, each to exactly the peers that need it (an export to nobody would be public).
+    `peers`: the accounts this hub connects it with (default: every other member)."""
+    peers = [p for p in (members if peers is None else peers) if p != node]
     if not peers:
         return []
     out: list[dict[str, Any]] = [{"service": guarded_create(node, s), "accounts": peers} for s in services]
@@ -71,10 +73,11 @@ def exports(node: str, members: list[str], services: tuple[str, ...] = FEDERATED
     return out
 
 
-def imports(node: str, members: list[str], services: tuple[str, ...] = FEDERATED_SERVICES) -> list[dict[str, Any]]:
+def imports(node: str, members: list[str], services: tuple[str, ...] = FEDERATED_SERVICES,
+            peers: list[str] | None = None) -> list[dict[str, Any]]:
     """What `node`'s account takes from each peer: the mirror of the peer's exports to it."""
     out: list[dict[str, Any]] = []
-    for peer in (p for p in members if p != node):
+    for peer in (p for p in (members if peers is None else peers) if p != node):
         out += [{"service": {"account": peer, "subject": guarded_create(peer, s)}, "to": create_consumer(peer, s)}
                 for s in services]
         out.append({"stream": {"account": peer, "subject": subjects.source_deliver(node, peer) + ".>"}})
@@ -90,9 +93,20 @@ def render_hub_config(
     client_listen: str = "127.0.0.1:4222",
     monitor: str = "",
     server_name: str = "hub",
+    peers: dict[str, list[str]] | None = None,
+    upstream: list[str] | tuple[str, ...] = (),
+    upstream_credentials: dict[str, tuple[str, str]] | None = None,
 ) -> str:
     """The hub's whole nats-server config: one account per member (`members`: node id → its leafnode password),
-    and the system account with the hub's admin (a client, not a leafnode; on the client port only)."""
+    and the system account with the hub's admin (a client, not a leafnode; on the client port only).
+
+    A hub of hubs (docs/federation.md, "Prefecture hubs and a national hub"): `peers[node]` are the accounts this
+    hub connects `node` with (default: every other member): at a prefecture hub the members of its prefecture, at
+    the national hub the members of the other prefectures, so that any two nodes meet at exactly one hub and
+    nothing crosses twice. `upstream` (a prefecture hub's national hub URLs) adds one leafnode remote per member
+    account, bound to the same-named account there with `upstream_credentials[node]` (the national hub's
+    `leaf-<node>` user): what a node's account at the national hub imports from another prefecture is then asked
+    for through this hub, account by account, and the per-account isolation holds at both levels."""
     names = sorted(members)
     if SYSTEM_ACCOUNT in names:
         raise ValueError(f"{SYSTEM_ACCOUNT!r} is the hub's own account")
@@ -100,15 +114,34 @@ def render_hub_config(
     accounts = [f"  {json.dumps(SYSTEM_ACCOUNT)}: {json.dumps({'users': [admin]})}"]
     for node in names:
         user = {"user": leaf_user(node), "password": members[node], "allowed_connection_types": ["LEAFNODE"]}
-        body = {"users": [user], "exports": exports(node, names), "imports": imports(node, names)}
+        # a member removed from `members` but still named in `peers` is no peer (its account is gone)
+        mine = None if peers is None else sorted(set(peers.get(node, ())) & set(names))
+        body = {"users": [user], "exports": exports(node, names, peers=mine),
+                "imports": imports(node, names, peers=mine)}
         accounts.append(f"  {json.dumps(node)}: {json.dumps(body)}")
     lines = [f"server_name: {json.dumps(server_name)}", f"listen: {json.dumps(client_listen)}"]
     if monitor:
         lines.append(f"http: {json.dumps(monitor)}")
-    lines += [f"system_account: {json.dumps(SYSTEM_ACCOUNT)}", "accounts {", *accounts, "}",
-              # no_advertise: leaves dial only the URLs they were given (FIELD-NOTES)
-              f"leafnodes {{ listen: {json.dumps(leaf_listen)}, no_advertise: true }}"]
+    lines += [f"system_account: {json.dumps(SYSTEM_ACCOUNT)}", "accounts {", *accounts, "}"]
+    # no_advertise: leaves dial only the URLs they were given (FIELD-NOTES)
+    leaf = [f"listen: {json.dumps(leaf_listen)}", "no_advertise: true"]
+    if upstream:
+        creds = upstream_credentials or {}
+        missing = [n for n in names if n not in creds]
+        if missing:
+            raise ValueError(f"no national hub credentials for {', '.join(missing)}")
+        remotes = [json.dumps({"urls": [_with_credentials(u, creds[n]) for u in upstream], "account": n})
+                   for n in names]
+        leaf += ["remotes: [", *(f"  {r}," for r in remotes), "]", 'reconnect: "1s"']
+    lines.append("leafnodes {\n  " + "\n  ".join(leaf) + "\n}")
     return "\n".join(lines) + "\n"
+
+
+def prefecture_peers(prefectures: dict[str, list[str]], *, national: bool) -> dict[str, list[str]]:
+    """Whom each node meets at one hub of the hierarchy: at its prefecture's hub (`national=False`) the other
+    members of its prefecture, at the national hub the members of every other prefecture."""
+    where = {n: p for p, nodes in prefectures.items() for n in nodes}
+    return {n: sorted(m for m, q in where.items() if m != n and (q != where[n]) == national) for n in where}
 
 
 def credentials_path(data_dir: Path, node: str) -> Path:
@@ -145,7 +178,7 @@ def admin_password(data_dir: Path) -> str:
     return load_or_create_secret(data_dir, ADMIN, nbytes=32, kind="urlsafe")
 
 
-def write_hub_config(data_dir: Path, nodes: list[str], out: Path, **render: str) -> dict[str, Path]:
+def write_hub_config(data_dir: Path, nodes: list[str], out: Path, **render: Any) -> dict[str, Path]:
     """Render the hub's config for `nodes` into `out` (0600) and return each member's credentials file."""
     passwords = member_credentials(data_dir, nodes)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +236,9 @@ class Hub(NatsServer):
     leaf_port: int = 0
     monitor_port: int = 0
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
+    peers: dict[str, list[str]] | None = None  # a hub of the hierarchy: whom each member meets here
+    upstream: list[str] = field(default_factory=list)  # a prefecture hub: the national hub's leafnode URLs
+    upstream_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def leaf_url(self) -> str:
@@ -215,10 +251,32 @@ class Hub(NatsServer):
         self.credentials = {n: (leaf_user(n), p) for n, p in passwords.items()}
         return render_hub_config(passwords, admin_password=admin_password(self.data_dir),
                                  leaf_listen=f"{self.host}:{self.leaf_port}", client_listen=f"{self.host}:{self.port}",
-                                 monitor=f"{self.host}:{self.monitor_port}" if self.monitor_port else "")
+                                 monitor=f"{self.host}:{self.monitor_port}" if self.monitor_port else "",
+                                 server_name=self.node_id, peers=self.peers, upstream=self.upstream,
+                                 upstream_credentials={n: c for n, c in self.upstream_credentials.items()
+                                                       if n in self.members})
 
     async def set_members(self, members: list[str]) -> list[str]:
         """Write the config for `members` and apply it; returns the nodes cut off."""
         self.members = list(members)
         self.write_config()
         return await apply_hub(self.url, self.data_dir, self.members)
+
+
+def start_hierarchy(data_dir: Path, prefectures: dict[str, list[str]], *, host: str = "127.0.0.1",
+                    national_members: list[str] | None = None, monitor: bool = False) -> tuple[Hub, dict[str, Hub]]:
+    """A running national hub and one hub per prefecture (`prefectures`: name → its member nodes), each prefecture
+    hub dialling the national hub with one remote per member account: for tests and benchmarks (`monitor`: each
+    with nats-server's monitoring port)."""
+    national = Hub(node_id="national", data_dir=Path(data_dir) / "national", host=host,
+                   members=national_members or [n for nodes in prefectures.values() for n in nodes],
+                   peers=prefecture_peers(prefectures, national=True), monitor_port=free_port() if monitor else 0)
+    national.start()
+    local = prefecture_peers(prefectures, national=False)
+    hubs: dict[str, Hub] = {}
+    for pref, nodes in prefectures.items():
+        hubs[pref] = Hub(node_id=f"hub-{pref}", data_dir=Path(data_dir) / f"hub-{pref}", host=host,
+                         members=list(nodes), peers={n: local[n] for n in nodes}, upstream=[national.leaf_url],
+                         upstream_credentials=national.credentials, monitor_port=free_port() if monitor else 0)
+        hubs[pref].start()
+    return national, hubs

@@ -113,6 +113,10 @@ class NodeConfig:
     town_emblem: str = ""  # an SVG or PNG file's absolute path ("": a drawn one)
     trusted_proxies: str = ""  # reverse proxies whose X-Forwarded-* the gateway believes (comma separated)
     services: tuple[str, ...] = subjects.SERVICES
+    # the services' trust chain cache and the projects' members round ("" : their defaults, 300 s and 60 s);
+    # bench/federation.py shortens them to measure a removal within a stated cache time
+    federation_cache_seconds: str = ""
+    federation_refresh_seconds: str = ""
     processes: str = GROUPED  # GROUPED: the services as tasks of one host process; ONE_PER_SERVICE: one each
     python: str = sys.executable
 
@@ -263,6 +267,10 @@ class Supervisor:
             "TOWNTIP_TRUST_ANCHOR": c.trust_anchor,
             "TOWNTIP_TRUST_ANCHOR_JWKS": c.trust_anchor_jwks,
         } | self._town_env()
+        if c.federation_cache_seconds:
+            env["TOWNTIP_FEDERATION_CACHE_SECONDS"] = c.federation_cache_seconds
+        if c.federation_refresh_seconds:
+            env["TOWNTIP_FEDERATION_REFRESH_SECONDS"] = c.federation_refresh_seconds
         if name in c.service_dbs:
             env["TOWNTIP_DATABASE_URL"] = c.service_dbs[name]
         elif c.database_url:
