@@ -160,6 +160,12 @@ async def test_calendars_and_atom_gathered_over_the_bus(portal: Portal) -> None:
     assert feed.entries[1].link == "https://www.city.example/news/1"
     assert feed.entries[1].author == "市の新着"
     assert feed.entries[1].published_parsed[:4] == datetime(2026, 12, 7, 1, tzinfo=UTC).timetuple()[:4]
+    # The node's own notice links to the public page, which anyone may open (the inbox is its recipients' only).
+    own = (await portal.call(f.EP_PUBLIC, {}))["notices"][0]
+    assert feed.entries[0].link.endswith(f"/notices#n-{own['id']}")
+    r = await portal.http.get("/notices")
+    assert r.status_code == 200 and f'id="n-{own["id"]}"' in r.text
+    assert all(title in r.text for title in titles) and "12月29日から休みです。" in r.text
 
     # A notice to everyone with a date (its validity) is on the node's calendar, linking to the inbox; a targeted
     # one with the same date is not (issue 18 point 5).
