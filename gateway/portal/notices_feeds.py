@@ -1,6 +1,7 @@
-"""The node's public notices as Atom (/notices.atom, written with feedgen) and the staff's page of collected feeds
-(/staff/feeds, issue 18 point 7): register a site's feed, see each one's state and why one is broken (in words,
-from its code), read one now, pause it, and set the rules that sort collected items into categories."""
+"""The node's public notices as Atom (/notices.atom, written with feedgen) and as a page (/notices), and the staff's
+page of collected feeds (/staff/feeds, issue 18 point 7): register a site's feed, see each one's state and why one
+is broken (in words, from its code), read one now, pause it, and set the rules that sort collected items into
+categories."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from feedgen.feed import FeedGenerator
 from pydantic import ValidationError
 
 from gateway import words
-from gateway.deps import CsrfForm, StaffUser
+from gateway.deps import CsrfForm, OptionalUser, StaffUser
 from gateway.portal import session as ps
 from gateway.portal.common import actor_of, add_nav, bad_status, call, error_status, render, why
 from gateway.portal.i18n import add_words, t
@@ -70,9 +71,26 @@ add_words(
         "coll_registered": ("登録しました。", "Registered."),
         "coll_atom": ("公開のお知らせ（Atom）", "Public notices (Atom)"),
         "nav_staff_feeds": ("外部情報の取り込み", "Collected feeds"),
+        "pn_title": ("お知らせ一覧", "Public notices"),
+        "pn_intro": (
+            "市からみなさんへのお知らせと、市のサイト・社会福祉協議会・商店会などから集めた新着情報です。",
+            "Notices from the town to everyone, and news collected from the city's site, the welfare council, "
+            "shops and partners.",
+        ),
+        "pn_none": ("まだお知らせはありません。", "No notice yet."),
+        "pn_own": ("市からのお知らせ", "From the town"),
+        "pn_from": ("{source} より", "From {source}"),
+        "pn_site": ("元のページを開く", "Open the original page"),
+        "pn_inbox": ("電子私書箱で読む", "Read it in my inbox"),
+        "pn_atom": ("フィードで購読（Atom）", "Subscribe (Atom feed)"),
+        "pn_unavailable": (
+            "お知らせを読み込めませんでした。しばらくしてからもう一度お試しください。",
+            "The notices could not be read. Please try again later.",
+        ),
     }
 )
 add_nav("nav_staff_feeds", "/staff/feeds", "staff")
+add_nav("pn_title", "/notices", "all")
 
 
 # ---- Atom --------------------------------------------------------------------------------------------------------
@@ -93,7 +111,7 @@ def atom(notices: list[f.PublicNotice], *, node: str, base: str, now: datetime) 
         fe.id(f"tag:{host},2026:{node}/notices/{n.id}")
         fe.title(n.title)
         fe.summary(n.summary or n.title)
-        fe.link(href=n.link or f"{base}/inbox/{n.id}", rel="alternate")
+        fe.link(href=n.link or f"{base}/notices#n-{n.id}", rel="alternate")  # the public page: anyone may read
         fe.published(n.published_at)
         fe.updated(n.updated_at)
         if n.category:
@@ -115,6 +133,32 @@ async def notices_atom(request: Request) -> Response:
     body = atom(got.notices, node=settings.node_id, base=settings.public_url.rstrip("/"), now=datetime.now(JST))
     return Response(
         body, media_type="application/atom+xml; charset=utf-8", headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+# ---- the public page --------------------------------------------------------------------------------------------
+
+
+@router.get("/notices", response_class=HTMLResponse)
+async def notices_page(request: Request, user: OptionalUser) -> Response:
+    """The node's public notices for people (issue 18 point 7: collected items published as notices): the same
+    list as /notices.atom, newest first, a collected one linking to its site."""
+    lang = ps.lang(request)
+    labels = category_labels(lang)
+    try:
+        got = f.PublicNotices.model_validate(await call(request, SERVICE, f.EP_PUBLIC, f.PublicQuery()))
+        listed, status, error = got.notices, 200, None
+    except errors.ServiceError as exc:
+        listed, status, error = [], error_status(exc), t("pn_unavailable", lang)
+    return render(
+        request,
+        "notices/public.html",
+        status=status,
+        user=user,
+        notices=listed,
+        error=error,
+        label=lambda code: labels.get(code, code),
+        jst=lambda x: x.astimezone(JST).strftime("%Y-%m-%d %H:%M"),
     )
 
 

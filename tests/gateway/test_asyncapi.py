@@ -1,5 +1,5 @@
 """GET /asyncapi.json: the node's bus as an AsyncAPI 3.0 document, generated from the contracts. Every subject in
-use appears in it: every endpoint the four services actually register (asked of nats.micro's $SRV.INFO), and
+use appears in it: every endpoint the services actually register (asked of nats.micro's $SRV.INFO), and
 every event type the code announces."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import nats
 from gateway.app import create_app
 from identity.app import IdentityService
 from services.bookings.app import BookingsService
+from services.notices.app import NoticesService
 from services.points.app import PointsService
 from services.projects.app import ProjectsService
 from services.signage.app import SignageService
@@ -65,7 +66,8 @@ async def test_every_subject_in_use_is_in_the_asyncapi_document(nats_server, tmp
     services = [IdentityService(settings("identity"), smtp=SmtpSettings(enabled=False)),
                 PointsService(settings("points")),
                 ProjectsService(settings("projects"), smtp=SmtpSettings(enabled=False)),
-                SnsService(settings("sns")), BookingsService(settings("bookings")), SignageService(settings("signage"))]
+                SnsService(settings("sns")), BookingsService(settings("bookings")), SignageService(settings("signage")),
+                NoticesService(settings("notices"))]
     nc = await nats.connect(nats_server.url)
     try:
         for s in services:  # one after the other: alembic keeps its running migration in module globals
@@ -89,7 +91,9 @@ async def test_every_subject_in_use_is_in_the_asyncapi_document(nats_server, tmp
     events = {subjects.evt(NODE, svc, re.sub(r"(?<!^)(?=[A-Z])", "_", t).lower()) for svc, t in _announced_types()}
     assert {"evt.apinode.identity.user_deleted", "evt.apinode.points.tap_recorded",
             "evt.apinode.points.entry_posted", "evt.apinode.sns.post_published",
-            "evt.apinode.bookings.booking_confirmed"} <= events
+            "evt.apinode.bookings.booking_confirmed", "evt.apinode.notices.notice_published",
+            "evt.apinode.notices.feed_item_collected",
+            "evt.apinode.publicnotices.public_notice_published"} <= events
     assert events - documented == set(), "events missing from /asyncapi.json"
     # Payloads come from the models: a refusal's codes, an event's fields.
     chan = doc["channels"]["svc.projects.themes.call.open"]

@@ -311,6 +311,7 @@ ROLES = {
     "GET /calendar/private/{token}.ics": "public",
     "GET /communities/{community_id}/calendar.ics": "public",
     "GET /notices.atom": "public",
+    "GET /notices": "public",
     "GET /staff/feeds": "staff",
     "POST /staff/feeds": "staff, form",
     "POST /staff/feeds/rules": "staff, form",

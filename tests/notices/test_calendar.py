@@ -1,5 +1,6 @@
 """The calendar and the public notices through the gateway (issue 18 points 5 and 7): the node's, a community's and a
 person's private iCalendar feeds, read back with the icalendar library; /notices.atom read back with feedparser.
+The notices service runs on SQLite and PostgreSQL.
 Entries come over the bus from the services that own them (a points event with a date, a collected iCalendar feed);
 the bookings service is not running, and the calendar shows the rest without it."""
 
@@ -59,14 +60,17 @@ def summaries(cal: icalendar.Calendar | None) -> dict[str, icalendar.Event]:
 
 
 @pytest.fixture
-async def portal(nats_server, tmp_path) -> AsyncIterator[Portal]:
+async def portal(nats_server, database, tmp_path) -> AsyncIterator[Portal]:
     def settings(service: str, **more: str) -> ServiceSettings:
         return ServiceSettings(
             service=service, node_id=NODE, nats_url=nats_server.url, data_dir=str(tmp_path / service), **more
         )
 
+    url, schema = database  # the notices service's queries (calendar entries, public notices) on both databases
     notices = NoticesService(
-        settings(SERVICE), reader=FeedReader(allow=parse_allow("127.0.0.0/8"), total=3.0), poll_every=None
+        settings(SERVICE, database_url=url, database_schema=schema or ""),
+        reader=FeedReader(allow=parse_allow("127.0.0.0/8"), total=3.0),
+        poll_every=None,
     )
     points = PointsService(settings("points", card_key=CARD_KEY))
     site, site_port, port = FeedSite(), free_port(), free_port()
@@ -156,6 +160,12 @@ async def test_calendars_and_atom_gathered_over_the_bus(portal: Portal) -> None:
     assert feed.entries[1].link == "https://www.city.example/news/1"
     assert feed.entries[1].author == "市の新着"
     assert feed.entries[1].published_parsed[:4] == datetime(2026, 12, 7, 1, tzinfo=UTC).timetuple()[:4]
+    # The node's own notice links to the public page, which anyone may open (the inbox is its recipients' only).
+    own = (await portal.call(f.EP_PUBLIC, {}))["notices"][0]
+    assert feed.entries[0].link.endswith(f"/notices#n-{own['id']}")
+    r = await portal.http.get("/notices")
+    assert r.status_code == 200 and f'id="n-{own["id"]}"' in r.text
+    assert all(title in r.text for title in titles) and "12月29日から休みです。" in r.text
 
     # A notice to everyone with a date (its validity) is on the node's calendar, linking to the inbox; a targeted
     # one with the same date is not (issue 18 point 5).

@@ -1,7 +1,8 @@
 """Collected feeds and the calendar in headless Chromium on a phone (issue 18 points 5 and 7): staff register the
 welfare council's calendar and a broken feed on /staff/feeds (the broken one shows why, in words) and set a sorting
 rule; a resident reads the month on /calendar and issues their private calendar URL, which a calendar app then
-reads. The identity and notices services run beside the gateway on a real nats-server."""
+reads, and finds the collected news on /notices. The identity and notices services run beside the gateway on a
+real nats-server."""
 
 from __future__ import annotations
 
@@ -100,6 +101,8 @@ async def test_staff_collect_feeds_and_a_resident_reads_the_calendar(portal, pho
     )
     broken = await run(lambda: d.find_element(By.CSS_SELECTOR, ".feed.broken .why").text)
     assert "RSS・Atom・iCalendar・JSON のいずれとしても読めませんでした。" in broken, page["text"]
+    page = await fill(d, {"url": site_base + "/rss", "title": "市の新着"}, submit="#add button[type=submit]")
+    assert "登録しました。" in page["text"], page["text"]
     page = await fill(d, {"rules": "サロン,culture"}, submit="#rules button[type=submit]")
     assert "ルールを保存しました。" in page["text"] and page["overflow"] <= 0, page["text"]
     await shot(d, "feeds-staff")
@@ -127,3 +130,12 @@ async def test_staff_collect_feeds_and_a_resident_reads_the_calendar(portal, pho
         r = await http.get(url)
     assert r.status_code == 200
     assert "ふれあいサロン" in {str(e["summary"]) for e in icalendar.Calendar.from_ical(r.content).walk("VEVENT")}
+
+    # The collected news are published as notices on a page anyone may read, each linking to its site.
+    page = await open_page(d, f"{base}/notices")
+    assert "お知らせ一覧" in page["text"] and "ごみ収集日の変更" in page["text"], page["text"]
+    assert "市の新着 より" in page["text"] and page["overflow"] <= 0
+    link = await run(lambda: d.find_element(By.CSS_SELECTOR, "#notices li[data-source=collected] a.more"))
+    assert link.get_attribute("href").startswith("https://www.city.example/news/")
+    assert "noopener" in link.get_attribute("rel") and link.size["height"] >= 24
+    await shot(d, "notices-public")

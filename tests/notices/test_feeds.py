@@ -144,13 +144,20 @@ async def test_broken_feeds_are_marked_with_their_reason_and_never_stop_the_othe
     slow = await env.register("/slow")
     bad = await env.register("/malformed")
     gone = await env.register("/gone")
-    states = {x["url"].rsplit("/", 1)[1]: (x["state"], x["error_code"]) for x in (good, huge, slow, bad, gone)}
+    # A site that is down: nothing listens on its port (an allowed loopback address, so only the connection fails).
+    down = await env.call(
+        f.EP_FEED_REGISTER, {"actor": STAFF, "url": f"http://127.0.0.1:{free_port()}/down", "title": "down"}
+    )
+    states = {
+        x["url"].rsplit("/", 1)[1]: (x["state"], x["error_code"]) for x in (good, huge, slow, bad, gone, down)
+    }
     assert states == {
         "rss": ("ok", None),
         "huge": ("broken", "feeds.too_large"),
         "slow": ("broken", "feeds.timeout"),
         "malformed": ("broken", "feeds.malformed"),
         "gone": ("broken", "feeds.http_status"),
+        "down": ("broken", "feeds.unreachable"),
     }
     assert "404" in gone["error"]
 

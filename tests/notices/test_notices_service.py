@@ -16,8 +16,10 @@ from tests.support.bus import wait_for
 from towntip.kernel.bus import rpc, subjects
 from towntip.kernel.clock import JST
 from towntip.kernel.contracts import bookings as bc
+from towntip.kernel.contracts import bookings_life as bl
 from towntip.kernel.contracts import bookings_lottery as blo
 from towntip.kernel.contracts import bookings_waitlist as bw
+from towntip.kernel.contracts import courses as cc
 from towntip.kernel.contracts import donations as dc
 from towntip.kernel.contracts import identity as ic
 from towntip.kernel.contracts import notices as c
@@ -262,6 +264,37 @@ async def test_lottery_applicants_and_the_next_on_a_waitlist_are_told(node: Node
     assert "先着順" in taros["抽選の結果: 落選しました"]["body"]
     won_item = hanakos["抽選の結果: 当選しました"]
     assert won_item["links"][0]["url"] == f"/bookings/{'b' * 36}", won_item
+
+
+async def test_a_declined_or_cancelled_booking_and_a_certificate_are_messages(node: Node) -> None:
+    """The rest of the official messages (docs/notices.md): a request staff declined, with its reason; a booking
+    staff cancelled (the booker's own cancellation is no message: they did it); a certificate issued, the person
+    named by the points service as `person:<user id>`."""
+    await node.register(HANAKO)
+    start = node.clock() + timedelta(days=5)
+    when = {"facility_id": "ohashi-hall", "start": start, "end": start + timedelta(hours=2),
+            "booker": HANAKO.global_handle, "at": node.clock()}
+    await node.publish(bc.BookingCancelled(booking_id="d" * 36, by="booker", **when))
+    await node.publish(bl.BookingRejected(booking_id="r" * 36, reason="同じ時間に市の行事があります", **when))
+    await node.publish(bc.BookingCancelled(booking_id="c" * 36, by="staff", **when))
+    await node.publish(cc.CertificationGranted(certificate_id="cert-0001", certification="bousai-leader",
+                                               person=f"person:{HANAKO.user_id}", issued_at=node.clock()))
+
+    async def arrived() -> dict[str, Any] | None:
+        page = await node.inbox(HANAKO)
+        return page if len(page["items"]) >= 3 else None
+    page = await wait_for(arrived, "the messages from the bookings' and points' events")
+    by_title = {it["title"]: it for it in page["items"]}
+    assert set(by_title) == {"施設予約の申込みが承認されませんでした", "施設予約が取り消されました",
+                             "認定証が発行されました"}
+    declined = await node.call(c.EP_INBOX_GET, {"actor": a(HANAKO),
+                                                "item_id": by_title["施設予約の申込みが承認されませんでした"]["id"]})
+    assert "同じ時間に市の行事があります" in declined["body"]
+    certificate = await node.call(c.EP_INBOX_GET, {"actor": a(HANAKO),
+                                                   "item_id": by_title["認定証が発行されました"]["id"]})
+    assert [link["url"] for link in certificate["links"]] == ["/certificates/cert-0001"]
+    # The booker's own cancellation came first on the bookings stream, whose later events are here: it made nothing.
+    assert len((await node.inbox(HANAKO))["items"]) == 3
 
 
 async def test_a_deleted_account_leaves_no_inbox_and_no_answers(node: Node) -> None:

@@ -189,7 +189,7 @@ class PublicNotice(Frozen):
     id: str
     title: str
     summary: str
-    link: str | None  # the site's page of a collected one; None: the node's own (its page is /notices/<id>)
+    link: str | None  # the site's page of a collected one; None: the node's own (its entry on /notices#n-<id>)
     category: str | None
     source: str  # the collected feed's title; "" for the node's own
     published_at: datetime
