@@ -24,7 +24,8 @@ from towntip.kernel.contracts import notebook as nc_
 from towntip.kernel.contracts import points as pc
 
 ROOT = Path(__file__).resolve().parents[2]
-WORDS = POINTS_WORDS | {k: v for k, v in EVENT_WORDS.items() if k.startswith("signup.")}  # events' sign-up
+WORDS = POINTS_WORDS | {k: v for k, v in EVENT_WORDS.items()  # events' sign-up, and the staff page's venue check
+                        if k.startswith("signup.") or k == "event.venue_booking"}
 WORDS |= OPEN_DATA_WORDS  # the usage figures (shared by identity, points and sns)
 CONTRACTS = ("points", "ledger", "coupons", "courses", "donations", "notebook", "payments", "event_signups",
              "open_data")
@@ -56,9 +57,10 @@ def test_every_points_refusal_is_listed_and_has_words() -> None:
     listed = {r.code for d in DOMAINS for op in d.ops for r in d.refusals_of(op)}
     assert listed <= codes.keys()
     # The refusals of the tap path answer terminals, not endpoints: they need words all the same.
+    # event.venue_booking is the staff page's: the gateway checks an event's venue with the bookings service.
     assert sorted(codes.keys() - listed) == ["card.already_registered", "coupon.card_not_registered",
-                                             "donation.card_not_donors", "tap.id_reused", "tap.mode_unsupported",
-                                             "tap.repeat_of_refused"]
+                                             "donation.card_not_donors", "event.venue_booking", "tap.id_reused",
+                                             "tap.mode_unsupported", "tap.repeat_of_refused"]
     assert sorted(WORDS) == sorted(codes)
     for code, (ja, en) in WORDS.items():
         assert any("\u3040" <= ch <= "\u9fff" for ch in ja), code  # kana or kanji

@@ -11,7 +11,7 @@ from nats.aio.client import Client as NATS
 
 from towntip.node import leafnode
 from towntip.node.hub import Hub
-from towntip.node.natsd import NatsServer, free_port
+from towntip.node.natsd import NatsServer
 from towntip.node.source_guard import SourceGuard
 
 LAYOUTS = ("accounts", "shared")
@@ -31,8 +31,7 @@ class SharedHub(NatsServer):
         return f"nats-leaf://{self.host}:{self.leaf_port}"
 
     def render(self, store_dir: Path) -> str:
-        if not self.leaf_port:
-            self.leaf_port = free_port()
+        self.choose_port("leaf_port")
         self.extra_config = f'leafnodes {{ listen: "{self.host}:{self.leaf_port}", no_advertise: true }}'
         return super().render(store_dir)
 

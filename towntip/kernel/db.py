@@ -184,4 +184,7 @@ async def ensure_schema(engine: AsyncEngine, schema: str | None) -> None:
     from sqlalchemy import text
 
     async with engine.begin() as conn:
+        # Two instances starting at once both found no schema, and the second CREATE failed on the catalogue's unique
+        # index (IF NOT EXISTS does not serialise them): one at a time, under a lock named after the schema.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"schema:{schema}"})
         await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))

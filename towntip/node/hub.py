@@ -245,8 +245,7 @@ class Hub(NatsServer):
         return f"nats-leaf://{self.host}:{self.leaf_port}"
 
     def render(self, store_dir: Path) -> str:  # the hub keeps no streams
-        if not self.leaf_port:
-            self.leaf_port = free_port()
+        self.choose_port("leaf_port")
         passwords = member_credentials(self.data_dir, self.members)
         self.credentials = {n: (leaf_user(n), p) for n, p in passwords.items()}
         return render_hub_config(passwords, admin_password=admin_password(self.data_dir),

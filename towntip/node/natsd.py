@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -93,6 +94,8 @@ class NatsServer:
     log_file: Path | None = None
     server_name: str = ""  # "" : the node id (one server); each server of a cluster has its own
     proc: subprocess.Popen | None = field(default=None, init=False)
+    # the ports this start chose (free_port), chosen again if another process took one before nats-server bound it
+    _chosen_ports: set[str] = field(default_factory=set, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -102,9 +105,17 @@ class NatsServer:
     def config_path(self) -> Path:
         return self.data_dir / "nats-server.conf"
 
+    def choose_port(self, attr: str) -> int:
+        """The port in `attr`, or a free one chosen now: free when asked, so another process may bind it before
+        nats-server does; `start` then chooses again."""
+        if not getattr(self, attr):
+            setattr(self, attr, free_port())
+            self._chosen_ports.add(attr)
+        port: int = getattr(self, attr)
+        return port
+
     def write_config(self) -> Path:
-        if not self.port:
-            self.port = free_port()
+        self.choose_port("port")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store = self.data_dir / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
@@ -117,20 +128,54 @@ class NatsServer:
                              extra=self.extra_config, server_name=self.server_name)
 
     def start(self, timeout: float = 10.0) -> NatsServer:
-        self.write_config()
-        log = open(self.log_file or self.data_dir / "nats-server.log", "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [nats_server_binary(), "-c", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        wait_for_port(self.host, self.port, timeout, self.proc)
+        """Start and wait until it listens. A port this start chose itself and found taken when nats-server came to
+        bind it (tests and benchmarks choosing ports at once: free_port's window) is chosen again, twice at most;
+        ports given by the caller, or kept from an earlier start (a restart), never change."""
+        for attempt in range(3):
+            self._chosen_ports.clear()
+            self.write_config()
+            log_path = self.log_file or self.data_dir / "nats-server.log"
+            seen = log_path.stat().st_size if log_path.exists() else 0
+            log = open(log_path, "ab")
+            try:
+                self.proc = subprocess.Popen(
+                    [nats_server_binary(), "-c", str(self.config_path)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            finally:
+                log.close()
+            try:
+                self._wait_until_it_answers(timeout)
+                return self
+            except RuntimeError:
+                with open(log_path, "rb") as fh:
+                    fh.seek(seen)
+                    taken = b"address already in use" in fh.read()
+                if not (taken and self._chosen_ports) or attempt == 2:
+                    raise
+                for attr in self._chosen_ports:
+                    setattr(self, attr, 0)
         return self
+
+    def _wait_until_it_answers(self, timeout: float) -> None:
+        """Until this process answers on its port: the INFO there names this server (another process may listen on
+        a port chosen free a moment ago; nats-server then exits: RuntimeError)."""
+        name = f'"server_name":{json.dumps(self.server_name or self.node_id)}'.encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            wait_for_port(self.host, self.port, max(0.1, deadline - time.monotonic()), self.proc)
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1) as conn:
+                    info = conn.recv(65536)
+                if name in info.replace(b" ", b""):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"nats-server did not answer on {self.host}:{self.port} after {timeout}s")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
