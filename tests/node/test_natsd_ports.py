@@ -36,3 +36,9 @@ def test_a_chosen_port_found_taken_is_chosen_again_a_given_one_never(tmp_path: P
         with pytest.raises(RuntimeError, match="exited"):
             given.start()
         assert given.port == taken
+
+
+def test_free_port_never_hands_out_one_port_twice_within_its_hold() -> None:
+    ports = [natsd.free_port() for _ in range(300)]
+    assert len(set(ports)) == 300  # the kernel alone may answer the same free port again once it was closed
+    assert all((natsd.PORTS_DIR / str(p)).exists() for p in ports)

