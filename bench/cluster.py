@@ -170,9 +170,10 @@ async def wait_until(check: Callable[[], Any], what: str, timeout: float) -> Non
     raise TimeoutError(f"{what} not ready after {timeout:g} s ({last!r})")
 
 
-async def all_instances_answer(nc: NATS, node: ClusterNode, window: float = 0.5) -> bool:
-    """Every instance of every service answers $SRV.PING (ping_services stops at the first of each)."""
-    ids: dict[str, set[str]] = {s: set() for s in node.services}
+async def instances_answering(nc: NATS, services: tuple[str, ...] | list[str],
+                              window: float = 0.5) -> dict[str, int]:
+    """How many instances of each service answer $SRV.PING within `window` (ping_services stops at the first)."""
+    ids: dict[str, set[str]] = {s: set() for s in services}
 
     async def on_reply(msg: Any) -> None:
         with contextlib.suppress(ValueError, AttributeError, TypeError):
@@ -183,12 +184,18 @@ async def all_instances_answer(nc: NATS, node: ClusterNode, window: float = 0.5)
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=on_reply)
     try:
-        for s in node.services:
+        for s in services:
             await nc.publish(f"$SRV.PING.{s}", b"", reply=inbox)
         await asyncio.sleep(window)
     finally:
         await sub.unsubscribe()
-    return all(len(found) >= node.instances for found in ids.values())
+    return {s: len(found) for s, found in ids.items()}
+
+
+async def all_instances_answer(nc: NATS, node: ClusterNode, window: float = 0.5) -> bool:
+    """Every instance of every service answers $SRV.PING."""
+    counts = await instances_answering(nc, node.services, window)
+    return all(n >= node.instances for n in counts.values())
 
 
 async def gateway_ok(base: str) -> bool:

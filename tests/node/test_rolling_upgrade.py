@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from nats.aio.client import Client as NATS
 from sqlalchemy import text
 
 from bench.cluster import PG_URL, create_database, drop_database
+from bench.cluster import instances_answering as answering
 from bench.taps import pg_reachable
 from edge.feedback.messages import Feedback
 from edge.terminal.agent import TerminalAgent
@@ -116,27 +116,6 @@ class Walk:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.http_port}", timeout=20) as c:
             r = await c.get(f"/themes/{theme_id}")
         assert r.status_code == 200 and THEME["title"] in r.text, (gateway.name, r.status_code)
-
-
-async def answering(nc: NATS, services: tuple[str, ...]) -> dict[str, int]:
-    """How many instances of each service answer $SRV.PING now."""
-    ids: dict[str, set[str]] = {s: set() for s in services}
-
-    async def on_reply(msg: Any) -> None:
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
-            info = json.loads(msg.data)
-            if info.get("name") in ids:
-                ids[info["name"]].add(str(info.get("id")))
-
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox, cb=on_reply)
-    try:
-        for s in services:
-            await nc.publish(f"$SRV.PING.{s}", b"", reply=inbox)
-        await asyncio.sleep(0.5)
-    finally:
-        await sub.unsubscribe()
-    return {s: len(found) for s, found in ids.items()}
 
 
 async def start(node: ClusterNode, nc: NATS, procs: list[Proc], expect: int) -> None:
